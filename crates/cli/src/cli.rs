@@ -1,0 +1,136 @@
+//! Command-line arguments: every subcommand and flag, documented for `--help`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Flotilla: a distributed background-job fleet on Redis Streams.
+///
+/// Settings come from a TOML file (--config or FLOTILLA_CONFIG) with FLOTILLA_* environment
+/// overrides, e.g. FLOTILLA_REDIS_URL, FLOTILLA_NAMESPACE, FLOTILLA_WORKER__CONCURRENCY.
+#[derive(Debug, Parser)]
+#[command(name = "flotilla", version, propagate_version = true)]
+pub struct Cli {
+    /// TOML settings file; without one, built-in defaults and FLOTILLA_* variables apply.
+    #[arg(long, global = true, env = "FLOTILLA_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Log format on stderr; the level comes from RUST_LOG (default info).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "FLOTILLA_LOG_FORMAT")]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a worker: serve jobs until SIGTERM or SIGINT, then drain gracefully.
+    Worker(WorkerArgs),
+    /// Enqueue one job and print its id.
+    Enqueue(EnqueueArgs),
+    /// Inspect jobs.
+    Jobs {
+        #[command(subcommand)]
+        command: JobsCommand,
+    },
+    /// Run a demo of the whole fleet on a private redis-server (or FLOTILLA_REDIS_URL).
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Queues to serve, with optional weights: `critical=6,default=3,low=1` or `emails`.
+    /// Overrides the settings file.
+    #[arg(long, value_delimiter = ',', value_name = "QUEUE[=WEIGHT]")]
+    pub queues: Option<Vec<String>>,
+
+    /// Jobs run at once. Overrides the settings file.
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+
+    /// Serve queues strictly by weight instead of by weighted lottery.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EnqueueArgs {
+    /// Job type: the handler name workers dispatch on.
+    #[arg(long = "type", value_name = "TYPE")]
+    pub job_type: String,
+
+    /// Arguments as JSON.
+    #[arg(long, default_value = "{}", value_name = "JSON")]
+    pub payload: String,
+
+    /// Queue to put the job on.
+    #[arg(long, default_value = "default")]
+    pub queue: String,
+
+    /// Run after this delay, e.g. `30s`, `5m`, `1h 30m`.
+    #[arg(long = "in", value_name = "DURATION", value_parser = humantime::parse_duration, conflicts_with = "at")]
+    pub delay: Option<Duration>,
+
+    /// Run at this RFC 3339 instant, e.g. `2026-12-01T09:00:00Z`.
+    #[arg(long, value_name = "RFC3339")]
+    pub at: Option<String>,
+
+    /// Attempts before the job goes to the dead-letter queue.
+    #[arg(long, value_name = "N")]
+    pub max_attempts: Option<u32>,
+
+    /// Time one attempt may run, e.g. `30s`.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub timeout: Option<Duration>,
+
+    /// Retry backoff: `fixed:MS`, `exponential:BASE_MS:CAP_MS` or `list:MS,MS,…`.
+    #[arg(long, value_name = "POLICY")]
+    pub backoff: Option<String>,
+
+    /// Unique key: while a job holds it, enqueueing another prints the first job's id.
+    #[arg(long, value_name = "KEY")]
+    pub unique: Option<String>,
+
+    /// How long the unique key is held at most.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "1h")]
+    pub unique_for: Duration,
+
+    /// Your own job id (e.g. a UUID): enqueueing the same id twice creates one job.
+    #[arg(long, value_name = "ID")]
+    pub id: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// Show one job by id or by a prefix that matches only one job.
+    Show(ShowArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The job id, or a unique prefix of it.
+    pub id: String,
+
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Workers to start.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+
+    /// Give up waiting for the jobs after this long.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "60s")]
+    pub timeout: Duration,
+}

@@ -1,0 +1,116 @@
+//! `flotilla jobs show`: find a job by id or unique prefix and print its record.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use flotilla_proto::{JobRecord, Keys};
+use redis::aio::ConnectionManager;
+
+use crate::cli::ShowArgs;
+use crate::settings::Settings;
+
+/// Matches listed when a prefix is ambiguous.
+const AMBIGUOUS_SHOWN: usize = 10;
+
+pub async fn show(config_file: Option<&Path>, args: ShowArgs) -> anyhow::Result<()> {
+    let settings = Settings::load(config_file)?;
+    let client = redis::Client::open(settings.redis_url.as_str())?;
+    let mut conn = ConnectionManager::new(client)
+        .await
+        .with_context(|| format!("cannot connect to Redis at {}", settings.redis_url))?;
+    let keys = Keys::new(settings.namespace.clone());
+    let record = find(&mut conn, &keys, &args.id).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&record)?);
+    } else {
+        print!("{}", render(&record));
+    }
+    Ok(())
+}
+
+/// The record of the job with this id, or of the only job whose id starts with it.
+pub async fn find(conn: &mut ConnectionManager, keys: &Keys, id: &str) -> anyhow::Result<JobRecord> {
+    let queues: Vec<String> = redis::cmd("SMEMBERS").arg(keys.queues()).query_async(conn).await?;
+    for queue in &queues {
+        if let Some(record) = read(conn, &keys.job(queue, id)).await? {
+            return Ok(record);
+        }
+    }
+    let mut matches = Vec::new();
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(keys.job_scan_pattern(id))
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(conn)
+            .await?;
+        matches.extend(batch);
+        cursor = next;
+        if cursor == 0 || matches.len() > AMBIGUOUS_SHOWN {
+            break;
+        }
+    }
+    match matches.as_slice() {
+        [] => bail!("no job with id or id prefix {id:?}"),
+        [key] => read(conn, key).await?.with_context(|| format!("job {id} vanished while being read")),
+        many => {
+            let ids: Vec<&str> = many
+                .iter()
+                .take(AMBIGUOUS_SHOWN)
+                .map(|k| k.rsplit_once(":job:").map_or(k.as_str(), |(_, id)| id))
+                .collect();
+            bail!("{id:?} matches several jobs; give more of the id:\n  {}", ids.join("\n  "))
+        }
+    }
+}
+
+async fn read(conn: &mut ConnectionManager, key: &str) -> anyhow::Result<Option<JobRecord>> {
+    let hash: HashMap<String, Vec<u8>> = redis::cmd("HGETALL").arg(key).query_async(conn).await?;
+    Ok(JobRecord::from_hash(&hash)?)
+}
+
+fn time(ms: Option<u64>) -> String {
+    ms.and_then(|ms| jiff::Timestamp::from_millisecond(ms as i64).ok())
+        .map_or_else(|| "-".to_owned(), |t| t.to_string())
+}
+
+fn render(r: &JobRecord) -> String {
+    let status = r.status.map_or("unknown", |s| s.as_str());
+    let mut out = String::new();
+    let mut line = |name: &str, value: String| out.push_str(&format!("{name:<12} {value}\n"));
+    line("id", r.id.clone());
+    line("type", r.job_type.clone());
+    line("queue", r.queue.clone());
+    line("status", status.to_owned());
+    line("attempts", format!("{} of {}", r.attempts, r.max_attempts));
+    line("created", time(r.created_at));
+    line("run at", time(r.run_at));
+    if r.next_run_at.is_some() {
+        line("next run", time(r.next_run_at));
+    }
+    line("started", time(r.started_at));
+    line("finished", time(r.finished_at));
+    if let Some(worker) = &r.worker {
+        line("worker", worker.clone());
+    }
+    line("payload", r.payload.to_string());
+    if let Some(progress) = &r.progress {
+        line("progress", progress.to_string());
+    }
+    if let Some(result) = &r.result {
+        line("result", result.to_string());
+    }
+    if let Some(error) = &r.error {
+        line("error", error.clone());
+    }
+    let mut raw: Vec<_> = r.raw.iter().collect();
+    raw.sort();
+    for (name, value) in raw {
+        line(&format!("raw {name}"), value.clone());
+    }
+    out
+}

@@ -1,0 +1,6 @@
+//! One module per subcommand.
+
+pub mod demo;
+pub mod enqueue;
+pub mod jobs;
+pub mod worker;

@@ -1,0 +1,46 @@
+//! `flotilla worker`: serve jobs until SIGTERM or SIGINT.
+
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use flotilla_worker::{QueueWeight, Shutdown, Worker};
+
+use crate::cli::WorkerArgs;
+use crate::settings::Settings;
+
+pub async fn run(config_file: Option<&Path>, args: WorkerArgs) -> anyhow::Result<()> {
+    let settings = Settings::load(config_file)?;
+    let mut config = settings.worker_config();
+    if let Some(queues) = &args.queues {
+        config.queues = parse_queues(queues)?;
+    }
+    if let Some(concurrency) = args.concurrency {
+        config.concurrency = concurrency;
+    }
+    config.strict_priority |= args.strict;
+    let registry = settings.handler_registry()?;
+    let shutdown = Shutdown::on_signals();
+    let worker = Worker::connect(&settings.redis_url, config, registry)
+        .await
+        .with_context(|| format!("cannot start a worker for {}", settings.redis_url))?;
+    worker.run(shutdown).await?;
+    Ok(())
+}
+
+/// `critical=6,default=3,low` → weights (a bare name weighs 1).
+fn parse_queues(specs: &[String]) -> anyhow::Result<Vec<QueueWeight>> {
+    specs
+        .iter()
+        .filter(|s| !s.trim().is_empty())
+        .map(|spec| {
+            let (name, weight) = match spec.split_once('=') {
+                Some((name, weight)) => (name.trim(), weight.trim()),
+                None => (spec.trim(), "1"),
+            };
+            match weight.parse::<u32>() {
+                Ok(w) if w >= 1 && !name.is_empty() => Ok(QueueWeight::new(name, w)),
+                _ => bail!("--queues: {spec:?} is not QUEUE or QUEUE=WEIGHT with a weight of at least 1"),
+            }
+        })
+        .collect()
+}

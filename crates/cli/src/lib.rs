@@ -1,0 +1,53 @@
+//! `flotilla`: the one binary of the fleet — worker, enqueue, job inspection and a demo.
+//!
+//! The binary is a thin `main` over this library, so the integration tests can build the
+//! very same program as a binary of their own package.
+
+mod cli;
+mod commands;
+mod local_redis;
+mod settings;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command, JobsCommand, LogFormat};
+
+/// Parses the command line, runs the subcommand and maps failure to exit status 1.
+pub fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config_file = cli.config.as_deref();
+    match cli.command {
+        Command::Worker(args) => commands::worker::run(config_file, args).await,
+        Command::Enqueue(args) => commands::enqueue::run(config_file, args).await,
+        Command::Jobs { command: JobsCommand::Show(args) } => commands::jobs::show(config_file, args).await,
+        Command::Demo(args) => commands::demo::run(args).await,
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}

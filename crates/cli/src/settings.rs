@@ -1,0 +1,271 @@
+//! Settings: the TOML file plus `FLOTILLA_*` environment overrides, read and checked with
+//! no I/O beyond reading them. Errors name the file, the key and the expected form.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use flotilla_producer::ProducerLimits;
+use flotilla_proto::Backoff;
+use flotilla_worker::builtin::{ExecHandler, HttpHandler};
+use flotilla_worker::{QueueWeight, Registry, WorkerConfig};
+use serde::Deserialize;
+
+/// Everything the binary reads from its settings file and environment.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// e.g. `redis://127.0.0.1:6379` or `redis+unix:///run/redis.sock`.
+    pub redis_url: String,
+    pub namespace: String,
+    /// Queue name → weight.
+    pub queues: BTreeMap<String, u32>,
+    pub worker: WorkerSettings,
+    pub limits: LimitSettings,
+    pub retention: RetentionSettings,
+    pub defaults: JobDefaults,
+    /// Job type → built-in `exec` or `http` handler.
+    pub handlers: BTreeMap<String, HandlerSettings>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkerSettings {
+    pub concurrency: usize,
+    pub strict_priority: bool,
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+    #[serde(with = "humantime_serde")]
+    pub heartbeat_interval: Duration,
+    #[serde(with = "humantime_serde")]
+    pub lease_ttl: Duration,
+    #[serde(with = "humantime_serde")]
+    pub block_time: Duration,
+    #[serde(with = "humantime_serde")]
+    pub promote_interval: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitSettings {
+    pub max_payload_bytes: usize,
+    /// 0 = no cap.
+    pub max_queue_len: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionSettings {
+    #[serde(with = "humantime_serde")]
+    pub completed: Duration,
+    #[serde(with = "humantime_serde")]
+    pub dead: Duration,
+    pub dead_max_len: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobDefaults {
+    pub max_attempts: u32,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// `fixed:MS`, `exponential:BASE_MS:CAP_MS` or `list:MS,MS,…`.
+    pub backoff: String,
+}
+
+/// One `[handlers.<type>]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HandlerSettings {
+    /// `exec` or `http`.
+    pub kind: String,
+    /// exec: program and arguments.
+    pub command: Option<Vec<String>>,
+    /// exec: working directory.
+    pub dir: Option<String>,
+    /// exec: extra environment.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// http: where to POST.
+    pub url: Option<String>,
+    /// http: extra headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        let worker = WorkerConfig::default();
+        let limits = ProducerLimits::default();
+        Self {
+            redis_url: "redis://127.0.0.1:6379".to_owned(),
+            namespace: worker.namespace.clone(),
+            queues: worker.queues.iter().map(|q| (q.name.clone(), q.weight)).collect(),
+            worker: WorkerSettings {
+                concurrency: worker.concurrency,
+                strict_priority: worker.strict_priority,
+                shutdown_grace: worker.shutdown_grace,
+                heartbeat_interval: worker.heartbeat_interval,
+                lease_ttl: worker.lease_ttl,
+                block_time: worker.block_time,
+                promote_interval: worker.promote_interval,
+            },
+            limits: LimitSettings {
+                max_payload_bytes: worker.max_payload_bytes,
+                max_queue_len: limits.max_queue_len,
+            },
+            retention: RetentionSettings {
+                completed: worker.retention,
+                dead: worker.dead_retention,
+                dead_max_len: worker.dead_max_len,
+            },
+            defaults: JobDefaults {
+                max_attempts: worker.default_max_attempts,
+                timeout: worker.default_timeout,
+                backoff: worker.default_backoff.to_string(),
+            },
+            handlers: BTreeMap::new(),
+        }
+    }
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Settings::default().worker
+    }
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        Settings::default().limits
+    }
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        Settings::default().retention
+    }
+}
+
+impl Default for JobDefaults {
+    fn default() -> Self {
+        Settings::default().defaults
+    }
+}
+
+/// Top-level keys an environment variable may set; others (FLOTILLA_CONFIG, …) are flags.
+const ENV_KEYS: [&str; 8] =
+    ["redis_url", "namespace", "queues", "worker", "limits", "retention", "defaults", "handlers"];
+
+impl Settings {
+    /// Reads the file (if any) and the environment, then checks the result.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
+        let mut figment = Figment::new();
+        if let Some(path) = file {
+            if !path.is_file() {
+                bail!("settings file {} does not exist or is not a file", path.display());
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        let env = Env::prefixed("FLOTILLA_").split("__").filter(|key| {
+            let top = key.as_str().split('.').next().unwrap_or_default();
+            ENV_KEYS.iter().any(|k| k.eq_ignore_ascii_case(top))
+        });
+        let settings: Settings = figment.merge(env).extract().map_err(|e| {
+            let errors: Vec<String> = e.into_iter().map(|e| e.to_string()).collect();
+            anyhow::anyhow!("invalid settings:\n  {}", errors.join("\n  "))
+        })?;
+        settings.check(file)?;
+        Ok(settings)
+    }
+
+    fn check(&self, file: Option<&Path>) -> anyhow::Result<()> {
+        let origin = file.map_or_else(|| "the environment".to_owned(), |p| p.display().to_string());
+        self.worker_config()
+            .validate()
+            .map_err(|e| anyhow::anyhow!("invalid settings in {origin}: worker.{e}"))?;
+        self.handler_registry()
+            .with_context(|| format!("invalid settings in {origin}"))?;
+        Ok(())
+    }
+
+    pub fn backoff(&self) -> anyhow::Result<Backoff> {
+        self.defaults.backoff.parse().map_err(|e| {
+            anyhow::anyhow!("defaults.backoff: {e}")
+        })
+    }
+
+    /// Queues ordered by weight, heaviest first.
+    pub fn queue_weights(&self) -> Vec<QueueWeight> {
+        let mut queues: Vec<QueueWeight> =
+            self.queues.iter().map(|(name, weight)| QueueWeight::new(name, *weight)).collect();
+        queues.sort_by(|a, b| b.weight.cmp(&a.weight).then_with(|| a.name.cmp(&b.name)));
+        queues
+    }
+
+    pub fn worker_config(&self) -> WorkerConfig {
+        WorkerConfig {
+            namespace: self.namespace.clone(),
+            queues: self.queue_weights(),
+            strict_priority: self.worker.strict_priority,
+            concurrency: self.worker.concurrency,
+            shutdown_grace: self.worker.shutdown_grace,
+            heartbeat_interval: self.worker.heartbeat_interval,
+            lease_ttl: self.worker.lease_ttl,
+            block_time: self.worker.block_time,
+            promote_interval: self.worker.promote_interval,
+            max_payload_bytes: self.limits.max_payload_bytes,
+            retention: self.retention.completed,
+            dead_retention: self.retention.dead,
+            dead_max_len: self.retention.dead_max_len,
+            default_max_attempts: self.defaults.max_attempts,
+            default_timeout: self.defaults.timeout,
+            default_backoff: self.backoff().unwrap_or_default(),
+        }
+    }
+
+    pub fn producer_limits(&self) -> anyhow::Result<ProducerLimits> {
+        Ok(ProducerLimits {
+            max_payload_bytes: self.limits.max_payload_bytes,
+            max_queue_len: self.limits.max_queue_len,
+            default_max_attempts: self.defaults.max_attempts,
+            default_timeout: self.defaults.timeout,
+            default_backoff: self.backoff()?,
+            retention: self.retention.completed,
+        })
+    }
+
+    /// The built-in test handlers plus every configured `exec` and `http` handler.
+    pub fn handler_registry(&self) -> anyhow::Result<Registry> {
+        self.backoff()?;
+        let mut registry = Registry::with_builtins();
+        for (job_type, spec) in &self.handlers {
+            let key = format!("handlers.{job_type}");
+            match spec.kind.as_str() {
+                "exec" => {
+                    let command = spec.command.clone().filter(|c| !c.is_empty()).ok_or_else(|| {
+                        anyhow::anyhow!("{key}.command: expected a non-empty list, e.g. [\"python3\", \"job.py\"]")
+                    })?;
+                    registry.register(
+                        job_type,
+                        ExecHandler { command, dir: spec.dir.clone(), env: spec.env.clone() },
+                    );
+                }
+                "http" => {
+                    let url = spec.url.clone().filter(|u| u.starts_with("http://") || u.starts_with("https://"));
+                    let url = url.ok_or_else(|| {
+                        anyhow::anyhow!("{key}.url: expected an http:// or https:// URL")
+                    })?;
+                    let mut handler = HttpHandler::new(&url);
+                    handler.headers = spec.headers.clone();
+                    registry.register(job_type, handler);
+                }
+                other => bail!("{key}.kind: expected \"exec\" or \"http\", found {other:?}"),
+            }
+        }
+        Ok(registry)
+    }
+}

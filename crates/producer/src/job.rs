@@ -1,0 +1,108 @@
+//! A job to enqueue, built step by step, and the trait that gives a Rust type a job type.
+
+use std::time::{Duration, SystemTime};
+
+use flotilla_proto::{Backoff, ContentType, Payload, ProtoError};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// A Rust type that is a job's arguments. The type name is what workers dispatch on.
+pub trait Job: Serialize + DeserializeOwned {
+    /// The job type, e.g. `"send_email"`.
+    const TYPE: &'static str;
+    /// The queue it goes to unless the caller picks another.
+    const QUEUE: &'static str = "default";
+}
+
+/// One job to enqueue. Start with [`NewJob::new`] or `Producer::typed`, then chain options.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub(crate) job_type: String,
+    pub(crate) payload: Payload,
+    pub(crate) queue: String,
+    pub(crate) id: Option<String>,
+    pub(crate) run_at: Option<SystemTime>,
+    pub(crate) delay: Option<Duration>,
+    pub(crate) max_attempts: Option<u32>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) backoff: Option<Backoff>,
+    pub(crate) unique: Option<(String, Duration)>,
+}
+
+impl NewJob {
+    /// A job of `job_type` with `args` encoded as msgpack, on the `default` queue.
+    pub fn new<T: Serialize + ?Sized>(job_type: &str, args: &T) -> Result<Self, ProtoError> {
+        Ok(Self::with_payload(job_type, Payload::encode(args, ContentType::MsgPack)?))
+    }
+
+    /// A job whose payload is already encoded (e.g. JSON text from the command line).
+    pub fn with_payload(job_type: &str, payload: Payload) -> Self {
+        Self {
+            job_type: job_type.to_owned(),
+            payload,
+            queue: "default".to_owned(),
+            id: None,
+            run_at: None,
+            delay: None,
+            max_attempts: None,
+            timeout: None,
+            backoff: None,
+            unique: None,
+        }
+    }
+
+    /// A typed job on its type's queue.
+    pub fn typed<J: Job>(job: &J) -> Result<Self, ProtoError> {
+        Ok(Self::new(J::TYPE, job)?.queue(J::QUEUE))
+    }
+
+    pub fn queue(mut self, queue: &str) -> Self {
+        queue.clone_into(&mut self.queue);
+        self
+    }
+
+    /// Your own id (e.g. a UUID), so enqueueing the same job twice creates it once.
+    pub fn id(mut self, id: &str) -> Self {
+        self.id = Some(id.to_owned());
+        self
+    }
+
+    /// Run no earlier than this instant.
+    pub fn at(mut self, when: SystemTime) -> Self {
+        self.run_at = Some(when);
+        self
+    }
+
+    /// Run after this delay (measured on the Redis server's clock).
+    pub fn delay(mut self, delay: Duration) -> Self {
+        self.delay = Some(delay);
+        self
+    }
+
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = Some(attempts);
+        self
+    }
+
+    /// How long one attempt may run before it is stopped and counted as failed.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = Some(backoff);
+        self
+    }
+
+    /// Enqueue only if no job holds `key` in this queue; the lock lasts `ttl`, or until the
+    /// job completes or is cancelled. A second enqueue returns the first job's id.
+    pub fn unique(mut self, key: &str, ttl: Duration) -> Self {
+        self.unique = Some((key.to_owned(), ttl));
+        self
+    }
+
+    pub fn job_type(&self) -> &str {
+        &self.job_type
+    }
+}

@@ -1,0 +1,178 @@
+//! Stream entries: what a producer XADDs, and how a worker reads it.
+//!
+//! The Rust producer writes only `id` (the record holds the rest). Producers in other
+//! languages may write the whole job into the entry: `type`, `payload`, and optionally
+//! `id`, `content_type`, `max_attempts`, `timeout`, `backoff`.
+
+use std::collections::HashMap;
+
+use crate::{Backoff, ContentType, Payload, ProtoError, field};
+
+/// One entry as read from a stream: its id and raw fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamEntry {
+    pub entry_id: String,
+    pub fields: HashMap<String, Vec<u8>>,
+}
+
+/// The fields of an entry, decoded and checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryFields {
+    /// The producer's job id, if it gave one.
+    pub job_id: Option<String>,
+    /// Present when the entry carries the whole job (a raw XADD).
+    pub job_type: Option<String>,
+    pub payload: Payload,
+    pub max_attempts: Option<u32>,
+    pub timeout_ms: Option<u64>,
+    pub backoff: Option<Backoff>,
+}
+
+impl StreamEntry {
+    /// Builds an entry from what the redis crate returns for one stream id.
+    pub fn from_stream_id(id: &redis::streams::StreamId) -> Self {
+        let fields = id
+            .map
+            .iter()
+            .map(|(name, value)| {
+                let bytes = match value {
+                    redis::Value::BulkString(b) => b.clone(),
+                    redis::Value::SimpleString(s) => s.clone().into_bytes(),
+                    redis::Value::Int(i) => i.to_string().into_bytes(),
+                    _ => Vec::new(),
+                };
+                (name.clone(), bytes)
+            })
+            .collect();
+        Self {
+            entry_id: id.id.clone(),
+            fields,
+        }
+    }
+
+    fn text(&self, name: &'static str) -> Result<Option<&str>, ProtoError> {
+        match self.fields.get(name) {
+            None => Ok(None),
+            Some(bytes) => std::str::from_utf8(bytes).map(Some).map_err(|_| ProtoError::BadField {
+                field: name,
+                value: String::from_utf8_lossy(bytes).into_owned(),
+                expected: "UTF-8 text",
+            }),
+        }
+    }
+
+    /// The job id this entry stands for: the producer's `id`, else the entry id.
+    pub fn job_id(&self) -> String {
+        match self.text(field::ID) {
+            Ok(Some(id)) if !id.is_empty() => id.to_owned(),
+            _ => self.entry_id.clone(),
+        }
+    }
+
+    /// Decodes and checks the fields. A payload over `payload_limit` bytes, or one that
+    /// does not decode in its content type, is an error: retrying cannot help.
+    pub fn decode(&self, payload_limit: usize) -> Result<EntryFields, ProtoError> {
+        let job_id = self.text(field::ID)?.filter(|s| !s.is_empty()).map(str::to_owned);
+        let job_type = self.text(field::TYPE)?.filter(|s| !s.is_empty()).map(str::to_owned);
+        if job_id.is_none() && job_type.is_none() {
+            return Err(ProtoError::NoType);
+        }
+        let content_type = self.text(field::CONTENT_TYPE)?.unwrap_or("").parse::<ContentType>()?;
+        let payload = Payload {
+            content_type,
+            bytes: self.fields.get(field::PAYLOAD).cloned().unwrap_or_default(),
+        };
+        if job_type.is_some() {
+            payload.validate(payload_limit)?;
+        }
+        let max_attempts = match self.text(field::MAX_ATTEMPTS)? {
+            None => None,
+            Some(text) => Some(text.parse::<u32>().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                ProtoError::BadField {
+                    field: field::MAX_ATTEMPTS,
+                    value: text.to_owned(),
+                    expected: "a whole number of at least 1",
+                }
+            })?),
+        };
+        let timeout_ms = match self.text(field::TIMEOUT)? {
+            None => None,
+            Some(text) => Some(parse_duration_ms(text).ok_or_else(|| ProtoError::BadField {
+                field: field::TIMEOUT,
+                value: text.to_owned(),
+                expected: "milliseconds, or a number with a unit: 500ms, 30s, 5m, 1h",
+            })?),
+        };
+        let backoff = self.text(field::BACKOFF)?.map(str::parse::<Backoff>).transpose()?;
+        Ok(EntryFields {
+            job_id,
+            job_type,
+            payload,
+            max_attempts,
+            timeout_ms,
+            backoff,
+        })
+    }
+}
+
+/// Parses `1500`, `1500ms`, `30s`, `5m` or `1h` into milliseconds.
+pub(crate) fn parse_duration_ms(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    let scale = match unit.trim() {
+        "" | "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        _ => return None,
+    };
+    number.checked_mul(scale)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(fields: &[(&str, &[u8])]) -> StreamEntry {
+        StreamEntry {
+            entry_id: "1-0".into(),
+            fields: fields.iter().map(|(k, v)| (k.to_string(), v.to_vec())).collect(),
+        }
+    }
+
+    #[test]
+    fn a_raw_entry_with_type_and_payload_decodes() {
+        let e = entry(&[("type", b"send_email"), ("payload", br#"{"to":"a@b.c"}"#)]);
+        let fields = e.decode(1024).expect("decodes");
+        assert_eq!(fields.job_type.as_deref(), Some("send_email"));
+        assert_eq!(fields.payload.content_type, ContentType::Json);
+        assert_eq!(e.job_id(), "1-0");
+    }
+
+    #[test]
+    fn bad_entries_name_their_problem() {
+        let cases: [(&[(&str, &[u8])], &str); 5] = [
+            (&[("payload", b"{}")], "neither"),
+            (&[("type", b"t"), ("payload", b"{oops")], "json"),
+            (&[("type", b"t"), ("content_type", b"msgpack"), ("payload", b"\xc1")], "msgpack"),
+            (&[("type", b"t"), ("max_attempts", b"zero")], "max_attempts"),
+            (&[("type", b"t"), ("timeout", b"soon")], "timeout"),
+        ];
+        for (fields, needle) in cases {
+            let err = entry(fields).decode(1024).expect_err("refused").to_string();
+            assert!(err.contains(needle), "{err} should mention {needle}");
+        }
+        let big = entry(&[("type", b"t"), ("payload", b"\"0123456789\"")]);
+        assert!(big.decode(8).expect_err("too big").to_string().contains("limit"));
+    }
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration_ms("1500"), Some(1500));
+        assert_eq!(parse_duration_ms("30s"), Some(30_000));
+        assert_eq!(parse_duration_ms("2m"), Some(120_000));
+        assert_eq!(parse_duration_ms("soon"), None);
+    }
+}

@@ -1,0 +1,158 @@
+//! Redis key builders. Every queue key carries the `{<queue>}` hash tag and every
+//! fleet-wide key the `{global}` tag, so one script always touches one cluster slot.
+
+use crate::Status;
+
+/// The consumer group every worker reads a queue's stream through.
+pub const CONSUMER_GROUP: &str = "workers";
+
+/// Builds key names under one namespace (default `flotilla`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keys {
+    namespace: String,
+}
+
+impl Default for Keys {
+    fn default() -> Self {
+        Self::new("flotilla")
+    }
+}
+
+impl Keys {
+    pub fn new(namespace: impl Into<String>) -> Self {
+        Self {
+            namespace: namespace.into(),
+        }
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    fn queue_key(&self, queue: &str, rest: &str) -> String {
+        format!("{}:{{{queue}}}:{rest}", self.namespace)
+    }
+
+    fn global_key(&self, rest: &str) -> String {
+        format!("{}:{{global}}:{rest}", self.namespace)
+    }
+
+    /// The stream of jobs ready to run.
+    pub fn stream(&self, queue: &str) -> String {
+        self.queue_key(queue, "q")
+    }
+
+    /// One job's record (a hash).
+    pub fn job(&self, queue: &str, id: &str) -> String {
+        self.queue_key(queue, &format!("job:{id}"))
+    }
+
+    /// The prefix of every job record of a queue; a script appends the id.
+    pub fn job_prefix(&self, queue: &str) -> String {
+        self.queue_key(queue, "job:")
+    }
+
+    /// Jobs waiting for a time (scheduled jobs and retries), scored by due time in ms.
+    pub fn delayed(&self, queue: &str) -> String {
+        self.queue_key(queue, "delayed")
+    }
+
+    /// The dead-letter stream.
+    pub fn dead(&self, queue: &str) -> String {
+        self.queue_key(queue, "dead")
+    }
+
+    /// Recent ids of one status, scored by time in ms.
+    pub fn index(&self, queue: &str, status: Status) -> String {
+        self.queue_key(queue, &format!("idx:{}", status.as_str()))
+    }
+
+    /// The de-duplication lock of a unique job.
+    pub fn unique(&self, queue: &str, unique_key: &str) -> String {
+        self.queue_key(queue, &format!("unique:{unique_key}"))
+    }
+
+    /// A `SCAN MATCH` pattern for job records whose id starts with `prefix`, in any queue.
+    pub fn job_scan_pattern(&self, id_prefix: &str) -> String {
+        let escaped: String = id_prefix
+            .chars()
+            .flat_map(|c| {
+                let special = matches!(c, '*' | '?' | '[' | ']' | '\\');
+                special.then_some('\\').into_iter().chain(Some(c))
+            })
+            .collect();
+        format!("{}:{{*}}:job:{escaped}*", self.namespace)
+    }
+
+    /// The set of known queue names.
+    pub fn queues(&self) -> String {
+        self.global_key("queues")
+    }
+
+    /// The set of paused queue names.
+    pub fn paused(&self) -> String {
+        self.global_key("paused")
+    }
+
+    /// Live workers, scored by last heartbeat in ms.
+    pub fn workers(&self) -> String {
+        self.global_key("workers")
+    }
+
+    /// One worker's details (a hash that expires when the worker stops beating).
+    pub fn worker(&self, id: &str) -> String {
+        self.global_key(&format!("worker:{id}"))
+    }
+
+    /// The scheduler's leader lease.
+    pub fn leader(&self) -> String {
+        self.global_key("leader")
+    }
+
+    /// The scheduler's fencing epoch.
+    pub fn fence(&self) -> String {
+        self.global_key("fence")
+    }
+
+    /// Schedule definitions.
+    pub fn schedules(&self) -> String {
+        self.global_key("schedules")
+    }
+
+    /// One schedule's state (last and next tick, last job).
+    pub fn schedule(&self, name: &str) -> String {
+        self.global_key(&format!("schedule:{name}"))
+    }
+
+    /// Raised alerts.
+    pub fn alerts(&self) -> String {
+        self.global_key("alerts")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_keys_share_one_hash_tag() {
+        let keys = Keys::new("ns");
+        for key in [
+            keys.stream("mail"),
+            keys.job("mail", "abc"),
+            keys.delayed("mail"),
+            keys.dead("mail"),
+            keys.index("mail", Status::Completed),
+            keys.unique("mail", "u1"),
+        ] {
+            assert!(key.starts_with("ns:{mail}:"), "{key}");
+        }
+        assert_eq!(keys.workers(), "ns:{global}:workers");
+    }
+
+    #[test]
+    fn scan_pattern_escapes_glob_characters() {
+        let keys = Keys::new("ns");
+        assert_eq!(keys.job_scan_pattern("ab*"), "ns:{*}:job:ab\\**");
+    }
+}

@@ -1,0 +1,43 @@
+//! The Flotilla wire contract: the one crate that knows Redis key names, stream-entry and
+//! job-record fields, job states, payload encodings and the Lua scripts that move jobs
+//! between states.
+//!
+//! Every other crate asks this one; nothing else spells a key or a field name. A
+//! producer in another language needs only what `docs/PROTOCOL.md` describes, which is
+//! what this crate implements.
+//!
+//! ```
+//! use flotilla_proto::Keys;
+//! let keys = Keys::new("flotilla");
+//! assert_eq!(keys.stream("default"), "flotilla:{default}:q");
+//! ```
+
+mod backoff;
+mod encoding;
+mod entry;
+mod error;
+mod keys;
+mod record;
+pub mod scripts;
+mod status;
+
+pub use backoff::Backoff;
+pub use encoding::{ContentType, Payload};
+pub use entry::{EntryFields, StreamEntry};
+pub use error::ProtoError;
+pub use keys::{CONSUMER_GROUP, Keys};
+pub use record::{JobRecord, field};
+pub use status::Status;
+
+/// The protocol version written into every record (`v`) this crate creates.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// A new job id: a UUID v7, so ids sort by creation time.
+pub fn new_job_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// A new lease token for one attempt (rule 3).
+pub fn new_lease_token() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}

@@ -1,0 +1,24 @@
+-- bury: send a stream entry that cannot be decoded straight to the dead-letter queue
+-- (rule 9: retrying cannot help). A record is kept so the entry can be inspected.
+-- KEYS[1] stream   KEYS[2] job record   KEYS[3] dead stream   KEYS[4] dead index
+-- ARGV[1] entry id   ARGV[2] job id   ARGV[3] group   ARGV[4] reason   ARGV[5] retention ms
+-- ARGV[6] dead stream max length   ARGV[7] queue name   ARGV[8..] the raw entry's field/value pairs
+-- Returns "buried", or "skipped" when the id belongs to a job already known.
+local now = now_ms()
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  redis.call('HSET', KEYS[2], 'id', ARGV[2], 'queue', ARGV[7], 'attempts', 0, 'max_attempts', 0,
+    'created_at', now, 'entry', ARGV[1])
+  for i = 8, #ARGV - 1, 2 do
+    local name = ARGV[i]
+    if name == 'type' or name == 'payload' or name == 'content_type' then
+      redis.call('HSET', KEYS[2], name, ARGV[i + 1])
+    else
+      redis.call('HSET', KEYS[2], 'raw_' .. name, ARGV[i + 1])
+    end
+  end
+  bury(KEYS[2], KEYS[3], KEYS[4], ARGV[2], ARGV[4], now, tonumber(ARGV[5]), tonumber(ARGV[6]))
+  ack_and_delete(KEYS[1], ARGV[3], ARGV[1])
+  return 'buried'
+end
+ack_and_delete(KEYS[1], ARGV[3], ARGV[1])
+return 'skipped'

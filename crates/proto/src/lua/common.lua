@@ -1,0 +1,41 @@
+-- Shared helpers, prepended to every Flotilla script (not a script of its own).
+
+-- Redis server time in milliseconds, so every process agrees on "now".
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Acknowledge and remove a stream entry (rule 1: only together with a state change).
+local function ack_and_delete(stream, group, entry)
+  if entry and entry ~= '' then
+    redis.call('XACK', stream, group, entry)
+    redis.call('XDEL', stream, entry)
+  end
+end
+
+-- Release a unique-job lock, but only if this job still holds it.
+local function release_unique(job_key, job_id)
+  local unique_key = redis.call('HGET', job_key, 'unique_key')
+  if unique_key and unique_key ~= '' and redis.call('GET', unique_key) == job_id then
+    redis.call('DEL', unique_key)
+  end
+end
+
+-- Record a terminal state in the recent-ids index and keep the index bounded by retention.
+local function index_terminal(idx_key, job_id, now, retention)
+  redis.call('ZADD', idx_key, now, job_id)
+  redis.call('ZREMRANGEBYSCORE', idx_key, '-inf', now - retention)
+end
+
+-- Move a job to the dead-letter queue: record, DLQ stream entry, index, expiry.
+local function bury(job_key, dead_stream, idx_dead, job_id, reason, now, retention, dead_max_len)
+  redis.call('HSET', job_key, 'status', 'dead', 'error', reason, 'finished_at', now)
+  redis.call('HDEL', job_key, 'lease', 'next_run_at')
+  local f = redis.call('HMGET', job_key, 'type', 'queue', 'attempts')
+  redis.call('XADD', dead_stream, 'MAXLEN', '~', dead_max_len, '*',
+    'id', job_id, 'type', f[1] or '', 'queue', f[2] or '', 'attempts', f[3] or '0',
+    'error', reason, 'failed_at', now)
+  if retention > 0 then redis.call('PEXPIRE', job_key, retention) end
+  index_terminal(idx_dead, job_id, now, retention)
+end

@@ -1,0 +1,163 @@
+//! The job record: one hash per job holding everything known about it.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::{ContentType, Payload, ProtoError, Status};
+
+/// Field names of the job record and of stream entries.
+pub mod field {
+    pub const ID: &str = "id";
+    pub const TYPE: &str = "type";
+    pub const QUEUE: &str = "queue";
+    pub const PAYLOAD: &str = "payload";
+    pub const CONTENT_TYPE: &str = "content_type";
+    pub const STATUS: &str = "status";
+    pub const ATTEMPTS: &str = "attempts";
+    pub const MAX_ATTEMPTS: &str = "max_attempts";
+    pub const CREATED_AT: &str = "created_at";
+    pub const RUN_AT: &str = "run_at";
+    pub const NEXT_RUN_AT: &str = "next_run_at";
+    pub const STARTED_AT: &str = "started_at";
+    pub const FINISHED_AT: &str = "finished_at";
+    /// In a stream entry: milliseconds or a duration with a unit.
+    pub const TIMEOUT: &str = "timeout";
+    /// In a record: milliseconds.
+    pub const TIMEOUT_MS: &str = "timeout_ms";
+    pub const BACKOFF: &str = "backoff";
+    pub const ERROR: &str = "error";
+    pub const RESULT: &str = "result";
+    pub const PROGRESS: &str = "progress";
+    pub const WORKER: &str = "worker";
+    pub const LEASE: &str = "lease";
+    pub const ENTRY: &str = "entry";
+    pub const UNIQUE_KEY: &str = "unique_key";
+    pub const TRACE: &str = "trace";
+    pub const VERSION: &str = "v";
+}
+
+/// A job record as read with HGETALL. Times are milliseconds since the Unix epoch.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JobRecord {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub job_type: String,
+    pub queue: String,
+    pub status: Option<Status>,
+    pub attempts: u32,
+    pub max_attempts: u32,
+    pub created_at: Option<u64>,
+    pub run_at: Option<u64>,
+    pub next_run_at: Option<u64>,
+    pub started_at: Option<u64>,
+    pub finished_at: Option<u64>,
+    pub timeout_ms: Option<u64>,
+    pub backoff: Option<String>,
+    pub error: Option<String>,
+    /// The handler's result, as JSON.
+    pub result: Option<serde_json::Value>,
+    /// The last progress the handler reported, as JSON.
+    pub progress: Option<serde_json::Value>,
+    pub worker: Option<String>,
+    pub content_type: String,
+    /// The payload decoded to JSON, or a string saying why it could not be.
+    pub payload: serde_json::Value,
+    /// Fields of a malformed entry kept for inspection (`raw_*` in the hash).
+    pub raw: HashMap<String, String>,
+}
+
+impl JobRecord {
+    /// Reads a record from the hash's fields; `None` when the hash is empty (no such job).
+    pub fn from_hash(hash: &HashMap<String, Vec<u8>>) -> Result<Option<Self>, ProtoError> {
+        if hash.is_empty() {
+            return Ok(None);
+        }
+        let text = |name: &str| hash.get(name).map(|b| String::from_utf8_lossy(b).into_owned());
+        let number = |name: &'static str| -> Result<Option<u64>, ProtoError> {
+            match text(name).filter(|s| !s.is_empty()) {
+                None => Ok(None),
+                Some(s) => s.parse::<u64>().map(Some).map_err(|_| ProtoError::BadField {
+                    field: name,
+                    value: s,
+                    expected: "a whole number",
+                }),
+            }
+        };
+        let json = |name: &str| {
+            text(name)
+                .filter(|s| !s.is_empty())
+                .map(|s| serde_json::from_str(&s).unwrap_or(serde_json::Value::String(s)))
+        };
+        let content_type = text(field::CONTENT_TYPE).unwrap_or_default();
+        let payload = match content_type.parse::<ContentType>() {
+            Ok(ct) => Payload {
+                content_type: ct,
+                bytes: hash.get(field::PAYLOAD).cloned().unwrap_or_default(),
+            }
+            .to_json()
+            .unwrap_or_else(|e| serde_json::Value::String(format!("<undecodable: {e}>"))),
+            Err(e) => serde_json::Value::String(format!("<undecodable: {e}>")),
+        };
+        let raw = hash
+            .iter()
+            .filter_map(|(k, v)| {
+                k.strip_prefix("raw_")
+                    .map(|name| (name.to_owned(), String::from_utf8_lossy(v).into_owned()))
+            })
+            .collect();
+        Ok(Some(Self {
+            id: text(field::ID).unwrap_or_default(),
+            job_type: text(field::TYPE).unwrap_or_default(),
+            queue: text(field::QUEUE).unwrap_or_default(),
+            status: text(field::STATUS).map(|s| s.parse()).transpose()?,
+            attempts: number(field::ATTEMPTS)?.unwrap_or(0) as u32,
+            max_attempts: number(field::MAX_ATTEMPTS)?.unwrap_or(0) as u32,
+            created_at: number(field::CREATED_AT)?,
+            run_at: number(field::RUN_AT)?,
+            next_run_at: number(field::NEXT_RUN_AT)?,
+            started_at: number(field::STARTED_AT)?,
+            finished_at: number(field::FINISHED_AT)?,
+            timeout_ms: number(field::TIMEOUT_MS)?,
+            backoff: text(field::BACKOFF).filter(|s| !s.is_empty()),
+            error: text(field::ERROR).filter(|s| !s.is_empty()),
+            result: json(field::RESULT),
+            progress: json(field::PROGRESS),
+            worker: text(field::WORKER).filter(|s| !s.is_empty()),
+            content_type,
+            payload,
+            raw,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_reads_back_from_its_hash() {
+        let hash: HashMap<String, Vec<u8>> = [
+            ("id", "j1"),
+            ("type", "noop"),
+            ("queue", "default"),
+            ("status", "completed"),
+            ("attempts", "2"),
+            ("max_attempts", "3"),
+            ("content_type", "json"),
+            ("payload", r#"{"a":1}"#),
+            ("result", r#"{"ok":true}"#),
+            ("raw_junk", "x"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.as_bytes().to_vec()))
+        .collect();
+        let record = JobRecord::from_hash(&hash).expect("valid").expect("present");
+        assert_eq!(record.status, Some(Status::Completed));
+        assert_eq!(record.attempts, 2);
+        assert_eq!(record.payload["a"], 1);
+        assert_eq!(record.result, Some(serde_json::json!({"ok": true})));
+        assert_eq!(record.raw.get("junk").map(String::as_str), Some("x"));
+        assert!(JobRecord::from_hash(&HashMap::new()).expect("valid").is_none());
+    }
+}

@@ -1,0 +1,139 @@
+//! The Lua scripts, one per transition, each loaded once and called by SHA.
+//!
+//! Every script is `lua/common.lua` (shared helpers) followed by its own file, whose
+//! header names its KEYS and ARGV. All KEYS of one call share a queue's hash tag.
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+macro_rules! script {
+    ($name:ident, $file:literal, $doc:literal) => {
+        #[doc = $doc]
+        pub static $name: LazyLock<Script> = LazyLock::new(|| {
+            Script::new(concat!(
+                include_str!("lua/common.lua"),
+                "\n",
+                include_str!(concat!("lua/", $file))
+            ))
+        });
+    };
+}
+
+script!(ENQUEUE, "enqueue.lua", "Create a record and put it on its stream or in `delayed`.");
+script!(START, "start.lua", "Begin an attempt: count it, take a lease, or bury a poison pill.");
+script!(COMPLETE, "complete.lua", "Finish an attempt successfully if its lease is current.");
+script!(FAIL, "fail.lua", "End an attempt with an error: retry now, later, or go dead.");
+script!(HEARTBEAT, "heartbeat.lua", "Refresh a worker's own entries; report lost or cancelled jobs.");
+script!(HANDBACK, "handback.lua", "Return a running job to its stream, attempt not charged.");
+script!(PROMOTE, "promote.lua", "Move due jobs from `delayed` to their stream.");
+script!(CANCEL, "cancel.lua", "Cancel a job that has not finished.");
+script!(BURY, "bury.lua", "Send an undecodable entry straight to the dead-letter queue.");
+
+/// Every script, for loading them all at once.
+pub fn all() -> [&'static Script; 9] {
+    [
+        &ENQUEUE, &START, &COMPLETE, &FAIL, &HEARTBEAT, &HANDBACK, &PROMOTE, &CANCEL, &BURY,
+    ]
+}
+
+/// Loads every script into the server's cache (after a restart the cache is empty).
+pub async fn load_all<C: redis::aio::ConnectionLike>(conn: &mut C) -> redis::RedisResult<()> {
+    for script in all() {
+        script.load_async(conn).await?;
+    }
+    Ok(())
+}
+
+/// Sends script calls (and any other commands) in one pipeline, one reply per command.
+/// Calls the server has no script for are re-sent once after loading every script, so a
+/// Redis restart costs one extra round trip instead of an error.
+pub async fn exec_pipeline<C: redis::aio::ConnectionLike>(
+    conn: &mut C,
+    commands: &[redis::Cmd],
+) -> redis::RedisResult<Vec<redis::RedisResult<redis::Value>>> {
+    let mut results = send(conn, commands.iter()).await?;
+    let missing: Vec<usize> = results
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| matches!(r, Err(e) if is_no_script(e)))
+        .map(|(i, _)| i)
+        .collect();
+    if missing.is_empty() {
+        return Ok(results);
+    }
+    load_all(conn).await?;
+    let retried = send(conn, missing.iter().map(|&i| &commands[i])).await?;
+    for (i, result) in missing.into_iter().zip(retried) {
+        results[i] = result;
+    }
+    Ok(results)
+}
+
+async fn send<'a, C: redis::aio::ConnectionLike>(
+    conn: &mut C,
+    commands: impl Iterator<Item = &'a redis::Cmd>,
+) -> redis::RedisResult<Vec<redis::RedisResult<redis::Value>>> {
+    let mut pipe = redis::pipe();
+    pipe.ignore_errors();
+    for cmd in commands {
+        pipe.add_command(cmd.clone());
+    }
+    pipe.query_async(conn).await
+}
+
+fn is_no_script(err: &redis::RedisError) -> bool {
+    err.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript)
+}
+
+/// One call of a script: its keys and arguments, sent as EVALSHA alone or in a pipeline.
+#[derive(Debug, Clone)]
+pub struct Call {
+    script: &'static Script,
+    keys: Vec<Vec<u8>>,
+    args: Vec<Vec<u8>>,
+}
+
+impl Call {
+    pub fn new(script: &'static LazyLock<Script>) -> Self {
+        Self {
+            script: LazyLock::force(script),
+            keys: Vec::new(),
+            args: Vec::new(),
+        }
+    }
+
+    pub fn key(mut self, key: impl redis::ToRedisArgs) -> Self {
+        self.keys.extend(key.to_redis_args());
+        self
+    }
+
+    pub fn arg(mut self, arg: impl redis::ToRedisArgs) -> Self {
+        self.args.extend(arg.to_redis_args());
+        self
+    }
+
+    /// The EVALSHA command, for a pipeline (see [`exec_pipeline`]).
+    pub fn cmd(&self) -> redis::Cmd {
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(self.script.get_hash())
+            .arg(self.keys.len())
+            .arg(&self.keys)
+            .arg(&self.args);
+        cmd
+    }
+
+    /// Runs the call alone, loading the script first if the server has forgotten it.
+    pub async fn invoke<T: redis::FromRedisValue, C: redis::aio::ConnectionLike>(
+        &self,
+        conn: &mut C,
+    ) -> redis::RedisResult<T> {
+        match self.cmd().query_async(conn).await {
+            Err(e) if is_no_script(&e) => {
+                self.script.load_async(conn).await?;
+                self.cmd().query_async(conn).await
+            }
+            other => other,
+        }
+    }
+}

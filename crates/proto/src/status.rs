@@ -1,0 +1,121 @@
+//! Job states and the transitions between them.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::ProtoError;
+
+/// Where a job is in its life. See DESIGN.md, "States".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Waiting in `delayed` for its run time.
+    Scheduled,
+    /// On its stream, ready to run.
+    Pending,
+    /// An attempt is under way on a worker.
+    Running,
+    /// Finished successfully.
+    Completed,
+    /// The last attempt failed; a retry is due at `next_run_at`.
+    Failed,
+    /// Attempts spent or the error was permanent; in the dead-letter queue.
+    Dead,
+    /// Cancelled before it finished.
+    Cancelled,
+}
+
+impl Status {
+    pub const ALL: [Status; 7] = [
+        Status::Scheduled,
+        Status::Pending,
+        Status::Running,
+        Status::Completed,
+        Status::Failed,
+        Status::Dead,
+        Status::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Scheduled => "scheduled",
+            Status::Pending => "pending",
+            Status::Running => "running",
+            Status::Completed => "completed",
+            Status::Failed => "failed",
+            Status::Dead => "dead",
+            Status::Cancelled => "cancelled",
+        }
+    }
+
+    /// True when nothing more will happen to the job.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Status::Completed | Status::Dead | Status::Cancelled)
+    }
+
+    /// The transitions the Lua scripts make; anything else is a bug.
+    pub fn can_move_to(self, next: Status) -> bool {
+        use Status::*;
+        if next == Cancelled {
+            return !self.is_terminal();
+        }
+        matches!(
+            (self, next),
+            (Scheduled, Pending)
+                | (Failed, Pending)
+                | (Pending, Running)
+                | (Pending, Dead)
+                | (Running, Running)
+                | (Running, Completed)
+                | (Running, Failed)
+                | (Running, Pending)
+                | (Running, Dead)
+        )
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Status {
+    type Err = ProtoError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Status::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
+            .ok_or_else(|| ProtoError::UnknownStatus(s.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for status in Status::ALL {
+            assert_eq!(status.as_str().parse::<Status>().ok(), Some(status));
+        }
+        assert!("finished".parse::<Status>().is_err());
+    }
+
+    #[test]
+    fn terminal_states_go_nowhere() {
+        for from in Status::ALL.into_iter().filter(|s| s.is_terminal()) {
+            for to in Status::ALL {
+                assert!(!from.can_move_to(to), "{from} -> {to}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_live_state_can_be_cancelled() {
+        for from in Status::ALL.into_iter().filter(|s| !s.is_terminal()) {
+            assert!(from.can_move_to(Status::Cancelled), "{from}");
+        }
+    }
+}

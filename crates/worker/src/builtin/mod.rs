@@ -1,0 +1,31 @@
+//! Built-in handlers: `exec` and `http` so any language can serve jobs, and the test
+//! handlers `noop`, `sleep` and `fail` used by tests, the demo and benchmarks.
+
+mod exec;
+mod http;
+mod testing;
+
+pub use exec::ExecHandler;
+pub use http::HttpHandler;
+pub(crate) use testing::register_test_handlers;
+
+/// Turns a handler's output bytes into a JSON result: JSON if it parses, else a string.
+fn output_to_result(bytes: &[u8]) -> Option<serde_json::Value> {
+    let text = String::from_utf8_lossy(bytes);
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    Some(serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.to_owned())))
+}
+
+/// The last `max` characters of `text`, for error messages that must stay short.
+fn tail(text: &str, max: usize) -> String {
+    let text = text.trim();
+    let count = text.chars().count();
+    if count <= max {
+        return text.to_owned();
+    }
+    let skipped: String = text.chars().skip(count - max).collect();
+    format!("…{skipped}")
+}

@@ -1,0 +1,169 @@
+//! Writes attempt outcomes (complete, fail, hand back) to Redis in batches: many jobs'
+//! outcomes go in one pipeline, and a write that fails while Redis is away is retried
+//! until it lands or its lease is gone.
+
+use std::time::Duration;
+
+use flotilla_proto::Keys;
+use flotilla_proto::scripts::{self, Call};
+use flotilla_proto::{CONSUMER_GROUP, Status};
+use redis::aio::ConnectionManager;
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
+
+use crate::WorkerConfig;
+use crate::inflight::{Attempt, InFlight};
+
+/// What to record about a finished attempt.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    Completed(Option<serde_json::Value>),
+    /// Failed; retry after `delay`, or give up when `delay` is `None`.
+    Failed { error: String, delay: Option<Duration> },
+    /// Not finished at shutdown: back to the stream, attempt not charged.
+    HandBack,
+    /// The job is no longer ours (cancelled, lease lost): nothing to write.
+    Abandoned(&'static str),
+}
+
+/// One outcome on its way to Redis. The concurrency permit is held until it lands.
+#[derive(Debug)]
+pub(crate) struct Completion {
+    pub attempt: Attempt,
+    pub outcome: Outcome,
+    pub permit: OwnedSemaphorePermit,
+}
+
+/// Outcomes per pipeline.
+const BATCH: usize = 256;
+
+pub(crate) struct Completer {
+    pub conn: ConnectionManager,
+    pub keys: Keys,
+    pub config: WorkerConfig,
+    pub inflight: InFlight,
+}
+
+impl Completer {
+    /// Runs until every sender is gone and the queue is empty.
+    pub(crate) async fn run(self, mut rx: mpsc::Receiver<Completion>) {
+        let mut batch = Vec::with_capacity(BATCH);
+        while rx.recv_many(&mut batch, BATCH).await > 0 {
+            self.write(std::mem::take(&mut batch)).await;
+        }
+    }
+
+    async fn write(&self, batch: Vec<Completion>) {
+        let (mut to_write, abandoned): (Vec<_>, Vec<_>) = batch
+            .into_iter()
+            .partition(|c| !matches!(c.outcome, Outcome::Abandoned(_)));
+        for c in abandoned {
+            if let Outcome::Abandoned(why) = c.outcome {
+                tracing::warn!(job = %c.attempt.job_id, queue = %c.attempt.queue, "attempt abandoned: {why}");
+            }
+            self.inflight.remove(&c.attempt.job_id, &c.attempt.lease);
+        }
+        let mut delay = Duration::from_millis(50);
+        while !to_write.is_empty() {
+            let commands: Vec<redis::Cmd> = to_write.iter().map(|c| self.call(c).cmd()).collect();
+            let mut conn = self.conn.clone();
+            match scripts::exec_pipeline(&mut conn, &commands).await {
+                Ok(replies) => {
+                    let mut retry = Vec::new();
+                    for (completion, reply) in to_write.into_iter().zip(replies) {
+                        match reply {
+                            Ok(value) => self.landed(completion, &value),
+                            Err(e) => {
+                                tracing::warn!(job = %completion.attempt.job_id, "outcome not recorded, will retry: {e}");
+                                retry.push(completion);
+                            }
+                        }
+                    }
+                    to_write = retry;
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        jobs = to_write.len(),
+                        "redis unavailable, retrying outcome writes in {delay:?}: {e}"
+                    );
+                }
+            }
+            if !to_write.is_empty() {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+
+    fn call(&self, c: &Completion) -> Call {
+        let a = &c.attempt;
+        let (keys, config) = (&self.keys, &self.config);
+        match &c.outcome {
+            Outcome::Completed(result) => Call::new(&scripts::COMPLETE)
+                .key(keys.stream(&a.queue))
+                .key(keys.job(&a.queue, &a.job_id))
+                .key(keys.index(&a.queue, Status::Completed))
+                .arg(&a.entry_id)
+                .arg(CONSUMER_GROUP)
+                .arg(&a.lease)
+                .arg(result.as_ref().map(|r| r.to_string()).unwrap_or_default())
+                .arg(config.retention.as_millis() as u64),
+            Outcome::Failed { error, delay } => Call::new(&scripts::FAIL)
+                .key(keys.stream(&a.queue))
+                .key(keys.job(&a.queue, &a.job_id))
+                .key(keys.delayed(&a.queue))
+                .key(keys.dead(&a.queue))
+                .key(keys.index(&a.queue, Status::Dead))
+                .arg(&a.entry_id)
+                .arg(CONSUMER_GROUP)
+                .arg(&a.lease)
+                .arg(error)
+                .arg(delay.map_or(-1, |d| d.as_millis() as i64))
+                .arg(config.dead_retention.as_millis() as u64)
+                .arg(config.dead_max_len),
+            Outcome::HandBack | Outcome::Abandoned(_) => Call::new(&scripts::HANDBACK)
+                .key(keys.stream(&a.queue))
+                .key(keys.job(&a.queue, &a.job_id))
+                .arg(&a.entry_id)
+                .arg(CONSUMER_GROUP)
+                .arg(&a.lease),
+        }
+    }
+
+    fn landed(&self, c: Completion, reply: &redis::Value) {
+        let a = &c.attempt;
+        let reply = describe(reply);
+        match (&c.outcome, reply.as_str()) {
+            (_, "stale") => tracing::warn!(
+                job = %a.job_id, queue = %a.queue,
+                "lease lost (the job was reclaimed by another worker): this attempt's outcome is dropped"
+            ),
+            (_, "cancelled") => {
+                tracing::info!(job = %a.job_id, queue = %a.queue, "job was cancelled while running")
+            }
+            (Outcome::Completed(_), _) => tracing::debug!(job = %a.job_id, "completed"),
+            (Outcome::Failed { error, .. }, r) if r.starts_with("dead") => {
+                tracing::warn!(job = %a.job_id, queue = %a.queue, "job is dead: {error}")
+            }
+            (Outcome::Failed { error, .. }, _) => {
+                tracing::info!(job = %a.job_id, queue = %a.queue, "attempt failed, will retry: {error}")
+            }
+            (Outcome::HandBack, _) => {
+                tracing::info!(job = %a.job_id, queue = %a.queue, "handed back for another worker")
+            }
+            (Outcome::Abandoned(_), _) => {}
+        }
+        self.inflight.remove(&a.job_id, &a.lease);
+        drop(c.permit);
+    }
+}
+
+/// A script reply as words ("ok", "stale", "dead reason…").
+fn describe(value: &redis::Value) -> String {
+    match value {
+        redis::Value::Array(items) => {
+            let words: Vec<String> = items.iter().map(describe).collect();
+            words.join(" ")
+        }
+        other => redis::from_redis_value_ref::<String>(other).unwrap_or_default(),
+    }
+}

@@ -1,0 +1,70 @@
+//! Redis connections: a pool of dedicated connections for blocking reads, whose response
+//! timeout outlasts BLOCK (a shared multiplexed connection would stall behind them).
+
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Client, RedisError};
+
+/// bb8 manager for connections that may sit in `XREADGROUP … BLOCK`.
+#[derive(Debug, Clone)]
+pub(crate) struct BlockingConnections {
+    client: Client,
+    response_timeout: Duration,
+}
+
+impl BlockingConnections {
+    pub(crate) fn new(client: Client, block_time: Duration) -> Self {
+        Self {
+            client,
+            // Headroom over BLOCK for a slow network; a dead server still errors promptly.
+            response_timeout: block_time + Duration::from_secs(5),
+        }
+    }
+}
+
+impl bb8::ManageConnection for BlockingConnections {
+    type Connection = MultiplexedConnection;
+    type Error = RedisError;
+
+    async fn connect(&self) -> Result<Self::Connection, Self::Error> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(5)))
+            .set_response_timeout(Some(self.response_timeout));
+        self.client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+    }
+
+    async fn is_valid(&self, conn: &mut Self::Connection) -> Result<(), Self::Error> {
+        redis::cmd("PING").query_async::<()>(conn).await
+    }
+
+    fn has_broken(&self, _conn: &mut Self::Connection) -> bool {
+        false
+    }
+}
+
+pub(crate) type BlockingPool = bb8::Pool<BlockingConnections>;
+
+/// A pool of at most `size` blocking connections; it connects lazily, so a worker can
+/// start before Redis is up.
+pub(crate) fn blocking_pool(client: Client, block_time: Duration, size: u32) -> BlockingPool {
+    bb8::Pool::builder()
+        .max_size(size)
+        .connection_timeout(Duration::from_secs(5))
+        .test_on_check_out(true)
+        .build_unchecked(BlockingConnections::new(client, block_time))
+}
+
+/// The shared connection for everything that does not block. It reconnects by itself.
+pub(crate) fn shared_connection(
+    client: Client,
+) -> Result<redis::aio::ConnectionManager, RedisError> {
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(5)))
+        .set_response_timeout(Some(Duration::from_secs(5)))
+        .set_number_of_retries(2)
+        .set_max_delay(Duration::from_secs(2));
+    redis::aio::ConnectionManager::new_lazy_with_config(client, config)
+}

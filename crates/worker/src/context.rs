@@ -1,0 +1,58 @@
+//! What a handler knows about the job it runs, and how it talks back.
+
+use std::time::Duration;
+
+use flotilla_proto::{Payload, ProtoError, field};
+use redis::aio::ConnectionManager;
+use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
+
+/// Handed to every handler call.
+#[derive(Clone)]
+pub struct JobContext {
+    pub id: String,
+    pub job_type: String,
+    pub queue: String,
+    /// This attempt's number, from 1.
+    pub attempt: u32,
+    pub max_attempts: u32,
+    /// How long this attempt may run.
+    pub timeout: Duration,
+    pub payload: Payload,
+    /// Cancelled when the job is cancelled, its lease is lost, or shutdown's grace ends.
+    pub cancel: CancellationToken,
+    /// The job's span: job id, type, queue and attempt.
+    pub span: tracing::Span,
+    pub(crate) conn: ConnectionManager,
+    pub(crate) record_key: String,
+}
+
+impl std::fmt::Debug for JobContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobContext")
+            .field("id", &self.id)
+            .field("job_type", &self.job_type)
+            .field("queue", &self.queue)
+            .field("attempt", &self.attempt)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JobContext {
+    /// Decodes the payload into the handler's argument type.
+    pub fn args<T: DeserializeOwned>(&self) -> Result<T, ProtoError> {
+        self.payload.decode()
+    }
+
+    /// Records progress (any JSON: a percentage, a step name, counts) on the job record,
+    /// where `flotilla jobs show` and the dashboard read it.
+    pub async fn progress(&self, progress: &serde_json::Value) -> Result<(), redis::RedisError> {
+        let mut conn = self.conn.clone();
+        redis::cmd("HSET")
+            .arg(&self.record_key)
+            .arg(field::PROGRESS)
+            .arg(progress.to_string())
+            .query_async(&mut conn)
+            .await
+    }
+}

@@ -1,0 +1,262 @@
+//! Reading work from Redis: ready entries in priority order, a blocking wait when every
+//! queue is empty, reclaim of entries whose owner stopped beating, promotion of due
+//! delayed jobs, and consumer-group set-up.
+
+use std::collections::HashSet;
+
+use flotilla_proto::scripts::{self, Call};
+use flotilla_proto::{CONSUMER_GROUP, Keys, StreamEntry};
+use redis::aio::ConnectionManager;
+use redis::streams::{StreamAutoClaimReply, StreamReadReply};
+
+use crate::connections::BlockingPool;
+
+/// An entry and the queue it came from.
+#[derive(Debug)]
+pub(crate) struct Fetched {
+    pub queue: String,
+    pub entry: StreamEntry,
+}
+
+/// Why a fetch failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum FetchError {
+    #[error("{0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("no connection for blocking reads: {0}")]
+    Pool(String),
+}
+
+impl FetchError {
+    /// The consumer group is gone (Redis restarted empty, or the stream was deleted).
+    pub(crate) fn is_no_group(&self) -> bool {
+        matches!(self, FetchError::Redis(e) if e.code() == Some("NOGROUP"))
+    }
+}
+
+fn flatten(reply: Option<StreamReadReply>, keys: &Keys, queues: &[&str]) -> Vec<Fetched> {
+    let Some(reply) = reply else { return Vec::new() };
+    reply
+        .keys
+        .into_iter()
+        .flat_map(|stream| {
+            let queue = queues
+                .iter()
+                .find(|q| keys.stream(q) == stream.key)
+                .map_or_else(String::new, |q| (*q).to_owned());
+            stream.ids.into_iter().map(move |id| Fetched {
+                queue: queue.clone(),
+                entry: StreamEntry::from_stream_id(&id),
+            })
+        })
+        .collect()
+}
+
+/// Takes up to `count` new entries from the first queue in `order` that has any.
+pub(crate) async fn read_ready(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+    order: &[&str],
+    consumer: &str,
+    count: usize,
+) -> Result<Vec<Fetched>, FetchError> {
+    for queue in order {
+        let reply: Option<StreamReadReply> = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(CONSUMER_GROUP)
+            .arg(consumer)
+            .arg("COUNT")
+            .arg(count)
+            .arg("STREAMS")
+            .arg(keys.stream(queue))
+            .arg(">")
+            .query_async(conn)
+            .await?;
+        let fetched = flatten(reply, keys, &[queue]);
+        if !fetched.is_empty() {
+            return Ok(fetched);
+        }
+    }
+    Ok(Vec::new())
+}
+
+/// Waits up to `block_ms` for an entry on any of `queues`, on a dedicated connection.
+/// Returns at most one entry per queue.
+pub(crate) async fn read_blocking(
+    pool: &BlockingPool,
+    keys: &Keys,
+    queues: &[&str],
+    consumer: &str,
+    block_ms: u64,
+) -> Result<Vec<Fetched>, FetchError> {
+    let mut conn = pool.get().await.map_err(|e| FetchError::Pool(e.to_string()))?;
+    let mut cmd = redis::cmd("XREADGROUP");
+    cmd.arg("GROUP")
+        .arg(CONSUMER_GROUP)
+        .arg(consumer)
+        .arg("COUNT")
+        .arg(1)
+        .arg("BLOCK")
+        .arg(block_ms)
+        .arg("STREAMS");
+    for queue in queues {
+        cmd.arg(keys.stream(queue));
+    }
+    for _ in queues {
+        cmd.arg(">");
+    }
+    let reply: Option<StreamReadReply> = cmd.query_async(&mut *conn).await?;
+    Ok(flatten(reply, keys, queues))
+}
+
+/// What a reclaim pass found.
+#[derive(Debug, Default)]
+pub(crate) struct Reclaimed {
+    pub entries: Vec<Fetched>,
+    /// Entries whose stream data was deleted while pending: lost jobs (rule 4).
+    pub lost: Vec<String>,
+}
+
+/// Claims entries of `queue` left idle past `min_idle_ms` by consumers that stopped
+/// beating (or by this worker, for entries it fetched but never started). Live owners
+/// refresh their entries every heartbeat, so their entries are never this idle.
+pub(crate) async fn reclaim(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+    queue: &str,
+    consumer: &str,
+    min_idle_ms: u64,
+    live_after_ms: u64,
+    count: usize,
+) -> Result<Reclaimed, FetchError> {
+    let stream = keys.stream(queue);
+    if !has_stale_owner(conn, keys, &stream, consumer, live_after_ms).await? {
+        return Ok(Reclaimed::default());
+    }
+    let mut found = Reclaimed::default();
+    let mut cursor = "0-0".to_owned();
+    loop {
+        let want = count - found.entries.len();
+        let reply: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
+            .arg(&stream)
+            .arg(CONSUMER_GROUP)
+            .arg(consumer)
+            .arg(min_idle_ms)
+            .arg(&cursor)
+            .arg("COUNT")
+            .arg(want)
+            .query_async(conn)
+            .await?;
+        found.lost.extend(reply.deleted_ids);
+        found.entries.extend(reply.claimed.iter().map(|id| Fetched {
+            queue: queue.to_owned(),
+            entry: StreamEntry::from_stream_id(id),
+        }));
+        cursor = reply.next_stream_id;
+        if cursor == "0-0" || found.entries.len() >= count {
+            return Ok(found);
+        }
+    }
+}
+
+/// True when some consumer with pending entries has no fresh heartbeat in the worker
+/// registry, or is this worker itself (an entry it fetched but failed to start).
+async fn has_stale_owner(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+    stream: &str,
+    me: &str,
+    live_after_ms: u64,
+) -> Result<bool, FetchError> {
+    let summary: redis::Value = redis::cmd("XPENDING")
+        .arg(stream)
+        .arg(CONSUMER_GROUP)
+        .query_async(conn)
+        .await?;
+    let owners = pending_owners(&summary);
+    if owners.is_empty() {
+        return Ok(false);
+    }
+    if owners.iter().any(|o| o == me) {
+        return Ok(true);
+    }
+    let mut cmd = redis::cmd("ZMSCORE");
+    cmd.arg(keys.workers()).arg(&owners);
+    let scores: Vec<Option<f64>> = cmd.query_async(conn).await?;
+    Ok(scores
+        .into_iter()
+        .any(|score| score.is_none_or(|s| (s as u64) < live_after_ms)))
+}
+
+/// Consumer names from an `XPENDING key group` summary reply.
+fn pending_owners(summary: &redis::Value) -> Vec<String> {
+    let redis::Value::Array(parts) = summary else { return Vec::new() };
+    let Some(redis::Value::Array(consumers)) = parts.get(3) else { return Vec::new() };
+    consumers
+        .iter()
+        .filter_map(|c| match c {
+            redis::Value::Array(pair) => pair
+                .first()
+                .and_then(|name| redis::from_redis_value_ref::<String>(name).ok()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Moves due delayed jobs onto their streams. Returns how many moved.
+pub(crate) async fn promote(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+    queues: &[&str],
+    batch: usize,
+) -> Result<u64, FetchError> {
+    let commands: Vec<redis::Cmd> = queues
+        .iter()
+        .map(|q| {
+            Call::new(&scripts::PROMOTE)
+                .key(keys.delayed(q))
+                .key(keys.stream(q))
+                .arg(keys.job_prefix(q))
+                .arg(batch)
+                .cmd()
+        })
+        .collect();
+    let mut moved = 0;
+    for reply in scripts::exec_pipeline(conn, &commands).await? {
+        moved += redis::from_redis_value::<u64>(reply?).map_err(redis::RedisError::from)?;
+    }
+    Ok(moved)
+}
+
+/// Creates each queue's stream and consumer group if missing, and lists the queue.
+pub(crate) async fn ensure_groups(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+    queues: &[&str],
+) -> Result<(), FetchError> {
+    for queue in queues {
+        let created: redis::RedisResult<()> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(keys.stream(queue))
+            .arg(CONSUMER_GROUP)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query_async(conn)
+            .await;
+        match created {
+            Ok(()) => {}
+            Err(e) if e.code() == Some("BUSYGROUP") => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let _: i64 = redis::cmd("SADD").arg(keys.queues()).arg(queues).query_async(conn).await?;
+    Ok(())
+}
+
+/// The paused queues among `queues`.
+pub(crate) async fn paused(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+) -> Result<HashSet<String>, FetchError> {
+    Ok(redis::cmd("SMEMBERS").arg(keys.paused()).query_async(conn).await?)
+}

@@ -1,0 +1,189 @@
+//! The worker's pulse: every interval it refreshes the entries of its running jobs (so no
+//! reclaimer takes them, rule 4), learns which jobs were cancelled or lost, and records
+//! itself in the worker registry.
+
+use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use flotilla_proto::scripts::{self, Call};
+use flotilla_proto::{CONSUMER_GROUP, Keys};
+use redis::aio::ConnectionManager;
+use tokio_util::sync::CancellationToken;
+
+use crate::WorkerConfig;
+use crate::inflight::{Attempt, InFlight};
+
+pub(crate) struct Heartbeat {
+    pub conn: ConnectionManager,
+    pub keys: Keys,
+    pub config: WorkerConfig,
+    pub worker_id: String,
+    pub inflight: InFlight,
+    pub started_at: u64,
+}
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Heartbeat {
+    /// Beats until `stop` is cancelled.
+    pub(crate) async fn run(self, stop: CancellationToken) {
+        let mut ticker = tokio::time::interval(self.config.heartbeat_interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {}
+                _ = stop.cancelled() => return,
+            }
+            if let Err(e) = self.beat().await {
+                tracing::warn!("heartbeat failed (will retry): {e}");
+            }
+        }
+    }
+
+    pub(crate) async fn beat(&self) -> redis::RedisResult<()> {
+        let mut by_queue: HashMap<String, Vec<Attempt>> = HashMap::new();
+        for attempt in self.inflight.snapshot() {
+            by_queue.entry(attempt.queue.clone()).or_default().push(attempt);
+        }
+        let groups: Vec<(String, Vec<Attempt>)> = by_queue.into_iter().collect();
+        let mut commands: Vec<redis::Cmd> = groups
+            .iter()
+            .map(|(queue, attempts)| {
+                let mut call = Call::new(&scripts::HEARTBEAT)
+                    .key(self.keys.stream(queue))
+                    .arg(CONSUMER_GROUP)
+                    .arg(&self.worker_id);
+                for a in attempts {
+                    call = call.key(self.keys.job(queue, &a.job_id)).arg(&a.entry_id).arg(&a.lease);
+                }
+                call.cmd()
+            })
+            .collect();
+        commands.extend(self.registry_commands());
+        let mut conn = self.conn.clone();
+        let replies = scripts::exec_pipeline(&mut conn, &commands).await?;
+        for ((queue, attempts), reply) in groups.iter().zip(replies) {
+            let states: Vec<String> = match reply.and_then(|v| Ok(redis::from_redis_value(v)?)) {
+                Ok(states) => states,
+                Err(e) => {
+                    tracing::warn!(queue = %queue, "heartbeat for running jobs failed: {e}");
+                    continue;
+                }
+            };
+            for (attempt, state) in attempts.iter().zip(states) {
+                match state.as_str() {
+                    "ok" => {}
+                    "cancelled" => {
+                        tracing::info!(job = %attempt.job_id, queue = %queue, "job cancelled: stopping its handler");
+                        attempt.cancel.cancel();
+                    }
+                    _ => {
+                        tracing::warn!(job = %attempt.job_id, queue = %queue, "lease lost: another worker owns this job now; stopping");
+                        attempt.cancel.cancel();
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn registry_commands(&self) -> Vec<redis::Cmd> {
+        let now = now_ms();
+        let key = self.keys.worker(&self.worker_id);
+        let queues: Vec<&str> = self.config.queues.iter().map(|q| q.name.as_str()).collect();
+        let mut zadd = redis::cmd("ZADD");
+        zadd.arg(self.keys.workers()).arg(now).arg(&self.worker_id);
+        let mut hset = redis::cmd("HSET");
+        hset.arg(&key)
+            .arg("id")
+            .arg(&self.worker_id)
+            .arg("host")
+            .arg(host_name())
+            .arg("pid")
+            .arg(std::process::id())
+            .arg("version")
+            .arg(env!("CARGO_PKG_VERSION"))
+            .arg("queues")
+            .arg(queues.join(","))
+            .arg("concurrency")
+            .arg(self.config.concurrency)
+            .arg("in_flight")
+            .arg(self.inflight.len())
+            .arg("started_at")
+            .arg(self.started_at)
+            .arg("heartbeat_at")
+            .arg(now);
+        let mut expire = redis::cmd("PEXPIRE");
+        expire.arg(&key).arg(lease_ms(&self.config) * 2);
+        vec![zadd, hset, expire]
+    }
+}
+
+fn lease_ms(config: &WorkerConfig) -> u64 {
+    config.lease_ttl.as_millis() as u64
+}
+
+/// This machine's name (the pod name on Kubernetes).
+pub(crate) fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown-host".to_owned())
+}
+
+/// Removes this worker from the registry and, where it owns nothing, from the consumer
+/// groups (deleting a consumer with pending entries would lose them, so those stay).
+pub(crate) async fn deregister(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+    config: &WorkerConfig,
+    worker_id: &str,
+) -> redis::RedisResult<()> {
+    for queue in &config.queues {
+        let stream = keys.stream(&queue.name);
+        let pending: redis::Value = redis::cmd("XPENDING")
+            .arg(&stream)
+            .arg(CONSUMER_GROUP)
+            .arg("-")
+            .arg("+")
+            .arg(1)
+            .arg(worker_id)
+            .query_async(conn)
+            .await?;
+        let owns_nothing = matches!(&pending, redis::Value::Array(items) if items.is_empty());
+        if owns_nothing {
+            let _: i64 = redis::cmd("XGROUP")
+                .arg("DELCONSUMER")
+                .arg(&stream)
+                .arg(CONSUMER_GROUP)
+                .arg(worker_id)
+                .query_async(conn)
+                .await?;
+        } else {
+            tracing::warn!(queue = %queue.name, "leaving entries pending for another worker to reclaim");
+        }
+    }
+    let _: () = redis::pipe()
+        .cmd("ZREM")
+        .arg(keys.workers())
+        .arg(worker_id)
+        .ignore()
+        .cmd("DEL")
+        .arg(keys.worker(worker_id))
+        .ignore()
+        .query_async(conn)
+        .await?;
+    Ok(())
+}
+
+/// How old a registry heartbeat may be before its worker counts as gone.
+pub(crate) fn liveness_cutoff(config: &WorkerConfig) -> u64 {
+    now_ms().saturating_sub(lease_ms(config))
+}
+

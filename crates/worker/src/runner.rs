@@ -1,0 +1,283 @@
+//! Turning fetched entries into running attempts: bury what cannot be decoded, start the
+//! rest in one pipeline, run each handler under its timeout, and hand the outcome to the
+//! completer.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use flotilla_proto::scripts::{self, Call};
+use flotilla_proto::{
+    Backoff, CONSUMER_GROUP, ContentType, EntryFields, PROTOCOL_VERSION, Payload, Status,
+    new_lease_token,
+};
+use futures::FutureExt;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::completer::{Completion, Outcome};
+use crate::fetch::Fetched;
+use crate::inflight::Attempt;
+use crate::worker::Shared;
+use crate::{HandlerError, JobContext};
+
+/// What one pipelined call was for.
+enum Plan {
+    Start { fetched: Fetched, fields: EntryFields, job_id: String, lease: String },
+    Bury { fetched: Fetched, reason: String },
+}
+
+/// The job fields a successful start returns.
+struct Started {
+    job_type: String,
+    payload: Vec<u8>,
+    content_type: String,
+    attempt: u32,
+    max_attempts: u32,
+    timeout_ms: u64,
+    backoff: String,
+}
+
+/// Starts every fetched entry and spawns its handler. Waits for a concurrency slot for
+/// any entry beyond `permits` (a blocking read may return one entry per queue).
+pub(crate) async fn dispatch(
+    shared: &Arc<Shared>,
+    fetched: Vec<Fetched>,
+    mut permits: Vec<OwnedSemaphorePermit>,
+    slots: &Arc<Semaphore>,
+) {
+    while permits.len() < fetched.len() {
+        match Arc::clone(slots).acquire_owned().await {
+            Ok(permit) => permits.push(permit),
+            Err(_) => return,
+        }
+    }
+    permits.truncate(fetched.len());
+
+    let plans: Vec<Plan> = fetched
+        .into_iter()
+        .map(|fetched| match fetched.entry.decode(shared.config.max_payload_bytes) {
+            Ok(fields) => {
+                let job_id = fields.job_id.clone().unwrap_or_else(|| fetched.entry.entry_id.clone());
+                Plan::Start { fetched, fields, job_id, lease: new_lease_token() }
+            }
+            Err(e) => Plan::Bury { fetched, reason: format!("malformed entry: {e}") },
+        })
+        .collect();
+    let commands: Vec<redis::Cmd> = plans.iter().map(|p| shared.plan_call(p).cmd()).collect();
+    let mut conn = shared.conn.clone();
+    let replies = match scripts::exec_pipeline(&mut conn, &commands).await {
+        Ok(replies) => replies,
+        Err(e) => {
+            // The entries stay pending under this worker; its reclaim pass retries them.
+            tracing::warn!(entries = plans.len(), "could not start fetched entries: {e}");
+            return;
+        }
+    };
+    let mut orphans = Vec::new();
+    for ((plan, reply), permit) in plans.into_iter().zip(replies).zip(permits) {
+        let reply: Vec<Vec<u8>> = match reply.and_then(|v| Ok(redis::from_redis_value(v)?)) {
+            Ok(reply) => reply,
+            Err(e) => {
+                tracing::warn!("could not start an entry (it will be retried): {e}");
+                continue;
+            }
+        };
+        let word = reply.first().map(|w| String::from_utf8_lossy(w).into_owned()).unwrap_or_default();
+        let detail = reply.get(1).map(|w| String::from_utf8_lossy(w).into_owned()).unwrap_or_default();
+        match plan {
+            Plan::Bury { fetched, reason } => {
+                tracing::warn!(queue = %fetched.queue, entry = %fetched.entry.entry_id, "dead-lettered: {reason}");
+            }
+            Plan::Start { fetched, job_id, lease, .. } => match (word.as_str(), detail.as_str()) {
+                ("started", _) => {
+                    let Some(started) = parse_started(&reply) else {
+                        tracing::error!(job = %job_id, "start returned an unreadable reply");
+                        continue;
+                    };
+                    let attempt = Attempt {
+                        queue: fetched.queue,
+                        job_id,
+                        entry_id: fetched.entry.entry_id,
+                        lease,
+                        cancel: CancellationToken::new(),
+                    };
+                    shared.inflight.insert(attempt.clone());
+                    let task_shared = Arc::clone(shared);
+                    shared.tracker.spawn(run_attempt(task_shared, attempt, started, permit));
+                }
+                ("dead", _) => {
+                    tracing::warn!(job = %job_id, queue = %fetched.queue, "poison pill dead-lettered: {detail}");
+                }
+                ("skipped", "orphan") => orphans.push(Plan::Bury {
+                    reason: format!("entry names job {job_id}, which has no record, and carries no type"),
+                    fetched,
+                }),
+                (_, why) => tracing::debug!(job = %job_id, "entry skipped: {why}"),
+            },
+        }
+    }
+    if !orphans.is_empty() {
+        let commands: Vec<redis::Cmd> = orphans.iter().map(|p| shared.plan_call(p).cmd()).collect();
+        if let Err(e) = scripts::exec_pipeline(&mut conn, &commands).await {
+            tracing::warn!("could not dead-letter orphan entries (will retry): {e}");
+        }
+    }
+}
+
+impl Shared {
+    fn plan_call(&self, plan: &Plan) -> Call {
+        let (keys, config) = (&self.keys, &self.config);
+        match plan {
+            Plan::Bury { fetched, reason } => {
+                let q = &fetched.queue;
+                let job_id = fetched.entry.job_id();
+                let mut call = Call::new(&scripts::BURY)
+                    .key(keys.stream(q))
+                    .key(keys.job(q, &job_id))
+                    .key(keys.dead(q))
+                    .key(keys.index(q, Status::Dead))
+                    .arg(&fetched.entry.entry_id)
+                    .arg(&job_id)
+                    .arg(CONSUMER_GROUP)
+                    .arg(reason)
+                    .arg(config.dead_retention.as_millis() as u64)
+                    .arg(config.dead_max_len)
+                    .arg(q);
+                for (name, value) in &fetched.entry.fields {
+                    call = call.arg(name).arg(value);
+                }
+                call
+            }
+            Plan::Start { fetched, fields, job_id, lease } => {
+                let q = &fetched.queue;
+                let call = Call::new(&scripts::START)
+                    .key(keys.stream(q))
+                    .key(keys.job(q, job_id))
+                    .key(keys.dead(q))
+                    .key(keys.index(q, Status::Dead))
+                    .arg(&fetched.entry.entry_id)
+                    .arg(job_id)
+                    .arg(CONSUMER_GROUP)
+                    .arg(&self.worker_id)
+                    .arg(lease)
+                    .arg(config.dead_retention.as_millis() as u64)
+                    .arg(config.dead_max_len);
+                if fields.job_type.is_some() {
+                    self.raw_entry_args(call, fields, q)
+                } else {
+                    call.arg("")
+                }
+            }
+        }
+    }
+
+    /// The record fields for an entry XADDed by hand, defaults filled in.
+    fn raw_entry_args(&self, call: Call, fields: &EntryFields, queue: &str) -> Call {
+        let config = &self.config;
+        call.arg(fields.job_type.as_deref().unwrap_or_default())
+            .arg(&fields.payload.bytes)
+            .arg(fields.payload.content_type.as_str())
+            .arg(fields.max_attempts.unwrap_or(config.default_max_attempts))
+            .arg(fields.timeout_ms.unwrap_or(config.default_timeout.as_millis() as u64))
+            .arg(fields.backoff.as_ref().unwrap_or(&config.default_backoff).to_string())
+            .arg(queue)
+            .arg(PROTOCOL_VERSION)
+    }
+}
+
+fn parse_started(reply: &[Vec<u8>]) -> Option<Started> {
+    let text = |i: usize| reply.get(i).map(|b| String::from_utf8_lossy(b).into_owned());
+    Some(Started {
+        job_type: text(1)?,
+        payload: reply.get(2)?.clone(),
+        content_type: text(3)?,
+        attempt: text(4)?.parse().ok()?,
+        max_attempts: text(5)?.parse().ok()?,
+        timeout_ms: text(6)?.parse().unwrap_or(0),
+        backoff: text(7).unwrap_or_default(),
+    })
+}
+
+async fn run_attempt(shared: Arc<Shared>, attempt: Attempt, started: Started, permit: OwnedSemaphorePermit) {
+    let span = tracing::info_span!(
+        "job",
+        id = %attempt.job_id,
+        r#type = %started.job_type,
+        queue = %attempt.queue,
+        attempt = started.attempt,
+    );
+    let outcome = execute(&shared, &attempt, started).instrument(span).await;
+    let completion = Completion { attempt, outcome, permit };
+    if shared.completions.send(completion).await.is_err() {
+        tracing::error!("outcome writer stopped before the job finished; its entry stays pending for reclaim");
+    }
+}
+
+async fn execute(shared: &Shared, attempt: &Attempt, started: Started) -> Outcome {
+    let backoff: Backoff = started.backoff.parse().unwrap_or_else(|_| shared.config.default_backoff.clone());
+    let retry = |error: String| Outcome::Failed {
+        error,
+        delay: Some(backoff.delay_random(started.attempt)),
+    };
+    let content_type = match started.content_type.parse::<ContentType>() {
+        Ok(ct) => ct,
+        Err(e) => return Outcome::Failed { error: e.to_string(), delay: None },
+    };
+    let payload = Payload { content_type, bytes: started.payload };
+    if let Err(e) = payload.validate(shared.config.max_payload_bytes) {
+        return Outcome::Failed { error: format!("bad payload: {e}"), delay: None };
+    }
+    let Some(handler) = shared.registry.get(&started.job_type) else {
+        return retry(format!(
+            "no handler for type {} on worker {}",
+            started.job_type, shared.worker_id
+        ));
+    };
+    let timeout = match started.timeout_ms {
+        0 => shared.config.default_timeout,
+        ms => Duration::from_millis(ms),
+    };
+    let ctx = JobContext {
+        id: attempt.job_id.clone(),
+        job_type: started.job_type.clone(),
+        queue: attempt.queue.clone(),
+        attempt: started.attempt,
+        max_attempts: started.max_attempts,
+        timeout,
+        payload,
+        cancel: attempt.cancel.clone(),
+        span: tracing::Span::current(),
+        conn: shared.conn.clone(),
+        record_key: shared.keys.job(&attempt.queue, &attempt.job_id),
+    };
+    let run = AssertUnwindSafe(handler.call(ctx)).catch_unwind();
+    tokio::select! {
+        biased;
+        _ = shared.handback.cancelled() => Outcome::HandBack,
+        _ = attempt.cancel.cancelled() => Outcome::Abandoned("cancelled, or the lease was lost"),
+        result = tokio::time::timeout(timeout, run) => match result {
+            Err(_) => retry(format!("timed out after {}", humantime_secs(timeout))),
+            Ok(Err(panic)) => retry(format!("handler panicked: {}", panic_message(&panic))),
+            Ok(Ok(Ok(value))) => Outcome::Completed(value),
+            Ok(Ok(Err(HandlerError::Retry(error)))) => retry(error),
+            Ok(Ok(Err(HandlerError::RetryAfter(error, delay)))) => {
+                Outcome::Failed { error, delay: Some(delay) }
+            }
+            Ok(Ok(Err(HandlerError::GiveUp(error)))) => Outcome::Failed { error, delay: None },
+        },
+    }
+}
+
+fn humantime_secs(d: Duration) -> String {
+    format!("{:.1}s", d.as_secs_f64())
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic".to_owned())
+}

@@ -1,0 +1,102 @@
+//! The `flotilla` binary from the outside: enqueue, jobs show, settings errors.
+
+use std::process::Command;
+
+use flotilla_proto::Status;
+use flotilla_tests::WorkerProcess;
+use serde_json::Value;
+
+use crate::util::{Env, LONG};
+
+fn flotilla(env: &Env, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_flotilla-it"))
+        .args(args)
+        .env("FLOTILLA_REDIS_URL", env.url())
+        .env_remove("FLOTILLA_CONFIG")
+        .output()
+        .expect("flotilla runs")
+}
+
+fn stdout(output: &std::process::Output) -> String {
+    assert!(output.status.success(), "failed: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+#[tokio::test]
+async fn enqueue_prints_an_id_that_jobs_show_finds_by_prefix() {
+    let env = Env::start().await;
+    let id = stdout(&flotilla(&env, &["enqueue", "--type", "fail", "--payload", r#"{"times": 1}"#, "--max-attempts", "2"]));
+    assert_eq!(id.len(), 36, "a UUID: {id}");
+    let _worker = WorkerProcess::start(&env.url(), &[], None);
+    env.wait_status("default", &id, Status::Completed, LONG).await;
+    let shown: Value = serde_json::from_str(&stdout(&flotilla(&env, &["jobs", "show", &id[..20], "--json"]))).expect("JSON");
+    assert_eq!(shown["id"], Value::from(id.as_str()));
+    assert_eq!(shown["status"], "completed");
+    assert_eq!(shown["attempts"], 2);
+    assert_eq!(shown["result"]["succeeded_on_attempt"], 2);
+    let text = stdout(&flotilla(&env, &["jobs", "show", &id]));
+    assert!(text.contains("completed") && text.contains("2 of 2"), "{text}");
+}
+
+#[tokio::test]
+async fn enqueue_with_a_delay_a_unique_key_and_a_time() {
+    let env = Env::start().await;
+    let first = stdout(&flotilla(&env, &["enqueue", "--type", "noop", "--in", "1h", "--unique", "nightly"]));
+    let second = stdout(&flotilla(&env, &["enqueue", "--type", "noop", "--unique", "nightly"]));
+    assert_eq!(first, second, "unique key returns the first job");
+    let record = env.record("default", &first).await.expect("record");
+    assert_eq!(record.status, Some(Status::Scheduled));
+    let at = stdout(&flotilla(&env, &["enqueue", "--type", "noop", "--at", "2099-01-01T00:00:00Z", "--queue", "low"]));
+    let record = env.record("low", &at).await.expect("record");
+    assert_eq!(record.run_at, Some(4_070_908_800_000));
+}
+
+#[tokio::test]
+async fn ambiguous_and_unknown_ids_are_clear_errors() {
+    let env = Env::start().await;
+    let a = stdout(&flotilla(&env, &["enqueue", "--type", "noop"]));
+    let _b = stdout(&flotilla(&env, &["enqueue", "--type", "noop"]));
+    let ambiguous = flotilla(&env, &["jobs", "show", &a[..4]]);
+    assert!(!ambiguous.status.success());
+    assert!(String::from_utf8_lossy(&ambiguous.stderr).contains("matches several jobs"));
+    let missing = flotilla(&env, &["jobs", "show", "zzzz"]);
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no job with id"));
+}
+
+#[tokio::test]
+async fn bad_settings_name_the_file_the_key_and_the_expected_form() {
+    let env = Env::start().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let cases = [
+        ("[worker]\nconcurrency = \"lots\"\n", "concurrency"),
+        ("[worker]\nconcurrancy = 4\n", "concurrancy"),
+        ("[handlers.resize]\nkind = \"exec\"\n", "handlers.resize.command"),
+        ("[handlers.hook]\nkind = \"ftp\"\n", "expected \"exec\" or \"http\""),
+        ("[defaults]\nbackoff = \"linear\"\n", "defaults.backoff"),
+    ];
+    for (i, (toml, needle)) in cases.iter().enumerate() {
+        let path = dir.path().join(format!("bad{i}.toml"));
+        std::fs::write(&path, toml).expect("write");
+        let path = path.display().to_string();
+        let output = flotilla(&env, &["--config", &path, "worker"]);
+        assert!(!output.status.success(), "{toml} was accepted");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(needle), "{stderr} should name {needle}");
+        assert!(stderr.contains(&format!("bad{i}.toml")), "{stderr} should name the file");
+    }
+    let bad_env = Command::new(env!("CARGO_BIN_EXE_flotilla-it"))
+        .args(["worker"])
+        .env("FLOTILLA_WORKER__CONCURRENCY", "0")
+        .output()
+        .expect("runs");
+    assert!(String::from_utf8_lossy(&bad_env.stderr).contains("concurrency"));
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    for args in [&["--help"][..], &["worker", "--help"], &["enqueue", "--help"], &["jobs", "show", "--help"], &["demo", "--help"]] {
+        let output = Command::new(env!("CARGO_BIN_EXE_flotilla-it")).args(args).output().expect("runs");
+        assert!(output.status.success(), "{args:?}");
+        assert!(!output.stdout.is_empty());
+    }
+}

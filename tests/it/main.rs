@@ -1,0 +1,10 @@
+//! Integration tests: every test starts its own redis-server and its own workers.
+
+mod cli;
+mod crash;
+mod handlers;
+mod lifecycle;
+mod malformed;
+mod priority;
+mod resilience;
+mod util;

@@ -1,0 +1,81 @@
+//! Weighted priority: with every queue full, each queue's share of the work follows its
+//! weight, and the lowest queue is never starved.
+
+use std::sync::{Arc, Mutex};
+
+use flotilla_producer::NewJob;
+use flotilla_tests::{InProcessWorker, eventually, fast_config};
+use flotilla_worker::{JobContext, QueueWeight, Registry};
+use serde_json::json;
+
+use crate::util::{Env, LONG};
+
+/// Jobs put in each queue; only the first `SAMPLE` served are counted, while all three
+/// queues still hold work.
+const PER_QUEUE: usize = 700;
+const SAMPLE: usize = 600;
+/// Allowed distance of each share from its weight, in percentage points. With 600 draws the
+/// standard deviation of a 60 % share is 2 points; 6 is three of them.
+const TOLERANCE: f64 = 6.0;
+
+#[tokio::test]
+async fn served_shares_follow_the_weights_and_low_is_not_starved() {
+    let env = Env::start().await;
+    let queues = ["critical", "default", "low"];
+    for queue in queues {
+        let jobs = (0..PER_QUEUE).map(|_| NewJob::new("mark", &json!({})).expect("encodes").queue(queue)).collect();
+        env.producer.enqueue_bulk(jobs).await.expect("bulk");
+    }
+    let served = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&served);
+    let mut registry = Registry::new();
+    registry.register("mark", move |ctx: JobContext| {
+        let seen = Arc::clone(&seen);
+        async move {
+            seen.lock().expect("lock").push(ctx.queue.clone());
+            Ok(None)
+        }
+    });
+    let mut config = fast_config();
+    config.concurrency = 1;
+    config.queues = vec![QueueWeight::new("critical", 6), QueueWeight::new("default", 3), QueueWeight::new("low", 1)];
+    let worker = InProcessWorker::start(&env.url(), config, registry).await;
+    eventually(LONG, "enough jobs served", || async { (served.lock().expect("lock").len() >= SAMPLE).then_some(()) }).await;
+    worker.stop().await;
+    let served = served.lock().expect("lock");
+    let sample = &served[..SAMPLE];
+    for (queue, weight) in queues.iter().zip([60.0, 30.0, 10.0]) {
+        let share = 100.0 * sample.iter().filter(|q| q == queue).count() as f64 / SAMPLE as f64;
+        assert!((share - weight).abs() <= TOLERANCE, "{queue}: {share:.1}% served, weight {weight}%");
+    }
+    let low_in_first_hundred = sample[..100].iter().filter(|q| *q == "low").count();
+    assert!(low_in_first_hundred > 0, "low was starved in the first 100 jobs");
+}
+
+#[tokio::test]
+async fn strict_priority_drains_the_heaviest_queue_first() {
+    let env = Env::start().await;
+    for queue in ["low", "critical"] {
+        let jobs = (0..20).map(|_| NewJob::new("mark", &json!({})).expect("encodes").queue(queue)).collect();
+        env.producer.enqueue_bulk(jobs).await.expect("bulk");
+    }
+    let served = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&served);
+    let mut registry = Registry::new();
+    registry.register("mark", move |ctx: JobContext| {
+        let seen = Arc::clone(&seen);
+        async move {
+            seen.lock().expect("lock").push(ctx.queue.clone());
+            Ok(None)
+        }
+    });
+    let mut config = fast_config();
+    config.concurrency = 1;
+    config.strict_priority = true;
+    config.queues = vec![QueueWeight::new("critical", 6), QueueWeight::new("low", 1)];
+    let worker = InProcessWorker::start(&env.url(), config, registry).await;
+    eventually(LONG, "all jobs served", || async { (served.lock().expect("lock").len() >= 40).then_some(()) }).await;
+    worker.stop().await;
+    let served = served.lock().expect("lock");
+    assert!(served[..20].iter().all(|q| q == "critical"), "{served:?}");
+}

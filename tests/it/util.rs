@@ -1,0 +1,82 @@
+//! Per-test set-up: a private Redis, a producer on it, and record look-ups.
+
+use std::time::Duration;
+
+use flotilla_producer::{NewJob, Producer, ProducerLimits};
+use flotilla_proto::{Backoff, JobRecord, Keys, Status};
+use flotilla_tests::{RedisServer, eventually, job_record};
+use redis::aio::ConnectionManager;
+
+pub struct Env {
+    pub redis: RedisServer,
+    pub conn: ConnectionManager,
+    pub keys: Keys,
+    pub producer: Producer,
+}
+
+impl Env {
+    pub async fn start() -> Self {
+        let redis = RedisServer::start();
+        let conn = redis.manager().await;
+        let keys = Keys::default();
+        let limits = ProducerLimits {
+            default_backoff: Backoff::Fixed(Duration::from_millis(50)),
+            ..ProducerLimits::default()
+        };
+        let producer = Producer::new(conn.clone(), keys.clone(), limits);
+        Self { redis, conn, keys, producer }
+    }
+
+    /// New connections after the server was restarted.
+    pub async fn reconnect(&mut self) {
+        self.conn = self.redis.manager().await;
+        self.producer = Producer::new(self.conn.clone(), self.keys.clone(), ProducerLimits::default());
+    }
+
+    pub fn url(&self) -> String {
+        self.redis.url()
+    }
+
+    /// Enqueues a built-in-handler job on `default` and returns its id.
+    pub async fn enqueue(&self, job_type: &str, payload: serde_json::Value) -> String {
+        self.enqueue_job(NewJob::new(job_type, &payload).expect("encodes")).await
+    }
+
+    pub async fn enqueue_job(&self, job: NewJob) -> String {
+        self.producer.enqueue(job).await.expect("enqueue").id
+    }
+
+    pub async fn record(&self, queue: &str, id: &str) -> Option<JobRecord> {
+        job_record(&mut self.conn.clone(), &self.keys, queue, id).await
+    }
+
+    /// Waits until the job reaches `status` and returns its record.
+    pub async fn wait_status(&self, queue: &str, id: &str, status: Status, timeout: Duration) -> JobRecord {
+        eventually(timeout, &format!("job {id} to be {status}"), || async {
+            self.record(queue, id).await.filter(|r| r.status == Some(status))
+        })
+        .await
+    }
+
+    pub async fn cmd<T: redis::FromRedisValue>(&self, cmd: &mut redis::Cmd) -> T {
+        cmd.query_async(&mut self.conn.clone()).await.expect("redis command")
+    }
+
+    /// Entries in the queue's dead-letter stream, as field maps.
+    pub async fn dead_entries(&self, queue: &str) -> Vec<std::collections::HashMap<String, String>> {
+        let reply: redis::streams::StreamRangeReply =
+            self.cmd(redis::cmd("XRANGE").arg(self.keys.dead(queue)).arg("-").arg("+")).await;
+        reply
+            .ids
+            .into_iter()
+            .map(|id| {
+                id.map
+                    .into_iter()
+                    .map(|(k, v)| (k, redis::from_redis_value::<String>(v).unwrap_or_default()))
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+pub const LONG: Duration = Duration::from_secs(20);

@@ -1,0 +1,151 @@
+//! Workers for tests: in-process ones (fast, with Rust handlers the test defines) and
+//! `flotilla worker` processes (to kill, stop, continue and signal).
+
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use flotilla_proto::Backoff;
+use flotilla_worker::{Registry, Shutdown, Worker, WorkerConfig, WorkerError};
+use tokio::task::JoinHandle;
+
+/// Settings that make leases, heartbeats and retries fast enough for tests.
+pub fn fast_config() -> WorkerConfig {
+    WorkerConfig {
+        concurrency: 4,
+        heartbeat_interval: Duration::from_millis(200),
+        lease_ttl: Duration::from_millis(1500),
+        block_time: Duration::from_millis(200),
+        promote_interval: Duration::from_millis(20),
+        shutdown_grace: Duration::from_secs(2),
+        default_backoff: Backoff::Fixed(Duration::from_millis(50)),
+        ..WorkerConfig::default()
+    }
+}
+
+/// A worker running on the test's own runtime.
+#[derive(Debug)]
+pub struct InProcessWorker {
+    pub id: String,
+    shutdown: Shutdown,
+    task: JoinHandle<Result<(), WorkerError>>,
+}
+
+impl InProcessWorker {
+    pub async fn start(url: &str, config: WorkerConfig, registry: Registry) -> Self {
+        let worker = Worker::connect(url, config, registry).await.expect("worker starts");
+        let id = worker.id().to_owned();
+        let shutdown = Shutdown::new();
+        let task = tokio::spawn(worker.run(shutdown.clone()));
+        Self { id, shutdown, task }
+    }
+
+    /// Graceful stop; returns once the worker has drained.
+    pub async fn stop(self) {
+        self.shutdown.trigger();
+        self.task.await.expect("worker task").expect("worker ran cleanly");
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+}
+
+/// A `flotilla worker` child process. Its log goes to a file the test can read.
+#[derive(Debug)]
+pub struct WorkerProcess {
+    child: Child,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// The flotilla binary built for these tests. Cargo builds it next to the test binary's
+/// `deps` directory because the integration tests of this package need it.
+pub fn flotilla_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>");
+    let bin = profile_dir.join(format!("flotilla-it{}", std::env::consts::EXE_SUFFIX));
+    assert!(bin.exists(), "{} is missing: run the tests with cargo test -p flotilla-tests", bin.display());
+    bin
+}
+
+impl WorkerProcess {
+    /// Starts `flotilla worker` on `url` with fast test settings; `extra_env` adds or
+    /// overrides `FLOTILLA_*` settings and `config_toml`, if given, is its settings file.
+    pub fn start(url: &str, extra_env: &[(&str, &str)], config_toml: Option<&str>) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = dir.path().join("worker.log");
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let mut command = Command::new(flotilla_bin());
+        command.arg("worker");
+        if let Some(toml) = config_toml {
+            let path = dir.path().join("flotilla.toml");
+            std::fs::write(&path, toml).expect("settings file");
+            command.arg("--config").arg(path);
+        }
+        command
+            .env("FLOTILLA_REDIS_URL", url)
+            .env("FLOTILLA_WORKER__HEARTBEAT_INTERVAL", "200ms")
+            .env("FLOTILLA_WORKER__LEASE_TTL", "1500ms")
+            .env("FLOTILLA_WORKER__BLOCK_TIME", "200ms")
+            .env("FLOTILLA_WORKER__PROMOTE_INTERVAL", "20ms")
+            .env("FLOTILLA_WORKER__SHUTDOWN_GRACE", "2s")
+            .env("FLOTILLA_DEFAULTS__BACKOFF", "fixed:50")
+            .env("RUST_LOG", "info")
+            .env_remove("FLOTILLA_CONFIG");
+        for (name, value) in extra_env {
+            command.env(name, value);
+        }
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("flotilla worker starts");
+        Self { child, log, _dir: dir }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal by name (KILL, STOP, CONT, TERM).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{name} {} failed", self.pid());
+    }
+
+    /// Waits for the process to exit, at most `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn has_exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
+    /// Everything the worker logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

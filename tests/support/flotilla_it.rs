@@ -1,0 +1,5 @@
+//! The `flotilla` binary under the name the integration tests spawn.
+
+fn main() -> std::process::ExitCode {
+    flotilla_cli::main()
+}

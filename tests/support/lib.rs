@@ -1,0 +1,10 @@
+//! Shared test support: real `redis-server` processes on private unix sockets, in-process
+//! and out-of-process workers, and polling helpers that wait for a state with a deadline.
+
+mod fleet;
+mod redis_server;
+mod wait;
+
+pub use fleet::{InProcessWorker, WorkerProcess, fast_config, flotilla_bin};
+pub use redis_server::RedisServer;
+pub use wait::{eventually, job_record};
