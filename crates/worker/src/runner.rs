@@ -22,6 +22,9 @@ use crate::inflight::Attempt;
 use crate::worker::Shared;
 use crate::{HandlerError, JobContext};
 
+/// How long a cancelled handler may take to return before it is dropped.
+const CANCEL_CLEANUP: Duration = Duration::from_secs(2);
+
 /// What one pipelined call was for.
 enum Plan {
     Start { fetched: Fetched, fields: EntryFields, job_id: String, lease: String },
@@ -253,11 +256,17 @@ async fn execute(shared: &Shared, attempt: &Attempt, started: Started) -> Outcom
         record_key: shared.keys.job(&attempt.queue, &attempt.job_id),
     };
     let run = AssertUnwindSafe(handler.call(ctx)).catch_unwind();
+    let mut run = std::pin::pin!(tokio::time::timeout(timeout, run));
     tokio::select! {
         biased;
         _ = shared.handback.cancelled() => Outcome::HandBack,
-        _ = attempt.cancel.cancelled() => Outcome::Abandoned("cancelled, or the lease was lost"),
-        result = tokio::time::timeout(timeout, run) => match result {
+        _ = attempt.cancel.cancelled() => {
+            // A handler that watches its token gets a moment to clean up; one that does not
+            // is dropped (an exec child is killed with it).
+            let _ = tokio::time::timeout(CANCEL_CLEANUP, &mut run).await;
+            Outcome::Abandoned("cancelled, or the lease was lost")
+        }
+        result = &mut run => match result {
             Err(_) => retry(format!("timed out after {}", humantime_secs(timeout))),
             Ok(Err(panic)) => retry(format!("handler panicked: {}", panic_message(&panic))),
             Ok(Ok(Ok(value))) => Outcome::Completed(value),
