@@ -18,35 +18,77 @@ fn flotilla(env: &Env, args: &[&str]) -> std::process::Output {
 }
 
 fn stdout(output: &std::process::Output) -> String {
-    assert!(output.status.success(), "failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
 
 #[tokio::test]
 async fn enqueue_prints_an_id_that_jobs_show_finds_by_prefix() {
     let env = Env::start().await;
-    let id = stdout(&flotilla(&env, &["enqueue", "--type", "fail", "--payload", r#"{"times": 1}"#, "--max-attempts", "2"]));
+    let id = stdout(&flotilla(
+        &env,
+        &[
+            "enqueue",
+            "--type",
+            "fail",
+            "--payload",
+            r#"{"times": 1}"#,
+            "--max-attempts",
+            "2",
+        ],
+    ));
     assert_eq!(id.len(), 36, "a UUID: {id}");
     let _worker = WorkerProcess::start(&env.url(), &[], None);
-    env.wait_status("default", &id, Status::Completed, LONG).await;
-    let shown: Value = serde_json::from_str(&stdout(&flotilla(&env, &["jobs", "show", &id[..20], "--json"]))).expect("JSON");
+    env.wait_status("default", &id, Status::Completed, LONG)
+        .await;
+    let shown: Value = serde_json::from_str(&stdout(&flotilla(
+        &env,
+        &["jobs", "show", &id[..20], "--json"],
+    )))
+    .expect("JSON");
     assert_eq!(shown["id"], Value::from(id.as_str()));
     assert_eq!(shown["status"], "completed");
     assert_eq!(shown["attempts"], 2);
     assert_eq!(shown["result"]["succeeded_on_attempt"], 2);
     let text = stdout(&flotilla(&env, &["jobs", "show", &id]));
-    assert!(text.contains("completed") && text.contains("2 of 2"), "{text}");
+    assert!(
+        text.contains("completed") && text.contains("2 of 2"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
 async fn enqueue_with_a_delay_a_unique_key_and_a_time() {
     let env = Env::start().await;
-    let first = stdout(&flotilla(&env, &["enqueue", "--type", "noop", "--in", "1h", "--unique", "nightly"]));
-    let second = stdout(&flotilla(&env, &["enqueue", "--type", "noop", "--unique", "nightly"]));
+    let first = stdout(&flotilla(
+        &env,
+        &[
+            "enqueue", "--type", "noop", "--in", "1h", "--unique", "nightly",
+        ],
+    ));
+    let second = stdout(&flotilla(
+        &env,
+        &["enqueue", "--type", "noop", "--unique", "nightly"],
+    ));
     assert_eq!(first, second, "unique key returns the first job");
     let record = env.record("default", &first).await.expect("record");
     assert_eq!(record.status, Some(Status::Scheduled));
-    let at = stdout(&flotilla(&env, &["enqueue", "--type", "noop", "--at", "2099-01-01T00:00:00Z", "--queue", "low"]));
+    let at = stdout(&flotilla(
+        &env,
+        &[
+            "enqueue",
+            "--type",
+            "noop",
+            "--at",
+            "2099-01-01T00:00:00Z",
+            "--queue",
+            "low",
+        ],
+    ));
     let record = env.record("low", &at).await.expect("record");
     assert_eq!(record.run_at, Some(4_070_908_800_000));
 }
@@ -70,8 +112,14 @@ async fn bad_settings_name_the_file_the_key_and_the_expected_form() {
     let cases = [
         ("[worker]\nconcurrency = \"lots\"\n", "concurrency"),
         ("[worker]\nconcurrancy = 4\n", "concurrancy"),
-        ("[handlers.resize]\nkind = \"exec\"\n", "handlers.resize.command"),
-        ("[handlers.hook]\nkind = \"ftp\"\n", "expected \"exec\" or \"http\""),
+        (
+            "[handlers.resize]\nkind = \"exec\"\n",
+            "handlers.resize.command",
+        ),
+        (
+            "[handlers.hook]\nkind = \"ftp\"\n",
+            "expected \"exec\" or \"http\"",
+        ),
         ("[defaults]\nbackoff = \"linear\"\n", "defaults.backoff"),
     ];
     for (i, (toml, needle)) in cases.iter().enumerate() {
@@ -82,7 +130,10 @@ async fn bad_settings_name_the_file_the_key_and_the_expected_form() {
         assert!(!output.status.success(), "{toml} was accepted");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(needle), "{stderr} should name {needle}");
-        assert!(stderr.contains(&format!("bad{i}.toml")), "{stderr} should name the file");
+        assert!(
+            stderr.contains(&format!("bad{i}.toml")),
+            "{stderr} should name the file"
+        );
     }
     let bad_env = Command::new(env!("CARGO_BIN_EXE_flotilla-it"))
         .args(["worker"])
@@ -94,8 +145,17 @@ async fn bad_settings_name_the_file_the_key_and_the_expected_form() {
 
 #[test]
 fn every_subcommand_has_help() {
-    for args in [&["--help"][..], &["worker", "--help"], &["enqueue", "--help"], &["jobs", "show", "--help"], &["demo", "--help"]] {
-        let output = Command::new(env!("CARGO_BIN_EXE_flotilla-it")).args(args).output().expect("runs");
+    for args in [
+        &["--help"][..],
+        &["worker", "--help"],
+        &["enqueue", "--help"],
+        &["jobs", "show", "--help"],
+        &["demo", "--help"],
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_flotilla-it"))
+            .args(args)
+            .output()
+            .expect("runs");
         assert!(output.status.success(), "{args:?}");
         assert!(!output.stdout.is_empty());
     }

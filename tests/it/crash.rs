@@ -31,7 +31,9 @@ async fn a_job_of_a_killed_worker_is_completed_by_another_after_its_heartbeat_ex
     assert!(first.wait_exit(Duration::from_secs(5)).is_some());
     let killed_at = Instant::now();
     let second = WorkerProcess::start(&env.url(), &[], None);
-    let record = env.wait_status("default", &id, Status::Completed, LONG).await;
+    let record = env
+        .wait_status("default", &id, Status::Completed, LONG)
+        .await;
     assert_eq!(record.attempts, 2, "the interrupted attempt counts");
     assert_ne!(record.worker, running.worker, "another worker finished it");
     // Reclaim waits for the lease (1.5 s here) to run out, not less.
@@ -47,7 +49,9 @@ async fn a_job_longer_than_the_lease_on_a_live_worker_runs_once() {
     let id = env.enqueue("sleep", json!({"ms": 4000})).await;
     let running = env.wait_status("default", &id, Status::Running, LONG).await;
     let other = WorkerProcess::start(&env.url(), &[], None);
-    let record = env.wait_status("default", &id, Status::Completed, LONG).await;
+    let record = env
+        .wait_status("default", &id, Status::Completed, LONG)
+        .await;
     assert_eq!(record.attempts, 1, "never started twice");
     assert_eq!(record.worker, running.worker);
     assert!(!other.log().contains("reclaimed"), "{}", other.log());
@@ -62,17 +66,25 @@ async fn a_frozen_worker_that_wakes_up_cannot_overwrite_the_newer_attempt() {
     env.wait_status("default", &id, Status::Running, LONG).await;
     zombie.signal("STOP");
     let rescuer = WorkerProcess::start(&env.url(), &[], Some(REPORT_PID));
-    let done = env.wait_status("default", &id, Status::Completed, LONG).await;
+    let done = env
+        .wait_status("default", &id, Status::Completed, LONG)
+        .await;
     assert_eq!(done.attempts, 2);
     assert_eq!(done.result, Some(json!({"pid": rescuer.pid()})));
     zombie.signal("CONT");
-    eventually(LONG, "the woken worker to notice its lease is gone", || async {
-        zombie.log().contains("lease lost").then_some(())
-    })
+    eventually(
+        LONG,
+        "the woken worker to notice its lease is gone",
+        || async { zombie.log().contains("lease lost").then_some(()) },
+    )
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let after = env.record("default", &id).await.expect("record");
-    assert_eq!(after.result, Some(json!({"pid": rescuer.pid()})), "the late result was refused");
+    assert_eq!(
+        after.result,
+        Some(json!({"pid": rescuer.pid()})),
+        "the late result was refused"
+    );
     assert_eq!(after.finished_at, done.finished_at);
     assert_eq!(after.attempts, 2);
 }
@@ -80,7 +92,8 @@ async fn a_frozen_worker_that_wakes_up_cannot_overwrite_the_newer_attempt() {
 #[tokio::test]
 async fn sigterm_finishes_short_jobs_hands_back_long_ones_and_exits_zero() {
     let env = Env::start().await;
-    let mut worker = WorkerProcess::start(&env.url(), &[("FLOTILLA_WORKER__CONCURRENCY", "4")], None);
+    let mut worker =
+        WorkerProcess::start(&env.url(), &[("FLOTILLA_WORKER__CONCURRENCY", "4")], None);
     let short: Vec<String> = {
         let mut ids = Vec::new();
         for _ in 0..3 {
@@ -94,19 +107,35 @@ async fn sigterm_finishes_short_jobs_hands_back_long_ones_and_exits_zero() {
     }
     let signalled = Instant::now();
     worker.signal("TERM");
-    let status = worker.wait_exit(Duration::from_secs(10)).expect("worker exits");
+    let status = worker
+        .wait_exit(Duration::from_secs(10))
+        .expect("worker exits");
     let took = signalled.elapsed();
     assert!(status.success(), "exit status {status:?}\n{}", worker.log());
-    assert!(took < Duration::from_millis(2000 + 1500), "took {took:?} with a 2 s grace");
+    assert!(
+        took < Duration::from_millis(2000 + 1500),
+        "took {took:?} with a 2 s grace"
+    );
     for id in &short {
-        assert_eq!(env.record("default", id).await.and_then(|r| r.status), Some(Status::Completed));
+        assert_eq!(
+            env.record("default", id).await.and_then(|r| r.status),
+            Some(Status::Completed)
+        );
     }
     let handed_back = env.record("default", &long).await.expect("record");
     assert_eq!(handed_back.status, Some(Status::Pending));
-    assert_eq!(handed_back.attempts, 0, "a handed-back attempt is not charged");
+    assert_eq!(
+        handed_back.attempts, 0,
+        "a handed-back attempt is not charged"
+    );
     // The worker left its consumer group.
     let consumers: Vec<redis::Value> = env
-        .cmd(redis::cmd("XINFO").arg("CONSUMERS").arg(env.keys.stream("default")).arg("workers"))
+        .cmd(
+            redis::cmd("XINFO")
+                .arg("CONSUMERS")
+                .arg(env.keys.stream("default"))
+                .arg("workers"),
+        )
         .await;
     assert!(consumers.is_empty(), "consumer left behind");
     let workers: u64 = env.cmd(redis::cmd("ZCARD").arg(env.keys.workers())).await;
@@ -115,20 +144,33 @@ async fn sigterm_finishes_short_jobs_hands_back_long_ones_and_exits_zero() {
     let _next = WorkerProcess::start(&env.url(), &[], None);
     // Shorten the handed-back job so the test need not wait 30 s for it.
     let short_payload = rmp_serde::to_vec_named(&json!({"ms": 10})).expect("encodes");
-    env.cmd::<()>(redis::cmd("HSET").arg(env.keys.job("default", &long)).arg("payload").arg(short_payload)).await;
-    let record = env.wait_status("default", &long, Status::Completed, LONG).await;
+    env.cmd::<()>(
+        redis::cmd("HSET")
+            .arg(env.keys.job("default", &long))
+            .arg("payload")
+            .arg(short_payload),
+    )
+    .await;
+    let record = env
+        .wait_status("default", &long, Status::Completed, LONG)
+        .await;
     assert_eq!(record.attempts, 1);
 }
 
 #[tokio::test]
 async fn a_poison_pill_that_kills_every_worker_ends_dead() {
     let env = Env::start().await;
-    let job = NewJob::new("kill_my_worker", &json!({})).expect("encodes").max_attempts(3);
+    let job = NewJob::new("kill_my_worker", &json!({}))
+        .expect("encodes")
+        .max_attempts(3);
     let id = env.enqueue_job(job).await;
     let deadline = Instant::now() + Duration::from_secs(40);
     let mut deaths = 0;
     let record = loop {
-        assert!(Instant::now() < deadline, "poison pill still not dead after {deaths} worker deaths");
+        assert!(
+            Instant::now() < deadline,
+            "poison pill still not dead after {deaths} worker deaths"
+        );
         let mut worker = WorkerProcess::start(&env.url(), &[], Some(REPORT_PID));
         // Each worker either dies on the job or finds it already dead.
         let mut finished = None;

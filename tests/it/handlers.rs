@@ -15,24 +15,45 @@ use serde_json::json;
 use crate::util::{Env, LONG};
 
 fn exec(script: &str) -> ExecHandler {
-    ExecHandler { command: vec!["sh".into(), "-c".into(), script.into()], dir: None, env: Default::default() }
+    ExecHandler {
+        command: vec!["sh".into(), "-c".into(), script.into()],
+        dir: None,
+        env: Default::default(),
+    }
 }
 
 #[tokio::test]
 async fn exec_feeds_the_payload_on_stdin_and_stores_stdout() {
     let env = Env::start().await;
     let mut registry = Registry::new();
-    registry.register("echo", exec(r#"read input; printf '{"got": %s, "attempt": %s}' "$input" "$FLOTILLA_ATTEMPT""#));
+    registry.register(
+        "echo",
+        exec(r#"read input; printf '{"got": %s, "attempt": %s}' "$input" "$FLOTILLA_ATTEMPT""#),
+    );
     registry.register("broken", exec("echo 'disk full' >&2; exit 3"));
     let worker = InProcessWorker::start(&env.url(), fast_config(), registry).await;
     let id = env.enqueue("echo", json!({"to": "a@b.c"})).await;
-    let record = env.wait_status("default", &id, Status::Completed, LONG).await;
-    assert_eq!(record.result, Some(json!({"got": {"to": "a@b.c"}, "attempt": 1})));
-    let id = env.enqueue_job(NewJob::new("broken", &json!({})).expect("encodes").max_attempts(2)).await;
+    let record = env
+        .wait_status("default", &id, Status::Completed, LONG)
+        .await;
+    assert_eq!(
+        record.result,
+        Some(json!({"got": {"to": "a@b.c"}, "attempt": 1}))
+    );
+    let id = env
+        .enqueue_job(
+            NewJob::new("broken", &json!({}))
+                .expect("encodes")
+                .max_attempts(2),
+        )
+        .await;
     let record = env.wait_status("default", &id, Status::Dead, LONG).await;
     assert_eq!(record.attempts, 2);
     let error = record.error.expect("error");
-    assert!(error.contains("exited with status 3") && error.contains("disk full"), "{error}");
+    assert!(
+        error.contains("exited with status 3") && error.contains("disk full"),
+        "{error}"
+    );
     worker.stop().await;
 }
 
@@ -42,12 +63,23 @@ async fn exec_kills_the_child_on_timeout() {
     let dir = tempfile::tempdir().expect("dir");
     let marker = dir.path().join("finished");
     let mut registry = Registry::new();
-    registry.register("slow", exec(&format!("sleep 1; touch {}", marker.display())));
+    registry.register(
+        "slow",
+        exec(&format!("sleep 1; touch {}", marker.display())),
+    );
     let worker = InProcessWorker::start(&env.url(), fast_config(), registry).await;
-    let job = NewJob::new("slow", &json!({})).expect("encodes").timeout(Duration::from_millis(200)).max_attempts(1);
+    let job = NewJob::new("slow", &json!({}))
+        .expect("encodes")
+        .timeout(Duration::from_millis(200))
+        .max_attempts(1);
     let id = env.enqueue_job(job).await;
     let record = env.wait_status("default", &id, Status::Dead, LONG).await;
-    assert!(record.error.as_deref().is_some_and(|e| e.contains("timed out")));
+    assert!(
+        record
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("timed out"))
+    );
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(!marker.exists(), "the child outlived its timeout");
     worker.stop().await;
@@ -62,7 +94,9 @@ fn http_server(responses: Vec<&'static str>) -> (String, Arc<Mutex<Vec<String>>>
     let seen = Arc::clone(&bodies);
     std::thread::spawn(move || {
         for response in responses {
-            let Ok((mut stream, _)) = listener.accept() else { return };
+            let Ok((mut stream, _)) = listener.accept() else {
+                return;
+            };
             let mut request = Vec::new();
             let mut buf = [0u8; 4096];
             while let Ok(n) = stream.read(&mut buf) {
@@ -71,7 +105,11 @@ fn http_server(responses: Vec<&'static str>) -> (String, Arc<Mutex<Vec<String>>>
                 if let Some((head, body)) = text.split_once("\r\n\r\n") {
                     let length = head
                         .lines()
-                        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned()))
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().to_owned())
+                        })
                         .and_then(|v| v.parse::<usize>().ok())
                         .unwrap_or(0);
                     if body.len() >= length {
@@ -90,9 +128,11 @@ fn http_server(responses: Vec<&'static str>) -> (String, Arc<Mutex<Vec<String>>>
 }
 
 const OK: &str = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\nconnection: close\r\n\r\n{\"ok\":true}";
-const UNAVAILABLE: &str = "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 4\r\nconnection: close\r\n\r\nbusy";
+const UNAVAILABLE: &str =
+    "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 4\r\nconnection: close\r\n\r\nbusy";
 const TOO_MANY: &str = "HTTP/1.1 429 Too Many Requests\r\nretry-after: 1\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
-const BAD_REQUEST: &str = "HTTP/1.1 400 Bad Request\r\ncontent-length: 7\r\nconnection: close\r\n\r\nno such";
+const BAD_REQUEST: &str =
+    "HTTP/1.1 400 Bad Request\r\ncontent-length: 7\r\nconnection: close\r\n\r\nno such";
 
 #[tokio::test]
 async fn http_retries_5xx_honours_retry_after_and_succeeds_on_2xx() {
@@ -102,12 +142,26 @@ async fn http_retries_5xx_honours_retry_after_and_succeeds_on_2xx() {
     registry.register("notify", HttpHandler::new(&url));
     let worker = InProcessWorker::start(&env.url(), fast_config(), registry).await;
     let started = std::time::Instant::now();
-    let id = env.enqueue_job(NewJob::new("notify", &json!({"user": 7})).expect("encodes").max_attempts(5)).await;
-    let record = env.wait_status("default", &id, Status::Completed, LONG).await;
+    let id = env
+        .enqueue_job(
+            NewJob::new("notify", &json!({"user": 7}))
+                .expect("encodes")
+                .max_attempts(5),
+        )
+        .await;
+    let record = env
+        .wait_status("default", &id, Status::Completed, LONG)
+        .await;
     assert_eq!(record.attempts, 3);
     assert_eq!(record.result, Some(json!({"ok": true})));
-    assert!(started.elapsed() >= Duration::from_secs(1), "Retry-After: 1 was honoured");
-    assert_eq!(bodies.lock().expect("lock").first().map(String::as_str), Some(r#"{"user":7}"#));
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After: 1 was honoured"
+    );
+    assert_eq!(
+        bodies.lock().expect("lock").first().map(String::as_str),
+        Some(r#"{"user":7}"#)
+    );
     worker.stop().await;
 }
 
@@ -118,9 +172,22 @@ async fn http_gives_up_on_4xx() {
     let mut registry = Registry::new();
     registry.register("notify", HttpHandler::new(&url));
     let worker = InProcessWorker::start(&env.url(), fast_config(), registry).await;
-    let id = env.enqueue_job(NewJob::new("notify", &json!({})).expect("encodes").max_attempts(5)).await;
+    let id = env
+        .enqueue_job(
+            NewJob::new("notify", &json!({}))
+                .expect("encodes")
+                .max_attempts(5),
+        )
+        .await;
     let record = env.wait_status("default", &id, Status::Dead, LONG).await;
     assert_eq!(record.attempts, 1);
-    assert!(record.error.as_deref().is_some_and(|e| e.contains("400") && e.contains("no such")), "{:?}", record.error);
+    assert!(
+        record
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("400") && e.contains("no such")),
+        "{:?}",
+        record.error
+    );
     worker.stop().await;
 }

@@ -22,7 +22,9 @@ async fn enqueue_creates_a_pending_record_and_one_stream_entry() {
     assert_eq!(record.max_attempts, 3);
     assert_eq!(record.payload, json!({"to": "a@b.c"}));
     assert_eq!(record.content_type, "msgpack");
-    let len: u64 = env.cmd(redis::cmd("XLEN").arg(env.keys.stream("default"))).await;
+    let len: u64 = env
+        .cmd(redis::cmd("XLEN").arg(env.keys.stream("default")))
+        .await;
     assert_eq!(len, 1);
     let queues: Vec<String> = env.cmd(redis::cmd("SMEMBERS").arg(env.keys.queues())).await;
     assert_eq!(queues, ["default"]);
@@ -38,22 +40,30 @@ async fn a_job_runs_once_and_stores_its_result() {
         let seen = Arc::clone(&seen);
         async move {
             seen.lock().expect("lock").push(ctx.id.clone());
-            ctx.progress(&json!({"step": "summing"})).await.map_err(HandlerError::retry)?;
+            ctx.progress(&json!({"step": "summing"}))
+                .await
+                .map_err(HandlerError::retry)?;
             Ok(Some(json!({"sum": args.iter().sum::<i64>()})))
         }
     });
     let worker = InProcessWorker::start(&env.url(), fast_config(), registry).await;
     let id = env.enqueue("add", json!([1, 2, 39])).await;
-    let record = env.wait_status("default", &id, Status::Completed, LONG).await;
+    let record = env
+        .wait_status("default", &id, Status::Completed, LONG)
+        .await;
     assert_eq!(record.result, Some(json!({"sum": 42})));
     assert_eq!(record.progress, Some(json!({"step": "summing"})));
     assert_eq!(record.attempts, 1);
     assert_eq!(record.worker.as_deref(), Some(worker.id.as_str()));
     assert!(record.finished_at >= record.started_at && record.started_at.is_some());
     // Finished records expire (rule 10) and the entry is gone from the stream.
-    let ttl: i64 = env.cmd(redis::cmd("PTTL").arg(env.keys.job("default", &id))).await;
+    let ttl: i64 = env
+        .cmd(redis::cmd("PTTL").arg(env.keys.job("default", &id)))
+        .await;
     assert!(ttl > 0, "completed record has a TTL, got {ttl}");
-    let len: u64 = env.cmd(redis::cmd("XLEN").arg(env.keys.stream("default"))).await;
+    let len: u64 = env
+        .cmd(redis::cmd("XLEN").arg(env.keys.stream("default")))
+        .await;
     assert_eq!(len, 0);
     worker.stop().await;
     assert_eq!(runs.lock().expect("lock").as_slice(), [id]);
@@ -63,7 +73,9 @@ async fn a_job_runs_once_and_stores_its_result() {
 async fn a_job_that_keeps_failing_ends_dead_in_the_dlq_with_its_last_error() {
     let env = Env::start().await;
     let worker = InProcessWorker::start(&env.url(), fast_config(), Registry::with_builtins()).await;
-    let job = NewJob::new("fail", &json!({"times": -1})).expect("encodes").max_attempts(3);
+    let job = NewJob::new("fail", &json!({"times": -1}))
+        .expect("encodes")
+        .max_attempts(3);
     let id = env.enqueue_job(job).await;
     let record = env.wait_status("default", &id, Status::Dead, LONG).await;
     assert_eq!(record.attempts, 3);
@@ -96,9 +108,13 @@ async fn attempt_times(backoff: Backoff, fails: u32) -> Vec<Instant> {
         }
     });
     let worker = InProcessWorker::start(&env.url(), fast_config(), registry).await;
-    let job = NewJob::new("flaky", &json!({})).expect("encodes").max_attempts(fails + 1).backoff(backoff);
+    let job = NewJob::new("flaky", &json!({}))
+        .expect("encodes")
+        .max_attempts(fails + 1)
+        .backoff(backoff);
     let id = env.enqueue_job(job).await;
-    env.wait_status("default", &id, Status::Completed, LONG).await;
+    env.wait_status("default", &id, Status::Completed, LONG)
+        .await;
     worker.stop().await;
     let times = times.lock().expect("lock").clone();
     assert_eq!(times.len() as u32, fails + 1, "one start per attempt");
@@ -109,11 +125,20 @@ fn gaps(times: &[Instant]) -> Vec<Duration> {
     times.windows(2).map(|w| w[1] - w[0]).collect()
 }
 
-/// Each gap is at least `min` and not more than `min` plus scheduling slack.
+/// Due times have millisecond resolution on the Redis server's clock, so a delay may end
+/// up to this much before the test's own clock says it should.
+const CLOCK_GRAIN: Duration = Duration::from_millis(2);
+
+/// Each gap is at least `min` (to the clock's grain) and at most `min` plus scheduling slack.
 fn assert_gaps(gaps: &[Duration], mins: &[Duration]) {
     let slack = Duration::from_millis(400);
     for (i, (gap, min)) in gaps.iter().zip(mins).enumerate() {
-        assert!(gap >= min && *gap <= *min + slack, "gap {i} was {gap:?}, expected {min:?}..{:?}", *min + slack);
+        let low = min.saturating_sub(CLOCK_GRAIN);
+        assert!(
+            *gap >= low && *gap <= *min + slack,
+            "gap {i} was {gap:?}, expected {low:?}..{:?}",
+            *min + slack
+        );
     }
 }
 
@@ -135,12 +160,24 @@ async fn retries_follow_an_explicit_list_of_delays() {
 #[tokio::test]
 async fn retries_follow_exponential_backoff_with_jitter_and_cap() {
     let ms = Duration::from_millis;
-    let times = attempt_times(Backoff::Exponential { base: ms(200), cap: ms(600) }, 4).await;
+    let times = attempt_times(
+        Backoff::Exponential {
+            base: ms(200),
+            cap: ms(600),
+        },
+        4,
+    )
+    .await;
     let gaps = gaps(&times);
     // Equal jitter puts each delay in [d/2, d] for d = 200, 400, 600 (capped), 600.
     let slack = ms(400);
     for (gap, full) in gaps.iter().zip([ms(200), ms(400), ms(600), ms(600)]) {
-        assert!(*gap >= full / 2 && *gap <= full + slack, "gap {gap:?} outside {:?}..{:?}", full / 2, full + slack);
+        let low = (full / 2).saturating_sub(CLOCK_GRAIN);
+        assert!(
+            *gap >= low && *gap <= full + slack,
+            "gap {gap:?} outside {low:?}..{:?}",
+            full + slack
+        );
     }
     assert!(gaps[1] + gaps[2] > gaps[0] * 2, "delays grow: {gaps:?}");
 }
@@ -156,26 +193,38 @@ async fn a_retry_after_from_the_handler_overrides_the_backoff() {
         async move {
             seen.lock().expect("lock").push(Instant::now());
             match ctx.attempt {
-                1 => Err(HandlerError::RetryAfter("429".into(), Duration::from_millis(700))),
+                1 => Err(HandlerError::RetryAfter(
+                    "429".into(),
+                    Duration::from_millis(700),
+                )),
                 _ => Ok(None),
             }
         }
     });
     let worker = InProcessWorker::start(&env.url(), fast_config(), registry).await;
     let id = env.enqueue("rate_limited", json!({})).await;
-    env.wait_status("default", &id, Status::Completed, LONG).await;
+    env.wait_status("default", &id, Status::Completed, LONG)
+        .await;
     worker.stop().await;
     let gap = gaps(&times.lock().expect("lock"))[0];
-    assert!(gap >= Duration::from_millis(700), "{gap:?}");
+    assert!(gap >= Duration::from_millis(700) - CLOCK_GRAIN, "{gap:?}");
 }
 
 #[tokio::test]
 async fn giving_up_dead_letters_at_once() {
     let env = Env::start().await;
     let mut registry = Registry::new();
-    registry.register("hopeless", |_ctx: JobContext| async { Err(HandlerError::give_up("bad address")) });
+    registry.register("hopeless", |_ctx: JobContext| async {
+        Err(HandlerError::give_up("bad address"))
+    });
     let worker = InProcessWorker::start(&env.url(), fast_config(), registry).await;
-    let id = env.enqueue_job(NewJob::new("hopeless", &json!({})).expect("encodes").max_attempts(5)).await;
+    let id = env
+        .enqueue_job(
+            NewJob::new("hopeless", &json!({}))
+                .expect("encodes")
+                .max_attempts(5),
+        )
+        .await;
     let record = env.wait_status("default", &id, Status::Dead, LONG).await;
     assert_eq!(record.attempts, 1);
     assert_eq!(record.error.as_deref(), Some("bad address"));
@@ -191,26 +240,42 @@ async fn a_job_over_its_timeout_is_stopped_and_retried() {
         .timeout(Duration::from_millis(200))
         .max_attempts(2);
     let id = env.enqueue_job(job).await;
-    let record = env.wait_status("default", &id, Status::Dead, Duration::from_secs(5)).await;
+    let record = env
+        .wait_status("default", &id, Status::Dead, Duration::from_secs(5))
+        .await;
     assert_eq!(record.attempts, 2);
-    assert!(record.error.as_deref().is_some_and(|e| e.contains("timed out after 0.2s")), "{:?}", record.error);
+    assert!(
+        record
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("timed out after 0.2s")),
+        "{:?}",
+        record.error
+    );
     worker.stop().await;
 }
 
 #[tokio::test]
 async fn a_unique_job_is_enqueued_once_until_it_completes() {
     let env = Env::start().await;
-    let unique = || NewJob::new("noop", &json!({})).expect("encodes").unique("report-42", Duration::from_secs(60));
+    let unique = || {
+        NewJob::new("noop", &json!({}))
+            .expect("encodes")
+            .unique("report-42", Duration::from_secs(60))
+    };
     let first = env.producer.enqueue(unique()).await.expect("enqueue");
     let second = env.producer.enqueue(unique()).await.expect("enqueue");
     assert_eq!(first.outcome, Outcome::Created);
     assert_eq!(second.outcome, Outcome::Duplicate);
     assert_eq!(second.id, first.id);
-    let len: u64 = env.cmd(redis::cmd("XLEN").arg(env.keys.stream("default"))).await;
+    let len: u64 = env
+        .cmd(redis::cmd("XLEN").arg(env.keys.stream("default")))
+        .await;
     assert_eq!(len, 1);
     // Completion releases the key, so the next enqueue creates a new job.
     let worker = InProcessWorker::start(&env.url(), fast_config(), Registry::with_builtins()).await;
-    env.wait_status("default", &first.id, Status::Completed, LONG).await;
+    env.wait_status("default", &first.id, Status::Completed, LONG)
+        .await;
     let third = env.producer.enqueue(unique()).await.expect("enqueue");
     assert_eq!(third.outcome, Outcome::Created);
     assert_ne!(third.id, first.id);
@@ -220,10 +285,22 @@ async fn a_unique_job_is_enqueued_once_until_it_completes() {
 #[tokio::test]
 async fn an_own_id_enqueued_twice_creates_one_job() {
     let env = Env::start().await;
-    let job = || NewJob::new("noop", &json!({})).expect("encodes").id("order-7");
-    assert_eq!(env.producer.enqueue(job()).await.expect("enqueue").outcome, Outcome::Created);
-    assert_eq!(env.producer.enqueue(job()).await.expect("enqueue").outcome, Outcome::Exists);
-    let len: u64 = env.cmd(redis::cmd("XLEN").arg(env.keys.stream("default"))).await;
+    let job = || {
+        NewJob::new("noop", &json!({}))
+            .expect("encodes")
+            .id("order-7")
+    };
+    assert_eq!(
+        env.producer.enqueue(job()).await.expect("enqueue").outcome,
+        Outcome::Created
+    );
+    assert_eq!(
+        env.producer.enqueue(job()).await.expect("enqueue").outcome,
+        Outcome::Exists
+    );
+    let len: u64 = env
+        .cmd(redis::cmd("XLEN").arg(env.keys.stream("default")))
+        .await;
     assert_eq!(len, 1);
 }
 
@@ -232,14 +309,31 @@ async fn delayed_jobs_wait_then_run() {
     let env = Env::start().await;
     let worker = InProcessWorker::start(&env.url(), fast_config(), Registry::with_builtins()).await;
     let enqueued_at = Instant::now();
-    let id = env.enqueue_job(NewJob::new("noop", &json!({})).expect("encodes").delay(Duration::from_millis(800))).await;
+    let id = env
+        .enqueue_job(
+            NewJob::new("noop", &json!({}))
+                .expect("encodes")
+                .delay(Duration::from_millis(800)),
+        )
+        .await;
     let at = std::time::SystemTime::now() + Duration::from_millis(400);
-    let at_id = env.enqueue_job(NewJob::new("noop", &json!({})).expect("encodes").at(at)).await;
-    assert_eq!(env.record("default", &id).await.and_then(|r| r.status), Some(Status::Scheduled));
-    let record = env.wait_status("default", &at_id, Status::Completed, LONG).await;
+    let at_id = env
+        .enqueue_job(NewJob::new("noop", &json!({})).expect("encodes").at(at))
+        .await;
+    assert_eq!(
+        env.record("default", &id).await.and_then(|r| r.status),
+        Some(Status::Scheduled)
+    );
+    let record = env
+        .wait_status("default", &at_id, Status::Completed, LONG)
+        .await;
     assert!(record.started_at >= record.run_at, "ran before its time");
-    assert_eq!(env.record("default", &id).await.and_then(|r| r.status), Some(Status::Scheduled));
-    env.wait_status("default", &id, Status::Completed, LONG).await;
+    assert_eq!(
+        env.record("default", &id).await.and_then(|r| r.status),
+        Some(Status::Scheduled)
+    );
+    env.wait_status("default", &id, Status::Completed, LONG)
+        .await;
     assert!(enqueued_at.elapsed() >= Duration::from_millis(800));
     worker.stop().await;
 }
@@ -248,18 +342,32 @@ async fn delayed_jobs_wait_then_run() {
 async fn a_pending_job_can_be_cancelled_and_never_runs() {
     let env = Env::start().await;
     let id = env.enqueue("noop", json!({})).await;
-    let delayed = env.enqueue_job(NewJob::new("noop", &json!({})).expect("encodes").delay(Duration::from_millis(300))).await;
+    let delayed = env
+        .enqueue_job(
+            NewJob::new("noop", &json!({}))
+                .expect("encodes")
+                .delay(Duration::from_millis(300)),
+        )
+        .await;
     assert_eq!(
         env.producer.cancel("default", &id).await.expect("cancel"),
-        Cancelled::Cancelled { was: Some(Status::Pending) }
+        Cancelled::Cancelled {
+            was: Some(Status::Pending)
+        }
     );
     assert_eq!(
-        env.producer.cancel("default", &delayed).await.expect("cancel"),
-        Cancelled::Cancelled { was: Some(Status::Scheduled) }
+        env.producer
+            .cancel("default", &delayed)
+            .await
+            .expect("cancel"),
+        Cancelled::Cancelled {
+            was: Some(Status::Scheduled)
+        }
     );
     let worker = InProcessWorker::start(&env.url(), fast_config(), Registry::with_builtins()).await;
     let marker = env.enqueue("noop", json!({})).await;
-    env.wait_status("default", &marker, Status::Completed, LONG).await;
+    env.wait_status("default", &marker, Status::Completed, LONG)
+        .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     for job in [&id, &delayed] {
         let record = env.record("default", job).await.expect("record");
@@ -267,8 +375,13 @@ async fn a_pending_job_can_be_cancelled_and_never_runs() {
         assert_eq!(record.attempts, 0, "a cancelled job never started");
     }
     assert_eq!(
-        env.producer.cancel("default", &marker).await.expect("cancel"),
-        Cancelled::AlreadyFinished { status: Some(Status::Completed) }
+        env.producer
+            .cancel("default", &marker)
+            .await
+            .expect("cancel"),
+        Cancelled::AlreadyFinished {
+            status: Some(Status::Completed)
+        }
     );
     worker.stop().await;
 }
@@ -292,9 +405,14 @@ async fn cancelling_a_running_job_stops_its_handler() {
     env.wait_status("default", &id, Status::Running, LONG).await;
     assert_eq!(
         env.producer.cancel("default", &id).await.expect("cancel"),
-        Cancelled::Cancelled { was: Some(Status::Running) }
+        Cancelled::Cancelled {
+            was: Some(Status::Running)
+        }
     );
-    eventually(LONG, "the handler to see the cancel", || async { (*stopped.lock().expect("lock")).then_some(()) }).await;
+    eventually(LONG, "the handler to see the cancel", || async {
+        (*stopped.lock().expect("lock")).then_some(())
+    })
+    .await;
     worker.stop().await;
     let record = env.record("default", &id).await.expect("record");
     assert_eq!(record.status, Some(Status::Cancelled));
@@ -304,33 +422,61 @@ async fn cancelling_a_running_job_stops_its_handler() {
 #[tokio::test]
 async fn a_full_queue_refuses_new_work_and_keeps_the_old() {
     let env = Env::start().await;
-    let limits = flotilla_producer::ProducerLimits { max_queue_len: 3, ..Default::default() };
+    let limits = flotilla_producer::ProducerLimits {
+        max_queue_len: 3,
+        ..Default::default()
+    };
     let producer = flotilla_producer::Producer::new(env.conn.clone(), env.keys.clone(), limits);
     for _ in 0..3 {
-        producer.enqueue(NewJob::new("noop", &json!({})).expect("encodes")).await.expect("room");
+        producer
+            .enqueue(NewJob::new("noop", &json!({})).expect("encodes"))
+            .await
+            .expect("room");
     }
-    let refused = producer.enqueue(NewJob::new("noop", &json!({})).expect("encodes")).await;
+    let refused = producer
+        .enqueue(NewJob::new("noop", &json!({})).expect("encodes"))
+        .await;
     match refused {
-        Err(ProducerError::QueueFull(message)) => assert!(message.contains("limit is 3"), "{message}"),
+        Err(ProducerError::QueueFull(message)) => {
+            assert!(message.contains("limit is 3"), "{message}")
+        }
         other => panic!("expected QueueFull, got {other:?}"),
     }
-    let len: u64 = env.cmd(redis::cmd("XLEN").arg(env.keys.stream("default"))).await;
+    let len: u64 = env
+        .cmd(redis::cmd("XLEN").arg(env.keys.stream("default")))
+        .await;
     assert_eq!(len, 3, "nothing was trimmed");
     let big = NewJob::new("noop", &"x".repeat(600 * 1024)).expect("encodes");
-    assert!(matches!(producer.enqueue(big).await, Err(ProducerError::PayloadTooLarge { .. })));
+    assert!(matches!(
+        producer.enqueue(big).await,
+        Err(ProducerError::PayloadTooLarge { .. })
+    ));
 }
 
 #[tokio::test]
 async fn bulk_enqueue_creates_every_job_in_order() {
     let env = Env::start().await;
-    let jobs: Vec<NewJob> = (0..1200).map(|n| NewJob::new("noop", &json!({"n": n})).expect("encodes")).collect();
+    let jobs: Vec<NewJob> = (0..1200)
+        .map(|n| NewJob::new("noop", &json!({"n": n})).expect("encodes"))
+        .collect();
     let results = env.producer.enqueue_bulk(jobs).await.expect("bulk");
     assert_eq!(results.len(), 1200);
-    assert!(results.iter().all(|r| matches!(r, Ok(e) if e.outcome == Outcome::Created)));
-    let len: u64 = env.cmd(redis::cmd("XLEN").arg(env.keys.stream("default"))).await;
+    assert!(
+        results
+            .iter()
+            .all(|r| matches!(r, Ok(e) if e.outcome == Outcome::Created))
+    );
+    let len: u64 = env
+        .cmd(redis::cmd("XLEN").arg(env.keys.stream("default")))
+        .await;
     assert_eq!(len, 1200);
     let worker = InProcessWorker::start(&env.url(), fast_config(), Registry::with_builtins()).await;
-    let last = results.last().and_then(|r| r.as_ref().ok()).map(|e| e.id.clone()).expect("id");
-    env.wait_status("default", &last, Status::Completed, LONG).await;
+    let last = results
+        .last()
+        .and_then(|r| r.as_ref().ok())
+        .map(|e| e.id.clone())
+        .expect("id");
+    env.wait_status("default", &last, Status::Completed, LONG)
+        .await;
     worker.stop().await;
 }

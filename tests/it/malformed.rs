@@ -27,7 +27,8 @@ fn counting_registry(runs: &Arc<Mutex<Vec<serde_json::Value>>>) -> Registry {
     registry.register("record", move |ctx: JobContext| {
         let seen = Arc::clone(&seen);
         async move {
-            let payload: serde_json::Value = ctx.args().map_err(flotilla_worker::HandlerError::give_up)?;
+            let payload: serde_json::Value =
+                ctx.args().map_err(flotilla_worker::HandlerError::give_up)?;
             seen.lock().expect("lock").push(payload.clone());
             Ok(Some(payload))
         }
@@ -40,12 +41,22 @@ async fn a_raw_xadd_with_only_type_and_payload_runs() {
     let env = Env::start().await;
     let runs = Arc::new(Mutex::new(Vec::new()));
     let worker = InProcessWorker::start(&env.url(), fast_config(), counting_registry(&runs)).await;
-    let entry = xadd(&env, "default", &[("type", b"record"), ("payload", br#"{"to":"a@b.c"}"#)]).await;
+    let entry = xadd(
+        &env,
+        "default",
+        &[("type", b"record"), ("payload", br#"{"to":"a@b.c"}"#)],
+    )
+    .await;
     // Without an `id` field the entry id stands in for the job id.
-    let record = env.wait_status("default", &entry, Status::Completed, LONG).await;
+    let record = env
+        .wait_status("default", &entry, Status::Completed, LONG)
+        .await;
     assert_eq!(record.result, Some(json!({"to": "a@b.c"})));
     assert_eq!(record.content_type, "json");
-    assert_eq!(record.max_attempts, 3, "defaults apply to fields the entry leaves out");
+    assert_eq!(
+        record.max_attempts, 3,
+        "defaults apply to fields the entry leaves out"
+    );
     worker.stop().await;
     assert_eq!(runs.lock().expect("lock").len(), 1);
 }
@@ -64,15 +75,20 @@ async fn the_same_producer_id_xadded_twice_runs_once() {
     xadd(&env, "default", &fields).await;
     let worker = InProcessWorker::start(&env.url(), fast_config(), counting_registry(&runs)).await;
     let id = "4f9c1d2e-0000-4000-8000-000000000001";
-    let record = env.wait_status("default", id, Status::Completed, LONG).await;
+    let record = env
+        .wait_status("default", id, Status::Completed, LONG)
+        .await;
     assert_eq!(record.max_attempts, 5);
     // Also after the first run finished, a late duplicate must not run.
     xadd(&env, "default", &fields).await;
     let marker = xadd(&env, "default", &[("type", b"noop")]).await;
-    env.wait_status("default", &marker, Status::Completed, LONG).await;
+    env.wait_status("default", &marker, Status::Completed, LONG)
+        .await;
     worker.stop().await;
     assert_eq!(runs.lock().expect("lock").len(), 1, "ran more than once");
-    let len: u64 = env.cmd(redis::cmd("XLEN").arg(env.keys.stream("default"))).await;
+    let len: u64 = env
+        .cmd(redis::cmd("XLEN").arg(env.keys.stream("default")))
+        .await;
     assert_eq!(len, 0, "duplicates were acknowledged and removed");
 }
 
@@ -85,16 +101,72 @@ async fn malformed_entries_go_to_the_dlq_with_reasons_and_the_worker_carries_on(
     let worker = InProcessWorker::start(&env.url(), config, counting_registry(&runs)).await;
     let oversize = format!("\"{}\"", "x".repeat(2000));
     let cases: Vec<(String, &str)> = vec![
-        (xadd(&env, "default", &[("type", b"record"), ("content_type", b"msgpack"), ("payload", b"\xc1\xc1")]).await, "not valid msgpack"),
-        (xadd(&env, "default", &[("type", b"record"), ("payload", b"{\"to\": ")]).await, "not valid json"),
-        (xadd(&env, "default", &[("type", b"record"), ("payload", oversize.as_bytes())]).await, "over the 1024-byte limit"),
-        (xadd(&env, "default", &[("payload", b"{}")]).await, "neither an `id`"),
-        (xadd(&env, "default", &[("type", b"record"), ("content_type", b"xml")]).await, "unknown content type"),
-        (xadd(&env, "default", &[("type", b"record"), ("max_attempts", b"lots")]).await, "max_attempts"),
-        (xadd(&env, "default", &[("id", b"no-such-job")]).await, "no record"),
+        (
+            xadd(
+                &env,
+                "default",
+                &[
+                    ("type", b"record"),
+                    ("content_type", b"msgpack"),
+                    ("payload", b"\xc1\xc1"),
+                ],
+            )
+            .await,
+            "not valid msgpack",
+        ),
+        (
+            xadd(
+                &env,
+                "default",
+                &[("type", b"record"), ("payload", b"{\"to\": ")],
+            )
+            .await,
+            "not valid json",
+        ),
+        (
+            xadd(
+                &env,
+                "default",
+                &[("type", b"record"), ("payload", oversize.as_bytes())],
+            )
+            .await,
+            "over the 1024-byte limit",
+        ),
+        (
+            xadd(&env, "default", &[("payload", b"{}")]).await,
+            "neither an `id`",
+        ),
+        (
+            xadd(
+                &env,
+                "default",
+                &[("type", b"record"), ("content_type", b"xml")],
+            )
+            .await,
+            "unknown content type",
+        ),
+        (
+            xadd(
+                &env,
+                "default",
+                &[("type", b"record"), ("max_attempts", b"lots")],
+            )
+            .await,
+            "max_attempts",
+        ),
+        (
+            xadd(&env, "default", &[("id", b"no-such-job")]).await,
+            "no record",
+        ),
     ];
-    let good = xadd(&env, "default", &[("type", b"record"), ("payload", b"{\"ok\":true}")]).await;
-    env.wait_status("default", &good, Status::Completed, LONG).await;
+    let good = xadd(
+        &env,
+        "default",
+        &[("type", b"record"), ("payload", b"{\"ok\":true}")],
+    )
+    .await;
+    env.wait_status("default", &good, Status::Completed, LONG)
+        .await;
     let dead = eventually(LONG, "every bad entry in the DLQ", || async {
         let dead = env.dead_entries("default").await;
         (dead.len() >= cases.len()).then_some(dead)
@@ -102,32 +174,65 @@ async fn malformed_entries_go_to_the_dlq_with_reasons_and_the_worker_carries_on(
     .await;
     assert_eq!(dead.len(), cases.len());
     for (entry_id, reason) in &cases {
-        let job_id = if *reason == "no record" { "no-such-job" } else { entry_id.as_str() };
-        let found = dead.iter().find(|d| d["id"] == job_id).unwrap_or_else(|| panic!("{job_id} not in the DLQ"));
-        assert!(found["error"].contains(reason), "{:?} should mention {reason:?}", found["error"]);
+        let job_id = if *reason == "no record" {
+            "no-such-job"
+        } else {
+            entry_id.as_str()
+        };
+        let found = dead
+            .iter()
+            .find(|d| d["id"] == job_id)
+            .unwrap_or_else(|| panic!("{job_id} not in the DLQ"));
+        assert!(
+            found["error"].contains(reason),
+            "{:?} should mention {reason:?}",
+            found["error"]
+        );
         if *reason != "no record" {
-            let record = env.record("default", job_id).await.expect("a record is kept for inspection");
+            let record = env
+                .record("default", job_id)
+                .await
+                .expect("a record is kept for inspection");
             assert_eq!(record.status, Some(Status::Dead));
         }
     }
-    let len: u64 = env.cmd(redis::cmd("XLEN").arg(env.keys.stream("default"))).await;
+    let len: u64 = env
+        .cmd(redis::cmd("XLEN").arg(env.keys.stream("default")))
+        .await;
     assert_eq!(len, 0, "bad entries are acknowledged and removed");
     assert!(!worker.is_finished(), "the worker is still serving");
     worker.stop().await;
-    assert_eq!(runs.lock().expect("lock").len(), 1, "only the good entry ran");
+    assert_eq!(
+        runs.lock().expect("lock").len(),
+        1,
+        "only the good entry ran"
+    );
 }
 
 #[tokio::test]
 async fn an_unknown_type_is_retried_per_policy_with_a_clear_error() {
     let env = Env::start().await;
     let worker = InProcessWorker::start(&env.url(), fast_config(), Registry::with_builtins()).await;
-    let entry = xadd(&env, "default", &[("type", b"resize_image"), ("payload", b"{}"), ("max_attempts", b"2")]).await;
+    let entry = xadd(
+        &env,
+        "default",
+        &[
+            ("type", b"resize_image"),
+            ("payload", b"{}"),
+            ("max_attempts", b"2"),
+        ],
+    )
+    .await;
     let marker = xadd(&env, "default", &[("type", b"noop")]).await;
-    env.wait_status("default", &marker, Status::Completed, LONG).await;
+    env.wait_status("default", &marker, Status::Completed, LONG)
+        .await;
     let record = env.wait_status("default", &entry, Status::Dead, LONG).await;
     assert_eq!(record.attempts, 2, "followed the retry policy");
     let error = record.error.expect("error");
-    assert!(error.contains("no handler for type resize_image"), "{error}");
+    assert!(
+        error.contains("no handler for type resize_image"),
+        "{error}"
+    );
     worker.stop().await;
 }
 
@@ -141,14 +246,21 @@ async fn a_type_added_by_a_rolling_deploy_is_served_once_a_worker_knows_it() {
         .backoff(flotilla_proto::Backoff::Fixed(Duration::from_millis(100)));
     let id = env.enqueue_job(job).await;
     eventually(LONG, "a failed attempt", || async {
-        env.record("default", &id).await.filter(|r| r.attempts >= 1).map(|_| ())
+        env.record("default", &id)
+            .await
+            .filter(|r| r.attempts >= 1)
+            .map(|_| ())
     })
     .await;
     old.stop().await;
     let mut registry = Registry::with_builtins();
-    registry.register("new_type", |_ctx: JobContext| async { Ok(Some(json!("served"))) });
+    registry.register("new_type", |_ctx: JobContext| async {
+        Ok(Some(json!("served")))
+    });
     let new = InProcessWorker::start(&env.url(), fast_config(), registry).await;
-    let record = env.wait_status("default", &id, Status::Completed, LONG).await;
+    let record = env
+        .wait_status("default", &id, Status::Completed, LONG)
+        .await;
     assert_eq!(record.result, Some(json!("served")));
     new.stop().await;
 }

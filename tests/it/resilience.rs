@@ -14,14 +14,16 @@ async fn an_in_process_worker_reconnects_after_redis_restarts() {
     let mut env = Env::start().await;
     let worker = InProcessWorker::start(&env.url(), fast_config(), Registry::with_builtins()).await;
     let before = env.enqueue("noop", json!({})).await;
-    env.wait_status("default", &before, Status::Completed, LONG).await;
+    env.wait_status("default", &before, Status::Completed, LONG)
+        .await;
     env.redis.kill();
     tokio::time::sleep(Duration::from_millis(700)).await;
     env.redis.restart();
     env.reconnect().await;
     // The restarted server is empty: no group, no scripts. The worker recreates both.
     let after = env.enqueue("noop", json!({})).await;
-    env.wait_status("default", &after, Status::Completed, LONG).await;
+    env.wait_status("default", &after, Status::Completed, LONG)
+        .await;
     assert!(!worker.is_finished());
     worker.stop().await;
 }
@@ -31,14 +33,20 @@ async fn a_worker_process_survives_a_redis_restart_without_restarting_itself() {
     let mut env = Env::start().await;
     let mut worker = WorkerProcess::start(&env.url(), &[], None);
     let before = env.enqueue("noop", json!({})).await;
-    env.wait_status("default", &before, Status::Completed, LONG).await;
+    env.wait_status("default", &before, Status::Completed, LONG)
+        .await;
     env.redis.kill();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert!(!worker.has_exited(), "worker crashed when Redis went away:\n{}", worker.log());
+    assert!(
+        !worker.has_exited(),
+        "worker crashed when Redis went away:\n{}",
+        worker.log()
+    );
     env.redis.restart();
     env.reconnect().await;
     let after = env.enqueue("sleep", json!({"ms": 50})).await;
-    env.wait_status("default", &after, Status::Completed, LONG).await;
+    env.wait_status("default", &after, Status::Completed, LONG)
+        .await;
     assert!(!worker.has_exited());
     worker.signal("TERM");
     let status = worker.wait_exit(Duration::from_secs(10)).expect("exits");
@@ -55,8 +63,13 @@ async fn an_outcome_reached_while_redis_is_unreachable_is_written_once_it_is_bac
     env.redis.signal("STOP");
     tokio::time::sleep(Duration::from_secs(3)).await;
     env.redis.signal("CONT");
-    let record = env.wait_status("default", &id, Status::Completed, LONG).await;
-    assert_eq!(record.attempts, 1, "the completion landed; the job did not run again");
+    let record = env
+        .wait_status("default", &id, Status::Completed, LONG)
+        .await;
+    assert_eq!(
+        record.attempts, 1,
+        "the completion landed; the job did not run again"
+    );
     assert_eq!(record.result, Some(json!({"slept_ms": 400})));
     worker.stop().await;
 }

@@ -24,13 +24,22 @@ impl Env {
             ..ProducerLimits::default()
         };
         let producer = Producer::new(conn.clone(), keys.clone(), limits);
-        Self { redis, conn, keys, producer }
+        Self {
+            redis,
+            conn,
+            keys,
+            producer,
+        }
     }
 
     /// New connections after the server was restarted.
     pub async fn reconnect(&mut self) {
         self.conn = self.redis.manager().await;
-        self.producer = Producer::new(self.conn.clone(), self.keys.clone(), ProducerLimits::default());
+        self.producer = Producer::new(
+            self.conn.clone(),
+            self.keys.clone(),
+            ProducerLimits::default(),
+        );
     }
 
     pub fn url(&self) -> String {
@@ -39,7 +48,8 @@ impl Env {
 
     /// Enqueues a built-in-handler job on `default` and returns its id.
     pub async fn enqueue(&self, job_type: &str, payload: serde_json::Value) -> String {
-        self.enqueue_job(NewJob::new(job_type, &payload).expect("encodes")).await
+        self.enqueue_job(NewJob::new(job_type, &payload).expect("encodes"))
+            .await
     }
 
     pub async fn enqueue_job(&self, job: NewJob) -> String {
@@ -51,21 +61,40 @@ impl Env {
     }
 
     /// Waits until the job reaches `status` and returns its record.
-    pub async fn wait_status(&self, queue: &str, id: &str, status: Status, timeout: Duration) -> JobRecord {
+    pub async fn wait_status(
+        &self,
+        queue: &str,
+        id: &str,
+        status: Status,
+        timeout: Duration,
+    ) -> JobRecord {
         eventually(timeout, &format!("job {id} to be {status}"), || async {
-            self.record(queue, id).await.filter(|r| r.status == Some(status))
+            self.record(queue, id)
+                .await
+                .filter(|r| r.status == Some(status))
         })
         .await
     }
 
     pub async fn cmd<T: redis::FromRedisValue>(&self, cmd: &mut redis::Cmd) -> T {
-        cmd.query_async(&mut self.conn.clone()).await.expect("redis command")
+        cmd.query_async(&mut self.conn.clone())
+            .await
+            .expect("redis command")
     }
 
     /// Entries in the queue's dead-letter stream, as field maps.
-    pub async fn dead_entries(&self, queue: &str) -> Vec<std::collections::HashMap<String, String>> {
-        let reply: redis::streams::StreamRangeReply =
-            self.cmd(redis::cmd("XRANGE").arg(self.keys.dead(queue)).arg("-").arg("+")).await;
+    pub async fn dead_entries(
+        &self,
+        queue: &str,
+    ) -> Vec<std::collections::HashMap<String, String>> {
+        let reply: redis::streams::StreamRangeReply = self
+            .cmd(
+                redis::cmd("XRANGE")
+                    .arg(self.keys.dead(queue))
+                    .arg("-")
+                    .arg("+"),
+            )
+            .await;
         reply
             .ids
             .into_iter()

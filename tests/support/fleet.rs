@@ -33,7 +33,9 @@ pub struct InProcessWorker {
 
 impl InProcessWorker {
     pub async fn start(url: &str, config: WorkerConfig, registry: Registry) -> Self {
-        let worker = Worker::connect(url, config, registry).await.expect("worker starts");
+        let worker = Worker::connect(url, config, registry)
+            .await
+            .expect("worker starts");
         let id = worker.id().to_owned();
         let shutdown = Shutdown::new();
         let task = tokio::spawn(worker.run(shutdown.clone()));
@@ -43,7 +45,10 @@ impl InProcessWorker {
     /// Graceful stop; returns once the worker has drained.
     pub async fn stop(self) {
         self.shutdown.trigger();
-        self.task.await.expect("worker task").expect("worker ran cleanly");
+        self.task
+            .await
+            .expect("worker task")
+            .expect("worker ran cleanly");
     }
 
     pub fn is_finished(&self) -> bool {
@@ -63,9 +68,16 @@ pub struct WorkerProcess {
 /// `deps` directory because the integration tests of this package need it.
 pub fn flotilla_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>");
     let bin = profile_dir.join(format!("flotilla-it{}", std::env::consts::EXE_SUFFIX));
-    assert!(bin.exists(), "{} is missing: run the tests with cargo test -p flotilla-tests", bin.display());
+    assert!(
+        bin.exists(),
+        "{} is missing: run the tests with cargo test -p flotilla-tests",
+        bin.display()
+    );
     bin
 }
 
@@ -102,7 +114,11 @@ impl WorkerProcess {
             .stderr(log_file)
             .spawn()
             .expect("flotilla worker starts");
-        Self { child, log, _dir: dir }
+        Self {
+            child,
+            log,
+            _dir: dir,
+        }
     }
 
     pub fn pid(&self) -> u32 {

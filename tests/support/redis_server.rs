@@ -32,7 +32,16 @@ impl RedisServer {
 
     fn spawn(&mut self) {
         let child = Command::new("redis-server")
-            .args(["--port", "0", "--save", "", "--appendonly", "no", "--unixsocketperm", "700"])
+            .args([
+                "--port",
+                "0",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--unixsocketperm",
+                "700",
+            ])
             .arg("--unixsocket")
             .arg(self.socket())
             .arg("--dir")
@@ -44,12 +53,10 @@ impl RedisServer {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if let Ok(client) = redis::Client::open(self.url()) {
-                if let Ok(mut conn) = client.get_connection() {
-                    if redis::cmd("PING").query::<String>(&mut conn).is_ok() {
-                        return;
-                    }
-                }
+            if let Ok(mut conn) = redis::Client::open(self.url()).and_then(|c| c.get_connection())
+                && redis::cmd("PING").query::<String>(&mut conn).is_ok()
+            {
+                return;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -94,7 +101,9 @@ impl RedisServer {
     /// An async connection for producers and assertions.
     pub async fn manager(&self) -> redis::aio::ConnectionManager {
         let client = redis::Client::open(self.url()).expect("valid url");
-        redis::aio::ConnectionManager::new(client).await.expect("connection to the test redis-server")
+        redis::aio::ConnectionManager::new(client)
+            .await
+            .expect("connection to the test redis-server")
     }
 }
 

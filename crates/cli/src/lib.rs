@@ -16,7 +16,10 @@ use crate::cli::{Cli, Command, JobsCommand, LogFormat};
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -37,7 +40,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Worker(args) => commands::worker::run(config_file, args).await,
         Command::Enqueue(args) => commands::enqueue::run(config_file, args).await,
-        Command::Jobs { command: JobsCommand::Show(args) } => commands::jobs::show(config_file, args).await,
+        Command::Jobs {
+            command: JobsCommand::Show(args),
+        } => commands::jobs::show(config_file, args).await,
         Command::Demo(args) => commands::demo::run(args).await,
     }
 }
@@ -45,7 +50,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),

@@ -25,14 +25,27 @@ impl LocalRedis {
             .port();
         let dir = tempfile::tempdir().context("cannot create a directory for redis-server")?;
         let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .arg("--dir")
             .arg(dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .with_context(|| format!("cannot run redis-server: {INSTALL_HINT}"))?;
-        let server = Self { child, url: format!("redis://127.0.0.1:{port}"), _dir: dir };
+        let server = Self {
+            child,
+            url: format!("redis://127.0.0.1:{port}"),
+            _dir: dir,
+        };
         server.wait_ready().await?;
         Ok(server)
     }
@@ -41,13 +54,19 @@ impl LocalRedis {
         let client = redis::Client::open(self.url.as_str())?;
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if let Ok(mut conn) = client.get_multiplexed_async_connection().await {
-                if redis::cmd("PING").query_async::<String>(&mut conn).await.is_ok() {
-                    return Ok(());
-                }
+            if let Ok(mut conn) = client.get_multiplexed_async_connection().await
+                && redis::cmd("PING")
+                    .query_async::<String>(&mut conn)
+                    .await
+                    .is_ok()
+            {
+                return Ok(());
             }
             if Instant::now() > deadline {
-                bail!("redis-server did not answer PING on {} within 10 s", self.url);
+                bail!(
+                    "redis-server did not answer PING on {} within 10 s",
+                    self.url
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

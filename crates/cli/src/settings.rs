@@ -103,7 +103,11 @@ impl Default for Settings {
         Self {
             redis_url: "redis://127.0.0.1:6379".to_owned(),
             namespace: worker.namespace.clone(),
-            queues: worker.queues.iter().map(|q| (q.name.clone(), q.weight)).collect(),
+            queues: worker
+                .queues
+                .iter()
+                .map(|q| (q.name.clone(), q.weight))
+                .collect(),
             worker: WorkerSettings {
                 concurrency: worker.concurrency,
                 strict_priority: worker.strict_priority,
@@ -157,8 +161,16 @@ impl Default for JobDefaults {
 }
 
 /// Top-level keys an environment variable may set; others (FLOTILLA_CONFIG, …) are flags.
-const ENV_KEYS: [&str; 8] =
-    ["redis_url", "namespace", "queues", "worker", "limits", "retention", "defaults", "handlers"];
+const ENV_KEYS: [&str; 8] = [
+    "redis_url",
+    "namespace",
+    "queues",
+    "worker",
+    "limits",
+    "retention",
+    "defaults",
+    "handlers",
+];
 
 impl Settings {
     /// Reads the file (if any) and the environment, then checks the result.
@@ -166,7 +178,10 @@ impl Settings {
         let mut figment = Figment::new();
         if let Some(path) = file {
             if !path.is_file() {
-                bail!("settings file {} does not exist or is not a file", path.display());
+                bail!(
+                    "settings file {} does not exist or is not a file",
+                    path.display()
+                );
             }
             figment = figment.merge(Toml::file_exact(path));
         }
@@ -193,15 +208,19 @@ impl Settings {
     }
 
     pub fn backoff(&self) -> anyhow::Result<Backoff> {
-        self.defaults.backoff.parse().map_err(|e| {
-            anyhow::anyhow!("defaults.backoff: {e}")
-        })
+        self.defaults
+            .backoff
+            .parse()
+            .map_err(|e| anyhow::anyhow!("defaults.backoff: {e}"))
     }
 
     /// Queues ordered by weight, heaviest first.
     pub fn queue_weights(&self) -> Vec<QueueWeight> {
-        let mut queues: Vec<QueueWeight> =
-            self.queues.iter().map(|(name, weight)| QueueWeight::new(name, *weight)).collect();
+        let mut queues: Vec<QueueWeight> = self
+            .queues
+            .iter()
+            .map(|(name, weight)| QueueWeight::new(name, *weight))
+            .collect();
         queues.sort_by(|a, b| b.weight.cmp(&a.weight).then_with(|| a.name.cmp(&b.name)));
         queues
     }
@@ -251,11 +270,18 @@ impl Settings {
                     })?;
                     registry.register(
                         job_type,
-                        ExecHandler { command, dir: spec.dir.clone(), env: spec.env.clone() },
+                        ExecHandler {
+                            command,
+                            dir: spec.dir.clone(),
+                            env: spec.env.clone(),
+                        },
                     );
                 }
                 "http" => {
-                    let url = spec.url.clone().filter(|u| u.starts_with("http://") || u.starts_with("https://"));
+                    let url = spec
+                        .url
+                        .clone()
+                        .filter(|u| u.starts_with("http://") || u.starts_with("https://"));
                     let url = url.ok_or_else(|| {
                         anyhow::anyhow!("{key}.url: expected an http:// or https:// URL")
                     })?;

@@ -32,7 +32,10 @@ pub struct NewJob {
 impl NewJob {
     /// A job of `job_type` with `args` encoded as msgpack, on the `default` queue.
     pub fn new<T: Serialize + ?Sized>(job_type: &str, args: &T) -> Result<Self, ProtoError> {
-        Ok(Self::with_payload(job_type, Payload::encode(args, ContentType::MsgPack)?))
+        Ok(Self::with_payload(
+            job_type,
+            Payload::encode(args, ContentType::MsgPack)?,
+        ))
     }
 
     /// A job whose payload is already encoded (e.g. JSON text from the command line).

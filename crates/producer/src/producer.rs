@@ -145,7 +145,9 @@ impl Producer {
                     Err(e) => pending.push(Err(e)),
                 }
             }
-            let mut replies = scripts::exec_pipeline(&mut conn, &commands).await?.into_iter();
+            let mut replies = scripts::exec_pipeline(&mut conn, &commands)
+                .await?
+                .into_iter();
             for item in pending {
                 results.push(item.and_then(|(id, queue)| {
                     let reply = replies.next().unwrap_or_else(|| {
@@ -209,7 +211,9 @@ impl Producer {
         validate_name("type", &job.job_type)?;
         let max_attempts = job.max_attempts.unwrap_or(self.limits.default_max_attempts);
         if max_attempts == 0 {
-            return Err(ProducerError::Invalid("max_attempts must be at least 1".into()));
+            return Err(ProducerError::Invalid(
+                "max_attempts must be at least 1".into(),
+            ));
         }
         let id = job.id.clone().unwrap_or_else(new_job_id);
         validate_name("id", &id)?;
@@ -258,7 +262,9 @@ impl Producer {
 fn validate_name(what: &str, name: &str) -> Result<(), ProducerError> {
     let bad = name.is_empty()
         || name.len() > 256
-        || name.chars().any(|c| c.is_control() || c.is_whitespace() || c == '{' || c == '}');
+        || name
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || c == '{' || c == '}');
     if bad {
         return Err(ProducerError::Invalid(format!(
             "{what} {name:?} must be 1-256 printable characters without spaces or braces"
@@ -275,7 +281,11 @@ fn queue_full(err: redis::RedisError) -> ProducerError {
     }
 }
 
-fn outcome(reply: Vec<String>, fallback_id: String, queue: &str) -> Result<Enqueued, ProducerError> {
+fn outcome(
+    reply: Vec<String>,
+    fallback_id: String,
+    queue: &str,
+) -> Result<Enqueued, ProducerError> {
     let mut reply = reply.into_iter();
     let id = reply.next().unwrap_or(fallback_id);
     let outcome = match reply.next().as_deref() {

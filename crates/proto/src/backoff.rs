@@ -75,13 +75,21 @@ impl FromStr for Backoff {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = || ProtoError::BadBackoff(s.to_owned());
-        let ms = |part: &str| part.trim().parse::<u64>().map(Duration::from_millis).map_err(|_| bad());
+        let ms = |part: &str| {
+            part.trim()
+                .parse::<u64>()
+                .map(Duration::from_millis)
+                .map_err(|_| bad())
+        };
         let (kind, rest) = s.split_once(':').ok_or_else(bad)?;
         match kind {
             "fixed" => Ok(Backoff::Fixed(ms(rest)?)),
             "exponential" => {
                 let (base, cap) = rest.split_once(':').ok_or_else(bad)?;
-                Ok(Backoff::Exponential { base: ms(base)?, cap: ms(cap)? })
+                Ok(Backoff::Exponential {
+                    base: ms(base)?,
+                    cap: ms(cap)?,
+                })
             }
             "list" => {
                 let delays = rest.split(',').map(ms).collect::<Result<Vec<_>, _>>()?;
@@ -104,9 +112,15 @@ mod tests {
 
     #[test]
     fn exponential_doubles_until_the_cap() {
-        let b = Backoff::Exponential { base: MS(100), cap: MS(1000) };
+        let b = Backoff::Exponential {
+            base: MS(100),
+            cap: MS(1000),
+        };
         let top: Vec<_> = (1..=6).map(|a| b.delay(a, 1.0)).collect();
-        assert_eq!(top, [MS(100), MS(200), MS(400), MS(800), MS(1000), MS(1000)]);
+        assert_eq!(
+            top,
+            [MS(100), MS(200), MS(400), MS(800), MS(1000), MS(1000)]
+        );
         assert_eq!(b.delay(3, 0.0), MS(200));
     }
 

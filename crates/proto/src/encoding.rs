@@ -140,18 +140,43 @@ mod tests {
 
     #[test]
     fn validate_names_the_problem() {
-        let junk = Payload { content_type: ContentType::MsgPack, bytes: vec![0xc1] };
-        assert!(junk.validate(100).unwrap_err().to_string().contains("msgpack"));
-        let junk = Payload { content_type: ContentType::Json, bytes: b"{nope".to_vec() };
-        assert!(junk.validate(100).unwrap_err().to_string().contains("json"));
-        let big = Payload { content_type: ContentType::Json, bytes: b"\"aaaaaaaa\"".to_vec() };
-        assert!(matches!(big.validate(4), Err(ProtoError::PayloadTooLarge { size: 10, limit: 4 })));
+        let junk = Payload {
+            content_type: ContentType::MsgPack,
+            bytes: vec![0xc1],
+        };
+        assert!(
+            junk.validate(100)
+                .expect_err("refused")
+                .to_string()
+                .contains("msgpack")
+        );
+        let junk = Payload {
+            content_type: ContentType::Json,
+            bytes: b"{nope".to_vec(),
+        };
+        assert!(
+            junk.validate(100)
+                .expect_err("refused")
+                .to_string()
+                .contains("json")
+        );
+        let big = Payload {
+            content_type: ContentType::Json,
+            bytes: b"\"aaaaaaaa\"".to_vec(),
+        };
+        assert!(matches!(
+            big.validate(4),
+            Err(ProtoError::PayloadTooLarge { size: 10, limit: 4 })
+        ));
     }
 
     #[test]
     fn content_type_names() {
         assert_eq!("".parse::<ContentType>().ok(), Some(ContentType::Json));
-        assert_eq!("msgpack".parse::<ContentType>().ok(), Some(ContentType::MsgPack));
+        assert_eq!(
+            "msgpack".parse::<ContentType>().ok(),
+            Some(ContentType::MsgPack)
+        );
         assert!("xml".parse::<ContentType>().is_err());
     }
 }

@@ -53,11 +53,13 @@ impl StreamEntry {
     fn text(&self, name: &'static str) -> Result<Option<&str>, ProtoError> {
         match self.fields.get(name) {
             None => Ok(None),
-            Some(bytes) => std::str::from_utf8(bytes).map(Some).map_err(|_| ProtoError::BadField {
-                field: name,
-                value: String::from_utf8_lossy(bytes).into_owned(),
-                expected: "UTF-8 text",
-            }),
+            Some(bytes) => std::str::from_utf8(bytes)
+                .map(Some)
+                .map_err(|_| ProtoError::BadField {
+                    field: name,
+                    value: String::from_utf8_lossy(bytes).into_owned(),
+                    expected: "UTF-8 text",
+                }),
         }
     }
 
@@ -72,12 +74,21 @@ impl StreamEntry {
     /// Decodes and checks the fields. A payload over `payload_limit` bytes, or one that
     /// does not decode in its content type, is an error: retrying cannot help.
     pub fn decode(&self, payload_limit: usize) -> Result<EntryFields, ProtoError> {
-        let job_id = self.text(field::ID)?.filter(|s| !s.is_empty()).map(str::to_owned);
-        let job_type = self.text(field::TYPE)?.filter(|s| !s.is_empty()).map(str::to_owned);
+        let job_id = self
+            .text(field::ID)?
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned);
+        let job_type = self
+            .text(field::TYPE)?
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned);
         if job_id.is_none() && job_type.is_none() {
             return Err(ProtoError::NoType);
         }
-        let content_type = self.text(field::CONTENT_TYPE)?.unwrap_or("").parse::<ContentType>()?;
+        let content_type = self
+            .text(field::CONTENT_TYPE)?
+            .unwrap_or("")
+            .parse::<ContentType>()?;
         let payload = Payload {
             content_type,
             bytes: self.fields.get(field::PAYLOAD).cloned().unwrap_or_default(),
@@ -85,16 +96,17 @@ impl StreamEntry {
         if job_type.is_some() {
             payload.validate(payload_limit)?;
         }
-        let max_attempts = match self.text(field::MAX_ATTEMPTS)? {
-            None => None,
-            Some(text) => Some(text.parse::<u32>().ok().filter(|n| *n >= 1).ok_or_else(|| {
-                ProtoError::BadField {
-                    field: field::MAX_ATTEMPTS,
-                    value: text.to_owned(),
-                    expected: "a whole number of at least 1",
-                }
-            })?),
-        };
+        let max_attempts =
+            match self.text(field::MAX_ATTEMPTS)? {
+                None => None,
+                Some(text) => Some(text.parse::<u32>().ok().filter(|n| *n >= 1).ok_or_else(
+                    || ProtoError::BadField {
+                        field: field::MAX_ATTEMPTS,
+                        value: text.to_owned(),
+                        expected: "a whole number of at least 1",
+                    },
+                )?),
+            };
         let timeout_ms = match self.text(field::TIMEOUT)? {
             None => None,
             Some(text) => Some(parse_duration_ms(text).ok_or_else(|| ProtoError::BadField {
@@ -103,7 +115,10 @@ impl StreamEntry {
                 expected: "milliseconds, or a number with a unit: 500ms, 30s, 5m, 1h",
             })?),
         };
-        let backoff = self.text(field::BACKOFF)?.map(str::parse::<Backoff>).transpose()?;
+        let backoff = self
+            .text(field::BACKOFF)?
+            .map(str::parse::<Backoff>)
+            .transpose()?;
         Ok(EntryFields {
             job_id,
             job_type,
@@ -118,7 +133,9 @@ impl StreamEntry {
 /// Parses `1500`, `1500ms`, `30s`, `5m` or `1h` into milliseconds.
 pub(crate) fn parse_duration_ms(text: &str) -> Option<u64> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let number: u64 = number.parse().ok()?;
     let scale = match unit.trim() {
@@ -138,7 +155,10 @@ mod tests {
     fn entry(fields: &[(&str, &[u8])]) -> StreamEntry {
         StreamEntry {
             entry_id: "1-0".into(),
-            fields: fields.iter().map(|(k, v)| (k.to_string(), v.to_vec())).collect(),
+            fields: fields
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_vec()))
+                .collect(),
         }
     }
 
@@ -153,10 +173,18 @@ mod tests {
 
     #[test]
     fn bad_entries_name_their_problem() {
-        let cases: [(&[(&str, &[u8])], &str); 5] = [
+        type Fields<'a> = &'a [(&'a str, &'a [u8])];
+        let cases: [(Fields, &str); 5] = [
             (&[("payload", b"{}")], "neither"),
             (&[("type", b"t"), ("payload", b"{oops")], "json"),
-            (&[("type", b"t"), ("content_type", b"msgpack"), ("payload", b"\xc1")], "msgpack"),
+            (
+                &[
+                    ("type", b"t"),
+                    ("content_type", b"msgpack"),
+                    ("payload", b"\xc1"),
+                ],
+                "msgpack",
+            ),
             (&[("type", b"t"), ("max_attempts", b"zero")], "max_attempts"),
             (&[("type", b"t"), ("timeout", b"soon")], "timeout"),
         ];
@@ -165,7 +193,12 @@ mod tests {
             assert!(err.contains(needle), "{err} should mention {needle}");
         }
         let big = entry(&[("type", b"t"), ("payload", b"\"0123456789\"")]);
-        assert!(big.decode(8).expect_err("too big").to_string().contains("limit"));
+        assert!(
+            big.decode(8)
+                .expect_err("too big")
+                .to_string()
+                .contains("limit")
+        );
     }
 
     #[test]

@@ -73,15 +73,21 @@ impl JobRecord {
         if hash.is_empty() {
             return Ok(None);
         }
-        let text = |name: &str| hash.get(name).map(|b| String::from_utf8_lossy(b).into_owned());
+        let text = |name: &str| {
+            hash.get(name)
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+        };
         let number = |name: &'static str| -> Result<Option<u64>, ProtoError> {
             match text(name).filter(|s| !s.is_empty()) {
                 None => Ok(None),
-                Some(s) => s.parse::<u64>().map(Some).map_err(|_| ProtoError::BadField {
-                    field: name,
-                    value: s,
-                    expected: "a whole number",
-                }),
+                Some(s) => s
+                    .parse::<u64>()
+                    .map(Some)
+                    .map_err(|_| ProtoError::BadField {
+                        field: name,
+                        value: s,
+                        expected: "a whole number",
+                    }),
             }
         };
         let json = |name: &str| {
@@ -152,12 +158,18 @@ mod tests {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.as_bytes().to_vec()))
         .collect();
-        let record = JobRecord::from_hash(&hash).expect("valid").expect("present");
+        let record = JobRecord::from_hash(&hash)
+            .expect("valid")
+            .expect("present");
         assert_eq!(record.status, Some(Status::Completed));
         assert_eq!(record.attempts, 2);
         assert_eq!(record.payload["a"], 1);
         assert_eq!(record.result, Some(serde_json::json!({"ok": true})));
         assert_eq!(record.raw.get("junk").map(String::as_str), Some("x"));
-        assert!(JobRecord::from_hash(&HashMap::new()).expect("valid").is_none());
+        assert!(
+            JobRecord::from_hash(&HashMap::new())
+                .expect("valid")
+                .is_none()
+        );
     }
 }

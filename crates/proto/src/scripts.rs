@@ -20,15 +20,47 @@ macro_rules! script {
     };
 }
 
-script!(ENQUEUE, "enqueue.lua", "Create a record and put it on its stream or in `delayed`.");
-script!(START, "start.lua", "Begin an attempt: count it, take a lease, or bury a poison pill.");
-script!(COMPLETE, "complete.lua", "Finish an attempt successfully if its lease is current.");
-script!(FAIL, "fail.lua", "End an attempt with an error: retry now, later, or go dead.");
-script!(HEARTBEAT, "heartbeat.lua", "Refresh a worker's own entries; report lost or cancelled jobs.");
-script!(HANDBACK, "handback.lua", "Return a running job to its stream, attempt not charged.");
-script!(PROMOTE, "promote.lua", "Move due jobs from `delayed` to their stream.");
+script!(
+    ENQUEUE,
+    "enqueue.lua",
+    "Create a record and put it on its stream or in `delayed`."
+);
+script!(
+    START,
+    "start.lua",
+    "Begin an attempt: count it, take a lease, or bury a poison pill."
+);
+script!(
+    COMPLETE,
+    "complete.lua",
+    "Finish an attempt successfully if its lease is current."
+);
+script!(
+    FAIL,
+    "fail.lua",
+    "End an attempt with an error: retry now, later, or go dead."
+);
+script!(
+    HEARTBEAT,
+    "heartbeat.lua",
+    "Refresh a worker's own entries; report lost or cancelled jobs."
+);
+script!(
+    HANDBACK,
+    "handback.lua",
+    "Return a running job to its stream, attempt not charged."
+);
+script!(
+    PROMOTE,
+    "promote.lua",
+    "Move due jobs from `delayed` to their stream."
+);
 script!(CANCEL, "cancel.lua", "Cancel a job that has not finished.");
-script!(BURY, "bury.lua", "Send an undecodable entry straight to the dead-letter queue.");
+script!(
+    BURY,
+    "bury.lua",
+    "Send an undecodable entry straight to the dead-letter queue."
+);
 
 /// Every script, for loading them all at once.
 pub fn all() -> [&'static Script; 9] {

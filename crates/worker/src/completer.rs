@@ -18,7 +18,10 @@ use crate::inflight::{Attempt, InFlight};
 pub(crate) enum Outcome {
     Completed(Option<serde_json::Value>),
     /// Failed; retry after `delay`, or give up when `delay` is `None`.
-    Failed { error: String, delay: Option<Duration> },
+    Failed {
+        error: String,
+        delay: Option<Duration>,
+    },
     /// Not finished at shutdown: back to the stream, attempt not charged.
     HandBack,
     /// The job is no longer ours (cancelled, lease lost): nothing to write.

@@ -35,7 +35,9 @@ impl FetchError {
 }
 
 fn flatten(reply: Option<StreamReadReply>, keys: &Keys, queues: &[&str]) -> Vec<Fetched> {
-    let Some(reply) = reply else { return Vec::new() };
+    let Some(reply) = reply else {
+        return Vec::new();
+    };
     reply
         .keys
         .into_iter()
@@ -89,7 +91,10 @@ pub(crate) async fn read_blocking(
     consumer: &str,
     block_ms: u64,
 ) -> Result<Vec<Fetched>, FetchError> {
-    let mut conn = pool.get().await.map_err(|e| FetchError::Pool(e.to_string()))?;
+    let mut conn = pool
+        .get()
+        .await
+        .map_err(|e| FetchError::Pool(e.to_string()))?;
     let mut cmd = redis::cmd("XREADGROUP");
     cmd.arg("GROUP")
         .arg(CONSUMER_GROUP)
@@ -190,8 +195,12 @@ async fn has_stale_owner(
 
 /// Consumer names from an `XPENDING key group` summary reply.
 fn pending_owners(summary: &redis::Value) -> Vec<String> {
-    let redis::Value::Array(parts) = summary else { return Vec::new() };
-    let Some(redis::Value::Array(consumers)) = parts.get(3) else { return Vec::new() };
+    let redis::Value::Array(parts) = summary else {
+        return Vec::new();
+    };
+    let Some(redis::Value::Array(consumers)) = parts.get(3) else {
+        return Vec::new();
+    };
     consumers
         .iter()
         .filter_map(|c| match c {
@@ -249,7 +258,11 @@ pub(crate) async fn ensure_groups(
             Err(e) => return Err(e.into()),
         }
     }
-    let _: i64 = redis::cmd("SADD").arg(keys.queues()).arg(queues).query_async(conn).await?;
+    let _: i64 = redis::cmd("SADD")
+        .arg(keys.queues())
+        .arg(queues)
+        .query_async(conn)
+        .await?;
     Ok(())
 }
 
@@ -258,5 +271,8 @@ pub(crate) async fn paused(
     conn: &mut ConnectionManager,
     keys: &Keys,
 ) -> Result<HashSet<String>, FetchError> {
-    Ok(redis::cmd("SMEMBERS").arg(keys.paused()).query_async(conn).await?)
+    Ok(redis::cmd("SMEMBERS")
+        .arg(keys.paused())
+        .query_async(conn)
+        .await?)
 }

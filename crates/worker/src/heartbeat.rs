@@ -47,7 +47,10 @@ impl Heartbeat {
     pub(crate) async fn beat(&self) -> redis::RedisResult<()> {
         let mut by_queue: HashMap<String, Vec<Attempt>> = HashMap::new();
         for attempt in self.inflight.snapshot() {
-            by_queue.entry(attempt.queue.clone()).or_default().push(attempt);
+            by_queue
+                .entry(attempt.queue.clone())
+                .or_default()
+                .push(attempt);
         }
         let groups: Vec<(String, Vec<Attempt>)> = by_queue.into_iter().collect();
         let mut commands: Vec<redis::Cmd> = groups
@@ -58,7 +61,10 @@ impl Heartbeat {
                     .arg(CONSUMER_GROUP)
                     .arg(&self.worker_id);
                 for a in attempts {
-                    call = call.key(self.keys.job(queue, &a.job_id)).arg(&a.entry_id).arg(&a.lease);
+                    call = call
+                        .key(self.keys.job(queue, &a.job_id))
+                        .arg(&a.entry_id)
+                        .arg(&a.lease);
                 }
                 call.cmd()
             })
@@ -186,4 +192,3 @@ pub(crate) async fn deregister(
 pub(crate) fn liveness_cutoff(config: &WorkerConfig) -> u64 {
     now_ms().saturating_sub(lease_ms(config))
 }
-

@@ -28,7 +28,9 @@ impl InFlight {
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Attempt>> {
         // A panic while holding this lock cannot leave the map half-updated: every
         // operation is a single insert, remove or clone.
-        self.attempts.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.attempts
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub(crate) fn insert(&self, attempt: Attempt) {
@@ -53,6 +55,8 @@ impl InFlight {
     }
 
     pub(crate) fn contains_entry(&self, queue: &str, entry_id: &str) -> bool {
-        self.lock().values().any(|a| a.queue == queue && a.entry_id == entry_id)
+        self.lock()
+            .values()
+            .any(|a| a.queue == queue && a.entry_id == entry_id)
     }
 }

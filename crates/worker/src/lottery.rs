@@ -56,7 +56,10 @@ mod tests {
         }
         for (i, expected) in [0.6, 0.3, 0.1].into_iter().enumerate() {
             let share = f64::from(firsts[i]) / f64::from(draws);
-            assert!((share - expected).abs() < 0.01, "queue {i}: {share} vs {expected}");
+            assert!(
+                (share - expected).abs() < 0.01,
+                "queue {i}: {share} vs {expected}"
+            );
         }
     }
 

@@ -27,8 +27,16 @@ const CANCEL_CLEANUP: Duration = Duration::from_secs(2);
 
 /// What one pipelined call was for.
 enum Plan {
-    Start { fetched: Fetched, fields: EntryFields, job_id: String, lease: String },
-    Bury { fetched: Fetched, reason: String },
+    Start {
+        fetched: Fetched,
+        fields: EntryFields,
+        job_id: String,
+        lease: String,
+    },
+    Bury {
+        fetched: Fetched,
+        reason: String,
+    },
 }
 
 /// The job fields a successful start returns.
@@ -60,13 +68,26 @@ pub(crate) async fn dispatch(
 
     let plans: Vec<Plan> = fetched
         .into_iter()
-        .map(|fetched| match fetched.entry.decode(shared.config.max_payload_bytes) {
-            Ok(fields) => {
-                let job_id = fields.job_id.clone().unwrap_or_else(|| fetched.entry.entry_id.clone());
-                Plan::Start { fetched, fields, job_id, lease: new_lease_token() }
-            }
-            Err(e) => Plan::Bury { fetched, reason: format!("malformed entry: {e}") },
-        })
+        .map(
+            |fetched| match fetched.entry.decode(shared.config.max_payload_bytes) {
+                Ok(fields) => {
+                    let job_id = fields
+                        .job_id
+                        .clone()
+                        .unwrap_or_else(|| fetched.entry.entry_id.clone());
+                    Plan::Start {
+                        fetched,
+                        fields,
+                        job_id,
+                        lease: new_lease_token(),
+                    }
+                }
+                Err(e) => Plan::Bury {
+                    fetched,
+                    reason: format!("malformed entry: {e}"),
+                },
+            },
+        )
         .collect();
     let commands: Vec<redis::Cmd> = plans.iter().map(|p| shared.plan_call(p).cmd()).collect();
     let mut conn = shared.conn.clone();
@@ -74,7 +95,10 @@ pub(crate) async fn dispatch(
         Ok(replies) => replies,
         Err(e) => {
             // The entries stay pending under this worker; its reclaim pass retries them.
-            tracing::warn!(entries = plans.len(), "could not start fetched entries: {e}");
+            tracing::warn!(
+                entries = plans.len(),
+                "could not start fetched entries: {e}"
+            );
             return;
         }
     };
@@ -87,13 +111,24 @@ pub(crate) async fn dispatch(
                 continue;
             }
         };
-        let word = reply.first().map(|w| String::from_utf8_lossy(w).into_owned()).unwrap_or_default();
-        let detail = reply.get(1).map(|w| String::from_utf8_lossy(w).into_owned()).unwrap_or_default();
+        let word = reply
+            .first()
+            .map(|w| String::from_utf8_lossy(w).into_owned())
+            .unwrap_or_default();
+        let detail = reply
+            .get(1)
+            .map(|w| String::from_utf8_lossy(w).into_owned())
+            .unwrap_or_default();
         match plan {
             Plan::Bury { fetched, reason } => {
                 tracing::warn!(queue = %fetched.queue, entry = %fetched.entry.entry_id, "dead-lettered: {reason}");
             }
-            Plan::Start { fetched, job_id, lease, .. } => match (word.as_str(), detail.as_str()) {
+            Plan::Start {
+                fetched,
+                job_id,
+                lease,
+                ..
+            } => match (word.as_str(), detail.as_str()) {
                 ("started", _) => {
                     let Some(started) = parse_started(&reply) else {
                         tracing::error!(job = %job_id, "start returned an unreadable reply");
@@ -108,13 +143,17 @@ pub(crate) async fn dispatch(
                     };
                     shared.inflight.insert(attempt.clone());
                     let task_shared = Arc::clone(shared);
-                    shared.tracker.spawn(run_attempt(task_shared, attempt, started, permit));
+                    shared
+                        .tracker
+                        .spawn(run_attempt(task_shared, attempt, started, permit));
                 }
                 ("dead", _) => {
                     tracing::warn!(job = %job_id, queue = %fetched.queue, "poison pill dead-lettered: {detail}");
                 }
                 ("skipped", "orphan") => orphans.push(Plan::Bury {
-                    reason: format!("entry names job {job_id}, which has no record, and carries no type"),
+                    reason: format!(
+                        "entry names job {job_id}, which has no record, and carries no type"
+                    ),
                     fetched,
                 }),
                 (_, why) => tracing::debug!(job = %job_id, "entry skipped: {why}"),
@@ -153,7 +192,12 @@ impl Shared {
                 }
                 call
             }
-            Plan::Start { fetched, fields, job_id, lease } => {
+            Plan::Start {
+                fetched,
+                fields,
+                job_id,
+                lease,
+            } => {
                 let q = &fetched.queue;
                 let call = Call::new(&scripts::START)
                     .key(keys.stream(q))
@@ -183,15 +227,29 @@ impl Shared {
             .arg(&fields.payload.bytes)
             .arg(fields.payload.content_type.as_str())
             .arg(fields.max_attempts.unwrap_or(config.default_max_attempts))
-            .arg(fields.timeout_ms.unwrap_or(config.default_timeout.as_millis() as u64))
-            .arg(fields.backoff.as_ref().unwrap_or(&config.default_backoff).to_string())
+            .arg(
+                fields
+                    .timeout_ms
+                    .unwrap_or(config.default_timeout.as_millis() as u64),
+            )
+            .arg(
+                fields
+                    .backoff
+                    .as_ref()
+                    .unwrap_or(&config.default_backoff)
+                    .to_string(),
+            )
             .arg(queue)
             .arg(PROTOCOL_VERSION)
     }
 }
 
 fn parse_started(reply: &[Vec<u8>]) -> Option<Started> {
-    let text = |i: usize| reply.get(i).map(|b| String::from_utf8_lossy(b).into_owned());
+    let text = |i: usize| {
+        reply
+            .get(i)
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+    };
     Some(Started {
         job_type: text(1)?,
         payload: reply.get(2)?.clone(),
@@ -203,7 +261,12 @@ fn parse_started(reply: &[Vec<u8>]) -> Option<Started> {
     })
 }
 
-async fn run_attempt(shared: Arc<Shared>, attempt: Attempt, started: Started, permit: OwnedSemaphorePermit) {
+async fn run_attempt(
+    shared: Arc<Shared>,
+    attempt: Attempt,
+    started: Started,
+    permit: OwnedSemaphorePermit,
+) {
     let span = tracing::info_span!(
         "job",
         id = %attempt.job_id,
@@ -212,25 +275,45 @@ async fn run_attempt(shared: Arc<Shared>, attempt: Attempt, started: Started, pe
         attempt = started.attempt,
     );
     let outcome = execute(&shared, &attempt, started).instrument(span).await;
-    let completion = Completion { attempt, outcome, permit };
+    let completion = Completion {
+        attempt,
+        outcome,
+        permit,
+    };
     if shared.completions.send(completion).await.is_err() {
-        tracing::error!("outcome writer stopped before the job finished; its entry stays pending for reclaim");
+        tracing::error!(
+            "outcome writer stopped before the job finished; its entry stays pending for reclaim"
+        );
     }
 }
 
 async fn execute(shared: &Shared, attempt: &Attempt, started: Started) -> Outcome {
-    let backoff: Backoff = started.backoff.parse().unwrap_or_else(|_| shared.config.default_backoff.clone());
+    let backoff: Backoff = started
+        .backoff
+        .parse()
+        .unwrap_or_else(|_| shared.config.default_backoff.clone());
     let retry = |error: String| Outcome::Failed {
         error,
         delay: Some(backoff.delay_random(started.attempt)),
     };
     let content_type = match started.content_type.parse::<ContentType>() {
         Ok(ct) => ct,
-        Err(e) => return Outcome::Failed { error: e.to_string(), delay: None },
+        Err(e) => {
+            return Outcome::Failed {
+                error: e.to_string(),
+                delay: None,
+            };
+        }
     };
-    let payload = Payload { content_type, bytes: started.payload };
+    let payload = Payload {
+        content_type,
+        bytes: started.payload,
+    };
     if let Err(e) = payload.validate(shared.config.max_payload_bytes) {
-        return Outcome::Failed { error: format!("bad payload: {e}"), delay: None };
+        return Outcome::Failed {
+            error: format!("bad payload: {e}"),
+            delay: None,
+        };
     }
     let Some(handler) = shared.registry.get(&started.job_type) else {
         return retry(format!(

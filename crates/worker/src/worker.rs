@@ -52,22 +52,41 @@ pub struct Worker {
 
 impl std::fmt::Debug for Worker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Worker").field("id", &self.id).field("config", &self.config).finish()
+        f.debug_struct("Worker")
+            .field("id", &self.id)
+            .field("config", &self.config)
+            .finish()
     }
 }
 
 impl Worker {
     /// Prepares a worker for the Redis at `url`. Connections are made lazily, so this
     /// succeeds while Redis is still starting; the worker keeps trying once it runs.
-    pub async fn connect(url: &str, config: WorkerConfig, registry: Registry) -> Result<Self, WorkerError> {
+    pub async fn connect(
+        url: &str,
+        config: WorkerConfig,
+        registry: Registry,
+    ) -> Result<Self, WorkerError> {
         config.validate().map_err(WorkerError::Config)?;
         let client = redis::Client::open(url)?;
         let conn = shared_connection(client.clone())?;
         let pool = blocking_pool(client, config.block_time, 2);
         let keys = Keys::new(config.namespace.clone());
         let suffix = uuid::Uuid::new_v4().simple().to_string();
-        let id = format!("{}-{}-{}", heartbeat::host_name(), std::process::id(), &suffix[..6]);
-        Ok(Self { conn, pool, keys, config, registry, id })
+        let id = format!(
+            "{}-{}-{}",
+            heartbeat::host_name(),
+            std::process::id(),
+            &suffix[..6]
+        );
+        Ok(Self {
+            conn,
+            pool,
+            keys,
+            config,
+            registry,
+            id,
+        })
     }
 
     /// This worker's consumer name and registry id.
@@ -78,14 +97,26 @@ impl Worker {
     /// Serves jobs until `shutdown` fires, then drains: running jobs get the grace period
     /// to finish, the rest are handed back, and the worker leaves its consumer groups.
     pub async fn run(self, shutdown: Shutdown) -> Result<(), WorkerError> {
-        let Worker { conn, pool, keys, config, registry, id } = self;
+        let Worker {
+            conn,
+            pool,
+            keys,
+            config,
+            registry,
+            id,
+        } = self;
         tracing::info!(worker = %id, queues = ?config.queues.iter().map(|q| &q.name).collect::<Vec<_>>(),
             concurrency = config.concurrency, handlers = ?registry.types(), "worker starting");
         let inflight = InFlight::default();
         let (tx, rx) = mpsc::channel(config.concurrency * 2 + 16);
         let completer = tokio::spawn(
-            Completer { conn: conn.clone(), keys: keys.clone(), config: config.clone(), inflight: inflight.clone() }
-                .run(rx),
+            Completer {
+                conn: conn.clone(),
+                keys: keys.clone(),
+                config: config.clone(),
+                inflight: inflight.clone(),
+            }
+            .run(rx),
         );
         let background = CancellationToken::new();
         let heartbeat = tokio::spawn(
@@ -125,16 +156,28 @@ impl Worker {
         let running = shared.inflight.len();
         tracing::info!(running, grace = ?shared.config.shutdown_grace, "draining");
         shared.tracker.close();
-        if tokio::time::timeout(shared.config.shutdown_grace, shared.tracker.wait()).await.is_err() {
-            tracing::warn!(running = shared.inflight.len(), "grace period over: handing back running jobs");
+        if tokio::time::timeout(shared.config.shutdown_grace, shared.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                running = shared.inflight.len(),
+                "grace period over: handing back running jobs"
+            );
             shared.handback.cancel();
             shared.tracker.wait().await;
         }
         let mut conn = shared.conn.clone();
-        let (keys, config, worker_id) = (shared.keys.clone(), shared.config.clone(), shared.worker_id.clone());
+        let (keys, config, worker_id) = (
+            shared.keys.clone(),
+            shared.config.clone(),
+            shared.worker_id.clone(),
+        );
         drop(shared);
         if tokio::time::timeout(FINAL_FLUSH, completer).await.is_err() {
-            tracing::error!("some outcomes could not be written; their entries stay pending for reclaim");
+            tracing::error!(
+                "some outcomes could not be written; their entries stay pending for reclaim"
+            );
         }
         background.cancel();
         let _ = tokio::join!(heartbeat, promoter);
@@ -153,7 +196,12 @@ async fn fetch_loop(
     shutdown: &Shutdown,
 ) {
     let slots = Arc::new(Semaphore::new(shared.config.concurrency));
-    let all: Vec<&str> = shared.config.queues.iter().map(|q| q.name.as_str()).collect();
+    let all: Vec<&str> = shared
+        .config
+        .queues
+        .iter()
+        .map(|q| q.name.as_str())
+        .collect();
     let mut groups_ready = false;
     let mut error_delay = Duration::from_millis(100);
     let mut next_reclaim = Instant::now();
@@ -163,7 +211,9 @@ async fn fetch_loop(
             match fetch::ensure_groups(&mut conn, &shared.keys, &all).await {
                 Ok(()) => groups_ready = true,
                 Err(e) => {
-                    tracing::warn!("cannot set up consumer groups, retrying in {error_delay:?}: {e}");
+                    tracing::warn!(
+                        "cannot set up consumer groups, retrying in {error_delay:?}: {e}"
+                    );
                     pause(shutdown, &mut error_delay).await;
                     continue;
                 }
@@ -185,7 +235,9 @@ async fn fetch_loop(
         }
         let active: Vec<usize> = {
             let paused = paused.read().unwrap_or_else(|p| p.into_inner());
-            (0..all.len()).filter(|&i| !paused.contains(all[i])).collect()
+            (0..all.len())
+                .filter(|&i| !paused.contains(all[i]))
+                .collect()
         };
         if active.is_empty() {
             drop(permits);
@@ -226,13 +278,24 @@ async fn fetch_once(
     reclaim_due: bool,
 ) -> Result<Vec<Fetched>, FetchError> {
     let config = &shared.config;
-    let queues: Vec<&str> = active.iter().map(|&i| config.queues[i].name.as_str()).collect();
+    let queues: Vec<&str> = active
+        .iter()
+        .map(|&i| config.queues[i].name.as_str())
+        .collect();
     if reclaim_due {
         let min_idle = config.lease_ttl.as_millis() as u64;
         let live_after = heartbeat::liveness_cutoff(config);
         for queue in &queues {
-            let found = fetch::reclaim(conn, &shared.keys, queue, &shared.worker_id, min_idle, live_after, count)
-                .await?;
+            let found = fetch::reclaim(
+                conn,
+                &shared.keys,
+                queue,
+                &shared.worker_id,
+                min_idle,
+                live_after,
+                count,
+            )
+            .await?;
             if !found.lost.is_empty() {
                 tracing::error!(queue = %queue, lost = ?found.lost,
                     "jobs lost: entries were deleted from the stream while still pending");
@@ -297,4 +360,3 @@ async fn pause(shutdown: &Shutdown, delay: &mut Duration) {
     }
     *delay = (*delay * 2).min(Duration::from_secs(5));
 }
-

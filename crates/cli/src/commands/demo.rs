@@ -29,7 +29,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         }
         Err(_) => {
             let server = LocalRedis::start().await?;
-            println!("Started a private redis-server at {} (no persistence)", server.url);
+            println!(
+                "Started a private redis-server at {} (no persistence)",
+                server.url
+            );
             (server.url.clone(), Some(server), "flotilla".to_owned())
         }
     };
@@ -41,20 +44,28 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         block_time: Duration::from_millis(500),
         promote_interval: Duration::from_millis(100),
         shutdown_grace: Duration::from_secs(5),
-        default_backoff: Backoff::List(vec![Duration::from_millis(300), Duration::from_millis(600)]),
+        default_backoff: Backoff::List(vec![
+            Duration::from_millis(300),
+            Duration::from_millis(600),
+        ]),
         ..WorkerConfig::default()
     };
     let shutdown = Shutdown::new();
     let mut workers = Vec::new();
     for _ in 0..args.workers.max(1) {
         let worker = Worker::connect(&url, config.clone(), Registry::with_builtins()).await?;
-        println!("Worker {} serving critical (6), default (3), low (1)", worker.id());
+        println!(
+            "Worker {} serving critical (6), default (3), low (1)",
+            worker.id()
+        );
         workers.push(tokio::spawn(worker.run(shutdown.clone())));
     }
 
     let keys = Keys::new(namespace);
     let client = redis::Client::open(url.as_str())?;
-    let mut conn = redis::aio::ConnectionManager::new(client).await.context("cannot connect to Redis")?;
+    let mut conn = redis::aio::ConnectionManager::new(client)
+        .await
+        .context("cannot connect to Redis")?;
     let limits = ProducerLimits {
         default_backoff: config.default_backoff.clone(),
         ..ProducerLimits::default()
@@ -68,10 +79,18 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let mut records: HashMap<String, JobRecord> = HashMap::new();
     while started.elapsed() < args.timeout {
         for job in &tracked {
-            let hash: HashMap<String, Vec<u8>> =
-                redis::cmd("HGETALL").arg(keys.job(&job.queue, &job.id)).query_async(&mut conn).await?;
-            let Some(record) = JobRecord::from_hash(&hash)? else { continue };
-            let state = format!("{} {}", record.status.map_or("?", |s| s.as_str()), record.attempts);
+            let hash: HashMap<String, Vec<u8>> = redis::cmd("HGETALL")
+                .arg(keys.job(&job.queue, &job.id))
+                .query_async(&mut conn)
+                .await?;
+            let Some(record) = JobRecord::from_hash(&hash)? else {
+                continue;
+            };
+            let state = format!(
+                "{} {}",
+                record.status.map_or("?", |s| s.as_str()),
+                record.attempts
+            );
             if last.get(&job.id) != Some(&state) {
                 println!(
                     "  {:>5.1}s  {:<18} {:<9} {:<9} attempt {}/{}  {}",
@@ -88,7 +107,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             records.insert(job.id.clone(), record);
         }
         let done = tracked.iter().all(|j| {
-            records.get(&j.id).and_then(|r| r.status).is_some_and(Status::is_terminal)
+            records
+                .get(&j.id)
+                .and_then(|r| r.status)
+                .is_some_and(Status::is_terminal)
         });
         if done {
             break;
@@ -98,7 +120,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     println!("\nWhat happened:");
     for job in &tracked {
-        let Some(r) = records.get(&job.id) else { continue };
+        let Some(r) = records.get(&job.id) else {
+            continue;
+        };
         let detail = r
             .error
             .clone()
@@ -112,10 +136,19 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             detail
         );
     }
-    let dead: u64 = redis::cmd("XLEN").arg(keys.dead("default")).query_async(&mut conn).await?;
+    let dead: u64 = redis::cmd("XLEN")
+        .arg(keys.dead("default"))
+        .query_async(&mut conn)
+        .await?;
     println!("\nDead-letter queue of `default` holds {dead} entries. Inspect one with:");
-    if let Some(job) = tracked.iter().find(|j| records.get(&j.id).and_then(|r| r.status) == Some(Status::Dead)) {
-        println!("  FLOTILLA_REDIS_URL={url} flotilla jobs show {}", short(&job.id));
+    if let Some(job) = tracked
+        .iter()
+        .find(|j| records.get(&j.id).and_then(|r| r.status) == Some(Status::Dead))
+    {
+        println!(
+            "  FLOTILLA_REDIS_URL={url} flotilla jobs show {}",
+            short(&job.id)
+        );
     }
     shutdown.trigger();
     for worker in workers {
@@ -136,7 +169,11 @@ async fn enqueue_mix(
 ) -> anyhow::Result<Vec<Tracked>> {
     let mut tracked = Vec::new();
     let mut add = |id: String, queue: &str, what: &'static str| {
-        tracked.push(Tracked { id, queue: queue.to_owned(), what })
+        tracked.push(Tracked {
+            id,
+            queue: queue.to_owned(),
+            what,
+        })
     };
     for (i, queue) in ["critical", "default", "low"].into_iter().enumerate() {
         let job = NewJob::new("noop", &json!({ "n": i }))?.queue(queue);
@@ -145,15 +182,30 @@ async fn enqueue_mix(
     let job = NewJob::new("sleep", &json!({ "ms": 800 }))?;
     add(producer.enqueue(job).await?.id, "default", "runs for 0.8 s");
     let job = NewJob::new("fail", &json!({ "times": 1 }))?.max_attempts(3);
-    add(producer.enqueue(job).await?.id, "default", "fails once, retried, succeeds");
+    add(
+        producer.enqueue(job).await?.id,
+        "default",
+        "fails once, retried, succeeds",
+    );
     let job = NewJob::new("fail", &json!({ "times": -1 }))?.max_attempts(2);
-    add(producer.enqueue(job).await?.id, "default", "always fails: dead after 2 attempts");
+    add(
+        producer.enqueue(job).await?.id,
+        "default",
+        "always fails: dead after 2 attempts",
+    );
     let job = NewJob::new("noop", &json!({}))?.delay(Duration::from_secs(2));
     add(producer.enqueue(job).await?.id, "default", "delayed by 2 s");
-    let unique = || NewJob::new("noop", &json!({ "report": "daily" })).map(|j| j.unique("daily-report", Duration::from_secs(60)));
+    let unique = || {
+        NewJob::new("noop", &json!({ "report": "daily" }))
+            .map(|j| j.unique("daily-report", Duration::from_secs(60)))
+    };
     let first = producer.enqueue(unique()?).await?;
     let second = producer.enqueue(unique()?).await?;
-    println!("Unique job enqueued twice: both calls returned {} ({:?})", short(&second.id), second.outcome);
+    println!(
+        "Unique job enqueued twice: both calls returned {} ({:?})",
+        short(&second.id),
+        second.outcome
+    );
     add(first.id, "default", "unique: enqueued twice, runs once");
     // What a producer in any other language does: a plain XADD.
     let entry_id: String = redis::cmd("XADD")
@@ -166,7 +218,10 @@ async fn enqueue_mix(
         .query_async(conn)
         .await?;
     add(entry_id, "default", "raw XADD, as from Python or Go");
-    let bad = Payload { content_type: ContentType::Json, bytes: b"{not json".to_vec() };
+    let bad = Payload {
+        content_type: ContentType::Json,
+        bytes: b"{not json".to_vec(),
+    };
     let entry_id: String = redis::cmd("XADD")
         .arg(keys.stream("default"))
         .arg("*")
@@ -176,6 +231,10 @@ async fn enqueue_mix(
         .arg(&bad.bytes)
         .query_async(conn)
         .await?;
-    add(entry_id, "default", "malformed payload: straight to the DLQ");
+    add(
+        entry_id,
+        "default",
+        "malformed payload: straight to the DLQ",
+    );
     Ok(tracked)
 }

@@ -22,9 +22,9 @@ pub async fn run(config_file: Option<&Path>, args: EnqueueArgs) -> anyhow::Resul
         job = job.delay(delay);
     }
     if let Some(at) = &args.at {
-        let instant: jiff::Timestamp = at
-            .parse()
-            .with_context(|| format!("--at: {at:?} is not an RFC 3339 instant like 2026-12-01T09:00:00Z"))?;
+        let instant: jiff::Timestamp = at.parse().with_context(|| {
+            format!("--at: {at:?} is not an RFC 3339 instant like 2026-12-01T09:00:00Z")
+        })?;
         job = job.at(SystemTime::from(instant));
     }
     if let Some(n) = args.max_attempts {
@@ -34,7 +34,9 @@ pub async fn run(config_file: Option<&Path>, args: EnqueueArgs) -> anyhow::Resul
         job = job.timeout(timeout);
     }
     if let Some(policy) = &args.backoff {
-        let backoff: Backoff = policy.parse().with_context(|| format!("--backoff {policy:?}"))?;
+        let backoff: Backoff = policy
+            .parse()
+            .with_context(|| format!("--backoff {policy:?}"))?;
         job = job.backoff(backoff);
     }
     if let Some(key) = &args.unique {
@@ -46,7 +48,10 @@ pub async fn run(config_file: Option<&Path>, args: EnqueueArgs) -> anyhow::Resul
     let enqueued = producer.enqueue(job).await?;
     match enqueued.outcome {
         Outcome::Created => {}
-        Outcome::Duplicate => eprintln!("a job holding unique key {:?} exists already", args.unique.unwrap_or_default()),
+        Outcome::Duplicate => eprintln!(
+            "a job holding unique key {:?} exists already",
+            args.unique.unwrap_or_default()
+        ),
         Outcome::Exists => eprintln!("job {} exists already; nothing changed", enqueued.id),
     }
     println!("{}", enqueued.id);
@@ -54,10 +59,18 @@ pub async fn run(config_file: Option<&Path>, args: EnqueueArgs) -> anyhow::Resul
 }
 
 pub async fn connect(settings: &Settings) -> anyhow::Result<Producer> {
-    let client = redis::Client::open(settings.redis_url.as_str())
-        .with_context(|| format!("redis_url {:?} is not a valid Redis URL", settings.redis_url))?;
+    let client = redis::Client::open(settings.redis_url.as_str()).with_context(|| {
+        format!(
+            "redis_url {:?} is not a valid Redis URL",
+            settings.redis_url
+        )
+    })?;
     let conn = redis::aio::ConnectionManager::new(client)
         .await
         .with_context(|| format!("cannot connect to Redis at {}", settings.redis_url))?;
-    Ok(Producer::new(conn, Keys::new(settings.namespace.clone()), settings.producer_limits()?))
+    Ok(Producer::new(
+        conn,
+        Keys::new(settings.namespace.clone()),
+        settings.producer_limits()?,
+    ))
 }

@@ -30,8 +30,15 @@ pub async fn show(config_file: Option<&Path>, args: ShowArgs) -> anyhow::Result<
 }
 
 /// The record of the job with this id, or of the only job whose id starts with it.
-pub async fn find(conn: &mut ConnectionManager, keys: &Keys, id: &str) -> anyhow::Result<JobRecord> {
-    let queues: Vec<String> = redis::cmd("SMEMBERS").arg(keys.queues()).query_async(conn).await?;
+pub async fn find(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+    id: &str,
+) -> anyhow::Result<JobRecord> {
+    let queues: Vec<String> = redis::cmd("SMEMBERS")
+        .arg(keys.queues())
+        .query_async(conn)
+        .await?;
     for queue in &queues {
         if let Some(record) = read(conn, &keys.job(queue, id)).await? {
             return Ok(record);
@@ -56,14 +63,19 @@ pub async fn find(conn: &mut ConnectionManager, keys: &Keys, id: &str) -> anyhow
     }
     match matches.as_slice() {
         [] => bail!("no job with id or id prefix {id:?}"),
-        [key] => read(conn, key).await?.with_context(|| format!("job {id} vanished while being read")),
+        [key] => read(conn, key)
+            .await?
+            .with_context(|| format!("job {id} vanished while being read")),
         many => {
             let ids: Vec<&str> = many
                 .iter()
                 .take(AMBIGUOUS_SHOWN)
                 .map(|k| k.rsplit_once(":job:").map_or(k.as_str(), |(_, id)| id))
                 .collect();
-            bail!("{id:?} matches several jobs; give more of the id:\n  {}", ids.join("\n  "))
+            bail!(
+                "{id:?} matches several jobs; give more of the id:\n  {}",
+                ids.join("\n  ")
+            )
         }
     }
 }

@@ -39,7 +39,9 @@ fn parse_queues(specs: &[String]) -> anyhow::Result<Vec<QueueWeight>> {
             };
             match weight.parse::<u32>() {
                 Ok(w) if w >= 1 && !name.is_empty() => Ok(QueueWeight::new(name, w)),
-                _ => bail!("--queues: {spec:?} is not QUEUE or QUEUE=WEIGHT with a weight of at least 1"),
+                _ => bail!(
+                    "--queues: {spec:?} is not QUEUE or QUEUE=WEIGHT with a weight of at least 1"
+                ),
             }
         })
         .collect()

@@ -78,7 +78,8 @@ impl HttpHandler {
             self.url,
             super::tail(&String::from_utf8_lossy(&bytes), BODY_TAIL)
         );
-        let retryable = status.is_server_error() || status.as_u16() == 408 || status.as_u16() == 429;
+        let retryable =
+            status.is_server_error() || status.as_u16() == 408 || status.as_u16() == 429;
         match (retryable, retry_after) {
             (true, Some(delay)) => Err(HandlerError::RetryAfter(message, delay)),
             (true, None) => Err(HandlerError::Retry(message)),

@@ -29,9 +29,14 @@ pub(crate) fn register_test_handlers(registry: &mut Registry) {
     });
     registry.register_fn("fail", |args: FailArgs, ctx: JobContext| async move {
         if args.times < 0 || i64::from(ctx.attempt) <= args.times {
-            Err(HandlerError::retry(format!("planned failure on attempt {}", ctx.attempt)))
+            Err(HandlerError::retry(format!(
+                "planned failure on attempt {}",
+                ctx.attempt
+            )))
         } else {
-            Ok(Some(serde_json::json!({ "succeeded_on_attempt": ctx.attempt })))
+            Ok(Some(
+                serde_json::json!({ "succeeded_on_attempt": ctx.attempt }),
+            ))
         }
     });
 }

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what building and testing Flotilla needs on a fresh Debian/Ubuntu (apt) or
+# macOS (Homebrew) machine: redis-server, a C compiler, and checks for a Rust toolchain.
+set -euo pipefail
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    echo "need root to run: $*" >&2; exit 1
+  fi
+}
+
+apt_install() {
+  if ! command -v apt-get >/dev/null; then return 1; fi
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@"
+}
+
+if ! command -v redis-server >/dev/null; then
+  echo "redis-server not found: installing it"
+  apt_install redis-server || { command -v brew >/dev/null && brew install redis; } || {
+    echo "cannot install redis-server here: install Redis 7 (https://redis.io/docs/install) and retry" >&2
+    exit 1
+  }
+  # The package may start a system instance; tests start their own and do not need it.
+fi
+
+if ! command -v cc >/dev/null; then
+  echo "no C compiler found (the TLS crate needs one): installing build-essential"
+  apt_install build-essential pkg-config || { echo "install a C compiler (gcc or clang) and retry" >&2; exit 1; }
+fi
+
+if ! command -v cargo >/dev/null; then
+  echo "cargo not found: install Rust 1.89 or newer with rustup (https://rustup.rs) and retry" >&2
+  exit 1
+fi
