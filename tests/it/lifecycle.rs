@@ -480,3 +480,58 @@ async fn bulk_enqueue_creates_every_job_in_order() {
         .await;
     worker.stop().await;
 }
+
+#[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+struct SendEmail {
+    to: String,
+    subject: String,
+}
+
+impl flotilla_producer::Job for SendEmail {
+    const TYPE: &'static str = "send_email";
+    const QUEUE: &'static str = "critical";
+}
+
+#[tokio::test]
+async fn a_typed_job_reaches_a_typed_handler_on_its_own_queue() {
+    let env = Env::start().await;
+    let mut registry = Registry::new();
+    registry.register_fn(
+        "send_email",
+        |email: SendEmail, _ctx: JobContext| async move {
+            Ok(Some(
+                json!({ "sent_to": email.to, "subject": email.subject }),
+            ))
+        },
+    );
+    let worker = InProcessWorker::start(&env.url(), fast_config(), registry).await;
+    let email = SendEmail {
+        to: "a@b.c".into(),
+        subject: "hi".into(),
+    };
+    let job = env.producer.typed(&email).expect("encodes");
+    let enqueued = env.producer.enqueue(job).await.expect("enqueue");
+    assert_eq!(enqueued.queue, "critical");
+    let record = env
+        .wait_status("critical", &enqueued.id, Status::Completed, LONG)
+        .await;
+    assert_eq!(
+        record.result,
+        Some(json!({"sent_to": "a@b.c", "subject": "hi"}))
+    );
+    // A payload that does not fit the type is dead at once: retrying cannot fix it.
+    let wrong = NewJob::new("send_email", &json!({"to": 5}))
+        .expect("encodes")
+        .queue("critical")
+        .max_attempts(5);
+    let id = env.enqueue_job(wrong).await;
+    let record = env.wait_status("critical", &id, Status::Dead, LONG).await;
+    assert_eq!(record.attempts, 1);
+    assert!(
+        record
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("payload does not fit send_email"))
+    );
+    worker.stop().await;
+}

@@ -264,3 +264,48 @@ async fn a_type_added_by_a_rolling_deploy_is_served_once_a_worker_knows_it() {
     assert_eq!(record.result, Some(json!("served")));
     new.stop().await;
 }
+
+/// The redis-cli example in docs/PROTOCOL.md, run exactly as written (pointed at this
+/// test's server), must show a completed job.
+#[tokio::test]
+async fn the_protocol_documents_redis_cli_example_works_as_written() {
+    let env = Env::start().await;
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/PROTOCOL.md"))
+        .expect("doc");
+    let section = doc
+        .split("### Try it with redis-cli")
+        .nth(1)
+        .expect("section");
+    let script = section
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|s| s.split("```").next())
+        .expect("sh block");
+    let socket = env.redis.socket();
+    let script = script.replace("redis-cli", &format!("redis-cli -s {}", socket.display()));
+    let worker = InProcessWorker::start(&env.url(), fast_config(), Registry::with_builtins()).await;
+    let output = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .await
+        .expect("sh runs");
+    worker.stop().await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    let value_of = |field: &str| {
+        lines
+            .iter()
+            .position(|l| *l == field)
+            .and_then(|i| lines.get(i + 1))
+            .copied()
+    };
+    assert_eq!(value_of("status"), Some("completed"), "{stdout}");
+    assert_eq!(value_of("attempts"), Some("1"), "{stdout}");
+    assert_eq!(value_of("result"), Some(r#"{"slept_ms":100}"#), "{stdout}");
+}

@@ -21,7 +21,8 @@ impl RedisServer {
         server
     }
 
-    fn socket(&self) -> PathBuf {
+    /// The unix socket the server listens on (for `redis-cli -s`).
+    pub fn socket(&self) -> PathBuf {
         self.dir.path().join("redis.sock")
     }
 

@@ -43,6 +43,8 @@ pub enum Command {
     },
     /// Run a demo of the whole fleet on a private redis-server (or FLOTILLA_REDIS_URL).
     Demo(DemoArgs),
+    /// Measure jobs/s and Redis time per job on a private redis-server (or FLOTILLA_REDIS_URL).
+    Bench(BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -132,5 +134,24 @@ pub struct DemoArgs {
 
     /// Give up waiting for the jobs after this long.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "60s")]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Jobs to enqueue and process.
+    #[arg(long, default_value_t = 50_000)]
+    pub jobs: usize,
+
+    /// The worker's concurrency.
+    #[arg(long, default_value_t = 50)]
+    pub concurrency: usize,
+
+    /// Padding in each job's payload.
+    #[arg(long, default_value_t = 32)]
+    pub payload_bytes: usize,
+
+    /// Give up after this long.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "300s")]
     pub timeout: Duration,
 }

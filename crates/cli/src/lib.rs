@@ -44,6 +44,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             command: JobsCommand::Show(args),
         } => commands::jobs::show(config_file, args).await,
         Command::Demo(args) => commands::demo::run(args).await,
+        Command::Bench(args) => commands::bench::run(args).await,
     }
 }
 

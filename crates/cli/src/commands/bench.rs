@@ -1,0 +1,253 @@
+//! `flotilla bench`: throughput of the whole path (bulk enqueue, fetch, start, run `noop`,
+//! complete) on one worker, with Redis server time per job from INFO commandstats, next
+//! to the floor of a bare XADD + XREADGROUP + XACK + XDEL.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use flotilla_producer::{NewJob, Producer, ProducerLimits};
+use flotilla_proto::{Keys, Status};
+use flotilla_worker::{Registry, Shutdown, Worker, WorkerConfig};
+use redis::aio::ConnectionManager;
+
+use crate::cli::BenchArgs;
+use crate::local_redis::LocalRedis;
+
+/// Jobs per pipelined batch in the floor measurement.
+const FLOOR_BATCH: usize = 100;
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let (url, _server) = match std::env::var("FLOTILLA_REDIS_URL") {
+        Ok(url) => (url, None),
+        Err(_) => {
+            let server = LocalRedis::start().await?;
+            (server.url.clone(), Some(server))
+        }
+    };
+    let namespace = format!("flotilla-bench-{}", std::process::id());
+    let keys = Keys::new(namespace.clone());
+    let client = redis::Client::open(url.as_str())?;
+    let mut conn = ConnectionManager::new(client)
+        .await
+        .context("cannot connect to Redis")?;
+    println!(
+        "flotilla bench: {} noop jobs, one worker, concurrency {}, Redis at {url}",
+        args.jobs, args.concurrency
+    );
+
+    let limits = ProducerLimits {
+        max_queue_len: 0,
+        ..ProducerLimits::default()
+    };
+    let producer = Producer::new(conn.clone(), keys.clone(), limits);
+    let payload = serde_json::json!({ "pad": "x".repeat(args.payload_bytes) });
+    let jobs: Vec<NewJob> = (0..args.jobs)
+        .map(|_| NewJob::new("noop", &payload))
+        .collect::<Result<_, _>>()?;
+    reset_stats(&mut conn).await?;
+    let started = Instant::now();
+    let results = producer.enqueue_bulk(jobs).await?;
+    let enqueue_time = started.elapsed();
+    if let Some(Err(e)) = results.iter().find(|r| r.is_err()) {
+        bail!("enqueue failed: {e}");
+    }
+    let enqueue_stats = command_stats(&mut conn).await?;
+
+    let config = WorkerConfig {
+        namespace,
+        concurrency: args.concurrency,
+        queues: vec![flotilla_worker::QueueWeight::new("default", 1)],
+        block_time: Duration::from_millis(200),
+        ..WorkerConfig::default()
+    };
+    let worker = Worker::connect(&url, config, Registry::with_builtins()).await?;
+    let shutdown = Shutdown::new();
+    reset_stats(&mut conn).await?;
+    let started = Instant::now();
+    let task = tokio::spawn(worker.run(shutdown.clone()));
+    let done_key = keys.index("default", Status::Completed);
+    loop {
+        let done: usize = redis::cmd("ZCARD")
+            .arg(&done_key)
+            .query_async(&mut conn)
+            .await?;
+        if done >= args.jobs {
+            break;
+        }
+        if started.elapsed() > args.timeout {
+            bail!(
+                "only {done} of {} jobs done after {:?}",
+                args.jobs,
+                args.timeout
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let process_time = started.elapsed();
+    let process_stats = command_stats(&mut conn).await?;
+    shutdown.trigger();
+    task.await.context("worker task")??;
+
+    let floor_stats = floor(&mut conn, &keys, args.jobs.min(20_000)).await?;
+    let per_job = |stats: &Stats, n: usize| (stats.usec / n as f64, stats.calls as f64 / n as f64);
+    let (enq_us, enq_calls) = per_job(&enqueue_stats, args.jobs);
+    let (run_us, run_calls) = per_job(&process_stats, args.jobs);
+    let (floor_us, floor_calls) = per_job(&floor_stats.0, floor_stats.1);
+    let rate = |d: Duration| args.jobs as f64 / d.as_secs_f64();
+    println!();
+    println!(
+        "  enqueue (bulk)    {:>9.0} jobs/s   redis {:>5.1} µs/job  {:>4.1} commands/job",
+        rate(enqueue_time),
+        enq_us,
+        enq_calls
+    );
+    println!(
+        "  process (noop)    {:>9.0} jobs/s   redis {:>5.1} µs/job  {:>4.1} commands/job",
+        rate(process_time),
+        run_us,
+        run_calls
+    );
+    println!(
+        "  floor (XADD+XREADGROUP+XACK+XDEL)    redis {:>5.1} µs/job  {:>4.1} commands/job",
+        floor_us, floor_calls
+    );
+    println!("\n  redis time by command while processing (µs/job):");
+    let mut by_cmd: Vec<_> = process_stats.by_command.iter().collect();
+    by_cmd.sort_by(|a, b| b.1.total_cmp(a.1));
+    for (name, usec) in by_cmd.into_iter().take(8) {
+        println!("    {name:<14} {:>6.2}", usec / args.jobs as f64);
+    }
+    Ok(())
+}
+
+/// Server time and calls, summed over commands (scripts count once, as EVALSHA).
+struct Stats {
+    usec: f64,
+    calls: u64,
+    by_command: HashMap<String, f64>,
+}
+
+async fn reset_stats(conn: &mut ConnectionManager) -> anyhow::Result<()> {
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(conn)
+        .await?;
+    Ok(())
+}
+
+async fn command_stats(conn: &mut ConnectionManager) -> anyhow::Result<Stats> {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await?;
+    let mut stats = Stats {
+        usec: 0.0,
+        calls: 0,
+        by_command: HashMap::new(),
+    };
+    for line in info.lines() {
+        let Some((name, rest)) = line
+            .strip_prefix("cmdstat_")
+            .and_then(|l| l.split_once(':'))
+        else {
+            continue;
+        };
+        if matches!(name, "info" | "config" | "zcard") {
+            continue; // the benchmark's own polling
+        }
+        let field = |key: &str| {
+            rest.split(',')
+                .find_map(|kv| kv.strip_prefix(key))
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        // Commands run inside scripts are counted both on their own and in EVALSHA's time.
+        let usec = field("usec=");
+        stats.by_command.insert(name.to_owned(), usec);
+        if name == "evalsha" || !is_script_inner(name) {
+            stats.usec += usec;
+            stats.calls += field("calls=") as u64;
+        }
+    }
+    Ok(stats)
+}
+
+/// Commands the Flotilla scripts issue; their time is already inside EVALSHA's.
+fn is_script_inner(name: &str) -> bool {
+    matches!(
+        name,
+        "hset"
+            | "hget"
+            | "hmget"
+            | "hdel"
+            | "hincrby"
+            | "exists"
+            | "xpending"
+            | "xclaim"
+            | "pexpire"
+            | "zremrangebyscore"
+            | "time"
+            | "zrangebyscore"
+            | "zrem"
+            | "get"
+            | "del"
+    )
+}
+
+/// The floor: the same number of jobs through bare stream commands, pipelined.
+async fn floor(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+    jobs: usize,
+) -> anyhow::Result<(Stats, usize)> {
+    let stream = keys.stream("floor");
+    let _: redis::RedisResult<()> = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&stream)
+        .arg("g")
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async(conn)
+        .await;
+    reset_stats(conn).await?;
+    let mut done = 0;
+    while done < jobs {
+        let n = FLOOR_BATCH.min(jobs - done);
+        let mut pipe = redis::pipe();
+        for _ in 0..n {
+            pipe.cmd("XADD")
+                .arg(&stream)
+                .arg("*")
+                .arg("id")
+                .arg("x")
+                .ignore();
+        }
+        let _: () = pipe.query_async(conn).await?;
+        let reply: redis::streams::StreamReadReply = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg("g")
+            .arg("c")
+            .arg("COUNT")
+            .arg(n)
+            .arg("STREAMS")
+            .arg(&stream)
+            .arg(">")
+            .query_async(conn)
+            .await?;
+        let ids: Vec<String> = reply
+            .keys
+            .into_iter()
+            .flat_map(|k| k.ids)
+            .map(|id| id.id)
+            .collect();
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            pipe.cmd("XACK").arg(&stream).arg("g").arg(id).ignore();
+            pipe.cmd("XDEL").arg(&stream).arg(id).ignore();
+        }
+        let _: () = pipe.query_async(conn).await?;
+        done += n;
+    }
+    Ok((command_stats(conn).await?, jobs))
+}
