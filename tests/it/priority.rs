@@ -18,6 +18,20 @@ const SAMPLE: usize = 3000;
 /// the standard deviation of a 60 % share is 0.9 points; 4 is over four of them.
 const TOLERANCE: f64 = 4.0;
 
+/// A registry whose `mark` handler records the queue of each job it serves, in order.
+fn queue_recorder(served: &Arc<Mutex<Vec<String>>>) -> Registry {
+    let seen = Arc::clone(served);
+    let mut registry = Registry::new();
+    registry.register("mark", move |ctx: JobContext| {
+        let seen = Arc::clone(&seen);
+        async move {
+            seen.lock().expect("lock").push(ctx.queue.clone());
+            Ok(None)
+        }
+    });
+    registry
+}
+
 #[tokio::test]
 async fn served_shares_follow_the_weights_and_low_is_not_starved() {
     let env = Env::start().await;
@@ -33,15 +47,7 @@ async fn served_shares_follow_the_weights_and_low_is_not_starved() {
         env.producer.enqueue_bulk(jobs).await.expect("bulk");
     }
     let served = Arc::new(Mutex::new(Vec::new()));
-    let seen = Arc::clone(&served);
-    let mut registry = Registry::new();
-    registry.register("mark", move |ctx: JobContext| {
-        let seen = Arc::clone(&seen);
-        async move {
-            seen.lock().expect("lock").push(ctx.queue.clone());
-            Ok(None)
-        }
-    });
+    let registry = queue_recorder(&served);
     let mut config = fast_config();
     config.concurrency = 1;
     config.queues = vec![
@@ -89,15 +95,7 @@ async fn strict_priority_drains_the_heaviest_queue_first() {
         env.producer.enqueue_bulk(jobs).await.expect("bulk");
     }
     let served = Arc::new(Mutex::new(Vec::new()));
-    let seen = Arc::clone(&served);
-    let mut registry = Registry::new();
-    registry.register("mark", move |ctx: JobContext| {
-        let seen = Arc::clone(&seen);
-        async move {
-            seen.lock().expect("lock").push(ctx.queue.clone());
-            Ok(None)
-        }
-    });
+    let registry = queue_recorder(&served);
     let mut config = fast_config();
     config.concurrency = 1;
     config.strict_priority = true;
