@@ -196,3 +196,44 @@ async fn a_poison_pill_that_kills_every_worker_ends_dead() {
     assert!(error.contains("stopped responding"), "{error}");
     assert_eq!(env.dead_entries("default").await.len(), 1);
 }
+
+#[tokio::test]
+async fn a_second_signal_exits_at_once() {
+    let env = Env::start().await;
+    let mut worker = WorkerProcess::start(
+        &env.url(),
+        &[("FLOTILLA_WORKER__SHUTDOWN_GRACE", "20s")],
+        None,
+    );
+    let id = env.enqueue("sleep", json!({"ms": 30000})).await;
+    env.wait_status("default", &id, Status::Running, LONG).await;
+    worker.signal("TERM");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !worker.has_exited(),
+        "the first signal drains within the 20 s grace"
+    );
+    let second = Instant::now();
+    worker.signal("INT");
+    let status = worker.wait_exit(Duration::from_secs(5)).expect("exits");
+    assert!(
+        second.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        second.elapsed()
+    );
+    assert_eq!(status.code(), Some(130), "{}", worker.log());
+    // The job it abandoned is still safe: its entry stays pending for reclaim.
+    let _rescuer = WorkerProcess::start(&env.url(), &[], None);
+    let short_payload = rmp_serde::to_vec_named(&json!({"ms": 10})).expect("encodes");
+    env.cmd::<()>(
+        redis::cmd("HSET")
+            .arg(env.keys.job("default", &id))
+            .arg("payload")
+            .arg(short_payload),
+    )
+    .await;
+    let record = env
+        .wait_status("default", &id, Status::Completed, LONG)
+        .await;
+    assert_eq!(record.attempts, 2);
+}
