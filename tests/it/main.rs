@@ -7,4 +7,5 @@ mod lifecycle;
 mod malformed;
 mod priority;
 mod resilience;
+mod scheduler;
 mod util;

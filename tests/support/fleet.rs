@@ -56,9 +56,10 @@ impl InProcessWorker {
     }
 }
 
-/// A `flotilla worker` child process. Its log goes to a file the test can read.
+/// A `flotilla worker` or `flotilla scheduler` child process. Its log goes to a file the
+/// test can read.
 #[derive(Debug)]
-pub struct WorkerProcess {
+pub struct FlotillaProcess {
     child: Child,
     log: PathBuf,
     _dir: tempfile::TempDir,
@@ -81,28 +82,56 @@ pub fn flotilla_bin() -> PathBuf {
     bin
 }
 
-impl WorkerProcess {
+/// Fast test settings for every process: short leases, heartbeats and polls.
+const FAST_ENV: [(&str, &str); 12] = [
+    ("FLOTILLA_WORKER__HEARTBEAT_INTERVAL", "200ms"),
+    ("FLOTILLA_WORKER__LEASE_TTL", "1500ms"),
+    ("FLOTILLA_WORKER__BLOCK_TIME", "200ms"),
+    ("FLOTILLA_WORKER__PROMOTE_INTERVAL", "20ms"),
+    ("FLOTILLA_WORKER__SHUTDOWN_GRACE", "2s"),
+    ("FLOTILLA_DEFAULTS__BACKOFF", "fixed:50"),
+    ("FLOTILLA_SCHEDULER__LEASE_TTL", "2s"),
+    ("FLOTILLA_SCHEDULER__SAFETY_MARGIN", "500ms"),
+    ("FLOTILLA_SCHEDULER__RETRY_INTERVAL", "100ms"),
+    ("FLOTILLA_SCHEDULER__POLL_INTERVAL", "50ms"),
+    ("FLOTILLA_SCHEDULER__MISFIRE_GRACE", "1s"),
+    ("FLOTILLA_SCHEDULER__PROMOTE_INTERVAL", "50ms"),
+];
+
+/// A worker process; see [`FlotillaProcess`].
+pub type WorkerProcess = FlotillaProcess;
+
+impl FlotillaProcess {
     /// Starts `flotilla worker` on `url` with fast test settings; `extra_env` adds or
     /// overrides `FLOTILLA_*` settings and `config_toml`, if given, is its settings file.
     pub fn start(url: &str, extra_env: &[(&str, &str)], config_toml: Option<&str>) -> Self {
+        Self::spawn("worker", url, extra_env, config_toml)
+    }
+
+    /// Starts `flotilla scheduler` the same way.
+    pub fn scheduler(url: &str, extra_env: &[(&str, &str)], config_toml: Option<&str>) -> Self {
+        Self::spawn("scheduler", url, extra_env, config_toml)
+    }
+
+    fn spawn(
+        subcommand: &str,
+        url: &str,
+        extra_env: &[(&str, &str)],
+        config_toml: Option<&str>,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let log = dir.path().join("worker.log");
         let log_file = std::fs::File::create(&log).expect("log file");
         let mut command = Command::new(flotilla_bin());
-        command.arg("worker");
+        command.arg(subcommand);
         if let Some(toml) = config_toml {
             let path = dir.path().join("flotilla.toml");
             std::fs::write(&path, toml).expect("settings file");
             command.arg("--config").arg(path);
         }
         command
+            .envs(FAST_ENV)
             .env("FLOTILLA_REDIS_URL", url)
-            .env("FLOTILLA_WORKER__HEARTBEAT_INTERVAL", "200ms")
-            .env("FLOTILLA_WORKER__LEASE_TTL", "1500ms")
-            .env("FLOTILLA_WORKER__BLOCK_TIME", "200ms")
-            .env("FLOTILLA_WORKER__PROMOTE_INTERVAL", "20ms")
-            .env("FLOTILLA_WORKER__SHUTDOWN_GRACE", "2s")
-            .env("FLOTILLA_DEFAULTS__BACKOFF", "fixed:50")
             .env("RUST_LOG", "info")
             .env_remove("FLOTILLA_CONFIG");
         for (name, value) in extra_env {
@@ -159,7 +188,7 @@ impl WorkerProcess {
     }
 }
 
-impl Drop for WorkerProcess {
+impl Drop for FlotillaProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

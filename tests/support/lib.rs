@@ -5,6 +5,6 @@ mod fleet;
 mod redis_server;
 mod wait;
 
-pub use fleet::{InProcessWorker, WorkerProcess, fast_config, flotilla_bin};
+pub use fleet::{FlotillaProcess, InProcessWorker, WorkerProcess, fast_config, flotilla_bin};
 pub use redis_server::RedisServer;
 pub use wait::{eventually, job_record};

@@ -10,6 +10,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use flotilla_producer::ProducerLimits;
 use flotilla_proto::Backoff;
+use flotilla_scheduler::{CatchUp, Schedule, SchedulerConfig};
 use flotilla_worker::builtin::{ExecHandler, HttpHandler};
 use flotilla_worker::{QueueWeight, Registry, WorkerConfig};
 use serde::Deserialize;
@@ -29,6 +30,60 @@ pub struct Settings {
     pub defaults: JobDefaults,
     /// Job type → built-in `exec` or `http` handler.
     pub handlers: BTreeMap<String, HandlerSettings>,
+    pub scheduler: SchedulerSettings,
+    /// Schedule name → definition.
+    pub schedules: BTreeMap<String, ScheduleSettings>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SchedulerSettings {
+    #[serde(with = "humantime_serde")]
+    pub lease_ttl: Duration,
+    #[serde(with = "humantime_serde")]
+    pub safety_margin: Duration,
+    #[serde(with = "humantime_serde")]
+    pub retry_interval: Duration,
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+    #[serde(with = "humantime_serde")]
+    pub misfire_grace: Duration,
+    #[serde(with = "humantime_serde")]
+    pub promote_interval: Duration,
+}
+
+impl Default for SchedulerSettings {
+    fn default() -> Self {
+        let config = SchedulerConfig::default();
+        Self {
+            lease_ttl: config.lease_ttl,
+            safety_margin: config.safety_margin,
+            retry_interval: config.retry_interval,
+            poll_interval: config.poll_interval,
+            misfire_grace: config.misfire_grace,
+            promote_interval: config.promote_interval,
+        }
+    }
+}
+
+/// One `[schedules.<name>]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleSettings {
+    pub cron: Option<String>,
+    pub every: Option<String>,
+    pub at: Option<String>,
+    pub tz: Option<String>,
+    #[serde(rename = "type")]
+    pub job_type: String,
+    pub queue: Option<String>,
+    #[serde(default)]
+    pub payload: serde_json::Value,
+    pub max_attempts: Option<u32>,
+    pub timeout: Option<String>,
+    #[serde(default)]
+    pub catch_up: CatchUp,
+    pub catch_up_limit: Option<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -132,6 +187,8 @@ impl Default for Settings {
                 backoff: worker.default_backoff.to_string(),
             },
             handlers: BTreeMap::new(),
+            scheduler: SchedulerSettings::default(),
+            schedules: BTreeMap::new(),
         }
     }
 }
@@ -161,7 +218,7 @@ impl Default for JobDefaults {
 }
 
 /// Top-level keys an environment variable may set; others (FLOTILLA_CONFIG, …) are flags.
-const ENV_KEYS: [&str; 8] = [
+const ENV_KEYS: [&str; 10] = [
     "redis_url",
     "namespace",
     "queues",
@@ -170,6 +227,8 @@ const ENV_KEYS: [&str; 8] = [
     "retention",
     "defaults",
     "handlers",
+    "scheduler",
+    "schedules",
 ];
 
 impl Settings {
@@ -204,6 +263,17 @@ impl Settings {
             .map_err(|e| anyhow::anyhow!("invalid settings in {origin}: worker.{e}"))?;
         self.handler_registry()
             .with_context(|| format!("invalid settings in {origin}"))?;
+        self.scheduler_config()
+            .validate()
+            .map_err(|e| anyhow::anyhow!("invalid settings in {origin}: scheduler.{e}"))?;
+        for schedule in self.schedule_definitions() {
+            schedule.validate().map_err(|e| {
+                anyhow::anyhow!(
+                    "invalid settings in {origin}: schedules.{}",
+                    e.to_string().trim_start_matches("schedule ")
+                )
+            })?;
+        }
         Ok(())
     }
 
@@ -244,6 +314,46 @@ impl Settings {
             default_timeout: self.defaults.timeout,
             default_backoff: self.backoff().unwrap_or_default(),
         }
+    }
+
+    pub fn scheduler_config(&self) -> SchedulerConfig {
+        let s = &self.scheduler;
+        SchedulerConfig {
+            namespace: self.namespace.clone(),
+            lease_ttl: s.lease_ttl,
+            safety_margin: s.safety_margin,
+            retry_interval: s.retry_interval,
+            poll_interval: s.poll_interval,
+            misfire_grace: s.misfire_grace,
+            promote_interval: s.promote_interval,
+            ..SchedulerConfig::default()
+        }
+    }
+
+    /// The settings file's schedules, as definitions to sync.
+    pub fn schedule_definitions(&self) -> Vec<Schedule> {
+        self.schedules
+            .iter()
+            .map(|(name, s)| {
+                let mut schedule = Schedule::new(name, &s.job_type);
+                schedule.cron = s.cron.clone();
+                schedule.every = s.every.clone();
+                schedule.at = s.at.clone();
+                schedule.tz = s.tz.clone();
+                if let Some(queue) = &s.queue {
+                    schedule.queue = queue.clone();
+                }
+                schedule.payload = s.payload.clone();
+                schedule.max_attempts = s.max_attempts;
+                schedule.timeout = s.timeout.clone();
+                schedule.catch_up = s.catch_up;
+                if let Some(limit) = s.catch_up_limit {
+                    schedule.catch_up_limit = limit;
+                }
+                schedule.source = "config".to_owned();
+                schedule
+            })
+            .collect()
     }
 
     pub fn producer_limits(&self) -> anyhow::Result<ProducerLimits> {

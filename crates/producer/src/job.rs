@@ -27,6 +27,7 @@ pub struct NewJob {
     pub(crate) timeout: Option<Duration>,
     pub(crate) backoff: Option<Backoff>,
     pub(crate) unique: Option<(String, Duration)>,
+    pub(crate) unique_until_expiry: bool,
 }
 
 impl NewJob {
@@ -51,6 +52,7 @@ impl NewJob {
             timeout: None,
             backoff: None,
             unique: None,
+            unique_until_expiry: false,
         }
     }
 
@@ -102,6 +104,15 @@ impl NewJob {
     /// job completes or is cancelled. A second enqueue returns the first job's id.
     pub fn unique(mut self, key: &str, ttl: Duration) -> Self {
         self.unique = Some((key.to_owned(), ttl));
+        self
+    }
+
+    /// Like [`NewJob::unique`], but the key is held for its whole TTL even after the job
+    /// finishes: nothing with this key is enqueued again until it expires. Scheduled fires
+    /// use it so a tick can never be enqueued twice.
+    pub fn unique_until_expiry(mut self, key: &str, ttl: Duration) -> Self {
+        self.unique = Some((key.to_owned(), ttl));
+        self.unique_until_expiry = true;
         self
     }
 

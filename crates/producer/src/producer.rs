@@ -253,7 +253,12 @@ impl Producer {
             .arg(self.limits.max_queue_len)
             .arg(queue)
             .arg("")
-            .arg(PROTOCOL_VERSION);
+            .arg(PROTOCOL_VERSION)
+            .arg(if job.unique_until_expiry {
+                "expiry"
+            } else {
+                "finished"
+            });
         Ok((call, id))
     }
 }

@@ -61,11 +61,43 @@ script!(
     "bury.lua",
     "Send an undecodable entry straight to the dead-letter queue."
 );
+script!(
+    LEADER_ACQUIRE,
+    "leader_acquire.lua",
+    "Take the scheduler lease, bumping the fencing epoch."
+);
+script!(
+    LEADER_RENEW,
+    "leader_renew.lua",
+    "Compare-and-extend the scheduler lease."
+);
+script!(
+    LEADER_RELEASE,
+    "leader_release.lua",
+    "Give the scheduler lease up at once."
+);
+script!(
+    SCHEDULE_ADVANCE,
+    "schedule_advance.lua",
+    "Record a schedule's last tick, fenced by epoch."
+);
 
 /// Every script, for loading them all at once.
-pub fn all() -> [&'static Script; 9] {
+pub fn all() -> [&'static Script; 13] {
     [
-        &ENQUEUE, &START, &COMPLETE, &FAIL, &HEARTBEAT, &HANDBACK, &PROMOTE, &CANCEL, &BURY,
+        &ENQUEUE,
+        &START,
+        &COMPLETE,
+        &FAIL,
+        &HEARTBEAT,
+        &HANDBACK,
+        &PROMOTE,
+        &CANCEL,
+        &BURY,
+        &LEADER_ACQUIRE,
+        &LEADER_RENEW,
+        &LEADER_RELEASE,
+        &SCHEDULE_ADVANCE,
     ]
 }
 

@@ -4,4 +4,6 @@ pub mod bench;
 pub mod demo;
 pub mod enqueue;
 pub mod jobs;
+pub mod scheduler;
+pub mod schedules;
 pub mod worker;

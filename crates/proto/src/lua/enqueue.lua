@@ -4,6 +4,8 @@
 -- ARGV[5] max attempts   ARGV[6] timeout ms   ARGV[7] backoff   ARGV[8] run at (ms, 0 = not set)
 -- ARGV[9] delay ms (0 = none)   ARGV[10] unique ttl ms   ARGV[11] queue length cap (0 = none)
 -- ARGV[12] queue name   ARGV[13] trace context   ARGV[14] protocol version
+-- ARGV[15] "expiry" to hold the unique key until its TTL runs out, else it is released
+--          when the job completes or is cancelled
 -- Returns {job id, "created" | "duplicate" (unique key held) | "exists" (id already known)}.
 -- Errors with QUEUE_FULL when the queue holds as many jobs as its cap (backpressure).
 if #KEYS >= 4 then
@@ -32,7 +34,7 @@ redis.call('HSET', KEYS[2], 'id', ARGV[1], 'type', ARGV[2], 'queue', ARGV[12],
 if ARGV[13] ~= '' then redis.call('HSET', KEYS[2], 'trace', ARGV[13]) end
 if #KEYS >= 4 then
   redis.call('SET', KEYS[4], ARGV[1], 'PX', ARGV[10])
-  redis.call('HSET', KEYS[2], 'unique_key', KEYS[4])
+  if ARGV[15] ~= 'expiry' then redis.call('HSET', KEYS[2], 'unique_key', KEYS[4]) end
 end
 
 if due > now then

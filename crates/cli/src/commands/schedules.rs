@@ -1,0 +1,166 @@
+//! `flotilla schedules …`: the leader's status, and schedules listed, added, paused,
+//! resumed, removed and triggered at run time.
+
+use std::path::Path;
+
+use anyhow::Context;
+use flotilla_proto::Keys;
+use flotilla_scheduler::{CatchUp, Schedule, ScheduleStore, leader_status, trigger};
+use redis::aio::ConnectionManager;
+
+use crate::cli::{ScheduleArgs, SchedulesCommand};
+use crate::commands::enqueue;
+use crate::settings::Settings;
+
+pub async fn run(config_file: Option<&Path>, command: SchedulesCommand) -> anyhow::Result<()> {
+    let settings = Settings::load(config_file)?;
+    let client = redis::Client::open(settings.redis_url.as_str())?;
+    let mut conn = ConnectionManager::new(client)
+        .await
+        .with_context(|| format!("cannot connect to Redis at {}", settings.redis_url))?;
+    let keys = Keys::new(settings.namespace.clone());
+    let store = ScheduleStore::new(conn.clone(), keys.clone());
+    match command {
+        SchedulesCommand::Status => {
+            let status = leader_status(&mut conn, &keys).await?;
+            match &status.holder {
+                Some(holder) => println!(
+                    "leader   {holder}\nepoch    {}\nlease    {} ms left",
+                    status.epoch,
+                    status.lease_remaining_ms.unwrap_or(0)
+                ),
+                None => println!(
+                    "no leader (epoch {}): is a `flotilla scheduler` running?",
+                    status.epoch
+                ),
+            }
+        }
+        SchedulesCommand::List { json } => list(&store, json).await?,
+        SchedulesCommand::Add(args) => {
+            let schedule = from_args(*args)?;
+            if let Some(at) = &schedule.at {
+                let instant: jiff::Timestamp =
+                    at.parse().with_context(|| format!("--at {at:?}"))?;
+                anyhow::ensure!(
+                    instant > jiff::Timestamp::now(),
+                    "--at {at}: that instant has passed"
+                );
+            }
+            store.put(&schedule).await?;
+            println!("schedule {} saved", schedule.name);
+        }
+        SchedulesCommand::Pause { name } => {
+            store.set_paused(&name, true).await?;
+            println!("schedule {name} paused");
+        }
+        SchedulesCommand::Resume { name } => {
+            store.set_paused(&name, false).await?;
+            println!("schedule {name} resumed");
+        }
+        SchedulesCommand::Remove { name } => {
+            store.remove(&name).await?;
+            println!("schedule {name} removed");
+        }
+        SchedulesCommand::Trigger { name } => {
+            let schedule = store.get(&name).await?;
+            let producer = enqueue::connect(&settings).await?;
+            let id = trigger(
+                &producer,
+                &schedule,
+                jiff::Timestamp::now().as_millisecond(),
+            )
+            .await?;
+            println!("{id}");
+        }
+    }
+    Ok(())
+}
+
+fn from_args(args: ScheduleArgs) -> anyhow::Result<Schedule> {
+    let mut schedule = Schedule::new(&args.name, &args.job_type);
+    schedule.cron = args.cron;
+    schedule.every = args.every;
+    schedule.at = args.at;
+    schedule.tz = args.tz;
+    schedule.queue = args.queue;
+    if let Some(payload) = &args.payload {
+        schedule.payload = serde_json::from_str(payload)
+            .with_context(|| format!("--payload: {payload:?} is not JSON"))?;
+    }
+    schedule.max_attempts = args.max_attempts;
+    schedule.timeout = args.timeout;
+    schedule.catch_up = match args.catch_up.as_str() {
+        "skip" => CatchUp::Skip,
+        "all" => CatchUp::All,
+        _ => CatchUp::Latest,
+    };
+    schedule.catch_up_limit = args.catch_up_limit;
+    schedule.validate()?;
+    Ok(schedule)
+}
+
+async fn list(store: &ScheduleStore, json: bool) -> anyhow::Result<()> {
+    let schedules = store.list().await?;
+    let mut rows = Vec::new();
+    for schedule in schedules {
+        let state = store.state(&schedule.name).await?;
+        rows.push((schedule, state));
+    }
+    if json {
+        let out: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(s, st)| {
+                serde_json::json!({
+                    "schedule": s,
+                    "last_tick": st.last_tick,
+                    "next_tick": st.next_tick,
+                    "last_job": st.last_job,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    if rows.is_empty() {
+        println!("no schedules");
+        return Ok(());
+    }
+    println!(
+        "{:<20} {:<24} {:<16} {:<10} {:<8} {:<25} {:<25}",
+        "NAME", "TIMING", "TYPE", "QUEUE", "STATE", "LAST TICK", "NEXT TICK"
+    );
+    for (s, st) in rows {
+        let timing = match (&s.cron, &s.every, &s.at) {
+            (Some(c), _, _) => format!(
+                "cron {c}{}",
+                s.tz.as_ref().map(|t| format!(" {t}")).unwrap_or_default()
+            ),
+            (_, Some(e), _) => format!("every {e}"),
+            (_, _, Some(a)) => format!("at {a}"),
+            _ => "?".to_owned(),
+        };
+        println!(
+            "{:<20} {:<24} {:<16} {:<10} {:<8} {:<25} {:<25}",
+            s.name,
+            timing,
+            s.job_type,
+            s.queue,
+            if s.paused { "paused" } else { "active" },
+            time(st.last_tick),
+            time(st.next_tick)
+        );
+    }
+    Ok(())
+}
+
+fn time(ms: Option<i64>) -> String {
+    ms.and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+        .map_or_else(
+            || "-".to_owned(),
+            |t| {
+                t.round(jiff::Unit::Second)
+                    .map(|t| t.to_string())
+                    .unwrap_or_default()
+            },
+        )
+}

@@ -1,0 +1,20 @@
+-- schedule_advance: record a schedule's last fired tick, fenced by the leader's epoch so a
+-- deposed leader can never move it (rule 5, 6). The tick only moves forward.
+-- KEYS[1] fencing epoch   KEYS[2] schedule state
+-- ARGV[1] our epoch   ARGV[2] last tick ms   ARGV[3] last job id ('' to keep)
+-- ARGV[4] next tick ms ('' when none)   ARGV[5] fired at ms
+-- Returns 1 if recorded, 0 if the epoch is stale, -1 if the tick would move backwards.
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local last = tonumber(redis.call('HGET', KEYS[2], 'last_tick') or '-1')
+local tick = tonumber(ARGV[2])
+if tick < last then return -1 end
+redis.call('HSET', KEYS[2], 'last_tick', ARGV[2], 'epoch', ARGV[1], 'updated_at', ARGV[5])
+if ARGV[3] ~= '' then
+  redis.call('HSET', KEYS[2], 'last_job', ARGV[3], 'last_fired_at', ARGV[5])
+end
+if ARGV[4] ~= '' then
+  redis.call('HSET', KEYS[2], 'next_tick', ARGV[4])
+else
+  redis.call('HDEL', KEYS[2], 'next_tick')
+end
+return 1

@@ -1,0 +1,143 @@
+//! Leader election on Redis: a lease (`SET NX PX`) renewed by compare-and-extend, a fencing
+//! epoch bumped on every acquisition, and a safety margin inside which the leader stops
+//! acting (rule 6).
+
+use std::time::{Duration, Instant};
+
+use flotilla_proto::Keys;
+use flotilla_proto::scripts::{self, Call};
+use redis::aio::ConnectionManager;
+
+/// This process's claim on the lease.
+#[derive(Debug)]
+pub struct Leadership {
+    keys: Keys,
+    holder: String,
+    ttl: Duration,
+    margin: Duration,
+    /// The epoch of our current term, while we lead.
+    epoch: Option<u64>,
+    /// Until when we may act: the time the last successful acquire/renew was *sent*, plus
+    /// the lease, minus the safety margin.
+    act_until: Instant,
+}
+
+/// Who leads, as `flotilla schedules status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaderStatus {
+    pub holder: Option<String>,
+    pub epoch: u64,
+    pub lease_remaining_ms: Option<i64>,
+}
+
+impl Leadership {
+    pub fn new(keys: Keys, holder: String, ttl: Duration, margin: Duration) -> Self {
+        Self {
+            keys,
+            holder,
+            ttl,
+            margin,
+            epoch: None,
+            act_until: Instant::now(),
+        }
+    }
+
+    pub fn holder(&self) -> &str {
+        &self.holder
+    }
+
+    /// The epoch of our term, if we lead and may still act.
+    pub fn current_epoch(&self) -> Option<u64> {
+        self.epoch.filter(|_| Instant::now() < self.act_until)
+    }
+
+    /// True if we led but the safety margin has been reached without a renewal.
+    pub fn lapsed(&self) -> bool {
+        self.epoch.is_some() && Instant::now() >= self.act_until
+    }
+
+    /// Tries to take (or confirm) the lease. Returns the epoch when we lead.
+    pub async fn acquire(
+        &mut self,
+        conn: &mut ConnectionManager,
+    ) -> redis::RedisResult<Option<u64>> {
+        let sent = Instant::now();
+        let reply: Vec<redis::Value> = Call::new(&scripts::LEADER_ACQUIRE)
+            .key(self.keys.leader())
+            .key(self.keys.fence())
+            .arg(&self.holder)
+            .arg(self.ttl.as_millis() as u64)
+            .invoke(conn)
+            .await?;
+        let number = |i: usize| {
+            reply
+                .get(i)
+                .and_then(|v| redis::from_redis_value_ref::<u64>(v).ok())
+        };
+        match number(0) {
+            Some(1) | Some(2) => {
+                self.epoch = number(1);
+                self.act_until = sent + self.ttl.saturating_sub(self.margin);
+            }
+            _ => self.epoch = None,
+        }
+        Ok(self.epoch)
+    }
+
+    /// Extends the lease. Returns false (and forgets the term) if it is no longer ours.
+    pub async fn renew(&mut self, conn: &mut ConnectionManager) -> redis::RedisResult<bool> {
+        let Some(epoch) = self.epoch else {
+            return Ok(false);
+        };
+        let sent = Instant::now();
+        let renewed: i64 = Call::new(&scripts::LEADER_RENEW)
+            .key(self.keys.leader())
+            .key(self.keys.fence())
+            .arg(&self.holder)
+            .arg(self.ttl.as_millis() as u64)
+            .arg(epoch)
+            .invoke(conn)
+            .await?;
+        if renewed == 1 {
+            self.act_until = sent + self.ttl.saturating_sub(self.margin);
+            Ok(true)
+        } else {
+            self.epoch = None;
+            Ok(false)
+        }
+    }
+
+    /// Stops acting as leader (the lease runs out by itself).
+    pub fn step_down(&mut self) {
+        self.epoch = None;
+    }
+
+    /// Gives the lease up at once so a standby takes over without waiting for it to expire.
+    pub async fn release(&mut self, conn: &mut ConnectionManager) -> redis::RedisResult<()> {
+        self.epoch = None;
+        let _: i64 = Call::new(&scripts::LEADER_RELEASE)
+            .key(self.keys.leader())
+            .arg(&self.holder)
+            .invoke(conn)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Reads who leads now.
+pub async fn status(conn: &mut ConnectionManager, keys: &Keys) -> redis::RedisResult<LeaderStatus> {
+    let (holder, epoch, ttl): (Option<String>, Option<u64>, i64) = redis::pipe()
+        .cmd("GET")
+        .arg(keys.leader())
+        .cmd("GET")
+        .arg(keys.fence())
+        .cmd("PTTL")
+        .arg(keys.leader())
+        .query_async(conn)
+        .await?;
+    Ok(LeaderStatus {
+        lease_remaining_ms: holder.as_ref().map(|_| ttl),
+        holder,
+        epoch: epoch.unwrap_or(0),
+    })
+}

@@ -1,0 +1,27 @@
+//! The Flotilla scheduler: one of several replicas leads at a time (a Redis lease with a
+//! fencing epoch); the leader fires cron, interval and one-time schedules exactly once
+//! per tick across failovers, and promotes due delayed jobs.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), flotilla_scheduler::SchedulerError> {
+//! use flotilla_scheduler::{Scheduler, SchedulerConfig, Shutdown};
+//! let scheduler = Scheduler::connect("redis://127.0.0.1:6379", SchedulerConfig::default()).await?;
+//! scheduler.run(Shutdown::new().cancelled_owned()).await
+//! # }
+//! ```
+
+mod config;
+mod error;
+mod firing;
+mod leader;
+mod schedule;
+mod scheduler;
+mod store;
+
+pub use config::SchedulerConfig;
+pub use error::SchedulerError;
+pub use firing::{Plan, plan_fires, scheduled_job_id, trigger};
+pub use leader::{LeaderStatus, Leadership, status as leader_status};
+pub use schedule::{CatchUp, Schedule, Timing};
+pub use scheduler::{Scheduler, Shutdown};
+pub use store::{ScheduleState, ScheduleStore};

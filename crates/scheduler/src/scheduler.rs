@@ -1,0 +1,303 @@
+//! The scheduler runtime: take part in the election, and while leading fire due ticks
+//! (each exactly once, rule 5), record them under the fencing epoch, and promote due
+//! delayed jobs. SIGTERM hands the lease over at once.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use flotilla_producer::{Outcome, Producer, ProducerLimits};
+use flotilla_proto::Keys;
+use flotilla_proto::scripts::{self, Call};
+use redis::aio::ConnectionManager;
+
+use crate::firing::{job_for, plan_fires, scheduled_job_id};
+use crate::{Leadership, Schedule, ScheduleStore, SchedulerConfig, SchedulerError};
+
+/// Re-exported so callers can build a stop signal without another dependency.
+pub use tokio_util::sync::CancellationToken as Shutdown;
+
+/// Due delayed jobs moved per queue per promotion pass.
+const PROMOTE_BATCH: usize = 1000;
+
+/// One scheduler replica.
+#[derive(Debug)]
+pub struct Scheduler {
+    conn: ConnectionManager,
+    keys: Keys,
+    config: SchedulerConfig,
+    store: ScheduleStore,
+    producer: Producer,
+    leadership: Leadership,
+}
+
+impl Scheduler {
+    /// Prepares a replica for the Redis at `url` (connecting lazily).
+    pub async fn connect(url: &str, config: SchedulerConfig) -> Result<Self, SchedulerError> {
+        config.validate().map_err(SchedulerError::Config)?;
+        let client = redis::Client::open(url)?;
+        let manager_config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_secs(1));
+        let conn = ConnectionManager::new_lazy_with_config(client, manager_config)?;
+        let keys = Keys::new(config.namespace.clone());
+        let suffix = uuid::Uuid::new_v4().simple().to_string();
+        let holder = format!("{}-{}-{}", host_name(), std::process::id(), &suffix[..6]);
+        let leadership =
+            Leadership::new(keys.clone(), holder, config.lease_ttl, config.safety_margin);
+        let producer = Producer::new(conn.clone(), keys.clone(), ProducerLimits::default());
+        let store = ScheduleStore::new(conn.clone(), keys.clone());
+        Ok(Self {
+            conn,
+            keys,
+            config,
+            store,
+            producer,
+            leadership,
+        })
+    }
+
+    /// This replica's holder id in the election.
+    pub fn id(&self) -> &str {
+        self.leadership.holder()
+    }
+
+    pub fn store(&self) -> &ScheduleStore {
+        &self.store
+    }
+
+    /// Runs until `stop` completes, then releases the lease if it holds it.
+    pub async fn run(mut self, stop: impl Future<Output = ()>) -> Result<(), SchedulerError> {
+        tracing::info!(scheduler = %self.id(), "scheduler starting");
+        tokio::pin!(stop);
+        let mut timers = Timers::default();
+        loop {
+            tokio::select! {
+                _ = &mut stop => break,
+                _ = tokio::time::sleep(self.config.poll_interval) => {}
+            }
+            if let Err(e) = self.step(&mut timers).await {
+                tracing::warn!("scheduler step failed (will retry): {e}");
+            }
+        }
+        if self.leadership.current_epoch().is_some() || self.leadership.lapsed() {
+            match self.leadership.release(&mut self.conn).await {
+                Ok(()) => tracing::info!("released the leader lease for a standby to take over"),
+                Err(e) => {
+                    tracing::warn!("could not release the leader lease; it expires by itself: {e}")
+                }
+            }
+        }
+        tracing::info!(scheduler = %self.id(), "scheduler stopped");
+        Ok(())
+    }
+
+    async fn step(&mut self, timers: &mut Timers) -> Result<(), SchedulerError> {
+        let now = Instant::now();
+        if self.leadership.lapsed() {
+            tracing::warn!("lease not renewed within the safety margin: stepping down");
+            self.leadership.step_down();
+        }
+        match self.leadership.current_epoch() {
+            None if now >= timers.next_acquire => {
+                timers.next_acquire = now + self.config.retry_interval;
+                if let Some(epoch) = self.leadership.acquire(&mut self.conn).await? {
+                    tracing::info!(epoch, scheduler = %self.id(), "leading");
+                    timers.next_renew = now + self.config.renew_interval();
+                }
+            }
+            Some(_) if now >= timers.next_renew => {
+                timers.next_renew = now + self.config.renew_interval();
+                if !self.leadership.renew(&mut self.conn).await? {
+                    tracing::warn!("lease taken by another scheduler: stepping down");
+                }
+            }
+            _ => {}
+        }
+        let Some(epoch) = self.leadership.current_epoch() else {
+            return Ok(());
+        };
+        self.fire_due(epoch).await?;
+        if now >= timers.next_promote {
+            timers.next_promote = now + self.config.promote_interval;
+            self.promote_all().await?;
+        }
+        Ok(())
+    }
+
+    /// Fires every due tick of every active schedule and records it.
+    async fn fire_due(&mut self, epoch: u64) -> Result<(), SchedulerError> {
+        let schedules: Vec<Schedule> = self
+            .store
+            .list()
+            .await?
+            .into_iter()
+            .filter(|s| !s.paused)
+            .collect();
+        if schedules.is_empty() {
+            return Ok(());
+        }
+        let now = server_time_ms(&mut self.conn).await?;
+        let grace = self.config.misfire_grace.as_millis() as i64;
+        for schedule in &schedules {
+            // Leadership may lapse during a long pass: check before each schedule.
+            if self.leadership.current_epoch() != Some(epoch) {
+                return Ok(());
+            }
+            let timing = match schedule.timing() {
+                Ok(timing) => timing,
+                Err(e) => {
+                    tracing::warn!("{e}");
+                    continue;
+                }
+            };
+            let state = self.store.state(&schedule.name).await?;
+            let Some(last_tick) = state.last_tick else {
+                // A new schedule starts from now: ticks before it existed are not missed.
+                self.record(
+                    epoch,
+                    &schedule.name,
+                    now,
+                    None,
+                    timing.next_after(now),
+                    now,
+                )
+                .await?;
+                continue;
+            };
+            let plan = plan_fires(schedule, &timing, last_tick, now, grace);
+            if !plan.skipped.is_empty() {
+                tracing::warn!(schedule = %schedule.name, skipped = plan.skipped.len(), policy = ?schedule.catch_up,
+                    "ticks missed while no scheduler led were skipped");
+            }
+            let mut last_job = None;
+            for tick in &plan.fire {
+                last_job = Some(self.fire(schedule, *tick).await?);
+            }
+            if let Some(tick) = plan.advance_to {
+                self.record(
+                    epoch,
+                    &schedule.name,
+                    tick,
+                    last_job.as_deref(),
+                    timing.next_after(tick),
+                    now,
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn record(
+        &mut self,
+        epoch: u64,
+        name: &str,
+        tick: i64,
+        job: Option<&str>,
+        next: Option<i64>,
+        now: i64,
+    ) -> Result<(), SchedulerError> {
+        if !self
+            .store
+            .advance(epoch, name, tick, job, next, now)
+            .await?
+        {
+            tracing::warn!(
+                epoch,
+                "a newer leader holds the fencing epoch: stepping down"
+            );
+            self.leadership.step_down();
+        }
+        Ok(())
+    }
+
+    /// Enqueues one tick. Its id and guard key are derived from (schedule, tick), so a
+    /// second scheduler firing the same tick creates nothing.
+    async fn fire(&self, schedule: &Schedule, tick: i64) -> Result<String, SchedulerError> {
+        let id = scheduled_job_id(&schedule.name, tick);
+        let guard = format!("schedule:{}:{tick}", schedule.name);
+        let job = job_for(schedule, &id)
+            .map_err(|e| SchedulerError::InvalidSchedule {
+                name: schedule.name.clone(),
+                problem: e.to_string(),
+            })?
+            .unique_until_expiry(&guard, self.config.fire_guard_ttl);
+        let enqueued = self.producer.enqueue(job).await?;
+        match enqueued.outcome {
+            Outcome::Created => tracing::info!(schedule = %schedule.name, tick, job = %id, "fired"),
+            Outcome::Duplicate | Outcome::Exists => {
+                tracing::info!(schedule = %schedule.name, tick, "tick was already fired")
+            }
+        }
+        Ok(id)
+    }
+
+    /// Moves due delayed jobs of every known queue onto their streams.
+    async fn promote_all(&mut self) -> Result<(), SchedulerError> {
+        let queues: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(self.keys.queues())
+            .query_async(&mut self.conn)
+            .await?;
+        let commands: Vec<redis::Cmd> = queues
+            .iter()
+            .map(|q| {
+                Call::new(&scripts::PROMOTE)
+                    .key(self.keys.delayed(q))
+                    .key(self.keys.stream(q))
+                    .arg(self.keys.job_prefix(q))
+                    .arg(PROMOTE_BATCH)
+                    .cmd()
+            })
+            .collect();
+        let moved: HashMap<&String, u64> = queues
+            .iter()
+            .zip(scripts::exec_pipeline(&mut self.conn, &commands).await?)
+            .filter_map(|(q, r)| {
+                r.ok()
+                    .and_then(|v| redis::from_redis_value::<u64>(v).ok())
+                    .map(|n| (q, n))
+            })
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        if !moved.is_empty() {
+            tracing::debug!(?moved, "promoted due jobs");
+        }
+        Ok(())
+    }
+}
+
+/// When the next election, renewal and promotion are due.
+struct Timers {
+    next_acquire: Instant,
+    next_renew: Instant,
+    next_promote: Instant,
+}
+
+impl Default for Timers {
+    fn default() -> Self {
+        let now = Instant::now();
+        Self {
+            next_acquire: now,
+            next_renew: now,
+            next_promote: now,
+        }
+    }
+}
+
+/// The Redis server's clock in ms, so every replica agrees on which ticks are due.
+pub(crate) async fn server_time_ms(conn: &mut ConnectionManager) -> Result<i64, SchedulerError> {
+    let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(conn).await?;
+    Ok(secs * 1000 + micros / 1000)
+}
+
+fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown-host".to_owned())
+}

@@ -1,0 +1,305 @@
+//! Scheduler replicas: one leads at a time, every tick is enqueued exactly once across
+//! kills and freezes, SIGTERM hands over at once, and schedules survive restarts.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use flotilla_scheduler::{CatchUp, Schedule, ScheduleStore};
+use flotilla_tests::{FlotillaProcess, eventually};
+
+use crate::util::{Env, LONG};
+
+/// The lease the test schedulers use (see the support's fast settings).
+const LEASE: Duration = Duration::from_secs(2);
+
+fn store(env: &Env) -> ScheduleStore {
+    ScheduleStore::new(env.conn.clone(), env.keys.clone())
+}
+
+fn every_second(name: &str) -> Schedule {
+    let mut schedule = Schedule::new(name, "noop");
+    schedule.cron = Some("* * * * * *".into());
+    schedule.catch_up = CatchUp::All;
+    schedule
+}
+
+/// The pid inside the current leader's holder id (`host-pid-suffix`), if one leads.
+async fn leader_pid(env: &Env) -> Option<u32> {
+    let holder: Option<String> = env.cmd(redis::cmd("GET").arg(env.keys.leader())).await;
+    holder?.rsplit('-').nth(1)?.parse().ok()
+}
+
+async fn wait_for_leader(env: &Env, not: Option<u32>) -> u32 {
+    eventually(LONG, "a leader", || async {
+        leader_pid(env).await.filter(|pid| Some(*pid) != not)
+    })
+    .await
+}
+
+/// How many stream entries each job id of `schedule` has in the queue (no worker runs).
+async fn entries_per_job(env: &Env, schedule: &str) -> BTreeMap<i64, usize> {
+    let reply: redis::streams::StreamRangeReply = env
+        .cmd(
+            redis::cmd("XRANGE")
+                .arg(env.keys.stream("default"))
+                .arg("-")
+                .arg("+"),
+        )
+        .await;
+    let mut counts = BTreeMap::new();
+    for entry in reply.ids {
+        let id: String = entry.get("id").unwrap_or_default();
+        let tick = id
+            .strip_prefix(&format!("{schedule}@"))
+            .and_then(|t| t.parse::<i64>().ok());
+        if let Some(tick) = tick {
+            *counts.entry(tick).or_insert(0) += 1;
+        }
+    }
+    counts
+}
+
+/// Ticks that a process logged as fired (created, not "already fired").
+fn fired_in_log(log: &str) -> Vec<i64> {
+    log.lines()
+        .filter(|l| l.contains(" fired ") || l.ends_with(" fired"))
+        .filter_map(|l| l.split("tick=").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .filter_map(|t| {
+            t.trim_end_matches(|c: char| !c.is_ascii_digit())
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
+/// A small deterministic random source, so a failing run can be replayed from its seed.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n.max(1)
+    }
+}
+
+#[tokio::test]
+async fn every_tick_is_enqueued_exactly_once_while_leaders_are_killed_and_frozen() {
+    let env = Env::start().await;
+    let url = env.url();
+    let mut replicas: Vec<FlotillaProcess> = (0..3)
+        .map(|_| FlotillaProcess::scheduler(&url, &[], None))
+        .collect();
+    wait_for_leader(&env, None).await;
+    store(&env)
+        .put(&every_second("chaos"))
+        .await
+        .expect("schedule saved");
+
+    let seed = std::env::var("CHAOS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+                | 1
+        });
+    eprintln!("chaos seed {seed} (set CHAOS_SEED to replay)");
+    let mut rng = Rng(seed);
+    let mut logs = String::new();
+    let (mut kills, mut freezes) = (0, 0);
+    let chaos_ends = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < chaos_ends {
+        tokio::time::sleep(Duration::from_millis(800 + rng.below(2500))).await;
+        let Some(pid) = leader_pid(&env).await else {
+            continue;
+        };
+        let Some(slot) = replicas.iter().position(|p| p.pid() == pid) else {
+            continue;
+        };
+        if rng.below(2) == 0 {
+            replicas[slot].signal("KILL");
+            kills += 1;
+            tokio::time::sleep(Duration::from_millis(200 + rng.below(1500))).await;
+            let fresh = FlotillaProcess::scheduler(&url, &[], None);
+            let dead = std::mem::replace(&mut replicas[slot], fresh);
+            logs.push_str(&dead.log());
+        } else {
+            replicas[slot].signal("STOP");
+            freezes += 1;
+            tokio::time::sleep(LEASE + Duration::from_millis(200 + rng.below(1500))).await;
+            replicas[slot].signal("CONT");
+        }
+    }
+    // Let the last leader settle, then stop everyone gracefully.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for replica in &replicas {
+        replica.signal("TERM");
+    }
+    for replica in &mut replicas {
+        replica.wait_exit(Duration::from_secs(5));
+        logs.push_str(&replica.log());
+    }
+
+    let counts = entries_per_job(&env, "chaos").await;
+    let first = *counts.keys().next().expect("ticks were fired");
+    let last = *counts.keys().last().expect("ticks were fired");
+    let expected: BTreeSet<i64> = (0..=(last - first) / 1000)
+        .map(|i| first + i * 1000)
+        .collect();
+    let fired: BTreeSet<i64> = counts.keys().copied().collect();
+    let duplicates: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    let missing: Vec<_> = expected.difference(&fired).collect();
+    let mut logged = fired_in_log(&logs);
+    logged.sort_unstable();
+    let logged_twice = logged.windows(2).filter(|w| w[0] == w[1]).count();
+    eprintln!(
+        "failover figures: {kills} kills, {freezes} freezes; ticks expected {}, fired {}, duplicates {}, missing {}, \
+         fired-twice in logs {logged_twice}",
+        expected.len(),
+        fired.len(),
+        duplicates.len(),
+        missing.len()
+    );
+    assert!(kills + freezes >= 5, "too little chaos to prove anything");
+    assert!(
+        logged.len() >= fired.len(),
+        "every created tick is in some log ({} logged)",
+        logged.len()
+    );
+    assert!(expected.len() >= 30, "the window spans the chaos");
+    assert!(
+        duplicates.is_empty(),
+        "ticks enqueued twice: {duplicates:?}"
+    );
+    assert!(missing.is_empty(), "ticks never enqueued: {missing:?}");
+    assert_eq!(logged_twice, 0, "two schedulers both created the same tick");
+}
+
+#[tokio::test]
+async fn a_frozen_ex_leader_fires_nothing_the_new_leader_fired() {
+    let env = Env::start().await;
+    let url = env.url();
+    let first = FlotillaProcess::scheduler(&url, &[], None);
+    let leader = wait_for_leader(&env, None).await;
+    assert_eq!(leader, first.pid());
+    let second = FlotillaProcess::scheduler(&url, &[], None);
+    store(&env)
+        .put(&every_second("fenced"))
+        .await
+        .expect("saved");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    first.signal("STOP");
+    let new_leader = wait_for_leader(&env, Some(first.pid())).await;
+    assert_eq!(new_leader, second.pid());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    first.signal("CONT");
+    eventually(LONG, "the old leader to step down", || async {
+        first.log().contains("stepping down").then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let counts = entries_per_job(&env, "fenced").await;
+    assert!(counts.values().all(|n| *n == 1), "{counts:?}");
+    let fired_by_old: BTreeSet<i64> = fired_in_log(&first.log()).into_iter().collect();
+    let fired_by_new: BTreeSet<i64> = fired_in_log(&second.log()).into_iter().collect();
+    assert!(
+        !fired_by_old.is_empty() && !fired_by_new.is_empty(),
+        "both led for a while"
+    );
+    assert!(
+        fired_by_old.is_disjoint(&fired_by_new),
+        "both fired {:?}",
+        fired_by_old.intersection(&fired_by_new)
+    );
+    assert_eq!(
+        leader_pid(&env).await,
+        Some(second.pid()),
+        "the new leader kept the lease"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_hands_the_lease_over_in_about_a_second() {
+    let env = Env::start().await;
+    let url = env.url();
+    let mut first = FlotillaProcess::scheduler(&url, &[], None);
+    wait_for_leader(&env, None).await;
+    let second = FlotillaProcess::scheduler(&url, &[], None);
+    let epoch_before: u64 = env.cmd(redis::cmd("GET").arg(env.keys.fence())).await;
+    let signalled = Instant::now();
+    first.signal("TERM");
+    let status = first.wait_exit(Duration::from_secs(5)).expect("exits");
+    assert!(status.success());
+    let leader = wait_for_leader(&env, Some(first.pid())).await;
+    let took = signalled.elapsed();
+    assert_eq!(leader, second.pid());
+    assert!(
+        took < Duration::from_millis(1500),
+        "hand-over took {took:?}; the lease is {LEASE:?}"
+    );
+    let epoch_after: u64 = env.cmd(redis::cmd("GET").arg(env.keys.fence())).await;
+    assert_eq!(
+        epoch_after,
+        epoch_before + 1,
+        "each acquisition bumps the fencing epoch"
+    );
+}
+
+#[tokio::test]
+async fn runtime_schedule_changes_survive_a_scheduler_restart() {
+    let env = Env::start().await;
+    let url = env.url();
+    let config = r#"
+[schedules.from_file]
+every = "1s"
+type = "noop"
+queue = "low"
+"#;
+    let scheduler = FlotillaProcess::scheduler(&url, &[], Some(config));
+    wait_for_leader(&env, None).await;
+    let schedules = store(&env);
+    let mut added = every_second("added_at_runtime");
+    added.catch_up = CatchUp::Skip;
+    schedules.put(&added).await.expect("saved");
+    schedules
+        .set_paused("from_file", true)
+        .await
+        .expect("paused");
+    drop(scheduler);
+    let _restarted = FlotillaProcess::scheduler(&url, &[], Some(config));
+    wait_for_leader(&env, None).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = schedules.list().await.expect("list");
+    let names: Vec<&str> = after.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["added_at_runtime", "from_file"]);
+    assert_eq!(after[0].catch_up, CatchUp::Skip);
+    assert!(
+        after[1].paused,
+        "a pause survives the restart and the file sync"
+    );
+    // The runtime schedule fires under the new leader; the paused one does not.
+    eventually(LONG, "the runtime schedule to fire", || async {
+        (!entries_per_job(&env, "added_at_runtime").await.is_empty()).then_some(())
+    })
+    .await;
+    let low: u64 = env
+        .cmd(redis::cmd("XLEN").arg(env.keys.stream("low")))
+        .await;
+    assert_eq!(low, 0, "paused schedule fired");
+}
+
+#[tokio::test]
+async fn the_leader_promotes_delayed_jobs_when_no_worker_runs() {
+    let env = Env::start().await;
+    let _scheduler = FlotillaProcess::scheduler(&env.url(), &[], None);
+    let job = flotilla_producer::NewJob::new("noop", &serde_json::json!({}))
+        .expect("encodes")
+        .delay(Duration::from_millis(300));
+    let id = env.enqueue_job(job).await;
+    env.wait_status("default", &id, flotilla_proto::Status::Pending, LONG)
+        .await;
+}
