@@ -1,13 +1,10 @@
 //! The built-in `exec` and `http` handlers, through which any language serves jobs.
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use flotilla_producer::NewJob;
 use flotilla_proto::Status;
-use flotilla_tests::{InProcessWorker, fast_config};
+use flotilla_tests::{InProcessWorker, fast_config, http_server};
 use flotilla_worker::Registry;
 use flotilla_worker::builtin::{ExecHandler, HttpHandler};
 use serde_json::json;
@@ -83,48 +80,6 @@ async fn exec_kills_the_child_on_timeout() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(!marker.exists(), "the child outlived its timeout");
     worker.stop().await;
-}
-
-/// A tiny HTTP server answering each request with the next canned response, recording
-/// the request bodies.
-fn http_server(responses: Vec<&'static str>) -> (String, Arc<Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let url = format!("http://{}/jobs", listener.local_addr().expect("addr"));
-    let bodies = Arc::new(Mutex::new(Vec::new()));
-    let seen = Arc::clone(&bodies);
-    std::thread::spawn(move || {
-        for response in responses {
-            let Ok((mut stream, _)) = listener.accept() else {
-                return;
-            };
-            let mut request = Vec::new();
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = stream.read(&mut buf) {
-                request.extend_from_slice(&buf[..n]);
-                let text = String::from_utf8_lossy(&request).into_owned();
-                if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                    let length = head
-                        .lines()
-                        .find_map(|l| {
-                            l.to_ascii_lowercase()
-                                .strip_prefix("content-length:")
-                                .map(|v| v.trim().to_owned())
-                        })
-                        .and_then(|v| v.parse::<usize>().ok())
-                        .unwrap_or(0);
-                    if body.len() >= length {
-                        seen.lock().expect("lock").push(body.to_owned());
-                        break;
-                    }
-                }
-                if n == 0 {
-                    break;
-                }
-            }
-            let _ = stream.write_all(response.as_bytes());
-        }
-    });
-    (url, bodies)
 }
 
 const OK: &str = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\nconnection: close\r\n\r\n{\"ok\":true}";

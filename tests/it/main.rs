@@ -6,6 +6,7 @@ mod handlers;
 mod lifecycle;
 mod malformed;
 mod priority;
+mod reconcile;
 mod resilience;
 mod scheduler;
 mod util;

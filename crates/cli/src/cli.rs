@@ -49,6 +49,25 @@ pub enum Command {
         #[command(subcommand)]
         command: SchedulesCommand,
     },
+    /// Compare what should have happened with what did: missed or late schedule ticks,
+    /// stranded jobs, consumers of dead workers. Examines every job record.
+    Reconcile {
+        /// Also fix what can be fixed: requeue stranded jobs, forget dead consumers.
+        #[arg(long)]
+        repair: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Active alerts and recent alert history.
+    Alerts {
+        /// History entries to show.
+        #[arg(long, default_value_t = 20)]
+        recent: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run a demo of the whole fleet on a private redis-server (or FLOTILLA_REDIS_URL).
     Demo(DemoArgs),
     /// Measure jobs/s and Redis time per job on a private redis-server (or FLOTILLA_REDIS_URL).

@@ -45,6 +45,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => commands::jobs::show(config_file, args).await,
         Command::Scheduler => commands::scheduler::run(config_file).await,
         Command::Schedules { command } => commands::schedules::run(config_file, command).await,
+        Command::Reconcile { repair, json } => {
+            commands::reconcile::run(config_file, repair, json).await
+        }
+        Command::Alerts { recent, json } => {
+            commands::reconcile::alerts(config_file, recent, json).await
+        }
         Command::Demo(args) => commands::demo::run(args).await,
         Command::Bench(args) => commands::bench::run(args).await,
     }

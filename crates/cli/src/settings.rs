@@ -10,7 +10,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use flotilla_producer::ProducerLimits;
 use flotilla_proto::Backoff;
-use flotilla_scheduler::{CatchUp, Schedule, SchedulerConfig};
+use flotilla_scheduler::{AlertConfig, CatchUp, ReconcileConfig, Schedule, SchedulerConfig};
 use flotilla_worker::builtin::{ExecHandler, HttpHandler};
 use flotilla_worker::{QueueWeight, Registry, WorkerConfig};
 use serde::Deserialize;
@@ -31,6 +31,8 @@ pub struct Settings {
     /// Job type → built-in `exec` or `http` handler.
     pub handlers: BTreeMap<String, HandlerSettings>,
     pub scheduler: SchedulerSettings,
+    pub reconcile: ReconcileSettings,
+    pub alerts: AlertSettings,
     /// Schedule name → definition.
     pub schedules: BTreeMap<String, ScheduleSettings>,
 }
@@ -62,6 +64,66 @@ impl Default for SchedulerSettings {
             poll_interval: config.poll_interval,
             misfire_grace: config.misfire_grace,
             promote_interval: config.promote_interval,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReconcileSettings {
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    pub repair: bool,
+    #[serde(with = "humantime_serde")]
+    pub lookback: Duration,
+    #[serde(with = "humantime_serde")]
+    pub start_deadline: Duration,
+    #[serde(with = "humantime_serde")]
+    pub finish_deadline: Duration,
+    #[serde(with = "humantime_serde")]
+    pub missed_window: Duration,
+    #[serde(with = "humantime_serde")]
+    pub worker_timeout: Duration,
+}
+
+impl Default for ReconcileSettings {
+    fn default() -> Self {
+        let c = ReconcileConfig::default();
+        Self {
+            interval: c.interval,
+            repair: c.repair,
+            lookback: c.lookback,
+            start_deadline: c.start_deadline,
+            finish_deadline: c.finish_deadline,
+            missed_window: c.missed_window,
+            worker_timeout: c.worker_timeout,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertSettings {
+    pub dlq_threshold: u64,
+    #[serde(with = "humantime_serde")]
+    pub dlq_window: Duration,
+    #[serde(with = "humantime_serde")]
+    pub backlog_max_age: Duration,
+    #[serde(with = "humantime_serde")]
+    pub lost_window: Duration,
+    /// Where raised and resolved alerts are POSTed (Slack-compatible `text`); empty = none.
+    pub webhook_url: String,
+}
+
+impl Default for AlertSettings {
+    fn default() -> Self {
+        let c = AlertConfig::default();
+        Self {
+            dlq_threshold: c.dlq_threshold,
+            dlq_window: c.dlq_window,
+            backlog_max_age: c.backlog_max_age,
+            lost_window: c.lost_window,
+            webhook_url: String::new(),
         }
     }
 }
@@ -188,6 +250,8 @@ impl Default for Settings {
             },
             handlers: BTreeMap::new(),
             scheduler: SchedulerSettings::default(),
+            reconcile: ReconcileSettings::default(),
+            alerts: AlertSettings::default(),
             schedules: BTreeMap::new(),
         }
     }
@@ -218,7 +282,7 @@ impl Default for JobDefaults {
 }
 
 /// Top-level keys an environment variable may set; others (FLOTILLA_CONFIG, …) are flags.
-const ENV_KEYS: [&str; 10] = [
+const ENV_KEYS: [&str; 12] = [
     "redis_url",
     "namespace",
     "queues",
@@ -229,6 +293,8 @@ const ENV_KEYS: [&str; 10] = [
     "handlers",
     "scheduler",
     "schedules",
+    "reconcile",
+    "alerts",
 ];
 
 impl Settings {
@@ -326,6 +392,23 @@ impl Settings {
             poll_interval: s.poll_interval,
             misfire_grace: s.misfire_grace,
             promote_interval: s.promote_interval,
+            reconcile: ReconcileConfig {
+                interval: self.reconcile.interval,
+                repair: self.reconcile.repair,
+                lookback: self.reconcile.lookback,
+                start_deadline: self.reconcile.start_deadline,
+                finish_deadline: self.reconcile.finish_deadline,
+                missed_window: self.reconcile.missed_window,
+                worker_timeout: self.reconcile.worker_timeout,
+                ..ReconcileConfig::default()
+            },
+            alerts: AlertConfig {
+                dlq_threshold: self.alerts.dlq_threshold,
+                dlq_window: self.alerts.dlq_window,
+                backlog_max_age: self.alerts.backlog_max_age,
+                lost_window: self.alerts.lost_window,
+                webhook_url: Some(self.alerts.webhook_url.clone()).filter(|u| !u.is_empty()),
+            },
             ..SchedulerConfig::default()
         }
     }

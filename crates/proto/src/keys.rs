@@ -124,9 +124,19 @@ impl Keys {
         self.global_key(&format!("schedule:{name}"))
     }
 
-    /// Raised alerts.
+    /// Alert history: one entry per raise and per resolve.
     pub fn alerts(&self) -> String {
         self.global_key("alerts")
+    }
+
+    /// Alerts raised and not yet resolved, by `kind:subject`.
+    pub fn active_alerts(&self) -> String {
+        self.global_key("alerts:active")
+    }
+
+    /// Jobs lost from their streams (entries deleted while pending), reported by workers.
+    pub fn lost(&self) -> String {
+        self.global_key("lost")
     }
 }
 

@@ -62,6 +62,16 @@ script!(
     "Send an undecodable entry straight to the dead-letter queue."
 );
 script!(
+    REQUEUE,
+    "requeue.lua",
+    "Put a stranded job back on its stream (reconciliation)."
+);
+script!(
+    FORGET_CONSUMER,
+    "forget_consumer.lua",
+    "Delete a consumer that owns no entries."
+);
+script!(
     LEADER_ACQUIRE,
     "leader_acquire.lua",
     "Take the scheduler lease, bumping the fencing epoch."
@@ -83,7 +93,7 @@ script!(
 );
 
 /// Every script, for loading them all at once.
-pub fn all() -> [&'static Script; 13] {
+pub fn all() -> [&'static Script; 15] {
     [
         &ENQUEUE,
         &START,
@@ -94,6 +104,8 @@ pub fn all() -> [&'static Script; 13] {
         &PROMOTE,
         &CANCEL,
         &BURY,
+        &REQUEUE,
+        &FORGET_CONSUMER,
         &LEADER_ACQUIRE,
         &LEADER_RENEW,
         &LEADER_RELEASE,

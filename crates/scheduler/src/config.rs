@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::{AlertConfig, ReconcileConfig};
+
 /// How the scheduler elects its leader and how often the leader acts.
 #[derive(Debug, Clone)]
 pub struct SchedulerConfig {
@@ -22,6 +24,8 @@ pub struct SchedulerConfig {
     pub promote_interval: Duration,
     /// How long the guard against firing a tick twice is kept.
     pub fire_guard_ttl: Duration,
+    pub reconcile: ReconcileConfig,
+    pub alerts: AlertConfig,
 }
 
 impl Default for SchedulerConfig {
@@ -35,6 +39,8 @@ impl Default for SchedulerConfig {
             misfire_grace: Duration::from_secs(1),
             promote_interval: Duration::from_millis(250),
             fire_guard_ttl: Duration::from_secs(7 * 24 * 3600),
+            reconcile: ReconcileConfig::default(),
+            alerts: AlertConfig::default(),
         }
     }
 }

@@ -10,18 +10,22 @@
 //! # }
 //! ```
 
+mod alerts;
 mod config;
 mod error;
 mod firing;
 mod leader;
+mod reconcile;
 mod schedule;
 mod scheduler;
 mod store;
 
+pub use alerts::{Alert, AlertConfig, AlertEvent, Alerter, list_alerts};
 pub use config::SchedulerConfig;
 pub use error::SchedulerError;
 pub use firing::{Plan, plan_fires, scheduled_job_id, trigger};
 pub use leader::{LeaderStatus, Leadership, status as leader_status};
+pub use reconcile::{Finding, FindingKind, ReconcileConfig, Reconciler, Report};
 pub use schedule::{CatchUp, Schedule, Timing};
 pub use scheduler::{Scheduler, Shutdown};
 pub use store::{ScheduleState, ScheduleStore};

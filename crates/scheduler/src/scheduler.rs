@@ -12,7 +12,9 @@ use flotilla_proto::scripts::{self, Call};
 use redis::aio::ConnectionManager;
 
 use crate::firing::{job_for, plan_fires, scheduled_job_id};
-use crate::{Leadership, Schedule, ScheduleStore, SchedulerConfig, SchedulerError};
+use crate::{
+    Alerter, Leadership, Reconciler, Schedule, ScheduleStore, SchedulerConfig, SchedulerError,
+};
 
 /// Re-exported so callers can build a stop signal without another dependency.
 pub use tokio_util::sync::CancellationToken as Shutdown;
@@ -29,6 +31,10 @@ pub struct Scheduler {
     store: ScheduleStore,
     producer: Producer,
     leadership: Leadership,
+    /// The reconciler and alerter, while no pass is running; a pass runs in its own task
+    /// so a long sweep never delays a tick.
+    checks: Option<(Reconciler, Alerter)>,
+    running_checks: Option<tokio::task::JoinHandle<(Reconciler, Alerter)>>,
 }
 
 impl Scheduler {
@@ -49,14 +55,33 @@ impl Scheduler {
             Leadership::new(keys.clone(), holder, config.lease_ttl, config.safety_margin);
         let producer = Producer::new(conn.clone(), keys.clone(), ProducerLimits::default());
         let store = ScheduleStore::new(conn.clone(), keys.clone());
-        Ok(Self {
+        let mut scheduler = Self {
             conn,
             keys,
             config,
             store,
             producer,
             leadership,
-        })
+            checks: None,
+            running_checks: None,
+        };
+        scheduler.checks = Some(scheduler.new_checks());
+        Ok(scheduler)
+    }
+
+    fn new_checks(&self) -> (Reconciler, Alerter) {
+        (
+            Reconciler::new(
+                self.conn.clone(),
+                self.keys.clone(),
+                self.config.reconcile.clone(),
+            ),
+            Alerter::new(
+                self.conn.clone(),
+                self.keys.clone(),
+                self.config.alerts.clone(),
+            ),
+        )
     }
 
     /// This replica's holder id in the election.
@@ -123,6 +148,27 @@ impl Scheduler {
         if now >= timers.next_promote {
             timers.next_promote = now + self.config.promote_interval;
             self.promote_all().await?;
+        }
+        if self
+            .running_checks
+            .as_ref()
+            .is_some_and(|task| task.is_finished())
+            && let Some(task) = self.running_checks.take()
+        {
+            self.checks = Some(match task.await {
+                Ok(checks) => checks,
+                Err(e) => {
+                    tracing::error!("reconciliation task failed, starting afresh: {e}");
+                    self.new_checks()
+                }
+            });
+        }
+        if now >= timers.next_reconcile
+            && let Some(checks) = self.checks.take()
+        {
+            timers.next_reconcile = now + self.config.reconcile.interval;
+            let repair = self.config.reconcile.repair;
+            self.running_checks = Some(tokio::spawn(reconcile_and_alert(checks, repair)));
         }
         Ok(())
     }
@@ -269,11 +315,37 @@ impl Scheduler {
     }
 }
 
+/// One reconciliation pass followed by alert evaluation; failures are logged and the
+/// next pass tries again.
+async fn reconcile_and_alert(
+    mut checks: (Reconciler, Alerter),
+    repair: bool,
+) -> (Reconciler, Alerter) {
+    let (reconciler, alerter) = &mut checks;
+    match reconciler.run(repair, false).await {
+        Ok(report) => {
+            let now = match reconciler.now().await {
+                Ok(now) => now,
+                Err(e) => {
+                    tracing::warn!("cannot read the server clock for alerts: {e}");
+                    return checks;
+                }
+            };
+            if let Err(e) = alerter.evaluate(&report, now).await {
+                tracing::warn!("alert evaluation failed (will retry): {e}");
+            }
+        }
+        Err(e) => tracing::warn!("reconciliation failed (will retry): {e}"),
+    }
+    checks
+}
+
 /// When the next election, renewal and promotion are due.
 struct Timers {
     next_acquire: Instant,
     next_renew: Instant,
     next_promote: Instant,
+    next_reconcile: Instant,
 }
 
 impl Default for Timers {
@@ -283,6 +355,7 @@ impl Default for Timers {
             next_acquire: now,
             next_renew: now,
             next_promote: now,
+            next_reconcile: now,
         }
     }
 }

@@ -16,6 +16,8 @@ pub struct ScheduleState {
     pub next_tick: Option<i64>,
     pub last_job: Option<String>,
     pub last_fired_at: Option<i64>,
+    /// When the scheduler first saw the schedule: no tick before it is expected.
+    pub since: Option<i64>,
 }
 
 /// Reads and writes schedule definitions and state.
@@ -149,6 +151,7 @@ impl ScheduleStore {
             next_tick: number("next_tick"),
             last_job: hash.get("last_job").cloned(),
             last_fired_at: number("last_fired_at"),
+            since: number("since"),
         })
     }
 

@@ -276,3 +276,25 @@ pub(crate) async fn paused(
         .query_async(conn)
         .await?)
 }
+
+/// Records lost entry ids where the scheduler's alerting finds them.
+pub(crate) async fn report_lost(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+    queue: &str,
+    entry_ids: &[String],
+) -> Result<(), FetchError> {
+    let _: String = redis::cmd("XADD")
+        .arg(keys.lost())
+        .arg("MAXLEN")
+        .arg("~")
+        .arg(10_000)
+        .arg("*")
+        .arg("queue")
+        .arg(queue)
+        .arg("entries")
+        .arg(entry_ids.join(","))
+        .query_async(conn)
+        .await?;
+    Ok(())
+}

@@ -299,6 +299,7 @@ async fn fetch_once(
             if !found.lost.is_empty() {
                 tracing::error!(queue = %queue, lost = ?found.lost,
                     "jobs lost: entries were deleted from the stream while still pending");
+                fetch::report_lost(conn, &shared.keys, queue, &found.lost).await?;
             }
             if !found.entries.is_empty() {
                 let ours_running = found

@@ -9,6 +9,7 @@ local last = tonumber(redis.call('HGET', KEYS[2], 'last_tick') or '-1')
 local tick = tonumber(ARGV[2])
 if tick < last then return -1 end
 redis.call('HSET', KEYS[2], 'last_tick', ARGV[2], 'epoch', ARGV[1], 'updated_at', ARGV[5])
+redis.call('HSETNX', KEYS[2], 'since', ARGV[5])
 if ARGV[3] ~= '' then
   redis.call('HSET', KEYS[2], 'last_job', ARGV[3], 'last_fired_at', ARGV[5])
 end

@@ -1,0 +1,103 @@
+//! `flotilla reconcile` and `flotilla alerts`: on-demand checks and the alert board.
+
+use std::path::Path;
+
+use anyhow::Context;
+use flotilla_proto::Keys;
+use flotilla_scheduler::{Reconciler, list_alerts};
+use redis::aio::ConnectionManager;
+
+use crate::settings::Settings;
+
+async fn connect(settings: &Settings) -> anyhow::Result<ConnectionManager> {
+    let client = redis::Client::open(settings.redis_url.as_str())?;
+    ConnectionManager::new(client)
+        .await
+        .with_context(|| format!("cannot connect to Redis at {}", settings.redis_url))
+}
+
+pub async fn run(config_file: Option<&Path>, repair: bool, json: bool) -> anyhow::Result<()> {
+    let settings = Settings::load(config_file)?;
+    let conn = connect(&settings).await?;
+    let keys = Keys::new(settings.namespace.clone());
+    let mut reconciler = Reconciler::new(conn, keys, settings.scheduler_config().reconcile);
+    let report = reconciler.run(repair, true).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    println!("examined {} job records", report.jobs_examined);
+    if report.findings.is_empty() {
+        println!("no findings: everything expected happened");
+        return Ok(());
+    }
+    for f in &report.findings {
+        let state = match (f.repaired, f.open) {
+            (true, _) => "repaired",
+            (false, true) => "OPEN",
+            (false, false) => "past",
+        };
+        println!(
+            "{:<9} {:<22} {:<40} {}",
+            state,
+            f.kind.as_str(),
+            f.subject,
+            f.detail
+        );
+    }
+    let counts: Vec<String> = report
+        .counts()
+        .iter()
+        .map(|(k, n)| format!("{} {n}", k.as_str()))
+        .collect();
+    println!("\n{}", counts.join(", "));
+    Ok(())
+}
+
+pub async fn alerts(config_file: Option<&Path>, recent: usize, json: bool) -> anyhow::Result<()> {
+    let settings = Settings::load(config_file)?;
+    let mut conn = connect(&settings).await?;
+    let keys = Keys::new(settings.namespace.clone());
+    let (active, history) = list_alerts(&mut conn, &keys, recent).await?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({ "active": active, "recent": history })
+            )?
+        );
+        return Ok(());
+    }
+    if active.is_empty() {
+        println!("no active alerts");
+    } else {
+        println!("ACTIVE");
+        for a in &active {
+            println!(
+                "  {:<22} {:<30} since {}  {}",
+                a.kind,
+                a.subject,
+                time(a.since),
+                a.message
+            );
+        }
+    }
+    if !history.is_empty() {
+        println!("\nRECENT");
+        for e in &history {
+            println!(
+                "  {} {:<8} {:<22} {:<30} {}",
+                time(e.at),
+                e.event,
+                e.kind,
+                e.subject,
+                e.message
+            );
+        }
+    }
+    Ok(())
+}
+
+fn time(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms).map_or_else(|_| ms.to_string(), |t| t.to_string())
+}

@@ -1,0 +1,354 @@
+//! Reconciliation and alerts: late or missed ticks, dead workers' jobs, stranded jobs,
+//! a growing DLQ, an old backlog and lost jobs are found, alerted on, and repaired.
+
+use std::time::Duration;
+
+use flotilla_producer::NewJob;
+use flotilla_proto::Status;
+use flotilla_scheduler::{
+    Alert, CatchUp, FindingKind, ReconcileConfig, Reconciler, Schedule, ScheduleStore, list_alerts,
+};
+use flotilla_tests::{
+    FlotillaProcess, InProcessWorker, WorkerProcess, eventually, fast_config, http_server,
+};
+use flotilla_worker::{QueueWeight, Registry};
+use serde_json::json;
+
+use crate::util::{Env, LONG};
+
+/// Scheduler settings that reconcile twice a second with short deadlines.
+const FAST_CHECKS: [(&str, &str); 4] = [
+    ("FLOTILLA_RECONCILE__INTERVAL", "500ms"),
+    ("FLOTILLA_RECONCILE__START_DEADLINE", "1s"),
+    ("FLOTILLA_RECONCILE__FINISH_DEADLINE", "5s"),
+    ("FLOTILLA_RECONCILE__WORKER_TIMEOUT", "1s"),
+];
+
+fn env_with(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+    FAST_CHECKS.iter().chain(extra).copied().collect()
+}
+
+async fn active(env: &Env) -> Vec<Alert> {
+    list_alerts(&mut env.conn.clone(), &env.keys, 0)
+        .await
+        .expect("alerts")
+        .0
+}
+
+async fn wait_alert(env: &Env, kind: &str, subject: &str) -> Alert {
+    eventually(LONG, &format!("alert {kind} on {subject}"), || async {
+        active(env)
+            .await
+            .into_iter()
+            .find(|a| a.kind == kind && a.subject == subject)
+    })
+    .await
+}
+
+async fn wait_resolved(env: &Env, kind: &str, subject: &str) {
+    eventually(
+        LONG,
+        &format!("alert {kind} on {subject} to resolve"),
+        || async {
+            let (active, history) = list_alerts(&mut env.conn.clone(), &env.keys, 100)
+                .await
+                .expect("alerts");
+            let gone = !active
+                .iter()
+                .any(|a| a.kind == kind && a.subject == subject);
+            let logged = history
+                .iter()
+                .any(|e| e.event == "resolved" && e.kind == kind && e.subject == subject);
+            (gone && logged).then_some(())
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_schedule_whose_jobs_never_run_is_reported_and_alerts_until_they_do() {
+    let env = Env::start().await;
+    let checks: Vec<_> = env_with(&[]);
+    let _scheduler = FlotillaProcess::scheduler(&env.url(), &checks, None);
+    let mut schedule = Schedule::new("reports", "noop");
+    schedule.every = Some("1s".into());
+    schedule.queue = "reports".into();
+    schedule.catch_up = CatchUp::All;
+    ScheduleStore::new(env.conn.clone(), env.keys.clone())
+        .put(&schedule)
+        .await
+        .expect("saved");
+
+    let alert = wait_alert(&env, "schedule_late", "reports").await;
+    assert!(alert.message.contains("not started"), "{}", alert.message);
+    // On demand, the same finding.
+    let config = ReconcileConfig {
+        start_deadline: Duration::from_secs(1),
+        ..ReconcileConfig::default()
+    };
+    let report = Reconciler::new(env.conn.clone(), env.keys.clone(), config)
+        .run(false, true)
+        .await
+        .expect("report");
+    assert!(
+        report
+            .findings
+            .iter()
+            .any(|f| f.kind == FindingKind::TickLate && f.subject == "reports" && f.open)
+    );
+
+    // A worker for the queue arrives; the backlog runs and the alert resolves.
+    let mut worker_config = fast_config();
+    worker_config.queues = vec![QueueWeight::new("reports", 1)];
+    let worker = InProcessWorker::start(&env.url(), worker_config, Registry::with_builtins()).await;
+    wait_resolved(&env, "schedule_late", "reports").await;
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn a_killed_worker_raises_not_responding_and_repair_hands_its_job_on() {
+    let env = Env::start().await;
+    let mut owner = WorkerProcess::start(
+        &env.url(),
+        &[
+            ("FLOTILLA_WORKER__LEASE_TTL", "60s"),
+            ("FLOTILLA_WORKER__HEARTBEAT_INTERVAL", "1s"),
+        ],
+        None,
+    );
+    let id = env.enqueue("sleep", json!({"ms": 30000})).await;
+    let running = env.wait_status("default", &id, Status::Running, LONG).await;
+    let dead_worker = running.worker.expect("worker id");
+    owner.signal("KILL");
+    owner.wait_exit(Duration::from_secs(5));
+    let _scheduler = FlotillaProcess::scheduler(&env.url(), &env_with(&[]), None);
+    let alert = wait_alert(&env, "worker_not_responding", &dead_worker).await;
+    assert!(
+        alert.message.contains("owns 1 entries of queue default"),
+        "{}",
+        alert.message
+    );
+    // Repair put the job back on its stream; a live worker finishes it.
+    let requeued = env.wait_status("default", &id, Status::Pending, LONG).await;
+    assert!(
+        requeued
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("stopped responding"))
+    );
+    let short = rmp_serde::to_vec_named(&json!({"ms": 10})).expect("encodes");
+    env.cmd::<()>(
+        redis::cmd("HSET")
+            .arg(env.keys.job("default", &id))
+            .arg("payload")
+            .arg(short),
+    )
+    .await;
+    let _rescuer = WorkerProcess::start(&env.url(), &[], None);
+    let done = env
+        .wait_status("default", &id, Status::Completed, LONG)
+        .await;
+    assert_eq!(done.attempts, 2);
+    wait_resolved(&env, "worker_not_responding", &dead_worker).await;
+}
+
+#[tokio::test]
+async fn reconcile_finds_stranded_jobs_and_repair_requeues_them() {
+    let env = Env::start().await;
+    let stream = env.keys.stream("default");
+    // A pending job whose entry vanished.
+    let lost_entry = env.enqueue("noop", json!({})).await;
+    let entry: String = env
+        .cmd(
+            redis::cmd("HGET")
+                .arg(env.keys.job("default", &lost_entry))
+                .arg("entry"),
+        )
+        .await;
+    env.cmd::<()>(
+        redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(&stream)
+            .arg("workers")
+            .arg("0"),
+    )
+    .await;
+    env.cmd::<i64>(redis::cmd("XDEL").arg(&stream).arg(&entry))
+        .await;
+    // A running job whose entry is no longer pending (acknowledged without a state change).
+    let ghost = env.enqueue("noop", json!({})).await;
+    let entry: String = env
+        .cmd(
+            redis::cmd("HGET")
+                .arg(env.keys.job("default", &ghost))
+                .arg("entry"),
+        )
+        .await;
+    let _: redis::Value = env
+        .cmd(
+            redis::cmd("XREADGROUP")
+                .arg("GROUP")
+                .arg("workers")
+                .arg("ghost")
+                .arg("STREAMS")
+                .arg(&stream)
+                .arg(">"),
+        )
+        .await;
+    env.cmd::<()>(
+        redis::cmd("HSET")
+            .arg(env.keys.job("default", &ghost))
+            .arg("status")
+            .arg("running"),
+    )
+    .await;
+    env.cmd::<i64>(redis::cmd("XACK").arg(&stream).arg("workers").arg(&entry))
+        .await;
+
+    let cli = |args: &[&str]| {
+        std::process::Command::new(flotilla_tests::flotilla_bin())
+            .args(args)
+            .env("FLOTILLA_REDIS_URL", env.url())
+            .output()
+            .expect("flotilla runs")
+    };
+    let output = cli(&["reconcile", "--json"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let find = |kind: &str, subject: &str| {
+        report["findings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|f| f["kind"] == kind && f["subject"] == subject)
+            .cloned()
+    };
+    assert!(
+        find("orphan_pending", &lost_entry).is_some_and(|f| f["open"] == true),
+        "{report}"
+    );
+    assert!(
+        find("orphan_running", &ghost).is_some_and(|f| f["open"] == true),
+        "{report}"
+    );
+    assert_eq!(report["complete_sweep"], true);
+
+    let repaired = cli(&["reconcile", "--repair"]);
+    let text = String::from_utf8_lossy(&repaired.stdout);
+    assert!(
+        text.contains("repaired")
+            && text.contains("orphan_running")
+            && text.contains("orphan_pending"),
+        "{text}"
+    );
+    let worker = InProcessWorker::start(&env.url(), fast_config(), Registry::with_builtins()).await;
+    for id in [&lost_entry, &ghost] {
+        env.wait_status("default", id, Status::Completed, LONG)
+            .await;
+    }
+    worker.stop().await;
+    let clean = cli(&["reconcile"]);
+    assert!(String::from_utf8_lossy(&clean.stdout).contains("no findings"));
+}
+
+#[tokio::test]
+async fn a_growing_dlq_raises_an_alert_posted_to_the_webhook() {
+    let env = Env::start().await;
+    let (hook, bodies) = http_server(vec![OK; 4]);
+    let checks = env_with(&[("FLOTILLA_ALERTS__DLQ_THRESHOLD", "2")]);
+    let mut checks: Vec<(&str, &str)> = checks;
+    let hook_env = ("FLOTILLA_ALERTS__WEBHOOK_URL", hook.as_str());
+    checks.push(hook_env);
+    let _scheduler = FlotillaProcess::scheduler(&env.url(), &checks, None);
+    let worker = InProcessWorker::start(&env.url(), fast_config(), Registry::with_builtins()).await;
+    for _ in 0..2 {
+        env.enqueue_job(
+            NewJob::new("fail", &json!({"times": -1}))
+                .expect("encodes")
+                .max_attempts(1),
+        )
+        .await;
+    }
+    let alert = wait_alert(&env, "dlq_growing", "default").await;
+    assert!(
+        alert.message.contains("2 jobs of queue default went dead"),
+        "{}",
+        alert.message
+    );
+    let body = eventually(LONG, "the webhook POST", || async {
+        bodies.lock().expect("lock").first().cloned()
+    })
+    .await;
+    let body: serde_json::Value = serde_json::from_str(&body).expect("JSON body");
+    assert_eq!(body["kind"], "dlq_growing");
+    assert!(
+        body["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("dlq_growing raised")),
+        "{body}"
+    );
+    worker.stop().await;
+}
+
+const OK: &str = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok";
+
+#[tokio::test]
+async fn an_old_backlog_and_lost_jobs_raise_alerts() {
+    let env = Env::start().await;
+    let checks = env_with(&[("FLOTILLA_ALERTS__BACKLOG_MAX_AGE", "1s")]);
+    let _scheduler = FlotillaProcess::scheduler(&env.url(), &checks, None);
+    env.enqueue_job(
+        NewJob::new("noop", &json!({}))
+            .expect("encodes")
+            .queue("unserved"),
+    )
+    .await;
+    let alert = wait_alert(&env, "backlog_too_old", "unserved").await;
+    assert!(
+        alert
+            .message
+            .contains("oldest waiting job of queue unserved"),
+        "{}",
+        alert.message
+    );
+
+    // An entry deleted while pending under a vanished consumer: reclaim finds it gone.
+    let stream = env.keys.stream("default");
+    let id = env.enqueue("noop", json!({})).await;
+    let entry: String = env
+        .cmd(
+            redis::cmd("HGET")
+                .arg(env.keys.job("default", &id))
+                .arg("entry"),
+        )
+        .await;
+    env.cmd::<()>(
+        redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(&stream)
+            .arg("workers")
+            .arg("0"),
+    )
+    .await;
+    let _: redis::Value = env
+        .cmd(
+            redis::cmd("XREADGROUP")
+                .arg("GROUP")
+                .arg("workers")
+                .arg("vanished")
+                .arg("STREAMS")
+                .arg(&stream)
+                .arg(">"),
+        )
+        .await;
+    env.cmd::<i64>(redis::cmd("XDEL").arg(&stream).arg(&entry))
+        .await;
+    let worker = InProcessWorker::start(&env.url(), fast_config(), Registry::with_builtins()).await;
+    let alert = wait_alert(&env, "jobs_lost", "default").await;
+    assert!(alert.message.contains(&entry), "{}", alert.message);
+    worker.stop().await;
+}
