@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use flotilla_producer::{NewJob, Producer, ProducerLimits};
 use flotilla_proto::{Backoff, ContentType, JobRecord, Keys, Payload, Status};
+use flotilla_scheduler::{Schedule, Scheduler, SchedulerConfig};
 use flotilla_worker::{Registry, Shutdown, Worker, WorkerConfig};
 use serde_json::json;
 
@@ -61,6 +62,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         workers.push(tokio::spawn(worker.run(shutdown.clone())));
     }
 
+    let schedulers = start_schedulers(&url, &namespace).await?;
     let keys = Keys::new(namespace);
     let client = redis::Client::open(url.as_str())?;
     let mut conn = redis::aio::ConnectionManager::new(client)
@@ -93,9 +95,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             );
             if last.get(&job.id) != Some(&state) {
                 println!(
-                    "  {:>5.1}s  {:<18} {:<9} {:<9} attempt {}/{}  {}",
+                    "  {:>5.1}s  {:<36} {:<9} {:<9} attempt {}/{}  {}",
                     started.elapsed().as_secs_f64(),
-                    short(&job.id),
+                    &job.id,
                     record.job_type,
                     record.status.map_or("?", |s| s.as_str()),
                     record.attempts,
@@ -129,8 +131,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             .or_else(|| r.result.as_ref().map(|v| format!("result {v}")))
             .unwrap_or_default();
         println!(
-            "  {:<18} {:<9} {:<9} {}",
-            short(&job.id),
+            "  {:<36} {:<9} {:<9} {}",
+            &job.id,
             r.job_type,
             r.status.map_or("?", |s| s.as_str()),
             detail
@@ -145,10 +147,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .iter()
         .find(|j| records.get(&j.id).and_then(|r| r.status) == Some(Status::Dead))
     {
-        println!(
-            "  FLOTILLA_REDIS_URL={url} flotilla jobs show {}",
-            short(&job.id)
-        );
+        println!("  FLOTILLA_REDIS_URL={url} flotilla jobs show {}", &job.id);
+    }
+    show_schedule(&mut conn, &keys).await?;
+    schedulers.stop.cancel();
+    for task in schedulers.tasks {
+        task.await.context("scheduler task failed")??;
     }
     shutdown.trigger();
     for worker in workers {
@@ -158,8 +162,79 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn short(id: &str) -> &str {
-    id.get(..18).unwrap_or(id)
+/// Two scheduler replicas (one leads) and the schedule they fire.
+struct Schedulers {
+    stop: tokio_util::sync::CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<Result<(), flotilla_scheduler::SchedulerError>>>,
+}
+
+/// The demo's schedule: a job every second on the `low` queue.
+const DEMO_SCHEDULE: &str = "every-second";
+
+async fn start_schedulers(url: &str, namespace: &str) -> anyhow::Result<Schedulers> {
+    let config = SchedulerConfig {
+        namespace: namespace.to_owned(),
+        lease_ttl: Duration::from_secs(3),
+        safety_margin: Duration::from_secs(1),
+        retry_interval: Duration::from_millis(200),
+        ..SchedulerConfig::default()
+    };
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mut tasks = Vec::new();
+    for _ in 0..2 {
+        let scheduler = Scheduler::connect(url, config.clone()).await?;
+        println!(
+            "Scheduler replica {} joined the leader election",
+            scheduler.id()
+        );
+        if tasks.is_empty() {
+            let mut schedule = Schedule::new(DEMO_SCHEDULE, "noop");
+            schedule.every = Some("1s".to_owned());
+            schedule.queue = "low".to_owned();
+            schedule.payload = json!({ "report": "pulse" });
+            scheduler.store().put(&schedule).await?;
+            println!("Schedule {DEMO_SCHEDULE}: a noop job every second on queue low");
+        }
+        tasks.push(tokio::spawn(scheduler.run(stop.clone().cancelled_owned())));
+    }
+    Ok(Schedulers { stop, tasks })
+}
+
+/// Prints who leads and the schedule's most recent ticks.
+async fn show_schedule(
+    conn: &mut redis::aio::ConnectionManager,
+    keys: &Keys,
+) -> anyhow::Result<()> {
+    let status = flotilla_scheduler::leader_status(conn, keys).await?;
+    println!(
+        "\nScheduler leader {} (fencing epoch {}); schedule {DEMO_SCHEDULE} fired one job per tick:",
+        status.holder.as_deref().unwrap_or("none"),
+        status.epoch
+    );
+    let store = flotilla_scheduler::ScheduleStore::new(conn.clone(), keys.clone());
+    let state = store.state(DEMO_SCHEDULE).await?;
+    let Some(last) = state.last_tick else {
+        println!("  (no tick yet)");
+        return Ok(());
+    };
+    let first = state.since.unwrap_or(last).max(last - 4_000);
+    let mut tick = first.div_euclid(1000) * 1000 + 1000;
+    while tick <= last {
+        let id = flotilla_scheduler::scheduled_job_id(DEMO_SCHEDULE, tick);
+        let hash: HashMap<String, Vec<u8>> = redis::cmd("HGETALL")
+            .arg(keys.job("low", &id))
+            .query_async(conn)
+            .await?;
+        let status = JobRecord::from_hash(&hash)?
+            .and_then(|r| r.status)
+            .map_or("not enqueued", |s| s.as_str());
+        let at = jiff::Timestamp::from_millisecond(tick)
+            .map(|t| t.to_string())
+            .unwrap_or_default();
+        println!("  tick {at}  job {id:<28} {status}");
+        tick += 1000;
+    }
+    Ok(())
 }
 
 async fn enqueue_mix(
@@ -203,8 +278,7 @@ async fn enqueue_mix(
     let second = producer.enqueue(unique()?).await?;
     println!(
         "Unique job enqueued twice: both calls returned {} ({:?})",
-        short(&second.id),
-        second.outcome
+        &second.id, second.outcome
     );
     add(first.id, "default", "unique: enqueued twice, runs once");
     // What a producer in any other language does: a plain XADD.
