@@ -28,12 +28,12 @@ script!(
 script!(
     START,
     "start.lua",
-    "Begin an attempt: count it, take a lease, or bury a poison pill."
+    "Begin attempts (a batch of one queue): count each, take leases, or bury poison pills."
 );
 script!(
     COMPLETE,
     "complete.lua",
-    "Finish an attempt successfully if its lease is current."
+    "Finish attempts (a batch of one queue) successfully where their leases are current."
 );
 script!(
     FAIL,

@@ -67,17 +67,40 @@ impl Completer {
         }
         let mut delay = Duration::from_millis(50);
         while !to_write.is_empty() {
-            let commands: Vec<redis::Cmd> = to_write.iter().map(|c| self.call(c).cmd()).collect();
+            let (groups, commands) = self.calls(&to_write);
             let mut conn = self.conn.clone();
             match scripts::exec_pipeline(&mut conn, &commands).await {
                 Ok(replies) => {
+                    let mut slots: Vec<Option<Completion>> =
+                        to_write.into_iter().map(Some).collect();
                     let mut retry = Vec::new();
-                    for (completion, reply) in to_write.into_iter().zip(replies) {
-                        match reply {
-                            Ok(value) => self.landed(completion, &value),
-                            Err(e) => {
-                                tracing::warn!(job = %completion.attempt.job_id, "outcome not recorded, will retry: {e}");
-                                retry.push(completion);
+                    for (group, reply) in groups.iter().zip(replies) {
+                        // A batched `complete` answers one word per attempt; others one reply.
+                        let answers: Vec<redis::RedisResult<redis::Value>> = match reply {
+                            Ok(redis::Value::Array(words)) if is_batch(&slots, group) => {
+                                words.into_iter().map(Ok).collect()
+                            }
+                            other => vec![other],
+                        };
+                        for (&index, answer) in
+                            group
+                                .iter()
+                                .zip(answers.into_iter().chain(std::iter::repeat_with(|| {
+                                    Err(redis::RedisError::from((
+                                        redis::ErrorKind::Client,
+                                        "missing reply",
+                                    )))
+                                })))
+                        {
+                            let Some(completion) = slots[index].take() else {
+                                continue;
+                            };
+                            match answer {
+                                Ok(value) => self.landed(completion, &value),
+                                Err(e) => {
+                                    tracing::warn!(job = %completion.attempt.job_id, "outcome not recorded, will retry: {e}");
+                                    retry.push(completion);
+                                }
                             }
                         }
                     }
@@ -97,38 +120,76 @@ impl Completer {
         }
     }
 
-    fn call(&self, c: &Completion) -> Call {
+    /// The script calls for a batch: one `complete` per queue for all its successes, one
+    /// call per failure or hand-back. Returns the completions each call covers.
+    fn calls(&self, batch: &[Completion]) -> (Vec<Vec<usize>>, Vec<redis::Cmd>) {
+        let mut completes: Vec<(&str, Vec<usize>)> = Vec::new();
+        let mut groups = Vec::new();
+        let mut commands = Vec::new();
+        for (index, c) in batch.iter().enumerate() {
+            if matches!(c.outcome, Outcome::Completed(_)) {
+                match completes.iter_mut().find(|(q, _)| *q == c.attempt.queue) {
+                    Some((_, indices)) => indices.push(index),
+                    None => completes.push((&c.attempt.queue, vec![index])),
+                }
+            } else if let Some(call) = self.single_call(c) {
+                groups.push(vec![index]);
+                commands.push(call.cmd());
+            }
+        }
+        for (queue, indices) in completes {
+            let mut call = Call::new(&scripts::COMPLETE)
+                .key(self.keys.stream(queue))
+                .key(self.keys.index(queue, Status::Completed))
+                .arg(CONSUMER_GROUP)
+                .arg(self.config.retention.as_millis() as u64);
+            for &index in &indices {
+                let c = &batch[index];
+                let result = match &c.outcome {
+                    Outcome::Completed(Some(value)) => value.to_string(),
+                    _ => String::new(),
+                };
+                call = call
+                    .key(self.keys.job(queue, &c.attempt.job_id))
+                    .arg(&c.attempt.entry_id)
+                    .arg(&c.attempt.lease)
+                    .arg(result);
+            }
+            groups.push(indices);
+            commands.push(call.cmd());
+        }
+        (groups, commands)
+    }
+
+    /// The call for a failure or hand-back; successes are batched by `calls`.
+    fn single_call(&self, c: &Completion) -> Option<Call> {
         let a = &c.attempt;
         let (keys, config) = (&self.keys, &self.config);
         match &c.outcome {
-            Outcome::Completed(result) => Call::new(&scripts::COMPLETE)
-                .key(keys.stream(&a.queue))
-                .key(keys.job(&a.queue, &a.job_id))
-                .key(keys.index(&a.queue, Status::Completed))
-                .arg(&a.entry_id)
-                .arg(CONSUMER_GROUP)
-                .arg(&a.lease)
-                .arg(result.as_ref().map(|r| r.to_string()).unwrap_or_default())
-                .arg(config.retention.as_millis() as u64),
-            Outcome::Failed { error, delay } => Call::new(&scripts::FAIL)
-                .key(keys.stream(&a.queue))
-                .key(keys.job(&a.queue, &a.job_id))
-                .key(keys.delayed(&a.queue))
-                .key(keys.dead(&a.queue))
-                .key(keys.index(&a.queue, Status::Dead))
-                .arg(&a.entry_id)
-                .arg(CONSUMER_GROUP)
-                .arg(&a.lease)
-                .arg(error)
-                .arg(delay.map_or(-1, |d| d.as_millis() as i64))
-                .arg(config.dead_retention.as_millis() as u64)
-                .arg(config.dead_max_len),
-            Outcome::HandBack | Outcome::Abandoned(_) => Call::new(&scripts::HANDBACK)
-                .key(keys.stream(&a.queue))
-                .key(keys.job(&a.queue, &a.job_id))
-                .arg(&a.entry_id)
-                .arg(CONSUMER_GROUP)
-                .arg(&a.lease),
+            Outcome::Failed { error, delay } => Some(
+                Call::new(&scripts::FAIL)
+                    .key(keys.stream(&a.queue))
+                    .key(keys.job(&a.queue, &a.job_id))
+                    .key(keys.delayed(&a.queue))
+                    .key(keys.dead(&a.queue))
+                    .key(keys.index(&a.queue, Status::Dead))
+                    .arg(&a.entry_id)
+                    .arg(CONSUMER_GROUP)
+                    .arg(&a.lease)
+                    .arg(error)
+                    .arg(delay.map_or(-1, |d| d.as_millis() as i64))
+                    .arg(config.dead_retention.as_millis() as u64)
+                    .arg(config.dead_max_len),
+            ),
+            Outcome::HandBack => Some(
+                Call::new(&scripts::HANDBACK)
+                    .key(keys.stream(&a.queue))
+                    .key(keys.job(&a.queue, &a.job_id))
+                    .arg(&a.entry_id)
+                    .arg(CONSUMER_GROUP)
+                    .arg(&a.lease),
+            ),
+            Outcome::Completed(_) | Outcome::Abandoned(_) => None,
         }
     }
 
@@ -169,4 +230,12 @@ fn describe(value: &redis::Value) -> String {
         }
         other => redis::from_redis_value_ref::<String>(other).unwrap_or_default(),
     }
+}
+
+/// True when the call covering `group` is a batched `complete`.
+fn is_batch(slots: &[Option<Completion>], group: &[usize]) -> bool {
+    group
+        .first()
+        .and_then(|&i| slots[i].as_ref())
+        .is_some_and(|c| matches!(c.outcome, Outcome::Completed(_)))
 }

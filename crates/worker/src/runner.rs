@@ -25,18 +25,18 @@ use crate::{HandlerError, JobContext};
 /// How long a cancelled handler may take to return before it is dropped.
 const CANCEL_CLEANUP: Duration = Duration::from_secs(2);
 
-/// What one pipelined call was for.
-enum Plan {
-    Start {
-        fetched: Fetched,
-        fields: EntryFields,
-        job_id: String,
-        lease: String,
-    },
-    Bury {
-        fetched: Fetched,
-        reason: String,
-    },
+/// An entry to start.
+struct StartPlan {
+    fetched: Fetched,
+    fields: EntryFields,
+    job_id: String,
+    lease: String,
+}
+
+/// An entry to dead-letter without running it.
+struct BuryPlan {
+    fetched: Fetched,
+    reason: String,
 }
 
 /// The job fields a successful start returns.
@@ -50,8 +50,9 @@ struct Started {
     backoff: String,
 }
 
-/// Starts every fetched entry and spawns its handler. Waits for a concurrency slot for
-/// any entry beyond `permits` (a blocking read may return one entry per queue).
+/// Starts every fetched entry and spawns its handler: one `start` call per queue for all
+/// its entries, and the buries, in one pipeline. Waits for a concurrency slot for any
+/// entry beyond `permits` (a blocking read may return one entry per queue).
 pub(crate) async fn dispatch(
     shared: &Arc<Shared>,
     fetched: Vec<Fetched>,
@@ -66,164 +67,196 @@ pub(crate) async fn dispatch(
     }
     permits.truncate(fetched.len());
 
-    let plans: Vec<Plan> = fetched
-        .into_iter()
-        .map(
-            |fetched| match fetched.entry.decode(shared.config.max_payload_bytes) {
-                Ok(fields) => {
-                    let job_id = fields
-                        .job_id
-                        .clone()
-                        .unwrap_or_else(|| fetched.entry.entry_id.clone());
-                    Plan::Start {
-                        fetched,
-                        fields,
-                        job_id,
-                        lease: new_lease_token(),
-                    }
-                }
-                Err(e) => Plan::Bury {
+    let mut batches: Vec<(String, Vec<StartPlan>)> = Vec::new();
+    let mut buries = Vec::new();
+    for fetched in fetched {
+        match fetched.entry.decode(shared.config.max_payload_bytes) {
+            Ok(fields) => {
+                let job_id = fields
+                    .job_id
+                    .clone()
+                    .unwrap_or_else(|| fetched.entry.entry_id.clone());
+                let plan = StartPlan {
                     fetched,
-                    reason: format!("malformed entry: {e}"),
-                },
-            },
-        )
+                    fields,
+                    job_id,
+                    lease: new_lease_token(),
+                };
+                match batches.iter_mut().find(|(q, _)| *q == plan.fetched.queue) {
+                    Some((_, plans)) => plans.push(plan),
+                    None => batches.push((plan.fetched.queue.clone(), vec![plan])),
+                }
+            }
+            Err(e) => buries.push(BuryPlan {
+                fetched,
+                reason: format!("malformed entry: {e}"),
+            }),
+        }
+    }
+    let mut commands: Vec<redis::Cmd> = batches
+        .iter()
+        .map(|(q, plans)| shared.start_call(q, plans).cmd())
         .collect();
-    let commands: Vec<redis::Cmd> = plans.iter().map(|p| shared.plan_call(p).cmd()).collect();
+    commands.extend(buries.iter().map(|b| shared.bury_call(b).cmd()));
     let mut conn = shared.conn.clone();
-    let replies = match scripts::exec_pipeline(&mut conn, &commands).await {
-        Ok(replies) => replies,
+    let mut replies = match scripts::exec_pipeline(&mut conn, &commands).await {
+        Ok(replies) => replies.into_iter(),
         Err(e) => {
             // The entries stay pending under this worker; its reclaim pass retries them.
             tracing::warn!(
-                entries = plans.len(),
+                entries = commands.len(),
                 "could not start fetched entries: {e}"
             );
             return;
         }
     };
+    let mut permits = permits.into_iter();
     let mut orphans = Vec::new();
-    for ((plan, reply), permit) in plans.into_iter().zip(replies).zip(permits) {
-        let reply: Vec<Vec<u8>> = match reply.and_then(|v| Ok(redis::from_redis_value(v)?)) {
-            Ok(reply) => reply,
-            Err(e) => {
-                tracing::warn!("could not start an entry (it will be retried): {e}");
-                continue;
-            }
-        };
-        let word = reply
-            .first()
-            .map(|w| String::from_utf8_lossy(w).into_owned())
-            .unwrap_or_default();
-        let detail = reply
-            .get(1)
-            .map(|w| String::from_utf8_lossy(w).into_owned())
-            .unwrap_or_default();
-        match plan {
-            Plan::Bury { fetched, reason } => {
-                tracing::warn!(queue = %fetched.queue, entry = %fetched.entry.entry_id, "dead-lettered: {reason}");
-            }
-            Plan::Start {
-                fetched,
-                job_id,
-                lease,
-                ..
-            } => match (word.as_str(), detail.as_str()) {
-                ("started", _) => {
-                    let Some(started) = parse_started(&reply) else {
-                        tracing::error!(job = %job_id, "start returned an unreadable reply");
-                        continue;
-                    };
-                    let attempt = Attempt {
-                        queue: fetched.queue,
-                        job_id,
-                        entry_id: fetched.entry.entry_id,
-                        lease,
-                        cancel: CancellationToken::new(),
-                    };
-                    shared.inflight.insert(attempt.clone());
-                    let task_shared = Arc::clone(shared);
-                    shared
-                        .tracker
-                        .spawn(run_attempt(task_shared, attempt, started, permit));
+    for (_, plans) in batches {
+        let batch_reply = replies.next().unwrap_or(Ok(redis::Value::Nil));
+        let per_entry: Vec<Vec<Vec<u8>>> =
+            match batch_reply.and_then(|v| Ok(redis::from_redis_value(v)?)) {
+                Ok(per_entry) => per_entry,
+                Err(e) => {
+                    tracing::warn!(
+                        entries = plans.len(),
+                        "could not start entries (they will be retried): {e}"
+                    );
+                    continue;
                 }
-                ("dead", _) => {
-                    tracing::warn!(job = %job_id, queue = %fetched.queue, "poison pill dead-lettered: {detail}");
-                }
-                ("skipped", "orphan") => orphans.push(Plan::Bury {
-                    reason: format!(
-                        "entry names job {job_id}, which has no record, and carries no type"
-                    ),
-                    fetched,
-                }),
-                (_, why) => tracing::debug!(job = %job_id, "entry skipped: {why}"),
-            },
+            };
+        for (plan, reply) in plans.into_iter().zip(per_entry) {
+            let Some(permit) = permits.next() else { break };
+            if let Some(orphan) = begin(shared, plan, &reply, permit) {
+                orphans.push(orphan);
+            }
+        }
+    }
+    for (bury, reply) in buries.iter().zip(replies) {
+        match reply {
+            Ok(_) => {
+                tracing::warn!(queue = %bury.fetched.queue, entry = %bury.fetched.entry.entry_id,
+                "dead-lettered: {}", bury.reason)
+            }
+            Err(e) => tracing::warn!("could not dead-letter an entry (will retry): {e}"),
         }
     }
     if !orphans.is_empty() {
-        let commands: Vec<redis::Cmd> = orphans.iter().map(|p| shared.plan_call(p).cmd()).collect();
+        let commands: Vec<redis::Cmd> = orphans.iter().map(|b| shared.bury_call(b).cmd()).collect();
         if let Err(e) = scripts::exec_pipeline(&mut conn, &commands).await {
             tracing::warn!("could not dead-letter orphan entries (will retry): {e}");
         }
     }
 }
 
-impl Shared {
-    fn plan_call(&self, plan: &Plan) -> Call {
-        let (keys, config) = (&self.keys, &self.config);
-        match plan {
-            Plan::Bury { fetched, reason } => {
-                let q = &fetched.queue;
-                let job_id = fetched.entry.job_id();
-                let mut call = Call::new(&scripts::BURY)
-                    .key(keys.stream(q))
-                    .key(keys.job(q, &job_id))
-                    .key(keys.dead(q))
-                    .key(keys.index(q, Status::Dead))
-                    .arg(&fetched.entry.entry_id)
-                    .arg(&job_id)
-                    .arg(CONSUMER_GROUP)
-                    .arg(reason)
-                    .arg(config.dead_retention.as_millis() as u64)
-                    .arg(config.dead_max_len)
-                    .arg(q);
-                for (name, value) in &fetched.entry.fields {
-                    call = call.arg(name).arg(value);
-                }
-                call
-            }
-            Plan::Start {
-                fetched,
-                fields,
+/// Acts on one entry's start reply: spawns the attempt, or logs why not. Returns an entry
+/// to bury when it names a job that has no record.
+fn begin(
+    shared: &Arc<Shared>,
+    plan: StartPlan,
+    reply: &[Vec<u8>],
+    permit: OwnedSemaphorePermit,
+) -> Option<BuryPlan> {
+    let text = |i: usize| {
+        reply
+            .get(i)
+            .map(|w| String::from_utf8_lossy(w).into_owned())
+            .unwrap_or_default()
+    };
+    let StartPlan {
+        fetched,
+        job_id,
+        lease,
+        ..
+    } = plan;
+    match (text(0).as_str(), text(1).as_str()) {
+        ("started", _) => {
+            let Some(started) = parse_started(reply) else {
+                tracing::error!(job = %job_id, "start returned an unreadable reply");
+                return None;
+            };
+            let attempt = Attempt {
+                queue: fetched.queue,
                 job_id,
+                entry_id: fetched.entry.entry_id,
                 lease,
-            } => {
-                let q = &fetched.queue;
-                let call = Call::new(&scripts::START)
-                    .key(keys.stream(q))
-                    .key(keys.job(q, job_id))
-                    .key(keys.dead(q))
-                    .key(keys.index(q, Status::Dead))
-                    .arg(&fetched.entry.entry_id)
-                    .arg(job_id)
-                    .arg(CONSUMER_GROUP)
-                    .arg(&self.worker_id)
-                    .arg(lease)
-                    .arg(config.dead_retention.as_millis() as u64)
-                    .arg(config.dead_max_len);
-                if fields.job_type.is_some() {
-                    self.raw_entry_args(call, fields, q)
-                } else {
-                    call.arg("")
-                }
-            }
+                cancel: CancellationToken::new(),
+            };
+            shared.inflight.insert(attempt.clone());
+            shared
+                .tracker
+                .spawn(run_attempt(Arc::clone(shared), attempt, started, permit));
+            None
+        }
+        ("dead", reason) => {
+            tracing::warn!(job = %job_id, queue = %fetched.queue, "poison pill dead-lettered: {reason}");
+            None
+        }
+        ("skipped", "orphan") => Some(BuryPlan {
+            reason: format!("entry names job {job_id}, which has no record, and carries no type"),
+            fetched,
+        }),
+        (_, why) => {
+            tracing::debug!(job = %job_id, "entry skipped: {why}");
+            None
         }
     }
+}
 
-    /// The record fields for an entry XADDed by hand, defaults filled in.
+impl Shared {
+    fn bury_call(&self, plan: &BuryPlan) -> Call {
+        let (keys, config) = (&self.keys, &self.config);
+        let BuryPlan { fetched, reason } = plan;
+        let q = &fetched.queue;
+        let job_id = fetched.entry.job_id();
+        let mut call = Call::new(&scripts::BURY)
+            .key(keys.stream(q))
+            .key(keys.job(q, &job_id))
+            .key(keys.dead(q))
+            .key(keys.index(q, Status::Dead))
+            .arg(&fetched.entry.entry_id)
+            .arg(&job_id)
+            .arg(CONSUMER_GROUP)
+            .arg(reason)
+            .arg(config.dead_retention.as_millis() as u64)
+            .arg(config.dead_max_len)
+            .arg(q);
+        for (name, value) in &fetched.entry.fields {
+            call = call.arg(name).arg(value);
+        }
+        call
+    }
+
+    /// One `start` call for a queue's entries (11 arguments each, see start.lua).
+    fn start_call(&self, queue: &str, plans: &[StartPlan]) -> Call {
+        let (keys, config) = (&self.keys, &self.config);
+        let mut call = Call::new(&scripts::START)
+            .key(keys.stream(queue))
+            .key(keys.dead(queue))
+            .key(keys.index(queue, Status::Dead))
+            .arg(CONSUMER_GROUP)
+            .arg(&self.worker_id)
+            .arg(config.dead_retention.as_millis() as u64)
+            .arg(config.dead_max_len);
+        for plan in plans {
+            call = call
+                .key(keys.job(queue, &plan.job_id))
+                .arg(&plan.fetched.entry.entry_id)
+                .arg(&plan.job_id)
+                .arg(&plan.lease);
+            call = self.raw_entry_args(call, &plan.fields, queue);
+        }
+        call
+    }
+
+    /// The record fields for an entry XADDed by hand, defaults filled in; empty values
+    /// for an entry whose record exists.
     fn raw_entry_args(&self, call: Call, fields: &EntryFields, queue: &str) -> Call {
         let config = &self.config;
-        call.arg(fields.job_type.as_deref().unwrap_or_default())
+        let Some(job_type) = fields.job_type.as_deref() else {
+            return call.arg(&["", "", "", "", "", "", "", ""][..]);
+        };
+        call.arg(job_type)
             .arg(&fields.payload.bytes)
             .arg(fields.payload.content_type.as_str())
             .arg(fields.max_attempts.unwrap_or(config.default_max_attempts))

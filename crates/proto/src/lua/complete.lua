@@ -1,18 +1,33 @@
--- complete: finish an attempt successfully, if its lease is still current (rule 3).
--- KEYS[1] stream   KEYS[2] job record   KEYS[3] completed index
--- ARGV[1] entry id   ARGV[2] group   ARGV[3] lease token   ARGV[4] result (JSON, may be empty)
--- ARGV[5] retention ms of finished records
--- Returns "ok", "stale" (lease lost: the result is dropped) or "cancelled".
-local f = redis.call('HMGET', KEYS[2], 'status', 'lease', 'id')
-if f[1] == 'cancelled' then return 'cancelled' end
-if f[1] ~= 'running' or f[2] ~= ARGV[3] then return 'stale' end
-
+-- complete: finish attempts of one queue successfully, a batch per call, each only if its
+-- lease is still current (rule 3).
+-- KEYS[1] stream   KEYS[2] completed index   KEYS[2+i] job record of attempt i
+-- ARGV[1] group   ARGV[2] retention ms of finished records
+-- then 3 values per attempt i, from ARGV[3 + 3*(i-1)]: entry id, lease token, result
+-- (JSON, may be empty)
+-- Returns one word per attempt: "ok", "stale" (lease lost: the result is dropped) or
+-- "cancelled".
+local group, retention = ARGV[1], tonumber(ARGV[2])
 local now = now_ms()
-local retention = tonumber(ARGV[5])
-redis.call('HSET', KEYS[2], 'status', 'completed', 'finished_at', now, 'result', ARGV[4])
-redis.call('HDEL', KEYS[2], 'lease', 'error')
-ack_and_delete(KEYS[1], ARGV[2], ARGV[1])
-release_unique(KEYS[2], f[3])
-if retention > 0 then redis.call('PEXPIRE', KEYS[2], retention) end
-index_terminal(KEYS[3], f[3], now, retention)
-return 'ok'
+local replies = {}
+local completed = 0
+for i = 3, #KEYS do
+  local job, a = KEYS[i], 3 + 3 * (i - 3)
+  local f = redis.call('HMGET', job, 'status', 'lease', 'id')
+  if f[1] == 'cancelled' then
+    replies[#replies + 1] = 'cancelled'
+  elseif f[1] ~= 'running' or f[2] ~= ARGV[a + 1] then
+    replies[#replies + 1] = 'stale'
+  else
+    redis.call('HSET', job, 'status', 'completed', 'finished_at', now, 'result', ARGV[a + 2])
+    redis.call('HDEL', job, 'lease', 'error')
+    ack_and_delete(KEYS[1], group, ARGV[a])
+    release_unique(job, f[3])
+    if retention > 0 then redis.call('PEXPIRE', job, retention) end
+    redis.call('ZADD', KEYS[2], now, f[3])
+    completed = completed + 1
+    replies[#replies + 1] = 'ok'
+  end
+end
+-- Keep the index bounded by retention, once per batch.
+if completed > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - retention) end
+return replies
