@@ -12,7 +12,7 @@ local replies = {}
 local completed = 0
 for i = 3, #KEYS do
   local job, a = KEYS[i], 3 + 3 * (i - 3)
-  local f = redis.call('HMGET', job, 'status', 'lease', 'id')
+  local f = redis.call('HMGET', job, 'status', 'lease', 'id', 'unique_key')
   if f[1] == 'cancelled' then
     replies[#replies + 1] = 'cancelled'
   elseif f[1] ~= 'running' or f[2] ~= ARGV[a + 1] then
@@ -21,7 +21,7 @@ for i = 3, #KEYS do
     redis.call('HSET', job, 'status', 'completed', 'finished_at', now, 'result', ARGV[a + 2])
     redis.call('HDEL', job, 'lease', 'error')
     ack_and_delete(KEYS[1], group, ARGV[a])
-    release_unique(job, f[3])
+    if f[4] and f[4] ~= '' and redis.call('GET', f[4]) == f[3] then redis.call('DEL', f[4]) end
     if retention > 0 then redis.call('PEXPIRE', job, retention) end
     redis.call('ZADD', KEYS[2], now, f[3])
     completed = completed + 1

@@ -20,15 +20,19 @@ local function start_one(job, a)
   local pel = redis.call('XPENDING', stream, group, entry, entry, 1)
   if #pel == 0 or pel[1][2] ~= consumer then return {'skipped', 'not_owner'} end
 
-  if redis.call('EXISTS', job) == 0 then
+  -- One read for everything this attempt needs (field order matters below).
+  local f = redis.call('HMGET', job, 'status', 'entry', 'worker', 'attempts', 'max_attempts',
+    'type', 'payload', 'content_type', 'timeout_ms', 'backoff', 'trace', 'error')
+  if not f[1] then
     -- Names a job that has no record and says nothing to make one from: the caller buries it.
     if raw_type == '' then return {'skipped', 'orphan'} end
     redis.call('HSET', job, 'id', job_id, 'type', raw_type, 'queue', ARGV[a + 9],
-      'payload', ARGV[a + 4], 'content_type', ARGV[a + 5], 'attempts', 0,
-      'max_attempts', ARGV[a + 6], 'timeout_ms', ARGV[a + 7], 'backoff', ARGV[a + 8],
-      'created_at', now, 'run_at', now, 'status', 'pending', 'entry', entry, 'v', ARGV[a + 10])
+      'payload', ARGV[a + 4], 'content_type', ARGV[a + 5], 'max_attempts', ARGV[a + 6],
+      'timeout_ms', ARGV[a + 7], 'backoff', ARGV[a + 8], 'created_at', now, 'run_at', now,
+      'entry', entry, 'v', ARGV[a + 10])
+    f = {'pending', entry, false, '0', ARGV[a + 6], raw_type, ARGV[a + 4], ARGV[a + 5],
+      ARGV[a + 7], ARGV[a + 8], false, false}
   else
-    local f = redis.call('HMGET', job, 'status', 'entry', 'worker', 'attempts')
     local status = f[1]
     if f[2] ~= entry then
       -- The same producer id XADDed twice, or an entry left behind: the job runs once.
@@ -41,28 +45,27 @@ local function start_one(job, a)
     end
     if status == 'running' then
       -- Reclaimed from a worker that stopped responding mid-attempt.
-      redis.call('HSET', job, 'error', 'attempt ' .. (f[4] or '?') .. ' interrupted: worker ' ..
-        (f[3] or '?') .. ' stopped responding')
+      f[12] = 'attempt ' .. (f[4] or '?') .. ' interrupted: worker ' .. (f[3] or '?') ..
+        ' stopped responding'
+      redis.call('HSET', job, 'error', f[12])
     end
   end
 
-  local attempts = redis.call('HINCRBY', job, 'attempts', 1)
-  local max_attempts = tonumber(redis.call('HGET', job, 'max_attempts')) or 1
+  local attempts = (tonumber(f[4]) or 0) + 1
+  local max_attempts = tonumber(f[5]) or 1
   if attempts > max_attempts then
     redis.call('HSET', job, 'attempts', max_attempts)
-    local last = redis.call('HGET', job, 'error')
     local reason = 'attempts spent (' .. max_attempts .. ' of ' .. max_attempts .. ')'
-    if last and last ~= '' then reason = reason .. '; last error: ' .. last end
+    if f[12] and f[12] ~= '' then reason = reason .. '; last error: ' .. f[12] end
     bury(job, KEYS[2], KEYS[3], job_id, reason, now, dead_retention, dead_max_len)
     ack_and_delete(stream, group, entry)
     return {'dead', reason}
   end
 
-  redis.call('HSET', job, 'status', 'running', 'started_at', now, 'worker', consumer, 'lease', lease)
-  local r = redis.call('HMGET', job, 'type', 'payload', 'content_type', 'attempts',
-    'max_attempts', 'timeout_ms', 'backoff', 'trace')
-  return {'started', r[1] or '', r[2] or '', r[3] or '', r[4] or '0', r[5] or '1', r[6] or '0',
-    r[7] or '', r[8] or ''}
+  redis.call('HSET', job, 'status', 'running', 'attempts', attempts, 'started_at', now,
+    'worker', consumer, 'lease', lease)
+  return {'started', f[6] or '', f[7] or '', f[8] or '', tostring(attempts), tostring(max_attempts),
+    f[9] or '0', f[10] or '', f[11] or ''}
 end
 
 local replies = {}
