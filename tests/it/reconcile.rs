@@ -158,43 +158,14 @@ async fn reconcile_finds_stranded_jobs_and_repair_requeues_them() {
     let stream = env.keys.stream("default");
     // A pending job whose entry vanished.
     let lost_entry = env.enqueue("noop", json!({})).await;
-    let entry: String = env
-        .cmd(
-            redis::cmd("HGET")
-                .arg(env.keys.job("default", &lost_entry))
-                .arg("entry"),
-        )
-        .await;
-    env.cmd::<()>(
-        redis::cmd("XGROUP")
-            .arg("CREATE")
-            .arg(&stream)
-            .arg("workers")
-            .arg("0"),
-    )
-    .await;
+    let entry = env.entry_of("default", &lost_entry).await;
+    env.create_group("default").await;
     env.cmd::<i64>(redis::cmd("XDEL").arg(&stream).arg(&entry))
         .await;
     // A running job whose entry is no longer pending (acknowledged without a state change).
     let ghost = env.enqueue("noop", json!({})).await;
-    let entry: String = env
-        .cmd(
-            redis::cmd("HGET")
-                .arg(env.keys.job("default", &ghost))
-                .arg("entry"),
-        )
-        .await;
-    let _: redis::Value = env
-        .cmd(
-            redis::cmd("XREADGROUP")
-                .arg("GROUP")
-                .arg("workers")
-                .arg("ghost")
-                .arg("STREAMS")
-                .arg(&stream)
-                .arg(">"),
-        )
-        .await;
+    let entry = env.entry_of("default", &ghost).await;
+    env.deliver_to("default", "ghost").await;
     env.cmd::<()>(
         redis::cmd("HSET")
             .arg(env.keys.job("default", &ghost))
@@ -317,36 +288,16 @@ async fn an_old_backlog_and_lost_jobs_raise_alerts() {
     );
 
     // An entry deleted while pending under a vanished consumer: reclaim finds it gone.
-    let stream = env.keys.stream("default");
     let id = env.enqueue("noop", json!({})).await;
-    let entry: String = env
-        .cmd(
-            redis::cmd("HGET")
-                .arg(env.keys.job("default", &id))
-                .arg("entry"),
-        )
-        .await;
-    env.cmd::<()>(
-        redis::cmd("XGROUP")
-            .arg("CREATE")
-            .arg(&stream)
-            .arg("workers")
-            .arg("0"),
+    let entry = env.entry_of("default", &id).await;
+    env.create_group("default").await;
+    env.deliver_to("default", "vanished").await;
+    env.cmd::<i64>(
+        redis::cmd("XDEL")
+            .arg(env.keys.stream("default"))
+            .arg(&entry),
     )
     .await;
-    let _: redis::Value = env
-        .cmd(
-            redis::cmd("XREADGROUP")
-                .arg("GROUP")
-                .arg("workers")
-                .arg("vanished")
-                .arg("STREAMS")
-                .arg(&stream)
-                .arg(">"),
-        )
-        .await;
-    env.cmd::<i64>(redis::cmd("XDEL").arg(&stream).arg(&entry))
-        .await;
     let worker = InProcessWorker::start(&env.url(), fast_config(), Registry::with_builtins()).await;
     let alert = wait_alert(&env, "jobs_lost", "default").await;
     assert!(alert.message.contains(&entry), "{}", alert.message);

@@ -82,6 +82,44 @@ impl Env {
             .expect("redis command")
     }
 
+    /// The stream entry id a job's record points at.
+    pub async fn entry_of(&self, queue: &str, id: &str) -> String {
+        self.cmd(
+            redis::cmd("HGET")
+                .arg(self.keys.job(queue, id))
+                .arg("entry"),
+        )
+        .await
+    }
+
+    /// Creates the queue's consumer group, as a worker would.
+    pub async fn create_group(&self, queue: &str) {
+        self.cmd::<()>(
+            redis::cmd("XGROUP")
+                .arg("CREATE")
+                .arg(self.keys.stream(queue))
+                .arg("workers")
+                .arg("0"),
+        )
+        .await;
+    }
+
+    /// Delivers every new entry of the queue to `consumer` without running anything, as a
+    /// worker that dies right after reading would leave them.
+    pub async fn deliver_to(&self, queue: &str, consumer: &str) {
+        let _: redis::Value = self
+            .cmd(
+                redis::cmd("XREADGROUP")
+                    .arg("GROUP")
+                    .arg("workers")
+                    .arg(consumer)
+                    .arg("STREAMS")
+                    .arg(self.keys.stream(queue))
+                    .arg(">"),
+            )
+            .await;
+    }
+
     /// Entries in the queue's dead-letter stream, as field maps.
     pub async fn dead_entries(
         &self,

@@ -37,6 +37,23 @@ pub fn new_job_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
+/// This process's name in the worker registry, the consumer groups and the leader
+/// election: `<host>-<pid>-<random>`, so operators can tell which pod it is.
+pub fn instance_id() -> String {
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    format!("{}-{}-{}", host_name(), std::process::id(), &suffix[..6])
+}
+
+/// This machine's name (the pod name on Kubernetes).
+pub fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown-host".to_owned())
+}
+
 /// A new lease token for one attempt (rule 3).
 pub fn new_lease_token() -> String {
     uuid::Uuid::new_v4().simple().to_string()

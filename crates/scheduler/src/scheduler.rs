@@ -49,8 +49,7 @@ impl Scheduler {
             .set_max_delay(Duration::from_secs(1));
         let conn = ConnectionManager::new_lazy_with_config(client, manager_config)?;
         let keys = Keys::new(config.namespace.clone());
-        let suffix = uuid::Uuid::new_v4().simple().to_string();
-        let holder = format!("{}-{}-{}", host_name(), std::process::id(), &suffix[..6]);
+        let holder = flotilla_proto::instance_id();
         let leadership =
             Leadership::new(keys.clone(), holder, config.lease_ttl, config.safety_margin);
         let producer = Producer::new(conn.clone(), keys.clone(), ProducerLimits::default());
@@ -364,13 +363,4 @@ impl Default for Timers {
 pub(crate) async fn server_time_ms(conn: &mut ConnectionManager) -> Result<i64, SchedulerError> {
     let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(conn).await?;
     Ok(secs * 1000 + micros / 1000)
-}
-
-fn host_name() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "unknown-host".to_owned())
 }

@@ -108,7 +108,7 @@ impl Heartbeat {
             .arg("id")
             .arg(&self.worker_id)
             .arg("host")
-            .arg(host_name())
+            .arg(flotilla_proto::host_name())
             .arg("pid")
             .arg(std::process::id())
             .arg("version")
@@ -131,16 +131,6 @@ impl Heartbeat {
 
 fn lease_ms(config: &WorkerConfig) -> u64 {
     config.lease_ttl.as_millis() as u64
-}
-
-/// This machine's name (the pod name on Kubernetes).
-pub(crate) fn host_name() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "unknown-host".to_owned())
 }
 
 /// Removes this worker from the registry and, where it owns nothing, from the consumer

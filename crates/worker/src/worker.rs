@@ -72,13 +72,7 @@ impl Worker {
         let conn = shared_connection(client.clone())?;
         let pool = blocking_pool(client, config.block_time, 2);
         let keys = Keys::new(config.namespace.clone());
-        let suffix = uuid::Uuid::new_v4().simple().to_string();
-        let id = format!(
-            "{}-{}-{}",
-            heartbeat::host_name(),
-            std::process::id(),
-            &suffix[..6]
-        );
+        let id = flotilla_proto::instance_id();
         Ok(Self {
             conn,
             pool,

@@ -59,15 +59,7 @@ pub async fn run(config_file: Option<&Path>, args: EnqueueArgs) -> anyhow::Resul
 }
 
 pub async fn connect(settings: &Settings) -> anyhow::Result<Producer> {
-    let client = redis::Client::open(settings.redis_url.as_str()).with_context(|| {
-        format!(
-            "redis_url {:?} is not a valid Redis URL",
-            settings.redis_url
-        )
-    })?;
-    let conn = redis::aio::ConnectionManager::new(client)
-        .await
-        .with_context(|| format!("cannot connect to Redis at {}", settings.redis_url))?;
+    let conn = super::connect_redis(&settings.redis_url).await?;
     Ok(Producer::new(
         conn,
         Keys::new(settings.namespace.clone()),

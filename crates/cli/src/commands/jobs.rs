@@ -15,10 +15,7 @@ const AMBIGUOUS_SHOWN: usize = 10;
 
 pub async fn show(config_file: Option<&Path>, args: ShowArgs) -> anyhow::Result<()> {
     let settings = Settings::load(config_file)?;
-    let client = redis::Client::open(settings.redis_url.as_str())?;
-    let mut conn = ConnectionManager::new(client)
-        .await
-        .with_context(|| format!("cannot connect to Redis at {}", settings.redis_url))?;
+    let mut conn = super::connect_redis(&settings.redis_url).await?;
     let keys = Keys::new(settings.namespace.clone());
     let record = find(&mut conn, &keys, &args.id).await?;
     if args.json {

@@ -2,23 +2,14 @@
 
 use std::path::Path;
 
-use anyhow::Context;
 use flotilla_proto::Keys;
 use flotilla_scheduler::{Reconciler, list_alerts};
-use redis::aio::ConnectionManager;
 
 use crate::settings::Settings;
 
-async fn connect(settings: &Settings) -> anyhow::Result<ConnectionManager> {
-    let client = redis::Client::open(settings.redis_url.as_str())?;
-    ConnectionManager::new(client)
-        .await
-        .with_context(|| format!("cannot connect to Redis at {}", settings.redis_url))
-}
-
 pub async fn run(config_file: Option<&Path>, repair: bool, json: bool) -> anyhow::Result<()> {
     let settings = Settings::load(config_file)?;
-    let conn = connect(&settings).await?;
+    let conn = super::connect_redis(&settings.redis_url).await?;
     let keys = Keys::new(settings.namespace.clone());
     let mut reconciler = Reconciler::new(conn, keys, settings.scheduler_config().reconcile);
     let report = reconciler.run(repair, true).await?;
@@ -56,7 +47,7 @@ pub async fn run(config_file: Option<&Path>, repair: bool, json: bool) -> anyhow
 
 pub async fn alerts(config_file: Option<&Path>, recent: usize, json: bool) -> anyhow::Result<()> {
     let settings = Settings::load(config_file)?;
-    let mut conn = connect(&settings).await?;
+    let mut conn = super::connect_redis(&settings.redis_url).await?;
     let keys = Keys::new(settings.namespace.clone());
     let (active, history) = list_alerts(&mut conn, &keys, recent).await?;
     if json {

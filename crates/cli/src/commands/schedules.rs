@@ -6,7 +6,6 @@ use std::path::Path;
 use anyhow::Context;
 use flotilla_proto::Keys;
 use flotilla_scheduler::{CatchUp, Schedule, ScheduleStore, leader_status, trigger};
-use redis::aio::ConnectionManager;
 
 use crate::cli::{ScheduleArgs, SchedulesCommand};
 use crate::commands::enqueue;
@@ -14,10 +13,7 @@ use crate::settings::Settings;
 
 pub async fn run(config_file: Option<&Path>, command: SchedulesCommand) -> anyhow::Result<()> {
     let settings = Settings::load(config_file)?;
-    let client = redis::Client::open(settings.redis_url.as_str())?;
-    let mut conn = ConnectionManager::new(client)
-        .await
-        .with_context(|| format!("cannot connect to Redis at {}", settings.redis_url))?;
+    let mut conn = super::connect_redis(&settings.redis_url).await?;
     let keys = Keys::new(settings.namespace.clone());
     let store = ScheduleStore::new(conn.clone(), keys.clone());
     match command {
