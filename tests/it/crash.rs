@@ -143,14 +143,7 @@ async fn sigterm_finishes_short_jobs_hands_back_long_ones_and_exits_zero() {
     // Another worker picks the long job up and finishes it.
     let _next = WorkerProcess::start(&env.url(), &[], None);
     // Shorten the handed-back job so the test need not wait 30 s for it.
-    let short_payload = rmp_serde::to_vec_named(&json!({"ms": 10})).expect("encodes");
-    env.cmd::<()>(
-        redis::cmd("HSET")
-            .arg(env.keys.job("default", &long))
-            .arg("payload")
-            .arg(short_payload),
-    )
-    .await;
+    env.set_payload("default", &long, json!({"ms": 10})).await;
     let record = env
         .wait_status("default", &long, Status::Completed, LONG)
         .await;
@@ -224,14 +217,7 @@ async fn a_second_signal_exits_at_once() {
     assert_eq!(status.code(), Some(130), "{}", worker.log());
     // The job it abandoned is still safe: its entry stays pending for reclaim.
     let _rescuer = WorkerProcess::start(&env.url(), &[], None);
-    let short_payload = rmp_serde::to_vec_named(&json!({"ms": 10})).expect("encodes");
-    env.cmd::<()>(
-        redis::cmd("HSET")
-            .arg(env.keys.job("default", &id))
-            .arg("payload")
-            .arg(short_payload),
-    )
-    .await;
+    env.set_payload("default", &id, json!({"ms": 10})).await;
     let record = env
         .wait_status("default", &id, Status::Completed, LONG)
         .await;

@@ -136,14 +136,7 @@ async fn a_killed_worker_raises_not_responding_and_repair_hands_its_job_on() {
             .as_deref()
             .is_some_and(|e| e.contains("stopped responding"))
     );
-    let short = rmp_serde::to_vec_named(&json!({"ms": 10})).expect("encodes");
-    env.cmd::<()>(
-        redis::cmd("HSET")
-            .arg(env.keys.job("default", &id))
-            .arg("payload")
-            .arg(short),
-    )
-    .await;
+    env.set_payload("default", &id, json!({"ms": 10})).await;
     let _rescuer = WorkerProcess::start(&env.url(), &[], None);
     let done = env
         .wait_status("default", &id, Status::Completed, LONG)

@@ -82,6 +82,18 @@ impl Env {
             .expect("redis command")
     }
 
+    /// Replaces a msgpack job's payload, e.g. to shorten a `sleep` that was handed back.
+    pub async fn set_payload(&self, queue: &str, id: &str, payload: serde_json::Value) {
+        let bytes = rmp_serde::to_vec_named(&payload).expect("encodes");
+        self.cmd::<()>(
+            redis::cmd("HSET")
+                .arg(self.keys.job(queue, id))
+                .arg("payload")
+                .arg(bytes),
+        )
+        .await;
+    }
+
     /// The stream entry id a job's record points at.
     pub async fn entry_of(&self, queue: &str, id: &str) -> String {
         self.cmd(

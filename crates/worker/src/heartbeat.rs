@@ -142,26 +142,13 @@ pub(crate) async fn deregister(
     worker_id: &str,
 ) -> redis::RedisResult<()> {
     for queue in &config.queues {
-        let stream = keys.stream(&queue.name);
-        let pending: redis::Value = redis::cmd("XPENDING")
-            .arg(&stream)
+        let forgotten: i64 = Call::new(&scripts::FORGET_CONSUMER)
+            .key(keys.stream(&queue.name))
             .arg(CONSUMER_GROUP)
-            .arg("-")
-            .arg("+")
-            .arg(1)
             .arg(worker_id)
-            .query_async(conn)
+            .invoke(conn)
             .await?;
-        let owns_nothing = matches!(&pending, redis::Value::Array(items) if items.is_empty());
-        if owns_nothing {
-            let _: i64 = redis::cmd("XGROUP")
-                .arg("DELCONSUMER")
-                .arg(&stream)
-                .arg(CONSUMER_GROUP)
-                .arg(worker_id)
-                .query_async(conn)
-                .await?;
-        } else {
+        if forgotten == 0 {
             tracing::warn!(queue = %queue.name, "leaving entries pending for another worker to reclaim");
         }
     }
