@@ -73,3 +73,40 @@ async fn an_outcome_reached_while_redis_is_unreachable_is_written_once_it_is_bac
     assert_eq!(record.result, Some(json!({"slept_ms": 400})));
     worker.stop().await;
 }
+
+#[tokio::test]
+async fn a_worker_never_restarts_its_own_running_job_when_its_entry_looks_abandoned() {
+    let env = Env::start().await;
+    let worker = InProcessWorker::start(&env.url(), fast_config(), Registry::with_builtins()).await;
+    let id = env.enqueue("sleep", json!({"ms": 2000})).await;
+    let running = env.wait_status("default", &id, Status::Running, LONG).await;
+    let owner = running.worker.expect("owner");
+    let entry = env.entry_of("default", &id).await;
+    // What a Redis frozen past the lease leaves behind: the running job's entry, still
+    // owned by its live worker, idle far longer than the lease. The worker's own reclaim
+    // pass finds it; it must not start the job a second time.
+    for _ in 0..10 {
+        let _: redis::Value = env
+            .cmd(
+                redis::cmd("XCLAIM")
+                    .arg(env.keys.stream("default"))
+                    .arg("workers")
+                    .arg(&owner)
+                    .arg(0)
+                    .arg(&entry)
+                    .arg("IDLE")
+                    .arg(600_000)
+                    .arg("JUSTID"),
+            )
+            .await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let record = env
+        .wait_status("default", &id, Status::Completed, LONG)
+        .await;
+    assert_eq!(
+        record.attempts, 1,
+        "the worker started its own running job again"
+    );
+    worker.stop().await;
+}

@@ -295,15 +295,18 @@ async fn fetch_once(
                     "jobs lost: entries were deleted from the stream while still pending");
                 fetch::report_lost(conn, &shared.keys, queue, &found.lost).await?;
             }
-            if !found.entries.is_empty() {
-                let ours_running = found
-                    .entries
-                    .iter()
-                    .filter(|f| shared.inflight.contains_entry(&f.queue, &f.entry.entry_id))
-                    .count();
-                tracing::info!(queue = %queue, reclaimed = found.entries.len() - ours_running,
+            // An entry of a job this worker is still running (its refresh was held up, say
+            // by a frozen Redis) is ours already: claiming it reset its idle time, and
+            // starting it again would run the job twice.
+            let entries: Vec<Fetched> = found
+                .entries
+                .into_iter()
+                .filter(|f| !shared.inflight.contains_entry(&f.queue, &f.entry.entry_id))
+                .collect();
+            if !entries.is_empty() {
+                tracing::info!(queue = %queue, reclaimed = entries.len(),
                     "reclaimed entries from workers that stopped responding");
-                return Ok(found.entries);
+                return Ok(entries);
             }
         }
     }
