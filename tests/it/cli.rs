@@ -160,3 +160,87 @@ fn every_subcommand_has_help() {
         assert!(!output.stdout.is_empty());
     }
 }
+
+#[tokio::test]
+async fn schedules_are_managed_from_the_command_line() {
+    let env = Env::start().await;
+    let added = flotilla(
+        &env,
+        &[
+            "schedules",
+            "add",
+            "pulse",
+            "--every",
+            "1s",
+            "--type",
+            "noop",
+            "--queue",
+            "low",
+            "--payload",
+            r#"{"a": 1}"#,
+        ],
+    );
+    assert_eq!(stdout(&added), "schedule pulse saved");
+    let bad = flotilla(
+        &env,
+        &[
+            "schedules",
+            "add",
+            "broken",
+            "--cron",
+            "nope",
+            "--type",
+            "noop",
+        ],
+    );
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("cron"),
+        "bad cron accepted"
+    );
+    assert!(stdout(&flotilla(&env, &["schedules", "status"])).contains("no leader"));
+
+    let _scheduler = flotilla_tests::FlotillaProcess::scheduler(&env.url(), &[], None);
+    let low_len = || async {
+        env.cmd::<u64>(redis::cmd("XLEN").arg(env.keys.stream("low")))
+            .await
+    };
+    flotilla_tests::eventually(LONG, "a first fire", || async {
+        (low_len().await > 0).then_some(())
+    })
+    .await;
+    let status = stdout(&flotilla(&env, &["schedules", "status"]));
+    assert!(
+        status.contains("leader") && status.contains("epoch    1"),
+        "{status}"
+    );
+    let listed: Value =
+        serde_json::from_str(&stdout(&flotilla(&env, &["schedules", "list", "--json"])))
+            .expect("JSON");
+    assert_eq!(listed[0]["schedule"]["name"], "pulse");
+    assert_eq!(listed[0]["schedule"]["payload"]["a"], 1);
+    assert!(
+        listed[0]["last_job"]
+            .as_str()
+            .is_some_and(|j| j.starts_with("pulse@"))
+    );
+
+    stdout(&flotilla(&env, &["schedules", "pause", "pulse"]));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let paused_at = low_len().await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(low_len().await, paused_at, "a paused schedule fired");
+    stdout(&flotilla(&env, &["schedules", "resume", "pulse"]));
+    flotilla_tests::eventually(LONG, "fires after resume", || async {
+        (low_len().await > paused_at).then_some(())
+    })
+    .await;
+
+    let triggered = stdout(&flotilla(&env, &["schedules", "trigger", "pulse"]));
+    assert!(triggered.starts_with("pulse@manual-"), "{triggered}");
+    assert!(env.record("low", &triggered).await.is_some());
+    stdout(&flotilla(&env, &["schedules", "remove", "pulse"]));
+    assert_eq!(
+        stdout(&flotilla(&env, &["schedules", "list"])),
+        "no schedules"
+    );
+}

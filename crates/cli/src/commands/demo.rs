@@ -142,12 +142,16 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .arg(keys.dead("default"))
         .query_async(&mut conn)
         .await?;
-    println!("\nDead-letter queue of `default` holds {dead} entries. Inspect one with:");
-    if let Some(job) = tracked
+    println!("\nThe dead-letter queue of `default` holds {dead} entries. One of them, as");
+    if let Some((job, record)) = tracked
         .iter()
-        .find(|j| records.get(&j.id).and_then(|r| r.status) == Some(Status::Dead))
+        .filter_map(|j| records.get(&j.id).map(|r| (j, r)))
+        .find(|(_, r)| r.status == Some(Status::Dead) && r.job_type == "fail")
     {
-        println!("  FLOTILLA_REDIS_URL={url} flotilla jobs show {}", &job.id);
+        println!("`flotilla jobs show {}` prints it:\n", job.id);
+        for line in super::jobs::render(record).lines() {
+            println!("  {line}");
+        }
     }
     show_schedule(&mut conn, &keys).await?;
     schedulers.stop.cancel();

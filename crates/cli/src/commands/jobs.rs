@@ -87,7 +87,8 @@ fn time(ms: Option<u64>) -> String {
         .map_or_else(|| "-".to_owned(), |t| t.to_string())
 }
 
-fn render(r: &JobRecord) -> String {
+/// A record as text, one field a line.
+pub fn render(r: &JobRecord) -> String {
     let status = r.status.map_or("unknown", |s| s.as_str());
     let mut out = String::new();
     let mut line = |name: &str, value: String| out.push_str(&format!("{name:<12} {value}\n"));
