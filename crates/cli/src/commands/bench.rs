@@ -45,14 +45,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let jobs: Vec<NewJob> = (0..args.jobs)
         .map(|_| NewJob::new("noop", &payload))
         .collect::<Result<_, _>>()?;
-    reset_stats(&mut conn).await?;
+    let cpu_at_start = reset_stats(&mut conn).await?;
     let started = Instant::now();
     let results = producer.enqueue_bulk(jobs).await?;
     let enqueue_time = started.elapsed();
     if let Some(Err(e)) = results.iter().find(|r| r.is_err()) {
         bail!("enqueue failed: {e}");
     }
-    let enqueue_stats = command_stats(&mut conn).await?;
+    let enqueue_stats = command_stats(&mut conn, cpu_at_start).await?;
 
     let config = WorkerConfig {
         namespace,
@@ -63,7 +63,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     };
     let worker = Worker::connect(&url, config, Registry::with_builtins()).await?;
     let shutdown = Shutdown::new();
-    reset_stats(&mut conn).await?;
+    let cpu_at_start = reset_stats(&mut conn).await?;
     let started = Instant::now();
     let task = tokio::spawn(worker.run(shutdown.clone()));
     let done_key = keys.index("default", Status::Completed);
@@ -85,34 +85,42 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let process_time = started.elapsed();
-    let process_stats = command_stats(&mut conn).await?;
+    let process_stats = command_stats(&mut conn, cpu_at_start).await?;
     shutdown.trigger();
     task.await.context("worker task")??;
 
     let floor_stats = floor(&mut conn, &keys, args.jobs.min(20_000)).await?;
-    let per_job = |stats: &Stats, n: usize| (stats.usec / n as f64, stats.calls as f64 / n as f64);
-    let (enq_us, enq_calls) = per_job(&enqueue_stats, args.jobs);
-    let (run_us, run_calls) = per_job(&process_stats, args.jobs);
-    let (floor_us, floor_calls) = per_job(&floor_stats.0, floor_stats.1);
+    let cpu = |stats: &Stats, n: usize| stats.cpu_usec / n as f64;
+    let scripts = |stats: &Stats, n: usize| stats.script_calls as f64 / n as f64;
     let rate = |d: Duration| args.jobs as f64 / d.as_secs_f64();
-    println!();
     println!(
-        "  enqueue (bulk)    {:>9.0} jobs/s   redis {:>5.1} µs/job  {:>4.1} commands/job",
+        "\n  {:<36} {:>9}  {:>17}  {:>16}",
+        "", "jobs/s", "redis CPU µs/job", "script calls/job"
+    );
+    println!(
+        "  {:<36} {:>9.0}  {:>17.1}  {:>16.3}",
+        "enqueue (bulk)",
         rate(enqueue_time),
-        enq_us,
-        enq_calls
+        cpu(&enqueue_stats, args.jobs),
+        scripts(&enqueue_stats, args.jobs)
     );
     println!(
-        "  process (noop)    {:>9.0} jobs/s   redis {:>5.1} µs/job  {:>4.1} commands/job",
+        "  {:<36} {:>9.0}  {:>17.1}  {:>16.3}",
+        "process (noop)",
         rate(process_time),
-        run_us,
-        run_calls
+        cpu(&process_stats, args.jobs),
+        scripts(&process_stats, args.jobs)
     );
     println!(
-        "  floor (XADD+XREADGROUP+XACK+XDEL)    redis {:>5.1} µs/job  {:>4.1} commands/job",
-        floor_us, floor_calls
+        "  {:<36} {:>9}  {:>17.1}  {:>16}",
+        "floor: XADD+XREADGROUP+XACK+XDEL",
+        "-",
+        cpu(&floor_stats.0, floor_stats.1),
+        "-"
     );
-    println!("\n  redis time by command while processing (µs/job):");
+    println!(
+        "\n  redis time by command while processing, µs/job (EVALSHA includes what its scripts run):"
+    );
     let mut by_cmd: Vec<_> = process_stats.by_command.iter().collect();
     by_cmd.sort_by(|a, b| b.1.total_cmp(a.1));
     for (name, usec) in by_cmd.into_iter().take(8) {
@@ -121,29 +129,43 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Server time and calls, summed over commands (scripts count once, as EVALSHA).
+/// What Redis spent on a phase: CPU time of the server, script calls, and time by
+/// command (EVALSHA's time includes the commands its scripts run, which are also listed).
 struct Stats {
-    usec: f64,
-    calls: u64,
+    cpu_usec: f64,
+    script_calls: u64,
     by_command: HashMap<String, f64>,
 }
 
-async fn reset_stats(conn: &mut ConnectionManager) -> anyhow::Result<()> {
+/// The server's CPU time so far (user + system), in µs; phases are measured as differences.
+async fn cpu_usec(conn: &mut ConnectionManager) -> anyhow::Result<f64> {
+    let info: String = redis::cmd("INFO").arg("cpu").query_async(conn).await?;
+    let field = |key: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    Ok((field("used_cpu_user:") + field("used_cpu_sys:")) * 1e6)
+}
+
+async fn reset_stats(conn: &mut ConnectionManager) -> anyhow::Result<f64> {
     let _: () = redis::cmd("CONFIG")
         .arg("RESETSTAT")
         .query_async(conn)
         .await?;
-    Ok(())
+    cpu_usec(conn).await
 }
 
-async fn command_stats(conn: &mut ConnectionManager) -> anyhow::Result<Stats> {
+async fn command_stats(conn: &mut ConnectionManager, cpu_at_start: f64) -> anyhow::Result<Stats> {
+    let cpu_usec = cpu_usec(conn).await? - cpu_at_start;
     let info: String = redis::cmd("INFO")
         .arg("commandstats")
         .query_async(conn)
         .await?;
     let mut stats = Stats {
-        usec: 0.0,
-        calls: 0,
+        cpu_usec,
+        script_calls: 0,
         by_command: HashMap::new(),
     };
     for line in info.lines() {
@@ -162,37 +184,12 @@ async fn command_stats(conn: &mut ConnectionManager) -> anyhow::Result<Stats> {
                 .and_then(|v| v.parse::<f64>().ok())
                 .unwrap_or(0.0)
         };
-        // Commands run inside scripts are counted both on their own and in EVALSHA's time.
-        let usec = field("usec=");
-        stats.by_command.insert(name.to_owned(), usec);
-        if name == "evalsha" || !is_script_inner(name) {
-            stats.usec += usec;
-            stats.calls += field("calls=") as u64;
+        stats.by_command.insert(name.to_owned(), field("usec="));
+        if name == "evalsha" {
+            stats.script_calls = field("calls=") as u64;
         }
     }
     Ok(stats)
-}
-
-/// Commands the Flotilla scripts issue; their time is already inside EVALSHA's.
-fn is_script_inner(name: &str) -> bool {
-    matches!(
-        name,
-        "hset"
-            | "hget"
-            | "hmget"
-            | "hdel"
-            | "hincrby"
-            | "exists"
-            | "xpending"
-            | "xclaim"
-            | "pexpire"
-            | "zremrangebyscore"
-            | "time"
-            | "zrangebyscore"
-            | "zrem"
-            | "get"
-            | "del"
-    )
 }
 
 /// The floor: the same number of jobs through bare stream commands, pipelined.
@@ -210,7 +207,7 @@ async fn floor(
         .arg("MKSTREAM")
         .query_async(conn)
         .await;
-    reset_stats(conn).await?;
+    let cpu_at_start = reset_stats(conn).await?;
     let mut done = 0;
     while done < jobs {
         let n = FLOOR_BATCH.min(jobs - done);
@@ -249,5 +246,5 @@ async fn floor(
         let _: () = pipe.query_async(conn).await?;
         done += n;
     }
-    Ok((command_stats(conn).await?, jobs))
+    Ok((command_stats(conn, cpu_at_start).await?, jobs))
 }
