@@ -108,14 +108,7 @@ async fn a_schedule_whose_jobs_never_run_is_reported_and_alerts_until_they_do() 
 #[tokio::test]
 async fn a_killed_worker_raises_not_responding_and_repair_hands_its_job_on() {
     let env = Env::start().await;
-    let mut owner = WorkerProcess::start(
-        &env.url(),
-        &[
-            ("FLOTILLA_WORKER__LEASE_TTL", "60s"),
-            ("FLOTILLA_WORKER__HEARTBEAT_INTERVAL", "1s"),
-        ],
-        None,
-    );
+    let mut owner = WorkerProcess::start(&env.url(), &[], None);
     let id = env.enqueue("sleep", json!({"ms": 30000})).await;
     let running = env.wait_status("default", &id, Status::Running, LONG).await;
     let dead_worker = running.worker.expect("worker id");
@@ -295,4 +288,30 @@ async fn an_old_backlog_and_lost_jobs_raise_alerts() {
     let alert = wait_alert(&env, "jobs_lost", "default").await;
     assert!(alert.message.contains(&entry), "{}", alert.message);
     worker.stop().await;
+}
+
+#[tokio::test]
+async fn a_live_worker_with_a_long_lease_is_not_declared_gone() {
+    let env = Env::start().await;
+    // Beats every 4 s with a 12 s lease: slower than the reconciler's 1 s worker timeout.
+    let slow = [
+        ("FLOTILLA_WORKER__HEARTBEAT_INTERVAL", "4s"),
+        ("FLOTILLA_WORKER__LEASE_TTL", "12s"),
+    ];
+    let _worker = WorkerProcess::start(&env.url(), &slow, None);
+    let id = env.enqueue("sleep", json!({"ms": 30000})).await;
+    env.wait_status("default", &id, Status::Running, LONG).await;
+    let _scheduler = FlotillaProcess::scheduler(&env.url(), &env_with(&[]), None);
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let alerts = active(&env).await;
+    assert!(
+        alerts.iter().all(|a| a.kind != "worker_not_responding"),
+        "{alerts:?}"
+    );
+    let record = env.record("default", &id).await.expect("record");
+    assert_eq!(
+        (record.status, record.attempts),
+        (Some(Status::Running), 1),
+        "the job was taken away"
+    );
 }

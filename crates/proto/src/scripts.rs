@@ -62,6 +62,16 @@ script!(
     "Send an undecodable entry straight to the dead-letter queue."
 );
 script!(
+    WORKER_BEAT,
+    "worker_beat.lua",
+    "Record a worker's heartbeat on the server's clock."
+);
+script!(
+    PROGRESS,
+    "progress.lua",
+    "Record a running attempt's progress while its lease is current."
+);
+script!(
     REQUEUE,
     "requeue.lua",
     "Put a stranded job back on its stream (reconciliation)."
@@ -93,7 +103,7 @@ script!(
 );
 
 /// Every script, for loading them all at once.
-pub fn all() -> [&'static Script; 15] {
+pub fn all() -> [&'static Script; 17] {
     [
         &ENQUEUE,
         &START,
@@ -104,6 +114,8 @@ pub fn all() -> [&'static Script; 15] {
         &PROMOTE,
         &CANCEL,
         &BURY,
+        &PROGRESS,
+        &WORKER_BEAT,
         &REQUEUE,
         &FORGET_CONSUMER,
         &LEADER_ACQUIRE,

@@ -305,7 +305,9 @@ impl Reconciler {
                     .await;
             let Ok(consumers) = consumers else { continue }; // no stream or group yet
             for consumer in consumers.consumers {
-                if live.contains(&consumer.name) {
+                if live.contains(&consumer.name)
+                    || self.beating_within_own_lease(&consumer.name, now).await?
+                {
                     continue;
                 }
                 let idle_long =
@@ -345,6 +347,28 @@ impl Reconciler {
         Ok(())
     }
 
+    /// True when a worker configured with a lease longer than `worker_timeout` has beaten
+    /// within that lease: slow to beat, but not gone.
+    async fn beating_within_own_lease(
+        &mut self,
+        worker: &str,
+        now: i64,
+    ) -> Result<bool, SchedulerError> {
+        let (score, lease): (Option<f64>, Option<i64>) = redis::pipe()
+            .cmd("ZSCORE")
+            .arg(self.keys.workers())
+            .arg(worker)
+            .cmd("HGET")
+            .arg(self.keys.worker(worker))
+            .arg("lease_ms")
+            .query_async(&mut self.conn)
+            .await?;
+        Ok(match (score, lease) {
+            (Some(beat), Some(lease)) => beat as i64 >= now - lease,
+            _ => false,
+        })
+    }
+
     /// Puts every entry a gone consumer owns back on the stream for live workers.
     async fn requeue_entries_of(
         &mut self,
@@ -380,8 +404,30 @@ impl Reconciler {
                         .cmd(),
                 );
             }
-            for reply in scripts::exec_pipeline(&mut self.conn, &commands).await? {
-                reply?;
+            let mut lost = Vec::new();
+            for ((entry, ..), reply) in pending
+                .iter()
+                .zip(scripts::exec_pipeline(&mut self.conn, &commands).await?)
+            {
+                if redis::from_redis_value::<String>(reply?).is_ok_and(|outcome| outcome == "lost")
+                {
+                    lost.push(entry.clone());
+                }
+            }
+            if !lost.is_empty() {
+                tracing::error!(queue = %queue, lost = ?lost, "jobs lost: entries were deleted from the stream while pending");
+                let _: String = redis::cmd("XADD")
+                    .arg(self.keys.lost())
+                    .arg("MAXLEN")
+                    .arg("~")
+                    .arg(10_000)
+                    .arg("*")
+                    .arg("queue")
+                    .arg(queue)
+                    .arg("entries")
+                    .arg(lost.join(","))
+                    .query_async(&mut self.conn)
+                    .await?;
             }
         }
     }

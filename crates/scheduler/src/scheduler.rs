@@ -68,6 +68,14 @@ impl Scheduler {
         Ok(scheduler)
     }
 
+    /// A replica that does not lead must not repair or alert: stop a pass under way.
+    fn stop_checks(&mut self) {
+        if let Some(task) = self.running_checks.take() {
+            task.abort();
+            self.checks = Some(self.new_checks());
+        }
+    }
+
     fn new_checks(&self) -> (Reconciler, Alerter) {
         (
             Reconciler::new(
@@ -106,6 +114,7 @@ impl Scheduler {
                 tracing::warn!("scheduler step failed (will retry): {e}");
             }
         }
+        self.stop_checks();
         if self.leadership.current_epoch().is_some() || self.leadership.lapsed() {
             match self.leadership.release(&mut self.conn).await {
                 Ok(()) => tracing::info!("released the leader lease for a standby to take over"),
@@ -141,6 +150,7 @@ impl Scheduler {
             _ => {}
         }
         let Some(epoch) = self.leadership.current_epoch() else {
+            self.stop_checks();
             return Ok(());
         };
         self.fire_due(epoch).await?;

@@ -63,7 +63,7 @@ impl Completer {
             if let Outcome::Abandoned(why) = c.outcome {
                 tracing::warn!(job = %c.attempt.job_id, queue = %c.attempt.queue, "attempt abandoned: {why}");
             }
-            self.inflight.remove(&c.attempt.job_id, &c.attempt.lease);
+            self.inflight.remove(&c.attempt.lease);
         }
         let mut delay = Duration::from_millis(50);
         while !to_write.is_empty() {
@@ -216,7 +216,7 @@ impl Completer {
             }
             (Outcome::Abandoned(_), _) => {}
         }
-        self.inflight.remove(&a.job_id, &a.lease);
+        self.inflight.remove(&a.lease);
         drop(c.permit);
     }
 }

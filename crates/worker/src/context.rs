@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use flotilla_proto::{Payload, ProtoError, field};
+use flotilla_proto::scripts::{self, Call};
+use flotilla_proto::{Payload, ProtoError};
 use redis::aio::ConnectionManager;
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
@@ -25,6 +26,8 @@ pub struct JobContext {
     pub span: tracing::Span,
     pub(crate) conn: ConnectionManager,
     pub(crate) record_key: String,
+    /// This attempt's lease: progress is recorded only while it is current.
+    pub(crate) lease: String,
 }
 
 impl std::fmt::Debug for JobContext {
@@ -46,13 +49,15 @@ impl JobContext {
 
     /// Records progress (any JSON: a percentage, a step name, counts) on the job record,
     /// where `flotilla jobs show` and the dashboard read it.
+    /// It is dropped once this attempt's lease is gone (cancelled, reclaimed, finished).
     pub async fn progress(&self, progress: &serde_json::Value) -> Result<(), redis::RedisError> {
         let mut conn = self.conn.clone();
-        redis::cmd("HSET")
-            .arg(&self.record_key)
-            .arg(field::PROGRESS)
+        let _: i64 = Call::new(&scripts::PROGRESS)
+            .key(&self.record_key)
+            .arg(&self.lease)
             .arg(progress.to_string())
-            .query_async(&mut conn)
-            .await
+            .invoke(&mut conn)
+            .await?;
+        Ok(())
     }
 }

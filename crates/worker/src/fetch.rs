@@ -122,7 +122,7 @@ pub(crate) struct Reclaimed {
     pub lost: Vec<String>,
 }
 
-/// Claims entries of `queue` left idle past `min_idle_ms` by consumers that stopped
+/// Claims entries of `queue` left idle past `lease_ms` by consumers that stopped
 /// beating (or by this worker, for entries it fetched but never started). Live owners
 /// refresh their entries every heartbeat, so their entries are never this idle.
 pub(crate) async fn reclaim(
@@ -130,12 +130,11 @@ pub(crate) async fn reclaim(
     keys: &Keys,
     queue: &str,
     consumer: &str,
-    min_idle_ms: u64,
-    live_after_ms: u64,
+    lease_ms: u64,
     count: usize,
 ) -> Result<Reclaimed, FetchError> {
     let stream = keys.stream(queue);
-    if !has_stale_owner(conn, keys, &stream, consumer, live_after_ms).await? {
+    if !has_stale_owner(conn, keys, &stream, consumer, lease_ms).await? {
         return Ok(Reclaimed::default());
     }
     let mut found = Reclaimed::default();
@@ -146,7 +145,7 @@ pub(crate) async fn reclaim(
             .arg(&stream)
             .arg(CONSUMER_GROUP)
             .arg(consumer)
-            .arg(min_idle_ms)
+            .arg(lease_ms)
             .arg(&cursor)
             .arg("COUNT")
             .arg(want)
@@ -171,7 +170,7 @@ async fn has_stale_owner(
     keys: &Keys,
     stream: &str,
     me: &str,
-    live_after_ms: u64,
+    lease_ms: u64,
 ) -> Result<bool, FetchError> {
     let summary: redis::Value = redis::cmd("XPENDING")
         .arg(stream)
@@ -185,6 +184,9 @@ async fn has_stale_owner(
     if owners.iter().any(|o| o == me) {
         return Ok(true);
     }
+    // Heartbeats are recorded on the server's clock; compare on it too.
+    let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(conn).await?;
+    let live_after_ms = (secs * 1000 + micros / 1000).saturating_sub(lease_ms);
     let mut cmd = redis::cmd("ZMSCORE");
     cmd.arg(keys.workers()).arg(&owners);
     let scores: Vec<Option<f64>> = cmd.query_async(conn).await?;

@@ -98,13 +98,12 @@ impl Heartbeat {
     }
 
     fn registry_commands(&self) -> Vec<redis::Cmd> {
-        let now = now_ms();
-        let key = self.keys.worker(&self.worker_id);
         let queues: Vec<&str> = self.config.queues.iter().map(|q| q.name.as_str()).collect();
-        let mut zadd = redis::cmd("ZADD");
-        zadd.arg(self.keys.workers()).arg(now).arg(&self.worker_id);
-        let mut hset = redis::cmd("HSET");
-        hset.arg(&key)
+        let call = Call::new(&scripts::WORKER_BEAT)
+            .key(self.keys.workers())
+            .key(self.keys.worker(&self.worker_id))
+            .arg(&self.worker_id)
+            .arg(lease_ms(&self.config) * 2)
             .arg("id")
             .arg(&self.worker_id)
             .arg("host")
@@ -121,11 +120,11 @@ impl Heartbeat {
             .arg(self.inflight.len())
             .arg("started_at")
             .arg(self.started_at)
-            .arg("heartbeat_at")
-            .arg(now);
-        let mut expire = redis::cmd("PEXPIRE");
-        expire.arg(&key).arg(lease_ms(&self.config) * 2);
-        vec![zadd, hset, expire]
+            // How long this worker's entries may go unrefreshed: the reconciler waits at
+            // least this long before it calls the worker gone.
+            .arg("lease_ms")
+            .arg(lease_ms(&self.config));
+        vec![call.cmd()]
     }
 }
 
@@ -163,9 +162,4 @@ pub(crate) async fn deregister(
         .query_async(conn)
         .await?;
     Ok(())
-}
-
-/// How old a registry heartbeat may be before its worker counts as gone.
-pub(crate) fn liveness_cutoff(config: &WorkerConfig) -> u64 {
-    now_ms().saturating_sub(lease_ms(config))
 }

@@ -17,8 +17,9 @@ pub(crate) struct Attempt {
     pub cancel: CancellationToken,
 }
 
-/// Attempts by job id; an attempt stays here until its outcome has been written, so its
-/// entry keeps being refreshed while a write waits out a Redis outage.
+/// Attempts by lease token (unique per attempt; job ids are unique only within a queue);
+/// an attempt stays here until its outcome has been written, so its entry keeps being
+/// refreshed while a write waits out a Redis outage.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct InFlight {
     attempts: Arc<Mutex<HashMap<String, Attempt>>>,
@@ -34,16 +35,11 @@ impl InFlight {
     }
 
     pub(crate) fn insert(&self, attempt: Attempt) {
-        self.lock().insert(attempt.job_id.clone(), attempt);
+        self.lock().insert(attempt.lease.clone(), attempt);
     }
 
-    /// Removes the attempt, but only if it is still this lease's (a job may be reclaimed
-    /// by this same worker under a new lease).
-    pub(crate) fn remove(&self, job_id: &str, lease: &str) {
-        let mut map = self.lock();
-        if map.get(job_id).is_some_and(|a| a.lease == lease) {
-            map.remove(job_id);
-        }
+    pub(crate) fn remove(&self, lease: &str) {
+        self.lock().remove(lease);
     }
 
     pub(crate) fn snapshot(&self) -> Vec<Attempt> {

@@ -20,7 +20,7 @@ use crate::completer::{Completion, Outcome};
 use crate::fetch::Fetched;
 use crate::inflight::Attempt;
 use crate::worker::Shared;
-use crate::{HandlerError, JobContext};
+use crate::{HandlerError, JobContext, Shutdown};
 
 /// How long a cancelled handler may take to return before it is dropped.
 const CANCEL_CLEANUP: Duration = Duration::from_secs(2);
@@ -52,19 +52,25 @@ struct Started {
 
 /// Starts every fetched entry and spawns its handler: one `start` call per queue for all
 /// its entries, and the buries, in one pipeline. Waits for a concurrency slot for any
-/// entry beyond `permits` (a blocking read may return one entry per queue).
+/// entry beyond `permits` (a blocking read may return one entry per queue); if shutdown
+/// comes first, those entries stay pending for reclaim instead of holding up the drain.
 pub(crate) async fn dispatch(
     shared: &Arc<Shared>,
-    fetched: Vec<Fetched>,
+    mut fetched: Vec<Fetched>,
     mut permits: Vec<OwnedSemaphorePermit>,
     slots: &Arc<Semaphore>,
+    shutdown: &Shutdown,
 ) {
     while permits.len() < fetched.len() {
-        match Arc::clone(slots).acquire_owned().await {
-            Ok(permit) => permits.push(permit),
-            Err(_) => return,
+        tokio::select! {
+            permit = Arc::clone(slots).acquire_owned() => match permit {
+                Ok(permit) => permits.push(permit),
+                Err(_) => break,
+            },
+            _ = shutdown.triggered() => break,
         }
     }
+    fetched.truncate(permits.len());
     permits.truncate(fetched.len());
 
     let mut batches: Vec<(String, Vec<StartPlan>)> = Vec::new();
@@ -370,6 +376,7 @@ async fn execute(shared: &Shared, attempt: &Attempt, started: Started) -> Outcom
         span: tracing::Span::current(),
         conn: shared.conn.clone(),
         record_key: shared.keys.job(&attempt.queue, &attempt.job_id),
+        lease: attempt.lease.clone(),
     };
     let run = AssertUnwindSafe(handler.call(ctx)).catch_unwind();
     let mut run = std::pin::pin!(tokio::time::timeout(timeout, run));

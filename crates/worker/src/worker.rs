@@ -247,7 +247,7 @@ async fn fetch_loop(
         }
         match fetch_once(shared, pool, &mut conn, &active, permits.len(), reclaim_due).await {
             Ok(fetched) if fetched.is_empty() => {}
-            Ok(fetched) => runner::dispatch(shared, fetched, permits, &slots).await,
+            Ok(fetched) => runner::dispatch(shared, fetched, permits, &slots, shutdown).await,
             Err(e) => {
                 if e.is_no_group() {
                     groups_ready = false;
@@ -277,23 +277,25 @@ async fn fetch_once(
         .map(|&i| config.queues[i].name.as_str())
         .collect();
     if reclaim_due {
-        let min_idle = config.lease_ttl.as_millis() as u64;
-        let live_after = heartbeat::liveness_cutoff(config);
+        // An entry idle past the lease, owned by a worker whose heartbeat is older than
+        // the lease, is abandoned.
+        let lease_ms = config.lease_ttl.as_millis() as u64;
         for queue in &queues {
             let found = fetch::reclaim(
                 conn,
                 &shared.keys,
                 queue,
                 &shared.worker_id,
-                min_idle,
-                live_after,
+                lease_ms,
                 count,
             )
             .await?;
             if !found.lost.is_empty() {
                 tracing::error!(queue = %queue, lost = ?found.lost,
                     "jobs lost: entries were deleted from the stream while still pending");
-                fetch::report_lost(conn, &shared.keys, queue, &found.lost).await?;
+                if let Err(e) = fetch::report_lost(conn, &shared.keys, queue, &found.lost).await {
+                    tracing::error!(queue = %queue, "could not record the lost jobs for alerting: {e}");
+                }
             }
             // An entry of a job this worker is still running (its refresh was held up, say
             // by a frozen Redis) is ours already: claiming it reset its idle time, and

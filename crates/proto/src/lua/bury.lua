@@ -3,7 +3,7 @@
 -- KEYS[1] stream   KEYS[2] job record   KEYS[3] dead stream   KEYS[4] dead index
 -- ARGV[1] entry id   ARGV[2] job id   ARGV[3] group   ARGV[4] reason   ARGV[5] retention ms
 -- ARGV[6] dead stream max length   ARGV[7] queue name   ARGV[8..] the raw entry's field/value pairs
--- Returns "buried", or "skipped" when the id belongs to a job already known.
+-- Returns "buried", or "skipped" when the entry is a duplicate of a job that moved on.
 local now = now_ms()
 if redis.call('EXISTS', KEYS[2]) == 0 then
   redis.call('HSET', KEYS[2], 'id', ARGV[2], 'queue', ARGV[7], 'attempts', 0, 'max_attempts', 0,
@@ -16,6 +16,15 @@ if redis.call('EXISTS', KEYS[2]) == 0 then
       redis.call('HSET', KEYS[2], 'raw_' .. name, ARGV[i + 1])
     end
   end
+  bury(KEYS[2], KEYS[3], KEYS[4], ARGV[2], ARGV[4], now, tonumber(ARGV[5]), tonumber(ARGV[6]))
+  ack_and_delete(KEYS[1], ARGV[3], ARGV[1])
+  return 'buried'
+end
+-- A record exists. If this entry is the job's current one (a worker that could decode it
+-- started it, then died), the job ends here, dead with the reason; otherwise the entry is
+-- a duplicate of a job that moved on.
+local f = redis.call('HMGET', KEYS[2], 'status', 'entry')
+if f[2] == ARGV[1] and f[1] ~= 'completed' and f[1] ~= 'dead' and f[1] ~= 'cancelled' then
   bury(KEYS[2], KEYS[3], KEYS[4], ARGV[2], ARGV[4], now, tonumber(ARGV[5]), tonumber(ARGV[6]))
   ack_and_delete(KEYS[1], ARGV[3], ARGV[1])
   return 'buried'

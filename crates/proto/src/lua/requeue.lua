@@ -7,8 +7,9 @@
 --   orphan_running  the record says running but its entry is no longer pending
 --   orphan_pending  the record says pending but its entry is gone from the stream
 --   dead_consumer   an entry pending under a consumer whose worker is gone
--- Returns "requeued", "copied" (an entry with no record was re-added as it was),
--- "dropped" (a duplicate entry of a job that moved on) or "unchanged" (nothing stranded).
+-- Returns "requeued", "copied" (an entry with no record was re-added as it was), "lost"
+-- (an entry with no record whose data was deleted: nothing is left to run), "dropped" (a
+-- duplicate entry of a job that moved on) or "unchanged" (nothing stranded).
 local stream, job, group, reason, mode = KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3]
 
 local function requeue_record(old_entry)
@@ -46,11 +47,10 @@ end
 if not f[1] then
   -- Never started (a raw entry): add its fields again so a live worker gets it.
   local e = redis.call('XRANGE', stream, entry, entry)
-  if #e > 0 then
-    redis.call('XADD', stream, '*', unpack(e[1][2]))
-    ack_and_delete(stream, group, entry)
-    return 'copied'
-  end
+  ack_and_delete(stream, group, entry)
+  if #e == 0 then return 'lost' end
+  redis.call('XADD', stream, '*', unpack(e[1][2]))
+  return 'copied'
 end
 ack_and_delete(stream, group, entry)
 return 'dropped'

@@ -19,6 +19,9 @@ local function start_one(job, a)
   -- A slow fetch may have lost the entry to a reclaimer in the meantime: never run it twice.
   local pel = redis.call('XPENDING', stream, group, entry, entry, 1)
   if #pel == 0 or pel[1][2] ~= consumer then return {'skipped', 'not_owner'} end
+  -- The entry may have waited idle for a free slot: reset its idle time now, so no
+  -- reclaimer takes it before this worker's first heartbeat (rule 4).
+  redis.call('XCLAIM', stream, group, consumer, 0, entry, 'JUSTID')
 
   -- One read for everything this attempt needs (field order matters below).
   local f = redis.call('HMGET', job, 'status', 'entry', 'worker', 'attempts', 'max_attempts',
