@@ -303,3 +303,64 @@ async fn the_leader_promotes_delayed_jobs_when_no_worker_runs() {
     env.wait_status("default", &id, flotilla_proto::Status::Pending, LONG)
         .await;
 }
+
+#[tokio::test]
+async fn resuming_or_retiming_a_schedule_starts_it_from_now() {
+    let env = Env::start().await;
+    let _scheduler = FlotillaProcess::scheduler(&env.url(), &[], None);
+    wait_for_leader(&env, None).await;
+    let schedules = store(&env);
+    schedules.put(&every_second("paced")).await.expect("saved");
+    eventually(LONG, "a first fire", || async {
+        (!entries_per_job(&env, "paced").await.is_empty()).then_some(())
+    })
+    .await;
+    let server_ms = || async {
+        let (secs, micros): (i64, i64) = env.cmd(&mut redis::cmd("TIME")).await;
+        secs * 1000 + micros / 1000
+    };
+    schedules.set_paused("paced", true).await.expect("paused");
+    let paused_at = server_ms().await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let resumed_at = server_ms().await;
+    schedules.set_paused("paced", false).await.expect("resumed");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Catch-up `all` would fire the ticks of the pause if resuming did not start afresh.
+    let fired: Vec<i64> = entries_per_job(&env, "paced").await.into_keys().collect();
+    let during_pause: Vec<_> = fired
+        .iter()
+        .filter(|t| **t > paused_at + 1000 && **t <= resumed_at)
+        .collect();
+    assert!(
+        during_pause.is_empty(),
+        "ticks of the pause were fired: {during_pause:?}"
+    );
+    assert!(
+        fired.iter().any(|t| *t > resumed_at),
+        "it fires again after resuming"
+    );
+
+    // A new timing starts from when it was saved, not from the old timing's last tick.
+    let mut retimed = every_second("paced");
+    retimed.every = Some("2s".into());
+    retimed.cron = None;
+    let saved_at = server_ms().await;
+    schedules.put(&retimed).await.expect("saved");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let state = schedules.state("paced").await.expect("state");
+    assert!(state.since.is_some_and(|s| s >= saved_at), "{state:?}");
+    let config = flotilla_scheduler::ReconcileConfig::default();
+    let report = flotilla_scheduler::Reconciler::new(env.conn.clone(), env.keys.clone(), config)
+        .run(false, true)
+        .await
+        .expect("report");
+    let missed: Vec<_> = report
+        .findings
+        .iter()
+        .filter(|f| f.kind == flotilla_scheduler::FindingKind::TickMissed)
+        .collect();
+    assert!(
+        missed.is_empty(),
+        "pause and retiming are not misses: {missed:?}"
+    );
+}

@@ -213,8 +213,9 @@ impl Reconciler {
             let state = self.store.state(&schedule.name).await?;
             let Some(since) = state.since else { continue };
             let from = since.max(now - ms(self.config.lookback));
-            // Ticks younger than a second may simply not have been fired yet.
-            let ticks = timing.ticks_between(from, now - 1000, self.config.max_ticks);
+            // Only ticks the leader has handled: later ones may simply not be due yet.
+            let until = state.last_tick.unwrap_or(since).min(now - 1000);
+            let ticks = timing.ticks_between(from, until, self.config.max_ticks);
             if ticks.is_empty() {
                 continue;
             }

@@ -25,8 +25,9 @@ pub enum CatchUp {
 }
 
 /// A schedule as stored in Redis (JSON) and written in the settings file.
+// Unknown fields are tolerated in what is stored: a newer version may add some during a
+// rolling upgrade. The settings file has its own strict form.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Schedule {
     pub name: String,
     /// A cron expression: 5 or 6 fields (seconds first), or `@hourly`, `@daily`, ….
@@ -124,6 +125,17 @@ impl Schedule {
         if !name_ok {
             return Err(self.invalid("name: expected 1-128 letters, digits, '-', '_' or '.'"));
         }
+        let queue_ok = !self.queue.is_empty()
+            && self.queue.len() <= 128
+            && !self
+                .queue
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || c == '{' || c == '}');
+        if !queue_ok {
+            return Err(
+                self.invalid("queue: expected 1-128 printable characters without spaces or braces")
+            );
+        }
         if self.job_type.trim().is_empty() {
             return Err(self.invalid("type: expected the job type to enqueue"));
         }
@@ -164,8 +176,9 @@ impl Schedule {
                 let period = humantime::parse_duration(every).map_err(|e| {
                     self.invalid(format!("every: {every:?} is not a duration like 30m ({e})"))
                 })?;
-                if period < Duration::from_secs(1) {
-                    return Err(self.invalid("every: expected at least 1s"));
+                if period < Duration::from_secs(1) || period > Duration::from_secs(366 * 24 * 3600)
+                {
+                    return Err(self.invalid("every: expected between 1s and 366 days"));
                 }
                 Ok(Timing::Every(period))
             }

@@ -133,6 +133,9 @@ impl Scheduler {
             tracing::warn!("lease not renewed within the safety margin: stepping down");
             self.leadership.step_down();
         }
+        if self.leadership.current_epoch().is_none() {
+            self.stop_checks();
+        }
         match self.leadership.current_epoch() {
             None if now >= timers.next_acquire => {
                 timers.next_acquire = now + self.config.retry_interval;
@@ -153,10 +156,16 @@ impl Scheduler {
             self.stop_checks();
             return Ok(());
         };
-        self.fire_due(epoch).await?;
+        // Each duty fails on its own: a schedule that cannot fire must not stop promotion
+        // or reconciliation, and the other way round.
+        if let Err(e) = self.fire_due(epoch).await {
+            tracing::warn!("firing schedules failed (will retry): {e}");
+        }
         if now >= timers.next_promote {
             timers.next_promote = now + self.config.promote_interval;
-            self.promote_all().await?;
+            if let Err(e) = self.promote_all().await {
+                tracing::warn!("promoting delayed jobs failed (will retry): {e}");
+            }
         }
         if self
             .running_checks
@@ -201,47 +210,59 @@ impl Scheduler {
             if self.leadership.current_epoch() != Some(epoch) {
                 return Ok(());
             }
-            let timing = match schedule.timing() {
-                Ok(timing) => timing,
-                Err(e) => {
-                    tracing::warn!("{e}");
-                    continue;
-                }
-            };
-            let state = self.store.state(&schedule.name).await?;
-            let Some(last_tick) = state.last_tick else {
-                // A new schedule starts from now: ticks before it existed are not missed.
-                self.record(
+            if let Err(e) = self.fire_schedule(epoch, schedule, now, grace).await {
+                tracing::warn!(schedule = %schedule.name, "cannot fire (will retry): {e}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Fires one schedule's due ticks and records the last one handled.
+    async fn fire_schedule(
+        &mut self,
+        epoch: u64,
+        schedule: &Schedule,
+        now: i64,
+        grace: i64,
+    ) -> Result<(), SchedulerError> {
+        let timing = schedule.timing()?;
+        let state = self.store.state(&schedule.name).await?;
+        let Some(last_tick) = state.last_tick else {
+            // A schedule with no state yet starts from when it was saved, else from now.
+            let start = state.since.unwrap_or(now).min(now);
+            return self
+                .record(
                     epoch,
                     &schedule.name,
-                    now,
+                    start,
                     None,
-                    timing.next_after(now),
+                    timing.next_after(start),
                     now,
                 )
-                .await?;
-                continue;
-            };
-            let plan = plan_fires(schedule, &timing, last_tick, now, grace);
-            if !plan.skipped.is_empty() {
-                tracing::warn!(schedule = %schedule.name, skipped = plan.skipped.len(), policy = ?schedule.catch_up,
-                    "ticks missed while no scheduler led were skipped");
+                .await;
+        };
+        let plan = plan_fires(schedule, &timing, last_tick, now, grace);
+        if !plan.skipped.is_empty() {
+            tracing::warn!(schedule = %schedule.name, skipped = plan.skipped.len(), policy = ?schedule.catch_up,
+                "ticks missed while no scheduler led were skipped");
+        }
+        let mut last_job = None;
+        for tick in &plan.fire {
+            if self.leadership.current_epoch() != Some(epoch) {
+                return Ok(());
             }
-            let mut last_job = None;
-            for tick in &plan.fire {
-                last_job = Some(self.fire(schedule, *tick).await?);
-            }
-            if let Some(tick) = plan.advance_to {
-                self.record(
-                    epoch,
-                    &schedule.name,
-                    tick,
-                    last_job.as_deref(),
-                    timing.next_after(tick),
-                    now,
-                )
-                .await?;
-            }
+            last_job = Some(self.fire(schedule, *tick).await?);
+        }
+        if let Some(tick) = plan.advance_to {
+            self.record(
+                epoch,
+                &schedule.name,
+                tick,
+                last_job.as_deref(),
+                timing.next_after(tick),
+                now,
+            )
+            .await?;
         }
         Ok(())
     }

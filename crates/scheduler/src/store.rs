@@ -36,25 +36,36 @@ impl ScheduleStore {
         &self.keys
     }
 
-    /// Every schedule, by name. A stored definition that no longer parses is reported, not
-    /// skipped silently.
+    /// Every schedule that can be read, by name. A stored definition that no longer parses
+    /// is logged and left out, so one bad entry never stops the others.
     pub async fn list(&self) -> Result<Vec<Schedule>, SchedulerError> {
+        let (schedules, unreadable) = self.list_all().await?;
+        for e in unreadable {
+            tracing::error!("{e}");
+        }
+        Ok(schedules)
+    }
+
+    /// Every schedule, and an error for each stored definition that cannot be read.
+    pub async fn list_all(&self) -> Result<(Vec<Schedule>, Vec<SchedulerError>), SchedulerError> {
         let mut conn = self.conn.clone();
         let raw: HashMap<String, String> = redis::cmd("HGETALL")
             .arg(self.keys.schedules())
             .query_async(&mut conn)
             .await?;
-        let mut schedules = raw
-            .into_iter()
-            .map(|(name, json)| {
-                serde_json::from_str::<Schedule>(&json).map_err(|e| SchedulerError::Corrupt {
+        let mut schedules = Vec::new();
+        let mut unreadable = Vec::new();
+        for (name, json) in raw {
+            match serde_json::from_str::<Schedule>(&json) {
+                Ok(schedule) => schedules.push(schedule),
+                Err(e) => unreadable.push(SchedulerError::Corrupt {
                     name,
                     reason: e.to_string(),
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+                }),
+            }
+        }
         schedules.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(schedules)
+        Ok((schedules, unreadable))
     }
 
     pub async fn get(&self, name: &str) -> Result<Schedule, SchedulerError> {
@@ -71,7 +82,9 @@ impl ScheduleStore {
         })
     }
 
-    /// Adds or replaces a schedule after checking it.
+    /// Adds or replaces a schedule after checking it. A new schedule, or one whose timing,
+    /// time zone or queue changed, starts afresh from now: ticks are counted from the moment
+    /// it was saved, not from an older timing's last tick.
     pub async fn put(&self, schedule: &Schedule) -> Result<(), SchedulerError> {
         schedule.validate()?;
         let json =
@@ -79,7 +92,25 @@ impl ScheduleStore {
                 name: schedule.name.clone(),
                 problem: e.to_string(),
             })?;
+        let old = match self.get(&schedule.name).await {
+            Ok(old) => Some(old),
+            Err(SchedulerError::NoSuchSchedule(_) | SchedulerError::Corrupt { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        let retimed = old.as_ref().is_none_or(|old| {
+            (&old.cron, &old.every, &old.at, &old.tz, &old.queue)
+                != (
+                    &schedule.cron,
+                    &schedule.every,
+                    &schedule.at,
+                    &schedule.tz,
+                    &schedule.queue,
+                )
+        });
         let mut conn = self.conn.clone();
+        if retimed {
+            self.restart_from_now(&schedule.name).await?;
+        }
         let _: i64 = redis::cmd("HSET")
             .arg(self.keys.schedules())
             .arg(&schedule.name)
@@ -89,10 +120,41 @@ impl ScheduleStore {
         Ok(())
     }
 
+    /// Pauses or resumes a schedule. Resuming starts from now: the ticks that fell in the
+    /// pause are neither fired nor reported as missed.
     pub async fn set_paused(&self, name: &str, paused: bool) -> Result<(), SchedulerError> {
         let mut schedule = self.get(name).await?;
+        if schedule.paused == paused {
+            return Ok(());
+        }
+        if !paused {
+            // State first: a leader that sees the schedule active must see the new start.
+            self.restart_from_now(name).await?;
+        }
         schedule.paused = paused;
         self.put(&schedule).await
+    }
+
+    /// Sets a schedule's state to begin at the server's present time: `since` and
+    /// `last_tick` both now, so nothing before it is fired or expected.
+    async fn restart_from_now(&self, name: &str) -> Result<(), SchedulerError> {
+        let mut conn = self.conn.clone();
+        let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(&mut conn).await?;
+        let now = secs * 1000 + micros / 1000;
+        let _: () = redis::pipe()
+            .cmd("DEL")
+            .arg(self.keys.schedule(name))
+            .ignore()
+            .cmd("HSET")
+            .arg(self.keys.schedule(name))
+            .arg("since")
+            .arg(now)
+            .arg("last_tick")
+            .arg(now)
+            .ignore()
+            .query_async(&mut conn)
+            .await?;
+        Ok(())
     }
 
     /// Removes a schedule and its state.
@@ -170,13 +232,17 @@ impl ScheduleStore {
         let recorded: i64 = Call::new(&scripts::SCHEDULE_ADVANCE)
             .key(self.keys.fence())
             .key(self.keys.schedule(name))
+            .key(self.keys.schedules())
             .arg(epoch)
             .arg(last_tick)
             .arg(last_job.unwrap_or_default())
             .arg(next_tick.map(|t| t.to_string()).unwrap_or_default())
             .arg(now)
+            .arg(name)
             .invoke(&mut conn)
             .await?;
+        // Only 0 means a newer epoch; -1 (backwards) and -2 (schedule removed meanwhile)
+        // leave the caller leading.
         Ok(recorded != 0)
     }
 }

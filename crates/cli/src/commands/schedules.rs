@@ -33,7 +33,11 @@ pub async fn run(config_file: Option<&Path>, command: SchedulesCommand) -> anyho
         }
         SchedulesCommand::List { json } => list(&store, json).await?,
         SchedulesCommand::Add(args) => {
-            let schedule = from_args(*args)?;
+            let mut schedule = from_args(*args)?;
+            // Replacing a schedule keeps its paused state; resume is explicit.
+            if let Ok(existing) = store.get(&schedule.name).await {
+                schedule.paused = existing.paused;
+            }
             if let Some(at) = &schedule.at {
                 let instant: jiff::Timestamp =
                     at.parse().with_context(|| format!("--at {at:?}"))?;
