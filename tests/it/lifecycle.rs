@@ -396,6 +396,10 @@ async fn cancelling_a_running_job_stops_its_handler() {
         let flag = Arc::clone(&flag);
         async move {
             ctx.cancel.cancelled().await;
+            // Too late: the job is no longer this attempt's, so neither lands.
+            ctx.progress(&json!("after the cancel"))
+                .await
+                .map_err(HandlerError::retry)?;
             *flag.lock().expect("lock") = true;
             Ok(Some(json!("should be ignored")))
         }
@@ -417,6 +421,10 @@ async fn cancelling_a_running_job_stops_its_handler() {
     let record = env.record("default", &id).await.expect("record");
     assert_eq!(record.status, Some(Status::Cancelled));
     assert_eq!(record.result, None);
+    assert_eq!(
+        record.progress, None,
+        "progress after the cancel was recorded"
+    );
 }
 
 #[tokio::test]
