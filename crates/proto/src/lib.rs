@@ -17,6 +17,7 @@ mod encoding;
 mod entry;
 mod error;
 mod keys;
+mod lost;
 mod record;
 pub mod scripts;
 mod status;
@@ -26,6 +27,7 @@ pub use encoding::{ContentType, Payload};
 pub use entry::{EntryFields, StreamEntry};
 pub use error::ProtoError;
 pub use keys::{CONSUMER_GROUP, Keys};
+pub use lost::record_lost;
 pub use record::{JobRecord, field};
 pub use status::Status;
 

@@ -417,16 +417,7 @@ impl Reconciler {
             }
             if !lost.is_empty() {
                 tracing::error!(queue = %queue, lost = ?lost, "jobs lost: entries were deleted from the stream while pending");
-                let _: String = redis::cmd("XADD")
-                    .arg(self.keys.lost())
-                    .arg("MAXLEN")
-                    .arg("~")
-                    .arg(10_000)
-                    .arg("*")
-                    .arg("queue")
-                    .arg(queue)
-                    .arg("entries")
-                    .arg(lost.join(","))
+                let _: String = flotilla_proto::record_lost(&self.keys, queue, &lost)
                     .query_async(&mut self.conn)
                     .await?;
             }

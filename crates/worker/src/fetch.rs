@@ -286,16 +286,7 @@ pub(crate) async fn report_lost(
     queue: &str,
     entry_ids: &[String],
 ) -> Result<(), FetchError> {
-    let _: String = redis::cmd("XADD")
-        .arg(keys.lost())
-        .arg("MAXLEN")
-        .arg("~")
-        .arg(10_000)
-        .arg("*")
-        .arg("queue")
-        .arg(queue)
-        .arg("entries")
-        .arg(entry_ids.join(","))
+    let _: String = flotilla_proto::record_lost(keys, queue, entry_ids)
         .query_async(conn)
         .await?;
     Ok(())
