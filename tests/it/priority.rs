@@ -18,6 +18,18 @@ const SAMPLE: usize = 3000;
 /// the standard deviation of a 60 % share is 0.9 points; 4 is over four of them.
 const TOLERANCE: f64 = 4.0;
 
+/// Puts `count` `mark` jobs on `queue`.
+async fn fill(env: &Env, queue: &str, count: usize) {
+    let jobs = (0..count)
+        .map(|_| {
+            NewJob::new("mark", &json!({}))
+                .expect("encodes")
+                .queue(queue)
+        })
+        .collect();
+    env.producer.enqueue_bulk(jobs).await.expect("bulk");
+}
+
 /// A registry whose `mark` handler records the queue of each job it serves, in order.
 fn queue_recorder(served: &Arc<Mutex<Vec<String>>>) -> Registry {
     let seen = Arc::clone(served);
@@ -37,14 +49,7 @@ async fn served_shares_follow_the_weights_and_low_is_not_starved() {
     let env = Env::start().await;
     let queues = ["critical", "default", "low"];
     for queue in queues {
-        let jobs = (0..PER_QUEUE)
-            .map(|_| {
-                NewJob::new("mark", &json!({}))
-                    .expect("encodes")
-                    .queue(queue)
-            })
-            .collect();
-        env.producer.enqueue_bulk(jobs).await.expect("bulk");
+        fill(&env, queue, PER_QUEUE).await;
     }
     let served = Arc::new(Mutex::new(Vec::new()));
     let registry = queue_recorder(&served);
@@ -85,14 +90,7 @@ async fn served_shares_follow_the_weights_and_low_is_not_starved() {
 async fn strict_priority_drains_the_heaviest_queue_first() {
     let env = Env::start().await;
     for queue in ["low", "critical"] {
-        let jobs = (0..20)
-            .map(|_| {
-                NewJob::new("mark", &json!({}))
-                    .expect("encodes")
-                    .queue(queue)
-            })
-            .collect();
-        env.producer.enqueue_bulk(jobs).await.expect("bulk");
+        fill(&env, queue, 20).await;
     }
     let served = Arc::new(Mutex::new(Vec::new()));
     let registry = queue_recorder(&served);

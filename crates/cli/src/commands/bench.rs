@@ -93,30 +93,33 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let cpu = |stats: &Stats, n: usize| stats.cpu_usec / n as f64;
     let scripts = |stats: &Stats, n: usize| stats.script_calls as f64 / n as f64;
     let rate = |d: Duration| args.jobs as f64 / d.as_secs_f64();
+    let row = |label: &str, jobs_per_s: Option<f64>, cpu_us: f64, calls: Option<f64>| {
+        let jobs_per_s = jobs_per_s.map_or_else(|| "-".to_owned(), |r| format!("{r:.0}"));
+        let calls = calls.map_or_else(|| "-".to_owned(), |c| format!("{c:.3}"));
+        println!("  {label:<36} {jobs_per_s:>9}  {cpu_us:>17.1}  {calls:>16}");
+    };
     println!(
         "\n  {:<36} {:>9}  {:>17}  {:>16}",
         "", "jobs/s", "redis CPU µs/job", "script calls/job"
     );
-    println!(
-        "  {:<36} {:>9.0}  {:>17.1}  {:>16.3}",
+    let n = args.jobs;
+    row(
         "enqueue (bulk)",
-        rate(enqueue_time),
-        cpu(&enqueue_stats, args.jobs),
-        scripts(&enqueue_stats, args.jobs)
+        Some(rate(enqueue_time)),
+        cpu(&enqueue_stats, n),
+        Some(scripts(&enqueue_stats, n)),
     );
-    println!(
-        "  {:<36} {:>9.0}  {:>17.1}  {:>16.3}",
+    row(
         "process (noop)",
-        rate(process_time),
-        cpu(&process_stats, args.jobs),
-        scripts(&process_stats, args.jobs)
+        Some(rate(process_time)),
+        cpu(&process_stats, n),
+        Some(scripts(&process_stats, n)),
     );
-    println!(
-        "  {:<36} {:>9}  {:>17.1}  {:>16}",
+    row(
         "floor: XADD+XREADGROUP+XACK+XDEL",
-        "-",
+        None,
         cpu(&floor_stats.0, floor_stats.1),
-        "-"
+        None,
     );
     println!(
         "\n  redis time by command while processing, µs/job (EVALSHA includes what its scripts run):"
