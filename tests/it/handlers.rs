@@ -11,12 +11,12 @@ use serde_json::json;
 
 use crate::util::{Env, LONG};
 
-fn exec(script: &str) -> ExecHandler {
-    ExecHandler {
-        command: vec!["sh".into(), "-c".into(), script.into()],
-        dir: None,
-        env: Default::default(),
-    }
+pub fn exec(script: &str) -> ExecHandler {
+    ExecHandler::new(["sh", "-c", script])
+}
+
+pub fn http(url: &str) -> HttpHandler {
+    HttpHandler::new(url, &Default::default()).expect("valid url")
 }
 
 #[tokio::test]
@@ -94,7 +94,7 @@ async fn http_retries_5xx_honours_retry_after_and_succeeds_on_2xx() {
     let env = Env::start().await;
     let (url, bodies) = http_server(vec![UNAVAILABLE, TOO_MANY, OK]);
     let mut registry = Registry::new();
-    registry.register("notify", HttpHandler::new(&url));
+    registry.register("notify", http(&url));
     let worker = InProcessWorker::start(&env.url(), fast_config(), registry).await;
     let started = std::time::Instant::now();
     let id = env
@@ -125,7 +125,7 @@ async fn http_gives_up_on_4xx() {
     let env = Env::start().await;
     let (url, _) = http_server(vec![BAD_REQUEST]);
     let mut registry = Registry::new();
-    registry.register("notify", HttpHandler::new(&url));
+    registry.register("notify", http(&url));
     let worker = InProcessWorker::start(&env.url(), fast_config(), registry).await;
     let id = env
         .enqueue_job(

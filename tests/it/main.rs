@@ -3,6 +3,7 @@
 mod cli;
 mod crash;
 mod handlers;
+mod hardening;
 mod lifecycle;
 mod malformed;
 mod priority;

@@ -182,6 +182,15 @@ impl FlotillaProcess {
         matches!(self.child.try_wait(), Ok(Some(_)))
     }
 
+    /// The lines logged so far that are JSON objects (start the process with
+    /// `FLOTILLA_LOG_FORMAT=json`), for assertions on fields instead of scraped text.
+    pub fn json_logs(&self) -> Vec<serde_json::Value> {
+        self.log()
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
+    }
+
     /// Everything the worker logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()

@@ -10,13 +10,24 @@ use std::time::{Duration, Instant};
 pub struct RedisServer {
     child: Option<Child>,
     dir: tempfile::TempDir,
+    /// Extra `redis-server` arguments, kept for restarts.
+    extra_args: Vec<String>,
 }
 
 impl RedisServer {
     /// Starts a server and waits until it answers PING.
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts a server with extra arguments, e.g. `["--requirepass", "pw"]`.
+    pub fn start_with(extra_args: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir for redis-server");
-        let mut server = Self { child: None, dir };
+        let mut server = Self {
+            child: None,
+            dir,
+            extra_args: extra_args.iter().map(|a| (*a).to_owned()).collect(),
+        };
         server.spawn();
         server
     }
@@ -47,6 +58,7 @@ impl RedisServer {
             .arg(self.socket())
             .arg("--dir")
             .arg(self.dir.path())
+            .args(&self.extra_args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -54,10 +66,14 @@ impl RedisServer {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if let Ok(mut conn) = redis::Client::open(self.url()).and_then(|c| c.get_connection())
-                && redis::cmd("PING").query::<String>(&mut conn).is_ok()
-            {
-                return;
+            let answered = redis::Client::open(self.url())
+                .and_then(|c| c.get_connection())
+                .and_then(|mut conn| redis::cmd("PING").query::<String>(&mut conn));
+            // A server that wants a password answers too.
+            match answered {
+                Ok(_) => return,
+                Err(e) if e.code() == Some("NOAUTH") => return,
+                Err(_) => {}
             }
             std::thread::sleep(Duration::from_millis(20));
         }

@@ -169,6 +169,8 @@ pub struct WorkerSettings {
 #[serde(default, deny_unknown_fields)]
 pub struct LimitSettings {
     pub max_payload_bytes: usize,
+    /// Largest result kept (JSON bytes); a bigger one fails its attempt.
+    pub max_result_bytes: usize,
     /// 0 = no cap.
     pub max_queue_len: u64,
 }
@@ -206,6 +208,9 @@ pub struct HandlerSettings {
     /// exec: extra environment.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// exec: how long the process group gets after SIGTERM before SIGKILL.
+    #[serde(default, with = "humantime_serde")]
+    pub kill_grace: Option<Duration>,
     /// http: where to POST.
     pub url: Option<String>,
     /// http: extra headers.
@@ -236,6 +241,7 @@ impl Default for Settings {
             },
             limits: LimitSettings {
                 max_payload_bytes: worker.max_payload_bytes,
+                max_result_bytes: worker.max_result_bytes,
                 max_queue_len: limits.max_queue_len,
             },
             retention: RetentionSettings {
@@ -324,6 +330,8 @@ impl Settings {
 
     fn check(&self, file: Option<&Path>) -> anyhow::Result<()> {
         let origin = file.map_or_else(|| "the environment".to_owned(), |p| p.display().to_string());
+        self.check_limits()
+            .map_err(|e| anyhow::anyhow!("invalid settings in {origin}: {e}"))?;
         self.worker_config()
             .validate()
             .map_err(|e| anyhow::anyhow!("invalid settings in {origin}: worker.{e}"))?;
@@ -339,6 +347,46 @@ impl Settings {
                     e.to_string().trim_start_matches("schedule ")
                 )
             })?;
+        }
+        Ok(())
+    }
+
+    /// Limits, retention and job defaults, each error naming its key and what it means.
+    fn check_limits(&self) -> Result<(), String> {
+        if self.limits.max_payload_bytes == 0 {
+            return Err(
+                "limits.max_payload_bytes: expected at least 1 byte (0 would refuse every job)"
+                    .into(),
+            );
+        }
+        if self.limits.max_result_bytes == 0 {
+            return Err("limits.max_result_bytes: expected at least 1 byte (0 would fail every job that returns a result)".into());
+        }
+        for (key, value) in [
+            ("retention.completed", self.retention.completed),
+            ("retention.dead", self.retention.dead),
+        ] {
+            if value < Duration::from_secs(1) {
+                return Err(format!(
+                    "{key}: expected a duration of at least 1s such as \"24h\" (finished records are kept this long, then expire)"
+                ));
+            }
+        }
+        if self.retention.dead_max_len == 0 {
+            return Err("retention.dead_max_len: expected at least 1 entry".into());
+        }
+        flotilla_proto::check_max_attempts(u64::from(self.defaults.max_attempts)).map_err(
+            |_| {
+                format!(
+                    "defaults.max_attempts: expected {}",
+                    flotilla_proto::MAX_ATTEMPTS_RULE
+                )
+            },
+        )?;
+        if self.defaults.timeout.is_zero() {
+            return Err(
+                "defaults.timeout: expected a duration of at least 1ms such as \"30m\"".into(),
+            );
         }
         Ok(())
     }
@@ -373,6 +421,7 @@ impl Settings {
             block_time: self.worker.block_time,
             promote_interval: self.worker.promote_interval,
             max_payload_bytes: self.limits.max_payload_bytes,
+            max_result_bytes: self.limits.max_result_bytes,
             retention: self.retention.completed,
             dead_retention: self.retention.dead,
             dead_max_len: self.retention.dead_max_len,
@@ -409,6 +458,8 @@ impl Settings {
                 lost_window: self.alerts.lost_window,
                 webhook_url: Some(self.alerts.webhook_url.clone()).filter(|u| !u.is_empty()),
             },
+            // `check` has parsed the backoff already.
+            job_limits: self.producer_limits().unwrap_or_default(),
             ..SchedulerConfig::default()
         }
     }
@@ -461,25 +512,20 @@ impl Settings {
                     let command = spec.command.clone().filter(|c| !c.is_empty()).ok_or_else(|| {
                         anyhow::anyhow!("{key}.command: expected a non-empty list, e.g. [\"python3\", \"job.py\"]")
                     })?;
-                    registry.register(
-                        job_type,
-                        ExecHandler {
-                            command,
-                            dir: spec.dir.clone(),
-                            env: spec.env.clone(),
-                        },
-                    );
+                    let mut handler = ExecHandler::new(command);
+                    handler.dir = spec.dir.clone();
+                    handler.env = spec.env.clone();
+                    if let Some(grace) = spec.kill_grace {
+                        handler.kill_grace = grace;
+                    }
+                    registry.register(job_type, handler);
                 }
                 "http" => {
-                    let url = spec
-                        .url
-                        .clone()
-                        .filter(|u| u.starts_with("http://") || u.starts_with("https://"));
-                    let url = url.ok_or_else(|| {
+                    let url = spec.url.as_deref().ok_or_else(|| {
                         anyhow::anyhow!("{key}.url: expected an http:// or https:// URL")
                     })?;
-                    let mut handler = HttpHandler::new(&url);
-                    handler.headers = spec.headers.clone();
+                    let handler = HttpHandler::new(url, &spec.headers)
+                        .map_err(|e| anyhow::anyhow!("{key}.{e}"))?;
                     registry.register(job_type, handler);
                 }
                 other => bail!("{key}.kind: expected \"exec\" or \"http\", found {other:?}"),

@@ -3,7 +3,10 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use flotilla_proto::scripts::{self, Call};
-use flotilla_proto::{Backoff, CONSUMER_GROUP, Keys, PROTOCOL_VERSION, Status, new_job_id};
+use flotilla_proto::{
+    Backoff, CONSUMER_GROUP, Keys, PROTOCOL_VERSION, Status, check_max_attempts, check_name,
+    check_timeout_ms, field, new_job_id,
+};
 use redis::aio::ConnectionManager;
 
 use crate::{Job, NewJob, ProducerError};
@@ -103,6 +106,11 @@ impl Producer {
 
     pub fn keys(&self) -> &Keys {
         &self.keys
+    }
+
+    /// A clone of the producer's connection, for reads beside enqueueing.
+    pub fn connection(&self) -> ConnectionManager {
+        self.conn.clone()
     }
 
     /// A typed job, ready for options and [`Producer::enqueue`].
@@ -207,16 +215,13 @@ impl Producer {
                 limit: self.limits.max_payload_bytes,
             });
         }
-        validate_name("queue", &job.queue)?;
-        validate_name("type", &job.job_type)?;
-        let max_attempts = job.max_attempts.unwrap_or(self.limits.default_max_attempts);
-        if max_attempts == 0 {
-            return Err(ProducerError::Invalid(
-                "max_attempts must be at least 1".into(),
-            ));
-        }
+        check_name(field::QUEUE, &job.queue)?;
+        check_name(field::TYPE, &job.job_type)?;
+        let max_attempts = check_max_attempts(u64::from(
+            job.max_attempts.unwrap_or(self.limits.default_max_attempts),
+        ))?;
         let id = job.id.clone().unwrap_or_else(new_job_id);
-        validate_name("id", &id)?;
+        check_name(field::ID, &id)?;
         let run_at_ms = match job.run_at {
             None => 0,
             Some(t) => t
@@ -227,6 +232,7 @@ impl Producer {
         };
         let delay_ms = job.delay.map_or(0, |d| d.as_millis());
         let timeout = job.timeout.unwrap_or(self.limits.default_timeout);
+        check_timeout_ms(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX))?;
         let backoff = job.backoff.as_ref().unwrap_or(&self.limits.default_backoff);
         let queue = &job.queue;
         let mut call = Call::new(&scripts::ENQUEUE)
@@ -235,7 +241,7 @@ impl Producer {
             .key(self.keys.delayed(queue));
         let mut unique_ttl_ms = 0;
         if let Some((key, ttl)) = &job.unique {
-            validate_name("unique key", key)?;
+            check_name("unique key", key)?;
             call = call.key(self.keys.unique(queue, key));
             unique_ttl_ms = ttl.as_millis().max(1);
         }
@@ -261,21 +267,6 @@ impl Producer {
             });
         Ok((call, id))
     }
-}
-
-/// Names go into key names: keep them printable and free of the hash-tag braces.
-fn validate_name(what: &str, name: &str) -> Result<(), ProducerError> {
-    let bad = name.is_empty()
-        || name.len() > 256
-        || name
-            .chars()
-            .any(|c| c.is_control() || c.is_whitespace() || c == '{' || c == '}');
-    if bad {
-        return Err(ProducerError::Invalid(format!(
-            "{what} {name:?} must be 1-256 printable characters without spaces or braces"
-        )));
-    }
-    Ok(())
 }
 
 fn queue_full(err: redis::RedisError) -> ProducerError {

@@ -91,7 +91,9 @@ impl Payload {
         self.decode()
     }
 
-    /// Checks size and that the bytes decode, so bad input is refused before it runs.
+    /// The one payload check, made where a worker first meets a payload: within `limit`
+    /// bytes, and readable as JSON by every handler (Rust, `exec`, `http`). JSON must be
+    /// UTF-8 throughout, strings included; msgpack strings must be UTF-8 too.
     pub fn validate(&self, limit: usize) -> Result<(), ProtoError> {
         if self.bytes.len() > limit {
             return Err(ProtoError::PayloadTooLarge {
@@ -99,7 +101,23 @@ impl Payload {
                 limit,
             });
         }
-        self.decode::<serde::de::IgnoredAny>().map(|_| ())
+        match self.content_type {
+            // Checking the whole text first catches bad UTF-8 inside strings, which a
+            // parse that skips values does not look at.
+            ContentType::Json => {
+                let text =
+                    std::str::from_utf8(&self.bytes).map_err(|e| bad(self.content_type, e))?;
+                if text.is_empty() {
+                    return Ok(());
+                }
+                serde_json::from_str::<serde::de::IgnoredAny>(text)
+                    .map(|_| ())
+                    .map_err(|e| bad(self.content_type, e))
+            }
+            // A msgpack string that is not UTF-8 has no JSON form: refuse it here rather
+            // than in the `exec` or `http` handler.
+            ContentType::MsgPack => self.to_json().map(|_| ()),
+        }
     }
 }
 
@@ -168,6 +186,31 @@ mod tests {
             big.validate(4),
             Err(ProtoError::PayloadTooLarge { size: 10, limit: 4 })
         ));
+    }
+
+    #[test]
+    fn a_payload_valid_here_converts_for_every_handler() {
+        // Invalid UTF-8 inside a string: once accepted for `noop` and refused later by
+        // `exec`; now refused by the one check.
+        let json = Payload {
+            content_type: ContentType::Json,
+            bytes: b"{\"name\": \"\xff\xfe\"}".to_vec(),
+        };
+        assert!(json.validate(100).is_err());
+        // msgpack fixstr of two bytes that are not UTF-8.
+        let msgpack = Payload {
+            content_type: ContentType::MsgPack,
+            bytes: vec![0xa2, 0xff, 0xfe],
+        };
+        assert!(msgpack.validate(100).is_err());
+        for ok in [&b"{\"name\": \"\xc3\xa9\"}"[..], b"", b"[1, 2]"] {
+            let payload = Payload {
+                content_type: ContentType::Json,
+                bytes: ok.to_vec(),
+            };
+            assert!(payload.validate(100).is_ok());
+            assert!(payload.to_json().is_ok());
+        }
     }
 
     #[test]

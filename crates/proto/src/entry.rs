@@ -2,11 +2,14 @@
 //!
 //! The Rust producer writes only `id` (the record holds the rest). Producers in other
 //! languages may write the whole job into the entry: `type`, `payload`, and optionally
-//! `id`, `content_type`, `max_attempts`, `timeout`, `backoff`.
+//! `id`, `content_type`, `max_attempts`, `timeout`, `backoff`, `run_at`.
 
 use std::collections::HashMap;
 
-use crate::{Backoff, ContentType, Payload, ProtoError, field};
+use crate::{
+    Backoff, ContentType, Payload, ProtoError, check_max_attempts, check_name, check_timeout_ms,
+    field,
+};
 
 /// One entry as read from a stream: its id and raw fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +29,8 @@ pub struct EntryFields {
     pub max_attempts: Option<u32>,
     pub timeout_ms: Option<u64>,
     pub backoff: Option<Backoff>,
+    /// When to run, ms since the Unix epoch: a later time waits in `delayed`.
+    pub run_at_ms: Option<u64>,
 }
 
 impl StreamEntry {
@@ -63,10 +68,11 @@ impl StreamEntry {
         }
     }
 
-    /// The job id this entry stands for: the producer's `id`, else the entry id.
+    /// The job id this entry stands for: the producer's `id` when it is a valid name, else
+    /// the entry id (so a malformed id never becomes part of a key or a log line).
     pub fn job_id(&self) -> String {
         match self.text(field::ID) {
-            Ok(Some(id)) if !id.is_empty() => id.to_owned(),
+            Ok(Some(id)) if check_name(field::ID, id).is_ok() => id.to_owned(),
             _ => self.entry_id.clone(),
         }
     }
@@ -74,14 +80,8 @@ impl StreamEntry {
     /// Decodes and checks the fields. A payload over `payload_limit` bytes, or one that
     /// does not decode in its content type, is an error: retrying cannot help.
     pub fn decode(&self, payload_limit: usize) -> Result<EntryFields, ProtoError> {
-        let job_id = self
-            .text(field::ID)?
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned);
-        let job_type = self
-            .text(field::TYPE)?
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned);
+        let job_id = self.name(field::ID)?;
+        let job_type = self.name(field::TYPE)?;
         if job_id.is_none() && job_type.is_none() {
             return Err(ProtoError::NoType);
         }
@@ -96,29 +96,45 @@ impl StreamEntry {
         if job_type.is_some() {
             payload.validate(payload_limit)?;
         }
-        let max_attempts =
-            match self.text(field::MAX_ATTEMPTS)? {
-                None => None,
-                Some(text) => Some(text.parse::<u32>().ok().filter(|n| *n >= 1).ok_or_else(
-                    || ProtoError::BadField {
+        let max_attempts = match self.text(field::MAX_ATTEMPTS)? {
+            None => None,
+            Some(text) => Some(match text.trim().parse::<u64>() {
+                Ok(n) => check_max_attempts(n)?,
+                Err(_) => {
+                    return Err(ProtoError::BadField {
                         field: field::MAX_ATTEMPTS,
                         value: text.to_owned(),
-                        expected: "a whole number of at least 1",
-                    },
-                )?),
-            };
+                        expected: crate::MAX_ATTEMPTS_RULE,
+                    });
+                }
+            }),
+        };
         let timeout_ms = match self.text(field::TIMEOUT)? {
             None => None,
-            Some(text) => Some(parse_duration_ms(text).ok_or_else(|| ProtoError::BadField {
-                field: field::TIMEOUT,
-                value: text.to_owned(),
-                expected: "milliseconds, or a number with a unit: 500ms, 30s, 5m, 1h",
-            })?),
+            Some(text) => Some(check_timeout_ms(parse_duration_ms(text).ok_or_else(
+                || ProtoError::BadField {
+                    field: field::TIMEOUT,
+                    value: text.to_owned(),
+                    expected: "milliseconds, or a number with a unit: 500ms, 30s, 5m, 1h",
+                },
+            )?)?),
         };
         let backoff = self
             .text(field::BACKOFF)?
             .map(str::parse::<Backoff>)
             .transpose()?;
+        let run_at_ms = match self.text(field::RUN_AT)? {
+            None => None,
+            Some(text) => Some(
+                text.trim()
+                    .parse::<u64>()
+                    .map_err(|_| ProtoError::BadField {
+                        field: field::RUN_AT,
+                        value: text.to_owned(),
+                        expected: "milliseconds since the Unix epoch",
+                    })?,
+            ),
+        };
         Ok(EntryFields {
             job_id,
             job_type,
@@ -126,7 +142,20 @@ impl StreamEntry {
             max_attempts,
             timeout_ms,
             backoff,
+            run_at_ms,
         })
+    }
+
+    /// An `id` or `type` field: absent or empty is `None`; anything else must be a valid
+    /// name (no control characters that could forge a log line).
+    fn name(&self, name: &'static str) -> Result<Option<String>, ProtoError> {
+        match self.text(name)? {
+            None | Some("") => Ok(None),
+            Some(value) => {
+                check_name(name, value)?;
+                Ok(Some(value.to_owned()))
+            }
+        }
     }
 }
 
@@ -174,7 +203,7 @@ mod tests {
     #[test]
     fn bad_entries_name_their_problem() {
         type Fields<'a> = &'a [(&'a str, &'a [u8])];
-        let cases: [(Fields, &str); 5] = [
+        let cases: [(Fields, &str); 10] = [
             (&[("payload", b"{}")], "neither"),
             (&[("type", b"t"), ("payload", b"{oops")], "json"),
             (
@@ -187,6 +216,17 @@ mod tests {
             ),
             (&[("type", b"t"), ("max_attempts", b"zero")], "max_attempts"),
             (&[("type", b"t"), ("timeout", b"soon")], "timeout"),
+            (&[("type", b"t"), ("timeout", b"0")], "at least 1ms"),
+            (
+                &[("type", b"t"), ("max_attempts", b"99999")],
+                "from 1 to 10000",
+            ),
+            (&[("type", b"a\r\nforged")], "control characters"),
+            (&[("id", b"x\ny"), ("type", b"t")], "control characters"),
+            (
+                &[("type", b"t"), ("run_at", b"tomorrow")],
+                "milliseconds since",
+            ),
         ];
         for (fields, needle) in cases {
             let err = entry(fields).decode(1024).expect_err("refused").to_string();

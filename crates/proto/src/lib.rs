@@ -13,22 +13,28 @@
 //! ```
 
 mod backoff;
+mod checks;
 mod encoding;
 mod entry;
 mod error;
 mod keys;
 mod lost;
 mod record;
+mod redact;
 pub mod scripts;
 mod status;
 
 pub use backoff::Backoff;
+pub use checks::{
+    MAX_ATTEMPTS, MAX_ATTEMPTS_RULE, NAME_RULE, check_max_attempts, check_name, check_timeout_ms,
+};
 pub use encoding::{ContentType, Payload};
 pub use entry::{EntryFields, StreamEntry};
 pub use error::ProtoError;
 pub use keys::{CONSUMER_GROUP, Keys};
 pub use lost::record_lost;
-pub use record::{JobRecord, field};
+pub use record::{JobRecord, field, worker_field};
+pub use redact::redact_url;
 pub use status::Status;
 
 /// The protocol version written into every record (`v`) this crate creates.

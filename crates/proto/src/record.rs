@@ -37,6 +37,14 @@ pub mod field {
     pub const VERSION: &str = "v";
 }
 
+/// Field names of a worker's registry hash (`{global}:worker:<id>`).
+pub mod worker_field {
+    /// Comma-separated queue names the worker serves.
+    pub const QUEUES: &str = "queues";
+    /// How long the worker's entries may go unrefreshed, in ms.
+    pub const LEASE_MS: &str = "lease_ms";
+}
+
 /// A job record as read with HGETALL. Times are milliseconds since the Unix epoch.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct JobRecord {

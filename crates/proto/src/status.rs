@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use crate::ProtoError;
 
-/// Where a job is in its life. See DESIGN.md, "States".
+/// Where a job is in its life. See docs/PROTOCOL.md, "States".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {

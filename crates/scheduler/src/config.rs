@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use flotilla_producer::ProducerLimits;
+
 use crate::{AlertConfig, ReconcileConfig};
 
 /// How the scheduler elects its leader and how often the leader acts.
@@ -26,6 +28,8 @@ pub struct SchedulerConfig {
     pub fire_guard_ttl: Duration,
     pub reconcile: ReconcileConfig,
     pub alerts: AlertConfig,
+    /// Limits and defaults for the jobs that schedules fire (`[limits]`, `[defaults]`).
+    pub job_limits: ProducerLimits,
 }
 
 impl Default for SchedulerConfig {
@@ -41,6 +45,7 @@ impl Default for SchedulerConfig {
             fire_guard_ttl: Duration::from_secs(7 * 24 * 3600),
             reconcile: ReconcileConfig::default(),
             alerts: AlertConfig::default(),
+            job_limits: ProducerLimits::default(),
         }
     }
 }

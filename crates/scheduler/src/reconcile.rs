@@ -361,7 +361,7 @@ impl Reconciler {
             .arg(worker)
             .cmd("HGET")
             .arg(self.keys.worker(worker))
-            .arg("lease_ms")
+            .arg(flotilla_proto::worker_field::LEASE_MS)
             .query_async(&mut self.conn)
             .await?;
         Ok(match (score, lease) {

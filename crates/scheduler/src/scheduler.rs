@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use flotilla_producer::{Outcome, Producer, ProducerLimits};
+use flotilla_producer::{Outcome, Producer};
 use flotilla_proto::Keys;
 use flotilla_proto::scripts::{self, Call};
 use redis::aio::ConnectionManager;
@@ -52,7 +52,7 @@ impl Scheduler {
         let holder = flotilla_proto::instance_id();
         let leadership =
             Leadership::new(keys.clone(), holder, config.lease_ttl, config.safety_margin);
-        let producer = Producer::new(conn.clone(), keys.clone(), ProducerLimits::default());
+        let producer = Producer::new(conn.clone(), keys.clone(), config.job_limits.clone());
         let store = ScheduleStore::new(conn.clone(), keys.clone());
         let mut scheduler = Self {
             conn,

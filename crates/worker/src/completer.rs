@@ -16,7 +16,8 @@ use crate::inflight::{Attempt, InFlight};
 /// What to record about a finished attempt.
 #[derive(Debug)]
 pub(crate) enum Outcome {
-    Completed(Option<serde_json::Value>),
+    /// Succeeded, with the result's JSON text (already within the result limit).
+    Completed(Option<String>),
     /// Failed; retry after `delay`, or give up when `delay` is `None`.
     Failed {
         error: String,
@@ -146,8 +147,8 @@ impl Completer {
             for &index in &indices {
                 let c = &batch[index];
                 let result = match &c.outcome {
-                    Outcome::Completed(Some(value)) => value.to_string(),
-                    _ => String::new(),
+                    Outcome::Completed(Some(text)) => text.as_str(),
+                    _ => "",
                 };
                 call = call
                     .key(self.keys.job(queue, &c.attempt.job_id))
@@ -197,6 +198,10 @@ impl Completer {
         let a = &c.attempt;
         let reply = describe(reply);
         match (&c.outcome, reply.as_str()) {
+            (_, "missing") => tracing::warn!(
+                job = %a.job_id, queue = %a.queue,
+                "the job's record is gone (Redis restarted without its data, or the record was deleted): this attempt's outcome is dropped"
+            ),
             (_, "stale") => tracing::warn!(
                 job = %a.job_id, queue = %a.queue,
                 "lease lost (the job was reclaimed by another worker): this attempt's outcome is dropped"
@@ -205,11 +210,12 @@ impl Completer {
                 tracing::info!(job = %a.job_id, queue = %a.queue, "job was cancelled while running")
             }
             (Outcome::Completed(_), _) => tracing::debug!(job = %a.job_id, "completed"),
+            // The error is shown escaped: a handler's stderr must not write log lines.
             (Outcome::Failed { error, .. }, r) if r.starts_with("dead") => {
-                tracing::warn!(job = %a.job_id, queue = %a.queue, "job is dead: {error}")
+                tracing::warn!(job = %a.job_id, queue = %a.queue, error = %error.escape_debug(), "job is dead")
             }
             (Outcome::Failed { error, .. }, _) => {
-                tracing::info!(job = %a.job_id, queue = %a.queue, "attempt failed, will retry: {error}")
+                tracing::info!(job = %a.job_id, queue = %a.queue, error = %error.escape_debug(), "attempt failed, will retry")
             }
             (Outcome::HandBack, _) => {
                 tracing::info!(job = %a.job_id, queue = %a.queue, "handed back for another worker")

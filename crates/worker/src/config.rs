@@ -46,6 +46,8 @@ pub struct WorkerConfig {
     pub promote_interval: Duration,
     /// Largest payload accepted; bigger ones go to the dead-letter queue.
     pub max_payload_bytes: usize,
+    /// Largest result kept, in bytes of JSON; a bigger one fails its attempt for good.
+    pub max_result_bytes: usize,
     /// How long completed and cancelled records are kept.
     pub retention: Duration,
     /// How long dead records are kept.
@@ -75,6 +77,7 @@ impl Default for WorkerConfig {
             block_time: Duration::from_secs(2),
             promote_interval: Duration::from_millis(250),
             max_payload_bytes: 512 * 1024,
+            max_result_bytes: 64 * 1024,
             retention: Duration::from_secs(24 * 3600),
             dead_retention: Duration::from_secs(30 * 24 * 3600),
             dead_max_len: 10_000,
@@ -107,8 +110,28 @@ impl WorkerConfig {
         if self.block_time.is_zero() || self.block_time > Duration::from_secs(10) {
             return Err("block_time: must be between 1ms and 10s".into());
         }
-        if self.default_max_attempts == 0 {
-            return Err("default_max_attempts: must be at least 1".into());
+        if self.default_max_attempts == 0
+            || self.default_max_attempts > flotilla_proto::MAX_ATTEMPTS
+        {
+            return Err(format!(
+                "default_max_attempts: expected {}",
+                flotilla_proto::MAX_ATTEMPTS_RULE
+            ));
+        }
+        if self.default_timeout.is_zero() {
+            return Err("default_timeout: expected a duration of at least 1ms".into());
+        }
+        if self.max_payload_bytes == 0 || self.max_result_bytes == 0 {
+            return Err(
+                "max_payload_bytes and max_result_bytes: expected at least 1 byte (0 would refuse every payload or result)"
+                    .into(),
+            );
+        }
+        if self.retention.is_zero() || self.dead_retention.is_zero() {
+            return Err(
+                "retention: expected at least 1s (finished records are kept for this long, then expire)"
+                    .into(),
+            );
         }
         Ok(())
     }

@@ -20,6 +20,9 @@ pub struct JobContext {
     /// How long this attempt may run.
     pub timeout: Duration,
     pub payload: Payload,
+    /// The largest result this attempt may return, in bytes of JSON
+    /// (`limits.max_result_bytes`); a larger one fails the attempt and never reaches Redis.
+    pub max_result_bytes: usize,
     /// Cancelled when the job is cancelled, its lease is lost, or shutdown's grace ends.
     pub cancel: CancellationToken,
     /// The job's span: job id, type, queue and attempt.

@@ -87,6 +87,11 @@ impl Heartbeat {
                         tracing::info!(job = %attempt.job_id, queue = %queue, "job cancelled: stopping its handler");
                         attempt.cancel.cancel();
                     }
+                    "missing" => {
+                        tracing::warn!(job = %attempt.job_id, queue = %queue,
+                            "the job's record is gone (Redis restarted without its data, or the record was deleted); stopping");
+                        attempt.cancel.cancel();
+                    }
                     _ => {
                         tracing::warn!(job = %attempt.job_id, queue = %queue, "lease lost: another worker owns this job now; stopping");
                         attempt.cancel.cancel();
@@ -112,7 +117,7 @@ impl Heartbeat {
             .arg(std::process::id())
             .arg("version")
             .arg(env!("CARGO_PKG_VERSION"))
-            .arg("queues")
+            .arg(flotilla_proto::worker_field::QUEUES)
             .arg(queues.join(","))
             .arg("concurrency")
             .arg(self.config.concurrency)
@@ -122,7 +127,7 @@ impl Heartbeat {
             .arg(self.started_at)
             // How long this worker's entries may go unrefreshed: the reconciler waits at
             // least this long before it calls the worker gone.
-            .arg("lease_ms")
+            .arg(flotilla_proto::worker_field::LEASE_MS)
             .arg(lease_ms(&self.config));
         vec![call.cmd()]
     }

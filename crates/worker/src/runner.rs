@@ -138,19 +138,34 @@ pub(crate) async fn dispatch(
             }
         }
     }
-    for (bury, reply) in buries.iter().zip(replies) {
-        match reply {
-            Ok(_) => {
-                tracing::warn!(queue = %bury.fetched.queue, entry = %bury.fetched.entry.entry_id,
-                "dead-lettered: {}", bury.reason)
-            }
-            Err(e) => tracing::warn!("could not dead-letter an entry (will retry): {e}"),
-        }
-    }
+    log_buried(&buries, replies);
     if !orphans.is_empty() {
         let commands: Vec<redis::Cmd> = orphans.iter().map(|b| shared.bury_call(b).cmd()).collect();
-        if let Err(e) = scripts::exec_pipeline(&mut conn, &commands).await {
-            tracing::warn!("could not dead-letter orphan entries (will retry): {e}");
+        match scripts::exec_pipeline(&mut conn, &commands).await {
+            Ok(replies) => log_buried(&orphans, replies),
+            Err(e) => tracing::warn!("could not dead-letter orphan entries (will retry): {e}"),
+        }
+    }
+}
+
+/// One WARN line per entry sent to the dead-letter queue, whichever way it got there.
+fn log_buried(
+    buries: &[BuryPlan],
+    replies: impl IntoIterator<Item = redis::RedisResult<redis::Value>>,
+) {
+    for (bury, reply) in buries.iter().zip(replies) {
+        match reply {
+            Ok(_) => tracing::warn!(
+                queue = %bury.fetched.queue,
+                entry = %bury.fetched.entry.entry_id,
+                reason = %bury.reason,
+                "dead-lettered a malformed entry"
+            ),
+            Err(e) => tracing::warn!(
+                queue = %bury.fetched.queue,
+                entry = %bury.fetched.entry.entry_id,
+                "could not dead-letter an entry (will retry): {e}"
+            ),
         }
     }
 }
@@ -194,6 +209,10 @@ fn begin(
                 .spawn(run_attempt(Arc::clone(shared), attempt, started, permit));
             None
         }
+        ("scheduled", due) => {
+            tracing::info!(job = %job_id, queue = %fetched.queue, due, "entry asks to run later: scheduled");
+            None
+        }
         ("dead", reason) => {
             tracing::warn!(job = %job_id, queue = %fetched.queue, "poison pill dead-lettered: {reason}");
             None
@@ -233,13 +252,14 @@ impl Shared {
         call
     }
 
-    /// One `start` call for a queue's entries (11 arguments each, see start.lua).
+    /// One `start` call for a queue's entries (12 arguments each, see start.lua).
     fn start_call(&self, queue: &str, plans: &[StartPlan]) -> Call {
         let (keys, config) = (&self.keys, &self.config);
         let mut call = Call::new(&scripts::START)
             .key(keys.stream(queue))
             .key(keys.dead(queue))
             .key(keys.index(queue, Status::Dead))
+            .key(keys.delayed(queue))
             .arg(CONSUMER_GROUP)
             .arg(&self.worker_id)
             .arg(config.dead_retention.as_millis() as u64)
@@ -260,7 +280,7 @@ impl Shared {
     fn raw_entry_args(&self, call: Call, fields: &EntryFields, queue: &str) -> Call {
         let config = &self.config;
         let Some(job_type) = fields.job_type.as_deref() else {
-            return call.arg(&["", "", "", "", "", "", "", ""][..]);
+            return call.arg(&["", "", "", "", "", "", "", "", ""][..]);
         };
         call.arg(job_type)
             .arg(&fields.payload.bytes)
@@ -280,6 +300,7 @@ impl Shared {
             )
             .arg(queue)
             .arg(PROTOCOL_VERSION)
+            .arg(fields.run_at_ms.unwrap_or(0))
     }
 }
 
@@ -360,10 +381,13 @@ async fn execute(shared: &Shared, attempt: &Attempt, started: Started) -> Outcom
             started.job_type, shared.worker_id
         ));
     };
+    // Every record written since timeouts of 0 were refused has one; an older record
+    // without it gets the default.
     let timeout = match started.timeout_ms {
         0 => shared.config.default_timeout,
         ms => Duration::from_millis(ms),
     };
+    let max_result_bytes = shared.config.max_result_bytes;
     let ctx = JobContext {
         id: attempt.job_id.clone(),
         job_type: started.job_type.clone(),
@@ -372,6 +396,7 @@ async fn execute(shared: &Shared, attempt: &Attempt, started: Started) -> Outcom
         max_attempts: started.max_attempts,
         timeout,
         payload,
+        max_result_bytes,
         cancel: attempt.cancel.clone(),
         span: tracing::Span::current(),
         conn: shared.conn.clone(),
@@ -392,7 +417,7 @@ async fn execute(shared: &Shared, attempt: &Attempt, started: Started) -> Outcom
         result = &mut run => match result {
             Err(_) => retry(format!("timed out after {}", humantime_secs(timeout))),
             Ok(Err(panic)) => retry(format!("handler panicked: {}", panic_message(&panic))),
-            Ok(Ok(Ok(value))) => Outcome::Completed(value),
+            Ok(Ok(Ok(value))) => bounded_result(value, max_result_bytes),
             Ok(Ok(Err(HandlerError::Retry(error)))) => retry(error),
             Ok(Ok(Err(HandlerError::RetryAfter(error, delay)))) => {
                 Outcome::Failed { error, delay: Some(delay) }
@@ -400,6 +425,25 @@ async fn execute(shared: &Shared, attempt: &Attempt, started: Started) -> Outcom
             Ok(Ok(Err(HandlerError::GiveUp(error)))) => Outcome::Failed { error, delay: None },
         },
     }
+}
+
+/// The result as the JSON text to store, or a failure (for good: the same work would give
+/// the same result) when it is over the limit, so nothing over the limit reaches Redis.
+fn bounded_result(value: Option<serde_json::Value>, limit: usize) -> Outcome {
+    let Some(value) = value else {
+        return Outcome::Completed(None);
+    };
+    let text = value.to_string();
+    if text.len() > limit {
+        return Outcome::Failed {
+            error: format!(
+                "result is {} bytes of JSON, over the limit of {limit} bytes (limits.max_result_bytes)",
+                text.len()
+            ),
+            delay: None,
+        };
+    }
+    Outcome::Completed(Some(text))
 }
 
 fn humantime_secs(d: Duration) -> String {

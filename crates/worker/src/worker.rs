@@ -175,6 +175,8 @@ impl Worker {
         }
         background.cancel();
         let _ = tokio::join!(heartbeat, promoter);
+        // An exec job stopped at hand-back gets its SIGKILL if it ignores SIGTERM.
+        crate::builtin::wait_for_ending_groups(crate::builtin::DEFAULT_KILL_GRACE * 2).await;
         if let Err(e) = heartbeat::deregister(&mut conn, &keys, &config, &worker_id).await {
             tracing::warn!("could not leave the consumer groups cleanly: {e}");
         }
@@ -248,10 +250,15 @@ async fn fetch_loop(
         match fetch_once(shared, pool, &mut conn, &active, permits.len(), reclaim_due).await {
             Ok(fetched) if fetched.is_empty() => {}
             Ok(fetched) => runner::dispatch(shared, fetched, permits, &slots, shutdown).await,
+            Err(e) if e.is_no_group() => {
+                // Redis came back without our data (or the stream was deleted): make the
+                // groups again now rather than after the backoff of the outage.
+                tracing::warn!("consumer group missing (Redis lost its data?): creating it again");
+                groups_ready = false;
+                error_delay = Duration::from_millis(100);
+                continue;
+            }
             Err(e) => {
-                if e.is_no_group() {
-                    groups_ready = false;
-                }
                 tracing::warn!("fetch failed, retrying in {error_delay:?}: {e}");
                 pause(shutdown, &mut error_delay).await;
                 continue;

@@ -27,13 +27,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     };
     let namespace = format!("flotilla-bench-{}", std::process::id());
     let keys = Keys::new(namespace.clone());
-    let client = redis::Client::open(url.as_str())?;
-    let mut conn = ConnectionManager::new(client)
-        .await
-        .context("cannot connect to Redis")?;
+    let mut conn = super::connect_redis(&url).await?;
     println!(
-        "flotilla bench: {} noop jobs, one worker, concurrency {}, Redis at {url}",
-        args.jobs, args.concurrency
+        "flotilla bench: {} noop jobs, one worker, concurrency {}, Redis at {}",
+        args.jobs,
+        args.concurrency,
+        flotilla_proto::redact_url(&url)
     );
 
     let limits = ProducerLimits {

@@ -25,7 +25,10 @@ struct Tracked {
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let (url, _server, namespace) = match std::env::var("FLOTILLA_REDIS_URL") {
         Ok(url) => {
-            println!("Using Redis at {url} (namespace flotilla-demo)");
+            println!(
+                "Using Redis at {} (namespace flotilla-demo)",
+                flotilla_proto::redact_url(&url)
+            );
             (url, None, "flotilla-demo".to_owned())
         }
         Err(_) => {

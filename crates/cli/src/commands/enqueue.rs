@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use anyhow::Context;
 use flotilla_producer::{NewJob, Outcome, Producer};
-use flotilla_proto::{Backoff, ContentType, Keys, Payload};
+use flotilla_proto::{Backoff, ContentType, Keys, Payload, worker_field};
 
 use crate::cli::EnqueueArgs;
 use crate::settings::Settings;
@@ -55,7 +55,46 @@ pub async fn run(config_file: Option<&Path>, args: EnqueueArgs) -> anyhow::Resul
         Outcome::Exists => eprintln!("job {} exists already; nothing changed", enqueued.id),
     }
     println!("{}", enqueued.id);
+    if !has_live_worker(&producer, &args.queue).await {
+        eprintln!(
+            "warning: no live worker serves queue {:?}; the job waits until one does \
+             (start one with: flotilla worker, serving it under [queues])",
+            args.queue
+        );
+    }
     Ok(())
+}
+
+/// True when some worker whose heartbeat is within its lease lists `queue`. A failed
+/// look-up counts as served: the warning is advice, not a check to fail on.
+async fn has_live_worker(producer: &Producer, queue: &str) -> bool {
+    let keys = producer.keys();
+    let mut conn = producer.connection();
+    let look = async {
+        let (secs, _micros): (i64, i64) = redis::cmd("TIME").query_async(&mut conn).await?;
+        let now_ms = secs * 1000;
+        let workers: Vec<(String, f64)> = redis::cmd("ZRANGE")
+            .arg(keys.workers())
+            .arg(0)
+            .arg(-1)
+            .arg("WITHSCORES")
+            .query_async(&mut conn)
+            .await?;
+        for (worker, beat) in workers {
+            let (queues, lease): (Option<String>, Option<i64>) = redis::cmd("HMGET")
+                .arg(keys.worker(&worker))
+                .arg(worker_field::QUEUES)
+                .arg(worker_field::LEASE_MS)
+                .query_async(&mut conn)
+                .await?;
+            let live = beat as i64 >= now_ms - lease.unwrap_or(30_000);
+            if live && queues.is_some_and(|q| q.split(',').any(|q| q == queue)) {
+                return Ok(true);
+            }
+        }
+        Ok::<_, redis::RedisError>(false)
+    };
+    look.await.unwrap_or(true)
 }
 
 pub async fn connect(settings: &Settings) -> anyhow::Result<Producer> {

@@ -32,6 +32,9 @@ pub async fn find(
     keys: &Keys,
     id: &str,
 ) -> anyhow::Result<JobRecord> {
+    if id.trim().is_empty() {
+        bail!("give a job id, or the first characters of one (an empty prefix matches every job)");
+    }
     let queues: Vec<String> = redis::cmd("SMEMBERS")
         .arg(keys.queues())
         .query_async(conn)

@@ -9,14 +9,68 @@ pub mod scheduler;
 pub mod schedules;
 pub mod worker;
 
-use anyhow::Context;
+use std::time::Duration;
+
+use flotilla_proto::redact_url;
 use redis::aio::ConnectionManager;
 
-/// Connects to the Redis the settings name: one connection for a one-shot command.
+/// How long a one-shot command waits for Redis before it says so.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Connects to the Redis the settings name, for a one-shot command: one attempt with a
+/// short timeout, checked with a PING, and on failure one line that names the redacted
+/// URL and the cause in plain words.
 pub async fn connect_redis(url: &str) -> anyhow::Result<ConnectionManager> {
-    let client = redis::Client::open(url)
-        .with_context(|| format!("redis_url {url:?} is not a valid Redis URL"))?;
-    ConnectionManager::new(client)
-        .await
-        .with_context(|| format!("cannot connect to Redis at {url}"))
+    let shown = redact_url(url);
+    let client = redis::Client::open(url).map_err(|e| {
+        anyhow::anyhow!(
+            "redis_url {shown:?} is not a valid Redis URL ({}); expected redis://[:password@]host[:port][/db] or redis+unix:///path/to/socket",
+            describe_redis_error(&e)
+        )
+    })?;
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+        .set_response_timeout(Some(CONNECT_TIMEOUT))
+        .set_number_of_retries(0);
+    let connect = async {
+        let mut conn = ConnectionManager::new_with_config(client, config).await?;
+        redis::cmd("PING").query_async::<()>(&mut conn).await?;
+        Ok::<_, redis::RedisError>(conn)
+    };
+    match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(e)) => anyhow::bail!(
+            "cannot connect to Redis at {shown}: {}",
+            describe_redis_error(&e)
+        ),
+        Err(_) => anyhow::bail!(
+            "cannot connect to Redis at {shown}: no answer within {}s",
+            CONNECT_TIMEOUT.as_secs()
+        ),
+    }
+}
+
+/// A Redis error as one short phrase, without the repetitions the client's own message
+/// carries (a NOAUTH reply used to show three times).
+pub fn describe_redis_error(err: &redis::RedisError) -> String {
+    match err.code() {
+        Some("NOAUTH") => {
+            return "Redis wants a password; put it in redis_url (redis://:PASSWORD@host)".into();
+        }
+        Some("WRONGPASS") => return "Redis refused the user name or password in redis_url".into(),
+        _ => {}
+    }
+    if err.kind() == redis::ErrorKind::Parse {
+        return "the server did not answer as Redis does; is this a Redis port?".into();
+    }
+    if err.is_connection_refusal() {
+        return "connection refused; is redis-server running there?".into();
+    }
+    if err.is_timeout() {
+        return "no answer in time".into();
+    }
+    // The client's message can contain the URL it was given; never show it unredacted.
+    let text = err.to_string();
+    let first_line = text.lines().next().unwrap_or_default();
+    redact_url(first_line)
 }

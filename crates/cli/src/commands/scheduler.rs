@@ -13,7 +13,12 @@ pub async fn run(config_file: Option<&Path>) -> anyhow::Result<()> {
     let shutdown = Shutdown::on_signals();
     let scheduler = Scheduler::connect(&settings.redis_url, settings.scheduler_config())
         .await
-        .with_context(|| format!("cannot start a scheduler for {}", settings.redis_url))?;
+        .with_context(|| {
+            format!(
+                "cannot start a scheduler for {}",
+                flotilla_proto::redact_url(&settings.redis_url)
+            )
+        })?;
     sync_until_done(scheduler.store(), &settings, &shutdown).await?;
     scheduler
         .run(async move { shutdown.triggered().await })

@@ -22,7 +22,12 @@ pub async fn run(config_file: Option<&Path>, args: WorkerArgs) -> anyhow::Result
     let shutdown = Shutdown::on_signals();
     let worker = Worker::connect(&settings.redis_url, config, registry)
         .await
-        .with_context(|| format!("cannot start a worker for {}", settings.redis_url))?;
+        .with_context(|| {
+            format!(
+                "cannot start a worker for {}",
+                flotilla_proto::redact_url(&settings.redis_url)
+            )
+        })?;
     worker.run(shutdown).await?;
     Ok(())
 }

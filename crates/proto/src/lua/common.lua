@@ -36,6 +36,10 @@ local function bury(job_key, dead_stream, idx_dead, job_id, reason, now, retenti
   redis.call('XADD', dead_stream, 'MAXLEN', '~', dead_max_len, '*',
     'id', job_id, 'type', f[1] or '', 'queue', f[2] or '', 'attempts', f[3] or '0',
     'error', reason, 'failed_at', now)
-  if retention > 0 then redis.call('PEXPIRE', job_key, retention) end
+  if retention > 0 then
+    redis.call('PEXPIRE', job_key, retention)
+    -- The DLQ stream keeps what the records keep: entries older than the retention go.
+    redis.call('XTRIM', dead_stream, 'MINID', now - retention)
+  end
   index_terminal(idx_dead, job_id, now, retention)
 end

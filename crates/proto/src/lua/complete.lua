@@ -4,8 +4,8 @@
 -- ARGV[1] group   ARGV[2] retention ms of finished records
 -- then 3 values per attempt i, from ARGV[3 + 3*(i-1)]: entry id, lease token, result
 -- (JSON, may be empty)
--- Returns one word per attempt: "ok", "stale" (lease lost: the result is dropped) or
--- "cancelled".
+-- Returns one word per attempt: "ok", "stale" (lease lost: the result is dropped),
+-- "cancelled" or "missing" (no record: Redis lost its data, or the record was deleted).
 local group, retention = ARGV[1], tonumber(ARGV[2])
 local now = now_ms()
 local replies = {}
@@ -15,6 +15,8 @@ for i = 3, #KEYS do
   local f = redis.call('HMGET', job, 'status', 'lease', 'id', 'unique_key')
   if f[1] == 'cancelled' then
     replies[#replies + 1] = 'cancelled'
+  elseif not f[1] then
+    replies[#replies + 1] = 'missing'
   elseif f[1] ~= 'running' or f[2] ~= ARGV[a + 1] then
     replies[#replies + 1] = 'stale'
   else

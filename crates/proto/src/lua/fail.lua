@@ -4,9 +4,10 @@
 -- ARGV[1] entry id   ARGV[2] group   ARGV[3] lease token   ARGV[4] error message
 -- ARGV[5] retry delay ms (-1 = give up now)   ARGV[6] dead retention ms
 -- ARGV[7] dead stream max length
--- Returns {"retry", due ms}, {"dead", reason}, {"stale"} or {"cancelled"}.
+-- Returns {"retry", due ms}, {"dead", reason}, {"stale"}, {"cancelled"} or {"missing"}.
 local f = redis.call('HMGET', KEYS[2], 'status', 'lease', 'id', 'attempts', 'max_attempts')
 if f[1] == 'cancelled' then return {'cancelled'} end
+if not f[1] then return {'missing'} end
 if f[1] ~= 'running' or f[2] ~= ARGV[3] then return {'stale'} end
 
 local now = now_ms()

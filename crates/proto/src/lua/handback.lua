@@ -1,9 +1,10 @@
 -- handback: return a running job to its stream on shutdown; the attempt is not charged.
 -- KEYS[1] stream   KEYS[2] job record
 -- ARGV[1] entry id   ARGV[2] group   ARGV[3] lease token
--- Returns "ok", "stale" or "cancelled".
+-- Returns "ok", "stale", "cancelled" or "missing".
 local f = redis.call('HMGET', KEYS[2], 'status', 'lease', 'id')
 if f[1] == 'cancelled' then return 'cancelled' end
+if not f[1] then return 'missing' end
 if f[1] ~= 'running' or f[2] ~= ARGV[3] then return 'stale' end
 redis.call('HINCRBY', KEYS[2], 'attempts', -1)
 local entry = redis.call('XADD', KEYS[1], '*', 'id', f[3])

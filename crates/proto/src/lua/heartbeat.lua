@@ -1,7 +1,8 @@
 -- heartbeat: keep this worker's in-flight entries fresh so no reclaimer takes them (rule 4).
 -- KEYS[1] stream   KEYS[2..n] job records
 -- ARGV[1] group   ARGV[2] consumer   then per job (in KEYS order): entry id, lease token
--- Returns, per job, "ok", "lost" (lease or entry taken by another worker) or "cancelled".
+-- Returns, per job, "ok", "lost" (lease or entry taken by another worker), "cancelled" or
+-- "missing" (no record: Redis lost its data, or the record was deleted).
 local stream, group, consumer = KEYS[1], ARGV[1], ARGV[2]
 local out = {}
 for i = 2, #KEYS do
@@ -9,6 +10,8 @@ for i = 2, #KEYS do
   local f = redis.call('HMGET', KEYS[i], 'status', 'lease')
   if f[1] == 'cancelled' then
     out[#out + 1] = 'cancelled'
+  elseif not f[1] then
+    out[#out + 1] = 'missing'
   elseif f[1] ~= 'running' or f[2] ~= token then
     out[#out + 1] = 'lost'
   else

@@ -1,15 +1,18 @@
 -- start: begin attempts of the jobs behind delivered stream entries of one queue, a batch
 -- per call (rules 2 and 3).
--- KEYS[1] stream   KEYS[2] dead stream   KEYS[3] dead index   KEYS[3+i] job record of entry i
+-- KEYS[1] stream   KEYS[2] dead stream   KEYS[3] dead index   KEYS[4] delayed set
+-- KEYS[4+i] job record of entry i
 -- ARGV[1] group   ARGV[2] consumer   ARGV[3] dead retention ms   ARGV[4] dead stream max length
--- then 11 values per entry i, from ARGV[5 + 11*(i-1)]:
+-- then 12 values per entry i, from ARGV[5 + 12*(i-1)]:
 --   entry id, job id, lease token, and for an entry XADDed by hand with no record yet
 --   (type non-empty) the record's fields: type, payload, content type, max attempts,
---   timeout ms, backoff, queue name, protocol version
+--   timeout ms, backoff, queue name, protocol version, run at ms (0 = now)
 -- Returns one reply per entry: {"started", type, payload, content_type, attempts,
--- max_attempts, timeout_ms, backoff, trace}, {"dead", reason} (attempts spent: poison pill)
--- or {"skipped", why}; a skipped entry is acknowledged and removed unless it is no longer
--- ours ("not_owner") or names no known job ("orphan", left for the caller to bury).
+-- max_attempts, timeout_ms, backoff, trace}, {"scheduled", due ms} (a raw entry whose
+-- run_at is ahead: its record waits in `delayed`), {"dead", reason} (attempts spent:
+-- poison pill) or {"skipped", why}; a skipped entry is acknowledged and removed unless it
+-- is no longer ours ("not_owner") or names no known job ("orphan", left for the caller to
+-- bury).
 local stream, group, consumer = KEYS[1], ARGV[1], ARGV[2]
 local dead_retention, dead_max_len = tonumber(ARGV[3]), tonumber(ARGV[4])
 local now = now_ms()
@@ -29,10 +32,20 @@ local function start_one(job, a)
   if not f[1] then
     -- Names a job that has no record and says nothing to make one from: the caller buries it.
     if raw_type == '' then return {'skipped', 'orphan'} end
+    local due = tonumber(ARGV[a + 11]) or 0
     redis.call('HSET', job, 'id', job_id, 'type', raw_type, 'queue', ARGV[a + 9],
-      'payload', ARGV[a + 4], 'content_type', ARGV[a + 5], 'max_attempts', ARGV[a + 6],
-      'timeout_ms', ARGV[a + 7], 'backoff', ARGV[a + 8], 'created_at', now, 'run_at', now,
-      'entry', entry, 'v', ARGV[a + 10])
+      'payload', ARGV[a + 4], 'content_type', ARGV[a + 5], 'attempts', 0,
+      'max_attempts', ARGV[a + 6], 'timeout_ms', ARGV[a + 7], 'backoff', ARGV[a + 8],
+      'created_at', now, 'run_at', math.max(due, now), 'entry', entry, 'v', ARGV[a + 10])
+    if due > now then
+      -- A producer in another language asked for later: wait in `delayed` like any
+      -- scheduled job; promotion puts it back on the stream when due.
+      redis.call('HSET', job, 'status', 'scheduled')
+      redis.call('HDEL', job, 'entry')
+      redis.call('ZADD', KEYS[4], due, job_id)
+      ack_and_delete(stream, group, entry)
+      return {'scheduled', tostring(due)}
+    end
     f = {'pending', entry, false, '0', ARGV[a + 6], raw_type, ARGV[a + 4], ARGV[a + 5],
       ARGV[a + 7], ARGV[a + 8], false, false}
   else
@@ -72,7 +85,7 @@ local function start_one(job, a)
 end
 
 local replies = {}
-for i = 4, #KEYS do
-  replies[#replies + 1] = start_one(KEYS[i], 5 + 11 * (i - 4))
+for i = 5, #KEYS do
+  replies[#replies + 1] = start_one(KEYS[i], 5 + 12 * (i - 5))
 end
 return replies

@@ -1,13 +1,17 @@
 //! The `exec` handler: runs a command per job, payload as JSON on stdin, stdout as the
-//! result. A non-zero exit fails the attempt; the child is killed on timeout or cancel.
+//! result. A non-zero exit fails the attempt. The child leads its own process group, and a
+//! job that stops early (timeout, cancel, shutdown, output over the result limit) ends
+//! the whole group.
 
 use std::process::Stdio;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Deserialize;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
+use super::process_group::ProcessGroup;
 use crate::handler::HandlerFuture;
 use crate::{Handler, HandlerError, JobContext};
 
@@ -22,10 +26,34 @@ pub struct ExecHandler {
     /// Extra environment variables.
     #[serde(default)]
     pub env: std::collections::BTreeMap<String, String>,
+    /// How long the process group gets after SIGTERM before SIGKILL.
+    #[serde(default = "default_kill_grace", with = "humantime_serde")]
+    pub kill_grace: Duration,
 }
 
-/// Stderr kept in an error message.
+/// The default for [`ExecHandler::kill_grace`].
+pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(5);
+
+fn default_kill_grace() -> Duration {
+    DEFAULT_KILL_GRACE
+}
+
+impl ExecHandler {
+    /// Runs `command` (program first) with no extra settings.
+    pub fn new<S: Into<String>>(command: impl IntoIterator<Item = S>) -> Self {
+        Self {
+            command: command.into_iter().map(Into::into).collect(),
+            dir: None,
+            env: Default::default(),
+            kill_grace: DEFAULT_KILL_GRACE,
+        }
+    }
+}
+
+/// Stderr kept in an error message, in characters.
 const STDERR_TAIL: usize = 500;
+/// Stderr held in memory while the child runs, in bytes (only its end is shown).
+const STDERR_KEPT: usize = 16 * 1024;
 
 impl Handler for ExecHandler {
     fn call(&self, ctx: JobContext) -> HandlerFuture {
@@ -56,32 +84,103 @@ impl ExecHandler {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            // Dropping the future (timeout, cancel, shutdown) must not leave the child behind.
-            .kill_on_drop(true);
+            // Its own group, so ending the job ends what the command started too.
+            .process_group(0);
         if let Some(dir) = &self.dir {
             command.current_dir(dir);
         }
         let mut child = command
             .spawn()
             .map_err(|e| HandlerError::retry(format!("cannot start {program}: {e}")))?;
-        if let Some(mut stdin) = child.stdin.take() {
-            let bytes = input.to_string().into_bytes();
+        // From here on, leaving this function early (an error, or the future dropped on
+        // timeout, cancel or shutdown) ends the whole group.
+        let group = ProcessGroup::new(child.id(), self.kill_grace);
+        let (Some(mut stdin), Some(stdout), Some(stderr)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            return Err(HandlerError::retry("child process has no pipes"));
+        };
+        let bytes = input.to_string().into_bytes();
+        let feed = async move {
             // A child that exits without reading its input is not an error of ours.
             let _ = stdin.write_all(&bytes).await;
-        }
-        let output = tokio::select! {
-            output = child.wait_with_output() => output
+        };
+        let limit = ctx.max_result_bytes;
+        // Stops at the first byte over the limit, without waiting for stderr to close.
+        let run = async {
+            tokio::try_join!(
+                async {
+                    feed.await;
+                    Ok(())
+                },
+                read_bounded(stdout, limit),
+                async { Ok(read_tail(stderr).await) },
+            )
+        };
+        let read = tokio::select! {
+            read = run => read,
+            _ = ctx.cancel.cancelled() => return Err(HandlerError::retry("cancelled")),
+        };
+        let (_, stdout, stderr) = read.map_err(|e| match e {
+            ReadError::OverLimit => HandlerError::give_up(format!(
+                "{program} wrote more than {limit} bytes to stdout, over the result limit \
+                 (limits.max_result_bytes); the process was stopped"
+            )),
+            ReadError::Io(e) => HandlerError::retry(format!("reading {program}'s output: {e}")),
+        })?;
+        let status = tokio::select! {
+            status = child.wait() => status
                 .map_err(|e| HandlerError::retry(format!("{program} failed to run: {e}")))?,
             _ = ctx.cancel.cancelled() => return Err(HandlerError::retry("cancelled")),
         };
-        if output.status.success() {
-            return Ok(super::output_to_result(&output.stdout));
+        group.finished();
+        if status.success() {
+            return Ok(super::output_to_result(&stdout));
         }
-        let stderr = super::tail(&String::from_utf8_lossy(&output.stderr), STDERR_TAIL);
-        let how = match output.status.code() {
+        let stderr = super::tail(&String::from_utf8_lossy(&stderr), STDERR_TAIL);
+        let how = match status.code() {
             Some(code) => format!("exited with status {code}"),
             None => "was killed by a signal".to_owned(),
         };
         Err(HandlerError::Retry(format!("{program} {how}: {stderr}")))
+    }
+}
+
+/// Why a child's output could not be taken.
+#[derive(Debug)]
+enum ReadError {
+    Io(std::io::Error),
+    OverLimit,
+}
+
+/// Reads to the end, failing as soon as more than `limit` bytes arrive.
+async fn read_bounded(reader: impl AsyncRead + Unpin, limit: usize) -> Result<Vec<u8>, ReadError> {
+    let mut out = Vec::new();
+    let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
+    reader
+        .take(cap)
+        .read_to_end(&mut out)
+        .await
+        .map_err(ReadError::Io)?;
+    if out.len() > limit {
+        return Err(ReadError::OverLimit);
+    }
+    Ok(out)
+}
+
+/// Reads to the end, keeping only the last [`STDERR_KEPT`] bytes.
+async fn read_tail(mut reader: impl AsyncRead + Unpin) -> Vec<u8> {
+    let mut kept = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        match reader.read(&mut buf).await {
+            Ok(0) | Err(_) => return kept,
+            Ok(n) => {
+                kept.extend_from_slice(&buf[..n]);
+                if kept.len() > STDERR_KEPT * 2 {
+                    kept.drain(..kept.len() - STDERR_KEPT);
+                }
+            }
+        }
     }
 }

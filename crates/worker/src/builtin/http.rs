@@ -1,35 +1,65 @@
 //! The `http` handler: POSTs the payload as JSON. 2xx succeeds (the body is the result),
 //! 4xx gives up (except 408 and 429), 5xx and timeouts retry, and Retry-After is honoured.
+//! A request that can never be sent (bad URL or header) gives up at once, and every
+//! error keeps its cause (connection refused, DNS failure, TLS …).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::Deserialize;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
+use super::error_chain;
 use crate::handler::HandlerFuture;
 use crate::{Handler, HandlerError, JobContext};
 
-/// Where to send a job type's payloads.
-#[derive(Debug, Clone, Deserialize)]
+/// Where to send a job type's payloads. Build with [`HttpHandler::new`], which checks the
+/// URL and headers, so a bad one is a settings error rather than a failing job.
+#[derive(Debug, Clone)]
 pub struct HttpHandler {
-    pub url: String,
-    /// Extra request headers, e.g. an Authorization header.
-    #[serde(default)]
-    pub headers: BTreeMap<String, String>,
-    #[serde(skip, default = "reqwest::Client::new")]
+    url: reqwest::Url,
+    headers: HeaderMap,
     client: reqwest::Client,
 }
 
-/// Response body kept in an error message.
+/// A handler setting that can never work.
+#[derive(Debug, thiserror::Error)]
+pub enum InvalidHttpHandler {
+    #[error("url {url:?}: expected an http:// or https:// URL ({reason})")]
+    Url { url: String, reason: String },
+    #[error("header {name:?}: {reason}")]
+    Header { name: String, reason: String },
+}
+
+/// Response body kept in an error message, in characters.
 const BODY_TAIL: usize = 500;
 
 impl HttpHandler {
-    pub fn new(url: &str) -> Self {
-        Self {
+    /// POSTs to `url` with these extra headers (e.g. an Authorization header).
+    pub fn new(url: &str, headers: &BTreeMap<String, String>) -> Result<Self, InvalidHttpHandler> {
+        let bad_url = |reason: String| InvalidHttpHandler::Url {
             url: url.to_owned(),
-            headers: BTreeMap::new(),
-            client: reqwest::Client::new(),
+            reason,
+        };
+        let parsed = reqwest::Url::parse(url).map_err(|e| bad_url(e.to_string()))?;
+        if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+            return Err(bad_url("no http(s) scheme or host".to_owned()));
         }
+        let mut map = HeaderMap::new();
+        for (name, value) in headers {
+            let bad = |reason: String| InvalidHttpHandler::Header {
+                name: name.clone(),
+                reason,
+            };
+            let header = HeaderName::from_bytes(name.as_bytes()).map_err(|e| bad(e.to_string()))?;
+            let value = HeaderValue::from_str(value)
+                .map_err(|_| bad("value must be visible ASCII, without CR or LF".to_owned()))?;
+            map.insert(header, value);
+        }
+        Ok(Self {
+            url: parsed,
+            headers: map,
+            client: reqwest::Client::new(),
+        })
     }
 }
 
@@ -46,20 +76,23 @@ impl HttpHandler {
             .payload
             .to_json()
             .map_err(|e| HandlerError::give_up(format!("payload cannot be read: {e}")))?;
-        let mut request = self
+        let request = self
             .client
-            .post(&self.url)
+            .post(self.url.clone())
             .timeout(ctx.timeout)
+            .headers(self.headers.clone())
             .header("content-type", "application/json")
             .header("x-flotilla-job-id", &ctx.id)
             .header("x-flotilla-job-type", &ctx.job_type)
             .header("x-flotilla-attempt", ctx.attempt.to_string())
             .body(body.to_string());
-        for (name, value) in &self.headers {
-            request = request.header(name, value);
-        }
+        let url = self.url.as_str();
         let response = tokio::select! {
-            r = request.send() => r.map_err(|e| HandlerError::retry(format!("POST {}: {e}", self.url)))?,
+            r = request.send() => r.map_err(|e| {
+                let message = format!("POST {url}: {}", error_chain(&e));
+                // A request that cannot even be built fails the same way every time.
+                if e.is_builder() { HandlerError::GiveUp(message) } else { HandlerError::Retry(message) }
+            })?,
             _ = ctx.cancel.cancelled() => return Err(HandlerError::retry("cancelled")),
         };
         let status = response.status();
@@ -69,13 +102,28 @@ impl HttpHandler {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let bytes = response.bytes().await.unwrap_or_default();
+        let limit = ctx.max_result_bytes;
+        let bytes = match read_body(response, limit).await {
+            Ok(bytes) => bytes,
+            Err(BodyError::OverLimit) if status.is_success() => {
+                return Err(HandlerError::GiveUp(format!(
+                    "POST {url} answered {status} with a body over the result limit of \
+                     {limit} bytes (limits.max_result_bytes)"
+                )));
+            }
+            Err(BodyError::OverLimit) => Vec::new(),
+            Err(BodyError::Http(e)) => {
+                return Err(HandlerError::Retry(format!(
+                    "POST {url} answered {status}, then reading its body failed: {}",
+                    error_chain(&e)
+                )));
+            }
+        };
         if status.is_success() {
             return Ok(super::output_to_result(&bytes));
         }
         let message = format!(
-            "POST {} answered {status}: {}",
-            self.url,
+            "POST {url} answered {status}: {}",
             super::tail(&String::from_utf8_lossy(&bytes), BODY_TAIL)
         );
         let retryable =
@@ -86,4 +134,23 @@ impl HttpHandler {
             (false, _) => Err(HandlerError::GiveUp(message)),
         }
     }
+}
+
+/// Why a response body was not read.
+#[derive(Debug)]
+enum BodyError {
+    Http(reqwest::Error),
+    OverLimit,
+}
+
+/// Reads the body chunk by chunk, stopping at the first byte over `limit`.
+async fn read_body(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, BodyError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(BodyError::Http)? {
+        if body.len() + chunk.len() > limit {
+            return Err(BodyError::OverLimit);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
