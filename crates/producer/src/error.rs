@@ -15,4 +15,15 @@ pub enum ProducerError {
     Encoding(#[from] ProtoError),
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
+    #[error(transparent)]
+    Script(flotilla_proto::scripts::ScriptError),
+}
+
+impl From<flotilla_proto::scripts::ScriptError> for ProducerError {
+    fn from(err: flotilla_proto::scripts::ScriptError) -> Self {
+        match err {
+            flotilla_proto::scripts::ScriptError::Redis(e) => ProducerError::Redis(e),
+            other => ProducerError::Script(other),
+        }
+    }
 }

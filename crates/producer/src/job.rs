@@ -14,6 +14,13 @@ pub trait Job: Serialize + DeserializeOwned {
     const QUEUE: &'static str = "default";
 }
 
+/// When a job may run, if not now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Schedule {
+    At(SystemTime),
+    After(Duration),
+}
+
 /// One job to enqueue. Start with [`NewJob::new`] or `Producer::typed`, then chain options.
 #[derive(Debug, Clone)]
 pub struct NewJob {
@@ -21,8 +28,8 @@ pub struct NewJob {
     pub(crate) payload: Payload,
     pub(crate) queue: String,
     pub(crate) id: Option<String>,
-    pub(crate) run_at: Option<SystemTime>,
-    pub(crate) delay: Option<Duration>,
+    /// When it may run; `None` is now.
+    pub(crate) schedule: Option<Schedule>,
     pub(crate) max_attempts: Option<u32>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) backoff: Option<Backoff>,
@@ -46,8 +53,7 @@ impl NewJob {
             payload,
             queue: "default".to_owned(),
             id: None,
-            run_at: None,
-            delay: None,
+            schedule: None,
             max_attempts: None,
             timeout: None,
             backoff: None,
@@ -72,15 +78,17 @@ impl NewJob {
         self
     }
 
-    /// Run no earlier than this instant.
+    /// Run no earlier than this instant. One choice with [`NewJob::delay`]: the later
+    /// call replaces the earlier.
     pub fn at(mut self, when: SystemTime) -> Self {
-        self.run_at = Some(when);
+        self.schedule = Some(Schedule::At(when));
         self
     }
 
-    /// Run after this delay (measured on the Redis server's clock).
+    /// Run after this delay (measured on the Redis server's clock). One choice with
+    /// [`NewJob::at`]: the later call replaces the earlier.
     pub fn delay(mut self, delay: Duration) -> Self {
-        self.delay = Some(delay);
+        self.schedule = Some(Schedule::After(delay));
         self
     }
 

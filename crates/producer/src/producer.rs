@@ -2,13 +2,15 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use flotilla_proto::scripts::{self, Call};
+use flotilla_proto::scripts::{
+    self, Cancel, CancelReply, Enqueue, EnqueueReply, ScriptError, UniqueLock, When,
+};
 use flotilla_proto::{
-    Backoff, CONSUMER_GROUP, Keys, PROTOCOL_VERSION, Status, check_max_attempts, check_name,
-    check_timeout_ms, field, new_job_id,
+    Backoff, Keys, Status, check_max_attempts, check_name, check_timeout_ms, field, new_job_id,
 };
 use redis::aio::ConnectionManager;
 
+use crate::job::Schedule;
 use crate::{Job, NewJob, ProducerError};
 
 /// Limits the producer enforces before anything reaches Redis (rule 10).
@@ -120,10 +122,10 @@ impl Producer {
 
     /// Enqueues one job.
     pub async fn enqueue(&self, job: NewJob) -> Result<Enqueued, ProducerError> {
-        let (call, id) = self.call_for(&job)?;
+        let id = self.check(&job)?;
         self.register_queue(&job.queue).await?;
         let mut conn = self.conn.clone();
-        let reply: Vec<String> = call.invoke(&mut conn).await.map_err(queue_full)?;
+        let reply = scripts::run(&mut conn, &self.keys, &self.binding(&job, &id)).await;
         outcome(reply, id, &job.queue)
     }
 
@@ -142,32 +144,25 @@ impl Producer {
         let mut results = Vec::with_capacity(jobs.len());
         let mut conn = self.conn.clone();
         for batch in jobs.chunks(BULK_BATCH) {
-            let mut commands = Vec::with_capacity(batch.len());
-            let mut pending = Vec::with_capacity(batch.len());
-            for job in batch {
-                match self.call_for(job) {
-                    Ok((call, id)) => {
-                        commands.push(call.cmd());
-                        pending.push(Ok((id, job.queue.clone())));
-                    }
-                    Err(e) => pending.push(Err(e)),
-                }
-            }
-            let mut replies = scripts::exec_pipeline(&mut conn, &commands)
+            let checked: Vec<Result<String, ProducerError>> =
+                batch.iter().map(|job| self.check(job)).collect();
+            let bindings: Vec<Enqueue> = batch
+                .iter()
+                .zip(&checked)
+                .filter_map(|(job, id)| id.as_ref().ok().map(|id| self.binding(job, id)))
+                .collect();
+            let mut replies = scripts::run_all(&mut conn, &self.keys, &bindings)
                 .await?
                 .into_iter();
-            for item in pending {
-                results.push(item.and_then(|(id, queue)| {
+            for (job, id) in batch.iter().zip(checked) {
+                results.push(id.and_then(|id| {
                     let reply = replies.next().unwrap_or_else(|| {
-                        Err(redis::RedisError::from((
+                        Err(ScriptError::Redis(redis::RedisError::from((
                             redis::ErrorKind::Client,
                             "pipeline returned fewer replies than commands",
-                        )))
+                        ))))
                     });
-                    let reply: Vec<String> = reply
-                        .and_then(|v| redis::from_redis_value(v).map_err(redis::RedisError::from))
-                        .map_err(queue_full)?;
-                    outcome(reply, id, &queue)
+                    outcome(reply, id, &job.queue)
                 }));
             }
         }
@@ -178,20 +173,15 @@ impl Producer {
     /// job's worker stops its handler at its next heartbeat and its result is ignored.
     pub async fn cancel(&self, queue: &str, id: &str) -> Result<Cancelled, ProducerError> {
         let mut conn = self.conn.clone();
-        let reply: Vec<String> = Call::new(&scripts::CANCEL)
-            .key(self.keys.stream(queue))
-            .key(self.keys.job(queue, id))
-            .key(self.keys.delayed(queue))
-            .key(self.keys.index(queue, Status::Cancelled))
-            .arg(CONSUMER_GROUP)
-            .arg(self.limits.retention.as_millis() as u64)
-            .invoke(&mut conn)
-            .await?;
-        let status = |i: usize| reply.get(i).and_then(|s| s.parse::<Status>().ok());
-        Ok(match reply.first().map(String::as_str) {
-            Some("cancelled") => Cancelled::Cancelled { was: status(1) },
-            Some("finished") => Cancelled::AlreadyFinished { status: status(1) },
-            _ => Cancelled::NotFound,
+        let cancel = Cancel {
+            queue,
+            job_id: id,
+            retention_ms: millis(self.limits.retention),
+        };
+        Ok(match scripts::run(&mut conn, &self.keys, &cancel).await? {
+            CancelReply::Cancelled { was } => Cancelled::Cancelled { was },
+            CancelReply::AlreadyFinished { status } => Cancelled::AlreadyFinished { status },
+            CancelReply::NotFound => Cancelled::NotFound,
         })
     }
 
@@ -207,7 +197,8 @@ impl Producer {
         Ok(())
     }
 
-    fn call_for(&self, job: &NewJob) -> Result<(Call, String), ProducerError> {
+    /// Checks a job against the protocol and the limits; returns its id.
+    fn check(&self, job: &NewJob) -> Result<String, ProducerError> {
         let size = job.payload.bytes.len();
         if size > self.limits.max_payload_bytes {
             return Err(ProducerError::PayloadTooLarge {
@@ -217,77 +208,66 @@ impl Producer {
         }
         check_name(field::QUEUE, &job.queue)?;
         check_name(field::TYPE, &job.job_type)?;
-        let max_attempts = check_max_attempts(u64::from(
+        check_max_attempts(u64::from(
             job.max_attempts.unwrap_or(self.limits.default_max_attempts),
         ))?;
+        check_timeout_ms(millis(job.timeout.unwrap_or(self.limits.default_timeout)))?;
+        if let Some((key, _)) = &job.unique {
+            check_name("unique key", key)?;
+        }
+        if let Some(Schedule::At(t)) = job.schedule
+            && t < UNIX_EPOCH
+        {
+            return Err(ProducerError::Invalid("run time is before 1970".into()));
+        }
         let id = job.id.clone().unwrap_or_else(new_job_id);
         check_name(field::ID, &id)?;
-        let run_at_ms = match job.run_at {
-            None => 0,
-            Some(t) => t
-                .duration_since(UNIX_EPOCH)
-                .map_err(|_| ProducerError::Invalid("run time is before 1970".into()))?
-                .as_millis()
-                .max(1),
+        Ok(id)
+    }
+
+    /// The enqueue call for a checked job.
+    fn binding<'a>(&'a self, job: &'a NewJob, id: &'a str) -> Enqueue<'a> {
+        let when = match job.schedule {
+            None => When::Now,
+            Some(Schedule::At(t)) => {
+                When::At(millis(t.duration_since(UNIX_EPOCH).unwrap_or_default()))
+            }
+            Some(Schedule::After(d)) => When::After(millis(d)),
         };
-        let delay_ms = job.delay.map_or(0, |d| d.as_millis());
-        let timeout = job.timeout.unwrap_or(self.limits.default_timeout);
-        check_timeout_ms(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX))?;
-        let backoff = job.backoff.as_ref().unwrap_or(&self.limits.default_backoff);
-        let queue = &job.queue;
-        let mut call = Call::new(&scripts::ENQUEUE)
-            .key(self.keys.stream(queue))
-            .key(self.keys.job(queue, &id))
-            .key(self.keys.delayed(queue));
-        let mut unique_ttl_ms = 0;
-        if let Some((key, ttl)) = &job.unique {
-            check_name("unique key", key)?;
-            call = call.key(self.keys.unique(queue, key));
-            unique_ttl_ms = ttl.as_millis().max(1);
+        Enqueue {
+            queue: &job.queue,
+            id,
+            job_type: &job.job_type,
+            payload: &job.payload,
+            max_attempts: job.max_attempts.unwrap_or(self.limits.default_max_attempts),
+            timeout_ms: millis(job.timeout.unwrap_or(self.limits.default_timeout)),
+            backoff: job.backoff.as_ref().unwrap_or(&self.limits.default_backoff),
+            when,
+            unique: job.unique.as_ref().map(|(key, ttl)| UniqueLock {
+                key,
+                ttl_ms: millis(*ttl),
+                until_expiry: job.unique_until_expiry,
+            }),
+            max_queue_len: self.limits.max_queue_len,
+            trace: "",
         }
-        let call = call
-            .arg(&id)
-            .arg(&job.job_type)
-            .arg(&job.payload.bytes)
-            .arg(job.payload.content_type.as_str())
-            .arg(max_attempts)
-            .arg(timeout.as_millis() as u64)
-            .arg(backoff.to_string())
-            .arg(run_at_ms as u64)
-            .arg(delay_ms as u64)
-            .arg(unique_ttl_ms as u64)
-            .arg(self.limits.max_queue_len)
-            .arg(queue)
-            .arg("")
-            .arg(PROTOCOL_VERSION)
-            .arg(if job.unique_until_expiry {
-                "expiry"
-            } else {
-                "finished"
-            });
-        Ok((call, id))
     }
 }
 
-fn queue_full(err: redis::RedisError) -> ProducerError {
-    if err.code() == Some("QUEUE_FULL") {
-        ProducerError::QueueFull(err.detail().unwrap_or("queue at its cap").to_owned())
-    } else {
-        ProducerError::Redis(err)
-    }
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 fn outcome(
-    reply: Vec<String>,
-    fallback_id: String,
+    reply: Result<EnqueueReply, ScriptError>,
+    id: String,
     queue: &str,
 ) -> Result<Enqueued, ProducerError> {
-    let mut reply = reply.into_iter();
-    let id = reply.next().unwrap_or(fallback_id);
-    let outcome = match reply.next().as_deref() {
-        Some("duplicate") => Outcome::Duplicate,
-        Some("exists") => Outcome::Exists,
-        _ => Outcome::Created,
+    let (id, outcome) = match reply? {
+        EnqueueReply::Created => (id, Outcome::Created),
+        EnqueueReply::Exists => (id, Outcome::Exists),
+        EnqueueReply::Duplicate { holder } => (holder, Outcome::Duplicate),
+        EnqueueReply::QueueFull(detail) => return Err(ProducerError::QueueFull(detail)),
     };
     Ok(Enqueued {
         id,

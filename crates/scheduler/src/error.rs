@@ -15,4 +15,15 @@ pub enum SchedulerError {
     Enqueue(#[from] flotilla_producer::ProducerError),
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
+    #[error(transparent)]
+    Script(flotilla_proto::scripts::ScriptError),
+}
+
+impl From<flotilla_proto::scripts::ScriptError> for SchedulerError {
+    fn from(err: flotilla_proto::scripts::ScriptError) -> Self {
+        match err {
+            flotilla_proto::scripts::ScriptError::Redis(e) => SchedulerError::Redis(e),
+            other => SchedulerError::Script(other),
+        }
+    }
 }

@@ -5,7 +5,9 @@
 use std::time::{Duration, Instant};
 
 use flotilla_proto::Keys;
-use flotilla_proto::scripts::{self, Call};
+use flotilla_proto::scripts::{
+    self, AcquireReply, LeaderAcquire, LeaderRelease, LeaderRenew, ScriptError,
+};
 use redis::aio::ConnectionManager;
 
 /// This process's claim on the lease.
@@ -60,45 +62,34 @@ impl Leadership {
     pub async fn acquire(
         &mut self,
         conn: &mut ConnectionManager,
-    ) -> redis::RedisResult<Option<u64>> {
+    ) -> Result<Option<u64>, ScriptError> {
         let sent = Instant::now();
-        let reply: Vec<redis::Value> = Call::new(&scripts::LEADER_ACQUIRE)
-            .key(self.keys.leader())
-            .key(self.keys.fence())
-            .arg(&self.holder)
-            .arg(self.ttl.as_millis() as u64)
-            .invoke(conn)
-            .await?;
-        let number = |i: usize| {
-            reply
-                .get(i)
-                .and_then(|v| redis::from_redis_value_ref::<u64>(v).ok())
+        let acquire = LeaderAcquire {
+            holder: &self.holder,
+            ttl_ms: millis(self.ttl),
         };
-        match number(0) {
-            Some(1) | Some(2) => {
-                self.epoch = number(1);
+        match scripts::run(conn, &self.keys, &acquire).await? {
+            AcquireReply::Acquired { epoch } | AcquireReply::Extended { epoch } => {
+                self.epoch = Some(epoch);
                 self.act_until = sent + self.ttl.saturating_sub(self.margin);
             }
-            _ => self.epoch = None,
+            AcquireReply::Held { .. } => self.epoch = None,
         }
         Ok(self.epoch)
     }
 
     /// Extends the lease. Returns false (and forgets the term) if it is no longer ours.
-    pub async fn renew(&mut self, conn: &mut ConnectionManager) -> redis::RedisResult<bool> {
+    pub async fn renew(&mut self, conn: &mut ConnectionManager) -> Result<bool, ScriptError> {
         let Some(epoch) = self.epoch else {
             return Ok(false);
         };
         let sent = Instant::now();
-        let renewed: i64 = Call::new(&scripts::LEADER_RENEW)
-            .key(self.keys.leader())
-            .key(self.keys.fence())
-            .arg(&self.holder)
-            .arg(self.ttl.as_millis() as u64)
-            .arg(epoch)
-            .invoke(conn)
-            .await?;
-        if renewed == 1 {
+        let renew = LeaderRenew {
+            holder: &self.holder,
+            ttl_ms: millis(self.ttl),
+            epoch,
+        };
+        if scripts::run(conn, &self.keys, &renew).await? {
             self.act_until = sent + self.ttl.saturating_sub(self.margin);
             Ok(true)
         } else {
@@ -113,13 +104,12 @@ impl Leadership {
     }
 
     /// Gives the lease up at once so a standby takes over without waiting for it to expire.
-    pub async fn release(&mut self, conn: &mut ConnectionManager) -> redis::RedisResult<()> {
+    pub async fn release(&mut self, conn: &mut ConnectionManager) -> Result<(), ScriptError> {
         self.epoch = None;
-        let _: i64 = Call::new(&scripts::LEADER_RELEASE)
-            .key(self.keys.leader())
-            .arg(&self.holder)
-            .invoke(conn)
-            .await?;
+        let release = LeaderRelease {
+            holder: &self.holder,
+        };
+        scripts::run(conn, &self.keys, &release).await?;
         Ok(())
     }
 }
@@ -140,4 +130,8 @@ pub async fn status(conn: &mut ConnectionManager, keys: &Keys) -> redis::RedisRe
         holder,
         epoch: epoch.unwrap_or(0),
     })
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

@@ -7,8 +7,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
-use flotilla_proto::scripts::{self, Call};
-use flotilla_proto::{CONSUMER_GROUP, Keys};
+use flotilla_proto::scripts::{self, ForgetConsumer, Requeue, RequeueMode, RequeueReply};
+use flotilla_proto::{CONSUMER_GROUP, Keys, field};
 use redis::aio::ConnectionManager;
 use serde::Serialize;
 
@@ -226,7 +226,7 @@ impl Reconciler {
                         self.keys
                             .job(&schedule.queue, &scheduled_job_id(&schedule.name, *tick)),
                     )
-                    .arg(&["status", "started_at", "finished_at"][..]);
+                    .arg(&[field::STATUS, field::STARTED_AT, field::FINISHED_AT][..]);
             }
             let records: Vec<(Option<String>, Option<i64>, Option<i64>)> =
                 pipe.query_async(&mut self.conn).await?;
@@ -390,28 +390,30 @@ impl Reconciler {
             if pending.is_empty() {
                 return Ok(());
             }
-            let mut commands = Vec::with_capacity(pending.len());
+            let mut job_ids = Vec::with_capacity(pending.len());
             for (entry, ..) in &pending {
-                let job_id = self.job_id_of_entry(&stream, entry).await?;
-                commands.push(
-                    Call::new(&scripts::REQUEUE)
-                        .key(&stream)
-                        .key(self.keys.job(queue, &job_id))
-                        .arg(CONSUMER_GROUP)
-                        .arg(format!("requeued: worker {consumer} stopped responding"))
-                        .arg("dead_consumer")
-                        .arg(consumer)
-                        .arg(entry)
-                        .cmd(),
-                );
+                job_ids.push(self.job_id_of_entry(&stream, entry).await?);
             }
+            let reason = format!("requeued: worker {consumer} stopped responding");
+            let calls: Vec<Requeue> = pending
+                .iter()
+                .zip(&job_ids)
+                .map(|((entry, ..), job_id)| Requeue {
+                    queue,
+                    job_id,
+                    reason: &reason,
+                    mode: RequeueMode::DeadConsumer {
+                        consumer,
+                        entry_id: entry,
+                    },
+                })
+                .collect();
             let mut lost = Vec::new();
             for ((entry, ..), reply) in pending
                 .iter()
-                .zip(scripts::exec_pipeline(&mut self.conn, &commands).await?)
+                .zip(scripts::run_all(&mut self.conn, &self.keys, &calls).await?)
             {
-                if redis::from_redis_value::<String>(reply?).is_ok_and(|outcome| outcome == "lost")
-                {
+                if reply? == RequeueReply::Lost {
                     lost.push(entry.clone());
                 }
             }
@@ -439,19 +441,14 @@ impl Reconciler {
         Ok(reply
             .ids
             .first()
-            .and_then(|e| e.get::<String>("id"))
+            .and_then(|e| e.get::<String>(field::ID))
             .filter(|id| !id.is_empty())
             .unwrap_or_else(|| entry.to_owned()))
     }
 
     async fn forget(&mut self, queue: &str, consumer: &str) -> Result<bool, SchedulerError> {
-        let deleted: i64 = Call::new(&scripts::FORGET_CONSUMER)
-            .key(self.keys.stream(queue))
-            .arg(CONSUMER_GROUP)
-            .arg(consumer)
-            .invoke(&mut self.conn)
-            .await?;
-        Ok(deleted == 1)
+        let forget = ForgetConsumer { queue, consumer };
+        Ok(scripts::run(&mut self.conn, &self.keys, &forget).await?)
     }
 
     /// Examines job records for stranded `running` and `pending` jobs.
@@ -485,7 +482,7 @@ impl Reconciler {
                     .map_or(key.as_str(), |(_, id)| id)
                     .to_owned();
                 let (kind, detail) = match mode {
-                    "orphan_running" => (
+                    RequeueMode::OrphanRunning => (
                         FindingKind::OrphanRunning,
                         "running, but its entry is no longer pending",
                     ),
@@ -496,17 +493,15 @@ impl Reconciler {
                 };
                 let mut repaired = false;
                 if repair {
-                    let outcome: String = Call::new(&scripts::REQUEUE)
-                        .key(self.keys.stream(queue))
-                        .key(&key)
-                        .arg(CONSUMER_GROUP)
-                        .arg(format!("requeued by reconciliation: {detail}"))
-                        .arg(mode)
-                        .arg("")
-                        .arg("")
-                        .invoke(&mut self.conn)
-                        .await?;
-                    if outcome == "unchanged" {
+                    let reason = format!("requeued by reconciliation: {detail}");
+                    let requeue = Requeue {
+                        queue,
+                        job_id: &id,
+                        reason: &reason,
+                        mode,
+                    };
+                    let outcome = scripts::run(&mut self.conn, &self.keys, &requeue).await?;
+                    if outcome == RequeueReply::Unchanged {
                         continue; // it moved on between the check and the repair
                     }
                     repaired = true;
@@ -539,7 +534,7 @@ impl Reconciler {
         &mut self,
         queue: &str,
         keys: &[String],
-    ) -> Result<Vec<(String, &'static str)>, SchedulerError> {
+    ) -> Result<Vec<(String, RequeueMode<'static>)>, SchedulerError> {
         let mut candidates = self.stranded_once(queue, keys).await?;
         if !candidates.is_empty() {
             let again: Vec<String> = candidates.iter().map(|(k, _)| k.clone()).collect();
@@ -558,13 +553,15 @@ impl Reconciler {
         &mut self,
         queue: &str,
         keys: &[String],
-    ) -> Result<Vec<(String, &'static str)>, SchedulerError> {
+    ) -> Result<Vec<(String, RequeueMode<'static>)>, SchedulerError> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
         let mut pipe = redis::pipe();
         for key in keys {
-            pipe.cmd("HMGET").arg(key).arg(&["status", "entry"][..]);
+            pipe.cmd("HMGET")
+                .arg(key)
+                .arg(&[field::STATUS, field::ENTRY][..]);
         }
         let fields: Vec<(Option<String>, Option<String>)> =
             pipe.query_async(&mut self.conn).await?;
@@ -581,11 +578,11 @@ impl Reconciler {
                         .arg(&entry)
                         .arg(&entry)
                         .arg(1);
-                    checks.push((key.clone(), "orphan_running"));
+                    checks.push((key.clone(), RequeueMode::OrphanRunning));
                 }
                 Some("pending") if !entry.is_empty() => {
                     pipe.cmd("XRANGE").arg(&stream).arg(&entry).arg(&entry);
-                    checks.push((key.clone(), "orphan_pending"));
+                    checks.push((key.clone(), RequeueMode::OrphanPending));
                 }
                 _ => {}
             }

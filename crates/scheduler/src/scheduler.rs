@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use flotilla_producer::{Outcome, Producer};
 use flotilla_proto::Keys;
-use flotilla_proto::scripts::{self, Call};
+use flotilla_proto::scripts::{self, Promote};
 use redis::aio::ConnectionManager;
 
 use crate::firing::{job_for, plan_fires, scheduled_job_id};
@@ -317,25 +317,17 @@ impl Scheduler {
             .arg(self.keys.queues())
             .query_async(&mut self.conn)
             .await?;
-        let commands: Vec<redis::Cmd> = queues
+        let calls: Vec<Promote> = queues
             .iter()
-            .map(|q| {
-                Call::new(&scripts::PROMOTE)
-                    .key(self.keys.delayed(q))
-                    .key(self.keys.stream(q))
-                    .arg(self.keys.job_prefix(q))
-                    .arg(PROMOTE_BATCH)
-                    .cmd()
+            .map(|queue| Promote {
+                queue,
+                limit: PROMOTE_BATCH,
             })
             .collect();
         let moved: HashMap<&String, u64> = queues
             .iter()
-            .zip(scripts::exec_pipeline(&mut self.conn, &commands).await?)
-            .filter_map(|(q, r)| {
-                r.ok()
-                    .and_then(|v| redis::from_redis_value::<u64>(v).ok())
-                    .map(|n| (q, n))
-            })
+            .zip(scripts::run_all(&mut self.conn, &self.keys, &calls).await?)
+            .filter_map(|(q, r)| r.ok().map(|n| (q, n)))
             .filter(|(_, n)| *n > 0)
             .collect();
         if !moved.is_empty() {

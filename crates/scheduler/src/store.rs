@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use flotilla_proto::Keys;
-use flotilla_proto::scripts::{self, Call};
+use flotilla_proto::scripts::{self, AdvanceReply, ScheduleAdvance};
 use redis::aio::ConnectionManager;
 
 use crate::{Schedule, SchedulerError};
@@ -229,20 +229,16 @@ impl ScheduleStore {
         now: i64,
     ) -> Result<bool, SchedulerError> {
         let mut conn = self.conn.clone();
-        let recorded: i64 = Call::new(&scripts::SCHEDULE_ADVANCE)
-            .key(self.keys.fence())
-            .key(self.keys.schedule(name))
-            .key(self.keys.schedules())
-            .arg(epoch)
-            .arg(last_tick)
-            .arg(last_job.unwrap_or_default())
-            .arg(next_tick.map(|t| t.to_string()).unwrap_or_default())
-            .arg(now)
-            .arg(name)
-            .invoke(&mut conn)
-            .await?;
-        // Only 0 means a newer epoch; -1 (backwards) and -2 (schedule removed meanwhile)
-        // leave the caller leading.
-        Ok(recorded != 0)
+        let advance = ScheduleAdvance {
+            epoch,
+            name,
+            last_tick_ms: last_tick,
+            last_job,
+            next_tick_ms: next_tick,
+            fired_at_ms: now,
+        };
+        // Only a newer epoch ends our term; a tick that would move backwards or a schedule
+        // removed meanwhile leave the caller leading.
+        Ok(scripts::run(&mut conn, &self.keys, &advance).await? != AdvanceReply::StaleEpoch)
     }
 }

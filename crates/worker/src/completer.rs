@@ -5,8 +5,9 @@
 use std::time::Duration;
 
 use flotilla_proto::Keys;
-use flotilla_proto::scripts::{self, Call};
-use flotilla_proto::{CONSUMER_GROUP, Status};
+use flotilla_proto::scripts::{
+    self, Complete, CompleteItem, Fail, FailReply, FinishReply, HandBack, ScriptCall, ScriptError,
+};
 use redis::aio::ConnectionManager;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
@@ -68,36 +69,21 @@ impl Completer {
         }
         let mut delay = Duration::from_millis(50);
         while !to_write.is_empty() {
-            let (groups, commands) = self.calls(&to_write);
+            let calls = self.calls(&to_write);
+            let commands: Vec<redis::Cmd> = calls.iter().map(|(_, cmd)| cmd.clone()).collect();
             let mut conn = self.conn.clone();
             match scripts::exec_pipeline(&mut conn, &commands).await {
                 Ok(replies) => {
                     let mut slots: Vec<Option<Completion>> =
                         to_write.into_iter().map(Some).collect();
                     let mut retry = Vec::new();
-                    for (group, reply) in groups.iter().zip(replies) {
-                        // A batched `complete` answers one word per attempt; others one reply.
-                        let answers: Vec<redis::RedisResult<redis::Value>> = match reply {
-                            Ok(redis::Value::Array(words)) if is_batch(&slots, group) => {
-                                words.into_iter().map(Ok).collect()
-                            }
-                            other => vec![other],
-                        };
-                        for (&index, answer) in
-                            group
-                                .iter()
-                                .zip(answers.into_iter().chain(std::iter::repeat_with(|| {
-                                    Err(redis::RedisError::from((
-                                        redis::ErrorKind::Client,
-                                        "missing reply",
-                                    )))
-                                })))
-                        {
+                    for ((group, _), reply) in calls.iter().zip(replies) {
+                        for (&index, landed) in group.iter().zip(parse(&slots, group, reply)) {
                             let Some(completion) = slots[index].take() else {
                                 continue;
                             };
-                            match answer {
-                                Ok(value) => self.landed(completion, &value),
+                            match landed {
+                                Ok(landed) => self.landed(completion, landed),
                                 Err(e) => {
                                     tracing::warn!(job = %completion.attempt.job_id, "outcome not recorded, will retry: {e}");
                                     retry.push(completion);
@@ -123,125 +109,166 @@ impl Completer {
 
     /// The script calls for a batch: one `complete` per queue for all its successes, one
     /// call per failure or hand-back. Returns the completions each call covers.
-    fn calls(&self, batch: &[Completion]) -> (Vec<Vec<usize>>, Vec<redis::Cmd>) {
+    fn calls(&self, batch: &[Completion]) -> Vec<(Vec<usize>, redis::Cmd)> {
         let mut completes: Vec<(&str, Vec<usize>)> = Vec::new();
-        let mut groups = Vec::new();
-        let mut commands = Vec::new();
+        let mut calls = Vec::new();
         for (index, c) in batch.iter().enumerate() {
             if matches!(c.outcome, Outcome::Completed(_)) {
                 match completes.iter_mut().find(|(q, _)| *q == c.attempt.queue) {
                     Some((_, indices)) => indices.push(index),
                     None => completes.push((&c.attempt.queue, vec![index])),
                 }
-            } else if let Some(call) = self.single_call(c) {
-                groups.push(vec![index]);
-                commands.push(call.cmd());
+            } else if let Some(cmd) = self.single_call(c) {
+                calls.push((vec![index], cmd));
             }
         }
         for (queue, indices) in completes {
-            let mut call = Call::new(&scripts::COMPLETE)
-                .key(self.keys.stream(queue))
-                .key(self.keys.index(queue, Status::Completed))
-                .arg(CONSUMER_GROUP)
-                .arg(self.config.retention.as_millis() as u64);
-            for &index in &indices {
-                let c = &batch[index];
-                let result = match &c.outcome {
-                    Outcome::Completed(Some(text)) => text.as_str(),
-                    _ => "",
-                };
-                call = call
-                    .key(self.keys.job(queue, &c.attempt.job_id))
-                    .arg(&c.attempt.entry_id)
-                    .arg(&c.attempt.lease)
-                    .arg(result);
-            }
-            groups.push(indices);
-            commands.push(call.cmd());
+            let items = indices
+                .iter()
+                .map(|&index| {
+                    let c = &batch[index];
+                    CompleteItem {
+                        job_id: &c.attempt.job_id,
+                        entry_id: &c.attempt.entry_id,
+                        lease: &c.attempt.lease,
+                        result: match &c.outcome {
+                            Outcome::Completed(Some(text)) => text.as_str(),
+                            _ => "",
+                        },
+                    }
+                })
+                .collect();
+            let complete = Complete {
+                queue,
+                retention_ms: millis(self.config.retention),
+                items,
+            };
+            calls.push((indices, complete.call(&self.keys).cmd()));
         }
-        (groups, commands)
+        calls
     }
 
     /// The call for a failure or hand-back; successes are batched by `calls`.
-    fn single_call(&self, c: &Completion) -> Option<Call> {
+    fn single_call(&self, c: &Completion) -> Option<redis::Cmd> {
         let a = &c.attempt;
-        let (keys, config) = (&self.keys, &self.config);
+        let keys = &self.keys;
         match &c.outcome {
             Outcome::Failed { error, delay } => Some(
-                Call::new(&scripts::FAIL)
-                    .key(keys.stream(&a.queue))
-                    .key(keys.job(&a.queue, &a.job_id))
-                    .key(keys.delayed(&a.queue))
-                    .key(keys.dead(&a.queue))
-                    .key(keys.index(&a.queue, Status::Dead))
-                    .arg(&a.entry_id)
-                    .arg(CONSUMER_GROUP)
-                    .arg(&a.lease)
-                    .arg(error)
-                    .arg(delay.map_or(-1, |d| d.as_millis() as i64))
-                    .arg(config.dead_retention.as_millis() as u64)
-                    .arg(config.dead_max_len),
+                Fail {
+                    queue: &a.queue,
+                    job_id: &a.job_id,
+                    entry_id: &a.entry_id,
+                    lease: &a.lease,
+                    error,
+                    retry_after: *delay,
+                    dead_retention_ms: millis(self.config.dead_retention),
+                    dead_max_len: self.config.dead_max_len,
+                }
+                .call(keys)
+                .cmd(),
             ),
             Outcome::HandBack => Some(
-                Call::new(&scripts::HANDBACK)
-                    .key(keys.stream(&a.queue))
-                    .key(keys.job(&a.queue, &a.job_id))
-                    .arg(&a.entry_id)
-                    .arg(CONSUMER_GROUP)
-                    .arg(&a.lease),
+                HandBack {
+                    queue: &a.queue,
+                    job_id: &a.job_id,
+                    entry_id: &a.entry_id,
+                    lease: &a.lease,
+                }
+                .call(keys)
+                .cmd(),
             ),
             Outcome::Completed(_) | Outcome::Abandoned(_) => None,
         }
     }
 
-    fn landed(&self, c: Completion, reply: &redis::Value) {
+    fn landed(&self, c: Completion, landed: Landed) {
         let a = &c.attempt;
-        let reply = describe(reply);
-        match (&c.outcome, reply.as_str()) {
-            (_, "missing") => tracing::warn!(
-                job = %a.job_id, queue = %a.queue,
-                "the job's record is gone (Redis restarted without its data, or the record was deleted): this attempt's outcome is dropped"
-            ),
-            (_, "stale") => tracing::warn!(
+        match landed {
+            Landed::Finish(FinishReply::Missing) | Landed::Fail(FailReply::Missing) => {
+                tracing::warn!(
+                    job = %a.job_id, queue = %a.queue,
+                    "the job's record is gone (Redis restarted without its data, or the record was deleted): this attempt's outcome is dropped"
+                )
+            }
+            Landed::Finish(FinishReply::Stale) | Landed::Fail(FailReply::Stale) => tracing::warn!(
                 job = %a.job_id, queue = %a.queue,
                 "lease lost (the job was reclaimed by another worker): this attempt's outcome is dropped"
             ),
-            (_, "cancelled") => {
+            Landed::Finish(FinishReply::Cancelled) | Landed::Fail(FailReply::Cancelled) => {
                 tracing::info!(job = %a.job_id, queue = %a.queue, "job was cancelled while running")
             }
-            (Outcome::Completed(_), _) => tracing::debug!(job = %a.job_id, "completed"),
             // The error is shown escaped: a handler's stderr must not write log lines.
-            (Outcome::Failed { error, .. }, r) if r.starts_with("dead") => {
-                tracing::warn!(job = %a.job_id, queue = %a.queue, error = %error.escape_debug(), "job is dead")
+            Landed::Fail(FailReply::Dead { reason }) => {
+                tracing::warn!(job = %a.job_id, queue = %a.queue, error = %reason.escape_debug(), "job is dead")
             }
-            (Outcome::Failed { error, .. }, _) => {
-                tracing::info!(job = %a.job_id, queue = %a.queue, error = %error.escape_debug(), "attempt failed, will retry")
+            Landed::Fail(FailReply::Retry { due_ms }) => {
+                let error = match &c.outcome {
+                    Outcome::Failed { error, .. } => error.as_str(),
+                    _ => "",
+                };
+                tracing::info!(job = %a.job_id, queue = %a.queue, due_ms, error = %error.escape_debug(), "attempt failed, will retry")
             }
-            (Outcome::HandBack, _) => {
-                tracing::info!(job = %a.job_id, queue = %a.queue, "handed back for another worker")
-            }
-            (Outcome::Abandoned(_), _) => {}
+            Landed::Finish(FinishReply::Ok) => match c.outcome {
+                Outcome::HandBack => {
+                    tracing::info!(job = %a.job_id, queue = %a.queue, "handed back for another worker")
+                }
+                _ => tracing::debug!(job = %a.job_id, "completed"),
+            },
         }
         self.inflight.remove(&a.lease);
         drop(c.permit);
     }
 }
 
-/// A script reply as words ("ok", "stale", "dead reason…").
-fn describe(value: &redis::Value) -> String {
-    match value {
-        redis::Value::Array(items) => {
-            let words: Vec<String> = items.iter().map(describe).collect();
-            words.join(" ")
-        }
-        other => redis::from_redis_value_ref::<String>(other).unwrap_or_default(),
+/// How an outcome landed, by the script that wrote it.
+enum Landed {
+    Finish(FinishReply),
+    Fail(FailReply),
+}
+
+/// Reads the reply of the call covering `group`: one answer per completion in it.
+fn parse(
+    slots: &[Option<Completion>],
+    group: &[usize],
+    reply: redis::RedisResult<redis::Value>,
+) -> Vec<Result<Landed, ScriptError>> {
+    let outcome = group
+        .first()
+        .and_then(|&i| slots[i].as_ref())
+        .map(|c| &c.outcome);
+    let one = |landed: Result<Landed, ScriptError>| vec![landed];
+    match outcome {
+        Some(Outcome::Completed(_)) => match Complete::parse_result(reply) {
+            Ok(replies) => {
+                let mut landed: Vec<_> =
+                    replies.into_iter().map(|r| Ok(Landed::Finish(r))).collect();
+                // A short reply leaves the rest to be written again.
+                while landed.len() < group.len() {
+                    landed.push(Err(ScriptError::Reply {
+                        script: "complete",
+                        reply: "too few answers".to_owned(),
+                    }));
+                }
+                landed
+            }
+            Err(e) => {
+                let text = e.to_string();
+                group
+                    .iter()
+                    .map(|_| {
+                        Err(ScriptError::Reply {
+                            script: "complete",
+                            reply: text.clone(),
+                        })
+                    })
+                    .collect()
+            }
+        },
+        Some(Outcome::Failed { .. }) => one(Fail::parse_result(reply).map(Landed::Fail)),
+        _ => one(HandBack::parse_result(reply).map(Landed::Finish)),
     }
 }
 
-/// True when the call covering `group` is a batched `complete`.
-fn is_batch(slots: &[Option<Completion>], group: &[usize]) -> bool {
-    group
-        .first()
-        .and_then(|&i| slots[i].as_ref())
-        .is_some_and(|c| matches!(c.outcome, Outcome::Completed(_)))
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

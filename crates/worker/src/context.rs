@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use flotilla_proto::scripts::{self, Call};
-use flotilla_proto::{Payload, ProtoError};
+use flotilla_proto::scripts::{self, Progress, ScriptError};
+use flotilla_proto::{Keys, Payload, ProtoError};
 use redis::aio::ConnectionManager;
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
@@ -28,7 +28,7 @@ pub struct JobContext {
     /// The job's span: job id, type, queue and attempt.
     pub span: tracing::Span,
     pub(crate) conn: ConnectionManager,
-    pub(crate) record_key: String,
+    pub(crate) keys: Keys,
     /// This attempt's lease: progress is recorded only while it is current.
     pub(crate) lease: String,
 }
@@ -53,14 +53,16 @@ impl JobContext {
     /// Records progress (any JSON: a percentage, a step name, counts) on the job record,
     /// where `flotilla jobs show` and the dashboard read it.
     /// It is dropped once this attempt's lease is gone (cancelled, reclaimed, finished).
-    pub async fn progress(&self, progress: &serde_json::Value) -> Result<(), redis::RedisError> {
+    pub async fn progress(&self, progress: &serde_json::Value) -> Result<(), ScriptError> {
         let mut conn = self.conn.clone();
-        let _: i64 = Call::new(&scripts::PROGRESS)
-            .key(&self.record_key)
-            .arg(&self.lease)
-            .arg(progress.to_string())
-            .invoke(&mut conn)
-            .await?;
+        let text = progress.to_string();
+        let call = Progress {
+            queue: &self.queue,
+            job_id: &self.id,
+            lease: &self.lease,
+            progress: &text,
+        };
+        scripts::run(&mut conn, &self.keys, &call).await?;
         Ok(())
     }
 }

@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use flotilla_proto::scripts::{self, Call};
+use flotilla_proto::scripts::{self, Promote, ScriptError};
 use flotilla_proto::{CONSUMER_GROUP, Keys, StreamEntry};
 use redis::aio::ConnectionManager;
 use redis::streams::{StreamAutoClaimReply, StreamReadReply};
@@ -25,6 +25,8 @@ pub(crate) enum FetchError {
     Redis(#[from] redis::RedisError),
     #[error("no connection for blocking reads: {0}")]
     Pool(String),
+    #[error(transparent)]
+    Script(#[from] ScriptError),
 }
 
 impl FetchError {
@@ -221,20 +223,16 @@ pub(crate) async fn promote(
     queues: &[&str],
     batch: usize,
 ) -> Result<u64, FetchError> {
-    let commands: Vec<redis::Cmd> = queues
+    let calls: Vec<Promote> = queues
         .iter()
-        .map(|q| {
-            Call::new(&scripts::PROMOTE)
-                .key(keys.delayed(q))
-                .key(keys.stream(q))
-                .arg(keys.job_prefix(q))
-                .arg(batch)
-                .cmd()
+        .map(|queue| Promote {
+            queue,
+            limit: batch,
         })
         .collect();
     let mut moved = 0;
-    for reply in scripts::exec_pipeline(conn, &commands).await? {
-        moved += redis::from_redis_value::<u64>(reply?).map_err(redis::RedisError::from)?;
+    for reply in scripts::run_all(conn, keys, &calls).await? {
+        moved += reply?;
     }
     Ok(moved)
 }

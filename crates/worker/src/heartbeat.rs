@@ -5,8 +5,11 @@
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use flotilla_proto::scripts::{self, Call};
-use flotilla_proto::{CONSUMER_GROUP, Keys};
+use flotilla_proto::Keys;
+use flotilla_proto::scripts::{
+    self, BeatReply, ForgetConsumer, Heartbeat as RefreshEntries, HeartbeatItem, ScriptCall,
+    ScriptError, WorkerBeat, WorkerInfo,
+};
 use redis::aio::ConnectionManager;
 use tokio_util::sync::CancellationToken;
 
@@ -56,24 +59,27 @@ impl Heartbeat {
         let mut commands: Vec<redis::Cmd> = groups
             .iter()
             .map(|(queue, attempts)| {
-                let mut call = Call::new(&scripts::HEARTBEAT)
-                    .key(self.keys.stream(queue))
-                    .arg(CONSUMER_GROUP)
-                    .arg(&self.worker_id);
-                for a in attempts {
-                    call = call
-                        .key(self.keys.job(queue, &a.job_id))
-                        .arg(&a.entry_id)
-                        .arg(&a.lease);
+                RefreshEntries {
+                    queue,
+                    consumer: &self.worker_id,
+                    items: attempts
+                        .iter()
+                        .map(|a| HeartbeatItem {
+                            job_id: &a.job_id,
+                            entry_id: &a.entry_id,
+                            lease: &a.lease,
+                        })
+                        .collect(),
                 }
-                call.cmd()
+                .call(&self.keys)
+                .cmd()
             })
             .collect();
-        commands.extend(self.registry_commands());
+        commands.push(self.registry_call());
         let mut conn = self.conn.clone();
         let replies = scripts::exec_pipeline(&mut conn, &commands).await?;
         for ((queue, attempts), reply) in groups.iter().zip(replies) {
-            let states: Vec<String> = match reply.and_then(|v| Ok(redis::from_redis_value(v)?)) {
+            let states = match RefreshEntries::parse_result(reply) {
                 Ok(states) => states,
                 Err(e) => {
                     tracing::warn!(queue = %queue, "heartbeat for running jobs failed: {e}");
@@ -81,18 +87,18 @@ impl Heartbeat {
                 }
             };
             for (attempt, state) in attempts.iter().zip(states) {
-                match state.as_str() {
-                    "ok" => {}
-                    "cancelled" => {
+                match state {
+                    BeatReply::Ok => {}
+                    BeatReply::Cancelled => {
                         tracing::info!(job = %attempt.job_id, queue = %queue, "job cancelled: stopping its handler");
                         attempt.cancel.cancel();
                     }
-                    "missing" => {
+                    BeatReply::Missing => {
                         tracing::warn!(job = %attempt.job_id, queue = %queue,
                             "the job's record is gone (Redis restarted without its data, or the record was deleted); stopping");
                         attempt.cancel.cancel();
                     }
-                    _ => {
+                    BeatReply::Lost => {
                         tracing::warn!(job = %attempt.job_id, queue = %queue, "lease lost: another worker owns this job now; stopping");
                         attempt.cancel.cancel();
                     }
@@ -102,34 +108,24 @@ impl Heartbeat {
         Ok(())
     }
 
-    fn registry_commands(&self) -> Vec<redis::Cmd> {
+    fn registry_call(&self) -> redis::Cmd {
         let queues: Vec<&str> = self.config.queues.iter().map(|q| q.name.as_str()).collect();
-        let call = Call::new(&scripts::WORKER_BEAT)
-            .key(self.keys.workers())
-            .key(self.keys.worker(&self.worker_id))
-            .arg(&self.worker_id)
-            .arg(lease_ms(&self.config) * 2)
-            .arg("id")
-            .arg(&self.worker_id)
-            .arg("host")
-            .arg(flotilla_proto::host_name())
-            .arg("pid")
-            .arg(std::process::id())
-            .arg("version")
-            .arg(env!("CARGO_PKG_VERSION"))
-            .arg(flotilla_proto::worker_field::QUEUES)
-            .arg(queues.join(","))
-            .arg("concurrency")
-            .arg(self.config.concurrency)
-            .arg("in_flight")
-            .arg(self.inflight.len())
-            .arg("started_at")
-            .arg(self.started_at)
-            // How long this worker's entries may go unrefreshed: the reconciler waits at
-            // least this long before it calls the worker gone.
-            .arg(flotilla_proto::worker_field::LEASE_MS)
-            .arg(lease_ms(&self.config));
-        vec![call.cmd()]
+        let host = flotilla_proto::host_name();
+        WorkerBeat {
+            info: WorkerInfo {
+                worker_id: &self.worker_id,
+                host: &host,
+                pid: std::process::id(),
+                version: env!("CARGO_PKG_VERSION"),
+                queues: &queues,
+                concurrency: self.config.concurrency,
+                in_flight: self.inflight.len(),
+                started_at_ms: self.started_at,
+                lease_ms: lease_ms(&self.config),
+            },
+        }
+        .call(&self.keys)
+        .cmd()
     }
 }
 
@@ -146,13 +142,21 @@ pub(crate) async fn deregister(
     worker_id: &str,
 ) -> redis::RedisResult<()> {
     for queue in &config.queues {
-        let forgotten: i64 = Call::new(&scripts::FORGET_CONSUMER)
-            .key(keys.stream(&queue.name))
-            .arg(CONSUMER_GROUP)
-            .arg(worker_id)
-            .invoke(conn)
-            .await?;
-        if forgotten == 0 {
+        let forget = ForgetConsumer {
+            queue: &queue.name,
+            consumer: worker_id,
+        };
+        let forgotten = scripts::run(conn, keys, &forget)
+            .await
+            .map_err(|e| match e {
+                ScriptError::Redis(e) => e,
+                other => redis::RedisError::from((
+                    redis::ErrorKind::Client,
+                    "forget_consumer",
+                    other.to_string(),
+                )),
+            })?;
+        if !forgotten {
             tracing::warn!(queue = %queue.name, "leaving entries pending for another worker to reclaim");
         }
     }

@@ -6,11 +6,11 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
-use flotilla_proto::scripts::{self, Call};
-use flotilla_proto::{
-    Backoff, CONSUMER_GROUP, ContentType, EntryFields, PROTOCOL_VERSION, Payload, Status,
-    new_lease_token,
+use flotilla_proto::scripts::{
+    self, Bury, BuryReply, RawJob, ScriptCall, ScriptError, SkipReason, Start, StartEntry,
+    StartReply, StartedJob,
 };
+use flotilla_proto::{Backoff, ContentType, EntryFields, Payload, new_lease_token};
 use futures::FutureExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -37,17 +37,6 @@ struct StartPlan {
 struct BuryPlan {
     fetched: Fetched,
     reason: String,
-}
-
-/// The job fields a successful start returns.
-struct Started {
-    job_type: String,
-    payload: Vec<u8>,
-    content_type: String,
-    attempt: u32,
-    max_attempts: u32,
-    timeout_ms: u64,
-    backoff: String,
 }
 
 /// Starts every fetched entry and spawns its handler: one `start` call per queue for all
@@ -99,11 +88,17 @@ pub(crate) async fn dispatch(
             }),
         }
     }
-    let mut commands: Vec<redis::Cmd> = batches
+    let keys = &shared.keys;
+    let starts: Vec<Start> = batches
         .iter()
-        .map(|(q, plans)| shared.start_call(q, plans).cmd())
+        .map(|(q, plans)| shared.start_call(q, plans))
         .collect();
-    commands.extend(buries.iter().map(|b| shared.bury_call(b).cmd()));
+    let bury_calls: Vec<Bury> = buries.iter().map(|b| shared.bury_call(b)).collect();
+    let commands: Vec<redis::Cmd> = starts
+        .iter()
+        .map(|s| s.call(keys).cmd())
+        .chain(bury_calls.iter().map(|b| b.call(keys).cmd()))
+        .collect();
     let mut conn = shared.conn.clone();
     let mut replies = match scripts::exec_pipeline(&mut conn, &commands).await {
         Ok(replies) => replies.into_iter(),
@@ -116,32 +111,32 @@ pub(crate) async fn dispatch(
             return;
         }
     };
+    drop(starts);
     let mut permits = permits.into_iter();
     let mut orphans = Vec::new();
     for (_, plans) in batches {
-        let batch_reply = replies.next().unwrap_or(Ok(redis::Value::Nil));
-        let per_entry: Vec<Vec<Vec<u8>>> =
-            match batch_reply.and_then(|v| Ok(redis::from_redis_value(v)?)) {
-                Ok(per_entry) => per_entry,
-                Err(e) => {
-                    tracing::warn!(
-                        entries = plans.len(),
-                        "could not start entries (they will be retried): {e}"
-                    );
-                    continue;
-                }
-            };
+        let reply = replies.next().unwrap_or(Ok(redis::Value::Nil));
+        let per_entry = match Start::parse_result(reply) {
+            Ok(per_entry) => per_entry,
+            Err(e) => {
+                tracing::warn!(
+                    entries = plans.len(),
+                    "could not start entries (they will be retried): {e}"
+                );
+                continue;
+            }
+        };
         for (plan, reply) in plans.into_iter().zip(per_entry) {
             let Some(permit) = permits.next() else { break };
-            if let Some(orphan) = begin(shared, plan, &reply, permit) {
+            if let Some(orphan) = begin(shared, plan, reply, permit) {
                 orphans.push(orphan);
             }
         }
     }
-    log_buried(&buries, replies);
+    log_buried(&buries, replies.map(Bury::parse_result));
     if !orphans.is_empty() {
-        let commands: Vec<redis::Cmd> = orphans.iter().map(|b| shared.bury_call(b).cmd()).collect();
-        match scripts::exec_pipeline(&mut conn, &commands).await {
+        let calls: Vec<Bury> = orphans.iter().map(|b| shared.bury_call(b)).collect();
+        match scripts::run_all(&mut conn, keys, &calls).await {
             Ok(replies) => log_buried(&orphans, replies),
             Err(e) => tracing::warn!("could not dead-letter orphan entries (will retry): {e}"),
         }
@@ -151,11 +146,16 @@ pub(crate) async fn dispatch(
 /// One WARN line per entry sent to the dead-letter queue, whichever way it got there.
 fn log_buried(
     buries: &[BuryPlan],
-    replies: impl IntoIterator<Item = redis::RedisResult<redis::Value>>,
+    replies: impl IntoIterator<Item = Result<BuryReply, ScriptError>>,
 ) {
     for (bury, reply) in buries.iter().zip(replies) {
         match reply {
-            Ok(_) => tracing::warn!(
+            Ok(BuryReply::Skipped) => tracing::debug!(
+                queue = %bury.fetched.queue,
+                entry = %bury.fetched.entry.entry_id,
+                "removed a duplicate entry of a job that moved on"
+            ),
+            Ok(BuryReply::Buried) => tracing::warn!(
                 queue = %bury.fetched.queue,
                 entry = %bury.fetched.entry.entry_id,
                 reason = %bury.reason,
@@ -175,27 +175,17 @@ fn log_buried(
 fn begin(
     shared: &Arc<Shared>,
     plan: StartPlan,
-    reply: &[Vec<u8>],
+    reply: StartReply,
     permit: OwnedSemaphorePermit,
 ) -> Option<BuryPlan> {
-    let text = |i: usize| {
-        reply
-            .get(i)
-            .map(|w| String::from_utf8_lossy(w).into_owned())
-            .unwrap_or_default()
-    };
     let StartPlan {
         fetched,
         job_id,
         lease,
         ..
     } = plan;
-    match (text(0).as_str(), text(1).as_str()) {
-        ("started", _) => {
-            let Some(started) = parse_started(reply) else {
-                tracing::error!(job = %job_id, "start returned an unreadable reply");
-                return None;
-            };
+    match reply {
+        StartReply::Started(started) => {
             let attempt = Attempt {
                 queue: fetched.queue,
                 job_id,
@@ -209,122 +199,70 @@ fn begin(
                 .spawn(run_attempt(Arc::clone(shared), attempt, started, permit));
             None
         }
-        ("scheduled", due) => {
-            tracing::info!(job = %job_id, queue = %fetched.queue, due, "entry asks to run later: scheduled");
+        StartReply::Scheduled { due_ms } => {
+            tracing::info!(job = %job_id, queue = %fetched.queue, due_ms, "entry asks to run later: scheduled");
             None
         }
-        ("dead", reason) => {
-            tracing::warn!(job = %job_id, queue = %fetched.queue, "poison pill dead-lettered: {reason}");
+        StartReply::Dead { reason } => {
+            tracing::warn!(job = %job_id, queue = %fetched.queue, reason = %reason.escape_debug(), "poison pill dead-lettered");
             None
         }
-        ("skipped", "orphan") => Some(BuryPlan {
+        StartReply::Skipped(SkipReason::Orphan) => Some(BuryPlan {
             reason: format!("entry names job {job_id}, which has no record, and carries no type"),
             fetched,
         }),
-        (_, why) => {
-            tracing::debug!(job = %job_id, "entry skipped: {why}");
+        StartReply::Skipped(why) => {
+            tracing::debug!(job = %job_id, "entry skipped: {why:?}");
             None
         }
     }
 }
 
 impl Shared {
-    fn bury_call(&self, plan: &BuryPlan) -> Call {
-        let (keys, config) = (&self.keys, &self.config);
-        let BuryPlan { fetched, reason } = plan;
-        let q = &fetched.queue;
-        let job_id = fetched.entry.job_id();
-        let mut call = Call::new(&scripts::BURY)
-            .key(keys.stream(q))
-            .key(keys.job(q, &job_id))
-            .key(keys.dead(q))
-            .key(keys.index(q, Status::Dead))
-            .arg(&fetched.entry.entry_id)
-            .arg(&job_id)
-            .arg(CONSUMER_GROUP)
-            .arg(reason)
-            .arg(config.dead_retention.as_millis() as u64)
-            .arg(config.dead_max_len)
-            .arg(q);
-        for (name, value) in &fetched.entry.fields {
-            call = call.arg(name).arg(value);
+    fn bury_call<'a>(&self, plan: &'a BuryPlan) -> Bury<'a> {
+        Bury {
+            queue: &plan.fetched.queue,
+            entry: &plan.fetched.entry,
+            reason: &plan.reason,
+            dead_retention_ms: millis(self.config.dead_retention),
+            dead_max_len: self.config.dead_max_len,
         }
-        call
     }
 
-    /// One `start` call for a queue's entries (12 arguments each, see start.lua).
-    fn start_call(&self, queue: &str, plans: &[StartPlan]) -> Call {
-        let (keys, config) = (&self.keys, &self.config);
-        let mut call = Call::new(&scripts::START)
-            .key(keys.stream(queue))
-            .key(keys.dead(queue))
-            .key(keys.index(queue, Status::Dead))
-            .key(keys.delayed(queue))
-            .arg(CONSUMER_GROUP)
-            .arg(&self.worker_id)
-            .arg(config.dead_retention.as_millis() as u64)
-            .arg(config.dead_max_len);
-        for plan in plans {
-            call = call
-                .key(keys.job(queue, &plan.job_id))
-                .arg(&plan.fetched.entry.entry_id)
-                .arg(&plan.job_id)
-                .arg(&plan.lease);
-            call = self.raw_entry_args(call, &plan.fields, queue);
-        }
-        call
-    }
-
-    /// The record fields for an entry XADDed by hand, defaults filled in; empty values
-    /// for an entry whose record exists.
-    fn raw_entry_args(&self, call: Call, fields: &EntryFields, queue: &str) -> Call {
+    /// One `start` call for a queue's entries.
+    fn start_call<'a>(&'a self, queue: &'a str, plans: &'a [StartPlan]) -> Start<'a> {
         let config = &self.config;
-        let Some(job_type) = fields.job_type.as_deref() else {
-            return call.arg(&["", "", "", "", "", "", "", "", ""][..]);
-        };
-        call.arg(job_type)
-            .arg(&fields.payload.bytes)
-            .arg(fields.payload.content_type.as_str())
-            .arg(fields.max_attempts.unwrap_or(config.default_max_attempts))
-            .arg(
-                fields
-                    .timeout_ms
-                    .unwrap_or(config.default_timeout.as_millis() as u64),
-            )
-            .arg(
-                fields
-                    .backoff
-                    .as_ref()
-                    .unwrap_or(&config.default_backoff)
-                    .to_string(),
-            )
-            .arg(queue)
-            .arg(PROTOCOL_VERSION)
-            .arg(fields.run_at_ms.unwrap_or(0))
+        Start {
+            queue,
+            consumer: &self.worker_id,
+            dead_retention_ms: millis(config.dead_retention),
+            dead_max_len: config.dead_max_len,
+            entries: plans
+                .iter()
+                .map(|plan| StartEntry {
+                    entry_id: &plan.fetched.entry.entry_id,
+                    job_id: &plan.job_id,
+                    lease: &plan.lease,
+                    raw: plan.fields.job_type.is_some().then_some(RawJob {
+                        fields: &plan.fields,
+                        default_max_attempts: config.default_max_attempts,
+                        default_timeout_ms: millis(config.default_timeout),
+                        default_backoff: &config.default_backoff,
+                    }),
+                })
+                .collect(),
+        }
     }
 }
 
-fn parse_started(reply: &[Vec<u8>]) -> Option<Started> {
-    let text = |i: usize| {
-        reply
-            .get(i)
-            .map(|b| String::from_utf8_lossy(b).into_owned())
-    };
-    Some(Started {
-        job_type: text(1)?,
-        payload: reply.get(2)?.clone(),
-        content_type: text(3)?,
-        attempt: text(4)?.parse().ok()?,
-        max_attempts: text(5)?.parse().ok()?,
-        timeout_ms: text(6)?.parse().unwrap_or(0),
-        backoff: text(7).unwrap_or_default(),
-    })
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 async fn run_attempt(
     shared: Arc<Shared>,
     attempt: Attempt,
-    started: Started,
+    started: StartedJob,
     permit: OwnedSemaphorePermit,
 ) {
     let span = tracing::info_span!(
@@ -347,7 +285,7 @@ async fn run_attempt(
     }
 }
 
-async fn execute(shared: &Shared, attempt: &Attempt, started: Started) -> Outcome {
+async fn execute(shared: &Shared, attempt: &Attempt, started: StartedJob) -> Outcome {
     let backoff: Backoff = started
         .backoff
         .parse()
@@ -400,7 +338,7 @@ async fn execute(shared: &Shared, attempt: &Attempt, started: Started) -> Outcom
         cancel: attempt.cancel.clone(),
         span: tracing::Span::current(),
         conn: shared.conn.clone(),
-        record_key: shared.keys.job(&attempt.queue, &attempt.job_id),
+        keys: shared.keys.clone(),
         lease: attempt.lease.clone(),
     };
     let run = AssertUnwindSafe(handler.call(ctx)).catch_unwind();

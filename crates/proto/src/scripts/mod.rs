@@ -1,16 +1,108 @@
-//! The Lua scripts, one per transition, each loaded once and called by SHA.
+//! The Lua scripts, one per transition, each loaded once and called by SHA, and their
+//! typed bindings.
 //!
 //! Every script is `lua/common.lua` (shared helpers) followed by its own file, whose
 //! header names its KEYS and ARGV. All KEYS of one call share a queue's hash tag.
+//!
+//! Each script has one binding type here that builds its keys and arguments (implementing
+//! [`ScriptCall`]) and decodes its reply into an enum, so no other crate orders a
+//! script's arguments by position or matches its reply words.
+
+mod enqueue;
+mod finish;
+mod housekeeping;
+mod leader;
+mod pulse;
+mod reply;
+mod start;
 
 use std::sync::LazyLock;
 
 use redis::Script;
 
+use crate::Keys;
+
+pub use enqueue::{Enqueue, EnqueueReply, UniqueLock, When};
+pub use finish::{Complete, CompleteItem, Fail, FailReply, FinishReply, HandBack};
+pub use housekeeping::{
+    Cancel, CancelReply, ForgetConsumer, Promote, Requeue, RequeueMode, RequeueReply,
+};
+pub use leader::{
+    AcquireReply, AdvanceReply, LeaderAcquire, LeaderRelease, LeaderRenew, ScheduleAdvance,
+};
+pub use pulse::{BeatReply, Heartbeat, HeartbeatItem, Progress, WorkerBeat, WorkerInfo};
+pub use start::{Bury, BuryReply, RawJob, SkipReason, Start, StartEntry, StartReply, StartedJob};
+
+/// A script call failed, or answered something its binding does not understand.
+#[derive(Debug, thiserror::Error)]
+pub enum ScriptError {
+    #[error(transparent)]
+    Redis(#[from] redis::RedisError),
+    #[error("script {script} answered {reply}, which this version does not understand")]
+    Reply { script: &'static str, reply: String },
+}
+
+impl ScriptError {
+    pub(crate) fn reply(script: &'static str, value: &redis::Value) -> Self {
+        ScriptError::Reply {
+            script,
+            reply: format!("{value:?}"),
+        }
+    }
+
+    /// The Redis error behind this one, if any (to tell "Redis is away" from a bug).
+    pub fn redis(&self) -> Option<&redis::RedisError> {
+        match self {
+            ScriptError::Redis(e) => Some(e),
+            ScriptError::Reply { .. } => None,
+        }
+    }
+}
+
+/// A typed call of one script: its keys and arguments from named fields, its reply as a
+/// type of its own.
+pub trait ScriptCall {
+    type Reply;
+    /// The script's name, for errors.
+    const NAME: &'static str;
+    /// The EVALSHA call, keys built with their hash tags.
+    fn call(&self, keys: &Keys) -> Call;
+    /// Reads a successful reply.
+    fn parse(value: redis::Value) -> Result<Self::Reply, ScriptError>;
+    /// Reads a reply that may be an error (some scripts answer with error replies).
+    fn parse_result(result: redis::RedisResult<redis::Value>) -> Result<Self::Reply, ScriptError> {
+        Self::parse(result?)
+    }
+}
+
+/// Runs one call alone and reads its reply.
+pub async fn run<S: ScriptCall, C: redis::aio::ConnectionLike>(
+    conn: &mut C,
+    keys: &Keys,
+    script: &S,
+) -> Result<S::Reply, ScriptError> {
+    S::parse_result(script.call(keys).invoke::<redis::Value, _>(conn).await)
+}
+
+/// Runs calls of one script in one pipeline; one reply per call, in order. The outer
+/// error means the pipeline itself failed (Redis away).
+pub async fn run_all<S: ScriptCall, C: redis::aio::ConnectionLike>(
+    conn: &mut C,
+    keys: &Keys,
+    scripts: &[S],
+) -> Result<Vec<Result<S::Reply, ScriptError>>, redis::RedisError> {
+    let commands: Vec<redis::Cmd> = scripts.iter().map(|s| s.call(keys).cmd()).collect();
+    Ok(exec_pipeline(conn, &commands)
+        .await?
+        .into_iter()
+        .map(S::parse_result)
+        .collect())
+}
+
 macro_rules! script {
     ($name:ident, $file:literal, $doc:literal) => {
         #[doc = $doc]
-        pub static $name: LazyLock<Script> = LazyLock::new(|| {
+        pub(crate) static $name: LazyLock<Script> = LazyLock::new(|| {
             Script::new(concat!(
                 include_str!("lua/common.lua"),
                 "\n",
@@ -103,7 +195,7 @@ script!(
 );
 
 /// Every script, for loading them all at once.
-pub fn all() -> [&'static Script; 17] {
+pub(crate) fn all() -> [&'static Script; 17] {
     [
         &ENQUEUE,
         &START,
@@ -175,6 +267,7 @@ fn is_no_script(err: &redis::RedisError) -> bool {
 }
 
 /// One call of a script: its keys and arguments, sent as EVALSHA alone or in a pipeline.
+/// Built only by the bindings of this module.
 #[derive(Debug, Clone)]
 pub struct Call {
     script: &'static Script,
@@ -183,7 +276,7 @@ pub struct Call {
 }
 
 impl Call {
-    pub fn new(script: &'static LazyLock<Script>) -> Self {
+    pub(crate) fn new(script: &'static LazyLock<Script>) -> Self {
         Self {
             script: LazyLock::force(script),
             keys: Vec::new(),
@@ -191,12 +284,12 @@ impl Call {
         }
     }
 
-    pub fn key(mut self, key: impl redis::ToRedisArgs) -> Self {
+    pub(crate) fn key(mut self, key: impl redis::ToRedisArgs) -> Self {
         self.keys.extend(key.to_redis_args());
         self
     }
 
-    pub fn arg(mut self, arg: impl redis::ToRedisArgs) -> Self {
+    pub(crate) fn arg(mut self, arg: impl redis::ToRedisArgs) -> Self {
         self.args.extend(arg.to_redis_args());
         self
     }

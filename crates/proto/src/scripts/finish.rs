@@ -1,0 +1,185 @@
+//! The bindings that end an attempt: `complete` (a batch of one queue per call), `fail`
+//! and `handback`. Each applies only while the attempt's lease is current (rule 3).
+
+use std::time::Duration;
+
+use super::reply::{int, items, text, words};
+use super::{COMPLETE, Call, FAIL, HANDBACK, ScriptCall, ScriptError};
+use crate::{CONSUMER_GROUP, Keys, Status};
+
+/// How an attempt's outcome landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishReply {
+    Ok,
+    /// The lease is no longer this attempt's (another worker reclaimed the job): dropped.
+    Stale,
+    /// The job was cancelled while it ran.
+    Cancelled,
+    /// The record is gone (Redis lost its data, or it was deleted): dropped.
+    Missing,
+}
+
+impl FinishReply {
+    fn from_word(word: &str) -> Option<Self> {
+        Some(match word {
+            "ok" => FinishReply::Ok,
+            "stale" => FinishReply::Stale,
+            "cancelled" => FinishReply::Cancelled,
+            "missing" => FinishReply::Missing,
+            _ => return None,
+        })
+    }
+}
+
+/// Finish a queue's attempts successfully.
+#[derive(Debug, Clone)]
+pub struct Complete<'a> {
+    pub queue: &'a str,
+    /// How long completed records are kept.
+    pub retention_ms: u64,
+    pub items: Vec<CompleteItem<'a>>,
+}
+
+/// One successful attempt.
+#[derive(Debug, Clone)]
+pub struct CompleteItem<'a> {
+    pub job_id: &'a str,
+    pub entry_id: &'a str,
+    pub lease: &'a str,
+    /// The result's JSON text, empty for none.
+    pub result: &'a str,
+}
+
+impl ScriptCall for Complete<'_> {
+    /// One reply per item, in order.
+    type Reply = Vec<FinishReply>;
+    const NAME: &'static str = "complete";
+
+    fn call(&self, keys: &Keys) -> Call {
+        let q = self.queue;
+        let mut call = Call::new(&COMPLETE)
+            .key(keys.stream(q))
+            .key(keys.index(q, Status::Completed))
+            .arg(CONSUMER_GROUP)
+            .arg(self.retention_ms);
+        for item in &self.items {
+            call = call
+                .key(keys.job(q, item.job_id))
+                .arg(item.entry_id)
+                .arg(item.lease)
+                .arg(item.result);
+        }
+        call
+    }
+
+    fn parse(value: redis::Value) -> Result<Vec<FinishReply>, ScriptError> {
+        words(&value)
+            .and_then(|words| words.iter().map(|w| FinishReply::from_word(w)).collect())
+            .ok_or_else(|| ScriptError::reply(Self::NAME, &value))
+    }
+}
+
+/// End an attempt with an error: retry after a delay, or give up.
+#[derive(Debug, Clone)]
+pub struct Fail<'a> {
+    pub queue: &'a str,
+    pub job_id: &'a str,
+    pub entry_id: &'a str,
+    pub lease: &'a str,
+    pub error: &'a str,
+    /// `None` gives up now (dead); a delay retries (dead anyway if attempts are spent).
+    pub retry_after: Option<Duration>,
+    pub dead_retention_ms: u64,
+    pub dead_max_len: u64,
+}
+
+/// What `fail` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FailReply {
+    /// Retrying at this time (ms).
+    Retry {
+        due_ms: u64,
+    },
+    Dead {
+        reason: String,
+    },
+    Stale,
+    Cancelled,
+    Missing,
+}
+
+impl ScriptCall for Fail<'_> {
+    type Reply = FailReply;
+    const NAME: &'static str = "fail";
+
+    fn call(&self, keys: &Keys) -> Call {
+        let q = self.queue;
+        let delay = self
+            .retry_after
+            .map_or(-1, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        Call::new(&FAIL)
+            .key(keys.stream(q))
+            .key(keys.job(q, self.job_id))
+            .key(keys.delayed(q))
+            .key(keys.dead(q))
+            .key(keys.index(q, Status::Dead))
+            .arg(self.entry_id)
+            .arg(CONSUMER_GROUP)
+            .arg(self.lease)
+            .arg(self.error)
+            .arg(delay)
+            .arg(self.dead_retention_ms)
+            .arg(self.dead_max_len)
+    }
+
+    fn parse(value: redis::Value) -> Result<FailReply, ScriptError> {
+        let bad = || ScriptError::reply(Self::NAME, &value);
+        let parts = items(value.clone()).ok_or_else(bad)?;
+        let word = parts.first().and_then(text).ok_or_else(bad)?;
+        Ok(match word.as_str() {
+            "retry" => FailReply::Retry {
+                due_ms: parts
+                    .get(1)
+                    .and_then(int)
+                    .and_then(|n| u64::try_from(n).ok())
+                    .ok_or_else(bad)?,
+            },
+            "dead" => FailReply::Dead {
+                reason: parts.get(1).and_then(text).unwrap_or_default(),
+            },
+            "stale" => FailReply::Stale,
+            "cancelled" => FailReply::Cancelled,
+            "missing" => FailReply::Missing,
+            _ => return Err(bad()),
+        })
+    }
+}
+
+/// Return a running job to its stream at shutdown, attempt not charged.
+#[derive(Debug, Clone)]
+pub struct HandBack<'a> {
+    pub queue: &'a str,
+    pub job_id: &'a str,
+    pub entry_id: &'a str,
+    pub lease: &'a str,
+}
+
+impl ScriptCall for HandBack<'_> {
+    type Reply = FinishReply;
+    const NAME: &'static str = "handback";
+
+    fn call(&self, keys: &Keys) -> Call {
+        Call::new(&HANDBACK)
+            .key(keys.stream(self.queue))
+            .key(keys.job(self.queue, self.job_id))
+            .arg(self.entry_id)
+            .arg(CONSUMER_GROUP)
+            .arg(self.lease)
+    }
+
+    fn parse(value: redis::Value) -> Result<FinishReply, ScriptError> {
+        text(&value)
+            .and_then(|w| FinishReply::from_word(&w))
+            .ok_or_else(|| ScriptError::reply(Self::NAME, &value))
+    }
+}

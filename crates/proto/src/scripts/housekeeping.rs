@@ -1,0 +1,181 @@
+//! Bindings that move jobs outside an attempt: `promote` due delayed jobs, `cancel` a job,
+//! `requeue` a stranded one, `forget_consumer` once it owns nothing.
+
+use super::reply::{int, text, words};
+use super::{CANCEL, Call, FORGET_CONSUMER, PROMOTE, REQUEUE, ScriptCall, ScriptError};
+use crate::{CONSUMER_GROUP, Keys, Status};
+
+/// Move up to `limit` due jobs of a queue from `delayed` onto its stream (rule 7).
+#[derive(Debug, Clone)]
+pub struct Promote<'a> {
+    pub queue: &'a str,
+    pub limit: usize,
+}
+
+impl ScriptCall for Promote<'_> {
+    /// How many moved.
+    type Reply = u64;
+    const NAME: &'static str = "promote";
+
+    fn call(&self, keys: &Keys) -> Call {
+        Call::new(&PROMOTE)
+            .key(keys.delayed(self.queue))
+            .key(keys.stream(self.queue))
+            .arg(keys.job_prefix(self.queue))
+            .arg(self.limit)
+    }
+
+    fn parse(value: redis::Value) -> Result<u64, ScriptError> {
+        int(&value)
+            .and_then(|n| u64::try_from(n).ok())
+            .ok_or_else(|| ScriptError::reply(Self::NAME, &value))
+    }
+}
+
+/// Cancel a job that has not finished.
+#[derive(Debug, Clone)]
+pub struct Cancel<'a> {
+    pub queue: &'a str,
+    pub job_id: &'a str,
+    /// How long the cancelled record is kept.
+    pub retention_ms: u64,
+}
+
+/// What a cancel did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelReply {
+    /// Stopped; it was in this state.
+    Cancelled {
+        was: Option<Status>,
+    },
+    /// It had already finished in this state; nothing changed.
+    AlreadyFinished {
+        status: Option<Status>,
+    },
+    NotFound,
+}
+
+impl ScriptCall for Cancel<'_> {
+    type Reply = CancelReply;
+    const NAME: &'static str = "cancel";
+
+    fn call(&self, keys: &Keys) -> Call {
+        let q = self.queue;
+        Call::new(&CANCEL)
+            .key(keys.stream(q))
+            .key(keys.job(q, self.job_id))
+            .key(keys.delayed(q))
+            .key(keys.index(q, Status::Cancelled))
+            .arg(CONSUMER_GROUP)
+            .arg(self.retention_ms)
+    }
+
+    fn parse(value: redis::Value) -> Result<CancelReply, ScriptError> {
+        let words = words(&value).ok_or_else(|| ScriptError::reply(Self::NAME, &value))?;
+        let status = words.get(1).and_then(|s| s.parse::<Status>().ok());
+        match words.first().map(String::as_str) {
+            Some("cancelled") => Ok(CancelReply::Cancelled { was: status }),
+            Some("finished") => Ok(CancelReply::AlreadyFinished { status }),
+            Some("missing") => Ok(CancelReply::NotFound),
+            _ => Err(ScriptError::reply(Self::NAME, &value)),
+        }
+    }
+}
+
+/// What reconciliation found stranded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequeueMode<'a> {
+    /// The record says running but its entry is no longer pending.
+    OrphanRunning,
+    /// The record says pending but its entry is gone from the stream.
+    OrphanPending,
+    /// An entry pending under a consumer whose worker is gone.
+    DeadConsumer {
+        consumer: &'a str,
+        entry_id: &'a str,
+    },
+}
+
+/// Put a stranded job back on its stream.
+#[derive(Debug, Clone)]
+pub struct Requeue<'a> {
+    pub queue: &'a str,
+    pub job_id: &'a str,
+    /// Recorded as the job's error, so operators see why it ran again.
+    pub reason: &'a str,
+    pub mode: RequeueMode<'a>,
+}
+
+/// What a requeue did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequeueReply {
+    Requeued,
+    /// An entry with no record was added again as it was.
+    Copied,
+    /// An entry with no record whose data was deleted: nothing is left to run.
+    Lost,
+    /// A duplicate entry of a job that moved on was removed.
+    Dropped,
+    /// Nothing was stranded after all.
+    Unchanged,
+}
+
+impl ScriptCall for Requeue<'_> {
+    type Reply = RequeueReply;
+    const NAME: &'static str = "requeue";
+
+    fn call(&self, keys: &Keys) -> Call {
+        let (mode, consumer, entry) = match self.mode {
+            RequeueMode::OrphanRunning => ("orphan_running", "", ""),
+            RequeueMode::OrphanPending => ("orphan_pending", "", ""),
+            RequeueMode::DeadConsumer { consumer, entry_id } => {
+                ("dead_consumer", consumer, entry_id)
+            }
+        };
+        Call::new(&REQUEUE)
+            .key(keys.stream(self.queue))
+            .key(keys.job(self.queue, self.job_id))
+            .arg(CONSUMER_GROUP)
+            .arg(self.reason)
+            .arg(mode)
+            .arg(consumer)
+            .arg(entry)
+    }
+
+    fn parse(value: redis::Value) -> Result<RequeueReply, ScriptError> {
+        Ok(match text(&value).as_deref() {
+            Some("requeued") => RequeueReply::Requeued,
+            Some("copied") => RequeueReply::Copied,
+            Some("lost") => RequeueReply::Lost,
+            Some("dropped") => RequeueReply::Dropped,
+            Some("unchanged") => RequeueReply::Unchanged,
+            _ => return Err(ScriptError::reply(Self::NAME, &value)),
+        })
+    }
+}
+
+/// Delete a consumer from a queue's group, only if it owns no entries.
+#[derive(Debug, Clone)]
+pub struct ForgetConsumer<'a> {
+    pub queue: &'a str,
+    pub consumer: &'a str,
+}
+
+impl ScriptCall for ForgetConsumer<'_> {
+    /// True if deleted, false while it still owns entries.
+    type Reply = bool;
+    const NAME: &'static str = "forget_consumer";
+
+    fn call(&self, keys: &Keys) -> Call {
+        Call::new(&FORGET_CONSUMER)
+            .key(keys.stream(self.queue))
+            .arg(CONSUMER_GROUP)
+            .arg(self.consumer)
+    }
+
+    fn parse(value: redis::Value) -> Result<bool, ScriptError> {
+        int(&value)
+            .map(|n| n == 1)
+            .ok_or_else(|| ScriptError::reply(Self::NAME, &value))
+    }
+}

@@ -1,0 +1,157 @@
+//! The bindings a live worker sends while it runs jobs: `heartbeat` (refresh its entries,
+//! rule 4), `worker_beat` (its registry entry) and `progress`.
+
+use super::reply::{int, text, words};
+use super::{Call, HEARTBEAT, PROGRESS, ScriptCall, ScriptError, WORKER_BEAT};
+use crate::{CONSUMER_GROUP, Keys, worker_field};
+
+/// Refresh a worker's in-flight entries of one queue.
+#[derive(Debug, Clone)]
+pub struct Heartbeat<'a> {
+    pub queue: &'a str,
+    pub consumer: &'a str,
+    pub items: Vec<HeartbeatItem<'a>>,
+}
+
+/// One running attempt.
+#[derive(Debug, Clone)]
+pub struct HeartbeatItem<'a> {
+    pub job_id: &'a str,
+    pub entry_id: &'a str,
+    pub lease: &'a str,
+}
+
+/// What a heartbeat learned about one attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BeatReply {
+    Ok,
+    /// Its lease or entry belongs to another worker now.
+    Lost,
+    Cancelled,
+    /// Its record is gone (Redis lost its data, or it was deleted).
+    Missing,
+}
+
+impl ScriptCall for Heartbeat<'_> {
+    /// One reply per item, in order.
+    type Reply = Vec<BeatReply>;
+    const NAME: &'static str = "heartbeat";
+
+    fn call(&self, keys: &Keys) -> Call {
+        let mut call = Call::new(&HEARTBEAT)
+            .key(keys.stream(self.queue))
+            .arg(CONSUMER_GROUP)
+            .arg(self.consumer);
+        for item in &self.items {
+            call = call
+                .key(keys.job(self.queue, item.job_id))
+                .arg(item.entry_id)
+                .arg(item.lease);
+        }
+        call
+    }
+
+    fn parse(value: redis::Value) -> Result<Vec<BeatReply>, ScriptError> {
+        let parse = |w: &String| {
+            Some(match w.as_str() {
+                "ok" => BeatReply::Ok,
+                "lost" => BeatReply::Lost,
+                "cancelled" => BeatReply::Cancelled,
+                "missing" => BeatReply::Missing,
+                _ => return None,
+            })
+        };
+        words(&value)
+            .and_then(|words| words.iter().map(parse).collect())
+            .ok_or_else(|| ScriptError::reply(Self::NAME, &value))
+    }
+}
+
+/// What a worker says about itself in the registry.
+#[derive(Debug, Clone)]
+pub struct WorkerInfo<'a> {
+    pub worker_id: &'a str,
+    pub host: &'a str,
+    pub pid: u32,
+    pub version: &'a str,
+    pub queues: &'a [&'a str],
+    pub concurrency: usize,
+    pub in_flight: usize,
+    pub started_at_ms: u64,
+    /// How long its entries may go unrefreshed: nobody calls it gone sooner.
+    pub lease_ms: u64,
+}
+
+/// Record a worker's heartbeat on the server's clock.
+#[derive(Debug, Clone)]
+pub struct WorkerBeat<'a> {
+    pub info: WorkerInfo<'a>,
+}
+
+impl ScriptCall for WorkerBeat<'_> {
+    /// The heartbeat time, ms on the server's clock.
+    type Reply = i64;
+    const NAME: &'static str = "worker_beat";
+
+    fn call(&self, keys: &Keys) -> Call {
+        let i = &self.info;
+        Call::new(&WORKER_BEAT)
+            .key(keys.workers())
+            .key(keys.worker(i.worker_id))
+            .arg(i.worker_id)
+            // The hash outlives two leases without a beat, then expires by itself.
+            .arg(i.lease_ms * 2)
+            .arg("id")
+            .arg(i.worker_id)
+            .arg("host")
+            .arg(i.host)
+            .arg("pid")
+            .arg(i.pid)
+            .arg("version")
+            .arg(i.version)
+            .arg(worker_field::QUEUES)
+            .arg(i.queues.join(","))
+            .arg("concurrency")
+            .arg(i.concurrency)
+            .arg("in_flight")
+            .arg(i.in_flight)
+            .arg("started_at")
+            .arg(i.started_at_ms)
+            .arg(worker_field::LEASE_MS)
+            .arg(i.lease_ms)
+    }
+
+    fn parse(value: redis::Value) -> Result<i64, ScriptError> {
+        int(&value).ok_or_else(|| ScriptError::reply(Self::NAME, &value))
+    }
+}
+
+/// Record a running attempt's progress while its lease is current.
+#[derive(Debug, Clone)]
+pub struct Progress<'a> {
+    pub queue: &'a str,
+    pub job_id: &'a str,
+    pub lease: &'a str,
+    /// JSON text.
+    pub progress: &'a str,
+}
+
+impl ScriptCall for Progress<'_> {
+    /// True if recorded, false if the lease is no longer current.
+    type Reply = bool;
+    const NAME: &'static str = "progress";
+
+    fn call(&self, keys: &Keys) -> Call {
+        Call::new(&PROGRESS)
+            .key(keys.job(self.queue, self.job_id))
+            .arg(self.lease)
+            .arg(self.progress)
+    }
+
+    fn parse(value: redis::Value) -> Result<bool, ScriptError> {
+        int(&value)
+            .map(|n| n == 1)
+            .or_else(|| text(&value).map(|t| t == "1"))
+            .ok_or_else(|| ScriptError::reply(Self::NAME, &value))
+    }
+}
