@@ -1,7 +1,7 @@
 //! Bindings that move jobs outside an attempt: `promote` due delayed jobs, `cancel` a job,
 //! `requeue` a stranded one, `forget_consumer` once it owns nothing.
 
-use super::reply::{int, text, words};
+use super::reply::{flag, int, text, words};
 use super::{CANCEL, Call, FORGET_CONSUMER, PROMOTE, REQUEUE, ScriptCall, ScriptError};
 use crate::{CONSUMER_GROUP, Keys, Status};
 
@@ -174,8 +174,6 @@ impl ScriptCall for ForgetConsumer<'_> {
     }
 
     fn parse(value: redis::Value) -> Result<bool, ScriptError> {
-        int(&value)
-            .map(|n| n == 1)
-            .ok_or_else(|| ScriptError::reply(Self::NAME, &value))
+        flag(Self::NAME, &value)
     }
 }

@@ -1,7 +1,7 @@
 //! The scheduler's bindings: take, renew and release the leader lease (rule 6), and record
 //! a schedule's last tick under the fencing epoch (rule 5).
 
-use super::reply::{int, items, text};
+use super::reply::{flag, int, items, text};
 use super::{
     Call, LEADER_ACQUIRE, LEADER_RELEASE, LEADER_RENEW, SCHEDULE_ADVANCE, ScriptCall, ScriptError,
 };
@@ -84,9 +84,7 @@ impl ScriptCall for LeaderRenew<'_> {
     }
 
     fn parse(value: redis::Value) -> Result<bool, ScriptError> {
-        int(&value)
-            .map(|n| n == 1)
-            .ok_or_else(|| ScriptError::reply(Self::NAME, &value))
+        flag(Self::NAME, &value)
     }
 }
 
@@ -108,9 +106,7 @@ impl ScriptCall for LeaderRelease<'_> {
     }
 
     fn parse(value: redis::Value) -> Result<bool, ScriptError> {
-        int(&value)
-            .map(|n| n == 1)
-            .ok_or_else(|| ScriptError::reply(Self::NAME, &value))
+        flag(Self::NAME, &value)
     }
 }
 

@@ -1,7 +1,7 @@
 //! The bindings a live worker sends while it runs jobs: `heartbeat` (refresh its entries,
 //! rule 4), `worker_beat` (its registry entry) and `progress`.
 
-use super::reply::{int, text, words};
+use super::reply::{flag, int, words};
 use super::{Call, HEARTBEAT, PROGRESS, ScriptCall, ScriptError, WORKER_BEAT};
 use crate::{CONSUMER_GROUP, Keys, worker_field};
 
@@ -149,9 +149,6 @@ impl ScriptCall for Progress<'_> {
     }
 
     fn parse(value: redis::Value) -> Result<bool, ScriptError> {
-        int(&value)
-            .map(|n| n == 1)
-            .or_else(|| text(&value).map(|t| t == "1"))
-            .ok_or_else(|| ScriptError::reply(Self::NAME, &value))
+        flag(Self::NAME, &value)
     }
 }

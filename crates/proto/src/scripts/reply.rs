@@ -46,3 +46,12 @@ pub(crate) fn words(value: &Value) -> Option<Vec<String>> {
         other => text(other).map(|w| vec![w]),
     }
 }
+
+/// A `1` / `0` reply as a flag.
+pub(crate) fn flag(script: &'static str, value: &Value) -> Result<bool, super::ScriptError> {
+    match int(value) {
+        Some(1) => Ok(true),
+        Some(0) => Ok(false),
+        _ => Err(super::ScriptError::reply(script, value)),
+    }
+}
