@@ -1,5 +1,6 @@
 //! The producer: turns [`NewJob`]s into enqueue-script calls, one at a time or pipelined.
 
+use flotilla_proto::millis;
 use std::time::{Duration, UNIX_EPOCH};
 
 use flotilla_proto::scripts::{
@@ -252,10 +253,6 @@ impl Producer {
             trace: "",
         }
     }
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 fn outcome(

@@ -66,3 +66,8 @@ pub fn host_name() -> String {
 pub fn new_lease_token() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
+
+/// A duration in whole milliseconds, as scripts and records take it (saturating).
+pub fn millis(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}

@@ -2,6 +2,7 @@
 //! epoch bumped on every acquisition, and a safety margin inside which the leader stops
 //! acting (rule 6).
 
+use flotilla_proto::millis;
 use std::time::{Duration, Instant};
 
 use flotilla_proto::Keys;
@@ -130,8 +131,4 @@ pub async fn status(conn: &mut ConnectionManager, keys: &Keys) -> redis::RedisRe
         holder,
         epoch: epoch.unwrap_or(0),
     })
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

@@ -2,6 +2,7 @@
 //! outcomes go in one pipeline, and a write that fails while Redis is away is retried
 //! until it lands or its lease is gone.
 
+use flotilla_proto::millis;
 use std::time::Duration;
 
 use flotilla_proto::Keys;
@@ -267,8 +268,4 @@ fn parse(
         Some(Outcome::Failed { .. }) => one(Fail::parse_result(reply).map(Landed::Fail)),
         _ => one(HandBack::parse_result(reply).map(Landed::Finish)),
     }
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

@@ -2,6 +2,7 @@
 //! rest in one pipeline, run each handler under its timeout, and hand the outcome to the
 //! completer.
 
+use flotilla_proto::millis;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
@@ -253,10 +254,6 @@ impl Shared {
                 .collect(),
         }
     }
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 async fn run_attempt(
