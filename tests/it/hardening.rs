@@ -11,7 +11,7 @@ use flotilla_tests::{
     InProcessWorker, RedisServer, WorkerProcess, eventually, fast_config, http_server,
 };
 use flotilla_worker::builtin::HttpHandler;
-use flotilla_worker::{JobContext, Registry, WorkerConfig};
+use flotilla_worker::{JobContext, Registry};
 use serde_json::json;
 
 use crate::handlers::{exec, http};
@@ -173,10 +173,8 @@ async fn results_over_the_limit_fail_and_never_reach_redis() {
             Ok(Some(json!({ "blob": "c".repeat(5000) })))
         },
     );
-    let config = WorkerConfig {
-        max_result_bytes: 1000,
-        ..fast_config()
-    };
+    let mut config = fast_config();
+    config.jobs.limits.max_result_bytes = 1000;
     let worker = InProcessWorker::start(&env.url(), config, registry).await;
     for job_type in ["chatty", "notify", "big_value"] {
         let job = NewJob::new(job_type, &json!({}))
@@ -320,10 +318,8 @@ async fn a_raw_entry_with_run_at_waits_until_then() {
 #[tokio::test]
 async fn the_dead_letter_stream_keeps_what_retention_keeps() {
     let env = Env::start().await;
-    let config = WorkerConfig {
-        dead_retention: Duration::from_secs(1),
-        ..fast_config()
-    };
+    let mut config = fast_config();
+    config.jobs.retention.dead = Duration::from_secs(1);
     let worker = InProcessWorker::start(&env.url(), config, Registry::with_builtins()).await;
     let fail = |_: ()| {
         NewJob::new("fail", &json!({"times": -1}))
@@ -428,6 +424,15 @@ async fn quiet_surprises_are_now_said() {
         ("[defaults]\nmax_attempts = 0\n", "defaults.max_attempts"),
         ("[defaults]\nmax_attempts = 99999\n", "from 1 to 10000"),
         ("[defaults]\ntimeout = \"0s\"\n", "defaults.timeout"),
+        (
+            "[queues]\ncritical = 0\n",
+            "toml: queues: weight of \"critical\"",
+        ),
+        ("[worker]\nlease_ttl = \"1s\"\n", "worker.lease_ttl"),
+        (
+            "[scheduler]\nsafety_margin = \"9s\"\n",
+            "scheduler.safety_margin",
+        ),
         (
             "[handlers.hook]\nkind = \"http\"\nurl = \"http//x\"\n",
             "handlers.hook.url",

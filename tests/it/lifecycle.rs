@@ -430,11 +430,9 @@ async fn cancelling_a_running_job_stops_its_handler() {
 #[tokio::test]
 async fn a_full_queue_refuses_new_work_and_keeps_the_old() {
     let env = Env::start().await;
-    let limits = flotilla_producer::ProducerLimits {
-        max_queue_len: 3,
-        ..Default::default()
-    };
-    let producer = flotilla_producer::Producer::new(env.conn.clone(), env.keys.clone(), limits);
+    let mut policy = flotilla_proto::JobPolicy::default();
+    policy.limits.max_queue_len = 3;
+    let producer = flotilla_producer::Producer::new(env.conn.clone(), env.keys.clone(), policy);
     for _ in 0..3 {
         producer
             .enqueue(NewJob::new("noop", &json!({})).expect("encodes"))

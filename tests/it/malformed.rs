@@ -96,7 +96,7 @@ async fn the_same_producer_id_xadded_twice_runs_once() {
 async fn malformed_entries_go_to_the_dlq_with_reasons_and_the_worker_carries_on() {
     let env = Env::start().await;
     let mut config = fast_config();
-    config.max_payload_bytes = 1024;
+    config.jobs.limits.max_payload_bytes = 1024;
     let runs = Arc::new(Mutex::new(Vec::new()));
     let worker = InProcessWorker::start(&env.url(), config, counting_registry(&runs)).await;
     let oversize = format!("\"{}\"", "x".repeat(2000));

@@ -2,10 +2,17 @@
 
 use std::time::Duration;
 
-use flotilla_producer::{NewJob, Producer, ProducerLimits};
-use flotilla_proto::{Backoff, JobRecord, Keys, Status};
+use flotilla_producer::{NewJob, Producer};
+use flotilla_proto::{Backoff, JobPolicy, JobRecord, Keys, Status};
 use flotilla_tests::{RedisServer, eventually, job_record};
 use redis::aio::ConnectionManager;
+
+/// The default policy with quick retries, so failing jobs move along in a test's time.
+fn fast_policy() -> JobPolicy {
+    let mut policy = JobPolicy::default();
+    policy.defaults.backoff = Backoff::Fixed(Duration::from_millis(50));
+    policy
+}
 
 pub struct Env {
     pub redis: RedisServer,
@@ -19,11 +26,7 @@ impl Env {
         let redis = RedisServer::start();
         let conn = redis.manager().await;
         let keys = Keys::default();
-        let limits = ProducerLimits {
-            default_backoff: Backoff::Fixed(Duration::from_millis(50)),
-            ..ProducerLimits::default()
-        };
-        let producer = Producer::new(conn.clone(), keys.clone(), limits);
+        let producer = Producer::new(conn.clone(), keys.clone(), fast_policy());
         Self {
             redis,
             conn,
@@ -35,11 +38,7 @@ impl Env {
     /// New connections after the server was restarted.
     pub async fn reconnect(&mut self) {
         self.conn = self.redis.manager().await;
-        self.producer = Producer::new(
-            self.conn.clone(),
-            self.keys.clone(),
-            ProducerLimits::default(),
-        );
+        self.producer = Producer::new(self.conn.clone(), self.keys.clone(), fast_policy());
     }
 
     pub fn url(&self) -> String {

@@ -11,16 +11,17 @@ use tokio::task::JoinHandle;
 
 /// Settings that make leases, heartbeats and retries fast enough for tests.
 pub fn fast_config() -> WorkerConfig {
-    WorkerConfig {
+    let mut config = WorkerConfig {
         concurrency: 4,
         heartbeat_interval: Duration::from_millis(200),
         lease_ttl: Duration::from_millis(1500),
         block_time: Duration::from_millis(200),
         promote_interval: Duration::from_millis(20),
         shutdown_grace: Duration::from_secs(2),
-        default_backoff: Backoff::Fixed(Duration::from_millis(50)),
         ..WorkerConfig::default()
-    }
+    };
+    config.jobs.defaults.backoff = Backoff::Fixed(Duration::from_millis(50));
+    config
 }
 
 /// A worker running on the test's own runtime.

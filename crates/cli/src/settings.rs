@@ -8,14 +8,14 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
-use flotilla_producer::ProducerLimits;
-use flotilla_proto::Backoff;
+use flotilla_proto::{JobDefaults, JobPolicy, Limits, Retention};
 use flotilla_scheduler::{AlertConfig, CatchUp, ReconcileConfig, Schedule, SchedulerConfig};
 use flotilla_worker::builtin::{ExecHandler, HttpHandler};
 use flotilla_worker::{QueueWeight, Registry, WorkerConfig};
 use serde::Deserialize;
 
-/// Everything the binary reads from its settings file and environment.
+/// Everything the binary reads from its settings file and environment. Each section is
+/// the library's own configuration type, so every default is written once, beside it.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
@@ -24,108 +24,17 @@ pub struct Settings {
     pub namespace: String,
     /// Queue name → weight.
     pub queues: BTreeMap<String, u32>,
-    pub worker: WorkerSettings,
-    pub limits: LimitSettings,
-    pub retention: RetentionSettings,
+    pub worker: WorkerConfig,
+    pub limits: Limits,
+    pub retention: Retention,
     pub defaults: JobDefaults,
     /// Job type → built-in `exec` or `http` handler.
     pub handlers: BTreeMap<String, HandlerSettings>,
-    pub scheduler: SchedulerSettings,
-    pub reconcile: ReconcileSettings,
-    pub alerts: AlertSettings,
+    pub scheduler: SchedulerConfig,
+    pub reconcile: ReconcileConfig,
+    pub alerts: AlertConfig,
     /// Schedule name → definition.
     pub schedules: BTreeMap<String, ScheduleSettings>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SchedulerSettings {
-    #[serde(with = "humantime_serde")]
-    pub lease_ttl: Duration,
-    #[serde(with = "humantime_serde")]
-    pub safety_margin: Duration,
-    #[serde(with = "humantime_serde")]
-    pub retry_interval: Duration,
-    #[serde(with = "humantime_serde")]
-    pub poll_interval: Duration,
-    #[serde(with = "humantime_serde")]
-    pub misfire_grace: Duration,
-    #[serde(with = "humantime_serde")]
-    pub promote_interval: Duration,
-}
-
-impl Default for SchedulerSettings {
-    fn default() -> Self {
-        let config = SchedulerConfig::default();
-        Self {
-            lease_ttl: config.lease_ttl,
-            safety_margin: config.safety_margin,
-            retry_interval: config.retry_interval,
-            poll_interval: config.poll_interval,
-            misfire_grace: config.misfire_grace,
-            promote_interval: config.promote_interval,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ReconcileSettings {
-    #[serde(with = "humantime_serde")]
-    pub interval: Duration,
-    pub repair: bool,
-    #[serde(with = "humantime_serde")]
-    pub lookback: Duration,
-    #[serde(with = "humantime_serde")]
-    pub start_deadline: Duration,
-    #[serde(with = "humantime_serde")]
-    pub finish_deadline: Duration,
-    #[serde(with = "humantime_serde")]
-    pub missed_window: Duration,
-    #[serde(with = "humantime_serde")]
-    pub worker_timeout: Duration,
-}
-
-impl Default for ReconcileSettings {
-    fn default() -> Self {
-        let c = ReconcileConfig::default();
-        Self {
-            interval: c.interval,
-            repair: c.repair,
-            lookback: c.lookback,
-            start_deadline: c.start_deadline,
-            finish_deadline: c.finish_deadline,
-            missed_window: c.missed_window,
-            worker_timeout: c.worker_timeout,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AlertSettings {
-    pub dlq_threshold: u64,
-    #[serde(with = "humantime_serde")]
-    pub dlq_window: Duration,
-    #[serde(with = "humantime_serde")]
-    pub backlog_max_age: Duration,
-    #[serde(with = "humantime_serde")]
-    pub lost_window: Duration,
-    /// Where raised and resolved alerts are POSTed (Slack-compatible `text`); empty = none.
-    pub webhook_url: String,
-}
-
-impl Default for AlertSettings {
-    fn default() -> Self {
-        let c = AlertConfig::default();
-        Self {
-            dlq_threshold: c.dlq_threshold,
-            dlq_window: c.dlq_window,
-            backlog_max_age: c.backlog_max_age,
-            lost_window: c.lost_window,
-            webhook_url: String::new(),
-        }
-    }
 }
 
 /// One `[schedules.<name>]` table.
@@ -146,53 +55,6 @@ pub struct ScheduleSettings {
     #[serde(default)]
     pub catch_up: CatchUp,
     pub catch_up_limit: Option<u32>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct WorkerSettings {
-    pub concurrency: usize,
-    pub strict_priority: bool,
-    #[serde(with = "humantime_serde")]
-    pub shutdown_grace: Duration,
-    #[serde(with = "humantime_serde")]
-    pub heartbeat_interval: Duration,
-    #[serde(with = "humantime_serde")]
-    pub lease_ttl: Duration,
-    #[serde(with = "humantime_serde")]
-    pub block_time: Duration,
-    #[serde(with = "humantime_serde")]
-    pub promote_interval: Duration,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct LimitSettings {
-    pub max_payload_bytes: usize,
-    /// Largest result kept (JSON bytes); a bigger one fails its attempt.
-    pub max_result_bytes: usize,
-    /// 0 = no cap.
-    pub max_queue_len: u64,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RetentionSettings {
-    #[serde(with = "humantime_serde")]
-    pub completed: Duration,
-    #[serde(with = "humantime_serde")]
-    pub dead: Duration,
-    pub dead_max_len: u64,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct JobDefaults {
-    pub max_attempts: u32,
-    #[serde(with = "humantime_serde")]
-    pub timeout: Duration,
-    /// `fixed:MS`, `exponential:BASE_MS:CAP_MS` or `list:MS,MS,…`.
-    pub backoff: String,
 }
 
 /// One `[handlers.<type>]` table.
@@ -221,7 +83,6 @@ pub struct HandlerSettings {
 impl Default for Settings {
     fn default() -> Self {
         let worker = WorkerConfig::default();
-        let limits = ProducerLimits::default();
         Self {
             redis_url: "redis://127.0.0.1:6379".to_owned(),
             namespace: worker.namespace.clone(),
@@ -230,60 +91,16 @@ impl Default for Settings {
                 .iter()
                 .map(|q| (q.name.clone(), q.weight))
                 .collect(),
-            worker: WorkerSettings {
-                concurrency: worker.concurrency,
-                strict_priority: worker.strict_priority,
-                shutdown_grace: worker.shutdown_grace,
-                heartbeat_interval: worker.heartbeat_interval,
-                lease_ttl: worker.lease_ttl,
-                block_time: worker.block_time,
-                promote_interval: worker.promote_interval,
-            },
-            limits: LimitSettings {
-                max_payload_bytes: worker.max_payload_bytes,
-                max_result_bytes: worker.max_result_bytes,
-                max_queue_len: limits.max_queue_len,
-            },
-            retention: RetentionSettings {
-                completed: worker.retention,
-                dead: worker.dead_retention,
-                dead_max_len: worker.dead_max_len,
-            },
-            defaults: JobDefaults {
-                max_attempts: worker.default_max_attempts,
-                timeout: worker.default_timeout,
-                backoff: worker.default_backoff.to_string(),
-            },
+            worker,
+            limits: Limits::default(),
+            retention: Retention::default(),
+            defaults: JobDefaults::default(),
             handlers: BTreeMap::new(),
-            scheduler: SchedulerSettings::default(),
-            reconcile: ReconcileSettings::default(),
-            alerts: AlertSettings::default(),
+            scheduler: SchedulerConfig::default(),
+            reconcile: ReconcileConfig::default(),
+            alerts: AlertConfig::default(),
             schedules: BTreeMap::new(),
         }
-    }
-}
-
-impl Default for WorkerSettings {
-    fn default() -> Self {
-        Settings::default().worker
-    }
-}
-
-impl Default for LimitSettings {
-    fn default() -> Self {
-        Settings::default().limits
-    }
-}
-
-impl Default for RetentionSettings {
-    fn default() -> Self {
-        Settings::default().retention
-    }
-}
-
-impl Default for JobDefaults {
-    fn default() -> Self {
-        Settings::default().defaults
     }
 }
 
@@ -330,72 +147,29 @@ impl Settings {
 
     fn check(&self, file: Option<&Path>) -> anyhow::Result<()> {
         let origin = file.map_or_else(|| "the environment".to_owned(), |p| p.display().to_string());
-        self.check_limits()
-            .map_err(|e| anyhow::anyhow!("invalid settings in {origin}: {e}"))?;
-        self.worker_config()
-            .validate()
-            .map_err(|e| anyhow::anyhow!("invalid settings in {origin}: worker.{e}"))?;
+        let invalid = |problem: String| anyhow::anyhow!("invalid settings in {origin}: {problem}");
+        self.worker_config().validate().map_err(invalid)?;
         self.handler_registry()
             .with_context(|| format!("invalid settings in {origin}"))?;
-        self.scheduler_config()
-            .validate()
-            .map_err(|e| anyhow::anyhow!("invalid settings in {origin}: scheduler.{e}"))?;
+        self.scheduler_config().validate().map_err(invalid)?;
         for schedule in self.schedule_definitions() {
             schedule.validate().map_err(|e| {
-                anyhow::anyhow!(
-                    "invalid settings in {origin}: schedules.{}",
+                invalid(format!(
+                    "schedules.{}",
                     e.to_string().trim_start_matches("schedule ")
-                )
+                ))
             })?;
         }
         Ok(())
     }
 
-    /// Limits, retention and job defaults, each error naming its key and what it means.
-    fn check_limits(&self) -> Result<(), String> {
-        if self.limits.max_payload_bytes == 0 {
-            return Err(
-                "limits.max_payload_bytes: expected at least 1 byte (0 would refuse every job)"
-                    .into(),
-            );
+    /// The `[limits]`, `[retention]` and `[defaults]` sections together.
+    pub fn job_policy(&self) -> JobPolicy {
+        JobPolicy {
+            limits: self.limits.clone(),
+            retention: self.retention.clone(),
+            defaults: self.defaults.clone(),
         }
-        if self.limits.max_result_bytes == 0 {
-            return Err("limits.max_result_bytes: expected at least 1 byte (0 would fail every job that returns a result)".into());
-        }
-        for (key, value) in [
-            ("retention.completed", self.retention.completed),
-            ("retention.dead", self.retention.dead),
-        ] {
-            if value < Duration::from_secs(1) {
-                return Err(format!(
-                    "{key}: expected a duration of at least 1s such as \"24h\" (finished records are kept this long, then expire)"
-                ));
-            }
-        }
-        if self.retention.dead_max_len == 0 {
-            return Err("retention.dead_max_len: expected at least 1 entry".into());
-        }
-        flotilla_proto::check_max_attempts(u64::from(self.defaults.max_attempts)).map_err(
-            |_| {
-                format!(
-                    "defaults.max_attempts: expected {}",
-                    flotilla_proto::MAX_ATTEMPTS_RULE
-                )
-            },
-        )?;
-        if self.defaults.timeout.is_zero() {
-            return Err(
-                "defaults.timeout: expected a duration of at least 1ms such as \"30m\"".into(),
-            );
-        }
-        Ok(())
-    }
-
-    pub fn backoff(&self) -> anyhow::Result<Backoff> {
-        self.defaults
-            .backoff
-            .parse()
-            .map_err(|e| anyhow::anyhow!("defaults.backoff: {e}"))
     }
 
     /// Queues ordered by weight, heaviest first.
@@ -413,54 +187,18 @@ impl Settings {
         WorkerConfig {
             namespace: self.namespace.clone(),
             queues: self.queue_weights(),
-            strict_priority: self.worker.strict_priority,
-            concurrency: self.worker.concurrency,
-            shutdown_grace: self.worker.shutdown_grace,
-            heartbeat_interval: self.worker.heartbeat_interval,
-            lease_ttl: self.worker.lease_ttl,
-            block_time: self.worker.block_time,
-            promote_interval: self.worker.promote_interval,
-            max_payload_bytes: self.limits.max_payload_bytes,
-            max_result_bytes: self.limits.max_result_bytes,
-            retention: self.retention.completed,
-            dead_retention: self.retention.dead,
-            dead_max_len: self.retention.dead_max_len,
-            default_max_attempts: self.defaults.max_attempts,
-            default_timeout: self.defaults.timeout,
-            default_backoff: self.backoff().unwrap_or_default(),
+            jobs: self.job_policy(),
+            ..self.worker.clone()
         }
     }
 
     pub fn scheduler_config(&self) -> SchedulerConfig {
-        let s = &self.scheduler;
         SchedulerConfig {
             namespace: self.namespace.clone(),
-            lease_ttl: s.lease_ttl,
-            safety_margin: s.safety_margin,
-            retry_interval: s.retry_interval,
-            poll_interval: s.poll_interval,
-            misfire_grace: s.misfire_grace,
-            promote_interval: s.promote_interval,
-            reconcile: ReconcileConfig {
-                interval: self.reconcile.interval,
-                repair: self.reconcile.repair,
-                lookback: self.reconcile.lookback,
-                start_deadline: self.reconcile.start_deadline,
-                finish_deadline: self.reconcile.finish_deadline,
-                missed_window: self.reconcile.missed_window,
-                worker_timeout: self.reconcile.worker_timeout,
-                ..ReconcileConfig::default()
-            },
-            alerts: AlertConfig {
-                dlq_threshold: self.alerts.dlq_threshold,
-                dlq_window: self.alerts.dlq_window,
-                backlog_max_age: self.alerts.backlog_max_age,
-                lost_window: self.alerts.lost_window,
-                webhook_url: Some(self.alerts.webhook_url.clone()).filter(|u| !u.is_empty()),
-            },
-            // `check` has parsed the backoff already.
-            job_limits: self.producer_limits().unwrap_or_default(),
-            ..SchedulerConfig::default()
+            reconcile: self.reconcile.clone(),
+            alerts: self.alerts.clone(),
+            jobs: self.job_policy(),
+            ..self.scheduler.clone()
         }
     }
 
@@ -490,20 +228,8 @@ impl Settings {
             .collect()
     }
 
-    pub fn producer_limits(&self) -> anyhow::Result<ProducerLimits> {
-        Ok(ProducerLimits {
-            max_payload_bytes: self.limits.max_payload_bytes,
-            max_queue_len: self.limits.max_queue_len,
-            default_max_attempts: self.defaults.max_attempts,
-            default_timeout: self.defaults.timeout,
-            default_backoff: self.backoff()?,
-            retention: self.retention.completed,
-        })
-    }
-
     /// The built-in test handlers plus every configured `exec` and `http` handler.
     pub fn handler_registry(&self) -> anyhow::Result<Registry> {
-        self.backoff()?;
         let mut registry = Registry::with_builtins();
         for (job_type, spec) in &self.handlers {
             let key = format!("handlers.{job_type}");

@@ -23,4 +23,4 @@ mod producer;
 
 pub use error::ProducerError;
 pub use job::{Job, NewJob};
-pub use producer::{Cancelled, Enqueued, Outcome, Producer, ProducerLimits};
+pub use producer::{Cancelled, Enqueued, Outcome, Producer};

@@ -1,48 +1,18 @@
 //! The producer: turns [`NewJob`]s into enqueue-script calls, one at a time or pipelined.
 
 use flotilla_proto::millis;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::UNIX_EPOCH;
 
 use flotilla_proto::scripts::{
     self, Cancel, CancelReply, Enqueue, EnqueueReply, ScriptError, UniqueLock, When,
 };
 use flotilla_proto::{
-    Backoff, Keys, Status, check_max_attempts, check_name, check_timeout_ms, field, new_job_id,
+    JobPolicy, Keys, Status, check_max_attempts, check_name, check_timeout_ms, field, new_job_id,
 };
 use redis::aio::ConnectionManager;
 
 use crate::job::Schedule;
 use crate::{Job, NewJob, ProducerError};
-
-/// Limits the producer enforces before anything reaches Redis (rule 10).
-#[derive(Debug, Clone)]
-pub struct ProducerLimits {
-    /// Largest encoded payload accepted, in bytes.
-    pub max_payload_bytes: usize,
-    /// A queue holding this many jobs (ready plus delayed) refuses new ones; 0 = no cap.
-    pub max_queue_len: u64,
-    /// Attempts for jobs that do not say.
-    pub default_max_attempts: u32,
-    /// Attempt timeout for jobs that do not say.
-    pub default_timeout: Duration,
-    /// Backoff for jobs that do not say.
-    pub default_backoff: Backoff,
-    /// How long a cancelled job's record is kept.
-    pub retention: Duration,
-}
-
-impl Default for ProducerLimits {
-    fn default() -> Self {
-        Self {
-            max_payload_bytes: 512 * 1024,
-            max_queue_len: 1_000_000,
-            default_max_attempts: 3,
-            default_timeout: Duration::from_secs(30 * 60),
-            default_backoff: Backoff::default(),
-            retention: Duration::from_secs(24 * 3600),
-        }
-    }
-}
 
 /// What a cancel did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,14 +49,14 @@ pub struct Enqueued {
 pub struct Producer {
     conn: ConnectionManager,
     keys: Keys,
-    limits: ProducerLimits,
+    policy: JobPolicy,
 }
 
 impl std::fmt::Debug for Producer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Producer")
             .field("namespace", &self.keys.namespace())
-            .field("limits", &self.limits)
+            .field("policy", &self.policy)
             .finish()
     }
 }
@@ -96,15 +66,16 @@ impl std::fmt::Debug for Producer {
 const BULK_BATCH: usize = 500;
 
 impl Producer {
-    pub fn new(conn: ConnectionManager, keys: Keys, limits: ProducerLimits) -> Self {
-        Self { conn, keys, limits }
+    /// A producer that checks jobs against `policy` (rule 10) and fills in its defaults.
+    pub fn new(conn: ConnectionManager, keys: Keys, policy: JobPolicy) -> Self {
+        Self { conn, keys, policy }
     }
 
-    /// Connects to `url` with the default namespace and limits.
+    /// Connects to `url` with the default namespace and job policy.
     pub async fn connect(url: &str) -> Result<Self, ProducerError> {
         let client = redis::Client::open(url)?;
         let conn = ConnectionManager::new(client).await?;
-        Ok(Self::new(conn, Keys::default(), ProducerLimits::default()))
+        Ok(Self::new(conn, Keys::default(), JobPolicy::default()))
     }
 
     pub fn keys(&self) -> &Keys {
@@ -177,7 +148,7 @@ impl Producer {
         let cancel = Cancel {
             queue,
             job_id: id,
-            retention_ms: millis(self.limits.retention),
+            retention_ms: millis(self.policy.retention.completed),
         };
         Ok(match scripts::run(&mut conn, &self.keys, &cancel).await? {
             CancelReply::Cancelled { was } => Cancelled::Cancelled { was },
@@ -201,18 +172,19 @@ impl Producer {
     /// Checks a job against the protocol and the limits; returns its id.
     fn check(&self, job: &NewJob) -> Result<String, ProducerError> {
         let size = job.payload.bytes.len();
-        if size > self.limits.max_payload_bytes {
+        if size > self.policy.limits.max_payload_bytes {
             return Err(ProducerError::PayloadTooLarge {
                 size,
-                limit: self.limits.max_payload_bytes,
+                limit: self.policy.limits.max_payload_bytes,
             });
         }
         check_name(field::QUEUE, &job.queue)?;
         check_name(field::TYPE, &job.job_type)?;
         check_max_attempts(u64::from(
-            job.max_attempts.unwrap_or(self.limits.default_max_attempts),
+            job.max_attempts
+                .unwrap_or(self.policy.defaults.max_attempts),
         ))?;
-        check_timeout_ms(millis(job.timeout.unwrap_or(self.limits.default_timeout)))?;
+        check_timeout_ms(millis(job.timeout.unwrap_or(self.policy.defaults.timeout)))?;
         if let Some((key, _)) = &job.unique {
             check_name("unique key", key)?;
         }
@@ -240,16 +212,21 @@ impl Producer {
             id,
             job_type: &job.job_type,
             payload: &job.payload,
-            max_attempts: job.max_attempts.unwrap_or(self.limits.default_max_attempts),
-            timeout_ms: millis(job.timeout.unwrap_or(self.limits.default_timeout)),
-            backoff: job.backoff.as_ref().unwrap_or(&self.limits.default_backoff),
+            max_attempts: job
+                .max_attempts
+                .unwrap_or(self.policy.defaults.max_attempts),
+            timeout_ms: millis(job.timeout.unwrap_or(self.policy.defaults.timeout)),
+            backoff: job
+                .backoff
+                .as_ref()
+                .unwrap_or(&self.policy.defaults.backoff),
             when,
             unique: job.unique.as_ref().map(|(key, ttl)| UniqueLock {
                 key,
                 ttl_ms: millis(*ttl),
                 until_expiry: job.unique_until_expiry,
             }),
-            max_queue_len: self.limits.max_queue_len,
+            max_queue_len: self.policy.limits.max_queue_len,
             trace: "",
         }
     }

@@ -6,6 +6,9 @@ use crate::Status;
 /// The consumer group every worker reads a queue's stream through.
 pub const CONSUMER_GROUP: &str = "workers";
 
+/// The namespace keys live under unless the settings say otherwise.
+pub const DEFAULT_NAMESPACE: &str = "flotilla";
+
 /// Builds key names under one namespace (default `flotilla`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Keys {
@@ -14,7 +17,7 @@ pub struct Keys {
 
 impl Default for Keys {
     fn default() -> Self {
-        Self::new("flotilla")
+        Self::new(DEFAULT_NAMESPACE)
     }
 }
 

@@ -19,6 +19,7 @@ mod entry;
 mod error;
 mod keys;
 mod lost;
+mod policy;
 mod record;
 mod redact;
 pub mod scripts;
@@ -31,8 +32,9 @@ pub use checks::{
 pub use encoding::{ContentType, Payload};
 pub use entry::{EntryFields, StreamEntry};
 pub use error::ProtoError;
-pub use keys::{CONSUMER_GROUP, Keys};
+pub use keys::{CONSUMER_GROUP, DEFAULT_NAMESPACE, Keys};
 pub use lost::record_lost;
+pub use policy::{JobDefaults, JobPolicy, Limits, Retention};
 pub use record::{JobRecord, field, worker_field};
 pub use redact::redact_url;
 pub use status::Status;

@@ -13,17 +13,23 @@ use serde::{Deserialize, Serialize};
 use crate::SchedulerError;
 use crate::reconcile::{FindingKind, Report};
 
-/// Alert thresholds.
-#[derive(Debug, Clone)]
+/// Alert thresholds: the `[alerts]` settings section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct AlertConfig {
     /// This many dead jobs in a queue within `dlq_window` raise `dlq_growing`.
     pub dlq_threshold: u64,
+    #[serde(with = "humantime_serde")]
     pub dlq_window: Duration,
     /// A queue whose oldest waiting job is older than this raises `backlog_too_old`.
+    #[serde(with = "humantime_serde")]
     pub backlog_max_age: Duration,
     /// Lost jobs reported within this window keep `jobs_lost` raised.
+    #[serde(with = "humantime_serde")]
     pub lost_window: Duration,
-    /// Where to POST raised and resolved alerts, if anywhere.
+    /// Where to POST raised and resolved alerts (Slack-compatible `text`), if anywhere;
+    /// an empty string means nowhere.
+    #[serde(deserialize_with = "empty_is_none")]
     pub webhook_url: Option<String>,
 }
 
@@ -37,6 +43,13 @@ impl Default for AlertConfig {
             webhook_url: None,
         }
     }
+}
+
+fn empty_is_none<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    let url = Option::<String>::deserialize(deserializer)?;
+    Ok(url.filter(|u| !u.trim().is_empty()))
 }
 
 /// A raised alert.

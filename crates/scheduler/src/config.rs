@@ -1,41 +1,58 @@
-//! Scheduler settings: plain values with no I/O.
+//! Scheduler settings: plain values with no I/O. The `[scheduler]` section of the
+//! settings file deserializes straight into [`SchedulerConfig`].
 
 use std::time::Duration;
 
-use flotilla_producer::ProducerLimits;
+use flotilla_proto::{DEFAULT_NAMESPACE, JobPolicy};
+use serde::Deserialize;
 
 use crate::{AlertConfig, ReconcileConfig};
 
 /// How the scheduler elects its leader and how often the leader acts.
-#[derive(Debug, Clone)]
+///
+/// The namespace, reconciliation, alerts and job policy have sections of their own in
+/// the settings file, so the `[scheduler]` section leaves them out.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct SchedulerConfig {
     /// Key namespace (default `flotilla`).
+    #[serde(skip)]
     pub namespace: String,
     /// How long a leader's lease lasts without renewal.
+    #[serde(with = "humantime_serde")]
     pub lease_ttl: Duration,
     /// The leader acts only while more than this remains of its lease (rule 6).
+    #[serde(with = "humantime_serde")]
     pub safety_margin: Duration,
     /// How often a standby tries to take the lease.
+    #[serde(with = "humantime_serde")]
     pub retry_interval: Duration,
     /// How often the leader looks for due ticks.
+    #[serde(with = "humantime_serde")]
     pub poll_interval: Duration,
     /// A tick fired within this long of its time is on time; older ones are missed and
     /// follow their schedule's catch-up policy.
+    #[serde(with = "humantime_serde")]
     pub misfire_grace: Duration,
     /// How often the leader promotes due delayed jobs.
+    #[serde(with = "humantime_serde")]
     pub promote_interval: Duration,
     /// How long the guard against firing a tick twice is kept.
+    #[serde(skip)]
     pub fire_guard_ttl: Duration,
+    #[serde(skip)]
     pub reconcile: ReconcileConfig,
+    #[serde(skip)]
     pub alerts: AlertConfig,
-    /// Limits and defaults for the jobs that schedules fire (`[limits]`, `[defaults]`).
-    pub job_limits: ProducerLimits,
+    /// Limits and defaults for the jobs that schedules fire.
+    #[serde(skip)]
+    pub jobs: JobPolicy,
 }
 
 impl Default for SchedulerConfig {
     fn default() -> Self {
         Self {
-            namespace: "flotilla".to_owned(),
+            namespace: DEFAULT_NAMESPACE.to_owned(),
             lease_ttl: Duration::from_secs(10),
             safety_margin: Duration::from_secs(2),
             retry_interval: Duration::from_millis(500),
@@ -45,7 +62,7 @@ impl Default for SchedulerConfig {
             fire_guard_ttl: Duration::from_secs(7 * 24 * 3600),
             reconcile: ReconcileConfig::default(),
             alerts: AlertConfig::default(),
-            job_limits: ProducerLimits::default(),
+            jobs: JobPolicy::default(),
         }
     }
 }
@@ -55,17 +72,19 @@ impl SchedulerConfig {
     pub fn validate(&self) -> Result<(), String> {
         if self.safety_margin * 2 >= self.lease_ttl {
             return Err(format!(
-                "safety_margin: {:?} must be under half of lease_ttl ({:?})",
+                "scheduler.safety_margin: {:?} must be under half of lease_ttl ({:?})",
                 self.safety_margin, self.lease_ttl
             ));
         }
         if self.poll_interval.is_zero() || self.retry_interval.is_zero() {
-            return Err("poll_interval and retry_interval must be above zero".into());
+            return Err(
+                "scheduler.poll_interval and scheduler.retry_interval: must be above zero".into(),
+            );
         }
         if self.misfire_grace < self.poll_interval {
-            return Err("misfire_grace: must be at least poll_interval".into());
+            return Err("scheduler.misfire_grace: must be at least scheduler.poll_interval".into());
         }
-        Ok(())
+        self.jobs.check()
     }
 
     /// How often a leader renews: three times per lease, so one lost renewal is survivable.

@@ -10,33 +10,42 @@ use std::time::Duration;
 use flotilla_proto::scripts::{self, ForgetConsumer, Requeue, RequeueMode, RequeueReply};
 use flotilla_proto::{CONSUMER_GROUP, Keys, field};
 use redis::aio::ConnectionManager;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::firing::scheduled_job_id;
 use crate::scheduler::server_time_ms;
 use crate::{ScheduleStore, SchedulerError};
 
-/// Thresholds and windows of a reconciliation pass.
-#[derive(Debug, Clone)]
+/// Thresholds and windows of a reconciliation pass: the `[reconcile]` settings section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ReconcileConfig {
     /// How often the leader reconciles (and evaluates alerts).
+    #[serde(with = "humantime_serde")]
     pub interval: Duration,
     /// Whether the leader repairs what it finds.
     pub repair: bool,
     /// How far back schedule ticks are checked.
+    #[serde(with = "humantime_serde")]
     pub lookback: Duration,
     /// A fired tick must have started within this long.
+    #[serde(with = "humantime_serde")]
     pub start_deadline: Duration,
     /// … and finished within this long.
+    #[serde(with = "humantime_serde")]
     pub finish_deadline: Duration,
     /// A missing tick younger than this is an open problem (it raises an alert).
+    #[serde(with = "humantime_serde")]
     pub missed_window: Duration,
     /// A worker whose registry heartbeat is older than this is gone.
+    #[serde(with = "humantime_serde")]
     pub worker_timeout: Duration,
     /// Job records examined per queue per periodic pass; the sweep resumes where it
     /// stopped, so every record is visited over several passes.
+    #[serde(skip)]
     pub sweep_budget: usize,
     /// Most recent ticks checked per schedule per pass.
+    #[serde(skip)]
     pub max_ticks: usize,
 }
 

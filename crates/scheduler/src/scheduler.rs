@@ -52,7 +52,7 @@ impl Scheduler {
         let holder = flotilla_proto::instance_id();
         let leadership =
             Leadership::new(keys.clone(), holder, config.lease_ttl, config.safety_margin);
-        let producer = Producer::new(conn.clone(), keys.clone(), config.job_limits.clone());
+        let producer = Producer::new(conn.clone(), keys.clone(), config.jobs.clone());
         let store = ScheduleStore::new(conn.clone(), keys.clone());
         let mut scheduler = Self {
             conn,

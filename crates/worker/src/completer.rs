@@ -141,7 +141,7 @@ impl Completer {
                 .collect();
             let complete = Complete {
                 queue,
-                retention_ms: millis(self.config.retention),
+                retention_ms: millis(self.config.jobs.retention.completed),
                 items,
             };
             calls.push((indices, complete.call(&self.keys).cmd()));
@@ -162,8 +162,8 @@ impl Completer {
                     lease: &a.lease,
                     error,
                     retry_after: *delay,
-                    dead_retention_ms: millis(self.config.dead_retention),
-                    dead_max_len: self.config.dead_max_len,
+                    dead_retention_ms: millis(self.config.jobs.retention.dead),
+                    dead_max_len: self.config.jobs.retention.dead_max_len,
                 }
                 .call(keys)
                 .cmd(),

@@ -66,7 +66,10 @@ pub(crate) async fn dispatch(
     let mut batches: Vec<(String, Vec<StartPlan>)> = Vec::new();
     let mut buries = Vec::new();
     for fetched in fetched {
-        match fetched.entry.decode(shared.config.max_payload_bytes) {
+        match fetched
+            .entry
+            .decode(shared.config.jobs.limits.max_payload_bytes)
+        {
             Ok(fields) => {
                 let job_id = fields
                     .job_id
@@ -225,8 +228,8 @@ impl Shared {
             queue: &plan.fetched.queue,
             entry: &plan.fetched.entry,
             reason: &plan.reason,
-            dead_retention_ms: millis(self.config.dead_retention),
-            dead_max_len: self.config.dead_max_len,
+            dead_retention_ms: millis(self.config.jobs.retention.dead),
+            dead_max_len: self.config.jobs.retention.dead_max_len,
         }
     }
 
@@ -236,8 +239,8 @@ impl Shared {
         Start {
             queue,
             consumer: &self.worker_id,
-            dead_retention_ms: millis(config.dead_retention),
-            dead_max_len: config.dead_max_len,
+            dead_retention_ms: millis(config.jobs.retention.dead),
+            dead_max_len: config.jobs.retention.dead_max_len,
             entries: plans
                 .iter()
                 .map(|plan| StartEntry {
@@ -246,9 +249,9 @@ impl Shared {
                     lease: &plan.lease,
                     raw: plan.fields.job_type.is_some().then_some(RawJob {
                         fields: &plan.fields,
-                        default_max_attempts: config.default_max_attempts,
-                        default_timeout_ms: millis(config.default_timeout),
-                        default_backoff: &config.default_backoff,
+                        default_max_attempts: config.jobs.defaults.max_attempts,
+                        default_timeout_ms: millis(config.jobs.defaults.timeout),
+                        default_backoff: &config.jobs.defaults.backoff,
                     }),
                 })
                 .collect(),
@@ -286,7 +289,7 @@ async fn execute(shared: &Shared, attempt: &Attempt, started: StartedJob) -> Out
     let backoff: Backoff = started
         .backoff
         .parse()
-        .unwrap_or_else(|_| shared.config.default_backoff.clone());
+        .unwrap_or_else(|_| shared.config.jobs.defaults.backoff.clone());
     let retry = |error: String| Outcome::Failed {
         error,
         delay: Some(backoff.delay_random(started.attempt)),
@@ -304,7 +307,7 @@ async fn execute(shared: &Shared, attempt: &Attempt, started: StartedJob) -> Out
         content_type,
         bytes: started.payload,
     };
-    if let Err(e) = payload.validate(shared.config.max_payload_bytes) {
+    if let Err(e) = payload.validate(shared.config.jobs.limits.max_payload_bytes) {
         return Outcome::Failed {
             error: format!("bad payload: {e}"),
             delay: None,
@@ -319,10 +322,10 @@ async fn execute(shared: &Shared, attempt: &Attempt, started: StartedJob) -> Out
     // Every record written since timeouts of 0 were refused has one; an older record
     // without it gets the default.
     let timeout = match started.timeout_ms {
-        0 => shared.config.default_timeout,
+        0 => shared.config.jobs.defaults.timeout,
         ms => Duration::from_millis(ms),
     };
-    let max_result_bytes = shared.config.max_result_bytes;
+    let max_result_bytes = shared.config.jobs.limits.max_result_bytes;
     let ctx = JobContext {
         id: attempt.job_id.clone(),
         job_type: started.job_type.clone(),

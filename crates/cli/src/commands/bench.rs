@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use flotilla_producer::{NewJob, Producer, ProducerLimits};
+use flotilla_producer::{NewJob, Producer};
+use flotilla_proto::JobPolicy;
 use flotilla_proto::{Keys, Status};
 use flotilla_worker::{Registry, Shutdown, Worker, WorkerConfig};
 use redis::aio::ConnectionManager;
@@ -35,11 +36,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         flotilla_proto::redact_url(&url)
     );
 
-    let limits = ProducerLimits {
-        max_queue_len: 0,
-        ..ProducerLimits::default()
-    };
-    let producer = Producer::new(conn.clone(), keys.clone(), limits);
+    let mut policy = JobPolicy::default();
+    policy.limits.max_queue_len = 0;
+    let producer = Producer::new(conn.clone(), keys.clone(), policy);
     let payload = serde_json::json!({ "pad": "x".repeat(args.payload_bytes) });
     let jobs: Vec<NewJob> = (0..args.jobs)
         .map(|_| NewJob::new("noop", &payload))

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use flotilla_producer::{NewJob, Producer, ProducerLimits};
+use flotilla_producer::{NewJob, Producer};
 use flotilla_proto::{Backoff, ContentType, JobRecord, Keys, Payload, Status};
 use flotilla_scheduler::{Schedule, Scheduler, SchedulerConfig};
 use flotilla_worker::{Registry, Shutdown, Worker, WorkerConfig};
@@ -40,7 +40,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             (server.url.clone(), Some(server), "flotilla".to_owned())
         }
     };
-    let config = WorkerConfig {
+    let mut config = WorkerConfig {
         namespace: namespace.clone(),
         concurrency: 4,
         heartbeat_interval: Duration::from_secs(1),
@@ -48,12 +48,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         block_time: Duration::from_millis(500),
         promote_interval: Duration::from_millis(100),
         shutdown_grace: Duration::from_secs(5),
-        default_backoff: Backoff::List(vec![
-            Duration::from_millis(300),
-            Duration::from_millis(600),
-        ]),
         ..WorkerConfig::default()
     };
+    // Short retries, so the demo's failing job reaches the DLQ while you watch.
+    config.jobs.defaults.backoff =
+        Backoff::List(vec![Duration::from_millis(300), Duration::from_millis(600)]);
     let shutdown = Shutdown::new();
     let mut workers = Vec::new();
     for _ in 0..args.workers.max(1) {
@@ -71,11 +70,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let mut conn = redis::aio::ConnectionManager::new(client)
         .await
         .context("cannot connect to Redis")?;
-    let limits = ProducerLimits {
-        default_backoff: config.default_backoff.clone(),
-        ..ProducerLimits::default()
-    };
-    let producer = Producer::new(conn.clone(), keys.clone(), limits);
+    let producer = Producer::new(conn.clone(), keys.clone(), config.jobs.clone());
     let tracked = enqueue_mix(&producer, &mut conn, &keys).await?;
     println!("\nEnqueued {} jobs; following them:\n", tracked.len());
 

@@ -102,6 +102,6 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<Producer> {
     Ok(Producer::new(
         conn,
         Keys::new(settings.namespace.clone()),
-        settings.producer_limits()?,
+        settings.job_policy(),
     ))
 }
