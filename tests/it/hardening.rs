@@ -170,7 +170,7 @@ async fn results_over_the_limit_fail_and_never_reach_redis() {
     registry.register_fn(
         "big_value",
         |_: serde_json::Value, _ctx: JobContext| async {
-            Ok(Some(json!({ "blob": "c".repeat(5000) })))
+            Ok::<_, flotilla_worker::HandlerError>(json!({ "blob": "c".repeat(5000) }))
         },
     );
     let mut config = fast_config();

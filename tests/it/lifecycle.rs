@@ -40,10 +40,8 @@ async fn a_job_runs_once_and_stores_its_result() {
         let seen = Arc::clone(&seen);
         async move {
             seen.lock().expect("lock").push(ctx.id.clone());
-            ctx.progress(&json!({"step": "summing"}))
-                .await
-                .map_err(HandlerError::retry)?;
-            Ok(Some(json!({"sum": args.iter().sum::<i64>()})))
+            ctx.progress(&json!({"step": "summing"})).await?;
+            Ok::<_, HandlerError>(json!({"sum": args.iter().sum::<i64>()}))
         }
     });
     let worker = InProcessWorker::start(&env.url(), fast_config(), registry).await;
@@ -193,10 +191,7 @@ async fn a_retry_after_from_the_handler_overrides_the_backoff() {
         async move {
             seen.lock().expect("lock").push(Instant::now());
             match ctx.attempt {
-                1 => Err(HandlerError::RetryAfter(
-                    "429".into(),
-                    Duration::from_millis(700),
-                )),
+                1 => Err(HandlerError::retry_after("429", Duration::from_millis(700))),
                 _ => Ok(None),
             }
         }
@@ -498,33 +493,63 @@ impl flotilla_producer::Job for SendEmail {
     const QUEUE: &'static str = "critical";
 }
 
+#[derive(serde::Serialize)]
+struct Sent {
+    sent_to: String,
+    subject: String,
+}
+
+/// Fails while the mail server is "down", with the cause underneath.
+#[derive(Debug, thiserror::Error)]
+#[error("mail server refused the message")]
+struct MailRefused(#[source] std::io::Error);
+
+async fn send_email(email: SendEmail, ctx: JobContext) -> Result<Sent, MailRefused> {
+    if email.to.starts_with("down@") {
+        let cause = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "421 try later");
+        return Err(MailRefused(cause));
+    }
+    Ok(Sent {
+        sent_to: email.to,
+        subject: format!("{} (attempt {})", email.subject, ctx.attempt),
+    })
+}
+
 #[tokio::test]
 async fn a_typed_job_reaches_a_typed_handler_on_its_own_queue() {
     let env = Env::start().await;
     let mut registry = Registry::new();
-    registry.register_fn(
-        "send_email",
-        |email: SendEmail, _ctx: JobContext| async move {
-            Ok(Some(
-                json!({ "sent_to": email.to, "subject": email.subject }),
-            ))
-        },
-    );
+    registry.job(send_email);
     let worker = InProcessWorker::start(&env.url(), fast_config(), registry).await;
     let email = SendEmail {
         to: "a@b.c".into(),
         subject: "hi".into(),
     };
-    let job = env.producer.typed(&email).expect("encodes");
-    let enqueued = env.producer.enqueue(job).await.expect("enqueue");
+    let enqueued = env.producer.enqueue(&email).await.expect("enqueue");
     assert_eq!(enqueued.queue, "critical");
     let record = env
         .wait_status("critical", &enqueued.id, Status::Completed, LONG)
         .await;
     assert_eq!(
         record.result,
-        Some(json!({"sent_to": "a@b.c", "subject": "hi"}))
+        Some(json!({"sent_to": "a@b.c", "subject": "hi (attempt 1)"}))
     );
+
+    // An ordinary error retries with the job's backoff and keeps its cause.
+    let refused = SendEmail {
+        to: "down@b.c".into(),
+        subject: "hi".into(),
+    };
+    let job = NewJob::typed(&refused).expect("encodes").max_attempts(2);
+    let id = env.enqueue_job(job).await;
+    let record = env.wait_status("critical", &id, Status::Dead, LONG).await;
+    assert_eq!(record.attempts, 2, "the error was retried");
+    let error = record.error.unwrap_or_default();
+    assert!(
+        error.starts_with("mail server refused the message: 421 try later"),
+        "{error}"
+    );
+
     // A payload that does not fit the type is dead at once: retrying cannot fix it.
     let wrong = NewJob::new("send_email", &json!({"to": 5}))
         .expect("encodes")

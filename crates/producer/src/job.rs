@@ -1,18 +1,9 @@
-//! A job to enqueue, built step by step, and the trait that gives a Rust type a job type.
+//! A job to enqueue, built step by step.
 
 use std::time::{Duration, SystemTime};
 
-use flotilla_proto::{Backoff, ContentType, Payload, ProtoError};
+use flotilla_proto::{Backoff, ContentType, Job, Payload, ProtoError};
 use serde::Serialize;
-use serde::de::DeserializeOwned;
-
-/// A Rust type that is a job's arguments. The type name is what workers dispatch on.
-pub trait Job: Serialize + DeserializeOwned {
-    /// The job type, e.g. `"send_email"`.
-    const TYPE: &'static str;
-    /// The queue it goes to unless the caller picks another.
-    const QUEUE: &'static str = "default";
-}
 
 /// When a job may run, if not now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +53,7 @@ impl NewJob {
         }
     }
 
-    /// A typed job on its type's queue.
+    /// A typed job on its type's queue, ready for options (`delay`, `unique`, …).
     pub fn typed<J: Job>(job: &J) -> Result<Self, ProtoError> {
         Ok(Self::new(J::TYPE, job)?.queue(J::QUEUE))
     }
@@ -126,5 +117,23 @@ impl NewJob {
 
     pub fn job_type(&self) -> &str {
         &self.job_type
+    }
+}
+
+/// What [`Producer::enqueue`](crate::Producer::enqueue) takes: a [`NewJob`] with its
+/// options, or a reference to a typed [`Job`] to enqueue as it is.
+pub trait IntoNewJob {
+    fn into_new_job(self) -> Result<NewJob, ProtoError>;
+}
+
+impl IntoNewJob for NewJob {
+    fn into_new_job(self) -> Result<NewJob, ProtoError> {
+        Ok(self)
+    }
+}
+
+impl<J: Job> IntoNewJob for &J {
+    fn into_new_job(self) -> Result<NewJob, ProtoError> {
+        NewJob::typed(self)
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), flotilla_producer::ProducerError> {
-//! use flotilla_producer::{Job, Producer};
+//! use std::time::Duration;
+//! use flotilla_producer::{Job, NewJob, Producer};
 //! use serde::{Deserialize, Serialize};
 //!
 //! #[derive(Serialize, Deserialize)]
@@ -11,8 +12,11 @@
 //! impl Job for SendEmail { const TYPE: &'static str = "send_email"; }
 //!
 //! let producer = Producer::connect("redis://127.0.0.1:6379").await?;
-//! let job = producer.typed(&SendEmail { to: "a@b.c".into() })?;
-//! let enqueued = producer.enqueue(job.delay(std::time::Duration::from_secs(30))).await?;
+//! // As it is, on the type's queue:
+//! producer.enqueue(&SendEmail { to: "a@b.c".into() }).await?;
+//! // With options:
+//! let later = NewJob::typed(&SendEmail { to: "d@e.f".into() })?.delay(Duration::from_secs(30));
+//! let enqueued = producer.enqueue(later).await?;
 //! println!("enqueued {}", enqueued.id);
 //! # Ok(()) }
 //! ```
@@ -22,5 +26,6 @@ mod job;
 mod producer;
 
 pub use error::ProducerError;
-pub use job::{Job, NewJob};
+pub use flotilla_proto::{Job, JobPolicy};
+pub use job::{IntoNewJob, NewJob};
 pub use producer::{Cancelled, Enqueued, Outcome, Producer};

@@ -12,7 +12,7 @@ use flotilla_proto::{
 use redis::aio::ConnectionManager;
 
 use crate::job::Schedule;
-use crate::{Job, NewJob, ProducerError};
+use crate::{IntoNewJob, NewJob, ProducerError};
 
 /// What a cancel did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,13 +87,10 @@ impl Producer {
         self.conn.clone()
     }
 
-    /// A typed job, ready for options and [`Producer::enqueue`].
-    pub fn typed<J: Job>(&self, job: &J) -> Result<NewJob, ProducerError> {
-        Ok(NewJob::typed(job)?)
-    }
-
-    /// Enqueues one job.
-    pub async fn enqueue(&self, job: NewJob) -> Result<Enqueued, ProducerError> {
+    /// Enqueues one job: a typed [`Job`] as it is (`producer.enqueue(&SendEmail { … })`),
+    /// or a [`NewJob`] with options (`NewJob::typed(&email)?.delay(…)`).
+    pub async fn enqueue(&self, job: impl IntoNewJob) -> Result<Enqueued, ProducerError> {
+        let job = job.into_new_job()?;
         let id = self.check(&job)?;
         self.register_queue(&job.queue).await?;
         let mut conn = self.conn.clone();

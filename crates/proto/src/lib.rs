@@ -17,6 +17,7 @@ mod checks;
 mod encoding;
 mod entry;
 mod error;
+mod job;
 mod keys;
 mod lost;
 mod policy;
@@ -32,6 +33,7 @@ pub use checks::{
 pub use encoding::{ContentType, Payload};
 pub use entry::{EntryFields, StreamEntry};
 pub use error::ProtoError;
+pub use job::Job;
 pub use keys::{CONSUMER_GROUP, DEFAULT_NAMESPACE, Keys};
 pub use lost::record_lost;
 pub use policy::{JobDefaults, JobPolicy, Limits, Retention};

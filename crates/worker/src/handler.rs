@@ -1,39 +1,12 @@
-//! The handler API: what a job type runs, what it may answer, and the registry that maps
-//! type names to handlers.
+//! The handler API: what a job type runs and what it may answer. Handlers are plain async
+//! fns of their typed arguments; [`Handler`] is the untyped form the worker calls.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::time::Duration;
 
-use serde::de::DeserializeOwned;
+use serde::Serialize;
 
-use crate::JobContext;
-
-/// A handler's answer to a failed attempt: what the queue should do next.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum HandlerError {
-    /// Try again after the job's backoff.
-    #[error("{0}")]
-    Retry(String),
-    /// Try again after this delay (e.g. an HTTP Retry-After).
-    #[error("{0} (retry after {1:?})")]
-    RetryAfter(String, Duration),
-    /// Retrying cannot help: dead-letter the job now.
-    #[error("{0}")]
-    GiveUp(String),
-}
-
-impl HandlerError {
-    pub fn retry(err: impl std::fmt::Display) -> Self {
-        HandlerError::Retry(err.to_string())
-    }
-
-    pub fn give_up(err: impl std::fmt::Display) -> Self {
-        HandlerError::GiveUp(err.to_string())
-    }
-}
+use crate::{HandlerError, JobContext};
 
 /// Success with an optional JSON result, or what to do about the failure.
 pub type HandlerResult = Result<Option<serde_json::Value>, HandlerError>;
@@ -41,7 +14,8 @@ pub type HandlerResult = Result<Option<serde_json::Value>, HandlerError>;
 /// A boxed handler future.
 pub type HandlerFuture = Pin<Box<dyn Future<Output = HandlerResult> + Send>>;
 
-/// Runs one job type.
+/// Runs one job type, given the whole job. Most handlers are better written as typed
+/// fns and registered with [`Registry::job`](crate::Registry::job).
 pub trait Handler: Send + Sync + 'static {
     fn call(&self, ctx: JobContext) -> HandlerFuture;
 }
@@ -56,65 +30,22 @@ where
     }
 }
 
-/// Job type name → handler.
-#[derive(Clone, Default)]
-pub struct Registry {
-    handlers: HashMap<String, Arc<dyn Handler>>,
-}
-
-impl std::fmt::Debug for Registry {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut types: Vec<&String> = self.handlers.keys().collect();
-        types.sort();
-        f.debug_struct("Registry").field("types", &types).finish()
-    }
-}
-
-impl Registry {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// A registry holding the built-in test handlers `noop`, `sleep` and `fail`.
-    pub fn with_builtins() -> Self {
-        let mut registry = Self::new();
-        crate::builtin::register_test_handlers(&mut registry);
-        registry
-    }
-
-    /// Registers a handler for `job_type`, replacing any earlier one.
-    pub fn register(&mut self, job_type: &str, handler: impl Handler) -> &mut Self {
-        self.handlers.insert(job_type.to_owned(), Arc::new(handler));
-        self
-    }
-
-    /// Registers an async fn of typed arguments. A payload that does not decode into
-    /// `Args` dead-letters the job: retrying cannot make it decode.
-    pub fn register_fn<Args, F, Fut>(&mut self, job_type: &str, f: F) -> &mut Self
-    where
-        Args: DeserializeOwned + Send + 'static,
-        F: Fn(Args, JobContext) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = HandlerResult> + Send + 'static,
-    {
-        let f = Arc::new(f);
-        self.register(job_type, move |ctx: JobContext| {
-            let f = Arc::clone(&f);
-            async move {
-                let args: Args = ctx.args().map_err(|e| {
-                    HandlerError::GiveUp(format!("payload does not fit {}: {e}", ctx.job_type))
-                })?;
-                f(args, ctx).await
-            }
-        })
-    }
-
-    pub fn get(&self, job_type: &str) -> Option<Arc<dyn Handler>> {
-        self.handlers.get(job_type).cloned()
-    }
-
-    pub fn types(&self) -> Vec<String> {
-        let mut types: Vec<String> = self.handlers.keys().cloned().collect();
-        types.sort();
-        types
+/// A typed handler's answer as the worker stores it: the value as JSON, where `()` and
+/// `None` store no result, or the error with its next step.
+pub(crate) async fn into_handler_result<R, E>(
+    answer: impl Future<Output = Result<R, E>>,
+) -> HandlerResult
+where
+    R: Serialize,
+    E: Into<HandlerError>,
+{
+    let value = answer.await.map_err(Into::into)?;
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::Null) => Ok(None),
+        Ok(json) => Ok(Some(json)),
+        // The same value would fail the same way on every attempt.
+        Err(e) => Err(HandlerError::give_up(format!(
+            "the result cannot be written as JSON: {e}"
+        ))),
     }
 }

@@ -5,12 +5,25 @@
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), flotilla_worker::WorkerError> {
-//! use flotilla_worker::{HandlerError, JobContext, Registry, Worker, WorkerConfig};
+//! use flotilla_worker::{HandlerError, Job, JobContext, Registry, ResultExt, Worker, WorkerConfig};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Serialize, Deserialize)]
+//! struct Resize { url: String, width: u32 }
+//! impl Job for Resize { const TYPE: &'static str = "resize"; }
+//!
+//! #[derive(Serialize)]
+//! struct Resized { bytes: usize }
+//!
+//! async fn resize(job: Resize, ctx: JobContext) -> Result<Resized, HandlerError> {
+//!     // A bad URL will stay bad: give up. A failed download retries with backoff.
+//!     let url: std::net::SocketAddr = job.url.parse().give_up()?;
+//!     let image = std::fs::read(format!("/tmp/{url}-{}", ctx.attempt))?;
+//!     Ok(Resized { bytes: image.len() / job.width as usize })
+//! }
 //!
 //! let mut registry = Registry::with_builtins();
-//! registry.register_fn("greet", |name: String, _ctx: JobContext| async move {
-//!     Ok::<_, HandlerError>(Some(serde_json::json!({ "greeting": format!("hello {name}") })))
-//! });
+//! registry.job(resize);
 //! let worker = Worker::connect("redis://127.0.0.1:6379", WorkerConfig::default(), registry).await?;
 //! worker.run(flotilla_worker::Shutdown::on_signals()).await
 //! # }
@@ -24,9 +37,11 @@ mod context;
 mod error;
 mod fetch;
 mod handler;
+mod handler_error;
 mod heartbeat;
 mod inflight;
 mod lottery;
+mod registry;
 mod runner;
 mod shutdown;
 mod worker;
@@ -34,6 +49,9 @@ mod worker;
 pub use config::{QueueWeight, WorkerConfig};
 pub use context::JobContext;
 pub use error::WorkerError;
-pub use handler::{Handler, HandlerError, HandlerResult, Registry};
+pub use flotilla_proto::Job;
+pub use handler::{Handler, HandlerFuture, HandlerResult};
+pub use handler_error::{BoxError, HandlerError, NextStep, ResultExt};
+pub use registry::Registry;
 pub use shutdown::Shutdown;
 pub use worker::Worker;

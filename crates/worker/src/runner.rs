@@ -21,7 +21,7 @@ use crate::completer::{Completion, Outcome};
 use crate::fetch::Fetched;
 use crate::inflight::Attempt;
 use crate::worker::Shared;
-use crate::{HandlerError, JobContext, Shutdown};
+use crate::{HandlerError, JobContext, NextStep, Shutdown};
 
 /// How long a cancelled handler may take to return before it is dropped.
 const CANCEL_CLEANUP: Duration = Duration::from_secs(2);
@@ -356,12 +356,22 @@ async fn execute(shared: &Shared, attempt: &Attempt, started: StartedJob) -> Out
             Err(_) => retry(format!("timed out after {}", humantime_secs(timeout))),
             Ok(Err(panic)) => retry(format!("handler panicked: {}", panic_message(&panic))),
             Ok(Ok(Ok(value))) => bounded_result(value, max_result_bytes),
-            Ok(Ok(Err(HandlerError::Retry(error)))) => retry(error),
-            Ok(Ok(Err(HandlerError::RetryAfter(error, delay)))) => {
-                Outcome::Failed { error, delay: Some(delay) }
-            }
-            Ok(Ok(Err(HandlerError::GiveUp(error)))) => Outcome::Failed { error, delay: None },
+            Ok(Ok(Err(failure))) => failed(&failure, &backoff, started.attempt),
         },
+    }
+}
+
+/// A failed attempt as the handler asked: retried after the backoff or its own delay, or
+/// failed for good.
+fn failed(failure: &HandlerError, backoff: &Backoff, attempt: u32) -> Outcome {
+    let delay = match failure.next_step() {
+        NextStep::Retry => Some(backoff.delay_random(attempt)),
+        NextStep::RetryAfter(delay) => Some(delay),
+        NextStep::GiveUp => None,
+    };
+    Outcome::Failed {
+        error: failure.message(),
+        delay,
     }
 }
 

@@ -142,7 +142,7 @@ impl ExecHandler {
             Some(code) => format!("exited with status {code}"),
             None => "was killed by a signal".to_owned(),
         };
-        Err(HandlerError::Retry(format!("{program} {how}: {stderr}")))
+        Err(HandlerError::retry(format!("{program} {how}: {stderr}")))
     }
 }
 

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
-use super::error_chain;
 use crate::handler::HandlerFuture;
+use crate::handler_error::error_chain;
 use crate::{Handler, HandlerError, JobContext};
 
 /// Where to send a job type's payloads. Build with [`HttpHandler::new`], which checks the
@@ -91,7 +91,7 @@ impl HttpHandler {
             r = request.send() => r.map_err(|e| {
                 let message = format!("POST {url}: {}", error_chain(&e));
                 // A request that cannot even be built fails the same way every time.
-                if e.is_builder() { HandlerError::GiveUp(message) } else { HandlerError::Retry(message) }
+                if e.is_builder() { HandlerError::give_up(message) } else { HandlerError::retry(message) }
             })?,
             _ = ctx.cancel.cancelled() => return Err(HandlerError::retry("cancelled")),
         };
@@ -106,14 +106,14 @@ impl HttpHandler {
         let bytes = match read_body(response, limit).await {
             Ok(bytes) => bytes,
             Err(BodyError::OverLimit) if status.is_success() => {
-                return Err(HandlerError::GiveUp(format!(
+                return Err(HandlerError::give_up(format!(
                     "POST {url} answered {status} with a body over the result limit of \
                      {limit} bytes (limits.max_result_bytes)"
                 )));
             }
             Err(BodyError::OverLimit) => Vec::new(),
             Err(BodyError::Http(e)) => {
-                return Err(HandlerError::Retry(format!(
+                return Err(HandlerError::retry(format!(
                     "POST {url} answered {status}, then reading its body failed: {}",
                     error_chain(&e)
                 )));
@@ -129,9 +129,9 @@ impl HttpHandler {
         let retryable =
             status.is_server_error() || status.as_u16() == 408 || status.as_u16() == 429;
         match (retryable, retry_after) {
-            (true, Some(delay)) => Err(HandlerError::RetryAfter(message, delay)),
-            (true, None) => Err(HandlerError::Retry(message)),
-            (false, _) => Err(HandlerError::GiveUp(message)),
+            (true, Some(delay)) => Err(HandlerError::retry_after(message, delay)),
+            (true, None) => Err(HandlerError::retry(message)),
+            (false, _) => Err(HandlerError::give_up(message)),
         }
     }
 }

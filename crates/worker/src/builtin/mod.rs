@@ -11,23 +11,6 @@ pub use http::{HttpHandler, InvalidHttpHandler};
 pub(crate) use process_group::wait_for_ending_groups;
 pub(crate) use testing::register_test_handlers;
 
-/// An error and its causes, `outer: inner: innermost`, so "connection refused" and a DNS
-/// failure no longer read the same.
-pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        // Some errors repeat their source in their own message.
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
-
 /// Turns a handler's output bytes into a JSON result: JSON if it parses, else a string.
 fn output_to_result(bytes: &[u8]) -> Option<serde_json::Value> {
     let text = String::from_utf8_lossy(bytes);

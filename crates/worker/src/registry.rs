@@ -1,0 +1,110 @@
+//! The registry: job type name → handler, filled with typed fns or raw handlers.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use flotilla_proto::Job;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::handler::into_handler_result;
+use crate::{Handler, HandlerError, JobContext};
+
+/// Job type name → handler.
+#[derive(Clone, Default)]
+pub struct Registry {
+    handlers: HashMap<String, Arc<dyn Handler>>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("types", &self.types())
+            .finish()
+    }
+}
+
+impl Registry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A registry holding the built-in test handlers `noop`, `sleep` and `fail`.
+    pub fn with_builtins() -> Self {
+        let mut registry = Self::new();
+        crate::builtin::register_test_handlers(&mut registry);
+        registry
+    }
+
+    /// Registers the handler for a [`Job`] type, under [`Job::TYPE`]; the type comes from
+    /// the handler's first argument:
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Serialize, Deserialize)] struct SendEmail { to: String }
+    /// # impl flotilla_worker::Job for SendEmail { const TYPE: &'static str = "send_email"; }
+    /// # #[derive(Debug, thiserror::Error)] #[error("mail server down")] struct MailError;
+    /// use flotilla_worker::{JobContext, Registry};
+    ///
+    /// async fn send_email(email: SendEmail, ctx: JobContext) -> Result<String, MailError> {
+    ///     Ok(format!("sent to {} on attempt {}", email.to, ctx.attempt))
+    /// }
+    ///
+    /// let mut registry = Registry::new();
+    /// registry.job(send_email);
+    /// ```
+    ///
+    /// The handler returns anything that serializes to JSON (`()` stores no result) or an
+    /// error: any error retries with the job's backoff, a [`HandlerError`] says otherwise.
+    /// A payload that does not decode into the type dead-letters the job at once:
+    /// retrying cannot make it decode.
+    pub fn job<J, F, Fut, R, E>(&mut self, handler: F) -> &mut Self
+    where
+        J: Job,
+        F: Fn(J, JobContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, E>> + Send + 'static,
+        R: Serialize,
+        E: Into<HandlerError>,
+    {
+        self.register_fn(J::TYPE, handler)
+    }
+
+    /// Like [`Registry::job`], for a type name not tied to a [`Job`] type (e.g. one
+    /// enqueued from another language with plain JSON arguments).
+    pub fn register_fn<Args, F, Fut, R, E>(&mut self, job_type: &str, handler: F) -> &mut Self
+    where
+        Args: DeserializeOwned + Send + 'static,
+        F: Fn(Args, JobContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, E>> + Send + 'static,
+        R: Serialize,
+        E: Into<HandlerError>,
+    {
+        let handler = Arc::new(handler);
+        self.register(job_type, move |ctx: JobContext| {
+            let handler = Arc::clone(&handler);
+            async move {
+                let args: Args = ctx.args().map_err(|e| {
+                    HandlerError::give_up(format!("payload does not fit {}: {e}", ctx.job_type))
+                })?;
+                into_handler_result(handler(args, ctx)).await
+            }
+        })
+    }
+
+    /// Registers an untyped handler for `job_type`, replacing any earlier one.
+    pub fn register(&mut self, job_type: &str, handler: impl Handler) -> &mut Self {
+        self.handlers.insert(job_type.to_owned(), Arc::new(handler));
+        self
+    }
+
+    pub fn get(&self, job_type: &str) -> Option<Arc<dyn Handler>> {
+        self.handlers.get(job_type).cloned()
+    }
+
+    pub fn types(&self) -> Vec<String> {
+        let mut types: Vec<String> = self.handlers.keys().cloned().collect();
+        types.sort();
+        types
+    }
+}
