@@ -6,7 +6,8 @@ use std::time::Duration;
 use flotilla_producer::NewJob;
 use flotilla_proto::Status;
 use flotilla_scheduler::{
-    Alert, CatchUp, FindingKind, ReconcileConfig, Reconciler, Schedule, ScheduleStore, list_alerts,
+    Alert, CatchUp, FindingKind, ReconcileConfig, Reconciler, Schedule, ScheduleStore, Scheduler,
+    SchedulerConfig, Shutdown, list_alerts,
 };
 use flotilla_tests::{
     FlotillaProcess, InProcessWorker, WorkerProcess, eventually, fast_config, http_server,
@@ -314,4 +315,90 @@ async fn a_live_worker_with_a_long_lease_is_not_declared_gone() {
         (Some(Status::Running), 1),
         "the job was taken away"
     );
+}
+
+/// A pending job whose stream entry is gone: only a leader's repair puts it back.
+async fn strand_a_pending_job(env: &Env) -> String {
+    let id = env.enqueue("noop", json!({})).await;
+    let entry = env.entry_of("default", &id).await;
+    env.cmd::<i64>(
+        redis::cmd("XDEL")
+            .arg(env.keys.stream("default"))
+            .arg(&entry),
+    )
+    .await;
+    id
+}
+
+async fn stream_len(env: &Env) -> i64 {
+    env.cmd(redis::cmd("XLEN").arg(env.keys.stream("default")))
+        .await
+}
+
+#[tokio::test]
+async fn only_a_leading_replica_repairs_and_only_while_it_leads() {
+    let env = Env::start().await;
+    let hold_lease = |ms: u64| {
+        redis::cmd("SET")
+            .arg(env.keys.leader())
+            .arg("another-replica")
+            .arg("PX")
+            .arg(ms)
+            .clone()
+    };
+    env.cmd::<()>(&mut hold_lease(60_000)).await;
+    let config = SchedulerConfig {
+        lease_ttl: Duration::from_millis(1500),
+        safety_margin: Duration::from_millis(500),
+        retry_interval: Duration::from_millis(100),
+        reconcile: ReconcileConfig {
+            interval: Duration::from_millis(100),
+            ..ReconcileConfig::default()
+        },
+        ..SchedulerConfig::default()
+    };
+    let scheduler = Scheduler::connect(&env.url(), config)
+        .await
+        .expect("scheduler");
+    let shutdown = Shutdown::new();
+    let task = tokio::spawn(scheduler.run(shutdown.clone()));
+    env.cmd::<()>(
+        redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(env.keys.stream("default"))
+            .arg(flotilla_proto::CONSUMER_GROUP)
+            .arg("0")
+            .arg("MKSTREAM"),
+    )
+    .await;
+
+    // A standby: ten reconcile intervals pass and nothing is repaired.
+    strand_a_pending_job(&env).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(stream_len(&env).await, 0, "a standby repaired a job");
+
+    // The lease is free: this replica leads, and its first pass repairs at once.
+    env.cmd::<i64>(redis::cmd("DEL").arg(env.keys.leader()))
+        .await;
+    eventually(
+        LONG,
+        "the new leader to requeue the stranded job",
+        || async { (stream_len(&env).await == 1).then_some(()) },
+    )
+    .await;
+
+    // The lease is taken away: at its next renewal the replica steps down, and its checks
+    // stop with the term.
+    env.cmd::<()>(&mut hold_lease(60_000)).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    strand_a_pending_job(&env).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        stream_len(&env).await,
+        1,
+        "a replica that lost its lease repaired a job"
+    );
+
+    shutdown.trigger();
+    task.await.expect("joins").expect("runs");
 }

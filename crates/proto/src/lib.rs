@@ -2,7 +2,8 @@
 //! job-record fields, job states, payload encodings and the Lua scripts that move jobs
 //! between states.
 //!
-//! Every other crate asks this one; nothing else spells a key or a field name. A
+//! Every other crate asks this one; nothing else spells a key or a field name. It also
+//! holds the few pieces every process shares: the job policy and the shutdown signal. A
 //! producer in another language needs only what `docs/PROTOCOL.md` describes, which is
 //! what this crate implements.
 //!
@@ -24,6 +25,7 @@ mod policy;
 mod record;
 mod redact;
 pub mod scripts;
+mod shutdown;
 mod status;
 
 pub use backoff::Backoff;
@@ -39,6 +41,7 @@ pub use lost::record_lost;
 pub use policy::{JobDefaults, JobPolicy, Limits, Retention};
 pub use record::{JobRecord, field, worker_field};
 pub use redact::redact_url;
+pub use shutdown::Shutdown;
 pub use status::Status;
 
 /// The protocol version written into every record (`v`) this crate creates.

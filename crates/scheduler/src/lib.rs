@@ -6,11 +6,12 @@
 //! # async fn example() -> Result<(), flotilla_scheduler::SchedulerError> {
 //! use flotilla_scheduler::{Scheduler, SchedulerConfig, Shutdown};
 //! let scheduler = Scheduler::connect("redis://127.0.0.1:6379", SchedulerConfig::default()).await?;
-//! scheduler.run(Shutdown::new().cancelled_owned()).await
+//! scheduler.run(Shutdown::on_signals()).await
 //! # }
 //! ```
 
 mod alerts;
+mod checks;
 mod config;
 mod error;
 mod firing;
@@ -24,8 +25,9 @@ pub use alerts::{Alert, AlertConfig, AlertEvent, Alerter, list_alerts};
 pub use config::SchedulerConfig;
 pub use error::SchedulerError;
 pub use firing::{Plan, plan_fires, scheduled_job_id, trigger};
+pub use flotilla_proto::Shutdown;
 pub use leader::{LeaderStatus, Leadership, status as leader_status};
 pub use reconcile::{Finding, FindingKind, ReconcileConfig, Reconciler, Report};
 pub use schedule::{CatchUp, Schedule, Timing};
-pub use scheduler::{Scheduler, Shutdown};
+pub use scheduler::Scheduler;
 pub use store::{ScheduleState, ScheduleStore};

@@ -3,21 +3,16 @@
 //! delayed jobs. SIGTERM hands the lease over at once.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::time::{Duration, Instant};
 
 use flotilla_producer::{Outcome, Producer};
-use flotilla_proto::Keys;
 use flotilla_proto::scripts::{self, Promote};
+use flotilla_proto::{Keys, Shutdown};
 use redis::aio::ConnectionManager;
 
+use crate::checks::TermChecks;
 use crate::firing::{job_for, plan_fires, scheduled_job_id};
-use crate::{
-    Alerter, Leadership, Reconciler, Schedule, ScheduleStore, SchedulerConfig, SchedulerError,
-};
-
-/// Re-exported so callers can build a stop signal without another dependency.
-pub use tokio_util::sync::CancellationToken as Shutdown;
+use crate::{Leadership, Schedule, ScheduleStore, SchedulerConfig, SchedulerError};
 
 /// Due delayed jobs moved per queue per promotion pass.
 const PROMOTE_BATCH: usize = 1000;
@@ -31,10 +26,9 @@ pub struct Scheduler {
     store: ScheduleStore,
     producer: Producer,
     leadership: Leadership,
-    /// The reconciler and alerter, while no pass is running; a pass runs in its own task
-    /// so a long sweep never delays a tick.
-    checks: Option<(Reconciler, Alerter)>,
-    running_checks: Option<tokio::task::JoinHandle<(Reconciler, Alerter)>>,
+    /// Reconciliation and alerts of the current term; `None` while this replica does
+    /// not lead, so a standby never repairs or alerts.
+    checks: Option<TermChecks>,
 }
 
 impl Scheduler {
@@ -54,7 +48,7 @@ impl Scheduler {
             Leadership::new(keys.clone(), holder, config.lease_ttl, config.safety_margin);
         let producer = Producer::new(conn.clone(), keys.clone(), config.jobs.clone());
         let store = ScheduleStore::new(conn.clone(), keys.clone());
-        let mut scheduler = Self {
+        Ok(Self {
             conn,
             keys,
             config,
@@ -62,33 +56,18 @@ impl Scheduler {
             producer,
             leadership,
             checks: None,
-            running_checks: None,
-        };
-        scheduler.checks = Some(scheduler.new_checks());
-        Ok(scheduler)
+        })
     }
 
-    /// A replica that does not lead must not repair or alert: stop a pass under way.
-    fn stop_checks(&mut self) {
-        if let Some(task) = self.running_checks.take() {
-            task.abort();
-            self.checks = Some(self.new_checks());
+    /// Starts the term's checks on becoming leader and stops them on stepping down.
+    fn follow_term_with_checks(&mut self) {
+        match (self.leadership.current_epoch(), &self.checks) {
+            (Some(_), None) => {
+                self.checks = Some(TermChecks::start(&self.conn, &self.keys, &self.config));
+            }
+            (None, Some(_)) => self.checks = None,
+            _ => {}
         }
-    }
-
-    fn new_checks(&self) -> (Reconciler, Alerter) {
-        (
-            Reconciler::new(
-                self.conn.clone(),
-                self.keys.clone(),
-                self.config.reconcile.clone(),
-            ),
-            Alerter::new(
-                self.conn.clone(),
-                self.keys.clone(),
-                self.config.alerts.clone(),
-            ),
-        )
     }
 
     /// This replica's holder id in the election.
@@ -100,21 +79,21 @@ impl Scheduler {
         &self.store
     }
 
-    /// Runs until `stop` completes, then releases the lease if it holds it.
-    pub async fn run(mut self, stop: impl Future<Output = ()>) -> Result<(), SchedulerError> {
+    /// Runs until `shutdown` is triggered, then releases the lease if it holds it.
+    pub async fn run(mut self, shutdown: Shutdown) -> Result<(), SchedulerError> {
         tracing::info!(scheduler = %self.id(), "scheduler starting");
-        tokio::pin!(stop);
         let mut timers = Timers::default();
         loop {
             tokio::select! {
-                _ = &mut stop => break,
+                _ = shutdown.triggered() => break,
                 _ = tokio::time::sleep(self.config.poll_interval) => {}
             }
             if let Err(e) = self.step(&mut timers).await {
                 tracing::warn!("scheduler step failed (will retry): {e}");
             }
+            self.follow_term_with_checks();
         }
-        self.stop_checks();
+        self.checks = None;
         if self.leadership.current_epoch().is_some() || self.leadership.lapsed() {
             match self.leadership.release(&mut self.conn).await {
                 Ok(()) => tracing::info!("released the leader lease for a standby to take over"),
@@ -133,9 +112,7 @@ impl Scheduler {
             tracing::warn!("lease not renewed within the safety margin: stepping down");
             self.leadership.step_down();
         }
-        if self.leadership.current_epoch().is_none() {
-            self.stop_checks();
-        }
+        self.follow_term_with_checks();
         match self.leadership.current_epoch() {
             None if now >= timers.next_acquire => {
                 timers.next_acquire = now + self.config.retry_interval;
@@ -153,7 +130,6 @@ impl Scheduler {
             _ => {}
         }
         let Some(epoch) = self.leadership.current_epoch() else {
-            self.stop_checks();
             return Ok(());
         };
         // Each duty fails on its own: a schedule that cannot fire must not stop promotion
@@ -166,27 +142,6 @@ impl Scheduler {
             if let Err(e) = self.promote_all().await {
                 tracing::warn!("promoting delayed jobs failed (will retry): {e}");
             }
-        }
-        if self
-            .running_checks
-            .as_ref()
-            .is_some_and(|task| task.is_finished())
-            && let Some(task) = self.running_checks.take()
-        {
-            self.checks = Some(match task.await {
-                Ok(checks) => checks,
-                Err(e) => {
-                    tracing::error!("reconciliation task failed, starting afresh: {e}");
-                    self.new_checks()
-                }
-            });
-        }
-        if now >= timers.next_reconcile
-            && let Some(checks) = self.checks.take()
-        {
-            timers.next_reconcile = now + self.config.reconcile.interval;
-            let repair = self.config.reconcile.repair;
-            self.running_checks = Some(tokio::spawn(reconcile_and_alert(checks, repair)));
         }
         Ok(())
     }
@@ -337,37 +292,11 @@ impl Scheduler {
     }
 }
 
-/// One reconciliation pass followed by alert evaluation; failures are logged and the
-/// next pass tries again.
-async fn reconcile_and_alert(
-    mut checks: (Reconciler, Alerter),
-    repair: bool,
-) -> (Reconciler, Alerter) {
-    let (reconciler, alerter) = &mut checks;
-    match reconciler.run(repair, false).await {
-        Ok(report) => {
-            let now = match reconciler.now().await {
-                Ok(now) => now,
-                Err(e) => {
-                    tracing::warn!("cannot read the server clock for alerts: {e}");
-                    return checks;
-                }
-            };
-            if let Err(e) = alerter.evaluate(&report, now).await {
-                tracing::warn!("alert evaluation failed (will retry): {e}");
-            }
-        }
-        Err(e) => tracing::warn!("reconciliation failed (will retry): {e}"),
-    }
-    checks
-}
-
 /// When the next election, renewal and promotion are due.
 struct Timers {
     next_acquire: Instant,
     next_renew: Instant,
     next_promote: Instant,
-    next_reconcile: Instant,
 }
 
 impl Default for Timers {
@@ -377,7 +306,6 @@ impl Default for Timers {
             next_acquire: now,
             next_renew: now,
             next_promote: now,
-            next_reconcile: now,
         }
     }
 }

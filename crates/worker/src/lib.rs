@@ -43,15 +43,13 @@ mod inflight;
 mod lottery;
 mod registry;
 mod runner;
-mod shutdown;
 mod worker;
 
 pub use config::{QueueWeight, WorkerConfig};
 pub use context::JobContext;
 pub use error::WorkerError;
-pub use flotilla_proto::Job;
+pub use flotilla_proto::{Job, Shutdown};
 pub use handler::{Handler, HandlerFuture, HandlerResult};
 pub use handler_error::{BoxError, HandlerError, NextStep, ResultExt};
 pub use registry::Registry;
-pub use shutdown::Shutdown;
 pub use worker::Worker;

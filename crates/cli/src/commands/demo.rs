@@ -152,7 +152,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         }
     }
     show_schedule(&mut conn, &keys).await?;
-    schedulers.stop.cancel();
+    schedulers.stop.trigger();
     for task in schedulers.tasks {
         task.await.context("scheduler task failed")??;
     }
@@ -166,7 +166,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
 /// Two scheduler replicas (one leads) and the schedule they fire.
 struct Schedulers {
-    stop: tokio_util::sync::CancellationToken,
+    stop: Shutdown,
     tasks: Vec<tokio::task::JoinHandle<Result<(), flotilla_scheduler::SchedulerError>>>,
 }
 
@@ -181,7 +181,7 @@ async fn start_schedulers(url: &str, namespace: &str) -> anyhow::Result<Schedule
         retry_interval: Duration::from_millis(200),
         ..SchedulerConfig::default()
     };
-    let stop = tokio_util::sync::CancellationToken::new();
+    let stop = Shutdown::new();
     let mut tasks = Vec::new();
     for _ in 0..2 {
         let scheduler = Scheduler::connect(url, config.clone()).await?;
@@ -197,7 +197,7 @@ async fn start_schedulers(url: &str, namespace: &str) -> anyhow::Result<Schedule
             scheduler.store().put(&schedule).await?;
             println!("Schedule {DEMO_SCHEDULE}: a noop job every second on queue low");
         }
-        tasks.push(tokio::spawn(scheduler.run(stop.clone().cancelled_owned())));
+        tasks.push(tokio::spawn(scheduler.run(stop.clone())));
     }
     Ok(Schedulers { stop, tasks })
 }

@@ -3,8 +3,7 @@
 use std::path::Path;
 
 use anyhow::Context;
-use flotilla_scheduler::{ScheduleStore, Scheduler};
-use flotilla_worker::Shutdown;
+use flotilla_scheduler::{ScheduleStore, Scheduler, Shutdown};
 
 use crate::settings::Settings;
 
@@ -20,9 +19,7 @@ pub async fn run(config_file: Option<&Path>) -> anyhow::Result<()> {
             )
         })?;
     sync_until_done(scheduler.store(), &settings, &shutdown).await?;
-    scheduler
-        .run(async move { shutdown.triggered().await })
-        .await?;
+    scheduler.run(shutdown).await?;
     Ok(())
 }
 

@@ -1,9 +1,11 @@
-//! Shutdown as one small type: SIGTERM or SIGINT starts a graceful drain; a second signal
+//! Shutdown as one small type shared by workers and schedulers: SIGTERM or SIGINT starts
+//! a graceful stop (a worker drains, a scheduler hands its lease over); a second signal
 //! exits at once.
 
 use tokio_util::sync::CancellationToken;
 
-/// Tells the worker to stop fetching and drain. Clones share one signal.
+/// Tells a worker to stop fetching and drain, or a scheduler to step down. Clones share
+/// one signal.
 #[derive(Debug, Clone, Default)]
 pub struct Shutdown {
     token: CancellationToken,
