@@ -6,6 +6,4 @@ pub enum WorkerError {
     Config(String),
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
-    #[error("redis connection pool: {0}")]
-    Pool(String),
 }

@@ -34,6 +34,7 @@ mod completer;
 mod config;
 mod connections;
 mod context;
+mod dispatch;
 mod error;
 mod fetch;
 mod handler;
@@ -43,6 +44,7 @@ mod inflight;
 mod lottery;
 mod registry;
 mod runner;
+mod serve;
 mod worker;
 
 pub use config::{QueueWeight, WorkerConfig};

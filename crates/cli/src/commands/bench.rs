@@ -19,59 +19,115 @@ use crate::local_redis::LocalRedis;
 const FLOOR_BATCH: usize = 100;
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    let (url, _server) = match std::env::var("FLOTILLA_REDIS_URL") {
+    let mut bench = set_up(&args).await?;
+    let enqueue = measure_enqueue(&mut bench, &args).await?;
+    let process = measure_processing(&mut bench, &args).await?;
+    let floor_stats = floor(&mut bench.conn, &bench.keys, args.jobs.min(20_000)).await?;
+    report(args.jobs, &enqueue, &process, &floor_stats);
+    Ok(())
+}
+
+/// The Redis the benchmark runs against, with a namespace of its own.
+struct Bench {
+    url: String,
+    keys: Keys,
+    conn: ConnectionManager,
+    /// The private redis-server, if the bench started one; dropping it kills the server,
+    /// so it is held until `run` returns.
+    _server: Option<LocalRedis>,
+}
+
+/// Connects to FLOTILLA_REDIS_URL or a private redis-server, under a namespace named after
+/// this process so that runs never see each other's jobs, and prints what is measured.
+async fn set_up(args: &BenchArgs) -> anyhow::Result<Bench> {
+    let (url, server) = match std::env::var("FLOTILLA_REDIS_URL") {
         Ok(url) => (url, None),
         Err(_) => {
             let server = LocalRedis::start().await?;
             (server.url.clone(), Some(server))
         }
     };
-    let namespace = format!("flotilla-bench-{}", std::process::id());
-    let keys = Keys::new(namespace.clone());
-    let mut conn = super::connect_redis(&url).await?;
+    let keys = Keys::new(format!("flotilla-bench-{}", std::process::id()));
+    let conn = super::connect_redis(&url).await?;
     println!(
         "flotilla bench: {} noop jobs, one worker, concurrency {}, Redis at {}",
         args.jobs,
         args.concurrency,
         flotilla_proto::redact_url(&url)
     );
+    Ok(Bench {
+        url,
+        keys,
+        conn,
+        _server: server,
+    })
+}
 
+/// One timed phase: its wall time and what Redis spent on it.
+struct Phase {
+    elapsed: Duration,
+    stats: Stats,
+}
+
+/// Enqueues all the jobs in one bulk call. The jobs are built before the clock starts, so
+/// only the enqueue itself is timed.
+async fn measure_enqueue(bench: &mut Bench, args: &BenchArgs) -> anyhow::Result<Phase> {
     let mut policy = JobPolicy::default();
     policy.limits.max_queue_len = 0;
-    let producer = Producer::new(conn.clone(), keys.clone(), policy);
+    let producer = Producer::new(bench.conn.clone(), bench.keys.clone(), policy);
     let payload = serde_json::json!({ "pad": "x".repeat(args.payload_bytes) });
     let jobs: Vec<NewJob> = (0..args.jobs)
         .map(|_| NewJob::new("noop", &payload))
         .collect::<Result<_, _>>()?;
-    let cpu_at_start = reset_stats(&mut conn).await?;
+    let cpu_at_start = reset_stats(&mut bench.conn).await?;
     let started = Instant::now();
     let results = producer.enqueue_bulk(jobs).await?;
-    let enqueue_time = started.elapsed();
+    let elapsed = started.elapsed();
     if let Some(Err(e)) = results.iter().find(|r| r.is_err()) {
         bail!("enqueue failed: {e}");
     }
-    let enqueue_stats = command_stats(&mut conn, cpu_at_start).await?;
+    let stats = command_stats(&mut bench.conn, cpu_at_start).await?;
+    Ok(Phase { elapsed, stats })
+}
 
+/// Runs one worker until it has completed every enqueued job, then stops it. The worker
+/// connects before the clock starts, so only fetching and running jobs is timed.
+async fn measure_processing(bench: &mut Bench, args: &BenchArgs) -> anyhow::Result<Phase> {
     let config = WorkerConfig {
-        namespace,
+        namespace: bench.keys.namespace().to_owned(),
         concurrency: args.concurrency,
         queues: vec![flotilla_worker::QueueWeight::new("default", 1)],
         block_time: Duration::from_millis(200),
         ..WorkerConfig::default()
     };
-    let worker = Worker::connect(&url, config, Registry::with_builtins()).await?;
+    let worker = Worker::connect(&bench.url, config, Registry::with_builtins()).await?;
     let shutdown = Shutdown::new();
-    let cpu_at_start = reset_stats(&mut conn).await?;
+    let cpu_at_start = reset_stats(&mut bench.conn).await?;
     let started = Instant::now();
     let task = tokio::spawn(worker.run(shutdown.clone()));
-    let done_key = keys.index("default", Status::Completed);
+    wait_until_completed(bench, args, started).await?;
+    let elapsed = started.elapsed();
+    let stats = command_stats(&mut bench.conn, cpu_at_start).await?;
+    shutdown.trigger();
+    task.await.context("worker task")??;
+    Ok(Phase { elapsed, stats })
+}
+
+/// Polls the count of completed jobs until it reaches `args.jobs`; fails if that takes
+/// longer than `args.timeout` after `started`.
+async fn wait_until_completed(
+    bench: &mut Bench,
+    args: &BenchArgs,
+    started: Instant,
+) -> anyhow::Result<()> {
+    let done_key = bench.keys.index("default", Status::Completed);
     loop {
         let done: usize = redis::cmd("ZCARD")
             .arg(&done_key)
-            .query_async(&mut conn)
+            .query_async(&mut bench.conn)
             .await?;
         if done >= args.jobs {
-            break;
+            return Ok(());
         }
         if started.elapsed() > args.timeout {
             bail!(
@@ -82,52 +138,56 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let process_time = started.elapsed();
-    let process_stats = command_stats(&mut conn, cpu_at_start).await?;
-    shutdown.trigger();
-    task.await.context("worker task")??;
+}
 
-    let floor_stats = floor(&mut conn, &keys, args.jobs.min(20_000)).await?;
-    let cpu = |stats: &Stats, n: usize| stats.cpu_usec / n as f64;
-    let scripts = |stats: &Stats, n: usize| stats.script_calls as f64 / n as f64;
-    let rate = |d: Duration| args.jobs as f64 / d.as_secs_f64();
-    let row = |label: &str, jobs_per_s: Option<f64>, cpu_us: f64, calls: Option<f64>| {
-        let jobs_per_s = jobs_per_s.map_or_else(|| "-".to_owned(), |r| format!("{r:.0}"));
-        let calls = calls.map_or_else(|| "-".to_owned(), |c| format!("{c:.3}"));
-        println!("  {label:<36} {jobs_per_s:>9}  {cpu_us:>17.1}  {calls:>16}");
-    };
+/// Prints the table (rate, Redis CPU and script calls per job for each phase, against the
+/// floor) and then where Redis spent its time while processing.
+fn report(jobs: usize, enqueue: &Phase, process: &Phase, floor: &(Stats, usize)) {
     println!(
         "\n  {:<36} {:>9}  {:>17}  {:>16}",
         "", "jobs/s", "redis CPU µs/job", "script calls/job"
     );
-    let n = args.jobs;
-    row(
-        "enqueue (bulk)",
-        Some(rate(enqueue_time)),
-        cpu(&enqueue_stats, n),
-        Some(scripts(&enqueue_stats, n)),
-    );
-    row(
-        "process (noop)",
-        Some(rate(process_time)),
-        cpu(&process_stats, n),
-        Some(scripts(&process_stats, n)),
-    );
-    row(
+    enqueue.print_row("enqueue (bulk)", jobs);
+    process.print_row("process (noop)", jobs);
+    let (floor_stats, floor_jobs) = floor;
+    print_table_row(
         "floor: XADD+XREADGROUP+XACK+XDEL",
         None,
-        cpu(&floor_stats.0, floor_stats.1),
+        floor_stats.cpu_usec / *floor_jobs as f64,
         None,
     );
+    print_time_by_command(&process.stats, jobs);
+}
+
+/// Where Redis spent its time while processing: the eight costliest commands, per job.
+fn print_time_by_command(stats: &Stats, jobs: usize) {
     println!(
         "\n  redis time by command while processing, µs/job (EVALSHA includes what its scripts run):"
     );
-    let mut by_cmd: Vec<_> = process_stats.by_command.iter().collect();
+    let mut by_cmd: Vec<_> = stats.by_command.iter().collect();
     by_cmd.sort_by(|a, b| b.1.total_cmp(a.1));
     for (name, usec) in by_cmd.into_iter().take(8) {
-        println!("    {name:<14} {:>6.2}", usec / args.jobs as f64);
+        println!("    {name:<14} {:>6.2}", usec / jobs as f64);
     }
-    Ok(())
+}
+
+impl Phase {
+    /// This phase's row of the table, with every figure divided over `jobs`.
+    fn print_row(&self, label: &str, jobs: usize) {
+        print_table_row(
+            label,
+            Some(jobs as f64 / self.elapsed.as_secs_f64()),
+            self.stats.cpu_usec / jobs as f64,
+            Some(self.stats.script_calls as f64 / jobs as f64),
+        );
+    }
+}
+
+/// One row of the table; a figure that does not apply shows as `-`.
+fn print_table_row(label: &str, jobs_per_s: Option<f64>, cpu_us: f64, calls: Option<f64>) {
+    let jobs_per_s = jobs_per_s.map_or_else(|| "-".to_owned(), |r| format!("{r:.0}"));
+    let calls = calls.map_or_else(|| "-".to_owned(), |c| format!("{c:.3}"));
+    println!("  {label:<36} {jobs_per_s:>9}  {cpu_us:>17.1}  {calls:>16}");
 }
 
 /// What Redis spent on a phase: CPU time of the server, script calls, and time by
@@ -200,6 +260,8 @@ async fn floor(
     jobs: usize,
 ) -> anyhow::Result<(Stats, usize)> {
     let stream = keys.stream("floor");
+    // An error here means the group exists already (BUSYGROUP); any other problem shows
+    // in the commands that follow.
     let _: redis::RedisResult<()> = redis::cmd("XGROUP")
         .arg("CREATE")
         .arg(&stream)
@@ -212,40 +274,42 @@ async fn floor(
     let mut done = 0;
     while done < jobs {
         let n = FLOOR_BATCH.min(jobs - done);
-        let mut pipe = redis::pipe();
-        for _ in 0..n {
-            pipe.cmd("XADD")
-                .arg(&stream)
-                .arg("*")
-                .arg("id")
-                .arg("x")
-                .ignore();
-        }
-        let _: () = pipe.query_async(conn).await?;
-        let reply: redis::streams::StreamReadReply = redis::cmd("XREADGROUP")
-            .arg("GROUP")
-            .arg("g")
-            .arg("c")
-            .arg("COUNT")
-            .arg(n)
-            .arg("STREAMS")
-            .arg(&stream)
-            .arg(">")
-            .query_async(conn)
-            .await?;
-        let ids: Vec<String> = reply
-            .keys
-            .into_iter()
-            .flat_map(|k| k.ids)
-            .map(|id| id.id)
-            .collect();
-        let mut pipe = redis::pipe();
-        for id in &ids {
-            pipe.cmd("XACK").arg(&stream).arg("g").arg(id).ignore();
-            pipe.cmd("XDEL").arg(&stream).arg(id).ignore();
-        }
-        let _: () = pipe.query_async(conn).await?;
+        floor_batch(conn, &stream, n).await?;
         done += n;
     }
     Ok((command_stats(conn, cpu_at_start).await?, jobs))
+}
+
+/// One batch of the floor: `n` entries added in one pipeline, read by the group, then
+/// acknowledged and deleted in another, as the job path does for each job.
+async fn floor_batch(conn: &mut ConnectionManager, stream: &str, n: usize) -> anyhow::Result<()> {
+    let mut pipe = redis::pipe();
+    for _ in 0..n {
+        pipe.cmd("XADD")
+            .arg(stream)
+            .arg("*")
+            .arg("id")
+            .arg("x")
+            .ignore();
+    }
+    let _: () = pipe.query_async(conn).await?;
+    let reply: redis::streams::StreamReadReply = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("g")
+        .arg("c")
+        .arg("COUNT")
+        .arg(n)
+        .arg("STREAMS")
+        .arg(stream)
+        .arg(">")
+        .query_async(conn)
+        .await?;
+    let ids = reply.keys.into_iter().flat_map(|k| k.ids).map(|id| id.id);
+    let mut pipe = redis::pipe();
+    for id in ids {
+        pipe.cmd("XACK").arg(stream).arg("g").arg(&id).ignore();
+        pipe.cmd("XDEL").arg(stream).arg(&id).ignore();
+    }
+    let _: () = pipe.query_async(conn).await?;
+    Ok(())
 }

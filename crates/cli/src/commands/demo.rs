@@ -9,7 +9,8 @@ use anyhow::Context;
 use flotilla_producer::{NewJob, Producer};
 use flotilla_proto::{Backoff, ContentType, JobRecord, Keys, Payload, Status};
 use flotilla_scheduler::{Schedule, Scheduler, SchedulerConfig};
-use flotilla_worker::{Registry, Shutdown, Worker, WorkerConfig};
+use flotilla_worker::{Registry, Shutdown, Worker, WorkerConfig, WorkerError};
+use redis::aio::ConnectionManager;
 use serde_json::json;
 
 use crate::cli::DemoArgs;
@@ -22,14 +23,60 @@ struct Tracked {
     what: &'static str,
 }
 
+impl Tracked {
+    fn new(id: String, queue: &str, what: &'static str) -> Self {
+        Self {
+            id,
+            queue: queue.to_owned(),
+            what,
+        }
+    }
+}
+
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
-    let (url, _server, namespace) = match std::env::var("FLOTILLA_REDIS_URL") {
+    let redis = pick_redis().await?;
+    let config = worker_config(&redis.namespace);
+    let workers = start_workers(&redis.url, &config, args.workers).await?;
+    let schedulers = start_schedulers(&redis.url, &redis.namespace).await?;
+    let keys = Keys::new(redis.namespace.clone());
+    let mut conn = open_connection(&redis.url).await?;
+    let producer = Producer::new(conn.clone(), keys.clone(), config.jobs.clone());
+    let tracked = enqueue_mix(&producer, &mut conn, &keys).await?;
+    println!("\nEnqueued {} jobs; following them:\n", tracked.len());
+
+    let records = follow_jobs(&mut conn, &keys, &tracked, args.timeout).await?;
+    print_outcomes(&tracked, &records);
+    print_dead_letters(&mut conn, &keys, &tracked, &records).await?;
+    show_schedule(&mut conn, &keys).await?;
+    schedulers.stop().await?;
+    workers.drain().await?;
+    println!("\nWorkers drained and left; demo finished.");
+    Ok(())
+}
+
+/// The Redis the demo runs against, and the namespace its keys live in.
+struct DemoRedis {
+    url: String,
+    namespace: String,
+    /// The private redis-server, if the demo started one; dropping it kills the server,
+    /// so it is held until `run` returns.
+    _server: Option<LocalRedis>,
+}
+
+/// Uses FLOTILLA_REDIS_URL when set, under its own namespace so the demo's keys stay apart
+/// from real ones; otherwise starts a private redis-server that goes away with the demo.
+async fn pick_redis() -> anyhow::Result<DemoRedis> {
+    match std::env::var("FLOTILLA_REDIS_URL") {
         Ok(url) => {
             println!(
                 "Using Redis at {} (namespace flotilla-demo)",
                 flotilla_proto::redact_url(&url)
             );
-            (url, None, "flotilla-demo".to_owned())
+            Ok(DemoRedis {
+                url,
+                namespace: "flotilla-demo".to_owned(),
+                _server: None,
+            })
         }
         Err(_) => {
             let server = LocalRedis::start().await?;
@@ -37,11 +84,20 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
                 "Started a private redis-server at {} (no persistence)",
                 server.url
             );
-            (server.url.clone(), Some(server), "flotilla".to_owned())
+            Ok(DemoRedis {
+                url: server.url.clone(),
+                namespace: "flotilla".to_owned(),
+                _server: Some(server),
+            })
         }
-    };
+    }
+}
+
+/// Settings tuned for watching: quick heartbeats, leases and polling, so every state change
+/// shows within a fraction of a second.
+fn worker_config(namespace: &str) -> WorkerConfig {
     let mut config = WorkerConfig {
-        namespace: namespace.clone(),
+        namespace: namespace.to_owned(),
         concurrency: 4,
         heartbeat_interval: Duration::from_secs(1),
         lease_ttl: Duration::from_secs(5),
@@ -53,73 +109,133 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     // Short retries, so the demo's failing job reaches the DLQ while you watch.
     config.jobs.defaults.backoff =
         Backoff::List(vec![Duration::from_millis(300), Duration::from_millis(600)]);
+    config
+}
+
+/// The demo's running workers and the signal that drains them.
+struct Workers {
+    shutdown: Shutdown,
+    tasks: Vec<tokio::task::JoinHandle<Result<(), WorkerError>>>,
+}
+
+/// Starts `count` workers (at least one, or nothing would run) on one shared config.
+async fn start_workers(url: &str, config: &WorkerConfig, count: usize) -> anyhow::Result<Workers> {
     let shutdown = Shutdown::new();
-    let mut workers = Vec::new();
-    for _ in 0..args.workers.max(1) {
-        let worker = Worker::connect(&url, config.clone(), Registry::with_builtins()).await?;
+    let mut tasks = Vec::new();
+    for _ in 0..count.max(1) {
+        let worker = Worker::connect(url, config.clone(), Registry::with_builtins()).await?;
         println!(
             "Worker {} serving critical (6), default (3), low (1)",
             worker.id()
         );
-        workers.push(tokio::spawn(worker.run(shutdown.clone())));
+        tasks.push(tokio::spawn(worker.run(shutdown.clone())));
     }
+    Ok(Workers { shutdown, tasks })
+}
 
-    let schedulers = start_schedulers(&url, &namespace).await?;
-    let keys = Keys::new(namespace);
-    let client = redis::Client::open(url.as_str())?;
-    let mut conn = redis::aio::ConnectionManager::new(client)
+impl Workers {
+    /// Asks every worker to finish its jobs and leave, and waits until they have.
+    async fn drain(self) -> anyhow::Result<()> {
+        self.shutdown.trigger();
+        for worker in self.tasks {
+            worker.await.context("worker task failed")??;
+        }
+        Ok(())
+    }
+}
+
+/// The demo's own connection, for enqueueing and for watching the jobs' records.
+async fn open_connection(url: &str) -> anyhow::Result<ConnectionManager> {
+    let client = redis::Client::open(url)?;
+    ConnectionManager::new(client)
         .await
-        .context("cannot connect to Redis")?;
-    let producer = Producer::new(conn.clone(), keys.clone(), config.jobs.clone());
-    let tracked = enqueue_mix(&producer, &mut conn, &keys).await?;
-    println!("\nEnqueued {} jobs; following them:\n", tracked.len());
+        .context("cannot connect to Redis")
+}
 
+/// What the demo has seen of its jobs: the latest record of each, and the state last
+/// printed for each, so that only changes are narrated.
+#[derive(Default)]
+struct Watch {
+    records: HashMap<String, JobRecord>,
+    printed: HashMap<String, String>,
+}
+
+/// Polls the tracked jobs, printing each change of status or attempt, until all of them
+/// are in a terminal state or `timeout` has passed. Returns the last record of each job.
+async fn follow_jobs(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+    tracked: &[Tracked],
+    timeout: Duration,
+) -> anyhow::Result<HashMap<String, JobRecord>> {
     let started = Instant::now();
-    let mut last: HashMap<String, String> = HashMap::new();
-    let mut records: HashMap<String, JobRecord> = HashMap::new();
-    while started.elapsed() < args.timeout {
-        for job in &tracked {
-            let hash: HashMap<String, Vec<u8>> = redis::cmd("HGETALL")
-                .arg(keys.job(&job.queue, &job.id))
-                .query_async(&mut conn)
-                .await?;
-            let Some(record) = JobRecord::from_hash(&hash)? else {
+    let mut watch = Watch::default();
+    while started.elapsed() < timeout {
+        for job in tracked {
+            let Some(record) = read_record(conn, keys, &job.queue, &job.id).await? else {
                 continue;
             };
-            let state = format!(
-                "{} {}",
-                record.status.map_or("?", |s| s.as_str()),
-                record.attempts
-            );
-            if last.get(&job.id) != Some(&state) {
-                println!(
-                    "  {:>5.1}s  {:<36} {:<9} {:<9} attempt {}/{}  {}",
-                    started.elapsed().as_secs_f64(),
-                    &job.id,
-                    record.job_type,
-                    record.status.map_or("?", |s| s.as_str()),
-                    record.attempts,
-                    record.max_attempts,
-                    job.what,
-                );
-                last.insert(job.id.clone(), state);
-            }
-            records.insert(job.id.clone(), record);
+            watch.narrate(job, &record, started);
+            watch.records.insert(job.id.clone(), record);
         }
-        let done = tracked.iter().all(|j| {
-            records
-                .get(&j.id)
-                .and_then(|r| r.status)
-                .is_some_and(Status::is_terminal)
-        });
-        if done {
+        if watch.all_terminal(tracked) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    Ok(watch.records)
+}
 
+impl Watch {
+    /// Prints one line for `job` if its status or attempt count changed since last printed.
+    fn narrate(&mut self, job: &Tracked, record: &JobRecord, started: Instant) {
+        let status = record.status.map_or("?", |s| s.as_str());
+        let state = format!("{status} {}", record.attempts);
+        if self.printed.get(&job.id) == Some(&state) {
+            return;
+        }
+        println!(
+            "  {:>5.1}s  {:<36} {:<9} {:<9} attempt {}/{}  {}",
+            started.elapsed().as_secs_f64(),
+            &job.id,
+            record.job_type,
+            status,
+            record.attempts,
+            record.max_attempts,
+            job.what,
+        );
+        self.printed.insert(job.id.clone(), state);
+    }
+
+    /// Whether every tracked job has been seen in a state it will not leave.
+    fn all_terminal(&self, tracked: &[Tracked]) -> bool {
+        tracked.iter().all(|j| {
+            self.records
+                .get(&j.id)
+                .and_then(|r| r.status)
+                .is_some_and(Status::is_terminal)
+        })
+    }
+}
+
+/// A job's record as stored in its hash, or `None` while there is none yet.
+async fn read_record(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+    queue: &str,
+    id: &str,
+) -> anyhow::Result<Option<JobRecord>> {
+    let hash: HashMap<String, Vec<u8>> = redis::cmd("HGETALL")
+        .arg(keys.job(queue, id))
+        .query_async(conn)
+        .await?;
+    Ok(JobRecord::from_hash(&hash)?)
+}
+
+/// Prints how each tracked job ended: its status and its error or result.
+fn print_outcomes(tracked: &[Tracked], records: &HashMap<String, JobRecord>) {
     println!("\nWhat happened:");
-    for job in &tracked {
+    for job in tracked {
         let Some(r) = records.get(&job.id) else {
             continue;
         };
@@ -136,9 +252,19 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             detail
         );
     }
+}
+
+/// Prints how many entries the `default` dead-letter queue holds, and shows the job that
+/// always fails the way `flotilla jobs show` would, so the DLQ's contents are visible.
+async fn print_dead_letters(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+    tracked: &[Tracked],
+    records: &HashMap<String, JobRecord>,
+) -> anyhow::Result<()> {
     let dead: u64 = redis::cmd("XLEN")
         .arg(keys.dead("default"))
-        .query_async(&mut conn)
+        .query_async(conn)
         .await?;
     println!("\nThe dead-letter queue of `default` holds {dead} entries. One of them, as");
     if let Some((job, record)) = tracked
@@ -151,22 +277,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             println!("  {line}");
         }
     }
-    show_schedule(&mut conn, &keys).await?;
-    schedulers.stop.trigger();
-    for task in schedulers.tasks {
-        task.await.context("scheduler task failed")??;
-    }
-    shutdown.trigger();
-    for worker in workers {
-        worker.await.context("worker task failed")??;
-    }
-    println!("\nWorkers drained and left; demo finished.");
     Ok(())
 }
 
 /// Two scheduler replicas (one leads) and the schedule they fire.
 struct Schedulers {
-    stop: Shutdown,
+    shutdown: Shutdown,
     tasks: Vec<tokio::task::JoinHandle<Result<(), flotilla_scheduler::SchedulerError>>>,
 }
 
@@ -181,7 +297,7 @@ async fn start_schedulers(url: &str, namespace: &str) -> anyhow::Result<Schedule
         retry_interval: Duration::from_millis(200),
         ..SchedulerConfig::default()
     };
-    let stop = Shutdown::new();
+    let shutdown = Shutdown::new();
     let mut tasks = Vec::new();
     for _ in 0..2 {
         let scheduler = Scheduler::connect(url, config.clone()).await?;
@@ -190,23 +306,36 @@ async fn start_schedulers(url: &str, namespace: &str) -> anyhow::Result<Schedule
             scheduler.id()
         );
         if tasks.is_empty() {
-            let mut schedule = Schedule::new(DEMO_SCHEDULE, "noop");
-            schedule.every = Some("1s".to_owned());
-            schedule.queue = "low".to_owned();
-            schedule.payload = json!({ "report": "pulse" });
-            scheduler.store().put(&schedule).await?;
+            scheduler.store().put(&demo_schedule()).await?;
             println!("Schedule {DEMO_SCHEDULE}: a noop job every second on queue low");
         }
-        tasks.push(tokio::spawn(scheduler.run(stop.clone())));
+        tasks.push(tokio::spawn(scheduler.run(shutdown.clone())));
     }
-    Ok(Schedulers { stop, tasks })
+    Ok(Schedulers { shutdown, tasks })
+}
+
+/// A noop job every second on `low`: frequent enough to show several ticks in a short demo.
+fn demo_schedule() -> Schedule {
+    let mut schedule = Schedule::new(DEMO_SCHEDULE, "noop");
+    schedule.every = Some("1s".to_owned());
+    schedule.queue = "low".to_owned();
+    schedule.payload = json!({ "report": "pulse" });
+    schedule
+}
+
+impl Schedulers {
+    /// Stops both replicas and waits until they have left.
+    async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.trigger();
+        for task in self.tasks {
+            task.await.context("scheduler task failed")??;
+        }
+        Ok(())
+    }
 }
 
 /// Prints who leads and the schedule's most recent ticks.
-async fn show_schedule(
-    conn: &mut redis::aio::ConnectionManager,
-    keys: &Keys,
-) -> anyhow::Result<()> {
+async fn show_schedule(conn: &mut ConnectionManager, keys: &Keys) -> anyhow::Result<()> {
     let status = flotilla_scheduler::leader_status(conn, keys).await?;
     println!(
         "\nScheduler leader {} (fencing epoch {}); schedule {DEMO_SCHEDULE} fired one job per tick:",
@@ -223,11 +352,8 @@ async fn show_schedule(
     let mut tick = first.div_euclid(1000) * 1000 + 1000;
     while tick <= last {
         let id = flotilla_scheduler::scheduled_job_id(DEMO_SCHEDULE, tick);
-        let hash: HashMap<String, Vec<u8>> = redis::cmd("HGETALL")
-            .arg(keys.job("low", &id))
-            .query_async(conn)
-            .await?;
-        let status = JobRecord::from_hash(&hash)?
+        let status = read_record(conn, keys, "low", &id)
+            .await?
             .and_then(|r| r.status)
             .map_or("not enqueued", |s| s.as_str());
         let at = jiff::Timestamp::from_millisecond(tick)
@@ -239,42 +365,76 @@ async fn show_schedule(
     Ok(())
 }
 
+/// Enqueues one of each kind of job the demo shows, in the order it narrates them:
+/// through the producer first, then as raw stream entries a producer in another language
+/// would write.
 async fn enqueue_mix(
     producer: &Producer,
-    conn: &mut redis::aio::ConnectionManager,
+    conn: &mut ConnectionManager,
     keys: &Keys,
 ) -> anyhow::Result<Vec<Tracked>> {
-    let mut tracked = Vec::new();
-    let mut add = |id: String, queue: &str, what: &'static str| {
-        tracked.push(Tracked {
-            id,
-            queue: queue.to_owned(),
-            what,
-        })
+    let mut tracked = enqueue_producer_jobs(producer).await?;
+    tracked.push(enqueue_unique_twice(producer).await?);
+    // What a producer in any other language does: a plain XADD.
+    let entry_id = xadd_raw(conn, keys, "sleep", br#"{"ms": 200}"#).await?;
+    tracked.push(Tracked::new(
+        entry_id,
+        "default",
+        "raw XADD, as from Python or Go",
+    ));
+    let bad = Payload {
+        content_type: ContentType::Json,
+        bytes: b"{not json".to_vec(),
     };
+    let entry_id = xadd_raw(conn, keys, "noop", &bad.bytes).await?;
+    tracked.push(Tracked::new(
+        entry_id,
+        "default",
+        "malformed payload: straight to the DLQ",
+    ));
+    Ok(tracked)
+}
+
+/// The jobs that show the ordinary paths: success on each queue, a slow job, a retry that
+/// succeeds, a job that runs out of attempts, and a delayed job.
+async fn enqueue_producer_jobs(producer: &Producer) -> anyhow::Result<Vec<Tracked>> {
+    let mut tracked = Vec::new();
     for (i, queue) in ["critical", "default", "low"].into_iter().enumerate() {
         let job = NewJob::new("noop", &json!({ "n": i }))?.queue(queue);
-        add(producer.enqueue(job).await?.id, queue, "succeeds at once");
+        tracked.push(enqueue_tracked(producer, job, queue, "succeeds at once").await?);
     }
     let job = NewJob::new("sleep", &json!({ "ms": 800 }))?;
-    add(producer.enqueue(job).await?.id, "default", "runs for 0.8 s");
+    tracked.push(enqueue_tracked(producer, job, "default", "runs for 0.8 s").await?);
     let job = NewJob::new("fail", &json!({ "times": 1 }))?.max_attempts(3);
-    add(
-        producer.enqueue(job).await?.id,
-        "default",
-        "fails once, retried, succeeds",
-    );
+    let what = "fails once, retried, succeeds";
+    tracked.push(enqueue_tracked(producer, job, "default", what).await?);
     let job = NewJob::new("fail", &json!({ "times": -1 }))?.max_attempts(2);
-    add(
-        producer.enqueue(job).await?.id,
-        "default",
-        "always fails: dead after 2 attempts",
-    );
+    let what = "always fails: dead after 2 attempts";
+    tracked.push(enqueue_tracked(producer, job, "default", what).await?);
     let job = NewJob::new("noop", &json!({}))?.delay(Duration::from_secs(2));
-    add(producer.enqueue(job).await?.id, "default", "delayed by 2 s");
+    tracked.push(enqueue_tracked(producer, job, "default", "delayed by 2 s").await?);
+    Ok(tracked)
+}
+
+/// Enqueues `job` and remembers it under `queue`, which must be the queue the job goes to.
+async fn enqueue_tracked(
+    producer: &Producer,
+    job: NewJob,
+    queue: &str,
+    what: &'static str,
+) -> anyhow::Result<Tracked> {
+    let id = producer.enqueue(job).await?.id;
+    Ok(Tracked::new(id, queue, what))
+}
+
+/// Enqueues the same unique job twice, to show that the second call returns the first
+/// job instead of adding another.
+async fn enqueue_unique_twice(producer: &Producer) -> anyhow::Result<Tracked> {
+    // Held for the whole minute, not only until the job finishes: a worker may finish the
+    // first job before the second call, and the demo shows the second call refused.
     let unique = || {
         NewJob::new("noop", &json!({ "report": "daily" }))
-            .map(|j| j.unique("daily-report", Duration::from_secs(60)))
+            .map(|j| j.unique_until_expiry("daily-report", Duration::from_secs(60)))
     };
     let first = producer.enqueue(unique()?).await?;
     let second = producer.enqueue(unique()?).await?;
@@ -282,35 +442,29 @@ async fn enqueue_mix(
         "Unique job enqueued twice: both calls returned {} ({:?})",
         &second.id, second.outcome
     );
-    add(first.id, "default", "unique: enqueued twice, runs once");
-    // What a producer in any other language does: a plain XADD.
-    let entry_id: String = redis::cmd("XADD")
-        .arg(keys.stream("default"))
-        .arg("*")
-        .arg("type")
-        .arg("sleep")
-        .arg("payload")
-        .arg(r#"{"ms": 200}"#)
-        .query_async(conn)
-        .await?;
-    add(entry_id, "default", "raw XADD, as from Python or Go");
-    let bad = Payload {
-        content_type: ContentType::Json,
-        bytes: b"{not json".to_vec(),
-    };
-    let entry_id: String = redis::cmd("XADD")
-        .arg(keys.stream("default"))
-        .arg("*")
-        .arg("type")
-        .arg("noop")
-        .arg("payload")
-        .arg(&bad.bytes)
-        .query_async(conn)
-        .await?;
-    add(
-        entry_id,
+    Ok(Tracked::new(
+        first.id,
         "default",
-        "malformed payload: straight to the DLQ",
-    );
-    Ok(tracked)
+        "unique: enqueued twice, runs once",
+    ))
+}
+
+/// Adds an entry to the `default` stream with a plain XADD, bypassing the producer;
+/// returns the entry's id, which is also the job's.
+async fn xadd_raw(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+    job_type: &str,
+    payload: &[u8],
+) -> anyhow::Result<String> {
+    let entry_id: String = redis::cmd("XADD")
+        .arg(keys.stream("default"))
+        .arg("*")
+        .arg("type")
+        .arg(job_type)
+        .arg("payload")
+        .arg(payload)
+        .query_async(conn)
+        .await?;
+    Ok(entry_id)
 }

@@ -1,0 +1,207 @@
+//! Consumers of gone workers: entries they own go back on the stream for live workers,
+//! and the consumers are forgotten.
+
+use std::collections::HashSet;
+
+use flotilla_proto::scripts::{self, ForgetConsumer, Requeue, RequeueMode, RequeueReply};
+use flotilla_proto::{CONSUMER_GROUP, field};
+use redis::streams::StreamInfoConsumer;
+
+use super::{FindingKind, Reconciler, Report};
+use crate::SchedulerError;
+
+/// Pending entries read per XPENDING step while requeueing a gone consumer's entries.
+const REQUEUE_BATCH: usize = 500;
+
+impl Reconciler {
+    pub(super) async fn check_consumers(
+        &mut self,
+        now: i64,
+        queues: &[String],
+        repair: bool,
+        report: &mut Report,
+    ) -> Result<(), SchedulerError> {
+        let cutoff = now - self.config.worker_timeout.as_millis() as i64;
+        let live: HashSet<String> = redis::cmd("ZRANGEBYSCORE")
+            .arg(self.keys.workers())
+            .arg(cutoff)
+            .arg("+inf")
+            .query_async(&mut self.conn)
+            .await?;
+        for queue in queues {
+            let consumers: redis::RedisResult<redis::streams::StreamInfoConsumersReply> =
+                redis::cmd("XINFO")
+                    .arg("CONSUMERS")
+                    .arg(self.keys.stream(queue))
+                    .arg(CONSUMER_GROUP)
+                    .query_async(&mut self.conn)
+                    .await;
+            let Ok(consumers) = consumers else { continue }; // no stream or group yet
+            for consumer in consumers.consumers {
+                if live.contains(&consumer.name)
+                    || self.beating_within_own_lease(&consumer.name, now).await?
+                {
+                    continue;
+                }
+                self.check_gone_consumer(queue, &consumer, repair, report)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A consumer whose worker is gone: holding entries, it is a worker that died with
+    /// jobs; idle and empty, it is only clutter.
+    async fn check_gone_consumer(
+        &mut self,
+        queue: &str,
+        consumer: &StreamInfoConsumer,
+        repair: bool,
+        report: &mut Report,
+    ) -> Result<(), SchedulerError> {
+        let name = &consumer.name;
+        if consumer.pending > 0 {
+            let mut repaired = false;
+            if repair {
+                self.requeue_entries_of(queue, name).await?;
+                repaired = self.forget(queue, name).await?;
+            }
+            // Open even when repaired: a worker died holding jobs, which operators should
+            // hear about; the alert resolves once the consumer is gone.
+            let detail = format!(
+                "owns {} entries of queue {queue} but its heartbeat is stale",
+                consumer.pending
+            );
+            report.add(
+                FindingKind::WorkerNotResponding,
+                name,
+                detail,
+                true,
+                repaired,
+            );
+        } else if consumer.idle as u128 > self.config.worker_timeout.as_millis() {
+            let repaired = repair && self.forget(queue, name).await?;
+            let detail =
+                format!("consumer of queue {queue} with nothing pending and no live worker");
+            report.add(FindingKind::StaleConsumer, name, detail, false, repaired);
+        }
+        Ok(())
+    }
+
+    /// True when a worker configured with a lease longer than `worker_timeout` has beaten
+    /// within that lease: slow to beat, but not gone.
+    async fn beating_within_own_lease(
+        &mut self,
+        worker: &str,
+        now: i64,
+    ) -> Result<bool, SchedulerError> {
+        let (score, lease): (Option<f64>, Option<i64>) = redis::pipe()
+            .cmd("ZSCORE")
+            .arg(self.keys.workers())
+            .arg(worker)
+            .cmd("HGET")
+            .arg(self.keys.worker(worker))
+            .arg(flotilla_proto::worker_field::LEASE_MS)
+            .query_async(&mut self.conn)
+            .await?;
+        Ok(match (score, lease) {
+            (Some(beat), Some(lease)) => beat as i64 >= now - lease,
+            _ => false,
+        })
+    }
+
+    /// Puts every entry a gone consumer owns back on the stream for live workers.
+    async fn requeue_entries_of(
+        &mut self,
+        queue: &str,
+        consumer: &str,
+    ) -> Result<(), SchedulerError> {
+        let stream = self.keys.stream(queue);
+        loop {
+            let pending: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
+                .arg(&stream)
+                .arg(CONSUMER_GROUP)
+                .arg("-")
+                .arg("+")
+                .arg(REQUEUE_BATCH)
+                .arg(consumer)
+                .query_async(&mut self.conn)
+                .await?;
+            if pending.is_empty() {
+                return Ok(());
+            }
+            let entries: Vec<String> = pending.into_iter().map(|(entry, ..)| entry).collect();
+            self.requeue_batch(queue, consumer, &entries).await?;
+        }
+    }
+
+    /// Requeues one batch of a gone consumer's entries; entries whose stream entry was
+    /// deleted while pending are recorded as lost.
+    async fn requeue_batch(
+        &mut self,
+        queue: &str,
+        consumer: &str,
+        entries: &[String],
+    ) -> Result<(), SchedulerError> {
+        let stream = self.keys.stream(queue);
+        let mut job_ids = Vec::with_capacity(entries.len());
+        for entry in entries {
+            job_ids.push(self.job_id_of_entry(&stream, entry).await?);
+        }
+        let reason = format!("requeued: worker {consumer} stopped responding");
+        let calls: Vec<Requeue> = entries
+            .iter()
+            .zip(&job_ids)
+            .map(|(entry, job_id)| Requeue {
+                queue,
+                job_id,
+                reason: &reason,
+                mode: RequeueMode::DeadConsumer {
+                    consumer,
+                    entry_id: entry,
+                },
+            })
+            .collect();
+        let mut lost = Vec::new();
+        for (entry, reply) in entries
+            .iter()
+            .zip(scripts::run_all(&mut self.conn, &self.keys, &calls).await?)
+        {
+            if reply? == RequeueReply::Lost {
+                lost.push(entry.clone());
+            }
+        }
+        if !lost.is_empty() {
+            tracing::error!(queue = %queue, lost = ?lost, "jobs lost: entries were deleted from the stream while pending");
+            let _: String = flotilla_proto::record_lost(&self.keys, queue, &lost)
+                .query_async(&mut self.conn)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The job an entry stands for: its `id` field, else the entry id itself.
+    async fn job_id_of_entry(
+        &mut self,
+        stream: &str,
+        entry: &str,
+    ) -> Result<String, SchedulerError> {
+        let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+            .arg(stream)
+            .arg(entry)
+            .arg(entry)
+            .query_async(&mut self.conn)
+            .await?;
+        Ok(reply
+            .ids
+            .first()
+            .and_then(|e| e.get::<String>(field::ID))
+            .filter(|id| !id.is_empty())
+            .unwrap_or_else(|| entry.to_owned()))
+    }
+
+    async fn forget(&mut self, queue: &str, consumer: &str) -> Result<bool, SchedulerError> {
+        let forget = ForgetConsumer { queue, consumer };
+        Ok(scripts::run(&mut self.conn, &self.keys, &forget).await?)
+    }
+}

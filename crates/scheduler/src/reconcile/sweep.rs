@@ -1,0 +1,179 @@
+//! The job-record sweep: `running` jobs whose entry is no longer pending and `pending`
+//! jobs whose entry is gone are stranded; with repair they go back on their stream.
+
+use std::collections::HashSet;
+
+use flotilla_proto::scripts::{self, Requeue, RequeueMode, RequeueReply};
+use flotilla_proto::{CONSUMER_GROUP, field};
+
+use super::{FindingKind, Reconciler, Report};
+use crate::SchedulerError;
+
+/// Job records fetched per SCAN step.
+const SCAN_COUNT: usize = 500;
+
+/// A record that looks stranded, and how it would be requeued.
+type Stranded = (String, RequeueMode<'static>);
+
+impl Reconciler {
+    /// Examines a queue's job records, resuming where the last periodic pass stopped
+    /// unless `full`.
+    pub(super) async fn sweep(
+        &mut self,
+        queue: &str,
+        repair: bool,
+        full: bool,
+        report: &mut Report,
+    ) -> Result<(), SchedulerError> {
+        let pattern = format!("{}*", self.keys.job_prefix(queue));
+        let mut cursor = if full {
+            0
+        } else {
+            self.cursors.get(queue).copied().unwrap_or(0)
+        };
+        let mut examined = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(SCAN_COUNT)
+                .query_async(&mut self.conn)
+                .await?;
+            examined += keys.len();
+            for (key, mode) in self.stranded(queue, &keys).await? {
+                self.handle_stranded(queue, &key, mode, repair, report)
+                    .await?;
+            }
+            cursor = next;
+            if cursor == 0 {
+                break;
+            }
+            if !full && examined >= self.config.sweep_budget {
+                report.complete_sweep = false;
+                break;
+            }
+        }
+        self.cursors.insert(queue.to_owned(), cursor);
+        report.jobs_examined += examined;
+        Ok(())
+    }
+
+    /// Reports one stranded job, requeueing it first with repair.
+    async fn handle_stranded(
+        &mut self,
+        queue: &str,
+        key: &str,
+        mode: RequeueMode<'static>,
+        repair: bool,
+        report: &mut Report,
+    ) -> Result<(), SchedulerError> {
+        let id = key
+            .rsplit_once(":job:")
+            .map_or(key, |(_, id)| id)
+            .to_owned();
+        let (kind, detail) = match mode {
+            RequeueMode::OrphanRunning => (
+                FindingKind::OrphanRunning,
+                "running, but its entry is no longer pending",
+            ),
+            _ => (
+                FindingKind::OrphanPending,
+                "pending, but its entry is gone from the stream",
+            ),
+        };
+        let mut repaired = false;
+        if repair {
+            let reason = format!("requeued by reconciliation: {detail}");
+            let requeue = Requeue {
+                queue,
+                job_id: &id,
+                reason: &reason,
+                mode,
+            };
+            if scripts::run(&mut self.conn, &self.keys, &requeue).await? == RequeueReply::Unchanged
+            {
+                return Ok(()); // it moved on between the check and the repair
+            }
+            repaired = true;
+        }
+        let detail = format!("job in queue {queue} is {detail}");
+        report.add(kind, id, detail, !repaired, repaired);
+        Ok(())
+    }
+
+    /// The records among `keys` that look stranded, checked twice so a job that simply
+    /// moved on between two reads is not reported.
+    async fn stranded(
+        &mut self,
+        queue: &str,
+        keys: &[String],
+    ) -> Result<Vec<Stranded>, SchedulerError> {
+        let mut candidates = self.stranded_once(queue, keys).await?;
+        if !candidates.is_empty() {
+            let again: Vec<String> = candidates.iter().map(|(k, _)| k.clone()).collect();
+            let confirmed: HashSet<String> = self
+                .stranded_once(queue, &again)
+                .await?
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect();
+            candidates.retain(|(k, _)| confirmed.contains(k));
+        }
+        Ok(candidates)
+    }
+
+    /// One read of the records' states, then one of their entries: a `running` job's
+    /// entry must be pending, a `pending` job's entry must exist.
+    async fn stranded_once(
+        &mut self,
+        queue: &str,
+        keys: &[String],
+    ) -> Result<Vec<Stranded>, SchedulerError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for key in keys {
+            pipe.cmd("HMGET")
+                .arg(key)
+                .arg(&[field::STATUS, field::ENTRY][..]);
+        }
+        let fields: Vec<(Option<String>, Option<String>)> =
+            pipe.query_async(&mut self.conn).await?;
+        let stream = self.keys.stream(queue);
+        let mut checks = Vec::new();
+        let mut pipe = redis::pipe();
+        for (key, (status, entry)) in keys.iter().zip(fields) {
+            let entry = entry.unwrap_or_default();
+            match status.as_deref() {
+                Some("running") if !entry.is_empty() => {
+                    pipe.cmd("XPENDING")
+                        .arg(&stream)
+                        .arg(CONSUMER_GROUP)
+                        .arg(&entry)
+                        .arg(&entry)
+                        .arg(1);
+                    checks.push((key.clone(), RequeueMode::OrphanRunning));
+                }
+                Some("pending") if !entry.is_empty() => {
+                    pipe.cmd("XRANGE").arg(&stream).arg(&entry).arg(&entry);
+                    checks.push((key.clone(), RequeueMode::OrphanPending));
+                }
+                _ => {}
+            }
+        }
+        if checks.is_empty() {
+            return Ok(Vec::new());
+        }
+        let replies: Vec<redis::Value> = pipe.query_async(&mut self.conn).await?;
+        // An empty reply: no pending entry, or no entry at all.
+        Ok(checks
+            .into_iter()
+            .zip(replies)
+            .filter(|(_, reply)| matches!(reply, redis::Value::Array(items) if items.is_empty()))
+            .map(|(check, _)| check)
+            .collect())
+    }
+}

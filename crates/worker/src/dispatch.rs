@@ -1,0 +1,308 @@
+//! Turning fetched entries into running attempts: bury what cannot be decoded, start the
+//! rest in one pipeline, and spawn an attempt for each entry that started.
+
+use std::sync::Arc;
+
+use flotilla_proto::scripts::{
+    self, Bury, BuryReply, RawJob, ScriptCall, ScriptError, SkipReason, Start, StartEntry,
+    StartReply,
+};
+use flotilla_proto::{EntryFields, millis, new_lease_token};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use crate::Shutdown;
+use crate::fetch::Fetched;
+use crate::inflight::Attempt;
+use crate::runner::run_attempt;
+use crate::worker::Shared;
+
+/// An entry to start.
+struct StartPlan {
+    fetched: Fetched,
+    fields: EntryFields,
+    job_id: String,
+    lease: String,
+}
+
+/// An entry to dead-letter without running it.
+struct BuryPlan {
+    fetched: Fetched,
+    reason: String,
+}
+
+/// What to do with one fetch's entries: start calls grouped by queue, and buries.
+#[derive(Default)]
+struct Plans {
+    batches: Vec<(String, Vec<StartPlan>)>,
+    buries: Vec<BuryPlan>,
+}
+
+/// Starts every fetched entry and spawns its handler: one `start` call per queue for all
+/// its entries, and the buries, in one pipeline.
+pub(crate) async fn dispatch(
+    shared: &Arc<Shared>,
+    fetched: Vec<Fetched>,
+    permits: Vec<OwnedSemaphorePermit>,
+    slots: &Arc<Semaphore>,
+    shutdown: &Shutdown,
+) {
+    let (fetched, permits) = wait_for_slots(fetched, permits, slots, shutdown).await;
+    let plans = Plans::new(shared, fetched);
+    let Some(replies) = plans.send(shared).await else {
+        return;
+    };
+    let orphans = plans.begin_all(shared, replies, permits);
+    bury_orphans(shared, orphans).await;
+}
+
+/// Waits for a concurrency slot for every entry beyond `permits` (a blocking read may
+/// return one entry per queue); if shutdown comes first, the entries without a slot stay
+/// pending for reclaim instead of holding up the drain.
+async fn wait_for_slots(
+    mut fetched: Vec<Fetched>,
+    mut permits: Vec<OwnedSemaphorePermit>,
+    slots: &Arc<Semaphore>,
+    shutdown: &Shutdown,
+) -> (Vec<Fetched>, Vec<OwnedSemaphorePermit>) {
+    while permits.len() < fetched.len() {
+        tokio::select! {
+            permit = Arc::clone(slots).acquire_owned() => match permit {
+                Ok(permit) => permits.push(permit),
+                Err(_) => break,
+            },
+            _ = shutdown.triggered() => break,
+        }
+    }
+    fetched.truncate(permits.len());
+    permits.truncate(fetched.len());
+    (fetched, permits)
+}
+
+impl Plans {
+    /// Decodes each entry: a valid one joins its queue's start call, a malformed one is
+    /// buried with the reason.
+    fn new(shared: &Shared, fetched: Vec<Fetched>) -> Self {
+        let mut plans = Self::default();
+        let max_payload_bytes = shared.config.jobs.limits.max_payload_bytes;
+        for fetched in fetched {
+            let fields = match fetched.entry.decode(max_payload_bytes) {
+                Ok(fields) => fields,
+                Err(e) => {
+                    plans.buries.push(BuryPlan {
+                        fetched,
+                        reason: format!("malformed entry: {e}"),
+                    });
+                    continue;
+                }
+            };
+            let job_id = fields
+                .job_id
+                .clone()
+                .unwrap_or_else(|| fetched.entry.entry_id.clone());
+            let plan = StartPlan {
+                fetched,
+                fields,
+                job_id,
+                lease: new_lease_token(),
+            };
+            match plans
+                .batches
+                .iter_mut()
+                .find(|(q, _)| *q == plan.fetched.queue)
+            {
+                Some((_, batch)) => batch.push(plan),
+                None => plans.batches.push((plan.fetched.queue.clone(), vec![plan])),
+            }
+        }
+        plans
+    }
+
+    /// Sends the start calls and the buries in one pipeline; `None` when it failed, and
+    /// the entries stay pending under this worker for its reclaim pass to retry.
+    async fn send(
+        &self,
+        shared: &Shared,
+    ) -> Option<std::vec::IntoIter<redis::RedisResult<redis::Value>>> {
+        let keys = &shared.keys;
+        let starts: Vec<Start> = self
+            .batches
+            .iter()
+            .map(|(q, batch)| shared.start_call(q, batch))
+            .collect();
+        let buries: Vec<Bury> = self.buries.iter().map(|b| shared.bury_call(b)).collect();
+        let commands: Vec<redis::Cmd> = starts
+            .iter()
+            .map(|s| s.call(keys).cmd())
+            .chain(buries.iter().map(|b| b.call(keys).cmd()))
+            .collect();
+        let mut conn = shared.conn.clone();
+        match scripts::exec_pipeline(&mut conn, &commands).await {
+            Ok(replies) => Some(replies.into_iter()),
+            Err(e) => {
+                tracing::warn!(
+                    entries = commands.len(),
+                    "could not start fetched entries: {e}"
+                );
+                None
+            }
+        }
+    }
+
+    /// Acts on the replies, in the order [`Plans::send`] sent the calls: spawns each
+    /// started attempt and logs each burial. Returns entries naming a job that has no
+    /// record, to be buried next.
+    fn begin_all(
+        self,
+        shared: &Arc<Shared>,
+        mut replies: impl Iterator<Item = redis::RedisResult<redis::Value>>,
+        permits: Vec<OwnedSemaphorePermit>,
+    ) -> Vec<BuryPlan> {
+        let mut permits = permits.into_iter();
+        let mut orphans = Vec::new();
+        for (_, batch) in self.batches {
+            let reply = replies.next().unwrap_or(Ok(redis::Value::Nil));
+            let per_entry = match Start::parse_result(reply) {
+                Ok(per_entry) => per_entry,
+                Err(e) => {
+                    tracing::warn!(
+                        entries = batch.len(),
+                        "could not start entries (they will be retried): {e}"
+                    );
+                    continue;
+                }
+            };
+            for (plan, reply) in batch.into_iter().zip(per_entry) {
+                let Some(permit) = permits.next() else { break };
+                orphans.extend(begin(shared, plan, reply, permit));
+            }
+        }
+        log_buried(&self.buries, replies.map(Bury::parse_result));
+        orphans
+    }
+}
+
+/// Dead-letters entries whose job has no record and that carry no type to rebuild it.
+async fn bury_orphans(shared: &Shared, orphans: Vec<BuryPlan>) {
+    if orphans.is_empty() {
+        return;
+    }
+    let calls: Vec<Bury> = orphans.iter().map(|b| shared.bury_call(b)).collect();
+    let mut conn = shared.conn.clone();
+    match scripts::run_all(&mut conn, &shared.keys, &calls).await {
+        Ok(replies) => log_buried(&orphans, replies),
+        Err(e) => tracing::warn!("could not dead-letter orphan entries (will retry): {e}"),
+    }
+}
+
+/// One WARN line per entry sent to the dead-letter queue, whichever way it got there.
+fn log_buried(
+    buries: &[BuryPlan],
+    replies: impl IntoIterator<Item = Result<BuryReply, ScriptError>>,
+) {
+    for (bury, reply) in buries.iter().zip(replies) {
+        match reply {
+            Ok(BuryReply::Skipped) => tracing::debug!(
+                queue = %bury.fetched.queue,
+                entry = %bury.fetched.entry.entry_id,
+                "removed a duplicate entry of a job that moved on"
+            ),
+            Ok(BuryReply::Buried) => tracing::warn!(
+                queue = %bury.fetched.queue,
+                entry = %bury.fetched.entry.entry_id,
+                reason = %bury.reason,
+                "dead-lettered a malformed entry"
+            ),
+            Err(e) => tracing::warn!(
+                queue = %bury.fetched.queue,
+                entry = %bury.fetched.entry.entry_id,
+                "could not dead-letter an entry (will retry): {e}"
+            ),
+        }
+    }
+}
+
+/// Acts on one entry's start reply: spawns the attempt, or logs why not. Returns an entry
+/// to bury when it names a job that has no record.
+fn begin(
+    shared: &Arc<Shared>,
+    plan: StartPlan,
+    reply: StartReply,
+    permit: OwnedSemaphorePermit,
+) -> Option<BuryPlan> {
+    let StartPlan {
+        fetched,
+        job_id,
+        lease,
+        ..
+    } = plan;
+    match reply {
+        StartReply::Started(started) => {
+            let attempt = Attempt {
+                queue: fetched.queue,
+                job_id,
+                entry_id: fetched.entry.entry_id,
+                lease,
+                cancel: CancellationToken::new(),
+            };
+            shared.inflight.insert(attempt.clone());
+            shared
+                .tracker
+                .spawn(run_attempt(Arc::clone(shared), attempt, started, permit));
+            None
+        }
+        StartReply::Scheduled { due_ms } => {
+            tracing::info!(job = %job_id, queue = %fetched.queue, due_ms, "entry asks to run later: scheduled");
+            None
+        }
+        StartReply::Dead { reason } => {
+            tracing::warn!(job = %job_id, queue = %fetched.queue, reason = %reason.escape_debug(), "poison pill dead-lettered");
+            None
+        }
+        StartReply::Skipped(SkipReason::Orphan) => Some(BuryPlan {
+            reason: format!("entry names job {job_id}, which has no record, and carries no type"),
+            fetched,
+        }),
+        StartReply::Skipped(why) => {
+            tracing::debug!(job = %job_id, "entry skipped: {why:?}");
+            None
+        }
+    }
+}
+
+impl Shared {
+    fn bury_call<'a>(&self, plan: &'a BuryPlan) -> Bury<'a> {
+        Bury {
+            queue: &plan.fetched.queue,
+            entry: &plan.fetched.entry,
+            reason: &plan.reason,
+            dead_retention_ms: millis(self.config.jobs.retention.dead),
+            dead_max_len: self.config.jobs.retention.dead_max_len,
+        }
+    }
+
+    /// One `start` call for a queue's entries.
+    fn start_call<'a>(&'a self, queue: &'a str, plans: &'a [StartPlan]) -> Start<'a> {
+        let config = &self.config;
+        Start {
+            queue,
+            consumer: &self.worker_id,
+            dead_retention_ms: millis(config.jobs.retention.dead),
+            dead_max_len: config.jobs.retention.dead_max_len,
+            entries: plans
+                .iter()
+                .map(|plan| StartEntry {
+                    entry_id: &plan.fetched.entry.entry_id,
+                    job_id: &plan.job_id,
+                    lease: &plan.lease,
+                    raw: plan.fields.job_type.is_some().then_some(RawJob {
+                        fields: &plan.fields,
+                        default_max_attempts: config.jobs.defaults.max_attempts,
+                        default_timeout_ms: millis(config.jobs.defaults.timeout),
+                        default_backoff: &config.jobs.defaults.backoff,
+                    }),
+                })
+                .collect(),
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! The fetch loop: wait for a free slot, pick the queues that are not paused, fetch
+//! (abandoned entries first when due, then ready ones, else a blocking wait) and hand
+//! what came back to dispatch, until shutdown.
+
+use std::collections::HashSet;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use redis::aio::ConnectionManager;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::connections::BlockingPool;
+use crate::fetch::{self, FetchError, Fetched};
+use crate::lottery::fetch_order;
+use crate::worker::Shared;
+use crate::{Shutdown, dispatch};
+
+/// Entries asked for in one read at most, however many slots are free.
+const MAX_FETCH: usize = 256;
+/// The first wait after a failure; it doubles up to [`MAX_ERROR_DELAY`].
+const FIRST_ERROR_DELAY: Duration = Duration::from_millis(100);
+const MAX_ERROR_DELAY: Duration = Duration::from_secs(5);
+
+/// Fetches and dispatches until shutdown; Redis errors are waited out with backoff.
+pub(crate) async fn fetch_loop(
+    shared: &Arc<Shared>,
+    pool: &BlockingPool,
+    paused: &RwLock<HashSet<String>>,
+    shutdown: &Shutdown,
+) {
+    let slots = Arc::new(Semaphore::new(shared.config.concurrency));
+    let all: Vec<&str> = shared
+        .config
+        .queues
+        .iter()
+        .map(|q| q.name.as_str())
+        .collect();
+    let mut groups_ready = false;
+    let mut error_delay = FIRST_ERROR_DELAY;
+    let mut next_reclaim = Instant::now();
+    let mut conn = shared.conn.clone();
+    while !shutdown.is_triggered() {
+        if !groups_ready {
+            if let Err(e) = fetch::ensure_groups(&mut conn, &shared.keys, &all).await {
+                tracing::warn!("cannot set up consumer groups, retrying in {error_delay:?}: {e}");
+                back_off(shutdown, &mut error_delay).await;
+                continue;
+            }
+            groups_ready = true;
+        }
+        let Some(permits) = free_slots(&slots, shutdown).await else {
+            return;
+        };
+        let active = active_queues(&all, paused);
+        if active.is_empty() {
+            drop(permits);
+            tokio::select! {
+                _ = tokio::time::sleep(shared.config.block_time) => {}
+                _ = shutdown.triggered() => {}
+            }
+            continue;
+        }
+        let reclaim_due = Instant::now() >= next_reclaim;
+        if reclaim_due {
+            next_reclaim = Instant::now() + shared.config.heartbeat_interval;
+        }
+        match fetch_once(shared, pool, &mut conn, &active, permits.len(), reclaim_due).await {
+            Ok(fetched) if fetched.is_empty() => {}
+            Ok(fetched) => dispatch::dispatch(shared, fetched, permits, &slots, shutdown).await,
+            Err(e) if e.is_no_group() => {
+                // Redis came back without our data (or the stream was deleted): make the
+                // groups again now rather than after the backoff of the outage.
+                tracing::warn!("consumer group missing (Redis lost its data?): creating it again");
+                groups_ready = false;
+            }
+            Err(e) => {
+                tracing::warn!("fetch failed, retrying in {error_delay:?}: {e}");
+                back_off(shutdown, &mut error_delay).await;
+                continue;
+            }
+        }
+        error_delay = FIRST_ERROR_DELAY;
+    }
+}
+
+/// Waits for one free concurrency slot, then takes every other free one (up to
+/// [`MAX_FETCH`]), so one read fetches as many entries as can run. `None` on shutdown.
+async fn free_slots(
+    slots: &Arc<Semaphore>,
+    shutdown: &Shutdown,
+) -> Option<Vec<OwnedSemaphorePermit>> {
+    let first = tokio::select! {
+        permit = Arc::clone(slots).acquire_owned() => permit.ok()?,
+        _ = shutdown.triggered() => return None,
+    };
+    let mut permits = vec![first];
+    while permits.len() < MAX_FETCH {
+        match Arc::clone(slots).try_acquire_owned() {
+            Ok(permit) => permits.push(permit),
+            Err(_) => break,
+        }
+    }
+    Some(permits)
+}
+
+/// Indexes of the served queues that are not paused.
+fn active_queues(all: &[&str], paused: &RwLock<HashSet<String>>) -> Vec<usize> {
+    let paused = paused.read().unwrap_or_else(|p| p.into_inner());
+    (0..all.len())
+        .filter(|&i| !paused.contains(all[i]))
+        .collect()
+}
+
+/// One fetch: abandoned entries first (when due), then ready ones in lottery order, else
+/// a blocking wait on every active queue.
+async fn fetch_once(
+    shared: &Shared,
+    pool: &BlockingPool,
+    conn: &mut ConnectionManager,
+    active: &[usize],
+    count: usize,
+    reclaim_due: bool,
+) -> Result<Vec<Fetched>, FetchError> {
+    let config = &shared.config;
+    let queues: Vec<&str> = active
+        .iter()
+        .map(|&i| config.queues[i].name.as_str())
+        .collect();
+    if reclaim_due {
+        let reclaimed = reclaim_abandoned(shared, conn, &queues, count).await?;
+        if !reclaimed.is_empty() {
+            return Ok(reclaimed);
+        }
+    }
+    let weights: Vec<_> = active.iter().map(|&i| config.queues[i].clone()).collect();
+    let order: Vec<&str> = fetch_order(&weights, config.strict_priority, &mut rand::rng())
+        .into_iter()
+        .map(|i| queues[i])
+        .collect();
+    let ready = fetch::read_ready(conn, &shared.keys, &order, &shared.worker_id, count).await?;
+    if !ready.is_empty() {
+        return Ok(ready);
+    }
+    let block_ms = config.block_time.as_millis() as u64;
+    fetch::read_blocking(pool, &shared.keys, &order, &shared.worker_id, block_ms).await
+}
+
+/// Claims the first queue's worth of abandoned entries: idle past the lease and owned by
+/// a worker whose heartbeat is older than the lease. Entries deleted while pending are
+/// reported as lost.
+async fn reclaim_abandoned(
+    shared: &Shared,
+    conn: &mut ConnectionManager,
+    queues: &[&str],
+    count: usize,
+) -> Result<Vec<Fetched>, FetchError> {
+    let lease_ms = shared.config.lease_ttl.as_millis() as u64;
+    for queue in queues {
+        let found = fetch::reclaim(
+            conn,
+            &shared.keys,
+            queue,
+            &shared.worker_id,
+            lease_ms,
+            count,
+        )
+        .await?;
+        if !found.lost.is_empty() {
+            tracing::error!(queue = %queue, lost = ?found.lost,
+                "jobs lost: entries were deleted from the stream while still pending");
+            if let Err(e) = fetch::report_lost(conn, &shared.keys, queue, &found.lost).await {
+                tracing::error!(queue = %queue, "could not record the lost jobs for alerting: {e}");
+            }
+        }
+        // An entry of a job this worker is still running (its refresh was held up, say
+        // by a frozen Redis) is ours already: claiming it reset its idle time, and
+        // starting it again would run the job twice.
+        let entries: Vec<Fetched> = found
+            .entries
+            .into_iter()
+            .filter(|f| !shared.inflight.contains_entry(&f.queue, &f.entry.entry_id))
+            .collect();
+        if !entries.is_empty() {
+            tracing::info!(queue = %queue, reclaimed = entries.len(),
+                "reclaimed entries from workers that stopped responding");
+            return Ok(entries);
+        }
+    }
+    Ok(Vec::new())
+}
+
+/// Sleeps `delay` (or until shutdown), doubling it for next time up to the maximum.
+async fn back_off(shutdown: &Shutdown, delay: &mut Duration) {
+    tokio::select! {
+        _ = tokio::time::sleep(*delay) => {}
+        _ = shutdown.triggered() => {}
+    }
+    *delay = (*delay * 2).min(MAX_ERROR_DELAY);
+}
