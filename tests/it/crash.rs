@@ -10,6 +10,9 @@ use serde_json::json;
 
 use crate::util::{Env, LONG};
 
+/// Settings for workers whose logs the test reads: JSON lines, read by field.
+const JSON_LOGS: &[(&str, &str)] = &[("FLOTILLA_LOG_FORMAT", "json")];
+
 /// A worker settings file with an `exec` handler whose result names the worker's pid.
 const REPORT_PID: &str = r#"
 [handlers.report_pid]
@@ -48,20 +51,25 @@ async fn a_job_longer_than_the_lease_on_a_live_worker_runs_once() {
     let owner = WorkerProcess::start(&env.url(), &[], None);
     let id = env.enqueue("sleep", json!({"ms": 4000})).await;
     let running = env.wait_status("default", &id, Status::Running, LONG).await;
-    let other = WorkerProcess::start(&env.url(), &[], None);
+    let other = WorkerProcess::start(&env.url(), JSON_LOGS, None);
     let record = env
         .wait_status("default", &id, Status::Completed, LONG)
         .await;
     assert_eq!(record.attempts, 1, "never started twice");
     assert_eq!(record.worker, running.worker);
-    assert!(!other.log().contains("reclaimed"), "{}", other.log());
+    let reclaims: Vec<_> = other
+        .json_logs()
+        .into_iter()
+        .filter(|line| !line["fields"]["reclaimed"].is_null())
+        .collect();
+    assert!(reclaims.is_empty(), "{reclaims:?}");
     drop(owner);
 }
 
 #[tokio::test]
 async fn a_frozen_worker_that_wakes_up_cannot_overwrite_the_newer_attempt() {
     let env = Env::start().await;
-    let zombie = WorkerProcess::start(&env.url(), &[], Some(REPORT_PID));
+    let zombie = WorkerProcess::start(&env.url(), JSON_LOGS, Some(REPORT_PID));
     let id = env.enqueue("report_pid", json!({})).await;
     env.wait_status("default", &id, Status::Running, LONG).await;
     zombie.signal("STOP");
@@ -72,12 +80,20 @@ async fn a_frozen_worker_that_wakes_up_cannot_overwrite_the_newer_attempt() {
     assert_eq!(done.attempts, 2);
     assert_eq!(done.result, Some(json!({"pid": rescuer.pid()})));
     zombie.signal("CONT");
-    eventually(
+    let noticed = eventually(
         LONG,
         "the woken worker to notice its lease is gone",
-        || async { zombie.log().contains("lease lost").then_some(()) },
+        || async {
+            zombie.json_logs().into_iter().find(|line| {
+                line["level"] == "WARN"
+                    && line["fields"]["message"]
+                        .as_str()
+                        .is_some_and(|m| m.starts_with("lease lost"))
+            })
+        },
     )
     .await;
+    assert_eq!(noticed["fields"]["job"], id.as_str());
     tokio::time::sleep(Duration::from_millis(500)).await;
     let after = env.record("default", &id).await.expect("record");
     assert_eq!(

@@ -294,16 +294,18 @@ async fn an_old_backlog_and_lost_jobs_raise_alerts() {
 #[tokio::test]
 async fn a_live_worker_with_a_long_lease_is_not_declared_gone() {
     let env = Env::start().await;
-    // Beats every 4 s with a 12 s lease: slower than the reconciler's 1 s worker timeout.
+    // Beats every 2 s with a 6 s lease: slower than the reconciler's 1 s worker timeout,
+    // so every other second the worker looks gone by that timeout alone.
     let slow = [
-        ("FLOTILLA_WORKER__HEARTBEAT_INTERVAL", "4s"),
-        ("FLOTILLA_WORKER__LEASE_TTL", "12s"),
+        ("FLOTILLA_WORKER__HEARTBEAT_INTERVAL", "2s"),
+        ("FLOTILLA_WORKER__LEASE_TTL", "6s"),
     ];
     let _worker = WorkerProcess::start(&env.url(), &slow, None);
     let id = env.enqueue("sleep", json!({"ms": 30000})).await;
     env.wait_status("default", &id, Status::Running, LONG).await;
     let _scheduler = FlotillaProcess::scheduler(&env.url(), &env_with(&[]), None);
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    // Six passes at least, over two heartbeat gaps.
+    tokio::time::sleep(Duration::from_secs(4)).await;
     let alerts = active(&env).await;
     assert!(
         alerts.iter().all(|a| a.kind != "worker_not_responding"),
