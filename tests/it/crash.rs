@@ -5,13 +5,10 @@ use std::time::{Duration, Instant};
 
 use flotilla_producer::NewJob;
 use flotilla_proto::Status;
-use flotilla_tests::{WorkerProcess, eventually};
+use flotilla_tests::{JSON_LOGS, WorkerProcess, eventually};
 use serde_json::json;
 
 use crate::util::{Env, LONG};
-
-/// Settings for workers whose logs the test reads: JSON lines, read by field.
-const JSON_LOGS: &[(&str, &str)] = &[("FLOTILLA_LOG_FORMAT", "json")];
 
 /// A worker settings file with an `exec` handler whose result names the worker's pid.
 const REPORT_PID: &str = r#"

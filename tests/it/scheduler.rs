@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use flotilla_scheduler::{CatchUp, Schedule, ScheduleStore};
-use flotilla_tests::{FlotillaProcess, eventually};
+use flotilla_tests::{FlotillaProcess, JSON_LOGS, eventually, json_lines};
 
 use crate::util::{Env, LONG};
 
@@ -59,17 +59,10 @@ async fn entries_per_job(env: &Env, schedule: &str) -> BTreeMap<i64, usize> {
     counts
 }
 
-/// Settings for replicas whose logs the test reads: JSON lines, read by field.
-const JSON_LOGS: &[(&str, &str)] = &[("FLOTILLA_LOG_FORMAT", "json")];
-
-fn json_lines(log: &str) -> impl Iterator<Item = serde_json::Value> + '_ {
-    log.lines()
-        .filter_map(|line| serde_json::from_str(line).ok())
-}
-
 /// Ticks that a process logged as fired (created, not "already fired").
 fn fired_in_log(log: &str) -> Vec<i64> {
     json_lines(log)
+        .into_iter()
         .filter(|line| line["fields"]["message"] == "fired")
         .filter_map(|line| line["fields"]["tick"].as_i64())
         .collect()
@@ -77,7 +70,7 @@ fn fired_in_log(log: &str) -> Vec<i64> {
 
 /// Whether a process logged that it stopped leading.
 fn stepped_down(log: &str) -> bool {
-    json_lines(log).any(|line| {
+    json_lines(log).iter().any(|line| {
         line["level"] == "WARN"
             && line["fields"]["message"]
                 .as_str()

@@ -3,16 +3,9 @@
 use std::time::Duration;
 
 use flotilla_producer::{NewJob, Producer};
-use flotilla_proto::{Backoff, JobPolicy, JobRecord, Keys, Status};
-use flotilla_tests::{RedisServer, eventually, job_record};
+use flotilla_proto::{JobRecord, Keys, Status};
+use flotilla_tests::{RedisServer, eventually, fast_policy, job_record};
 use redis::aio::ConnectionManager;
-
-/// The default policy with quick retries, so failing jobs move along in a test's time.
-fn fast_policy() -> JobPolicy {
-    let mut policy = JobPolicy::default();
-    policy.defaults.backoff = Backoff::Fixed(Duration::from_millis(50));
-    policy
-}
 
 pub struct Env {
     pub redis: RedisServer,

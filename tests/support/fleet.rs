@@ -5,23 +5,39 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use flotilla_proto::Backoff;
+use flotilla_proto::{Backoff, JobPolicy};
 use flotilla_worker::{Registry, Shutdown, Worker, WorkerConfig, WorkerError};
 use tokio::task::JoinHandle;
 
+/// The default job policy with quick retries, so failing jobs move along in a test's time.
+pub fn fast_policy() -> JobPolicy {
+    let mut policy = JobPolicy::default();
+    policy.defaults.backoff = Backoff::Fixed(Duration::from_millis(50));
+    policy
+}
+
 /// Settings that make leases, heartbeats and retries fast enough for tests.
 pub fn fast_config() -> WorkerConfig {
-    let mut config = WorkerConfig {
+    WorkerConfig {
         concurrency: 4,
         heartbeat_interval: Duration::from_millis(200),
         lease_ttl: Duration::from_millis(1500),
         block_time: Duration::from_millis(200),
         promote_interval: Duration::from_millis(20),
         shutdown_grace: Duration::from_secs(2),
+        jobs: fast_policy(),
         ..WorkerConfig::default()
-    };
-    config.jobs.defaults.backoff = Backoff::Fixed(Duration::from_millis(50));
-    config
+    }
+}
+
+/// Settings for processes whose logs a test reads: JSON lines, read by field.
+pub const JSON_LOGS: &[(&str, &str)] = &[("FLOTILLA_LOG_FORMAT", "json")];
+
+/// The lines of a log that are JSON objects.
+pub fn json_lines(log: &str) -> Vec<serde_json::Value> {
+    log.lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect()
 }
 
 /// A worker running on the test's own runtime.
@@ -186,10 +202,7 @@ impl FlotillaProcess {
     /// The lines logged so far that are JSON objects (start the process with
     /// `FLOTILLA_LOG_FORMAT=json`), for assertions on fields instead of scraped text.
     pub fn json_logs(&self) -> Vec<serde_json::Value> {
-        self.log()
-            .lines()
-            .filter_map(|line| serde_json::from_str(line).ok())
-            .collect()
+        json_lines(&self.log())
     }
 
     /// Everything the worker logged so far.

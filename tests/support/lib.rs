@@ -6,7 +6,10 @@ mod http;
 mod redis_server;
 mod wait;
 
-pub use fleet::{FlotillaProcess, InProcessWorker, WorkerProcess, fast_config, flotilla_bin};
+pub use fleet::{
+    FlotillaProcess, InProcessWorker, JSON_LOGS, WorkerProcess, fast_config, fast_policy,
+    flotilla_bin, json_lines,
+};
 pub use http::http_server;
 pub use redis_server::RedisServer;
 pub use wait::{eventually, job_record};
