@@ -244,3 +244,86 @@ async fn schedules_are_managed_from_the_command_line() {
         "no schedules"
     );
 }
+
+#[tokio::test]
+async fn bench_runs_every_scenario_and_writes_both_reports() {
+    let env = Env::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let json = dir.path().join("report.json");
+    let markdown = dir.path().join("report.md");
+    let output = flotilla(
+        &env,
+        &[
+            "bench",
+            "--scenarios",
+            "enqueue,drain,latency,mixed,backlog,floor",
+            "--jobs",
+            "300",
+            "--concurrency",
+            "10",
+            "--workers",
+            "2",
+            "--rate",
+            "200,half",
+            "--latency-secs",
+            "1",
+            "--backlog",
+            "200",
+            "--json",
+            json.to_str().expect("UTF-8 path"),
+            "--markdown",
+            markdown.to_str().expect("UTF-8 path"),
+        ],
+    );
+    stdout(&output);
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("JSON report")).expect("JSON");
+    assert_eq!(report["system"], "flotilla");
+    let rows = report["results"].as_array().expect("results");
+    let names: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            format!(
+                "{}/{}",
+                r["scenario"].as_str().unwrap_or("?"),
+                r["variant"].as_str().unwrap_or("?")
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "enqueue/single",
+            "enqueue/pipelined",
+            "enqueue/bulk",
+            "drain/W2xC10",
+            "latency/rate200",
+            "latency/half-max",
+            "mixed/W1xC50",
+            "backlog/200",
+            "floor/xadd+xreadgroup+xack+xdel",
+        ]
+    );
+    for row in rows {
+        let rate = row["jobs_per_s"].as_f64().unwrap_or(0.0);
+        assert!(rate > 0.0, "no rate in {row}");
+        assert!(
+            row["redis_calls_per_job"].as_f64().unwrap_or(0.0) > 0.0,
+            "{row}"
+        );
+    }
+    let drain = &rows[3];
+    assert!(
+        drain["worker_rss_mb"].as_f64().unwrap_or(0.0) > 1.0,
+        "{drain}"
+    );
+    assert!(drain["redis_bytes_per_job"].as_f64().is_some(), "{drain}");
+    let latency = &rows[4]["latency_ms"];
+    assert!(latency["p50"].as_f64().unwrap_or(-1.0) >= 0.0, "{latency}");
+    assert!(
+        latency["p99"].as_f64() >= latency["p50"].as_f64(),
+        "{latency}"
+    );
+    let text = std::fs::read_to_string(&markdown).expect("Markdown report");
+    assert!(text.contains("| drain | W2xC10 |"), "{text}");
+}

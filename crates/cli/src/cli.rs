@@ -166,21 +166,99 @@ pub struct DemoArgs {
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Jobs to enqueue and process.
+    /// Scenarios to run, in this order.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "enqueue,drain,latency,mixed,floor"
+    )]
+    pub scenarios: Vec<BenchScenario>,
+
+    /// Jobs per enqueue, drain and mixed run.
     #[arg(long, default_value_t = 50_000)]
     pub jobs: usize,
 
-    /// The worker's concurrency.
-    #[arg(long, default_value_t = 50)]
-    pub concurrency: usize,
+    /// Worker concurrencies to drain with (each is one run).
+    #[arg(long, value_delimiter = ',', default_value = "10,50,200")]
+    pub concurrency: Vec<usize>,
 
-    /// Padding in each job's payload.
-    #[arg(long, default_value_t = 32)]
+    /// Worker process counts to drain with (each is one run per concurrency).
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    pub workers: Vec<usize>,
+
+    /// Padding in each job's payload: `{"pad": "xxx…"}` with this many `x`.
+    #[arg(long, default_value_t = 100)]
     pub payload_bytes: usize,
 
-    /// Give up after this long.
+    /// Rates for the latency scenario, in jobs/s; `half` is half the best drain rate
+    /// measured in this run (or 1000 when none was).
+    #[arg(long, value_delimiter = ',', default_value = "1000,half")]
+    pub rate: Vec<BenchRate>,
+
+    /// How long each latency run sends jobs.
+    #[arg(long, default_value_t = 5)]
+    pub latency_secs: u64,
+
+    /// Backlog sizes for the backlog scenario.
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000,100000")]
+    pub backlog: Vec<usize>,
+
+    /// Pin the bench's own redis-server to CPU 0 and the worker processes to CPU 1 (with
+    /// `taskset`, when there are two CPUs or more).
+    #[arg(long)]
+    pub pin: bool,
+
+    /// Where to write the JSON report.
+    #[arg(long, default_value = "flotilla-bench/report.json")]
+    pub json: PathBuf,
+
+    /// Where to write the Markdown report.
+    #[arg(long, default_value = "flotilla-bench/report.md")]
+    pub markdown: PathBuf,
+
+    /// Give up on any one run after this long.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "300s")]
     pub timeout: Duration,
+}
+
+/// One `flotilla bench` scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchScenario {
+    /// Single, pipelined and bulk enqueue.
+    Enqueue,
+    /// Worker processes × concurrency over a pre-filled backlog of no-op jobs.
+    Drain,
+    /// Pickup latency at fixed rates.
+    Latency,
+    /// Three priorities, 10 % of jobs failing once and retried.
+    Mixed,
+    /// Drain rate and memory per job as the backlog grows.
+    Backlog,
+    /// Bare stream commands: the floor any stream queue pays.
+    Floor,
+}
+
+/// A latency-scenario rate: jobs/s, or half the best drain rate measured.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum BenchRate {
+    PerSecond(u32),
+    HalfOfMax,
+}
+
+impl std::str::FromStr for BenchRate {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "half" {
+            return Ok(Self::HalfOfMax);
+        }
+        match s.parse::<u32>() {
+            Ok(rate) if rate > 0 => Ok(Self::PerSecond(rate)),
+            _ => Err(format!(
+                "{s:?} is not a rate: give jobs/s (e.g. 1000) or `half`"
+            )),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

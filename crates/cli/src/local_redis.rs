@@ -1,4 +1,5 @@
-//! A private `redis-server` for the demo: own port, no persistence, killed on drop.
+//! A private `redis-server` for the demo and the benchmark: own port, no persistence,
+//! killed on drop.
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -19,12 +20,25 @@ or `brew install redis` (macOS), or point FLOTILLA_REDIS_URL at a running Redis"
 
 impl LocalRedis {
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_on_cpu(None).await
+    }
+
+    /// Starts the server, pinned to one CPU with `taskset` when `cpu` is given.
+    pub async fn start_on_cpu(cpu: Option<usize>) -> anyhow::Result<Self> {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .context("cannot find a free local port")?
             .port();
         let dir = tempfile::tempdir().context("cannot create a directory for redis-server")?;
-        let child = Command::new("redis-server")
+        let mut command = match cpu {
+            Some(cpu) => {
+                let mut c = Command::new("taskset");
+                c.arg("-c").arg(cpu.to_string()).arg("redis-server");
+                c
+            }
+            None => Command::new("redis-server"),
+        };
+        let child = command
             .args([
                 "--port",
                 &port.to_string(),

@@ -1,0 +1,221 @@
+//! The scenarios that drain a laid-down backlog with worker processes: `drain` (W × C over
+//! no-op jobs), `mixed` (three priorities, 10 % failing once) and `backlog` (the same
+//! drain as the backlog grows).
+
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use flotilla_producer::NewJob;
+use flotilla_proto::{Backoff, Keys};
+use redis::streams::StreamInfoGroupsReply;
+
+use super::Bench;
+use super::fleet::{FleetSpec, WorkerFleet};
+use super::redis_stats::{Meter, used_memory};
+use super::report::Row;
+
+/// Concurrency of the one worker process in `mixed` and `backlog`.
+const SINGLE_WORKER_CONCURRENCY: usize = 50;
+
+pub(super) async fn run_drain(bench: &mut Bench) -> anyhow::Result<()> {
+    for processes in bench.args.workers.clone() {
+        for concurrency in bench.args.concurrency.clone() {
+            let jobs = bench.noop_jobs(bench.args.jobs)?;
+            let run = DrainRun {
+                scenario: "drain",
+                variant: format!("W{processes}xC{concurrency}"),
+                queues: &["default"],
+                processes,
+                concurrency,
+            };
+            let outcome = run.measure(bench, jobs).await?;
+            let mut row = outcome.row;
+            row.redis_bytes_per_job = Some(outcome.retained_bytes_per_job);
+            bench.record(row);
+        }
+    }
+    Ok(())
+}
+
+pub(super) async fn run_mixed(bench: &mut Bench) -> anyhow::Result<()> {
+    let jobs = mixed_jobs(bench.args.jobs, &bench.payload())?;
+    let run = DrainRun {
+        scenario: "mixed",
+        variant: format!("W1xC{SINGLE_WORKER_CONCURRENCY}"),
+        queues: &["critical", "default", "low"],
+        processes: 1,
+        concurrency: SINGLE_WORKER_CONCURRENCY,
+    };
+    let outcome = run.measure(bench, jobs).await?;
+    let mut row = outcome.row;
+    row.redis_bytes_per_job = Some(outcome.retained_bytes_per_job);
+    bench.record(row);
+    Ok(())
+}
+
+pub(super) async fn run_backlog(bench: &mut Bench) -> anyhow::Result<()> {
+    for size in bench.args.backlog.clone() {
+        let jobs = bench.noop_jobs(size)?;
+        let run = DrainRun {
+            scenario: "backlog",
+            variant: size.to_string(),
+            queues: &["default"],
+            processes: 1,
+            concurrency: SINGLE_WORKER_CONCURRENCY,
+        };
+        let outcome = run.measure(bench, jobs).await?;
+        let mut row = outcome.row;
+        row.redis_bytes_per_job = Some(outcome.pending_bytes_per_job);
+        bench.record(row);
+    }
+    Ok(())
+}
+
+/// Jobs over three priorities (critical 10 %, default 60 %, low 30 %, interleaved); one
+/// in ten fails its first attempt and is retried after 10 ms.
+fn mixed_jobs(n: usize, payload: &serde_json::Value) -> anyhow::Result<Vec<NewJob>> {
+    let mut failing = payload.clone();
+    failing["times"] = serde_json::json!(1);
+    (0..n)
+        .map(|i| {
+            let queue = match i % 10 {
+                0 => "critical",
+                1..=6 => "default",
+                _ => "low",
+            };
+            // Position 7 is a low job and 0 a critical one: failures fall on both ends.
+            let job = if i % 10 == 7 || (i % 20 == 0) {
+                NewJob::new("fail", &failing)?
+            } else {
+                NewJob::new("noop", payload)?
+            };
+            Ok(job
+                .queue(queue)
+                .max_attempts(3)
+                .backoff(Backoff::Fixed(Duration::from_millis(10))))
+        })
+        .collect()
+}
+
+/// One timed drain: the backlog is laid down while the queues are paused and the worker
+/// processes wait, and the clock runs from the first delivery to the last completion.
+struct DrainRun<'a> {
+    scenario: &'static str,
+    variant: String,
+    queues: &'a [&'a str],
+    processes: usize,
+    concurrency: usize,
+}
+
+struct DrainOutcome {
+    row: Row,
+    /// Memory the backlog took, per job, before any ran.
+    pending_bytes_per_job: f64,
+    /// Memory left after every job completed, per job: what retention keeps.
+    retained_bytes_per_job: f64,
+}
+
+impl DrainRun<'_> {
+    async fn measure(&self, bench: &mut Bench, jobs: Vec<NewJob>) -> anyhow::Result<DrainOutcome> {
+        let total = jobs.len();
+        let keys = bench.fresh_keys();
+        let queue_spec = match self.queues {
+            [one] => (*one).to_owned(),
+            _ => "critical=6,default=3,low=1".to_owned(),
+        };
+        set_paused(bench, &keys, self.queues, true).await?;
+        let spec = FleetSpec {
+            url: &bench.url,
+            keys: &keys,
+            queues: &queue_spec,
+            concurrency: self.concurrency,
+            processes: self.processes,
+            pin: bench.pinned,
+        };
+        let fleet = WorkerFleet::start(&spec, &mut bench.conn).await?;
+        // Let every worker see the pause (its first look at the paused set, and the end of
+        // any blocking read it began before) so that none takes a job of the backlog early.
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let memory_before = used_memory(&mut bench.conn).await?;
+        bench.prefill(&keys, jobs).await?;
+        let memory_pending = used_memory(&mut bench.conn).await?;
+
+        let meter = Meter::start(&mut bench.conn).await?;
+        let worker_cpu_before = fleet.cpu_usec();
+        set_paused(bench, &keys, self.queues, false).await?;
+        let started = first_delivery(bench, &keys, self.queues).await?;
+        bench
+            .wait_completed(&keys, self.queues, total, self.scenario)
+            .await?;
+        let elapsed = started.elapsed();
+        let cost = meter.finish(&mut bench.conn).await?;
+        let worker_cpu = fleet
+            .cpu_usec()
+            .zip(worker_cpu_before)
+            .map(|(after, before)| (after - before) / total as f64);
+        let rss = fleet.peak_rss_mb();
+        fleet.stop().await?;
+        let memory_after = used_memory(&mut bench.conn).await?;
+        bench.clear(&keys).await?;
+
+        let mut row = Row::new(
+            self.scenario,
+            self.variant.clone(),
+            total,
+            elapsed.as_secs_f64(),
+            &cost,
+        );
+        row.worker_rss_mb = rss;
+        row.worker_cpu_us_per_job = worker_cpu;
+        Ok(DrainOutcome {
+            row,
+            pending_bytes_per_job: (memory_pending - memory_before) / total as f64,
+            retained_bytes_per_job: (memory_after - memory_before) / total as f64,
+        })
+    }
+}
+
+/// Pauses or resumes `queues` for the run's workers.
+async fn set_paused(
+    bench: &mut Bench,
+    keys: &Keys,
+    queues: &[&str],
+    paused: bool,
+) -> anyhow::Result<()> {
+    let _: () = redis::cmd(if paused { "SADD" } else { "SREM" })
+        .arg(keys.paused())
+        .arg(queues)
+        .query_async(&mut bench.conn)
+        .await?;
+    Ok(())
+}
+
+/// Waits until a worker has taken the first entry of `queues`; that instant starts the
+/// clock, so worker start-up and the resume poll are not timed.
+async fn first_delivery(
+    bench: &mut Bench,
+    keys: &Keys,
+    queues: &[&str],
+) -> anyhow::Result<Instant> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        for queue in queues {
+            let groups: StreamInfoGroupsReply = redis::cmd("XINFO")
+                .arg("GROUPS")
+                .arg(keys.stream(queue))
+                .query_async(&mut bench.conn)
+                .await?;
+            if groups
+                .groups
+                .iter()
+                .any(|g| g.pending > 0 || g.last_delivered_id != "0-0")
+            {
+                return Ok(Instant::now());
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("no worker took a job within 10 s of resuming the queues");
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}

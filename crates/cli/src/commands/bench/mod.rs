@@ -1,0 +1,263 @@
+//! `flotilla bench`: the scenarios users compare job systems by (enqueue, drain, latency,
+//! mixed priorities with retries, growing backlog, and the bare-stream floor), each with
+//! what it cost Redis and the worker, written as a JSON and a Markdown report.
+
+mod drain;
+mod enqueue;
+mod fleet;
+mod floor;
+mod latency;
+mod redis_stats;
+mod report;
+
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use flotilla_producer::{NewJob, Producer};
+use flotilla_proto::{JobPolicy, Keys, Status};
+use indicatif::{ProgressBar, ProgressStyle};
+use redis::aio::ConnectionManager;
+
+use crate::cli::{BenchArgs, BenchScenario};
+use crate::local_redis::LocalRedis;
+use report::{Params, Report, Row};
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let mut bench = Bench::set_up(args).await?;
+    report::print_heading();
+    for scenario in bench.args.scenarios.clone() {
+        match scenario {
+            BenchScenario::Enqueue => enqueue::run(&mut bench).await?,
+            BenchScenario::Drain => drain::run_drain(&mut bench).await?,
+            BenchScenario::Latency => latency::run(&mut bench).await?,
+            BenchScenario::Mixed => drain::run_mixed(&mut bench).await?,
+            BenchScenario::Backlog => drain::run_backlog(&mut bench).await?,
+            BenchScenario::Floor => floor::run(&mut bench).await?,
+        }
+    }
+    bench.finish().await
+}
+
+/// The Redis the benchmark runs against, what was asked, and the rows so far.
+struct Bench {
+    args: BenchArgs,
+    url: String,
+    conn: ConnectionManager,
+    redis_version: String,
+    pinned: bool,
+    /// Runs so far; each gets a namespace of its own, removed when it ends.
+    runs: usize,
+    rows: Vec<Row>,
+    /// The private redis-server, if the bench started one; dropping it kills the server.
+    _server: Option<LocalRedis>,
+}
+
+impl Bench {
+    /// Connects to FLOTILLA_REDIS_URL or starts a private redis-server (pinned to CPU 0
+    /// with `--pin`), and says what is measured.
+    async fn set_up(args: BenchArgs) -> anyhow::Result<Self> {
+        let pinned = args.pin && fleet::can_pin();
+        if args.pin && !pinned {
+            eprintln!("--pin: taskset is missing or there is only one CPU; running unpinned");
+        }
+        let (url, server) = match std::env::var("FLOTILLA_REDIS_URL") {
+            Ok(url) => (url, None),
+            Err(_) => {
+                let server = LocalRedis::start_on_cpu(pinned.then_some(0)).await?;
+                (server.url.clone(), Some(server))
+            }
+        };
+        let mut conn = super::connect_redis(&url).await?;
+        let redis_version = redis_stats::server_version(&mut conn).await?;
+        println!(
+            "flotilla bench: {} jobs of {} payload bytes, Redis {} at {}{}",
+            args.jobs,
+            args.payload_bytes,
+            redis_version,
+            flotilla_proto::redact_url(&url),
+            if pinned {
+                ", Redis on CPU 0 (if the bench started it), workers on CPU 1"
+            } else {
+                ""
+            }
+        );
+        Ok(Self {
+            args,
+            url,
+            conn,
+            redis_version,
+            pinned,
+            runs: 0,
+            rows: Vec::new(),
+            _server: server,
+        })
+    }
+
+    /// A namespace no earlier run used, so no run sees another's keys.
+    fn fresh_keys(&mut self) -> Keys {
+        self.runs += 1;
+        Keys::new(format!(
+            "flotilla-bench-{}-{}",
+            std::process::id(),
+            self.runs
+        ))
+    }
+
+    /// Deletes every key of a run's namespace, so the next run's memory figures start
+    /// from the same place.
+    async fn clear(&mut self, keys: &Keys) -> anyhow::Result<()> {
+        let pattern = format!("{}:*", keys.namespace());
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, found): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut self.conn)
+                .await?;
+            if !found.is_empty() {
+                let _: () = redis::cmd("DEL")
+                    .arg(&found)
+                    .query_async(&mut self.conn)
+                    .await?;
+            }
+            if next == 0 {
+                return Ok(());
+            }
+            cursor = next;
+        }
+    }
+
+    /// Every job's arguments: `{"pad": "xxx…"}`.
+    fn payload(&self) -> serde_json::Value {
+        serde_json::json!({ "pad": "x".repeat(self.args.payload_bytes) })
+    }
+
+    /// `n` no-op jobs for the default queue.
+    fn noop_jobs(&self, n: usize) -> anyhow::Result<Vec<NewJob>> {
+        let payload = self.payload();
+        (0..n)
+            .map(|_| NewJob::new("noop", &payload).map_err(Into::into))
+            .collect()
+    }
+
+    /// A producer for a run's namespace, without a queue-length cap: the backlog is the
+    /// point of several scenarios.
+    fn producer(&self, keys: &Keys) -> Producer {
+        let mut policy = JobPolicy::default();
+        policy.limits.max_queue_len = 0;
+        Producer::new(self.conn.clone(), keys.clone(), policy)
+    }
+
+    /// Enqueues `jobs` in bulk calls, untimed, with a progress bar.
+    async fn prefill(&self, keys: &Keys, jobs: Vec<NewJob>) -> anyhow::Result<()> {
+        let producer = self.producer(keys);
+        let bar = progress_bar("backlog", jobs.len());
+        enqueue::bulk(&producer, jobs, &bar).await?;
+        bar.finish_and_clear();
+        Ok(())
+    }
+
+    /// Waits until `total` jobs of `queues` have completed, with a progress bar; fails
+    /// after `--timeout`.
+    async fn wait_completed(
+        &mut self,
+        keys: &Keys,
+        queues: &[&str],
+        total: usize,
+        label: &str,
+    ) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let bar = progress_bar(label, total);
+        loop {
+            let done = completed(&mut self.conn, keys, queues).await?;
+            bar.set_position(done as u64);
+            if done >= total {
+                bar.finish_and_clear();
+                return Ok(());
+            }
+            if started.elapsed() > self.args.timeout {
+                bar.abandon();
+                bail!(
+                    "{label}: only {done} of {total} jobs done after {:?}",
+                    self.args.timeout
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Prints a finished run's row and keeps it for the report.
+    fn record(&mut self, row: Row) {
+        report::print_row(&row);
+        self.rows.push(row);
+    }
+
+    /// The best drain rate of one worker process so far, for `--rate half`.
+    fn best_single_worker_rate(&self) -> Option<f64> {
+        self.rows
+            .iter()
+            .filter(|r| r.scenario == "drain" && r.variant.starts_with("W1x"))
+            .map(|r| r.jobs_per_s)
+            .reduce(f64::max)
+    }
+
+    /// Writes the reports and says where.
+    async fn finish(self) -> anyhow::Result<()> {
+        let report = Report {
+            system: "flotilla",
+            version: env!("CARGO_PKG_VERSION"),
+            machine: report::machine(self.redis_version),
+            params: Params {
+                jobs: self.args.jobs,
+                payload_bytes: self.args.payload_bytes,
+                pinned: self.pinned,
+            },
+            notes: vec![
+                "default settings: completed jobs kept for the 24 h retention".to_owned(),
+                "drain, mixed and backlog: one `flotilla worker` process per W; idle and \
+                 paused workers look again every 50 ms so that all start together"
+                    .to_owned(),
+                "latency: pickup time (enqueue call to handler start), producer and worker \
+                 in one process"
+                    .to_owned(),
+            ],
+            results: self.rows,
+        };
+        report.write(&self.args.json, &self.args.markdown)?;
+        println!(
+            "\nreports written to {} and {}",
+            self.args.json.display(),
+            self.args.markdown.display()
+        );
+        Ok(())
+    }
+}
+
+/// Jobs of `queues` completed so far.
+async fn completed(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+    queues: &[&str],
+) -> anyhow::Result<usize> {
+    let mut pipe = redis::pipe();
+    for queue in queues {
+        pipe.cmd("ZCARD").arg(keys.index(queue, Status::Completed));
+    }
+    let counts: Vec<usize> = pipe.query_async(conn).await?;
+    Ok(counts.into_iter().sum())
+}
+
+/// A progress bar on stderr; hidden when stderr is not a terminal.
+fn progress_bar(label: &str, total: usize) -> ProgressBar {
+    let bar = ProgressBar::new(total as u64);
+    if let Ok(style) =
+        ProgressStyle::with_template("  {prefix:<10} [{bar:32}] {pos}/{len} {per_sec} {eta}")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_prefix(label.to_owned());
+    bar
+}
