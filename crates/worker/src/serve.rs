@@ -66,7 +66,16 @@ pub(crate) async fn fetch_loop(
         }
         match fetch_once(shared, pool, &mut conn, &active, permits.len(), reclaim_due).await {
             Ok(fetched) if fetched.is_empty() => {}
-            Ok(fetched) => dispatch::dispatch(shared, fetched, permits, &slots, shutdown).await,
+            Ok(fetched) => {
+                // Starting runs beside the next read, so a round trip to start one batch
+                // never holds up fetching the next; tracked, so draining waits for it.
+                let (shared_for_start, slots, shutdown) =
+                    (Arc::clone(shared), Arc::clone(&slots), shutdown.clone());
+                shared.tracker.spawn(async move {
+                    dispatch::dispatch(&shared_for_start, fetched, permits, &slots, &shutdown)
+                        .await;
+                });
+            }
             Err(e) if e.is_no_group() => {
                 // Redis came back without our data (or the stream was deleted): make the
                 // groups again now rather than after the backoff of the outage.

@@ -10,6 +10,7 @@ local group, retention = ARGV[1], tonumber(ARGV[2])
 local now = now_ms()
 local replies = {}
 local completed = 0
+local done_entries = {}
 for i = 3, #KEYS do
   local job, a = KEYS[i], 3 + 3 * (i - 3)
   local f = redis.call('HMGET', job, 'status', 'lease', 'id', 'unique_key')
@@ -22,7 +23,7 @@ for i = 3, #KEYS do
   else
     redis.call('HSET', job, 'status', 'completed', 'finished_at', now, 'result', ARGV[a + 2])
     redis.call('HDEL', job, 'lease', 'error')
-    ack_and_delete(KEYS[1], group, ARGV[a])
+    if ARGV[a] ~= '' then done_entries[#done_entries + 1] = ARGV[a] end
     if f[4] and f[4] ~= '' and redis.call('GET', f[4]) == f[3] then redis.call('DEL', f[4]) end
     if retention > 0 then redis.call('PEXPIRE', job, retention) end
     redis.call('ZADD', KEYS[2], now, f[3])
@@ -30,6 +31,7 @@ for i = 3, #KEYS do
     replies[#replies + 1] = 'ok'
   end
 end
+ack_and_delete_all(KEYS[1], group, done_entries)
 -- Keep the index bounded by retention, once per batch.
 if completed > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - retention) end
 return replies

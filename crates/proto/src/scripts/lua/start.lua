@@ -16,15 +16,14 @@
 local stream, group, consumer = KEYS[1], ARGV[1], ARGV[2]
 local dead_retention, dead_max_len = tonumber(ARGV[3]), tonumber(ARGV[4])
 local now = now_ms()
+-- Entry id → delivery count for the batch's entries still pending under this consumer;
+-- filled below, before any entry starts.
+local owned
 
 local function start_one(job, a)
   local entry, job_id, lease, raw_type = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
   -- A slow fetch may have lost the entry to a reclaimer in the meantime: never run it twice.
-  local pel = redis.call('XPENDING', stream, group, entry, entry, 1)
-  if #pel == 0 or pel[1][2] ~= consumer then return {'skipped', 'not_owner'} end
-  -- The entry may have waited idle for a free slot: reset its idle time now, so no
-  -- reclaimer takes it before this worker's first heartbeat (rule 4).
-  redis.call('XCLAIM', stream, group, consumer, 0, entry, 'JUSTID')
+  if not owned[entry] then return {'skipped', 'not_owner'} end
 
   -- One read for everything this attempt needs (field order matters below).
   local f = redis.call('HMGET', job, 'status', 'entry', 'worker', 'attempts', 'max_attempts',
@@ -82,6 +81,21 @@ local function start_one(job, a)
     'worker', consumer, 'lease', lease)
   return {'started', f[6] or '', f[7] or '', f[8] or '', tostring(attempts), tostring(max_attempts),
     f[9] or '0', f[10] or '', f[11] or ''}
+end
+
+-- Which entries are still ours, in one read for the batch; their idle time is reset in one
+-- XCLAIM, as they may have waited for a free slot, so that no reclaimer takes them before
+-- this worker's first heartbeat (rule 4).
+local entries = {}
+for i = 5, #KEYS do entries[#entries + 1] = ARGV[5 + 12 * (i - 5)] end
+owned = owned_by(stream, group, consumer, entries)
+local mine = {}
+for _, e in ipairs(entries) do if owned[e] then mine[#mine + 1] = e end end
+if #mine > 0 then
+  local claim = {'XCLAIM', stream, group, consumer, 0}
+  for _, e in ipairs(mine) do claim[#claim + 1] = e end
+  claim[#claim + 1] = 'JUSTID'
+  redis.call(unpack(claim))
 end
 
 local replies = {}
