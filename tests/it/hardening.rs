@@ -343,6 +343,53 @@ async fn the_dead_letter_stream_keeps_what_retention_keeps() {
 }
 
 #[tokio::test]
+async fn finished_records_are_bounded_by_count_as_well_as_by_age() {
+    let env = Env::start().await;
+    let mut config = fast_config();
+    // One at a time, so jobs finish in the order they were enqueued.
+    config.concurrency = 1;
+    config.jobs.retention.completed_max_len = 5;
+    config.jobs.retention.dead_max_len = 3;
+    let worker = InProcessWorker::start(&env.url(), config, Registry::with_builtins()).await;
+
+    let mut completed = Vec::new();
+    for _ in 0..12 {
+        completed.push(env.enqueue("noop", json!(null)).await);
+    }
+    let last = completed.last().expect("jobs").clone();
+    env.wait_status("default", &last, Status::Completed, LONG)
+        .await;
+    let mut dead = Vec::new();
+    for _ in 0..7 {
+        let job = NewJob::new("fail", &json!({"times": -1}))
+            .expect("encodes")
+            .max_attempts(1);
+        dead.push(env.enqueue_job(job).await);
+    }
+    let last = dead.last().expect("jobs").clone();
+    env.wait_status("default", &last, Status::Dead, LONG).await;
+
+    for (ids, status, kept) in [(&completed, Status::Completed, 5), (&dead, Status::Dead, 3)] {
+        let indexed: usize = env
+            .cmd(redis::cmd("ZCARD").arg(env.keys.index("default", status)))
+            .await;
+        assert_eq!(indexed, kept, "{status} index holds the newest {kept}");
+        let (gone, newest) = ids.split_at(ids.len() - kept);
+        for id in gone {
+            assert!(
+                env.record("default", id).await.is_none(),
+                "{status} record {id} beyond the newest {kept} is deleted"
+            );
+        }
+        for id in newest {
+            let record = env.record("default", id).await.expect("kept");
+            assert_eq!(record.status, Some(status));
+        }
+    }
+    worker.stop().await;
+}
+
+#[tokio::test]
 async fn redis_restarted_empty_is_named_and_the_group_comes_back_at_once() {
     let mut env = Env::start().await;
     let worker = WorkerProcess::start(&env.url(), &[("FLOTILLA_LOG_FORMAT", "json")], None);

@@ -36,10 +36,14 @@ pub struct Retention {
     /// Completed and cancelled records.
     #[serde(with = "humantime_serde")]
     pub completed: Duration,
+    /// Completed records kept per queue at most, whatever their age (oldest go first):
+    /// with the age limit alone, memory would grow with throughput.
+    pub completed_max_len: u64,
     /// Dead records, and dead-letter entries (trimmed by age).
     #[serde(with = "humantime_serde")]
     pub dead: Duration,
-    /// Entries kept in each dead-letter stream (approximate, oldest dropped first).
+    /// Dead records, and entries of each dead-letter stream, kept per queue at most
+    /// (the stream's trim is approximate; oldest dropped first).
     pub dead_max_len: u64,
 }
 
@@ -47,6 +51,7 @@ impl Default for Retention {
     fn default() -> Self {
         Self {
             completed: Duration::from_secs(24 * 3600),
+            completed_max_len: 100_000,
             dead: Duration::from_secs(30 * 24 * 3600),
             dead_max_len: 10_000,
         }
@@ -112,8 +117,18 @@ impl JobPolicy {
                 ));
             }
         }
-        if self.retention.dead_max_len == 0 {
-            return Err("retention.dead_max_len: expected at least 1 entry".into());
+        for (key, value) in [
+            (
+                "retention.completed_max_len",
+                self.retention.completed_max_len,
+            ),
+            ("retention.dead_max_len", self.retention.dead_max_len),
+        ] {
+            if value == 0 {
+                return Err(format!(
+                    "{key}: expected at least 1 record (this many are kept per queue)"
+                ));
+            }
         }
         check_max_attempts(u64::from(self.defaults.max_attempts))
             .map_err(|_| format!("defaults.max_attempts: expected {MAX_ATTEMPTS_RULE}"))?;
@@ -143,7 +158,10 @@ mod tests {
         no_attempts.defaults.max_attempts = 0;
         let mut instant_expiry = JobPolicy::default();
         instant_expiry.retention.completed = Duration::ZERO;
+        let mut keep_none = JobPolicy::default();
+        keep_none.retention.completed_max_len = 0;
         for (policy, key) in [
+            (keep_none, "retention.completed_max_len"),
             (zero_payload, "limits.max_payload_bytes"),
             (no_attempts, "defaults.max_attempts"),
             (instant_expiry, "retention.completed"),

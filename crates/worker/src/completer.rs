@@ -142,6 +142,7 @@ impl Completer {
             let complete = Complete {
                 queue,
                 retention_ms: millis(self.config.jobs.retention.completed),
+                max_len: self.config.jobs.retention.completed_max_len,
                 items,
             };
             calls.push((indices, complete.call(&self.keys).cmd()));

@@ -37,6 +37,8 @@ pub struct Complete<'a> {
     pub queue: &'a str,
     /// How long completed records are kept.
     pub retention_ms: u64,
+    /// How many completed records of the queue are kept at most.
+    pub max_len: u64,
     pub items: Vec<CompleteItem<'a>>,
 }
 
@@ -61,7 +63,8 @@ impl ScriptCall for Complete<'_> {
             .key(keys.stream(q))
             .key(keys.index(q, Status::Completed))
             .arg(CONSUMER_GROUP)
-            .arg(self.retention_ms);
+            .arg(self.retention_ms)
+            .arg(self.max_len);
         for item in &self.items {
             call = call
                 .key(keys.job(q, item.job_id))

@@ -63,6 +63,26 @@ local function index_terminal(idx_key, job_id, now, retention)
   redis.call('ZREMRANGEBYSCORE', idx_key, '-inf', now - retention)
 end
 
+-- Keep at most `max_len` finished records of one status: the oldest in the index beyond
+-- that are deleted with their records, so memory stays bounded however fast jobs finish.
+-- A record that left the status since (a dead job retried, say) is not touched.
+-- `job_prefix` is the queue's record key up to the job id. 0 = no count limit.
+local function trim_finished(idx_key, job_prefix, status, max_len)
+  if max_len <= 0 then return end
+  local over = redis.call('ZCARD', idx_key) - max_len
+  if over <= 0 then return end
+  for _, id in ipairs(redis.call('ZRANGE', idx_key, 0, over - 1)) do
+    local key = job_prefix .. id
+    if redis.call('HGET', key, 'status') == status then redis.call('DEL', key) end
+  end
+  redis.call('ZREMRANGEBYRANK', idx_key, 0, over - 1)
+end
+
+-- A record key up to its job id: the queue's prefix for records.
+local function job_prefix_of(job_key, job_id)
+  return string.sub(job_key, 1, #job_key - #job_id)
+end
+
 -- Move a job to the dead-letter queue: record, DLQ stream entry, index, expiry.
 local function bury(job_key, dead_stream, idx_dead, job_id, reason, now, retention, dead_max_len)
   redis.call('HSET', job_key, 'status', 'dead', 'error', reason, 'finished_at', now)
@@ -77,4 +97,6 @@ local function bury(job_key, dead_stream, idx_dead, job_id, reason, now, retenti
     redis.call('XTRIM', dead_stream, 'MINID', now - retention)
   end
   index_terminal(idx_dead, job_id, now, retention)
+  -- The dead-letter stream keeps `dead_max_len` entries; the records keep as many.
+  trim_finished(idx_dead, job_prefix_of(job_key, job_id), 'dead', dead_max_len)
 end
