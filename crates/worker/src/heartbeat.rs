@@ -16,6 +16,10 @@ use tokio_util::sync::CancellationToken;
 use crate::WorkerConfig;
 use crate::inflight::{Attempt, InFlight};
 
+/// How long a heartbeat waits before stopping an attempt it found lost, so that one
+/// whose outcome was being written at that moment is not stopped, nor warned about.
+const SETTLE: std::time::Duration = std::time::Duration::from_millis(250);
+
 pub(crate) struct Heartbeat {
     pub conn: ConnectionManager,
     pub keys: Keys,
@@ -78,6 +82,7 @@ impl Heartbeat {
         commands.push(self.registry_call());
         let mut conn = self.conn.clone();
         let replies = scripts::exec_pipeline(&mut conn, &commands).await?;
+        let mut to_stop = Vec::new();
         for ((queue, attempts), reply) in groups.iter().zip(replies) {
             let states = match RefreshEntries::parse_result(reply) {
                 Ok(states) => states,
@@ -87,21 +92,35 @@ impl Heartbeat {
                 }
             };
             for (attempt, state) in attempts.iter().zip(states) {
-                match state {
-                    BeatReply::Ok => {}
-                    BeatReply::Cancelled => {
-                        tracing::info!(job = %attempt.job_id, queue = %queue, "job cancelled: stopping its handler");
-                        attempt.cancel.cancel();
-                    }
-                    BeatReply::Missing => {
-                        tracing::warn!(job = %attempt.job_id, queue = %queue,
-                            "the job's record is gone (Redis restarted without its data, or the record was deleted); stopping");
-                        attempt.cancel.cancel();
-                    }
-                    BeatReply::Lost => {
-                        tracing::warn!(job = %attempt.job_id, queue = %queue, "lease lost: another worker owns this job now; stopping");
-                        attempt.cancel.cancel();
-                    }
+                if state != BeatReply::Ok {
+                    to_stop.push((queue.as_str(), attempt, state));
+                }
+            }
+        }
+        if !to_stop.is_empty() {
+            // An attempt that finished while the heartbeat was on its way reads as
+            // completed (lost) or already trimmed (missing): give its outcome's reply a
+            // moment to be handled, and stop only the attempts still running after it.
+            tokio::time::sleep(SETTLE).await;
+        }
+        for (queue, attempt, state) in to_stop {
+            if !self.inflight.contains(&attempt.lease) {
+                continue;
+            }
+            match state {
+                BeatReply::Ok => {}
+                BeatReply::Cancelled => {
+                    tracing::info!(job = %attempt.job_id, queue = %queue, "job cancelled: stopping its handler");
+                    attempt.cancel.cancel();
+                }
+                BeatReply::Missing => {
+                    tracing::warn!(job = %attempt.job_id, queue = %queue,
+                        "the job's record is gone (Redis restarted without its data, or the record was deleted); stopping");
+                    attempt.cancel.cancel();
+                }
+                BeatReply::Lost => {
+                    tracing::warn!(job = %attempt.job_id, queue = %queue, "lease lost: another worker owns this job now; stopping");
+                    attempt.cancel.cancel();
                 }
             }
         }

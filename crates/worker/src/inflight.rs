@@ -42,6 +42,11 @@ impl InFlight {
         self.lock().remove(lease);
     }
 
+    /// Whether the attempt with this lease is still running (its outcome not yet written).
+    pub(crate) fn contains(&self, lease: &str) -> bool {
+        self.lock().contains_key(lease)
+    }
+
     pub(crate) fn snapshot(&self) -> Vec<Attempt> {
         self.lock().values().cloned().collect()
     }

@@ -131,6 +131,7 @@ impl DrainRun<'_> {
             concurrency: self.concurrency,
             processes: self.processes,
             pin: bench.pinned,
+            jobs: total,
         };
         let fleet = WorkerFleet::start(&spec, &mut bench.conn).await?;
         // Let every worker see the pause (its first look at the paused set, and the end of

@@ -23,6 +23,9 @@ pub struct FleetSpec<'a> {
     pub concurrency: usize,
     pub processes: usize,
     pub pin: bool,
+    /// The run's job count: completed records are kept for at least this many, so that
+    /// the completed index counts every job of the run.
+    pub jobs: usize,
 }
 
 /// Running worker processes; dropping the fleet kills any still running.
@@ -56,6 +59,10 @@ impl WorkerFleet {
                 // jobs flow, and lets every worker start together when the queue resumes.
                 .env("FLOTILLA_WORKER__BLOCK_TIME", "50ms")
                 .env("FLOTILLA_WORKER__PROMOTE_INTERVAL", "50ms")
+                .env(
+                    "FLOTILLA_RETENTION__COMPLETED_MAX_LEN",
+                    super::completed_max_len(spec.jobs).to_string(),
+                )
                 .env("RUST_LOG", "warn")
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())

@@ -53,7 +53,7 @@ async fn measure(bench: &mut Bench, per_second: u32, variant: String) -> anyhow:
         Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).context("histogram bounds")?,
     ));
     let shutdown = Shutdown::new();
-    let worker_task = start_worker(bench, &keys, Arc::clone(&pickups), &shutdown).await?;
+    let worker_task = start_worker(bench, &keys, total, Arc::clone(&pickups), &shutdown).await?;
     // Let the worker make its consumer group and begin its first read, so that start-up
     // is not counted as pickup time.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -103,6 +103,7 @@ async fn measure(bench: &mut Bench, per_second: u32, variant: String) -> anyhow:
 async fn start_worker(
     bench: &Bench,
     keys: &flotilla_proto::Keys,
+    jobs: usize,
     pickups: Arc<Mutex<Histogram<u64>>>,
     shutdown: &Shutdown,
 ) -> anyhow::Result<tokio::task::JoinHandle<Result<(), flotilla_worker::WorkerError>>> {
@@ -114,12 +115,13 @@ async fn start_worker(
         histogram.saturating_record(waited);
         async { Ok::<_, std::convert::Infallible>(()) }
     });
-    let config = WorkerConfig {
+    let mut config = WorkerConfig {
         namespace: keys.namespace().to_owned(),
         concurrency: CONCURRENCY,
         queues: vec![QueueWeight::new("default", 1)],
         ..WorkerConfig::default()
     };
+    config.jobs.retention.completed_max_len = super::completed_max_len(jobs);
     let worker = Worker::connect(&bench.url, config, registry).await?;
     Ok(tokio::spawn(worker.run(shutdown.clone())))
 }

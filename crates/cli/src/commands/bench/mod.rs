@@ -216,7 +216,9 @@ impl Bench {
                 pinned: self.pinned,
             },
             notes: vec![
-                "default settings: completed jobs kept for the 24 h retention".to_owned(),
+                "default settings (completed jobs kept for 24 h, at most 100 000 per queue; \
+                 more when a run has more jobs, as completions are counted in that index)"
+                    .to_owned(),
                 "drain, mixed and backlog: one `flotilla worker` process per W; idle and \
                  paused workers look again every 50 ms so that all start together"
                     .to_owned(),
@@ -234,6 +236,15 @@ impl Bench {
         );
         Ok(())
     }
+}
+
+/// The completed records the bench's workers keep: the default, or the run's job count
+/// when that is more, since the bench counts completions in the completed index.
+fn completed_max_len(jobs: usize) -> u64 {
+    JobPolicy::default()
+        .retention
+        .completed_max_len
+        .max(jobs as u64)
 }
 
 /// Jobs of `queues` completed so far.
