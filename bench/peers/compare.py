@@ -83,7 +83,9 @@ def joined(values):
 def header(ours, peer, our_name, peer_name):
     everyone = ours + peer
     machines = [r.get("machine") or {} for r in everyone]
-    if len(distinct([json.dumps(m, sort_keys=True) for m in machines])) > 1:
+    # Each runtime spells the OS its own way; the CPU, core count and Redis must agree.
+    same = [{k: m.get(k) for k in ("cpu", "cores", "redis")} for m in machines]
+    if len(distinct([json.dumps(m, sort_keys=True) for m in same])) > 1:
         print("compare.py: warning: the reports come from different machines or Redis versions", file=sys.stderr)
     cpu = joined([m.get("cpu") for m in machines])
     cores = joined([m.get("cores") for m in machines])
