@@ -10,7 +10,7 @@ use flotilla_proto::scripts::{
     self, Complete, CompleteItem, Fail, FailReply, FinishReply, HandBack, ScriptCall, ScriptError,
 };
 use redis::aio::ConnectionManager;
-use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tokio::sync::mpsc;
 
 use crate::WorkerConfig;
 use crate::inflight::{Attempt, InFlight};
@@ -31,12 +31,12 @@ pub(crate) enum Outcome {
     Abandoned(&'static str),
 }
 
-/// One outcome on its way to Redis. The concurrency permit is held until it lands.
+/// One outcome on its way to Redis. Its attempt stays in flight (and its entry refreshed)
+/// until it lands.
 #[derive(Debug)]
 pub(crate) struct Completion {
     pub attempt: Attempt,
     pub outcome: Outcome,
-    pub permit: OwnedSemaphorePermit,
 }
 
 /// Outcomes per pipeline.
@@ -218,7 +218,6 @@ impl Completer {
             },
         }
         self.inflight.remove(&a.lease);
-        drop(c.permit);
     }
 }
 

@@ -34,16 +34,16 @@ pub(crate) async fn run_attempt(
         attempt = started.attempt,
     );
     let outcome = execute(&shared, &attempt, started).instrument(span).await;
-    let completion = Completion {
-        attempt,
-        outcome,
-        permit,
-    };
+    let completion = Completion { attempt, outcome };
     if shared.completions.send(completion).await.is_err() {
         tracing::error!(
             "outcome writer stopped before the job finished; its entry stays pending for reclaim"
         );
     }
+    // The slot frees once the outcome is queued for writing, not once it has landed: the
+    // next job starts while this one's completion is on its way, instead of a round trip
+    // later. The queue is bounded, so outcomes waiting out a Redis outage stay bounded.
+    drop(permit);
 }
 
 /// Runs the handler for one attempt and decides what its answer means.
