@@ -651,23 +651,17 @@ class Bench {
       for (const c of this.opts.concurrency) {
         const variant = `W${w}xC${c}`;
         const label = `drain ${variant}`;
-        const queue = await this.freshQueue();
-        const memoryBefore = await this.stats.usedMemory();
-        await this.prefill(queue, n, () => ({ name: 'noop', data: this.payload }), label);
-        const children = await this.startWorkers(w, c, 'noop');
-        const run = await this.timedDrain(children, n, new Progress(label));
-        await this.stopWorkers(children);
+        const run = await this.prefilledDrain(n, () => ({ name: 'noop', data: this.payload }), label, w, c, 'noop');
         this.record({
           scenario: 'drain',
           variant,
           jobs: n,
           jobs_per_s: (n * 1000) / run.elapsedMs,
           ...run.redis,
-          redis_bytes_per_job: (run.redis.memory - memoryBefore) / n,
+          redis_bytes_per_job: run.retainedBytes,
           worker_rss_mb: run.workerRssMb,
           worker_cpu_us_per_job: run.workerCpuUsPerJob,
         });
-        await queue.close();
       }
     }
     await this.stats.clean(this.opts.prefix);
@@ -747,23 +741,17 @@ class Bench {
     const n = this.opts.jobs;
     const variant = `W1xC${FIXED_CONCURRENCY}`;
     const label = `mixed ${variant}`;
-    const queue = await this.freshQueue();
-    const memoryBefore = await this.stats.usedMemory();
-    await this.prefill(queue, n, i => mixedJob(i, this.payload), label);
-    const children = await this.startWorkers(1, FIXED_CONCURRENCY, 'mixed');
-    const run = await this.timedDrain(children, n, new Progress(label));
-    await this.stopWorkers(children);
+    const run = await this.prefilledDrain(n, i => mixedJob(i, this.payload), label, 1, FIXED_CONCURRENCY, 'mixed');
     this.record({
       scenario: 'mixed',
       variant,
       jobs: n,
       jobs_per_s: (n * 1000) / run.elapsedMs,
       ...run.redis,
-      redis_bytes_per_job: (run.redis.memory - memoryBefore) / n,
+      redis_bytes_per_job: run.retainedBytes,
       worker_rss_mb: run.workerRssMb,
       worker_cpu_us_per_job: run.workerCpuUsPerJob,
     });
-    await queue.close();
     await this.stats.clean(this.opts.prefix);
   }
 
@@ -771,26 +759,37 @@ class Bench {
     for (const size of this.opts.backlog) {
       const variant = String(size);
       const label = `backlog ${variant}`;
-      const queue = await this.freshQueue();
-      const memoryBefore = await this.stats.usedMemory();
-      await this.prefill(queue, size, () => ({ name: 'noop', data: this.payload }), label);
-      const pendingBytes = ((await this.stats.usedMemory()) - memoryBefore) / size;
-      const children = await this.startWorkers(1, FIXED_CONCURRENCY, 'noop');
-      const run = await this.timedDrain(children, size, new Progress(label));
-      await this.stopWorkers(children);
+      const run = await this.prefilledDrain(size, () => ({ name: 'noop', data: this.payload }), label, 1, FIXED_CONCURRENCY, 'noop');
       this.record({
         scenario: 'backlog',
         variant,
         jobs: size,
         jobs_per_s: (size * 1000) / run.elapsedMs,
         ...run.redis,
-        redis_bytes_per_job: pendingBytes,
+        redis_bytes_per_job: run.pendingBytes,
         worker_rss_mb: run.workerRssMb,
         worker_cpu_us_per_job: run.workerCpuUsPerJob,
       });
-      await queue.close();
     }
     await this.stats.clean(this.opts.prefix);
+  }
+
+  /**
+   * One timed drain of a laid-down backlog: `n` jobs from `makeJob(i)` added to a fresh
+   * queue, then `workers` child processes of `concurrency` run them. Returns the timed
+   * run with the memory the backlog took per job (pending) and what stayed after it
+   * (retained).
+   */
+  async prefilledDrain(n, makeJob, label, workers, concurrency, kind) {
+    const queue = await this.freshQueue();
+    const memoryBefore = await this.stats.usedMemory();
+    await this.prefill(queue, n, makeJob, label);
+    const pendingBytes = ((await this.stats.usedMemory()) - memoryBefore) / n;
+    const children = await this.startWorkers(workers, concurrency, kind);
+    const run = await this.timedDrain(children, n, new Progress(label));
+    await this.stopWorkers(children);
+    await queue.close();
+    return { ...run, pendingBytes, retainedBytes: (run.redis.memory - memoryBefore) / n };
   }
 }
 

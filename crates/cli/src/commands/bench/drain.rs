@@ -29,9 +29,7 @@ pub(super) async fn run_drain(bench: &mut Bench) -> anyhow::Result<()> {
                 concurrency,
             };
             let outcome = run.measure(bench, jobs).await?;
-            let mut row = outcome.row;
-            row.redis_bytes_per_job = Some(outcome.retained_bytes_per_job);
-            bench.record(row);
+            bench.record(outcome.row_with(Memory::Retained));
         }
     }
     Ok(())
@@ -47,9 +45,7 @@ pub(super) async fn run_mixed(bench: &mut Bench) -> anyhow::Result<()> {
         concurrency: SINGLE_WORKER_CONCURRENCY,
     };
     let outcome = run.measure(bench, jobs).await?;
-    let mut row = outcome.row;
-    row.redis_bytes_per_job = Some(outcome.retained_bytes_per_job);
-    bench.record(row);
+    bench.record(outcome.row_with(Memory::Retained));
     Ok(())
 }
 
@@ -64,9 +60,7 @@ pub(super) async fn run_backlog(bench: &mut Bench) -> anyhow::Result<()> {
             concurrency: SINGLE_WORKER_CONCURRENCY,
         };
         let outcome = run.measure(bench, jobs).await?;
-        let mut row = outcome.row;
-        row.redis_bytes_per_job = Some(outcome.pending_bytes_per_job);
-        bench.record(row);
+        bench.record(outcome.row_with(Memory::Pending));
     }
     Ok(())
 }
@@ -113,6 +107,23 @@ struct DrainOutcome {
     pending_bytes_per_job: f64,
     /// Memory left after every job completed, per job: what retention keeps.
     retained_bytes_per_job: f64,
+}
+
+/// Which memory figure a row reports as bytes per job.
+enum Memory {
+    Pending,
+    Retained,
+}
+
+impl DrainOutcome {
+    fn row_with(self, memory: Memory) -> Row {
+        let mut row = self.row;
+        row.redis_bytes_per_job = Some(match memory {
+            Memory::Pending => self.pending_bytes_per_job,
+            Memory::Retained => self.retained_bytes_per_job,
+        });
+        row
+    }
 }
 
 impl DrainRun<'_> {
