@@ -211,7 +211,8 @@ async fn a_second_signal_exits_at_once() {
         &[("FLOTILLA_WORKER__SHUTDOWN_GRACE", "20s")],
         None,
     );
-    let id = env.enqueue("sleep", json!({"ms": 30000})).await;
+    // With a record, so the test can shorten the job for its rescuer.
+    let id = env.enqueue_with_record("sleep", json!({"ms": 30000})).await;
     env.wait_status("default", &id, Status::Running, LONG).await;
     worker.signal("TERM");
     tokio::time::sleep(Duration::from_millis(300)).await;

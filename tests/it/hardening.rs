@@ -352,13 +352,27 @@ async fn finished_records_are_bounded_by_count_as_well_as_by_age() {
     config.jobs.retention.dead_max_len = 3;
     let worker = InProcessWorker::start(&env.url(), config, Registry::with_builtins()).await;
 
+    // Completions go to the queue's `done` stream, trimmed by whole nodes of at most 100
+    // entries: it keeps at least the newest 5 and sheds the oldest once a node is full.
     let mut completed = Vec::new();
-    for _ in 0..12 {
+    for _ in 0..250 {
         completed.push(env.enqueue("noop", json!(null)).await);
     }
     let last = completed.last().expect("jobs").clone();
     env.wait_status("default", &last, Status::Completed, LONG)
         .await;
+    let kept: usize = env
+        .cmd(redis::cmd("XLEN").arg(env.keys.done("default")))
+        .await;
+    assert!((5..=105).contains(&kept), "done keeps {kept} completions");
+    assert!(
+        env.record("default", &completed[0]).await.is_none(),
+        "the oldest completion beyond the bound is gone"
+    );
+    for id in &completed[completed.len() - 5..] {
+        let record = env.record("default", id).await.expect("kept");
+        assert_eq!(record.status, Some(Status::Completed));
+    }
     let mut dead = Vec::new();
     for _ in 0..7 {
         let job = NewJob::new("fail", &json!({"times": -1}))
@@ -369,22 +383,20 @@ async fn finished_records_are_bounded_by_count_as_well_as_by_age() {
     let last = dead.last().expect("jobs").clone();
     env.wait_status("default", &last, Status::Dead, LONG).await;
 
-    for (ids, status, kept) in [(&completed, Status::Completed, 5), (&dead, Status::Dead, 3)] {
-        let indexed: usize = env
-            .cmd(redis::cmd("ZCARD").arg(env.keys.index("default", status)))
-            .await;
-        assert_eq!(indexed, kept, "{status} index holds the newest {kept}");
-        let (gone, newest) = ids.split_at(ids.len() - kept);
-        for id in gone {
-            assert!(
-                env.record("default", id).await.is_none(),
-                "{status} record {id} beyond the newest {kept} is deleted"
-            );
-        }
-        for id in newest {
-            let record = env.record("default", id).await.expect("kept");
-            assert_eq!(record.status, Some(status));
-        }
+    let indexed: usize = env
+        .cmd(redis::cmd("ZCARD").arg(env.keys.index("default", Status::Dead)))
+        .await;
+    assert_eq!(indexed, 3, "dead index holds the newest 3");
+    let (gone, newest) = dead.split_at(dead.len() - 3);
+    for id in gone {
+        assert!(
+            env.record("default", id).await.is_none(),
+            "dead record {id} beyond the newest 3 is deleted"
+        );
+    }
+    for id in newest {
+        let record = env.record("default", id).await.expect("kept");
+        assert_eq!(record.status, Some(Status::Dead));
     }
     worker.stop().await;
 }

@@ -2,6 +2,7 @@
 
 mod cli;
 mod crash;
+mod fast_path;
 mod handlers;
 mod hardening;
 mod lifecycle;

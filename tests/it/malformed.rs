@@ -33,6 +33,14 @@ fn counting_registry(runs: &Arc<Mutex<Vec<serde_json::Value>>>) -> Registry {
             Ok(Some(payload))
         }
     });
+    // Answers with what the worker made of an entry's optional fields.
+    registry.register("context", |ctx: JobContext| async move {
+        Ok(Some(json!({
+            "content_type": ctx.payload.content_type.as_str(),
+            "max_attempts": ctx.max_attempts,
+            "timeout_ms": ctx.timeout.as_millis() as u64,
+        })))
+    });
     registry
 }
 
@@ -52,10 +60,17 @@ async fn a_raw_xadd_with_only_type_and_payload_runs() {
         .wait_status("default", &entry, Status::Completed, LONG)
         .await;
     assert_eq!(record.result, Some(json!({"to": "a@b.c"})));
-    assert_eq!(record.content_type, "json");
+    // Defaults apply to fields the entry leaves out.
+    let entry = xadd(&env, "default", &[("type", b"context"), ("payload", b"{}")]).await;
+    let record = env
+        .wait_status("default", &entry, Status::Completed, LONG)
+        .await;
+    let result = record.result.expect("a result");
+    assert_eq!(result["content_type"], "json");
+    assert_eq!(result["max_attempts"], 3);
     assert_eq!(
-        record.max_attempts, 3,
-        "defaults apply to fields the entry leaves out"
+        result["timeout_ms"],
+        fast_config().jobs.defaults.timeout.as_millis() as u64
     );
     worker.stop().await;
     assert_eq!(runs.lock().expect("lock").len(), 1);
@@ -265,8 +280,9 @@ async fn a_type_added_by_a_rolling_deploy_is_served_once_a_worker_knows_it() {
     new.stop().await;
 }
 
-/// The redis-cli example in docs/PROTOCOL.md, run exactly as written (pointed at this
-/// test's server), must show a completed job.
+/// The redis-cli examples in docs/PROTOCOL.md, each run exactly as written (pointed at
+/// this test's server), must show a completed job: the fast path's completion in `done`,
+/// and the record of a job with its own id.
 #[tokio::test]
 async fn the_protocol_documents_redis_cli_example_works_as_written() {
     let env = Env::start().await;
@@ -275,37 +291,43 @@ async fn the_protocol_documents_redis_cli_example_works_as_written() {
     let section = doc
         .split("### Try it with redis-cli")
         .nth(1)
+        .and_then(|s| s.split("\n### ").next())
         .expect("section");
-    let script = section
+    let scripts: Vec<&str> = section
         .split("```sh\n")
-        .nth(1)
-        .and_then(|s| s.split("```").next())
-        .expect("sh block");
+        .skip(1)
+        .filter_map(|s| s.split("```").next())
+        .collect();
+    assert_eq!(scripts.len(), 2, "a fast-path example and a record example");
     let socket = env.redis.socket();
-    let script = script.replace("redis-cli", &format!("redis-cli -s {}", socket.display()));
     let worker = InProcessWorker::start(&env.url(), fast_config(), Registry::with_builtins()).await;
-    let output = tokio::process::Command::new("sh")
-        .arg("-c")
-        .arg(&script)
-        .output()
-        .await
-        .expect("sh runs");
+    for script in scripts {
+        let script = script.replace("redis-cli", &format!("redis-cli -s {}", socket.display()));
+        let output = tokio::process::Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .output()
+            .await
+            .expect("sh runs");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let lines: Vec<&str> = stdout.lines().collect();
+        let value_of = |field: &str| {
+            lines
+                .iter()
+                .position(|l| *l == field)
+                .and_then(|i| lines.get(i + 1))
+                .copied()
+        };
+        if script.contains("HGETALL") {
+            assert_eq!(value_of("status"), Some("completed"), "{stdout}");
+        }
+        assert_eq!(value_of("attempts"), Some("1"), "{stdout}");
+        assert_eq!(value_of("result"), Some(r#"{"slept_ms":100}"#), "{stdout}");
+    }
     worker.stop().await;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let lines: Vec<&str> = stdout.lines().collect();
-    let value_of = |field: &str| {
-        lines
-            .iter()
-            .position(|l| *l == field)
-            .and_then(|i| lines.get(i + 1))
-            .copied()
-    };
-    assert_eq!(value_of("status"), Some("completed"), "{stdout}");
-    assert_eq!(value_of("attempts"), Some("1"), "{stdout}");
-    assert_eq!(value_of("result"), Some(r#"{"slept_ms":100}"#), "{stdout}");
 }

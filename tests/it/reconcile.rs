@@ -143,14 +143,14 @@ async fn a_killed_worker_raises_not_responding_and_repair_hands_its_job_on() {
 async fn reconcile_finds_stranded_jobs_and_repair_requeues_them() {
     let env = Env::start().await;
     let stream = env.keys.stream("default");
-    // A pending job whose entry vanished.
-    let lost_entry = env.enqueue("noop", json!({})).await;
+    // A pending job whose entry vanished (jobs with records: the sweep reads records).
+    let lost_entry = env.enqueue_with_record("noop", json!({})).await;
     let entry = env.entry_of("default", &lost_entry).await;
     env.create_group("default").await;
     env.cmd::<i64>(redis::cmd("XDEL").arg(&stream).arg(&entry))
         .await;
     // A running job whose entry is no longer pending (acknowledged without a state change).
-    let ghost = env.enqueue("noop", json!({})).await;
+    let ghost = env.enqueue_with_record("noop", json!({})).await;
     let entry = env.entry_of("default", &ghost).await;
     env.deliver_to("default", "ghost").await;
     env.cmd::<()>(
@@ -321,7 +321,7 @@ async fn a_live_worker_with_a_long_lease_is_not_declared_gone() {
 
 /// A pending job whose stream entry is gone: only a leader's repair puts it back.
 async fn strand_a_pending_job(env: &Env) -> String {
-    let id = env.enqueue("noop", json!({})).await;
+    let id = env.enqueue_with_record("noop", json!({})).await;
     let entry = env.entry_of("default", &id).await;
     env.cmd::<i64>(
         redis::cmd("XDEL")

@@ -1,6 +1,5 @@
 //! Waiting for a state with a deadline, and reading job records.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -26,17 +25,15 @@ where
     }
 }
 
-/// The job's record, if it exists.
+/// The job as a record, wherever it is kept (its record, its stream entry, or the queue's
+/// recent completions), if it exists.
 pub async fn job_record(
     conn: &mut redis::aio::ConnectionManager,
     keys: &Keys,
     queue: &str,
     id: &str,
 ) -> Option<JobRecord> {
-    let hash: HashMap<String, Vec<u8>> = redis::cmd("HGETALL")
-        .arg(keys.job(queue, id))
-        .query_async(conn)
+    flotilla_proto::describe_job(conn, keys, queue, id)
         .await
-        .expect("HGETALL");
-    JobRecord::from_hash(&hash).expect("a readable record")
+        .expect("a readable job")
 }

@@ -22,6 +22,7 @@
 //! ```
 
 mod error;
+mod fast;
 mod job;
 mod producer;
 

@@ -11,6 +11,10 @@ use flotilla_proto::{
 };
 use redis::aio::ConnectionManager;
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use crate::fast::{DepthGauge, enqueue_fast, is_fast};
 use crate::job::Schedule;
 use crate::{IntoNewJob, NewJob, ProducerError};
 
@@ -50,6 +54,10 @@ pub struct Producer {
     conn: ConnectionManager,
     keys: Keys,
     policy: JobPolicy,
+    /// Queues this producer has listed in the fleet-wide set, so it lists each once.
+    registered: Arc<Mutex<HashSet<String>>>,
+    /// Queue depths seen by fast-path writes, for the length cap.
+    depths: DepthGauge,
 }
 
 impl std::fmt::Debug for Producer {
@@ -68,7 +76,13 @@ const BULK_BATCH: usize = 500;
 impl Producer {
     /// A producer that checks jobs against `policy` (rule 10) and fills in its defaults.
     pub fn new(conn: ConnectionManager, keys: Keys, policy: JobPolicy) -> Self {
-        Self { conn, keys, policy }
+        Self {
+            conn,
+            keys,
+            policy,
+            registered: Arc::default(),
+            depths: DepthGauge::default(),
+        }
     }
 
     /// Connects to `url` with the default namespace and job policy.
@@ -89,11 +103,31 @@ impl Producer {
 
     /// Enqueues one job: a typed [`Job`] as it is (`producer.enqueue(&SendEmail { … })`),
     /// or a [`NewJob`] with options (`NewJob::typed(&email)?.delay(…)`).
+    ///
+    /// A job to run now with no id, unique key or time of its own is one XADD carrying the
+    /// whole job (its entry id becomes its id); any other goes through the enqueue script,
+    /// which writes its record.
     pub async fn enqueue(&self, job: impl IntoNewJob) -> Result<Enqueued, ProducerError> {
         let job = job.into_new_job()?;
         let id = self.check(&job)?;
         self.register_queue(&job.queue).await?;
         let mut conn = self.conn.clone();
+        if is_fast(&job) {
+            let mut results = enqueue_fast(
+                &mut conn,
+                &self.keys,
+                &self.policy,
+                &self.depths,
+                &job.queue,
+                &[&job],
+            )
+            .await?;
+            return results.pop().unwrap_or_else(|| {
+                Err(ProducerError::Invalid(
+                    "no reply for the enqueued job".into(),
+                ))
+            });
+        }
         let reply = scripts::run(&mut conn, &self.keys, &self.binding(&job, &id)).await;
         outcome(reply, id, &job.queue)
     }
@@ -113,26 +147,74 @@ impl Producer {
         let mut results = Vec::with_capacity(jobs.len());
         let mut conn = self.conn.clone();
         for batch in jobs.chunks(BULK_BATCH) {
+            let mut slots: Vec<Option<Result<Enqueued, ProducerError>>> =
+                (0..batch.len()).map(|_| None).collect();
             let checked: Vec<Result<String, ProducerError>> =
                 batch.iter().map(|job| self.check(job)).collect();
-            let bindings: Vec<Enqueue> = batch
-                .iter()
-                .zip(&checked)
-                .filter_map(|(job, id)| id.as_ref().ok().map(|id| self.binding(job, id)))
+            // Fast-path jobs, by queue, each queue's in one pipeline.
+            let mut fast: Vec<(&str, Vec<usize>)> = Vec::new();
+            for (i, (job, id)) in batch.iter().zip(&checked).enumerate() {
+                if id.is_ok() && is_fast(job) {
+                    match fast.iter_mut().find(|(q, _)| *q == job.queue) {
+                        Some((_, indices)) => indices.push(i),
+                        None => fast.push((&job.queue, vec![i])),
+                    }
+                }
+            }
+            for (queue, indices) in &fast {
+                let jobs: Vec<&NewJob> = indices.iter().map(|&i| &batch[i]).collect();
+                let written = enqueue_fast(
+                    &mut conn,
+                    &self.keys,
+                    &self.policy,
+                    &self.depths,
+                    queue,
+                    &jobs,
+                )
+                .await?;
+                for (&i, result) in indices.iter().zip(written) {
+                    slots[i] = Some(result);
+                }
+            }
+            // The rest through the enqueue script.
+            let scripted: Vec<usize> = (0..batch.len())
+                .filter(|&i| checked[i].is_ok() && slots[i].is_none())
                 .collect();
-            let mut replies = scripts::run_all(&mut conn, &self.keys, &bindings)
-                .await?
-                .into_iter();
-            for (job, id) in batch.iter().zip(checked) {
-                results.push(id.and_then(|id| {
-                    let reply = replies.next().unwrap_or_else(|| {
-                        Err(ScriptError::Redis(redis::RedisError::from((
-                            redis::ErrorKind::Client,
-                            "pipeline returned fewer replies than commands",
-                        ))))
-                    });
-                    outcome(reply, id, &job.queue)
-                }));
+            let bindings: Vec<Enqueue> = scripted
+                .iter()
+                .filter_map(|&i| {
+                    checked[i]
+                        .as_ref()
+                        .ok()
+                        .map(|id| self.binding(&batch[i], id))
+                })
+                .collect();
+            let mut replies = if bindings.is_empty() {
+                Vec::new().into_iter()
+            } else {
+                scripts::run_all(&mut conn, &self.keys, &bindings)
+                    .await?
+                    .into_iter()
+            };
+            for &i in &scripted {
+                let reply = replies.next().unwrap_or_else(|| {
+                    Err(ScriptError::Redis(redis::RedisError::from((
+                        redis::ErrorKind::Client,
+                        "pipeline returned fewer replies than commands",
+                    ))))
+                });
+                if let Ok(id) = &checked[i] {
+                    slots[i] = Some(outcome(reply, id.clone(), &batch[i].queue));
+                }
+            }
+            for (slot, id) in slots.into_iter().zip(checked) {
+                results.push(match (slot, id) {
+                    (Some(result), _) => result,
+                    (None, Err(e)) => Err(e),
+                    (None, Ok(_)) => Err(ProducerError::Invalid(
+                        "no reply for the enqueued job".into(),
+                    )),
+                });
             }
         }
         Ok(results)
@@ -150,19 +232,42 @@ impl Producer {
         Ok(match scripts::run(&mut conn, &self.keys, &cancel).await? {
             CancelReply::Cancelled { was } => Cancelled::Cancelled { was },
             CancelReply::AlreadyFinished { status } => Cancelled::AlreadyFinished { status },
-            CancelReply::NotFound => Cancelled::NotFound,
+            CancelReply::NotFound => {
+                // A fast-path job keeps no record once completed: its completion is in
+                // the queue's `done` stream.
+                match flotilla_proto::describe_job(&mut conn, &self.keys, queue, id).await {
+                    Ok(Some(record)) => Cancelled::AlreadyFinished {
+                        status: record.status,
+                    },
+                    Ok(None) => Cancelled::NotFound,
+                    Err(flotilla_proto::DescribeError::Redis(e)) => return Err(e.into()),
+                    Err(flotilla_proto::DescribeError::Proto(e)) => return Err(e.into()),
+                }
+            }
         })
     }
 
     /// Records the queue in the fleet-wide set so workers and operators can find it. This
     /// key lives in another cluster slot, so it cannot share the enqueue script.
     async fn register_queue(&self, queue: &str) -> Result<(), ProducerError> {
+        let listed = |registered: &Mutex<HashSet<String>>| {
+            registered
+                .lock()
+                .map(|set| set.contains(queue))
+                .unwrap_or(false)
+        };
+        if listed(&self.registered) {
+            return Ok(());
+        }
         let mut conn = self.conn.clone();
         let _: i64 = redis::cmd("SADD")
             .arg(self.keys.queues())
             .arg(queue)
             .query_async(&mut conn)
             .await?;
+        if let Ok(mut set) = self.registered.lock() {
+            set.insert(queue.to_owned());
+        }
         Ok(())
     }
 

@@ -1,8 +1,10 @@
 //! Stream entries: what a producer XADDs, and how a worker reads it.
 //!
-//! The Rust producer writes only `id` (the record holds the rest). Producers in other
-//! languages may write the whole job into the entry: `type`, `payload`, and optionally
-//! `id`, `content_type`, `max_attempts`, `timeout`, `backoff`, `run_at`.
+//! An entry carries either a job id (`id`; its record holds the rest) or the whole job
+//! (`type`, `payload`, and optionally `content_type`, `max_attempts`, `timeout`,
+//! `backoff`, `run_at`, `attempts`, `trace`). An entry with the whole job and no `id` is
+//! on the fast path: its job id is its entry id and it has no record unless it fails, is
+//! handed back, reports progress or is cancelled.
 
 use std::collections::HashMap;
 
@@ -31,6 +33,21 @@ pub struct EntryFields {
     pub backoff: Option<Backoff>,
     /// When to run, ms since the Unix epoch: a later time waits in `delayed`.
     pub run_at_ms: Option<u64>,
+    /// Attempts the job spent before this entry was written (a copy put back by
+    /// reconciliation carries them).
+    pub attempts: Option<u32>,
+    /// The producer's trace context, passed on to the run.
+    pub trace: Option<String>,
+}
+
+impl EntryFields {
+    /// Whether the entry is on the fast path at `now_ms`: it carries the whole job, names
+    /// no job id of its own, and is due. Any other entry starts through its record.
+    pub fn is_fast(&self, now_ms: u64) -> bool {
+        self.job_type.is_some()
+            && self.job_id.is_none()
+            && self.run_at_ms.is_none_or(|due| due <= now_ms)
+    }
 }
 
 impl StreamEntry {
@@ -135,8 +152,28 @@ impl StreamEntry {
                     })?,
             ),
         };
+        let attempts = match self.text(field::ATTEMPTS)? {
+            None => None,
+            Some(text) => Some(
+                text.trim()
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|&n| n <= crate::MAX_ATTEMPTS)
+                    .ok_or_else(|| ProtoError::BadField {
+                        field: field::ATTEMPTS,
+                        value: text.to_owned(),
+                        expected: "a whole number of attempts already spent",
+                    })?,
+            ),
+        };
+        let trace = self
+            .text(field::TRACE)?
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned);
         Ok(EntryFields {
             job_id,
+            attempts,
+            trace,
             job_type,
             payload,
             max_attempts,
@@ -156,6 +193,47 @@ impl StreamEntry {
                 Ok(Some(value.to_owned()))
             }
         }
+    }
+}
+
+/// A job written whole into its stream entry (protocol 2's fast path): one XADD, no
+/// record, and its entry id becomes its job id.
+#[derive(Debug, Clone)]
+pub struct FastEntry<'a> {
+    pub queue: &'a str,
+    pub job_type: &'a str,
+    pub payload: &'a Payload,
+    pub max_attempts: u32,
+    pub timeout_ms: u64,
+    pub backoff: &'a Backoff,
+    /// The producer's trace context; empty for none.
+    pub trace: &'a str,
+}
+
+impl FastEntry<'_> {
+    /// The XADD that enqueues it; its reply is the job id.
+    pub fn xadd(&self, keys: &crate::Keys) -> redis::Cmd {
+        let mut cmd = redis::cmd("XADD");
+        cmd.arg(keys.stream(self.queue))
+            .arg("*")
+            .arg(field::TYPE)
+            .arg(self.job_type)
+            .arg(field::PAYLOAD)
+            .arg(&self.payload.bytes)
+            .arg(field::CONTENT_TYPE)
+            .arg(self.payload.content_type.as_str())
+            .arg(field::MAX_ATTEMPTS)
+            .arg(self.max_attempts)
+            .arg(field::TIMEOUT)
+            .arg(self.timeout_ms)
+            .arg(field::BACKOFF)
+            .arg(self.backoff.to_string())
+            .arg(field::VERSION)
+            .arg(crate::PROTOCOL_VERSION);
+        if !self.trace.is_empty() {
+            cmd.arg(field::TRACE).arg(self.trace);
+        }
+        cmd
     }
 }
 

@@ -60,6 +60,12 @@ impl Keys {
         self.queue_key(queue, "delayed")
     }
 
+    /// The most recent completions (protocol 2): one entry per completed job, trimmed by
+    /// count and age.
+    pub fn done(&self, queue: &str) -> String {
+        self.queue_key(queue, "done")
+    }
+
     /// The dead-letter stream.
     pub fn dead(&self, queue: &str) -> String {
         self.queue_key(queue, "dead")
@@ -155,6 +161,7 @@ mod tests {
             keys.job("mail", "abc"),
             keys.delayed("mail"),
             keys.dead("mail"),
+            keys.done("mail"),
             keys.index("mail", Status::Completed),
             keys.unique("mail", "u1"),
         ] {

@@ -15,6 +15,7 @@
 
 mod backoff;
 mod checks;
+mod describe;
 mod encoding;
 mod entry;
 mod error;
@@ -32,8 +33,9 @@ pub use backoff::Backoff;
 pub use checks::{
     MAX_ATTEMPTS, MAX_ATTEMPTS_RULE, NAME_RULE, check_max_attempts, check_name, check_timeout_ms,
 };
+pub use describe::{DescribeError, describe_job, fast_ids_with_prefix, is_entry_id};
 pub use encoding::{ContentType, Payload};
-pub use entry::{EntryFields, StreamEntry};
+pub use entry::{EntryFields, FastEntry, StreamEntry};
 pub use error::ProtoError;
 pub use job::Job;
 pub use keys::{CONSUMER_GROUP, DEFAULT_NAMESPACE, Keys};
@@ -45,7 +47,7 @@ pub use shutdown::Shutdown;
 pub use status::Status;
 
 /// The protocol version written into every record (`v`) this crate creates.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// A new job id: a UUID v7, so ids sort by creation time.
 pub fn new_job_id() -> String {

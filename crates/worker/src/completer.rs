@@ -37,6 +37,8 @@ pub(crate) enum Outcome {
 pub(crate) struct Completion {
     pub attempt: Attempt,
     pub outcome: Outcome,
+    /// How long the handler ran.
+    pub run_time: Duration,
 }
 
 /// Outcomes per pipeline.
@@ -47,6 +49,8 @@ pub(crate) struct Completer {
     pub keys: Keys,
     pub config: WorkerConfig,
     pub inflight: InFlight,
+    /// This worker's consumer name.
+    pub worker_id: String,
 }
 
 impl Completer {
@@ -128,19 +132,25 @@ impl Completer {
                 .iter()
                 .map(|&index| {
                     let c = &batch[index];
+                    let a = &c.attempt;
                     CompleteItem {
-                        job_id: &c.attempt.job_id,
-                        entry_id: &c.attempt.entry_id,
-                        lease: &c.attempt.lease,
+                        job_id: &a.job_id,
+                        entry_id: &a.entry_id,
+                        lease: &a.lease,
                         result: match &c.outcome {
                             Outcome::Completed(Some(text)) => text.as_str(),
                             _ => "",
                         },
+                        delivery: a.delivery(),
+                        job_type: &a.job_type,
+                        attempt: a.number,
+                        run_ms: millis(c.run_time),
                     }
                 })
                 .collect();
             let complete = Complete {
                 queue,
+                consumer: &self.worker_id,
                 retention_ms: millis(self.config.jobs.retention.completed),
                 max_len: self.config.jobs.retention.completed_max_len,
                 items,
@@ -165,6 +175,9 @@ impl Completer {
                     retry_after: *delay,
                     dead_retention_ms: millis(self.config.jobs.retention.dead),
                     dead_max_len: self.config.jobs.retention.dead_max_len,
+                    consumer: &self.worker_id,
+                    fast: a.fast.as_deref(),
+                    delivery: a.delivery(),
                 }
                 .call(keys)
                 .cmd(),
@@ -175,6 +188,9 @@ impl Completer {
                     job_id: &a.job_id,
                     entry_id: &a.entry_id,
                     lease: &a.lease,
+                    consumer: &self.worker_id,
+                    fast: a.fast.as_deref(),
+                    delivery: a.delivery(),
                 }
                 .call(keys)
                 .cmd(),

@@ -2,7 +2,10 @@
 
 use std::time::Duration;
 
-use flotilla_proto::scripts::{self, Progress, ScriptError};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use flotilla_proto::scripts::{self, FastJob, Progress, ScriptError};
 use flotilla_proto::{Keys, Payload, ProtoError};
 use redis::aio::ConnectionManager;
 use serde::de::DeserializeOwned;
@@ -31,6 +34,12 @@ pub struct JobContext {
     pub(crate) keys: Keys,
     /// This attempt's lease: progress is recorded only while it is current.
     pub(crate) lease: String,
+    pub(crate) entry_id: String,
+    /// This worker's consumer name.
+    pub(crate) consumer: String,
+    /// A fast-path job's fields: its first progress writes its record.
+    pub(crate) fast: Option<Arc<FastJob>>,
+    pub(crate) delivery: Arc<AtomicU32>,
 }
 
 impl std::fmt::Debug for JobContext {
@@ -59,7 +68,11 @@ impl JobContext {
         let call = Progress {
             queue: &self.queue,
             job_id: &self.id,
+            entry_id: &self.entry_id,
             lease: &self.lease,
+            consumer: &self.consumer,
+            fast: self.fast.as_deref(),
+            delivery: self.delivery.load(Ordering::Acquire),
             progress: &text,
         };
         scripts::run(&mut conn, &self.keys, &call).await?;

@@ -1,18 +1,22 @@
-//! Turning fetched entries into running attempts: bury what cannot be decoded, start the
-//! rest in one pipeline, and spawn an attempt for each entry that started.
+//! Turning fetched entries into running attempts: bury what cannot be decoded, run
+//! fast-path entries (the whole job in the entry, protocol 2) at once with no Redis call,
+//! start entries that have records in one pipeline, and spawn an attempt for each.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use flotilla_proto::scripts::{
-    self, Bury, BuryReply, RawJob, ScriptCall, ScriptError, SkipReason, Start, StartEntry,
-    StartReply,
+    self, BeatReply, Bury, BuryReply, FastJob, Heartbeat, HeartbeatItem, RawJob, ScriptCall,
+    ScriptError, SkipReason, Start, StartEntry, StartReply, StartedJob,
 };
 use flotilla_proto::{EntryFields, millis, new_lease_token};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::Shutdown;
+use crate::completer::{Completion, Outcome};
 use crate::fetch::Fetched;
+use crate::heartbeat::now_ms;
 use crate::inflight::Attempt;
 use crate::runner::run_attempt;
 use crate::worker::Shared;
@@ -31,9 +35,17 @@ struct BuryPlan {
     reason: String,
 }
 
-/// What to do with one fetch's entries: start calls grouped by queue, and buries.
+/// A fast-path entry to run: the whole job is in it.
+struct FastPlan {
+    fetched: Fetched,
+    fields: EntryFields,
+}
+
+/// What to do with one fetch's entries: fast-path runs, start calls grouped by queue, and
+/// buries.
 #[derive(Default)]
 struct Plans {
+    fast: Vec<FastPlan>,
     batches: Vec<(String, Vec<StartPlan>)>,
     buries: Vec<BuryPlan>,
 }
@@ -47,13 +59,157 @@ pub(crate) async fn dispatch(
     slots: &Arc<Semaphore>,
     shutdown: &Shutdown,
 ) {
+    let waited = permits.len() < fetched.len();
     let (fetched, permits) = wait_for_slots(fetched, permits, slots, shutdown).await;
-    let plans = Plans::new(shared, fetched);
+    let mut plans = Plans::new(shared, fetched);
+    let mut permits = permits.into_iter();
+    let mut fast = std::mem::take(&mut plans.fast);
+    if waited {
+        fast = still_ours(shared, fast).await;
+    }
+    for plan in fast {
+        let Some(permit) = permits.next() else { break };
+        begin_fast(shared, plan, permit).await;
+    }
+    if plans.batches.is_empty() && plans.buries.is_empty() {
+        return;
+    }
     let Some(replies) = plans.send(shared).await else {
         return;
     };
     let orphans = plans.begin_all(shared, replies, permits);
     bury_orphans(shared, orphans).await;
+}
+
+/// The fast-path entries still pending under this worker at their delivery count, their
+/// idle time reset: entries that waited for a free slot may have been reclaimed by another
+/// worker meanwhile, and must not run twice.
+async fn still_ours(shared: &Shared, plans: Vec<FastPlan>) -> Vec<FastPlan> {
+    let mut by_queue: Vec<(String, Vec<FastPlan>)> = Vec::new();
+    for plan in plans {
+        match by_queue.iter_mut().find(|(q, _)| *q == plan.fetched.queue) {
+            Some((_, group)) => group.push(plan),
+            None => by_queue.push((plan.fetched.queue.clone(), vec![plan])),
+        }
+    }
+    let calls: Vec<Heartbeat> = by_queue
+        .iter()
+        .map(|(queue, group)| Heartbeat {
+            queue,
+            consumer: &shared.worker_id,
+            items: group
+                .iter()
+                .map(|plan| HeartbeatItem {
+                    job_id: &plan.fetched.entry.entry_id,
+                    entry_id: &plan.fetched.entry.entry_id,
+                    lease: "",
+                    delivery: plan.fetched.delivery,
+                })
+                .collect(),
+        })
+        .collect();
+    let mut conn = shared.conn.clone();
+    let replies = match scripts::run_all(&mut conn, &shared.keys, &calls).await {
+        Ok(replies) => replies,
+        Err(e) => {
+            tracing::warn!(
+                "could not confirm fetched entries (they stay pending for reclaim): {e}"
+            );
+            return Vec::new();
+        }
+    };
+    let mut ours = Vec::new();
+    for ((_, group), reply) in by_queue.into_iter().zip(replies) {
+        let Ok(states) = reply else { continue };
+        for (plan, state) in group.into_iter().zip(states) {
+            match state {
+                BeatReply::Ok => ours.push(plan),
+                other => {
+                    tracing::debug!(entry = %plan.fetched.entry.entry_id, "entry not started: {other:?}")
+                }
+            }
+        }
+    }
+    ours
+}
+
+/// Runs a fast-path entry: its attempt is its attempts spent before plus its deliveries,
+/// so an attempt that crashed its worker counts (rule 2) with no write at start. One
+/// whose deliveries have spent its attempts is a poison pill: dead, not run.
+async fn begin_fast(shared: &Arc<Shared>, plan: FastPlan, permit: OwnedSemaphorePermit) {
+    let FastPlan { fetched, fields } = plan;
+    if fetched.delivery == 0 {
+        tracing::debug!(entry = %fetched.entry.entry_id, "reclaimed entry taken by another worker meanwhile");
+        return;
+    }
+    let defaults = &shared.config.jobs.defaults;
+    let max_attempts = fields.max_attempts.unwrap_or(defaults.max_attempts);
+    let attempt = fields
+        .attempts
+        .unwrap_or(0)
+        .saturating_add(fetched.delivery);
+    let job = FastJob {
+        job_type: fields.job_type.clone().unwrap_or_default(),
+        payload: fields.payload.bytes.clone(),
+        content_type: fields.payload.content_type.as_str().to_owned(),
+        attempt: attempt.min(max_attempts),
+        max_attempts,
+        timeout_ms: fields
+            .timeout_ms
+            .unwrap_or_else(|| millis(defaults.timeout)),
+        backoff: fields
+            .backoff
+            .as_ref()
+            .unwrap_or(&defaults.backoff)
+            .to_string(),
+        trace: fields.trace.clone().unwrap_or_default(),
+        started_at_ms: now_ms(),
+    };
+    let entry_id = fetched.entry.entry_id;
+    let attempt_of = Attempt {
+        queue: fetched.queue,
+        job_id: entry_id.clone(),
+        entry_id,
+        lease: new_lease_token(),
+        job_type: job.job_type.clone(),
+        number: job.attempt,
+        began: Instant::now(),
+        fast: Some(Arc::new(job)),
+        delivery: Arc::new(fetched.delivery.into()),
+        cancel: CancellationToken::new(),
+    };
+    shared.inflight.insert(attempt_of.clone());
+    if attempt > max_attempts {
+        let error = format!(
+            "attempts spent ({max_attempts} of {max_attempts}); last error: attempt {max_attempts} interrupted: its worker stopped responding"
+        );
+        tracing::warn!(job = %attempt_of.job_id, queue = %attempt_of.queue, "poison pill: dead-lettering");
+        let poison = Completion {
+            attempt: attempt_of,
+            outcome: Outcome::Failed { error, delay: None },
+            run_time: std::time::Duration::ZERO,
+        };
+        if shared.completions.send(poison).await.is_err() {
+            tracing::error!("outcome writer stopped; the entry stays pending for reclaim");
+        }
+        return;
+    }
+    let Some(job) = attempt_of.fast.clone() else {
+        return;
+    };
+    let started = StartedJob {
+        job_type: job.job_type.clone(),
+        payload: fields.payload.bytes,
+        content_type: job.content_type.clone(),
+        attempt: job.attempt,
+        max_attempts: job.max_attempts,
+        timeout_ms: job.timeout_ms,
+        backoff: job.backoff.clone(),
+        trace: job.trace.clone(),
+    };
+    shared
+        .tracker
+        .spawn(run_attempt(Arc::clone(shared), attempt_of, started, permit));
 }
 
 /// Waits for a concurrency slot for every entry beyond `permits` (a blocking read may
@@ -85,6 +241,7 @@ impl Plans {
     fn new(shared: &Shared, fetched: Vec<Fetched>) -> Self {
         let mut plans = Self::default();
         let max_payload_bytes = shared.config.jobs.limits.max_payload_bytes;
+        let now = now_ms();
         for fetched in fetched {
             let fields = match fetched.entry.decode(max_payload_bytes) {
                 Ok(fields) => fields,
@@ -96,6 +253,10 @@ impl Plans {
                     continue;
                 }
             };
+            if fields.is_fast(now) {
+                plans.fast.push(FastPlan { fetched, fields });
+                continue;
+            }
             let job_id = fields
                 .job_id
                 .clone()
@@ -156,9 +317,8 @@ impl Plans {
         self,
         shared: &Arc<Shared>,
         mut replies: impl Iterator<Item = redis::RedisResult<redis::Value>>,
-        permits: Vec<OwnedSemaphorePermit>,
+        mut permits: impl Iterator<Item = OwnedSemaphorePermit>,
     ) -> Vec<BuryPlan> {
-        let mut permits = permits.into_iter();
         let mut orphans = Vec::new();
         for (_, batch) in self.batches {
             let reply = replies.next().unwrap_or(Ok(redis::Value::Nil));
@@ -243,6 +403,11 @@ fn begin(
                 job_id,
                 entry_id: fetched.entry.entry_id,
                 lease,
+                job_type: started.job_type.clone(),
+                number: started.attempt,
+                began: Instant::now(),
+                fast: None,
+                delivery: Arc::default(),
                 cancel: CancellationToken::new(),
             };
             shared.inflight.insert(attempt.clone());

@@ -16,6 +16,9 @@ use crate::connections::BlockingPool;
 pub(crate) struct Fetched {
     pub queue: String,
     pub entry: StreamEntry,
+    /// How many times the entry has been delivered, this delivery included: 1 for a
+    /// fresh read, more for an entry reclaimed from a worker that stopped.
+    pub delivery: u32,
 }
 
 /// Why a fetch failed.
@@ -51,6 +54,7 @@ fn flatten(reply: Option<StreamReadReply>, keys: &Keys, queues: &[&str]) -> Vec<
             stream.ids.into_iter().map(move |id| Fetched {
                 queue: queue.clone(),
                 entry: StreamEntry::from_stream_id(&id),
+                delivery: 1,
             })
         })
         .collect()
@@ -157,12 +161,59 @@ pub(crate) async fn reclaim(
         found.entries.extend(reply.claimed.iter().map(|id| Fetched {
             queue: queue.to_owned(),
             entry: StreamEntry::from_stream_id(id),
+            delivery: 0,
         }));
         cursor = reply.next_stream_id;
         if cursor == "0-0" || found.entries.len() >= count {
-            return Ok(found);
+            break;
         }
     }
+    delivery_counts(conn, &stream, consumer, &mut found.entries).await?;
+    Ok(found)
+}
+
+/// Fills in the delivery counts of entries just claimed by `consumer`, with one XPENDING
+/// over their range: a fast-path attempt is fenced by its count, and a job whose
+/// deliveries have spent its attempts is a poison pill.
+async fn delivery_counts(
+    conn: &mut ConnectionManager,
+    stream: &str,
+    consumer: &str,
+    entries: &mut [Fetched],
+) -> Result<(), FetchError> {
+    let ids = entries.iter().map(|f| f.entry.entry_id.as_str());
+    let (Some(low), Some(high)) = (
+        ids.clone().min_by_key(|id| entry_order(id)),
+        ids.max_by_key(|id| entry_order(id)),
+    ) else {
+        return Ok(());
+    };
+    let pending: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
+        .arg(stream)
+        .arg(CONSUMER_GROUP)
+        .arg(low)
+        .arg(high)
+        .arg(entries.len() + 10_000)
+        .arg(consumer)
+        .query_async(conn)
+        .await?;
+    let counts: std::collections::HashMap<String, u64> = pending
+        .into_iter()
+        .map(|(id, _, _, count)| (id, count))
+        .collect();
+    for fetched in entries {
+        // An entry missing from the reply was taken by another reclaimer meanwhile; a
+        // count of 0 makes every later write of its attempt refused.
+        let count = counts.get(&fetched.entry.entry_id).copied().unwrap_or(0);
+        fetched.delivery = u32::try_from(count).unwrap_or(u32::MAX);
+    }
+    Ok(())
+}
+
+/// An entry id as numbers, for ordering.
+fn entry_order(id: &str) -> (u64, u64) {
+    let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
+    (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
 }
 
 /// True when some consumer with pending entries has no fresh heartbeat in the worker

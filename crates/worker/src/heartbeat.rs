@@ -72,6 +72,7 @@ impl Heartbeat {
                             job_id: &a.job_id,
                             entry_id: &a.entry_id,
                             lease: &a.lease,
+                            delivery: a.delivery(),
                         })
                         .collect(),
                 }

@@ -2,7 +2,11 @@
 //! lease or a cancel must stop.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use flotilla_proto::scripts::FastJob;
 
 use tokio_util::sync::CancellationToken;
 
@@ -13,8 +17,29 @@ pub(crate) struct Attempt {
     pub job_id: String,
     pub entry_id: String,
     pub lease: String,
+    pub job_type: String,
+    /// This attempt's number, from 1.
+    pub number: u32,
+    /// When the handler was handed the job.
+    pub began: Instant,
+    /// For a job on the fast path (no record), what a script needs to fence the attempt
+    /// and, should it fail, be handed back or report progress, to write its record.
+    pub fast: Option<Arc<FastJob>>,
+    /// A fast-path attempt's entry delivery count, which scripts fence it by; shared by
+    /// the attempt's clones, as this worker's own reclaim of the entry raises it.
+    pub delivery: Arc<AtomicU32>,
     /// Stops the handler (cancel, lost lease).
     pub cancel: CancellationToken,
+}
+
+impl Attempt {
+    /// The fast-path delivery count the scripts fence by; 0 for an attempt with a record.
+    pub(crate) fn delivery(&self) -> u32 {
+        match self.fast {
+            Some(_) => self.delivery.load(Ordering::Acquire),
+            None => 0,
+        }
+    }
 }
 
 /// Attempts by lease token (unique per attempt; job ids are unique only within a queue);
@@ -55,9 +80,19 @@ impl InFlight {
         self.lock().len()
     }
 
-    pub(crate) fn contains_entry(&self, queue: &str, entry_id: &str) -> bool {
-        self.lock()
+    /// Whether the entry is running here. A fast-path attempt's delivery count becomes
+    /// `delivery`, the count this worker's own reclaim of the entry just gave it.
+    pub(crate) fn claim_own(&self, queue: &str, entry_id: &str, delivery: u32) -> bool {
+        let attempts = self.lock();
+        let Some(attempt) = attempts
             .values()
-            .any(|a| a.queue == queue && a.entry_id == entry_id)
+            .find(|a| a.queue == queue && a.entry_id == entry_id)
+        else {
+            return false;
+        };
+        if attempt.fast.is_some() && delivery > 0 {
+            attempt.delivery.store(delivery, Ordering::Release);
+        }
+        true
     }
 }

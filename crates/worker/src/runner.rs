@@ -34,7 +34,12 @@ pub(crate) async fn run_attempt(
         attempt = started.attempt,
     );
     let outcome = execute(&shared, &attempt, started).instrument(span).await;
-    let completion = Completion { attempt, outcome };
+    let run_time = attempt.began.elapsed();
+    let completion = Completion {
+        attempt,
+        outcome,
+        run_time,
+    };
     if shared.completions.send(completion).await.is_err() {
         tracing::error!(
             "outcome writer stopped before the job finished; its entry stays pending for reclaim"
@@ -135,6 +140,10 @@ fn job_context(
         conn: shared.conn.clone(),
         keys: shared.keys.clone(),
         lease: attempt.lease.clone(),
+        entry_id: attempt.entry_id.clone(),
+        consumer: shared.worker_id.clone(),
+        fast: attempt.fast.clone(),
+        delivery: Arc::clone(&attempt.delivery),
     })
 }
 

@@ -187,7 +187,11 @@ async fn reclaim_abandoned(
         let entries: Vec<Fetched> = found
             .entries
             .into_iter()
-            .filter(|f| !shared.inflight.contains_entry(&f.queue, &f.entry.entry_id))
+            .filter(|f| {
+                !shared
+                    .inflight
+                    .claim_own(&f.queue, &f.entry.entry_id, f.delivery)
+            })
             .collect();
         if !entries.is_empty() {
             tracing::info!(queue = %queue, reclaimed = entries.len(),

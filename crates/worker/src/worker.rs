@@ -116,6 +116,7 @@ impl Worker {
             keys: keys.clone(),
             config: config.clone(),
             inflight: inflight.clone(),
+            worker_id: id.clone(),
         };
         let stop = CancellationToken::new();
         let heartbeat = Heartbeat {

@@ -40,7 +40,9 @@ pub async fn find(
         .query_async(conn)
         .await?;
     for queue in &queues {
-        if let Some(record) = read(conn, &keys.job(queue, id)).await? {
+        // The record, or for a fast-path job (its id is an entry id) its entry or its
+        // completion.
+        if let Some(record) = flotilla_proto::describe_job(conn, keys, queue, id).await? {
             return Ok(record);
         }
     }
@@ -61,16 +63,32 @@ pub async fn find(
             break;
         }
     }
-    match matches.as_slice() {
-        [] => bail!("no job with id or id prefix {id:?}"),
-        [key] => read(conn, key)
+    // Fast-path jobs have no record: their ids are entry ids, found on their streams and
+    // among recent completions.
+    let mut fast = Vec::new();
+    for queue in &queues {
+        for job in
+            flotilla_proto::fast_ids_with_prefix(conn, keys, queue, id, AMBIGUOUS_SHOWN + 1).await?
+        {
+            if !matches.iter().any(|k| k.ends_with(&format!(":job:{job}"))) {
+                fast.push((queue.clone(), job));
+            }
+        }
+    }
+    match (matches.as_slice(), fast.as_slice()) {
+        ([], []) => bail!("no job with id or id prefix {id:?}"),
+        ([key], []) => read(conn, key)
             .await?
             .with_context(|| format!("job {id} vanished while being read")),
-        many => {
+        ([], [(queue, job)]) => flotilla_proto::describe_job(conn, keys, queue, job)
+            .await?
+            .with_context(|| format!("job {job} vanished while being read")),
+        (many, more) => {
             let ids: Vec<&str> = many
                 .iter()
-                .take(AMBIGUOUS_SHOWN)
                 .map(|k| k.rsplit_once(":job:").map_or(k.as_str(), |(_, id)| id))
+                .chain(more.iter().map(|(_, job)| job.as_str()))
+                .take(AMBIGUOUS_SHOWN)
                 .collect();
             bail!(
                 "{id:?} matches several jobs; give more of the id:\n  {}",

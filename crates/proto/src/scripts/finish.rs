@@ -1,10 +1,13 @@
 //! The bindings that end an attempt: `complete` (a batch of one queue per call), `fail`
-//! and `handback`. Each applies only while the attempt's lease is current (rule 3).
+//! and `handback`. Each applies only while the attempt is current (rule 3): its lease
+//! matches its record, or, on the fast path, its entry is still its worker's at the
+//! delivery count it began with.
 
 use std::time::Duration;
 
+use super::fast::fast_args;
 use super::reply::{int, items, text, words};
-use super::{COMPLETE, Call, FAIL, HANDBACK, ScriptCall, ScriptError};
+use super::{COMPLETE, Call, FAIL, FastJob, HANDBACK, ScriptCall, ScriptError};
 use crate::{CONSUMER_GROUP, Keys, Status};
 
 /// How an attempt's outcome landed.
@@ -35,6 +38,8 @@ impl FinishReply {
 #[derive(Debug, Clone)]
 pub struct Complete<'a> {
     pub queue: &'a str,
+    /// This worker's consumer name.
+    pub consumer: &'a str,
     /// How long completed records are kept.
     pub retention_ms: u64,
     /// How many completed records of the queue are kept at most.
@@ -50,6 +55,13 @@ pub struct CompleteItem<'a> {
     pub lease: &'a str,
     /// The result's JSON text, empty for none.
     pub result: &'a str,
+    /// For a fast-path attempt (no record), its entry's delivery count when it began;
+    /// 0 for an attempt that has a record.
+    pub delivery: u32,
+    pub job_type: &'a str,
+    pub attempt: u32,
+    /// How long the handler ran, in ms.
+    pub run_ms: u64,
 }
 
 impl ScriptCall for Complete<'_> {
@@ -62,7 +74,9 @@ impl ScriptCall for Complete<'_> {
         let mut call = Call::new(&COMPLETE)
             .key(keys.stream(q))
             .key(keys.index(q, Status::Completed))
+            .key(keys.done(q))
             .arg(CONSUMER_GROUP)
+            .arg(self.consumer)
             .arg(self.retention_ms)
             .arg(self.max_len);
         for item in &self.items {
@@ -70,7 +84,11 @@ impl ScriptCall for Complete<'_> {
                 .key(keys.job(q, item.job_id))
                 .arg(item.entry_id)
                 .arg(item.lease)
-                .arg(item.result);
+                .arg(item.result)
+                .arg(item.delivery)
+                .arg(item.job_type)
+                .arg(item.attempt)
+                .arg(item.run_ms);
         }
         call
     }
@@ -94,6 +112,12 @@ pub struct Fail<'a> {
     pub retry_after: Option<Duration>,
     pub dead_retention_ms: u64,
     pub dead_max_len: u64,
+    /// This worker's consumer name.
+    pub consumer: &'a str,
+    /// A fast-path attempt's job, which gets its record here, and the delivery count the
+    /// attempt is current at.
+    pub fast: Option<&'a FastJob>,
+    pub delivery: u32,
 }
 
 /// What `fail` did.
@@ -120,7 +144,7 @@ impl ScriptCall for Fail<'_> {
         let delay = self
             .retry_after
             .map_or(-1, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-        Call::new(&FAIL)
+        let call = Call::new(&FAIL)
             .key(keys.stream(q))
             .key(keys.job(q, self.job_id))
             .key(keys.delayed(q))
@@ -133,6 +157,10 @@ impl ScriptCall for Fail<'_> {
             .arg(delay)
             .arg(self.dead_retention_ms)
             .arg(self.dead_max_len)
+            .arg(self.consumer)
+            .arg(self.job_id)
+            .arg(q);
+        fast_args(call, self.delivery, self.fast)
     }
 
     fn parse(value: redis::Value) -> Result<FailReply, ScriptError> {
@@ -165,6 +193,12 @@ pub struct HandBack<'a> {
     pub job_id: &'a str,
     pub entry_id: &'a str,
     pub lease: &'a str,
+    /// This worker's consumer name.
+    pub consumer: &'a str,
+    /// A fast-path attempt's job, which gets its record here, and the delivery count the
+    /// attempt is current at.
+    pub fast: Option<&'a FastJob>,
+    pub delivery: u32,
 }
 
 impl ScriptCall for HandBack<'_> {
@@ -172,12 +206,16 @@ impl ScriptCall for HandBack<'_> {
     const NAME: &'static str = "handback";
 
     fn call(&self, keys: &Keys) -> Call {
-        Call::new(&HANDBACK)
+        let call = Call::new(&HANDBACK)
             .key(keys.stream(self.queue))
             .key(keys.job(self.queue, self.job_id))
             .arg(self.entry_id)
             .arg(CONSUMER_GROUP)
             .arg(self.lease)
+            .arg(self.consumer)
+            .arg(self.job_id)
+            .arg(self.queue);
+        fast_args(call, self.delivery, self.fast)
     }
 
     fn parse(value: redis::Value) -> Result<FinishReply, ScriptError> {

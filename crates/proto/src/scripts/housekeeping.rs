@@ -68,6 +68,8 @@ impl ScriptCall for Cancel<'_> {
             .key(keys.index(q, Status::Cancelled))
             .arg(CONSUMER_GROUP)
             .arg(self.retention_ms)
+            .arg(self.job_id)
+            .arg(q)
     }
 
     fn parse(value: redis::Value) -> Result<CancelReply, ScriptError> {
@@ -110,7 +112,8 @@ pub struct Requeue<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RequeueReply {
     Requeued,
-    /// An entry with no record was added again as it was.
+    /// An entry with no record was added again (a fast-path job keeps its id and is
+    /// charged the deliveries it had).
     Copied,
     /// An entry with no record whose data was deleted: nothing is left to run.
     Lost,
@@ -140,6 +143,7 @@ impl ScriptCall for Requeue<'_> {
             .arg(mode)
             .arg(consumer)
             .arg(entry)
+            .arg(self.queue)
     }
 
     fn parse(value: redis::Value) -> Result<RequeueReply, ScriptError> {

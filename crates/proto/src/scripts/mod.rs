@@ -9,6 +9,7 @@
 //! script's arguments by position or matches its reply words.
 
 mod enqueue;
+mod fast;
 mod finish;
 mod housekeeping;
 mod leader;
@@ -23,6 +24,7 @@ use redis::Script;
 use crate::Keys;
 
 pub use enqueue::{Enqueue, EnqueueReply, UniqueLock, When};
+pub use fast::FastJob;
 pub use finish::{Complete, CompleteItem, Fail, FailReply, FinishReply, HandBack};
 pub use housekeeping::{
     Cancel, CancelReply, ForgetConsumer, Promote, Requeue, RequeueMode, RequeueReply,

@@ -1,8 +1,9 @@
 //! The bindings a live worker sends while it runs jobs: `heartbeat` (refresh its entries,
 //! rule 4), `worker_beat` (its registry entry) and `progress`.
 
+use super::fast::fast_args;
 use super::reply::{flag, int, words};
-use super::{Call, HEARTBEAT, PROGRESS, ScriptCall, ScriptError, WORKER_BEAT};
+use super::{Call, FastJob, HEARTBEAT, PROGRESS, ScriptCall, ScriptError, WORKER_BEAT};
 use crate::{CONSUMER_GROUP, Keys, worker_field};
 
 /// Refresh a worker's in-flight entries of one queue.
@@ -19,6 +20,8 @@ pub struct HeartbeatItem<'a> {
     pub job_id: &'a str,
     pub entry_id: &'a str,
     pub lease: &'a str,
+    /// A fast-path attempt's delivery count when it began; 0 when it has a record.
+    pub delivery: u32,
 }
 
 /// What a heartbeat learned about one attempt.
@@ -46,7 +49,8 @@ impl ScriptCall for Heartbeat<'_> {
             call = call
                 .key(keys.job(self.queue, item.job_id))
                 .arg(item.entry_id)
-                .arg(item.lease);
+                .arg(item.lease)
+                .arg(item.delivery);
         }
         call
     }
@@ -131,7 +135,14 @@ impl ScriptCall for WorkerBeat<'_> {
 pub struct Progress<'a> {
     pub queue: &'a str,
     pub job_id: &'a str,
+    pub entry_id: &'a str,
     pub lease: &'a str,
+    /// This worker's consumer name.
+    pub consumer: &'a str,
+    /// A fast-path attempt's job, which gets its record here, and the delivery count the
+    /// attempt is current at.
+    pub fast: Option<&'a FastJob>,
+    pub delivery: u32,
     /// JSON text.
     pub progress: &'a str,
 }
@@ -142,10 +153,17 @@ impl ScriptCall for Progress<'_> {
     const NAME: &'static str = "progress";
 
     fn call(&self, keys: &Keys) -> Call {
-        Call::new(&PROGRESS)
+        let call = Call::new(&PROGRESS)
             .key(keys.job(self.queue, self.job_id))
+            .key(keys.stream(self.queue))
             .arg(self.lease)
             .arg(self.progress)
+            .arg(CONSUMER_GROUP)
+            .arg(self.consumer)
+            .arg(self.entry_id)
+            .arg(self.job_id)
+            .arg(self.queue);
+        fast_args(call, self.delivery, self.fast)
     }
 
     fn parse(value: redis::Value) -> Result<bool, ScriptError> {

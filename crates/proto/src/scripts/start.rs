@@ -104,7 +104,7 @@ impl ScriptCall for Start<'_> {
                 .arg(entry.job_id)
                 .arg(entry.lease);
             call = match &entry.raw {
-                None => call.arg(&["", "", "", "", "", "", "", "", ""][..]),
+                None => call.arg(&["", "", "", "", "", "", "", "", "", "0"][..]),
                 Some(raw) => {
                     let f = raw.fields;
                     call.arg(f.job_type.as_deref().unwrap_or_default())
@@ -121,6 +121,7 @@ impl ScriptCall for Start<'_> {
                         .arg(q)
                         .arg(PROTOCOL_VERSION)
                         .arg(f.run_at_ms.unwrap_or(0))
+                        .arg(f.attempts.unwrap_or(0))
                 }
             };
         }

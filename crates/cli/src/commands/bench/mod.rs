@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use flotilla_producer::{NewJob, Producer};
-use flotilla_proto::{JobPolicy, Keys, Status};
+use flotilla_proto::{JobPolicy, Keys};
 use indicatif::{ProgressBar, ProgressStyle};
 use redis::aio::ConnectionManager;
 
@@ -238,8 +238,8 @@ impl Bench {
     }
 }
 
-/// The completed records the bench's workers keep: the default, or the run's job count
-/// when that is more, since the bench counts completions in the completed index.
+/// The completions the bench's workers keep: the default, or the run's job count when
+/// that is more, so a run's retained memory is that of all its jobs.
 fn completed_max_len(jobs: usize) -> u64 {
     JobPolicy::default()
         .retention
@@ -247,18 +247,54 @@ fn completed_max_len(jobs: usize) -> u64 {
         .max(jobs as u64)
 }
 
-/// Jobs of `queues` completed so far.
+/// Jobs of `queues` completed so far: every completion is appended to its queue's `done`
+/// stream, whose `entries-added` counts them however the stream is trimmed.
 async fn completed(
     conn: &mut ConnectionManager,
     keys: &Keys,
     queues: &[&str],
 ) -> anyhow::Result<usize> {
-    let mut pipe = redis::pipe();
+    let mut total = 0;
     for queue in queues {
-        pipe.cmd("ZCARD").arg(keys.index(queue, Status::Completed));
+        let info: redis::RedisResult<redis::Value> = redis::cmd("XINFO")
+            .arg("STREAM")
+            .arg(keys.done(queue))
+            .query_async(conn)
+            .await;
+        let info = match info {
+            Ok(info) => info,
+            // No completion yet: the stream does not exist.
+            Err(e)
+                if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError) =>
+            {
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        total += entries_added(&info).unwrap_or(0);
     }
-    let counts: Vec<usize> = pipe.query_async(conn).await?;
-    Ok(counts.into_iter().sum())
+    Ok(total)
+}
+
+/// The `entries-added` field of an XINFO STREAM reply.
+fn entries_added(info: &redis::Value) -> Option<usize> {
+    let pairs: Vec<(&redis::Value, &redis::Value)> = match info {
+        redis::Value::Map(map) => map.iter().map(|(k, v)| (k, v)).collect(),
+        redis::Value::Array(items) => items
+            .chunks(2)
+            .filter_map(|pair| match pair {
+                [k, v] => Some((k, v)),
+                _ => None,
+            })
+            .collect(),
+        _ => return None,
+    };
+    pairs.into_iter().find_map(|(k, v)| {
+        let name: String = redis::from_redis_value_ref(k).ok()?;
+        (name == "entries-added")
+            .then(|| redis::from_redis_value_ref::<usize>(v).ok())
+            .flatten()
+    })
 }
 
 /// A progress bar on stderr; hidden when stderr is not a terminal.

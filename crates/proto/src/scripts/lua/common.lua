@@ -52,9 +52,83 @@ local function owned_by(stream, group, consumer, entries)
     if ms > hms or (ms == hms and seq > hseq) then high, hms, hseq = e, ms, seq end
   end
   -- Only this consumer's entries in the range come back: at most what it has in flight.
-  local pel = redis.call('XPENDING', stream, group, low, high, #entries + 100000, consumer)
+  -- A missing group (Redis restarted empty) means nothing is owned.
+  local pel = redis.pcall('XPENDING', stream, group, low, high, #entries + 100000, consumer)
+  if pel.err then return owned end
   for _, p in ipairs(pel) do owned[p[1]] = p[4] end
   return owned
+end
+
+-- Why a fast-path attempt is no longer current: "stale" when another worker took its
+-- entry (it is still on the stream, or was deleted from it: finished there), "missing"
+-- when the stream never held it as far as it knows (Redis lost its data).
+local function not_current(stream, entry)
+  if #redis.call('XRANGE', stream, entry, entry) > 0 then return 'stale' end
+  local info = redis.pcall('XINFO', 'STREAM', stream)
+  if info.err then return 'missing' end
+  for i = 1, #info - 1, 2 do
+    if info[i] == 'max-deleted-entry-id' then
+      local ms, seq = id_parts(entry)
+      local dms, dseq = id_parts(info[i + 1])
+      if ms < dms or (ms == dms and seq <= dseq) then return 'stale' end
+    end
+  end
+  return 'missing'
+end
+
+-- Protocol 2's fast path: a job whose stream entry carries it whole has no record while
+-- it runs. Its attempt is this worker's while the entry is pending under it with the
+-- delivery count the attempt began with: any reclaim, by this worker or another, counts a
+-- delivery, so a zombie's late write is refused (rule 3 without a lease token).
+-- What a worker passes for such an attempt, from ARGV[at]: delivery count (0 = the attempt
+-- has a record), type, payload, content type, attempt, max attempts, timeout ms, backoff,
+-- trace, started at ms.
+local FAST_ARGS = 10
+
+-- Writes the record of a fast-path job from what its worker passes, so that a failure, a
+-- hand-back or progress follows the record's rules from here on. Does nothing when a
+-- record exists (it leads: the job was adopted before, or cancelled) or the attempt had a
+-- record from the start. Returns "ok", or why the attempt is no longer current.
+local function adopt(job, job_id, queue, stream, group, consumer, entry, lease, at)
+  local delivery = tonumber(ARGV[at]) or 0
+  if delivery == 0 or redis.call('EXISTS', job) == 1 then return 'ok' end
+  if owned_by(stream, group, consumer, {entry})[entry] ~= delivery then
+    return not_current(stream, entry)
+  end
+  local created = id_parts(entry)
+  redis.call('HSET', job, 'id', job_id, 'type', ARGV[at + 1], 'queue', queue,
+    'payload', ARGV[at + 2], 'content_type', ARGV[at + 3], 'status', 'running',
+    'attempts', ARGV[at + 4], 'max_attempts', ARGV[at + 5], 'timeout_ms', ARGV[at + 6],
+    'backoff', ARGV[at + 7], 'created_at', created, 'run_at', created,
+    'started_at', ARGV[at + 9], 'entry', entry, 'worker', consumer, 'lease', lease, 'v', 2)
+  if ARGV[at + 8] ~= '' then redis.call('HSET', job, 'trace', ARGV[at + 8]) end
+  return 'ok'
+end
+
+-- A timeout as a producer may write it in an entry (`1500`, `500ms`, `30s`, `5m`, `1h`),
+-- in milliseconds; nil when it is none of these.
+local function duration_ms(text)
+  local n, unit = string.match(text or '', '^%s*(%d+)%s*(%a*)%s*$')
+  local scale = ({[''] = 1, ms = 1, s = 1000, m = 60000, h = 3600000})[unit or 'x']
+  if not n or not scale then return nil end
+  return tonumber(n) * scale
+end
+
+-- The record of a fast-path job built from its stream entry (field/value pairs), with the
+-- attempts it has been charged so far (those the entry carries, plus `extra`).
+local function record_from_entry(job, job_id, queue, entry, fields, extra)
+  local e = {}
+  for i = 1, #fields, 2 do e[fields[i]] = fields[i + 1] end
+  local created = id_parts(entry)
+  redis.call('HSET', job, 'id', job_id, 'type', e['type'] or '', 'queue', queue,
+    'payload', e['payload'] or '', 'content_type', e['content_type'] or '',
+    'attempts', (tonumber(e['attempts']) or 0) + extra, 'created_at', created,
+    'run_at', created, 'entry', entry, 'v', e['v'] or '1')
+  for _, name in ipairs({'max_attempts', 'backoff', 'trace'}) do
+    if e[name] and e[name] ~= '' then redis.call('HSET', job, name, e[name]) end
+  end
+  local timeout = duration_ms(e['timeout'])
+  if timeout then redis.call('HSET', job, 'timeout_ms', timeout) end
 end
 
 -- Record a terminal state in the recent-ids index and keep the index bounded by retention.

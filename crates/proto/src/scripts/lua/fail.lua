@@ -3,8 +3,12 @@
 -- KEYS[5] dead index
 -- ARGV[1] entry id   ARGV[2] group   ARGV[3] lease token   ARGV[4] error message
 -- ARGV[5] retry delay ms (-1 = give up now)   ARGV[6] dead retention ms
--- ARGV[7] dead stream max length
+-- ARGV[7] dead stream max length   ARGV[8] consumer   ARGV[9] job id   ARGV[10] queue name
+-- then, from ARGV[11], what a fast-path attempt passes (see `adopt`): a job without a
+-- record gets one here and is retried, or buried, through it.
 -- Returns {"retry", due ms}, {"dead", reason}, {"stale"}, {"cancelled"} or {"missing"}.
+local adopted = adopt(KEYS[2], ARGV[9], ARGV[10], KEYS[1], ARGV[2], ARGV[8], ARGV[1], ARGV[3], 11)
+if adopted ~= 'ok' then return {adopted} end
 local f = redis.call('HMGET', KEYS[2], 'status', 'lease', 'id', 'attempts', 'max_attempts')
 if f[1] == 'cancelled' then return {'cancelled'} end
 if not f[1] then return {'missing'} end

@@ -1,29 +1,43 @@
 -- heartbeat: keep this worker's in-flight entries fresh so no reclaimer takes them (rule 4).
 -- KEYS[1] stream   KEYS[2..n] job records
--- ARGV[1] group   ARGV[2] consumer   then per job (in KEYS order): entry id, lease token
--- Returns, per job, "ok", "lost" (lease or entry taken by another worker), "cancelled" or
--- "missing" (no record: Redis lost its data, or the record was deleted).
+-- ARGV[1] group   ARGV[2] consumer   then per job (in KEYS order): entry id, lease token,
+-- delivery count (0 = the attempt has a record; else a fast-path attempt, current while its
+-- entry is pending under this consumer at that count)
+-- Returns, per job, "ok", "lost" (taken by another worker), "cancelled" or "missing" (no
+-- record: Redis lost its data, or the record was deleted).
 local stream, group, consumer = KEYS[1], ARGV[1], ARGV[2]
 local entries = {}
-for i = 2, #KEYS do entries[#entries + 1] = ARGV[2 * i - 1] end
+for i = 2, #KEYS do entries[#entries + 1] = ARGV[3 * i - 3] end
 local owned = owned_by(stream, group, consumer, entries)
 local out, refresh = {}, {'XCLAIM', stream, group, consumer, 0}
 for i = 2, #KEYS do
-  local entry, token = ARGV[2 * i - 1], ARGV[2 * i]
+  local entry, token, delivery = ARGV[3 * i - 3], ARGV[3 * i - 2], tonumber(ARGV[3 * i - 1])
   local f = redis.call('HMGET', KEYS[i], 'status', 'lease')
+  local current
   if f[1] == 'cancelled' then
     out[#out + 1] = 'cancelled'
-  elseif not f[1] then
+  elseif f[1] then
+    current = f[1] == 'running' and f[2] == token and owned[entry] ~= nil
+  elseif delivery == 0 then
     out[#out + 1] = 'missing'
-  elseif f[1] ~= 'running' or f[2] ~= token or not owned[entry] then
-    out[#out + 1] = 'lost'
+  elseif owned[entry] == delivery then
+    current = true
+  elseif not_current(stream, entry) == 'missing' then
+    out[#out + 1] = 'missing'
   else
-    refresh[#refresh + 1] = entry
-    out[#out + 1] = 'ok'
+    current = false
+  end
+  if current ~= nil then
+    if current then
+      refresh[#refresh + 1] = entry
+      out[#out + 1] = 'ok'
+    else
+      out[#out + 1] = 'lost'
+    end
   end
 end
 -- Owner-checked refresh, one call for all: resets the entries' idle time without counting
--- a delivery.
+-- a delivery (JUSTID).
 if #refresh > 5 then
   refresh[#refresh + 1] = 'JUSTID'
   redis.call(unpack(refresh))

@@ -2,7 +2,7 @@
 -- attempt it was on stays counted (it may have crashed its worker: rule 2).
 -- KEYS[1] stream   KEYS[2] job record (of ARGV[5]'s job, or any key of the queue when unknown)
 -- ARGV[1] group   ARGV[2] reason   ARGV[3] mode   ARGV[4] consumer (dead_consumer mode)
--- ARGV[5] entry id (dead_consumer mode)
+-- ARGV[5] entry id (dead_consumer mode)   ARGV[6] queue name
 -- Modes:
 --   orphan_running  the record says running but its entry is no longer pending
 --   orphan_pending  the record says pending but its entry is gone from the stream
@@ -45,12 +45,40 @@ if f[1] and f[2] == entry and (f[1] == 'running' or f[1] == 'pending') then
   return requeue_record(entry)
 end
 if not f[1] then
-  -- Never started (a raw entry): add its fields again so a live worker gets it.
+  -- No record: a raw entry that never started, or a fast-path job (whole in its entry)
+  -- whose worker died. Add its fields again so a live worker gets it. A fast-path copy
+  -- keeps its job id (its entry's) in `id` and is charged the deliveries it had (rule 2:
+  -- a job that crashed its worker must not run for ever).
   local e = redis.call('XRANGE', stream, entry, entry)
+  local pel = redis.call('XPENDING', stream, group, entry, entry, 1)
   ack_and_delete(stream, group, entry)
   if #e == 0 then return 'lost' end
-  redis.call('XADD', stream, '*', unpack(e[1][2]))
-  return 'copied'
+  local fields, has_id, attempts, copy = e[1][2], false, 0, {}
+  for i = 1, #fields, 2 do
+    if fields[i] == 'id' then has_id = true end
+    if fields[i] == 'attempts' then
+      attempts = tonumber(fields[i + 1]) or 0
+    else
+      copy[#copy + 1] = fields[i]
+      copy[#copy + 1] = fields[i + 1]
+    end
+  end
+  local deliveries = 0
+  if not has_id then
+    copy[#copy + 1] = 'id'
+    copy[#copy + 1] = entry
+    if #pel > 0 then deliveries = pel[1][4] end
+  end
+  if attempts + deliveries > 0 then
+    copy[#copy + 1] = 'attempts'
+    copy[#copy + 1] = attempts + deliveries
+  end
+  local copied = redis.call('XADD', stream, '*', unpack(copy))
+  if has_id then return 'copied' end
+  -- A fast-path job gets its record, so it can be found and told why it ran again.
+  record_from_entry(job, entry, ARGV[6], entry, fields, deliveries)
+  redis.call('HSET', job, 'status', 'pending', 'entry', copied, 'error', reason)
+  return 'requeued'
 end
 ack_and_delete(stream, group, entry)
 return 'dropped'

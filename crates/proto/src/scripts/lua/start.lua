@@ -3,10 +3,11 @@
 -- KEYS[1] stream   KEYS[2] dead stream   KEYS[3] dead index   KEYS[4] delayed set
 -- KEYS[4+i] job record of entry i
 -- ARGV[1] group   ARGV[2] consumer   ARGV[3] dead retention ms   ARGV[4] dead stream max length
--- then 12 values per entry i, from ARGV[5 + 12*(i-1)]:
+-- then 13 values per entry i, from ARGV[5 + 13*(i-1)]:
 --   entry id, job id, lease token, and for an entry XADDed by hand with no record yet
 --   (type non-empty) the record's fields: type, payload, content type, max attempts,
---   timeout ms, backoff, queue name, protocol version, run at ms (0 = now)
+--   timeout ms, backoff, queue name, protocol version, run at ms (0 = now), attempts
+--   already spent (a copy put back by reconciliation carries them)
 -- Returns one reply per entry: {"started", type, payload, content_type, attempts,
 -- max_attempts, timeout_ms, backoff, trace}, {"scheduled", due ms} (a raw entry whose
 -- run_at is ahead: its record waits in `delayed`), {"dead", reason} (attempts spent:
@@ -33,7 +34,7 @@ local function start_one(job, a)
     if raw_type == '' then return {'skipped', 'orphan'} end
     local due = tonumber(ARGV[a + 11]) or 0
     redis.call('HSET', job, 'id', job_id, 'type', raw_type, 'queue', ARGV[a + 9],
-      'payload', ARGV[a + 4], 'content_type', ARGV[a + 5], 'attempts', 0,
+      'payload', ARGV[a + 4], 'content_type', ARGV[a + 5], 'attempts', ARGV[a + 12],
       'max_attempts', ARGV[a + 6], 'timeout_ms', ARGV[a + 7], 'backoff', ARGV[a + 8],
       'created_at', now, 'run_at', math.max(due, now), 'entry', entry, 'v', ARGV[a + 10])
     if due > now then
@@ -45,7 +46,7 @@ local function start_one(job, a)
       ack_and_delete(stream, group, entry)
       return {'scheduled', tostring(due)}
     end
-    f = {'pending', entry, false, '0', ARGV[a + 6], raw_type, ARGV[a + 4], ARGV[a + 5],
+    f = {'pending', entry, false, ARGV[a + 12], ARGV[a + 6], raw_type, ARGV[a + 4], ARGV[a + 5],
       ARGV[a + 7], ARGV[a + 8], false, false}
   else
     local status = f[1]
@@ -57,6 +58,17 @@ local function start_one(job, a)
     if status == 'completed' or status == 'dead' or status == 'cancelled' then
       ack_and_delete(stream, group, entry)
       return {'skipped', status}
+    end
+    if raw_type ~= '' then
+      -- A record built from an entry that left fields out (a fast-path job put back by
+      -- reconciliation): the worker's defaults fill them.
+      for _, fill in ipairs({{5, 'max_attempts', 6}, {9, 'timeout_ms', 7}, {10, 'backoff', 8}}) do
+        local i, name, arg = fill[1], fill[2], fill[3]
+        if not f[i] or f[i] == '' then
+          f[i] = ARGV[a + arg]
+          redis.call('HSET', job, name, f[i])
+        end
+      end
     end
     if status == 'running' then
       -- Reclaimed from a worker that stopped responding mid-attempt.
@@ -87,7 +99,7 @@ end
 -- XCLAIM, as they may have waited for a free slot, so that no reclaimer takes them before
 -- this worker's first heartbeat (rule 4).
 local entries = {}
-for i = 5, #KEYS do entries[#entries + 1] = ARGV[5 + 12 * (i - 5)] end
+for i = 5, #KEYS do entries[#entries + 1] = ARGV[5 + 13 * (i - 5)] end
 owned = owned_by(stream, group, consumer, entries)
 local mine = {}
 for _, e in ipairs(entries) do if owned[e] then mine[#mine + 1] = e end end
@@ -100,6 +112,6 @@ end
 
 local replies = {}
 for i = 5, #KEYS do
-  replies[#replies + 1] = start_one(KEYS[i], 5 + 12 * (i - 5))
+  replies[#replies + 1] = start_one(KEYS[i], 5 + 13 * (i - 5))
 end
 return replies

@@ -1,0 +1,132 @@
+//! The fast path (protocol 2): a job to run now, with no id, unique key or time of its
+//! own, is one XADD carrying the whole job, and its entry id is its job id. The queue's
+//! length cap is kept by the depth each write reads back, so it may be overshot by the
+//! writes in flight at the moment it is reached (the script path keeps it exactly).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use flotilla_proto::{FastEntry, JobPolicy, Keys, millis};
+use redis::aio::ConnectionManager;
+
+use crate::ProducerError;
+use crate::job::NewJob;
+use crate::producer::{Enqueued, Outcome};
+
+/// Whether `job` can take the fast path.
+pub(crate) fn is_fast(job: &NewJob) -> bool {
+    job.id.is_none() && job.schedule.is_none() && job.unique.is_none()
+}
+
+/// The last depth (stream length plus delayed jobs) seen per queue.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct DepthGauge {
+    seen: Arc<Mutex<HashMap<String, u64>>>,
+}
+
+impl DepthGauge {
+    fn get(&self, queue: &str) -> Option<u64> {
+        self.lock().get(queue).copied()
+    }
+
+    fn set(&self, queue: &str, depth: u64) {
+        self.lock().insert(queue.to_owned(), depth);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
+        // Each use is one insert or read: a panic cannot leave the map half-updated.
+        self.seen.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Enqueues fast-path jobs, all of one queue, in one pipeline: one result per job, in
+/// order. Jobs beyond the queue's cap are refused with [`ProducerError::QueueFull`].
+pub(crate) async fn enqueue_fast(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+    policy: &JobPolicy,
+    gauge: &DepthGauge,
+    queue: &str,
+    jobs: &[&NewJob],
+) -> Result<Vec<Result<Enqueued, ProducerError>>, ProducerError> {
+    let cap = policy.limits.max_queue_len;
+    let mut room = jobs.len();
+    let mut seen = 0;
+    if cap > 0 {
+        seen = match gauge.get(queue) {
+            Some(depth) if depth + jobs.len() as u64 <= cap => depth,
+            _ => read_depth(conn, keys, queue).await?,
+        };
+        gauge.set(queue, seen);
+        room = usize::try_from(cap.saturating_sub(seen)).unwrap_or(usize::MAX);
+    }
+    let mut pipe = redis::pipe();
+    for job in jobs.iter().take(room) {
+        pipe.add_command(entry(policy, job).xadd(keys));
+    }
+    depth_reads(&mut pipe, keys, queue);
+    let mut replies: Vec<redis::Value> = pipe.query_async(conn).await?;
+    let delayed = replies.pop();
+    let stream_len = replies.pop();
+    if let (Some(Ok(len)), Some(Ok(delayed))) = (
+        stream_len.map(redis::from_redis_value::<u64>),
+        delayed.map(redis::from_redis_value::<u64>),
+    ) {
+        gauge.set(queue, len + delayed);
+    }
+    let mut ids = replies.into_iter();
+    Ok(jobs
+        .iter()
+        .enumerate()
+        .map(|(i, _)| {
+            if i >= room {
+                return Err(ProducerError::QueueFull(format!(
+                    "queue {queue} holds {seen} jobs, its limit is {cap}"
+                )));
+            }
+            let id = ids
+                .next()
+                .and_then(|v| redis::from_redis_value::<String>(v).ok())
+                .ok_or_else(|| {
+                    ProducerError::Invalid("XADD answered something other than an entry id".into())
+                })?;
+            Ok(Enqueued {
+                id,
+                queue: queue.to_owned(),
+                outcome: Outcome::Created,
+            })
+        })
+        .collect())
+}
+
+/// The stream entry of a fast-path job, with the policy's defaults filled in.
+fn entry<'a>(policy: &'a JobPolicy, job: &'a NewJob) -> FastEntry<'a> {
+    FastEntry {
+        queue: &job.queue,
+        job_type: &job.job_type,
+        payload: &job.payload,
+        max_attempts: job.max_attempts.unwrap_or(policy.defaults.max_attempts),
+        timeout_ms: millis(job.timeout.unwrap_or(policy.defaults.timeout)),
+        backoff: job.backoff.as_ref().unwrap_or(&policy.defaults.backoff),
+        trace: "",
+    }
+}
+
+fn depth_reads(pipe: &mut redis::Pipeline, keys: &Keys, queue: &str) {
+    pipe.cmd("XLEN")
+        .arg(keys.stream(queue))
+        .cmd("ZCARD")
+        .arg(keys.delayed(queue));
+}
+
+/// The queue's depth now: ready entries plus jobs waiting for their time.
+async fn read_depth(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+    queue: &str,
+) -> Result<u64, ProducerError> {
+    let mut pipe = redis::pipe();
+    depth_reads(&mut pipe, keys, queue);
+    let (len, delayed): (u64, u64) = pipe.query_async(conn).await?;
+    Ok(len + delayed)
+}

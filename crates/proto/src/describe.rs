@@ -1,0 +1,296 @@
+//! Finding a job wherever protocol 2 keeps it: its record first; else, for a fast-path job
+//! (its id is its entry id), its stream entry (pending, or running when delivered); else
+//! the queue's `done` stream of recent completions.
+
+use std::collections::HashMap;
+
+use redis::aio::ConnectionLike;
+use redis::streams::StreamRangeReply;
+
+use crate::entry::parse_duration_ms;
+use crate::{CONSUMER_GROUP, JobRecord, Keys, ProtoError, StreamEntry, field};
+
+/// Entries of `done` read per step while looking for a completion.
+const DONE_STEP: usize = 500;
+/// How far past a job's enqueue time the `done` stream is searched, in entries: a job
+/// completed later than this many completions after it was enqueued is reported unknown.
+const DONE_SEARCH_LIMIT: usize = 50_000;
+/// Digits of the millisecond part of entry ids (until the year 2286).
+const ENTRY_MS_DIGITS: usize = 13;
+
+/// A job could not be described.
+#[derive(Debug, thiserror::Error)]
+pub enum DescribeError {
+    #[error(transparent)]
+    Redis(#[from] redis::RedisError),
+    #[error(transparent)]
+    Proto(#[from] ProtoError),
+}
+
+/// Whether `id` has the form of a stream entry id (`<ms>-<seq>`), as fast-path job ids do.
+pub fn is_entry_id(id: &str) -> bool {
+    id.split_once('-').is_some_and(|(ms, seq)| {
+        !ms.is_empty()
+            && !seq.is_empty()
+            && ms.bytes().all(|b| b.is_ascii_digit())
+            && seq.bytes().all(|b| b.is_ascii_digit())
+    })
+}
+
+/// The job `job_id` of `queue` as a record, wherever it is kept; `None` when it is nowhere
+/// (never existed, or its record and its completion were trimmed by retention).
+pub async fn describe_job<C: ConnectionLike>(
+    conn: &mut C,
+    keys: &Keys,
+    queue: &str,
+    job_id: &str,
+) -> Result<Option<JobRecord>, DescribeError> {
+    let hash: HashMap<String, Vec<u8>> = redis::cmd("HGETALL")
+        .arg(keys.job(queue, job_id))
+        .query_async(conn)
+        .await?;
+    if let Some(record) = JobRecord::from_hash(&hash)? {
+        return Ok(Some(record));
+    }
+    if !is_entry_id(job_id) {
+        return Ok(None);
+    }
+    if let Some(record) = from_stream(conn, keys, queue, job_id).await? {
+        return Ok(Some(record));
+    }
+    from_done(conn, keys, queue, job_id).await
+}
+
+/// Ids of fast-path jobs of `queue` starting with `prefix` (digits of an entry id), from
+/// its stream and its recent completions; at most `limit`.
+pub async fn fast_ids_with_prefix<C: ConnectionLike>(
+    conn: &mut C,
+    keys: &Keys,
+    queue: &str,
+    prefix: &str,
+    limit: usize,
+) -> Result<Vec<String>, DescribeError> {
+    let (ms, has_seq) = match prefix.split_once('-') {
+        Some((ms, _)) => (ms, true),
+        None => (prefix, false),
+    };
+    if ms.is_empty() || ms.len() > ENTRY_MS_DIGITS || !ms.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(Vec::new());
+    }
+    // Every id starting with the prefix lies between these two.
+    let (low, high) = if has_seq {
+        (ms.to_owned(), ms.to_owned())
+    } else {
+        (
+            format!("{ms:0<ENTRY_MS_DIGITS$}"),
+            format!("{ms:9<ENTRY_MS_DIGITS$}"),
+        )
+    };
+    let mut found = Vec::new();
+    let on_stream: StreamRangeReply = redis::cmd("XRANGE")
+        .arg(keys.stream(queue))
+        .arg(&low)
+        .arg(&high)
+        .arg("COUNT")
+        .arg(limit)
+        .query_async(conn)
+        .await?;
+    for id in &on_stream.ids {
+        if id.id.starts_with(prefix) && !id.map.contains_key(field::ID) {
+            found.push(id.id.clone());
+        }
+    }
+    let done: StreamRangeReply = redis::cmd("XRANGE")
+        .arg(keys.done(queue))
+        .arg(&low)
+        .arg("+")
+        .arg("COUNT")
+        .arg(DONE_STEP)
+        .query_async(conn)
+        .await?;
+    for id in &done.ids {
+        let entry = StreamEntry::from_stream_id(id);
+        if let Some(job) = text(&entry.fields, field::ID)
+            && job.starts_with(prefix)
+            && is_entry_id(&job)
+            && !found.contains(&job)
+        {
+            found.push(job);
+        }
+    }
+    found.truncate(limit);
+    Ok(found)
+}
+
+/// A fast-path job still on its stream: pending, or running under the consumer it was
+/// delivered to.
+async fn from_stream<C: ConnectionLike>(
+    conn: &mut C,
+    keys: &Keys,
+    queue: &str,
+    job_id: &str,
+) -> Result<Option<JobRecord>, DescribeError> {
+    let stream = keys.stream(queue);
+    let range: StreamRangeReply = redis::cmd("XRANGE")
+        .arg(&stream)
+        .arg(job_id)
+        .arg(job_id)
+        .query_async(conn)
+        .await?;
+    let Some(id) = range.ids.first() else {
+        return Ok(None);
+    };
+    let pending: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
+        .arg(&stream)
+        .arg(CONSUMER_GROUP)
+        .arg(job_id)
+        .arg(job_id)
+        .arg(1)
+        .query_async(conn)
+        .await
+        .or_else(|e| match e.code() {
+            // No group yet: no worker has read the stream, so nothing is running.
+            Some("NOGROUP") => Ok(Vec::new()),
+            _ => Err(e),
+        })?;
+    let entry = StreamEntry::from_stream_id(id);
+    if entry.fields.contains_key(field::ID) {
+        // It names a job of its own: that job's id is not this entry's.
+        return Ok(None);
+    }
+    let mut hash: HashMap<String, Vec<u8>> = entry
+        .fields
+        .iter()
+        .filter(|(name, _)| {
+            [
+                field::TYPE,
+                field::PAYLOAD,
+                field::CONTENT_TYPE,
+                field::MAX_ATTEMPTS,
+                field::BACKOFF,
+            ]
+            .contains(&name.as_str())
+        })
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect();
+    let spent: u64 = text(&entry.fields, field::ATTEMPTS)
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0);
+    let created = entry_ms(job_id).to_string();
+    let mut set = |name: &str, value: String| hash.insert(name.to_owned(), value.into_bytes());
+    set(field::ID, job_id.to_owned());
+    set(field::QUEUE, queue.to_owned());
+    set(field::CREATED_AT, created.clone());
+    set(field::RUN_AT, created);
+    if let Some(ms) = text(&entry.fields, field::TIMEOUT).and_then(|t| parse_duration_ms(&t)) {
+        set(field::TIMEOUT_MS, ms.to_string());
+    }
+    match pending.first() {
+        Some((_, consumer, _, deliveries)) => {
+            set(field::STATUS, "running".to_owned());
+            set(field::WORKER, consumer.clone());
+            set(field::ATTEMPTS, (spent + deliveries).to_string());
+        }
+        None => {
+            set(field::STATUS, "pending".to_owned());
+            set(field::ATTEMPTS, spent.to_string());
+        }
+    }
+    Ok(JobRecord::from_hash(&hash)?)
+}
+
+/// A fast-path job's completion, searched in `done` from the job's enqueue time on.
+async fn from_done<C: ConnectionLike>(
+    conn: &mut C,
+    keys: &Keys,
+    queue: &str,
+    job_id: &str,
+) -> Result<Option<JobRecord>, DescribeError> {
+    let done = keys.done(queue);
+    let mut start = job_id.to_owned();
+    let mut searched = 0;
+    while searched < DONE_SEARCH_LIMIT {
+        let range: StreamRangeReply = redis::cmd("XRANGE")
+            .arg(&done)
+            .arg(&start)
+            .arg("+")
+            .arg("COUNT")
+            .arg(DONE_STEP)
+            .query_async(conn)
+            .await?;
+        for id in &range.ids {
+            let entry = StreamEntry::from_stream_id(id);
+            if text(&entry.fields, field::ID).as_deref() == Some(job_id) {
+                return completed(&entry, queue, job_id);
+            }
+        }
+        let Some(last) = range.ids.last() else {
+            return Ok(None);
+        };
+        if range.ids.len() < DONE_STEP {
+            return Ok(None);
+        }
+        searched += range.ids.len();
+        start = format!("({}", last.id);
+    }
+    Ok(None)
+}
+
+/// The record of a completion read from `done`. Its payload is not kept there.
+fn completed(
+    entry: &StreamEntry,
+    queue: &str,
+    job_id: &str,
+) -> Result<Option<JobRecord>, DescribeError> {
+    let finished = entry_ms(&entry.entry_id);
+    let run_ms: u64 = text(&entry.fields, "run_ms")
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0);
+    let mut hash: HashMap<String, Vec<u8>> = HashMap::new();
+    let mut set = |name: &str, value: String| hash.insert(name.to_owned(), value.into_bytes());
+    set(field::ID, job_id.to_owned());
+    set(field::QUEUE, queue.to_owned());
+    set(field::STATUS, "completed".to_owned());
+    set(field::CREATED_AT, entry_ms(job_id).to_string());
+    set(field::FINISHED_AT, finished.to_string());
+    set(
+        field::STARTED_AT,
+        finished.saturating_sub(run_ms).to_string(),
+    );
+    for name in [field::TYPE, field::ATTEMPTS, field::WORKER, field::RESULT] {
+        if let Some(value) = text(&entry.fields, name) {
+            set(name, value);
+        }
+    }
+    Ok(JobRecord::from_hash(&hash)?.map(|mut record| {
+        record.payload = serde_json::Value::Null;
+        record
+    }))
+}
+
+fn text(fields: &HashMap<String, Vec<u8>>, name: &str) -> Option<String> {
+    fields
+        .get(name)
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+}
+
+/// The millisecond part of an entry id.
+fn entry_ms(entry_id: &str) -> u64 {
+    entry_id
+        .split_once('-')
+        .and_then(|(ms, _)| ms.parse().ok())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_ids_are_told_from_job_ids() {
+        assert!(is_entry_id("1732300000000-0"));
+        assert!(!is_entry_id("0190f5a2-7c1e-7d2a-9a4b-1f2e3d4c5b6a"));
+        assert!(!is_entry_id("12-"));
+        assert!(!is_entry_id("abc"));
+    }
+}

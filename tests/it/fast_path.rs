@@ -1,0 +1,140 @@
+//! Protocol 2's fast path: a job to run now is one stream entry carrying the whole job,
+//! runs with no record, and lands in the queue's `done` stream; anything unusual gives it
+//! a record.
+
+use flotilla_proto::Status;
+use flotilla_tests::{InProcessWorker, fast_config};
+use flotilla_worker::{JobContext, Registry};
+use serde_json::json;
+
+use crate::util::{Env, LONG};
+
+/// Built-ins, plus `attempt`, which answers with the attempt it runs as.
+fn registry() -> Registry {
+    let mut registry = Registry::with_builtins();
+    registry.register("attempt", |ctx: JobContext| async move {
+        Ok(Some(
+            json!({"attempt": ctx.attempt, "max": ctx.max_attempts}),
+        ))
+    });
+    registry
+}
+
+async fn record_exists(env: &Env, id: &str) -> bool {
+    env.cmd::<bool>(redis::cmd("EXISTS").arg(env.keys.job("default", id)))
+        .await
+}
+
+async fn xadd(env: &Env, fields: &[(&str, &str)]) -> String {
+    let mut cmd = redis::cmd("XADD");
+    cmd.arg(env.keys.stream("default")).arg("*");
+    for (name, value) in fields {
+        cmd.arg(*name).arg(*value);
+    }
+    env.cmd(&mut cmd).await
+}
+
+#[tokio::test]
+async fn a_job_to_run_now_is_one_entry_and_its_completion_lands_in_done() {
+    let env = Env::start().await;
+    let id = env.enqueue("attempt", json!({"n": 7})).await;
+    assert!(
+        !record_exists(&env, &id).await,
+        "no record on the fast path"
+    );
+    let fields: std::collections::HashMap<String, String> = env
+        .cmd::<redis::streams::StreamRangeReply>(
+            redis::cmd("XRANGE")
+                .arg(env.keys.stream("default"))
+                .arg(&id)
+                .arg(&id),
+        )
+        .await
+        .ids
+        .first()
+        .expect("the entry")
+        .map
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                redis::from_redis_value_ref(v).unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(fields.get("type").map(String::as_str), Some("attempt"));
+    assert_eq!(fields.get("v").map(String::as_str), Some("2"));
+
+    let worker = InProcessWorker::start(&env.url(), fast_config(), registry()).await;
+    let done = env
+        .wait_status("default", &id, Status::Completed, LONG)
+        .await;
+    assert_eq!(done.result.as_ref().map(|r| &r["attempt"]), Some(&json!(1)));
+    assert_eq!(done.attempts, 1);
+    assert_eq!(done.worker.as_deref(), Some(worker.id.as_str()));
+    assert!(!record_exists(&env, &id).await, "still no record");
+    let left: usize = env
+        .cmd(redis::cmd("XLEN").arg(env.keys.stream("default")))
+        .await;
+    assert_eq!(left, 0, "the entry is acknowledged and deleted");
+    let completions: usize = env
+        .cmd(redis::cmd("XLEN").arg(env.keys.done("default")))
+        .await;
+    assert_eq!(completions, 1);
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn an_entry_counts_the_attempts_it_carries_and_one_past_its_last_is_dead() {
+    let env = Env::start().await;
+    let worker = InProcessWorker::start(&env.url(), fast_config(), registry()).await;
+    // Two attempts spent before this entry: it runs as the third and last.
+    let third = xadd(
+        &env,
+        &[
+            ("type", "attempt"),
+            ("attempts", "2"),
+            ("max_attempts", "3"),
+        ],
+    )
+    .await;
+    let done = env
+        .wait_status("default", &third, Status::Completed, LONG)
+        .await;
+    assert_eq!(done.result, Some(json!({"attempt": 3, "max": 3})));
+    // All three spent: a poison pill, never run.
+    let spent = xadd(
+        &env,
+        &[
+            ("type", "attempt"),
+            ("attempts", "3"),
+            ("max_attempts", "3"),
+        ],
+    )
+    .await;
+    let dead = env.wait_status("default", &spent, Status::Dead, LONG).await;
+    let error = dead.error.unwrap_or_default();
+    assert!(error.contains("attempts spent (3 of 3)"), "{error}");
+    assert_eq!(dead.result, None, "it never ran");
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn a_failing_job_gets_a_record_that_keeps_its_payload_for_the_retry() {
+    let env = Env::start().await;
+    let id = env.enqueue("fail", json!({"times": 1})).await;
+    let worker = InProcessWorker::start(&env.url(), fast_config(), registry()).await;
+    let done = env
+        .wait_status("default", &id, Status::Completed, LONG)
+        .await;
+    assert_eq!(done.attempts, 2);
+    assert_eq!(done.result, Some(json!({"succeeded_on_attempt": 2})));
+    assert!(record_exists(&env, &id).await, "the failure wrote a record");
+    assert_eq!(
+        done.payload,
+        json!({"times": 1}),
+        "the record kept the payload"
+    );
+    assert_eq!(done.error, None, "a success clears the last error");
+    worker.stop().await;
+}
