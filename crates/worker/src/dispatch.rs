@@ -50,8 +50,9 @@ struct Plans {
     buries: Vec<BuryPlan>,
 }
 
-/// Starts every fetched entry and spawns its handler: one `start` call per queue for all
-/// its entries, and the buries, in one pipeline.
+/// Starts every fetched entry and spawns its handler: fast-path entries at once, the
+/// rest with one `start` call per queue for all its entries, and the buries, in one
+/// pipeline.
 pub(crate) async fn dispatch(
     shared: &Arc<Shared>,
     fetched: Vec<Fetched>,

@@ -217,7 +217,7 @@ impl Bench {
             },
             notes: vec![
                 "default settings (completed jobs kept for 24 h, at most 100 000 per queue; \
-                 more when a run has more jobs, as completions are counted in that index)"
+                 more when a run has more jobs, so retained memory covers all of them)"
                     .to_owned(),
                 "drain, mixed and backlog: one `flotilla worker` process per W; idle and \
                  paused workers look again every 50 ms so that all start together"
