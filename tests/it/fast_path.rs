@@ -25,15 +25,6 @@ async fn record_exists(env: &Env, id: &str) -> bool {
         .await
 }
 
-async fn xadd(env: &Env, fields: &[(&str, &str)]) -> String {
-    let mut cmd = redis::cmd("XADD");
-    cmd.arg(env.keys.stream("default")).arg("*");
-    for (name, value) in fields {
-        cmd.arg(*name).arg(*value);
-    }
-    env.cmd(&mut cmd).await
-}
-
 #[tokio::test]
 async fn a_job_to_run_now_is_one_entry_and_its_completion_lands_in_done() {
     let env = Env::start().await;
@@ -89,29 +80,31 @@ async fn an_entry_counts_the_attempts_it_carries_and_one_past_its_last_is_dead()
     let env = Env::start().await;
     let worker = InProcessWorker::start(&env.url(), fast_config(), registry()).await;
     // Two attempts spent before this entry: it runs as the third and last.
-    let third = xadd(
-        &env,
-        &[
-            ("type", "attempt"),
-            ("attempts", "2"),
-            ("max_attempts", "3"),
-        ],
-    )
-    .await;
+    let third = env
+        .xadd(
+            "default",
+            &[
+                ("type", b"attempt"),
+                ("attempts", b"2"),
+                ("max_attempts", b"3"),
+            ],
+        )
+        .await;
     let done = env
         .wait_status("default", &third, Status::Completed, LONG)
         .await;
     assert_eq!(done.result, Some(json!({"attempt": 3, "max": 3})));
     // All three spent: a poison pill, never run.
-    let spent = xadd(
-        &env,
-        &[
-            ("type", "attempt"),
-            ("attempts", "3"),
-            ("max_attempts", "3"),
-        ],
-    )
-    .await;
+    let spent = env
+        .xadd(
+            "default",
+            &[
+                ("type", b"attempt"),
+                ("attempts", b"3"),
+                ("max_attempts", b"3"),
+            ],
+        )
+        .await;
     let dead = env.wait_status("default", &spent, Status::Dead, LONG).await;
     let error = dead.error.unwrap_or_default();
     assert!(error.contains("attempts spent (3 of 3)"), "{error}");

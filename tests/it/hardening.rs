@@ -225,16 +225,6 @@ async fn http_errors_keep_their_cause_and_bad_settings_are_refused_up_front() {
 /// A raw entry's field/value pairs.
 type Fields<'a> = &'a [(&'a str, &'a [u8])];
 
-/// XADDs raw fields, as a producer in another language would.
-async fn xadd(env: &Env, fields: &[(&str, &[u8])]) -> String {
-    let mut cmd = redis::cmd("XADD");
-    cmd.arg(env.keys.stream("default")).arg("*");
-    for (name, value) in fields {
-        cmd.arg(*name).arg(*value);
-    }
-    env.cmd(&mut cmd).await
-}
-
 #[tokio::test]
 async fn malformed_raw_entries_are_dead_lettered_with_a_warning_that_forges_nothing() {
     let env = Env::start().await;
@@ -259,7 +249,7 @@ async fn malformed_raw_entries_are_dead_lettered_with_a_warning_that_forges_noth
     ];
     let mut entries = Vec::new();
     for (fields, _) in &cases {
-        entries.push(xadd(&env, fields).await);
+        entries.push(env.xadd("default", fields).await);
     }
     let dead = eventually(LONG, "every entry to be dead-lettered", || async {
         let dead = env.dead_entries("default").await;
@@ -295,11 +285,12 @@ async fn a_raw_entry_with_run_at_waits_until_then() {
     let worker = InProcessWorker::start(&env.url(), fast_config(), Registry::with_builtins()).await;
     let (secs, _): (u64, u64) = env.cmd(&mut redis::cmd("TIME")).await;
     let run_at = secs * 1000 + 1500;
-    let entry = xadd(
-        &env,
-        &[("type", b"noop"), ("run_at", run_at.to_string().as_bytes())],
-    )
-    .await;
+    let entry = env
+        .xadd(
+            "default",
+            &[("type", b"noop"), ("run_at", run_at.to_string().as_bytes())],
+        )
+        .await;
     let scheduled = env
         .wait_status("default", &entry, Status::Scheduled, LONG)
         .await;

@@ -12,15 +12,6 @@ use serde_json::json;
 use crate::util::{Env, LONG};
 
 /// XADDs raw fields to a queue's stream, as a producer in another language would.
-async fn xadd(env: &Env, queue: &str, fields: &[(&str, &[u8])]) -> String {
-    let mut cmd = redis::cmd("XADD");
-    cmd.arg(env.keys.stream(queue)).arg("*");
-    for (name, value) in fields {
-        cmd.arg(*name).arg(*value);
-    }
-    env.cmd(&mut cmd).await
-}
-
 fn counting_registry(runs: &Arc<Mutex<Vec<serde_json::Value>>>) -> Registry {
     let mut registry = Registry::with_builtins();
     let seen = Arc::clone(runs);
@@ -49,19 +40,21 @@ async fn a_raw_xadd_with_only_type_and_payload_runs() {
     let env = Env::start().await;
     let runs = Arc::new(Mutex::new(Vec::new()));
     let worker = InProcessWorker::start(&env.url(), fast_config(), counting_registry(&runs)).await;
-    let entry = xadd(
-        &env,
-        "default",
-        &[("type", b"record"), ("payload", br#"{"to":"a@b.c"}"#)],
-    )
-    .await;
+    let entry = env
+        .xadd(
+            "default",
+            &[("type", b"record"), ("payload", br#"{"to":"a@b.c"}"#)],
+        )
+        .await;
     // Without an `id` field the entry id stands in for the job id.
     let record = env
         .wait_status("default", &entry, Status::Completed, LONG)
         .await;
     assert_eq!(record.result, Some(json!({"to": "a@b.c"})));
     // Defaults apply to fields the entry leaves out.
-    let entry = xadd(&env, "default", &[("type", b"context"), ("payload", b"{}")]).await;
+    let entry = env
+        .xadd("default", &[("type", b"context"), ("payload", b"{}")])
+        .await;
     let record = env
         .wait_status("default", &entry, Status::Completed, LONG)
         .await;
@@ -86,8 +79,8 @@ async fn the_same_producer_id_xadded_twice_runs_once() {
         ("payload", b"[1]"),
         ("max_attempts", b"5"),
     ];
-    xadd(&env, "default", &fields).await;
-    xadd(&env, "default", &fields).await;
+    env.xadd("default", &fields).await;
+    env.xadd("default", &fields).await;
     let worker = InProcessWorker::start(&env.url(), fast_config(), counting_registry(&runs)).await;
     let id = "4f9c1d2e-0000-4000-8000-000000000001";
     let record = env
@@ -95,8 +88,8 @@ async fn the_same_producer_id_xadded_twice_runs_once() {
         .await;
     assert_eq!(record.max_attempts, 5);
     // Also after the first run finished, a late duplicate must not run.
-    xadd(&env, "default", &fields).await;
-    let marker = xadd(&env, "default", &[("type", b"noop")]).await;
+    env.xadd("default", &fields).await;
+    let marker = env.xadd("default", &[("type", b"noop")]).await;
     env.wait_status("default", &marker, Status::Completed, LONG)
         .await;
     worker.stop().await;
@@ -117,8 +110,7 @@ async fn malformed_entries_go_to_the_dlq_with_reasons_and_the_worker_carries_on(
     let oversize = format!("\"{}\"", "x".repeat(2000));
     let cases: Vec<(String, &str)> = vec![
         (
-            xadd(
-                &env,
+            env.xadd(
                 "default",
                 &[
                     ("type", b"record"),
@@ -130,17 +122,12 @@ async fn malformed_entries_go_to_the_dlq_with_reasons_and_the_worker_carries_on(
             "not valid msgpack",
         ),
         (
-            xadd(
-                &env,
-                "default",
-                &[("type", b"record"), ("payload", b"{\"to\": ")],
-            )
-            .await,
+            env.xadd("default", &[("type", b"record"), ("payload", b"{\"to\": ")])
+                .await,
             "not valid json",
         ),
         (
-            xadd(
-                &env,
+            env.xadd(
                 "default",
                 &[("type", b"record"), ("payload", oversize.as_bytes())],
             )
@@ -148,38 +135,30 @@ async fn malformed_entries_go_to_the_dlq_with_reasons_and_the_worker_carries_on(
             "over the 1024-byte limit",
         ),
         (
-            xadd(&env, "default", &[("payload", b"{}")]).await,
+            env.xadd("default", &[("payload", b"{}")]).await,
             "neither an `id`",
         ),
         (
-            xadd(
-                &env,
-                "default",
-                &[("type", b"record"), ("content_type", b"xml")],
-            )
-            .await,
+            env.xadd("default", &[("type", b"record"), ("content_type", b"xml")])
+                .await,
             "unknown content type",
         ),
         (
-            xadd(
-                &env,
-                "default",
-                &[("type", b"record"), ("max_attempts", b"lots")],
-            )
-            .await,
+            env.xadd("default", &[("type", b"record"), ("max_attempts", b"lots")])
+                .await,
             "max_attempts",
         ),
         (
-            xadd(&env, "default", &[("id", b"no-such-job")]).await,
+            env.xadd("default", &[("id", b"no-such-job")]).await,
             "no record",
         ),
     ];
-    let good = xadd(
-        &env,
-        "default",
-        &[("type", b"record"), ("payload", b"{\"ok\":true}")],
-    )
-    .await;
+    let good = env
+        .xadd(
+            "default",
+            &[("type", b"record"), ("payload", b"{\"ok\":true}")],
+        )
+        .await;
     env.wait_status("default", &good, Status::Completed, LONG)
         .await;
     let dead = eventually(LONG, "every bad entry in the DLQ", || async {
@@ -228,17 +207,17 @@ async fn malformed_entries_go_to_the_dlq_with_reasons_and_the_worker_carries_on(
 async fn an_unknown_type_is_retried_per_policy_with_a_clear_error() {
     let env = Env::start().await;
     let worker = InProcessWorker::start(&env.url(), fast_config(), Registry::with_builtins()).await;
-    let entry = xadd(
-        &env,
-        "default",
-        &[
-            ("type", b"resize_image"),
-            ("payload", b"{}"),
-            ("max_attempts", b"2"),
-        ],
-    )
-    .await;
-    let marker = xadd(&env, "default", &[("type", b"noop")]).await;
+    let entry = env
+        .xadd(
+            "default",
+            &[
+                ("type", b"resize_image"),
+                ("payload", b"{}"),
+                ("max_attempts", b"2"),
+            ],
+        )
+        .await;
+    let marker = env.xadd("default", &[("type", b"noop")]).await;
     env.wait_status("default", &marker, Status::Completed, LONG)
         .await;
     let record = env.wait_status("default", &entry, Status::Dead, LONG).await;

@@ -107,6 +107,17 @@ impl Env {
         entry.unwrap_or_else(|| id.to_owned())
     }
 
+    /// XADDs raw fields to the queue's stream, as a producer in another language would;
+    /// returns the entry id.
+    pub async fn xadd(&self, queue: &str, fields: &[(&str, &[u8])]) -> String {
+        let mut cmd = redis::cmd("XADD");
+        cmd.arg(self.keys.stream(queue)).arg("*");
+        for (name, value) in fields {
+            cmd.arg(*name).arg(*value);
+        }
+        self.cmd(&mut cmd).await
+    }
+
     /// Creates the queue's consumer group, as a worker would.
     pub async fn create_group(&self, queue: &str) {
         self.cmd::<()>(

@@ -149,10 +149,10 @@ async fn begin_fast(shared: &Arc<Shared>, plan: FastPlan, permit: OwnedSemaphore
         .attempts
         .unwrap_or(0)
         .saturating_add(fetched.delivery);
-    let job = FastJob {
-        job_type: fields.job_type.clone().unwrap_or_default(),
-        payload: fields.payload.bytes.clone(),
+    let started = StartedJob {
+        job_type: fields.job_type.unwrap_or_default(),
         content_type: fields.payload.content_type.as_str().to_owned(),
+        payload: fields.payload.bytes,
         attempt: attempt.min(max_attempts),
         max_attempts,
         timeout_ms: fields
@@ -163,8 +163,7 @@ async fn begin_fast(shared: &Arc<Shared>, plan: FastPlan, permit: OwnedSemaphore
             .as_ref()
             .unwrap_or(&defaults.backoff)
             .to_string(),
-        trace: fields.trace.clone().unwrap_or_default(),
-        started_at_ms: now_ms(),
+        trace: fields.trace.unwrap_or_default(),
     };
     let entry_id = fetched.entry.entry_id;
     let attempt_of = Attempt {
@@ -172,10 +171,14 @@ async fn begin_fast(shared: &Arc<Shared>, plan: FastPlan, permit: OwnedSemaphore
         job_id: entry_id.clone(),
         entry_id,
         lease: new_lease_token(),
-        job_type: job.job_type.clone(),
-        number: job.attempt,
+        job_type: started.job_type.clone(),
+        number: started.attempt,
         began: Instant::now(),
-        fast: Some(Arc::new(job)),
+        // The record a failure would write needs the payload too: one copy per job.
+        fast: Some(Arc::new(FastJob {
+            job: started.clone(),
+            started_at_ms: now_ms(),
+        })),
         delivery: Arc::new(fetched.delivery.into()),
         cancel: CancellationToken::new(),
     };
@@ -195,19 +198,6 @@ async fn begin_fast(shared: &Arc<Shared>, plan: FastPlan, permit: OwnedSemaphore
         }
         return;
     }
-    let Some(job) = attempt_of.fast.clone() else {
-        return;
-    };
-    let started = StartedJob {
-        job_type: job.job_type.clone(),
-        payload: fields.payload.bytes,
-        content_type: job.content_type.clone(),
-        attempt: job.attempt,
-        max_attempts: job.max_attempts,
-        timeout_ms: job.timeout_ms,
-        backoff: job.backoff.clone(),
-        trace: job.trace.clone(),
-    };
     shared
         .tracker
         .spawn(run_attempt(Arc::clone(shared), attempt_of, started, permit));

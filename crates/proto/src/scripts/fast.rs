@@ -2,20 +2,13 @@
 //! in its stream entry and has no record), so that a script can fence the attempt by its
 //! entry's delivery count and write the job's record when it must have one.
 
-use super::Call;
+use super::{Call, StartedJob};
 
 /// A fast-path attempt, as the scripts that may write its record need it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FastJob {
-    pub job_type: String,
-    pub payload: Vec<u8>,
-    pub content_type: String,
-    /// This attempt's number, from 1.
-    pub attempt: u32,
-    pub max_attempts: u32,
-    pub timeout_ms: u64,
-    pub backoff: String,
-    pub trace: String,
+    /// The job as its entry carries it, with the worker's defaults filled in.
+    pub job: StartedJob,
     /// When the attempt began, ms since the Unix epoch on the worker's clock.
     pub started_at_ms: u64,
 }
@@ -27,16 +20,16 @@ pub struct FastJob {
 pub(crate) fn fast_args(call: Call, delivery: u32, fast: Option<&FastJob>) -> Call {
     match fast {
         None => call.arg(0).arg(&["", "", "", "", "", "", "", "", ""][..]),
-        Some(f) => call
+        Some(FastJob { job, started_at_ms }) => call
             .arg(delivery)
-            .arg(&f.job_type)
-            .arg(&f.payload)
-            .arg(&f.content_type)
-            .arg(f.attempt)
-            .arg(f.max_attempts)
-            .arg(f.timeout_ms)
-            .arg(&f.backoff)
-            .arg(&f.trace)
-            .arg(f.started_at_ms),
+            .arg(&job.job_type)
+            .arg(&job.payload)
+            .arg(&job.content_type)
+            .arg(job.attempt)
+            .arg(job.max_attempts)
+            .arg(job.timeout_ms)
+            .arg(&job.backoff)
+            .arg(&job.trace)
+            .arg(*started_at_ms),
     }
 }
