@@ -131,3 +131,29 @@ async fn a_failing_job_gets_a_record_that_keeps_its_payload_for_the_retry() {
     assert_eq!(done.error, None, "a success clears the last error");
     worker.stop().await;
 }
+
+#[tokio::test]
+async fn a_completion_in_the_same_millisecond_as_its_job_is_found() {
+    let env = Env::start().await;
+    // A completion written in the millisecond its job was enqueued can take a lower
+    // sequence number in `done` than the job's own id.
+    let job_id = "1795476667464-1";
+    let _: String = env
+        .cmd(
+            redis::cmd("XADD")
+                .arg(env.keys.done("default"))
+                .arg("1795476667464-0")
+                .arg(&[
+                    ("id", job_id),
+                    ("type", "noop"),
+                    ("attempts", "1"),
+                    ("worker", "w"),
+                    ("run_ms", "0"),
+                    ("result", ""),
+                ]),
+        )
+        .await;
+    let record = env.record("default", job_id).await.expect("found in done");
+    assert_eq!(record.status, Some(Status::Completed));
+    assert_eq!(record.job_type, "noop");
+}

@@ -17,6 +17,14 @@ const DONE_STEP: usize = 500;
 const DONE_SEARCH_LIMIT: usize = 50_000;
 /// Digits of the millisecond part of entry ids (until the year 2286).
 const ENTRY_MS_DIGITS: usize = 13;
+/// Where to begin looking in `done` for completions of jobs enqueued at `ms` (the
+/// millisecond part of their ids) or later. A completion in the same millisecond as its
+/// job's entry can take a lower sequence number than the job's id, so the search starts
+/// at the millisecond, never at the id itself. (Redis stamps both from its own clock; only
+/// a clock stepped back between enqueue and completion dates a completion earlier.)
+fn done_search_start(ms: &str) -> String {
+    format!("{ms}-0")
+}
 
 /// A job could not be described.
 #[derive(Debug, thiserror::Error)]
@@ -102,7 +110,7 @@ pub async fn fast_ids_with_prefix<C: ConnectionLike>(
     }
     let done: StreamRangeReply = redis::cmd("XRANGE")
         .arg(keys.done(queue))
-        .arg(&low)
+        .arg(done_search_start(&low))
         .arg("+")
         .arg("COUNT")
         .arg(DONE_STEP)
@@ -207,7 +215,8 @@ async fn from_done<C: ConnectionLike>(
     job_id: &str,
 ) -> Result<Option<JobRecord>, DescribeError> {
     let done = keys.done(queue);
-    let mut start = job_id.to_owned();
+    let enqueued_ms = job_id.split_once('-').map_or(job_id, |(ms, _)| ms);
+    let mut start = done_search_start(enqueued_ms);
     let mut searched = 0;
     while searched < DONE_SEARCH_LIMIT {
         let range: StreamRangeReply = redis::cmd("XRANGE")
