@@ -75,7 +75,12 @@ impl JobContext {
             delivery: self.delivery.load(Ordering::Acquire),
             progress: &text,
         };
-        scripts::run(&mut conn, &self.keys, &call).await?;
+        let recorded = scripts::run(&mut conn, &self.keys, &call).await?;
+        if recorded && call.delivery > 0 {
+            // The job has its record now: the rest of the attempt is fenced by its lease,
+            // as an attempt that began with a record is.
+            self.delivery.store(0, Ordering::Release);
+        }
         Ok(())
     }
 }

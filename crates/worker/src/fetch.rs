@@ -5,9 +5,9 @@
 use std::collections::HashSet;
 
 use flotilla_proto::scripts::{self, Promote, ScriptError};
-use flotilla_proto::{CONSUMER_GROUP, Keys, StreamEntry};
+use flotilla_proto::{CONSUMER_GROUP, Keys, StreamEntry, read_reply_entries};
 use redis::aio::ConnectionManager;
-use redis::streams::{StreamAutoClaimReply, StreamReadReply};
+use redis::streams::StreamAutoClaimReply;
 
 use crate::connections::BlockingPool;
 
@@ -39,21 +39,17 @@ impl FetchError {
     }
 }
 
-fn flatten(reply: Option<StreamReadReply>, keys: &Keys, queues: &[&str]) -> Vec<Fetched> {
-    let Some(reply) = reply else {
-        return Vec::new();
-    };
-    reply
-        .keys
+fn flatten(reply: redis::Value, keys: &Keys, queues: &[&str]) -> Vec<Fetched> {
+    read_reply_entries(reply)
         .into_iter()
-        .flat_map(|stream| {
+        .flat_map(|(stream, entries)| {
             let queue = queues
                 .iter()
-                .find(|q| keys.stream(q) == stream.key)
+                .find(|q| keys.stream(q) == stream)
                 .map_or_else(String::new, |q| (*q).to_owned());
-            stream.ids.into_iter().map(move |id| Fetched {
+            entries.into_iter().map(move |entry| Fetched {
                 queue: queue.clone(),
-                entry: StreamEntry::from_stream_id(&id),
+                entry,
                 delivery: 1,
             })
         })
@@ -69,7 +65,7 @@ pub(crate) async fn read_ready(
     count: usize,
 ) -> Result<Vec<Fetched>, FetchError> {
     for queue in order {
-        let reply: Option<StreamReadReply> = redis::cmd("XREADGROUP")
+        let reply: redis::Value = redis::cmd("XREADGROUP")
             .arg("GROUP")
             .arg(CONSUMER_GROUP)
             .arg(consumer)
@@ -116,7 +112,7 @@ pub(crate) async fn read_blocking(
     for _ in queues {
         cmd.arg(">");
     }
-    let reply: Option<StreamReadReply> = cmd.query_async(&mut *conn).await?;
+    let reply: redis::Value = cmd.query_async(&mut *conn).await?;
     Ok(flatten(reply, keys, queues))
 }
 

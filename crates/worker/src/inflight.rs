@@ -26,7 +26,9 @@ pub(crate) struct Attempt {
     /// and, should it fail, be handed back or report progress, to write its record.
     pub fast: Option<Arc<FastJob>>,
     /// A fast-path attempt's entry delivery count, which scripts fence it by; shared by
-    /// the attempt's clones, as this worker's own reclaim of the entry raises it.
+    /// the attempt's clones, as this worker's own reclaim of the entry raises it. It
+    /// becomes 0 once the attempt has written its record (progress): from then on the
+    /// lease fences it.
     pub delivery: Arc<AtomicU32>,
     /// Stops the handler (cancel, lost lease).
     pub cancel: CancellationToken,
@@ -91,7 +93,13 @@ impl InFlight {
             return false;
         };
         if attempt.fast.is_some() && delivery > 0 {
-            attempt.delivery.store(delivery, Ordering::Release);
+            // A count of 0 means the attempt has written its record and is fenced by its
+            // lease now; it stays so.
+            let _ = attempt
+                .delivery
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |current| {
+                    (current != 0).then_some(delivery)
+                });
         }
         true
     }

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use super::fast::fast_args;
+use super::fast::{entry_range, fast_args};
 use super::reply::{int, items, text, words};
 use super::{COMPLETE, Call, FAIL, FastJob, HANDBACK, ScriptCall, ScriptError};
 use crate::{CONSUMER_GROUP, Keys, Status};
@@ -79,6 +79,13 @@ impl ScriptCall for Complete<'_> {
             .arg(self.consumer)
             .arg(self.retention_ms)
             .arg(self.max_len);
+        let (low, high) = entry_range(
+            self.items
+                .iter()
+                .filter(|item| item.delivery > 0)
+                .map(|item| item.entry_id),
+        );
+        call = call.arg(low).arg(high);
         for item in &self.items {
             call = call
                 .key(keys.job(q, item.job_id))

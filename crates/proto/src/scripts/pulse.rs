@@ -1,7 +1,7 @@
 //! The bindings a live worker sends while it runs jobs: `heartbeat` (refresh its entries,
 //! rule 4), `worker_beat` (its registry entry) and `progress`.
 
-use super::fast::fast_args;
+use super::fast::{entry_range, fast_args};
 use super::reply::{flag, int, words};
 use super::{Call, FastJob, HEARTBEAT, PROGRESS, ScriptCall, ScriptError, WORKER_BEAT};
 use crate::{CONSUMER_GROUP, Keys, worker_field};
@@ -45,6 +45,8 @@ impl ScriptCall for Heartbeat<'_> {
             .key(keys.stream(self.queue))
             .arg(CONSUMER_GROUP)
             .arg(self.consumer);
+        let (low, high) = entry_range(self.items.iter().map(|item| item.entry_id));
+        call = call.arg(low).arg(high);
         for item in &self.items {
             call = call
                 .key(keys.job(self.queue, item.job_id))

@@ -37,12 +37,8 @@ local function id_parts(id)
   return tonumber(ms) or 0, tonumber(seq) or 0
 end
 
--- The ids among `entries` (all of one stream) that are pending under `consumer`, as a
--- map from id to delivery count, read with one XPENDING over their range rather than one
--- call per entry.
-local function owned_by(stream, group, consumer, entries)
-  local owned = {}
-  if #entries == 0 then return owned end
+-- The lowest and highest of `entries` (ids of one stream), compared as numbers.
+local function entry_bounds(entries)
   local low, high = entries[1], entries[1]
   local lms, lseq = id_parts(low)
   local hms, hseq = lms, lseq
@@ -51,12 +47,35 @@ local function owned_by(stream, group, consumer, entries)
     if ms < lms or (ms == lms and seq < lseq) then low, lms, lseq = e, ms, seq end
     if ms > hms or (ms == hms and seq > hseq) then high, hms, hseq = e, ms, seq end
   end
-  -- Only this consumer's entries in the range come back: at most what it has in flight.
-  -- A missing group (Redis restarted empty) means nothing is owned.
-  local pel = redis.pcall('XPENDING', stream, group, low, high, #entries + 100000, consumer)
+  return low, high
+end
+
+-- The entries from `low` to `high` pending under `consumer`, as a map from id to delivery
+-- count, read with one XPENDING over the range rather than one call per entry. Only this
+-- consumer's entries come back: at most `count` asked about plus the others it has in
+-- flight. A missing group (Redis restarted empty) means nothing is owned. Callers that
+-- know the bounds pass them, as parsing every id here costs more than the read.
+local function owned_in(stream, group, consumer, low, high, count)
+  local owned = {}
+  if not low or low == '' then return owned end
+  local pel = redis.pcall('XPENDING', stream, group, low, high, count + 100000, consumer)
   if pel.err then return owned end
   for _, p in ipairs(pel) do owned[p[1]] = p[4] end
   return owned
+end
+
+-- The ids among `entries` (all of one stream) that are pending under `consumer`, as a
+-- map from id to delivery count.
+local function owned_by(stream, group, consumer, entries)
+  if #entries == 0 then return {} end
+  local low, high = entry_bounds(entries)
+  return owned_in(stream, group, consumer, low, high, #entries)
+end
+
+-- A fast-path attempt that is no longer its worker's may have been cancelled (its
+-- cancelled record says so).
+local function was_cancelled(job)
+  return redis.call('HGET', job, 'status') == 'cancelled'
 end
 
 -- Why a fast-path attempt is no longer current: "stale" when another worker took its

@@ -1,31 +1,38 @@
 -- heartbeat: keep this worker's in-flight entries fresh so no reclaimer takes them (rule 4).
 -- KEYS[1] stream   KEYS[2..n] job records
--- ARGV[1] group   ARGV[2] consumer   then per job (in KEYS order): entry id, lease token,
+-- ARGV[1] group   ARGV[2] consumer   ARGV[3], ARGV[4] the lowest and highest entry id
+-- then per job (in KEYS order), from ARGV[5]: entry id, lease token,
 -- delivery count (0 = the attempt has a record; else a fast-path attempt, current while its
 -- entry is pending under this consumer at that count)
 -- Returns, per job, "ok", "lost" (taken by another worker), "cancelled" or "missing" (no
 -- record: Redis lost its data, or the record was deleted).
 local stream, group, consumer = KEYS[1], ARGV[1], ARGV[2]
-local entries = {}
-for i = 2, #KEYS do entries[#entries + 1] = ARGV[3 * i - 3] end
-local owned = owned_by(stream, group, consumer, entries)
+local owned = owned_in(stream, group, consumer, ARGV[3], ARGV[4], #KEYS)
 local out, refresh = {}, {'XCLAIM', stream, group, consumer, 0}
 for i = 2, #KEYS do
-  local entry, token, delivery = ARGV[3 * i - 3], ARGV[3 * i - 2], tonumber(ARGV[3 * i - 1])
-  local f = redis.call('HMGET', KEYS[i], 'status', 'lease')
+  local a = 5 + 3 * (i - 2)
+  local entry, token, delivery = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2])
   local current
-  if f[1] == 'cancelled' then
-    out[#out + 1] = 'cancelled'
-  elseif f[1] then
-    current = f[1] == 'running' and f[2] == token and owned[entry] ~= nil
-  elseif delivery == 0 then
-    out[#out + 1] = 'missing'
-  elseif owned[entry] == delivery then
-    current = true
-  elseif not_current(stream, entry) == 'missing' then
-    out[#out + 1] = 'missing'
+  if delivery ~= 0 then
+    -- A fast-path attempt: its record is read only when its entry is no longer ours.
+    if owned[entry] == delivery then
+      current = true
+    elseif was_cancelled(KEYS[i]) then
+      out[#out + 1] = 'cancelled'
+    elseif not_current(stream, entry) == 'missing' then
+      out[#out + 1] = 'missing'
+    else
+      current = false
+    end
   else
-    current = false
+    local f = redis.call('HMGET', KEYS[i], 'status', 'lease')
+    if f[1] == 'cancelled' then
+      out[#out + 1] = 'cancelled'
+    elseif f[1] then
+      current = f[1] == 'running' and f[2] == token and owned[entry] ~= nil
+    else
+      out[#out + 1] = 'missing'
+    end
   end
   if current ~= nil then
     if current then
