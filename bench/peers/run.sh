@@ -30,7 +30,10 @@ for tool in node npm python3 redis-server redis-cli cargo; do
 done
 
 if [[ ! -d $here/node_modules ]]; then
-    (cd "$here" && npm ci --no-audit --no-fund)
+    # Some npm releases refuse `ci` over a lock file that lists optional packages for
+    # other platforms only by name; `install` with the same lock file installs the same
+    # versions.
+    (cd "$here" && { npm ci --no-audit --no-fund || npm install --no-audit --no-fund; })
 fi
 
 cargo build --release -p flotilla-cli
