@@ -564,6 +564,20 @@ class Bench {
     };
   }
 
+  /** Records a prefilled drain's figures as one row. */
+  recordDrain(scenario, variant, jobs, run) {
+    this.record({
+      scenario,
+      variant,
+      jobs,
+      jobs_per_s: (jobs * 1000) / run.elapsedMs,
+      ...run.redis,
+      redis_bytes_per_job: run.retainedBytes,
+      worker_rss_mb: run.workerRssMb,
+      worker_cpu_us_per_job: run.workerCpuUsPerJob,
+    });
+  }
+
   record(row) {
     const r = {
       scenario: row.scenario,
@@ -652,16 +666,7 @@ class Bench {
         const variant = `W${w}xC${c}`;
         const label = `drain ${variant}`;
         const run = await this.prefilledDrain(n, () => ({ name: 'noop', data: this.payload }), label, w, c, 'noop');
-        this.record({
-          scenario: 'drain',
-          variant,
-          jobs: n,
-          jobs_per_s: (n * 1000) / run.elapsedMs,
-          ...run.redis,
-          redis_bytes_per_job: run.retainedBytes,
-          worker_rss_mb: run.workerRssMb,
-          worker_cpu_us_per_job: run.workerCpuUsPerJob,
-        });
+        this.recordDrain('drain', variant, n, run);
       }
     }
     await this.stats.clean(this.opts.prefix);
@@ -742,16 +747,7 @@ class Bench {
     const variant = `W1xC${FIXED_CONCURRENCY}`;
     const label = `mixed ${variant}`;
     const run = await this.prefilledDrain(n, i => mixedJob(i, this.payload), label, 1, FIXED_CONCURRENCY, 'mixed');
-    this.record({
-      scenario: 'mixed',
-      variant,
-      jobs: n,
-      jobs_per_s: (n * 1000) / run.elapsedMs,
-      ...run.redis,
-      redis_bytes_per_job: run.retainedBytes,
-      worker_rss_mb: run.workerRssMb,
-      worker_cpu_us_per_job: run.workerCpuUsPerJob,
-    });
+    this.recordDrain('mixed', variant, n, run);
     await this.stats.clean(this.opts.prefix);
   }
 

@@ -5,10 +5,9 @@
 use std::collections::HashMap;
 
 use redis::aio::ConnectionLike;
-use redis::streams::StreamRangeReply;
 
 use crate::entry::parse_duration_ms;
-use crate::{CONSUMER_GROUP, JobRecord, Keys, ProtoError, StreamEntry, field};
+use crate::{CONSUMER_GROUP, JobRecord, Keys, ProtoError, StreamEntry, field, range_entries};
 
 /// Entries of `done` read per step while looking for a completion.
 const DONE_STEP: usize = 500;
@@ -95,29 +94,13 @@ pub async fn fast_ids_with_prefix<C: ConnectionLike>(
         )
     };
     let mut found = Vec::new();
-    let on_stream: StreamRangeReply = redis::cmd("XRANGE")
-        .arg(keys.stream(queue))
-        .arg(&low)
-        .arg(&high)
-        .arg("COUNT")
-        .arg(limit)
-        .query_async(conn)
-        .await?;
-    for id in &on_stream.ids {
-        if id.id.starts_with(prefix) && !id.map.contains_key(field::ID) {
-            found.push(id.id.clone());
+    for entry in xrange(conn, &keys.stream(queue), &low, &high, limit).await? {
+        if entry.entry_id.starts_with(prefix) && !entry.fields.contains_key(field::ID) {
+            found.push(entry.entry_id);
         }
     }
-    let done: StreamRangeReply = redis::cmd("XRANGE")
-        .arg(keys.done(queue))
-        .arg(done_search_start(&low))
-        .arg("+")
-        .arg("COUNT")
-        .arg(DONE_STEP)
-        .query_async(conn)
-        .await?;
-    for id in &done.ids {
-        let entry = StreamEntry::from_stream_id(id);
+    let done_start = done_search_start(&low);
+    for entry in xrange(conn, &keys.done(queue), &done_start, "+", DONE_STEP).await? {
         if let Some(job) = text(&entry.fields, field::ID)
             && job.starts_with(prefix)
             && is_entry_id(&job)
@@ -139,13 +122,7 @@ async fn from_stream<C: ConnectionLike>(
     job_id: &str,
 ) -> Result<Option<JobRecord>, DescribeError> {
     let stream = keys.stream(queue);
-    let range: StreamRangeReply = redis::cmd("XRANGE")
-        .arg(&stream)
-        .arg(job_id)
-        .arg(job_id)
-        .query_async(conn)
-        .await?;
-    let Some(id) = range.ids.first() else {
+    let Some(entry) = xrange(conn, &stream, job_id, job_id, 1).await?.pop() else {
         return Ok(None);
     };
     let pending: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
@@ -161,7 +138,6 @@ async fn from_stream<C: ConnectionLike>(
             Some("NOGROUP") => Ok(Vec::new()),
             _ => Err(e),
         })?;
-    let entry = StreamEntry::from_stream_id(id);
     if entry.fields.contains_key(field::ID) {
         // It names a job of its own: that job's id is not this entry's.
         return Ok(None);
@@ -219,30 +195,42 @@ async fn from_done<C: ConnectionLike>(
     let mut start = done_search_start(enqueued_ms);
     let mut searched = 0;
     while searched < DONE_SEARCH_LIMIT {
-        let range: StreamRangeReply = redis::cmd("XRANGE")
-            .arg(&done)
-            .arg(&start)
-            .arg("+")
-            .arg("COUNT")
-            .arg(DONE_STEP)
-            .query_async(conn)
-            .await?;
-        for id in &range.ids {
-            let entry = StreamEntry::from_stream_id(id);
-            if text(&entry.fields, field::ID).as_deref() == Some(job_id) {
-                return completed(&entry, queue, job_id);
-            }
+        let range = xrange(conn, &done, &start, "+", DONE_STEP).await?;
+        if let Some(entry) = range
+            .iter()
+            .find(|entry| text(&entry.fields, field::ID).as_deref() == Some(job_id))
+        {
+            return completed(entry, queue, job_id);
         }
-        let Some(last) = range.ids.last() else {
+        let Some(last) = range.last() else {
             return Ok(None);
         };
-        if range.ids.len() < DONE_STEP {
+        if range.len() < DONE_STEP {
             return Ok(None);
         }
-        searched += range.ids.len();
-        start = format!("({}", last.id);
+        searched += range.len();
+        start = format!("({}", last.entry_id);
     }
     Ok(None)
+}
+
+/// Up to `count` entries of `stream` from `start` to `end`.
+async fn xrange<C: ConnectionLike>(
+    conn: &mut C,
+    stream: &str,
+    start: &str,
+    end: &str,
+    count: usize,
+) -> Result<Vec<StreamEntry>, redis::RedisError> {
+    let reply: redis::Value = redis::cmd("XRANGE")
+        .arg(stream)
+        .arg(start)
+        .arg(end)
+        .arg("COUNT")
+        .arg(count)
+        .query_async(conn)
+        .await?;
+    Ok(range_entries(reply))
 }
 
 /// The record of a completion read from `done`. Its payload is not kept there.
