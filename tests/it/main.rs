@@ -7,6 +7,7 @@ mod handlers;
 mod hardening;
 mod lifecycle;
 mod malformed;
+mod prefetch;
 mod priority;
 mod reconcile;
 mod resilience;

@@ -48,6 +48,12 @@ pub struct WorkerConfig {
     pub strict_priority: bool,
     /// Jobs run at once by this worker.
     pub concurrency: usize,
+    /// Entries this worker may fetch ahead of a free slot while its handlers finish
+    /// quickly (default: [`DEFAULT_PREFETCH`] or `concurrency`, whichever is larger; 0
+    /// turns it off). A slot that frees then starts its next job at once instead of a
+    /// round trip to Redis later; while handlers run long, nothing is fetched ahead, so
+    /// idle workers get the work.
+    pub prefetch: Option<usize>,
     /// How long running jobs may go on after SIGTERM before they are handed back.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
@@ -77,6 +83,7 @@ impl Default for WorkerConfig {
             queues: QueueWeight::defaults(),
             strict_priority: false,
             concurrency: 10,
+            prefetch: None,
             shutdown_grace: Duration::from_secs(25),
             heartbeat_interval: Duration::from_secs(5),
             lease_ttl: Duration::from_secs(30),
@@ -87,7 +94,22 @@ impl Default for WorkerConfig {
     }
 }
 
+/// The most entries a worker may fetch ahead of its free slots.
+pub const MAX_PREFETCH: usize = 1024;
+
+/// Entries fetched ahead by default, however few the slots: enough to keep a worker busy
+/// through a read's round trip when its handlers take microseconds.
+pub const DEFAULT_PREFETCH: usize = 64;
+
 impl WorkerConfig {
+    /// Entries fetched ahead of a free slot at most: `prefetch`, or when unset the larger
+    /// of [`DEFAULT_PREFETCH`] and `concurrency`.
+    pub fn prefetch_limit(&self) -> usize {
+        self.prefetch
+            .unwrap_or(self.concurrency.max(DEFAULT_PREFETCH))
+            .min(MAX_PREFETCH)
+    }
+
     /// Checks each setting and the relations between them; the message names the
     /// settings key to change.
     pub fn validate(&self) -> Result<(), String> {
@@ -99,6 +121,11 @@ impl WorkerConfig {
         }
         if self.concurrency == 0 {
             return Err("worker.concurrency: must be at least 1".into());
+        }
+        if self.prefetch.is_some_and(|n| n > MAX_PREFETCH) {
+            return Err(format!(
+                "worker.prefetch: must be between 0 and {MAX_PREFETCH}"
+            ));
         }
         if self.lease_ttl < self.heartbeat_interval * 3 {
             return Err(format!(

@@ -1,6 +1,6 @@
-//! Turning fetched entries into running attempts: bury what cannot be decoded, run
-//! fast-path entries (the whole job in the entry, protocol 2) at once with no Redis call,
-//! start entries that have records in one pipeline, and spawn an attempt for each.
+//! Turning fetched entries into running attempts as slots free: bury what cannot be
+//! decoded, run fast-path entries (the whole job in the entry, protocol 2) with no Redis
+//! call, start entries that have records in one pipeline, and spawn an attempt for each.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,13 +13,13 @@ use flotilla_proto::{EntryFields, millis, new_lease_token};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use crate::Shutdown;
 use crate::completer::{Completion, Outcome};
 use crate::fetch::Fetched;
 use crate::heartbeat::now_ms;
 use crate::inflight::Attempt;
 use crate::runner::run_attempt;
 use crate::worker::Shared;
+use crate::{Shutdown, slots};
 
 /// An entry to start.
 struct StartPlan {
@@ -50,27 +50,65 @@ struct Plans {
     buries: Vec<BuryPlan>,
 }
 
-/// Starts every fetched entry and spawns its handler: fast-path entries at once, the
-/// rest with one `start` call per queue for all its entries, and the buries, in one
-/// pipeline.
+/// One fetch's entries and what lets them run: a slot for each of the first ones, a
+/// ticket for each fetched ahead of a free slot, and when the read went out.
+pub(crate) struct Batch {
+    pub fetched: Vec<Fetched>,
+    pub permits: Vec<OwnedSemaphorePermit>,
+    pub ahead: Vec<OwnedSemaphorePermit>,
+    pub sent: Instant,
+}
+
+/// Starts a fetch's entries: those with a slot at once, the rest in order as slots free
+/// (each gives back its ticket as it takes one). On shutdown the entries still waiting
+/// are handed back, so other workers take them now rather than after a lease.
 pub(crate) async fn dispatch(
     shared: &Arc<Shared>,
-    fetched: Vec<Fetched>,
-    permits: Vec<OwnedSemaphorePermit>,
+    batch: Batch,
     slots: &Arc<Semaphore>,
     shutdown: &Shutdown,
 ) {
-    let waited = permits.len() < fetched.len();
-    let (fetched, permits) = wait_for_slots(fetched, permits, slots, shutdown).await;
+    let Batch {
+        mut fetched,
+        permits,
+        mut ahead,
+        sent,
+    } = batch;
+    let mut waiting = fetched.split_off(permits.len().min(fetched.len()));
+    start(shared, fetched, permits, false).await;
+    while !waiting.is_empty() {
+        let Some(permits) = slots::wait_for_some(slots, shutdown, waiting.len()).await else {
+            hand_back_unstarted(shared, waiting).await;
+            return;
+        };
+        let rest = waiting.split_off(permits.len());
+        ahead.truncate(ahead.len().saturating_sub(permits.len()));
+        // An entry is reclaimable only once idle for a whole lease; one that waited half
+        // of that may have gone to another worker (this one froze, say) and is checked.
+        let confirm = sent.elapsed() >= shared.config.lease_ttl / 2;
+        start(shared, waiting, permits, confirm).await;
+        waiting = rest;
+    }
+}
+
+/// Starts entries that each have a slot: fast-path ones at once (after confirming they
+/// are still this worker's when `confirm`), the rest with one `start` call per queue for
+/// all its entries, and the buries, in one pipeline.
+async fn start(
+    shared: &Arc<Shared>,
+    fetched: Vec<Fetched>,
+    permits: Vec<OwnedSemaphorePermit>,
+    confirm: bool,
+) {
     let mut plans = Plans::new(shared, fetched);
     let mut permits = permits.into_iter();
     let mut fast = std::mem::take(&mut plans.fast);
-    if waited {
+    if confirm {
         fast = still_ours(shared, fast).await;
     }
     for plan in fast {
         let Some(permit) = permits.next() else { break };
-        begin_fast(shared, plan, permit).await;
+        begin_fast(shared, plan, Some(permit)).await;
     }
     if plans.batches.is_empty() && plans.buries.is_empty() {
         return;
@@ -80,6 +118,22 @@ pub(crate) async fn dispatch(
     };
     let orphans = plans.begin_all(shared, replies, permits);
     bury_orphans(shared, orphans).await;
+}
+
+/// Hands back fast-path entries that never got a slot before shutdown (attempt not
+/// charged); entries with records stay pending for reclaim, as after a crash.
+async fn hand_back_unstarted(shared: &Arc<Shared>, entries: Vec<Fetched>) {
+    let mut plans = Plans::new(shared, entries);
+    let left = plans.batches.iter().map(|(_, b)| b.len()).sum::<usize>() + plans.buries.len();
+    if left > 0 {
+        tracing::info!(
+            entries = left,
+            "shutting down: fetched entries that never started stay pending for reclaim"
+        );
+    }
+    for plan in std::mem::take(&mut plans.fast) {
+        begin_fast(shared, plan, None).await;
+    }
 }
 
 /// The fast-path entries still pending under this worker at their delivery count, their
@@ -134,10 +188,11 @@ async fn still_ours(shared: &Shared, plans: Vec<FastPlan>) -> Vec<FastPlan> {
     ours
 }
 
-/// Runs a fast-path entry: its attempt is its attempts spent before plus its deliveries,
-/// so an attempt that crashed its worker counts (rule 2) with no write at start. One
-/// whose deliveries have spent its attempts is a poison pill: dead, not run.
-async fn begin_fast(shared: &Arc<Shared>, plan: FastPlan, permit: OwnedSemaphorePermit) {
+/// Runs a fast-path entry in the slot `permit` holds, or hands it back unrun when there
+/// is none: its attempt is its attempts spent before plus its deliveries, so an attempt
+/// that crashed its worker counts (rule 2) with no write at start. One whose deliveries
+/// have spent its attempts is a poison pill: dead, not run.
+async fn begin_fast(shared: &Arc<Shared>, plan: FastPlan, permit: Option<OwnedSemaphorePermit>) {
     let FastPlan { fetched, fields } = plan;
     if fetched.delivery == 0 {
         tracing::debug!(entry = %fetched.entry.entry_id, "reclaimed entry taken by another worker meanwhile");
@@ -198,32 +253,23 @@ async fn begin_fast(shared: &Arc<Shared>, plan: FastPlan, permit: OwnedSemaphore
         }
         return;
     }
-    shared
-        .tracker
-        .spawn(run_attempt(Arc::clone(shared), attempt_of, started, permit));
-}
-
-/// Waits for a concurrency slot for every entry beyond `permits` (a blocking read may
-/// return one entry per queue); if shutdown comes first, the entries without a slot stay
-/// pending for reclaim instead of holding up the drain.
-async fn wait_for_slots(
-    mut fetched: Vec<Fetched>,
-    mut permits: Vec<OwnedSemaphorePermit>,
-    slots: &Arc<Semaphore>,
-    shutdown: &Shutdown,
-) -> (Vec<Fetched>, Vec<OwnedSemaphorePermit>) {
-    while permits.len() < fetched.len() {
-        tokio::select! {
-            permit = Arc::clone(slots).acquire_owned() => match permit {
-                Ok(permit) => permits.push(permit),
-                Err(_) => break,
-            },
-            _ = shutdown.triggered() => break,
+    match permit {
+        Some(permit) => {
+            shared
+                .tracker
+                .spawn(run_attempt(Arc::clone(shared), attempt_of, started, permit));
+        }
+        None => {
+            let hand_back = Completion {
+                attempt: attempt_of,
+                outcome: Outcome::HandBack,
+                run_time: std::time::Duration::ZERO,
+            };
+            if shared.completions.send(hand_back).await.is_err() {
+                tracing::error!("outcome writer stopped; the entry stays pending for reclaim");
+            }
         }
     }
-    fetched.truncate(permits.len());
-    permits.truncate(fetched.len());
-    (fetched, permits)
 }
 
 impl Plans {

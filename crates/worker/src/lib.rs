@@ -45,9 +45,10 @@ mod lottery;
 mod registry;
 mod runner;
 mod serve;
+mod slots;
 mod worker;
 
-pub use config::{QueueWeight, WorkerConfig};
+pub use config::{DEFAULT_PREFETCH, MAX_PREFETCH, QueueWeight, WorkerConfig};
 pub use context::JobContext;
 pub use error::WorkerError;
 pub use flotilla_proto::{Job, Shutdown};

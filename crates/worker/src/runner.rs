@@ -35,6 +35,7 @@ pub(crate) async fn run_attempt(
     );
     let outcome = execute(&shared, &attempt, started).instrument(span).await;
     let run_time = attempt.began.elapsed();
+    shared.pace.record(run_time);
     let completion = Completion {
         attempt,
         outcome,

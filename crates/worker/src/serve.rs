@@ -1,19 +1,20 @@
 //! The fetch loop: wait for a free slot, pick the queues that are not paused, fetch
-//! (abandoned entries first when due, then ready ones, else a blocking wait) and hand
-//! what came back to dispatch, until shutdown.
+//! (abandoned entries first when due, then ready ones, else a blocking wait), ahead of
+//! the free slots while handlers finish quickly, and hand what came back to dispatch,
+//! until shutdown.
 
 use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use redis::aio::ConnectionManager;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 
 use crate::connections::BlockingPool;
 use crate::fetch::{self, FetchError, Fetched};
 use crate::lottery::fetch_order;
 use crate::worker::Shared;
-use crate::{Shutdown, dispatch};
+use crate::{Shutdown, dispatch, slots};
 
 /// Entries asked for in one read at most, however many slots are free.
 const MAX_FETCH: usize = 256;
@@ -29,6 +30,7 @@ pub(crate) async fn fetch_loop(
     shutdown: &Shutdown,
 ) {
     let slots = Arc::new(Semaphore::new(shared.config.concurrency));
+    let tickets = Arc::new(Semaphore::new(shared.config.prefetch_limit()));
     let all: Vec<&str> = shared
         .config
         .queues
@@ -48,8 +50,15 @@ pub(crate) async fn fetch_loop(
             }
             groups_ready = true;
         }
-        let Some(permits) = free_slots(&slots, shutdown).await else {
+        let Some(permits) = slots::wait_for_some(&slots, shutdown, MAX_FETCH).await else {
             return;
+        };
+        // Entries beyond the free slots wait here for one, each holding a ticket, so at
+        // most `prefetch` wait at once.
+        let ahead = if shared.pace.quick() {
+            slots::take_free(&tickets, MAX_FETCH - permits.len())
+        } else {
+            Vec::new()
         };
         let active = active_queues(&all, paused);
         if active.is_empty() {
@@ -64,16 +73,23 @@ pub(crate) async fn fetch_loop(
         if reclaim_due {
             next_reclaim = Instant::now() + shared.config.heartbeat_interval;
         }
-        match fetch_once(shared, pool, &mut conn, &active, permits.len(), reclaim_due).await {
+        let sent = Instant::now();
+        let count = permits.len() + ahead.len();
+        match fetch_once(shared, pool, &mut conn, &active, count, reclaim_due).await {
             Ok(fetched) if fetched.is_empty() => {}
             Ok(fetched) => {
+                let batch = dispatch::Batch {
+                    fetched,
+                    permits,
+                    ahead,
+                    sent,
+                };
                 // Starting runs beside the next read, so a round trip to start one batch
                 // never holds up fetching the next; tracked, so draining waits for it.
                 let (shared_for_start, slots, shutdown) =
                     (Arc::clone(shared), Arc::clone(&slots), shutdown.clone());
                 shared.tracker.spawn(async move {
-                    dispatch::dispatch(&shared_for_start, fetched, permits, &slots, &shutdown)
-                        .await;
+                    dispatch::dispatch(&shared_for_start, batch, &slots, &shutdown).await;
                 });
             }
             Err(e) if e.is_no_group() => {
@@ -90,26 +106,6 @@ pub(crate) async fn fetch_loop(
         }
         error_delay = FIRST_ERROR_DELAY;
     }
-}
-
-/// Waits for one free concurrency slot, then takes every other free one (up to
-/// [`MAX_FETCH`]), so one read fetches as many entries as can run. `None` on shutdown.
-async fn free_slots(
-    slots: &Arc<Semaphore>,
-    shutdown: &Shutdown,
-) -> Option<Vec<OwnedSemaphorePermit>> {
-    let first = tokio::select! {
-        permit = Arc::clone(slots).acquire_owned() => permit.ok()?,
-        _ = shutdown.triggered() => return None,
-    };
-    let mut permits = vec![first];
-    while permits.len() < MAX_FETCH {
-        match Arc::clone(slots).try_acquire_owned() {
-            Ok(permit) => permits.push(permit),
-            Err(_) => break,
-        }
-    }
-    Some(permits)
 }
 
 /// Indexes of the served queues that are not paused.

@@ -17,6 +17,7 @@ use crate::connections::{BlockingPool, blocking_pool, shared_connection};
 use crate::fetch;
 use crate::heartbeat::{self, Heartbeat, now_ms};
 use crate::inflight::InFlight;
+use crate::slots::RunPace;
 use crate::{Registry, Shutdown, WorkerConfig, WorkerError, serve};
 
 /// Due delayed jobs moved per queue per promotion pass.
@@ -36,6 +37,8 @@ pub(crate) struct Shared {
     /// Fired when the shutdown grace period ends: running jobs are handed back.
     pub handback: CancellationToken,
     pub tracker: TaskTracker,
+    /// How quickly handlers finish: the fetch loop fetches ahead only while they are quick.
+    pub pace: RunPace,
 }
 
 /// A worker process's runtime. Build with [`Worker::connect`], then [`Worker::run`].
@@ -152,6 +155,7 @@ impl Worker {
             completions,
             handback: CancellationToken::new(),
             tracker: TaskTracker::new(),
+            pace: RunPace::default(),
         });
         (shared, background)
     }
