@@ -55,6 +55,10 @@ async fn served_shares_follow_the_weights_and_low_is_not_starved() {
     let registry = queue_recorder(&served);
     let mut config = fast_config();
     config.concurrency = 1;
+    // The lottery draws a queue per read; fetching ahead makes a read carry up to
+    // `prefetch` more entries of the drawn queue, so shares hold over longer windows
+    // than this sample. One entry per read tests the draw itself.
+    config.prefetch = Some(0);
     config.queues = vec![
         QueueWeight::new("critical", 6),
         QueueWeight::new("default", 3),

@@ -190,6 +190,12 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 100)]
     pub payload_bytes: usize,
 
+    /// How long each drain and backlog job's handler runs, in ms (0: a no-op). Handlers
+    /// that take a while show how throughput scales with worker processes before any
+    /// one core is busy.
+    #[arg(long, default_value_t = 0)]
+    pub job_ms: u64,
+
     /// Rates for the latency scenario, in jobs/s; `half` is half the best drain rate
     /// measured in this run (or 1000 when none was).
     #[arg(long, value_delimiter = ',', default_value = "1000,half")]

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use flotilla_proto::{FastEntry, JobPolicy, Keys, millis};
 use redis::aio::ConnectionManager;
@@ -18,29 +19,63 @@ pub(crate) fn is_fast(job: &NewJob) -> bool {
     job.id.is_none() && job.schedule.is_none() && job.unique.is_none()
 }
 
-/// The last depth (stream length plus delayed jobs) seen per queue.
+/// How long a depth read stays good for deciding that a queue is far from its cap.
+const DEPTH_FRESH: Duration = Duration::from_millis(100);
+
+/// A queue's depth (stream length plus delayed jobs) as last read, and what this
+/// producer has added since.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    depth: u64,
+    read_at: Instant,
+    added: u64,
+}
+
+/// The depth seen per queue, so a write far below the cap need not read it again.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct DepthGauge {
-    seen: Arc<Mutex<HashMap<String, u64>>>,
+    seen: Arc<Mutex<HashMap<String, Seen>>>,
 }
 
 impl DepthGauge {
-    fn get(&self, queue: &str) -> Option<u64> {
-        self.lock().get(queue).copied()
+    /// The depth as last read plus this producer's writes since, and whether that read
+    /// is fresh.
+    fn estimate(&self, queue: &str) -> Option<(u64, bool)> {
+        self.lock().get(queue).map(|seen| {
+            (
+                seen.depth + seen.added,
+                seen.read_at.elapsed() < DEPTH_FRESH,
+            )
+        })
     }
 
     fn set(&self, queue: &str, depth: u64) {
-        self.lock().insert(queue.to_owned(), depth);
+        let seen = Seen {
+            depth,
+            read_at: Instant::now(),
+            added: 0,
+        };
+        self.lock().insert(queue.to_owned(), seen);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
-        // Each use is one insert or read: a panic cannot leave the map half-updated.
+    fn add(&self, queue: &str, written: u64) {
+        if let Some(seen) = self.lock().get_mut(queue) {
+            seen.added += written;
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Seen>> {
+        // Each use is one insert, update or read: a panic cannot leave the map half-updated.
         self.seen.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 /// Enqueues fast-path jobs, all of one queue, in one pipeline: one result per job, in
 /// order. Jobs beyond the queue's cap are refused with [`ProducerError::QueueFull`].
+///
+/// The depth is read again with the writes unless a fresh read put the queue below half
+/// its cap: to pass the cap from there, other producers would have to add half of it
+/// within [`DEPTH_FRESH`].
 pub(crate) async fn enqueue_fast(
     conn: &mut ConnectionManager,
     keys: &Keys,
@@ -50,29 +85,43 @@ pub(crate) async fn enqueue_fast(
     jobs: &[&NewJob],
 ) -> Result<Vec<Result<Enqueued, ProducerError>>, ProducerError> {
     let cap = policy.limits.max_queue_len;
+    let wanted = jobs.len() as u64;
     let mut room = jobs.len();
     let mut seen = 0;
+    let mut read_with_writes = false;
     if cap > 0 {
-        seen = match gauge.get(queue) {
-            Some(depth) if depth + jobs.len() as u64 <= cap => depth,
-            _ => read_depth(conn, keys, queue).await?,
+        let estimate = gauge.estimate(queue);
+        seen = match estimate {
+            Some((depth, _)) if depth + wanted <= cap => depth,
+            _ => {
+                let depth = read_depth(conn, keys, queue).await?;
+                gauge.set(queue, depth);
+                depth
+            }
         };
-        gauge.set(queue, seen);
+        let far_below_cap = matches!(estimate, Some((depth, true)) if depth + wanted <= cap / 2);
+        read_with_writes = !far_below_cap;
         room = usize::try_from(cap.saturating_sub(seen)).unwrap_or(usize::MAX);
     }
     let mut pipe = redis::pipe();
     for job in jobs.iter().take(room) {
         pipe.add_command(entry(policy, job).xadd(keys));
     }
-    depth_reads(&mut pipe, keys, queue);
+    if read_with_writes {
+        depth_reads(&mut pipe, keys, queue);
+    }
     let mut replies: Vec<redis::Value> = pipe.query_async(conn).await?;
-    let delayed = replies.pop();
-    let stream_len = replies.pop();
-    if let (Some(Ok(len)), Some(Ok(delayed))) = (
-        stream_len.map(redis::from_redis_value::<u64>),
-        delayed.map(redis::from_redis_value::<u64>),
-    ) {
-        gauge.set(queue, len + delayed);
+    if read_with_writes {
+        let delayed = replies.pop();
+        let stream_len = replies.pop();
+        if let (Some(Ok(len)), Some(Ok(delayed))) = (
+            stream_len.map(redis::from_redis_value::<u64>),
+            delayed.map(redis::from_redis_value::<u64>),
+        ) {
+            gauge.set(queue, len + delayed);
+        }
+    } else {
+        gauge.add(queue, replies.len() as u64);
     }
     let mut ids = replies.into_iter();
     Ok(jobs

@@ -76,6 +76,18 @@ pub(crate) async fn dispatch(
     } = batch;
     let mut waiting = fetched.split_off(permits.len().min(fetched.len()));
     start(shared, fetched, permits, false).await;
+    if waiting.is_empty() {
+        return;
+    }
+    // One batch at a time takes freed slots, so jobs start in the order they were
+    // fetched (strict priority holds, and one slot runs jobs in queue order).
+    let _turn = tokio::select! {
+        turn = shared.start_line.lock() => turn,
+        _ = shutdown.triggered() => {
+            hand_back_unstarted(shared, waiting).await;
+            return;
+        }
+    };
     while !waiting.is_empty() {
         let Some(permits) = slots::wait_for_some(slots, shutdown, waiting.len()).await else {
             hand_back_unstarted(shared, waiting).await;

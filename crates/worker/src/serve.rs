@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use redis::aio::ConnectionManager;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::connections::BlockingPool;
 use crate::fetch::{self, FetchError, Fetched};
@@ -50,15 +50,8 @@ pub(crate) async fn fetch_loop(
             }
             groups_ready = true;
         }
-        let Some(permits) = slots::wait_for_some(&slots, shutdown, MAX_FETCH).await else {
+        let Some((permits, ahead)) = room_to_fetch(shared, &slots, &tickets, shutdown).await else {
             return;
-        };
-        // Entries beyond the free slots wait here for one, each holding a ticket, so at
-        // most `prefetch` wait at once.
-        let ahead = if shared.pace.quick() {
-            slots::take_free(&tickets, MAX_FETCH - permits.len())
-        } else {
-            Vec::new()
         };
         let active = active_queues(&all, paused);
         if active.is_empty() {
@@ -105,6 +98,27 @@ pub(crate) async fn fetch_loop(
             }
         }
         error_delay = FIRST_ERROR_DELAY;
+    }
+}
+
+/// Waits until there is room to fetch into: while handlers are quick, room to wait (a
+/// ticket each, so at most `prefetch` wait at once), plus any slot free now; otherwise a
+/// free slot. Entries already waiting take freed slots first (the semaphore serves its
+/// waiters in order, and this loop never queues for a slot behind them while fetching
+/// ahead), so jobs start in the order they were fetched. `None` on shutdown.
+async fn room_to_fetch(
+    shared: &Shared,
+    slots: &Arc<Semaphore>,
+    tickets: &Arc<Semaphore>,
+    shutdown: &Shutdown,
+) -> Option<(Vec<OwnedSemaphorePermit>, Vec<OwnedSemaphorePermit>)> {
+    if shared.pace.quick() && shared.config.prefetch_limit() > 0 {
+        let ahead = slots::wait_for_some(tickets, shutdown, MAX_FETCH).await?;
+        let permits = slots::take_free(slots, MAX_FETCH - ahead.len());
+        Some((permits, ahead))
+    } else {
+        let permits = slots::wait_for_some(slots, shutdown, MAX_FETCH).await?;
+        Some((permits, Vec::new()))
     }
 }
 

@@ -39,6 +39,8 @@ pub(crate) struct Shared {
     pub tracker: TaskTracker,
     /// How quickly handlers finish: the fetch loop fetches ahead only while they are quick.
     pub pace: RunPace,
+    /// Held by the batch whose entries are waiting for slots, so batches start in order.
+    pub start_line: tokio::sync::Mutex<()>,
 }
 
 /// A worker process's runtime. Build with [`Worker::connect`], then [`Worker::run`].
@@ -156,6 +158,7 @@ impl Worker {
             handback: CancellationToken::new(),
             tracker: TaskTracker::new(),
             pace: RunPace::default(),
+            start_line: tokio::sync::Mutex::new(()),
         });
         (shared, background)
     }

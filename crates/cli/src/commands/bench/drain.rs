@@ -20,7 +20,7 @@ const SINGLE_WORKER_CONCURRENCY: usize = 50;
 pub(super) async fn run_drain(bench: &mut Bench) -> anyhow::Result<()> {
     for processes in bench.args.workers.clone() {
         for concurrency in bench.args.concurrency.clone() {
-            let jobs = bench.noop_jobs(bench.args.jobs)?;
+            let jobs = bench.drain_jobs(bench.args.jobs)?;
             let run = DrainRun {
                 scenario: "drain",
                 variant: format!("W{processes}xC{concurrency}"),
@@ -51,7 +51,7 @@ pub(super) async fn run_mixed(bench: &mut Bench) -> anyhow::Result<()> {
 
 pub(super) async fn run_backlog(bench: &mut Bench) -> anyhow::Result<()> {
     for size in bench.args.backlog.clone() {
-        let jobs = bench.noop_jobs(size)?;
+        let jobs = bench.drain_jobs(size)?;
         let run = DrainRun {
             scenario: "backlog",
             variant: size.to_string(),

@@ -143,6 +143,19 @@ impl Bench {
             .collect()
     }
 
+    /// `n` jobs for the drain and backlog scenarios: no-ops, or `sleep` jobs of
+    /// `--job-ms` each.
+    fn drain_jobs(&self, n: usize) -> anyhow::Result<Vec<NewJob>> {
+        if self.args.job_ms == 0 {
+            return self.noop_jobs(n);
+        }
+        let mut payload = self.payload();
+        payload["ms"] = serde_json::json!(self.args.job_ms);
+        (0..n)
+            .map(|_| NewJob::new("sleep", &payload).map_err(Into::into))
+            .collect()
+    }
+
     /// A producer for a run's namespace, without a queue-length cap: the backlog is the
     /// point of several scenarios.
     fn producer(&self, keys: &Keys) -> Producer {
@@ -225,7 +238,15 @@ impl Bench {
                 "latency: pickup time (enqueue call to handler start), producer and worker \
                  in one process"
                     .to_owned(),
-            ],
+            ]
+            .into_iter()
+            .chain((self.args.job_ms > 0).then(|| {
+                format!(
+                    "drain and backlog: each handler runs {} ms (a `sleep` job)",
+                    self.args.job_ms
+                )
+            }))
+            .collect(),
             results: self.rows,
         };
         report.write(&self.args.json, &self.args.markdown)?;
