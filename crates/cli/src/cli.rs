@@ -72,6 +72,9 @@ pub enum Command {
     Demo(DemoArgs),
     /// Measure jobs/s and Redis time per job on a private redis-server (or FLOTILLA_REDIS_URL).
     Bench(BenchArgs),
+    /// The latency scenario's worker process, started by `flotilla bench`.
+    #[command(hide = true)]
+    BenchPickupWorker(PickupWorkerArgs),
 }
 
 #[derive(Debug, Args)]
@@ -225,6 +228,17 @@ pub struct BenchArgs {
     /// Give up on any one run after this long.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "300s")]
     pub timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct PickupWorkerArgs {
+    /// The queue to serve.
+    #[arg(long)]
+    pub queue: String,
+
+    /// Jobs run at once.
+    #[arg(long)]
+    pub concurrency: usize,
 }
 
 /// One `flotilla bench` scenario.

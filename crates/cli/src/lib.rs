@@ -53,6 +53,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Demo(args) => commands::demo::run(args).await,
         Command::Bench(args) => commands::bench::run(args).await,
+        Command::BenchPickupWorker(args) => commands::bench::serve_pickups(config_file, args).await,
     }
 }
 

@@ -47,6 +47,38 @@ impl bb8::ManageConnection for BlockingConnections {
 
 pub(crate) type BlockingPool = bb8::Pool<BlockingConnections>;
 
+/// The fetch loop's blocking connection, checked out once and kept while it works: the
+/// pool tests a connection with a PING at checkout, which would otherwise cost a round
+/// trip before every blocking read. After an error it goes back to the pool, whose next
+/// checkout finds out whether it is broken.
+#[derive(Debug)]
+pub(crate) struct HeldConnection {
+    pool: BlockingPool,
+    held: Option<bb8::PooledConnection<'static, BlockingConnections>>,
+}
+
+impl HeldConnection {
+    pub(crate) fn new(pool: BlockingPool) -> Self {
+        Self { pool, held: None }
+    }
+
+    /// The held connection, checked out first if none is held.
+    pub(crate) async fn get(
+        &mut self,
+    ) -> Result<&mut MultiplexedConnection, bb8::RunError<RedisError>> {
+        let held = match self.held.take() {
+            Some(held) => held,
+            None => self.pool.get_owned().await?,
+        };
+        Ok(&mut **self.held.insert(held))
+    }
+
+    /// Gives the connection back to the pool, after it failed.
+    pub(crate) fn release(&mut self) {
+        self.held = None;
+    }
+}
+
 /// A pool of at most `size` blocking connections; it connects lazily, so a worker can
 /// start before Redis is up.
 pub(crate) fn blocking_pool(client: Client, block_time: Duration, size: u32) -> BlockingPool {

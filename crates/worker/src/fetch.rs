@@ -9,7 +9,7 @@ use flotilla_proto::{CONSUMER_GROUP, Keys, StreamEntry, read_reply_entries};
 use redis::aio::ConnectionManager;
 use redis::streams::StreamAutoClaimReply;
 
-use crate::connections::BlockingPool;
+use crate::connections::HeldConnection;
 
 /// An entry and the queue it came from.
 #[derive(Debug)]
@@ -84,16 +84,35 @@ pub(crate) async fn read_ready(
     Ok(Vec::new())
 }
 
-/// Waits up to `block_ms` for an entry on any of `queues`, on a dedicated connection.
-/// Returns at most one entry per queue.
+/// Takes up to `count` new entries from each of `queues`, waiting up to `block_ms` for
+/// the first when there is none, on the dedicated connection. Several queues are read
+/// this way only once each was found empty, with a `count` of 1, so that priority
+/// holds; one queue is read this way straight away, since a blocking read returns at
+/// once what is there.
 pub(crate) async fn read_blocking(
-    pool: &BlockingPool,
+    conn: &mut HeldConnection,
     keys: &Keys,
     queues: &[&str],
     consumer: &str,
+    count: usize,
     block_ms: u64,
 ) -> Result<Vec<Fetched>, FetchError> {
-    let mut conn = pool
+    let reply = blocking_xreadgroup(conn, keys, queues, consumer, count, block_ms).await;
+    if reply.is_err() {
+        conn.release();
+    }
+    Ok(flatten(reply?, keys, queues))
+}
+
+async fn blocking_xreadgroup(
+    conn: &mut HeldConnection,
+    keys: &Keys,
+    queues: &[&str],
+    consumer: &str,
+    count: usize,
+    block_ms: u64,
+) -> Result<redis::Value, FetchError> {
+    let conn = conn
         .get()
         .await
         .map_err(|e| FetchError::Pool(e.to_string()))?;
@@ -102,7 +121,7 @@ pub(crate) async fn read_blocking(
         .arg(CONSUMER_GROUP)
         .arg(consumer)
         .arg("COUNT")
-        .arg(1)
+        .arg(count)
         .arg("BLOCK")
         .arg(block_ms)
         .arg("STREAMS");
@@ -112,8 +131,7 @@ pub(crate) async fn read_blocking(
     for _ in queues {
         cmd.arg(">");
     }
-    let reply: redis::Value = cmd.query_async(&mut *conn).await?;
-    Ok(flatten(reply, keys, queues))
+    Ok(cmd.query_async(conn).await?)
 }
 
 /// What a reclaim pass found.

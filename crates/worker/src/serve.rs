@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use redis::aio::ConnectionManager;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::connections::BlockingPool;
+use crate::connections::{BlockingPool, HeldConnection};
 use crate::fetch::{self, FetchError, Fetched};
 use crate::lottery::fetch_order;
 use crate::worker::Shared;
@@ -41,6 +41,7 @@ pub(crate) async fn fetch_loop(
     let mut error_delay = FIRST_ERROR_DELAY;
     let mut next_reclaim = Instant::now();
     let mut conn = shared.conn.clone();
+    let mut blocking = HeldConnection::new(pool.clone());
     while !shutdown.is_triggered() {
         if !groups_ready {
             if let Err(e) = fetch::ensure_groups(&mut conn, &shared.keys, &all).await {
@@ -68,7 +69,16 @@ pub(crate) async fn fetch_loop(
         }
         let sent = Instant::now();
         let count = permits.len() + ahead.len();
-        match fetch_once(shared, pool, &mut conn, &active, count, reclaim_due).await {
+        match fetch_once(
+            shared,
+            &mut blocking,
+            &mut conn,
+            &active,
+            count,
+            reclaim_due,
+        )
+        .await
+        {
             Ok(fetched) if fetched.is_empty() => {}
             Ok(fetched) => {
                 let batch = dispatch::Batch {
@@ -134,7 +144,7 @@ fn active_queues(all: &[&str], paused: &RwLock<HashSet<String>>) -> Vec<usize> {
 /// a blocking wait on every active queue.
 async fn fetch_once(
     shared: &Shared,
-    pool: &BlockingPool,
+    blocking: &mut HeldConnection,
     conn: &mut ConnectionManager,
     active: &[usize],
     count: usize,
@@ -156,12 +166,33 @@ async fn fetch_once(
         .into_iter()
         .map(|i| queues[i])
         .collect();
+    let block_ms = config.block_time.as_millis() as u64;
+    if let [only] = order[..] {
+        // A blocking read returns at once what there is: one call where a quiet queue
+        // would take two.
+        return fetch::read_blocking(
+            blocking,
+            &shared.keys,
+            &[only],
+            &shared.worker_id,
+            count,
+            block_ms,
+        )
+        .await;
+    }
     let ready = fetch::read_ready(conn, &shared.keys, &order, &shared.worker_id, count).await?;
     if !ready.is_empty() {
         return Ok(ready);
     }
-    let block_ms = config.block_time.as_millis() as u64;
-    fetch::read_blocking(pool, &shared.keys, &order, &shared.worker_id, block_ms).await
+    fetch::read_blocking(
+        blocking,
+        &shared.keys,
+        &order,
+        &shared.worker_id,
+        1,
+        block_ms,
+    )
+    .await
 }
 
 /// Claims the first queue's worth of abandoned entries: idle past the lease and owned by

@@ -10,7 +10,7 @@ use flotilla_proto::{Backoff, Keys};
 use redis::streams::StreamInfoGroupsReply;
 
 use super::Bench;
-use super::fleet::{FleetSpec, WorkerFleet};
+use super::fleet::{FleetSpec, WorkerFleet, WorkerRole};
 use super::redis_stats::{Meter, used_memory};
 use super::report::Row;
 
@@ -138,6 +138,7 @@ impl DrainRun<'_> {
         let spec = FleetSpec {
             url: &bench.url,
             keys: &keys,
+            role: WorkerRole::Serve,
             queues: &queue_spec,
             concurrency: self.concurrency,
             processes: self.processes,

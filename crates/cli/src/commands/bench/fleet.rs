@@ -1,5 +1,6 @@
-//! Worker processes for a benchmark run: real `flotilla worker` children of this binary,
-//! pinned when asked, with their CPU time and peak memory read from /proc.
+//! Worker processes for a benchmark run: real `flotilla worker` children of this binary
+//! (or, for latency runs, its pickup-recording worker), pinned when asked, with their CPU
+//! time and peak memory read from /proc.
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -13,12 +14,24 @@ use tokio::process::{Child, Command};
 /// The CPU worker processes are pinned to, with `--pin`; Redis gets CPU 0.
 pub const WORKER_CPU: usize = 1;
 
+/// What the worker processes run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkerRole {
+    /// `flotilla worker`, as users run it.
+    Serve,
+    /// `flotilla bench-pickup-worker`, which records pickup times and prints them on
+    /// stdout when it stops; serves one queue.
+    RecordPickups,
+}
+
 /// What the worker processes are started with.
 #[derive(Debug, Clone)]
 pub struct FleetSpec<'a> {
     pub url: &'a str,
     pub keys: &'a Keys,
-    /// `--queues` as the worker takes it, e.g. `critical=6,default=3,low=1`.
+    pub role: WorkerRole,
+    /// `--queues` as the worker takes it, e.g. `critical=6,default=3,low=1`; one queue's
+    /// name for [`WorkerRole::RecordPickups`].
     pub queues: &'a str,
     pub concurrency: usize,
     pub processes: usize,
@@ -49,8 +62,18 @@ impl WorkerFleet {
             } else {
                 Command::new(&exe)
             };
+            match spec.role {
+                WorkerRole::Serve => command.args(["worker", "--queues", spec.queues]),
+                WorkerRole::RecordPickups => {
+                    command.args(["bench-pickup-worker", "--queue", spec.queues])
+                }
+            };
+            let stdout = match spec.role {
+                WorkerRole::Serve => Stdio::null(),
+                WorkerRole::RecordPickups => Stdio::piped(),
+            };
             command
-                .args(["worker", "--queues", spec.queues, "--concurrency"])
+                .arg("--concurrency")
                 .arg(spec.concurrency.to_string())
                 .env_remove("FLOTILLA_CONFIG")
                 .env("FLOTILLA_REDIS_URL", spec.url)
@@ -65,7 +88,7 @@ impl WorkerFleet {
                 )
                 .env("RUST_LOG", "warn")
                 .stdin(Stdio::null())
-                .stdout(Stdio::null())
+                .stdout(stdout)
                 .kill_on_drop(true);
             children.push(command.spawn().context("cannot start a worker process")?);
         }
@@ -136,22 +159,27 @@ impl WorkerFleet {
             .reduce(f64::max)
     }
 
-    /// Stops the processes as an orchestrator would (SIGTERM, then they drain and exit).
-    pub async fn stop(mut self) -> anyhow::Result<()> {
+    /// Stops the processes as an orchestrator would (SIGTERM, then they drain and exit),
+    /// and returns what each printed on stdout (nothing for [`WorkerRole::Serve`]).
+    pub async fn stop(self) -> anyhow::Result<Vec<String>> {
         for child in &self.children {
             if let Some(pid) = child.id().and_then(|id| Pid::from_raw(id as i32)) {
                 let _ = kill_process(pid, Signal::TERM);
             }
         }
-        for child in &mut self.children {
-            match tokio::time::timeout(Duration::from_secs(30), child.wait()).await {
-                Ok(status) => {
-                    status.context("worker process")?;
-                }
-                Err(_) => child.kill().await?,
+        let mut printed = Vec::with_capacity(self.children.len());
+        for child in self.children {
+            // A child that outlasts the timeout is dropped, which kills it.
+            let output = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+                .await
+                .context("a worker process did not stop within 30 s of SIGTERM")?
+                .context("worker process")?;
+            if !output.status.success() {
+                bail!("a worker process ended with {}", output.status);
             }
+            printed.push(String::from_utf8_lossy(&output.stdout).into_owned());
         }
-        Ok(())
+        Ok(printed)
     }
 }
 

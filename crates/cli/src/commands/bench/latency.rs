@@ -1,16 +1,14 @@
-//! The latency scenario: jobs sent at a fixed rate to a waiting worker, each handler
-//! noting how long after its enqueue call it started, kept in an HDR histogram.
+//! The latency scenario: jobs sent at a fixed rate to a waiting worker process, whose
+//! handler notes how long after its enqueue call each job started.
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use flotilla_producer::NewJob;
-use flotilla_worker::{JobContext, QueueWeight, Registry, Shutdown, Worker, WorkerConfig};
-use hdrhistogram::Histogram;
-use serde::Deserialize;
 
 use super::Bench;
+use super::fleet::{FleetSpec, WorkerFleet, WorkerRole};
+use super::pickup::{PICKUP, now_us};
 use super::redis_stats::Meter;
 use super::report::{Latency, Row};
 use crate::cli::BenchRate;
@@ -19,14 +17,6 @@ use crate::cli::BenchRate;
 const CONCURRENCY: usize = 50;
 /// The rate `half` stands for when no drain ran first.
 const FALLBACK_RATE: u32 = 1000;
-/// The job type whose handler records pickup times.
-const PICKUP: &str = "bench-pickup";
-
-#[derive(Deserialize)]
-struct PickupArgs {
-    /// When the enqueue call was made, in µs since the Unix epoch.
-    sent_us: u64,
-}
 
 pub(super) async fn run(bench: &mut Bench) -> anyhow::Result<()> {
     for rate in bench.args.rate.clone() {
@@ -49,11 +39,19 @@ pub(super) async fn run(bench: &mut Bench) -> anyhow::Result<()> {
 async fn measure(bench: &mut Bench, per_second: u32, variant: String) -> anyhow::Result<Row> {
     let keys = bench.fresh_keys();
     let total = (u64::from(per_second) * bench.args.latency_secs).max(1) as usize;
-    let pickups = Arc::new(Mutex::new(
-        Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).context("histogram bounds")?,
-    ));
-    let shutdown = Shutdown::new();
-    let worker_task = start_worker(bench, &keys, total, Arc::clone(&pickups), &shutdown).await?;
+    // The worker is a process of its own, pinned like the drain's, so that the producer
+    // here does not take its CPU.
+    let spec = FleetSpec {
+        url: &bench.url,
+        keys: &keys,
+        role: WorkerRole::RecordPickups,
+        queues: "default",
+        concurrency: CONCURRENCY,
+        processes: 1,
+        pin: bench.pinned,
+        jobs: total,
+    };
+    let fleet = WorkerFleet::start(&spec, &mut bench.conn).await?;
     // Let the worker make its consumer group and begin its first read, so that start-up
     // is not counted as pickup time.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -61,6 +59,7 @@ async fn measure(bench: &mut Bench, per_second: u32, variant: String) -> anyhow:
     let producer = bench.producer(&keys);
     let pad = "x".repeat(bench.args.payload_bytes);
     let meter = Meter::start(&mut bench.conn).await?;
+    let worker_cpu_before = fleet.cpu_usec();
     let started = Instant::now();
     let interval = Duration::from_secs_f64(1.0 / f64::from(per_second));
     let mut sends = tokio::task::JoinSet::new();
@@ -92,53 +91,20 @@ async fn measure(bench: &mut Bench, per_second: u32, variant: String) -> anyhow:
         .await?;
     let elapsed = started.elapsed();
     let cost = meter.finish(&mut bench.conn).await?;
-    shutdown.trigger();
-    worker_task.await.context("worker task")??;
+    let worker_cpu = fleet
+        .cpu_usec()
+        .zip(worker_cpu_before)
+        .map(|(after, before)| (after - before) / total as f64);
+    let rss = fleet.peak_rss_mb();
+    let printed = fleet.stop().await?;
     bench.clear(&keys).await?;
 
-    let histogram = pickups.lock().unwrap_or_else(|p| p.into_inner());
-    let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
+    let pickups = printed.first().map(|out| out.trim()).unwrap_or_default();
+    let latency: Latency = serde_json::from_str(pickups)
+        .with_context(|| format!("the pickup worker printed {pickups:?}, not its pickup times"))?;
     let mut row = Row::new("latency", variant, total, elapsed.as_secs_f64(), &cost);
-    row.latency_ms = Some(Latency {
-        p50: ms(0.5),
-        p90: ms(0.9),
-        p99: ms(0.99),
-        p999: ms(0.999),
-        max: histogram.max() as f64 / 1000.0,
-    });
+    row.latency_ms = Some(latency);
+    row.worker_rss_mb = rss;
+    row.worker_cpu_us_per_job = worker_cpu;
     Ok(row)
-}
-
-/// A worker in this process whose `bench-pickup` handler records pickup times.
-async fn start_worker(
-    bench: &Bench,
-    keys: &flotilla_proto::Keys,
-    jobs: usize,
-    pickups: Arc<Mutex<Histogram<u64>>>,
-    shutdown: &Shutdown,
-) -> anyhow::Result<tokio::task::JoinHandle<Result<(), flotilla_worker::WorkerError>>> {
-    let mut registry = Registry::with_builtins();
-    registry.register_fn(PICKUP, move |args: PickupArgs, _ctx: JobContext| {
-        let waited = now_us().saturating_sub(args.sent_us).max(1);
-        let mut histogram = pickups.lock().unwrap_or_else(|p| p.into_inner());
-        // A pickup beyond the histogram's ten minutes is clamped, not lost.
-        histogram.saturating_record(waited);
-        async { Ok::<_, std::convert::Infallible>(()) }
-    });
-    let mut config = WorkerConfig {
-        namespace: keys.namespace().to_owned(),
-        concurrency: CONCURRENCY,
-        queues: vec![QueueWeight::new("default", 1)],
-        ..WorkerConfig::default()
-    };
-    config.jobs.retention.completed_max_len = super::completed_max_len(jobs);
-    let worker = Worker::connect(&bench.url, config, registry).await?;
-    Ok(tokio::spawn(worker.run(shutdown.clone())))
-}
-
-/// Now, in µs since the Unix epoch: the clock producer and handler share.
-fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
 }

@@ -7,6 +7,7 @@ mod enqueue;
 mod fleet;
 mod floor;
 mod latency;
+mod pickup;
 mod redis_stats;
 mod report;
 
@@ -21,6 +22,8 @@ use redis::aio::ConnectionManager;
 use crate::cli::{BenchArgs, BenchScenario};
 use crate::local_redis::LocalRedis;
 use report::{Params, Report, Row};
+
+pub use pickup::serve as serve_pickups;
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let mut bench = Bench::set_up(args).await?;
