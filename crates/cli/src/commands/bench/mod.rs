@@ -238,8 +238,8 @@ impl Bench {
                 "drain, mixed and backlog: one `flotilla worker` process per W; idle and \
                  paused workers look again every 50 ms so that all start together"
                     .to_owned(),
-                "latency: pickup time (enqueue call to handler start), producer and worker \
-                 in one process"
+                "latency: pickup time (enqueue call to handler start); one worker process, \
+                 concurrency 50, pinned like the drain's; the producer in the bench process"
                     .to_owned(),
             ]
             .into_iter()
