@@ -18,6 +18,7 @@ use crate::fetch::Fetched;
 use crate::heartbeat::now_ms;
 use crate::inflight::Attempt;
 use crate::runner::run_attempt;
+use crate::start_line::Place;
 use crate::worker::Shared;
 use crate::{Shutdown, slots};
 
@@ -51,11 +52,13 @@ struct Plans {
 }
 
 /// One fetch's entries and what lets them run: a slot for each of the first ones, a
-/// ticket for each fetched ahead of a free slot, and when the read went out.
+/// ticket for each fetched ahead of a free slot, a place in the start line when some
+/// must wait for a slot, and when the read went out.
 pub(crate) struct Batch {
     pub fetched: Vec<Fetched>,
     pub permits: Vec<OwnedSemaphorePermit>,
     pub ahead: Vec<OwnedSemaphorePermit>,
+    pub place: Option<Place>,
     pub sent: Instant,
 }
 
@@ -72,6 +75,7 @@ pub(crate) async fn dispatch(
         mut fetched,
         permits,
         mut ahead,
+        place,
         sent,
     } = batch;
     let mut waiting = fetched.split_off(permits.len().min(fetched.len()));
@@ -79,15 +83,19 @@ pub(crate) async fn dispatch(
     if waiting.is_empty() {
         return;
     }
-    // One batch at a time takes freed slots, so jobs start in the order they were
-    // fetched (strict priority holds, and one slot runs jobs in queue order).
-    let _turn = tokio::select! {
-        turn = shared.start_line.lock() => turn,
-        _ = shutdown.triggered() => {
-            hand_back_unstarted(shared, waiting).await;
-            return;
+    // One batch at a time takes freed slots, in the order the batches were fetched
+    // (strict priority holds, and one slot runs jobs in queue order). The fetch loop
+    // gives a place to every batch that has entries to wait; it leaves the line when
+    // this returns.
+    if let Some(place) = &place {
+        tokio::select! {
+            () = place.turn() => {}
+            _ = shutdown.triggered() => {
+                hand_back_unstarted(shared, waiting).await;
+                return;
+            }
         }
-    };
+    }
     while !waiting.is_empty() {
         let Some(permits) = slots::wait_for_some(slots, shutdown, waiting.len()).await else {
             hand_back_unstarted(shared, waiting).await;

@@ -46,6 +46,7 @@ mod registry;
 mod runner;
 mod serve;
 mod slots;
+mod start_line;
 mod worker;
 
 pub use config::{DEFAULT_PREFETCH, MAX_PREFETCH, QueueWeight, WorkerConfig};

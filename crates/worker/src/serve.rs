@@ -81,10 +81,12 @@ pub(crate) async fn fetch_loop(
         {
             Ok(fetched) if fetched.is_empty() => {}
             Ok(fetched) => {
+                let place = (fetched.len() > permits.len()).then(|| shared.start_line.join());
                 let batch = dispatch::Batch {
                     fetched,
                     permits,
                     ahead,
+                    place,
                     sent,
                 };
                 // Starting runs beside the next read, so a round trip to start one batch
@@ -113,20 +115,29 @@ pub(crate) async fn fetch_loop(
 
 /// Waits until there is room to fetch into: while handlers are quick, room to wait (a
 /// ticket each, so at most `prefetch` wait at once), plus any slot free now; otherwise a
-/// free slot. Entries already waiting take freed slots first (the semaphore serves its
-/// waiters in order, and this loop never queues for a slot behind them while fetching
-/// ahead), so jobs start in the order they were fetched. `None` on shutdown.
+/// free slot. Slots go to the next fetch only while no fetched batch waits for one, so
+/// jobs start in the order they were fetched. `None` on shutdown.
 async fn room_to_fetch(
     shared: &Shared,
     slots: &Arc<Semaphore>,
     tickets: &Arc<Semaphore>,
     shutdown: &Shutdown,
 ) -> Option<(Vec<OwnedSemaphorePermit>, Vec<OwnedSemaphorePermit>)> {
+    let line = &shared.start_line;
     if shared.pace.quick() && shared.config.prefetch_limit() > 0 {
         let ahead = slots::wait_for_some(tickets, shutdown, MAX_FETCH).await?;
-        let permits = slots::take_free(slots, MAX_FETCH - ahead.len());
+        let permits = if line.is_empty() {
+            slots::take_free(slots, MAX_FETCH - ahead.len())
+        } else {
+            Vec::new()
+        };
         Some((permits, ahead))
     } else {
+        // Handlers turned slow while entries fetched ahead still wait: they go first.
+        tokio::select! {
+            () = line.until_empty() => {}
+            _ = shutdown.triggered() => return None,
+        }
         let permits = slots::wait_for_some(slots, shutdown, MAX_FETCH).await?;
         Some((permits, Vec::new()))
     }

@@ -40,7 +40,7 @@ pub(crate) struct Shared {
     /// How quickly handlers finish: the fetch loop fetches ahead only while they are quick.
     pub pace: RunPace,
     /// Held by the batch whose entries are waiting for slots, so batches start in order.
-    pub start_line: tokio::sync::Mutex<()>,
+    pub start_line: Arc<crate::start_line::StartLine>,
 }
 
 /// A worker process's runtime. Build with [`Worker::connect`], then [`Worker::run`].
@@ -158,7 +158,7 @@ impl Worker {
             handback: CancellationToken::new(),
             tracker: TaskTracker::new(),
             pace: RunPace::default(),
-            start_line: tokio::sync::Mutex::new(()),
+            start_line: crate::start_line::StartLine::new(),
         });
         (shared, background)
     }
