@@ -159,11 +159,13 @@ async fn entries_waiting_for_a_slot_at_shutdown_go_back_to_the_stream_at_once() 
     .await;
 
     // Paused while the next four are enqueued, so one read takes all of them: the slow
-    // one takes the only slot and the other three wait for it.
+    // one takes the only slot and the other three wait for it. The worker sees the pause
+    // within a promote interval, but a blocking read it began just before lasts up to a
+    // block time (200 ms here) and would take the slow job alone: wait out both.
     let _: () = env
         .cmd(redis::cmd("SADD").arg(env.keys.paused()).arg("default"))
         .await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let slow = env.enqueue("slow", json!({})).await;
     let mut waiting = Vec::new();
     for n in 0..3 {
