@@ -49,8 +49,7 @@ fn config(concurrency: usize, prefetch: usize) -> WorkerConfig {
 }
 
 async fn done_count(env: &Env) -> usize {
-    env.cmd(redis::cmd("XLEN").arg(env.keys.done("default")))
-        .await
+    env.xlen(&env.keys.done("default")).await
 }
 
 #[tokio::test]

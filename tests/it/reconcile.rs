@@ -332,9 +332,8 @@ async fn strand_a_pending_job(env: &Env) -> String {
     id
 }
 
-async fn stream_len(env: &Env) -> i64 {
-    env.cmd(redis::cmd("XLEN").arg(env.keys.stream("default")))
-        .await
+async fn stream_len(env: &Env) -> usize {
+    env.xlen(&env.keys.stream("default")).await
 }
 
 #[tokio::test]

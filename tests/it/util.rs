@@ -74,6 +74,11 @@ impl Env {
             .expect("redis command")
     }
 
+    /// The length of a stream (XLEN), e.g. a queue's or its `done` stream.
+    pub async fn xlen(&self, stream: &str) -> usize {
+        self.cmd(redis::cmd("XLEN").arg(stream)).await
+    }
+
     /// Replaces a msgpack job's payload, e.g. to shorten a `sleep` that was handed back.
     pub async fn set_payload(&self, queue: &str, id: &str, payload: serde_json::Value) {
         let bytes = rmp_serde::to_vec_named(&payload).expect("encodes");

@@ -62,21 +62,36 @@ impl HeldConnection {
         Self { pool, held: None }
     }
 
-    /// The held connection, checked out first if none is held.
-    pub(crate) async fn get(
+    /// Runs `cmd` on the held connection, checked out first if none is held; a failed
+    /// call gives the connection back to the pool.
+    pub(crate) async fn query(
         &mut self,
-    ) -> Result<&mut MultiplexedConnection, bb8::RunError<RedisError>> {
+        cmd: &redis::Cmd,
+    ) -> Result<redis::Value, HeldConnectionError> {
         let held = match self.held.take() {
             Some(held) => held,
-            None => self.pool.get_owned().await?,
+            None => self
+                .pool
+                .get_owned()
+                .await
+                .map_err(|e| HeldConnectionError::Checkout(e.to_string()))?,
         };
-        Ok(&mut **self.held.insert(held))
+        let conn = self.held.insert(held);
+        let reply = cmd.query_async(&mut **conn).await;
+        if reply.is_err() {
+            self.held = None;
+        }
+        Ok(reply?)
     }
+}
 
-    /// Gives the connection back to the pool, after it failed.
-    pub(crate) fn release(&mut self) {
-        self.held = None;
-    }
+/// Why a call on the [`HeldConnection`] failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum HeldConnectionError {
+    #[error("no connection for blocking reads: {0}")]
+    Checkout(String),
+    #[error(transparent)]
+    Redis(#[from] RedisError),
 }
 
 /// A pool of at most `size` blocking connections; it connects lazily, so a worker can

@@ -9,7 +9,7 @@ use flotilla_proto::{CONSUMER_GROUP, Keys, StreamEntry, read_reply_entries};
 use redis::aio::ConnectionManager;
 use redis::streams::StreamAutoClaimReply;
 
-use crate::connections::HeldConnection;
+use crate::connections::{HeldConnection, HeldConnectionError};
 
 /// An entry and the queue it came from.
 #[derive(Debug)]
@@ -97,25 +97,6 @@ pub(crate) async fn read_blocking(
     count: usize,
     block_ms: u64,
 ) -> Result<Vec<Fetched>, FetchError> {
-    let reply = blocking_xreadgroup(conn, keys, queues, consumer, count, block_ms).await;
-    if reply.is_err() {
-        conn.release();
-    }
-    Ok(flatten(reply?, keys, queues))
-}
-
-async fn blocking_xreadgroup(
-    conn: &mut HeldConnection,
-    keys: &Keys,
-    queues: &[&str],
-    consumer: &str,
-    count: usize,
-    block_ms: u64,
-) -> Result<redis::Value, FetchError> {
-    let conn = conn
-        .get()
-        .await
-        .map_err(|e| FetchError::Pool(e.to_string()))?;
     let mut cmd = redis::cmd("XREADGROUP");
     cmd.arg("GROUP")
         .arg(CONSUMER_GROUP)
@@ -131,7 +112,11 @@ async fn blocking_xreadgroup(
     for _ in queues {
         cmd.arg(">");
     }
-    Ok(cmd.query_async(conn).await?)
+    let reply = conn.query(&cmd).await.map_err(|e| match e {
+        HeldConnectionError::Checkout(why) => FetchError::Pool(why),
+        HeldConnectionError::Redis(e) => FetchError::Redis(e),
+    })?;
+    Ok(flatten(reply, keys, queues))
 }
 
 /// What a reclaim pass found.
