@@ -2,6 +2,7 @@
 //! runs with no record, and lands in the queue's `done` stream; anything unusual gives it
 //! a record.
 
+use flotilla_producer::NewJob;
 use flotilla_proto::Status;
 use flotilla_tests::{InProcessWorker, fast_config};
 use flotilla_worker::{JobContext, Registry};
@@ -54,7 +55,10 @@ async fn a_job_to_run_now_is_one_entry_and_its_completion_lands_in_done() {
         })
         .collect();
     assert_eq!(fields.get("type").map(String::as_str), Some("attempt"));
-    assert_eq!(fields.get("v").map(String::as_str), Some("2"));
+    // Only what the job sets travels: no options of its own, so type and payload.
+    let mut names: Vec<&str> = fields.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["content_type", "payload", "type"]);
 
     let worker = InProcessWorker::start(&env.url(), fast_config(), registry()).await;
     let done = env
@@ -109,6 +113,60 @@ async fn an_entry_counts_the_attempts_it_carries_and_one_past_its_last_is_dead()
     let error = dead.error.unwrap_or_default();
     assert!(error.contains("attempts spent (3 of 3)"), "{error}");
     assert_eq!(dead.result, None, "it never ran");
+    worker.stop().await;
+}
+
+/// The names of the fields of the entry `id` on the default queue's stream.
+async fn entry_field_names(env: &Env, id: &str) -> Vec<String> {
+    let reply: redis::streams::StreamRangeReply = env
+        .cmd(
+            redis::cmd("XRANGE")
+                .arg(env.keys.stream("default"))
+                .arg(id)
+                .arg(id),
+        )
+        .await;
+    let mut names: Vec<String> = reply
+        .ids
+        .first()
+        .map(|entry| entry.map.keys().cloned().collect())
+        .unwrap_or_default();
+    names.sort_unstable();
+    names
+}
+
+#[tokio::test]
+async fn a_job_without_options_of_its_own_runs_with_its_workers_defaults() {
+    let env = Env::start().await;
+    let plain = env.enqueue("attempt", json!({})).await;
+    let own = env
+        .enqueue_job(
+            NewJob::new("attempt", &json!({}))
+                .expect("encodes")
+                .max_attempts(2),
+        )
+        .await;
+    assert_eq!(
+        entry_field_names(&env, &plain).await,
+        ["content_type", "payload", "type"]
+    );
+    assert_eq!(
+        entry_field_names(&env, &own).await,
+        ["content_type", "max_attempts", "payload", "type"],
+        "an option the job sets travels in its entry"
+    );
+    // The producer's defaults say 3; the worker's say 7, and they apply.
+    let mut config = fast_config();
+    config.jobs.defaults.max_attempts = 7;
+    let worker = InProcessWorker::start(&env.url(), config, registry()).await;
+    let plain = env
+        .wait_status("default", &plain, Status::Completed, LONG)
+        .await;
+    let own = env
+        .wait_status("default", &own, Status::Completed, LONG)
+        .await;
+    assert_eq!(plain.result, Some(json!({"attempt": 1, "max": 7})));
+    assert_eq!(own.result, Some(json!({"attempt": 1, "max": 2})));
     worker.stop().await;
 }
 

@@ -33,7 +33,7 @@ pub async fn job_record(
     queue: &str,
     id: &str,
 ) -> Option<JobRecord> {
-    flotilla_proto::describe_job(conn, keys, queue, id)
+    flotilla_proto::describe_job(conn, keys, queue, id, &Default::default())
         .await
         .expect("a readable job")
 }

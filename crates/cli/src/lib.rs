@@ -26,10 +26,17 @@ pub fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
+    // The command runs as a task of the runtime rather than on this thread: a worker's
+    // fetch loop then shares the runtime's threads with the jobs it starts and the
+    // connections it reads, instead of waking them across threads for every batch.
+    match runtime.block_on(async { tokio::spawn(run(cli)).await }) {
+        Ok(Ok(())) => std::process::ExitCode::SUCCESS,
+        Ok(Err(e)) => {
             eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
             std::process::ExitCode::FAILURE
         }
     }

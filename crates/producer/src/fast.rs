@@ -105,7 +105,7 @@ pub(crate) async fn enqueue_fast(
     }
     let mut pipe = redis::pipe();
     for job in jobs.iter().take(room) {
-        pipe.add_command(entry(policy, job).xadd(keys));
+        pipe.add_command(entry(job).xadd(keys));
     }
     if read_with_writes {
         depth_reads(&mut pipe, keys, queue);
@@ -148,15 +148,16 @@ pub(crate) async fn enqueue_fast(
         .collect())
 }
 
-/// The stream entry of a fast-path job, with the policy's defaults filled in.
-fn entry<'a>(policy: &'a JobPolicy, job: &'a NewJob) -> FastEntry<'a> {
+/// The stream entry of a fast-path job: what the job sets of its own; the rest is left
+/// to the `[defaults]` of the worker that runs it.
+fn entry(job: &NewJob) -> FastEntry<'_> {
     FastEntry {
         queue: &job.queue,
         job_type: &job.job_type,
         payload: &job.payload,
-        max_attempts: job.max_attempts.unwrap_or(policy.defaults.max_attempts),
-        timeout_ms: millis(job.timeout.unwrap_or(policy.defaults.timeout)),
-        backoff: job.backoff.as_ref().unwrap_or(&policy.defaults.backoff),
+        max_attempts: job.max_attempts,
+        timeout_ms: job.timeout.map(millis),
+        backoff: job.backoff.as_ref(),
         trace: "",
     }
 }

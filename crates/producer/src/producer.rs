@@ -74,7 +74,9 @@ impl std::fmt::Debug for Producer {
 const BULK_BATCH: usize = 500;
 
 impl Producer {
-    /// A producer that checks jobs against `policy` (rule 10) and fills in its defaults.
+    /// A producer that checks jobs against `policy` (rule 10). Its defaults fill in the
+    /// records it writes (jobs with an id, a unique key or a time); a fast-path entry
+    /// carries only what its job sets, and its worker's defaults fill in the rest.
     pub fn new(conn: ConnectionManager, keys: Keys, policy: JobPolicy) -> Self {
         Self {
             conn,
@@ -235,7 +237,15 @@ impl Producer {
             CancelReply::NotFound => {
                 // A fast-path job keeps no record once completed: its completion is in
                 // the queue's `done` stream.
-                match flotilla_proto::describe_job(&mut conn, &self.keys, queue, id).await {
+                match flotilla_proto::describe_job(
+                    &mut conn,
+                    &self.keys,
+                    queue,
+                    id,
+                    &self.policy.defaults,
+                )
+                .await
+                {
                     Ok(Some(record)) => Cancelled::AlreadyFinished {
                         status: record.status,
                     },

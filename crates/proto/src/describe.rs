@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use redis::aio::ConnectionLike;
 
 use crate::entry::parse_duration_ms;
-use crate::{CONSUMER_GROUP, JobRecord, Keys, ProtoError, StreamEntry, field, range_entries};
+use crate::{
+    CONSUMER_GROUP, JobDefaults, JobRecord, Keys, ProtoError, StreamEntry, field, range_entries,
+};
 
 /// Entries of `done` read per step while looking for a completion.
 const DONE_STEP: usize = 500;
@@ -45,12 +47,15 @@ pub fn is_entry_id(id: &str) -> bool {
 }
 
 /// The job `job_id` of `queue` as a record, wherever it is kept; `None` when it is nowhere
-/// (never existed, or its record and its completion were trimmed by retention).
+/// (never existed, or its record and its completion were trimmed by retention). A job on
+/// its stream that does not set its attempts, timeout or backoff is shown with
+/// `defaults`, as a worker with these defaults would run it.
 pub async fn describe_job<C: ConnectionLike>(
     conn: &mut C,
     keys: &Keys,
     queue: &str,
     job_id: &str,
+    defaults: &JobDefaults,
 ) -> Result<Option<JobRecord>, DescribeError> {
     let hash: HashMap<String, Vec<u8>> = redis::cmd("HGETALL")
         .arg(keys.job(queue, job_id))
@@ -62,7 +67,7 @@ pub async fn describe_job<C: ConnectionLike>(
     if !is_entry_id(job_id) {
         return Ok(None);
     }
-    if let Some(record) = from_stream(conn, keys, queue, job_id).await? {
+    if let Some(record) = from_stream(conn, keys, queue, job_id, defaults).await? {
         return Ok(Some(record));
     }
     from_done(conn, keys, queue, job_id).await
@@ -120,6 +125,7 @@ async fn from_stream<C: ConnectionLike>(
     keys: &Keys,
     queue: &str,
     job_id: &str,
+    defaults: &JobDefaults,
 ) -> Result<Option<JobRecord>, DescribeError> {
     let stream = keys.stream(queue);
     let Some(entry) = xrange(conn, &stream, job_id, job_id, 1).await?.pop() else {
@@ -166,8 +172,18 @@ async fn from_stream<C: ConnectionLike>(
     set(field::QUEUE, queue.to_owned());
     set(field::CREATED_AT, created.clone());
     set(field::RUN_AT, created);
-    if let Some(ms) = text(&entry.fields, field::TIMEOUT).and_then(|t| parse_duration_ms(&t)) {
-        set(field::TIMEOUT_MS, ms.to_string());
+    let timeout = text(&entry.fields, field::TIMEOUT).and_then(|t| parse_duration_ms(&t));
+    set(
+        field::TIMEOUT_MS,
+        timeout
+            .unwrap_or_else(|| crate::millis(defaults.timeout))
+            .to_string(),
+    );
+    if !entry.fields.contains_key(field::MAX_ATTEMPTS) {
+        set(field::MAX_ATTEMPTS, defaults.max_attempts.to_string());
+    }
+    if !entry.fields.contains_key(field::BACKOFF) {
+        set(field::BACKOFF, defaults.backoff.to_string());
     }
     match pending.first() {
         Some((_, consumer, _, deliveries)) => {

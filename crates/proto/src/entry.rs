@@ -203,9 +203,13 @@ pub struct FastEntry<'a> {
     pub queue: &'a str,
     pub job_type: &'a str,
     pub payload: &'a Payload,
-    pub max_attempts: u32,
-    pub timeout_ms: u64,
-    pub backoff: &'a Backoff,
+    /// The job's own attempts, timeout and backoff. One it does not set is left out of
+    /// the entry, and the worker that runs the job applies its `[defaults]`, as for an
+    /// entry from any other producer: every field left out is one less to write, store,
+    /// read and parse for each job.
+    pub max_attempts: Option<u32>,
+    pub timeout_ms: Option<u64>,
+    pub backoff: Option<&'a Backoff>,
     /// The producer's trace context; empty for none.
     pub trace: &'a str,
 }
@@ -219,17 +223,21 @@ impl FastEntry<'_> {
             .arg(field::TYPE)
             .arg(self.job_type)
             .arg(field::PAYLOAD)
-            .arg(&self.payload.bytes)
-            .arg(field::CONTENT_TYPE)
-            .arg(self.payload.content_type.as_str())
-            .arg(field::MAX_ATTEMPTS)
-            .arg(self.max_attempts)
-            .arg(field::TIMEOUT)
-            .arg(self.timeout_ms)
-            .arg(field::BACKOFF)
-            .arg(self.backoff.to_string())
-            .arg(field::VERSION)
-            .arg(crate::PROTOCOL_VERSION);
+            .arg(&self.payload.bytes);
+        // JSON is what an entry without a content type holds.
+        if self.payload.content_type != crate::ContentType::Json {
+            cmd.arg(field::CONTENT_TYPE)
+                .arg(self.payload.content_type.as_str());
+        }
+        if let Some(max_attempts) = self.max_attempts {
+            cmd.arg(field::MAX_ATTEMPTS).arg(max_attempts);
+        }
+        if let Some(timeout_ms) = self.timeout_ms {
+            cmd.arg(field::TIMEOUT).arg(timeout_ms);
+        }
+        if let Some(backoff) = self.backoff {
+            cmd.arg(field::BACKOFF).arg(backoff.to_string());
+        }
         if !self.trace.is_empty() {
             cmd.arg(field::TRACE).arg(self.trace);
         }

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use flotilla_proto::{JobRecord, Keys};
+use flotilla_proto::{JobDefaults, JobRecord, Keys};
 use redis::aio::ConnectionManager;
 
 use crate::cli::ShowArgs;
@@ -17,7 +17,7 @@ pub async fn show(config_file: Option<&Path>, args: ShowArgs) -> anyhow::Result<
     let settings = Settings::load(config_file)?;
     let mut conn = super::connect_redis(&settings.redis_url).await?;
     let keys = Keys::new(settings.namespace.clone());
-    let record = find(&mut conn, &keys, &args.id).await?;
+    let record = find(&mut conn, &keys, &args.id, &settings.defaults).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&record)?);
     } else {
@@ -31,6 +31,7 @@ pub async fn find(
     conn: &mut ConnectionManager,
     keys: &Keys,
     id: &str,
+    defaults: &JobDefaults,
 ) -> anyhow::Result<JobRecord> {
     if id.trim().is_empty() {
         bail!("give a job id, or the first characters of one (an empty prefix matches every job)");
@@ -42,7 +43,7 @@ pub async fn find(
     for queue in &queues {
         // The record, or for a fast-path job (its id is an entry id) its entry or its
         // completion.
-        if let Some(record) = flotilla_proto::describe_job(conn, keys, queue, id).await? {
+        if let Some(record) = flotilla_proto::describe_job(conn, keys, queue, id, defaults).await? {
             return Ok(record);
         }
     }
@@ -80,7 +81,7 @@ pub async fn find(
         ([key], []) => read(conn, key)
             .await?
             .with_context(|| format!("job {id} vanished while being read")),
-        ([], [(queue, job)]) => flotilla_proto::describe_job(conn, keys, queue, job)
+        ([], [(queue, job)]) => flotilla_proto::describe_job(conn, keys, queue, job, defaults)
             .await?
             .with_context(|| format!("job {job} vanished while being read")),
         (many, more) => {

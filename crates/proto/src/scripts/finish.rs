@@ -85,14 +85,17 @@ impl ScriptCall for Complete<'_> {
                 .filter(|item| item.delivery > 0)
                 .map(|item| item.entry_id),
         );
-        call = call.arg(low).arg(high);
+        call = call.arg(low).arg(high).arg(keys.job_prefix(q));
         for item in &self.items {
+            // A fast-path attempt is named by its entry and fenced by its delivery count;
+            // one with a record by its job id and lease.
+            call = if item.delivery > 0 {
+                call.arg("").arg(item.entry_id).arg(item.delivery)
+            } else {
+                call.arg(item.job_id).arg(item.entry_id).arg(item.lease)
+            };
             call = call
-                .key(keys.job(q, item.job_id))
-                .arg(item.entry_id)
-                .arg(item.lease)
                 .arg(item.result)
-                .arg(item.delivery)
                 .arg(item.job_type)
                 .arg(item.attempt)
                 .arg(item.run_ms);
