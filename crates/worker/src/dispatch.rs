@@ -233,11 +233,7 @@ async fn begin_fast(shared: &Arc<Shared>, plan: FastPlan, permit: Option<OwnedSe
         timeout_ms: fields
             .timeout_ms
             .unwrap_or_else(|| millis(defaults.timeout)),
-        backoff: fields
-            .backoff
-            .as_ref()
-            .unwrap_or(&defaults.backoff)
-            .to_string(),
+        backoff: Some(fields.backoff.unwrap_or_else(|| defaults.backoff.clone())),
         trace: fields.trace.unwrap_or_default(),
     };
     let entry_id = fetched.entry.entry_id;

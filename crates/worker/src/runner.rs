@@ -56,8 +56,8 @@ pub(crate) async fn run_attempt(
 async fn execute(shared: &Shared, attempt: &Attempt, mut started: StartedJob) -> Outcome {
     let backoff: Backoff = started
         .backoff
-        .parse()
-        .unwrap_or_else(|_| shared.config.jobs.defaults.backoff.clone());
+        .clone()
+        .unwrap_or_else(|| shared.config.jobs.defaults.backoff.clone());
     let payload = std::mem::take(&mut started.payload);
     let ctx = match job_context(shared, attempt, &started, payload) {
         Ok(ctx) => ctx,

@@ -28,7 +28,12 @@ pub(crate) fn fast_args(call: Call, delivery: u32, fast: Option<&FastJob>) -> Ca
             .arg(job.attempt)
             .arg(job.max_attempts)
             .arg(job.timeout_ms)
-            .arg(&job.backoff)
+            .arg(
+                job.backoff
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+            )
             .arg(&job.trace)
             .arg(*started_at_ms),
     }

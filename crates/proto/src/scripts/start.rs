@@ -78,7 +78,9 @@ pub struct StartedJob {
     pub max_attempts: u32,
     /// 0 only for a record written before timeouts were required.
     pub timeout_ms: u64,
-    pub backoff: String,
+    /// `None` when the record's text is not a backoff: the worker's default applies.
+    /// Kept parsed, so a job on the fast path never formats or parses its backoff.
+    pub backoff: Option<Backoff>,
     pub trace: String,
 }
 
@@ -151,7 +153,7 @@ fn parse_one(value: redis::Value) -> Option<StartReply> {
                 .and_then(int)
                 .and_then(|n| u64::try_from(n).ok())
                 .unwrap_or(0),
-            backoff: word(7).unwrap_or_default(),
+            backoff: word(7).and_then(|text| text.parse().ok()),
             trace: word(8).unwrap_or_default(),
         }),
         "scheduled" => StartReply::Scheduled {
