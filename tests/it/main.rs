@@ -7,6 +7,7 @@ mod handlers;
 mod hardening;
 mod lifecycle;
 mod malformed;
+mod observability;
 mod prefetch;
 mod priority;
 mod reconcile;

@@ -45,3 +45,28 @@ pub fn http_server(responses: Vec<&'static str>) -> (String, Arc<Mutex<Vec<Strin
     });
     (url, bodies)
 }
+
+/// A free loopback address to listen on: bound, then let go for the process under test.
+pub fn free_local_addr() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").to_string()
+}
+
+/// `GET path` on `addr` over plain HTTP/1.1: the status code and the body, or `None`
+/// when nothing answers (yet).
+pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, body.to_owned()))
+}

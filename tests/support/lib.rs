@@ -10,6 +10,6 @@ pub use fleet::{
     FlotillaProcess, InProcessWorker, JSON_LOGS, WorkerProcess, fast_config, fast_policy,
     flotilla_bin, json_lines,
 };
-pub use http::http_server;
+pub use http::{free_local_addr, http_get, http_server};
 pub use redis_server::RedisServer;
 pub use wait::{eventually, job_record};

@@ -43,7 +43,7 @@ pub enum Command {
     },
     /// Run a scheduler replica: join the leader election; while leading, fire schedules and
     /// promote delayed jobs. Run two or three for failover.
-    Scheduler,
+    Scheduler(SchedulerArgs),
     /// Inspect and change schedules; see who leads.
     Schedules {
         #[command(subcommand)]
@@ -91,6 +91,24 @@ pub struct WorkerArgs {
     /// Serve queues strictly by weight instead of by weighted lottery.
     #[arg(long)]
     pub strict: bool,
+
+    #[command(flatten)]
+    pub http: HttpArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SchedulerArgs {
+    #[command(flatten)]
+    pub http: HttpArgs,
+}
+
+/// The probe and metrics listener of a long-running process.
+#[derive(Debug, Args)]
+pub struct HttpArgs {
+    /// Serve `/healthz`, `/readyz` and `/metrics` on this address, e.g. `0.0.0.0:9090`.
+    /// Off when not given.
+    #[arg(long, env = "FLOTILLA_HTTP_LISTEN", value_name = "ADDR")]
+    pub http_listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Args)]

@@ -5,6 +5,7 @@
 
 mod cli;
 mod commands;
+mod http;
 mod local_redis;
 mod settings;
 
@@ -50,7 +51,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Jobs {
             command: JobsCommand::Show(args),
         } => commands::jobs::show(config_file, args).await,
-        Command::Scheduler => commands::scheduler::run(config_file).await,
+        Command::Scheduler(args) => commands::scheduler::run(config_file, args).await,
         Command::Schedules { command } => commands::schedules::run(config_file, command).await,
         Command::Reconcile { repair, json } => {
             commands::reconcile::run(config_file, repair, json).await

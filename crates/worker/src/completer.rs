@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 
 use crate::WorkerConfig;
 use crate::inflight::{Attempt, InFlight};
+use crate::metrics::Outcome as MetricOutcome;
 
 /// What to record about a finished attempt.
 #[derive(Debug)]
@@ -201,6 +202,21 @@ impl Completer {
 
     fn landed(&self, c: Completion, landed: Landed) {
         let a = &c.attempt;
+        a.series.count(match (&landed, &c.outcome) {
+            (Landed::Finish(FinishReply::Missing) | Landed::Fail(FailReply::Missing), _) => {
+                MetricOutcome::Lost
+            }
+            (Landed::Finish(FinishReply::Stale) | Landed::Fail(FailReply::Stale), _) => {
+                MetricOutcome::Stale
+            }
+            (Landed::Finish(FinishReply::Cancelled) | Landed::Fail(FailReply::Cancelled), _) => {
+                MetricOutcome::Cancelled
+            }
+            (Landed::Fail(FailReply::Dead { .. }), _) => MetricOutcome::Dead,
+            (Landed::Fail(FailReply::Retry { .. }), _) => MetricOutcome::Failed,
+            (Landed::Finish(FinishReply::Ok), Outcome::HandBack) => MetricOutcome::HandedBack,
+            (Landed::Finish(FinishReply::Ok), _) => MetricOutcome::Completed,
+        });
         match landed {
             Landed::Finish(FinishReply::Missing) | Landed::Fail(FailReply::Missing) => {
                 tracing::warn!(

@@ -3,7 +3,7 @@
 //! call, start entries that have records in one pipeline, and spawn an attempt for each.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use flotilla_proto::scripts::{
     self, BeatReply, Bury, BuryReply, FastJob, Heartbeat, HeartbeatItem, RawJob, ScriptCall,
@@ -17,6 +17,7 @@ use crate::completer::{Completion, Outcome};
 use crate::fetch::Fetched;
 use crate::heartbeat::now_ms;
 use crate::inflight::Attempt;
+use crate::metrics::{Outcome as MetricOutcome, UNKNOWN_TYPE};
 use crate::runner::run_attempt;
 use crate::start_line::Place;
 use crate::worker::Shared;
@@ -237,6 +238,7 @@ async fn begin_fast(shared: &Arc<Shared>, plan: FastPlan, permit: Option<OwnedSe
         trace: fields.trace.unwrap_or_default(),
     };
     let entry_id = fetched.entry.entry_id;
+    let series = shared.series(&fetched.queue, &started.job_type);
     let attempt_of = Attempt {
         queue: fetched.queue,
         job_id: entry_id.clone(),
@@ -252,6 +254,8 @@ async fn begin_fast(shared: &Arc<Shared>, plan: FastPlan, permit: Option<OwnedSe
         })),
         delivery: Arc::new(fetched.delivery.into()),
         cancel: CancellationToken::new(),
+        stopped_for: Arc::default(),
+        series,
     };
     shared.inflight.insert(attempt_of.clone());
     if attempt > max_attempts {
@@ -271,6 +275,7 @@ async fn begin_fast(shared: &Arc<Shared>, plan: FastPlan, permit: Option<OwnedSe
     }
     match permit {
         Some(permit) => {
+            count_start(&attempt_of, fetched.delivery);
             shared
                 .tracker
                 .spawn(run_attempt(Arc::clone(shared), attempt_of, started, permit));
@@ -390,7 +395,7 @@ impl Plans {
                 orphans.extend(begin(shared, plan, reply, permit));
             }
         }
-        log_buried(&self.buries, replies.map(Bury::parse_result));
+        log_buried(shared, &self.buries, replies.map(Bury::parse_result));
         orphans
     }
 }
@@ -403,13 +408,14 @@ async fn bury_orphans(shared: &Shared, orphans: Vec<BuryPlan>) {
     let calls: Vec<Bury> = orphans.iter().map(|b| shared.bury_call(b)).collect();
     let mut conn = shared.conn.clone();
     match scripts::run_all(&mut conn, &shared.keys, &calls).await {
-        Ok(replies) => log_buried(&orphans, replies),
+        Ok(replies) => log_buried(shared, &orphans, replies),
         Err(e) => tracing::warn!("could not dead-letter orphan entries (will retry): {e}"),
     }
 }
 
 /// One WARN line per entry sent to the dead-letter queue, whichever way it got there.
 fn log_buried(
+    shared: &Shared,
     buries: &[BuryPlan],
     replies: impl IntoIterator<Item = Result<BuryReply, ScriptError>>,
 ) {
@@ -420,18 +426,41 @@ fn log_buried(
                 entry = %bury.fetched.entry.entry_id,
                 "removed a duplicate entry of a job that moved on"
             ),
-            Ok(BuryReply::Buried) => tracing::warn!(
-                queue = %bury.fetched.queue,
-                entry = %bury.fetched.entry.entry_id,
-                reason = %bury.reason,
-                "dead-lettered a malformed entry"
-            ),
+            Ok(BuryReply::Buried) => {
+                shared
+                    .series(&bury.fetched.queue, UNKNOWN_TYPE)
+                    .count(MetricOutcome::Malformed);
+                tracing::warn!(
+                    queue = %bury.fetched.queue,
+                    entry = %bury.fetched.entry.entry_id,
+                    reason = %bury.reason,
+                    "dead-lettered a malformed entry"
+                )
+            }
             Err(e) => tracing::warn!(
                 queue = %bury.fetched.queue,
                 entry = %bury.fetched.entry.entry_id,
                 "could not dead-letter an entry (will retry): {e}"
             ),
         }
+    }
+}
+
+/// Counts an attempt that is about to run, and how long its entry waited for it. An entry
+/// delivered before went to a worker that stopped: its job was reclaimed.
+fn count_start(attempt: &Attempt, delivery: u32) {
+    attempt.series.count(MetricOutcome::Started);
+    if delivery > 1 {
+        attempt.series.count(MetricOutcome::Reclaimed);
+    }
+    let entered_ms = attempt
+        .entry_id
+        .split_once('-')
+        .and_then(|(ms, _)| ms.parse::<u64>().ok());
+    if let Some(entered_ms) = entered_ms {
+        attempt
+            .series
+            .waited(Duration::from_millis(now_ms().saturating_sub(entered_ms)));
     }
 }
 
@@ -445,12 +474,13 @@ fn begin(
 ) -> Option<BuryPlan> {
     let StartPlan {
         fetched,
+        fields,
         job_id,
         lease,
-        ..
     } = plan;
     match reply {
         StartReply::Started(started) => {
+            let series = shared.series(&fetched.queue, &started.job_type);
             let attempt = Attempt {
                 queue: fetched.queue,
                 job_id,
@@ -462,8 +492,11 @@ fn begin(
                 fast: None,
                 delivery: Arc::default(),
                 cancel: CancellationToken::new(),
+                stopped_for: Arc::default(),
+                series,
             };
             shared.inflight.insert(attempt.clone());
+            count_start(&attempt, fetched.delivery);
             shared
                 .tracker
                 .spawn(run_attempt(Arc::clone(shared), attempt, started, permit));
@@ -474,6 +507,12 @@ fn begin(
             None
         }
         StartReply::Dead { reason } => {
+            shared
+                .series(
+                    &fetched.queue,
+                    fields.job_type.as_deref().unwrap_or_default(),
+                )
+                .count(MetricOutcome::Dead);
             tracing::warn!(job = %job_id, queue = %fetched.queue, reason = %reason.escape_debug(), "poison pill dead-lettered");
             None
         }

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::WorkerConfig;
 use crate::inflight::{Attempt, InFlight};
+use crate::metrics::Outcome;
 
 /// How long a heartbeat waits before stopping an attempt it found lost, so that one
 /// whose outcome was being written at that moment is not stopped, nor warned about.
@@ -112,16 +113,16 @@ impl Heartbeat {
                 BeatReply::Ok => {}
                 BeatReply::Cancelled => {
                     tracing::info!(job = %attempt.job_id, queue = %queue, "job cancelled: stopping its handler");
-                    attempt.cancel.cancel();
+                    attempt.stop(Outcome::Cancelled);
                 }
                 BeatReply::Missing => {
                     tracing::warn!(job = %attempt.job_id, queue = %queue,
                         "the job's record is gone (Redis restarted without its data, or the record was deleted); stopping");
-                    attempt.cancel.cancel();
+                    attempt.stop(Outcome::Lost);
                 }
                 BeatReply::Lost => {
                     tracing::warn!(job = %attempt.job_id, queue = %queue, "lease lost: another worker owns this job now; stopping");
-                    attempt.cancel.cancel();
+                    attempt.stop(Outcome::Stale);
                 }
             }
         }

@@ -3,10 +3,13 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
 use flotilla_proto::scripts::FastJob;
+use prometheus_client::metrics::gauge::Gauge;
+
+use crate::metrics::{JobSeries, Outcome};
 
 use tokio_util::sync::CancellationToken;
 
@@ -32,9 +35,20 @@ pub(crate) struct Attempt {
     pub delivery: Arc<AtomicU32>,
     /// Stops the handler (cancel, lost lease).
     pub cancel: CancellationToken,
+    /// Why `cancel` fired, set by whoever fires it, so the stopped attempt is counted
+    /// once, under that outcome.
+    pub stopped_for: Arc<OnceLock<Outcome>>,
+    /// The metrics of its queue and type.
+    pub series: Arc<JobSeries>,
 }
 
 impl Attempt {
+    /// Stops the handler for `why`; the first reason given is the one counted.
+    pub(crate) fn stop(&self, why: Outcome) {
+        let _ = self.stopped_for.set(why);
+        self.cancel.cancel();
+    }
+
     /// The fast-path delivery count the scripts fence by; 0 for an attempt with a record.
     pub(crate) fn delivery(&self) -> u32 {
         match self.fast {
@@ -50,6 +64,8 @@ impl Attempt {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct InFlight {
     attempts: Arc<Mutex<HashMap<String, Attempt>>>,
+    /// How many there are, as the `flotilla_jobs_in_flight` gauge shows it.
+    gauge: Gauge,
 }
 
 impl InFlight {
@@ -61,12 +77,24 @@ impl InFlight {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Attempts counted on `gauge` as they come and go.
+    pub(crate) fn counted(gauge: Gauge) -> Self {
+        Self {
+            attempts: Arc::default(),
+            gauge,
+        }
+    }
+
     pub(crate) fn insert(&self, attempt: Attempt) {
-        self.lock().insert(attempt.lease.clone(), attempt);
+        if self.lock().insert(attempt.lease.clone(), attempt).is_none() {
+            self.gauge.inc();
+        }
     }
 
     pub(crate) fn remove(&self, lease: &str) {
-        self.lock().remove(lease);
+        if self.lock().remove(lease).is_some() {
+            self.gauge.dec();
+        }
     }
 
     /// Whether the attempt with this lease is still running (its outcome not yet written).

@@ -13,6 +13,7 @@ use tracing::Instrument;
 
 use crate::completer::{Completion, Outcome};
 use crate::inflight::Attempt;
+use crate::metrics::Outcome as MetricOutcome;
 use crate::worker::Shared;
 use crate::{HandlerError, JobContext, NextStep};
 
@@ -36,6 +37,14 @@ pub(crate) async fn run_attempt(
     let outcome = execute(&shared, &attempt, started).instrument(span).await;
     let run_time = attempt.began.elapsed();
     shared.pace.record(run_time);
+    attempt.series.ran(run_time);
+    if matches!(outcome, Outcome::Abandoned(_)) {
+        // Nothing is written for it, so it is counted here, for why it was stopped.
+        let why = attempt.stopped_for.get().copied();
+        attempt
+            .series
+            .count(why.unwrap_or(MetricOutcome::Cancelled));
+    }
     let completion = Completion {
         attempt,
         outcome,

@@ -2,6 +2,7 @@
 //! promotion together, and runs the graceful shutdown of rule 8.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use crate::connections::{BlockingPool, blocking_pool, shared_connection};
 use crate::fetch;
 use crate::heartbeat::{self, Heartbeat, now_ms};
 use crate::inflight::InFlight;
+use crate::metrics::{JobSeries, UNKNOWN_TYPE, WorkerMetrics};
 use crate::slots::RunPace;
 use crate::{Registry, Shutdown, WorkerConfig, WorkerError, serve};
 
@@ -41,6 +43,19 @@ pub(crate) struct Shared {
     pub pace: RunPace,
     /// Held by the batch whose entries are waiting for slots, so batches start in order.
     pub start_line: Arc<crate::start_line::StartLine>,
+    pub metrics: Arc<WorkerMetrics>,
+}
+
+impl Shared {
+    /// The metrics of `queue` and `job_type`; a type without a handler here is counted
+    /// as unknown, so producers cannot grow the series without bound.
+    pub(crate) fn series(&self, queue: &str, job_type: &str) -> Arc<JobSeries> {
+        let job_type = match self.registry.get(job_type) {
+            Some(_) => job_type,
+            None => UNKNOWN_TYPE,
+        };
+        self.metrics.series(queue, job_type)
+    }
 }
 
 /// A worker process's runtime. Build with [`Worker::connect`], then [`Worker::run`].
@@ -51,6 +66,8 @@ pub struct Worker {
     config: WorkerConfig,
     registry: Registry,
     id: String,
+    metrics: Arc<WorkerMetrics>,
+    draining: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -83,7 +100,22 @@ impl Worker {
             config,
             registry,
             id,
+            metrics: Arc::default(),
+            draining: Arc::default(),
         })
+    }
+
+    /// This worker's metrics, to register with the registry `/metrics` serves.
+    pub fn metrics(&self) -> &WorkerMetrics {
+        &self.metrics
+    }
+
+    /// What a readiness probe asks: whether this worker can reach Redis and is serving.
+    pub fn readiness(&self) -> Readiness {
+        Readiness {
+            conn: self.conn.clone(),
+            draining: Arc::clone(&self.draining),
+        }
     }
 
     /// This worker's consumer name and registry id.
@@ -97,8 +129,10 @@ impl Worker {
         tracing::info!(worker = %self.id, queues = ?self.config.queues.iter().map(|q| &q.name).collect::<Vec<_>>(),
             concurrency = self.config.concurrency, handlers = ?self.registry.types(), "worker starting");
         let pool = self.pool.clone();
+        let draining = Arc::clone(&self.draining);
         let (shared, background) = self.start_background();
         serve::fetch_loop(&shared, &pool, &background.paused, &shutdown).await;
+        draining.store(true, Ordering::Release);
         drain(&shared).await;
         background.finish(shared).await;
         Ok(())
@@ -112,9 +146,10 @@ impl Worker {
             config,
             registry,
             id,
+            metrics,
             ..
         } = self;
-        let inflight = InFlight::default();
+        let inflight = InFlight::counted(metrics.in_flight().clone());
         let (completions, rx) = mpsc::channel(config.concurrency * 2 + 16);
         let completer = Completer {
             conn: conn.clone(),
@@ -159,8 +194,43 @@ impl Worker {
             tracker: TaskTracker::new(),
             pace: RunPace::default(),
             start_line: crate::start_line::StartLine::new(),
+            metrics,
         });
         (shared, background)
+    }
+}
+
+/// Whether a worker can serve: it reaches Redis and is not draining. Cheap to clone.
+#[derive(Clone)]
+pub struct Readiness {
+    conn: ConnectionManager,
+    draining: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for Readiness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Readiness")
+            .field("draining", &self.draining.load(Ordering::Acquire))
+            .finish()
+    }
+}
+
+/// How long a readiness check waits for Redis to answer.
+const READY_PING: Duration = Duration::from_secs(1);
+
+impl Readiness {
+    /// `Ok` when ready; otherwise why not, in a sentence for the probe's body.
+    pub async fn check(&self) -> Result<(), String> {
+        if self.draining.load(Ordering::Acquire) {
+            return Err("draining: finishing its running jobs before it exits".into());
+        }
+        let mut conn = self.conn.clone();
+        let ping = redis::cmd("PING");
+        match tokio::time::timeout(READY_PING, ping.query_async::<String>(&mut conn)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(format!("redis unreachable: {e}")),
+            Err(_) => Err(format!("redis did not answer a PING within {READY_PING:?}")),
+        }
     }
 }
 

@@ -5,10 +5,24 @@ use std::path::Path;
 use anyhow::Context;
 use flotilla_scheduler::{ScheduleStore, Scheduler, Shutdown};
 
+use crate::cli::SchedulerArgs;
 use crate::settings::Settings;
 
-pub async fn run(config_file: Option<&Path>) -> anyhow::Result<()> {
+/// How long a readiness check waits for Redis to answer.
+const READY_PING: std::time::Duration = std::time::Duration::from_secs(1);
+
+pub async fn run(config_file: Option<&Path>, args: SchedulerArgs) -> anyhow::Result<()> {
     let settings = Settings::load(config_file)?;
+    if let Some(addr) = args.http.http_listen {
+        // A replica is ready while it reaches Redis, leading or not: either way it is
+        // doing its job.
+        let client = redis::Client::open(settings.redis_url.as_str())?;
+        let ready: crate::http::ReadyCheck = std::sync::Arc::new(move || {
+            let client = client.clone();
+            Box::pin(async move { ping(&client).await })
+        });
+        crate::http::serve(addr, crate::http::new_registry(), ready).await?;
+    }
     let shutdown = Shutdown::on_signals();
     let scheduler = Scheduler::connect(&settings.redis_url, settings.scheduler_config())
         .await
@@ -47,5 +61,19 @@ async fn sync_until_done(
             }
             Err(e) => return Err(e.into()),
         }
+    }
+}
+
+/// A PING over a connection of its own, so a probe never waits behind the scheduler's
+/// own calls.
+async fn ping(client: &redis::Client) -> Result<(), String> {
+    let ping = async {
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        redis::cmd("PING").query_async::<String>(&mut conn).await
+    };
+    match tokio::time::timeout(READY_PING, ping).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(format!("redis unreachable: {e}")),
+        Err(_) => Err(format!("redis did not answer a PING within {READY_PING:?}")),
     }
 }

@@ -28,6 +28,16 @@ pub async fn run(config_file: Option<&Path>, args: WorkerArgs) -> anyhow::Result
                 flotilla_proto::redact_url(&settings.redis_url)
             )
         })?;
+    if let Some(addr) = args.http.http_listen {
+        let mut registry = crate::http::new_registry();
+        worker.metrics().register(&mut registry);
+        let readiness = worker.readiness();
+        let ready: crate::http::ReadyCheck = std::sync::Arc::new(move || {
+            let readiness = readiness.clone();
+            Box::pin(async move { readiness.check().await })
+        });
+        crate::http::serve(addr, registry, ready).await?;
+    }
     worker.run(shutdown).await?;
     Ok(())
 }

@@ -1,0 +1,167 @@
+//! What an operator's Prometheus and Kubernetes see: `/metrics` counts every outcome
+//! exactly, `/readyz` follows Redis, `/healthz` answers while the process lives.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use flotilla_producer::NewJob;
+use flotilla_proto::Status;
+use flotilla_tests::{WorkerProcess, eventually, free_local_addr, http_get};
+use serde_json::json;
+
+use crate::util::{Env, LONG};
+
+/// A scrape as series (`name{labels}`, as the text writes them) to values.
+fn scrape(addr: &str) -> Option<HashMap<String, f64>> {
+    let (status, body) = http_get(addr, "/metrics")?;
+    assert_eq!(status, 200, "{body}");
+    Some(
+        body.lines()
+            .filter(|line| !line.starts_with('#'))
+            .filter_map(|line| {
+                let (series, value) = line.rsplit_once(' ')?;
+                Some((series.to_owned(), value.parse().ok()?))
+            })
+            .collect(),
+    )
+}
+
+fn jobs(job_type: &str, outcome: &str) -> String {
+    format!(r#"flotilla_jobs_total{{queue="default",type="{job_type}",outcome="{outcome}"}}"#)
+}
+
+#[tokio::test]
+async fn metrics_count_every_outcome_exactly() {
+    let env = Env::start().await;
+    let addr = free_local_addr();
+    let worker = WorkerProcess::start(&env.url(), &[("FLOTILLA_HTTP_LISTEN", &addr)], None);
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push((env.enqueue("noop", json!({})).await, Status::Completed));
+    }
+    // Fails once, then succeeds.
+    ids.push((
+        env.enqueue("fail", json!({"times": 1})).await,
+        Status::Completed,
+    ));
+    // Fails both of its attempts: dead.
+    let doomed = NewJob::new("fail", &json!({"times": -1}))
+        .expect("encodes")
+        .max_attempts(2);
+    ids.push((env.enqueue_job(doomed).await, Status::Dead));
+    // No handler for it here: a failure each attempt, and counted as an unknown type.
+    let unhandled = NewJob::new("no_such_type", &json!({}))
+        .expect("encodes")
+        .max_attempts(1);
+    ids.push((env.enqueue_job(unhandled).await, Status::Dead));
+    // Cannot be decoded at all.
+    env.xadd("default", &[("payload", b"{}")]).await;
+    for (id, status) in &ids {
+        env.wait_status("default", id, *status, LONG).await;
+    }
+
+    let expected = [
+        (jobs("noop", "started"), 3.0),
+        (jobs("noop", "completed"), 3.0),
+        (jobs("noop", "failed"), 0.0),
+        (jobs("fail", "started"), 4.0),
+        (jobs("fail", "failed"), 2.0),
+        (jobs("fail", "completed"), 1.0),
+        (jobs("fail", "dead"), 1.0),
+        (jobs("unknown", "started"), 1.0),
+        (jobs("unknown", "dead"), 1.0),
+        (jobs("unknown", "malformed"), 1.0),
+        (jobs("unknown", "reclaimed"), 0.0),
+        (
+            r#"flotilla_job_run_seconds_count{queue="default",type="noop"}"#.to_owned(),
+            3.0,
+        ),
+        (
+            r#"flotilla_job_wait_seconds_count{queue="default",type="fail"}"#.to_owned(),
+            4.0,
+        ),
+        ("flotilla_jobs_in_flight".to_owned(), 0.0),
+    ];
+    let seen = eventually(LONG, "the counts on /metrics", || async {
+        let seen = scrape(&addr)?;
+        expected
+            .iter()
+            .all(|(series, value)| seen.get(series) == Some(value))
+            .then_some(seen)
+    })
+    .await;
+    assert!(
+        !seen.keys().any(|series| series.contains("no_such_type")),
+        "a type without a handler gets no series of its own"
+    );
+    drop(worker);
+}
+
+#[tokio::test]
+async fn readyz_follows_redis_and_healthz_the_process() {
+    let mut env = Env::start().await;
+    let addr = free_local_addr();
+    let worker = WorkerProcess::start(&env.url(), &[("FLOTILLA_HTTP_LISTEN", &addr)], None);
+    let status_of = |path: &'static str| {
+        let addr = addr.clone();
+        move || {
+            let addr = addr.clone();
+            async move { http_get(&addr, path).map(|(status, _)| status) }
+        }
+    };
+    let ready = status_of("/readyz");
+    eventually(LONG, "ready", || async {
+        (ready().await == Some(200)).then_some(())
+    })
+    .await;
+
+    env.redis.kill();
+    eventually(LONG, "not ready without redis", || async {
+        (ready().await == Some(503)).then_some(())
+    })
+    .await;
+    assert_eq!(
+        status_of("/healthz")().await,
+        Some(200),
+        "alive all the same"
+    );
+
+    env.redis.restart();
+    eventually(LONG, "ready again", || async {
+        (ready().await == Some(200)).then_some(())
+    })
+    .await;
+
+    // A draining worker is not ready: it takes no new work.
+    env.reconnect().await;
+    let id = env.enqueue("sleep", json!({"ms": 3000})).await;
+    env.wait_status("default", &id, Status::Running, LONG).await;
+    worker.signal("TERM");
+    let (status, body) = eventually(
+        Duration::from_secs(3),
+        "not ready while draining",
+        || async { http_get(&addr, "/readyz").filter(|(status, _)| *status == 503) },
+    )
+    .await;
+    assert_eq!(status, 503);
+    assert!(body.contains("draining"), "{body}");
+}
+
+#[tokio::test]
+async fn a_scheduler_replica_serves_health_and_readiness() {
+    let mut env = Env::start().await;
+    let addr = free_local_addr();
+    let _scheduler = WorkerProcess::scheduler(&env.url(), &[("FLOTILLA_HTTP_LISTEN", &addr)], None);
+    eventually(LONG, "scheduler ready", || async {
+        (http_get(&addr, "/readyz")?.0 == 200).then_some(())
+    })
+    .await;
+    assert_eq!(http_get(&addr, "/healthz").map(|r| r.0), Some(200));
+    env.redis.kill();
+    eventually(LONG, "scheduler not ready without redis", || async {
+        (http_get(&addr, "/readyz")?.0 == 503).then_some(())
+    })
+    .await;
+    env.redis.restart();
+    env.reconnect().await;
+}
