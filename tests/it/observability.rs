@@ -165,3 +165,67 @@ async fn a_scheduler_replica_serves_health_and_readiness() {
     env.redis.restart();
     env.reconnect().await;
 }
+
+#[tokio::test]
+async fn the_leading_scheduler_reports_ticks_leadership_and_the_queues() {
+    let env = Env::start().await;
+    // Three jobs nobody reads, one for later, and a paused queue.
+    for _ in 0..3 {
+        env.enqueue("noop", json!({})).await;
+    }
+    env.enqueue_job(
+        NewJob::new("noop", &json!({}))
+            .expect("encodes")
+            .delay(Duration::from_secs(600)),
+    )
+    .await;
+    let _: () = env
+        .cmd(redis::cmd("SADD").arg(env.keys.paused()).arg("low"))
+        .await;
+    let addr = free_local_addr();
+    let config = r#"
+[schedules.every_second]
+every = "1s"
+type = "noop"
+queue = "low"
+"#;
+    let _scheduler =
+        WorkerProcess::scheduler(&env.url(), &[("FLOTILLA_HTTP_LISTEN", &addr)], Some(config));
+    let seen = eventually(LONG, "the leader's series on /metrics", || async {
+        let seen = scrape(&addr)?;
+        let fired = seen
+            .get(r#"flotilla_schedule_ticks_total{schedule="every_second",outcome="fired"}"#)
+            .copied()
+            .unwrap_or(0.0);
+        // The schedule's queue is known once it has fired, and sampled after that.
+        (fired >= 2.0 && seen.contains_key(r#"flotilla_queue_paused{queue="low"}"#)).then_some(seen)
+    })
+    .await;
+    let value = |series: &str| seen.get(series).copied();
+    assert_eq!(value("flotilla_scheduler_leader"), Some(1.0));
+    assert_eq!(value("flotilla_leader_elections_total"), Some(1.0));
+    assert!(value("flotilla_scheduler_fencing_epoch") >= Some(1.0));
+    assert_eq!(
+        value(r#"flotilla_queue_pending{queue="default"}"#),
+        Some(3.0)
+    );
+    assert_eq!(
+        value(r#"flotilla_queue_running{queue="default"}"#),
+        Some(0.0)
+    );
+    assert_eq!(value(r#"flotilla_queue_dead{queue="default"}"#), Some(0.0));
+    assert_eq!(
+        value(r#"flotilla_queue_scheduled{queue="default"}"#),
+        Some(1.0)
+    );
+    assert_eq!(value(r#"flotilla_queue_paused{queue="low"}"#), Some(1.0));
+    assert_eq!(
+        value(r#"flotilla_queue_paused{queue="default"}"#),
+        Some(0.0)
+    );
+    assert_eq!(value("flotilla_workers_alive"), Some(0.0));
+    assert!(
+        value(r#"flotilla_queue_oldest_pending_age_seconds{queue="default"}"#) > Some(0.0),
+        "the unread jobs have waited"
+    );
+}

@@ -3,6 +3,7 @@
 //! delayed jobs. SIGTERM hands the lease over at once.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use flotilla_producer::{Outcome, Producer};
@@ -12,6 +13,8 @@ use redis::aio::ConnectionManager;
 
 use crate::checks::TermChecks;
 use crate::firing::{job_for, plan_fires, scheduled_job_id};
+use crate::metrics::{SchedulerMetrics, Tick};
+use crate::sampler::{SAMPLE_EVERY, sample};
 use crate::{Leadership, Schedule, ScheduleStore, SchedulerConfig, SchedulerError};
 
 /// Due delayed jobs moved per queue per promotion pass.
@@ -29,6 +32,7 @@ pub struct Scheduler {
     /// Reconciliation and alerts of the current term; `None` while this replica does
     /// not lead, so a standby never repairs or alerts.
     checks: Option<TermChecks>,
+    metrics: Arc<SchedulerMetrics>,
 }
 
 impl Scheduler {
@@ -56,7 +60,13 @@ impl Scheduler {
             producer,
             leadership,
             checks: None,
+            metrics: Arc::default(),
         })
+    }
+
+    /// This replica's metrics, to register with the registry `/metrics` serves.
+    pub fn metrics(&self) -> &SchedulerMetrics {
+        &self.metrics
     }
 
     /// Starts the term's checks on becoming leader and stops them on stepping down.
@@ -94,6 +104,7 @@ impl Scheduler {
             self.follow_term_with_checks();
         }
         self.checks = None;
+        self.metrics.leading(None);
         if self.leadership.current_epoch().is_some() || self.leadership.lapsed() {
             match self.leadership.release(&mut self.conn).await {
                 Ok(()) => tracing::info!("released the leader lease for a standby to take over"),
@@ -117,6 +128,7 @@ impl Scheduler {
             None if now >= timers.next_acquire => {
                 timers.next_acquire = now + self.config.retry_interval;
                 if let Some(epoch) = self.leadership.acquire(&mut self.conn).await? {
+                    self.metrics.elected();
                     tracing::info!(epoch, scheduler = %self.id(), "leading");
                     timers.next_renew = now + self.config.renew_interval();
                 }
@@ -129,6 +141,7 @@ impl Scheduler {
             }
             _ => {}
         }
+        self.metrics.leading(self.leadership.current_epoch());
         let Some(epoch) = self.leadership.current_epoch() else {
             return Ok(());
         };
@@ -141,6 +154,14 @@ impl Scheduler {
             timers.next_promote = now + self.config.promote_interval;
             if let Err(e) = self.promote_all().await {
                 tracing::warn!("promoting delayed jobs failed (will retry): {e}");
+            }
+        }
+        if now >= timers.next_sample {
+            timers.next_sample = now + SAMPLE_EVERY;
+            let worker_timeout = self.config.reconcile.worker_timeout;
+            if let Err(e) = sample(&mut self.conn, &self.keys, &self.metrics, worker_timeout).await
+            {
+                tracing::warn!("sampling the queues for metrics failed (will retry): {e}");
             }
         }
         Ok(())
@@ -198,6 +219,8 @@ impl Scheduler {
         };
         let plan = plan_fires(schedule, &timing, last_tick, now, grace);
         if !plan.skipped.is_empty() {
+            self.metrics
+                .tick(&schedule.name, Tick::Missed, plan.skipped.len() as u64);
             tracing::warn!(schedule = %schedule.name, skipped = plan.skipped.len(), policy = ?schedule.catch_up,
                 "ticks missed while no scheduler led were skipped");
         }
@@ -206,7 +229,14 @@ impl Scheduler {
             if self.leadership.current_epoch() != Some(epoch) {
                 return Ok(());
             }
-            last_job = Some(self.fire(schedule, *tick).await?);
+            let (job, created) = self.fire(schedule, *tick).await?;
+            if created {
+                self.metrics.tick(&schedule.name, Tick::Fired, 1);
+                if now - tick > grace {
+                    self.metrics.tick(&schedule.name, Tick::Late, 1);
+                }
+            }
+            last_job = Some(job);
         }
         if let Some(tick) = plan.advance_to {
             self.record(
@@ -247,7 +277,8 @@ impl Scheduler {
 
     /// Enqueues one tick. Its id and guard key are derived from (schedule, tick), so a
     /// second scheduler firing the same tick creates nothing.
-    async fn fire(&self, schedule: &Schedule, tick: i64) -> Result<String, SchedulerError> {
+    /// Returns the job id and whether this call created the job.
+    async fn fire(&self, schedule: &Schedule, tick: i64) -> Result<(String, bool), SchedulerError> {
         let id = scheduled_job_id(&schedule.name, tick);
         let guard = format!("schedule:{}:{tick}", schedule.name);
         let job = job_for(schedule, &id)
@@ -257,13 +288,17 @@ impl Scheduler {
             })?
             .unique_until_expiry(&guard, self.config.fire_guard_ttl);
         let enqueued = self.producer.enqueue(job).await?;
-        match enqueued.outcome {
-            Outcome::Created => tracing::info!(schedule = %schedule.name, tick, job = %id, "fired"),
-            Outcome::Duplicate | Outcome::Exists => {
-                tracing::info!(schedule = %schedule.name, tick, "tick was already fired")
+        let created = match enqueued.outcome {
+            Outcome::Created => {
+                tracing::info!(schedule = %schedule.name, tick, job = %id, "fired");
+                true
             }
-        }
-        Ok(id)
+            Outcome::Duplicate | Outcome::Exists => {
+                tracing::info!(schedule = %schedule.name, tick, "tick was already fired");
+                false
+            }
+        };
+        Ok((id, created))
     }
 
     /// Moves due delayed jobs of every known queue onto their streams.
@@ -297,6 +332,7 @@ struct Timers {
     next_acquire: Instant,
     next_renew: Instant,
     next_promote: Instant,
+    next_sample: Instant,
 }
 
 impl Default for Timers {
@@ -306,6 +342,7 @@ impl Default for Timers {
             next_acquire: now,
             next_renew: now,
             next_promote: now,
+            next_sample: now,
         }
     }
 }

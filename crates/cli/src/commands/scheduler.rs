@@ -13,16 +13,6 @@ const READY_PING: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub async fn run(config_file: Option<&Path>, args: SchedulerArgs) -> anyhow::Result<()> {
     let settings = Settings::load(config_file)?;
-    if let Some(addr) = args.http.http_listen {
-        // A replica is ready while it reaches Redis, leading or not: either way it is
-        // doing its job.
-        let client = redis::Client::open(settings.redis_url.as_str())?;
-        let ready: crate::http::ReadyCheck = std::sync::Arc::new(move || {
-            let client = client.clone();
-            Box::pin(async move { ping(&client).await })
-        });
-        crate::http::serve(addr, crate::http::new_registry(), ready).await?;
-    }
     let shutdown = Shutdown::on_signals();
     let scheduler = Scheduler::connect(&settings.redis_url, settings.scheduler_config())
         .await
@@ -32,6 +22,18 @@ pub async fn run(config_file: Option<&Path>, args: SchedulerArgs) -> anyhow::Res
                 flotilla_proto::redact_url(&settings.redis_url)
             )
         })?;
+    if let Some(addr) = args.http.http_listen {
+        // A replica is ready while it reaches Redis, leading or not: either way it is
+        // doing its job.
+        let client = redis::Client::open(settings.redis_url.as_str())?;
+        let ready: crate::http::ReadyCheck = std::sync::Arc::new(move || {
+            let client = client.clone();
+            Box::pin(async move { ping(&client).await })
+        });
+        let mut registry = crate::http::new_registry();
+        scheduler.metrics().register(&mut registry);
+        crate::http::serve(addr, registry, ready).await?;
+    }
     sync_until_done(scheduler.store(), &settings, &shutdown).await?;
     scheduler.run(shutdown).await?;
     Ok(())
