@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing Flotilla needs on a fresh Debian/Ubuntu (apt) or
-# macOS (Homebrew) machine: redis-server, a C compiler, and checks for a Rust toolchain.
+# macOS (Homebrew) machine: redis-server, promtool, a C compiler, and checks for a Rust
+# toolchain.
 set -euo pipefail
 
 as_root() {
@@ -22,6 +23,14 @@ if ! command -v redis-server >/dev/null; then
     exit 1
   }
   # The package may start a system instance; tests start their own and do not need it.
+fi
+
+if ! command -v promtool >/dev/null; then
+  echo "promtool not found (the alert rules' tests use it): installing prometheus"
+  apt_install --no-install-recommends prometheus || { command -v brew >/dev/null && brew install prometheus; } || {
+    echo "cannot install promtool here: install Prometheus 2 (https://prometheus.io/download) and retry" >&2
+    exit 1
+  }
 fi
 
 if ! command -v cc >/dev/null; then

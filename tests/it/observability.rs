@@ -229,3 +229,120 @@ queue = "low"
         "the unread jobs have waited"
     );
 }
+
+/// deploy/monitoring in the source tree.
+fn monitoring_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/monitoring")
+}
+
+#[test]
+fn the_alert_rules_pass_promtool_and_their_unit_tests() {
+    for args in [
+        ["check", "rules", "flotilla-rules.yaml"],
+        ["test", "rules", "flotilla-rules.test.yaml"],
+    ] {
+        let output = std::process::Command::new("promtool")
+            .args(args)
+            .current_dir(monitoring_dir())
+            .output()
+            .expect("promtool runs (scripts/ensure-deps.sh installs it with prometheus)");
+        assert!(
+            output.status.success(),
+            "promtool {}: {}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+/// The series names a scrape can hold, from its `# TYPE` lines: a counter's `_total`, a
+/// histogram's `_bucket`, `_sum` and `_count`, a gauge's own name.
+fn served_names(addr: &str) -> Option<Vec<String>> {
+    let (_, body) = http_get(addr, "/metrics")?;
+    Some(
+        body.lines()
+            .filter_map(|line| line.strip_prefix("# TYPE "))
+            .filter_map(|rest| rest.split_once(' '))
+            .flat_map(|(name, kind)| match kind {
+                "counter" => vec![format!("{name}_total")],
+                "histogram" => ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .map(|suffix| format!("{name}{suffix}"))
+                    .collect(),
+                _ => vec![name.to_owned()],
+            })
+            .collect(),
+    )
+}
+
+/// Every `flotilla_…` name in `text`.
+fn names_used(text: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("flotilla_") {
+        let tail = &rest[at..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        names.push(tail[..end].to_owned());
+        rest = &tail[end..];
+    }
+    names
+}
+
+#[tokio::test]
+async fn every_metric_the_rules_and_the_dashboard_use_is_served() {
+    let env = Env::start().await;
+    let worker_addr = free_local_addr();
+    let scheduler_addr = free_local_addr();
+    let _worker = WorkerProcess::start(&env.url(), &[("FLOTILLA_HTTP_LISTEN", &worker_addr)], None);
+    let config = r#"
+[schedules.every_second]
+every = "1s"
+type = "noop"
+"#;
+    let _scheduler = WorkerProcess::scheduler(
+        &env.url(),
+        &[("FLOTILLA_HTTP_LISTEN", &scheduler_addr)],
+        Some(config),
+    );
+    // A series appears once it has a value: run a job, let the schedule tick.
+    let id = env.enqueue("noop", json!({})).await;
+    env.wait_status("default", &id, Status::Completed, LONG)
+        .await;
+    let used: Vec<(&str, Vec<String>)> = ["flotilla-rules.yaml", "grafana-dashboard.json"]
+        .into_iter()
+        .map(|file| {
+            let text = std::fs::read_to_string(monitoring_dir().join(file)).expect("readable");
+            (file, names_used(&text))
+        })
+        .collect();
+    for (file, names) in &used {
+        assert!(!names.is_empty(), "{file} uses no flotilla metric");
+    }
+    let missing = |served: &[String]| -> Vec<String> {
+        used.iter()
+            .flat_map(|(file, names)| {
+                names
+                    .iter()
+                    .filter(|name| !served.contains(name))
+                    .map(move |name| format!("{name} (in {file})"))
+            })
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + LONG;
+    loop {
+        let mut served = served_names(&worker_addr).unwrap_or_default();
+        served.extend(served_names(&scheduler_addr).unwrap_or_default());
+        let absent = missing(&served);
+        if absent.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "used but served by no process: {absent:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -12,6 +12,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 /// A readiness check: `Ok` when the process can serve, else why not.
@@ -23,6 +24,8 @@ pub type ReadyCheck =
 struct Endpoints {
     registry: Arc<Registry>,
     ready: ReadyCheck,
+    /// The readiness check's answer at the last scrape, so alert rules can see it.
+    ready_gauge: Gauge,
 }
 
 /// The content type of the OpenMetrics text `/metrics` answers with, which Prometheus
@@ -36,11 +39,21 @@ pub fn new_registry() -> Registry {
 
 /// Binds `addr` now, so a taken port fails the start with a clear error, and serves in
 /// the background for the life of the process.
-pub async fn serve(addr: SocketAddr, registry: Registry, ready: ReadyCheck) -> anyhow::Result<()> {
+pub async fn serve(
+    addr: SocketAddr,
+    mut registry: Registry,
+    ready: ReadyCheck,
+) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("--http-listen {addr}: cannot listen there"))?;
     let local = listener.local_addr().unwrap_or(addr);
+    let ready_gauge = Gauge::default();
+    registry.register(
+        "ready",
+        "1 when the process can serve (Redis answers; a worker is not draining), checked at each scrape",
+        ready_gauge.clone(),
+    );
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -48,6 +61,7 @@ pub async fn serve(addr: SocketAddr, registry: Registry, ready: ReadyCheck) -> a
         .with_state(Endpoints {
             registry: Arc::new(registry),
             ready,
+            ready_gauge,
         });
     tracing::info!(listen = %local, "serving /healthz, /readyz and /metrics");
     tokio::spawn(async move {
@@ -74,6 +88,8 @@ async fn readyz(State(endpoints): State<Endpoints>) -> impl IntoResponse {
 }
 
 async fn metrics(State(endpoints): State<Endpoints>) -> impl IntoResponse {
+    let ready = (endpoints.ready)().await.is_ok();
+    endpoints.ready_gauge.set(i64::from(ready));
     let mut text = String::new();
     match prometheus_client::encoding::text::encode(&mut text, &endpoints.registry) {
         Ok(()) => (StatusCode::OK, [(header::CONTENT_TYPE, OPENMETRICS)], text),

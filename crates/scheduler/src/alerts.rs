@@ -76,6 +76,24 @@ pub struct AlertEvent {
 /// History entries kept in the alerts stream.
 const HISTORY: u64 = 10_000;
 
+// The kinds of alert the alerter raises, as alerts, history and metrics name them.
+const SCHEDULE_MISSED: &str = "schedule_missed";
+const SCHEDULE_LATE: &str = "schedule_late";
+const WORKER_NOT_RESPONDING: &str = "worker_not_responding";
+const DLQ_GROWING: &str = "dlq_growing";
+const BACKLOG_TOO_OLD: &str = "backlog_too_old";
+const JOBS_LOST: &str = "jobs_lost";
+
+/// Every kind of alert the alerter raises.
+pub(crate) const ALERT_KINDS: [&str; 6] = [
+    SCHEDULE_MISSED,
+    SCHEDULE_LATE,
+    WORKER_NOT_RESPONDING,
+    DLQ_GROWING,
+    BACKLOG_TOO_OLD,
+    JOBS_LOST,
+];
+
 /// Evaluates alert conditions and keeps the active set in Redis.
 #[derive(Debug)]
 pub struct Alerter {
@@ -104,9 +122,9 @@ impl Alerter {
         let mut holding: BTreeMap<(String, String), String> = BTreeMap::new();
         for f in report.findings.iter().filter(|f| f.open) {
             let kind = match f.kind {
-                FindingKind::TickMissed => "schedule_missed",
-                FindingKind::TickLate => "schedule_late",
-                FindingKind::WorkerNotResponding => "worker_not_responding",
+                FindingKind::TickMissed => SCHEDULE_MISSED,
+                FindingKind::TickLate => SCHEDULE_LATE,
+                FindingKind::WorkerNotResponding => WORKER_NOT_RESPONDING,
                 _ => continue,
             };
             holding
@@ -166,7 +184,7 @@ impl Alerter {
                 "{dead} jobs of queue {queue} went dead in the last {}",
                 human(self.config.dlq_window)
             );
-            holding.insert(("dlq_growing".to_owned(), queue.to_owned()), message);
+            holding.insert((DLQ_GROWING.to_owned(), queue.to_owned()), message);
         }
         if let Some(age) = self.oldest_waiting_age(queue, now).await?
             && age > self.config.backlog_max_age.as_millis() as i64
@@ -175,7 +193,7 @@ impl Alerter {
                 "the oldest waiting job of queue {queue} has waited {}s",
                 age / 1000
             );
-            holding.insert(("backlog_too_old".to_owned(), queue.to_owned()), message);
+            holding.insert((BACKLOG_TOO_OLD.to_owned(), queue.to_owned()), message);
         }
         Ok(())
     }
@@ -242,7 +260,7 @@ impl Alerter {
                 ids.len(),
                 ids.join(", ")
             );
-            holding.insert(("jobs_lost".to_owned(), queue), message);
+            holding.insert((JOBS_LOST.to_owned(), queue), message);
         }
         Ok(())
     }

@@ -11,6 +11,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
 
+use crate::alerts::ALERT_KINDS;
+
 /// Label pairs of one series.
 type Labels = Vec<(&'static str, String)>;
 type SecondsGauge = Gauge<f64, AtomicU64>;
@@ -194,12 +196,14 @@ impl SchedulerMetrics {
         self.workers_alive.set(alive);
     }
 
-    /// The active alerts, by kind; kinds active before and not now read 0.
+    /// The active alerts, by kind; every kind the alerter raises reads 0 while inactive,
+    /// so dashboards and rules see a steady series.
     pub(crate) fn alerts(&self, active: &[String]) {
         let mut kinds = self
             .alert_kinds
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        kinds.extend(ALERT_KINDS.iter().map(|kind| (*kind).to_owned()));
         kinds.extend(active.iter().cloned());
         for kind in kinds.iter() {
             let count = active.iter().filter(|a| *a == kind).count();
