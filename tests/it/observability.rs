@@ -346,3 +346,135 @@ type = "noop"
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A `prometheus` server of the test's own, killed when dropped.
+struct Prometheus {
+    child: std::process::Child,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Prometheus {
+    /// Scrapes `targets` every second, with the fleet's alert rules loaded.
+    fn start(targets: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let rules = monitoring_dir().join("flotilla-rules.yaml");
+        let targets: Vec<String> = targets.iter().map(|t| format!("\"{t}\"")).collect();
+        let config = format!(
+            "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\n\
+             rule_files: [\"{}\"]\n\
+             scrape_configs:\n  - job_name: flotilla\n    static_configs:\n      - targets: [{}]\n",
+            rules.display(),
+            targets.join(", ")
+        );
+        let config_path = dir.path().join("prometheus.yml");
+        std::fs::write(&config_path, config).expect("config");
+        let addr = free_local_addr();
+        let child = std::process::Command::new("prometheus")
+            .arg(format!("--config.file={}", config_path.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address={addr}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("prometheus runs (scripts/ensure-deps.sh installs it)");
+        Self {
+            child,
+            addr,
+            _dir: dir,
+        }
+    }
+
+    /// The value of an instant query that yields one number, if it does yet.
+    fn query(&self, promql: &str) -> Option<f64> {
+        let encoded: String = promql
+            .bytes()
+            .map(|b| match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' => (b as char).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        let (status, body) = http_get(&self.addr, &format!("/api/v1/query?query={encoded}"))?;
+        if status != 200 {
+            return None;
+        }
+        let reply: serde_json::Value = serde_json::from_str(&body).ok()?;
+        reply["data"]["result"][0]["value"][1]
+            .as_str()?
+            .parse()
+            .ok()
+    }
+
+    /// The names of the alerting rules it has loaded.
+    fn alert_rules(&self) -> Vec<String> {
+        let Some((200, body)) = http_get(&self.addr, "/api/v1/rules") else {
+            return Vec::new();
+        };
+        let reply: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        reply["data"]["groups"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|group| group["rules"].as_array().cloned().unwrap_or_default())
+            .filter_map(|rule| rule["name"].as_str().map(str::to_owned))
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn a_real_prometheus_scrapes_a_worker_and_a_scheduler() {
+    let env = Env::start().await;
+    let worker_addr = free_local_addr();
+    let scheduler_addr = free_local_addr();
+    let _worker = WorkerProcess::start(&env.url(), &[("FLOTILLA_HTTP_LISTEN", &worker_addr)], None);
+    let _scheduler = WorkerProcess::scheduler(
+        &env.url(),
+        &[("FLOTILLA_HTTP_LISTEN", &scheduler_addr)],
+        None,
+    );
+    for _ in 0..5 {
+        let id = env.enqueue("noop", json!({})).await;
+        env.wait_status("default", &id, Status::Completed, LONG)
+            .await;
+    }
+    let prometheus = Prometheus::start(&[&worker_addr, &scheduler_addr]);
+    for (promql, expected) in [
+        (
+            r#"sum(flotilla_jobs_total{type="noop",outcome="completed"})"#,
+            5.0,
+        ),
+        ("sum(flotilla_scheduler_leader)", 1.0),
+        ("count(up == 1)", 2.0),
+        // The rules load, and with a leader the no-leader alert stays quiet.
+        (
+            r#"count(ALERTS{alertname="FlotillaNoLeader"}) or vector(0)"#,
+            0.0,
+        ),
+    ] {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let value = prometheus.query(promql);
+            if value == Some(expected) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{promql}: Prometheus says {value:?}, expected {expected}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+    let rules = prometheus.alert_rules();
+    assert_eq!(rules.len(), 7, "{rules:?}");
+    assert!(rules.iter().any(|r| r == "FlotillaNoLeader"), "{rules:?}");
+}

@@ -52,8 +52,8 @@ pub fn free_local_addr() -> String {
     listener.local_addr().expect("addr").to_string()
 }
 
-/// `GET path` on `addr` over plain HTTP/1.1: the status code and the body, or `None`
-/// when nothing answers (yet).
+/// `GET path` on `addr` over plain HTTP/1.0 (so the body is never chunked): the status
+/// code and the body, or `None` when nothing answers (yet).
 pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
     let mut stream = std::net::TcpStream::connect(addr).ok()?;
     stream
@@ -61,7 +61,7 @@ pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
         .ok()?;
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n"
     )
     .ok()?;
     let mut response = String::new();
