@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use flotilla_producer::NewJob;
 use flotilla_proto::Status;
-use flotilla_tests::{WorkerProcess, eventually, free_local_addr, http_get};
+use flotilla_tests::{
+    WorkerProcess, eventually, flotilla_bin, free_local_addr, http_get, http_server,
+};
 use serde_json::json;
 
 use crate::util::{Env, LONG};
@@ -477,4 +479,94 @@ async fn a_real_prometheus_scrapes_a_worker_and_a_scheduler() {
     let rules = prometheus.alert_rules();
     assert_eq!(rules.len(), 7, "{rules:?}");
     assert!(rules.iter().any(|r| r == "FlotillaNoLeader"), "{rules:?}");
+}
+
+/// One span as an OTLP/JSON export describes it.
+#[derive(Debug, Clone, PartialEq)]
+struct ExportedSpan {
+    name: String,
+    trace_id: String,
+    span_id: String,
+    parent_span_id: String,
+}
+
+/// The spans in OTLP/JSON export bodies.
+fn exported_spans(bodies: &[String]) -> Vec<ExportedSpan> {
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_ascii_lowercase();
+    bodies
+        .iter()
+        .filter_map(|body| serde_json::from_str::<serde_json::Value>(body).ok())
+        .flat_map(|export| {
+            export["resourceSpans"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .flat_map(|resource| {
+            resource["scopeSpans"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .flat_map(|scope| scope["spans"].as_array().cloned().unwrap_or_default())
+        .map(|span| ExportedSpan {
+            name: text(&span["name"]),
+            trace_id: text(&span["traceId"]),
+            span_id: text(&span["spanId"]),
+            parent_span_id: text(&span["parentSpanId"]),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_run_span_is_the_child_of_the_enqueue_span_in_another_process() {
+    let env = Env::start().await;
+    let ok = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    let (collector, bodies) = http_server(vec![ok; 200]);
+    let otel = [
+        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", collector.as_str()),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ("OTEL_SERVICE_NAME", "flotilla-test"),
+    ];
+    let _worker = WorkerProcess::start(&env.url(), &otel, None);
+    let enqueued = std::process::Command::new(flotilla_bin())
+        .args(["enqueue", "--type", "noop"])
+        .env("FLOTILLA_REDIS_URL", env.url())
+        .env_remove("FLOTILLA_CONFIG")
+        .envs(otel)
+        .output()
+        .expect("flotilla enqueue runs");
+    assert!(
+        enqueued.status.success(),
+        "{}",
+        String::from_utf8_lossy(&enqueued.stderr)
+    );
+    // Any language: a raw XADD with a W3C traceparent has its trace continued.
+    let foreign_trace = "0af7651916cd43dd8448eb211c80319c";
+    let foreign_parent = "b7ad6b7169203331";
+    let traceparent = format!("00-{foreign_trace}-{foreign_parent}-01");
+    env.xadd(
+        "default",
+        &[("type", b"noop"), ("traceparent", traceparent.as_bytes())],
+    )
+    .await;
+
+    let spans = eventually(LONG, "the enqueue and both run spans", || async {
+        let spans = exported_spans(&bodies.lock().expect("lock"));
+        let enqueue = spans.iter().find(|s| s.name == "enqueue")?;
+        let child = spans.iter().any(|s| {
+            s.name == "job" && s.trace_id == enqueue.trace_id && s.parent_span_id == enqueue.span_id
+        });
+        let foreign = spans.iter().any(|s| {
+            s.name == "job" && s.trace_id == foreign_trace && s.parent_span_id == foreign_parent
+        });
+        (child && foreign).then_some(spans)
+    })
+    .await;
+    assert_eq!(
+        spans.iter().filter(|s| s.name == "job").count(),
+        2,
+        "{spans:?}"
+    );
 }

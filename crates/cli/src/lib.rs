@@ -8,15 +8,16 @@ mod commands;
 mod http;
 mod local_redis;
 mod settings;
+mod telemetry;
 
 use clap::Parser;
 
-use crate::cli::{Cli, Command, JobsCommand, LogFormat};
+use crate::cli::{Cli, Command, JobsCommand};
 
 /// Parses the command line, runs the subcommand and maps failure to exit status 1.
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.log_format);
+    let telemetry = telemetry::init(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -30,7 +31,10 @@ pub fn main() -> std::process::ExitCode {
     // The command runs as a task of the runtime rather than on this thread: a worker's
     // fetch loop then shares the runtime's threads with the jobs it starts and the
     // connections it reads, instead of waking them across threads for every batch.
-    match runtime.block_on(async { tokio::spawn(run(cli)).await }) {
+    let result = runtime.block_on(async { tokio::spawn(run(cli)).await });
+    drop(runtime);
+    telemetry.shutdown();
+    match result {
         Ok(Ok(())) => std::process::ExitCode::SUCCESS,
         Ok(Err(e)) => {
             eprintln!("error: {e:#}");
@@ -62,20 +66,5 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(args) => commands::demo::run(args).await,
         Command::Bench(args) => commands::bench::run(args).await,
         Command::BenchPickupWorker(args) => commands::bench::serve_pickups(config_file, args).await,
-    }
-}
-
-fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Colour only for a person at a terminal; files and log collectors get plain text.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
     }
 }

@@ -158,7 +158,7 @@ fn entry(job: &NewJob) -> FastEntry<'_> {
         max_attempts: job.max_attempts,
         timeout_ms: job.timeout.map(millis),
         backoff: job.backoff.as_ref(),
-        trace: "",
+        trace: &job.trace,
     }
 }
 

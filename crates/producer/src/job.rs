@@ -26,6 +26,8 @@ pub struct NewJob {
     pub(crate) backoff: Option<Backoff>,
     pub(crate) unique: Option<(String, Duration)>,
     pub(crate) unique_until_expiry: bool,
+    /// The enqueue span's trace context, set by the producer when tracing is on.
+    pub(crate) trace: String,
 }
 
 impl NewJob {
@@ -50,6 +52,7 @@ impl NewJob {
             backoff: None,
             unique: None,
             unique_until_expiry: false,
+            trace: String::new(),
         }
     }
 

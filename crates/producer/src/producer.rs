@@ -17,6 +17,8 @@ use std::sync::{Arc, Mutex};
 use crate::fast::{DepthGauge, enqueue_fast, is_fast};
 use crate::job::Schedule;
 use crate::{IntoNewJob, NewJob, ProducerError};
+use flotilla_proto::trace_context;
+use tracing::Instrument;
 
 /// What a cancel did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,8 +111,25 @@ impl Producer {
     /// A job to run now with no id, unique key or time of its own is one XADD carrying the
     /// whole job (its entry id becomes its id); any other goes through the enqueue script,
     /// which writes its record.
+    ///
+    /// With tracing on, each call is an `enqueue` span, and the job carries its context
+    /// so that the span that runs it is its child.
     pub async fn enqueue(&self, job: impl IntoNewJob) -> Result<Enqueued, ProducerError> {
-        let job = job.into_new_job()?;
+        let mut job = job.into_new_job()?;
+        if !trace_context::enabled() {
+            return self.enqueue_one(job).await;
+        }
+        let span = tracing::info_span!("enqueue", id = tracing::field::Empty,
+            r#type = %job.job_type, queue = %job.queue);
+        job.trace = trace_context::of_span(&span);
+        let enqueued = self.enqueue_one(job).instrument(span.clone()).await;
+        if let Ok(enqueued) = &enqueued {
+            span.record("id", enqueued.id.as_str());
+        }
+        enqueued
+    }
+
+    async fn enqueue_one(&self, job: NewJob) -> Result<Enqueued, ProducerError> {
         let id = self.check(&job)?;
         self.register_queue(&job.queue).await?;
         let mut conn = self.conn.clone();
@@ -136,7 +155,23 @@ impl Producer {
 
     /// Enqueues many jobs, pipelined in batches. Each job gets its own result, in order:
     /// one full queue or bad payload does not fail the others.
+    /// With tracing on, the call is one `enqueue_bulk` span that every job's run follows.
     pub async fn enqueue_bulk(
+        &self,
+        mut jobs: Vec<NewJob>,
+    ) -> Result<Vec<Result<Enqueued, ProducerError>>, ProducerError> {
+        if !trace_context::enabled() {
+            return self.enqueue_many(jobs).await;
+        }
+        let span = tracing::info_span!("enqueue_bulk", jobs = jobs.len());
+        let trace = trace_context::of_span(&span);
+        for job in &mut jobs {
+            job.trace.clone_from(&trace);
+        }
+        self.enqueue_many(jobs).instrument(span).await
+    }
+
+    async fn enqueue_many(
         &self,
         jobs: Vec<NewJob>,
     ) -> Result<Vec<Result<Enqueued, ProducerError>>, ProducerError> {
@@ -339,7 +374,7 @@ impl Producer {
                 until_expiry: job.unique_until_expiry,
             }),
             max_queue_len: self.policy.limits.max_queue_len,
-            trace: "",
+            trace: &job.trace,
         }
     }
 }

@@ -36,7 +36,8 @@ pub struct EntryFields {
     /// Attempts the job spent before this entry was written (a copy put back by
     /// reconciliation carries them).
     pub attempts: Option<u32>,
-    /// The producer's trace context, passed on to the run.
+    /// The producer's trace context, passed on to the run: `traceparent`, then
+    /// `tracestate` on a second line when there is one.
     pub trace: Option<String>,
 }
 
@@ -166,10 +167,18 @@ impl StreamEntry {
                     })?,
             ),
         };
-        let trace = self
-            .text(field::TRACE)?
-            .filter(|t| !t.is_empty())
-            .map(str::to_owned);
+        // W3C `traceparent` (and `tracestate`), or the older `trace` field.
+        let parent = self
+            .text(crate::trace_context::TRACEPARENT)?
+            .or(self.text(field::TRACE)?)
+            .filter(|t| !t.is_empty());
+        let state = self
+            .text(crate::trace_context::TRACESTATE)?
+            .filter(|t| !t.is_empty());
+        let trace = parent.map(|parent| match state {
+            Some(state) => format!("{parent}\n{state}"),
+            None => parent.to_owned(),
+        });
         Ok(EntryFields {
             job_id,
             attempts,
@@ -210,7 +219,8 @@ pub struct FastEntry<'a> {
     pub max_attempts: Option<u32>,
     pub timeout_ms: Option<u64>,
     pub backoff: Option<&'a Backoff>,
-    /// The producer's trace context; empty for none.
+    /// The producer's trace context (`traceparent`, then `tracestate` on a second line);
+    /// empty for none.
     pub trace: &'a str,
 }
 
@@ -238,8 +248,12 @@ impl FastEntry<'_> {
         if let Some(backoff) = self.backoff {
             cmd.arg(field::BACKOFF).arg(backoff.to_string());
         }
-        if !self.trace.is_empty() {
-            cmd.arg(field::TRACE).arg(self.trace);
+        let mut trace = self.trace.lines();
+        if let Some(parent) = trace.next() {
+            cmd.arg(crate::trace_context::TRACEPARENT).arg(parent);
+        }
+        if let Some(state) = trace.next() {
+            cmd.arg(crate::trace_context::TRACESTATE).arg(state);
         }
         cmd
     }

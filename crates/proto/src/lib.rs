@@ -29,6 +29,7 @@ mod redact;
 pub mod scripts;
 mod shutdown;
 mod status;
+pub mod trace_context;
 
 pub use backoff::Backoff;
 pub use checks::{

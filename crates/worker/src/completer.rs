@@ -54,6 +54,19 @@ pub(crate) struct Completer {
     pub worker_id: String,
 }
 
+impl Outcome {
+    /// How the run ended, as its span records it.
+    pub(crate) fn label(&self) -> &'static str {
+        match self {
+            Outcome::Completed(_) => "completed",
+            Outcome::Failed { delay: Some(_), .. } => "failed",
+            Outcome::Failed { delay: None, .. } => "dead",
+            Outcome::HandBack => "handed_back",
+            Outcome::Abandoned(_) => "stopped",
+        }
+    }
+}
+
 impl Completer {
     /// Runs until every sender is gone and the queue is empty.
     pub(crate) async fn run(self, mut rx: mpsc::Receiver<Completion>) {

@@ -33,8 +33,15 @@ pub(crate) async fn run_attempt(
         r#type = %started.job_type,
         queue = %attempt.queue,
         attempt = started.attempt,
+        outcome = tracing::field::Empty,
     );
-    let outcome = execute(&shared, &attempt, started).instrument(span).await;
+    // The producer's enqueue span (or any W3C traceparent another language wrote) is
+    // this run's parent, on every attempt.
+    flotilla_proto::trace_context::continue_in(&span, &started.trace);
+    let outcome = execute(&shared, &attempt, started)
+        .instrument(span.clone())
+        .await;
+    span.record("outcome", outcome.label());
     let run_time = attempt.began.elapsed();
     shared.pace.record(run_time);
     attempt.series.ran(run_time);

@@ -1,0 +1,69 @@
+//! W3C trace context carried in a job, so that the span that runs a job is a child of
+//! the span that enqueued it, across processes, languages and retries. It costs nothing
+//! while no process has turned tracing on.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use opentelemetry::trace::TraceContextExt;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+/// Set once at start by a process that exports traces.
+static ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// The entry field names of the W3C trace context headers.
+pub const TRACEPARENT: &str = "traceparent";
+pub const TRACESTATE: &str = "tracestate";
+
+/// Turns trace propagation on for this process: its tracing subscriber exports spans and
+/// the global propagator is the W3C one (the binary installs both).
+pub fn enable() {
+    ENABLED.store(true, Ordering::Release);
+}
+
+/// Whether this process exports traces.
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Acquire)
+}
+
+/// The context of `span` as a job carries it: `traceparent`, then `tracestate` on a
+/// second line when there is one; empty when tracing is off or the span is not sampled.
+pub fn of_span(span: &tracing::Span) -> String {
+    if !enabled() {
+        return String::new();
+    }
+    let context = span.context();
+    if !context.span().span_context().is_valid() {
+        return String::new();
+    }
+    let mut carrier = HashMap::new();
+    opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.inject_context(&context, &mut carrier)
+    });
+    match (carrier.get(TRACEPARENT), carrier.get(TRACESTATE)) {
+        (Some(parent), Some(state)) if !state.is_empty() => format!("{parent}\n{state}"),
+        (Some(parent), _) => parent.clone(),
+        _ => String::new(),
+    }
+}
+
+/// Makes `span` a child of the context a job carried (see [`of_span`]); does nothing when
+/// tracing is off or the context is not a valid `traceparent`.
+pub fn continue_in(span: &tracing::Span, carried: &str) {
+    if carried.is_empty() || !enabled() {
+        return;
+    }
+    let mut lines = carried.lines();
+    let mut carrier = HashMap::new();
+    if let Some(parent) = lines.next() {
+        carrier.insert(TRACEPARENT.to_owned(), parent.trim().to_owned());
+    }
+    if let Some(state) = lines.next() {
+        carrier.insert(TRACESTATE.to_owned(), state.trim().to_owned());
+    }
+    let parent =
+        opentelemetry::global::get_text_map_propagator(|propagator| propagator.extract(&carrier));
+    if parent.span().span_context().is_valid() {
+        let _ = span.set_parent(parent);
+    }
+}
