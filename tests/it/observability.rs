@@ -7,7 +7,7 @@ use std::time::Duration;
 use flotilla_producer::NewJob;
 use flotilla_proto::Status;
 use flotilla_tests::{
-    WorkerProcess, eventually, flotilla_bin, free_local_addr, http_get, http_server,
+    JSON_LOGS, WorkerProcess, eventually, flotilla_bin, free_local_addr, http_get, http_server,
 };
 use serde_json::json;
 
@@ -568,5 +568,37 @@ async fn a_run_span_is_the_child_of_the_enqueue_span_in_another_process() {
         spans.iter().filter(|s| s.name == "job").count(),
         2,
         "{spans:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_jobs_log_lines_name_it_and_never_show_its_payload() {
+    let env = Env::start().await;
+    let worker = WorkerProcess::start(&env.url(), JSON_LOGS, None);
+    let marker = "do-not-log-this-7f3a";
+    let id = env
+        .enqueue("fail", json!({"times": 1, "card": marker}))
+        .await;
+    env.wait_status("default", &id, Status::Completed, LONG)
+        .await;
+    let lines = eventually(LONG, "the failed attempt's log line", || async {
+        let lines = worker.json_logs();
+        lines
+            .iter()
+            .any(|l| l["fields"]["message"] == "attempt failed, will retry")
+            .then_some(lines)
+    })
+    .await;
+    let failed = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "attempt failed, will retry")
+        .expect("found above");
+    assert_eq!(failed["fields"]["job"], json!(id));
+    assert_eq!(failed["fields"]["queue"], "default");
+    assert_eq!(failed["fields"]["type"], "fail");
+    assert_eq!(failed["fields"]["attempt"], 1);
+    assert!(
+        !worker.log().contains(marker),
+        "the payload reached the log"
     );
 }

@@ -112,16 +112,16 @@ impl Heartbeat {
             match state {
                 BeatReply::Ok => {}
                 BeatReply::Cancelled => {
-                    tracing::info!(job = %attempt.job_id, queue = %queue, "job cancelled: stopping its handler");
+                    tracing::info!(job = %attempt.job_id, queue = %queue, r#type = %attempt.job_type, attempt = attempt.number, "job cancelled: stopping its handler");
                     attempt.stop(Outcome::Cancelled);
                 }
                 BeatReply::Missing => {
-                    tracing::warn!(job = %attempt.job_id, queue = %queue,
+                    tracing::warn!(job = %attempt.job_id, queue = %queue, r#type = %attempt.job_type, attempt = attempt.number,
                         "the job's record is gone (Redis restarted without its data, or the record was deleted); stopping");
                     attempt.stop(Outcome::Lost);
                 }
                 BeatReply::Lost => {
-                    tracing::warn!(job = %attempt.job_id, queue = %queue, "lease lost: another worker owns this job now; stopping");
+                    tracing::warn!(job = %attempt.job_id, queue = %queue, r#type = %attempt.job_type, attempt = attempt.number, "lease lost: another worker owns this job now; stopping");
                     attempt.stop(Outcome::Stale);
                 }
             }
