@@ -278,6 +278,37 @@ fn served_names(addr: &str) -> Option<Vec<String>> {
     )
 }
 
+/// A worker and a scheduler process, each serving `/metrics` on an address of its own.
+struct ListeningFleet {
+    worker_addr: String,
+    scheduler_addr: String,
+    _worker: WorkerProcess,
+    _scheduler: WorkerProcess,
+}
+
+impl ListeningFleet {
+    fn start(env: &Env, scheduler_config: Option<&str>) -> Self {
+        let worker_addr = free_local_addr();
+        let scheduler_addr = free_local_addr();
+        let worker = WorkerProcess::start(
+            &env.url(),
+            &[("FLOTILLA_HTTP_LISTEN", worker_addr.as_str())],
+            None,
+        );
+        let scheduler = WorkerProcess::scheduler(
+            &env.url(),
+            &[("FLOTILLA_HTTP_LISTEN", scheduler_addr.as_str())],
+            scheduler_config,
+        );
+        Self {
+            worker_addr,
+            scheduler_addr,
+            _worker: worker,
+            _scheduler: scheduler,
+        }
+    }
+}
+
 /// Every `flotilla_…` name in `text`.
 fn names_used(text: &str) -> Vec<String> {
     let mut names = Vec::new();
@@ -296,19 +327,13 @@ fn names_used(text: &str) -> Vec<String> {
 #[tokio::test]
 async fn every_metric_the_rules_and_the_dashboard_use_is_served() {
     let env = Env::start().await;
-    let worker_addr = free_local_addr();
-    let scheduler_addr = free_local_addr();
-    let _worker = WorkerProcess::start(&env.url(), &[("FLOTILLA_HTTP_LISTEN", &worker_addr)], None);
     let config = r#"
 [schedules.every_second]
 every = "1s"
 type = "noop"
 "#;
-    let _scheduler = WorkerProcess::scheduler(
-        &env.url(),
-        &[("FLOTILLA_HTTP_LISTEN", &scheduler_addr)],
-        Some(config),
-    );
+    let fleet = ListeningFleet::start(&env, Some(config));
+    let (worker_addr, scheduler_addr) = (&fleet.worker_addr, &fleet.scheduler_addr);
     // A series appears once it has a value: run a job, let the schedule tick.
     let id = env.enqueue("noop", json!({})).await;
     env.wait_status("default", &id, Status::Completed, LONG)
@@ -335,8 +360,8 @@ type = "noop"
     };
     let deadline = std::time::Instant::now() + LONG;
     loop {
-        let mut served = served_names(&worker_addr).unwrap_or_default();
-        served.extend(served_names(&scheduler_addr).unwrap_or_default());
+        let mut served = served_names(worker_addr).unwrap_or_default();
+        served.extend(served_names(scheduler_addr).unwrap_or_default());
         let absent = missing(&served);
         if absent.is_empty() {
             break;
@@ -436,20 +461,14 @@ impl Prometheus {
 #[tokio::test]
 async fn a_real_prometheus_scrapes_a_worker_and_a_scheduler() {
     let env = Env::start().await;
-    let worker_addr = free_local_addr();
-    let scheduler_addr = free_local_addr();
-    let _worker = WorkerProcess::start(&env.url(), &[("FLOTILLA_HTTP_LISTEN", &worker_addr)], None);
-    let _scheduler = WorkerProcess::scheduler(
-        &env.url(),
-        &[("FLOTILLA_HTTP_LISTEN", &scheduler_addr)],
-        None,
-    );
+    let fleet = ListeningFleet::start(&env, None);
+    let (worker_addr, scheduler_addr) = (&fleet.worker_addr, &fleet.scheduler_addr);
     for _ in 0..5 {
         let id = env.enqueue("noop", json!({})).await;
         env.wait_status("default", &id, Status::Completed, LONG)
             .await;
     }
-    let prometheus = Prometheus::start(&[&worker_addr, &scheduler_addr]);
+    let prometheus = Prometheus::start(&[worker_addr, scheduler_addr]);
     for (promql, expected) in [
         (
             r#"sum(flotilla_jobs_total{type="noop",outcome="completed"})"#,

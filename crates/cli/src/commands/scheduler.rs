@@ -8,9 +8,6 @@ use flotilla_scheduler::{ScheduleStore, Scheduler, Shutdown};
 use crate::cli::SchedulerArgs;
 use crate::settings::Settings;
 
-/// How long a readiness check waits for Redis to answer.
-const READY_PING: std::time::Duration = std::time::Duration::from_secs(1);
-
 pub async fn run(config_file: Option<&Path>, args: SchedulerArgs) -> anyhow::Result<()> {
     let settings = Settings::load(config_file)?;
     let shutdown = Shutdown::on_signals();
@@ -69,13 +66,9 @@ async fn sync_until_done(
 /// A PING over a connection of its own, so a probe never waits behind the scheduler's
 /// own calls.
 async fn ping(client: &redis::Client) -> Result<(), String> {
-    let ping = async {
+    flotilla_proto::redis_answers(async {
         let mut conn = client.get_multiplexed_async_connection().await?;
         redis::cmd("PING").query_async::<String>(&mut conn).await
-    };
-    match tokio::time::timeout(READY_PING, ping).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(format!("redis unreachable: {e}")),
-        Err(_) => Err(format!("redis did not answer a PING within {READY_PING:?}")),
-    }
+    })
+    .await
 }
