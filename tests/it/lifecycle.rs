@@ -368,6 +368,9 @@ async fn a_pending_job_can_be_cancelled_and_never_runs() {
         let record = env.record("default", job).await.expect("record");
         assert_eq!(record.status, Some(Status::Cancelled));
         assert_eq!(record.attempts, 0, "a cancelled job never started");
+        // The fast-path job's entry named no options: its record shows the defaults.
+        assert_eq!(record.max_attempts, 3);
+        assert_eq!(record.timeout_ms, Some(30 * 60 * 1000));
     }
     assert_eq!(
         env.producer

@@ -57,10 +57,15 @@ pub async fn describe_job<C: ConnectionLike>(
     job_id: &str,
     defaults: &JobDefaults,
 ) -> Result<Option<JobRecord>, DescribeError> {
-    let hash: HashMap<String, Vec<u8>> = redis::cmd("HGETALL")
+    let mut hash: HashMap<String, Vec<u8>> = redis::cmd("HGETALL")
         .arg(keys.job(queue, job_id))
         .query_async(conn)
         .await?;
+    if !hash.is_empty() {
+        // A record built from an entry that left these out (a cancelled or requeued
+        // fast-path job) runs with a worker's defaults: show those.
+        fill_defaults(&mut hash, defaults);
+    }
     if let Some(record) = JobRecord::from_hash(&hash)? {
         return Ok(Some(record));
     }
@@ -71,6 +76,21 @@ pub async fn describe_job<C: ConnectionLike>(
         return Ok(Some(record));
     }
     from_done(conn, keys, queue, job_id).await
+}
+
+/// Fills the attempts, timeout and backoff a job does not set with `defaults`.
+fn fill_defaults(hash: &mut HashMap<String, Vec<u8>>, defaults: &JobDefaults) {
+    for (name, value) in [
+        (field::MAX_ATTEMPTS, defaults.max_attempts.to_string()),
+        (
+            field::TIMEOUT_MS,
+            crate::millis(defaults.timeout).to_string(),
+        ),
+        (field::BACKOFF, defaults.backoff.to_string()),
+    ] {
+        hash.entry(name.to_owned())
+            .or_insert_with(|| value.into_bytes());
+    }
 }
 
 /// Ids of fast-path jobs of `queue` starting with `prefix` (digits of an entry id), from
@@ -172,18 +192,8 @@ async fn from_stream<C: ConnectionLike>(
     set(field::QUEUE, queue.to_owned());
     set(field::CREATED_AT, created.clone());
     set(field::RUN_AT, created);
-    let timeout = text(&entry.fields, field::TIMEOUT).and_then(|t| parse_duration_ms(&t));
-    set(
-        field::TIMEOUT_MS,
-        timeout
-            .unwrap_or_else(|| crate::millis(defaults.timeout))
-            .to_string(),
-    );
-    if !entry.fields.contains_key(field::MAX_ATTEMPTS) {
-        set(field::MAX_ATTEMPTS, defaults.max_attempts.to_string());
-    }
-    if !entry.fields.contains_key(field::BACKOFF) {
-        set(field::BACKOFF, defaults.backoff.to_string());
+    if let Some(ms) = text(&entry.fields, field::TIMEOUT).and_then(|t| parse_duration_ms(&t)) {
+        set(field::TIMEOUT_MS, ms.to_string());
     }
     match pending.first() {
         Some((_, consumer, _, deliveries)) => {
@@ -196,6 +206,7 @@ async fn from_stream<C: ConnectionLike>(
             set(field::ATTEMPTS, spent.to_string());
         }
     }
+    fill_defaults(&mut hash, defaults);
     Ok(JobRecord::from_hash(&hash)?)
 }
 

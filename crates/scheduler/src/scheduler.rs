@@ -102,6 +102,9 @@ impl Scheduler {
                 tracing::warn!("scheduler step failed (will retry): {e}");
             }
             self.follow_term_with_checks();
+            // After a failed step too: a replica that lost Redis and stepped down must not
+            // go on reporting itself as the leader.
+            self.metrics.leading(self.leadership.current_epoch());
         }
         self.checks = None;
         self.metrics.leading(None);
@@ -141,7 +144,6 @@ impl Scheduler {
             }
             _ => {}
         }
-        self.metrics.leading(self.leadership.current_epoch());
         let Some(epoch) = self.leadership.current_epoch() else {
             return Ok(());
         };
@@ -219,8 +221,6 @@ impl Scheduler {
         };
         let plan = plan_fires(schedule, &timing, last_tick, now, grace);
         if !plan.skipped.is_empty() {
-            self.metrics
-                .tick(&schedule.name, Tick::Missed, plan.skipped.len() as u64);
             tracing::warn!(schedule = %schedule.name, skipped = plan.skipped.len(), policy = ?schedule.catch_up,
                 "ticks missed while no scheduler led were skipped");
         }
@@ -248,6 +248,12 @@ impl Scheduler {
                 now,
             )
             .await?;
+            // Counted once the pass that skipped them is recorded under this epoch: a
+            // pass that fails is planned again, and would count them again.
+            if !plan.skipped.is_empty() && self.leadership.current_epoch() == Some(epoch) {
+                self.metrics
+                    .tick(&schedule.name, Tick::Missed, plan.skipped.len() as u64);
+            }
         }
         Ok(())
     }

@@ -143,8 +143,15 @@ local function record_from_entry(job, job_id, queue, entry, fields, extra)
     'payload', e['payload'] or '', 'content_type', e['content_type'] or '',
     'attempts', (tonumber(e['attempts']) or 0) + extra, 'created_at', created,
     'run_at', created, 'entry', entry, 'v', e['v'] or '1')
-  for _, name in ipairs({'max_attempts', 'backoff', 'trace'}) do
+  for _, name in ipairs({'max_attempts', 'backoff'}) do
     if e[name] and e[name] ~= '' then redis.call('HSET', job, name, e[name]) end
+  end
+  -- The record keeps the trace context as one value: traceparent, then tracestate on a
+  -- second line.
+  local trace = e['traceparent'] or e['trace']
+  if trace and trace ~= '' then
+    if e['tracestate'] and e['tracestate'] ~= '' then trace = trace .. '\n' .. e['tracestate'] end
+    redis.call('HSET', job, 'trace', trace)
   end
   local timeout = duration_ms(e['timeout'])
   if timeout then redis.call('HSET', job, 'timeout_ms', timeout) end
