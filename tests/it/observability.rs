@@ -548,7 +548,9 @@ async fn a_run_span_is_the_child_of_the_enqueue_span_in_another_process() {
         ("OTEL_BSP_SCHEDULE_DELAY", "100"),
         ("OTEL_SERVICE_NAME", "flotilla-test"),
     ];
-    let _worker = WorkerProcess::start(&env.url(), &otel, None);
+    let mut worker_env = otel.to_vec();
+    worker_env.extend_from_slice(JSON_LOGS);
+    let worker = WorkerProcess::start(&env.url(), &worker_env, None);
     let enqueued = std::process::Command::new(flotilla_bin())
         .args(["enqueue", "--type", "noop"])
         .env("FLOTILLA_REDIS_URL", env.url())
@@ -570,6 +572,17 @@ async fn a_run_span_is_the_child_of_the_enqueue_span_in_another_process() {
         &[("type", b"noop"), ("traceparent", traceparent.as_bytes())],
     )
     .await;
+    // A job that fails once: its retry line names its trace, and both attempts follow it.
+    let flaky = env
+        .xadd(
+            "default",
+            &[
+                ("type", b"fail"),
+                ("payload", br#"{"times": 1}"#),
+                ("traceparent", traceparent.as_bytes()),
+            ],
+        )
+        .await;
 
     let spans = eventually(LONG, "the enqueue and both run spans", || async {
         let spans = exported_spans(&bodies.lock().expect("lock"));
@@ -577,17 +590,30 @@ async fn a_run_span_is_the_child_of_the_enqueue_span_in_another_process() {
         let child = spans.iter().any(|s| {
             s.name == "job" && s.trace_id == enqueue.trace_id && s.parent_span_id == enqueue.span_id
         });
-        let foreign = spans.iter().any(|s| {
-            s.name == "job" && s.trace_id == foreign_trace && s.parent_span_id == foreign_parent
-        });
+        let foreign = spans
+            .iter()
+            .filter(|s| {
+                s.name == "job" && s.trace_id == foreign_trace && s.parent_span_id == foreign_parent
+            })
+            .count()
+            == 3;
         (child && foreign).then_some(spans)
     })
     .await;
     assert_eq!(
         spans.iter().filter(|s| s.name == "job").count(),
-        2,
+        4,
         "{spans:?}"
     );
+    let logs = worker.json_logs();
+    let retry = logs
+        .iter()
+        .find(|l| {
+            l["fields"]["job"] == json!(flaky)
+                && l["fields"]["message"] == "attempt failed, will retry"
+        })
+        .unwrap_or_else(|| panic!("no retry line in {logs:?}"));
+    assert_eq!(retry["fields"]["trace_id"], foreign_trace);
 }
 
 #[tokio::test]

@@ -67,3 +67,18 @@ pub fn continue_in(span: &tracing::Span, carried: &str) {
         let _ = span.set_parent(parent);
     }
 }
+
+/// The trace and span ids of `span` as hex, for log lines; `None` when tracing is off.
+pub fn ids_of(span: &tracing::Span) -> Option<(String, String)> {
+    if !enabled() {
+        return None;
+    }
+    let context = span.context();
+    let span_context = context.span().span_context().clone();
+    span_context.is_valid().then(|| {
+        (
+            span_context.trace_id().to_string(),
+            span_context.span_id().to_string(),
+        )
+    })
+}

@@ -233,34 +233,34 @@ impl Completer {
         match landed {
             Landed::Finish(FinishReply::Missing) | Landed::Fail(FailReply::Missing) => {
                 tracing::warn!(
-                    job = %a.job_id, queue = %a.queue, r#type = %a.job_type, attempt = a.number,
+                    job = %a.job_id, queue = %a.queue, r#type = %a.job_type, attempt = a.number, trace_id = a.trace_id.as_deref(),
                     "the job's record is gone (Redis restarted without its data, or the record was deleted): this attempt's outcome is dropped"
                 )
             }
             Landed::Finish(FinishReply::Stale) | Landed::Fail(FailReply::Stale) => tracing::warn!(
-                job = %a.job_id, queue = %a.queue, r#type = %a.job_type, attempt = a.number,
+                job = %a.job_id, queue = %a.queue, r#type = %a.job_type, attempt = a.number, trace_id = a.trace_id.as_deref(),
                 "lease lost (the job was reclaimed by another worker): this attempt's outcome is dropped"
             ),
             Landed::Finish(FinishReply::Cancelled) | Landed::Fail(FailReply::Cancelled) => {
-                tracing::info!(job = %a.job_id, queue = %a.queue, r#type = %a.job_type, attempt = a.number, "job was cancelled while running")
+                tracing::info!(job = %a.job_id, queue = %a.queue, r#type = %a.job_type, attempt = a.number, trace_id = a.trace_id.as_deref(), "job was cancelled while running")
             }
             // The error is shown escaped: a handler's stderr must not write log lines.
             Landed::Fail(FailReply::Dead { reason }) => {
-                tracing::warn!(job = %a.job_id, queue = %a.queue, r#type = %a.job_type, attempt = a.number, error = %reason.escape_debug(), "job is dead")
+                tracing::warn!(job = %a.job_id, queue = %a.queue, r#type = %a.job_type, attempt = a.number, trace_id = a.trace_id.as_deref(), error = %reason.escape_debug(), "job is dead")
             }
             Landed::Fail(FailReply::Retry { due_ms }) => {
                 let error = match &c.outcome {
                     Outcome::Failed { error, .. } => error.as_str(),
                     _ => "",
                 };
-                tracing::info!(job = %a.job_id, queue = %a.queue, r#type = %a.job_type, attempt = a.number, due_ms, error = %error.escape_debug(), "attempt failed, will retry")
+                tracing::info!(job = %a.job_id, queue = %a.queue, r#type = %a.job_type, attempt = a.number, trace_id = a.trace_id.as_deref(), due_ms, error = %error.escape_debug(), "attempt failed, will retry")
             }
             Landed::Finish(FinishReply::Ok) => match c.outcome {
                 Outcome::HandBack => {
-                    tracing::info!(job = %a.job_id, queue = %a.queue, r#type = %a.job_type, attempt = a.number, "handed back for another worker")
+                    tracing::info!(job = %a.job_id, queue = %a.queue, r#type = %a.job_type, attempt = a.number, trace_id = a.trace_id.as_deref(), "handed back for another worker")
                 }
                 _ => {
-                    tracing::debug!(job = %a.job_id, queue = %a.queue, r#type = %a.job_type, attempt = a.number, "completed")
+                    tracing::debug!(job = %a.job_id, queue = %a.queue, r#type = %a.job_type, attempt = a.number, trace_id = a.trace_id.as_deref(), "completed")
                 }
             },
         }

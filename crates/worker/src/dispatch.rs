@@ -256,6 +256,7 @@ async fn begin_fast(shared: &Arc<Shared>, plan: FastPlan, permit: Option<OwnedSe
         cancel: CancellationToken::new(),
         stopped_for: Arc::default(),
         series,
+        trace_id: None,
     };
     shared.inflight.insert(attempt_of.clone());
     if attempt > max_attempts {
@@ -494,6 +495,7 @@ fn begin(
                 cancel: CancellationToken::new(),
                 stopped_for: Arc::default(),
                 series,
+                trace_id: None,
             };
             shared.inflight.insert(attempt.clone());
             count_start(&attempt, fetched.delivery);

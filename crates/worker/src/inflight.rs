@@ -40,6 +40,8 @@ pub(crate) struct Attempt {
     pub stopped_for: Arc<OnceLock<Outcome>>,
     /// The metrics of its queue and type.
     pub series: Arc<JobSeries>,
+    /// The run's trace id while tracing is on, for the lines written about it after it ran.
+    pub trace_id: Option<Arc<str>>,
 }
 
 impl Attempt {

@@ -23,7 +23,7 @@ const CANCEL_CLEANUP: Duration = Duration::from_secs(2);
 /// Runs one started attempt under its span and hands the outcome to the completer.
 pub(crate) async fn run_attempt(
     shared: Arc<Shared>,
-    attempt: Attempt,
+    mut attempt: Attempt,
     started: StartedJob,
     permit: OwnedSemaphorePermit,
 ) {
@@ -34,10 +34,18 @@ pub(crate) async fn run_attempt(
         queue = %attempt.queue,
         attempt = started.attempt,
         outcome = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
     );
     // The producer's enqueue span (or any W3C traceparent another language wrote) is
     // this run's parent, on every attempt.
     flotilla_proto::trace_context::continue_in(&span, &started.trace);
+    // With tracing on, the run's lines (the handler's included) name its trace and span.
+    if let Some((trace_id, span_id)) = flotilla_proto::trace_context::ids_of(&span) {
+        span.record("trace_id", trace_id.as_str());
+        span.record("span_id", span_id.as_str());
+        attempt.trace_id = Some(trace_id.into());
+    }
     let outcome = execute(&shared, &attempt, started)
         .instrument(span.clone())
         .await;
