@@ -19,6 +19,15 @@ use prometheus_client::registry::Registry;
 pub type ReadyCheck =
     Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
 
+/// A readiness check from an async closure.
+pub fn ready_check<F, Fut>(check: F) -> ReadyCheck
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), String>> + Send + 'static,
+{
+    Arc::new(move || Box::pin(check()))
+}
+
 /// What the listener serves.
 #[derive(Clone)]
 struct Endpoints {

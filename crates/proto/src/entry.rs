@@ -175,10 +175,7 @@ impl StreamEntry {
         let state = self
             .text(crate::trace_context::TRACESTATE)?
             .filter(|t| !t.is_empty());
-        let trace = parent.map(|parent| match state {
-            Some(state) => format!("{parent}\n{state}"),
-            None => parent.to_owned(),
-        });
+        let trace = parent.map(|parent| crate::trace_context::join(parent, state));
         Ok(EntryFields {
             job_id,
             attempts,
@@ -248,11 +245,11 @@ impl FastEntry<'_> {
         if let Some(backoff) = self.backoff {
             cmd.arg(field::BACKOFF).arg(backoff.to_string());
         }
-        let mut trace = self.trace.lines();
-        if let Some(parent) = trace.next() {
+        let (parent, state) = crate::trace_context::split(self.trace);
+        if let Some(parent) = parent {
             cmd.arg(crate::trace_context::TRACEPARENT).arg(parent);
         }
-        if let Some(state) = trace.next() {
+        if let Some(state) = state {
             cmd.arg(crate::trace_context::TRACESTATE).arg(state);
         }
         cmd

@@ -15,6 +15,21 @@ static ENABLED: AtomicBool = AtomicBool::new(false);
 pub const TRACEPARENT: &str = "traceparent";
 pub const TRACESTATE: &str = "tracestate";
 
+/// The one value a job carries its trace context as: `traceparent`, then `tracestate` on
+/// a second line when there is one.
+pub fn join(parent: &str, state: Option<&str>) -> String {
+    match state.filter(|state| !state.is_empty()) {
+        Some(state) => format!("{parent}\n{state}"),
+        None => parent.to_owned(),
+    }
+}
+
+/// The `traceparent` and `tracestate` a job's trace context holds (see [`join`]).
+pub fn split(carried: &str) -> (Option<&str>, Option<&str>) {
+    let mut lines = carried.lines().map(str::trim);
+    (lines.next(), lines.next())
+}
+
 /// Turns trace propagation on for this process: its tracing subscriber exports spans and
 /// the global propagator is the W3C one (the binary installs both).
 pub fn enable() {
@@ -40,11 +55,10 @@ pub fn of_span(span: &tracing::Span) -> String {
     opentelemetry::global::get_text_map_propagator(|propagator| {
         propagator.inject_context(&context, &mut carrier)
     });
-    match (carrier.get(TRACEPARENT), carrier.get(TRACESTATE)) {
-        (Some(parent), Some(state)) if !state.is_empty() => format!("{parent}\n{state}"),
-        (Some(parent), _) => parent.clone(),
-        _ => String::new(),
-    }
+    carrier
+        .get(TRACEPARENT)
+        .map(|parent| join(parent, carrier.get(TRACESTATE).map(String::as_str)))
+        .unwrap_or_default()
 }
 
 /// Makes `span` a child of the context a job carried (see [`of_span`]); does nothing when
@@ -53,13 +67,12 @@ pub fn continue_in(span: &tracing::Span, carried: &str) {
     if carried.is_empty() || !enabled() {
         return;
     }
-    let mut lines = carried.lines();
+    let (parent, state) = split(carried);
     let mut carrier = HashMap::new();
-    if let Some(parent) = lines.next() {
-        carrier.insert(TRACEPARENT.to_owned(), parent.trim().to_owned());
-    }
-    if let Some(state) = lines.next() {
-        carrier.insert(TRACESTATE.to_owned(), state.trim().to_owned());
+    for (name, value) in [(TRACEPARENT, parent), (TRACESTATE, state)] {
+        if let Some(value) = value {
+            carrier.insert(name.to_owned(), value.to_owned());
+        }
     }
     let parent =
         opentelemetry::global::get_text_map_propagator(|propagator| propagator.extract(&carrier));

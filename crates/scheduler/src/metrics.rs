@@ -2,8 +2,6 @@
 //! and the fleet's queues, workers and active alerts, which only the leader samples, so
 //! that one replica reads them and every series has one source.
 
-use std::collections::HashSet;
-use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
 
 use prometheus_client::metrics::counter::Counter;
@@ -69,8 +67,6 @@ pub struct SchedulerMetrics {
     paused: Family<Labels, Gauge>,
     workers_alive: Gauge,
     alerts_active: Family<Labels, Gauge>,
-    /// Alert kinds seen active before, so a resolved one reads 0 rather than vanishing.
-    alert_kinds: Mutex<HashSet<String>>,
 }
 
 impl SchedulerMetrics {
@@ -199,16 +195,10 @@ impl SchedulerMetrics {
     /// The active alerts, by kind; every kind the alerter raises reads 0 while inactive,
     /// so dashboards and rules see a steady series.
     pub(crate) fn alerts(&self, active: &[String]) {
-        let mut kinds = self
-            .alert_kinds
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        kinds.extend(ALERT_KINDS.iter().map(|kind| (*kind).to_owned()));
-        kinds.extend(active.iter().cloned());
-        for kind in kinds.iter() {
+        for kind in ALERT_KINDS {
             let count = active.iter().filter(|a| *a == kind).count();
             self.alerts_active
-                .get_or_create(&vec![("alert", kind.clone())])
+                .get_or_create(&vec![("alert", kind.to_owned())])
                 .set(i64::try_from(count).unwrap_or(i64::MAX));
         }
     }

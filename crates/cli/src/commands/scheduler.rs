@@ -23,9 +23,9 @@ pub async fn run(config_file: Option<&Path>, args: SchedulerArgs) -> anyhow::Res
         // A replica is ready while it reaches Redis, leading or not: either way it is
         // doing its job.
         let client = redis::Client::open(settings.redis_url.as_str())?;
-        let ready: crate::http::ReadyCheck = std::sync::Arc::new(move || {
+        let ready = crate::http::ready_check(move || {
             let client = client.clone();
-            Box::pin(async move { ping(&client).await })
+            async move { ping(&client).await }
         });
         let mut registry = crate::http::new_registry();
         scheduler.metrics().register(&mut registry);

@@ -32,9 +32,9 @@ pub async fn run(config_file: Option<&Path>, args: WorkerArgs) -> anyhow::Result
         let mut registry = crate::http::new_registry();
         worker.metrics().register(&mut registry);
         let readiness = worker.readiness();
-        let ready: crate::http::ReadyCheck = std::sync::Arc::new(move || {
+        let ready = crate::http::ready_check(move || {
             let readiness = readiness.clone();
-            Box::pin(async move { readiness.check().await })
+            async move { readiness.check().await }
         });
         crate::http::serve(addr, registry, ready).await?;
     }

@@ -30,16 +30,21 @@ local any_record = false
 -- The fast-path entries of the batch still pending under this worker, in one read.
 local owned = owned_in(stream, group, consumer, ARGV[5], ARGV[6], (#ARGV - 7) / 7)
 
+-- Appends attempt `a`'s completion to `done` and marks its entry for acknowledgement.
+local function append_done(job_id, entry, a)
+  redis.call('XADD', done, '*', 'id', job_id, 'type', ARGV[a + 4], 'attempts', ARGV[a + 5],
+    'worker', consumer, 'run_ms', ARGV[a + 6], 'result', ARGV[a + 3])
+  if entry ~= '' then done_entries[#done_entries + 1] = entry end
+  completed = completed + 1
+end
+
 for a = 8, #ARGV, 7 do
   local job_id, entry = ARGV[a], ARGV[a + 1]
   if job_id == '' then
     -- No record: a fast-path job, current while its entry is ours at its delivery count.
     -- Nothing else is read for it unless it is not.
     if owned[entry] == tonumber(ARGV[a + 2]) then
-      redis.call('XADD', done, '*', 'id', entry, 'type', ARGV[a + 4], 'attempts', ARGV[a + 5],
-        'worker', consumer, 'run_ms', ARGV[a + 6], 'result', ARGV[a + 3])
-      done_entries[#done_entries + 1] = entry
-      completed = completed + 1
+      append_done(entry, entry, a)
       replies[#replies + 1] = 'ok'
     elseif was_cancelled(records .. entry) then
       replies[#replies + 1] = 'cancelled'
@@ -62,10 +67,7 @@ for a = 8, #ARGV, 7 do
       if retention > 0 then redis.call('PEXPIRE', job, retention) end
       redis.call('ZADD', KEYS[2], now, job_id)
       any_record = true
-      redis.call('XADD', done, '*', 'id', job_id, 'type', ARGV[a + 4], 'attempts', ARGV[a + 5],
-        'worker', consumer, 'run_ms', ARGV[a + 6], 'result', ARGV[a + 3])
-      if entry ~= '' then done_entries[#done_entries + 1] = entry end
-      completed = completed + 1
+      append_done(job_id, entry, a)
       replies[#replies + 1] = 'ok'
     end
   end
