@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing Flotilla needs on a fresh Debian/Ubuntu (apt) or
-# macOS (Homebrew) machine: redis-server, promtool, a C compiler, and checks for a Rust
-# toolchain.
+# macOS (Homebrew) machine: redis-server, promtool, a C compiler, Python 3 with the test
+# tools of scripts/requirements-test.txt in .venv, and checks for a Rust toolchain.
 set -euo pipefail
 
 as_root() {
@@ -36,6 +36,25 @@ fi
 if ! command -v cc >/dev/null; then
   echo "no C compiler found (the TLS crate needs one): installing build-essential"
   apt_install build-essential pkg-config || { echo "install a C compiler (gcc or clang) and retry" >&2; exit 1; }
+fi
+
+if ! command -v python3 >/dev/null || ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+  echo "python3 with venv not found (the interop and manifest tests use it): installing it"
+  apt_install python3 python3-venv python3-pip || { command -v brew >/dev/null && brew install python; } || {
+    echo "cannot install Python here: install Python 3.10 or newer with venv and retry" >&2
+    exit 1
+  }
+fi
+
+# The Python test tools live in .venv, reinstalled only when the requirements change.
+root="$(cd "$(dirname "$0")/.." && pwd)"
+requirements="$root/scripts/requirements-test.txt"
+stamp="$root/.venv/.requirements"
+if ! [ -x "$root/.venv/bin/python" ] || ! cmp -s "$requirements" "$stamp"; then
+  echo "installing the Python test tools into .venv"
+  python3 -m venv "$root/.venv"
+  "$root/.venv/bin/pip" install -q --disable-pip-version-check -r "$requirements"
+  cp "$requirements" "$stamp"
 fi
 
 if ! command -v cargo >/dev/null; then

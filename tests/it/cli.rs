@@ -144,6 +144,42 @@ async fn bad_settings_name_the_file_the_key_and_the_expected_form() {
     assert!(String::from_utf8_lossy(&bad_env.stderr).contains("concurrency"));
 }
 
+#[tokio::test]
+async fn the_redis_url_can_come_from_a_mounted_secret_file() {
+    let env = Env::start().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let secret = dir.path().join("url");
+    // As a Secret mounted as a file may hold it: with a trailing line break.
+    std::fs::write(&secret, format!("{}\n", env.url())).expect("write");
+    let enqueue = |url_file: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_flotilla-it"))
+            .args(["enqueue", "--type", "noop"])
+            .env("FLOTILLA_REDIS_URL", "redis://127.0.0.1:1")
+            .env("FLOTILLA_REDIS_URL_FILE", url_file)
+            .env_remove("FLOTILLA_CONFIG")
+            .output()
+            .expect("flotilla runs")
+    };
+    let id = stdout(&enqueue(&secret));
+    let shown = flotilla(&env, &["jobs", "show", &id, "--json"]);
+    assert!(
+        stdout(&shown).contains("pending"),
+        "the file's Redis has the job"
+    );
+
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, "\n").expect("write");
+    for bad in [empty, dir.path().join("missing")] {
+        let output = enqueue(&bad);
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("redis_url_file") && stderr.contains(&bad.display().to_string()),
+            "{stderr} should name the key and the file"
+        );
+    }
+}
+
 #[test]
 fn every_subcommand_has_help() {
     for args in [

@@ -2,6 +2,7 @@
 
 mod cli;
 mod crash;
+mod deploy;
 mod fast_path;
 mod handlers;
 mod hardening;

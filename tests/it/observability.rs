@@ -8,6 +8,7 @@ use flotilla_producer::NewJob;
 use flotilla_proto::Status;
 use flotilla_tests::{
     JSON_LOGS, WorkerProcess, eventually, flotilla_bin, free_local_addr, http_get, http_server,
+    repo_root, venv_tool,
 };
 use serde_json::json;
 
@@ -66,8 +67,10 @@ async fn metrics_count_every_outcome_exactly() {
         (jobs("noop", "started"), 3.0),
         (jobs("noop", "completed"), 3.0),
         (jobs("noop", "failed"), 0.0),
+        (jobs("noop", "retried"), 0.0),
         (jobs("fail", "started"), 4.0),
         (jobs("fail", "failed"), 2.0),
+        (jobs("fail", "retried"), 2.0),
         (jobs("fail", "completed"), 1.0),
         (jobs("fail", "dead"), 1.0),
         (jobs("unknown", "started"), 1.0),
@@ -230,6 +233,22 @@ queue = "low"
         value(r#"flotilla_queue_oldest_pending_age_seconds{queue="default"}"#) > Some(0.0),
         "the unread jobs have waited"
     );
+    // Nothing has read the stream yet: Redis reports no group, and all three are lag.
+    assert_eq!(value(r#"flotilla_queue_lag{queue="default"}"#), Some(3.0));
+
+    // A queue taken out of the queue set stops being reported, rather than repeating
+    // its last sample for as long as this replica leads.
+    let _: () = env
+        .cmd(redis::cmd("SREM").arg(env.keys.queues()).arg("default"))
+        .await;
+    eventually(LONG, "the removed queue's series gone", || async {
+        let seen = scrape(&addr)?;
+        let gone = !seen
+            .keys()
+            .any(|series| series.contains(r#"queue="default""#));
+        (gone && seen.contains_key(r#"flotilla_queue_pending{queue="low"}"#)).then_some(())
+    })
+    .await;
 }
 
 /// deploy/monitoring in the source tree.
@@ -537,25 +556,50 @@ fn exported_spans(bodies: &[String]) -> Vec<ExportedSpan> {
         .collect()
 }
 
+/// An in-test OTLP/JSON collector, and the variables that send a process's spans to it.
+struct Collector {
+    endpoint: String,
+    bodies: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Collector {
+    fn start() -> Self {
+        let ok = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+        let (endpoint, bodies) = http_server(vec![ok; 200]);
+        Self { endpoint, bodies }
+    }
+
+    fn env(&self) -> [(&'static str, &str); 4] {
+        [
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", self.endpoint.as_str()),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+            ("OTEL_SERVICE_NAME", "flotilla-test"),
+        ]
+    }
+
+    /// A worker exporting its spans here, with JSON logs.
+    fn worker(&self, env: &Env) -> WorkerProcess {
+        let mut worker_env = self.env().to_vec();
+        worker_env.extend_from_slice(JSON_LOGS);
+        WorkerProcess::start(&env.url(), &worker_env, None)
+    }
+
+    fn spans(&self) -> Vec<ExportedSpan> {
+        exported_spans(&self.bodies.lock().expect("lock"))
+    }
+}
+
 #[tokio::test]
 async fn a_run_span_is_the_child_of_the_enqueue_span_in_another_process() {
     let env = Env::start().await;
-    let ok = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-    let (collector, bodies) = http_server(vec![ok; 200]);
-    let otel = [
-        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", collector.as_str()),
-        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
-        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
-        ("OTEL_SERVICE_NAME", "flotilla-test"),
-    ];
-    let mut worker_env = otel.to_vec();
-    worker_env.extend_from_slice(JSON_LOGS);
-    let worker = WorkerProcess::start(&env.url(), &worker_env, None);
+    let collector = Collector::start();
+    let worker = collector.worker(&env);
     let enqueued = std::process::Command::new(flotilla_bin())
         .args(["enqueue", "--type", "noop"])
         .env("FLOTILLA_REDIS_URL", env.url())
         .env_remove("FLOTILLA_CONFIG")
-        .envs(otel)
+        .envs(collector.env())
         .output()
         .expect("flotilla enqueue runs");
     assert!(
@@ -585,7 +629,7 @@ async fn a_run_span_is_the_child_of_the_enqueue_span_in_another_process() {
         .await;
 
     let spans = eventually(LONG, "the enqueue and both run spans", || async {
-        let spans = exported_spans(&bodies.lock().expect("lock"));
+        let spans = collector.spans();
         let enqueue = spans.iter().find(|s| s.name == "enqueue")?;
         let child = spans.iter().any(|s| {
             s.name == "job" && s.trace_id == enqueue.trace_id && s.parent_span_id == enqueue.span_id
@@ -614,6 +658,43 @@ async fn a_run_span_is_the_child_of_the_enqueue_span_in_another_process() {
         })
         .unwrap_or_else(|| panic!("no retry line in {logs:?}"));
     assert_eq!(retry["fields"]["trace_id"], foreign_trace);
+}
+
+#[tokio::test]
+async fn a_python_producers_traceparent_is_continued_by_the_run() {
+    let env = Env::start().await;
+    let collector = Collector::start();
+    let _worker = collector.worker(&env);
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let parent = "00f067aa0ba902b7";
+    let script = repo_root().join("tests/python/xadd_traceparent.py");
+    let xadd = std::process::Command::new(venv_tool("python"))
+        .arg(&script)
+        .arg(env.url())
+        .arg(env.keys.stream("default"))
+        .arg(format!("00-{trace}-{parent}-01"))
+        .output()
+        .expect("python runs");
+    assert!(
+        xadd.status.success(),
+        "{}",
+        String::from_utf8_lossy(&xadd.stderr)
+    );
+    let id = String::from_utf8_lossy(&xadd.stdout).trim().to_owned();
+    env.wait_status("default", &id, Status::Completed, LONG)
+        .await;
+    eventually(
+        LONG,
+        "the run span in the Python producer's trace",
+        || async {
+            collector
+                .spans()
+                .iter()
+                .any(|s| s.name == "job" && s.trace_id == trace && s.parent_span_id == parent)
+                .then_some(())
+        },
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -4,6 +4,7 @@
 mod fleet;
 mod http;
 mod redis_server;
+mod tools;
 mod wait;
 
 pub use fleet::{
@@ -12,4 +13,5 @@ pub use fleet::{
 };
 pub use http::{free_local_addr, http_get, http_server};
 pub use redis_server::RedisServer;
+pub use tools::{repo_root, venv_tool};
 pub use wait::{eventually, job_record};

@@ -21,6 +21,10 @@ use serde::Deserialize;
 pub struct Settings {
     /// e.g. `redis://127.0.0.1:6379` or `redis+unix:///run/redis.sock`.
     pub redis_url: String,
+    /// A file holding the Redis URL, such as a mounted Kubernetes Secret: it keeps the
+    /// password out of the environment, which child processes and crash reports see.
+    /// Takes precedence over `redis_url`.
+    pub redis_url_file: Option<std::path::PathBuf>,
     pub namespace: String,
     /// Queue name → weight.
     pub queues: BTreeMap<String, u32>,
@@ -85,6 +89,7 @@ impl Default for Settings {
         let worker = WorkerConfig::default();
         Self {
             redis_url: "redis://127.0.0.1:6379".to_owned(),
+            redis_url_file: None,
             namespace: worker.namespace.clone(),
             queues: worker
                 .queues
@@ -105,8 +110,9 @@ impl Default for Settings {
 }
 
 /// Top-level keys an environment variable may set; others (FLOTILLA_CONFIG, …) are flags.
-const ENV_KEYS: [&str; 12] = [
+const ENV_KEYS: [&str; 13] = [
     "redis_url",
+    "redis_url_file",
     "namespace",
     "queues",
     "worker",
@@ -137,10 +143,13 @@ impl Settings {
             let top = key.as_str().split('.').next().unwrap_or_default();
             ENV_KEYS.iter().any(|k| k.eq_ignore_ascii_case(top))
         });
-        let settings: Settings = figment.merge(env).extract().map_err(|e| {
+        let mut settings: Settings = figment.merge(env).extract().map_err(|e| {
             let errors: Vec<String> = e.into_iter().map(|e| e.to_string()).collect();
             anyhow::anyhow!("invalid settings:\n  {}", errors.join("\n  "))
         })?;
+        if let Some(url_file) = &settings.redis_url_file {
+            settings.redis_url = read_url_file(url_file)?;
+        }
         settings.check(file)?;
         Ok(settings)
     }
@@ -259,4 +268,22 @@ impl Settings {
         }
         Ok(registry)
     }
+}
+
+/// The Redis URL in `path`, without the line break a Secret or an editor may leave.
+fn read_url_file(path: &Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "redis_url_file: cannot read {} (expected a file holding one Redis URL)",
+            path.display()
+        )
+    })?;
+    let url = text.trim();
+    if url.is_empty() {
+        bail!(
+            "redis_url_file: {} is empty (expected one Redis URL, e.g. redis://:password@redis:6379)",
+            path.display()
+        );
+    }
+    Ok(url.to_owned())
 }

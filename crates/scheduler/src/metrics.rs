@@ -2,6 +2,8 @@
 //! and the fleet's queues, workers and active alerts, which only the leader samples, so
 //! that one replica reads them and every series has one source.
 
+use std::collections::BTreeSet;
+use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
 
 use prometheus_client::metrics::counter::Counter;
@@ -39,8 +41,13 @@ impl Tick {
 /// One queue's state, as the leader's sampler read it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct QueueSample {
-    /// Entries on the stream no worker has read yet (the consumer group's lag).
+    /// Entries on the stream no worker has read yet: the stream's length less the
+    /// entries read and unfinished, exact because finished entries are deleted.
     pub pending: i64,
+    /// The consumer group's lag as Redis itself reports it (what an autoscaler reading
+    /// `XINFO GROUPS` sees); `pending` where Redis cannot tell, after deletions past the
+    /// group's last read.
+    pub lag: i64,
     /// Entries read by a worker and not yet finished.
     pub running: i64,
     /// Jobs waiting for their time (delayed and retrying).
@@ -60,11 +67,14 @@ pub struct SchedulerMetrics {
     leader: Gauge,
     epoch: Gauge,
     pending: Family<Labels, Gauge>,
+    lag: Family<Labels, Gauge>,
     running: Family<Labels, Gauge>,
     scheduled: Family<Labels, Gauge>,
     dead: Family<Labels, Gauge>,
     oldest_pending_age: Family<Labels, SecondsGauge>,
     paused: Family<Labels, Gauge>,
+    /// The queues the last sample reported, so a queue that is gone loses its series.
+    sampled_queues: Mutex<BTreeSet<String>>,
     workers_alive: Gauge,
     alerts_active: Family<Labels, Gauge>,
 }
@@ -95,8 +105,13 @@ impl SchedulerMetrics {
         let queue_gauges = [
             (
                 "queue_pending",
-                "Jobs on the stream that no worker has read yet (consumer-group lag), sampled by the leader",
+                "Jobs on the stream that no worker has read yet, sampled by the leader",
                 &self.pending,
+            ),
+            (
+                "queue_lag",
+                "The consumer group's lag as XINFO GROUPS reports it, sampled by the leader",
+                &self.lag,
             ),
             (
                 "queue_running",
@@ -159,33 +174,64 @@ impl SchedulerMetrics {
         self.epoch
             .set(epoch.map_or(0, |e| i64::try_from(e).unwrap_or(i64::MAX)));
         if epoch.is_none() {
-            for family in [
-                &self.pending,
-                &self.running,
-                &self.scheduled,
-                &self.dead,
-                &self.paused,
-            ] {
+            for family in self.queue_counts() {
                 family.clear();
             }
             self.oldest_pending_age.clear();
+            self.sampled_queues
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clear();
             self.alerts_active.clear();
             self.workers_alive.set(0);
         }
     }
 
-    pub(crate) fn queue(&self, queue: &str, sample: &QueueSample) {
-        let labels = vec![("queue", queue.to_owned())];
-        self.pending.get_or_create(&labels).set(sample.pending);
-        self.running.get_or_create(&labels).set(sample.running);
-        self.scheduled.get_or_create(&labels).set(sample.scheduled);
-        self.dead.get_or_create(&labels).set(sample.dead);
-        self.paused
-            .get_or_create(&labels)
-            .set(i64::from(sample.paused));
-        self.oldest_pending_age
-            .get_or_create(&labels)
-            .set(sample.oldest_pending_age);
+    /// The per-queue gauges that hold counts.
+    fn queue_counts(&self) -> [&Family<Labels, Gauge>; 6] {
+        [
+            &self.pending,
+            &self.lag,
+            &self.running,
+            &self.scheduled,
+            &self.dead,
+            &self.paused,
+        ]
+    }
+
+    /// Sets every queue's gauges from one sampling pass; a queue the pass no longer saw
+    /// (removed from the queue set) loses its series instead of repeating its last value.
+    pub(crate) fn queues(&self, samples: &[(String, QueueSample)]) {
+        let mut sampled = self
+            .sampled_queues
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now: BTreeSet<String> = samples.iter().map(|(q, _)| q.clone()).collect();
+        for gone in sampled.difference(&now) {
+            let labels = vec![("queue", gone.clone())];
+            for family in self.queue_counts() {
+                family.remove(&labels);
+            }
+            self.oldest_pending_age.remove(&labels);
+        }
+        *sampled = now;
+        for (queue, sample) in samples {
+            let labels = vec![("queue", queue.clone())];
+            let values = [
+                sample.pending,
+                sample.lag,
+                sample.running,
+                sample.scheduled,
+                sample.dead,
+                i64::from(sample.paused),
+            ];
+            for (family, value) in self.queue_counts().into_iter().zip(values) {
+                family.get_or_create(&labels).set(value);
+            }
+            self.oldest_pending_age
+                .get_or_create(&labels)
+                .set(sample.oldest_pending_age);
+        }
     }
 
     pub(crate) fn workers_alive(&self, alive: i64) {

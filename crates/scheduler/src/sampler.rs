@@ -32,11 +32,13 @@ pub(crate) async fn sample(
         .arg(keys.paused())
         .query_async(conn)
         .await?;
-    for queue in &queues {
-        let mut sample = queue_sample(conn, keys, queue, now).await?;
-        sample.paused = paused.contains(queue);
-        metrics.queue(queue, &sample);
+    let mut samples = Vec::with_capacity(queues.len());
+    for queue in queues {
+        let mut sample = queue_sample(conn, keys, &queue, now).await?;
+        sample.paused = paused.contains(&queue);
+        samples.push((queue, sample));
     }
+    metrics.queues(&samples);
     let cutoff = now - i64::try_from(worker_timeout.as_millis()).unwrap_or(i64::MAX);
     let alive: i64 = redis::cmd("ZCOUNT")
         .arg(keys.workers())
@@ -87,12 +89,13 @@ async fn queue_sample(
         .await
         .ok()
         .and_then(|reply| reply.groups.into_iter().find(|g| g.name == CONSUMER_GROUP));
-    let (running, last_read) = match &group {
+    let (running, last_read, redis_lag) = match &group {
         Some(group) => (
             i64::try_from(group.pending).unwrap_or(i64::MAX),
             format!("({}", group.last_delivered_id),
+            group.lag.and_then(|lag| i64::try_from(lag).ok()),
         ),
-        None => (0, "-".to_owned()),
+        None => (0, "-".to_owned(), None),
     };
     let oldest: StreamRangeReply = redis::cmd("XRANGE")
         .arg(&stream)
@@ -108,8 +111,10 @@ async fn queue_sample(
         .and_then(|entry| entry.id.split_once('-'))
         .and_then(|(ms, _)| ms.parse::<i64>().ok())
         .map_or(0.0, |ms| (now_ms - ms).max(0) as f64 / 1000.0);
+    let pending = (length - running).max(0);
     Ok(QueueSample {
-        pending: (length - running).max(0),
+        pending,
+        lag: redis_lag.unwrap_or(pending),
         running,
         scheduled,
         dead,

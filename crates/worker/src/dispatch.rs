@@ -448,11 +448,14 @@ fn log_buried(
 }
 
 /// Counts an attempt that is about to run, and how long its entry waited for it. An entry
-/// delivered before went to a worker that stopped: its job was reclaimed.
+/// delivered before went to a worker that stopped: its job was reclaimed. A later attempt
+/// on a fresh entry follows a failure (a hand-back is not charged an attempt): a retry.
 fn count_start(attempt: &Attempt, delivery: u32) {
     attempt.series.count(MetricOutcome::Started);
     if delivery > 1 {
         attempt.series.count(MetricOutcome::Reclaimed);
+    } else if attempt.number > 1 {
+        attempt.series.count(MetricOutcome::Retried);
     }
     let entered_ms = attempt
         .entry_id

@@ -28,6 +28,8 @@ pub(crate) enum Outcome {
     Started,
     /// An entry delivered before, to a worker that stopped, began again here.
     Reclaimed,
+    /// A later attempt began after an earlier one failed and its backoff passed.
+    Retried,
     Completed,
     /// Failed; another attempt follows after the backoff.
     Failed,
@@ -46,9 +48,10 @@ pub(crate) enum Outcome {
 }
 
 impl Outcome {
-    const ALL: [Outcome; 10] = [
+    const ALL: [Outcome; 11] = [
         Outcome::Started,
         Outcome::Reclaimed,
+        Outcome::Retried,
         Outcome::Completed,
         Outcome::Failed,
         Outcome::Dead,
@@ -63,6 +66,7 @@ impl Outcome {
         match self {
             Outcome::Started => "started",
             Outcome::Reclaimed => "reclaimed",
+            Outcome::Retried => "retried",
             Outcome::Completed => "completed",
             Outcome::Failed => "failed",
             Outcome::Dead => "dead",
