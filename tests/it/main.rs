@@ -1,5 +1,6 @@
 //! Integration tests: every test starts its own redis-server and its own workers.
 
+mod chaos;
 mod cli;
 mod crash;
 mod deploy;

@@ -66,5 +66,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(args) => commands::demo::run(args).await,
         Command::Bench(args) => commands::bench::run(args).await,
         Command::BenchPickupWorker(args) => commands::bench::serve_pickups(config_file, args).await,
+        Command::Chaos(args) => commands::chaos::run(args).await,
+        Command::ChaosWorker(args) => commands::chaos::serve_worker(config_file, args).await,
     }
 }

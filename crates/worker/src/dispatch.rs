@@ -80,7 +80,11 @@ pub(crate) async fn dispatch(
         sent,
     } = batch;
     let mut waiting = fetched.split_off(permits.len().min(fetched.len()));
-    start(shared, fetched, permits, false).await;
+    // An entry is reclaimable only once idle for a whole lease; one whose read went out
+    // half of that ago may have gone to another worker meanwhile (this one froze between
+    // sending the read and taking the reply, say), so it is checked before it runs.
+    let half_lease = shared.config.lease_ttl / 2;
+    start(shared, fetched, permits, sent.elapsed() >= half_lease).await;
     if waiting.is_empty() {
         return;
     }
@@ -104,10 +108,7 @@ pub(crate) async fn dispatch(
         };
         let rest = waiting.split_off(permits.len());
         ahead.truncate(ahead.len().saturating_sub(permits.len()));
-        // An entry is reclaimable only once idle for a whole lease; one that waited half
-        // of that may have gone to another worker (this one froze, say) and is checked.
-        let confirm = sent.elapsed() >= shared.config.lease_ttl / 2;
-        start(shared, waiting, permits, confirm).await;
+        start(shared, waiting, permits, sent.elapsed() >= half_lease).await;
         waiting = rest;
     }
 }

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod bench;
+pub mod chaos;
 pub mod demo;
 pub mod enqueue;
 pub mod jobs;

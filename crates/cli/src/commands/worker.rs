@@ -3,12 +3,21 @@
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use flotilla_worker::{QueueWeight, Shutdown, Worker};
+use flotilla_worker::{QueueWeight, Registry, Shutdown, Worker};
 
 use crate::cli::WorkerArgs;
 use crate::settings::Settings;
 
 pub async fn run(config_file: Option<&Path>, args: WorkerArgs) -> anyhow::Result<()> {
+    run_with(config_file, args, |_| {}).await
+}
+
+/// Runs a worker whose registry `extend` adds handlers to, after the settings' own.
+pub async fn run_with(
+    config_file: Option<&Path>,
+    args: WorkerArgs,
+    extend: impl FnOnce(&mut Registry),
+) -> anyhow::Result<()> {
     let settings = Settings::load(config_file)?;
     let mut config = settings.worker_config();
     if let Some(queues) = &args.queues {
@@ -18,7 +27,8 @@ pub async fn run(config_file: Option<&Path>, args: WorkerArgs) -> anyhow::Result
         config.concurrency = concurrency;
     }
     config.strict_priority |= args.strict;
-    let registry = settings.handler_registry()?;
+    let mut registry = settings.handler_registry()?;
+    extend(&mut registry);
     let shutdown = Shutdown::on_signals();
     let worker = Worker::connect(&settings.redis_url, config, registry)
         .await

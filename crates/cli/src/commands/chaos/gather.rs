@@ -1,0 +1,224 @@
+//! Reads what Redis says once the fleet has settled: every completion, every dead
+//! letter, what is left on the streams, stale consumers, and a full reconciliation.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use flotilla_proto::{CONSUMER_GROUP, Keys};
+use flotilla_scheduler::{ReconcileConfig, Reconciler};
+use redis::aio::ConnectionManager;
+use redis::streams::{StreamInfoConsumersReply, StreamRangeReply};
+
+use super::ledger::job_key;
+use super::produce::QUEUES;
+use super::verdict::{Completion, Leftovers};
+
+/// Entries read per XRANGE call.
+const PAGE: usize = 5000;
+
+/// Every entry of a stream, page by page, as (entry id, fields).
+async fn read_stream(
+    conn: &mut ConnectionManager,
+    key: &str,
+) -> anyhow::Result<Vec<(String, HashMap<String, String>)>> {
+    let mut entries = Vec::new();
+    let mut start = "-".to_owned();
+    loop {
+        let page: StreamRangeReply = redis::cmd("XRANGE")
+            .arg(key)
+            .arg(&start)
+            .arg("+")
+            .arg("COUNT")
+            .arg(PAGE)
+            .query_async(conn)
+            .await?;
+        let len = page.ids.len();
+        for entry in page.ids {
+            let fields = entry
+                .map
+                .iter()
+                .filter_map(|(k, v)| {
+                    redis::from_redis_value::<String>(v.clone())
+                        .ok()
+                        .map(|v| (k.clone(), v))
+                })
+                .collect();
+            start = format!("({}", entry.id);
+            entries.push((entry.id, fields));
+        }
+        if len < PAGE {
+            return Ok(entries);
+        }
+    }
+}
+
+/// The milliseconds part of a stream entry id.
+fn entry_ms(entry_id: &str) -> i64 {
+    entry_id
+        .split_once('-')
+        .and_then(|(ms, _)| ms.parse().ok())
+        .unwrap_or_default()
+}
+
+/// The pid in a worker's name, `<host>-<pid>-<suffix>`.
+pub fn pid_of(instance: &str) -> Option<u32> {
+    let mut parts = instance.rsplitn(3, '-');
+    parts.next()?;
+    parts.next()?.parse().ok()
+}
+
+/// `<queue>/<id>` → the job's completions in the `done` streams.
+pub async fn completions(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+) -> anyhow::Result<HashMap<String, Vec<Completion>>> {
+    let mut completions: HashMap<String, Vec<Completion>> = HashMap::new();
+    for queue in QUEUES {
+        for (entry_id, fields) in read_stream(conn, &keys.done(queue)).await? {
+            let Some(id) = fields.get("id") else { continue };
+            completions
+                .entry(job_key(queue, id))
+                .or_default()
+                .push(Completion {
+                    attempts: fields
+                        .get("attempts")
+                        .and_then(|a| a.parse().ok())
+                        .unwrap_or_default(),
+                    pid: fields.get("worker").and_then(|w| pid_of(w)),
+                    at_ms: entry_ms(&entry_id),
+                });
+        }
+    }
+    Ok(completions)
+}
+
+/// `<queue>/<id>` of each dead job → the reason it was dead-lettered.
+pub async fn dead_letters(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+) -> anyhow::Result<HashMap<String, String>> {
+    let mut dead = HashMap::new();
+    for queue in QUEUES {
+        for (_, fields) in read_stream(conn, &keys.dead(queue)).await? {
+            if let Some(id) = fields.get("id") {
+                let reason = fields.get("error").cloned().unwrap_or_default();
+                dead.insert(job_key(queue, id), reason);
+            }
+        }
+    }
+    Ok(dead)
+}
+
+/// What is left on the streams and delayed sets, and consumers without a live worker.
+pub async fn leftovers(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+    worker_timeout: Duration,
+) -> anyhow::Result<Leftovers> {
+    let mut left = Leftovers::default();
+    let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(conn).await?;
+    let now = secs * 1000 + micros / 1000;
+    let cutoff = now - i64::try_from(worker_timeout.as_millis()).unwrap_or(i64::MAX);
+    let live: HashSet<String> = redis::cmd("ZRANGEBYSCORE")
+        .arg(keys.workers())
+        .arg(cutoff)
+        .arg("+inf")
+        .query_async::<Vec<String>>(conn)
+        .await?
+        .into_iter()
+        .collect();
+    for queue in QUEUES {
+        let stream = keys.stream(queue);
+        let (length, scheduled): (u64, u64) = redis::pipe()
+            .cmd("XLEN")
+            .arg(&stream)
+            .cmd("ZCARD")
+            .arg(keys.delayed(queue))
+            .query_async(conn)
+            .await?;
+        left.on_streams += length;
+        left.scheduled += scheduled;
+        let consumers: StreamInfoConsumersReply = redis::cmd("XINFO")
+            .arg("CONSUMERS")
+            .arg(&stream)
+            .arg(CONSUMER_GROUP)
+            .query_async(conn)
+            .await
+            .unwrap_or_default();
+        for consumer in consumers.consumers {
+            left.running += consumer.pending as u64;
+            if !live.contains(&consumer.name) {
+                left.stale_consumers
+                    .push(format!("{queue}/{}", consumer.name));
+            }
+        }
+    }
+    Ok(left)
+}
+
+/// What Redis holds once the fleet has settled.
+#[derive(Debug)]
+pub struct Settled {
+    pub leftovers: Leftovers,
+    pub completions: HashMap<String, Vec<Completion>>,
+    pub dead: HashMap<String, String>,
+}
+
+/// Waits until every job in `expected` has completed or died, nothing is left to run,
+/// and every stale consumer has been forgotten (the leader repairs those), or until
+/// `deadline`; returns what Redis holds then.
+pub async fn settle(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+    worker_timeout: Duration,
+    expected: &[String],
+    deadline: Instant,
+) -> anyhow::Result<Settled> {
+    loop {
+        // Redis may still be loading after a crash: keep asking until the deadline.
+        match read_settled(conn, keys, worker_timeout).await {
+            Ok(settled) => {
+                let left = &settled.leftovers;
+                let quiet =
+                    left.on_streams == 0 && left.scheduled == 0 && left.stale_consumers.is_empty();
+                let all_ended = expected.iter().all(|key| {
+                    settled.completions.contains_key(key) || settled.dead.contains_key(key)
+                });
+                if (quiet && all_ended) || Instant::now() >= deadline {
+                    return Ok(settled);
+                }
+            }
+            Err(e) if Instant::now() >= deadline => return Err(e),
+            Err(_) => {}
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn read_settled(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+    worker_timeout: Duration,
+) -> anyhow::Result<Settled> {
+    Ok(Settled {
+        leftovers: leftovers(conn, keys, worker_timeout).await?,
+        completions: completions(conn, keys).await?,
+        dead: dead_letters(conn, keys).await?,
+    })
+}
+
+/// The open findings of one full reconciliation pass, without repairs.
+pub async fn reconcile_open(
+    conn: &ConnectionManager,
+    keys: &Keys,
+    config: ReconcileConfig,
+) -> anyhow::Result<Vec<String>> {
+    let mut reconciler = Reconciler::new(conn.clone(), keys.clone(), config);
+    let report = reconciler.run(false, true).await?;
+    Ok(report
+        .findings
+        .iter()
+        .filter(|f| f.open)
+        .map(|f| format!("{} {}: {}", f.kind.as_str(), f.subject, f.detail))
+        .collect())
+}

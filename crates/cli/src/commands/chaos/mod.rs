@@ -1,0 +1,285 @@
+//! `flotilla chaos`: the pod-killing drill as a command. A local fleet of real processes
+//! (one redis-server with an append-only file, workers, scheduler replicas), producers
+//! enqueueing throughout, a schedule ticking every second with catch-up `all`, and a
+//! monkey that kills, freezes and rolls processes; then a verdict on what was lost, run
+//! twice, left behind or missed.
+
+mod against;
+mod fleet;
+mod gather;
+mod ledger;
+mod monkey;
+mod produce;
+mod verdict;
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use flotilla_proto::Keys;
+use flotilla_scheduler::{ReconcileConfig, scheduled_job_id};
+use redis::aio::ConnectionManager;
+
+pub use ledger::serve_worker;
+
+use crate::cli::ChaosArgs;
+use crate::local_redis::LocalRedis;
+use fleet::{Fleet, FleetPaths, Role};
+use verdict::{Evidence, Verdict};
+
+/// The namespace of the drill's own Redis.
+const NAMESPACE: &str = "chaos";
+/// The schedule that ticks every second through the run, and its queue.
+const TICK_SCHEDULE: &str = "chaos_tick";
+const TICK_QUEUE: &str = "critical";
+/// The workers' lease: short, so that the drill sees many reclaims in a minute.
+const LEASE: Duration = Duration::from_millis(1500);
+/// How long a worker may be silent before the fleet calls it gone.
+const WORKER_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The fleet's settings: short leases and heartbeats so recovery shows within a short
+/// run, attempts enough that the monkey cannot exhaust them, completed jobs kept for the
+/// verdict, and the leader repairing stale consumers.
+fn settings_toml(jobs: usize) -> String {
+    let keep = jobs * 2 + 10_000;
+    format!(
+        r#"namespace = "{NAMESPACE}"
+
+[queues]
+critical = 6
+default = 3
+low = 1
+
+[worker]
+concurrency = 8
+heartbeat_interval = "300ms"
+lease_ttl = "{lease}ms"
+shutdown_grace = "1s"
+block_time = "200ms"
+promote_interval = "50ms"
+
+[defaults]
+max_attempts = 100
+timeout = "30s"
+backoff = "fixed:100"
+
+[retention]
+completed_max_len = {keep}
+
+[scheduler]
+lease_ttl = "2s"
+safety_margin = "500ms"
+retry_interval = "100ms"
+poll_interval = "50ms"
+misfire_grace = "1s"
+promote_interval = "50ms"
+
+[reconcile]
+interval = "1s"
+repair = true
+worker_timeout = "{timeout}ms"
+
+[schedules.{TICK_SCHEDULE}]
+every = "1s"
+type = "{job_type}"
+queue = "{TICK_QUEUE}"
+payload = {{ ms = 5 }}
+catch_up = "all"
+catch_up_limit = 1000
+"#,
+        lease = LEASE.as_millis(),
+        timeout = WORKER_TIMEOUT.as_millis(),
+        job_type = ledger::JOB_TYPE,
+    )
+}
+
+pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
+    if let Some(url) = &args.against {
+        return against::run(url, &args).await;
+    }
+    let seed = args.seed.unwrap_or_else(rand::random);
+    let dir = tempfile::Builder::new()
+        .prefix("flotilla-chaos-")
+        .tempdir()
+        .context("cannot create the drill's directory")?;
+    let mut redis = LocalRedis::start_durable().await?;
+    let paths = FleetPaths {
+        redis_url: redis.url.clone(),
+        settings: dir.path().join("flotilla.toml"),
+        ledger: dir.path().join("ledger"),
+        logs: dir.path().join("logs"),
+    };
+    std::fs::write(&paths.settings, settings_toml(args.jobs))
+        .context("cannot write the fleet's settings")?;
+    let keys = Keys::new(NAMESPACE);
+    let mut conn = connect(&redis.url).await?;
+    println!(
+        "chaos: {} workers, {} schedulers, {} jobs over {}, an action every {}{} (seed {seed})",
+        args.workers,
+        args.schedulers,
+        args.jobs,
+        humantime::format_duration(args.duration),
+        humantime::format_duration(args.kill_every),
+        if args.redis_fault {
+            ", one Redis crash"
+        } else {
+            ""
+        },
+    );
+    let mut fleet = Fleet::new(paths.clone())?;
+    for _ in 0..args.schedulers {
+        fleet.spawn(Role::Scheduler)?;
+    }
+    for _ in 0..args.workers {
+        fleet.spawn(Role::Worker)?;
+    }
+    wait_until_up(&mut conn, &keys, usize::from(args.workers)).await?;
+
+    let producers = tokio::spawn(produce::run(
+        conn.clone(),
+        keys.clone(),
+        produce::Plan {
+            jobs: args.jobs,
+            over: args.duration.mul_f64(0.8),
+            job_ms: args.job_ms,
+            job_type: ledger::JOB_TYPE,
+            seed,
+        },
+    ));
+    let plan = monkey::Plan {
+        duration: args.duration,
+        every: args.kill_every,
+        freeze_for: LEASE * 2,
+        crash_redis: args.redis_fault,
+        seed,
+    };
+    let outcome = monkey::run(&mut fleet, &mut redis, &mut conn, &keys, &plan).await?;
+    let run_ended_ms = ledger::now_ms();
+    let produced = producers.await.context("the producers failed")?;
+    println!(
+        "chaos: the run is over ({} actions); waiting for the fleet to settle",
+        outcome.events.len()
+    );
+    let expected_ticks = expected_ticks(&conn, &keys, run_ended_ms).await?;
+    let finished: Vec<String> = produced
+        .jobs
+        .iter()
+        .map(|job| ledger::job_key(job.queue, &job.id))
+        .chain(expected_ticks.iter().cloned())
+        .collect();
+    let settled = gather::settle(
+        &mut conn,
+        &keys,
+        WORKER_TIMEOUT,
+        &finished,
+        Instant::now() + args.settle,
+    )
+    .await?;
+    let mut leftovers = settled.leftovers;
+    leftovers.reconcile_open = gather::reconcile_open(&conn, &keys, reconcile_config()).await?;
+    let evidence = Evidence {
+        enqueued: produced.jobs,
+        enqueue_retries: produced.retries,
+        abandoned: produced.abandoned,
+        executions: Some(ledger::read(&paths.ledger)?),
+        events: outcome.events,
+        failed_on_their_own: outcome.failed_on_their_own,
+        completions: settled.completions,
+        dead: settled.dead,
+        expected_ticks,
+        leftovers,
+    };
+    fleet.stop(Duration::from_secs(10)).await;
+    let verdict = verdict::judge(&evidence);
+    report(&verdict, &args, dir)
+}
+
+/// Prints the verdict, writes its JSON, and fails the command when it failed (keeping
+/// the fleet's logs and ledger for a look).
+fn report(verdict: &Verdict, args: &ChaosArgs, dir: tempfile::TempDir) -> anyhow::Result<()> {
+    if print_verdict(verdict, args)? {
+        return Ok(());
+    }
+    let kept = dir.keep();
+    bail!(
+        "the drill failed; the fleet's logs and ledger are in {}",
+        kept.display()
+    )
+}
+
+/// Prints the verdict and writes its JSON; returns whether it passed.
+fn print_verdict(verdict: &Verdict, args: &ChaosArgs) -> anyhow::Result<bool> {
+    println!("\n{}", verdict.table());
+    if let Some(path) = &args.json {
+        let json = serde_json::to_string_pretty(verdict)?;
+        std::fs::write(path, json).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(verdict.passed)
+}
+
+fn reconcile_config() -> ReconcileConfig {
+    ReconcileConfig {
+        worker_timeout: WORKER_TIMEOUT,
+        ..ReconcileConfig::default()
+    }
+}
+
+async fn connect(url: &str) -> anyhow::Result<ConnectionManager> {
+    let client = redis::Client::open(url)?;
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(1)))
+        .set_response_timeout(Some(Duration::from_secs(2)));
+    ConnectionManager::new_with_config(client, config)
+        .await
+        .context("cannot connect to the drill's Redis")
+}
+
+/// Waits until every worker has registered and a scheduler leads.
+async fn wait_until_up(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+    workers: usize,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let up: usize = redis::cmd("ZCARD")
+            .arg(keys.workers())
+            .query_async(conn)
+            .await?;
+        let leader = flotilla_scheduler::leader_status(conn, keys)
+            .await?
+            .holder
+            .is_some();
+        if up >= workers && leader {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "the fleet did not come up within 20 s ({up} of {workers} workers, leader: {leader})"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The ids of the tick jobs due from when the schedule was first seen to the run's end.
+async fn expected_ticks(
+    conn: &ConnectionManager,
+    keys: &Keys,
+    until_ms: i64,
+) -> anyhow::Result<Vec<String>> {
+    let store = flotilla_scheduler::ScheduleStore::new(conn.clone(), keys.clone());
+    let state = store.state(TICK_SCHEDULE).await?;
+    let Some(since) = state.since else {
+        return Ok(Vec::new());
+    };
+    let mut ticks = Vec::new();
+    let mut tick = since.div_euclid(1000) * 1000 + 1000;
+    while tick <= until_ms {
+        ticks.push(ledger::job_key(
+            TICK_QUEUE,
+            &scheduled_job_id(TICK_SCHEDULE, tick),
+        ));
+        tick += 1000;
+    }
+    Ok(ticks)
+}

@@ -1,0 +1,275 @@
+//! The monkey: for a bounded time, at a steady pace, it SIGKILLs a worker or the leading
+//! scheduler, freezes a worker past its lease, or rolls one with SIGTERM, and replaces
+//! what it stopped, as a ReplicaSet would. Optionally it crashes Redis once.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use flotilla_proto::Keys;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::IndexedRandom;
+use redis::aio::ConnectionManager;
+use rustix::process::Signal;
+use serde::Serialize;
+
+use super::fleet::{Fleet, Role, signal};
+use super::ledger::now_ms;
+use crate::local_redis::LocalRedis;
+
+/// What the monkey did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// SIGKILL a worker; a new one starts half a second later.
+    KillWorker,
+    /// SIGKILL the leading scheduler; a new replica starts half a second later.
+    KillLeader,
+    /// SIGSTOP a worker for longer than its lease, then SIGCONT it.
+    FreezeWorker,
+    /// SIGTERM a worker after starting its replacement: a rolling restart.
+    RestartWorker,
+    /// SIGKILL redis-server, then restart it from its append-only file.
+    CrashRedis,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::KillWorker => "kill worker",
+            Action::KillLeader => "kill leader",
+            Action::FreezeWorker => "freeze worker",
+            Action::RestartWorker => "rolling restart",
+            Action::CrashRedis => "crash redis",
+        }
+    }
+
+    /// Whether the process it hit stopped running its jobs (and they run again).
+    pub fn interrupts_jobs(self) -> bool {
+        !matches!(self, Action::KillLeader)
+    }
+}
+
+/// One thing the monkey did, and to whom (0 for Redis).
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    pub action: Action,
+    pub pid: u32,
+    pub at_ms: i64,
+}
+
+/// How the monkey behaves.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub duration: Duration,
+    pub every: Duration,
+    /// How long a frozen worker stays frozen: longer than its lease, so its jobs are
+    /// taken over and its late results must be refused.
+    pub freeze_for: Duration,
+    pub crash_redis: bool,
+    pub seed: u64,
+}
+
+/// Pause between stopping a process and starting its replacement.
+const RESTART_AFTER: Duration = Duration::from_millis(500);
+
+/// What the monkey did, and what failed without its help.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub events: Vec<Event>,
+    /// Processes that exited with an error the monkey did not cause.
+    pub failed_on_their_own: usize,
+}
+
+/// Acts until `plan.duration` has passed, then thaws everything it froze; what it killed
+/// it has replaced already.
+pub async fn run(
+    fleet: &mut Fleet,
+    redis: &mut LocalRedis,
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+    plan: &Plan,
+) -> anyhow::Result<Outcome> {
+    let mut rng = StdRng::seed_from_u64(plan.seed ^ 0x6d6f_6e6b);
+    let started = Instant::now();
+    let deadline = started + plan.duration;
+    let mut outcome = Outcome::default();
+    // Frozen worker → when to thaw it.
+    let mut frozen: HashMap<u32, Instant> = HashMap::new();
+    let mut crashed_redis = !plan.crash_redis;
+    let mut round = 0usize;
+    loop {
+        let next = started + plan.every.mul_f64((round + 1) as f64);
+        sleep_thawing(&mut frozen, next.min(deadline)).await;
+        if Instant::now() >= deadline {
+            break;
+        }
+        outcome.failed_on_their_own += replace_unexpected_exits(fleet)?;
+        if !crashed_redis && started.elapsed() >= plan.duration / 2 {
+            crashed_redis = true;
+            outcome.events.push(event(Action::CrashRedis, 0));
+            redis.crash();
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            redis
+                .restart()
+                .await
+                .context("redis-server did not restart")?;
+            round += 1;
+            continue;
+        }
+        // Every kind of action happens early in a run, however short, then at random.
+        let action = match round {
+            0 => Action::FreezeWorker,
+            1 => Action::RestartWorker,
+            2 => Action::KillLeader,
+            _ => *[
+                (Action::KillWorker, 45),
+                (Action::KillLeader, 20),
+                (Action::FreezeWorker, 15),
+                (Action::RestartWorker, 20),
+            ]
+            .choose_weighted(&mut rng, |(_, weight)| *weight)
+            .map(|(action, _)| action)
+            .context("the monkey has no actions")?,
+        };
+        round += 1;
+        if let Some(done) = act(action, fleet, conn, keys, &frozen, &mut rng).await? {
+            if action == Action::FreezeWorker {
+                frozen.insert(done.pid, Instant::now() + plan.freeze_for);
+            }
+            outcome.events.push(done);
+        }
+    }
+    // The run is over: thaw whoever is still frozen.
+    for (pid, _) in frozen.drain() {
+        signal(pid, Signal::CONT);
+    }
+    Ok(outcome)
+}
+
+async fn act(
+    action: Action,
+    fleet: &mut Fleet,
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+    frozen: &HashMap<u32, Instant>,
+    rng: &mut StdRng,
+) -> anyhow::Result<Option<Event>> {
+    let workers: Vec<u32> = fleet
+        .live(Role::Worker)
+        .into_iter()
+        .filter(|pid| !frozen.contains_key(pid))
+        .collect();
+    match action {
+        Action::KillWorker => {
+            let Some(&pid) = workers.choose(rng) else {
+                return Ok(None);
+            };
+            signal(pid, Signal::KILL);
+            let done = event(action, pid);
+            tokio::time::sleep(RESTART_AFTER).await;
+            fleet.spawn(Role::Worker)?;
+            Ok(Some(done))
+        }
+        Action::KillLeader => {
+            let Some(pid) = leader_pid(conn, keys).await else {
+                return Ok(None);
+            };
+            if fleet.role_of(pid) != Some(Role::Scheduler) {
+                return Ok(None);
+            }
+            signal(pid, Signal::KILL);
+            let done = event(action, pid);
+            tokio::time::sleep(RESTART_AFTER).await;
+            fleet.spawn(Role::Scheduler)?;
+            Ok(Some(done))
+        }
+        Action::FreezeWorker => {
+            // Keep one worker running, or nothing would take the frozen one's jobs over.
+            if workers.len() < 2 {
+                return Ok(None);
+            }
+            let Some(&pid) = workers.choose(rng) else {
+                return Ok(None);
+            };
+            signal(pid, Signal::STOP);
+            Ok(Some(event(action, pid)))
+        }
+        Action::RestartWorker => {
+            let Some(&pid) = workers.choose(rng) else {
+                return Ok(None);
+            };
+            // Surge first, as a Deployment with maxUnavailable 0 does.
+            fleet.spawn(Role::Worker)?;
+            signal(pid, Signal::TERM);
+            Ok(Some(event(action, pid)))
+        }
+        Action::CrashRedis => Ok(None),
+    }
+}
+
+/// Sleeps until `until`, thawing frozen workers whose time has come on the way.
+async fn sleep_thawing(frozen: &mut HashMap<u32, Instant>, until: Instant) {
+    loop {
+        let now = Instant::now();
+        frozen.retain(|pid, thaw_at| {
+            let due = *thaw_at <= now;
+            if due {
+                signal(*pid, Signal::CONT);
+            }
+            !due
+        });
+        if now >= until {
+            return;
+        }
+        let wake = frozen
+            .values()
+            .copied()
+            .min()
+            .map_or(until, |t| t.min(until));
+        tokio::time::sleep_until(wake.into()).await;
+    }
+}
+
+/// Replaces members that exited without the monkey killing them, as a ReplicaSet would:
+/// a worker that failed on its own, or a scheduler. A worker that drained after a
+/// rolling restart (exit code 0) was replaced before it was told to stop. Returns how
+/// many failed on their own.
+fn replace_unexpected_exits(fleet: &mut Fleet) -> anyhow::Result<usize> {
+    let mut failed = 0;
+    for (role, pid, code) in fleet.reap() {
+        let Some(code) = code else {
+            continue; // killed by a signal: the monkey's doing, replaced already
+        };
+        if code != 0 {
+            failed += 1;
+            tracing::warn!(
+                pid,
+                "a {} exited on its own with code {code}",
+                role.as_str()
+            );
+        }
+        if code != 0 || role == Role::Scheduler {
+            fleet.spawn(role)?;
+        }
+    }
+    Ok(failed)
+}
+
+/// The pid of the leading scheduler: its holder id is `<host>-<pid>-<suffix>`.
+async fn leader_pid(conn: &mut ConnectionManager, keys: &Keys) -> Option<u32> {
+    let status = flotilla_scheduler::leader_status(conn, keys).await.ok()?;
+    let holder = status.holder?;
+    let mut parts = holder.rsplitn(3, '-');
+    parts.next()?;
+    parts.next()?.parse().ok()
+}
+
+fn event(action: Action, pid: u32) -> Event {
+    Event {
+        action,
+        pid,
+        at_ms: now_ms(),
+    }
+}

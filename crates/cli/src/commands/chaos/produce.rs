@@ -1,0 +1,113 @@
+//! The drill's producers: jobs spread evenly over the run, alternately by a raw XADD (as
+//! any language would) and by the Rust producer, retried while Redis is away.
+
+use std::time::{Duration, Instant};
+
+use flotilla_producer::{NewJob, Producer};
+use flotilla_proto::{JobPolicy, Keys};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use redis::aio::ConnectionManager;
+use serde_json::json;
+
+/// The queues jobs go to, with the drill's weights.
+pub const QUEUES: [&str; 3] = ["critical", "default", "low"];
+
+/// One job the producers enqueued.
+#[derive(Debug, Clone)]
+pub struct Enqueued {
+    pub id: String,
+    pub queue: &'static str,
+}
+
+/// What the producers did.
+#[derive(Debug, Default)]
+pub struct Produced {
+    pub jobs: Vec<Enqueued>,
+    /// Enqueue calls that failed and were tried again (Redis away).
+    pub retries: usize,
+    /// Jobs given up on after trying until the deadline.
+    pub abandoned: usize,
+}
+
+/// What to enqueue and how.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub jobs: usize,
+    /// The jobs are spread evenly over this long.
+    pub over: Duration,
+    pub job_ms: u64,
+    /// The job type the handlers are registered under.
+    pub job_type: &'static str,
+    pub seed: u64,
+}
+
+pub async fn run(conn: ConnectionManager, keys: Keys, plan: Plan) -> Produced {
+    let producer = Producer::new(conn.clone(), keys.clone(), JobPolicy::default());
+    let mut raw = conn;
+    let mut rng = StdRng::seed_from_u64(plan.seed);
+    let mut produced = Produced::default();
+    let started = Instant::now();
+    // Beyond the run, a job still refused is given up on and reported.
+    let give_up_at = started + plan.over + Duration::from_secs(30);
+    for n in 0..plan.jobs {
+        let due = plan.over.mul_f64(n as f64 / plan.jobs.max(1) as f64);
+        tokio::time::sleep_until((started + due).into()).await;
+        let queue = QUEUES[rng.random_range(0..QUEUES.len())];
+        let payload = json!({ "ms": rng.random_range(0..=plan.job_ms) });
+        let by_raw_xadd = n % 2 == 0;
+        loop {
+            let attempt = if by_raw_xadd {
+                xadd(&mut raw, &keys, queue, plan.job_type, &payload).await
+            } else {
+                enqueue(&producer, queue, plan.job_type, &payload).await
+            };
+            match attempt {
+                Ok(id) => {
+                    produced.jobs.push(Enqueued { id, queue });
+                    break;
+                }
+                Err(e) if Instant::now() < give_up_at => {
+                    tracing::debug!("enqueue failed, trying again: {e}");
+                    produced.retries += 1;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => {
+                    tracing::warn!("enqueue failed, giving up on the job: {e}");
+                    produced.abandoned += 1;
+                    break;
+                }
+            }
+        }
+    }
+    produced
+}
+
+async fn xadd(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+    queue: &str,
+    job_type: &str,
+    payload: &serde_json::Value,
+) -> anyhow::Result<String> {
+    let id: String = redis::cmd("XADD")
+        .arg(keys.stream(queue))
+        .arg("*")
+        .arg("type")
+        .arg(job_type)
+        .arg("payload")
+        .arg(payload.to_string())
+        .query_async(conn)
+        .await?;
+    Ok(id)
+}
+
+async fn enqueue(
+    producer: &Producer,
+    queue: &str,
+    job_type: &str,
+    payload: &serde_json::Value,
+) -> anyhow::Result<String> {
+    let job = NewJob::new(job_type, payload)?.queue(queue);
+    Ok(producer.enqueue(job).await?.id)
+}

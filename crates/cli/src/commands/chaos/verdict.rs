@@ -1,0 +1,549 @@
+//! The verdict: what the ledger, the monkey's log and Redis say together. Nothing lost,
+//! no completion from an attempt that had been taken over, extra runs only where the
+//! monkey interrupted one, every tick fired once, and nothing left behind.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+
+use super::ledger::{Execution, Mark, job_key};
+use super::monkey::{Action, Event};
+use super::produce::Enqueued;
+
+/// A completion as the `done` stream records it.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    pub attempts: u32,
+    pub pid: Option<u32>,
+    pub at_ms: i64,
+}
+
+/// What is left once the fleet has settled.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Leftovers {
+    /// Entries still on the streams: waiting or running.
+    pub on_streams: u64,
+    /// Of those, read by a worker and not finished.
+    pub running: u64,
+    /// Jobs still waiting for a time (delayed or retrying).
+    pub scheduled: u64,
+    /// Consumers in a group whose worker is gone.
+    pub stale_consumers: Vec<String>,
+    /// Open findings of a full reconciliation pass.
+    pub reconcile_open: Vec<String>,
+}
+
+impl Leftovers {
+    fn clean(&self) -> bool {
+        self.on_streams == 0
+            && self.running == 0
+            && self.scheduled == 0
+            && self.stale_consumers.is_empty()
+            && self.reconcile_open.is_empty()
+    }
+}
+
+/// Everything the verdict is drawn from.
+#[derive(Debug)]
+pub struct Evidence {
+    pub enqueued: Vec<Enqueued>,
+    pub enqueue_retries: usize,
+    pub abandoned: usize,
+    /// The ledger, when the drill's own workers kept one; `None` against a fleet of
+    /// someone else's, where only the `done` streams' attempt counts tell.
+    pub executions: Option<Vec<Execution>>,
+    pub events: Vec<Event>,
+    pub failed_on_their_own: usize,
+    /// `<queue>/<id>` → its completions.
+    pub completions: HashMap<String, Vec<Completion>>,
+    /// `<queue>/<id>` of a dead job → the reason it was dead-lettered.
+    pub dead: HashMap<String, String>,
+    /// `<queue>/<id>` of each tick due within the run.
+    pub expected_ticks: Vec<String>,
+    pub leftovers: Leftovers,
+}
+
+/// The ids shown in a verdict when there are more.
+const SHOWN: usize = 20;
+
+#[derive(Debug, Serialize)]
+pub struct Verdict {
+    pub passed: bool,
+    pub jobs: JobCounts,
+    pub executions: ExecutionCounts,
+    pub ticks: TickCounts,
+    pub recovery_ms: Option<Spread>,
+    pub leftovers: Leftovers,
+    pub monkey: BTreeMap<&'static str, usize>,
+    pub failed_on_their_own: usize,
+    pub redis_fault: Option<RedisFault>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct JobCounts {
+    pub enqueued: usize,
+    pub enqueue_retries: usize,
+    pub abandoned: usize,
+    pub completed: usize,
+    pub dead: usize,
+    pub dead_reasons: BTreeMap<String, usize>,
+    pub lost: usize,
+    pub lost_ids: Vec<String>,
+    /// Jobs that ran and completed although no producer saw their enqueue succeed (an
+    /// enqueue whose reply was lost, then tried again).
+    pub unexpected: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ExecutionCounts {
+    pub total: usize,
+    /// Jobs that began more than once.
+    pub jobs_run_again: usize,
+    /// … each earlier run interrupted by the monkey (its worker killed, frozen or
+    /// rolled, or Redis crashed).
+    pub explained: usize,
+    pub unexplained: usize,
+    pub unexplained_ids: Vec<String>,
+    /// Jobs run again after an interruption, with what interrupted them.
+    pub explained_ids: Vec<String>,
+    /// No ledger was kept: runs are counted from attempt numbers, and what caused a
+    /// second run is unknown.
+    pub causes_unknown: bool,
+    /// Completions accepted from an attempt that had been taken over, or more than one
+    /// completion for a job.
+    pub zombie_completions: usize,
+    pub zombie_ids: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TickCounts {
+    pub expected: usize,
+    pub fired_once: usize,
+    pub missing: usize,
+    pub missing_ids: Vec<String>,
+    pub completed_twice: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Spread {
+    pub samples: usize,
+    pub p50: i64,
+    pub p99: i64,
+    pub max: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RedisFault {
+    pub crashed_at_ms: i64,
+    /// From the crash to the first completion after it: the fleet reconnected by itself.
+    pub first_completion_after_ms: Option<i64>,
+    /// Jobs run again because of the crash alone.
+    pub ran_again: usize,
+}
+
+pub fn judge(evidence: &Evidence) -> Verdict {
+    let began = evidence
+        .executions
+        .as_deref()
+        .map(|ledger| executions_by_job(ledger, Mark::Began))
+        .unwrap_or_default();
+    let jobs = count_jobs(evidence);
+    let executions = match evidence.executions {
+        Some(_) => count_executions(evidence, &began),
+        None => count_attempts(evidence),
+    };
+    let ticks = count_ticks(evidence);
+    let recovery_ms = recovery(evidence, &began);
+    let redis_fault = redis_fault(evidence, &began);
+    let mut monkey = BTreeMap::new();
+    for event in &evidence.events {
+        *monkey.entry(event.action.as_str()).or_default() += 1;
+    }
+    // A crashed Redis may lose what it had not written to its file: counted, not judged.
+    let losses_allowed = redis_fault.is_some();
+    let passed = (losses_allowed
+        || (jobs.lost == 0 && jobs.abandoned == 0 && jobs.unexpected == 0))
+        && executions.unexplained == 0
+        && executions.zombie_completions == 0
+        && ticks.missing == 0
+        && ticks.completed_twice == 0
+        && evidence.leftovers.clean()
+        && evidence.failed_on_their_own == 0;
+    Verdict {
+        passed,
+        jobs,
+        executions,
+        ticks,
+        recovery_ms,
+        leftovers: evidence.leftovers.clone(),
+        monkey,
+        failed_on_their_own: evidence.failed_on_their_own,
+        redis_fault,
+    }
+}
+
+/// Each job's ledger lines with `mark`, oldest first.
+fn executions_by_job(executions: &[Execution], mark: Mark) -> HashMap<&str, Vec<&Execution>> {
+    let mut by_job: HashMap<&str, Vec<&Execution>> = HashMap::new();
+    for execution in executions.iter().filter(|e| e.mark == mark) {
+        by_job.entry(&execution.job).or_default().push(execution);
+    }
+    by_job
+}
+
+fn count_jobs(evidence: &Evidence) -> JobCounts {
+    let mut completed = 0;
+    let mut dead = 0;
+    let mut dead_reasons: BTreeMap<String, usize> = BTreeMap::new();
+    let mut lost_ids = Vec::new();
+    for job in &evidence.enqueued {
+        let key = job_key(job.queue, &job.id);
+        if evidence.completions.contains_key(&key) {
+            completed += 1;
+        } else if let Some(reason) = evidence.dead.get(&key) {
+            dead += 1;
+            *dead_reasons.entry(reason.clone()).or_default() += 1;
+        } else {
+            lost_ids.push(key);
+        }
+    }
+    let lost = lost_ids.len();
+    lost_ids.truncate(SHOWN);
+    let known: std::collections::HashSet<String> = evidence
+        .enqueued
+        .iter()
+        .map(|job| job_key(job.queue, &job.id))
+        .chain(evidence.expected_ticks.iter().cloned())
+        .collect();
+    let tick_prefix = format!("{}@", super::TICK_SCHEDULE);
+    // Against someone else's fleet the `done` streams hold their jobs too.
+    let unexpected = if evidence.executions.is_none() {
+        0
+    } else {
+        evidence
+            .completions
+            .keys()
+            .filter(|key| !known.contains(*key))
+            // Ticks after the run's end fire while the fleet settles.
+            .filter(|key| !key.contains(&tick_prefix))
+            .count()
+    };
+    JobCounts {
+        enqueued: evidence.enqueued.len(),
+        enqueue_retries: evidence.enqueue_retries,
+        abandoned: evidence.abandoned,
+        completed,
+        dead,
+        dead_reasons,
+        lost,
+        lost_ids,
+        unexpected,
+    }
+}
+
+/// What cut short the run `execution` began: the first of the monkey's actions after it
+/// that hit its process, or a crash of Redis.
+fn interruption<'a>(execution: &Execution, events: &'a [Event]) -> Option<&'a Event> {
+    events.iter().find(|event| {
+        event.action.interrupts_jobs()
+            && event.at_ms >= execution.at_ms
+            && (event.pid == execution.pid || event.action == Action::CrashRedis)
+    })
+}
+
+fn count_executions(
+    evidence: &Evidence,
+    began: &HashMap<&str, Vec<&Execution>>,
+) -> ExecutionCounts {
+    let mut jobs_run_again = 0;
+    let mut unexplained_ids = Vec::new();
+    let mut explained_ids = Vec::new();
+    for (job, runs) in began {
+        if runs.len() < 2 {
+            continue;
+        }
+        jobs_run_again += 1;
+        let causes: Option<Vec<&str>> = runs[..runs.len() - 1]
+            .iter()
+            .map(|run| interruption(run, &evidence.events).map(|e| e.action.as_str()))
+            .collect();
+        match causes {
+            Some(causes) => explained_ids.push(format!("{job} ({})", causes.join(", "))),
+            None => unexplained_ids.push((*job).to_owned()),
+        }
+    }
+    explained_ids.sort();
+    explained_ids.truncate(SHOWN);
+    let mut zombie_ids = Vec::new();
+    for (job, completions) in &evidence.completions {
+        let zombie = match completions.as_slice() {
+            [only] => {
+                // The accepted completion must come from the job's last attempt, run by
+                // a worker that began that attempt.
+                let runs = began
+                    .get(job.as_str())
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
+                let last = runs.iter().map(|r| r.attempt).max();
+                let ran_it = runs
+                    .iter()
+                    .any(|r| r.attempt == only.attempts && Some(r.pid) == only.pid);
+                last != Some(only.attempts) || !ran_it
+            }
+            _ => true,
+        };
+        if zombie {
+            zombie_ids.push(job.clone());
+        }
+    }
+    let unexplained = unexplained_ids.len();
+    let zombie_completions = zombie_ids.len();
+    unexplained_ids.sort();
+    unexplained_ids.truncate(SHOWN);
+    zombie_ids.sort();
+    zombie_ids.truncate(SHOWN);
+    ExecutionCounts {
+        total: began.values().map(Vec::len).sum(),
+        jobs_run_again,
+        explained: jobs_run_again - unexplained,
+        unexplained,
+        unexplained_ids,
+        explained_ids,
+        causes_unknown: false,
+        zombie_completions,
+        zombie_ids,
+    }
+}
+
+/// Runs as the `done` streams count them, for a fleet that keeps no ledger: a job's
+/// accepted attempt number is how many times it began, and more than one completion is
+/// a zombie.
+fn count_attempts(evidence: &Evidence) -> ExecutionCounts {
+    let mut total = 0;
+    let mut run_again = Vec::new();
+    let mut zombie_ids = Vec::new();
+    for job in &evidence.enqueued {
+        let key = job_key(job.queue, &job.id);
+        match evidence.completions.get(&key).map(Vec::as_slice) {
+            Some([only]) => {
+                total += only.attempts as usize;
+                if only.attempts > 1 {
+                    run_again.push(format!("{key} ({} attempts)", only.attempts));
+                }
+            }
+            Some(_) => zombie_ids.push(key),
+            None => {}
+        }
+    }
+    let jobs_run_again = run_again.len();
+    let zombie_completions = zombie_ids.len();
+    run_again.sort();
+    run_again.truncate(SHOWN);
+    zombie_ids.sort();
+    zombie_ids.truncate(SHOWN);
+    ExecutionCounts {
+        total,
+        jobs_run_again,
+        explained: 0,
+        unexplained: 0,
+        unexplained_ids: Vec::new(),
+        explained_ids: run_again,
+        causes_unknown: true,
+        zombie_completions,
+        zombie_ids,
+    }
+}
+
+fn count_ticks(evidence: &Evidence) -> TickCounts {
+    let mut fired_once = 0;
+    let mut completed_twice = 0;
+    let mut missing_ids = Vec::new();
+    for id in &evidence.expected_ticks {
+        match evidence.completions.get(id).map(Vec::len) {
+            Some(1) => fired_once += 1,
+            Some(_) => completed_twice += 1,
+            None if evidence.dead.contains_key(id) => fired_once += 1,
+            None => missing_ids.push(id.clone()),
+        }
+    }
+    let missing = missing_ids.len();
+    missing_ids.truncate(SHOWN);
+    TickCounts {
+        expected: evidence.expected_ticks.len(),
+        fired_once,
+        missing,
+        missing_ids,
+        completed_twice,
+    }
+}
+
+/// From each interruption to the moment another worker began each job the interrupted
+/// process was running.
+fn recovery(evidence: &Evidence, began: &HashMap<&str, Vec<&Execution>>) -> Option<Spread> {
+    let mut samples = Vec::new();
+    for event in evidence
+        .events
+        .iter()
+        .filter(|e| e.action.interrupts_jobs() && e.action != Action::CrashRedis)
+    {
+        for runs in began.values() {
+            let was_running = runs
+                .iter()
+                .any(|r| r.pid == event.pid && r.at_ms <= event.at_ms);
+            let again = runs
+                .iter()
+                .find(|r| r.at_ms > event.at_ms && r.pid != event.pid);
+            if was_running && let Some(again) = again {
+                // Only runs cut short by this event: the job's earlier run is its last
+                // before the event.
+                let last_before = runs.iter().rev().find(|r| r.at_ms <= event.at_ms);
+                if last_before.is_some_and(|r| r.pid == event.pid) {
+                    samples.push(again.at_ms - event.at_ms);
+                }
+            }
+        }
+    }
+    spread(samples)
+}
+
+fn spread(mut samples: Vec<i64>) -> Option<Spread> {
+    if samples.is_empty() {
+        return None;
+    }
+    samples.sort_unstable();
+    let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
+    Some(Spread {
+        samples: samples.len(),
+        p50: at(0.5),
+        p99: at(0.99),
+        max: samples[samples.len() - 1],
+    })
+}
+
+fn redis_fault(evidence: &Evidence, began: &HashMap<&str, Vec<&Execution>>) -> Option<RedisFault> {
+    let crash = evidence
+        .events
+        .iter()
+        .find(|e| e.action == Action::CrashRedis)?;
+    let first_completion_after_ms = evidence
+        .completions
+        .values()
+        .flatten()
+        .map(|c| c.at_ms)
+        .filter(|at| *at > crash.at_ms)
+        .min()
+        .map(|at| at - crash.at_ms);
+    // Runs again only because of the crash: no worker of theirs was hit.
+    let ran_again = began
+        .values()
+        .filter(|runs| runs.len() > 1)
+        .filter(|runs| {
+            runs[..runs.len() - 1].iter().any(|run| {
+                run.at_ms <= crash.at_ms
+                    && !evidence.events.iter().any(|e| {
+                        e.pid == run.pid && e.at_ms >= run.at_ms && e.action.interrupts_jobs()
+                    })
+            })
+        })
+        .count();
+    Some(RedisFault {
+        crashed_at_ms: crash.at_ms,
+        first_completion_after_ms,
+        ran_again,
+    })
+}
+
+impl Verdict {
+    /// The verdict as a table for a terminal.
+    pub fn table(&self) -> String {
+        let mut rows: Vec<(String, String)> = Vec::new();
+        let mut row = |name: &str, value: String| rows.push((name.to_owned(), value));
+        let j = &self.jobs;
+        row("jobs enqueued", j.enqueued.to_string());
+        row("  completed", j.completed.to_string());
+        row("  dead (with reason)", j.dead.to_string());
+        for (reason, n) in &j.dead_reasons {
+            row(&format!("    {reason}"), n.to_string());
+        }
+        row("  lost", j.lost.to_string());
+        row(
+            "  unexpected (an enqueue retried)",
+            j.unexpected.to_string(),
+        );
+        row(
+            "  enqueue retries / given up",
+            format!("{} / {}", j.enqueue_retries, j.abandoned),
+        );
+        let e = &self.executions;
+        row("executions", e.total.to_string());
+        row("  jobs run again", e.jobs_run_again.to_string());
+        if e.causes_unknown {
+            row("    why", "unknown: this fleet keeps no ledger".to_owned());
+        } else {
+            row("    after an interruption", e.explained.to_string());
+            row("    unexplained", e.unexplained.to_string());
+        }
+        row("  zombie completions", e.zombie_completions.to_string());
+        let t = &self.ticks;
+        row("schedule ticks due", t.expected.to_string());
+        row("  fired exactly once", t.fired_once.to_string());
+        row("  missing", t.missing.to_string());
+        row("  completed twice", t.completed_twice.to_string());
+        if let Some(r) = &self.recovery_ms {
+            row(
+                "recovery after a kill (ms)",
+                format!(
+                    "p50 {}  p99 {}  max {}  ({} jobs)",
+                    r.p50, r.p99, r.max, r.samples
+                ),
+            );
+        }
+        let l = &self.leftovers;
+        row("left on the streams", l.on_streams.to_string());
+        row("  running", l.running.to_string());
+        row("  delayed or retrying", l.scheduled.to_string());
+        row("stale consumers", l.stale_consumers.len().to_string());
+        row(
+            "open reconciliation findings",
+            l.reconcile_open.len().to_string(),
+        );
+        for (action, n) in &self.monkey {
+            row(&format!("monkey: {action}"), n.to_string());
+        }
+        row(
+            "processes failed on their own",
+            self.failed_on_their_own.to_string(),
+        );
+        if let Some(f) = &self.redis_fault {
+            row(
+                "redis crash: first completion after (ms)",
+                f.first_completion_after_ms
+                    .map_or("none".to_owned(), |ms| ms.to_string()),
+            );
+            row("redis crash: jobs run again", f.ran_again.to_string());
+        }
+        row(
+            "verdict",
+            if self.passed { "PASSED" } else { "FAILED" }.to_owned(),
+        );
+        let width = rows.iter().map(|(name, _)| name.len()).max().unwrap_or(0);
+        let mut text = String::new();
+        for (name, value) in rows {
+            text.push_str(&format!("{name:<width$}  {value}\n"));
+        }
+        for (label, ids) in [
+            ("lost", &self.jobs.lost_ids),
+            ("run again", &self.executions.explained_ids),
+            ("run again unexplained", &self.executions.unexplained_ids),
+            ("zombie completions", &self.executions.zombie_ids),
+            ("missing ticks", &self.ticks.missing_ids),
+            ("stale consumers", &self.leftovers.stale_consumers),
+            ("open findings", &self.leftovers.reconcile_open),
+        ] {
+            if !ids.is_empty() {
+                text.push_str(&format!("{label}: {}\n", ids.join(", ")));
+            }
+        }
+        text
+    }
+}

@@ -1,0 +1,139 @@
+//! `flotilla chaos` as users run it: a short drill on its own fleet of real processes,
+//! with workers killed, frozen and rolled, the leader killed and Redis crashed, ends in a
+//! verdict of nothing lost, no zombie completion, every tick fired once.
+
+use std::process::Command;
+
+use flotilla_tests::WorkerProcess;
+use serde_json::Value;
+
+#[test]
+fn a_short_drill_loses_nothing_and_says_so() {
+    let dir = tempfile::tempdir().expect("dir");
+    let report = dir.path().join("verdict.json");
+    let output = Command::new(env!("CARGO_BIN_EXE_flotilla-it"))
+        .args([
+            "chaos",
+            "--duration",
+            "50s",
+            "--workers",
+            "4",
+            "--jobs",
+            "2000",
+            "--kill-every",
+            "2s",
+            "--redis-fault",
+            "--json",
+        ])
+        .arg(&report)
+        .env_remove("FLOTILLA_CONFIG")
+        .env_remove("FLOTILLA_REDIS_URL")
+        .output()
+        .expect("flotilla chaos runs");
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{printed}");
+    let verdict: Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).expect("the JSON verdict"))
+            .expect("JSON");
+    let at = |path: &str| verdict.pointer(path).cloned().unwrap_or(Value::Null);
+    assert_eq!(at("/passed"), Value::Bool(true), "{printed}");
+    assert_eq!(at("/jobs/enqueued"), 2000, "{printed}");
+    // Everything enqueued finished; the drill's jobs never fail, so none is dead.
+    assert_eq!(at("/jobs/completed"), 2000, "{printed}");
+    assert_eq!(at("/jobs/lost"), 0, "{printed}");
+    assert_eq!(at("/executions/zombie_completions"), 0, "{printed}");
+    assert_eq!(at("/executions/unexplained"), 0, "{printed}");
+    // The monkey did interrupt jobs, and they ran again.
+    assert!(
+        at("/executions/jobs_run_again").as_u64() > Some(0),
+        "{printed}"
+    );
+    assert!(at("/recovery_ms/samples").as_u64() > Some(0), "{printed}");
+    assert!(at("/ticks/expected").as_u64() >= Some(45), "{printed}");
+    assert_eq!(at("/ticks/fired_once"), at("/ticks/expected"), "{printed}");
+    assert_eq!(at("/leftovers/on_streams"), 0, "{printed}");
+    assert_eq!(
+        at("/leftovers/stale_consumers"),
+        Value::Array(vec![]),
+        "{printed}"
+    );
+    assert_eq!(
+        at("/leftovers/reconcile_open"),
+        Value::Array(vec![]),
+        "{printed}"
+    );
+    for action in [
+        "freeze worker",
+        "rolling restart",
+        "kill leader",
+        "crash redis",
+    ] {
+        assert!(
+            at(&format!("/monkey/{action}")).as_u64() >= Some(1),
+            "no {action} in {printed}"
+        );
+    }
+    // Redis came back from its append-only file and the fleet reconnected by itself.
+    assert!(
+        at("/redis_fault/first_completion_after_ms").as_u64() > Some(0),
+        "{printed}"
+    );
+}
+
+#[tokio::test]
+async fn against_a_running_fleet_it_only_enqueues_watches_and_reports() {
+    let env = crate::util::Env::start().await;
+    let mut doomed = WorkerProcess::start(&env.url(), &[], None);
+    let mut survivor = WorkerProcess::start(&env.url(), &[], None);
+    let dir = tempfile::tempdir().expect("dir");
+    let report = dir.path().join("verdict.json");
+    let drill = Command::new(env!("CARGO_BIN_EXE_flotilla-it"))
+        .args(["chaos", "--against", &env.url(), "--namespace"])
+        .arg(env.keys.namespace())
+        .args(["--jobs", "300", "--duration", "6s", "--job-ms", "100"])
+        .args(["--settle", "60s", "--json"])
+        .arg(&report)
+        .env_remove("FLOTILLA_CONFIG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("flotilla chaos runs");
+    // The operator's own chaos: a worker dies mid-run; its jobs must still finish.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    doomed.signal("KILL");
+    let output = drill.wait_with_output().expect("the drill ends");
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{printed}");
+    assert!(
+        doomed
+            .wait_exit(std::time::Duration::from_secs(5))
+            .is_some()
+    );
+    assert!(
+        !survivor.has_exited(),
+        "the drill stopped a process it did not start"
+    );
+    let verdict: Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).expect("the JSON verdict"))
+            .expect("JSON");
+    let at = |path: &str| verdict.pointer(path).cloned().unwrap_or(Value::Null);
+    assert_eq!(at("/passed"), Value::Bool(true), "{printed}");
+    assert_eq!(at("/jobs/enqueued"), 300, "{printed}");
+    assert_eq!(at("/jobs/completed"), 300, "{printed}");
+    assert_eq!(at("/jobs/lost"), 0, "{printed}");
+    assert_eq!(at("/executions/zombie_completions"), 0, "{printed}");
+    assert_eq!(
+        at("/executions/causes_unknown"),
+        Value::Bool(true),
+        "{printed}"
+    );
+    assert_eq!(at("/monkey"), serde_json::json!({}), "it killed nothing");
+}
