@@ -7,6 +7,21 @@ use std::process::Command;
 use flotilla_tests::WorkerProcess;
 use serde_json::Value;
 
+/// The drill's output, for failure messages, and its JSON verdict.
+fn verdict_of(output: &std::process::Output, report: &std::path::Path) -> (String, Value) {
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{printed}");
+    let verdict = std::fs::read_to_string(report)
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_else(|| panic!("no JSON verdict: {printed}"));
+    (printed, verdict)
+}
+
 #[test]
 fn a_short_drill_loses_nothing_and_says_so() {
     let dir = tempfile::tempdir().expect("dir");
@@ -30,15 +45,7 @@ fn a_short_drill_loses_nothing_and_says_so() {
         .env_remove("FLOTILLA_REDIS_URL")
         .output()
         .expect("flotilla chaos runs");
-    let printed = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(output.status.success(), "{printed}");
-    let verdict: Value =
-        serde_json::from_str(&std::fs::read_to_string(&report).expect("the JSON verdict"))
-            .expect("JSON");
+    let (printed, verdict) = verdict_of(&output, &report);
     let at = |path: &str| verdict.pointer(path).cloned().unwrap_or(Value::Null);
     assert_eq!(at("/passed"), Value::Bool(true), "{printed}");
     assert_eq!(at("/jobs/enqueued"), 2000, "{printed}");
@@ -106,12 +113,7 @@ async fn against_a_running_fleet_it_only_enqueues_watches_and_reports() {
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     doomed.signal("KILL");
     let output = drill.wait_with_output().expect("the drill ends");
-    let printed = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(output.status.success(), "{printed}");
+    let (printed, verdict) = verdict_of(&output, &report);
     assert!(
         doomed
             .wait_exit(std::time::Duration::from_secs(5))
@@ -121,9 +123,6 @@ async fn against_a_running_fleet_it_only_enqueues_watches_and_reports() {
         !survivor.has_exited(),
         "the drill stopped a process it did not start"
     );
-    let verdict: Value =
-        serde_json::from_str(&std::fs::read_to_string(&report).expect("the JSON verdict"))
-            .expect("JSON");
     let at = |path: &str| verdict.pointer(path).cloned().unwrap_or(Value::Null);
     assert_eq!(at("/passed"), Value::Bool(true), "{printed}");
     assert_eq!(at("/jobs/enqueued"), 300, "{printed}");

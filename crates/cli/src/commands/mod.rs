@@ -12,7 +12,7 @@ pub mod worker;
 
 use std::time::Duration;
 
-use flotilla_proto::redact_url;
+use flotilla_proto::{Keys, redact_url};
 use redis::aio::ConnectionManager;
 
 /// How long a one-shot command waits for Redis before it says so.
@@ -74,4 +74,27 @@ pub fn describe_redis_error(err: &redis::RedisError) -> String {
     let text = err.to_string();
     let first_line = text.lines().next().unwrap_or_default();
     redact_url(first_line)
+}
+
+/// Waits until at least `count` workers have registered under `keys`, so what follows
+/// runs against workers that are up; gives up after 20 s.
+pub async fn wait_for_workers(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+    count: usize,
+) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let up: usize = redis::cmd("ZCARD")
+            .arg(keys.workers())
+            .query_async(conn)
+            .await?;
+        if up >= count {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            anyhow::bail!("only {up} of {count} worker processes registered within 20 s");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

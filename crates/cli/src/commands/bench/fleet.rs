@@ -3,7 +3,7 @@
 //! time and peak memory read from /proc.
 
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use flotilla_proto::Keys;
@@ -93,32 +93,8 @@ impl WorkerFleet {
             children.push(command.spawn().context("cannot start a worker process")?);
         }
         let fleet = Self { children };
-        fleet.wait_registered(conn, spec.keys).await?;
+        crate::commands::wait_for_workers(conn, spec.keys, fleet.children.len()).await?;
         Ok(fleet)
-    }
-
-    async fn wait_registered(
-        &self,
-        conn: &mut ConnectionManager,
-        keys: &Keys,
-    ) -> anyhow::Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let up: usize = redis::cmd("ZCARD")
-                .arg(keys.workers())
-                .query_async(conn)
-                .await?;
-            if up >= self.children.len() {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "only {up} of {} worker processes registered within 20 s",
-                    self.children.len()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
     }
 
     /// CPU time the processes have used so far, user + system, in µs; `None` where /proc

@@ -239,26 +239,19 @@ async fn wait_until_up(
     keys: &Keys,
     workers: usize,
 ) -> anyhow::Result<()> {
+    crate::commands::wait_for_workers(conn, keys, workers).await?;
     let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let up: usize = redis::cmd("ZCARD")
-            .arg(keys.workers())
-            .query_async(conn)
-            .await?;
-        let leader = flotilla_scheduler::leader_status(conn, keys)
-            .await?
-            .holder
-            .is_some();
-        if up >= workers && leader {
-            return Ok(());
-        }
+    while flotilla_scheduler::leader_status(conn, keys)
+        .await?
+        .holder
+        .is_none()
+    {
         if Instant::now() > deadline {
-            bail!(
-                "the fleet did not come up within 20 s ({up} of {workers} workers, leader: {leader})"
-            );
+            bail!("no scheduler replica took the lead within 20 s");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    Ok(())
 }
 
 /// The ids of the tick jobs due from when the schedule was first seen to the run's end.
