@@ -60,7 +60,7 @@ pub async fn run(url: &str, args: &ChaosArgs) -> anyhow::Result<()> {
         abandoned: produced.abandoned,
         executions: None,
         events: Vec::new(),
-        failed_on_their_own: 0,
+        failures: Vec::new(),
         completions,
         dead,
         expected_ticks: Vec::new(),

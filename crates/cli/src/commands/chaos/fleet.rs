@@ -29,6 +29,17 @@ struct Member {
     role: Role,
     pid: u32,
     child: Child,
+    /// Told to stop (SIGKILL or SIGTERM): its exit is the drill's doing.
+    stopping: bool,
+}
+
+/// A member that exited without being told to: a failure the verdict counts.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub role: Role,
+    pub pid: u32,
+    /// The exit code, or the signal that ended it.
+    pub how: String,
 }
 
 /// Where the fleet's processes find Redis, their settings and the ledger.
@@ -93,31 +104,47 @@ impl Fleet {
             .spawn()
             .with_context(|| format!("cannot start a {}", role.as_str()))?;
         let pid = child.id().context("a process just started has no pid")?;
-        self.members.push(Member { role, pid, child });
+        self.members.push(Member {
+            role,
+            pid,
+            child,
+            stopping: false,
+        });
         Ok(pid)
     }
 
-    /// The pids of the members of `role` that have not exited.
+    /// Sends `signal` to a member; SIGKILL and SIGTERM mark it as stopping, so its exit
+    /// is not taken for a failure and it is not picked again.
+    pub fn signal(&mut self, pid: u32, sig: Signal) {
+        if let Some(member) = self.members.iter_mut().find(|m| m.pid == pid) {
+            member.stopping |= sig == Signal::KILL || sig == Signal::TERM;
+            signal(pid, sig);
+        }
+    }
+
+    /// The pids of the members of `role` that run and have not been told to stop.
     pub fn live(&mut self, role: Role) -> Vec<u32> {
-        self.reap();
         self.members
-            .iter()
-            .filter(|m| m.role == role)
-            .map(|m| m.pid)
+            .iter_mut()
+            .filter(|m| m.role == role && !m.stopping)
+            .filter_map(|m| matches!(m.child.try_wait(), Ok(None)).then_some(m.pid))
             .collect()
     }
 
-    /// Forgets members that have exited; returns them, with their exit codes.
-    pub fn reap(&mut self) -> Vec<(Role, u32, Option<i32>)> {
-        let mut exited = Vec::new();
+    /// Forgets members that have exited; returns those that exited without being told
+    /// to (or, told to stop, exited with an error).
+    pub fn reap(&mut self) -> Vec<Failure> {
+        let mut failures = Vec::new();
         self.members.retain_mut(|m| match m.child.try_wait() {
             Ok(Some(status)) => {
-                exited.push((m.role, m.pid, status.code()));
+                if let Some(failure) = judge_exit(m, status) {
+                    failures.push(failure);
+                }
                 false
             }
             _ => true,
         });
-        exited
+        failures
     }
 
     pub fn role_of(&self, pid: u32) -> Option<Role> {
@@ -125,21 +152,49 @@ impl Fleet {
     }
 
     /// Stops every member with SIGTERM, as a scale-down would, and waits for them; any
-    /// still running after `grace` is killed.
-    pub async fn stop(mut self, grace: std::time::Duration) {
-        for member in &self.members {
+    /// still running after `grace` is killed. Returns the members that did not drain and
+    /// exit cleanly, and those that had failed before.
+    pub async fn stop(mut self, grace: std::time::Duration) -> Vec<Failure> {
+        let mut failures = self.reap();
+        for member in &mut self.members {
             signal(member.pid, Signal::CONT);
             signal(member.pid, Signal::TERM);
+            member.stopping = true;
         }
+        let deadline = tokio::time::Instant::now() + grace;
         for member in &mut self.members {
-            if tokio::time::timeout(grace, member.child.wait())
-                .await
-                .is_err()
-            {
-                let _ = member.child.kill().await;
+            match tokio::time::timeout_at(deadline, member.child.wait()).await {
+                Ok(Ok(status)) => failures.extend(judge_exit(member, status)),
+                _ => {
+                    let _ = member.child.kill().await;
+                    failures.push(Failure {
+                        role: member.role,
+                        pid: member.pid,
+                        how: "did not stop within its grace after SIGTERM".to_owned(),
+                    });
+                }
             }
         }
+        failures
     }
+}
+
+/// Whether an exit is a failure: any exit of a member not told to stop, and an error
+/// exit of one told to stop by SIGTERM (a SIGKILLed one has no say).
+fn judge_exit(member: &Member, status: std::process::ExitStatus) -> Option<Failure> {
+    use std::os::unix::process::ExitStatusExt;
+    let how = match (status.code(), status.signal()) {
+        (Some(0), _) if member.stopping => return None,
+        (None, Some(sig)) if member.stopping && sig == Signal::KILL.as_raw() => return None,
+        (Some(code), _) => format!("exited with code {code}"),
+        (None, Some(sig)) => format!("ended by signal {sig}"),
+        (None, None) => "ended".to_owned(),
+    };
+    Some(Failure {
+        role: member.role,
+        pid: member.pid,
+        how,
+    })
 }
 
 /// Sends `signal` to `pid`; a process that is already gone is no error for the drill.

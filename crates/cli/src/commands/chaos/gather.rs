@@ -138,13 +138,20 @@ pub async fn leftovers(
             .await?;
         left.on_streams += length;
         left.scheduled += scheduled;
-        let consumers: StreamInfoConsumersReply = redis::cmd("XINFO")
+        let consumers: StreamInfoConsumersReply = match redis::cmd("XINFO")
             .arg("CONSUMERS")
             .arg(&stream)
             .arg(CONSUMER_GROUP)
             .query_async(conn)
             .await
-            .unwrap_or_default();
+        {
+            Ok(consumers) => consumers,
+            // No stream or no group yet: nothing was ever read from this queue.
+            Err(e) if e.code() == Some("NOGROUP") || e.to_string().contains("no such key") => {
+                StreamInfoConsumersReply::default()
+            }
+            Err(e) => return Err(e.into()),
+        };
         for consumer in consumers.consumers {
             left.running += consumer.pending as u64;
             if !live.contains(&consumer.name) {
@@ -165,8 +172,8 @@ pub struct Settled {
 }
 
 /// Waits until every job in `expected` has completed or died, nothing is left to run,
-/// and every stale consumer has been forgotten (the leader repairs those), or until
-/// `deadline`; returns what Redis holds then.
+/// every stale consumer has been forgotten (the leader repairs those) and a full
+/// reconciliation finds nothing open, or until `deadline`; returns what Redis holds then.
 pub async fn settle(
     conn: &mut ConnectionManager,
     keys: &Keys,
@@ -177,15 +184,22 @@ pub async fn settle(
     loop {
         // Redis may still be loading after a crash: keep asking until the deadline.
         match read_settled(conn, keys, worker_timeout).await {
-            Ok(settled) => {
+            Ok(mut settled) => {
                 let left = &settled.leftovers;
-                let quiet =
-                    left.on_streams == 0 && left.scheduled == 0 && left.stale_consumers.is_empty();
+                let quiet = left.on_streams == 0
+                    && left.running == 0
+                    && left.scheduled == 0
+                    && left.stale_consumers.is_empty();
                 let all_ended = expected.iter().all(|key| {
                     settled.completions.contains_key(key) || settled.dead.contains_key(key)
                 });
-                if (quiet && all_ended) || Instant::now() >= deadline {
-                    return Ok(settled);
+                let over = Instant::now() >= deadline;
+                if (quiet && all_ended) || over {
+                    settled.leftovers.reconcile_open =
+                        reconcile_open(conn, keys, worker_timeout).await?;
+                    if settled.leftovers.reconcile_open.is_empty() || over {
+                        return Ok(settled);
+                    }
                 }
             }
             Err(e) if Instant::now() >= deadline => return Err(e),
@@ -208,11 +222,15 @@ async fn read_settled(
 }
 
 /// The open findings of one full reconciliation pass, without repairs.
-pub async fn reconcile_open(
+async fn reconcile_open(
     conn: &ConnectionManager,
     keys: &Keys,
-    config: ReconcileConfig,
+    worker_timeout: Duration,
 ) -> anyhow::Result<Vec<String>> {
+    let config = ReconcileConfig {
+        worker_timeout,
+        ..ReconcileConfig::default()
+    };
     let mut reconciler = Reconciler::new(conn.clone(), keys.clone(), config);
     let report = reconciler.run(false, true).await?;
     Ok(report

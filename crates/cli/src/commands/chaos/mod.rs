@@ -12,11 +12,12 @@ mod monkey;
 mod produce;
 mod verdict;
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use flotilla_proto::Keys;
-use flotilla_scheduler::{ReconcileConfig, scheduled_job_id};
+use flotilla_scheduler::scheduled_job_id;
 use redis::aio::ConnectionManager;
 
 pub use ledger::serve_worker;
@@ -31,10 +32,15 @@ const NAMESPACE: &str = "chaos";
 /// The schedule that ticks every second through the run, and its queue.
 const TICK_SCHEDULE: &str = "chaos_tick";
 const TICK_QUEUE: &str = "critical";
-/// The workers' lease: short, so that the drill sees many reclaims in a minute.
-const LEASE: Duration = Duration::from_millis(1500);
-/// How long a worker may be silent before the fleet calls it gone.
-const WORKER_TIMEOUT: Duration = Duration::from_secs(3);
+/// The workers' lease: short, so that a minute's drill sees many reclaims, yet six
+/// heartbeats long, so a busy machine's stalls are not taken for deaths.
+const LEASE: Duration = Duration::from_secs(3);
+const HEARTBEAT: Duration = Duration::from_millis(500);
+/// How long a worker may be silent before the leader forgets its consumer.
+const WORKER_TIMEOUT: Duration = Duration::from_secs(8);
+/// How long a frozen worker stays frozen: past its lease, so its jobs are taken over,
+/// and short of the worker timeout, so it comes back as the same consumer.
+const FREEZE: Duration = Duration::from_secs(5);
 
 /// The fleet's settings: short leases and heartbeats so recovery shows within a short
 /// run, attempts enough that the monkey cannot exhaust them, completed jobs kept for the
@@ -51,7 +57,7 @@ low = 1
 
 [worker]
 concurrency = 8
-heartbeat_interval = "300ms"
+heartbeat_interval = "{heartbeat}ms"
 lease_ttl = "{lease}ms"
 shutdown_grace = "1s"
 block_time = "200ms"
@@ -87,6 +93,7 @@ catch_up = "all"
 catch_up_limit = 1000
 "#,
         lease = LEASE.as_millis(),
+        heartbeat = HEARTBEAT.as_millis(),
         timeout = WORKER_TIMEOUT.as_millis(),
         job_type = ledger::JOB_TYPE,
     )
@@ -96,17 +103,37 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
     if let Some(url) = &args.against {
         return against::run(url, &args).await;
     }
-    let seed = args.seed.unwrap_or_else(rand::random);
     let dir = tempfile::Builder::new()
         .prefix("flotilla-chaos-")
         .tempdir()
         .context("cannot create the drill's directory")?;
+    let passed = match drill(&args, dir.path()).await {
+        Ok(verdict) => print_verdict(&verdict, &args),
+        Err(e) => Err(e),
+    };
+    match passed {
+        Ok(true) => Ok(()),
+        // Keep the fleet's logs and ledger for a look.
+        Ok(false) => bail!(
+            "the drill failed; the fleet's logs and ledger are in {}",
+            dir.keep().display()
+        ),
+        Err(e) => Err(e.context(format!(
+            "the fleet's logs and ledger are in {}",
+            dir.keep().display()
+        ))),
+    }
+}
+
+/// Runs the drill with its files in `dir` and judges it.
+async fn drill(args: &ChaosArgs, dir: &Path) -> anyhow::Result<Verdict> {
+    let seed = args.seed.unwrap_or_else(rand::random);
     let mut redis = LocalRedis::start_durable().await?;
     let paths = FleetPaths {
         redis_url: redis.url.clone(),
-        settings: dir.path().join("flotilla.toml"),
-        ledger: dir.path().join("ledger"),
-        logs: dir.path().join("logs"),
+        settings: dir.join("flotilla.toml"),
+        ledger: dir.join("ledger"),
+        logs: dir.join("logs"),
     };
     std::fs::write(&paths.settings, settings_toml(args.jobs))
         .context("cannot write the fleet's settings")?;
@@ -148,11 +175,11 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
     let plan = monkey::Plan {
         duration: args.duration,
         every: args.kill_every,
-        freeze_for: LEASE * 2,
+        freeze_for: FREEZE,
         crash_redis: args.redis_fault,
         seed,
     };
-    let outcome = monkey::run(&mut fleet, &mut redis, &mut conn, &keys, &plan).await?;
+    let mut outcome = monkey::run(&mut fleet, &mut redis, &mut conn, &keys, &plan).await?;
     let run_ended_ms = ledger::now_ms();
     let produced = producers.await.context("the producers failed")?;
     println!(
@@ -160,7 +187,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
         outcome.events.len()
     );
     let expected_ticks = expected_ticks(&conn, &keys, run_ended_ms).await?;
-    let finished: Vec<String> = produced
+    let expected_to_end: Vec<String> = produced
         .jobs
         .iter()
         .map(|job| ledger::job_key(job.queue, &job.id))
@@ -170,40 +197,28 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
         &mut conn,
         &keys,
         WORKER_TIMEOUT,
-        &finished,
+        &expected_to_end,
         Instant::now() + args.settle,
     )
     .await?;
-    let mut leftovers = settled.leftovers;
-    leftovers.reconcile_open = gather::reconcile_open(&conn, &keys, reconcile_config()).await?;
+    // Failures while settling count too, and so does a process that would not drain.
+    outcome.failures.extend(monkey::replace_failed(&mut fleet)?);
+    outcome
+        .failures
+        .extend(fleet.stop(Duration::from_secs(10)).await);
     let evidence = Evidence {
         enqueued: produced.jobs,
         enqueue_retries: produced.retries,
         abandoned: produced.abandoned,
         executions: Some(ledger::read(&paths.ledger)?),
         events: outcome.events,
-        failed_on_their_own: outcome.failed_on_their_own,
+        failures: outcome.failures,
         completions: settled.completions,
         dead: settled.dead,
         expected_ticks,
-        leftovers,
+        leftovers: settled.leftovers,
     };
-    fleet.stop(Duration::from_secs(10)).await;
-    let verdict = verdict::judge(&evidence);
-    report(&verdict, &args, dir)
-}
-
-/// Prints the verdict, writes its JSON, and fails the command when it failed (keeping
-/// the fleet's logs and ledger for a look).
-fn report(verdict: &Verdict, args: &ChaosArgs, dir: tempfile::TempDir) -> anyhow::Result<()> {
-    if print_verdict(verdict, args)? {
-        return Ok(());
-    }
-    let kept = dir.keep();
-    bail!(
-        "the drill failed; the fleet's logs and ledger are in {}",
-        kept.display()
-    )
+    Ok(verdict::judge(&evidence))
 }
 
 /// Prints the verdict and writes its JSON; returns whether it passed.
@@ -214,13 +229,6 @@ fn print_verdict(verdict: &Verdict, args: &ChaosArgs) -> anyhow::Result<bool> {
         std::fs::write(path, json).with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(verdict.passed)
-}
-
-fn reconcile_config() -> ReconcileConfig {
-    ReconcileConfig {
-        worker_timeout: WORKER_TIMEOUT,
-        ..ReconcileConfig::default()
-    }
 }
 
 async fn connect(url: &str) -> anyhow::Result<ConnectionManager> {

@@ -14,7 +14,7 @@ use redis::aio::ConnectionManager;
 use rustix::process::Signal;
 use serde::Serialize;
 
-use super::fleet::{Fleet, Role, signal};
+use super::fleet::{Failure, Fleet, Role, signal};
 use super::ledger::now_ms;
 use crate::local_redis::LocalRedis;
 
@@ -30,8 +30,10 @@ pub enum Action {
     FreezeWorker,
     /// SIGTERM a worker after starting its replacement: a rolling restart.
     RestartWorker,
-    /// SIGKILL redis-server, then restart it from its append-only file.
+    /// SIGKILL redis-server …
     CrashRedis,
+    /// … and start it again from its append-only file a second later.
+    RestartRedis,
 }
 
 impl Action {
@@ -42,12 +44,13 @@ impl Action {
             Action::FreezeWorker => "freeze worker",
             Action::RestartWorker => "rolling restart",
             Action::CrashRedis => "crash redis",
+            Action::RestartRedis => "restart redis",
         }
     }
 
     /// Whether the process it hit stopped running its jobs (and they run again).
     pub fn interrupts_jobs(self) -> bool {
-        !matches!(self, Action::KillLeader)
+        !matches!(self, Action::KillLeader | Action::RestartRedis)
     }
 }
 
@@ -78,8 +81,8 @@ const RESTART_AFTER: Duration = Duration::from_millis(500);
 #[derive(Debug, Default)]
 pub struct Outcome {
     pub events: Vec<Event>,
-    /// Processes that exited with an error the monkey did not cause.
-    pub failed_on_their_own: usize,
+    /// Processes that exited without the monkey stopping them.
+    pub failures: Vec<Failure>,
 }
 
 /// Acts until `plan.duration` has passed, then thaws everything it froze; what it killed
@@ -105,7 +108,7 @@ pub async fn run(
         if Instant::now() >= deadline {
             break;
         }
-        outcome.failed_on_their_own += replace_unexpected_exits(fleet)?;
+        outcome.failures.extend(replace_failed(fleet)?);
         if !crashed_redis && started.elapsed() >= plan.duration / 2 {
             crashed_redis = true;
             outcome.events.push(event(Action::CrashRedis, 0));
@@ -115,6 +118,7 @@ pub async fn run(
                 .restart()
                 .await
                 .context("redis-server did not restart")?;
+            outcome.events.push(event(Action::RestartRedis, 0));
             round += 1;
             continue;
         }
@@ -166,7 +170,7 @@ async fn act(
             let Some(&pid) = workers.choose(rng) else {
                 return Ok(None);
             };
-            signal(pid, Signal::KILL);
+            fleet.signal(pid, Signal::KILL);
             let done = event(action, pid);
             tokio::time::sleep(RESTART_AFTER).await;
             fleet.spawn(Role::Worker)?;
@@ -179,7 +183,7 @@ async fn act(
             if fleet.role_of(pid) != Some(Role::Scheduler) {
                 return Ok(None);
             }
-            signal(pid, Signal::KILL);
+            fleet.signal(pid, Signal::KILL);
             let done = event(action, pid);
             tokio::time::sleep(RESTART_AFTER).await;
             fleet.spawn(Role::Scheduler)?;
@@ -193,7 +197,7 @@ async fn act(
             let Some(&pid) = workers.choose(rng) else {
                 return Ok(None);
             };
-            signal(pid, Signal::STOP);
+            fleet.signal(pid, Signal::STOP);
             Ok(Some(event(action, pid)))
         }
         Action::RestartWorker => {
@@ -202,10 +206,10 @@ async fn act(
             };
             // Surge first, as a Deployment with maxUnavailable 0 does.
             fleet.spawn(Role::Worker)?;
-            signal(pid, Signal::TERM);
+            fleet.signal(pid, Signal::TERM);
             Ok(Some(event(action, pid)))
         }
-        Action::CrashRedis => Ok(None),
+        Action::CrashRedis | Action::RestartRedis => Ok(None),
     }
 }
 
@@ -232,29 +236,20 @@ async fn sleep_thawing(frozen: &mut HashMap<u32, Instant>, until: Instant) {
     }
 }
 
-/// Replaces members that exited without the monkey killing them, as a ReplicaSet would:
-/// a worker that failed on its own, or a scheduler. A worker that drained after a
-/// rolling restart (exit code 0) was replaced before it was told to stop. Returns how
-/// many failed on their own.
-fn replace_unexpected_exits(fleet: &mut Fleet) -> anyhow::Result<usize> {
-    let mut failed = 0;
-    for (role, pid, code) in fleet.reap() {
-        let Some(code) = code else {
-            continue; // killed by a signal: the monkey's doing, replaced already
-        };
-        if code != 0 {
-            failed += 1;
-            tracing::warn!(
-                pid,
-                "a {} exited on its own with code {code}",
-                role.as_str()
-            );
-        }
-        if code != 0 || role == Role::Scheduler {
-            fleet.spawn(role)?;
-        }
+/// Replaces members that exited without the monkey stopping them, as a ReplicaSet
+/// would, and returns them as failures.
+pub fn replace_failed(fleet: &mut Fleet) -> anyhow::Result<Vec<Failure>> {
+    let failures = fleet.reap();
+    for failure in &failures {
+        tracing::warn!(
+            pid = failure.pid,
+            "a {} {}",
+            failure.role.as_str(),
+            failure.how
+        );
+        fleet.spawn(failure.role)?;
     }
-    Ok(failed)
+    Ok(failures)
 }
 
 /// The pid of the leading scheduler: its holder id is `<host>-<pid>-<suffix>`.

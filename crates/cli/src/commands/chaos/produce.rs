@@ -18,6 +18,8 @@ pub const QUEUES: [&str; 3] = ["critical", "default", "low"];
 pub struct Enqueued {
     pub id: String,
     pub queue: &'static str,
+    /// When the enqueue succeeded, in wall-clock milliseconds.
+    pub at_ms: i64,
 }
 
 /// What the producers did.
@@ -64,7 +66,8 @@ pub async fn run(conn: ConnectionManager, keys: Keys, plan: Plan) -> Produced {
             };
             match attempt {
                 Ok(id) => {
-                    produced.jobs.push(Enqueued { id, queue });
+                    let at_ms = super::ledger::now_ms();
+                    produced.jobs.push(Enqueued { id, queue, at_ms });
                     break;
                 }
                 Err(e) if Instant::now() < give_up_at => {

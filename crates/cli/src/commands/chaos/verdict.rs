@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
+use super::fleet::Failure;
 use super::ledger::{Execution, Mark, job_key};
 use super::monkey::{Action, Event};
 use super::produce::Enqueued;
@@ -53,7 +54,8 @@ pub struct Evidence {
     /// someone else's, where only the `done` streams' attempt counts tell.
     pub executions: Option<Vec<Execution>>,
     pub events: Vec<Event>,
-    pub failed_on_their_own: usize,
+    /// Processes that exited without being told to, or did not drain when told.
+    pub failures: Vec<Failure>,
     /// `<queue>/<id>` → its completions.
     pub completions: HashMap<String, Vec<Completion>>,
     /// `<queue>/<id>` of a dead job → the reason it was dead-lettered.
@@ -75,7 +77,8 @@ pub struct Verdict {
     pub recovery_ms: Option<Spread>,
     pub leftovers: Leftovers,
     pub monkey: BTreeMap<&'static str, usize>,
-    pub failed_on_their_own: usize,
+    /// Processes that exited without being told to, or did not drain when told.
+    pub process_failures: Vec<String>,
     pub redis_fault: Option<RedisFault>,
 }
 
@@ -88,6 +91,9 @@ pub struct JobCounts {
     pub dead: usize,
     pub dead_reasons: BTreeMap<String, usize>,
     pub lost: usize,
+    /// Of those, enqueued in the two seconds before a Redis crash, or while Redis was
+    /// down: what an append-only file fsynced every second may lose. Counted, not judged.
+    pub lost_in_crash: usize,
     pub lost_ids: Vec<String>,
     /// Jobs that ran and completed although no producer saw their enqueue succeed (an
     /// enqueue whose reply was lost, then tried again).
@@ -135,8 +141,10 @@ pub struct Spread {
 #[derive(Debug, Serialize)]
 pub struct RedisFault {
     pub crashed_at_ms: i64,
-    /// From the crash to the first completion after it: the fleet reconnected by itself.
-    pub first_completion_after_ms: Option<i64>,
+    /// From the crash until Redis answered again, its file loaded.
+    pub down_ms: Option<i64>,
+    /// From Redis's return to the fleet's first completion: it reconnected by itself.
+    pub first_completion_after_restart_ms: Option<i64>,
     /// Jobs run again because of the crash alone.
     pub ran_again: usize,
 }
@@ -159,16 +167,26 @@ pub fn judge(evidence: &Evidence) -> Verdict {
     for event in &evidence.events {
         *monkey.entry(event.action.as_str()).or_default() += 1;
     }
-    // A crashed Redis may lose what it had not written to its file: counted, not judged.
-    let losses_allowed = redis_fault.is_some();
-    let passed = (losses_allowed
-        || (jobs.lost == 0 && jobs.abandoned == 0 && jobs.unexpected == 0))
+    let losses = jobs.lost - jobs.lost_in_crash + jobs.abandoned;
+    // An enqueue tried again across the crash may have landed twice.
+    let unexpected = if redis_fault.is_some() {
+        0
+    } else {
+        jobs.unexpected
+    };
+    let process_failures: Vec<String> = evidence
+        .failures
+        .iter()
+        .map(|f| format!("{} {} {}", f.role.as_str(), f.pid, f.how))
+        .collect();
+    let passed = losses == 0
+        && unexpected == 0
         && executions.unexplained == 0
         && executions.zombie_completions == 0
         && ticks.missing == 0
         && ticks.completed_twice == 0
         && evidence.leftovers.clean()
-        && evidence.failed_on_their_own == 0;
+        && process_failures.is_empty();
     Verdict {
         passed,
         jobs,
@@ -177,7 +195,7 @@ pub fn judge(evidence: &Evidence) -> Verdict {
         recovery_ms,
         leftovers: evidence.leftovers.clone(),
         monkey,
-        failed_on_their_own: evidence.failed_on_their_own,
+        process_failures,
         redis_fault,
     }
 }
@@ -196,6 +214,8 @@ fn count_jobs(evidence: &Evidence) -> JobCounts {
     let mut dead = 0;
     let mut dead_reasons: BTreeMap<String, usize> = BTreeMap::new();
     let mut lost_ids = Vec::new();
+    let mut lost_in_crash = 0;
+    let crash_window = crash_window(&evidence.events);
     for job in &evidence.enqueued {
         let key = job_key(job.queue, &job.id);
         if evidence.completions.contains_key(&key) {
@@ -204,6 +224,9 @@ fn count_jobs(evidence: &Evidence) -> JobCounts {
             dead += 1;
             *dead_reasons.entry(reason.clone()).or_default() += 1;
         } else {
+            if crash_window.is_some_and(|(from, to)| (from..=to).contains(&job.at_ms)) {
+                lost_in_crash += 1;
+            }
             lost_ids.push(key);
         }
     }
@@ -236,17 +259,28 @@ fn count_jobs(evidence: &Evidence) -> JobCounts {
         dead,
         dead_reasons,
         lost,
+        lost_in_crash,
         lost_ids,
         unexpected,
     }
 }
 
-/// What cut short the run `execution` began: the first of the monkey's actions after it
-/// that hit its process, or a crash of Redis.
-fn interruption<'a>(execution: &Execution, events: &'a [Event]) -> Option<&'a Event> {
+/// From two seconds before Redis was crashed to when it was back, if it was.
+fn crash_window(events: &[Event]) -> Option<(i64, i64)> {
+    let crash = events.iter().find(|e| e.action == Action::CrashRedis)?;
+    let back = events
+        .iter()
+        .find(|e| e.action == Action::RestartRedis)
+        .map_or(i64::MAX, |e| e.at_ms);
+    Some((crash.at_ms - 2000, back))
+}
+
+/// What cut short the run `execution` began, before the job's next run began at
+/// `next_ms`: an action of the monkey's that hit its process, or a crash of Redis.
+fn interruption<'a>(execution: &Execution, next_ms: i64, events: &'a [Event]) -> Option<&'a Event> {
     events.iter().find(|event| {
         event.action.interrupts_jobs()
-            && event.at_ms >= execution.at_ms
+            && (execution.at_ms..=next_ms).contains(&event.at_ms)
             && (event.pid == execution.pid || event.action == Action::CrashRedis)
     })
 }
@@ -263,9 +297,11 @@ fn count_executions(
             continue;
         }
         jobs_run_again += 1;
-        let causes: Option<Vec<&str>> = runs[..runs.len() - 1]
-            .iter()
-            .map(|run| interruption(run, &evidence.events).map(|e| e.action.as_str()))
+        let causes: Option<Vec<&str>> = runs
+            .windows(2)
+            .map(|pair| {
+                interruption(pair[0], pair[1].at_ms, &evidence.events).map(|e| e.action.as_str())
+            })
             .collect();
         match causes {
             Some(causes) => explained_ids.push(format!("{job} ({})", causes.join(", "))),
@@ -362,6 +398,7 @@ fn count_ticks(evidence: &Evidence) -> TickCounts {
         match evidence.completions.get(id).map(Vec::len) {
             Some(1) => fired_once += 1,
             Some(_) => completed_twice += 1,
+            // Fired once, then failed for good: still fired once.
             None if evidence.dead.contains_key(id) => fired_once += 1,
             None => missing_ids.push(id.clone()),
         }
@@ -425,30 +462,34 @@ fn redis_fault(evidence: &Evidence, began: &HashMap<&str, Vec<&Execution>>) -> O
         .events
         .iter()
         .find(|e| e.action == Action::CrashRedis)?;
-    let first_completion_after_ms = evidence
-        .completions
-        .values()
-        .flatten()
-        .map(|c| c.at_ms)
-        .filter(|at| *at > crash.at_ms)
-        .min()
-        .map(|at| at - crash.at_ms);
-    // Runs again only because of the crash: no worker of theirs was hit.
+    let back = evidence
+        .events
+        .iter()
+        .find(|e| e.action == Action::RestartRedis);
+    let first_completion_after_restart_ms = back.and_then(|back| {
+        evidence
+            .completions
+            .values()
+            .flatten()
+            .map(|c| c.at_ms)
+            .filter(|at| *at >= back.at_ms)
+            .min()
+            .map(|at| at - back.at_ms)
+    });
+    // Run again because of the crash alone: no action hit their process in between.
     let ran_again = began
         .values()
-        .filter(|runs| runs.len() > 1)
         .filter(|runs| {
-            runs[..runs.len() - 1].iter().any(|run| {
-                run.at_ms <= crash.at_ms
-                    && !evidence.events.iter().any(|e| {
-                        e.pid == run.pid && e.at_ms >= run.at_ms && e.action.interrupts_jobs()
-                    })
+            runs.windows(2).any(|pair| {
+                interruption(pair[0], pair[1].at_ms, &evidence.events)
+                    .is_some_and(|e| e.action == Action::CrashRedis)
             })
         })
         .count();
     Some(RedisFault {
         crashed_at_ms: crash.at_ms,
-        first_completion_after_ms,
+        down_ms: back.map(|b| b.at_ms - crash.at_ms),
+        first_completion_after_restart_ms,
         ran_again,
     })
 }
@@ -466,6 +507,12 @@ impl Verdict {
             row(&format!("    {reason}"), n.to_string());
         }
         row("  lost", j.lost.to_string());
+        if self.redis_fault.is_some() {
+            row(
+                "    enqueued around the Redis crash",
+                j.lost_in_crash.to_string(),
+            );
+        }
         row(
             "  unexpected (an enqueue retried)",
             j.unexpected.to_string(),
@@ -510,15 +557,13 @@ impl Verdict {
         for (action, n) in &self.monkey {
             row(&format!("monkey: {action}"), n.to_string());
         }
-        row(
-            "processes failed on their own",
-            self.failed_on_their_own.to_string(),
-        );
+        row("process failures", self.process_failures.len().to_string());
         if let Some(f) = &self.redis_fault {
+            let ms = |v: Option<i64>| v.map_or("never".to_owned(), |ms| ms.to_string());
+            row("redis crash: down for (ms)", ms(f.down_ms));
             row(
-                "redis crash: first completion after (ms)",
-                f.first_completion_after_ms
-                    .map_or("none".to_owned(), |ms| ms.to_string()),
+                "redis crash: first completion after its return (ms)",
+                ms(f.first_completion_after_restart_ms),
             );
             row("redis crash: jobs run again", f.ran_again.to_string());
         }
@@ -539,6 +584,7 @@ impl Verdict {
             ("missing ticks", &self.ticks.missing_ids),
             ("stale consumers", &self.leftovers.stale_consumers),
             ("open findings", &self.leftovers.reconcile_open),
+            ("process failures", &self.process_failures),
         ] {
             if !ids.is_empty() {
                 text.push_str(&format!("{label}: {}\n", ids.join(", ")));
