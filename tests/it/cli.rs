@@ -188,6 +188,10 @@ fn every_subcommand_has_help() {
         &["enqueue", "--help"],
         &["jobs", "show", "--help"],
         &["demo", "--help"],
+        &["chaos", "--help"],
+        &["queues", "stats", "--help"],
+        &["queues", "pause", "--help"],
+        &["workers", "list", "--help"],
     ] {
         let output = Command::new(env!("CARGO_BIN_EXE_flotilla-it"))
             .args(args)

@@ -10,6 +10,7 @@ mod hardening;
 mod lifecycle;
 mod malformed;
 mod observability;
+mod ops;
 mod prefetch;
 mod priority;
 mod reconcile;

@@ -59,6 +59,16 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Per-queue counts; pause and resume queues.
+    Queues {
+        #[command(subcommand)]
+        command: QueuesCommand,
+    },
+    /// The workers in the registry.
+    Workers {
+        #[command(subcommand)]
+        command: WorkersCommand,
+    },
     /// Active alerts and recent alert history.
     Alerts {
         /// History entries to show.
@@ -223,6 +233,33 @@ pub struct EnqueueArgs {
     /// Your own job id (e.g. a UUID): enqueueing the same id twice creates one job.
     #[arg(long, value_name = "ID")]
     pub id: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QueuesCommand {
+    /// Per queue: waiting, running, scheduled (delayed or awaiting retry), dead, group
+    /// lag, oldest wait, paused, and completed and dead-lettered in the last hour and day.
+    Stats {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop workers fetching from a queue within a second; what runs finishes, what
+    /// waits stays on the stream.
+    Pause { queue: String },
+    /// Let workers fetch from a paused queue again.
+    Resume { queue: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WorkersCommand {
+    /// Every registered worker: id, host, pid, version, queues, jobs in flight, last
+    /// heartbeat and whether it is alive.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

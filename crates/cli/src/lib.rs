@@ -60,6 +60,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Reconcile { repair, json } => {
             commands::reconcile::run(config_file, repair, json).await
         }
+        Command::Queues { command } => commands::queues::run(config_file, command).await,
+        Command::Workers { command } => commands::workers::run(config_file, command).await,
         Command::Alerts { recent, json } => {
             commands::reconcile::alerts(config_file, recent, json).await
         }

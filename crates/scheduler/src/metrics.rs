@@ -11,6 +11,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
 
+use flotilla_proto::QueueState;
+
 use crate::alerts::ALERT_KINDS;
 
 /// Label pairs of one series.
@@ -41,21 +43,7 @@ impl Tick {
 /// One queue's state, as the leader's sampler read it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct QueueSample {
-    /// Entries on the stream no worker has read yet: the stream's length less the
-    /// entries read and unfinished, exact because finished entries are deleted.
-    pub pending: i64,
-    /// The consumer group's lag as Redis itself reports it (what an autoscaler reading
-    /// `XINFO GROUPS` sees); `pending` where Redis cannot tell, after deletions past the
-    /// group's last read.
-    pub lag: i64,
-    /// Entries read by a worker and not yet finished.
-    pub running: i64,
-    /// Jobs waiting for their time (delayed and retrying).
-    pub scheduled: i64,
-    /// Entries in the dead-letter stream.
-    pub dead: i64,
-    /// How long the oldest unread entry has waited, in seconds; 0 when none.
-    pub oldest_pending_age: f64,
+    pub state: QueueState,
     pub paused: bool,
 }
 
@@ -217,12 +205,13 @@ impl SchedulerMetrics {
         *sampled = now;
         for (queue, sample) in samples {
             let labels = vec![("queue", queue.clone())];
+            let state = &sample.state;
             let values = [
-                sample.pending,
-                sample.lag,
-                sample.running,
-                sample.scheduled,
-                sample.dead,
+                state.pending,
+                state.lag,
+                state.running,
+                state.scheduled,
+                state.dead,
                 i64::from(sample.paused),
             ];
             for (family, value) in self.queue_counts().into_iter().zip(values) {
@@ -230,7 +219,7 @@ impl SchedulerMetrics {
             }
             self.oldest_pending_age
                 .get_or_create(&labels)
-                .set(sample.oldest_pending_age);
+                .set(state.oldest_pending_age);
         }
     }
 

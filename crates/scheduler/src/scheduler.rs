@@ -355,6 +355,5 @@ impl Default for Timers {
 
 /// The Redis server's clock in ms, so every replica agrees on which ticks are due.
 pub(crate) async fn server_time_ms(conn: &mut ConnectionManager) -> Result<i64, SchedulerError> {
-    let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(conn).await?;
-    Ok(secs * 1000 + micros / 1000)
+    Ok(flotilla_proto::server_time_ms(conn).await?)
 }

@@ -5,10 +5,13 @@ pub mod chaos;
 pub mod demo;
 pub mod enqueue;
 pub mod jobs;
+pub mod queues;
 pub mod reconcile;
 pub mod scheduler;
 pub mod schedules;
+mod table;
 pub mod worker;
+pub mod workers;
 
 use std::time::Duration;
 

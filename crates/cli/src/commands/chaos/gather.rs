@@ -116,8 +116,7 @@ pub async fn leftovers(
     worker_timeout: Duration,
 ) -> anyhow::Result<Leftovers> {
     let mut left = Leftovers::default();
-    let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(conn).await?;
-    let now = secs * 1000 + micros / 1000;
+    let now = flotilla_proto::server_time_ms(conn).await?;
     let cutoff = now - i64::try_from(worker_timeout.as_millis()).unwrap_or(i64::MAX);
     let live: HashSet<String> = redis::cmd("ZRANGEBYSCORE")
         .arg(keys.workers())

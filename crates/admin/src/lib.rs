@@ -1,0 +1,58 @@
+//! Flotilla's operations library: what an operator reads and steers, for the `flotilla`
+//! ops commands and the dashboard alike. It reads and writes the Redis model only
+//! through `flotilla-proto`, so a change of the model touches one place.
+//!
+//! ```no_run
+//! # async fn demo(conn: redis::aio::ConnectionManager) -> Result<(), flotilla_admin::AdminError> {
+//! use flotilla_admin::Admin;
+//! use flotilla_proto::Keys;
+//!
+//! let mut admin = Admin::new(conn, Keys::new("flotilla"));
+//! for queue in admin.queue_stats().await? {
+//!     println!("{}: {} waiting, {} running", queue.queue, queue.state.pending, queue.state.running);
+//! }
+//! admin.pause("low").await?;
+//! # Ok(()) }
+//! ```
+
+mod error;
+mod queues;
+mod workers;
+
+use flotilla_proto::Keys;
+use redis::aio::ConnectionManager;
+
+pub use error::AdminError;
+pub use queues::QueueStats;
+pub use workers::{WorkerRow, WorkerState};
+
+/// A handle on one namespace of one Redis, for operations.
+#[derive(Clone)]
+pub struct Admin {
+    conn: ConnectionManager,
+    keys: Keys,
+}
+
+impl std::fmt::Debug for Admin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admin")
+            .field("namespace", &self.keys.namespace())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Admin {
+    pub fn new(conn: ConnectionManager, keys: Keys) -> Self {
+        Self { conn, keys }
+    }
+
+    /// The queues the fleet knows: every queue a job was enqueued on, or a worker served.
+    pub async fn queues(&mut self) -> Result<Vec<String>, AdminError> {
+        let mut queues: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(self.keys.queues())
+            .query_async(&mut self.conn)
+            .await?;
+        queues.sort();
+        Ok(queues)
+    }
+}

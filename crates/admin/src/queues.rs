@@ -1,0 +1,150 @@
+//! Queue statistics, and pausing and resuming a queue.
+
+use flotilla_proto::{QueueState, Status, read_queue_state, server_time_ms};
+use serde::Serialize;
+
+use crate::{Admin, AdminError};
+
+/// One hour and one day, in ms.
+const HOUR_MS: i64 = 3_600_000;
+const DAY_MS: i64 = 24 * HOUR_MS;
+/// Completions read back at most to count a day's: the `done` stream is trimmed to its
+/// retention count (100 000 by default), so this only bounds an unusual setting.
+const MAX_COUNTED: usize = 1_000_000;
+
+/// One queue's counts, for `queues stats` and the dashboard.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QueueStats {
+    pub queue: String,
+    #[serde(flatten)]
+    pub state: QueueState,
+    /// Workers do not fetch from it while it is paused.
+    pub paused: bool,
+    /// Jobs completed in the last hour and day, as the `done` stream still holds them
+    /// (it keeps `retention.completed_max_len` completions at most).
+    pub completed_last_hour: u64,
+    pub completed_last_day: u64,
+    /// Jobs dead-lettered in the last hour and day.
+    pub dead_last_hour: u64,
+    pub dead_last_day: u64,
+}
+
+impl Admin {
+    /// Every known queue's counts, by queue name.
+    pub async fn queue_stats(&mut self) -> Result<Vec<QueueStats>, AdminError> {
+        let queues = self.queues().await?;
+        let paused: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(self.keys.paused())
+            .query_async(&mut self.conn)
+            .await?;
+        let now = server_time_ms(&mut self.conn).await?;
+        let mut stats = Vec::with_capacity(queues.len());
+        for queue in queues {
+            let state = read_queue_state(&mut self.conn, &self.keys, &queue, now).await?;
+            let (completed_last_hour, completed_last_day) =
+                self.completed_since(&queue, now).await?;
+            let dead_index = self.keys.index(&queue, Status::Dead);
+            let (dead_last_hour, dead_last_day): (u64, u64) = redis::pipe()
+                .cmd("ZCOUNT")
+                .arg(&dead_index)
+                .arg(now - HOUR_MS)
+                .arg("+inf")
+                .cmd("ZCOUNT")
+                .arg(&dead_index)
+                .arg(now - DAY_MS)
+                .arg("+inf")
+                .query_async(&mut self.conn)
+                .await?;
+            stats.push(QueueStats {
+                paused: paused.contains(&queue),
+                queue,
+                state,
+                completed_last_hour,
+                completed_last_day,
+                dead_last_hour,
+                dead_last_day,
+            });
+        }
+        Ok(stats)
+    }
+
+    /// Completions in the last hour and day: the `done` stream read newest first, down
+    /// to a day ago (its entry ids are completion times).
+    async fn completed_since(&mut self, queue: &str, now: i64) -> Result<(u64, u64), AdminError> {
+        const PAGE: usize = 10_000;
+        let done = self.keys.done(queue);
+        let (hour_ago, day_ago) = (now - HOUR_MS, now - DAY_MS);
+        let (mut hour, mut day) = (0u64, 0u64);
+        let mut end = "+".to_owned();
+        let mut read = 0usize;
+        loop {
+            let ids: Vec<String> = redis::cmd("XREVRANGE")
+                .arg(&done)
+                .arg(&end)
+                .arg(day_ago)
+                .arg("COUNT")
+                .arg(PAGE)
+                .query_async::<redis::streams::StreamRangeReply>(&mut self.conn)
+                .await?
+                .ids
+                .into_iter()
+                .map(|entry| entry.id)
+                .collect();
+            for id in &ids {
+                let ms = id
+                    .split_once('-')
+                    .and_then(|(ms, _)| ms.parse::<i64>().ok())
+                    .unwrap_or(0);
+                day += 1;
+                if ms >= hour_ago {
+                    hour += 1;
+                }
+            }
+            read += ids.len();
+            match ids.last() {
+                Some(last) if ids.len() == PAGE && read < MAX_COUNTED => end = format!("({last}"),
+                _ => return Ok((hour, day)),
+            }
+        }
+    }
+
+    /// Stops workers fetching from `queue` (within their `promote_interval`); what runs
+    /// finishes, what waits stays on the stream.
+    pub async fn pause(&mut self, queue: &str) -> Result<(), AdminError> {
+        self.known_queue(queue).await?;
+        redis::cmd("SADD")
+            .arg(self.keys.paused())
+            .arg(queue)
+            .query_async::<()>(&mut self.conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Lets workers fetch from `queue` again.
+    pub async fn resume(&mut self, queue: &str) -> Result<(), AdminError> {
+        self.known_queue(queue).await?;
+        redis::cmd("SREM")
+            .arg(self.keys.paused())
+            .arg(queue)
+            .query_async::<()>(&mut self.conn)
+            .await?;
+        Ok(())
+    }
+
+    /// An error naming the known queues unless `queue` is one of them: a typo must not
+    /// pause a queue nobody uses and leave the real one running.
+    async fn known_queue(&mut self, queue: &str) -> Result<(), AdminError> {
+        let queues = self.queues().await?;
+        if queues.iter().any(|q| q == queue) {
+            return Ok(());
+        }
+        Err(AdminError::UnknownQueue {
+            queue: queue.to_owned(),
+            known: if queues.is_empty() {
+                "none yet".to_owned()
+            } else {
+                queues.join(", ")
+            },
+        })
+    }
+}

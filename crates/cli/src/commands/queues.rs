@@ -1,0 +1,77 @@
+//! `flotilla queues stats | pause | resume`.
+
+use std::path::Path;
+
+use flotilla_admin::{Admin, QueueStats};
+use flotilla_proto::Keys;
+
+use crate::cli::QueuesCommand;
+use crate::settings::Settings;
+
+pub async fn run(config_file: Option<&Path>, command: QueuesCommand) -> anyhow::Result<()> {
+    let settings = Settings::load(config_file)?;
+    let conn = super::connect_redis(&settings.redis_url).await?;
+    let mut admin = Admin::new(conn, Keys::new(settings.namespace.clone()));
+    match command {
+        QueuesCommand::Stats { json } => {
+            let stats = admin.queue_stats().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&stats)?);
+            } else {
+                print!("{}", table(&stats));
+            }
+        }
+        QueuesCommand::Pause { queue } => {
+            admin.pause(&queue).await?;
+            println!(
+                "paused {queue}: workers stop fetching from it within a second; resume with `flotilla queues resume {queue}`"
+            );
+        }
+        QueuesCommand::Resume { queue } => {
+            admin.resume(&queue).await?;
+            println!("resumed {queue}");
+        }
+    }
+    Ok(())
+}
+
+/// The stats as an aligned table.
+fn table(stats: &[QueueStats]) -> String {
+    if stats.is_empty() {
+        return "no queues yet: none has had a job\n".to_owned();
+    }
+    let header = [
+        "QUEUE",
+        "PENDING",
+        "RUNNING",
+        "SCHEDULED",
+        "DEAD",
+        "LAG",
+        "OLDEST",
+        "DONE 1H",
+        "DONE 1D",
+        "DEAD 1H",
+        "DEAD 1D",
+        "STATE",
+    ];
+    let rows: Vec<Vec<String>> = stats
+        .iter()
+        .map(|q| {
+            vec![
+                q.queue.clone(),
+                q.state.pending.to_string(),
+                q.state.running.to_string(),
+                q.state.scheduled.to_string(),
+                q.state.dead.to_string(),
+                q.state.lag.to_string(),
+                format!("{:.1}s", q.state.oldest_pending_age),
+                q.completed_last_hour.to_string(),
+                q.completed_last_day.to_string(),
+                q.dead_last_hour.to_string(),
+                q.dead_last_day.to_string(),
+                if q.paused { "paused" } else { "active" }.to_owned(),
+            ]
+        })
+        .collect();
+    super::table::render(&header, &rows)
+}

@@ -1,0 +1,183 @@
+//! The ops commands against a real fleet: `queues stats` counts each state exactly,
+//! `queues pause` stops fetching with jobs in flight and loses nothing, `workers list`
+//! shows each worker and which stopped beating.
+
+use std::process::Command;
+use std::time::Duration;
+
+use flotilla_producer::NewJob;
+use flotilla_proto::Status;
+use flotilla_tests::{WorkerProcess, eventually};
+use serde_json::{Value, json};
+
+use crate::util::{Env, LONG};
+
+/// Runs `flotilla` with `args` against the test's Redis; returns stdout, or panics with
+/// stderr when it fails.
+fn flotilla(env: &Env, args: &[&str]) -> String {
+    let output = run(env, args);
+    assert!(
+        output.status.success(),
+        "flotilla {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn run(env: &Env, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_flotilla-it"))
+        .args(args)
+        .env("FLOTILLA_REDIS_URL", env.url())
+        .env_remove("FLOTILLA_CONFIG")
+        .output()
+        .expect("flotilla runs")
+}
+
+/// `queues stats --json`, by queue name.
+fn stats(env: &Env) -> std::collections::HashMap<String, Value> {
+    let text = flotilla(env, &["queues", "stats", "--json"]);
+    let list: Vec<Value> = serde_json::from_str(&text).expect("a JSON array");
+    list.into_iter()
+        .map(|q| (q["queue"].as_str().unwrap_or_default().to_owned(), q))
+        .collect()
+}
+
+#[tokio::test]
+async fn queues_stats_counts_each_state_exactly() {
+    let env = Env::start().await;
+    // Only `critical` is served: what goes to `default` waits.
+    let _worker = WorkerProcess::start(&env.url(), &[], Some("[queues]\ncritical = 1\n"));
+    let mut ended = Vec::new();
+    for _ in 0..2 {
+        let job = NewJob::new("noop", &json!({}))
+            .expect("encodes")
+            .queue("critical");
+        ended.push((env.enqueue_job(job).await, Status::Completed));
+    }
+    let doomed = NewJob::new("fail", &json!({"times": -1}))
+        .expect("encodes")
+        .queue("critical")
+        .max_attempts(1);
+    ended.push((env.enqueue_job(doomed).await, Status::Dead));
+    for _ in 0..3 {
+        env.enqueue("noop", json!({})).await;
+    }
+    env.enqueue_job(
+        NewJob::new("noop", &json!({}))
+            .expect("encodes")
+            .delay(Duration::from_secs(600)),
+    )
+    .await;
+    for (id, status) in &ended {
+        env.wait_status("critical", id, *status, LONG).await;
+    }
+    let stats = stats(&env);
+    let critical = &stats["critical"];
+    assert_eq!(critical["pending"], 0, "{critical}");
+    assert_eq!(critical["running"], 0, "{critical}");
+    assert_eq!(critical["completed_last_hour"], 2, "{critical}");
+    assert_eq!(critical["completed_last_day"], 2, "{critical}");
+    assert_eq!(critical["dead"], 1, "{critical}");
+    assert_eq!(critical["dead_last_hour"], 1, "{critical}");
+    assert_eq!(critical["paused"], false, "{critical}");
+    let default = &stats["default"];
+    assert_eq!(default["pending"], 3, "{default}");
+    assert_eq!(default["lag"], 3, "{default}");
+    assert_eq!(default["scheduled"], 1, "{default}");
+    assert_eq!(default["completed_last_day"], 0, "{default}");
+    assert!(
+        default["oldest_pending_age"].as_f64() > Some(0.0),
+        "{default}"
+    );
+
+    let table = flotilla(&env, &["queues", "stats"]);
+    let header = table.lines().next().unwrap_or_default();
+    assert!(
+        header.starts_with("QUEUE") && header.contains("PENDING"),
+        "{table}"
+    );
+    assert!(table.lines().any(|l| l.starts_with("default ")), "{table}");
+}
+
+#[tokio::test]
+async fn a_paused_queue_is_not_fetched_from_and_nothing_is_lost() {
+    let env = Env::start().await;
+    let _worker = WorkerProcess::start(&env.url(), &[("FLOTILLA_WORKER__CONCURRENCY", "2")], None);
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        ids.push(env.enqueue("sleep", json!({"ms": 400})).await);
+    }
+    env.wait_status("default", &ids[0], Status::Running, LONG)
+        .await;
+    let paused = flotilla(&env, &["queues", "pause", "default"]);
+    assert!(paused.contains("paused default"), "{paused}");
+    // Fetching stops within a second: what is on the stream then stays there.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for _ in 0..5 {
+        ids.push(env.enqueue("sleep", json!({"ms": 10})).await);
+    }
+    let waiting = stats(&env)["default"]["pending"].as_i64();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let default = &stats(&env)["default"];
+    assert_eq!(default["paused"], true, "{default}");
+    assert_eq!(
+        default["pending"].as_i64(),
+        waiting,
+        "nothing was fetched: {default}"
+    );
+    assert!(waiting >= Some(5), "{default}");
+
+    flotilla(&env, &["queues", "resume", "default"]);
+    for id in &ids {
+        env.wait_status("default", id, Status::Completed, LONG)
+            .await;
+    }
+    assert_eq!(stats(&env)["default"]["completed_last_hour"], 9);
+
+    let typo = run(&env, &["queues", "pause", "defualt"]);
+    assert!(!typo.status.success());
+    let stderr = String::from_utf8_lossy(&typo.stderr);
+    assert!(
+        stderr.contains("defualt") && stderr.contains("default"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn workers_list_shows_each_worker_and_which_stopped_beating() {
+    let env = Env::start().await;
+    let first = WorkerProcess::start(&env.url(), &[], None);
+    let second = WorkerProcess::start(&env.url(), &[], None);
+    let listed = |env: &Env| -> Vec<Value> {
+        serde_json::from_str(&flotilla(env, &["workers", "list", "--json"])).expect("JSON")
+    };
+    let workers = eventually(LONG, "both workers registered", || async {
+        let workers = listed(&env);
+        (workers.len() == 2).then_some(workers)
+    })
+    .await;
+    let pids: Vec<u64> = workers.iter().filter_map(|w| w["pid"].as_u64()).collect();
+    for worker in [&first, &second] {
+        assert!(pids.contains(&u64::from(worker.pid())), "{workers:?}");
+    }
+    for worker in &workers {
+        assert_eq!(worker["state"], "alive", "{worker}");
+        assert!(
+            worker["queues"]
+                .as_array()
+                .is_some_and(|q| q.contains(&json!("default")))
+        );
+    }
+    // A frozen worker stops beating; past its lease (1.5 s here) it shows as silent.
+    first.signal("STOP");
+    let silent = eventually(LONG, "the frozen worker listed as silent", || async {
+        listed(&env)
+            .into_iter()
+            .find(|w| w["pid"].as_u64() == Some(u64::from(first.pid())) && w["state"] == "silent")
+    })
+    .await;
+    assert!(silent["last_heartbeat_ms"].as_i64().is_some(), "{silent}");
+    first.signal("CONT");
+    let table = flotilla(&env, &["workers", "list"]);
+    assert!(table.starts_with("WORKER"), "{table}");
+}
