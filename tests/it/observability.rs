@@ -175,15 +175,7 @@ async fn a_scheduler_replica_serves_health_and_readiness() {
 async fn the_leading_scheduler_reports_ticks_leadership_and_the_queues() {
     let env = Env::start().await;
     // Three jobs nobody reads, one for later, and a paused queue.
-    for _ in 0..3 {
-        env.enqueue("noop", json!({})).await;
-    }
-    env.enqueue_job(
-        NewJob::new("noop", &json!({}))
-            .expect("encodes")
-            .delay(Duration::from_secs(600)),
-    )
-    .await;
+    env.leave_waiting(3).await;
     let _: () = env
         .cmd(redis::cmd("SADD").arg(env.keys.paused()).arg("low"))
         .await;

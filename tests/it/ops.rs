@@ -59,15 +59,7 @@ async fn queues_stats_counts_each_state_exactly() {
         .queue("critical")
         .max_attempts(1);
     ended.push((env.enqueue_job(doomed).await, Status::Dead));
-    for _ in 0..3 {
-        env.enqueue("noop", json!({})).await;
-    }
-    env.enqueue_job(
-        NewJob::new("noop", &json!({}))
-            .expect("encodes")
-            .delay(Duration::from_secs(600)),
-    )
-    .await;
+    env.leave_waiting(3).await;
     for (id, status) in &ended {
         env.wait_status("critical", id, *status, LONG).await;
     }

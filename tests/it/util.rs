@@ -38,6 +38,20 @@ impl Env {
         self.redis.url()
     }
 
+    /// Leaves work waiting on `default`: `unread` no-op jobs on its stream and one
+    /// delayed by ten minutes.
+    pub async fn leave_waiting(&self, unread: usize) {
+        for _ in 0..unread {
+            self.enqueue("noop", serde_json::json!({})).await;
+        }
+        self.enqueue_job(
+            NewJob::new("noop", &serde_json::json!({}))
+                .expect("encodes")
+                .delay(Duration::from_secs(600)),
+        )
+        .await;
+    }
+
     /// Enqueues a built-in-handler job on `default` and returns its id.
     pub async fn enqueue(&self, job_type: &str, payload: serde_json::Value) -> String {
         self.enqueue_job(NewJob::new(job_type, &payload).expect("encodes"))
