@@ -192,6 +192,7 @@ fn every_subcommand_has_help() {
         &["queues", "stats", "--help"],
         &["queues", "pause", "--help"],
         &["workers", "list", "--help"],
+        &["jobs", "retry", "--help"],
     ] {
         let output = Command::new(env!("CARGO_BIN_EXE_flotilla-it"))
             .args(args)

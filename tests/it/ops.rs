@@ -173,3 +173,96 @@ async fn workers_list_shows_each_worker_and_which_stopped_beating() {
     let table = flotilla(&env, &["workers", "list"]);
     assert!(table.starts_with("WORKER"), "{table}");
 }
+
+#[tokio::test]
+async fn a_dead_job_is_retried_by_id_with_fresh_attempts() {
+    let env = Env::start().await;
+    let worker = WorkerProcess::start(&env.url(), &[], None);
+    // No worker here has a handler for it: it dies on its one attempt.
+    let job = NewJob::new("report", &json!({}))
+        .expect("encodes")
+        .max_attempts(1);
+    let id = env.enqueue_job(job).await;
+    env.wait_status("default", &id, Status::Dead, LONG).await;
+    let done_id = env.enqueue("noop", json!({})).await;
+    env.wait_status("default", &done_id, Status::Completed, LONG)
+        .await;
+    drop(worker);
+
+    let retried = flotilla(&env, &["jobs", "retry", &id[..12]]);
+    assert!(retried.contains(&format!("retried {id}")), "{retried}");
+    let record = env.wait_status("default", &id, Status::Pending, LONG).await;
+    assert_eq!(record.attempts, 0, "a fresh set of attempts");
+    assert_eq!(
+        env.xlen(&env.keys.dead("default")).await,
+        0,
+        "its dead letter is gone"
+    );
+    assert_eq!(stats(&env)["default"]["dead_last_hour"], 0);
+
+    // A worker that knows the type runs it.
+    let handles = "[handlers.report]\nkind = \"exec\"\ncommand = [\"true\"]\n";
+    let _worker = WorkerProcess::start(&env.url(), &[], Some(handles));
+    env.wait_status("default", &id, Status::Completed, LONG)
+        .await;
+
+    let refused = run(&env, &["jobs", "retry", &done_id]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("completed, not dead"), "{stderr}");
+}
+
+#[tokio::test]
+async fn ten_thousand_dead_jobs_are_retried_by_one_command() {
+    const JOBS: usize = 10_000;
+    let env = Env::start().await;
+    let broken = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let mut registry = flotilla_worker::Registry::new();
+    let flag = std::sync::Arc::clone(&broken);
+    registry.register("flaky", move |_ctx: flotilla_worker::JobContext| {
+        let broken = flag.load(std::sync::atomic::Ordering::SeqCst);
+        async move {
+            if broken {
+                Err(flotilla_worker::HandlerError::retry("downstream is down"))
+            } else {
+                Ok(None)
+            }
+        }
+    });
+    let mut config = flotilla_tests::fast_config();
+    config.concurrency = 50;
+    config.jobs.retention.dead_max_len = 50_000;
+    let _worker = flotilla_tests::InProcessWorker::start(&env.url(), config, registry).await;
+    let jobs: Vec<NewJob> = (0..JOBS)
+        .map(|n| {
+            NewJob::new("flaky", &json!({ "n": n }))
+                .expect("encodes")
+                .max_attempts(1)
+        })
+        .collect();
+    for enqueued in env.producer.enqueue_bulk(jobs).await.expect("enqueued") {
+        enqueued.expect("each job enqueued");
+    }
+    let dead_stream = env.keys.dead("default");
+    eventually(LONG, "every job dead", || async {
+        (env.xlen(&dead_stream).await == JOBS).then_some(())
+    })
+    .await;
+
+    broken.store(false, std::sync::atomic::Ordering::SeqCst);
+    let retried = flotilla(
+        &env,
+        &["jobs", "retry", "--dead", "--queue", "default", "--yes"],
+    );
+    assert!(
+        retried.contains(&format!("retried {JOBS} dead jobs")),
+        "{retried}"
+    );
+    eventually(LONG, "every retried job completed", || async {
+        (stats(&env)["default"]["completed_last_hour"] == JOBS).then_some(())
+    })
+    .await;
+    assert_eq!(env.xlen(&dead_stream).await, 0);
+    let again = flotilla(&env, &["jobs", "retry", "--dead", "--yes"]);
+    assert!(again.contains("no dead jobs match"), "{again}");
+}

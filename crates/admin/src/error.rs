@@ -5,6 +5,8 @@
 pub enum AdminError {
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
+    #[error(transparent)]
+    Script(#[from] flotilla_proto::scripts::ScriptError),
     #[error("no queue named {queue:?}; known queues: {known}")]
     UnknownQueue { queue: String, known: String },
 }

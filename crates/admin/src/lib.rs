@@ -17,13 +17,16 @@
 
 mod error;
 mod queues;
+mod retry;
 mod workers;
 
 use flotilla_proto::Keys;
 use redis::aio::ConnectionManager;
 
 pub use error::AdminError;
+pub use flotilla_proto::scripts::RetryReply;
 pub use queues::QueueStats;
+pub use retry::{DeadFilter, RetryCount};
 pub use workers::{WorkerRow, WorkerState};
 
 /// A handle on one namespace of one Redis, for operations.

@@ -133,7 +133,7 @@ impl Admin {
 
     /// An error naming the known queues unless `queue` is one of them: a typo must not
     /// pause a queue nobody uses and leave the real one running.
-    async fn known_queue(&mut self, queue: &str) -> Result<(), AdminError> {
+    pub(crate) async fn known_queue(&mut self, queue: &str) -> Result<(), AdminError> {
         let queues = self.queues().await?;
         if queues.iter().any(|q| q == queue) {
             return Ok(());

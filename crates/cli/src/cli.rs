@@ -266,6 +266,36 @@ pub enum WorkersCommand {
 pub enum JobsCommand {
     /// Show one job by id or by a prefix that matches only one job.
     Show(ShowArgs),
+    /// Put a dead job back on its queue with a fresh set of attempts, or every dead job
+    /// (`--dead`, narrowed by `--queue`, `--type` and `--since`).
+    Retry(RetryArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RetryArgs {
+    /// The dead job's id, or a prefix that matches only one job.
+    #[arg(required_unless_present = "dead", conflicts_with = "dead")]
+    pub id: Option<String>,
+
+    /// Retry every dead job that matches the filters.
+    #[arg(long)]
+    pub dead: bool,
+
+    /// Only this queue's dead jobs.
+    #[arg(long, requires = "dead")]
+    pub queue: Option<String>,
+
+    /// Only dead jobs of this type.
+    #[arg(long = "type", value_name = "TYPE", requires = "dead")]
+    pub job_type: Option<String>,
+
+    /// Only jobs that died within this long, e.g. `1h` or `7d`.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "dead")]
+    pub since: Option<Duration>,
+
+    /// Do not ask before retrying many (asked only on a terminal).
+    #[arg(long)]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]

@@ -55,6 +55,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Jobs {
             command: JobsCommand::Show(args),
         } => commands::jobs::show(config_file, args).await,
+        Command::Jobs {
+            command: JobsCommand::Retry(args),
+        } => commands::retry::run(config_file, args).await,
         Command::Scheduler(args) => commands::scheduler::run(config_file, args).await,
         Command::Schedules { command } => commands::schedules::run(config_file, command).await,
         Command::Reconcile { repair, json } => {

@@ -7,6 +7,7 @@ pub mod enqueue;
 pub mod jobs;
 pub mod queues;
 pub mod reconcile;
+pub mod retry;
 pub mod scheduler;
 pub mod schedules;
 mod table;

@@ -2,7 +2,7 @@
 //! `requeue` a stranded one, `forget_consumer` once it owns nothing.
 
 use super::reply::{flag, int, text, words};
-use super::{CANCEL, Call, FORGET_CONSUMER, PROMOTE, REQUEUE, ScriptCall, ScriptError};
+use super::{CANCEL, Call, FORGET_CONSUMER, PROMOTE, REQUEUE, RETRY, ScriptCall, ScriptError};
 use crate::{CONSUMER_GROUP, Keys, Status};
 
 /// Move up to `limit` due jobs of a queue from `delayed` onto its stream (rule 7).
@@ -179,5 +179,48 @@ impl ScriptCall for ForgetConsumer<'_> {
 
     fn parse(value: redis::Value) -> Result<bool, ScriptError> {
         flag(Self::NAME, &value)
+    }
+}
+
+/// Put a dead job back on its stream with a fresh set of attempts.
+#[derive(Debug, Clone)]
+pub struct Retry<'a> {
+    pub queue: &'a str,
+    pub job_id: &'a str,
+    /// Its entry in the dead-letter stream, deleted with the retry; `None` when unknown.
+    pub dead_entry: Option<&'a str>,
+}
+
+/// What a retry did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RetryReply {
+    Retried,
+    /// No such job (or its record expired).
+    Missing,
+    /// The job is not dead: its status.
+    NotDead(String),
+}
+
+impl ScriptCall for Retry<'_> {
+    type Reply = RetryReply;
+    const NAME: &'static str = "retry";
+
+    fn call(&self, keys: &Keys) -> Call {
+        Call::new(&RETRY)
+            .key(keys.stream(self.queue))
+            .key(keys.job(self.queue, self.job_id))
+            .key(keys.index(self.queue, Status::Dead))
+            .key(keys.dead(self.queue))
+            .arg(self.job_id)
+            .arg(self.dead_entry.unwrap_or(""))
+    }
+
+    fn parse(value: redis::Value) -> Result<RetryReply, ScriptError> {
+        match text(&value).as_deref() {
+            Some("retried") => Ok(RetryReply::Retried),
+            Some("missing") => Ok(RetryReply::Missing),
+            Some(status) => Ok(RetryReply::NotDead(status.to_owned())),
+            None => Err(ScriptError::reply(Self::NAME, &value)),
+        }
     }
 }

@@ -27,7 +27,8 @@ pub use enqueue::{Enqueue, EnqueueReply, UniqueLock, When};
 pub use fast::FastJob;
 pub use finish::{Complete, CompleteItem, Fail, FailReply, FinishReply, HandBack};
 pub use housekeeping::{
-    Cancel, CancelReply, ForgetConsumer, Promote, Requeue, RequeueMode, RequeueReply,
+    Cancel, CancelReply, ForgetConsumer, Promote, Requeue, RequeueMode, RequeueReply, Retry,
+    RetryReply,
 };
 pub use leader::{
     AcquireReply, AdvanceReply, LeaderAcquire, LeaderRelease, LeaderRenew, ScheduleAdvance,
@@ -115,6 +116,11 @@ macro_rules! script {
 }
 
 script!(
+    RETRY,
+    "retry.lua",
+    "Put a dead job back on its stream with a fresh set of attempts."
+);
+script!(
     ENQUEUE,
     "enqueue.lua",
     "Create a record and put it on its stream or in `delayed`."
@@ -197,7 +203,7 @@ script!(
 );
 
 /// Every script, for loading them all at once.
-pub(crate) fn all() -> [&'static Script; 17] {
+pub(crate) fn all() -> [&'static Script; 18] {
     [
         &ENQUEUE,
         &START,
@@ -211,6 +217,7 @@ pub(crate) fn all() -> [&'static Script; 17] {
         &PROGRESS,
         &WORKER_BEAT,
         &REQUEUE,
+        &RETRY,
         &FORGET_CONSUMER,
         &LEADER_ACQUIRE,
         &LEADER_RENEW,

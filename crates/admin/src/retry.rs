@@ -1,0 +1,176 @@
+//! Retrying dead jobs: one by id, or every dead-letter entry that matches a filter, in
+//! pipelined batches.
+
+use std::collections::HashMap;
+
+use flotilla_proto::scripts::{self, Retry, RetryReply};
+use serde::Serialize;
+
+use crate::{Admin, AdminError};
+
+/// Retries sent to Redis in one pipeline.
+const BATCH: usize = 500;
+/// Dead-letter entries read per XRANGE call.
+const PAGE: usize = 1000;
+
+/// Which dead jobs to retry.
+#[derive(Debug, Clone, Default)]
+pub struct DeadFilter {
+    /// Only this queue's; every queue's when `None`.
+    pub queue: Option<String>,
+    /// Only jobs of this type.
+    pub job_type: Option<String>,
+    /// Only jobs dead-lettered at or after this time (ms since the Unix epoch).
+    pub since_ms: Option<i64>,
+}
+
+/// What a retry of many did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct RetryCount {
+    /// Put back on their streams.
+    pub retried: usize,
+    /// No longer dead (retried meanwhile, say) or gone: left as they were.
+    pub skipped: usize,
+}
+
+/// One dead-letter entry.
+#[derive(Debug, Clone)]
+struct DeadLetter {
+    entry_id: String,
+    job_id: String,
+}
+
+impl Admin {
+    /// Retries the dead job `job_id` (of whichever queue holds it).
+    pub async fn retry(&mut self, job_id: &str) -> Result<RetryReply, AdminError> {
+        let Some(queue) = self.queue_of(job_id).await? else {
+            return Ok(RetryReply::Missing);
+        };
+        let dead_entry = self
+            .dead_letters(&queue, &DeadFilter::default())
+            .await?
+            .into_iter()
+            .find(|d| d.job_id == job_id)
+            .map(|d| d.entry_id);
+        let retry = Retry {
+            queue: &queue,
+            job_id,
+            dead_entry: dead_entry.as_deref(),
+        };
+        Ok(scripts::run(&mut self.conn, &self.keys, &retry).await?)
+    }
+
+    /// How many dead-letter entries match `filter`, for a confirmation before retrying.
+    pub async fn count_dead(&mut self, filter: &DeadFilter) -> Result<usize, AdminError> {
+        let mut count = 0;
+        for queue in self.filter_queues(filter).await? {
+            count += self.dead_letters(&queue, filter).await?.len();
+        }
+        Ok(count)
+    }
+
+    /// Retries every dead job whose dead-letter entry matches `filter`; `progress` hears
+    /// how many are done after each batch.
+    pub async fn retry_dead(
+        &mut self,
+        filter: &DeadFilter,
+        mut progress: impl FnMut(usize),
+    ) -> Result<RetryCount, AdminError> {
+        let mut count = RetryCount::default();
+        for queue in self.filter_queues(filter).await? {
+            let letters = self.dead_letters(&queue, filter).await?;
+            for batch in letters.chunks(BATCH) {
+                let retries: Vec<Retry> = batch
+                    .iter()
+                    .map(|d| Retry {
+                        queue: &queue,
+                        job_id: &d.job_id,
+                        dead_entry: Some(&d.entry_id),
+                    })
+                    .collect();
+                for reply in scripts::run_all(&mut self.conn, &self.keys, &retries).await? {
+                    match reply? {
+                        RetryReply::Retried => count.retried += 1,
+                        RetryReply::Missing | RetryReply::NotDead(_) => count.skipped += 1,
+                    }
+                }
+                progress(count.retried + count.skipped);
+            }
+        }
+        Ok(count)
+    }
+
+    async fn filter_queues(&mut self, filter: &DeadFilter) -> Result<Vec<String>, AdminError> {
+        match &filter.queue {
+            Some(queue) => {
+                self.known_queue(queue).await?;
+                Ok(vec![queue.clone()])
+            }
+            None => self.queues().await,
+        }
+    }
+
+    /// The queue whose record of `job_id` exists, if any.
+    async fn queue_of(&mut self, job_id: &str) -> Result<Option<String>, AdminError> {
+        for queue in self.queues().await? {
+            let exists: bool = redis::cmd("EXISTS")
+                .arg(self.keys.job(&queue, job_id))
+                .query_async(&mut self.conn)
+                .await?;
+            if exists {
+                return Ok(Some(queue));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The queue's dead-letter entries that match `filter`, oldest first.
+    async fn dead_letters(
+        &mut self,
+        queue: &str,
+        filter: &DeadFilter,
+    ) -> Result<Vec<DeadLetter>, AdminError> {
+        let dead = self.keys.dead(queue);
+        let mut letters = Vec::new();
+        // Entry ids are dead-lettering times: `since` starts the range.
+        let mut start = filter
+            .since_ms
+            .map_or_else(|| "-".to_owned(), |ms| ms.to_string());
+        loop {
+            let page: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+                .arg(&dead)
+                .arg(&start)
+                .arg("+")
+                .arg("COUNT")
+                .arg(PAGE)
+                .query_async(&mut self.conn)
+                .await?;
+            let len = page.ids.len();
+            for entry in page.ids {
+                start = format!("({}", entry.id);
+                let fields: HashMap<String, String> = entry
+                    .map
+                    .into_iter()
+                    .filter_map(|(k, v)| redis::from_redis_value::<String>(v).ok().map(|v| (k, v)))
+                    .collect();
+                let Some(job_id) = fields.get("id") else {
+                    continue;
+                };
+                if filter
+                    .job_type
+                    .as_ref()
+                    .is_some_and(|t| fields.get("type") != Some(t))
+                {
+                    continue;
+                }
+                letters.push(DeadLetter {
+                    entry_id: entry.id,
+                    job_id: job_id.clone(),
+                });
+            }
+            if len < PAGE {
+                return Ok(letters);
+            }
+        }
+    }
+}

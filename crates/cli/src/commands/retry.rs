@@ -1,0 +1,101 @@
+//! `flotilla jobs retry <id>` and `flotilla jobs retry --dead`: put dead jobs back on
+//! their queues, one or many, with a progress bar and a count at the end.
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+
+use anyhow::bail;
+use flotilla_admin::{Admin, DeadFilter, RetryReply};
+use flotilla_proto::{Keys, Status};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::cli::RetryArgs;
+use crate::settings::Settings;
+
+pub async fn run(config_file: Option<&Path>, args: RetryArgs) -> anyhow::Result<()> {
+    let settings = Settings::load(config_file)?;
+    let mut conn = super::connect_redis(&settings.redis_url).await?;
+    let keys = Keys::new(settings.namespace.clone());
+    let mut admin = Admin::new(conn.clone(), keys.clone());
+    if let Some(id) = &args.id {
+        let record = super::jobs::find(&mut conn, &keys, id, &settings.defaults).await?;
+        // A job that finished on the fast path has no record to retry; its status says why.
+        if let Some(status) = record.status.filter(|s| *s != Status::Dead) {
+            bail!(
+                "job {} is {}, not dead: only dead jobs are retried",
+                record.id,
+                status.as_str()
+            );
+        }
+        match admin.retry(&record.id).await? {
+            RetryReply::Retried => println!("retried {} on {}", record.id, record.queue),
+            RetryReply::Missing => bail!("job {} is gone (its record expired)", record.id),
+            RetryReply::NotDead(status) => {
+                bail!(
+                    "job {} is {status}, not dead: only dead jobs are retried",
+                    record.id
+                )
+            }
+        }
+        return Ok(());
+    }
+    let filter = DeadFilter {
+        queue: args.queue.clone(),
+        job_type: args.job_type.clone(),
+        since_ms: args.since.map(|since| {
+            jiff::Timestamp::now().as_millisecond()
+                - i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+        }),
+    };
+    let total = admin.count_dead(&filter).await?;
+    if total == 0 {
+        println!("no dead jobs match");
+        return Ok(());
+    }
+    if !args.yes && std::io::stdin().is_terminal() && !confirm(total)? {
+        println!("nothing retried");
+        return Ok(());
+    }
+    let bar = progress_bar(total);
+    let count = admin
+        .retry_dead(&filter, |done| bar.set_position(done as u64))
+        .await?;
+    bar.finish_and_clear();
+    println!(
+        "retried {} dead jobs{}",
+        count.retried,
+        if count.skipped > 0 {
+            format!(
+                "; {} were no longer dead and were left as they were",
+                count.skipped
+            )
+        } else {
+            String::new()
+        }
+    );
+    Ok(())
+}
+
+/// Asks on the terminal; only `y` or `yes` goes ahead.
+fn confirm(total: usize) -> anyhow::Result<bool> {
+    print!("retry {total} dead jobs? [y/N] ");
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
+}
+
+/// A bar on a terminal's stderr; nothing when stderr is piped.
+fn progress_bar(total: usize) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
+    if !std::io::stderr().is_terminal() {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    if let Ok(style) = ProgressStyle::with_template("retrying {bar:40} {pos}/{len}") {
+        bar.set_style(style);
+    }
+    bar
+}
