@@ -193,6 +193,9 @@ fn every_subcommand_has_help() {
         &["queues", "pause", "--help"],
         &["workers", "list", "--help"],
         &["jobs", "retry", "--help"],
+        &["jobs", "cancel", "--help"],
+        &["dead", "list", "--help"],
+        &["queues", "drain", "--help"],
     ] {
         let output = Command::new(env!("CARGO_BIN_EXE_flotilla-it"))
             .args(args)

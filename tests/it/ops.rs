@@ -266,3 +266,102 @@ async fn ten_thousand_dead_jobs_are_retried_by_one_command() {
     let again = flotilla(&env, &["jobs", "retry", "--dead", "--yes"]);
     assert!(again.contains("no dead jobs match"), "{again}");
 }
+
+#[tokio::test]
+async fn dead_list_shows_the_newest_first_and_dead_show_the_whole_error() {
+    let env = Env::start().await;
+    let _worker = WorkerProcess::start(&env.url(), &[], None);
+    let mut ids = Vec::new();
+    for job_type in ["report", "export"] {
+        let job = NewJob::new(job_type, &json!({}))
+            .expect("encodes")
+            .max_attempts(1);
+        let id = env.enqueue_job(job).await;
+        env.wait_status("default", &id, Status::Dead, LONG).await;
+        ids.push(id);
+    }
+    let listed: Vec<Value> =
+        serde_json::from_str(&flotilla(&env, &["dead", "list", "--json"])).expect("JSON");
+    let listed_ids: Vec<&str> = listed.iter().filter_map(|d| d["job_id"].as_str()).collect();
+    assert_eq!(
+        listed_ids,
+        [ids[1].as_str(), ids[0].as_str()],
+        "newest first"
+    );
+    let export = &listed[0];
+    assert_eq!(export["type"], "export");
+    assert_eq!(export["queue"], "default");
+    assert_eq!(export["attempts"], 1);
+    let error = export["error"].as_str().unwrap_or_default().to_owned();
+    assert!(!error.is_empty(), "{export}");
+
+    let only: Vec<Value> = serde_json::from_str(&flotilla(
+        &env,
+        &["dead", "list", "--type", "report", "--json"],
+    ))
+    .expect("JSON");
+    assert_eq!(only.len(), 1);
+    assert_eq!(only[0]["job_id"], ids[0].as_str());
+    let table = flotilla(&env, &["dead", "list"]);
+    assert!(
+        table.starts_with("JOB") && table.contains("export"),
+        "{table}"
+    );
+    let shown = flotilla(&env, &["dead", "show", &ids[1]]);
+    assert!(shown.contains("dead") && shown.contains(&error), "{shown}");
+}
+
+#[tokio::test]
+async fn cancel_stops_a_running_job_at_once_and_a_finished_one_is_left_alone() {
+    let env = Env::start().await;
+    let _worker = WorkerProcess::start(&env.url(), &[("FLOTILLA_WORKER__CONCURRENCY", "1")], None);
+    let long = env.enqueue("sleep", json!({"ms": 20_000})).await;
+    env.wait_status("default", &long, Status::Running, LONG)
+        .await;
+    let behind = env.enqueue("noop", json!({})).await;
+    let asked = std::time::Instant::now();
+    let said = flotilla(&env, &["jobs", "cancel", &long]);
+    assert!(said.contains("it was running"), "{said}");
+    // The one slot frees long before the 20 s handler would have ended.
+    env.wait_status("default", &behind, Status::Completed, LONG)
+        .await;
+    assert!(asked.elapsed() < Duration::from_secs(10));
+    let record = env
+        .wait_status("default", &long, Status::Cancelled, LONG)
+        .await;
+    assert_eq!(record.status, Some(Status::Cancelled));
+
+    let again = flotilla(&env, &["jobs", "cancel", &behind]);
+    assert!(
+        again.contains("had already finished (completed)"),
+        "{again}"
+    );
+}
+
+#[tokio::test]
+async fn drain_waits_until_a_queue_is_empty_and_says_what_is_left_when_it_gives_up() {
+    let env = Env::start().await;
+    let _worker = WorkerProcess::start(&env.url(), &[], None);
+    let mut ids = Vec::new();
+    for _ in 0..20 {
+        ids.push(env.enqueue("sleep", json!({"ms": 50})).await);
+    }
+    let drained = flotilla(&env, &["queues", "drain", "default", "--timeout", "60s"]);
+    assert!(drained.contains("default is drained"), "{drained}");
+    for id in &ids {
+        let record = env.record("default", id).await;
+        assert_eq!(
+            record.and_then(|r| r.status),
+            Some(Status::Completed),
+            "{id}"
+        );
+    }
+
+    flotilla(&env, &["queues", "pause", "default"]);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    env.enqueue("noop", json!({})).await;
+    let stuck = run(&env, &["queues", "drain", "default", "--timeout", "1s"]);
+    assert!(!stuck.status.success());
+    let stderr = String::from_utf8_lossy(&stuck.stderr);
+    assert!(stderr.contains("still holds 1 jobs"), "{stderr}");
+}

@@ -26,7 +26,7 @@ use redis::aio::ConnectionManager;
 pub use error::AdminError;
 pub use flotilla_proto::scripts::RetryReply;
 pub use queues::QueueStats;
-pub use retry::{DeadFilter, RetryCount};
+pub use retry::{DeadFilter, DeadLetter, RetryCount};
 pub use workers::{WorkerRow, WorkerState};
 
 /// A handle on one namespace of one Redis, for operations.

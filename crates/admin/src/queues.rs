@@ -33,39 +33,60 @@ impl Admin {
     /// Every known queue's counts, by queue name.
     pub async fn queue_stats(&mut self) -> Result<Vec<QueueStats>, AdminError> {
         let queues = self.queues().await?;
-        let paused: Vec<String> = redis::cmd("SMEMBERS")
-            .arg(self.keys.paused())
-            .query_async(&mut self.conn)
-            .await?;
+        let paused = self.paused().await?;
         let now = server_time_ms(&mut self.conn).await?;
         let mut stats = Vec::with_capacity(queues.len());
         for queue in queues {
-            let state = read_queue_state(&mut self.conn, &self.keys, &queue, now).await?;
-            let (completed_last_hour, completed_last_day) =
-                self.completed_since(&queue, now).await?;
-            let dead_index = self.keys.index(&queue, Status::Dead);
-            let (dead_last_hour, dead_last_day): (u64, u64) = redis::pipe()
-                .cmd("ZCOUNT")
-                .arg(&dead_index)
-                .arg(now - HOUR_MS)
-                .arg("+inf")
-                .cmd("ZCOUNT")
-                .arg(&dead_index)
-                .arg(now - DAY_MS)
-                .arg("+inf")
-                .query_async(&mut self.conn)
-                .await?;
-            stats.push(QueueStats {
-                paused: paused.contains(&queue),
-                queue,
-                state,
-                completed_last_hour,
-                completed_last_day,
-                dead_last_hour,
-                dead_last_day,
-            });
+            let is_paused = paused.contains(&queue);
+            stats.push(self.stats_of(queue, is_paused, now).await?);
         }
         Ok(stats)
+    }
+
+    /// One queue's counts; an error naming the known queues when nobody used this one.
+    pub async fn queue_stat(&mut self, queue: &str) -> Result<QueueStats, AdminError> {
+        self.known_queue(queue).await?;
+        let paused = self.paused().await?.contains(&queue.to_owned());
+        let now = server_time_ms(&mut self.conn).await?;
+        self.stats_of(queue.to_owned(), paused, now).await
+    }
+
+    async fn paused(&mut self) -> Result<Vec<String>, AdminError> {
+        Ok(redis::cmd("SMEMBERS")
+            .arg(self.keys.paused())
+            .query_async(&mut self.conn)
+            .await?)
+    }
+
+    async fn stats_of(
+        &mut self,
+        queue: String,
+        paused: bool,
+        now: i64,
+    ) -> Result<QueueStats, AdminError> {
+        let state = read_queue_state(&mut self.conn, &self.keys, &queue, now).await?;
+        let (completed_last_hour, completed_last_day) = self.completed_since(&queue, now).await?;
+        let dead_index = self.keys.index(&queue, Status::Dead);
+        let (dead_last_hour, dead_last_day): (u64, u64) = redis::pipe()
+            .cmd("ZCOUNT")
+            .arg(&dead_index)
+            .arg(now - HOUR_MS)
+            .arg("+inf")
+            .cmd("ZCOUNT")
+            .arg(&dead_index)
+            .arg(now - DAY_MS)
+            .arg("+inf")
+            .query_async(&mut self.conn)
+            .await?;
+        Ok(QueueStats {
+            queue,
+            state,
+            paused,
+            completed_last_hour,
+            completed_last_day,
+            dead_last_hour,
+            dead_last_day,
+        })
     }
 
     /// Completions in the last hour and day: the `done` stream read newest first, down

@@ -33,11 +33,18 @@ pub struct RetryCount {
     pub skipped: usize,
 }
 
-/// One dead-letter entry.
-#[derive(Debug, Clone)]
-struct DeadLetter {
-    entry_id: String,
-    job_id: String,
+/// One dead-letter entry: a job that died, and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeadLetter {
+    pub queue: String,
+    pub entry_id: String,
+    pub job_id: String,
+    #[serde(rename = "type")]
+    pub job_type: String,
+    pub attempts: u32,
+    pub error: String,
+    /// When it died, ms since the Unix epoch.
+    pub failed_at_ms: i64,
 }
 
 impl Admin {
@@ -124,6 +131,22 @@ impl Admin {
         Ok(None)
     }
 
+    /// The most recent dead-letter entries that match `filter`, newest first, at most
+    /// `limit` of them.
+    pub async fn dead_list(
+        &mut self,
+        filter: &DeadFilter,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, AdminError> {
+        let mut letters = Vec::new();
+        for queue in self.filter_queues(filter).await? {
+            letters.extend(self.dead_letters(&queue, filter).await?);
+        }
+        letters.sort_by_key(|d| std::cmp::Reverse(d.failed_at_ms));
+        letters.truncate(limit);
+        Ok(letters)
+    }
+
     /// The queue's dead-letter entries that match `filter`, oldest first.
     async fn dead_letters(
         &mut self,
@@ -163,9 +186,18 @@ impl Admin {
                 {
                     continue;
                 }
+                let number = |field: &str| fields.get(field).and_then(|v| v.parse::<i64>().ok());
                 letters.push(DeadLetter {
-                    entry_id: entry.id,
+                    queue: queue.to_owned(),
                     job_id: job_id.clone(),
+                    job_type: fields.get("type").cloned().unwrap_or_default(),
+                    attempts: number("attempts")
+                        .and_then(|a| u32::try_from(a).ok())
+                        .unwrap_or(0),
+                    error: fields.get("error").cloned().unwrap_or_default(),
+                    // Its entry id is its time of death too, should the field be missing.
+                    failed_at_ms: number("failed_at").unwrap_or_else(|| entry_ms(&entry.id)),
+                    entry_id: entry.id,
                 });
             }
             if len < PAGE {
@@ -173,4 +205,12 @@ impl Admin {
             }
         }
     }
+}
+
+/// The milliseconds part of a stream entry id.
+fn entry_ms(entry_id: &str) -> i64 {
+    entry_id
+        .split_once('-')
+        .and_then(|(ms, _)| ms.parse().ok())
+        .unwrap_or(0)
 }

@@ -64,6 +64,11 @@ pub enum Command {
         #[command(subcommand)]
         command: QueuesCommand,
     },
+    /// The dead-letter queues: what died, and why.
+    Dead {
+        #[command(subcommand)]
+        command: DeadCommand,
+    },
     /// The workers in the registry.
     Workers {
         #[command(subcommand)]
@@ -249,6 +254,38 @@ pub enum QueuesCommand {
     Pause { queue: String },
     /// Let workers fetch from a paused queue again.
     Resume { queue: String },
+    /// Wait, with a progress bar, until nothing is waiting, scheduled or running on a
+    /// queue (pause it first to stop new work arriving from workers' retries).
+    Drain {
+        queue: String,
+        /// Give up after this long.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "10m")]
+        timeout: Duration,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeadCommand {
+    /// The most recent dead jobs, newest first: id, queue, type, attempts, when, error.
+    List {
+        /// Only this queue's.
+        #[arg(long)]
+        queue: Option<String>,
+        /// Only jobs of this type.
+        #[arg(long = "type", value_name = "TYPE")]
+        job_type: Option<String>,
+        /// Only jobs that died within this long, e.g. `1h`.
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        since: Option<Duration>,
+        /// Show at most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One dead job's whole record, with its error.
+    Show(ShowArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -269,6 +306,12 @@ pub enum JobsCommand {
     /// Put a dead job back on its queue with a fresh set of attempts, or every dead job
     /// (`--dead`, narrowed by `--queue`, `--type` and `--since`).
     Retry(RetryArgs),
+    /// Cancel a job that has not finished; a running one is stopped through its
+    /// cancellation token at its worker's next heartbeat.
+    Cancel {
+        /// The job's id, or a prefix that matches only one job.
+        id: String,
+    },
 }
 
 #[derive(Debug, Args)]

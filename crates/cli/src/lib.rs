@@ -58,6 +58,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Jobs {
             command: JobsCommand::Retry(args),
         } => commands::retry::run(config_file, args).await,
+        Command::Jobs {
+            command: JobsCommand::Cancel { id },
+        } => commands::jobs::cancel(config_file, &id).await,
+        Command::Dead { command } => commands::dead::run(config_file, command).await,
         Command::Scheduler(args) => commands::scheduler::run(config_file, args).await,
         Command::Schedules { command } => commands::schedules::run(config_file, command).await,
         Command::Reconcile { repair, json } => {

@@ -1,9 +1,11 @@
-//! `flotilla jobs show`: find a job by id or unique prefix and print its record.
+//! `flotilla jobs show` and `jobs cancel`: find a job by id or unique prefix, print its
+//! record or cancel it.
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{Context, bail};
+use flotilla_producer::{Cancelled, Producer};
 use flotilla_proto::{JobDefaults, JobRecord, Keys};
 use redis::aio::ConnectionManager;
 
@@ -22,6 +24,30 @@ pub async fn show(config_file: Option<&Path>, args: ShowArgs) -> anyhow::Result<
         println!("{}", serde_json::to_string_pretty(&record)?);
     } else {
         print!("{}", render(&record));
+    }
+    Ok(())
+}
+
+pub async fn cancel(config_file: Option<&Path>, id: &str) -> anyhow::Result<()> {
+    let settings = Settings::load(config_file)?;
+    let mut conn = super::connect_redis(&settings.redis_url).await?;
+    let keys = Keys::new(settings.namespace.clone());
+    let record = find(&mut conn, &keys, id, &settings.defaults).await?;
+    let producer = Producer::new(conn, keys, settings.job_policy());
+    match producer.cancel(&record.queue, &record.id).await? {
+        Cancelled::Cancelled { was } => {
+            let was = was.map_or("?", |s| s.as_str());
+            println!("cancelled {} (it was {was})", record.id);
+            if was == "running" {
+                println!("its worker stops the handler at its next heartbeat");
+            }
+        }
+        Cancelled::AlreadyFinished { status } => println!(
+            "{} had already finished ({}); nothing changed",
+            record.id,
+            status.map_or("?", |s| s.as_str())
+        ),
+        Cancelled::NotFound => bail!("job {} is gone (its record expired)", record.id),
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod chaos;
+pub mod dead;
 pub mod demo;
 pub mod enqueue;
 pub mod jobs;

@@ -1,9 +1,13 @@
-//! `flotilla queues stats | pause | resume`.
+//! `flotilla queues stats | pause | resume | drain`.
 
+use std::io::IsTerminal;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
+use anyhow::bail;
 use flotilla_admin::{Admin, QueueStats};
 use flotilla_proto::Keys;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::QueuesCommand;
 use crate::settings::Settings;
@@ -31,8 +35,46 @@ pub async fn run(config_file: Option<&Path>, command: QueuesCommand) -> anyhow::
             admin.resume(&queue).await?;
             println!("resumed {queue}");
         }
+        QueuesCommand::Drain { queue, timeout } => drain(&mut admin, &queue, timeout).await?,
     }
     Ok(())
+}
+
+/// Waits until nothing is waiting, scheduled or running on `queue`, showing what is left.
+async fn drain(admin: &mut Admin, queue: &str, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    if !std::io::stderr().is_terminal() {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    if let Ok(style) = ProgressStyle::with_template("draining {bar:40} {pos}/{len} done, {msg}") {
+        bar.set_style(style);
+    }
+    let mut most = 0;
+    loop {
+        let state = admin.queue_stat(queue).await?.state;
+        let left = (state.pending + state.running + state.scheduled).max(0) as u64;
+        most = most.max(left);
+        bar.set_length(most);
+        bar.set_position(most - left);
+        bar.set_message(format!("{left} left"));
+        if left == 0 {
+            bar.finish_and_clear();
+            println!("{queue} is drained: nothing waiting, scheduled or running");
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bar.abandon();
+            bail!(
+                "{queue} still holds {left} jobs after {} ({} waiting, {} running, {} scheduled)",
+                humantime::format_duration(timeout),
+                state.pending,
+                state.running,
+                state.scheduled
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 /// The stats as an aligned table.

@@ -1,0 +1,69 @@
+//! `flotilla dead list | show`: the dead-letter queues, newest first.
+
+use std::path::Path;
+
+use flotilla_admin::{Admin, DeadFilter, DeadLetter};
+use flotilla_proto::Keys;
+
+use crate::cli::DeadCommand;
+use crate::settings::Settings;
+
+/// The error column's width in the table; `dead show` has the whole text.
+const ERROR_SHOWN: usize = 60;
+
+pub async fn run(config_file: Option<&Path>, command: DeadCommand) -> anyhow::Result<()> {
+    let (queue, job_type, since, limit, json) = match command {
+        DeadCommand::Show(args) => return super::jobs::show(config_file, args).await,
+        DeadCommand::List {
+            queue,
+            job_type,
+            since,
+            limit,
+            json,
+        } => (queue, job_type, since, limit, json),
+    };
+    let settings = Settings::load(config_file)?;
+    let conn = super::connect_redis(&settings.redis_url).await?;
+    let mut admin = Admin::new(conn, Keys::new(settings.namespace.clone()));
+    let filter = DeadFilter {
+        queue,
+        job_type,
+        since_ms: since.map(|since| {
+            jiff::Timestamp::now().as_millisecond()
+                - i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+        }),
+    };
+    let letters = admin.dead_list(&filter, limit).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&letters)?);
+    } else {
+        print!("{}", table(&letters));
+    }
+    Ok(())
+}
+
+fn table(letters: &[DeadLetter]) -> String {
+    if letters.is_empty() {
+        return "no dead jobs\n".to_owned();
+    }
+    let header = ["JOB", "QUEUE", "TYPE", "ATTEMPTS", "DIED", "ERROR"];
+    let rows: Vec<Vec<String>> = letters
+        .iter()
+        .map(|d| {
+            let died = jiff::Timestamp::from_millisecond(d.failed_at_ms)
+                .map(|t| t.to_string())
+                .unwrap_or_default();
+            let first_line = d.error.lines().next().unwrap_or_default();
+            let error: String = first_line.chars().take(ERROR_SHOWN).collect();
+            vec![
+                d.job_id.clone(),
+                d.queue.clone(),
+                d.job_type.clone(),
+                d.attempts.to_string(),
+                died,
+                error,
+            ]
+        })
+        .collect();
+    super::table::render(&header, &rows)
+}
