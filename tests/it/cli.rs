@@ -194,6 +194,7 @@ fn every_subcommand_has_help() {
         &["workers", "list", "--help"],
         &["jobs", "retry", "--help"],
         &["jobs", "cancel", "--help"],
+        &["jobs", "purge", "--help"],
         &["dead", "list", "--help"],
         &["queues", "drain", "--help"],
     ] {

@@ -365,3 +365,86 @@ async fn drain_waits_until_a_queue_is_empty_and_says_what_is_left_when_it_gives_
     let stderr = String::from_utf8_lossy(&stuck.stderr);
     assert!(stderr.contains("still holds 1 jobs"), "{stderr}");
 }
+
+#[tokio::test]
+async fn purge_deletes_old_finished_jobs_and_a_dry_run_only_counts() {
+    let env = Env::start().await;
+    let _worker = WorkerProcess::start(&env.url(), &[], None);
+    let mut ended = Vec::new();
+    for _ in 0..3 {
+        ended.push((env.enqueue("noop", json!({})).await, Status::Completed));
+    }
+    // A job with its own id has a record as well as its completion.
+    let named = NewJob::new("noop", &json!({}))
+        .expect("encodes")
+        .id("nightly-2026-11-24");
+    ended.push((env.enqueue_job(named).await, Status::Completed));
+    for _ in 0..2 {
+        let doomed = NewJob::new("report", &json!({}))
+            .expect("encodes")
+            .max_attempts(1);
+        ended.push((env.enqueue_job(doomed).await, Status::Dead));
+    }
+    for (id, status) in &ended {
+        env.wait_status("default", id, *status, LONG).await;
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    let recent = flotilla(
+        &env,
+        &["jobs", "purge", "--completed", "--older-than", "1h"],
+    );
+    assert!(
+        recent.contains("nothing completed is older than 1h"),
+        "{recent}"
+    );
+    let counted = flotilla(
+        &env,
+        &[
+            "jobs",
+            "purge",
+            "--completed",
+            "--older-than",
+            "0s",
+            "--dry-run",
+        ],
+    );
+    assert!(
+        counted.contains("would delete 1 completed job records and 4 stream entries"),
+        "{counted}"
+    );
+    assert_eq!(
+        env.xlen(&env.keys.done("default")).await,
+        4,
+        "a dry run deletes nothing"
+    );
+
+    let purged = flotilla(
+        &env,
+        &[
+            "jobs",
+            "purge",
+            "--completed",
+            "--older-than",
+            "0s",
+            "--yes",
+        ],
+    );
+    assert!(
+        purged.contains("deleted 1 completed job records and 4 stream entries"),
+        "{purged}"
+    );
+    assert_eq!(env.xlen(&env.keys.done("default")).await, 0);
+    assert!(env.record("default", "nightly-2026-11-24").await.is_none());
+
+    let dead = flotilla(
+        &env,
+        &["jobs", "purge", "--dead", "--older-than", "0s", "--yes"],
+    );
+    assert!(
+        dead.contains("deleted 2 dead job records and 2 stream entries"),
+        "{dead}"
+    );
+    assert_eq!(env.xlen(&env.keys.dead("default")).await, 0);
+    assert_eq!(stats(&env)["default"]["dead_last_day"], 0);
+}

@@ -16,6 +16,7 @@
 //! ```
 
 mod error;
+mod purge;
 mod queues;
 mod retry;
 mod workers;
@@ -25,6 +26,7 @@ use redis::aio::ConnectionManager;
 
 pub use error::AdminError;
 pub use flotilla_proto::scripts::RetryReply;
+pub use purge::PurgeCount;
 pub use queues::QueueStats;
 pub use retry::{DeadFilter, DeadLetter, RetryCount};
 pub use workers::{WorkerRow, WorkerState};

@@ -306,12 +306,43 @@ pub enum JobsCommand {
     /// Put a dead job back on its queue with a fresh set of attempts, or every dead job
     /// (`--dead`, narrowed by `--queue`, `--type` and `--since`).
     Retry(RetryArgs),
+    /// Delete completed or dead jobs that ended longer ago than `--older-than`: their
+    /// records and their entries in `done` or the dead-letter stream.
+    Purge(PurgeArgs),
     /// Cancel a job that has not finished; a running one is stopped through its
     /// cancellation token at its worker's next heartbeat.
     Cancel {
         /// The job's id, or a prefix that matches only one job.
         id: String,
     },
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("which").required(true).args(["completed", "dead"]))]
+pub struct PurgeArgs {
+    /// Purge completed jobs.
+    #[arg(long)]
+    pub completed: bool,
+
+    /// Purge dead jobs.
+    #[arg(long)]
+    pub dead: bool,
+
+    /// Only jobs that ended longer ago than this, e.g. `30d` or `12h`.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub older_than: Duration,
+
+    /// Only this queue's.
+    #[arg(long)]
+    pub queue: Option<String>,
+
+    /// Count what would go, delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Do not ask first (asked only on a terminal).
+    #[arg(long)]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]

@@ -59,6 +59,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             command: JobsCommand::Retry(args),
         } => commands::retry::run(config_file, args).await,
         Command::Jobs {
+            command: JobsCommand::Purge(args),
+        } => commands::purge::run(config_file, args).await,
+        Command::Jobs {
             command: JobsCommand::Cancel { id },
         } => commands::jobs::cancel(config_file, &id).await,
         Command::Dead { command } => commands::dead::run(config_file, command).await,

@@ -6,6 +6,7 @@ pub mod dead;
 pub mod demo;
 pub mod enqueue;
 pub mod jobs;
+pub mod purge;
 pub mod queues;
 pub mod reconcile;
 pub mod retry;
@@ -102,4 +103,17 @@ pub async fn wait_for_workers(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Asks `question` on the terminal; only `y` or `yes` goes ahead.
+pub fn confirm(question: &str) -> anyhow::Result<bool> {
+    use std::io::Write;
+    print!("{question} [y/N] ");
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
 }

@@ -1,7 +1,7 @@
 //! `flotilla jobs retry <id>` and `flotilla jobs retry --dead`: put dead jobs back on
 //! their queues, one or many, with a progress bar and a count at the end.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::Path;
 
 use anyhow::bail;
@@ -52,7 +52,10 @@ pub async fn run(config_file: Option<&Path>, args: RetryArgs) -> anyhow::Result<
         println!("no dead jobs match");
         return Ok(());
     }
-    if !args.yes && std::io::stdin().is_terminal() && !confirm(total)? {
+    if !args.yes
+        && std::io::stdin().is_terminal()
+        && !super::confirm(&format!("retry {total} dead jobs?"))?
+    {
         println!("nothing retried");
         return Ok(());
     }
@@ -74,18 +77,6 @@ pub async fn run(config_file: Option<&Path>, args: RetryArgs) -> anyhow::Result<
         }
     );
     Ok(())
-}
-
-/// Asks on the terminal; only `y` or `yes` goes ahead.
-fn confirm(total: usize) -> anyhow::Result<bool> {
-    print!("retry {total} dead jobs? [y/N] ");
-    std::io::stdout().flush()?;
-    let mut answer = String::new();
-    std::io::stdin().read_line(&mut answer)?;
-    Ok(matches!(
-        answer.trim().to_ascii_lowercase().as_str(),
-        "y" | "yes"
-    ))
 }
 
 /// A bar on a terminal's stderr; nothing when stderr is piped.

@@ -2,7 +2,9 @@
 //! `requeue` a stranded one, `forget_consumer` once it owns nothing.
 
 use super::reply::{flag, int, text, words};
-use super::{CANCEL, Call, FORGET_CONSUMER, PROMOTE, REQUEUE, RETRY, ScriptCall, ScriptError};
+use super::{
+    CANCEL, Call, FORGET_CONSUMER, PROMOTE, PURGE, REQUEUE, RETRY, ScriptCall, ScriptError,
+};
 use crate::{CONSUMER_GROUP, Keys, Status};
 
 /// Move up to `limit` due jobs of a queue from `delayed` onto its stream (rule 7).
@@ -221,6 +223,66 @@ impl ScriptCall for Retry<'_> {
             Some("missing") => Ok(RetryReply::Missing),
             Some(status) => Ok(RetryReply::NotDead(status.to_owned())),
             None => Err(ScriptError::reply(Self::NAME, &value)),
+        }
+    }
+}
+
+/// Delete finished jobs of one status (`completed` or `dead`) that ended before a cutoff.
+#[derive(Debug, Clone)]
+pub struct Purge<'a> {
+    pub queue: &'a str,
+    /// `Completed` or `Dead`.
+    pub status: Status,
+    /// Jobs that ended before this (ms since the Unix epoch) go.
+    pub before_ms: i64,
+    /// Records deleted per call at most, so one call never blocks Redis for long.
+    pub limit: usize,
+}
+
+/// What a purge call did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PurgeReply {
+    pub records: u64,
+    pub entries: u64,
+    /// Ids older than the cutoff still in the index: call again while above 0.
+    pub left: u64,
+}
+
+impl ScriptCall for Purge<'_> {
+    type Reply = PurgeReply;
+    const NAME: &'static str = "purge";
+
+    fn call(&self, keys: &Keys) -> Call {
+        let q = self.queue;
+        let stream = if self.status == Status::Dead {
+            keys.dead(q)
+        } else {
+            keys.done(q)
+        };
+        Call::new(&PURGE)
+            .key(keys.index(q, self.status))
+            .key(stream)
+            .arg(keys.job_prefix(q))
+            .arg(self.status.as_str())
+            .arg(self.before_ms)
+            .arg(self.limit)
+    }
+
+    fn parse(value: redis::Value) -> Result<PurgeReply, ScriptError> {
+        let numbers: Option<Vec<u64>> = match &value {
+            redis::Value::Array(items) => items
+                .iter()
+                .map(|v| int(v).and_then(|n| u64::try_from(n).ok()))
+                .collect(),
+            _ => None,
+        };
+        match numbers.as_deref() {
+            Some(&[records, entries, left]) => Ok(PurgeReply {
+                records,
+                entries,
+                left,
+            }),
+            _ => Err(ScriptError::reply(Self::NAME, &value)),
         }
     }
 }

@@ -27,8 +27,8 @@ pub use enqueue::{Enqueue, EnqueueReply, UniqueLock, When};
 pub use fast::FastJob;
 pub use finish::{Complete, CompleteItem, Fail, FailReply, FinishReply, HandBack};
 pub use housekeeping::{
-    Cancel, CancelReply, ForgetConsumer, Promote, Requeue, RequeueMode, RequeueReply, Retry,
-    RetryReply,
+    Cancel, CancelReply, ForgetConsumer, Promote, Purge, PurgeReply, Requeue, RequeueMode,
+    RequeueReply, Retry, RetryReply,
 };
 pub use leader::{
     AcquireReply, AdvanceReply, LeaderAcquire, LeaderRelease, LeaderRenew, ScheduleAdvance,
@@ -115,6 +115,11 @@ macro_rules! script {
     };
 }
 
+script!(
+    PURGE,
+    "purge.lua",
+    "Delete finished jobs of one status that ended before a cutoff."
+);
 script!(
     RETRY,
     "retry.lua",
@@ -203,7 +208,7 @@ script!(
 );
 
 /// Every script, for loading them all at once.
-pub(crate) fn all() -> [&'static Script; 18] {
+pub(crate) fn all() -> [&'static Script; 19] {
     [
         &ENQUEUE,
         &START,
@@ -218,6 +223,7 @@ pub(crate) fn all() -> [&'static Script; 18] {
         &WORKER_BEAT,
         &REQUEUE,
         &RETRY,
+        &PURGE,
         &FORGET_CONSUMER,
         &LEADER_ACQUIRE,
         &LEADER_RENEW,

@@ -1,0 +1,102 @@
+//! Purging finished jobs older than a cutoff, or counting what a purge would delete.
+
+use flotilla_proto::Status;
+use flotilla_proto::scripts::{self, Purge};
+use serde::Serialize;
+
+use crate::{Admin, AdminError};
+
+/// Records deleted per script call: one call never holds Redis for long.
+const PER_CALL: usize = 1000;
+/// Stream entries read per page when counting for a dry run.
+const PAGE: usize = 5000;
+
+/// What a purge deleted, or would delete.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PurgeCount {
+    /// Job records.
+    pub records: u64,
+    /// Entries of `done` or the dead-letter stream (a fast-path completion has only this).
+    pub entries: u64,
+}
+
+impl Admin {
+    /// Deletes `status` jobs (completed or dead) that ended before `before_ms`, in
+    /// `queue` or every queue; with `dry_run`, only counts them.
+    pub async fn purge(
+        &mut self,
+        status: Status,
+        before_ms: i64,
+        queue: Option<&str>,
+        dry_run: bool,
+    ) -> Result<PurgeCount, AdminError> {
+        let queues = match queue {
+            Some(queue) => {
+                self.known_queue(queue).await?;
+                vec![queue.to_owned()]
+            }
+            None => self.queues().await?,
+        };
+        let mut count = PurgeCount::default();
+        for queue in &queues {
+            if dry_run {
+                let found = self.count_before(queue, status, before_ms).await?;
+                count.records += found.records;
+                count.entries += found.entries;
+                continue;
+            }
+            loop {
+                let purge = Purge {
+                    queue,
+                    status,
+                    before_ms,
+                    limit: PER_CALL,
+                };
+                let reply = scripts::run(&mut self.conn, &self.keys, &purge).await?;
+                count.records += reply.records;
+                count.entries += reply.entries;
+                if reply.left == 0 {
+                    break;
+                }
+            }
+        }
+        Ok(count)
+    }
+
+    /// How many records and stream entries of `status` ended before `before_ms`.
+    async fn count_before(
+        &mut self,
+        queue: &str,
+        status: Status,
+        before_ms: i64,
+    ) -> Result<PurgeCount, AdminError> {
+        let records: u64 = redis::cmd("ZCOUNT")
+            .arg(self.keys.index(queue, status))
+            .arg("-inf")
+            .arg(format!("({before_ms}"))
+            .query_async(&mut self.conn)
+            .await?;
+        let stream = if status == Status::Dead {
+            self.keys.dead(queue)
+        } else {
+            self.keys.done(queue)
+        };
+        let mut entries = 0u64;
+        let mut start = "-".to_owned();
+        loop {
+            let page: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+                .arg(&stream)
+                .arg(&start)
+                .arg(format!("({before_ms}-0"))
+                .arg("COUNT")
+                .arg(PAGE)
+                .query_async(&mut self.conn)
+                .await?;
+            entries += page.ids.len() as u64;
+            match page.ids.last() {
+                Some(last) if page.ids.len() == PAGE => start = format!("({}", last.id),
+                _ => return Ok(PurgeCount { records, entries }),
+            }
+        }
+    }
+}

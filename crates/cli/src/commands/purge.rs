@@ -1,0 +1,53 @@
+//! `flotilla jobs purge --completed|--dead --older-than D`: delete old finished jobs,
+//! reporting counts; `--dry-run` only counts.
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use flotilla_admin::Admin;
+use flotilla_proto::{Keys, Status};
+
+use crate::cli::PurgeArgs;
+use crate::settings::Settings;
+
+pub async fn run(config_file: Option<&Path>, args: PurgeArgs) -> anyhow::Result<()> {
+    let settings = Settings::load(config_file)?;
+    let conn = super::connect_redis(&settings.redis_url).await?;
+    let mut admin = Admin::new(conn, Keys::new(settings.namespace.clone()));
+    let status = if args.dead {
+        Status::Dead
+    } else {
+        Status::Completed
+    };
+    let before_ms = jiff::Timestamp::now().as_millisecond()
+        - i64::try_from(args.older_than.as_millis()).unwrap_or(i64::MAX);
+    let age = humantime::format_duration(args.older_than);
+    let queue = args.queue.as_deref();
+    let found = admin.purge(status, before_ms, queue, true).await?;
+    let what = format!(
+        "{} {} job records and {} stream entries older than {age}",
+        found.records,
+        status.as_str(),
+        found.entries
+    );
+    if args.dry_run {
+        println!("would delete {what}");
+        return Ok(());
+    }
+    if found.records == 0 && found.entries == 0 {
+        println!("nothing {} is older than {age}", status.as_str());
+        return Ok(());
+    }
+    if !args.yes && std::io::stdin().is_terminal() && !super::confirm(&format!("delete {what}?"))? {
+        println!("nothing deleted");
+        return Ok(());
+    }
+    let deleted = admin.purge(status, before_ms, queue, false).await?;
+    println!(
+        "deleted {} {} job records and {} stream entries older than {age}",
+        deleted.records,
+        status.as_str(),
+        deleted.entries
+    );
+    Ok(())
+}
