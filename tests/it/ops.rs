@@ -33,6 +33,13 @@ fn run(env: &Env, args: &[&str]) -> std::process::Output {
         .expect("flotilla runs")
 }
 
+/// A job of a type no worker here has a handler for, with one attempt: it dies.
+fn unhandled(job_type: &str) -> NewJob {
+    NewJob::new(job_type, &json!({}))
+        .expect("encodes")
+        .max_attempts(1)
+}
+
 /// `queues stats --json`, by queue name.
 fn stats(env: &Env) -> std::collections::HashMap<String, Value> {
     let text = flotilla(env, &["queues", "stats", "--json"]);
@@ -178,11 +185,7 @@ async fn workers_list_shows_each_worker_and_which_stopped_beating() {
 async fn a_dead_job_is_retried_by_id_with_fresh_attempts() {
     let env = Env::start().await;
     let worker = WorkerProcess::start(&env.url(), &[], None);
-    // No worker here has a handler for it: it dies on its one attempt.
-    let job = NewJob::new("report", &json!({}))
-        .expect("encodes")
-        .max_attempts(1);
-    let id = env.enqueue_job(job).await;
+    let id = env.enqueue_job(unhandled("report")).await;
     env.wait_status("default", &id, Status::Dead, LONG).await;
     let done_id = env.enqueue("noop", json!({})).await;
     env.wait_status("default", &done_id, Status::Completed, LONG)
@@ -273,10 +276,7 @@ async fn dead_list_shows_the_newest_first_and_dead_show_the_whole_error() {
     let _worker = WorkerProcess::start(&env.url(), &[], None);
     let mut ids = Vec::new();
     for job_type in ["report", "export"] {
-        let job = NewJob::new(job_type, &json!({}))
-            .expect("encodes")
-            .max_attempts(1);
-        let id = env.enqueue_job(job).await;
+        let id = env.enqueue_job(unhandled(job_type)).await;
         env.wait_status("default", &id, Status::Dead, LONG).await;
         ids.push(id);
     }
@@ -380,10 +380,7 @@ async fn purge_deletes_old_finished_jobs_and_a_dry_run_only_counts() {
         .id("nightly-2026-11-24");
     ended.push((env.enqueue_job(named).await, Status::Completed));
     for _ in 0..2 {
-        let doomed = NewJob::new("report", &json!({}))
-            .expect("encodes")
-            .max_attempts(1);
-        ended.push((env.enqueue_job(doomed).await, Status::Dead));
+        ended.push((env.enqueue_job(unhandled("report")).await, Status::Dead));
     }
     for (id, status) in &ended {
         env.wait_status("default", id, *status, LONG).await;

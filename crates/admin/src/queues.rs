@@ -1,6 +1,6 @@
 //! Queue statistics, and pausing and resuming a queue.
 
-use flotilla_proto::{QueueState, Status, read_queue_state, server_time_ms};
+use flotilla_proto::{QueueState, Status, entry_id_ms, read_queue_state, server_time_ms};
 use serde::Serialize;
 
 use crate::{Admin, AdminError};
@@ -112,10 +112,7 @@ impl Admin {
                 .map(|entry| entry.id)
                 .collect();
             for id in &ids {
-                let ms = id
-                    .split_once('-')
-                    .and_then(|(ms, _)| ms.parse::<i64>().ok())
-                    .unwrap_or(0);
+                let ms = entry_id_ms(id).unwrap_or(0);
                 day += 1;
                 if ms >= hour_ago {
                     hour += 1;

@@ -196,7 +196,9 @@ impl Admin {
                         .unwrap_or(0),
                     error: fields.get("error").cloned().unwrap_or_default(),
                     // Its entry id is its time of death too, should the field be missing.
-                    failed_at_ms: number("failed_at").unwrap_or_else(|| entry_ms(&entry.id)),
+                    failed_at_ms: number("failed_at")
+                        .or_else(|| flotilla_proto::entry_id_ms(&entry.id))
+                        .unwrap_or(0),
                     entry_id: entry.id,
                 });
             }
@@ -205,12 +207,4 @@ impl Admin {
             }
         }
     }
-}
-
-/// The milliseconds part of a stream entry id.
-fn entry_ms(entry_id: &str) -> i64 {
-    entry_id
-        .split_once('-')
-        .and_then(|(ms, _)| ms.parse().ok())
-        .unwrap_or(0)
 }

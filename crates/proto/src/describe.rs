@@ -300,9 +300,8 @@ fn text(fields: &HashMap<String, Vec<u8>>, name: &str) -> Option<String> {
 
 /// The millisecond part of an entry id.
 fn entry_ms(entry_id: &str) -> u64 {
-    entry_id
-        .split_once('-')
-        .and_then(|(ms, _)| ms.parse().ok())
+    crate::entry_id_ms(entry_id)
+        .and_then(|ms| u64::try_from(ms).ok())
         .unwrap_or(0)
 }
 

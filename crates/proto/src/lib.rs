@@ -68,6 +68,19 @@ pub fn instance_id() -> String {
     format!("{}-{}-{}", host_name(), std::process::id(), &suffix[..6])
 }
 
+/// The pid in an [`instance_id`]: the middle of `<host>-<pid>-<random>` (a host name may
+/// hold dashes itself).
+pub fn instance_pid(instance: &str) -> Option<u32> {
+    let mut parts = instance.rsplitn(3, '-');
+    parts.next()?;
+    parts.next()?.parse().ok()
+}
+
+/// The milliseconds part of a stream entry id (`<ms>-<seq>`): when Redis added it.
+pub fn entry_id_ms(entry_id: &str) -> Option<i64> {
+    entry_id.split_once('-').and_then(|(ms, _)| ms.parse().ok())
+}
+
 /// This machine's name (the pod name on Kubernetes).
 pub fn host_name() -> String {
     std::env::var("HOSTNAME")

@@ -72,8 +72,7 @@ pub async fn read_queue_state<C: ConnectionLike + Send>(
     let oldest_pending_age = oldest
         .ids
         .first()
-        .and_then(|entry| entry.id.split_once('-'))
-        .and_then(|(ms, _)| ms.parse::<i64>().ok())
+        .and_then(|entry| crate::entry_id_ms(&entry.id))
         .map_or(0.0, |ms| (now_ms - ms).max(0) as f64 / 1000.0);
     let pending = (length - running).max(0);
     Ok(QueueState {

@@ -458,10 +458,8 @@ fn count_start(attempt: &Attempt, delivery: u32) {
     } else if attempt.number > 1 {
         attempt.series.count(MetricOutcome::Retried);
     }
-    let entered_ms = attempt
-        .entry_id
-        .split_once('-')
-        .and_then(|(ms, _)| ms.parse::<u64>().ok());
+    let entered_ms =
+        flotilla_proto::entry_id_ms(&attempt.entry_id).and_then(|ms| u64::try_from(ms).ok());
     if let Some(entered_ms) = entered_ms {
         attempt
             .series

@@ -2,11 +2,9 @@
 
 use std::path::Path;
 
-use flotilla_admin::{Admin, DeadFilter, DeadLetter};
-use flotilla_proto::Keys;
+use flotilla_admin::{DeadFilter, DeadLetter};
 
 use crate::cli::DeadCommand;
-use crate::settings::Settings;
 
 /// The error column's width in the table; `dead show` has the whole text.
 const ERROR_SHOWN: usize = 60;
@@ -22,16 +20,11 @@ pub async fn run(config_file: Option<&Path>, command: DeadCommand) -> anyhow::Re
             json,
         } => (queue, job_type, since, limit, json),
     };
-    let settings = Settings::load(config_file)?;
-    let conn = super::connect_redis(&settings.redis_url).await?;
-    let mut admin = Admin::new(conn, Keys::new(settings.namespace.clone()));
+    let mut admin = super::admin(config_file).await?;
     let filter = DeadFilter {
         queue,
         job_type,
-        since_ms: since.map(|since| {
-            jiff::Timestamp::now().as_millisecond()
-                - i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
-        }),
+        since_ms: since.map(super::ms_ago),
     };
     let letters = admin.dead_list(&filter, limit).await?;
     if json {

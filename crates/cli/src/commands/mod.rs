@@ -117,3 +117,20 @@ pub fn confirm(question: &str) -> anyhow::Result<bool> {
         "y" | "yes"
     ))
 }
+
+/// The operations library on the Redis and namespace the settings name, for the ops
+/// commands.
+pub async fn admin(config_file: Option<&std::path::Path>) -> anyhow::Result<flotilla_admin::Admin> {
+    let settings = crate::settings::Settings::load(config_file)?;
+    let conn = connect_redis(&settings.redis_url).await?;
+    Ok(flotilla_admin::Admin::new(
+        conn,
+        Keys::new(settings.namespace),
+    ))
+}
+
+/// The wall-clock time `ago` before now, in ms since the Unix epoch, as the `--since`
+/// and `--older-than` flags mean it.
+pub fn ms_ago(ago: Duration) -> i64 {
+    jiff::Timestamp::now().as_millisecond() - i64::try_from(ago.as_millis()).unwrap_or(i64::MAX)
+}

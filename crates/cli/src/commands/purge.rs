@@ -4,23 +4,18 @@
 use std::io::IsTerminal;
 use std::path::Path;
 
-use flotilla_admin::Admin;
-use flotilla_proto::{Keys, Status};
+use flotilla_proto::Status;
 
 use crate::cli::PurgeArgs;
-use crate::settings::Settings;
 
 pub async fn run(config_file: Option<&Path>, args: PurgeArgs) -> anyhow::Result<()> {
-    let settings = Settings::load(config_file)?;
-    let conn = super::connect_redis(&settings.redis_url).await?;
-    let mut admin = Admin::new(conn, Keys::new(settings.namespace.clone()));
+    let mut admin = super::admin(config_file).await?;
     let status = if args.dead {
         Status::Dead
     } else {
         Status::Completed
     };
-    let before_ms = jiff::Timestamp::now().as_millisecond()
-        - i64::try_from(args.older_than.as_millis()).unwrap_or(i64::MAX);
+    let before_ms = super::ms_ago(args.older_than);
     let age = humantime::format_duration(args.older_than);
     let queue = args.queue.as_deref();
     let found = admin.purge(status, before_ms, queue, true).await?;

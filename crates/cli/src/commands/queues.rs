@@ -6,16 +6,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use flotilla_admin::{Admin, QueueStats};
-use flotilla_proto::Keys;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::QueuesCommand;
-use crate::settings::Settings;
 
 pub async fn run(config_file: Option<&Path>, command: QueuesCommand) -> anyhow::Result<()> {
-    let settings = Settings::load(config_file)?;
-    let conn = super::connect_redis(&settings.redis_url).await?;
-    let mut admin = Admin::new(conn, Keys::new(settings.namespace.clone()));
+    let mut admin = super::admin(config_file).await?;
     match command {
         QueuesCommand::Stats { json } => {
             let stats = admin.queue_stats().await?;

@@ -42,10 +42,7 @@ pub async fn run(config_file: Option<&Path>, args: RetryArgs) -> anyhow::Result<
     let filter = DeadFilter {
         queue: args.queue.clone(),
         job_type: args.job_type.clone(),
-        since_ms: args.since.map(|since| {
-            jiff::Timestamp::now().as_millisecond()
-                - i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
-        }),
+        since_ms: args.since.map(super::ms_ago),
     };
     let total = admin.count_dead(&filter).await?;
     if total == 0 {

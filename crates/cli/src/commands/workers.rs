@@ -2,16 +2,12 @@
 
 use std::path::Path;
 
-use flotilla_admin::{Admin, WorkerRow, WorkerState};
-use flotilla_proto::Keys;
+use flotilla_admin::{WorkerRow, WorkerState};
 
 use crate::cli::WorkersCommand;
-use crate::settings::Settings;
 
 pub async fn run(config_file: Option<&Path>, command: WorkersCommand) -> anyhow::Result<()> {
-    let settings = Settings::load(config_file)?;
-    let conn = super::connect_redis(&settings.redis_url).await?;
-    let mut admin = Admin::new(conn, Keys::new(settings.namespace.clone()));
+    let mut admin = super::admin(config_file).await?;
     let WorkersCommand::List { json } = command;
     let workers = admin.workers().await?;
     if json {

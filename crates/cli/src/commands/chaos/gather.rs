@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use flotilla_proto::{CONSUMER_GROUP, Keys};
+use flotilla_proto::{CONSUMER_GROUP, Keys, entry_id_ms, instance_pid};
 use flotilla_scheduler::{ReconcileConfig, Reconciler};
 use redis::aio::ConnectionManager;
 use redis::streams::{StreamInfoConsumersReply, StreamRangeReply};
@@ -52,21 +52,6 @@ async fn read_stream(
     }
 }
 
-/// The milliseconds part of a stream entry id.
-fn entry_ms(entry_id: &str) -> i64 {
-    entry_id
-        .split_once('-')
-        .and_then(|(ms, _)| ms.parse().ok())
-        .unwrap_or_default()
-}
-
-/// The pid in a worker's name, `<host>-<pid>-<suffix>`.
-pub fn pid_of(instance: &str) -> Option<u32> {
-    let mut parts = instance.rsplitn(3, '-');
-    parts.next()?;
-    parts.next()?.parse().ok()
-}
-
 /// `<queue>/<id>` → the job's completions in the `done` streams.
 pub async fn completions(
     conn: &mut ConnectionManager,
@@ -84,8 +69,8 @@ pub async fn completions(
                         .get("attempts")
                         .and_then(|a| a.parse().ok())
                         .unwrap_or_default(),
-                    pid: fields.get("worker").and_then(|w| pid_of(w)),
-                    at_ms: entry_ms(&entry_id),
+                    pid: fields.get("worker").and_then(|w| instance_pid(w)),
+                    at_ms: entry_id_ms(&entry_id).unwrap_or_default(),
                 });
         }
     }

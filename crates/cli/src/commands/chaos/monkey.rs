@@ -255,10 +255,7 @@ pub fn replace_failed(fleet: &mut Fleet) -> anyhow::Result<Vec<Failure>> {
 /// The pid of the leading scheduler: its holder id is `<host>-<pid>-<suffix>`.
 async fn leader_pid(conn: &mut ConnectionManager, keys: &Keys) -> Option<u32> {
     let status = flotilla_scheduler::leader_status(conn, keys).await.ok()?;
-    let holder = status.holder?;
-    let mut parts = holder.rsplitn(3, '-');
-    parts.next()?;
-    parts.next()?.parse().ok()
+    flotilla_proto::instance_pid(&status.holder?)
 }
 
 fn event(action: Action, pid: u32) -> Event {
