@@ -8,6 +8,7 @@ mod fast_path;
 mod handlers;
 mod hardening;
 mod lifecycle;
+mod listing;
 mod malformed;
 mod observability;
 mod ops;

@@ -14,7 +14,7 @@ use crate::util::{Env, LONG};
 
 /// Runs `flotilla` with `args` against the test's Redis; returns stdout, or panics with
 /// stderr when it fails.
-fn flotilla(env: &Env, args: &[&str]) -> String {
+pub(crate) fn flotilla(env: &Env, args: &[&str]) -> String {
     let output = run(env, args);
     assert!(
         output.status.success(),
@@ -24,7 +24,7 @@ fn flotilla(env: &Env, args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-fn run(env: &Env, args: &[&str]) -> std::process::Output {
+pub(crate) fn run(env: &Env, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_flotilla-it"))
         .args(args)
         .env("FLOTILLA_REDIS_URL", env.url())
@@ -34,14 +34,14 @@ fn run(env: &Env, args: &[&str]) -> std::process::Output {
 }
 
 /// A job of a type no worker here has a handler for, with one attempt: it dies.
-fn unhandled(job_type: &str) -> NewJob {
+pub(crate) fn unhandled(job_type: &str) -> NewJob {
     NewJob::new(job_type, &json!({}))
         .expect("encodes")
         .max_attempts(1)
 }
 
 /// `queues stats --json`, by queue name.
-fn stats(env: &Env) -> std::collections::HashMap<String, Value> {
+pub(crate) fn stats(env: &Env) -> std::collections::HashMap<String, Value> {
     let text = flotilla(env, &["queues", "stats", "--json"]);
     let list: Vec<Value> = serde_json::from_str(&text).expect("a JSON array");
     list.into_iter()

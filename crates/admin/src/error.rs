@@ -7,6 +7,23 @@ pub enum AdminError {
     Redis(#[from] redis::RedisError),
     #[error(transparent)]
     Script(#[from] flotilla_proto::scripts::ScriptError),
+    #[error(transparent)]
+    Describe(#[from] flotilla_proto::DescribeError),
     #[error("no queue named {queue:?}; known queues: {known}")]
     UnknownQueue { queue: String, known: String },
+    #[error("give a job id, or the first characters of one (an empty prefix matches every job)")]
+    EmptyId,
+    #[error("no job with id or id prefix {0:?}")]
+    NoSuchJob(String),
+    #[error("{prefix:?} matches several jobs; give more of the id:\n  {}", matches.join("\n  "))]
+    Ambiguous {
+        prefix: String,
+        matches: Vec<String>,
+    },
+    #[error("job {id} is in several queues ({}): name the queue", queues.join(", "))]
+    InSeveralQueues { id: String, queues: Vec<String> },
+    #[error("job {0} is running: cancel it first, so its worker stops it")]
+    Running(String),
+    #[error("bad cursor {cursor:?}: {why}; pass the `next_cursor` of an earlier page")]
+    BadCursor { cursor: String, why: &'static str },
 }

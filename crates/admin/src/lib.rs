@@ -15,17 +15,22 @@
 //! # Ok(()) }
 //! ```
 
+mod delete;
 mod error;
+mod find;
+mod list;
 mod purge;
 mod queues;
 mod retry;
 mod workers;
 
-use flotilla_proto::Keys;
+use flotilla_proto::{JobDefaults, Keys};
 use redis::aio::ConnectionManager;
 
+pub use delete::Deleted;
 pub use error::AdminError;
 pub use flotilla_proto::scripts::RetryReply;
+pub use list::{JobPage, JobQuery, JobRow};
 pub use purge::PurgeCount;
 pub use queues::QueueStats;
 pub use retry::{DeadFilter, DeadLetter, RetryCount};
@@ -36,6 +41,9 @@ pub use workers::{WorkerRow, WorkerState};
 pub struct Admin {
     conn: ConnectionManager,
     keys: Keys,
+    /// What a job that leaves its attempts, timeout or backoff unset runs with: shown
+    /// for such jobs, as a worker of this fleet would run them.
+    defaults: JobDefaults,
 }
 
 impl std::fmt::Debug for Admin {
@@ -48,7 +56,18 @@ impl std::fmt::Debug for Admin {
 
 impl Admin {
     pub fn new(conn: ConnectionManager, keys: Keys) -> Self {
-        Self { conn, keys }
+        Self {
+            conn,
+            keys,
+            defaults: JobDefaults::default(),
+        }
+    }
+
+    /// The fleet's `[defaults]`, for jobs that leave them unset (the built-in ones
+    /// otherwise).
+    pub fn with_defaults(mut self, defaults: JobDefaults) -> Self {
+        self.defaults = defaults;
+        self
     }
 
     /// The queues the fleet knows: every queue a job was enqueued on, or a worker served.

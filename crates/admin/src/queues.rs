@@ -11,13 +11,22 @@ const DAY_MS: i64 = 24 * HOUR_MS;
 /// Completions read back at most to count a day's: the `done` stream is trimmed to its
 /// retention count (100 000 by default), so this only bounds an unusual setting.
 const MAX_COUNTED: usize = 1_000_000;
+/// Delayed jobs whose status is read to tell retries from scheduled jobs; past this the
+/// split is extrapolated from the part read (and `retrying_estimated` says so).
+const MAX_DELAYED_READ: usize = 50_000;
 
 /// One queue's counts, for `queues stats` and the dashboard.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct QueueStats {
     pub queue: String,
+    /// `state.scheduled` counts only jobs waiting for their first run time here; failed
+    /// jobs waiting for a retry are `retrying`.
     #[serde(flatten)]
     pub state: QueueState,
+    /// Failed jobs waiting for their retry to be due.
+    pub retrying: i64,
+    /// `retrying` was extrapolated: the queue had more delayed jobs than are read.
+    pub retrying_estimated: bool,
     /// Workers do not fetch from it while it is paused.
     pub paused: bool,
     /// Jobs completed in the last hour and day, as the `done` stream still holds them
@@ -64,7 +73,9 @@ impl Admin {
         paused: bool,
         now: i64,
     ) -> Result<QueueStats, AdminError> {
-        let state = read_queue_state(&mut self.conn, &self.keys, &queue, now).await?;
+        let mut state = read_queue_state(&mut self.conn, &self.keys, &queue, now).await?;
+        let (retrying, retrying_estimated) = self.count_retrying(&queue, state.scheduled).await?;
+        state.scheduled -= retrying;
         let (completed_last_hour, completed_last_day) = self.completed_since(&queue, now).await?;
         let dead_index = self.keys.index(&queue, Status::Dead);
         let (dead_last_hour, dead_last_day): (u64, u64) = redis::pipe()
@@ -81,6 +92,8 @@ impl Admin {
         Ok(QueueStats {
             queue,
             state,
+            retrying,
+            retrying_estimated,
             paused,
             completed_last_hour,
             completed_last_day,
@@ -124,6 +137,49 @@ impl Admin {
                 _ => return Ok((hour, day)),
             }
         }
+    }
+
+    /// How many of the queue's `delayed` jobs are failed ones waiting to retry, read
+    /// from their records in pipelined pages; extrapolated past [`MAX_DELAYED_READ`].
+    async fn count_retrying(
+        &mut self,
+        queue: &str,
+        delayed: i64,
+    ) -> Result<(i64, bool), AdminError> {
+        const PAGE: usize = 1000;
+        let key = self.keys.delayed(queue);
+        let (mut read, mut failed) = (0usize, 0i64);
+        while read < MAX_DELAYED_READ {
+            let ids: Vec<String> = redis::cmd("ZRANGE")
+                .arg(&key)
+                .arg(read)
+                .arg(read + PAGE - 1)
+                .query_async(&mut self.conn)
+                .await?;
+            if ids.is_empty() {
+                break;
+            }
+            let mut pipe = redis::pipe();
+            for id in &ids {
+                pipe.cmd("HGET")
+                    .arg(self.keys.job(queue, id))
+                    .arg(flotilla_proto::field::STATUS);
+            }
+            let statuses: Vec<Option<String>> = pipe.query_async(&mut self.conn).await?;
+            failed += statuses
+                .iter()
+                .filter(|s| s.as_deref() == Some(Status::Failed.as_str()))
+                .count() as i64;
+            read += ids.len();
+            if ids.len() < PAGE {
+                break;
+            }
+        }
+        let read = read as i64;
+        if read == 0 || read >= delayed {
+            return Ok((failed.min(delayed), false));
+        }
+        Ok((failed * delayed / read, true))
     }
 
     /// Stops workers fetching from `queue` (within their `promote_interval`); what runs

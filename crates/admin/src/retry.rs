@@ -48,19 +48,11 @@ pub struct DeadLetter {
 }
 
 impl Admin {
-    /// Retries the dead job `job_id` (of whichever queue holds it).
-    pub async fn retry(&mut self, job_id: &str) -> Result<RetryReply, AdminError> {
-        let Some(queue) = self.queue_of(job_id).await? else {
-            return Ok(RetryReply::Missing);
-        };
-        let dead_entry = self
-            .dead_letters(&queue, &DeadFilter::default())
-            .await?
-            .into_iter()
-            .find(|d| d.job_id == job_id)
-            .map(|d| d.entry_id);
+    /// Retries the dead job `job_id` of `queue`.
+    pub async fn retry(&mut self, queue: &str, job_id: &str) -> Result<RetryReply, AdminError> {
+        let dead_entry = self.dead_entry_of(queue, job_id).await?;
         let retry = Retry {
-            queue: &queue,
+            queue,
             job_id,
             dead_entry: dead_entry.as_deref(),
         };
@@ -117,20 +109,6 @@ impl Admin {
         }
     }
 
-    /// The queue whose record of `job_id` exists, if any.
-    async fn queue_of(&mut self, job_id: &str) -> Result<Option<String>, AdminError> {
-        for queue in self.queues().await? {
-            let exists: bool = redis::cmd("EXISTS")
-                .arg(self.keys.job(&queue, job_id))
-                .query_async(&mut self.conn)
-                .await?;
-            if exists {
-                return Ok(Some(queue));
-            }
-        }
-        Ok(None)
-    }
-
     /// The most recent dead-letter entries that match `filter`, newest first, at most
     /// `limit` of them.
     pub async fn dead_list(
@@ -148,7 +126,7 @@ impl Admin {
     }
 
     /// The queue's dead-letter entries that match `filter`, oldest first.
-    async fn dead_letters(
+    pub(crate) async fn dead_letters(
         &mut self,
         queue: &str,
         filter: &DeadFilter,

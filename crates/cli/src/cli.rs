@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use flotilla_proto::Status;
 
 /// Flotilla: a distributed background-job fleet on Redis Streams.
 ///
@@ -301,6 +302,9 @@ pub enum WorkersCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum JobsCommand {
+    /// List jobs of one status, a page at a time: oldest first for what waits or runs,
+    /// newest first for what has ended.
+    List(ListArgs),
     /// Show one job by id or by a prefix that matches only one job.
     Show(ShowArgs),
     /// Put a dead job back on its queue with a fresh set of attempts, or every dead job
@@ -314,7 +318,63 @@ pub enum JobsCommand {
     Cancel {
         /// The job's id, or a prefix that matches only one job.
         id: String,
+        /// The queue holding it, when its id is in several (fast-path ids are entry
+        /// ids, unique within one queue only).
+        #[arg(long)]
+        queue: Option<String>,
     },
+    /// Delete a job that is not running: its record, its place in its queue or list,
+    /// its dead-letter or completion entry and its unique lock.
+    Delete {
+        /// The job's id, or a prefix that matches only one job.
+        id: String,
+        /// The queue holding it, when its id is in several.
+        #[arg(long)]
+        queue: Option<String>,
+        /// Do not ask first (asked only on a terminal).
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// pending, running, scheduled, failed (awaiting a retry), completed, dead or
+    /// cancelled.
+    #[arg(long, default_value = "pending", value_parser = parse_status)]
+    pub status: Status,
+
+    /// Only this queue's; every queue's, merged by time, when left out.
+    #[arg(long)]
+    pub queue: Option<String>,
+
+    /// Only jobs of this type.
+    #[arg(long = "type", value_name = "TYPE")]
+    pub job_type: Option<String>,
+
+    /// Only jobs enqueued (pending, running), due (scheduled, failed) or ended
+    /// (completed, dead, cancelled) within this long, e.g. `1h`.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub since: Option<Duration>,
+
+    /// Jobs per page.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub limit: u32,
+
+    /// Go on from an earlier page: the cursor it printed.
+    #[arg(long)]
+    pub cursor: Option<String>,
+
+    /// Print JSON (`jobs` and `next_cursor`) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_status(text: &str) -> Result<Status, String> {
+    text.parse::<Status>().map_err(|_| {
+        let all: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
+        format!("expected one of {}", all.join(", "))
+    })
 }
 
 #[derive(Debug, Args)]
@@ -355,8 +415,8 @@ pub struct RetryArgs {
     #[arg(long)]
     pub dead: bool,
 
-    /// Only this queue's dead jobs.
-    #[arg(long, requires = "dead")]
+    /// Only this queue's dead jobs; with an id, the queue holding it.
+    #[arg(long)]
     pub queue: Option<String>,
 
     /// Only dead jobs of this type.
@@ -376,6 +436,11 @@ pub struct RetryArgs {
 pub struct ShowArgs {
     /// The job id, or a unique prefix of it.
     pub id: String,
+
+    /// The queue holding it, when its id is in several (fast-path ids are entry ids,
+    /// unique within one queue only).
+    #[arg(long)]
+    pub queue: Option<String>,
 
     /// Print one JSON object instead of text.
     #[arg(long)]

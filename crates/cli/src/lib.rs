@@ -53,8 +53,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Worker(args) => commands::worker::run(config_file, args).await,
         Command::Enqueue(args) => commands::enqueue::run(config_file, args).await,
         Command::Jobs {
+            command: JobsCommand::List(args),
+        } => commands::list::run(config_file, args).await,
+        Command::Jobs {
             command: JobsCommand::Show(args),
         } => commands::jobs::show(config_file, args).await,
+        Command::Jobs {
+            command: JobsCommand::Delete { id, queue, yes },
+        } => commands::jobs::delete(config_file, &id, queue.as_deref(), yes).await,
         Command::Jobs {
             command: JobsCommand::Retry(args),
         } => commands::retry::run(config_file, args).await,
@@ -62,8 +68,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             command: JobsCommand::Purge(args),
         } => commands::purge::run(config_file, args).await,
         Command::Jobs {
-            command: JobsCommand::Cancel { id },
-        } => commands::jobs::cancel(config_file, &id).await,
+            command: JobsCommand::Cancel { id, queue },
+        } => commands::jobs::cancel(config_file, &id, queue.as_deref()).await,
         Command::Dead { command } => commands::dead::run(config_file, command).await,
         Command::Scheduler(args) => commands::scheduler::run(config_file, args).await,
         Command::Schedules { command } => commands::schedules::run(config_file, command).await,

@@ -217,25 +217,41 @@ async fn from_done<C: ConnectionLike>(
     queue: &str,
     job_id: &str,
 ) -> Result<Option<JobRecord>, DescribeError> {
-    let done = keys.done(queue);
     let enqueued_ms = job_id.split_once('-').map_or(job_id, |(ms, _)| ms);
-    let mut start = done_search_start(enqueued_ms);
+    match done_entry_of(conn, keys, queue, job_id, enqueued_ms).await? {
+        Some(entry) => completed(&entry, queue, job_id),
+        None => Ok(None),
+    }
+}
+
+/// The `done` entry of `job_id`'s completion, searched from `from_ms` (ms since the Unix
+/// epoch, no later than the completion) over at most a bounded number of completions.
+pub async fn done_entry_of<C: ConnectionLike>(
+    conn: &mut C,
+    keys: &Keys,
+    queue: &str,
+    job_id: &str,
+    from_ms: &str,
+) -> Result<Option<StreamEntry>, redis::RedisError> {
+    let done = keys.done(queue);
+    let mut start = done_search_start(from_ms);
     let mut searched = 0;
     while searched < DONE_SEARCH_LIMIT {
-        let range = xrange(conn, &done, &start, "+", DONE_STEP).await?;
-        if let Some(entry) = range
+        let mut range = xrange(conn, &done, &start, "+", DONE_STEP).await?;
+        let len = range.len();
+        if let Some(at) = range
             .iter()
-            .find(|entry| text(&entry.fields, field::ID).as_deref() == Some(job_id))
+            .position(|entry| text(&entry.fields, field::ID).as_deref() == Some(job_id))
         {
-            return completed(entry, queue, job_id);
+            return Ok(Some(range.swap_remove(at)));
         }
         let Some(last) = range.last() else {
             return Ok(None);
         };
-        if range.len() < DONE_STEP {
+        if len < DONE_STEP {
             return Ok(None);
         }
-        searched += range.len();
+        searched += len;
         start = format!("({}", last.entry_id);
     }
     Ok(None)

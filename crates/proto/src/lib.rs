@@ -37,7 +37,7 @@ pub use backoff::Backoff;
 pub use checks::{
     MAX_ATTEMPTS, MAX_ATTEMPTS_RULE, NAME_RULE, check_max_attempts, check_name, check_timeout_ms,
 };
-pub use describe::{DescribeError, describe_job, fast_ids_with_prefix, is_entry_id};
+pub use describe::{DescribeError, describe_job, done_entry_of, fast_ids_with_prefix, is_entry_id};
 pub use encoding::{ContentType, Payload};
 pub use entry::{EntryFields, FastEntry, StreamEntry};
 pub use error::ProtoError;

@@ -1,25 +1,19 @@
-//! `flotilla jobs show` and `jobs cancel`: find a job by id or unique prefix, print its
-//! record or cancel it.
+//! `flotilla jobs show`, `jobs cancel` and `jobs delete`: find a job by id or unique
+//! prefix, print its record, cancel it or delete it.
 
-use std::collections::HashMap;
+use std::io::IsTerminal;
 use std::path::Path;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use flotilla_producer::{Cancelled, Producer};
-use flotilla_proto::{JobDefaults, JobRecord, Keys};
-use redis::aio::ConnectionManager;
+use flotilla_proto::{JobRecord, Keys};
 
 use crate::cli::ShowArgs;
 use crate::settings::Settings;
 
-/// Matches listed when a prefix is ambiguous.
-const AMBIGUOUS_SHOWN: usize = 10;
-
 pub async fn show(config_file: Option<&Path>, args: ShowArgs) -> anyhow::Result<()> {
-    let settings = Settings::load(config_file)?;
-    let mut conn = super::connect_redis(&settings.redis_url).await?;
-    let keys = Keys::new(settings.namespace.clone());
-    let record = find(&mut conn, &keys, &args.id, &settings.defaults).await?;
+    let mut admin = super::admin(config_file).await?;
+    let record = admin.find_job(&args.id, args.queue.as_deref()).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&record)?);
     } else {
@@ -28,11 +22,17 @@ pub async fn show(config_file: Option<&Path>, args: ShowArgs) -> anyhow::Result<
     Ok(())
 }
 
-pub async fn cancel(config_file: Option<&Path>, id: &str) -> anyhow::Result<()> {
+pub async fn cancel(
+    config_file: Option<&Path>,
+    id: &str,
+    queue: Option<&str>,
+) -> anyhow::Result<()> {
     let settings = Settings::load(config_file)?;
-    let mut conn = super::connect_redis(&settings.redis_url).await?;
+    let conn = super::connect_redis(&settings.redis_url).await?;
     let keys = Keys::new(settings.namespace.clone());
-    let record = find(&mut conn, &keys, id, &settings.defaults).await?;
+    let mut admin = flotilla_admin::Admin::new(conn.clone(), keys.clone())
+        .with_defaults(settings.defaults.clone());
+    let record = admin.find_job(id, queue).await?;
     let producer = Producer::new(conn, keys, settings.job_policy());
     match producer.cancel(&record.queue, &record.id).await? {
         Cancelled::Cancelled { was } => {
@@ -52,82 +52,33 @@ pub async fn cancel(config_file: Option<&Path>, id: &str) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// The record of the job with this id, or of the only job whose id starts with it.
-pub async fn find(
-    conn: &mut ConnectionManager,
-    keys: &Keys,
+pub async fn delete(
+    config_file: Option<&Path>,
     id: &str,
-    defaults: &JobDefaults,
-) -> anyhow::Result<JobRecord> {
-    if id.trim().is_empty() {
-        bail!("give a job id, or the first characters of one (an empty prefix matches every job)");
+    queue: Option<&str>,
+    yes: bool,
+) -> anyhow::Result<()> {
+    let mut admin = super::admin(config_file).await?;
+    let record = admin.find_job(id, queue).await?;
+    let status = record.status.map_or("?", |s| s.as_str());
+    if !yes
+        && std::io::stdin().is_terminal()
+        && !super::confirm(&format!(
+            "delete {} ({status}, {} on {})?",
+            record.id, record.job_type, record.queue
+        ))?
+    {
+        println!("nothing deleted");
+        return Ok(());
     }
-    let queues: Vec<String> = redis::cmd("SMEMBERS")
-        .arg(keys.queues())
-        .query_async(conn)
-        .await?;
-    for queue in &queues {
-        // The record, or for a fast-path job (its id is an entry id) its entry or its
-        // completion.
-        if let Some(record) = flotilla_proto::describe_job(conn, keys, queue, id, defaults).await? {
-            return Ok(record);
-        }
-    }
-    let mut matches = Vec::new();
-    let mut cursor: u64 = 0;
-    loop {
-        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(keys.job_scan_pattern(id))
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(conn)
-            .await?;
-        matches.extend(batch);
-        cursor = next;
-        if cursor == 0 || matches.len() > AMBIGUOUS_SHOWN {
-            break;
-        }
-    }
-    // Fast-path jobs have no record: their ids are entry ids, found on their streams and
-    // among recent completions.
-    let mut fast = Vec::new();
-    for queue in &queues {
-        for job in
-            flotilla_proto::fast_ids_with_prefix(conn, keys, queue, id, AMBIGUOUS_SHOWN + 1).await?
-        {
-            if !matches.iter().any(|k| k.ends_with(&format!(":job:{job}"))) {
-                fast.push((queue.clone(), job));
-            }
-        }
-    }
-    match (matches.as_slice(), fast.as_slice()) {
-        ([], []) => bail!("no job with id or id prefix {id:?}"),
-        ([key], []) => read(conn, key)
-            .await?
-            .with_context(|| format!("job {id} vanished while being read")),
-        ([], [(queue, job)]) => flotilla_proto::describe_job(conn, keys, queue, job, defaults)
-            .await?
-            .with_context(|| format!("job {job} vanished while being read")),
-        (many, more) => {
-            let ids: Vec<&str> = many
-                .iter()
-                .map(|k| k.rsplit_once(":job:").map_or(k.as_str(), |(_, id)| id))
-                .chain(more.iter().map(|(_, job)| job.as_str()))
-                .take(AMBIGUOUS_SHOWN)
-                .collect();
-            bail!(
-                "{id:?} matches several jobs; give more of the id:\n  {}",
-                ids.join("\n  ")
-            )
-        }
-    }
-}
-
-async fn read(conn: &mut ConnectionManager, key: &str) -> anyhow::Result<Option<JobRecord>> {
-    let hash: HashMap<String, Vec<u8>> = redis::cmd("HGETALL").arg(key).query_async(conn).await?;
-    Ok(JobRecord::from_hash(&hash)?)
+    let deleted = admin.delete_job(&record.id, Some(&record.queue)).await?;
+    println!(
+        "deleted {} from {} (it was {})",
+        deleted.id,
+        deleted.queue,
+        deleted.was.map_or("?", |s| s.as_str())
+    );
+    Ok(())
 }
 
 fn time(ms: Option<u64>) -> String {

@@ -2,10 +2,12 @@
 
 pub mod bench;
 pub mod chaos;
+mod colour;
 pub mod dead;
 pub mod demo;
 pub mod enqueue;
 pub mod jobs;
+pub mod list;
 pub mod purge;
 pub mod queues;
 pub mod reconcile;
@@ -123,10 +125,10 @@ pub fn confirm(question: &str) -> anyhow::Result<bool> {
 pub async fn admin(config_file: Option<&std::path::Path>) -> anyhow::Result<flotilla_admin::Admin> {
     let settings = crate::settings::Settings::load(config_file)?;
     let conn = connect_redis(&settings.redis_url).await?;
-    Ok(flotilla_admin::Admin::new(
-        conn,
-        Keys::new(settings.namespace),
-    ))
+    Ok(
+        flotilla_admin::Admin::new(conn, Keys::new(settings.namespace))
+            .with_defaults(settings.defaults),
+    )
 }
 
 /// The wall-clock time `ago` before now, in ms since the Unix epoch, as the `--since`

@@ -83,6 +83,7 @@ fn table(stats: &[QueueStats]) -> String {
         "PENDING",
         "RUNNING",
         "SCHEDULED",
+        "RETRYING",
         "DEAD",
         "LAG",
         "OLDEST",
@@ -100,6 +101,11 @@ fn table(stats: &[QueueStats]) -> String {
                 q.state.pending.to_string(),
                 q.state.running.to_string(),
                 q.state.scheduled.to_string(),
+                format!(
+                    "{}{}",
+                    if q.retrying_estimated { "~" } else { "" },
+                    q.retrying
+                ),
                 q.state.dead.to_string(),
                 q.state.lag.to_string(),
                 format!("{:.1}s", q.state.oldest_pending_age),
@@ -111,5 +117,5 @@ fn table(stats: &[QueueStats]) -> String {
             ]
         })
         .collect();
-    super::table::render(&header, &rows)
+    super::table::render_with_states(&header, &rows, header.len() - 1)
 }

@@ -5,20 +5,16 @@ use std::io::IsTerminal;
 use std::path::Path;
 
 use anyhow::bail;
-use flotilla_admin::{Admin, DeadFilter, RetryReply};
-use flotilla_proto::{Keys, Status};
+use flotilla_admin::{DeadFilter, RetryReply};
+use flotilla_proto::Status;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::RetryArgs;
-use crate::settings::Settings;
 
 pub async fn run(config_file: Option<&Path>, args: RetryArgs) -> anyhow::Result<()> {
-    let settings = Settings::load(config_file)?;
-    let mut conn = super::connect_redis(&settings.redis_url).await?;
-    let keys = Keys::new(settings.namespace.clone());
-    let mut admin = Admin::new(conn.clone(), keys.clone());
+    let mut admin = super::admin(config_file).await?;
     if let Some(id) = &args.id {
-        let record = super::jobs::find(&mut conn, &keys, id, &settings.defaults).await?;
+        let record = admin.find_job(id, args.queue.as_deref()).await?;
         // A job that finished on the fast path has no record to retry; its status says why.
         if let Some(status) = record.status.filter(|s| *s != Status::Dead) {
             bail!(
@@ -27,7 +23,7 @@ pub async fn run(config_file: Option<&Path>, args: RetryArgs) -> anyhow::Result<
                 status.as_str()
             );
         }
-        match admin.retry(&record.id).await? {
+        match admin.retry(&record.queue, &record.id).await? {
             RetryReply::Retried => println!("retried {} on {}", record.id, record.queue),
             RetryReply::Missing => bail!("job {} is gone (its record expired)", record.id),
             RetryReply::NotDead(status) => {

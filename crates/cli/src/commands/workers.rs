@@ -56,5 +56,5 @@ fn table(workers: &[WorkerRow]) -> String {
             ]
         })
         .collect();
-    super::table::render(&header, &rows)
+    super::table::render_with_states(&header, &rows, header.len() - 1)
 }

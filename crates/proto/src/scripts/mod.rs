@@ -8,6 +8,7 @@
 //! [`ScriptCall`]) and decodes its reply into an enum, so no other crate orders a
 //! script's arguments by position or matches its reply words.
 
+mod delete;
 mod enqueue;
 mod fast;
 mod finish;
@@ -23,6 +24,7 @@ use redis::Script;
 
 use crate::Keys;
 
+pub use delete::{Delete, DeleteReply};
 pub use enqueue::{Enqueue, EnqueueReply, UniqueLock, When};
 pub use fast::FastJob;
 pub use finish::{Complete, CompleteItem, Fail, FailReply, FinishReply, HandBack};
@@ -121,6 +123,11 @@ script!(
     "Delete finished jobs of one status that ended before a cutoff."
 );
 script!(
+    DELETE,
+    "delete.lua",
+    "Remove a job that is not running, with every trace of it."
+);
+script!(
     RETRY,
     "retry.lua",
     "Put a dead job back on its stream with a fresh set of attempts."
@@ -208,7 +215,7 @@ script!(
 );
 
 /// Every script, for loading them all at once.
-pub(crate) fn all() -> [&'static Script; 19] {
+pub(crate) fn all() -> [&'static Script; 20] {
     [
         &ENQUEUE,
         &START,
@@ -224,6 +231,7 @@ pub(crate) fn all() -> [&'static Script; 19] {
         &REQUEUE,
         &RETRY,
         &PURGE,
+        &DELETE,
         &FORGET_CONSUMER,
         &LEADER_ACQUIRE,
         &LEADER_RENEW,

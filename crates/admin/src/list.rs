@@ -1,0 +1,730 @@
+//! Listing jobs of one status, page by page, from where each status is kept: the stream
+//! past the group's last read (pending), the group's pending-entries list (running),
+//! `delayed` (scheduled and failed), `done` (completed), the dead-letter stream (dead)
+//! and the cancelled index. Never a scan of every key.
+//!
+//! Over several queues the pages merge by time, and the cursor holds a position in each
+//! queue: `{<queue>}<position>` repeated, where a position is an entry id, a
+//! `<score>/<id>` pair in a sorted set, or `$` once the queue has nothing more.
+
+use std::collections::HashMap;
+
+use flotilla_proto::{CONSUMER_GROUP, Status, StreamEntry, field};
+use serde::Serialize;
+
+use crate::{Admin, AdminError};
+
+/// Raw items looked at per queue per page at most, so a filter that matches little
+/// still answers promptly; the cursor goes on from where the look stopped.
+const SCAN_BUDGET: usize = 10_000;
+/// Items read per Redis call.
+const STEP: usize = 500;
+/// The position of a queue that has nothing more to list.
+const EXHAUSTED: &str = "$";
+
+/// Which jobs to list, and where to go on from.
+#[derive(Debug, Clone)]
+pub struct JobQuery {
+    pub status: Status,
+    /// One queue's; every queue's when `None`.
+    pub queue: Option<String>,
+    pub job_type: Option<String>,
+    /// Only jobs whose time (see [`JobRow::at_ms`]) is at or after this, ms.
+    pub since_ms: Option<i64>,
+    pub limit: usize,
+    /// The `next_cursor` of the page before.
+    pub cursor: Option<String>,
+}
+
+/// One job in a list.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JobRow {
+    pub queue: String,
+    pub id: String,
+    #[serde(rename = "type")]
+    pub job_type: String,
+    pub status: Status,
+    /// Attempts started so far; for a running job, counting this one.
+    pub attempts: u32,
+    /// The worker running it (running) or that finished it (completed).
+    pub worker: Option<String>,
+    /// The time the list is ordered by, ms since the Unix epoch: when it was enqueued
+    /// (pending, running), when it is due (scheduled, failed), when it ended (completed,
+    /// dead, cancelled).
+    pub at_ms: i64,
+    /// The last error (failed, dead, cancelled).
+    pub error: Option<String>,
+}
+
+/// One page of a list.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JobPage {
+    pub jobs: Vec<JobRow>,
+    /// Pass it back for the next page; `None` on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// Whether a status lists newest first (what has ended) or oldest first (what waits).
+fn newest_first(status: Status) -> bool {
+    matches!(status, Status::Completed | Status::Dead | Status::Cancelled)
+}
+
+/// A delayed job's status, type, attempts and last error, from its record.
+type DelayedFields = (Option<String>, Option<String>, Option<u32>, Option<String>);
+
+/// What one queue's look found.
+struct Found {
+    /// Matching rows in list order, each with its position.
+    rows: Vec<(String, JobRow)>,
+    /// The position of the last item looked at, matching or not.
+    looked_to: Option<String>,
+    /// Nothing lies past `looked_to`.
+    exhausted: bool,
+}
+
+impl Found {
+    fn new() -> Self {
+        Found {
+            rows: Vec::new(),
+            looked_to: None,
+            exhausted: false,
+        }
+    }
+}
+
+impl Admin {
+    /// One page of jobs of `query.status`, oldest first for what waits or runs, newest
+    /// first for what has ended.
+    pub async fn list_jobs(&mut self, query: &JobQuery) -> Result<JobPage, AdminError> {
+        let queues = match &query.queue {
+            Some(queue) => {
+                self.known_queue(queue).await?;
+                vec![queue.clone()]
+            }
+            None => self.queues().await?,
+        };
+        let mut positions = match &query.cursor {
+            Some(cursor) => parse_cursor(cursor)?,
+            None => HashMap::new(),
+        };
+        let limit = query.limit.max(1);
+        let mut found = Vec::new();
+        for queue in &queues {
+            let from = positions.get(queue).cloned();
+            if from.as_deref() == Some(EXHAUSTED) {
+                continue;
+            }
+            let look = self.look(queue, query, from.as_deref(), limit).await?;
+            found.push((queue.clone(), look));
+        }
+        // Merge by time, then take a page.
+        let mut merged: Vec<(usize, usize)> = found
+            .iter()
+            .enumerate()
+            .flat_map(|(q, (_, look))| (0..look.rows.len()).map(move |r| (q, r)))
+            .collect();
+        // Within a queue the rows keep their own order (the cursor goes on after the last
+        // one shown), so ties in time fall back to the queue and the row's place in it.
+        let newest = newest_first(query.status);
+        merged.sort_by_key(|&(q, r)| {
+            let at = i128::from(found[q].1.rows[r].1.at_ms);
+            (if newest { -at } else { at }, q, r)
+        });
+        merged.truncate(limit);
+        let mut taken = vec![0usize; found.len()];
+        for &(q, _) in &merged {
+            taken[q] += 1;
+        }
+        let jobs = merged
+            .iter()
+            .map(|&(q, r)| found[q].1.rows[r].1.clone())
+            .collect();
+        for (q, (queue, look)) in found.into_iter().enumerate() {
+            let position = if taken[q] < look.rows.len() {
+                // Some rows were left for the next page: go on after the last one shown.
+                taken[q]
+                    .checked_sub(1)
+                    .map(|last| look.rows[last].0.clone())
+                    .or(positions.get(&queue).cloned())
+            } else if look.exhausted {
+                Some(EXHAUSTED.to_owned())
+            } else {
+                look.looked_to.or(positions.get(&queue).cloned())
+            };
+            if let Some(position) = position {
+                positions.insert(queue, position);
+            }
+        }
+        let more = queues
+            .iter()
+            .any(|q| positions.get(q).map(String::as_str) != Some(EXHAUSTED));
+        Ok(JobPage {
+            jobs,
+            next_cursor: more.then(|| render_cursor(&queues, &positions)),
+        })
+    }
+
+    /// Up to `want` matching rows of one queue after `from`.
+    async fn look(
+        &mut self,
+        queue: &str,
+        query: &JobQuery,
+        from: Option<&str>,
+        want: usize,
+    ) -> Result<Found, AdminError> {
+        match query.status {
+            Status::Pending => self.look_pending(queue, query, from, want).await,
+            Status::Running => self.look_running(queue, query, from, want).await,
+            Status::Scheduled | Status::Failed => self.look_delayed(queue, query, from, want).await,
+            Status::Completed | Status::Dead => {
+                self.look_ended_stream(queue, query, from, want).await
+            }
+            Status::Cancelled => self.look_cancelled(queue, query, from, want).await,
+        }
+    }
+
+    /// Entries past the group's last read.
+    async fn look_pending(
+        &mut self,
+        queue: &str,
+        query: &JobQuery,
+        from: Option<&str>,
+        want: usize,
+    ) -> Result<Found, AdminError> {
+        let stream = self.keys.stream(queue);
+        let last_read = self.last_delivered(&stream).await?;
+        let mut start = [
+            last_read.map(|id| format!("({id}")),
+            from.map(|id| format!("({id}")),
+        ]
+        .into_iter()
+        .flatten()
+        .chain(query.since_ms.map(|ms| ms.to_string()))
+        .max_by(|a, b| compare_bounds(a, b))
+        .unwrap_or_else(|| "-".to_owned());
+        let mut found = Found::new();
+        let mut looked = 0;
+        loop {
+            let entries = self.xrange(&stream, &start, "+", STEP, false).await?;
+            let len = entries.len();
+            let mut rows: Vec<JobRow> = entries
+                .iter()
+                .map(|entry| entry_row(queue, entry, Status::Pending, 0))
+                .collect();
+            self.fill_from_records(queue, &entries, &mut rows).await?;
+            for (entry, row) in entries.into_iter().zip(rows) {
+                looked += 1;
+                start = format!("({}", entry.entry_id);
+                found.looked_to = Some(entry.entry_id.clone());
+                if matches_type(query, &row) {
+                    found.rows.push((entry.entry_id, row));
+                }
+            }
+            if len < STEP {
+                found.exhausted = true;
+                return Ok(found);
+            }
+            if found.rows.len() >= want || looked >= SCAN_BUDGET {
+                return Ok(found);
+            }
+        }
+    }
+
+    /// Entries read and unfinished: the group's pending-entries list.
+    async fn look_running(
+        &mut self,
+        queue: &str,
+        query: &JobQuery,
+        from: Option<&str>,
+        want: usize,
+    ) -> Result<Found, AdminError> {
+        let stream = self.keys.stream(queue);
+        let mut start = [from.map(|id| format!("({id}"))]
+            .into_iter()
+            .flatten()
+            .chain(query.since_ms.map(|ms| format!("{ms}-0")))
+            .max_by(|a, b| compare_bounds(a, b))
+            .unwrap_or_else(|| "-".to_owned());
+        let mut found = Found::new();
+        let mut looked = 0;
+        loop {
+            let pending: Vec<(String, String, u64, u64)> = match redis::cmd("XPENDING")
+                .arg(&stream)
+                .arg(CONSUMER_GROUP)
+                .arg(&start)
+                .arg("+")
+                .arg(STEP)
+                .query_async(&mut self.conn)
+                .await
+            {
+                Ok(pending) => pending,
+                // No group yet: no worker has read the stream, so nothing runs.
+                Err(e) if e.code() == Some("NOGROUP") => Vec::new(),
+                Err(e) => return Err(e.into()),
+            };
+            let len = pending.len();
+            let mut pipe = redis::pipe();
+            for (entry_id, ..) in &pending {
+                pipe.cmd("XRANGE").arg(&stream).arg(entry_id).arg(entry_id);
+            }
+            let ranges: Vec<redis::Value> = if len == 0 {
+                Vec::new()
+            } else {
+                pipe.query_async(&mut self.conn).await?
+            };
+            // An entry deleted while pending (a cancelled job's) reads back with no
+            // fields: nothing runs it any more.
+            let mut entries = Vec::new();
+            let mut rows = Vec::new();
+            for ((entry_id, consumer, _idle, deliveries), range) in pending.into_iter().zip(ranges)
+            {
+                looked += 1;
+                start = format!("({entry_id}");
+                found.looked_to = Some(entry_id);
+                if let Some(entry) = flotilla_proto::range_entries(range).pop() {
+                    let delivered = u32::try_from(deliveries).unwrap_or(u32::MAX);
+                    let mut row = entry_row(queue, &entry, Status::Running, delivered);
+                    row.worker = Some(consumer);
+                    rows.push(row);
+                    entries.push(entry);
+                }
+            }
+            self.fill_from_records(queue, &entries, &mut rows).await?;
+            for (entry, row) in entries.into_iter().zip(rows) {
+                if matches_type(query, &row) {
+                    found.rows.push((entry.entry_id, row));
+                }
+            }
+            if len < STEP {
+                found.exhausted = true;
+                return Ok(found);
+            }
+            if found.rows.len() >= want || looked >= SCAN_BUDGET {
+                return Ok(found);
+            }
+        }
+    }
+
+    /// Jobs waiting for a time, whose record says `query.status`.
+    async fn look_delayed(
+        &mut self,
+        queue: &str,
+        query: &JobQuery,
+        from: Option<&str>,
+        want: usize,
+    ) -> Result<Found, AdminError> {
+        let key = self.keys.delayed(queue);
+        let mut found = Found::new();
+        let mut after = from.map(parse_scored).transpose()?;
+        let mut looked = 0;
+        loop {
+            let (members, exhausted) = self
+                .scored_after(&key, after.as_ref(), query.since_ms, false)
+                .await?;
+            let mut pipe = redis::pipe();
+            for (id, _) in &members {
+                pipe.cmd("HMGET").arg(self.keys.job(queue, id)).arg(&[
+                    field::STATUS,
+                    field::TYPE,
+                    field::ATTEMPTS,
+                    field::ERROR,
+                ]);
+            }
+            let records: Vec<DelayedFields> = if members.is_empty() {
+                Vec::new()
+            } else {
+                pipe.query_async(&mut self.conn).await?
+            };
+            for ((id, score), (status, job_type, attempts, error)) in
+                members.into_iter().zip(records)
+            {
+                looked += 1;
+                let position = format!("{score}/{id}");
+                found.looked_to = Some(position.clone());
+                after = Some((score, id.clone()));
+                if status.as_deref() != Some(query.status.as_str()) {
+                    continue;
+                }
+                let row = JobRow {
+                    queue: queue.to_owned(),
+                    id,
+                    job_type: job_type.unwrap_or_default(),
+                    status: query.status,
+                    attempts: attempts.unwrap_or(0),
+                    worker: None,
+                    at_ms: score,
+                    error: error.filter(|_| query.status == Status::Failed),
+                };
+                if matches_type(query, &row) {
+                    found.rows.push((position, row));
+                }
+            }
+            if exhausted {
+                found.exhausted = true;
+                return Ok(found);
+            }
+            if found.rows.len() >= want || looked >= SCAN_BUDGET {
+                return Ok(found);
+            }
+        }
+    }
+
+    /// Completions in `done`, or deaths in the dead-letter stream, newest first.
+    async fn look_ended_stream(
+        &mut self,
+        queue: &str,
+        query: &JobQuery,
+        from: Option<&str>,
+        want: usize,
+    ) -> Result<Found, AdminError> {
+        let stream = match query.status {
+            Status::Dead => self.keys.dead(queue),
+            _ => self.keys.done(queue),
+        };
+        let mut end = from.map_or_else(|| "+".to_owned(), |id| format!("({id}"));
+        let start = query
+            .since_ms
+            .map_or_else(|| "-".to_owned(), |ms| ms.to_string());
+        let mut found = Found::new();
+        let mut looked = 0;
+        loop {
+            let entries = self.xrange(&stream, &end, &start, STEP, true).await?;
+            let len = entries.len();
+            for entry in entries {
+                looked += 1;
+                end = format!("({}", entry.entry_id);
+                found.looked_to = Some(entry.entry_id.clone());
+                let mut row = entry_row(queue, &entry, query.status, 0);
+                if query.status == Status::Dead {
+                    row.error = text(&entry, field::ERROR);
+                } else {
+                    row.worker = text(&entry, field::WORKER);
+                }
+                if matches_type(query, &row) {
+                    found.rows.push((entry.entry_id, row));
+                }
+            }
+            if len < STEP {
+                found.exhausted = true;
+                return Ok(found);
+            }
+            if found.rows.len() >= want || looked >= SCAN_BUDGET {
+                return Ok(found);
+            }
+        }
+    }
+
+    /// Cancelled jobs, from their index, newest first.
+    async fn look_cancelled(
+        &mut self,
+        queue: &str,
+        query: &JobQuery,
+        from: Option<&str>,
+        want: usize,
+    ) -> Result<Found, AdminError> {
+        let key = self.keys.index(queue, Status::Cancelled);
+        let mut found = Found::new();
+        let mut after = from.map(parse_scored).transpose()?;
+        let mut looked = 0;
+        loop {
+            let (members, exhausted) = self
+                .scored_after(&key, after.as_ref(), query.since_ms, true)
+                .await?;
+            let mut pipe = redis::pipe();
+            for (id, _) in &members {
+                pipe.cmd("HMGET").arg(self.keys.job(queue, id)).arg(&[
+                    field::TYPE,
+                    field::ATTEMPTS,
+                    field::ERROR,
+                ]);
+            }
+            let records: Vec<(Option<String>, Option<u32>, Option<String>)> = if members.is_empty()
+            {
+                Vec::new()
+            } else {
+                pipe.query_async(&mut self.conn).await?
+            };
+            for ((id, score), (job_type, attempts, error)) in members.into_iter().zip(records) {
+                looked += 1;
+                let position = format!("{score}/{id}");
+                found.looked_to = Some(position.clone());
+                after = Some((score, id.clone()));
+                let row = JobRow {
+                    queue: queue.to_owned(),
+                    id,
+                    job_type: job_type.unwrap_or_default(),
+                    status: Status::Cancelled,
+                    attempts: attempts.unwrap_or(0),
+                    worker: None,
+                    at_ms: score,
+                    error,
+                };
+                if matches_type(query, &row) {
+                    found.rows.push((position, row));
+                }
+            }
+            if exhausted {
+                found.exhausted = true;
+                return Ok(found);
+            }
+            if found.rows.len() >= want || looked >= SCAN_BUDGET {
+                return Ok(found);
+            }
+        }
+    }
+
+    /// The next members of a sorted set after `after` (score, member), in score order
+    /// (descending when `reverse`), no earlier than `since_ms` in time; and whether the
+    /// set has nothing past them.
+    async fn scored_after(
+        &mut self,
+        key: &str,
+        after: Option<&(i64, String)>,
+        since_ms: Option<i64>,
+        reverse: bool,
+    ) -> Result<(Vec<(String, i64)>, bool), AdminError> {
+        let since = since_ms.map_or_else(|| "-inf".to_owned(), |ms| ms.to_string());
+        let (near, far) = match (after, since_ms) {
+            (Some((score, _)), _) if reverse => (score.to_string(), since),
+            (None, _) if reverse => ("+inf".to_owned(), since),
+            (Some((score, _)), Some(ms)) => ((*score).max(ms).to_string(), "+inf".to_owned()),
+            (Some((score, _)), None) => (score.to_string(), "+inf".to_owned()),
+            (None, _) => (since, "+inf".to_owned()),
+        };
+        let mut offset = 0;
+        let mut members = Vec::new();
+        loop {
+            let mut cmd = redis::cmd("ZRANGE");
+            cmd.arg(key).arg(&near).arg(&far).arg("BYSCORE");
+            if reverse {
+                cmd.arg("REV");
+            }
+            let page: Vec<(String, f64)> = cmd
+                .arg("LIMIT")
+                .arg(offset)
+                .arg(STEP)
+                .arg("WITHSCORES")
+                .query_async(&mut self.conn)
+                .await?;
+            let len = page.len();
+            offset += len;
+            // Members sharing the cursor's score are ordered by name: skip those already
+            // listed.
+            members.extend(
+                page.into_iter()
+                    .map(|(member, score)| (member, score as i64))
+                    .filter(|(member, score)| match after {
+                        Some((at, last)) if score == at => {
+                            if reverse {
+                                member < last
+                            } else {
+                                member > last
+                            }
+                        }
+                        _ => true,
+                    }),
+            );
+            if len < STEP {
+                return Ok((members, true));
+            }
+            if !members.is_empty() {
+                return Ok((members, false));
+            }
+        }
+    }
+
+    /// Type and attempts, for entries that name a job of their own, from its record.
+    async fn fill_from_records(
+        &mut self,
+        queue: &str,
+        entries: &[StreamEntry],
+        rows: &mut [JobRow],
+    ) -> Result<(), AdminError> {
+        let with_record: Vec<usize> = (0..entries.len())
+            .filter(|&i| entries[i].fields.contains_key(field::ID))
+            .collect();
+        if with_record.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for &i in &with_record {
+            pipe.cmd("HMGET")
+                .arg(self.keys.job(queue, &rows[i].id))
+                .arg(&[field::TYPE, field::ATTEMPTS]);
+        }
+        let records: Vec<(Option<String>, Option<u32>)> = pipe.query_async(&mut self.conn).await?;
+        for (i, (job_type, attempts)) in with_record.into_iter().zip(records) {
+            let row = &mut rows[i];
+            if let Some(job_type) = job_type {
+                row.job_type = job_type;
+            }
+            // A running job's record counts the attempt under way already.
+            if let Some(attempts) = attempts {
+                row.attempts = attempts;
+            }
+        }
+        Ok(())
+    }
+
+    /// The id of the last entry the group has read, if the group exists.
+    async fn last_delivered(&mut self, stream: &str) -> Result<Option<String>, AdminError> {
+        let groups = redis::cmd("XINFO")
+            .arg("GROUPS")
+            .arg(stream)
+            .query_async::<redis::streams::StreamInfoGroupsReply>(&mut self.conn)
+            .await;
+        Ok(groups.ok().and_then(|reply| {
+            reply
+                .groups
+                .into_iter()
+                .find(|g| g.name == CONSUMER_GROUP)
+                .map(|g| g.last_delivered_id)
+        }))
+    }
+
+    async fn xrange(
+        &mut self,
+        stream: &str,
+        first: &str,
+        second: &str,
+        count: usize,
+        reverse: bool,
+    ) -> Result<Vec<StreamEntry>, AdminError> {
+        let reply: redis::Value = redis::cmd(if reverse { "XREVRANGE" } else { "XRANGE" })
+            .arg(stream)
+            .arg(first)
+            .arg(second)
+            .arg("COUNT")
+            .arg(count)
+            .query_async(&mut self.conn)
+            .await?;
+        Ok(flotilla_proto::range_entries(reply))
+    }
+}
+
+/// A row from a stream entry: a job of its own id or of the entry's, with the attempts it
+/// had spent plus `delivered` (a running entry's deliveries).
+fn entry_row(queue: &str, entry: &StreamEntry, status: Status, delivered: u32) -> JobRow {
+    let spent: u32 = text(entry, field::ATTEMPTS)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(0);
+    JobRow {
+        queue: queue.to_owned(),
+        id: text(entry, field::ID).unwrap_or_else(|| entry.entry_id.clone()),
+        job_type: text(entry, field::TYPE).unwrap_or_default(),
+        status,
+        attempts: spent.saturating_add(delivered),
+        worker: None,
+        at_ms: flotilla_proto::entry_id_ms(&entry.entry_id).unwrap_or(0),
+        error: None,
+    }
+}
+
+fn text(entry: &StreamEntry, name: &str) -> Option<String> {
+    entry
+        .fields
+        .get(name)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+}
+
+fn matches_type(query: &JobQuery, row: &JobRow) -> bool {
+    query.job_type.as_ref().is_none_or(|t| *t == row.job_type)
+}
+
+/// Orders two XRANGE start bounds (`-`, `ms`, `id` or `(id`) by where they start.
+fn compare_bounds(a: &str, b: &str) -> std::cmp::Ordering {
+    fn key(bound: &str) -> (i64, i64, bool) {
+        if bound == "-" {
+            return (i64::MIN, 0, false);
+        }
+        let (exclusive, id) = match bound.strip_prefix('(') {
+            Some(id) => (true, id),
+            None => (false, bound),
+        };
+        let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
+        (
+            ms.parse().unwrap_or(i64::MIN),
+            seq.parse().unwrap_or(0),
+            exclusive,
+        )
+    }
+    key(a).cmp(&key(b))
+}
+
+/// A sorted-set position `<score>/<member>`.
+fn parse_scored(position: &str) -> Result<(i64, String), AdminError> {
+    position
+        .split_once('/')
+        .and_then(|(score, member)| Some((score.parse().ok()?, member.to_owned())))
+        .ok_or_else(|| AdminError::BadCursor {
+            cursor: position.to_owned(),
+            why: "a sorted-set position is <score>/<id>",
+        })
+}
+
+/// `{queue}position{queue}position…` → positions by queue. Queue names hold no braces.
+fn parse_cursor(cursor: &str) -> Result<HashMap<String, String>, AdminError> {
+    let bad = |why| AdminError::BadCursor {
+        cursor: cursor.to_owned(),
+        why,
+    };
+    let mut positions = HashMap::new();
+    for part in cursor.split('{').skip(1) {
+        let (queue, position) = part
+            .split_once('}')
+            .ok_or_else(|| bad("a queue is not closed by }"))?;
+        if queue.is_empty() || position.is_empty() {
+            return Err(bad("each queue needs a name and a position"));
+        }
+        positions.insert(queue.to_owned(), position.to_owned());
+    }
+    if positions.is_empty() || !cursor.starts_with('{') {
+        return Err(bad("it should start with {<queue>}"));
+    }
+    Ok(positions)
+}
+
+fn render_cursor(queues: &[String], positions: &HashMap<String, String>) -> String {
+    queues
+        .iter()
+        .filter_map(|q| positions.get(q).map(|p| format!("{{{q}}}{p}")))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_read_back_what_was_written() {
+        let queues = vec!["a".to_owned(), "b-1".to_owned()];
+        let positions = HashMap::from([
+            ("a".to_owned(), "1700000000000-3".to_owned()),
+            ("b-1".to_owned(), "1700000000000/job:x/y".to_owned()),
+        ]);
+        let cursor = render_cursor(&queues, &positions);
+        assert_eq!(cursor, "{a}1700000000000-3{b-1}1700000000000/job:x/y");
+        assert_eq!(parse_cursor(&cursor).ok(), Some(positions));
+    }
+
+    #[test]
+    fn bad_cursors_say_why() {
+        for cursor in ["", "abc", "{a", "{}1-0", "{a}"] {
+            assert!(
+                matches!(parse_cursor(cursor), Err(AdminError::BadCursor { .. })),
+                "{cursor:?} was accepted"
+            );
+        }
+        assert!(parse_scored("12/x").is_ok());
+        assert!(parse_scored("x/12").is_err());
+    }
+
+    #[test]
+    fn start_bounds_order_by_id_then_exclusivity() {
+        use std::cmp::Ordering::*;
+        assert_eq!(compare_bounds("-", "0"), Less);
+        assert_eq!(compare_bounds("5-1", "(5-0"), Greater);
+        assert_eq!(compare_bounds("(5-0", "5-0"), Greater);
+        assert_eq!(compare_bounds("6", "(5-9"), Greater);
+    }
+}
