@@ -3,6 +3,7 @@
 mod chaos;
 mod cli;
 mod crash;
+mod dashboard;
 mod deploy;
 mod fast_path;
 mod handlers;

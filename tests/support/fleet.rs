@@ -130,8 +130,37 @@ impl FlotillaProcess {
         Self::spawn("scheduler", url, extra_env, config_toml)
     }
 
+    /// Starts `flotilla dashboard --listen <listen>` on `url`, allowing changes with
+    /// `token` when one is given, and waits until `/healthz` answers.
+    pub fn dashboard(url: &str, listen: &str, token: Option<&str>) -> Self {
+        let env: Vec<(&str, &str)> = token
+            .map(|t| ("FLOTILLA_DASHBOARD_TOKEN", t))
+            .into_iter()
+            .collect();
+        let process = Self::spawn_args(&["dashboard", "--listen", listen], url, &env, None);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while crate::http_get(listen, "/healthz").map(|(status, _)| status) != Some(200) {
+            assert!(
+                Instant::now() < deadline,
+                "the dashboard did not answer: {}",
+                process.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        process
+    }
+
     fn spawn(
         subcommand: &str,
+        url: &str,
+        extra_env: &[(&str, &str)],
+        config_toml: Option<&str>,
+    ) -> Self {
+        Self::spawn_args(&[subcommand], url, extra_env, config_toml)
+    }
+
+    fn spawn_args(
+        args: &[&str],
         url: &str,
         extra_env: &[(&str, &str)],
         config_toml: Option<&str>,
@@ -140,7 +169,7 @@ impl FlotillaProcess {
         let log = dir.path().join("worker.log");
         let log_file = std::fs::File::create(&log).expect("log file");
         let mut command = Command::new(flotilla_bin());
-        command.arg(subcommand);
+        command.args(args);
         if let Some(toml) = config_toml {
             let path = dir.path().join("flotilla.toml");
             std::fs::write(&path, toml).expect("settings file");

@@ -24,6 +24,8 @@ pub enum AdminError {
     InSeveralQueues { id: String, queues: Vec<String> },
     #[error("job {0} is running: cancel it first, so its worker stops it")]
     Running(String),
+    #[error("a time to list from must be at or after the Unix epoch")]
+    BadSince,
     #[error("bad cursor {cursor:?}: {why}; pass the `next_cursor` of an earlier page")]
     BadCursor { cursor: String, why: &'static str },
 }

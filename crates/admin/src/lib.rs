@@ -22,6 +22,7 @@ mod list;
 mod purge;
 mod queues;
 mod retry;
+mod throughput;
 mod workers;
 
 use flotilla_proto::{JobDefaults, Keys};
@@ -34,6 +35,7 @@ pub use list::{JobPage, JobQuery, JobRow};
 pub use purge::PurgeCount;
 pub use queues::QueueStats;
 pub use retry::{DeadFilter, DeadLetter, RetryCount};
+pub use throughput::Minute;
 pub use workers::{WorkerRow, WorkerState};
 
 /// A handle on one namespace of one Redis, for operations.

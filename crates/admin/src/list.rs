@@ -96,6 +96,9 @@ impl Admin {
     /// One page of jobs of `query.status`, oldest first for what waits or runs, newest
     /// first for what has ended.
     pub async fn list_jobs(&mut self, query: &JobQuery) -> Result<JobPage, AdminError> {
+        if query.since_ms.is_some_and(|ms| ms < 0) {
+            return Err(AdminError::BadSince);
+        }
         let queues = match &query.queue {
             Some(queue) => {
                 self.known_queue(queue).await?;
@@ -172,6 +175,16 @@ impl Admin {
         from: Option<&str>,
         want: usize,
     ) -> Result<Found, AdminError> {
+        let on_stream = !matches!(
+            query.status,
+            Status::Scheduled | Status::Failed | Status::Cancelled
+        );
+        if let Some(position) = from.filter(|p| on_stream && !flotilla_proto::is_entry_id(p)) {
+            return Err(AdminError::BadCursor {
+                cursor: position.to_owned(),
+                why: "a stream position is an entry id <ms>-<seq>",
+            });
+        }
         match query.status {
             Status::Pending => self.look_pending(queue, query, from, want).await,
             Status::Running => self.look_running(queue, query, from, want).await,

@@ -84,6 +84,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Serve the web dashboard and its JSON API. Changes need FLOTILLA_DASHBOARD_TOKEN;
+    /// without it the dashboard is read-only.
+    Dashboard(DashboardArgs),
     /// Run a demo of the whole fleet on a private redis-server (or FLOTILLA_REDIS_URL).
     Demo(DemoArgs),
     /// Measure jobs/s and Redis time per job on a private redis-server (or FLOTILLA_REDIS_URL).
@@ -445,6 +448,14 @@ pub struct ShowArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DashboardArgs {
+    /// Address to serve on. Loopback unless told otherwise: put a reverse proxy with TLS
+    /// in front before exposing it.
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    pub listen: std::net::SocketAddr,
 }
 
 #[derive(Debug, Args)]

@@ -81,6 +81,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Alerts { recent, json } => {
             commands::reconcile::alerts(config_file, recent, json).await
         }
+        Command::Dashboard(args) => commands::dashboard::run(config_file, args).await,
         Command::Demo(args) => commands::demo::run(args).await,
         Command::Bench(args) => commands::bench::run(args).await,
         Command::BenchPickupWorker(args) => commands::bench::serve_pickups(config_file, args).await,

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod chaos;
 mod colour;
+pub mod dashboard;
 pub mod dead;
 pub mod demo;
 pub mod enqueue;

@@ -1,0 +1,42 @@
+//! `flotilla dashboard`: the web dashboard and its JSON API, until SIGTERM or Ctrl-C.
+
+use std::path::Path;
+
+use anyhow::Context;
+use flotilla_dashboard::AppState;
+use flotilla_proto::{Keys, Shutdown};
+
+use crate::cli::DashboardArgs;
+use crate::settings::Settings;
+
+/// The variable holding the token that allows changes.
+pub const TOKEN_VAR: &str = "FLOTILLA_DASHBOARD_TOKEN";
+
+pub async fn run(config_file: Option<&Path>, args: DashboardArgs) -> anyhow::Result<()> {
+    let settings = Settings::load(config_file)?;
+    let conn = super::connect_redis(&settings.redis_url).await?;
+    let keys = Keys::new(settings.namespace.clone());
+    let admin = flotilla_admin::Admin::new(conn.clone(), keys.clone())
+        .with_defaults(settings.defaults.clone());
+    let producer = super::enqueue::connect(&settings).await?;
+    let token = std::env::var(TOKEN_VAR)
+        .ok()
+        .filter(|t| !t.trim().is_empty());
+    let read_only = token.is_none();
+    let state = AppState::new(admin, producer, conn, keys, token);
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let address = listener.local_addr()?;
+    if !address.ip().is_loopback() {
+        tracing::warn!(%address, "the dashboard listens beyond loopback: serve it behind TLS");
+    }
+    println!("dashboard on http://{address}/");
+    if read_only {
+        println!("read-only: set {TOKEN_VAR} to allow changes");
+    }
+    tracing::info!(%address, read_only, "dashboard serving");
+    let shutdown = Shutdown::on_signals();
+    flotilla_dashboard::serve(listener, state, async move { shutdown.triggered().await }).await?;
+    Ok(())
+}

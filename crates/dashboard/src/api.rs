@@ -1,0 +1,319 @@
+//! The JSON API under `/api/v1/`: everything the pages show, and every change they
+//! make, for scripts and other tools. Reads are open; changes need the bearer token.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use flotilla_admin::{DeadFilter, JobQuery, QueueStats, RetryCount, WorkerRow};
+use flotilla_proto::{JobRecord, Status};
+use flotilla_scheduler::Schedule;
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::actions::{self, JobChange, QueueChange, ScheduleChange};
+use crate::error::ApiError;
+use crate::overview::{self, Overview, RECENT_ALERTS};
+
+/// The most jobs one page lists.
+pub const MAX_LIMIT: usize = 1000;
+/// Jobs a page lists unless asked otherwise.
+pub const DEFAULT_LIMIT: usize = 50;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/openapi.json", get(crate::openapi::document))
+        .route("/overview", get(get_overview))
+        .route("/queues", get(queues))
+        .route("/queues/{queue}", get(queue))
+        .route("/queues/{queue}/pause", post(pause_queue))
+        .route("/queues/{queue}/resume", post(resume_queue))
+        .route("/jobs", get(jobs))
+        .route("/jobs/{queue}/{id}", get(job).delete(delete_job))
+        .route("/jobs/{queue}/{id}/retry", post(retry_job))
+        .route("/jobs/{queue}/{id}/cancel", post(cancel_job))
+        .route("/dead/retry", post(retry_dead))
+        .route("/workers", get(workers))
+        .route("/schedules", get(schedules))
+        .route("/schedules/{name}/pause", post(pause_schedule))
+        .route("/schedules/{name}/resume", post(resume_schedule))
+        .route("/schedules/{name}/trigger", post(trigger_schedule))
+        .route("/alerts", get(alerts))
+}
+
+/// `200 {"status": "ok"}` while Redis answers, `503` otherwise.
+pub async fn healthz(State(state): State<AppState>) -> Response {
+    let ping: redis::RedisResult<String> = redis::cmd("PING")
+        .query_async(&mut state.conn.clone())
+        .await;
+    match ping {
+        Ok(_) => Json(serde_json::json!({"status": "ok"})).into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({"status": "unavailable", "error": e.to_string()})),
+        )
+            .into_response(),
+    }
+}
+
+async fn get_overview(State(state): State<AppState>) -> Result<Json<Overview>, ApiError> {
+    Ok(Json(overview::overview(&state).await?))
+}
+
+async fn queues(State(state): State<AppState>) -> Result<Json<Vec<QueueStats>>, ApiError> {
+    Ok(Json(state.admin().queue_stats().await?))
+}
+
+async fn queue(
+    State(state): State<AppState>,
+    Path(queue): Path<String>,
+) -> Result<Json<QueueStats>, ApiError> {
+    Ok(Json(state.admin().queue_stat(&queue).await?))
+}
+
+/// The filters of a job list, as the API's query and the pages' filter form give them.
+/// Empty values mean "any", as an empty form field does.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct ListParams {
+    pub status: Option<String>,
+    pub queue: Option<String>,
+    #[serde(rename = "type")]
+    pub job_type: Option<String>,
+    /// Only jobs at or after this time, ms since the Unix epoch.
+    pub since_ms: Option<String>,
+    pub limit: Option<String>,
+    pub cursor: Option<String>,
+}
+
+fn given(value: &Option<String>) -> Option<String> {
+    value
+        .as_ref()
+        .map(|v| v.trim())
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+}
+
+impl ListParams {
+    pub fn query(&self) -> Result<JobQuery, ApiError> {
+        let status = match given(&self.status) {
+            None => Status::Pending,
+            Some(text) => text.parse::<Status>().map_err(|_| {
+                let all: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
+                ApiError::BadRequest(format!(
+                    "status {text:?}: expected one of {}",
+                    all.join(", ")
+                ))
+            })?,
+        };
+        let since_ms = given(&self.since_ms)
+            .map(|t| {
+                t.parse::<i64>().map_err(|_| {
+                    ApiError::BadRequest(format!(
+                        "since_ms {t:?}: expected ms since the Unix epoch"
+                    ))
+                })
+            })
+            .transpose()?;
+        let limit = match given(&self.limit) {
+            None => DEFAULT_LIMIT,
+            Some(t) => t
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=MAX_LIMIT).contains(n))
+                .ok_or_else(|| {
+                    ApiError::BadRequest(format!("limit {t:?}: expected 1 to {MAX_LIMIT}"))
+                })?,
+        };
+        Ok(JobQuery {
+            status,
+            queue: given(&self.queue),
+            job_type: given(&self.job_type),
+            since_ms,
+            limit,
+            cursor: given(&self.cursor),
+        })
+    }
+}
+
+async fn jobs(
+    State(state): State<AppState>,
+    Query(params): Query<ListParams>,
+) -> Result<Json<flotilla_admin::JobPage>, ApiError> {
+    let query = params.query()?;
+    Ok(Json(state.admin().list_jobs(&query).await?))
+}
+
+async fn job(
+    State(state): State<AppState>,
+    Path((queue, id)): Path<(String, String)>,
+) -> Result<Json<JobRecord>, ApiError> {
+    Ok(Json(actions::job(&state, &queue, &id).await?))
+}
+
+async fn retry_job(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path((queue, id)): Path<(String, String)>,
+) -> Result<Json<JobChange>, ApiError> {
+    let actor = state.auth.api_actor(&headers, addr)?;
+    Ok(Json(actions::retry_job(&state, &actor, &queue, &id).await?))
+}
+
+async fn cancel_job(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path((queue, id)): Path<(String, String)>,
+) -> Result<Json<JobChange>, ApiError> {
+    let actor = state.auth.api_actor(&headers, addr)?;
+    Ok(Json(
+        actions::cancel_job(&state, &actor, &queue, &id).await?,
+    ))
+}
+
+async fn delete_job(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path((queue, id)): Path<(String, String)>,
+) -> Result<Json<JobChange>, ApiError> {
+    let actor = state.auth.api_actor(&headers, addr)?;
+    Ok(Json(
+        actions::delete_job(&state, &actor, &queue, &id).await?,
+    ))
+}
+
+/// Which dead jobs `POST /dead/retry` retries.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct DeadParams {
+    pub queue: Option<String>,
+    #[serde(rename = "type")]
+    pub job_type: Option<String>,
+}
+
+impl DeadParams {
+    pub fn filter(&self) -> DeadFilter {
+        DeadFilter {
+            queue: given(&self.queue),
+            job_type: given(&self.job_type),
+            since_ms: None,
+        }
+    }
+}
+
+async fn retry_dead(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(params): Query<DeadParams>,
+) -> Result<Json<RetryCount>, ApiError> {
+    let actor = state.auth.api_actor(&headers, addr)?;
+    Ok(Json(
+        actions::retry_dead(&state, &actor, params.filter()).await?,
+    ))
+}
+
+async fn pause_queue(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(queue): Path<String>,
+) -> Result<Json<QueueChange>, ApiError> {
+    let actor = state.auth.api_actor(&headers, addr)?;
+    Ok(Json(
+        actions::set_queue_paused(&state, &actor, &queue, true).await?,
+    ))
+}
+
+async fn resume_queue(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(queue): Path<String>,
+) -> Result<Json<QueueChange>, ApiError> {
+    let actor = state.auth.api_actor(&headers, addr)?;
+    Ok(Json(
+        actions::set_queue_paused(&state, &actor, &queue, false).await?,
+    ))
+}
+
+async fn workers(State(state): State<AppState>) -> Result<Json<Vec<WorkerRow>>, ApiError> {
+    Ok(Json(state.admin().workers().await?))
+}
+
+/// A schedule with what the scheduler has done for it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScheduleView {
+    #[serde(flatten)]
+    pub schedule: Schedule,
+    pub last_tick_ms: Option<i64>,
+    pub next_tick_ms: Option<i64>,
+    pub last_job: Option<String>,
+    pub last_fired_at_ms: Option<i64>,
+}
+
+pub async fn schedule_views(state: &AppState) -> Result<Vec<ScheduleView>, ApiError> {
+    let mut views = Vec::new();
+    for schedule in state.schedules.list().await? {
+        let done = state.schedules.state(&schedule.name).await?;
+        views.push(ScheduleView {
+            schedule,
+            last_tick_ms: done.last_tick,
+            next_tick_ms: done.next_tick,
+            last_job: done.last_job,
+            last_fired_at_ms: done.last_fired_at,
+        });
+    }
+    Ok(views)
+}
+
+async fn schedules(State(state): State<AppState>) -> Result<Json<Vec<ScheduleView>>, ApiError> {
+    Ok(Json(schedule_views(&state).await?))
+}
+
+async fn pause_schedule(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Json<ScheduleChange>, ApiError> {
+    let actor = state.auth.api_actor(&headers, addr)?;
+    Ok(Json(
+        actions::set_schedule_paused(&state, &actor, &name, true).await?,
+    ))
+}
+
+async fn resume_schedule(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Json<ScheduleChange>, ApiError> {
+    let actor = state.auth.api_actor(&headers, addr)?;
+    Ok(Json(
+        actions::set_schedule_paused(&state, &actor, &name, false).await?,
+    ))
+}
+
+async fn trigger_schedule(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Json<ScheduleChange>, ApiError> {
+    let actor = state.auth.api_actor(&headers, addr)?;
+    Ok(Json(
+        actions::trigger_schedule(&state, &actor, &name).await?,
+    ))
+}
+
+async fn alerts(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let (active, recent) = overview::alerts(&state, RECENT_ALERTS).await?;
+    Ok(Json(
+        serde_json::json!({ "active": active, "recent": recent }),
+    ))
+}

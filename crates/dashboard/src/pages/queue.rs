@@ -1,0 +1,68 @@
+//! One queue: its counts, links to its jobs by status, and pause, resume and "retry every
+//! dead job" for it.
+
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use flotilla_proto::Status;
+use maud::{Markup, html};
+
+use super::layout::{PageError, action, enc, page as shell, state as word};
+use super::{Flash, chrome};
+use crate::AppState;
+
+pub async fn page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(queue): Path<String>,
+    Query(flash): Query<Flash>,
+) -> Result<Markup, PageError> {
+    let stats = state.admin().queue_stat(&queue).await?;
+    let here = format!("/queues/{}", enc(&queue));
+    let chrome = chrome(&state, &headers, flash, Some(here.clone()));
+    let counts = [
+        ("pending", stats.state.pending),
+        ("running", stats.state.running),
+        ("scheduled", stats.state.scheduled),
+        ("failed", stats.retrying),
+        ("dead", stats.state.dead),
+    ];
+    let body = html! {
+        p {
+            "State: " (word(if stats.paused { "paused" } else { "active" })) " "
+            @if stats.paused {
+                (action(&chrome, &format!("/actions/queues/{}/resume", enc(&queue)), "Resume", &here, false))
+            } @else {
+                (action(&chrome, &format!("/actions/queues/{}/pause", enc(&queue)), "Pause", &here, true))
+            }
+        }
+        table #counts {
+            thead { tr { th { "Status" } th { "Jobs" } } }
+            tbody {
+                @for (status, count) in counts {
+                    tr {
+                        td { a href=(format!("/jobs?status={status}&queue={}", enc(&queue))) { (word(status)) } }
+                        td.n { (count) }
+                    }
+                }
+                tr { td { a href=(format!("/jobs?status=completed&queue={}", enc(&queue))) { (word("completed")) } " (last hour / day)" }
+                     td.n { (stats.completed_last_hour) " / " (stats.completed_last_day) } }
+                tr { td { a href=(format!("/jobs?status=cancelled&queue={}", enc(&queue))) { (word(Status::Cancelled.as_str())) } } td.n { "-" } }
+            }
+        }
+        p {
+            "Consumer-group lag " (stats.state.lag) "; the oldest waiting job has waited "
+            (format!("{:.1}", stats.state.oldest_pending_age)) " s."
+        }
+        @if stats.state.dead > 0 {
+            form.inline method="post" action="/actions/dead/retry" {
+                @if let Some(viewer) = chrome.viewer.as_ref().filter(|_| !chrome.read_only) {
+                    input type="hidden" name="csrf" value=(viewer.csrf);
+                    input type="hidden" name="back" value=(here);
+                    input type="hidden" name="queue" value=(queue);
+                    button type="submit" { "Retry all " (stats.state.dead) " dead jobs" }
+                }
+            }
+        }
+    };
+    Ok(shell(&format!("Queue {queue}"), &chrome, body))
+}
