@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing Flotilla needs on a fresh Debian/Ubuntu (apt) or
 # macOS (Homebrew) machine: redis-server, promtool, a C compiler, Python 3 with the test
-# tools of scripts/requirements-test.txt in .venv, and checks for a Rust toolchain.
+# tools of scripts/requirements-test.txt in .venv, chromium and playwright-core (npm) for
+# the dashboard's browser tests, and checks for a Rust toolchain.
 set -euo pipefail
 
 as_root() {
@@ -46,6 +47,18 @@ if ! command -v python3 >/dev/null || ! python3 -c 'import venv, ensurepip' 2>/d
   }
 fi
 
+if ! command -v chromium >/dev/null; then
+  echo "chromium not found (the dashboard's browser tests drive it): installing it"
+  apt_install chromium || { echo "install Chromium (the chromium package) and retry" >&2; exit 1; }
+fi
+
+if ! command -v npm >/dev/null; then
+  echo "npm not found (the browser tests use playwright-core from npm): installing nodejs and npm"
+  apt_install nodejs npm || { command -v brew >/dev/null && brew install node; } || {
+    echo "install Node.js 18 or newer with npm and retry" >&2; exit 1
+  }
+fi
+
 # The Python test tools live in .venv, reinstalled only when the requirements change.
 root="$(cd "$(dirname "$0")/.." && pwd)"
 requirements="$root/scripts/requirements-test.txt"
@@ -55,6 +68,14 @@ if ! [ -x "$root/.venv/bin/python" ] || ! cmp -s "$requirements" "$stamp"; then
   python3 -m venv "$root/.venv"
   "$root/.venv/bin/pip" install -q --disable-pip-version-check -r "$requirements"
   cp "$requirements" "$stamp"
+fi
+
+# playwright-core for the browser tests, reinstalled only when its lock file changes.
+browser="$root/tests/browser"
+if ! [ -d "$browser/node_modules/playwright-core" ] || ! cmp -s "$browser/package-lock.json" "$browser/node_modules/.lock-stamp"; then
+  echo "installing playwright-core into tests/browser"
+  (cd "$browser" && npm ci --silent --no-audit --no-fund)
+  cp "$browser/package-lock.json" "$browser/node_modules/.lock-stamp"
 fi
 
 if ! command -v cargo >/dev/null; then

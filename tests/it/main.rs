@@ -1,5 +1,7 @@
 //! Integration tests: every test starts its own redis-server and its own workers.
 
+mod api_schema;
+mod browser;
 mod chaos;
 mod cli;
 mod crash;

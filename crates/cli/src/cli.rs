@@ -467,6 +467,13 @@ pub struct DemoArgs {
     /// Give up waiting for the jobs after this long.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "60s")]
     pub timeout: Duration,
+    /// Where the demo's dashboard listens; another free port when this one is taken.
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    pub dashboard: std::net::SocketAddr,
+
+    /// Keep the fleet and the dashboard running after the narrative, until Ctrl-C.
+    #[arg(long)]
+    pub keep_running: bool,
 }
 
 #[derive(Debug, Args)]

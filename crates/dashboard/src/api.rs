@@ -3,7 +3,8 @@
 
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -42,6 +43,42 @@ pub fn routes() -> Router<AppState> {
         .route("/schedules/{name}/resume", post(resume_schedule))
         .route("/schedules/{name}/trigger", post(trigger_schedule))
         .route("/alerts", get(alerts))
+}
+
+/// A path's parameters; one that cannot be read is a JSON 400 like every other error.
+pub struct Path<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Path<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(value)| Path(value))
+            .map_err(|e| ApiError::BadRequest(e.body_text()))
+    }
+}
+
+/// A query string; one that cannot be read is a JSON 400 like every other error.
+pub struct Query<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Query<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(value)| Query(value))
+            .map_err(|e| ApiError::BadRequest(e.body_text()))
+    }
 }
 
 /// `200 {"status": "ok"}` while Redis answers, `503` otherwise.
@@ -97,6 +134,23 @@ fn given(value: &Option<String>) -> Option<String> {
 }
 
 impl ListParams {
+    /// The API's reading: a number or a status given empty is an error (a form's empty
+    /// field means "any", which the pages read with [`ListParams::query`] alone).
+    pub fn strict_query(&self) -> Result<JobQuery, ApiError> {
+        for (name, value) in [
+            ("status", &self.status),
+            ("since_ms", &self.since_ms),
+            ("limit", &self.limit),
+        ] {
+            if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                return Err(ApiError::BadRequest(format!(
+                    "{name} is empty: leave it out, or give a value"
+                )));
+            }
+        }
+        self.query()
+    }
+
     pub fn query(&self) -> Result<JobQuery, ApiError> {
         let status = match given(&self.status) {
             None => Status::Pending,
@@ -142,7 +196,7 @@ async fn jobs(
     State(state): State<AppState>,
     Query(params): Query<ListParams>,
 ) -> Result<Json<flotilla_admin::JobPage>, ApiError> {
-    let query = params.query()?;
+    let query = params.strict_query()?;
     Ok(Json(state.admin().list_jobs(&query).await?))
 }
 

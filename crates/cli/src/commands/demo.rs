@@ -41,6 +41,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let keys = Keys::new(redis.namespace.clone());
     let mut conn = open_connection(&redis.url).await?;
     let producer = Producer::new(conn.clone(), keys.clone(), config.jobs.clone());
+    let dashboard = start_dashboard(&conn, &keys, &producer, args.dashboard).await?;
     let tracked = enqueue_mix(&producer, &mut conn, &keys).await?;
     println!("\nEnqueued {} jobs; following them:\n", tracked.len());
 
@@ -48,10 +49,69 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     print_outcomes(&tracked, &records);
     print_dead_letters(&mut conn, &keys, &tracked, &records).await?;
     show_schedule(&mut conn, &keys).await?;
+    if args.keep_running {
+        println!(
+            "\nThe fleet keeps running: see {}. Ctrl-C stops it.",
+            dashboard.url
+        );
+        Shutdown::on_signals().triggered().await;
+    }
+    dashboard.stop().await;
     schedulers.stop().await?;
     workers.drain().await?;
     println!("\nWorkers drained and left; demo finished.");
     Ok(())
+}
+
+/// The demo's dashboard, serving until stopped.
+struct DemoDashboard {
+    url: String,
+    shutdown: Shutdown,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl DemoDashboard {
+    async fn stop(self) {
+        self.shutdown.trigger();
+        if let Ok(Err(e)) = self.task.await {
+            tracing::warn!(error = %e, "the demo's dashboard stopped with an error");
+        }
+    }
+}
+
+/// Serves the dashboard on `listen` (or any free loopback port when that is taken), with
+/// a token made for this run so changes can be tried.
+async fn start_dashboard(
+    conn: &ConnectionManager,
+    keys: &Keys,
+    producer: &Producer,
+    listen: std::net::SocketAddr,
+) -> anyhow::Result<DemoDashboard> {
+    let listener = match tokio::net::TcpListener::bind(listen).await {
+        Ok(listener) => listener,
+        Err(_) => tokio::net::TcpListener::bind((listen.ip(), 0)).await?,
+    };
+    let url = format!("http://{}/", listener.local_addr()?);
+    let token = uuid::Uuid::new_v4().simple().to_string();
+    let admin = flotilla_admin::Admin::new(conn.clone(), keys.clone());
+    let state = flotilla_dashboard::AppState::new(
+        admin,
+        producer.clone(),
+        conn.clone(),
+        keys.clone(),
+        Some(token.clone()),
+    );
+    let shutdown = Shutdown::new();
+    let stop = shutdown.clone();
+    let task = tokio::spawn(flotilla_dashboard::serve(listener, state, async move {
+        stop.triggered().await
+    }));
+    println!("Dashboard: {url} (sign in with token {token} to try its buttons)");
+    Ok(DemoDashboard {
+        url,
+        shutdown,
+        task,
+    })
 }
 
 /// The Redis the demo runs against, and the namespace its keys live in.
