@@ -19,5 +19,6 @@ mod prefetch;
 mod priority;
 mod reconcile;
 mod resilience;
+mod runbook;
 mod scheduler;
 mod util;

@@ -259,7 +259,8 @@ pub enum QueuesCommand {
     /// Let workers fetch from a paused queue again.
     Resume { queue: String },
     /// Wait, with a progress bar, until nothing is waiting, scheduled or running on a
-    /// queue (pause it first to stop new work arriving from workers' retries).
+    /// queue. Workers must keep serving it: a paused queue's waiting jobs are never
+    /// fetched, so drain a queue that is not paused (stop its producers instead).
     Drain {
         queue: String,
         /// Give up after this long.
