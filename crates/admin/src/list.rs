@@ -69,8 +69,8 @@ fn newest_first(status: Status) -> bool {
     matches!(status, Status::Completed | Status::Dead | Status::Cancelled)
 }
 
-/// A delayed job's status, type, attempts and last error, from its record.
-type DelayedFields = (Option<String>, Option<String>, Option<u32>, Option<String>);
+/// A job's status, type, attempts and last error, from its record.
+type RecordFields = (Option<String>, Option<String>, Option<u32>, Option<String>);
 
 /// What one queue's look found.
 struct Found {
@@ -188,11 +188,12 @@ impl Admin {
         match query.status {
             Status::Pending => self.look_pending(queue, query, from, want).await,
             Status::Running => self.look_running(queue, query, from, want).await,
-            Status::Scheduled | Status::Failed => self.look_delayed(queue, query, from, want).await,
+            Status::Scheduled | Status::Failed | Status::Cancelled => {
+                self.look_scored(queue, query, from, want).await
+            }
             Status::Completed | Status::Dead => {
                 self.look_ended_stream(queue, query, from, want).await
             }
-            Status::Cancelled => self.look_cancelled(queue, query, from, want).await,
         }
     }
 
@@ -318,21 +319,28 @@ impl Admin {
         }
     }
 
-    /// Jobs waiting for a time, whose record says `query.status`.
-    async fn look_delayed(
+    /// Job ids in a sorted set scored by time whose record says `query.status`: jobs
+    /// waiting in `delayed` (oldest first), or cancelled ones in their index (newest
+    /// first; an id whose record has expired is left out).
+    async fn look_scored(
         &mut self,
         queue: &str,
         query: &JobQuery,
         from: Option<&str>,
         want: usize,
     ) -> Result<Found, AdminError> {
-        let key = self.keys.delayed(queue);
+        let reverse = newest_first(query.status);
+        let key = if query.status == Status::Cancelled {
+            self.keys.index(queue, Status::Cancelled)
+        } else {
+            self.keys.delayed(queue)
+        };
         let mut found = Found::new();
         let mut after = from.map(parse_scored).transpose()?;
         let mut looked = 0;
         loop {
             let (members, exhausted) = self
-                .scored_after(&key, after.as_ref(), query.since_ms, false)
+                .scored_after(&key, after.as_ref(), query.since_ms, reverse)
                 .await?;
             let mut pipe = redis::pipe();
             for (id, _) in &members {
@@ -343,7 +351,7 @@ impl Admin {
                     field::ERROR,
                 ]);
             }
-            let records: Vec<DelayedFields> = if members.is_empty() {
+            let records: Vec<RecordFields> = if members.is_empty() {
                 Vec::new()
             } else {
                 pipe.query_async(&mut self.conn).await?
@@ -366,7 +374,7 @@ impl Admin {
                     attempts: attempts.unwrap_or(0),
                     worker: None,
                     at_ms: score,
-                    error: error.filter(|_| query.status == Status::Failed),
+                    error: error.filter(|_| query.status != Status::Scheduled),
                 };
                 if matches_type(query, &row) {
                     found.rows.push((position, row));
@@ -418,65 +426,6 @@ impl Admin {
                 }
             }
             if len < STEP {
-                found.exhausted = true;
-                return Ok(found);
-            }
-            if found.rows.len() >= want || looked >= SCAN_BUDGET {
-                return Ok(found);
-            }
-        }
-    }
-
-    /// Cancelled jobs, from their index, newest first.
-    async fn look_cancelled(
-        &mut self,
-        queue: &str,
-        query: &JobQuery,
-        from: Option<&str>,
-        want: usize,
-    ) -> Result<Found, AdminError> {
-        let key = self.keys.index(queue, Status::Cancelled);
-        let mut found = Found::new();
-        let mut after = from.map(parse_scored).transpose()?;
-        let mut looked = 0;
-        loop {
-            let (members, exhausted) = self
-                .scored_after(&key, after.as_ref(), query.since_ms, true)
-                .await?;
-            let mut pipe = redis::pipe();
-            for (id, _) in &members {
-                pipe.cmd("HMGET").arg(self.keys.job(queue, id)).arg(&[
-                    field::TYPE,
-                    field::ATTEMPTS,
-                    field::ERROR,
-                ]);
-            }
-            let records: Vec<(Option<String>, Option<u32>, Option<String>)> = if members.is_empty()
-            {
-                Vec::new()
-            } else {
-                pipe.query_async(&mut self.conn).await?
-            };
-            for ((id, score), (job_type, attempts, error)) in members.into_iter().zip(records) {
-                looked += 1;
-                let position = format!("{score}/{id}");
-                found.looked_to = Some(position.clone());
-                after = Some((score, id.clone()));
-                let row = JobRow {
-                    queue: queue.to_owned(),
-                    id,
-                    job_type: job_type.unwrap_or_default(),
-                    status: Status::Cancelled,
-                    attempts: attempts.unwrap_or(0),
-                    worker: None,
-                    at_ms: score,
-                    error,
-                };
-                if matches_type(query, &row) {
-                    found.rows.push((position, row));
-                }
-            }
-            if exhausted {
                 found.exhausted = true;
                 return Ok(found);
             }

@@ -1,6 +1,6 @@
 //! Queue statistics, and pausing and resuming a queue.
 
-use flotilla_proto::{QueueState, Status, entry_id_ms, read_queue_state, server_time_ms};
+use flotilla_proto::{QueueState, Status, read_queue_state, server_time_ms};
 use serde::Serialize;
 
 use crate::{Admin, AdminError};
@@ -102,41 +102,13 @@ impl Admin {
         })
     }
 
-    /// Completions in the last hour and day: the `done` stream read newest first, down
-    /// to a day ago (its entry ids are completion times).
+    /// Completions in the last hour and day, as the `done` stream still holds them.
     async fn completed_since(&mut self, queue: &str, now: i64) -> Result<(u64, u64), AdminError> {
-        const PAGE: usize = 10_000;
-        let done = self.keys.done(queue);
-        let (hour_ago, day_ago) = (now - HOUR_MS, now - DAY_MS);
-        let (mut hour, mut day) = (0u64, 0u64);
-        let mut end = "+".to_owned();
-        let mut read = 0usize;
-        loop {
-            let ids: Vec<String> = redis::cmd("XREVRANGE")
-                .arg(&done)
-                .arg(&end)
-                .arg(day_ago)
-                .arg("COUNT")
-                .arg(PAGE)
-                .query_async::<redis::streams::StreamRangeReply>(&mut self.conn)
-                .await?
-                .ids
-                .into_iter()
-                .map(|entry| entry.id)
-                .collect();
-            for id in &ids {
-                let ms = entry_id_ms(id).unwrap_or(0);
-                day += 1;
-                if ms >= hour_ago {
-                    hour += 1;
-                }
-            }
-            read += ids.len();
-            match ids.last() {
-                Some(last) if ids.len() == PAGE && read < MAX_COUNTED => end = format!("({last}"),
-                _ => return Ok((hour, day)),
-            }
-        }
+        let times = self
+            .completion_times(queue, now - DAY_MS, MAX_COUNTED)
+            .await?;
+        let hour = times.iter().filter(|&&ms| ms >= now - HOUR_MS).count();
+        Ok((hour as u64, times.len() as u64))
     }
 
     /// How many of the queue's `delayed` jobs are failed ones waiting to retry, read

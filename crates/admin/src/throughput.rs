@@ -37,7 +37,7 @@ impl Admin {
             .collect();
         let slot = |ms: i64| usize::try_from((ms - first) / MINUTE_MS).ok();
         for queue in self.queues().await? {
-            for ms in self.completion_times(&queue, first).await? {
+            for ms in self.completion_times(&queue, first, MAX_READ).await? {
                 if let Some(minute) = slot(ms).and_then(|i| chart.get_mut(i)) {
                     minute.completed += 1;
                 }
@@ -59,11 +59,14 @@ impl Admin {
         Ok(chart)
     }
 
-    /// The times of the queue's completions since `since_ms`, newest first.
-    async fn completion_times(
+    /// The times of the queue's completions since `since_ms`, newest first, at most
+    /// about `max` of them: the `done` stream read newest first (its entry ids are
+    /// completion times).
+    pub(crate) async fn completion_times(
         &mut self,
         queue: &str,
         since_ms: i64,
+        max: usize,
     ) -> Result<Vec<i64>, AdminError> {
         let done = self.keys.done(queue);
         let mut times = Vec::new();
@@ -83,7 +86,7 @@ impl Admin {
                 .collect();
             times.extend(ids.iter().filter_map(|id| entry_id_ms(id)));
             match ids.last() {
-                Some(last) if ids.len() == PAGE && times.len() < MAX_READ => {
+                Some(last) if ids.len() == PAGE && times.len() < max => {
                     end = format!("({last}");
                 }
                 _ => return Ok(times),
