@@ -30,18 +30,14 @@ pub fn routes() -> Router<AppState> {
         .route("/overview", get(get_overview))
         .route("/queues", get(queues))
         .route("/queues/{queue}", get(queue))
-        .route("/queues/{queue}/pause", post(pause_queue))
-        .route("/queues/{queue}/resume", post(resume_queue))
+        .route("/queues/{queue}/{verb}", post(change_queue))
         .route("/jobs", get(jobs))
         .route("/jobs/{queue}/{id}", get(job).delete(delete_job))
-        .route("/jobs/{queue}/{id}/retry", post(retry_job))
-        .route("/jobs/{queue}/{id}/cancel", post(cancel_job))
+        .route("/jobs/{queue}/{id}/{verb}", post(change_job))
         .route("/dead/retry", post(retry_dead))
         .route("/workers", get(workers))
         .route("/schedules", get(schedules))
-        .route("/schedules/{name}/pause", post(pause_schedule))
-        .route("/schedules/{name}/resume", post(resume_schedule))
-        .route("/schedules/{name}/trigger", post(trigger_schedule))
+        .route("/schedules/{name}/{verb}", post(change_schedule))
         .route("/alerts", get(alerts))
 }
 
@@ -207,28 +203,6 @@ async fn job(
     Ok(Json(actions::job(&state, &queue, &id).await?))
 }
 
-async fn retry_job(
-    State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Path((queue, id)): Path<(String, String)>,
-) -> Result<Json<JobChange>, ApiError> {
-    let actor = state.auth.api_actor(&headers, addr)?;
-    Ok(Json(actions::retry_job(&state, &actor, &queue, &id).await?))
-}
-
-async fn cancel_job(
-    State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Path((queue, id)): Path<(String, String)>,
-) -> Result<Json<JobChange>, ApiError> {
-    let actor = state.auth.api_actor(&headers, addr)?;
-    Ok(Json(
-        actions::cancel_job(&state, &actor, &queue, &id).await?,
-    ))
-}
-
 async fn delete_job(
     State(state): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
@@ -271,28 +245,64 @@ async fn retry_dead(
     ))
 }
 
-async fn pause_queue(
+/// No such change: as for any route that does not exist.
+fn unknown_change(verb: &str) -> ApiError {
+    ApiError::NotFound(format!("no change {verb:?} here"))
+}
+
+/// `POST /queues/{queue}/pause` and `/resume`.
+async fn change_queue(
     State(state): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    Path(queue): Path<String>,
+    Path((queue, verb)): Path<(String, String)>,
 ) -> Result<Json<QueueChange>, ApiError> {
+    let paused = match verb.as_str() {
+        "pause" => true,
+        "resume" => false,
+        _ => return Err(unknown_change(&verb)),
+    };
     let actor = state.auth.api_actor(&headers, addr)?;
     Ok(Json(
-        actions::set_queue_paused(&state, &actor, &queue, true).await?,
+        actions::set_queue_paused(&state, &actor, &queue, paused).await?,
     ))
 }
 
-async fn resume_queue(
+/// `POST /jobs/{queue}/{id}/retry` and `/cancel`.
+async fn change_job(
     State(state): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    Path(queue): Path<String>,
-) -> Result<Json<QueueChange>, ApiError> {
+    Path((queue, id, verb)): Path<(String, String, String)>,
+) -> Result<Json<JobChange>, ApiError> {
+    if !matches!(verb.as_str(), "retry" | "cancel") {
+        return Err(unknown_change(&verb));
+    }
     let actor = state.auth.api_actor(&headers, addr)?;
-    Ok(Json(
-        actions::set_queue_paused(&state, &actor, &queue, false).await?,
-    ))
+    let change = if verb == "retry" {
+        actions::retry_job(&state, &actor, &queue, &id).await?
+    } else {
+        actions::cancel_job(&state, &actor, &queue, &id).await?
+    };
+    Ok(Json(change))
+}
+
+/// `POST /schedules/{name}/pause`, `/resume` and `/trigger`.
+async fn change_schedule(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path((name, verb)): Path<(String, String)>,
+) -> Result<Json<ScheduleChange>, ApiError> {
+    if !matches!(verb.as_str(), "pause" | "resume" | "trigger") {
+        return Err(unknown_change(&verb));
+    }
+    let actor = state.auth.api_actor(&headers, addr)?;
+    let change = match verb.as_str() {
+        "trigger" => actions::trigger_schedule(&state, &actor, &name).await?,
+        _ => actions::set_schedule_paused(&state, &actor, &name, verb == "pause").await?,
+    };
+    Ok(Json(change))
 }
 
 async fn workers(State(state): State<AppState>) -> Result<Json<Vec<WorkerRow>>, ApiError> {
@@ -327,42 +337,6 @@ pub async fn schedule_views(state: &AppState) -> Result<Vec<ScheduleView>, ApiEr
 
 async fn schedules(State(state): State<AppState>) -> Result<Json<Vec<ScheduleView>>, ApiError> {
     Ok(Json(schedule_views(&state).await?))
-}
-
-async fn pause_schedule(
-    State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-) -> Result<Json<ScheduleChange>, ApiError> {
-    let actor = state.auth.api_actor(&headers, addr)?;
-    Ok(Json(
-        actions::set_schedule_paused(&state, &actor, &name, true).await?,
-    ))
-}
-
-async fn resume_schedule(
-    State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-) -> Result<Json<ScheduleChange>, ApiError> {
-    let actor = state.auth.api_actor(&headers, addr)?;
-    Ok(Json(
-        actions::set_schedule_paused(&state, &actor, &name, false).await?,
-    ))
-}
-
-async fn trigger_schedule(
-    State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-) -> Result<Json<ScheduleChange>, ApiError> {
-    let actor = state.auth.api_actor(&headers, addr)?;
-    Ok(Json(
-        actions::trigger_schedule(&state, &actor, &name).await?,
-    ))
 }
 
 async fn alerts(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {

@@ -97,13 +97,13 @@ pub async fn page(
 fn chart(minutes: &[Minute]) -> Markup {
     const WIDTH: usize = 6;
     const HEIGHT: u64 = 80;
-    let top = minutes
+    let busiest = minutes
         .iter()
         .map(|m| m.completed + m.dead)
         .max()
-        .unwrap_or(0)
-        .max(1);
-    let scale = |n: u64| n * HEIGHT / top;
+        .unwrap_or(0);
+    // An empty hour draws no bars rather than dividing by zero.
+    let scale = |n: u64| n * HEIGHT / busiest.max(1);
     let total: u64 = minutes.iter().map(|m| m.completed).sum();
     let dead: u64 = minutes.iter().map(|m| m.dead).sum();
     html! {
@@ -118,6 +118,6 @@ fn chart(minutes: &[Minute]) -> Markup {
                 rect x=(i * WIDTH) y=(HEIGHT - done - died) width=(WIDTH - 1) height=(died) fill="#d64545" {}
             }
         }
-        p { (total) " completed and " (dead) " dead in the last hour; the tallest minute had " (top) "." }
+        p { (total) " completed and " (dead) " dead in the last hour; the busiest minute had " (busiest) "." }
     }
 }
