@@ -62,6 +62,83 @@ async fn enqueue_prints_an_id_that_jobs_show_finds_by_prefix() {
     );
 }
 
+/// The attempts' errors of a job shown by `jobs show`, as (attempt, error) pairs.
+fn shown_errors(shown: &Value) -> Vec<(u64, String)> {
+    shown["errors"]
+        .as_array()
+        .expect("errors is an array")
+        .iter()
+        .map(|e| {
+            assert!(e["at"].as_u64().is_some_and(|at| at > 0), "{e}");
+            (
+                e["attempt"].as_u64().expect("attempt"),
+                e["error"].as_str().expect("error").to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn jobs_show_lists_each_attempts_error() {
+    let env = Env::start().await;
+    let enqueue = |times: &str, max_attempts: &str| {
+        stdout(&flotilla(
+            &env,
+            &[
+                "enqueue",
+                "--type",
+                "fail",
+                "--payload",
+                &format!(r#"{{"times": {times}}}"#),
+                "--max-attempts",
+                max_attempts,
+            ],
+        ))
+    };
+    let recovers = enqueue("2", "3");
+    let dies = enqueue("-1", "2");
+    let _worker = WorkerProcess::start(&env.url(), &[], None);
+    env.wait_status("default", &recovers, Status::Completed, LONG)
+        .await;
+    env.wait_status("default", &dies, Status::Dead, LONG).await;
+    let planned = |n: u64| (n, format!("planned failure on attempt {n}"));
+
+    let shown: Value = serde_json::from_str(&stdout(&flotilla(
+        &env,
+        &["jobs", "show", &recovers, "--json"],
+    )))
+    .expect("JSON");
+    assert_eq!(shown["status"], "completed");
+    assert_eq!(
+        shown["error"],
+        Value::Null,
+        "a success clears the last error"
+    );
+    assert_eq!(shown_errors(&shown), [planned(1), planned(2)]);
+
+    let shown: Value =
+        serde_json::from_str(&stdout(&flotilla(&env, &["jobs", "show", &dies, "--json"])))
+            .expect("JSON");
+    assert_eq!(shown["status"], "dead");
+    // The last error names the attempts spent; the history keeps what the handler said.
+    assert_eq!(shown_errors(&shown), [planned(1), planned(2)]);
+
+    let text = stdout(&flotilla(&env, &["jobs", "show", &dies]));
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("planned failure on attempt"))
+        .collect();
+    assert!(lines.len() == 3, "last error and two attempts: {text}");
+    assert!(
+        lines[1].starts_with("errors") && lines[1].contains("#1 "),
+        "{text}"
+    );
+    assert!(
+        lines[2].contains("#2 ") && lines[2].ends_with("attempt 2"),
+        "{text}"
+    );
+}
+
 #[tokio::test]
 async fn enqueue_with_a_delay_a_unique_key_and_a_time() {
     let env = Env::start().await;

@@ -197,6 +197,17 @@ async fn a_poison_pill_that_kills_every_worker_ends_dead() {
     };
     assert_eq!(deaths, 3, "each attempt killed a worker");
     assert_eq!(record.attempts, 3);
+    // Each interrupted attempt is in the history, though none of its workers wrote a word.
+    let attempts: Vec<u32> = record.errors.iter().map(|e| e.attempt).collect();
+    assert_eq!(attempts, [1, 2, 3], "{:?}", record.errors);
+    assert!(
+        record
+            .errors
+            .iter()
+            .all(|e| e.error.contains("stopped responding")),
+        "{:?}",
+        record.errors
+    );
     let error = record.error.expect("reason");
     assert!(error.contains("attempts spent"), "{error}");
     assert!(error.contains("stopped responding"), "{error}");

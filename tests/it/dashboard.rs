@@ -107,6 +107,23 @@ async fn the_api_shows_the_fleet_and_changes_it_only_with_the_token() {
     assert_eq!(page["jobs"][0]["id"], dead.as_str(), "{page}");
     let job = json_of(&get(&addr, &format!("/api/v1/jobs/critical/{dead}")));
     assert_eq!(job["status"], "dead", "{job}");
+    // Its one attempt's error is in the history (`error` adds why it died), and on its page.
+    assert_eq!(job["errors"][0]["attempt"], 1, "{job}");
+    let attempt_error = job["errors"][0]["error"].as_str().unwrap_or("none");
+    assert!(
+        attempt_error.starts_with("no handler for type ghost")
+            && job["error"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with(attempt_error),
+        "{job}"
+    );
+    let job_page = get(&addr, &format!("/jobs/critical/{dead}"));
+    assert!(
+        job_page.body.contains("Errors by attempt") && job_page.body.contains("no handler"),
+        "{}",
+        job_page.body
+    );
     assert_eq!(get(&addr, "/api/v1/jobs/critical/nosuchjob").status, 404);
     assert_eq!(get(&addr, "/api/v1/jobs?status=lost").status, 400);
     assert_eq!(

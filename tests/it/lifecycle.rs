@@ -239,6 +239,13 @@ async fn a_job_over_its_timeout_is_stopped_and_retried() {
         .wait_status("default", &id, Status::Dead, Duration::from_secs(5))
         .await;
     assert_eq!(record.attempts, 2);
+    let timed_out: Vec<u32> = record
+        .errors
+        .iter()
+        .filter(|e| e.error.contains("timed out after 0.2s"))
+        .map(|e| e.attempt)
+        .collect();
+    assert_eq!(timed_out, [1, 2], "{:?}", record.errors);
     assert!(
         record
             .error

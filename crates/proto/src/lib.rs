@@ -48,7 +48,7 @@ pub use policy::{JobDefaults, JobPolicy, Limits, Retention};
 pub use probe::{READY_WITHIN, redis_answers};
 pub use queue_state::{QueueState, read_queue_state, server_time_ms};
 pub use read_reply::{range_entries, read_reply_entries};
-pub use record::{JobRecord, field, worker_field};
+pub use record::{AttemptError, JobRecord, field, worker_field};
 pub use redact::redact_url;
 pub use shutdown::Shutdown;
 pub use status::Status;

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{ContentType, Payload, ProtoError, Status};
 
@@ -27,6 +27,8 @@ pub mod field {
     pub const TIMEOUT_MS: &str = "timeout_ms";
     pub const BACKOFF: &str = "backoff";
     pub const ERROR: &str = "error";
+    /// The last attempts' errors, as a JSON array of [`AttemptError`](super::AttemptError).
+    pub const ERRORS: &str = "errors";
     pub const RESULT: &str = "result";
     pub const PROGRESS: &str = "progress";
     pub const WORKER: &str = "worker";
@@ -43,6 +45,19 @@ pub mod worker_field {
     pub const QUEUES: &str = "queues";
     /// How long the worker's entries may go unrefreshed, in ms.
     pub const LEASE_MS: &str = "lease_ms";
+}
+
+/// One attempt that ended in an error, as the record's history (`errors`) keeps it: the
+/// scripts append one when an attempt fails, times out or is interrupted because its
+/// worker stopped responding, and keep the last ten.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptError {
+    /// Which attempt, counting from 1 (0: before any attempt started).
+    pub attempt: u32,
+    /// When the attempt ended, ms since the Unix epoch.
+    pub at: u64,
+    /// What went wrong (cut at 2 000 bytes).
+    pub error: String,
 }
 
 /// A job record as read with HGETALL. Times are milliseconds since the Unix epoch.
@@ -62,7 +77,10 @@ pub struct JobRecord {
     pub finished_at: Option<u64>,
     pub timeout_ms: Option<u64>,
     pub backoff: Option<String>,
+    /// The last error; `errors` holds each attempt's.
     pub error: Option<String>,
+    /// The errors of the last attempts that failed, oldest first.
+    pub errors: Vec<AttemptError>,
     /// The handler's result, as JSON.
     pub result: Option<serde_json::Value>,
     /// The last progress the handler reported, as JSON.
@@ -135,6 +153,9 @@ impl JobRecord {
             timeout_ms: number(field::TIMEOUT_MS)?,
             backoff: text(field::BACKOFF).filter(|s| !s.is_empty()),
             error: text(field::ERROR).filter(|s| !s.is_empty()),
+            errors: text(field::ERRORS)
+                .map(|history| attempt_errors(&history))
+                .unwrap_or_default(),
             result: json(field::RESULT),
             progress: json(field::PROGRESS),
             worker: text(field::WORKER).filter(|s| !s.is_empty()),
@@ -143,6 +164,18 @@ impl JobRecord {
             raw,
         }))
     }
+}
+
+/// Reads the history of attempt errors. One that cannot be read (written by hand, say)
+/// becomes a single entry saying so rather than failing the whole record.
+fn attempt_errors(history: &str) -> Vec<AttemptError> {
+    serde_json::from_str(history).unwrap_or_else(|e| {
+        vec![AttemptError {
+            attempt: 0,
+            at: 0,
+            error: format!("<unreadable history of errors: {e}>"),
+        }]
+    })
 }
 
 #[cfg(test)]
@@ -162,6 +195,10 @@ mod tests {
             ("payload", r#"{"a":1}"#),
             ("result", r#"{"ok":true}"#),
             ("raw_junk", "x"),
+            (
+                "errors",
+                r#"[{"attempt":1,"at":1700000000000,"error":"boom"}]"#,
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.as_bytes().to_vec()))
@@ -174,10 +211,25 @@ mod tests {
         assert_eq!(record.payload["a"], 1);
         assert_eq!(record.result, Some(serde_json::json!({"ok": true})));
         assert_eq!(record.raw.get("junk").map(String::as_str), Some("x"));
+        assert_eq!(
+            record.errors,
+            vec![AttemptError {
+                attempt: 1,
+                at: 1_700_000_000_000,
+                error: "boom".into()
+            }]
+        );
         assert!(
             JobRecord::from_hash(&HashMap::new())
                 .expect("valid")
                 .is_none()
         );
+    }
+
+    #[test]
+    fn an_unreadable_history_of_errors_says_so() {
+        let errors = attempt_errors("not json");
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].error.starts_with("<unreadable history of errors"));
     }
 }

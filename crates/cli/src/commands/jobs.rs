@@ -116,6 +116,15 @@ pub fn render(r: &JobRecord) -> String {
     if let Some(error) = &r.error {
         line("error", error.clone());
     }
+    for (i, failed) in r.errors.iter().enumerate() {
+        let name = if i == 0 { "errors" } else { "" };
+        // A multi-line error stays under its own attempt.
+        let error = failed.error.replace('\n', "\n                 ");
+        line(
+            name,
+            format!("#{:<2} {}  {error}", failed.attempt, time(Some(failed.at))),
+        );
+    }
     let mut raw: Vec<_> = r.raw.iter().collect();
     raw.sort();
     for (name, value) in raw {

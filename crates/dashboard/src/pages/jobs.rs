@@ -188,6 +188,21 @@ pub async fn detail(
             dt { "Backoff" } dd { (record.backoff.as_deref().unwrap_or("-")) }
         }
         @if let Some(error) = &record.error { h2 { "Last error" } pre #error { (error) } }
+        @if !record.errors.is_empty() {
+            h2 { "Errors by attempt" }
+            table #errors {
+                thead { tr { th { "Attempt" } th { "When" } th { "Error" } } }
+                tbody {
+                    @for failed in &record.errors {
+                        tr {
+                            td { (failed.attempt) }
+                            td { (when(Some(failed.at as i64))) }
+                            td { pre { (failed.error) } }
+                        }
+                    }
+                }
+            }
+        }
         h2 { "Payload" } pre #payload { (json(&record.payload)) }
         @if let Some(result) = &record.result { h2 { "Result" } pre #result { (json(result)) } }
         @if let Some(progress) = &record.progress { h2 { "Progress" } pre { (json(progress)) } }

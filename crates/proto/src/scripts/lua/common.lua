@@ -95,6 +95,27 @@ local function not_current(stream, entry)
   return 'missing'
 end
 
+-- How many attempts' errors a record keeps, and how much of each: enough to see a pattern
+-- (the same error each time, or a different one), bounded however large a handler's output.
+local ERRORS_KEPT = 10
+local ERROR_BYTES_KEPT = 2000
+
+-- Append an attempt's error to the record's history (`errors`, a JSON array of
+-- {attempt, at, error}, oldest first), keeping the last ERRORS_KEPT. `error` holds only
+-- the last one; the history lets `jobs show` tell each attempt's error.
+local function note_error(job_key, attempt, at, message)
+  local history = {}
+  local old = redis.call('HGET', job_key, 'errors')
+  if old then
+    local ok, decoded = pcall(cjson.decode, old)
+    if ok and type(decoded) == 'table' then history = decoded end
+  end
+  history[#history + 1] = {attempt = tonumber(attempt) or 0, at = tonumber(at) or 0,
+    error = string.sub(message or '', 1, ERROR_BYTES_KEPT)}
+  while #history > ERRORS_KEPT do table.remove(history, 1) end
+  redis.call('HSET', job_key, 'errors', cjson.encode(history))
+end
+
 -- Protocol 2's fast path: a job whose stream entry carries it whole has no record while
 -- it runs. Its attempt is this worker's while the entry is pending under it with the
 -- delivery count the attempt began with: any reclaim, by this worker or another, counts a
@@ -121,6 +142,12 @@ local function adopt(job, job_id, queue, stream, group, consumer, entry, lease, 
     'backoff', ARGV[at + 7], 'created_at', created, 'run_at', created,
     'started_at', ARGV[at + 9], 'entry', entry, 'worker', consumer, 'lease', lease, 'v', 2)
   if ARGV[at + 8] ~= '' then redis.call('HSET', job, 'trace', ARGV[at + 8]) end
+  -- Each delivery before this one was an attempt whose worker stopped responding: nothing
+  -- was written then, so the history learns of them here.
+  local attempt = tonumber(ARGV[at + 4]) or 0
+  for n = math.max(1, attempt - delivery + 1), attempt - 1 do
+    note_error(job, n, ARGV[at + 9], 'attempt ' .. n .. ' interrupted: its worker stopped responding')
+  end
   return 'ok'
 end
 

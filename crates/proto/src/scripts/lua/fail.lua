@@ -18,6 +18,7 @@ local now = now_ms()
 local delay = tonumber(ARGV[5])
 local attempts, max_attempts = tonumber(f[4]) or 0, tonumber(f[5]) or 1
 ack_and_delete(KEYS[1], ARGV[2], ARGV[1])
+note_error(KEYS[2], attempts, now, ARGV[4])
 if delay < 0 or attempts >= max_attempts then
   local reason = ARGV[4]
   if delay >= 0 then reason = reason .. ' (attempts spent: ' .. attempts .. ' of ' .. max_attempts .. ')' end

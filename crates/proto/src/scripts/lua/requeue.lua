@@ -13,9 +13,11 @@
 local stream, job, group, reason, mode = KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3]
 
 local function requeue_record(old_entry)
-  local id = redis.call('HGET', job, 'id')
-  local entry = redis.call('XADD', stream, '*', 'id', id)
+  local f = redis.call('HMGET', job, 'id', 'attempts', 'status')
+  local entry = redis.call('XADD', stream, '*', 'id', f[1])
   redis.call('HSET', job, 'status', 'pending', 'entry', entry, 'error', reason)
+  -- An attempt that was running ended here: it joins the record's history of errors.
+  if f[3] == 'running' then note_error(job, f[2], now_ms(), reason) end
   redis.call('HDEL', job, 'lease', 'worker')
   ack_and_delete(stream, group, old_entry)
   return 'requeued'
@@ -78,6 +80,7 @@ if not f[1] then
   -- A fast-path job gets its record, so it can be found and told why it ran again.
   record_from_entry(job, entry, ARGV[6], entry, fields, deliveries)
   redis.call('HSET', job, 'status', 'pending', 'entry', copied, 'error', reason)
+  note_error(job, attempts + deliveries, now_ms(), reason)
   return 'requeued'
 end
 ack_and_delete(stream, group, entry)

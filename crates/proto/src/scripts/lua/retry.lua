@@ -1,6 +1,8 @@
 -- retry: put a dead job back on its stream with a fresh set of attempts (an operator's
 -- `jobs retry`). Its dead-letter entry, when known, is deleted, so a queue's dead-letter
--- stream lists what is still dead. The last error stays on the record until the next.
+-- stream lists what is still dead. The last error stays on the record until the next, and
+-- the history of errors keeps the earlier round: the new attempts append to it, numbered
+-- from 1 again.
 -- KEYS[1] stream   KEYS[2] job record   KEYS[3] dead index   KEYS[4] dead stream
 -- ARGV[1] job id   ARGV[2] its dead-letter entry id ('' when unknown)
 -- Returns "retried", "missing", or the job's status when it is not dead.

@@ -75,6 +75,7 @@ local function start_one(job, a)
       f[12] = 'attempt ' .. (f[4] or '?') .. ' interrupted: worker ' .. (f[3] or '?') ..
         ' stopped responding'
       redis.call('HSET', job, 'error', f[12])
+      note_error(job, f[4], now, f[12])
     end
   end
 
