@@ -2,7 +2,8 @@
 # Installs what building and testing Flotilla needs on a fresh Debian/Ubuntu (apt) or
 # macOS (Homebrew) machine: redis-server, promtool, a C compiler, Python 3 with the test
 # tools of scripts/requirements-test.txt in .venv, chromium and playwright-core (npm) for
-# the dashboard's browser tests, and checks for a Rust toolchain.
+# the dashboard's browser tests, ioredis (npm) for the Node client and example, and checks
+# for a Rust toolchain.
 set -euo pipefail
 
 as_root() {
@@ -70,13 +71,16 @@ if ! [ -x "$root/.venv/bin/python" ] || ! cmp -s "$requirements" "$stamp"; then
   cp "$requirements" "$stamp"
 fi
 
-# playwright-core for the browser tests, reinstalled only when its lock file changes.
-browser="$root/tests/browser"
-if ! [ -d "$browser/node_modules/playwright-core" ] || ! cmp -s "$browser/package-lock.json" "$browser/node_modules/.lock-stamp"; then
-  echo "installing playwright-core into tests/browser"
-  (cd "$browser" && npm ci --silent --no-audit --no-fund)
-  cp "$browser/package-lock.json" "$browser/node_modules/.lock-stamp"
-fi
+# npm packages, each reinstalled only when its lock file changes: playwright-core for the
+# browser tests, ioredis for the Node client and the Node example.
+for dir in tests/browser clients/node examples/node; do
+  package="$root/$dir"
+  if ! [ -d "$package/node_modules" ] || ! cmp -s "$package/package-lock.json" "$package/node_modules/.lock-stamp"; then
+    echo "installing the npm packages of $dir"
+    (cd "$package" && npm ci --silent --no-audit --no-fund)
+    cp "$package/package-lock.json" "$package/node_modules/.lock-stamp"
+  fi
+done
 
 if ! command -v cargo >/dev/null; then
   echo "cargo not found: install Rust 1.89 or newer with rustup (https://rustup.rs) and retry" >&2

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use flotilla_producer::NewJob;
 use flotilla_proto::Status;
-use flotilla_tests::{InProcessWorker, fast_config, http_server};
+use flotilla_tests::{InProcessWorker, fast_config, http_server, http_server_bytes};
 use flotilla_worker::Registry;
 use flotilla_worker::builtin::{ExecHandler, HttpHandler};
 use serde_json::json;
@@ -143,6 +143,66 @@ async fn http_gives_up_on_4xx() {
             .is_some_and(|e| e.contains("400") && e.contains("no such")),
         "{:?}",
         record.error
+    );
+    worker.stop().await;
+}
+
+/// A 200 whose body is not UTF-8: `ok ` then the byte 0xFF.
+const OK_NOT_UTF8: &[u8] =
+    b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\nconnection: close\r\n\r\nok \xff";
+
+#[tokio::test]
+async fn a_large_payload_reaches_both_handlers_whole_and_output_that_is_not_utf8_stays_readable() {
+    let env = Env::start().await;
+    let (url, bodies) = http_server_bytes(vec![OK_NOT_UTF8]);
+    let mut registry = Registry::new();
+    // Counts what arrives on stdin, so a payload cut short (or a pipe that stalls while
+    // the child writes) shows.
+    registry.register("count_stdin", exec("wc -c | tr -d ' '"));
+    registry.register("latin1", exec(r"printf 'caf\351'"));
+    registry.register("latin1_fails", exec(r"printf 'd\351j\340 vu' >&2; exit 4"));
+    registry.register("notify", http(&url));
+    let worker = InProcessWorker::start(&env.url(), fast_config(), registry).await;
+    // Close to the 512 KiB payload limit, well over any pipe's buffer.
+    let large = json!({ "blob": "x".repeat(500_000) });
+    let large_len = large.to_string().len();
+
+    let counted = env.enqueue("count_stdin", large.clone()).await;
+    let record = env
+        .wait_status("default", &counted, Status::Completed, LONG)
+        .await;
+    assert_eq!(record.result, Some(json!(large_len)));
+
+    let posted = env.enqueue("notify", large).await;
+    let record = env
+        .wait_status("default", &posted, Status::Completed, LONG)
+        .await;
+    assert_eq!(
+        bodies.lock().expect("lock").first().map(String::len),
+        Some(large_len),
+        "the POST carried the whole payload"
+    );
+    // Output that is not UTF-8 is kept as text, each bad byte replaced by U+FFFD.
+    assert_eq!(record.result, Some(json!("ok \u{FFFD}")));
+    let latin1 = env.enqueue("latin1", json!({})).await;
+    let record = env
+        .wait_status("default", &latin1, Status::Completed, LONG)
+        .await;
+    assert_eq!(record.result, Some(json!("caf\u{FFFD}")));
+    let failed = env
+        .enqueue_job(
+            NewJob::new("latin1_fails", &json!({}))
+                .expect("encodes")
+                .max_attempts(1),
+        )
+        .await;
+    let record = env
+        .wait_status("default", &failed, Status::Dead, LONG)
+        .await;
+    let error = record.error.unwrap_or_default();
+    assert!(
+        error.contains("exited with status 4") && error.contains("d\u{FFFD}j\u{FFFD} vu"),
+        "{error}"
     );
     worker.stop().await;
 }

@@ -306,6 +306,50 @@ async fn a_raw_entry_with_run_at_waits_until_then() {
     worker.stop().await;
 }
 
+/// `delay` counts from the entry's own id (the server's clock at the XADD), so a worker
+/// that reads the entry late does not add its lateness; `unique` on a raw entry is refused
+/// with the way to do it, since a raw XADD cannot hold a unique key atomically.
+#[tokio::test]
+async fn a_raw_entry_with_a_delay_waits_from_its_xadd_and_a_raw_unique_is_refused() {
+    let env = Env::start().await;
+    let entry = env
+        .xadd("default", &[("type", b"noop"), ("delay", b"1500ms")])
+        .await;
+    let refused = env
+        .xadd("default", &[("type", b"noop"), ("unique", b"report-7")])
+        .await;
+    let added_ms: u64 = entry
+        .split('-')
+        .next()
+        .and_then(|ms| ms.parse().ok())
+        .expect("an entry id");
+    // The worker comes late: the wait still ends 1.5 s after the XADD.
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    let worker = InProcessWorker::start(&env.url(), fast_config(), Registry::with_builtins()).await;
+    let scheduled = env
+        .wait_status("default", &entry, Status::Scheduled, LONG)
+        .await;
+    assert_eq!(scheduled.run_at, Some(added_ms + 1500));
+    let done = env
+        .wait_status("default", &entry, Status::Completed, LONG)
+        .await;
+    assert!(
+        done.started_at
+            .is_some_and(|s| (added_ms + 1500..added_ms + 2500).contains(&s)),
+        "started at {:?}, added at {added_ms}",
+        done.started_at
+    );
+    let dead = env
+        .wait_status("default", &refused, Status::Dead, LONG)
+        .await;
+    let error = dead.error.unwrap_or_default();
+    assert!(
+        error.contains("unique") && error.contains("protocol/v2/enqueue.lua"),
+        "{error}"
+    );
+    worker.stop().await;
+}
+
 #[tokio::test]
 async fn the_dead_letter_stream_keeps_what_retention_keeps() {
     let env = Env::start().await;

@@ -310,3 +310,89 @@ async fn the_protocol_documents_redis_cli_example_works_as_written() {
     }
     worker.stop().await;
 }
+
+/// The first `sh` block after `heading` in a document of the repository.
+fn first_sh_block_after(document: &str, heading: &str) -> String {
+    let text = std::fs::read_to_string(flotilla_tests::repo_root().join(document))
+        .unwrap_or_else(|e| panic!("{document}: {e}"));
+    text.split(heading)
+        .nth(1)
+        .and_then(|s| s.split("```sh\n").nth(1))
+        .and_then(|s| s.split("```").next())
+        .unwrap_or_else(|| panic!("no sh block after {heading:?} in {document}"))
+        .to_owned()
+}
+
+/// Runs a documented shell example from the repository's root, its redis-cli pointed at
+/// this test's server; its stdout, after checking it succeeded.
+async fn run_documented(env: &Env, script: &str) -> String {
+    let socket = env.redis.socket();
+    let script = script.replace("redis-cli", &format!("redis-cli -s {}", socket.display()));
+    let output = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(&script)
+        .current_dir(flotilla_tests::repo_root())
+        .output()
+        .await
+        .expect("sh runs");
+    assert!(
+        output.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The published script's redis-cli example in docs/PROTOCOL.md, run as written from the
+/// repository's root: a delayed unique job is created, the second call finds the key
+/// held, and the job runs once its delay is over, releasing the key.
+#[tokio::test]
+async fn the_protocol_documents_published_script_example_works_as_written() {
+    let env = Env::start().await;
+    let script = first_sh_block_after(
+        "docs/PROTOCOL.md",
+        "### Delayed and unique jobs: the published script",
+    );
+    let worker = InProcessWorker::start(&env.url(), fast_config(), Registry::with_builtins()).await;
+    let stdout = run_documented(&env, &script).await;
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        ["report-7", "created", "report-7", "duplicate"],
+        "{stdout}"
+    );
+    let record = env
+        .wait_status("default", "report-7", Status::Completed, LONG)
+        .await;
+    assert!(
+        record
+            .started_at
+            .zip(record.created_at)
+            .is_some_and(|(started, created)| started >= created + 500),
+        "ran after its delay: {record:?}"
+    );
+    assert_eq!(record.result, Some(serde_json::json!({"slept_ms": 100})));
+    let key = env.keys.unique("default", "report-7");
+    let held: Option<String> = env.cmd(redis::cmd("GET").arg(&key)).await;
+    assert_eq!(held, None, "the key is released when the job completes");
+    worker.stop().await;
+}
+
+/// The README's one-line redis-cli enqueue, run as written: its reply is the job's id, and
+/// the job completes.
+#[tokio::test]
+async fn the_readmes_redis_cli_example_works_as_written() {
+    let env = Env::start().await;
+    let line = first_sh_block_after(
+        "README.md",
+        "From another language, one command enqueues a job",
+    );
+    assert!(line.trim().starts_with("redis-cli XADD"), "{line}");
+    let worker = InProcessWorker::start(&env.url(), fast_config(), Registry::with_builtins()).await;
+    let id = run_documented(&env, &line).await.trim().to_owned();
+    assert!(id.contains('-'), "{id}");
+    let described = env
+        .wait_status("default", &id, Status::Completed, LONG)
+        .await;
+    assert_eq!(described.result, Some(json!({"slept_ms": 100})));
+    worker.stop().await;
+}

@@ -8,6 +8,11 @@ use std::sync::{Arc, Mutex};
 /// A tiny HTTP server answering each request with the next canned response, recording
 /// the request bodies.
 pub fn http_server(responses: Vec<&'static str>) -> (String, Arc<Mutex<Vec<String>>>) {
+    http_server_bytes(responses.into_iter().map(str::as_bytes).collect())
+}
+
+/// [`http_server`] with responses as raw bytes, for bodies that are not UTF-8.
+pub fn http_server_bytes(responses: Vec<&'static [u8]>) -> (String, Arc<Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("http://{}/jobs", listener.local_addr().expect("addr"));
     let bodies = Arc::new(Mutex::new(Vec::new()));
@@ -41,7 +46,7 @@ pub fn http_server(responses: Vec<&'static str>) -> (String, Arc<Mutex<Vec<Strin
                     break;
                 }
             }
-            let _ = stream.write_all(response.as_bytes());
+            let _ = stream.write_all(response);
         }
     });
     (url, bodies)

@@ -11,7 +11,9 @@ pub use fleet::{
     FlotillaProcess, InProcessWorker, JSON_LOGS, WorkerProcess, fast_config, fast_policy,
     flotilla_bin, json_lines,
 };
-pub use http::{HttpResponse, free_local_addr, http_get, http_request, http_server};
+pub use http::{
+    HttpResponse, free_local_addr, http_get, http_request, http_server, http_server_bytes,
+};
 pub use redis_server::RedisServer;
 pub use tools::{repo_root, venv_tool};
 pub use wait::{eventually, job_record};

@@ -2,7 +2,7 @@
 //!
 //! An entry carries either a job id (`id`; its record holds the rest) or the whole job
 //! (`type`, `payload`, and optionally `content_type`, `max_attempts`, `timeout`,
-//! `backoff`, `run_at`, `attempts`, `trace`). An entry with the whole job and no `id` is
+//! `backoff`, `run_at` or `delay`, `attempts`, `traceparent`). An entry with the whole job and no `id` is
 //! on the fast path: its job id is its entry id and it has no record unless it fails, is
 //! handed back, reports progress or is cancelled.
 
@@ -153,6 +153,26 @@ impl StreamEntry {
                     })?,
             ),
         };
+        let run_at_ms = match (run_at_ms, self.delay_due_ms()?) {
+            (Some(_), Some(_)) => {
+                return Err(ProtoError::BadField {
+                    field: field::DELAY,
+                    value: "given with run_at".to_owned(),
+                    expected: "either `run_at` or `delay`, not both",
+                });
+            }
+            (run_at, delayed) => run_at.or(delayed),
+        };
+        if let Some(key) = self.fields.get(field::UNIQUE) {
+            // A worker reads an entry after it was added, so a duplicate could already be
+            // queued or running: only the enqueue script holds a unique key atomically.
+            return Err(ProtoError::BadField {
+                field: field::UNIQUE,
+                value: String::from_utf8_lossy(key).into_owned(),
+                expected: "no `unique` on a raw entry: enqueue a unique job with the \
+                           published script protocol/v2/enqueue.lua",
+            });
+        }
         let attempts = match self.text(field::ATTEMPTS)? {
             None => None,
             Some(text) => Some(
@@ -187,6 +207,27 @@ impl StreamEntry {
             backoff,
             run_at_ms,
         })
+    }
+
+    /// When a `delay` entry is due: its entry id's time (the Redis server's clock at the
+    /// XADD) plus the delay, so the wait is the same however late a worker reads it.
+    fn delay_due_ms(&self) -> Result<Option<u64>, ProtoError> {
+        let Some(text) = self.text(field::DELAY)? else {
+            return Ok(None);
+        };
+        let added_ms = self
+            .entry_id
+            .split('-')
+            .next()
+            .and_then(|ms| ms.parse::<u64>().ok())
+            .unwrap_or(0);
+        parse_duration_ms(text)
+            .map(|delay| Some(added_ms.saturating_add(delay)))
+            .ok_or_else(|| ProtoError::BadField {
+                field: field::DELAY,
+                value: text.to_owned(),
+                expected: "milliseconds, or a number with a unit: 500ms, 30s, 5m, 1h",
+            })
     }
 
     /// An `id` or `type` field: absent or empty is `None`; anything else must be a valid
@@ -298,9 +339,19 @@ mod tests {
     }
 
     #[test]
+    fn a_delay_counts_from_the_entrys_own_time() {
+        let mut e = entry(&[("type", b"t"), ("delay", b"30s")]);
+        e.entry_id = "1700000000000-3".into();
+        let fields = e.decode(1024).expect("decodes");
+        assert_eq!(fields.run_at_ms, Some(1_700_000_030_000));
+        assert!(!fields.is_fast(1_700_000_000_001), "waits for its time");
+        assert!(fields.is_fast(1_700_000_030_000), "runs at its time");
+    }
+
+    #[test]
     fn bad_entries_name_their_problem() {
         type Fields<'a> = &'a [(&'a str, &'a [u8])];
-        let cases: [(Fields, &str); 10] = [
+        let cases: [(Fields, &str); 13] = [
             (&[("payload", b"{}")], "neither"),
             (&[("type", b"t"), ("payload", b"{oops")], "json"),
             (
@@ -324,6 +375,15 @@ mod tests {
                 &[("type", b"t"), ("run_at", b"tomorrow")],
                 "milliseconds since",
             ),
+            (
+                &[("type", b"t"), ("delay", b"later")],
+                "a number with a unit",
+            ),
+            (
+                &[("type", b"t"), ("delay", b"5s"), ("run_at", b"9")],
+                "not both",
+            ),
+            (&[("type", b"t"), ("unique", b"k")], "published script"),
         ];
         for (fields, needle) in cases {
             let err = entry(fields).decode(1024).expect_err("refused").to_string();

@@ -18,6 +18,10 @@ pub mod field {
     pub const MAX_ATTEMPTS: &str = "max_attempts";
     pub const CREATED_AT: &str = "created_at";
     pub const RUN_AT: &str = "run_at";
+    /// An entry field only: run this long after the XADD (the entry id's time).
+    pub const DELAY: &str = "delay";
+    /// An entry field only, refused: a raw XADD cannot hold a unique key atomically.
+    pub const UNIQUE: &str = "unique";
     pub const NEXT_RUN_AT: &str = "next_run_at";
     pub const STARTED_AT: &str = "started_at";
     pub const FINISHED_AT: &str = "finished_at";

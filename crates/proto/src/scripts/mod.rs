@@ -104,18 +104,28 @@ pub async fn run_all<S: ScriptCall, C: redis::aio::ConnectionLike>(
         .collect())
 }
 
+/// A script's whole source: the shared helpers, then the script's own file.
+macro_rules! source {
+    ($file:literal) => {
+        concat!(
+            include_str!("lua/common.lua"),
+            "\n",
+            include_str!(concat!("lua/", $file))
+        )
+    };
+}
+
 macro_rules! script {
     ($name:ident, $file:literal, $doc:literal) => {
         #[doc = $doc]
-        pub(crate) static $name: LazyLock<Script> = LazyLock::new(|| {
-            Script::new(concat!(
-                include_str!("lua/common.lua"),
-                "\n",
-                include_str!(concat!("lua/", $file))
-            ))
-        });
+        pub(crate) static $name: LazyLock<Script> = LazyLock::new(|| Script::new(source!($file)));
     };
 }
+
+/// The scripts published for producers in other languages, by file name: each is served
+/// byte for byte as `protocol/v2/<name>` (and bundled by the clients), so a producer that
+/// EVALs it does exactly what the Rust producer does. Tests keep the copies identical.
+pub const PUBLISHED: [(&str, &str); 1] = [("enqueue.lua", source!("enqueue.lua"))];
 
 script!(
     PURGE,

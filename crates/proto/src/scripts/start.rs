@@ -106,7 +106,7 @@ impl ScriptCall for Start<'_> {
                 .arg(entry.job_id)
                 .arg(entry.lease);
             call = match &entry.raw {
-                None => call.arg(&["", "", "", "", "", "", "", "", "", "0"][..]),
+                None => call.arg(&["", "", "", "", "", "", "", "", "", "0", ""][..]),
                 Some(raw) => {
                     let f = raw.fields;
                     call.arg(f.job_type.as_deref().unwrap_or_default())
@@ -124,6 +124,7 @@ impl ScriptCall for Start<'_> {
                         .arg(PROTOCOL_VERSION)
                         .arg(f.run_at_ms.unwrap_or(0))
                         .arg(f.attempts.unwrap_or(0))
+                        .arg(f.trace.as_deref().unwrap_or_default())
                 }
             };
         }

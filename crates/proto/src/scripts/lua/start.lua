@@ -3,11 +3,11 @@
 -- KEYS[1] stream   KEYS[2] dead stream   KEYS[3] dead index   KEYS[4] delayed set
 -- KEYS[4+i] job record of entry i
 -- ARGV[1] group   ARGV[2] consumer   ARGV[3] dead retention ms   ARGV[4] dead stream max length
--- then 13 values per entry i, from ARGV[5 + 13*(i-1)]:
+-- then 14 values per entry i, from ARGV[5 + 14*(i-1)]:
 --   entry id, job id, lease token, and for an entry XADDed by hand with no record yet
 --   (type non-empty) the record's fields: type, payload, content type, max attempts,
 --   timeout ms, backoff, queue name, protocol version, run at ms (0 = now), attempts
---   already spent (a copy put back by reconciliation carries them)
+--   already spent (a copy put back by reconciliation carries them), trace context
 -- Returns one reply per entry: {"started", type, payload, content_type, attempts,
 -- max_attempts, timeout_ms, backoff, trace}, {"scheduled", due ms} (a raw entry whose
 -- run_at is ahead: its record waits in `delayed`), {"dead", reason} (attempts spent:
@@ -37,6 +37,8 @@ local function start_one(job, a)
       'payload', ARGV[a + 4], 'content_type', ARGV[a + 5], 'attempts', ARGV[a + 12],
       'max_attempts', ARGV[a + 6], 'timeout_ms', ARGV[a + 7], 'backoff', ARGV[a + 8],
       'created_at', now, 'run_at', math.max(due, now), 'entry', entry, 'v', ARGV[a + 10])
+    local trace = ARGV[a + 13]
+    if trace ~= '' then redis.call('HSET', job, 'trace', trace) end
     if due > now then
       -- A producer in another language asked for later: wait in `delayed` like any
       -- scheduled job; promotion puts it back on the stream when due.
@@ -47,7 +49,7 @@ local function start_one(job, a)
       return {'scheduled', tostring(due)}
     end
     f = {'pending', entry, false, ARGV[a + 12], ARGV[a + 6], raw_type, ARGV[a + 4], ARGV[a + 5],
-      ARGV[a + 7], ARGV[a + 8], false, false}
+      ARGV[a + 7], ARGV[a + 8], trace ~= '' and trace or false, false}
   else
     local status = f[1]
     if f[2] ~= entry then
@@ -100,7 +102,7 @@ end
 -- XCLAIM, as they may have waited for a free slot, so that no reclaimer takes them before
 -- this worker's first heartbeat (rule 4).
 local entries = {}
-for i = 5, #KEYS do entries[#entries + 1] = ARGV[5 + 13 * (i - 5)] end
+for i = 5, #KEYS do entries[#entries + 1] = ARGV[5 + 14 * (i - 5)] end
 owned = owned_by(stream, group, consumer, entries)
 local mine = {}
 for _, e in ipairs(entries) do if owned[e] then mine[#mine + 1] = e end end
@@ -113,6 +115,6 @@ end
 
 local replies = {}
 for i = 5, #KEYS do
-  replies[#replies + 1] = start_one(KEYS[i], 5 + 13 * (i - 5))
+  replies[#replies + 1] = start_one(KEYS[i], 5 + 14 * (i - 5))
 end
 return replies

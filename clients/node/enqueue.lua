@@ -1,0 +1,277 @@
+-- Shared helpers, prepended to every Flotilla script (not a script of its own).
+
+-- Redis server time in milliseconds, so every process agrees on "now".
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Acknowledge and remove a stream entry (rule 1: only together with a state change).
+local function ack_and_delete(stream, group, entry)
+  if entry and entry ~= '' then
+    redis.call('XACK', stream, group, entry)
+    redis.call('XDEL', stream, entry)
+  end
+end
+
+-- Release a unique-job lock, but only if this job still holds it.
+local function release_unique(job_key, job_id)
+  local unique_key = redis.call('HGET', job_key, 'unique_key')
+  if unique_key and unique_key ~= '' and redis.call('GET', unique_key) == job_id then
+    redis.call('DEL', unique_key)
+  end
+end
+
+-- Acknowledge and remove many entries of one stream with one XACK and one XDEL: removing
+-- ids one call at a time costs several times more.
+local function ack_and_delete_all(stream, group, entries)
+  if #entries > 0 then
+    redis.call('XACK', stream, group, unpack(entries))
+    redis.call('XDEL', stream, unpack(entries))
+  end
+end
+
+-- A stream id as two numbers, for ordering.
+local function id_parts(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  return tonumber(ms) or 0, tonumber(seq) or 0
+end
+
+-- The lowest and highest of `entries` (ids of one stream), compared as numbers.
+local function entry_bounds(entries)
+  local low, high = entries[1], entries[1]
+  local lms, lseq = id_parts(low)
+  local hms, hseq = lms, lseq
+  for _, e in ipairs(entries) do
+    local ms, seq = id_parts(e)
+    if ms < lms or (ms == lms and seq < lseq) then low, lms, lseq = e, ms, seq end
+    if ms > hms or (ms == hms and seq > hseq) then high, hms, hseq = e, ms, seq end
+  end
+  return low, high
+end
+
+-- The entries from `low` to `high` pending under `consumer`, as a map from id to delivery
+-- count, read with one XPENDING over the range rather than one call per entry. Only this
+-- consumer's entries come back: at most `count` asked about plus the others it has in
+-- flight. A missing group (Redis restarted empty) means nothing is owned. Callers that
+-- know the bounds pass them, as parsing every id here costs more than the read.
+local function owned_in(stream, group, consumer, low, high, count)
+  local owned = {}
+  if not low or low == '' then return owned end
+  local pel = redis.pcall('XPENDING', stream, group, low, high, count + 100000, consumer)
+  if pel.err then return owned end
+  for _, p in ipairs(pel) do owned[p[1]] = p[4] end
+  return owned
+end
+
+-- The ids among `entries` (all of one stream) that are pending under `consumer`, as a
+-- map from id to delivery count.
+local function owned_by(stream, group, consumer, entries)
+  if #entries == 0 then return {} end
+  local low, high = entry_bounds(entries)
+  return owned_in(stream, group, consumer, low, high, #entries)
+end
+
+-- A fast-path attempt that is no longer its worker's may have been cancelled (its
+-- cancelled record says so).
+local function was_cancelled(job)
+  return redis.call('HGET', job, 'status') == 'cancelled'
+end
+
+-- Why a fast-path attempt is no longer current: "stale" when another worker took its
+-- entry (it is still on the stream, or was deleted from it: finished there), "missing"
+-- when the stream never held it as far as it knows (Redis lost its data).
+local function not_current(stream, entry)
+  if #redis.call('XRANGE', stream, entry, entry) > 0 then return 'stale' end
+  local info = redis.pcall('XINFO', 'STREAM', stream)
+  if info.err then return 'missing' end
+  for i = 1, #info - 1, 2 do
+    if info[i] == 'max-deleted-entry-id' then
+      local ms, seq = id_parts(entry)
+      local dms, dseq = id_parts(info[i + 1])
+      if ms < dms or (ms == dms and seq <= dseq) then return 'stale' end
+    end
+  end
+  return 'missing'
+end
+
+-- How many attempts' errors a record keeps, and how much of each: enough to see a pattern
+-- (the same error each time, or a different one), bounded however large a handler's output.
+local ERRORS_KEPT = 10
+local ERROR_BYTES_KEPT = 2000
+
+-- Append an attempt's error to the record's history (`errors`, a JSON array of
+-- {attempt, at, error}, oldest first), keeping the last ERRORS_KEPT. `error` holds only
+-- the last one; the history lets `jobs show` tell each attempt's error.
+local function note_error(job_key, attempt, at, message)
+  local history = {}
+  local old = redis.call('HGET', job_key, 'errors')
+  if old then
+    local ok, decoded = pcall(cjson.decode, old)
+    if ok and type(decoded) == 'table' then history = decoded end
+  end
+  history[#history + 1] = {attempt = tonumber(attempt) or 0, at = tonumber(at) or 0,
+    error = string.sub(message or '', 1, ERROR_BYTES_KEPT)}
+  while #history > ERRORS_KEPT do table.remove(history, 1) end
+  redis.call('HSET', job_key, 'errors', cjson.encode(history))
+end
+
+-- Protocol 2's fast path: a job whose stream entry carries it whole has no record while
+-- it runs. Its attempt is this worker's while the entry is pending under it with the
+-- delivery count the attempt began with: any reclaim, by this worker or another, counts a
+-- delivery, so a zombie's late write is refused (rule 3 without a lease token).
+-- What a worker passes for such an attempt, from ARGV[at]: delivery count (0 = the attempt
+-- has a record), type, payload, content type, attempt, max attempts, timeout ms, backoff,
+-- trace, started at ms.
+local FAST_ARGS = 10
+
+-- Writes the record of a fast-path job from what its worker passes, so that a failure, a
+-- hand-back or progress follows the record's rules from here on. Does nothing when a
+-- record exists (it leads: the job was adopted before, or cancelled) or the attempt had a
+-- record from the start. Returns "ok", or why the attempt is no longer current.
+local function adopt(job, job_id, queue, stream, group, consumer, entry, lease, at)
+  local delivery = tonumber(ARGV[at]) or 0
+  if delivery == 0 or redis.call('EXISTS', job) == 1 then return 'ok' end
+  if owned_by(stream, group, consumer, {entry})[entry] ~= delivery then
+    return not_current(stream, entry)
+  end
+  local created = id_parts(entry)
+  redis.call('HSET', job, 'id', job_id, 'type', ARGV[at + 1], 'queue', queue,
+    'payload', ARGV[at + 2], 'content_type', ARGV[at + 3], 'status', 'running',
+    'attempts', ARGV[at + 4], 'max_attempts', ARGV[at + 5], 'timeout_ms', ARGV[at + 6],
+    'backoff', ARGV[at + 7], 'created_at', created, 'run_at', created,
+    'started_at', ARGV[at + 9], 'entry', entry, 'worker', consumer, 'lease', lease, 'v', 2)
+  if ARGV[at + 8] ~= '' then redis.call('HSET', job, 'trace', ARGV[at + 8]) end
+  -- Each delivery before this one was an attempt whose worker stopped responding: nothing
+  -- was written then, so the history learns of them here.
+  local attempt = tonumber(ARGV[at + 4]) or 0
+  for n = math.max(1, attempt - delivery + 1), attempt - 1 do
+    note_error(job, n, ARGV[at + 9], 'attempt ' .. n .. ' interrupted: its worker stopped responding')
+  end
+  return 'ok'
+end
+
+-- A timeout as a producer may write it in an entry (`1500`, `500ms`, `30s`, `5m`, `1h`),
+-- in milliseconds; nil when it is none of these.
+local function duration_ms(text)
+  local n, unit = string.match(text or '', '^%s*(%d+)%s*(%a*)%s*$')
+  local scale = ({[''] = 1, ms = 1, s = 1000, m = 60000, h = 3600000})[unit or 'x']
+  if not n or not scale then return nil end
+  return tonumber(n) * scale
+end
+
+-- The record of a fast-path job built from its stream entry (field/value pairs), with the
+-- attempts it has been charged so far (those the entry carries, plus `extra`).
+local function record_from_entry(job, job_id, queue, entry, fields, extra)
+  local e = {}
+  for i = 1, #fields, 2 do e[fields[i]] = fields[i + 1] end
+  local created = id_parts(entry)
+  redis.call('HSET', job, 'id', job_id, 'type', e['type'] or '', 'queue', queue,
+    'payload', e['payload'] or '', 'content_type', e['content_type'] or '',
+    'attempts', (tonumber(e['attempts']) or 0) + extra, 'created_at', created,
+    'run_at', created, 'entry', entry, 'v', e['v'] or '1')
+  for _, name in ipairs({'max_attempts', 'backoff'}) do
+    if e[name] and e[name] ~= '' then redis.call('HSET', job, name, e[name]) end
+  end
+  -- The record keeps the trace context as one value: traceparent, then tracestate on a
+  -- second line.
+  local trace = e['traceparent'] or e['trace']
+  if trace and trace ~= '' then
+    if e['tracestate'] and e['tracestate'] ~= '' then trace = trace .. '\n' .. e['tracestate'] end
+    redis.call('HSET', job, 'trace', trace)
+  end
+  local timeout = duration_ms(e['timeout'])
+  if timeout then redis.call('HSET', job, 'timeout_ms', timeout) end
+end
+
+-- Record a terminal state in the recent-ids index and keep the index bounded by retention.
+local function index_terminal(idx_key, job_id, now, retention)
+  redis.call('ZADD', idx_key, now, job_id)
+  redis.call('ZREMRANGEBYSCORE', idx_key, '-inf', now - retention)
+end
+
+-- Keep at most `max_len` finished records of one status: the oldest in the index beyond
+-- that are deleted with their records, so memory stays bounded however fast jobs finish.
+-- A record that left the status since (a dead job retried, say) is not touched.
+-- `job_prefix` is the queue's record key up to the job id. 0 = no count limit.
+local function trim_finished(idx_key, job_prefix, status, max_len)
+  if max_len <= 0 then return end
+  local over = redis.call('ZCARD', idx_key) - max_len
+  if over <= 0 then return end
+  for _, id in ipairs(redis.call('ZRANGE', idx_key, 0, over - 1)) do
+    local key = job_prefix .. id
+    if redis.call('HGET', key, 'status') == status then redis.call('DEL', key) end
+  end
+  redis.call('ZREMRANGEBYRANK', idx_key, 0, over - 1)
+end
+
+-- A record key up to its job id: the queue's prefix for records.
+local function job_prefix_of(job_key, job_id)
+  return string.sub(job_key, 1, #job_key - #job_id)
+end
+
+-- Move a job to the dead-letter queue: record, DLQ stream entry, index, expiry.
+local function bury(job_key, dead_stream, idx_dead, job_id, reason, now, retention, dead_max_len)
+  redis.call('HSET', job_key, 'status', 'dead', 'error', reason, 'finished_at', now)
+  redis.call('HDEL', job_key, 'lease', 'next_run_at')
+  local f = redis.call('HMGET', job_key, 'type', 'queue', 'attempts')
+  redis.call('XADD', dead_stream, 'MAXLEN', '~', dead_max_len, '*',
+    'id', job_id, 'type', f[1] or '', 'queue', f[2] or '', 'attempts', f[3] or '0',
+    'error', reason, 'failed_at', now)
+  if retention > 0 then
+    redis.call('PEXPIRE', job_key, retention)
+    -- The DLQ stream keeps what the records keep: entries older than the retention go.
+    redis.call('XTRIM', dead_stream, 'MINID', now - retention)
+  end
+  index_terminal(idx_dead, job_id, now, retention)
+  -- The dead-letter stream keeps `dead_max_len` entries; the records keep as many.
+  trim_finished(idx_dead, job_prefix_of(job_key, job_id), 'dead', dead_max_len)
+end
+
+-- enqueue: create a job record and put it on its stream now, or in `delayed` for later.
+-- KEYS[1] stream   KEYS[2] job record   KEYS[3] delayed set   KEYS[4] unique key (optional)
+-- ARGV[1] job id   ARGV[2] type   ARGV[3] payload   ARGV[4] content type
+-- ARGV[5] max attempts   ARGV[6] timeout ms   ARGV[7] backoff   ARGV[8] run at (ms, 0 = not set)
+-- ARGV[9] delay ms (0 = none)   ARGV[10] unique ttl ms   ARGV[11] queue length cap (0 = none)
+-- ARGV[12] queue name   ARGV[13] trace context   ARGV[14] protocol version
+-- ARGV[15] "expiry" to hold the unique key until its TTL runs out, else it is released
+--          when the job completes or is cancelled
+-- Returns {job id, "created" | "duplicate" (unique key held) | "exists" (id already known)}.
+-- Errors with QUEUE_FULL when the queue holds as many jobs as its cap (backpressure).
+if #KEYS >= 4 then
+  local holder = redis.call('GET', KEYS[4])
+  if holder then return {holder, 'duplicate'} end
+end
+if redis.call('EXISTS', KEYS[2]) == 1 then return {ARGV[1], 'exists'} end
+
+local cap = tonumber(ARGV[11])
+if cap > 0 then
+  local depth = redis.call('XLEN', KEYS[1]) + redis.call('ZCARD', KEYS[3])
+  if depth >= cap then
+    return redis.error_reply('QUEUE_FULL queue ' .. ARGV[12] .. ' holds ' .. depth ..
+      ' jobs, its limit is ' .. cap)
+  end
+end
+
+local now = now_ms()
+local due = tonumber(ARGV[8])
+local delay = tonumber(ARGV[9])
+if due == 0 and delay > 0 then due = now + delay end
+
+redis.call('HSET', KEYS[2], 'id', ARGV[1], 'type', ARGV[2], 'queue', ARGV[12],
+  'payload', ARGV[3], 'content_type', ARGV[4], 'attempts', 0, 'max_attempts', ARGV[5],
+  'timeout_ms', ARGV[6], 'backoff', ARGV[7], 'created_at', now, 'v', ARGV[14])
+if ARGV[13] ~= '' then redis.call('HSET', KEYS[2], 'trace', ARGV[13]) end
+if #KEYS >= 4 then
+  redis.call('SET', KEYS[4], ARGV[1], 'PX', ARGV[10])
+  if ARGV[15] ~= 'expiry' then redis.call('HSET', KEYS[2], 'unique_key', KEYS[4]) end
+end
+
+if due > now then
+  redis.call('ZADD', KEYS[3], due, ARGV[1])
+  redis.call('HSET', KEYS[2], 'status', 'scheduled', 'run_at', due)
+else
+  local entry = redis.call('XADD', KEYS[1], '*', 'id', ARGV[1])
+  redis.call('HSET', KEYS[2], 'status', 'pending', 'run_at', now, 'entry', entry)
+end
+return {ARGV[1], 'created'}

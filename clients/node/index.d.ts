@@ -1,0 +1,145 @@
+// Types of the flotilla-client package, written by hand to match index.js.
+
+import type { Cluster, Redis } from "ioredis";
+
+/** A job's state, as PROTOCOL.md's "States" lists them. */
+export type StatusName =
+  | "scheduled"
+  | "pending"
+  | "running"
+  | "completed"
+  | "failed"
+  | "dead"
+  | "cancelled";
+
+/** The states a job stays in without an operator: what `wait` waits for. */
+export declare const TERMINAL_STATUSES: readonly ["completed", "dead", "cancelled"];
+
+export interface ClientOptions {
+  /** Prefix of every key. Default "flotilla". */
+  namespace?: string;
+  /**
+   * Largest payload accepted, in bytes of UTF-8 JSON; match the workers'
+   * `limits.max_payload_bytes`. Default 524288 (512 KiB).
+   */
+  maxPayloadBytes?: number;
+  /**
+   * Cap on each queue's depth (ready plus scheduled jobs): an enqueue beyond it throws
+   * QueueFullError. Exact through the script; the fast path reads the depth first, so
+   * racing producers may overshoot by a few jobs. No cap by default.
+   */
+  maxQueueLen?: number;
+}
+
+export interface EnqueueOptions {
+  /** Default "default". */
+  queue?: string;
+  /** The job's own id (a UUID is best). The same id twice is one job, run once. */
+  id?: string;
+  /** Attempts before the job is dead: 1 to 10000. Default 3 (or the worker's default on the fast path). */
+  maxAttempts?: number;
+  /** How long one attempt may run, at least 1 ms. Default 30 minutes. */
+  timeoutMs?: number;
+  /** `fixed:MS`, `exponential:BASE_MS:CAP_MS` or `list:MS,MS,...`. Default `exponential:1000:600000`. */
+  backoff?: string;
+}
+
+export interface UniqueOptions extends EnqueueOptions {
+  /** How long the key is held at most; unless `holdForTtl`, it is released earlier when the job completes or is cancelled. Default 3600000 (an hour). */
+  ttlMs?: number;
+  /** Run this long from now, on the Redis server's clock. */
+  delayMs?: number;
+  /** Keep the key for the whole TTL, even after the job finishes. Default false. */
+  holdForTtl?: boolean;
+}
+
+export interface StatusOptions {
+  /** Default "default". */
+  queue?: string;
+}
+
+export interface WaitOptions extends StatusOptions {
+  /** Give up after this long. Default 30000. */
+  timeoutMs?: number;
+  /** Between status reads. Default 50. */
+  pollMs?: number;
+}
+
+/** One attempt that ended in an error. */
+export interface AttemptError {
+  /** Which attempt, counting from 1. */
+  attempt: number;
+  /** When it ended, ms since the Unix epoch. */
+  at: number;
+  error: string;
+}
+
+export interface JobStatus {
+  id: string;
+  queue: string;
+  status: StatusName;
+  type: string | null;
+  /** Attempts started so far. */
+  attempts: number;
+  /** null when the job leaves it to its worker's default (a fast-path job that sets none). */
+  maxAttempts: number | null;
+  /** The handler's result (parsed JSON); null until completed. */
+  result: unknown;
+  /** The last error. */
+  error: string | null;
+  /** Each failed attempt's error, oldest first (the last 10). */
+  errors: AttemptError[];
+  /** Parsed JSON; a Buffer for another content type; null when not kept (a completion keeps no payload). */
+  payload: unknown;
+}
+
+export declare class Client {
+  /** The client defines its enqueue command on `redis`. */
+  constructor(redis: Redis | Cluster, options?: ClientOptions);
+  /** A client with a connection of its own to `url` (`redis://host:port/db`). */
+  static fromUrl(url: string, options?: ClientOptions): Client;
+  /** Closes the connection (the one passed in, too). */
+  quit(): Promise<void>;
+
+  /** Enqueues a job to run now; returns its id. Without `id`, the fast path (one XADD; the entry id is the job id). */
+  enqueue(type: string, payload?: unknown, options?: EnqueueOptions): Promise<string>;
+  /** Enqueues a job to run `delayMs` from now, on the Redis server's clock. */
+  enqueueIn(delayMs: number, type: string, payload?: unknown, options?: EnqueueOptions): Promise<string>;
+  /** Enqueues a job to run no earlier than `when` (a Date or ms since the Unix epoch); a past time runs now. */
+  enqueueAt(when: Date | number, type: string, payload?: unknown, options?: EnqueueOptions): Promise<string>;
+  /** Enqueues a job unless another holds `uniqueKey` in its queue; then `created` is false and `id` is the holder's. */
+  enqueueUnique(
+    uniqueKey: string,
+    type: string,
+    payload?: unknown,
+    options?: UniqueOptions,
+  ): Promise<{ id: string; created: boolean }>;
+
+  /** The job's status, or null when it is nowhere (never enqueued, or trimmed by retention). */
+  status(id: string, options?: StatusOptions): Promise<JobStatus | null>;
+  /** Resolves once the job is completed, dead or cancelled; rejects with WaitTimeoutError after `timeoutMs`. */
+  wait(id: string, options?: WaitOptions): Promise<JobStatus>;
+}
+
+export declare class FlotillaError extends Error {}
+
+/** A job or option the protocol refuses, caught before anything is written. */
+export declare class InvalidJobError extends FlotillaError {
+  constructor(field: string, reason: string, value?: unknown);
+  /** The argument or option at fault: "type", "queue", "id", "uniqueKey", "payload", "maxAttempts", … */
+  readonly field: string;
+}
+
+/** The queue is at its length cap. */
+export declare class QueueFullError extends FlotillaError {
+  constructor(queue: string, detail: string);
+  readonly queue: string;
+}
+
+/** `wait` ran out of time. */
+export declare class WaitTimeoutError extends FlotillaError {
+  constructor(id: string, timeoutMs: number, lastStatus: string | null);
+  readonly id: string;
+  /** The status last seen; null when the job was not found. */
+  readonly lastStatus: string | null;
+}

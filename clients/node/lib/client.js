@@ -1,0 +1,330 @@
+// The client: enqueues jobs (one XADD on the fast path, else the published script) and reads their status.
+
+import { randomUUID } from "node:crypto";
+
+import { Redis } from "ioredis";
+
+import { InvalidJobError, QueueFullError } from "./errors.js";
+import { Keys } from "./keys.js";
+import { defineEnqueue, runEnqueue } from "./script.js";
+import { findJob } from "./status.js";
+import {
+  checkBackoff,
+  checkDelayMs,
+  checkMaxAttempts,
+  checkName,
+  checkOptionNames,
+  checkPositiveMs,
+  checkTimeoutMs,
+  encodePayload,
+  toRunAtMs,
+} from "./validate.js";
+import { waitUntilTerminal } from "./wait.js";
+
+const DEFAULT_NAMESPACE = "flotilla";
+const DEFAULT_QUEUE = "default";
+/** Workers' default `limits.max_payload_bytes` (512 KiB): a larger payload would be buried. */
+const DEFAULT_MAX_PAYLOAD_BYTES = 524_288;
+/** How long a unique key is held by default: an hour. */
+const DEFAULT_UNIQUE_TTL_MS = 3_600_000;
+const DEFAULT_WAIT_TIMEOUT_MS = 30_000;
+const DEFAULT_POLL_MS = 50;
+
+const JOB_OPTIONS = ["queue", "id", "maxAttempts", "timeoutMs", "backoff"];
+const UNIQUE_OPTIONS = [...JOB_OPTIONS, "ttlMs", "delayMs", "holdForTtl"];
+
+/**
+ * @typedef {object} ClientOptions
+ * @property {string} [namespace] the prefix of every key (default "flotilla")
+ * @property {number} [maxPayloadBytes] largest payload accepted, as UTF-8 JSON; match the
+ *   workers' `limits.max_payload_bytes` (default 524288)
+ * @property {number} [maxQueueLen] cap on each queue's depth (ready plus scheduled jobs):
+ *   an enqueue beyond it throws QueueFullError. None by default
+ *
+ * @typedef {object} EnqueueOptions
+ * @property {string} [queue] default "default"
+ * @property {string} [id] the job's own id; same id twice is the same job, run once
+ * @property {number} [maxAttempts] 1 to 10000
+ * @property {number} [timeoutMs] how long one attempt may run, at least 1 ms
+ * @property {string} [backoff] `fixed:MS`, `exponential:BASE_MS:CAP_MS` or `list:MS,MS,...`
+ *
+ * @typedef {object} UniqueOnlyOptions
+ * @property {number} [ttlMs] how long the key is held at most (default an hour)
+ * @property {number} [delayMs] run this long from now, on the Redis server's clock
+ * @property {boolean} [holdForTtl] keep the key for the whole TTL, even after the job
+ *   finishes (default false: released when it completes or is cancelled)
+ *
+ * @typedef {EnqueueOptions & UniqueOnlyOptions} UniqueOptions
+ *
+ * @typedef {object} StatusOptions
+ * @property {string} [queue] default "default"
+ *
+ * @typedef {object} PreparedJob a job's checked arguments, in the form they are written
+ * @property {string} queue
+ * @property {string} type
+ * @property {string} payload JSON text
+ * @property {string} [id]
+ * @property {number} [maxAttempts]
+ * @property {number} [timeoutMs]
+ * @property {string} [backoff]
+ *
+ * @typedef {object} WaitOptions
+ * @property {string} [queue] default "default"
+ * @property {number} [timeoutMs] give up after this long (default 30000)
+ * @property {number} [pollMs] between status reads (default 50)
+ */
+
+export class Client {
+  /** @type {import("ioredis").Redis | import("ioredis").Cluster} */
+  #redis;
+  /** @type {Keys} */
+  #keys;
+  /** @type {number} */
+  #maxPayloadBytes;
+  /** @type {number | undefined} */
+  #maxQueueLen;
+
+  /**
+   * @param {import("ioredis").Redis | import("ioredis").Cluster} redis an ioredis connection;
+   *   the client defines its enqueue command on it
+   * @param {ClientOptions} [options]
+   */
+  constructor(redis, options = {}) {
+    if (redis === null || typeof redis !== "object" || typeof redis.defineCommand !== "function") {
+      throw new TypeError("Client needs an ioredis connection (a Redis or Cluster instance)");
+    }
+    const {
+      namespace = DEFAULT_NAMESPACE,
+      maxPayloadBytes = DEFAULT_MAX_PAYLOAD_BYTES,
+      maxQueueLen,
+      ...unknown
+    } = options;
+    const unknownNames = Object.keys(unknown);
+    if (unknownNames.length > 0) {
+      throw new TypeError(
+        `unknown client option ${unknownNames[0]}; known: namespace, maxPayloadBytes, maxQueueLen`,
+      );
+    }
+    if (typeof namespace !== "string" || !/^[^\p{Cc}\p{White_Space}{}]+$/u.test(namespace)) {
+      throw new TypeError("namespace must be non-empty, without spaces, braces or control characters");
+    }
+    if (!Number.isSafeInteger(maxPayloadBytes) || maxPayloadBytes < 1) {
+      throw new TypeError("maxPayloadBytes must be a positive whole number");
+    }
+    if (maxQueueLen !== undefined && (!Number.isSafeInteger(maxQueueLen) || maxQueueLen < 1)) {
+      throw new TypeError("maxQueueLen must be a positive whole number of jobs (leave it out for no cap)");
+    }
+    this.#redis = redis;
+    this.#keys = new Keys(namespace);
+    this.#maxPayloadBytes = maxPayloadBytes;
+    this.#maxQueueLen = maxQueueLen;
+    defineEnqueue(redis);
+  }
+
+  /**
+   * A client with a connection of its own to `url` (`redis://host:port/db`).
+   * @param {string} url
+   * @param {ClientOptions} [options]
+   * @returns {Client}
+   */
+  static fromUrl(url, options) {
+    const redis = new Redis(url);
+    try {
+      return new Client(redis, options);
+    } catch (error) {
+      // Bad options: the connection would otherwise keep the process alive.
+      redis.disconnect();
+      throw error;
+    }
+  }
+
+  /** Closes the connection (the one passed in, too), once replies to sent commands are in. */
+  async quit() {
+    await this.#redis.quit();
+  }
+
+  /**
+   * Enqueues a job to run now. Without `id` it takes the fast path: one XADD carrying the
+   * job, whose entry id is its id. With `id` it goes through the enqueue script, which
+   * writes its record at once; enqueueing the same id again returns it and runs nothing new.
+   * @param {string} type
+   * @param {unknown} [payload] anything JSON-serializable
+   * @param {EnqueueOptions} [options]
+   * @returns {Promise<string>} the job id
+   */
+  async enqueue(type, payload = null, options = {}) {
+    const job = this.#prepare(type, payload, options, JOB_OPTIONS);
+    if (job.id === undefined) return this.#enqueueFast(job);
+    const { id } = await this.#enqueueScripted({ ...job, id: job.id });
+    return id;
+  }
+
+  /**
+   * Enqueues a job to run `delayMs` from now, on the Redis server's clock.
+   * @param {number} delayMs
+   * @param {string} type
+   * @param {unknown} [payload]
+   * @param {EnqueueOptions} [options]
+   * @returns {Promise<string>} the job id (a random UUID unless `id` is given)
+   */
+  async enqueueIn(delayMs, type, payload = null, options = {}) {
+    const delay = checkDelayMs("delayMs", delayMs);
+    const job = this.#prepare(type, payload, options, JOB_OPTIONS);
+    const { id } = await this.#enqueueScripted({ ...job, id: job.id ?? randomUUID(), delayMs: delay });
+    return id;
+  }
+
+  /**
+   * Enqueues a job to run no earlier than `when`; a time in the past runs now.
+   * @param {Date | number} when a Date, or milliseconds since the Unix epoch
+   * @param {string} type
+   * @param {unknown} [payload]
+   * @param {EnqueueOptions} [options]
+   * @returns {Promise<string>} the job id (a random UUID unless `id` is given)
+   */
+  async enqueueAt(when, type, payload = null, options = {}) {
+    const runAtMs = toRunAtMs(when);
+    const job = this.#prepare(type, payload, options, JOB_OPTIONS);
+    const { id } = await this.#enqueueScripted({ ...job, id: job.id ?? randomUUID(), runAtMs });
+    return id;
+  }
+
+  /**
+   * Enqueues a job unless another holds `uniqueKey` in its queue. The key is held until
+   * the job completes or is cancelled, or `ttlMs` passes, whichever is first; with
+   * `holdForTtl`, for the whole TTL.
+   * @param {string} uniqueKey
+   * @param {string} type
+   * @param {unknown} [payload]
+   * @param {UniqueOptions} [options]
+   * @returns {Promise<{ id: string, created: boolean }>} `created` false: the key is held
+   *   (`id` is its holder's) or a job with this `id` exists
+   */
+  async enqueueUnique(uniqueKey, type, payload = null, options = {}) {
+    const key = checkName("uniqueKey", uniqueKey);
+    checkOptionNames(options, UNIQUE_OPTIONS);
+    const { ttlMs = DEFAULT_UNIQUE_TTL_MS, delayMs, holdForTtl = false, ...jobOptions } = options;
+    if (typeof holdForTtl !== "boolean") throw new InvalidJobError("holdForTtl", "true or false", holdForTtl);
+    const unique = { key, ttlMs: checkPositiveMs("ttlMs", ttlMs), holdForTtl };
+    const delay = delayMs === undefined ? undefined : checkDelayMs("delayMs", delayMs);
+    const job = this.#prepare(type, payload, jobOptions, JOB_OPTIONS);
+    const { id, outcome } = await this.#enqueueScripted({
+      ...job,
+      id: job.id ?? randomUUID(),
+      unique,
+      delayMs: delay,
+    });
+    return { id, created: outcome === "created" };
+  }
+
+  /**
+   * The job's status, or null when it is nowhere (never enqueued, or trimmed by retention).
+   * @param {string} id
+   * @param {StatusOptions} [options]
+   * @returns {Promise<import("./views.js").JobStatus | null>}
+   */
+  async status(id, options = {}) {
+    checkOptionNames(options, ["queue"]);
+    const queue = checkName("queue", options.queue ?? DEFAULT_QUEUE);
+    return findJob(this.#redis, this.#keys, queue, checkName("id", id));
+  }
+
+  /**
+   * Waits until the job is completed, dead or cancelled, and returns that status.
+   * @param {string} id
+   * @param {WaitOptions} [options]
+   * @returns {Promise<import("./views.js").JobStatus>}
+   * @throws {import("./errors.js").WaitTimeoutError} naming the last status seen
+   */
+  async wait(id, options = {}) {
+    checkOptionNames(options, ["queue", "timeoutMs", "pollMs"]);
+    const { queue = DEFAULT_QUEUE, timeoutMs = DEFAULT_WAIT_TIMEOUT_MS, pollMs = DEFAULT_POLL_MS } =
+      options;
+    checkName("queue", queue);
+    checkName("id", id);
+    return waitUntilTerminal(() => findJob(this.#redis, this.#keys, queue, id), id, {
+      timeoutMs,
+      pollMs,
+    });
+  }
+
+  /**
+   * Checks a job's arguments and options; returns them in the form written.
+   * @param {unknown} type
+   * @param {unknown} payload
+   * @param {EnqueueOptions} options
+   * @param {readonly string[]} known
+   * @returns {PreparedJob}
+   */
+  #prepare(type, payload, options, known) {
+    checkOptionNames(options, known);
+    return {
+      queue: checkName("queue", options.queue ?? DEFAULT_QUEUE),
+      type: checkName("type", type),
+      payload: encodePayload(payload, this.#maxPayloadBytes),
+      id: options.id === undefined ? undefined : checkName("id", options.id),
+      maxAttempts: options.maxAttempts === undefined ? undefined : checkMaxAttempts(options.maxAttempts),
+      timeoutMs: options.timeoutMs === undefined ? undefined : checkTimeoutMs(options.timeoutMs),
+      backoff: options.backoff === undefined ? undefined : checkBackoff(options.backoff),
+    };
+  }
+
+  /**
+   * The fast path: the entry carries the job whole, with only the options the job sets;
+   * the worker that runs it fills in the rest from its defaults.
+   * @param {PreparedJob} job
+   * @returns {Promise<string>} the entry id, which is the job id
+   */
+  async #enqueueFast(job) {
+    const fields = ["type", job.type, "payload", job.payload];
+    if (job.maxAttempts !== undefined) fields.push("max_attempts", String(job.maxAttempts));
+    if (job.timeoutMs !== undefined) fields.push("timeout", String(job.timeoutMs));
+    if (job.backoff !== undefined) fields.push("backoff", job.backoff);
+    if (this.#maxQueueLen !== undefined) await this.#checkDepth(job.queue, this.#maxQueueLen);
+    const [id] = await Promise.all([
+      this.#redis.xadd(this.#keys.stream(job.queue), "*", ...fields),
+      this.#registerQueue(job.queue),
+    ]);
+    return /** @type {string} */ (id);
+  }
+
+  /**
+   * Any job but the fast path's: the script writes its record at once.
+   * @param {import("./script.js").ScriptJob} job
+   * @returns {ReturnType<typeof runEnqueue>}
+   */
+  async #enqueueScripted(job) {
+    const [reply] = await Promise.all([
+      runEnqueue(this.#redis, this.#keys, { ...job, maxQueueLen: this.#maxQueueLen }),
+      this.#registerQueue(job.queue),
+    ]);
+    return reply;
+  }
+
+  /**
+   * The fast path's side of the queue cap: the depth is read before the XADD, so producers
+   * racing may overshoot the cap by a few jobs (the script keeps it exactly).
+   * @param {string} queue
+   * @param {number} cap
+   */
+  async #checkDepth(queue, cap) {
+    const [ready, scheduled] = await Promise.all([
+      this.#redis.xlen(this.#keys.stream(queue)),
+      this.#redis.zcard(this.#keys.delayed(queue)),
+    ]);
+    const depth = ready + scheduled;
+    if (depth >= cap) {
+      throw new QueueFullError(queue, `QUEUE_FULL queue ${queue} holds ${depth} jobs, its limit is ${cap}`);
+    }
+  }
+
+  /**
+   * Lists the queue among the known ones, for operators' tools. Its key is in another
+   * Cluster slot than the queue's, so it cannot be part of the enqueue script; it is sent
+   * beside the write, costing no extra round trip.
+   * @param {string} queue
+   */
+  async #registerQueue(queue) {
+    await this.#redis.sadd(this.#keys.queues(), queue);
+  }
+}

@@ -1,0 +1,46 @@
+// The Redis key names of one namespace, as PROTOCOL.md lays them out.
+
+/**
+ * Every key of a queue carries the hash tag `{<queue>}` so a queue's keys share a Redis
+ * Cluster slot (and one script may touch them all); fleet-wide keys share `{global}`.
+ */
+export class Keys {
+  /** @param {string} namespace */
+  constructor(namespace) {
+    /** @readonly */
+    this.namespace = namespace;
+  }
+
+  /** @param {string} queue the stream of jobs ready to run */
+  stream(queue) {
+    return `${this.namespace}:{${queue}}:q`;
+  }
+
+  /** @param {string} queue @param {string} id the job's record */
+  job(queue, id) {
+    return `${this.namespace}:{${queue}}:job:${id}`;
+  }
+
+  /** @param {string} queue scheduled jobs and retries, scored by due time */
+  delayed(queue) {
+    return `${this.namespace}:{${queue}}:delayed`;
+  }
+
+  /** @param {string} queue recent completions */
+  done(queue) {
+    return `${this.namespace}:{${queue}}:done`;
+  }
+
+  /** @param {string} queue @param {string} uniqueKey the lock naming the job that holds it */
+  unique(queue, uniqueKey) {
+    return `${this.namespace}:{${queue}}:unique:${uniqueKey}`;
+  }
+
+  /** The set of known queue names, which operators' tools list. */
+  queues() {
+    return `${this.namespace}:{global}:queues`;
+  }
+}
+
+/** The consumer group every worker reads the streams through. */
+export const CONSUMER_GROUP = "workers";

@@ -1,0 +1,103 @@
+// Runs the published enqueue script (bundled as enqueue.lua): its arguments, defaults and replies.
+
+import { readFileSync } from "node:fs";
+
+import { QueueFullError } from "./errors.js";
+
+/** The script's text, read once: it must stay byte-identical to protocol/v2/enqueue.lua. */
+export const ENQUEUE_LUA = readFileSync(new URL("../enqueue.lua", import.meta.url), "utf8");
+
+// The command's name on an ioredis connection. Versioned, so a connection shared with code
+// that bundles another revision of the script never runs the wrong one.
+const COMMAND = "flotillaEnqueueV2";
+
+/** What the script writes for an option the job leaves out (the protocol's defaults). */
+export const SCRIPT_DEFAULTS = Object.freeze({
+  maxAttempts: 3,
+  timeoutMs: 1_800_000,
+  backoff: "exponential:1000:600000",
+});
+
+const CONTENT_TYPE = "json";
+const PROTOCOL_VERSION = "2";
+// 0: the queue has no length cap.
+const NO_QUEUE_CAP = 0;
+// This client carries no trace context.
+const NO_TRACE = "";
+// How long a unique key is held: until the job completes or is cancelled (or the TTL runs
+// out first), or for the whole TTL whatever the job does.
+const UNIQUE_RELEASED_WHEN_FINISHED = "finished";
+const UNIQUE_HELD_FOR_TTL = "expiry";
+
+/**
+ * Makes the script a command of the connection: ioredis sends EVALSHA and falls back to
+ * EVAL the first time the server does not have it.
+ * @param {import("ioredis").Redis | import("ioredis").Cluster} redis
+ */
+export function defineEnqueue(redis) {
+  if (typeof (/** @type {any} */ (redis)[COMMAND]) !== "function") {
+    redis.defineCommand(COMMAND, { lua: ENQUEUE_LUA });
+  }
+}
+
+/**
+ * @typedef {object} ScriptJob
+ * @property {string} queue
+ * @property {string} id
+ * @property {string} type
+ * @property {string} payload JSON text
+ * @property {number} [maxAttempts]
+ * @property {number} [timeoutMs]
+ * @property {string} [backoff]
+ * @property {number} [runAtMs] ms since the Unix epoch
+ * @property {number} [delayMs] on the Redis server's clock
+ * @property {{ key: string, ttlMs: number, holdForTtl?: boolean }} [unique]
+ * @property {number} [maxQueueLen] refuse the job when the queue holds this many (ready
+ *   plus scheduled); none when left out
+ */
+
+/**
+ * Creates the job's record and puts it on its stream, or in `delayed` when it is due later.
+ * @param {import("ioredis").Redis | import("ioredis").Cluster} redis
+ * @param {import("./keys.js").Keys} keys
+ * @param {ScriptJob} job
+ * @returns {Promise<{ id: string, outcome: "created" | "duplicate" | "exists" }>}
+ *   `duplicate`: another job holds the unique key, and `id` is that job's;
+ *   `exists`: a job with this id was enqueued before, and nothing changed.
+ */
+export async function runEnqueue(redis, keys, job) {
+  const scriptKeys = [keys.stream(job.queue), keys.job(job.queue, job.id), keys.delayed(job.queue)];
+  if (job.unique) scriptKeys.push(keys.unique(job.queue, job.unique.key));
+  const args = [
+    job.id,
+    job.type,
+    job.payload,
+    CONTENT_TYPE,
+    String(job.maxAttempts ?? SCRIPT_DEFAULTS.maxAttempts),
+    String(job.timeoutMs ?? SCRIPT_DEFAULTS.timeoutMs),
+    job.backoff ?? SCRIPT_DEFAULTS.backoff,
+    // 0 means "not set" to the script, so the epoch itself is sent as 1 ms after it.
+    String(job.runAtMs === undefined ? 0 : Math.max(job.runAtMs, 1)),
+    String(job.delayMs ?? 0),
+    String(job.unique?.ttlMs ?? 0),
+    String(job.maxQueueLen ?? NO_QUEUE_CAP),
+    job.queue,
+    NO_TRACE,
+    PROTOCOL_VERSION,
+    job.unique?.holdForTtl ? UNIQUE_HELD_FOR_TTL : UNIQUE_RELEASED_WHEN_FINISHED,
+  ];
+  let reply;
+  try {
+    reply = await /** @type {any} */ (redis)[COMMAND](scriptKeys.length, ...scriptKeys, ...args);
+  } catch (error) {
+    if (error instanceof Error && error.message.startsWith("QUEUE_FULL")) {
+      throw new QueueFullError(job.queue, error.message);
+    }
+    throw error;
+  }
+  const [id, outcome] = /** @type {[string, string]} */ (reply);
+  if (outcome !== "created" && outcome !== "duplicate" && outcome !== "exists") {
+    throw new Error(`unexpected reply from the enqueue script: ${JSON.stringify(reply)}`);
+  }
+  return { id, outcome };
+}

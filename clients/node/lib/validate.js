@@ -1,0 +1,173 @@
+// The protocol's checks on what a producer writes, made before writing so a bad job fails here, not in a worker.
+
+import { InvalidJobError } from "./errors.js";
+
+/** Longest name (queue, job id, type, unique key), in UTF-8 bytes, as workers count it. */
+export const MAX_NAME_BYTES = 256;
+
+/** Most attempts a job may have. */
+export const MAX_ATTEMPTS = 10000;
+
+const NAME_RULE = "1-256 printable characters without spaces, braces or control characters";
+
+// Control characters could forge a log line, whitespace splits names in tools, and a
+// brace would break the Redis Cluster hash tag the name is put in.
+const FORBIDDEN_IN_NAME = /[\p{Cc}\p{White_Space}{}]/u;
+
+// With the `u` flag a surrogate pair is one code point, so this finds only halves of a
+// pair standing alone: text with one has no UTF-8 form, and workers refuse it.
+const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
+
+// Delays are whole milliseconds. Digits only, and few enough to be exact as a number.
+const MS = "(\\d{1,15})";
+const BACKOFF_FORMS = [
+  new RegExp(`^fixed:${MS}$`),
+  new RegExp(`^exponential:${MS}:${MS}$`),
+  new RegExp(`^list:${MS}(,${MS})*$`),
+];
+
+/**
+ * Checks a queue name, job id, job type or unique key.
+ * @param {string} field
+ * @param {unknown} name
+ * @returns {string}
+ */
+export function checkName(field, name) {
+  const ok =
+    typeof name === "string" &&
+    name.length > 0 &&
+    Buffer.byteLength(name, "utf8") <= MAX_NAME_BYTES &&
+    !FORBIDDEN_IN_NAME.test(name) &&
+    !LONE_SURROGATE.test(name);
+  if (!ok) throw new InvalidJobError(field, NAME_RULE, name);
+  return name;
+}
+
+/**
+ * @param {unknown} value
+ * @returns {number}
+ */
+export function checkMaxAttempts(value) {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > MAX_ATTEMPTS) {
+    throw new InvalidJobError("maxAttempts", `a whole number from 1 to ${MAX_ATTEMPTS}`, value);
+  }
+  return value;
+}
+
+/**
+ * An attempt timeout. Zero is refused: there is no "no timeout", only a long one.
+ * @param {unknown} value
+ * @returns {number}
+ */
+export function checkTimeoutMs(value) {
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 1) {
+    throw new InvalidJobError("timeoutMs", "a whole number of milliseconds, at least 1", value);
+  }
+  return value;
+}
+
+/**
+ * A retry policy in its wire form.
+ * @param {unknown} value
+ * @returns {string}
+ */
+export function checkBackoff(value) {
+  if (typeof value !== "string" || !BACKOFF_FORMS.some((form) => form.test(value))) {
+    throw new InvalidJobError(
+      "backoff",
+      "fixed:MS, exponential:BASE_MS:CAP_MS or list:MS,MS,... (whole milliseconds)",
+      value,
+    );
+  }
+  return value;
+}
+
+/**
+ * A duration option that may be zero (a delay).
+ * @param {string} field
+ * @param {unknown} value
+ * @returns {number}
+ */
+export function checkDelayMs(field, value) {
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
+    throw new InvalidJobError(field, "a whole number of milliseconds, 0 or more", value);
+  }
+  return value;
+}
+
+/**
+ * A duration option that must be positive (a lock's TTL).
+ * @param {string} field
+ * @param {unknown} value
+ * @returns {number}
+ */
+export function checkPositiveMs(field, value) {
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 1) {
+    throw new InvalidJobError(field, "a whole number of milliseconds, at least 1", value);
+  }
+  return value;
+}
+
+/**
+ * A run time as milliseconds since the Unix epoch, from a Date or a number of ms.
+ * @param {unknown} when
+ * @returns {number}
+ */
+export function toRunAtMs(when) {
+  const ms = when instanceof Date ? when.getTime() : when;
+  if (typeof ms !== "number" || !Number.isSafeInteger(ms) || ms < 0) {
+    throw new InvalidJobError(
+      "runAt",
+      "a valid Date or whole milliseconds since the Unix epoch, not before 1970",
+      when,
+    );
+  }
+  return ms;
+}
+
+/**
+ * A payload as the JSON text the job carries, checked the way workers check it: it must
+ * encode, be UTF-8 throughout (no lone surrogates, in keys or values), and fit the limit.
+ * @param {unknown} payload
+ * @param {number} maxBytes
+ * @returns {string}
+ */
+export function encodePayload(payload, maxBytes) {
+  let text;
+  try {
+    text = JSON.stringify(payload, (key, value) => {
+      if (LONE_SURROGATE.test(key) || (typeof value === "string" && LONE_SURROGATE.test(value))) {
+        throw new InvalidJobError("payload", "text must be valid Unicode (a lone surrogate has no UTF-8 form)");
+      }
+      return value;
+    });
+  } catch (error) {
+    if (error instanceof InvalidJobError) throw error;
+    throw new InvalidJobError("payload", `must be JSON-serializable: ${error instanceof Error ? error.message : error}`);
+  }
+  if (text === undefined) {
+    throw new InvalidJobError("payload", "must be JSON-serializable", payload);
+  }
+  const bytes = Buffer.byteLength(text, "utf8");
+  if (bytes > maxBytes) {
+    throw new InvalidJobError("payload", `at most ${maxBytes} bytes as JSON (UTF-8); it is ${bytes}`);
+  }
+  return text;
+}
+
+/**
+ * Refuses options the call does not know, so a misspelt one (`timeout` for `timeoutMs`)
+ * is an error rather than silently ignored.
+ * @param {object} options
+ * @param {readonly string[]} known
+ */
+export function checkOptionNames(options, known) {
+  if (options === null || typeof options !== "object") {
+    throw new InvalidJobError("options", "an object", options);
+  }
+  for (const name of Object.keys(options)) {
+    if (!known.includes(name)) {
+      throw new InvalidJobError(name, `not an option here; known: ${known.join(", ")}`);
+    }
+  }
+}

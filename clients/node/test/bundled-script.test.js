@@ -1,0 +1,22 @@
+// Checks that the bundled enqueue.lua is byte for byte the published protocol/v2/enqueue.lua.
+
+import assert from "node:assert/strict";
+import { existsSync, readFileSync } from "node:fs";
+import { test } from "node:test";
+
+import { ENQUEUE_LUA } from "../lib/script.js";
+
+const bundled = new URL("../enqueue.lua", import.meta.url);
+const published = new URL("../../../protocol/v2/enqueue.lua", import.meta.url);
+
+// Outside the repository (an unpacked package) there is nothing to compare with.
+const outsideRepository = existsSync(published) ? false : "protocol/v2/enqueue.lua is not beside this package";
+
+test("enqueue.lua is an exact copy of protocol/v2/enqueue.lua", { skip: outsideRepository }, () => {
+  assert.ok(readFileSync(bundled).equals(readFileSync(published)), "copy protocol/v2/enqueue.lua over clients/node/enqueue.lua");
+});
+
+test("the client runs the bundled script as it is", () => {
+  assert.equal(ENQUEUE_LUA, readFileSync(bundled, "utf8"));
+  assert.match(ENQUEUE_LUA, /^-- Shared helpers/);
+});

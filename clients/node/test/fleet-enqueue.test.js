@@ -1,0 +1,166 @@
+// Enqueues jobs on a real fleet (fast path, own id, unique key) and checks what was written and that each ran once.
+
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+
+import { Client, QueueFullError } from "../index.js";
+import {
+  REDIS_URL,
+  SKIP_WITHOUT_FLEET,
+  completionsOf,
+  connect,
+  dropQueue,
+  fieldsOf,
+  freshName,
+  idleQueue,
+} from "../test-support/fleet.js";
+
+describe("enqueue on a fleet", { skip: SKIP_WITHOUT_FLEET, concurrency: true }, () => {
+  /** @type {ReturnType<typeof connect>} */
+  let fleet;
+  const idle = idleQueue();
+
+  before(() => {
+    fleet = connect();
+  });
+  after(async () => {
+    await dropQueue(fleet.redis, idle);
+    await fleet.client.quit();
+    await fleet.redis.quit();
+  });
+
+  test("a fast-path job runs and its result is read back from done", async () => {
+    const { client, redis } = fleet;
+    const id = await client.enqueue("sleep", { ms: 50 });
+    assert.match(id, /^\d+-\d+$/, "a fast-path job's id is its entry id");
+    const status = await client.wait(id, { timeoutMs: 5000 });
+    assert.equal(status.status, "completed");
+    assert.deepEqual(status.result, { slept_ms: 50 });
+    assert.equal(status.type, "sleep");
+    assert.equal(status.attempts, 1);
+    assert.equal(status.payload, null, "a completion keeps no payload");
+    assert.equal(await completionsOf(redis, "default", id), 1);
+    assert.equal(await redis.sismember("flotilla:{global}:queues", "default"), 1);
+  });
+
+  test("a fast-path job on another queue", async () => {
+    const id = await fleet.client.enqueue("sleep", { ms: 20 }, { queue: "low" });
+    const status = await fleet.client.wait(id, { queue: "low", timeoutMs: 5000 });
+    assert.deepEqual(status.result, { slept_ms: 20 });
+    assert.equal(status.queue, "low");
+  });
+
+  test("the fast path writes type, payload and only the options given", async () => {
+    const { client, redis } = fleet;
+    const plain = await client.enqueue("noop", { n: 1 }, { queue: idle });
+    const set = await client.enqueue("noop", null, {
+      queue: idle,
+      maxAttempts: 5,
+      timeoutMs: 2000,
+      backoff: "list:10,20",
+    });
+    const entries = new Map(
+      (await redis.xrange(`flotilla:{${idle}}:q`, "-", "+")).map(([entry, flat]) => [entry, fieldsOf(flat)]),
+    );
+    assert.deepEqual(entries.get(plain), { type: "noop", payload: '{"n":1}' });
+    assert.deepEqual(entries.get(set), {
+      type: "noop",
+      payload: "null",
+      max_attempts: "5",
+      timeout: "2000",
+      backoff: "list:10,20",
+    });
+    assert.equal(await redis.sismember("flotilla:{global}:queues", idle), 1);
+
+    const pending = await client.status(plain, { queue: idle });
+    assert.deepEqual(pending, {
+      id: plain,
+      queue: idle,
+      status: "pending",
+      type: "noop",
+      attempts: 0,
+      maxAttempts: null,
+      result: null,
+      error: null,
+      errors: [],
+      payload: { n: 1 },
+    });
+    assert.equal((await client.status(set, { queue: idle }))?.maxAttempts, 5);
+  });
+
+  test("a job with an id has its record at once, with the script's defaults", async () => {
+    const { client, redis } = fleet;
+    const id = freshName("node-own-id");
+    assert.equal(await client.enqueue("noop", { a: 1 }, { queue: idle, id }), id);
+    const record = await redis.hgetall(`flotilla:{${idle}}:job:${id}`);
+    assert.equal(record.status, "pending");
+    assert.equal(record.type, "noop");
+    assert.equal(record.payload, '{"a":1}');
+    assert.equal(record.content_type, "json");
+    assert.equal(record.max_attempts, "3");
+    assert.equal(record.timeout_ms, "1800000");
+    assert.equal(record.backoff, "exponential:1000:600000");
+    assert.equal(record.v, "2");
+    const status = await client.status(id, { queue: idle });
+    assert.equal(status?.status, "pending");
+    assert.equal(status?.maxAttempts, 3);
+    assert.deepEqual(status?.payload, { a: 1 });
+  });
+
+  test("a job with an id runs once, however often it is enqueued", async () => {
+    const { client, redis } = fleet;
+    const id = freshName("node-sleep");
+    assert.equal(await client.enqueue("sleep", { ms: 100 }, { id, queue: "critical" }), id);
+    assert.equal(await client.enqueue("sleep", { ms: 100 }, { id, queue: "critical" }), id);
+    const status = await client.wait(id, { queue: "critical", timeoutMs: 5000 });
+    assert.equal(status.status, "completed");
+    assert.deepEqual(status.result, { slept_ms: 100 });
+    assert.deepEqual(status.payload, { ms: 100 });
+    assert.equal(status.attempts, 1);
+    assert.equal(await client.enqueue("sleep", { ms: 100 }, { id, queue: "critical" }), id, "after it ran, too");
+    assert.equal(await completionsOf(redis, "critical", id), 1);
+  });
+
+  test("a unique job is enqueued once while its key is held", async () => {
+    const { client, redis } = fleet;
+    const key = freshName("node-unique");
+    const first = await client.enqueueUnique(key, "sleep", { ms: 150 });
+    assert.equal(first.created, true);
+    const second = await client.enqueueUnique(key, "sleep", { ms: 150 });
+    assert.deepEqual(second, { id: first.id, created: false });
+    const status = await client.wait(first.id, { timeoutMs: 5000 });
+    assert.equal(status.status, "completed");
+    assert.deepEqual(status.result, { slept_ms: 150 });
+    assert.equal(await completionsOf(redis, "default", first.id), 1);
+    // Completion releases the key: the next job with it is a new one.
+    const third = await client.enqueueUnique(key, "noop", null);
+    assert.equal(third.created, true);
+    assert.notEqual(third.id, first.id);
+    await client.wait(third.id, { timeoutMs: 5000 });
+  });
+
+  test("a unique job held for its TTL keeps its key after it completes", async () => {
+    const { client } = fleet;
+    const key = freshName("node-unique-ttl");
+    const first = await client.enqueueUnique(key, "noop", null, { ttlMs: 60_000, holdForTtl: true });
+    assert.equal((await client.wait(first.id, { timeoutMs: 5000 })).status, "completed");
+    assert.deepEqual(await client.enqueueUnique(key, "noop", null), { id: first.id, created: false });
+  });
+
+  test("a queue at the client's cap refuses jobs, on the fast path and through the script", async () => {
+    const capped = Client.fromUrl(/** @type {string} */ (REDIS_URL), { maxQueueLen: 2 });
+    const queue = idleQueue();
+    const isQueueFull = (/** @type {unknown} */ error) =>
+      error instanceof QueueFullError && error.queue === queue && /^QUEUE_FULL queue \S+ holds 2 jobs, its limit is 2$/.test(error.message);
+    try {
+      await capped.enqueue("noop", null, { queue });
+      await capped.enqueueIn(60_000, "noop", null, { queue }); // scheduled jobs count too
+      await assert.rejects(capped.enqueue("noop", null, { queue }), isQueueFull);
+      await assert.rejects(capped.enqueue("noop", null, { queue, id: freshName("node-full") }), isQueueFull);
+      await assert.rejects(capped.enqueueAt(Date.now(), "noop", null, { queue }), isQueueFull);
+    } finally {
+      await capped.quit();
+      await dropQueue(fleet.redis, queue);
+    }
+  });
+});

@@ -1,0 +1,126 @@
+// Checks the keys and arguments passed to the enqueue script, and how its replies and errors are read; no Redis needed.
+
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import { QueueFullError } from "../index.js";
+import { Keys } from "../lib/keys.js";
+import { defineEnqueue, runEnqueue } from "../lib/script.js";
+
+/**
+ * A connection whose enqueue command records its arguments and answers with `reply`.
+ * @param {(args: string[]) => unknown} reply
+ */
+function scriptConnection(reply) {
+  /** @type {unknown[][]} */
+  const calls = [];
+  const connection = {
+    calls,
+    /** @param {string} name */
+    defineCommand(name) {
+      // @ts-ignore: the command is added the way ioredis adds it
+      connection[name] = async (/** @type {unknown[]} */ ...args) => {
+        calls.push(args);
+        return reply(/** @type {string[]} */ (args));
+      };
+    },
+  };
+  // Only the commands the client uses are there; it is typed as a connection for the calls.
+  const typed = /** @type {typeof connection & import("ioredis").Redis} */ (/** @type {unknown} */ (connection));
+  defineEnqueue(typed);
+  return typed;
+}
+
+const keys = new Keys("flotilla");
+
+test("a job to run now: three keys, and the protocol's defaults for what it leaves out", async () => {
+  const connection = scriptConnection(() => ["job-1", "created"]);
+  const reply = await runEnqueue(connection, keys, { queue: "default", id: "job-1", type: "noop", payload: "null" });
+  assert.deepEqual(reply, { id: "job-1", outcome: "created" });
+  assert.deepEqual(connection.calls[0], [
+    3,
+    "flotilla:{default}:q",
+    "flotilla:{default}:job:job-1",
+    "flotilla:{default}:delayed",
+    "job-1", // ARGV[1] id
+    "noop", // ARGV[2] type
+    "null", // ARGV[3] payload
+    "json", // ARGV[4] content type
+    "3", // ARGV[5] max attempts
+    "1800000", // ARGV[6] timeout ms
+    "exponential:1000:600000", // ARGV[7] backoff
+    "0", // ARGV[8] run at: not set
+    "0", // ARGV[9] delay: none
+    "0", // ARGV[10] unique TTL
+    "0", // ARGV[11] queue cap: none
+    "default", // ARGV[12] queue
+    "", // ARGV[13] trace
+    "2", // ARGV[14] protocol version
+    "finished", // ARGV[15] a unique key is released when the job finishes
+  ]);
+});
+
+test("a unique, delayed job with its own policy: the unique key is the fourth key", async () => {
+  const connection = scriptConnection(() => ["holder", "duplicate"]);
+  const reply = await runEnqueue(connection, keys, {
+    queue: "low",
+    id: "job-2",
+    type: "t",
+    payload: "{}",
+    maxAttempts: 7,
+    timeoutMs: 500,
+    backoff: "fixed:50",
+    delayMs: 250,
+    unique: { key: "report:42", ttlMs: 60000 },
+  });
+  assert.deepEqual(reply, { id: "holder", outcome: "duplicate" });
+  const [count, ...rest] = connection.calls[0];
+  assert.equal(count, 4);
+  assert.equal(rest[3], "flotilla:{low}:unique:report:42");
+  assert.deepEqual(rest.slice(8, 14), ["7", "500", "fixed:50", "0", "250", "60000"]);
+});
+
+test("a run time goes in ARGV[8]; the epoch itself is sent as 1, since 0 means none", async () => {
+  const connection = scriptConnection(() => ["j", "created"]);
+  await runEnqueue(connection, keys, { queue: "q", id: "j", type: "t", payload: "1", runAtMs: 1_900_000_000_000 });
+  await runEnqueue(connection, keys, { queue: "q", id: "j", type: "t", payload: "1", runAtMs: 0 });
+  assert.equal(connection.calls[0][3 + 8], "1900000000000");
+  assert.equal(connection.calls[1][3 + 8], "1");
+});
+
+test("a queue cap goes in ARGV[11], and a key held for its TTL says so in ARGV[15]", async () => {
+  const connection = scriptConnection(() => ["j", "created"]);
+  await runEnqueue(connection, keys, {
+    queue: "q",
+    id: "j",
+    type: "t",
+    payload: "1",
+    maxQueueLen: 100,
+    unique: { key: "k", ttlMs: 1000, holdForTtl: true },
+  });
+  const args = connection.calls[0].slice(5);
+  assert.equal(args[10], "100");
+  assert.equal(args[14], "expiry");
+});
+
+test("QUEUE_FULL from the script is a QueueFullError", async () => {
+  const connection = scriptConnection(() => {
+    throw Object.assign(new Error("QUEUE_FULL queue q holds 5 jobs, its limit is 5"), { name: "ReplyError" });
+  });
+  await assert.rejects(
+    runEnqueue(connection, keys, { queue: "q", id: "j", type: "t", payload: "1" }),
+    (error) => {
+      assert.ok(error instanceof QueueFullError);
+      assert.equal(error.queue, "q");
+      assert.match(error.message, /holds 5 jobs/);
+      return true;
+    },
+  );
+});
+
+test("other script errors pass through as they are", async () => {
+  const connection = scriptConnection(() => {
+    throw new Error("NOSCRIPT or worse");
+  });
+  await assert.rejects(runEnqueue(connection, keys, { queue: "q", id: "j", type: "t", payload: "1" }), /NOSCRIPT or worse/);
+});

@@ -1,0 +1,214 @@
+// Checks that bad jobs are refused before anything is written, each error naming its field; no Redis needed.
+
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+
+import { Client, InvalidJobError } from "../index.js";
+import {
+  checkBackoff,
+  checkMaxAttempts,
+  checkName,
+  checkTimeoutMs,
+  encodePayload,
+  toRunAtMs,
+} from "../lib/validate.js";
+
+/**
+ * A stand-in for an ioredis connection that records every command, so a test can show
+ * that a refused job wrote nothing.
+ */
+function recordingConnection() {
+  /** @type {string[]} */
+  const calls = [];
+  const connection = {
+    calls,
+    /** @param {string} name */
+    defineCommand(name) {
+      // @ts-ignore: the command is added the way ioredis adds it
+      connection[name] = async () => calls.push(name);
+    },
+    xadd: async () => calls.push("xadd"),
+    sadd: async () => calls.push("sadd"),
+  };
+  // Only the commands the client uses are there; it is typed as a connection for the calls.
+  return /** @type {typeof connection & import("ioredis").Redis} */ (/** @type {unknown} */ (connection));
+}
+
+/**
+ * Asserts that `promise` rejects with an InvalidJobError naming `field`.
+ * @param {Promise<unknown>} promise
+ * @param {string} field
+ */
+async function refusedFor(promise, field) {
+  await assert.rejects(promise, (error) => {
+    assert.ok(error instanceof InvalidJobError, `expected InvalidJobError, got ${error}`);
+    assert.equal(error.field, field);
+    assert.match(error.message, new RegExp(`^invalid ${field}: `));
+    assert.doesNotMatch(error.message, /[\r\n]/, "a refused value is shown escaped");
+    return true;
+  });
+}
+
+describe("names", () => {
+  test("refuses empty, spaced, braced, control-character and over-long names", () => {
+    const bad = [
+      "",
+      "a b",
+      "tab\there",
+      "no\u00a0break",
+      "{queue}",
+      "a}",
+      "line\nbreak",
+      "cr\r",
+      "\u007f",
+      "x".repeat(257),
+      "\u00e9".repeat(129), // 129 characters, but 258 bytes
+      "lone \ud800 half",
+      42,
+      null,
+    ];
+    for (const name of bad) {
+      assert.throws(() => checkName("type", name), InvalidJobError, JSON.stringify(name));
+    }
+  });
+
+  test("accepts printable names up to 256 bytes", () => {
+    for (const name of ["send_email", "01H-ab.c:d@e", "x".repeat(256), "\u00e9".repeat(128), "emoji-\u{1F680}"]) {
+      assert.equal(checkName("type", name), name);
+    }
+  });
+
+  test("each name is checked under its own name", async () => {
+    const client = new Client(recordingConnection());
+    await refusedFor(client.enqueue("has space", {}), "type");
+    await refusedFor(client.enqueue("noop", {}, { queue: "{default}" }), "queue");
+    await refusedFor(client.enqueue("noop", {}, { id: "a\nb" }), "id");
+    await refusedFor(client.enqueueUnique("", "noop", {}), "uniqueKey");
+    await refusedFor(client.status("a b"), "id");
+    await refusedFor(client.status("1-1", { queue: "" }), "queue");
+  });
+});
+
+describe("numbers and policies", () => {
+  test("maxAttempts is a whole number from 1 to 10000", () => {
+    assert.equal(checkMaxAttempts(1), 1);
+    assert.equal(checkMaxAttempts(10000), 10000);
+    for (const value of [0, 10001, 1.5, -1, "3", NaN]) {
+      assert.throws(() => checkMaxAttempts(value), { name: "InvalidJobError", field: "maxAttempts" });
+    }
+  });
+
+  test("timeoutMs is at least 1 ms: there is no 'no timeout'", () => {
+    assert.equal(checkTimeoutMs(1), 1);
+    for (const value of [0, -5, 2.5, Infinity, "1000"]) {
+      assert.throws(() => checkTimeoutMs(value), { name: "InvalidJobError", field: "timeoutMs" });
+    }
+  });
+
+  test("backoff takes the three wire forms", () => {
+    for (const value of ["fixed:50", "fixed:0", "exponential:1000:600000", "list:1000", "list:1,20,300"]) {
+      assert.equal(checkBackoff(value), value);
+    }
+    for (const value of ["fixed", "fixed:", "fixed:-1", "fixed:1.5", " fixed:1", "linear:5", "exponential:1000", "list:", "list:1,,2", "list:1,", 50]) {
+      assert.throws(() => checkBackoff(value), { name: "InvalidJobError", field: "backoff" });
+    }
+  });
+
+  test("a run time is a valid Date or whole ms since 1970", () => {
+    const at = new Date("2030-01-02T03:04:05Z");
+    assert.equal(toRunAtMs(at), at.getTime());
+    assert.equal(toRunAtMs(0), 0);
+    for (const value of [new Date("not a date"), -1, 1.5, "2030-01-01"]) {
+      assert.throws(() => toRunAtMs(value), { name: "InvalidJobError", field: "runAt" });
+    }
+  });
+
+  test("the client refuses bad options before writing anything", async () => {
+    const connection = recordingConnection();
+    const client = new Client(connection);
+    await refusedFor(client.enqueue("noop", {}, { maxAttempts: 0 }), "maxAttempts");
+    await refusedFor(client.enqueue("noop", {}, { timeoutMs: 0 }), "timeoutMs");
+    await refusedFor(client.enqueue("noop", {}, { backoff: "sometimes" }), "backoff");
+    await refusedFor(client.enqueueIn(-1, "noop", {}), "delayMs");
+    await refusedFor(client.enqueueIn(1.5, "noop", {}), "delayMs");
+    await refusedFor(client.enqueueAt(new Date(Number.NaN), "noop", {}), "runAt");
+    await refusedFor(client.enqueueUnique("k", "noop", {}, { ttlMs: 0 }), "ttlMs");
+    await refusedFor(client.enqueueUnique("k", "noop", {}, { delayMs: -5 }), "delayMs");
+    // @ts-expect-error: a flag, not a duration
+    await refusedFor(client.enqueueUnique("k", "noop", {}, { holdForTtl: 1000 }), "holdForTtl");
+    assert.deepEqual(connection.calls, []);
+  });
+
+  test("a misspelt option is refused, not ignored", async () => {
+    const connection = recordingConnection();
+    const client = new Client(connection);
+    // @ts-expect-error: `timeout` is not an option; `timeoutMs` is
+    await refusedFor(client.enqueue("noop", {}, { timeout: 5000 }), "timeout");
+    // @ts-expect-error: `delayMs` belongs to enqueueUnique and enqueueIn's first argument
+    await refusedFor(client.enqueue("noop", {}, { delayMs: 5 }), "delayMs");
+    assert.deepEqual(connection.calls, []);
+  });
+});
+
+describe("payloads", () => {
+  test("are written as JSON text", () => {
+    assert.equal(encodePayload({ to: "a@b.c", n: [1, 2] }, 1000), '{"to":"a@b.c","n":[1,2]}');
+    assert.equal(encodePayload(null, 1000), "null");
+  });
+
+  test("must be JSON-serializable", () => {
+    const circular = {};
+    circular.self = circular;
+    for (const value of [circular, { n: 10n }, () => 1, Symbol("s"), undefined]) {
+      assert.throws(() => encodePayload(value, 1000), { name: "InvalidJobError", field: "payload" });
+    }
+  });
+
+  test("must be valid Unicode, in keys and values, as workers demand UTF-8", () => {
+    assert.throws(() => encodePayload({ text: "half \ud800 a pair" }, 1000), { field: "payload" });
+    assert.throws(() => encodePayload({ ["\udc00"]: 1 }, 1000), { field: "payload" });
+    assert.equal(encodePayload({ rocket: "\u{1F680}" }, 1000), '{"rocket":"\u{1F680}"}');
+  });
+
+  test("are limited in UTF-8 bytes, the limit itself allowed", () => {
+    const text = '"' + "\u00e9".repeat(9) + '"'; // 2 quotes + 9 two-byte characters = 20 bytes
+    assert.equal(encodePayload("\u00e9".repeat(9), 20), text);
+    assert.throws(() => encodePayload("\u00e9".repeat(9), 19), { field: "payload", message: /at most 19 bytes/ });
+  });
+
+  test("the client's maxPayloadBytes applies", async () => {
+    const client = new Client(recordingConnection(), { maxPayloadBytes: 10 });
+    await refusedFor(client.enqueue("noop", { text: "longer than ten bytes" }), "payload");
+  });
+});
+
+describe("the client", () => {
+  test("needs an ioredis connection", () => {
+    // @ts-expect-error: not a connection
+    assert.throws(() => new Client({}), TypeError);
+  });
+
+  test("refuses a namespace that would break the keys' hash tags", () => {
+    for (const namespace of ["", "a{b", "has space"]) {
+      assert.throws(() => new Client(recordingConnection(), { namespace }), TypeError);
+    }
+  });
+
+  test("refuses unknown options and a bad payload limit", () => {
+    // @ts-expect-error: not an option
+    assert.throws(() => new Client(recordingConnection(), { prefix: "x" }), TypeError);
+    assert.throws(() => new Client(recordingConnection(), { maxPayloadBytes: 0 }), TypeError);
+    assert.throws(() => new Client(recordingConnection(), { maxQueueLen: 0 }), TypeError);
+    assert.throws(() => new Client(recordingConnection(), { maxQueueLen: 2.5 }), TypeError);
+  });
+
+  test("wait refuses a poll interval that would spin", async () => {
+    const client = new Client(recordingConnection());
+    await assert.rejects(client.wait("1-1", { pollMs: 0 }), RangeError);
+  });
+});
+
+test("fromUrl with bad options leaves no connection open", () => {
+  // A connection left open would keep this test file's process from ending.
+  assert.throws(() => Client.fromUrl("redis://127.0.0.1:1", { maxQueueLen: -1 }), TypeError);
+});

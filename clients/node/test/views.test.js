@@ -1,0 +1,106 @@
+// Checks how a job's record, stream entry and completion are read into one status shape; no Redis needed.
+
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+
+import { isEntryId } from "../lib/status.js";
+import { fromCompletion, fromEntry, fromRecord } from "../lib/views.js";
+
+/** @param {Record<string, string | Buffer>} fields */
+function fieldsOf(fields) {
+  return new Map(Object.entries(fields).map(([name, value]) => [name, Buffer.from(value)]));
+}
+
+describe("a record", () => {
+  test("gives its fields, parsed", () => {
+    const status = fromRecord(
+      fieldsOf({
+        status: "dead",
+        type: "fail",
+        attempts: "2",
+        max_attempts: "2",
+        payload: '{"times":-1}',
+        content_type: "json",
+        error: "planned failure on attempt 2",
+        errors: '[{"attempt":1,"at":5,"error":"one"},{"attempt":2,"at":6,"error":"two"}]',
+      }),
+      "job-1",
+      "default",
+    );
+    assert.deepEqual(status, {
+      id: "job-1",
+      queue: "default",
+      status: "dead",
+      type: "fail",
+      attempts: 2,
+      maxAttempts: 2,
+      result: null,
+      error: "planned failure on attempt 2",
+      errors: [
+        { attempt: 1, at: 5, error: "one" },
+        { attempt: 2, at: 6, error: "two" },
+      ],
+      payload: { times: -1 },
+    });
+  });
+
+  test("an empty payload is JSON null, and a record without content_type is JSON", () => {
+    assert.equal(fromRecord(fieldsOf({ status: "pending", payload: "" }), "a", "q").payload, null);
+    assert.deepEqual(fromRecord(fieldsOf({ status: "pending", payload: "[1]" }), "a", "q").payload, [1]);
+  });
+
+  test("a msgpack payload is handed back as its bytes", () => {
+    const bytes = Buffer.from([0x81, 0xa1, 0x61, 0x01]);
+    const status = fromRecord(fieldsOf({ status: "pending", content_type: "msgpack", payload: bytes }), "a", "q");
+    assert.ok(Buffer.isBuffer(status.payload));
+    assert.ok(bytes.equals(/** @type {Buffer} */ (status.payload)));
+  });
+
+  test("a missing or undecodable error history is empty", () => {
+    assert.deepEqual(fromRecord(fieldsOf({ status: "failed" }), "a", "q").errors, []);
+    assert.deepEqual(fromRecord(fieldsOf({ status: "failed", errors: "not json" }), "a", "q").errors, []);
+  });
+
+  test("a record without max_attempts leaves it to the worker's default", () => {
+    assert.equal(fromRecord(fieldsOf({ status: "cancelled" }), "a", "q").maxAttempts, null);
+  });
+});
+
+describe("a fast-path entry", () => {
+  const entry = fieldsOf({ type: "sleep", payload: '{"ms":5}', attempts: "1", max_attempts: "4" });
+
+  test("is pending until delivered", () => {
+    const status = fromEntry(entry, "1-0", "default", null);
+    assert.equal(status.status, "pending");
+    assert.equal(status.attempts, 1);
+    assert.equal(status.maxAttempts, 4);
+    assert.deepEqual(status.payload, { ms: 5 });
+  });
+
+  test("is running once delivered, its attempt counting the deliveries", () => {
+    const status = fromEntry(entry, "1-0", "default", 2);
+    assert.equal(status.status, "running");
+    assert.equal(status.attempts, 3);
+  });
+});
+
+test("a completion keeps the result but no payload", () => {
+  const status = fromCompletion(
+    fieldsOf({ id: "1-0", type: "sleep", attempts: "1", result: '{"slept_ms":5}' }),
+    "1-0",
+    "default",
+  );
+  assert.equal(status.status, "completed");
+  assert.deepEqual(status.result, { slept_ms: 5 });
+  assert.equal(status.payload, null);
+  assert.equal(status.maxAttempts, null);
+});
+
+test("entry ids are told from other job ids", () => {
+  assert.ok(isEntryId("1732300000000-0"));
+  assert.ok(isEntryId("18446744073709551615-18446744073709551615"));
+  assert.ok(!isEntryId("18446744073709551616-0"), "past a stream id's range");
+  assert.ok(!isEntryId("0190f5a2-7c1e-7d2a-9a4b-1f2e3d4c5b6a"));
+  assert.ok(!isEntryId("12-"));
+  assert.ok(!isEntryId("abc"));
+});

@@ -1,0 +1,29 @@
+"""Flotilla's Python client: enqueue jobs on a Flotilla fleet over Redis Streams and read their results."""
+
+from .client import DEFAULT_QUEUE, Client, Unique
+from .errors import FlotillaError, InvalidJob, QueueFull, WaitTimeout
+from .keys import Keys
+from .script import DEFAULT_BACKOFF, DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT_MS, script_text
+from .status import TERMINAL_STATUSES, AttemptError, JobStatus
+from .validate import DEFAULT_MAX_PAYLOAD_BYTES
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_BACKOFF",
+    "DEFAULT_MAX_ATTEMPTS",
+    "DEFAULT_MAX_PAYLOAD_BYTES",
+    "DEFAULT_QUEUE",
+    "DEFAULT_TIMEOUT_MS",
+    "TERMINAL_STATUSES",
+    "AttemptError",
+    "Client",
+    "FlotillaError",
+    "InvalidJob",
+    "JobStatus",
+    "Keys",
+    "QueueFull",
+    "Unique",
+    "WaitTimeout",
+    "script_text",
+]

@@ -1,0 +1,285 @@
+"""The Flotilla client: enqueue jobs (fast path or the published script), read their status, wait for them."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from redis import Redis
+from redis.typing import EncodableT, FieldT
+
+from . import validate
+from .errors import QueueFull, WaitTimeout
+from .keys import DEFAULT_NAMESPACE, Keys
+from .lookup import find_job
+from .script import EnqueueScript, ScriptJob
+from .status import JobStatus
+
+DEFAULT_QUEUE = "default"
+
+# How long a unique key is held when the caller does not say: an hour.
+DEFAULT_UNIQUE_TTL_SECONDS = 3600.0
+
+# The URL scheme Flotilla's own settings use for a unix socket; redis-py spells it unix://.
+_UNIX_SCHEME = "redis+unix://"
+
+
+@dataclass(frozen=True)
+class Unique:
+    """What `enqueue_unique` did: `created` is False when another job holds the key, and
+    `id` is then that job's."""
+
+    id: str
+    created: bool
+
+
+@dataclass(frozen=True)
+class _Options:
+    """A job's options, checked."""
+
+    queue: str
+    type: str
+    payload: str
+    max_attempts: int | None
+    timeout_ms: int | None
+    backoff: str | None
+
+
+class Client:
+    """Enqueues Flotilla jobs on one Redis and reads them back. Works with connections
+    made with or without `decode_responses`."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        namespace: str = DEFAULT_NAMESPACE,
+        *,
+        max_payload_bytes: int = validate.DEFAULT_MAX_PAYLOAD_BYTES,
+        max_queue_len: int | None = None,
+    ) -> None:
+        """`max_payload_bytes` should match the workers' `limits.max_payload_bytes`.
+        `max_queue_len` caps each queue's depth (ready plus scheduled jobs): enqueues
+        beyond it raise QueueFull. The script keeps the cap exactly; a fast-path enqueue
+        reads the depth first, so producers racing may overshoot it by a few jobs."""
+        self._redis = redis
+        self._keys = Keys(validate.check_name("namespace", namespace))
+        self._max_payload_bytes = validate.check_max_payload_bytes(max_payload_bytes)
+        self._max_queue_len = None if max_queue_len is None else validate.check_max_queue_len(max_queue_len)
+        self._script = EnqueueScript(redis, self._keys)
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        namespace: str = DEFAULT_NAMESPACE,
+        *,
+        max_payload_bytes: int = validate.DEFAULT_MAX_PAYLOAD_BYTES,
+        max_queue_len: int | None = None,
+    ) -> Client:
+        """A client on a new connection to `url` (redis://, rediss://, unix:// or
+        redis+unix://, the form Flotilla's settings use)."""
+        if url.startswith(_UNIX_SCHEME):
+            connection = Redis(unix_socket_path=url[len(_UNIX_SCHEME) :])
+        else:
+            connection = Redis.from_url(url)
+        return cls(connection, namespace, max_payload_bytes=max_payload_bytes, max_queue_len=max_queue_len)
+
+    @property
+    def keys(self) -> Keys:
+        """The key names this client writes to."""
+        return self._keys
+
+    def enqueue(
+        self,
+        job_type: str,
+        payload: object = None,
+        *,
+        queue: str = DEFAULT_QUEUE,
+        id: str | None = None,
+        max_attempts: int | None = None,
+        timeout_ms: int | None = None,
+        backoff: str | None = None,
+    ) -> str:
+        """Enqueues a job to run now and returns its id. Without `id` it takes the fast
+        path: one XADD carrying the whole job, whose entry id is the job id; fields left
+        out take the workers' defaults. With `id` it goes through the published script: the
+        record exists at once, and the same id enqueued again runs once."""
+        options = self._options(job_type, payload, queue, max_attempts, timeout_ms, backoff)
+        if id is None:
+            return self._enqueue_fast(options)
+        return self._enqueue_scripted(options, validate.check_name("id", id))[0]
+
+    def enqueue_in(
+        self,
+        delay: float | timedelta,
+        job_type: str,
+        payload: object = None,
+        *,
+        queue: str = DEFAULT_QUEUE,
+        id: str | None = None,
+        max_attempts: int | None = None,
+        timeout_ms: int | None = None,
+        backoff: str | None = None,
+    ) -> str:
+        """Enqueues a job to run after `delay` (seconds, or a timedelta), measured on the
+        Redis server's clock. Returns its id (a new UUID unless given)."""
+        options = self._options(job_type, payload, queue, max_attempts, timeout_ms, backoff)
+        wait_ms = validate.delay_ms("delay", delay)
+        return self._enqueue_scripted(options, self._job_id(id), delay_ms=wait_ms)[0]
+
+    def enqueue_at(
+        self,
+        when: datetime | int,
+        job_type: str,
+        payload: object = None,
+        *,
+        queue: str = DEFAULT_QUEUE,
+        id: str | None = None,
+        max_attempts: int | None = None,
+        timeout_ms: int | None = None,
+        backoff: str | None = None,
+    ) -> str:
+        """Enqueues a job to run no earlier than `when` (an aware datetime, or milliseconds
+        since the Unix epoch); a time in the past runs now. Returns its id."""
+        options = self._options(job_type, payload, queue, max_attempts, timeout_ms, backoff)
+        due_ms = validate.run_at_ms(when)
+        return self._enqueue_scripted(options, self._job_id(id), run_at_ms=due_ms)[0]
+
+    def enqueue_unique(
+        self,
+        unique_key: str,
+        job_type: str,
+        payload: object = None,
+        *,
+        ttl: float | timedelta = DEFAULT_UNIQUE_TTL_SECONDS,
+        queue: str = DEFAULT_QUEUE,
+        id: str | None = None,
+        delay: float | timedelta | None = None,
+        max_attempts: int | None = None,
+        timeout_ms: int | None = None,
+        backoff: str | None = None,
+        hold_for_ttl: bool = False,
+    ) -> Unique:
+        """Enqueues a job unless another job of the queue holds `unique_key`. The key is
+        held for `ttl` (seconds, or a timedelta) and released when the job completes or is
+        cancelled, or kept for the whole TTL with `hold_for_ttl`."""
+        options = self._options(job_type, payload, queue, max_attempts, timeout_ms, backoff)
+        key = validate.check_name("unique_key", unique_key)
+        lock_ms = validate.ttl_ms("ttl", ttl)
+        wait_ms = 0 if delay is None else validate.delay_ms("delay", delay)
+        job_id, outcome = self._enqueue_scripted(
+            options,
+            self._job_id(id),
+            delay_ms=wait_ms,
+            unique_key=key,
+            unique_ttl_ms=lock_ms,
+            hold_unique_for_ttl=hold_for_ttl,
+        )
+        return Unique(id=job_id, created=outcome == "created")
+
+    def status(self, id: str, queue: str = DEFAULT_QUEUE) -> JobStatus | None:
+        """The job as it is now, or None when it is found nowhere: trimmed by retention,
+        never enqueued, or a raw entry with an id of its own that no worker has read yet."""
+        job_id = validate.check_name("id", id)
+        return find_job(self._redis, self._keys, validate.check_name("queue", queue), job_id)
+
+    def wait(
+        self,
+        id: str,
+        queue: str = DEFAULT_QUEUE,
+        timeout: float = 30.0,
+        poll_interval: float = 0.05,
+    ) -> JobStatus:
+        """Polls until the job is completed, dead or cancelled, and returns it. Raises
+        WaitTimeout (a TimeoutError) carrying the last status seen when time runs out."""
+        deadline = time.monotonic() + timeout
+        while True:
+            last = self.status(id, queue)
+            if last is not None and last.finished:
+                return last
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise WaitTimeout(id, timeout, last)
+            time.sleep(min(poll_interval, remaining))
+
+    def _options(
+        self,
+        job_type: str,
+        payload: object,
+        queue: str,
+        max_attempts: int | None,
+        timeout_ms: int | None,
+        backoff: str | None,
+    ) -> _Options:
+        return _Options(
+            queue=validate.check_name("queue", queue),
+            type=validate.check_name("type", job_type),
+            payload=validate.encode_payload(payload, self._max_payload_bytes),
+            max_attempts=None if max_attempts is None else validate.check_max_attempts(max_attempts),
+            timeout_ms=None if timeout_ms is None else validate.check_timeout_ms(timeout_ms),
+            backoff=None if backoff is None else validate.check_backoff(backoff),
+        )
+
+    @staticmethod
+    def _job_id(id: str | None) -> str:
+        return str(uuid.uuid4()) if id is None else validate.check_name("id", id)
+
+    def _enqueue_fast(self, options: _Options) -> str:
+        # Only what the job sets of its own, as the Rust producer writes it: the workers'
+        # defaults fill the rest.
+        fields: dict[FieldT, EncodableT] = {"type": options.type, "payload": options.payload}
+        if options.max_attempts is not None:
+            fields["max_attempts"] = options.max_attempts
+        if options.timeout_ms is not None:
+            fields["timeout"] = options.timeout_ms
+        if options.backoff is not None:
+            fields["backoff"] = options.backoff
+        if self._max_queue_len is not None:
+            self._check_depth(options.queue, self._max_queue_len)
+        pipe = self._redis.pipeline(transaction=False)
+        # The queue is named first, so tools list it by the time its job is there.
+        pipe.sadd(self._keys.queues(), options.queue)
+        pipe.xadd(self._keys.stream(options.queue), fields)
+        _, entry_id = pipe.execute()
+        return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+
+    def _check_depth(self, queue: str, cap: int) -> None:
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.xlen(self._keys.stream(queue))
+        pipe.zcard(self._keys.delayed(queue))
+        ready, scheduled = pipe.execute()
+        depth = int(ready) + int(scheduled)
+        if depth >= cap:
+            raise QueueFull(queue, f"QUEUE_FULL queue {queue} holds {depth} jobs, its limit is {cap}")
+
+    def _enqueue_scripted(
+        self,
+        options: _Options,
+        job_id: str,
+        *,
+        run_at_ms: int | None = None,
+        delay_ms: int = 0,
+        unique_key: str | None = None,
+        unique_ttl_ms: int = 0,
+        hold_unique_for_ttl: bool = False,
+    ) -> tuple[str, str]:
+        self._redis.sadd(self._keys.queues(), options.queue)
+        return self._script.run(
+            ScriptJob(
+                queue=options.queue,
+                id=job_id,
+                type=options.type,
+                payload=options.payload,
+                max_attempts=options.max_attempts,
+                timeout_ms=options.timeout_ms,
+                backoff=options.backoff,
+                run_at_ms=run_at_ms,
+                delay_ms=delay_ms,
+                unique_key=unique_key,
+                unique_ttl_ms=unique_ttl_ms,
+                hold_unique_for_ttl=hold_unique_for_ttl,
+                max_queue_len=self._max_queue_len,
+            )
+        )

@@ -1,0 +1,46 @@
+"""The Redis key names of one namespace, as docs/PROTOCOL.md lays them out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# The consumer group every worker reads the streams through.
+CONSUMER_GROUP = "workers"
+
+DEFAULT_NAMESPACE = "flotilla"
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Every key of a queue carries the hash tag `{<queue>}`, so a queue's keys share a
+    Redis Cluster slot and one script may touch them all; fleet-wide keys share `{global}`."""
+
+    namespace: str = DEFAULT_NAMESPACE
+
+    def stream(self, queue: str) -> str:
+        """The stream of jobs ready to run."""
+        return f"{self.namespace}:{{{queue}}}:q"
+
+    def job(self, queue: str, job_id: str) -> str:
+        """A job's record."""
+        return f"{self.namespace}:{{{queue}}}:job:{job_id}"
+
+    def delayed(self, queue: str) -> str:
+        """Scheduled jobs and retries, scored by due time."""
+        return f"{self.namespace}:{{{queue}}}:delayed"
+
+    def done(self, queue: str) -> str:
+        """Recent completions."""
+        return f"{self.namespace}:{{{queue}}}:done"
+
+    def dead(self, queue: str) -> str:
+        """The dead-letter stream."""
+        return f"{self.namespace}:{{{queue}}}:dead"
+
+    def unique(self, queue: str, unique_key: str) -> str:
+        """The lock naming the job that holds a unique key."""
+        return f"{self.namespace}:{{{queue}}}:unique:{unique_key}"
+
+    def queues(self) -> str:
+        """The set of known queue names, which operators' tools list."""
+        return f"{self.namespace}:{{global}}:queues"

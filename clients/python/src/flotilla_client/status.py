@@ -1,0 +1,187 @@
+"""What a job looks like to a caller (JobStatus), built from a record, a stream entry or a completion."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+# The states a job does not leave by itself.
+TERMINAL_STATUSES = frozenset({"completed", "dead", "cancelled"})
+
+# Content types whose payload is JSON text (an entry that names none holds JSON).
+_JSON_CONTENT_TYPES = frozenset({"", "json", "application/json"})
+
+# A reply's fields as redis-py hands them over: names and values as bytes or str,
+# depending on the connection's decode_responses.
+RawFields = Mapping[Any, Any]
+
+
+@dataclass(frozen=True)
+class AttemptError:
+    """One attempt that ended without success: its number, when (ms since the Unix epoch),
+    and its error."""
+
+    attempt: int
+    at: int
+    error: str
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """A job as last seen. `result` and `payload` are decoded JSON (a payload in another
+    encoding, such as msgpack, stays bytes); times are ms since the Unix epoch."""
+
+    id: str
+    queue: str
+    status: str
+    type: str
+    attempts: int
+    # None where the job does not say: a fast-path entry that leaves it to the worker's
+    # defaults, or a completion, which keeps only the attempts used.
+    max_attempts: int | None = None
+    result: Any = None
+    error: str | None = None
+    errors: list[AttemptError] = field(default_factory=list)
+    payload: Any = None
+    created_at: int | None = None
+    finished_at: int | None = None
+    worker: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        """Whether the job is in a state it does not leave by itself."""
+        return self.status in TERMINAL_STATUSES
+
+
+def from_record(queue: str, job_id: str, raw: RawFields) -> JobStatus:
+    """A job from its record (hash)."""
+    f = _fields(raw)
+    return JobStatus(
+        id=_text(f, "id") or job_id,
+        queue=_text(f, "queue") or queue,
+        status=_text(f, "status") or "unknown",
+        type=_text(f, "type") or "",
+        attempts=_int(f.get("attempts")) or 0,
+        max_attempts=_int(f.get("max_attempts")),
+        result=_json_or_none(f.get("result")),
+        error=_text(f, "error") or None,
+        errors=_attempt_errors(f.get("errors")),
+        payload=_payload(f.get("payload"), _text(f, "content_type") or ""),
+        created_at=_int(f.get("created_at")),
+        finished_at=_int(f.get("finished_at")),
+        worker=_text(f, "worker") or None,
+    )
+
+
+def from_entry(
+    queue: str, entry_id: str, raw: RawFields, delivery: tuple[str, int] | None
+) -> JobStatus:
+    """A fast-path job from its stream entry: `pending`, or `running` when `delivery` (the
+    consumer holding it and its delivery count) says the group's pending list has it."""
+    f = _fields(raw)
+    spent = _int(f.get("attempts")) or 0
+    return JobStatus(
+        id=entry_id,
+        queue=queue,
+        status="running" if delivery else "pending",
+        type=_text(f, "type") or "",
+        # Its attempt is the attempts spent before plus the deliveries, as workers count it.
+        attempts=spent + (delivery[1] if delivery else 0),
+        max_attempts=_int(f.get("max_attempts")),
+        payload=_payload(f.get("payload"), _text(f, "content_type") or ""),
+        created_at=entry_time_ms(entry_id),
+        worker=delivery[0] if delivery else None,
+    )
+
+
+def from_done(queue: str, job_id: str, done_entry_id: str, raw: RawFields) -> JobStatus:
+    """A completed fast-path job from its `done` entry, whose id is the completion time.
+    A completion keeps no payload."""
+    f = _fields(raw)
+    return JobStatus(
+        id=job_id,
+        queue=queue,
+        status="completed",
+        type=_text(f, "type") or "",
+        attempts=_int(f.get("attempts")) or 0,
+        result=_json_or_none(f.get("result")),
+        created_at=entry_time_ms(job_id),
+        finished_at=entry_time_ms(done_entry_id),
+        worker=_text(f, "worker") or None,
+    )
+
+
+def entry_time_ms(entry_id: str) -> int | None:
+    """The milliseconds part of a stream entry id (`<ms>-<seq>`): when Redis added it."""
+    ms, sep, seq = entry_id.partition("-")
+    return int(ms) if sep and ms.isascii() and ms.isdigit() and seq.isascii() and seq.isdigit() else None
+
+
+def _as_bytes(value: Any) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    return str(value).encode("utf-8", "surrogateescape")
+
+
+def _fields(raw: RawFields) -> dict[str, bytes]:
+    return {_as_bytes(k).decode("utf-8", "replace"): _as_bytes(v) for k, v in raw.items()}
+
+
+def _text(fields: dict[str, bytes], name: str) -> str:
+    return fields.get(name, b"").decode("utf-8", "replace")
+
+
+def _int(value: bytes | None) -> int | None:
+    try:
+        return int(value) if value else None
+    except ValueError:
+        return None
+
+
+def _json_or_none(value: bytes | None) -> Any:
+    """JSON text decoded; empty (a handler that returned nothing) is None. Text that does
+    not decode is returned as it is rather than lost."""
+    if not value:
+        return None
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value.decode("utf-8", "replace")
+
+
+def _payload(value: bytes | None, content_type: str) -> Any:
+    if content_type not in _JSON_CONTENT_TYPES:
+        return value
+    if not value:
+        return None  # an empty JSON payload means null
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def _attempt_errors(value: bytes | None) -> list[AttemptError]:
+    # A history that does not decode reads as empty, as workers treat it.
+    try:
+        history = json.loads(value) if value else []
+    except ValueError:
+        return []
+    if not isinstance(history, list):
+        return []
+    errors = []
+    for item in history:
+        if isinstance(item, dict):
+            errors.append(
+                AttemptError(
+                    attempt=_int_of(item.get("attempt")),
+                    at=_int_of(item.get("at")),
+                    error=str(item.get("error", "")),
+                )
+            )
+    return errors
+
+
+def _int_of(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0

@@ -1,0 +1,153 @@
+"""The protocol's checks on what a producer writes, made before writing so a bad job fails here, not in a worker."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import unicodedata
+from datetime import datetime, timedelta
+
+from .errors import InvalidJob
+
+# Longest name (queue, job id, type, unique key), in UTF-8 bytes, as workers count it.
+MAX_NAME_BYTES = 256
+
+# Most attempts a job may have.
+MAX_ATTEMPTS = 10_000
+
+# The payload limit workers apply by default (`limits.max_payload_bytes`, 512 KiB).
+DEFAULT_MAX_PAYLOAD_BYTES = 512 * 1024
+
+NAME_RULE = "1-256 printable characters without spaces, braces or control characters"
+MAX_ATTEMPTS_RULE = f"a whole number from 1 to {MAX_ATTEMPTS}"
+BACKOFF_RULE = "fixed:MS, exponential:BASE_MS:CAP_MS or list:MS,MS,... (whole milliseconds)"
+
+# Delays are whole milliseconds, digits only: exactly what every worker parses.
+_MS = r"[0-9]{1,15}"
+_BACKOFF_FORMS = (
+    re.compile(rf"fixed:{_MS}"),
+    re.compile(rf"exponential:{_MS}:{_MS}"),
+    re.compile(rf"list:{_MS}(?:,{_MS})*"),
+)
+
+
+def _forbidden_in_name(char: str) -> bool:
+    # Control characters could forge a log line, whitespace splits names in tools, and a
+    # brace would break the Redis Cluster hash tag the name is put in. These are the
+    # characters workers refuse, no more and no fewer.
+    return char in "{}" or char.isspace() or unicodedata.category(char) == "Cc"
+
+
+def check_name(field: str, value: object) -> str:
+    """Checks a queue name, job id, job type or unique key."""
+    if not isinstance(value, str) or not value:
+        raise InvalidJob(field, NAME_RULE, value)
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        # A lone surrogate has no UTF-8 form, so it cannot be written at all.
+        raise InvalidJob(field, NAME_RULE, value) from None
+    if size > MAX_NAME_BYTES or any(_forbidden_in_name(c) for c in value):
+        raise InvalidJob(field, NAME_RULE, value)
+    return value
+
+
+def _whole_number(value: object) -> int | None:
+    # bool is an int to Python, but True attempts is a mistake, not a number.
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value
+
+
+def check_max_attempts(value: object) -> int:
+    number = _whole_number(value)
+    if number is None or not 1 <= number <= MAX_ATTEMPTS:
+        raise InvalidJob("max_attempts", MAX_ATTEMPTS_RULE, value)
+    return number
+
+
+def check_timeout_ms(value: object) -> int:
+    """An attempt timeout. Zero is refused: there is no "no timeout", only a long one."""
+    number = _whole_number(value)
+    if number is None or number < 1:
+        raise InvalidJob("timeout_ms", "a whole number of milliseconds, at least 1", value)
+    return number
+
+
+def check_backoff(value: object) -> str:
+    """A retry policy in its wire form."""
+    if not isinstance(value, str) or not any(form.fullmatch(value) for form in _BACKOFF_FORMS):
+        raise InvalidJob("backoff", BACKOFF_RULE, value)
+    return value
+
+
+def check_max_payload_bytes(value: object) -> int:
+    number = _whole_number(value)
+    if number is None or number < 0:
+        raise InvalidJob("max_payload_bytes", "a whole number of bytes, 0 or more", value)
+    return number
+
+
+def check_max_queue_len(value: object) -> int:
+    number = _whole_number(value)
+    if number is None or number < 1:
+        raise InvalidJob("max_queue_len", "a whole number of jobs, at least 1", value)
+    return number
+
+
+def encode_payload(payload: object, max_bytes: int) -> str:
+    """A payload as the JSON text the job carries, checked as workers check it: valid JSON
+    (no NaN or infinity), UTF-8 throughout (no lone surrogates) and within the limit."""
+    try:
+        text = json.dumps(payload, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as e:
+        raise InvalidJob("payload", f"must be JSON-serializable: {e}") from None
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidJob("payload", "text must be valid Unicode (a lone surrogate has no UTF-8 form)") from None
+    if size > max_bytes:
+        raise InvalidJob("payload", f"at most {max_bytes} bytes as JSON (UTF-8); it is {size}")
+    return text
+
+
+def _seconds(field: str, value: object) -> float:
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InvalidJob(field, "seconds (a number) or a datetime.timedelta", value)
+    return float(value)
+
+
+def delay_ms(field: str, value: object) -> int:
+    """A delay in whole milliseconds, rounded up so a job never runs early."""
+    seconds = _seconds(field, value)
+    if seconds < 0:
+        raise InvalidJob(field, "a delay of 0 seconds or more", value)
+    return math.ceil(seconds * 1000)
+
+
+def ttl_ms(field: str, value: object) -> int:
+    """A lock's lifetime in whole milliseconds: at least 1."""
+    seconds = _seconds(field, value)
+    if seconds <= 0:
+        raise InvalidJob(field, "more than 0 seconds", value)
+    return max(1, math.ceil(seconds * 1000))
+
+
+def run_at_ms(when: object) -> int:
+    """A run time as milliseconds since the Unix epoch, from an aware datetime or a number
+    of milliseconds."""
+    if isinstance(when, datetime):
+        if when.tzinfo is None or when.utcoffset() is None:
+            raise InvalidJob("when", "a timezone-aware datetime (a naive one has no single instant)", str(when))
+        ms = math.floor(when.timestamp() * 1000)
+    else:
+        number = _whole_number(when)
+        if number is None:
+            raise InvalidJob("when", "an aware datetime or whole milliseconds since the Unix epoch", when)
+        ms = number
+    if ms < 0:
+        raise InvalidJob("when", "not before 1970 (the Unix epoch)", str(when))
+    return ms

@@ -1,0 +1,205 @@
+"""The client against a real fleet: what enqueue returns, and what status and wait report in each state."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import timedelta
+
+import msgpack
+import pytest
+import redis
+
+from flotilla_client import AttemptError, Client, QueueFull, Unique, WaitTimeout
+
+
+def eventually_status(client: Client, job_id: str, wanted: str, queue: str = "default", timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        seen = client.status(job_id, queue)
+        if seen is not None and seen.status == wanted:
+            return
+        assert time.monotonic() < deadline, f"job {job_id} never {wanted}; last seen {seen}"
+        time.sleep(0.02)
+
+
+def test_a_fast_path_job_is_found_completed_in_done(client: Client) -> None:
+    job_id = client.enqueue("sleep", {"ms": 20})
+    done = client.wait(job_id, timeout=5)
+    assert done.id == job_id and done.queue == "default"
+    assert (done.status, done.type, done.attempts) == ("completed", "sleep", 1)
+    assert done.result == {"slept_ms": 20}
+    assert done.worker and done.error is None and done.errors == []
+    assert done.created_at is not None and done.finished_at is not None
+    assert done.created_at <= done.finished_at
+    assert done.payload is None, "a completion keeps no payload"
+
+
+def test_a_waiting_fast_path_job_is_pending_with_its_entry(client: Client, idle_queue: str) -> None:
+    job_id = client.enqueue("sleep", {"ms": 5}, queue=idle_queue, max_attempts=4)
+    pending = client.status(job_id, idle_queue)
+    assert pending is not None
+    assert (pending.status, pending.type, pending.attempts, pending.max_attempts) == ("pending", "sleep", 0, 4)
+    assert pending.payload == {"ms": 5}
+    assert not pending.finished
+
+
+def test_a_running_fast_path_job_names_its_worker(client: Client, connection: redis.Redis) -> None:
+    job_id = client.enqueue("sleep", {"ms": 600})
+    eventually_status(client, job_id, "running")
+    running = client.status(job_id)
+    assert running is not None and running.attempts == 1
+    assert running.worker is not None
+    assert connection.zscore("flotilla:{global}:workers", running.worker) is not None
+    assert client.wait(job_id, timeout=5).status == "completed"
+
+
+def test_a_job_with_an_id_is_read_from_its_record(client: Client, idle_queue: str) -> None:
+    job_id = str(uuid.uuid4())
+    assert client.enqueue("noop", {"n": 1}, queue=idle_queue, id=job_id) == job_id
+    assert client.enqueue("noop", {"n": 2}, queue=idle_queue, id=job_id) == job_id, "the same id is the same job"
+    pending = client.status(job_id, idle_queue)
+    assert pending is not None
+    assert (pending.status, pending.attempts, pending.max_attempts) == ("pending", 0, 3)
+    assert pending.payload == {"n": 1}
+    assert pending.created_at is not None and pending.finished_at is None
+
+
+def test_a_retried_job_reports_each_attempts_error(client: Client) -> None:
+    job_id = client.enqueue("fail", {"times": 1}, id=str(uuid.uuid4()), backoff="fixed:50")
+    done = client.wait(job_id, timeout=5)
+    assert (done.status, done.attempts, done.max_attempts) == ("completed", 2, 3)
+    assert done.result == {"succeeded_on_attempt": 2}
+    (first,) = done.errors
+    assert isinstance(first, AttemptError)
+    assert (first.attempt, first.error) == (1, "planned failure on attempt 1")
+    assert done.created_at is not None and first.at >= done.created_at
+
+
+def test_a_dead_job_reports_its_error(client: Client) -> None:
+    job_id = client.enqueue("fail", {"times": -1}, max_attempts=2)
+    dead = client.wait(job_id, timeout=5)
+    assert (dead.status, dead.attempts, dead.max_attempts) == ("dead", 2, 2)
+    assert dead.error is not None and dead.error.startswith("planned failure on attempt 2")
+    assert [e.attempt for e in dead.errors] == [1, 2]
+    assert dead.finished and dead.finished_at is not None
+
+
+def test_a_completion_in_the_same_millisecond_with_a_lower_sequence_is_found(
+    client: Client, connection: redis.Redis, idle_queue: str
+) -> None:
+    # Each stream numbers the entries of one millisecond on its own: a job added as the
+    # sixth entry of a millisecond in its queue can be the first completion of that
+    # millisecond in `done`.
+    seconds, _ = connection.time()
+    ms = seconds * 1000
+    job_id = f"{ms}-5"
+    connection.xadd(
+        f"flotilla:{{{idle_queue}}}:done",
+        {"id": job_id, "type": "noop", "attempts": 1, "worker": "w", "run_ms": 0, "result": ""},
+        id=f"{ms}-0",
+    )
+    done = client.status(job_id, idle_queue)
+    assert done is not None and done.status == "completed"
+    assert done.finished_at == ms
+
+
+def test_a_job_found_nowhere_is_none(client: Client) -> None:
+    assert client.status(str(uuid.uuid4())) is None
+    assert client.status("1-0", queue=f"client-nowhere-{uuid.uuid4().hex[:8]}") is None
+
+
+def test_wait_gives_up_with_the_last_status(client: Client, idle_queue: str) -> None:
+    job_id = client.enqueue("noop", queue=idle_queue)
+    started = time.monotonic()
+    with pytest.raises(TimeoutError) as gave_up:
+        client.wait(job_id, idle_queue, timeout=0.3, poll_interval=0.05)
+    assert 0.3 <= time.monotonic() - started < 2
+    assert isinstance(gave_up.value, WaitTimeout)
+    assert gave_up.value.last_status is not None and gave_up.value.last_status.status == "pending"
+    with pytest.raises(WaitTimeout) as unknown:
+        client.wait(str(uuid.uuid4()), timeout=0.1)
+    assert unknown.value.last_status is None
+
+
+def test_enqueue_in_runs_after_the_delay(client: Client) -> None:
+    job_id = client.enqueue_in(0.3, "noop")
+    scheduled = client.status(job_id)
+    assert scheduled is not None and scheduled.status == "scheduled"
+    assert client.wait(job_id, timeout=5).status == "completed"
+
+
+def test_enqueue_at_in_ms_runs_at_its_time(client: Client, connection: redis.Redis) -> None:
+    seconds, micros = connection.time()
+    due = seconds * 1000 + micros // 1000 + 300
+    job_id = client.enqueue_at(due, "noop", id=f"at-{uuid.uuid4()}")
+    assert job_id.startswith("at-")
+    assert client.wait(job_id, timeout=5).status == "completed"
+
+
+def test_enqueue_unique_reports_the_holder(client: Client, idle_queue: str) -> None:
+    key = f"k-{uuid.uuid4()}"
+    first = client.enqueue_unique(key, "noop", queue=idle_queue, delay=timedelta(seconds=30))
+    assert first.created
+    second = client.enqueue_unique(key, "noop", queue=idle_queue, id=str(uuid.uuid4()))
+    assert (second.id, second.created) == (first.id, False)
+    held = client.status(first.id, idle_queue)
+    assert held is not None and held.status == "scheduled"
+
+
+def test_a_unique_key_is_free_again_once_its_job_completes(client: Client) -> None:
+    key = f"k-{uuid.uuid4()}"
+    first = client.enqueue_unique(key, "noop", ttl=30)
+    client.wait(first.id, timeout=5)
+    assert client.enqueue_unique(key, "noop", ttl=30).created
+
+
+def test_a_unique_key_held_for_its_ttl_outlives_its_job(client: Client, connection: redis.Redis) -> None:
+    key = f"k-{uuid.uuid4()}"
+    first = client.enqueue_unique(key, "noop", ttl=30, hold_for_ttl=True)
+    try:
+        client.wait(first.id, timeout=5)
+        assert client.enqueue_unique(key, "noop", ttl=30) == Unique(id=first.id, created=False)
+    finally:
+        connection.delete(client.keys.unique("default", key))
+
+
+@pytest.mark.parametrize("with_id", [False, True], ids=["fast-path", "script"])
+def test_a_queue_at_its_cap_raises_queue_full(connection: redis.Redis, idle_queue: str, with_id: bool) -> None:
+    capped = Client(connection, max_queue_len=2)
+    capped.enqueue("noop", queue=idle_queue)
+    capped.enqueue_in(60, "noop", queue=idle_queue)  # a scheduled job counts too
+    with pytest.raises(QueueFull) as full:
+        capped.enqueue("noop", queue=idle_queue, id=str(uuid.uuid4()) if with_id else None)
+    assert full.value.queue == idle_queue
+    assert str(full.value) == f"QUEUE_FULL queue {idle_queue} holds 2 jobs, its limit is 2"
+
+
+def test_every_enqueue_names_its_queue(client: Client, connection: redis.Redis, idle_queue: str) -> None:
+    client.enqueue_unique(f"k-{uuid.uuid4()}", "noop", queue=idle_queue)
+    assert connection.sismember("flotilla:{global}:queues", idle_queue)
+
+
+def test_a_decoding_connection_reads_binary_payloads_too(
+    decoding_connection: redis.Redis, connection: redis.Redis, idle_queue: str
+) -> None:
+    client = Client(decoding_connection)
+    packed = msgpack.packb({"ms": 1})
+    entry = connection.xadd(f"flotilla:{{{idle_queue}}}:q", {"type": "sleep", "content_type": "msgpack", "payload": packed})
+    pending = client.status(entry.decode(), idle_queue)
+    assert pending is not None and pending.payload == packed
+    job_id = client.enqueue("noop", queue=idle_queue, id=str(uuid.uuid4()))
+    assert isinstance(job_id, str)
+    assert client.enqueue_unique("k", "noop", queue=idle_queue).id == client.enqueue_unique("k", "noop", queue=idle_queue).id
+
+
+def test_from_url_and_a_namespace_of_its_own(redis_url: str, connection: redis.Redis) -> None:
+    queue = f"client-ns-{uuid.uuid4().hex[:8]}"
+    client = Client.from_url(redis_url, namespace="client-test-ns")
+    try:
+        job_id = client.enqueue("noop", queue=queue)
+        assert connection.xrange(f"client-test-ns:{{{queue}}}:q", job_id, job_id)
+        assert connection.sismember("client-test-ns:{global}:queues", queue)
+        assert client.keys.stream(queue) == f"client-test-ns:{{{queue}}}:q"
+    finally:
+        connection.delete(f"client-test-ns:{{{queue}}}:q", "client-test-ns:{global}:queues")

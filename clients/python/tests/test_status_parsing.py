@@ -1,0 +1,90 @@
+"""JobStatus built from a record, a stream entry and a completion, whichever way the connection decodes replies."""
+
+from __future__ import annotations
+
+import json
+
+from flotilla_client import AttemptError, JobStatus
+from flotilla_client.status import entry_time_ms, from_done, from_entry, from_record
+
+RECORD = {
+    b"id": b"job-1",
+    b"type": b"fail",
+    b"queue": b"default",
+    b"status": b"completed",
+    b"attempts": b"2",
+    b"max_attempts": b"3",
+    b"payload": b'{"times": 1}',
+    b"content_type": b"json",
+    b"result": b'{"succeeded_on_attempt":2}',
+    b"errors": b'[{"attempt":1,"at":1700000000000,"error":"planned failure on attempt 1"}]',
+    b"created_at": b"1699999999000",
+    b"finished_at": b"1700000001000",
+    b"worker": b"host-1-abc",
+}
+
+
+def test_a_record_reads_whole() -> None:
+    status = from_record("default", "job-1", RECORD)
+    assert status == JobStatus(
+        id="job-1",
+        queue="default",
+        status="completed",
+        type="fail",
+        attempts=2,
+        max_attempts=3,
+        result={"succeeded_on_attempt": 2},
+        error=None,
+        errors=[AttemptError(attempt=1, at=1_700_000_000_000, error="planned failure on attempt 1")],
+        payload={"times": 1},
+        created_at=1_699_999_999_000,
+        finished_at=1_700_000_001_000,
+        worker="host-1-abc",
+    )
+    assert status.finished
+
+
+def test_a_record_read_through_a_decoding_connection_reads_the_same() -> None:
+    as_text = {k.decode(): v.decode() for k, v in RECORD.items()}
+    assert from_record("default", "job-1", as_text) == from_record("default", "job-1", RECORD)
+
+
+def test_missing_and_broken_fields_read_as_nothing() -> None:
+    status = from_record(
+        "low", "job-2", {b"status": b"dead", b"errors": b"not json", b"result": b"", b"error": b"boom"}
+    )
+    assert (status.id, status.queue, status.type) == ("job-2", "low", "")
+    assert status.attempts == 0 and status.max_attempts is None
+    assert status.errors == [] and status.result is None and status.payload is None
+    assert status.error == "boom"
+
+
+def test_a_msgpack_payload_stays_bytes() -> None:
+    status = from_record("default", "j", {b"status": b"pending", b"content_type": b"msgpack", b"payload": b"\x81\xa1a\x01"})
+    assert status.payload == b"\x81\xa1a\x01"
+
+
+def test_a_pending_entry_and_a_running_one() -> None:
+    fields = {b"type": b"sleep", b"payload": json.dumps({"ms": 5}).encode(), b"attempts": b"1", b"max_attempts": b"4"}
+    pending = from_entry("default", "1700000000000-3", fields, None)
+    assert (pending.status, pending.attempts, pending.max_attempts) == ("pending", 1, 4)
+    assert pending.payload == {"ms": 5} and pending.created_at == 1_700_000_000_000
+    running = from_entry("default", "1700000000000-3", fields, ("worker-a", 2))
+    assert (running.status, running.attempts, running.worker) == ("running", 3, "worker-a")
+
+
+def test_a_completion_keeps_no_payload() -> None:
+    done = from_done(
+        "default",
+        "1700000000000-0",
+        "1700000000250-0",
+        {b"id": b"1700000000000-0", b"type": b"noop", b"attempts": b"1", b"worker": b"w", b"run_ms": b"0", b"result": b""},
+    )
+    assert (done.status, done.attempts, done.result, done.payload) == ("completed", 1, None, None)
+    assert (done.created_at, done.finished_at) == (1_700_000_000_000, 1_700_000_000_250)
+
+
+def test_entry_ids_give_their_time() -> None:
+    assert entry_time_ms("1700000000000-0") == 1_700_000_000_000
+    for not_an_entry in ["5b0c3a5e-1c1e-4c53", "abc", "1-", "-1", "1-x"]:
+        assert entry_time_ms(not_an_entry) is None

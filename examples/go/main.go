@@ -1,0 +1,117 @@
+// Enqueues one Flotilla job with plain Redis commands (go-redis, no client library) and waits for its result.
+// Run (build where Go exists): cd examples/go && go mod tidy && go run . [TYPE] [PAYLOAD_JSON]
+//
+// `go mod tidy` writes the go.sum that `go run` needs; it is not committed here.
+// TYPE defaults to `sleep`, PAYLOAD_JSON to '{"ms": 100}'. Environment: FLOTILLA_REDIS_URL
+// (redis://127.0.0.1:6379), FLOTILLA_QUEUE (default), FLOTILLA_NAMESPACE (flotilla),
+// FLOTILLA_WAIT_SECONDS (30). Exit 0: completed, the result JSON on stdout. Exit 1: dead or
+// cancelled, the error on stderr. Exit 2: still unfinished when the wait ran out. Exit 3: Redis
+// could not be reached or refused a command.
+// The keys and fields are those of docs/PROTOCOL.md.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	jobType, payload := "sleep", `{"ms": 100}`
+	if len(os.Args) > 1 {
+		jobType = os.Args[1]
+	}
+	if len(os.Args) > 2 {
+		payload = os.Args[2]
+	}
+	url := envOr("FLOTILLA_REDIS_URL", "redis://127.0.0.1:6379")
+	queue := envOr("FLOTILLA_QUEUE", "default")
+	namespace := envOr("FLOTILLA_NAMESPACE", "flotilla")
+	waitSeconds, err := strconv.ParseFloat(envOr("FLOTILLA_WAIT_SECONDS", "30"), 64)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "FLOTILLA_WAIT_SECONDS: %v\n", err)
+		return 3
+	}
+
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "FLOTILLA_REDIS_URL: %v\n", err)
+		return 3
+	}
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	ctx := context.Background()
+
+	// An id of our own gives the job a record we can poll; without one the job would take
+	// the fast path and leave only an entry in the queue's `done` stream.
+	jobID := uuid4()
+	if err := rdb.SAdd(ctx, namespace+":{global}:queues", queue).Err(); err != nil {
+		fmt.Fprintf(os.Stderr, "error: %v\n", err)
+		return 3
+	}
+	err = rdb.XAdd(ctx, &redis.XAddArgs{
+		Stream: namespace + ":{" + queue + "}:q",
+		Values: []string{"id", jobID, "type", jobType, "payload", payload},
+	}).Err()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "error: %v\n", err)
+		return 3
+	}
+	fmt.Fprintf(os.Stderr, "enqueued %s job %s on queue %s\n", jobType, jobID, queue)
+
+	recordKey := namespace + ":{" + queue + "}:job:" + jobID
+	deadline := time.Now().Add(time.Duration(waitSeconds * float64(time.Second)))
+	status := "pending" // until a worker has read the entry, there is no record yet
+	for time.Now().Before(deadline) {
+		record, err := rdb.HGetAll(ctx, recordKey).Result()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "error: %v\n", err)
+			return 3
+		}
+		if s, ok := record["status"]; ok {
+			status = s
+		}
+		switch status {
+		case "completed":
+			result := record["result"]
+			if result == "" {
+				result = "null" // a handler that returns nothing leaves it empty
+			}
+			fmt.Println(result)
+			return 0
+		case "dead", "cancelled":
+			fmt.Fprintf(os.Stderr, "job %s %s: %s\n", jobID, status, record["error"])
+			return 1
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	fmt.Fprintf(os.Stderr, "job %s still %s after %g s\n", jobID, status, waitSeconds)
+	return 2
+}
+
+func envOr(name, fallback string) string {
+	if value := os.Getenv(name); value != "" {
+		return value
+	}
+	return fallback
+}
+
+// uuid4 is a random (version 4) UUID, made here so the example needs no other module.
+func uuid4() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	b[6] = b[6]&0x0f | 0x40 // version 4
+	b[8] = b[8]&0x3f | 0x80 // RFC 4122 variant
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}

@@ -1,0 +1,66 @@
+// Enqueues one Flotilla job with plain Redis commands (ioredis, no client library) and waits for its result.
+// Run: cd examples/node && npm ci && node enqueue_and_wait.mjs [TYPE] [PAYLOAD_JSON]
+//
+// TYPE defaults to `sleep`, PAYLOAD_JSON to '{"ms": 100}'. Environment: FLOTILLA_REDIS_URL
+// (redis://127.0.0.1:6379), FLOTILLA_QUEUE (default), FLOTILLA_NAMESPACE (flotilla),
+// FLOTILLA_WAIT_SECONDS (30). Exit 0: completed, the result JSON on stdout. Exit 1: dead or
+// cancelled, the error on stderr. Exit 2: still unfinished when the wait ran out. Exit 3: Redis
+// could not be reached or refused a command.
+// The keys and fields are those of docs/PROTOCOL.md.
+import { randomUUID } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
+import Redis from "ioredis";
+
+const [jobType = "sleep", payload = '{"ms": 100}'] = process.argv.slice(2);
+const url = process.env.FLOTILLA_REDIS_URL || "redis://127.0.0.1:6379";
+const queue = process.env.FLOTILLA_QUEUE || "default";
+const namespace = process.env.FLOTILLA_NAMESPACE || "flotilla";
+const waitSeconds = Number(process.env.FLOTILLA_WAIT_SECONDS || "30");
+
+// Fail fast when Redis is unreachable instead of queueing commands and reconnecting forever.
+const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
+// Kept to explain a failed command; without a listener ioredis would print it as unhandled.
+let connectionError;
+redis.on("error", (err) => {
+  connectionError = err;
+});
+
+async function enqueueAndWait() {
+  await redis.connect();
+  // An id of our own gives the job a record we can poll; without one the job would take
+  // the fast path and leave only an entry in the queue's `done` stream.
+  const jobId = randomUUID();
+  await redis.sadd(`${namespace}:{global}:queues`, queue);
+  await redis.xadd(`${namespace}:{${queue}}:q`, "*", "id", jobId, "type", jobType, "payload", payload);
+  console.error(`enqueued ${jobType} job ${jobId} on queue ${queue}`);
+
+  const recordKey = `${namespace}:{${queue}}:job:${jobId}`;
+  const deadline = Date.now() + waitSeconds * 1000;
+  let status = "pending"; // until a worker has read the entry, there is no record yet
+  while (Date.now() < deadline) {
+    const record = await redis.hgetall(recordKey);
+    status = record.status ?? status;
+    if (status === "completed") {
+      console.log(record.result || "null"); // a handler that returns nothing leaves it empty
+      return 0;
+    }
+    if (status === "dead" || status === "cancelled") {
+      console.error(`job ${jobId} ${status}: ${record.error ?? ""}`);
+      return 1;
+    }
+    await sleep(100);
+  }
+  console.error(`job ${jobId} still ${status} after ${waitSeconds} s`);
+  return 2;
+}
+
+try {
+  process.exitCode = await enqueueAndWait();
+} catch (err) {
+  const cause = connectionError ? ` (${connectionError.message})` : "";
+  console.error(`error: ${err.message}${cause}`);
+  process.exitCode = 3;
+} finally {
+  // Disconnecting a connection that has already ended holds the process open for seconds.
+  if (redis.status !== "end") redis.disconnect();
+}

@@ -1,0 +1,219 @@
+"""The running fleet as the conformance tests see it: its keys, raw writes, the published script, and waits for outcomes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import TypeVar
+
+import redis
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ENQUEUE_LUA = REPO_ROOT / "protocol" / "v2" / "enqueue.lua"
+
+NAMESPACE = "flotilla"
+GROUP = "workers"
+
+# Long enough for any single job of these tests on a loaded machine, short enough that a
+# broken fleet fails the suite quickly.
+WAIT_SECONDS = 8.0
+POLL_SECONDS = 0.02
+
+T = TypeVar("T")
+Fields = Mapping[str, str | bytes | int]
+
+
+def text(value: bytes | str) -> str:
+    return value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else value
+
+
+def decoded(fields: Mapping[bytes, bytes]) -> dict[str, str]:
+    return {text(k): text(v) for k, v in fields.items()}
+
+
+def next_id(entry_id: str) -> str:
+    ms, _, seq = entry_id.partition("-")
+    return f"{ms}-{int(seq) + 1}"
+
+
+class Fleet:
+    """A Redis shared with one worker serving `critical`, `default` and `low`, read and
+    written with plain commands (bytes in, bytes out)."""
+
+    def __init__(self, r: redis.Redis, flotilla_bin: str, redis_url: str) -> None:
+        self.r = r
+        self.flotilla_bin = flotilla_bin
+        self.redis_url = redis_url
+        self.script_source = ENQUEUE_LUA.read_bytes()
+        self.script_sha = self.r.script_load(self.script_source)
+
+    # Keys, as PROTOCOL.md spells them.
+    def stream(self, queue: str = "default") -> str:
+        return f"{NAMESPACE}:{{{queue}}}:q"
+
+    def job_key(self, job_id: str, queue: str = "default") -> str:
+        return f"{NAMESPACE}:{{{queue}}}:job:{job_id}"
+
+    def delayed(self, queue: str = "default") -> str:
+        return f"{NAMESPACE}:{{{queue}}}:delayed"
+
+    def done(self, queue: str = "default") -> str:
+        return f"{NAMESPACE}:{{{queue}}}:done"
+
+    def dead(self, queue: str = "default") -> str:
+        return f"{NAMESPACE}:{{{queue}}}:dead"
+
+    def index(self, status: str, queue: str = "default") -> str:
+        return f"{NAMESPACE}:{{{queue}}}:idx:{status}"
+
+    def unique(self, key: str, queue: str = "default") -> str:
+        return f"{NAMESPACE}:{{{queue}}}:unique:{key}"
+
+    def queues(self) -> str:
+        return f"{NAMESPACE}:{{global}}:queues"
+
+    def paused(self) -> str:
+        return f"{NAMESPACE}:{{global}}:paused"
+
+    def workers(self) -> str:
+        return f"{NAMESPACE}:{{global}}:workers"
+
+    # Writing.
+    def xadd(self, fields: Fields, queue: str = "default") -> str:
+        """A raw entry, as a producer in any language writes it; returns its entry id."""
+        return text(self.r.xadd(self.stream(queue), dict(fields)))
+
+    def script(
+        self,
+        job_id: str,
+        job_type: str,
+        payload: str | bytes = "",
+        *,
+        queue: str = "default",
+        content_type: str = "json",
+        max_attempts: int = 3,
+        timeout_ms: int = 1_800_000,
+        backoff: str = "fixed:50",
+        run_at_ms: int = 0,
+        delay_ms: int = 0,
+        unique_key: str | None = None,
+        unique_ttl_ms: int = 0,
+        queue_cap: int = 0,
+        trace: str = "",
+        version: str = "2",
+        unique_hold: str = "",
+    ) -> tuple[str, str]:
+        """The published enqueue script, called by hand with EVALSHA (EVAL when the server
+        has not loaded it): its KEYS and ARGV as its header lists them."""
+        keys = [self.stream(queue), self.job_key(job_id, queue), self.delayed(queue)]
+        if unique_key is not None:
+            keys.append(self.unique(unique_key, queue))
+        args: list[str | bytes | int] = [
+            job_id, job_type, payload, content_type, max_attempts, timeout_ms, backoff,
+            run_at_ms, delay_ms, unique_ttl_ms, queue_cap, queue, trace, version, unique_hold,
+        ]
+        try:
+            reply = self.r.evalsha(self.script_sha, len(keys), *keys, *args)
+        except redis.exceptions.NoScriptError:
+            reply = self.r.eval(self.script_source, len(keys), *keys, *args)
+        job, outcome = reply
+        return text(job), text(outcome)
+
+    # Reading.
+    def server_ms(self) -> int:
+        seconds, micros = self.r.time()
+        return seconds * 1000 + micros // 1000
+
+    def record(self, job_id: str, queue: str = "default") -> dict[str, str]:
+        return decoded(self.r.hgetall(self.job_key(job_id, queue)))
+
+    def record_raw(self, job_id: str, queue: str = "default") -> dict[str, bytes]:
+        return {text(k): v for k, v in self.r.hgetall(self.job_key(job_id, queue)).items()}
+
+    def entries_for(self, stream: str, job_id: str, since: str = "-") -> list[tuple[str, dict[str, str]]]:
+        """The entries of a stream naming `job_id` in their `id` field, from the millisecond
+        of the entry id `since` on. From its millisecond, not the id itself: an entry of
+        another stream written in the same millisecond may take a lower sequence number."""
+        found = []
+        start = since if since == "-" else f"{since.partition('-')[0]}-0"
+        while True:
+            page = self.r.xrange(stream, start, "+", count=500)
+            for entry_id, fields in page:
+                entry = decoded(fields)
+                if entry.get("id") == job_id:
+                    found.append((text(entry_id), entry))
+            if len(page) < 500:
+                return found
+            start = next_id(text(page[-1][0]))
+
+    def stream_entries_for(self, job_id: str, queue: str = "default") -> list[str]:
+        """Entries still on a queue's stream that carry `job_id` in their `id` field."""
+        return [eid for eid, _ in self.entries_for(self.stream(queue), job_id)]
+
+    def in_pending_list(self, entry_id: str, queue: str = "default") -> tuple[str, int] | None:
+        pending = self.r.xpending_range(self.stream(queue), GROUP, min=entry_id, max=entry_id, count=1)
+        for item in pending:
+            return text(item["consumer"]), int(item["times_delivered"])
+        return None
+
+    # Waiting.
+    def eventually(self, what: str, probe: Callable[[], T | None], timeout: float = WAIT_SECONDS) -> T:
+        """Polls `probe` until it returns something other than None."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = probe()
+            if found is not None:
+                return found
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+            time.sleep(POLL_SECONDS)
+
+    def wait_record(
+        self, job_id: str, statuses: str | Iterable[str], queue: str = "default", timeout: float = WAIT_SECONDS
+    ) -> dict[str, str]:
+        wanted = {statuses} if isinstance(statuses, str) else set(statuses)
+        last: dict[str, str] = {}
+
+        def probe() -> dict[str, str] | None:
+            nonlocal last
+            last = self.record(job_id, queue)
+            return last if last.get("status") in wanted else None
+
+        try:
+            return self.eventually(f"job {job_id} to be {sorted(wanted)}", probe, timeout)
+        except AssertionError as e:
+            raise AssertionError(f"{e}; its record: {last}") from None
+
+    def wait_done(self, job_id: str, queue: str = "default", since: str = "-") -> tuple[str, dict[str, str]]:
+        """The job's entry in `done`, waiting for it."""
+        return self.eventually(
+            f"job {job_id} in done",
+            lambda: next(iter(self.entries_for(self.done(queue), job_id, since)), None),
+        )
+
+    def wait_dead(self, job_id: str, queue: str = "default", since: str = "-") -> dict[str, str]:
+        """The job's entry in the dead-letter stream, waiting for it."""
+        found = self.eventually(
+            f"job {job_id} in the dead-letter stream",
+            lambda: next(iter(self.entries_for(self.dead(queue), job_id, since)), None),
+        )
+        return found[1]
+
+    def run_noop(self, queue: str = "default") -> str:
+        """A fast-path job that must complete: proof the worker is still serving `queue`."""
+        entry = self.xadd({"type": "noop"}, queue)
+        self.wait_done(entry, queue, since=entry)
+        return entry
+
+    # The command line.
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [self.flotilla_bin, *args],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env={**os.environ, "FLOTILLA_REDIS_URL": self.redis_url, "RUST_LOG": "warn"},
+        )

@@ -1,0 +1,113 @@
+"""Jobs enqueued with the Python client: what it writes is what PROTOCOL.md describes, and workers run it."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from fleet import Fleet
+from flotilla_client import Client
+
+
+@pytest.fixture
+def client(fleet: Fleet) -> Client:
+    return Client(fleet.r)
+
+
+@pytest.fixture
+def idle_queue(fleet: Fleet) -> Iterator[str]:
+    """A queue no worker serves, so what the client writes stays as written."""
+    queue = f"conformance-client-{uuid.uuid4().hex[:12]}"
+    yield queue
+    fleet.r.srem(fleet.queues(), queue)
+    for key in fleet.r.scan_iter(match=f"flotilla:{{{queue}}}:*"):
+        fleet.r.delete(key)
+
+
+def entry_fields(fleet: Fleet, queue: str, entry_id: str) -> dict[str, str]:
+    ((_, fields),) = fleet.r.xrange(fleet.stream(queue), entry_id, entry_id)
+    return {k.decode(): v.decode() for k, v in fields.items()}
+
+
+def test_a_fast_path_entry_carries_only_type_payload_and_the_options_given(
+    fleet: Fleet, client: Client, idle_queue: str
+) -> None:
+    bare = client.enqueue("noop", {"a": 1}, queue=idle_queue)
+    assert entry_fields(fleet, idle_queue, bare) == {"type": "noop", "payload": '{"a":1}'}
+    full = client.enqueue("noop", [1, "é"], queue=idle_queue, max_attempts=7, timeout_ms=1500, backoff="list:10,20")
+    assert entry_fields(fleet, idle_queue, full) == {
+        "type": "noop",
+        "payload": '[1,"é"]',
+        "max_attempts": "7",
+        "timeout": "1500",
+        "backoff": "list:10,20",
+    }
+    assert fleet.r.sismember(fleet.queues(), idle_queue)
+    assert not fleet.r.exists(fleet.job_key(bare, idle_queue)), "no record on the fast path"
+
+
+def test_a_fast_path_job_from_the_client_completes_into_done(fleet: Fleet, client: Client) -> None:
+    entry = client.enqueue("sleep", {"ms": 15})
+    _, done = fleet.wait_done(entry, since=entry)
+    assert done["attempts"] == "1"
+    assert json.loads(done["result"]) == {"slept_ms": 15}
+
+
+def test_a_job_with_an_id_gets_the_documented_defaults_in_its_record(
+    fleet: Fleet, client: Client, job_id: str, idle_queue: str
+) -> None:
+    assert client.enqueue("noop", None, queue=idle_queue, id=job_id) == job_id
+    record = fleet.record(job_id, idle_queue)
+    assert record["status"] == "pending"
+    assert record["max_attempts"] == "3"
+    assert record["timeout_ms"] == "1800000"
+    assert record["backoff"] == "exponential:1000:600000"
+    assert record["content_type"] == "json" and record["payload"] == "null"
+    assert record["v"] == "2"
+    assert fleet.r.sismember(fleet.queues(), idle_queue)
+
+
+def test_the_same_id_from_the_client_runs_once(fleet: Fleet, client: Client, job_id: str) -> None:
+    since = f"{fleet.server_ms()}-0"
+    assert client.enqueue("sleep", {"ms": 30}, id=job_id, backoff="fixed:50") == job_id
+    assert client.enqueue("sleep", {"ms": 30}, id=job_id, backoff="fixed:50") == job_id
+    fleet.wait_record(job_id, "completed")
+    fleet.run_noop()
+    assert len(fleet.entries_for(fleet.done(), job_id, since=since)) == 1
+
+
+def test_enqueue_in_schedules_on_the_servers_clock(fleet: Fleet, client: Client) -> None:
+    job_id = client.enqueue_in(timedelta(milliseconds=500), "noop")
+    record = fleet.record(job_id)
+    assert record["status"] == "scheduled"
+    assert int(record["run_at"]) - int(record["created_at"]) == 500
+    completed = fleet.wait_record(job_id, "completed")
+    assert int(completed["started_at"]) >= int(record["run_at"])
+
+
+def test_enqueue_at_a_time_ahead_and_a_time_past(fleet: Fleet, client: Client) -> None:
+    due = fleet.server_ms() + 500
+    later = client.enqueue_at(due, "noop")
+    record = fleet.record(later)
+    assert record["status"] == "scheduled" and record["run_at"] == str(due)
+    past = client.enqueue_at(datetime.now(timezone.utc) - timedelta(minutes=1), "noop")
+    fleet.wait_record(past, "completed")
+    assert int(fleet.wait_record(later, "completed")["started_at"]) >= due
+
+
+def test_enqueue_unique_holds_the_key_until_the_job_completes(fleet: Fleet, client: Client) -> None:
+    key = f"conformance-{uuid.uuid4()}"
+    first = client.enqueue_unique(key, "sleep", {"ms": 200}, ttl=60)
+    assert first.created
+    again = client.enqueue_unique(key, "noop", ttl=60)
+    assert not again.created and again.id == first.id
+    assert fleet.r.get(fleet.unique(key)) == first.id.encode()
+    fleet.wait_record(first.id, "completed")
+    assert fleet.r.get(fleet.unique(key)) is None
+    after = client.enqueue_unique(key, "noop", ttl=60)
+    assert after.created and after.id != first.id
+    fleet.wait_record(after.id, "completed")

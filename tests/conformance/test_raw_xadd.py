@@ -1,0 +1,249 @@
+"""Jobs enqueued with a plain XADD, as a producer in any language writes them: every documented entry field."""
+
+from __future__ import annotations
+
+import json
+
+import msgpack
+import pytest
+
+from fleet import Fleet
+
+DONE_FIELDS = {"id", "type", "attempts", "worker", "run_ms", "result"}
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+TRACESTATE = "congo=t61rcWkgMzE"
+
+
+def registered_workers(fleet: Fleet) -> set[str]:
+    return {w.decode() for w in fleet.r.zrange(fleet.workers(), 0, -1)}
+
+
+def test_a_fast_path_entry_runs_with_no_record_and_completes_into_done(fleet: Fleet) -> None:
+    entry = fleet.xadd({"type": "sleep", "payload": json.dumps({"ms": 30})})
+    done_id, done = fleet.wait_done(entry, since=entry)
+    assert set(done) == DONE_FIELDS
+    assert done["id"] == entry, "a fast-path job's id is its entry id"
+    assert done["type"] == "sleep"
+    assert done["attempts"] == "1"
+    assert done["worker"] in registered_workers(fleet)
+    assert int(done["run_ms"]) >= 30
+    assert json.loads(done["result"]) == {"slept_ms": 30}
+    # The done entry's id is the completion time, after the job's own entry.
+    assert int(done_id.split("-")[0]) >= int(entry.split("-")[0])
+    assert not fleet.r.exists(fleet.job_key(entry)), "a fast-path job keeps no record"
+    assert fleet.r.xrange(fleet.stream(), entry, entry) == [], "its entry was removed"
+
+
+def test_an_entry_with_an_id_runs_through_its_record(fleet: Fleet, job_id: str) -> None:
+    payload = json.dumps({"ms": 20})
+    entry = fleet.xadd(
+        {"id": job_id, "type": "sleep", "payload": payload, "max_attempts": 5, "timeout": "2000", "backoff": "fixed:100"}
+    )
+    record = fleet.wait_record(job_id, "completed")
+    assert record["id"] == job_id
+    assert record["type"] == "sleep"
+    assert record["queue"] == "default"
+    assert record["payload"] == payload
+    assert record["content_type"] == "json"
+    assert record["attempts"] == "1"
+    assert record["max_attempts"] == "5"
+    assert record["timeout_ms"] == "2000"
+    assert record["backoff"] == "fixed:100"
+    assert json.loads(record["result"]) == {"slept_ms": 20}
+    assert record["worker"] in registered_workers(fleet)
+    assert record["v"] == "2"
+    created, run_at = int(record["created_at"]), int(record["run_at"])
+    started, finished = int(record["started_at"]), int(record["finished_at"])
+    assert created <= run_at <= started <= finished
+    assert finished - started >= 20
+    assert "error" not in record
+    assert fleet.r.zscore(fleet.index("completed"), job_id) is not None
+    _, done = fleet.wait_done(job_id, since=entry)
+    assert done["attempts"] == "1"
+
+
+def test_the_same_id_added_twice_runs_once(fleet: Fleet, job_id: str) -> None:
+    fields = {"id": job_id, "type": "sleep", "payload": json.dumps({"ms": 50})}
+    first = fleet.xadd(fields)
+    fleet.xadd(fields)
+    record = fleet.wait_record(job_id, "completed")
+    # A late duplicate, after the job finished, must not run it again either.
+    fleet.xadd(fields)
+    fleet.run_noop()
+    fleet.eventually("the duplicates to be removed", lambda: fleet.stream_entries_for(job_id) == [] or None)
+    assert len(fleet.entries_for(fleet.done(), job_id, since=first)) == 1
+    again = fleet.record(job_id)
+    assert again["attempts"] == "1"
+    assert again["finished_at"] == record["finished_at"]
+
+
+@pytest.mark.parametrize("with_id", [False, True], ids=["fast-path", "with-id"])
+def test_a_msgpack_payload_is_decoded_as_a_map(fleet: Fleet, job_id: str, with_id: bool) -> None:
+    packed = msgpack.packb({"ms": 20})
+    fields: dict[str, str | bytes] = {"type": "sleep", "content_type": "msgpack", "payload": packed}
+    if with_id:
+        fields["id"] = job_id
+    entry = fleet.xadd(fields)
+    if with_id:
+        record = fleet.wait_record(job_id, "completed")
+        assert record["content_type"] == "msgpack"
+        assert fleet.record_raw(job_id)["payload"] == packed, "the record keeps the payload's bytes"
+        assert json.loads(record["result"]) == {"slept_ms": 20}
+    else:
+        _, done = fleet.wait_done(entry, since=entry)
+        assert json.loads(done["result"]) == {"slept_ms": 20}
+
+
+def test_a_json_content_type_is_the_default_spelled_out(fleet: Fleet) -> None:
+    entry = fleet.xadd({"type": "sleep", "content_type": "json", "payload": '{"ms": 5}'})
+    _, done = fleet.wait_done(entry, since=entry)
+    assert json.loads(done["result"]) == {"slept_ms": 5}
+
+
+def test_an_empty_payload_means_null(fleet: Fleet) -> None:
+    entry = fleet.xadd({"type": "noop", "payload": ""})
+    _, done = fleet.wait_done(entry, since=entry)
+    assert done["attempts"] == "1"
+
+
+@pytest.mark.parametrize(
+    ("max_attempts", "status", "attempts"),
+    [(3, "completed", "3"), (2, "dead", "2")],
+    ids=["enough", "too-few"],
+)
+def test_max_attempts_bounds_the_attempts(fleet: Fleet, max_attempts: int, status: str, attempts: str) -> None:
+    # Fails attempts 1 and 2, then succeeds: three attempts are needed.
+    entry = fleet.xadd({"type": "fail", "payload": '{"times": 2}', "max_attempts": max_attempts})
+    record = fleet.wait_record(entry, status)
+    assert record["max_attempts"] == str(max_attempts)
+    assert record["attempts"] == attempts
+    if status == "completed":
+        assert json.loads(record["result"]) == {"succeeded_on_attempt": 3}
+    else:
+        assert fleet.wait_dead(entry, since=entry)["attempts"] == "2"
+
+
+@pytest.mark.parametrize(
+    ("timeout", "timeout_ms"),
+    [("1500", 1500), ("500ms", 500), ("30s", 30_000), ("5m", 300_000), ("1h", 3_600_000)],
+)
+def test_a_timeout_with_or_without_a_unit_is_stored_in_ms(
+    fleet: Fleet, job_id: str, timeout: str, timeout_ms: int
+) -> None:
+    fleet.xadd({"id": job_id, "type": "noop", "timeout": timeout})
+    assert fleet.wait_record(job_id, "completed")["timeout_ms"] == str(timeout_ms)
+
+
+def test_a_fast_path_timeout_with_a_unit_reaches_the_record_a_failure_writes(fleet: Fleet) -> None:
+    entry = fleet.xadd({"type": "fail", "payload": '{"times": -1}', "max_attempts": 1, "timeout": "5m"})
+    assert fleet.wait_record(entry, "dead")["timeout_ms"] == "300000"
+
+
+def test_an_attempt_that_overruns_its_timeout_fails(fleet: Fleet) -> None:
+    entry = fleet.xadd({"type": "sleep", "payload": '{"ms": 5000}', "timeout": "300ms", "max_attempts": 1})
+    record = fleet.wait_record(entry, "dead")
+    assert record["error"].startswith("timed out after 0.3s"), record["error"]
+    assert int(record["finished_at"]) - int(record["started_at"]) < 5000
+
+
+@pytest.mark.parametrize(
+    ("backoff", "least_ms", "most_ms"),
+    [
+        ("fixed:300", 300, 300),
+        # The first retry's delay is the base with jitter in [base/2, base].
+        ("exponential:400:1000", 200, 400),
+        ("list:300,5000", 300, 300),
+    ],
+    ids=["fixed", "exponential", "list"],
+)
+def test_each_backoff_form_delays_the_retry(fleet: Fleet, backoff: str, least_ms: int, most_ms: int) -> None:
+    entry = fleet.xadd({"type": "fail", "payload": '{"times": 1}', "backoff": backoff})
+    record = fleet.wait_record(entry, "completed")
+    assert record["backoff"] == backoff
+    assert record["attempts"] == "2"
+    (first,) = json.loads(record["errors"])
+    assert first["attempt"] == 1 and first["error"] == "planned failure on attempt 1"
+    waited = int(record["started_at"]) - first["at"]
+    # Never early; late only by the promotion and fetch delays of a loaded machine.
+    assert least_ms <= waited <= most_ms + 1500, waited
+
+
+@pytest.mark.parametrize("with_id", [False, True], ids=["no-id", "with-id"])
+def test_a_run_at_ahead_is_scheduled_and_runs_not_before_its_time(fleet: Fleet, job_id: str, with_id: bool) -> None:
+    # Far enough ahead that the worker reads the entry before it is due, even when slow.
+    due = fleet.server_ms() + 1000
+    fields: dict[str, str | int] = {"type": "noop", "run_at": due}
+    if with_id:
+        fields["id"] = job_id
+    entry = fleet.xadd(fields)
+    key = job_id if with_id else entry
+    scheduled = fleet.wait_record(key, {"scheduled", "pending", "running", "completed"})
+    assert scheduled["status"] == "scheduled", "a run_at ahead waits as scheduled"
+    assert scheduled["run_at"] == str(due)
+    assert fleet.r.zscore(fleet.delayed(), key) == due
+    record = fleet.wait_record(key, "completed")
+    assert int(record["started_at"]) >= due
+
+
+@pytest.mark.parametrize("with_id", [False, True], ids=["no-id", "with-id"])
+def test_a_run_at_in_the_past_runs_now(fleet: Fleet, job_id: str, with_id: bool) -> None:
+    fields: dict[str, str | int] = {"type": "noop", "run_at": fleet.server_ms() - 60_000}
+    if with_id:
+        fields["id"] = job_id
+    entry = fleet.xadd(fields)
+    if with_id:
+        fleet.wait_record(job_id, "completed")
+    else:
+        # With no id and nothing ahead, it is a fast-path job: a completion, no record.
+        fleet.wait_done(entry, since=entry)
+        assert not fleet.r.exists(fleet.job_key(entry))
+    assert fleet.r.zscore(fleet.delayed(), job_id if with_id else entry) is None
+
+
+def test_attempts_already_spent_count_towards_the_attempt_number(fleet: Fleet) -> None:
+    # Fails attempt 1 only: with one attempt spent, the first run is attempt 2 and succeeds.
+    entry = fleet.xadd({"type": "fail", "payload": '{"times": 1}', "attempts": 1})
+    _, done = fleet.wait_done(entry, since=entry)
+    assert done["attempts"] == "2"
+    assert json.loads(done["result"]) == {"succeeded_on_attempt": 2}
+
+
+@pytest.mark.parametrize("with_id", [False, True], ids=["fast-path", "with-id"])
+def test_attempts_equal_to_max_attempts_go_dead_without_running(fleet: Fleet, job_id: str, with_id: bool) -> None:
+    fields: dict[str, str | int] = {"type": "sleep", "payload": '{"ms": 1}', "attempts": 2, "max_attempts": 2}
+    if with_id:
+        fields["id"] = job_id
+    entry = fleet.xadd(fields)
+    key = job_id if with_id else entry
+    dead = fleet.wait_dead(key, since=entry)
+    assert dead["error"].startswith("attempts spent (2 of 2)"), dead["error"]
+    assert dead["attempts"] == "2"
+    record = fleet.wait_record(key, "dead")
+    assert "result" not in record, "it never ran"
+    assert fleet.entries_for(fleet.done(), key, since=entry) == []
+
+
+@pytest.mark.parametrize(
+    ("fields", "trace"),
+    [
+        ({"traceparent": TRACEPARENT}, TRACEPARENT),
+        ({"traceparent": TRACEPARENT, "tracestate": TRACESTATE}, f"{TRACEPARENT}\n{TRACESTATE}"),
+        ({"trace": TRACEPARENT}, TRACEPARENT),
+    ],
+    ids=["traceparent", "with-tracestate", "older-trace-field"],
+)
+def test_the_trace_context_is_kept_on_the_record(fleet: Fleet, job_id: str, fields: dict[str, str], trace: str) -> None:
+    fleet.xadd({"id": job_id, "type": "noop", **fields})
+    assert fleet.wait_record(job_id, "completed")["trace"] == trace
+
+
+def test_a_fast_path_trace_context_reaches_the_record_a_failure_writes(fleet: Fleet) -> None:
+    entry = fleet.xadd(
+        {"type": "fail", "payload": '{"times": -1}', "max_attempts": 1, "traceparent": TRACEPARENT, "tracestate": TRACESTATE}
+    )
+    assert fleet.wait_record(entry, "dead")["trace"] == f"{TRACEPARENT}\n{TRACESTATE}"
+
+
+def test_the_protocol_version_field_is_informational(fleet: Fleet) -> None:
+    entry = fleet.xadd({"type": "noop", "v": "2"})
+    fleet.wait_done(entry, since=entry)

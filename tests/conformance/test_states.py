@@ -1,0 +1,104 @@
+"""The documented job states and their transitions, observed where PROTOCOL.md says each state is kept."""
+
+from __future__ import annotations
+
+import json
+
+from fleet import Fleet
+
+
+def resume(fleet: Fleet, queue: str) -> None:
+    fleet.r.srem(fleet.paused(), queue)
+
+
+def test_a_fast_path_job_goes_pending_running_completed(fleet: Fleet, paused_low: str) -> None:
+    entry = fleet.xadd({"type": "sleep", "payload": '{"ms": 400}'}, paused_low)
+    # Pending: on its stream, past the group's last delivered entry, with no record.
+    assert fleet.r.xrange(fleet.stream(paused_low), entry, entry) != []
+    assert fleet.in_pending_list(entry, paused_low) is None
+    assert not fleet.r.exists(fleet.job_key(entry, paused_low))
+    resume(fleet, paused_low)
+    # Running: in the group's pending list, the consumer being the worker.
+    consumer, deliveries = fleet.eventually("the entry to be delivered", lambda: fleet.in_pending_list(entry, paused_low))
+    assert consumer in {w.decode() for w in fleet.r.zrange(fleet.workers(), 0, -1)}
+    assert deliveries == 1
+    # Completed: one entry in `done`, and none left on the stream.
+    _, done = fleet.wait_done(entry, paused_low, since=entry)
+    assert done["worker"] == consumer
+    assert json.loads(done["result"]) == {"slept_ms": 400}
+    assert fleet.r.xrange(fleet.stream(paused_low), entry, entry) == []
+    assert fleet.in_pending_list(entry, paused_low) is None
+
+
+def test_a_job_with_a_record_goes_pending_running_completed(fleet: Fleet, job_id: str, paused_low: str) -> None:
+    assert fleet.script(job_id, "sleep", '{"ms": 400}', queue=paused_low) == (job_id, "created")
+    assert fleet.record(job_id, paused_low)["status"] == "pending"
+    resume(fleet, paused_low)
+    running = fleet.wait_record(job_id, "running", paused_low)
+    assert running["attempts"] == "1"
+    assert running["worker"] and running["started_at"]
+    completed = fleet.wait_record(job_id, "completed", paused_low)
+    assert completed["worker"] == running["worker"]
+    assert int(completed["finished_at"]) >= int(completed["started_at"]) + 400
+
+
+def test_a_failed_job_waits_for_its_retry_then_completes_with_its_error_history(fleet: Fleet) -> None:
+    entry = fleet.xadd({"type": "fail", "payload": '{"times": 1}', "backoff": "fixed:600"})
+    failed = fleet.wait_record(entry, "failed")
+    assert failed["error"] == "planned failure on attempt 1"
+    assert failed["attempts"] == "1"
+    due = int(failed["next_run_at"])
+    assert fleet.r.zscore(fleet.delayed(), entry) == due, "a retry waits in delayed"
+    completed = fleet.wait_record(entry, "completed")
+    assert int(completed["started_at"]) >= due
+    assert completed["attempts"] == "2"
+    assert json.loads(completed["result"]) == {"succeeded_on_attempt": 2}
+    errors = json.loads(completed["errors"])
+    assert [(e["attempt"], e["error"]) for e in errors] == [(1, "planned failure on attempt 1")]
+    assert isinstance(errors[0]["at"], int)
+    assert "error" not in completed, "a completed job has no last error"
+
+
+def test_a_job_whose_attempts_are_spent_is_dead(fleet: Fleet) -> None:
+    entry = fleet.xadd({"type": "fail", "payload": '{"times": -1}', "max_attempts": 2})
+    dead = fleet.wait_dead(entry, since=entry)
+    assert set(dead) == {"id", "type", "queue", "attempts", "error", "failed_at"}
+    assert dead["id"] == entry
+    assert dead["type"] == "fail"
+    assert dead["queue"] == "default"
+    assert dead["attempts"] == "2"
+    assert dead["error"].startswith("planned failure on attempt 2"), dead["error"]
+    record = fleet.wait_record(entry, "dead")
+    assert record["finished_at"] == dead["failed_at"]
+    assert record["error"] == dead["error"]
+    errors = json.loads(record["errors"])
+    assert [(e["attempt"], e["error"]) for e in errors] == [
+        (1, "planned failure on attempt 1"),
+        (2, "planned failure on attempt 2"),
+    ]
+    assert fleet.r.zscore(fleet.index("dead"), entry) is not None
+
+
+def test_a_scheduled_job_is_cancelled_from_the_command_line(fleet: Fleet, job_id: str) -> None:
+    assert fleet.script(job_id, "noop", delay_ms=60_000) == (job_id, "created")
+    assert fleet.record(job_id)["status"] == "scheduled"
+    result = fleet.cli("jobs", "cancel", job_id, "--queue", "default")
+    assert result.returncode == 0, result.stderr
+    assert f"cancelled {job_id} (it was scheduled)" in result.stdout
+    record = fleet.record(job_id)
+    assert record["status"] == "cancelled"
+    assert fleet.r.zscore(fleet.delayed(), job_id) is None
+    assert fleet.r.zscore(fleet.index("cancelled"), job_id) is not None
+    assert "started_at" not in record, "it never ran"
+
+
+def test_a_pending_fast_path_job_is_cancelled_and_never_runs(fleet: Fleet, paused_low: str) -> None:
+    entry = fleet.xadd({"type": "noop"}, paused_low)
+    result = fleet.cli("jobs", "cancel", entry, "--queue", paused_low)
+    assert result.returncode == 0, result.stderr
+    assert f"cancelled {entry}" in result.stdout
+    assert fleet.record(entry, paused_low)["status"] == "cancelled"
+    resume(fleet, paused_low)
+    fleet.run_noop(paused_low)
+    assert fleet.entries_for(fleet.done(paused_low), entry, since=entry) == []
+    assert fleet.record(entry, paused_low)["status"] == "cancelled"
