@@ -217,6 +217,8 @@ def test_attempts_equal_to_max_attempts_go_dead_without_running(fleet: Fleet, jo
     key = job_id if with_id else entry
     dead = fleet.wait_dead(key, since=entry)
     assert dead["error"].startswith("attempts spent (2 of 2)"), dead["error"]
+    # Spent by the entry's own count: no worker crashed, and the reason must not say one did.
+    assert "interrupted" not in dead["error"], dead["error"]
     assert dead["attempts"] == "2"
     record = fleet.wait_record(key, "dead")
     assert "result" not in record, "it never ran"

@@ -222,10 +222,8 @@ async fn begin_fast(shared: &Arc<Shared>, plan: FastPlan, permit: Option<OwnedSe
     }
     let defaults = &shared.config.jobs.defaults;
     let max_attempts = fields.max_attempts.unwrap_or(defaults.max_attempts);
-    let attempt = fields
-        .attempts
-        .unwrap_or(0)
-        .saturating_add(fetched.delivery);
+    let spent_before = fields.attempts.unwrap_or(0);
+    let attempt = spent_before.saturating_add(fetched.delivery);
     let started = StartedJob {
         job_type: fields.job_type.unwrap_or_default(),
         content_type: fields.payload.content_type.as_str().to_owned(),
@@ -261,9 +259,17 @@ async fn begin_fast(shared: &Arc<Shared>, plan: FastPlan, permit: Option<OwnedSe
     };
     shared.inflight.insert(attempt_of.clone());
     if attempt > max_attempts {
-        let error = format!(
-            "attempts spent ({max_attempts} of {max_attempts}); last error: attempt {max_attempts} interrupted: its worker stopped responding"
-        );
+        // Spent by the producer's own count, or by deliveries whose workers died mid-run:
+        // the reason says which, and invents no crash for the first.
+        let error = if spent_before >= max_attempts {
+            format!(
+                "attempts spent ({max_attempts} of {max_attempts}) before this entry was written: not run"
+            )
+        } else {
+            format!(
+                "attempts spent ({max_attempts} of {max_attempts}); last error: attempt {max_attempts} interrupted: its worker stopped responding"
+            )
+        };
         tracing::warn!(job = %attempt_of.job_id, queue = %attempt_of.queue, "poison pill: dead-lettering");
         let poison = Completion {
             attempt: attempt_of,
