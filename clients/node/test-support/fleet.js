@@ -3,6 +3,8 @@
 
 import { randomUUID } from "node:crypto";
 
+import { after, before } from "node:test";
+
 import { Redis } from "ioredis";
 
 import { Client } from "../index.js";
@@ -21,6 +23,39 @@ export const SKIP_WITHOUT_FLEET = REDIS_URL
  */
 export function connect() {
   return { client: Client.fromUrl(/** @type {string} */ (REDIS_URL)), redis: new Redis(/** @type {string} */ (REDIS_URL)) };
+}
+
+/**
+ * Connects before a suite's tests and closes after them, dropping the suite's idle queue.
+ * Call it in a describe block; read `client` and `redis` inside tests, once connected.
+ * @returns {{ readonly client: Client, readonly redis: Redis, idle: string }}
+ */
+export function useFleet() {
+  /** @type {ReturnType<typeof connect> | undefined} */
+  let fleet;
+  const idle = idleQueue();
+  before(() => {
+    fleet = connect();
+  });
+  after(async () => {
+    if (fleet === undefined) return;
+    await dropQueue(fleet.redis, idle);
+    await fleet.client.quit();
+    await fleet.redis.quit();
+  });
+  const connected = () => {
+    if (fleet === undefined) throw new Error("useFleet: read client and redis inside a test");
+    return fleet;
+  };
+  return {
+    get client() {
+      return connected().client;
+    },
+    get redis() {
+      return connected().redis;
+    },
+    idle,
+  };
 }
 
 /**

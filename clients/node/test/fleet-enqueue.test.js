@@ -1,33 +1,14 @@
 // Enqueues jobs on a real fleet (fast path, own id, unique key) and checks what was written and that each ran once.
 
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 
 import { Client, QueueFullError } from "../index.js";
-import {
-  REDIS_URL,
-  SKIP_WITHOUT_FLEET,
-  completionsOf,
-  connect,
-  dropQueue,
-  fieldsOf,
-  freshName,
-  idleQueue,
-} from "../test-support/fleet.js";
+import { REDIS_URL, SKIP_WITHOUT_FLEET, completionsOf, dropQueue, fieldsOf, freshName, idleQueue, useFleet } from "../test-support/fleet.js";
 
 describe("enqueue on a fleet", { skip: SKIP_WITHOUT_FLEET, concurrency: true }, () => {
-  /** @type {ReturnType<typeof connect>} */
-  let fleet;
-  const idle = idleQueue();
-
-  before(() => {
-    fleet = connect();
-  });
-  after(async () => {
-    await dropQueue(fleet.redis, idle);
-    await fleet.client.quit();
-    await fleet.redis.quit();
-  });
+  const fleet = useFleet();
+  const idle = fleet.idle;
 
   test("a fast-path job runs and its result is read back from done", async () => {
     const { client, redis } = fleet;

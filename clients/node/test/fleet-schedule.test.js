@@ -1,21 +1,12 @@
 // Enqueues jobs for later on a real fleet and checks they wait for their time, and that a past time runs now.
 
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 
-import { SKIP_WITHOUT_FLEET, connect, freshName } from "../test-support/fleet.js";
+import { SKIP_WITHOUT_FLEET, freshName, useFleet } from "../test-support/fleet.js";
 
 describe("scheduled jobs on a fleet", { skip: SKIP_WITHOUT_FLEET, concurrency: true }, () => {
-  /** @type {ReturnType<typeof connect>} */
-  let fleet;
-
-  before(() => {
-    fleet = connect();
-  });
-  after(async () => {
-    await fleet.client.quit();
-    await fleet.redis.quit();
-  });
+  const fleet = useFleet();
 
   /**
    * The record's times, which show when the job became due and when it started.

@@ -2,24 +2,14 @@
 
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 
 import { WaitTimeoutError } from "../index.js";
-import { SKIP_WITHOUT_FLEET, connect, dropQueue, eventually, freshName, idleQueue } from "../test-support/fleet.js";
+import { SKIP_WITHOUT_FLEET, eventually, freshName, useFleet } from "../test-support/fleet.js";
 
 describe("status on a fleet", { skip: SKIP_WITHOUT_FLEET, concurrency: true }, () => {
-  /** @type {ReturnType<typeof connect>} */
-  let fleet;
-  const idle = idleQueue();
-
-  before(() => {
-    fleet = connect();
-  });
-  after(async () => {
-    await dropQueue(fleet.redis, idle);
-    await fleet.client.quit();
-    await fleet.redis.quit();
-  });
+  const fleet = useFleet();
+  const idle = fleet.idle;
 
   test("a fast-path job is running while a worker has its entry", async () => {
     const { client } = fleet;
