@@ -1,5 +1,6 @@
 //! Integration tests: every test starts its own redis-server and its own workers.
 
+mod acl;
 mod api_schema;
 mod browser;
 mod chaos;
@@ -7,6 +8,7 @@ mod cli;
 mod crash;
 mod dashboard;
 mod deploy;
+mod durability;
 mod examples;
 mod fast_path;
 mod handlers;
@@ -23,4 +25,6 @@ mod reconcile;
 mod resilience;
 mod runbook;
 mod scheduler;
+mod sentinel;
+mod tls;
 mod util;

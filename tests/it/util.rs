@@ -3,20 +3,24 @@
 use std::time::Duration;
 
 use flotilla_producer::{NewJob, Producer};
-use flotilla_proto::{JobRecord, Keys, Status};
+use flotilla_proto::{JobRecord, Keys, SharedConnection, Status};
 use flotilla_tests::{RedisServer, eventually, fast_policy, job_record};
-use redis::aio::ConnectionManager;
 
 pub struct Env {
     pub redis: RedisServer,
-    pub conn: ConnectionManager,
+    pub conn: SharedConnection,
     pub keys: Keys,
     pub producer: Producer,
 }
 
 impl Env {
     pub async fn start() -> Self {
-        let redis = RedisServer::start();
+        Self::start_with(&[]).await
+    }
+
+    /// An environment whose redis-server gets extra arguments, e.g. a TCP or TLS port.
+    pub async fn start_with(args: &[&str]) -> Self {
+        let redis = RedisServer::start_with(args);
         let conn = redis.manager().await;
         let keys = Keys::default();
         let producer = Producer::new(conn.clone(), keys.clone(), fast_policy());
@@ -192,3 +196,67 @@ impl Env {
 }
 
 pub const LONG: Duration = Duration::from_secs(20);
+
+/// The core scenarios every way of reaching Redis must pass, enqueued through the
+/// producer under test: a fast-path job, one with an id that fails once and is retried,
+/// one that fails until it is dead, and a delayed one.
+pub struct CoreJobs {
+    pub plain: String,
+    pub retried: String,
+    pub dies: String,
+    pub delayed: String,
+}
+
+impl CoreJobs {
+    pub async fn enqueue(producer: &Producer) -> Self {
+        let quick_retries = flotilla_proto::Backoff::Fixed(Duration::from_millis(50));
+        let mut ids = Vec::new();
+        for job in [
+            NewJob::new("noop", &serde_json::json!({})).expect("job"),
+            NewJob::new("fail", &serde_json::json!({ "times": 1 }))
+                .expect("job")
+                .id("fails-once")
+                .backoff(quick_retries.clone()),
+            NewJob::new("fail", &serde_json::json!({ "times": -1 }))
+                .expect("job")
+                .max_attempts(2)
+                .backoff(quick_retries),
+            NewJob::new("noop", &serde_json::json!({}))
+                .expect("job")
+                .delay(Duration::from_millis(300)),
+        ] {
+            ids.push(producer.enqueue(job).await.expect("enqueue").id);
+        }
+        let [plain, retried, dies, delayed] = <[String; 4]>::try_from(ids).expect("four jobs");
+        Self {
+            plain,
+            retried,
+            dies,
+            delayed,
+        }
+    }
+
+    /// Waits until each has ended as it should: three completed, one dead after both of
+    /// its attempts.
+    pub async fn wait_done(&self, env: &Env) {
+        for id in [&self.plain, &self.retried, &self.delayed] {
+            env.wait_status("default", id, Status::Completed, LONG)
+                .await;
+        }
+        let dead = env
+            .wait_status("default", &self.dies, Status::Dead, LONG)
+            .await;
+        assert_eq!(dead.attempts, 2, "retried, then dead");
+    }
+}
+
+/// Waits until the schedule `name` has fired a job and that job completed.
+pub async fn wait_schedule_ran(env: &Env, name: &str) {
+    let schedules = flotilla_scheduler::ScheduleStore::new(env.conn.clone(), env.keys.clone());
+    let fired = eventually(LONG, &format!("schedule {name} to fire"), || async {
+        schedules.state(name).await.ok()?.last_job
+    })
+    .await;
+    env.wait_status("default", &fired, Status::Completed, LONG)
+        .await;
+}

@@ -4,6 +4,8 @@
 mod fleet;
 mod http;
 mod redis_server;
+mod sentinel;
+mod tls;
 mod tools;
 mod wait;
 
@@ -15,5 +17,7 @@ pub use http::{
     HttpResponse, free_local_addr, http_get, http_request, http_server, http_server_bytes,
 };
 pub use redis_server::RedisServer;
+pub use sentinel::SentinelGroup;
+pub use tls::TestCertificates;
 pub use tools::{repo_root, venv_tool};
 pub use wait::{eventually, job_record};

@@ -116,11 +116,12 @@ impl RedisServer {
     }
 
     /// An async connection for producers and assertions.
-    pub async fn manager(&self) -> redis::aio::ConnectionManager {
+    pub async fn manager(&self) -> flotilla_proto::SharedConnection {
         let client = redis::Client::open(self.url()).expect("valid url");
         redis::aio::ConnectionManager::new(client)
             .await
             .expect("connection to the test redis-server")
+            .into()
     }
 }
 

@@ -28,7 +28,7 @@ where
 /// The job as a record, wherever it is kept (its record, its stream entry, or the queue's
 /// recent completions), if it exists.
 pub async fn job_record(
-    conn: &mut redis::aio::ConnectionManager,
+    conn: &mut flotilla_proto::SharedConnection,
     keys: &Keys,
     queue: &str,
     id: &str,

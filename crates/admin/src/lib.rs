@@ -3,7 +3,7 @@
 //! through `flotilla-proto`, so a change of the model touches one place.
 //!
 //! ```no_run
-//! # async fn demo(conn: redis::aio::ConnectionManager) -> Result<(), flotilla_admin::AdminError> {
+//! # async fn demo(conn: flotilla_proto::SharedConnection) -> Result<(), flotilla_admin::AdminError> {
 //! use flotilla_admin::Admin;
 //! use flotilla_proto::Keys;
 //!
@@ -25,8 +25,8 @@ mod retry;
 mod throughput;
 mod workers;
 
+use flotilla_proto::SharedConnection;
 use flotilla_proto::{JobDefaults, Keys};
-use redis::aio::ConnectionManager;
 
 pub use delete::Deleted;
 pub use error::AdminError;
@@ -41,7 +41,7 @@ pub use workers::{WorkerRow, WorkerState};
 /// A handle on one namespace of one Redis, for operations.
 #[derive(Clone)]
 pub struct Admin {
-    conn: ConnectionManager,
+    conn: SharedConnection,
     keys: Keys,
     /// What a job that leaves its attempts, timeout or backoff unset runs with: shown
     /// for such jobs, as a worker of this fleet would run them.
@@ -57,7 +57,7 @@ impl std::fmt::Debug for Admin {
 }
 
 impl Admin {
-    pub fn new(conn: ConnectionManager, keys: Keys) -> Self {
+    pub fn new(conn: SharedConnection, keys: Keys) -> Self {
         Self {
             conn,
             keys,

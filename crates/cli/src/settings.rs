@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
-use flotilla_proto::{JobDefaults, JobPolicy, Limits, Retention};
+use flotilla_proto::{JobDefaults, JobPolicy, Limits, RedisTarget, Retention, TlsFiles};
 use flotilla_scheduler::{AlertConfig, CatchUp, ReconcileConfig, Schedule, SchedulerConfig};
 use flotilla_worker::builtin::{ExecHandler, HttpHandler};
 use flotilla_worker::{QueueWeight, Registry, WorkerConfig};
@@ -25,6 +25,9 @@ pub struct Settings {
     /// password out of the environment, which child processes and crash reports see.
     /// Takes precedence over `redis_url`.
     pub redis_url_file: Option<std::path::PathBuf>,
+    /// The CA, and for servers that ask for one the client certificate, that `rediss://`
+    /// uses: `[redis_tls] ca_file = "…"`.
+    pub redis_tls: TlsFiles,
     pub namespace: String,
     /// Queue name → weight.
     pub queues: BTreeMap<String, u32>,
@@ -90,6 +93,7 @@ impl Default for Settings {
         Self {
             redis_url: "redis://127.0.0.1:6379".to_owned(),
             redis_url_file: None,
+            redis_tls: TlsFiles::default(),
             namespace: worker.namespace.clone(),
             queues: worker
                 .queues
@@ -110,9 +114,10 @@ impl Default for Settings {
 }
 
 /// Top-level keys an environment variable may set; others (FLOTILLA_CONFIG, …) are flags.
-const ENV_KEYS: [&str; 13] = [
+const ENV_KEYS: [&str; 14] = [
     "redis_url",
     "redis_url_file",
+    "redis_tls",
     "namespace",
     "queues",
     "worker",
@@ -157,6 +162,7 @@ impl Settings {
     fn check(&self, file: Option<&Path>) -> anyhow::Result<()> {
         let origin = file.map_or_else(|| "the environment".to_owned(), |p| p.display().to_string());
         let invalid = |problem: String| anyhow::anyhow!("invalid settings in {origin}: {problem}");
+        self.redis_target().map_err(|e| invalid(format!("{e:#}")))?;
         self.worker_config().validate().map_err(invalid)?;
         self.handler_registry()
             .with_context(|| format!("invalid settings in {origin}"))?;
@@ -170,6 +176,11 @@ impl Settings {
             })?;
         }
         Ok(())
+    }
+
+    /// Where Redis is: `redis_url` with the `[redis_tls]` files.
+    pub fn redis_target(&self) -> anyhow::Result<RedisTarget> {
+        Ok(RedisTarget::with_tls(&self.redis_url, &self.redis_tls)?)
     }
 
     /// The `[limits]`, `[retention]` and `[defaults]` sections together.

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use flotilla_admin::Admin;
 use flotilla_producer::Producer;
 use flotilla_proto::Keys;
+use flotilla_proto::SharedConnection;
 use flotilla_scheduler::ScheduleStore;
-use redis::aio::ConnectionManager;
 
 use crate::auth::Auth;
 
@@ -17,7 +17,7 @@ pub struct AppState {
     pub(crate) admin: Admin,
     pub(crate) producer: Producer,
     pub(crate) schedules: ScheduleStore,
-    pub(crate) conn: ConnectionManager,
+    pub(crate) conn: SharedConnection,
     pub(crate) keys: Keys,
     pub(crate) auth: Arc<Auth>,
 }
@@ -37,7 +37,7 @@ impl AppState {
     pub fn new(
         admin: Admin,
         producer: Producer,
-        conn: ConnectionManager,
+        conn: SharedConnection,
         keys: Keys,
         token: Option<String>,
     ) -> Self {

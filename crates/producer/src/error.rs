@@ -16,6 +16,19 @@ pub enum ProducerError {
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
     #[error(transparent)]
+    Target(#[from] flotilla_proto::TargetError),
+    /// The job was written, but fewer replicas than asked acknowledged it in time: it
+    /// exists, and would be lost only if the primary failed before replicating it.
+    #[error(
+        "job {id} was enqueued but only {acknowledged} of {wanted} replicas acknowledged it in time; \
+         enqueueing it again may run it twice unless it has a unique key or an id"
+    )]
+    NotReplicated {
+        id: String,
+        acknowledged: u32,
+        wanted: u32,
+    },
+    #[error(transparent)]
     Script(flotilla_proto::scripts::ScriptError),
 }
 

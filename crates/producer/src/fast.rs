@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use flotilla_proto::{FastEntry, JobPolicy, Keys, millis};
-use redis::aio::ConnectionManager;
+use redis::aio::ConnectionLike;
 
 use crate::ProducerError;
 use crate::job::NewJob;
@@ -76,8 +76,8 @@ impl DepthGauge {
 /// The depth is read again with the writes unless a fresh read put the queue below half
 /// its cap: to pass the cap from there, other producers would have to add half of it
 /// within [`DEPTH_FRESH`].
-pub(crate) async fn enqueue_fast(
-    conn: &mut ConnectionManager,
+pub(crate) async fn enqueue_fast<C: ConnectionLike>(
+    conn: &mut C,
     keys: &Keys,
     policy: &JobPolicy,
     gauge: &DepthGauge,
@@ -170,8 +170,8 @@ fn depth_reads(pipe: &mut redis::Pipeline, keys: &Keys, queue: &str) {
 }
 
 /// The queue's depth now: ready entries plus jobs waiting for their time.
-async fn read_depth(
-    conn: &mut ConnectionManager,
+async fn read_depth<C: ConnectionLike>(
+    conn: &mut C,
     keys: &Keys,
     queue: &str,
 ) -> Result<u64, ProducerError> {

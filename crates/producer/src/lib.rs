@@ -25,8 +25,10 @@ mod error;
 mod fast;
 mod job;
 mod producer;
+mod replication;
 
 pub use error::ProducerError;
 pub use flotilla_proto::{Job, JobPolicy};
 pub use job::{IntoNewJob, NewJob};
 pub use producer::{Cancelled, Enqueued, Outcome, Producer};
+pub use replication::Replication;

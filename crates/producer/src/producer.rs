@@ -9,13 +9,15 @@ use flotilla_proto::scripts::{
 use flotilla_proto::{
     JobPolicy, Keys, Status, check_max_attempts, check_name, check_timeout_ms, field, new_job_id,
 };
-use redis::aio::ConnectionManager;
+use flotilla_proto::{SharedConnection, ToRedisTarget};
+use redis::aio::ConnectionLike;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use crate::fast::{DepthGauge, enqueue_fast, is_fast};
 use crate::job::Schedule;
+use crate::replication::{Acknowledging, Replication};
 use crate::{IntoNewJob, NewJob, ProducerError};
 use flotilla_proto::trace_context;
 use tracing::Instrument;
@@ -53,9 +55,11 @@ pub struct Enqueued {
 /// Enqueues jobs. Cheap to clone; clones share one multiplexed connection.
 #[derive(Clone)]
 pub struct Producer {
-    conn: ConnectionManager,
+    conn: SharedConnection,
     keys: Keys,
     policy: JobPolicy,
+    /// Replicas that must acknowledge each enqueue, and how long to wait for them.
+    replication: Option<Replication>,
     /// Queues this producer has listed in the fleet-wide set, so it lists each once.
     registered: Arc<Mutex<HashSet<String>>>,
     /// Queue depths seen by fast-path writes, for the length cap.
@@ -75,24 +79,45 @@ impl std::fmt::Debug for Producer {
 /// not to hold the server for long.
 const BULK_BATCH: usize = 500;
 
+/// How long [`Producer::connect`]'s connection waits for a reply.
+const RESPONSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl Producer {
     /// A producer that checks jobs against `policy` (rule 10). Its defaults fill in the
     /// records it writes (jobs with an id, a unique key or a time); a fast-path entry
     /// carries only what its job sets, and its worker's defaults fill in the rest.
-    pub fn new(conn: ConnectionManager, keys: Keys, policy: JobPolicy) -> Self {
+    pub fn new(conn: SharedConnection, keys: Keys, policy: JobPolicy) -> Self {
         Self {
             conn,
             keys,
             policy,
+            replication: None,
             registered: Arc::default(),
             depths: DepthGauge::default(),
         }
     }
 
-    /// Connects to `url` with the default namespace and job policy.
-    pub async fn connect(url: &str) -> Result<Self, ProducerError> {
-        let client = redis::Client::open(url)?;
-        let conn = ConnectionManager::new(client).await?;
+    /// Makes every enqueue wait until `replicas` replicas have the job, or `timeout`
+    /// passes (Redis's `WAIT`). When fewer acknowledge in time, the enqueue returns
+    /// [`ProducerError::NotReplicated`] with the job's id: the job exists, and is lost only
+    /// if the primary fails before it reaches a replica. Each waiting enqueue holds the
+    /// shared connection until its replicas answer, so give waiting producers their own;
+    /// `timeout` must stay below the connection's response timeout (5 s with
+    /// [`Producer::connect`]).
+    pub fn wait_for_replicas(mut self, replicas: u32, timeout: std::time::Duration) -> Self {
+        self.replication = (replicas > 0).then_some(Replication { replicas, timeout });
+        self
+    }
+
+    /// Connects to `target`, a URL or a [`flotilla_proto::RedisTarget`], with the default
+    /// namespace and job policy.
+    pub async fn connect(target: &(impl ToRedisTarget + ?Sized)) -> Result<Self, ProducerError> {
+        let target = target.to_redis_target()?;
+        // A bulk pipeline, or a WAIT for replicas, may take longer than redis-rs's 500 ms
+        // default; a server that is gone still fails the call through its connection.
+        let config =
+            redis::aio::ConnectionManagerConfig::new().set_response_timeout(Some(RESPONSE_TIMEOUT));
+        let conn = SharedConnection::connect(&target, config).await?;
         Ok(Self::new(conn, Keys::default(), JobPolicy::default()))
     }
 
@@ -101,7 +126,7 @@ impl Producer {
     }
 
     /// A clone of the producer's connection, for reads beside enqueueing.
-    pub fn connection(&self) -> ConnectionManager {
+    pub fn connection(&self) -> SharedConnection {
         self.conn.clone()
     }
 
@@ -130,12 +155,24 @@ impl Producer {
     }
 
     async fn enqueue_one(&self, job: NewJob) -> Result<Enqueued, ProducerError> {
+        let Some(wait) = self.replication else {
+            return self.write_one(&mut self.conn.clone(), job).await;
+        };
+        let mut conn = Acknowledging::new(self.conn.clone(), wait);
+        let enqueued = self.write_one(&mut conn, job).await?;
+        replicated(enqueued, conn.acknowledged(), wait)
+    }
+
+    async fn write_one<C: ConnectionLike>(
+        &self,
+        conn: &mut C,
+        job: NewJob,
+    ) -> Result<Enqueued, ProducerError> {
         let id = self.check(&job)?;
         self.register_queue(&job.queue).await?;
-        let mut conn = self.conn.clone();
         if is_fast(&job) {
             let mut results = enqueue_fast(
-                &mut conn,
+                conn,
                 &self.keys,
                 &self.policy,
                 &self.depths,
@@ -149,7 +186,7 @@ impl Producer {
                 ))
             });
         }
-        let reply = scripts::run(&mut conn, &self.keys, &self.binding(&job, &id)).await;
+        let reply = scripts::run(conn, &self.keys, &self.binding(&job, &id)).await;
         outcome(reply, id, &job.queue)
     }
 
@@ -175,6 +212,23 @@ impl Producer {
         &self,
         jobs: Vec<NewJob>,
     ) -> Result<Vec<Result<Enqueued, ProducerError>>, ProducerError> {
+        let Some(wait) = self.replication else {
+            return self.write_many(&mut self.conn.clone(), jobs).await;
+        };
+        let mut conn = Acknowledging::new(self.conn.clone(), wait);
+        let results = self.write_many(&mut conn, jobs).await?;
+        let acknowledged = conn.acknowledged();
+        Ok(results
+            .into_iter()
+            .map(|result| result.and_then(|enqueued| replicated(enqueued, acknowledged, wait)))
+            .collect())
+    }
+
+    async fn write_many<C: ConnectionLike>(
+        &self,
+        conn: &mut C,
+        jobs: Vec<NewJob>,
+    ) -> Result<Vec<Result<Enqueued, ProducerError>>, ProducerError> {
         let mut queues: Vec<&str> = jobs.iter().map(|j| j.queue.as_str()).collect();
         queues.sort_unstable();
         queues.dedup();
@@ -182,7 +236,6 @@ impl Producer {
             self.register_queue(queue).await?;
         }
         let mut results = Vec::with_capacity(jobs.len());
-        let mut conn = self.conn.clone();
         for batch in jobs.chunks(BULK_BATCH) {
             let mut slots: Vec<Option<Result<Enqueued, ProducerError>>> =
                 (0..batch.len()).map(|_| None).collect();
@@ -200,15 +253,9 @@ impl Producer {
             }
             for (queue, indices) in &fast {
                 let jobs: Vec<&NewJob> = indices.iter().map(|&i| &batch[i]).collect();
-                let written = enqueue_fast(
-                    &mut conn,
-                    &self.keys,
-                    &self.policy,
-                    &self.depths,
-                    queue,
-                    &jobs,
-                )
-                .await?;
+                let written =
+                    enqueue_fast(conn, &self.keys, &self.policy, &self.depths, queue, &jobs)
+                        .await?;
                 for (&i, result) in indices.iter().zip(written) {
                     slots[i] = Some(result);
                 }
@@ -229,7 +276,7 @@ impl Producer {
             let mut replies = if bindings.is_empty() {
                 Vec::new().into_iter()
             } else {
-                scripts::run_all(&mut conn, &self.keys, &bindings)
+                scripts::run_all(conn, &self.keys, &bindings)
                     .await?
                     .into_iter()
             };
@@ -394,5 +441,21 @@ fn outcome(
         id,
         queue: queue.to_owned(),
         outcome,
+    })
+}
+
+/// An enqueue that wanted `wait.replicas` replicas: done, or written but not replicated.
+fn replicated(
+    enqueued: Enqueued,
+    acknowledged: u32,
+    wait: Replication,
+) -> Result<Enqueued, ProducerError> {
+    if acknowledged >= wait.replicas {
+        return Ok(enqueued);
+    }
+    Err(ProducerError::NotReplicated {
+        id: enqueued.id,
+        acknowledged,
+        wanted: wait.replicas,
     })
 }

@@ -15,6 +15,7 @@
 
 mod backoff;
 mod checks;
+pub mod connect;
 mod describe;
 mod encoding;
 mod entry;
@@ -37,6 +38,7 @@ pub use backoff::Backoff;
 pub use checks::{
     MAX_ATTEMPTS, MAX_ATTEMPTS_RULE, NAME_RULE, check_max_attempts, check_name, check_timeout_ms,
 };
+pub use connect::{RedisTarget, SharedConnection, TargetError, TlsFiles, ToRedisTarget};
 pub use describe::{DescribeError, describe_job, done_entry_of, fast_ids_with_prefix, is_entry_id};
 pub use encoding::{ContentType, Payload};
 pub use entry::{EntryFields, FastEntry, StreamEntry};

@@ -6,8 +6,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
+use flotilla_proto::SharedConnection;
 use flotilla_proto::{CONSUMER_GROUP, Keys, Status};
-use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 
 use crate::SchedulerError;
@@ -97,14 +97,14 @@ pub(crate) const ALERT_KINDS: [&str; 6] = [
 /// Evaluates alert conditions and keeps the active set in Redis.
 #[derive(Debug)]
 pub struct Alerter {
-    conn: ConnectionManager,
+    conn: SharedConnection,
     keys: Keys,
     config: AlertConfig,
     http: reqwest::Client,
 }
 
 impl Alerter {
-    pub fn new(conn: ConnectionManager, keys: Keys, config: AlertConfig) -> Self {
+    pub fn new(conn: SharedConnection, keys: Keys, config: AlertConfig) -> Self {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .build()
@@ -350,7 +350,7 @@ fn human(d: Duration) -> String {
 
 /// Active alerts and the most recent history, newest first.
 pub async fn list_alerts(
-    conn: &mut ConnectionManager,
+    conn: &mut SharedConnection,
     keys: &Keys,
     recent: usize,
 ) -> Result<(Vec<Alert>, Vec<AlertEvent>), SchedulerError> {

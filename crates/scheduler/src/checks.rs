@@ -2,7 +2,7 @@
 //! that lives exactly as long as one leadership term.
 
 use flotilla_proto::Keys;
-use redis::aio::ConnectionManager;
+use flotilla_proto::SharedConnection;
 use tokio::task::JoinHandle;
 
 use crate::{Alerter, Reconciler, SchedulerConfig};
@@ -17,7 +17,7 @@ pub(crate) struct TermChecks {
 
 impl TermChecks {
     /// Starts the checks: the first pass at once, then one per `reconcile.interval`.
-    pub(crate) fn start(conn: &ConnectionManager, keys: &Keys, config: &SchedulerConfig) -> Self {
+    pub(crate) fn start(conn: &SharedConnection, keys: &Keys, config: &SchedulerConfig) -> Self {
         let reconciler = Reconciler::new(conn.clone(), keys.clone(), config.reconcile.clone());
         let alerter = Alerter::new(conn.clone(), keys.clone(), config.alerts.clone());
         let interval = config.reconcile.interval;

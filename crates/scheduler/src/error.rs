@@ -16,6 +16,8 @@ pub enum SchedulerError {
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
     #[error(transparent)]
+    Target(#[from] flotilla_proto::TargetError),
+    #[error(transparent)]
     Script(flotilla_proto::scripts::ScriptError),
 }
 

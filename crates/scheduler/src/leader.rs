@@ -6,10 +6,10 @@ use flotilla_proto::millis;
 use std::time::{Duration, Instant};
 
 use flotilla_proto::Keys;
+use flotilla_proto::SharedConnection;
 use flotilla_proto::scripts::{
     self, AcquireReply, LeaderAcquire, LeaderRelease, LeaderRenew, ScriptError,
 };
-use redis::aio::ConnectionManager;
 
 /// This process's claim on the lease.
 #[derive(Debug)]
@@ -62,7 +62,7 @@ impl Leadership {
     /// Tries to take (or confirm) the lease. Returns the epoch when we lead.
     pub async fn acquire(
         &mut self,
-        conn: &mut ConnectionManager,
+        conn: &mut SharedConnection,
     ) -> Result<Option<u64>, ScriptError> {
         let sent = Instant::now();
         let acquire = LeaderAcquire {
@@ -80,7 +80,7 @@ impl Leadership {
     }
 
     /// Extends the lease. Returns false (and forgets the term) if it is no longer ours.
-    pub async fn renew(&mut self, conn: &mut ConnectionManager) -> Result<bool, ScriptError> {
+    pub async fn renew(&mut self, conn: &mut SharedConnection) -> Result<bool, ScriptError> {
         let Some(epoch) = self.epoch else {
             return Ok(false);
         };
@@ -105,7 +105,7 @@ impl Leadership {
     }
 
     /// Gives the lease up at once so a standby takes over without waiting for it to expire.
-    pub async fn release(&mut self, conn: &mut ConnectionManager) -> Result<(), ScriptError> {
+    pub async fn release(&mut self, conn: &mut SharedConnection) -> Result<(), ScriptError> {
         self.epoch = None;
         let release = LeaderRelease {
             holder: &self.holder,
@@ -116,7 +116,7 @@ impl Leadership {
 }
 
 /// Reads who leads now.
-pub async fn status(conn: &mut ConnectionManager, keys: &Keys) -> redis::RedisResult<LeaderStatus> {
+pub async fn status(conn: &mut SharedConnection, keys: &Keys) -> redis::RedisResult<LeaderStatus> {
     let (holder, epoch, ttl): (Option<String>, Option<u64>, i64) = redis::pipe()
         .cmd("GET")
         .arg(keys.leader())

@@ -5,8 +5,8 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
+use flotilla_proto::SharedConnection;
 use flotilla_proto::{Keys, read_queue_state};
-use redis::aio::ConnectionManager;
 
 use crate::SchedulerError;
 use crate::metrics::{QueueSample, SchedulerMetrics};
@@ -17,7 +17,7 @@ pub(crate) const SAMPLE_EVERY: Duration = Duration::from_secs(5);
 
 /// Samples every known queue, the live workers and the active alerts into `metrics`.
 pub(crate) async fn sample(
-    conn: &mut ConnectionManager,
+    conn: &mut SharedConnection,
     keys: &Keys,
     metrics: &SchedulerMetrics,
     worker_timeout: Duration,

@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 
 use flotilla_producer::{Outcome, Producer};
 use flotilla_proto::scripts::{self, Promote};
-use flotilla_proto::{Keys, Shutdown};
-use redis::aio::ConnectionManager;
+use flotilla_proto::{Keys, SharedConnection, Shutdown, ToRedisTarget};
 
 use crate::checks::TermChecks;
 use crate::firing::{job_for, plan_fires, scheduled_job_id};
@@ -23,7 +22,9 @@ const PROMOTE_BATCH: usize = 1000;
 /// One scheduler replica.
 #[derive(Debug)]
 pub struct Scheduler {
-    conn: ConnectionManager,
+    conn: SharedConnection,
+    /// Where Redis is, with the password hidden, for log lines.
+    redis: String,
     keys: Keys,
     config: SchedulerConfig,
     store: ScheduleStore,
@@ -36,16 +37,21 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    /// Prepares a replica for the Redis at `url` (connecting lazily).
-    pub async fn connect(url: &str, config: SchedulerConfig) -> Result<Self, SchedulerError> {
+    /// Prepares a replica for the Redis at `target`, a URL or a
+    /// [`flotilla_proto::RedisTarget`] (connecting lazily).
+    pub async fn connect(
+        target: &(impl ToRedisTarget + ?Sized),
+        config: SchedulerConfig,
+    ) -> Result<Self, SchedulerError> {
         config.validate().map_err(SchedulerError::Config)?;
-        let client = redis::Client::open(url)?;
+        let target = target.to_redis_target()?;
+        let redis = target.shown().to_owned();
         let manager_config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(Some(Duration::from_secs(2)))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_secs(1));
-        let conn = ConnectionManager::new_lazy_with_config(client, manager_config)?;
+        let conn = SharedConnection::lazy(&target, manager_config)?;
         let keys = Keys::new(config.namespace.clone());
         let holder = flotilla_proto::instance_id();
         let leadership =
@@ -54,6 +60,7 @@ impl Scheduler {
         let store = ScheduleStore::new(conn.clone(), keys.clone());
         Ok(Self {
             conn,
+            redis,
             keys,
             config,
             store,
@@ -92,6 +99,11 @@ impl Scheduler {
     /// Runs until `shutdown` is triggered, then releases the lease if it holds it.
     pub async fn run(mut self, shutdown: Shutdown) -> Result<(), SchedulerError> {
         tracing::info!(scheduler = %self.id(), "scheduler starting");
+        let mut conn = self.conn.clone();
+        let redis = self.redis.clone();
+        tokio::spawn(
+            async move { flotilla_proto::connect::warn_if_unsafe(&mut conn, &redis).await },
+        );
         let mut timers = Timers::default();
         loop {
             tokio::select! {
@@ -354,6 +366,6 @@ impl Default for Timers {
 }
 
 /// The Redis server's clock in ms, so every replica agrees on which ticks are due.
-pub(crate) async fn server_time_ms(conn: &mut ConnectionManager) -> Result<i64, SchedulerError> {
+pub(crate) async fn server_time_ms(conn: &mut SharedConnection) -> Result<i64, SchedulerError> {
     Ok(flotilla_proto::server_time_ms(conn).await?)
 }

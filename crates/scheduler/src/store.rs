@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 
 use flotilla_proto::Keys;
+use flotilla_proto::SharedConnection;
 use flotilla_proto::scripts::{self, AdvanceReply, ScheduleAdvance};
-use redis::aio::ConnectionManager;
 
 use crate::{Schedule, SchedulerError};
 
@@ -23,12 +23,12 @@ pub struct ScheduleState {
 /// Reads and writes schedule definitions and state.
 #[derive(Debug, Clone)]
 pub struct ScheduleStore {
-    conn: ConnectionManager,
+    conn: SharedConnection,
     keys: Keys,
 }
 
 impl ScheduleStore {
-    pub fn new(conn: ConnectionManager, keys: Keys) -> Self {
+    pub fn new(conn: SharedConnection, keys: Keys) -> Self {
         Self { conn, keys }
     }
 

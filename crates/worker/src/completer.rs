@@ -6,10 +6,10 @@ use flotilla_proto::millis;
 use std::time::Duration;
 
 use flotilla_proto::Keys;
+use flotilla_proto::SharedConnection;
 use flotilla_proto::scripts::{
     self, Complete, CompleteItem, Fail, FailReply, FinishReply, HandBack, ScriptCall, ScriptError,
 };
-use redis::aio::ConnectionManager;
 use tokio::sync::mpsc;
 
 use crate::WorkerConfig;
@@ -46,7 +46,7 @@ pub(crate) struct Completion {
 const BATCH: usize = 256;
 
 pub(crate) struct Completer {
-    pub conn: ConnectionManager,
+    pub conn: SharedConnection,
     pub keys: Keys,
     pub config: WorkerConfig,
     pub inflight: InFlight,

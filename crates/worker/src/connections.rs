@@ -3,20 +3,30 @@
 
 use std::time::Duration;
 
+use flotilla_proto::{RedisTarget, SharedConnection};
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, RedisError};
+use redis::{AsyncConnectionConfig, RedisError};
 
 /// bb8 manager for connections that may sit in `XREADGROUP … BLOCK`.
 #[derive(Debug, Clone)]
 pub(crate) struct BlockingConnections {
-    client: Client,
+    target: RedisTarget,
     response_timeout: Duration,
 }
 
+/// A blocking connection, and whether a call on it showed that it should not be reused.
+#[derive(Debug)]
+pub(crate) struct BlockingConnection {
+    conn: MultiplexedConnection,
+    /// Set when the server is gone or answers as a replica (a primary after a failover
+    /// that came back): a PING would still pass, so the pool must be told.
+    broken: bool,
+}
+
 impl BlockingConnections {
-    pub(crate) fn new(client: Client, block_time: Duration) -> Self {
+    pub(crate) fn new(target: RedisTarget, block_time: Duration) -> Self {
         Self {
-            client,
+            target,
             // Headroom over BLOCK for a slow network; a dead server still errors promptly.
             response_timeout: block_time + Duration::from_secs(5),
         }
@@ -24,24 +34,30 @@ impl BlockingConnections {
 }
 
 impl bb8::ManageConnection for BlockingConnections {
-    type Connection = MultiplexedConnection;
+    type Connection = BlockingConnection;
     type Error = RedisError;
 
     async fn connect(&self) -> Result<Self::Connection, Self::Error> {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(5)))
             .set_response_timeout(Some(self.response_timeout));
-        self.client
+        // Behind Sentinel, this asks where the primary is now.
+        let client = self.target.client().await?;
+        let conn = client
             .get_multiplexed_async_connection_with_config(&config)
-            .await
+            .await?;
+        Ok(BlockingConnection {
+            conn,
+            broken: false,
+        })
     }
 
     async fn is_valid(&self, conn: &mut Self::Connection) -> Result<(), Self::Error> {
-        redis::cmd("PING").query_async::<()>(conn).await
+        redis::cmd("PING").query_async::<()>(&mut conn.conn).await
     }
 
-    fn has_broken(&self, _conn: &mut Self::Connection) -> bool {
-        false
+    fn has_broken(&self, conn: &mut Self::Connection) -> bool {
+        conn.broken
     }
 }
 
@@ -76,9 +92,10 @@ impl HeldConnection {
                 .await
                 .map_err(|e| HeldConnectionError::Checkout(e.to_string()))?,
         };
-        let conn = self.held.insert(held);
-        let reply = cmd.query_async(&mut **conn).await;
-        if reply.is_err() {
+        let held = self.held.insert(held);
+        let reply = cmd.query_async(&mut held.conn).await;
+        if let Err(error) = &reply {
+            held.broken = error.is_unrecoverable_error() || error.code() == Some("READONLY");
             self.held = None;
         }
         Ok(reply?)
@@ -96,22 +113,20 @@ pub(crate) enum HeldConnectionError {
 
 /// A pool of at most `size` blocking connections; it connects lazily, so a worker can
 /// start before Redis is up.
-pub(crate) fn blocking_pool(client: Client, block_time: Duration, size: u32) -> BlockingPool {
+pub(crate) fn blocking_pool(target: RedisTarget, block_time: Duration, size: u32) -> BlockingPool {
     bb8::Pool::builder()
         .max_size(size)
         .connection_timeout(Duration::from_secs(5))
         .test_on_check_out(true)
-        .build_unchecked(BlockingConnections::new(client, block_time))
+        .build_unchecked(BlockingConnections::new(target, block_time))
 }
 
 /// The shared connection for everything that does not block. It reconnects by itself.
-pub(crate) fn shared_connection(
-    client: Client,
-) -> Result<redis::aio::ConnectionManager, RedisError> {
+pub(crate) fn shared_connection(target: &RedisTarget) -> Result<SharedConnection, RedisError> {
     let config = redis::aio::ConnectionManagerConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(5)))
         .set_response_timeout(Some(Duration::from_secs(5)))
         .set_number_of_retries(2)
         .set_max_delay(Duration::from_secs(2));
-    redis::aio::ConnectionManager::new_lazy_with_config(client, config)
+    SharedConnection::lazy(target, config)
 }

@@ -5,9 +5,9 @@ use std::time::Duration;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use flotilla_proto::SharedConnection;
 use flotilla_proto::scripts::{self, FastJob, Progress, ScriptError};
 use flotilla_proto::{Keys, Payload, ProtoError};
-use redis::aio::ConnectionManager;
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
@@ -30,7 +30,7 @@ pub struct JobContext {
     pub cancel: CancellationToken,
     /// The job's span: job id, type, queue and attempt.
     pub span: tracing::Span,
-    pub(crate) conn: ConnectionManager,
+    pub(crate) conn: SharedConnection,
     pub(crate) keys: Keys,
     /// This attempt's lease: progress is recorded only while it is current.
     pub(crate) lease: String,

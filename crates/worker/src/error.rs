@@ -6,4 +6,6 @@ pub enum WorkerError {
     Config(String),
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
+    #[error(transparent)]
+    Target(#[from] flotilla_proto::TargetError),
 }

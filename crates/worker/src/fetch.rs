@@ -4,9 +4,9 @@
 
 use std::collections::HashSet;
 
+use flotilla_proto::SharedConnection;
 use flotilla_proto::scripts::{self, Promote, ScriptError};
 use flotilla_proto::{CONSUMER_GROUP, Keys, StreamEntry, read_reply_entries};
-use redis::aio::ConnectionManager;
 use redis::streams::StreamAutoClaimReply;
 
 use crate::connections::{HeldConnection, HeldConnectionError};
@@ -58,7 +58,7 @@ fn flatten(reply: redis::Value, keys: &Keys, queues: &[&str]) -> Vec<Fetched> {
 
 /// Takes up to `count` new entries from the first queue in `order` that has any.
 pub(crate) async fn read_ready(
-    conn: &mut ConnectionManager,
+    conn: &mut SharedConnection,
     keys: &Keys,
     order: &[&str],
     consumer: &str,
@@ -131,7 +131,7 @@ pub(crate) struct Reclaimed {
 /// beating (or by this worker, for entries it fetched but never started). Live owners
 /// refresh their entries every heartbeat, so their entries are never this idle.
 pub(crate) async fn reclaim(
-    conn: &mut ConnectionManager,
+    conn: &mut SharedConnection,
     keys: &Keys,
     queue: &str,
     consumer: &str,
@@ -175,7 +175,7 @@ pub(crate) async fn reclaim(
 /// over their range: a fast-path attempt is fenced by its count, and a job whose
 /// deliveries have spent its attempts is a poison pill.
 async fn delivery_counts(
-    conn: &mut ConnectionManager,
+    conn: &mut SharedConnection,
     stream: &str,
     consumer: &str,
     entries: &mut [Fetched],
@@ -218,7 +218,7 @@ fn entry_order(id: &str) -> (u64, u64) {
 /// True when some consumer with pending entries has no fresh heartbeat in the worker
 /// registry, or is this worker itself (an entry it fetched but failed to start).
 async fn has_stale_owner(
-    conn: &mut ConnectionManager,
+    conn: &mut SharedConnection,
     keys: &Keys,
     stream: &str,
     me: &str,
@@ -268,7 +268,7 @@ fn pending_owners(summary: &redis::Value) -> Vec<String> {
 
 /// Moves due delayed jobs onto their streams. Returns how many moved.
 pub(crate) async fn promote(
-    conn: &mut ConnectionManager,
+    conn: &mut SharedConnection,
     keys: &Keys,
     queues: &[&str],
     batch: usize,
@@ -289,7 +289,7 @@ pub(crate) async fn promote(
 
 /// Creates each queue's stream and consumer group if missing, and lists the queue.
 pub(crate) async fn ensure_groups(
-    conn: &mut ConnectionManager,
+    conn: &mut SharedConnection,
     keys: &Keys,
     queues: &[&str],
 ) -> Result<(), FetchError> {
@@ -318,7 +318,7 @@ pub(crate) async fn ensure_groups(
 
 /// The paused queues among `queues`.
 pub(crate) async fn paused(
-    conn: &mut ConnectionManager,
+    conn: &mut SharedConnection,
     keys: &Keys,
 ) -> Result<HashSet<String>, FetchError> {
     Ok(redis::cmd("SMEMBERS")
@@ -329,7 +329,7 @@ pub(crate) async fn paused(
 
 /// Records lost entry ids where the scheduler's alerting finds them.
 pub(crate) async fn report_lost(
-    conn: &mut ConnectionManager,
+    conn: &mut SharedConnection,
     keys: &Keys,
     queue: &str,
     entry_ids: &[String],

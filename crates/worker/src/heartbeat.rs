@@ -6,11 +6,11 @@ use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use flotilla_proto::Keys;
+use flotilla_proto::SharedConnection;
 use flotilla_proto::scripts::{
     self, BeatReply, ForgetConsumer, Heartbeat as RefreshEntries, HeartbeatItem, ScriptCall,
     ScriptError, WorkerBeat, WorkerInfo,
 };
-use redis::aio::ConnectionManager;
 use tokio_util::sync::CancellationToken;
 
 use crate::WorkerConfig;
@@ -22,7 +22,7 @@ use crate::metrics::Outcome;
 const SETTLE: std::time::Duration = std::time::Duration::from_millis(250);
 
 pub(crate) struct Heartbeat {
-    pub conn: ConnectionManager,
+    pub conn: SharedConnection,
     pub keys: Keys,
     pub config: WorkerConfig,
     pub worker_id: String,
@@ -157,7 +157,7 @@ fn lease_ms(config: &WorkerConfig) -> u64 {
 /// Removes this worker from the registry and, where it owns nothing, from the consumer
 /// groups (deleting a consumer with pending entries would lose them, so those stay).
 pub(crate) async fn deregister(
-    conn: &mut ConnectionManager,
+    conn: &mut SharedConnection,
     keys: &Keys,
     config: &WorkerConfig,
     worker_id: &str,

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use redis::aio::ConnectionManager;
+use flotilla_proto::SharedConnection;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::connections::{BlockingPool, HeldConnection};
@@ -156,7 +156,7 @@ fn active_queues(all: &[&str], paused: &RwLock<HashSet<String>>) -> Vec<usize> {
 async fn fetch_once(
     shared: &Shared,
     blocking: &mut HeldConnection,
-    conn: &mut ConnectionManager,
+    conn: &mut SharedConnection,
     active: &[usize],
     count: usize,
     reclaim_due: bool,
@@ -211,7 +211,7 @@ async fn fetch_once(
 /// reported as lost.
 async fn reclaim_abandoned(
     shared: &Shared,
-    conn: &mut ConnectionManager,
+    conn: &mut SharedConnection,
     queues: &[&str],
     count: usize,
 ) -> Result<Vec<Fetched>, FetchError> {

@@ -6,8 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use flotilla_proto::Keys;
-use redis::aio::ConnectionManager;
+use flotilla_proto::{Keys, SharedConnection, ToRedisTarget};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -29,7 +28,7 @@ const FINAL_FLUSH: Duration = Duration::from_secs(3);
 
 /// What the fetch loop and the handler tasks share.
 pub(crate) struct Shared {
-    pub conn: ConnectionManager,
+    pub conn: SharedConnection,
     pub keys: Keys,
     pub config: WorkerConfig,
     pub registry: Registry,
@@ -60,7 +59,9 @@ impl Shared {
 
 /// A worker process's runtime. Build with [`Worker::connect`], then [`Worker::run`].
 pub struct Worker {
-    conn: ConnectionManager,
+    conn: SharedConnection,
+    /// Where Redis is, with the password hidden, for log lines.
+    redis: String,
     pool: BlockingPool,
     keys: Keys,
     config: WorkerConfig,
@@ -80,21 +81,24 @@ impl std::fmt::Debug for Worker {
 }
 
 impl Worker {
-    /// Prepares a worker for the Redis at `url`. Connections are made lazily, so this
-    /// succeeds while Redis is still starting; the worker keeps trying once it runs.
+    /// Prepares a worker for the Redis at `target`: a URL or a [`flotilla_proto::RedisTarget`].
+    /// Connections are made lazily, so this succeeds while Redis is still starting; the
+    /// worker keeps trying once it runs.
     pub async fn connect(
-        url: &str,
+        target: &(impl ToRedisTarget + ?Sized),
         config: WorkerConfig,
         registry: Registry,
     ) -> Result<Self, WorkerError> {
         config.validate().map_err(WorkerError::Config)?;
-        let client = redis::Client::open(url)?;
-        let conn = shared_connection(client.clone())?;
-        let pool = blocking_pool(client, config.block_time, 2);
+        let target = target.to_redis_target()?;
+        let conn = shared_connection(&target)?;
+        let redis = target.shown().to_owned();
+        let pool = blocking_pool(target, config.block_time, 2);
         let keys = Keys::new(config.namespace.clone());
         let id = flotilla_proto::instance_id();
         Ok(Self {
             conn,
+            redis,
             pool,
             keys,
             config,
@@ -130,6 +134,11 @@ impl Worker {
             concurrency = self.config.concurrency, handlers = ?self.registry.types(), "worker starting");
         let pool = self.pool.clone();
         let draining = Arc::clone(&self.draining);
+        let mut conn = self.conn.clone();
+        let redis = self.redis.clone();
+        tokio::spawn(
+            async move { flotilla_proto::connect::warn_if_unsafe(&mut conn, &redis).await },
+        );
         let (shared, background) = self.start_background();
         serve::fetch_loop(&shared, &pool, &background.paused, &shutdown).await;
         draining.store(true, Ordering::Release);
@@ -203,7 +212,7 @@ impl Worker {
 /// Whether a worker can serve: it reaches Redis and is not draining. Cheap to clone.
 #[derive(Clone)]
 pub struct Readiness {
-    conn: ConnectionManager,
+    conn: SharedConnection,
     draining: Arc<AtomicBool>,
 }
 
@@ -289,7 +298,7 @@ impl Background {
 
 /// Promotes due delayed jobs and refreshes the paused set, every `promote_interval`.
 async fn promote_loop(
-    mut conn: ConnectionManager,
+    mut conn: SharedConnection,
     keys: Keys,
     config: WorkerConfig,
     paused: Arc<RwLock<HashSet<String>>>,

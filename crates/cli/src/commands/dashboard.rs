@@ -14,7 +14,7 @@ pub const TOKEN_VAR: &str = "FLOTILLA_DASHBOARD_TOKEN";
 
 pub async fn run(config_file: Option<&Path>, args: DashboardArgs) -> anyhow::Result<()> {
     let settings = Settings::load(config_file)?;
-    let conn = super::connect_redis(&settings.redis_url).await?;
+    let conn = super::connect_redis(&settings.redis_target()?).await?;
     let keys = Keys::new(settings.namespace.clone());
     let admin = flotilla_admin::Admin::new(conn.clone(), keys.clone())
         .with_defaults(settings.defaults.clone());

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use flotilla_producer::{NewJob, Producer};
 use flotilla_proto::{Backoff, ContentType, JobRecord, Keys, Payload, Status};
+use flotilla_proto::{RedisTarget, SharedConnection};
 use flotilla_scheduler::{Schedule, Scheduler, SchedulerConfig};
 use flotilla_worker::{Registry, Shutdown, Worker, WorkerConfig, WorkerError};
-use redis::aio::ConnectionManager;
 use serde_json::json;
 
 use crate::cli::DemoArgs;
@@ -82,7 +82,7 @@ impl DemoDashboard {
 /// Serves the dashboard on `listen` (or any free loopback port when that is taken), with
 /// a token made for this run so changes can be tried.
 async fn start_dashboard(
-    conn: &ConnectionManager,
+    conn: &SharedConnection,
     keys: &Keys,
     producer: &Producer,
     listen: std::net::SocketAddr,
@@ -205,9 +205,9 @@ impl Workers {
 }
 
 /// The demo's own connection, for enqueueing and for watching the jobs' records.
-async fn open_connection(url: &str) -> anyhow::Result<ConnectionManager> {
-    let client = redis::Client::open(url)?;
-    ConnectionManager::new(client)
+async fn open_connection(url: &str) -> anyhow::Result<SharedConnection> {
+    let config = redis::aio::ConnectionManagerConfig::new();
+    SharedConnection::connect(&RedisTarget::parse(url)?, config)
         .await
         .context("cannot connect to Redis")
 }
@@ -223,7 +223,7 @@ struct Watch {
 /// Polls the tracked jobs, printing each change of status or attempt, until all of them
 /// are in a terminal state or `timeout` has passed. Returns the last record of each job.
 async fn follow_jobs(
-    conn: &mut ConnectionManager,
+    conn: &mut SharedConnection,
     keys: &Keys,
     tracked: &[Tracked],
     timeout: Duration,
@@ -280,7 +280,7 @@ impl Watch {
 
 /// A job's record as stored in its hash, or `None` while there is none yet.
 async fn read_record(
-    conn: &mut ConnectionManager,
+    conn: &mut SharedConnection,
     keys: &Keys,
     queue: &str,
     id: &str,
@@ -317,7 +317,7 @@ fn print_outcomes(tracked: &[Tracked], records: &HashMap<String, JobRecord>) {
 /// Prints how many entries the `default` dead-letter queue holds, and shows the job that
 /// always fails the way `flotilla jobs show` would, so the DLQ's contents are visible.
 async fn print_dead_letters(
-    conn: &mut ConnectionManager,
+    conn: &mut SharedConnection,
     keys: &Keys,
     tracked: &[Tracked],
     records: &HashMap<String, JobRecord>,
@@ -395,7 +395,7 @@ impl Schedulers {
 }
 
 /// Prints who leads and the schedule's most recent ticks.
-async fn show_schedule(conn: &mut ConnectionManager, keys: &Keys) -> anyhow::Result<()> {
+async fn show_schedule(conn: &mut SharedConnection, keys: &Keys) -> anyhow::Result<()> {
     let status = flotilla_scheduler::leader_status(conn, keys).await?;
     println!(
         "\nScheduler leader {} (fencing epoch {}); schedule {DEMO_SCHEDULE} fired one job per tick:",
@@ -430,7 +430,7 @@ async fn show_schedule(conn: &mut ConnectionManager, keys: &Keys) -> anyhow::Res
 /// would write.
 async fn enqueue_mix(
     producer: &Producer,
-    conn: &mut ConnectionManager,
+    conn: &mut SharedConnection,
     keys: &Keys,
 ) -> anyhow::Result<Vec<Tracked>> {
     let mut tracked = enqueue_producer_jobs(producer).await?;
@@ -512,7 +512,7 @@ async fn enqueue_unique_twice(producer: &Producer) -> anyhow::Result<Tracked> {
 /// Adds an entry to the `default` stream with a plain XADD, bypassing the producer;
 /// returns the entry's id, which is also the job's.
 async fn xadd_raw(
-    conn: &mut ConnectionManager,
+    conn: &mut SharedConnection,
     keys: &Keys,
     job_type: &str,
     payload: &[u8],

@@ -98,7 +98,7 @@ async fn has_live_worker(producer: &Producer, queue: &str) -> bool {
 }
 
 pub async fn connect(settings: &Settings) -> anyhow::Result<Producer> {
-    let conn = super::connect_redis(&settings.redis_url).await?;
+    let conn = super::connect_redis(&settings.redis_target()?).await?;
     Ok(Producer::new(
         conn,
         Keys::new(settings.namespace.clone()),

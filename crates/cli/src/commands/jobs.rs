@@ -28,7 +28,7 @@ pub async fn cancel(
     queue: Option<&str>,
 ) -> anyhow::Result<()> {
     let settings = Settings::load(config_file)?;
-    let conn = super::connect_redis(&settings.redis_url).await?;
+    let conn = super::connect_redis(&settings.redis_target()?).await?;
     let keys = Keys::new(settings.namespace.clone());
     let mut admin = flotilla_admin::Admin::new(conn.clone(), keys.clone())
         .with_defaults(settings.defaults.clone());

@@ -21,8 +21,7 @@ pub mod workers;
 
 use std::time::Duration;
 
-use flotilla_proto::{Keys, redact_url};
-use redis::aio::ConnectionManager;
+use flotilla_proto::{Keys, RedisTarget, SharedConnection, redact_url};
 
 /// How long a one-shot command waits for Redis before it says so.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -30,24 +29,13 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Connects to the Redis the settings name, for a one-shot command: one attempt with a
 /// short timeout, checked with a PING, and on failure one line that names the redacted
 /// URL and the cause in plain words.
-pub async fn connect_redis(url: &str) -> anyhow::Result<ConnectionManager> {
-    let shown = redact_url(url);
-    let client = redis::Client::open(url).map_err(|e| {
-        anyhow::anyhow!(
-            "redis_url {shown:?} is not a valid Redis URL ({}); expected redis://[:password@]host[:port][/db] or redis+unix:///path/to/socket",
-            describe_redis_error(&e)
-        )
-    })?;
+pub async fn connect_redis(target: &RedisTarget) -> anyhow::Result<SharedConnection> {
+    let shown = target.shown();
     let config = redis::aio::ConnectionManagerConfig::new()
         .set_connection_timeout(Some(CONNECT_TIMEOUT))
         .set_response_timeout(Some(CONNECT_TIMEOUT))
         .set_number_of_retries(0);
-    let connect = async {
-        let mut conn = ConnectionManager::new_with_config(client, config).await?;
-        redis::cmd("PING").query_async::<()>(&mut conn).await?;
-        Ok::<_, redis::RedisError>(conn)
-    };
-    match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+    match tokio::time::timeout(CONNECT_TIMEOUT, SharedConnection::connect(target, config)).await {
         Ok(Ok(conn)) => Ok(conn),
         Ok(Err(e)) => anyhow::bail!(
             "cannot connect to Redis at {shown}: {}",
@@ -58,6 +46,11 @@ pub async fn connect_redis(url: &str) -> anyhow::Result<ConnectionManager> {
             CONNECT_TIMEOUT.as_secs()
         ),
     }
+}
+
+/// [`connect_redis`] for a URL that needs no TLS files (the bench's and the drill's own).
+pub async fn connect_url(url: &str) -> anyhow::Result<SharedConnection> {
+    connect_redis(&RedisTarget::parse(url)?).await
 }
 
 /// A Redis error as one short phrase, without the repetitions the client's own message
@@ -88,7 +81,7 @@ pub fn describe_redis_error(err: &redis::RedisError) -> String {
 /// Waits until at least `count` workers have registered under `keys`, so what follows
 /// runs against workers that are up; gives up after 20 s.
 pub async fn wait_for_workers(
-    conn: &mut ConnectionManager,
+    conn: &mut SharedConnection,
     keys: &Keys,
     count: usize,
 ) -> anyhow::Result<()> {
@@ -125,7 +118,7 @@ pub fn confirm(question: &str) -> anyhow::Result<bool> {
 /// commands.
 pub async fn admin(config_file: Option<&std::path::Path>) -> anyhow::Result<flotilla_admin::Admin> {
     let settings = crate::settings::Settings::load(config_file)?;
-    let conn = connect_redis(&settings.redis_url).await?;
+    let conn = connect_redis(&settings.redis_target()?).await?;
     Ok(
         flotilla_admin::Admin::new(conn, Keys::new(settings.namespace))
             .with_defaults(settings.defaults),

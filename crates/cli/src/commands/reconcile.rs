@@ -9,7 +9,7 @@ use crate::settings::Settings;
 
 pub async fn run(config_file: Option<&Path>, repair: bool, json: bool) -> anyhow::Result<()> {
     let settings = Settings::load(config_file)?;
-    let conn = super::connect_redis(&settings.redis_url).await?;
+    let conn = super::connect_redis(&settings.redis_target()?).await?;
     let keys = Keys::new(settings.namespace.clone());
     let mut reconciler = Reconciler::new(conn, keys, settings.scheduler_config().reconcile);
     let report = reconciler.run(repair, true).await?;
@@ -47,7 +47,7 @@ pub async fn run(config_file: Option<&Path>, repair: bool, json: bool) -> anyhow
 
 pub async fn alerts(config_file: Option<&Path>, recent: usize, json: bool) -> anyhow::Result<()> {
     let settings = Settings::load(config_file)?;
-    let mut conn = super::connect_redis(&settings.redis_url).await?;
+    let mut conn = super::connect_redis(&settings.redis_target()?).await?;
     let keys = Keys::new(settings.namespace.clone());
     let (active, history) = list_alerts(&mut conn, &keys, recent).await?;
     if json {

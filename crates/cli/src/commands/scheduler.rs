@@ -11,21 +11,17 @@ use crate::settings::Settings;
 pub async fn run(config_file: Option<&Path>, args: SchedulerArgs) -> anyhow::Result<()> {
     let settings = Settings::load(config_file)?;
     let shutdown = Shutdown::on_signals();
-    let scheduler = Scheduler::connect(&settings.redis_url, settings.scheduler_config())
+    let target = settings.redis_target()?;
+    let scheduler = Scheduler::connect(&target, settings.scheduler_config())
         .await
-        .with_context(|| {
-            format!(
-                "cannot start a scheduler for {}",
-                flotilla_proto::redact_url(&settings.redis_url)
-            )
-        })?;
+        .with_context(|| format!("cannot start a scheduler for {}", target.shown()))?;
     if let Some(addr) = args.http.http_listen {
         // A replica is ready while it reaches Redis, leading or not: either way it is
         // doing its job.
-        let client = redis::Client::open(settings.redis_url.as_str())?;
+        let target = target.clone();
         let ready = crate::http::ready_check(move || {
-            let client = client.clone();
-            async move { ping(&client).await }
+            let target = target.clone();
+            async move { ping(&target).await }
         });
         let mut registry = crate::http::new_registry();
         scheduler.metrics().register(&mut registry);
@@ -65,9 +61,13 @@ async fn sync_until_done(
 
 /// A PING over a connection of its own, so a probe never waits behind the scheduler's
 /// own calls.
-async fn ping(client: &redis::Client) -> Result<(), String> {
+async fn ping(target: &flotilla_proto::RedisTarget) -> Result<(), String> {
     flotilla_proto::redis_answers(async {
-        let mut conn = client.get_multiplexed_async_connection().await?;
+        let mut conn = target
+            .client()
+            .await?
+            .get_multiplexed_async_connection()
+            .await?;
         redis::cmd("PING").query_async::<String>(&mut conn).await
     })
     .await

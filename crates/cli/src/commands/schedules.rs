@@ -13,7 +13,7 @@ use crate::settings::Settings;
 
 pub async fn run(config_file: Option<&Path>, command: SchedulesCommand) -> anyhow::Result<()> {
     let settings = Settings::load(config_file)?;
-    let mut conn = super::connect_redis(&settings.redis_url).await?;
+    let mut conn = super::connect_redis(&settings.redis_target()?).await?;
     let keys = Keys::new(settings.namespace.clone());
     let store = ScheduleStore::new(conn.clone(), keys.clone());
     match command {

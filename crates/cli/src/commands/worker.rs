@@ -30,14 +30,10 @@ pub async fn run_with(
     let mut registry = settings.handler_registry()?;
     extend(&mut registry);
     let shutdown = Shutdown::on_signals();
-    let worker = Worker::connect(&settings.redis_url, config, registry)
+    let target = settings.redis_target()?;
+    let worker = Worker::connect(&target, config, registry)
         .await
-        .with_context(|| {
-            format!(
-                "cannot start a worker for {}",
-                flotilla_proto::redact_url(&settings.redis_url)
-            )
-        })?;
+        .with_context(|| format!("cannot start a worker for {}", target.shown()))?;
     if let Some(addr) = args.http.http_listen {
         let mut registry = crate::http::new_registry();
         worker.metrics().register(&mut registry);

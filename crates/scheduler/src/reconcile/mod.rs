@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use flotilla_proto::Keys;
-use redis::aio::ConnectionManager;
+use flotilla_proto::SharedConnection;
 use serde::{Deserialize, Serialize};
 
 use crate::scheduler::server_time_ms;
@@ -163,7 +163,7 @@ impl Report {
 /// Runs reconciliation passes; keeps the sweep's position between periodic passes.
 #[derive(Debug)]
 pub struct Reconciler {
-    conn: ConnectionManager,
+    conn: SharedConnection,
     keys: Keys,
     config: ReconcileConfig,
     store: ScheduleStore,
@@ -171,7 +171,7 @@ pub struct Reconciler {
 }
 
 impl Reconciler {
-    pub fn new(conn: ConnectionManager, keys: Keys, config: ReconcileConfig) -> Self {
+    pub fn new(conn: SharedConnection, keys: Keys, config: ReconcileConfig) -> Self {
         let store = ScheduleStore::new(conn.clone(), keys.clone());
         Self {
             conn,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use flotilla_proto::Keys;
-use redis::aio::ConnectionManager;
+use flotilla_proto::SharedConnection;
 use rustix::process::{Pid, Signal, kill_process};
 use tokio::process::{Child, Command};
 
@@ -50,7 +50,7 @@ pub struct WorkerFleet {
 impl WorkerFleet {
     /// Starts the processes and waits until each has registered, so what follows is
     /// timed against workers that are up.
-    pub async fn start(spec: &FleetSpec<'_>, conn: &mut ConnectionManager) -> anyhow::Result<Self> {
+    pub async fn start(spec: &FleetSpec<'_>, conn: &mut SharedConnection) -> anyhow::Result<Self> {
         let exe = std::env::current_exe().context("cannot find the flotilla binary")?;
         let pin = spec.pin && can_pin();
         let mut children = Vec::with_capacity(spec.processes);

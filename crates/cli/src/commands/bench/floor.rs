@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use redis::aio::ConnectionManager;
+use flotilla_proto::SharedConnection;
 
 use super::Bench;
 use super::redis_stats::Meter;
@@ -49,7 +49,7 @@ pub(super) async fn run(bench: &mut Bench) -> anyhow::Result<()> {
 
 /// `n` entries added in one pipeline, read by the group, then acknowledged and deleted
 /// in another, as the job path does for each job.
-async fn batch(conn: &mut ConnectionManager, stream: &str, n: usize) -> anyhow::Result<()> {
+async fn batch(conn: &mut SharedConnection, stream: &str, n: usize) -> anyhow::Result<()> {
     let mut pipe = redis::pipe();
     for _ in 0..n {
         pipe.cmd("XADD")

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use flotilla_producer::NewJob;
+use flotilla_producer::{NewJob, ProducerError};
 
 use super::Bench;
 use super::fleet::{FleetSpec, WorkerFleet, WorkerRole};
@@ -66,25 +66,34 @@ async fn measure(bench: &mut Bench, per_second: u32, variant: String) -> anyhow:
     let mut sent = 0;
     while sent < total {
         // Job i is due at `started + i × interval`, whatever happened to the jobs before
-        // it: each wake sends every job due by then (one timer per wake, not per job,
-        // whose cost would show as pickup time at high rates).
+        // it: each wake sends every job due by then in one pipeline, as a client library
+        // writes the calls made in one turn of its event loop together (one timer and one
+        // task per wake, not per job, whose cost would show as pickup time at high rates).
         let due =
             ((started.elapsed().as_secs_f64() * f64::from(per_second)) as usize + 1).min(total);
-        for _ in sent..due {
-            let job = NewJob::new(
-                PICKUP,
-                &serde_json::json!({ "sent_us": now_us(), "pad": pad }),
-            )?;
+        let jobs = (sent..due)
+            .map(|_| {
+                NewJob::new(
+                    PICKUP,
+                    &serde_json::json!({ "sent_us": now_us(), "pad": pad }),
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if !jobs.is_empty() {
             let producer = producer.clone();
-            sends.spawn(async move { producer.enqueue(job).await });
+            sends.spawn(async move { producer.enqueue_bulk(jobs).await });
+        }
+        // Collect the finished sends as they go, so that none waits in memory till the end.
+        while let Some(done) = sends.try_join_next() {
+            check_sent(done)?;
         }
         sent = sent.max(due);
         if sent < total {
             tokio::time::sleep_until((started + interval * sent as u32).into()).await;
         }
     }
-    while let Some(sent) = sends.join_next().await {
-        sent.context("enqueue task")??;
+    while let Some(done) = sends.join_next().await {
+        check_sent(done)?;
     }
     bench
         .wait_completed(&keys, &["default"], total, "latency")
@@ -107,4 +116,17 @@ async fn measure(bench: &mut Bench, per_second: u32, variant: String) -> anyhow:
     row.worker_rss_mb = rss;
     row.worker_cpu_us_per_job = worker_cpu;
     Ok(row)
+}
+
+/// A finished send: the task ran, the pipeline was written, and every job in it enqueued.
+fn check_sent(
+    done: Result<
+        Result<Vec<Result<flotilla_producer::Enqueued, ProducerError>>, ProducerError>,
+        tokio::task::JoinError,
+    >,
+) -> anyhow::Result<()> {
+    for enqueued in done.context("enqueue task")?? {
+        enqueued?;
+    }
+    Ok(())
 }

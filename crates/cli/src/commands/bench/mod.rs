@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use flotilla_producer::{NewJob, Producer};
+use flotilla_proto::SharedConnection;
 use flotilla_proto::{JobPolicy, Keys};
 use indicatif::{ProgressBar, ProgressStyle};
-use redis::aio::ConnectionManager;
 
 use crate::cli::{BenchArgs, BenchScenario};
 use crate::local_redis::LocalRedis;
@@ -45,7 +45,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 struct Bench {
     args: BenchArgs,
     url: String,
-    conn: ConnectionManager,
+    conn: SharedConnection,
     redis_version: String,
     pinned: bool,
     /// Runs so far; each gets a namespace of its own, removed when it ends.
@@ -70,7 +70,7 @@ impl Bench {
                 (server.url.clone(), Some(server))
             }
         };
-        let mut conn = super::connect_redis(&url).await?;
+        let mut conn = super::connect_url(&url).await?;
         let redis_version = redis_stats::server_version(&mut conn).await?;
         println!(
             "flotilla bench: {} jobs of {} payload bytes, Redis {} at {}{}",
@@ -274,7 +274,7 @@ fn completed_max_len(jobs: usize) -> u64 {
 /// Jobs of `queues` completed so far: every completion is appended to its queue's `done`
 /// stream, whose `entries-added` counts them however the stream is trimmed.
 async fn completed(
-    conn: &mut ConnectionManager,
+    conn: &mut SharedConnection,
     keys: &Keys,
     queues: &[&str],
 ) -> anyhow::Result<usize> {

@@ -43,7 +43,7 @@ pub async fn serve(config_file: Option<&Path>, args: PickupWorkerArgs) -> anyhow
     let mut config = settings.worker_config();
     config.queues = vec![QueueWeight::new(&args.queue, 1)];
     config.concurrency = args.concurrency;
-    let worker = Worker::connect(&settings.redis_url, config, registry).await?;
+    let worker = Worker::connect(&settings.redis_target()?, config, registry).await?;
     worker.run(Shutdown::on_signals()).await?;
 
     let histogram = pickups.lock().unwrap_or_else(|p| p.into_inner());

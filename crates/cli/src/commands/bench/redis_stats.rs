@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use redis::aio::ConnectionManager;
+use flotilla_proto::SharedConnection;
 
 /// Commands the benchmark itself sends to watch a run; they are not the system's cost.
 const OWN_COMMANDS: [&str; 8] = [
@@ -31,7 +31,7 @@ pub struct RedisCost {
 
 impl Meter {
     /// Resets the command statistics and reads CPU and memory.
-    pub async fn start(conn: &mut ConnectionManager) -> anyhow::Result<Self> {
+    pub async fn start(conn: &mut SharedConnection) -> anyhow::Result<Self> {
         let _: () = redis::cmd("CONFIG")
             .arg("RESETSTAT")
             .query_async(conn)
@@ -42,7 +42,7 @@ impl Meter {
     }
 
     /// What Redis spent since [`Meter::start`].
-    pub async fn finish(&self, conn: &mut ConnectionManager) -> anyhow::Result<RedisCost> {
+    pub async fn finish(&self, conn: &mut SharedConnection) -> anyhow::Result<RedisCost> {
         let mut cost = RedisCost {
             cpu_usec: cpu_usec(conn).await? - self.cpu_usec,
             ..RedisCost::default()
@@ -95,7 +95,7 @@ fn info_number(text: &str, key: &str, separator: char) -> f64 {
 }
 
 /// The server's CPU time so far (user + system), in µs.
-async fn cpu_usec(conn: &mut ConnectionManager) -> anyhow::Result<f64> {
+async fn cpu_usec(conn: &mut SharedConnection) -> anyhow::Result<f64> {
     let info: String = redis::cmd("INFO").arg("cpu").query_async(conn).await?;
     Ok(
         (info_number(&info, "used_cpu_user:", '\n') + info_number(&info, "used_cpu_sys:", '\n'))
@@ -104,13 +104,13 @@ async fn cpu_usec(conn: &mut ConnectionManager) -> anyhow::Result<f64> {
 }
 
 /// Bytes the server holds for data and overhead (`used_memory`).
-pub async fn used_memory(conn: &mut ConnectionManager) -> anyhow::Result<f64> {
+pub async fn used_memory(conn: &mut SharedConnection) -> anyhow::Result<f64> {
     let info: String = redis::cmd("INFO").arg("memory").query_async(conn).await?;
     Ok(info_number(&info, "used_memory:", '\n'))
 }
 
 /// The server's version, from INFO server.
-pub async fn server_version(conn: &mut ConnectionManager) -> anyhow::Result<String> {
+pub async fn server_version(conn: &mut SharedConnection) -> anyhow::Result<String> {
     let info: String = redis::cmd("INFO").arg("server").query_async(conn).await?;
     Ok(info
         .lines()

@@ -17,7 +17,7 @@ const JOB_TYPE: &str = "sleep";
 
 pub async fn run(url: &str, args: &ChaosArgs) -> anyhow::Result<()> {
     let keys = Keys::new(args.namespace.clone());
-    let mut conn = crate::commands::connect_redis(url).await?;
+    let mut conn = crate::commands::connect_url(url).await?;
     let seed = args.seed.unwrap_or_else(rand::random);
     println!(
         "chaos against {} (namespace {}): {} `{JOB_TYPE}` jobs over {}; kill what you like",

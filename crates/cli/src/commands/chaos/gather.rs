@@ -4,9 +4,9 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use flotilla_proto::SharedConnection;
 use flotilla_proto::{CONSUMER_GROUP, Keys, entry_id_ms, instance_pid};
 use flotilla_scheduler::{ReconcileConfig, Reconciler};
-use redis::aio::ConnectionManager;
 use redis::streams::{StreamInfoConsumersReply, StreamRangeReply};
 
 use super::ledger::job_key;
@@ -18,7 +18,7 @@ const PAGE: usize = 5000;
 
 /// Every entry of a stream, page by page, as (entry id, fields).
 async fn read_stream(
-    conn: &mut ConnectionManager,
+    conn: &mut SharedConnection,
     key: &str,
 ) -> anyhow::Result<Vec<(String, HashMap<String, String>)>> {
     let mut entries = Vec::new();
@@ -54,7 +54,7 @@ async fn read_stream(
 
 /// `<queue>/<id>` → the job's completions in the `done` streams.
 pub async fn completions(
-    conn: &mut ConnectionManager,
+    conn: &mut SharedConnection,
     keys: &Keys,
 ) -> anyhow::Result<HashMap<String, Vec<Completion>>> {
     let mut completions: HashMap<String, Vec<Completion>> = HashMap::new();
@@ -79,7 +79,7 @@ pub async fn completions(
 
 /// `<queue>/<id>` of each dead job → the reason it was dead-lettered.
 pub async fn dead_letters(
-    conn: &mut ConnectionManager,
+    conn: &mut SharedConnection,
     keys: &Keys,
 ) -> anyhow::Result<HashMap<String, String>> {
     let mut dead = HashMap::new();
@@ -96,7 +96,7 @@ pub async fn dead_letters(
 
 /// What is left on the streams and delayed sets, and consumers without a live worker.
 pub async fn leftovers(
-    conn: &mut ConnectionManager,
+    conn: &mut SharedConnection,
     keys: &Keys,
     worker_timeout: Duration,
 ) -> anyhow::Result<Leftovers> {
@@ -159,7 +159,7 @@ pub struct Settled {
 /// every stale consumer has been forgotten (the leader repairs those) and a full
 /// reconciliation finds nothing open, or until `deadline`; returns what Redis holds then.
 pub async fn settle(
-    conn: &mut ConnectionManager,
+    conn: &mut SharedConnection,
     keys: &Keys,
     worker_timeout: Duration,
     expected: &[String],
@@ -194,7 +194,7 @@ pub async fn settle(
 }
 
 async fn read_settled(
-    conn: &mut ConnectionManager,
+    conn: &mut SharedConnection,
     keys: &Keys,
     worker_timeout: Duration,
 ) -> anyhow::Result<Settled> {
@@ -207,7 +207,7 @@ async fn read_settled(
 
 /// The open findings of one full reconciliation pass, without repairs.
 async fn reconcile_open(
-    conn: &ConnectionManager,
+    conn: &SharedConnection,
     keys: &Keys,
     worker_timeout: Duration,
 ) -> anyhow::Result<Vec<String>> {

@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use flotilla_proto::Keys;
+use flotilla_proto::{RedisTarget, SharedConnection};
 use flotilla_scheduler::scheduled_job_id;
-use redis::aio::ConnectionManager;
 
 pub use ledger::serve_worker;
 
@@ -231,19 +231,18 @@ fn print_verdict(verdict: &Verdict, args: &ChaosArgs) -> anyhow::Result<bool> {
     Ok(verdict.passed)
 }
 
-async fn connect(url: &str) -> anyhow::Result<ConnectionManager> {
-    let client = redis::Client::open(url)?;
+async fn connect(url: &str) -> anyhow::Result<SharedConnection> {
     let config = redis::aio::ConnectionManagerConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(1)))
         .set_response_timeout(Some(Duration::from_secs(2)));
-    ConnectionManager::new_with_config(client, config)
+    SharedConnection::connect(&RedisTarget::parse(url)?, config)
         .await
         .context("cannot connect to the drill's Redis")
 }
 
 /// Waits until every worker has registered and a scheduler leads.
 async fn wait_until_up(
-    conn: &mut ConnectionManager,
+    conn: &mut SharedConnection,
     keys: &Keys,
     workers: usize,
 ) -> anyhow::Result<()> {
@@ -264,7 +263,7 @@ async fn wait_until_up(
 
 /// The ids of the tick jobs due from when the schedule was first seen to the run's end.
 async fn expected_ticks(
-    conn: &ConnectionManager,
+    conn: &SharedConnection,
     keys: &Keys,
     until_ms: i64,
 ) -> anyhow::Result<Vec<String>> {

@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use flotilla_proto::Keys;
+use flotilla_proto::SharedConnection;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
-use redis::aio::ConnectionManager;
 use rustix::process::Signal;
 use serde::Serialize;
 
@@ -90,7 +90,7 @@ pub struct Outcome {
 pub async fn run(
     fleet: &mut Fleet,
     redis: &mut LocalRedis,
-    conn: &mut ConnectionManager,
+    conn: &mut SharedConnection,
     keys: &Keys,
     plan: &Plan,
 ) -> anyhow::Result<Outcome> {
@@ -155,7 +155,7 @@ pub async fn run(
 async fn act(
     action: Action,
     fleet: &mut Fleet,
-    conn: &mut ConnectionManager,
+    conn: &mut SharedConnection,
     keys: &Keys,
     frozen: &HashMap<u32, Instant>,
     rng: &mut StdRng,
@@ -253,7 +253,7 @@ pub fn replace_failed(fleet: &mut Fleet) -> anyhow::Result<Vec<Failure>> {
 }
 
 /// The pid of the leading scheduler: its holder id is `<host>-<pid>-<suffix>`.
-async fn leader_pid(conn: &mut ConnectionManager, keys: &Keys) -> Option<u32> {
+async fn leader_pid(conn: &mut SharedConnection, keys: &Keys) -> Option<u32> {
     let status = flotilla_scheduler::leader_status(conn, keys).await.ok()?;
     flotilla_proto::instance_pid(&status.holder?)
 }

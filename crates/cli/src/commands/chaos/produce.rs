@@ -4,10 +4,10 @@
 use std::time::{Duration, Instant};
 
 use flotilla_producer::{NewJob, Producer};
+use flotilla_proto::SharedConnection;
 use flotilla_proto::{JobPolicy, Keys};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use redis::aio::ConnectionManager;
 use serde_json::json;
 
 /// The queues jobs go to, with the drill's weights.
@@ -44,7 +44,7 @@ pub struct Plan {
     pub seed: u64,
 }
 
-pub async fn run(conn: ConnectionManager, keys: Keys, plan: Plan) -> Produced {
+pub async fn run(conn: SharedConnection, keys: Keys, plan: Plan) -> Produced {
     let producer = Producer::new(conn.clone(), keys.clone(), JobPolicy::default());
     let mut raw = conn;
     let mut rng = StdRng::seed_from_u64(plan.seed);
@@ -87,7 +87,7 @@ pub async fn run(conn: ConnectionManager, keys: Keys, plan: Plan) -> Produced {
 }
 
 async fn xadd(
-    conn: &mut ConnectionManager,
+    conn: &mut SharedConnection,
     keys: &Keys,
     queue: &str,
     job_type: &str,

@@ -1,0 +1,242 @@
+//! The ACL rules of docs/SECURITY.md, taken from the document itself: every role serves
+//! its part of the core scenarios under only its rule, and Redis refuses nothing.
+
+use std::process::Command;
+use std::time::Duration;
+
+use flotilla_producer::{NewJob, Producer};
+use flotilla_proto::Status;
+use flotilla_tests::{
+    FlotillaProcess, WorkerProcess, flotilla_bin, free_local_addr, http_get, http_request,
+    repo_root,
+};
+use serde_json::json;
+
+use crate::util::{CoreJobs, Env, LONG, wait_schedule_ran};
+
+const PASSWORD: &str = "s3cret-pw";
+
+/// The `ACL SETUSER` lines of docs/SECURITY.md, one per role, as arguments.
+fn documented_rules() -> Vec<Vec<String>> {
+    let doc = std::fs::read_to_string(repo_root().join("docs/SECURITY.md")).expect("SECURITY.md");
+    let rules: Vec<Vec<String>> = doc
+        .lines()
+        .filter(|line| line.starts_with("ACL SETUSER flotilla-"))
+        .map(|line| {
+            line.split_whitespace()
+                .skip(1)
+                .map(|word| match word {
+                    ">CHANGE-ME" => format!(">{PASSWORD}"),
+                    other => other.to_owned(),
+                })
+                .collect()
+        })
+        .collect();
+    let users: Vec<&str> = rules.iter().map(|rule| rule[1].as_str()).collect();
+    assert_eq!(
+        users,
+        [
+            "flotilla-worker",
+            "flotilla-producer",
+            "flotilla-scheduler",
+            "flotilla-operator"
+        ],
+        "SECURITY.md lists one rule per role"
+    );
+    rules
+}
+
+/// What Redis refused since the log was last reset, one line per entry.
+async fn refusals(env: &Env) -> Vec<String> {
+    let log: Vec<Vec<redis::Value>> = env.cmd(redis::cmd("ACL").arg("LOG").arg(100)).await;
+    log.into_iter()
+        .map(|entry| {
+            let fields: Vec<String> = entry
+                .into_iter()
+                .map(|v| redis::from_redis_value::<String>(v).unwrap_or_else(|_| "?".into()))
+                .collect();
+            fields.join(" ")
+        })
+        .collect()
+}
+
+/// Runs one ops command as the operator and returns what it printed.
+fn operator(url: &str, args: &[&str]) -> String {
+    let output = Command::new(flotilla_bin())
+        .args(args)
+        .env("FLOTILLA_REDIS_URL", url)
+        .env_remove("FLOTILLA_CONFIG")
+        .output()
+        .expect("flotilla runs");
+    let printed = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "flotilla {} failed as flotilla-operator:\n{printed}\n{}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    printed
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_role_serves_its_part_under_only_its_documented_rule() {
+    let addr = free_local_addr();
+    let port = addr.rsplit(':').next().expect("port").to_owned();
+    // Durable, as SECURITY.md recommends, so the start-up check has nothing to warn about.
+    let env = Env::start_with(&[
+        "--port",
+        &port,
+        "--bind",
+        "127.0.0.1",
+        "--appendonly",
+        "yes",
+    ])
+    .await;
+    for rule in documented_rules() {
+        let mut cmd = redis::cmd("ACL");
+        cmd.arg(&rule);
+        env.cmd::<()>(&mut cmd).await;
+    }
+    env.cmd::<()>(redis::cmd("ACL").arg("LOG").arg("RESET"))
+        .await;
+    let url = |user: &str| format!("redis://{user}:{PASSWORD}@{addr}");
+
+    let worker = WorkerProcess::start(&url("flotilla-worker"), &[], None);
+    let scheduler = FlotillaProcess::scheduler(
+        &url("flotilla-scheduler"),
+        &[],
+        Some("[schedules.tick]\nevery = \"1s\"\ntype = \"noop\"\n"),
+    );
+    let producer = Producer::connect(&url("flotilla-producer"))
+        .await
+        .expect("the producer connects under its rule");
+
+    let jobs = CoreJobs::enqueue(&producer).await;
+    let unique = producer
+        .enqueue(
+            NewJob::new("noop", &json!({}))
+                .expect("job")
+                .unique("report-42", Duration::from_secs(60)),
+        )
+        .await
+        .expect("unique enqueue")
+        .id;
+    let far = producer
+        .enqueue(
+            NewJob::new("noop", &json!({}))
+                .expect("job")
+                .delay(Duration::from_secs(3600)),
+        )
+        .await
+        .expect("a job for later")
+        .id;
+
+    jobs.wait_done(&env).await;
+    env.wait_status("default", &unique, Status::Completed, LONG)
+        .await;
+    wait_schedule_ran(&env, "tick").await;
+
+    let operator_url = url("flotilla-operator");
+    for args in [
+        &["queues", "stats"][..],
+        &["jobs", "list", "--status", "dead"],
+        &["jobs", "show", &jobs.retried],
+        &["dead", "list"],
+        &["dead", "show", &jobs.dies],
+        &["workers", "list"],
+        &["schedules", "list"],
+        &["schedules", "status"],
+        &["alerts"],
+        &["reconcile"],
+        &["queues", "pause", "default"],
+        &["queues", "resume", "default"],
+        &["jobs", "cancel", &far],
+        &["jobs", "delete", &far, "--yes"],
+        &["jobs", "retry", &jobs.dies],
+        &[
+            "jobs",
+            "purge",
+            "--completed",
+            "--older-than",
+            "0s",
+            "--yes",
+        ],
+    ] {
+        operator(&operator_url, args);
+    }
+    env.wait_status("default", &jobs.dies, Status::Dead, LONG)
+        .await;
+
+    let listen = free_local_addr();
+    let dashboard = FlotillaProcess::dashboard(&operator_url, &listen, Some("token"));
+    for path in [
+        "/",
+        "/api/v1/overview",
+        "/api/v1/queues",
+        "/api/v1/queues/default",
+        "/api/v1/jobs?status=dead",
+        "/api/v1/workers",
+        "/api/v1/schedules",
+        "/api/v1/alerts",
+    ] {
+        let (status, body) = http_get(&listen, path).expect("the dashboard answers");
+        assert_eq!(status, 200, "GET {path} as flotilla-operator: {body}");
+    }
+    let bearer = [("Authorization", "Bearer token")];
+    for path in [
+        "/api/v1/queues/default/pause",
+        "/api/v1/queues/default/resume",
+    ] {
+        let response = http_request(&listen, "POST", path, &bearer, "").expect("answers");
+        assert_eq!(response.status, 200, "POST {path}: {}", response.body);
+    }
+
+    // Crash recovery: a worker killed mid-job, its job reclaimed by the next one.
+    let crashed = producer
+        .enqueue(
+            NewJob::new("sleep", &json!({ "ms": 1000 }))
+                .expect("job")
+                .id("crashed"),
+        )
+        .await
+        .expect("enqueue")
+        .id;
+    env.wait_status("default", &crashed, Status::Running, LONG)
+        .await;
+    let mut worker = worker;
+    worker.signal("KILL");
+    worker.wait_exit(LONG);
+    let mut next_worker = WorkerProcess::start(&url("flotilla-worker"), &[], None);
+    env.wait_status("default", &crashed, Status::Completed, LONG)
+        .await;
+    // Graceful shutdown: a running job handed back to its queue.
+    let handed_back = producer
+        .enqueue(
+            NewJob::new("sleep", &json!({ "ms": 60_000 }))
+                .expect("job")
+                .id("handed-back"),
+        )
+        .await
+        .expect("enqueue")
+        .id;
+    env.wait_status("default", &handed_back, Status::Running, LONG)
+        .await;
+    next_worker.signal("TERM");
+    assert!(
+        next_worker.wait_exit(LONG).is_some(),
+        "the worker stops on SIGTERM"
+    );
+    env.wait_status("default", &handed_back, Status::Pending, LONG)
+        .await;
+
+    let refused = refusals(&env).await;
+    assert!(
+        refused.is_empty(),
+        "Redis refused commands of the documented rules:\n{}\nworker logs:\n{}\n{}\nscheduler log:\n{}\ndashboard log:\n{}",
+        refused.join("\n"),
+        worker.log(),
+        next_worker.log(),
+        scheduler.log(),
+        dashboard.log()
+    );
+}
