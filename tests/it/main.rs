@@ -7,6 +7,7 @@ mod chaos;
 mod cli;
 mod crash;
 mod dashboard;
+mod demo;
 mod deploy;
 mod durability;
 mod examples;

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use flotilla_producer::{NewJob, Producer};
-use flotilla_proto::{Backoff, ContentType, JobRecord, Keys, Payload, Status};
+use flotilla_proto::{
+    Backoff, ContentType, JobDefaults, JobRecord, Keys, Payload, Status, describe_job,
+};
 use flotilla_proto::{RedisTarget, SharedConnection};
 use flotilla_scheduler::{Schedule, Scheduler, SchedulerConfig};
 use flotilla_worker::{Registry, Shutdown, Worker, WorkerConfig, WorkerError};
@@ -278,18 +280,18 @@ impl Watch {
     }
 }
 
-/// A job's record as stored in its hash, or `None` while there is none yet.
+/// A job as a record wherever it is kept (its record, its stream entry, or the queue's
+/// recent completions, where a fast-path job that succeeded at once is found), or `None`
+/// while it is nowhere yet.
 async fn read_record(
     conn: &mut SharedConnection,
     keys: &Keys,
     queue: &str,
     id: &str,
 ) -> anyhow::Result<Option<JobRecord>> {
-    let hash: HashMap<String, Vec<u8>> = redis::cmd("HGETALL")
-        .arg(keys.job(queue, id))
-        .query_async(conn)
-        .await?;
-    Ok(JobRecord::from_hash(&hash)?)
+    // The demo's workers differ from the default job settings only in backoff, which
+    // what the demo prints does not show.
+    Ok(describe_job(conn, keys, queue, id, &JobDefaults::default()).await?)
 }
 
 /// Prints how each tracked job ended: its status and its error or result.
