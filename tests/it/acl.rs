@@ -1,18 +1,16 @@
 //! The ACL rules of docs/SECURITY.md, taken from the document itself: every role serves
 //! its part of the core scenarios under only its rule, and Redis refuses nothing.
 
-use std::process::Command;
 use std::time::Duration;
 
 use flotilla_producer::{NewJob, Producer};
 use flotilla_proto::Status;
 use flotilla_tests::{
-    FlotillaProcess, WorkerProcess, flotilla_bin, free_local_addr, http_get, http_request,
-    repo_root,
+    FlotillaProcess, WorkerProcess, free_local_addr, http_get, http_request, repo_root,
 };
 use serde_json::json;
 
-use crate::util::{CoreJobs, Env, LONG, wait_schedule_ran};
+use crate::util::{CoreJobs, Env, LONG, crash_mid_job, run_flotilla, wait_schedule_ran};
 
 const PASSWORD: &str = "s3cret-pw";
 
@@ -58,24 +56,6 @@ async fn refusals(env: &Env) -> Vec<String> {
             fields.join(" ")
         })
         .collect()
-}
-
-/// Runs one ops command as the operator and returns what it printed.
-fn operator(url: &str, args: &[&str]) -> String {
-    let output = Command::new(flotilla_bin())
-        .args(args)
-        .env("FLOTILLA_REDIS_URL", url)
-        .env_remove("FLOTILLA_CONFIG")
-        .output()
-        .expect("flotilla runs");
-    let printed = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "flotilla {} failed as flotilla-operator:\n{printed}\n{}",
-        args.join(" "),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    printed
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -131,10 +111,10 @@ async fn every_role_serves_its_part_under_only_its_documented_rule() {
         .expect("a job for later")
         .id;
 
-    jobs.wait_done(&env).await;
+    jobs.wait_done(&env.conn, &env.keys).await;
     env.wait_status("default", &unique, Status::Completed, LONG)
         .await;
-    wait_schedule_ran(&env, "tick").await;
+    wait_schedule_ran(&env.conn, &env.keys, "tick").await;
 
     let operator_url = url("flotilla-operator");
     for args in [
@@ -162,7 +142,7 @@ async fn every_role_serves_its_part_under_only_its_documented_rule() {
             "--yes",
         ],
     ] {
-        operator(&operator_url, args);
+        run_flotilla(&operator_url, &[], args);
     }
     env.wait_status("default", &jobs.dies, Status::Dead, LONG)
         .await;
@@ -192,23 +172,10 @@ async fn every_role_serves_its_part_under_only_its_documented_rule() {
     }
 
     // Crash recovery: a worker killed mid-job, its job reclaimed by the next one.
-    let crashed = producer
-        .enqueue(
-            NewJob::new("sleep", &json!({ "ms": 1000 }))
-                .expect("job")
-                .id("crashed"),
-        )
-        .await
-        .expect("enqueue")
-        .id;
-    env.wait_status("default", &crashed, Status::Running, LONG)
-        .await;
-    let mut worker = worker;
-    worker.signal("KILL");
-    worker.wait_exit(LONG);
-    let mut next_worker = WorkerProcess::start(&url("flotilla-worker"), &[], None);
-    env.wait_status("default", &crashed, Status::Completed, LONG)
-        .await;
+    let mut next_worker = crash_mid_job(&env.conn, &env.keys, &producer, worker, || {
+        WorkerProcess::start(&url("flotilla-worker"), &[], None)
+    })
+    .await;
     // Graceful shutdown: a running job handed back to its queue.
     let handed_back = producer
         .enqueue(
@@ -232,9 +199,8 @@ async fn every_role_serves_its_part_under_only_its_documented_rule() {
     let refused = refusals(&env).await;
     assert!(
         refused.is_empty(),
-        "Redis refused commands of the documented rules:\n{}\nworker logs:\n{}\n{}\nscheduler log:\n{}\ndashboard log:\n{}",
+        "Redis refused commands of the documented rules:\n{}\nworker log:\n{}\nscheduler log:\n{}\ndashboard log:\n{}",
         refused.join("\n"),
-        worker.log(),
         next_worker.log(),
         scheduler.log(),
         dashboard.log()

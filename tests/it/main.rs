@@ -5,6 +5,7 @@ mod api_schema;
 mod browser;
 mod chaos;
 mod cli;
+mod cluster;
 mod crash;
 mod dashboard;
 mod demo;

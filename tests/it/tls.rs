@@ -11,7 +11,7 @@ use flotilla_tests::{
 };
 use redis::aio::ConnectionManagerConfig;
 
-use crate::util::{CoreJobs, Env, LONG, wait_schedule_ran};
+use crate::util::{CoreJobs, Env, LONG, run_flotilla, wait_schedule_ran};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_fleet_reaches_redis_over_tls_with_the_files_it_is_given() {
@@ -49,23 +49,12 @@ async fn the_fleet_reaches_redis_over_tls_with_the_files_it_is_given() {
         .expect("the producer connects over TLS");
 
     let jobs = CoreJobs::enqueue(&producer).await;
-    jobs.wait_done(&env).await;
-    wait_schedule_ran(&env, "tick").await;
+    jobs.wait_done(&env.conn, &env.keys).await;
+    wait_schedule_ran(&env.conn, &env.keys, "tick").await;
 
     // The ops CLI reads the same settings.
-    let shown = Command::new(flotilla_bin())
-        .args(["jobs", "show", &jobs.retried])
-        .env("FLOTILLA_REDIS_URL", &url)
-        .envs(tls_env)
-        .env_remove("FLOTILLA_CONFIG")
-        .output()
-        .expect("flotilla runs");
-    let printed = String::from_utf8_lossy(&shown.stdout);
-    assert!(
-        shown.status.success() && printed.contains("completed"),
-        "jobs show over TLS:\n{printed}\n{}",
-        String::from_utf8_lossy(&shown.stderr)
-    );
+    let shown = run_flotilla(&url, &tls_env, &["jobs", "show", &jobs.retried]);
+    assert!(shown.contains("completed"), "{shown}");
     assert!(
         !worker.log().contains("ERROR") && !scheduler.log().contains("ERROR"),
         "worker log:\n{}\nscheduler log:\n{}",

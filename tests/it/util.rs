@@ -78,12 +78,7 @@ impl Env {
         status: Status,
         timeout: Duration,
     ) -> JobRecord {
-        eventually(timeout, &format!("job {id} to be {status}"), || async {
-            self.record(queue, id)
-                .await
-                .filter(|r| r.status == Some(status))
-        })
-        .await
+        wait_status(&self.conn, &self.keys, queue, id, status, timeout).await
     }
 
     pub async fn cmd<T: redis::FromRedisValue>(&self, cmd: &mut redis::Cmd) -> T {
@@ -238,25 +233,86 @@ impl CoreJobs {
 
     /// Waits until each has ended as it should: three completed, one dead after both of
     /// its attempts.
-    pub async fn wait_done(&self, env: &Env) {
+    pub async fn wait_done(&self, conn: &SharedConnection, keys: &Keys) {
         for id in [&self.plain, &self.retried, &self.delayed] {
-            env.wait_status("default", id, Status::Completed, LONG)
-                .await;
+            wait_status(conn, keys, "default", id, Status::Completed, LONG).await;
         }
-        let dead = env
-            .wait_status("default", &self.dies, Status::Dead, LONG)
-            .await;
+        let dead = wait_status(conn, keys, "default", &self.dies, Status::Dead, LONG).await;
         assert_eq!(dead.attempts, 2, "retried, then dead");
     }
 }
 
 /// Waits until the schedule `name` has fired a job and that job completed.
-pub async fn wait_schedule_ran(env: &Env, name: &str) {
-    let schedules = flotilla_scheduler::ScheduleStore::new(env.conn.clone(), env.keys.clone());
+pub async fn wait_schedule_ran(conn: &SharedConnection, keys: &Keys, name: &str) {
+    let schedules = flotilla_scheduler::ScheduleStore::new(conn.clone(), keys.clone());
     let fired = eventually(LONG, &format!("schedule {name} to fire"), || async {
         schedules.state(name).await.ok()?.last_job
     })
     .await;
-    env.wait_status("default", &fired, Status::Completed, LONG)
-        .await;
+    wait_status(conn, keys, "default", &fired, Status::Completed, LONG).await;
+}
+
+/// Waits until the job reaches `status` and returns its record.
+pub async fn wait_status(
+    conn: &SharedConnection,
+    keys: &Keys,
+    queue: &str,
+    id: &str,
+    status: Status,
+    timeout: Duration,
+) -> JobRecord {
+    eventually(timeout, &format!("job {id} to be {status}"), || async {
+        job_record(&mut conn.clone(), keys, queue, id)
+            .await
+            .filter(|r| r.status == Some(status))
+    })
+    .await
+}
+
+/// Runs `flotilla ARGS` against the Redis at `url`, with `extra_env` set, and returns what
+/// it printed; fails the test unless it succeeded.
+pub fn run_flotilla(url: &str, extra_env: &[(&str, &str)], args: &[&str]) -> String {
+    let output = std::process::Command::new(flotilla_tests::flotilla_bin())
+        .args(args)
+        .env("FLOTILLA_REDIS_URL", url)
+        .envs(extra_env.iter().copied())
+        .env_remove("FLOTILLA_CONFIG")
+        .output()
+        .expect("flotilla runs");
+    let printed = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "flotilla {} failed:\n{printed}\n{}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    printed
+}
+
+/// Crash recovery: enqueues a one-second job, kills `worker` (SIGKILL) while it runs it,
+/// starts the next worker with `next`, and waits until that one has run the job again.
+/// Returns the next worker.
+pub async fn crash_mid_job(
+    conn: &SharedConnection,
+    keys: &Keys,
+    producer: &Producer,
+    mut worker: flotilla_tests::WorkerProcess,
+    next: impl FnOnce() -> flotilla_tests::WorkerProcess,
+) -> flotilla_tests::WorkerProcess {
+    let crashed = producer
+        .enqueue(
+            NewJob::new("sleep", &serde_json::json!({ "ms": 1000 }))
+                .expect("job")
+                .id("crashed"),
+        )
+        .await
+        .expect("enqueue")
+        .id;
+    wait_status(conn, keys, "default", &crashed, Status::Running, LONG).await;
+    worker.signal("KILL");
+    worker.wait_exit(LONG);
+    let next_worker = next();
+    let record = wait_status(conn, keys, "default", &crashed, Status::Completed, LONG).await;
+    assert_eq!(record.attempts, 2, "run again after the crash");
+    next_worker
 }

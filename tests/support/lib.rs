@@ -1,6 +1,7 @@
 //! Shared test support: real `redis-server` processes on private unix sockets, in-process
 //! and out-of-process workers, and polling helpers that wait for a state with a deadline.
 
+mod cluster;
 mod fleet;
 mod http;
 mod redis_server;
@@ -9,6 +10,7 @@ mod tls;
 mod tools;
 mod wait;
 
+pub use cluster::RedisCluster;
 pub use fleet::{
     FlotillaProcess, InProcessWorker, JSON_LOGS, WorkerProcess, fast_config, fast_policy,
     flotilla_bin, json_lines,

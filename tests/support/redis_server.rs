@@ -130,3 +130,15 @@ impl Drop for RedisServer {
         self.kill();
     }
 }
+
+/// One command to the server listening on `port` of 127.0.0.1; `None` when it does not
+/// answer (yet).
+pub fn query_port(port: &str, args: &[&str]) -> Option<redis::Value> {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).ok()?;
+    let mut conn = client.get_connection().ok()?;
+    let mut cmd = redis::cmd(args.first()?);
+    for arg in &args[1..] {
+        cmd.arg(*arg);
+    }
+    cmd.query(&mut conn).ok()
+}

@@ -4,6 +4,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::redis_server::query_port;
 use crate::{RedisServer, free_local_addr};
 
 /// The name the sentinels know the primary by.
@@ -156,15 +157,8 @@ impl SentinelGroup {
 
     /// One command to one server or sentinel, its reply flattened to its strings, space-separated.
     fn ask(&self, port: &str, args: &[&str]) -> Option<String> {
-        let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).ok()?;
-        let mut conn = client.get_connection().ok()?;
-        let mut cmd = redis::cmd(args[0]);
-        for arg in &args[1..] {
-            cmd.arg(*arg);
-        }
-        let reply: redis::Value = cmd.query(&mut conn).ok()?;
         let mut words = Vec::new();
-        flatten(reply, &mut words);
+        flatten(query_port(port, args)?, &mut words);
         Some(words.join(" "))
     }
 }

@@ -1,5 +1,6 @@
-//! Redis connections: a pool of dedicated connections for blocking reads, whose response
-//! timeout outlasts BLOCK (a shared multiplexed connection would stall behind them).
+//! Redis connections: dedicated connections for blocking reads, whose response timeout
+//! outlasts BLOCK (a shared multiplexed connection would stall behind them), and the
+//! shared connection for everything else.
 
 use std::time::Duration;
 
@@ -63,19 +64,51 @@ impl bb8::ManageConnection for BlockingConnections {
 
 pub(crate) type BlockingPool = bb8::Pool<BlockingConnections>;
 
+/// Where blocking reads go: a pool of dedicated connections to the one server (or to the
+/// primary Sentinel names), or on a Redis Cluster a cluster connection of their own,
+/// which routes each read to the node of its stream.
+#[derive(Debug, Clone)]
+pub(crate) enum BlockingReads {
+    Pool(BlockingPool),
+    Cluster(SharedConnection),
+}
+
+impl BlockingReads {
+    /// Blocking reads for `target`, whose replies may take `block_time`.
+    pub(crate) fn new(target: RedisTarget, block_time: Duration) -> Result<Self, RedisError> {
+        if target.is_cluster() {
+            let config = redis::aio::ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(Duration::from_secs(5)))
+                .set_response_timeout(Some(block_time + Duration::from_secs(5)));
+            return Ok(Self::Cluster(SharedConnection::lazy(&target, config)?));
+        }
+        Ok(Self::Pool(blocking_pool(target, block_time, 2)))
+    }
+
+    /// Whether each blocking read must name streams of one slot only.
+    pub(crate) fn is_cluster(&self) -> bool {
+        matches!(self, Self::Cluster(_))
+    }
+}
+
 /// The fetch loop's blocking connection, checked out once and kept while it works: the
 /// pool tests a connection with a PING at checkout, which would otherwise cost a round
 /// trip before every blocking read. After an error it goes back to the pool, whose next
 /// checkout finds out whether it is broken.
 #[derive(Debug)]
 pub(crate) struct HeldConnection {
-    pool: BlockingPool,
+    reads: BlockingReads,
     held: Option<bb8::PooledConnection<'static, BlockingConnections>>,
 }
 
 impl HeldConnection {
-    pub(crate) fn new(pool: BlockingPool) -> Self {
-        Self { pool, held: None }
+    pub(crate) fn new(reads: BlockingReads) -> Self {
+        Self { reads, held: None }
+    }
+
+    /// Whether each blocking read must name streams of one slot only.
+    pub(crate) fn is_cluster(&self) -> bool {
+        self.reads.is_cluster()
     }
 
     /// Runs `cmd` on the held connection, checked out first if none is held; a failed
@@ -84,10 +117,13 @@ impl HeldConnection {
         &mut self,
         cmd: &redis::Cmd,
     ) -> Result<redis::Value, HeldConnectionError> {
+        let pool = match &self.reads {
+            BlockingReads::Pool(pool) => pool,
+            BlockingReads::Cluster(conn) => return Ok(cmd.query_async(&mut conn.clone()).await?),
+        };
         let held = match self.held.take() {
             Some(held) => held,
-            None => self
-                .pool
+            None => pool
                 .get_owned()
                 .await
                 .map_err(|e| HeldConnectionError::Checkout(e.to_string()))?,
@@ -113,7 +149,7 @@ pub(crate) enum HeldConnectionError {
 
 /// A pool of at most `size` blocking connections; it connects lazily, so a worker can
 /// start before Redis is up.
-pub(crate) fn blocking_pool(target: RedisTarget, block_time: Duration, size: u32) -> BlockingPool {
+fn blocking_pool(target: RedisTarget, block_time: Duration, size: u32) -> BlockingPool {
     bb8::Pool::builder()
         .max_size(size)
         .connection_timeout(Duration::from_secs(5))

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use flotilla_proto::SharedConnection;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::connections::{BlockingPool, HeldConnection};
+use crate::connections::{BlockingReads, HeldConnection};
 use crate::fetch::{self, FetchError, Fetched};
 use crate::lottery::fetch_order;
 use crate::worker::Shared;
@@ -21,11 +21,14 @@ const MAX_FETCH: usize = 256;
 /// The first wait after a failure; it doubles up to [`MAX_ERROR_DELAY`].
 const FIRST_ERROR_DELAY: Duration = Duration::from_millis(100);
 const MAX_ERROR_DELAY: Duration = Duration::from_secs(5);
+/// The longest a blocking read on one queue of a Redis Cluster waits while the worker
+/// serves others, whose new jobs it cannot see meanwhile.
+const CLUSTER_BLOCK_MS: u64 = 100;
 
 /// Fetches and dispatches until shutdown; Redis errors are waited out with backoff.
 pub(crate) async fn fetch_loop(
     shared: &Arc<Shared>,
-    pool: &BlockingPool,
+    blocking_reads: &BlockingReads,
     paused: &RwLock<HashSet<String>>,
     shutdown: &Shutdown,
 ) {
@@ -41,7 +44,7 @@ pub(crate) async fn fetch_loop(
     let mut error_delay = FIRST_ERROR_DELAY;
     let mut next_reclaim = Instant::now();
     let mut conn = shared.conn.clone();
-    let mut blocking = HeldConnection::new(pool.clone());
+    let mut blocking = HeldConnection::new(blocking_reads.clone());
     while !shutdown.is_triggered() {
         if !groups_ready {
             if let Err(e) = fetch::ensure_groups(&mut conn, &shared.keys, &all).await {
@@ -194,6 +197,20 @@ async fn fetch_once(
     let ready = fetch::read_ready(conn, &shared.keys, &order, &shared.worker_id, count).await?;
     if !ready.is_empty() {
         return Ok(ready);
+    }
+    if blocking.is_cluster() {
+        // A read may not span slots on a cluster, so it waits on one queue, picked by the
+        // lottery each time, and briefly, so that a job on another queue waits at most
+        // that long: one blocking read per worker, not one per queue.
+        return fetch::read_blocking(
+            blocking,
+            &shared.keys,
+            &order[..1],
+            &shared.worker_id,
+            1,
+            block_ms.min(CLUSTER_BLOCK_MS),
+        )
+        .await;
     }
     fetch::read_blocking(
         blocking,

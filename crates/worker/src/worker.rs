@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::completer::{Completer, Completion};
-use crate::connections::{BlockingPool, blocking_pool, shared_connection};
+use crate::connections::{BlockingReads, shared_connection};
 use crate::fetch;
 use crate::heartbeat::{self, Heartbeat, now_ms};
 use crate::inflight::InFlight;
@@ -62,7 +62,7 @@ pub struct Worker {
     conn: SharedConnection,
     /// Where Redis is, with the password hidden, for log lines.
     redis: String,
-    pool: BlockingPool,
+    blocking: BlockingReads,
     keys: Keys,
     config: WorkerConfig,
     registry: Registry,
@@ -93,13 +93,13 @@ impl Worker {
         let target = target.to_redis_target()?;
         let conn = shared_connection(&target)?;
         let redis = target.shown().to_owned();
-        let pool = blocking_pool(target, config.block_time, 2);
+        let blocking = BlockingReads::new(target, config.block_time)?;
         let keys = Keys::new(config.namespace.clone());
         let id = flotilla_proto::instance_id();
         Ok(Self {
             conn,
             redis,
-            pool,
+            blocking,
             keys,
             config,
             registry,
@@ -132,7 +132,7 @@ impl Worker {
     pub async fn run(self, shutdown: Shutdown) -> Result<(), WorkerError> {
         tracing::info!(worker = %self.id, queues = ?self.config.queues.iter().map(|q| &q.name).collect::<Vec<_>>(),
             concurrency = self.config.concurrency, handlers = ?self.registry.types(), "worker starting");
-        let pool = self.pool.clone();
+        let blocking = self.blocking.clone();
         let draining = Arc::clone(&self.draining);
         let mut conn = self.conn.clone();
         let redis = self.redis.clone();
@@ -140,7 +140,7 @@ impl Worker {
             async move { flotilla_proto::connect::warn_if_unsafe(&mut conn, &redis).await },
         );
         let (shared, background) = self.start_background();
-        serve::fetch_loop(&shared, &pool, &background.paused, &shutdown).await;
+        serve::fetch_loop(&shared, &blocking, &background.paused, &shutdown).await;
         draining.store(true, Ordering::Release);
         drain(&shared).await;
         background.finish(shared).await;

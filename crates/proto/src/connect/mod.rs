@@ -2,6 +2,7 @@
 //! Sentinel names, over TLS or not), the shared connection that follows it, and the check
 //! of the Redis settings that decide what a crash can lose.
 
+mod cluster;
 mod durability;
 mod shared;
 mod target;

@@ -1,12 +1,14 @@
 //! The multiplexed connection every part shares for the calls that do not block. For
 //! one server it is redis-rs's reconnecting `ConnectionManager`; behind Sentinel it also
 //! asks the sentinels again when the server it talks to is gone or has become a replica,
-//! and moves to the new primary.
+//! and moves to the new primary; on a Redis Cluster it is redis-rs's cluster connection.
 
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterConfig;
+use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, ConnectionAddr, Pipeline, RedisError, RedisFuture, RedisResult, Value};
 
 use super::target::RedisTarget;
@@ -24,12 +26,16 @@ pub struct SharedConnection(Inner);
 enum Inner {
     Fixed(ConnectionManager),
     Following(Arc<Following>),
+    /// redis-rs's cluster connection: it routes each command by its key's slot and
+    /// follows MOVED, ASK and failovers; pipelines are split by slot on the way.
+    Cluster(ClusterConnection),
 }
 
 impl std::fmt::Debug for SharedConnection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.0 {
             Inner::Fixed(_) => f.write_str("SharedConnection(server)"),
+            Inner::Cluster(_) => f.write_str("SharedConnection(cluster)"),
             Inner::Following(following) => f
                 .debug_tuple("SharedConnection")
                 .field(&following.target)
@@ -48,6 +54,17 @@ impl SharedConnection {
     /// A connection to `target` that connects on first use, so that a process can start
     /// before Redis does.
     pub fn lazy(target: &RedisTarget, config: ConnectionManagerConfig) -> RedisResult<Self> {
+        if let Some(client) = target.cluster_client() {
+            let mut cluster_config = ClusterConfig::new();
+            if let Some(timeout) = config.connection_timeout() {
+                cluster_config = cluster_config.set_connection_timeout(timeout);
+            }
+            if let Some(timeout) = config.response_timeout() {
+                cluster_config = cluster_config.set_response_timeout(timeout);
+            }
+            let conn = client.get_pending_async_connection_with_config(cluster_config);
+            return Ok(Self(Inner::Cluster(conn)));
+        }
         if target.follows_primary() {
             return Ok(Self(Inner::Following(Arc::new(Following {
                 target: target.clone(),
@@ -166,6 +183,10 @@ impl ConnectionLike for SharedConnection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match &mut self.0 {
             Inner::Fixed(manager) => manager.req_packed_command(cmd),
+            Inner::Cluster(conn) => match super::cluster::scan_routing(cmd) {
+                Some(routing) => Box::pin(conn.route_command(cmd.clone(), routing)),
+                None => conn.req_packed_command(cmd),
+            },
             Inner::Following(following) => Box::pin(async move {
                 let mut manager = following.manager().await?;
                 let reply = manager.req_packed_command(cmd).await;
@@ -185,6 +206,9 @@ impl ConnectionLike for SharedConnection {
     ) -> RedisFuture<'a, Vec<Value>> {
         match &mut self.0 {
             Inner::Fixed(manager) => manager.req_packed_commands(pipeline, offset, count),
+            Inner::Cluster(conn) => {
+                Box::pin(super::cluster::send_pipeline(conn, pipeline, offset, count))
+            }
             Inner::Following(following) => Box::pin(async move {
                 let mut manager = following.manager().await?;
                 let reply = manager.req_packed_commands(pipeline, offset, count).await;
@@ -199,6 +223,7 @@ impl ConnectionLike for SharedConnection {
     fn get_db(&self) -> i64 {
         match &self.0 {
             Inner::Fixed(manager) => manager.get_db(),
+            Inner::Cluster(_) => 0,
             Inner::Following(following) => following.target.db(),
         }
     }

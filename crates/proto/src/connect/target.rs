@@ -1,10 +1,12 @@
-//! Where Redis is: one server (`redis://`, `rediss://`, `redis+unix://`) or a primary
-//! that Sentinel names (`redis+sentinel://`, `rediss+sentinel://`), with the TLS files
-//! to trust it by.
+//! Where Redis is: one server (`redis://`, `rediss://`, `redis+unix://`), a primary
+//! that Sentinel names (`redis+sentinel://`, `rediss+sentinel://`) or a Redis Cluster
+//! found from seed nodes (`redis+cluster://`, `rediss+cluster://`), with the TLS files to
+//! trust it by.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
 use redis::{Client, ConnectionAddr, IntoConnectionInfo, TlsCertificates, TlsMode};
 use serde::Deserialize;
@@ -16,8 +18,8 @@ pub const SENTINEL_PORT: u16 = 26379;
 
 /// What the URL forms look like, for error messages.
 pub const URL_FORMS: &str = "redis://[user:password@]host[:port][/db], rediss://… for TLS, \
-     redis+unix:///path/to/socket, or redis+sentinel://[user:password@]host[:port][,host[:port]…]/primary-name[/db] \
-     (rediss+sentinel://… for TLS)";
+     redis+unix:///path/to/socket, redis+sentinel://[user:password@]host[:port][,host[:port]…]/primary-name[/db] \
+     or redis+cluster://[user:password@]host:port[,host:port…] (rediss+sentinel:// and rediss+cluster:// for TLS)";
 
 /// The files that TLS to Redis trusts and presents: the settings' `[redis_tls]` table.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -65,6 +67,7 @@ enum Place {
     /// Boxed: a client is large beside the Sentinel variant, and targets are cloned.
     Server(Box<Client>),
     Sentinel(Arc<SentinelLookup>),
+    Cluster(Box<ClusterClient>),
 }
 
 /// Asks the sentinels, in turn, where the primary is.
@@ -103,6 +106,8 @@ impl RedisTarget {
             Some(("rediss+sentinel", rest)) => {
                 sentinel(rest, true, certificates).map_err(invalid)?
             }
+            Some(("redis+cluster", rest)) => cluster(rest, false, certificates).map_err(invalid)?,
+            Some(("rediss+cluster", rest)) => cluster(rest, true, certificates).map_err(invalid)?,
             _ => {
                 let info = url
                     .into_connection_info()
@@ -134,11 +139,29 @@ impl RedisTarget {
         matches!(self.place, Place::Sentinel(_))
     }
 
-    /// A client for the server, or for wherever the sentinels say the primary is now.
+    /// Whether this is a Redis Cluster, where every multi-key call must stay in one slot.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.place, Place::Cluster(_))
+    }
+
+    /// A client for the server, or for wherever the sentinels say the primary is now. A
+    /// cluster has no one server: use [`super::SharedConnection`], which routes by key.
     pub async fn client(&self) -> redis::RedisResult<Client> {
         match &self.place {
             Place::Server(client) => Ok(Client::clone(client)),
             Place::Sentinel(lookup) => lookup.client.lock().await.async_get_client().await,
+            Place::Cluster(_) => Err(redis::RedisError::from((
+                redis::ErrorKind::InvalidClientConfig,
+                "a Redis Cluster has no single server to connect to",
+            ))),
+        }
+    }
+
+    /// The cluster client of a `redis+cluster://` target.
+    pub(crate) fn cluster_client(&self) -> Option<&ClusterClient> {
+        match &self.place {
+            Place::Cluster(client) => Some(client),
+            _ => None,
         }
     }
 
@@ -146,7 +169,7 @@ impl RedisTarget {
     pub(crate) fn server_client(&self) -> Option<Client> {
         match &self.place {
             Place::Server(client) => Some(Client::clone(client)),
-            Place::Sentinel(_) => None,
+            Place::Sentinel(_) | Place::Cluster(_) => None,
         }
     }
 
@@ -155,6 +178,7 @@ impl RedisTarget {
         match &self.place {
             Place::Server(client) => client.get_connection_info().redis_settings().db(),
             Place::Sentinel(lookup) => lookup.db,
+            Place::Cluster(_) => 0,
         }
     }
 }
@@ -234,14 +258,12 @@ fn sentinel(rest: &str, tls: bool, certificates: Option<TlsCertificates>) -> Res
     let mut builder = SentinelClientBuilder::new(sentinels, service, SentinelServerType::Master)
         .map_err(|e| e.to_string())?
         .set_client_to_redis_db(db);
-    if let Some(userinfo) = userinfo {
-        let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
-        if !user.is_empty() {
-            builder = builder.set_client_to_redis_username(decode(user)?);
-        }
-        if !password.is_empty() {
-            builder = builder.set_client_to_redis_password(decode(password)?);
-        }
+    let (user, password) = credentials(userinfo)?;
+    if let Some(user) = user {
+        builder = builder.set_client_to_redis_username(user);
+    }
+    if let Some(password) = password {
+        builder = builder.set_client_to_redis_password(password);
     }
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -274,6 +296,66 @@ fn sentinel(rest: &str, tls: bool, certificates: Option<TlsCertificates>) -> Res
         client: tokio::sync::Mutex::new(client),
         db,
     })))
+}
+
+/// `[user:password@]host:port[,host:port…]`: the seed nodes, from which the client learns
+/// the rest of the cluster and follows it as slots move and replicas are promoted.
+fn cluster(rest: &str, tls: bool, certificates: Option<TlsCertificates>) -> Result<Place, String> {
+    let authority = rest.trim_end_matches('/');
+    if authority.contains(['/', '?']) {
+        return Err("a cluster URL names seed nodes only: a cluster has no databases".into());
+    }
+    let (userinfo, hosts) = match authority.rsplit_once('@') {
+        Some((userinfo, hosts)) => (Some(userinfo), hosts),
+        None => (None, authority),
+    };
+    let mut seeds = Vec::new();
+    for host in hosts.split(',') {
+        let (name, port) = host
+            .rsplit_once(':')
+            .ok_or_else(|| format!("seed {host:?} has no port"))?;
+        let port = port
+            .parse::<u16>()
+            .map_err(|_| format!("{port:?} is not a port"))?;
+        if name.is_empty() {
+            return Err("a seed has no host".into());
+        }
+        let scheme = if tls { "rediss" } else { "redis" };
+        seeds.push(format!("{scheme}://{name}:{port}"));
+    }
+    let mut builder = ClusterClientBuilder::new(seeds);
+    let (user, password) = credentials(userinfo)?;
+    if let Some(user) = user {
+        builder = builder.username(user);
+    }
+    if let Some(password) = password {
+        builder = builder.password(password);
+    }
+    if tls {
+        builder = builder.tls(TlsMode::Secure);
+        if let Some(certificates) = certificates {
+            builder = builder.certs(certificates);
+        }
+    } else if certificates.is_some() {
+        return Err(
+            "TLS files are set but the URL is redis+cluster://; use rediss+cluster://".into(),
+        );
+    }
+    let client = builder.build().map_err(|e| e.to_string())?;
+    Ok(Place::Cluster(Box::new(client)))
+}
+
+/// A user name and a password, each `None` when left out.
+type Credentials = (Option<String>, Option<String>);
+
+/// The user and password of a URL's `user:password` part, decoded.
+fn credentials(userinfo: Option<&str>) -> Result<Credentials, String> {
+    let Some(userinfo) = userinfo else {
+        return Ok((None, None));
+    };
+    let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+    let part = |text: &str| (!text.is_empty()).then(|| decode(text)).transpose();
+    Ok((part(user)?, part(password)?))
 }
 
 /// A percent-encoded URL part, decoded.
@@ -359,6 +441,17 @@ mod tests {
         assert_eq!(
             target.shown(),
             "redis+sentinel://:***@10.0.0.1,10.0.0.2:26380/mymaster/3"
+        );
+    }
+
+    #[test]
+    fn a_cluster_url_names_its_seeds() {
+        let target =
+            RedisTarget::parse("redis+cluster://:pw@10.0.0.1:7000,10.0.0.2:7001").expect("valid");
+        assert!(target.is_cluster() && !target.follows_primary());
+        assert_eq!(
+            target.shown(),
+            "redis+cluster://:***@10.0.0.1:7000,10.0.0.2:7001"
         );
     }
 
