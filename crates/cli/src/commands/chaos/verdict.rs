@@ -275,12 +275,16 @@ fn crash_window(events: &[Event]) -> Option<(i64, i64)> {
     Some((crash.at_ms - 2000, back))
 }
 
+/// How long a process may go on after the monkey's signal to it returned: a signal takes
+/// effect a moment later, in which a worker can still begin a job and write its time.
+const SIGNAL_LAG_MS: i64 = 50;
+
 /// What cut short the run `execution` began, before the job's next run began at
 /// `next_ms`: an action of the monkey's that hit its process, or a crash of Redis.
 fn interruption<'a>(execution: &Execution, next_ms: i64, events: &'a [Event]) -> Option<&'a Event> {
     events.iter().find(|event| {
         event.action.interrupts_jobs()
-            && (execution.at_ms..=next_ms).contains(&event.at_ms)
+            && (execution.at_ms - SIGNAL_LAG_MS..=next_ms).contains(&event.at_ms)
             && (event.pid == execution.pid || event.action == Action::CrashRedis)
     })
 }
@@ -591,5 +595,35 @@ impl Verdict {
             }
         }
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn began(pid: u32, at_ms: i64) -> Execution {
+        Execution {
+            mark: Mark::Began,
+            job: "default/1-0".to_owned(),
+            attempt: 1,
+            pid,
+            at_ms,
+        }
+    }
+
+    #[test]
+    fn a_job_begun_as_the_signal_to_its_worker_lands_was_interrupted_by_it() {
+        let freeze = Event {
+            action: Action::FreezeWorker,
+            pid: 7,
+            at_ms: 1_000,
+        };
+        let events = [freeze];
+        // Written 1 ms after the monkey's clock read: the signal had not landed yet.
+        assert!(interruption(&began(7, 1_001), 5_000, &events).is_some());
+        // Another worker's job, or one begun long after, is not explained by it.
+        assert!(interruption(&began(8, 1_001), 5_000, &events).is_none());
+        assert!(interruption(&began(7, 1_200), 5_000, &events).is_none());
     }
 }
