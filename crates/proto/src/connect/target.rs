@@ -358,25 +358,12 @@ fn credentials(userinfo: Option<&str>) -> Result<Credentials, String> {
     Ok((part(user)?, part(password)?))
 }
 
-/// A percent-encoded URL part, decoded.
+/// A percent-encoded URL part, decoded as redis-rs decodes those of `redis://` URLs.
 fn decode(part: &str) -> Result<String, String> {
-    let bytes = part.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = part
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or("a % in the URL is not followed by two hex digits")?;
-            out.push(hex);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| "a percent-encoded part is not UTF-8".to_owned())
+    percent_encoding::percent_decode_str(part)
+        .decode_utf8()
+        .map(|text| text.into_owned())
+        .map_err(|_| "a percent-encoded part is not UTF-8".to_owned())
 }
 
 fn read_certificates(tls: &TlsFiles) -> Result<Option<TlsCertificates>, TargetError> {

@@ -118,13 +118,11 @@ async fn measure(bench: &mut Bench, per_second: u32, variant: String) -> anyhow:
     Ok(row)
 }
 
+/// What one send task returns: the bulk call's result, one result per job inside.
+type Sent = Result<Vec<Result<flotilla_producer::Enqueued, ProducerError>>, ProducerError>;
+
 /// A finished send: the task ran, the pipeline was written, and every job in it enqueued.
-fn check_sent(
-    done: Result<
-        Result<Vec<Result<flotilla_producer::Enqueued, ProducerError>>, ProducerError>,
-        tokio::task::JoinError,
-    >,
-) -> anyhow::Result<()> {
+fn check_sent(done: Result<Sent, tokio::task::JoinError>) -> anyhow::Result<()> {
     for enqueued in done.context("enqueue task")?? {
         enqueued?;
     }
