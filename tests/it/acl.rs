@@ -81,7 +81,12 @@ async fn every_role_serves_its_part_under_only_its_documented_rule() {
         .await;
     let url = |user: &str| format!("redis://{user}:{PASSWORD}@{addr}");
 
-    let worker = WorkerProcess::start(&url("flotilla-worker"), &[], None);
+    // The worker raises `low` to two partitions; the operator raises it once more below.
+    let worker = WorkerProcess::start(
+        &url("flotilla-worker"),
+        &[],
+        Some("[partitions]\nlow = 2\n"),
+    );
     let scheduler = FlotillaProcess::scheduler(
         &url("flotilla-scheduler"),
         &[],
@@ -115,6 +120,13 @@ async fn every_role_serves_its_part_under_only_its_documented_rule() {
     env.wait_status("default", &unique, Status::Completed, LONG)
         .await;
     wait_schedule_ran(&env.conn, &env.keys, "tick").await;
+    let partitioned = NewJob::new("noop", &json!({})).expect("job").queue("low");
+    let partitioned = producer
+        .enqueue(partitioned.id("acl-partitioned"))
+        .await
+        .expect("an enqueue on a partitioned queue");
+    env.wait_status(&partitioned.queue, &partitioned.id, Status::Completed, LONG)
+        .await;
 
     let operator_url = url("flotilla-operator");
     for args in [
@@ -130,6 +142,7 @@ async fn every_role_serves_its_part_under_only_its_documented_rule() {
         &["reconcile"],
         &["queues", "pause", "default"],
         &["queues", "resume", "default"],
+        &["queues", "partition", "low", "3"],
         &["jobs", "cancel", &far],
         &["jobs", "delete", &far, "--yes"],
         &["jobs", "retry", &jobs.dies],

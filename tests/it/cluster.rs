@@ -197,3 +197,198 @@ async fn a_primary_killed_mid_run_fails_over_and_the_fleet_keeps_going() {
         "the last jobs enqueued after the failover completed: {lost:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_queue_of_six_partitions_spreads_over_every_primary() {
+    let cluster = RedisCluster::start();
+    let url = cluster.url();
+    let keys = Keys::default();
+    let conn = cluster_connection(&url).await;
+    let worker = WorkerProcess::start(
+        &url,
+        &[],
+        Some("[queues]\nmail = 1\n\n[partitions]\nmail = 6\n"),
+    );
+    let partitions = flotilla_proto::partition_names("mail", 6);
+    let stored = wait_partition_count(&conn, &keys, "mail", 6).await;
+    assert_eq!(stored, 6, "the worker stored its count\n{}", worker.log());
+
+    // Jobs of every kind: to run now (in turn over the partitions), with ids and with
+    // unique keys (placed by hashing them), in one bulk call.
+    let producer = Producer::connect(&url).await.expect("a cluster producer");
+    let mut jobs: Vec<NewJob> = Vec::new();
+    for i in 0..120 {
+        jobs.push(
+            NewJob::new("noop", &json!({ "i": i }))
+                .expect("job")
+                .queue("mail"),
+        );
+    }
+    for i in 0..60 {
+        let job = NewJob::new("noop", &json!({})).expect("job");
+        jobs.push(job.queue("mail").id(&format!("order-{i}")));
+    }
+    for i in 0..30 {
+        let job = NewJob::new("noop", &json!({})).expect("job").queue("mail");
+        jobs.push(job.unique_until_expiry(&format!("user-{i}"), Duration::from_secs(600)));
+    }
+    let enqueued: Vec<(String, String)> = producer
+        .enqueue_bulk(jobs)
+        .await
+        .expect("bulk enqueue")
+        .into_iter()
+        .map(|result| {
+            let enqueued = result.expect("each job enqueued");
+            (enqueued.queue, enqueued.id)
+        })
+        .collect();
+    let used: HashSet<&str> = enqueued.iter().map(|(queue, _)| queue.as_str()).collect();
+    assert_eq!(used.len(), 6, "jobs went to every partition: {used:?}");
+    for (queue, id) in &enqueued {
+        wait_status(&conn, &keys, queue, id, Status::Completed, LONG).await;
+    }
+
+    // Each unique key or id meets its own earlier job, whichever partition that is in.
+    for i in [0, 17, 29] {
+        let again = NewJob::new("noop", &json!({})).expect("job").queue("mail");
+        let again = again.unique_until_expiry(&format!("user-{i}"), Duration::from_secs(600));
+        let outcome = producer.enqueue(again).await.expect("enqueue").outcome;
+        assert_eq!(outcome, flotilla_producer::Outcome::Duplicate, "user-{i}");
+        let again = NewJob::new("noop", &json!({})).expect("job").queue("mail");
+        let outcome = producer
+            .enqueue(again.id(&format!("order-{i}")))
+            .await
+            .expect("enqueue")
+            .outcome;
+        assert_eq!(outcome, flotilla_producer::Outcome::Exists, "order-{i}");
+    }
+
+    // The partitions' keys live on all three primaries, and each holds completions.
+    let owners: HashSet<String> = partitions
+        .iter()
+        .map(|partition| cluster.primary_for(&keys.done(partition)))
+        .collect();
+    assert_eq!(
+        owners.len(),
+        3,
+        "the six partitions of mail cover every primary"
+    );
+    for partition in &partitions {
+        let completed: usize = redis::cmd("XLEN")
+            .arg(keys.done(partition))
+            .query_async(&mut conn.clone())
+            .await
+            .expect("XLEN");
+        assert!(completed > 0, "{partition} ran jobs");
+    }
+
+    // Operators see one queue: its counts add up over the partitions, and a job is found
+    // by its id alone or with the queue's name.
+    let flotilla = |args: &[&str]| run_flotilla(&url, &[], args);
+    let stats: serde_json::Value =
+        serde_json::from_str(&flotilla(&["queues", "stats", "--json"])).expect("stats JSON");
+    let mail = stats
+        .as_array()
+        .and_then(|all| all.iter().find(|q| q["queue"] == "mail"))
+        .expect("mail is listed once");
+    assert_eq!(mail["partitions"], 6, "{mail}");
+    assert_eq!(mail["completed_last_hour"], 210, "{mail}");
+    assert_eq!(stats.as_array().map(Vec::len), Some(1), "{stats}");
+    let shown = flotilla(&["jobs", "show", "order-7"]);
+    assert!(shown.contains("completed"), "{shown}");
+    // By the first characters of an id, too: records on every node are searched.
+    let mut probes = Vec::new();
+    for i in 0..6 {
+        let job = NewJob::new("noop", &json!({})).expect("job").queue("mail");
+        probes.push(
+            producer
+                .enqueue(job.id(&format!("probe{i}-x")))
+                .await
+                .expect("enqueue"),
+        );
+    }
+    let probe_nodes: HashSet<String> = probes
+        .iter()
+        .map(|probe| cluster.primary_for(&keys.job(&probe.queue, &probe.id)))
+        .collect();
+    assert!(probe_nodes.len() > 1, "the probes are on several primaries");
+    for probe in &probes {
+        wait_status(
+            &conn,
+            &keys,
+            &probe.queue,
+            &probe.id,
+            Status::Completed,
+            LONG,
+        )
+        .await;
+        let prefix = probe.id.trim_end_matches("-x");
+        let shown = flotilla(&["jobs", "show", prefix]);
+        assert!(
+            shown.contains(&probe.id),
+            "{prefix} on {}: {shown}",
+            probe.queue
+        );
+    }
+    let delayed = NewJob::new("noop", &json!({})).expect("job").queue("mail");
+    let delayed = delayed.id("later-1").delay(Duration::from_secs(3600));
+    producer.enqueue(delayed).await.expect("enqueue");
+    let cancelled = producer.cancel("mail", "later-1").await.expect("cancel");
+    assert!(
+        matches!(cancelled, flotilla_producer::Cancelled::Cancelled { .. }),
+        "{cancelled:?}"
+    );
+
+    // A count only grows; a raised one is served by the running worker.
+    let lowered = Command::new(flotilla_tests::flotilla_bin())
+        .args(["queues", "partition", "mail", "3"])
+        .env("FLOTILLA_REDIS_URL", &url)
+        .env_remove("FLOTILLA_CONFIG")
+        .output()
+        .expect("flotilla runs");
+    assert!(!lowered.status.success());
+    let said = String::from_utf8_lossy(&lowered.stderr);
+    assert!(said.contains("can only grow"), "{said}");
+    flotilla(&["queues", "partition", "mail", "8"]);
+    let fresh = Producer::connect(&url).await.expect("a cluster producer");
+    let mut later = Vec::new();
+    for i in 0..16 {
+        let job = NewJob::new("noop", &json!({ "i": i }))
+            .expect("job")
+            .queue("mail");
+        later.push(fresh.enqueue(job).await.expect("enqueue"));
+    }
+    assert!(later.iter().any(|e| e.queue == "mail#7"), "{later:?}");
+    for enqueued in &later {
+        wait_status(
+            &conn,
+            &keys,
+            &enqueued.queue,
+            &enqueued.id,
+            Status::Completed,
+            LONG,
+        )
+        .await;
+    }
+    assert!(!worker.log().contains("CROSSSLOT"), "{}", worker.log());
+}
+
+/// Waits until `queue`'s stored partition count is `count`; answers the count last read.
+async fn wait_partition_count(
+    conn: &SharedConnection,
+    keys: &Keys,
+    queue: &str,
+    count: u16,
+) -> u16 {
+    let deadline = Instant::now() + LONG;
+    loop {
+        let stored =
+            flotilla_proto::partition::read_partition_count(&mut conn.clone(), keys, queue)
+                .await
+                .unwrap_or(0);
+        if stored == count || Instant::now() > deadline {
+            return stored;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

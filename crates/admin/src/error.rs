@@ -11,6 +11,18 @@ pub enum AdminError {
     Describe(#[from] flotilla_proto::DescribeError),
     #[error("no queue named {queue:?}; known queues: {known}")]
     UnknownQueue { queue: String, known: String },
+    #[error(transparent)]
+    Proto(#[from] flotilla_proto::ProtoError),
+    #[error("{0:?} names a partition; give the queue's own name")]
+    NotAQueue(String),
+    #[error(
+        "{queue} has {now} partitions; a count can only grow (jobs in the partitions past {wanted} would wait where no worker reads)"
+    )]
+    FewerPartitions {
+        queue: String,
+        now: u16,
+        wanted: u16,
+    },
     #[error("give a job id, or the first characters of one (an empty prefix matches every job)")]
     EmptyId,
     #[error("no job with id or id prefix {0:?}")]

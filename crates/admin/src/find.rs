@@ -22,13 +22,7 @@ impl Admin {
         if id.trim().is_empty() {
             return Err(AdminError::EmptyId);
         }
-        let queues = match queue {
-            Some(queue) => {
-                self.known_queue(queue).await?;
-                vec![queue.to_owned()]
-            }
-            None => self.queues().await?,
-        };
+        let queues = self.streams(queue).await?;
         let mut exact = Vec::new();
         for queue in &queues {
             if let Some(record) = self.describe(queue, id).await? {
@@ -45,7 +39,7 @@ impl Admin {
             return Ok(record);
         }
         let records: Vec<(String, String)> = self
-            .records_with_prefix(id)
+            .records_with_prefix(id, &queues)
             .await?
             .into_iter()
             .filter(|(q, _)| queues.contains(q))
@@ -100,19 +94,46 @@ impl Admin {
         )
     }
 
-    /// (queue, id) of records whose id starts with `prefix`, a few more than are shown.
+    /// (queue, id) of records whose id starts with `prefix`, a few more than are shown:
+    /// one SCAN over every queue, or on a cluster, where a SCAN covers one node, one per
+    /// queue sent to the queue's node.
     async fn records_with_prefix(
         &mut self,
         prefix: &str,
+        queues: &[String],
     ) -> Result<Vec<(String, String)>, AdminError> {
-        let namespace = format!("{}:{{", self.keys.namespace());
+        let patterns: Vec<String> = if self.conn.is_cluster() {
+            queues
+                .iter()
+                .map(|queue| self.keys.queue_job_scan_pattern(queue, prefix))
+                .collect()
+        } else {
+            vec![self.keys.job_scan_pattern(prefix)]
+        };
         let mut found = Vec::new();
+        for pattern in &patterns {
+            self.scan_records(pattern, &mut found).await?;
+            if found.len() > AMBIGUOUS_SHOWN {
+                break;
+            }
+        }
+        Ok(found)
+    }
+
+    /// Adds (queue, id) of the records matching `pattern` to `found`, until it holds more
+    /// than are shown.
+    async fn scan_records(
+        &mut self,
+        pattern: &str,
+        found: &mut Vec<(String, String)>,
+    ) -> Result<(), AdminError> {
+        let namespace = format!("{}:{{", self.keys.namespace());
         let mut cursor: u64 = 0;
         loop {
             let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
                 .arg(cursor)
                 .arg("MATCH")
-                .arg(self.keys.job_scan_pattern(prefix))
+                .arg(pattern)
                 .arg("COUNT")
                 .arg(SCAN_COUNT)
                 .query_async(&mut self.conn)
@@ -125,7 +146,7 @@ impl Admin {
             }));
             cursor = next;
             if cursor == 0 || found.len() > AMBIGUOUS_SHOWN {
-                return Ok(found);
+                return Ok(());
             }
         }
     }

@@ -73,12 +73,53 @@ impl Admin {
     }
 
     /// The queues the fleet knows: every queue a job was enqueued on, or a worker served.
+    /// A partitioned queue is listed once, by its own name.
     pub async fn queues(&mut self) -> Result<Vec<String>, AdminError> {
-        let mut queues: Vec<String> = redis::cmd("SMEMBERS")
+        let mut queues: Vec<String> = self
+            .all_streams()
+            .await?
+            .iter()
+            .map(|name| flotilla_proto::queue_of_partition(name).to_owned())
+            .collect();
+        queues.dedup();
+        Ok(queues)
+    }
+
+    /// The partitions to read for `queue` (all of a queue's when it names the queue, the
+    /// one when it names a partition), or for every queue; an error naming the known
+    /// queues when nobody used this one.
+    pub(crate) async fn streams(&mut self, queue: Option<&str>) -> Result<Vec<String>, AdminError> {
+        let all = self.all_streams().await?;
+        let Some(queue) = queue else {
+            return Ok(all);
+        };
+        if all.iter().any(|name| name == queue) && flotilla_proto::split_partition(queue).1 != 0 {
+            return Ok(vec![queue.to_owned()]);
+        }
+        let partitions: Vec<String> = all
+            .into_iter()
+            .filter(|name| flotilla_proto::queue_of_partition(name) == queue)
+            .collect();
+        if partitions.is_empty() {
+            return Err(self.unknown_queue(queue).await);
+        }
+        Ok(partitions)
+    }
+
+    /// Every stream name the fleet knows, partitions included, sorted so that a queue's
+    /// partitions follow it.
+    async fn all_streams(&mut self) -> Result<Vec<String>, AdminError> {
+        let mut names: Vec<String> = redis::cmd("SMEMBERS")
             .arg(self.keys.queues())
             .query_async(&mut self.conn)
             .await?;
-        queues.sort();
-        Ok(queues)
+        names.sort_by(|a, b| {
+            let (a, b) = (
+                flotilla_proto::split_partition(a),
+                flotilla_proto::split_partition(b),
+            );
+            a.cmp(&b)
+        });
+        Ok(names)
     }
 }

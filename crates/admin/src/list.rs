@@ -99,13 +99,7 @@ impl Admin {
         if query.since_ms.is_some_and(|ms| ms < 0) {
             return Err(AdminError::BadSince);
         }
-        let queues = match &query.queue {
-            Some(queue) => {
-                self.known_queue(queue).await?;
-                vec![queue.clone()]
-            }
-            None => self.queues().await?,
-        };
+        let queues = self.streams(query.queue.as_deref()).await?;
         let mut positions = match &query.cursor {
             Some(cursor) => parse_cursor(cursor)?,
             None => HashMap::new(),

@@ -30,13 +30,7 @@ impl Admin {
         queue: Option<&str>,
         dry_run: bool,
     ) -> Result<PurgeCount, AdminError> {
-        let queues = match queue {
-            Some(queue) => {
-                self.known_queue(queue).await?;
-                vec![queue.to_owned()]
-            }
-            None => self.queues().await?,
-        };
+        let queues = self.streams(queue).await?;
         let mut count = PurgeCount::default();
         for queue in &queues {
             if dry_run {

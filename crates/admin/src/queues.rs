@@ -1,6 +1,8 @@
-//! Queue statistics, and pausing and resuming a queue.
+//! Queue statistics, pausing and resuming a queue, and raising its partition count. A
+//! partitioned queue's counts are the sums over its partitions.
 
-use flotilla_proto::{QueueState, Status, read_queue_state, server_time_ms};
+use flotilla_proto::partition::{raise_partition_count, read_partition_count};
+use flotilla_proto::{QueueState, Status, queue_of_partition, read_queue_state, server_time_ms};
 use serde::Serialize;
 
 use crate::{Admin, AdminError};
@@ -19,6 +21,8 @@ const MAX_DELAYED_READ: usize = 50_000;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct QueueStats {
     pub queue: String,
+    /// The partitions the counts add up (1 for a queue that is not partitioned).
+    pub partitions: usize,
     /// `state.scheduled` counts only jobs waiting for their first run time here; failed
     /// jobs waiting for a retry are `retrying`.
     #[serde(flatten)]
@@ -42,22 +46,41 @@ impl Admin {
     /// Every known queue's counts, by queue name.
     pub async fn queue_stats(&mut self) -> Result<Vec<QueueStats>, AdminError> {
         let queues = self.queues().await?;
-        let paused = self.paused().await?;
-        let now = server_time_ms(&mut self.conn).await?;
         let mut stats = Vec::with_capacity(queues.len());
         for queue in queues {
-            let is_paused = paused.contains(&queue);
-            stats.push(self.stats_of(queue, is_paused, now).await?);
+            stats.push(self.queue_stat(&queue).await?);
         }
         Ok(stats)
     }
 
-    /// One queue's counts; an error naming the known queues when nobody used this one.
+    /// One queue's counts (one partition's, given a partition's name); an error naming
+    /// the known queues when nobody used this one.
     pub async fn queue_stat(&mut self, queue: &str) -> Result<QueueStats, AdminError> {
-        self.known_queue(queue).await?;
-        let paused = self.paused().await?.contains(&queue.to_owned());
+        let partitions = self.streams(Some(queue)).await?;
+        let paused = self
+            .paused()
+            .await?
+            .iter()
+            .any(|q| q == queue_of_partition(queue));
         let now = server_time_ms(&mut self.conn).await?;
-        self.stats_of(queue.to_owned(), paused, now).await
+        let mut total: Option<QueueStats> = None;
+        for partition in &partitions {
+            let stats = self.stats_of(partition.clone(), paused, now).await?;
+            total = Some(match total {
+                None => stats,
+                Some(mut total) => {
+                    total.add(&stats);
+                    total
+                }
+            });
+        }
+        let mut total = total.ok_or_else(|| AdminError::UnknownQueue {
+            queue: queue.to_owned(),
+            known: "none yet".to_owned(),
+        })?;
+        total.queue = queue.to_owned();
+        total.partitions = partitions.len();
+        Ok(total)
     }
 
     async fn paused(&mut self) -> Result<Vec<String>, AdminError> {
@@ -91,6 +114,7 @@ impl Admin {
             .await?;
         Ok(QueueStats {
             queue,
+            partitions: 1,
             state,
             retrying,
             retrying_estimated,
@@ -154,13 +178,13 @@ impl Admin {
         Ok((failed * delayed / read, true))
     }
 
-    /// Stops workers fetching from `queue` (within their `promote_interval`); what runs
-    /// finishes, what waits stays on the stream.
+    /// Stops workers fetching from `queue`, every partition of it (within their
+    /// `promote_interval`); what runs finishes, what waits stays on the stream.
     pub async fn pause(&mut self, queue: &str) -> Result<(), AdminError> {
-        self.known_queue(queue).await?;
+        self.streams(Some(queue)).await?;
         redis::cmd("SADD")
             .arg(self.keys.paused())
-            .arg(queue)
+            .arg(queue_of_partition(queue))
             .query_async::<()>(&mut self.conn)
             .await?;
         Ok(())
@@ -168,29 +192,69 @@ impl Admin {
 
     /// Lets workers fetch from `queue` again.
     pub async fn resume(&mut self, queue: &str) -> Result<(), AdminError> {
-        self.known_queue(queue).await?;
+        self.streams(Some(queue)).await?;
         redis::cmd("SREM")
             .arg(self.keys.paused())
-            .arg(queue)
+            .arg(queue_of_partition(queue))
             .query_async::<()>(&mut self.conn)
             .await?;
         Ok(())
     }
 
-    /// An error naming the known queues unless `queue` is one of them: a typo must not
-    /// pause a queue nobody uses and leave the real one running.
-    pub(crate) async fn known_queue(&mut self, queue: &str) -> Result<(), AdminError> {
-        let queues = self.queues().await?;
-        if queues.iter().any(|q| q == queue) {
-            return Ok(());
+    /// Splits `queue` into `count` partitions from now on, and answers the count now
+    /// stored. Producers place jobs over them within ten seconds, and workers serve them
+    /// as soon. A count can only grow: jobs in a partition past a lower count would wait
+    /// where no worker reads.
+    pub async fn partition(&mut self, queue: &str, count: u16) -> Result<u16, AdminError> {
+        flotilla_proto::check_partitions(u64::from(count))?;
+        if flotilla_proto::split_partition(queue).1 != 0 {
+            return Err(AdminError::NotAQueue(queue.to_owned()));
         }
-        Err(AdminError::UnknownQueue {
+        let now = read_partition_count(&mut self.conn, &self.keys, queue).await?;
+        if count < now {
+            return Err(AdminError::FewerPartitions {
+                queue: queue.to_owned(),
+                now,
+                wanted: count,
+            });
+        }
+        // Listed, so operators' tools and the scheduler's checks see the new partitions
+        // before any job reaches them.
+        let names = flotilla_proto::partition_names(queue, count);
+        redis::cmd("SADD")
+            .arg(self.keys.queues())
+            .arg(&names)
+            .query_async::<()>(&mut self.conn)
+            .await?;
+        Ok(raise_partition_count(&mut self.conn, &self.keys, queue, count).await?)
+    }
+
+    /// An error naming the known queues, for a `queue` nobody used.
+    pub(crate) async fn unknown_queue(&mut self, queue: &str) -> AdminError {
+        let queues = match self.queues().await {
+            Ok(queues) => queues,
+            Err(e) => return e,
+        };
+        AdminError::UnknownQueue {
             queue: queue.to_owned(),
             known: if queues.is_empty() {
                 "none yet".to_owned()
             } else {
                 queues.join(", ")
             },
-        })
+        }
+    }
+}
+
+impl QueueStats {
+    /// Adds another partition's counts to these.
+    fn add(&mut self, other: &QueueStats) {
+        self.state.absorb(&other.state);
+        self.retrying += other.retrying;
+        self.retrying_estimated |= other.retrying_estimated;
+        self.completed_last_hour += other.completed_last_hour;
+        self.completed_last_day += other.completed_last_day;
+        self.dead_last_hour += other.dead_last_hour;
+        self.dead_last_day += other.dead_last_day;
     }
 }

@@ -100,13 +100,7 @@ impl Admin {
     }
 
     async fn filter_queues(&mut self, filter: &DeadFilter) -> Result<Vec<String>, AdminError> {
-        match &filter.queue {
-            Some(queue) => {
-                self.known_queue(queue).await?;
-                Ok(vec![queue.clone()])
-            }
-            None => self.queues().await,
-        }
+        self.streams(filter.queue.as_deref()).await
     }
 
     /// The most recent dead-letter entries that match `filter`, newest first, at most

@@ -36,7 +36,7 @@ impl Admin {
             })
             .collect();
         let slot = |ms: i64| usize::try_from((ms - first) / MINUTE_MS).ok();
-        for queue in self.queues().await? {
+        for queue in self.streams(None).await? {
             for ms in self.completion_times(&queue, first, MAX_READ).await? {
                 if let Some(minute) = slot(ms).and_then(|i| chart.get_mut(i)) {
                     minute.completed += 1;

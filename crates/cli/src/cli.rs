@@ -258,6 +258,14 @@ pub enum QueuesCommand {
     Pause { queue: String },
     /// Let workers fetch from a paused queue again.
     Resume { queue: String },
+    /// Split a queue into partitions, `<queue>`, `<queue>#1`, …, each with its own hash
+    /// tag, so one busy queue spreads over the primaries of a Redis Cluster. Producers
+    /// and workers take the new count up within ten seconds. A count can only grow.
+    Partition {
+        queue: String,
+        /// How many partitions: 1 to 1024.
+        count: u16,
+    },
     /// Wait, with a progress bar, until nothing is waiting, scheduled or running on a
     /// queue. Workers must keep serving it: a paused queue's waiting jobs are never
     /// fetched, so drain a queue that is not paused (stop its producers instead).
@@ -521,6 +529,11 @@ pub struct BenchArgs {
     /// Backlog sizes for the backlog scenario.
     #[arg(long, value_delimiter = ',', default_value = "1000,10000,100000")]
     pub backlog: Vec<usize>,
+
+    /// Partitions of each queue the drain, mixed and backlog scenarios use: more than one
+    /// spreads a queue over the primaries of a Redis Cluster.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub partitions: u16,
 
     /// Pin the bench's own redis-server to CPU 0 and the worker processes to CPU 1 (with
     /// `taskset`, when there are two CPUs or more).

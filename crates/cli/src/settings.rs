@@ -31,6 +31,9 @@ pub struct Settings {
     pub namespace: String,
     /// Queue name → weight.
     pub queues: BTreeMap<String, u32>,
+    /// Queue name → partitions, for a queue split over several streams (and so over the
+    /// primaries of a Redis Cluster); 1 when unset.
+    pub partitions: BTreeMap<String, u16>,
     pub worker: WorkerConfig,
     pub limits: Limits,
     pub retention: Retention,
@@ -100,6 +103,7 @@ impl Default for Settings {
                 .iter()
                 .map(|q| (q.name.clone(), q.weight))
                 .collect(),
+            partitions: BTreeMap::new(),
             worker,
             limits: Limits::default(),
             retention: Retention::default(),
@@ -114,12 +118,13 @@ impl Default for Settings {
 }
 
 /// Top-level keys an environment variable may set; others (FLOTILLA_CONFIG, …) are flags.
-const ENV_KEYS: [&str; 14] = [
+const ENV_KEYS: [&str; 15] = [
     "redis_url",
     "redis_url_file",
     "redis_tls",
     "namespace",
     "queues",
+    "partitions",
     "worker",
     "limits",
     "retention",
@@ -163,6 +168,15 @@ impl Settings {
         let origin = file.map_or_else(|| "the environment".to_owned(), |p| p.display().to_string());
         let invalid = |problem: String| anyhow::anyhow!("invalid settings in {origin}: {problem}");
         self.redis_target().map_err(|e| invalid(format!("{e:#}")))?;
+        if let Some(queue) = self
+            .partitions
+            .keys()
+            .find(|q| !self.queues.contains_key(*q))
+        {
+            return Err(invalid(format!(
+                "partitions.{queue}: no queue {queue:?} under [queues]; list it there with its weight"
+            )));
+        }
         self.worker_config().validate().map_err(invalid)?;
         self.handler_registry()
             .with_context(|| format!("invalid settings in {origin}"))?;
@@ -197,7 +211,10 @@ impl Settings {
         let mut queues: Vec<QueueWeight> = self
             .queues
             .iter()
-            .map(|(name, weight)| QueueWeight::new(name, *weight))
+            .map(|(name, weight)| {
+                let partitions = self.partitions.get(name).copied().unwrap_or(1);
+                QueueWeight::new(name, *weight).partitioned(partitions)
+            })
             .collect();
         queues.sort_by(|a, b| b.weight.cmp(&a.weight).then_with(|| a.name.cmp(&b.name)));
         queues

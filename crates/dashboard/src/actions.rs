@@ -106,7 +106,8 @@ pub async fn retry_job(
         if let Some(status) = record.status.filter(|s| *s != Status::Dead) {
             return Err(not_dead(status.as_str()));
         }
-        match state.admin().retry(queue, id).await? {
+        // The partition the job is in, when `queue` names a partitioned queue.
+        match state.admin().retry(&record.queue, id).await? {
             RetryReply::Retried => Ok(JobChange {
                 queue: queue.to_owned(),
                 id: id.to_owned(),

@@ -49,8 +49,12 @@ impl From<AdminError> for ApiError {
             AdminError::EmptyId
             | AdminError::BadSince
             | AdminError::BadCursor { .. }
-            | AdminError::Ambiguous { .. } => ApiError::BadRequest(text),
-            AdminError::InSeveralQueues { .. } | AdminError::Running(_) => ApiError::Conflict(text),
+            | AdminError::Ambiguous { .. }
+            | AdminError::Proto(_)
+            | AdminError::NotAQueue(_) => ApiError::BadRequest(text),
+            AdminError::InSeveralQueues { .. }
+            | AdminError::Running(_)
+            | AdminError::FewerPartitions { .. } => ApiError::Conflict(text),
             AdminError::Script(e) => match e.redis() {
                 Some(e) => redis_error(e),
                 None => ApiError::Internal(text),

@@ -24,6 +24,7 @@
 mod error;
 mod fast;
 mod job;
+mod placement;
 mod producer;
 mod replication;
 

@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::fast::{DepthGauge, enqueue_fast, is_fast};
 use crate::job::Schedule;
+use crate::placement::Placement;
 use crate::replication::{Acknowledging, Replication};
 use crate::{IntoNewJob, NewJob, ProducerError};
 use flotilla_proto::trace_context;
@@ -64,6 +65,8 @@ pub struct Producer {
     registered: Arc<Mutex<HashSet<String>>>,
     /// Queue depths seen by fast-path writes, for the length cap.
     depths: DepthGauge,
+    /// Which partition of a partitioned queue each job goes to.
+    placement: Arc<Placement>,
 }
 
 impl std::fmt::Debug for Producer {
@@ -94,6 +97,7 @@ impl Producer {
             replication: None,
             registered: Arc::default(),
             depths: DepthGauge::default(),
+            placement: Arc::default(),
         }
     }
 
@@ -133,6 +137,9 @@ impl Producer {
     /// Enqueues one job: a typed [`Job`] as it is (`producer.enqueue(&SendEmail { … })`),
     /// or a [`NewJob`] with options (`NewJob::typed(&email)?.delay(…)`).
     ///
+    /// On a partitioned queue the job goes to one partition (by its unique key, else its
+    /// id, else in turn), and [`Enqueued::queue`] names that partition.
+    ///
     /// A job to run now with no id, unique key or time of its own is one XADD carrying the
     /// whole job (its entry id becomes its id); any other goes through the enqueue script,
     /// which writes its record.
@@ -166,9 +173,12 @@ impl Producer {
     async fn write_one<C: ConnectionLike>(
         &self,
         conn: &mut C,
-        job: NewJob,
+        mut job: NewJob,
     ) -> Result<Enqueued, ProducerError> {
         let id = self.check(&job)?;
+        self.placement
+            .place(&mut self.conn.clone(), &self.keys, &mut job)
+            .await?;
         self.register_queue(&job.queue).await?;
         if is_fast(&job) {
             let mut results = enqueue_fast(
@@ -227,8 +237,14 @@ impl Producer {
     async fn write_many<C: ConnectionLike>(
         &self,
         conn: &mut C,
-        jobs: Vec<NewJob>,
+        mut jobs: Vec<NewJob>,
     ) -> Result<Vec<Result<Enqueued, ProducerError>>, ProducerError> {
+        let mut conn_for_counts = self.conn.clone();
+        for job in &mut jobs {
+            self.placement
+                .place(&mut conn_for_counts, &self.keys, job)
+                .await?;
+        }
         let mut queues: Vec<&str> = jobs.iter().map(|j| j.queue.as_str()).collect();
         queues.sort_unstable();
         queues.dedup();
@@ -306,7 +322,23 @@ impl Producer {
 
     /// Cancels a job that has not finished. A pending or scheduled job never runs; a running
     /// job's worker stops its handler at its next heartbeat and its result is ignored.
+    /// On a partitioned queue every partition is asked, the one the id places it in first.
     pub async fn cancel(&self, queue: &str, id: &str) -> Result<Cancelled, ProducerError> {
+        let partitions = self
+            .placement
+            .candidates(&mut self.conn.clone(), &self.keys, queue, id)
+            .await?;
+        for partition in partitions {
+            match self.cancel_in(&partition, id).await? {
+                Cancelled::NotFound => continue,
+                found => return Ok(found),
+            }
+        }
+        Ok(Cancelled::NotFound)
+    }
+
+    /// Cancels `id` of one partition.
+    async fn cancel_in(&self, queue: &str, id: &str) -> Result<Cancelled, ProducerError> {
         let mut conn = self.conn.clone();
         let cancel = Cancel {
             queue,

@@ -83,19 +83,29 @@ impl Keys {
 
     /// A `SCAN MATCH` pattern for job records whose id starts with `prefix`, in any queue.
     pub fn job_scan_pattern(&self, id_prefix: &str) -> String {
-        let escaped: String = id_prefix
-            .chars()
-            .flat_map(|c| {
-                let special = matches!(c, '*' | '?' | '[' | ']' | '\\');
-                special.then_some('\\').into_iter().chain(Some(c))
-            })
-            .collect();
-        format!("{}:{{*}}:job:{escaped}*", self.namespace)
+        format!("{}:{{*}}:job:{}*", self.namespace, glob_escaped(id_prefix))
+    }
+
+    /// A `SCAN MATCH` pattern for job records of `queue` whose id starts with `prefix`:
+    /// its plain hash tag sends it to the queue's node on a cluster.
+    pub fn queue_job_scan_pattern(&self, queue: &str, id_prefix: &str) -> String {
+        format!(
+            "{}:{{{}}}:job:{}*",
+            self.namespace,
+            glob_escaped(queue),
+            glob_escaped(id_prefix)
+        )
     }
 
     /// The set of known queue names.
     pub fn queues(&self) -> String {
         self.global_key("queues")
+    }
+
+    /// Partition counts of partitioned queues: queue name → count (a queue missing here
+    /// has one partition, itself).
+    pub fn partitions(&self) -> String {
+        self.global_key("partitions")
     }
 
     /// The set of paused queue names.
@@ -149,6 +159,16 @@ impl Keys {
     }
 }
 
+/// `text` with the characters a glob pattern gives meaning to escaped.
+fn glob_escaped(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let special = matches!(c, '*' | '?' | '[' | ']' | '\\');
+            special.then_some('\\').into_iter().chain(Some(c))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,5 +194,9 @@ mod tests {
     fn scan_pattern_escapes_glob_characters() {
         let keys = Keys::new("ns");
         assert_eq!(keys.job_scan_pattern("ab*"), "ns:{*}:job:ab\\**");
+        assert_eq!(
+            keys.queue_job_scan_pattern("mail#2", "ab?"),
+            "ns:{mail#2}:job:ab\\?*"
+        );
     }
 }

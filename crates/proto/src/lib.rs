@@ -23,6 +23,7 @@ mod error;
 mod job;
 mod keys;
 mod lost;
+pub mod partition;
 mod policy;
 mod probe;
 mod queue_state;
@@ -46,6 +47,10 @@ pub use error::ProtoError;
 pub use job::Job;
 pub use keys::{CONSUMER_GROUP, DEFAULT_NAMESPACE, Keys};
 pub use lost::record_lost;
+pub use partition::{
+    PartitionCounts, check_partitions, group_by_queue, partition_for, partition_name,
+    partition_names, queue_of_partition, split_partition,
+};
 pub use policy::{JobDefaults, JobPolicy, Limits, Retention};
 pub use probe::{READY_WITHIN, redis_answers};
 pub use queue_state::{QueueState, read_queue_state, server_time_ms};

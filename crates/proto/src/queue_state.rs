@@ -28,6 +28,19 @@ pub struct QueueState {
     pub oldest_pending_age: f64,
 }
 
+impl QueueState {
+    /// Adds another partition's state to this one: counts add up, and the oldest waiting
+    /// entry is the older of the two.
+    pub fn absorb(&mut self, other: &QueueState) {
+        self.pending += other.pending;
+        self.lag += other.lag;
+        self.running += other.running;
+        self.scheduled += other.scheduled;
+        self.dead += other.dead;
+        self.oldest_pending_age = self.oldest_pending_age.max(other.oldest_pending_age);
+    }
+}
+
 /// Reads `queue`'s state; `now_ms` is the server's clock, which entry ids follow.
 pub async fn read_queue_state<C: ConnectionLike + Send>(
     conn: &mut C,

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use flotilla_proto::SharedConnection;
-use flotilla_proto::{CONSUMER_GROUP, Keys, Status};
+use flotilla_proto::{CONSUMER_GROUP, Keys, Status, group_by_queue};
 use serde::{Deserialize, Serialize};
 
 use crate::SchedulerError;
@@ -135,8 +135,9 @@ impl Alerter {
             .arg(self.keys.queues())
             .query_async(&mut self.conn)
             .await?;
-        for queue in &queues {
-            self.queue_conditions(queue, now, &mut holding).await?;
+        for (queue, partitions) in group_by_queue(queues) {
+            self.queue_conditions(&queue, &partitions, now, &mut holding)
+                .await?;
         }
         self.lost_jobs(now, &mut holding).await?;
 
@@ -166,19 +167,27 @@ impl Alerter {
         Ok(())
     }
 
+    /// A queue's dead-letter and backlog conditions, over all its partitions.
     async fn queue_conditions(
         &mut self,
         queue: &str,
+        partitions: &[String],
         now: i64,
         holding: &mut BTreeMap<(String, String), String>,
     ) -> Result<(), SchedulerError> {
         let window_start = now - self.config.dlq_window.as_millis() as i64;
-        let dead: u64 = redis::cmd("ZCOUNT")
-            .arg(self.keys.index(queue, Status::Dead))
-            .arg(window_start)
-            .arg("+inf")
-            .query_async(&mut self.conn)
-            .await?;
+        let mut dead = 0u64;
+        let mut oldest = None;
+        for partition in partitions {
+            let dead_here: u64 = redis::cmd("ZCOUNT")
+                .arg(self.keys.index(partition, Status::Dead))
+                .arg(window_start)
+                .arg("+inf")
+                .query_async(&mut self.conn)
+                .await?;
+            dead += dead_here;
+            oldest = oldest.max(self.oldest_waiting_age(partition, now).await?);
+        }
         if dead >= self.config.dlq_threshold {
             let message = format!(
                 "{dead} jobs of queue {queue} went dead in the last {}",
@@ -186,7 +195,7 @@ impl Alerter {
             );
             holding.insert((DLQ_GROWING.to_owned(), queue.to_owned()), message);
         }
-        if let Some(age) = self.oldest_waiting_age(queue, now).await?
+        if let Some(age) = oldest
             && age > self.config.backlog_max_age.as_millis() as i64
         {
             let message = format!(

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use flotilla_proto::SharedConnection;
-use flotilla_proto::{Keys, read_queue_state};
+use flotilla_proto::{Keys, QueueState, group_by_queue, read_queue_state};
 
 use crate::SchedulerError;
 use crate::metrics::{QueueSample, SchedulerMetrics};
@@ -31,9 +31,13 @@ pub(crate) async fn sample(
         .arg(keys.paused())
         .query_async(conn)
         .await?;
+    // A partitioned queue is one series: the sums over its partitions.
     let mut samples = Vec::with_capacity(queues.len());
-    for queue in queues {
-        let state = read_queue_state(conn, keys, &queue, now).await?;
+    for (queue, partitions) in group_by_queue(queues) {
+        let mut state = QueueState::default();
+        for partition in &partitions {
+            state.absorb(&read_queue_state(conn, keys, partition, now).await?);
+        }
         let paused = paused.contains(&queue);
         samples.push((queue, QueueSample { state, paused }));
     }

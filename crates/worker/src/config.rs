@@ -11,6 +11,9 @@ use serde::Deserialize;
 pub struct QueueWeight {
     pub name: String,
     pub weight: u32,
+    /// The partitions this worker makes sure the queue has (1: unpartitioned). The fleet
+    /// keeps the highest count any worker or operator set, and every worker reads all.
+    pub partitions: u16,
 }
 
 impl QueueWeight {
@@ -18,7 +21,14 @@ impl QueueWeight {
         Self {
             name: name.to_owned(),
             weight,
+            partitions: 1,
         }
+    }
+
+    /// The same queue split into `count` partitions.
+    pub fn partitioned(mut self, count: u16) -> Self {
+        self.partitions = count;
+        self
     }
 
     /// The queues a worker serves when the settings name none.
@@ -118,6 +128,27 @@ impl WorkerConfig {
         }
         if let Some(q) = self.queues.iter().find(|q| q.weight == 0) {
             return Err(format!("queues: weight of {:?} must be at least 1", q.name));
+        }
+        if let Some(q) = self
+            .queues
+            .iter()
+            .find(|q| flotilla_proto::split_partition(&q.name).1 != 0)
+        {
+            return Err(format!(
+                "queues: {:?} names a partition; name the queue, and set its partitions under [partitions]",
+                q.name
+            ));
+        }
+        if let Some(q) = self
+            .queues
+            .iter()
+            .find(|q| flotilla_proto::check_partitions(u64::from(q.partitions)).is_err())
+        {
+            return Err(format!(
+                "partitions: {:?} must be {}",
+                q.name,
+                flotilla_proto::partition::PARTITIONS_RULE
+            ));
         }
         if self.concurrency == 0 {
             return Err("worker.concurrency: must be at least 1".into());

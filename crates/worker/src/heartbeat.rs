@@ -159,12 +159,12 @@ fn lease_ms(config: &WorkerConfig) -> u64 {
 pub(crate) async fn deregister(
     conn: &mut SharedConnection,
     keys: &Keys,
-    config: &WorkerConfig,
+    streams: &[String],
     worker_id: &str,
 ) -> redis::RedisResult<()> {
-    for queue in &config.queues {
+    for queue in streams {
         let forget = ForgetConsumer {
-            queue: &queue.name,
+            queue,
             consumer: worker_id,
         };
         let forgotten = scripts::run(conn, keys, &forget)
@@ -178,7 +178,7 @@ pub(crate) async fn deregister(
                 )),
             })?;
         if !forgotten {
-            tracing::warn!(queue = %queue.name, "leaving entries pending for another worker to reclaim");
+            tracing::warn!(queue = %queue, "leaving entries pending for another worker to reclaim");
         }
     }
     let _: () = redis::pipe()

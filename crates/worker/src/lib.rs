@@ -46,6 +46,7 @@ mod metrics;
 mod registry;
 mod runner;
 mod serve;
+mod served;
 mod slots;
 mod start_line;
 mod worker;

@@ -1,7 +1,7 @@
-//! The fetch loop: wait for a free slot, pick the queues that are not paused, fetch
-//! (abandoned entries first when due, then ready ones, else a blocking wait), ahead of
-//! the free slots while handlers finish quickly, and hand what came back to dispatch,
-//! until shutdown.
+//! The fetch loop: wait for a free slot, pick the queues that are not paused and order
+//! their partitions, fetch (abandoned entries first when due, then ready ones, else a
+//! blocking wait), ahead of the free slots while handlers finish quickly, and hand what
+//! came back to dispatch, until shutdown.
 
 use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
@@ -13,6 +13,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::connections::{BlockingReads, HeldConnection};
 use crate::fetch::{self, FetchError, Fetched};
 use crate::lottery::fetch_order;
+use crate::served::ServedQueue;
 use crate::worker::Shared;
 use crate::{Shutdown, dispatch, slots};
 
@@ -34,30 +35,41 @@ pub(crate) async fn fetch_loop(
 ) {
     let slots = Arc::new(Semaphore::new(shared.config.concurrency));
     let tickets = Arc::new(Semaphore::new(shared.config.prefetch_limit()));
-    let all: Vec<&str> = shared
-        .config
-        .queues
-        .iter()
-        .map(|q| q.name.as_str())
-        .collect();
-    let mut groups_ready = false;
+    let mut counts_raised = false;
+    // The partitions whose consumer groups are set up, by the served set's version.
+    let mut groups_ready_for = None;
     let mut error_delay = FIRST_ERROR_DELAY;
     let mut next_reclaim = Instant::now();
+    let mut turn = 0usize;
     let mut conn = shared.conn.clone();
     let mut blocking = HeldConnection::new(blocking_reads.clone());
     while !shutdown.is_triggered() {
-        if !groups_ready {
-            if let Err(e) = fetch::ensure_groups(&mut conn, &shared.keys, &all).await {
+        if !counts_raised {
+            if let Err(e) = shared.served.raise(&mut conn, &shared.keys).await {
+                tracing::warn!(
+                    "cannot read the queues' partitions, retrying in {error_delay:?}: {e}"
+                );
+                back_off(shutdown, &mut error_delay).await;
+                continue;
+            }
+            counts_raised = true;
+        }
+        let version = shared.served.version();
+        if groups_ready_for != Some(version) {
+            let streams = shared.served.streams();
+            let streams: Vec<&str> = streams.iter().map(String::as_str).collect();
+            if let Err(e) = fetch::ensure_groups(&mut conn, &shared.keys, &streams).await {
                 tracing::warn!("cannot set up consumer groups, retrying in {error_delay:?}: {e}");
                 back_off(shutdown, &mut error_delay).await;
                 continue;
             }
-            groups_ready = true;
+            groups_ready_for = Some(version);
         }
         let Some((permits, ahead)) = room_to_fetch(shared, &slots, &tickets, shutdown).await else {
             return;
         };
-        let active = active_queues(&all, paused);
+        let served = shared.served.current();
+        let active = active_queues(&served, paused);
         if active.is_empty() {
             drop(permits);
             tokio::select! {
@@ -70,18 +82,12 @@ pub(crate) async fn fetch_loop(
         if reclaim_due {
             next_reclaim = Instant::now() + shared.config.heartbeat_interval;
         }
+        turn = turn.wrapping_add(1);
+        let order = read_order(&served, &active, shared.config.strict_priority, turn);
+        let order: Vec<&str> = order.iter().map(String::as_str).collect();
         let sent = Instant::now();
         let count = permits.len() + ahead.len();
-        match fetch_once(
-            shared,
-            &mut blocking,
-            &mut conn,
-            &active,
-            count,
-            reclaim_due,
-        )
-        .await
-        {
+        match fetch_once(shared, &mut blocking, &mut conn, &order, count, reclaim_due).await {
             Ok(fetched) if fetched.is_empty() => {}
             Ok(fetched) => {
                 let place = (fetched.len() > permits.len()).then(|| shared.start_line.join());
@@ -104,7 +110,7 @@ pub(crate) async fn fetch_loop(
                 // Redis came back without our data (or the stream was deleted): make the
                 // groups again now rather than after the backoff of the outage.
                 tracing::warn!("consumer group missing (Redis lost its data?): creating it again");
-                groups_ready = false;
+                groups_ready_for = None;
             }
             Err(e) => {
                 tracing::warn!("fetch failed, retrying in {error_delay:?}: {e}");
@@ -147,39 +153,48 @@ async fn room_to_fetch(
 }
 
 /// Indexes of the served queues that are not paused.
-fn active_queues(all: &[&str], paused: &RwLock<HashSet<String>>) -> Vec<usize> {
+fn active_queues(served: &[ServedQueue], paused: &RwLock<HashSet<String>>) -> Vec<usize> {
     let paused = paused.read().unwrap_or_else(|p| p.into_inner());
-    (0..all.len())
-        .filter(|&i| !paused.contains(all[i]))
+    (0..served.len())
+        .filter(|&i| !paused.contains(&served[i].weight.name))
         .collect()
 }
 
-/// One fetch: abandoned entries first (when due), then ready ones in lottery order, else
-/// a blocking wait on every active queue.
+/// The streams to ask, in order: the active queues by lottery (or strictly by weight),
+/// each queue's partitions in turn, starting one further on at every fetch, so that each
+/// partition is asked first as often as the others.
+fn read_order(served: &[ServedQueue], active: &[usize], strict: bool, turn: usize) -> Vec<String> {
+    let weights: Vec<_> = active.iter().map(|&i| served[i].weight.clone()).collect();
+    fetch_order(&weights, strict, &mut rand::rng())
+        .into_iter()
+        .flat_map(|drawn| {
+            let partitions = &served[active[drawn]].partitions;
+            let start = turn % partitions.len().max(1);
+            partitions[start..]
+                .iter()
+                .chain(&partitions[..start])
+                .cloned()
+        })
+        .collect()
+}
+
+/// One fetch: abandoned entries first (when due), then ready ones from the streams in
+/// `order`, else a blocking wait on them.
 async fn fetch_once(
     shared: &Shared,
     blocking: &mut HeldConnection,
     conn: &mut SharedConnection,
-    active: &[usize],
+    order: &[&str],
     count: usize,
     reclaim_due: bool,
 ) -> Result<Vec<Fetched>, FetchError> {
     let config = &shared.config;
-    let queues: Vec<&str> = active
-        .iter()
-        .map(|&i| config.queues[i].name.as_str())
-        .collect();
     if reclaim_due {
-        let reclaimed = reclaim_abandoned(shared, conn, &queues, count).await?;
+        let reclaimed = reclaim_abandoned(shared, conn, order, count).await?;
         if !reclaimed.is_empty() {
             return Ok(reclaimed);
         }
     }
-    let weights: Vec<_> = active.iter().map(|&i| config.queues[i].clone()).collect();
-    let order: Vec<&str> = fetch_order(&weights, config.strict_priority, &mut rand::rng())
-        .into_iter()
-        .map(|i| queues[i])
-        .collect();
     let block_ms = config.block_time.as_millis() as u64;
     if let [only] = order[..] {
         // A blocking read returns at once what there is: one call where a quiet queue
@@ -194,14 +209,14 @@ async fn fetch_once(
         )
         .await;
     }
-    let ready = fetch::read_ready(conn, &shared.keys, &order, &shared.worker_id, count).await?;
+    let ready = fetch::read_ready(conn, &shared.keys, order, &shared.worker_id, count).await?;
     if !ready.is_empty() {
         return Ok(ready);
     }
     if blocking.is_cluster() {
-        // A read may not span slots on a cluster, so it waits on one queue, picked by the
-        // lottery each time, and briefly, so that a job on another queue waits at most
-        // that long: one blocking read per worker, not one per queue.
+        // A read may not span slots on a cluster, so it waits on one stream, the first of
+        // this fetch's order, and briefly, so that a job on another waits at most that
+        // long: one blocking read per worker, not one per stream.
         return fetch::read_blocking(
             blocking,
             &shared.keys,
@@ -215,7 +230,7 @@ async fn fetch_once(
     fetch::read_blocking(
         blocking,
         &shared.keys,
-        &order,
+        order,
         &shared.worker_id,
         1,
         block_ms,

@@ -18,6 +18,7 @@ use crate::fetch;
 use crate::heartbeat::{self, Heartbeat, now_ms};
 use crate::inflight::InFlight;
 use crate::metrics::{JobSeries, UNKNOWN_TYPE, WorkerMetrics};
+use crate::served::Served;
 use crate::slots::RunPace;
 use crate::{Registry, Shutdown, WorkerConfig, WorkerError, serve};
 
@@ -43,6 +44,8 @@ pub(crate) struct Shared {
     /// Held by the batch whose entries are waiting for slots, so batches start in order.
     pub start_line: Arc<crate::start_line::StartLine>,
     pub metrics: Arc<WorkerMetrics>,
+    /// The queues served and their partitions.
+    pub served: Arc<Served>,
 }
 
 impl Shared {
@@ -53,7 +56,9 @@ impl Shared {
             Some(_) => job_type,
             None => UNKNOWN_TYPE,
         };
-        self.metrics.series(queue, job_type)
+        // Partitions of one queue share its series.
+        self.metrics
+            .series(flotilla_proto::queue_of_partition(queue), job_type)
     }
 }
 
@@ -177,10 +182,12 @@ impl Worker {
             started_at: now_ms(),
         };
         let paused = Arc::new(RwLock::new(HashSet::new()));
+        let served = Arc::new(Served::new(&config.queues));
         let promoter = promote_loop(
             conn.clone(),
             keys.clone(),
-            config.clone(),
+            config.promote_interval,
+            Arc::clone(&served),
             Arc::clone(&paused),
             stop.clone(),
         );
@@ -204,6 +211,7 @@ impl Worker {
             pace: RunPace::default(),
             start_line: crate::start_line::StartLine::new(),
             metrics,
+            served,
         });
         (shared, background)
     }
@@ -270,9 +278,9 @@ impl Background {
     /// waits for ending exec process groups and leaves the consumer groups.
     async fn finish(self, shared: Arc<Shared>) {
         let mut conn = shared.conn.clone();
-        let (keys, config, worker_id) = (
+        let (keys, streams, worker_id) = (
             shared.keys.clone(),
-            shared.config.clone(),
+            shared.served.streams(),
             shared.worker_id.clone(),
         );
         // The completer ends once every sender, the one in `shared` included, is gone.
@@ -289,36 +297,46 @@ impl Background {
         let _ = tokio::join!(self.heartbeat, self.promoter);
         // An exec job stopped at hand-back gets its SIGKILL if it ignores SIGTERM.
         crate::builtin::wait_for_ending_groups(crate::builtin::DEFAULT_KILL_GRACE * 2).await;
-        if let Err(e) = heartbeat::deregister(&mut conn, &keys, &config, &worker_id).await {
+        if let Err(e) = heartbeat::deregister(&mut conn, &keys, &streams, &worker_id).await {
             tracing::warn!("could not leave the consumer groups cleanly: {e}");
         }
         tracing::info!(worker = %worker_id, "worker stopped");
     }
 }
 
-/// Promotes due delayed jobs and refreshes the paused set, every `promote_interval`.
+/// Promotes due delayed jobs and refreshes the paused set, every `promote_interval`, and
+/// the partition counts as often as producers read theirs.
 async fn promote_loop(
     mut conn: SharedConnection,
     keys: Keys,
-    config: WorkerConfig,
+    interval: Duration,
+    served: Arc<Served>,
     paused: Arc<RwLock<HashSet<String>>>,
     stop: CancellationToken,
 ) {
-    let queues: Vec<&str> = config.queues.iter().map(|q| q.name.as_str()).collect();
-    let mut ticker = tokio::time::interval(config.promote_interval);
+    let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut counts_read_at = std::time::Instant::now();
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
             _ = stop.cancelled() => return,
         }
-        match fetch::promote(&mut conn, &keys, &queues, PROMOTE_BATCH).await {
+        let streams = served.streams();
+        let streams: Vec<&str> = streams.iter().map(String::as_str).collect();
+        match fetch::promote(&mut conn, &keys, &streams, PROMOTE_BATCH).await {
             Ok(0) => {}
             Ok(moved) => tracing::debug!(moved, "promoted due jobs"),
             Err(e) => tracing::debug!("promotion failed (will retry): {e}"),
         }
         if let Ok(now_paused) = fetch::paused(&mut conn, &keys).await {
             *paused.write().unwrap_or_else(|p| p.into_inner()) = now_paused;
+        }
+        if counts_read_at.elapsed() >= flotilla_proto::partition::PARTITION_COUNT_TTL {
+            counts_read_at = std::time::Instant::now();
+            if let Err(e) = served.refresh(&mut conn, &keys).await {
+                tracing::debug!("reading partition counts failed (will retry): {e}");
+            }
         }
     }
 }

@@ -1,4 +1,4 @@
-//! `flotilla queues stats | pause | resume | drain`.
+//! `flotilla queues stats | pause | resume | partition | drain`.
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -30,6 +30,12 @@ pub async fn run(config_file: Option<&Path>, command: QueuesCommand) -> anyhow::
         QueuesCommand::Resume { queue } => {
             admin.resume(&queue).await?;
             println!("resumed {queue}");
+        }
+        QueuesCommand::Partition { queue, count } => {
+            let now = admin.partition(&queue, count).await?;
+            println!(
+                "{queue} has {now} partitions: producers and workers take them up within ten seconds"
+            );
         }
         QueuesCommand::Drain { queue, timeout } => drain(&mut admin, &queue, timeout).await?,
     }
@@ -80,6 +86,7 @@ fn table(stats: &[QueueStats]) -> String {
     }
     let header = [
         "QUEUE",
+        "PARTS",
         "PENDING",
         "RUNNING",
         "SCHEDULED",
@@ -98,6 +105,7 @@ fn table(stats: &[QueueStats]) -> String {
         .map(|q| {
             vec![
                 q.queue.clone(),
+                q.partitions.to_string(),
                 q.state.pending.to_string(),
                 q.state.running.to_string(),
                 q.state.scheduled.to_string(),

@@ -93,6 +93,11 @@ impl SharedConnection {
         redis::cmd("PING").query_async::<()>(&mut conn).await?;
         Ok(conn)
     }
+
+    /// Whether this reaches a Redis Cluster, where a SCAN covers one node only.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.0, Inner::Cluster(_))
+    }
 }
 
 /// Why the sentinels are asked.

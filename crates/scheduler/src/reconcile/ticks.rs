@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use flotilla_proto::field;
+use flotilla_proto::partition::read_partition_count;
+use flotilla_proto::{field, partition_names};
 
 use super::{FindingKind, ReconcileConfig, Reconciler, Report};
 use crate::firing::scheduled_job_id;
@@ -54,18 +55,31 @@ impl Reconciler {
         if ticks.is_empty() {
             return Ok(());
         }
+        // A tick's job is in one partition of its queue, which depends on the count when
+        // it fired; counts only grow, so every partition there is now is asked.
+        let count = read_partition_count(&mut self.conn, &self.keys, &schedule.queue).await?;
+        let partitions = partition_names(&schedule.queue, count);
         let mut pipe = redis::pipe();
         for tick in &ticks {
-            pipe.cmd("HMGET")
-                .arg(
-                    self.keys
-                        .job(&schedule.queue, &scheduled_job_id(&schedule.name, *tick)),
-                )
-                .arg(&[field::STATUS, field::STARTED_AT, field::FINISHED_AT][..]);
+            for partition in &partitions {
+                pipe.cmd("HMGET")
+                    .arg(
+                        self.keys
+                            .job(partition, &scheduled_job_id(&schedule.name, *tick)),
+                    )
+                    .arg(&[field::STATUS, field::STARTED_AT, field::FINISHED_AT][..]);
+            }
         }
         let records: Vec<(Option<String>, Option<i64>, Option<i64>)> =
             pipe.query_async(&mut self.conn).await?;
-        for (tick, (status, started_at, finished_at)) in ticks.iter().zip(records) {
+        let per_tick = records.chunks(partitions.len()).map(|found| {
+            found
+                .iter()
+                .find(|(status, _, _)| status.is_some())
+                .cloned()
+                .unwrap_or_default()
+        });
+        for (tick, (status, started_at, finished_at)) in ticks.iter().zip(per_tick) {
             let job = TickJob {
                 status,
                 started_at,

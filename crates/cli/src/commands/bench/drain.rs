@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use flotilla_producer::NewJob;
-use flotilla_proto::{Backoff, Keys};
+use flotilla_proto::partition::raise_partition_count;
+use flotilla_proto::{Backoff, Keys, partition_names};
 use redis::streams::StreamInfoGroupsReply;
 
 use super::Bench;
@@ -130,6 +131,13 @@ impl DrainRun<'_> {
     async fn measure(&self, bench: &mut Bench, jobs: Vec<NewJob>) -> anyhow::Result<DrainOutcome> {
         let total = jobs.len();
         let keys = bench.fresh_keys();
+        let partitions = bench.args.partitions;
+        let mut streams = Vec::new();
+        for queue in self.queues {
+            raise_partition_count(&mut bench.conn, &keys, queue, partitions).await?;
+            streams.extend(partition_names(queue, partitions));
+        }
+        let streams: Vec<&str> = streams.iter().map(String::as_str).collect();
         let queue_spec = match self.queues {
             [one] => (*one).to_owned(),
             _ => "critical=6,default=3,low=1".to_owned(),
@@ -156,9 +164,9 @@ impl DrainRun<'_> {
         let meter = Meter::start(&mut bench.conn).await?;
         let worker_cpu_before = fleet.cpu_usec();
         set_paused(bench, &keys, self.queues, false).await?;
-        let started = first_delivery(bench, &keys, self.queues).await?;
+        let started = first_delivery(bench, &keys, &streams).await?;
         bench
-            .wait_completed(&keys, self.queues, total, self.scenario)
+            .wait_completed(&keys, &streams, total, self.scenario)
             .await?;
         let elapsed = started.elapsed();
         let cost = meter.finish(&mut bench.conn).await?;
@@ -203,16 +211,16 @@ async fn set_paused(
     Ok(())
 }
 
-/// Waits until a worker has taken the first entry of `queues`; that instant starts the
+/// Waits until a worker has taken the first entry of `streams`; that instant starts the
 /// clock, so worker start-up and the resume poll are not timed.
 async fn first_delivery(
     bench: &mut Bench,
     keys: &Keys,
-    queues: &[&str],
+    streams: &[&str],
 ) -> anyhow::Result<Instant> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        for queue in queues {
+        for queue in streams {
             let groups: StreamInfoGroupsReply = redis::cmd("XINFO")
                 .arg("GROUPS")
                 .arg(keys.stream(queue))

@@ -107,15 +107,34 @@ impl Bench {
     }
 
     /// Deletes every key of a run's namespace, so the next run's memory figures start
-    /// from the same place.
+    /// from the same place. On a cluster, where a SCAN covers the node of its pattern's
+    /// tag, one tag at a time: each listed queue's, then the fleet's.
     async fn clear(&mut self, keys: &Keys) -> anyhow::Result<()> {
-        let pattern = format!("{}:*", keys.namespace());
+        if !self.conn.is_cluster() {
+            return self
+                .delete_matching(&format!("{}:*", keys.namespace()))
+                .await;
+        }
+        let mut tags: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(keys.queues())
+            .query_async(&mut self.conn)
+            .await?;
+        tags.push("global".to_owned());
+        for tag in tags {
+            let pattern = format!("{}:{{{tag}}}:*", keys.namespace());
+            self.delete_matching(&pattern).await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes the keys that match `pattern`.
+    async fn delete_matching(&mut self, pattern: &str) -> anyhow::Result<()> {
         let mut cursor: u64 = 0;
         loop {
             let (next, found): (u64, Vec<String>) = redis::cmd("SCAN")
                 .arg(cursor)
                 .arg("MATCH")
-                .arg(&pattern)
+                .arg(pattern)
                 .arg("COUNT")
                 .arg(1000)
                 .query_async(&mut self.conn)

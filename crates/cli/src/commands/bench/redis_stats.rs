@@ -1,5 +1,6 @@
 //! What Redis spent on one timed run (server CPU, command and script calls, time by
-//! command), read from INFO before and after; and the memory it holds.
+//! command), read from INFO before and after; and the memory it holds. On a Redis
+//! Cluster, INFO goes to every primary, and the figures are their sums.
 
 use std::collections::HashMap;
 
@@ -47,21 +48,19 @@ impl Meter {
             cpu_usec: cpu_usec(conn).await? - self.cpu_usec,
             ..RedisCost::default()
         };
-        let info: String = redis::cmd("INFO")
-            .arg("commandstats")
-            .query_async(conn)
-            .await?;
-        for (name, fields) in info.lines().filter_map(command_line) {
-            if OWN_COMMANDS.contains(&name) {
-                continue;
+        for info in info_of_each_primary(conn, "commandstats").await? {
+            for (name, fields) in info.lines().filter_map(command_line) {
+                if OWN_COMMANDS.contains(&name) {
+                    continue;
+                }
+                let calls = info_number(fields, "calls=", ',') as u64;
+                cost.calls += calls;
+                if matches!(name, "evalsha" | "eval" | "fcall") {
+                    cost.script_calls += calls;
+                }
+                *cost.usec_by_command.entry(name.to_owned()).or_default() +=
+                    info_number(fields, "usec=", ',');
             }
-            let calls = info_number(fields, "calls=", ',') as u64;
-            cost.calls += calls;
-            if matches!(name, "evalsha" | "eval" | "fcall") {
-                cost.script_calls += calls;
-            }
-            cost.usec_by_command
-                .insert(name.to_owned(), info_number(fields, "usec=", ','));
         }
         Ok(cost)
     }
@@ -94,27 +93,50 @@ fn info_number(text: &str, key: &str, separator: char) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// The server's CPU time so far (user + system), in µs.
+/// One INFO section of each server: the one server's, or every primary's of a cluster
+/// (whose client answers with a map of node address to section).
+async fn info_of_each_primary(
+    conn: &mut SharedConnection,
+    section: &str,
+) -> anyhow::Result<Vec<String>> {
+    let reply: redis::Value = redis::cmd("INFO").arg(section).query_async(conn).await?;
+    let texts = match reply {
+        redis::Value::Map(by_node) => by_node
+            .into_iter()
+            .map(|(_, info)| redis::from_redis_value::<String>(info))
+            .collect::<Result<Vec<_>, _>>()?,
+        one => vec![redis::from_redis_value::<String>(one)?],
+    };
+    Ok(texts)
+}
+
+/// The servers' CPU time so far (user + system), in µs.
 async fn cpu_usec(conn: &mut SharedConnection) -> anyhow::Result<f64> {
-    let info: String = redis::cmd("INFO").arg("cpu").query_async(conn).await?;
-    Ok(
-        (info_number(&info, "used_cpu_user:", '\n') + info_number(&info, "used_cpu_sys:", '\n'))
-            * 1e6,
-    )
+    Ok(info_of_each_primary(conn, "cpu")
+        .await?
+        .iter()
+        .map(|info| {
+            (info_number(info, "used_cpu_user:", '\n') + info_number(info, "used_cpu_sys:", '\n'))
+                * 1e6
+        })
+        .sum())
 }
 
-/// Bytes the server holds for data and overhead (`used_memory`).
+/// Bytes the servers hold for data and overhead (`used_memory`).
 pub async fn used_memory(conn: &mut SharedConnection) -> anyhow::Result<f64> {
-    let info: String = redis::cmd("INFO").arg("memory").query_async(conn).await?;
-    Ok(info_number(&info, "used_memory:", '\n'))
+    Ok(info_of_each_primary(conn, "memory")
+        .await?
+        .iter()
+        .map(|info| info_number(info, "used_memory:", '\n'))
+        .sum())
 }
 
-/// The server's version, from INFO server.
+/// The server's version, from INFO server (the first primary's on a cluster).
 pub async fn server_version(conn: &mut SharedConnection) -> anyhow::Result<String> {
-    let info: String = redis::cmd("INFO").arg("server").query_async(conn).await?;
-    Ok(info
-        .lines()
-        .find_map(|l| l.strip_prefix("redis_version:"))
+    let infos = info_of_each_primary(conn, "server").await?;
+    Ok(infos
+        .iter()
+        .find_map(|info| info.lines().find_map(|l| l.strip_prefix("redis_version:")))
         .unwrap_or("unknown")
         .trim()
         .to_owned())

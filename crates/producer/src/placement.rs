@@ -1,0 +1,66 @@
+//! Which partition of its queue a job goes to: by its unique key, else by its id, so that
+//! every enqueue of one key or id meets the same lock and record; a fast-path job, which
+//! has neither, goes to each partition in turn.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use flotilla_proto::{
+    Keys, PartitionCounts, SharedConnection, partition_for, partition_name, split_partition,
+};
+
+use crate::NewJob;
+
+/// Partition counts as last read, and whose turn the next fast-path job is.
+#[derive(Debug, Default)]
+pub(crate) struct Placement {
+    counts: PartitionCounts,
+    turn: AtomicUsize,
+}
+
+impl Placement {
+    /// Renames `job.queue` to the partition the job goes to. A queue of one partition, or
+    /// a name that is a partition's already, is left as it is.
+    pub(crate) async fn place(
+        &self,
+        conn: &mut SharedConnection,
+        keys: &Keys,
+        job: &mut NewJob,
+    ) -> redis::RedisResult<()> {
+        if split_partition(&job.queue).1 != 0 {
+            return Ok(());
+        }
+        let count = self.counts.count(conn, keys, &job.queue).await?;
+        if count <= 1 {
+            return Ok(());
+        }
+        let index = match (&job.unique, &job.id) {
+            (Some((unique_key, _)), _) => partition_for(unique_key, count),
+            (None, Some(id)) => partition_for(id, count),
+            (None, None) => {
+                let turn = self.turn.fetch_add(1, Ordering::Relaxed);
+                (turn % usize::from(count)) as u16
+            }
+        };
+        job.queue = partition_name(&job.queue, index);
+        Ok(())
+    }
+
+    /// Every partition `id` of `queue` may be in, the one its id places it in first.
+    pub(crate) async fn candidates(
+        &self,
+        conn: &mut SharedConnection,
+        keys: &Keys,
+        queue: &str,
+        id: &str,
+    ) -> redis::RedisResult<Vec<String>> {
+        if split_partition(queue).1 != 0 {
+            return Ok(vec![queue.to_owned()]);
+        }
+        let count = self.counts.count(conn, keys, queue).await?;
+        let first = partition_for(id, count);
+        Ok(std::iter::once(first)
+            .chain((0..count).filter(|&i| i != first))
+            .map(|index| partition_name(queue, index))
+            .collect())
+    }
+}
