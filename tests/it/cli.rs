@@ -199,6 +199,9 @@ async fn bad_settings_name_the_file_the_key_and_the_expected_form() {
             "expected \"exec\" or \"http\"",
         ),
         ("[defaults]\nbackoff = \"linear\"\n", "defaults.backoff"),
+        ("[partitions]\nmial = 4\n", "partitions.mial"),
+        ("[partitions]\ndefault = 0\n", "from 1 to 1024"),
+        ("[queues]\n\"mail#2\" = 1\n", "names a partition"),
     ];
     for (i, (toml, needle)) in cases.iter().enumerate() {
         let path = dir.path().join(format!("bad{i}.toml"));
