@@ -339,6 +339,30 @@ async fn a_queue_of_six_partitions_spreads_over_every_primary() {
         "{cancelled:?}"
     );
 
+    // A partition past the count is refused: no worker would read it.
+    let beyond = NewJob::new("noop", &json!({}))
+        .expect("job")
+        .queue("mail#7");
+    let refused = producer.enqueue(beyond).await;
+    assert!(
+        matches!(&refused, Err(flotilla_producer::ProducerError::Invalid(why)) if why.contains("which has 6")),
+        "{refused:?}"
+    );
+    let mixed = vec![
+        NewJob::new("noop", &json!({}))
+            .expect("job")
+            .queue("mail#7"),
+        NewJob::new("noop", &json!({}))
+            .expect("job")
+            .queue("mail#5"),
+    ];
+    let mixed = producer.enqueue_bulk(mixed).await.expect("bulk enqueue");
+    assert!(mixed[0].is_err(), "{mixed:?}");
+    let fine = mixed[1]
+        .as_ref()
+        .expect("the job for an existing partition");
+    wait_status(&conn, &keys, &fine.queue, &fine.id, Status::Completed, LONG).await;
+
     // A count only grows; a raised one is served by the running worker.
     let lowered = Command::new(flotilla_tests::flotilla_bin())
         .args(["queues", "partition", "mail", "3"])

@@ -8,7 +8,7 @@ use flotilla_proto::{
     Keys, PartitionCounts, SharedConnection, partition_for, partition_name, split_partition,
 };
 
-use crate::NewJob;
+use crate::{NewJob, ProducerError};
 
 /// Partition counts as last read, and whose turn the next fast-path job is.
 #[derive(Debug, Default)]
@@ -18,18 +18,26 @@ pub(crate) struct Placement {
 }
 
 impl Placement {
-    /// Renames `job.queue` to the partition the job goes to. A queue of one partition, or
-    /// a name that is a partition's already, is left as it is.
+    /// Renames `job.queue` to the partition the job goes to. A queue of one partition is
+    /// left as it is, and so is a partition's own name, when the queue has that partition:
+    /// a job in a partition past the count would wait where no worker reads.
     pub(crate) async fn place(
         &self,
         conn: &mut SharedConnection,
         keys: &Keys,
         job: &mut NewJob,
-    ) -> redis::RedisResult<()> {
-        if split_partition(&job.queue).1 != 0 {
+    ) -> Result<(), ProducerError> {
+        let (queue, named) = split_partition(&job.queue);
+        let count = self.counts.count(conn, keys, queue).await?;
+        if named != 0 {
+            if named >= count {
+                return Err(ProducerError::Invalid(format!(
+                    "{} names partition {named} of {queue}, which has {count}",
+                    job.queue
+                )));
+            }
             return Ok(());
         }
-        let count = self.counts.count(conn, keys, &job.queue).await?;
         if count <= 1 {
             return Ok(());
         }

@@ -239,24 +239,45 @@ impl Producer {
         conn: &mut C,
         mut jobs: Vec<NewJob>,
     ) -> Result<Vec<Result<Enqueued, ProducerError>>, ProducerError> {
+        // A job named to a partition its queue lacks fails alone, like a bad payload.
         let mut conn_for_counts = self.conn.clone();
+        let mut misplaced = Vec::with_capacity(jobs.len());
         for job in &mut jobs {
-            self.placement
-                .place(&mut conn_for_counts, &self.keys, job)
-                .await?;
+            misplaced.push(
+                match self
+                    .placement
+                    .place(&mut conn_for_counts, &self.keys, job)
+                    .await
+                {
+                    Ok(()) => None,
+                    Err(invalid @ ProducerError::Invalid(_)) => Some(invalid),
+                    Err(other) => return Err(other),
+                },
+            );
         }
-        let mut queues: Vec<&str> = jobs.iter().map(|j| j.queue.as_str()).collect();
+        let mut queues: Vec<&str> = jobs
+            .iter()
+            .zip(&misplaced)
+            .filter(|(_, misplaced)| misplaced.is_none())
+            .map(|(job, _)| job.queue.as_str())
+            .collect();
         queues.sort_unstable();
         queues.dedup();
         for queue in queues {
             self.register_queue(queue).await?;
         }
         let mut results = Vec::with_capacity(jobs.len());
+        let mut misplaced = misplaced.into_iter();
         for batch in jobs.chunks(BULK_BATCH) {
             let mut slots: Vec<Option<Result<Enqueued, ProducerError>>> =
                 (0..batch.len()).map(|_| None).collect();
-            let checked: Vec<Result<String, ProducerError>> =
-                batch.iter().map(|job| self.check(job)).collect();
+            let checked: Vec<Result<String, ProducerError>> = batch
+                .iter()
+                .map(|job| match misplaced.next().flatten() {
+                    Some(invalid) => Err(invalid),
+                    None => self.check(job),
+                })
+                .collect();
             // Fast-path jobs, by queue, each queue's in one pipeline.
             let mut fast: Vec<(&str, Vec<usize>)> = Vec::new();
             for (i, (job, id)) in batch.iter().zip(&checked).enumerate() {
