@@ -2,7 +2,9 @@
 //! partitioned queue's counts are the sums over its partitions.
 
 use flotilla_proto::partition::{raise_partition_count, read_partition_count};
-use flotilla_proto::{QueueState, Status, queue_of_partition, read_queue_state, server_time_ms};
+use flotilla_proto::{
+    QueueState, Status, group_by_queue, queue_of_partition, read_queue_state, server_time_ms,
+};
 use serde::Serialize;
 
 use crate::{Admin, AdminError};
@@ -43,12 +45,19 @@ pub struct QueueStats {
 }
 
 impl Admin {
-    /// Every known queue's counts, by queue name.
+    /// Every known queue's counts, by queue name, with the known names, the paused set
+    /// and the server's clock read once for all of them.
     pub async fn queue_stats(&mut self) -> Result<Vec<QueueStats>, AdminError> {
-        let queues = self.queues().await?;
+        let queues = group_by_queue(self.streams(None).await?);
+        let paused = self.paused().await?;
+        let now = server_time_ms(&mut self.conn).await?;
         let mut stats = Vec::with_capacity(queues.len());
-        for queue in queues {
-            stats.push(self.queue_stat(&queue).await?);
+        for (queue, partitions) in queues {
+            let is_paused = paused.contains(&queue);
+            stats.push(
+                self.summed_stats(&queue, &partitions, is_paused, now)
+                    .await?,
+            );
         }
         Ok(stats)
     }
@@ -63,8 +72,19 @@ impl Admin {
             .iter()
             .any(|q| q == queue_of_partition(queue));
         let now = server_time_ms(&mut self.conn).await?;
+        self.summed_stats(queue, &partitions, paused, now).await
+    }
+
+    /// The counts of `partitions` added up, named `queue`.
+    async fn summed_stats(
+        &mut self,
+        queue: &str,
+        partitions: &[String],
+        paused: bool,
+        now: i64,
+    ) -> Result<QueueStats, AdminError> {
         let mut total: Option<QueueStats> = None;
-        for partition in &partitions {
+        for partition in partitions {
             let stats = self.stats_of(partition.clone(), paused, now).await?;
             total = Some(match total {
                 None => stats,

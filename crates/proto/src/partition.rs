@@ -150,7 +150,10 @@ pub async fn raise_partition_count<C: ConnectionLike + Send>(
         .arg(count)
         .invoke_async(conn)
         .await?;
-    Ok(parse_count(Some(&stored.to_string())).unwrap_or(count))
+    Ok(u16::try_from(stored)
+        .ok()
+        .filter(|n| (1..=MAX_PARTITIONS).contains(n))
+        .unwrap_or(count))
 }
 
 fn parse_count(stored: Option<&str>) -> Option<u16> {

@@ -84,7 +84,6 @@ pub(crate) async fn fetch_loop(
         }
         turn = turn.wrapping_add(1);
         let order = read_order(&served, &active, shared.config.strict_priority, turn);
-        let order: Vec<&str> = order.iter().map(String::as_str).collect();
         let sent = Instant::now();
         let count = permits.len() + ahead.len();
         match fetch_once(shared, &mut blocking, &mut conn, &order, count, reclaim_due).await {
@@ -163,7 +162,12 @@ fn active_queues(served: &[ServedQueue], paused: &RwLock<HashSet<String>>) -> Ve
 /// The streams to ask, in order: the active queues by lottery (or strictly by weight),
 /// each queue's partitions in turn, starting one further on at every fetch, so that each
 /// partition is asked first as often as the others.
-fn read_order(served: &[ServedQueue], active: &[usize], strict: bool, turn: usize) -> Vec<String> {
+fn read_order<'a>(
+    served: &'a [ServedQueue],
+    active: &[usize],
+    strict: bool,
+    turn: usize,
+) -> Vec<&'a str> {
     let weights: Vec<_> = active.iter().map(|&i| served[i].weight.clone()).collect();
     fetch_order(&weights, strict, &mut rand::rng())
         .into_iter()
@@ -173,7 +177,7 @@ fn read_order(served: &[ServedQueue], active: &[usize], strict: bool, turn: usiz
             partitions[start..]
                 .iter()
                 .chain(&partitions[..start])
-                .cloned()
+                .map(String::as_str)
         })
         .collect()
 }

@@ -6,7 +6,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use flotilla_proto::partition::{raise_partition_count, read_partition_count};
+use flotilla_proto::partition::{
+    raise_partition_count, read_partition_count, read_partition_counts,
+};
 use flotilla_proto::{Keys, SharedConnection, partition_names};
 
 use crate::QueueWeight;
@@ -79,17 +81,18 @@ impl Served {
         Ok(())
     }
 
-    /// Reads the stored counts again; a raised one is served from now on.
+    /// Reads the stored counts again, in one call; a raised one is served from now on.
     pub(crate) async fn refresh(
         &self,
         conn: &mut SharedConnection,
         keys: &Keys,
     ) -> redis::RedisResult<()> {
-        let current = self.current();
-        let mut counts = Vec::with_capacity(current.len());
-        for queue in current.iter() {
-            counts.push(read_partition_count(conn, keys, &queue.weight.name).await?);
-        }
+        let stored = read_partition_counts(conn, keys).await?;
+        let counts: Vec<u16> = self
+            .current()
+            .iter()
+            .map(|queue| stored.get(&queue.weight.name).copied().unwrap_or(1))
+            .collect();
         self.serve_counts(&counts);
         Ok(())
     }
