@@ -213,6 +213,31 @@ async fn a_queue_of_six_partitions_spreads_over_every_primary() {
     let stored = wait_partition_count(&conn, &keys, "mail", 6).await;
     assert_eq!(stored, 6, "the worker stored its count\n{}", worker.log());
 
+    // Idle, the worker waits on every primary at once, with one blocking read on each.
+    let primaries = cluster.primaries();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let seen = loop {
+        let seen: Vec<usize> = primaries
+            .iter()
+            .map(|port| cluster.blocked_reads(port))
+            .collect();
+        assert!(
+            seen.iter().all(|&reads| reads <= 1),
+            "at most one blocking read per node: {seen:?}\n{}",
+            worker.log()
+        );
+        if seen.iter().all(|&reads| reads == 1) || Instant::now() > deadline {
+            break seen;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        seen,
+        vec![1; primaries.len()],
+        "an idle worker waits on every primary\n{}",
+        worker.log()
+    );
+
     // Jobs of every kind: to run now (in turn over the partitions), with ids and with
     // unique keys (placed by hashing them), in one bulk call.
     let producer = Producer::connect(&url).await.expect("a cluster producer");

@@ -92,6 +92,24 @@ impl RedisCluster {
             .expect("a primary owns every slot")
     }
 
+    /// How many clients of the node on `port` wait in a blocking XREADGROUP now.
+    pub fn blocked_reads(&self, port: &str) -> usize {
+        ask(port, &["CLIENT", "LIST"]).map_or(0, |clients| {
+            clients
+                .lines()
+                .filter(|client| {
+                    let field = |name: &str| {
+                        client
+                            .split(' ')
+                            .find_map(|pair| pair.strip_prefix(name))
+                            .unwrap_or_default()
+                    };
+                    field("cmd=") == "xreadgroup" && field("flags=").contains('b')
+                })
+                .count()
+        })
+    }
+
     /// Kills the node on `port` (SIGKILL).
     pub fn kill(&mut self, port: &str) {
         for (p, server) in &mut self.nodes {

@@ -530,8 +530,8 @@ pub struct BenchArgs {
     #[arg(long, value_delimiter = ',', default_value = "1000,10000,100000")]
     pub backlog: Vec<usize>,
 
-    /// Partitions of each queue the drain, mixed and backlog scenarios use: more than one
-    /// spreads a queue over the primaries of a Redis Cluster.
+    /// Partitions of each queue the drain, mixed, backlog and latency scenarios use: more
+    /// than one spreads a queue over the primaries of a Redis Cluster.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub partitions: u16,
 

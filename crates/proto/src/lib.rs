@@ -39,7 +39,9 @@ pub use backoff::Backoff;
 pub use checks::{
     MAX_ATTEMPTS, MAX_ATTEMPTS_RULE, NAME_RULE, check_max_attempts, check_name, check_timeout_ms,
 };
-pub use connect::{RedisTarget, SharedConnection, TargetError, TlsFiles, ToRedisTarget};
+pub use connect::{
+    RedisTarget, SharedConnection, SlotOwners, TargetError, TlsFiles, ToRedisTarget, key_slot,
+};
 pub use describe::{DescribeError, describe_job, done_entry_of, fast_ids_with_prefix, is_entry_id};
 pub use encoding::{ContentType, Payload};
 pub use entry::{EntryFields, FastEntry, StreamEntry};

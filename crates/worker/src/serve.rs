@@ -1,7 +1,7 @@
 //! The fetch loop: wait for a free slot, pick the queues that are not paused and order
 //! their partitions, fetch (abandoned entries first when due, then ready ones, else a
-//! blocking wait), ahead of the free slots while handlers finish quickly, and hand what
-//! came back to dispatch, until shutdown.
+//! blocking wait, one per node on a cluster), ahead of the free slots while handlers
+//! finish quickly, and hand what came back to dispatch, until shutdown.
 
 use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
@@ -13,6 +13,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::connections::{BlockingReads, HeldConnection};
 use crate::fetch::{self, FetchError, Fetched};
 use crate::lottery::fetch_order;
+use crate::node_reads::{NodeReads, Room};
 use crate::served::ServedQueue;
 use crate::worker::Shared;
 use crate::{Shutdown, dispatch, slots};
@@ -22,9 +23,6 @@ const MAX_FETCH: usize = 256;
 /// The first wait after a failure; it doubles up to [`MAX_ERROR_DELAY`].
 const FIRST_ERROR_DELAY: Duration = Duration::from_millis(100);
 const MAX_ERROR_DELAY: Duration = Duration::from_secs(5);
-/// The longest a blocking read on one queue of a Redis Cluster waits while the worker
-/// serves others, whose new jobs it cannot see meanwhile.
-const CLUSTER_BLOCK_MS: u64 = 100;
 
 /// Fetches and dispatches until shutdown; Redis errors are waited out with backoff.
 pub(crate) async fn fetch_loop(
@@ -43,6 +41,10 @@ pub(crate) async fn fetch_loop(
     let mut turn = 0usize;
     let mut conn = shared.conn.clone();
     let mut blocking = HeldConnection::new(blocking_reads.clone());
+    // On a cluster, the blocking wait is one read per node, each a task of its own.
+    let mut node_reads = blocking_reads
+        .is_cluster()
+        .then(|| NodeReads::new(blocking_reads.clone()));
     while !shutdown.is_triggered() {
         if !counts_raised {
             if let Err(e) = shared.served.raise(&mut conn, &shared.keys).await {
@@ -65,7 +67,15 @@ pub(crate) async fn fetch_loop(
             }
             groups_ready_for = Some(version);
         }
-        let Some((permits, ahead)) = room_to_fetch(shared, &slots, &tickets, shutdown).await else {
+        if let Some(reads) = node_reads.as_mut()
+            && let Err(e) = reads.reap()
+        {
+            after_failed_read(e, &mut groups_ready_for, shutdown, &mut error_delay).await;
+            continue;
+        }
+        let Some((mut permits, mut ahead)) =
+            room_to_fetch(shared, &slots, &tickets, shutdown).await
+        else {
             return;
         };
         let served = shared.served.current();
@@ -86,9 +96,20 @@ pub(crate) async fn fetch_loop(
         let order = read_order(&served, &active, shared.config.strict_priority, turn);
         let sent = Instant::now();
         let count = permits.len() + ahead.len();
-        match fetch_once(shared, &mut blocking, &mut conn, &order, count, reclaim_due).await {
-            Ok(fetched) if fetched.is_empty() => {}
-            Ok(fetched) => {
+        // After one node's read came back empty, only that node's streams need a look.
+        let quiet = node_reads
+            .as_mut()
+            .and_then(|reads| reads.quiet_streams(&shared.keys, &order))
+            .filter(|_| !reclaim_due);
+        let fetched = match quiet {
+            Some(streams) => {
+                let (keys, consumer) = (&shared.keys, &shared.worker_id);
+                fetch::read_ready(&mut conn, keys, &streams, consumer, count).await
+            }
+            None => fetch_once(shared, &mut blocking, &mut conn, &order, count, reclaim_due).await,
+        };
+        let outcome = match fetched {
+            Ok(fetched) if !fetched.is_empty() => {
                 let place = (fetched.len() > permits.len()).then(|| shared.start_line.join());
                 let batch = dispatch::Batch {
                     fetched,
@@ -104,20 +125,49 @@ pub(crate) async fn fetch_loop(
                 shared.tracker.spawn(async move {
                     dispatch::dispatch(&shared_for_start, batch, &slots, &shutdown).await;
                 });
+                Ok(())
             }
-            Err(e) if e.is_no_group() => {
-                // Redis came back without our data (or the stream was deleted): make the
-                // groups again now rather than after the backoff of the outage.
-                tracing::warn!("consumer group missing (Redis lost its data?): creating it again");
-                groups_ready_for = None;
-            }
-            Err(e) => {
-                tracing::warn!("fetch failed, retrying in {error_delay:?}: {e}");
-                back_off(shutdown, &mut error_delay).await;
-                continue;
-            }
+            Ok(_) => match node_reads.as_mut() {
+                // Nothing ready on a cluster: wait on every node, each read taking a slot
+                // (or ticket) along for what it delivers.
+                Some(reads) if order.len() > 1 => {
+                    reads.refresh(&mut conn, version).await;
+                    let room = Room {
+                        permits: &mut permits,
+                        ahead: &mut ahead,
+                        slots: &slots,
+                    };
+                    reads.launch(shared, &order, room, shared.config.block_time, shutdown);
+                    drop((permits, ahead));
+                    reads.wait(shutdown).await
+                }
+                _ => Ok(()),
+            },
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(()) => error_delay = FIRST_ERROR_DELAY,
+            Err(e) => after_failed_read(e, &mut groups_ready_for, shutdown, &mut error_delay).await,
         }
-        error_delay = FIRST_ERROR_DELAY;
+    }
+}
+
+/// Waits out a failed read with backoff, or, when the consumer group is missing (Redis
+/// came back without our data, or the stream was deleted), has the groups made again now
+/// rather than after the backoff of the outage.
+async fn after_failed_read(
+    error: FetchError,
+    groups_ready_for: &mut Option<u64>,
+    shutdown: &Shutdown,
+    error_delay: &mut Duration,
+) {
+    if error.is_no_group() {
+        tracing::warn!("consumer group missing (Redis lost its data?): creating it again");
+        *groups_ready_for = None;
+        *error_delay = FIRST_ERROR_DELAY;
+    } else {
+        tracing::warn!("fetch failed, retrying in {error_delay:?}: {error}");
+        back_off(shutdown, error_delay).await;
     }
 }
 
@@ -218,18 +268,9 @@ async fn fetch_once(
         return Ok(ready);
     }
     if blocking.is_cluster() {
-        // A read may not span slots on a cluster, so it waits on one stream, the first of
-        // this fetch's order, and briefly, so that a job on another waits at most that
-        // long: one blocking read per worker, not one per stream.
-        return fetch::read_blocking(
-            blocking,
-            &shared.keys,
-            &order[..1],
-            &shared.worker_id,
-            1,
-            block_ms.min(CLUSTER_BLOCK_MS),
-        )
-        .await;
+        // A read may not span slots on a cluster: the fetch loop waits with one read per
+        // node instead.
+        return Ok(ready);
     }
     fetch::read_blocking(
         blocking,

@@ -6,7 +6,9 @@ mod cluster;
 mod durability;
 mod shared;
 mod target;
+mod topology;
 
 pub use durability::{DurabilityWarning, durability_warnings, warn_if_unsafe};
 pub use shared::SharedConnection;
 pub use target::{RedisTarget, SENTINEL_PORT, TargetError, TlsFiles, ToRedisTarget, URL_FORMS};
+pub use topology::{SlotOwners, key_slot};

@@ -5,6 +5,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use flotilla_producer::{NewJob, ProducerError};
+use flotilla_proto::partition::raise_partition_count;
+use flotilla_proto::partition_names;
 
 use super::Bench;
 use super::fleet::{FleetSpec, WorkerFleet, WorkerRole};
@@ -39,6 +41,8 @@ pub(super) async fn run(bench: &mut Bench) -> anyhow::Result<()> {
 async fn measure(bench: &mut Bench, per_second: u32, variant: String) -> anyhow::Result<Row> {
     let keys = bench.fresh_keys();
     let total = (u64::from(per_second) * bench.args.latency_secs).max(1) as usize;
+    // Jobs to run now go to each partition in turn, so the worker waits on all of them.
+    raise_partition_count(&mut bench.conn, &keys, "default", bench.args.partitions).await?;
     // The worker is a process of its own, pinned like the drain's, so that the producer
     // here does not take its CPU.
     let spec = FleetSpec {
@@ -95,8 +99,10 @@ async fn measure(bench: &mut Bench, per_second: u32, variant: String) -> anyhow:
     while let Some(done) = sends.join_next().await {
         check_sent(done)?;
     }
+    let partitions = partition_names("default", bench.args.partitions);
+    let streams: Vec<&str> = partitions.iter().map(String::as_str).collect();
     bench
-        .wait_completed(&keys, &["default"], total, "latency")
+        .wait_completed(&keys, &streams, total, "latency")
         .await?;
     let elapsed = started.elapsed();
     let cost = meter.finish(&mut bench.conn).await?;
