@@ -6,6 +6,7 @@ import { Redis } from "ioredis";
 
 import { InvalidJobError, QueueFullError } from "./errors.js";
 import { Keys } from "./keys.js";
+import { Placement } from "./partitions.js";
 import { defineEnqueue, runEnqueue } from "./script.js";
 import { findJob } from "./status.js";
 import {
@@ -83,6 +84,8 @@ export class Client {
   #maxPayloadBytes;
   /** @type {number | undefined} */
   #maxQueueLen;
+  /** @type {Placement} */
+  #placement;
 
   /**
    * @param {import("ioredis").Redis | import("ioredis").Cluster} redis an ioredis connection;
@@ -118,6 +121,7 @@ export class Client {
     this.#keys = new Keys(namespace);
     this.#maxPayloadBytes = maxPayloadBytes;
     this.#maxQueueLen = maxQueueLen;
+    this.#placement = new Placement(redis, this.#keys);
     defineEnqueue(redis);
   }
 
@@ -226,7 +230,7 @@ export class Client {
   async status(id, options = {}) {
     checkOptionNames(options, ["queue"]);
     const queue = checkName("queue", options.queue ?? DEFAULT_QUEUE);
-    return findJob(this.#redis, this.#keys, queue, checkName("id", id));
+    return this.#find(queue, checkName("id", id));
   }
 
   /**
@@ -242,10 +246,23 @@ export class Client {
       options;
     checkName("queue", queue);
     checkName("id", id);
-    return waitUntilTerminal(() => findJob(this.#redis, this.#keys, queue, id), id, {
+    return waitUntilTerminal(() => this.#find(queue, id), id, {
       timeoutMs,
       pollMs,
     });
+  }
+
+  /**
+   * The job in whichever partition of `queue` holds it, the one its id names first.
+   * @param {string} queue
+   * @param {string} id
+   */
+  async #find(queue, id) {
+    for (const partition of await this.#placement.candidates(queue, id)) {
+      const found = await findJob(this.#redis, this.#keys, partition, id);
+      if (found !== null) return found;
+    }
+    return null;
   }
 
   /**
@@ -280,10 +297,11 @@ export class Client {
     if (job.maxAttempts !== undefined) fields.push("max_attempts", String(job.maxAttempts));
     if (job.timeoutMs !== undefined) fields.push("timeout", String(job.timeoutMs));
     if (job.backoff !== undefined) fields.push("backoff", job.backoff);
-    if (this.#maxQueueLen !== undefined) await this.#checkDepth(job.queue, this.#maxQueueLen);
+    const queue = await this.#placement.place(job.queue, undefined);
+    if (this.#maxQueueLen !== undefined) await this.#checkDepth(queue, this.#maxQueueLen);
     const [id] = await Promise.all([
-      this.#redis.xadd(this.#keys.stream(job.queue), "*", ...fields),
-      this.#registerQueue(job.queue),
+      this.#redis.xadd(this.#keys.stream(queue), "*", ...fields),
+      this.#registerQueue(queue),
     ]);
     return /** @type {string} */ (id);
   }
@@ -294,9 +312,12 @@ export class Client {
    * @returns {ReturnType<typeof runEnqueue>}
    */
   async #enqueueScripted(job) {
+    // Every enqueue of one unique key (or else one id) goes to the same partition, so it
+    // meets the lock or the record there.
+    const queue = await this.#placement.place(job.queue, job.unique?.key ?? job.id);
     const [reply] = await Promise.all([
-      runEnqueue(this.#redis, this.#keys, { ...job, maxQueueLen: this.#maxQueueLen }),
-      this.#registerQueue(job.queue),
+      runEnqueue(this.#redis, this.#keys, { ...job, queue, maxQueueLen: this.#maxQueueLen }),
+      this.#registerQueue(queue),
     ]);
     return reply;
   }

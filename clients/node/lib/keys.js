@@ -40,6 +40,11 @@ export class Keys {
   queues() {
     return `${this.namespace}:{global}:queues`;
   }
+
+  /** Queue name → its number of partitions, for partitioned queues. */
+  partitions() {
+    return `${this.namespace}:{global}:partitions`;
+  }
 }
 
 /** The consumer group every worker reads the streams through. */

@@ -45,6 +45,7 @@ pub fn split_partition(name: &str) -> (&str, u16) {
     if let Some((queue, number)) = name.rsplit_once(PARTITION_MARK)
         && !queue.is_empty()
         && !number.starts_with('0')
+        && number.bytes().all(|b| b.is_ascii_digit())
         && let Ok(index) = number.parse::<u16>()
         && (1..MAX_PARTITIONS).contains(&index)
     {
@@ -212,7 +213,15 @@ mod tests {
     fn only_a_partition_number_splits_a_name() {
         assert_eq!(split_partition("mail#3"), ("mail", 3));
         assert_eq!(split_partition("mail"), ("mail", 0));
-        for whole in ["mail#0", "mail#03", "mail#x", "#3", "mail#", "mail#1024"] {
+        for whole in [
+            "mail#0",
+            "mail#03",
+            "mail#x",
+            "mail#+3",
+            "#3",
+            "mail#",
+            "mail#1024",
+        ] {
             assert_eq!(split_partition(whole), (whole, 0), "{whole}");
         }
         assert_eq!(split_partition("a#b#2"), ("a#b", 2));

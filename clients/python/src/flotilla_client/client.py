@@ -14,6 +14,7 @@ from . import validate
 from .errors import QueueFull, WaitTimeout
 from .keys import DEFAULT_NAMESPACE, Keys
 from .lookup import find_job
+from .partitions import Placement
 from .script import EnqueueScript, ScriptJob
 from .status import JobStatus
 
@@ -68,6 +69,7 @@ class Client:
         self._max_payload_bytes = validate.check_max_payload_bytes(max_payload_bytes)
         self._max_queue_len = None if max_queue_len is None else validate.check_max_queue_len(max_queue_len)
         self._script = EnqueueScript(redis, self._keys)
+        self._placement = Placement(redis, self._keys)
 
     @classmethod
     def from_url(
@@ -183,7 +185,12 @@ class Client:
         """The job as it is now, or None when it is found nowhere: trimmed by retention,
         never enqueued, or a raw entry with an id of its own that no worker has read yet."""
         job_id = validate.check_name("id", id)
-        return find_job(self._redis, self._keys, validate.check_name("queue", queue), job_id)
+        # A partitioned queue's job is in one of its partitions: its id names the likeliest.
+        for partition in self._placement.candidates(validate.check_name("queue", queue), job_id):
+            found = find_job(self._redis, self._keys, partition, job_id)
+            if found is not None:
+                return found
+        return None
 
     def wait(
         self,
@@ -236,12 +243,13 @@ class Client:
             fields["timeout"] = options.timeout_ms
         if options.backoff is not None:
             fields["backoff"] = options.backoff
+        queue = self._placement.place(options.queue, None)
         if self._max_queue_len is not None:
-            self._check_depth(options.queue, self._max_queue_len)
+            self._check_depth(queue, self._max_queue_len)
         pipe = self._redis.pipeline(transaction=False)
         # The queue is named first, so tools list it by the time its job is there.
-        pipe.sadd(self._keys.queues(), options.queue)
-        pipe.xadd(self._keys.stream(options.queue), fields)
+        pipe.sadd(self._keys.queues(), queue)
+        pipe.xadd(self._keys.stream(queue), fields)
         _, entry_id = pipe.execute()
         return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
 
@@ -265,10 +273,13 @@ class Client:
         unique_ttl_ms: int = 0,
         hold_unique_for_ttl: bool = False,
     ) -> tuple[str, str]:
-        self._redis.sadd(self._keys.queues(), options.queue)
+        # Every enqueue of one unique key (or else one id) goes to the same partition, so
+        # it meets the lock or the record there.
+        queue = self._placement.place(options.queue, unique_key if unique_key is not None else job_id)
+        self._redis.sadd(self._keys.queues(), queue)
         return self._script.run(
             ScriptJob(
-                queue=options.queue,
+                queue=queue,
                 id=job_id,
                 type=options.type,
                 payload=options.payload,

@@ -44,3 +44,7 @@ class Keys:
     def queues(self) -> str:
         """The set of known queue names, which operators' tools list."""
         return f"{self.namespace}:{{global}}:queues"
+
+    def partitions(self) -> str:
+        """Queue name -> its number of partitions, for partitioned queues."""
+        return f"{self.namespace}:{{global}}:partitions"
