@@ -159,6 +159,17 @@ async fn every_role_serves_its_part_under_only_its_documented_rule() {
     }
     env.wait_status("default", &jobs.dies, Status::Dead, LONG)
         .await;
+    // The running worker takes up the raised count (within ten seconds) under its rule.
+    let fresh = Producer::connect(&url("flotilla-producer"))
+        .await
+        .expect("a second producer, which reads the raised count");
+    let third = NewJob::new("noop", &json!({})).expect("job").queue("low#2");
+    let third = fresh
+        .enqueue(third.id("acl-third-partition"))
+        .await
+        .expect("an enqueue to the raised partition");
+    env.wait_status("low#2", &third.id, Status::Completed, LONG)
+        .await;
 
     let listen = free_local_addr();
     let dashboard = FlotillaProcess::dashboard(&operator_url, &listen, Some("token"));

@@ -100,18 +100,24 @@ pub fn check_partitions(count: u64) -> Result<u16, crate::ProtoError> {
         })
 }
 
-/// Every queue's partition count as stored; a queue missing here has one partition.
+/// The stored partition count of each of `queues`, in their order, in one call (HMGET,
+/// which a worker's ACL rule allows); a queue missing there has one partition.
 pub async fn read_partition_counts<C: ConnectionLike + Send>(
     conn: &mut C,
     keys: &Keys,
-) -> redis::RedisResult<HashMap<String, u16>> {
-    let stored: HashMap<String, String> = redis::cmd("HGETALL")
+    queues: &[&str],
+) -> redis::RedisResult<Vec<u16>> {
+    if queues.is_empty() {
+        return Ok(Vec::new());
+    }
+    let stored: Vec<Option<String>> = redis::cmd("HMGET")
         .arg(keys.partitions())
+        .arg(queues)
         .query_async(conn)
         .await?;
     Ok(stored
-        .into_iter()
-        .filter_map(|(queue, count)| Some((queue, parse_count(Some(&count))?)))
+        .iter()
+        .map(|count| parse_count(count.as_deref()).unwrap_or(1))
         .collect())
 }
 

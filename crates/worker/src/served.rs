@@ -87,12 +87,9 @@ impl Served {
         conn: &mut SharedConnection,
         keys: &Keys,
     ) -> redis::RedisResult<()> {
-        let stored = read_partition_counts(conn, keys).await?;
-        let counts: Vec<u16> = self
-            .current()
-            .iter()
-            .map(|queue| stored.get(&queue.weight.name).copied().unwrap_or(1))
-            .collect();
+        let current = self.current();
+        let queues: Vec<&str> = current.iter().map(|q| q.weight.name.as_str()).collect();
+        let counts = read_partition_counts(conn, keys, &queues).await?;
         self.serve_counts(&counts);
         Ok(())
     }
