@@ -12,10 +12,10 @@ use serde_json::json;
 
 use crate::util::{CoreJobs, Env, LONG, crash_mid_job, run_flotilla, wait_schedule_ran};
 
-const PASSWORD: &str = "s3cret-pw";
+pub(crate) const PASSWORD: &str = "s3cret-pw";
 
 /// The `ACL SETUSER` lines of docs/SECURITY.md, one per role, as arguments.
-fn documented_rules() -> Vec<Vec<String>> {
+pub(crate) fn documented_rules() -> Vec<Vec<String>> {
     let doc = std::fs::read_to_string(repo_root().join("docs/SECURITY.md")).expect("SECURITY.md");
     let rules: Vec<Vec<String>> = doc
         .lines()

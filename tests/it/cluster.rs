@@ -204,8 +204,22 @@ async fn a_queue_of_six_partitions_spreads_over_every_primary() {
     let url = cluster.url();
     let keys = Keys::default();
     let conn = cluster_connection(&url).await;
+    // The worker runs under its documented ACL rule, with what docs/SECURITY.md says to add
+    // on a cluster; users are per node, so every node gets it.
+    let mut rule = crate::acl::documented_rules()
+        .into_iter()
+        .find(|rule| rule[1] == "flotilla-worker")
+        .expect("the worker's rule");
+    rule.push("+cluster|slots".to_owned());
+    let rule: Vec<&str> = rule.iter().map(String::as_str).collect();
+    cluster.on_every_node(&[&["ACL"], &rule[..]].concat());
+    let worker_url = url.replacen(
+        "://",
+        &format!("://flotilla-worker:{}@", crate::acl::PASSWORD),
+        1,
+    );
     let worker = WorkerProcess::start(
-        &url,
+        &worker_url,
         &[],
         Some("[queues]\nmail = 1\n\n[partitions]\nmail = 6\n"),
     );
@@ -420,6 +434,15 @@ async fn a_queue_of_six_partitions_spreads_over_every_primary() {
         .await;
     }
     assert!(!worker.log().contains("CROSSSLOT"), "{}", worker.log());
+    let refused: Vec<redis::Value> = cluster
+        .on_every_node(&["ACL", "LOG"])
+        .into_iter()
+        .filter(|log| !matches!(log, redis::Value::Array(entries) if entries.is_empty()))
+        .collect();
+    assert!(
+        refused.is_empty(),
+        "Redis refused the worker under its documented rule: {refused:?}"
+    );
 }
 
 /// Waits until `queue`'s stored partition count is `count`; answers the count last read.

@@ -92,6 +92,19 @@ impl RedisCluster {
             .expect("a primary owns every slot")
     }
 
+    /// Runs `args` on every live node and gives each node's reply; panics naming the node
+    /// that refused it.
+    pub fn on_every_node(&self, args: &[&str]) -> Vec<redis::Value> {
+        self.nodes
+            .iter()
+            .filter(|(_, server)| server.is_some())
+            .map(|(port, _)| {
+                query_port(port, args)
+                    .unwrap_or_else(|| panic!("node {port} refused {}", args.join(" ")))
+            })
+            .collect()
+    }
+
     /// How many clients of the node on `port` wait in a blocking XREADGROUP now.
     pub fn blocked_reads(&self, port: &str) -> usize {
         ask(port, &["CLIENT", "LIST"]).map_or(0, |clients| {
