@@ -412,7 +412,13 @@ async fn a_queue_of_six_partitions_spreads_over_every_primary() {
     assert!(!lowered.status.success());
     let said = String::from_utf8_lossy(&lowered.stderr);
     assert!(said.contains("can only grow"), "{said}");
-    flotilla(&["queues", "partition", "mail", "8"]);
+    let raised = flotilla(&["queues", "partition", "mail", "8"]);
+    // The operator is told where the partitions live: the six covered every primary.
+    assert!(
+        raised.contains("partitions per primary: 127.0.0.1:")
+            && raised.contains("(3 of 3 primaries)"),
+        "{raised}"
+    );
     let fresh = Producer::connect(&url).await.expect("a cluster producer");
     let mut later = Vec::new();
     for i in 0..16 {

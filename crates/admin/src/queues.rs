@@ -1,5 +1,8 @@
-//! Queue statistics, pausing and resuming a queue, and raising its partition count. A
-//! partitioned queue's counts are the sums over its partitions.
+//! Queue statistics, pausing and resuming a queue, and raising its partition count (and,
+//! on a cluster, telling where the partitions live). A partitioned queue's counts are the
+//! sums over its partitions.
+
+use std::collections::BTreeMap;
 
 use flotilla_proto::partition::{raise_partition_count, read_partition_count};
 use flotilla_proto::{
@@ -247,6 +250,30 @@ impl Admin {
             .query_async::<()>(&mut self.conn)
             .await?;
         Ok(raise_partition_count(&mut self.conn, &self.keys, queue, count).await?)
+    }
+
+    /// On a Redis Cluster, where `queue`'s partitions live: how many on each primary,
+    /// with every primary listed (none on it: 0). `None` on one server.
+    pub async fn partition_spread(
+        &mut self,
+        queue: &str,
+    ) -> Result<Option<BTreeMap<String, usize>>, AdminError> {
+        if !self.conn.is_cluster() {
+            return Ok(None);
+        }
+        let count = read_partition_count(&mut self.conn, &self.keys, queue).await?;
+        let owners = flotilla_proto::SlotOwners::load(&mut self.conn).await?;
+        let mut spread: BTreeMap<String, usize> = owners
+            .primaries()
+            .into_iter()
+            .map(|primary| (primary.to_owned(), 0))
+            .collect();
+        for partition in flotilla_proto::partition_names(queue, count) {
+            if let Some(owner) = owners.owner_of(&self.keys.stream(&partition)) {
+                *spread.entry(owner.to_owned()).or_default() += 1;
+            }
+        }
+        Ok(Some(spread))
     }
 
     /// An error naming the known queues, for a `queue` nobody used.

@@ -1,5 +1,6 @@
 //! `flotilla queues stats | pause | resume | partition | drain`.
 
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -36,10 +37,32 @@ pub async fn run(config_file: Option<&Path>, command: QueuesCommand) -> anyhow::
             println!(
                 "{queue} has {now} partitions: producers and workers take them up within ten seconds"
             );
+            if let Some(spread) = admin.partition_spread(&queue).await? {
+                println!("{}", describe_spread(&spread));
+            }
         }
         QueuesCommand::Drain { queue, timeout } => drain(&mut admin, &queue, timeout).await?,
     }
     Ok(())
+}
+
+/// Where a queue's partitions live on a cluster, and a hint when some primary has none.
+fn describe_spread(spread: &BTreeMap<String, usize>) -> String {
+    let used = spread.values().filter(|&&n| n > 0).count();
+    let each: Vec<String> = spread
+        .iter()
+        .map(|(primary, n)| format!("{primary}: {n}"))
+        .collect();
+    let mut line = format!(
+        "partitions per primary: {} ({used} of {} primaries)",
+        each.join(", "),
+        spread.len()
+    );
+    if used < spread.len() {
+        // Where a partition lands follows CRC16 of its name, so more partitions cover more.
+        line.push_str("; a higher count spreads over more of them");
+    }
+    line
 }
 
 /// Waits until nothing is waiting, scheduled or running on `queue`, showing what is left.

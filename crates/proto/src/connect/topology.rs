@@ -65,6 +65,14 @@ impl SlotOwners {
         Self { ranges }
     }
 
+    /// Every primary that serves slots, once each.
+    pub fn primaries(&self) -> std::collections::BTreeSet<&str> {
+        self.ranges
+            .iter()
+            .map(|(_, _, owner)| owner.as_str())
+            .collect()
+    }
+
     /// The primary serving `key`, when the map knows its slot.
     pub fn owner_of(&self, key: &str) -> Option<&str> {
         let slot = key_slot(key);
@@ -139,6 +147,10 @@ mod tests {
             .find(|k| key_slot(k) <= 5460)
             .expect("a key");
         assert_eq!(owners.owner_of(&low), Some("10.0.0.1:7000"));
+        assert_eq!(
+            owners.primaries().into_iter().collect::<Vec<_>>(),
+            ["10.0.0.1:7000", "10.0.0.2:7001"]
+        );
         assert_eq!(SlotOwners::from_reply(&Value::Nil), SlotOwners::default());
         assert_eq!(SlotOwners::default().owner_of("foo"), None);
     }
