@@ -151,6 +151,8 @@ export class Client {
    * Enqueues a job to run now. Without `id` it takes the fast path: one XADD carrying the
    * job, whose entry id is its id. With `id` it goes through the enqueue script, which
    * writes its record at once; enqueueing the same id again returns it and runs nothing new.
+   * On a queue split into partitions, a job without `id` gets a new UUID and goes through
+   * the script.
    * @param {string} type
    * @param {unknown} [payload] anything JSON-serializable
    * @param {EnqueueOptions} [options]
@@ -158,8 +160,11 @@ export class Client {
    */
   async enqueue(type, payload = null, options = {}) {
     const job = this.#prepare(type, payload, options, JOB_OPTIONS);
-    if (job.id === undefined) return this.#enqueueFast(job);
-    const { id } = await this.#enqueueScripted({ ...job, id: job.id });
+    if (job.id === undefined && !(await this.#placement.isSplit(job.queue))) return this.#enqueueFast(job);
+    // On a queue of several partitions a job gets an id of its own: entry ids are per
+    // stream, so two partitions may hand out the same one, and `status` could not tell the
+    // two jobs apart.
+    const { id } = await this.#enqueueScripted({ ...job, id: job.id ?? randomUUID() });
     return id;
   }
 

@@ -1,5 +1,5 @@
 // Which partition of its queue a job goes to, by the rule of PROTOCOL.md ("Partitioned
-// queues"): by its unique key, else by its id, else each partition in turn.
+// queues"): by its unique key, else by its id.
 
 import { InvalidJobError } from "./errors.js";
 
@@ -22,6 +22,18 @@ export function fnv1a(key) {
     hash = Math.imul(hash ^ byte, FNV_PRIME) >>> 0;
   }
   return hash >>> 0;
+}
+
+/**
+ * A stored partition count: digits only, 1-1024; anything else reads as 1, as workers read
+ * it, so no job goes where no worker reads.
+ * @param {unknown} stored
+ * @returns {number}
+ */
+export function parseCount(stored) {
+  if (typeof stored !== "string" || !/^[0-9]{1,4}$/u.test(stored)) return 1;
+  const count = Number(stored);
+  return count >= 1 && count <= MAX_PARTITIONS ? count : 1;
 }
 
 /**
@@ -53,7 +65,7 @@ export function splitPartition(name) {
   return [named[1], Number(named[2])];
 }
 
-/** Partition counts as last read (each for ten seconds), and whose turn the next job is. */
+/** Partition counts as last read, each for ten seconds. */
 export class Placement {
   /** @type {import("ioredis").Redis | import("ioredis").Cluster} */
   #redis;
@@ -61,7 +73,6 @@ export class Placement {
   #keys;
   /** @type {Map<string, { count: number, readAt: number }>} */
   #counts = new Map();
-  #turn = 0;
 
   /**
    * @param {import("ioredis").Redis | import("ioredis").Cluster} redis
@@ -80,16 +91,24 @@ export class Placement {
     const now = Date.now();
     const cached = this.#counts.get(queue);
     if (cached !== undefined && now - cached.readAt < COUNT_TTL_MS) return cached.count;
-    const stored = Number(await this.#redis.hget(this.#keys.partitions(), queue));
-    const count = Number.isSafeInteger(stored) && stored > 1 ? stored : 1;
+    const count = parseCount(await this.#redis.hget(this.#keys.partitions(), queue));
     this.#counts.set(queue, { count, readAt: now });
     return count;
   }
 
   /**
-   * The partition of `queue` a job goes to: by `key` (its unique key or id) when it has
-   * one, else the next in turn. A partition's own name stays as it is when the queue has
-   * that partition; past the count it is refused, since no worker reads it.
+   * Whether `queue` names a queue of several partitions (not one partition).
+   * @param {string} queue
+   */
+  async isSplit(queue) {
+    return splitPartition(queue)[1] === 0 && (await this.count(queue)) > 1;
+  }
+
+  /**
+   * The partition of `queue` a job goes to: by `key` (its unique key or id); a job without
+   * one (only a fast-path job, which the client sends to a queue of one partition) stays
+   * in the queue itself. A partition's own name stays as it is when the queue has that
+   * partition; past the count it is refused, since no worker reads it.
    * @param {string} queue
    * @param {string | undefined} key
    */
@@ -107,8 +126,7 @@ export class Placement {
       return queue;
     }
     if (count <= 1) return queue;
-    const index = key === undefined ? this.#turn++ % count : partitionFor(key, count);
-    return partitionName(queue, index);
+    return partitionName(queue, key === undefined ? 0 : partitionFor(key, count));
   }
 
   /**

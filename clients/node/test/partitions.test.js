@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { fnv1a, partitionFor, partitionName, splitPartition } from "../lib/partitions.js";
+import { fnv1a, parseCount, partitionFor, partitionName, splitPartition } from "../lib/partitions.js";
 
 test("keys place jobs by the protocol's test vectors", () => {
   for (const [key, hash, count, partition] of [
@@ -33,4 +33,12 @@ test("only a partition number splits a name", () => {
   }
   assert.equal(partitionName("mail", 0), "mail");
   assert.equal(partitionName("mail", 5), "mail#5");
+});
+
+test("a stored count reads as workers read it", () => {
+  assert.deepEqual(["6", "1024", null].map(parseCount), [6, 1024, 1]);
+  // Anything but 1-1024 in digits is one partition, so no job goes where no worker reads.
+  for (const bad of ["2000", "0", "abc", "6_0", "+6", "0x6", " 6", ""]) {
+    assert.equal(parseCount(bad), 1, bad);
+  }
 });

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from flotilla_client.partitions import fnv1a, partition_for, partition_name, split_partition
+from flotilla_client.partitions import fnv1a, parse_count, partition_for, partition_name, split_partition
 
 
 @pytest.mark.parametrize(
@@ -35,3 +35,10 @@ def test_only_a_partition_number_splits_a_name() -> None:
         assert split_partition(whole) == (whole, 0), whole
     assert partition_name("mail", 0) == "mail"
     assert partition_name("mail", 5) == "mail#5"
+
+
+def test_a_stored_count_reads_as_workers_read_it() -> None:
+    assert [parse_count(v) for v in [b"6", "6", b"1024", None]] == [6, 6, 1024, 1]
+    # Anything but 1-1024 in digits is one partition, so no job goes where no worker reads.
+    for bad in [b"2000", b"0", b"abc", "6_0", "+6", "0x6", " 6", b""]:
+        assert parse_count(bad) == 1, bad

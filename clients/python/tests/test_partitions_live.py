@@ -6,6 +6,7 @@ import pytest
 import redis
 
 from flotilla_client import Client, InvalidJob, Unique
+from flotilla_client.partitions import partition_for
 
 
 def test_jobs_spread_over_the_partitions_and_are_found_by_the_queues_name(
@@ -15,16 +16,20 @@ def test_jobs_spread_over_the_partitions_and_are_found_by_the_queues_name(
     try:
         partitions = [idle_queue, *(f"{idle_queue}#{k}" for k in range(1, 4))]
 
-        # Jobs without a key go to each partition in turn.
-        fast = [client.enqueue("noop", {"i": i}, queue=idle_queue) for i in range(8)]
-        assert [connection.xlen(client.keys.stream(p)) for p in partitions] == [2, 2, 2, 2]
+        # A job without an id gets one (entry ids are per stream, so two partitions could
+        # hand out the same), and goes where FNV-1a of it says.
+        fast = [client.enqueue("noop", {"i": i}, queue=idle_queue) for i in range(40)]
+        for job_id in fast:
+            assert connection.exists(client.keys.job(partitions[partition_for(job_id, 4)], job_id)), job_id
+        assert len({partition_for(job_id, 4) for job_id in fast}) > 1
+        lengths = [connection.xlen(client.keys.stream(p)) for p in partitions]
 
         # A job with an id goes where FNV-1a of the id says (0x657aba5f % 4 = 3), and so
         # does its second enqueue, which meets the record there.
         assert client.enqueue("noop", queue=idle_queue, id="report-7") == "report-7"
         assert client.enqueue("noop", queue=idle_queue, id="report-7") == "report-7"
         assert connection.exists(client.keys.job(f"{idle_queue}#3", "report-7"))
-        assert connection.xlen(client.keys.stream(f"{idle_queue}#3")) == 3
+        assert connection.xlen(client.keys.stream(f"{idle_queue}#3")) == lengths[3] + 1
 
         # A unique key places its job by the key (0xf5537974 % 4 = 0), whatever the id.
         first = client.enqueue_unique("user-1", "noop", queue=idle_queue)
@@ -42,7 +47,7 @@ def test_jobs_spread_over_the_partitions_and_are_found_by_the_queues_name(
 
         # A partition named directly is used when the queue has it, refused past the count.
         client.enqueue("noop", queue=f"{idle_queue}#2")
-        assert connection.xlen(client.keys.stream(f"{idle_queue}#2")) == 3
+        assert connection.xlen(client.keys.stream(f"{idle_queue}#2")) == lengths[2] + 1
         with pytest.raises(InvalidJob, match="partition 4"):
             client.enqueue("noop", queue=f"{idle_queue}#4")
         assert connection.xlen(client.keys.stream(f"{idle_queue}#4")) == 0

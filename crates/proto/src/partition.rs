@@ -164,7 +164,11 @@ pub async fn raise_partition_count<C: ConnectionLike + Send>(
 }
 
 fn parse_count(stored: Option<&str>) -> Option<u16> {
-    stored?
+    let stored = stored?;
+    if stored.is_empty() || !stored.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    stored
         .parse::<u16>()
         .ok()
         .filter(|n| (1..=MAX_PARTITIONS).contains(n))
@@ -231,6 +235,20 @@ mod tests {
             assert_eq!(split_partition(whole), (whole, 0), "{whole}");
         }
         assert_eq!(split_partition("a#b#2"), ("a#b", 2));
+    }
+
+    #[test]
+    fn a_stored_count_is_digits_from_1_to_1024() {
+        for (stored, count) in [
+            (Some("6"), Some(6)),
+            (Some("1024"), Some(1024)),
+            (None, None),
+        ] {
+            assert_eq!(parse_count(stored), count, "{stored:?}");
+        }
+        for bad in ["2000", "0", "abc", "6_0", "+6", "0x6", " 6", ""] {
+            assert_eq!(parse_count(Some(bad)), None, "{bad}");
+        }
     }
 
     #[test]

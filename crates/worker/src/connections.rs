@@ -77,9 +77,11 @@ impl BlockingReads {
     /// Blocking reads for `target`, whose replies may take `block_time`.
     pub(crate) fn new(target: RedisTarget, block_time: Duration) -> Result<Self, RedisError> {
         if target.is_cluster() {
+            // Two reads may queue on one node's connection (after slots moved, before the
+            // worker read the new map), so the second reply may take two BLOCKs.
             let config = redis::aio::ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(Duration::from_secs(5)))
-                .set_response_timeout(Some(block_time + Duration::from_secs(5)));
+                .set_response_timeout(Some(block_time * 2 + Duration::from_secs(5)));
             return Ok(Self::Cluster(SharedConnection::lazy(&target, config)?));
         }
         Ok(Self::Pool(blocking_pool(target, block_time, 2)))

@@ -43,6 +43,7 @@ mod heartbeat;
 mod inflight;
 mod lottery;
 mod metrics;
+mod node_read;
 mod node_reads;
 mod registry;
 mod runner;

@@ -1,10 +1,9 @@
 //! Waiting for work on a Redis Cluster: one blocking read per primary at a time, each
 //! on one stream that primary serves (a read may not name keys of two slots, even on one
-//! node), so an idle worker watches every node at once. Each read runs as a task of its
-//! own that is never cancelled: what it delivers sits in this worker's pending list and
-//! must be started, so it is dispatched by the task with the slot it took along.
+//! node), so an idle worker watches every node at once. Each read (`node_read.rs`) takes
+//! a ticket or a slot along and dispatches what it gets itself.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,39 +11,41 @@ use flotilla_proto::{SharedConnection, SlotOwners};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::Shutdown;
-use crate::connections::{BlockingReads, HeldConnection};
-use crate::dispatch::{self, Batch};
-use crate::fetch::{self, FetchError};
+use crate::connections::BlockingReads;
+use crate::fetch::FetchError;
+use crate::node_read::{NodeRead, ReadDone};
 use crate::worker::Shared;
 
 /// How often the slot map is read again, so that waits follow slots that moved.
 const OWNERS_REFRESH: Duration = Duration::from_secs(10);
-/// The longest a read waits on one stream of a node that serves several of this worker's
-/// streams: the others are not watched meanwhile, and are looked at again after it.
-const SHARED_NODE_BLOCK: Duration = Duration::from_millis(100);
+/// How long a read waits when it must not wait long: on one stream of a node that serves
+/// several of this worker's streams (the others are not watched meanwhile, and are looked
+/// at after it), when a node went without a read for lack of room, or when the read holds
+/// a slot that a burst on another node could use.
+const BRIEF_BLOCK: Duration = Duration::from_millis(100);
 
 /// The node reads in flight, and where each stream lives.
 pub(crate) struct NodeReads {
     reads: BlockingReads,
     owners: SlotOwners,
     owners_read: Option<(Instant, u64)>,
-    /// Nodes with a read in flight, by `host:port`.
-    waiting_on: HashSet<String>,
+    /// Nodes with a read in flight, by `host:port`, with the generation of the streams
+    /// it was launched for.
+    waiting_on: HashMap<String, u64>,
     /// A node whose read came back empty: only its streams need a look before it is
     /// waited on again, as the other nodes' reads are still watching theirs.
     quiet: Option<String>,
+    /// The streams of the last launch, sorted, and their generation, which moves on
+    /// when they change (a pause, a resume, a raised count): a read launched for older
+    /// streams may not watch the new ones, so every stream needs a look until each node's
+    /// read is of this generation.
+    launched_for: Vec<String>,
+    generation: u64,
+    /// Whether a failure to read the slot map was logged: once is enough.
+    warned: bool,
     done_tx: mpsc::UnboundedSender<ReadDone>,
     done_rx: mpsc::UnboundedReceiver<ReadDone>,
 }
-
-/// A node read that returned: its node, and whether it delivered, or its error.
-struct ReadDone {
-    node: String,
-    result: Result<Delivered, FetchError>,
-}
-
-/// Whether a node read brought an entry.
-type Delivered = bool;
 
 /// The slot (or ticket) a node read takes along, so what it delivers can start.
 pub(crate) struct Room<'a> {
@@ -60,8 +61,11 @@ impl NodeReads {
             reads,
             owners: SlotOwners::default(),
             owners_read: None,
-            waiting_on: HashSet::new(),
+            waiting_on: HashMap::new(),
             quiet: None,
+            launched_for: Vec::new(),
+            generation: 0,
+            warned: false,
             done_tx,
             done_rx,
         }
@@ -78,14 +82,22 @@ impl NodeReads {
         }
         match SlotOwners::load(conn).await {
             Ok(owners) => self.owners = owners,
+            Err(e) if !self.warned => {
+                self.warned = true;
+                tracing::warn!(
+                    "cannot read the cluster's slot map (CLUSTER SLOTS; an ACL rule needs \
+                     +cluster|slots), so an idle worker waits on one node at a time: {e}"
+                );
+            }
             Err(e) => tracing::debug!("cannot read the cluster's slot map: {e}"),
         }
         self.owners_read = Some((Instant::now(), version));
     }
 
     /// Starts a read on each node that serves streams in `order` and has none in
-    /// flight, on the node's first stream in that order, while room is left. A node
-    /// serving only one of them is waited on for `block`; one serving several, briefly.
+    /// flight, on the node's first stream in that order, while room is left. A read is
+    /// as long as `block` when its node serves only one of the streams, every node gets
+    /// a read and it holds a ticket, not a slot; otherwise it is brief.
     pub(crate) fn launch(
         &mut self,
         shared: &Arc<Shared>,
@@ -94,23 +106,34 @@ impl NodeReads {
         block: Duration,
         shutdown: &Shutdown,
     ) {
-        for (node, first, streams) in by_node(&self.owners, &shared.keys, order) {
-            if self.waiting_on.contains(&node) {
-                continue;
-            }
-            let (permits, ahead) = if let Some(permit) = room.permits.pop() {
-                (vec![permit], Vec::new())
-            } else if let Some(ticket) = room.ahead.pop() {
+        let idle: Vec<_> = by_node(&self.owners, &shared.keys, order)
+            .into_iter()
+            .filter(|(node, _, _)| !self.waiting_on.contains_key(node))
+            .collect();
+        // With less room than idle nodes (few free slots), some node goes unwatched: every
+        // read is then brief, so that the loop looks at that node's streams soon.
+        let every_node_watched = room.permits.len() + room.ahead.len() >= idle.len();
+        let mut streams: Vec<String> = order.iter().map(|s| (*s).to_owned()).collect();
+        streams.sort_unstable();
+        if streams != self.launched_for {
+            self.launched_for = streams;
+            self.generation += 1;
+        }
+        for (node, first, streams) in idle {
+            // A ticket first: a slot held by a wait is one a burst elsewhere cannot use.
+            let (permits, ahead) = if let Some(ticket) = room.ahead.pop() {
                 (Vec::new(), vec![ticket])
+            } else if let Some(permit) = room.permits.pop() {
+                (vec![permit], Vec::new())
             } else {
                 return;
             };
-            let block = if streams == 1 {
+            let block = if streams == 1 && every_node_watched && permits.is_empty() {
                 block
             } else {
-                block.min(SHARED_NODE_BLOCK)
+                block.min(BRIEF_BLOCK)
             };
-            self.waiting_on.insert(node.clone());
+            self.waiting_on.insert(node.clone(), self.generation);
             let read = NodeRead {
                 shared: Arc::clone(shared),
                 reads: self.reads.clone(),
@@ -121,13 +144,14 @@ impl NodeReads {
                 shutdown: shutdown.clone(),
                 block,
             };
-            let done = self.done_tx.clone();
-            shared.tracker.spawn(async move {
-                let result = read.run().await;
-                // The receiver lives as long as the fetch loop; after it, nobody asks.
-                let _ = done.send(ReadDone { node, result });
-            });
+            read.spawn(node, self.done_tx.clone());
         }
+    }
+
+    /// Whether a read is in flight: another blocking read now might queue behind it on
+    /// the node's connection.
+    pub(crate) fn is_waiting(&self) -> bool {
+        !self.waiting_on.is_empty()
     }
 
     /// Waits until a node read returns (or shutdown), and gives its error if it failed.
@@ -166,18 +190,24 @@ impl NodeReads {
     }
 
     /// The streams of `order` on the node whose read came back empty, when that is all
-    /// that changed since the last look and every other node is still watched; `None`
-    /// calls for a look at every stream.
+    /// that changed since the last look (the streams are the ones the reads were launched
+    /// for, and every other node is still watched); `None` calls for a look at every
+    /// stream.
     pub(crate) fn quiet_streams<'a>(
         &mut self,
         keys: &flotilla_proto::Keys,
         order: &[&'a str],
     ) -> Option<Vec<&'a str>> {
         let quiet = self.quiet.take()?;
+        let mut now: Vec<&str> = order.to_vec();
+        now.sort_unstable();
+        if now != self.launched_for {
+            return None;
+        }
         let nodes = by_node(&self.owners, keys, order);
-        let others_watched = nodes
-            .iter()
-            .all(|(node, _, _)| *node == quiet || self.waiting_on.contains(node));
+        let others_watched = nodes.iter().all(|(node, _, _)| {
+            *node == quiet || self.waiting_on.get(node) == Some(&self.generation)
+        });
         if quiet.is_empty() || !others_watched {
             return None;
         }
@@ -210,52 +240,6 @@ fn by_node<'a>(
         }
     }
     nodes
-}
-
-/// One blocking read on one stream, and what it needs to start what it delivers.
-struct NodeRead {
-    shared: Arc<Shared>,
-    reads: BlockingReads,
-    stream: String,
-    permits: Vec<OwnedSemaphorePermit>,
-    ahead: Vec<OwnedSemaphorePermit>,
-    slots: Arc<Semaphore>,
-    shutdown: Shutdown,
-    block: Duration,
-}
-
-impl NodeRead {
-    async fn run(self) -> Result<Delivered, FetchError> {
-        let shared = &self.shared;
-        let sent = Instant::now();
-        let mut conn = HeldConnection::new(self.reads);
-        let fetched = fetch::read_blocking(
-            &mut conn,
-            &shared.keys,
-            &[&self.stream],
-            &shared.worker_id,
-            1,
-            self.block.as_millis() as u64,
-        )
-        .await?;
-        if fetched.is_empty() {
-            return Ok(false);
-        }
-        let place = (fetched.len() > self.permits.len()).then(|| shared.start_line.join());
-        let batch = Batch {
-            fetched,
-            permits: self.permits,
-            ahead: self.ahead,
-            place,
-            sent,
-        };
-        // Started beside the next read, as the fetch loop's own batches are.
-        let (shared, slots, shutdown) = (Arc::clone(shared), self.slots, self.shutdown);
-        shared.tracker.clone().spawn(async move {
-            dispatch::dispatch(&shared, batch, &slots, &shutdown).await;
-        });
-        Ok(true)
-    }
 }
 
 #[cfg(test)]
@@ -306,7 +290,10 @@ mod tests {
             };
             reads.returned(done).expect("no error");
         };
-        let both = || HashSet::from([a.to_owned(), b.to_owned()]);
+        let both = || HashMap::from([(a.to_owned(), 1), (b.to_owned(), 1)]);
+        reads.generation = 1;
+        reads.launched_for = streams.clone();
+        reads.launched_for.sort_unstable();
 
         // a came back empty while b still waits: only a's streams, once.
         reads.waiting_on = both();
@@ -330,6 +317,16 @@ mod tests {
         back(&mut reads, a, false);
         back(&mut reads, b, false);
         assert_eq!(reads.quiet_streams(&keys, &order), None);
+
+        // b's read was launched for other streams (before a resume, say): every stream.
+        reads.waiting_on = HashMap::from([(a.to_owned(), 1), (b.to_owned(), 0)]);
+        back(&mut reads, a, false);
+        assert_eq!(reads.quiet_streams(&keys, &order), None);
+
+        // The streams changed since the launch (a queue paused): every stream.
+        reads.waiting_on = both();
+        back(&mut reads, a, false);
+        assert_eq!(reads.quiet_streams(&keys, &order[..4]), None);
     }
 
     #[test]

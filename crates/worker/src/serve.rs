@@ -106,7 +106,18 @@ pub(crate) async fn fetch_loop(
                 let (keys, consumer) = (&shared.keys, &shared.worker_id);
                 fetch::read_ready(&mut conn, keys, &streams, consumer, count).await
             }
-            None => fetch_once(shared, &mut blocking, &mut conn, &order, count, reclaim_due).await,
+            None => {
+                // On a cluster, a read of its own only while no node read is in flight: it
+                // could queue behind one on the node's connection.
+                let alone = node_reads.as_ref().is_none_or(|reads| !reads.is_waiting());
+                let read = FetchOnce {
+                    order: &order,
+                    count,
+                    reclaim_due,
+                    alone,
+                };
+                fetch_once(shared, &mut blocking, &mut conn, read).await
+            }
         };
         let outcome = match fetched {
             Ok(fetched) if !fetched.is_empty() => {
@@ -128,9 +139,9 @@ pub(crate) async fn fetch_loop(
                 Ok(())
             }
             Ok(_) => match node_reads.as_mut() {
-                // Nothing ready on a cluster: wait on every node, each read taking a slot
-                // (or ticket) along for what it delivers.
-                Some(reads) if order.len() > 1 => {
+                // Nothing ready on a cluster: wait on every node, each read taking a
+                // ticket (or slot) along for what it delivers.
+                Some(reads) if order.len() > 1 || reads.is_waiting() => {
                     reads.refresh(&mut conn, version).await;
                     let room = Room {
                         permits: &mut permits,
@@ -232,16 +243,32 @@ fn read_order<'a>(
         .collect()
 }
 
+/// What one fetch asks for.
+struct FetchOnce<'a> {
+    /// The streams, in order.
+    order: &'a [&'a str],
+    /// Entries wanted at most.
+    count: usize,
+    /// Whether abandoned entries are looked for first.
+    reclaim_due: bool,
+    /// Whether a blocking read of a single stream may go out (no other is in flight).
+    alone: bool,
+}
+
 /// One fetch: abandoned entries first (when due), then ready ones from the streams in
-/// `order`, else a blocking wait on them.
+/// `order`, else a blocking wait on them (on a cluster, the fetch loop's node reads).
 async fn fetch_once(
     shared: &Shared,
     blocking: &mut HeldConnection,
     conn: &mut SharedConnection,
-    order: &[&str],
-    count: usize,
-    reclaim_due: bool,
+    read: FetchOnce<'_>,
 ) -> Result<Vec<Fetched>, FetchError> {
+    let FetchOnce {
+        order,
+        count,
+        reclaim_due,
+        alone,
+    } = read;
     let config = &shared.config;
     if reclaim_due {
         let reclaimed = reclaim_abandoned(shared, conn, order, count).await?;
@@ -250,7 +277,7 @@ async fn fetch_once(
         }
     }
     let block_ms = config.block_time.as_millis() as u64;
-    if let [only] = order[..] {
+    if let ([only], true) = (order, alone) {
         // A blocking read returns at once what there is: one call where a quiet queue
         // would take two.
         return fetch::read_blocking(

@@ -107,11 +107,15 @@ class Client:
         """Enqueues a job to run now and returns its id. Without `id` it takes the fast
         path: one XADD carrying the whole job, whose entry id is the job id; fields left
         out take the workers' defaults. With `id` it goes through the published script: the
-        record exists at once, and the same id enqueued again runs once."""
+        record exists at once, and the same id enqueued again runs once. On a queue split
+        into partitions, a job without `id` gets a new UUID and goes through the script."""
         options = self._options(job_type, payload, queue, max_attempts, timeout_ms, backoff)
-        if id is None:
+        if id is None and not self._placement.is_split(options.queue):
             return self._enqueue_fast(options)
-        return self._enqueue_scripted(options, validate.check_name("id", id))[0]
+        # On a queue of several partitions a job gets an id of its own: entry ids are per
+        # stream, so two partitions may hand out the same one, and `status` could not tell
+        # the two jobs apart.
+        return self._enqueue_scripted(options, self._job_id(id))[0]
 
     def enqueue_in(
         self,

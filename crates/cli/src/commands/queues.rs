@@ -37,8 +37,11 @@ pub async fn run(config_file: Option<&Path>, command: QueuesCommand) -> anyhow::
             println!(
                 "{queue} has {now} partitions: producers and workers take them up within ten seconds"
             );
-            if let Some(spread) = admin.partition_spread(&queue).await? {
-                println!("{}", describe_spread(&spread));
+            // Told as a help: the raise is done whether or not the slot map can be read.
+            match admin.partition_spread(&queue).await {
+                Ok(Some(spread)) if !spread.is_empty() => println!("{}", describe_spread(&spread)),
+                Ok(_) => {}
+                Err(e) => eprintln!("(cannot tell where the partitions live: {e})"),
             }
         }
         QueuesCommand::Drain { queue, timeout } => drain(&mut admin, &queue, timeout).await?,
