@@ -97,7 +97,8 @@ impl NodeReads {
     /// Starts a read on each node that serves streams in `order` and has none in
     /// flight, on the node's first stream in that order, while room is left. A read is
     /// as long as `block` when its node serves only one of the streams, every node gets
-    /// a read and it holds a ticket, not a slot; otherwise it is brief.
+    /// a read and it holds a ticket, or a slot the concurrency can spare (the reads hold
+    /// at most half of it); otherwise it is brief.
     pub(crate) fn launch(
         &mut self,
         shared: &Arc<Shared>,
@@ -113,6 +114,9 @@ impl NodeReads {
         // With less room than idle nodes (few free slots), some node goes unwatched: every
         // read is then brief, so that the loop looks at that node's streams soon.
         let every_node_watched = room.permits.len() + room.ahead.len() >= idle.len();
+        // Slots held by waits are few next to the concurrency: a burst on one node still
+        // finds most of them free.
+        let slots_to_spare = (idle.len() + self.waiting_on.len()) * 2 <= shared.config.concurrency;
         let mut streams: Vec<String> = order.iter().map(|s| (*s).to_owned()).collect();
         streams.sort_unstable();
         if streams != self.launched_for {
@@ -128,11 +132,8 @@ impl NodeReads {
             } else {
                 return;
             };
-            let block = if streams == 1 && every_node_watched && permits.is_empty() {
-                block
-            } else {
-                block.min(BRIEF_BLOCK)
-            };
+            let long = streams == 1 && every_node_watched && (permits.is_empty() || slots_to_spare);
+            let block = if long { block } else { block.min(BRIEF_BLOCK) };
             self.waiting_on.insert(node.clone(), self.generation);
             let read = NodeRead {
                 shared: Arc::clone(shared),
