@@ -299,7 +299,7 @@ impl Producer {
             }
             // The rest through the enqueue script.
             let scripted: Vec<usize> = (0..batch.len())
-                .filter(|&i| checked[i].is_ok() && slots[i].is_none())
+                .filter(|&i| checked[i].is_ok() && slots[i].is_none() && !is_fast(&batch[i]))
                 .collect();
             let bindings: Vec<Enqueue> = scripted
                 .iter()
@@ -416,7 +416,8 @@ impl Producer {
         Ok(())
     }
 
-    /// Checks a job against the protocol and the limits; returns its id.
+    /// Checks a job against the protocol and the limits; returns its id (empty for a
+    /// fast-path job, which its entry id names once written).
     fn check(&self, job: &NewJob) -> Result<String, ProducerError> {
         let size = job.payload.bytes.len();
         if size > self.policy.limits.max_payload_bytes {
@@ -440,7 +441,12 @@ impl Producer {
         {
             return Err(ProducerError::Invalid("run time is before 1970".into()));
         }
-        let id = job.id.clone().unwrap_or_else(new_job_id);
+        // A fast-path job is named by the entry id its XADD returns: no id is made for it.
+        let id = match &job.id {
+            Some(id) => id.clone(),
+            None if is_fast(job) => return Ok(String::new()),
+            None => new_job_id(),
+        };
         check_name(field::ID, &id)?;
         Ok(id)
     }

@@ -4,8 +4,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use serde::de::{self, DeserializeOwned, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::ProtoError;
 
@@ -116,7 +116,115 @@ impl Payload {
             }
             // A msgpack string that is not UTF-8 has no JSON form: refuse it here rather
             // than in the `exec` or `http` handler.
-            ContentType::MsgPack => self.to_json().map(|_| ()),
+            ContentType::MsgPack => rmp_serde::from_slice::<JsonShaped>(&self.bytes)
+                .map(|_| ())
+                .map_err(|e| bad(self.content_type, e)),
+        }
+    }
+}
+
+/// A msgpack value walked the way its conversion to JSON walks it, building nothing: the
+/// check a worker makes on every job, so it must not allocate per value. It accepts
+/// exactly what [`Payload::to_json`] accepts (a test holds the two together): strings that
+/// are UTF-8, maps keyed by strings, and no binary or extension values.
+struct JsonShaped;
+
+impl<'de> Deserialize<'de> for JsonShaped {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(JsonShapedVisitor)
+    }
+}
+
+struct JsonShapedVisitor;
+
+impl<'de> Visitor<'de> for JsonShapedVisitor {
+    type Value = JsonShaped;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a value with a JSON form")
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<JsonShaped, E> {
+        Ok(JsonShaped)
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<JsonShaped, E> {
+        Ok(JsonShaped)
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<JsonShaped, E> {
+        Ok(JsonShaped)
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<JsonShaped, E> {
+        Ok(JsonShaped)
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<JsonShaped, E> {
+        Ok(JsonShaped)
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<JsonShaped, E> {
+        Ok(JsonShaped)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<JsonShaped, E> {
+        Ok(JsonShaped)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<JsonShaped, D::Error> {
+        JsonShaped::deserialize(deserializer)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<JsonShaped, A::Error> {
+        while seq.next_element::<JsonShaped>()?.is_some() {}
+        Ok(JsonShaped)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<JsonShaped, A::Error> {
+        let mut first = true;
+        while map.next_key_seed(JsonKey { first })?.is_some() {
+            map.next_value::<JsonShaped>()?;
+            first = false;
+        }
+        Ok(JsonShaped)
+    }
+}
+
+/// A map key with a JSON form: a string. The conversion takes the first key only as a
+/// string, and later ones as strings or as binary that is UTF-8; so does this.
+#[derive(Clone, Copy)]
+struct JsonKey {
+    first: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for JsonKey {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        if self.first {
+            deserializer.deserialize_str(self)
+        } else {
+            deserializer.deserialize_string(self)
+        }
+    }
+}
+
+impl Visitor<'_> for JsonKey {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string key")
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_bytes<E: de::Error>(self, bytes: &[u8]) -> Result<(), E> {
+        match std::str::from_utf8(bytes) {
+            Ok(_) if !self.first => Ok(()),
+            _ => Err(E::invalid_type(de::Unexpected::Bytes(bytes), &self)),
         }
     }
 }
@@ -153,6 +261,68 @@ mod tests {
                 let json = payload.to_json().expect("converts");
                 prop_assert_eq!(&json["to"], &serde_json::Value::from(email.to.clone()));
             }
+        }
+    }
+
+    /// Bytes that often hold msgpack worth checking: containers, strings that may not be
+    /// UTF-8, binary, extensions, floats and integer keys.
+    fn msgpack_like() -> impl Strategy<Value = Vec<u8>> {
+        let byte = prop_oneof![
+            Just(0x81u8),
+            Just(0x82),
+            Just(0x92),
+            Just(0xa1),
+            Just(0xa2),
+            Just(0xc0),
+            Just(0xc4),
+            Just(0xca),
+            Just(0xd4),
+            Just(0xd9),
+            Just(0x01),
+            Just(0x61),
+            Just(0xff),
+            any::<u8>(),
+        ];
+        proptest::collection::vec(byte, 0..24)
+    }
+
+    proptest! {
+        #[test]
+        fn the_msgpack_check_accepts_what_converts_to_json(bytes in msgpack_like()) {
+            let payload = Payload { content_type: ContentType::MsgPack, bytes };
+            prop_assert_eq!(payload.validate(1024).is_ok(), payload.to_json().is_ok());
+        }
+    }
+
+    #[test]
+    fn the_msgpack_check_refuses_what_has_no_json_form() {
+        let cases: [(&[u8], bool); 10] = [
+            (&[0x81, 0xa1, b'a', 0x01], true),
+            // A map keyed by an integer, or by nil.
+            (&[0x81, 0x01, 0x02], false),
+            (&[0x81, 0xc0, 0x02], false),
+            // Binary as a value; an extension value.
+            (&[0xc4, 0x01, b'a'], false),
+            (&[0xd4, 0x01, 0x02], false),
+            // Binary that is UTF-8 as a later key converts; as the first key it does not.
+            (&[0x82, 0xa1, b'a', 0x01, 0xc4, 0x01, b'b', 0x02], true),
+            (&[0x81, 0xc4, 0x01, b'b', 0x02], false),
+            // A NaN float converts (to null); nested arrays and maps.
+            (&[0xca, 0x7f, 0xc0, 0x00, 0x00], true),
+            (&[0x92, 0x91, 0x80, 0x81, 0xa1, b'k', 0x90], true),
+            (&[0x92, 0xa2, 0xff, 0xfe, 0x01], false),
+        ];
+        for (bytes, converts) in cases {
+            let payload = Payload {
+                content_type: ContentType::MsgPack,
+                bytes: bytes.to_vec(),
+            };
+            assert_eq!(payload.to_json().is_ok(), converts, "{bytes:02x?} converts");
+            assert_eq!(
+                payload.validate(1024).is_ok(),
+                converts,
+                "{bytes:02x?} passes"
+            );
         }
     }
 

@@ -265,8 +265,12 @@ pub struct FastEntry<'a> {
 impl FastEntry<'_> {
     /// The XADD that enqueues it; its reply is the job id.
     pub fn xadd(&self, keys: &crate::Keys) -> redis::Cmd {
-        let mut cmd = redis::cmd("XADD");
-        cmd.arg(keys.stream(self.queue))
+        let stream = keys.stream(self.queue);
+        // Sized once for the usual fields, rather than grown argument by argument.
+        let bytes = stream.len() + self.job_type.len() + self.payload.bytes.len() + 128;
+        let mut cmd = redis::Cmd::with_capacity(12, bytes);
+        cmd.arg("XADD")
+            .arg(stream)
             .arg("*")
             .arg(field::TYPE)
             .arg(self.job_type)

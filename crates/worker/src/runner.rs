@@ -142,9 +142,13 @@ fn job_context(
         content_type,
         bytes: payload,
     };
-    payload
-        .validate(shared.config.jobs.limits.max_payload_bytes)
-        .map_err(|e| fail_for_good(format!("bad payload: {e}")))?;
+    // A fast-path job's payload was checked, under the same limit, when its entry was
+    // decoded; one started from its record is checked here.
+    if attempt.fast.is_none() {
+        payload
+            .validate(shared.config.jobs.limits.max_payload_bytes)
+            .map_err(|e| fail_for_good(format!("bad payload: {e}")))?;
+    }
     // Every record written since timeouts of 0 were refused has one; an older record
     // without it gets the default.
     let timeout = match started.timeout_ms {

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use super::fast::{entry_range, fast_args};
-use super::reply::{int, items, text, words};
+use super::reply::{int, items, text};
 use super::{COMPLETE, Call, FAIL, FastJob, HANDBACK, ScriptCall, ScriptError};
 use crate::{CONSUMER_GROUP, Keys, Status};
 
@@ -104,9 +104,18 @@ impl ScriptCall for Complete<'_> {
     }
 
     fn parse(value: redis::Value) -> Result<Vec<FinishReply>, ScriptError> {
-        words(&value)
-            .and_then(|words| words.iter().map(|w| FinishReply::from_word(w)).collect())
-            .ok_or_else(|| ScriptError::reply(Self::NAME, &value))
+        // One string of space-separated words; an empty batch answers an empty string.
+        let text = match &value {
+            redis::Value::BulkString(bytes) => std::str::from_utf8(bytes).ok(),
+            redis::Value::SimpleString(text) => Some(text.as_str()),
+            _ => None,
+        };
+        text.and_then(|text| {
+            text.split_ascii_whitespace()
+                .map(FinishReply::from_word)
+                .collect()
+        })
+        .ok_or_else(|| ScriptError::reply(Self::NAME, &value))
     }
 }
 

@@ -15,7 +15,8 @@
 -- A fast-path attempt that wrote a record (it reported progress) is passed with its lease.
 -- Every value is passed on as the string it came as: each conversion of a number back to
 -- text would cost a formatting call per job.
--- Returns one word per attempt: "ok", "stale" (no longer this attempt's: the result is
+-- Returns one word per attempt, separated by spaces in one string (one reply value for
+-- the batch, not one per job): "ok", "stale" (no longer this attempt's: the result is
 -- dropped), "cancelled" or "missing" (its record is gone: Redis lost its data, or the
 -- record was deleted).
 local stream, done, group, consumer = KEYS[1], KEYS[3], ARGV[1], ARGV[2]
@@ -83,4 +84,4 @@ if any_record then
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - retention)
   trim_finished(KEYS[2], records, 'completed', tonumber(max_len))
 end
-return replies
+return table.concat(replies, ' ')
