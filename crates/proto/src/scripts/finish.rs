@@ -105,17 +105,13 @@ impl ScriptCall for Complete<'_> {
 
     fn parse(value: redis::Value) -> Result<Vec<FinishReply>, ScriptError> {
         // One string of space-separated words; an empty batch answers an empty string.
-        let text = match &value {
-            redis::Value::BulkString(bytes) => std::str::from_utf8(bytes).ok(),
-            redis::Value::SimpleString(text) => Some(text.as_str()),
-            _ => None,
-        };
-        text.and_then(|text| {
-            text.split_ascii_whitespace()
-                .map(FinishReply::from_word)
-                .collect()
-        })
-        .ok_or_else(|| ScriptError::reply(Self::NAME, &value))
+        text(&value)
+            .and_then(|text| {
+                text.split_ascii_whitespace()
+                    .map(FinishReply::from_word)
+                    .collect()
+            })
+            .ok_or_else(|| ScriptError::reply(Self::NAME, &value))
     }
 }
 
