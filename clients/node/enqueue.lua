@@ -31,6 +31,13 @@ local function ack_and_delete_all(stream, group, entries)
   end
 end
 
+-- Whether `id` has the form of a stream entry id (<digits>-<digits>). Such an id names a
+-- job without an id of its own (its entry's); no producer may give it to a job, so the two
+-- kinds of id never share a name.
+local function is_entry_id(id)
+  return string.match(id, '^%d+%-%d+$') ~= nil
+end
+
 -- A stream id as two numbers, for ordering.
 local function id_parts(id)
   local ms, seq = string.match(id, '^(%d+)-(%d+)$')
@@ -237,7 +244,14 @@ end
 -- ARGV[15] "expiry" to hold the unique key until its TTL runs out, else it is released
 --          when the job completes or is cancelled
 -- Returns {job id, "created" | "duplicate" (unique key held) | "exists" (id already known)}.
--- Errors with QUEUE_FULL when the queue holds as many jobs as its cap (backpressure).
+-- Errors with QUEUE_FULL when the queue holds as many jobs as its cap (backpressure), and
+-- with BAD_ID when the id has the form of a stream entry id (<digits>-<digits>), which
+-- names the jobs that have no id of their own.
+if is_entry_id(ARGV[1]) then
+  return redis.error_reply('BAD_ID id ' .. ARGV[1] .. ' has the form of a stream entry id ' ..
+    '(<digits>-<digits>), which names jobs without an id of their own: give the job an id ' ..
+    'of another form, a UUID say')
+end
 if #KEYS >= 4 then
   local holder = redis.call('GET', KEYS[4])
   if holder then return {holder, 'duplicate'} end

@@ -9,6 +9,10 @@ export const MAX_NAME_BYTES = 256;
 export const MAX_ATTEMPTS = 10000;
 
 const NAME_RULE = "1-256 printable characters without spaces, braces or control characters";
+const JOB_ID_RULE =
+  `${NAME_RULE}, and not of the form <digits>-<digits>: that is a stream entry id, which ` +
+  "names the jobs that have no id of their own";
+const ENTRY_ID_FORM = /^[0-9]+-[0-9]+$/;
 
 // Control characters could forge a log line, whitespace splits names in tools, and a
 // brace would break the Redis Cluster hash tag the name is put in.
@@ -41,6 +45,22 @@ export function checkName(field, name) {
     !LONE_SURROGATE.test(name);
   if (!ok) throw new InvalidJobError(field, NAME_RULE, name);
   return name;
+}
+
+/**
+ * Checks the id a producer gives its job: a name that is not of a stream entry id's form,
+ * since those name the jobs without an id of their own.
+ * @param {unknown} id
+ * @returns {string}
+ */
+export function checkJobId(id) {
+  try {
+    checkName("id", id);
+  } catch {
+    throw new InvalidJobError("id", JOB_ID_RULE, id);
+  }
+  if (ENTRY_ID_FORM.test(/** @type {string} */ (id))) throw new InvalidJobError("id", JOB_ID_RULE, id);
+  return /** @type {string} */ (id);
 }
 
 /**

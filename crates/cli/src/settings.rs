@@ -77,9 +77,13 @@ pub struct HandlerSettings {
     pub command: Option<Vec<String>>,
     /// exec: working directory.
     pub dir: Option<String>,
-    /// exec: extra environment.
+    /// exec: variables set for the command. The worker's own environment is not passed
+    /// on, beside PATH, HOME, LANG, LC_ALL and TZ.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// exec: names of the worker's variables passed on to the command as they are.
+    #[serde(default)]
+    pub inherit_env: Vec<String>,
     /// exec: how long the process group gets after SIGTERM before SIGKILL.
     #[serde(default, with = "humantime_serde")]
     pub kill_grace: Option<Duration>,
@@ -277,7 +281,11 @@ impl Settings {
                     })?;
                     let mut handler = ExecHandler::new(command);
                     handler.dir = spec.dir.clone();
+                    for name in spec.env.keys().chain(&spec.inherit_env) {
+                        check_env_name(&key, name)?;
+                    }
                     handler.env = spec.env.clone();
+                    handler.inherit_env = spec.inherit_env.clone();
                     if let Some(grace) = spec.kill_grace {
                         handler.kill_grace = grace;
                     }
@@ -296,6 +304,22 @@ impl Settings {
         }
         Ok(registry)
     }
+}
+
+/// An environment variable's name as `[handlers.<type>]` gives it: what a shell accepts.
+fn check_env_name(key: &str, name: &str) -> anyhow::Result<()> {
+    let mut chars = name.chars();
+    let valid = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid {
+        bail!(
+            "{key}: {name:?} is not a variable name (expected letters, digits and _, \
+             not starting with a digit, e.g. API_TOKEN)"
+        );
+    }
+    Ok(())
 }
 
 /// The Redis URL in `path`, without the line break a Secret or an editor may leave.

@@ -7,7 +7,8 @@ use flotilla_proto::scripts::{
     self, Cancel, CancelReply, Enqueue, EnqueueReply, ScriptError, UniqueLock, When,
 };
 use flotilla_proto::{
-    JobPolicy, Keys, Status, check_max_attempts, check_name, check_timeout_ms, field, new_job_id,
+    JobPolicy, Keys, Status, check_job_id, check_max_attempts, check_name, check_timeout_ms, field,
+    new_job_id,
 };
 use flotilla_proto::{SharedConnection, ToRedisTarget};
 use redis::aio::ConnectionLike;
@@ -447,7 +448,7 @@ impl Producer {
             None if is_fast(job) => return Ok(String::new()),
             None => new_job_id(),
         };
-        check_name(field::ID, &id)?;
+        check_job_id(&id)?;
         Ok(id)
     }
 

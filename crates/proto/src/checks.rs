@@ -37,6 +37,36 @@ pub fn check_name(field: &'static str, name: &str) -> Result<(), ProtoError> {
     Ok(())
 }
 
+/// What [`check_job_id`] accepts beyond [`NAME_RULE`], for error messages.
+pub const JOB_ID_RULE: &str = "1-256 printable characters without spaces, braces or control \
+     characters, and not of the form <digits>-<digits>: that is a stream entry id, which names \
+     the jobs that have no id of their own";
+
+/// Whether `id` has the form of a stream entry id (`<ms>-<seq>`, digits on both sides).
+/// Such an id names a job without an id of its own (its entry's), so no producer may give
+/// it to a job: the two kinds of id never share a name, and one job cannot shadow another.
+pub fn is_entry_id_form(id: &str) -> bool {
+    id.split_once('-').is_some_and(|(ms, seq)| {
+        !ms.is_empty()
+            && !seq.is_empty()
+            && ms.bytes().all(|b| b.is_ascii_digit())
+            && seq.bytes().all(|b| b.is_ascii_digit())
+    })
+}
+
+/// Checks an id a producer gives its job: a valid name that is not of a stream entry
+/// id's form ([`is_entry_id_form`]).
+pub fn check_job_id(id: &str) -> Result<(), ProtoError> {
+    if check_name(crate::field::ID, id).is_err() || is_entry_id_form(id) {
+        return Err(ProtoError::BadField {
+            field: crate::field::ID,
+            value: id.to_owned(),
+            expected: JOB_ID_RULE,
+        });
+    }
+    Ok(())
+}
+
 /// Checks a job's number of attempts.
 pub fn check_max_attempts(attempts: u64) -> Result<u32, ProtoError> {
     u32::try_from(attempts)
@@ -76,6 +106,20 @@ mod tests {
         for good in ["send_email", "01H-ab.c:d@e", &"x".repeat(256)] {
             assert!(check_name("type", good).is_ok(), "{good}");
         }
+    }
+
+    #[test]
+    fn own_ids_never_take_the_form_of_an_entry_id() {
+        for reserved in ["1900000000000-0", "0-1", "18446744073709551615-18446744073709551615"] {
+            assert!(is_entry_id_form(reserved), "{reserved}");
+            let err = check_job_id(reserved).expect_err(reserved).to_string();
+            assert!(err.contains("stream entry id"), "{err}");
+        }
+        for own in ["1900000000000", "order-17", "1-2-3", "-1", "1-", "a1-2", "1-2a", "nightly@1700000000000"] {
+            assert!(!is_entry_id_form(own), "{own}");
+            assert!(check_job_id(own).is_ok(), "{own}");
+        }
+        assert!(check_job_id("a b").is_err());
     }
 
     #[test]

@@ -37,7 +37,8 @@ pub mod trace_context;
 
 pub use backoff::Backoff;
 pub use checks::{
-    MAX_ATTEMPTS, MAX_ATTEMPTS_RULE, NAME_RULE, check_max_attempts, check_name, check_timeout_ms,
+    JOB_ID_RULE, MAX_ATTEMPTS, MAX_ATTEMPTS_RULE, NAME_RULE, check_job_id, check_max_attempts,
+    check_name, check_timeout_ms, is_entry_id_form,
 };
 pub use connect::{
     RedisTarget, SharedConnection, SlotOwners, TargetError, TlsFiles, ToRedisTarget, key_slot,

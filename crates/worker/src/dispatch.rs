@@ -530,6 +530,10 @@ fn begin(
             reason: format!("entry names job {job_id}, which has no record, and carries no type"),
             fetched,
         }),
+        StartReply::Skipped(SkipReason::ReservedId) => Some(BuryPlan {
+            reason: format!("id {job_id}: expected {}", flotilla_proto::JOB_ID_RULE),
+            fetched,
+        }),
         StartReply::Skipped(why) => {
             tracing::debug!(job = %job_id, "entry skipped: {why:?}");
             None

@@ -235,7 +235,7 @@ class Client:
 
     @staticmethod
     def _job_id(id: str | None) -> str:
-        return str(uuid.uuid4()) if id is None else validate.check_name("id", id)
+        return str(uuid.uuid4()) if id is None else validate.check_job_id(id)
 
     def _enqueue_fast(self, options: _Options) -> str:
         # Only what the job sets of its own, as the Rust producer writes it: the workers'

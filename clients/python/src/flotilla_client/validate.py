@@ -20,6 +20,11 @@ MAX_ATTEMPTS = 10_000
 DEFAULT_MAX_PAYLOAD_BYTES = 512 * 1024
 
 NAME_RULE = "1-256 printable characters without spaces, braces or control characters"
+JOB_ID_RULE = (
+    NAME_RULE + ", and not of the form <digits>-<digits>: that is a stream entry id, which "
+    "names the jobs that have no id of their own"
+)
+_ENTRY_ID_FORM = re.compile(r"[0-9]+-[0-9]+")
 MAX_ATTEMPTS_RULE = f"a whole number from 1 to {MAX_ATTEMPTS}"
 BACKOFF_RULE = "fixed:MS, exponential:BASE_MS:CAP_MS or list:MS,MS,... (whole milliseconds)"
 
@@ -50,6 +55,19 @@ def check_name(field: str, value: object) -> str:
         raise InvalidJob(field, NAME_RULE, value) from None
     if size > MAX_NAME_BYTES or any(_forbidden_in_name(c) for c in value):
         raise InvalidJob(field, NAME_RULE, value)
+    return value
+
+
+def check_job_id(value: object) -> str:
+    """Checks the id a producer gives its job: a name that is not of a stream entry id's
+    form, since those name the jobs without an id of their own."""
+    try:
+        check_name("id", value)
+    except InvalidJob:
+        raise InvalidJob("id", JOB_ID_RULE, value) from None
+    assert isinstance(value, str)
+    if _ENTRY_ID_FORM.fullmatch(value):
+        raise InvalidJob("id", JOB_ID_RULE, value)
     return value
 
 

@@ -64,6 +64,9 @@ pub enum SkipReason {
     Finished(Status),
     /// It names a job with no record and carries no type: the caller buries it.
     Orphan,
+    /// A new job whose `id` has the form of a stream entry id, which names the jobs
+    /// without an id of their own ([`crate::is_entry_id_form`]): the caller buries it.
+    ReservedId,
     /// A reason this version does not know.
     Other(String),
 }
@@ -167,6 +170,7 @@ fn parse_one(value: redis::Value) -> Option<StartReply> {
             "not_owner" => SkipReason::NotOwner,
             "duplicate" => SkipReason::Duplicate,
             "orphan" => SkipReason::Orphan,
+            "reserved_id" => SkipReason::ReservedId,
             other => match other.parse::<Status>() {
                 Ok(status) => SkipReason::Finished(status),
                 Err(_) => SkipReason::Other(other.to_owned()),
@@ -207,6 +211,7 @@ impl ScriptCall for Bury<'_> {
             .key(keys.job(q, &job_id))
             .key(keys.dead(q))
             .key(keys.index(q, Status::Dead))
+            .key(keys.job(q, &self.entry.entry_id))
             .arg(&self.entry.entry_id)
             .arg(&job_id)
             .arg(CONSUMER_GROUP)

@@ -1,7 +1,9 @@
 //! The `exec` handler: runs a command per job, payload as JSON on stdin, stdout as the
-//! result. A non-zero exit fails the attempt. The child leads its own process group, and a
-//! job that stops early (timeout, cancel, shutdown, output over the result limit) ends
-//! the whole group.
+//! result. A non-zero exit fails the attempt. The child gets a clean environment (a few
+//! harmless variables, the job's own, and what the handler's settings name), so a
+//! worker's secrets never reach a job's output. It leads its own process group, and the
+//! whole group ends with the job, however the job ends: what the command left running in
+//! the background never outlives it.
 
 use std::process::Stdio;
 use std::sync::Arc;
@@ -23,9 +25,13 @@ pub struct ExecHandler {
     /// Working directory; the worker's own when absent.
     #[serde(default)]
     pub dir: Option<String>,
-    /// Extra environment variables.
+    /// Variables set for the command, beside [`BASE_ENV`] and the job's own `FLOTILLA_*`.
     #[serde(default)]
     pub env: std::collections::BTreeMap<String, String>,
+    /// Names of the worker's own variables passed on as they are. Nothing else of the
+    /// worker's environment is: it holds the Redis URL and tokens.
+    #[serde(default)]
+    pub inherit_env: Vec<String>,
     /// How long the process group gets after SIGTERM before SIGKILL.
     #[serde(default = "default_kill_grace", with = "humantime_serde")]
     pub kill_grace: Duration,
@@ -45,10 +51,15 @@ impl ExecHandler {
             command: command.into_iter().map(Into::into).collect(),
             dir: None,
             env: Default::default(),
+            inherit_env: Vec::new(),
             kill_grace: DEFAULT_KILL_GRACE,
         }
     }
 }
+
+/// The worker's variables every command gets when the worker has them: where programs
+/// are, the home directory, the locale and the time zone. They carry no secret.
+pub const BASE_ENV: [&str; 5] = ["PATH", "HOME", "LANG", "LC_ALL", "TZ"];
 
 /// Stderr kept in an error message, in characters.
 const STDERR_TAIL: usize = 500;
@@ -75,6 +86,8 @@ impl ExecHandler {
         let mut command = Command::new(program);
         command
             .args(args)
+            .env_clear()
+            .envs(self.passed_env())
             .envs(&self.env)
             .env("FLOTILLA_JOB_ID", &ctx.id)
             .env("FLOTILLA_JOB_TYPE", &ctx.job_type)
@@ -92,9 +105,11 @@ impl ExecHandler {
         let mut child = command
             .spawn()
             .map_err(|e| HandlerError::retry(format!("cannot start {program}: {e}")))?;
-        // From here on, leaving this function early (an error, or the future dropped on
-        // timeout, cancel or shutdown) ends the whole group.
-        let group = ProcessGroup::new(child.id(), self.kill_grace);
+        // From here on the group ends with the job: when the command exits (whatever it
+        // left in the background goes too, which also closes the pipes it held), and when
+        // this function is left early (an error, or the future dropped on timeout, cancel
+        // or shutdown).
+        let mut group = ProcessGroup::new(child.id(), self.kill_grace);
         let (Some(mut stdin), Some(stdout), Some(stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
@@ -104,36 +119,35 @@ impl ExecHandler {
         let feed = async move {
             // A child that exits without reading its input is not an error of ours.
             let _ = stdin.write_all(&bytes).await;
+            Ok::<(), ReadError>(())
         };
         let limit = ctx.max_result_bytes;
+        let exited = async {
+            let status = child.wait().await.map_err(ReadError::Wait)?;
+            group.end();
+            Ok(status)
+        };
         // Stops at the first byte over the limit, without waiting for stderr to close.
         let run = async {
             tokio::try_join!(
-                async {
-                    feed.await;
-                    Ok(())
-                },
+                feed,
                 read_bounded(stdout, limit),
                 async { Ok(read_tail(stderr).await) },
+                exited,
             )
         };
         let read = tokio::select! {
             read = run => read,
             _ = ctx.cancel.cancelled() => return Err(HandlerError::retry("cancelled")),
         };
-        let (_, stdout, stderr) = read.map_err(|e| match e {
+        let (_, stdout, stderr, status) = read.map_err(|e| match e {
             ReadError::OverLimit => HandlerError::give_up(format!(
                 "{program} wrote more than {limit} bytes to stdout, over the result limit \
                  (limits.max_result_bytes); the process was stopped"
             )),
             ReadError::Io(e) => HandlerError::retry(format!("reading {program}'s output: {e}")),
+            ReadError::Wait(e) => HandlerError::retry(format!("{program} failed to run: {e}")),
         })?;
-        let status = tokio::select! {
-            status = child.wait() => status
-                .map_err(|e| HandlerError::retry(format!("{program} failed to run: {e}")))?,
-            _ = ctx.cancel.cancelled() => return Err(HandlerError::retry("cancelled")),
-        };
-        group.finished();
         if status.success() {
             return Ok(super::output_to_result(&stdout));
         }
@@ -144,6 +158,16 @@ impl ExecHandler {
         };
         Err(HandlerError::retry(format!("{program} {how}: {stderr}")))
     }
+
+    /// The worker's own variables the command gets: [`BASE_ENV`] and `inherit_env`, those
+    /// of them the worker has.
+    fn passed_env(&self) -> impl Iterator<Item = (String, std::ffi::OsString)> + '_ {
+        BASE_ENV
+            .iter()
+            .copied()
+            .chain(self.inherit_env.iter().map(String::as_str))
+            .filter_map(|name| std::env::var_os(name).map(|value| (name.to_owned(), value)))
+    }
 }
 
 /// Why a child's output could not be taken.
@@ -151,6 +175,8 @@ impl ExecHandler {
 enum ReadError {
     Io(std::io::Error),
     OverLimit,
+    /// Waiting for the command to exit failed.
+    Wait(std::io::Error),
 }
 
 /// Reads to the end, failing as soon as more than `limit` bytes arrive.

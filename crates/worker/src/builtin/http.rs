@@ -1,7 +1,9 @@
 //! The `http` handler: POSTs the payload as JSON. 2xx succeeds (the body is the result),
 //! 4xx gives up (except 408 and 429), 5xx and timeouts retry, and Retry-After is honoured.
 //! A request that can never be sent (bad URL or header) gives up at once, and every
-//! error keeps its cause (connection refused, DNS failure, TLS …).
+//! error keeps its cause (connection refused, DNS failure, TLS …). Wherever the URL is
+//! shown (errors, logs, the dead-letter queue) its userinfo and query values are hidden,
+//! since they often carry credentials.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -14,11 +16,23 @@ use crate::{Handler, HandlerError, JobContext};
 
 /// Where to send a job type's payloads. Build with [`HttpHandler::new`], which checks the
 /// URL and headers, so a bad one is a settings error rather than a failing job.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct HttpHandler {
     url: reqwest::Url,
+    /// The URL as errors and logs show it: without userinfo or query values.
+    shown_url: String,
     headers: HeaderMap,
     client: reqwest::Client,
+}
+
+impl std::fmt::Debug for HttpHandler {
+    /// Header values (an Authorization header, say) and the URL's secrets stay hidden.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpHandler")
+            .field("url", &self.shown_url)
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
 }
 
 /// A handler setting that can never work.
@@ -37,7 +51,7 @@ impl HttpHandler {
     /// POSTs to `url` with these extra headers (e.g. an Authorization header).
     pub fn new(url: &str, headers: &BTreeMap<String, String>) -> Result<Self, InvalidHttpHandler> {
         let bad_url = |reason: String| InvalidHttpHandler::Url {
-            url: url.to_owned(),
+            url: redact_http_url(url),
             reason,
         };
         let parsed = reqwest::Url::parse(url).map_err(|e| bad_url(e.to_string()))?;
@@ -56,6 +70,7 @@ impl HttpHandler {
             map.insert(header, value);
         }
         Ok(Self {
+            shown_url: redact_http_url(parsed.as_str()),
             url: parsed,
             headers: map,
             client: reqwest::Client::new(),
@@ -86,9 +101,11 @@ impl HttpHandler {
             .header("x-flotilla-job-type", &ctx.job_type)
             .header("x-flotilla-attempt", ctx.attempt.to_string())
             .body(body.to_string());
-        let url = self.url.as_str();
+        let url = &self.shown_url;
         let response = tokio::select! {
             r = request.send() => r.map_err(|e| {
+                // reqwest puts the whole URL in its message; the shown one stands instead.
+                let e = e.without_url();
                 let message = format!("POST {url}: {}", error_chain(&e));
                 // A request that cannot even be built fails the same way every time.
                 if e.is_builder() { HandlerError::give_up(message) } else { HandlerError::retry(message) }
@@ -115,7 +132,7 @@ impl HttpHandler {
             Err(BodyError::Http(e)) => {
                 return Err(HandlerError::retry(format!(
                     "POST {url} answered {status}, then reading its body failed: {}",
-                    error_chain(&e)
+                    error_chain(&e.without_url())
                 )));
             }
         };
@@ -136,6 +153,44 @@ impl HttpHandler {
     }
 }
 
+/// `url` as it may be shown: any userinfo becomes `***`, each query value `***`, and the
+/// fragment is left out. Text without `://` is not a URL: it is cut at its first `?` and
+/// everything before its last `@` is hidden, so it is never echoed whole.
+fn redact_http_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        let text = url.split(['?', '#']).next().unwrap_or_default();
+        return match text.rsplit_once('@') {
+            Some((_, host)) => format!("***@{host}"),
+            None => text.to_owned(),
+        };
+    };
+    let rest = rest.split('#').next().unwrap_or_default();
+    let (before_query, query) = match rest.split_once('?') {
+        Some((before, query)) => (before, Some(query)),
+        None => (rest, None),
+    };
+    let authority_end = before_query.find('/').unwrap_or(before_query.len());
+    let (authority, path) = before_query.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((_, host)) => format!("***@{host}"),
+        None => authority.to_owned(),
+    };
+    let mut shown = format!("{scheme}://{authority}{path}");
+    if let Some(query) = query {
+        let params: Vec<String> = query
+            .split('&')
+            .map(|param| match param.split_once('=') {
+                Some((name, _)) => format!("{name}=***"),
+                None if param.is_empty() => String::new(),
+                None => "***".to_owned(),
+            })
+            .collect();
+        shown.push('?');
+        shown.push_str(&params.join("&"));
+    }
+    shown
+}
+
 /// Why a response body was not read.
 #[derive(Debug)]
 enum BodyError {
@@ -153,4 +208,32 @@ async fn read_body(mut response: reqwest::Response, limit: usize) -> Result<Vec<
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_http_url;
+
+    #[test]
+    fn userinfo_and_query_values_are_hidden() {
+        assert_eq!(
+            redact_http_url("http://user:pw@host:8080/hook?api_key=k3y&x=1#frag"),
+            "http://***@host:8080/hook?api_key=***&x=***"
+        );
+        assert_eq!(
+            redact_http_url("https://host/a/b"),
+            "https://host/a/b",
+            "nothing secret, nothing changed"
+        );
+        for url in [
+            "http://s3cret@host/",
+            "http://u:s3cret@host/p?q=s3cret",
+            "http//u:s3cret@host",
+            "https://host/?s3cret",
+            "https://host/p?token=s3cret#s3cret",
+        ] {
+            let shown = redact_http_url(url);
+            assert!(!shown.contains("s3cret"), "{url} shown as {shown}");
+        }
+    }
 }

@@ -1,7 +1,8 @@
 //! A child process and everything it starts, ended together: each `exec` child leads its
-//! own process group, and an attempt that stops early (timeout, cancel, shutdown, result
-//! over its limit) ends the whole group — SIGTERM first, SIGKILL after a grace — so a
-//! shell's background children never outlive their job.
+//! own process group, and the group ends with its attempt — when the command exits, and
+//! when the attempt stops early (timeout, cancel, shutdown, result over its limit) —
+//! SIGTERM first, SIGKILL after a grace, so a shell's background children never outlive
+//! their job.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -15,8 +16,7 @@ static ENDING: AtomicUsize = AtomicUsize::new(0);
 /// How often a group told to stop is checked for having gone.
 const POLL: Duration = Duration::from_millis(20);
 
-/// Ends a process group when dropped, unless [`ProcessGroup::finished`] said its leader
-/// exited by itself.
+/// Ends a process group on [`ProcessGroup::end`], or when dropped.
 #[derive(Debug)]
 pub(crate) struct ProcessGroup {
     pgid: Option<Pid>,
@@ -32,14 +32,10 @@ impl ProcessGroup {
         Self { pgid, grace }
     }
 
-    /// The leader exited by itself: nothing to end.
-    pub(crate) fn finished(mut self) {
-        self.pgid = None;
-    }
-}
-
-impl Drop for ProcessGroup {
-    fn drop(&mut self) {
+    /// Tells every process left in the group to stop (SIGTERM), and kills what is still
+    /// there after the grace. Called once the leader exited (its background children go
+    /// too), and on drop; a second call does nothing.
+    pub(crate) fn end(&mut self) {
         let Some(pgid) = self.pgid.take() else {
             return;
         };
@@ -64,6 +60,12 @@ impl Drop for ProcessGroup {
             let _ = kill_process_group(pgid, Signal::KILL);
             ENDING.fetch_sub(1, Ordering::SeqCst);
         }
+    }
+}
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        self.end();
     }
 }
 

@@ -31,6 +31,13 @@ local function ack_and_delete_all(stream, group, entries)
   end
 end
 
+-- Whether `id` has the form of a stream entry id (<digits>-<digits>). Such an id names a
+-- job without an id of its own (its entry's); no producer may give it to a job, so the two
+-- kinds of id never share a name.
+local function is_entry_id(id)
+  return string.match(id, '^%d+%-%d+$') ~= nil
+end
+
 -- A stream id as two numbers, for ordering.
 local function id_parts(id)
   local ms, seq = string.match(id, '^(%d+)-(%d+)$')

@@ -7,7 +7,14 @@
 -- ARGV[15] "expiry" to hold the unique key until its TTL runs out, else it is released
 --          when the job completes or is cancelled
 -- Returns {job id, "created" | "duplicate" (unique key held) | "exists" (id already known)}.
--- Errors with QUEUE_FULL when the queue holds as many jobs as its cap (backpressure).
+-- Errors with QUEUE_FULL when the queue holds as many jobs as its cap (backpressure), and
+-- with BAD_ID when the id has the form of a stream entry id (<digits>-<digits>), which
+-- names the jobs that have no id of their own.
+if is_entry_id(ARGV[1]) then
+  return redis.error_reply('BAD_ID id ' .. ARGV[1] .. ' has the form of a stream entry id ' ..
+    '(<digits>-<digits>), which names jobs without an id of their own: give the job an id ' ..
+    'of another form, a UUID say')
+end
 if #KEYS >= 4 then
   local holder = redis.call('GET', KEYS[4])
   if holder then return {holder, 'duplicate'} end

@@ -12,8 +12,8 @@
 -- max_attempts, timeout_ms, backoff, trace}, {"scheduled", due ms} (a raw entry whose
 -- run_at is ahead: its record waits in `delayed`), {"dead", reason} (attempts spent:
 -- poison pill) or {"skipped", why}; a skipped entry is acknowledged and removed unless it
--- is no longer ours ("not_owner") or names no known job ("orphan", left for the caller to
--- bury).
+-- is no longer ours ("not_owner"), names no known job ("orphan") or gives a new job an id
+-- of a stream entry id's form ("reserved_id"): those two are left for the caller to bury.
 local stream, group, consumer = KEYS[1], ARGV[1], ARGV[2]
 local dead_retention, dead_max_len = tonumber(ARGV[3]), tonumber(ARGV[4])
 local now = now_ms()
@@ -32,6 +32,10 @@ local function start_one(job, a)
   if not f[1] then
     -- Names a job that has no record and says nothing to make one from: the caller buries it.
     if raw_type == '' then return {'skipped', 'orphan'} end
+    -- An id of an entry id's form belongs to a job without an id of its own: a new job may
+    -- not take it, or it would shadow that job. (A copy put back by reconciliation carries
+    -- one, but its record exists.)
+    if is_entry_id(job_id) then return {'skipped', 'reserved_id'} end
     local due = tonumber(ARGV[a + 11]) or 0
     redis.call('HSET', job, 'id', job_id, 'type', raw_type, 'queue', ARGV[a + 9],
       'payload', ARGV[a + 4], 'content_type', ARGV[a + 5], 'attempts', ARGV[a + 12],

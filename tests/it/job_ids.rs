@@ -1,0 +1,143 @@
+//! One job per id: an id a producer gives its job can never take the form of a stream
+//! entry id, which names the jobs without an id of their own, so no job shadows, loses
+//! or forges another.
+
+use flotilla_producer::{NewJob, ProducerError};
+use flotilla_proto::Status;
+use flotilla_tests::{InProcessWorker, eventually, fast_config};
+use flotilla_worker::Registry;
+use serde_json::json;
+
+use crate::util::{Env, LONG};
+
+/// An entry id far in the future, so that the test chooses it before Redis would.
+const FUTURE_ENTRY: &str = "1900000000000-0";
+
+#[tokio::test]
+async fn an_own_id_of_an_entry_ids_form_is_dead_lettered_and_shadows_nothing() {
+    let env = Env::start().await;
+    let worker = InProcessWorker::start(&env.url(), fast_config(), Registry::with_builtins()).await;
+    // A raw entry claims, as its own id, the entry id another job will have.
+    let claimer = env
+        .xadd(
+            "default",
+            &[
+                ("id", FUTURE_ENTRY.as_bytes()),
+                ("type", b"noop"),
+                ("payload", b"{}"),
+            ],
+        )
+        .await;
+    let dead = eventually(LONG, "the claiming entry to be dead-lettered", || async {
+        env.dead_entries("default").await.into_iter().next()
+    })
+    .await;
+    assert!(
+        dead.get("error")
+            .is_some_and(|e| e.contains("stream entry id")),
+        "{dead:?}"
+    );
+    assert_eq!(
+        dead.get("id"),
+        Some(&claimer),
+        "kept under its own entry id, not the one it claimed"
+    );
+
+    // The job that entry id really names runs, fails once and is retried to success.
+    let entry: String = env
+        .cmd(
+            redis::cmd("XADD")
+                .arg(env.keys.stream("default"))
+                .arg(FUTURE_ENTRY)
+                .arg("type")
+                .arg("fail")
+                .arg("payload")
+                .arg(r#"{"times":1}"#),
+        )
+        .await;
+    assert_eq!(entry, FUTURE_ENTRY);
+    let record = env
+        .wait_status("default", FUTURE_ENTRY, Status::Completed, LONG)
+        .await;
+    assert_eq!(record.attempts, 2);
+    assert_eq!(record.result, Some(json!({"succeeded_on_attempt": 2})));
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn a_finished_jobs_id_cannot_be_taken_to_forge_its_result() {
+    let env = Env::start().await;
+    let worker = InProcessWorker::start(&env.url(), fast_config(), Registry::with_builtins()).await;
+    let id = env.enqueue("sleep", json!({"ms": 1})).await;
+    let done = env
+        .wait_status("default", &id, Status::Completed, LONG)
+        .await;
+    assert_eq!(done.result, Some(json!({"slept_ms": 1})));
+    // A second job claims the finished one's id, with a result of its own to show.
+    env.xadd(
+        "default",
+        &[
+            ("id", id.as_bytes()),
+            ("type", b"sleep"),
+            ("payload", br#"{"ms": 2}"#),
+        ],
+    )
+    .await;
+    eventually(LONG, "the claiming entry to be dead-lettered", || async {
+        env.dead_entries("default").await.into_iter().next()
+    })
+    .await;
+    let after = env.record("default", &id).await.expect("the job is known");
+    assert_eq!(after.status, Some(Status::Completed));
+    assert_eq!(
+        after.result,
+        Some(json!({"slept_ms": 1})),
+        "the finished job's result still stands"
+    );
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn producers_refuse_an_own_id_of_an_entry_ids_form() {
+    let env = Env::start().await;
+    let job = NewJob::new("noop", &json!({}))
+        .expect("encodes")
+        .id("1700000000000-5");
+    let error = env.producer.enqueue(job).await.expect_err("refused");
+    assert!(
+        matches!(error, ProducerError::Encoding(_)) && error.to_string().contains("stream entry id"),
+        "{error}"
+    );
+    // Ids that only look numeric are still anyone's to give.
+    for own in ["1700000000000", "order-17", "2024-01-02T03"] {
+        let job = NewJob::new("noop", &json!({})).expect("encodes").id(own);
+        assert_eq!(env.producer.enqueue(job).await.expect("enqueued").id, own);
+    }
+    // The published script refuses it too, for producers in other languages.
+    let refused: redis::RedisResult<redis::Value> = redis::Script::new(
+        &std::fs::read_to_string(flotilla_tests::repo_root().join("protocol/v2/enqueue.lua"))
+            .expect("the published script"),
+    )
+    .key(env.keys.stream("default"))
+    .key(env.keys.job("default", "17-1"))
+    .key(env.keys.delayed("default"))
+    .arg("17-1")
+    .arg("noop")
+    .arg("{}")
+    .arg("json")
+    .arg(3)
+    .arg(1000)
+    .arg("fixed:10")
+    .arg(0)
+    .arg(0)
+    .arg(0)
+    .arg(0)
+    .arg("default")
+    .arg("")
+    .arg(2)
+    .arg("finished")
+    .invoke_async(&mut env.conn.clone())
+    .await;
+    let error = refused.expect_err("BAD_ID");
+    assert_eq!(error.code(), Some("BAD_ID"), "{error}");
+}
