@@ -21,13 +21,28 @@ pub(crate) fn documented_rules() -> Vec<Vec<String>> {
         .lines()
         .filter(|line| line.starts_with("ACL SETUSER flotilla-"))
         .map(|line| {
-            line.split_whitespace()
-                .skip(1)
-                .map(|word| match word {
+            let mut args: Vec<String> = Vec::new();
+            // A selector, `(+cmd ~pattern …)`, is one argument however many words it has.
+            let mut selector: Option<String> = None;
+            for word in line.split_whitespace().skip(1) {
+                let word = match word {
                     ">CHANGE-ME" => format!(">{PASSWORD}"),
                     other => other.to_owned(),
-                })
-                .collect()
+                };
+                selector = match selector.take() {
+                    Some(open) => Some(format!("{open} {word}")),
+                    None if word.starts_with('(') => Some(word),
+                    None => {
+                        args.push(word);
+                        None
+                    }
+                };
+                if selector.as_deref().is_some_and(|s| s.ends_with(')')) {
+                    args.extend(selector.take());
+                }
+            }
+            assert!(selector.is_none(), "an unclosed selector in {line}");
+            args
         })
         .collect();
     let users: Vec<&str> = rules.iter().map(|rule| rule[1].as_str()).collect();
@@ -35,6 +50,7 @@ pub(crate) fn documented_rules() -> Vec<Vec<String>> {
         users,
         [
             "flotilla-worker",
+            "flotilla-appender",
             "flotilla-producer",
             "flotilla-scheduler",
             "flotilla-operator"
@@ -96,6 +112,34 @@ async fn every_role_serves_its_part_under_only_its_documented_rule() {
         .await
         .expect("the producer connects under its rule");
 
+    // The appender: plain jobs from the Rust producer, and a raw XADD with an id and a
+    // delay as another language writes one; both read back under the same rule.
+    let appender = Producer::connect(&url("flotilla-appender"))
+        .await
+        .expect("the appender connects under its rule");
+    let plain = appender
+        .enqueue(NewJob::new("noop", &json!({})).expect("job"))
+        .await
+        .expect("a plain job under the appender's rule")
+        .id;
+    let mut appender_conn = redis::Client::open(url("flotilla-appender"))
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("the appender connects");
+    let _: String = redis::cmd("XADD")
+        .arg(env.keys.stream("default"))
+        .arg("*")
+        .arg("id")
+        .arg("acl-raw")
+        .arg("type")
+        .arg("noop")
+        .arg("delay")
+        .arg("50ms")
+        .query_async(&mut appender_conn)
+        .await
+        .expect("a raw XADD under the appender's rule");
+
     let jobs = CoreJobs::enqueue(&producer).await;
     let unique = producer
         .enqueue(
@@ -117,6 +161,21 @@ async fn every_role_serves_its_part_under_only_its_documented_rule() {
         .id;
 
     jobs.wait_done(&env.conn, &env.keys).await;
+    for id in [plain.as_str(), "acl-raw"] {
+        env.wait_status("default", id, Status::Completed, LONG)
+            .await;
+        let read = flotilla_proto::describe_job(
+            &mut appender_conn,
+            &env.keys,
+            "default",
+            id,
+            &Default::default(),
+        )
+        .await
+        .expect("the appender reads a job back")
+        .expect("the job is found");
+        assert_eq!(read.status, Some(Status::Completed), "{id}");
+    }
     env.wait_status("default", &unique, Status::Completed, LONG)
         .await;
     wait_schedule_ran(&env.conn, &env.keys, "tick").await;
@@ -157,6 +216,23 @@ async fn every_role_serves_its_part_under_only_its_documented_rule() {
     ] {
         run_flotilla(&operator_url, &[], args);
     }
+    // A producer cancels the jobs it enqueued, from the command line too.
+    let to_cancel = producer
+        .enqueue(
+            NewJob::new("noop", &json!({}))
+                .expect("job")
+                .delay(Duration::from_secs(3600)),
+        )
+        .await
+        .expect("a job to cancel")
+        .id;
+    run_flotilla(
+        &url("flotilla-producer"),
+        &[],
+        &["jobs", "cancel", &to_cancel],
+    );
+    env.wait_status("default", &to_cancel, Status::Cancelled, LONG)
+        .await;
     env.wait_status("default", &jobs.dies, Status::Dead, LONG)
         .await;
     // The running worker takes up the raised count (within ten seconds) under its rule.
@@ -229,4 +305,160 @@ async fn every_role_serves_its_part_under_only_its_documented_rule() {
         scheduler.log(),
         dashboard.log()
     );
+}
+
+/// The error Redis gave `args` as `conn`'s user, or `None` when it ran.
+async fn refusal(conn: &mut redis::aio::MultiplexedConnection, args: &[&str]) -> Option<String> {
+    let mut cmd = redis::cmd(args[0]);
+    for arg in &args[1..] {
+        cmd.arg(*arg);
+    }
+    cmd.query_async::<redis::Value>(conn)
+        .await
+        .err()
+        .map(|e| e.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_role_can_do_what_its_rule_leaves_out() {
+    let addr = free_local_addr();
+    let port = addr.rsplit(':').next().expect("port").to_owned();
+    // A short busy threshold, so that a script that never ends blocks others at once.
+    let env = Env::start_with(&[
+        "--port",
+        &port,
+        "--bind",
+        "127.0.0.1",
+        "--busy-reply-threshold",
+        "100",
+    ])
+    .await;
+    for rule in documented_rules() {
+        let mut cmd = redis::cmd("ACL");
+        cmd.arg(&rule);
+        env.cmd::<()>(&mut cmd).await;
+    }
+    let connect = |user: &'static str| {
+        let url = format!("redis://{user}:{PASSWORD}@{addr}");
+        async move {
+            redis::Client::open(url)
+                .expect("url")
+                .get_multiplexed_async_connection()
+                .await
+                .expect("connects")
+        }
+    };
+    // What SECURITY.md's table says each role cannot do, and what no role may do.
+    let everyone: &[&[&str]] = &[
+        &["CONFIG", "GET", "*"],
+        &["KEYS", "*"],
+        &["FLUSHALL"],
+        &["SCRIPT", "FLUSH"],
+        &["GET", "not-flotilla"],
+    ];
+    // The scheduler's lease and fencing epoch, which only the scheduler may move.
+    let lease: &[&[&str]] = &[
+        &["SET", "flotilla:{global}:fence", "999999"],
+        &["INCR", "flotilla:{global}:fence"],
+        &["DEL", "flotilla:{global}:leader"],
+        &["SET", "flotilla:{global}:leader", "me"],
+    ];
+    let appender: &[&[&str]] = &[
+        &["EVAL", "return 1", "0"],
+        &["EVALSHA", "e0e1f9fabfc9d4800c877a703b823ac0578ff8db", "0"],
+        &["SCRIPT", "LOAD", "return 1"],
+        &["DEL", "flotilla:{default}:delayed"],
+        &["ZREM", "flotilla:{default}:delayed", "x"],
+        &["XTRIM", "flotilla:{default}:dead", "MAXLEN", "0"],
+        &["XDEL", "flotilla:{default}:q", "1-1"],
+        &["HSET", "flotilla:{default}:job:x", "status", "completed"],
+        &["SET", "flotilla:{default}:unique:x", "y"],
+        &["XADD", "flotilla:{default}:done", "*", "id", "x"],
+        &["SADD", "flotilla:{global}:paused", "default"],
+        &["HSET", "flotilla:{global}:partitions", "default", "9"],
+        &["SMEMBERS", "flotilla:{global}:queues"],
+    ];
+    let producer: &[&[&str]] = &[
+        &["DEL", "flotilla:{default}:delayed"],
+        &["ZREMRANGEBYRANK", "flotilla:{default}:delayed", "0", "-1"],
+        &["XTRIM", "flotilla:{default}:dead", "MAXLEN", "0"],
+        &["XTRIM", "flotilla:{default}:q", "MAXLEN", "0"],
+        &["DEL", "flotilla:{default}:q"],
+        &["XADD", "flotilla:{default}:done", "*", "id", "x"],
+        &["SET", "flotilla:{default}:job:x", "y"],
+        &["DEL", "flotilla:{default}:idx:dead"],
+        &["HSET", "flotilla:{global}:schedules", "x", "{}"],
+        &["SADD", "flotilla:{global}:paused", "default"],
+        &["HSET", "flotilla:{global}:partitions", "default", "9"],
+        &["DEL", "flotilla:{global}:workers"],
+        // A script runs with its caller's rights, not more.
+        &[
+            "EVAL",
+            "return redis.call('SET', KEYS[1], '1')",
+            "1",
+            "flotilla:{global}:fence",
+        ],
+    ];
+    let worker: &[&[&str]] = &[
+        &["HSET", "flotilla:{global}:schedules", "x", "{}"],
+        &["DEL", "flotilla:{global}:schedule:x"],
+        &["XADD", "flotilla:{global}:alerts", "*", "a", "b"],
+        &["SADD", "flotilla:{global}:paused", "default"],
+        &["EVAL", "return 1", "0"],
+        &["SCRIPT", "KILL"],
+    ];
+    let scheduler: &[&[&str]] = &[
+        &["SADD", "flotilla:{global}:paused", "default"],
+        &["HSET", "flotilla:{global}:worker:w1", "a", "b"],
+        &["DEL", "flotilla:{global}:workers"],
+        &["HSET", "flotilla:{global}:partitions", "default", "9"],
+        &["EVAL", "return 1", "0"],
+        &["SCRIPT", "KILL"],
+    ];
+    let operator: &[&[&str]] = &[
+        &["XADD", "flotilla:{global}:alerts", "*", "a", "b"],
+        &["DEL", "flotilla:{global}:lost"],
+        &["EVAL", "return 1", "0"],
+    ];
+    for (user, denied) in [
+        ("flotilla-appender", [appender, lease]),
+        ("flotilla-producer", [producer, lease]),
+        ("flotilla-worker", [worker, lease]),
+        ("flotilla-scheduler", [scheduler, &[]]),
+        ("flotilla-operator", [operator, lease]),
+    ] {
+        let mut conn = connect(user).await;
+        for args in everyone.iter().chain(denied.concat().iter()) {
+            let error = refusal(&mut conn, args).await;
+            assert!(
+                error.as_deref().is_some_and(|e| e.contains("NOPERM")
+                    || e.contains("No permissions")
+                    || e.contains("no permissions")),
+                "{user} may run {args:?}: {error:?}"
+            );
+        }
+    }
+
+    // A role that may run scripts can stall Redis with one that never ends; the operator
+    // can end it, as SECURITY.md says.
+    let mut stalling = connect("flotilla-producer").await;
+    let stall =
+        tokio::spawn(
+            async move { refusal(&mut stalling, &["EVAL", "while true do end", "0"]).await },
+        );
+    let mut operator = connect("flotilla-operator").await;
+    let mut bystander = connect("flotilla-worker").await;
+    flotilla_tests::eventually(LONG, "Redis to answer BUSY while the script runs", || {
+        let mut conn = bystander.clone();
+        async move {
+            refusal(&mut conn, &["PING"])
+                .await
+                .filter(|e| e.contains("BUSY"))
+        }
+    })
+    .await;
+    assert_eq!(refusal(&mut operator, &["SCRIPT", "KILL"]).await, None);
+    // The stalling call ends (killed, or timed out on the client's side).
+    let _ = stall.await;
+    assert_eq!(refusal(&mut bystander, &["PING"]).await, None);
 }

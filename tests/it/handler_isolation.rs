@@ -46,17 +46,30 @@ inherit_env = ["KEEP_ME"]
         .lines()
         .filter_map(|line| line.split_once('=').map(|(name, _)| name))
         .collect();
-    for secret in ["FLOTILLA_REDIS_URL", "FLOTILLA_DASHBOARD_TOKEN", "PAYMENTS_API_KEY"] {
-        assert!(!names.contains(&secret), "{secret} reached the command: {shown}");
+    for secret in [
+        "FLOTILLA_REDIS_URL",
+        "FLOTILLA_DASHBOARD_TOKEN",
+        "PAYMENTS_API_KEY",
+    ] {
+        assert!(
+            !names.contains(&secret),
+            "{secret} reached the command: {shown}"
+        );
     }
-    assert!(!shown.contains("s3cret"), "a secret reached the command: {shown}");
+    assert!(
+        !shown.contains("s3cret"),
+        "a secret reached the command: {shown}"
+    );
     for passed in [
         "GREETING=hello",
         "KEEP_ME=kept",
         "FLOTILLA_JOB_TYPE=envdump",
         "FLOTILLA_QUEUE=default",
     ] {
-        assert!(shown.lines().any(|l| l == passed), "{passed} missing: {shown}");
+        assert!(
+            shown.lines().any(|l| l == passed),
+            "{passed} missing: {shown}"
+        );
     }
     assert!(names.contains(&"PATH"), "PATH is passed on: {shown}");
     drop(worker);

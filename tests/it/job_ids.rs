@@ -105,7 +105,8 @@ async fn producers_refuse_an_own_id_of_an_entry_ids_form() {
         .id("1700000000000-5");
     let error = env.producer.enqueue(job).await.expect_err("refused");
     assert!(
-        matches!(error, ProducerError::Encoding(_)) && error.to_string().contains("stream entry id"),
+        matches!(error, ProducerError::Encoding(_))
+            && error.to_string().contains("stream entry id"),
         "{error}"
     );
     // Ids that only look numeric are still anyone's to give.

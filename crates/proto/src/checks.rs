@@ -110,12 +110,25 @@ mod tests {
 
     #[test]
     fn own_ids_never_take_the_form_of_an_entry_id() {
-        for reserved in ["1900000000000-0", "0-1", "18446744073709551615-18446744073709551615"] {
+        for reserved in [
+            "1900000000000-0",
+            "0-1",
+            "18446744073709551615-18446744073709551615",
+        ] {
             assert!(is_entry_id_form(reserved), "{reserved}");
             let err = check_job_id(reserved).expect_err(reserved).to_string();
             assert!(err.contains("stream entry id"), "{err}");
         }
-        for own in ["1900000000000", "order-17", "1-2-3", "-1", "1-", "a1-2", "1-2a", "nightly@1700000000000"] {
+        for own in [
+            "1900000000000",
+            "order-17",
+            "1-2-3",
+            "-1",
+            "1-",
+            "a1-2",
+            "1-2a",
+            "nightly@1700000000000",
+        ] {
             assert!(!is_entry_id_form(own), "{own}");
             assert!(check_job_id(own).is_ok(), "{own}");
         }
