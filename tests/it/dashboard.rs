@@ -253,9 +253,15 @@ async fn a_form_needs_its_sessions_csrf_token_and_a_read_only_dashboard_changes_
         &format!("csrf={csrf}&back=/queues/default"),
     );
     assert_eq!(done.status, 303, "{}", done.body);
-    assert_eq!(
-        done.header("location"),
-        Some("/queues/default?flash=Queue%20default%20paused.")
+    // The page it returns to shows the message; its URL names it only by an id.
+    let location = done.header("location").expect("a redirect").to_owned();
+    assert!(
+        location.starts_with("/queues/default?flash=") && !location.contains("paused"),
+        "{location}"
+    );
+    assert!(
+        get(&addr, &location).body.contains("Queue default paused."),
+        "the message is shown"
     );
     assert_eq!(
         json_of(&get(&addr, "/api/v1/queues/default"))["paused"],
@@ -267,9 +273,11 @@ async fn a_form_needs_its_sessions_csrf_token_and_a_read_only_dashboard_changes_
         None,
         &format!("csrf={csrf}&back=//evil.example/"),
     );
-    assert_eq!(
-        away.header("location"),
-        Some("/?flash=Queue%20default%20resumed.")
+    assert!(
+        away.header("location")
+            .is_some_and(|l| l.starts_with("/?flash=")),
+        "{:?}",
+        away.header("location")
     );
     let log = dashboard.log();
     assert!(

@@ -558,7 +558,7 @@ async fn scheduled_jobs_follow_the_settings_defaults() {
     let _scheduler = WorkerProcess::scheduler(&env.url(), &[], Some(toml));
     let record = eventually(LONG, "a tick to be fired", || async {
         let keys: Vec<String> = env
-            .cmd(redis::cmd("KEYS").arg(env.keys.job_scan_pattern("tick@")))
+            .cmd(redis::cmd("KEYS").arg(format!("{}tick@*", env.keys.job_prefix("default"))))
             .await;
         match keys.first() {
             Some(key) => {

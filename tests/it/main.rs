@@ -8,6 +8,7 @@ mod cli;
 mod cluster;
 mod crash;
 mod dashboard;
+mod dashboard_guard;
 mod demo;
 mod deploy;
 mod durability;

@@ -133,13 +133,21 @@ impl FlotillaProcess {
     /// Starts `flotilla dashboard --listen <listen>` on `url`, allowing changes with
     /// `token` when one is given, and waits until `/healthz` answers.
     pub fn dashboard(url: &str, listen: &str, token: Option<&str>) -> Self {
+        Self::dashboard_with(url, listen, token, &[])
+    }
+
+    /// [`FlotillaProcess::dashboard`] with more arguments. `listen` may be `0.0.0.0:port`:
+    /// the wait is then for `127.0.0.1:port`.
+    pub fn dashboard_with(url: &str, listen: &str, token: Option<&str>, extra: &[&str]) -> Self {
         let env: Vec<(&str, &str)> = token
             .map(|t| ("FLOTILLA_DASHBOARD_TOKEN", t))
             .into_iter()
             .collect();
-        let process = Self::spawn_args(&["dashboard", "--listen", listen], url, &env, None);
+        let args = [&["dashboard", "--listen", listen][..], extra].concat();
+        let process = Self::spawn_args(&args, url, &env, None);
+        let reach = listen.replace("0.0.0.0:", "127.0.0.1:");
         let deadline = Instant::now() + Duration::from_secs(20);
-        while crate::http_get(listen, "/healthz").map(|(status, _)| status) != Some(200) {
+        while crate::http_get(&reach, "/healthz").map(|(status, _)| status) != Some(200) {
             assert!(
                 Instant::now() < deadline,
                 "the dashboard did not answer: {}",

@@ -32,6 +32,11 @@ pub enum AdminError {
         prefix: String,
         matches: Vec<String>,
     },
+    #[error(
+        "the search for ids starting with {prefix:?} stopped after {budget} ids in one queue \
+         without telling one job apart: give more of the id, or the whole id and its queue"
+    )]
+    SearchStopped { prefix: String, budget: usize },
     #[error("job {id} is in several queues ({}): name the queue", queues.join(", "))]
     InSeveralQueues { id: String, queues: Vec<String> },
     #[error("job {0} is running: cancel it first, so its worker stops it")]

@@ -7,8 +7,6 @@ use crate::{Admin, AdminError};
 
 /// Matches listed when a prefix is ambiguous.
 const AMBIGUOUS_SHOWN: usize = 10;
-/// Keys asked for per SCAN step while matching a prefix.
-const SCAN_COUNT: usize = 1000;
 
 impl Admin {
     /// The job with this id, or the only job whose id starts with it, in `queue` or in
@@ -38,31 +36,43 @@ impl Admin {
         if let Some(record) = exact.pop() {
             return Ok(record);
         }
-        let records: Vec<(String, String)> = self
-            .records_with_prefix(id, &queues)
-            .await?
-            .into_iter()
-            .filter(|(q, _)| queues.contains(q))
-            .collect();
-        // Fast-path jobs have no record: their ids are entry ids, found on their streams
-        // and among recent completions.
-        let mut fast = Vec::new();
+        // Jobs with records are found in the queue's own indexes; fast-path jobs, which
+        // have none, by their entry ids on the stream and among recent completions. Each
+        // search has a fixed budget, so a look-up costs the same however large Redis is.
+        let mut matches: Vec<(String, String)> = Vec::new();
+        let mut incomplete = false;
         for queue in &queues {
-            for job in flotilla_proto::fast_ids_with_prefix(
+            let records = flotilla_proto::record_ids_with_prefix(
                 &mut self.conn,
                 &self.keys,
                 queue,
                 id,
                 AMBIGUOUS_SHOWN + 1,
             )
-            .await?
-            {
-                if !records.iter().any(|(_, j)| *j == job) {
-                    fast.push((queue.clone(), job));
+            .await?;
+            incomplete |= records.incomplete;
+            let fast = flotilla_proto::fast_ids_with_prefix(
+                &mut self.conn,
+                &self.keys,
+                queue,
+                id,
+                AMBIGUOUS_SHOWN + 1,
+            )
+            .await?;
+            for job in records.ids.into_iter().chain(fast) {
+                if !matches.iter().any(|(q, j)| q == queue && *j == job) {
+                    matches.push((queue.clone(), job));
                 }
             }
         }
-        let mut found = records.into_iter().chain(fast);
+        if incomplete && matches.len() <= 1 {
+            // A match may lie past where the search stopped: one found is not "the only".
+            return Err(AdminError::SearchStopped {
+                prefix: id.to_owned(),
+                budget: flotilla_proto::PREFIX_SEARCH_BUDGET,
+            });
+        }
+        let mut found = matches.into_iter();
         match (found.next(), found.next()) {
             (None, _) => Err(AdminError::NoSuchJob(id.to_owned())),
             (Some((queue, job)), None) => self
@@ -81,6 +91,18 @@ impl Admin {
         }
     }
 
+    /// The job `id` of `queue`, exactly as named, wherever it is kept. It costs a few
+    /// reads whatever the id (never a search by prefix), so it is what a page or an API
+    /// call that names a job asks.
+    pub async fn job(&mut self, queue: &str, id: &str) -> Result<JobRecord, AdminError> {
+        if id.trim().is_empty() {
+            return Err(AdminError::EmptyId);
+        }
+        self.describe(queue, id)
+            .await?
+            .ok_or_else(|| AdminError::NoSuchJob(id.to_owned()))
+    }
+
     /// `job_id` of `queue`, wherever it is kept.
     pub(crate) async fn describe(
         &mut self,
@@ -92,62 +114,5 @@ impl Admin {
             flotilla_proto::describe_job(&mut self.conn, &self.keys, queue, job_id, defaults)
                 .await?,
         )
-    }
-
-    /// (queue, id) of records whose id starts with `prefix`, a few more than are shown:
-    /// one SCAN over every queue, or on a cluster, where a SCAN covers one node, one per
-    /// queue sent to the queue's node.
-    async fn records_with_prefix(
-        &mut self,
-        prefix: &str,
-        queues: &[String],
-    ) -> Result<Vec<(String, String)>, AdminError> {
-        let patterns: Vec<String> = if self.conn.is_cluster() {
-            queues
-                .iter()
-                .map(|queue| self.keys.queue_job_scan_pattern(queue, prefix))
-                .collect()
-        } else {
-            vec![self.keys.job_scan_pattern(prefix)]
-        };
-        let mut found = Vec::new();
-        for pattern in &patterns {
-            self.scan_records(pattern, &mut found).await?;
-            if found.len() > AMBIGUOUS_SHOWN {
-                break;
-            }
-        }
-        Ok(found)
-    }
-
-    /// Adds (queue, id) of the records matching `pattern` to `found`, until it holds more
-    /// than are shown.
-    async fn scan_records(
-        &mut self,
-        pattern: &str,
-        found: &mut Vec<(String, String)>,
-    ) -> Result<(), AdminError> {
-        let namespace = format!("{}:{{", self.keys.namespace());
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(pattern)
-                .arg("COUNT")
-                .arg(SCAN_COUNT)
-                .query_async(&mut self.conn)
-                .await?;
-            // `<namespace>:{<queue>}:job:<id>`
-            found.extend(batch.iter().filter_map(|key| {
-                let rest = key.strip_prefix(&namespace)?;
-                let (queue, id) = rest.split_once("}:job:")?;
-                Some((queue.to_owned(), id.to_owned()))
-            }));
-            cursor = next;
-            if cursor == 0 || found.len() > AMBIGUOUS_SHOWN {
-                return Ok(());
-            }
-        }
     }
 }

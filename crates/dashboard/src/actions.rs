@@ -51,16 +51,9 @@ fn logged<T>(
     result
 }
 
-/// The job `id` of `queue`, exactly.
+/// The job `id` of `queue`, exactly: a few reads, never a search by prefix.
 pub async fn job(state: &AppState, queue: &str, id: &str) -> Result<JobRecord, ApiError> {
-    let record = state.admin().find_job(id, Some(queue)).await?;
-    if record.id != id {
-        // Found by prefix: a change must name its job whole.
-        return Err(ApiError::NotFound(format!(
-            "no job {id:?} on queue {queue:?}"
-        )));
-    }
-    Ok(record)
+    Ok(state.admin().job(queue, id).await?)
 }
 
 pub async fn set_queue_paused(

@@ -1,10 +1,12 @@
-//! Who may change things. Without a token the dashboard is read-only. With one, the API
-//! takes it as `Authorization: Bearer <token>`, and a browser signs in once with it and
-//! a name, getting a session cookie (HttpOnly, SameSite=Strict) and a CSRF token that
-//! every form carries. Every change is logged with who made it and from where.
+//! Who may read and who may change things. Without a token the dashboard is read-only.
+//! With one, the API takes it as `Authorization: Bearer <token>`, and a browser signs in
+//! once with it and a name, getting a session cookie (HttpOnly, SameSite=Strict) and a
+//! CSRF token that every form carries. Reads are open, or need the token too
+//! ([`Reads::NeedToken`]). Every change is logged with who made it and from where; an
+//! address that keeps giving a wrong token is refused for a while.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -21,12 +23,38 @@ const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 const ACTOR_HEADER: &str = "x-flotilla-actor";
 /// Names are cut to this length in the log.
 const MAX_ACTOR_LEN: usize = 64;
+/// Wrong tokens one address may give within [`FAILURE_WINDOW`] before it is refused
+/// until the window ends.
+pub const MAX_FAILURES: u32 = 10;
+/// The window in which wrong tokens are counted.
+pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+/// Addresses whose wrong tokens are remembered at once, at most: a flood from many
+/// addresses cannot grow the table without bound.
+const MAX_TRACKED_ADDRESSES: usize = 10_000;
 
-/// The token and the signed-in browser sessions.
+/// Who may read the pages and the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reads {
+    /// Anyone who reaches the dashboard: for one that listens on loopback only.
+    Open,
+    /// Only a signed-in browser or an API client with the bearer token.
+    NeedToken,
+}
+
+/// The token, who may read, the signed-in browser sessions, and recent wrong tokens.
 #[derive(Debug)]
 pub struct Auth {
     token: Option<String>,
+    reads: Reads,
     sessions: Mutex<HashMap<String, Session>>,
+    failures: Mutex<HashMap<IpAddr, Failures>>,
+}
+
+/// Wrong tokens from one address in the current window.
+#[derive(Debug, Clone, Copy)]
+struct Failures {
+    since: Instant,
+    count: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -53,10 +81,13 @@ pub struct Actor {
 }
 
 impl Auth {
-    pub fn new(token: Option<String>) -> Self {
+    /// `reads` other than [`Reads::Open`] needs a token: the caller checks that.
+    pub fn new(token: Option<String>, reads: Reads) -> Self {
         Self {
             token: token.filter(|t| !t.trim().is_empty()),
+            reads,
             sessions: Mutex::new(HashMap::new()),
+            failures: Mutex::new(HashMap::new()),
         }
     }
 
@@ -65,20 +96,63 @@ impl Auth {
         self.token.is_none()
     }
 
-    fn token_matches(&self, given: &str) -> bool {
-        self.token
+    /// Whether reads need the token.
+    pub fn reads(&self) -> Reads {
+        self.reads
+    }
+
+    /// Whether this request may read: reads are open, or it comes from a signed-in
+    /// browser or carries the bearer token. A wrong bearer token counts as a failure.
+    pub fn may_read(&self, headers: &HeaderMap, addr: SocketAddr) -> bool {
+        if self.reads == Reads::Open || self.viewer(headers).is_some() {
+            return true;
+        }
+        bearer(headers).is_some_and(|given| self.check_token(given, addr).is_ok())
+    }
+
+    /// Compares `given` with the token, refusing an address that gave too many wrong
+    /// ones lately; a wrong one is counted against its address.
+    fn check_token(&self, given: &str, addr: SocketAddr) -> Result<(), ApiError> {
+        let ip = addr.ip();
+        let now = Instant::now();
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let current = failures
+            .get(&ip)
+            .filter(|f| now.duration_since(f.since) < FAILURE_WINDOW)
+            .copied();
+        if current.is_some_and(|f| f.count >= MAX_FAILURES) {
+            return Err(ApiError::TooManyRequests(format!(
+                "{MAX_FAILURES} wrong tokens from this address within {}s: wait before trying again",
+                FAILURE_WINDOW.as_secs()
+            )));
+        }
+        let matches = self
+            .token
             .as_deref()
-            .is_some_and(|token| constant_time_eq(token.as_bytes(), given.as_bytes()))
+            .is_some_and(|token| constant_time_eq(token.as_bytes(), given.as_bytes()));
+        if matches {
+            return Ok(());
+        }
+        if failures.len() >= MAX_TRACKED_ADDRESSES {
+            failures.retain(|_, f| now.duration_since(f.since) < FAILURE_WINDOW);
+        }
+        if failures.len() < MAX_TRACKED_ADDRESSES || current.is_some() {
+            let mut counted = current.unwrap_or(Failures {
+                since: now,
+                count: 0,
+            });
+            counted.count += 1;
+            failures.insert(ip, counted);
+        }
+        Err(ApiError::Unauthorized("wrong token".into()))
     }
 
     /// Checks a sign-in; on success, a new session id and its CSRF token.
-    pub fn sign_in(&self, actor: &str, token: &str) -> Result<String, ApiError> {
+    pub fn sign_in(&self, actor: &str, token: &str, addr: SocketAddr) -> Result<String, ApiError> {
         if self.read_only() {
             return Err(read_only());
         }
-        if !self.token_matches(token) {
-            return Err(ApiError::Unauthorized("wrong token".into()));
-        }
+        self.check_token(token, addr)?;
         let id = uuid::Uuid::new_v4().simple().to_string();
         let session = Session {
             actor: clean_actor(actor).unwrap_or_else(|| "browser".to_owned()),
@@ -113,16 +187,10 @@ impl Auth {
         if self.read_only() {
             return Err(read_only());
         }
-        let given = headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(|| {
-                ApiError::Unauthorized("changes need `Authorization: Bearer <token>`".into())
-            })?;
-        if !self.token_matches(given.trim()) {
-            return Err(ApiError::Unauthorized("wrong token".into()));
-        }
+        let given = bearer(headers).ok_or_else(|| {
+            ApiError::Unauthorized("changes need `Authorization: Bearer <token>`".into())
+        })?;
+        self.check_token(given, addr)?;
         let name = headers
             .get(ACTOR_HEADER)
             .and_then(|v| v.to_str().ok())
@@ -186,6 +254,19 @@ pub fn audit(actor: &Actor, action: &str, target: &str, outcome: &str) {
     );
 }
 
+/// Logs a change the dashboard refused (no or a wrong token, a bad CSRF token, another
+/// origin, too many wrong tokens): who tried, and what.
+pub fn audit_refusal(addr: SocketAddr, method: &str, path: &str, status: u16) {
+    tracing::warn!(
+        target: "flotilla::audit",
+        addr = %addr,
+        action = %format!("{method} {path}").escape_debug(),
+        status,
+        outcome = "refused",
+        "dashboard change refused"
+    );
+}
+
 fn read_only() -> ApiError {
     ApiError::Forbidden(
         "the dashboard is read-only: start it with FLOTILLA_DASHBOARD_TOKEN to allow changes"
@@ -204,6 +285,15 @@ fn clean_actor(name: &str) -> Option<String> {
     (!name.is_empty()).then_some(name)
 }
 
+/// The bearer token a request carries, if any.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
 /// A cookie's value from the request's `Cookie` headers.
 fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
@@ -216,7 +306,9 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_owned())
 }
 
-/// When the browser says where the request came from, it must be this host.
+/// When the browser says where the request came from, it must be this dashboard, scheme
+/// and all: `http://<Host>`, or `https://<Host>` behind a proxy that says
+/// `X-Forwarded-Proto: https`. An opaque origin (`null`) is never this dashboard.
 fn same_origin(headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(ORIGIN).and_then(|v| v.to_str().ok()) else {
         return true;
@@ -225,8 +317,13 @@ fn same_origin(headers: &HeaderMap) -> bool {
         .get(HOST)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
-    origin_host == host
+    let scheme = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map(str::trim)
+        .unwrap_or("http");
+    !host.is_empty() && origin.eq_ignore_ascii_case(&format!("{scheme}://{host}"))
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -247,10 +344,10 @@ mod tests {
 
     #[test]
     fn a_session_needs_its_own_csrf_token_and_origin() {
-        let auth = Auth::new(Some("s3cret".into()));
+        let auth = Auth::new(Some("s3cret".into()), Reads::Open);
         let addr: SocketAddr = "127.0.0.1:1".parse().expect("an address");
-        assert!(auth.sign_in("ann", "wrong").is_err());
-        let id = auth.sign_in("ann", "s3cret").expect("signs in");
+        assert!(auth.sign_in("ann", "wrong", addr).is_err());
+        let id = auth.sign_in("ann", "s3cret", addr).expect("signs in");
         let cookie = format!("other=1; {SESSION_COOKIE}={id}");
         let csrf = auth
             .viewer(&headers(&[("cookie", &cookie)]))
@@ -269,15 +366,23 @@ mod tests {
             auth.form_actor(&ok, addr, "forged"),
             Err(ApiError::Forbidden(_))
         ));
-        let elsewhere = headers(&[
+        for origin in ["http://evil", "https://h:1", "null", "ftp://h:1"] {
+            let elsewhere = headers(&[("cookie", &cookie), ("host", "h:1"), ("origin", origin)]);
+            assert!(
+                matches!(
+                    auth.form_actor(&elsewhere, addr, &csrf),
+                    Err(ApiError::Forbidden(_))
+                ),
+                "{origin}"
+            );
+        }
+        let proxied = headers(&[
             ("cookie", &cookie),
             ("host", "h:1"),
-            ("origin", "http://evil"),
+            ("origin", "https://h:1"),
+            ("x-forwarded-proto", "https"),
         ]);
-        assert!(matches!(
-            auth.form_actor(&elsewhere, addr, &csrf),
-            Err(ApiError::Forbidden(_))
-        ));
+        assert!(auth.form_actor(&proxied, addr, &csrf).is_ok());
         assert!(matches!(
             auth.form_actor(&headers(&[]), addr, &csrf),
             Err(ApiError::Unauthorized(_))
@@ -285,14 +390,37 @@ mod tests {
     }
 
     #[test]
+    fn an_address_that_keeps_guessing_is_refused_for_a_while() {
+        let auth = Auth::new(Some("s3cret".into()), Reads::NeedToken);
+        let guesser: SocketAddr = "10.0.0.1:1".parse().expect("an address");
+        let other: SocketAddr = "10.0.0.2:1".parse().expect("an address");
+        for _ in 0..MAX_FAILURES {
+            assert!(matches!(
+                auth.sign_in("eve", "guess", guesser),
+                Err(ApiError::Unauthorized(_))
+            ));
+        }
+        // Even the right token is refused from there until the window ends.
+        assert!(matches!(
+            auth.sign_in("eve", "s3cret", guesser),
+            Err(ApiError::TooManyRequests(_))
+        ));
+        let bearer = headers(&[("authorization", "Bearer s3cret")]);
+        assert!(!auth.may_read(&bearer, guesser));
+        assert!(auth.may_read(&bearer, other));
+        assert!(auth.sign_in("ann", "s3cret", other).is_ok());
+        assert!(!auth.may_read(&headers(&[]), other), "reads need the token");
+    }
+
+    #[test]
     fn without_a_token_nothing_may_change() {
-        let auth = Auth::new(None);
+        let auth = Auth::new(None, Reads::Open);
         let addr: SocketAddr = "127.0.0.1:1".parse().expect("an address");
         let bearer = headers(&[("authorization", "Bearer anything")]);
         assert!(matches!(
             auth.api_actor(&bearer, addr),
             Err(ApiError::Forbidden(_))
         ));
-        assert!(auth.sign_in("ann", "").is_err());
+        assert!(auth.sign_in("ann", "", addr).is_err());
     }
 }

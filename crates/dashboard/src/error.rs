@@ -19,6 +19,8 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    #[error("{0}")]
+    TooManyRequests(String),
     /// Redis did not answer.
     #[error("redis is unavailable: {0}")]
     Unavailable(String),
@@ -34,6 +36,7 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -50,6 +53,7 @@ impl From<AdminError> for ApiError {
             | AdminError::BadSince
             | AdminError::BadCursor { .. }
             | AdminError::Ambiguous { .. }
+            | AdminError::SearchStopped { .. }
             | AdminError::Proto(_)
             | AdminError::NotAQueue(_) => ApiError::BadRequest(text),
             AdminError::InSeveralQueues { .. }

@@ -7,36 +7,31 @@ mod actions;
 mod api;
 mod auth;
 mod error;
+mod flash;
+mod guard;
 mod openapi;
 mod overview;
 mod pages;
+mod serve;
 mod state;
-
-use std::net::SocketAddr;
 
 use axum::Router;
 use axum::routing::get;
-use tokio::net::TcpListener;
 
-pub use state::AppState;
+pub use auth::Reads;
+pub use serve::serve;
+pub use state::{AppState, ConfigError, DashboardConfig, ServeLimits};
 
-/// Builds the dashboard's routes over `state`.
+/// Builds the dashboard's routes over `state`, behind its guard (see `guard.rs`). Each
+/// request needs a `ConnectInfo<SocketAddr>` extension, which [`serve`] adds.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(api::healthz))
         .nest("/api/v1", api::routes())
         .merge(pages::routes())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::guard,
+        ))
         .with_state(state)
-}
-
-/// Serves the dashboard on `listener` until `shutdown` resolves.
-pub async fn serve(
-    listener: TcpListener,
-    state: AppState,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
 }

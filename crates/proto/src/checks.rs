@@ -45,7 +45,7 @@ pub const JOB_ID_RULE: &str = "1-256 printable characters without spaces, braces
 /// Whether `id` has the form of a stream entry id (`<ms>-<seq>`, digits on both sides).
 /// Such an id names a job without an id of its own (its entry's), so no producer may give
 /// it to a job: the two kinds of id never share a name, and one job cannot shadow another.
-pub fn is_entry_id_form(id: &str) -> bool {
+pub fn is_entry_id(id: &str) -> bool {
     id.split_once('-').is_some_and(|(ms, seq)| {
         !ms.is_empty()
             && !seq.is_empty()
@@ -55,9 +55,9 @@ pub fn is_entry_id_form(id: &str) -> bool {
 }
 
 /// Checks an id a producer gives its job: a valid name that is not of a stream entry
-/// id's form ([`is_entry_id_form`]).
+/// id's form ([`is_entry_id`]).
 pub fn check_job_id(id: &str) -> Result<(), ProtoError> {
-    if check_name(crate::field::ID, id).is_err() || is_entry_id_form(id) {
+    if check_name(crate::field::ID, id).is_err() || is_entry_id(id) {
         return Err(ProtoError::BadField {
             field: crate::field::ID,
             value: id.to_owned(),
@@ -115,7 +115,7 @@ mod tests {
             "0-1",
             "18446744073709551615-18446744073709551615",
         ] {
-            assert!(is_entry_id_form(reserved), "{reserved}");
+            assert!(is_entry_id(reserved), "{reserved}");
             let err = check_job_id(reserved).expect_err(reserved).to_string();
             assert!(err.contains("stream entry id"), "{err}");
         }
@@ -129,7 +129,7 @@ mod tests {
             "1-2a",
             "nightly@1700000000000",
         ] {
-            assert!(!is_entry_id_form(own), "{own}");
+            assert!(!is_entry_id(own), "{own}");
             assert!(check_job_id(own).is_ok(), "{own}");
         }
         assert!(check_job_id("a b").is_err());

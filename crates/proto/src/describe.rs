@@ -8,14 +8,16 @@ use redis::aio::ConnectionLike;
 
 use crate::entry::parse_duration_ms;
 use crate::{
-    CONSUMER_GROUP, JobDefaults, JobRecord, Keys, ProtoError, StreamEntry, field, range_entries,
+    CONSUMER_GROUP, JobDefaults, JobRecord, Keys, ProtoError, StreamEntry, field, is_entry_id,
+    range_entries,
 };
 
 /// Entries of `done` read per step while looking for a completion.
-const DONE_STEP: usize = 500;
+const DONE_STEP: usize = 1_000;
 /// How far past a job's enqueue time the `done` stream is searched, in entries: a job
 /// completed later than this many completions after it was enqueued is reported unknown.
-const DONE_SEARCH_LIMIT: usize = 50_000;
+/// It bounds what one look-up costs Redis (at most ten reads), whatever id is asked for.
+pub const DONE_SEARCH_LIMIT: usize = 10_000;
 /// Digits of the millisecond part of entry ids (until the year 2286).
 const ENTRY_MS_DIGITS: usize = 13;
 /// Where to begin looking in `done` for completions of jobs enqueued at `ms` (the
@@ -34,16 +36,6 @@ pub enum DescribeError {
     Redis(#[from] redis::RedisError),
     #[error(transparent)]
     Proto(#[from] ProtoError),
-}
-
-/// Whether `id` has the form of a stream entry id (`<ms>-<seq>`), as fast-path job ids do.
-pub fn is_entry_id(id: &str) -> bool {
-    id.split_once('-').is_some_and(|(ms, seq)| {
-        !ms.is_empty()
-            && !seq.is_empty()
-            && ms.bytes().all(|b| b.is_ascii_digit())
-            && seq.bytes().all(|b| b.is_ascii_digit())
-    })
 }
 
 /// The job `job_id` of `queue` as a record, wherever it is kept; `None` when it is nowhere

@@ -81,22 +81,6 @@ impl Keys {
         self.queue_key(queue, &format!("unique:{unique_key}"))
     }
 
-    /// A `SCAN MATCH` pattern for job records whose id starts with `prefix`, in any queue.
-    pub fn job_scan_pattern(&self, id_prefix: &str) -> String {
-        format!("{}:{{*}}:job:{}*", self.namespace, glob_escaped(id_prefix))
-    }
-
-    /// A `SCAN MATCH` pattern for job records of `queue` whose id starts with `prefix`:
-    /// its plain hash tag sends it to the queue's node on a cluster.
-    pub fn queue_job_scan_pattern(&self, queue: &str, id_prefix: &str) -> String {
-        format!(
-            "{}:{{{}}}:job:{}*",
-            self.namespace,
-            glob_escaped(queue),
-            glob_escaped(id_prefix)
-        )
-    }
-
     /// The set of known queue names.
     pub fn queues(&self) -> String {
         self.global_key("queues")
@@ -160,7 +144,7 @@ impl Keys {
 }
 
 /// `text` with the characters a glob pattern gives meaning to escaped.
-fn glob_escaped(text: &str) -> String {
+pub(crate) fn glob_escaped(text: &str) -> String {
     text.chars()
         .flat_map(|c| {
             let special = matches!(c, '*' | '?' | '[' | ']' | '\\');
@@ -191,12 +175,8 @@ mod tests {
     }
 
     #[test]
-    fn scan_pattern_escapes_glob_characters() {
-        let keys = Keys::new("ns");
-        assert_eq!(keys.job_scan_pattern("ab*"), "ns:{*}:job:ab\\**");
-        assert_eq!(
-            keys.queue_job_scan_pattern("mail#2", "ab?"),
-            "ns:{mail#2}:job:ab\\?*"
-        );
+    fn glob_characters_are_escaped() {
+        assert_eq!(glob_escaped("ab*"), "ab\\*");
+        assert_eq!(glob_escaped("a[b]?\\"), "a\\[b\\]\\?\\\\");
     }
 }

@@ -25,6 +25,7 @@ mod keys;
 mod lost;
 pub mod partition;
 mod policy;
+mod prefix;
 mod probe;
 mod queue_state;
 mod read_reply;
@@ -38,12 +39,14 @@ pub mod trace_context;
 pub use backoff::Backoff;
 pub use checks::{
     JOB_ID_RULE, MAX_ATTEMPTS, MAX_ATTEMPTS_RULE, NAME_RULE, check_job_id, check_max_attempts,
-    check_name, check_timeout_ms, is_entry_id_form,
+    check_name, check_timeout_ms, is_entry_id,
 };
 pub use connect::{
     RedisTarget, SharedConnection, SlotOwners, TargetError, TlsFiles, ToRedisTarget, key_slot,
 };
-pub use describe::{DescribeError, describe_job, done_entry_of, fast_ids_with_prefix, is_entry_id};
+pub use describe::{
+    DONE_SEARCH_LIMIT, DescribeError, describe_job, done_entry_of, fast_ids_with_prefix,
+};
 pub use encoding::{ContentType, Payload};
 pub use entry::{EntryFields, FastEntry, StreamEntry};
 pub use error::ProtoError;
@@ -55,6 +58,7 @@ pub use partition::{
     partition_names, queue_of_partition, split_partition,
 };
 pub use policy::{JobDefaults, JobPolicy, Limits, Retention};
+pub use prefix::{PREFIX_SEARCH_BUDGET, PrefixMatches, record_ids_with_prefix};
 pub use probe::{READY_WITHIN, redis_answers};
 pub use queue_state::{QueueState, read_queue_state, server_time_ms};
 pub use read_reply::{range_entries, read_reply_entries};

@@ -96,13 +96,24 @@ async fn start_dashboard(
     let url = format!("http://{}/", listener.local_addr()?);
     let token = uuid::Uuid::new_v4().simple().to_string();
     let admin = flotilla_admin::Admin::new(conn.clone(), keys.clone());
+    // Beyond loopback, reads need the token too, as for `flotilla dashboard`.
+    let reads = if listen.ip().is_loopback() {
+        flotilla_dashboard::Reads::Open
+    } else {
+        flotilla_dashboard::Reads::NeedToken
+    };
+    let config = flotilla_dashboard::DashboardConfig {
+        token: Some(token.clone()),
+        reads,
+        ..Default::default()
+    };
     let state = flotilla_dashboard::AppState::new(
         admin,
         producer.clone(),
         conn.clone(),
         keys.clone(),
-        Some(token.clone()),
-    );
+        config,
+    )?;
     let shutdown = Shutdown::new();
     let stop = shutdown.clone();
     let task = tokio::spawn(flotilla_dashboard::serve(listener, state, async move {

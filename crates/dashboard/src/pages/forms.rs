@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::layout::{Chrome, PageError, enc, page as shell};
+use super::layout::{Chrome, PageError, page as shell};
 use super::{Flash, chrome};
 use crate::AppState;
 use crate::actions;
@@ -66,10 +66,11 @@ pub struct SignIn {
 
 pub async fn sign_in(
     State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Form(form): Form<SignIn>,
 ) -> Response {
-    match state.auth.sign_in(&form.name, &form.token) {
+    match state.auth.sign_in(&form.name, &form.token, addr) {
         Ok(session) => {
             let cookie = format!("{SESSION_COOKIE}={session}; Path=/; HttpOnly; SameSite=Strict");
             (
@@ -96,7 +97,7 @@ pub async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> Resp
 }
 
 /// Back to the form's page with `message`; only a path on this dashboard is followed.
-fn back_with(back: Option<&str>, message: &str) -> Response {
+fn back_with(state: &AppState, back: Option<&str>, message: &str) -> Response {
     let back = back
         .filter(|b| b.starts_with('/') && !b.starts_with("//") && !b.contains('\\'))
         .unwrap_or("/");
@@ -105,7 +106,7 @@ fn back_with(back: Option<&str>, message: &str) -> Response {
         .split('&')
         .filter(|p| !p.is_empty() && !p.starts_with("flash="))
         .collect();
-    let flash = format!("flash={}", enc(message));
+    let flash = format!("flash={}", state.flashes.put(message));
     pairs.push(&flash);
     let location = format!("{path}?{}", pairs.join("&"));
     (StatusCode::SEE_OTHER, [(LOCATION, location)]).into_response()
@@ -127,6 +128,7 @@ pub async fn queue_action(
     let change = actions::set_queue_paused(&state, &actor, &queue, paused).await?;
     let said = if change.paused { "paused" } else { "resumed" };
     Ok(back_with(
+        &state,
         form.back.as_deref(),
         &format!("Queue {queue} {said}."),
     ))
@@ -147,6 +149,7 @@ pub async fn job_action(
         _ => return Err(unknown(&verb)),
     };
     Ok(back_with(
+        &state,
         form.back.as_deref(),
         &format!("Job {id} {}.", change.outcome),
     ))
@@ -168,7 +171,7 @@ pub async fn retry_dead(
         "Retried {} dead jobs ({} skipped).",
         count.retried, count.skipped
     );
-    Ok(back_with(form.back.as_deref(), &message))
+    Ok(back_with(&state, form.back.as_deref(), &message))
 }
 
 pub async fn schedule_action(
@@ -197,7 +200,7 @@ pub async fn schedule_action(
         }
         _ => return Err(unknown(&verb)),
     };
-    Ok(back_with(form.back.as_deref(), &message))
+    Ok(back_with(&state, form.back.as_deref(), &message))
 }
 
 fn unknown(verb: &str) -> PageError {

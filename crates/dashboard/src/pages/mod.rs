@@ -36,7 +36,8 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
-/// The message a change left for the page it returned to.
+/// The message a change left for the page it returned to, by the id it is kept under
+/// (never its text: see `flash.rs`).
 #[derive(Debug, Default, Deserialize)]
 pub struct Flash {
     pub flash: Option<String>,
@@ -47,7 +48,7 @@ fn chrome(state: &AppState, headers: &HeaderMap, flash: Flash, here: Option<Stri
     Chrome {
         viewer: state.auth.viewer(headers),
         read_only: state.auth.read_only(),
-        flash: flash.flash.filter(|f| !f.is_empty()),
+        flash: flash.flash.and_then(|id| state.flashes.get(&id)),
         refresh: here,
     }
 }

@@ -65,7 +65,7 @@ pub enum SkipReason {
     /// It names a job with no record and carries no type: the caller buries it.
     Orphan,
     /// A new job whose `id` has the form of a stream entry id, which names the jobs
-    /// without an id of their own ([`crate::is_entry_id_form`]): the caller buries it.
+    /// without an id of their own ([`crate::is_entry_id`]): the caller buries it.
     ReservedId,
     /// A reason this version does not know.
     Other(String),
