@@ -24,6 +24,7 @@ mod listing;
 mod malformed;
 mod observability;
 mod ops;
+mod pause;
 mod prefetch;
 mod priority;
 mod reconcile;

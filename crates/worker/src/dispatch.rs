@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use flotilla_proto::scripts::{
-    self, BeatReply, Bury, BuryReply, FastJob, Heartbeat, HeartbeatItem, RawJob, ScriptCall,
-    ScriptError, SkipReason, Start, StartEntry, StartReply, StartedJob,
+    self, BeatReply, Bury, BuryReply, FastJob, Heartbeat, HeartbeatItem, PutBack, RawJob,
+    ScriptCall, ScriptError, SkipReason, Start, StartEntry, StartReply, StartedJob,
 };
 use flotilla_proto::{EntryFields, millis, new_lease_token};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -115,13 +115,20 @@ pub(crate) async fn dispatch(
 
 /// Starts entries that each have a slot: fast-path ones at once (after confirming they
 /// are still this worker's when `confirm`), the rest with one `start` call per queue for
-/// all its entries, and the buries, in one pipeline.
+/// all its entries, and the buries, in one pipeline. An entry of a queue paused since it
+/// was read (a blocking read in flight when the pause came, say) goes back unrun.
 async fn start(
     shared: &Arc<Shared>,
     fetched: Vec<Fetched>,
     permits: Vec<OwnedSemaphorePermit>,
     confirm: bool,
 ) {
+    let (fetched, paused): (Vec<Fetched>, Vec<Fetched>) = fetched
+        .into_iter()
+        .partition(|f| !shared.is_paused(&f.queue));
+    if !paused.is_empty() {
+        put_back_paused(shared, paused).await;
+    }
     let mut plans = Plans::new(shared, fetched);
     let mut permits = permits.into_iter();
     let mut fast = std::mem::take(&mut plans.fast);
@@ -156,6 +163,50 @@ async fn hand_back_unstarted(shared: &Arc<Shared>, entries: Vec<Fetched>) {
     for plan in std::mem::take(&mut plans.fast) {
         begin_fast(shared, plan, None).await;
     }
+}
+
+/// Returns entries of paused queues unrun and uncharged: fast-path ones through
+/// `handback` (which keeps their job id), the others with one `putback` call per queue.
+/// Malformed ones are dead-lettered as they would be anyway.
+async fn put_back_paused(shared: &Arc<Shared>, entries: Vec<Fetched>) {
+    let mut plans = Plans::new(shared, entries);
+    for plan in std::mem::take(&mut plans.fast) {
+        begin_fast(shared, plan, None).await;
+    }
+    let calls: Vec<PutBack> = plans
+        .batches
+        .iter()
+        .map(|(queue, batch)| PutBack {
+            queue,
+            consumer: &shared.worker_id,
+            entries: batch
+                .iter()
+                .map(|plan| (plan.fetched.entry.entry_id.as_str(), plan.job_id.as_str()))
+                .collect(),
+        })
+        .collect();
+    if !calls.is_empty() {
+        let mut conn = shared.conn.clone();
+        match scripts::run_all(&mut conn, &shared.keys, &calls).await {
+            Ok(replies) => {
+                for (call, reply) in calls.iter().zip(replies) {
+                    match reply {
+                        Ok(moved) => {
+                            tracing::info!(queue = %call.queue, moved, "queue paused: entries put back unrun")
+                        }
+                        Err(e) => {
+                            tracing::warn!(queue = %call.queue, "could not put back entries of a paused queue (they stay pending for reclaim): {e}")
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(
+                "could not put back entries of a paused queue (they stay pending for reclaim): {e}"
+            ),
+        }
+    }
+    let buries = std::mem::take(&mut plans.buries);
+    bury_orphans(shared, buries).await;
 }
 
 /// The fast-path entries still pending under this worker at their delivery count, their

@@ -28,7 +28,6 @@ const MAX_ERROR_DELAY: Duration = Duration::from_secs(5);
 pub(crate) async fn fetch_loop(
     shared: &Arc<Shared>,
     blocking_reads: &BlockingReads,
-    paused: &RwLock<HashSet<String>>,
     shutdown: &Shutdown,
 ) {
     let slots = Arc::new(Semaphore::new(shared.config.concurrency));
@@ -79,7 +78,7 @@ pub(crate) async fn fetch_loop(
             return;
         };
         let served = shared.served.current();
-        let active = active_queues(&served, paused);
+        let active = active_queues(&served, &shared.paused);
         if active.is_empty() {
             drop(permits);
             tokio::select! {

@@ -46,9 +46,21 @@ pub(crate) struct Shared {
     pub metrics: Arc<WorkerMetrics>,
     /// The queues served and their partitions.
     pub served: Arc<Served>,
+    /// Queues paused by operators, read before the first fetch and refreshed by the
+    /// promoter.
+    pub paused: Arc<RwLock<HashSet<String>>>,
 }
 
 impl Shared {
+    /// Whether the queue `stream` belongs to (the queue, or one of its partitions) is
+    /// paused as far as this worker knows.
+    pub(crate) fn is_paused(&self, stream: &str) -> bool {
+        self.paused
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(flotilla_proto::queue_of_partition(stream))
+    }
+
     /// The metrics of `queue` and `job_type`; a type without a handler here is counted
     /// as unknown, so producers cannot grow the series without bound.
     pub(crate) fn series(&self, queue: &str, job_type: &str) -> Arc<JobSeries> {
@@ -144,8 +156,15 @@ impl Worker {
         tokio::spawn(
             async move { flotilla_proto::connect::warn_if_unsafe(&mut conn, &redis).await },
         );
-        let (shared, background) = self.start_background();
-        serve::fetch_loop(&shared, &blocking, &background.paused, &shutdown).await;
+        // A queue paused before this worker started stays paused for it: nothing is
+        // fetched until the paused set has been read (a rolling deploy starts workers
+        // while operators hold queues).
+        let Some(paused) = read_paused(&mut self.conn.clone(), &self.keys, &shutdown).await else {
+            tracing::info!(worker = %self.id, "stopped before serving");
+            return Ok(());
+        };
+        let (shared, background) = self.start_background(paused);
+        serve::fetch_loop(&shared, &blocking, &shutdown).await;
         draining.store(true, Ordering::Release);
         drain(&shared).await;
         background.finish(shared).await;
@@ -153,7 +172,7 @@ impl Worker {
     }
 
     /// Starts the outcome writer, the heartbeat and the promoter.
-    fn start_background(self) -> (Arc<Shared>, Background) {
+    fn start_background(self, paused: HashSet<String>) -> (Arc<Shared>, Background) {
         let Worker {
             conn,
             keys,
@@ -181,7 +200,7 @@ impl Worker {
             inflight: inflight.clone(),
             started_at: now_ms(),
         };
-        let paused = Arc::new(RwLock::new(HashSet::new()));
+        let paused = Arc::new(RwLock::new(paused));
         let served = Arc::new(Served::new(&config.queues));
         let promoter = promote_loop(
             conn.clone(),
@@ -196,7 +215,6 @@ impl Worker {
             heartbeat: tokio::spawn(heartbeat.run(stop.clone())),
             promoter: tokio::spawn(promoter),
             stop,
-            paused,
         };
         let shared = Arc::new(Shared {
             conn,
@@ -212,6 +230,7 @@ impl Worker {
             start_line: crate::start_line::StartLine::new(),
             metrics,
             served,
+            paused,
         });
         (shared, background)
     }
@@ -269,8 +288,6 @@ struct Background {
     promoter: JoinHandle<()>,
     /// Stops the heartbeat and the promoter.
     stop: CancellationToken,
-    /// Queues paused by operators, refreshed by the promoter.
-    paused: Arc<RwLock<HashSet<String>>>,
 }
 
 impl Background {
@@ -301,6 +318,31 @@ impl Background {
             tracing::warn!("could not leave the consumer groups cleanly: {e}");
         }
         tracing::info!(worker = %worker_id, "worker stopped");
+    }
+}
+
+/// The paused set, read until Redis answers; `None` if the worker is told to stop first.
+async fn read_paused(
+    conn: &mut SharedConnection,
+    keys: &Keys,
+    shutdown: &Shutdown,
+) -> Option<HashSet<String>> {
+    let mut warned = false;
+    loop {
+        match fetch::paused(conn, keys).await {
+            Ok(paused) => return Some(paused),
+            Err(e) if !warned => {
+                tracing::warn!(
+                    "cannot read the paused queues yet (will retry before serving): {e}"
+                );
+                warned = true;
+            }
+            Err(_) => {}
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = shutdown.triggered() => return None,
+        }
     }
 }
 

@@ -1,9 +1,10 @@
 //! Bindings that move jobs outside an attempt: `promote` due delayed jobs, `cancel` a job,
-//! `requeue` a stranded one, `forget_consumer` once it owns nothing.
+//! `requeue` a stranded one, `put_back` entries of a paused queue, `forget_consumer` once
+//! it owns nothing.
 
 use super::reply::{flag, int, text, words};
 use super::{
-    CANCEL, Call, FORGET_CONSUMER, PROMOTE, PURGE, REQUEUE, RETRY, ScriptCall, ScriptError,
+    CANCEL, Call, FORGET_CONSUMER, PROMOTE, PURGE, PUTBACK, REQUEUE, RETRY, ScriptCall, ScriptError,
 };
 use crate::{CONSUMER_GROUP, Keys, Status};
 
@@ -25,6 +26,42 @@ impl ScriptCall for Promote<'_> {
             .key(keys.stream(self.queue))
             .arg(keys.job_prefix(self.queue))
             .arg(self.limit)
+    }
+
+    fn parse(value: redis::Value) -> Result<u64, ScriptError> {
+        int(&value)
+            .and_then(|n| u64::try_from(n).ok())
+            .ok_or_else(|| ScriptError::reply(Self::NAME, &value))
+    }
+}
+
+/// Return entries of one stream that were delivered to `consumer` but never started, to
+/// the stream's end, unrun and uncharged (their queue was paused when they arrived). For
+/// entries that name their job with an `id`; a fast-path entry goes back through
+/// `handback`, which keeps its job id.
+#[derive(Debug, Clone)]
+pub struct PutBack<'a> {
+    pub queue: &'a str,
+    pub consumer: &'a str,
+    /// (entry id, job id) of each entry.
+    pub entries: Vec<(&'a str, &'a str)>,
+}
+
+impl ScriptCall for PutBack<'_> {
+    /// How many were put back.
+    type Reply = u64;
+    const NAME: &'static str = "putback";
+
+    fn call(&self, keys: &Keys) -> Call {
+        let mut call = Call::new(&PUTBACK).key(keys.stream(self.queue));
+        for (_, job_id) in &self.entries {
+            call = call.key(keys.job(self.queue, job_id));
+        }
+        call = call.arg(CONSUMER_GROUP).arg(self.consumer);
+        for (entry_id, _) in &self.entries {
+            call = call.arg(*entry_id);
+        }
+        call
     }
 
     fn parse(value: redis::Value) -> Result<u64, ScriptError> {

@@ -29,7 +29,7 @@ pub use enqueue::{Enqueue, EnqueueReply, UniqueLock, When};
 pub use fast::FastJob;
 pub use finish::{Complete, CompleteItem, Fail, FailReply, FinishReply, HandBack};
 pub use housekeeping::{
-    Cancel, CancelReply, ForgetConsumer, Promote, Purge, PurgeReply, Requeue, RequeueMode,
+    Cancel, CancelReply, ForgetConsumer, Promote, Purge, PurgeReply, PutBack, Requeue, RequeueMode,
     RequeueReply, Retry, RetryReply,
 };
 pub use leader::{
@@ -173,6 +173,11 @@ script!(
     "Return a running job to its stream, attempt not charged."
 );
 script!(
+    PUTBACK,
+    "putback.lua",
+    "Return delivered entries that never started to their stream, unrun and uncharged."
+);
+script!(
     PROMOTE,
     "promote.lua",
     "Move due jobs from `delayed` to their stream."
@@ -225,8 +230,9 @@ script!(
 );
 
 /// Every script, for loading them all at once.
-pub(crate) fn all() -> [&'static Script; 20] {
+pub(crate) fn all() -> [&'static Script; 21] {
     [
+        &PUTBACK,
         &ENQUEUE,
         &START,
         &COMPLETE,
