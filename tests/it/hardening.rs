@@ -15,7 +15,7 @@ use flotilla_worker::{JobContext, Registry};
 use serde_json::json;
 
 use crate::handlers::{exec, http};
-use crate::util::{Env, LONG};
+use crate::util::{Env, Fields, LONG};
 
 fn flotilla_with_url(url: &str, args: &[&str]) -> (std::process::Output, Duration) {
     let started = Instant::now();
@@ -222,9 +222,6 @@ async fn http_errors_keep_their_cause_and_bad_settings_are_refused_up_front() {
     assert!(HttpHandler::new("ftp://example.invalid/", &Default::default()).is_err());
 }
 
-/// A raw entry's field/value pairs.
-type Fields<'a> = &'a [(&'a str, &'a [u8])];
-
 #[tokio::test]
 async fn malformed_raw_entries_are_dead_lettered_with_a_warning_that_forges_nothing() {
     let env = Env::start().await;
@@ -244,8 +241,12 @@ async fn malformed_raw_entries_are_dead_lettered_with_a_warning_that_forges_noth
             &[("type", b"noop"), ("max_attempts", b"123456")],
             "from 1 to 10000",
         ),
-        // An id but no type, naming no job: dead-lettered with the same warning.
-        (&[("id", b"no-such-job")], "no record"),
+        // An id but no type, naming no job: dead-lettered with the same warning and the
+        // reason PROTOCOL.md gives.
+        (
+            &[("id", b"no-such-job")],
+            "entry has neither an `id` of a known job nor a `type`",
+        ),
     ];
     let mut entries = Vec::new();
     for (fields, _) in &cases {

@@ -10,19 +10,25 @@ use serde_json::json;
 
 use crate::util::{Env, LONG};
 
-/// An entry id far in the future, so that the test chooses it before Redis would.
-const FUTURE_ENTRY: &str = "1900000000000-0";
+/// An entry id a minute ahead of the server's clock, so that the test chooses it before
+/// Redis would (within the day ahead a worker accepts).
+async fn future_entry(env: &Env) -> String {
+    let (secs, _): (u64, u64) = env.cmd(&mut redis::cmd("TIME")).await;
+    format!("{}-0", secs * 1000 + 60_000)
+}
 
 #[tokio::test]
 async fn an_own_id_of_an_entry_ids_form_is_dead_lettered_and_shadows_nothing() {
     let env = Env::start().await;
     let worker = InProcessWorker::start(&env.url(), fast_config(), Registry::with_builtins()).await;
+    let future = future_entry(&env).await;
+    let ahead = future.as_str();
     // A raw entry claims, as its own id, the entry id another job will have.
     let claimer = env
         .xadd(
             "default",
             &[
-                ("id", FUTURE_ENTRY.as_bytes()),
+                ("id", ahead.as_bytes()),
                 ("type", b"noop"),
                 ("payload", b"{}"),
             ],
@@ -48,16 +54,16 @@ async fn an_own_id_of_an_entry_ids_form_is_dead_lettered_and_shadows_nothing() {
         .cmd(
             redis::cmd("XADD")
                 .arg(env.keys.stream("default"))
-                .arg(FUTURE_ENTRY)
+                .arg(ahead)
                 .arg("type")
                 .arg("fail")
                 .arg("payload")
                 .arg(r#"{"times":1}"#),
         )
         .await;
-    assert_eq!(entry, FUTURE_ENTRY);
+    assert_eq!(entry, ahead);
     let record = env
-        .wait_status("default", FUTURE_ENTRY, Status::Completed, LONG)
+        .wait_status("default", ahead, Status::Completed, LONG)
         .await;
     assert_eq!(record.attempts, 2);
     assert_eq!(record.result, Some(json!({"succeeded_on_attempt": 2})));

@@ -2,6 +2,7 @@
 
 mod acl;
 mod api_schema;
+mod bounds;
 mod browser;
 mod chaos;
 mod cli;
@@ -17,6 +18,7 @@ mod fast_path;
 mod handler_isolation;
 mod handlers;
 mod hardening;
+mod input_checks;
 mod interop;
 mod job_ids;
 mod lifecycle;
@@ -28,6 +30,7 @@ mod pause;
 mod prefetch;
 mod priority;
 mod reconcile;
+mod repair;
 mod resilience;
 mod runbook;
 mod scheduler;

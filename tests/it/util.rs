@@ -192,6 +192,9 @@ impl Env {
 
 pub const LONG: Duration = Duration::from_secs(20);
 
+/// A raw entry's field/value pairs.
+pub type Fields<'a> = &'a [(&'a str, &'a [u8])];
+
 /// The core scenarios every way of reaching Redis must pass, enqueued through the
 /// producer under test: a fast-path job, one with an id that fails once and is retried,
 /// one that fails until it is dead, and a delayed one.

@@ -8,6 +8,14 @@ export const MAX_NAME_BYTES = 256;
 /** Most attempts a job may have. */
 export const MAX_ATTEMPTS = 10000;
 
+/**
+ * The latest run time (3000-01-01T00:00:00Z) and the longest duration (ten years) a job may
+ * name, in ms: within them every script's arithmetic stays on whole numbers.
+ */
+export const MAX_RUN_AT_MS = 32503680000000;
+export const MAX_DURATION_MS = 315360000000;
+const DURATION_RULE = "at most 315360000000 ms (ten years)";
+
 const NAME_RULE = "1-256 printable characters without spaces, braces or control characters";
 const JOB_ID_RULE =
   `${NAME_RULE}, and not of the form <digits>-<digits>: that is a stream entry id, which ` +
@@ -80,8 +88,8 @@ export function checkMaxAttempts(value) {
  * @returns {number}
  */
 export function checkTimeoutMs(value) {
-  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 1) {
-    throw new InvalidJobError("timeoutMs", "a whole number of milliseconds, at least 1", value);
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 1 || value > MAX_DURATION_MS) {
+    throw new InvalidJobError("timeoutMs", `a whole number of milliseconds, at least 1 and ${DURATION_RULE}`, value);
   }
   return value;
 }
@@ -92,10 +100,14 @@ export function checkTimeoutMs(value) {
  * @returns {string}
  */
 export function checkBackoff(value) {
-  if (typeof value !== "string" || !BACKOFF_FORMS.some((form) => form.test(value))) {
+  if (
+    typeof value !== "string" ||
+    !BACKOFF_FORMS.some((form) => form.test(value)) ||
+    (value.match(/[0-9]+/g) ?? []).some((ms) => Number(ms) > MAX_DURATION_MS)
+  ) {
     throw new InvalidJobError(
       "backoff",
-      "fixed:MS, exponential:BASE_MS:CAP_MS or list:MS,MS,... (whole milliseconds)",
+      "fixed:MS, exponential:BASE_MS:CAP_MS or list:MS,MS,... (whole milliseconds, each at most 315360000000: ten years)",
       value,
     );
   }
@@ -109,8 +121,8 @@ export function checkBackoff(value) {
  * @returns {number}
  */
 export function checkDelayMs(field, value) {
-  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
-    throw new InvalidJobError(field, "a whole number of milliseconds, 0 or more", value);
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0 || value > MAX_DURATION_MS) {
+    throw new InvalidJobError(field, `a whole number of milliseconds, 0 or more, ${DURATION_RULE}`, value);
   }
   return value;
 }
@@ -122,8 +134,8 @@ export function checkDelayMs(field, value) {
  * @returns {number}
  */
 export function checkPositiveMs(field, value) {
-  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 1) {
-    throw new InvalidJobError(field, "a whole number of milliseconds, at least 1", value);
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 1 || value > MAX_DURATION_MS) {
+    throw new InvalidJobError(field, `a whole number of milliseconds, at least 1 and ${DURATION_RULE}`, value);
   }
   return value;
 }
@@ -135,10 +147,10 @@ export function checkPositiveMs(field, value) {
  */
 export function toRunAtMs(when) {
   const ms = when instanceof Date ? when.getTime() : when;
-  if (typeof ms !== "number" || !Number.isSafeInteger(ms) || ms < 0) {
+  if (typeof ms !== "number" || !Number.isSafeInteger(ms) || ms < 0 || ms > MAX_RUN_AT_MS) {
     throw new InvalidJobError(
       "runAt",
-      "a valid Date or whole milliseconds since the Unix epoch, not before 1970",
+      "a valid Date or whole milliseconds since the Unix epoch, not before 1970 and not after the year 3000",
       when,
     );
   }

@@ -153,6 +153,7 @@ impl Settings {
             }
             figment = figment.merge(Toml::file_exact(path));
         }
+        check_section_variables(std::env::vars().map(|(name, _)| name))?;
         let env = Env::prefixed("FLOTILLA_").split("__").filter(|key| {
             let top = key.as_str().split('.').next().unwrap_or_default();
             ENV_KEYS.iter().any(|k| k.eq_ignore_ascii_case(top))
@@ -306,6 +307,27 @@ impl Settings {
     }
 }
 
+/// A `FLOTILLA_<SECTION>__<KEY>` variable must name a section that exists: a typo would
+/// otherwise be ignored, and the setting it meant silently not applied.
+fn check_section_variables(names: impl Iterator<Item = String>) -> anyhow::Result<()> {
+    for name in names {
+        let Some(rest) = name.strip_prefix("FLOTILLA_") else {
+            continue;
+        };
+        let Some((section, _)) = rest.split_once("__") else {
+            continue;
+        };
+        if !ENV_KEYS.iter().any(|k| k.eq_ignore_ascii_case(section)) {
+            bail!(
+                "environment variable {name}: there is no settings section {:?} (expected one of {})",
+                section.to_ascii_lowercase(),
+                ENV_KEYS.join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
 /// An environment variable's name as `[handlers.<type>]` gives it: what a shell accepts.
 fn check_env_name(key: &str, name: &str) -> anyhow::Result<()> {
     let mut chars = name.chars();
@@ -338,4 +360,27 @@ fn read_url_file(path: &Path) -> anyhow::Result<String> {
         );
     }
     Ok(url.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_section_variables;
+
+    #[test]
+    fn a_variable_naming_no_section_is_refused_with_its_name() {
+        let ok = [
+            "FLOTILLA_WORKER__CONCURRENCY",
+            "FLOTILLA_CONFIG",
+            "PATH",
+            "FLOTILLA_REDIS_URL",
+        ];
+        assert!(check_section_variables(ok.iter().map(|s| (*s).to_owned())).is_ok());
+        let err = check_section_variables(["FLOTILLA_WROKER__CONCURRENCY".to_owned()].into_iter())
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            err.contains("FLOTILLA_WROKER__CONCURRENCY") && err.contains("\"wroker\""),
+            "{err}"
+        );
+    }
 }

@@ -101,7 +101,9 @@ fn redis_error(e: &redis::RedisError) -> ApiError {
     if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout() {
         ApiError::Unavailable(e.to_string())
     } else {
-        ApiError::Internal(format!("redis: {e}"))
+        // Redis's own words stay in the log: they may name keys and internals.
+        tracing::warn!("redis refused a dashboard request: {e}");
+        ApiError::Internal("Redis refused the request; the dashboard's log says why".into())
     }
 }
 

@@ -7,8 +7,8 @@ use flotilla_proto::scripts::{
     self, Cancel, CancelReply, Enqueue, EnqueueReply, ScriptError, UniqueLock, When,
 };
 use flotilla_proto::{
-    JobPolicy, Keys, Status, check_job_id, check_max_attempts, check_name, check_timeout_ms, field,
-    new_job_id,
+    JobPolicy, Keys, Status, check_duration_ms, check_job_id, check_max_attempts, check_name,
+    check_run_at_ms, check_timeout_ms, field, new_job_id,
 };
 use flotilla_proto::{SharedConnection, ToRedisTarget};
 use redis::aio::ConnectionLike;
@@ -434,13 +434,24 @@ impl Producer {
                 .unwrap_or(self.policy.defaults.max_attempts),
         ))?;
         check_timeout_ms(millis(job.timeout.unwrap_or(self.policy.defaults.timeout)))?;
-        if let Some((key, _)) = &job.unique {
+        if let Some((key, hold)) = &job.unique {
             check_name("unique key", key)?;
+            check_duration_ms("unique key's hold", millis(*hold))?;
         }
-        if let Some(Schedule::At(t)) = job.schedule
-            && t < UNIX_EPOCH
-        {
-            return Err(ProducerError::Invalid("run time is before 1970".into()));
+        match job.schedule {
+            Some(Schedule::At(t)) if t < UNIX_EPOCH => {
+                return Err(ProducerError::Invalid("run time is before 1970".into()));
+            }
+            Some(Schedule::At(t)) => {
+                check_run_at_ms(millis(t.duration_since(UNIX_EPOCH).unwrap_or_default()))?;
+            }
+            Some(Schedule::After(delay)) => {
+                check_duration_ms(field::DELAY, millis(delay))?;
+            }
+            None => {}
+        }
+        if let Some(backoff) = &job.backoff {
+            backoff.check()?;
         }
         // A fast-path job is named by the entry id its XADD returns: no id is made for it.
         let id = match &job.id {

@@ -30,6 +30,22 @@ impl Default for Backoff {
 }
 
 impl Backoff {
+    /// Checks that every delay is at most [`crate::MAX_DURATION_MS`], as its wire form
+    /// must be; a `Backoff` built in code can hold more.
+    pub fn check(&self) -> Result<(), ProtoError> {
+        let within = |d: &Duration| d.as_millis() <= u128::from(crate::MAX_DURATION_MS);
+        let ok = match self {
+            Backoff::Fixed(d) => within(d),
+            Backoff::Exponential { base, cap } => within(base) && within(cap),
+            Backoff::List(delays) => !delays.is_empty() && delays.iter().all(within),
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(ProtoError::BadBackoff(self.to_string()))
+        }
+    }
+
     /// The delay after failed attempt number `attempt` (1-based). `unit` is a number in
     /// `[0, 1)` drawn by the caller, so tests can fix the jitter.
     pub fn delay(&self, attempt: u32, unit: f64) -> Duration {
@@ -75,11 +91,14 @@ impl FromStr for Backoff {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = || ProtoError::BadBackoff(s.to_owned());
+        // Each delay is whole milliseconds, at most the longest duration a job may name.
         let ms = |part: &str| {
             part.trim()
                 .parse::<u64>()
+                .ok()
+                .filter(|&ms| ms <= crate::MAX_DURATION_MS)
                 .map(Duration::from_millis)
-                .map_err(|_| bad())
+                .ok_or_else(bad)
         };
         let (kind, rest) = s.split_once(':').ok_or_else(bad)?;
         match kind {

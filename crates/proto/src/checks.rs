@@ -15,6 +15,25 @@ pub const MAX_NAME_LEN: usize = 256;
 pub const NAME_RULE: &str =
     "1-256 printable characters without spaces, braces or control characters";
 
+/// The latest time a job may be set to run, in ms since the Unix epoch:
+/// 3000-01-01T00:00:00Z. Every time and duration a script works with stays below 2^53,
+/// where Lua's numbers are exact integers, and below 10^14, which Lua prints as digits
+/// rather than in exponent form, so the scripts' arithmetic and the values they store
+/// stay whole numbers that every reader parses.
+pub const MAX_RUN_AT_MS: u64 = 32_503_680_000_000;
+
+/// The longest duration a job may name, in ms: ten years (3 650 days). It bounds a delay,
+/// a timeout, each backoff delay, a unique key's hold and a handler's Retry-After.
+pub const MAX_DURATION_MS: u64 = 315_360_000_000;
+
+/// How far ahead of the clock an entry id may be, in ms: a day. Only Redis chooses entry
+/// ids (`XADD *`), from its clock; one further ahead was chosen by hand, and pushes the
+/// stream's last id where Redis hands out no more.
+pub const MAX_ID_AHEAD_MS: i64 = 86_400_000;
+
+/// What a duration may be, for error messages.
+pub const DURATION_RULE: &str = "at most 315360000000 ms (ten years)";
+
 /// What [`check_max_attempts`] accepts, for error messages.
 pub const MAX_ATTEMPTS_RULE: &str = "a whole number from 1 to 10000";
 
@@ -42,15 +61,14 @@ pub const JOB_ID_RULE: &str = "1-256 printable characters without spaces, braces
      characters, and not of the form <digits>-<digits>: that is a stream entry id, which names \
      the jobs that have no id of their own";
 
-/// Whether `id` has the form of a stream entry id (`<ms>-<seq>`, digits on both sides).
+/// Whether `id` is a stream entry id (`<ms>-<seq>`, each a whole number Redis can hold).
 /// Such an id names a job without an id of its own (its entry's), so no producer may give
 /// it to a job: the two kinds of id never share a name, and one job cannot shadow another.
 pub fn is_entry_id(id: &str) -> bool {
     id.split_once('-').is_some_and(|(ms, seq)| {
-        !ms.is_empty()
-            && !seq.is_empty()
-            && ms.bytes().all(|b| b.is_ascii_digit())
-            && seq.bytes().all(|b| b.is_ascii_digit())
+        let whole =
+            |part: &str| part.bytes().all(|b| b.is_ascii_digit()) && part.parse::<u64>().is_ok();
+        whole(ms) && whole(seq)
     })
 }
 
@@ -80,7 +98,7 @@ pub fn check_max_attempts(attempts: u64) -> Result<u32, ProtoError> {
 }
 
 /// Checks an attempt timeout: zero is refused rather than read as "none" or "default",
-/// so a record always shows the timeout that applies.
+/// so a record always shows the timeout that applies; ten years is the most.
 pub fn check_timeout_ms(timeout_ms: u64) -> Result<u64, ProtoError> {
     if timeout_ms == 0 {
         return Err(ProtoError::BadField {
@@ -89,7 +107,32 @@ pub fn check_timeout_ms(timeout_ms: u64) -> Result<u64, ProtoError> {
             expected: "a duration of at least 1ms (there is no \"no timeout\"; use a long one)",
         });
     }
-    Ok(timeout_ms)
+    check_duration_ms(crate::field::TIMEOUT, timeout_ms)
+}
+
+/// Checks a duration a job names (a delay, a timeout, a unique key's hold): at most
+/// [`MAX_DURATION_MS`].
+pub fn check_duration_ms(field: &'static str, ms: u64) -> Result<u64, ProtoError> {
+    if ms > MAX_DURATION_MS {
+        return Err(ProtoError::BadField {
+            field,
+            value: ms.to_string(),
+            expected: DURATION_RULE,
+        });
+    }
+    Ok(ms)
+}
+
+/// Checks a time a job is set to run at: at most [`MAX_RUN_AT_MS`].
+pub fn check_run_at_ms(ms: u64) -> Result<u64, ProtoError> {
+    if ms > MAX_RUN_AT_MS {
+        return Err(ProtoError::BadField {
+            field: crate::field::RUN_AT,
+            value: ms.to_string(),
+            expected: "milliseconds since the Unix epoch, at most 32503680000000 (the year 3000)",
+        });
+    }
+    Ok(ms)
 }
 
 #[cfg(test)]
@@ -133,6 +176,25 @@ mod tests {
             assert!(check_job_id(own).is_ok(), "{own}");
         }
         assert!(check_job_id("a b").is_err());
+    }
+
+    #[test]
+    fn times_and_durations_are_bounded() {
+        assert_eq!(check_run_at_ms(MAX_RUN_AT_MS).ok(), Some(MAX_RUN_AT_MS));
+        assert_eq!(
+            check_duration_ms("delay", MAX_DURATION_MS).ok(),
+            Some(MAX_DURATION_MS)
+        );
+        for absurd in [MAX_RUN_AT_MS + 1, u64::MAX] {
+            let err = check_run_at_ms(absurd).expect_err("refused").to_string();
+            assert!(err.contains("the year 3000"), "{err}");
+        }
+        for absurd in [MAX_DURATION_MS + 1, u64::MAX] {
+            assert!(check_duration_ms("delay", absurd).is_err());
+            assert!(check_timeout_ms(absurd).is_err());
+        }
+        // Below 2^53 and 10^14: exact in Lua, and printed as digits.
+        const { assert!(MAX_RUN_AT_MS + MAX_DURATION_MS < 100_000_000_000_000) };
     }
 
     #[test]

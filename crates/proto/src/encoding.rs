@@ -81,7 +81,10 @@ impl Payload {
                 serde_json::from_slice(&self.bytes).map_err(|e| bad(self.content_type, e))
             }
             ContentType::MsgPack => {
-                rmp_serde::from_slice(&self.bytes).map_err(|e| bad(self.content_type, e))
+                let mut de = rmp_serde::Deserializer::from_read_ref(&self.bytes);
+                let value = T::deserialize(&mut de).map_err(|e| bad(self.content_type, e))?;
+                nothing_after(&mut de)?;
+                Ok(value)
             }
         }
     }
@@ -110,16 +113,38 @@ impl Payload {
                 if text.is_empty() {
                     return Ok(());
                 }
-                serde_json::from_str::<serde::de::IgnoredAny>(text)
+                // Walked as a value is built (not skipped), so that it meets the same
+                // nesting limit (128) as every handler's read of it.
+                serde_json::from_str::<JsonShaped>(text)
                     .map(|_| ())
                     .map_err(|e| bad(self.content_type, e))
             }
             // A msgpack string that is not UTF-8 has no JSON form: refuse it here rather
-            // than in the `exec` or `http` handler.
-            ContentType::MsgPack => rmp_serde::from_slice::<JsonShaped>(&self.bytes)
-                .map(|_| ())
-                .map_err(|e| bad(self.content_type, e)),
+            // than in the `exec` or `http` handler. One value, and nothing after it.
+            ContentType::MsgPack => {
+                let mut de = rmp_serde::Deserializer::from_read_ref(&self.bytes);
+                JsonShaped::deserialize(&mut de).map_err(|e| bad(self.content_type, e))?;
+                nothing_after(&mut de)
+            }
         }
+    }
+}
+
+/// Fails unless a msgpack payload's one value took all its bytes: bytes left after it
+/// would be dropped without a word (JSON refuses `1 2` the same way).
+fn nothing_after<'de, R: AsRef<[u8]> + ?Sized>(
+    de: &mut rmp_serde::Deserializer<rmp_serde::decode::ReadRefReader<'de, R>>,
+) -> Result<(), ProtoError> {
+    match de::IgnoredAny::deserialize(de) {
+        Err(rmp_serde::decode::Error::InvalidMarkerRead(e))
+            if e.kind() == std::io::ErrorKind::UnexpectedEof =>
+        {
+            Ok(())
+        }
+        _ => Err(bad(
+            ContentType::MsgPack,
+            "bytes are left over after the payload's value",
+        )),
     }
 }
 
@@ -381,6 +406,32 @@ mod tests {
             assert!(payload.validate(100).is_ok());
             assert!(payload.to_json().is_ok());
         }
+    }
+
+    #[test]
+    fn trailing_bytes_and_deep_nesting_are_refused_by_the_check_every_handler_meets() {
+        // A msgpack value with bytes after it: JSON refuses `1 2`, msgpack does too.
+        let trailing = Payload {
+            content_type: ContentType::MsgPack,
+            bytes: vec![0x01, 0x02],
+        };
+        let err = trailing.validate(100).expect_err("refused").to_string();
+        assert!(err.contains("left over"), "{err}");
+        assert!(trailing.to_json().is_err());
+        // Nested past serde_json's limit: refused here, not when a handler reads it.
+        for depth in [129, 10_000] {
+            let deep = Payload {
+                content_type: ContentType::Json,
+                bytes: format!("{}{}", "[".repeat(depth), "]".repeat(depth)).into_bytes(),
+            };
+            assert!(deep.to_json().is_err(), "{depth}");
+            assert!(deep.validate(1 << 20).is_err(), "{depth} passed the check");
+        }
+        let fine = Payload {
+            content_type: ContentType::Json,
+            bytes: format!("{}{}", "[".repeat(100), "]".repeat(100)).into_bytes(),
+        };
+        assert!(fine.validate(1 << 20).is_ok() && fine.to_json().is_ok());
     }
 
     #[test]

@@ -143,7 +143,7 @@ impl StreamEntry {
             .transpose()?;
         let run_at_ms = match self.text(field::RUN_AT)? {
             None => None,
-            Some(text) => Some(
+            Some(text) => Some(crate::check_run_at_ms(
                 text.trim()
                     .parse::<u64>()
                     .map_err(|_| ProtoError::BadField {
@@ -151,7 +151,7 @@ impl StreamEntry {
                         value: text.to_owned(),
                         expected: "milliseconds since the Unix epoch",
                     })?,
-            ),
+            )?),
         };
         let run_at_ms = match (run_at_ms, self.delay_due_ms()?) {
             (Some(_), Some(_)) => {
@@ -221,13 +221,13 @@ impl StreamEntry {
             .next()
             .and_then(|ms| ms.parse::<u64>().ok())
             .unwrap_or(0);
-        parse_duration_ms(text)
-            .map(|delay| Some(added_ms.saturating_add(delay)))
-            .ok_or_else(|| ProtoError::BadField {
-                field: field::DELAY,
-                value: text.to_owned(),
-                expected: "milliseconds, or a number with a unit: 500ms, 30s, 5m, 1h",
-            })
+        let delay = parse_duration_ms(text).ok_or_else(|| ProtoError::BadField {
+            field: field::DELAY,
+            value: text.to_owned(),
+            expected: "milliseconds, or a number with a unit: 500ms, 30s, 5m, 1h",
+        })?;
+        crate::check_duration_ms(field::DELAY, delay)?;
+        Ok(Some(added_ms.saturating_add(delay)))
     }
 
     /// An `id` or `type` field: absent or empty is `None`; anything else must be a valid

@@ -22,6 +22,9 @@ pub enum ProtoError {
         content_type: &'static str,
         reason: String,
     },
-    #[error("backoff {0:?} is not one of fixed:MS, exponential:BASE_MS:CAP_MS, list:MS,MS,…")]
+    #[error(
+        "backoff {0:?} is not one of fixed:MS, exponential:BASE_MS:CAP_MS, list:MS,MS,… \
+         (whole milliseconds, each at most 315360000000: ten years)"
+    )]
     BadBackoff(String),
 }

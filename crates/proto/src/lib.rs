@@ -38,8 +38,9 @@ pub mod trace_context;
 
 pub use backoff::Backoff;
 pub use checks::{
-    JOB_ID_RULE, MAX_ATTEMPTS, MAX_ATTEMPTS_RULE, NAME_RULE, check_job_id, check_max_attempts,
-    check_name, check_timeout_ms, is_entry_id,
+    DURATION_RULE, JOB_ID_RULE, MAX_ATTEMPTS, MAX_ATTEMPTS_RULE, MAX_DURATION_MS, MAX_ID_AHEAD_MS,
+    MAX_RUN_AT_MS, NAME_RULE, check_duration_ms, check_job_id, check_max_attempts, check_name,
+    check_run_at_ms, check_timeout_ms, is_entry_id,
 };
 pub use connect::{
     RedisTarget, SharedConnection, SlotOwners, TargetError, TlsFiles, ToRedisTarget, key_slot,
@@ -60,7 +61,7 @@ pub use partition::{
 pub use policy::{JobDefaults, JobPolicy, Limits, Retention};
 pub use prefix::{PREFIX_SEARCH_BUDGET, PrefixMatches, record_ids_with_prefix};
 pub use probe::{READY_WITHIN, redis_answers};
-pub use queue_state::{QueueState, read_queue_state, server_time_ms};
+pub use queue_state::{LAST_POSSIBLE_ID, QueueState, read_queue_state, server_time_ms};
 pub use read_reply::{range_entries, read_reply_entries};
 pub use record::{AttemptError, JobRecord, field, worker_field};
 pub use redact::redact_url;
@@ -93,6 +94,19 @@ pub fn instance_pid(instance: &str) -> Option<u32> {
 /// The milliseconds part of a stream entry id (`<ms>-<seq>`): when Redis added it.
 pub fn entry_id_ms(entry_id: &str) -> Option<i64> {
     entry_id.split_once('-').and_then(|(ms, _)| ms.parse().ok())
+}
+
+/// Whether an entry id is more than [`MAX_ID_AHEAD_MS`] ahead of `now_ms`: an id chosen
+/// by hand rather than by Redis's clock (the last possible id included, whose time is
+/// past any `i64`).
+pub fn entry_id_ahead(entry_id: &str, now_ms: u64) -> bool {
+    let Some((ms, _)) = entry_id.split_once('-') else {
+        return false;
+    };
+    match ms.parse::<u64>() {
+        Ok(ms) => ms > now_ms.saturating_add(MAX_ID_AHEAD_MS.unsigned_abs()),
+        Err(_) => ms.bytes().all(|b| b.is_ascii_digit()) && !ms.is_empty(),
+    }
 }
 
 /// This machine's name (the pod name on Kubernetes).

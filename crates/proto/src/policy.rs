@@ -132,11 +132,18 @@ impl JobPolicy {
         }
         check_max_attempts(u64::from(self.defaults.max_attempts))
             .map_err(|_| format!("defaults.max_attempts: expected {MAX_ATTEMPTS_RULE}"))?;
-        if self.defaults.timeout.is_zero() {
-            return Err(
-                "defaults.timeout: expected a duration of at least 1ms such as \"30m\"".into(),
-            );
+        if self.defaults.timeout.is_zero()
+            || crate::millis(self.defaults.timeout) > crate::MAX_DURATION_MS
+        {
+            return Err(format!(
+                "defaults.timeout: expected a duration of at least 1ms such as \"30m\", {}",
+                crate::DURATION_RULE
+            ));
         }
+        self.defaults
+            .backoff
+            .check()
+            .map_err(|e| format!("defaults.backoff: {e}"))?;
         Ok(())
     }
 }

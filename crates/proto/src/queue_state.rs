@@ -8,6 +8,9 @@ use serde::Serialize;
 
 use crate::{CONSUMER_GROUP, Keys};
 
+/// The last id a stream can hold: after an entry there, Redis adds no more.
+pub const LAST_POSSIBLE_ID: &str = "18446744073709551615-18446744073709551615";
+
 /// One queue's counts, read at one moment.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct QueueState {
@@ -74,14 +77,20 @@ pub async fn read_queue_state<C: ConnectionLike + Send>(
         ),
         None => (0, "-".to_owned(), None),
     };
-    let oldest: StreamRangeReply = redis::cmd("XRANGE")
-        .arg(&stream)
-        .arg(&last_read)
-        .arg("+")
-        .arg("COUNT")
-        .arg(1)
-        .query_async(conn)
-        .await?;
+    // Past the last id a stream can hold nothing can follow, and Redis refuses the
+    // range: one entry added at that id (by hand) must not blind every reader of queues.
+    let oldest = if last_read == format!("({LAST_POSSIBLE_ID}") {
+        StreamRangeReply::default()
+    } else {
+        redis::cmd("XRANGE")
+            .arg(&stream)
+            .arg(&last_read)
+            .arg("+")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(conn)
+            .await?
+    };
     let oldest_pending_age = oldest
         .ids
         .first()

@@ -107,17 +107,19 @@ impl JobRecord {
             hash.get(name)
                 .map(|b| String::from_utf8_lossy(b).into_owned())
         };
-        let number = |name: &'static str| -> Result<Option<u64>, ProtoError> {
-            match text(name).filter(|s| !s.is_empty()) {
-                None => Ok(None),
-                Some(s) => s
-                    .parse::<u64>()
-                    .map(Some)
-                    .map_err(|_| ProtoError::BadField {
-                        field: name,
-                        value: s,
-                        expected: "a whole number",
-                    }),
+        // A number that is not a whole one (written by hand, or by an older version from
+        // an absurd input, such as `1.8446744073709552e+19`) reads as unknown rather than
+        // failing the whole record: the job can still be shown, cancelled and deleted.
+        // What was stored is kept under `raw` as `unreadable_<field>`.
+        let mut unreadable: Vec<(String, String)> = Vec::new();
+        let mut number = |name: &'static str| -> Option<u64> {
+            let s = text(name).filter(|s| !s.is_empty())?;
+            match s.parse::<u64>() {
+                Ok(n) => Some(n),
+                Err(_) => {
+                    unreadable.push((format!("unreadable_{name}"), s));
+                    None
+                }
             }
         };
         let json = |name: &str| {
@@ -135,26 +137,35 @@ impl JobRecord {
             .unwrap_or_else(|e| serde_json::Value::String(format!("<undecodable: {e}>"))),
             Err(e) => serde_json::Value::String(format!("<undecodable: {e}>")),
         };
+        let attempts = number(field::ATTEMPTS).unwrap_or(0) as u32;
+        let max_attempts = number(field::MAX_ATTEMPTS).unwrap_or(0) as u32;
+        let created_at = number(field::CREATED_AT);
+        let run_at = number(field::RUN_AT);
+        let next_run_at = number(field::NEXT_RUN_AT);
+        let started_at = number(field::STARTED_AT);
+        let finished_at = number(field::FINISHED_AT);
+        let timeout_ms = number(field::TIMEOUT_MS);
         let raw = hash
             .iter()
             .filter_map(|(k, v)| {
                 k.strip_prefix("raw_")
                     .map(|name| (name.to_owned(), String::from_utf8_lossy(v).into_owned()))
             })
+            .chain(unreadable)
             .collect();
         Ok(Some(Self {
             id: text(field::ID).unwrap_or_default(),
             job_type: text(field::TYPE).unwrap_or_default(),
             queue: text(field::QUEUE).unwrap_or_default(),
             status: text(field::STATUS).map(|s| s.parse()).transpose()?,
-            attempts: number(field::ATTEMPTS)?.unwrap_or(0) as u32,
-            max_attempts: number(field::MAX_ATTEMPTS)?.unwrap_or(0) as u32,
-            created_at: number(field::CREATED_AT)?,
-            run_at: number(field::RUN_AT)?,
-            next_run_at: number(field::NEXT_RUN_AT)?,
-            started_at: number(field::STARTED_AT)?,
-            finished_at: number(field::FINISHED_AT)?,
-            timeout_ms: number(field::TIMEOUT_MS)?,
+            attempts,
+            max_attempts,
+            created_at,
+            run_at,
+            next_run_at,
+            started_at,
+            finished_at,
+            timeout_ms,
             backoff: text(field::BACKOFF).filter(|s| !s.is_empty()),
             error: text(field::ERROR).filter(|s| !s.is_empty()),
             errors: text(field::ERRORS)

@@ -34,6 +34,9 @@ pub struct Scheduler {
     /// not lead, so a standby never repairs or alerts.
     checks: Option<TermChecks>,
     metrics: Arc<SchedulerMetrics>,
+    /// The last problem logged per schedule: a bad definition is said once (and again
+    /// when the problem changes), not at every poll.
+    complaints: HashMap<String, String>,
 }
 
 impl Scheduler {
@@ -68,6 +71,7 @@ impl Scheduler {
             leadership,
             checks: None,
             metrics: Arc::default(),
+            complaints: HashMap::new(),
         })
     }
 
@@ -183,13 +187,14 @@ impl Scheduler {
 
     /// Fires every due tick of every active schedule and records it.
     async fn fire_due(&mut self, epoch: u64) -> Result<(), SchedulerError> {
-        let schedules: Vec<Schedule> = self
-            .store
-            .list()
-            .await?
-            .into_iter()
-            .filter(|s| !s.paused)
-            .collect();
+        let (schedules, unreadable) = self.store.list_all().await?;
+        for problem in unreadable {
+            if let SchedulerError::Corrupt { name, .. } = &problem {
+                let name = name.clone();
+                self.complain(&name, &problem.to_string());
+            }
+        }
+        let schedules: Vec<Schedule> = schedules.into_iter().filter(|s| !s.paused).collect();
         if schedules.is_empty() {
             return Ok(());
         }
@@ -200,11 +205,27 @@ impl Scheduler {
             if self.leadership.current_epoch() != Some(epoch) {
                 return Ok(());
             }
-            if let Err(e) = self.fire_schedule(epoch, schedule, now, grace).await {
-                tracing::warn!(schedule = %schedule.name, "cannot fire (will retry): {e}");
+            match self.fire_schedule(epoch, schedule, now, grace).await {
+                Ok(()) => {
+                    if self.complaints.remove(&schedule.name).is_some() {
+                        tracing::info!(schedule = %schedule.name, "fires again");
+                    }
+                }
+                Err(e) => self.complain(&schedule.name, &format!("cannot fire (will retry): {e}")),
             }
         }
         Ok(())
+    }
+
+    /// Logs a schedule's problem once, and again only when it changes.
+    fn complain(&mut self, schedule: &str, problem: &str) {
+        if self.complaints.get(schedule).map(String::as_str) == Some(problem) {
+            tracing::debug!(schedule, "{problem}");
+            return;
+        }
+        tracing::warn!(schedule, "{problem}");
+        self.complaints
+            .insert(schedule.to_owned(), problem.to_owned());
     }
 
     /// Fires one schedule's due ticks and records the last one handled.

@@ -219,9 +219,11 @@ impl Completer {
             (Landed::Finish(FinishReply::Missing) | Landed::Fail(FailReply::Missing), _) => {
                 MetricOutcome::Lost
             }
-            (Landed::Finish(FinishReply::Stale) | Landed::Fail(FailReply::Stale), _) => {
-                MetricOutcome::Stale
-            }
+            (
+                Landed::Finish(FinishReply::Stale | FinishReply::Gone)
+                | Landed::Fail(FailReply::Stale | FailReply::Gone),
+                _,
+            ) => MetricOutcome::Stale,
             (Landed::Finish(FinishReply::Cancelled) | Landed::Fail(FailReply::Cancelled), _) => {
                 MetricOutcome::Cancelled
             }
@@ -240,6 +242,10 @@ impl Completer {
             Landed::Finish(FinishReply::Stale) | Landed::Fail(FailReply::Stale) => tracing::warn!(
                 job = %a.job_id, queue = %a.queue, r#type = %a.job_type, attempt = a.number, trace_id = a.trace_id.as_deref(),
                 "lease lost (the job was reclaimed by another worker): this attempt's outcome is dropped"
+            ),
+            Landed::Finish(FinishReply::Gone) | Landed::Fail(FailReply::Gone) => tracing::warn!(
+                job = %a.job_id, queue = %a.queue, r#type = %a.job_type, attempt = a.number, trace_id = a.trace_id.as_deref(),
+                "the job's entry was deleted from its stream while it ran (a worker that reclaimed it finished it, or it was deleted by hand): this attempt's outcome is dropped"
             ),
             Landed::Finish(FinishReply::Cancelled) | Landed::Fail(FailReply::Cancelled) => {
                 tracing::info!(job = %a.job_id, queue = %a.queue, r#type = %a.job_type, attempt = a.number, trace_id = a.trace_id.as_deref(), "job was cancelled while running")

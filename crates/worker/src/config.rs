@@ -126,6 +126,26 @@ impl WorkerConfig {
         if self.queues.is_empty() {
             return Err("queues: at least one queue is needed".into());
         }
+        // Names become parts of key names (a brace would break the hash tag) and of log
+        // lines (a control character could forge one).
+        flotilla_proto::check_name("namespace", &self.namespace).map_err(|_| {
+            format!(
+                "namespace: {:?} is not a name: expected {}",
+                self.namespace,
+                flotilla_proto::NAME_RULE
+            )
+        })?;
+        if let Some(q) = self
+            .queues
+            .iter()
+            .find(|q| flotilla_proto::check_name("queue", &q.name).is_err())
+        {
+            return Err(format!(
+                "queues: {:?} is not a queue name: expected {}",
+                q.name,
+                flotilla_proto::NAME_RULE
+            ));
+        }
         if let Some(q) = self.queues.iter().find(|q| q.weight == 0) {
             return Err(format!("queues: weight of {:?} must be at least 1", q.name));
         }

@@ -9,7 +9,7 @@ use flotilla_proto::scripts::{
     self, BeatReply, Bury, BuryReply, FastJob, Heartbeat, HeartbeatItem, PutBack, RawJob,
     ScriptCall, ScriptError, SkipReason, Start, StartEntry, StartReply, StartedJob,
 };
-use flotilla_proto::{EntryFields, millis, new_lease_token};
+use flotilla_proto::{EntryFields, ProtoError, millis, new_lease_token};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
@@ -360,6 +360,16 @@ impl Plans {
         let max_payload_bytes = shared.config.jobs.limits.max_payload_bytes;
         let now = now_ms();
         for fetched in fetched {
+            if flotilla_proto::entry_id_ahead(&fetched.entry.entry_id, now) {
+                let reason = format!(
+                    "malformed entry: its id {} is more than a day ahead of the clock: only \
+                     Redis chooses entry ids (XADD with *), and an id chosen ahead keeps the \
+                     stream from taking new jobs until reconciliation sets its last id back",
+                    fetched.entry.entry_id
+                );
+                plans.buries.push(BuryPlan { fetched, reason });
+                continue;
+            }
             let fields = match fetched.entry.decode(max_payload_bytes) {
                 Ok(fields) => fields,
                 Err(e) => {
@@ -577,12 +587,20 @@ fn begin(
             tracing::warn!(job = %job_id, queue = %fetched.queue, reason = %reason.escape_debug(), "poison pill dead-lettered");
             None
         }
+        // The reasons PROTOCOL.md gives, as for every malformed entry.
         StartReply::Skipped(SkipReason::Orphan) => Some(BuryPlan {
-            reason: format!("entry names job {job_id}, which has no record, and carries no type"),
+            reason: format!("malformed entry: {}", ProtoError::NoType),
             fetched,
         }),
         StartReply::Skipped(SkipReason::ReservedId) => Some(BuryPlan {
-            reason: format!("id {job_id}: expected {}", flotilla_proto::JOB_ID_RULE),
+            reason: format!(
+                "malformed entry: {}",
+                ProtoError::BadField {
+                    field: flotilla_proto::field::ID,
+                    value: job_id,
+                    expected: flotilla_proto::JOB_ID_RULE,
+                }
+            ),
             fetched,
         }),
         StartReply::Skipped(why) => {

@@ -120,6 +120,11 @@ impl Heartbeat {
                         "the job's record is gone (Redis restarted without its data, or the record was deleted); stopping");
                     attempt.stop(Outcome::Lost);
                 }
+                BeatReply::Gone => {
+                    tracing::warn!(job = %attempt.job_id, queue = %queue, r#type = %attempt.job_type, attempt = attempt.number,
+                        "the job's entry was deleted from its stream while it ran (a worker that reclaimed it finished it, or it was deleted by hand); stopping");
+                    attempt.stop(Outcome::Stale);
+                }
                 BeatReply::Lost => {
                     tracing::warn!(job = %attempt.job_id, queue = %queue, r#type = %attempt.job_type, attempt = attempt.number, "lease lost: another worker owns this job now; stopping");
                     attempt.stop(Outcome::Stale);

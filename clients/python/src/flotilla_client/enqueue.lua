@@ -1,5 +1,17 @@
 -- Shared helpers, prepended to every Flotilla script (not a script of its own).
 
+-- The latest run time (3000-01-01T00:00:00Z) and the longest duration (ten years) a job
+-- may name, in ms. Below them every number here stays an exact integer that Lua prints as
+-- digits, so the times the scripts store are whole numbers every reader parses.
+local MAX_RUN_AT_MS = 32503680000000
+local MAX_DURATION_MS = 315360000000
+
+-- Whether `text` is a whole number from 0 to `max`.
+local function whole_within(text, max)
+  local n = tonumber(text)
+  return n ~= nil and n >= 0 and n <= max and n % 1 == 0
+end
+
 -- Redis server time in milliseconds, so every process agrees on "now".
 local function now_ms()
   local t = redis.call('TIME')
@@ -244,9 +256,18 @@ end
 -- ARGV[15] "expiry" to hold the unique key until its TTL runs out, else it is released
 --          when the job completes or is cancelled
 -- Returns {job id, "created" | "duplicate" (unique key held) | "exists" (id already known)}.
--- Errors with QUEUE_FULL when the queue holds as many jobs as its cap (backpressure), and
+-- Errors with QUEUE_FULL when the queue holds as many jobs as its cap (backpressure),
 -- with BAD_ID when the id has the form of a stream entry id (<digits>-<digits>), which
--- names the jobs that have no id of their own.
+-- names the jobs that have no id of their own, and with BAD_ARG when a time or duration is
+-- out of bounds (every client checks before it calls; here again, so that no number the
+-- scripts cannot hold is ever stored).
+for _, bound in ipairs({{6, MAX_DURATION_MS, 'timeout'}, {8, MAX_RUN_AT_MS, 'run at'},
+    {9, MAX_DURATION_MS, 'delay'}, {10, MAX_DURATION_MS, 'unique hold'}}) do
+  if not whole_within(ARGV[bound[1]], bound[2]) then
+    return redis.error_reply('BAD_ARG ' .. bound[3] .. ' ' .. tostring(ARGV[bound[1]]) ..
+      ': expected whole milliseconds from 0 to ' .. bound[2])
+  end
+end
 if is_entry_id(ARGV[1]) then
   return redis.error_reply('BAD_ID id ' .. ARGV[1] .. ' has the form of a stream entry id ' ..
     '(<digits>-<digits>), which names jobs without an id of their own: give the job an id ' ..

@@ -16,6 +16,12 @@ MAX_NAME_BYTES = 256
 # Most attempts a job may have.
 MAX_ATTEMPTS = 10_000
 
+# The latest run time (3000-01-01T00:00:00Z) and the longest duration (ten years) a job may
+# name, in ms: within them every script's arithmetic stays on whole numbers.
+MAX_RUN_AT_MS = 32_503_680_000_000
+MAX_DURATION_MS = 315_360_000_000
+DURATION_RULE = "at most 315360000000 ms (ten years)"
+
 # The payload limit workers apply by default (`limits.max_payload_bytes`, 512 KiB).
 DEFAULT_MAX_PAYLOAD_BYTES = 512 * 1024
 
@@ -26,7 +32,10 @@ JOB_ID_RULE = (
 )
 _ENTRY_ID_FORM = re.compile(r"[0-9]+-[0-9]+")
 MAX_ATTEMPTS_RULE = f"a whole number from 1 to {MAX_ATTEMPTS}"
-BACKOFF_RULE = "fixed:MS, exponential:BASE_MS:CAP_MS or list:MS,MS,... (whole milliseconds)"
+BACKOFF_RULE = (
+    "fixed:MS, exponential:BASE_MS:CAP_MS or list:MS,MS,... "
+    "(whole milliseconds, each at most 315360000000: ten years)"
+)
 
 # Delays are whole milliseconds, digits only: exactly what every worker parses.
 _MS = r"[0-9]{1,15}"
@@ -88,14 +97,16 @@ def check_max_attempts(value: object) -> int:
 def check_timeout_ms(value: object) -> int:
     """An attempt timeout. Zero is refused: there is no "no timeout", only a long one."""
     number = _whole_number(value)
-    if number is None or number < 1:
-        raise InvalidJob("timeout_ms", "a whole number of milliseconds, at least 1", value)
+    if number is None or not 1 <= number <= MAX_DURATION_MS:
+        raise InvalidJob("timeout_ms", f"a whole number of milliseconds, at least 1 and {DURATION_RULE}", value)
     return number
 
 
 def check_backoff(value: object) -> str:
     """A retry policy in its wire form."""
     if not isinstance(value, str) or not any(form.fullmatch(value) for form in _BACKOFF_FORMS):
+        raise InvalidJob("backoff", BACKOFF_RULE, value)
+    if any(int(ms) > MAX_DURATION_MS for ms in re.findall(r"[0-9]+", value)):
         raise InvalidJob("backoff", BACKOFF_RULE, value)
     return value
 
@@ -141,16 +152,16 @@ def _seconds(field: str, value: object) -> float:
 def delay_ms(field: str, value: object) -> int:
     """A delay in whole milliseconds, rounded up so a job never runs early."""
     seconds = _seconds(field, value)
-    if seconds < 0:
-        raise InvalidJob(field, "a delay of 0 seconds or more", value)
+    if seconds < 0 or seconds * 1000 > MAX_DURATION_MS:
+        raise InvalidJob(field, f"a delay of 0 seconds or more, {DURATION_RULE}", value)
     return math.ceil(seconds * 1000)
 
 
 def ttl_ms(field: str, value: object) -> int:
     """A lock's lifetime in whole milliseconds: at least 1."""
     seconds = _seconds(field, value)
-    if seconds <= 0:
-        raise InvalidJob(field, "more than 0 seconds", value)
+    if seconds <= 0 or seconds * 1000 > MAX_DURATION_MS:
+        raise InvalidJob(field, f"more than 0 seconds, {DURATION_RULE}", value)
     return max(1, math.ceil(seconds * 1000))
 
 
@@ -168,4 +179,6 @@ def run_at_ms(when: object) -> int:
         ms = number
     if ms < 0:
         raise InvalidJob("when", "not before 1970 (the Unix epoch)", str(when))
+    if ms > MAX_RUN_AT_MS:
+        raise InvalidJob("when", "not after the year 3000 (32503680000000 ms)", str(when))
     return ms

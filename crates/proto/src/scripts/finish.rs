@@ -16,6 +16,9 @@ pub enum FinishReply {
     Ok,
     /// The lease is no longer this attempt's (another worker reclaimed the job): dropped.
     Stale,
+    /// A fast-path job's entry was deleted from its stream while it ran (a worker that
+    /// reclaimed it finished it, or it was deleted by hand): dropped.
+    Gone,
     /// The job was cancelled while it ran.
     Cancelled,
     /// The record is gone (Redis lost its data, or it was deleted): dropped.
@@ -27,6 +30,7 @@ impl FinishReply {
         Some(match word {
             "ok" => FinishReply::Ok,
             "stale" => FinishReply::Stale,
+            "gone" => FinishReply::Gone,
             "cancelled" => FinishReply::Cancelled,
             "missing" => FinishReply::Missing,
             _ => return None,
@@ -146,6 +150,8 @@ pub enum FailReply {
         reason: String,
     },
     Stale,
+    /// As [`FinishReply::Gone`].
+    Gone,
     Cancelled,
     Missing,
 }
@@ -156,9 +162,11 @@ impl ScriptCall for Fail<'_> {
 
     fn call(&self, keys: &Keys) -> Call {
         let q = self.queue;
-        let delay = self
-            .retry_after
-            .map_or(-1, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        // A handler's delay (a Retry-After, say) waits at most the longest duration a job
+        // may name, so the script's arithmetic stays on whole numbers.
+        let delay = self.retry_after.map_or(-1, |d| {
+            i64::try_from(crate::millis(d).min(crate::MAX_DURATION_MS)).unwrap_or(i64::MAX)
+        });
         let call = Call::new(&FAIL)
             .key(keys.stream(q))
             .key(keys.job(q, self.job_id))
@@ -194,6 +202,7 @@ impl ScriptCall for Fail<'_> {
                 reason: parts.get(1).and_then(text).unwrap_or_default(),
             },
             "stale" => FailReply::Stale,
+            "gone" => FailReply::Gone,
             "cancelled" => FailReply::Cancelled,
             "missing" => FailReply::Missing,
             _ => return Err(bad()),

@@ -1,10 +1,11 @@
 //! Bindings that move jobs outside an attempt: `promote` due delayed jobs, `cancel` a job,
-//! `requeue` a stranded one, `put_back` entries of a paused queue, `forget_consumer` once
-//! it owns nothing.
+//! `requeue` a stranded one, `put_back` entries of a paused queue, `reset_stream_id` of a
+//! stream whose last id ran ahead, `forget_consumer` once it owns nothing.
 
 use super::reply::{flag, int, text, words};
 use super::{
-    CANCEL, Call, FORGET_CONSUMER, PROMOTE, PURGE, PUTBACK, REQUEUE, RETRY, ScriptCall, ScriptError,
+    CANCEL, Call, FORGET_CONSUMER, PROMOTE, PURGE, PUTBACK, REQUEUE, RESET_STREAM_ID, RETRY,
+    ScriptCall, ScriptError,
 };
 use crate::{CONSUMER_GROUP, Keys, Status};
 
@@ -71,6 +72,53 @@ impl ScriptCall for PutBack<'_> {
     }
 }
 
+/// Bring a queue's stream back when its last id is far ahead of the server's clock (an
+/// entry added by hand at a chosen id): its last id and its consumer group's go back to
+/// its newest entry, so `XADD *` works again.
+#[derive(Debug, Clone)]
+pub struct ResetStreamId<'a> {
+    pub queue: &'a str,
+    /// The server's clock.
+    pub now_ms: i64,
+    /// Reset it, or only say whether it would.
+    pub repair: bool,
+}
+
+/// What a reset did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetReply {
+    /// The last id was not ahead.
+    Unchanged,
+    /// An entry ahead is still on the stream: it is dead-lettered first.
+    EntryAhead,
+    /// The last id is ahead, and it was only looked at.
+    Ahead,
+    Reset,
+}
+
+impl ScriptCall for ResetStreamId<'_> {
+    type Reply = ResetReply;
+    const NAME: &'static str = "reset_stream_id";
+
+    fn call(&self, keys: &Keys) -> Call {
+        Call::new(&RESET_STREAM_ID)
+            .key(keys.stream(self.queue))
+            .arg(self.now_ms)
+            .arg(crate::MAX_ID_AHEAD_MS)
+            .arg(if self.repair { "repair" } else { "check" })
+    }
+
+    fn parse(value: redis::Value) -> Result<ResetReply, ScriptError> {
+        match text(&value).as_deref() {
+            Some("unchanged") => Ok(ResetReply::Unchanged),
+            Some("entry_ahead") => Ok(ResetReply::EntryAhead),
+            Some("ahead") => Ok(ResetReply::Ahead),
+            Some("reset") => Ok(ResetReply::Reset),
+            _ => Err(ScriptError::reply(Self::NAME, &value)),
+        }
+    }
+}
+
 /// Cancel a job that has not finished.
 #[derive(Debug, Clone)]
 pub struct Cancel<'a> {
@@ -130,6 +178,9 @@ pub enum RequeueMode<'a> {
     OrphanRunning,
     /// The record says pending but its entry is gone from the stream.
     OrphanPending,
+    /// The record says scheduled (or failed, waiting to retry) but it is missing from
+    /// `delayed`, so no promotion would ever find it.
+    OrphanScheduled,
     /// An entry pending under a consumer whose worker is gone.
     DeadConsumer {
         consumer: &'a str,
@@ -170,6 +221,7 @@ impl ScriptCall for Requeue<'_> {
         let (mode, consumer, entry) = match self.mode {
             RequeueMode::OrphanRunning => ("orphan_running", "", ""),
             RequeueMode::OrphanPending => ("orphan_pending", "", ""),
+            RequeueMode::OrphanScheduled => ("orphan_scheduled", "", ""),
             RequeueMode::DeadConsumer { consumer, entry_id } => {
                 ("dead_consumer", consumer, entry_id)
             }
@@ -177,6 +229,7 @@ impl ScriptCall for Requeue<'_> {
         Call::new(&REQUEUE)
             .key(keys.stream(self.queue))
             .key(keys.job(self.queue, self.job_id))
+            .key(keys.delayed(self.queue))
             .arg(CONSUMER_GROUP)
             .arg(self.reason)
             .arg(mode)

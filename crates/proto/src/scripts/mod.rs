@@ -30,7 +30,7 @@ pub use fast::FastJob;
 pub use finish::{Complete, CompleteItem, Fail, FailReply, FinishReply, HandBack};
 pub use housekeeping::{
     Cancel, CancelReply, ForgetConsumer, Promote, Purge, PurgeReply, PutBack, Requeue, RequeueMode,
-    RequeueReply, Retry, RetryReply,
+    RequeueReply, ResetReply, ResetStreamId, Retry, RetryReply,
 };
 pub use leader::{
     AcquireReply, AdvanceReply, LeaderAcquire, LeaderRelease, LeaderRenew, ScheduleAdvance,
@@ -178,6 +178,11 @@ script!(
     "Return delivered entries that never started to their stream, unrun and uncharged."
 );
 script!(
+    RESET_STREAM_ID,
+    "reset_stream_id.lua",
+    "Bring a stream's last id back from far ahead of the clock (reconciliation)."
+);
+script!(
     PROMOTE,
     "promote.lua",
     "Move due jobs from `delayed` to their stream."
@@ -230,8 +235,9 @@ script!(
 );
 
 /// Every script, for loading them all at once.
-pub(crate) fn all() -> [&'static Script; 21] {
+pub(crate) fn all() -> [&'static Script; 22] {
     [
+        &RESET_STREAM_ID,
         &PUTBACK,
         &ENQUEUE,
         &START,

@@ -33,6 +33,9 @@ pub enum BeatReply {
     Cancelled,
     /// Its record is gone (Redis lost its data, or it was deleted).
     Missing,
+    /// A fast-path job's entry was deleted from its stream (by hand, or finished by a
+    /// worker that reclaimed it).
+    Gone,
 }
 
 impl ScriptCall for Heartbeat<'_> {
@@ -64,6 +67,7 @@ impl ScriptCall for Heartbeat<'_> {
                 "lost" => BeatReply::Lost,
                 "cancelled" => BeatReply::Cancelled,
                 "missing" => BeatReply::Missing,
+                "gone" => BeatReply::Gone,
                 _ => return None,
             })
         };

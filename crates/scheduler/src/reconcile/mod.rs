@@ -1,10 +1,12 @@
 //! Reconciliation: compare what should have happened with what did. For each schedule,
 //! every tick in a look-back window must have been fired, started and finished within
 //! deadlines. Across queues, no job may be stranded: `running` with no pending entry,
-//! `pending` with no entry, or owned by a consumer whose worker is gone. With repair,
+//! `pending` with no entry, `scheduled` or waiting to retry outside the delayed set, or
+//! owned by a consumer whose worker is gone. With repair,
 //! stranded jobs go back on their streams and dead consumers are forgotten.
 
 mod consumers;
+mod streams;
 mod sweep;
 mod ticks;
 
@@ -81,10 +83,15 @@ pub enum FindingKind {
     OrphanRunning,
     /// A job `pending` whose entry is gone from its stream.
     OrphanPending,
+    /// A job `scheduled` (or `failed`, waiting to retry) missing from its queue's
+    /// delayed set, which no promotion would ever move.
+    OrphanScheduled,
     /// A consumer owning entries whose worker stopped beating.
     WorkerNotResponding,
     /// A consumer with nothing pending whose worker is gone.
     StaleConsumer,
+    /// A queue's stream whose last id is far ahead of the clock, so producers are refused.
+    StreamIdAhead,
 }
 
 impl FindingKind {
@@ -95,8 +102,10 @@ impl FindingKind {
             FindingKind::TickDead => "tick_dead",
             FindingKind::OrphanRunning => "orphan_running",
             FindingKind::OrphanPending => "orphan_pending",
+            FindingKind::OrphanScheduled => "orphan_scheduled",
             FindingKind::WorkerNotResponding => "worker_not_responding",
             FindingKind::StaleConsumer => "stale_consumer",
+            FindingKind::StreamIdAhead => "stream_id_ahead",
         }
     }
 }
@@ -204,6 +213,8 @@ impl Reconciler {
             .await?;
         report.complete_sweep = true;
         for queue in &queues {
+            self.check_stream_id(queue, now, repair, &mut report)
+                .await?;
             self.sweep(queue, repair, full, &mut report).await?;
         }
         report.log();

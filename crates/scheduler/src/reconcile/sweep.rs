@@ -1,5 +1,6 @@
-//! The job-record sweep: `running` jobs whose entry is no longer pending and `pending`
-//! jobs whose entry is gone are stranded; with repair they go back on their stream.
+//! The job-record sweep: `running` jobs whose entry is no longer pending, `pending` jobs
+//! whose entry is gone, and `scheduled` or retrying jobs missing from the delayed set are
+//! stranded; with repair they go back on their stream, or into the delayed set.
 
 use std::collections::HashSet;
 
@@ -78,6 +79,10 @@ impl Reconciler {
                 FindingKind::OrphanRunning,
                 "running, but its entry is no longer pending",
             ),
+            RequeueMode::OrphanScheduled => (
+                FindingKind::OrphanScheduled,
+                "waiting for its time, but missing from the delayed set",
+            ),
             _ => (
                 FindingKind::OrphanPending,
                 "pending, but its entry is gone from the stream",
@@ -138,16 +143,25 @@ impl Reconciler {
         for key in keys {
             pipe.cmd("HMGET")
                 .arg(key)
-                .arg(&[field::STATUS, field::ENTRY][..]);
+                .arg(&[field::STATUS, field::ENTRY, field::ID][..]);
         }
-        let fields: Vec<(Option<String>, Option<String>)> =
+        let fields: Vec<(Option<String>, Option<String>, Option<String>)> =
             pipe.query_async(&mut self.conn).await?;
+        let delayed = self.keys.delayed(queue);
         let stream = self.keys.stream(queue);
         let mut checks = Vec::new();
         let mut pipe = redis::pipe();
-        for (key, (status, entry)) in keys.iter().zip(fields) {
+        for (key, (status, entry, id)) in keys.iter().zip(fields) {
             let entry = entry.unwrap_or_default();
             match status.as_deref() {
+                Some("scheduled" | "failed") if id.is_some() => {
+                    // ZMSCORE answers an array (of one nil when missing), as the checks
+                    // below expect of their replies.
+                    pipe.cmd("ZMSCORE")
+                        .arg(&delayed)
+                        .arg(id.unwrap_or_default());
+                    checks.push((key.clone(), RequeueMode::OrphanScheduled));
+                }
                 Some("running") if !entry.is_empty() => {
                     pipe.cmd("XPENDING")
                         .arg(&stream)
@@ -168,11 +182,16 @@ impl Reconciler {
             return Ok(Vec::new());
         }
         let replies: Vec<redis::Value> = pipe.query_async(&mut self.conn).await?;
-        // An empty reply: no pending entry, or no entry at all.
+        // An empty reply: no pending entry, or no entry at all; a nil score: not delayed.
         Ok(checks
             .into_iter()
             .zip(replies)
-            .filter(|(_, reply)| matches!(reply, redis::Value::Array(items) if items.is_empty()))
+            .filter(|(_, reply)| match reply {
+                redis::Value::Array(items) => {
+                    items.is_empty() || items.iter().all(|i| matches!(i, redis::Value::Nil))
+                }
+                _ => false,
+            })
             .map(|(check, _)| check)
             .collect())
     }

@@ -1,5 +1,17 @@
 -- Shared helpers, prepended to every Flotilla script (not a script of its own).
 
+-- The latest run time (3000-01-01T00:00:00Z) and the longest duration (ten years) a job
+-- may name, in ms. Below them every number here stays an exact integer that Lua prints as
+-- digits, so the times the scripts store are whole numbers every reader parses.
+local MAX_RUN_AT_MS = 32503680000000
+local MAX_DURATION_MS = 315360000000
+
+-- Whether `text` is a whole number from 0 to `max`.
+local function whole_within(text, max)
+  local n = tonumber(text)
+  return n ~= nil and n >= 0 and n <= max and n % 1 == 0
+end
+
 -- Redis server time in milliseconds, so every process agrees on "now".
 local function now_ms()
   local t = redis.call('TIME')
@@ -86,8 +98,9 @@ local function was_cancelled(job)
 end
 
 -- Why a fast-path attempt is no longer current: "stale" when another worker took its
--- entry (it is still on the stream, or was deleted from it: finished there), "missing"
--- when the stream never held it as far as it knows (Redis lost its data).
+-- entry (it is still on the stream), "gone" when the entry was deleted from the stream
+-- (finished by a worker that reclaimed it, or deleted by hand), "missing" when the stream
+-- never held it as far as it knows (Redis lost its data).
 local function not_current(stream, entry)
   if #redis.call('XRANGE', stream, entry, entry) > 0 then return 'stale' end
   local info = redis.pcall('XINFO', 'STREAM', stream)
@@ -96,7 +109,7 @@ local function not_current(stream, entry)
     if info[i] == 'max-deleted-entry-id' then
       local ms, seq = id_parts(entry)
       local dms, dseq = id_parts(info[i + 1])
-      if ms < dms or (ms == dms and seq <= dseq) then return 'stale' end
+      if ms < dms or (ms == dms and seq <= dseq) then return 'gone' end
     end
   end
   return 'missing'

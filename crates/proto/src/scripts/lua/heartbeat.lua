@@ -4,8 +4,9 @@
 -- then per job (in KEYS order), from ARGV[5]: entry id, lease token,
 -- delivery count (0 = the attempt has a record; else a fast-path attempt, current while its
 -- entry is pending under this consumer at that count)
--- Returns, per job, "ok", "lost" (taken by another worker), "cancelled" or "missing" (no
--- record: Redis lost its data, or the record was deleted).
+-- Returns, per job, "ok", "lost" (taken by another worker), "cancelled", "gone" (a
+-- fast-path job's entry was deleted from the stream) or "missing" (no record: Redis lost
+-- its data, or the record was deleted).
 local stream, group, consumer = KEYS[1], ARGV[1], ARGV[2]
 local owned = owned_in(stream, group, consumer, ARGV[3], ARGV[4], #KEYS)
 local out, refresh = {}, {'XCLAIM', stream, group, consumer, 0}
@@ -19,10 +20,13 @@ for i = 2, #KEYS do
       current = true
     elseif was_cancelled(KEYS[i]) then
       out[#out + 1] = 'cancelled'
-    elseif not_current(stream, entry) == 'missing' then
-      out[#out + 1] = 'missing'
     else
-      current = false
+      local why = not_current(stream, entry)
+      if why == 'missing' or why == 'gone' then
+        out[#out + 1] = why
+      else
+        current = false
+      end
     end
   else
     local f = redis.call('HMGET', KEYS[i], 'status', 'lease')

@@ -1,11 +1,14 @@
 -- requeue: put a job back on its stream when reconciliation finds it stranded. The
 -- attempt it was on stays counted (it may have crashed its worker: rule 2).
 -- KEYS[1] stream   KEYS[2] job record (of ARGV[5]'s job, or any key of the queue when unknown)
+-- KEYS[3] delayed set
 -- ARGV[1] group   ARGV[2] reason   ARGV[3] mode   ARGV[4] consumer (dead_consumer mode)
 -- ARGV[5] entry id (dead_consumer mode)   ARGV[6] queue name
 -- Modes:
 --   orphan_running  the record says running but its entry is no longer pending
 --   orphan_pending  the record says pending but its entry is gone from the stream
+--   orphan_scheduled  the record says scheduled or failed but is missing from `delayed`:
+--                   it goes back there, due when it was (or now)
 --   dead_consumer   an entry pending under a consumer whose worker is gone
 -- Returns "requeued", "copied" (an entry with no record was re-added as it was), "lost"
 -- (an entry with no record whose data was deleted: nothing is left to run), "dropped" (a
@@ -31,6 +34,16 @@ local function pending_owner(entry)
 end
 
 local f = redis.call('HMGET', job, 'status', 'entry')
+if mode == 'orphan_scheduled' then
+  if f[1] ~= 'scheduled' and f[1] ~= 'failed' then return 'unchanged' end
+  local w = redis.call('HMGET', job, 'id', 'next_run_at', 'run_at')
+  if not w[1] or redis.call('ZSCORE', KEYS[3], w[1]) then return 'unchanged' end
+  local due = tonumber(w[2]) or tonumber(w[3]) or now_ms()
+  if not whole_within(due, MAX_RUN_AT_MS) then due = now_ms() end
+  redis.call('ZADD', KEYS[3], due, w[1])
+  redis.call('HSET', job, 'error', reason)
+  return 'requeued'
+end
 if mode == 'orphan_running' then
   if f[1] ~= 'running' or pending_owner(f[2]) then return 'unchanged' end
   return requeue_record(f[2])
