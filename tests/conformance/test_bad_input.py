@@ -74,7 +74,8 @@ CASES = {
     ),
     "bad-backoff": Case(
         {"type": "noop", "backoff": "linear:5"},
-        'malformed entry: backoff "linear:5" is not one of fixed:MS, exponential:BASE_MS:CAP_MS, list:MS,MS,…',
+        'malformed entry: backoff "linear:5" is not one of fixed:MS, exponential:BASE_MS:CAP_MS, list:MS,MS,… '
+        "(whole milliseconds, each at most 315360000000: ten years)",
     ),
     "bad-run-at": Case(
         {"type": "noop", "run_at": "tomorrow"},
@@ -121,7 +122,7 @@ def test_an_id_of_no_known_job_without_a_type_is_dead_lettered(fleet: Fleet) -> 
     job_id = str(uuid.uuid4())
     entry = fleet.xadd({"id": job_id})
     dead = fleet.wait_dead(job_id, since=entry)
-    assert "no record" in dead["error"], dead["error"]
+    assert dead["error"] == "malformed entry: entry has neither an `id` of a known job nor a `type`", dead["error"]
     fleet.run_noop()
 
 

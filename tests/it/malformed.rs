@@ -11,6 +11,9 @@ use serde_json::json;
 
 use crate::util::{Env, LONG};
 
+/// The reason PROTOCOL.md gives for an entry with an `id` of no known job and no `type`.
+const NO_KNOWN_JOB: &str = "entry has neither an `id` of a known job nor a `type`";
+
 /// XADDs raw fields to a queue's stream, as a producer in another language would.
 fn counting_registry(runs: &Arc<Mutex<Vec<serde_json::Value>>>) -> Registry {
     let mut registry = Registry::with_builtins();
@@ -150,7 +153,7 @@ async fn malformed_entries_go_to_the_dlq_with_reasons_and_the_worker_carries_on(
         ),
         (
             env.xadd("default", &[("id", b"no-such-job")]).await,
-            "no record",
+            NO_KNOWN_JOB,
         ),
     ];
     let good = env
@@ -168,7 +171,7 @@ async fn malformed_entries_go_to_the_dlq_with_reasons_and_the_worker_carries_on(
     .await;
     assert_eq!(dead.len(), cases.len());
     for (entry_id, reason) in &cases {
-        let job_id = if *reason == "no record" {
+        let job_id = if *reason == NO_KNOWN_JOB {
             "no-such-job"
         } else {
             entry_id.as_str()
@@ -182,7 +185,7 @@ async fn malformed_entries_go_to_the_dlq_with_reasons_and_the_worker_carries_on(
             "{:?} should mention {reason:?}",
             found["error"]
         );
-        if *reason != "no record" {
+        if *reason != NO_KNOWN_JOB {
             let record = env
                 .record("default", job_id)
                 .await

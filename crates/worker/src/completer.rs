@@ -245,7 +245,7 @@ impl Completer {
             ),
             Landed::Finish(FinishReply::Gone) | Landed::Fail(FailReply::Gone) => tracing::warn!(
                 job = %a.job_id, queue = %a.queue, r#type = %a.job_type, attempt = a.number, trace_id = a.trace_id.as_deref(),
-                "the job's entry was deleted from its stream while it ran (a worker that reclaimed it finished it, or it was deleted by hand): this attempt's outcome is dropped"
+                "lease lost: the job's entry was deleted from its stream while it ran (a worker that reclaimed it finished it, or it was deleted by hand): this attempt's outcome is dropped"
             ),
             Landed::Finish(FinishReply::Cancelled) | Landed::Fail(FailReply::Cancelled) => {
                 tracing::info!(job = %a.job_id, queue = %a.queue, r#type = %a.job_type, attempt = a.number, trace_id = a.trace_id.as_deref(), "job was cancelled while running")

@@ -122,7 +122,7 @@ impl Heartbeat {
                 }
                 BeatReply::Gone => {
                     tracing::warn!(job = %attempt.job_id, queue = %queue, r#type = %attempt.job_type, attempt = attempt.number,
-                        "the job's entry was deleted from its stream while it ran (a worker that reclaimed it finished it, or it was deleted by hand); stopping");
+                        "lease lost: the job's entry was deleted from its stream while it ran (a worker that reclaimed it finished it, or it was deleted by hand); stopping");
                     attempt.stop(Outcome::Stale);
                 }
                 BeatReply::Lost => {

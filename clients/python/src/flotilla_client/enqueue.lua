@@ -98,8 +98,9 @@ local function was_cancelled(job)
 end
 
 -- Why a fast-path attempt is no longer current: "stale" when another worker took its
--- entry (it is still on the stream, or was deleted from it: finished there), "missing"
--- when the stream never held it as far as it knows (Redis lost its data).
+-- entry (it is still on the stream), "gone" when the entry was deleted from the stream
+-- (finished by a worker that reclaimed it, or deleted by hand), "missing" when the stream
+-- never held it as far as it knows (Redis lost its data).
 local function not_current(stream, entry)
   if #redis.call('XRANGE', stream, entry, entry) > 0 then return 'stale' end
   local info = redis.pcall('XINFO', 'STREAM', stream)
@@ -108,7 +109,7 @@ local function not_current(stream, entry)
     if info[i] == 'max-deleted-entry-id' then
       local ms, seq = id_parts(entry)
       local dms, dseq = id_parts(info[i + 1])
-      if ms < dms or (ms == dms and seq <= dseq) then return 'stale' end
+      if ms < dms or (ms == dms and seq <= dseq) then return 'gone' end
     end
   end
   return 'missing'
