@@ -233,6 +233,27 @@ async fn every_role_serves_its_part_under_only_its_documented_rule() {
     );
     env.wait_status("default", &to_cancel, Status::Cancelled, LONG)
         .await;
+    // A queue started by mistake, emptied, and removed by the operator.
+    let typo = producer
+        .enqueue(
+            NewJob::new("noop", &json!({}))
+                .expect("job")
+                .queue("acl-typo")
+                .delay(Duration::from_secs(3600)),
+        )
+        .await
+        .expect("a job on a new queue")
+        .id;
+    run_flotilla(
+        &url("flotilla-producer"),
+        &[],
+        &["jobs", "cancel", &typo, "--queue", "acl-typo"],
+    );
+    run_flotilla(
+        &operator_url,
+        &[],
+        &["queues", "remove", "acl-typo", "--yes"],
+    );
     env.wait_status("default", &jobs.dies, Status::Dead, LONG)
         .await;
     // The running worker takes up the raised count (within ten seconds) under its rule.

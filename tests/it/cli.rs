@@ -323,7 +323,10 @@ async fn schedules_are_managed_from_the_command_line() {
         String::from_utf8_lossy(&bad.stderr).contains("cron"),
         "bad cron accepted"
     );
-    assert!(stdout(&flotilla(&env, &["schedules", "status"])).contains("no leader"));
+    // No leader is a failure to whoever checks.
+    let leaderless = flotilla(&env, &["schedules", "status"]);
+    assert!(!leaderless.status.success());
+    assert!(String::from_utf8_lossy(&leaderless.stderr).contains("no leader"));
 
     let _scheduler = flotilla_tests::FlotillaProcess::scheduler(&env.url(), &[], None);
     let low_len = || async {

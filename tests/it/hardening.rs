@@ -478,10 +478,50 @@ async fn quiet_surprises_are_now_said() {
     let env = Env::start().await;
     let run = |args: &[&str]| flotilla_with_url(&env.url(), args).0;
 
-    // A queue no live worker serves: the job is enqueued, with a warning.
+    // A queue the fleet does not know (a typo, say) is refused, naming those it knows;
+    // asked to start it, the job is enqueued, with a warning that no worker serves it.
     let output = run(&["enqueue", "--type", "noop", "--queue", "nosuchqueue"]);
+    assert!(!output.status.success());
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        said.contains("no queue \"nosuchqueue\"") && said.contains("--create-queue"),
+        "{said}"
+    );
+    let known: Vec<String> = env.cmd(redis::cmd("SMEMBERS").arg(env.keys.queues())).await;
+    assert!(
+        !known.iter().any(|q| q == "nosuchqueue"),
+        "the typo was listed"
+    );
+    let output = run(&[
+        "enqueue",
+        "--type",
+        "noop",
+        "--queue",
+        "nosuchqueue",
+        "--create-queue",
+    ]);
     assert!(output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("no live worker serves queue"));
+    // And a queue started by mistake can be removed once it holds nothing to run.
+    let refused = run(&["queues", "remove", "nosuchqueue", "--yes"]);
+    assert!(
+        !refused.status.success(),
+        "removed a queue with a job waiting"
+    );
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("still holds jobs"));
+    let stream = env.keys.stream("nosuchqueue");
+    env.cmd::<()>(redis::cmd("DEL").arg(&stream)).await;
+    let removed = run(&["queues", "remove", "nosuchqueue", "--yes"]);
+    assert!(
+        removed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&removed.stderr)
+    );
+    let known: Vec<String> = env.cmd(redis::cmd("SMEMBERS").arg(env.keys.queues())).await;
+    assert!(
+        !known.iter().any(|q| q == "nosuchqueue"),
+        "still listed: {known:?}"
+    );
     let worker = InProcessWorker::start(&env.url(), fast_config(), Registry::with_builtins()).await;
     let served = eventually(LONG, "the worker to register", || async {
         let output = run(&["enqueue", "--type", "noop"]);

@@ -33,6 +33,7 @@ mod reconcile;
 mod repair;
 mod resilience;
 mod runbook;
+mod schedule_views;
 mod scheduler;
 mod sentinel;
 mod tls;

@@ -171,9 +171,10 @@ async fn reconcile_finds_stranded_jobs_and_repair_requeues_them() {
             .expect("flotilla runs")
     };
     let output = cli(&["reconcile", "--json"]);
+    // Open findings are a failure to whoever runs the check, after the report.
     assert!(
-        output.status.success(),
-        "{}",
+        !output.status.success(),
+        "exit 0 with open findings: {}",
         String::from_utf8_lossy(&output.stderr)
     );
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
@@ -196,7 +197,17 @@ async fn reconcile_finds_stranded_jobs_and_repair_requeues_them() {
     assert_eq!(report["complete_sweep"], true);
 
     let repaired = cli(&["reconcile", "--repair"]);
+    assert!(repaired.status.success(), "everything was repaired");
     let text = String::from_utf8_lossy(&repaired.stdout);
+    assert_eq!(
+        text.matches("orphan_running").count(),
+        2,
+        "each finding once, and in the counts: {text}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&repaired.stderr).contains("orphan_running"),
+        "the findings are printed, not also logged"
+    );
     assert!(
         text.contains("repaired")
             && text.contains("orphan_running")

@@ -39,6 +39,17 @@ pub enum AdminError {
     SearchStopped { prefix: String, budget: usize },
     #[error("job {id} is in several queues ({}): name the queue", queues.join(", "))]
     InSeveralQueues { id: String, queues: Vec<String> },
+    #[error(
+        "queue {queue} is served by live workers ({}): take it out of their [queues] and \
+         restart them first, or they list it again",
+        workers.join(", ")
+    )]
+    QueueServed { queue: String, workers: Vec<String> },
+    #[error(
+        "{0} still holds jobs waiting, running or scheduled: drain it (flotilla queues drain) \
+         or cancel them first"
+    )]
+    QueueNotEmpty(String),
     #[error("job {0} is running: cancel it first, so its worker stops it")]
     Running(String),
     #[error("a time to list from must be at or after the Unix epoch")]

@@ -207,9 +207,14 @@ pub struct EnqueueArgs {
     #[arg(long, default_value = "{}", value_name = "JSON")]
     pub payload: String,
 
-    /// Queue to put the job on.
+    /// Queue to put the job on: one the fleet knows (listed under [queues], or used
+    /// before), unless --create-queue.
     #[arg(long, default_value = "default")]
     pub queue: String,
+
+    /// Put the job on a queue the fleet does not know yet, starting it.
+    #[arg(long)]
+    pub create_queue: bool,
 
     /// Run after this delay, e.g. `30s`, `5m`, `1h 30m`.
     #[arg(long = "in", value_name = "DURATION", value_parser = humantime::parse_duration, conflicts_with = "at")]
@@ -265,6 +270,15 @@ pub enum QueuesCommand {
         queue: String,
         /// How many partitions: 1 to 1024.
         count: u16,
+    },
+    /// Remove a queue the fleet no longer uses (a name enqueued by mistake, say): its
+    /// finished and dead jobs go with it. Refused while any job waits, runs or is
+    /// scheduled on it, or a live worker serves it.
+    Remove {
+        queue: String,
+        /// Confirm: its dead and finished jobs are deleted too.
+        #[arg(long)]
+        yes: bool,
     },
     /// Wait, with a progress bar, until nothing is waiting, scheduled or running on a
     /// queue. Workers must keep serving it: a paused queue's waiting jobs are never

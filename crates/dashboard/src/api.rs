@@ -314,7 +314,9 @@ async fn workers(State(state): State<AppState>) -> Result<Json<Vec<WorkerRow>>, 
 pub struct ScheduleView {
     #[serde(flatten)]
     pub schedule: Schedule,
+    /// The tick of the last job it fired.
     pub last_tick_ms: Option<i64>,
+    /// The next tick it will fire, from its definition; none while paused.
     pub next_tick_ms: Option<i64>,
     pub last_job: Option<String>,
     pub last_fired_at_ms: Option<i64>,
@@ -325,9 +327,9 @@ pub async fn schedule_views(state: &AppState) -> Result<Vec<ScheduleView>, ApiEr
     for schedule in state.schedules.list().await? {
         let done = state.schedules.state(&schedule.name).await?;
         views.push(ScheduleView {
+            last_tick_ms: done.last_fired_tick(),
+            next_tick_ms: done.upcoming(&schedule),
             schedule,
-            last_tick_ms: done.last_tick,
-            next_tick_ms: done.next_tick,
             last_job: done.last_job,
             last_fired_at_ms: done.last_fired_at,
         });

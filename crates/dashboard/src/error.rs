@@ -58,6 +58,8 @@ impl From<AdminError> for ApiError {
             | AdminError::NotAQueue(_) => ApiError::BadRequest(text),
             AdminError::InSeveralQueues { .. }
             | AdminError::Running(_)
+            | AdminError::QueueServed { .. }
+            | AdminError::QueueNotEmpty(_)
             | AdminError::FewerPartitions { .. } => ApiError::Conflict(text),
             AdminError::Script(e) => match e.redis() {
                 Some(e) => redis_error(e),

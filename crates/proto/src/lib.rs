@@ -20,6 +20,7 @@ mod describe;
 mod encoding;
 mod entry;
 mod error;
+mod forget;
 mod job;
 mod keys;
 mod lost;
@@ -51,6 +52,7 @@ pub use describe::{
 pub use encoding::{ContentType, Payload};
 pub use entry::{EntryFields, FastEntry, StreamEntry};
 pub use error::ProtoError;
+pub use forget::forget_queue;
 pub use job::Job;
 pub use keys::{CONSUMER_GROUP, DEFAULT_NAMESPACE, Keys};
 pub use lost::record_lost;

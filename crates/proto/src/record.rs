@@ -98,6 +98,17 @@ pub struct JobRecord {
 }
 
 impl JobRecord {
+    /// The attempts as a person reads them: `2 of 3`, or `1` when the most it may have
+    /// is not known (a job whose completion is all that is kept: `done` holds its
+    /// attempts, not its limit).
+    pub fn attempts_shown(&self) -> String {
+        if self.max_attempts == 0 {
+            self.attempts.to_string()
+        } else {
+            format!("{} of {}", self.attempts, self.max_attempts)
+        }
+    }
+
     /// Reads a record from the hash's fields; `None` when the hash is empty (no such job).
     pub fn from_hash(hash: &HashMap<String, Vec<u8>>) -> Result<Option<Self>, ProtoError> {
         if hash.is_empty() {

@@ -50,6 +50,7 @@ async fn reconcile_and_alert(reconciler: &mut Reconciler, alerter: &mut Alerter,
             return;
         }
     };
+    report.log();
     let now = match reconciler.now().await {
         Ok(now) => now,
         Err(e) => {

@@ -21,6 +21,7 @@ mod reconcile;
 mod sampler;
 mod schedule;
 mod scheduler;
+mod state;
 mod store;
 
 pub use alerts::{Alert, AlertConfig, AlertEvent, Alerter, list_alerts};
@@ -33,4 +34,5 @@ pub use metrics::SchedulerMetrics;
 pub use reconcile::{Finding, FindingKind, ReconcileConfig, Reconciler, Report};
 pub use schedule::{CatchUp, Schedule, Timing};
 pub use scheduler::Scheduler;
-pub use store::{ScheduleState, ScheduleStore};
+pub use state::{Pause, ScheduleState};
+pub use store::ScheduleStore;

@@ -1,5 +1,5 @@
 //! Schedules in Redis: definitions in one hash (JSON per name), state (last and next
-//! tick, last job) in a hash per schedule. Shared by the scheduler and the CLI.
+//! tick, last job, pauses) in a hash per schedule. Shared by the scheduler and the CLI.
 
 use std::collections::HashMap;
 
@@ -7,18 +7,8 @@ use flotilla_proto::Keys;
 use flotilla_proto::SharedConnection;
 use flotilla_proto::scripts::{self, AdvanceReply, ScheduleAdvance};
 
+use crate::state::{Pause, ScheduleState};
 use crate::{Schedule, SchedulerError};
-
-/// What the scheduler has done for a schedule.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ScheduleState {
-    pub last_tick: Option<i64>,
-    pub next_tick: Option<i64>,
-    pub last_job: Option<String>,
-    pub last_fired_at: Option<i64>,
-    /// When the scheduler first saw the schedule: no tick before it is expected.
-    pub since: Option<i64>,
-}
 
 /// Reads and writes schedule definitions and state.
 #[derive(Debug, Clone)]
@@ -120,27 +110,61 @@ impl ScheduleStore {
         Ok(())
     }
 
-    /// Pauses or resumes a schedule. Resuming starts from now: the ticks that fell in the
-    /// pause are neither fired nor reported as missed.
+    /// Pauses or resumes a schedule. Resuming goes on from now: the ticks that fell in the
+    /// pause are neither fired nor reported as missed, while a tick missed before the pause
+    /// stays reported (the pause is remembered, not the schedule's history forgotten).
     pub async fn set_paused(&self, name: &str, paused: bool) -> Result<(), SchedulerError> {
         let mut schedule = self.get(name).await?;
         if schedule.paused == paused {
             return Ok(());
         }
-        if !paused {
-            // State first: a leader that sees the schedule active must see the new start.
-            self.restart_from_now(name).await?;
+        let now = self.server_time().await?;
+        let state_key = self.keys.schedule(name);
+        let mut conn = self.conn.clone();
+        if paused {
+            let _: () = redis::cmd("HSET")
+                .arg(&state_key)
+                .arg("paused_at")
+                .arg(now)
+                .query_async(&mut conn)
+                .await?;
+        } else {
+            // State first: a leader that sees the schedule active must see where it goes on
+            // from.
+            let state = self.state(name).await?;
+            let pauses = state.with_pause_ended(now);
+            let _: () = redis::pipe()
+                .cmd("HSET")
+                .arg(&state_key)
+                .arg("last_tick")
+                .arg(state.last_tick.unwrap_or(now).max(now))
+                .arg("pauses")
+                .arg(Pause::encode(&pauses))
+                .ignore()
+                .cmd("HDEL")
+                .arg(&state_key)
+                .arg("paused_at")
+                .arg("next_tick")
+                .ignore()
+                .query_async(&mut conn)
+                .await?;
         }
         schedule.paused = paused;
         self.put(&schedule).await
     }
 
+    /// The server's clock, ms since the epoch.
+    async fn server_time(&self) -> Result<i64, SchedulerError> {
+        let mut conn = self.conn.clone();
+        let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(&mut conn).await?;
+        Ok(secs * 1000 + micros / 1000)
+    }
+
     /// Sets a schedule's state to begin at the server's present time: `since` and
     /// `last_tick` both now, so nothing before it is fired or expected.
     async fn restart_from_now(&self, name: &str) -> Result<(), SchedulerError> {
+        let now = self.server_time().await?;
         let mut conn = self.conn.clone();
-        let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(&mut conn).await?;
-        let now = secs * 1000 + micros / 1000;
         let _: () = redis::pipe()
             .cmd("DEL")
             .arg(self.keys.schedule(name))
@@ -214,6 +238,11 @@ impl ScheduleStore {
             last_job: hash.get("last_job").cloned(),
             last_fired_at: number("last_fired_at"),
             since: number("since"),
+            paused_at: number("paused_at"),
+            pauses: hash
+                .get("pauses")
+                .map(|p| Pause::decode(p))
+                .unwrap_or_default(),
         })
     }
 

@@ -268,13 +268,12 @@ impl Watch {
             return;
         }
         println!(
-            "  {:>5.1}s  {:<36} {:<9} {:<9} attempt {}/{}  {}",
+            "  {:>5.1}s  {:<36} {:<9} {:<9} attempt {:<7} {}",
             started.elapsed().as_secs_f64(),
             &job.id,
             record.job_type,
             status,
-            record.attempts,
-            record.max_attempts,
+            record.attempts_shown(),
             job.what,
         );
         self.printed.insert(job.id.clone(), state);

@@ -13,6 +13,23 @@ use crate::settings::Settings;
 pub async fn run(config_file: Option<&Path>, args: EnqueueArgs) -> anyhow::Result<()> {
     let settings = Settings::load(config_file)?;
     let producer = connect(&settings).await?;
+    if !args.create_queue && !settings.queues.contains_key(&args.queue) {
+        // A typo would otherwise start a queue that no worker serves, listed and alerted
+        // on from then on.
+        let mut admin = flotilla_admin::Admin::new(producer.connection(), producer.keys().clone());
+        if !admin.is_known_queue(&args.queue).await? {
+            let known = admin.queues().await?;
+            anyhow::bail!(
+                "no queue {:?}: the fleet knows {}; pass --create-queue to start a new one",
+                args.queue,
+                if known.is_empty() {
+                    "none yet".to_owned()
+                } else {
+                    known.join(", ")
+                }
+            );
+        }
+    }
     let value: serde_json::Value = serde_json::from_str(&args.payload)
         .with_context(|| format!("--payload: {:?} is not valid JSON", args.payload))?;
     // JSON stays JSON, so workers in any language can read what the command line sent.

@@ -95,7 +95,7 @@ pub fn render(r: &JobRecord) -> String {
     line("type", r.job_type.clone());
     line("queue", r.queue.clone());
     line("status", status.to_owned());
-    line("attempts", format!("{} of {}", r.attempts, r.max_attempts));
+    line("attempts", r.attempts_shown());
     line("created", time(r.created_at));
     line("run at", time(r.run_at));
     if r.next_run_at.is_some() {

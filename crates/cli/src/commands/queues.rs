@@ -45,6 +45,18 @@ pub async fn run(config_file: Option<&Path>, command: QueuesCommand) -> anyhow::
             }
         }
         QueuesCommand::Drain { queue, timeout } => drain(&mut admin, &queue, timeout).await?,
+        QueuesCommand::Remove { queue, yes } => {
+            if !yes {
+                anyhow::bail!(
+                    "removing {queue} deletes its dead and finished jobs too: run again with --yes"
+                );
+            }
+            let removed = admin.remove_queue(&queue).await?;
+            println!(
+                "removed {queue} ({} partition(s)) and its finished and dead jobs",
+                removed.partitions.len()
+            );
+        }
     }
     Ok(())
 }

@@ -15,7 +15,7 @@ pub async fn run(config_file: Option<&Path>, repair: bool, json: bool) -> anyhow
     let report = reconciler.run(repair, true).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
-        return Ok(());
+        return still_open(&report, repair);
     }
     println!("examined {} job records", report.jobs_examined);
     if report.findings.is_empty() {
@@ -42,7 +42,19 @@ pub async fn run(config_file: Option<&Path>, repair: bool, json: bool) -> anyhow
         .map(|(k, n)| format!("{} {n}", k.as_str()))
         .collect();
     println!("\n{}", counts.join(", "));
-    Ok(())
+    still_open(&report, repair)
+}
+
+/// An error (so the exit status is not 0) while findings are still open, for scripts and
+/// checks that run `flotilla reconcile`.
+fn still_open(report: &flotilla_scheduler::Report, repair: bool) -> anyhow::Result<()> {
+    match report.open() {
+        0 => Ok(()),
+        open if repair => anyhow::bail!("{open} finding(s) still open after repair"),
+        open => {
+            anyhow::bail!("{open} finding(s) open: `flotilla reconcile --repair` fixes what it can")
+        }
+    }
 }
 
 pub async fn alerts(config_file: Option<&Path>, recent: usize, json: bool) -> anyhow::Result<()> {

@@ -25,8 +25,9 @@ pub async fn run(config_file: Option<&Path>, command: SchedulesCommand) -> anyho
                     status.epoch,
                     status.lease_remaining_ms.unwrap_or(0)
                 ),
-                None => println!(
-                    "no leader (epoch {}): is a `flotilla scheduler` running?",
+                // No schedule fires without a leader: a check must see that as a failure.
+                None => anyhow::bail!(
+                    "no leader (epoch {}): no schedule fires until a `flotilla scheduler` runs",
                     status.epoch
                 ),
             }
@@ -112,8 +113,8 @@ async fn list(store: &ScheduleStore, json: bool) -> anyhow::Result<()> {
             .map(|(s, st)| {
                 serde_json::json!({
                     "schedule": s,
-                    "last_tick": st.last_tick,
-                    "next_tick": st.next_tick,
+                    "last_tick": st.last_fired_tick(),
+                    "next_tick": st.upcoming(s),
                     "last_job": st.last_job,
                 })
             })
@@ -146,8 +147,8 @@ async fn list(store: &ScheduleStore, json: bool) -> anyhow::Result<()> {
             s.job_type,
             s.queue,
             if s.paused { "paused" } else { "active" },
-            time(st.last_tick),
-            time(st.next_tick)
+            time(st.last_fired_tick()),
+            time(st.upcoming(&s))
         );
     }
     Ok(())

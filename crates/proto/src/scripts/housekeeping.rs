@@ -1,11 +1,12 @@
 //! Bindings that move jobs outside an attempt: `promote` due delayed jobs, `cancel` a job,
 //! `requeue` a stranded one, `put_back` entries of a paused queue, `reset_stream_id` of a
-//! stream whose last id ran ahead, `forget_consumer` once it owns nothing.
+//! stream whose last id ran ahead, `forget_consumer` once it owns nothing, and
+//! `remove_queue` once a queue holds nothing to run.
 
 use super::reply::{flag, int, text, words};
 use super::{
-    CANCEL, Call, FORGET_CONSUMER, PROMOTE, PURGE, PUTBACK, REQUEUE, RESET_STREAM_ID, RETRY,
-    ScriptCall, ScriptError,
+    CANCEL, Call, FORGET_CONSUMER, PROMOTE, PURGE, PUTBACK, REMOVE_QUEUE, REQUEUE, RESET_STREAM_ID,
+    RETRY, ScriptCall, ScriptError,
 };
 use crate::{CONSUMER_GROUP, Keys, Status};
 
@@ -114,6 +115,40 @@ impl ScriptCall for ResetStreamId<'_> {
             Some("entry_ahead") => Ok(ResetReply::EntryAhead),
             Some("ahead") => Ok(ResetReply::Ahead),
             Some("reset") => Ok(ResetReply::Reset),
+            _ => Err(ScriptError::reply(Self::NAME, &value)),
+        }
+    }
+}
+
+/// Delete one partition of a queue (`queue` names it) that holds nothing to run, with
+/// its finished history. Answers false, deleting nothing, while a job waits or runs.
+#[derive(Debug, Clone)]
+pub struct RemoveQueue<'a> {
+    pub queue: &'a str,
+}
+
+impl ScriptCall for RemoveQueue<'_> {
+    /// Whether it was removed.
+    type Reply = bool;
+    const NAME: &'static str = "remove_queue";
+
+    fn call(&self, keys: &Keys) -> Call {
+        let q = self.queue;
+        Call::new(&REMOVE_QUEUE)
+            .key(keys.stream(q))
+            .key(keys.delayed(q))
+            .key(keys.done(q))
+            .key(keys.dead(q))
+            .key(keys.index(q, Status::Completed))
+            .key(keys.index(q, Status::Dead))
+            .key(keys.index(q, Status::Cancelled))
+            .arg(keys.job_prefix(q))
+    }
+
+    fn parse(value: redis::Value) -> Result<bool, ScriptError> {
+        match text(&value).as_deref() {
+            Some("removed") => Ok(true),
+            Some("busy") => Ok(false),
             _ => Err(ScriptError::reply(Self::NAME, &value)),
         }
     }

@@ -29,8 +29,8 @@ pub use enqueue::{Enqueue, EnqueueReply, UniqueLock, When};
 pub use fast::FastJob;
 pub use finish::{Complete, CompleteItem, Fail, FailReply, FinishReply, HandBack};
 pub use housekeeping::{
-    Cancel, CancelReply, ForgetConsumer, Promote, Purge, PurgeReply, PutBack, Requeue, RequeueMode,
-    RequeueReply, ResetReply, ResetStreamId, Retry, RetryReply,
+    Cancel, CancelReply, ForgetConsumer, Promote, Purge, PurgeReply, PutBack, RemoveQueue, Requeue,
+    RequeueMode, RequeueReply, ResetReply, ResetStreamId, Retry, RetryReply,
 };
 pub use leader::{
     AcquireReply, AdvanceReply, LeaderAcquire, LeaderRelease, LeaderRenew, ScheduleAdvance,
@@ -183,6 +183,11 @@ script!(
     "Bring a stream's last id back from far ahead of the clock (reconciliation)."
 );
 script!(
+    REMOVE_QUEUE,
+    "remove_queue.lua",
+    "Delete one partition of a queue that holds nothing to run, with its history."
+);
+script!(
     PROMOTE,
     "promote.lua",
     "Move due jobs from `delayed` to their stream."
@@ -235,8 +240,9 @@ script!(
 );
 
 /// Every script, for loading them all at once.
-pub(crate) fn all() -> [&'static Script; 22] {
+pub(crate) fn all() -> [&'static Script; 23] {
     [
+        &REMOVE_QUEUE,
         &RESET_STREAM_ID,
         &PUTBACK,
         &ENQUEUE,

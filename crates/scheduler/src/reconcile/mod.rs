@@ -140,8 +140,16 @@ impl Report {
         counts
     }
 
+    /// Findings still open: not repaired, and still a problem now.
+    pub fn open(&self) -> usize {
+        self.findings
+            .iter()
+            .filter(|f| f.open && !f.repaired)
+            .count()
+    }
+
     /// One line per finding: WARN for open problems, INFO for those that are over.
-    fn log(&self) {
+    pub fn log(&self) {
         for f in &self.findings {
             if f.open {
                 tracing::warn!(kind = f.kind.as_str(), subject = %f.subject, repaired = f.repaired, "{}", f.detail);
@@ -200,7 +208,9 @@ impl Reconciler {
         server_time_ms(&mut self.conn).await
     }
 
-    /// One pass. `full` examines every job record instead of the periodic budget.
+    /// One pass. `full` examines every job record instead of the periodic budget. The
+    /// caller says what it found: the leader logs it ([`Report::log`]), the command
+    /// line prints it.
     pub async fn run(&mut self, repair: bool, full: bool) -> Result<Report, SchedulerError> {
         let now = server_time_ms(&mut self.conn).await?;
         let mut report = Report::default();
@@ -217,7 +227,6 @@ impl Reconciler {
                 .await?;
             self.sweep(queue, repair, full, &mut report).await?;
         }
-        report.log();
         Ok(report)
     }
 }

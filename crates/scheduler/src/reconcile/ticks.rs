@@ -26,10 +26,10 @@ impl Reconciler {
         now: i64,
         report: &mut Report,
     ) -> Result<(), SchedulerError> {
+        // A paused schedule is checked too: a tick missed before it was paused stays a
+        // finding (and keeps its alert) until it leaves the window.
         for schedule in self.store.list().await? {
-            if !schedule.paused {
-                self.check_schedule(&schedule, now, report).await?;
-            }
+            self.check_schedule(&schedule, now, report).await?;
         }
         Ok(())
     }
@@ -49,9 +49,17 @@ impl Reconciler {
             return Ok(());
         };
         let from = since.max(now - ms(self.config.lookback));
-        // Only ticks the leader has handled: later ones may simply not be due yet.
-        let until = state.last_tick.unwrap_or(since).min(now - 1000);
-        let ticks = timing.ticks_between(from, until, self.config.max_ticks);
+        // Only ticks the leader has handled: later ones may simply not be due yet. While
+        // paused, those up to the pause: the leader handles none after it.
+        let handled = state.last_tick.unwrap_or(since);
+        let until = match state.paused_at {
+            Some(paused_at) if schedule.paused => handled.max(paused_at),
+            _ => handled,
+        }
+        .min(now - 1000);
+        let mut ticks = timing.ticks_between(from, until, self.config.max_ticks);
+        // Ticks that fell in a pause were neither to be fired nor are they expected.
+        ticks.retain(|tick| !state.in_pause(*tick));
         if ticks.is_empty() {
             return Ok(());
         }
