@@ -60,6 +60,21 @@ pub(crate) fn documented_rules() -> Vec<Vec<String>> {
     rules
 }
 
+/// A Redis on a TCP port of its own (with `extra` arguments) that has a user for every
+/// role, created from SECURITY.md's rules; and its address.
+async fn with_documented_users(extra: &[&str]) -> (Env, String) {
+    let addr = free_local_addr();
+    let port = addr.rsplit(':').next().expect("port").to_owned();
+    let args = [&["--port", port.as_str(), "--bind", "127.0.0.1"][..], extra].concat();
+    let env = Env::start_with(&args).await;
+    for rule in documented_rules() {
+        let mut cmd = redis::cmd("ACL");
+        cmd.arg(&rule);
+        env.cmd::<()>(&mut cmd).await;
+    }
+    (env, addr)
+}
+
 /// What Redis refused since the log was last reset, one line per entry.
 async fn refusals(env: &Env) -> Vec<String> {
     let log: Vec<Vec<redis::Value>> = env.cmd(redis::cmd("ACL").arg("LOG").arg(100)).await;
@@ -76,23 +91,8 @@ async fn refusals(env: &Env) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_role_serves_its_part_under_only_its_documented_rule() {
-    let addr = free_local_addr();
-    let port = addr.rsplit(':').next().expect("port").to_owned();
     // Durable, as SECURITY.md recommends, so the start-up check has nothing to warn about.
-    let env = Env::start_with(&[
-        "--port",
-        &port,
-        "--bind",
-        "127.0.0.1",
-        "--appendonly",
-        "yes",
-    ])
-    .await;
-    for rule in documented_rules() {
-        let mut cmd = redis::cmd("ACL");
-        cmd.arg(&rule);
-        env.cmd::<()>(&mut cmd).await;
-    }
+    let (env, addr) = with_documented_users(&["--appendonly", "yes"]).await;
     env.cmd::<()>(redis::cmd("ACL").arg("LOG").arg("RESET"))
         .await;
     let url = |user: &str| format!("redis://{user}:{PASSWORD}@{addr}");
@@ -342,23 +342,8 @@ async fn refusal(conn: &mut redis::aio::MultiplexedConnection, args: &[&str]) ->
 
 #[tokio::test(flavor = "multi_thread")]
 async fn no_role_can_do_what_its_rule_leaves_out() {
-    let addr = free_local_addr();
-    let port = addr.rsplit(':').next().expect("port").to_owned();
     // A short busy threshold, so that a script that never ends blocks others at once.
-    let env = Env::start_with(&[
-        "--port",
-        &port,
-        "--bind",
-        "127.0.0.1",
-        "--busy-reply-threshold",
-        "100",
-    ])
-    .await;
-    for rule in documented_rules() {
-        let mut cmd = redis::cmd("ACL");
-        cmd.arg(&rule);
-        env.cmd::<()>(&mut cmd).await;
-    }
+    let (_redis, addr) = with_documented_users(&["--busy-reply-threshold", "100"]).await;
     let connect = |user: &'static str| {
         let url = format!("redis://{user}:{PASSWORD}@{addr}");
         async move {

@@ -80,30 +80,7 @@ async fn producers_refuse_absurd_times_and_durations() {
         );
     }
     // The published script refuses them too, for producers in other languages.
-    let refused: redis::RedisResult<redis::Value> = redis::Script::new(
-        &std::fs::read_to_string(flotilla_tests::repo_root().join("protocol/v2/enqueue.lua"))
-            .expect("the published script"),
-    )
-    .key(env.keys.stream("default"))
-    .key(env.keys.job("default", "far-1"))
-    .key(env.keys.delayed("default"))
-    .arg("far-1")
-    .arg("noop")
-    .arg("{}")
-    .arg("json")
-    .arg(3)
-    .arg(1000)
-    .arg("fixed:10")
-    .arg("18446744073709551615")
-    .arg(0)
-    .arg(0)
-    .arg(0)
-    .arg("default")
-    .arg("")
-    .arg(2)
-    .arg("finished")
-    .invoke_async(&mut env.conn.clone())
-    .await;
+    let refused = crate::util::published_enqueue(&env, "far-1", "18446744073709551615").await;
     let error = refused.expect_err("BAD_ARG");
     assert_eq!(error.code(), Some("BAD_ARG"), "{error}");
 }

@@ -11,7 +11,7 @@ use flotilla_worker::Registry;
 use serde_json::json;
 
 use crate::handlers::{exec, http};
-use crate::util::{Env, LONG};
+use crate::util::{Env, LONG, is_dead};
 
 #[tokio::test]
 async fn exec_commands_see_only_a_clean_environment_and_what_their_settings_pass() {
@@ -135,16 +135,6 @@ async fn http_handler_urls_are_shown_without_credentials_or_query_values() {
         "{dead:?}"
     );
     worker.stop().await;
-}
-
-/// True when the process is gone (or only a zombie waiting to be reaped).
-fn is_dead(pid: &str) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
-    }
 }
 
 #[tokio::test]

@@ -15,7 +15,7 @@ use flotilla_worker::{JobContext, Registry};
 use serde_json::json;
 
 use crate::handlers::{exec, http};
-use crate::util::{Env, Fields, LONG};
+use crate::util::{Env, Fields, LONG, is_dead};
 
 fn flotilla_with_url(url: &str, args: &[&str]) -> (std::process::Output, Duration) {
     let started = Instant::now();
@@ -80,16 +80,6 @@ async fn redis_urls_are_redacted_and_connection_errors_are_one_line() {
         "{stderr}"
     );
     assert!(took < Duration::from_secs(8), "took {took:?}");
-}
-
-/// True when the process is gone (or only a zombie waiting to be reaped).
-fn is_dead(pid: &str) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
-    }
 }
 
 async fn grandchild_pid(pid_file: &std::path::Path) -> String {

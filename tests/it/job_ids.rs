@@ -121,30 +121,7 @@ async fn producers_refuse_an_own_id_of_an_entry_ids_form() {
         assert_eq!(env.producer.enqueue(job).await.expect("enqueued").id, own);
     }
     // The published script refuses it too, for producers in other languages.
-    let refused: redis::RedisResult<redis::Value> = redis::Script::new(
-        &std::fs::read_to_string(flotilla_tests::repo_root().join("protocol/v2/enqueue.lua"))
-            .expect("the published script"),
-    )
-    .key(env.keys.stream("default"))
-    .key(env.keys.job("default", "17-1"))
-    .key(env.keys.delayed("default"))
-    .arg("17-1")
-    .arg("noop")
-    .arg("{}")
-    .arg("json")
-    .arg(3)
-    .arg(1000)
-    .arg("fixed:10")
-    .arg(0)
-    .arg(0)
-    .arg(0)
-    .arg(0)
-    .arg("default")
-    .arg("")
-    .arg(2)
-    .arg("finished")
-    .invoke_async(&mut env.conn.clone())
-    .await;
+    let refused = crate::util::published_enqueue(&env, "17-1", "0").await;
     let error = refused.expect_err("BAD_ID");
     assert_eq!(error.code(), Some("BAD_ID"), "{error}");
 }

@@ -178,14 +178,7 @@ async fn reconcile_finds_stranded_jobs_and_repair_requeues_them() {
         String::from_utf8_lossy(&output.stderr)
     );
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
-    let find = |kind: &str, subject: &str| {
-        report["findings"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|f| f["kind"] == kind && f["subject"] == subject)
-            .cloned()
-    };
+    let find = |kind: &str, subject: &str| crate::repair::finding(&report, kind, subject);
     assert!(
         find("orphan_pending", &lost_entry).is_some_and(|f| f["open"] == true),
         "{report}"

@@ -31,7 +31,12 @@ fn reconcile(env: &Env, args: &[&str]) -> serde_json::Value {
     })
 }
 
-fn finding(report: &serde_json::Value, kind: &str, subject: &str) -> Option<serde_json::Value> {
+/// The finding of `kind` about `subject` in a reconciliation report, if any.
+pub(crate) fn finding(
+    report: &serde_json::Value,
+    kind: &str,
+    subject: &str,
+) -> Option<serde_json::Value> {
     report["findings"]
         .as_array()
         .into_iter()

@@ -319,3 +319,46 @@ pub async fn crash_mid_job(
     assert_eq!(record.attempts, 2, "run again after the crash");
     next_worker
 }
+
+/// Calls the published enqueue script (protocol/v2/enqueue.lua) as a producer in another
+/// language would, for a job `id` of type noop with this run-at time (`"0"`: none).
+pub async fn published_enqueue(
+    env: &Env,
+    id: &str,
+    run_at: &str,
+) -> redis::RedisResult<redis::Value> {
+    let source =
+        std::fs::read_to_string(flotilla_tests::repo_root().join("protocol/v2/enqueue.lua"))
+            .expect("the published script");
+    redis::Script::new(&source)
+        .key(env.keys.stream("default"))
+        .key(env.keys.job("default", id))
+        .key(env.keys.delayed("default"))
+        .arg(id)
+        .arg("noop")
+        .arg("{}")
+        .arg("json")
+        .arg(3)
+        .arg(1000)
+        .arg("fixed:10")
+        .arg(run_at)
+        .arg(0)
+        .arg(0)
+        .arg(0)
+        .arg("default")
+        .arg("")
+        .arg(2)
+        .arg("finished")
+        .invoke_async(&mut env.conn.clone())
+        .await
+}
+
+/// True when the process is gone (or only a zombie waiting to be reaped).
+pub fn is_dead(pid: &str) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+    }
+}
