@@ -1,12 +1,10 @@
 //! Bindings that move jobs outside an attempt: `promote` due delayed jobs, `cancel` a job,
-//! `requeue` a stranded one, `put_back` entries of a paused queue, `reset_stream_id` of a
-//! stream whose last id ran ahead, `forget_consumer` once it owns nothing, and
-//! `remove_queue` once a queue holds nothing to run.
+//! `requeue` a stranded one, `put_back` entries of a paused queue, `forget_consumer` once
+//! it owns nothing.
 
 use super::reply::{flag, int, text, words};
 use super::{
-    CANCEL, Call, FORGET_CONSUMER, PROMOTE, PURGE, PUTBACK, REMOVE_QUEUE, REQUEUE, RESET_STREAM_ID,
-    RETRY, ScriptCall, ScriptError,
+    CANCEL, Call, FORGET_CONSUMER, PROMOTE, PURGE, PUTBACK, REQUEUE, RETRY, ScriptCall, ScriptError,
 };
 use crate::{CONSUMER_GROUP, Keys, Status};
 
@@ -70,87 +68,6 @@ impl ScriptCall for PutBack<'_> {
         int(&value)
             .and_then(|n| u64::try_from(n).ok())
             .ok_or_else(|| ScriptError::reply(Self::NAME, &value))
-    }
-}
-
-/// Bring a queue's stream back when its last id is far ahead of the server's clock (an
-/// entry added by hand at a chosen id): its last id and its consumer group's go back to
-/// its newest entry, so `XADD *` works again.
-#[derive(Debug, Clone)]
-pub struct ResetStreamId<'a> {
-    pub queue: &'a str,
-    /// The server's clock.
-    pub now_ms: i64,
-    /// Reset it, or only say whether it would.
-    pub repair: bool,
-}
-
-/// What a reset did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ResetReply {
-    /// The last id was not ahead.
-    Unchanged,
-    /// An entry ahead is still on the stream: it is dead-lettered first.
-    EntryAhead,
-    /// The last id is ahead, and it was only looked at.
-    Ahead,
-    Reset,
-}
-
-impl ScriptCall for ResetStreamId<'_> {
-    type Reply = ResetReply;
-    const NAME: &'static str = "reset_stream_id";
-
-    fn call(&self, keys: &Keys) -> Call {
-        Call::new(&RESET_STREAM_ID)
-            .key(keys.stream(self.queue))
-            .arg(self.now_ms)
-            .arg(crate::MAX_ID_AHEAD_MS)
-            .arg(if self.repair { "repair" } else { "check" })
-    }
-
-    fn parse(value: redis::Value) -> Result<ResetReply, ScriptError> {
-        match text(&value).as_deref() {
-            Some("unchanged") => Ok(ResetReply::Unchanged),
-            Some("entry_ahead") => Ok(ResetReply::EntryAhead),
-            Some("ahead") => Ok(ResetReply::Ahead),
-            Some("reset") => Ok(ResetReply::Reset),
-            _ => Err(ScriptError::reply(Self::NAME, &value)),
-        }
-    }
-}
-
-/// Delete one partition of a queue (`queue` names it) that holds nothing to run, with
-/// its finished history. Answers false, deleting nothing, while a job waits or runs.
-#[derive(Debug, Clone)]
-pub struct RemoveQueue<'a> {
-    pub queue: &'a str,
-}
-
-impl ScriptCall for RemoveQueue<'_> {
-    /// Whether it was removed.
-    type Reply = bool;
-    const NAME: &'static str = "remove_queue";
-
-    fn call(&self, keys: &Keys) -> Call {
-        let q = self.queue;
-        Call::new(&REMOVE_QUEUE)
-            .key(keys.stream(q))
-            .key(keys.delayed(q))
-            .key(keys.done(q))
-            .key(keys.dead(q))
-            .key(keys.index(q, Status::Completed))
-            .key(keys.index(q, Status::Dead))
-            .key(keys.index(q, Status::Cancelled))
-            .arg(keys.job_prefix(q))
-    }
-
-    fn parse(value: redis::Value) -> Result<bool, ScriptError> {
-        match text(&value).as_deref() {
-            Some("removed") => Ok(true),
-            Some("busy") => Ok(false),
-            _ => Err(ScriptError::reply(Self::NAME, &value)),
-        }
     }
 }
 

@@ -17,6 +17,7 @@ mod leader;
 mod pulse;
 mod reply;
 mod start;
+mod streams;
 
 use std::sync::LazyLock;
 
@@ -29,14 +30,15 @@ pub use enqueue::{Enqueue, EnqueueReply, UniqueLock, When};
 pub use fast::FastJob;
 pub use finish::{Complete, CompleteItem, Fail, FailReply, FinishReply, HandBack};
 pub use housekeeping::{
-    Cancel, CancelReply, ForgetConsumer, Promote, Purge, PurgeReply, PutBack, RemoveQueue, Requeue,
-    RequeueMode, RequeueReply, ResetReply, ResetStreamId, Retry, RetryReply,
+    Cancel, CancelReply, ForgetConsumer, Promote, Purge, PurgeReply, PutBack, Requeue, RequeueMode,
+    RequeueReply, Retry, RetryReply,
 };
 pub use leader::{
     AcquireReply, AdvanceReply, LeaderAcquire, LeaderRelease, LeaderRenew, ScheduleAdvance,
 };
 pub use pulse::{BeatReply, Heartbeat, HeartbeatItem, Progress, WorkerBeat, WorkerInfo};
 pub use start::{Bury, BuryReply, RawJob, SkipReason, Start, StartEntry, StartReply, StartedJob};
+pub use streams::{RemoveQueue, ResetReply, ResetStreamId};
 
 /// A script call failed, or answered something its binding does not understand.
 #[derive(Debug, thiserror::Error)]
