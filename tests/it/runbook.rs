@@ -40,6 +40,14 @@ async fn the_runbooks_read_only_commands_run_as_written() {
     let env = Env::start().await;
     let _worker = WorkerProcess::start(&env.url(), &[], Some("[queues]\ncritical = 1\n"));
     let _scheduler = WorkerProcess::scheduler(&env.url(), &[], None);
+    // The runbook is read on a running fleet: one whose scheduler leads.
+    flotilla_tests::eventually(LONG, "the scheduler to lead", || async {
+        flotilla_scheduler::leader_status(&mut env.conn.clone(), &env.keys)
+            .await
+            .ok()
+            .and_then(|status| status.holder)
+    })
+    .await;
     let dead = env.enqueue_job(unhandled("ghost").queue("critical")).await;
     env.wait_status("critical", &dead, Status::Dead, LONG).await;
     env.leave_waiting(2).await;
