@@ -32,6 +32,7 @@ mod queue_state;
 mod read_reply;
 mod record;
 mod redact;
+mod schedule_state;
 pub mod scripts;
 mod shutdown;
 mod status;
@@ -67,6 +68,7 @@ pub use queue_state::{LAST_POSSIBLE_ID, QueueState, read_queue_state, server_tim
 pub use read_reply::{range_entries, read_reply_entries};
 pub use record::{AttemptError, JobRecord, field, worker_field};
 pub use redact::redact_url;
+pub use schedule_state::{mark_schedule_paused, mark_schedule_resumed};
 pub use shutdown::Shutdown;
 pub use status::Status;
 

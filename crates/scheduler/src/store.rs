@@ -7,6 +7,7 @@ use flotilla_proto::Keys;
 use flotilla_proto::SharedConnection;
 use flotilla_proto::scripts::{self, AdvanceReply, ScheduleAdvance};
 
+use crate::scheduler::server_time_ms;
 use crate::state::{Pause, ScheduleState};
 use crate::{Schedule, SchedulerError};
 
@@ -118,53 +119,28 @@ impl ScheduleStore {
         if schedule.paused == paused {
             return Ok(());
         }
-        let now = self.server_time().await?;
-        let state_key = self.keys.schedule(name);
         let mut conn = self.conn.clone();
+        let now = server_time_ms(&mut conn).await?;
         if paused {
-            let _: () = redis::cmd("HSET")
-                .arg(&state_key)
-                .arg("paused_at")
-                .arg(now)
-                .query_async(&mut conn)
-                .await?;
+            flotilla_proto::mark_schedule_paused(&mut conn, &self.keys, name, now).await?;
         } else {
             // State first: a leader that sees the schedule active must see where it goes on
             // from.
             let state = self.state(name).await?;
-            let pauses = state.with_pause_ended(now);
-            let _: () = redis::pipe()
-                .cmd("HSET")
-                .arg(&state_key)
-                .arg("last_tick")
-                .arg(state.last_tick.unwrap_or(now).max(now))
-                .arg("pauses")
-                .arg(Pause::encode(&pauses))
-                .ignore()
-                .cmd("HDEL")
-                .arg(&state_key)
-                .arg("paused_at")
-                .arg("next_tick")
-                .ignore()
-                .query_async(&mut conn)
+            let pauses = Pause::encode(&state.with_pause_ended(now));
+            let go_on_from = state.last_tick.unwrap_or(now).max(now);
+            flotilla_proto::mark_schedule_resumed(&mut conn, &self.keys, name, go_on_from, &pauses)
                 .await?;
         }
         schedule.paused = paused;
         self.put(&schedule).await
     }
 
-    /// The server's clock, ms since the epoch.
-    async fn server_time(&self) -> Result<i64, SchedulerError> {
-        let mut conn = self.conn.clone();
-        let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(&mut conn).await?;
-        Ok(secs * 1000 + micros / 1000)
-    }
-
     /// Sets a schedule's state to begin at the server's present time: `since` and
     /// `last_tick` both now, so nothing before it is fired or expected.
     async fn restart_from_now(&self, name: &str) -> Result<(), SchedulerError> {
-        let now = self.server_time().await?;
         let mut conn = self.conn.clone();
+        let now = server_time_ms(&mut conn).await?;
         let _: () = redis::pipe()
             .cmd("DEL")
             .arg(self.keys.schedule(name))
