@@ -16,7 +16,9 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 
-const SCENARIOS = ['enqueue', 'drain', 'latency', 'mixed', 'backlog'];
+const SCENARIOS = ['enqueue', 'drain', 'latency', 'mixed', 'backlog', 'delayed'];
+/** How long after its enqueue each job of the `delayed` scenario is due, in ms. */
+const DELAYED_BY_MS = 1000;
 /** Scenarios of `flotilla bench` with no BullMQ counterpart: accepted, so that one flag
  * list serves both benches, and skipped. */
 const FLOTILLA_ONLY = ['floor'];
@@ -45,11 +47,13 @@ const sleep = ms => new Promise(resolve => setTimeout(resolve, ms));
 const USAGE = `usage: node bullmq.mjs [options]
 
   --redis-url URL         Redis to use (default: $FLOTILLA_REDIS_URL or redis://127.0.0.1:6379)
-  --scenarios LIST        of enqueue,drain,latency,mixed,backlog (default: enqueue,drain,latency,mixed)
+  --scenarios LIST        of enqueue,drain,latency,mixed,backlog,delayed (default: enqueue,drain,latency,mixed)
   --jobs N                jobs per scenario (default: 50000)
   --concurrency LIST      worker concurrencies for drain (default: 10,50,200)
   --workers LIST          worker process counts for drain (default: 1)
   --payload-bytes N       padding in each job's payload (default: 100)
+  --ids                   give every job of enqueue, drain, mixed, backlog and delayed an id of
+                          its own (BullMQ's jobId); the rows' variants end in +ids
   --rate LIST             latency scenario enqueue rates, jobs/s, or \`half\`: half the best
                           one-worker drain rate of this run (default: 1000,half)
   --latency-secs S        how long the latency scenario enqueues (default: 5)
@@ -73,6 +77,7 @@ function parseArgs(argv) {
     latencySecs: 5,
     backlog: [1000, 10000, 100000],
     pin: false,
+    ids: false,
     json: null,
     markdown: null,
     prefix: 'bullbench',
@@ -132,6 +137,8 @@ function parseArgs(argv) {
       process.exit(0);
     } else if (arg === '--pin') {
       opts.pin = true;
+    } else if (arg === '--ids') {
+      opts.ids = true;
     } else if (arg === '--child-worker') {
       opts.childWorker = true;
     } else {
@@ -434,8 +441,11 @@ class Bench {
   async freshQueue() {
     await this.stats.clean(this.opts.prefix);
     const queue = new Queue(QUEUE, { connection: this.connection, prefix: this.opts.prefix });
-    const client = await queue.client;
-    await client.ping(); // after the constructor's metadata write, on the same connection
+    await queue.waitUntilReady();
+    // After the constructor's metadata write, on the same connection (BullMQ 6 keeps the
+    // raw client on its Redis backend).
+    const client = await queue.getBackend().client;
+    await client.ping();
     return queue;
   }
 
@@ -596,6 +606,16 @@ class Bench {
     return r;
   }
 
+  /** A row's variant, marked when the jobs carry ids of their own. */
+  variant(name) {
+    return this.opts.ids ? `${name}+ids` : name;
+  }
+
+  /** The options of job i: its own id when --ids asks for one, and `extra`. */
+  jobOpts(i, extra = {}) {
+    return this.opts.ids ? { ...extra, jobId: `bench-${i}` } : extra;
+  }
+
   // --- scenarios ---
 
   async enqueue() {
@@ -616,7 +636,7 @@ class Bench {
       progress.done(`${n}/${n}  ${fmtRate(n, elapsedMs)}`);
       this.record({
         scenario: 'enqueue',
-        variant,
+        variant: this.variant(variant),
         jobs: n,
         jobs_per_s: (n * 1000) / elapsedMs,
         ...redis,
@@ -631,7 +651,7 @@ class Bench {
 
   async addSingle(queue, n, onProgress) {
     for (let i = 0; i < n; i++) {
-      await queue.add('noop', this.payload);
+      await queue.add('noop', this.payload, this.jobOpts(i));
       if ((i & 255) === 0) onProgress(i + 1);
     }
   }
@@ -641,8 +661,8 @@ class Bench {
     let done = 0;
     const lane = async () => {
       while (next < n) {
-        next++;
-        await queue.add('noop', this.payload);
+        const i = next++;
+        await queue.add('noop', this.payload, this.jobOpts(i));
         if ((++done & 255) === 0) onProgress(done);
       }
     };
@@ -653,7 +673,7 @@ class Bench {
     for (let start = 0; start < n; start += BULK_CHUNK) {
       const end = Math.min(n, start + BULK_CHUNK);
       const jobs = [];
-      for (let i = start; i < end; i++) jobs.push({ name: 'noop', data: this.payload });
+      for (let i = start; i < end; i++) jobs.push({ name: 'noop', data: this.payload, opts: this.jobOpts(i) });
       await queue.addBulk(jobs);
       onProgress(end);
     }
@@ -663,9 +683,9 @@ class Bench {
     const n = this.opts.jobs;
     for (const w of this.opts.workers) {
       for (const c of this.opts.concurrency) {
-        const variant = `W${w}xC${c}`;
+        const variant = this.variant(`W${w}xC${c}`);
         const label = `drain ${variant}`;
-        const run = await this.prefilledDrain(n, () => ({ name: 'noop', data: this.payload }), label, w, c, 'noop');
+        const run = await this.prefilledDrain(n, i => ({ name: 'noop', data: this.payload, opts: this.jobOpts(i) }), label, w, c, 'noop');
         this.recordDrain('drain', variant, n, run);
       }
     }
@@ -744,18 +764,28 @@ class Bench {
 
   async mixed() {
     const n = this.opts.jobs;
-    const variant = `W1xC${FIXED_CONCURRENCY}`;
+    const variant = this.variant(`W1xC${FIXED_CONCURRENCY}`);
     const label = `mixed ${variant}`;
-    const run = await this.prefilledDrain(n, i => mixedJob(i, this.payload), label, 1, FIXED_CONCURRENCY, 'mixed');
+    const run = await this.prefilledDrain(
+      n,
+      i => {
+        const job = mixedJob(i, this.payload);
+        return { ...job, opts: this.jobOpts(i, job.opts) };
+      },
+      label,
+      1,
+      FIXED_CONCURRENCY,
+      'mixed',
+    );
     this.recordDrain('mixed', variant, n, run);
     await this.stats.clean(this.opts.prefix);
   }
 
   async backlog() {
     for (const size of this.opts.backlog) {
-      const variant = String(size);
+      const variant = this.variant(String(size));
       const label = `backlog ${variant}`;
-      const run = await this.prefilledDrain(size, () => ({ name: 'noop', data: this.payload }), label, 1, FIXED_CONCURRENCY, 'noop');
+      const run = await this.prefilledDrain(size, i => ({ name: 'noop', data: this.payload, opts: this.jobOpts(i) }), label, 1, FIXED_CONCURRENCY, 'noop');
       this.record({
         scenario: 'backlog',
         variant,
@@ -766,6 +796,47 @@ class Bench {
         worker_rss_mb: run.workerRssMb,
         worker_cpu_us_per_job: run.workerCpuUsPerJob,
       });
+    }
+    await this.stats.clean(this.opts.prefix);
+  }
+
+  /**
+   * Jobs each due DELAYED_BY_MS after its enqueue, drained by one idle worker per
+   * concurrency: Redis's figures hold enqueue, promotion and completion, and the clock runs
+   * from when the first job is due to the last completion.
+   */
+  async delayed() {
+    const n = this.opts.jobs;
+    for (const c of this.opts.concurrency) {
+      const variant = this.variant(`W1xC${c}`);
+      const progress = new Progress(`delayed ${variant}`);
+      const queue = await this.freshQueue();
+      const memoryBefore = await this.stats.usedMemory();
+      const children = await this.startWorkers(1, c, 'noop');
+      for (const child of children) child.proc.send({ type: 'run' });
+      await sleep(100); // let the worker reach its blocking wait for jobs
+      const from = await this.stats.start();
+      const cpuBefore = this.workerCpu(children);
+      const firstDue = nowMs() + DELAYED_BY_MS;
+      await this.prefill(queue, n, i => ({ name: 'noop', data: this.payload, opts: this.jobOpts(i, { delay: DELAYED_BY_MS }) }), `delayed ${variant}`);
+      const endedAt = await this.waitCompleted(children, n, firstDue, progress);
+      const cpuAfter = this.workerCpu(children);
+      const redis = await this.stats.finish(from, n);
+      const rss = maxOrNull(children.map(child => processPeakRssMb(child.proc.pid)));
+      await this.stopWorkers(children);
+      const elapsedMs = endedAt - firstDue;
+      progress.done(`${n}/${n}  ${fmtRate(n, elapsedMs)}`);
+      this.record({
+        scenario: 'delayed',
+        variant,
+        jobs: n,
+        jobs_per_s: (n * 1000) / elapsedMs,
+        ...redis,
+        redis_bytes_per_job: (redis.memory - memoryBefore) / n,
+        worker_rss_mb: rss,
+        worker_cpu_us_per_job: perJob(sumOrNull(cpuAfter.map((a, i) => (a === null || cpuBefore[i] === null ? null : a - cpuBefore[i]))), n),
+      });
+      await queue.close();
     }
     await this.stats.clean(this.opts.prefix);
   }

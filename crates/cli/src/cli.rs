@@ -547,6 +547,12 @@ pub struct BenchArgs {
     #[arg(long, value_delimiter = ',', default_value = "1")]
     pub workers: Vec<usize>,
 
+    /// Give every job of the enqueue, drain, mixed, backlog and delayed scenarios an id of
+    /// its own, as producers that want idempotent enqueues do; the rows' variants end in
+    /// `+ids`.
+    #[arg(long)]
+    pub ids: bool,
+
     /// Padding in each job's payload: `{"pad": "xxx…"}` with this many `x`.
     #[arg(long, default_value_t = 100)]
     pub payload_bytes: usize,
@@ -617,6 +623,9 @@ pub enum BenchScenario {
     Mixed,
     /// Drain rate and memory per job as the backlog grows.
     Backlog,
+    /// Worker concurrencies over jobs each due one second after its enqueue: promotion
+    /// and drain together.
+    Delayed,
     /// Bare stream commands: the floor any stream queue pays.
     Floor,
 }

@@ -1,6 +1,7 @@
 //! The scenarios that drain a laid-down backlog with worker processes: `drain` (W × C over
 //! no-op jobs), `mixed` (three priorities, 10 % failing once) and `backlog` (the same
-//! drain as the backlog grows).
+//! drain as the backlog grows); and `delayed`, whose jobs are due a second after their
+//! enqueue, so that promotion is timed with the drain.
 
 use std::time::{Duration, Instant};
 
@@ -24,7 +25,7 @@ pub(super) async fn run_drain(bench: &mut Bench) -> anyhow::Result<()> {
             let jobs = bench.drain_jobs(bench.args.jobs)?;
             let run = DrainRun {
                 scenario: "drain",
-                variant: format!("W{processes}xC{concurrency}"),
+                variant: bench.variant(format!("W{processes}xC{concurrency}")),
                 queues: &["default"],
                 processes,
                 concurrency,
@@ -37,10 +38,10 @@ pub(super) async fn run_drain(bench: &mut Bench) -> anyhow::Result<()> {
 }
 
 pub(super) async fn run_mixed(bench: &mut Bench) -> anyhow::Result<()> {
-    let jobs = mixed_jobs(bench.args.jobs, &bench.payload())?;
+    let jobs = bench.identified(mixed_jobs(bench.args.jobs, &bench.payload())?);
     let run = DrainRun {
         scenario: "mixed",
-        variant: format!("W1xC{SINGLE_WORKER_CONCURRENCY}"),
+        variant: bench.variant(format!("W1xC{SINGLE_WORKER_CONCURRENCY}")),
         queues: &["critical", "default", "low"],
         processes: 1,
         concurrency: SINGLE_WORKER_CONCURRENCY,
@@ -55,7 +56,7 @@ pub(super) async fn run_backlog(bench: &mut Bench) -> anyhow::Result<()> {
         let jobs = bench.drain_jobs(size)?;
         let run = DrainRun {
             scenario: "backlog",
-            variant: size.to_string(),
+            variant: bench.variant(size.to_string()),
             queues: &["default"],
             processes: 1,
             concurrency: SINGLE_WORKER_CONCURRENCY,
@@ -64,6 +65,71 @@ pub(super) async fn run_backlog(bench: &mut Bench) -> anyhow::Result<()> {
         bench.record(outcome.row_with(Memory::Pending));
     }
     Ok(())
+}
+
+/// How long after its enqueue each job of the `delayed` scenario is due.
+const DELAYED_BY: Duration = Duration::from_secs(1);
+
+pub(super) async fn run_delayed(bench: &mut Bench) -> anyhow::Result<()> {
+    for concurrency in bench.args.concurrency.clone() {
+        let jobs: Vec<NewJob> = bench
+            .drain_jobs(bench.args.jobs)?
+            .into_iter()
+            .map(|job| job.delay(DELAYED_BY))
+            .collect();
+        let variant = bench.variant(format!("W1xC{concurrency}"));
+        let row = measure_delayed(bench, jobs, concurrency, variant).await?;
+        bench.record(row);
+    }
+    Ok(())
+}
+
+/// One timed run of the `delayed` scenario: the worker waits first; the jobs are enqueued
+/// with their delay while the meter runs, so Redis's figures hold enqueue, promotion and
+/// completion; the clock runs from when the first job is due to the last completion.
+async fn measure_delayed(
+    bench: &mut Bench,
+    jobs: Vec<NewJob>,
+    concurrency: usize,
+    variant: String,
+) -> anyhow::Result<Row> {
+    let total = jobs.len();
+    let keys = bench.fresh_keys();
+    let spec = FleetSpec {
+        url: &bench.url,
+        keys: &keys,
+        role: WorkerRole::Serve,
+        queues: "default",
+        concurrency,
+        processes: 1,
+        pin: bench.pinned,
+        jobs: total,
+    };
+    let fleet = WorkerFleet::start(&spec, &mut bench.conn).await?;
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let memory_before = used_memory(&mut bench.conn).await?;
+    let meter = Meter::start(&mut bench.conn).await?;
+    let worker_cpu_before = fleet.cpu_usec();
+    let first_due = Instant::now() + DELAYED_BY;
+    bench.prefill(&keys, jobs).await?;
+    bench
+        .wait_completed(&keys, &["default"], total, "delayed")
+        .await?;
+    let elapsed = first_due.elapsed();
+    let cost = meter.finish(&mut bench.conn).await?;
+    let worker_cpu = fleet
+        .cpu_usec()
+        .zip(worker_cpu_before)
+        .map(|(after, before)| (after - before) / total as f64);
+    let rss = fleet.peak_rss_mb();
+    fleet.stop().await?;
+    let memory_after = used_memory(&mut bench.conn).await?;
+    bench.clear(&keys).await?;
+    let mut row = Row::new("delayed", variant, total, elapsed.as_secs_f64(), &cost);
+    row.worker_rss_mb = rss;
+    row.worker_cpu_us_per_job = worker_cpu;
+    row.redis_bytes_per_job = Some((memory_after - memory_before) / total as f64);
+    Ok(row)
 }
 
 /// Jobs over three priorities (critical 10 %, default 60 %, low 30 %, interleaved); one

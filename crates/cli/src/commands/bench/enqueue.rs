@@ -55,7 +55,7 @@ pub(super) async fn run(bench: &mut Bench) -> anyhow::Result<()> {
         let memory_after = used_memory(&mut bench.conn).await?;
         let mut row = Row::new(
             "enqueue",
-            variant.name(),
+            bench.variant(variant.name()),
             jobs,
             elapsed.as_secs_f64(),
             &cost,

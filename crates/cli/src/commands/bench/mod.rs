@@ -35,6 +35,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             BenchScenario::Latency => latency::run(&mut bench).await?,
             BenchScenario::Mixed => drain::run_mixed(&mut bench).await?,
             BenchScenario::Backlog => drain::run_backlog(&mut bench).await?,
+            BenchScenario::Delayed => drain::run_delayed(&mut bench).await?,
             BenchScenario::Floor => floor::run(&mut bench).await?,
         }
     }
@@ -160,9 +161,31 @@ impl Bench {
     /// `n` no-op jobs for the default queue.
     fn noop_jobs(&self, n: usize) -> anyhow::Result<Vec<NewJob>> {
         let payload = self.payload();
-        (0..n)
+        let jobs = (0..n)
             .map(|_| NewJob::new("noop", &payload).map_err(Into::into))
+            .collect::<anyhow::Result<Vec<NewJob>>>()?;
+        Ok(self.identified(jobs))
+    }
+
+    /// `jobs`, each with an id of its own when `--ids` asks for them.
+    fn identified(&self, jobs: Vec<NewJob>) -> Vec<NewJob> {
+        if !self.args.ids {
+            return jobs;
+        }
+        jobs.into_iter()
+            .enumerate()
+            .map(|(i, job)| job.id(&format!("bench-{i}")))
             .collect()
+    }
+
+    /// A row's variant, marked when the jobs carry ids of their own.
+    fn variant(&self, variant: impl Into<String>) -> String {
+        let variant = variant.into();
+        if self.args.ids {
+            format!("{variant}+ids")
+        } else {
+            variant
+        }
     }
 
     /// `n` jobs for the drain and backlog scenarios: no-ops, or `sleep` jobs of
@@ -173,9 +196,10 @@ impl Bench {
         }
         let mut payload = self.payload();
         payload["ms"] = serde_json::json!(self.args.job_ms);
-        (0..n)
+        let jobs = (0..n)
             .map(|_| NewJob::new("sleep", &payload).map_err(Into::into))
-            .collect()
+            .collect::<anyhow::Result<Vec<NewJob>>>()?;
+        Ok(self.identified(jobs))
     }
 
     /// A producer for a run's namespace, without a queue-length cap: the backlog is the
