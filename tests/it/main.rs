@@ -29,6 +29,7 @@ mod ops;
 mod pause;
 mod prefetch;
 mod priority;
+mod promotion;
 mod reconcile;
 mod repair;
 mod resilience;

@@ -24,6 +24,8 @@ use crate::{Registry, Shutdown, WorkerConfig, WorkerError, serve};
 
 /// Due delayed jobs moved per queue per promotion pass.
 const PROMOTE_BATCH: usize = 1000;
+/// Promotion calls one tick makes at most while they come back full.
+const MAX_PROMOTE_ROUNDS: usize = 20;
 /// How long outcome writes may keep retrying after the drain before the worker exits.
 const FINAL_FLUSH: Duration = Duration::from_secs(3);
 
@@ -366,10 +368,22 @@ async fn promote_loop(
         }
         let streams = served.streams();
         let streams: Vec<&str> = streams.iter().map(String::as_str).collect();
-        match fetch::promote(&mut conn, &keys, &streams, PROMOTE_BATCH).await {
-            Ok(0) => {}
-            Ok(moved) => tracing::debug!(moved, "promoted due jobs"),
-            Err(e) => tracing::debug!("promotion failed (will retry): {e}"),
+        // A full batch means more may be due: go on at once, so that a due backlog moves
+        // at the rate Redis takes it rather than one batch per tick; the tick still ends.
+        for _ in 0..MAX_PROMOTE_ROUNDS {
+            match fetch::promote(&mut conn, &keys, &streams, PROMOTE_BATCH).await {
+                Ok(0) => break,
+                Ok(moved) => {
+                    tracing::debug!(moved, "promoted due jobs");
+                    if (moved as usize) < PROMOTE_BATCH {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!("promotion failed (will retry): {e}");
+                    break;
+                }
+            }
         }
         if let Ok(now_paused) = fetch::paused(&mut conn, &keys).await {
             *paused.write().unwrap_or_else(|p| p.into_inner()) = now_paused;
