@@ -17,11 +17,6 @@ pub struct Removed {
 }
 
 impl Admin {
-    /// Whether the fleet knows `queue`: a job was enqueued on it or a worker served it.
-    pub async fn is_known_queue(&mut self, queue: &str) -> Result<bool, AdminError> {
-        Ok(self.queues().await?.iter().any(|q| q == queue))
-    }
-
     /// Removes `queue` (every partition of it) from the fleet: its streams, delayed set,
     /// completions, dead jobs and indexes, and its name from the known queues, the paused
     /// set and the partition counts. Refused while a live worker serves it, or while any

@@ -17,8 +17,8 @@ pub async fn run(config_file: Option<&Path>, args: EnqueueArgs) -> anyhow::Resul
         // A typo would otherwise start a queue that no worker serves, listed and alerted
         // on from then on.
         let mut admin = flotilla_admin::Admin::new(producer.connection(), producer.keys().clone());
-        if !admin.is_known_queue(&args.queue).await? {
-            let known = admin.queues().await?;
+        let known = admin.queues().await?;
+        if !known.contains(&args.queue) {
             anyhow::bail!(
                 "no queue {:?}: the fleet knows {}; pass --create-queue to start a new one",
                 args.queue,

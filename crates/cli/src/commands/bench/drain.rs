@@ -117,17 +117,12 @@ async fn measure_delayed(
         .await?;
     let elapsed = first_due.elapsed();
     let cost = meter.finish(&mut bench.conn).await?;
-    let worker_cpu = fleet
-        .cpu_usec()
-        .zip(worker_cpu_before)
-        .map(|(after, before)| (after - before) / total as f64);
-    let rss = fleet.peak_rss_mb();
+    let workers = fleet.figures(worker_cpu_before, total);
     fleet.stop().await?;
     let memory_after = used_memory(&mut bench.conn).await?;
     bench.clear(&keys).await?;
-    let mut row = Row::new("delayed", variant, total, elapsed.as_secs_f64(), &cost);
-    row.worker_rss_mb = rss;
-    row.worker_cpu_us_per_job = worker_cpu;
+    let mut row =
+        Row::new("delayed", variant, total, elapsed.as_secs_f64(), &cost).with_workers(workers);
     row.redis_bytes_per_job = Some((memory_after - memory_before) / total as f64);
     Ok(row)
 }
@@ -236,24 +231,19 @@ impl DrainRun<'_> {
             .await?;
         let elapsed = started.elapsed();
         let cost = meter.finish(&mut bench.conn).await?;
-        let worker_cpu = fleet
-            .cpu_usec()
-            .zip(worker_cpu_before)
-            .map(|(after, before)| (after - before) / total as f64);
-        let rss = fleet.peak_rss_mb();
+        let workers = fleet.figures(worker_cpu_before, total);
         fleet.stop().await?;
         let memory_after = used_memory(&mut bench.conn).await?;
         bench.clear(&keys).await?;
 
-        let mut row = Row::new(
+        let row = Row::new(
             self.scenario,
             self.variant.clone(),
             total,
             elapsed.as_secs_f64(),
             &cost,
-        );
-        row.worker_rss_mb = rss;
-        row.worker_cpu_us_per_job = worker_cpu;
+        )
+        .with_workers(workers);
         Ok(DrainOutcome {
             row,
             pending_bytes_per_job: (memory_pending - memory_before) / total as f64,

@@ -41,6 +41,13 @@ pub struct FleetSpec<'a> {
     pub jobs: usize,
 }
 
+/// The workers' share of a timed run.
+#[derive(Debug, Clone, Copy)]
+pub struct WorkerFigures {
+    pub cpu_us_per_job: Option<f64>,
+    pub rss_mb: Option<f64>,
+}
+
 /// Running worker processes; dropping the fleet kills any still running.
 #[derive(Debug)]
 pub struct WorkerFleet {
@@ -113,6 +120,18 @@ impl WorkerFleet {
             total += (utime + stime) / ticks_per_s * 1e6;
         }
         Some(total)
+    }
+
+    /// What a row reports of the workers since `cpu_before` (a [`WorkerFleet::cpu_usec`]
+    /// taken when the clock started): their CPU µs per job and their peak RSS in MB.
+    pub fn figures(&self, cpu_before: Option<f64>, jobs: usize) -> WorkerFigures {
+        WorkerFigures {
+            cpu_us_per_job: self
+                .cpu_usec()
+                .zip(cpu_before)
+                .map(|(after, before)| (after - before) / jobs.max(1) as f64),
+            rss_mb: self.peak_rss_mb(),
+        }
     }
 
     /// The largest peak resident set of the processes, in MB (VmHWM).

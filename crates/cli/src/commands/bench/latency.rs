@@ -106,21 +106,16 @@ async fn measure(bench: &mut Bench, per_second: u32, variant: String) -> anyhow:
         .await?;
     let elapsed = started.elapsed();
     let cost = meter.finish(&mut bench.conn).await?;
-    let worker_cpu = fleet
-        .cpu_usec()
-        .zip(worker_cpu_before)
-        .map(|(after, before)| (after - before) / total as f64);
-    let rss = fleet.peak_rss_mb();
+    let workers = fleet.figures(worker_cpu_before, total);
     let printed = fleet.stop().await?;
     bench.clear(&keys).await?;
 
     let pickups = printed.first().map(|out| out.trim()).unwrap_or_default();
     let latency: Latency = serde_json::from_str(pickups)
         .with_context(|| format!("the pickup worker printed {pickups:?}, not its pickup times"))?;
-    let mut row = Row::new("latency", variant, total, elapsed.as_secs_f64(), &cost);
+    let mut row =
+        Row::new("latency", variant, total, elapsed.as_secs_f64(), &cost).with_workers(workers);
     row.latency_ms = Some(latency);
-    row.worker_rss_mb = rss;
-    row.worker_cpu_us_per_job = worker_cpu;
     Ok(row)
 }
 

@@ -67,6 +67,13 @@ pub struct Latency {
 }
 
 impl Row {
+    /// The row with the workers' CPU per job and peak RSS.
+    pub fn with_workers(mut self, workers: super::fleet::WorkerFigures) -> Self {
+        self.worker_cpu_us_per_job = workers.cpu_us_per_job;
+        self.worker_rss_mb = workers.rss_mb;
+        self
+    }
+
     /// A row with the Redis figures of `cost` spread over `jobs`; the caller fills in the
     /// rest that applies.
     pub fn new(
