@@ -7,6 +7,8 @@
 // FLOTILLA_WAIT_SECONDS (30). Exit 0: completed, the result JSON on stdout. Exit 1: dead or
 // cancelled, the error on stderr. Exit 2: still unfinished when the wait ran out. Exit 3: Redis
 // could not be reached or refused a command.
+// The job gets an id of its own and is looked up by it as docs/PROTOCOL.md says: its record,
+// when it has one, else its id key, which names its completion in `done` once it completed.
 // The keys and fields are those of docs/PROTOCOL.md.
 package main
 
@@ -16,6 +18,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -51,8 +54,8 @@ func run() int {
 	defer rdb.Close()
 	ctx := context.Background()
 
-	// An id of our own gives the job a record we can poll; without one the job would take
-	// the fast path and leave only an entry in the queue's `done` stream.
+	// An id of our own lets us find the job by it; without one the job's id would be its
+	// entry id, and its completion would have to be searched for in the queue's `done` stream.
 	jobID := uuid4()
 	if err := rdb.SAdd(ctx, namespace+":{global}:queues", queue).Err(); err != nil {
 		fmt.Fprintf(os.Stderr, "error: %v\n", err)
@@ -68,9 +71,15 @@ func run() int {
 	}
 	fmt.Fprintf(os.Stderr, "enqueued %s job %s on queue %s\n", jobType, jobID, queue)
 
+	// Where the protocol keeps the job: its record, which leads whenever there is one (a job
+	// gets one when an attempt fails, or it is handed back, reports progress or is
+	// cancelled); else its id key: the id of the stream entry carrying it while it waits or
+	// runs, `done <entry id>` once it completed, that entry of `done` holding the result.
 	recordKey := namespace + ":{" + queue + "}:job:" + jobID
+	idKey := namespace + ":{" + queue + "}:id:" + jobID
+	doneStream := namespace + ":{" + queue + "}:done"
 	deadline := time.Now().Add(time.Duration(waitSeconds * float64(time.Second)))
-	status := "pending" // until a worker has read the entry, there is no record yet
+	status := "pending" // until a worker has read the entry, there is neither a record nor an id key
 	for time.Now().Before(deadline) {
 		record, err := rdb.HGetAll(ctx, recordKey).Result()
 		if err != nil {
@@ -79,23 +88,50 @@ func run() int {
 		}
 		if s, ok := record["status"]; ok {
 			status = s
-		}
-		switch status {
-		case "completed":
-			result := record["result"]
-			if result == "" {
-				result = "null" // a handler that returns nothing leaves it empty
+			switch status {
+			case "completed":
+				printResult(record["result"])
+				return 0
+			case "dead", "cancelled":
+				fmt.Fprintf(os.Stderr, "job %s %s: %s\n", jobID, status, record["error"])
+				return 1
 			}
-			fmt.Println(result)
-			return 0
-		case "dead", "cancelled":
-			fmt.Fprintf(os.Stderr, "job %s %s: %s\n", jobID, status, record["error"])
-			return 1
+		} else {
+			held, err := rdb.Get(ctx, idKey).Result()
+			switch {
+			case err == redis.Nil:
+				// Not read by a worker yet.
+			case err != nil:
+				fmt.Fprintf(os.Stderr, "error: %v\n", err)
+				return 3
+			case strings.HasPrefix(held, "done "):
+				doneID := strings.TrimPrefix(held, "done ")
+				completions, err := rdb.XRange(ctx, doneStream, doneID, doneID).Result()
+				if err != nil {
+					fmt.Fprintf(os.Stderr, "error: %v\n", err)
+					return 3
+				}
+				if len(completions) > 0 {
+					result, _ := completions[0].Values["result"].(string)
+					printResult(result)
+					return 0
+				}
+			default:
+				status = "pending or running" // its entry waits on the stream, or a worker has it
+			}
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	fmt.Fprintf(os.Stderr, "job %s still %s after %g s\n", jobID, status, waitSeconds)
 	return 2
+}
+
+// printResult prints a completed job's result JSON.
+func printResult(result string) {
+	if result == "" {
+		result = "null" // a handler that returns nothing leaves it empty
+	}
+	fmt.Println(result)
 }
 
 func envOr(name, fallback string) string {

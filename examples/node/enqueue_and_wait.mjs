@@ -6,6 +6,8 @@
 // FLOTILLA_WAIT_SECONDS (30). Exit 0: completed, the result JSON on stdout. Exit 1: dead or
 // cancelled, the error on stderr. Exit 2: still unfinished when the wait ran out. Exit 3: Redis
 // could not be reached or refused a command.
+// The job gets an id of its own and is looked up by it as docs/PROTOCOL.md says: its record,
+// when it has one, else its id key, which names its completion in `done` once it completed.
 // The keys and fields are those of docs/PROTOCOL.md.
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -27,26 +29,46 @@ redis.on("error", (err) => {
 
 async function enqueueAndWait() {
   await redis.connect();
-  // An id of our own gives the job a record we can poll; without one the job would take
-  // the fast path and leave only an entry in the queue's `done` stream.
+  // An id of our own lets us find the job by it; without one the job's id would be its
+  // entry id, and its completion would have to be searched for in the queue's `done` stream.
   const jobId = randomUUID();
   await redis.sadd(`${namespace}:{global}:queues`, queue);
   await redis.xadd(`${namespace}:{${queue}}:q`, "*", "id", jobId, "type", jobType, "payload", payload);
   console.error(`enqueued ${jobType} job ${jobId} on queue ${queue}`);
 
+  // Where the protocol keeps the job: its record, which leads whenever there is one (a job
+  // gets one when an attempt fails, or it is handed back, reports progress or is
+  // cancelled); else its id key: the id of the stream entry carrying it while it waits or
+  // runs, `done <entry id>` once it completed, that entry of `done` holding the result.
   const recordKey = `${namespace}:{${queue}}:job:${jobId}`;
+  const idKey = `${namespace}:{${queue}}:id:${jobId}`;
+  const doneStream = `${namespace}:{${queue}}:done`;
   const deadline = Date.now() + waitSeconds * 1000;
-  let status = "pending"; // until a worker has read the entry, there is no record yet
+  let status = "pending"; // until a worker has read the entry, there is neither a record nor an id key
   while (Date.now() < deadline) {
     const record = await redis.hgetall(recordKey);
-    status = record.status ?? status;
-    if (status === "completed") {
-      console.log(record.result || "null"); // a handler that returns nothing leaves it empty
-      return 0;
-    }
-    if (status === "dead" || status === "cancelled") {
-      console.error(`job ${jobId} ${status}: ${record.error ?? ""}`);
-      return 1;
+    if (record.status !== undefined) {
+      status = record.status;
+      if (status === "completed") {
+        console.log(record.result || "null"); // a handler that returns nothing leaves it empty
+        return 0;
+      }
+      if (status === "dead" || status === "cancelled") {
+        console.error(`job ${jobId} ${status}: ${record.error ?? ""}`);
+        return 1;
+      }
+    } else {
+      const held = await redis.get(idKey);
+      if (held !== null && held.startsWith("done ")) {
+        const doneId = held.slice("done ".length);
+        for (const [, flat] of await redis.xrange(doneStream, doneId, doneId)) {
+          const at = flat.findIndex((value, i) => i % 2 === 0 && value === "result");
+          console.log((at >= 0 && flat[at + 1]) || "null");
+          return 0;
+        }
+      } else if (held !== null) {
+        status = "pending or running"; // its entry waits on the stream, or a worker has it
+      }
     }
     await sleep(100);
   }

@@ -7,6 +7,8 @@
 # FLOTILLA_WAIT_SECONDS (30). Exit 0: completed, the result JSON on stdout. Exit 1: dead or
 # cancelled, the error on stderr. Exit 2: still unfinished when the wait ran out. Exit 3: Redis
 # could not be reached or refused a command.
+# The job gets an id of its own and is looked up by it as docs/PROTOCOL.md says: its record,
+# when it has one, else its id key, which names its completion in `done` once it completed.
 # The keys and fields are those of docs/PROTOCOL.md.
 import os
 import sys
@@ -27,25 +29,41 @@ def main() -> int:
     wait_seconds = float(os.environ.get("FLOTILLA_WAIT_SECONDS", "30"))
 
     r = redis.Redis.from_url(url, decode_responses=True)
-    # An id of our own gives the job a record we can poll; without one the job would take
-    # the fast path and leave only an entry in the queue's `done` stream.
+    # An id of our own lets us find the job by it; without one the job's id would be its
+    # entry id, and its completion would have to be searched for in the queue's `done` stream.
     job_id = str(uuid.uuid4())
     r.sadd(f"{namespace}:{{global}}:queues", queue)
     r.xadd(f"{namespace}:{{{queue}}}:q", {"id": job_id, "type": job_type, "payload": payload})
     print(f"enqueued {job_type} job {job_id} on queue {queue}", file=sys.stderr)
 
+    # Where the protocol keeps the job: its record, which leads whenever there is one (a job
+    # gets one when an attempt fails, or it is handed back, reports progress or is
+    # cancelled); else its id key: the id of the stream entry carrying it while it waits or
+    # runs, `done <entry id>` once it completed, that entry of `done` holding the result.
     record_key = f"{namespace}:{{{queue}}}:job:{job_id}"
+    id_key = f"{namespace}:{{{queue}}}:id:{job_id}"
+    done_stream = f"{namespace}:{{{queue}}}:done"
     deadline = time.monotonic() + wait_seconds
-    status = "pending"  # until a worker has read the entry, there is no record yet
+    status = "pending"  # until a worker has read the entry, there is neither a record nor an id key
     while time.monotonic() < deadline:
         record = r.hgetall(record_key)
-        status = record.get("status", status)
-        if status == "completed":
-            print(record.get("result") or "null")  # a handler that returns nothing leaves it empty
-            return 0
-        if status in TERMINAL:
-            print(f"job {job_id} {status}: {record.get('error', '')}", file=sys.stderr)
-            return 1
+        if record:
+            status = record.get("status", status)
+            if status == "completed":
+                print(record.get("result") or "null")  # a handler that returns nothing leaves it empty
+                return 0
+            if status in TERMINAL:
+                print(f"job {job_id} {status}: {record.get('error', '')}", file=sys.stderr)
+                return 1
+        else:
+            held = r.get(id_key)
+            if held is not None and held.startswith("done "):
+                done_id = held.removeprefix("done ")
+                for _, completion in r.xrange(done_stream, done_id, done_id):
+                    print(completion.get("result") or "null")
+                    return 0
+            elif held is not None:
+                status = "pending or running"  # its entry waits on the stream, or a worker has it
         time.sleep(0.1)
     print(f"job {job_id} still {status} after {wait_seconds:g} s", file=sys.stderr)
     return 2

@@ -7,6 +7,8 @@
 # FLOTILLA_WAIT_SECONDS (30). Exit 0: completed, the result JSON on stdout. Exit 1: dead or
 # cancelled, the error on stderr. Exit 2: still unfinished when the wait ran out. Exit 3: Redis
 # could not be reached or refused a command. Needs the redis-cli of Redis 7 or newer (for -e).
+# The job gets an id of its own and is looked up by it as docs/PROTOCOL.md says: its record,
+# when it has one, else its id key, which names its completion in `done` once it completed.
 # The keys and fields are those of docs/PROTOCOL.md.
 set -euo pipefail
 
@@ -21,8 +23,8 @@ wait_seconds="${FLOTILLA_WAIT_SECONDS:-30}"
 # -e: without it redis-cli exits 0 even when Redis answers with an error.
 rcli() { redis-cli -e --no-auth-warning -u "$redis_url" "$@" || exit 3; }
 
-# An id of our own gives the job a record we can poll; without one the job would take
-# the fast path and leave only an entry in the queue's `done` stream.
+# An id of our own lets us find the job by it; without one the job's id would be its
+# entry id, and its completion would have to be searched for in the queue's `done` stream.
 if [[ -r /proc/sys/kernel/random/uuid ]]; then
   job_id=$(< /proc/sys/kernel/random/uuid)
 else
@@ -32,23 +34,45 @@ rcli SADD "$namespace:{global}:queues" "$queue" > /dev/null
 rcli XADD "$namespace:{$queue}:q" '*' id "$job_id" type "$job_type" payload "$payload" > /dev/null
 echo "enqueued $job_type job $job_id on queue $queue" >&2
 
+# Where the protocol keeps the job: its record, which leads whenever there is one (a job gets
+# one when an attempt fails, or it is handed back, reports progress or is cancelled); else
+# its id key: the id of the stream entry carrying it while it waits or runs,
+# `done <entry id>` once it completed, that entry of `done` holding the result.
 record="$namespace:{$queue}:job:$job_id"
+id_key="$namespace:{$queue}:id:$job_id"
+done_stream="$namespace:{$queue}:done"
 # Polls every 0.1 s. Counting polls rather than reading a clock keeps this to plain bash; the
 # wait is FLOTILLA_WAIT_SECONDS plus the time the polls themselves take.
 polls=$(awk -v s="$wait_seconds" 'BEGIN { printf "%d", s * 10 }')
-status=pending # until a worker has read the entry, there is no record yet
+status=pending # until a worker has read the entry, there is neither a record nor an id key
 for (( i = 0; i < polls; i++ )); do
-  status=$(rcli HGET "$record" status)
-  status="${status:-pending}"
-  case "$status" in
+  state=$(rcli HGET "$record" status)
+  case "$state" in
     completed)
       result=$(rcli HGET "$record" result)
       echo "${result:-null}" # a handler that returns nothing leaves it empty
       exit 0 ;;
     dead | cancelled)
       error=$(rcli HGET "$record" error)
-      echo "job $job_id $status: $error" >&2
+      echo "job $job_id $state: $error" >&2
       exit 1 ;;
+    "")
+      # No record: the id key says where the job is.
+      held=$(rcli GET "$id_key")
+      case "$held" in
+        "done "*)
+          done_id="${held#done }"
+          # The completion as lines: its entry id, then each field and its value in turn.
+          completion=$(rcli XRANGE "$done_stream" "$done_id" "$done_id")
+          if [[ -n "$completion" ]]; then
+            result=$(awk 'NR > 1 && NR % 2 == 0 { field = $0; next }
+                          NR > 1 && field == "result" { print; exit }' <<< "$completion")
+            echo "${result:-null}"
+            exit 0
+          fi ;;
+        ?*) status="pending or running" ;; # its entry waits on the stream, or a worker has it
+      esac ;;
+    *) status="$state" ;;
   esac
   sleep 0.1
 done

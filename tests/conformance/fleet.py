@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -23,6 +25,7 @@ WAIT_SECONDS = 8.0
 POLL_SECONDS = 0.02
 
 T = TypeVar("T")
+ENTRY_ID = re.compile(r"\d+-\d+")
 Fields = Mapping[str, str | bytes | int]
 
 
@@ -37,6 +40,22 @@ def decoded(fields: Mapping[bytes, bytes]) -> dict[str, str]:
 def next_id(entry_id: str) -> str:
     ms, _, seq = entry_id.partition("-")
     return f"{ms}-{int(seq) + 1}"
+
+
+@dataclass(frozen=True)
+class Found:
+    """A job where PROTOCOL.md's lookup by id finds it: its record, which leads whenever
+    there is one; else, for a job with an id of its own, where its id key points: the
+    stream entry carrying it while it waits or runs, or its completion in `done`."""
+
+    # "record", "entry" (on the queue's stream) or "done" (a completion).
+    where: str
+    # The record's status; "pending" or "running" (while the entry is in the group's
+    # pending list) for an entry; "completed" for a completion.
+    status: str
+    fields: dict[str, str]
+    # The id of the stream or `done` entry; None for a record.
+    entry_id: str | None = None
 
 
 class Fleet:
@@ -56,6 +75,9 @@ class Fleet:
 
     def job_key(self, job_id: str, queue: str = "default") -> str:
         return f"{NAMESPACE}:{{{queue}}}:job:{job_id}"
+
+    def id_key(self, job_id: str, queue: str = "default") -> str:
+        return f"{NAMESPACE}:{{{queue}}}:id:{job_id}"
 
     def delayed(self, queue: str = "default") -> str:
         return f"{NAMESPACE}:{{{queue}}}:delayed"
@@ -105,9 +127,11 @@ class Fleet:
         trace: str = "",
         version: str = "2",
         unique_hold: str = "",
+        id_ttl_ms: int | None = None,
     ) -> tuple[str, str]:
         """The published enqueue script, called by hand with EVALSHA (EVAL when the server
-        has not loaded it): its KEYS and ARGV as its header lists them."""
+        has not loaded it): its KEYS and ARGV as its header lists them. ARGV[16], how long
+        the id is remembered, is optional and sent only when `id_ttl_ms` is given."""
         keys = [self.stream(queue), self.job_key(job_id, queue), self.delayed(queue)]
         if unique_key is not None:
             keys.append(self.unique(unique_key, queue))
@@ -115,6 +139,8 @@ class Fleet:
             job_id, job_type, payload, content_type, max_attempts, timeout_ms, backoff,
             run_at_ms, delay_ms, unique_ttl_ms, queue_cap, queue, trace, version, unique_hold,
         ]
+        if id_ttl_ms is not None:
+            args.append(id_ttl_ms)
         try:
             reply = self.r.evalsha(self.script_sha, len(keys), *keys, *args)
         except redis.exceptions.NoScriptError:
@@ -154,10 +180,51 @@ class Fleet:
         return [eid for eid, _ in self.entries_for(self.stream(queue), job_id)]
 
     def in_pending_list(self, entry_id: str, queue: str = "default") -> tuple[str, int] | None:
-        pending = self.r.xpending_range(self.stream(queue), GROUP, min=entry_id, max=entry_id, count=1)
+        try:
+            pending = self.r.xpending_range(self.stream(queue), GROUP, min=entry_id, max=entry_id, count=1)
+        except redis.exceptions.ResponseError as e:
+            if str(e).startswith("NOGROUP"):
+                return None  # no worker ever read the stream: nothing of it is delivered
+            raise
         for item in pending:
             return text(item["consumer"]), int(item["times_delivered"])
         return None
+
+    def id_key_value(self, job_id: str, queue: str = "default") -> str | None:
+        held = self.r.get(self.id_key(job_id, queue))
+        return None if held is None else text(held)
+
+    def find(self, job_id: str, queue: str = "default") -> Found | None:
+        """The job as PROTOCOL.md says to look it up by id: its record first (it leads),
+        else what its id key names: the stream entry carrying it, whose place in the
+        group's pending list says pending or running, or its completion in `done`. None
+        when neither is there, or the key names an entry the job has just left (a poll
+        again sees where it went). An id key of any other form fails the test."""
+        record = self.record(job_id, queue)
+        if record:
+            return Found("record", record.get("status", ""), record)
+        value = self.id_key_value(job_id, queue)
+        if value is None:
+            return None
+        head, sep, done_id = value.partition(" ")
+        if sep:
+            assert head == "done" and ENTRY_ID.fullmatch(done_id), f"id key of {job_id} holds {value!r}"
+            completions = self.r.xrange(self.done(queue), done_id, done_id)
+            if not completions:
+                return None
+            fields = decoded(completions[0][1])
+            assert fields.get("id") == job_id, f"id key of {job_id} names the completion of {fields.get('id')}"
+            return Found("done", "completed", fields, done_id)
+        assert ENTRY_ID.fullmatch(value), f"id key of {job_id} holds {value!r}"
+        # The pending list first, then the entry: a job that completes between the two
+        # reads is then missing from the stream, not reported pending after it completed.
+        delivery = self.in_pending_list(value, queue)
+        entries = self.r.xrange(self.stream(queue), value, value)
+        if not entries:
+            return None
+        fields = decoded(entries[0][1])
+        assert fields.get("id") == job_id, f"id key of {job_id} names the entry of {fields.get('id')}"
+        return Found("entry", "running" if delivery else "pending", fields, value)
 
     # Waiting.
     def eventually(self, what: str, probe: Callable[[], T | None], timeout: float = WAIT_SECONDS) -> T:
@@ -174,6 +241,10 @@ class Fleet:
     def wait_record(
         self, job_id: str, statuses: str | Iterable[str], queue: str = "default", timeout: float = WAIT_SECONDS
     ) -> dict[str, str]:
+        """The job's record, once its status is one of `statuses`: for a job that has one (a
+        delayed or unique job, or one that failed, was handed back, reported progress or
+        was cancelled). A job with an id of its own that just runs has none: `wait_job`
+        finds it as the protocol's lookup does."""
         wanted = {statuses} if isinstance(statuses, str) else set(statuses)
         last: dict[str, str] = {}
 
@@ -186,6 +257,23 @@ class Fleet:
             return self.eventually(f"job {job_id} to be {sorted(wanted)}", probe, timeout)
         except AssertionError as e:
             raise AssertionError(f"{e}; its record: {last}") from None
+
+    def wait_job(
+        self, job_id: str, statuses: str | Iterable[str], queue: str = "default", timeout: float = WAIT_SECONDS
+    ) -> Found:
+        """The job, found as `find` finds it, once it has one of `statuses`."""
+        wanted = {statuses} if isinstance(statuses, str) else set(statuses)
+        last: Found | None = None
+
+        def probe() -> Found | None:
+            nonlocal last
+            last = self.find(job_id, queue)
+            return last if last is not None and last.status in wanted else None
+
+        try:
+            return self.eventually(f"job {job_id} to be {sorted(wanted)}", probe, timeout)
+        except AssertionError as e:
+            raise AssertionError(f"{e}; last found: {last}") from None
 
     def wait_done(self, job_id: str, queue: str = "default", since: str = "-") -> tuple[str, dict[str, str]]:
         """The job's entry in `done`, waiting for it."""

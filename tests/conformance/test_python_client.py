@@ -57,17 +57,24 @@ def test_a_fast_path_job_from_the_client_completes_into_done(fleet: Fleet, clien
     assert json.loads(done["result"]) == {"slept_ms": 15}
 
 
-def test_a_job_with_an_id_gets_the_documented_defaults_in_its_record(
+def test_a_job_with_an_id_gets_the_documented_defaults_in_its_entry(
     fleet: Fleet, client: Client, job_id: str, idle_queue: str
 ) -> None:
     assert client.enqueue("noop", None, queue=idle_queue, id=job_id) == job_id
-    record = fleet.record(job_id, idle_queue)
-    assert record["status"] == "pending"
-    assert record["max_attempts"] == "3"
-    assert record["timeout_ms"] == "1800000"
-    assert record["backoff"] == "exponential:1000:600000"
-    assert record["content_type"] == "json" and record["payload"] == "null"
-    assert record["v"] == "2"
+    # No record: the entry its id key names carries the whole job, with the script's
+    # defaults for what the job leaves out.
+    assert not fleet.r.exists(fleet.job_key(job_id, idle_queue)), "no record for a job with an id to run now"
+    entry = fleet.id_key_value(job_id, idle_queue)
+    assert entry is not None
+    assert entry_fields(fleet, idle_queue, entry) == {
+        "id": job_id,
+        "type": "noop",
+        "payload": "null",
+        "content_type": "json",
+        "max_attempts": "3",
+        "timeout": "1800000",
+        "backoff": "exponential:1000:600000",
+    }
     assert fleet.r.sismember(fleet.queues(), idle_queue)
 
 
@@ -75,9 +82,11 @@ def test_the_same_id_from_the_client_runs_once(fleet: Fleet, client: Client, job
     since = f"{fleet.server_ms()}-0"
     assert client.enqueue("sleep", {"ms": 30}, id=job_id, backoff="fixed:50") == job_id
     assert client.enqueue("sleep", {"ms": 30}, id=job_id, backoff="fixed:50") == job_id
-    fleet.wait_record(job_id, "completed")
+    completed = fleet.wait_job(job_id, "completed")
+    assert client.enqueue("sleep", {"ms": 30}, id=job_id, backoff="fixed:50") == job_id
     fleet.run_noop()
-    assert len(fleet.entries_for(fleet.done(), job_id, since=since)) == 1
+    assert fleet.entries_for(fleet.done(), job_id, since=since) == [(completed.entry_id, completed.fields)]
+    assert fleet.id_key_value(job_id) == f"done {completed.entry_id}"
 
 
 def test_enqueue_in_schedules_on_the_servers_clock(fleet: Fleet, client: Client) -> None:
@@ -95,7 +104,9 @@ def test_enqueue_at_a_time_ahead_and_a_time_past(fleet: Fleet, client: Client) -
     record = fleet.record(later)
     assert record["status"] == "scheduled" and record["run_at"] == str(due)
     past = client.enqueue_at(datetime.now(timezone.utc) - timedelta(minutes=1), "noop")
-    fleet.wait_record(past, "completed")
+    # Due now: it runs at once, as one entry carrying it, with no record.
+    assert fleet.r.zscore(fleet.delayed(), past) is None
+    assert fleet.wait_job(past, "completed").where == "done"
     assert int(fleet.wait_record(later, "completed")["started_at"]) >= due
 
 

@@ -34,47 +34,81 @@ def test_a_fast_path_entry_runs_with_no_record_and_completes_into_done(fleet: Fl
     assert fleet.r.xrange(fleet.stream(), entry, entry) == [], "its entry was removed"
 
 
-def test_an_entry_with_an_id_runs_through_its_record(fleet: Fleet, job_id: str) -> None:
+def test_an_entry_with_an_id_runs_without_a_record_and_its_id_key_names_its_completion(
+    fleet: Fleet, job_id: str
+) -> None:
     payload = json.dumps({"ms": 20})
     entry = fleet.xadd(
         {"id": job_id, "type": "sleep", "payload": payload, "max_attempts": 5, "timeout": "2000", "backoff": "fixed:100"}
     )
+    found = fleet.wait_job(job_id, "completed")
+    assert found.where == "done", "the id key names the completion"
+    done_id, done = found.entry_id, found.fields
+    assert done_id is not None
+    assert fleet.id_key_value(job_id) == f"done {done_id}"
+    assert 0 < fleet.r.pttl(fleet.id_key(job_id)), "the id is remembered for the retention"
+    assert set(done) == DONE_FIELDS
+    assert done["id"] == job_id
+    assert done["type"] == "sleep"
+    assert done["attempts"] == "1"
+    assert done["worker"] in registered_workers(fleet)
+    assert int(done["run_ms"]) >= 20
+    assert json.loads(done["result"]) == {"slept_ms": 20}
+    assert int(done_id.split("-")[0]) >= int(entry.split("-")[0])
+    assert fleet.entries_for(fleet.done(), job_id, since=entry) == [(done_id, done)]
+    assert not fleet.r.exists(fleet.job_key(job_id)), "a job with an id that runs once keeps no record"
+    assert fleet.r.xrange(fleet.stream(), entry, entry) == [], "its entry was removed"
+
+
+def test_an_entry_with_an_id_that_fails_once_goes_on_through_a_record_of_its_fields(
+    fleet: Fleet, job_id: str
+) -> None:
+    payload = json.dumps({"times": 1})
+    entry = fleet.xadd(
+        {"id": job_id, "type": "fail", "payload": payload, "max_attempts": 5, "timeout": "2000", "backoff": "fixed:100"}
+    )
     record = fleet.wait_record(job_id, "completed")
     assert record["id"] == job_id
-    assert record["type"] == "sleep"
+    assert record["type"] == "fail"
     assert record["queue"] == "default"
     assert record["payload"] == payload
     assert record["content_type"] == "json"
-    assert record["attempts"] == "1"
+    assert record["attempts"] == "2"
     assert record["max_attempts"] == "5"
     assert record["timeout_ms"] == "2000"
     assert record["backoff"] == "fixed:100"
-    assert json.loads(record["result"]) == {"slept_ms": 20}
+    assert json.loads(record["result"]) == {"succeeded_on_attempt": 2}
     assert record["worker"] in registered_workers(fleet)
     assert record["v"] == "2"
     created, run_at = int(record["created_at"]), int(record["run_at"])
     started, finished = int(record["started_at"]), int(record["finished_at"])
     assert created <= run_at <= started <= finished
-    assert finished - started >= 20
+    (first,) = json.loads(record["errors"])
+    assert first["attempt"] == 1 and first["error"] == "planned failure on attempt 1"
+    assert started - first["at"] >= 100, "the retry waited out the entry's backoff"
     assert "error" not in record
     assert fleet.r.zscore(fleet.index("completed"), job_id) is not None
     _, done = fleet.wait_done(job_id, since=entry)
-    assert done["attempts"] == "1"
+    assert done["attempts"] == "2"
+    # The record leads: the lookup finds the job there.
+    found = fleet.find(job_id)
+    assert found is not None and (found.where, found.status) == ("record", "completed")
 
 
 def test_the_same_id_added_twice_runs_once(fleet: Fleet, job_id: str) -> None:
     fields = {"id": job_id, "type": "sleep", "payload": json.dumps({"ms": 50})}
     first = fleet.xadd(fields)
     fleet.xadd(fields)
-    record = fleet.wait_record(job_id, "completed")
+    completed = fleet.wait_job(job_id, "completed")
     # A late duplicate, after the job finished, must not run it again either.
     fleet.xadd(fields)
     fleet.run_noop()
     fleet.eventually("the duplicates to be removed", lambda: fleet.stream_entries_for(job_id) == [] or None)
-    assert len(fleet.entries_for(fleet.done(), job_id, since=first)) == 1
-    again = fleet.record(job_id)
-    assert again["attempts"] == "1"
-    assert again["finished_at"] == record["finished_at"]
+    assert fleet.entries_for(fleet.done(), job_id, since=first) == [(completed.entry_id, completed.fields)]
+    assert completed.fields["attempts"] == "1"
+    # Removed unrun: the id key still names the one completion, and no record appeared.
+    assert fleet.id_key_value(job_id) == f"done {completed.entry_id}"
+    assert not fleet.r.exists(fleet.job_key(job_id))
 
 
 @pytest.mark.parametrize("with_id", [False, True], ids=["fast-path", "with-id"])
@@ -85,13 +119,21 @@ def test_a_msgpack_payload_is_decoded_as_a_map(fleet: Fleet, job_id: str, with_i
         fields["id"] = job_id
     entry = fleet.xadd(fields)
     if with_id:
-        record = fleet.wait_record(job_id, "completed")
-        assert record["content_type"] == "msgpack"
-        assert fleet.record_raw(job_id)["payload"] == packed, "the record keeps the payload's bytes"
-        assert json.loads(record["result"]) == {"slept_ms": 20}
+        found = fleet.wait_job(job_id, "completed")
+        assert found.where == "done"
+        assert json.loads(found.fields["result"]) == {"slept_ms": 20}
     else:
         _, done = fleet.wait_done(entry, since=entry)
         assert json.loads(done["result"]) == {"slept_ms": 20}
+
+
+def test_a_msgpack_payload_keeps_its_bytes_in_the_record_a_failure_writes(fleet: Fleet, job_id: str) -> None:
+    packed = msgpack.packb({"times": 1})
+    fleet.xadd({"id": job_id, "type": "fail", "content_type": "msgpack", "payload": packed})
+    record = fleet.wait_record(job_id, "completed")
+    assert record["content_type"] == "msgpack"
+    assert fleet.record_raw(job_id)["payload"] == packed, "the record keeps the payload's bytes"
+    assert json.loads(record["result"]) == {"succeeded_on_attempt": 2}
 
 
 def test_a_json_content_type_is_the_default_spelled_out(fleet: Fleet) -> None:
@@ -130,8 +172,14 @@ def test_max_attempts_bounds_the_attempts(fleet: Fleet, max_attempts: int, statu
 def test_a_timeout_with_or_without_a_unit_is_stored_in_ms(
     fleet: Fleet, job_id: str, timeout: str, timeout_ms: int
 ) -> None:
+    # A job that runs once keeps no record: it runs, which it would not if its timeout
+    # were refused (an undecodable entry goes dead without running).
     fleet.xadd({"id": job_id, "type": "noop", "timeout": timeout})
-    assert fleet.wait_record(job_id, "completed")["timeout_ms"] == str(timeout_ms)
+    assert fleet.wait_job(job_id, "completed").where == "done"
+    # One that fails gets a record, which stores the timeout the worker ran it with, in ms.
+    failing = f"{job_id}-failing"
+    fleet.xadd({"id": failing, "type": "fail", "payload": '{"times": 1}', "timeout": timeout})
+    assert fleet.wait_record(failing, "completed")["timeout_ms"] == str(timeout_ms)
 
 
 def test_a_fast_path_timeout_with_a_unit_reaches_the_record_a_failure_writes(fleet: Fleet) -> None:
@@ -192,7 +240,9 @@ def test_a_run_at_in_the_past_runs_now(fleet: Fleet, job_id: str, with_id: bool)
         fields["id"] = job_id
     entry = fleet.xadd(fields)
     if with_id:
-        fleet.wait_record(job_id, "completed")
+        # Nothing ahead: it runs as a job with an id and no time, completing through its id key.
+        assert fleet.wait_job(job_id, "completed").where == "done"
+        assert not fleet.r.exists(fleet.job_key(job_id))
     else:
         # With no id and nothing ahead, it is a fast-path job: a completion, no record.
         fleet.wait_done(entry, since=entry)
@@ -234,8 +284,12 @@ def test_attempts_equal_to_max_attempts_go_dead_without_running(fleet: Fleet, jo
     ],
     ids=["traceparent", "with-tracestate", "older-trace-field"],
 )
-def test_the_trace_context_is_kept_on_the_record(fleet: Fleet, job_id: str, fields: dict[str, str], trace: str) -> None:
-    fleet.xadd({"id": job_id, "type": "noop", **fields})
+def test_the_trace_context_of_an_entry_with_an_id_reaches_the_record_a_failure_writes(
+    fleet: Fleet, job_id: str, fields: dict[str, str], trace: str
+) -> None:
+    # The entry carries it while the job has no record; the record a failure writes keeps
+    # it as one value (traceparent, then tracestate on a second line).
+    fleet.xadd({"id": job_id, "type": "fail", "payload": '{"times": 1}', **fields})
     assert fleet.wait_record(job_id, "completed")["trace"] == trace
 
 

@@ -1,4 +1,4 @@
-"""Jobs enqueued through the published script, protocol/v2/enqueue.lua, called by hand: its replies, records and times."""
+"""Jobs enqueued through the published script, protocol/v2/enqueue.lua, called by hand: its replies, entries, id keys, records and times."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from fleet import ENQUEUE_LUA, Fleet
+from fleet import ENQUEUE_LUA, ENTRY_ID, Fleet, decoded
+
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 
 @pytest.fixture
@@ -27,41 +29,89 @@ def test_the_published_script_is_what_evalsha_names(fleet: Fleet) -> None:
     assert fleet.script_sha == hashlib.sha1(ENQUEUE_LUA.read_bytes()).hexdigest()
 
 
-def test_a_created_job_has_its_record_at_once_and_runs(fleet: Fleet, job_id: str, idle_queue: str) -> None:
+def test_a_created_job_is_one_entry_carrying_it_named_by_its_id_key(
+    fleet: Fleet, job_id: str, idle_queue: str
+) -> None:
     payload = json.dumps({"ms": 10})
     reply = fleet.script(
-        job_id, "sleep", payload, queue=idle_queue, max_attempts=4, timeout_ms=60_000, backoff="fixed:100"
+        job_id, "sleep", payload, queue=idle_queue, max_attempts=4, timeout_ms=60_000, backoff="fixed:100",
+        trace=TRACEPARENT,
     )
     assert reply == (job_id, "created")
-    record = fleet.record(job_id, idle_queue)
-    assert record["status"] == "pending"
-    assert record["id"] == job_id and record["type"] == "sleep" and record["queue"] == idle_queue
-    assert record["payload"] == payload and record["content_type"] == "json"
-    assert record["attempts"] == "0" and record["max_attempts"] == "4"
-    assert record["timeout_ms"] == "60000" and record["backoff"] == "fixed:100"
-    assert record["v"] == "2"
-    assert record["run_at"] == record["created_at"]
-    # The stream entry names the job only: the record holds the rest.
-    entries = fleet.r.xrange(fleet.stream(idle_queue), record["entry"], record["entry"])
-    assert entries == [(record["entry"].encode(), {b"id": job_id.encode()})]
+    # A job with an id of its own that runs now and holds no unique key has no record:
+    # its entry carries the whole job, and its id key names the entry.
+    assert not fleet.r.exists(fleet.job_key(job_id, idle_queue)), "no record"
+    entry = fleet.id_key_value(job_id, idle_queue)
+    assert entry is not None and ENTRY_ID.fullmatch(entry), entry
+    # Remembered for a day when the script is not told otherwise.
+    assert 0 < fleet.r.pttl(fleet.id_key(job_id, idle_queue)) <= 86_400_000
+    assert fleet.stream_entries_for(job_id, idle_queue) == [entry]
+    ((_, fields),) = fleet.r.xrange(fleet.stream(idle_queue), entry, entry)
+    assert decoded(fields) == {
+        "id": job_id,
+        "type": "sleep",
+        "payload": payload,
+        "content_type": "json",
+        "max_attempts": "4",
+        "timeout": "60000",
+        "backoff": "fixed:100",
+        "trace": TRACEPARENT,
+    }
+    assert fleet.r.zcard(fleet.delayed(idle_queue)) == 0
+    found = fleet.find(job_id, idle_queue)
+    assert found is not None and (found.where, found.status) == ("entry", "pending")
+
+
+def test_the_id_is_remembered_as_long_as_the_script_is_told(fleet: Fleet, job_id: str, idle_queue: str) -> None:
+    assert fleet.script(job_id, "noop", queue=idle_queue, id_ttl_ms=60_000) == (job_id, "created")
+    assert 0 < fleet.r.pttl(fleet.id_key(job_id, idle_queue)) <= 60_000
+    # Once the id is forgotten, it can be enqueued again, as a new job.
+    fleet.r.delete(fleet.id_key(job_id, idle_queue))
+    assert fleet.script(job_id, "noop", queue=idle_queue, id_ttl_ms=60_000) == (job_id, "created")
+    assert len(fleet.stream_entries_for(job_id, idle_queue)) == 2
+
+
+def test_a_count_or_timeout_of_0_is_left_to_the_worker(fleet: Fleet, job_id: str, idle_queue: str) -> None:
+    assert fleet.script(job_id, "noop", queue=idle_queue, max_attempts=0, timeout_ms=0) == (job_id, "created")
+    entry = fleet.id_key_value(job_id, idle_queue)
+    assert entry is not None
+    ((_, fields),) = fleet.r.xrange(fleet.stream(idle_queue), entry, entry)
+    assert set(decoded(fields)) == {"id", "type", "payload", "content_type", "backoff"}
 
 
 def test_a_created_job_completes(fleet: Fleet, job_id: str) -> None:
     assert fleet.script(job_id, "sleep", '{"ms": 10}') == (job_id, "created")
-    record = fleet.wait_record(job_id, "completed")
-    assert json.loads(record["result"]) == {"slept_ms": 10}
-    assert record["attempts"] == "1"
+    found = fleet.wait_job(job_id, "completed")
+    assert found.where == "done", "completed through its id key, with no record"
+    assert json.loads(found.fields["result"]) == {"slept_ms": 10}
+    assert found.fields["attempts"] == "1"
+    assert found.fields["type"] == "sleep"
+    assert fleet.id_key_value(job_id) == f"done {found.entry_id}"
+    assert not fleet.r.exists(fleet.job_key(job_id))
+    assert fleet.stream_entries_for(job_id) == []
 
 
-def test_the_same_id_twice_replies_exists_and_runs_once(fleet: Fleet, job_id: str) -> None:
+def test_the_same_id_twice_replies_exists_and_runs_once(fleet: Fleet, job_id: str, paused_low: str) -> None:
     since = f"{fleet.server_ms()}-0"
-    assert fleet.script(job_id, "sleep", '{"ms": 50}') == (job_id, "created")
-    assert fleet.script(job_id, "sleep", '{"ms": 50}') == (job_id, "exists")
-    fleet.wait_record(job_id, "completed")
-    assert fleet.script(job_id, "sleep", '{"ms": 50}') == (job_id, "exists")
-    fleet.run_noop()
-    assert len(fleet.entries_for(fleet.done(), job_id, since=since)) == 1
-    assert fleet.record(job_id)["attempts"] == "1"
+    assert fleet.script(job_id, "sleep", '{"ms": 50}', queue=paused_low) == (job_id, "created")
+    entry = fleet.id_key_value(job_id, paused_low)
+    # The second enqueue writes nothing: no entry, no record, nothing delayed, the id key
+    # as it was.
+    assert fleet.script(job_id, "sleep", '{"ms": 50}', queue=paused_low) == (job_id, "exists")
+    assert fleet.stream_entries_for(job_id, paused_low) == [entry]
+    assert fleet.r.zscore(fleet.delayed(paused_low), job_id) is None
+    assert fleet.id_key_value(job_id, paused_low) == entry
+    assert not fleet.r.exists(fleet.job_key(job_id, paused_low))
+    fleet.r.srem(fleet.paused(), paused_low)
+    completed = fleet.wait_job(job_id, "completed", paused_low)
+    # Nor after it ran.
+    assert fleet.script(job_id, "sleep", '{"ms": 50}', queue=paused_low) == (job_id, "exists")
+    assert fleet.id_key_value(job_id, paused_low) == f"done {completed.entry_id}"
+    fleet.run_noop(paused_low)
+    assert fleet.stream_entries_for(job_id, paused_low) == []
+    assert len(fleet.entries_for(fleet.done(paused_low), job_id, since=since)) == 1
+    assert completed.fields["attempts"] == "1"
+    assert not fleet.r.exists(fleet.job_key(job_id, paused_low))
 
 
 def test_a_held_unique_key_replies_duplicate_with_the_holder(fleet: Fleet, job_id: str) -> None:
@@ -111,11 +161,18 @@ def test_a_run_at_ahead_is_scheduled_and_runs_not_before_it(fleet: Fleet, job_id
     assert int(done["started_at"]) >= due
 
 
-def test_a_run_at_in_the_past_runs_now(fleet: Fleet, job_id: str) -> None:
-    assert fleet.script(job_id, "noop", run_at_ms=fleet.server_ms() - 60_000) == (job_id, "created")
-    assert fleet.r.zscore(fleet.delayed(), job_id) is None
-    record = fleet.wait_record(job_id, "completed")
-    assert record["run_at"] == record["created_at"], "due now, not at the past time"
+def test_a_run_at_in_the_past_runs_now(fleet: Fleet, job_id: str, idle_queue: str) -> None:
+    past = fleet.server_ms() - 60_000
+    # Due now, not at the past time: on the stream at once, as a job with no time.
+    assert fleet.script(job_id, "noop", queue=idle_queue, run_at_ms=past) == (job_id, "created")
+    assert fleet.r.zcard(fleet.delayed(idle_queue)) == 0
+    assert not fleet.r.exists(fleet.job_key(job_id, idle_queue))
+    assert fleet.stream_entries_for(job_id, idle_queue) == [fleet.id_key_value(job_id, idle_queue)]
+    # And it runs.
+    other = str(uuid.uuid4())
+    assert fleet.script(other, "noop", run_at_ms=past) == (other, "created")
+    assert fleet.r.zscore(fleet.delayed(), other) is None
+    assert fleet.wait_job(other, "completed").where == "done"
 
 
 def test_a_full_queue_is_refused_with_queue_full(fleet: Fleet, idle_queue: str) -> None:
@@ -132,4 +189,4 @@ def test_eval_of_the_source_works_as_evalsha(fleet: Fleet, job_id: str) -> None:
     args = [job_id, "noop", "", "json", 3, 1_800_000, "fixed:50", 0, 0, 0, 0, "default", "", "2", ""]
     reply = fleet.r.eval(ENQUEUE_LUA.read_text(), len(keys), *keys, *args)
     assert reply == [job_id.encode(), b"created"]
-    fleet.wait_record(job_id, "completed")
+    fleet.wait_job(job_id, "completed")

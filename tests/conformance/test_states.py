@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 from fleet import Fleet
 
@@ -30,8 +31,45 @@ def test_a_fast_path_job_goes_pending_running_completed(fleet: Fleet, paused_low
     assert fleet.in_pending_list(entry, paused_low) is None
 
 
-def test_a_job_with_a_record_goes_pending_running_completed(fleet: Fleet, job_id: str, paused_low: str) -> None:
+def test_a_job_with_an_id_goes_pending_running_completed_through_its_id_key(
+    fleet: Fleet, job_id: str, paused_low: str
+) -> None:
     assert fleet.script(job_id, "sleep", '{"ms": 400}', queue=paused_low) == (job_id, "created")
+    # Pending: its id key names its entry, which is on the stream and not yet delivered;
+    # no record.
+    entry = fleet.id_key_value(job_id, paused_low)
+    assert entry is not None
+    assert fleet.stream_entries_for(job_id, paused_low) == [entry]
+    assert fleet.in_pending_list(entry, paused_low) is None
+    assert not fleet.r.exists(fleet.job_key(job_id, paused_low))
+    pending = fleet.find(job_id, paused_low)
+    assert pending is not None and (pending.where, pending.status) == ("entry", "pending")
+    resume(fleet, paused_low)
+    # Running: the entry in the group's pending list, the consumer being the worker; the
+    # id key still names it.
+    consumer, deliveries = fleet.eventually("the entry to be delivered", lambda: fleet.in_pending_list(entry, paused_low))
+    assert consumer in {w.decode() for w in fleet.r.zrange(fleet.workers(), 0, -1)}
+    assert deliveries == 1
+    running = fleet.find(job_id, paused_low)
+    assert running is not None and (running.where, running.status, running.entry_id) == ("entry", "running", entry)
+    # Completed: the id key names its entry in `done`, and its entry left the stream.
+    completed = fleet.wait_job(job_id, "completed", paused_low)
+    assert completed.where == "done"
+    assert fleet.id_key_value(job_id, paused_low) == f"done {completed.entry_id}"
+    assert completed.fields["worker"] == consumer
+    assert completed.fields["attempts"] == "1"
+    assert int(completed.fields["run_ms"]) >= 400
+    assert json.loads(completed.fields["result"]) == {"slept_ms": 400}
+    assert fleet.r.xrange(fleet.stream(paused_low), entry, entry) == []
+    assert fleet.in_pending_list(entry, paused_low) is None
+    assert not fleet.r.exists(fleet.job_key(job_id, paused_low))
+
+
+def test_a_job_with_a_record_goes_pending_running_completed(fleet: Fleet, job_id: str, paused_low: str) -> None:
+    # A unique key gives a job to run now a record.
+    key = f"conformance-{uuid.uuid4()}"
+    created = fleet.script(job_id, "sleep", '{"ms": 400}', queue=paused_low, unique_key=key, unique_ttl_ms=60_000)
+    assert created == (job_id, "created")
     assert fleet.record(job_id, paused_low)["status"] == "pending"
     resume(fleet, paused_low)
     running = fleet.wait_record(job_id, "running", paused_low)
@@ -40,6 +78,7 @@ def test_a_job_with_a_record_goes_pending_running_completed(fleet: Fleet, job_id
     completed = fleet.wait_record(job_id, "completed", paused_low)
     assert completed["worker"] == running["worker"]
     assert int(completed["finished_at"]) >= int(completed["started_at"]) + 400
+    assert fleet.r.get(fleet.unique(key, paused_low)) is None, "released when the job completed"
 
 
 def test_a_failed_job_waits_for_its_retry_then_completes_with_its_error_history(fleet: Fleet) -> None:

@@ -26,6 +26,7 @@ mod listing;
 mod malformed;
 mod observability;
 mod ops;
+mod own_ids;
 mod pause;
 mod prefetch;
 mod priority;

@@ -374,11 +374,17 @@ async fn purge_deletes_old_finished_jobs_and_a_dry_run_only_counts() {
     for _ in 0..3 {
         ended.push((env.enqueue("noop", json!({})).await, Status::Completed));
     }
-    // A job with its own id has a record as well as its completion.
+    // A unique job has a record as well as its completion; a job with only an id of its
+    // own has its id key, which names its completion.
     let named = NewJob::new("noop", &json!({}))
         .expect("encodes")
-        .id("nightly-2026-11-24");
+        .id("nightly-2026-11-24")
+        .unique("nightly", Duration::from_secs(3600));
     ended.push((env.enqueue_job(named).await, Status::Completed));
+    let own = NewJob::new("noop", &json!({}))
+        .expect("encodes")
+        .id("hourly-2026-11-24T10");
+    ended.push((env.enqueue_job(own).await, Status::Completed));
     for _ in 0..2 {
         ended.push((env.enqueue_job(unhandled("report")).await, Status::Dead));
     }
@@ -407,12 +413,12 @@ async fn purge_deletes_old_finished_jobs_and_a_dry_run_only_counts() {
         ],
     );
     assert!(
-        counted.contains("would delete 1 completed job records and 4 stream entries"),
+        counted.contains("would delete 1 completed job records and 5 stream entries"),
         "{counted}"
     );
     assert_eq!(
         env.xlen(&env.keys.done("default")).await,
-        4,
+        5,
         "a dry run deletes nothing"
     );
 
@@ -428,11 +434,15 @@ async fn purge_deletes_old_finished_jobs_and_a_dry_run_only_counts() {
         ],
     );
     assert!(
-        purged.contains("deleted 1 completed job records and 4 stream entries"),
+        purged.contains("deleted 1 completed job records and 5 stream entries"),
         "{purged}"
     );
     assert_eq!(env.xlen(&env.keys.done("default")).await, 0);
     assert!(env.record("default", "nightly-2026-11-24").await.is_none());
+    let id_key: Option<String> = env
+        .cmd(redis::cmd("GET").arg(env.keys.id_key("default", "hourly-2026-11-24T10")))
+        .await;
+    assert_eq!(id_key, None, "the id key goes with the completion it named");
 
     let dead = flotilla(
         &env,

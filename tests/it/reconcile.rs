@@ -1,6 +1,7 @@
 //! Reconciliation and alerts: late or missed ticks, dead workers' jobs, stranded jobs,
 //! a growing DLQ, an old backlog and lost jobs are found, alerted on, and repaired.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use flotilla_producer::NewJob;
@@ -137,6 +138,46 @@ async fn a_killed_worker_raises_not_responding_and_repair_hands_its_job_on() {
         .await;
     assert_eq!(done.attempts, 2);
     wait_resolved(&env, "worker_not_responding", &dead_worker).await;
+}
+
+#[tokio::test]
+async fn repair_hands_on_a_killed_workers_job_with_an_id_of_its_own_and_its_id_key() {
+    let env = Env::start().await;
+    let mut owner = WorkerProcess::start(&env.url(), &[], None);
+    let job = NewJob::new("sleep", &json!({"ms": 1500}))
+        .expect("job")
+        .id("thumbnail-4");
+    let id = env.enqueue_job(job).await;
+    let running = env.wait_status("default", &id, Status::Running, LONG).await;
+    let dead_worker = running.worker.expect("worker id");
+    owner.signal("KILL");
+    owner.wait_exit(Duration::from_secs(5));
+    let _scheduler = FlotillaProcess::scheduler(&env.url(), &env_with(&[]), None);
+    wait_alert(&env, "worker_not_responding", &dead_worker).await;
+    // The copy on the stream is the job: its id key names it, and the job is found there.
+    env.wait_status("default", &id, Status::Pending, LONG).await;
+    let held: String = env
+        .cmd(redis::cmd("GET").arg(env.keys.id_key("default", &id)))
+        .await;
+    let copy: Vec<(String, HashMap<String, Vec<u8>>)> = env
+        .cmd(
+            redis::cmd("XRANGE")
+                .arg(env.keys.stream("default"))
+                .arg(&held)
+                .arg(&held),
+        )
+        .await;
+    assert_eq!(copy.len(), 1, "the id key names the copy");
+    assert_eq!(
+        copy[0].1.get("attempts").map(Vec::as_slice),
+        Some(&b"1"[..]),
+        "charged the attempt its worker died in"
+    );
+    let _rescuer = WorkerProcess::start(&env.url(), &[], None);
+    let done = env
+        .wait_status("default", &id, Status::Completed, LONG)
+        .await;
+    assert_eq!(done.attempts, 2, "the interrupted attempt counts");
 }
 
 #[tokio::test]

@@ -104,16 +104,20 @@ impl Env {
         .await;
     }
 
-    /// Enqueues a job through the enqueue script (an explicit id), so it has a record from
-    /// the start that a test can read and rewrite.
+    /// Enqueues a job with a record from the start (an explicit id and a unique key), that a
+    /// test can read and rewrite.
     pub async fn enqueue_with_record(&self, job_type: &str, payload: serde_json::Value) -> String {
         let id = flotilla_proto::new_job_id();
-        self.enqueue_job(NewJob::new(job_type, &payload).expect("encodes").id(&id))
-            .await
+        // A job holding a unique key has a record from its enqueue on.
+        let job = NewJob::new(job_type, &payload)
+            .expect("encodes")
+            .id(&id)
+            .unique(&id, Duration::from_secs(3600));
+        self.enqueue_job(job).await
     }
 
     /// The stream entry a job stands on: the one its record points at, or for a job on the
-    /// fast path (no record) its own id.
+    /// fast path (no record) the one its id key names, or its own id.
     pub async fn entry_of(&self, queue: &str, id: &str) -> String {
         let entry: Option<String> = self
             .cmd(
@@ -122,7 +126,14 @@ impl Env {
                     .arg("entry"),
             )
             .await;
-        entry.unwrap_or_else(|| id.to_owned())
+        if let Some(entry) = entry {
+            return entry;
+        }
+        let held: Option<String> = self
+            .cmd(redis::cmd("GET").arg(self.keys.id_key(queue, id)))
+            .await;
+        held.filter(|held| flotilla_proto::is_entry_id(held))
+            .unwrap_or_else(|| id.to_owned())
     }
 
     /// XADDs raw fields to the queue's stream, as a producer in another language would;

@@ -151,7 +151,9 @@ export class Client {
   /**
    * Enqueues a job to run now. Without `id` it takes the fast path: one XADD carrying the
    * job, whose entry id is its id. With `id` it goes through the enqueue script, which
-   * writes its record at once; enqueueing the same id again returns it and runs nothing new.
+   * writes one entry carrying the job and the id key remembering its id (a job has a record
+   * only once it fails, is delayed, holds a unique key or the like); enqueueing the same id
+   * again returns it and runs nothing new.
    * On a queue split into partitions, a job without `id` gets a new UUID and goes through
    * the script.
    * @param {string} type
@@ -313,13 +315,14 @@ export class Client {
   }
 
   /**
-   * Any job but the fast path's: the script writes its record at once.
+   * Any job but the fast path's: the script writes it at once, as one entry with its id key
+   * (a job to run now) or as a record (a delayed or unique job).
    * @param {import("./script.js").ScriptJob} job
    * @returns {ReturnType<typeof runEnqueue>}
    */
   async #enqueueScripted(job) {
     // Every enqueue of one unique key (or else one id) goes to the same partition, so it
-    // meets the lock or the record there.
+    // meets the lock, the id key or the record there.
     const queue = await this.#placement.place(job.queue, job.unique?.key ?? job.id);
     const [reply] = await Promise.all([
       runEnqueue(this.#redis, this.#keys, { ...job, queue, maxQueueLen: this.#maxQueueLen }),

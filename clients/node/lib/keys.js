@@ -21,6 +21,15 @@ export class Keys {
     return `${this.namespace}:{${queue}}:job:${id}`;
   }
 
+  /**
+   * @param {string} queue @param {string} id where a job with an id of its own but no record
+   * is: the id of the stream entry carrying it while it waits or runs, `done <done entry id>`
+   * once it completed
+   */
+  idKey(queue, id) {
+    return `${this.namespace}:{${queue}}:id:${id}`;
+  }
+
   /** @param {string} queue scheduled jobs and retries, scored by due time */
   delayed(queue) {
     return `${this.namespace}:{${queue}}:delayed`;

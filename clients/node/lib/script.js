@@ -57,7 +57,9 @@ export function defineEnqueue(redis) {
  */
 
 /**
- * Creates the job's record and puts it on its stream, or in `delayed` when it is due later.
+ * Puts the job on its stream, as one entry carrying it with an id key remembering its id (a
+ * job to run now with no unique key), or writes its record and puts it on its stream, or in
+ * `delayed` when it is due later.
  * @param {import("ioredis").Redis | import("ioredis").Cluster} redis
  * @param {import("./keys.js").Keys} keys
  * @param {ScriptJob} job

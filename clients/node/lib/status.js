@@ -1,4 +1,8 @@
 // Finds a job by id wherever the protocol keeps it: its record, its stream entry, or its completion in `done`.
+//
+// A job without a record is found in a few reads whatever its queue holds: a fast-path job's
+// id is its entry id, and a job with an id of its own has an id key naming its entry or its
+// completion. Only a fast-path job's completion is searched for, from its enqueue time on.
 
 import { CONSUMER_GROUP } from "./keys.js";
 import { fromCompletion, fromEntry, fromRecord, toFields } from "./views.js";
@@ -25,8 +29,42 @@ export function isEntryId(id) {
 }
 
 /**
+ * @typedef {object} JobPlace where a job's id key says it is
+ * @property {boolean} completed whether `entryId` names an entry of the queue's `done`
+ *   stream (its completion) rather than of its stream (the entry carrying it)
+ * @property {string} entryId
+ */
+
+/**
+ * What an id key holds: the id of the stream entry carrying its job while the job waits or
+ * runs, `done <done entry id>` once it completed. A value of another form is null, so that
+ * the lookup goes by the record alone rather than reading a wrong entry.
+ * @param {string | null} value
+ * @returns {JobPlace | null}
+ */
+export function parseIdKey(value) {
+  if (value === null) return null;
+  if (isEntryId(value)) return { completed: false, entryId: value };
+  const doneId = value.startsWith("done ") ? value.slice("done ".length) : "";
+  return isEntryId(doneId) ? { completed: true, entryId: doneId } : null;
+}
+
+/**
  * The job `id` of `queue`, or null when it is nowhere: never enqueued, or trimmed by
- * retention.
+ * retention. A record, when there is one, always says where the job is.
+ *
+ * @param {import("ioredis").Redis | import("ioredis").Cluster} redis
+ * @param {import("./keys.js").Keys} keys
+ * @param {string} queue
+ * @param {string} id
+ * @returns {Promise<import("./views.js").JobStatus | null>}
+ */
+export async function findJob(redis, keys, queue, id) {
+  return isEntryId(id) ? findByEntryId(redis, keys, queue, id) : findByIdKey(redis, keys, queue, id);
+}
+
+/**
+ * A job whose id is an entry id: a fast-path job, or one with a record.
  *
  * The record, the stream entry and the entry's place in the pending list are read in one
  * MULTI, so a job moving on between the reads (a fast-path job whose first failure gives it
@@ -40,28 +78,18 @@ export function isEntryId(id) {
  * @param {string} id
  * @returns {Promise<import("./views.js").JobStatus | null>}
  */
-export async function findJob(redis, keys, queue, id) {
-  const recordKey = keys.job(queue, id);
-  if (!isEntryId(id)) {
-    const record = toFields(await redis.hgetallBuffer(recordKey));
-    return record.size > 0 ? fromRecord(record, id, queue) : null;
-  }
+async function findByEntryId(redis, keys, queue, id) {
   const stream = keys.stream(queue);
-  const replies = await redis
-    .multi()
-    .hgetallBuffer(recordKey)
-    .xrangeBuffer(stream, id, id)
-    .xpending(stream, CONSUMER_GROUP, id, id, 1)
-    .exec();
-  if (replies === null) throw new Error("the status read was aborted");
-  const [[recordError, recordReply], [rangeError, range], [pendingError, pending]] = replies;
-  if (recordError) throw recordError;
-  if (rangeError) throw rangeError;
-  // No group yet means no worker has read the stream: nothing of it is running.
-  if (pendingError && !String(pendingError.message).startsWith("NOGROUP")) throw pendingError;
+  const [recordReply, range, pending] = await transaction(
+    redis
+      .multi()
+      .hgetallBuffer(keys.job(queue, id))
+      .xrangeBuffer(stream, id, id)
+      .xpending(stream, CONSUMER_GROUP, id, id, 1),
+  );
 
-  const record = toFields(/** @type {Record<string, Buffer>} */ (recordReply));
-  if (record.size > 0) return fromRecord(record, id, queue);
+  const record = recordIn(recordReply);
+  if (record !== null) return fromRecord(record, id, queue);
 
   const entries = /** @type {[Buffer, Buffer[]][]} */ (range);
   if (entries.length > 0) {
@@ -69,12 +97,146 @@ export async function findJob(redis, keys, queue, id) {
     // An entry naming a job of its own (`id`) is that job's, not a job whose id is the
     // entry id.
     if (entry.has("id")) return null;
-    const delivered = /** @type {[string, string, number, number][] | null} */ (pending)?.[0];
-    return fromEntry(entry, id, queue, delivered ? Number(delivered[3]) : null);
+    return fromEntry(entry, id, queue, deliveries(pending));
   }
 
   const completion = await findCompletion(redis, keys.done(queue), id);
   return completion ? fromCompletion(completion, id, queue) : null;
+}
+
+/**
+ * A job with an id of its own: its record, else where its id key says it is, in a few reads
+ * however many jobs the queue holds.
+ *
+ * Each read takes the record with what it looks at (the key, the entry the key names with
+ * its place in the pending list, or the completion the key names) in one MULTI, all in the
+ * queue's hash slot, so a job moving on between two reads is seen where it went: a job that
+ * fails or is cancelled has a record from then on, and one that completes leaves the
+ * stream while its key comes to name its completion.
+ *
+ * @param {import("ioredis").Redis | import("ioredis").Cluster} redis
+ * @param {import("./keys.js").Keys} keys
+ * @param {string} queue
+ * @param {string} id
+ * @returns {Promise<import("./views.js").JobStatus | null>}
+ */
+async function findByIdKey(redis, keys, queue, id) {
+  const [recordReply, value] = await transaction(
+    redis.multi().hgetallBuffer(keys.job(queue, id)).get(keys.idKey(queue, id)),
+  );
+  const record = recordIn(recordReply);
+  if (record !== null) return fromRecord(record, id, queue);
+  const place = parseIdKey(/** @type {string | null} */ (value));
+  if (place === null) return null;
+  return place.completed
+    ? atCompletion(redis, keys, queue, id, place.entryId)
+    : atEntry(redis, keys, queue, id, place.entryId);
+}
+
+/**
+ * Job `id` in the stream entry its id key named: `pending`, or `running` while the entry is
+ * in the group's pending list. An entry gone since has taken the job elsewhere, which the
+ * key read with it says (its completion, most likely); that is followed once, when
+ * `follow`. A key naming the entry still, or no longer there, leaves the job nowhere.
+ *
+ * @param {import("ioredis").Redis | import("ioredis").Cluster} redis
+ * @param {import("./keys.js").Keys} keys
+ * @param {string} queue
+ * @param {string} id
+ * @param {string} entryId
+ * @param {boolean} [follow]
+ * @returns {Promise<import("./views.js").JobStatus | null>}
+ */
+async function atEntry(redis, keys, queue, id, entryId, follow = true) {
+  const stream = keys.stream(queue);
+  const [recordReply, range, pending, value] = await transaction(
+    redis
+      .multi()
+      .hgetallBuffer(keys.job(queue, id))
+      .xrangeBuffer(stream, entryId, entryId)
+      .xpending(stream, CONSUMER_GROUP, entryId, entryId, 1)
+      .get(keys.idKey(queue, id)),
+  );
+  const record = recordIn(recordReply);
+  if (record !== null) return fromRecord(record, id, queue);
+  const entry = carrying(/** @type {[Buffer, Buffer[]][]} */ (range), id);
+  if (entry !== null) return fromEntry(entry, id, queue, deliveries(pending));
+  const place = parseIdKey(/** @type {string | null} */ (value));
+  if (place === null) return null;
+  if (place.completed) return atCompletion(redis, keys, queue, id, place.entryId);
+  return follow && place.entryId !== entryId ? atEntry(redis, keys, queue, id, place.entryId, false) : null;
+}
+
+/**
+ * Job `id` completed, from the `done` entry its id key named; null once retention trimmed
+ * that entry.
+ *
+ * @param {import("ioredis").Redis | import("ioredis").Cluster} redis
+ * @param {import("./keys.js").Keys} keys
+ * @param {string} queue
+ * @param {string} id
+ * @param {string} doneId
+ * @returns {Promise<import("./views.js").JobStatus | null>}
+ */
+async function atCompletion(redis, keys, queue, id, doneId) {
+  const [recordReply, range] = await transaction(
+    redis.multi().hgetallBuffer(keys.job(queue, id)).xrangeBuffer(keys.done(queue), doneId, doneId),
+  );
+  const record = recordIn(recordReply);
+  if (record !== null) return fromRecord(record, id, queue);
+  const completion = carrying(/** @type {[Buffer, Buffer[]][]} */ (range), id);
+  return completion ? fromCompletion(completion, id, queue) : null;
+}
+
+/**
+ * The record an HGETALL answered, null when there is none.
+ * @param {unknown} reply
+ * @returns {import("./views.js").Fields | null}
+ */
+function recordIn(reply) {
+  const record = toFields(/** @type {Record<string, Buffer>} */ (reply));
+  return record.size > 0 ? record : null;
+}
+
+/**
+ * The fields of the entry an XRANGE of one id answered, when that entry names job `id`: a
+ * key outliving its job could name an entry that is no longer the job's.
+ * @param {[Buffer, Buffer[]][]} range
+ * @param {string} id
+ * @returns {import("./views.js").Fields | null}
+ */
+function carrying(range, id) {
+  if (range.length === 0) return null;
+  const fields = toFields(range[0][1]);
+  return fields.get("id")?.equals(Buffer.from(id)) ? fields : null;
+}
+
+/**
+ * The delivery count of the entry an XPENDING of one id answered, null when no consumer
+ * holds it.
+ * @param {unknown} pending
+ * @returns {number | null}
+ */
+function deliveries(pending) {
+  const delivered = /** @type {[string, string, number, number][] | null} */ (pending)?.[0];
+  return delivered ? Number(delivered[3]) : null;
+}
+
+/**
+ * The replies of a MULTI, in order; a command's error is thrown. An XPENDING on a stream
+ * with no consumer group yet answers null: no worker has read the stream, so nothing of it
+ * is running.
+ * @param {import("ioredis").ChainableCommander} multi
+ * @returns {Promise<unknown[]>}
+ */
+async function transaction(multi) {
+  const replies = await multi.exec();
+  if (replies === null) throw new Error("the status read was aborted");
+  return replies.map(([error, reply]) => {
+    if (error && String(error.message).startsWith("NOGROUP")) return null;
+    if (error) throw error;
+    return reply;
+  });
 }
 
 /**

@@ -47,11 +47,12 @@ export function fromRecord(record, id, queue) {
 }
 
 /**
- * A fast-path job still on its stream: running while its entry is in the consumer group's
- * pending list (its attempt is the entry's spent attempts plus the delivery count), else
- * pending.
+ * A job still on its stream without a record: running while its entry is in the consumer
+ * group's pending list (its attempt is the entry's spent attempts plus the delivery count),
+ * else pending.
  * @param {Fields} entry
- * @param {string} id
+ * @param {string} id the job's id: a fast-path job's entry id, or the id of its own that
+ *   the entry carries (a job found through its id key)
  * @param {string} queue
  * @param {number | null} deliveries the entry's delivery count, null when not delivered
  * @returns {JobStatus}
@@ -73,9 +74,10 @@ export function fromEntry(entry, id, queue, deliveries) {
 }
 
 /**
- * A fast-path job's completion in the queue's `done` stream, which keeps no payload.
+ * The completion of a job without a record (a fast-path job, or one found through its id
+ * key) in the queue's `done` stream, which keeps no payload.
  * @param {Fields} completion
- * @param {string} id
+ * @param {string} id the job's id, which the completion's `id` field holds
  * @param {string} queue
  * @returns {JobStatus}
  */

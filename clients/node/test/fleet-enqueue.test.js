@@ -69,23 +69,36 @@ describe("enqueue on a fleet", { skip: SKIP_WITHOUT_FLEET, concurrency: true }, 
     assert.equal((await client.status(set, { queue: idle }))?.maxAttempts, 5);
   });
 
-  test("a job with an id has its record at once, with the script's defaults", async () => {
+  test("a job with an id is one entry named by its id key, with the script's defaults, and no record", async () => {
     const { client, redis } = fleet;
     const id = freshName("node-own-id");
     assert.equal(await client.enqueue("noop", { a: 1 }, { queue: idle, id }), id);
-    const record = await redis.hgetall(`flotilla:{${idle}}:job:${id}`);
-    assert.equal(record.status, "pending");
-    assert.equal(record.type, "noop");
-    assert.equal(record.payload, '{"a":1}');
-    assert.equal(record.content_type, "json");
-    assert.equal(record.max_attempts, "3");
-    assert.equal(record.timeout_ms, "1800000");
-    assert.equal(record.backoff, "exponential:1000:600000");
-    assert.equal(record.v, "2");
+    assert.equal(await redis.exists(`flotilla:{${idle}}:job:${id}`), 0, "no record for a job with an id to run now");
+    const entry = await redis.get(`flotilla:{${idle}}:id:${id}`);
+    assert.match(String(entry), /^\d+-\d+$/, "the id key names the entry carrying the job");
+    const carryingIt = async () =>
+      (await redis.xrange(`flotilla:{${idle}}:q`, "-", "+")).filter(([, flat]) => fieldsOf(flat).id === id);
+    const carrying = await carryingIt();
+    assert.equal(carrying.length, 1);
+    assert.equal(carrying[0][0], entry);
+    assert.deepEqual(fieldsOf(carrying[0][1]), {
+      id,
+      type: "noop",
+      payload: '{"a":1}',
+      content_type: "json",
+      max_attempts: "3",
+      timeout: "1800000",
+      backoff: "exponential:1000:600000",
+    });
     const status = await client.status(id, { queue: idle });
     assert.equal(status?.status, "pending");
     assert.equal(status?.maxAttempts, 3);
     assert.deepEqual(status?.payload, { a: 1 });
+
+    // The same id again writes nothing: no entry, and the id key as it was.
+    assert.equal(await client.enqueue("noop", { a: 2 }, { queue: idle, id }), id);
+    assert.deepEqual(await carryingIt(), carrying);
+    assert.equal(await redis.get(`flotilla:{${idle}}:id:${id}`), entry);
   });
 
   test("a job with an id runs once, however often it is enqueued", async () => {
@@ -96,10 +109,13 @@ describe("enqueue on a fleet", { skip: SKIP_WITHOUT_FLEET, concurrency: true }, 
     const status = await client.wait(id, { queue: "critical", timeoutMs: 5000 });
     assert.equal(status.status, "completed");
     assert.deepEqual(status.result, { slept_ms: 100 });
-    assert.deepEqual(status.payload, { ms: 100 });
+    assert.equal(status.type, "sleep");
+    assert.equal(status.payload, null, "completed through its id key: a completion keeps no payload");
     assert.equal(status.attempts, 1);
     assert.equal(await client.enqueue("sleep", { ms: 100 }, { id, queue: "critical" }), id, "after it ran, too");
     assert.equal(await completionsOf(redis, "critical", id), 1);
+    assert.match(String(await redis.get(`flotilla:{critical}:id:${id}`)), /^done \d+-\d+$/);
+    assert.equal(await redis.exists(`flotilla:{critical}:job:${id}`), 0, "a job that ran once has no record");
   });
 
   test("a unique job is enqueued once while its key is held", async () => {

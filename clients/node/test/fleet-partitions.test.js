@@ -18,20 +18,25 @@ describe("a partitioned queue", { skip: SKIP_WITHOUT_FLEET }, () => {
     await redis.hset("flotilla:{global}:partitions", queue, "4");
     try {
       // A job without an id gets one (entry ids are per stream, so two partitions could
-      // hand out the same), and goes where FNV-1a of it says.
+      // hand out the same), and goes where FNV-1a of it says: its id key is there, naming
+      // its entry (a job to run now with an id has no record).
       const fast = [];
       for (let i = 0; i < 40; i++) fast.push(await client.enqueue("noop", { i }, { queue }));
       for (const id of fast) {
-        assert.equal(await redis.exists(`flotilla:{${partitions[partitionFor(id, 4)]}}:job:${id}`), 1, id);
+        const partition = partitions[partitionFor(id, 4)];
+        const entry = await redis.get(`flotilla:{${partition}}:id:${id}`);
+        assert.notEqual(entry, null, id);
+        assert.equal((await redis.xrange(stream(partition), String(entry), String(entry))).length, 1, id);
+        assert.equal(await redis.exists(`flotilla:{${partition}}:job:${id}`), 0, id);
       }
       assert.ok(new Set(fast.map((id) => partitionFor(id, 4))).size > 1);
       const lengths = await Promise.all(partitions.map((p) => redis.xlen(stream(p))));
 
       // A job with an id goes where FNV-1a of the id says (0x657aba5f % 4 = 3), and so does
-      // its second enqueue, which meets the record there.
+      // its second enqueue, which meets the id key there and adds nothing.
       assert.equal(await client.enqueue("noop", null, { queue, id: "report-7" }), "report-7");
       assert.equal(await client.enqueue("noop", null, { queue, id: "report-7" }), "report-7");
-      assert.equal(await redis.exists(`flotilla:{${queue}#3}:job:report-7`), 1);
+      assert.equal(await redis.exists(`flotilla:{${queue}#3}:id:report-7`), 1);
       assert.equal(await redis.xlen(stream(`${queue}#3`)), lengths[3] + 1);
 
       // A unique key places its job by the key (0xf5537974 % 4 = 0), whatever the id.

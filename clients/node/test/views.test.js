@@ -1,9 +1,10 @@
-// Checks how a job's record, stream entry and completion are read into one status shape; no Redis needed.
+// Checks how a job's record, stream entry and completion are read into one status shape, and what an id key names; no Redis needed.
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
-import { isEntryId } from "../lib/status.js";
+import { Keys } from "../lib/keys.js";
+import { isEntryId, parseIdKey } from "../lib/status.js";
 import { fromCompletion, fromEntry, fromRecord } from "../lib/views.js";
 
 /** @param {Record<string, string | Buffer>} fields */
@@ -84,6 +85,15 @@ describe("a fast-path entry", () => {
   });
 });
 
+test("an entry carrying a job of its own id reports that id", () => {
+  const entry = fieldsOf({ id: "report-7", type: "render", payload: "{}", max_attempts: "2" });
+  const status = fromEntry(entry, "report-7", "default", 1);
+  assert.equal(status.id, "report-7");
+  assert.equal(status.status, "running");
+  assert.equal(status.attempts, 1);
+  assert.equal(status.maxAttempts, 2);
+});
+
 test("a completion keeps the result but no payload", () => {
   const status = fromCompletion(
     fieldsOf({ id: "1-0", type: "sleep", attempts: "1", result: '{"slept_ms":5}' }),
@@ -103,4 +113,22 @@ test("entry ids are told from other job ids", () => {
   assert.ok(!isEntryId("0190f5a2-7c1e-7d2a-9a4b-1f2e3d4c5b6a"));
   assert.ok(!isEntryId("12-"));
   assert.ok(!isEntryId("abc"));
+});
+
+describe("an id key", () => {
+  test("names the entry carrying its job, or its completion", () => {
+    assert.deepEqual(parseIdKey("1732300000000-3"), { completed: false, entryId: "1732300000000-3" });
+    assert.deepEqual(parseIdKey("done 1732300000250-0"), { completed: true, entryId: "1732300000250-0" });
+  });
+
+  test("of another form names nothing", () => {
+    for (const value of [null, "", "done", "done ", "done x-1", "gone 1-0", "1-0 done", "done 1-0 extra", "abc"]) {
+      assert.equal(parseIdKey(value), null, String(value));
+    }
+    assert.equal(parseIdKey("done 18446744073709551616-0"), null, "past a stream id's range");
+  });
+
+  test("shares its queue's hash tag", () => {
+    assert.equal(new Keys("flotilla").idKey("emails", "report-7"), "flotilla:{emails}:id:report-7");
+  });
 });

@@ -17,18 +17,23 @@ def test_jobs_spread_over_the_partitions_and_are_found_by_the_queues_name(
         partitions = [idle_queue, *(f"{idle_queue}#{k}" for k in range(1, 4))]
 
         # A job without an id gets one (entry ids are per stream, so two partitions could
-        # hand out the same), and goes where FNV-1a of it says.
+        # hand out the same), and goes where FNV-1a of it says: its id key is there, naming
+        # its entry (a job to run now with an id has no record).
         fast = [client.enqueue("noop", {"i": i}, queue=idle_queue) for i in range(40)]
         for job_id in fast:
-            assert connection.exists(client.keys.job(partitions[partition_for(job_id, 4)], job_id)), job_id
+            partition = partitions[partition_for(job_id, 4)]
+            entry = connection.get(client.keys.id_key(partition, job_id))
+            assert entry is not None, job_id
+            assert connection.xrange(client.keys.stream(partition), entry, entry), job_id
+            assert not connection.exists(client.keys.job(partition, job_id)), job_id
         assert len({partition_for(job_id, 4) for job_id in fast}) > 1
         lengths = [connection.xlen(client.keys.stream(p)) for p in partitions]
 
         # A job with an id goes where FNV-1a of the id says (0x657aba5f % 4 = 3), and so
-        # does its second enqueue, which meets the record there.
+        # does its second enqueue, which meets the id key there and adds nothing.
         assert client.enqueue("noop", queue=idle_queue, id="report-7") == "report-7"
         assert client.enqueue("noop", queue=idle_queue, id="report-7") == "report-7"
-        assert connection.exists(client.keys.job(f"{idle_queue}#3", "report-7"))
+        assert connection.exists(client.keys.id_key(f"{idle_queue}#3", "report-7"))
         assert connection.xlen(client.keys.stream(f"{idle_queue}#3")) == lengths[3] + 1
 
         # A unique key places its job by the key (0xf5537974 % 4 = 0), whatever the id.

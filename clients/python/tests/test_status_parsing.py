@@ -1,10 +1,11 @@
-"""JobStatus built from a record, a stream entry and a completion, whichever way the connection decodes replies."""
+"""JobStatus built from a record, a stream entry and a completion, whichever way the connection decodes replies; what an id key names."""
 
 from __future__ import annotations
 
 import json
 
-from flotilla_client import AttemptError, JobStatus
+from flotilla_client import AttemptError, JobStatus, Keys
+from flotilla_client.lookup import JobPlace, parse_id_key
 from flotilla_client.status import entry_time_ms, from_done, from_entry, from_record
 
 RECORD = {
@@ -82,6 +83,37 @@ def test_a_completion_keeps_no_payload() -> None:
     )
     assert (done.status, done.attempts, done.result, done.payload) == ("completed", 1, None, None)
     assert (done.created_at, done.finished_at) == (1_700_000_000_000, 1_700_000_000_250)
+
+
+def test_an_entry_carrying_a_job_of_its_own_id_reports_that_id() -> None:
+    fields = {b"id": b"report-7", b"type": b"render", b"payload": b"{}", b"max_attempts": b"2"}
+    running = from_entry("default", "1700000000000-3", fields, ("worker-a", 1), "report-7")
+    assert (running.id, running.status, running.attempts, running.worker) == ("report-7", "running", 1, "worker-a")
+    # When the job was enqueued is its entry's time, whatever its id.
+    assert running.created_at == 1_700_000_000_000 and running.max_attempts == 2
+
+
+def test_a_completion_of_a_job_of_its_own_id_knows_no_enqueue_time() -> None:
+    done = from_done(
+        "default",
+        "report-7",
+        "1700000000250-0",
+        {b"id": b"report-7", b"type": b"render", b"attempts": b"1", b"worker": b"w", b"run_ms": b"3", b"result": b"7"},
+    )
+    assert (done.id, done.status, done.result, done.worker) == ("report-7", "completed", 7, "w")
+    assert (done.created_at, done.finished_at) == (None, 1_700_000_000_250)
+
+
+def test_an_id_key_names_the_entry_or_the_completion() -> None:
+    assert parse_id_key("1700000000000-3") == JobPlace(completed=False, entry_id="1700000000000-3")
+    assert parse_id_key("done 1700000000250-0") == JobPlace(completed=True, entry_id="1700000000250-0")
+    for unknown in ["", "done", "done ", "done x-1", "gone 1-0", "1-0 done", "done 1-0 extra", "abc"]:
+        assert parse_id_key(unknown) is None, unknown
+
+
+def test_an_id_key_shares_its_queues_hash_tag() -> None:
+    assert Keys().id_key("emails", "report-7") == "flotilla:{emails}:id:report-7"
+    assert Keys("ns").id_key("q", "a") == "ns:{q}:id:a"
 
 
 def test_entry_ids_give_their_time() -> None:

@@ -350,7 +350,7 @@ pub enum JobsCommand {
         queue: Option<String>,
     },
     /// Delete a job that is not running: its record, its place in its queue or list,
-    /// its dead-letter or completion entry and its unique lock.
+    /// its dead-letter or completion entry, its id key and its unique lock.
     Delete {
         /// The job's id, or a prefix that matches only one job.
         id: String,

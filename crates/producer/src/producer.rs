@@ -493,6 +493,7 @@ impl Producer {
             }),
             max_queue_len: self.policy.limits.max_queue_len,
             trace: &job.trace,
+            id_memory_ms: millis(self.policy.retention.completed),
         }
     }
 }

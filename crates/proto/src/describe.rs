@@ -1,6 +1,7 @@
-//! Finding a job wherever protocol 2 keeps it: its record first; else, for a fast-path job
-//! (its id is its entry id), its stream entry (pending, or running when delivered); else
-//! the queue's `done` stream of recent completions.
+//! Finding a job wherever protocol 2 keeps it: its record first; else, for a fast-path job,
+//! its stream entry (pending, or running when delivered), else its completion in the
+//! queue's `done` stream. A fast-path job's id is its entry id, or, for one with an id of
+//! its own, its id key names the entry and then the completion.
 
 use std::collections::HashMap;
 
@@ -62,12 +63,62 @@ pub async fn describe_job<C: ConnectionLike>(
         return Ok(Some(record));
     }
     if !is_entry_id(job_id) {
-        return Ok(None);
+        return from_id_key(conn, keys, queue, job_id, defaults).await;
     }
-    if let Some(record) = from_stream(conn, keys, queue, job_id, defaults).await? {
+    if let Some(record) = from_stream(conn, keys, queue, job_id, None, defaults).await? {
         return Ok(Some(record));
     }
     from_done(conn, keys, queue, job_id).await
+}
+
+/// A job with an id of its own and no record, where its id key says it is: its entry
+/// while it waits or runs, its `done` entry once it completed.
+async fn from_id_key<C: ConnectionLike>(
+    conn: &mut C,
+    keys: &Keys,
+    queue: &str,
+    job_id: &str,
+    defaults: &JobDefaults,
+) -> Result<Option<JobRecord>, DescribeError> {
+    let held: Option<String> = redis::cmd("GET")
+        .arg(keys.id_key(queue, job_id))
+        .query_async(conn)
+        .await?;
+    match held.as_deref().map(IdKey::parse) {
+        Some(Some(IdKey::Entry(entry))) => {
+            from_stream(conn, keys, queue, entry, Some(job_id), defaults).await
+        }
+        Some(Some(IdKey::Done(done_id))) => {
+            let done = xrange(conn, &keys.done(queue), done_id, done_id, 1).await?;
+            match done.first() {
+                Some(entry) if text(&entry.fields, field::ID).as_deref() == Some(job_id) => {
+                    completed(entry, queue, job_id, None)
+                }
+                _ => Ok(None),
+            }
+        }
+        _ => Ok(None),
+    }
+}
+
+/// What an id key holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdKey<'a> {
+    /// The stream entry carrying the job, while it waits or runs.
+    Entry(&'a str),
+    /// Its completion's entry in `done`.
+    Done(&'a str),
+}
+
+impl<'a> IdKey<'a> {
+    /// Reads an id key's value; `None` when it is neither form.
+    pub fn parse(value: &'a str) -> Option<Self> {
+        match value.strip_prefix("done ") {
+            Some(done) if is_entry_id(done) => Some(IdKey::Done(done)),
+            None if is_entry_id(value) => Some(IdKey::Entry(value)),
+            _ => None,
+        }
+    }
 }
 
 /// Fills the attempts, timeout and backoff a job does not set with `defaults`.
@@ -130,24 +181,26 @@ pub async fn fast_ids_with_prefix<C: ConnectionLike>(
     Ok(found)
 }
 
-/// A fast-path job still on its stream: pending, or running under the consumer it was
+/// A fast-path job still on its stream (the entry `entry_id`, carrying the job `own_id`
+/// when it has an id of its own): pending, or running under the consumer it was
 /// delivered to.
 async fn from_stream<C: ConnectionLike>(
     conn: &mut C,
     keys: &Keys,
     queue: &str,
-    job_id: &str,
+    entry_id: &str,
+    own_id: Option<&str>,
     defaults: &JobDefaults,
 ) -> Result<Option<JobRecord>, DescribeError> {
     let stream = keys.stream(queue);
-    let Some(entry) = xrange(conn, &stream, job_id, job_id, 1).await?.pop() else {
+    let Some(entry) = xrange(conn, &stream, entry_id, entry_id, 1).await?.pop() else {
         return Ok(None);
     };
     let pending: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
         .arg(&stream)
         .arg(CONSUMER_GROUP)
-        .arg(job_id)
-        .arg(job_id)
+        .arg(entry_id)
+        .arg(entry_id)
         .arg(1)
         .query_async(conn)
         .await
@@ -156,10 +209,11 @@ async fn from_stream<C: ConnectionLike>(
             Some("NOGROUP") => Ok(Vec::new()),
             _ => Err(e),
         })?;
-    if entry.fields.contains_key(field::ID) {
-        // It names a job of its own: that job's id is not this entry's.
+    if text(&entry.fields, field::ID).as_deref() != own_id {
+        // It names another job than the one asked for.
         return Ok(None);
     }
+    let job_id = own_id.unwrap_or(entry_id);
     let mut hash: HashMap<String, Vec<u8>> = entry
         .fields
         .iter()
@@ -178,7 +232,7 @@ async fn from_stream<C: ConnectionLike>(
     let spent: u64 = text(&entry.fields, field::ATTEMPTS)
         .and_then(|t| t.parse().ok())
         .unwrap_or(0);
-    let created = entry_ms(job_id).to_string();
+    let created = entry_ms(entry_id).to_string();
     let mut set = |name: &str, value: String| hash.insert(name.to_owned(), value.into_bytes());
     set(field::ID, job_id.to_owned());
     set(field::QUEUE, queue.to_owned());
@@ -211,7 +265,7 @@ async fn from_done<C: ConnectionLike>(
 ) -> Result<Option<JobRecord>, DescribeError> {
     let enqueued_ms = job_id.split_once('-').map_or(job_id, |(ms, _)| ms);
     match done_entry_of(conn, keys, queue, job_id, enqueued_ms).await? {
-        Some(entry) => completed(&entry, queue, job_id),
+        Some(entry) => completed(&entry, queue, job_id, Some(entry_ms(job_id))),
         None => Ok(None),
     }
 }
@@ -268,11 +322,13 @@ async fn xrange<C: ConnectionLike>(
     Ok(range_entries(reply))
 }
 
-/// The record of a completion read from `done`. Its payload is not kept there.
+/// The record of a completion read from `done`, of a job enqueued at `created_ms` when
+/// that is known. Its payload is not kept there.
 fn completed(
     entry: &StreamEntry,
     queue: &str,
     job_id: &str,
+    created_ms: Option<u64>,
 ) -> Result<Option<JobRecord>, DescribeError> {
     let finished = entry_ms(&entry.entry_id);
     let run_ms: u64 = text(&entry.fields, "run_ms")
@@ -283,7 +339,9 @@ fn completed(
     set(field::ID, job_id.to_owned());
     set(field::QUEUE, queue.to_owned());
     set(field::STATUS, "completed".to_owned());
-    set(field::CREATED_AT, entry_ms(job_id).to_string());
+    if let Some(created) = created_ms {
+        set(field::CREATED_AT, created.to_string());
+    }
     set(field::FINISHED_AT, finished.to_string());
     set(
         field::STARTED_AT,

@@ -42,11 +42,17 @@ pub struct EntryFields {
 }
 
 impl EntryFields {
-    /// Whether the entry is on the fast path at `now_ms`: it carries the whole job, names
-    /// no job id of its own, and is due. Any other entry starts through its record.
+    /// Whether the entry is on the fast path at `now_ms`: it carries the whole job and is
+    /// due, and its job id is its entry id or an id of its own (claimed before it runs,
+    /// so that one entry per id runs). Any other entry starts through its record: one that
+    /// names only a job id, waits for its time, or names an id of an entry id's form (a
+    /// copy put back by reconciliation, whose record leads).
     pub fn is_fast(&self, now_ms: u64) -> bool {
         self.job_type.is_some()
-            && self.job_id.is_none()
+            && self
+                .job_id
+                .as_deref()
+                .is_none_or(|id| !crate::is_entry_id(id))
             && self.run_at_ms.is_none_or(|due| due <= now_ms)
     }
 }
@@ -84,6 +90,17 @@ impl StreamEntry {
                     expected: "UTF-8 text",
                 }),
         }
+    }
+
+    /// The id of its own of the whole job this entry carries (it has a `type`), when that
+    /// id is a valid name and not of an entry id's form: the id a worker claims before
+    /// the entry runs, so that one entry per id runs.
+    pub fn own_id_to_claim(&self) -> Option<&str> {
+        if !self.fields.contains_key(field::TYPE) {
+            return None;
+        }
+        let id = std::str::from_utf8(self.fields.get(field::ID)?).ok()?;
+        (check_name(field::ID, id).is_ok() && !crate::is_entry_id(id)).then_some(id)
     }
 
     /// The job id this entry stands for: the producer's `id` when it is a valid name, else
@@ -350,6 +367,16 @@ mod tests {
         assert_eq!(fields.run_at_ms, Some(1_700_000_030_000));
         assert!(!fields.is_fast(1_700_000_000_001), "waits for its time");
         assert!(fields.is_fast(1_700_000_030_000), "runs at its time");
+    }
+
+    #[test]
+    fn a_whole_job_with_an_id_of_its_own_is_on_the_fast_path_but_an_entry_id_form_is_not() {
+        let own = entry(&[("id", b"order-7"), ("type", b"t")]);
+        assert!(own.decode(1024).expect("decodes").is_fast(0));
+        let named_only = entry(&[("id", b"order-7")]);
+        assert!(!named_only.decode(1024).expect("decodes").is_fast(0));
+        let copy = entry(&[("id", b"1700000000000-3"), ("type", b"t")]);
+        assert!(!copy.decode(1024).expect("decodes").is_fast(0));
     }
 
     #[test]

@@ -55,6 +55,13 @@ impl Keys {
         self.queue_key(queue, "job:")
     }
 
+    /// The id key of a job with an id of its own that lives in its stream entry (no
+    /// record): the entry id while it waits or runs, `done <done entry id>` once it
+    /// completed. Remembering the id, it keeps the same id from being enqueued twice.
+    pub fn id_key(&self, queue: &str, id: &str) -> String {
+        self.queue_key(queue, &format!("id:{id}"))
+    }
+
     /// Jobs waiting for a time (scheduled jobs and retries), scored by due time in ms.
     pub fn delayed(&self, queue: &str) -> String {
         self.queue_key(queue, "delayed")

@@ -48,7 +48,7 @@ pub use connect::{
     RedisTarget, SharedConnection, SlotOwners, TargetError, TlsFiles, ToRedisTarget, key_slot,
 };
 pub use describe::{
-    DONE_SEARCH_LIMIT, DescribeError, describe_job, done_entry_of, fast_ids_with_prefix,
+    DONE_SEARCH_LIMIT, DescribeError, IdKey, describe_job, done_entry_of, fast_ids_with_prefix,
 };
 pub use encoding::{ContentType, Payload};
 pub use entry::{EntryFields, FastEntry, StreamEntry};

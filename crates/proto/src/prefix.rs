@@ -1,5 +1,6 @@
 //! Finding the jobs of a queue whose ids start with some characters, inside Flotilla's
-//! own indexes (the queue's `delayed` set, its indexes of finished ids and its stream),
+//! own indexes (the queue's `delayed` set, its indexes of finished ids, its stream and its
+//! `done` stream),
 //! never by scanning the keyspace, and with a fixed budget of work per search.
 
 use redis::aio::ConnectionLike;
@@ -24,9 +25,9 @@ pub struct PrefixMatches {
 
 /// The ids of `queue`'s jobs that have a record and start with `prefix`, up to `limit`:
 /// those waiting for a time (`delayed`), those finished within retention (the indexes of
-/// completed, dead and cancelled ids) and those on the stream by their own id (pending or
-/// running). Fast-path jobs, named by their entry ids, are found by
-/// [`crate::fast_ids_with_prefix`].
+/// completed, dead and cancelled ids), those on the stream by their own id (pending or
+/// running) and those completed with an id of their own but no record (in `done`).
+/// Fast-path jobs named by their entry ids are found by [`crate::fast_ids_with_prefix`].
 pub async fn record_ids_with_prefix<C: ConnectionLike>(
     conn: &mut C,
     keys: &Keys,
@@ -52,8 +53,13 @@ pub async fn record_ids_with_prefix<C: ConnectionLike>(
         }
         search.sorted_set(conn, set).await?;
     }
-    if !search.done() {
-        search.stream(conn, &keys.stream(queue)).await?;
+    // On the stream by their own ids (pending or running), then completed without a
+    // record (named by their `done` entries).
+    for (stream, own_ids_only) in [(keys.stream(queue), false), (keys.done(queue), true)] {
+        if search.done() {
+            break;
+        }
+        search.stream(conn, &stream, own_ids_only).await?;
     }
     Ok(search.found)
 }
@@ -120,11 +126,14 @@ impl Search<'_> {
         }
     }
 
-    /// The own ids (`id` field) of the entries on a stream that match.
+    /// The ids (`id` field) of the entries on a stream that match; with `own_ids_only`,
+    /// not those of an entry id's form (in `done`, they name fast-path jobs, which their
+    /// own search finds).
     async fn stream<C: ConnectionLike>(
         &mut self,
         conn: &mut C,
         stream: &str,
+        own_ids_only: bool,
     ) -> Result<(), redis::RedisError> {
         let mut start = "-".to_owned();
         loop {
@@ -143,7 +152,10 @@ impl Search<'_> {
             let full = entries.len() == STEP;
             for entry in &entries {
                 if let Some(id) = entry.fields.get(field::ID) {
-                    self.add(String::from_utf8_lossy(id).into_owned());
+                    let id = String::from_utf8_lossy(id);
+                    if !(own_ids_only && crate::is_entry_id(&id)) {
+                        self.add(id.into_owned());
+                    }
                 }
             }
             match entries.last() {

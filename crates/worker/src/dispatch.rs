@@ -1,6 +1,7 @@
 //! Turning fetched entries into running attempts as slots free: bury what cannot be
 //! decoded, run fast-path entries (the whole job in the entry, protocol 2) with no Redis
-//! call, start entries that have records in one pipeline, and spawn an attempt for each.
+//! call (those with ids of their own after one `claim` call per queue), start entries that
+//! have records in one pipeline, and spawn an attempt for each.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,14 +15,14 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::completer::{Completion, Outcome};
-use crate::fetch::Fetched;
+use crate::fetch::{Fetched, IdClaim};
 use crate::heartbeat::now_ms;
 use crate::inflight::Attempt;
 use crate::metrics::{Outcome as MetricOutcome, UNKNOWN_TYPE};
 use crate::runner::run_attempt;
 use crate::start_line::Place;
 use crate::worker::Shared;
-use crate::{Shutdown, slots};
+use crate::{Shutdown, claim, slots};
 
 /// An entry to start.
 struct StartPlan {
@@ -73,18 +74,17 @@ pub(crate) async fn dispatch(
     shutdown: &Shutdown,
 ) {
     let Batch {
-        mut fetched,
+        fetched,
         permits,
         mut ahead,
         place,
         sent,
     } = batch;
+    // Every entry of the fetch that carries an id of its own is claimed at once, in one
+    // call per queue, whether it runs now or waits for a slot.
+    let mut fetched = claim::claim_ids(shared, fetched, sent).await;
     let mut waiting = fetched.split_off(permits.len().min(fetched.len()));
-    // An entry is reclaimable only once idle for a whole lease; one whose read went out
-    // half of that ago may have gone to another worker meanwhile (this one froze between
-    // sending the read and taking the reply, say), so it is checked before it runs.
-    let half_lease = shared.config.lease_ttl / 2;
-    start(shared, fetched, permits, sent.elapsed() >= half_lease).await;
+    start(shared, fetched, permits, sent).await;
     if waiting.is_empty() {
         return;
     }
@@ -108,20 +108,21 @@ pub(crate) async fn dispatch(
         };
         let rest = waiting.split_off(permits.len());
         ahead.truncate(ahead.len().saturating_sub(permits.len()));
-        start(shared, waiting, permits, sent.elapsed() >= half_lease).await;
+        start(shared, waiting, permits, sent).await;
         waiting = rest;
     }
 }
 
-/// Starts entries that each have a slot: fast-path ones at once (after confirming they
-/// are still this worker's when `confirm`), the rest with one `start` call per queue for
-/// all its entries, and the buries, in one pipeline. An entry of a queue paused since it
-/// was read (a blocking read in flight when the pause came, say) goes back unrun.
+/// Starts entries that each have a slot: fast-path ones at once (those with ids of their
+/// own once claimed; the others after confirming they are still this worker's when their
+/// read went out `sent` half a lease ago or more), the rest with one `start` call per queue
+/// for all its entries, and the buries, in one pipeline. An entry of a queue paused since
+/// it was read (a blocking read in flight when the pause came, say) goes back unrun.
 async fn start(
     shared: &Arc<Shared>,
     fetched: Vec<Fetched>,
     permits: Vec<OwnedSemaphorePermit>,
-    confirm: bool,
+    sent: Instant,
 ) {
     let (fetched, paused): (Vec<Fetched>, Vec<Fetched>) = fetched
         .into_iter()
@@ -132,7 +133,11 @@ async fn start(
     let mut plans = Plans::new(shared, fetched);
     let mut permits = permits.into_iter();
     let mut fast = std::mem::take(&mut plans.fast);
-    if confirm {
+    // An entry is reclaimable only once idle for a whole lease; one whose read went out
+    // half of that ago may have gone to another worker meanwhile (this one froze between
+    // sending the read and taking the reply, or while it waited for a slot, say), so it
+    // is checked last thing before it runs.
+    if sent.elapsed() >= shared.config.lease_ttl / 2 {
         fast = still_ours(shared, fast).await;
     }
     for plan in fast {
@@ -228,7 +233,11 @@ async fn still_ours(shared: &Shared, plans: Vec<FastPlan>) -> Vec<FastPlan> {
             items: group
                 .iter()
                 .map(|plan| HeartbeatItem {
-                    job_id: &plan.fetched.entry.entry_id,
+                    job_id: plan
+                        .fields
+                        .job_id
+                        .as_deref()
+                        .unwrap_or(&plan.fetched.entry.entry_id),
                     entry_id: &plan.fetched.entry.entry_id,
                     lease: "",
                     delivery: plan.fetched.delivery,
@@ -266,7 +275,10 @@ async fn still_ours(shared: &Shared, plans: Vec<FastPlan>) -> Vec<FastPlan> {
 /// that crashed its worker counts (rule 2) with no write at start. One whose deliveries
 /// have spent its attempts is a poison pill: dead, not run.
 async fn begin_fast(shared: &Arc<Shared>, plan: FastPlan, permit: Option<OwnedSemaphorePermit>) {
-    let FastPlan { fetched, fields } = plan;
+    let FastPlan {
+        fetched,
+        mut fields,
+    } = plan;
     if fetched.delivery == 0 {
         tracing::debug!(entry = %fetched.entry.entry_id, "reclaimed entry taken by another worker meanwhile");
         return;
@@ -291,7 +303,7 @@ async fn begin_fast(shared: &Arc<Shared>, plan: FastPlan, permit: Option<OwnedSe
     let series = shared.series(&fetched.queue, &started.job_type);
     let attempt_of = Attempt {
         queue: fetched.queue,
-        job_id: entry_id.clone(),
+        job_id: fields.job_id.take().unwrap_or_else(|| entry_id.clone()),
         entry_id,
         lease: new_lease_token(),
         job_type: started.job_type.clone(),
@@ -380,30 +392,42 @@ impl Plans {
                     continue;
                 }
             };
-            if fields.is_fast(now) {
+            // An entry with an id of its own runs on the fast path once it holds the id.
+            let fast = fields.is_fast(now)
+                && match fetched.id_claim {
+                    IdClaim::Run => true,
+                    IdClaim::WithRecord => false,
+                    IdClaim::None => fields.job_id.is_none(),
+                };
+            if fast {
                 plans.fast.push(FastPlan { fetched, fields });
-                continue;
-            }
-            let job_id = fields
-                .job_id
-                .clone()
-                .unwrap_or_else(|| fetched.entry.entry_id.clone());
-            let plan = StartPlan {
-                fetched,
-                fields,
-                job_id,
-                lease: new_lease_token(),
-            };
-            match plans
-                .batches
-                .iter_mut()
-                .find(|(q, _)| *q == plan.fetched.queue)
-            {
-                Some((_, batch)) => batch.push(plan),
-                None => plans.batches.push((plan.fetched.queue.clone(), vec![plan])),
+            } else {
+                plans.add_start(fetched, fields);
             }
         }
         plans
+    }
+
+    /// Adds an entry to its queue's start call.
+    fn add_start(&mut self, fetched: Fetched, fields: EntryFields) {
+        let job_id = fields
+            .job_id
+            .clone()
+            .unwrap_or_else(|| fetched.entry.entry_id.clone());
+        let plan = StartPlan {
+            fetched,
+            fields,
+            job_id,
+            lease: new_lease_token(),
+        };
+        match self
+            .batches
+            .iter_mut()
+            .find(|(q, _)| *q == plan.fetched.queue)
+        {
+            Some((_, batch)) => batch.push(plan),
+            None => self.batches.push((plan.fetched.queue.clone(), vec![plan])),
+        }
     }
 
     /// Sends the start calls and the buries in one pipeline; `None` when it failed, and

@@ -19,6 +19,20 @@ pub(crate) struct Fetched {
     /// How many times the entry has been delivered, this delivery included: 1 for a
     /// fresh read, more for an entry reclaimed from a worker that stopped.
     pub delivery: u32,
+    /// For an entry carrying a job with an id of its own, what claiming the id decided.
+    pub id_claim: IdClaim,
+}
+
+/// What claiming an entry's own job id decided (see `claim.rs`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum IdClaim {
+    /// The entry carries no id of its own to claim.
+    #[default]
+    None,
+    /// The entry holds the id: it runs on the fast path.
+    Run,
+    /// The id has a record, which leads: the entry starts through it.
+    WithRecord,
 }
 
 /// Why a fetch failed.
@@ -51,6 +65,7 @@ fn flatten(reply: redis::Value, keys: &Keys, queues: &[&str]) -> Vec<Fetched> {
                 queue: queue.clone(),
                 entry,
                 delivery: 1,
+                id_claim: IdClaim::None,
             })
         })
         .collect()
@@ -161,6 +176,7 @@ pub(crate) async fn reclaim(
             queue: queue.to_owned(),
             entry: StreamEntry::from_stream_id(id),
             delivery: 0,
+            id_claim: IdClaim::None,
         }));
         cursor = reply.next_stream_id;
         if cursor == "0-0" || found.entries.len() >= count {

@@ -30,6 +30,7 @@
 //! ```
 
 pub mod builtin;
+mod claim;
 mod completer;
 mod config;
 mod connections;

@@ -106,9 +106,11 @@ class Client:
     ) -> str:
         """Enqueues a job to run now and returns its id. Without `id` it takes the fast
         path: one XADD carrying the whole job, whose entry id is the job id; fields left
-        out take the workers' defaults. With `id` it goes through the published script: the
-        record exists at once, and the same id enqueued again runs once. On a queue split
-        into partitions, a job without `id` gets a new UUID and goes through the script."""
+        out take the workers' defaults. With `id` it goes through the published script: one
+        entry carrying the job, and an id key remembering the id (no record unless the job
+        fails, is handed back or the like), so the same id enqueued again runs once. On a
+        queue split into partitions, a job without `id` gets a new UUID and goes through the
+        script."""
         options = self._options(job_type, payload, queue, max_attempts, timeout_ms, backoff)
         if id is None and not self._placement.is_split(options.queue):
             return self._enqueue_fast(options)
@@ -278,7 +280,7 @@ class Client:
         hold_unique_for_ttl: bool = False,
     ) -> tuple[str, str]:
         # Every enqueue of one unique key (or else one id) goes to the same partition, so
-        # it meets the lock or the record there.
+        # it meets the lock, the id key or the record there.
         queue = self._placement.place(options.queue, unique_key if unique_key is not None else job_id)
         self._redis.sadd(self._keys.queues(), queue)
         return self._script.run(

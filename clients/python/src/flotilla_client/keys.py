@@ -25,6 +25,11 @@ class Keys:
         """A job's record."""
         return f"{self.namespace}:{{{queue}}}:job:{job_id}"
 
+    def id_key(self, queue: str, job_id: str) -> str:
+        """Where a job with an id of its own but no record is: the entry id of the stream
+        entry carrying it while it waits or runs, `done <done entry id>` once it completed."""
+        return f"{self.namespace}:{{{queue}}}:id:{job_id}"
+
     def delayed(self, queue: str) -> str:
         """Scheduled jobs and retries, scored by due time."""
         return f"{self.namespace}:{{{queue}}}:delayed"

@@ -1,8 +1,13 @@
-"""Finding a job by id where docs/PROTOCOL.md says it is: its record, its stream entry, or its completion in `done`."""
+"""Finding a job by id where docs/PROTOCOL.md says it is: its record, its stream entry, or its completion in `done`.
+
+A job without a record is found in a few reads whatever its queue holds: a fast-path job's
+id is its entry id, and a job with an id of its own has an id key naming its entry or its
+completion. Only a fast-path job's completion is searched for, from its enqueue time on.
+"""
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import redis
 from redis.client import NEVER_DECODE
@@ -18,23 +23,43 @@ DONE_PAGE = 500
 DONE_SEARCH_LIMIT = 50_000
 
 
+class JobPlace(NamedTuple):
+    """Where an id key says its job is: the entry `entry_id` of the queue's stream, or of
+    its `done` stream when `completed`."""
+
+    completed: bool
+    entry_id: str
+
+
 def find_job(connection: redis.Redis, keys: Keys, queue: str, job_id: str) -> JobStatus | None:
     """The job as it is now, or None when it is found nowhere (trimmed by retention, never
-    enqueued, or an entry with an id of its own that no worker has read yet)."""
+    enqueued, or a raw entry with an id of its own that no worker has read yet). A record,
+    when there is one, always says where the job is."""
     record = _record(connection, keys, queue, job_id)
     if record:
         return from_record(queue, job_id, record)
     if entry_time_ms(job_id) is None:
-        # Without a record only a fast-path job, whose id is its entry id, can be found:
-        # a raw entry with an id of its own could only be found by scanning its stream.
-        return None
-    found = _from_stream(connection, keys, queue, job_id) or _from_done(connection, keys, queue, job_id)
+        found = _by_id_key(connection, keys, queue, job_id)
+    else:
+        found = _from_stream(connection, keys, queue, job_id) or _from_done(connection, keys, queue, job_id)
     if found is not None:
         return found
     # Between the reads above the job may have failed, been handed back or cancelled:
-    # each gives a fast-path job a record and takes its entry off the stream.
+    # each gives a job without a record one, and takes its entry off the stream.
     record = _record(connection, keys, queue, job_id)
     return from_record(queue, job_id, record) if record else None
+
+
+def parse_id_key(value: str) -> JobPlace | None:
+    """What an id key holds: the entry id of the stream entry carrying the job while it
+    waits or runs, `done <done entry id>` once it completed. A value of another form is
+    None, so that the lookup falls back on the record rather than reading a wrong entry."""
+    head, sep, done_id = value.partition(" ")
+    if not sep:
+        return JobPlace(completed=False, entry_id=value) if entry_time_ms(value) is not None else None
+    if head == "done" and entry_time_ms(done_id) is not None:
+        return JobPlace(completed=True, entry_id=done_id)
+    return None
 
 
 def _raw(connection: redis.Redis, *args: str | int) -> Any:
@@ -53,7 +78,42 @@ def _entries(connection: redis.Redis, stream: str, start: str, end: str, count: 
     return [(_text(entry_id), fields) for entry_id, fields in reply]
 
 
-def _from_stream(connection: redis.Redis, keys: Keys, queue: str, entry_id: str) -> JobStatus | None:
+def _by_id_key(connection: redis.Redis, keys: Keys, queue: str, job_id: str) -> JobStatus | None:
+    """A job with an id of its own and no record, read where its id key says it is."""
+    place = _id_key(connection, keys, queue, job_id)
+    found = _at(connection, keys, queue, job_id, place)
+    if found is None and place is not None and not place.completed:
+        # The entry left the stream after the key was read: the key says where the job
+        # went (its completion, most likely), unless it failed or was cancelled and has a
+        # record, which is read next. That is followed once.
+        moved = _id_key(connection, keys, queue, job_id)
+        if moved != place:
+            found = _at(connection, keys, queue, job_id, moved)
+    return found
+
+
+def _id_key(connection: redis.Redis, keys: Keys, queue: str, job_id: str) -> JobPlace | None:
+    value = _raw(connection, "GET", keys.id_key(queue, job_id))
+    return None if value is None else parse_id_key(_text(value))
+
+
+def _at(
+    connection: redis.Redis, keys: Keys, queue: str, job_id: str, place: JobPlace | None
+) -> JobStatus | None:
+    if place is None:
+        return None
+    if place.completed:
+        return _completion_at(connection, keys, queue, job_id, place.entry_id)
+    return _from_stream(connection, keys, queue, place.entry_id, job_id)
+
+
+def _from_stream(
+    connection: redis.Redis, keys: Keys, queue: str, entry_id: str, job_id: str | None = None
+) -> JobStatus | None:
+    """The job stream entry `entry_id` carries: a fast-path job, whose id is the entry id,
+    or the job `job_id`, which its id key named. An entry is the job's only when its `id`
+    field names that job, or it has none and is a fast-path job's: a copy of a requeued
+    job names the job it carries, not its own entry id."""
     stream = keys.stream(queue)
     # The pending list first, then the entry: a job that finishes between the two reads
     # is then missing from the stream and looked for in `done`, rather than reported
@@ -62,7 +122,10 @@ def _from_stream(connection: redis.Redis, keys: Keys, queue: str, entry_id: str)
     entries = _entries(connection, stream, entry_id, entry_id, 1)
     if not entries:
         return None
-    return from_entry(queue, entry_id, entries[0][1], delivery)
+    fields = entries[0][1]
+    if _field(fields, "id") != job_id:
+        return None
+    return from_entry(queue, entry_id, fields, delivery, job_id)
 
 
 def _delivery(connection: redis.Redis, stream: str, entry_id: str) -> tuple[str, int] | None:
@@ -99,6 +162,16 @@ def _from_done(connection: redis.Redis, keys: Keys, queue: str, job_id: str) -> 
         searched += len(page)
         start = _next_id(page[-1][0])
     return None
+
+
+def _completion_at(
+    connection: redis.Redis, keys: Keys, queue: str, job_id: str, done_id: str
+) -> JobStatus | None:
+    """The completion an id key names, read at its id: None once retention trimmed it."""
+    entries = _entries(connection, keys.done(queue), done_id, done_id, 1)
+    if not entries or _field(entries[0][1], "id") != job_id:
+        return None
+    return from_done(queue, job_id, done_id, entries[0][1])
 
 
 def _next_id(entry_id: str) -> str:

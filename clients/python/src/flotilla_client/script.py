@@ -70,8 +70,9 @@ class EnqueueScript:
         self._script = connection.register_script(script_text())
 
     def run(self, job: ScriptJob) -> tuple[str, Outcome]:
-        """Creates the job's record and puts it on its stream, or in `delayed` when it is
-        due later. Returns the job's id and what happened: `created`; `duplicate` (another
+        """Puts the job on its stream: as one entry carrying it, with an id key remembering
+        its id, when it runs now and holds no unique key; else with a record, on the stream
+        or in `delayed` when it is due later. Returns the job's id and what happened: `created`; `duplicate` (another
         job holds the unique key, and the id is that job's); `exists` (a job with this id
         was enqueued before, and nothing changed)."""
         keys = [

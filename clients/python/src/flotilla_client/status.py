@@ -76,14 +76,20 @@ def from_record(queue: str, job_id: str, raw: RawFields) -> JobStatus:
 
 
 def from_entry(
-    queue: str, entry_id: str, raw: RawFields, delivery: tuple[str, int] | None
+    queue: str,
+    entry_id: str,
+    raw: RawFields,
+    delivery: tuple[str, int] | None,
+    job_id: str | None = None,
 ) -> JobStatus:
-    """A fast-path job from its stream entry: `pending`, or `running` when `delivery` (the
-    consumer holding it and its delivery count) says the group's pending list has it."""
+    """A job from the stream entry carrying it: `pending`, or `running` when `delivery` (the
+    consumer holding it and its delivery count) says the group's pending list has it.
+    A fast-path job's id is its entry id; a job with an id of its own (found through its
+    id key) passes it as `job_id`, so it is reported under the id it was enqueued with."""
     f = _fields(raw)
     spent = _int(f.get("attempts")) or 0
     return JobStatus(
-        id=entry_id,
+        id=job_id or entry_id,
         queue=queue,
         status="running" if delivery else "pending",
         type=_text(f, "type") or "",
@@ -97,8 +103,10 @@ def from_entry(
 
 
 def from_done(queue: str, job_id: str, done_entry_id: str, raw: RawFields) -> JobStatus:
-    """A completed fast-path job from its `done` entry, whose id is the completion time.
-    A completion keeps no payload."""
+    """A job that completed without a record (a fast-path job, or one found through its
+    id key), from its `done` entry, whose id is the completion time. A completion keeps
+    no payload, nor the entry id the job ran from: only a fast-path job, whose id is that
+    entry id, still says when it was enqueued (`created_at`)."""
     f = _fields(raw)
     return JobStatus(
         id=job_id,

@@ -1,4 +1,5 @@
-//! The `enqueue` binding: create a job record and put it on its stream or in `delayed`.
+//! The `enqueue` binding: put a job with an id of its own on its stream (the whole job in
+//! its entry, its id remembered by its id key) or, with a record, in `delayed`.
 
 use super::reply::{items, text};
 use super::{Call, ENQUEUE, ScriptCall, ScriptError};
@@ -40,6 +41,10 @@ pub struct Enqueue<'a> {
     pub max_queue_len: u64,
     /// W3C trace context to carry, empty when none.
     pub trace: &'a str,
+    /// How long the id is remembered once the job is enqueued, in ms: the same id is
+    /// not enqueued again within it (workers remember a completed job's id for their
+    /// completed retention from its completion).
+    pub id_memory_ms: u64,
 }
 
 /// What an enqueue did.
@@ -93,6 +98,7 @@ impl ScriptCall for Enqueue<'_> {
             } else {
                 "finished"
             })
+            .arg(self.id_memory_ms.clamp(1, crate::MAX_DURATION_MS))
     }
 
     fn parse(value: redis::Value) -> Result<EnqueueReply, ScriptError> {

@@ -91,14 +91,18 @@ impl ScriptCall for Complete<'_> {
         );
         call = call.arg(low).arg(high).arg(keys.job_prefix(q));
         for item in &self.items {
-            // A fast-path attempt is named by its entry and fenced by its delivery count;
-            // one with a record by its job id and lease.
-            call = if item.delivery > 0 {
-                call.arg("").arg(item.entry_id).arg(item.delivery)
+            // A fast-path attempt is fenced by its delivery count, and named by its entry
+            // unless it has an id of its own; one with a record by its job id and lease.
+            let job_id = if item.delivery > 0 && item.job_id == item.entry_id {
+                ""
             } else {
-                call.arg(item.job_id).arg(item.entry_id).arg(item.lease)
+                item.job_id
             };
             call = call
+                .arg(job_id)
+                .arg(item.entry_id)
+                .arg(item.delivery)
+                .arg(if item.delivery > 0 { "" } else { item.lease })
                 .arg(item.result)
                 .arg(item.job_type)
                 .arg(item.attempt)

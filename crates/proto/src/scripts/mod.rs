@@ -8,6 +8,7 @@
 //! [`ScriptCall`]) and decodes its reply into an enum, so no other crate orders a
 //! script's arguments by position or matches its reply words.
 
+mod claim;
 mod delete;
 mod enqueue;
 mod fast;
@@ -25,6 +26,7 @@ use redis::Script;
 
 use crate::Keys;
 
+pub use claim::{Claim, ClaimEntry, ClaimReply};
 pub use delete::{Delete, DeleteReply};
 pub use enqueue::{Enqueue, EnqueueReply, UniqueLock, When};
 pub use fast::FastJob;
@@ -147,12 +149,17 @@ script!(
 script!(
     ENQUEUE,
     "enqueue.lua",
-    "Create a record and put it on its stream or in `delayed`."
+    "Put a job with an id of its own on its stream, or in `delayed` with a record."
 );
 script!(
     START,
     "start.lua",
     "Begin attempts (a batch of one queue): count each, take leases, or bury poison pills."
+);
+script!(
+    CLAIM,
+    "claim.lua",
+    "Claim delivered entries that carry jobs with ids of their own (a batch of one queue)."
 );
 script!(
     COMPLETE,
@@ -242,8 +249,9 @@ script!(
 );
 
 /// Every script, for loading them all at once.
-pub(crate) fn all() -> [&'static Script; 23] {
+pub(crate) fn all() -> [&'static Script; 24] {
     [
+        &CLAIM,
         &REMOVE_QUEUE,
         &RESET_STREAM_ID,
         &PUTBACK,
@@ -369,5 +377,21 @@ impl Call {
             }
             other => other,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// A script missing from [`all`] would answer NOSCRIPT in every pipeline that sends it
+    /// before anything else loaded it.
+    #[test]
+    fn every_script_file_is_loaded_with_the_others() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/scripts/lua");
+        let files = std::fs::read_dir(dir)
+            .expect("the scripts' folder")
+            .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+            .filter(|name| name.ends_with(".lua") && name != "common.lua")
+            .count();
+        assert_eq!(super::all().len(), files);
     }
 }

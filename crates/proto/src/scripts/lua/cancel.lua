@@ -2,28 +2,34 @@
 -- next heartbeat and cancels the handler; its later completion is ignored.
 -- KEYS[1] stream   KEYS[2] job record   KEYS[3] delayed set   KEYS[4] cancelled index
 -- ARGV[1] group   ARGV[2] retention ms   ARGV[3] job id   ARGV[4] queue name
--- A fast-path job (no record; its id is its entry's) gets a cancelled record built from
--- its entry.
+-- A fast-path job (no record: its id is its entry's, or its id key names its entry) gets
+-- a cancelled record built from its entry.
 -- Returns {"cancelled", previous status}, {"finished", status} or {"missing"} (no record
 -- and no entry: it may have completed, which the caller looks up in `done`).
 local f = redis.call('HMGET', KEYS[2], 'status', 'entry', 'id')
 local status = f[1]
 if not status then
   local job_id = ARGV[3]
-  if not string.match(job_id, '^%d+%-%d+$') then return {'missing'} end
-  local e = redis.call('XRANGE', KEYS[1], job_id, job_id)
-  if #e == 0 then return {'missing'} end
-  for i = 1, #e[1][2], 2 do
-    -- An entry naming its own job id stands for that job, not for the entry id.
-    if e[1][2][i] == 'id' then return {'missing'} end
+  local entry = job_id
+  if not is_entry_id(job_id) then
+    entry = redis.call('GET', id_key_of(KEYS[2], job_id))
+    if not entry or not is_entry_id(entry) then return {'missing'} end
   end
+  local e = redis.call('XRANGE', KEYS[1], entry, entry)
+  if #e == 0 then return {'missing'} end
+  local own_id
+  for i = 1, #e[1][2], 2 do
+    if e[1][2][i] == 'id' then own_id = e[1][2][i + 1] end
+  end
+  -- An entry naming its own job id stands for that job, not for the entry id.
+  if own_id ~= (entry ~= job_id and job_id or nil) then return {'missing'} end
   -- No consumer group yet means no worker has read it: it is pending.
-  local pel = redis.pcall('XPENDING', KEYS[1], ARGV[1], job_id, job_id, 1)
+  local pel = redis.pcall('XPENDING', KEYS[1], ARGV[1], entry, entry, 1)
   local was, attempts = 'pending', 0
   if not pel.err and #pel > 0 then was, attempts = 'running', pel[1][4] end
-  record_from_entry(KEYS[2], job_id, ARGV[4], job_id, e[1][2], attempts)
+  record_from_entry(KEYS[2], job_id, ARGV[4], entry, e[1][2], attempts)
   status = was
-  f = {was, job_id, job_id}
+  f = {was, entry, job_id}
 end
 if status == 'completed' or status == 'dead' or status == 'cancelled' then
   return {'finished', status}

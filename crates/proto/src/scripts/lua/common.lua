@@ -230,6 +230,19 @@ local function job_prefix_of(job_key, job_id)
   return string.sub(job_key, 1, #job_key - #job_id)
 end
 
+-- The prefix of a queue's id keys, from its record prefix (`<ns>:{<queue>}:job:`). An id
+-- key remembers a job's own id while the job lives in its stream entry rather than in a
+-- record: it holds the entry id while the job waits or runs, `done <done entry id>` once
+-- it completed. It shares the records' hash tag.
+local function id_prefix_of(records)
+  return string.sub(records, 1, #records - 4) .. 'id:'
+end
+
+-- The id key of `job_id`, from its record key.
+local function id_key_of(job_key, job_id)
+  return id_prefix_of(job_prefix_of(job_key, job_id)) .. job_id
+end
+
 -- Move a job to the dead-letter queue: record, DLQ stream entry, index, expiry.
 local function bury(job_key, dead_stream, idx_dead, job_id, reason, now, retention, dead_max_len)
   redis.call('HSET', job_key, 'status', 'dead', 'error', reason, 'finished_at', now)

@@ -8,11 +8,14 @@
 -- ARGV[4] finished jobs kept at most (0 = no count limit)
 -- ARGV[5], ARGV[6] the lowest and highest entry id of the fast-path attempts (empty: none)
 -- ARGV[7] the queue's record key prefix (a record key is the prefix and the job id; it
--- shares the declared keys' hash tag)
--- then 7 values per attempt, from ARGV[8 + 7*(i-1)]: job id (empty on the fast path, where
--- it is the entry id), entry id, fence (the entry's delivery count on the fast path, else
--- the lease token), result (JSON, may be empty), type, attempt, run time ms.
+-- shares the declared keys' hash tag; so do id keys)
+-- then 8 values per attempt, from ARGV[8 + 8*(i-1)]: job id (empty on the fast path when
+-- it is the entry id), entry id, delivery count (the fast path's fence; 0 for an attempt
+-- with a record), lease token (the fence of an attempt with a record), result (JSON, may
+-- be empty), type, attempt, run time ms.
 -- A fast-path attempt that wrote a record (it reported progress) is passed with its lease.
+-- A fast-path job with an id of its own has its id key point at its `done` entry, kept
+-- for the retention from now.
 -- Every value is passed on as the string it came as: each conversion of a number back to
 -- text would cost a formatting call per job.
 -- Returns one word per attempt, separated by spaces in one string (one reply value for
@@ -29,25 +32,32 @@ local done_entries = {}
 local any_record = false
 
 -- The fast-path entries of the batch still pending under this worker, in one read.
-local owned = owned_in(stream, group, consumer, ARGV[5], ARGV[6], (#ARGV - 7) / 7)
+local owned = owned_in(stream, group, consumer, ARGV[5], ARGV[6], (#ARGV - 7) / 8)
+local ids = id_prefix_of(records)
 
--- Appends attempt `a`'s completion to `done` and marks its entry for acknowledgement.
+-- Appends attempt `a`'s completion to `done`, marks its entry for acknowledgement and
+-- returns the `done` entry's id.
 local function append_done(job_id, entry, a)
-  redis.call('XADD', done, '*', 'id', job_id, 'type', ARGV[a + 4], 'attempts', ARGV[a + 5],
-    'worker', consumer, 'run_ms', ARGV[a + 6], 'result', ARGV[a + 3])
+  local done_id = redis.call('XADD', done, '*', 'id', job_id, 'type', ARGV[a + 5],
+    'attempts', ARGV[a + 6], 'worker', consumer, 'run_ms', ARGV[a + 7], 'result', ARGV[a + 4])
   if entry ~= '' then done_entries[#done_entries + 1] = entry end
   completed = completed + 1
+  return done_id
 end
 
-for a = 8, #ARGV, 7 do
-  local job_id, entry = ARGV[a], ARGV[a + 1]
-  if job_id == '' then
+for a = 8, #ARGV, 8 do
+  local job_id, entry, delivery = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2]) or 0
+  if delivery > 0 then
     -- No record: a fast-path job, current while its entry is ours at its delivery count.
     -- Nothing else is read for it unless it is not.
-    if owned[entry] == tonumber(ARGV[a + 2]) then
-      append_done(entry, entry, a)
+    local named = job_id ~= '' and job_id or entry
+    if owned[entry] == delivery then
+      local done_id = append_done(named, entry, a)
+      if job_id ~= '' and retention > 0 then
+        redis.call('SET', ids .. job_id, 'done ' .. done_id, 'PX', retention)
+      end
       replies[#replies + 1] = 'ok'
-    elseif was_cancelled(records .. entry) then
+    elseif was_cancelled(records .. named) then
       replies[#replies + 1] = 'cancelled'
     else
       replies[#replies + 1] = not_current(stream, entry)
@@ -59,10 +69,10 @@ for a = 8, #ARGV, 7 do
       replies[#replies + 1] = 'cancelled'
     elseif not f[1] then
       replies[#replies + 1] = 'missing'
-    elseif f[1] ~= 'running' or f[2] ~= ARGV[a + 2] then
+    elseif f[1] ~= 'running' or f[2] ~= ARGV[a + 3] then
       replies[#replies + 1] = 'stale'
     else
-      redis.call('HSET', job, 'status', 'completed', 'finished_at', now, 'result', ARGV[a + 3])
+      redis.call('HSET', job, 'status', 'completed', 'finished_at', now, 'result', ARGV[a + 4])
       redis.call('HDEL', job, 'lease', 'error')
       if f[3] and f[3] ~= '' and redis.call('GET', f[3]) == job_id then redis.call('DEL', f[3]) end
       if retention > 0 then redis.call('PEXPIRE', job, retention) end

@@ -1,7 +1,8 @@
 -- delete: remove a job that is not running (an operator's `jobs delete`): its record,
 -- its id in `delayed` and in every index, its stream entry while it waits, its
 -- dead-letter and `done` entries when the caller found them, and its unique lock.
--- A running job is refused: cancel it first, so its worker is told to stop.
+-- A running job is refused: cancel it first, so its worker is told to stop. Its id key
+-- goes too, so the id may be used again.
 -- KEYS[1] stream   KEYS[2] job record   KEYS[3] delayed set   KEYS[4] completed index
 -- KEYS[5] dead index   KEYS[6] cancelled index   KEYS[7] dead stream   KEYS[8] done stream
 -- ARGV[1] group   ARGV[2] job id   ARGV[3] dead-letter entry id or ''
@@ -9,10 +10,14 @@
 -- Returns {"deleted", status it had}, {"running"} or {"missing"}.
 local job_id, dead_entry, done_entry = ARGV[2], ARGV[3], ARGV[4]
 local status, entry = unpack(redis.call('HMGET', KEYS[2], 'status', 'entry'))
-if not status and string.match(job_id, '^%d+%-%d+$') then
-  -- A fast-path job has no record: its entry is its id.
-  local e = redis.call('XRANGE', KEYS[1], job_id, job_id)
-  if #e > 0 then status, entry = 'pending', job_id end
+local id_key = id_key_of(KEYS[2], job_id)
+if not status then
+  -- A fast-path job has no record: its entry is its id, or its id key names it.
+  local at = job_id
+  if not is_entry_id(job_id) then at = redis.call('GET', id_key) or '' end
+  if is_entry_id(at) and #redis.call('XRANGE', KEYS[1], at, at) > 0 then
+    status, entry = 'pending', at
+  end
 end
 if not status and done_entry ~= '' then status = 'completed' end
 if not status and dead_entry ~= '' then status = 'dead' end
@@ -25,7 +30,7 @@ if entry and entry ~= '' then
   redis.call('XDEL', KEYS[1], entry)
 end
 release_unique(KEYS[2], job_id)
-redis.call('DEL', KEYS[2])
+redis.call('DEL', KEYS[2], id_key)
 redis.call('ZREM', KEYS[3], job_id)
 for i = 4, 6 do redis.call('ZREM', KEYS[i], job_id) end
 if dead_entry ~= '' then redis.call('XDEL', KEYS[7], dead_entry) end

@@ -1,4 +1,7 @@
--- enqueue: create a job record and put it on its stream now, or in `delayed` for later.
+-- enqueue: put a job with an id of its own on its stream now, or in `delayed` for later.
+-- A job to run now that holds no unique key is one stream entry carrying the whole job,
+-- and its id key remembers the id (the entry's id until it completes); any other job gets
+-- a record.
 -- KEYS[1] stream   KEYS[2] job record   KEYS[3] delayed set   KEYS[4] unique key (optional)
 -- ARGV[1] job id   ARGV[2] type   ARGV[3] payload   ARGV[4] content type
 -- ARGV[5] max attempts   ARGV[6] timeout ms   ARGV[7] backoff   ARGV[8] run at (ms, 0 = not set)
@@ -6,6 +9,8 @@
 -- ARGV[12] queue name   ARGV[13] trace context   ARGV[14] protocol version
 -- ARGV[15] "expiry" to hold the unique key until its TTL runs out, else it is released
 --          when the job completes or is cancelled
+-- ARGV[16] how long the id is remembered, in ms (optional; 86400000, a day, when absent
+--          or 0): a job with the same id enqueued within it is not enqueued again
 -- Returns {job id, "created" | "duplicate" (unique key held) | "exists" (id already known)}.
 -- Errors with QUEUE_FULL when the queue holds as many jobs as its cap (backpressure),
 -- with BAD_ID when the id has the form of a stream entry id (<digits>-<digits>), which
@@ -28,7 +33,8 @@ if #KEYS >= 4 then
   local holder = redis.call('GET', KEYS[4])
   if holder then return {holder, 'duplicate'} end
 end
-if redis.call('EXISTS', KEYS[2]) == 1 then return {ARGV[1], 'exists'} end
+local id_key = id_key_of(KEYS[2], ARGV[1])
+if redis.call('EXISTS', KEYS[2], id_key) > 0 then return {ARGV[1], 'exists'} end
 
 local cap = tonumber(ARGV[11])
 if cap > 0 then
@@ -43,6 +49,24 @@ local now = now_ms()
 local due = tonumber(ARGV[8])
 local delay = tonumber(ARGV[9])
 if due == 0 and delay > 0 then due = now + delay end
+
+if due <= now and #KEYS < 4 then
+  -- The whole job in its entry: a worker runs it as it runs a job without an id.
+  -- A count or timeout of 0 means the worker's default, as in a record.
+  local fields = {'id', ARGV[1], 'type', ARGV[2], 'payload', ARGV[3]}
+  for _, extra in ipairs({{'content_type', ARGV[4]}, {'max_attempts', ARGV[5]},
+      {'timeout', ARGV[6]}, {'backoff', ARGV[7]}, {'trace', ARGV[13]}}) do
+    if extra[2] ~= '' and extra[2] ~= '0' then
+      fields[#fields + 1] = extra[1]
+      fields[#fields + 1] = extra[2]
+    end
+  end
+  local entry = redis.call('XADD', KEYS[1], '*', unpack(fields))
+  local memory = tonumber(ARGV[16] or '') or 0
+  if memory <= 0 or memory > MAX_DURATION_MS then memory = 86400000 end
+  redis.call('SET', id_key, entry, 'PX', memory)
+  return {ARGV[1], 'created'}
+end
 
 redis.call('HSET', KEYS[2], 'id', ARGV[1], 'type', ARGV[2], 'queue', ARGV[12],
   'payload', ARGV[3], 'content_type', ARGV[4], 'attempts', 0, 'max_attempts', ARGV[5],

@@ -1,10 +1,13 @@
 -- purge: delete finished jobs that ended before a cutoff (an operator's `jobs purge`):
 -- their records while still in the purged status, their ids in that status's index,
 -- and every entry of the status's stream (`done` or the dead-letter stream) older than
--- the cutoff. A record that left the status since (a dead job retried) is kept.
+-- the cutoff. A record that left the status since (a dead job retried) is kept. A
+-- completion of a job with an id of its own takes the job's id key with it, when that key
+-- still names the completion.
 -- KEYS[1] the status's index   KEYS[2] its stream (`done` or dead-letter)
 -- ARGV[1] record key prefix   ARGV[2] status   ARGV[3] cutoff ms   ARGV[4] ids per call
--- Returns {records deleted, stream entries deleted, ids left older than the cutoff}.
+-- Returns {records deleted, stream entries deleted, ids left older than the cutoff (more
+-- than 0 while `done` entries older than it are left too)}.
 local prefix, status, cutoff, limit = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local records = 0
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. cutoff, 'LIMIT', 0, limit)
@@ -16,7 +19,25 @@ for _, id in ipairs(ids) do
   end
   redis.call('ZREM', KEYS[1], id)
 end
-local before = redis.call('XLEN', KEYS[2])
-redis.call('XTRIM', KEYS[2], 'MINID', cutoff)
-local entries = before - redis.call('XLEN', KEYS[2])
-return {records, entries, redis.call('ZCOUNT', KEYS[1], '-inf', '(' .. cutoff)}
+local entries, more = 0, 0
+if status == 'completed' then
+  -- `limit` completions per call, each looked at for an id key.
+  local old = redis.call('XRANGE', KEYS[2], '-', tostring(cutoff - 1), 'COUNT', limit)
+  local done, id_keys = {}, id_prefix_of(prefix)
+  for _, e in ipairs(old) do
+    done[#done + 1] = e[1]
+    for i = 1, #e[2], 2 do
+      if e[2][i] == 'id' and not is_entry_id(e[2][i + 1]) then
+        local id_key = id_keys .. e[2][i + 1]
+        if redis.call('GET', id_key) == 'done ' .. e[1] then redis.call('DEL', id_key) end
+      end
+    end
+  end
+  if #done > 0 then entries = redis.call('XDEL', KEYS[2], unpack(done)) end
+  if #old == limit then more = 1 end
+else
+  local before = redis.call('XLEN', KEYS[2])
+  redis.call('XTRIM', KEYS[2], 'MINID', cutoff)
+  entries = before - redis.call('XLEN', KEYS[2])
+end
+return {records, entries, redis.call('ZCOUNT', KEYS[1], '-inf', '(' .. cutoff) + more}

@@ -60,17 +60,19 @@ if f[1] and f[2] == entry and (f[1] == 'running' or f[1] == 'pending') then
   return requeue_record(entry)
 end
 if not f[1] then
-  -- No record: a raw entry that never started, or a fast-path job (whole in its entry)
-  -- whose worker died. Add its fields again so a live worker gets it. A fast-path copy
-  -- keeps its job id (its entry's) in `id` and is charged the deliveries it had (rule 2:
-  -- a job that crashed its worker must not run for ever).
+  -- No record: a fast-path job (whole in its entry) whose worker died. Add its fields
+  -- again so a live worker gets it, charged the deliveries it had (rule 2: a job that
+  -- crashed its worker must not run for ever). A copy of a job without an id of its own
+  -- keeps its job id (its entry's) in `id`; one with an id of its own moves its id key to
+  -- the copy.
   local e = redis.call('XRANGE', stream, entry, entry)
   local pel = redis.call('XPENDING', stream, group, entry, entry, 1)
   ack_and_delete(stream, group, entry)
   if #e == 0 then return 'lost' end
   local fields, has_id, attempts, copy = e[1][2], false, 0, {}
+  local own_id
   for i = 1, #fields, 2 do
-    if fields[i] == 'id' then has_id = true end
+    if fields[i] == 'id' then has_id, own_id = true, fields[i + 1] end
     if fields[i] == 'attempts' then
       attempts = tonumber(fields[i + 1]) or 0
     else
@@ -79,17 +81,23 @@ if not f[1] then
     end
   end
   local deliveries = 0
+  if #pel > 0 then deliveries = pel[1][4] end
   if not has_id then
     copy[#copy + 1] = 'id'
     copy[#copy + 1] = entry
-    if #pel > 0 then deliveries = pel[1][4] end
   end
   if attempts + deliveries > 0 then
     copy[#copy + 1] = 'attempts'
     copy[#copy + 1] = attempts + deliveries
   end
   local copied = redis.call('XADD', stream, '*', unpack(copy))
-  if has_id then return 'copied' end
+  if has_id then
+    local id_key = id_key_of(job, own_id)
+    if redis.call('GET', id_key) == entry then
+      redis.call('SET', id_key, copied, 'KEEPTTL')
+    end
+    return 'copied'
+  end
   -- A fast-path job gets its record, so it can be found and told why it ran again.
   record_from_entry(job, entry, ARGV[6], entry, fields, deliveries)
   redis.call('HSET', job, 'status', 'pending', 'entry', copied, 'error', reason)

@@ -1,0 +1,114 @@
+//! Claiming the entries of a fetch that carry a whole job with an id of its own, before
+//! any of them runs: one `claim` call per queue keeps each id to one entry (the first),
+//! drops duplicates and entries another worker took meanwhile, and marks an entry whose
+//! id has a record for the record path.
+
+use std::time::Instant;
+
+use flotilla_proto::millis;
+use flotilla_proto::scripts::{self, Claim, ClaimEntry, ClaimReply};
+
+use crate::fetch::{Fetched, IdClaim};
+use crate::worker::Shared;
+
+/// The fetched entries that may go on: those without an id to claim, and those claimed
+/// (marked [`IdClaim::Run`] or [`IdClaim::WithRecord`]), in fetch order. On a Redis error
+/// the entries to claim are left out: they stay pending under this worker and come back
+/// through its reclaim pass. The read went out at `sent`: an entry idle for half a lease
+/// or more has its idle time reset, so no reclaimer takes it before the next heartbeat.
+pub(crate) async fn claim_ids(
+    shared: &Shared,
+    fetched: Vec<Fetched>,
+    sent: Instant,
+) -> Vec<Fetched> {
+    let mut by_queue: Vec<(String, Vec<usize>)> = Vec::new();
+    for (at, entry) in fetched.iter().enumerate() {
+        if entry.entry.own_id_to_claim().is_none() {
+            continue;
+        }
+        match by_queue.iter_mut().find(|(q, _)| *q == entry.queue) {
+            Some((_, group)) => group.push(at),
+            None => by_queue.push((entry.queue.clone(), vec![at])),
+        }
+    }
+    if by_queue.is_empty() {
+        return fetched;
+    }
+    let memory_ms = millis(shared.config.jobs.retention.completed);
+    let half_lease = shared.config.lease_ttl / 2;
+    let refresh_idle_ms = if sent.elapsed() >= half_lease {
+        0
+    } else {
+        millis(half_lease)
+    };
+    let calls: Vec<Claim> = by_queue
+        .iter()
+        .map(|(queue, group)| Claim {
+            queue,
+            consumer: &shared.worker_id,
+            memory_ms,
+            refresh_idle_ms,
+            entries: group
+                .iter()
+                .map(|&at| ClaimEntry {
+                    entry_id: &fetched[at].entry.entry_id,
+                    job_id: fetched[at].entry.own_id_to_claim().unwrap_or_default(),
+                    delivery: fetched[at].delivery,
+                })
+                .collect(),
+        })
+        .collect();
+    let mut conn = shared.conn.clone();
+    let replies = scripts::run_all(&mut conn, &shared.keys, &calls).await;
+    drop(calls);
+    let mut decided = vec![IdClaim::None; fetched.len()];
+    let mut dropped = vec![false; fetched.len()];
+    match replies {
+        Err(e) => {
+            tracing::warn!("could not claim fetched entries (they stay pending for reclaim): {e}");
+            for (_, group) in &by_queue {
+                group.iter().for_each(|&at| dropped[at] = true);
+            }
+        }
+        Ok(replies) => {
+            for ((queue, group), reply) in by_queue.iter().zip(replies) {
+                let words = match reply {
+                    Ok(words) => words,
+                    Err(e) => {
+                        tracing::warn!(%queue, "could not claim fetched entries (they stay pending for reclaim): {e}");
+                        group.iter().for_each(|&at| dropped[at] = true);
+                        continue;
+                    }
+                };
+                for (&at, word) in group.iter().zip(words) {
+                    let entry = &fetched[at].entry;
+                    match word {
+                        ClaimReply::Ok => decided[at] = IdClaim::Run,
+                        ClaimReply::Record => decided[at] = IdClaim::WithRecord,
+                        ClaimReply::Duplicate => {
+                            dropped[at] = true;
+                            tracing::info!(
+                                %queue,
+                                job = %entry.own_id_to_claim().unwrap_or_default(),
+                                entry = %entry.entry_id,
+                                "dropped an entry whose job id another entry carries: the job runs once"
+                            );
+                        }
+                        ClaimReply::Lost => {
+                            dropped[at] = true;
+                            tracing::debug!(entry = %entry.entry_id, "entry not started: another worker took it meanwhile");
+                        }
+                    }
+                }
+            }
+        }
+    }
+    fetched
+        .into_iter()
+        .zip(decided.into_iter().zip(dropped))
+        .filter_map(|(mut entry, (claim, dropped))| {
+            entry.id_claim = claim;
+            (!dropped).then_some(entry)
+        })
+        .collect()
+}

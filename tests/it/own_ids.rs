@@ -1,0 +1,212 @@
+//! Jobs with ids of their own on the fast path: no record while nothing goes wrong, the id
+//! key naming the entry and then the completion, one run per id, and every operator action
+//! finding the job by its id alone.
+
+use std::time::Duration;
+
+use flotilla_producer::{Cancelled, NewJob, Outcome};
+use flotilla_proto::Status;
+use flotilla_tests::{InProcessWorker, WorkerProcess, eventually, fast_config};
+use flotilla_worker::Registry;
+use serde_json::json;
+
+use crate::util::{Env, LONG, run_flotilla};
+
+/// What the id key of `id` in `queue` holds.
+async fn id_key(env: &Env, queue: &str, id: &str) -> Option<String> {
+    env.cmd(redis::cmd("GET").arg(env.keys.id_key(queue, id)))
+        .await
+}
+
+/// Whether `id` has a record in `queue`.
+async fn has_record(env: &Env, queue: &str, id: &str) -> bool {
+    env.cmd(redis::cmd("EXISTS").arg(env.keys.job(queue, id)))
+        .await
+}
+
+/// The ids of the completions in `queue`'s `done` stream.
+async fn done_ids(env: &Env, queue: &str) -> Vec<String> {
+    let reply: redis::streams::StreamRangeReply = env
+        .cmd(
+            redis::cmd("XRANGE")
+                .arg(env.keys.done(queue))
+                .arg("-")
+                .arg("+"),
+        )
+        .await;
+    reply
+        .ids
+        .iter()
+        .filter_map(|entry| entry.get::<String>("id"))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_job_with_an_id_of_its_own_runs_without_a_record_and_its_id_key_finds_it() {
+    let env = Env::start().await;
+    let job = || {
+        NewJob::new("noop", &json!({}))
+            .expect("job")
+            .id("invoice-2026-0001")
+    };
+    let first = env.producer.enqueue(job()).await.expect("enqueue");
+    assert_eq!(first.outcome, Outcome::Created);
+    let entry = id_key(&env, "default", "invoice-2026-0001")
+        .await
+        .expect("an id key");
+    assert!(flotilla_proto::is_entry_id(&entry), "{entry}");
+    assert!(!has_record(&env, "default", "invoice-2026-0001").await);
+    let pending = env
+        .wait_status("default", "invoice-2026-0001", Status::Pending, LONG)
+        .await;
+    assert_eq!(pending.max_attempts, 3, "read from the entry");
+    let again = env.producer.enqueue(job()).await.expect("enqueue");
+    assert_eq!(again.outcome, Outcome::Exists, "the id is remembered");
+    assert_eq!(env.xlen(&env.keys.stream("default")).await, 1);
+
+    let worker = InProcessWorker::start(&env.url(), fast_config(), Registry::with_builtins()).await;
+    let done = env
+        .wait_status("default", "invoice-2026-0001", Status::Completed, LONG)
+        .await;
+    assert_eq!(done.attempts, 1);
+    assert!(
+        !has_record(&env, "default", "invoice-2026-0001").await,
+        "nothing went wrong: no record"
+    );
+    let held = id_key(&env, "default", "invoice-2026-0001")
+        .await
+        .expect("an id key");
+    assert!(held.starts_with("done "), "{held}");
+    // Remembered after it completed, too: the same id does not run again.
+    let late = env.producer.enqueue(job()).await.expect("enqueue");
+    assert_eq!(late.outcome, Outcome::Exists);
+    // An operator finds it by its id alone.
+    let shown = run_flotilla(&env.url(), &[], &["jobs", "show", "invoice-2026-0001"]);
+    assert!(shown.contains("completed"), "{shown}");
+    worker.stop().await;
+    assert_eq!(done_ids(&env, "default").await, ["invoice-2026-0001"]);
+}
+
+#[tokio::test]
+async fn a_raw_entry_repeating_an_id_the_script_wrote_is_dropped_unrun() {
+    let env = Env::start().await;
+    let id = "order-77";
+    env.enqueue_job(NewJob::new("noop", &json!({})).expect("job").id(id))
+        .await;
+    // Another producer adds the same id by hand, as a job that would fail if it ran; and
+    // two raw entries share an id no script wrote: the first read runs.
+    env.xadd(
+        "default",
+        &[
+            ("id", id.as_bytes()),
+            ("type", b"fail"),
+            ("payload", b"{\"times\":-1}"),
+        ],
+    )
+    .await;
+    for _ in 0..2 {
+        env.xadd("default", &[("id", b"order-78"), ("type", b"noop")])
+            .await;
+    }
+    let worker = InProcessWorker::start(&env.url(), fast_config(), Registry::with_builtins()).await;
+    for id in [id, "order-78"] {
+        env.wait_status("default", id, Status::Completed, LONG)
+            .await;
+    }
+    eventually(LONG, "the duplicates to be removed", || async {
+        (env.xlen(&env.keys.stream("default")).await == 0).then_some(())
+    })
+    .await;
+    worker.stop().await;
+    let mut done = done_ids(&env, "default").await;
+    done.sort();
+    assert_eq!(done, ["order-77", "order-78"], "each id ran once");
+    assert!(env.dead_entries("default").await.is_empty());
+    assert!(
+        !has_record(&env, "default", id).await,
+        "the duplicate never failed"
+    );
+}
+
+#[tokio::test]
+async fn a_pending_job_with_an_id_of_its_own_is_cancelled_and_never_runs() {
+    let env = Env::start().await;
+    let id = "newsletter-12";
+    env.enqueue_job(
+        NewJob::new("fail", &json!({"times": -1}))
+            .expect("job")
+            .id(id),
+    )
+    .await;
+    let cancelled = env.producer.cancel("default", id).await.expect("cancel");
+    assert_eq!(
+        cancelled,
+        Cancelled::Cancelled {
+            was: Some(Status::Pending)
+        }
+    );
+    let worker = InProcessWorker::start(&env.url(), fast_config(), Registry::with_builtins()).await;
+    let marker = env.enqueue("noop", json!({})).await;
+    env.wait_status("default", &marker, Status::Completed, LONG)
+        .await;
+    worker.stop().await;
+    let record = env.record("default", id).await.expect("a cancelled record");
+    assert_eq!(record.status, Some(Status::Cancelled));
+    assert_eq!(record.attempts, 0, "never ran");
+    assert_eq!(done_ids(&env, "default").await, [marker]);
+    let again = env
+        .producer
+        .enqueue(NewJob::new("noop", &json!({})).expect("job").id(id))
+        .await
+        .expect("enqueue");
+    assert_eq!(again.outcome, Outcome::Exists, "a cancelled id stays taken");
+}
+
+#[tokio::test]
+async fn a_reclaimed_job_with_an_id_of_its_own_counts_the_interrupted_attempt() {
+    let env = Env::start().await;
+    let mut first = WorkerProcess::start(&env.url(), &[], None);
+    let id = env
+        .enqueue_job(
+            NewJob::new("sleep", &json!({"ms": 2000}))
+                .expect("job")
+                .id("export-9"),
+        )
+        .await;
+    env.wait_status("default", &id, Status::Running, LONG).await;
+    first.signal("KILL");
+    assert!(first.wait_exit(Duration::from_secs(5)).is_some());
+    let second = WorkerProcess::start(&env.url(), &[], None);
+    let done = env
+        .wait_status("default", &id, Status::Completed, LONG)
+        .await;
+    assert_eq!(done.attempts, 2, "the interrupted attempt counts");
+    assert_eq!(done_ids(&env, "default").await, [id]);
+    drop(second);
+}
+
+#[tokio::test]
+async fn deleting_a_finished_job_frees_its_id() {
+    let env = Env::start().await;
+    let worker = InProcessWorker::start(&env.url(), fast_config(), Registry::with_builtins()).await;
+    let job = || {
+        NewJob::new("noop", &json!({}))
+            .expect("job")
+            .id("nightly-report")
+    };
+    env.enqueue_job(job()).await;
+    env.wait_status("default", "nightly-report", Status::Completed, LONG)
+        .await;
+    let deleted = run_flotilla(
+        &env.url(),
+        &[],
+        &["jobs", "delete", "nightly-report", "--yes"],
+    );
+    assert!(deleted.contains("nightly-report"), "{deleted}");
+    assert_eq!(id_key(&env, "default", "nightly-report").await, None);
+    let again = env.producer.enqueue(job()).await.expect("enqueue");
+    assert_eq!(again.outcome, Outcome::Created, "the id is free again");
+    env.wait_status("default", "nightly-report", Status::Completed, LONG)
+        .await;
+    worker.stop().await;
+}
