@@ -83,6 +83,17 @@ local function owned_in(stream, group, consumer, low, high, count)
   return owned
 end
 
+-- Resets the idle time of `entries` (pending under `consumer`) with one XCLAIM that
+-- counts no delivery, so that no reclaimer takes them before their worker's next
+-- heartbeat (rule 4).
+local function reset_idle(stream, group, consumer, entries)
+  if #entries == 0 then return end
+  local claim = {'XCLAIM', stream, group, consumer, 0}
+  for _, e in ipairs(entries) do claim[#claim + 1] = e end
+  claim[#claim + 1] = 'JUSTID'
+  redis.call(unpack(claim))
+end
+
 -- The ids among `entries` (all of one stream) that are pending under `consumer`, as a
 -- map from id to delivery count.
 local function owned_by(stream, group, consumer, entries)

@@ -210,3 +210,28 @@ async fn deleting_a_finished_job_frees_its_id() {
         .await;
     worker.stop().await;
 }
+
+#[tokio::test]
+async fn ids_are_remembered_as_long_as_their_completions_by_count_too() {
+    let env = Env::start().await;
+    let mut config = fast_config();
+    config.jobs.retention.completed_max_len = 3;
+    let worker = InProcessWorker::start(&env.url(), config, Registry::with_builtins()).await;
+    let ids: Vec<String> = (1..=5).map(|n| format!("receipt-{n}")).collect();
+    // One after another, so that the oldest completions are the first jobs'.
+    for id in &ids {
+        env.enqueue_job(NewJob::new("noop", &json!({})).expect("job").id(id))
+            .await;
+        env.wait_status("default", id, Status::Completed, LONG)
+            .await;
+    }
+    worker.stop().await;
+    assert_eq!(done_ids(&env, "default").await, ids[2..]);
+    for id in &ids[..2] {
+        assert_eq!(id_key(&env, "default", id).await, None, "{id} is forgotten");
+    }
+    for id in &ids[2..] {
+        let held = id_key(&env, "default", id).await.expect("remembered");
+        assert!(held.starts_with("done "), "{held}");
+    }
+}

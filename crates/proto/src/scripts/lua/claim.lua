@@ -65,10 +65,5 @@ ack_and_delete_all(stream, group, dropped)
 -- An entry read a while ago (its worker stalled between the read and this call) has its
 -- idle time reset, so that no reclaimer takes it before this worker's first heartbeat
 -- (rule 4). A fresh read needs none: the reset costs more than the rest of the claim.
-if #stale > 0 then
-  local claim = {'XCLAIM', stream, group, consumer, 0}
-  for _, e in ipairs(stale) do claim[#claim + 1] = e end
-  claim[#claim + 1] = 'JUSTID'
-  redis.call(unpack(claim))
-end
+reset_idle(stream, group, consumer, stale)
 return table.concat(words, ' ')

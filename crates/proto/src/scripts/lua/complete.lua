@@ -45,6 +45,26 @@ local function append_done(job_id, entry, a)
   return done_id
 end
 
+-- Keeps `done` to `max` entries: the oldest beyond it go, with the id keys that name
+-- them, so that ids of their own are remembered as long as their completions and memory
+-- stays bounded by count as well as by age. At most DONE_TRIM_STEP go per call (more only
+-- after the limit was lowered; later batches take the rest).
+local DONE_TRIM_STEP = 1000
+local function trim_done(max)
+  local over = redis.call('XLEN', done) - max
+  if over <= 0 then return end
+  local old = redis.call('XRANGE', done, '-', '+', 'COUNT', math.min(over, DONE_TRIM_STEP))
+  local keys = {}
+  for _, e in ipairs(old) do
+    -- `id` is the first field of every completion.
+    local f = e[2]
+    if f[1] == 'id' and f[2] and not is_entry_id(f[2]) then keys[#keys + 1] = ids .. f[2] end
+  end
+  if #keys > 0 then redis.call('DEL', unpack(keys)) end
+  local ms, seq = id_parts(old[#old][1])
+  redis.call('XTRIM', done, 'MINID', ms .. '-' .. (seq + 1))
+end
+
 for a = 8, #ARGV, 8 do
   local job_id, entry, delivery = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2]) or 0
   if delivery > 0 then
@@ -87,7 +107,7 @@ ack_and_delete_all(stream, group, done_entries)
 -- Keep the index, the records and the done stream bounded by age and by count, once per
 -- batch rather than once per completion.
 if completed > 0 then
-  if max_len ~= '0' then redis.call('XTRIM', done, 'MAXLEN', '~', max_len) end
+  if max_len ~= '0' then trim_done(tonumber(max_len)) end
   if retention > 0 then redis.call('XTRIM', done, 'MINID', '~', now - retention) end
 end
 if any_record then

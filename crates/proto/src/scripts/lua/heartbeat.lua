@@ -9,7 +9,7 @@
 -- its data, or the record was deleted).
 local stream, group, consumer = KEYS[1], ARGV[1], ARGV[2]
 local owned = owned_in(stream, group, consumer, ARGV[3], ARGV[4], #KEYS)
-local out, refresh = {}, {'XCLAIM', stream, group, consumer, 0}
+local out, refresh = {}, {}
 for i = 2, #KEYS do
   local a = 5 + 3 * (i - 2)
   local entry, token, delivery = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2])
@@ -47,10 +47,6 @@ for i = 2, #KEYS do
     end
   end
 end
--- Owner-checked refresh, one call for all: resets the entries' idle time without counting
--- a delivery (JUSTID).
-if #refresh > 5 then
-  refresh[#refresh + 1] = 'JUSTID'
-  redis.call(unpack(refresh))
-end
+-- Owner-checked refresh, one call for all.
+reset_idle(stream, group, consumer, refresh)
 return out

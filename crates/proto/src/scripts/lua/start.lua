@@ -111,12 +111,7 @@ for i = 5, #KEYS do entries[#entries + 1] = ARGV[5 + 14 * (i - 5)] end
 owned = owned_by(stream, group, consumer, entries)
 local mine = {}
 for _, e in ipairs(entries) do if owned[e] then mine[#mine + 1] = e end end
-if #mine > 0 then
-  local claim = {'XCLAIM', stream, group, consumer, 0}
-  for _, e in ipairs(mine) do claim[#claim + 1] = e end
-  claim[#claim + 1] = 'JUSTID'
-  redis.call(unpack(claim))
-end
+reset_idle(stream, group, consumer, mine)
 
 local replies = {}
 for i = 5, #KEYS do
