@@ -57,6 +57,13 @@ class Found:
     # The id of the stream or `done` entry; None for a record.
     entry_id: str | None = None
 
+    def started_ms(self) -> int:
+        """When the (last) attempt began: the record's `started_at`, or for a completion
+        its entry's time (when it completed) less its `run_ms`."""
+        if self.where == "done" and self.entry_id is not None:
+            return int(self.entry_id.split("-")[0]) - int(self.fields.get("run_ms", "0"))
+        return int(self.fields["started_at"])
+
 
 class Fleet:
     """A Redis shared with one worker serving `critical`, `default` and `low`, read and
@@ -127,11 +134,9 @@ class Fleet:
         trace: str = "",
         version: str = "2",
         unique_hold: str = "",
-        id_ttl_ms: int | None = None,
     ) -> tuple[str, str]:
         """The published enqueue script, called by hand with EVALSHA (EVAL when the server
-        has not loaded it): its KEYS and ARGV as its header lists them. ARGV[16], how long
-        the id is remembered, is optional and sent only when `id_ttl_ms` is given."""
+        has not loaded it): its KEYS and ARGV as its header lists them."""
         keys = [self.stream(queue), self.job_key(job_id, queue), self.delayed(queue)]
         if unique_key is not None:
             keys.append(self.unique(unique_key, queue))
@@ -139,8 +144,6 @@ class Fleet:
             job_id, job_type, payload, content_type, max_attempts, timeout_ms, backoff,
             run_at_ms, delay_ms, unique_ttl_ms, queue_cap, queue, trace, version, unique_hold,
         ]
-        if id_ttl_ms is not None:
-            args.append(id_ttl_ms)
         try:
             reply = self.r.evalsha(self.script_sha, len(keys), *keys, *args)
         except redis.exceptions.NoScriptError:

@@ -43,8 +43,8 @@ def test_a_created_job_is_one_entry_carrying_it_named_by_its_id_key(
     assert not fleet.r.exists(fleet.job_key(job_id, idle_queue)), "no record"
     entry = fleet.id_key_value(job_id, idle_queue)
     assert entry is not None and ENTRY_ID.fullmatch(entry), entry
-    # Remembered for a day when the script is not told otherwise.
-    assert 0 < fleet.r.pttl(fleet.id_key(job_id, idle_queue)) <= 86_400_000
+    # Remembered while the job lives, however long it waits: the key has no expiry yet.
+    assert fleet.r.pttl(fleet.id_key(job_id, idle_queue)) == -1
     assert fleet.stream_entries_for(job_id, idle_queue) == [entry]
     ((_, fields),) = fleet.r.xrange(fleet.stream(idle_queue), entry, entry)
     assert decoded(fields) == {
@@ -62,12 +62,15 @@ def test_a_created_job_is_one_entry_carrying_it_named_by_its_id_key(
     assert found is not None and (found.where, found.status) == ("entry", "pending")
 
 
-def test_the_id_is_remembered_as_long_as_the_script_is_told(fleet: Fleet, job_id: str, idle_queue: str) -> None:
-    assert fleet.script(job_id, "noop", queue=idle_queue, id_ttl_ms=60_000) == (job_id, "created")
-    assert 0 < fleet.r.pttl(fleet.id_key(job_id, idle_queue)) <= 60_000
+def test_the_id_is_remembered_while_its_job_waits_and_free_once_forgotten(
+    fleet: Fleet, job_id: str, idle_queue: str
+) -> None:
+    assert fleet.script(job_id, "noop", queue=idle_queue) == (job_id, "created")
+    assert fleet.script(job_id, "noop", queue=idle_queue) == (job_id, "exists")
+    assert fleet.r.pttl(fleet.id_key(job_id, idle_queue)) == -1, "no expiry while it waits"
     # Once the id is forgotten, it can be enqueued again, as a new job.
     fleet.r.delete(fleet.id_key(job_id, idle_queue))
-    assert fleet.script(job_id, "noop", queue=idle_queue, id_ttl_ms=60_000) == (job_id, "created")
+    assert fleet.script(job_id, "noop", queue=idle_queue) == (job_id, "created")
     assert len(fleet.stream_entries_for(job_id, idle_queue)) == 2
 
 
@@ -145,9 +148,11 @@ def test_a_delay_is_counted_on_the_servers_clock(fleet: Fleet, job_id: str) -> N
     assert record["status"] == "scheduled"
     due = int(record["run_at"])
     assert due - int(record["created_at"]) == 600
+    assert record["fast"] == "1", "no unique key: once due it may run without its record"
     assert fleet.r.zscore(fleet.delayed(), job_id) == due
-    done = fleet.wait_record(job_id, "completed")
-    assert int(done["started_at"]) >= due
+    done = fleet.wait_job(job_id, "completed")
+    assert done.where == "done", "promoted as a whole entry, its record gone"
+    assert done.started_ms() >= due
 
 
 def test_a_run_at_ahead_is_scheduled_and_runs_not_before_it(fleet: Fleet, job_id: str) -> None:
@@ -157,8 +162,9 @@ def test_a_run_at_ahead_is_scheduled_and_runs_not_before_it(fleet: Fleet, job_id
     assert record["status"] == "scheduled"
     assert record["run_at"] == str(due)
     assert fleet.r.zscore(fleet.delayed(), job_id) == due
-    done = fleet.wait_record(job_id, "completed")
-    assert int(done["started_at"]) >= due
+    done = fleet.wait_job(job_id, "completed")
+    assert done.where == "done"
+    assert done.started_ms() >= due
 
 
 def test_a_run_at_in_the_past_runs_now(fleet: Fleet, job_id: str, idle_queue: str) -> None:

@@ -235,3 +235,82 @@ async fn ids_are_remembered_as_long_as_their_completions_by_count_too() {
         assert!(held.starts_with("done "), "{held}");
     }
 }
+
+#[tokio::test]
+async fn an_id_is_remembered_while_its_job_waits_and_by_its_record_once_it_failed() {
+    let env = Env::start().await;
+    let id = "sync-account-3";
+    env.enqueue_job(
+        NewJob::new("fail", &json!({"times": 1}))
+            .expect("job")
+            .id(id),
+    )
+    .await;
+    let ttl: i64 = env
+        .cmd(redis::cmd("PTTL").arg(env.keys.id_key("default", id)))
+        .await;
+    assert_eq!(ttl, -1, "no expiry while the job waits, however long");
+    let worker = InProcessWorker::start(&env.url(), fast_config(), Registry::with_builtins()).await;
+    let done = env
+        .wait_status("default", id, Status::Completed, LONG)
+        .await;
+    worker.stop().await;
+    assert_eq!(
+        done.attempts, 2,
+        "failed once, then retried through its record"
+    );
+    assert!(
+        has_record(&env, "default", id).await,
+        "the failure wrote a record"
+    );
+    assert_eq!(
+        id_key(&env, "default", id).await,
+        None,
+        "the record remembers the id"
+    );
+    let again = env
+        .producer
+        .enqueue(NewJob::new("noop", &json!({})).expect("job").id(id))
+        .await
+        .expect("enqueue");
+    assert_eq!(again.outcome, Outcome::Exists);
+}
+
+#[tokio::test]
+async fn a_delayed_job_leaves_its_record_when_promoted_unless_it_holds_a_unique_key() {
+    let env = Env::start().await;
+    let later = |id: &str| {
+        NewJob::new("noop", &json!({}))
+            .expect("job")
+            .id(id)
+            .delay(Duration::from_millis(300))
+    };
+    env.enqueue_job(later("digest-1")).await;
+    env.enqueue_job(later("digest-2").unique("digest", Duration::from_secs(60)))
+        .await;
+    let scheduled = env
+        .record("default", "digest-1")
+        .await
+        .expect("a record while it waits");
+    assert_eq!(scheduled.status, Some(Status::Scheduled));
+    let worker = InProcessWorker::start(&env.url(), fast_config(), Registry::with_builtins()).await;
+    for id in ["digest-1", "digest-2"] {
+        env.wait_status("default", id, Status::Completed, LONG)
+            .await;
+    }
+    worker.stop().await;
+    assert!(
+        !has_record(&env, "default", "digest-1").await,
+        "it ran as a whole entry, without its record"
+    );
+    let held = id_key(&env, "default", "digest-1")
+        .await
+        .expect("an id key");
+    assert!(held.starts_with("done "), "{held}");
+    // A unique job keeps its record, which releases its key on completion.
+    assert!(has_record(&env, "default", "digest-2").await);
+    let unique: Option<String> = env
+        .cmd(redis::cmd("GET").arg(env.keys.unique("default", "digest")))
+        .await;
+    assert_eq!(unique, None, "released on completion");
+}

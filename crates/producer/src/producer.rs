@@ -493,7 +493,6 @@ impl Producer {
             }),
             max_queue_len: self.policy.limits.max_queue_len,
             trace: &job.trace,
-            id_memory_ms: millis(self.policy.retention.completed),
         }
     }
 }

@@ -50,6 +50,36 @@ pub async fn describe_job<C: ConnectionLike>(
     job_id: &str,
     defaults: &JobDefaults,
 ) -> Result<Option<JobRecord>, DescribeError> {
+    if let Some(record) = read_record(conn, keys, queue, job_id, defaults).await? {
+        return Ok(Some(record));
+    }
+    if is_entry_id(job_id) {
+        if let Some(record) = from_stream(conn, keys, queue, job_id, None, defaults).await? {
+            return Ok(Some(record));
+        }
+        return from_done(conn, keys, queue, job_id).await;
+    }
+    // The job may move between two reads (complete, fail or be cancelled, each of which
+    // rewrites its id key or gives it a record), so a miss is looked at once more.
+    for _ in 0..2 {
+        if let Some(found) = from_id_key(conn, keys, queue, job_id, defaults).await? {
+            return Ok(Some(found));
+        }
+        if let Some(record) = read_record(conn, keys, queue, job_id, defaults).await? {
+            return Ok(Some(record));
+        }
+    }
+    Ok(None)
+}
+
+/// The job's record, if it has one.
+async fn read_record<C: ConnectionLike>(
+    conn: &mut C,
+    keys: &Keys,
+    queue: &str,
+    job_id: &str,
+    defaults: &JobDefaults,
+) -> Result<Option<JobRecord>, DescribeError> {
     let mut hash: HashMap<String, Vec<u8>> = redis::cmd("HGETALL")
         .arg(keys.job(queue, job_id))
         .query_async(conn)
@@ -59,16 +89,7 @@ pub async fn describe_job<C: ConnectionLike>(
         // fast-path job) runs with a worker's defaults: show those.
         fill_defaults(&mut hash, defaults);
     }
-    if let Some(record) = JobRecord::from_hash(&hash)? {
-        return Ok(Some(record));
-    }
-    if !is_entry_id(job_id) {
-        return from_id_key(conn, keys, queue, job_id, defaults).await;
-    }
-    if let Some(record) = from_stream(conn, keys, queue, job_id, None, defaults).await? {
-        return Ok(Some(record));
-    }
-    from_done(conn, keys, queue, job_id).await
+    Ok(JobRecord::from_hash(&hash)?)
 }
 
 /// A job with an id of its own and no record, where its id key says it is: its entry
@@ -237,7 +258,11 @@ async fn from_stream<C: ConnectionLike>(
     set(field::ID, job_id.to_owned());
     set(field::QUEUE, queue.to_owned());
     set(field::CREATED_AT, created.clone());
-    set(field::RUN_AT, created);
+    // A job promoted from `delayed` carries the time it was due.
+    set(
+        field::RUN_AT,
+        text(&entry.fields, field::RUN_AT).unwrap_or(created),
+    );
     if let Some(ms) = text(&entry.fields, field::TIMEOUT).and_then(|t| parse_duration_ms(&t)) {
         set(field::TIMEOUT_MS, ms.to_string());
     }

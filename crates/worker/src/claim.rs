@@ -34,7 +34,6 @@ pub(crate) async fn claim_ids(
     if by_queue.is_empty() {
         return fetched;
     }
-    let memory_ms = millis(shared.config.jobs.retention.completed);
     let half_lease = shared.config.lease_ttl / 2;
     let refresh_idle_ms = if sent.elapsed() >= half_lease {
         0
@@ -46,7 +45,6 @@ pub(crate) async fn claim_ids(
         .map(|(queue, group)| Claim {
             queue,
             consumer: &shared.worker_id,
-            memory_ms,
             refresh_idle_ms,
             entries: group
                 .iter()

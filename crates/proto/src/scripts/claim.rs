@@ -13,8 +13,6 @@ pub struct Claim<'a> {
     pub queue: &'a str,
     /// This worker's consumer name.
     pub consumer: &'a str,
-    /// How long an id first claimed here (added by a raw XADD) is remembered, in ms.
-    pub memory_ms: u64,
     /// Entries idle this long or longer (ms) have their idle time reset; 0 resets all.
     pub refresh_idle_ms: u64,
     pub entries: Vec<ClaimEntry<'a>>,
@@ -54,7 +52,6 @@ impl ScriptCall for Claim<'_> {
             .key(keys.stream(q))
             .arg(CONSUMER_GROUP)
             .arg(self.consumer)
-            .arg(self.memory_ms.max(1))
             .arg(keys.job_prefix(q))
             .arg(low)
             .arg(high)

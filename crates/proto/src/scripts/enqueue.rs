@@ -41,10 +41,6 @@ pub struct Enqueue<'a> {
     pub max_queue_len: u64,
     /// W3C trace context to carry, empty when none.
     pub trace: &'a str,
-    /// How long the id is remembered once the job is enqueued, in ms: the same id is
-    /// not enqueued again within it (workers remember a completed job's id for their
-    /// completed retention from its completion).
-    pub id_memory_ms: u64,
 }
 
 /// What an enqueue did.
@@ -98,7 +94,6 @@ impl ScriptCall for Enqueue<'_> {
             } else {
                 "finished"
             })
-            .arg(self.id_memory_ms.clamp(1, crate::MAX_DURATION_MS))
     }
 
     fn parse(value: redis::Value) -> Result<EnqueueReply, ScriptError> {

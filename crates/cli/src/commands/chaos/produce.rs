@@ -1,5 +1,6 @@
-//! The drill's producers: jobs spread evenly over the run, alternately by a raw XADD (as
-//! any language would) and by the Rust producer, retried while Redis is away.
+//! The drill's producers: jobs spread evenly over the run, by a raw XADD (as any language
+//! would) and by the Rust producer in turn, every other pair with an id of its own, and
+//! retried while Redis is away (a retried job with an id of its own still runs once).
 
 use std::time::{Duration, Instant};
 
@@ -58,11 +59,13 @@ pub async fn run(conn: SharedConnection, keys: Keys, plan: Plan) -> Produced {
         let queue = QUEUES[rng.random_range(0..QUEUES.len())];
         let payload = json!({ "ms": rng.random_range(0..=plan.job_ms) });
         let by_raw_xadd = n % 2 == 0;
+        let own_id = (n % 4 >= 2).then(|| format!("chaos-{:x}-{n}", plan.seed));
+        let own_id = own_id.as_deref();
         loop {
             let attempt = if by_raw_xadd {
-                xadd(&mut raw, &keys, queue, plan.job_type, &payload).await
+                xadd(&mut raw, &keys, queue, plan.job_type, &payload, own_id).await
             } else {
-                enqueue(&producer, queue, plan.job_type, &payload).await
+                enqueue(&producer, queue, plan.job_type, &payload, own_id).await
             };
             match attempt {
                 Ok(id) => {
@@ -86,23 +89,28 @@ pub async fn run(conn: SharedConnection, keys: Keys, plan: Plan) -> Produced {
     produced
 }
 
+/// Adds a job by a raw XADD; its id is `own_id` when given, else its entry id.
 async fn xadd(
     conn: &mut SharedConnection,
     keys: &Keys,
     queue: &str,
     job_type: &str,
     payload: &serde_json::Value,
+    own_id: Option<&str>,
 ) -> anyhow::Result<String> {
-    let id: String = redis::cmd("XADD")
-        .arg(keys.stream(queue))
-        .arg("*")
+    let mut cmd = redis::cmd("XADD");
+    cmd.arg(keys.stream(queue)).arg("*");
+    if let Some(id) = own_id {
+        cmd.arg("id").arg(id);
+    }
+    let entry: String = cmd
         .arg("type")
         .arg(job_type)
         .arg("payload")
         .arg(payload.to_string())
         .query_async(conn)
         .await?;
-    Ok(id)
+    Ok(own_id.map_or(entry, str::to_owned))
 }
 
 async fn enqueue(
@@ -110,7 +118,11 @@ async fn enqueue(
     queue: &str,
     job_type: &str,
     payload: &serde_json::Value,
+    own_id: Option<&str>,
 ) -> anyhow::Result<String> {
-    let job = NewJob::new(job_type, payload)?.queue(queue);
+    let mut job = NewJob::new(job_type, payload)?.queue(queue);
+    if let Some(id) = own_id {
+        job = job.id(id);
+    }
     Ok(producer.enqueue(job).await?.id)
 }

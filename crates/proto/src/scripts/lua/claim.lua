@@ -2,31 +2,30 @@
 -- own, a batch per call, before they run. The first entry to claim an id runs it; any
 -- other entry carrying the same id is a duplicate, acknowledged and removed unrun.
 -- KEYS[1] stream
--- ARGV[1] group   ARGV[2] consumer   ARGV[3] how long a claimed id is remembered, in ms
--- ARGV[4] the queue's record key prefix (an id key shares its hash tag)
--- ARGV[5], ARGV[6] the lowest and highest of the entry ids
--- ARGV[7] the idle time, in ms, from which a claimed entry's idle time is reset (0: all)
--- then 3 values per entry, from ARGV[8 + 3*(i-1)]: entry id, job id, delivery count
+-- ARGV[1] group   ARGV[2] consumer
+-- ARGV[3] the queue's record key prefix (an id key shares its hash tag)
+-- ARGV[4], ARGV[5] the lowest and highest of the entry ids
+-- ARGV[6] the idle time, in ms, from which a claimed entry's idle time is reset (0: all)
+-- then 3 values per entry, from ARGV[7 + 3*(i-1)]: entry id, job id, delivery count
 -- Returns one word per entry, separated by spaces: "ok" (run it: the entry is this
--- worker's at that delivery count and holds the id), "lost" (no
--- longer this worker's: not run), "duplicate" (another entry holds the id, or held it
--- until its job finished: removed) or "record" (the id has a record, which leads: start
--- it through `start`).
+-- worker's at that delivery count and holds the id), "lost" (no longer this worker's: not
+-- run), "duplicate" (another entry holds the id, or held it until its job finished:
+-- removed) or "record" (the id has a record, which leads: start it through `start`).
 local stream, group, consumer = KEYS[1], ARGV[1], ARGV[2]
-local memory, records = ARGV[3], ARGV[4]
+local records = ARGV[3]
 local ids = id_prefix_of(records)
-local refresh_idle = tonumber(ARGV[7])
+local refresh_idle = tonumber(ARGV[6])
 -- The batch's entries still pending under this consumer, in one read: delivery count
 -- and idle time of each.
 local owned, idle = {}, {}
-local pel = redis.pcall('XPENDING', stream, group, ARGV[5], ARGV[6], (#ARGV - 7) / 3 + 100000,
+local pel = redis.pcall('XPENDING', stream, group, ARGV[4], ARGV[5], (#ARGV - 6) / 3 + 100000,
   consumer)
 if not pel.err then
   for _, p in ipairs(pel) do owned[p[1]], idle[p[1]] = p[4], p[3] end
 end
 local words, stale, dropped = {}, {}, {}
 
-for a = 8, #ARGV, 3 do
+for a = 7, #ARGV, 3 do
   local entry, job_id, delivery = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2])
   local word
   if owned[entry] ~= delivery then
@@ -42,14 +41,21 @@ for a = 8, #ARGV, 3 do
         word = 'ok'
       end
     elseif held then
-      word = 'duplicate'
+      -- Another entry holds the id, unless this one is a copy its record points at (put
+      -- back by an older worker, say): then the record decides.
+      if redis.call('HGET', records .. job_id, 'entry') == entry then
+        word = 'record'
+      else
+        word = 'duplicate'
+      end
     elseif redis.call('EXISTS', records .. job_id) == 1 then
       -- Enqueued with a record (delayed, unique, or by an older producer), or started by
       -- an older worker: the record path decides.
       word = 'record'
     else
-      -- Added by a raw XADD: this first start claims the id.
-      redis.call('SET', ids .. job_id, entry, 'PX', memory)
+      -- Added by a raw XADD: this first start claims the id, for as long as the job lives
+      -- (its completion gives the key its expiry).
+      redis.call('SET', ids .. job_id, entry)
       word = 'ok'
     end
   end

@@ -83,6 +83,31 @@ local function owned_in(stream, group, consumer, low, high, count)
   return owned
 end
 
+-- A record key up to its job id: the queue's prefix for records.
+local function job_prefix_of(job_key, job_id)
+  return string.sub(job_key, 1, #job_key - #job_id)
+end
+
+-- The prefix of a queue's id keys, from its record prefix (`<ns>:{<queue>}:job:`). An id
+-- key remembers a job's own id while the job lives in its stream entry rather than in a
+-- record: it holds the entry id while the job waits or runs, `done <done entry id>` once
+-- it completed. It shares the records' hash tag.
+local function id_prefix_of(records)
+  return string.sub(records, 1, #records - 4) .. 'id:'
+end
+
+-- The id key of `job_id`, from its record key.
+local function id_key_of(job_key, job_id)
+  return id_prefix_of(job_prefix_of(job_key, job_id)) .. job_id
+end
+
+-- A record now remembers `job_id` (its job failed, was handed back, reported progress,
+-- was cancelled or dead-lettered): the id key, which has no expiry while the job lives,
+-- goes, and the id lives as long as the record.
+local function forget_id_key(job_key, job_id)
+  if not is_entry_id(job_id) then redis.call('DEL', id_key_of(job_key, job_id)) end
+end
+
 -- Resets the idle time of `entries` (pending under `consumer`) with one XCLAIM that
 -- counts no delivery, so that no reclaimer takes them before their worker's next
 -- heartbeat (rule 4).
@@ -173,6 +198,7 @@ local function adopt(job, job_id, queue, stream, group, consumer, entry, lease, 
     'backoff', ARGV[at + 7], 'created_at', created, 'run_at', created,
     'started_at', ARGV[at + 9], 'entry', entry, 'worker', consumer, 'lease', lease, 'v', 2)
   if ARGV[at + 8] ~= '' then redis.call('HSET', job, 'trace', ARGV[at + 8]) end
+  forget_id_key(job, job_id)
   -- Each delivery before this one was an attempt whose worker stopped responding: nothing
   -- was written then, so the history learns of them here.
   local attempt = tonumber(ARGV[at + 4]) or 0
@@ -213,6 +239,7 @@ local function record_from_entry(job, job_id, queue, entry, fields, extra)
   end
   local timeout = duration_ms(e['timeout'])
   if timeout then redis.call('HSET', job, 'timeout_ms', timeout) end
+  forget_id_key(job, job_id)
 end
 
 -- Record a terminal state in the recent-ids index and keep the index bounded by retention.
@@ -236,26 +263,11 @@ local function trim_finished(idx_key, job_prefix, status, max_len)
   redis.call('ZREMRANGEBYRANK', idx_key, 0, over - 1)
 end
 
--- A record key up to its job id: the queue's prefix for records.
-local function job_prefix_of(job_key, job_id)
-  return string.sub(job_key, 1, #job_key - #job_id)
-end
 
--- The prefix of a queue's id keys, from its record prefix (`<ns>:{<queue>}:job:`). An id
--- key remembers a job's own id while the job lives in its stream entry rather than in a
--- record: it holds the entry id while the job waits or runs, `done <done entry id>` once
--- it completed. It shares the records' hash tag.
-local function id_prefix_of(records)
-  return string.sub(records, 1, #records - 4) .. 'id:'
-end
-
--- The id key of `job_id`, from its record key.
-local function id_key_of(job_key, job_id)
-  return id_prefix_of(job_prefix_of(job_key, job_id)) .. job_id
-end
 
 -- Move a job to the dead-letter queue: record, DLQ stream entry, index, expiry.
 local function bury(job_key, dead_stream, idx_dead, job_id, reason, now, retention, dead_max_len)
+  forget_id_key(job_key, job_id)
   redis.call('HSET', job_key, 'status', 'dead', 'error', reason, 'finished_at', now)
   redis.call('HDEL', job_key, 'lease', 'next_run_at')
   local f = redis.call('HMGET', job_key, 'type', 'queue', 'attempts')

@@ -54,13 +54,15 @@ local function trim_done(max)
   local over = redis.call('XLEN', done) - max
   if over <= 0 then return end
   local old = redis.call('XRANGE', done, '-', '+', 'COUNT', math.min(over, DONE_TRIM_STEP))
-  local keys = {}
   for _, e in ipairs(old) do
-    -- `id` is the first field of every completion.
+    -- `id` is the first field of every completion. A key naming another completion is a
+    -- newer job's (the id was enqueued again after its key expired): it stays.
     local f = e[2]
-    if f[1] == 'id' and f[2] and not is_entry_id(f[2]) then keys[#keys + 1] = ids .. f[2] end
+    if f[1] == 'id' and f[2] and not is_entry_id(f[2]) then
+      local key = ids .. f[2]
+      if redis.call('GET', key) == 'done ' .. e[1] then redis.call('DEL', key) end
+    end
   end
-  if #keys > 0 then redis.call('DEL', unpack(keys)) end
   local ms, seq = id_parts(old[#old][1])
   redis.call('XTRIM', done, 'MINID', ms .. '-' .. (seq + 1))
 end

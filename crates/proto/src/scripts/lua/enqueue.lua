@@ -9,8 +9,6 @@
 -- ARGV[12] queue name   ARGV[13] trace context   ARGV[14] protocol version
 -- ARGV[15] "expiry" to hold the unique key until its TTL runs out, else it is released
 --          when the job completes or is cancelled
--- ARGV[16] how long the id is remembered, in ms (optional; 86400000, a day, when absent
---          or 0): a job with the same id enqueued within it is not enqueued again
 -- Returns {job id, "created" | "duplicate" (unique key held) | "exists" (id already known)}.
 -- Errors with QUEUE_FULL when the queue holds as many jobs as its cap (backpressure),
 -- with BAD_ID when the id has the form of a stream entry id (<digits>-<digits>), which
@@ -62,9 +60,8 @@ if due <= now and #KEYS < 4 then
     end
   end
   local entry = redis.call('XADD', KEYS[1], '*', unpack(fields))
-  local memory = tonumber(ARGV[16] or '') or 0
-  if memory <= 0 or memory > MAX_DURATION_MS then memory = 86400000 end
-  redis.call('SET', id_key, entry, 'PX', memory)
+  -- Remembered while the job lives; its completion gives the key its expiry.
+  redis.call('SET', id_key, entry)
   return {ARGV[1], 'created'}
 end
 
@@ -80,6 +77,8 @@ end
 if due > now then
   redis.call('ZADD', KEYS[3], due, ARGV[1])
   redis.call('HSET', KEYS[2], 'status', 'scheduled', 'run_at', due)
+  -- Without a unique key to release, the job can run without its record once due.
+  if #KEYS < 4 then redis.call('HSET', KEYS[2], 'fast', 1) end
 else
   local entry = redis.call('XADD', KEYS[1], '*', 'id', ARGV[1])
   redis.call('HSET', KEYS[2], 'status', 'pending', 'run_at', now, 'entry', entry)

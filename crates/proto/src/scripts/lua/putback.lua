@@ -2,8 +2,9 @@
 -- uncharged: their queue was paused when they arrived. Each entry still pending under
 -- this consumer is copied to the stream's end (a `delay` becomes the `run_at` it meant,
 -- so the wait does not start over), its record, if it has one that names it, is pointed
--- at the copy, and the entry is acknowledged and removed. Fast-path entries (no `id`)
--- go back through `handback` instead, which keeps their job id.
+-- at the copy, and the entry is acknowledged and removed. Fast-path entries (the whole
+-- job, with or without an `id`) go back through `handback` instead, which keeps their
+-- job id.
 -- KEYS[1] stream   KEYS[1+i] job record of entry i
 -- ARGV[1] group   ARGV[2] consumer   ARGV[2+i] entry id i
 -- Returns the number of entries put back.

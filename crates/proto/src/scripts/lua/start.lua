@@ -48,6 +48,9 @@ local function start_one(job, a)
       -- A producer in another language asked for later: wait in `delayed` like any
       -- scheduled job; promotion puts it back on the stream when due.
       redis.call('HSET', job, 'status', 'scheduled')
+      -- A job with an id of its own runs without its record once due, as one the
+      -- published script enqueued for later.
+      if not is_entry_id(job_id) then redis.call('HSET', job, 'fast', 1) end
       redis.call('HDEL', job, 'entry')
       redis.call('ZADD', KEYS[4], due, job_id)
       ack_and_delete(stream, group, entry)
