@@ -12,12 +12,13 @@ local ids_prefix = id_prefix_of(ARGV[1])
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
 local promoted = 0
 
--- The whole job of a record that may run without it, as entry fields; nil otherwise.
+-- The whole job of a record that may run without it, as entry fields (nil otherwise), and
+-- the record's status.
 local function whole_entry(job, id)
   local f = redis.call('HMGET', job, 'status', 'fast', 'attempts', 'type', 'payload',
     'content_type', 'max_attempts', 'timeout_ms', 'backoff', 'trace', 'run_at')
   if f[1] ~= 'scheduled' or f[2] ~= '1' or (tonumber(f[3]) or 0) ~= 0 or is_entry_id(id) then
-    return nil
+    return nil, f[1]
   end
   local fields = {'id', id, 'type', f[4] or '', 'payload', f[5] or ''}
   for _, extra in ipairs({{'content_type', f[6]}, {'max_attempts', f[7]}, {'timeout', f[8]},
@@ -27,25 +28,22 @@ local function whole_entry(job, id)
       fields[#fields + 1] = extra[2]
     end
   end
-  return fields
+  return fields, f[1]
 end
 
 for _, id in ipairs(ids) do
   if redis.call('ZREM', KEYS[1], id) == 1 then
     local job = ARGV[1] .. id
-    local whole = whole_entry(job, id)
+    local whole, status = whole_entry(job, id)
     if whole then
       local entry = redis.call('XADD', KEYS[2], '*', unpack(whole))
       redis.call('SET', ids_prefix .. id, entry)
       redis.call('DEL', job)
       promoted = promoted + 1
-    else
-      local status = redis.call('HGET', job, 'status')
-      if status == 'scheduled' or status == 'failed' then
-        local entry = redis.call('XADD', KEYS[2], '*', 'id', id)
-        redis.call('HSET', job, 'status', 'pending', 'entry', entry)
-        promoted = promoted + 1
-      end
+    elseif status == 'scheduled' or status == 'failed' then
+      local entry = redis.call('XADD', KEYS[2], '*', 'id', id)
+      redis.call('HSET', job, 'status', 'pending', 'entry', entry)
+      promoted = promoted + 1
     end
   end
 end
