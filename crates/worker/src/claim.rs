@@ -8,7 +8,7 @@ use std::time::Instant;
 use flotilla_proto::millis;
 use flotilla_proto::scripts::{self, Claim, ClaimEntry, ClaimReply};
 
-use crate::fetch::{Fetched, IdClaim};
+use crate::fetch::{self, Fetched, IdClaim};
 use crate::worker::Shared;
 
 /// The fetched entries that may go on: those without an id to claim, and those claimed
@@ -21,16 +21,16 @@ pub(crate) async fn claim_ids(
     fetched: Vec<Fetched>,
     sent: Instant,
 ) -> Vec<Fetched> {
-    let mut by_queue: Vec<(String, Vec<usize>)> = Vec::new();
-    for (at, entry) in fetched.iter().enumerate() {
-        if entry.entry.own_id_to_claim().is_none() {
-            continue;
-        }
-        match by_queue.iter_mut().find(|(q, _)| *q == entry.queue) {
-            Some((_, group)) => group.push(at),
-            None => by_queue.push((entry.queue.clone(), vec![at])),
-        }
-    }
+    // Positions in the fetch, each with its queue's name.
+    let to_claim = fetched
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.entry.own_id_to_claim().is_some())
+        .map(|(at, f)| (at, f.queue.as_str()));
+    let by_queue: Vec<(String, Vec<usize>)> = fetch::by_queue(to_claim, |&(_, queue)| queue)
+        .into_iter()
+        .map(|(queue, group)| (queue, group.into_iter().map(|(at, _)| at).collect()))
+        .collect();
     if by_queue.is_empty() {
         return fetched;
     }

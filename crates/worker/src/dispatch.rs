@@ -15,7 +15,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::completer::{Completion, Outcome};
-use crate::fetch::{Fetched, IdClaim};
+use crate::fetch::{self, Fetched, IdClaim};
 use crate::heartbeat::now_ms;
 use crate::inflight::Attempt;
 use crate::metrics::{Outcome as MetricOutcome, UNKNOWN_TYPE};
@@ -218,13 +218,7 @@ async fn put_back_paused(shared: &Arc<Shared>, entries: Vec<Fetched>) {
 /// idle time reset: entries that waited for a free slot may have been reclaimed by another
 /// worker meanwhile, and must not run twice.
 async fn still_ours(shared: &Shared, plans: Vec<FastPlan>) -> Vec<FastPlan> {
-    let mut by_queue: Vec<(String, Vec<FastPlan>)> = Vec::new();
-    for plan in plans {
-        match by_queue.iter_mut().find(|(q, _)| *q == plan.fetched.queue) {
-            Some((_, group)) => group.push(plan),
-            None => by_queue.push((plan.fetched.queue.clone(), vec![plan])),
-        }
-    }
+    let by_queue = fetch::by_queue(plans, |plan| &plan.fetched.queue);
     let calls: Vec<Heartbeat> = by_queue
         .iter()
         .map(|(queue, group)| Heartbeat {

@@ -35,6 +35,22 @@ pub(crate) enum IdClaim {
     WithRecord,
 }
 
+/// `items` grouped by the queue each names, queues in the order first met, items in
+/// their order: one script call per queue takes each group.
+pub(crate) fn by_queue<T>(
+    items: impl IntoIterator<Item = T>,
+    queue_of: impl Fn(&T) -> &str,
+) -> Vec<(String, Vec<T>)> {
+    let mut groups: Vec<(String, Vec<T>)> = Vec::new();
+    for item in items {
+        match groups.iter_mut().find(|(q, _)| q == queue_of(&item)) {
+            Some((_, group)) => group.push(item),
+            None => groups.push((queue_of(&item).to_owned(), vec![item])),
+        }
+    }
+    groups
+}
+
 /// Why a fetch failed.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum FetchError {

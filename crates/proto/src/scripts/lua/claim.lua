@@ -17,12 +17,7 @@ local ids = id_prefix_of(records)
 local refresh_idle = tonumber(ARGV[6])
 -- The batch's entries still pending under this consumer, in one read: delivery count
 -- and idle time of each.
-local owned, idle = {}, {}
-local pel = redis.pcall('XPENDING', stream, group, ARGV[4], ARGV[5], (#ARGV - 6) / 3 + 100000,
-  consumer)
-if not pel.err then
-  for _, p in ipairs(pel) do owned[p[1]], idle[p[1]] = p[4], p[3] end
-end
+local owned, idle = owned_in(stream, group, consumer, ARGV[4], ARGV[5], (#ARGV - 6) / 3)
 local words, stale, dropped = {}, {}, {}
 
 for a = 7, #ARGV, 3 do

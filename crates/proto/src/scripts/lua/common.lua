@@ -70,17 +70,17 @@ local function entry_bounds(entries)
 end
 
 -- The entries from `low` to `high` pending under `consumer`, as a map from id to delivery
--- count, read with one XPENDING over the range rather than one call per entry. Only this
+-- count (and a second from id to idle time in ms), read with one XPENDING over the range rather than one call per entry. Only this
 -- consumer's entries come back: at most `count` asked about plus the others it has in
 -- flight. A missing group (Redis restarted empty) means nothing is owned. Callers that
 -- know the bounds pass them, as parsing every id here costs more than the read.
 local function owned_in(stream, group, consumer, low, high, count)
-  local owned = {}
-  if not low or low == '' then return owned end
+  local owned, idle = {}, {}
+  if not low or low == '' then return owned, idle end
   local pel = redis.pcall('XPENDING', stream, group, low, high, count + 100000, consumer)
-  if pel.err then return owned end
-  for _, p in ipairs(pel) do owned[p[1]] = p[4] end
-  return owned
+  if pel.err then return owned, idle end
+  for _, p in ipairs(pel) do owned[p[1]], idle[p[1]] = p[4], p[3] end
+  return owned, idle
 end
 
 -- A record key up to its job id: the queue's prefix for records.
