@@ -91,6 +91,10 @@ export interface JobStatus {
   errors: AttemptError[];
   /** Parsed JSON; a Buffer for another content type; null when not kept (a completion keeps no payload). */
   payload: unknown;
+  /** When the job became (or becomes) due, ms since the Unix epoch; null where not kept (a completion; a retry waiting without a record, which has `nextRunAt`). */
+  runAt: number | null;
+  /** When a `failed` job's retry is due, ms since the Unix epoch; null in any other state. */
+  nextRunAt: number | null;
 }
 
 export declare class Client {
@@ -117,7 +121,7 @@ export declare class Client {
 
   /** The job's status, or null when it is nowhere (never enqueued, or trimmed by retention). */
   status(id: string, options?: StatusOptions): Promise<JobStatus | null>;
-  /** Resolves once the job is completed, dead or cancelled; rejects with WaitTimeoutError after `timeoutMs`. */
+  /** Resolves once the job is completed, dead or cancelled (a `scheduled` or `failed` job is waited for); rejects with WaitTimeoutError after `timeoutMs`. */
   wait(id: string, options?: WaitOptions): Promise<JobStatus>;
 }
 

@@ -8,7 +8,8 @@
 // cancelled, the error on stderr. Exit 2: still unfinished when the wait ran out. Exit 3: Redis
 // could not be reached or refused a command.
 // The job gets an id of its own and is looked up by it as docs/PROTOCOL.md says: its record,
-// when it has one, else its id key, which names its completion in `done` once it completed.
+// when it has one, else its id key, which names its completion in `done` once it completed
+// (and holds binary data while a retry waits; a Go string holds it as it is).
 // The keys and fields are those of docs/PROTOCOL.md.
 package main
 
@@ -72,9 +73,11 @@ func run() int {
 	fmt.Fprintf(os.Stderr, "enqueued %s job %s on queue %s\n", jobType, jobID, queue)
 
 	// Where the protocol keeps the job: its record, which leads whenever there is one (a job
-	// gets one when an attempt fails, or it is handed back, reports progress or is
-	// cancelled); else its id key: the id of the stream entry carrying it while it waits or
-	// runs, `done <entry id>` once it completed, that entry of `done` holding the result.
+	// gets one when it dies, or it is handed back, reports progress or is cancelled); else
+	// its id key: the id of the stream entry carrying it while it is ready or runs,
+	// `scheduled …` or `failed …` while it waits in `later` for its time or a retry (the
+	// rest is the entry it becomes, packed with MessagePack), `done <entry id>` once it
+	// completed, that entry of `done` holding the result.
 	recordKey := namespace + ":{" + queue + "}:job:" + jobID
 	idKey := namespace + ":{" + queue + "}:id:" + jobID
 	doneStream := namespace + ":{" + queue + "}:done"
@@ -116,6 +119,10 @@ func run() int {
 					printResult(result)
 					return 0
 				}
+			case strings.HasPrefix(held, "scheduled "):
+				status = "scheduled"
+			case strings.HasPrefix(held, "failed "):
+				status = "failed, its retry waiting"
 			default:
 				status = "pending or running" // its entry waits on the stream, or a worker has it
 			}

@@ -7,7 +7,8 @@
 // cancelled, the error on stderr. Exit 2: still unfinished when the wait ran out. Exit 3: Redis
 // could not be reached or refused a command.
 // The job gets an id of its own and is looked up by it as docs/PROTOCOL.md says: its record,
-// when it has one, else its id key, which names its completion in `done` once it completed.
+// when it has one, else its id key, which names its completion in `done` once it completed
+// (and holds binary data while a retry waits: read it as a Buffer).
 // The keys and fields are those of docs/PROTOCOL.md.
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -37,9 +38,11 @@ async function enqueueAndWait() {
   console.error(`enqueued ${jobType} job ${jobId} on queue ${queue}`);
 
   // Where the protocol keeps the job: its record, which leads whenever there is one (a job
-  // gets one when an attempt fails, or it is handed back, reports progress or is
-  // cancelled); else its id key: the id of the stream entry carrying it while it waits or
-  // runs, `done <entry id>` once it completed, that entry of `done` holding the result.
+  // gets one when it dies, or it is handed back, reports progress or is cancelled); else
+  // its id key: the id of the stream entry carrying it while it is ready or runs,
+  // `scheduled …` or `failed …` while it waits in `later` for its time or a retry (the
+  // rest is the entry it becomes, packed with MessagePack), `done <entry id>` once it
+  // completed, that entry of `done` holding the result.
   const recordKey = `${namespace}:{${queue}}:job:${jobId}`;
   const idKey = `${namespace}:{${queue}}:id:${jobId}`;
   const doneStream = `${namespace}:{${queue}}:done`;
@@ -58,14 +61,19 @@ async function enqueueAndWait() {
         return 1;
       }
     } else {
-      const held = await redis.get(idKey);
-      if (held !== null && held.startsWith("done ")) {
-        const doneId = held.slice("done ".length);
+      // As bytes: a waiting job's value is not text, and decoding it would mangle it.
+      const held = await redis.getBuffer(idKey);
+      const space = held === null ? -1 : held.indexOf(" ");
+      const state = space < 0 ? null : held.subarray(0, space).toString();
+      if (state === "done") {
+        const doneId = held.subarray(space + 1).toString();
         for (const [, flat] of await redis.xrange(doneStream, doneId, doneId)) {
           const at = flat.findIndex((value, i) => i % 2 === 0 && value === "result");
           console.log((at >= 0 && flat[at + 1]) || "null");
           return 0;
         }
+      } else if (state === "scheduled" || state === "failed") {
+        status = state === "failed" ? "failed, its retry waiting" : "scheduled";
       } else if (held !== null) {
         status = "pending or running"; // its entry waits on the stream, or a worker has it
       }

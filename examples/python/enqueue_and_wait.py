@@ -8,7 +8,8 @@
 # cancelled, the error on stderr. Exit 2: still unfinished when the wait ran out. Exit 3: Redis
 # could not be reached or refused a command.
 # The job gets an id of its own and is looked up by it as docs/PROTOCOL.md says: its record,
-# when it has one, else its id key, which names its completion in `done` once it completed.
+# when it has one, else its id key, which names its completion in `done` once it completed
+# (and holds binary data while a retry waits: read it as bytes).
 # The keys and fields are those of docs/PROTOCOL.md.
 import os
 import sys
@@ -28,7 +29,8 @@ def main() -> int:
     namespace = os.environ.get("FLOTILLA_NAMESPACE", "flotilla")
     wait_seconds = float(os.environ.get("FLOTILLA_WAIT_SECONDS", "30"))
 
-    r = redis.Redis.from_url(url, decode_responses=True)
+    # Replies stay bytes: the id key of a job waiting for a retry holds binary data (below).
+    r = redis.Redis.from_url(url)
     # An id of our own lets us find the job by it; without one the job's id would be its
     # entry id, and its completion would have to be searched for in the queue's `done` stream.
     job_id = str(uuid.uuid4())
@@ -37,16 +39,18 @@ def main() -> int:
     print(f"enqueued {job_type} job {job_id} on queue {queue}", file=sys.stderr)
 
     # Where the protocol keeps the job: its record, which leads whenever there is one (a job
-    # gets one when an attempt fails, or it is handed back, reports progress or is
-    # cancelled); else its id key: the id of the stream entry carrying it while it waits or
-    # runs, `done <entry id>` once it completed, that entry of `done` holding the result.
+    # gets one when it dies, or it is handed back, reports progress or is cancelled); else
+    # its id key: the id of the stream entry carrying it while it is ready or runs,
+    # `scheduled …` or `failed …` while it waits in `later` for its time or a retry (the
+    # rest is the entry it becomes, packed with MessagePack), `done <entry id>` once it
+    # completed, that entry of `done` holding the result.
     record_key = f"{namespace}:{{{queue}}}:job:{job_id}"
     id_key = f"{namespace}:{{{queue}}}:id:{job_id}"
     done_stream = f"{namespace}:{{{queue}}}:done"
     deadline = time.monotonic() + wait_seconds
     status = "pending"  # until a worker has read the entry, there is neither a record nor an id key
     while time.monotonic() < deadline:
-        record = r.hgetall(record_key)
+        record = {k.decode(): v.decode("utf-8", "replace") for k, v in r.hgetall(record_key).items()}
         if record:
             status = record.get("status", status)
             if status == "completed":
@@ -57,11 +61,14 @@ def main() -> int:
                 return 1
         else:
             held = r.get(id_key)
-            if held is not None and held.startswith("done "):
-                done_id = held.removeprefix("done ")
+            state = None if held is None else held.partition(b" ")[0]
+            if state == b"done":
+                done_id = held.removeprefix(b"done ")
                 for _, completion in r.xrange(done_stream, done_id, done_id):
-                    print(completion.get("result") or "null")
+                    print((completion.get(b"result") or b"null").decode())
                     return 0
+            elif state in (b"scheduled", b"failed"):
+                status = "failed, its retry waiting" if state == b"failed" else "scheduled"
             elif held is not None:
                 status = "pending or running"  # its entry waits on the stream, or a worker has it
         time.sleep(0.1)

@@ -8,7 +8,8 @@
 # cancelled, the error on stderr. Exit 2: still unfinished when the wait ran out. Exit 3: Redis
 # could not be reached or refused a command. Needs the redis-cli of Redis 7 or newer (for -e).
 # The job gets an id of its own and is looked up by it as docs/PROTOCOL.md says: its record,
-# when it has one, else its id key, which names its completion in `done` once it completed.
+# when it has one, else its id key, which names its completion in `done` once it completed
+# (and holds binary data while a retry waits: only its first word is read then).
 # The keys and fields are those of docs/PROTOCOL.md.
 set -euo pipefail
 
@@ -35,9 +36,11 @@ rcli XADD "$namespace:{$queue}:q" '*' id "$job_id" type "$job_type" payload "$pa
 echo "enqueued $job_type job $job_id on queue $queue" >&2
 
 # Where the protocol keeps the job: its record, which leads whenever there is one (a job gets
-# one when an attempt fails, or it is handed back, reports progress or is cancelled); else
-# its id key: the id of the stream entry carrying it while it waits or runs,
-# `done <entry id>` once it completed, that entry of `done` holding the result.
+# one when it dies, or it is handed back, reports progress or is cancelled); else its id
+# key: the id of the stream entry carrying it while it is ready or runs, `scheduled …` or
+# `failed …` while it waits in `later` for its time or a retry (the rest is the entry it
+# becomes, packed with MessagePack), `done <entry id>` once it completed, that entry of
+# `done` holding the result.
 record="$namespace:{$queue}:job:$job_id"
 id_key="$namespace:{$queue}:id:$job_id"
 done_stream="$namespace:{$queue}:done"
@@ -57,8 +60,10 @@ for (( i = 0; i < polls; i++ )); do
       echo "job $job_id $state: $error" >&2
       exit 1 ;;
     "")
-      # No record: the id key says where the job is.
-      held=$(rcli GET "$id_key")
+      # No record: the id key says where the job is. A waiting job's value is binary, and
+      # bash cannot hold its NUL bytes in a variable: they are dropped, since only the
+      # first word of that value is read.
+      held=$(rcli GET "$id_key" | tr -d '\0')
       case "$held" in
         "done "*)
           done_id="${held#done }"
@@ -70,6 +75,8 @@ for (( i = 0; i < polls; i++ )); do
             echo "${result:-null}"
             exit 0
           fi ;;
+        "scheduled "*) status="scheduled" ;;
+        "failed "*) status="failed, its retry waiting" ;;
         ?*) status="pending or running" ;; # its entry waits on the stream, or a worker has it
       esac ;;
     *) status="$state" ;;

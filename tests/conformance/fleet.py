@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+import msgpack
 import redis
+from flotilla_client import Client, JobStatus
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ENQUEUE_LUA = REPO_ROOT / "protocol" / "v2" / "enqueue.lua"
@@ -28,6 +30,9 @@ T = TypeVar("T")
 ENTRY_ID = re.compile(r"\d+-\d+")
 Fields = Mapping[str, str | bytes | int]
 
+# The states a job waits in without a record, as its id key spells them.
+WAITING_STATES = frozenset({"scheduled", "failed"})
+
 
 def text(value: bytes | str) -> str:
     return value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else value
@@ -42,19 +47,43 @@ def next_id(entry_id: str) -> str:
     return f"{ms}-{int(seq) + 1}"
 
 
+def unpack_waiting(value: bytes) -> tuple[str, dict[str, bytes]] | None:
+    """What an id key holds while its job waits in `later` without a record: its state and
+    the fields of the entry it becomes. Read with the msgpack library rather than the
+    client's reader, so that the suite checks the documented form itself: the state, one
+    space, then exactly one array of strings, field and value in turn. None for a value of
+    another form (an entry id, `done <entry id>`); a value that names a waiting state but
+    does not hold such an array fails the test."""
+    head, sep, packed = value.partition(b" ")
+    if not sep or text(head) not in WAITING_STATES:
+        return None
+    try:
+        # raw: strings stay bytes, since a payload (msgpack, say) need not be text.
+        items = msgpack.unpackb(packed, raw=True)
+    except (ValueError, msgpack.UnpackException) as e:
+        raise AssertionError(f"a waiting id key holds {value!r}: {e}") from None
+    assert isinstance(items, list) and len(items) % 2 == 0, f"a waiting id key holds {value!r}"
+    assert all(isinstance(item, bytes) for item in items), f"a waiting id key holds {value!r}"
+    return text(head), {text(items[i]): items[i + 1] for i in range(0, len(items), 2)}
+
+
 @dataclass(frozen=True)
 class Found:
     """A job where PROTOCOL.md's lookup by id finds it: its record, which leads whenever
-    there is one; else, for a job with an id of its own, where its id key points: the
-    stream entry carrying it while it waits or runs, or its completion in `done`."""
+    there is one; else, for a job with an id key (an id of its own, or a job retried
+    without a record), what its id key holds: the stream entry carrying it while it is
+    ready or runs, the entry it becomes while it waits in `later`, or its completion in
+    `done`."""
 
-    # "record", "entry" (on the queue's stream) or "done" (a completion).
+    # "record", "entry" (on the queue's stream), "later" (waiting for its time or a
+    # retry) or "done" (a completion).
     where: str
     # The record's status; "pending" or "running" (while the entry is in the group's
-    # pending list) for an entry; "completed" for a completion.
+    # pending list) for an entry; "scheduled" or "failed" (a retry waits) in `later`;
+    # "completed" for a completion.
     status: str
     fields: dict[str, str]
-    # The id of the stream or `done` entry; None for a record.
+    # The id of the stream or `done` entry; None for a record or a job in `later`.
     entry_id: str | None = None
 
     def started_ms(self) -> int:
@@ -75,6 +104,9 @@ class Fleet:
         self.redis_url = redis_url
         self.script_source = ENQUEUE_LUA.read_bytes()
         self.script_sha = self.r.script_load(self.script_source)
+        # The Python client's lookup, for reading a job's state wherever the protocol keeps
+        # it; the tests check the raw layout with their own reads.
+        self.client = Client(r)
 
     # Keys, as PROTOCOL.md spells them.
     def stream(self, queue: str = "default") -> str:
@@ -88,6 +120,9 @@ class Fleet:
 
     def delayed(self, queue: str = "default") -> str:
         return f"{NAMESPACE}:{{{queue}}}:delayed"
+
+    def later(self, queue: str = "default") -> str:
+        return f"{NAMESPACE}:{{{queue}}}:later"
 
     def done(self, queue: str = "default") -> str:
         return f"{NAMESPACE}:{{{queue}}}:done"
@@ -194,21 +229,44 @@ class Fleet:
         return None
 
     def id_key_value(self, job_id: str, queue: str = "default") -> str | None:
+        """The id key's value as text: for the forms that are text (an entry id, `done
+        <entry id>`); `waiting` reads a job waiting in `later`."""
         held = self.r.get(self.id_key(job_id, queue))
         return None if held is None else text(held)
 
+    def waiting_raw(self, job_id: str, queue: str = "default") -> tuple[str, dict[str, bytes]] | None:
+        """The state and entry fields a waiting job's id key holds, as bytes; None when the
+        key is missing or holds another form."""
+        held = self.r.get(self.id_key(job_id, queue))
+        return None if held is None else unpack_waiting(held)
+
+    def waiting(self, job_id: str, queue: str = "default") -> tuple[str, dict[str, str]] | None:
+        """The same, with the fields as text."""
+        found = self.waiting_raw(job_id, queue)
+        return None if found is None else (found[0], decoded(found[1]))
+
+    def status(self, job_id: str, queue: str = "default") -> JobStatus | None:
+        """The job as the Python client's lookup finds it, wherever it is: record, stream
+        entry, id key (with `later`) or `done`."""
+        return self.client.status(job_id, queue)
+
     def find(self, job_id: str, queue: str = "default") -> Found | None:
-        """The job as PROTOCOL.md says to look it up by id: its record first (it leads),
-        else what its id key names: the stream entry carrying it, whose place in the
-        group's pending list says pending or running, or its completion in `done`. None
-        when neither is there, or the key names an entry the job has just left (a poll
-        again sees where it went). An id key of any other form fails the test."""
+        """The job as PROTOCOL.md says to look it up by id, read here with plain commands:
+        its record first (it leads), else what its id key holds: the stream entry carrying
+        it, whose place in the group's pending list says pending or running; the entry it
+        becomes while it waits in `later`; or its completion in `done`. None when neither
+        is there, or the key names an entry the job has just left (a poll again sees where
+        it went). An id key of any other form fails the test."""
         record = self.record(job_id, queue)
         if record:
             return Found("record", record.get("status", ""), record)
-        value = self.id_key_value(job_id, queue)
-        if value is None:
+        held = self.r.get(self.id_key(job_id, queue))
+        if held is None:
             return None
+        waiting = unpack_waiting(held)
+        if waiting is not None:
+            return Found("later", waiting[0], decoded(waiting[1]))
+        value = text(held)
         head, sep, done_id = value.partition(" ")
         if sep:
             assert head == "done" and ENTRY_ID.fullmatch(done_id), f"id key of {job_id} holds {value!r}"
@@ -245,9 +303,9 @@ class Fleet:
         self, job_id: str, statuses: str | Iterable[str], queue: str = "default", timeout: float = WAIT_SECONDS
     ) -> dict[str, str]:
         """The job's record, once its status is one of `statuses`: for a job that has one (a
-        delayed or unique job, or one that failed, was handed back, reported progress or
-        was cancelled). A job with an id of its own that just runs has none: `wait_job`
-        finds it as the protocol's lookup does."""
+        unique job, a raw entry with a `run_at` ahead, or one that died, was handed back,
+        reported progress or was cancelled). A job without one (one that just runs, waits
+        in `later` or is retried) is waited for with `wait_status` or `wait_job`."""
         wanted = {statuses} if isinstance(statuses, str) else set(statuses)
         last: dict[str, str] = {}
 
@@ -259,24 +317,52 @@ class Fleet:
         try:
             return self.eventually(f"job {job_id} to be {sorted(wanted)}", probe, timeout)
         except AssertionError as e:
-            raise AssertionError(f"{e}; its record: {last}") from None
+            # Where the job is instead, when it has no record: the lookup says.
+            raise AssertionError(f"{e}; its record: {last}; the lookup finds: {self.status(job_id, queue)}") from None
 
-    def wait_job(
+    def wait_status(
         self, job_id: str, statuses: str | Iterable[str], queue: str = "default", timeout: float = WAIT_SECONDS
-    ) -> Found:
-        """The job, found as `find` finds it, once it has one of `statuses`."""
+    ) -> JobStatus:
+        """The job as the client's lookup finds it, once its status is one of `statuses`:
+        any job, with a record or without (a fast-path job's completion is searched for in
+        `done`)."""
         wanted = {statuses} if isinstance(statuses, str) else set(statuses)
-        last: Found | None = None
+        last: JobStatus | None = None
 
-        def probe() -> Found | None:
+        def probe() -> JobStatus | None:
             nonlocal last
-            last = self.find(job_id, queue)
+            last = self.status(job_id, queue)
             return last if last is not None and last.status in wanted else None
 
         try:
             return self.eventually(f"job {job_id} to be {sorted(wanted)}", probe, timeout)
         except AssertionError as e:
             raise AssertionError(f"{e}; last found: {last}") from None
+
+    def wait_job(
+        self, job_id: str, statuses: str | Iterable[str], queue: str = "default", timeout: float = WAIT_SECONDS
+    ) -> Found:
+        """The job once the client's lookup says it has one of `statuses`, as `find` then
+        reads it from Redis, which must say the same: for a job with a record or an id key
+        (an id of its own, or one retried without a record)."""
+        wanted = {statuses} if isinstance(statuses, str) else set(statuses)
+        last: JobStatus | None = None
+        raw: Found | None = None
+
+        def probe() -> Found | None:
+            nonlocal last, raw
+            last = self.status(job_id, queue)
+            if last is None or last.status not in wanted:
+                return None
+            # A job may move on between the two reads (pending to running, say): a poll
+            # again reads both anew.
+            raw = self.find(job_id, queue)
+            return raw if raw is not None and raw.status == last.status else None
+
+        try:
+            return self.eventually(f"job {job_id} to be {sorted(wanted)}", probe, timeout)
+        except AssertionError as e:
+            raise AssertionError(f"{e}; the lookup last found: {last}; read from Redis: {raw}") from None
 
     def wait_done(self, job_id: str, queue: str = "default", since: str = "-") -> tuple[str, dict[str, str]]:
         """The job's entry in `done`, waiting for it."""

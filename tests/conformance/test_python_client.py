@@ -91,23 +91,33 @@ def test_the_same_id_from_the_client_runs_once(fleet: Fleet, client: Client, job
 
 def test_enqueue_in_schedules_on_the_servers_clock(fleet: Fleet, client: Client) -> None:
     job_id = client.enqueue_in(timedelta(milliseconds=500), "noop")
-    record = fleet.record(job_id)
-    assert record["status"] == "scheduled"
-    assert int(record["run_at"]) - int(record["created_at"]) == 500
-    # Once due, a delayed job with an id (the client gives it one) runs as a whole entry,
-    # without its record.
+    # No record: the job (the client gives it an id) waits in `later`, its id key holding
+    # the entry it becomes, which says when it was enqueued and when it is due.
+    scheduled = fleet.find(job_id)
+    assert scheduled is not None and (scheduled.where, scheduled.status) == ("later", "scheduled")
+    due = int(scheduled.fields["run_at"])
+    assert due - int(scheduled.fields["created_at"]) == 500
+    assert fleet.r.zscore(fleet.later(), job_id) == due
+    assert not fleet.r.exists(fleet.job_key(job_id)), "no record for a delayed job without a unique key"
+    # Once due it runs as that entry, completing through its id key.
     completed = fleet.wait_job(job_id, "completed")
-    assert completed.where == "done", "promoted without its record"
-    assert completed.started_ms() >= int(record["run_at"])
+    assert completed.where == "done", "it never had a record"
+    assert completed.started_ms() >= due
 
 
 def test_enqueue_at_a_time_ahead_and_a_time_past(fleet: Fleet, client: Client) -> None:
     due = fleet.server_ms() + 500
     later = client.enqueue_at(due, "noop")
-    record = fleet.record(later)
-    assert record["status"] == "scheduled" and record["run_at"] == str(due)
+    scheduled = fleet.find(later)
+    assert scheduled is not None and (scheduled.where, scheduled.status) == ("later", "scheduled")
+    assert scheduled.fields["run_at"] == str(due)
+    assert fleet.r.zscore(fleet.later(), later) == due
+    # The client reads it where it waits, with its due time.
+    status = client.status(later)
+    assert status is not None and (status.status, status.run_at) == ("scheduled", due)
     past = client.enqueue_at(datetime.now(timezone.utc) - timedelta(minutes=1), "noop")
     # Due now: it runs at once, as one entry carrying it, with no record.
+    assert fleet.r.zscore(fleet.later(), past) is None
     assert fleet.r.zscore(fleet.delayed(), past) is None
     assert fleet.wait_job(past, "completed").where == "done"
     assert fleet.wait_job(later, "completed").started_ms() >= due

@@ -60,39 +60,60 @@ def test_an_entry_with_an_id_runs_without_a_record_and_its_id_key_names_its_comp
     assert fleet.r.xrange(fleet.stream(), entry, entry) == [], "its entry was removed"
 
 
-def test_an_entry_with_an_id_that_fails_once_goes_on_through_a_record_of_its_fields(
+def test_an_entry_with_an_id_that_fails_once_is_retried_without_a_record_carrying_its_fields(
     fleet: Fleet, job_id: str
 ) -> None:
     payload = json.dumps({"times": 1})
+    # A backoff long enough to read the retry while it waits.
     entry = fleet.xadd(
-        {"id": job_id, "type": "fail", "payload": payload, "max_attempts": 5, "timeout": "2000", "backoff": "fixed:100"}
+        {"id": job_id, "type": "fail", "payload": payload, "max_attempts": 5, "timeout": "2000", "backoff": "fixed:600"}
     )
-    record = fleet.wait_record(job_id, "completed")
-    assert record["id"] == job_id
-    assert record["type"] == "fail"
-    assert record["queue"] == "default"
-    assert record["payload"] == payload
-    assert record["content_type"] == "json"
-    assert record["attempts"] == "2"
-    assert record["max_attempts"] == "5"
-    assert record["timeout_ms"] == "2000"
-    assert record["backoff"] == "fixed:100"
-    assert json.loads(record["result"]) == {"succeeded_on_attempt": 2}
-    assert record["worker"] in registered_workers(fleet)
-    assert record["v"] == "2"
-    created, run_at = int(record["created_at"]), int(record["run_at"])
-    started, finished = int(record["started_at"]), int(record["finished_at"])
-    assert created <= run_at <= started <= finished
-    (first,) = json.loads(record["errors"])
+    failed = fleet.wait_status(job_id, "failed")
+    due = failed.next_run_at
+    assert due is not None
+    # The retry waits in `later` with no record: its id key holds the entry it becomes,
+    # every field the producer wrote as written, with the attempts spent, the last error,
+    # each attempt's error and when the job was enqueued.
+    assert not fleet.r.exists(fleet.job_key(job_id)), "a retry needs no record"
+    assert fleet.r.zscore(fleet.later(), job_id) == due
+    waiting = fleet.waiting(job_id)
+    assert waiting is not None
+    state, fields = waiting
+    assert state == "failed"
+    (first,) = json.loads(fields.pop("errors"))
     assert first["attempt"] == 1 and first["error"] == "planned failure on attempt 1"
-    assert started - first["at"] >= 100, "the retry waited out the entry's backoff"
-    assert "error" not in record
-    assert fleet.r.zscore(fleet.index("completed"), job_id) is not None
-    _, done = fleet.wait_done(job_id, since=entry)
+    assert fields == {
+        "id": job_id,
+        "type": "fail",
+        "payload": payload,
+        "max_attempts": "5",
+        "timeout": "2000",
+        "backoff": "fixed:600",
+        "attempts": "1",
+        "error": "planned failure on attempt 1",
+        "created_at": entry.split("-")[0],
+    }
+    created = int(fields["created_at"])
+    assert created <= first["at"] and due - first["at"] == 600
+    # It completes through its id key, never having had a record.
+    found = fleet.wait_job(job_id, "completed")
+    assert found.where == "done"
+    done_id, done = found.entry_id, found.fields
+    assert done_id is not None
+    assert fleet.id_key_value(job_id) == f"done {done_id}"
+    assert DONE_FIELDS | {"errors"} <= set(done), "a retried job's completion keeps its errors"
+    assert done["id"] == job_id
+    assert done["type"] == "fail"
     assert done["attempts"] == "2"
-    # The record leads: the lookup finds the job there.
-    found = fleet.find(job_id)
-    assert found is not None and (found.where, found.status) == ("record", "completed")
+    assert json.loads(done["result"]) == {"succeeded_on_attempt": 2}
+    assert done["worker"] in registered_workers(fleet)
+    assert json.loads(done["errors"]) == [first]
+    assert "error" not in done, "a completed job has no last error"
+    started, finished = found.started_ms(), int(done_id.split("-")[0])
+    assert due <= started <= finished, "the retry waited out the entry's backoff"
+    assert fleet.entries_for(fleet.done(), job_id, since=entry) == [(done_id, done)]
+    assert not fleet.r.exists(fleet.job_key(job_id))
+    assert fleet.stream_entries_for(job_id) == []
 
 
 def test_the_same_id_added_twice_runs_once(fleet: Fleet, job_id: str) -> None:
@@ -127,13 +148,27 @@ def test_a_msgpack_payload_is_decoded_as_a_map(fleet: Fleet, job_id: str, with_i
         assert json.loads(done["result"]) == {"slept_ms": 20}
 
 
-def test_a_msgpack_payload_keeps_its_bytes_in_the_record_a_failure_writes(fleet: Fleet, job_id: str) -> None:
+def test_a_msgpack_payload_keeps_its_bytes_through_a_retry_and_in_the_record_a_failure_writes(
+    fleet: Fleet, job_id: str
+) -> None:
     packed = msgpack.packb({"times": 1})
-    fleet.xadd({"id": job_id, "type": "fail", "content_type": "msgpack", "payload": packed})
-    record = fleet.wait_record(job_id, "completed")
+    # A backoff long enough to read the retry while it waits.
+    fleet.xadd({"id": job_id, "type": "fail", "content_type": "msgpack", "payload": packed, "backoff": "fixed:600"})
+    fleet.wait_status(job_id, "failed")
+    waiting = fleet.waiting_raw(job_id)
+    assert waiting is not None
+    _, fields = waiting
+    assert fields["content_type"] == b"msgpack"
+    assert fields["payload"] == packed, "the entry a retry becomes keeps the payload's bytes"
+    found = fleet.wait_job(job_id, "completed")
+    assert json.loads(found.fields["result"]) == {"succeeded_on_attempt": 2}
+    # One that fails for good gets a record, built from its entry, bytes and all.
+    dead = f"{job_id}-dead"
+    dead_payload = msgpack.packb({"times": -1})
+    fleet.xadd({"id": dead, "type": "fail", "content_type": "msgpack", "payload": dead_payload, "max_attempts": 2})
+    record = fleet.wait_record(dead, "dead")
     assert record["content_type"] == "msgpack"
-    assert fleet.record_raw(job_id)["payload"] == packed, "the record keeps the payload's bytes"
-    assert json.loads(record["result"]) == {"succeeded_on_attempt": 2}
+    assert fleet.record_raw(dead)["payload"] == dead_payload, "the record keeps the payload's bytes"
 
 
 def test_a_json_content_type_is_the_default_spelled_out(fleet: Fleet) -> None:
@@ -156,12 +191,17 @@ def test_an_empty_payload_means_null(fleet: Fleet) -> None:
 def test_max_attempts_bounds_the_attempts(fleet: Fleet, max_attempts: int, status: str, attempts: str) -> None:
     # Fails attempts 1 and 2, then succeeds: three attempts are needed.
     entry = fleet.xadd({"type": "fail", "payload": '{"times": 2}', "max_attempts": max_attempts})
-    record = fleet.wait_record(entry, status)
-    assert record["max_attempts"] == str(max_attempts)
-    assert record["attempts"] == attempts
     if status == "completed":
-        assert json.loads(record["result"]) == {"succeeded_on_attempt": 3}
+        # Retried without a record: its completion, which its id key names, says so.
+        found = fleet.wait_job(entry, status)
+        assert found.where == "done"
+        assert found.fields["attempts"] == attempts
+        assert json.loads(found.fields["result"]) == {"succeeded_on_attempt": 3}
+        assert [e["attempt"] for e in json.loads(found.fields["errors"])] == [1, 2]
     else:
+        record = fleet.wait_record(entry, status)
+        assert record["max_attempts"] == str(max_attempts)
+        assert record["attempts"] == attempts
         assert fleet.wait_dead(entry, since=entry)["attempts"] == "2"
 
 
@@ -176,10 +216,13 @@ def test_a_timeout_with_or_without_a_unit_is_stored_in_ms(
     # were refused (an undecodable entry goes dead without running).
     fleet.xadd({"id": job_id, "type": "noop", "timeout": timeout})
     assert fleet.wait_job(job_id, "completed").where == "done"
-    # One that fails gets a record, which stores the timeout the worker ran it with, in ms.
+    # One that fails, is retried and fails for good gets a record, built from the entry its
+    # retry ran from, which stores the timeout the worker ran it with, in ms.
     failing = f"{job_id}-failing"
-    fleet.xadd({"id": failing, "type": "fail", "payload": '{"times": 1}', "timeout": timeout})
-    assert fleet.wait_record(failing, "completed")["timeout_ms"] == str(timeout_ms)
+    fleet.xadd({"id": failing, "type": "fail", "payload": '{"times": -1}', "max_attempts": 2, "timeout": timeout})
+    record = fleet.wait_record(failing, "dead")
+    assert record["attempts"] == "2"
+    assert record["timeout_ms"] == str(timeout_ms)
 
 
 def test_a_fast_path_timeout_with_a_unit_reaches_the_record_a_failure_writes(fleet: Fleet) -> None:
@@ -206,12 +249,13 @@ def test_an_attempt_that_overruns_its_timeout_fails(fleet: Fleet) -> None:
 )
 def test_each_backoff_form_delays_the_retry(fleet: Fleet, backoff: str, least_ms: int, most_ms: int) -> None:
     entry = fleet.xadd({"type": "fail", "payload": '{"times": 1}', "backoff": backoff})
-    record = fleet.wait_record(entry, "completed")
-    assert record["backoff"] == backoff
-    assert record["attempts"] == "2"
-    (first,) = json.loads(record["errors"])
+    # Retried without a record; its id key names its completion once it completed.
+    found = fleet.wait_job(entry, "completed")
+    assert found.where == "done"
+    assert found.fields["attempts"] == "2"
+    (first,) = json.loads(found.fields["errors"])
     assert first["attempt"] == 1 and first["error"] == "planned failure on attempt 1"
-    waited = int(record["started_at"]) - first["at"]
+    waited = found.started_ms() - first["at"]
     # Never early; late only by the promotion and fetch delays of a loaded machine.
     assert least_ms <= waited <= most_ms + 1500, waited
 
@@ -290,10 +334,13 @@ def test_attempts_equal_to_max_attempts_go_dead_without_running(fleet: Fleet, jo
 def test_the_trace_context_of_an_entry_with_an_id_reaches_the_record_a_failure_writes(
     fleet: Fleet, job_id: str, fields: dict[str, str], trace: str
 ) -> None:
-    # The entry carries it while the job has no record; the record a failure writes keeps
-    # it as one value (traceparent, then tracestate on a second line).
-    fleet.xadd({"id": job_id, "type": "fail", "payload": '{"times": 1}', **fields})
-    assert fleet.wait_record(job_id, "completed")["trace"] == trace
+    # The entry carries it while the job has no record, and the entry its retry runs from
+    # carries it on; the record the last failure writes keeps it as one value
+    # (traceparent, then tracestate on a second line).
+    fleet.xadd({"id": job_id, "type": "fail", "payload": '{"times": -1}', "max_attempts": 2, **fields})
+    record = fleet.wait_record(job_id, "dead")
+    assert record["attempts"] == "2"
+    assert record["trace"] == trace
 
 
 def test_a_fast_path_trace_context_reaches_the_record_a_failure_writes(fleet: Fleet) -> None:

@@ -58,8 +58,53 @@ def test_a_created_job_is_one_entry_carrying_it_named_by_its_id_key(
         "trace": TRACEPARENT,
     }
     assert fleet.r.zcard(fleet.delayed(idle_queue)) == 0
+    assert fleet.r.zcard(fleet.later(idle_queue)) == 0
     found = fleet.find(job_id, idle_queue)
     assert found is not None and (found.where, found.status) == ("entry", "pending")
+
+
+def test_a_delayed_job_waits_in_later_as_the_entry_it_becomes(fleet: Fleet, job_id: str, idle_queue: str) -> None:
+    payload = json.dumps({"ms": 10})
+    reply = fleet.script(
+        job_id, "sleep", payload, queue=idle_queue, max_attempts=4, timeout_ms=60_000, backoff="fixed:100",
+        trace=TRACEPARENT, delay_ms=60_000,
+    )
+    assert reply == (job_id, "created")
+    # No unique key: no record, and nothing on the stream yet. The id waits in `later`,
+    # scored by when it is due, and its id key holds `scheduled`, a space, and the entry
+    # it becomes: the job's fields as for one to run now, with its times.
+    assert not fleet.r.exists(fleet.job_key(job_id, idle_queue)), "no record"
+    assert fleet.r.xlen(fleet.stream(idle_queue)) == 0
+    assert fleet.r.zcard(fleet.delayed(idle_queue)) == 0
+    assert fleet.r.get(fleet.id_key(job_id, idle_queue)).startswith(b"scheduled ")
+    waiting = fleet.waiting(job_id, idle_queue)
+    assert waiting is not None
+    state, fields = waiting
+    assert state == "scheduled"
+    due, created = int(fields.pop("run_at")), int(fields.pop("created_at"))
+    assert due - created == 60_000
+    assert fields == {
+        "id": job_id,
+        "type": "sleep",
+        "payload": payload,
+        "content_type": "json",
+        "max_attempts": "4",
+        "timeout": "60000",
+        "backoff": "fixed:100",
+        "trace": TRACEPARENT,
+    }
+    assert fleet.r.zrange(fleet.later(idle_queue), 0, -1, withscores=True) == [(job_id.encode(), due)]
+    # Remembered while it waits, however long: no expiry, and the id is taken.
+    assert fleet.r.pttl(fleet.id_key(job_id, idle_queue)) == -1
+    assert fleet.script(job_id, "noop", queue=idle_queue) == (job_id, "exists")
+    assert fleet.script(job_id, "noop", queue=idle_queue, delay_ms=60_000) == (job_id, "exists")
+    assert fleet.r.zcard(fleet.later(idle_queue)) == 1 and fleet.r.xlen(fleet.stream(idle_queue)) == 0
+    # Both readers find it there: the lookup by hand, and the client's.
+    found = fleet.find(job_id, idle_queue)
+    assert found is not None and (found.where, found.status) == ("later", "scheduled")
+    status = fleet.status(job_id, idle_queue)
+    assert status is not None
+    assert (status.status, status.type, status.payload, status.run_at) == ("scheduled", "sleep", {"ms": 10}, due)
 
 
 def test_the_id_is_remembered_while_its_job_waits_and_free_once_forgotten(
@@ -103,6 +148,7 @@ def test_the_same_id_twice_replies_exists_and_runs_once(fleet: Fleet, job_id: st
     assert fleet.script(job_id, "sleep", '{"ms": 50}', queue=paused_low) == (job_id, "exists")
     assert fleet.stream_entries_for(job_id, paused_low) == [entry]
     assert fleet.r.zscore(fleet.delayed(paused_low), job_id) is None
+    assert fleet.r.zscore(fleet.later(paused_low), job_id) is None
     assert fleet.id_key_value(job_id, paused_low) == entry
     assert not fleet.r.exists(fleet.job_key(job_id, paused_low))
     fleet.r.srem(fleet.paused(), paused_low)
@@ -144,24 +190,26 @@ def test_a_unique_key_held_for_its_ttl_outlives_the_job(fleet: Fleet, job_id: st
 
 def test_a_delay_is_counted_on_the_servers_clock(fleet: Fleet, job_id: str) -> None:
     assert fleet.script(job_id, "noop", delay_ms=600) == (job_id, "created")
-    record = fleet.record(job_id)
-    assert record["status"] == "scheduled"
-    due = int(record["run_at"])
-    assert due - int(record["created_at"]) == 600
-    assert record["fast"] == "1", "no unique key: once due it may run without its record"
-    assert fleet.r.zscore(fleet.delayed(), job_id) == due
+    # No unique key: it waits in `later` without a record, its id key holding the whole job.
+    scheduled = fleet.find(job_id)
+    assert scheduled is not None and (scheduled.where, scheduled.status) == ("later", "scheduled")
+    due = int(scheduled.fields["run_at"])
+    assert due - int(scheduled.fields["created_at"]) == 600
+    assert fleet.r.zscore(fleet.later(), job_id) == due
+    assert fleet.r.zscore(fleet.delayed(), job_id) is None
     done = fleet.wait_job(job_id, "completed")
-    assert done.where == "done", "promoted as a whole entry, its record gone"
+    assert done.where == "done", "promoted as the entry its id key held, with no record"
     assert done.started_ms() >= due
 
 
 def test_a_run_at_ahead_is_scheduled_and_runs_not_before_it(fleet: Fleet, job_id: str) -> None:
     due = fleet.server_ms() + 600
     assert fleet.script(job_id, "noop", run_at_ms=due) == (job_id, "created")
-    record = fleet.record(job_id)
-    assert record["status"] == "scheduled"
-    assert record["run_at"] == str(due)
-    assert fleet.r.zscore(fleet.delayed(), job_id) == due
+    scheduled = fleet.find(job_id)
+    assert scheduled is not None and (scheduled.where, scheduled.status) == ("later", "scheduled")
+    assert scheduled.fields["run_at"] == str(due)
+    assert fleet.r.zscore(fleet.later(), job_id) == due
+    assert not fleet.r.exists(fleet.job_key(job_id))
     done = fleet.wait_job(job_id, "completed")
     assert done.where == "done"
     assert done.started_ms() >= due
@@ -172,12 +220,14 @@ def test_a_run_at_in_the_past_runs_now(fleet: Fleet, job_id: str, idle_queue: st
     # Due now, not at the past time: on the stream at once, as a job with no time.
     assert fleet.script(job_id, "noop", queue=idle_queue, run_at_ms=past) == (job_id, "created")
     assert fleet.r.zcard(fleet.delayed(idle_queue)) == 0
+    assert fleet.r.zcard(fleet.later(idle_queue)) == 0
     assert not fleet.r.exists(fleet.job_key(job_id, idle_queue))
     assert fleet.stream_entries_for(job_id, idle_queue) == [fleet.id_key_value(job_id, idle_queue)]
     # And it runs.
     other = str(uuid.uuid4())
     assert fleet.script(other, "noop", run_at_ms=past) == (other, "created")
     assert fleet.r.zscore(fleet.delayed(), other) is None
+    assert fleet.r.zscore(fleet.later(), other) is None
     assert fleet.wait_job(other, "completed").where == "done"
 
 

@@ -83,19 +83,46 @@ def test_a_job_with_a_record_goes_pending_running_completed(fleet: Fleet, job_id
 
 def test_a_failed_job_waits_for_its_retry_then_completes_with_its_error_history(fleet: Fleet) -> None:
     entry = fleet.xadd({"type": "fail", "payload": '{"times": 1}', "backoff": "fixed:600"})
-    failed = fleet.wait_record(entry, "failed")
-    assert failed["error"] == "planned failure on attempt 1"
-    assert failed["attempts"] == "1"
-    due = int(failed["next_run_at"])
-    assert fleet.r.zscore(fleet.delayed(), entry) == due, "a retry waits in delayed"
-    completed = fleet.wait_record(entry, "completed")
-    assert int(completed["started_at"]) >= due
-    assert completed["attempts"] == "2"
-    assert json.loads(completed["result"]) == {"succeeded_on_attempt": 2}
-    errors = json.loads(completed["errors"])
+    failed = fleet.wait_status(entry, "failed")
+    assert failed.error == "planned failure on attempt 1"
+    assert failed.attempts == 1
+    assert [(e.attempt, e.error) for e in failed.errors] == [(1, "planned failure on attempt 1")]
+    due = failed.next_run_at
+    assert due is not None
+    # Where it waits: in `later`, with no record. Its id key, under its entry id, holds
+    # `failed` and the entry its retry becomes: the job's own fields with the attempts
+    # spent, the last error, the history and its first enqueue.
+    assert not fleet.r.exists(fleet.job_key(entry)), "a retry needs no record"
+    assert fleet.r.zscore(fleet.later(), entry) == due, "a retry waits in later"
+    assert fleet.r.zscore(fleet.delayed(), entry) is None
+    waiting = fleet.waiting(entry)
+    assert waiting is not None
+    state, fields = waiting
+    assert state == "failed"
+    history = json.loads(fields.pop("errors"))
+    assert fields == {
+        "id": entry,
+        "type": "fail",
+        "payload": '{"times": 1}',
+        "backoff": "fixed:600",
+        "attempts": "1",
+        "error": "planned failure on attempt 1",
+        "created_at": entry.split("-")[0],
+    }
+    assert [(e["attempt"], e["error"]) for e in history] == [(1, "planned failure on attempt 1")]
+    # Completed without ever having a record: the id key names the completion, which
+    # keeps the history of errors and no last error.
+    completed = fleet.wait_job(entry, "completed")
+    assert completed.where == "done"
+    assert fleet.id_key_value(entry) == f"done {completed.entry_id}"
+    assert completed.started_ms() >= due
+    assert completed.fields["attempts"] == "2"
+    assert json.loads(completed.fields["result"]) == {"succeeded_on_attempt": 2}
+    errors = json.loads(completed.fields["errors"])
     assert [(e["attempt"], e["error"]) for e in errors] == [(1, "planned failure on attempt 1")]
     assert isinstance(errors[0]["at"], int)
-    assert "error" not in completed, "a completed job has no last error"
+    assert "error" not in completed.fields, "a completed job has no last error"
+    assert fleet.r.zscore(fleet.later(), entry) is None
 
 
 def test_a_job_whose_attempts_are_spent_is_dead(fleet: Fleet) -> None:
@@ -120,12 +147,19 @@ def test_a_job_whose_attempts_are_spent_is_dead(fleet: Fleet) -> None:
 
 def test_a_scheduled_job_is_cancelled_from_the_command_line(fleet: Fleet, job_id: str) -> None:
     assert fleet.script(job_id, "noop", delay_ms=60_000) == (job_id, "created")
-    assert fleet.record(job_id)["status"] == "scheduled"
+    scheduled = fleet.find(job_id)
+    assert scheduled is not None and (scheduled.where, scheduled.status) == ("later", "scheduled")
+    due = int(scheduled.fields["run_at"])
     result = fleet.cli("jobs", "cancel", job_id, "--queue", "default")
     assert result.returncode == 0, result.stderr
     assert f"cancelled {job_id} (it was scheduled)" in result.stdout
+    # A cancel gives it a record, built from the entry it was to become; the record leads
+    # from then on and remembers the id.
     record = fleet.record(job_id)
     assert record["status"] == "cancelled"
+    assert (record["type"], record["run_at"]) == ("noop", str(due))
+    assert fleet.id_key_value(job_id) is None
+    assert fleet.r.zscore(fleet.later(), job_id) is None
     assert fleet.r.zscore(fleet.delayed(), job_id) is None
     assert fleet.r.zscore(fleet.index("cancelled"), job_id) is not None
     assert "started_at" not in record, "it never ran"

@@ -125,7 +125,9 @@ async fn a_record_holding_an_absurd_number_can_still_be_shown_cancelled_and_dele
             NewJob::new("noop", &json!({}))
                 .expect("job")
                 .id(id)
-                .delay(Duration::from_secs(3600)),
+                .delay(Duration::from_secs(3600))
+                // A unique job waits with its record, where the old value was stored.
+                .unique(id, Duration::from_secs(7200)),
         )
         .await;
         // What an older version stored for `run_at 18446744073709551615`.

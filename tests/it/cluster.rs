@@ -97,8 +97,9 @@ async fn the_core_scenarios_pass_on_a_cluster_of_three_primaries_and_three_repli
     assert!(QUEUES.iter().all(|q| stats.contains(q)), "{stats}");
     let shown = flotilla(&["jobs", "show", &jobs.retried]);
     assert!(shown.contains("completed"), "{shown}");
-    // Records of `default` alone: fails-once, its dead neighbour, the delayed job, the
-    // scheduled ticks and the crashed one; a SCAN sent to the wrong node finds none.
+    // Records of `default` alone: the dead job, the scheduled ticks and the crashed one
+    // (the job that failed once and the delayed one wait without records); a SCAN sent to
+    // the wrong node finds none.
     let reconciled = flotilla(&["reconcile"]);
     let examined: usize = reconciled
         .lines()
@@ -106,7 +107,7 @@ async fn the_core_scenarios_pass_on_a_cluster_of_three_primaries_and_three_repli
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
-    assert!(examined >= 5, "{reconciled}");
+    assert!(examined >= 3, "{reconciled}");
     for process in [&next_worker, &scheduler] {
         assert!(!process.log().contains("CROSSSLOT"), "{}", process.log());
     }

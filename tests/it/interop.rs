@@ -34,19 +34,28 @@ pub fn run_to_success(command: &mut Command, what: &str, worker: &WorkerProcess)
 #[test]
 fn the_published_scripts_are_the_ones_workers_run() {
     let root = repo_root();
-    for (name, source) in flotilla_proto::scripts::PUBLISHED {
+    // With FLOTILLA_WRITE_PUBLISHED=1 the copies are rewritten instead of checked: run it
+    // so after changing a published script or a helper it uses.
+    let write = std::env::var_os("FLOTILLA_WRITE_PUBLISHED").is_some();
+    for (name, source) in flotilla_proto::scripts::published() {
         for copy in [
             Path::new("protocol/v2").join(name),
             Path::new("clients/python/src/flotilla_client").join(name),
             Path::new("clients/node").join(name),
         ] {
+            if write {
+                std::fs::write(root.join(&copy), &source)
+                    .unwrap_or_else(|e| panic!("{}: {e}", copy.display()));
+                continue;
+            }
             let published = std::fs::read_to_string(root.join(&copy))
                 .unwrap_or_else(|e| panic!("{}: {e}", copy.display()));
             assert!(
                 published == source,
-                "{} differs from the script workers run: copy protocol/v2/{name} over it \
-                 (protocol/v2/ is crates/proto/src/scripts/lua/common.lua, a newline, then \
-                 the script's own file)",
+                "{} differs from the script workers run (the helpers of \
+                 crates/proto/src/scripts/lua/common.lua it uses, then its own file): \
+                 rewrite the copies with FLOTILLA_WRITE_PUBLISHED=1 cargo test --test it \
+                 the_published_scripts_are_the_ones_workers_run",
                 copy.display()
             );
         }

@@ -40,3 +40,4 @@ mod scheduler;
 mod sentinel;
 mod tls;
 mod util;
+mod waiting;

@@ -237,7 +237,7 @@ async fn ids_are_remembered_as_long_as_their_completions_by_count_too() {
 }
 
 #[tokio::test]
-async fn an_id_is_remembered_while_its_job_waits_and_by_its_record_once_it_failed() {
+async fn an_id_is_remembered_while_its_job_waits_fails_and_runs_again() {
     let env = Env::start().await;
     let id = "sync-account-3";
     env.enqueue_job(
@@ -255,19 +255,13 @@ async fn an_id_is_remembered_while_its_job_waits_and_by_its_record_once_it_faile
         .wait_status("default", id, Status::Completed, LONG)
         .await;
     worker.stop().await;
-    assert_eq!(
-        done.attempts, 2,
-        "failed once, then retried through its record"
-    );
+    assert_eq!(done.attempts, 2, "failed once, then retried");
     assert!(
-        has_record(&env, "default", id).await,
-        "the failure wrote a record"
+        !has_record(&env, "default", id).await,
+        "retried without a record"
     );
-    assert_eq!(
-        id_key(&env, "default", id).await,
-        None,
-        "the record remembers the id"
-    );
+    let held = id_key(&env, "default", id).await.expect("an id key");
+    assert!(held.starts_with("done "), "{held}");
     let again = env
         .producer
         .enqueue(NewJob::new("noop", &json!({})).expect("job").id(id))
@@ -277,7 +271,7 @@ async fn an_id_is_remembered_while_its_job_waits_and_by_its_record_once_it_faile
 }
 
 #[tokio::test]
-async fn a_delayed_job_leaves_its_record_when_promoted_unless_it_holds_a_unique_key() {
+async fn a_delayed_job_waits_without_a_record_unless_it_holds_a_unique_key() {
     let env = Env::start().await;
     let later = |id: &str| {
         NewJob::new("noop", &json!({}))
@@ -288,11 +282,11 @@ async fn a_delayed_job_leaves_its_record_when_promoted_unless_it_holds_a_unique_
     env.enqueue_job(later("digest-1")).await;
     env.enqueue_job(later("digest-2").unique("digest", Duration::from_secs(60)))
         .await;
-    let scheduled = env
-        .record("default", "digest-1")
-        .await
-        .expect("a record while it waits");
-    assert_eq!(scheduled.status, Some(Status::Scheduled));
+    assert!(!has_record(&env, "default", "digest-1").await, "no record");
+    assert!(
+        has_record(&env, "default", "digest-2").await,
+        "a unique job has one, to release its key"
+    );
     let worker = InProcessWorker::start(&env.url(), fast_config(), Registry::with_builtins()).await;
     for id in ["digest-1", "digest-2"] {
         env.wait_status("default", id, Status::Completed, LONG)
@@ -301,13 +295,12 @@ async fn a_delayed_job_leaves_its_record_when_promoted_unless_it_holds_a_unique_
     worker.stop().await;
     assert!(
         !has_record(&env, "default", "digest-1").await,
-        "it ran as a whole entry, without its record"
+        "it ran as a whole entry, without a record"
     );
     let held = id_key(&env, "default", "digest-1")
         .await
         .expect("an id key");
     assert!(held.starts_with("done "), "{held}");
-    // A unique job keeps its record, which releases its key on completion.
     assert!(has_record(&env, "default", "digest-2").await);
     let unique: Option<String> = env
         .cmd(redis::cmd("GET").arg(env.keys.unique("default", "digest")))

@@ -53,7 +53,9 @@ async fn a_scheduled_job_missing_from_the_delayed_set_is_found_and_put_back() {
             NewJob::new("noop", &json!({}))
                 .expect("job")
                 .id("lost-from-delayed")
-                .delay(Duration::from_millis(300)),
+                .delay(Duration::from_millis(300))
+                // A unique job waits with its record in `delayed`.
+                .unique("lost-from-delayed", Duration::from_secs(60)),
         )
         .await;
     env.cmd::<i64>(redis::cmd("ZREM").arg(env.keys.delayed("default")).arg(&id))

@@ -152,8 +152,8 @@ export class Client {
    * Enqueues a job to run now. Without `id` it takes the fast path: one XADD carrying the
    * job, whose entry id is its id. With `id` it goes through the enqueue script, which
    * writes one entry carrying the job and the id key remembering its id (a job has a record
-   * only once it fails, is delayed, holds a unique key or the like); enqueueing the same id
-   * again returns it and runs nothing new.
+   * only once it dies, holds a unique key or the like); enqueueing the same id again returns
+   * it and runs nothing new.
    * On a queue split into partitions, a job without `id` gets a new UUID and goes through
    * the script.
    * @param {string} type
@@ -172,7 +172,8 @@ export class Client {
   }
 
   /**
-   * Enqueues a job to run `delayMs` from now, on the Redis server's clock.
+   * Enqueues a job to run `delayMs` from now, on the Redis server's clock. Until then it has
+   * no record: its id waits in the queue's `later` set and its id key holds the job.
    * @param {number} delayMs
    * @param {string} type
    * @param {unknown} [payload]
@@ -187,7 +188,8 @@ export class Client {
   }
 
   /**
-   * Enqueues a job to run no earlier than `when`; a time in the past runs now.
+   * Enqueues a job to run no earlier than `when`; a time in the past runs now. It waits as
+   * `enqueueIn`'s job does.
    * @param {Date | number} when a Date, or milliseconds since the Unix epoch
    * @param {string} type
    * @param {unknown} [payload]
@@ -242,7 +244,8 @@ export class Client {
   }
 
   /**
-   * Waits until the job is completed, dead or cancelled, and returns that status.
+   * Waits until the job is completed, dead or cancelled, and returns that status: a job
+   * that is `scheduled`, or `failed` with a retry due, is waited for.
    * @param {string} id
    * @param {WaitOptions} [options]
    * @returns {Promise<import("./views.js").JobStatus>}
@@ -316,7 +319,8 @@ export class Client {
 
   /**
    * Any job but the fast path's: the script writes it at once, as one entry with its id key
-   * (a job to run now) or as a record (a delayed or unique job).
+   * (a job to run now), its id in `later` with the job in its id key (a delayed job), or
+   * as a record (a unique job).
    * @param {import("./script.js").ScriptJob} job
    * @returns {ReturnType<typeof runEnqueue>}
    */
@@ -338,11 +342,13 @@ export class Client {
    * @param {number} cap
    */
   async #checkDepth(queue, cap) {
-    const [ready, scheduled] = await Promise.all([
+    // Jobs waiting for a time are in `delayed` (with a record) or `later` (without).
+    const [ready, scheduled, later] = await Promise.all([
       this.#redis.xlen(this.#keys.stream(queue)),
       this.#redis.zcard(this.#keys.delayed(queue)),
+      this.#redis.zcard(this.#keys.later(queue)),
     ]);
-    const depth = ready + scheduled;
+    const depth = ready + scheduled + later;
     if (depth >= cap) {
       throw new QueueFullError(queue, `QUEUE_FULL queue ${queue} holds ${depth} jobs, its limit is ${cap}`);
     }

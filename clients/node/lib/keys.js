@@ -22,9 +22,10 @@ export class Keys {
   }
 
   /**
-   * @param {string} queue @param {string} id where a job with an id of its own but no record
-   * is: the id of the stream entry carrying it while it waits or runs, `done <done entry id>`
-   * once it completed
+   * @param {string} queue @param {string} id where a job with an id of its own (or one
+   * retried, under its entry id) but no record is: the id of the stream entry carrying it
+   * while it waits or runs, `done <done entry id>` once it completed, or, while it waits in
+   * `later`, its state and the entry it becomes (binary)
    */
   idKey(queue, id) {
     return `${this.namespace}:{${queue}}:id:${id}`;
@@ -33,6 +34,14 @@ export class Keys {
   /** @param {string} queue scheduled jobs and retries, scored by due time */
   delayed(queue) {
     return `${this.namespace}:{${queue}}:delayed`;
+  }
+
+  /**
+   * @param {string} queue ids of jobs waiting for their time or a retry without a record,
+   * scored by due time; each one's id key holds the job
+   */
+  later(queue) {
+    return `${this.namespace}:{${queue}}:later`;
   }
 
   /** @param {string} queue recent completions */

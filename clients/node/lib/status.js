@@ -1,11 +1,14 @@
-// Finds a job by id wherever the protocol keeps it: its record, its stream entry, or its completion in `done`.
+// Finds a job by id wherever the protocol keeps it: its record, its stream entry, its place in `later`, or its completion in `done`.
 //
 // A job without a record is found in a few reads whatever its queue holds: a fast-path job's
 // id is its entry id, and a job with an id of its own has an id key naming its entry or its
-// completion. Only a fast-path job's completion is searched for, from its enqueue time on.
+// completion, or holding the whole job while it waits in `later` for its time or a retry. A
+// fast-path job retried without a record gets an id key too, under its entry id. Only a
+// fast-path job's completion is searched for, from its enqueue time on.
 
 import { CONSUMER_GROUP } from "./keys.js";
-import { fromCompletion, fromEntry, fromRecord, toFields } from "./views.js";
+import { fromCompletion, fromEntry, fromRecord, fromWaiting, toFields } from "./views.js";
+import { parseWaiting } from "./waiting.js";
 
 /** Entries of `done` read per step while looking for a completion. */
 const DONE_STEP = 500;
@@ -37,15 +40,21 @@ export function isEntryId(id) {
 
 /**
  * What an id key holds: the id of the stream entry carrying its job while the job waits or
- * runs, `done <done entry id>` once it completed. A value of another form is null, so that
- * the lookup goes by the record alone rather than reading a wrong entry.
- * @param {string | null} value
- * @returns {JobPlace | null}
+ * runs, `done <done entry id>` once it completed, or, while the job waits in `later`, its
+ * state and the entry it becomes (binary: read the key as a Buffer). A value of another
+ * form is null, so that the lookup goes by the record alone rather than reading a wrong
+ * entry.
+ * @param {Buffer | string | null} value
+ * @returns {JobPlace | import("./waiting.js").Waiting | null}
  */
 export function parseIdKey(value) {
   if (value === null) return null;
-  if (isEntryId(value)) return { completed: false, entryId: value };
-  const doneId = value.startsWith("done ") ? value.slice("done ".length) : "";
+  const raw = Buffer.isBuffer(value) ? value : Buffer.from(value);
+  const waiting = parseWaiting(raw);
+  if (waiting !== null) return waiting;
+  const text = raw.toString("utf8");
+  if (isEntryId(text)) return { completed: false, entryId: text };
+  const doneId = text.startsWith("done ") ? text.slice("done ".length) : "";
   return isEntryId(doneId) ? { completed: true, entryId: doneId } : null;
 }
 
@@ -66,11 +75,13 @@ export async function findJob(redis, keys, queue, id) {
 /**
  * A job whose id is an entry id: a fast-path job, or one with a record.
  *
- * The record, the stream entry and the entry's place in the pending list are read in one
- * MULTI, so a job moving on between the reads (a fast-path job whose first failure gives it
- * a record and removes its entry) is seen in one place or the other, never in neither. A
- * fast-path job that was in none of them had completed by then, and a completion stays in
- * `done`, so that search can follow.
+ * The record, the stream entry, the entry's place in the pending list and the job's id key
+ * are read in one MULTI, so a job moving on between the reads (a fast-path job whose
+ * failure removes its entry and gives it a record, or an id key holding it while its
+ * retry waits) is seen in one place or the other, never in neither. Retried without a
+ * record, the job is where its id key says from then on. A fast-path job that was in none
+ * of them had completed by then, and a completion stays in `done`, so that search can
+ * follow.
  *
  * @param {import("ioredis").Redis | import("ioredis").Cluster} redis
  * @param {import("./keys.js").Keys} keys
@@ -80,12 +91,13 @@ export async function findJob(redis, keys, queue, id) {
  */
 async function findByEntryId(redis, keys, queue, id) {
   const stream = keys.stream(queue);
-  const [recordReply, range, pending] = await transaction(
+  const [recordReply, range, pending, value] = await transaction(
     redis
       .multi()
       .hgetallBuffer(keys.job(queue, id))
       .xrangeBuffer(stream, id, id)
-      .xpending(stream, CONSUMER_GROUP, id, id, 1),
+      .xpending(stream, CONSUMER_GROUP, id, id, 1)
+      .getBuffer(keys.idKey(queue, id)),
   );
 
   const record = recordIn(recordReply);
@@ -94,11 +106,14 @@ async function findByEntryId(redis, keys, queue, id) {
   const entries = /** @type {[Buffer, Buffer[]][]} */ (range);
   if (entries.length > 0) {
     const entry = toFields(entries[0][1]);
-    // An entry naming a job of its own (`id`) is that job's, not a job whose id is the
-    // entry id.
+    // An entry naming a job (`id`) is that job's, not a job whose id is the entry id.
     if (entry.has("id")) return null;
     return fromEntry(entry, id, queue, deliveries(pending));
   }
+
+  const held = parseIdKey(/** @type {Buffer | null} */ (value));
+  const found = await atHeld(redis, keys, queue, id, held);
+  if (found !== null) return found;
 
   const completion = await findCompletion(redis, keys.done(queue), id);
   return completion ? fromCompletion(completion, id, queue) : null;
@@ -110,9 +125,10 @@ async function findByEntryId(redis, keys, queue, id) {
  *
  * Each read takes the record with what it looks at (the key, the entry the key names with
  * its place in the pending list, or the completion the key names) in one MULTI, all in the
- * queue's hash slot, so a job moving on between two reads is seen where it went: a job that
- * fails or is cancelled has a record from then on, and one that completes leaves the
- * stream while its key comes to name its completion.
+ * queue's hash slot, so a job moving on between two reads is seen where it went: a job
+ * that dies or is cancelled has a record from then on, one whose retry waits has its key
+ * hold it, and one that completes leaves the stream while its key comes to name its
+ * completion.
  *
  * @param {import("ioredis").Redis | import("ioredis").Cluster} redis
  * @param {import("./keys.js").Keys} keys
@@ -122,22 +138,39 @@ async function findByEntryId(redis, keys, queue, id) {
  */
 async function findByIdKey(redis, keys, queue, id) {
   const [recordReply, value] = await transaction(
-    redis.multi().hgetallBuffer(keys.job(queue, id)).get(keys.idKey(queue, id)),
+    redis.multi().hgetallBuffer(keys.job(queue, id)).getBuffer(keys.idKey(queue, id)),
   );
   const record = recordIn(recordReply);
   if (record !== null) return fromRecord(record, id, queue);
-  const place = parseIdKey(/** @type {string | null} */ (value));
-  if (place === null) return null;
-  return place.completed
-    ? atCompletion(redis, keys, queue, id, place.entryId)
-    : atEntry(redis, keys, queue, id, place.entryId);
+  return atHeld(redis, keys, queue, id, parseIdKey(/** @type {Buffer | null} */ (value)));
+}
+
+/**
+ * Job `id` where its id key says it is: waiting in `later`, on a stream entry, or
+ * completed.
+ *
+ * @param {import("ioredis").Redis | import("ioredis").Cluster} redis
+ * @param {import("./keys.js").Keys} keys
+ * @param {string} queue
+ * @param {string} id
+ * @param {JobPlace | import("./waiting.js").Waiting | null} held
+ * @param {boolean} [follow] see `atEntry`
+ * @returns {Promise<import("./views.js").JobStatus | null>}
+ */
+async function atHeld(redis, keys, queue, id, held, follow = true) {
+  if (held === null) return null;
+  if ("state" in held) return fromWaiting(held, id, queue, await dueIn(redis, keys.later(queue), id));
+  return held.completed
+    ? atCompletion(redis, keys, queue, id, held.entryId)
+    : atEntry(redis, keys, queue, id, held.entryId, follow);
 }
 
 /**
  * Job `id` in the stream entry its id key named: `pending`, or `running` while the entry is
  * in the group's pending list. An entry gone since has taken the job elsewhere, which the
- * key read with it says (its completion, most likely); that is followed once, when
- * `follow`. A key naming the entry still, or no longer there, leaves the job nowhere.
+ * key read with it says (its completion, most likely, or `later` when a retry waits); that
+ * is followed once, when `follow`. A key naming the entry still, or no longer there,
+ * leaves the job nowhere.
  *
  * @param {import("ioredis").Redis | import("ioredis").Cluster} redis
  * @param {import("./keys.js").Keys} keys
@@ -155,16 +188,17 @@ async function atEntry(redis, keys, queue, id, entryId, follow = true) {
       .hgetallBuffer(keys.job(queue, id))
       .xrangeBuffer(stream, entryId, entryId)
       .xpending(stream, CONSUMER_GROUP, entryId, entryId, 1)
-      .get(keys.idKey(queue, id)),
+      .getBuffer(keys.idKey(queue, id)),
   );
   const record = recordIn(recordReply);
   if (record !== null) return fromRecord(record, id, queue);
   const entry = carrying(/** @type {[Buffer, Buffer[]][]} */ (range), id);
-  if (entry !== null) return fromEntry(entry, id, queue, deliveries(pending));
-  const place = parseIdKey(/** @type {string | null} */ (value));
-  if (place === null) return null;
-  if (place.completed) return atCompletion(redis, keys, queue, id, place.entryId);
-  return follow && place.entryId !== entryId ? atEntry(redis, keys, queue, id, place.entryId, false) : null;
+  if (entry !== null) return fromEntry(entry, id, queue, deliveries(pending), entryId);
+  const held = parseIdKey(/** @type {Buffer | null} */ (value));
+  // A key naming this entry still, or another entry once one was followed, leaves the job
+  // nowhere; anywhere else it is read.
+  const stuck = held !== null && !("state" in held) && !held.completed && (!follow || held.entryId === entryId);
+  return stuck ? null : atHeld(redis, keys, queue, id, held, false);
 }
 
 /**
@@ -209,6 +243,27 @@ function carrying(range, id) {
   if (range.length === 0) return null;
   const fields = toFields(range[0][1]);
   return fields.get("id")?.equals(Buffer.from(id)) ? fields : null;
+}
+
+/**
+ * When job `id` is due by its score in `later` (whole ms), null when it is not in the set.
+ *
+ * Read apart from the MULTI, and only for a job its id key says waits there: a user whose
+ * rule grants no ZSCORE (NOPERM) would otherwise have every status read aborted. It then
+ * reads as null, and the due time as the entry the job becomes has it.
+ * @param {import("ioredis").Redis | import("ioredis").Cluster} redis
+ * @param {string} later
+ * @param {string} id
+ * @returns {Promise<number | null>}
+ */
+async function dueIn(redis, later, id) {
+  try {
+    const score = await redis.zscore(later, id);
+    return score === null ? null : Math.trunc(Number(score));
+  } catch (error) {
+    if (String(/** @type {Error} */ (error).message).startsWith("NOPERM")) return null;
+    throw error;
+  }
 }
 
 /**

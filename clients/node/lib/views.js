@@ -1,4 +1,4 @@
-// Turns what Redis keeps of a job (its record, its stream entry, or its completion) into one status shape.
+// Turns what Redis keeps of a job (its record, its stream entry, its completion, or the entry a job waiting in `later` becomes) into one status shape.
 
 /**
  * @typedef {"scheduled" | "pending" | "running" | "completed" | "failed" | "dead" | "cancelled"} StatusName
@@ -20,6 +20,11 @@
  * @property {AttemptError[]} errors each failed attempt's error, oldest first
  * @property {unknown} payload parsed JSON; a Buffer when the job's content type is not JSON;
  *   null when not kept (a completion keeps no payload)
+ * @property {number | null} runAt when the job became (or becomes) due, ms since the Unix
+ *   epoch; null where that is not kept (a completion; a retry waiting without a record,
+ *   which has `nextRunAt`)
+ * @property {number | null} nextRunAt when a failed job's retry is due; null in any other
+ *   state
  */
 
 /** @typedef {Map<string, Buffer>} Fields a hash's or a stream entry's fields */
@@ -43,21 +48,27 @@ export function fromRecord(record, id, queue) {
     error: text(record, "error"),
     errors: history(text(record, "errors")),
     payload: payload(record),
+    runAt: count(record, "run_at"),
+    // A record keeps the field after its retry went ahead: it means something only while
+    // the retry waits.
+    nextRunAt: text(record, "status") === "failed" ? count(record, "next_run_at") : null,
   };
 }
 
 /**
  * A job still on its stream without a record: running while its entry is in the consumer
  * group's pending list (its attempt is the entry's spent attempts plus the delivery count),
- * else pending.
+ * else pending. A job retried without a record is on a new entry that carries its past:
+ * the attempts spent and their errors.
  * @param {Fields} entry
- * @param {string} id the job's id: a fast-path job's entry id, or the id of its own that
- *   the entry carries (a job found through its id key)
+ * @param {string} id the job's id: a fast-path job's entry id, or the id that the entry
+ *   carries (a job found through its id key)
  * @param {string} queue
  * @param {number | null} deliveries the entry's delivery count, null when not delivered
+ * @param {string} [entryId] the entry's id, when it is not the job's
  * @returns {JobStatus}
  */
-export function fromEntry(entry, id, queue, deliveries) {
+export function fromEntry(entry, id, queue, deliveries, entryId = id) {
   const spent = count(entry, "attempts") ?? 0;
   return {
     id,
@@ -67,9 +78,45 @@ export function fromEntry(entry, id, queue, deliveries) {
     attempts: spent + (deliveries ?? 0),
     maxAttempts: count(entry, "max_attempts"),
     result: null,
-    error: null,
-    errors: [],
+    error: text(entry, "error") || null,
+    errors: history(text(entry, "errors")),
     payload: payload(entry),
+    // An entry promoted from waiting carries when it was due; a retried one, when the job
+    // was enqueued; any other was due when it was added.
+    runAt: count(entry, "run_at") ?? count(entry, "created_at") ?? entryTimeMs(entryId),
+    nextRunAt: null,
+  };
+}
+
+/**
+ * A job waiting in `later` without a record, from the entry its id key holds and its score
+ * there: `scheduled` until its first run is due, or `failed` until its retry is. The entry
+ * carries what a record would: the attempts spent, the last error and each attempt's.
+ * @param {import("./waiting.js").Waiting} waiting
+ * @param {string} id
+ * @param {string} queue
+ * @param {number | null} dueMs its score in `later`; null once it left the set, or when
+ *   the connection's user may not read scores
+ * @returns {JobStatus}
+ */
+export function fromWaiting(waiting, id, queue, dueMs) {
+  const { state, fields } = waiting;
+  // The set's score is when a worker will take the job; the entry's `run_at` was written
+  // with it and tells the same once the job has left the set.
+  const due = dueMs ?? count(fields, "run_at");
+  return {
+    id,
+    queue,
+    status: state,
+    type: text(fields, "type"),
+    attempts: count(fields, "attempts") ?? 0,
+    maxAttempts: count(fields, "max_attempts"),
+    result: null,
+    error: text(fields, "error") || null,
+    errors: history(text(fields, "errors")),
+    payload: payload(fields),
+    runAt: state === "failed" ? null : due,
+    nextRunAt: state === "failed" ? due : null,
   };
 }
 
@@ -93,6 +140,8 @@ export function fromCompletion(completion, id, queue) {
     error: null,
     errors: [],
     payload: null,
+    runAt: null,
+    nextRunAt: null,
   };
 }
 
@@ -110,6 +159,16 @@ export function toFields(reply) {
     for (const [name, value] of Object.entries(reply)) fields.set(name, value);
   }
   return fields;
+}
+
+/**
+ * The milliseconds part of a stream entry id (`<ms>-<seq>`): when Redis added it.
+ * @param {string} entryId
+ * @returns {number | null}
+ */
+function entryTimeMs(entryId) {
+  const match = /^(\d+)-\d+$/.exec(entryId);
+  return match ? Number(match[1]) : null;
 }
 
 /** @param {Fields} fields @param {string} name @returns {string | null} */

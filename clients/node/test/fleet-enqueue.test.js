@@ -65,6 +65,8 @@ describe("enqueue on a fleet", { skip: SKIP_WITHOUT_FLEET, concurrency: true }, 
       error: null,
       errors: [],
       payload: { n: 1 },
+      runAt: Number(plain.split("-")[0]),
+      nextRunAt: null,
     });
     assert.equal((await client.status(set, { queue: idle }))?.maxAttempts, 5);
   });

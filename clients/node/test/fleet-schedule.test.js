@@ -3,23 +3,22 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
+import { parseWaiting } from "../lib/waiting.js";
 import { SKIP_WITHOUT_FLEET, freshName, useFleet } from "../test-support/fleet.js";
 
 describe("scheduled jobs on a fleet", { skip: SKIP_WITHOUT_FLEET, concurrency: true }, () => {
   const fleet = useFleet();
 
   /**
-   * The record's times, which show when the job became due and when it started.
+   * What the id key of a job waiting in `later` holds: no record is written for it.
    * @param {string} id
+   * @param {string} [queue]
    */
-  async function timesOf(id) {
-    const [createdAt, runAt, startedAt] = await fleet.redis.hmget(
-      `flotilla:{default}:job:${id}`,
-      "created_at",
-      "run_at",
-      "started_at",
-    );
-    return { createdAt: Number(createdAt), runAt: Number(runAt), startedAt: Number(startedAt) };
+  async function waitingOf(id, queue = "default") {
+    assert.equal(await fleet.redis.exists(`flotilla:{${queue}}:job:${id}`), 0, "no record while it waits");
+    const waiting = parseWaiting((await fleet.redis.getBuffer(`flotilla:{${queue}}:id:${id}`)) ?? Buffer.alloc(0));
+    assert.ok(waiting !== null, "its id key holds the job");
+    return waiting;
   }
 
   // When a completed job began: a delayed job with an id runs without its record once due,
@@ -37,8 +36,10 @@ describe("scheduled jobs on a fleet", { skip: SKIP_WITHOUT_FLEET, concurrency: t
     const { client } = fleet;
     const sent = Date.now();
     const id = await client.enqueueIn(300, "sleep", { ms: 10 });
-    assert.equal((await client.status(id))?.status, "scheduled");
-    const { createdAt, runAt } = await timesOf(id);
+    const scheduled = await client.status(id);
+    assert.equal(scheduled?.status, "scheduled");
+    const runAt = Number(scheduled?.runAt);
+    const createdAt = Number((await waitingOf(id)).fields.get("created_at"));
     assert.equal(runAt - createdAt, 300, "due 300 ms after the enqueue, on the server's clock");
     const status = await client.wait(id, { timeoutMs: 5000 });
     const elapsed = Date.now() - sent;
@@ -53,8 +54,9 @@ describe("scheduled jobs on a fleet", { skip: SKIP_WITHOUT_FLEET, concurrency: t
     const { client } = fleet;
     const when = new Date(Date.now() + 300);
     const id = await client.enqueueAt(when, "noop", null, { id: freshName("node-at") });
-    assert.equal((await client.status(id))?.status, "scheduled");
-    assert.equal((await timesOf(id)).runAt, when.getTime());
+    const scheduled = await client.status(id);
+    assert.equal(scheduled?.status, "scheduled");
+    assert.equal(scheduled?.runAt, when.getTime());
     const status = await client.wait(id, { timeoutMs: 5000 });
     assert.equal(status.status, "completed");
     assert.ok((await startedAtOf(id)) >= when.getTime());
@@ -68,6 +70,31 @@ describe("scheduled jobs on a fleet", { skip: SKIP_WITHOUT_FLEET, concurrency: t
     assert.notEqual(first?.status, "scheduled");
     const status = await client.wait(id, { timeoutMs: 5000 });
     assert.deepEqual(status.result, { slept_ms: 10 });
+  });
+
+  test("a delayed job waits in later with no record, its id key holding it", async () => {
+    const { client, redis } = fleet;
+    const queue = fleet.idle;
+    const [seconds, micros] = await redis.time();
+    const sent = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+    const id = await client.enqueueIn(60_000, "render", { n: 1 }, { queue, maxAttempts: 2 });
+    const scheduled = await client.status(id, { queue });
+    assert.ok(scheduled !== null);
+    assert.equal(scheduled.status, "scheduled");
+    assert.equal(scheduled.type, "render");
+    assert.equal(scheduled.attempts, 0);
+    assert.equal(scheduled.maxAttempts, 2);
+    assert.deepEqual(scheduled.payload, { n: 1 });
+    assert.equal(scheduled.nextRunAt, null);
+    const waiting = await waitingOf(id, queue);
+    assert.equal(waiting.state, "scheduled");
+    const createdAt = Number(waiting.fields.get("created_at"));
+    assert.ok(createdAt >= sent, `created at ${createdAt}, before it was sent at ${sent}`);
+    assert.equal(scheduled.runAt, createdAt + 60_000);
+    assert.equal(Number(await redis.zscore(`flotilla:{${queue}}:later`, id)), scheduled.runAt);
+    // Enqueued again with its id, it is the same job, still waiting.
+    assert.equal(await client.enqueueIn(1, "render", null, { queue, id }), id);
+    assert.deepEqual(await client.status(id, { queue }), scheduled);
   });
 
   test("a unique job with a delay is scheduled, and holds its key meanwhile", async () => {

@@ -43,16 +43,52 @@ describe("status on a fleet", { skip: SKIP_WITHOUT_FLEET, concurrency: true }, (
 
   test("a job that fails once is retried and completes; wait does not stop at failed", async () => {
     const { client } = fleet;
-    const id = await client.enqueue("fail", { times: 1 }, { id: freshName("node-retry"), backoff: "fixed:100" });
+    const id = await client.enqueue("fail", { times: 1 }, { id: freshName("node-retry"), backoff: "fixed:1000" });
+    const failed = await eventually(() => client.status(id), (s) => s?.status === "failed", 3000);
+    assert.equal(failed?.status, "failed");
+    assert.equal(failed?.attempts, 1);
+    assert.deepEqual(
+      failed?.errors.map(({ attempt, error }) => ({ attempt, error })),
+      [{ attempt: 1, error: "planned failure on attempt 1" }],
+    );
     const status = await client.wait(id, { timeoutMs: 5000 });
     assert.equal(status.status, "completed");
     assert.deepEqual(status.result, { succeeded_on_attempt: 2 });
     assert.equal(status.attempts, 2);
-    assert.deepEqual(
-      status.errors.map(({ attempt, error }) => ({ attempt, error })),
-      [{ attempt: 1, error: "planned failure on attempt 1" }],
-    );
   });
+
+  for (const withId of [false, true]) {
+    test(`a job whose retry waits is failed without a record (${withId ? "an id of its own" : "fast path"})`, async () => {
+      const { client, redis } = fleet;
+      const id = await client.enqueue(
+        "fail",
+        { times: 1 },
+        { id: withId ? freshName("node-retry-later") : undefined, backoff: "fixed:60000" },
+      );
+      try {
+        const failed = await eventually(() => client.status(id), (s) => s?.status === "failed", 3000);
+        assert.ok(failed !== null && failed.status === "failed", `last seen ${failed?.status}`);
+        assert.equal(failed.id, id);
+        assert.equal(failed.type, "fail");
+        assert.equal(failed.attempts, 1);
+        assert.match(String(failed.error), /^planned failure on attempt 1/);
+        assert.deepEqual(
+          failed.errors.map(({ attempt, error }) => ({ attempt, error })),
+          [{ attempt: 1, error: "planned failure on attempt 1" }],
+        );
+        assert.deepEqual(failed.payload, { times: 1 });
+        // Due a minute after the failure, as `later` has it.
+        assert.equal(failed.nextRunAt, Number(await redis.zscore("flotilla:{default}:later", id)));
+        assert.equal(failed.nextRunAt, failed.errors[0].at + 60_000);
+        assert.equal(await redis.exists(`flotilla:{default}:job:${id}`), 0, "no record while the retry waits");
+        await assert.rejects(client.wait(id, { timeoutMs: 200, pollMs: 20 }), /last status: failed/);
+      } finally {
+        // The retry is not run a minute from now on a fleet the suite has left.
+        await redis.zrem("flotilla:{default}:later", id);
+        await redis.del(`flotilla:{default}:id:${id}`);
+      }
+    });
+  }
 
   test("an unknown id is null, whether or not it looks like an entry id", async () => {
     const { client } = fleet;

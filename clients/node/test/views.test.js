@@ -1,11 +1,12 @@
-// Checks how a job's record, stream entry and completion are read into one status shape, and what an id key names; no Redis needed.
+// Checks how a job's record, stream entry, completion and place in `later` are read into one status shape, and what an id key names; no Redis needed.
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
 import { Keys } from "../lib/keys.js";
 import { isEntryId, parseIdKey } from "../lib/status.js";
-import { fromCompletion, fromEntry, fromRecord } from "../lib/views.js";
+import { fromCompletion, fromEntry, fromRecord, fromWaiting } from "../lib/views.js";
+import { parseWaiting } from "../lib/waiting.js";
 
 /** @param {Record<string, string | Buffer>} fields */
 function fieldsOf(fields) {
@@ -24,6 +25,8 @@ describe("a record", () => {
         content_type: "json",
         error: "planned failure on attempt 2",
         errors: '[{"attempt":1,"at":5,"error":"one"},{"attempt":2,"at":6,"error":"two"}]',
+        run_at: "4",
+        next_run_at: "7",
       }),
       "job-1",
       "default",
@@ -42,7 +45,15 @@ describe("a record", () => {
         { attempt: 2, at: 6, error: "two" },
       ],
       payload: { times: -1 },
+      runAt: 4,
+      // A retry no longer waits once the job is dead.
+      nextRunAt: null,
     });
+  });
+
+  test("a failed record gives when its retry is due", () => {
+    const status = fromRecord(fieldsOf({ status: "failed", run_at: "4", next_run_at: "7" }), "a", "q");
+    assert.deepEqual([status.runAt, status.nextRunAt], [4, 7]);
   });
 
   test("an empty payload is JSON null, and a record without content_type is JSON", () => {
@@ -94,6 +105,96 @@ test("an entry carrying a job of its own id reports that id", () => {
   assert.equal(status.maxAttempts, 2);
 });
 
+test("an entry retried without a record carries its past", () => {
+  const entry = fieldsOf({
+    id: "1732300000000-0",
+    type: "fail",
+    payload: "{}",
+    attempts: "1",
+    error: "boom",
+    errors: '[{"attempt":1,"at":1732300001000,"error":"boom"}]',
+    created_at: "1732300000000",
+  });
+  const status = fromEntry(entry, "1732300000000-0", "default", 1, "1732300002000-4");
+  assert.equal(status.id, "1732300000000-0");
+  assert.equal(status.attempts, 2, "the attempt spent and this delivery");
+  assert.equal(status.error, "boom");
+  assert.deepEqual(status.errors, [{ attempt: 1, at: 1732300001000, error: "boom" }]);
+  assert.equal(status.runAt, 1732300000000, "its first enqueue, not its retry's entry");
+  const plain = fromEntry(fieldsOf({ type: "noop", payload: "{}" }), "1732300000005-2", "default", null);
+  assert.deepEqual([plain.error, plain.errors, plain.runAt], [null, [], 1732300000005]);
+});
+
+/**
+ * An id key's value as the scripts write it: the state, a space, then `cmsgpack.pack` of
+ * the entry's pairs (at most 15 items, each under 256 bytes: fixstr or str8).
+ * @param {string} state
+ * @param {Record<string, string | Buffer>} fields
+ */
+function packed(state, fields) {
+  const pairs = Object.entries(fields).flatMap(([name, value]) => [Buffer.from(name), Buffer.from(value)]);
+  const header = (/** @type {Buffer} */ item) =>
+    item.length < 32 ? Buffer.from([0xa0 | item.length]) : Buffer.from([0xd9, item.length]);
+  const items = pairs.map((item) => Buffer.concat([header(item), item]));
+  return Buffer.concat([Buffer.from(`${state} `), Buffer.from([0x90 | pairs.length]), ...items]);
+}
+
+describe("a job waiting in later", () => {
+  test("scheduled: its due time, and what its entry says", () => {
+    const waiting = parseWaiting(
+      packed("scheduled", {
+        id: "report-7",
+        type: "render",
+        payload: '{"day":1}',
+        max_attempts: "4",
+        run_at: "1732300060000",
+        created_at: "1732300000000",
+      }),
+    );
+    assert.ok(waiting !== null);
+    assert.deepEqual(fromWaiting(waiting, "report-7", "default", 1732300060000), {
+      id: "report-7",
+      queue: "default",
+      status: "scheduled",
+      type: "render",
+      attempts: 0,
+      maxAttempts: 4,
+      result: null,
+      error: null,
+      errors: [],
+      payload: { day: 1 },
+      runAt: 1732300060000,
+      nextRunAt: null,
+    });
+    // Promoted since its key was read: the entry's own `run_at` tells when it was due.
+    assert.equal(fromWaiting(waiting, "report-7", "default", null).runAt, 1732300060000);
+  });
+
+  test("failed: its attempts, errors and when its retry is due", () => {
+    const bytes = Buffer.from([0x81, 0xa1, 0x61, 0x01]);
+    const waiting = parseWaiting(
+      packed("failed", {
+        id: "1732300000000-0",
+        type: "fail",
+        content_type: "msgpack",
+        payload: bytes,
+        attempts: "1",
+        error: "planned failure on attempt 1",
+        errors: '[{"attempt":1,"at":1732300001000,"error":"planned failure on attempt 1"}]',
+      }),
+    );
+    assert.ok(waiting !== null);
+    const status = fromWaiting(waiting, "1732300000000-0", "default", 1732300061000);
+    assert.equal(status.status, "failed");
+    assert.equal(status.attempts, 1);
+    assert.equal(status.maxAttempts, null);
+    assert.equal(status.error, "planned failure on attempt 1");
+    assert.deepEqual(status.errors, [{ attempt: 1, at: 1732300001000, error: "planned failure on attempt 1" }]);
+    assert.ok(Buffer.isBuffer(status.payload) && bytes.equals(status.payload), "a msgpack payload stays bytes");
+    assert.deepEqual([status.runAt, status.nextRunAt], [null, 1732300061000]);
+  });
+});
+
 test("a completion keeps the result but no payload", () => {
   const status = fromCompletion(
     fieldsOf({ id: "1-0", type: "sleep", attempts: "1", result: '{"slept_ms":5}' }),
@@ -121,6 +222,17 @@ describe("an id key", () => {
     assert.deepEqual(parseIdKey("done 1732300000250-0"), { completed: true, entryId: "1732300000250-0" });
   });
 
+  test("holds a waiting job, read from its bytes", () => {
+    const value = packed("scheduled", { id: "a", type: "t", payload: Buffer.from([0xff]) });
+    const held = parseIdKey(value);
+    assert.ok(held !== null && "state" in held);
+    assert.equal(held.state, "scheduled");
+    assert.deepEqual([...held.fields.keys()], ["id", "type", "payload"]);
+    assert.ok(Buffer.from([0xff]).equals(/** @type {Buffer} */ (held.fields.get("payload"))));
+    assert.deepEqual(parseIdKey(Buffer.from("done 1732300000250-0")), { completed: true, entryId: "1732300000250-0" });
+    assert.equal(parseIdKey(value.subarray(0, value.length - 1)), null, "cut short");
+  });
+
   test("of another form names nothing", () => {
     for (const value of [null, "", "done", "done ", "done x-1", "gone 1-0", "1-0 done", "done 1-0 extra", "abc"]) {
       assert.equal(parseIdKey(value), null, String(value));
@@ -128,7 +240,8 @@ describe("an id key", () => {
     assert.equal(parseIdKey("done 18446744073709551616-0"), null, "past a stream id's range");
   });
 
-  test("shares its queue's hash tag", () => {
+  test("shares its queue's hash tag, as the later set does", () => {
     assert.equal(new Keys("flotilla").idKey("emails", "report-7"), "flotilla:{emails}:id:report-7");
+    assert.equal(new Keys("ns").later("q"), "ns:{q}:later");
   });
 });

@@ -10,15 +10,17 @@ import msgpack
 import pytest
 import redis
 
-from flotilla_client import AttemptError, Client, QueueFull, Unique, WaitTimeout
+from flotilla_client import AttemptError, Client, JobStatus, QueueFull, Unique, WaitTimeout
 
 
-def eventually_status(client: Client, job_id: str, wanted: str, queue: str = "default", timeout: float = 5.0) -> None:
+def eventually_status(
+    client: Client, job_id: str, wanted: str, queue: str = "default", timeout: float = 5.0
+) -> JobStatus:
     deadline = time.monotonic() + timeout
     while True:
         seen = client.status(job_id, queue)
         if seen is not None and seen.status == wanted:
-            return
+            return seen
         assert time.monotonic() < deadline, f"job {job_id} never {wanted}; last seen {seen}"
         time.sleep(0.02)
 
@@ -65,15 +67,49 @@ def test_a_job_with_an_id_is_read_from_its_record(client: Client, idle_queue: st
     assert pending.created_at is not None and pending.finished_at is None
 
 
-def test_a_retried_job_reports_each_attempts_error(client: Client) -> None:
-    job_id = client.enqueue("fail", {"times": 1}, id=str(uuid.uuid4()), backoff="fixed:50")
-    done = client.wait(job_id, timeout=5)
-    assert (done.status, done.attempts, done.max_attempts) == ("completed", 2, 3)
-    assert done.result == {"succeeded_on_attempt": 2}
-    (first,) = done.errors
+def test_a_retried_job_reports_its_attempts_error_then_completes(client: Client) -> None:
+    job_id = client.enqueue("fail", {"times": 1}, id=str(uuid.uuid4()), backoff="fixed:1000")
+    failed = eventually_status(client, job_id, "failed")
+    assert (failed.attempts, failed.max_attempts) == (1, 3)
+    (first,) = failed.errors
     assert isinstance(first, AttemptError)
     assert (first.attempt, first.error) == (1, "planned failure on attempt 1")
-    assert done.created_at is not None and first.at >= done.created_at
+    assert failed.created_at is not None and first.at >= failed.created_at
+    # `wait` goes on through the retry.
+    done = client.wait(job_id, timeout=5)
+    assert (done.status, done.attempts) == ("completed", 2)
+    assert done.result == {"succeeded_on_attempt": 2}
+
+
+@pytest.mark.parametrize("with_id", [False, True], ids=["fast-path", "own-id"])
+def test_a_job_whose_retry_waits_is_failed_without_a_record(
+    client: Client, connection: redis.Redis, with_id: bool
+) -> None:
+    job_id = client.enqueue(
+        "fail", {"times": 1}, id=str(uuid.uuid4()) if with_id else None, backoff="fixed:60000"
+    )
+    later, id_key = client.keys.later("default"), client.keys.id_key("default", job_id)
+    try:
+        failed = eventually_status(client, job_id, "failed")
+        assert (failed.id, failed.type, failed.attempts) == (job_id, "fail", 1)
+        assert failed.error is not None and failed.error.startswith("planned failure on attempt 1")
+        assert [(e.attempt, e.error) for e in failed.errors] == [(1, "planned failure on attempt 1")]
+        assert failed.payload == {"times": 1} and failed.worker is None
+        # Due a minute after the failure, as `later` has it.
+        due = connection.zscore(later, job_id)
+        assert due is not None and failed.next_run_at == int(due)
+        assert failed.next_run_at == failed.errors[0].at + 60_000
+        assert failed.created_at is not None and failed.created_at <= failed.errors[0].at
+        assert not connection.exists(client.keys.job("default", job_id)), "no record while the retry waits"
+        held = connection.get(id_key)
+        assert held is not None and held.startswith(b"failed ")
+        with pytest.raises(WaitTimeout) as waiting:
+            client.wait(job_id, timeout=0.2)
+        assert waiting.value.last_status is not None and waiting.value.last_status.status == "failed"
+    finally:
+        # The retry is not run a minute from now on a fleet the suite has left.
+        connection.zrem(later, job_id)
+        connection.delete(id_key)
 
 
 def test_a_dead_job_reports_its_error(client: Client) -> None:
@@ -120,6 +156,30 @@ def test_wait_gives_up_with_the_last_status(client: Client, idle_queue: str) -> 
     with pytest.raises(WaitTimeout) as unknown:
         client.wait(str(uuid.uuid4()), timeout=0.1)
     assert unknown.value.last_status is None
+
+
+def test_a_delayed_job_is_scheduled_without_a_record(
+    client: Client, connection: redis.Redis, decoding_connection: redis.Redis, idle_queue: str
+) -> None:
+    seconds, micros = connection.time()
+    sent = seconds * 1000 + micros // 1000
+    job_id = client.enqueue_in(60, "render", {"n": 1}, queue=idle_queue, max_attempts=2)
+    scheduled = client.status(job_id, idle_queue)
+    assert scheduled is not None
+    assert (scheduled.id, scheduled.status, scheduled.type) == (job_id, "scheduled", "render")
+    assert (scheduled.attempts, scheduled.max_attempts, scheduled.payload) == (0, 2, {"n": 1})
+    assert scheduled.created_at is not None and scheduled.created_at >= sent
+    assert scheduled.run_at == scheduled.created_at + 60_000
+    assert scheduled.next_run_at is None and not scheduled.finished
+    assert connection.zscore(client.keys.later(idle_queue), job_id) == scheduled.run_at
+    assert not connection.exists(client.keys.job(idle_queue, job_id)), "no record while it waits"
+    held = connection.get(client.keys.id_key(idle_queue, job_id))
+    assert held is not None and held.startswith(b"scheduled ")
+    # The id key is binary: a connection that decodes replies reads it all the same.
+    assert Client(decoding_connection).status(job_id, idle_queue) == scheduled
+    # Enqueued again with its id, it is the same job, still waiting.
+    assert client.enqueue_in(1, "render", queue=idle_queue, id=job_id) == job_id
+    assert client.status(job_id, idle_queue) == scheduled
 
 
 def test_enqueue_in_runs_after_the_delay(client: Client) -> None:

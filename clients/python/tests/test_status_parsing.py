@@ -1,12 +1,15 @@
-"""JobStatus built from a record, a stream entry and a completion, whichever way the connection decodes replies; what an id key names."""
+"""JobStatus built from a record, a stream entry, a completion and a job waiting in `later`, whichever way the connection decodes replies; what an id key names."""
 
 from __future__ import annotations
 
 import json
 
+import msgpack
+
 from flotilla_client import AttemptError, JobStatus, Keys
 from flotilla_client.lookup import JobPlace, parse_id_key
-from flotilla_client.status import entry_time_ms, from_done, from_entry, from_record
+from flotilla_client.status import entry_time_ms, from_done, from_entry, from_record, from_waiting
+from flotilla_client.waiting import Waiting, parse_waiting
 
 RECORD = {
     b"id": b"job-1",
@@ -120,3 +123,114 @@ def test_entry_ids_give_their_time() -> None:
     assert entry_time_ms("1700000000000-0") == 1_700_000_000_000
     for not_an_entry in ["5b0c3a5e-1c1e-4c53", "abc", "1-", "-1", "1-x"]:
         assert entry_time_ms(not_an_entry) is None
+
+
+def test_a_records_due_times() -> None:
+    failed = from_record(
+        "default", "j", {b"status": b"failed", b"run_at": b"1700000000000", b"next_run_at": b"1700000005000"}
+    )
+    assert (failed.run_at, failed.next_run_at) == (1_700_000_000_000, 1_700_000_005_000)
+    # A retry that went ahead leaves the field behind: it tells nothing then.
+    running = from_record(
+        "default", "j", {b"status": b"running", b"run_at": b"1700000000000", b"next_run_at": b"1700000005000"}
+    )
+    assert (running.run_at, running.next_run_at) == (1_700_000_000_000, None)
+
+
+def test_an_entry_retried_without_a_record_carries_its_past() -> None:
+    errors = b'[{"attempt":1,"at":1700000001000,"error":"boom"}]'
+    fields = {
+        b"id": b"1700000000000-0",
+        b"type": b"fail",
+        b"payload": b"{}",
+        b"attempts": b"1",
+        b"error": b"boom",
+        b"errors": errors,
+        b"created_at": b"1700000000000",
+    }
+    running = from_entry("default", "1700000002000-4", fields, ("worker-a", 1), "1700000000000-0")
+    assert (running.id, running.status, running.attempts) == ("1700000000000-0", "running", 2)
+    assert running.error == "boom"
+    assert running.errors == [AttemptError(attempt=1, at=1_700_000_001_000, error="boom")]
+    # When the job was enqueued, not when its retry was put on the stream.
+    assert running.created_at == 1_700_000_000_000
+
+
+def packed(state: str, fields: dict[str, bytes]) -> bytes:
+    """An id key's value as the scripts write it: `cmsgpack.pack` of the entry's pairs."""
+    pairs = [item for name, value in fields.items() for item in (name.encode(), value)]
+    return state.encode() + b" " + msgpack.packb(pairs)
+
+
+def test_a_job_scheduled_without_a_record() -> None:
+    value = packed(
+        "scheduled",
+        {
+            "id": b"report-7",
+            "type": b"render",
+            "payload": b'{"day": 1}',
+            "max_attempts": b"4",
+            "run_at": b"1700000060000",
+            "created_at": b"1700000000000",
+        },
+    )
+    waiting = parse_waiting(value)
+    assert waiting is not None
+    status = from_waiting("default", "report-7", waiting, 1_700_000_060_000)
+    assert status == JobStatus(
+        id="report-7",
+        queue="default",
+        status="scheduled",
+        type="render",
+        attempts=0,
+        max_attempts=4,
+        payload={"day": 1},
+        created_at=1_700_000_000_000,
+        run_at=1_700_000_060_000,
+    )
+    assert not status.finished
+    # Promoted since its key was read: the entry's own `run_at` tells when it was due.
+    assert from_waiting("default", "report-7", waiting, None).run_at == 1_700_000_060_000
+
+
+def test_a_failed_job_waiting_for_its_retry_without_a_record() -> None:
+    errors = b'[{"attempt":1,"at":1700000001000,"error":"planned failure on attempt 1"}]'
+    waiting = parse_waiting(
+        packed(
+            "failed",
+            {
+                "id": b"1700000000000-0",
+                "type": b"fail",
+                "content_type": b"msgpack",
+                "payload": b"\x81\xa5times\x01",
+                "attempts": b"1",
+                "error": b"planned failure on attempt 1",
+                "errors": errors,
+                "created_at": b"1700000000000",
+            },
+        )
+    )
+    assert waiting is not None
+    status = from_waiting("default", "1700000000000-0", waiting, 1_700_000_061_000)
+    assert (status.status, status.attempts, status.max_attempts) == ("failed", 1, None)
+    assert status.error == "planned failure on attempt 1"
+    assert status.errors == [AttemptError(attempt=1, at=1_700_000_001_000, error="planned failure on attempt 1")]
+    assert status.payload == b"\x81\xa5times\x01", "a payload that is not JSON stays bytes"
+    assert (status.created_at, status.run_at, status.next_run_at) == (1_700_000_000_000, None, 1_700_000_061_000)
+    assert not status.finished
+
+
+def test_an_id_key_holds_a_waiting_job() -> None:
+    value = packed("scheduled", {"id": b"a", "type": b"t", "payload": b"\xff"})
+    held = parse_id_key(value)
+    assert held == Waiting(state="scheduled", fields={"id": b"a", "type": b"t", "payload": b"\xff"})
+    # The text forms read the same as bytes.
+    assert parse_id_key(b"done 1700000000250-0") == JobPlace(completed=True, entry_id="1700000000250-0")
+    assert parse_id_key(b"1700000000000-3") == JobPlace(completed=False, entry_id="1700000000000-3")
+    for unknown in [b"scheduled", b"failed 1-0", b"\x92\xa1a\xa1b", value[:-1]]:
+        assert parse_id_key(unknown) is None, unknown
+
+
+def test_the_later_set_shares_its_queues_hash_tag() -> None:
+    assert Keys().later("emails") == "flotilla:{emails}:later"
+    assert Keys("ns").later("q") == "ns:{q}:later"

@@ -1,6 +1,6 @@
 //! Listing jobs of one status, page by page, from where each status is kept: the stream
 //! past the group's last read (pending), the group's pending-entries list (running),
-//! `delayed` (scheduled and failed), `done` (completed), the dead-letter stream (dead)
+//! `delayed` and `later` (scheduled and failed), `done` (completed), the dead-letter stream (dead)
 //! and the cancelled index. Never a scan of every key.
 //!
 //! Over several queues the pages merge by time, and the cursor holds a position in each
@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use flotilla_proto::{CONSUMER_GROUP, Status, StreamEntry, field};
+use flotilla_proto::{CONSUMER_GROUP, Status, StreamEntry, Waiting, field};
 use serde::Serialize;
 
 use crate::{Admin, AdminError};
@@ -324,32 +324,25 @@ impl Admin {
         want: usize,
     ) -> Result<Found, AdminError> {
         let reverse = newest_first(query.status);
-        let key = if query.status == Status::Cancelled {
-            self.keys.index(queue, Status::Cancelled)
+        // Cancelled ids have their index; waiting jobs are in `delayed` (with records) and
+        // `later` (without).
+        let sets = if query.status == Status::Cancelled {
+            vec![(self.keys.index(queue, Status::Cancelled), true)]
         } else {
-            self.keys.delayed(queue)
+            vec![
+                (self.keys.delayed(queue), true),
+                (self.keys.later(queue), false),
+            ]
         };
         let mut found = Found::new();
         let mut after = from.map(parse_scored).transpose()?;
         let mut looked = 0;
         loop {
             let (members, exhausted) = self
-                .scored_after(&key, after.as_ref(), query.since_ms, reverse)
+                .scored_merged(&sets, after.as_ref(), query.since_ms, reverse)
                 .await?;
-            let mut pipe = redis::pipe();
-            for (id, _) in &members {
-                pipe.cmd("HMGET").arg(self.keys.job(queue, id)).arg(&[
-                    field::STATUS,
-                    field::TYPE,
-                    field::ATTEMPTS,
-                    field::ERROR,
-                ]);
-            }
-            let records: Vec<RecordFields> = if members.is_empty() {
-                Vec::new()
-            } else {
-                pipe.query_async(&mut self.conn).await?
-            };
+            let records = self.waiting_fields(queue, &members).await?;
+            let members = members.into_iter().map(|(id, score, _)| (id, score));
             for ((id, score), (status, job_type, attempts, error)) in
                 members.into_iter().zip(records)
             {
@@ -432,6 +425,99 @@ impl Admin {
     /// The next members of a sorted set after `after` (score, member), in score order
     /// (descending when `reverse`), no earlier than `since_ms` in time; and whether the
     /// set has nothing past them.
+    /// [`Self::scored_after`] over several sorted sets at once, merged in score order:
+    /// each member with its score and whether its set holds jobs with records. A set that
+    /// had more to give caps the merged page at its last member, so that none of its
+    /// members between is skipped.
+    async fn scored_merged(
+        &mut self,
+        sets: &[(String, bool)],
+        after: Option<&(i64, String)>,
+        since_ms: Option<i64>,
+        reverse: bool,
+    ) -> Result<(Vec<(String, i64, bool)>, bool), AdminError> {
+        let mut merged = Vec::new();
+        let mut cap: Option<(i64, String)> = None;
+        for (key, with_records) in sets {
+            let (members, exhausted) = self.scored_after(key, after, since_ms, reverse).await?;
+            if !exhausted && let Some((id, score)) = members.last() {
+                let last = (*score, id.clone());
+                let nearer = match &cap {
+                    None => true,
+                    Some(cap) if reverse => last > *cap,
+                    Some(cap) => last < *cap,
+                };
+                if nearer {
+                    cap = Some(last);
+                }
+            }
+            merged.extend(
+                members
+                    .into_iter()
+                    .map(|(id, score)| (id, score, *with_records)),
+            );
+        }
+        merged.sort_by(|a, b| {
+            let order = (a.1, &a.0).cmp(&(b.1, &b.0));
+            if reverse { order.reverse() } else { order }
+        });
+        if let Some(cap) = &cap {
+            merged.retain(|(id, score, _)| {
+                let at = (*score, id.clone());
+                if reverse { at >= *cap } else { at <= *cap }
+            });
+        }
+        Ok((merged, cap.is_none()))
+    }
+
+    /// Status, type, attempts and last error of waiting or cancelled jobs: from each one's
+    /// record, or, in `later`, from the entry its id key holds.
+    async fn waiting_fields(
+        &mut self,
+        queue: &str,
+        members: &[(String, i64, bool)],
+    ) -> Result<Vec<RecordFields>, AdminError> {
+        if members.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for (id, _, with_record) in members {
+            if *with_record {
+                pipe.cmd("HMGET").arg(self.keys.job(queue, id)).arg(&[
+                    field::STATUS,
+                    field::TYPE,
+                    field::ATTEMPTS,
+                    field::ERROR,
+                ]);
+            } else {
+                pipe.cmd("GET").arg(self.keys.id_key(queue, id));
+            }
+        }
+        let replies: Vec<redis::Value> = pipe.query_async(&mut self.conn).await?;
+        Ok(members
+            .iter()
+            .zip(replies)
+            .map(|((_, _, with_record), reply)| {
+                if *with_record {
+                    return redis::from_redis_value(reply).unwrap_or((None, None, None, None));
+                }
+                let held: Option<Vec<u8>> = redis::from_redis_value(reply).unwrap_or(None);
+                match held.as_deref().and_then(Waiting::parse) {
+                    Some(waiting) => (
+                        Some(waiting.status.as_str().to_owned()),
+                        waiting.text(field::TYPE),
+                        waiting
+                            .text(field::ATTEMPTS)
+                            .and_then(|a| a.parse().ok())
+                            .or(Some(0)),
+                        waiting.text(field::ERROR),
+                    ),
+                    None => (None, None, None, None),
+                }
+            })
+            .collect())
+    }
+
     async fn scored_after(
         &mut self,
         key: &str,

@@ -158,47 +158,68 @@ impl Admin {
         Ok((hour as u64, times.len() as u64))
     }
 
-    /// How many of the queue's `delayed` jobs are failed ones waiting to retry, read
-    /// from their records in pipelined pages; extrapolated past [`MAX_DELAYED_READ`].
+    /// How many of the queue's waiting jobs (`scheduled`, the sum of its `delayed` and
+    /// `later` sets) are failed ones waiting to retry: read from their records, or from the
+    /// state their id keys begin with, in pipelined pages; extrapolated past
+    /// [`MAX_DELAYED_READ`].
     async fn count_retrying(
         &mut self,
         queue: &str,
-        delayed: i64,
+        scheduled: i64,
     ) -> Result<(i64, bool), AdminError> {
         const PAGE: usize = 1000;
-        let key = self.keys.delayed(queue);
         let (mut read, mut failed) = (0usize, 0i64);
-        while read < MAX_DELAYED_READ {
-            let ids: Vec<String> = redis::cmd("ZRANGE")
-                .arg(&key)
-                .arg(read)
-                .arg(read + PAGE - 1)
-                .query_async(&mut self.conn)
-                .await?;
-            if ids.is_empty() {
-                break;
-            }
-            let mut pipe = redis::pipe();
-            for id in &ids {
-                pipe.cmd("HGET")
-                    .arg(self.keys.job(queue, id))
-                    .arg(flotilla_proto::field::STATUS);
-            }
-            let statuses: Vec<Option<String>> = pipe.query_async(&mut self.conn).await?;
-            failed += statuses
-                .iter()
-                .filter(|s| s.as_deref() == Some(Status::Failed.as_str()))
-                .count() as i64;
-            read += ids.len();
-            if ids.len() < PAGE {
-                break;
+        for with_record in [true, false] {
+            let key = if with_record {
+                self.keys.delayed(queue)
+            } else {
+                self.keys.later(queue)
+            };
+            let mut at = 0;
+            while read < MAX_DELAYED_READ {
+                let ids: Vec<String> = redis::cmd("ZRANGE")
+                    .arg(&key)
+                    .arg(at)
+                    .arg(at + PAGE - 1)
+                    .query_async(&mut self.conn)
+                    .await?;
+                if ids.is_empty() {
+                    break;
+                }
+                let mut pipe = redis::pipe();
+                for id in &ids {
+                    if with_record {
+                        pipe.cmd("HGET")
+                            .arg(self.keys.job(queue, id))
+                            .arg(flotilla_proto::field::STATUS);
+                    } else {
+                        // The state word and its space, not the entry that follows.
+                        pipe.cmd("GETRANGE")
+                            .arg(self.keys.id_key(queue, id))
+                            .arg(0)
+                            .arg(Status::Failed.as_str().len());
+                    }
+                }
+                let states: Vec<Option<String>> = pipe.query_async(&mut self.conn).await?;
+                failed += states
+                    .iter()
+                    .filter(|s| {
+                        s.as_deref()
+                            .is_some_and(|s| s.trim_end() == Status::Failed.as_str())
+                    })
+                    .count() as i64;
+                read += ids.len();
+                at += ids.len();
+                if ids.len() < PAGE {
+                    break;
+                }
             }
         }
         let read = read as i64;
-        if read == 0 || read >= delayed {
-            return Ok((failed.min(delayed), false));
+        if read == 0 || read >= scheduled {
+            return Ok((failed.min(scheduled), false));
         }
-        Ok((failed * delayed / read, true))
+        Ok((failed * scheduled / read, true))
     }
 
     /// Stops workers fetching from `queue`, every partition of it (within their

@@ -112,13 +112,15 @@ pub(crate) async fn enqueue_fast<C: ConnectionLike>(
     }
     let mut replies: Vec<redis::Value> = pipe.query_async(conn).await?;
     if read_with_writes {
-        let delayed = replies.pop();
-        let stream_len = replies.pop();
-        if let (Some(Ok(len)), Some(Ok(delayed))) = (
-            stream_len.map(redis::from_redis_value::<u64>),
-            delayed.map(redis::from_redis_value::<u64>),
-        ) {
-            gauge.set(queue, len + delayed);
+        // The last three replies are the depth reads, in the order `depth_reads` asks.
+        let mut counts = replies
+            .split_off(replies.len().saturating_sub(3))
+            .into_iter()
+            .map(redis::from_redis_value::<u64>);
+        if let (Some(Ok(len)), Some(Ok(delayed)), Some(Ok(later))) =
+            (counts.next(), counts.next(), counts.next())
+        {
+            gauge.set(queue, len + delayed + later);
         }
     } else {
         gauge.add(queue, replies.len() as u64);
@@ -166,7 +168,9 @@ fn depth_reads(pipe: &mut redis::Pipeline, keys: &Keys, queue: &str) {
     pipe.cmd("XLEN")
         .arg(keys.stream(queue))
         .cmd("ZCARD")
-        .arg(keys.delayed(queue));
+        .arg(keys.delayed(queue))
+        .cmd("ZCARD")
+        .arg(keys.later(queue));
 }
 
 /// The queue's depth now: ready entries plus jobs waiting for their time.
@@ -177,6 +181,6 @@ async fn read_depth<C: ConnectionLike>(
 ) -> Result<u64, ProducerError> {
     let mut pipe = redis::pipe();
     depth_reads(&mut pipe, keys, queue);
-    let (len, delayed): (u64, u64) = pipe.query_async(conn).await?;
-    Ok(len + delayed)
+    let (len, delayed, later): (u64, u64, u64) = pipe.query_async(conn).await?;
+    Ok(len + delayed + later)
 }

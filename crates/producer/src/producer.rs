@@ -4,7 +4,7 @@ use flotilla_proto::millis;
 use std::time::UNIX_EPOCH;
 
 use flotilla_proto::scripts::{
-    self, Cancel, CancelReply, Enqueue, EnqueueReply, ScriptError, UniqueLock, When,
+    self, Cancel, CancelReply, Enqueue, EnqueueMany, EnqueueReply, ScriptError, UniqueLock, When,
 };
 use flotilla_proto::{
     JobPolicy, Keys, Status, check_duration_ms, check_job_id, check_max_attempts, check_name,
@@ -298,7 +298,50 @@ impl Producer {
                     slots[i] = Some(result);
                 }
             }
-            // The rest through the enqueue script.
+            // Jobs without a unique key through one `enqueue_many` call per queue.
+            let mut many: Vec<(&str, Vec<usize>)> = Vec::new();
+            for (i, job) in batch.iter().enumerate() {
+                if checked[i].is_ok() && slots[i].is_none() && job.unique.is_none() {
+                    match many.iter_mut().find(|(q, _)| *q == job.queue) {
+                        Some((_, indices)) => indices.push(i),
+                        None => many.push((&job.queue, vec![i])),
+                    }
+                }
+            }
+            let calls: Vec<EnqueueMany> = many
+                .iter()
+                .map(|(queue, indices)| EnqueueMany {
+                    queue,
+                    max_queue_len: self.policy.limits.max_queue_len,
+                    jobs: indices
+                        .iter()
+                        .filter_map(|&i| {
+                            let id = checked[i].as_ref().ok()?;
+                            Some(self.binding(&batch[i], id).item())
+                        })
+                        .collect(),
+                })
+                .collect();
+            if !calls.is_empty() {
+                let replies = scripts::run_all(conn, &self.keys, &calls).await?;
+                for ((queue, indices), reply) in many.iter().zip(replies) {
+                    // A refusal of the whole call (out of memory, say) fails the bulk, as a
+                    // lost connection does.
+                    let mut per_job = reply?.into_iter();
+                    for &i in indices {
+                        let reply = per_job.next().unwrap_or_else(|| {
+                            Err(ScriptError::Redis(redis::RedisError::from((
+                                redis::ErrorKind::Client,
+                                "enqueue_many returned fewer replies than jobs",
+                            ))))
+                        });
+                        if let Ok(id) = &checked[i] {
+                            slots[i] = Some(outcome(reply, id.clone(), queue));
+                        }
+                    }
+                }
+            }
+            // The rest (unique jobs) through the enqueue script, one call each.
             let scripted: Vec<usize> = (0..batch.len())
                 .filter(|&i| checked[i].is_ok() && slots[i].is_none() && !is_fast(&batch[i]))
                 .collect();

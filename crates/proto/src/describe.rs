@@ -1,7 +1,8 @@
 //! Finding a job wherever protocol 2 keeps it: its record first; else, for a fast-path job,
-//! its stream entry (pending, or running when delivered), else its completion in the
-//! queue's `done` stream. A fast-path job's id is its entry id, or, for one with an id of
-//! its own, its id key names the entry and then the completion.
+//! its stream entry (pending, or running when delivered), its place in `later` (waiting
+//! for its time or a retry), else its completion in the queue's `done` stream. A
+//! fast-path job's id is its entry id, or, for one with an id of its own or once retried,
+//! its id key holds where it is: its entry, the entry it becomes, then its completion.
 
 use std::collections::HashMap;
 
@@ -9,8 +10,8 @@ use redis::aio::ConnectionLike;
 
 use crate::entry::parse_duration_ms;
 use crate::{
-    CONSUMER_GROUP, JobDefaults, JobRecord, Keys, ProtoError, StreamEntry, field, is_entry_id,
-    range_entries,
+    CONSUMER_GROUP, JobDefaults, JobRecord, Keys, ProtoError, Status, StreamEntry, Waiting, field,
+    is_entry_id, range_entries,
 };
 
 /// Entries of `done` read per step while looking for a completion.
@@ -57,6 +58,10 @@ pub async fn describe_job<C: ConnectionLike>(
         if let Some(record) = from_stream(conn, keys, queue, job_id, None, defaults).await? {
             return Ok(Some(record));
         }
+        // Retried without a record, it has an id key naming where it went.
+        if let Some(found) = from_id_key(conn, keys, queue, job_id, defaults).await? {
+            return Ok(Some(found));
+        }
         return from_done(conn, keys, queue, job_id).await;
     }
     // The job may move between two reads (complete, fail or be cancelled, each of which
@@ -101,25 +106,90 @@ async fn from_id_key<C: ConnectionLike>(
     job_id: &str,
     defaults: &JobDefaults,
 ) -> Result<Option<JobRecord>, DescribeError> {
-    let held: Option<String> = redis::cmd("GET")
+    let held: Option<Vec<u8>> = redis::cmd("GET")
         .arg(keys.id_key(queue, job_id))
         .query_async(conn)
         .await?;
-    match held.as_deref().map(IdKey::parse) {
+    let Some(held) = held else {
+        return Ok(None);
+    };
+    if let Some(waiting) = Waiting::parse(&held) {
+        return from_later(conn, keys, queue, job_id, &waiting, defaults).await;
+    }
+    match std::str::from_utf8(&held).ok().map(IdKey::parse) {
         Some(Some(IdKey::Entry(entry))) => {
             from_stream(conn, keys, queue, entry, Some(job_id), defaults).await
         }
         Some(Some(IdKey::Done(done_id))) => {
             let done = xrange(conn, &keys.done(queue), done_id, done_id, 1).await?;
+            // A job without an id of its own was created when its id was.
+            let created = is_entry_id(job_id).then(|| entry_ms(job_id));
             match done.first() {
                 Some(entry) if text(&entry.fields, field::ID).as_deref() == Some(job_id) => {
-                    completed(entry, queue, job_id, None)
+                    completed(entry, queue, job_id, created)
                 }
                 _ => Ok(None),
             }
         }
         _ => Ok(None),
     }
+}
+
+/// A job waiting in `later` without a record, from what its id key holds and its due time.
+async fn from_later<C: ConnectionLike>(
+    conn: &mut C,
+    keys: &Keys,
+    queue: &str,
+    job_id: &str,
+    waiting: &Waiting,
+    defaults: &JobDefaults,
+) -> Result<Option<JobRecord>, DescribeError> {
+    let due: Option<f64> = redis::cmd("ZSCORE")
+        .arg(keys.later(queue))
+        .arg(job_id)
+        .query_async(conn)
+        .await?;
+    let kept = [
+        field::TYPE,
+        field::PAYLOAD,
+        field::CONTENT_TYPE,
+        field::MAX_ATTEMPTS,
+        field::BACKOFF,
+        field::ATTEMPTS,
+        field::ERROR,
+        field::ERRORS,
+        field::CREATED_AT,
+        field::RUN_AT,
+    ];
+    let mut hash: HashMap<String, Vec<u8>> = waiting
+        .fields
+        .iter()
+        .filter(|(name, _)| kept.contains(&name.as_str()))
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect();
+    let mut set = |name: &str, value: String| hash.insert(name.to_owned(), value.into_bytes());
+    set(field::ID, job_id.to_owned());
+    set(field::QUEUE, queue.to_owned());
+    set(field::STATUS, waiting.status.as_str().to_owned());
+    if let Some(due) = due {
+        // Scores are whole milliseconds, well within an f64's exact integers.
+        let due = (due as i64).to_string();
+        if waiting.status == Status::Failed {
+            set(field::NEXT_RUN_AT, due);
+        } else if !waiting.fields.contains_key(field::RUN_AT) {
+            set(field::RUN_AT, due);
+        }
+    }
+    if let Some(ms) = waiting
+        .text(field::TIMEOUT)
+        .and_then(|t| parse_duration_ms(&t))
+    {
+        set(field::TIMEOUT_MS, ms.to_string());
+    }
+    hash.entry(field::ATTEMPTS.to_owned())
+        .or_insert_with(|| b"0".to_vec());
+    fill_defaults(&mut hash, defaults);
+    Ok(JobRecord::from_hash(&hash)?)
 }
 
 /// What an id key holds.
@@ -130,6 +200,7 @@ pub enum IdKey<'a> {
     /// Its completion's entry in `done`.
     Done(&'a str),
 }
+// A job waiting in `later` has a third form, binary: see [`Waiting`].
 
 impl<'a> IdKey<'a> {
     /// Reads an id key's value; `None` when it is neither form.
@@ -245,6 +316,8 @@ async fn from_stream<C: ConnectionLike>(
                 field::CONTENT_TYPE,
                 field::MAX_ATTEMPTS,
                 field::BACKOFF,
+                field::ERROR,
+                field::ERRORS,
             ]
             .contains(&name.as_str())
         })
@@ -253,7 +326,9 @@ async fn from_stream<C: ConnectionLike>(
     let spent: u64 = text(&entry.fields, field::ATTEMPTS)
         .and_then(|t| t.parse().ok())
         .unwrap_or(0);
-    let created = entry_ms(entry_id).to_string();
+    // A retried job's entry carries when the job was first enqueued.
+    let created =
+        text(&entry.fields, field::CREATED_AT).unwrap_or_else(|| entry_ms(entry_id).to_string());
     let mut set = |name: &str, value: String| hash.insert(name.to_owned(), value.into_bytes());
     set(field::ID, job_id.to_owned());
     set(field::QUEUE, queue.to_owned());
@@ -372,7 +447,17 @@ fn completed(
         field::STARTED_AT,
         finished.saturating_sub(run_ms).to_string(),
     );
-    for name in [field::TYPE, field::ATTEMPTS, field::WORKER, field::RESULT] {
+    // A retried job's completion also keeps its first enqueue, attempts allowed and
+    // errors.
+    for name in [
+        field::TYPE,
+        field::ATTEMPTS,
+        field::WORKER,
+        field::RESULT,
+        field::CREATED_AT,
+        field::MAX_ATTEMPTS,
+        field::ERRORS,
+    ] {
         if let Some(value) = text(&entry.fields, name) {
             set(name, value);
         }

@@ -42,18 +42,12 @@ pub struct EntryFields {
 }
 
 impl EntryFields {
-    /// Whether the entry is on the fast path at `now_ms`: it carries the whole job and is
-    /// due, and its job id is its entry id or an id of its own (claimed before it runs,
-    /// so that one entry per id runs). Any other entry starts through its record: one that
-    /// names only a job id, waits for its time, or names an id of an entry id's form (a
-    /// copy put back by reconciliation, whose record leads).
+    /// Whether the entry may run on the fast path at `now_ms`: it carries the whole job
+    /// and is due. One that names a job id runs so only once claimed (see
+    /// [`StreamEntry::own_id_to_claim`]); any other entry starts through its record: one
+    /// that names only a job id, or waits for its time.
     pub fn is_fast(&self, now_ms: u64) -> bool {
-        self.job_type.is_some()
-            && self
-                .job_id
-                .as_deref()
-                .is_none_or(|id| !crate::is_entry_id(id))
-            && self.run_at_ms.is_none_or(|due| due <= now_ms)
+        self.job_type.is_some() && self.run_at_ms.is_none_or(|due| due <= now_ms)
     }
 }
 
@@ -92,15 +86,16 @@ impl StreamEntry {
         }
     }
 
-    /// The id of its own of the whole job this entry carries (it has a `type`), when that
-    /// id is a valid name and not of an entry id's form: the id a worker claims before
-    /// the entry runs, so that one entry per id runs.
+    /// The job id named by the whole job this entry carries (it has a `type`), when that
+    /// id is a valid name: the id a worker claims before the entry runs, so that one entry
+    /// per id runs. An id of an entry id's form is a retried job's without an id of its own
+    /// (its id key names the entry), or a copy whose record leads (the claim says so).
     pub fn own_id_to_claim(&self) -> Option<&str> {
         if !self.fields.contains_key(field::TYPE) {
             return None;
         }
         let id = std::str::from_utf8(self.fields.get(field::ID)?).ok()?;
-        (check_name(field::ID, id).is_ok() && !crate::is_entry_id(id)).then_some(id)
+        check_name(field::ID, id).is_ok().then_some(id)
     }
 
     /// The job id this entry stands for: the producer's `id` when it is a valid name, else
@@ -370,13 +365,17 @@ mod tests {
     }
 
     #[test]
-    fn a_whole_job_with_an_id_of_its_own_is_on_the_fast_path_but_an_entry_id_form_is_not() {
+    fn a_whole_job_naming_an_id_is_on_the_fast_path_once_claimed() {
         let own = entry(&[("id", b"order-7"), ("type", b"t")]);
         assert!(own.decode(1024).expect("decodes").is_fast(0));
+        assert_eq!(own.own_id_to_claim(), Some("order-7"));
         let named_only = entry(&[("id", b"order-7")]);
         assert!(!named_only.decode(1024).expect("decodes").is_fast(0));
+        assert_eq!(named_only.own_id_to_claim(), None);
+        // A retried job without an id of its own, or a copy whose record leads: the
+        // claim tells which.
         let copy = entry(&[("id", b"1700000000000-3"), ("type", b"t")]);
-        assert!(!copy.decode(1024).expect("decodes").is_fast(0));
+        assert_eq!(copy.own_id_to_claim(), Some("1700000000000-3"));
     }
 
     #[test]

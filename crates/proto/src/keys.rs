@@ -55,16 +55,24 @@ impl Keys {
         self.queue_key(queue, "job:")
     }
 
-    /// The id key of a job with an id of its own that lives in its stream entry (no
-    /// record): the entry id while it waits or runs, `done <done entry id>` once it
-    /// completed. Remembering the id, it keeps the same id from being enqueued twice.
+    /// The id key of a job that lives without a record and has an id of its own or was
+    /// retried: the entry id while it waits or runs, `scheduled …` or `failed …` (its
+    /// entry to be) while it waits in `later`, `done <done entry id>` once it completed.
+    /// Remembering the id, it keeps the same id from being enqueued twice.
     pub fn id_key(&self, queue: &str, id: &str) -> String {
         self.queue_key(queue, &format!("id:{id}"))
     }
 
-    /// Jobs waiting for a time (scheduled jobs and retries), scored by due time in ms.
+    /// Jobs with a record waiting for a time (unique scheduled jobs, retries of jobs with
+    /// records), scored by due time in ms.
     pub fn delayed(&self, queue: &str) -> String {
         self.queue_key(queue, "delayed")
+    }
+
+    /// Jobs waiting for a time without a record (protocol 2.7): their ids scored by due
+    /// time in ms, each one's id key holding the entry it becomes once due.
+    pub fn later(&self, queue: &str) -> String {
+        self.queue_key(queue, "later")
     }
 
     /// The most recent completions (protocol 2): one entry per completed job, trimmed by

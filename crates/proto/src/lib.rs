@@ -37,6 +37,7 @@ pub mod scripts;
 mod shutdown;
 mod status;
 pub mod trace_context;
+mod waiting;
 
 pub use backoff::Backoff;
 pub use checks::{
@@ -71,6 +72,7 @@ pub use redact::redact_url;
 pub use schedule_state::{mark_schedule_paused, mark_schedule_resumed};
 pub use shutdown::Shutdown;
 pub use status::Status;
+pub use waiting::Waiting;
 
 /// The protocol version written into every record (`v`) this crate creates.
 pub const PROTOCOL_VERSION: u32 = 2;

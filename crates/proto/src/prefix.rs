@@ -43,6 +43,7 @@ pub async fn record_ids_with_prefix<C: ConnectionLike>(
     };
     let sets = [
         keys.delayed(queue),
+        keys.later(queue),
         keys.index(queue, Status::Dead),
         keys.index(queue, Status::Completed),
         keys.index(queue, Status::Cancelled),

@@ -52,11 +52,13 @@ pub async fn read_queue_state<C: ConnectionLike + Send>(
     now_ms: i64,
 ) -> redis::RedisResult<QueueState> {
     let stream = keys.stream(queue);
-    let (length, scheduled, dead): (i64, i64, i64) = redis::pipe()
+    let (length, delayed, later, dead): (i64, i64, i64, i64) = redis::pipe()
         .cmd("XLEN")
         .arg(&stream)
         .cmd("ZCARD")
         .arg(keys.delayed(queue))
+        .cmd("ZCARD")
+        .arg(keys.later(queue))
         .cmd("XLEN")
         .arg(keys.dead(queue))
         .query_async(conn)
@@ -101,7 +103,7 @@ pub async fn read_queue_state<C: ConnectionLike + Send>(
         pending,
         lag: redis_lag.unwrap_or(pending),
         running,
-        scheduled,
+        scheduled: delayed + later,
         dead,
         oldest_pending_age,
     })

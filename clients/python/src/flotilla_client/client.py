@@ -108,7 +108,7 @@ class Client:
         path: one XADD carrying the whole job, whose entry id is the job id; fields left
         out take the workers' defaults. With `id` it goes through the published script: one
         entry carrying the job, and an id key remembering the id (no record unless the job
-        fails, is handed back or the like), so the same id enqueued again runs once. On a
+        dies, is handed back or the like), so the same id enqueued again runs once. On a
         queue split into partitions, a job without `id` gets a new UUID and goes through the
         script."""
         options = self._options(job_type, payload, queue, max_attempts, timeout_ms, backoff)
@@ -132,7 +132,8 @@ class Client:
         backoff: str | None = None,
     ) -> str:
         """Enqueues a job to run after `delay` (seconds, or a timedelta), measured on the
-        Redis server's clock. Returns its id (a new UUID unless given)."""
+        Redis server's clock. Returns its id (a new UUID unless given). Until then it has no
+        record: its id waits in the queue's `later` set and its id key holds the job."""
         options = self._options(job_type, payload, queue, max_attempts, timeout_ms, backoff)
         wait_ms = validate.delay_ms("delay", delay)
         return self._enqueue_scripted(options, self._job_id(id), delay_ms=wait_ms)[0]
@@ -150,7 +151,8 @@ class Client:
         backoff: str | None = None,
     ) -> str:
         """Enqueues a job to run no earlier than `when` (an aware datetime, or milliseconds
-        since the Unix epoch); a time in the past runs now. Returns its id."""
+        since the Unix epoch); a time in the past runs now. Returns its id. It waits as
+        `enqueue_in`'s job does."""
         options = self._options(job_type, payload, queue, max_attempts, timeout_ms, backoff)
         due_ms = validate.run_at_ms(when)
         return self._enqueue_scripted(options, self._job_id(id), run_at_ms=due_ms)[0]
@@ -205,8 +207,9 @@ class Client:
         timeout: float = 30.0,
         poll_interval: float = 0.05,
     ) -> JobStatus:
-        """Polls until the job is completed, dead or cancelled, and returns it. Raises
-        WaitTimeout (a TimeoutError) carrying the last status seen when time runs out."""
+        """Polls until the job is completed, dead or cancelled, and returns it: a job that
+        is `scheduled`, or `failed` with a retry due, is waited for. Raises WaitTimeout (a
+        TimeoutError) carrying the last status seen when time runs out."""
         deadline = time.monotonic() + timeout
         while True:
             last = self.status(id, queue)
@@ -262,9 +265,11 @@ class Client:
     def _check_depth(self, queue: str, cap: int) -> None:
         pipe = self._redis.pipeline(transaction=False)
         pipe.xlen(self._keys.stream(queue))
+        # Jobs waiting for a time are in `delayed` (with a record) or `later` (without).
         pipe.zcard(self._keys.delayed(queue))
-        ready, scheduled = pipe.execute()
-        depth = int(ready) + int(scheduled)
+        pipe.zcard(self._keys.later(queue))
+        ready, scheduled, later = pipe.execute()
+        depth = int(ready) + int(scheduled) + int(later)
         if depth >= cap:
             raise QueueFull(queue, f"QUEUE_FULL queue {queue} holds {depth} jobs, its limit is {cap}")
 

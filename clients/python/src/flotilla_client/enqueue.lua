@@ -1,9 +1,8 @@
--- Shared helpers, prepended to every Flotilla script (not a script of its own).
-
 -- The latest run time (3000-01-01T00:00:00Z) and the longest duration (ten years) a job
 -- may name, in ms. Below them every number here stays an exact integer that Lua prints as
 -- digits, so the times the scripts store are whole numbers every reader parses.
 local MAX_RUN_AT_MS = 32503680000000
+
 local MAX_DURATION_MS = 315360000000
 
 -- Whether `text` is a whole number from 0 to `max`.
@@ -18,69 +17,11 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
--- Acknowledge and remove a stream entry (rule 1: only together with a state change).
-local function ack_and_delete(stream, group, entry)
-  if entry and entry ~= '' then
-    redis.call('XACK', stream, group, entry)
-    redis.call('XDEL', stream, entry)
-  end
-end
-
--- Release a unique-job lock, but only if this job still holds it.
-local function release_unique(job_key, job_id)
-  local unique_key = redis.call('HGET', job_key, 'unique_key')
-  if unique_key and unique_key ~= '' and redis.call('GET', unique_key) == job_id then
-    redis.call('DEL', unique_key)
-  end
-end
-
--- Acknowledge and remove many entries of one stream with one XACK and one XDEL: removing
--- ids one call at a time costs several times more.
-local function ack_and_delete_all(stream, group, entries)
-  if #entries > 0 then
-    redis.call('XACK', stream, group, unpack(entries))
-    redis.call('XDEL', stream, unpack(entries))
-  end
-end
-
 -- Whether `id` has the form of a stream entry id (<digits>-<digits>). Such an id names a
 -- job without an id of its own (its entry's); no producer may give it to a job, so the two
 -- kinds of id never share a name.
 local function is_entry_id(id)
   return string.match(id, '^%d+%-%d+$') ~= nil
-end
-
--- A stream id as two numbers, for ordering.
-local function id_parts(id)
-  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
-  return tonumber(ms) or 0, tonumber(seq) or 0
-end
-
--- The lowest and highest of `entries` (ids of one stream), compared as numbers.
-local function entry_bounds(entries)
-  local low, high = entries[1], entries[1]
-  local lms, lseq = id_parts(low)
-  local hms, hseq = lms, lseq
-  for _, e in ipairs(entries) do
-    local ms, seq = id_parts(e)
-    if ms < lms or (ms == lms and seq < lseq) then low, lms, lseq = e, ms, seq end
-    if ms > hms or (ms == hms and seq > hseq) then high, hms, hseq = e, ms, seq end
-  end
-  return low, high
-end
-
--- The entries from `low` to `high` pending under `consumer`, as a map from id to delivery
--- count (and a second from id to idle time in ms), read with one XPENDING over the range rather than one call per entry. Only this
--- consumer's entries come back: at most `count` asked about plus the others it has in
--- flight. A missing group (Redis restarted empty) means nothing is owned. Callers that
--- know the bounds pass them, as parsing every id here costs more than the read.
-local function owned_in(stream, group, consumer, low, high, count)
-  local owned, idle = {}, {}
-  if not low or low == '' then return owned, idle end
-  local pel = redis.pcall('XPENDING', stream, group, low, high, count + 100000, consumer)
-  if pel.err then return owned, idle end
-  for _, p in ipairs(pel) do owned[p[1]], idle[p[1]] = p[4], p[3] end
-  return owned, idle
 end
 
 -- A record key up to its job id: the queue's prefix for records.
@@ -101,193 +42,138 @@ local function id_key_of(job_key, job_id)
   return id_prefix_of(job_prefix_of(job_key, job_id)) .. job_id
 end
 
--- A record now remembers `job_id` (its job failed, was handed back, reported progress,
--- was cancelled or dead-lettered): the id key, which has no expiry while the job lives,
--- goes, and the id lives as long as the record.
-local function forget_id_key(job_key, job_id)
-  if not is_entry_id(job_id) then redis.call('DEL', id_key_of(job_key, job_id)) end
+-- The queue's `later` set, from its `delayed` set's key: ids of jobs that wait for a time
+-- without a record, scored by due time (ms). Each one's id key holds the whole job as
+-- the entry it becomes once due: its state (`scheduled`, or `failed` while a retry
+-- waits), a space, and the entry's field/value pairs as one MessagePack array of strings.
+local function later_of(delayed_key)
+  return string.sub(delayed_key, 1, #delayed_key - 7) .. 'later'
 end
 
--- Resets the idle time of `entries` (pending under `consumer`) with one XCLAIM that
--- counts no delivery, so that no reclaimer takes them before their worker's next
--- heartbeat (rule 4).
-local function reset_idle(stream, group, consumer, entries)
-  if #entries == 0 then return end
-  local claim = {'XCLAIM', stream, group, consumer, 0}
-  for _, e in ipairs(entries) do claim[#claim + 1] = e end
-  claim[#claim + 1] = 'JUSTID'
-  redis.call(unpack(claim))
+-- An id key's value for a job waiting in `later` in `state`, with the entry `fields`.
+local function pack_waiting(state, fields)
+  return state .. ' ' .. cmsgpack.pack(fields)
 end
 
--- The ids among `entries` (all of one stream) that are pending under `consumer`, as a
--- map from id to delivery count.
-local function owned_by(stream, group, consumer, entries)
-  if #entries == 0 then return {} end
-  local low, high = entry_bounds(entries)
-  return owned_in(stream, group, consumer, low, high, #entries)
-end
+-- The published enqueue script's bounded arguments (by position), checked for every job.
+local ENQUEUE_BOUNDS = {{6, MAX_DURATION_MS, 'timeout'}, {8, MAX_RUN_AT_MS, 'run at'},
+  {9, MAX_DURATION_MS, 'delay'}, {10, MAX_DURATION_MS, 'unique hold'}}
 
--- A fast-path attempt that is no longer its worker's may have been cancelled (its
--- cancelled record says so).
-local function was_cancelled(job)
-  return redis.call('HGET', job, 'status') == 'cancelled'
-end
+-- The options a whole entry carries when set (field, argument position); a count or
+-- timeout of 0 means the worker's default, as in a record.
+local ENTRY_OPTIONS = {{'content_type', 4}, {'max_attempts', 5}, {'timeout', 6},
+  {'backoff', 7}, {'trace', 13}}
 
--- Why a fast-path attempt is no longer current: "stale" when another worker took its
--- entry (it is still on the stream), "gone" when the entry was deleted from the stream
--- (finished by a worker that reclaimed it, or deleted by hand), "missing" when the stream
--- never held it as far as it knows (Redis lost its data).
-local function not_current(stream, entry)
-  if #redis.call('XRANGE', stream, entry, entry) > 0 then return 'stale' end
-  local info = redis.pcall('XINFO', 'STREAM', stream)
-  if info.err then return 'missing' end
-  for i = 1, #info - 1, 2 do
-    if info[i] == 'max-deleted-entry-id' then
-      local ms, seq = id_parts(entry)
-      local dms, dseq = id_parts(info[i + 1])
-      if ms < dms or (ms == dms and seq <= dseq) then return 'gone' end
+-- Creates one job (the published `enqueue` script, and `enqueue_many` for a batch of one
+-- queue's jobs): `stream`, `record` and `delayed` are its queue's stream, its record key
+-- and its queue's delayed set; `unique` the unique key it holds, or nil. Its arguments are
+-- the published script's, in its order, at `A[o + 1]` to `A[o + 15]`. `batch` carries what
+-- the jobs of one call share and need read only once (the time, the queue's depth): an
+-- empty table at first. Returns {job id, outcome}, or the text of the error (QUEUE_FULL,
+-- BAD_ID, BAD_ARG) the published script answers.
+local function enqueue_job(stream, record, delayed, unique, A, o, batch)
+  local id = A[o + 1]
+  for _, bound in ipairs(ENQUEUE_BOUNDS) do
+    local value = A[o + bound[1]]
+    if not whole_within(value, bound[2]) then
+      return 'BAD_ARG ' .. bound[3] .. ' ' .. tostring(value) ..
+        ': expected whole milliseconds from 0 to ' .. bound[2]
     end
   end
-  return 'missing'
-end
-
--- How many attempts' errors a record keeps, and how much of each: enough to see a pattern
--- (the same error each time, or a different one), bounded however large a handler's output.
-local ERRORS_KEPT = 10
-local ERROR_BYTES_KEPT = 2000
-
--- Append an attempt's error to the record's history (`errors`, a JSON array of
--- {attempt, at, error}, oldest first), keeping the last ERRORS_KEPT. `error` holds only
--- the last one; the history lets `jobs show` tell each attempt's error.
-local function note_error(job_key, attempt, at, message)
-  local history = {}
-  local old = redis.call('HGET', job_key, 'errors')
-  if old then
-    local ok, decoded = pcall(cjson.decode, old)
-    if ok and type(decoded) == 'table' then history = decoded end
+  if is_entry_id(id) then
+    return 'BAD_ID id ' .. id .. ' has the form of a stream entry id ' ..
+      '(<digits>-<digits>), which names jobs without an id of their own: give the job an id ' ..
+      'of another form, a UUID say'
   end
-  history[#history + 1] = {attempt = tonumber(attempt) or 0, at = tonumber(at) or 0,
-    error = string.sub(message or '', 1, ERROR_BYTES_KEPT)}
-  while #history > ERRORS_KEPT do table.remove(history, 1) end
-  redis.call('HSET', job_key, 'errors', cjson.encode(history))
-end
-
--- Protocol 2's fast path: a job whose stream entry carries it whole has no record while
--- it runs. Its attempt is this worker's while the entry is pending under it with the
--- delivery count the attempt began with: any reclaim, by this worker or another, counts a
--- delivery, so a zombie's late write is refused (rule 3 without a lease token).
--- What a worker passes for such an attempt, from ARGV[at]: delivery count (0 = the attempt
--- has a record), type, payload, content type, attempt, max attempts, timeout ms, backoff,
--- trace, started at ms.
-local FAST_ARGS = 10
-
--- Writes the record of a fast-path job from what its worker passes, so that a failure, a
--- hand-back or progress follows the record's rules from here on. Does nothing when a
--- record exists (it leads: the job was adopted before, or cancelled) or the attempt had a
--- record from the start. Returns "ok", or why the attempt is no longer current.
-local function adopt(job, job_id, queue, stream, group, consumer, entry, lease, at)
-  local delivery = tonumber(ARGV[at]) or 0
-  if delivery == 0 or redis.call('EXISTS', job) == 1 then return 'ok' end
-  if owned_by(stream, group, consumer, {entry})[entry] ~= delivery then
-    return not_current(stream, entry)
+  if unique then
+    local holder = redis.call('GET', unique)
+    if holder then return {holder, 'duplicate'} end
   end
-  local created = id_parts(entry)
-  redis.call('HSET', job, 'id', job_id, 'type', ARGV[at + 1], 'queue', queue,
-    'payload', ARGV[at + 2], 'content_type', ARGV[at + 3], 'status', 'running',
-    'attempts', ARGV[at + 4], 'max_attempts', ARGV[at + 5], 'timeout_ms', ARGV[at + 6],
-    'backoff', ARGV[at + 7], 'created_at', created, 'run_at', created,
-    'started_at', ARGV[at + 9], 'entry', entry, 'worker', consumer, 'lease', lease, 'v', 2)
-  if ARGV[at + 8] ~= '' then redis.call('HSET', job, 'trace', ARGV[at + 8]) end
-  forget_id_key(job, job_id)
-  -- Each delivery before this one was an attempt whose worker stopped responding: nothing
-  -- was written then, so the history learns of them here.
-  local attempt = tonumber(ARGV[at + 4]) or 0
-  for n = math.max(1, attempt - delivery + 1), attempt - 1 do
-    note_error(job, n, ARGV[at + 9], 'attempt ' .. n .. ' interrupted: its worker stopped responding')
+  local id_key = id_key_of(record, id)
+  if redis.call('EXISTS', record, id_key) > 0 then return {id, 'exists'} end
+
+  local later = batch.later
+  if not later then
+    later = later_of(delayed)
+    batch.later = later
   end
-  return 'ok'
-end
-
--- A timeout as a producer may write it in an entry (`1500`, `500ms`, `30s`, `5m`, `1h`),
--- in milliseconds; nil when it is none of these.
-local function duration_ms(text)
-  local n, unit = string.match(text or '', '^%s*(%d+)%s*(%a*)%s*$')
-  local scale = ({[''] = 1, ms = 1, s = 1000, m = 60000, h = 3600000})[unit or 'x']
-  if not n or not scale then return nil end
-  return tonumber(n) * scale
-end
-
--- The record of a fast-path job built from its stream entry (field/value pairs), with the
--- attempts it has been charged so far (those the entry carries, plus `extra`).
-local function record_from_entry(job, job_id, queue, entry, fields, extra)
-  local e = {}
-  for i = 1, #fields, 2 do e[fields[i]] = fields[i + 1] end
-  local created = id_parts(entry)
-  redis.call('HSET', job, 'id', job_id, 'type', e['type'] or '', 'queue', queue,
-    'payload', e['payload'] or '', 'content_type', e['content_type'] or '',
-    'attempts', (tonumber(e['attempts']) or 0) + extra, 'created_at', created,
-    'run_at', created, 'entry', entry, 'v', e['v'] or '1')
-  for _, name in ipairs({'max_attempts', 'backoff'}) do
-    if e[name] and e[name] ~= '' then redis.call('HSET', job, name, e[name]) end
+  local cap = tonumber(A[o + 11])
+  if cap > 0 then
+    if not batch.depth then
+      batch.depth = redis.call('XLEN', stream) + redis.call('ZCARD', delayed) +
+        redis.call('ZCARD', later)
+    end
+    if batch.depth >= cap then
+      return 'QUEUE_FULL queue ' .. A[o + 12] .. ' holds ' .. batch.depth ..
+        ' jobs, its limit is ' .. cap
+    end
   end
-  -- The record keeps the trace context as one value: traceparent, then tracestate on a
-  -- second line.
-  local trace = e['traceparent'] or e['trace']
-  if trace and trace ~= '' then
-    if e['tracestate'] and e['tracestate'] ~= '' then trace = trace .. '\n' .. e['tracestate'] end
-    redis.call('HSET', job, 'trace', trace)
+
+  local now = batch.now
+  if not now then
+    now = now_ms()
+    batch.now = now
   end
-  local timeout = duration_ms(e['timeout'])
-  if timeout then redis.call('HSET', job, 'timeout_ms', timeout) end
-  forget_id_key(job, job_id)
-end
+  local due = tonumber(A[o + 8])
+  local delay = tonumber(A[o + 9])
+  if due == 0 and delay > 0 then due = now + delay end
+  if batch.depth then batch.depth = batch.depth + 1 end
 
--- Record a terminal state in the recent-ids index and keep the index bounded by retention.
-local function index_terminal(idx_key, job_id, now, retention)
-  redis.call('ZADD', idx_key, now, job_id)
-  redis.call('ZREMRANGEBYSCORE', idx_key, '-inf', now - retention)
-end
-
--- Keep at most `max_len` finished records of one status: the oldest in the index beyond
--- that are deleted with their records, so memory stays bounded however fast jobs finish.
--- A record that left the status since (a dead job retried, say) is not touched.
--- `job_prefix` is the queue's record key up to the job id. 0 = no count limit.
-local function trim_finished(idx_key, job_prefix, status, max_len)
-  if max_len <= 0 then return end
-  local over = redis.call('ZCARD', idx_key) - max_len
-  if over <= 0 then return end
-  for _, id in ipairs(redis.call('ZRANGE', idx_key, 0, over - 1)) do
-    local key = job_prefix .. id
-    if redis.call('HGET', key, 'status') == status then redis.call('DEL', key) end
+  if not unique then
+    -- The whole job in its entry: a worker runs it as it runs a job without an id.
+    local fields = {'id', id, 'type', A[o + 2], 'payload', A[o + 3]}
+    for _, option in ipairs(ENTRY_OPTIONS) do
+      local value = A[o + option[2]]
+      if value ~= '' and value ~= '0' then
+        fields[#fields + 1] = option[1]
+        fields[#fields + 1] = value
+      end
+    end
+    if due > now then
+      -- Waits in `later`, its id key holding the entry it becomes once due. Jobs of one
+      -- call share their time and, mostly, their due time: each is printed once.
+      if batch.due ~= due then
+        batch.due, batch.due_text = due, tostring(due)
+      end
+      if not batch.now_text then batch.now_text = tostring(now) end
+      fields[#fields + 1] = 'run_at'
+      fields[#fields + 1] = batch.due_text
+      fields[#fields + 1] = 'created_at'
+      fields[#fields + 1] = batch.now_text
+      redis.call('ZADD', later, batch.due_text, id)
+      redis.call('SET', id_key, pack_waiting('scheduled', fields))
+      return {id, 'created'}
+    end
+    local entry = redis.call('XADD', stream, '*', unpack(fields))
+    -- Remembered while the job lives; its completion gives the key its expiry.
+    redis.call('SET', id_key, entry)
+    return {id, 'created'}
   end
-  redis.call('ZREMRANGEBYRANK', idx_key, 0, over - 1)
-end
 
-
-
--- Move a job to the dead-letter queue: record, DLQ stream entry, index, expiry.
-local function bury(job_key, dead_stream, idx_dead, job_id, reason, now, retention, dead_max_len)
-  forget_id_key(job_key, job_id)
-  redis.call('HSET', job_key, 'status', 'dead', 'error', reason, 'finished_at', now)
-  redis.call('HDEL', job_key, 'lease', 'next_run_at')
-  local f = redis.call('HMGET', job_key, 'type', 'queue', 'attempts')
-  redis.call('XADD', dead_stream, 'MAXLEN', '~', dead_max_len, '*',
-    'id', job_id, 'type', f[1] or '', 'queue', f[2] or '', 'attempts', f[3] or '0',
-    'error', reason, 'failed_at', now)
-  if retention > 0 then
-    redis.call('PEXPIRE', job_key, retention)
-    -- The DLQ stream keeps what the records keep: entries older than the retention go.
-    redis.call('XTRIM', dead_stream, 'MINID', now - retention)
+  redis.call('HSET', record, 'id', id, 'type', A[o + 2], 'queue', A[o + 12],
+    'payload', A[o + 3], 'content_type', A[o + 4], 'attempts', 0, 'max_attempts', A[o + 5],
+    'timeout_ms', A[o + 6], 'backoff', A[o + 7], 'created_at', now, 'v', A[o + 14])
+  if A[o + 13] ~= '' then redis.call('HSET', record, 'trace', A[o + 13]) end
+  if unique then
+    redis.call('SET', unique, id, 'PX', A[o + 10])
+    if A[o + 15] ~= 'expiry' then redis.call('HSET', record, 'unique_key', unique) end
   end
-  index_terminal(idx_dead, job_id, now, retention)
-  -- The dead-letter stream keeps `dead_max_len` entries; the records keep as many.
-  trim_finished(idx_dead, job_prefix_of(job_key, job_id), 'dead', dead_max_len)
+
+  if due > now then
+    redis.call('ZADD', delayed, due, id)
+    redis.call('HSET', record, 'status', 'scheduled', 'run_at', due)
+  else
+    local entry = redis.call('XADD', stream, '*', 'id', id)
+    redis.call('HSET', record, 'status', 'pending', 'run_at', now, 'entry', entry)
+  end
+  return {id, 'created'}
 end
 
--- enqueue: put a job with an id of its own on its stream now, or in `delayed` for later.
--- A job to run now that holds no unique key is one stream entry carrying the whole job,
--- and its id key remembers the id (the entry's id until it completes); any other job gets
--- a record.
+-- enqueue: put a job with an id of its own on its stream now, or aside until its time.
+-- A job that holds no unique key has no record: to run now it is one stream entry
+-- carrying the whole job, and its id key remembers the id (the entry's id until it
+-- completes); to run later its id waits in `later` and its id key holds the entry it
+-- becomes. A job with a unique key gets a record (in `delayed` while it waits).
 -- KEYS[1] stream   KEYS[2] job record   KEYS[3] delayed set   KEYS[4] unique key (optional)
 -- ARGV[1] job id   ARGV[2] type   ARGV[3] payload   ARGV[4] content type
 -- ARGV[5] max attempts   ARGV[6] timeout ms   ARGV[7] backoff   ARGV[8] run at (ms, 0 = not set)
@@ -301,72 +187,6 @@ end
 -- names the jobs that have no id of their own, and with BAD_ARG when a time or duration is
 -- out of bounds (every client checks before it calls; here again, so that no number the
 -- scripts cannot hold is ever stored).
-for _, bound in ipairs({{6, MAX_DURATION_MS, 'timeout'}, {8, MAX_RUN_AT_MS, 'run at'},
-    {9, MAX_DURATION_MS, 'delay'}, {10, MAX_DURATION_MS, 'unique hold'}}) do
-  if not whole_within(ARGV[bound[1]], bound[2]) then
-    return redis.error_reply('BAD_ARG ' .. bound[3] .. ' ' .. tostring(ARGV[bound[1]]) ..
-      ': expected whole milliseconds from 0 to ' .. bound[2])
-  end
-end
-if is_entry_id(ARGV[1]) then
-  return redis.error_reply('BAD_ID id ' .. ARGV[1] .. ' has the form of a stream entry id ' ..
-    '(<digits>-<digits>), which names jobs without an id of their own: give the job an id ' ..
-    'of another form, a UUID say')
-end
-if #KEYS >= 4 then
-  local holder = redis.call('GET', KEYS[4])
-  if holder then return {holder, 'duplicate'} end
-end
-local id_key = id_key_of(KEYS[2], ARGV[1])
-if redis.call('EXISTS', KEYS[2], id_key) > 0 then return {ARGV[1], 'exists'} end
-
-local cap = tonumber(ARGV[11])
-if cap > 0 then
-  local depth = redis.call('XLEN', KEYS[1]) + redis.call('ZCARD', KEYS[3])
-  if depth >= cap then
-    return redis.error_reply('QUEUE_FULL queue ' .. ARGV[12] .. ' holds ' .. depth ..
-      ' jobs, its limit is ' .. cap)
-  end
-end
-
-local now = now_ms()
-local due = tonumber(ARGV[8])
-local delay = tonumber(ARGV[9])
-if due == 0 and delay > 0 then due = now + delay end
-
-if due <= now and #KEYS < 4 then
-  -- The whole job in its entry: a worker runs it as it runs a job without an id.
-  -- A count or timeout of 0 means the worker's default, as in a record.
-  local fields = {'id', ARGV[1], 'type', ARGV[2], 'payload', ARGV[3]}
-  for _, extra in ipairs({{'content_type', ARGV[4]}, {'max_attempts', ARGV[5]},
-      {'timeout', ARGV[6]}, {'backoff', ARGV[7]}, {'trace', ARGV[13]}}) do
-    if extra[2] ~= '' and extra[2] ~= '0' then
-      fields[#fields + 1] = extra[1]
-      fields[#fields + 1] = extra[2]
-    end
-  end
-  local entry = redis.call('XADD', KEYS[1], '*', unpack(fields))
-  -- Remembered while the job lives; its completion gives the key its expiry.
-  redis.call('SET', id_key, entry)
-  return {ARGV[1], 'created'}
-end
-
-redis.call('HSET', KEYS[2], 'id', ARGV[1], 'type', ARGV[2], 'queue', ARGV[12],
-  'payload', ARGV[3], 'content_type', ARGV[4], 'attempts', 0, 'max_attempts', ARGV[5],
-  'timeout_ms', ARGV[6], 'backoff', ARGV[7], 'created_at', now, 'v', ARGV[14])
-if ARGV[13] ~= '' then redis.call('HSET', KEYS[2], 'trace', ARGV[13]) end
-if #KEYS >= 4 then
-  redis.call('SET', KEYS[4], ARGV[1], 'PX', ARGV[10])
-  if ARGV[15] ~= 'expiry' then redis.call('HSET', KEYS[2], 'unique_key', KEYS[4]) end
-end
-
-if due > now then
-  redis.call('ZADD', KEYS[3], due, ARGV[1])
-  redis.call('HSET', KEYS[2], 'status', 'scheduled', 'run_at', due)
-  -- Without a unique key to release, the job can run without its record once due.
-  if #KEYS < 4 then redis.call('HSET', KEYS[2], 'fast', 1) end
-else
-  local entry = redis.call('XADD', KEYS[1], '*', 'id', ARGV[1])
-  redis.call('HSET', KEYS[2], 'status', 'pending', 'run_at', now, 'entry', entry)
-end
-return {ARGV[1], 'created'}
+local reply = enqueue_job(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV, 0, {})
+if type(reply) == 'string' then return redis.error_reply(reply) end
+return reply

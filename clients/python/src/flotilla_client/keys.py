@@ -26,13 +26,20 @@ class Keys:
         return f"{self.namespace}:{{{queue}}}:job:{job_id}"
 
     def id_key(self, queue: str, job_id: str) -> str:
-        """Where a job with an id of its own but no record is: the entry id of the stream
-        entry carrying it while it waits or runs, `done <done entry id>` once it completed."""
+        """Where a job with an id of its own (or one retried, under its entry id) but no
+        record is: the entry id of the stream entry carrying it while it waits or runs,
+        `done <done entry id>` once it completed, or, while it waits in `later`, its state
+        and the entry it becomes (binary)."""
         return f"{self.namespace}:{{{queue}}}:id:{job_id}"
 
     def delayed(self, queue: str) -> str:
         """Scheduled jobs and retries, scored by due time."""
         return f"{self.namespace}:{{{queue}}}:delayed"
+
+    def later(self, queue: str) -> str:
+        """Ids of jobs waiting for their time or a retry without a record, scored by due
+        time; each one's id key holds the job."""
+        return f"{self.namespace}:{{{queue}}}:later"
 
     def done(self, queue: str) -> str:
         """Recent completions."""

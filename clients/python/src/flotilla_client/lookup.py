@@ -1,8 +1,10 @@
-"""Finding a job by id where docs/PROTOCOL.md says it is: its record, its stream entry, or its completion in `done`.
+"""Finding a job by id where docs/PROTOCOL.md says it is: its record, its stream entry, its place in `later`, or its completion in `done`.
 
 A job without a record is found in a few reads whatever its queue holds: a fast-path job's
 id is its entry id, and a job with an id of its own has an id key naming its entry or its
-completion. Only a fast-path job's completion is searched for, from its enqueue time on.
+completion, or holding the whole job while it waits in `later` for its time or a retry. A
+fast-path job retried without a record gets an id key too, under its entry id. Only a
+fast-path job's completion is searched for, from its enqueue time on.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import redis
 from redis.client import NEVER_DECODE
 
 from .keys import CONSUMER_GROUP, Keys
-from .status import JobStatus, RawFields, entry_time_ms, from_done, from_entry, from_record
+from .status import JobStatus, RawFields, entry_time_ms, from_done, from_entry, from_record, from_waiting
+from .waiting import Waiting, parse_waiting
 
 # How many `done` entries one read returns while looking for a completion.
 DONE_PAGE = 500
@@ -41,7 +44,14 @@ def find_job(connection: redis.Redis, keys: Keys, queue: str, job_id: str) -> Jo
     if entry_time_ms(job_id) is None:
         found = _by_id_key(connection, keys, queue, job_id)
     else:
-        found = _from_stream(connection, keys, queue, job_id) or _from_done(connection, keys, queue, job_id)
+        # A job whose id is its entry id is on that entry until it first fails; retried
+        # without a record, it is where its id key says, which it has from then on; the
+        # completion of one never retried is searched for.
+        found = (
+            _from_stream(connection, keys, queue, job_id)
+            or _by_id_key(connection, keys, queue, job_id)
+            or _from_done(connection, keys, queue, job_id)
+        )
     if found is not None:
         return found
     # Between the reads above the job may have failed, been handed back or cancelled:
@@ -50,13 +60,20 @@ def find_job(connection: redis.Redis, keys: Keys, queue: str, job_id: str) -> Jo
     return from_record(queue, job_id, record) if record else None
 
 
-def parse_id_key(value: str) -> JobPlace | None:
+def parse_id_key(value: str | bytes) -> JobPlace | Waiting | None:
     """What an id key holds: the entry id of the stream entry carrying the job while it
-    waits or runs, `done <done entry id>` once it completed. A value of another form is
-    None, so that the lookup falls back on the record rather than reading a wrong entry."""
-    head, sep, done_id = value.partition(" ")
+    waits or runs, `done <done entry id>` once it completed, or, while the job waits in
+    `later`, its state and the entry it becomes (binary: read the key as bytes). A value
+    of another form is None, so that the lookup falls back on the record rather than
+    reading a wrong entry."""
+    raw = value if isinstance(value, bytes) else value.encode("utf-8", "surrogateescape")
+    waiting = parse_waiting(raw)
+    if waiting is not None:
+        return waiting
+    text = raw.decode("utf-8", "replace")
+    head, sep, done_id = text.partition(" ")
     if not sep:
-        return JobPlace(completed=False, entry_id=value) if entry_time_ms(value) is not None else None
+        return JobPlace(completed=False, entry_id=text) if entry_time_ms(text) is not None else None
     if head == "done" and entry_time_ms(done_id) is not None:
         return JobPlace(completed=True, entry_id=done_id)
     return None
@@ -79,32 +96,51 @@ def _entries(connection: redis.Redis, stream: str, start: str, end: str, count: 
 
 
 def _by_id_key(connection: redis.Redis, keys: Keys, queue: str, job_id: str) -> JobStatus | None:
-    """A job with an id of its own and no record, read where its id key says it is."""
-    place = _id_key(connection, keys, queue, job_id)
-    found = _at(connection, keys, queue, job_id, place)
-    if found is None and place is not None and not place.completed:
+    """A job without a record, read where its id key says it is: one with an id of its
+    own, or one whose id is its entry id once it was retried."""
+    held = _id_key(connection, keys, queue, job_id)
+    found = _at(connection, keys, queue, job_id, held)
+    if found is None and isinstance(held, JobPlace) and not held.completed:
         # The entry left the stream after the key was read: the key says where the job
-        # went (its completion, most likely), unless it failed or was cancelled and has a
-        # record, which is read next. That is followed once.
+        # went (its completion, most likely, or `later` when a retry waits), unless it
+        # failed for good or was cancelled and has a record, which is read next. That is
+        # followed once.
         moved = _id_key(connection, keys, queue, job_id)
-        if moved != place:
+        if moved != held:
             found = _at(connection, keys, queue, job_id, moved)
     return found
 
 
-def _id_key(connection: redis.Redis, keys: Keys, queue: str, job_id: str) -> JobPlace | None:
+def _id_key(connection: redis.Redis, keys: Keys, queue: str, job_id: str) -> JobPlace | Waiting | None:
+    # Read as bytes: a waiting job's value is MessagePack, whose payload need not be text.
     value = _raw(connection, "GET", keys.id_key(queue, job_id))
-    return None if value is None else parse_id_key(_text(value))
+    return None if value is None else parse_id_key(cast(bytes, value))
 
 
 def _at(
-    connection: redis.Redis, keys: Keys, queue: str, job_id: str, place: JobPlace | None
+    connection: redis.Redis, keys: Keys, queue: str, job_id: str, held: JobPlace | Waiting | None
 ) -> JobStatus | None:
-    if place is None:
+    if held is None:
         return None
-    if place.completed:
-        return _completion_at(connection, keys, queue, job_id, place.entry_id)
-    return _from_stream(connection, keys, queue, place.entry_id, job_id)
+    if isinstance(held, Waiting):
+        return _from_later(connection, keys, queue, job_id, held)
+    if held.completed:
+        return _completion_at(connection, keys, queue, job_id, held.entry_id)
+    return _from_stream(connection, keys, queue, held.entry_id, job_id)
+
+
+def _from_later(connection: redis.Redis, keys: Keys, queue: str, job_id: str, waiting: Waiting) -> JobStatus:
+    """A job waiting in `later`, with its due time there. A job promoted since the key was
+    read is no longer in the set: it is reported as it was a moment ago, waiting."""
+    try:
+        score = _raw(connection, "ZSCORE", keys.later(queue), job_id)
+    except redis.exceptions.NoPermissionError:
+        # A user whose rule grants no ZSCORE still reads the job: its due time is then
+        # what the entry it becomes says.
+        score = None
+    # Scores are whole milliseconds, which a double holds exactly.
+    due = None if score is None else int(float(_text(score)))
+    return from_waiting(queue, job_id, waiting, due)
 
 
 def _from_stream(

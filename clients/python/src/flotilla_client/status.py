@@ -1,4 +1,4 @@
-"""What a job looks like to a caller (JobStatus), built from a record, a stream entry or a completion."""
+"""What a job looks like to a caller (JobStatus), built from a record, a stream entry, a completion, or the entry a job waiting in `later` becomes."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from .waiting import Waiting
 
 # The states a job does not leave by itself.
 TERMINAL_STATUSES = frozenset({"completed", "dead", "cancelled"})
@@ -48,6 +50,11 @@ class JobStatus:
     created_at: int | None = None
     finished_at: int | None = None
     worker: str | None = None
+    # When the job became (or becomes) due, where that is kept: a completion keeps no such
+    # time, and a retry waiting without a record has only `next_run_at`.
+    run_at: int | None = None
+    # When a failed job's retry is due; None in any other state.
+    next_run_at: int | None = None
 
     @property
     def finished(self) -> bool:
@@ -72,6 +79,10 @@ def from_record(queue: str, job_id: str, raw: RawFields) -> JobStatus:
         created_at=_int(f.get("created_at")),
         finished_at=_int(f.get("finished_at")),
         worker=_text(f, "worker") or None,
+        run_at=_int(f.get("run_at")),
+        # A record keeps the field after its retry went ahead: it means something only
+        # while the retry waits.
+        next_run_at=_int(f.get("next_run_at")) if _text(f, "status") == "failed" else None,
     )
 
 
@@ -85,9 +96,14 @@ def from_entry(
     """A job from the stream entry carrying it: `pending`, or `running` when `delivery` (the
     consumer holding it and its delivery count) says the group's pending list has it.
     A fast-path job's id is its entry id; a job with an id of its own (found through its
-    id key) passes it as `job_id`, so it is reported under the id it was enqueued with."""
+    id key) passes it as `job_id`, so it is reported under the id it was enqueued with.
+    A job retried without a record is on a new entry that carries its past: the attempts
+    spent, their errors, and when it was first enqueued."""
     f = _fields(raw)
     spent = _int(f.get("attempts")) or 0
+    # A retried job's entry says when the job was enqueued; the entry's own time is when
+    # its retry went ahead.
+    created = _int(f.get("created_at")) or entry_time_ms(entry_id)
     return JobStatus(
         id=job_id or entry_id,
         queue=queue,
@@ -96,9 +112,40 @@ def from_entry(
         # Its attempt is the attempts spent before plus the deliveries, as workers count it.
         attempts=spent + (delivery[1] if delivery else 0),
         max_attempts=_int(f.get("max_attempts")),
+        error=_text(f, "error") or None,
+        errors=_attempt_errors(f.get("errors")),
         payload=_payload(f.get("payload"), _text(f, "content_type") or ""),
-        created_at=entry_time_ms(entry_id),
+        created_at=created,
         worker=delivery[0] if delivery else None,
+        # An entry promoted from waiting carries the time it was due.
+        run_at=_int(f.get("run_at")) or created,
+    )
+
+
+def from_waiting(queue: str, job_id: str, waiting: Waiting, due_ms: int | None) -> JobStatus:
+    """A job waiting in `later` without a record, from the entry its id key holds and its
+    score there (`due_ms`, None once it left the set, or when the connection's user may
+    not read scores): `scheduled` until its first run is due, or `failed` until its retry
+    is. The entry carries what a record would: the
+    attempts spent, the last error and each attempt's, when the job was enqueued."""
+    f = _fields(waiting.fields)
+    failed = waiting.state == "failed"
+    # The set's score is when a worker will take the job; the entry's `run_at` was
+    # written with it and tells the same once the job has left the set.
+    due = due_ms if due_ms is not None else _int(f.get("run_at"))
+    return JobStatus(
+        id=job_id,
+        queue=queue,
+        status=waiting.state,
+        type=_text(f, "type") or "",
+        attempts=_int(f.get("attempts")) or 0,
+        max_attempts=_int(f.get("max_attempts")),
+        error=_text(f, "error") or None,
+        errors=_attempt_errors(f.get("errors")),
+        payload=_payload(f.get("payload"), _text(f, "content_type") or ""),
+        created_at=_int(f.get("created_at")) or entry_time_ms(job_id),
+        run_at=None if failed else due,
+        next_run_at=due if failed else None,
     )
 
 

@@ -42,6 +42,7 @@ impl ScriptCall for Delete<'_> {
             .key(keys.index(q, Status::Cancelled))
             .key(keys.dead(q))
             .key(keys.done(q))
+            .key(keys.later(q))
             .arg(CONSUMER_GROUP)
             .arg(self.job_id)
             .arg(self.dead_entry.unwrap_or(""))

@@ -1,8 +1,10 @@
-//! The `enqueue` binding: put a job with an id of its own on its stream (the whole job in
-//! its entry, its id remembered by its id key) or, with a record, in `delayed`.
+//! The `enqueue` bindings: put a job with an id of its own on its stream (the whole job in
+//! its entry, its id remembered by its id key), in `later` until its time, or, with a
+//! record, in `delayed`; one job per call, or a batch of one queue's jobs that hold no
+//! unique key.
 
 use super::reply::{items, text};
-use super::{Call, ENQUEUE, ScriptCall, ScriptError};
+use super::{Call, ENQUEUE, ENQUEUE_MANY, ScriptCall, ScriptError};
 use crate::{Backoff, Keys, PROTOCOL_VERSION, Payload};
 
 /// When a new job may run.
@@ -13,6 +15,17 @@ pub enum When {
     At(u64),
     /// This long after the enqueue, on the Redis server's clock, in ms.
     After(u64),
+}
+
+impl When {
+    /// The published script's `run at` and `delay` arguments (0: not set).
+    fn run_at_and_delay(self) -> (u64, u64) {
+        match self {
+            When::Now => (0, 0),
+            When::At(ms) => (ms.max(1), 0),
+            When::After(ms) => (0, ms),
+        }
+    }
 }
 
 /// A unique key held by the new job.
@@ -57,6 +70,22 @@ pub enum EnqueueReply {
     QueueFull(String),
 }
 
+impl<'a> Enqueue<'a> {
+    /// This job as one of an [`EnqueueMany`] batch (which holds no unique key).
+    pub fn item(&self) -> EnqueueItem<'a> {
+        EnqueueItem {
+            id: self.id,
+            job_type: self.job_type,
+            payload: self.payload,
+            max_attempts: self.max_attempts,
+            timeout_ms: self.timeout_ms,
+            backoff: self.backoff,
+            when: self.when,
+            trace: self.trace,
+        }
+    }
+}
+
 impl ScriptCall for Enqueue<'_> {
     type Reply = EnqueueReply;
     const NAME: &'static str = "enqueue";
@@ -70,11 +99,7 @@ impl ScriptCall for Enqueue<'_> {
         if let Some(unique) = &self.unique {
             call = call.key(keys.unique(q, unique.key));
         }
-        let (run_at, delay) = match self.when {
-            When::Now => (0, 0),
-            When::At(ms) => (ms.max(1), 0),
-            When::After(ms) => (0, ms),
-        };
+        let (run_at, delay) = self.when.run_at_and_delay();
         call.arg(self.id)
             .arg(self.job_type)
             .arg(&self.payload.bytes)
@@ -116,5 +141,84 @@ impl ScriptCall for Enqueue<'_> {
             )),
             other => Self::parse(other?),
         }
+    }
+}
+
+/// One job of an [`EnqueueMany`] batch.
+#[derive(Debug, Clone)]
+pub struct EnqueueItem<'a> {
+    pub id: &'a str,
+    pub job_type: &'a str,
+    pub payload: &'a Payload,
+    pub max_attempts: u32,
+    pub timeout_ms: u64,
+    pub backoff: &'a Backoff,
+    pub when: When,
+    /// W3C trace context to carry, empty when none.
+    pub trace: &'a str,
+}
+
+/// Create a batch of one queue's jobs that hold no unique key, in one call: each gets
+/// what [`Enqueue`] would give it, and its own reply.
+#[derive(Debug, Clone)]
+pub struct EnqueueMany<'a> {
+    pub queue: &'a str,
+    /// Refuse a job when the queue holds this many (0 = no cap).
+    pub max_queue_len: u64,
+    pub jobs: Vec<EnqueueItem<'a>>,
+}
+
+impl ScriptCall for EnqueueMany<'_> {
+    /// One reply per job, in order: what it did, or the script's refusal of it.
+    type Reply = Vec<Result<EnqueueReply, ScriptError>>;
+    const NAME: &'static str = "enqueue_many";
+
+    fn call(&self, keys: &Keys) -> Call {
+        let q = self.queue;
+        let mut call = Call::new(&ENQUEUE_MANY)
+            .key(keys.stream(q))
+            .key(keys.delayed(q))
+            .arg(keys.job_prefix(q));
+        // Each job's arguments are the published script's, in its order.
+        for job in &self.jobs {
+            let (run_at, delay) = job.when.run_at_and_delay();
+            call = call
+                .arg(job.id)
+                .arg(job.job_type)
+                .arg(&job.payload.bytes)
+                .arg(job.payload.content_type.as_str())
+                .arg(job.max_attempts)
+                .arg(job.timeout_ms)
+                .arg(job.backoff.to_string())
+                .arg(run_at)
+                .arg(delay)
+                .arg(0)
+                .arg(self.max_queue_len)
+                .arg(q)
+                .arg(job.trace)
+                .arg(PROTOCOL_VERSION)
+                .arg("");
+        }
+        call
+    }
+
+    fn parse(value: redis::Value) -> Result<Self::Reply, ScriptError> {
+        let words: Vec<String> = items(value.clone())
+            .map(|items| items.iter().filter_map(text).collect())
+            .ok_or_else(|| ScriptError::reply(Self::NAME, &value))?;
+        Ok(words
+            .into_iter()
+            .map(|word| match word.as_str() {
+                "created" => Ok(EnqueueReply::Created),
+                "exists" => Ok(EnqueueReply::Exists),
+                _ => match word.strip_prefix("QUEUE_FULL ") {
+                    Some(detail) => Ok(EnqueueReply::QueueFull(detail.to_owned())),
+                    None => Err(ScriptError::Reply {
+                        script: Self::NAME,
+                        reply: word,
+                    }),
+                },
+            })
+            .collect())
     }
 }

@@ -177,6 +177,7 @@ impl ScriptCall for Fail<'_> {
             .key(keys.delayed(q))
             .key(keys.dead(q))
             .key(keys.index(q, Status::Dead))
+            .key(keys.later(q))
             .arg(self.entry_id)
             .arg(CONSUMER_GROUP)
             .arg(self.lease)

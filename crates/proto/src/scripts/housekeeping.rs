@@ -24,6 +24,7 @@ impl ScriptCall for Promote<'_> {
         Call::new(&PROMOTE)
             .key(keys.delayed(self.queue))
             .key(keys.stream(self.queue))
+            .key(keys.later(self.queue))
             .arg(keys.job_prefix(self.queue))
             .arg(self.limit)
     }
@@ -105,6 +106,7 @@ impl ScriptCall for Cancel<'_> {
             .key(keys.job(q, self.job_id))
             .key(keys.delayed(q))
             .key(keys.index(q, Status::Cancelled))
+            .key(keys.later(q))
             .arg(CONSUMER_GROUP)
             .arg(self.retention_ms)
             .arg(self.job_id)

@@ -8,6 +8,7 @@
 //! [`ScriptCall`]) and decodes its reply into an enum, so no other crate orders a
 //! script's arguments by position or matches its reply words.
 
+mod assemble;
 mod claim;
 mod delete;
 mod enqueue;
@@ -28,7 +29,7 @@ use crate::Keys;
 
 pub use claim::{Claim, ClaimEntry, ClaimReply};
 pub use delete::{Delete, DeleteReply};
-pub use enqueue::{Enqueue, EnqueueReply, UniqueLock, When};
+pub use enqueue::{Enqueue, EnqueueItem, EnqueueMany, EnqueueReply, UniqueLock, When};
 pub use fast::FastJob;
 pub use finish::{Complete, CompleteItem, Fail, FailReply, FinishReply, HandBack};
 pub use housekeeping::{
@@ -108,13 +109,12 @@ pub async fn run_all<S: ScriptCall, C: redis::aio::ConnectionLike>(
         .collect())
 }
 
-/// A script's whole source: the shared helpers, then the script's own file.
+/// A script's whole source: the shared helpers it uses, then the script's own file.
 macro_rules! source {
     ($file:literal) => {
-        concat!(
+        assemble::assemble(
             include_str!("lua/common.lua"),
-            "\n",
-            include_str!(concat!("lua/", $file))
+            include_str!(concat!("lua/", $file)),
         )
     };
 }
@@ -122,14 +122,17 @@ macro_rules! source {
 macro_rules! script {
     ($name:ident, $file:literal, $doc:literal) => {
         #[doc = $doc]
-        pub(crate) static $name: LazyLock<Script> = LazyLock::new(|| Script::new(source!($file)));
+        pub(crate) static $name: LazyLock<Script> = LazyLock::new(|| Script::new(&source!($file)));
     };
 }
 
-/// The scripts published for producers in other languages, by file name: each is served
-/// byte for byte as `protocol/v2/<name>` (and bundled by the clients), so a producer that
-/// EVALs it does exactly what the Rust producer does. Tests keep the copies identical.
-pub const PUBLISHED: [(&str, &str); 1] = [("enqueue.lua", source!("enqueue.lua"))];
+/// The scripts published for producers in other languages, by file name, with their
+/// sources: each is served byte for byte as `protocol/v2/<name>` (and bundled by the
+/// clients), so a producer that EVALs it does exactly what the Rust producer does. Tests
+/// keep the copies identical.
+pub fn published() -> Vec<(&'static str, String)> {
+    vec![("enqueue.lua", source!("enqueue.lua"))]
+}
 
 script!(
     PURGE,
@@ -149,7 +152,12 @@ script!(
 script!(
     ENQUEUE,
     "enqueue.lua",
-    "Put a job with an id of its own on its stream, or in `delayed` with a record."
+    "Put a job with an id of its own on its stream, in `later`, or in `delayed` with a record."
+);
+script!(
+    ENQUEUE_MANY,
+    "enqueue_many.lua",
+    "Create a batch of one queue's jobs without unique keys, as `enqueue` would each."
 );
 script!(
     START,
@@ -249,8 +257,9 @@ script!(
 );
 
 /// Every script, for loading them all at once.
-pub(crate) fn all() -> [&'static Script; 24] {
+pub(crate) fn all() -> [&'static Script; 25] {
     [
+        &ENQUEUE_MANY,
         &CLAIM,
         &REMOVE_QUEUE,
         &RESET_STREAM_ID,

@@ -113,15 +113,17 @@ pub async fn leftovers(
         .collect();
     for queue in QUEUES {
         let stream = keys.stream(queue);
-        let (length, scheduled): (u64, u64) = redis::pipe()
+        let (length, scheduled, later): (u64, u64, u64) = redis::pipe()
             .cmd("XLEN")
             .arg(&stream)
             .cmd("ZCARD")
             .arg(keys.delayed(queue))
+            .cmd("ZCARD")
+            .arg(keys.later(queue))
             .query_async(conn)
             .await?;
         left.on_streams += length;
-        left.scheduled += scheduled;
+        left.scheduled += scheduled + later;
         let consumers: StreamInfoConsumersReply = match redis::cmd("XINFO")
             .arg("CONSUMERS")
             .arg(&stream)

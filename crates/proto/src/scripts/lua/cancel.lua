@@ -1,19 +1,34 @@
 -- cancel: stop a job that has not finished. A running job's worker learns of it at its
 -- next heartbeat and cancels the handler; its later completion is ignored.
 -- KEYS[1] stream   KEYS[2] job record   KEYS[3] delayed set   KEYS[4] cancelled index
+-- KEYS[5] later set
 -- ARGV[1] group   ARGV[2] retention ms   ARGV[3] job id   ARGV[4] queue name
--- A fast-path job (no record: its id is its entry's, or its id key names its entry) gets
--- a cancelled record built from its entry.
+-- A fast-path job (no record: its id is its entry's, or its id key names its entry or
+-- holds it while it waits in `later`) gets a cancelled record built from its entry.
 -- Returns {"cancelled", previous status}, {"finished", status} or {"missing"} (no record
 -- and no entry: it may have completed, which the caller looks up in `done`).
 local f = redis.call('HMGET', KEYS[2], 'status', 'entry', 'id')
 local status = f[1]
 if not status then
   local job_id = ARGV[3]
+  local held = redis.call('GET', id_key_of(KEYS[2], job_id))
+  local waiting, fields = unpack_waiting(held)
+  if waiting then
+    -- Waiting in `later`: its record is built from the entry it would have become.
+    redis.call('ZREM', KEYS[5], job_id)
+    record_from_entry(KEYS[2], job_id, ARGV[4], '', fields, 0)
+    status = waiting
+    f = {waiting, '', job_id}
+  end
+end
+if not status then
+  local job_id = ARGV[3]
   local entry = job_id
-  if not is_entry_id(job_id) then
-    entry = redis.call('GET', id_key_of(KEYS[2], job_id))
-    if not entry or not is_entry_id(entry) then return {'missing'} end
+  local held = redis.call('GET', id_key_of(KEYS[2], job_id))
+  if held and is_entry_id(held) then
+    entry = held
+  elseif not is_entry_id(job_id) then
+    return {'missing'}
   end
   local e = redis.call('XRANGE', KEYS[1], entry, entry)
   if #e == 0 then return {'missing'} end

@@ -1,5 +1,5 @@
 -- claim: take the delivered entries of one queue that carry a whole job with an id of its
--- own, a batch per call, before they run. The first entry to claim an id runs it; any
+-- own (or the id of a retried job without one), a batch per call, before they run. The first entry to claim an id runs it; any
 -- other entry carrying the same id is a duplicate, acknowledged and removed unrun.
 -- KEYS[1] stream
 -- ARGV[1] group   ARGV[2] consumer
@@ -35,6 +35,11 @@ for a = 7, #ARGV, 3 do
       else
         word = 'ok'
       end
+    elseif is_entry_id(job_id) then
+      -- The id of a job without one of its own, which its id key names only from its
+      -- first retry without a record on (protocol 2.7): a copy that no key names is one
+      -- whose record leads (put back by reconciliation, say).
+      word = 'record'
     elseif held then
       -- Another entry holds the id, unless this one is a copy its record points at (put
       -- back by an older worker, say): then the record decides.

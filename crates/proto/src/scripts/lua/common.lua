@@ -105,7 +105,33 @@ end
 -- was cancelled or dead-lettered): the id key, which has no expiry while the job lives,
 -- goes, and the id lives as long as the record.
 local function forget_id_key(job_key, job_id)
-  if not is_entry_id(job_id) then redis.call('DEL', id_key_of(job_key, job_id)) end
+  redis.call('DEL', id_key_of(job_key, job_id))
+end
+
+-- The queue's `later` set, from its `delayed` set's key: ids of jobs that wait for a time
+-- without a record, scored by due time (ms). Each one's id key holds the whole job as
+-- the entry it becomes once due: its state (`scheduled`, or `failed` while a retry
+-- waits), a space, and the entry's field/value pairs as one MessagePack array of strings.
+local function later_of(delayed_key)
+  return string.sub(delayed_key, 1, #delayed_key - 7) .. 'later'
+end
+
+-- An id key's value for a job waiting in `later` in `state`, with the entry `fields`.
+local function pack_waiting(state, fields)
+  return state .. ' ' .. cmsgpack.pack(fields)
+end
+
+-- The state and entry fields of an id key's value written by `pack_waiting`; nil for a
+-- value of another form (an entry id, `done <entry id>`) or none.
+local function unpack_waiting(value)
+  if type(value) ~= 'string' then return nil end
+  local space = string.find(value, ' ', 1, true)
+  if not space then return nil end
+  local state = string.sub(value, 1, space - 1)
+  if state ~= 'scheduled' and state ~= 'failed' then return nil end
+  local ok, fields = pcall(cmsgpack.unpack, string.sub(value, space + 1))
+  if not ok or type(fields) ~= 'table' then return nil end
+  return state, fields
 end
 
 -- Resets the idle time of `entries` (pending under `consumer`) with one XCLAIM that
@@ -156,12 +182,12 @@ end
 local ERRORS_KEPT = 10
 local ERROR_BYTES_KEPT = 2000
 
--- Append an attempt's error to the record's history (`errors`, a JSON array of
--- {attempt, at, error}, oldest first), keeping the last ERRORS_KEPT. `error` holds only
--- the last one; the history lets `jobs show` tell each attempt's error.
-local function note_error(job_key, attempt, at, message)
+-- An attempt's error appended to a history of errors (`errors`, a JSON array of
+-- {attempt, at, error}, oldest first; `old` is its JSON text or nil), keeping the last
+-- ERRORS_KEPT. `error` holds only the last one; the history lets `jobs show` tell each
+-- attempt's error. `note_error` appends to a record's history.
+local function with_error(old, attempt, at, message)
   local history = {}
-  local old = redis.call('HGET', job_key, 'errors')
   if old then
     local ok, decoded = pcall(cjson.decode, old)
     if ok and type(decoded) == 'table' then history = decoded end
@@ -169,7 +195,12 @@ local function note_error(job_key, attempt, at, message)
   history[#history + 1] = {attempt = tonumber(attempt) or 0, at = tonumber(at) or 0,
     error = string.sub(message or '', 1, ERROR_BYTES_KEPT)}
   while #history > ERRORS_KEPT do table.remove(history, 1) end
-  redis.call('HSET', job_key, 'errors', cjson.encode(history))
+  return cjson.encode(history)
+end
+
+local function note_error(job_key, attempt, at, message)
+  local old = redis.call('HGET', job_key, 'errors')
+  redis.call('HSET', job_key, 'errors', with_error(old, attempt, at, message))
 end
 
 -- Protocol 2's fast path: a job whose stream entry carries it whole has no record while
@@ -180,6 +211,19 @@ end
 -- has a record), type, payload, content type, attempt, max attempts, timeout ms, backoff,
 -- trace, started at ms.
 local FAST_ARGS = 10
+
+-- Copies what a retry's entry says of the job's past (its first enqueue, its errors) to
+-- its record.
+local function keep_history(job, stream, entry)
+  local e = redis.call('XRANGE', stream, entry, entry)
+  if #e == 0 then return end
+  local f = e[1][2]
+  for i = 1, #f, 2 do
+    if f[i] == 'errors' or f[i] == 'error' or f[i] == 'created_at' then
+      redis.call('HSET', job, f[i], f[i + 1])
+    end
+  end
+end
 
 -- Writes the record of a fast-path job from what its worker passes, so that a failure, a
 -- hand-back or progress follows the record's rules from here on. Does nothing when a
@@ -198,6 +242,8 @@ local function adopt(job, job_id, queue, stream, group, consumer, entry, lease, 
     'backoff', ARGV[at + 7], 'created_at', created, 'run_at', created,
     'started_at', ARGV[at + 9], 'entry', entry, 'worker', consumer, 'lease', lease, 'v', 2)
   if ARGV[at + 8] ~= '' then redis.call('HSET', job, 'trace', ARGV[at + 8]) end
+  -- A retry's entry carries the job's history (protocol 2.7): the record takes it over.
+  if tonumber(ARGV[at + 4]) ~= delivery then keep_history(job, stream, entry) end
   forget_id_key(job, job_id)
   -- Each delivery before this one was an attempt whose worker stopped responding: nothing
   -- was written then, so the history learns of them here.
@@ -218,16 +264,18 @@ local function duration_ms(text)
 end
 
 -- The record of a fast-path job built from its stream entry (field/value pairs), with the
--- attempts it has been charged so far (those the entry carries, plus `extra`).
+-- attempts it has been charged so far (those the entry carries, plus `extra`); `entry` is
+-- '' for a job waiting in `later`, whose fields are those of the entry it will become.
 local function record_from_entry(job, job_id, queue, entry, fields, extra)
   local e = {}
   for i = 1, #fields, 2 do e[fields[i]] = fields[i + 1] end
   local created = id_parts(entry)
+  if e['created_at'] then created = e['created_at'] end
   redis.call('HSET', job, 'id', job_id, 'type', e['type'] or '', 'queue', queue,
     'payload', e['payload'] or '', 'content_type', e['content_type'] or '',
     'attempts', (tonumber(e['attempts']) or 0) + extra, 'created_at', created,
-    'run_at', created, 'entry', entry, 'v', e['v'] or '1')
-  for _, name in ipairs({'max_attempts', 'backoff'}) do
+    'run_at', e['run_at'] or created, 'entry', entry, 'v', e['v'] or '1')
+  for _, name in ipairs({'max_attempts', 'backoff', 'error', 'errors'}) do
     if e[name] and e[name] ~= '' then redis.call('HSET', job, name, e[name]) end
   end
   -- The record keeps the trace context as one value: traceparent, then tracestate on a
@@ -282,4 +330,118 @@ local function bury(job_key, dead_stream, idx_dead, job_id, reason, now, retenti
   index_terminal(idx_dead, job_id, now, retention)
   -- The dead-letter stream keeps `dead_max_len` entries; the records keep as many.
   trim_finished(idx_dead, job_prefix_of(job_key, job_id), 'dead', dead_max_len)
+end
+
+
+-- The published enqueue script's bounded arguments (by position), checked for every job.
+local ENQUEUE_BOUNDS = {{6, MAX_DURATION_MS, 'timeout'}, {8, MAX_RUN_AT_MS, 'run at'},
+  {9, MAX_DURATION_MS, 'delay'}, {10, MAX_DURATION_MS, 'unique hold'}}
+-- The options a whole entry carries when set (field, argument position); a count or
+-- timeout of 0 means the worker's default, as in a record.
+local ENTRY_OPTIONS = {{'content_type', 4}, {'max_attempts', 5}, {'timeout', 6},
+  {'backoff', 7}, {'trace', 13}}
+
+-- Creates one job (the published `enqueue` script, and `enqueue_many` for a batch of one
+-- queue's jobs): `stream`, `record` and `delayed` are its queue's stream, its record key
+-- and its queue's delayed set; `unique` the unique key it holds, or nil. Its arguments are
+-- the published script's, in its order, at `A[o + 1]` to `A[o + 15]`. `batch` carries what
+-- the jobs of one call share and need read only once (the time, the queue's depth): an
+-- empty table at first. Returns {job id, outcome}, or the text of the error (QUEUE_FULL,
+-- BAD_ID, BAD_ARG) the published script answers.
+local function enqueue_job(stream, record, delayed, unique, A, o, batch)
+  local id = A[o + 1]
+  for _, bound in ipairs(ENQUEUE_BOUNDS) do
+    local value = A[o + bound[1]]
+    if not whole_within(value, bound[2]) then
+      return 'BAD_ARG ' .. bound[3] .. ' ' .. tostring(value) ..
+        ': expected whole milliseconds from 0 to ' .. bound[2]
+    end
+  end
+  if is_entry_id(id) then
+    return 'BAD_ID id ' .. id .. ' has the form of a stream entry id ' ..
+      '(<digits>-<digits>), which names jobs without an id of their own: give the job an id ' ..
+      'of another form, a UUID say'
+  end
+  if unique then
+    local holder = redis.call('GET', unique)
+    if holder then return {holder, 'duplicate'} end
+  end
+  local id_key = id_key_of(record, id)
+  if redis.call('EXISTS', record, id_key) > 0 then return {id, 'exists'} end
+
+  local later = batch.later
+  if not later then
+    later = later_of(delayed)
+    batch.later = later
+  end
+  local cap = tonumber(A[o + 11])
+  if cap > 0 then
+    if not batch.depth then
+      batch.depth = redis.call('XLEN', stream) + redis.call('ZCARD', delayed) +
+        redis.call('ZCARD', later)
+    end
+    if batch.depth >= cap then
+      return 'QUEUE_FULL queue ' .. A[o + 12] .. ' holds ' .. batch.depth ..
+        ' jobs, its limit is ' .. cap
+    end
+  end
+
+  local now = batch.now
+  if not now then
+    now = now_ms()
+    batch.now = now
+  end
+  local due = tonumber(A[o + 8])
+  local delay = tonumber(A[o + 9])
+  if due == 0 and delay > 0 then due = now + delay end
+  if batch.depth then batch.depth = batch.depth + 1 end
+
+  if not unique then
+    -- The whole job in its entry: a worker runs it as it runs a job without an id.
+    local fields = {'id', id, 'type', A[o + 2], 'payload', A[o + 3]}
+    for _, option in ipairs(ENTRY_OPTIONS) do
+      local value = A[o + option[2]]
+      if value ~= '' and value ~= '0' then
+        fields[#fields + 1] = option[1]
+        fields[#fields + 1] = value
+      end
+    end
+    if due > now then
+      -- Waits in `later`, its id key holding the entry it becomes once due. Jobs of one
+      -- call share their time and, mostly, their due time: each is printed once.
+      if batch.due ~= due then
+        batch.due, batch.due_text = due, tostring(due)
+      end
+      if not batch.now_text then batch.now_text = tostring(now) end
+      fields[#fields + 1] = 'run_at'
+      fields[#fields + 1] = batch.due_text
+      fields[#fields + 1] = 'created_at'
+      fields[#fields + 1] = batch.now_text
+      redis.call('ZADD', later, batch.due_text, id)
+      redis.call('SET', id_key, pack_waiting('scheduled', fields))
+      return {id, 'created'}
+    end
+    local entry = redis.call('XADD', stream, '*', unpack(fields))
+    -- Remembered while the job lives; its completion gives the key its expiry.
+    redis.call('SET', id_key, entry)
+    return {id, 'created'}
+  end
+
+  redis.call('HSET', record, 'id', id, 'type', A[o + 2], 'queue', A[o + 12],
+    'payload', A[o + 3], 'content_type', A[o + 4], 'attempts', 0, 'max_attempts', A[o + 5],
+    'timeout_ms', A[o + 6], 'backoff', A[o + 7], 'created_at', now, 'v', A[o + 14])
+  if A[o + 13] ~= '' then redis.call('HSET', record, 'trace', A[o + 13]) end
+  if unique then
+    redis.call('SET', unique, id, 'PX', A[o + 10])
+    if A[o + 15] ~= 'expiry' then redis.call('HSET', record, 'unique_key', unique) end
+  end
+
+  if due > now then
+    redis.call('ZADD', delayed, due, id)
+    redis.call('HSET', record, 'status', 'scheduled', 'run_at', due)
+  else
+    local entry = redis.call('XADD', stream, '*', 'id', id)
+    redis.call('HSET', record, 'status', 'pending', 'run_at', now, 'entry', entry)
+  end
+  return {id, 'created'}
 end

@@ -35,11 +35,32 @@ local any_record = false
 local owned = owned_in(stream, group, consumer, ARGV[5], ARGV[6], (#ARGV - 7) / 8)
 local ids = id_prefix_of(records)
 
+-- What a retried job's entry says of its past (its first enqueue, its attempts allowed,
+-- its errors), to keep in its completion: without a record, nothing else remembers it.
+local function past_of(entry)
+  local kept = {}
+  local e = redis.call('XRANGE', stream, entry, entry)
+  if #e == 0 then return kept end
+  local f = e[1][2]
+  for i = 1, #f, 2 do
+    if f[i] == 'errors' or f[i] == 'created_at' or f[i] == 'max_attempts' then
+      kept[#kept + 1] = f[i]
+      kept[#kept + 1] = f[i + 1]
+    end
+  end
+  return kept
+end
+
 -- Appends attempt `a`'s completion to `done`, marks its entry for acknowledgement and
--- returns the `done` entry's id.
-local function append_done(job_id, entry, a)
-  local done_id = redis.call('XADD', done, '*', 'id', job_id, 'type', ARGV[a + 5],
-    'attempts', ARGV[a + 6], 'worker', consumer, 'run_ms', ARGV[a + 7], 'result', ARGV[a + 4])
+-- returns the `done` entry's id. `past` (field/value pairs, may be nil) goes after the
+-- fields every completion has, which keep their places (`id` first, `attempts` third).
+local function append_done(job_id, entry, a, past)
+  local fields = {'id', job_id, 'type', ARGV[a + 5], 'attempts', ARGV[a + 6],
+    'worker', consumer, 'run_ms', ARGV[a + 7], 'result', ARGV[a + 4]}
+  if past then
+    for _, v in ipairs(past) do fields[#fields + 1] = v end
+  end
+  local done_id = redis.call('XADD', done, '*', unpack(fields))
   if entry ~= '' then done_entries[#done_entries + 1] = entry end
   completed = completed + 1
   return done_id
@@ -55,10 +76,12 @@ local function trim_done(max)
   if over <= 0 then return end
   local old = redis.call('XRANGE', done, '-', '+', 'COUNT', math.min(over, DONE_TRIM_STEP))
   for _, e in ipairs(old) do
-    -- `id` is the first field of every completion. A key naming another completion is a
-    -- newer job's (the id was enqueued again after its key expired): it stays.
+    -- `id` is the first field of every completion, `attempts` the third. A job without
+    -- an id of its own has a key only once it was retried. A key naming another
+    -- completion is a newer job's (the id was enqueued again after its key expired): it
+    -- stays.
     local f = e[2]
-    if f[1] == 'id' and f[2] and not is_entry_id(f[2]) then
+    if f[1] == 'id' and f[2] and (not is_entry_id(f[2]) or f[6] ~= '1') then
       local key = ids .. f[2]
       if redis.call('GET', key) == 'done ' .. e[1] then redis.call('DEL', key) end
     end
@@ -74,7 +97,11 @@ for a = 8, #ARGV, 8 do
     -- Nothing else is read for it unless it is not.
     local named = job_id ~= '' and job_id or entry
     if owned[entry] == delivery then
-      local done_id = append_done(named, entry, a)
+      -- An attempt numbered past its deliveries ran from an entry that carries attempts
+      -- spent before (a retry, a requeued copy): its past is kept with its completion.
+      local past = nil
+      if ARGV[a + 6] ~= ARGV[a + 2] then past = past_of(entry) end
+      local done_id = append_done(named, entry, a, past)
       if job_id ~= '' and retention > 0 then
         redis.call('SET', ids .. job_id, 'done ' .. done_id, 'PX', retention)
       end

@@ -1,10 +1,11 @@
 -- delete: remove a job that is not running (an operator's `jobs delete`): its record,
--- its id in `delayed` and in every index, its stream entry while it waits, its
+-- its id in `delayed` or `later` and in every index, its stream entry while it waits, its
 -- dead-letter and `done` entries when the caller found them, and its unique lock.
 -- A running job is refused: cancel it first, so its worker is told to stop. Its id key
 -- goes too, so the id may be used again.
 -- KEYS[1] stream   KEYS[2] job record   KEYS[3] delayed set   KEYS[4] completed index
 -- KEYS[5] dead index   KEYS[6] cancelled index   KEYS[7] dead stream   KEYS[8] done stream
+-- KEYS[9] later set
 -- ARGV[1] group   ARGV[2] job id   ARGV[3] dead-letter entry id or ''
 -- ARGV[4] done entry id or ''
 -- Returns {"deleted", status it had}, {"running"} or {"missing"}.
@@ -12,10 +13,15 @@ local job_id, dead_entry, done_entry = ARGV[2], ARGV[3], ARGV[4]
 local status, entry = unpack(redis.call('HMGET', KEYS[2], 'status', 'entry'))
 local id_key = id_key_of(KEYS[2], job_id)
 if not status then
-  -- A fast-path job has no record: its entry is its id, or its id key names it.
+  -- A fast-path job has no record: its entry is its id, or its id key names it or holds
+  -- it while it waits in `later`.
+  local held = redis.call('GET', id_key)
   local at = job_id
-  if not is_entry_id(job_id) then at = redis.call('GET', id_key) or '' end
-  if is_entry_id(at) and #redis.call('XRANGE', KEYS[1], at, at) > 0 then
+  if held and is_entry_id(held) then at = held end
+  local waiting = unpack_waiting(held)
+  if waiting then
+    status = waiting
+  elseif is_entry_id(at) and #redis.call('XRANGE', KEYS[1], at, at) > 0 then
     status, entry = 'pending', at
   end
 end
@@ -32,6 +38,7 @@ end
 release_unique(KEYS[2], job_id)
 redis.call('DEL', KEYS[2], id_key)
 redis.call('ZREM', KEYS[3], job_id)
+redis.call('ZREM', KEYS[9], job_id)
 for i = 4, 6 do redis.call('ZREM', KEYS[i], job_id) end
 if dead_entry ~= '' then redis.call('XDEL', KEYS[7], dead_entry) end
 if done_entry ~= '' then redis.call('XDEL', KEYS[8], done_entry) end

@@ -6,7 +6,66 @@
 -- ARGV[7] dead stream max length   ARGV[8] consumer   ARGV[9] job id   ARGV[10] queue name
 -- then, from ARGV[11], what a fast-path attempt passes (see `adopt`): a job without a
 -- record gets one here and is retried, or buried, through it.
+-- A fast-path attempt whose job has no record and is retried goes on without one (protocol
+-- 2.7): its entry is rewritten with the attempts spent and the errors so far, onto the
+-- stream for a retry now, else into `later` (its id key holding the entry) until due.
+-- KEYS[6] later set
 -- Returns {"retry", due ms}, {"dead", reason}, {"stale"}, {"cancelled"} or {"missing"}.
+
+-- The retry of a fast-path attempt without a record, or nil when the job must go through
+-- its record (it dies now, or its entry was deleted by hand while it ran).
+local function retry_without_record()
+  local stream, group, consumer, entry, job_id = KEYS[1], ARGV[2], ARGV[8], ARGV[1], ARGV[9]
+  local delay, delivery = tonumber(ARGV[5]), tonumber(ARGV[11])
+  local attempt, max_attempts = tonumber(ARGV[15]) or 0, tonumber(ARGV[16]) or 1
+  if delay < 0 or attempt >= max_attempts then return nil end
+  if owned_by(stream, group, consumer, {entry})[entry] ~= delivery then
+    return {not_current(stream, entry)}
+  end
+  local e = redis.call('XRANGE', stream, entry, entry)
+  if #e == 0 then return nil end
+  local now = now_ms()
+  local old, fields, errors, created = e[1][2], {'id', job_id}, nil, nil
+  for i = 1, #old, 2 do
+    local name = old[i]
+    if name == 'errors' then
+      errors = old[i + 1]
+    elseif name == 'created_at' then
+      created = old[i + 1]
+    elseif name ~= 'id' and name ~= 'attempts' and name ~= 'error' and name ~= 'run_at'
+        and name ~= 'delay' then
+      fields[#fields + 1] = name
+      fields[#fields + 1] = old[i + 1]
+    end
+  end
+  -- Deliveries before this one were attempts whose worker stopped responding.
+  for n = math.max(1, attempt - delivery + 1), attempt - 1 do
+    errors = with_error(errors, n, now, 'attempt ' .. n .. ' interrupted: its worker stopped responding')
+  end
+  errors = with_error(errors, attempt, now, ARGV[4])
+  for _, extra in ipairs({{'attempts', tostring(attempt)},
+      {'error', string.sub(ARGV[4], 1, ERROR_BYTES_KEPT)}, {'errors', errors},
+      {'created_at', created or tostring(id_parts(entry))}}) do
+    fields[#fields + 1] = extra[1]
+    fields[#fields + 1] = extra[2]
+  end
+  ack_and_delete(stream, group, entry)
+  local key = id_key_of(KEYS[2], job_id)
+  if delay == 0 then
+    redis.call('SET', key, redis.call('XADD', stream, '*', unpack(fields)))
+    return {'retry', tostring(now)}
+  end
+  local due = now + delay
+  redis.call('ZADD', KEYS[6], due, job_id)
+  redis.call('SET', key, pack_waiting('failed', fields))
+  return {'retry', tostring(due)}
+end
+
+if (tonumber(ARGV[11]) or 0) > 0 and redis.call('EXISTS', KEYS[2]) == 0 then
+  local retried = retry_without_record()
+  if retried then return retried end
+end
+
 local adopted = adopt(KEYS[2], ARGV[9], ARGV[10], KEYS[1], ARGV[2], ARGV[8], ARGV[1], ARGV[3], 11)
 if adopted ~= 'ok' then return {adopted} end
 local f = redis.call('HMGET', KEYS[2], 'status', 'lease', 'id', 'attempts', 'max_attempts')

@@ -1,16 +1,36 @@
 -- promote: move due jobs from `delayed` onto their stream (rule 7). Safe to run from any
 -- number of processes: only the caller whose ZREM removed an id enqueues it.
--- A job that has waited for its time and never ran, with an id of its own and no unique
--- key (its record says `fast`), leaves its record behind: its entry carries the whole
+-- A job that has waited for its time in `delayed` and never ran, with an id of its own and
+-- no unique key (its record says `fast`: written by an older producer, or by `start` for a
+-- raw entry due later), leaves its record behind: its entry carries the whole
 -- job, and its id key names the entry, as for a job enqueued to run now. Any other job
 -- (a retry, a unique job) goes on with its record.
--- KEYS[1] delayed set   KEYS[2] stream
--- ARGV[1] job key prefix (same hash tag as KEYS)   ARGV[2] batch limit
+-- A job waiting in `later` (no record: its id key holds the entry it becomes) is added
+-- to its stream as that entry, and its id key names the entry from then on.
+-- KEYS[1] delayed set   KEYS[2] stream   KEYS[3] later set
+-- ARGV[1] job key prefix (same hash tag as KEYS)   ARGV[2] batch limit (of each set)
 -- Returns the number of jobs promoted.
 local now = now_ms()
 local ids_prefix = id_prefix_of(ARGV[1])
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
+local limit = tonumber(ARGV[2])
 local promoted = 0
+
+-- `later` first: one read and one removal for the batch, then per job a read of its id
+-- key, the entry, and the key naming it.
+local waiting = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, limit)
+if #waiting > 0 then
+  redis.call('ZREM', KEYS[3], unpack(waiting))
+  for _, id in ipairs(waiting) do
+    local key = ids_prefix .. id
+    local _, fields = unpack_waiting(redis.call('GET', key))
+    if fields then
+      redis.call('SET', key, redis.call('XADD', KEYS[2], '*', unpack(fields)))
+      promoted = promoted + 1
+    end
+  end
+end
+
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, limit)
 
 -- The whole job of a record that may run without it, as entry fields (nil otherwise), and
 -- the record's status.

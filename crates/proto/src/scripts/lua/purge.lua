@@ -27,7 +27,7 @@ if status == 'completed' then
   for _, e in ipairs(old) do
     done[#done + 1] = e[1]
     for i = 1, #e[2], 2 do
-      if e[2][i] == 'id' and not is_entry_id(e[2][i + 1]) then
+      if e[2][i] == 'id' then
         local id_key = id_keys .. e[2][i + 1]
         if redis.call('GET', id_key) == 'done ' .. e[1] then redis.call('DEL', id_key) end
       end

@@ -1,12 +1,13 @@
 -- remove_queue: delete one partition of a queue that holds nothing to run: its stream (and
 -- consumer group), delayed set, completions, dead-letter stream, indexes and the records
 -- they name. Refused while an entry waits or runs on the stream, or a job waits in
--- `delayed`, so no job is lost; finished history goes with it.
+-- `delayed` or `later`, so no job is lost; finished history goes with it.
 -- KEYS[1] stream   KEYS[2] delayed set   KEYS[3] done stream   KEYS[4] dead stream
 -- KEYS[5..7] indexes of completed, dead and cancelled ids
 -- ARGV[1] the queue's record key prefix (same hash tag)
 -- Returns "removed", or "busy" with nothing deleted.
-if redis.call('XLEN', KEYS[1]) > 0 or redis.call('ZCARD', KEYS[2]) > 0 then
+if redis.call('XLEN', KEYS[1]) > 0 or redis.call('ZCARD', KEYS[2]) > 0
+    or redis.call('ZCARD', later_of(KEYS[2])) > 0 then
   return 'busy'
 end
 for i = 5, 7 do

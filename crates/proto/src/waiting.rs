@@ -1,0 +1,122 @@
+//! Jobs that wait for their time without a record (protocol 2.7): what the id key of a job
+//! in a queue's `later` set holds, and how to read it back. The value is the job's state
+//! (`scheduled`, or `failed` while a retry waits), one space, and the stream entry the job
+//! becomes once due: its field/value pairs as one MessagePack array of strings, as Redis's
+//! Lua `cmsgpack.pack` writes them.
+
+use std::collections::HashMap;
+
+use rmp::Marker;
+
+use crate::Status;
+
+/// A job waiting in `later`, as its id key holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Waiting {
+    /// [`Status::Scheduled`] (its first run waits) or [`Status::Failed`] (a retry waits).
+    pub status: Status,
+    /// The fields of the entry it becomes, by name.
+    pub fields: HashMap<String, Vec<u8>>,
+}
+
+impl Waiting {
+    /// Reads an id key's value; `None` when it is not of this form (an entry id, a
+    /// completion's `done <entry id>`, or anything malformed).
+    pub fn parse(value: &[u8]) -> Option<Self> {
+        let space = value.iter().position(|&b| b == b' ')?;
+        let status = match &value[..space] {
+            b"scheduled" => Status::Scheduled,
+            b"failed" => Status::Failed,
+            _ => return None,
+        };
+        let mut rest = &value[space + 1..];
+        let len = rmp::decode::read_array_len(&mut rest).ok()?;
+        if len % 2 != 0 {
+            return None;
+        }
+        let mut fields = HashMap::new();
+        for _ in 0..len / 2 {
+            let name = String::from_utf8(read_bytes(&mut rest)?).ok()?;
+            let value = read_bytes(&mut rest)?;
+            fields.insert(name, value);
+        }
+        rest.is_empty().then_some(Self { status, fields })
+    }
+
+    /// A field as text, when it is there.
+    pub fn text(&self, name: &str) -> Option<String> {
+        self.fields
+            .get(name)
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+    }
+}
+
+/// One string (or byte string) of a MessagePack array, advancing `rest` past it.
+fn read_bytes(rest: &mut &[u8]) -> Option<Vec<u8>> {
+    let len = match rmp::decode::read_marker(rest).ok()? {
+        Marker::FixStr(n) => usize::from(n),
+        Marker::Str8 | Marker::Bin8 => usize::from(take::<1>(rest)?[0]),
+        Marker::Str16 | Marker::Bin16 => usize::from(u16::from_be_bytes(take::<2>(rest)?)),
+        Marker::Str32 | Marker::Bin32 => {
+            usize::try_from(u32::from_be_bytes(take::<4>(rest)?)).ok()?
+        }
+        _ => return None,
+    };
+    if rest.len() < len {
+        return None;
+    }
+    let (bytes, tail) = rest.split_at(len);
+    *rest = tail;
+    Some(bytes.to_vec())
+}
+
+/// The next `N` bytes of `rest`, advancing past them.
+fn take<const N: usize>(rest: &mut &[u8]) -> Option<[u8; N]> {
+    if rest.len() < N {
+        return None;
+    }
+    let (head, tail) = rest.split_at(N);
+    *rest = tail;
+    head.try_into().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Packs `pairs` as `cmsgpack.pack` does: an array of strings.
+    fn packed(state: &str, pairs: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut out = format!("{state} ").into_bytes();
+        rmp::encode::write_array_len(&mut out, u32::try_from(pairs.len() * 2).expect("fits"))
+            .expect("writes");
+        for (name, value) in pairs {
+            rmp::encode::write_str(&mut out, name).expect("writes");
+            rmp::encode::write_str_len(&mut out, u32::try_from(value.len()).expect("fits"))
+                .expect("writes");
+            out.extend_from_slice(value);
+        }
+        out
+    }
+
+    #[test]
+    fn a_waiting_job_reads_back_with_its_fields() {
+        let long = vec![0xffu8; 300];
+        let value = packed(
+            "failed",
+            &[("id", b"order-7"), ("type", b"t"), ("payload", &long)],
+        );
+        let waiting = Waiting::parse(&value).expect("parses");
+        assert_eq!(waiting.status, Status::Failed);
+        assert_eq!(waiting.text("id").as_deref(), Some("order-7"));
+        assert_eq!(waiting.fields["payload"], long);
+    }
+
+    #[test]
+    fn other_forms_are_not_waiting_jobs() {
+        assert_eq!(Waiting::parse(b"1700000000000-0"), None);
+        assert_eq!(Waiting::parse(b"done 1700000000000-0"), None);
+        assert_eq!(Waiting::parse(b"failed \x92"), None, "cut short");
+        let value = packed("running", &[("id", b"x")]);
+        assert_eq!(Waiting::parse(&value), None, "not a waiting state");
+    }
+}
