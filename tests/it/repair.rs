@@ -77,6 +77,39 @@ async fn a_scheduled_job_missing_from_the_delayed_set_is_found_and_put_back() {
 }
 
 #[tokio::test]
+async fn a_job_waiting_without_a_record_missing_from_later_is_found_and_put_back() {
+    let env = Env::start().await;
+    let id = env
+        .enqueue_job(
+            NewJob::new("noop", &json!({}))
+                .expect("job")
+                .id("lost-from-later")
+                .delay(Duration::from_millis(300)),
+        )
+        .await;
+    let removed: i64 = env
+        .cmd(redis::cmd("ZREM").arg(env.keys.later("default")).arg(&id))
+        .await;
+    assert_eq!(removed, 1, "it waited in later");
+    let report = reconcile(&env, &[]);
+    assert!(
+        finding(&report, "orphan_waiting", &id).is_some_and(|f| f["open"] == true),
+        "{report}"
+    );
+    let repaired = reconcile(&env, &["--repair"]);
+    assert!(
+        finding(&repaired, "orphan_waiting", &id).is_some_and(|f| f["repaired"] == true),
+        "{repaired}"
+    );
+    let worker = InProcessWorker::start(&env.url(), fast_config(), Registry::with_builtins()).await;
+    env.wait_status("default", &id, Status::Completed, LONG)
+        .await;
+    worker.stop().await;
+    let again = reconcile(&env, &[]);
+    assert!(finding(&again, "orphan_waiting", &id).is_none(), "{again}");
+}
+
+#[tokio::test]
 async fn an_entry_at_the_last_possible_id_blinds_nothing_and_is_repaired() {
     let env = Env::start().await;
     let worker = InProcessWorker::start(&env.url(), fast_config(), Registry::with_builtins()).await;

@@ -99,26 +99,18 @@ impl ScriptCall for Enqueue<'_> {
         if let Some(unique) = &self.unique {
             call = call.key(keys.unique(q, unique.key));
         }
-        let (run_at, delay) = self.when.run_at_and_delay();
-        call.arg(self.id)
-            .arg(self.job_type)
-            .arg(&self.payload.bytes)
-            .arg(self.payload.content_type.as_str())
-            .arg(self.max_attempts)
-            .arg(self.timeout_ms)
-            .arg(self.backoff.to_string())
-            .arg(run_at)
-            .arg(delay)
-            .arg(self.unique.map_or(0, |u| u.ttl_ms.max(1)))
-            .arg(self.max_queue_len)
-            .arg(q)
-            .arg(self.trace)
-            .arg(PROTOCOL_VERSION)
-            .arg(if self.unique.is_some_and(|u| u.until_expiry) {
-                "expiry"
-            } else {
-                "finished"
-            })
+        let hold = if self.unique.is_some_and(|u| u.until_expiry) {
+            "expiry"
+        } else {
+            "finished"
+        };
+        self.item().args(
+            call,
+            self.unique.map_or(0, |u| u.ttl_ms.max(1)),
+            self.max_queue_len,
+            q,
+            hold,
+        )
     }
 
     fn parse(value: redis::Value) -> Result<EnqueueReply, ScriptError> {
@@ -158,6 +150,37 @@ pub struct EnqueueItem<'a> {
     pub trace: &'a str,
 }
 
+impl EnqueueItem<'_> {
+    /// Appends the published script's 15 arguments for this job to `call`: its own,
+    /// then the unique key's hold (ms, 0: none), the queue's cap and name, its trace
+    /// context, the protocol version and whether the unique key is held to its expiry.
+    fn args(
+        &self,
+        call: Call,
+        unique_ms: u64,
+        max_queue_len: u64,
+        queue: &str,
+        hold: &str,
+    ) -> Call {
+        let (run_at, delay) = self.when.run_at_and_delay();
+        call.arg(self.id)
+            .arg(self.job_type)
+            .arg(&self.payload.bytes)
+            .arg(self.payload.content_type.as_str())
+            .arg(self.max_attempts)
+            .arg(self.timeout_ms)
+            .arg(self.backoff.to_string())
+            .arg(run_at)
+            .arg(delay)
+            .arg(unique_ms)
+            .arg(max_queue_len)
+            .arg(queue)
+            .arg(self.trace)
+            .arg(PROTOCOL_VERSION)
+            .arg(hold)
+    }
+}
+
 /// Create a batch of one queue's jobs that hold no unique key, in one call: each gets
 /// what [`Enqueue`] would give it, and its own reply.
 #[derive(Debug, Clone)]
@@ -181,23 +204,7 @@ impl ScriptCall for EnqueueMany<'_> {
             .arg(keys.job_prefix(q));
         // Each job's arguments are the published script's, in its order.
         for job in &self.jobs {
-            let (run_at, delay) = job.when.run_at_and_delay();
-            call = call
-                .arg(job.id)
-                .arg(job.job_type)
-                .arg(&job.payload.bytes)
-                .arg(job.payload.content_type.as_str())
-                .arg(job.max_attempts)
-                .arg(job.timeout_ms)
-                .arg(job.backoff.to_string())
-                .arg(run_at)
-                .arg(delay)
-                .arg(0)
-                .arg(self.max_queue_len)
-                .arg(q)
-                .arg(job.trace)
-                .arg(PROTOCOL_VERSION)
-                .arg("");
+            call = job.args(call, 0, self.max_queue_len, q, "");
         }
         call
     }

@@ -135,6 +135,9 @@ pub enum RequeueMode<'a> {
     /// The record says scheduled (or failed, waiting to retry) but it is missing from
     /// `delayed`, so no promotion would ever find it.
     OrphanScheduled,
+    /// The id key holds a job waiting without a record, but the job is missing from
+    /// `later`, so no promotion would ever find it.
+    OrphanWaiting,
     /// An entry pending under a consumer whose worker is gone.
     DeadConsumer {
         consumer: &'a str,
@@ -176,6 +179,7 @@ impl ScriptCall for Requeue<'_> {
             RequeueMode::OrphanRunning => ("orphan_running", "", ""),
             RequeueMode::OrphanPending => ("orphan_pending", "", ""),
             RequeueMode::OrphanScheduled => ("orphan_scheduled", "", ""),
+            RequeueMode::OrphanWaiting => ("orphan_waiting", "", ""),
             RequeueMode::DeadConsumer { consumer, entry_id } => {
                 ("dead_consumer", consumer, entry_id)
             }
@@ -190,6 +194,7 @@ impl ScriptCall for Requeue<'_> {
             .arg(consumer)
             .arg(entry)
             .arg(self.queue)
+            .arg(self.job_id)
     }
 
     fn parse(value: redis::Value) -> Result<RequeueReply, ScriptError> {

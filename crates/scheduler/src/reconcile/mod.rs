@@ -9,6 +9,7 @@ mod consumers;
 mod streams;
 mod sweep;
 mod ticks;
+mod waiting;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -86,6 +87,9 @@ pub enum FindingKind {
     /// A job `scheduled` (or `failed`, waiting to retry) missing from its queue's
     /// delayed set, which no promotion would ever move.
     OrphanScheduled,
+    /// A job waiting without a record (its id key holds it) missing from its queue's
+    /// `later` set, which no promotion would ever move.
+    OrphanWaiting,
     /// A consumer owning entries whose worker stopped beating.
     WorkerNotResponding,
     /// A consumer with nothing pending whose worker is gone.
@@ -103,6 +107,7 @@ impl FindingKind {
             FindingKind::OrphanRunning => "orphan_running",
             FindingKind::OrphanPending => "orphan_pending",
             FindingKind::OrphanScheduled => "orphan_scheduled",
+            FindingKind::OrphanWaiting => "orphan_waiting",
             FindingKind::WorkerNotResponding => "worker_not_responding",
             FindingKind::StaleConsumer => "stale_consumer",
             FindingKind::StreamIdAhead => "stream_id_ahead",
@@ -226,6 +231,7 @@ impl Reconciler {
             self.check_stream_id(queue, now, repair, &mut report)
                 .await?;
             self.sweep(queue, repair, full, &mut report).await?;
+            self.sweep_waiting(queue, repair, full, &mut report).await?;
         }
         Ok(report)
     }

@@ -10,7 +10,7 @@ use flotilla_proto::{CONSUMER_GROUP, field};
 use super::{FindingKind, Reconciler, Report};
 use crate::SchedulerError;
 
-/// Job records fetched per SCAN step.
+/// Keys (job records, id keys) fetched per SCAN step.
 const SCAN_COUNT: usize = 500;
 
 /// A record that looks stranded, and how it would be requeued.
@@ -34,14 +34,7 @@ impl Reconciler {
         };
         let mut examined = 0;
         loop {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(SCAN_COUNT)
-                .query_async(&mut self.conn)
-                .await?;
+            let (next, keys) = self.scan_page(cursor, &pattern).await?;
             examined += keys.len();
             for (key, mode) in self.stranded(queue, &keys).await? {
                 self.handle_stranded(queue, &key, mode, repair, report)
@@ -61,8 +54,24 @@ impl Reconciler {
         Ok(())
     }
 
+    /// One SCAN step over the keys matching `pattern`: the next cursor and the keys.
+    pub(super) async fn scan_page(
+        &mut self,
+        cursor: u64,
+        pattern: &str,
+    ) -> Result<(u64, Vec<String>), SchedulerError> {
+        Ok(redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(SCAN_COUNT)
+            .query_async(&mut self.conn)
+            .await?)
+    }
+
     /// Reports one stranded job, requeueing it first with repair.
-    async fn handle_stranded(
+    pub(super) async fn handle_stranded(
         &mut self,
         queue: &str,
         key: &str,
@@ -72,6 +81,7 @@ impl Reconciler {
     ) -> Result<(), SchedulerError> {
         let id = key
             .rsplit_once(":job:")
+            .or_else(|| key.rsplit_once(":id:"))
             .map_or(key, |(_, id)| id)
             .to_owned();
         let (kind, detail) = match mode {
@@ -82,6 +92,10 @@ impl Reconciler {
             RequeueMode::OrphanScheduled => (
                 FindingKind::OrphanScheduled,
                 "waiting for its time, but missing from the delayed set",
+            ),
+            RequeueMode::OrphanWaiting => (
+                FindingKind::OrphanWaiting,
+                "waiting for its time without a record, but missing from the later set",
             ),
             _ => (
                 FindingKind::OrphanPending,

@@ -61,11 +61,14 @@ pub async fn run(conn: SharedConnection, keys: Keys, plan: Plan) -> Produced {
         let by_raw_xadd = n % 2 == 0;
         let own_id = (n % 4 >= 2).then(|| format!("chaos-{:x}-{n}", plan.seed));
         let own_id = own_id.as_deref();
+        // One job in eight (through the producer) waits a little first, in `later`, so
+        // promotion is under fire too.
+        let delay = (n % 8 == 3).then(|| Duration::from_millis(rng.random_range(0..=3000)));
         loop {
             let attempt = if by_raw_xadd {
                 xadd(&mut raw, &keys, queue, plan.job_type, &payload, own_id).await
             } else {
-                enqueue(&producer, queue, plan.job_type, &payload, own_id).await
+                enqueue(&producer, queue, plan.job_type, &payload, own_id, delay).await
             };
             match attempt {
                 Ok(id) => {
@@ -119,10 +122,14 @@ async fn enqueue(
     job_type: &str,
     payload: &serde_json::Value,
     own_id: Option<&str>,
+    delay: Option<Duration>,
 ) -> anyhow::Result<String> {
     let mut job = NewJob::new(job_type, payload)?.queue(queue);
     if let Some(id) = own_id {
         job = job.id(id);
+    }
+    if let Some(delay) = delay {
+        job = job.delay(delay);
     }
     Ok(producer.enqueue(job).await?.id)
 }

@@ -3,12 +3,15 @@
 -- KEYS[1] stream   KEYS[2] job record (of ARGV[5]'s job, or any key of the queue when unknown)
 -- KEYS[3] delayed set
 -- ARGV[1] group   ARGV[2] reason   ARGV[3] mode   ARGV[4] consumer (dead_consumer mode)
--- ARGV[5] entry id (dead_consumer mode)   ARGV[6] queue name
+-- ARGV[5] entry id (dead_consumer mode)   ARGV[6] queue name   ARGV[7] job id
 -- Modes:
 --   orphan_running  the record says running but its entry is no longer pending
 --   orphan_pending  the record says pending but its entry is gone from the stream
 --   orphan_scheduled  the record says scheduled or failed but is missing from `delayed`:
 --                   it goes back there, due when it was (or now)
+--   orphan_waiting  the id key of ARGV[7]'s job holds the entry it becomes (no record) but
+--                   the job is missing from `later`: it goes back there, due when it was
+--                   to run (or now)
 --   dead_consumer   an entry pending under a consumer whose worker is gone
 -- Returns "requeued", "copied" (an entry with no record was re-added as it was), "lost"
 -- (an entry with no record whose data was deleted: nothing is left to run), "dropped" (a
@@ -31,6 +34,20 @@ local function pending_owner(entry)
   local pel = redis.call('XPENDING', stream, group, entry, entry, 1)
   if #pel == 0 then return nil end
   return pel[1][2]
+end
+
+if mode == 'orphan_waiting' then
+  local job_id, later = ARGV[7], later_of(KEYS[3])
+  local _, fields = unpack_waiting(redis.call('GET', id_key_of(job, job_id)))
+  if not fields or redis.call('ZSCORE', later, job_id) then return 'unchanged' end
+  local due = now_ms()
+  for i = 1, #fields - 1, 2 do
+    if fields[i] == 'run_at' and whole_within(fields[i + 1], MAX_RUN_AT_MS) then
+      due = tonumber(fields[i + 1])
+    end
+  end
+  redis.call('ZADD', later, due, job_id)
+  return 'requeued'
 end
 
 local f = redis.call('HMGET', job, 'status', 'entry')
