@@ -284,7 +284,9 @@ class Fleet:
         if not entries:
             return None
         fields = decoded(entries[0][1])
-        assert fields.get("id") == job_id, f"id key of {job_id} names the entry of {fields.get('id')}"
+        # A retry of a job without an id of its own names it in `retry_of`, not `id`.
+        named = fields.get("id") or fields.get("retry_of")
+        assert named == job_id, f"id key of {job_id} names the entry of {named}"
         return Found("entry", "running" if delivery else "pending", fields, value)
 
     # Waiting.

@@ -73,7 +73,7 @@ def test_an_entry_with_an_id_that_fails_once_is_retried_without_a_record_carryin
     assert due is not None
     # The retry waits in `later` with no record: its id key holds the entry it becomes,
     # every field the producer wrote as written, with the attempts spent, the last error,
-    # each attempt's error and when the job was enqueued.
+    # each attempt's error, when the job was enqueued and when its retry is due.
     assert not fleet.r.exists(fleet.job_key(job_id)), "a retry needs no record"
     assert fleet.r.zscore(fleet.later(), job_id) == due
     waiting = fleet.waiting(job_id)
@@ -92,6 +92,7 @@ def test_an_entry_with_an_id_that_fails_once_is_retried_without_a_record_carryin
         "attempts": "1",
         "error": "planned failure on attempt 1",
         "created_at": entry.split("-")[0],
+        "run_at": str(due),
     }
     created = int(fields["created_at"])
     assert created <= first["at"] and due - first["at"] == 600

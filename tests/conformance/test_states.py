@@ -91,7 +91,8 @@ def test_a_failed_job_waits_for_its_retry_then_completes_with_its_error_history(
     assert due is not None
     # Where it waits: in `later`, with no record. Its id key, under its entry id, holds
     # `failed` and the entry its retry becomes: the job's own fields with the attempts
-    # spent, the last error, the history and its first enqueue.
+    # spent, the last error, the history, its first enqueue and when it is due. Its id
+    # is in `retry_of`: `id` names only ids of a job's own.
     assert not fleet.r.exists(fleet.job_key(entry)), "a retry needs no record"
     assert fleet.r.zscore(fleet.later(), entry) == due, "a retry waits in later"
     assert fleet.r.zscore(fleet.delayed(), entry) is None
@@ -101,13 +102,14 @@ def test_a_failed_job_waits_for_its_retry_then_completes_with_its_error_history(
     assert state == "failed"
     history = json.loads(fields.pop("errors"))
     assert fields == {
-        "id": entry,
+        "retry_of": entry,
         "type": "fail",
         "payload": '{"times": 1}',
         "backoff": "fixed:600",
         "attempts": "1",
         "error": "planned failure on attempt 1",
         "created_at": entry.split("-")[0],
+        "run_at": str(due),
     }
     assert [(e["attempt"], e["error"]) for e in history] == [(1, "planned failure on attempt 1")]
     # Completed without ever having a record: the id key names the completion, which

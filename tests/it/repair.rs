@@ -83,7 +83,8 @@ async fn a_job_waiting_without_a_record_missing_from_later_is_found_and_put_back
         .enqueue_job(
             NewJob::new("noop", &json!({}))
                 .expect("job")
-                .id("lost-from-later")
+                // An id holding what a key's name holds too.
+                .id("tenant:id:lost-from-later")
                 .delay(Duration::from_millis(300)),
         )
         .await;

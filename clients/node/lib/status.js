@@ -242,7 +242,9 @@ function recordIn(reply) {
 function carrying(range, id) {
   if (range.length === 0) return null;
   const fields = toFields(range[0][1]);
-  return fields.get("id")?.equals(Buffer.from(id)) ? fields : null;
+  // A retry of a job without an id of its own names it in `retry_of`.
+  const named = fields.get("id") ?? fields.get("retry_of");
+  return named?.equals(Buffer.from(id)) ? fields : null;
 }
 
 /**

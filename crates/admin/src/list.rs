@@ -422,9 +422,6 @@ impl Admin {
         }
     }
 
-    /// The next members of a sorted set after `after` (score, member), in score order
-    /// (descending when `reverse`), no earlier than `since_ms` in time; and whether the
-    /// set has nothing past them.
     /// [`Self::scored_after`] over several sorted sets at once, merged in score order:
     /// each member with its score and whether its set holds jobs with records. A set that
     /// had more to give caps the merged page at its last member, so that none of its
@@ -518,6 +515,9 @@ impl Admin {
             .collect())
     }
 
+    /// The next members of a sorted set after `after` (score, member), in score order
+    /// (descending when `reverse`), no earlier than `since_ms` in time; and whether the
+    /// set has nothing past them.
     async fn scored_after(
         &mut self,
         key: &str,

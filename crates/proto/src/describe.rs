@@ -255,8 +255,14 @@ pub async fn fast_ids_with_prefix<C: ConnectionLike>(
     };
     let mut found = Vec::new();
     for entry in xrange(conn, &keys.stream(queue), &low, &high, limit).await? {
-        if entry.entry_id.starts_with(prefix) && !entry.fields.contains_key(field::ID) {
-            found.push(entry.entry_id);
+        // An entry naming a job of its own is found by that id; a retry's entry stands
+        // for the job in its `retry_of`, which was enqueued at or before it.
+        if entry.fields.contains_key(field::ID) {
+            continue;
+        }
+        let job = text(&entry.fields, field::RETRY_OF).unwrap_or(entry.entry_id);
+        if job.starts_with(prefix) && !found.contains(&job) {
+            found.push(job);
         }
     }
     let done_start = done_search_start(&low);
@@ -301,7 +307,8 @@ async fn from_stream<C: ConnectionLike>(
             Some("NOGROUP") => Ok(Vec::new()),
             _ => Err(e),
         })?;
-    if text(&entry.fields, field::ID).as_deref() != own_id {
+    let named = text(&entry.fields, field::ID).or_else(|| text(&entry.fields, field::RETRY_OF));
+    if named.as_deref() != own_id {
         // It names another job than the one asked for.
         return Ok(None);
     }

@@ -94,8 +94,22 @@ impl StreamEntry {
         if !self.fields.contains_key(field::TYPE) {
             return None;
         }
-        let id = std::str::from_utf8(self.fields.get(field::ID)?).ok()?;
+        let Some(id) = self.fields.get(field::ID) else {
+            return self
+                .fields
+                .get(field::RETRY_OF)
+                .and_then(|id| std::str::from_utf8(id).ok())
+                .filter(|id| crate::is_entry_id(id));
+        };
+        let id = std::str::from_utf8(id).ok()?;
         check_name(field::ID, id).is_ok().then_some(id)
+    }
+
+    /// The job id a retry's entry carries for a job without an id of its own (an entry
+    /// id's form; anything else is ignored, and the entry is a job of its own).
+    fn retry_of(&self) -> Option<String> {
+        let id = std::str::from_utf8(self.fields.get(field::RETRY_OF)?).ok()?;
+        crate::is_entry_id(id).then(|| id.to_owned())
     }
 
     /// The job id this entry stands for: the producer's `id` when it is a valid name, else
@@ -103,14 +117,17 @@ impl StreamEntry {
     pub fn job_id(&self) -> String {
         match self.text(field::ID) {
             Ok(Some(id)) if check_name(field::ID, id).is_ok() => id.to_owned(),
-            _ => self.entry_id.clone(),
+            _ => self.retry_of().unwrap_or_else(|| self.entry_id.clone()),
         }
     }
 
     /// Decodes and checks the fields. A payload over `payload_limit` bytes, or one that
     /// does not decode in its content type, is an error: retrying cannot help.
     pub fn decode(&self, payload_limit: usize) -> Result<EntryFields, ProtoError> {
-        let job_id = self.name(field::ID)?;
+        let job_id = match self.name(field::ID)? {
+            Some(id) => Some(id),
+            None => self.retry_of(),
+        };
         let job_type = self.name(field::TYPE)?;
         if job_id.is_none() && job_type.is_none() {
             return Err(ProtoError::NoType);
@@ -372,10 +389,18 @@ mod tests {
         let named_only = entry(&[("id", b"order-7")]);
         assert!(!named_only.decode(1024).expect("decodes").is_fast(0));
         assert_eq!(named_only.own_id_to_claim(), None);
-        // A retried job without an id of its own, or a copy whose record leads: the
-        // claim tells which.
+        // A copy whose record leads: the claim tells.
         let copy = entry(&[("id", b"1700000000000-3"), ("type", b"t")]);
         assert_eq!(copy.own_id_to_claim(), Some("1700000000000-3"));
+        // A retry of a job without an id of its own names it in `retry_of`.
+        let retry = entry(&[("retry_of", b"1700000000000-3"), ("type", b"t")]);
+        assert_eq!(retry.own_id_to_claim(), Some("1700000000000-3"));
+        assert_eq!(retry.job_id(), "1700000000000-3");
+        let decoded = retry.decode(1024).expect("decodes");
+        assert_eq!(decoded.job_id.as_deref(), Some("1700000000000-3"));
+        let odd = entry(&[("retry_of", b"order-7"), ("type", b"t")]);
+        assert_eq!(odd.own_id_to_claim(), None, "only an entry id's form");
+        assert_eq!(odd.job_id(), "1-0");
     }
 
     #[test]

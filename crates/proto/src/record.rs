@@ -9,6 +9,10 @@ use crate::{ContentType, Payload, ProtoError, Status};
 /// Field names of the job record and of stream entries.
 pub mod field {
     pub const ID: &str = "id";
+    /// On a retry's entry of a job without an id of its own (protocol 2.7): the job's id,
+    /// its first entry's. Not `id`, which only ever names an id of a job's own, so an
+    /// older worker runs the entry as a job of its own rather than refusing it.
+    pub const RETRY_OF: &str = "retry_of";
     pub const TYPE: &str = "type";
     pub const QUEUE: &str = "queue";
     pub const PAYLOAD: &str = "payload";

@@ -159,7 +159,8 @@ def _from_stream(
     if not entries:
         return None
     fields = entries[0][1]
-    if _field(fields, "id") != job_id:
+    # A retry of a job without an id of its own names it in `retry_of`.
+    if (_field(fields, "id") or _field(fields, "retry_of")) != job_id:
         return None
     return from_entry(queue, entry_id, fields, delivery, job_id)
 

@@ -79,11 +79,12 @@ impl Reconciler {
         repair: bool,
         report: &mut Report,
     ) -> Result<(), SchedulerError> {
-        let id = key
-            .rsplit_once(":job:")
-            .or_else(|| key.rsplit_once(":id:"))
-            .map_or(key, |(_, id)| id)
-            .to_owned();
+        // The job id is what follows the queue's prefix: an id may hold `:job:` itself.
+        let prefix = match mode {
+            RequeueMode::OrphanWaiting => self.keys.id_key(queue, ""),
+            _ => self.keys.job_prefix(queue),
+        };
+        let id = key.strip_prefix(&prefix).unwrap_or(key).to_owned();
         let (kind, detail) = match mode {
             RequeueMode::OrphanRunning => (
                 FindingKind::OrphanRunning,

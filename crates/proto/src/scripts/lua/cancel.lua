@@ -34,7 +34,7 @@ if not status then
   if #e == 0 then return {'missing'} end
   local own_id
   for i = 1, #e[1][2], 2 do
-    if e[1][2][i] == 'id' then own_id = e[1][2][i + 1] end
+    if e[1][2][i] == 'id' or e[1][2][i] == 'retry_of' then own_id = e[1][2][i + 1] end
   end
   -- An entry naming its own job id stands for that job, not for the entry id.
   if own_id ~= (entry ~= job_id and job_id or nil) then return {'missing'} end

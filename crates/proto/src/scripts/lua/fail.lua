@@ -25,15 +25,18 @@ local function retry_without_record()
   local e = redis.call('XRANGE', stream, entry, entry)
   if #e == 0 then return nil end
   local now = now_ms()
-  local old, fields, errors, created = e[1][2], {'id', job_id}, nil, nil
+  -- A job without an id of its own is named in `retry_of`: `id` names only ids of a job's
+  -- own, and an older worker runs such an entry as a job of its own rather than refuse it.
+  local name_field = is_entry_id(job_id) and 'retry_of' or 'id'
+  local old, fields, errors, created = e[1][2], {name_field, job_id}, nil, nil
   for i = 1, #old, 2 do
     local name = old[i]
     if name == 'errors' then
       errors = old[i + 1]
     elseif name == 'created_at' then
       created = old[i + 1]
-    elseif name ~= 'id' and name ~= 'attempts' and name ~= 'error' and name ~= 'run_at'
-        and name ~= 'delay' then
+    elseif name ~= 'id' and name ~= 'retry_of' and name ~= 'attempts' and name ~= 'error'
+        and name ~= 'run_at' and name ~= 'delay' then
       fields[#fields + 1] = name
       fields[#fields + 1] = old[i + 1]
     end
@@ -56,6 +59,9 @@ local function retry_without_record()
     return {'retry', tostring(now)}
   end
   local due = now + delay
+  -- When it is due travels with it, so that reconciliation can put it back in time.
+  fields[#fields + 1] = 'run_at'
+  fields[#fields + 1] = tostring(due)
   redis.call('ZADD', KEYS[6], due, job_id)
   redis.call('SET', key, pack_waiting('failed', fields))
   return {'retry', tostring(due)}

@@ -89,7 +89,7 @@ if not f[1] then
   local fields, has_id, attempts, copy = e[1][2], false, 0, {}
   local own_id
   for i = 1, #fields, 2 do
-    if fields[i] == 'id' then has_id, own_id = true, fields[i + 1] end
+    if fields[i] == 'id' or fields[i] == 'retry_of' then has_id, own_id = true, fields[i + 1] end
     if fields[i] == 'attempts' then
       attempts = tonumber(fields[i + 1]) or 0
     else
