@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use flotilla_proto::{CONSUMER_GROUP, Status, StreamEntry, Waiting, field};
+use flotilla_proto::{CONSUMER_GROUP, Status, StreamEntry, field, read_waiting};
 use serde::Serialize;
 
 use crate::{Admin, AdminError};
@@ -474,32 +474,40 @@ impl Admin {
         queue: &str,
         members: &[(String, i64, bool)],
     ) -> Result<Vec<RecordFields>, AdminError> {
-        if members.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut pipe = redis::pipe();
-        for (id, _, with_record) in members {
-            if *with_record {
+        let (with_records, without): (Vec<String>, Vec<String>) = (
+            members
+                .iter()
+                .filter(|m| m.2)
+                .map(|m| m.0.clone())
+                .collect(),
+            members
+                .iter()
+                .filter(|m| !m.2)
+                .map(|m| m.0.clone())
+                .collect(),
+        );
+        let mut records: Vec<RecordFields> = Vec::new();
+        if !with_records.is_empty() {
+            let mut pipe = redis::pipe();
+            for id in &with_records {
                 pipe.cmd("HMGET").arg(self.keys.job(queue, id)).arg(&[
                     field::STATUS,
                     field::TYPE,
                     field::ATTEMPTS,
                     field::ERROR,
                 ]);
-            } else {
-                pipe.cmd("GET").arg(self.keys.id_key(queue, id));
             }
+            records = pipe.query_async(&mut self.conn).await?;
         }
-        let replies: Vec<redis::Value> = pipe.query_async(&mut self.conn).await?;
+        let waiting = read_waiting(&mut self.conn, &self.keys, queue, &without).await?;
+        let (mut records, mut waiting) = (records.into_iter(), waiting.into_iter());
         Ok(members
             .iter()
-            .zip(replies)
-            .map(|((_, _, with_record), reply)| {
+            .map(|(_, _, with_record)| {
                 if *with_record {
-                    return redis::from_redis_value(reply).unwrap_or((None, None, None, None));
+                    return records.next().unwrap_or((None, None, None, None));
                 }
-                let held: Option<Vec<u8>> = redis::from_redis_value(reply).unwrap_or(None);
-                match held.as_deref().and_then(Waiting::parse) {
+                match waiting.next().flatten() {
                     Some(waiting) => (
                         Some(waiting.status.as_str().to_owned()),
                         waiting.text(field::TYPE),

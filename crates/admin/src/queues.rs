@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use flotilla_proto::partition::{raise_partition_count, read_partition_count};
 use flotilla_proto::{
     QueueState, Status, group_by_queue, queue_of_partition, read_queue_state, server_time_ms,
+    waiting_states,
 };
 use serde::Serialize;
 
@@ -186,27 +187,24 @@ impl Admin {
                 if ids.is_empty() {
                     break;
                 }
-                let mut pipe = redis::pipe();
-                for id in &ids {
-                    if with_record {
+                let states: Vec<Option<Status>> = if with_record {
+                    let mut pipe = redis::pipe();
+                    for id in &ids {
                         pipe.cmd("HGET")
                             .arg(self.keys.job(queue, id))
                             .arg(flotilla_proto::field::STATUS);
-                    } else {
-                        // The state word and its space, not the entry that follows.
-                        pipe.cmd("GETRANGE")
-                            .arg(self.keys.id_key(queue, id))
-                            .arg(0)
-                            .arg(Status::Failed.as_str().len());
                     }
-                }
-                let states: Vec<Option<String>> = pipe.query_async(&mut self.conn).await?;
+                    let statuses: Vec<Option<String>> = pipe.query_async(&mut self.conn).await?;
+                    statuses
+                        .into_iter()
+                        .map(|s| s.and_then(|s| s.parse().ok()))
+                        .collect()
+                } else {
+                    waiting_states(&mut self.conn, &self.keys, queue, &ids).await?
+                };
                 failed += states
                     .iter()
-                    .filter(|s| {
-                        s.as_deref()
-                            .is_some_and(|s| s.trim_end() == Status::Failed.as_str())
-                    })
+                    .filter(|s| **s == Some(Status::Failed))
                     .count() as i64;
                 read += ids.len();
                 at += ids.len();

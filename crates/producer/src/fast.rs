@@ -108,19 +108,14 @@ pub(crate) async fn enqueue_fast<C: ConnectionLike>(
         pipe.add_command(entry(job).xadd(keys));
     }
     if read_with_writes {
-        depth_reads(&mut pipe, keys, queue);
+        flotilla_proto::depth_reads(&mut pipe, keys, queue);
     }
     let mut replies: Vec<redis::Value> = pipe.query_async(conn).await?;
     if read_with_writes {
-        // The last three replies are the depth reads, in the order `depth_reads` asks.
-        let mut counts = replies
-            .split_off(replies.len().saturating_sub(3))
-            .into_iter()
-            .map(redis::from_redis_value::<u64>);
-        if let (Some(Ok(len)), Some(Ok(delayed)), Some(Ok(later))) =
-            (counts.next(), counts.next(), counts.next())
-        {
-            gauge.set(queue, len + delayed + later);
+        // The last three replies are the depth reads.
+        let depth = replies.split_off(replies.len().saturating_sub(3));
+        if let Some((on_stream, waiting)) = flotilla_proto::depth_of(&depth) {
+            gauge.set(queue, on_stream + waiting);
         }
     } else {
         gauge.add(queue, replies.len() as u64);
@@ -164,23 +159,12 @@ fn entry(job: &NewJob) -> FastEntry<'_> {
     }
 }
 
-fn depth_reads(pipe: &mut redis::Pipeline, keys: &Keys, queue: &str) {
-    pipe.cmd("XLEN")
-        .arg(keys.stream(queue))
-        .cmd("ZCARD")
-        .arg(keys.delayed(queue))
-        .cmd("ZCARD")
-        .arg(keys.later(queue));
-}
-
 /// The queue's depth now: ready entries plus jobs waiting for their time.
 async fn read_depth<C: ConnectionLike>(
     conn: &mut C,
     keys: &Keys,
     queue: &str,
 ) -> Result<u64, ProducerError> {
-    let mut pipe = redis::pipe();
-    depth_reads(&mut pipe, keys, queue);
-    let (len, delayed, later): (u64, u64, u64) = pipe.query_async(conn).await?;
-    Ok(len + delayed + later)
+    let (on_stream, waiting) = flotilla_proto::queue_depth(conn, keys, queue).await?;
+    Ok(on_stream + waiting)
 }

@@ -72,7 +72,9 @@ pub use redact::redact_url;
 pub use schedule_state::{mark_schedule_paused, mark_schedule_resumed};
 pub use shutdown::Shutdown;
 pub use status::Status;
-pub use waiting::Waiting;
+pub use waiting::{
+    Waiting, depth_of, depth_reads, missing_from_later, queue_depth, read_waiting, waiting_states,
+};
 
 /// The protocol version written into every record (`v`) this crate creates.
 pub const PROTOCOL_VERSION: u32 = 2;

@@ -2,13 +2,14 @@
 //! in a queue's `later` set holds, and how to read it back. The value is the job's state
 //! (`scheduled`, or `failed` while a retry waits), one space, and the stream entry the job
 //! becomes once due: its field/value pairs as one MessagePack array of strings, as Redis's
-//! Lua `cmsgpack.pack` writes them.
+//! Lua `cmsgpack.pack` writes them. Also the typed reads of `later` and of a queue's depth.
 
 use std::collections::HashMap;
 
+use redis::aio::ConnectionLike;
 use rmp::Marker;
 
-use crate::Status;
+use crate::{Keys, Status};
 
 /// A job waiting in `later`, as its id key holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +50,113 @@ impl Waiting {
             .get(name)
             .map(|b| String::from_utf8_lossy(b).into_owned())
     }
+}
+
+/// The state each of `ids` (jobs of `queue`) waits in, from the first word of its id key
+/// alone; `None` for one not waiting in `later`. One pipelined read of a few bytes per id.
+pub async fn waiting_states<C: ConnectionLike>(
+    conn: &mut C,
+    keys: &Keys,
+    queue: &str,
+    ids: &[String],
+) -> redis::RedisResult<Vec<Option<Status>>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut pipe = redis::pipe();
+    for id in ids {
+        // The longest state word and its space, not the entry that follows.
+        pipe.cmd("GETRANGE")
+            .arg(keys.id_key(queue, id))
+            .arg(0)
+            .arg("scheduled".len());
+    }
+    let heads: Vec<Vec<u8>> = pipe.query_async(conn).await?;
+    Ok(heads
+        .into_iter()
+        .map(|head| {
+            if head.starts_with(b"scheduled ") {
+                Some(Status::Scheduled)
+            } else if head.starts_with(b"failed ") {
+                Some(Status::Failed)
+            } else {
+                None
+            }
+        })
+        .collect())
+}
+
+/// The jobs `ids` of `queue` as their id keys hold them while they wait in `later`;
+/// `None` for one that does not wait there.
+pub async fn read_waiting<C: ConnectionLike>(
+    conn: &mut C,
+    keys: &Keys,
+    queue: &str,
+    ids: &[String],
+) -> redis::RedisResult<Vec<Option<Waiting>>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut pipe = redis::pipe();
+    for id in ids {
+        pipe.cmd("GET").arg(keys.id_key(queue, id));
+    }
+    let values: Vec<Option<Vec<u8>>> = pipe.query_async(conn).await?;
+    Ok(values
+        .into_iter()
+        .map(|value| value.as_deref().and_then(Waiting::parse))
+        .collect())
+}
+
+/// Whether each of `ids` is missing from `queue`'s `later` set.
+pub async fn missing_from_later<C: ConnectionLike>(
+    conn: &mut C,
+    keys: &Keys,
+    queue: &str,
+    ids: &[String],
+) -> redis::RedisResult<Vec<bool>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let later = keys.later(queue);
+    let mut pipe = redis::pipe();
+    for id in ids {
+        pipe.cmd("ZSCORE").arg(&later).arg(id);
+    }
+    let scores: Vec<Option<f64>> = pipe.query_async(conn).await?;
+    Ok(scores.into_iter().map(|s| s.is_none()).collect())
+}
+
+/// Adds to `pipe` the reads of `queue`'s depth: its stream's length, then the jobs waiting
+/// with records (`delayed`) and without (`later`); [`depth_of`] adds them up.
+pub fn depth_reads(pipe: &mut redis::Pipeline, keys: &Keys, queue: &str) {
+    pipe.cmd("XLEN")
+        .arg(keys.stream(queue))
+        .cmd("ZCARD")
+        .arg(keys.delayed(queue))
+        .cmd("ZCARD")
+        .arg(keys.later(queue));
+}
+
+/// The depth from the three replies of [`depth_reads`]: (on the stream, waiting).
+pub fn depth_of(replies: &[redis::Value]) -> Option<(u64, u64)> {
+    let [len, delayed, later] = replies else {
+        return None;
+    };
+    let count = |v: &redis::Value| redis::from_redis_value::<u64>(v.clone()).ok();
+    Some((count(len)?, count(delayed)? + count(later)?))
+}
+
+/// `queue`'s depth, read in one round trip: (on the stream, waiting for a time).
+pub async fn queue_depth<C: ConnectionLike>(
+    conn: &mut C,
+    keys: &Keys,
+    queue: &str,
+) -> redis::RedisResult<(u64, u64)> {
+    let mut pipe = redis::pipe();
+    depth_reads(&mut pipe, keys, queue);
+    let (len, delayed, later): (u64, u64, u64) = pipe.query_async(conn).await?;
+    Ok((len, delayed + later))
 }
 
 /// One string (or byte string) of a MessagePack array, advancing `rest` past it.

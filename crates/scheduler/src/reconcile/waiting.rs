@@ -5,6 +5,7 @@
 use std::collections::HashSet;
 
 use flotilla_proto::scripts::RequeueMode;
+use flotilla_proto::{missing_from_later, waiting_states};
 
 use super::{Reconciler, Report};
 use crate::SchedulerError;
@@ -64,36 +65,25 @@ impl Reconciler {
         queue: &str,
         keys: &[String],
     ) -> Result<Vec<String>, SchedulerError> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
         let prefix = self.keys.id_key(queue, "");
-        let mut pipe = redis::pipe();
-        for key in keys {
-            // The state word and its space, not the entry that follows.
-            pipe.cmd("GETRANGE").arg(key).arg(0).arg("scheduled".len());
-        }
-        let heads: Vec<Vec<u8>> = pipe.query_async(&mut self.conn).await?;
-        let waiting: Vec<(&String, &str)> = keys
+        let (keys, ids): (Vec<&String>, Vec<String>) = keys
             .iter()
-            .zip(heads)
-            .filter(|(_, head)| head.starts_with(b"scheduled ") || head.starts_with(b"failed "))
-            .filter_map(|(key, _)| Some((key, key.strip_prefix(&prefix)?)))
-            .collect();
-        if waiting.is_empty() {
-            return Ok(Vec::new());
-        }
-        let later = self.keys.later(queue);
-        let mut pipe = redis::pipe();
-        for (_, id) in &waiting {
-            pipe.cmd("ZSCORE").arg(&later).arg(*id);
-        }
-        let scores: Vec<Option<f64>> = pipe.query_async(&mut self.conn).await?;
-        Ok(waiting
+            .filter_map(|key| Some((key, key.strip_prefix(&prefix)?.to_owned())))
+            .unzip();
+        let states = waiting_states(&mut self.conn, &self.keys, queue, &ids).await?;
+        let (keys, ids): (Vec<&String>, Vec<String>) = keys
             .into_iter()
-            .zip(scores)
-            .filter(|(_, score)| score.is_none())
-            .map(|((key, _), _)| key.clone())
+            .zip(ids)
+            .zip(states)
+            .filter(|(_, state)| state.is_some())
+            .map(|(pair, _)| pair)
+            .unzip();
+        let missing = missing_from_later(&mut self.conn, &self.keys, queue, &ids).await?;
+        Ok(keys
+            .into_iter()
+            .zip(missing)
+            .filter(|(_, missing)| *missing)
+            .map(|(key, _)| key.clone())
             .collect())
     }
 }

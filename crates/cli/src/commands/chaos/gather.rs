@@ -113,17 +113,9 @@ pub async fn leftovers(
         .collect();
     for queue in QUEUES {
         let stream = keys.stream(queue);
-        let (length, scheduled, later): (u64, u64, u64) = redis::pipe()
-            .cmd("XLEN")
-            .arg(&stream)
-            .cmd("ZCARD")
-            .arg(keys.delayed(queue))
-            .cmd("ZCARD")
-            .arg(keys.later(queue))
-            .query_async(conn)
-            .await?;
+        let (length, waiting) = flotilla_proto::queue_depth(conn, keys, queue).await?;
         left.on_streams += length;
-        left.scheduled += scheduled + later;
+        left.scheduled += waiting;
         let consumers: StreamInfoConsumersReply = match redis::cmd("XINFO")
             .arg("CONSUMERS")
             .arg(&stream)
