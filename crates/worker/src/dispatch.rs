@@ -253,10 +253,23 @@ async fn still_ours(shared: &Shared, plans: Vec<FastPlan>) -> Vec<FastPlan> {
     for ((_, group), reply) in by_queue.into_iter().zip(replies) {
         let Ok(states) = reply else { continue };
         for (plan, state) in group.into_iter().zip(states) {
+            let job = plan
+                .fields
+                .job_id
+                .as_deref()
+                .unwrap_or(&plan.fetched.entry.entry_id);
+            let queue = &plan.fetched.queue;
             match state {
                 BeatReply::Ok => ours.push(plan),
+                // Worth a warning, as when a running job's lease is lost: this worker
+                // stalled for as long as a lease while the job waited for a slot.
+                BeatReply::Lost | BeatReply::Gone => tracing::warn!(
+                    job = %job,
+                    queue = %queue,
+                    "lease lost before the job started (another worker took it over while this one stalled): not run"
+                ),
                 other => {
-                    tracing::debug!(entry = %plan.fetched.entry.entry_id, "entry not started: {other:?}")
+                    tracing::debug!(job = %job, queue = %queue, "entry not started: {other:?}")
                 }
             }
         }
