@@ -203,15 +203,6 @@ local function note_error(job_key, attempt, at, message)
   redis.call('HSET', job_key, 'errors', with_error(old, attempt, at, message))
 end
 
--- Protocol 2's fast path: a job whose stream entry carries it whole has no record while
--- it runs. Its attempt is this worker's while the entry is pending under it with the
--- delivery count the attempt began with: any reclaim, by this worker or another, counts a
--- delivery, so a zombie's late write is refused (rule 3 without a lease token).
--- What a worker passes for such an attempt, from ARGV[at]: delivery count (0 = the attempt
--- has a record), type, payload, content type, attempt, max attempts, timeout ms, backoff,
--- trace, started at ms.
-local FAST_ARGS = 10
-
 -- Copies what a retry's entry says of the job's past (its first enqueue, its errors) to
 -- its record.
 local function keep_history(job, stream, entry)
@@ -225,6 +216,13 @@ local function keep_history(job, stream, entry)
   end
 end
 
+-- Protocol 2's fast path: a job whose stream entry carries it whole has no record while
+-- it runs. Its attempt is this worker's while the entry is pending under it with the
+-- delivery count the attempt began with: any reclaim, by this worker or another, counts a
+-- delivery, so a zombie's late write is refused (rule 3 without a lease token).
+-- What a worker passes for such an attempt, from ARGV[at]: delivery count (0 = the attempt
+-- has a record), type, payload, content type, attempt, max attempts, timeout ms, backoff,
+-- trace, started at ms.
 -- Writes the record of a fast-path job from what its worker passes, so that a failure, a
 -- hand-back or progress follows the record's rules from here on. Does nothing when a
 -- record exists (it leads: the job was adopted before, or cancelled) or the attempt had a
