@@ -31,10 +31,18 @@ end
 
 -- The prefix of a queue's id keys, from its record prefix (`<ns>:{<queue>}:job:`). An id
 -- key remembers a job's own id while the job lives in its stream entry rather than in a
--- record: it holds the entry id while the job waits or runs, `done <done entry id>` once
--- it completed. It shares the records' hash tag.
+-- record: it holds the entry id while the job waits or runs (the entry itself while it
+-- waits in `later`); once the job completed, `done_ids` remembers the id instead (a key
+-- written by protocol 2.7 holds `done <done entry id>` until it expires). It shares the
+-- records' hash tag.
 local function id_prefix_of(records)
   return string.sub(records, 1, #records - 4) .. 'id:'
+end
+
+-- The queue's `done_ids` set, from its record prefix: ids of jobs that completed without a
+-- record (protocol 2.8), scored by when; each one's completion is in `done` from then on.
+local function done_ids_of(records)
+  return string.sub(records, 1, #records - 4) .. 'done_ids'
 end
 
 -- The id key of `job_id`, from its record key.
@@ -91,6 +99,10 @@ local function enqueue_job(stream, record, delayed, unique, A, o, batch)
   end
   local id_key = id_key_of(record, id)
   if redis.call('EXISTS', record, id_key) > 0 then return {id, 'exists'} end
+  -- Completed without a record: remembered as long as its completion.
+  if redis.call('ZSCORE', done_ids_of(job_prefix_of(record, id)), id) then
+    return {id, 'exists'}
+  end
 
   local later = batch.later
   if not later then
@@ -144,6 +156,9 @@ local function enqueue_job(stream, record, delayed, unique, A, o, batch)
       redis.call('SET', id_key, pack_waiting('scheduled', fields))
       return {id, 'created'}
     end
+    -- `held`: the id key names this entry from the start, so a worker need not claim it.
+    fields[#fields + 1] = 'held'
+    fields[#fields + 1] = '1'
     local entry = redis.call('XADD', stream, '*', unpack(fields))
     -- Remembered while the job lives; its completion gives the key its expiry.
     redis.call('SET', id_key, entry)

@@ -8,8 +8,9 @@
 // cancelled, the error on stderr. Exit 2: still unfinished when the wait ran out. Exit 3: Redis
 // could not be reached or refused a command.
 // The job gets an id of its own and is looked up by it as docs/PROTOCOL.md says: its record,
-// when it has one, else its id key, which names its completion in `done` once it completed
-// (and holds binary data while a retry waits; a Go string holds it as it is).
+// when it has one, else its id key (which holds binary data while a retry waits; a Go string
+// holds it as it is); once the job completed the key is gone and the queue's `done_ids` set
+// says from which millisecond its completion is in `done`.
 // The keys and fields are those of docs/PROTOCOL.md.
 package main
 
@@ -23,6 +24,13 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+)
+
+// `done` entries read per XRANGE while looking for a completion, and how many such reads at
+// most: Flotilla's own readers look among 10 000 completions.
+const (
+	donePage  = 1000
+	donePages = 10
 )
 
 func main() {
@@ -76,10 +84,12 @@ func run() int {
 	// gets one when it dies, or it is handed back, reports progress or is cancelled); else
 	// its id key: the id of the stream entry carrying it while it is ready or runs,
 	// `scheduled …` or `failed …` while it waits in `later` for its time or a retry (the
-	// rest is the entry it becomes, packed with MessagePack), `done <entry id>` once it
-	// completed, that entry of `done` holding the result.
+	// rest is the entry it becomes, packed with MessagePack). Once it completed the key is
+	// gone and `done_ids` scores the id by the millisecond from which its completion, with
+	// the result, is in `done` (a key a protocol 2.7 worker wrote says `done <entry id>`).
 	recordKey := namespace + ":{" + queue + "}:job:" + jobID
 	idKey := namespace + ":{" + queue + "}:id:" + jobID
+	doneIDs := namespace + ":{" + queue + "}:done_ids"
 	doneStream := namespace + ":{" + queue + "}:done"
 	deadline := time.Now().Add(time.Duration(waitSeconds * float64(time.Second)))
 	status := "pending" // until a worker has read the entry, there is neither a record nor an id key
@@ -103,7 +113,24 @@ func run() int {
 			held, err := rdb.Get(ctx, idKey).Result()
 			switch {
 			case err == redis.Nil:
-				// Not read by a worker yet.
+				// No key: completed if `done_ids` has the id, else not read by a worker yet.
+				since, err := rdb.ZScore(ctx, doneIDs, jobID).Result()
+				if err == redis.Nil {
+					break
+				}
+				if err != nil {
+					fmt.Fprintf(os.Stderr, "error: %v\n", err)
+					return 3
+				}
+				result, found, err := completion(ctx, rdb, doneStream, jobID, int64(since))
+				if err != nil {
+					fmt.Fprintf(os.Stderr, "error: %v\n", err)
+					return 3
+				}
+				if found {
+					printResult(result)
+					return 0
+				}
 			case err != nil:
 				fmt.Fprintf(os.Stderr, "error: %v\n", err)
 				return 3
@@ -131,6 +158,29 @@ func run() int {
 	}
 	fmt.Fprintf(os.Stderr, "job %s still %s after %g s\n", jobID, status, waitSeconds)
 	return 2
+}
+
+// completion is the result of the job's entry in `done`, at or after the millisecond its
+// `done_ids` score names; found is false when that entry is not there.
+func completion(ctx context.Context, rdb *redis.Client, doneStream, jobID string, sinceMs int64) (string, bool, error) {
+	start := strconv.FormatInt(sinceMs, 10) + "-0"
+	for read := 0; read < donePages; read++ {
+		page, err := rdb.XRangeN(ctx, doneStream, start, "+", donePage).Result()
+		if err != nil {
+			return "", false, err
+		}
+		for _, entry := range page {
+			if id, _ := entry.Values["id"].(string); id == jobID {
+				result, _ := entry.Values["result"].(string)
+				return result, true, nil
+			}
+		}
+		if len(page) < donePage {
+			return "", false, nil
+		}
+		start = "(" + page[len(page)-1].ID // exclusive: on past the last entry read
+	}
+	return "", false, nil
 }
 
 // printResult prints a completed job's result JSON.

@@ -7,8 +7,9 @@
 // cancelled, the error on stderr. Exit 2: still unfinished when the wait ran out. Exit 3: Redis
 // could not be reached or refused a command.
 // The job gets an id of its own and is looked up by it as docs/PROTOCOL.md says: its record,
-// when it has one, else its id key, which names its completion in `done` once it completed
-// (and holds binary data while a retry waits: read it as a Buffer).
+// when it has one, else its id key (which holds binary data while a retry waits: read it as
+// a Buffer); once the job completed the key is gone and the queue's `done_ids` set says from
+// which millisecond its completion is in `done`.
 // The keys and fields are those of docs/PROTOCOL.md.
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -20,6 +21,11 @@ const queue = process.env.FLOTILLA_QUEUE || "default";
 const namespace = process.env.FLOTILLA_NAMESPACE || "flotilla";
 const waitSeconds = Number(process.env.FLOTILLA_WAIT_SECONDS || "30");
 
+// `done` entries read per XRANGE while looking for a completion, and how many such reads at
+// most: Flotilla's own readers look among 10 000 completions.
+const DONE_PAGE = 1000;
+const DONE_PAGES = 10;
+
 // Fail fast when Redis is unreachable instead of queueing commands and reconnecting forever.
 const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
 // Kept to explain a failed command; without a listener ioredis would print it as unhandled.
@@ -27,6 +33,25 @@ let connectionError;
 redis.on("error", (err) => {
   connectionError = err;
 });
+
+/** The value of `name` in a flat [field, value, ...] entry, undefined when it has none. */
+function field(flat, name) {
+  const at = flat.findIndex((value, i) => i % 2 === 0 && value === name);
+  return at >= 0 ? flat[at + 1] : undefined;
+}
+
+/** The job's entry in `done` (flat), at or after the millisecond its `done_ids` score names. */
+async function completion(doneStream, jobId, sinceMs) {
+  let start = `${sinceMs}-0`;
+  for (let read = 0; read < DONE_PAGES; read++) {
+    const page = await redis.xrange(doneStream, start, "+", "COUNT", DONE_PAGE);
+    const found = page.find(([, flat]) => field(flat, "id") === jobId);
+    if (found) return found[1];
+    if (page.length < DONE_PAGE) return null;
+    start = `(${page[page.length - 1][0]}`; // exclusive: on past the last entry read
+  }
+  return null;
+}
 
 async function enqueueAndWait() {
   await redis.connect();
@@ -41,10 +66,12 @@ async function enqueueAndWait() {
   // gets one when it dies, or it is handed back, reports progress or is cancelled); else
   // its id key: the id of the stream entry carrying it while it is ready or runs,
   // `scheduled …` or `failed …` while it waits in `later` for its time or a retry (the
-  // rest is the entry it becomes, packed with MessagePack), `done <entry id>` once it
-  // completed, that entry of `done` holding the result.
+  // rest is the entry it becomes, packed with MessagePack). Once it completed the key is
+  // gone and `done_ids` scores the id by the millisecond from which its completion, with
+  // the result, is in `done` (a key a protocol 2.7 worker wrote says `done <entry id>`).
   const recordKey = `${namespace}:{${queue}}:job:${jobId}`;
   const idKey = `${namespace}:{${queue}}:id:${jobId}`;
+  const doneIds = `${namespace}:{${queue}}:done_ids`;
   const doneStream = `${namespace}:{${queue}}:done`;
   const deadline = Date.now() + waitSeconds * 1000;
   let status = "pending"; // until a worker has read the entry, there is neither a record nor an id key
@@ -65,11 +92,18 @@ async function enqueueAndWait() {
       const held = await redis.getBuffer(idKey);
       const space = held === null ? -1 : held.indexOf(" ");
       const state = space < 0 ? null : held.subarray(0, space).toString();
-      if (state === "done") {
+      if (held === null) {
+        // No key: completed if `done_ids` has the id, else not yet read by a worker.
+        const since = await redis.zscore(doneIds, jobId);
+        const done = since === null ? null : await completion(doneStream, jobId, Math.trunc(Number(since)));
+        if (done !== null) {
+          console.log(field(done, "result") || "null");
+          return 0;
+        }
+      } else if (state === "done") {
         const doneId = held.subarray(space + 1).toString();
         for (const [, flat] of await redis.xrange(doneStream, doneId, doneId)) {
-          const at = flat.findIndex((value, i) => i % 2 === 0 && value === "result");
-          console.log((at >= 0 && flat[at + 1]) || "null");
+          console.log(field(flat, "result") || "null");
           return 0;
         }
       } else if (state === "scheduled" || state === "failed") {

@@ -8,8 +8,9 @@
 # cancelled, the error on stderr. Exit 2: still unfinished when the wait ran out. Exit 3: Redis
 # could not be reached or refused a command.
 # The job gets an id of its own and is looked up by it as docs/PROTOCOL.md says: its record,
-# when it has one, else its id key, which names its completion in `done` once it completed
-# (and holds binary data while a retry waits: read it as bytes).
+# when it has one, else its id key (which holds binary data while a retry waits: read it as
+# bytes); once the job completed the key is gone and the queue's `done_ids` set says from
+# which millisecond its completion is in `done`.
 # The keys and fields are those of docs/PROTOCOL.md.
 import os
 import sys
@@ -19,6 +20,25 @@ import uuid
 import redis
 
 TERMINAL = ("completed", "dead", "cancelled")
+
+# `done` entries read per XRANGE while looking for a completion, and how many such reads at
+# most: Flotilla's own readers look among 10 000 completions.
+DONE_PAGE = 1000
+DONE_PAGES = 10
+
+
+def completion(r: redis.Redis, done_stream: str, job_id: str, since_ms: int) -> dict[bytes, bytes] | None:
+    """The job's entry in `done`, at or after the millisecond its `done_ids` score names."""
+    start = f"{since_ms}-0"
+    for _ in range(DONE_PAGES):
+        page = r.xrange(done_stream, start, "+", count=DONE_PAGE)
+        for _, fields in page:
+            if fields.get(b"id") == job_id.encode():
+                return fields
+        if len(page) < DONE_PAGE:
+            return None
+        start = "(" + page[-1][0].decode()  # exclusive: on past the last entry read
+    return None
 
 
 def main() -> int:
@@ -42,10 +62,12 @@ def main() -> int:
     # gets one when it dies, or it is handed back, reports progress or is cancelled); else
     # its id key: the id of the stream entry carrying it while it is ready or runs,
     # `scheduled …` or `failed …` while it waits in `later` for its time or a retry (the
-    # rest is the entry it becomes, packed with MessagePack), `done <entry id>` once it
-    # completed, that entry of `done` holding the result.
+    # rest is the entry it becomes, packed with MessagePack). Once it completed the key is
+    # gone and `done_ids` scores the id by the millisecond from which its completion, with
+    # the result, is in `done` (a key a protocol 2.7 worker wrote says `done <entry id>`).
     record_key = f"{namespace}:{{{queue}}}:job:{job_id}"
     id_key = f"{namespace}:{{{queue}}}:id:{job_id}"
+    done_ids = f"{namespace}:{{{queue}}}:done_ids"
     done_stream = f"{namespace}:{{{queue}}}:done"
     deadline = time.monotonic() + wait_seconds
     status = "pending"  # until a worker has read the entry, there is neither a record nor an id key
@@ -62,10 +84,17 @@ def main() -> int:
         else:
             held = r.get(id_key)
             state = None if held is None else held.partition(b" ")[0]
-            if state == b"done":
+            if held is None:
+                # No key: completed if `done_ids` has the id, else not yet read by a worker.
+                since = r.zscore(done_ids, job_id)
+                done = None if since is None else completion(r, done_stream, job_id, int(since))
+                if done is not None:
+                    print((done.get(b"result") or b"null").decode())
+                    return 0
+            elif state == b"done":
                 done_id = held.removeprefix(b"done ")
-                for _, completion in r.xrange(done_stream, done_id, done_id):
-                    print((completion.get(b"result") or b"null").decode())
+                for _, fields in r.xrange(done_stream, done_id, done_id):
+                    print((fields.get(b"result") or b"null").decode())
                     return 0
             elif state in (b"scheduled", b"failed"):
                 status = "failed, its retry waiting" if state == b"failed" else "scheduled"

@@ -8,8 +8,9 @@
 # cancelled, the error on stderr. Exit 2: still unfinished when the wait ran out. Exit 3: Redis
 # could not be reached or refused a command. Needs the redis-cli of Redis 7 or newer (for -e).
 # The job gets an id of its own and is looked up by it as docs/PROTOCOL.md says: its record,
-# when it has one, else its id key, which names its completion in `done` once it completed
-# (and holds binary data while a retry waits: only its first word is read then).
+# when it has one, else its id key (which holds binary data while a retry waits: only its
+# first word is read then); once the job completed the key is gone and the queue's
+# `done_ids` set says from which millisecond its completion is in `done`.
 # The keys and fields are those of docs/PROTOCOL.md.
 set -euo pipefail
 
@@ -39,11 +40,29 @@ echo "enqueued $job_type job $job_id on queue $queue" >&2
 # one when it dies, or it is handed back, reports progress or is cancelled); else its id
 # key: the id of the stream entry carrying it while it is ready or runs, `scheduled …` or
 # `failed …` while it waits in `later` for its time or a retry (the rest is the entry it
-# becomes, packed with MessagePack), `done <entry id>` once it completed, that entry of
-# `done` holding the result.
+# becomes, packed with MessagePack). Once it completed the key is gone and `done_ids` scores
+# the id by the millisecond from which its completion, with the result, is in `done` (a key
+# a protocol 2.7 worker wrote says `done <entry id>`).
 record="$namespace:{$queue}:job:$job_id"
 id_key="$namespace:{$queue}:id:$job_id"
+done_ids="$namespace:{$queue}:done_ids"
 done_stream="$namespace:{$queue}:done"
+
+# The result of the job's completion among entries of `done` that redis-cli printed one
+# element a line (each entry's id, then its fields and values in turn); exit status 1 when
+# the job's is not among them. Every completion's first field is `id`, and each has a
+# `result` (empty when the handler returned nothing): from the job's `id`, fields and values
+# are read in pairs up to `result`. An empty result that ended the output is missing from it
+# (command substitution drops trailing newlines): `result` as the last line is that.
+result_of() {
+  awk -v job="$job_id" '
+    done { next }
+    found && (NR - at) % 2 == 1 { field = $0; next }
+    found { if (field == "result") { print; done = 1 }; next }
+    prev == "id" && $0 == job { found = 1; at = NR }
+    { prev = $0 }
+    END { exit done || (found && field == "result") ? 0 : 1 }'
+}
 # Polls every 0.1 s. Counting polls rather than reading a clock keeps this to plain bash; the
 # wait is FLOTILLA_WAIT_SECONDS plus the time the polls themselves take.
 polls=$(awk -v s="$wait_seconds" 'BEGIN { printf "%d", s * 10 }')
@@ -65,6 +84,18 @@ for (( i = 0; i < polls; i++ )); do
       # first word of that value is read.
       held=$(rcli GET "$id_key" | tr -d '\0')
       case "$held" in
+        "")
+          # No key: completed if `done_ids` has the id, else not read by a worker yet. One
+          # read of the completions from that millisecond on, as many as Flotilla's own
+          # readers search.
+          since=$(rcli ZSCORE "$done_ids" "$job_id")
+          if [[ -n "$since" ]]; then
+            completions=$(rcli XRANGE "$done_stream" "${since%%.*}-0" + COUNT 10000)
+            if result=$(result_of <<< "$completions"); then
+              echo "${result:-null}"
+              exit 0
+            fi
+          fi ;;
         "done "*)
           done_id="${held#done }"
           # The completion as lines: its entry id, then each field and its value in turn.

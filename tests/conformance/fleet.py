@@ -52,7 +52,7 @@ def unpack_waiting(value: bytes) -> tuple[str, dict[str, bytes]] | None:
     the fields of the entry it becomes. Read with the msgpack library rather than the
     client's reader, so that the suite checks the documented form itself: the state, one
     space, then exactly one array of strings, field and value in turn. None for a value of
-    another form (an entry id, `done <entry id>`); a value that names a waiting state but
+    another form (an entry id, or `done <entry id>` as protocol 2.7 wrote); a value that names a waiting state but
     does not hold such an array fails the test."""
     head, sep, packed = value.partition(b" ")
     if not sep or text(head) not in WAITING_STATES:
@@ -72,8 +72,9 @@ class Found:
     """A job where PROTOCOL.md's lookup by id finds it: its record, which leads whenever
     there is one; else, for a job with an id key (an id of its own, or a job retried
     without a record), what its id key holds: the stream entry carrying it while it is
-    ready or runs, the entry it becomes while it waits in `later`, or its completion in
-    `done`."""
+    ready or runs, or the entry it becomes while it waits in `later`; once it completed,
+    its completion in `done`, from the millisecond its `done_ids` score names (or where
+    a protocol 2.7 key, `done <entry id>`, names it)."""
 
     # "record", "entry" (on the queue's stream), "later" (waiting for its time or a
     # retry) or "done" (a completion).
@@ -126,6 +127,9 @@ class Fleet:
 
     def done(self, queue: str = "default") -> str:
         return f"{NAMESPACE}:{{{queue}}}:done"
+
+    def done_ids(self, queue: str = "default") -> str:
+        return f"{NAMESPACE}:{{{queue}}}:done_ids"
 
     def dead(self, queue: str = "default") -> str:
         return f"{NAMESPACE}:{{{queue}}}:dead"
@@ -229,10 +233,28 @@ class Fleet:
         return None
 
     def id_key_value(self, job_id: str, queue: str = "default") -> str | None:
-        """The id key's value as text: for the forms that are text (an entry id, `done
-        <entry id>`); `waiting` reads a job waiting in `later`."""
+        """The id key's value as text: for the forms that are text (an entry id, or `done
+        <entry id>` as protocol 2.7 wrote it); `waiting` reads a job waiting in `later`."""
         held = self.r.get(self.id_key(job_id, queue))
         return None if held is None else text(held)
+
+    def done_since(self, job_id: str, queue: str = "default") -> int | None:
+        """The job's score in `done_ids` (the millisecond from which its completion is in
+        `done`), None when the set does not have it."""
+        score = self.r.zscore(self.done_ids(queue), job_id)
+        return None if score is None else int(score)
+
+    def remembered_done(self, job_id: str, queue: str = "default") -> tuple[str, dict[str, str]]:
+        """The completion of a job that completed without a record, as protocol 2.8 leaves
+        it: its id key gone, its id in `done_ids`, and its completion in `done` at or after
+        the millisecond of its score. The test fails otherwise."""
+        assert self.r.get(self.id_key(job_id, queue)) is None, f"the id key of {job_id} outlived its completion"
+        since = self.done_since(job_id, queue)
+        assert since is not None, f"{job_id} is not in done_ids"
+        found = self.entries_for(self.done(queue), job_id, f"{since}-0")
+        assert found, f"no completion of {job_id} in done from {since} on"
+        assert int(found[0][0].partition("-")[0]) >= since
+        return found[0]
 
     def waiting_raw(self, job_id: str, queue: str = "default") -> tuple[str, dict[str, bytes]] | None:
         """The state and entry fields a waiting job's id key holds, as bytes; None when the
@@ -253,16 +275,18 @@ class Fleet:
     def find(self, job_id: str, queue: str = "default") -> Found | None:
         """The job as PROTOCOL.md says to look it up by id, read here with plain commands:
         its record first (it leads), else what its id key holds: the stream entry carrying
-        it, whose place in the group's pending list says pending or running; the entry it
-        becomes while it waits in `later`; or its completion in `done`. None when neither
-        is there, or the key names an entry the job has just left (a poll again sees where
-        it went). An id key of any other form fails the test."""
+        it, whose place in the group's pending list says pending or running; or the entry it
+        becomes while it waits in `later`. Without a key, its completion in `done`, at or
+        after the millisecond its `done_ids` score names; a key protocol 2.7 wrote, `done
+        <entry id>`, names the completion. None when neither is there, or the key names an
+        entry the job has just left (a poll again sees where it went). An id key of any
+        other form fails the test."""
         record = self.record(job_id, queue)
         if record:
             return Found("record", record.get("status", ""), record)
         held = self.r.get(self.id_key(job_id, queue))
         if held is None:
-            return None
+            return self._find_done_id(job_id, queue)
         waiting = unpack_waiting(held)
         if waiting is not None:
             return Found("later", waiting[0], decoded(waiting[1]))
@@ -288,6 +312,18 @@ class Fleet:
         named = fields.get("id") or fields.get("retry_of")
         assert named == job_id, f"id key of {job_id} names the entry of {named}"
         return Found("entry", "running" if delivery else "pending", fields, value)
+
+    def _find_done_id(self, job_id: str, queue: str) -> Found | None:
+        """A job without an id key found through `done_ids`: its completion is the first
+        entry of `done` naming it from the millisecond of its score on."""
+        since = self.done_since(job_id, queue)
+        if since is None:
+            return None
+        found = self.entries_for(self.done(queue), job_id, f"{since}-0")
+        if not found:
+            return None
+        done_id, fields = found[0]
+        return Found("done", "completed", fields, done_id)
 
     # Waiting.
     def eventually(self, what: str, probe: Callable[[], T | None], timeout: float = WAIT_SECONDS) -> T:

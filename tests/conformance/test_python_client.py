@@ -62,7 +62,8 @@ def test_a_job_with_an_id_gets_the_documented_defaults_in_its_entry(
 ) -> None:
     assert client.enqueue("noop", None, queue=idle_queue, id=job_id) == job_id
     # No record: the entry its id key names carries the whole job, with the script's
-    # defaults for what the job leaves out.
+    # defaults for what the job leaves out, and says the key names it from the start
+    # (`held`, protocol 2.8).
     assert not fleet.r.exists(fleet.job_key(job_id, idle_queue)), "no record for a job with an id to run now"
     entry = fleet.id_key_value(job_id, idle_queue)
     assert entry is not None
@@ -74,6 +75,7 @@ def test_a_job_with_an_id_gets_the_documented_defaults_in_its_entry(
         "max_attempts": "3",
         "timeout": "1800000",
         "backoff": "exponential:1000:600000",
+        "held": "1",
     }
     assert fleet.r.sismember(fleet.queues(), idle_queue)
 
@@ -86,7 +88,8 @@ def test_the_same_id_from_the_client_runs_once(fleet: Fleet, client: Client, job
     assert client.enqueue("sleep", {"ms": 30}, id=job_id, backoff="fixed:50") == job_id
     fleet.run_noop()
     assert fleet.entries_for(fleet.done(), job_id, since=since) == [(completed.entry_id, completed.fields)]
-    assert fleet.id_key_value(job_id) == f"done {completed.entry_id}"
+    # Its id key went with its completion; `done_ids` remembers the id (protocol 2.8).
+    assert fleet.remembered_done(job_id) == (completed.entry_id, completed.fields)
 
 
 def test_enqueue_in_schedules_on_the_servers_clock(fleet: Fleet, client: Client) -> None:

@@ -34,7 +34,7 @@ def test_a_fast_path_entry_runs_with_no_record_and_completes_into_done(fleet: Fl
     assert fleet.r.xrange(fleet.stream(), entry, entry) == [], "its entry was removed"
 
 
-def test_an_entry_with_an_id_runs_without_a_record_and_its_id_key_names_its_completion(
+def test_an_entry_with_an_id_runs_without_a_record_and_done_ids_remembers_its_completion(
     fleet: Fleet, job_id: str
 ) -> None:
     payload = json.dumps({"ms": 20})
@@ -42,11 +42,15 @@ def test_an_entry_with_an_id_runs_without_a_record_and_its_id_key_names_its_comp
         {"id": job_id, "type": "sleep", "payload": payload, "max_attempts": 5, "timeout": "2000", "backoff": "fixed:100"}
     )
     found = fleet.wait_job(job_id, "completed")
-    assert found.where == "done", "the id key names the completion"
+    assert found.where == "done", "done_ids leads to the completion"
     done_id, done = found.entry_id, found.fields
     assert done_id is not None
-    assert fleet.id_key_value(job_id) == f"done {done_id}"
-    assert 0 < fleet.r.pttl(fleet.id_key(job_id)), "the id is remembered for the retention"
+    # Protocol 2.8: the id key went with the completion, and `done_ids` remembers the id
+    # (as long as its completion) with the millisecond from which that is in `done`.
+    assert fleet.remembered_done(job_id) == (done_id, done)
+    assert not fleet.r.exists(fleet.id_key(job_id))
+    since = fleet.done_since(job_id)
+    assert since is not None and int(entry.split("-")[0]) <= since <= int(done_id.split("-")[0])
     assert set(done) == DONE_FIELDS
     assert done["id"] == job_id
     assert done["type"] == "sleep"
@@ -96,12 +100,13 @@ def test_an_entry_with_an_id_that_fails_once_is_retried_without_a_record_carryin
     }
     created = int(fields["created_at"])
     assert created <= first["at"] and due - first["at"] == 600
-    # It completes through its id key, never having had a record.
+    # It completes without ever having had a record: its id key goes, and `done_ids`
+    # remembers the id.
     found = fleet.wait_job(job_id, "completed")
     assert found.where == "done"
     done_id, done = found.entry_id, found.fields
     assert done_id is not None
-    assert fleet.id_key_value(job_id) == f"done {done_id}"
+    assert fleet.remembered_done(job_id) == (done_id, done)
     assert DONE_FIELDS | {"errors"} <= set(done), "a retried job's completion keeps its errors"
     assert done["id"] == job_id
     assert done["type"] == "fail"
@@ -128,8 +133,9 @@ def test_the_same_id_added_twice_runs_once(fleet: Fleet, job_id: str) -> None:
     fleet.eventually("the duplicates to be removed", lambda: fleet.stream_entries_for(job_id) == [] or None)
     assert fleet.entries_for(fleet.done(), job_id, since=first) == [(completed.entry_id, completed.fields)]
     assert completed.fields["attempts"] == "1"
-    # Removed unrun: the id key still names the one completion, and no record appeared.
-    assert fleet.id_key_value(job_id) == f"done {completed.entry_id}"
+    # Removed unrun: `done_ids` still leads to the one completion, no id key came back,
+    # and no record appeared.
+    assert fleet.remembered_done(job_id) == (completed.entry_id, completed.fields)
     assert not fleet.r.exists(fleet.job_key(job_id))
 
 
@@ -193,7 +199,8 @@ def test_max_attempts_bounds_the_attempts(fleet: Fleet, max_attempts: int, statu
     # Fails attempts 1 and 2, then succeeds: three attempts are needed.
     entry = fleet.xadd({"type": "fail", "payload": '{"times": 2}', "max_attempts": max_attempts})
     if status == "completed":
-        # Retried without a record: its completion, which its id key names, says so.
+        # Retried without a record: its completion, which `done_ids` leads to once its id
+        # key went, says so.
         found = fleet.wait_job(entry, status)
         assert found.where == "done"
         assert found.fields["attempts"] == attempts
@@ -250,7 +257,7 @@ def test_an_attempt_that_overruns_its_timeout_fails(fleet: Fleet) -> None:
 )
 def test_each_backoff_form_delays_the_retry(fleet: Fleet, backoff: str, least_ms: int, most_ms: int) -> None:
     entry = fleet.xadd({"type": "fail", "payload": '{"times": 1}', "backoff": backoff})
-    # Retried without a record; its id key names its completion once it completed.
+    # Retried without a record; once it completed, `done_ids` leads to its completion.
     found = fleet.wait_job(entry, "completed")
     assert found.where == "done"
     assert found.fields["attempts"] == "2"
@@ -288,7 +295,8 @@ def test_a_run_at_in_the_past_runs_now(fleet: Fleet, job_id: str, with_id: bool)
         fields["id"] = job_id
     entry = fleet.xadd(fields)
     if with_id:
-        # Nothing ahead: it runs as a job with an id and no time, completing through its id key.
+        # Nothing ahead: it runs as a job with an id and no time, its completion remembered in
+        # `done_ids`.
         assert fleet.wait_job(job_id, "completed").where == "done"
         assert not fleet.r.exists(fleet.job_key(job_id))
     else:

@@ -39,7 +39,8 @@ def test_a_created_job_is_one_entry_carrying_it_named_by_its_id_key(
     )
     assert reply == (job_id, "created")
     # A job with an id of its own that runs now and holds no unique key has no record:
-    # its entry carries the whole job, and its id key names the entry.
+    # its entry carries the whole job, and its id key names the entry, from the start: the
+    # entry says so with `held` (protocol 2.8), so a worker runs it without a claim.
     assert not fleet.r.exists(fleet.job_key(job_id, idle_queue)), "no record"
     entry = fleet.id_key_value(job_id, idle_queue)
     assert entry is not None and ENTRY_ID.fullmatch(entry), entry
@@ -56,6 +57,7 @@ def test_a_created_job_is_one_entry_carrying_it_named_by_its_id_key(
         "timeout": "60000",
         "backoff": "fixed:100",
         "trace": TRACEPARENT,
+        "held": "1",
     }
     assert fleet.r.zcard(fleet.delayed(idle_queue)) == 0
     assert fleet.r.zcard(fleet.later(idle_queue)) == 0
@@ -119,22 +121,36 @@ def test_the_id_is_remembered_while_its_job_waits_and_free_once_forgotten(
     assert len(fleet.stream_entries_for(job_id, idle_queue)) == 2
 
 
+def test_an_id_in_done_ids_is_taken_until_it_leaves_the_set(fleet: Fleet, job_id: str, idle_queue: str) -> None:
+    # A job that completed without a record, as protocol 2.8 leaves it: no id key, the id
+    # in `done_ids`. Enqueued again, to run now or later, it is a duplicate.
+    fleet.r.zadd(fleet.done_ids(idle_queue), {job_id: fleet.server_ms()})
+    assert fleet.script(job_id, "noop", queue=idle_queue) == (job_id, "exists")
+    assert fleet.script(job_id, "noop", queue=idle_queue, delay_ms=60_000) == (job_id, "exists")
+    assert fleet.r.xlen(fleet.stream(idle_queue)) == 0 and fleet.r.zcard(fleet.later(idle_queue)) == 0
+    assert not fleet.r.exists(fleet.id_key(job_id, idle_queue))
+    # Once its completion is trimmed, the id leaves the set and is free again.
+    fleet.r.zrem(fleet.done_ids(idle_queue), job_id)
+    assert fleet.script(job_id, "noop", queue=idle_queue) == (job_id, "created")
+    assert fleet.stream_entries_for(job_id, idle_queue) == [fleet.id_key_value(job_id, idle_queue)]
+
+
 def test_a_count_or_timeout_of_0_is_left_to_the_worker(fleet: Fleet, job_id: str, idle_queue: str) -> None:
     assert fleet.script(job_id, "noop", queue=idle_queue, max_attempts=0, timeout_ms=0) == (job_id, "created")
     entry = fleet.id_key_value(job_id, idle_queue)
     assert entry is not None
     ((_, fields),) = fleet.r.xrange(fleet.stream(idle_queue), entry, entry)
-    assert set(decoded(fields)) == {"id", "type", "payload", "content_type", "backoff"}
+    assert set(decoded(fields)) == {"id", "type", "payload", "content_type", "backoff", "held"}
 
 
 def test_a_created_job_completes(fleet: Fleet, job_id: str) -> None:
     assert fleet.script(job_id, "sleep", '{"ms": 10}') == (job_id, "created")
     found = fleet.wait_job(job_id, "completed")
-    assert found.where == "done", "completed through its id key, with no record"
+    assert found.where == "done", "completed with no record, remembered in done_ids"
     assert json.loads(found.fields["result"]) == {"slept_ms": 10}
     assert found.fields["attempts"] == "1"
     assert found.fields["type"] == "sleep"
-    assert fleet.id_key_value(job_id) == f"done {found.entry_id}"
+    assert fleet.remembered_done(job_id) == (found.entry_id, found.fields)
     assert not fleet.r.exists(fleet.job_key(job_id))
     assert fleet.stream_entries_for(job_id) == []
 
@@ -153,9 +169,9 @@ def test_the_same_id_twice_replies_exists_and_runs_once(fleet: Fleet, job_id: st
     assert not fleet.r.exists(fleet.job_key(job_id, paused_low))
     fleet.r.srem(fleet.paused(), paused_low)
     completed = fleet.wait_job(job_id, "completed", paused_low)
-    # Nor after it ran.
+    # Nor after it ran: `done_ids` remembers the id, and no id key comes back.
     assert fleet.script(job_id, "sleep", '{"ms": 50}', queue=paused_low) == (job_id, "exists")
-    assert fleet.id_key_value(job_id, paused_low) == f"done {completed.entry_id}"
+    assert fleet.remembered_done(job_id, paused_low) == (completed.entry_id, completed.fields)
     fleet.run_noop(paused_low)
     assert fleet.stream_entries_for(job_id, paused_low) == []
     assert len(fleet.entries_for(fleet.done(paused_low), job_id, since=since)) == 1

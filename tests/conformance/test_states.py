@@ -31,7 +31,7 @@ def test_a_fast_path_job_goes_pending_running_completed(fleet: Fleet, paused_low
     assert fleet.in_pending_list(entry, paused_low) is None
 
 
-def test_a_job_with_an_id_goes_pending_running_completed_through_its_id_key(
+def test_a_job_with_an_id_goes_pending_running_completed_through_its_id_key_then_done_ids(
     fleet: Fleet, job_id: str, paused_low: str
 ) -> None:
     assert fleet.script(job_id, "sleep", '{"ms": 400}', queue=paused_low) == (job_id, "created")
@@ -52,10 +52,11 @@ def test_a_job_with_an_id_goes_pending_running_completed_through_its_id_key(
     assert deliveries == 1
     running = fleet.find(job_id, paused_low)
     assert running is not None and (running.where, running.status, running.entry_id) == ("entry", "running", entry)
-    # Completed: the id key names its entry in `done`, and its entry left the stream.
+    # Completed: the id key is gone, `done_ids` leads to its entry in `done`, and its
+    # entry left the stream.
     completed = fleet.wait_job(job_id, "completed", paused_low)
     assert completed.where == "done"
-    assert fleet.id_key_value(job_id, paused_low) == f"done {completed.entry_id}"
+    assert fleet.remembered_done(job_id, paused_low) == (completed.entry_id, completed.fields)
     assert completed.fields["worker"] == consumer
     assert completed.fields["attempts"] == "1"
     assert int(completed.fields["run_ms"]) >= 400
@@ -112,11 +113,11 @@ def test_a_failed_job_waits_for_its_retry_then_completes_with_its_error_history(
         "run_at": str(due),
     }
     assert [(e["attempt"], e["error"]) for e in history] == [(1, "planned failure on attempt 1")]
-    # Completed without ever having a record: the id key names the completion, which
-    # keeps the history of errors and no last error.
+    # Completed without ever having a record: the id key is gone and `done_ids` leads to
+    # the completion, which keeps the history of errors and no last error.
     completed = fleet.wait_job(entry, "completed")
     assert completed.where == "done"
-    assert fleet.id_key_value(entry) == f"done {completed.entry_id}"
+    assert fleet.remembered_done(entry) == (completed.entry_id, completed.fields)
     assert completed.started_ms() >= due
     assert completed.fields["attempts"] == "2"
     assert json.loads(completed.fields["result"]) == {"succeeded_on_attempt": 2}

@@ -18,6 +18,14 @@ async fn id_key(env: &Env, queue: &str, id: &str) -> Option<String> {
         .await
 }
 
+/// Whether `queue` remembers `id` as a job that completed without a record.
+async fn remembered_done(env: &Env, queue: &str, id: &str) -> bool {
+    let since: Option<f64> = env
+        .cmd(redis::cmd("ZSCORE").arg(env.keys.done_ids(queue)).arg(id))
+        .await;
+    since.is_some()
+}
+
 /// Whether `id` has a record in `queue`.
 async fn has_record(env: &Env, queue: &str, id: &str) -> bool {
     env.cmd(redis::cmd("EXISTS").arg(env.keys.job(queue, id)))
@@ -73,10 +81,8 @@ async fn a_job_with_an_id_of_its_own_runs_without_a_record_and_its_id_key_finds_
         !has_record(&env, "default", "invoice-2026-0001").await,
         "nothing went wrong: no record"
     );
-    let held = id_key(&env, "default", "invoice-2026-0001")
-        .await
-        .expect("an id key");
-    assert!(held.starts_with("done "), "{held}");
+    assert_eq!(id_key(&env, "default", "invoice-2026-0001").await, None);
+    assert!(remembered_done(&env, "default", "invoice-2026-0001").await);
     // Remembered after it completed, too: the same id does not run again.
     let late = env.producer.enqueue(job()).await.expect("enqueue");
     assert_eq!(late.outcome, Outcome::Exists);
@@ -218,22 +224,50 @@ async fn ids_are_remembered_as_long_as_their_completions_by_count_too() {
     config.jobs.retention.completed_max_len = 3;
     let worker = InProcessWorker::start(&env.url(), config, Registry::with_builtins()).await;
     let ids: Vec<String> = (1..=5).map(|n| format!("receipt-{n}")).collect();
-    // One after another, so that the oldest completions are the first jobs'.
+    // One after another, so that the oldest completions are the first jobs', each in a
+    // millisecond of its own: an id is remembered until no completion of its millisecond
+    // is kept.
     for id in &ids {
         env.enqueue_job(NewJob::new("noop", &json!({})).expect("job").id(id))
             .await;
         env.wait_status("default", id, Status::Completed, LONG)
             .await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
     worker.stop().await;
     assert_eq!(done_ids(&env, "default").await, ids[2..]);
+    for id in &ids {
+        assert_eq!(
+            id_key(&env, "default", id).await,
+            None,
+            "{id}: no key once done"
+        );
+    }
     for id in &ids[..2] {
-        assert_eq!(id_key(&env, "default", id).await, None, "{id} is forgotten");
+        assert!(
+            !remembered_done(&env, "default", id).await,
+            "{id} is forgotten"
+        );
     }
     for id in &ids[2..] {
-        let held = id_key(&env, "default", id).await.expect("remembered");
-        assert!(held.starts_with("done "), "{held}");
+        assert!(
+            remembered_done(&env, "default", id).await,
+            "{id} is remembered"
+        );
     }
+    // A forgotten id may run again; a remembered one may not.
+    let enqueue = |id: &str| {
+        env.producer
+            .enqueue(NewJob::new("noop", &json!({})).expect("job").id(id))
+    };
+    assert_eq!(
+        enqueue(&ids[0]).await.expect("enqueue").outcome,
+        Outcome::Created
+    );
+    assert_eq!(
+        enqueue(&ids[4]).await.expect("enqueue").outcome,
+        Outcome::Exists
+    );
 }
 
 #[tokio::test]
@@ -260,8 +294,8 @@ async fn an_id_is_remembered_while_its_job_waits_fails_and_runs_again() {
         !has_record(&env, "default", id).await,
         "retried without a record"
     );
-    let held = id_key(&env, "default", id).await.expect("an id key");
-    assert!(held.starts_with("done "), "{held}");
+    assert_eq!(id_key(&env, "default", id).await, None);
+    assert!(remembered_done(&env, "default", id).await);
     let again = env
         .producer
         .enqueue(NewJob::new("noop", &json!({})).expect("job").id(id))
@@ -297,13 +331,100 @@ async fn a_delayed_job_waits_without_a_record_unless_it_holds_a_unique_key() {
         !has_record(&env, "default", "digest-1").await,
         "it ran as a whole entry, without a record"
     );
-    let held = id_key(&env, "default", "digest-1")
-        .await
-        .expect("an id key");
-    assert!(held.starts_with("done "), "{held}");
+    assert_eq!(id_key(&env, "default", "digest-1").await, None);
+    assert!(remembered_done(&env, "default", "digest-1").await);
     assert!(has_record(&env, "default", "digest-2").await);
     let unique: Option<String> = env
         .cmd(redis::cmd("GET").arg(env.keys.unique("default", "digest")))
         .await;
     assert_eq!(unique, None, "released on completion");
+}
+
+/// The fields of the entries in `queue`'s stream that carry `id`.
+async fn entries_of(env: &Env, queue: &str, id: &str) -> Vec<(String, Option<String>)> {
+    let reply: redis::streams::StreamRangeReply = env
+        .cmd(
+            redis::cmd("XRANGE")
+                .arg(env.keys.stream(queue))
+                .arg("-")
+                .arg("+"),
+        )
+        .await;
+    reply
+        .ids
+        .iter()
+        .filter(|entry| entry.get::<String>("id").as_deref() == Some(id))
+        .map(|entry| (entry.id.clone(), entry.get::<String>("held")))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_scripts_mark_the_entries_whose_id_key_names_them_and_a_hand_made_mark_takes_no_id() {
+    let env = Env::start().await;
+    let job = |id: &str| NewJob::new("noop", &json!({})).expect("job").id(id);
+    env.enqueue_job(job("mark-1")).await;
+    env.enqueue_job(job("mark-2").delay(Duration::from_millis(1)))
+        .await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let promoted = flotilla_proto::scripts::run(
+        &mut env.conn.clone(),
+        &env.keys,
+        &flotilla_proto::scripts::Promote {
+            queue: "default",
+            limit: 10,
+        },
+    )
+    .await
+    .expect("promote");
+    assert_eq!(promoted.moved, 1);
+    assert_eq!(promoted.next_due_in, None, "nothing else waits");
+    // Enqueued to run now, and promoted when due: each entry says its id key names it, and
+    // it does, so a worker runs it at its first delivery without a claim.
+    for id in ["mark-1", "mark-2"] {
+        let entries = entries_of(&env, "default", id).await;
+        assert_eq!(entries.len(), 1, "{id}: {entries:?}");
+        assert_eq!(entries[0].1.as_deref(), Some("1"), "{id}: {entries:?}");
+        assert_eq!(
+            id_key(&env, "default", id).await,
+            Some(entries[0].0.clone())
+        );
+    }
+    let worker = InProcessWorker::start(&env.url(), fast_config(), Registry::with_builtins()).await;
+    for id in ["mark-1", "mark-2"] {
+        env.wait_status("default", id, Status::Completed, LONG)
+            .await;
+    }
+    let since = || async {
+        let score: Option<String> = env
+            .cmd(
+                redis::cmd("ZSCORE")
+                    .arg(env.keys.done_ids("default"))
+                    .arg("mark-1"),
+            )
+            .await;
+        score
+    };
+    let first = since().await.expect("remembered as completed");
+    // A producer that writes the mark by hand on an id another job holds skips the check
+    // for duplicates, but the id stays with the job that holds it.
+    env.xadd(
+        "default",
+        &[("id", b"mark-1"), ("type", b"noop"), ("held", b"1")],
+    )
+    .await;
+    eventually(
+        LONG,
+        "the hand-made entry to be read and removed",
+        || async { (env.xlen(&env.keys.stream("default")).await == 0).then_some(()) },
+    )
+    .await;
+    worker.stop().await;
+    assert_eq!(
+        since().await,
+        Some(first),
+        "still the first job's completion"
+    );
+    assert_eq!(id_key(&env, "default", "mark-1").await, None);
+    let shown = run_flotilla(&env.url(), &[], &["jobs", "show", "mark-1"]);
+    assert!(shown.contains("completed"), "{shown}");
 }

@@ -130,12 +130,15 @@ async fn a_delayed_job_becomes_a_whole_entry_when_due_and_runs_without_a_record(
     assert!(asked.elapsed() >= Duration::from_millis(400), "not early");
     assert_eq!(done.attempts, 1);
     assert!(!has_record(&env, "default", &id).await);
-    let held = id_key(&env, "default", &id).await.expect("an id key");
-    assert!(
-        held.starts_with(b"done "),
-        "{}",
-        String::from_utf8_lossy(&held)
-    );
+    assert_eq!(id_key(&env, "default", &id).await, None, "done: no key");
+    let since: Option<f64> = env
+        .cmd(
+            redis::cmd("ZSCORE")
+                .arg(env.keys.done_ids("default"))
+                .arg(&id),
+        )
+        .await;
+    assert!(since.is_some(), "remembered as completed");
     assert_eq!(waiting_count(&env, "default").await, 0);
 }
 
@@ -181,12 +184,15 @@ async fn a_failed_attempt_is_retried_without_a_record_and_keeps_its_history() {
     worker.stop().await;
     assert_eq!(done.attempts, 2, "failed once, then ran again");
     assert!(!has_record(&env, "default", &id).await, "still no record");
-    let held = id_key(&env, "default", &id).await.expect("an id key");
-    assert!(
-        held.starts_with(b"done "),
-        "{}",
-        String::from_utf8_lossy(&held)
-    );
+    assert_eq!(id_key(&env, "default", &id).await, None, "done: no key");
+    let since: Option<f64> = env
+        .cmd(
+            redis::cmd("ZSCORE")
+                .arg(env.keys.done_ids("default"))
+                .arg(&id),
+        )
+        .await;
+    assert!(since.is_some(), "remembered as completed");
 }
 
 #[tokio::test]
@@ -354,4 +360,92 @@ async fn a_bulk_of_ids_and_delays_answers_for_each_job_and_keeps_the_cap() {
         Some(Status::Scheduled)
     );
     assert!(!has_record(&env, "default", "bulk-3").await, "refused");
+}
+
+#[tokio::test]
+async fn failed_attempts_are_retried_in_one_call_and_one_with_a_record_through_it() {
+    let env = Env::start().await;
+    let mut registry = Registry::with_builtins();
+    // The first attempt of each reports progress (a record) when asked to, then fails.
+    registry.register_fn(
+        "flaky",
+        |args: serde_json::Value, ctx: flotilla_worker::JobContext| async move {
+            if args["progress"] == json!(true) {
+                ctx.progress(&json!({"attempt": ctx.attempt})).await?;
+            }
+            if ctx.attempt == 1 {
+                return Err(flotilla_worker::HandlerError::retry("first try fails"));
+            }
+            Ok::<_, flotilla_worker::HandlerError>(json!("ok"))
+        },
+    );
+    let plain: Vec<String> = {
+        let mut ids = Vec::new();
+        for _ in 0..20 {
+            ids.push(env.enqueue("flaky", json!({"progress": false})).await);
+        }
+        ids
+    };
+    let tracked = env
+        .enqueue_job(
+            NewJob::new("flaky", &json!({"progress": true}))
+                .expect("job")
+                .backoff(Backoff::Fixed(Duration::from_millis(500))),
+        )
+        .await;
+    let worker = InProcessWorker::start(&env.url(), fast_config(), registry).await;
+    // Its record leads: the record says it failed and waits for its retry.
+    env.wait_status("default", &tracked, Status::Failed, LONG)
+        .await;
+    for id in plain.iter().chain([&tracked]) {
+        let done = env
+            .wait_status("default", id, Status::Completed, LONG)
+            .await;
+        assert_eq!(done.attempts, 2, "{id}: failed once, then ran again");
+        assert_eq!(done.errors.len(), 1, "{id}: {:?}", done.errors);
+        assert_eq!(done.errors[0].error, "first try fails");
+    }
+    worker.stop().await;
+    for id in &plain {
+        assert!(!has_record(&env, "default", id).await, "{id}: no record");
+    }
+    let record = env.record("default", &tracked).await.expect("a record");
+    assert_eq!(record.progress, Some(json!({"attempt": 2})));
+    assert_eq!(record.status, Some(Status::Completed));
+}
+
+#[tokio::test]
+async fn a_retry_or_a_delayed_job_due_before_the_next_promotion_pass_moves_when_due() {
+    let env = Env::start().await;
+    let mut config = fast_config();
+    // A pass every 20 s: without waking early, neither job below would run within 5 s.
+    config.promote_interval = Duration::from_secs(20);
+    let later = env
+        .enqueue_job(
+            NewJob::new("noop", &json!({}))
+                .expect("job")
+                .delay(Duration::from_millis(600)),
+        )
+        .await;
+    let retried = env
+        .enqueue_job(
+            NewJob::new("fail", &json!({"times": 1}))
+                .expect("job")
+                .backoff(Backoff::Fixed(Duration::from_millis(300))),
+        )
+        .await;
+    let started = Instant::now();
+    let worker = InProcessWorker::start(&env.url(), config, Registry::with_builtins()).await;
+    for id in [&later, &retried] {
+        let done = env
+            .wait_status("default", id, Status::Completed, Duration::from_secs(5))
+            .await;
+        assert!(done.attempts >= 1);
+    }
+    worker.stop().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
 }

@@ -24,8 +24,9 @@ export class Keys {
   /**
    * @param {string} queue @param {string} id where a job with an id of its own (or one
    * retried, under its entry id) but no record is: the id of the stream entry carrying it
-   * while it waits or runs, `done <done entry id>` once it completed, or, while it waits in
-   * `later`, its state and the entry it becomes (binary)
+   * while it waits or runs, or, while it waits in `later`, its state and the entry it
+   * becomes (binary). Once the job completed the key is gone and `doneIds` remembers the
+   * id (a key written by protocol 2.7 holds `done <done entry id>` until it expires)
    */
   idKey(queue, id) {
     return `${this.namespace}:{${queue}}:id:${id}`;
@@ -47,6 +48,15 @@ export class Keys {
   /** @param {string} queue recent completions */
   done(queue) {
     return `${this.namespace}:{${queue}}:done`;
+  }
+
+  /**
+   * @param {string} queue ids of jobs that completed without a record (protocol 2.8),
+   * scored by when (ms): each one's completion is in `done` at or after that millisecond,
+   * so it is found without a search from the job's enqueue
+   */
+  doneIds(queue) {
+    return `${this.namespace}:{${queue}}:done_ids`;
   }
 
   /** @param {string} queue @param {string} uniqueKey the lock naming the job that holds it */

@@ -1,10 +1,13 @@
 // Finds a job by id wherever the protocol keeps it: its record, its stream entry, its place in `later`, or its completion in `done`.
 //
 // A job without a record is found in a few reads whatever its queue holds: a fast-path job's
-// id is its entry id, and a job with an id of its own has an id key naming its entry or its
-// completion, or holding the whole job while it waits in `later` for its time or a retry. A
-// fast-path job retried without a record gets an id key too, under its entry id. Only a
-// fast-path job's completion is searched for, from its enqueue time on.
+// id is its entry id, and a job with an id of its own has an id key naming its entry, or
+// holding the whole job while it waits in `later` for its time or a retry. Once it completed
+// its key is gone and the queue's `done_ids` set holds the id, scored by the millisecond from
+// which its completion is in `done` (a key written by protocol 2.7 names the completion
+// instead: `done <entry id>`). A fast-path job retried without a record gets an id key too,
+// under its entry id. Only a completion is searched for: a fast-path job's from its enqueue
+// time on, one in `done_ids` from its score on.
 
 import { CONSUMER_GROUP } from "./keys.js";
 import { fromCompletion, fromEntry, fromRecord, fromWaiting, toFields } from "./views.js";
@@ -34,15 +37,18 @@ export function isEntryId(id) {
 /**
  * @typedef {object} JobPlace where a job's id key says it is
  * @property {boolean} completed whether `entryId` names an entry of the queue's `done`
- *   stream (its completion) rather than of its stream (the entry carrying it)
+ *   stream (its completion, the form protocol 2.7 wrote) rather than of its stream (the
+ *   entry carrying it)
  * @property {string} entryId
  */
 
 /**
  * What an id key holds: the id of the stream entry carrying its job while the job waits or
- * runs, `done <done entry id>` once it completed, or, while the job waits in `later`, its
- * state and the entry it becomes (binary: read the key as a Buffer). A value of another
- * form is null, so that the lookup goes by the record alone rather than reading a wrong
+ * runs, or, while the job waits in `later`, its state and the entry it becomes (binary:
+ * read the key as a Buffer). A key written by protocol 2.7 for a completed job holds
+ * `done <done entry id>` until it expires, and is still read (a rolling upgrade); from 2.8
+ * on the key goes at completion and `done_ids` remembers the id. A value of another form is
+ * null, so that the lookup goes by the record and `done_ids` rather than reading a wrong
  * entry.
  * @param {Buffer | string | null} value
  * @returns {JobPlace | import("./waiting.js").Waiting | null}
@@ -79,9 +85,9 @@ export async function findJob(redis, keys, queue, id) {
  * are read in one MULTI, so a job moving on between the reads (a fast-path job whose
  * failure removes its entry and gives it a record, or an id key holding it while its
  * retry waits) is seen in one place or the other, never in neither. Retried without a
- * record, the job is where its id key says from then on. A fast-path job that was in none
- * of them had completed by then, and a completion stays in `done`, so that search can
- * follow.
+ * record, the job is where its id key says from then on, and once it completed `done_ids`
+ * says from when its completion is in `done`. A fast-path job that was in none of them had
+ * completed by then, and a completion stays in `done`, so that search can follow.
  *
  * @param {import("ioredis").Redis | import("ioredis").Cluster} redis
  * @param {import("./keys.js").Keys} keys
@@ -115,7 +121,7 @@ async function findByEntryId(redis, keys, queue, id) {
   const found = await atHeld(redis, keys, queue, id, held);
   if (found !== null) return found;
 
-  const completion = await findCompletion(redis, keys.done(queue), id);
+  const completion = await findCompletion(redis, keys.done(queue), id, id.slice(0, id.indexOf("-")));
   return completion ? fromCompletion(completion, id, queue) : null;
 }
 
@@ -124,11 +130,11 @@ async function findByEntryId(redis, keys, queue, id) {
  * however many jobs the queue holds.
  *
  * Each read takes the record with what it looks at (the key, the entry the key names with
- * its place in the pending list, or the completion the key names) in one MULTI, all in the
- * queue's hash slot, so a job moving on between two reads is seen where it went: a job
+ * its place in the pending list, or the completion a 2.7 key names) in one MULTI, all in
+ * the queue's hash slot, so a job moving on between two reads is seen where it went: a job
  * that dies or is cancelled has a record from then on, one whose retry waits has its key
- * hold it, and one that completes leaves the stream while its key comes to name its
- * completion.
+ * hold it, and one that completes leaves the stream while its key goes and `done_ids`
+ * takes its id, in one step.
  *
  * @param {import("ioredis").Redis | import("ioredis").Cluster} redis
  * @param {import("./keys.js").Keys} keys
@@ -147,7 +153,8 @@ async function findByIdKey(redis, keys, queue, id) {
 
 /**
  * Job `id` where its id key says it is: waiting in `later`, on a stream entry, or
- * completed.
+ * completed (a 2.7 key naming its completion). Without a key, it completed if `done_ids`
+ * has it.
  *
  * @param {import("ioredis").Redis | import("ioredis").Cluster} redis
  * @param {import("./keys.js").Keys} keys
@@ -158,7 +165,7 @@ async function findByIdKey(redis, keys, queue, id) {
  * @returns {Promise<import("./views.js").JobStatus | null>}
  */
 async function atHeld(redis, keys, queue, id, held, follow = true) {
-  if (held === null) return null;
+  if (held === null) return atDoneIds(redis, keys, queue, id);
   if ("state" in held) return fromWaiting(held, id, queue, await dueIn(redis, keys.later(queue), id));
   return held.completed
     ? atCompletion(redis, keys, queue, id, held.entryId)
@@ -202,8 +209,8 @@ async function atEntry(redis, keys, queue, id, entryId, follow = true) {
 }
 
 /**
- * Job `id` completed, from the `done` entry its id key named; null once retention trimmed
- * that entry.
+ * Job `id` completed, from the `done` entry its id key named (the form protocol 2.7 wrote);
+ * null once retention trimmed that entry.
  *
  * @param {import("ioredis").Redis | import("ioredis").Cluster} redis
  * @param {import("./keys.js").Keys} keys
@@ -219,6 +226,33 @@ async function atCompletion(redis, keys, queue, id, doneId) {
   const record = recordIn(recordReply);
   if (record !== null) return fromRecord(record, id, queue);
   const completion = carrying(/** @type {[Buffer, Buffer[]][]} */ (range), id);
+  return completion ? fromCompletion(completion, id, queue) : null;
+}
+
+/**
+ * Job `id` completed without a record, once its id key went with its completion (protocol
+ * 2.8): `done_ids` scores the id by the millisecond from which its completion is in
+ * `done`, so two reads find it however long ago it was enqueued. Null when the set does not
+ * have it (never completed, trimmed by retention, or a fast-path job never retried).
+ *
+ * The score is read apart from the MULTI that read the key, and only when there was no
+ * key: as for `dueIn`, a user whose rule does not reach `done_ids` would otherwise have
+ * every status read aborted, not only those of completed jobs. A completion deletes the
+ * key and adds the id to the set in one script, so a job completed when its key was found
+ * missing is in the set by this read.
+ *
+ * @param {import("ioredis").Redis | import("ioredis").Cluster} redis
+ * @param {import("./keys.js").Keys} keys
+ * @param {string} queue
+ * @param {string} id
+ * @returns {Promise<import("./views.js").JobStatus | null>}
+ */
+async function atDoneIds(redis, keys, queue, id) {
+  const score = await redis.zscore(keys.doneIds(queue), id);
+  if (score === null) return null;
+  // Scores are whole milliseconds, which a double holds exactly.
+  const since = Math.max(0, Math.trunc(Number(score)));
+  const completion = await findCompletion(redis, keys.done(queue), id, String(since));
   return completion ? fromCompletion(completion, id, queue) : null;
 }
 
@@ -297,18 +331,20 @@ async function transaction(multi) {
 }
 
 /**
- * The `done` entry of fast-path job `id`, searched from the job's enqueue time on, a page
- * at a time. The search starts at the millisecond of the job's id, not at the id itself:
- * a completion in the same millisecond as its job's entry can take a lower sequence
- * number than the job's id.
+ * The `done` entry of job `id`, searched a page at a time from the millisecond `fromMs`
+ * on, among at most DONE_SEARCH_LIMIT completions. A fast-path job's search starts at the
+ * millisecond of its id, not at the id itself: a completion in the same millisecond as its
+ * job's entry can take a lower sequence number than the job's id. A job in `done_ids`
+ * starts at its score.
  * @param {import("ioredis").Redis | import("ioredis").Cluster} redis
  * @param {string} done
  * @param {string} id
+ * @param {string} fromMs whole milliseconds since the Unix epoch, in decimal digits
  * @returns {Promise<import("./views.js").Fields | null>}
  */
-async function findCompletion(redis, done, id) {
+async function findCompletion(redis, done, id, fromMs) {
   const wanted = Buffer.from(id);
-  let start = `${id.slice(0, id.indexOf("-"))}-0`;
+  let start = `${fromMs}-0`;
   for (let searched = 0; searched < DONE_SEARCH_LIMIT; ) {
     const page = /** @type {[Buffer, Buffer[]][]} */ (
       await redis.xrangeBuffer(done, start, "+", "COUNT", DONE_STEP)

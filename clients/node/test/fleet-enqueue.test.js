@@ -91,6 +91,8 @@ describe("enqueue on a fleet", { skip: SKIP_WITHOUT_FLEET, concurrency: true }, 
       max_attempts: "3",
       timeout: "1800000",
       backoff: "exponential:1000:600000",
+      // The id key names the entry from the start (protocol 2.8): a worker runs it unclaimed.
+      held: "1",
     });
     const status = await client.status(id, { queue: idle });
     assert.equal(status?.status, "pending");
@@ -112,11 +114,13 @@ describe("enqueue on a fleet", { skip: SKIP_WITHOUT_FLEET, concurrency: true }, 
     assert.equal(status.status, "completed");
     assert.deepEqual(status.result, { slept_ms: 100 });
     assert.equal(status.type, "sleep");
-    assert.equal(status.payload, null, "completed through its id key: a completion keeps no payload");
+    assert.equal(status.payload, null, "completed through done_ids: a completion keeps no payload");
     assert.equal(status.attempts, 1);
     assert.equal(await client.enqueue("sleep", { ms: 100 }, { id, queue: "critical" }), id, "after it ran, too");
     assert.equal(await completionsOf(redis, "critical", id), 1);
-    assert.match(String(await redis.get(`flotilla:{critical}:id:${id}`)), /^done \d+-\d+$/);
+    // Protocol 2.8: the id key went with the completion, and `done_ids` remembers the id.
+    assert.equal(await redis.exists(`flotilla:{critical}:id:${id}`), 0, "no id key once completed");
+    assert.notEqual(await redis.zscore("flotilla:{critical}:done_ids", id), null, "the id is in done_ids");
     assert.equal(await redis.exists(`flotilla:{critical}:job:${id}`), 0, "a job that ran once has no record");
   });
 

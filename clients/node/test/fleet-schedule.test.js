@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
 import { parseWaiting } from "../lib/waiting.js";
-import { SKIP_WITHOUT_FLEET, freshName, useFleet } from "../test-support/fleet.js";
+import { SKIP_WITHOUT_FLEET, fieldsOf, freshName, useFleet } from "../test-support/fleet.js";
 
 describe("scheduled jobs on a fleet", { skip: SKIP_WITHOUT_FLEET, concurrency: true }, () => {
   const fleet = useFleet();
@@ -22,14 +22,17 @@ describe("scheduled jobs on a fleet", { skip: SKIP_WITHOUT_FLEET, concurrency: t
   }
 
   // When a completed job began: a delayed job with an id runs without its record once due,
-  // so its completion in `done`, named by its id key, tells (completed at, less run_ms).
+  // so its completion in `done`, which `done_ids` leads to once its id key went, tells
+  // (completed at, less run_ms).
   async function startedAtOf(id) {
-    const held = await fleet.redis.get(`flotilla:{default}:id:${id}`);
-    const done = held?.startsWith("done ") ? held.slice(5) : null;
-    assert.ok(done, `the id key names a completion, not ${held}`);
-    const [[, fields]] = await fleet.redis.xrange("flotilla:{default}:done", done, done);
-    const runMs = Number(fields[fields.indexOf("run_ms") + 1]);
-    return Number(done.split("-")[0]) - runMs;
+    assert.equal(await fleet.redis.exists(`flotilla:{default}:id:${id}`), 0, "no id key once completed");
+    const since = await fleet.redis.zscore("flotilla:{default}:done_ids", id);
+    assert.ok(since !== null, `${id} is not in done_ids`);
+    const completions = await fleet.redis.xrange("flotilla:{default}:done", `${since}-0`, "+", "COUNT", 1000);
+    const found = completions.find(([, flat]) => fieldsOf(flat).id === id);
+    assert.ok(found, `no completion of ${id} from ${since} on`);
+    const [doneId, fields] = found;
+    return Number(doneId.split("-")[0]) - Number(fieldsOf(fields).run_ms);
   }
 
   test("enqueueIn: scheduled at first, and runs once its delay has passed, not before", async () => {

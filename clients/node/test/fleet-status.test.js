@@ -5,7 +5,7 @@ import { randomUUID } from "node:crypto";
 import { describe, test } from "node:test";
 
 import { WaitTimeoutError } from "../index.js";
-import { SKIP_WITHOUT_FLEET, eventually, freshName, useFleet } from "../test-support/fleet.js";
+import { SKIP_WITHOUT_FLEET, dropQueue, eventually, freshName, idleQueue, useFleet } from "../test-support/fleet.js";
 
 describe("status on a fleet", { skip: SKIP_WITHOUT_FLEET, concurrency: true }, () => {
   const fleet = useFleet();
@@ -89,6 +89,80 @@ describe("status on a fleet", { skip: SKIP_WITHOUT_FLEET, concurrency: true }, (
       }
     });
   }
+
+  /**
+   * A millisecond on the server's clock, as the workers stamp completions.
+   * @param {import("ioredis").Redis} redis
+   */
+  async function serverMs(redis) {
+    const [seconds, micros] = await redis.time();
+    return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+  }
+
+  /**
+   * The fields of a completion in `done`, as a worker writes them.
+   * @param {string} id @param {string} result
+   */
+  const completion = (id, result) => ["id", id, "type", "noop", "attempts", "1", "worker", "w", "run_ms", "1", "result", result];
+
+  test("a completed job with an id of its own is found through done_ids", async () => {
+    const { client, redis } = fleet;
+    // A queue of its own: its completions are written by hand, at ids of their own.
+    const queue = idleQueue();
+    try {
+      // As protocol 2.8 leaves a job with an id of its own that completed without a
+      // record: no id key, its id in `done_ids` scored by the millisecond from which its
+      // completion is in `done`, where another job's completion of that millisecond comes
+      // first.
+      const id = freshName("node-done-id");
+      const ms = await serverMs(redis);
+      const done = `flotilla:{${queue}}:done`;
+      await redis.xadd(done, `${ms}-0`, ...completion("other", ""));
+      await redis.xadd(done, `${ms}-1`, ...completion(id, '{"ok":1}'));
+      await redis.zadd(`flotilla:{${queue}}:done_ids`, ms, id);
+      assert.equal(await redis.exists(`flotilla:{${queue}}:id:${id}`), 0);
+      const found = await client.status(id, { queue });
+      assert.deepEqual(found, {
+        id,
+        queue,
+        status: "completed",
+        type: "noop",
+        attempts: 1,
+        maxAttempts: null,
+        result: { ok: 1 },
+        error: null,
+        errors: [],
+        payload: null,
+        runAt: null,
+        nextRunAt: null,
+      });
+      assert.deepEqual(await client.wait(id, { queue, timeoutMs: 1000 }), found);
+      // Gone from `done_ids` (its completion trimmed), it is found nowhere.
+      await redis.zrem(`flotilla:{${queue}}:done_ids`, id);
+      assert.equal(await client.status(id, { queue }), null);
+    } finally {
+      await dropQueue(redis, queue);
+    }
+  });
+
+  test("an id key naming a completion, as protocol 2.7 wrote it, is still read", async () => {
+    const { client, redis } = fleet;
+    const queue = idleQueue();
+    try {
+      // A worker of protocol 2.7 left the key naming the completion, and no `done_ids`: a
+      // rolling upgrade still reads it, until the key expires.
+      const id = freshName("node-done-key");
+      const doneId = `${await serverMs(redis)}-0`;
+      await redis.xadd(`flotilla:{${queue}}:done`, doneId, ...completion(id, '{"ok":1}'));
+      await redis.set(`flotilla:{${queue}}:id:${id}`, `done ${doneId}`, "PX", 60_000);
+      const found = await client.status(id, { queue });
+      assert.equal(found?.status, "completed");
+      assert.deepEqual(found?.result, { ok: 1 });
+      assert.deepEqual(await client.wait(id, { queue, timeoutMs: 1000 }), found);
+    } finally {
+      await dropQueue(redis, queue);
+    }
+  });
 
   test("an unknown id is null, whether or not it looks like an entry id", async () => {
     const { client } = fleet;

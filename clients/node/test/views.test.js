@@ -217,7 +217,7 @@ test("entry ids are told from other job ids", () => {
 });
 
 describe("an id key", () => {
-  test("names the entry carrying its job, or its completion", () => {
+  test("names the entry carrying its job, or its completion in the form protocol 2.7 wrote", () => {
     assert.deepEqual(parseIdKey("1732300000000-3"), { completed: false, entryId: "1732300000000-3" });
     assert.deepEqual(parseIdKey("done 1732300000250-0"), { completed: true, entryId: "1732300000250-0" });
   });
@@ -240,8 +240,10 @@ describe("an id key", () => {
     assert.equal(parseIdKey("done 18446744073709551616-0"), null, "past a stream id's range");
   });
 
-  test("shares its queue's hash tag, as the later set does", () => {
+  test("shares its queue's hash tag, as the later and done_ids sets do", () => {
     assert.equal(new Keys("flotilla").idKey("emails", "report-7"), "flotilla:{emails}:id:report-7");
     assert.equal(new Keys("ns").later("q"), "ns:{q}:later");
+    assert.equal(new Keys("flotilla").doneIds("emails"), "flotilla:{emails}:done_ids");
+    assert.equal(new Keys("ns").doneIds("q"), "ns:{q}:done_ids");
   });
 });

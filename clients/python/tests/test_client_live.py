@@ -140,6 +140,56 @@ def test_a_completion_in_the_same_millisecond_with_a_lower_sequence_is_found(
     assert done.finished_at == ms
 
 
+def test_a_completed_job_with_an_id_is_found_through_done_ids(
+    client: Client, connection: redis.Redis, idle_queue: str
+) -> None:
+    # As protocol 2.8 leaves a job with an id of its own that completed without a record:
+    # no id key, its id in `done_ids` scored by the millisecond from which its completion
+    # is in `done`, where another job's completion of that millisecond comes first.
+    job_id = f"report-{uuid.uuid4()}"
+    seconds, _ = connection.time()
+    ms = seconds * 1000
+    done = f"flotilla:{{{idle_queue}}}:done"
+    other = {"id": "other", "type": "noop", "attempts": 1, "worker": "w", "run_ms": 1, "result": ""}
+    connection.xadd(done, other, id=f"{ms}-0")
+    connection.xadd(
+        done,
+        {"id": job_id, "type": "noop", "attempts": 1, "worker": "w", "run_ms": 1, "result": '{"ok":1}'},
+        id=f"{ms}-1",
+    )
+    connection.zadd(client.keys.done_ids(idle_queue), {job_id: ms})
+    assert not connection.exists(client.keys.id_key(idle_queue, job_id))
+    found = client.status(job_id, idle_queue)
+    assert found is not None
+    assert (found.id, found.status, found.type, found.attempts) == (job_id, "completed", "noop", 1)
+    assert (found.result, found.worker, found.finished_at) == ({"ok": 1}, "w", ms)
+    assert found.created_at is None, "a completion does not say when a job with its own id was enqueued"
+    assert client.wait(job_id, queue=idle_queue, timeout=1) == found
+    # Gone from `done_ids` (its completion trimmed), it is found nowhere.
+    connection.zrem(client.keys.done_ids(idle_queue), job_id)
+    assert client.status(job_id, idle_queue) is None
+
+
+def test_a_protocol_2_7_id_key_naming_a_completion_is_still_read(
+    client: Client, connection: redis.Redis, idle_queue: str
+) -> None:
+    # A worker of protocol 2.7 left the id key naming the completion, and no `done_ids`:
+    # a rolling upgrade still reads it, until the key expires.
+    job_id = f"report-{uuid.uuid4()}"
+    seconds, _ = connection.time()
+    done_id = f"{seconds * 1000}-0"
+    connection.xadd(
+        f"flotilla:{{{idle_queue}}}:done",
+        {"id": job_id, "type": "noop", "attempts": 1, "worker": "w", "run_ms": 1, "result": '{"ok":1}'},
+        id=done_id,
+    )
+    connection.set(client.keys.id_key(idle_queue, job_id), f"done {done_id}", px=60_000)
+    found = client.status(job_id, idle_queue)
+    assert found is not None
+    assert (found.status, found.result, found.finished_at) == ("completed", {"ok": 1}, seconds * 1000)
+    assert client.wait(job_id, queue=idle_queue, timeout=1) == found
+
+
 def test_a_job_found_nowhere_is_none(client: Client) -> None:
     assert client.status(str(uuid.uuid4())) is None
     assert client.status("1-0", queue=f"client-nowhere-{uuid.uuid4().hex[:8]}") is None

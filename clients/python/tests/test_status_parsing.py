@@ -109,6 +109,7 @@ def test_a_completion_of_a_job_of_its_own_id_knows_no_enqueue_time() -> None:
 
 def test_an_id_key_names_the_entry_or_the_completion() -> None:
     assert parse_id_key("1700000000000-3") == JobPlace(completed=False, entry_id="1700000000000-3")
+    # The form protocol 2.7 wrote at completion, still read while such keys live.
     assert parse_id_key("done 1700000000250-0") == JobPlace(completed=True, entry_id="1700000000250-0")
     for unknown in ["", "done", "done ", "done x-1", "gone 1-0", "1-0 done", "done 1-0 extra", "abc"]:
         assert parse_id_key(unknown) is None, unknown
@@ -117,6 +118,11 @@ def test_an_id_key_names_the_entry_or_the_completion() -> None:
 def test_an_id_key_shares_its_queues_hash_tag() -> None:
     assert Keys().id_key("emails", "report-7") == "flotilla:{emails}:id:report-7"
     assert Keys("ns").id_key("q", "a") == "ns:{q}:id:a"
+
+
+def test_the_done_ids_set_shares_its_queues_hash_tag() -> None:
+    assert Keys().done_ids("emails") == "flotilla:{emails}:done_ids"
+    assert Keys("ns").done_ids("q") == "ns:{q}:done_ids"
 
 
 def test_entry_ids_give_their_time() -> None:

@@ -97,8 +97,9 @@ async fn read_record<C: ConnectionLike>(
     Ok(JobRecord::from_hash(&hash)?)
 }
 
-/// A job with an id of its own and no record, where its id key says it is: its entry
-/// while it waits or runs, its `done` entry once it completed.
+/// A job with an id of its own and no record, where its id key says it is (its entry while
+/// it waits or runs, its `done` entry for a key a 2.7 worker wrote), or, once it completed,
+/// where `done_ids` says its completion is.
 async fn from_id_key<C: ConnectionLike>(
     conn: &mut C,
     keys: &Keys,
@@ -111,7 +112,7 @@ async fn from_id_key<C: ConnectionLike>(
         .query_async(conn)
         .await?;
     let Some(held) = held else {
-        return Ok(None);
+        return from_done_ids(conn, keys, queue, job_id).await;
     };
     if let Some(waiting) = Waiting::parse(&held) {
         return from_later(conn, keys, queue, job_id, &waiting, defaults).await;
@@ -132,6 +133,30 @@ async fn from_id_key<C: ConnectionLike>(
             }
         }
         _ => Ok(None),
+    }
+}
+
+/// A job that completed without a record, remembered in `done_ids` with the time from
+/// which its completion is in `done`: two reads, whatever the queue's size.
+async fn from_done_ids<C: ConnectionLike>(
+    conn: &mut C,
+    keys: &Keys,
+    queue: &str,
+    job_id: &str,
+) -> Result<Option<JobRecord>, DescribeError> {
+    let since: Option<f64> = redis::cmd("ZSCORE")
+        .arg(keys.done_ids(queue))
+        .arg(job_id)
+        .query_async(conn)
+        .await?;
+    let Some(since) = since else {
+        return Ok(None);
+    };
+    let created = is_entry_id(job_id).then(|| entry_ms(job_id));
+    let since = format!("{}", since.max(0.0).trunc() as u64);
+    match done_entry_of(conn, keys, queue, job_id, &since).await? {
+        Some(entry) => completed(&entry, queue, job_id, created),
+        None => Ok(None),
     }
 }
 

@@ -105,6 +105,14 @@ impl StreamEntry {
         check_name(field::ID, id).is_ok().then_some(id)
     }
 
+    /// Whether a script wrote this entry together with the id key naming it (`held`), so
+    /// that at its first delivery it runs without a claim: no other entry can hold its
+    /// id. A producer that writes `held` by hand skips the duplicate check, but never
+    /// takes the id from the job that holds it (the completion checks the key).
+    pub fn holds_its_id(&self) -> bool {
+        self.fields.get(field::HELD).is_some_and(|v| v == b"1")
+    }
+
     /// The job id a retry's entry carries for a job without an id of its own (an entry
     /// id's form; anything else is ignored, and the entry is a job of its own).
     fn retry_of(&self) -> Option<String> {

@@ -86,6 +86,12 @@ impl Keys {
         self.queue_key(queue, "dead")
     }
 
+    /// Ids of jobs that completed without a record (protocol 2.8), scored by when (ms):
+    /// each one's completion is in `done` at or after that time.
+    pub fn done_ids(&self, queue: &str) -> String {
+        self.queue_key(queue, "done_ids")
+    }
+
     /// Recent ids of one status, scored by time in ms.
     pub fn index(&self, queue: &str, status: Status) -> String {
         self.queue_key(queue, &format!("idx:{}", status.as_str()))
@@ -181,6 +187,8 @@ mod tests {
             keys.delayed("mail"),
             keys.dead("mail"),
             keys.done("mail"),
+            keys.done_ids("mail"),
+            keys.later("mail"),
             keys.index("mail", Status::Completed),
             keys.unique("mail", "u1"),
         ] {

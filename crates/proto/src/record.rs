@@ -13,6 +13,9 @@ pub mod field {
     /// its first entry's. Not `id`, which only ever names an id of a job's own, so an
     /// older worker runs the entry as a job of its own rather than refusing it.
     pub const RETRY_OF: &str = "retry_of";
+    /// On an entry the scripts wrote together with the id key naming it (protocol 2.8):
+    /// `1`. A worker runs such an entry at its first delivery without claiming the id.
+    pub const HELD: &str = "held";
     pub const TYPE: &str = "type";
     pub const QUEUE: &str = "queue";
     pub const PAYLOAD: &str = "payload";

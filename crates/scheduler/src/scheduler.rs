@@ -356,7 +356,7 @@ impl Scheduler {
         let moved: HashMap<&String, u64> = queues
             .iter()
             .zip(scripts::run_all(&mut self.conn, &self.keys, &calls).await?)
-            .filter_map(|(q, r)| r.ok().map(|n| (q, n)))
+            .filter_map(|(q, r)| r.ok().map(|reply| (q, reply.moved)))
             .filter(|(_, n)| *n > 0)
             .collect();
         if !moved.is_empty() {

@@ -1,7 +1,8 @@
 //! Claiming the entries of a fetch that carry a whole job with an id of its own, before
 //! any of them runs: one `claim` call per queue keeps each id to one entry (the first),
 //! drops duplicates and entries another worker took meanwhile, and marks an entry whose
-//! id has a record for the record path.
+//! id has a record for the record path. An entry a script wrote with its id key (`held`)
+//! needs no claim at its first delivery.
 
 use std::time::Instant;
 
@@ -21,18 +22,27 @@ pub(crate) async fn claim_ids(
     fetched: Vec<Fetched>,
     sent: Instant,
 ) -> Vec<Fetched> {
-    // Positions in the fetch, each with its queue's name.
-    let to_claim = fetched
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| f.entry.own_id_to_claim().is_some())
-        .map(|(at, f)| (at, f.queue.as_str()));
+    let mut decided = vec![IdClaim::None; fetched.len()];
+    // Positions in the fetch, each with its queue's name. An entry a script wrote with the
+    // key naming it runs at its first delivery unclaimed; a later delivery (its worker
+    // died) is claimed, as a record may lead by then.
+    let mut to_claim = Vec::new();
+    for (at, f) in fetched.iter().enumerate() {
+        if f.entry.own_id_to_claim().is_none() {
+            continue;
+        }
+        if f.delivery == 1 && f.entry.holds_its_id() {
+            decided[at] = IdClaim::Run;
+        } else {
+            to_claim.push((at, f.queue.as_str()));
+        }
+    }
     let by_queue: Vec<(String, Vec<usize>)> = fetch::by_queue(to_claim, |&(_, queue)| queue)
         .into_iter()
         .map(|(queue, group)| (queue, group.into_iter().map(|(at, _)| at).collect()))
         .collect();
     if by_queue.is_empty() {
-        return fetched;
+        return with_claims(fetched, decided, Vec::new());
     }
     let half_lease = shared.config.lease_ttl / 2;
     let refresh_idle_ms = if sent.elapsed() >= half_lease {
@@ -59,7 +69,6 @@ pub(crate) async fn claim_ids(
     let mut conn = shared.conn.clone();
     let replies = scripts::run_all(&mut conn, &shared.keys, &calls).await;
     drop(calls);
-    let mut decided = vec![IdClaim::None; fetched.len()];
     let mut dropped = vec![false; fetched.len()];
     match replies {
         Err(e) => {
@@ -101,6 +110,13 @@ pub(crate) async fn claim_ids(
             }
         }
     }
+    with_claims(fetched, decided, dropped)
+}
+
+/// The fetch with each entry's claim set, without the entries `dropped` marks (none when
+/// it is empty).
+fn with_claims(fetched: Vec<Fetched>, decided: Vec<IdClaim>, dropped: Vec<bool>) -> Vec<Fetched> {
+    let dropped = dropped.into_iter().chain(std::iter::repeat(false));
     fetched
         .into_iter()
         .zip(decided.into_iter().zip(dropped))

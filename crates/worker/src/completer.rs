@@ -3,18 +3,22 @@
 //! until it lands or its lease is gone.
 
 use flotilla_proto::millis;
+use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use flotilla_proto::Keys;
 use flotilla_proto::SharedConnection;
 use flotilla_proto::scripts::{
-    self, Complete, CompleteItem, Fail, FailReply, FinishReply, HandBack, ScriptCall, ScriptError,
+    self, Complete, CompleteItem, Fail, FailMany, FailManyItem, FailManyReply, FailReply,
+    FinishReply, HandBack, ScriptCall, ScriptError,
 };
 use tokio::sync::mpsc;
 
 use crate::WorkerConfig;
 use crate::inflight::{Attempt, InFlight};
 use crate::metrics::Outcome as MetricOutcome;
+use crate::promoter::PromoteWake;
 
 /// What to record about a finished attempt.
 #[derive(Debug)]
@@ -52,6 +56,8 @@ pub(crate) struct Completer {
     pub inflight: InFlight,
     /// This worker's consumer name.
     pub worker_id: String,
+    /// Told when a retry is due, so that the promoter moves it then.
+    pub promote_wake: Arc<PromoteWake>,
 }
 
 impl Outcome {
@@ -87,24 +93,33 @@ impl Completer {
             self.inflight.remove(&c.attempt.lease);
         }
         let mut delay = Duration::from_millis(50);
+        // Failures a batched retry handed on to `fail`, by lease.
+        let mut singles = HashSet::new();
         while !to_write.is_empty() {
-            let calls = self.calls(&to_write);
-            let commands: Vec<redis::Cmd> = calls.iter().map(|(_, cmd)| cmd.clone()).collect();
+            let calls = self.calls(&to_write, &singles);
+            let commands: Vec<redis::Cmd> = calls.iter().map(|call| call.cmd.clone()).collect();
             let mut conn = self.conn.clone();
+            let mut failed = true;
             match scripts::exec_pipeline(&mut conn, &commands).await {
                 Ok(replies) => {
                     let mut slots: Vec<Option<Completion>> =
                         to_write.into_iter().map(Some).collect();
                     let mut retry = Vec::new();
-                    for ((group, _), reply) in calls.iter().zip(replies) {
-                        for (&index, landed) in group.iter().zip(parse(&slots, group, reply)) {
+                    failed = false;
+                    for (call, reply) in calls.iter().zip(replies) {
+                        for (&index, landed) in call.covers.iter().zip(parse(call, reply)) {
                             let Some(completion) = slots[index].take() else {
                                 continue;
                             };
                             match landed {
-                                Ok(landed) => self.landed(completion, landed),
+                                Ok(Answer::ToFail) => {
+                                    singles.insert(completion.attempt.lease.clone());
+                                    retry.push(completion);
+                                }
+                                Ok(Answer::Landed(landed)) => self.landed(completion, landed),
                                 Err(e) => {
                                     tracing::warn!(job = %completion.attempt.job_id, "outcome not recorded, will retry: {e}");
+                                    failed = true;
                                     retry.push(completion);
                                 }
                             }
@@ -119,7 +134,7 @@ impl Completer {
                     );
                 }
             }
-            if !to_write.is_empty() {
+            if failed && !to_write.is_empty() {
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(2));
             }
@@ -127,19 +142,73 @@ impl Completer {
     }
 
     /// The script calls for a batch: one `complete` per queue for all its successes, one
-    /// call per failure or hand-back. Returns the completions each call covers.
-    fn calls(&self, batch: &[Completion]) -> Vec<(Vec<usize>, redis::Cmd)> {
+    /// `fail_many` per queue for its fast-path failures to retry without a record (unless
+    /// `singles` names them), one call per other failure or hand-back.
+    fn calls(&self, batch: &[Completion], singles: &HashSet<String>) -> Vec<OutcomeCall> {
         let mut completes: Vec<(&str, Vec<usize>)> = Vec::new();
+        let mut retries: Vec<(&str, Vec<usize>)> = Vec::new();
         let mut calls = Vec::new();
         for (index, c) in batch.iter().enumerate() {
-            if matches!(c.outcome, Outcome::Completed(_)) {
-                match completes.iter_mut().find(|(q, _)| *q == c.attempt.queue) {
+            let by_queue = if matches!(c.outcome, Outcome::Completed(_)) {
+                Some(&mut completes)
+            } else if retried_without_record(c) && !singles.contains(&c.attempt.lease) {
+                Some(&mut retries)
+            } else {
+                None
+            };
+            match by_queue {
+                Some(groups) => match groups.iter_mut().find(|(q, _)| *q == c.attempt.queue) {
                     Some((_, indices)) => indices.push(index),
-                    None => completes.push((&c.attempt.queue, vec![index])),
+                    None => groups.push((&c.attempt.queue, vec![index])),
+                },
+                None => {
+                    if let Some(cmd) = self.single_call(c) {
+                        let kind = match c.outcome {
+                            Outcome::Failed { .. } => CallKind::Fail,
+                            _ => CallKind::HandBack,
+                        };
+                        calls.push(OutcomeCall {
+                            kind,
+                            covers: vec![index],
+                            cmd,
+                        });
+                    }
                 }
-            } else if let Some(cmd) = self.single_call(c) {
-                calls.push((vec![index], cmd));
             }
+        }
+        for (queue, indices) in retries {
+            let items = indices
+                .iter()
+                .filter_map(|&index| {
+                    let c = &batch[index];
+                    let Outcome::Failed {
+                        error,
+                        delay: Some(delay),
+                    } = &c.outcome
+                    else {
+                        return None;
+                    };
+                    let a = &c.attempt;
+                    Some(FailManyItem {
+                        job_id: &a.job_id,
+                        entry_id: &a.entry_id,
+                        delivery: a.delivery(),
+                        attempt: a.number,
+                        retry_after: *delay,
+                        error,
+                    })
+                })
+                .collect();
+            let fail_many = FailMany {
+                queue,
+                consumer: &self.worker_id,
+                items,
+            };
+            calls.push(OutcomeCall {
+                kind: CallKind::FailMany,
+                covers: indices,
+                cmd: fail_many.call(&self.keys).cmd(),
+            });
         }
         for (queue, indices) in completes {
             let items = indices
@@ -169,7 +238,11 @@ impl Completer {
                 max_len: self.config.jobs.retention.completed_max_len,
                 items,
             };
-            calls.push((indices, complete.call(&self.keys).cmd()));
+            calls.push(OutcomeCall {
+                kind: CallKind::Complete,
+                covers: indices,
+                cmd: complete.call(&self.keys).cmd(),
+            });
         }
         calls
     }
@@ -255,10 +328,13 @@ impl Completer {
                 tracing::warn!(job = %a.job_id, queue = %a.queue, r#type = %a.job_type, attempt = a.number, trace_id = a.trace_id.as_deref(), error = %reason.escape_debug(), "job is dead")
             }
             Landed::Fail(FailReply::Retry { due_ms }) => {
-                let error = match &c.outcome {
-                    Outcome::Failed { error, .. } => error.as_str(),
-                    _ => "",
+                let (error, delay) = match &c.outcome {
+                    Outcome::Failed { error, delay } => (error.as_str(), *delay),
+                    _ => ("", None),
                 };
+                if let Some(delay) = delay.filter(|d| !d.is_zero()) {
+                    self.promote_wake.at(tokio::time::Instant::now() + delay);
+                }
                 tracing::info!(job = %a.job_id, queue = %a.queue, r#type = %a.job_type, attempt = a.number, trace_id = a.trace_id.as_deref(), due_ms, error = %error.escape_debug(), "attempt failed, will retry")
             }
             Landed::Finish(FinishReply::Ok) => match c.outcome {
@@ -274,51 +350,103 @@ impl Completer {
     }
 }
 
+/// Whether a failure may be retried in a batch without a record: a fast-path attempt
+/// with attempts left and a retry delay.
+fn retried_without_record(c: &Completion) -> bool {
+    let a = &c.attempt;
+    matches!(c.outcome, Outcome::Failed { delay: Some(_), .. })
+        && a.delivery() > 0
+        && a.fast
+            .as_ref()
+            .is_some_and(|fast| a.number < fast.job.max_attempts)
+}
+
+/// Which script a call of a batch runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CallKind {
+    Complete,
+    FailMany,
+    Fail,
+    HandBack,
+}
+
+/// One script call of a batch, and the positions of the outcomes it covers.
+struct OutcomeCall {
+    kind: CallKind,
+    covers: Vec<usize>,
+    cmd: redis::Cmd,
+}
+
 /// How an outcome landed, by the script that wrote it.
 enum Landed {
     Finish(FinishReply),
     Fail(FailReply),
 }
 
-/// Reads the reply of the call covering `group`: one answer per completion in it.
+/// What a call answered for one outcome.
+enum Answer {
+    Landed(Landed),
+    /// Not written: a batched retry hands it on to `fail`.
+    ToFail,
+}
+
+/// Reads the reply of `call`: one answer per outcome it covers. A short reply leaves the
+/// rest to be written again.
 fn parse(
-    slots: &[Option<Completion>],
-    group: &[usize],
+    call: &OutcomeCall,
     reply: redis::RedisResult<redis::Value>,
-) -> Vec<Result<Landed, ScriptError>> {
-    let outcome = group
-        .first()
-        .and_then(|&i| slots[i].as_ref())
-        .map(|c| &c.outcome);
-    let one = |landed: Result<Landed, ScriptError>| vec![landed];
-    match outcome {
-        Some(Outcome::Completed(_)) => match Complete::parse_result(reply) {
-            Ok(replies) => {
-                let mut landed: Vec<_> =
-                    replies.into_iter().map(|r| Ok(Landed::Finish(r))).collect();
-                // A short reply leaves the rest to be written again.
-                while landed.len() < group.len() {
-                    landed.push(Err(ScriptError::Reply {
-                        script: "complete",
-                        reply: "too few answers".to_owned(),
-                    }));
-                }
-                landed
+) -> Vec<Result<Answer, ScriptError>> {
+    let landed: Result<Vec<Answer>, ScriptError> = match call.kind {
+        CallKind::Complete => Complete::parse_result(reply).map(|replies| {
+            replies
+                .into_iter()
+                .map(|reply| Answer::Landed(Landed::Finish(reply)))
+                .collect()
+        }),
+        CallKind::FailMany => FailMany::parse_result(reply).map(|replies| {
+            replies
+                .into_iter()
+                .map(|reply| match reply {
+                    FailManyReply::Landed(landed) => Answer::Landed(Landed::Fail(landed)),
+                    FailManyReply::One => Answer::ToFail,
+                })
+                .collect()
+        }),
+        CallKind::Fail => {
+            Fail::parse_result(reply).map(|landed| vec![Answer::Landed(Landed::Fail(landed))])
+        }
+        CallKind::HandBack => {
+            HandBack::parse_result(reply).map(|landed| vec![Answer::Landed(Landed::Finish(landed))])
+        }
+    };
+    let script = match call.kind {
+        CallKind::Complete => "complete",
+        CallKind::FailMany => "fail_many",
+        CallKind::Fail => "fail",
+        CallKind::HandBack => "handback",
+    };
+    match landed {
+        Ok(landed) => {
+            let mut landed: Vec<_> = landed.into_iter().map(Ok).collect();
+            while landed.len() < call.covers.len() {
+                landed.push(Err(ScriptError::Reply {
+                    script,
+                    reply: "too few answers".to_owned(),
+                }));
             }
-            Err(e) => {
-                let text = e.to_string();
-                group
-                    .iter()
-                    .map(|_| {
-                        Err(ScriptError::Reply {
-                            script: "complete",
-                            reply: text.clone(),
-                        })
+            landed
+        }
+        Err(e) => {
+            let text = e.to_string();
+            call.covers
+                .iter()
+                .map(|_| {
+                    Err(ScriptError::Reply {
+                        script,
+                        reply: text.clone(),
                     })
-                    .collect()
-            }
-        },
-        Some(Outcome::Failed { .. }) => one(Fail::parse_result(reply).map(Landed::Fail)),
-        _ => one(HandBack::parse_result(reply).map(Landed::Finish)),
+                })
+                .collect()
+        }
     }
 }

@@ -3,6 +3,7 @@
 //! delayed jobs, and consumer-group set-up.
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use flotilla_proto::SharedConnection;
 use flotilla_proto::scripts::{self, Promote, ScriptError};
@@ -298,13 +299,14 @@ fn pending_owners(summary: &redis::Value) -> Vec<String> {
         .collect()
 }
 
-/// Moves due delayed jobs onto their streams. Returns how many moved.
+/// Moves due delayed jobs onto their streams. Returns how many moved, and how long until
+/// the next job left waiting in any of `queues` is due, if one is.
 pub(crate) async fn promote(
     conn: &mut SharedConnection,
     keys: &Keys,
     queues: &[&str],
     batch: usize,
-) -> Result<u64, FetchError> {
+) -> Result<(u64, Option<Duration>), FetchError> {
     let calls: Vec<Promote> = queues
         .iter()
         .map(|queue| Promote {
@@ -312,11 +314,16 @@ pub(crate) async fn promote(
             limit: batch,
         })
         .collect();
-    let mut moved = 0;
+    let (mut moved, mut next_due) = (0, None::<Duration>);
     for reply in scripts::run_all(conn, keys, &calls).await? {
-        moved += reply?;
+        let reply = reply?;
+        moved += reply.moved;
+        next_due = match (next_due, reply.next_due_in) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
     }
-    Ok(moved)
+    Ok((moved, next_due))
 }
 
 /// Creates each queue's stream and consumer group if missing, and lists the queue.

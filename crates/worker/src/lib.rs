@@ -46,6 +46,7 @@ mod lottery;
 mod metrics;
 mod node_read;
 mod node_reads;
+mod promoter;
 mod registry;
 mod runner;
 mod serve;

@@ -18,14 +18,11 @@ use crate::fetch;
 use crate::heartbeat::{self, Heartbeat, now_ms};
 use crate::inflight::InFlight;
 use crate::metrics::{JobSeries, UNKNOWN_TYPE, WorkerMetrics};
+use crate::promoter::{PromoteWake, Promoter};
 use crate::served::Served;
 use crate::slots::RunPace;
 use crate::{Registry, Shutdown, WorkerConfig, WorkerError, serve};
 
-/// Due delayed jobs moved per queue per promotion pass.
-const PROMOTE_BATCH: usize = 1000;
-/// Promotion calls one tick makes at most while they come back full.
-const MAX_PROMOTE_ROUNDS: usize = 20;
 /// How long outcome writes may keep retrying after the drain before the worker exits.
 const FINAL_FLUSH: Duration = Duration::from_secs(3);
 
@@ -186,12 +183,14 @@ impl Worker {
         } = self;
         let inflight = InFlight::counted(metrics.in_flight().clone());
         let (completions, rx) = mpsc::channel(config.concurrency * 2 + 16);
+        let wake = Arc::new(PromoteWake::default());
         let completer = Completer {
             conn: conn.clone(),
             keys: keys.clone(),
             config: config.clone(),
             inflight: inflight.clone(),
             worker_id: id.clone(),
+            promote_wake: Arc::clone(&wake),
         };
         let stop = CancellationToken::new();
         let heartbeat = Heartbeat {
@@ -204,14 +203,15 @@ impl Worker {
         };
         let paused = Arc::new(RwLock::new(paused));
         let served = Arc::new(Served::new(&config.queues));
-        let promoter = promote_loop(
-            conn.clone(),
-            keys.clone(),
-            config.promote_interval,
-            Arc::clone(&served),
-            Arc::clone(&paused),
-            stop.clone(),
-        );
+        let promoter = Promoter {
+            conn: conn.clone(),
+            keys: keys.clone(),
+            interval: config.promote_interval,
+            served: Arc::clone(&served),
+            paused: Arc::clone(&paused),
+            wake,
+        }
+        .run(stop.clone());
         let background = Background {
             completer: tokio::spawn(completer.run(rx)),
             heartbeat: tokio::spawn(heartbeat.run(stop.clone())),
@@ -344,55 +344,6 @@ async fn read_paused(
         tokio::select! {
             () = tokio::time::sleep(Duration::from_millis(500)) => {}
             _ = shutdown.triggered() => return None,
-        }
-    }
-}
-
-/// Promotes due delayed jobs and refreshes the paused set, every `promote_interval`, and
-/// the partition counts as often as producers read theirs.
-async fn promote_loop(
-    mut conn: SharedConnection,
-    keys: Keys,
-    interval: Duration,
-    served: Arc<Served>,
-    paused: Arc<RwLock<HashSet<String>>>,
-    stop: CancellationToken,
-) {
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut counts_read_at = std::time::Instant::now();
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = stop.cancelled() => return,
-        }
-        let streams = served.streams();
-        let streams: Vec<&str> = streams.iter().map(String::as_str).collect();
-        // A full batch means more may be due: go on at once, so that a due backlog moves
-        // at the rate Redis takes it rather than one batch per tick; the tick still ends.
-        for _ in 0..MAX_PROMOTE_ROUNDS {
-            match fetch::promote(&mut conn, &keys, &streams, PROMOTE_BATCH).await {
-                Ok(0) => break,
-                Ok(moved) => {
-                    tracing::debug!(moved, "promoted due jobs");
-                    if (moved as usize) < PROMOTE_BATCH {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    tracing::debug!("promotion failed (will retry): {e}");
-                    break;
-                }
-            }
-        }
-        if let Ok(now_paused) = fetch::paused(&mut conn, &keys).await {
-            *paused.write().unwrap_or_else(|p| p.into_inner()) = now_paused;
-        }
-        if counts_read_at.elapsed() >= flotilla_proto::partition::PARTITION_COUNT_TTL {
-            counts_read_at = std::time::Instant::now();
-            if let Err(e) = served.refresh(&mut conn, &keys).await {
-                tracing::debug!("reading partition counts failed (will retry): {e}");
-            }
         }
     }
 }

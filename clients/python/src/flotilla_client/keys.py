@@ -28,8 +28,9 @@ class Keys:
     def id_key(self, queue: str, job_id: str) -> str:
         """Where a job with an id of its own (or one retried, under its entry id) but no
         record is: the entry id of the stream entry carrying it while it waits or runs,
-        `done <done entry id>` once it completed, or, while it waits in `later`, its state
-        and the entry it becomes (binary)."""
+        or, while it waits in `later`, its state and the entry it becomes (binary). Once
+        the job completed the key is gone and `done_ids` remembers the id (a key written
+        by protocol 2.7 holds `done <done entry id>` until it expires)."""
         return f"{self.namespace}:{{{queue}}}:id:{job_id}"
 
     def delayed(self, queue: str) -> str:
@@ -44,6 +45,12 @@ class Keys:
     def done(self, queue: str) -> str:
         """Recent completions."""
         return f"{self.namespace}:{{{queue}}}:done"
+
+    def done_ids(self, queue: str) -> str:
+        """Ids of jobs that completed without a record (protocol 2.8), scored by when (ms):
+        each one's completion is in `done` at or after that millisecond, so it is found
+        without a search from the job's enqueue."""
+        return f"{self.namespace}:{{{queue}}}:done_ids"
 
     def dead(self, queue: str) -> str:
         """The dead-letter stream."""

@@ -1,10 +1,13 @@
 """Finding a job by id where docs/PROTOCOL.md says it is: its record, its stream entry, its place in `later`, or its completion in `done`.
 
 A job without a record is found in a few reads whatever its queue holds: a fast-path job's
-id is its entry id, and a job with an id of its own has an id key naming its entry or its
-completion, or holding the whole job while it waits in `later` for its time or a retry. A
-fast-path job retried without a record gets an id key too, under its entry id. Only a
-fast-path job's completion is searched for, from its enqueue time on.
+id is its entry id, and a job with an id of its own has an id key naming its entry, or
+holding the whole job while it waits in `later` for its time or a retry. Once it completed
+its key is gone and the queue's `done_ids` set holds the id, scored by the millisecond
+from which its completion is in `done` (a key written by protocol 2.7 names the completion
+instead: `done <entry id>`). A fast-path job retried without a record gets an id key too,
+under its entry id. Only a completion is searched for: a fast-path job's from its enqueue
+time on, one in `done_ids` from its score on.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ DONE_SEARCH_LIMIT = 50_000
 
 class JobPlace(NamedTuple):
     """Where an id key says its job is: the entry `entry_id` of the queue's stream, or of
-    its `done` stream when `completed`."""
+    its `done` stream when `completed` (the form protocol 2.7 wrote at completion)."""
 
     completed: bool
     entry_id: str
@@ -62,10 +65,12 @@ def find_job(connection: redis.Redis, keys: Keys, queue: str, job_id: str) -> Jo
 
 def parse_id_key(value: str | bytes) -> JobPlace | Waiting | None:
     """What an id key holds: the entry id of the stream entry carrying the job while it
-    waits or runs, `done <done entry id>` once it completed, or, while the job waits in
-    `later`, its state and the entry it becomes (binary: read the key as bytes). A value
-    of another form is None, so that the lookup falls back on the record rather than
-    reading a wrong entry."""
+    waits or runs, or, while the job waits in `later`, its state and the entry it becomes
+    (binary: read the key as bytes). A key written by protocol 2.7 for a completed job
+    holds `done <done entry id>` until it expires, and is still read (a rolling upgrade);
+    from 2.8 on the key goes at completion and `done_ids` remembers the id. A value of
+    another form is None, so that the lookup falls back on the record rather than reading
+    a wrong entry."""
     raw = value if isinstance(value, bytes) else value.encode("utf-8", "surrogateescape")
     waiting = parse_waiting(raw)
     if waiting is not None:
@@ -102,9 +107,9 @@ def _by_id_key(connection: redis.Redis, keys: Keys, queue: str, job_id: str) -> 
     found = _at(connection, keys, queue, job_id, held)
     if found is None and isinstance(held, JobPlace) and not held.completed:
         # The entry left the stream after the key was read: the key says where the job
-        # went (its completion, most likely, or `later` when a retry waits), unless it
-        # failed for good or was cancelled and has a record, which is read next. That is
-        # followed once.
+        # went (`later` when a retry waits; completed, most likely, when it is gone and
+        # `done_ids` has the id), unless it failed for good or was cancelled and has a
+        # record, which is read next. That is followed once.
         moved = _id_key(connection, keys, queue, job_id)
         if moved != held:
             found = _at(connection, keys, queue, job_id, moved)
@@ -121,7 +126,8 @@ def _at(
     connection: redis.Redis, keys: Keys, queue: str, job_id: str, held: JobPlace | Waiting | None
 ) -> JobStatus | None:
     if held is None:
-        return None
+        # No key (or one of no known form): the job completed, if `done_ids` has it.
+        return _from_done_ids(connection, keys, queue, job_id)
     if isinstance(held, Waiting):
         return _from_later(connection, keys, queue, job_id, held)
     if held.completed:
@@ -183,11 +189,33 @@ def _delivery(connection: redis.Redis, stream: str, entry_id: str) -> tuple[str,
 
 
 def _from_done(connection: redis.Redis, keys: Keys, queue: str, job_id: str) -> JobStatus | None:
-    """The job's completion. `done` entry ids are completion times, so it is at or after
-    the millisecond of the job's own entry id; not at or after the id itself, since a
-    completion in the same millisecond can take a lower sequence number in `done`."""
+    """A fast-path job's completion. `done` entry ids are completion times, so it is at or
+    after the millisecond of the job's own entry id; not at or after the id itself, since
+    a completion in the same millisecond can take a lower sequence number in `done`."""
+    ms = entry_time_ms(job_id)
+    return None if ms is None else _search_done(connection, keys, queue, job_id, ms)
+
+
+def _from_done_ids(connection: redis.Redis, keys: Keys, queue: str, job_id: str) -> JobStatus | None:
+    """A job that completed without a record and whose id key went with its completion
+    (protocol 2.8): `done_ids` scores its id by the millisecond from which its completion
+    is in `done`, so two reads find it however long ago it was enqueued. None when the set
+    does not have it (never completed, trimmed by retention, or a fast-path job never
+    retried, whose completion is searched for from its enqueue)."""
+    score = _raw(connection, "ZSCORE", keys.done_ids(queue), job_id)
+    if score is None:
+        return None
+    # Scores are whole milliseconds, which a double holds exactly.
+    since = max(0, int(float(_text(score))))
+    return _search_done(connection, keys, queue, job_id, since)
+
+
+def _search_done(connection: redis.Redis, keys: Keys, queue: str, job_id: str, from_ms: int) -> JobStatus | None:
+    """The completion of `job_id` in `done`, at or after the millisecond `from_ms`, a page
+    at a time, among at most DONE_SEARCH_LIMIT completions: each read costs Redis the same
+    whatever the stream holds."""
     done = keys.done(queue)
-    start = f"{entry_time_ms(job_id)}-0"
+    start = f"{from_ms}-0"
     searched = 0
     while searched < DONE_SEARCH_LIMIT:
         page = _entries(connection, done, start, "+", DONE_PAGE)
@@ -204,7 +232,8 @@ def _from_done(connection: redis.Redis, keys: Keys, queue: str, job_id: str) -> 
 def _completion_at(
     connection: redis.Redis, keys: Keys, queue: str, job_id: str, done_id: str
 ) -> JobStatus | None:
-    """The completion an id key names, read at its id: None once retention trimmed it."""
+    """The completion a protocol 2.7 id key (`done <entry id>`) names, read at its id:
+    None once retention trimmed it."""
     entries = _entries(connection, keys.done(queue), done_id, done_id, 1)
     if not entries or _field(entries[0][1], "id") != job_id:
         return None

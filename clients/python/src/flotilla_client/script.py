@@ -74,7 +74,8 @@ class EnqueueScript:
         its id, when it runs now and holds no unique key; else with a record, on the stream
         or in `delayed` when it is due later. Returns the job's id and what happened: `created`; `duplicate` (another
         job holds the unique key, and the id is that job's); `exists` (a job with this id
-        was enqueued before, and nothing changed)."""
+        was enqueued before, and nothing changed; a completed one counts while `done_ids`
+        remembers it)."""
         keys = [
             self._keys.stream(job.queue),
             self._keys.job(job.queue, job.id),

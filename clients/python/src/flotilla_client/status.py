@@ -151,7 +151,7 @@ def from_waiting(queue: str, job_id: str, waiting: Waiting, due_ms: int | None) 
 
 def from_done(queue: str, job_id: str, done_entry_id: str, raw: RawFields) -> JobStatus:
     """A job that completed without a record (a fast-path job, or one found through its
-    id key), from its `done` entry, whose id is the completion time. A completion keeps
+    id key or the queue's `done_ids`), from its `done` entry, whose id is the completion time. A completion keeps
     no payload, nor the entry id the job ran from: only a fast-path job, whose id is that
     entry id, still says when it was enqueued (`created_at`)."""
     f = _fields(raw)

@@ -79,6 +79,7 @@ impl ScriptCall for Complete<'_> {
             .key(keys.stream(q))
             .key(keys.index(q, Status::Completed))
             .key(keys.done(q))
+            .key(keys.done_ids(q))
             .arg(CONSUMER_GROUP)
             .arg(self.consumer)
             .arg(self.retention_ms)

@@ -2,7 +2,9 @@
 //! `requeue` a stranded one, `put_back` entries of a paused queue, `forget_consumer` once
 //! it owns nothing.
 
-use super::reply::{flag, int, text, words};
+use std::time::Duration;
+
+use super::reply::{flag, int, items, text, words};
 use super::{
     CANCEL, Call, FORGET_CONSUMER, PROMOTE, PURGE, PUTBACK, REQUEUE, RETRY, ScriptCall, ScriptError,
 };
@@ -15,9 +17,17 @@ pub struct Promote<'a> {
     pub limit: usize,
 }
 
+/// What one `promote` call did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PromoteReply {
+    /// How many jobs moved onto the stream.
+    pub moved: u64,
+    /// How long until the next job left waiting is due (on the server's clock), if any.
+    pub next_due_in: Option<Duration>,
+}
+
 impl ScriptCall for Promote<'_> {
-    /// How many moved.
-    type Reply = u64;
+    type Reply = PromoteReply;
     const NAME: &'static str = "promote";
 
     fn call(&self, keys: &Keys) -> Call {
@@ -29,10 +39,20 @@ impl ScriptCall for Promote<'_> {
             .arg(self.limit)
     }
 
-    fn parse(value: redis::Value) -> Result<u64, ScriptError> {
-        int(&value)
+    fn parse(value: redis::Value) -> Result<PromoteReply, ScriptError> {
+        let bad = || ScriptError::reply(Self::NAME, &value);
+        let parts = items(value.clone()).ok_or_else(bad)?;
+        let moved = parts
+            .first()
+            .and_then(int)
             .and_then(|n| u64::try_from(n).ok())
-            .ok_or_else(|| ScriptError::reply(Self::NAME, &value))
+            .ok_or_else(bad)?;
+        let next_due_in = parts
+            .get(1)
+            .and_then(int)
+            .ok_or_else(bad)
+            .map(|ms| u64::try_from(ms).ok().map(Duration::from_millis))?;
+        Ok(PromoteReply { moved, next_due_in })
     }
 }
 

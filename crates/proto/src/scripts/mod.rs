@@ -12,6 +12,7 @@ mod assemble;
 mod claim;
 mod delete;
 mod enqueue;
+mod fail_many;
 mod fast;
 mod finish;
 mod housekeeping;
@@ -30,11 +31,12 @@ use crate::Keys;
 pub use claim::{Claim, ClaimEntry, ClaimReply};
 pub use delete::{Delete, DeleteReply};
 pub use enqueue::{Enqueue, EnqueueItem, EnqueueMany, EnqueueReply, UniqueLock, When};
+pub use fail_many::{FailMany, FailManyItem, FailManyReply};
 pub use fast::FastJob;
 pub use finish::{Complete, CompleteItem, Fail, FailReply, FinishReply, HandBack};
 pub use housekeeping::{
-    Cancel, CancelReply, ForgetConsumer, Promote, Purge, PurgeReply, PutBack, Requeue, RequeueMode,
-    RequeueReply, Retry, RetryReply,
+    Cancel, CancelReply, ForgetConsumer, Promote, PromoteReply, Purge, PurgeReply, PutBack,
+    Requeue, RequeueMode, RequeueReply, Retry, RetryReply,
 };
 pub use leader::{
     AcquireReply, AdvanceReply, LeaderAcquire, LeaderRelease, LeaderRenew, ScheduleAdvance,
@@ -180,6 +182,11 @@ script!(
     "End an attempt with an error: retry now, later, or go dead."
 );
 script!(
+    FAIL_MANY,
+    "fail_many.lua",
+    "Retry failed fast-path attempts (a batch of one queue) without a record."
+);
+script!(
     HEARTBEAT,
     "heartbeat.lua",
     "Refresh a worker's own entries; report lost or cancelled jobs."
@@ -257,7 +264,7 @@ script!(
 );
 
 /// Every script, for loading them all at once.
-pub(crate) fn all() -> [&'static Script; 25] {
+pub(crate) fn all() -> [&'static Script; 26] {
     [
         &ENQUEUE_MANY,
         &CLAIM,
@@ -268,6 +275,7 @@ pub(crate) fn all() -> [&'static Script; 25] {
         &START,
         &COMPLETE,
         &FAIL,
+        &FAIL_MANY,
         &HEARTBEAT,
         &HANDBACK,
         &PROMOTE,

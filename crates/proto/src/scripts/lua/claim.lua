@@ -14,6 +14,7 @@
 local stream, group, consumer = KEYS[1], ARGV[1], ARGV[2]
 local records = ARGV[3]
 local ids = id_prefix_of(records)
+local done_ids = done_ids_of(records)
 local refresh_idle = tonumber(ARGV[6])
 -- The batch's entries still pending under this consumer, in one read: delivery count
 -- and idle time of each.
@@ -52,6 +53,9 @@ for a = 7, #ARGV, 3 do
       -- Enqueued with a record (delayed, unique, or by an older producer), or started by
       -- an older worker: the record path decides.
       word = 'record'
+    elseif redis.call('ZSCORE', done_ids, job_id) then
+      -- Its job completed without a record, and is remembered.
+      word = 'duplicate'
     else
       -- Added by a raw XADD: this first start claims the id, for as long as the job lives
       -- (its completion gives the key its expiry).

@@ -90,10 +90,18 @@ end
 
 -- The prefix of a queue's id keys, from its record prefix (`<ns>:{<queue>}:job:`). An id
 -- key remembers a job's own id while the job lives in its stream entry rather than in a
--- record: it holds the entry id while the job waits or runs, `done <done entry id>` once
--- it completed. It shares the records' hash tag.
+-- record: it holds the entry id while the job waits or runs (the entry itself while it
+-- waits in `later`); once the job completed, `done_ids` remembers the id instead (a key
+-- written by protocol 2.7 holds `done <done entry id>` until it expires). It shares the
+-- records' hash tag.
 local function id_prefix_of(records)
   return string.sub(records, 1, #records - 4) .. 'id:'
+end
+
+-- The queue's `done_ids` set, from its record prefix: ids of jobs that completed without a
+-- record (protocol 2.8), scored by when; each one's completion is in `done` from then on.
+local function done_ids_of(records)
+  return string.sub(records, 1, #records - 4) .. 'done_ids'
 end
 
 -- The id key of `job_id`, from its record key.
@@ -201,6 +209,55 @@ end
 local function note_error(job_key, attempt, at, message)
   local old = redis.call('HGET', job_key, 'errors')
   redis.call('HSET', job_key, 'errors', with_error(old, attempt, at, message))
+end
+
+-- The retry of a failed fast-path attempt without a record (protocol 2.7): the entry
+-- (`old`, its field/value pairs) rewritten with `attempts` (those spent), `error`, `errors`
+-- (the history, as in a record) and `created_at`, onto the stream at once for a `delay` of
+-- 0 (with `held`: its id key names it), else into `later` with its id key holding it until
+-- due. The caller acknowledges and removes the old entry. Returns when the retry is due.
+local function retry_entry(stream, later, id_key, entry, old, job_id, delivery, attempt, delay,
+    message, now)
+  -- A job without an id of its own is named in `retry_of`: `id` names only ids of a job's
+  -- own, and an older worker runs such an entry as a job of its own rather than refuse it.
+  local name_field = is_entry_id(job_id) and 'retry_of' or 'id'
+  local fields, errors, created = {name_field, job_id}, nil, nil
+  for i = 1, #old, 2 do
+    local name = old[i]
+    if name == 'errors' then
+      errors = old[i + 1]
+    elseif name == 'created_at' then
+      created = old[i + 1]
+    elseif name ~= 'id' and name ~= 'retry_of' and name ~= 'attempts' and name ~= 'error'
+        and name ~= 'run_at' and name ~= 'delay' and name ~= 'held' then
+      fields[#fields + 1] = name
+      fields[#fields + 1] = old[i + 1]
+    end
+  end
+  -- Deliveries before this one were attempts whose worker stopped responding.
+  for n = math.max(1, attempt - delivery + 1), attempt - 1 do
+    errors = with_error(errors, n, now, 'attempt ' .. n .. ' interrupted: its worker stopped responding')
+  end
+  errors = with_error(errors, attempt, now, message)
+  for _, extra in ipairs({{'attempts', tostring(attempt)},
+      {'error', string.sub(message, 1, ERROR_BYTES_KEPT)}, {'errors', errors},
+      {'created_at', created or tostring(id_parts(entry))}}) do
+    fields[#fields + 1] = extra[1]
+    fields[#fields + 1] = extra[2]
+  end
+  if delay == 0 then
+    fields[#fields + 1] = 'held'
+    fields[#fields + 1] = '1'
+    redis.call('SET', id_key, redis.call('XADD', stream, '*', unpack(fields)))
+    return now
+  end
+  local due = now + delay
+  -- When it is due travels with it, so that reconciliation can put it back in time.
+  fields[#fields + 1] = 'run_at'
+  fields[#fields + 1] = tostring(due)
+  redis.call('ZADD', later, due, job_id)
+  redis.call('SET', id_key, pack_waiting('failed', fields))
+  return due
 end
 
 -- Copies what a retry's entry says of the job's past (its first enqueue, its errors) to
@@ -366,6 +423,10 @@ local function enqueue_job(stream, record, delayed, unique, A, o, batch)
   end
   local id_key = id_key_of(record, id)
   if redis.call('EXISTS', record, id_key) > 0 then return {id, 'exists'} end
+  -- Completed without a record: remembered as long as its completion.
+  if redis.call('ZSCORE', done_ids_of(job_prefix_of(record, id)), id) then
+    return {id, 'exists'}
+  end
 
   local later = batch.later
   if not later then
@@ -419,6 +480,9 @@ local function enqueue_job(stream, record, delayed, unique, A, o, batch)
       redis.call('SET', id_key, pack_waiting('scheduled', fields))
       return {id, 'created'}
     end
+    -- `held`: the id key names this entry from the start, so a worker need not claim it.
+    fields[#fields + 1] = 'held'
+    fields[#fields + 1] = '1'
     local entry = redis.call('XADD', stream, '*', unpack(fields))
     -- Remembered while the job lives; its completion gives the key its expiry.
     redis.call('SET', id_key, entry)

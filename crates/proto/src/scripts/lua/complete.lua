@@ -3,7 +3,7 @@
 -- the fast path (no record), its entry is pending under this worker with the delivery
 -- count the attempt began with. Every completion is appended to the queue's `done`
 -- stream, which keeps the most recent ones.
--- KEYS[1] stream   KEYS[2] completed index   KEYS[3] done stream
+-- KEYS[1] stream   KEYS[2] completed index   KEYS[3] done stream   KEYS[4] done ids
 -- ARGV[1] group   ARGV[2] consumer   ARGV[3] retention ms of finished jobs
 -- ARGV[4] finished jobs kept at most (0 = no count limit)
 -- ARGV[5], ARGV[6] the lowest and highest entry id of the fast-path attempts (empty: none)
@@ -14,8 +14,8 @@
 -- with a record), lease token (the fence of an attempt with a record), result (JSON, may
 -- be empty), type, attempt, run time ms.
 -- A fast-path attempt that wrote a record (it reported progress) is passed with its lease.
--- A fast-path job with an id of its own has its id key point at its `done` entry, kept
--- for the retention from now.
+-- A fast-path job with an id of its own (or a retried one's) leaves its id key for
+-- `done_ids` (protocol 2.8), which remembers it as long as its completion.
 -- Every value is passed on as the string it came as: each conversion of a number back to
 -- text would cost a formatting call per job.
 -- Returns one word per attempt, separated by spaces in one string (one reply value for
@@ -66,28 +66,49 @@ local function append_done(job_id, entry, a, past)
   return done_id
 end
 
--- Keeps `done` to `max` entries: the oldest beyond it go, with the id keys that name
--- them, so that ids of their own are remembered as long as their completions and memory
--- stays bounded by count as well as by age. At most DONE_TRIM_STEP go per call (more only
--- after the limit was lowered; later batches take the rest).
-local DONE_TRIM_STEP = 1000
-local function trim_done(max)
-  local over = redis.call('XLEN', done) - max
-  if over <= 0 then return end
-  local old = redis.call('XRANGE', done, '-', '+', 'COUNT', math.min(over, DONE_TRIM_STEP))
-  for _, e in ipairs(old) do
-    -- `id` is the first field of every completion, `attempts` the third. A job without
-    -- an id of its own has a key only once it was retried. A key naming another
-    -- completion is a newer job's (the id was enqueued again after its key expired): it
-    -- stays.
-    local f = e[2]
-    if f[1] == 'id' and f[2] and (not is_entry_id(f[2]) or f[6] ~= '1') then
-      local key = ids .. f[2]
-      if redis.call('GET', key) == 'done ' .. e[1] then redis.call('DEL', key) end
+-- Jobs with an id of their own (or a retried one's) that completed in this batch: their
+-- id keys, entries and ids, settled in three calls once the batch is done.
+local id_keys, id_entries, id_names = {}, {}, {}
+
+-- The ids of the batch stop being held by their entries and are remembered as completed:
+-- each id key that names the entry its job completed from goes, and the id joins
+-- `done_ids` scored by now, from when its completion is in `done`. A key naming anything
+-- else (an entry that wrote `held` by hand while the id was another job's; a job deleted
+-- while it ran) is left as it is: the id stays with its job. With a retention of 0 the id
+-- is forgotten at once.
+local function remember_ids()
+  if #id_keys == 0 then return end
+  local held = redis.call('MGET', unpack(id_keys))
+  local gone, scored = {}, {}
+  local now_text = tostring(now)
+  for i, key in ipairs(id_keys) do
+    if held[i] == id_entries[i] then
+      gone[#gone + 1] = key
+      scored[#scored + 1] = now_text
+      scored[#scored + 1] = id_names[i]
     end
   end
-  local ms, seq = id_parts(old[#old][1])
-  redis.call('XTRIM', done, 'MINID', ms .. '-' .. (seq + 1))
+  if #gone == 0 then return end
+  redis.call('DEL', unpack(gone))
+  if retention > 0 then redis.call('ZADD', KEYS[4], unpack(scored)) end
+end
+
+-- Keeps `done` to `max` entries (0: no count limit) and to the retention, and
+-- `done_ids` to the ids whose completions are still there, so that ids are remembered as
+-- long as their completions and memory stays bounded by count as well as by age.
+local function trim_done(max)
+  local trimmed = 0
+  if max ~= '0' then trimmed = redis.call('XTRIM', done, 'MAXLEN', max) end
+  if retention > 0 then
+    trimmed = trimmed + redis.call('XTRIM', done, 'MINID', '~', now - retention)
+  end
+  if trimmed == 0 then return end
+  local first = redis.call('XRANGE', done, '-', '+', 'COUNT', 1)[1]
+  if first then
+    redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', '(' .. id_parts(first[1]))
+  else
+    redis.call('DEL', KEYS[4])
+  end
 end
 
 for a = 8, #ARGV, 8 do
@@ -101,9 +122,11 @@ for a = 8, #ARGV, 8 do
       -- spent before (a retry, a requeued copy): its past is kept with its completion.
       local past = nil
       if ARGV[a + 6] ~= ARGV[a + 2] then past = past_of(entry) end
-      local done_id = append_done(named, entry, a, past)
-      if job_id ~= '' and retention > 0 then
-        redis.call('SET', ids .. job_id, 'done ' .. done_id, 'PX', retention)
+      append_done(named, entry, a, past)
+      if job_id ~= '' then
+        id_keys[#id_keys + 1] = ids .. job_id
+        id_entries[#id_entries + 1] = entry
+        id_names[#id_names + 1] = job_id
       end
       replies[#replies + 1] = 'ok'
     elseif was_cancelled(records .. named) then
@@ -133,12 +156,10 @@ for a = 8, #ARGV, 8 do
   end
 end
 ack_and_delete_all(stream, group, done_entries)
+remember_ids()
 -- Keep the index, the records and the done stream bounded by age and by count, once per
 -- batch rather than once per completion.
-if completed > 0 then
-  if max_len ~= '0' then trim_done(tonumber(max_len)) end
-  if retention > 0 then redis.call('XTRIM', done, 'MINID', '~', now - retention) end
-end
+if completed > 0 then trim_done(max_len) end
 if any_record then
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - retention)
   trim_finished(KEYS[2], records, 'completed', tonumber(max_len))

@@ -25,7 +25,10 @@ if not status then
     status, entry = 'pending', at
   end
 end
-if not status and done_entry ~= '' then status = 'completed' end
+if not status and (done_entry ~= '' or
+    redis.call('ZSCORE', done_ids_of(job_prefix_of(KEYS[2], job_id)), job_id)) then
+  status = 'completed'
+end
 if not status and dead_entry ~= '' then status = 'dead' end
 if not status then return {'missing'} end
 if status == 'running' then return {'running'} end
@@ -37,6 +40,7 @@ if entry and entry ~= '' then
 end
 release_unique(KEYS[2], job_id)
 redis.call('DEL', KEYS[2], id_key)
+redis.call('ZREM', done_ids_of(job_prefix_of(KEYS[2], job_id)), job_id)
 redis.call('ZREM', KEYS[3], job_id)
 redis.call('ZREM', KEYS[9], job_id)
 for i = 4, 6 do redis.call('ZREM', KEYS[i], job_id) end

@@ -24,46 +24,9 @@ local function retry_without_record()
   end
   local e = redis.call('XRANGE', stream, entry, entry)
   if #e == 0 then return nil end
-  local now = now_ms()
-  -- A job without an id of its own is named in `retry_of`: `id` names only ids of a job's
-  -- own, and an older worker runs such an entry as a job of its own rather than refuse it.
-  local name_field = is_entry_id(job_id) and 'retry_of' or 'id'
-  local old, fields, errors, created = e[1][2], {name_field, job_id}, nil, nil
-  for i = 1, #old, 2 do
-    local name = old[i]
-    if name == 'errors' then
-      errors = old[i + 1]
-    elseif name == 'created_at' then
-      created = old[i + 1]
-    elseif name ~= 'id' and name ~= 'retry_of' and name ~= 'attempts' and name ~= 'error'
-        and name ~= 'run_at' and name ~= 'delay' then
-      fields[#fields + 1] = name
-      fields[#fields + 1] = old[i + 1]
-    end
-  end
-  -- Deliveries before this one were attempts whose worker stopped responding.
-  for n = math.max(1, attempt - delivery + 1), attempt - 1 do
-    errors = with_error(errors, n, now, 'attempt ' .. n .. ' interrupted: its worker stopped responding')
-  end
-  errors = with_error(errors, attempt, now, ARGV[4])
-  for _, extra in ipairs({{'attempts', tostring(attempt)},
-      {'error', string.sub(ARGV[4], 1, ERROR_BYTES_KEPT)}, {'errors', errors},
-      {'created_at', created or tostring(id_parts(entry))}}) do
-    fields[#fields + 1] = extra[1]
-    fields[#fields + 1] = extra[2]
-  end
+  local due = retry_entry(stream, KEYS[6], id_key_of(KEYS[2], job_id), entry, e[1][2], job_id,
+    delivery, attempt, delay, ARGV[4], now_ms())
   ack_and_delete(stream, group, entry)
-  local key = id_key_of(KEYS[2], job_id)
-  if delay == 0 then
-    redis.call('SET', key, redis.call('XADD', stream, '*', unpack(fields)))
-    return {'retry', tostring(now)}
-  end
-  local due = now + delay
-  -- When it is due travels with it, so that reconciliation can put it back in time.
-  fields[#fields + 1] = 'run_at'
-  fields[#fields + 1] = tostring(due)
-  redis.call('ZADD', KEYS[6], due, job_id)
-  redis.call('SET', key, pack_waiting('failed', fields))
   return {'retry', tostring(due)}
 end
 

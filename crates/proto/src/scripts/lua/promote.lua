@@ -9,7 +9,8 @@
 -- to its stream as that entry, and its id key names the entry from then on.
 -- KEYS[1] delayed set   KEYS[2] stream   KEYS[3] later set
 -- ARGV[1] job key prefix (same hash tag as KEYS)   ARGV[2] batch limit (of each set)
--- Returns the number of jobs promoted.
+-- Returns {the number of jobs promoted, ms until the next job left waiting is due (-1:
+-- none)}.
 local now = now_ms()
 local ids_prefix = id_prefix_of(ARGV[1])
 local limit = tonumber(ARGV[2])
@@ -24,6 +25,8 @@ if #waiting > 0 then
     local key = ids_prefix .. id
     local _, fields = unpack_waiting(redis.call('GET', key))
     if fields then
+      fields[#fields + 1] = 'held'
+      fields[#fields + 1] = '1'
       redis.call('SET', key, redis.call('XADD', KEYS[2], '*', unpack(fields)))
       promoted = promoted + 1
     end
@@ -40,7 +43,7 @@ local function whole_entry(job, id)
   if f[1] ~= 'scheduled' or f[2] ~= '1' or (tonumber(f[3]) or 0) ~= 0 or is_entry_id(id) then
     return nil, f[1]
   end
-  local fields = {'id', id, 'type', f[4] or '', 'payload', f[5] or ''}
+  local fields = {'id', id, 'type', f[4] or '', 'payload', f[5] or '', 'held', '1'}
   for _, extra in ipairs({{'content_type', f[6]}, {'max_attempts', f[7]}, {'timeout', f[8]},
       {'backoff', f[9]}, {'trace', f[10]}, {'run_at', f[11]}}) do
     if extra[2] and extra[2] ~= '' and extra[2] ~= '0' then
@@ -67,4 +70,14 @@ for _, id in ipairs(ids) do
     end
   end
 end
-return promoted
+
+-- How long until the next job left in either set is due, on the server's clock, so that
+-- a promoter may wake then rather than at its next tick.
+local next_due = false
+for _, set in ipairs({KEYS[3], KEYS[1]}) do
+  local first = redis.call('ZRANGE', set, 0, 0, 'WITHSCORES')
+  local due = first[2] and tonumber(first[2])
+  if due and (not next_due or due < next_due) then next_due = due end
+end
+if not next_due then return {promoted, -1} end
+return {promoted, math.max(0, next_due - now)}

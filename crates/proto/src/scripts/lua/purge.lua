@@ -2,8 +2,8 @@
 -- their records while still in the purged status, their ids in that status's index,
 -- and every entry of the status's stream (`done` or the dead-letter stream) older than
 -- the cutoff. A record that left the status since (a dead job retried) is kept. A
--- completion of a job with an id of its own takes the job's id key with it, when that key
--- still names the completion.
+-- completion of a job with an id of its own takes the job's id with it (from `done_ids`,
+-- or the id key a 2.7 worker left naming the completion).
 -- KEYS[1] the status's index   KEYS[2] its stream (`done` or dead-letter)
 -- ARGV[1] record key prefix   ARGV[2] status   ARGV[3] cutoff ms   ARGV[4] ids per call
 -- Returns {records deleted, stream entries deleted, ids left older than the cutoff (more
@@ -28,11 +28,14 @@ if status == 'completed' then
     done[#done + 1] = e[1]
     for i = 1, #e[2], 2 do
       if e[2][i] == 'id' then
+        -- A key written by protocol 2.7, naming the completion.
         local id_key = id_keys .. e[2][i + 1]
         if redis.call('GET', id_key) == 'done ' .. e[1] then redis.call('DEL', id_key) end
       end
     end
   end
+  -- The ids that completed without a record before the cutoff go with their completions.
+  redis.call('ZREMRANGEBYSCORE', done_ids_of(prefix), '-inf', '(' .. cutoff)
   if #done > 0 then entries = redis.call('XDEL', KEYS[2], unpack(done)) end
   if #old == limit then more = 1 end
 else

@@ -21,7 +21,9 @@ for i, entry in ipairs(entries) do
       for f = 1, #fields, 2 do
         local name, value = fields[f], fields[f + 1]
         local delay = name == 'delay' and duration_ms(value)
-        if delay then
+        if name == 'held' then
+          -- A copy whose job has a record is claimed like any other, and the record leads.
+        elseif delay then
           copy[#copy + 1] = 'run_at'
           copy[#copy + 1] = tostring(id_parts(entry) + delay)
         else

@@ -92,7 +92,7 @@ if not f[1] then
     if fields[i] == 'id' or fields[i] == 'retry_of' then has_id, own_id = true, fields[i + 1] end
     if fields[i] == 'attempts' then
       attempts = tonumber(fields[i + 1]) or 0
-    else
+    elseif fields[i] ~= 'held' then
       copy[#copy + 1] = fields[i]
       copy[#copy + 1] = fields[i + 1]
     end
@@ -107,12 +107,17 @@ if not f[1] then
     copy[#copy + 1] = 'attempts'
     copy[#copy + 1] = attempts + deliveries
   end
+  -- The copy holds the id when the key named the original (`held`: no claim needed);
+  -- otherwise a worker claims it, and the key decides.
+  local id_key = has_id and id_key_of(job, own_id)
+  local holds = id_key and redis.call('GET', id_key) == entry
+  if holds then
+    copy[#copy + 1] = 'held'
+    copy[#copy + 1] = '1'
+  end
   local copied = redis.call('XADD', stream, '*', unpack(copy))
   if has_id then
-    local id_key = id_key_of(job, own_id)
-    if redis.call('GET', id_key) == entry then
-      redis.call('SET', id_key, copied, 'KEEPTTL')
-    end
+    if holds then redis.call('SET', id_key, copied, 'KEEPTTL') end
     return 'copied'
   end
   -- A fast-path job gets its record, so it can be found and told why it ran again.
