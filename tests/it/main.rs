@@ -23,6 +23,7 @@ mod interop;
 mod job_ids;
 mod lifecycle;
 mod listing;
+mod liveness;
 mod malformed;
 mod observability;
 mod ops;

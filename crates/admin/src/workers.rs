@@ -1,8 +1,6 @@
 //! The worker registry, as an operator reads it.
 
-use std::collections::HashMap;
-
-use flotilla_proto::{server_time_ms, worker_field};
+use flotilla_proto::{WorkerBeat, worker_beats};
 use serde::Serialize;
 
 use crate::{Admin, AdminError};
@@ -13,7 +11,8 @@ use crate::{Admin, AdminError};
 pub enum WorkerState {
     /// Its last heartbeat is within its lease.
     Alive,
-    /// Its heartbeat is older than its lease: its jobs are being reclaimed.
+    /// Its heartbeat is older than its lease (or its registry hash is gone): its jobs are
+    /// being reclaimed.
     Silent,
 }
 
@@ -33,62 +32,34 @@ pub struct WorkerRow {
 }
 
 impl Admin {
-    /// Every worker in the registry, most recently beating first.
+    /// Every worker in the registry, most recently beating first, judged alive by the one
+    /// rule every process uses (`flotilla_proto::is_live`).
     pub async fn workers(&mut self) -> Result<Vec<WorkerRow>, AdminError> {
-        let now = server_time_ms(&mut self.conn).await?;
-        let beats: Vec<(String, i64)> = redis::cmd("ZREVRANGE")
-            .arg(self.keys.workers())
-            .arg(0)
-            .arg(-1)
-            .arg("WITHSCORES")
-            .query_async(&mut self.conn)
-            .await?;
-        let mut pipe = redis::pipe();
-        for (id, _) in &beats {
-            pipe.cmd("HGETALL").arg(self.keys.worker(id));
-        }
-        let details: Vec<HashMap<String, String>> = if beats.is_empty() {
-            Vec::new()
-        } else {
-            pipe.query_async(&mut self.conn).await?
-        };
-        Ok(beats
-            .into_iter()
-            .zip(details)
-            .map(|((id, beat), info)| row(id, beat, &info, now))
-            .collect())
+        let (_, mut beats) = worker_beats(&mut self.conn, &self.keys).await?;
+        beats.sort_by(|a, b| b.beat_ms.cmp(&a.beat_ms).then_with(|| a.id.cmp(&b.id)));
+        Ok(beats.into_iter().map(row).collect())
     }
 }
 
-fn row(id: String, last_heartbeat_ms: i64, info: &HashMap<String, String>, now: i64) -> WorkerRow {
+fn row(beat: WorkerBeat) -> WorkerRow {
+    let info = &beat.info;
     let number = |field: &str| info.get(field).and_then(|v| v.parse::<i64>().ok());
     let small = |field: &str| number(field).and_then(|v| u32::try_from(v).ok());
     let text = |field: &str| info.get(field).cloned().unwrap_or_default();
-    // A worker's hash outlives two of its leases; without it, the beat is long stale.
-    let lease_ms = number(worker_field::LEASE_MS).unwrap_or(0);
-    let state = if now - last_heartbeat_ms <= lease_ms {
-        WorkerState::Alive
-    } else {
-        WorkerState::Silent
-    };
     WorkerRow {
         host: text("host"),
         pid: small("pid"),
         version: text("version"),
-        queues: info
-            .get(worker_field::QUEUES)
-            .map(|q| {
-                q.split(',')
-                    .filter(|q| !q.is_empty())
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default(),
+        queues: beat.queues().map(str::to_owned).collect(),
         concurrency: small("concurrency"),
         in_flight: small("in_flight"),
         started_at_ms: number("started_at"),
-        last_heartbeat_ms,
-        state,
-        id,
+        last_heartbeat_ms: beat.beat_ms,
+        state: if beat.live {
+            WorkerState::Alive
+        } else {
+            WorkerState::Silent
+        },
+        id: beat.id,
     }
 }

@@ -15,6 +15,7 @@
 
 mod backoff;
 mod checks;
+mod clock;
 pub mod connect;
 mod describe;
 mod encoding;
@@ -23,6 +24,7 @@ mod error;
 mod forget;
 mod job;
 mod keys;
+mod liveness;
 mod lost;
 pub mod partition;
 mod policy;
@@ -45,6 +47,7 @@ pub use checks::{
     MAX_RUN_AT_MS, NAME_RULE, check_duration_ms, check_job_id, check_max_attempts, check_name,
     check_run_at_ms, check_timeout_ms, is_entry_id,
 };
+pub use clock::server_time_ms;
 pub use connect::{
     RedisTarget, SharedConnection, SlotOwners, TargetError, TlsFiles, ToRedisTarget, key_slot,
 };
@@ -57,6 +60,7 @@ pub use error::ProtoError;
 pub use forget::forget_queue;
 pub use job::Job;
 pub use keys::{CONSUMER_GROUP, DEFAULT_NAMESPACE, Keys};
+pub use liveness::{DEFAULT_LEASE_MS, WorkerBeat, is_live, live_among, worker_beats};
 pub use lost::record_lost;
 pub use partition::{
     PartitionCounts, check_partitions, group_by_queue, partition_for, partition_name,
@@ -65,7 +69,7 @@ pub use partition::{
 pub use policy::{JobDefaults, JobPolicy, Limits, Retention};
 pub use prefix::{PREFIX_SEARCH_BUDGET, PrefixMatches, record_ids_with_prefix};
 pub use probe::{READY_WITHIN, redis_answers};
-pub use queue_state::{LAST_POSSIBLE_ID, QueueState, read_queue_state, server_time_ms};
+pub use queue_state::{LAST_POSSIBLE_ID, QueueState, read_queue_state};
 pub use read_reply::{range_entries, read_reply_entries};
 pub use record::{AttemptError, JobRecord, field, worker_field};
 pub use redact::redact_url;

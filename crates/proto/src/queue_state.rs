@@ -108,9 +108,3 @@ pub async fn read_queue_state<C: ConnectionLike + Send>(
         oldest_pending_age,
     })
 }
-
-/// The server's clock in milliseconds.
-pub async fn server_time_ms<C: ConnectionLike + Send>(conn: &mut C) -> redis::RedisResult<i64> {
-    let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(conn).await?;
-    Ok(secs * 1000 + micros / 1000)
-}

@@ -56,6 +56,8 @@ pub mod worker_field {
     pub const QUEUES: &str = "queues";
     /// How long the worker's entries may go unrefreshed, in ms.
     pub const LEASE_MS: &str = "lease_ms";
+    /// Its last heartbeat, ms on the server's clock: written by every heartbeat.
+    pub const HEARTBEAT_AT: &str = "heartbeat_at";
 }
 
 /// One attempt that ended in an error, as the record's history (`errors`) keeps it: the

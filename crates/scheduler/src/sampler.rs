@@ -15,12 +15,12 @@ use crate::scheduler::server_time_ms;
 /// How often the leader samples the fleet.
 pub(crate) const SAMPLE_EVERY: Duration = Duration::from_secs(5);
 
-/// Samples every known queue, the live workers and the active alerts into `metrics`.
+/// Samples every known queue, the live workers (by the one liveness rule,
+/// `flotilla_proto::is_live`) and the active alerts into `metrics`.
 pub(crate) async fn sample(
     conn: &mut SharedConnection,
     keys: &Keys,
     metrics: &SchedulerMetrics,
-    worker_timeout: Duration,
 ) -> Result<(), SchedulerError> {
     let now = server_time_ms(conn).await?;
     let queues: Vec<String> = redis::cmd("SMEMBERS")
@@ -42,14 +42,9 @@ pub(crate) async fn sample(
         samples.push((queue, QueueSample { state, paused }));
     }
     metrics.queues(&samples);
-    let cutoff = now - i64::try_from(worker_timeout.as_millis()).unwrap_or(i64::MAX);
-    let alive: i64 = redis::cmd("ZCOUNT")
-        .arg(keys.workers())
-        .arg(cutoff)
-        .arg("+inf")
-        .query_async(conn)
-        .await?;
-    metrics.workers_alive(alive);
+    let (_, workers) = flotilla_proto::worker_beats(conn, keys).await?;
+    let alive = workers.iter().filter(|w| w.live).count();
+    metrics.workers_alive(i64::try_from(alive).unwrap_or(i64::MAX));
     let active: HashMap<String, String> = redis::cmd("HGETALL")
         .arg(keys.active_alerts())
         .query_async(conn)

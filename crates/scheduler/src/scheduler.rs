@@ -176,9 +176,7 @@ impl Scheduler {
         }
         if now >= timers.next_sample {
             timers.next_sample = now + SAMPLE_EVERY;
-            let worker_timeout = self.config.reconcile.worker_timeout;
-            if let Err(e) = sample(&mut self.conn, &self.keys, &self.metrics, worker_timeout).await
-            {
+            if let Err(e) = sample(&mut self.conn, &self.keys, &self.metrics).await {
                 tracing::warn!("sampling the queues for metrics failed (will retry): {e}");
             }
         }

@@ -171,7 +171,7 @@ pub(crate) async fn reclaim(
     count: usize,
 ) -> Result<Reclaimed, FetchError> {
     let stream = keys.stream(queue);
-    if !has_stale_owner(conn, keys, &stream, consumer, lease_ms).await? {
+    if !has_stale_owner(conn, keys, &stream, consumer).await? {
         return Ok(Reclaimed::default());
     }
     let mut found = Reclaimed::default();
@@ -248,14 +248,14 @@ fn entry_order(id: &str) -> (u64, u64) {
     (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
 }
 
-/// True when some consumer with pending entries has no fresh heartbeat in the worker
-/// registry, or is this worker itself (an entry it fetched but failed to start).
+/// True when some consumer with pending entries is not alive by the one liveness rule
+/// (`flotilla_proto::is_live`: its heartbeat within its own lease), or is this worker
+/// itself (an entry it fetched but failed to start).
 async fn has_stale_owner(
     conn: &mut SharedConnection,
     keys: &Keys,
     stream: &str,
     me: &str,
-    lease_ms: u64,
 ) -> Result<bool, FetchError> {
     let summary: redis::Value = redis::cmd("XPENDING")
         .arg(stream)
@@ -269,15 +269,8 @@ async fn has_stale_owner(
     if owners.iter().any(|o| o == me) {
         return Ok(true);
     }
-    // Heartbeats are recorded on the server's clock; compare on it too.
-    let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(conn).await?;
-    let live_after_ms = (secs * 1000 + micros / 1000).saturating_sub(lease_ms);
-    let mut cmd = redis::cmd("ZMSCORE");
-    cmd.arg(keys.workers()).arg(&owners);
-    let scores: Vec<Option<f64>> = cmd.query_async(conn).await?;
-    Ok(scores
-        .into_iter()
-        .any(|score| score.is_none_or(|s| (s as u64) < live_after_ms)))
+    let live = flotilla_proto::live_among(conn, keys, &owners).await?;
+    Ok(owners.iter().any(|owner| !live.contains(owner)))
 }
 
 /// Consumer names from an `XPENDING key group` summary reply.

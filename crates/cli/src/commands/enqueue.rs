@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use anyhow::Context;
 use flotilla_producer::{NewJob, Outcome, Producer};
-use flotilla_proto::{Backoff, ContentType, Keys, Payload, worker_field};
+use flotilla_proto::{Backoff, ContentType, Keys, Payload};
 
 use crate::cli::EnqueueArgs;
 use crate::settings::Settings;
@@ -82,36 +82,17 @@ pub async fn run(config_file: Option<&Path>, args: EnqueueArgs) -> anyhow::Resul
     Ok(())
 }
 
-/// True when some worker whose heartbeat is within its lease lists `queue`. A failed
-/// look-up counts as served: the warning is advice, not a check to fail on.
+/// True when some live worker (by the one liveness rule, `flotilla_proto::is_live`) lists
+/// `queue`. A failed look-up counts as served: the warning is advice, not a check to fail
+/// on.
 async fn has_live_worker(producer: &Producer, queue: &str) -> bool {
-    let keys = producer.keys();
     let mut conn = producer.connection();
-    let look = async {
-        let (secs, _micros): (i64, i64) = redis::cmd("TIME").query_async(&mut conn).await?;
-        let now_ms = secs * 1000;
-        let workers: Vec<(String, f64)> = redis::cmd("ZRANGE")
-            .arg(keys.workers())
-            .arg(0)
-            .arg(-1)
-            .arg("WITHSCORES")
-            .query_async(&mut conn)
-            .await?;
-        for (worker, beat) in workers {
-            let (queues, lease): (Option<String>, Option<i64>) = redis::cmd("HMGET")
-                .arg(keys.worker(&worker))
-                .arg(worker_field::QUEUES)
-                .arg(worker_field::LEASE_MS)
-                .query_async(&mut conn)
-                .await?;
-            let live = beat as i64 >= now_ms - lease.unwrap_or(30_000);
-            if live && queues.is_some_and(|q| q.split(',').any(|q| q == queue)) {
-                return Ok(true);
-            }
-        }
-        Ok::<_, redis::RedisError>(false)
-    };
-    look.await.unwrap_or(true)
+    match flotilla_proto::worker_beats(&mut conn, producer.keys()).await {
+        Ok((_, workers)) => workers
+            .iter()
+            .any(|w| w.live && w.queues().any(|q| q == queue)),
+        Err(_) => true,
+    }
 }
 
 pub async fn connect(settings: &Settings) -> anyhow::Result<Producer> {

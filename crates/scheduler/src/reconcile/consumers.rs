@@ -16,18 +16,18 @@ const REQUEUE_BATCH: usize = 500;
 impl Reconciler {
     pub(super) async fn check_consumers(
         &mut self,
-        now: i64,
         queues: &[String],
         repair: bool,
         report: &mut Report,
     ) -> Result<(), SchedulerError> {
-        let cutoff = now - self.config.worker_timeout.as_millis() as i64;
-        let live: HashSet<String> = redis::cmd("ZRANGEBYSCORE")
-            .arg(self.keys.workers())
-            .arg(cutoff)
-            .arg("+inf")
-            .query_async(&mut self.conn)
-            .await?;
+        // Alive by the one rule every process uses (`flotilla_proto::is_live`): a heartbeat
+        // within the worker's own lease.
+        let (_, workers) = flotilla_proto::worker_beats(&mut self.conn, &self.keys).await?;
+        let live: HashSet<String> = workers
+            .into_iter()
+            .filter(|w| w.live)
+            .map(|w| w.id)
+            .collect();
         for queue in queues {
             let consumers: redis::RedisResult<redis::streams::StreamInfoConsumersReply> =
                 redis::cmd("XINFO")
@@ -38,9 +38,7 @@ impl Reconciler {
                     .await;
             let Ok(consumers) = consumers else { continue }; // no stream or group yet
             for consumer in consumers.consumers {
-                if live.contains(&consumer.name)
-                    || self.beating_within_own_lease(&consumer.name, now).await?
-                {
+                if live.contains(&consumer.name) {
                     continue;
                 }
                 self.check_gone_consumer(queue, &consumer, repair, report)
@@ -86,28 +84,6 @@ impl Reconciler {
             report.add(FindingKind::StaleConsumer, name, detail, false, repaired);
         }
         Ok(())
-    }
-
-    /// True when a worker configured with a lease longer than `worker_timeout` has beaten
-    /// within that lease: slow to beat, but not gone.
-    async fn beating_within_own_lease(
-        &mut self,
-        worker: &str,
-        now: i64,
-    ) -> Result<bool, SchedulerError> {
-        let (score, lease): (Option<f64>, Option<i64>) = redis::pipe()
-            .cmd("ZSCORE")
-            .arg(self.keys.workers())
-            .arg(worker)
-            .cmd("HGET")
-            .arg(self.keys.worker(worker))
-            .arg(flotilla_proto::worker_field::LEASE_MS)
-            .query_async(&mut self.conn)
-            .await?;
-        Ok(match (score, lease) {
-            (Some(beat), Some(lease)) => beat as i64 >= now - lease,
-            _ => false,
-        })
     }
 
     /// Puts every entry a gone consumer owns back on the stream for live workers.

@@ -42,7 +42,9 @@ pub struct ReconcileConfig {
     /// A missing tick younger than this is an open problem (it raises an alert).
     #[serde(with = "humantime_serde")]
     pub missed_window: Duration,
-    /// A worker whose registry heartbeat is older than this is gone.
+    /// A consumer that owns nothing and whose worker is not alive is forgotten once idle
+    /// this long. Whether a worker is alive is not a setting: its heartbeat within its own
+    /// lease (`flotilla_proto::is_live`), the rule every process uses.
     #[serde(with = "humantime_serde")]
     pub worker_timeout: Duration,
     /// Job records examined per queue per periodic pass; the sweep resumes where it
@@ -224,8 +226,7 @@ impl Reconciler {
             .arg(self.keys.queues())
             .query_async(&mut self.conn)
             .await?;
-        self.check_consumers(now, &queues, repair, &mut report)
-            .await?;
+        self.check_consumers(&queues, repair, &mut report).await?;
         report.complete_sweep = true;
         for queue in &queues {
             self.check_stream_id(queue, now, repair, &mut report)

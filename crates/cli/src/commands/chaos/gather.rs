@@ -94,22 +94,15 @@ pub async fn dead_letters(
     Ok(dead)
 }
 
-/// What is left on the streams and delayed sets, and consumers without a live worker.
-pub async fn leftovers(
-    conn: &mut SharedConnection,
-    keys: &Keys,
-    worker_timeout: Duration,
-) -> anyhow::Result<Leftovers> {
+/// What is left on the streams and delayed sets, and consumers without a live worker (by
+/// the one liveness rule, `flotilla_proto::is_live`).
+pub async fn leftovers(conn: &mut SharedConnection, keys: &Keys) -> anyhow::Result<Leftovers> {
     let mut left = Leftovers::default();
-    let now = flotilla_proto::server_time_ms(conn).await?;
-    let cutoff = now - i64::try_from(worker_timeout.as_millis()).unwrap_or(i64::MAX);
-    let live: HashSet<String> = redis::cmd("ZRANGEBYSCORE")
-        .arg(keys.workers())
-        .arg(cutoff)
-        .arg("+inf")
-        .query_async::<Vec<String>>(conn)
-        .await?
+    let (_, workers) = flotilla_proto::worker_beats(conn, keys).await?;
+    let live: HashSet<String> = workers
         .into_iter()
+        .filter(|w| w.live)
+        .map(|w| w.id)
         .collect();
     for queue in QUEUES {
         let stream = keys.stream(queue);
@@ -161,7 +154,7 @@ pub async fn settle(
 ) -> anyhow::Result<Settled> {
     loop {
         // Redis may still be loading after a crash: keep asking until the deadline.
-        match read_settled(conn, keys, worker_timeout).await {
+        match read_settled(conn, keys).await {
             Ok(mut settled) => {
                 let left = &settled.leftovers;
                 let quiet = left.on_streams == 0
@@ -187,13 +180,9 @@ pub async fn settle(
     }
 }
 
-async fn read_settled(
-    conn: &mut SharedConnection,
-    keys: &Keys,
-    worker_timeout: Duration,
-) -> anyhow::Result<Settled> {
+async fn read_settled(conn: &mut SharedConnection, keys: &Keys) -> anyhow::Result<Settled> {
     Ok(Settled {
-        leftovers: leftovers(conn, keys, worker_timeout).await?,
+        leftovers: leftovers(conn, keys).await?,
         completions: completions(conn, keys).await?,
         dead: dead_letters(conn, keys).await?,
     })
