@@ -17,6 +17,7 @@ mod backoff;
 mod checks;
 mod clock;
 pub mod connect;
+pub mod consume;
 mod describe;
 mod encoding;
 mod entry;

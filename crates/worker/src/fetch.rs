@@ -6,9 +6,9 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use flotilla_proto::SharedConnection;
+use flotilla_proto::consume::{self, QueuedEntry};
 use flotilla_proto::scripts::{self, Promote, ScriptError};
-use flotilla_proto::{CONSUMER_GROUP, Keys, StreamEntry, read_reply_entries};
-use redis::streams::StreamAutoClaimReply;
+use flotilla_proto::{Keys, StreamEntry};
 
 use crate::connections::{HeldConnection, HeldConnectionError};
 
@@ -70,20 +70,15 @@ impl FetchError {
     }
 }
 
-fn flatten(reply: redis::Value, keys: &Keys, queues: &[&str]) -> Vec<Fetched> {
-    read_reply_entries(reply)
+/// Fresh reads: delivered once, nothing claimed yet.
+fn fresh(entries: Vec<QueuedEntry>) -> Vec<Fetched> {
+    entries
         .into_iter()
-        .flat_map(|(stream, entries)| {
-            let queue = queues
-                .iter()
-                .find(|q| keys.stream(q) == stream)
-                .map_or_else(String::new, |q| (*q).to_owned());
-            entries.into_iter().map(move |entry| Fetched {
-                queue: queue.clone(),
-                entry,
-                delivery: 1,
-                id_claim: IdClaim::None,
-            })
+        .map(|QueuedEntry { queue, entry }| Fetched {
+            queue,
+            entry,
+            delivery: 1,
+            id_claim: IdClaim::None,
         })
         .collect()
 }
@@ -97,20 +92,9 @@ pub(crate) async fn read_ready(
     count: usize,
 ) -> Result<Vec<Fetched>, FetchError> {
     for queue in order {
-        let reply: redis::Value = redis::cmd("XREADGROUP")
-            .arg("GROUP")
-            .arg(CONSUMER_GROUP)
-            .arg(consumer)
-            .arg("COUNT")
-            .arg(count)
-            .arg("STREAMS")
-            .arg(keys.stream(queue))
-            .arg(">")
-            .query_async(conn)
-            .await?;
-        let fetched = flatten(reply, keys, &[queue]);
+        let fetched = consume::read_new(conn, keys, queue, consumer, count).await?;
         if !fetched.is_empty() {
-            return Ok(fetched);
+            return Ok(fresh(fetched));
         }
     }
     Ok(Vec::new())
@@ -129,26 +113,12 @@ pub(crate) async fn read_blocking(
     count: usize,
     block_ms: u64,
 ) -> Result<Vec<Fetched>, FetchError> {
-    let mut cmd = redis::cmd("XREADGROUP");
-    cmd.arg("GROUP")
-        .arg(CONSUMER_GROUP)
-        .arg(consumer)
-        .arg("COUNT")
-        .arg(count)
-        .arg("BLOCK")
-        .arg(block_ms)
-        .arg("STREAMS");
-    for queue in queues {
-        cmd.arg(keys.stream(queue));
-    }
-    for _ in queues {
-        cmd.arg(">");
-    }
+    let cmd = consume::read_new_blocking(keys, queues, consumer, count, block_ms);
     let reply = conn.query(&cmd).await.map_err(|e| match e {
         HeldConnectionError::Checkout(why) => FetchError::Pool(why),
         HeldConnectionError::Redis(e) => FetchError::Redis(e),
     })?;
-    Ok(flatten(reply, keys, queues))
+    Ok(fresh(consume::queued_entries(reply, keys, queues)))
 }
 
 /// What a reclaim pass found.
@@ -170,99 +140,43 @@ pub(crate) async fn reclaim(
     lease_ms: u64,
     count: usize,
 ) -> Result<Reclaimed, FetchError> {
-    let stream = keys.stream(queue);
-    if !has_stale_owner(conn, keys, &stream, consumer).await? {
+    if !has_stale_owner(conn, keys, queue, consumer).await? {
         return Ok(Reclaimed::default());
     }
-    let mut found = Reclaimed::default();
-    let mut cursor = "0-0".to_owned();
-    loop {
-        let want = count - found.entries.len();
-        let reply: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
-            .arg(&stream)
-            .arg(CONSUMER_GROUP)
-            .arg(consumer)
-            .arg(lease_ms)
-            .arg(&cursor)
-            .arg("COUNT")
-            .arg(want)
-            .query_async(conn)
-            .await?;
-        found.lost.extend(reply.deleted_ids);
-        found.entries.extend(reply.claimed.iter().map(|id| Fetched {
-            queue: queue.to_owned(),
-            entry: StreamEntry::from_stream_id(id),
-            delivery: 0,
-            id_claim: IdClaim::None,
-        }));
-        cursor = reply.next_stream_id;
-        if cursor == "0-0" || found.entries.len() >= count {
-            break;
-        }
-    }
-    delivery_counts(conn, &stream, consumer, &mut found.entries).await?;
-    Ok(found)
-}
-
-/// Fills in the delivery counts of entries just claimed by `consumer`, with one XPENDING
-/// over their range: a fast-path attempt is fenced by its count, and a job whose
-/// deliveries have spent its attempts is a poison pill.
-async fn delivery_counts(
-    conn: &mut SharedConnection,
-    stream: &str,
-    consumer: &str,
-    entries: &mut [Fetched],
-) -> Result<(), FetchError> {
-    let ids = entries.iter().map(|f| f.entry.entry_id.as_str());
-    let (Some(low), Some(high)) = (
-        ids.clone().min_by_key(|id| entry_order(id)),
-        ids.max_by_key(|id| entry_order(id)),
-    ) else {
-        return Ok(());
-    };
-    let pending: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
-        .arg(stream)
-        .arg(CONSUMER_GROUP)
-        .arg(low)
-        .arg(high)
-        .arg(entries.len() + 10_000)
-        .arg(consumer)
-        .query_async(conn)
-        .await?;
-    let counts: std::collections::HashMap<String, u64> = pending
+    let taken = consume::reclaim_idle(conn, keys, queue, consumer, lease_ms, count).await?;
+    let ids: Vec<&str> = taken.entries.iter().map(|e| e.entry_id.as_str()).collect();
+    let counts = consume::delivery_counts(conn, keys, queue, consumer, &ids).await?;
+    let entries = taken
+        .entries
         .into_iter()
-        .map(|(id, _, _, count)| (id, count))
+        .map(|entry| {
+            // An entry missing from the counts was taken by another reclaimer meanwhile;
+            // a count of 0 makes every later write of its attempt refused.
+            let count = counts.get(&entry.entry_id).copied().unwrap_or(0);
+            Fetched {
+                queue: queue.to_owned(),
+                entry,
+                delivery: u32::try_from(count).unwrap_or(u32::MAX),
+                id_claim: IdClaim::None,
+            }
+        })
         .collect();
-    for fetched in entries {
-        // An entry missing from the reply was taken by another reclaimer meanwhile; a
-        // count of 0 makes every later write of its attempt refused.
-        let count = counts.get(&fetched.entry.entry_id).copied().unwrap_or(0);
-        fetched.delivery = u32::try_from(count).unwrap_or(u32::MAX);
-    }
-    Ok(())
+    Ok(Reclaimed {
+        entries,
+        lost: taken.deleted,
+    })
 }
 
-/// An entry id as numbers, for ordering.
-fn entry_order(id: &str) -> (u64, u64) {
-    let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
-    (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
-}
-
-/// True when some consumer with pending entries is not alive by the one liveness rule
-/// (`flotilla_proto::is_live`: its heartbeat within its own lease), or is this worker
-/// itself (an entry it fetched but failed to start).
+/// True when some consumer with pending entries of `queue` is not alive by the one
+/// liveness rule (`flotilla_proto::is_live`: its heartbeat within its own lease), or is
+/// this worker itself (an entry it fetched but failed to start).
 async fn has_stale_owner(
     conn: &mut SharedConnection,
     keys: &Keys,
-    stream: &str,
+    queue: &str,
     me: &str,
 ) -> Result<bool, FetchError> {
-    let summary: redis::Value = redis::cmd("XPENDING")
-        .arg(stream)
-        .arg(CONSUMER_GROUP)
-        .query_async(conn)
-        .await?;
-    let owners = pending_owners(&summary);
+    let owners = consume::pending_owners(conn, keys, queue).await?;
     if owners.is_empty() {
         return Ok(false);
     }
@@ -271,25 +185,6 @@ async fn has_stale_owner(
     }
     let live = flotilla_proto::live_among(conn, keys, &owners).await?;
     Ok(owners.iter().any(|owner| !live.contains(owner)))
-}
-
-/// Consumer names from an `XPENDING key group` summary reply.
-fn pending_owners(summary: &redis::Value) -> Vec<String> {
-    let redis::Value::Array(parts) = summary else {
-        return Vec::new();
-    };
-    let Some(redis::Value::Array(consumers)) = parts.get(3) else {
-        return Vec::new();
-    };
-    consumers
-        .iter()
-        .filter_map(|c| match c {
-            redis::Value::Array(pair) => pair
-                .first()
-                .and_then(|name| redis::from_redis_value_ref::<String>(name).ok()),
-            _ => None,
-        })
-        .collect()
 }
 
 /// Moves due delayed jobs onto their streams. Returns how many moved, and how long until
@@ -325,38 +220,15 @@ pub(crate) async fn ensure_groups(
     keys: &Keys,
     queues: &[&str],
 ) -> Result<(), FetchError> {
-    for queue in queues {
-        let created: redis::RedisResult<()> = redis::cmd("XGROUP")
-            .arg("CREATE")
-            .arg(keys.stream(queue))
-            .arg(CONSUMER_GROUP)
-            .arg("0")
-            .arg("MKSTREAM")
-            .query_async(conn)
-            .await;
-        match created {
-            Ok(()) => {}
-            Err(e) if e.code() == Some("BUSYGROUP") => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    let _: i64 = redis::cmd("SADD")
-        .arg(keys.queues())
-        .arg(queues)
-        .query_async(conn)
-        .await?;
-    Ok(())
+    Ok(consume::ensure_groups(conn, keys, queues).await?)
 }
 
-/// The paused queues among `queues`.
+/// The paused queues.
 pub(crate) async fn paused(
     conn: &mut SharedConnection,
     keys: &Keys,
 ) -> Result<HashSet<String>, FetchError> {
-    Ok(redis::cmd("SMEMBERS")
-        .arg(keys.paused())
-        .query_async(conn)
-        .await?)
+    Ok(consume::paused_queues(conn, keys).await?)
 }
 
 /// Records lost entry ids where the scheduler's alerting finds them.

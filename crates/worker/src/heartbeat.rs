@@ -186,15 +186,6 @@ pub(crate) async fn deregister(
             tracing::warn!(queue = %queue, "leaving entries pending for another worker to reclaim");
         }
     }
-    let _: () = redis::pipe()
-        .cmd("ZREM")
-        .arg(keys.workers())
-        .arg(worker_id)
-        .ignore()
-        .cmd("DEL")
-        .arg(keys.worker(worker_id))
-        .ignore()
-        .query_async(conn)
-        .await?;
+    flotilla_proto::consume::leave_registry(conn, keys, worker_id).await?;
     Ok(())
 }

@@ -260,8 +260,7 @@ impl Readiness {
             return Err("draining: finishing its running jobs before it exits".into());
         }
         let mut conn = self.conn.clone();
-        let ping = redis::cmd("PING");
-        flotilla_proto::redis_answers(ping.query_async::<String>(&mut conn)).await
+        flotilla_proto::redis_answers(flotilla_proto::consume::ping(&mut conn)).await
     }
 }
 

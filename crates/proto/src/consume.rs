@@ -1,0 +1,291 @@
+//! What a worker reads and writes outside the scripts: new entries through the consumer
+//! group (at once, or blocking on a connection of its own), entries reclaimed from gone
+//! owners with their delivery counts, who owns pending entries, the consumer groups and
+//! queue list it sets up, the paused set, and its leaving the registry.
+
+use std::collections::{HashMap, HashSet};
+
+use redis::aio::ConnectionLike;
+use redis::streams::StreamAutoClaimReply;
+
+use crate::{CONSUMER_GROUP, Keys, StreamEntry, read_reply_entries};
+
+/// One entry read from a queue's stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedEntry {
+    pub queue: String,
+    pub entry: StreamEntry,
+}
+
+/// Up to `count` new entries of `queue` for `consumer`, without waiting.
+pub async fn read_new<C: ConnectionLike + Send>(
+    conn: &mut C,
+    keys: &Keys,
+    queue: &str,
+    consumer: &str,
+    count: usize,
+) -> redis::RedisResult<Vec<QueuedEntry>> {
+    let reply: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg(CONSUMER_GROUP)
+        .arg(consumer)
+        .arg("COUNT")
+        .arg(count)
+        .arg("STREAMS")
+        .arg(keys.stream(queue))
+        .arg(">")
+        .query_async(conn)
+        .await?;
+    Ok(queued_entries(reply, keys, &[queue]))
+}
+
+/// The read of up to `count` new entries from each of `queues` for `consumer`, waiting up
+/// to `block_ms` for the first: a command for a connection of its own (a blocking read
+/// holds its connection), whose reply [`queued_entries`] reads.
+pub fn read_new_blocking(
+    keys: &Keys,
+    queues: &[&str],
+    consumer: &str,
+    count: usize,
+    block_ms: u64,
+) -> redis::Cmd {
+    let mut cmd = redis::cmd("XREADGROUP");
+    cmd.arg("GROUP")
+        .arg(CONSUMER_GROUP)
+        .arg(consumer)
+        .arg("COUNT")
+        .arg(count)
+        .arg("BLOCK")
+        .arg(block_ms)
+        .arg("STREAMS");
+    for queue in queues {
+        cmd.arg(keys.stream(queue));
+    }
+    for _ in queues {
+        cmd.arg(">");
+    }
+    cmd
+}
+
+/// The entries of an XREADGROUP reply over `queues`, each named by its queue.
+pub fn queued_entries(reply: redis::Value, keys: &Keys, queues: &[&str]) -> Vec<QueuedEntry> {
+    read_reply_entries(reply)
+        .into_iter()
+        .flat_map(|(stream, entries)| {
+            let queue = queues
+                .iter()
+                .find(|q| keys.stream(q) == stream)
+                .map_or_else(String::new, |q| (*q).to_owned());
+            entries.into_iter().map(move |entry| QueuedEntry {
+                queue: queue.clone(),
+                entry,
+            })
+        })
+        .collect()
+}
+
+/// What a reclaim took: entries now this consumer's, and the ids of entries deleted from
+/// the stream while pending (lost jobs).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Reclaimed {
+    pub entries: Vec<StreamEntry>,
+    pub deleted: Vec<String>,
+}
+
+/// Takes up to `count` entries of `queue` idle for `min_idle_ms` or more for `consumer`
+/// (XAUTOCLAIM, following its cursor to the end of the pending list).
+pub async fn reclaim_idle<C: ConnectionLike + Send>(
+    conn: &mut C,
+    keys: &Keys,
+    queue: &str,
+    consumer: &str,
+    min_idle_ms: u64,
+    count: usize,
+) -> redis::RedisResult<Reclaimed> {
+    let stream = keys.stream(queue);
+    let mut found = Reclaimed::default();
+    let mut cursor = "0-0".to_owned();
+    loop {
+        let want = count - found.entries.len();
+        let reply: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
+            .arg(&stream)
+            .arg(CONSUMER_GROUP)
+            .arg(consumer)
+            .arg(min_idle_ms)
+            .arg(&cursor)
+            .arg("COUNT")
+            .arg(want)
+            .query_async(conn)
+            .await?;
+        found.deleted.extend(reply.deleted_ids);
+        found
+            .entries
+            .extend(reply.claimed.iter().map(StreamEntry::from_stream_id));
+        cursor = reply.next_stream_id;
+        if cursor == "0-0" || found.entries.len() >= count {
+            return Ok(found);
+        }
+    }
+}
+
+/// The delivery counts of `entries` of `queue` pending under `consumer`, in one XPENDING
+/// over their range; an entry missing from the answer is no longer this consumer's.
+pub async fn delivery_counts<C: ConnectionLike + Send>(
+    conn: &mut C,
+    keys: &Keys,
+    queue: &str,
+    consumer: &str,
+    entries: &[&str],
+) -> redis::RedisResult<HashMap<String, u64>> {
+    let (Some(low), Some(high)) = (
+        entries.iter().min_by_key(|id| entry_order(id)),
+        entries.iter().max_by_key(|id| entry_order(id)),
+    ) else {
+        return Ok(HashMap::new());
+    };
+    let pending: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
+        .arg(keys.stream(queue))
+        .arg(CONSUMER_GROUP)
+        .arg(low)
+        .arg(high)
+        .arg(entries.len() + 10_000)
+        .arg(consumer)
+        .query_async(conn)
+        .await?;
+    Ok(pending
+        .into_iter()
+        .map(|(id, _, _, count)| (id, count))
+        .collect())
+}
+
+/// The consumers that own pending entries of `queue` (XPENDING's summary).
+pub async fn pending_owners<C: ConnectionLike + Send>(
+    conn: &mut C,
+    keys: &Keys,
+    queue: &str,
+) -> redis::RedisResult<Vec<String>> {
+    let summary: redis::Value = redis::cmd("XPENDING")
+        .arg(keys.stream(queue))
+        .arg(CONSUMER_GROUP)
+        .query_async(conn)
+        .await?;
+    Ok(owners_of_summary(&summary))
+}
+
+/// Consumer names from an `XPENDING key group` summary reply.
+fn owners_of_summary(summary: &redis::Value) -> Vec<String> {
+    let redis::Value::Array(parts) = summary else {
+        return Vec::new();
+    };
+    let Some(redis::Value::Array(consumers)) = parts.get(3) else {
+        return Vec::new();
+    };
+    consumers
+        .iter()
+        .filter_map(|c| match c {
+            redis::Value::Array(pair) => pair
+                .first()
+                .and_then(|name| redis::from_redis_value_ref::<String>(name).ok()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Creates each queue's stream and consumer group if missing, and lists the queues where
+/// operators' tools find them.
+pub async fn ensure_groups<C: ConnectionLike + Send>(
+    conn: &mut C,
+    keys: &Keys,
+    queues: &[&str],
+) -> redis::RedisResult<()> {
+    for queue in queues {
+        let created: redis::RedisResult<()> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(keys.stream(queue))
+            .arg(CONSUMER_GROUP)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query_async(conn)
+            .await;
+        match created {
+            Ok(()) => {}
+            Err(e) if e.code() == Some("BUSYGROUP") => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let _: i64 = redis::cmd("SADD")
+        .arg(keys.queues())
+        .arg(queues)
+        .query_async(conn)
+        .await?;
+    Ok(())
+}
+
+/// The paused queues.
+pub async fn paused_queues<C: ConnectionLike + Send>(
+    conn: &mut C,
+    keys: &Keys,
+) -> redis::RedisResult<HashSet<String>> {
+    redis::cmd("SMEMBERS")
+        .arg(keys.paused())
+        .query_async(conn)
+        .await
+}
+
+/// Takes worker `id` out of the registry (it leaves cleanly: no one need judge it gone).
+pub async fn leave_registry<C: ConnectionLike + Send>(
+    conn: &mut C,
+    keys: &Keys,
+    id: &str,
+) -> redis::RedisResult<()> {
+    redis::pipe()
+        .cmd("ZREM")
+        .arg(keys.workers())
+        .arg(id)
+        .ignore()
+        .cmd("DEL")
+        .arg(keys.worker(id))
+        .ignore()
+        .query_async(conn)
+        .await
+}
+
+/// Whether the server answers.
+pub async fn ping<C: ConnectionLike + Send>(conn: &mut C) -> redis::RedisResult<()> {
+    redis::cmd("PING").query_async(conn).await
+}
+
+/// A stream entry id as numbers, for ordering (a malformed one sorts as 0).
+fn entry_order(id: &str) -> (u64, u64) {
+    let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
+    (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owners_come_from_the_fourth_part_of_the_summary() {
+        let pair = |name: &str, n: &str| {
+            redis::Value::Array(vec![
+                redis::Value::BulkString(name.as_bytes().to_vec()),
+                redis::Value::BulkString(n.as_bytes().to_vec()),
+            ])
+        };
+        let summary = redis::Value::Array(vec![
+            redis::Value::Int(3),
+            redis::Value::BulkString(b"1-0".to_vec()),
+            redis::Value::BulkString(b"3-0".to_vec()),
+            redis::Value::Array(vec![pair("w1", "2"), pair("w2", "1")]),
+        ]);
+        assert_eq!(owners_of_summary(&summary), ["w1", "w2"]);
+        assert!(owners_of_summary(&redis::Value::Nil).is_empty());
+    }
+
+    #[test]
+    fn entry_ids_order_as_numbers() {
+        assert!(entry_order("9-9") < entry_order("10-0"));
+        assert!(entry_order("10-2") < entry_order("10-10"));
+    }
+}
