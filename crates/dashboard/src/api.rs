@@ -79,10 +79,7 @@ where
 
 /// `200 {"status": "ok"}` while Redis answers, `503` otherwise.
 pub async fn healthz(State(state): State<AppState>) -> Response {
-    let ping: redis::RedisResult<String> = redis::cmd("PING")
-        .query_async(&mut state.conn.clone())
-        .await;
-    match ping {
+    match flotilla_proto::ping(&mut state.conn.clone()).await {
         Ok(_) => Json(serde_json::json!({"status": "ok"})).into_response(),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,

@@ -26,10 +26,9 @@ mod fast;
 mod job;
 mod placement;
 mod producer;
-mod replication;
 
 pub use error::ProducerError;
+pub use flotilla_proto::connect::Replication;
 pub use flotilla_proto::{Job, JobPolicy};
 pub use job::{IntoNewJob, NewJob};
 pub use producer::{Cancelled, Enqueued, Outcome, Producer};
-pub use replication::Replication;

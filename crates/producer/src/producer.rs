@@ -19,8 +19,8 @@ use std::sync::{Arc, Mutex};
 use crate::fast::{DepthGauge, enqueue_fast, is_fast};
 use crate::job::Schedule;
 use crate::placement::Placement;
-use crate::replication::{Acknowledging, Replication};
 use crate::{IntoNewJob, NewJob, ProducerError};
+use flotilla_proto::connect::{Acknowledging, Replication};
 use flotilla_proto::trace_context;
 use tracing::Instrument;
 
@@ -449,11 +449,7 @@ impl Producer {
             return Ok(());
         }
         let mut conn = self.conn.clone();
-        let _: i64 = redis::cmd("SADD")
-            .arg(self.keys.queues())
-            .arg(queue)
-            .query_async(&mut conn)
-            .await?;
+        flotilla_proto::list_queues(&mut conn, &self.keys, &[queue]).await?;
         if let Ok(mut set) = self.registered.lock() {
             set.insert(queue.to_owned());
         }

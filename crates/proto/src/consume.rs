@@ -1,7 +1,7 @@
 //! What a worker reads and writes outside the scripts: new entries through the consumer
 //! group (at once, or blocking on a connection of its own), entries reclaimed from gone
-//! owners with their delivery counts, who owns pending entries, the consumer groups and
-//! queue list it sets up, the paused set, and its leaving the registry.
+//! owners with their delivery counts, who owns pending entries, the consumer groups it
+//! sets up, the paused set, and its leaving the registry.
 
 use std::collections::{HashMap, HashSet};
 
@@ -213,12 +213,7 @@ pub async fn ensure_groups<C: ConnectionLike + Send>(
             Err(e) => return Err(e),
         }
     }
-    let _: i64 = redis::cmd("SADD")
-        .arg(keys.queues())
-        .arg(queues)
-        .query_async(conn)
-        .await?;
-    Ok(())
+    crate::list_queues(conn, keys, queues).await
 }
 
 /// The paused queues.
@@ -248,11 +243,6 @@ pub async fn leave_registry<C: ConnectionLike + Send>(
         .ignore()
         .query_async(conn)
         .await
-}
-
-/// Whether the server answers.
-pub async fn ping<C: ConnectionLike + Send>(conn: &mut C) -> redis::RedisResult<()> {
-    redis::cmd("PING").query_async(conn).await
 }
 
 /// A stream entry id as numbers, for ordering (a malformed one sorts as 0).

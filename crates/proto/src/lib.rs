@@ -69,8 +69,8 @@ pub use partition::{
 };
 pub use policy::{JobDefaults, JobPolicy, Limits, Retention};
 pub use prefix::{PREFIX_SEARCH_BUDGET, PrefixMatches, record_ids_with_prefix};
-pub use probe::{READY_WITHIN, redis_answers};
-pub use queue_state::{LAST_POSSIBLE_ID, QueueState, read_queue_state};
+pub use probe::{READY_WITHIN, ping, redis_answers};
+pub use queue_state::{LAST_POSSIBLE_ID, QueueState, list_queues, read_queue_state};
 pub use read_reply::{range_entries, read_reply_entries};
 pub use record::{AttemptError, JobRecord, field, worker_field};
 pub use redact::redact_url;

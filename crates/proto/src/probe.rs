@@ -3,6 +3,8 @@
 use std::future::Future;
 use std::time::Duration;
 
+use redis::aio::ConnectionLike;
+
 /// How long a readiness check waits for Redis.
 pub const READY_WITHIN: Duration = Duration::from_secs(1);
 
@@ -18,4 +20,9 @@ pub async fn redis_answers<T>(
             "redis did not answer a PING within {READY_WITHIN:?}"
         )),
     }
+}
+
+/// A PING: whether the server answers at all.
+pub async fn ping<C: ConnectionLike + Send>(conn: &mut C) -> redis::RedisResult<()> {
+    redis::cmd("PING").query_async(conn).await
 }

@@ -108,3 +108,18 @@ pub async fn read_queue_state<C: ConnectionLike + Send>(
         oldest_pending_age,
     })
 }
+
+/// Lists `queues` in the namespace's set of known queues, where operators' tools and the
+/// scheduler find them (a queue is served whether or not it is listed).
+pub async fn list_queues<C: ConnectionLike + Send>(
+    conn: &mut C,
+    keys: &Keys,
+    queues: &[&str],
+) -> redis::RedisResult<()> {
+    let _: i64 = redis::cmd("SADD")
+        .arg(keys.queues())
+        .arg(queues)
+        .query_async(conn)
+        .await?;
+    Ok(())
+}

@@ -54,7 +54,7 @@ impl bb8::ManageConnection for BlockingConnections {
     }
 
     async fn is_valid(&self, conn: &mut Self::Connection) -> Result<(), Self::Error> {
-        flotilla_proto::consume::ping(&mut conn.conn).await
+        flotilla_proto::ping(&mut conn.conn).await
     }
 
     fn has_broken(&self, conn: &mut Self::Connection) -> bool {

@@ -260,7 +260,7 @@ impl Readiness {
             return Err("draining: finishing its running jobs before it exits".into());
         }
         let mut conn = self.conn.clone();
-        flotilla_proto::redis_answers(flotilla_proto::consume::ping(&mut conn)).await
+        flotilla_proto::redis_answers(flotilla_proto::ping(&mut conn)).await
     }
 }
 

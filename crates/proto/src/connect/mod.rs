@@ -4,11 +4,13 @@
 
 mod cluster;
 mod durability;
+mod replication;
 mod shared;
 mod target;
 mod topology;
 
 pub use durability::{DurabilityWarning, durability_warnings, warn_if_unsafe};
+pub use replication::{Acknowledging, Replication};
 pub use shared::SharedConnection;
 pub use target::{RedisTarget, SENTINEL_PORT, TargetError, TlsFiles, ToRedisTarget, URL_FORMS};
 pub use topology::{SlotOwners, key_slot};

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use flotilla_proto::SharedConnection;
+use super::SharedConnection;
 use redis::aio::ConnectionLike;
 use redis::{Cmd, Pipeline, RedisFuture, Value};
 
@@ -23,7 +23,8 @@ pub struct Replication {
 }
 
 /// A connection for one enqueue call that waits for replicas after each write.
-pub(crate) struct Acknowledging {
+#[derive(Debug)]
+pub struct Acknowledging {
     inner: SharedConnection,
     wait: Replication,
     /// The fewest replicas any of this call's writes reached; `u32::MAX` before the first.
@@ -31,7 +32,7 @@ pub(crate) struct Acknowledging {
 }
 
 impl Acknowledging {
-    pub(crate) fn new(inner: SharedConnection, wait: Replication) -> Self {
+    pub fn new(inner: SharedConnection, wait: Replication) -> Self {
         Self {
             inner,
             wait,
@@ -40,7 +41,7 @@ impl Acknowledging {
     }
 
     /// The fewest replicas that acknowledged a write of this call.
-    pub(crate) fn acknowledged(&self) -> u32 {
+    pub fn acknowledged(&self) -> u32 {
         match self.least.load(Ordering::Acquire) {
             u32::MAX => 0,
             least => least,
