@@ -428,3 +428,89 @@ async fn the_scripts_mark_the_entries_whose_id_key_names_them_and_a_hand_made_ma
     let shown = run_flotilla(&env.url(), &[], &["jobs", "show", "mark-1"]);
     assert!(shown.contains("completed"), "{shown}");
 }
+
+#[tokio::test]
+async fn ids_a_2_7_worker_completed_are_still_found_remembered_and_purged() {
+    let env = Env::start().await;
+    // What a 2.7 worker leaves for a completed job with an id of its own: its completion in
+    // `done`, and its id key naming it, with an expiry.
+    let done_id: String = env
+        .cmd(
+            redis::cmd("XADD")
+                .arg(env.keys.done("default"))
+                .arg("*")
+                .arg("id")
+                .arg("legacy-1")
+                .arg("type")
+                .arg("noop")
+                .arg("attempts")
+                .arg("1")
+                .arg("worker")
+                .arg("w-2.7")
+                .arg("run_ms")
+                .arg("3")
+                .arg("result")
+                .arg("{\"ok\":true}"),
+        )
+        .await;
+    env.cmd::<()>(
+        redis::cmd("SET")
+            .arg(env.keys.id_key("default", "legacy-1"))
+            .arg(format!("done {done_id}"))
+            .arg("PX")
+            .arg(86_400_000),
+    )
+    .await;
+    // Found, with its result.
+    let found = env
+        .wait_status("default", "legacy-1", Status::Completed, LONG)
+        .await;
+    assert_eq!(found.result, Some(json!({"ok": true})));
+    // Remembered: enqueued again through the script, it is not created; added again by a
+    // raw XADD, it is dropped unrun.
+    let again = env
+        .producer
+        .enqueue(
+            NewJob::new("fail", &json!({"times": -1}))
+                .expect("job")
+                .id("legacy-1"),
+        )
+        .await
+        .expect("enqueue");
+    assert_eq!(again.outcome, Outcome::Exists);
+    env.xadd(
+        "default",
+        &[
+            ("id", b"legacy-1"),
+            ("type", b"fail"),
+            ("payload", b"{\"times\":-1}"),
+        ],
+    )
+    .await;
+    let worker = InProcessWorker::start(&env.url(), fast_config(), Registry::with_builtins()).await;
+    eventually(LONG, "the duplicate to be dropped", || async {
+        (env.xlen(&env.keys.stream("default")).await == 0).then_some(())
+    })
+    .await;
+    worker.stop().await;
+    assert!(env.dead_entries("default").await.is_empty(), "never ran");
+    assert_eq!(
+        done_ids(&env, "default").await,
+        ["legacy-1"],
+        "ran once, under 2.7"
+    );
+    // A purge of completions takes the key naming a purged completion with it.
+    run_flotilla(
+        &env.url(),
+        &[],
+        &[
+            "jobs",
+            "purge",
+            "--completed",
+            "--older-than",
+            "0s",
+            "--yes",
+        ],
+    );
+    assert_eq!(id_key(&env, "default", "legacy-1").await, None);
+}
