@@ -74,7 +74,11 @@ pub use queue_state::{LAST_POSSIBLE_ID, QueueState, list_queues, read_queue_stat
 pub use read_reply::{range_entries, read_reply_entries};
 pub use record::{AttemptError, JobRecord, field, worker_field};
 pub use redact::redact_url;
-pub use schedule_state::{mark_schedule_paused, mark_schedule_resumed};
+pub use schedule_state::{
+    StoredScheduleState, mark_schedule_paused, mark_schedule_resumed, put_schedule_definition,
+    read_schedule_state, remove_schedule, restart_schedule, schedule_definition,
+    schedule_definitions,
+};
 pub use shutdown::Shutdown;
 pub use status::Status;
 pub use waiting::{

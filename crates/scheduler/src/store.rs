@@ -40,10 +40,7 @@ impl ScheduleStore {
     /// Every schedule, and an error for each stored definition that cannot be read.
     pub async fn list_all(&self) -> Result<(Vec<Schedule>, Vec<SchedulerError>), SchedulerError> {
         let mut conn = self.conn.clone();
-        let raw: HashMap<String, String> = redis::cmd("HGETALL")
-            .arg(self.keys.schedules())
-            .query_async(&mut conn)
-            .await?;
+        let raw = flotilla_proto::schedule_definitions(&mut conn, &self.keys).await?;
         let mut schedules = Vec::new();
         let mut unreadable = Vec::new();
         for (name, json) in raw {
@@ -61,11 +58,7 @@ impl ScheduleStore {
 
     pub async fn get(&self, name: &str) -> Result<Schedule, SchedulerError> {
         let mut conn = self.conn.clone();
-        let json: Option<String> = redis::cmd("HGET")
-            .arg(self.keys.schedules())
-            .arg(name)
-            .query_async(&mut conn)
-            .await?;
+        let json = flotilla_proto::schedule_definition(&mut conn, &self.keys, name).await?;
         let json = json.ok_or_else(|| SchedulerError::NoSuchSchedule(name.to_owned()))?;
         serde_json::from_str(&json).map_err(|e| SchedulerError::Corrupt {
             name: name.to_owned(),
@@ -102,11 +95,7 @@ impl ScheduleStore {
         if retimed {
             self.restart_from_now(&schedule.name).await?;
         }
-        let _: i64 = redis::cmd("HSET")
-            .arg(self.keys.schedules())
-            .arg(&schedule.name)
-            .arg(json)
-            .query_async(&mut conn)
+        flotilla_proto::put_schedule_definition(&mut conn, &self.keys, &schedule.name, &json)
             .await?;
         Ok(())
     }
@@ -141,34 +130,14 @@ impl ScheduleStore {
     async fn restart_from_now(&self, name: &str) -> Result<(), SchedulerError> {
         let mut conn = self.conn.clone();
         let now = server_time_ms(&mut conn).await?;
-        let _: () = redis::pipe()
-            .cmd("DEL")
-            .arg(self.keys.schedule(name))
-            .ignore()
-            .cmd("HSET")
-            .arg(self.keys.schedule(name))
-            .arg("since")
-            .arg(now)
-            .arg("last_tick")
-            .arg(now)
-            .ignore()
-            .query_async(&mut conn)
-            .await?;
+        flotilla_proto::restart_schedule(&mut conn, &self.keys, name, now).await?;
         Ok(())
     }
 
     /// Removes a schedule and its state.
     pub async fn remove(&self, name: &str) -> Result<(), SchedulerError> {
         let mut conn = self.conn.clone();
-        let (removed, _): (i64, i64) = redis::pipe()
-            .cmd("HDEL")
-            .arg(self.keys.schedules())
-            .arg(name)
-            .cmd("DEL")
-            .arg(self.keys.schedule(name))
-            .query_async(&mut conn)
-            .await?;
-        if removed == 0 {
+        if !flotilla_proto::remove_schedule(&mut conn, &self.keys, name).await? {
             return Err(SchedulerError::NoSuchSchedule(name.to_owned()));
         }
         Ok(())
@@ -203,21 +172,18 @@ impl ScheduleStore {
 
     pub async fn state(&self, name: &str) -> Result<ScheduleState, SchedulerError> {
         let mut conn = self.conn.clone();
-        let hash: HashMap<String, String> = redis::cmd("HGETALL")
-            .arg(self.keys.schedule(name))
-            .query_async(&mut conn)
-            .await?;
-        let number = |field: &str| hash.get(field).and_then(|v| v.parse::<i64>().ok());
+        let stored = flotilla_proto::read_schedule_state(&mut conn, &self.keys, name).await?;
         Ok(ScheduleState {
-            last_tick: number("last_tick"),
-            next_tick: number("next_tick"),
-            last_job: hash.get("last_job").cloned(),
-            last_fired_at: number("last_fired_at"),
-            since: number("since"),
-            paused_at: number("paused_at"),
-            pauses: hash
-                .get("pauses")
-                .map(|p| Pause::decode(p))
+            last_tick: stored.last_tick,
+            next_tick: stored.next_tick,
+            last_job: stored.last_job,
+            last_fired_at: stored.last_fired_at,
+            since: stored.since,
+            paused_at: stored.paused_at,
+            pauses: stored
+                .pauses
+                .as_deref()
+                .map(Pause::decode)
                 .unwrap_or_default(),
         })
     }
