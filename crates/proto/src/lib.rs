@@ -13,6 +13,7 @@
 //! assert_eq!(keys.stream("default"), "flotilla:{default}:q");
 //! ```
 
+mod alert_store;
 mod backoff;
 mod checks;
 mod clock;
@@ -42,6 +43,10 @@ mod status;
 pub mod trace_context;
 mod waiting;
 
+pub use alert_store::{
+    ALERT_HISTORY_KEPT, StoredAlertEvent, active_alerts, alert_history, dead_since, raise_alert,
+    resolve_alert,
+};
 pub use backoff::Backoff;
 pub use checks::{
     DURATION_RULE, JOB_ID_RULE, MAX_ATTEMPTS, MAX_ATTEMPTS_RULE, MAX_DURATION_MS, MAX_ID_AHEAD_MS,
@@ -62,7 +67,7 @@ pub use forget::forget_queue;
 pub use job::Job;
 pub use keys::{CONSUMER_GROUP, DEFAULT_NAMESPACE, Keys};
 pub use liveness::{DEFAULT_LEASE_MS, WorkerBeat, is_live, live_among, worker_beats};
-pub use lost::record_lost;
+pub use lost::{lost_since, record_lost};
 pub use partition::{
     PartitionCounts, check_partitions, group_by_queue, partition_for, partition_name,
     partition_names, queue_of_partition, split_partition,
@@ -70,7 +75,9 @@ pub use partition::{
 pub use policy::{JobDefaults, JobPolicy, Limits, Retention};
 pub use prefix::{PREFIX_SEARCH_BUDGET, PrefixMatches, record_ids_with_prefix};
 pub use probe::{READY_WITHIN, ping, redis_answers};
-pub use queue_state::{LAST_POSSIBLE_ID, QueueState, list_queues, read_queue_state};
+pub use queue_state::{
+    LAST_POSSIBLE_ID, QueueState, known_queues, list_queues, oldest_unread_ms, read_queue_state,
+};
 pub use read_reply::{range_entries, read_reply_entries};
 pub use record::{AttemptError, JobRecord, field, worker_field};
 pub use redact::redact_url;

@@ -63,40 +63,17 @@ pub async fn read_queue_state<C: ConnectionLike + Send>(
         .arg(keys.dead(queue))
         .query_async(conn)
         .await?;
-    // No stream or group yet: nothing has been read, so every entry is waiting.
-    let group = redis::cmd("XINFO")
-        .arg("GROUPS")
-        .arg(&stream)
-        .query_async::<StreamInfoGroupsReply>(conn)
-        .await
-        .ok()
-        .and_then(|reply| reply.groups.into_iter().find(|g| g.name == CONSUMER_GROUP));
+    let group = workers_group(conn, &stream).await;
     let (running, last_read, redis_lag) = match &group {
         Some(group) => (
             i64::try_from(group.pending).unwrap_or(i64::MAX),
-            format!("({}", group.last_delivered_id),
+            Some(group.last_delivered_id.as_str()),
             group.lag.and_then(|lag| i64::try_from(lag).ok()),
         ),
-        None => (0, "-".to_owned(), None),
+        None => (0, None, None),
     };
-    // Past the last id a stream can hold nothing can follow, and Redis refuses the
-    // range: one entry added at that id (by hand) must not blind every reader of queues.
-    let oldest = if last_read == format!("({LAST_POSSIBLE_ID}") {
-        StreamRangeReply::default()
-    } else {
-        redis::cmd("XRANGE")
-            .arg(&stream)
-            .arg(&last_read)
-            .arg("+")
-            .arg("COUNT")
-            .arg(1)
-            .query_async(conn)
-            .await?
-    };
-    let oldest_pending_age = oldest
-        .ids
-        .first()
-        .and_then(|entry| crate::entry_id_ms(&entry.id))
+    let oldest_pending_age = first_unread_ms(conn, &stream, last_read)
+        .await?
         .map_or(0.0, |ms| (now_ms - ms).max(0) as f64 / 1000.0);
     let pending = (length - running).max(0);
     Ok(QueueState {
@@ -122,4 +99,70 @@ pub async fn list_queues<C: ConnectionLike + Send>(
         .query_async(conn)
         .await?;
     Ok(())
+}
+
+/// The names of the namespace's known queues (each partition by its own name).
+pub async fn known_queues<C: ConnectionLike + Send>(
+    conn: &mut C,
+    keys: &Keys,
+) -> redis::RedisResult<Vec<String>> {
+    redis::cmd("SMEMBERS")
+        .arg(keys.queues())
+        .query_async(conn)
+        .await
+}
+
+/// When the oldest entry of `queue` that no worker has read yet was added (ms on the
+/// server's clock, from its entry id); `None` when every entry was read.
+pub async fn oldest_unread_ms<C: ConnectionLike + Send>(
+    conn: &mut C,
+    keys: &Keys,
+    queue: &str,
+) -> redis::RedisResult<Option<i64>> {
+    let stream = keys.stream(queue);
+    let group = workers_group(conn, &stream).await;
+    let last_read = group.as_ref().map(|g| g.last_delivered_id.as_str());
+    first_unread_ms(conn, &stream, last_read).await
+}
+
+/// The workers' consumer group of `stream`; `None` when there is no stream or group yet
+/// (nothing has been read, so every entry is waiting).
+async fn workers_group<C: ConnectionLike + Send>(
+    conn: &mut C,
+    stream: &str,
+) -> Option<redis::streams::StreamInfoGroup> {
+    redis::cmd("XINFO")
+        .arg("GROUPS")
+        .arg(stream)
+        .query_async::<StreamInfoGroupsReply>(conn)
+        .await
+        .ok()
+        .and_then(|reply| reply.groups.into_iter().find(|g| g.name == CONSUMER_GROUP))
+}
+
+/// The time (ms) of the first entry of `stream` after `last_read` (the group's last
+/// delivered id; `None`: from the start).
+async fn first_unread_ms<C: ConnectionLike + Send>(
+    conn: &mut C,
+    stream: &str,
+    last_read: Option<&str>,
+) -> redis::RedisResult<Option<i64>> {
+    // Past the last id a stream can hold nothing can follow, and Redis refuses the
+    // range: one entry added at that id (by hand) must not blind every reader of queues.
+    if last_read == Some(LAST_POSSIBLE_ID) {
+        return Ok(None);
+    }
+    let start = last_read.map_or_else(|| "-".to_owned(), |id| format!("({id}"));
+    let oldest: StreamRangeReply = redis::cmd("XRANGE")
+        .arg(stream)
+        .arg(start)
+        .arg("+")
+        .arg("COUNT")
+        .arg(1)
+        .query_async(conn)
+        .await?;
+    Ok(oldest
+        .ids
+        .first()
+        .and_then(|entry| crate::entry_id_ms(&entry.id)))
 }

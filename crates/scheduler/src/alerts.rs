@@ -3,11 +3,11 @@
 //! the alerts stream when raised and when resolved, logged, and optionally POSTed to a
 //! webhook (Slack-compatible `text` field).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use flotilla_proto::SharedConnection;
-use flotilla_proto::{CONSUMER_GROUP, Keys, Status, group_by_queue};
+use flotilla_proto::{Keys, group_by_queue};
 use serde::{Deserialize, Serialize};
 
 use crate::SchedulerError;
@@ -73,9 +73,6 @@ pub struct AlertEvent {
     pub message: String,
 }
 
-/// History entries kept in the alerts stream.
-const HISTORY: u64 = 10_000;
-
 // The kinds of alert the alerter raises, as alerts, history and metrics name them.
 const SCHEDULE_MISSED: &str = "schedule_missed";
 const SCHEDULE_LATE: &str = "schedule_late";
@@ -131,20 +128,14 @@ impl Alerter {
                 .entry((kind.to_owned(), f.subject.clone()))
                 .or_insert_with(|| f.detail.clone());
         }
-        let queues: Vec<String> = redis::cmd("SMEMBERS")
-            .arg(self.keys.queues())
-            .query_async(&mut self.conn)
-            .await?;
+        let queues = flotilla_proto::known_queues(&mut self.conn, &self.keys).await?;
         for (queue, partitions) in group_by_queue(queues) {
             self.queue_conditions(&queue, &partitions, now, &mut holding)
                 .await?;
         }
         self.lost_jobs(now, &mut holding).await?;
 
-        let active: HashMap<String, String> = redis::cmd("HGETALL")
-            .arg(self.keys.active_alerts())
-            .query_async(&mut self.conn)
-            .await?;
+        let active = flotilla_proto::active_alerts(&mut self.conn, &self.keys).await?;
         for ((kind, subject), message) in &holding {
             if !active.contains_key(&field(kind, subject)) {
                 let alert = Alert {
@@ -179,14 +170,11 @@ impl Alerter {
         let mut dead = 0u64;
         let mut oldest = None;
         for partition in partitions {
-            let dead_here: u64 = redis::cmd("ZCOUNT")
-                .arg(self.keys.index(partition, Status::Dead))
-                .arg(window_start)
-                .arg("+inf")
-                .query_async(&mut self.conn)
+            dead += flotilla_proto::dead_since(&mut self.conn, &self.keys, partition, window_start)
                 .await?;
-            dead += dead_here;
-            oldest = oldest.max(self.oldest_waiting_age(partition, now).await?);
+            let unread =
+                flotilla_proto::oldest_unread_ms(&mut self.conn, &self.keys, partition).await?;
+            oldest = oldest.max(unread.map(|ms| now - ms));
         }
         if dead >= self.config.dlq_threshold {
             let message = format!(
@@ -207,62 +195,13 @@ impl Alerter {
         Ok(())
     }
 
-    /// Age of the oldest entry not yet delivered to any worker, from its stream id.
-    async fn oldest_waiting_age(
-        &mut self,
-        queue: &str,
-        now: i64,
-    ) -> Result<Option<i64>, SchedulerError> {
-        let stream = self.keys.stream(queue);
-        let groups: redis::RedisResult<redis::streams::StreamInfoGroupsReply> = redis::cmd("XINFO")
-            .arg("GROUPS")
-            .arg(&stream)
-            .query_async(&mut self.conn)
-            .await;
-        let start = match groups {
-            Ok(reply) => match reply.groups.iter().find(|g| g.name == CONSUMER_GROUP) {
-                Some(group) => format!("({}", group.last_delivered_id),
-                None => "-".to_owned(),
-            },
-            Err(_) => return Ok(None),
-        };
-        let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-            .arg(&stream)
-            .arg(start)
-            .arg("+")
-            .arg("COUNT")
-            .arg(1)
-            .query_async(&mut self.conn)
-            .await?;
-        Ok(reply
-            .ids
-            .first()
-            .and_then(|e| e.id.split('-').next())
-            .and_then(|ms| ms.parse::<i64>().ok())
-            .map(|ms| now - ms))
-    }
-
     async fn lost_jobs(
         &mut self,
         now: i64,
         holding: &mut BTreeMap<(String, String), String>,
     ) -> Result<(), SchedulerError> {
         let window_start = now - self.config.lost_window.as_millis() as i64;
-        let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-            .arg(self.keys.lost())
-            .arg(window_start)
-            .arg("+")
-            .query_async(&mut self.conn)
-            .await?;
-        let mut by_queue: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for entry in reply.ids {
-            let queue: String = entry.get("queue").unwrap_or_default();
-            let ids: String = entry.get("entries").unwrap_or_default();
-            by_queue
-                .entry(queue)
-                .or_default()
-                .extend(ids.split(',').map(str::to_owned));
-        }
+        let by_queue = flotilla_proto::lost_since(&mut self.conn, &self.keys, window_start).await?;
         for (queue, ids) in by_queue {
             let message = format!(
                 "{} jobs of queue {queue} were deleted from the stream while pending: {}",
@@ -277,51 +216,19 @@ impl Alerter {
     async fn raise(&mut self, alert: &Alert) -> Result<(), SchedulerError> {
         tracing::warn!(kind = %alert.kind, subject = %alert.subject, "alert raised: {}", alert.message);
         let json = serde_json::to_string(alert).unwrap_or_default();
-        let _: () = redis::pipe()
-            .cmd("HSET")
-            .arg(self.keys.active_alerts())
-            .arg(field(&alert.kind, &alert.subject))
-            .arg(json)
-            .ignore()
-            .add_command(self.history_entry("raised", alert))
-            .ignore()
-            .query_async(&mut self.conn)
-            .await?;
+        let field = field(&alert.kind, &alert.subject);
+        let event = history_event("raised", alert);
+        flotilla_proto::raise_alert(&mut self.conn, &self.keys, &field, &json, &event).await?;
         self.notify("raised", alert).await;
         Ok(())
     }
 
     async fn resolve(&mut self, key: &str, alert: &Alert) -> Result<(), SchedulerError> {
         tracing::info!(kind = %alert.kind, subject = %alert.subject, "alert resolved");
-        let _: () = redis::pipe()
-            .cmd("HDEL")
-            .arg(self.keys.active_alerts())
-            .arg(key)
-            .ignore()
-            .add_command(self.history_entry("resolved", alert))
-            .ignore()
-            .query_async(&mut self.conn)
-            .await?;
+        let event = history_event("resolved", alert);
+        flotilla_proto::resolve_alert(&mut self.conn, &self.keys, key, &event).await?;
         self.notify("resolved", alert).await;
         Ok(())
-    }
-
-    fn history_entry(&self, event: &str, alert: &Alert) -> redis::Cmd {
-        let mut cmd = redis::cmd("XADD");
-        cmd.arg(self.keys.alerts())
-            .arg("MAXLEN")
-            .arg("~")
-            .arg(HISTORY)
-            .arg("*")
-            .arg("event")
-            .arg(event)
-            .arg("kind")
-            .arg(&alert.kind)
-            .arg("subject")
-            .arg(&alert.subject)
-            .arg("message")
-            .arg(&alert.message);
-        cmd
     }
 
     /// POSTs to the webhook; a failing webhook is logged, never fatal.
@@ -349,6 +256,18 @@ impl Alerter {
     }
 }
 
+/// The history entry of `event` (`raised` or `resolved`) for `alert`; the stream stamps
+/// its time.
+fn history_event(event: &str, alert: &Alert) -> flotilla_proto::StoredAlertEvent {
+    flotilla_proto::StoredAlertEvent {
+        at: 0,
+        event: event.to_owned(),
+        kind: alert.kind.clone(),
+        subject: alert.subject.clone(),
+        message: alert.message.clone(),
+    }
+}
+
 fn field(kind: &str, subject: &str) -> String {
     format!("{kind}:{subject}")
 }
@@ -363,37 +282,21 @@ pub async fn list_alerts(
     keys: &Keys,
     recent: usize,
 ) -> Result<(Vec<Alert>, Vec<AlertEvent>), SchedulerError> {
-    let active: HashMap<String, String> = redis::cmd("HGETALL")
-        .arg(keys.active_alerts())
-        .query_async(conn)
-        .await?;
+    let active = flotilla_proto::active_alerts(conn, keys).await?;
     let mut active: Vec<Alert> = active
         .values()
         .filter_map(|json| serde_json::from_str(json).ok())
         .collect();
     active.sort_by(|a, b| (a.since, &a.kind, &a.subject).cmp(&(b.since, &b.kind, &b.subject)));
-    let reply: redis::streams::StreamRangeReply = redis::cmd("XREVRANGE")
-        .arg(keys.alerts())
-        .arg("+")
-        .arg("-")
-        .arg("COUNT")
-        .arg(recent)
-        .query_async(conn)
-        .await?;
-    let history = reply
-        .ids
+    let history = flotilla_proto::alert_history(conn, keys, recent)
+        .await?
         .into_iter()
         .map(|e| AlertEvent {
-            at: e
-                .id
-                .split('-')
-                .next()
-                .and_then(|ms| ms.parse().ok())
-                .unwrap_or(0),
-            event: e.get("event").unwrap_or_default(),
-            kind: e.get("kind").unwrap_or_default(),
-            subject: e.get("subject").unwrap_or_default(),
-            message: e.get("message").unwrap_or_default(),
+            at: e.at,
+            event: e.event,
+            kind: e.kind,
+            subject: e.subject,
+            message: e.message,
         })
         .collect();
     Ok((active, history))
