@@ -2,7 +2,6 @@
 //! the live workers and the active alerts, so that queue gauges cost Redis the same
 //! however many workers there are.
 
-use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use flotilla_proto::SharedConnection;
@@ -23,14 +22,8 @@ pub(crate) async fn sample(
     metrics: &SchedulerMetrics,
 ) -> Result<(), SchedulerError> {
     let now = server_time_ms(conn).await?;
-    let queues: Vec<String> = redis::cmd("SMEMBERS")
-        .arg(keys.queues())
-        .query_async(conn)
-        .await?;
-    let paused: HashSet<String> = redis::cmd("SMEMBERS")
-        .arg(keys.paused())
-        .query_async(conn)
-        .await?;
+    let queues = flotilla_proto::known_queues(conn, keys).await?;
+    let paused = flotilla_proto::consume::paused_queues(conn, keys).await?;
     // A partitioned queue is one series: the sums over its partitions.
     let mut samples = Vec::with_capacity(queues.len());
     for (queue, partitions) in group_by_queue(queues) {
@@ -45,10 +38,7 @@ pub(crate) async fn sample(
     let (_, workers) = flotilla_proto::worker_beats(conn, keys).await?;
     let alive = workers.iter().filter(|w| w.live).count();
     metrics.workers_alive(i64::try_from(alive).unwrap_or(i64::MAX));
-    let active: HashMap<String, String> = redis::cmd("HGETALL")
-        .arg(keys.active_alerts())
-        .query_async(conn)
-        .await?;
+    let active = flotilla_proto::active_alerts(conn, keys).await?;
     // Fields are `kind:subject`; the kind alone keeps the label bounded.
     let kinds: Vec<String> = active
         .keys()

@@ -340,10 +340,7 @@ impl Scheduler {
 
     /// Moves due delayed jobs of every known queue onto their streams.
     async fn promote_all(&mut self) -> Result<(), SchedulerError> {
-        let queues: Vec<String> = redis::cmd("SMEMBERS")
-            .arg(self.keys.queues())
-            .query_async(&mut self.conn)
-            .await?;
+        let queues = flotilla_proto::known_queues(&mut self.conn, &self.keys).await?;
         let calls: Vec<Promote> = queues
             .iter()
             .map(|queue| Promote {

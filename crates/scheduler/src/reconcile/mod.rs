@@ -222,10 +222,7 @@ impl Reconciler {
         let now = server_time_ms(&mut self.conn).await?;
         let mut report = Report::default();
         self.check_schedules(now, &mut report).await?;
-        let queues: Vec<String> = redis::cmd("SMEMBERS")
-            .arg(self.keys.queues())
-            .query_async(&mut self.conn)
-            .await?;
+        let queues = flotilla_proto::known_queues(&mut self.conn, &self.keys).await?;
         self.check_consumers(&queues, repair, &mut report).await?;
         report.complete_sweep = true;
         for queue in &queues {
