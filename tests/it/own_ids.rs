@@ -20,10 +20,7 @@ async fn id_key(env: &Env, queue: &str, id: &str) -> Option<String> {
 
 /// Whether `queue` remembers `id` as a job that completed without a record.
 async fn remembered_done(env: &Env, queue: &str, id: &str) -> bool {
-    let since: Option<f64> = env
-        .cmd(redis::cmd("ZSCORE").arg(env.keys.done_ids(queue)).arg(id))
-        .await;
-    since.is_some()
+    env.remembered_done(queue, id).await
 }
 
 /// Whether `id` has a record in `queue`.
@@ -34,16 +31,8 @@ async fn has_record(env: &Env, queue: &str, id: &str) -> bool {
 
 /// The ids of the completions in `queue`'s `done` stream.
 async fn done_ids(env: &Env, queue: &str) -> Vec<String> {
-    let reply: redis::streams::StreamRangeReply = env
-        .cmd(
-            redis::cmd("XRANGE")
-                .arg(env.keys.done(queue))
-                .arg("-")
-                .arg("+"),
-        )
-        .await;
-    reply
-        .ids
+    env.all_entries(&env.keys.done(queue))
+        .await
         .iter()
         .filter_map(|entry| entry.get::<String>("id"))
         .collect()
@@ -340,18 +329,10 @@ async fn a_delayed_job_waits_without_a_record_unless_it_holds_a_unique_key() {
     assert_eq!(unique, None, "released on completion");
 }
 
-/// The fields of the entries in `queue`'s stream that carry `id`.
+/// The entries of `queue`'s stream that carry `id`: their ids and `held` fields.
 async fn entries_of(env: &Env, queue: &str, id: &str) -> Vec<(String, Option<String>)> {
-    let reply: redis::streams::StreamRangeReply = env
-        .cmd(
-            redis::cmd("XRANGE")
-                .arg(env.keys.stream(queue))
-                .arg("-")
-                .arg("+"),
-        )
-        .await;
-    reply
-        .ids
+    env.all_entries(&env.keys.stream(queue))
+        .await
         .iter()
         .filter(|entry| entry.get::<String>("id").as_deref() == Some(id))
         .map(|entry| (entry.id.clone(), entry.get::<String>("held")))

@@ -136,6 +136,23 @@ impl Env {
             .unwrap_or_else(|| id.to_owned())
     }
 
+    /// Whether `queue` remembers `id` as a job that completed without a record (a member
+    /// of its `done_ids`).
+    pub async fn remembered_done(&self, queue: &str, id: &str) -> bool {
+        let since: Option<f64> = self
+            .cmd(redis::cmd("ZSCORE").arg(self.keys.done_ids(queue)).arg(id))
+            .await;
+        since.is_some()
+    }
+
+    /// Every entry of `stream`, in order.
+    pub async fn all_entries(&self, stream: &str) -> Vec<redis::streams::StreamId> {
+        let reply: redis::streams::StreamRangeReply = self
+            .cmd(redis::cmd("XRANGE").arg(stream).arg("-").arg("+"))
+            .await;
+        reply.ids
+    }
+
     /// XADDs raw fields to the queue's stream, as a producer in another language would;
     /// returns the entry id.
     pub async fn xadd(&self, queue: &str, fields: &[(&str, &[u8])]) -> String {
