@@ -20,9 +20,10 @@ use crate::served::Served;
 const PROMOTE_BATCH: usize = 1000;
 /// Promotion calls one pass makes at most while they come back full.
 const MAX_PROMOTE_ROUNDS: usize = 20;
-/// The shortest time between two passes: a job due "now" on a server whose clock runs
-/// ahead of the promotion's view never makes the promoter spin.
-const MIN_PAUSE: Duration = Duration::from_millis(2);
+/// The shortest time between two passes woken by a due job: a busy stream of jobs due
+/// one after another costs each worker at most a hundred passes a second, and a job due
+/// "now" never makes the promoter spin.
+const MIN_PAUSE: Duration = Duration::from_millis(10);
 
 /// When a part of the worker (its outcome writer) knows a job is due: the promoter wakes
 /// then if that is before its next pass.
@@ -68,11 +69,13 @@ impl Promoter {
         let mut counts_read_at = std::time::Instant::now();
         let mut ticked_at = Instant::now();
         let mut next_pass = Instant::now();
+        let mut last_pass = Instant::now();
         loop {
-            // Wait for the next pass, or an earlier one asked for meanwhile.
+            // Wait for the next pass, or an earlier one asked for meanwhile (never sooner
+            // than MIN_PAUSE after the last).
             loop {
                 if let Some(asked) = self.wake.take() {
-                    next_pass = next_pass.min(asked);
+                    next_pass = next_pass.min(asked.max(last_pass + MIN_PAUSE));
                 }
                 tokio::select! {
                     () = tokio::time::sleep_until(next_pass) => break,
@@ -82,6 +85,7 @@ impl Promoter {
             }
             let due_in = self.promote().await;
             let now = Instant::now();
+            last_pass = now;
             if now >= ticked_at + self.interval {
                 ticked_at = now;
                 self.refresh_paused().await;
