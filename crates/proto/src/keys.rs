@@ -57,8 +57,9 @@ impl Keys {
 
     /// The id key of a job that lives without a record and has an id of its own or was
     /// retried: the entry id while it waits or runs, `scheduled …` or `failed …` (its
-    /// entry to be) while it waits in `later`, `done <done entry id>` once it completed.
-    /// Remembering the id, it keeps the same id from being enqueued twice.
+    /// entry to be) while it waits in `later`; gone once it completed (`done_ids` then
+    /// remembers the id; a key a 2.7 worker wrote holds `done <done entry id>` until it
+    /// expires). Remembering the id, it keeps the same id from being enqueued twice.
     pub fn id_key(&self, queue: &str, id: &str) -> String {
         self.queue_key(queue, &format!("id:{id}"))
     }

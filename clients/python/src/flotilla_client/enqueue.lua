@@ -160,7 +160,7 @@ local function enqueue_job(stream, record, delayed, unique, A, o, batch)
     fields[#fields + 1] = 'held'
     fields[#fields + 1] = '1'
     local entry = redis.call('XADD', stream, '*', unpack(fields))
-    -- Remembered while the job lives; its completion gives the key its expiry.
+    -- Remembered while the job lives; its completion moves the id to `done_ids`.
     redis.call('SET', id_key, entry)
     return {id, 'created'}
   end

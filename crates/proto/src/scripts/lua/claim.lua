@@ -58,7 +58,7 @@ for a = 7, #ARGV, 3 do
       word = 'duplicate'
     else
       -- Added by a raw XADD: this first start claims the id, for as long as the job lives
-      -- (its completion gives the key its expiry).
+      -- (its completion moves the id to `done_ids`).
       redis.call('SET', ids .. job_id, entry)
       word = 'ok'
     end

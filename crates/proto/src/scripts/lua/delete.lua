@@ -1,8 +1,8 @@
 -- delete: remove a job that is not running (an operator's `jobs delete`): its record,
 -- its id in `delayed` or `later` and in every index, its stream entry while it waits, its
 -- dead-letter and `done` entries when the caller found them, and its unique lock.
--- A running job is refused: cancel it first, so its worker is told to stop. Its id key
--- goes too, so the id may be used again.
+-- A running job is refused: cancel it first, so its worker is told to stop. Its id key,
+-- or its place in `done_ids`, goes too, so the id may be used again.
 -- KEYS[1] stream   KEYS[2] job record   KEYS[3] delayed set   KEYS[4] completed index
 -- KEYS[5] dead index   KEYS[6] cancelled index   KEYS[7] dead stream   KEYS[8] done stream
 -- KEYS[9] later set
