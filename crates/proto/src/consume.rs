@@ -1,7 +1,7 @@
-//! What a worker reads and writes outside the scripts: new entries through the consumer
-//! group (at once, or blocking on a connection of its own), entries reclaimed from gone
-//! owners with their delivery counts, who owns pending entries, the consumer groups it
-//! sets up, the paused set, and its leaving the registry.
+//! The consumer group as workers and reconciliation use it outside the scripts: new
+//! entries (at once, or blocking on a connection of its own), entries reclaimed from gone
+//! owners with their delivery counts, who owns pending entries and how many, the groups a
+//! worker sets up, the paused set, and a worker's leaving the registry.
 
 use std::collections::{HashMap, HashSet};
 
@@ -170,6 +170,95 @@ pub async fn pending_owners<C: ConnectionLike + Send>(
         .query_async(conn)
         .await?;
     Ok(owners_of_summary(&summary))
+}
+
+/// One consumer of a queue's group, as `XINFO CONSUMERS` tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupConsumer {
+    pub name: String,
+    /// Entries delivered to it and not yet acknowledged.
+    pub pending: u64,
+    /// How long since it last read or claimed, in ms.
+    pub idle_ms: u64,
+}
+
+/// The consumers of `queue`'s group; `None` when there is no stream or group yet.
+pub async fn group_consumers<C: ConnectionLike + Send>(
+    conn: &mut C,
+    keys: &Keys,
+    queue: &str,
+) -> Option<Vec<GroupConsumer>> {
+    let reply: redis::streams::StreamInfoConsumersReply = redis::cmd("XINFO")
+        .arg("CONSUMERS")
+        .arg(keys.stream(queue))
+        .arg(CONSUMER_GROUP)
+        .query_async(conn)
+        .await
+        .ok()?;
+    Some(
+        reply
+            .consumers
+            .into_iter()
+            .map(|c| GroupConsumer {
+                name: c.name,
+                pending: c.pending as u64,
+                idle_ms: c.idle as u64,
+            })
+            .collect(),
+    )
+}
+
+/// Up to `count` ids of entries of `queue` pending under `consumer`, oldest first.
+pub async fn pending_of<C: ConnectionLike + Send>(
+    conn: &mut C,
+    keys: &Keys,
+    queue: &str,
+    consumer: &str,
+    count: usize,
+) -> redis::RedisResult<Vec<String>> {
+    let pending: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
+        .arg(keys.stream(queue))
+        .arg(CONSUMER_GROUP)
+        .arg("-")
+        .arg("+")
+        .arg(count)
+        .arg(consumer)
+        .query_async(conn)
+        .await?;
+    Ok(pending.into_iter().map(|(entry, ..)| entry).collect())
+}
+
+/// Entry `entry_id` of `queue`'s stream, if it is still there.
+pub async fn read_entry<C: ConnectionLike + Send>(
+    conn: &mut C,
+    keys: &Keys,
+    queue: &str,
+    entry_id: &str,
+) -> redis::RedisResult<Option<StreamEntry>> {
+    let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+        .arg(keys.stream(queue))
+        .arg(entry_id)
+        .arg(entry_id)
+        .query_async(conn)
+        .await?;
+    Ok(reply.ids.first().map(StreamEntry::from_stream_id))
+}
+
+/// One step of a SCAN over the keys matching `pattern`: the next cursor and the keys.
+pub async fn scan_step<C: ConnectionLike + Send>(
+    conn: &mut C,
+    cursor: u64,
+    pattern: &str,
+    count: usize,
+) -> redis::RedisResult<(u64, Vec<String>)> {
+    redis::cmd("SCAN")
+        .arg(cursor)
+        .arg("MATCH")
+        .arg(pattern)
+        .arg("COUNT")
+        .arg(count)
+        .query_async(conn)
+        .await
 }
 
 /// Consumer names from an `XPENDING key group` summary reply.

@@ -3,9 +3,8 @@
 
 use std::collections::HashSet;
 
+use flotilla_proto::consume::{GroupConsumer, group_consumers, pending_of, read_entry};
 use flotilla_proto::scripts::{self, ForgetConsumer, Requeue, RequeueMode, RequeueReply};
-use flotilla_proto::{CONSUMER_GROUP, field};
-use redis::streams::StreamInfoConsumer;
 
 use super::{FindingKind, Reconciler, Report};
 use crate::SchedulerError;
@@ -29,15 +28,10 @@ impl Reconciler {
             .map(|w| w.id)
             .collect();
         for queue in queues {
-            let consumers: redis::RedisResult<redis::streams::StreamInfoConsumersReply> =
-                redis::cmd("XINFO")
-                    .arg("CONSUMERS")
-                    .arg(self.keys.stream(queue))
-                    .arg(CONSUMER_GROUP)
-                    .query_async(&mut self.conn)
-                    .await;
-            let Ok(consumers) = consumers else { continue }; // no stream or group yet
-            for consumer in consumers.consumers {
+            let Some(consumers) = group_consumers(&mut self.conn, &self.keys, queue).await else {
+                continue; // no stream or group yet
+            };
+            for consumer in consumers {
                 if live.contains(&consumer.name) {
                     continue;
                 }
@@ -53,7 +47,7 @@ impl Reconciler {
     async fn check_gone_consumer(
         &mut self,
         queue: &str,
-        consumer: &StreamInfoConsumer,
+        consumer: &GroupConsumer,
         repair: bool,
         report: &mut Report,
     ) -> Result<(), SchedulerError> {
@@ -77,7 +71,7 @@ impl Reconciler {
                 true,
                 repaired,
             );
-        } else if consumer.idle as u128 > self.config.worker_timeout.as_millis() {
+        } else if u128::from(consumer.idle_ms) > self.config.worker_timeout.as_millis() {
             let repaired = repair && self.forget(queue, name).await?;
             let detail =
                 format!("consumer of queue {queue} with nothing pending and no live worker");
@@ -92,21 +86,12 @@ impl Reconciler {
         queue: &str,
         consumer: &str,
     ) -> Result<(), SchedulerError> {
-        let stream = self.keys.stream(queue);
         loop {
-            let pending: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
-                .arg(&stream)
-                .arg(CONSUMER_GROUP)
-                .arg("-")
-                .arg("+")
-                .arg(REQUEUE_BATCH)
-                .arg(consumer)
-                .query_async(&mut self.conn)
-                .await?;
-            if pending.is_empty() {
+            let entries =
+                pending_of(&mut self.conn, &self.keys, queue, consumer, REQUEUE_BATCH).await?;
+            if entries.is_empty() {
                 return Ok(());
             }
-            let entries: Vec<String> = pending.into_iter().map(|(entry, ..)| entry).collect();
             self.requeue_batch(queue, consumer, &entries).await?;
         }
     }
@@ -119,10 +104,12 @@ impl Reconciler {
         consumer: &str,
         entries: &[String],
     ) -> Result<(), SchedulerError> {
-        let stream = self.keys.stream(queue);
         let mut job_ids = Vec::with_capacity(entries.len());
         for entry in entries {
-            job_ids.push(self.job_id_of_entry(&stream, entry).await?);
+            // The job an entry stands for (its own id, a retry's `retry_of`, else the entry
+            // id); an entry already gone is named by its id.
+            let found = read_entry(&mut self.conn, &self.keys, queue, entry).await?;
+            job_ids.push(found.map_or_else(|| entry.clone(), |e| e.job_id()));
         }
         let reason = format!("requeued: worker {consumer} stopped responding");
         let calls: Vec<Requeue> = entries
@@ -154,26 +141,6 @@ impl Reconciler {
                 .await?;
         }
         Ok(())
-    }
-
-    /// The job an entry stands for: its `id` field, else the entry id itself.
-    async fn job_id_of_entry(
-        &mut self,
-        stream: &str,
-        entry: &str,
-    ) -> Result<String, SchedulerError> {
-        let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-            .arg(stream)
-            .arg(entry)
-            .arg(entry)
-            .query_async(&mut self.conn)
-            .await?;
-        Ok(reply
-            .ids
-            .first()
-            .and_then(|e| e.get::<String>(field::ID))
-            .filter(|id| !id.is_empty())
-            .unwrap_or_else(|| entry.to_owned()))
     }
 
     async fn forget(&mut self, queue: &str, consumer: &str) -> Result<bool, SchedulerError> {

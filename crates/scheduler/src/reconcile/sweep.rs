@@ -60,14 +60,7 @@ impl Reconciler {
         cursor: u64,
         pattern: &str,
     ) -> Result<(u64, Vec<String>), SchedulerError> {
-        Ok(redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(pattern)
-            .arg("COUNT")
-            .arg(SCAN_COUNT)
-            .query_async(&mut self.conn)
-            .await?)
+        Ok(flotilla_proto::consume::scan_step(&mut self.conn, cursor, pattern, SCAN_COUNT).await?)
     }
 
     /// Reports one stranded job, requeueing it first with repair.
