@@ -111,10 +111,7 @@ impl Admin {
     /// Every stream name the fleet knows, partitions included, sorted so that a queue's
     /// partitions follow it.
     async fn all_streams(&mut self) -> Result<Vec<String>, AdminError> {
-        let mut names: Vec<String> = redis::cmd("SMEMBERS")
-            .arg(self.keys.queues())
-            .query_async(&mut self.conn)
-            .await?;
+        let mut names = flotilla_proto::known_queues(&mut self.conn, &self.keys).await?;
         names.sort_by(|a, b| {
             let (a, b) = (
                 flotilla_proto::split_partition(a),

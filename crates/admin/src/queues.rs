@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use flotilla_proto::partition::{raise_partition_count, read_partition_count};
 use flotilla_proto::{
-    QueueState, Status, group_by_queue, queue_of_partition, read_queue_state, server_time_ms,
-    waiting_states,
+    QueueState, Status, dead_since, group_by_queue, queue_of_partition, read_queue_state,
+    server_time_ms, waiting_states,
 };
 use serde::Serialize;
 
@@ -108,10 +108,8 @@ impl Admin {
     }
 
     async fn paused(&mut self) -> Result<Vec<String>, AdminError> {
-        Ok(redis::cmd("SMEMBERS")
-            .arg(self.keys.paused())
-            .query_async(&mut self.conn)
-            .await?)
+        let paused = flotilla_proto::consume::paused_queues(&mut self.conn, &self.keys).await?;
+        Ok(paused.into_iter().collect())
     }
 
     async fn stats_of(
@@ -124,18 +122,8 @@ impl Admin {
         let (retrying, retrying_estimated) = self.count_retrying(&queue, state.scheduled).await?;
         state.scheduled -= retrying;
         let (completed_last_hour, completed_last_day) = self.completed_since(&queue, now).await?;
-        let dead_index = self.keys.index(&queue, Status::Dead);
-        let (dead_last_hour, dead_last_day): (u64, u64) = redis::pipe()
-            .cmd("ZCOUNT")
-            .arg(&dead_index)
-            .arg(now - HOUR_MS)
-            .arg("+inf")
-            .cmd("ZCOUNT")
-            .arg(&dead_index)
-            .arg(now - DAY_MS)
-            .arg("+inf")
-            .query_async(&mut self.conn)
-            .await?;
+        let dead_last_hour = dead_since(&mut self.conn, &self.keys, &queue, now - HOUR_MS).await?;
+        let dead_last_day = dead_since(&mut self.conn, &self.keys, &queue, now - DAY_MS).await?;
         Ok(QueueStats {
             queue,
             partitions: 1,
@@ -224,22 +212,16 @@ impl Admin {
     /// `promote_interval`); what runs finishes, what waits stays on the stream.
     pub async fn pause(&mut self, queue: &str) -> Result<(), AdminError> {
         self.streams(Some(queue)).await?;
-        redis::cmd("SADD")
-            .arg(self.keys.paused())
-            .arg(queue_of_partition(queue))
-            .query_async::<()>(&mut self.conn)
-            .await?;
+        let queue = queue_of_partition(queue);
+        flotilla_proto::consume::set_paused(&mut self.conn, &self.keys, queue, true).await?;
         Ok(())
     }
 
     /// Lets workers fetch from `queue` again.
     pub async fn resume(&mut self, queue: &str) -> Result<(), AdminError> {
         self.streams(Some(queue)).await?;
-        redis::cmd("SREM")
-            .arg(self.keys.paused())
-            .arg(queue_of_partition(queue))
-            .query_async::<()>(&mut self.conn)
-            .await?;
+        let queue = queue_of_partition(queue);
+        flotilla_proto::consume::set_paused(&mut self.conn, &self.keys, queue, false).await?;
         Ok(())
     }
 
@@ -263,11 +245,8 @@ impl Admin {
         // Listed, so operators' tools and the scheduler's checks see the new partitions
         // before any job reaches them.
         let names = flotilla_proto::partition_names(queue, count);
-        redis::cmd("SADD")
-            .arg(self.keys.queues())
-            .arg(&names)
-            .query_async::<()>(&mut self.conn)
-            .await?;
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        flotilla_proto::list_queues(&mut self.conn, &self.keys, &names).await?;
         Ok(raise_partition_count(&mut self.conn, &self.keys, queue, count).await?)
     }
 

@@ -316,6 +316,20 @@ pub async fn paused_queues<C: ConnectionLike + Send>(
         .await
 }
 
+/// Marks `queue` paused (workers stop fetching from it) or, with `paused` false, not.
+pub async fn set_paused<C: ConnectionLike + Send>(
+    conn: &mut C,
+    keys: &Keys,
+    queue: &str,
+    paused: bool,
+) -> redis::RedisResult<()> {
+    redis::cmd(if paused { "SADD" } else { "SREM" })
+        .arg(keys.paused())
+        .arg(queue)
+        .query_async(conn)
+        .await
+}
+
 /// Takes worker `id` out of the registry (it leaves cleanly: no one need judge it gone).
 pub async fn leave_registry<C: ConnectionLike + Send>(
     conn: &mut C,
