@@ -24,6 +24,12 @@ local function is_entry_id(id)
   return string.match(id, '^%d+%-%d+$') ~= nil
 end
 
+-- Whether an id names a job without an id of its own: an entry id, or the full id of one
+-- (`<queue>:<entry id>`). No producer may give either to a job.
+local function names_entry(id)
+  return is_entry_id(id) or string.match(id, ':%d+%-%d+$') ~= nil
+end
+
 -- A record key up to its job id: the queue's prefix for records.
 local function job_prefix_of(job_key, job_id)
   return string.sub(job_key, 1, #job_key - #job_id)
@@ -88,10 +94,10 @@ local function enqueue_job(stream, record, delayed, unique, A, o, batch)
         ': expected whole milliseconds from 0 to ' .. bound[2]
     end
   end
-  if is_entry_id(id) then
+  if names_entry(id) then
     return 'BAD_ID id ' .. id .. ' has the form of a stream entry id ' ..
-      '(<digits>-<digits>), which names jobs without an id of their own: give the job an id ' ..
-      'of another form, a UUID say'
+      '(<digits>-<digits>) or of the full id of one (<queue>:<digits>-<digits>), which name ' ..
+      'jobs without an id of their own: give the job an id of another form, a UUID say'
   end
   if unique then
     local holder = redis.call('GET', unique)

@@ -34,7 +34,11 @@ export interface ClientOptions {
 export interface EnqueueOptions {
   /** Default "default". */
   queue?: string;
-  /** The job's own id (a UUID is best). The same id twice is one job, run once. */
+  /**
+   * The job's own id (a UUID is best). The same id twice is one job, run once. It may not
+   * have the form `<digits>-<digits>` nor end in `:<digits>-<digits>`: those name the jobs
+   * without an id of their own (an entry id, and its full id).
+   */
   id?: string;
   /** Attempts before the job is dead: 1 to 10000. Default 3 (or the worker's default on the fast path). */
   maxAttempts?: number;
@@ -54,7 +58,11 @@ export interface UniqueOptions extends EnqueueOptions {
 }
 
 export interface StatusOptions {
-  /** Default "default". */
+  /**
+   * Default "default", or the queue a full id (`<queue>:<entry id>`) names. Given with a
+   * full id, it must be that queue (or the queue that partition belongs to), else the job
+   * is not found.
+   */
   queue?: string;
 }
 
@@ -105,7 +113,11 @@ export declare class Client {
   /** Closes the connection (the one passed in, too). */
   quit(): Promise<void>;
 
-  /** Enqueues a job to run now; returns its id. Without `id`, the fast path (one XADD; the entry id is the job id). */
+  /**
+   * Enqueues a job to run now; returns its id within its queue. Without `id`, the fast path
+   * (one XADD; the entry id is the job id, unique within the queue only: `fullId(queue, id)`
+   * names the job anywhere).
+   */
   enqueue(type: string, payload?: unknown, options?: EnqueueOptions): Promise<string>;
   /** Enqueues a job to run `delayMs` from now, on the Redis server's clock. */
   enqueueIn(delayMs: number, type: string, payload?: unknown, options?: EnqueueOptions): Promise<string>;
@@ -119,11 +131,26 @@ export declare class Client {
     options?: UniqueOptions,
   ): Promise<{ id: string; created: boolean }>;
 
-  /** The job's status, or null when it is nowhere (never enqueued, or trimmed by retention). */
+  /**
+   * The job's status, or null when it is nowhere (never enqueued, or trimmed by retention).
+   * `id` is the job's id within its queue or its full id.
+   */
   status(id: string, options?: StatusOptions): Promise<JobStatus | null>;
   /** Resolves once the job is completed, dead or cancelled (a `scheduled` or `failed` job is waited for); rejects with WaitTimeoutError after `timeoutMs`. */
   wait(id: string, options?: WaitOptions): Promise<JobStatus>;
 }
+
+/**
+ * The full id of job `id` of `queue` (or partition): `<queue>:<id>` when `id` is a stream
+ * entry id (a job without an id of its own), else `id` itself.
+ */
+export declare function fullId(queue: string, id: string): string;
+
+/**
+ * Reads a job id: a full id (`<queue>:<entry id>`, split at the last `:`, the queue not
+ * empty) gives its queue and entry id; anything else gives `{ queue: null, id }`.
+ */
+export declare function parseFullId(value: string): { queue: string | null; id: string };
 
 export declare class FlotillaError extends Error {}
 

@@ -172,7 +172,7 @@ def test_a_pending_fast_path_job_is_cancelled_and_never_runs(fleet: Fleet, pause
     entry = fleet.xadd({"type": "noop"}, paused_low)
     result = fleet.cli("jobs", "cancel", entry, "--queue", paused_low)
     assert result.returncode == 0, result.stderr
-    assert f"cancelled {entry}" in result.stdout
+    assert f"cancelled {paused_low}:{entry}" in result.stdout
     assert fleet.record(entry, paused_low)["status"] == "cancelled"
     resume(fleet, paused_low)
     fleet.run_noop(paused_low)

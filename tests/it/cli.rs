@@ -41,17 +41,21 @@ async fn enqueue_prints_an_id_that_jobs_show_finds_by_prefix() {
             "2",
         ],
     ));
-    // A job to run now takes the fast path: its id is its stream entry's.
-    assert!(flotilla_proto::is_entry_id(&id), "an entry id: {id}");
+    // A job to run now takes the fast path: its id is its stream entry's, printed as
+    // its full id, which names the queue.
+    let name = flotilla_proto::JobName::parse(&id);
+    assert_eq!(name.queue, Some("default"), "a full id: {id}");
+    assert!(flotilla_proto::is_entry_id(name.id), "a full id: {id}");
     let _worker = WorkerProcess::start(&env.url(), &[], None);
-    env.wait_status("default", &id, Status::Completed, LONG)
+    env.wait_status("default", name.id, Status::Completed, LONG)
         .await;
     let shown: Value = serde_json::from_str(&stdout(&flotilla(
         &env,
         &["jobs", "show", &id[..id.len() - 2], "--json"],
     )))
     .expect("JSON");
-    assert_eq!(shown["id"], Value::from(id.as_str()));
+    assert_eq!(shown["id"], Value::from(name.id));
+    assert_eq!(shown["full_id"], Value::from(id.as_str()));
     assert_eq!(shown["status"], "completed");
     assert_eq!(shown["attempts"], 2);
     assert_eq!(shown["result"]["succeeded_on_attempt"], 2);
@@ -176,7 +180,8 @@ async fn ambiguous_and_unknown_ids_are_clear_errors() {
     let env = Env::start().await;
     let a = stdout(&flotilla(&env, &["enqueue", "--type", "noop"]));
     let _b = stdout(&flotilla(&env, &["enqueue", "--type", "noop"]));
-    let ambiguous = flotilla(&env, &["jobs", "show", &a[..4]]);
+    // The first characters of a full id search its queue.
+    let ambiguous = flotilla(&env, &["jobs", "show", &a[.."default:".len() + 4]]);
     assert!(!ambiguous.status.success());
     assert!(String::from_utf8_lossy(&ambiguous.stderr).contains("matches several jobs"));
     let missing = flotilla(&env, &["jobs", "show", "zzzz"]);

@@ -125,3 +125,49 @@ async fn producers_refuse_an_own_id_of_an_entry_ids_form() {
     let error = refused.expect_err("BAD_ID");
     assert_eq!(error.code(), Some("BAD_ID"), "{error}");
 }
+
+#[tokio::test]
+async fn an_own_id_of_a_full_ids_form_is_refused_and_dead_lettered() {
+    let env = Env::start().await;
+    // Another queue's job without an id of its own, named by its full id.
+    let other = env
+        .xadd("mail", &[("type", b"noop"), ("payload", b"{}")])
+        .await;
+    let full = flotilla_proto::full_id("mail", &other);
+    let job = NewJob::new("noop", &json!({}))
+        .expect("encodes")
+        .id(full.as_str());
+    let error = env.producer.enqueue(job).await.expect_err("refused");
+    assert!(error.to_string().contains("full id"), "{error}");
+    let refused = crate::util::published_enqueue(&env, &full, "0").await;
+    assert_eq!(refused.expect_err("BAD_ID").code(), Some("BAD_ID"));
+    // Ids with a colon that name no entry are anyone's.
+    for own in ["order:17", "mail:1-2-3"] {
+        let job = NewJob::new("noop", &json!({})).expect("encodes").id(own);
+        assert_eq!(env.producer.enqueue(job).await.expect("enqueued").id, own);
+    }
+
+    // A raw entry giving itself that full id never runs as it: it is dead-lettered under
+    // its own entry id.
+    let worker = InProcessWorker::start(&env.url(), fast_config(), Registry::with_builtins()).await;
+    let claimer = env
+        .xadd(
+            "default",
+            &[
+                ("id", full.as_bytes()),
+                ("type", b"noop"),
+                ("payload", b"{}"),
+            ],
+        )
+        .await;
+    let dead = eventually(LONG, "the claiming entry to be dead-lettered", || async {
+        env.dead_entries("default").await.into_iter().next()
+    })
+    .await;
+    assert!(
+        dead.get("error").is_some_and(|e| e.contains("full id")),
+        "{dead:?}"
+    );
+    assert_eq!(dead.get("id"), Some(&claimer), "{dead:?}");
+    worker.stop().await;
+}

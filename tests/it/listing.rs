@@ -212,11 +212,11 @@ async fn jobs_delete_leaves_no_trace_and_refuses_a_running_job() {
         ("default", &waiting),
         ("default", &held.id),
     ] {
-        // Fast-path ids are entry ids: two queues can hand out the same one, so the
-        // queue is named.
-        let said = flotilla(&env, &["jobs", "delete", id, "--queue", queue, "--yes"]);
+        // Entry ids repeat across queues; a full id names the queue.
+        let full = flotilla_proto::full_id(queue, id);
+        let said = flotilla(&env, &["jobs", "delete", &full, "--yes"]);
         assert!(
-            said.contains(&format!("deleted {id} from {queue}")),
+            said.contains(&format!("deleted {full} from {queue}")),
             "{said}"
         );
         let show = run(&env, &["jobs", "show", id, "--queue", queue]);
@@ -268,9 +268,31 @@ async fn jobs_delete_leaves_no_trace_and_refuses_a_running_job() {
     }
     let output = run(&env, &["jobs", "delete", "5-1", "--yes"]);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("several queues (a, b)"), "{stderr}");
+    assert!(
+        stderr.contains("several queues") && stderr.contains("a:5-1") && stderr.contains("b:5-1"),
+        "{stderr}"
+    );
+    // A full id names its queue: no search, no ambiguity.
+    for queue in ["a", "b"] {
+        let shown = flotilla(&env, &["jobs", "show", &format!("{queue}:5-1")]);
+        assert!(shown.contains(&format!("queue        {queue}")), "{shown}");
+        assert!(
+            shown.contains(&format!("id           {queue}:5-1")),
+            "{shown}"
+        );
+    }
+    for (missing, queue) in [("c:5-1", None), ("a:5-1", Some("b"))] {
+        let mut args = vec!["jobs", "show", missing];
+        args.extend(queue.iter().flat_map(|q| ["--queue", q]));
+        let output = run(&env, &args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            !output.status.success() && stderr.contains("no job with id"),
+            "{stderr}"
+        );
+    }
     let said = flotilla(&env, &["jobs", "delete", "5-1", "--queue", "b", "--yes"]);
-    assert!(said.contains("deleted 5-1 from b"), "{said}");
+    assert!(said.contains("deleted b:5-1 from b"), "{said}");
     let shown = flotilla(&env, &["jobs", "show", "5-1"]);
     assert!(shown.contains("queue        a"), "{shown}");
 }

@@ -193,7 +193,10 @@ async fn a_dead_job_is_retried_by_id_with_fresh_attempts() {
     drop(worker);
 
     let retried = flotilla(&env, &["jobs", "retry", &id[..12]]);
-    assert!(retried.contains(&format!("retried {id}")), "{retried}");
+    assert!(
+        retried.contains(&format!("retried default:{id}")),
+        "{retried}"
+    );
     let record = env.wait_status("default", &id, Status::Pending, LONG).await;
     assert_eq!(record.attempts, 0, "a fresh set of attempts");
     assert_eq!(

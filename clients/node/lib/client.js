@@ -6,7 +6,8 @@ import { Redis } from "ioredis";
 
 import { InvalidJobError, QueueFullError } from "./errors.js";
 import { Keys } from "./keys.js";
-import { Placement } from "./partitions.js";
+import { parseFullId } from "./ids.js";
+import { Placement, splitPartition } from "./partitions.js";
 import { defineEnqueue, runEnqueue } from "./script.js";
 import { findJob } from "./status.js";
 import {
@@ -59,7 +60,7 @@ const UNIQUE_OPTIONS = [...JOB_OPTIONS, "ttlMs", "delayMs", "holdForTtl"];
  * @typedef {EnqueueOptions & UniqueOnlyOptions} UniqueOptions
  *
  * @typedef {object} StatusOptions
- * @property {string} [queue] default "default"
+ * @property {string} [queue] default "default", or the queue a full id names
  *
  * @typedef {object} PreparedJob a job's checked arguments, in the form they are written
  * @property {string} queue
@@ -71,10 +72,29 @@ const UNIQUE_OPTIONS = [...JOB_OPTIONS, "ttlMs", "delayMs", "holdForTtl"];
  * @property {string} [backoff]
  *
  * @typedef {object} WaitOptions
- * @property {string} [queue] default "default"
+ * @property {string} [queue] default "default", or the queue a full id names
  * @property {number} [timeoutMs] give up after this long (default 30000)
  * @property {number} [pollMs] between status reads (default 50)
  */
+
+/**
+ * Where the job `given` (an id within a queue, or a full id) is looked for, with `queue` as
+ * the caller gave it (undefined or null when left out): the queue or partition and the id within
+ * it, or null when a full id names another queue than `queue`.
+ * @param {unknown} given
+ * @param {unknown} queue
+ * @returns {{ queue: string, id: string } | null}
+ */
+function locate(given, queue) {
+  const name = parseFullId(checkName("id", given));
+  const asked = queue === undefined || queue === null ? undefined : checkName("queue", queue);
+  if (name.queue === null) return { queue: asked ?? DEFAULT_QUEUE, id: name.id };
+  // The full id names the very queue (or partition) the job was written to.
+  if (asked === undefined || asked === name.queue || splitPartition(name.queue)[0] === asked) {
+    return { queue: name.queue, id: name.id };
+  }
+  return null;
+}
 
 export class Client {
   /** @type {import("ioredis").Redis | import("ioredis").Cluster} */
@@ -156,10 +176,13 @@ export class Client {
    * it and runs nothing new.
    * On a queue split into partitions, a job without `id` gets a new UUID and goes through
    * the script.
+   * The id returned is the job's id within its queue: an entry id (fast path) is unique
+   * there only, and `fullId(queue, id)` gives the id that names the job anywhere
+   * (`<queue>:<entry id>`; an id of the job's own is its full id as it is).
    * @param {string} type
    * @param {unknown} [payload] anything JSON-serializable
    * @param {EnqueueOptions} [options]
-   * @returns {Promise<string>} the job id
+   * @returns {Promise<string>} the job id within its queue
    */
   async enqueue(type, payload = null, options = {}) {
     const job = this.#prepare(type, payload, options, JOB_OPTIONS);
@@ -233,19 +256,24 @@ export class Client {
 
   /**
    * The job's status, or null when it is nowhere (never enqueued, or trimmed by retention).
+   * `id` is the job's id within its queue or its full id (`<queue>:<entry id>`, see
+   * `fullId`). A full id names its queue, so `queue` may be left out; given, it must be
+   * that queue (or the queue that partition belongs to), else the job is not in it and the
+   * answer is null. Left out with any other id, `queue` is "default".
    * @param {string} id
    * @param {StatusOptions} [options]
    * @returns {Promise<import("./views.js").JobStatus | null>}
    */
   async status(id, options = {}) {
     checkOptionNames(options, ["queue"]);
-    const queue = checkName("queue", options.queue ?? DEFAULT_QUEUE);
-    return this.#find(queue, checkName("id", id));
+    const where = locate(id, options.queue);
+    return where === null ? null : this.#find(where.queue, where.id);
   }
 
   /**
    * Waits until the job is completed, dead or cancelled, and returns that status: a job
-   * that is `scheduled`, or `failed` with a retry due, is waited for.
+   * that is `scheduled`, or `failed` with a retry due, is waited for. `id` and `queue` are
+   * as `status` takes them: a full id may stand without its queue.
    * @param {string} id
    * @param {WaitOptions} [options]
    * @returns {Promise<import("./views.js").JobStatus>}
@@ -253,11 +281,9 @@ export class Client {
    */
   async wait(id, options = {}) {
     checkOptionNames(options, ["queue", "timeoutMs", "pollMs"]);
-    const { queue = DEFAULT_QUEUE, timeoutMs = DEFAULT_WAIT_TIMEOUT_MS, pollMs = DEFAULT_POLL_MS } =
-      options;
-    checkName("queue", queue);
-    checkName("id", id);
-    return waitUntilTerminal(() => this.#find(queue, id), id, {
+    const { queue, timeoutMs = DEFAULT_WAIT_TIMEOUT_MS, pollMs = DEFAULT_POLL_MS } = options;
+    const where = locate(id, queue);
+    return waitUntilTerminal(async () => (where === null ? null : this.#find(where.queue, where.id)), id, {
       timeoutMs,
       pollMs,
     });

@@ -1,6 +1,7 @@
 // The protocol's checks on what a producer writes, made before writing so a bad job fails here, not in a worker.
 
 import { InvalidJobError } from "./errors.js";
+import { namesEntry } from "./ids.js";
 
 /** Longest name (queue, job id, type, unique key), in UTF-8 bytes, as workers count it. */
 export const MAX_NAME_BYTES = 256;
@@ -17,10 +18,9 @@ export const MAX_DURATION_MS = 315360000000;
 const DURATION_RULE = "at most 315360000000 ms (ten years)";
 
 const NAME_RULE = "1-256 printable characters without spaces, braces or control characters";
-const JOB_ID_RULE =
-  `${NAME_RULE}, and not of the form <digits>-<digits>: that is a stream entry id, which ` +
-  "names the jobs that have no id of their own";
-const ENTRY_ID_FORM = /^[0-9]+-[0-9]+$/;
+export const JOB_ID_RULE =
+  `${NAME_RULE}, and not of the form <digits>-<digits> or <queue>:<digits>-<digits>: those are a ` +
+  "stream entry id and the full id of one, which name the jobs that have no id of their own";
 
 // Control characters could forge a log line, whitespace splits names in tools, and a
 // brace would break the Redis Cluster hash tag the name is put in.
@@ -56,8 +56,9 @@ export function checkName(field, name) {
 }
 
 /**
- * Checks the id a producer gives its job: a name that is not of a stream entry id's form,
- * since those name the jobs without an id of their own.
+ * Checks the id a producer gives its job: a name that is neither of a stream entry id's
+ * form nor ends in `:<digits>-<digits>` (a full id's form, `<queue>:<entry id>`), since
+ * those name the jobs without an id of their own.
  * @param {unknown} id
  * @returns {string}
  */
@@ -67,7 +68,7 @@ export function checkJobId(id) {
   } catch {
     throw new InvalidJobError("id", JOB_ID_RULE, id);
   }
-  if (ENTRY_ID_FORM.test(/** @type {string} */ (id))) throw new InvalidJobError("id", JOB_ID_RULE, id);
+  if (namesEntry(/** @type {string} */ (id))) throw new InvalidJobError("id", JOB_ID_RULE, id);
   return /** @type {string} */ (id);
 }
 

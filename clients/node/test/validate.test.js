@@ -5,7 +5,9 @@ import { describe, test } from "node:test";
 
 import { Client, InvalidJobError } from "../index.js";
 import {
+  JOB_ID_RULE,
   checkBackoff,
+  checkJobId,
   checkMaxAttempts,
   checkName,
   checkTimeoutMs,
@@ -86,6 +88,47 @@ describe("names", () => {
     await refusedFor(client.enqueueUnique("", "noop", {}), "uniqueKey");
     await refusedFor(client.status("a b"), "id");
     await refusedFor(client.status("1-1", { queue: "" }), "queue");
+  });
+});
+
+describe("own ids", () => {
+  test("are names of any form but an entry id's or a full id's", () => {
+    for (const id of ["order:17", "mail:1-2-3", "welcome-42", "1-0:x", "a1-2", "nightly@1700000000000"]) {
+      assert.equal(checkJobId(id), id);
+    }
+  });
+
+  test("may not be an entry id nor end in :<entry id>, which name jobs without an id of their own", () => {
+    for (const id of ["1700000000000-0", "0-1", "mail:1700000000000-0", "a:b:0-1", ":1-0", "mail#2:5-5"]) {
+      assert.throws(
+        () => checkJobId(id),
+        (error) => {
+          assert.ok(error instanceof InvalidJobError, String(error));
+          assert.equal(error.field, "id");
+          assert.ok(error.message.includes(JOB_ID_RULE), error.message);
+          return true;
+        },
+        id,
+      );
+    }
+  });
+
+  test("are refused under the protocol's rule text", () => {
+    assert.equal(
+      JOB_ID_RULE,
+      "1-256 printable characters without spaces, braces or control characters, and not of " +
+        "the form <digits>-<digits> or <queue>:<digits>-<digits>: those are a stream entry id " +
+        "and the full id of one, which name the jobs that have no id of their own",
+    );
+    assert.throws(() => checkJobId("a b"), { field: "id", message: /full id of one/ });
+  });
+
+  test("the client refuses a full id's form before writing anything", async () => {
+    const connection = recordingConnection();
+    const client = new Client(connection);
+    await refusedFor(client.enqueue("noop", {}, { id: "mail:1700000000000-0" }), "id");
+    await refusedFor(client.enqueueIn(5, "noop", {}, { id: "a:b:0-1" }), "id");
+    assert.deepEqual(connection.calls, []);
   });
 });
 

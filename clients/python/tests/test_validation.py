@@ -53,6 +53,34 @@ def test_bad_names_are_refused_naming_the_field(name: Any) -> None:
     assert "\n" not in str(refused.value), "a refused value cannot forge a log line"
 
 
+@pytest.mark.parametrize("job_id", ["order:17", "mail:1-2-3", "welcome-42", "1-0:x", "a1-2", "nightly@1700000000000"])
+def test_own_ids_of_other_forms_pass(job_id: str) -> None:
+    assert validate.check_job_id(job_id) == job_id
+
+
+@pytest.mark.parametrize("job_id", ["1700000000000-0", "0-1", "mail:1700000000000-0", "a:b:0-1", ":1-0", "mail#2:5-5"])
+def test_own_ids_of_an_entry_id_or_full_ids_form_are_refused(job_id: str) -> None:
+    # Those forms name the jobs without an id of their own: an entry id, or a full id
+    # (`<queue>:<entry id>`), so no own id may take them.
+    with pytest.raises(InvalidJob) as refused:
+        validate.check_job_id(job_id)
+    assert refused.value.field == "id"
+    assert validate.JOB_ID_RULE in str(refused.value)
+
+
+def test_the_own_id_rule_is_the_protocols_text() -> None:
+    assert validate.JOB_ID_RULE == (
+        "1-256 printable characters without spaces, braces or control characters, and not of "
+        "the form <digits>-<digits> or <queue>:<digits>-<digits>: those are a stream entry id "
+        "and the full id of one, which name the jobs that have no id of their own"
+    )
+
+
+def test_an_own_id_that_is_not_a_name_is_refused_under_the_id_rule() -> None:
+    with pytest.raises(InvalidJob, match="full id of one"):
+        validate.check_job_id("a b")
+
+
 def test_invalid_job_is_a_value_error() -> None:
     assert issubclass(InvalidJob, ValueError)
 
@@ -130,6 +158,8 @@ def test_max_payload_bytes_is_the_clients_limit() -> None:
         (lambda c: c.enqueue("bad type"), "type"),
         (lambda c: c.enqueue("noop", queue="{q}"), "queue"),
         (lambda c: c.enqueue("noop", id="a\nb"), "id"),
+        (lambda c: c.enqueue("noop", id="mail:1700000000000-0"), "id"),
+        (lambda c: c.enqueue_in(5, "noop", id="a:b:0-1"), "id"),
         (lambda c: c.enqueue("noop", max_attempts=0), "max_attempts"),
         (lambda c: c.enqueue("noop", timeout_ms=0), "timeout_ms"),
         (lambda c: c.enqueue("noop", backoff="linear:5"), "backoff"),

@@ -37,8 +37,11 @@ pub enum AdminError {
          without telling one job apart: give more of the id, or the whole id and its queue"
     )]
     SearchStopped { prefix: String, budget: usize },
-    #[error("job {id} is in several queues ({}): name the queue", queues.join(", "))]
-    InSeveralQueues { id: String, queues: Vec<String> },
+    #[error(
+        "job {id} is in several queues: name the one you mean, by its full id:\n  {}",
+        full_ids.join("\n  ")
+    )]
+    InSeveralQueues { id: String, full_ids: Vec<String> },
     #[error(
         "queue {queue} is served by live workers ({}): take it out of their [queues] and \
          restart them first, or they list it again",

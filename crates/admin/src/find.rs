@@ -1,7 +1,7 @@
 //! Finding one job by its id or the first characters of it, wherever it is kept: its
 //! record, or for a fast-path job its stream entry or its completion.
 
-use flotilla_proto::JobRecord;
+use flotilla_proto::{JobName, JobRecord};
 
 use crate::{Admin, AdminError};
 
@@ -10,8 +10,9 @@ const AMBIGUOUS_SHOWN: usize = 10;
 
 impl Admin {
     /// The job with this id, or the only job whose id starts with it, in `queue` or in
-    /// any queue. Fast-path ids are entry ids, unique only within one queue: an id found
-    /// in two queues is an error asking for the queue.
+    /// any queue. A full id (`<queue>:<entry id>`) names its queue, so it is looked up
+    /// there alone, in a few reads. A bare entry id is unique only within one queue, and
+    /// an own id within one queue: one found in two queues is an error naming them.
     pub async fn find_job(
         &mut self,
         id: &str,
@@ -19,6 +20,15 @@ impl Admin {
     ) -> Result<JobRecord, AdminError> {
         if id.trim().is_empty() {
             return Err(AdminError::EmptyId);
+        }
+        if let Some(named) = JobName::parse(id).queue {
+            let within = queue.is_none_or(|given| {
+                given == named || flotilla_proto::queue_of_partition(named) == given
+            });
+            return match within {
+                true => self.job(named, id).await,
+                false => Err(AdminError::NoSuchJob(id.to_owned())),
+            };
         }
         let queues = self.streams(queue).await?;
         let mut exact = Vec::new();
@@ -30,12 +40,27 @@ impl Admin {
         if exact.len() > 1 {
             return Err(AdminError::InSeveralQueues {
                 id: id.to_owned(),
-                queues: exact.into_iter().map(|r| r.queue).collect(),
+                full_ids: exact
+                    .iter()
+                    .map(|r| match r.full_id() {
+                        // The same own id in two queues: the queue tells them apart.
+                        own if own == r.id => format!("{own} --queue {}", r.queue),
+                        full => full,
+                    })
+                    .collect(),
             });
         }
         if let Some(record) = exact.pop() {
             return Ok(record);
         }
+        // The first characters of a full id, `<queue>:<start of its entry id>`, search
+        // that queue alone.
+        let (queues, id) = match id.rsplit_once(':') {
+            Some((named, start)) if queues.iter().any(|q| q == named) && !start.is_empty() => {
+                (vec![named.to_owned()], start)
+            }
+            _ => (queues, id),
+        };
         // Jobs with records are found in the queue's own indexes; fast-path jobs, which
         // have none, by their entry ids on the stream and among recent completions. Each
         // search has a fixed budget, so a look-up costs the same however large Redis is.
@@ -85,15 +110,15 @@ impl Admin {
                     .into_iter()
                     .chain(found)
                     .take(AMBIGUOUS_SHOWN)
-                    .map(|(_, job)| job)
+                    .map(|(queue, job)| flotilla_proto::full_id(&queue, &job))
                     .collect(),
             }),
         }
     }
 
-    /// The job `id` of `queue`, exactly as named, wherever it is kept. It costs a few
-    /// reads whatever the id (never a search by prefix), so it is what a page or an API
-    /// call that names a job asks.
+    /// The job `id` of `queue`, exactly as named (its id within the queue or its full id),
+    /// wherever it is kept. It costs a few reads whatever the id (never a search by
+    /// prefix), so it is what a page or an API call that names a job asks.
     pub async fn job(&mut self, queue: &str, id: &str) -> Result<JobRecord, AdminError> {
         if id.trim().is_empty() {
             return Err(AdminError::EmptyId);

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use flotilla_proto::{CONSUMER_GROUP, Status, StreamEntry, field, read_waiting};
+use flotilla_proto::{Status, StreamEntry, browse, field, read_waiting};
 use serde::Serialize;
 
 use crate::{Admin, AdminError};
@@ -54,6 +54,13 @@ pub struct JobRow {
     pub at_ms: i64,
     /// The last error (failed, dead, cancelled).
     pub error: Option<String>,
+}
+
+impl JobRow {
+    /// The id that names this job in the whole namespace ([`flotilla_proto::full_id`]).
+    pub fn full_id(&self) -> String {
+        flotilla_proto::full_id(&self.queue, &self.id)
+    }
 }
 
 /// One page of a list.
@@ -200,7 +207,7 @@ impl Admin {
         want: usize,
     ) -> Result<Found, AdminError> {
         let stream = self.keys.stream(queue);
-        let last_read = self.last_delivered(&stream).await?;
+        let last_read = browse::last_delivered(&mut self.conn, &self.keys, queue).await?;
         let mut start = [
             last_read.map(|id| format!("({id}")),
             from.map(|id| format!("({id}")),
@@ -246,7 +253,6 @@ impl Admin {
         from: Option<&str>,
         want: usize,
     ) -> Result<Found, AdminError> {
-        let stream = self.keys.stream(queue);
         let mut start = [from.map(|id| format!("({id}"))]
             .into_iter()
             .flatten()
@@ -256,43 +262,22 @@ impl Admin {
         let mut found = Found::new();
         let mut looked = 0;
         loop {
-            let pending: Vec<(String, String, u64, u64)> = match redis::cmd("XPENDING")
-                .arg(&stream)
-                .arg(CONSUMER_GROUP)
-                .arg(&start)
-                .arg("+")
-                .arg(STEP)
-                .query_async(&mut self.conn)
-                .await
-            {
-                Ok(pending) => pending,
-                // No group yet: no worker has read the stream, so nothing runs.
-                Err(e) if e.code() == Some("NOGROUP") => Vec::new(),
-                Err(e) => return Err(e.into()),
-            };
+            // No group yet means no worker has read the stream: nothing runs.
+            let pending =
+                browse::pending_entries(&mut self.conn, &self.keys, queue, &start, STEP).await?;
             let len = pending.len();
-            let mut pipe = redis::pipe();
-            for (entry_id, ..) in &pending {
-                pipe.cmd("XRANGE").arg(&stream).arg(entry_id).arg(entry_id);
-            }
-            let ranges: Vec<redis::Value> = if len == 0 {
-                Vec::new()
-            } else {
-                pipe.query_async(&mut self.conn).await?
-            };
-            // An entry deleted while pending (a cancelled job's) reads back with no
-            // fields: nothing runs it any more.
             let mut entries = Vec::new();
             let mut rows = Vec::new();
-            for ((entry_id, consumer, _idle, deliveries), range) in pending.into_iter().zip(ranges)
-            {
+            for pending in pending {
                 looked += 1;
-                start = format!("({entry_id}");
-                found.looked_to = Some(entry_id);
-                if let Some(entry) = flotilla_proto::range_entries(range).pop() {
-                    let delivered = u32::try_from(deliveries).unwrap_or(u32::MAX);
+                start = format!("({}", pending.entry_id);
+                found.looked_to = Some(pending.entry_id);
+                // An entry deleted while pending (a cancelled job's) reads back with no
+                // fields: nothing runs it any more.
+                if let Some(entry) = pending.entry {
+                    let delivered = u32::try_from(pending.deliveries).unwrap_or(u32::MAX);
                     let mut row = entry_row(queue, &entry, Status::Running, delivered);
-                    row.worker = Some(consumer);
+                    row.worker = Some(pending.consumer);
                     rows.push(row);
                     entries.push(entry);
                 }
@@ -486,19 +471,23 @@ impl Admin {
                 .map(|m| m.0.clone())
                 .collect(),
         );
-        let mut records: Vec<RecordFields> = Vec::new();
-        if !with_records.is_empty() {
-            let mut pipe = redis::pipe();
-            for id in &with_records {
-                pipe.cmd("HMGET").arg(self.keys.job(queue, id)).arg(&[
-                    field::STATUS,
-                    field::TYPE,
-                    field::ATTEMPTS,
-                    field::ERROR,
-                ]);
-            }
-            records = pipe.query_async(&mut self.conn).await?;
-        }
+        let fields = [field::STATUS, field::TYPE, field::ATTEMPTS, field::ERROR];
+        let records: Vec<RecordFields> =
+            browse::record_fields(&mut self.conn, &self.keys, queue, &with_records, &fields)
+                .await?
+                .into_iter()
+                .map(|values| {
+                    let mut values = values.into_iter();
+                    let mut next = || values.next().flatten();
+                    let (status, job_type, attempts, error) = (next(), next(), next(), next());
+                    (
+                        status,
+                        job_type,
+                        attempts.and_then(|a| a.parse().ok()),
+                        error,
+                    )
+                })
+                .collect();
         let waiting = read_waiting(&mut self.conn, &self.keys, queue, &without).await?;
         let (mut records, mut waiting) = (records.into_iter(), waiting.into_iter());
         Ok(members
@@ -544,18 +533,9 @@ impl Admin {
         let mut offset = 0;
         let mut members = Vec::new();
         loop {
-            let mut cmd = redis::cmd("ZRANGE");
-            cmd.arg(key).arg(&near).arg(&far).arg("BYSCORE");
-            if reverse {
-                cmd.arg("REV");
-            }
-            let page: Vec<(String, f64)> = cmd
-                .arg("LIMIT")
-                .arg(offset)
-                .arg(STEP)
-                .arg("WITHSCORES")
-                .query_async(&mut self.conn)
-                .await?;
+            let page =
+                browse::scored_range(&mut self.conn, key, &near, &far, reverse, offset, STEP)
+                    .await?;
             let len = page.len();
             offset += len;
             // Members sharing the cursor's score are ordered by name: skip those already
@@ -596,14 +576,19 @@ impl Admin {
         if with_record.is_empty() {
             return Ok(());
         }
-        let mut pipe = redis::pipe();
-        for &i in &with_record {
-            pipe.cmd("HMGET")
-                .arg(self.keys.job(queue, &rows[i].id))
-                .arg(&[field::TYPE, field::ATTEMPTS]);
-        }
-        let records: Vec<(Option<String>, Option<u32>)> = pipe.query_async(&mut self.conn).await?;
-        for (i, (job_type, attempts)) in with_record.into_iter().zip(records) {
+        let ids: Vec<String> = with_record.iter().map(|&i| rows[i].id.clone()).collect();
+        let records = browse::record_fields(
+            &mut self.conn,
+            &self.keys,
+            queue,
+            &ids,
+            &[field::TYPE, field::ATTEMPTS],
+        )
+        .await?;
+        for (i, values) in with_record.into_iter().zip(records) {
+            let mut values = values.into_iter();
+            let job_type = values.next().flatten();
+            let attempts: Option<u32> = values.next().flatten().and_then(|a| a.parse().ok());
             let row = &mut rows[i];
             if let Some(job_type) = job_type {
                 row.job_type = job_type;
@@ -616,22 +601,6 @@ impl Admin {
         Ok(())
     }
 
-    /// The id of the last entry the group has read, if the group exists.
-    async fn last_delivered(&mut self, stream: &str) -> Result<Option<String>, AdminError> {
-        let groups = redis::cmd("XINFO")
-            .arg("GROUPS")
-            .arg(stream)
-            .query_async::<redis::streams::StreamInfoGroupsReply>(&mut self.conn)
-            .await;
-        Ok(groups.ok().and_then(|reply| {
-            reply
-                .groups
-                .into_iter()
-                .find(|g| g.name == CONSUMER_GROUP)
-                .map(|g| g.last_delivered_id)
-        }))
-    }
-
     async fn xrange(
         &mut self,
         stream: &str,
@@ -640,21 +609,7 @@ impl Admin {
         count: usize,
         reverse: bool,
     ) -> Result<Vec<StreamEntry>, AdminError> {
-        // Nothing lies past the last possible id (one entry added there by hand), and
-        // Redis refuses a range that starts after it.
-        let past_the_end = format!("({}", flotilla_proto::LAST_POSSIBLE_ID);
-        if first == past_the_end || second == past_the_end {
-            return Ok(Vec::new());
-        }
-        let reply: redis::Value = redis::cmd(if reverse { "XREVRANGE" } else { "XRANGE" })
-            .arg(stream)
-            .arg(first)
-            .arg(second)
-            .arg("COUNT")
-            .arg(count)
-            .query_async(&mut self.conn)
-            .await?;
-        Ok(flotilla_proto::range_entries(reply))
+        Ok(browse::stream_range(&mut self.conn, stream, first, second, count, reverse).await?)
     }
 }
 

@@ -1,7 +1,7 @@
 //! Purging finished jobs older than a cutoff, or counting what a purge would delete.
 
-use flotilla_proto::Status;
 use flotilla_proto::scripts::{self, Purge};
+use flotilla_proto::{Status, browse};
 use serde::Serialize;
 
 use crate::{Admin, AdminError};
@@ -64,12 +64,8 @@ impl Admin {
         status: Status,
         before_ms: i64,
     ) -> Result<PurgeCount, AdminError> {
-        let records: u64 = redis::cmd("ZCOUNT")
-            .arg(self.keys.index(queue, status))
-            .arg("-inf")
-            .arg(format!("({before_ms}"))
-            .query_async(&mut self.conn)
-            .await?;
+        let records =
+            browse::indexed_before(&mut self.conn, &self.keys, queue, status, before_ms).await?;
         let stream = if status == Status::Dead {
             self.keys.dead(queue)
         } else {
@@ -78,17 +74,12 @@ impl Admin {
         let mut entries = 0u64;
         let mut start = "-".to_owned();
         loop {
-            let page: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-                .arg(&stream)
-                .arg(&start)
-                .arg(format!("({before_ms}-0"))
-                .arg("COUNT")
-                .arg(PAGE)
-                .query_async(&mut self.conn)
-                .await?;
-            entries += page.ids.len() as u64;
-            match page.ids.last() {
-                Some(last) if page.ids.len() == PAGE => start = format!("({}", last.id),
+            let end = format!("({before_ms}-0");
+            let page =
+                browse::stream_range(&mut self.conn, &stream, &start, &end, PAGE, false).await?;
+            entries += page.len() as u64;
+            match page.last() {
+                Some(last) if page.len() == PAGE => start = format!("({}", last.entry_id),
                 _ => return Ok(PurgeCount { records, entries }),
             }
         }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use flotilla_proto::partition::{raise_partition_count, read_partition_count};
 use flotilla_proto::{
-    QueueState, Status, dead_since, group_by_queue, queue_of_partition, read_queue_state,
+    QueueState, Status, browse, dead_since, group_by_queue, queue_of_partition, read_queue_state,
     server_time_ms, waiting_states,
 };
 use serde::Serialize;
@@ -166,26 +166,16 @@ impl Admin {
             };
             let mut at = 0;
             while read < MAX_DELAYED_READ {
-                let ids: Vec<String> = redis::cmd("ZRANGE")
-                    .arg(&key)
-                    .arg(at)
-                    .arg(at + PAGE - 1)
-                    .query_async(&mut self.conn)
-                    .await?;
+                let ids = browse::ranked_members(&mut self.conn, &key, at, at + PAGE - 1).await?;
                 if ids.is_empty() {
                     break;
                 }
                 let states: Vec<Option<Status>> = if with_record {
-                    let mut pipe = redis::pipe();
-                    for id in &ids {
-                        pipe.cmd("HGET")
-                            .arg(self.keys.job(queue, id))
-                            .arg(flotilla_proto::field::STATUS);
-                    }
-                    let statuses: Vec<Option<String>> = pipe.query_async(&mut self.conn).await?;
-                    statuses
+                    let fields = [flotilla_proto::field::STATUS];
+                    browse::record_fields(&mut self.conn, &self.keys, queue, &ids, &fields)
+                        .await?
                         .into_iter()
-                        .map(|s| s.and_then(|s| s.parse().ok()))
+                        .map(|s| s.into_iter().flatten().next().and_then(|s| s.parse().ok()))
                         .collect()
                 } else {
                     waiting_states(&mut self.conn, &self.keys, queue, &ids).await?

@@ -48,8 +48,10 @@ pub struct DeadLetter {
 }
 
 impl Admin {
-    /// Retries the dead job `job_id` of `queue`.
+    /// Retries the dead job `job_id` of `queue` (its id within the queue or its full id).
     pub async fn retry(&mut self, queue: &str, job_id: &str) -> Result<RetryReply, AdminError> {
+        let job_id = flotilla_proto::JobName::within(job_id, queue)
+            .ok_or_else(|| AdminError::NoSuchJob(job_id.to_owned()))?;
         let dead_entry = self.dead_entry_of(queue, job_id).await?;
         let retry = Retry {
             queue,
@@ -132,21 +134,26 @@ impl Admin {
             .since_ms
             .map_or_else(|| "-".to_owned(), |ms| ms.to_string());
         loop {
-            let page: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-                .arg(&dead)
-                .arg(&start)
-                .arg("+")
-                .arg("COUNT")
-                .arg(PAGE)
-                .query_async(&mut self.conn)
-                .await?;
-            let len = page.ids.len();
-            for entry in page.ids {
-                start = format!("({}", entry.id);
+            let page = flotilla_proto::browse::stream_range(
+                &mut self.conn,
+                &dead,
+                &start,
+                "+",
+                PAGE,
+                false,
+            )
+            .await?;
+            let len = page.len();
+            for entry in page {
+                start = format!("({}", entry.entry_id);
                 let fields: HashMap<String, String> = entry
-                    .map
-                    .into_iter()
-                    .filter_map(|(k, v)| redis::from_redis_value::<String>(v).ok().map(|v| (k, v)))
+                    .fields
+                    .iter()
+                    .filter_map(|(k, v)| {
+                        std::str::from_utf8(v)
+                            .ok()
+                            .map(|v| (k.clone(), v.to_owned()))
+                    })
                     .collect();
                 let Some(job_id) = fields.get("id") else {
                     continue;
@@ -169,9 +176,9 @@ impl Admin {
                     error: fields.get("error").cloned().unwrap_or_default(),
                     // Its entry id is its time of death too, should the field be missing.
                     failed_at_ms: number("failed_at")
-                        .or_else(|| flotilla_proto::entry_id_ms(&entry.id))
+                        .or_else(|| flotilla_proto::entry_id_ms(&entry.entry_id))
                         .unwrap_or(0),
-                    entry_id: entry.id,
+                    entry_id: entry.entry_id,
                 });
             }
             if len < PAGE {

@@ -2,7 +2,7 @@
 //! chart: read from the `done` streams (entry ids are completion times) and the dead
 //! indexes (scored by time of death).
 
-use flotilla_proto::{Status, entry_id_ms, server_time_ms};
+use flotilla_proto::{Status, browse, entry_id_ms, server_time_ms};
 use serde::Serialize;
 
 use crate::{Admin, AdminError};
@@ -42,14 +42,16 @@ impl Admin {
                     minute.completed += 1;
                 }
             }
-            let deaths: Vec<(String, f64)> = redis::cmd("ZRANGE")
-                .arg(self.keys.index(&queue, Status::Dead))
-                .arg(first)
-                .arg("+inf")
-                .arg("BYSCORE")
-                .arg("WITHSCORES")
-                .query_async(&mut self.conn)
-                .await?;
+            let deaths = browse::scored_range(
+                &mut self.conn,
+                &self.keys.index(&queue, Status::Dead),
+                &first.to_string(),
+                "+inf",
+                false,
+                0,
+                MAX_READ,
+            )
+            .await?;
             for (_, score) in deaths {
                 if let Some(minute) = slot(score as i64).and_then(|i| chart.get_mut(i)) {
                     minute.dead += 1;
@@ -72,18 +74,13 @@ impl Admin {
         let mut times = Vec::new();
         let mut end = "+".to_owned();
         loop {
-            let ids: Vec<String> = redis::cmd("XREVRANGE")
-                .arg(&done)
-                .arg(&end)
-                .arg(since_ms)
-                .arg("COUNT")
-                .arg(PAGE)
-                .query_async::<redis::streams::StreamRangeReply>(&mut self.conn)
-                .await?
-                .ids
-                .into_iter()
-                .map(|entry| entry.id)
-                .collect();
+            let since = since_ms.to_string();
+            let ids: Vec<String> =
+                browse::stream_range(&mut self.conn, &done, &end, &since, PAGE, true)
+                    .await?
+                    .into_iter()
+                    .map(|entry| entry.entry_id)
+                    .collect();
             times.extend(ids.iter().filter_map(|id| entry_id_ms(id)));
             match ids.last() {
                 Some(last) if ids.len() == PAGE && times.len() < max => {

@@ -76,10 +76,7 @@ impl LocalRedis {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Ok(mut conn) = client.get_multiplexed_async_connection().await
-                && redis::cmd("PING")
-                    .query_async::<String>(&mut conn)
-                    .await
-                    .is_ok()
+                && flotilla_proto::ping(&mut conn).await.is_ok()
             {
                 return Ok(());
             }

@@ -103,24 +103,15 @@ pub(crate) async fn enqueue_fast<C: ConnectionLike>(
         read_with_writes = !far_below_cap;
         room = usize::try_from(cap.saturating_sub(seen)).unwrap_or(usize::MAX);
     }
-    let mut pipe = redis::pipe();
-    for job in jobs.iter().take(room) {
-        pipe.add_command(entry(job).xadd(keys));
+    let adds = jobs.iter().take(room).map(|job| entry(job).xadd(keys));
+    let (ids, depth) =
+        flotilla_proto::add_entries(conn, keys, queue, adds, read_with_writes).await?;
+    match depth {
+        Some((on_stream, waiting)) => gauge.set(queue, on_stream + waiting),
+        None if !read_with_writes => gauge.add(queue, ids.len() as u64),
+        None => {}
     }
-    if read_with_writes {
-        flotilla_proto::depth_reads(&mut pipe, keys, queue);
-    }
-    let mut replies: Vec<redis::Value> = pipe.query_async(conn).await?;
-    if read_with_writes {
-        // The last three replies are the depth reads.
-        let depth = replies.split_off(replies.len().saturating_sub(3));
-        if let Some((on_stream, waiting)) = flotilla_proto::depth_of(&depth) {
-            gauge.set(queue, on_stream + waiting);
-        }
-    } else {
-        gauge.add(queue, replies.len() as u64);
-    }
-    let mut ids = replies.into_iter();
+    let mut ids = ids.into_iter();
     Ok(jobs
         .iter()
         .enumerate()
@@ -130,12 +121,9 @@ pub(crate) async fn enqueue_fast<C: ConnectionLike>(
                     "queue {queue} holds {seen} jobs, its limit is {cap}"
                 )));
             }
-            let id = ids
-                .next()
-                .and_then(|v| redis::from_redis_value::<String>(v).ok())
-                .ok_or_else(|| {
-                    ProducerError::Invalid("XADD answered something other than an entry id".into())
-                })?;
+            let id = ids.next().flatten().ok_or_else(|| {
+                ProducerError::Invalid("XADD answered something other than an entry id".into())
+            })?;
             Ok(Enqueued {
                 id,
                 queue: queue.to_owned(),

@@ -49,9 +49,19 @@ pub enum Outcome {
 /// The result of an enqueue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Enqueued {
+    /// The job's id within its queue: its own id, or its entry id.
     pub id: String,
+    /// The queue (or partition) that holds it.
     pub queue: String,
     pub outcome: Outcome,
+}
+
+impl Enqueued {
+    /// The id that names the job in the whole namespace: its own id, or
+    /// `<queue>:<entry id>` ([`flotilla_proto::full_id`]).
+    pub fn full_id(&self) -> String {
+        flotilla_proto::full_id(&self.queue, &self.id)
+    }
 }
 
 /// Enqueues jobs. Cheap to clone; clones share one multiplexed connection.

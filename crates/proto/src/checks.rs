@@ -58,8 +58,8 @@ pub fn check_name(field: &'static str, name: &str) -> Result<(), ProtoError> {
 
 /// What [`check_job_id`] accepts beyond [`NAME_RULE`], for error messages.
 pub const JOB_ID_RULE: &str = "1-256 printable characters without spaces, braces or control \
-     characters, and not of the form <digits>-<digits>: that is a stream entry id, which names \
-     the jobs that have no id of their own";
+     characters, and not of the form <digits>-<digits> or <queue>:<digits>-<digits>: those are a \
+     stream entry id and the full id of one, which name the jobs that have no id of their own";
 
 /// Whether `id` is a stream entry id (`<ms>-<seq>`, each a whole number Redis can hold).
 /// Such an id names a job without an id of its own (its entry's), so no producer may give
@@ -72,10 +72,19 @@ pub fn is_entry_id(id: &str) -> bool {
     })
 }
 
-/// Checks an id a producer gives its job: a valid name that is not of a stream entry
-/// id's form ([`is_entry_id`]).
+/// Whether `id` names a job without an id of its own: an entry id ([`is_entry_id`]) or
+/// the full id of one (`<queue>:<entry id>`, see [`crate::full_id`]).
+pub fn names_entry(id: &str) -> bool {
+    is_entry_id(id)
+        || id
+            .rsplit_once(':')
+            .is_some_and(|(_, entry)| is_entry_id(entry))
+}
+
+/// Checks an id a producer gives its job: a valid name that names no job without an id
+/// of its own ([`names_entry`]).
 pub fn check_job_id(id: &str) -> Result<(), ProtoError> {
-    if check_name(crate::field::ID, id).is_err() || is_entry_id(id) {
+    if check_name(crate::field::ID, id).is_err() || names_entry(id) {
         return Err(ProtoError::BadField {
             field: crate::field::ID,
             value: id.to_owned(),
@@ -171,11 +180,24 @@ mod tests {
             "a1-2",
             "1-2a",
             "nightly@1700000000000",
+            "order:17",
+            "mail:1-2-3",
+            "1-0:x",
         ] {
             assert!(!is_entry_id(own), "{own}");
             assert!(check_job_id(own).is_ok(), "{own}");
         }
         assert!(check_job_id("a b").is_err());
+    }
+
+    #[test]
+    fn own_ids_never_take_the_form_of_a_full_id() {
+        for reserved in ["mail:1900000000000-0", "a:b:0-1", ":1-0"] {
+            assert!(!is_entry_id(reserved), "{reserved}");
+            assert!(names_entry(reserved), "{reserved}");
+            let err = check_job_id(reserved).expect_err(reserved).to_string();
+            assert!(err.contains("full id"), "{err}");
+        }
     }
 
     #[test]

@@ -41,7 +41,8 @@ pub enum DescribeError {
 }
 
 /// The job `job_id` of `queue` as a record, wherever it is kept; `None` when it is nowhere
-/// (never existed, or its record and its completion were trimmed by retention). A job on
+/// (never existed, or its record and its completion were trimmed by retention). `job_id`
+/// may be the job's id within the queue or its full id ([`crate::full_id`]). A job on
 /// its stream that does not set its attempts, timeout or backoff is shown with
 /// `defaults`, as a worker with these defaults would run it.
 pub async fn describe_job<C: ConnectionLike>(
@@ -51,6 +52,10 @@ pub async fn describe_job<C: ConnectionLike>(
     job_id: &str,
     defaults: &JobDefaults,
 ) -> Result<Option<JobRecord>, DescribeError> {
+    // A full id names its queue: one naming another queue is no job of this one.
+    let Some(job_id) = crate::JobName::within(job_id, queue) else {
+        return Ok(None);
+    };
     if let Some(record) = read_record(conn, keys, queue, job_id, defaults).await? {
         return Ok(Some(record));
     }

@@ -15,6 +15,7 @@
 
 mod alert_store;
 mod backoff;
+pub mod browse;
 mod checks;
 mod clock;
 pub mod connect;
@@ -24,8 +25,10 @@ mod encoding;
 mod entry;
 mod error;
 mod forget;
+mod full_id;
 mod job;
 mod keys;
+mod leadership;
 mod liveness;
 mod lost;
 pub mod partition;
@@ -33,6 +36,7 @@ mod policy;
 mod prefix;
 mod probe;
 mod queue_state;
+mod raw_entry;
 mod read_reply;
 mod record;
 mod redact;
@@ -40,8 +44,10 @@ mod schedule_state;
 pub mod scripts;
 mod shutdown;
 mod status;
+mod stranded;
 pub mod trace_context;
 mod waiting;
+mod wipe;
 
 pub use alert_store::{
     ALERT_HISTORY_KEPT, StoredAlertEvent, active_alerts, alert_history, dead_since, raise_alert,
@@ -51,7 +57,7 @@ pub use backoff::Backoff;
 pub use checks::{
     DURATION_RULE, JOB_ID_RULE, MAX_ATTEMPTS, MAX_ATTEMPTS_RULE, MAX_DURATION_MS, MAX_ID_AHEAD_MS,
     MAX_RUN_AT_MS, NAME_RULE, check_duration_ms, check_job_id, check_max_attempts, check_name,
-    check_run_at_ms, check_timeout_ms, is_entry_id,
+    check_run_at_ms, check_timeout_ms, is_entry_id, names_entry,
 };
 pub use clock::server_time_ms;
 pub use connect::{
@@ -64,8 +70,10 @@ pub use encoding::{ContentType, Payload};
 pub use entry::{EntryFields, FastEntry, StreamEntry};
 pub use error::ProtoError;
 pub use forget::forget_queue;
+pub use full_id::{JobName, full_id};
 pub use job::Job;
 pub use keys::{CONSUMER_GROUP, DEFAULT_NAMESPACE, Keys};
+pub use leadership::{LeaseState, read_lease};
 pub use liveness::{DEFAULT_LEASE_MS, WorkerBeat, is_live, live_among, worker_beats};
 pub use lost::{lost_since, record_lost};
 pub use partition::{
@@ -74,10 +82,12 @@ pub use partition::{
 };
 pub use policy::{JobDefaults, JobPolicy, Limits, Retention};
 pub use prefix::{PREFIX_SEARCH_BUDGET, PrefixMatches, record_ids_with_prefix};
-pub use probe::{READY_WITHIN, ping, redis_answers};
+pub use probe::{READY_WITHIN, info_of_each_primary, ping, redis_answers, reset_stats};
 pub use queue_state::{
-    LAST_POSSIBLE_ID, QueueState, known_queues, list_queues, oldest_unread_ms, read_queue_state,
+    LAST_POSSIBLE_ID, QueueState, completions_ever, known_queues, list_queues, oldest_unread_ms,
+    read_queue_state,
 };
+pub use raw_entry::add_raw_entry;
 pub use read_reply::{range_entries, read_reply_entries};
 pub use record::{AttemptError, JobRecord, field, worker_field};
 pub use redact::redact_url;
@@ -88,9 +98,12 @@ pub use schedule_state::{
 };
 pub use shutdown::Shutdown;
 pub use status::Status;
+pub use stranded::{RecordPlace, stranded_records};
 pub use waiting::{
-    Waiting, depth_of, depth_reads, missing_from_later, queue_depth, read_waiting, waiting_states,
+    Waiting, add_entries, depth_of, depth_reads, missing_from_later, queue_depth, read_waiting,
+    waiting_states,
 };
+pub use wipe::wipe_namespace;
 
 /// The protocol version written into every record (`v`) this crate creates.
 pub const PROTOCOL_VERSION: u32 = 2;

@@ -166,3 +166,47 @@ async fn first_unread_ms<C: ConnectionLike + Send>(
         .first()
         .and_then(|entry| crate::entry_id_ms(&entry.id)))
 }
+
+/// How many completions `queue`'s `done` stream has ever taken (its `entries-added`,
+/// which counts them however the stream is trimmed); 0 before the first.
+pub async fn completions_ever<C: ConnectionLike + Send>(
+    conn: &mut C,
+    keys: &Keys,
+    queue: &str,
+) -> redis::RedisResult<u64> {
+    let info: redis::RedisResult<redis::Value> = redis::cmd("XINFO")
+        .arg("STREAM")
+        .arg(keys.done(queue))
+        .query_async(conn)
+        .await;
+    let info = match info {
+        Ok(info) => info,
+        // No completion yet: the stream does not exist.
+        Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError) => {
+            return Ok(0);
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(entries_added(&info).unwrap_or(0))
+}
+
+/// The `entries-added` field of an XINFO STREAM reply.
+fn entries_added(info: &redis::Value) -> Option<u64> {
+    let pairs: Vec<(&redis::Value, &redis::Value)> = match info {
+        redis::Value::Map(map) => map.iter().map(|(k, v)| (k, v)).collect(),
+        redis::Value::Array(items) => items
+            .chunks(2)
+            .filter_map(|pair| match pair {
+                [k, v] => Some((k, v)),
+                _ => None,
+            })
+            .collect(),
+        _ => return None,
+    };
+    pairs.into_iter().find_map(|(k, v)| {
+        let name: String = redis::from_redis_value_ref(k).ok()?;
+        (name == "entries-added")
+            .then(|| redis::from_redis_value_ref::<u64>(v).ok())
+            .flatten()
+    })
+}

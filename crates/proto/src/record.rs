@@ -107,6 +107,11 @@ pub struct JobRecord {
 }
 
 impl JobRecord {
+    /// The id that names this job in the whole namespace ([`crate::full_id`]).
+    pub fn full_id(&self) -> String {
+        crate::full_id(&self.queue, &self.id)
+    }
+
     /// The attempts as a person reads them: `2 of 3`, or `1` when the most it may have
     /// is not known (a job whose completion is all that is kept: `done` holds its
     /// attempts, not its limit).

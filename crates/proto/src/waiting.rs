@@ -188,6 +188,38 @@ fn take<const N: usize>(rest: &mut &[u8]) -> Option<[u8; N]> {
     head.try_into().ok()
 }
 
+/// Sends `adds` (entries' XADDs, as [`crate::FastEntry::xadd`] builds them) to `queue`'s
+/// stream in one round trip, reading the queue's depth after them when `read_depth`:
+/// each entry's id (`None` where Redis answered something else), and the depth.
+pub async fn add_entries<C: ConnectionLike>(
+    conn: &mut C,
+    keys: &Keys,
+    queue: &str,
+    adds: impl IntoIterator<Item = redis::Cmd>,
+    read_depth: bool,
+) -> redis::RedisResult<(Vec<Option<String>>, Option<(u64, u64)>)> {
+    let mut pipe = redis::pipe();
+    for add in adds {
+        pipe.add_command(add);
+    }
+    if read_depth {
+        depth_reads(&mut pipe, keys, queue);
+    }
+    let mut replies: Vec<redis::Value> = pipe.query_async(conn).await?;
+    let depth = if read_depth {
+        // The last three replies are the depth reads.
+        let depth = replies.split_off(replies.len().saturating_sub(3));
+        depth_of(&depth)
+    } else {
+        None
+    };
+    let ids = replies
+        .into_iter()
+        .map(|v| redis::from_redis_value::<String>(v).ok())
+        .collect();
+    Ok((ids, depth))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -117,18 +117,10 @@ impl Leadership {
 
 /// Reads who leads now.
 pub async fn status(conn: &mut SharedConnection, keys: &Keys) -> redis::RedisResult<LeaderStatus> {
-    let (holder, epoch, ttl): (Option<String>, Option<u64>, i64) = redis::pipe()
-        .cmd("GET")
-        .arg(keys.leader())
-        .cmd("GET")
-        .arg(keys.fence())
-        .cmd("PTTL")
-        .arg(keys.leader())
-        .query_async(conn)
-        .await?;
+    let lease = flotilla_proto::read_lease(conn, keys).await?;
     Ok(LeaderStatus {
-        lease_remaining_ms: holder.as_ref().map(|_| ttl),
-        holder,
-        epoch: epoch.unwrap_or(0),
+        lease_remaining_ms: lease.remaining_ms,
+        holder: lease.holder,
+        epoch: lease.epoch,
     })
 }

@@ -14,6 +14,8 @@ use tokio_util::sync::CancellationToken;
 /// Handed to every handler call.
 #[derive(Clone)]
 pub struct JobContext {
+    /// The job's id within its queue: its own id, or its entry id (see
+    /// [`JobContext::full_id`] for the one unique across queues).
     pub id: String,
     pub job_type: String,
     pub queue: String,
@@ -54,6 +56,12 @@ impl std::fmt::Debug for JobContext {
 }
 
 impl JobContext {
+    /// The id that names this job in the whole namespace: its own id, or
+    /// `<queue>:<entry id>` for a job without one ([`flotilla_proto::full_id`]).
+    pub fn full_id(&self) -> String {
+        flotilla_proto::full_id(&self.queue, &self.id)
+    }
+
     /// Decodes the payload into the handler's argument type.
     pub fn args<T: DeserializeOwned>(&self) -> Result<T, ProtoError> {
         self.payload.decode()

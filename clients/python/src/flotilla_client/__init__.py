@@ -2,6 +2,7 @@
 
 from .client import DEFAULT_QUEUE, Client, Unique
 from .errors import FlotillaError, InvalidJob, QueueFull, WaitTimeout
+from .ids import full_id, parse_full_id
 from .keys import Keys
 from .script import DEFAULT_BACKOFF, DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT_MS, script_text
 from .status import TERMINAL_STATUSES, AttemptError, JobStatus
@@ -25,5 +26,7 @@ __all__ = [
     "QueueFull",
     "Unique",
     "WaitTimeout",
+    "full_id",
+    "parse_full_id",
     "script_text",
 ]

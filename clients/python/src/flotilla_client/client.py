@@ -12,9 +12,10 @@ from redis.typing import EncodableT, FieldT
 
 from . import validate
 from .errors import QueueFull, WaitTimeout
+from .ids import parse_full_id
 from .keys import DEFAULT_NAMESPACE, Keys
 from .lookup import find_job
-from .partitions import Placement
+from .partitions import Placement, split_partition
 from .script import EnqueueScript, ScriptJob
 from .status import JobStatus
 
@@ -110,7 +111,11 @@ class Client:
         entry carrying the job, and an id key remembering the id (no record unless the job
         dies, is handed back or the like), so the same id enqueued again runs once. On a
         queue split into partitions, a job without `id` gets a new UUID and goes through the
-        script."""
+        script.
+
+        The id returned is the job's id within `queue`: an entry id (fast path) is unique
+        there only, and `full_id(queue, id)` gives the id that names the job anywhere
+        (`<queue>:<entry id>`; an id of the job's own is its full id as it is)."""
         options = self._options(job_type, payload, queue, max_attempts, timeout_ms, backoff)
         if id is None and not self._placement.is_split(options.queue):
             return self._enqueue_fast(options)
@@ -189,12 +194,27 @@ class Client:
         )
         return Unique(id=job_id, created=outcome == "created")
 
-    def status(self, id: str, queue: str = DEFAULT_QUEUE) -> JobStatus | None:
+    def status(self, id: str, queue: str | None = None) -> JobStatus | None:
         """The job as it is now, or None when it is found nowhere: trimmed by retention,
-        never enqueued, or a raw entry with an id of its own that no worker has read yet."""
-        job_id = validate.check_name("id", id)
+        never enqueued, or a raw entry with an id of its own that no worker has read yet.
+
+        `id` is the job's id within `queue` or its full id (`<queue>:<entry id>`, see
+        `full_id`). A full id names its queue, so `queue` may be left out; given, it must
+        be that queue (or the queue that partition belongs to), else the job is not in it
+        and the answer is None. Left out with any other id, `queue` is "default"."""
+        given = validate.check_name("id", id)
+        named, job_id = parse_full_id(given)
+        if queue is not None:
+            validate.check_name("queue", queue)
+        if named is None:
+            where = DEFAULT_QUEUE if queue is None else queue
+        elif queue is None or queue == named or split_partition(named)[0] == queue:
+            # The full id names the very queue (or partition) the job was written to.
+            where = named
+        else:
+            return None
         # A partitioned queue's job is in one of its partitions: its id names the likeliest.
-        for partition in self._placement.candidates(validate.check_name("queue", queue), job_id):
+        for partition in self._placement.candidates(where, job_id):
             found = find_job(self._redis, self._keys, partition, job_id)
             if found is not None:
                 return found
@@ -203,13 +223,14 @@ class Client:
     def wait(
         self,
         id: str,
-        queue: str = DEFAULT_QUEUE,
+        queue: str | None = None,
         timeout: float = 30.0,
         poll_interval: float = 0.05,
     ) -> JobStatus:
         """Polls until the job is completed, dead or cancelled, and returns it: a job that
         is `scheduled`, or `failed` with a retry due, is waited for. Raises WaitTimeout (a
-        TimeoutError) carrying the last status seen when time runs out."""
+        TimeoutError) carrying the last status seen when time runs out. `id` and `queue`
+        are as `status` takes them: a full id may stand without its queue."""
         deadline = time.monotonic() + timeout
         while True:
             last = self.status(id, queue)

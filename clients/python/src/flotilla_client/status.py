@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import ids
 from .waiting import Waiting
 
 # The states a job does not leave by itself.
@@ -60,6 +61,12 @@ class JobStatus:
     def finished(self) -> bool:
         """Whether the job is in a state it does not leave by itself."""
         return self.status in TERMINAL_STATUSES
+
+    @property
+    def full_id(self) -> str:
+        """The id that names the job in its namespace: `<queue>:<entry id>` for a job
+        without an id of its own, else its id."""
+        return ids.full_id(self.queue, self.id)
 
 
 def from_record(queue: str, job_id: str, raw: RawFields) -> JobStatus:

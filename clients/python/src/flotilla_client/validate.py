@@ -9,6 +9,7 @@ import unicodedata
 from datetime import datetime, timedelta
 
 from .errors import InvalidJob
+from .ids import names_entry
 
 # Longest name (queue, job id, type, unique key), in UTF-8 bytes, as workers count it.
 MAX_NAME_BYTES = 256
@@ -27,10 +28,9 @@ DEFAULT_MAX_PAYLOAD_BYTES = 512 * 1024
 
 NAME_RULE = "1-256 printable characters without spaces, braces or control characters"
 JOB_ID_RULE = (
-    NAME_RULE + ", and not of the form <digits>-<digits>: that is a stream entry id, which "
-    "names the jobs that have no id of their own"
+    NAME_RULE + ", and not of the form <digits>-<digits> or <queue>:<digits>-<digits>: those are a "
+    "stream entry id and the full id of one, which name the jobs that have no id of their own"
 )
-_ENTRY_ID_FORM = re.compile(r"[0-9]+-[0-9]+")
 MAX_ATTEMPTS_RULE = f"a whole number from 1 to {MAX_ATTEMPTS}"
 BACKOFF_RULE = (
     "fixed:MS, exponential:BASE_MS:CAP_MS or list:MS,MS,... "
@@ -68,14 +68,15 @@ def check_name(field: str, value: object) -> str:
 
 
 def check_job_id(value: object) -> str:
-    """Checks the id a producer gives its job: a name that is not of a stream entry id's
-    form, since those name the jobs without an id of their own."""
+    """Checks the id a producer gives its job: a name that is neither of a stream entry
+    id's form nor ends in `:<digits>-<digits>` (a full id's form, `<queue>:<entry id>`),
+    since those name the jobs without an id of their own."""
     try:
         check_name("id", value)
     except InvalidJob:
         raise InvalidJob("id", JOB_ID_RULE, value) from None
     assert isinstance(value, str)
-    if _ENTRY_ID_FORM.fullmatch(value):
+    if names_entry(value):
         raise InvalidJob("id", JOB_ID_RULE, value)
     return value
 

@@ -49,7 +49,7 @@ fn table(letters: &[DeadLetter]) -> String {
             let first_line = d.error.lines().next().unwrap_or_default();
             let error: String = first_line.chars().take(ERROR_SHOWN).collect();
             vec![
-                d.job_id.clone(),
+                flotilla_proto::full_id(&d.queue, &d.job_id),
                 d.queue.clone(),
                 d.job_type.clone(),
                 d.attempts.to_string(),

@@ -26,9 +26,11 @@ struct Tracked {
 }
 
 impl Tracked {
+    /// `id` is the job's id within `queue`; the demo names it by its full id, which no
+    /// job of another queue shares.
     fn new(id: String, queue: &str, what: &'static str) -> Self {
         Self {
-            id,
+            id: flotilla_proto::full_id(queue, &id),
             queue: queue.to_owned(),
             what,
         }
@@ -334,10 +336,10 @@ async fn print_dead_letters(
     tracked: &[Tracked],
     records: &HashMap<String, JobRecord>,
 ) -> anyhow::Result<()> {
-    let dead: u64 = redis::cmd("XLEN")
-        .arg(keys.dead("default"))
-        .query_async(conn)
-        .await?;
+    let now = flotilla_proto::server_time_ms(conn).await?;
+    let dead = flotilla_proto::read_queue_state(conn, keys, "default", now)
+        .await?
+        .dead;
     println!("\nThe dead-letter queue of `default` holds {dead} entries. One of them, as");
     if let Some((job, record)) = tracked
         .iter()
@@ -495,8 +497,8 @@ async fn enqueue_tracked(
     queue: &str,
     what: &'static str,
 ) -> anyhow::Result<Tracked> {
-    let id = producer.enqueue(job).await?.id;
-    Ok(Tracked::new(id, queue, what))
+    let enqueued = producer.enqueue(job).await?;
+    Ok(Tracked::new(enqueued.id, queue, what))
 }
 
 /// Enqueues the same unique job twice, to show that the second call returns the first
@@ -512,7 +514,8 @@ async fn enqueue_unique_twice(producer: &Producer) -> anyhow::Result<Tracked> {
     let second = producer.enqueue(unique()?).await?;
     println!(
         "Unique job enqueued twice: both calls returned {} ({:?})",
-        &second.id, second.outcome
+        second.full_id(),
+        second.outcome
     );
     Ok(Tracked::new(
         first.id,
@@ -529,14 +532,6 @@ async fn xadd_raw(
     job_type: &str,
     payload: &[u8],
 ) -> anyhow::Result<String> {
-    let entry_id: String = redis::cmd("XADD")
-        .arg(keys.stream("default"))
-        .arg("*")
-        .arg("type")
-        .arg(job_type)
-        .arg("payload")
-        .arg(payload)
-        .query_async(conn)
-        .await?;
-    Ok(entry_id)
+    let fields: [(&str, &[u8]); 2] = [("type", job_type.as_bytes()), ("payload", payload)];
+    Ok(flotilla_proto::add_raw_entry(conn, keys, "default", &fields).await?)
 }

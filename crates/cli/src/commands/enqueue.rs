@@ -69,9 +69,9 @@ pub async fn run(config_file: Option<&Path>, args: EnqueueArgs) -> anyhow::Resul
             "a job holding unique key {:?} exists already",
             args.unique.unwrap_or_default()
         ),
-        Outcome::Exists => eprintln!("job {} exists already; nothing changed", enqueued.id),
+        Outcome::Exists => eprintln!("job {} exists already; nothing changed", enqueued.full_id()),
     }
-    println!("{}", enqueued.id);
+    println!("{}", enqueued.full_id());
     if !has_live_worker(&producer, &args.queue).await {
         eprintln!(
             "warning: no live worker serves queue {:?}; the job waits until one does \

@@ -15,7 +15,10 @@ pub async fn show(config_file: Option<&Path>, args: ShowArgs) -> anyhow::Result<
     let mut admin = super::admin(config_file).await?;
     let record = admin.find_job(&args.id, args.queue.as_deref()).await?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&record)?);
+        // `id` is the job's id within its queue; `full_id` names it anywhere.
+        let mut shown = serde_json::to_value(&record)?;
+        shown["full_id"] = record.full_id().into();
+        println!("{}", serde_json::to_string_pretty(&shown)?);
     } else {
         print!("{}", render(&record));
     }
@@ -37,17 +40,17 @@ pub async fn cancel(
     match producer.cancel(&record.queue, &record.id).await? {
         Cancelled::Cancelled { was } => {
             let was = was.map_or("?", |s| s.as_str());
-            println!("cancelled {} (it was {was})", record.id);
+            println!("cancelled {} (it was {was})", record.full_id());
             if was == "running" {
                 println!("its worker stops the handler at its next heartbeat");
             }
         }
         Cancelled::AlreadyFinished { status } => println!(
             "{} had already finished ({}); nothing changed",
-            record.id,
+            record.full_id(),
             status.map_or("?", |s| s.as_str())
         ),
-        Cancelled::NotFound => bail!("job {} is gone (its record expired)", record.id),
+        Cancelled::NotFound => bail!("job {} is gone (its record expired)", record.full_id()),
     }
     Ok(())
 }
@@ -65,7 +68,9 @@ pub async fn delete(
         && std::io::stdin().is_terminal()
         && !super::confirm(&format!(
             "delete {} ({status}, {} on {})?",
-            record.id, record.job_type, record.queue
+            record.full_id(),
+            record.job_type,
+            record.queue
         ))?
     {
         println!("nothing deleted");
@@ -74,7 +79,7 @@ pub async fn delete(
     let deleted = admin.delete_job(&record.id, Some(&record.queue)).await?;
     println!(
         "deleted {} from {} (it was {})",
-        deleted.id,
+        flotilla_proto::full_id(&deleted.queue, &deleted.id),
         deleted.queue,
         deleted.was.map_or("?", |s| s.as_str())
     );
@@ -91,7 +96,7 @@ pub fn render(r: &JobRecord) -> String {
     let status = r.status.map_or("unknown", |s| s.as_str());
     let mut out = String::new();
     let mut line = |name: &str, value: String| out.push_str(&format!("{name:<12} {value}\n"));
-    line("id", r.id.clone());
+    line("id", r.full_id());
     line("type", r.job_type.clone());
     line("queue", r.queue.clone());
     line("status", status.to_owned());

@@ -87,10 +87,8 @@ pub async fn wait_for_workers(
 ) -> anyhow::Result<()> {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let up: usize = redis::cmd("ZCARD")
-            .arg(keys.workers())
-            .query_async(conn)
-            .await?;
+        let (_, beats) = flotilla_proto::worker_beats(conn, keys).await?;
+        let up = beats.len();
         if up >= count {
             return Ok(());
         }

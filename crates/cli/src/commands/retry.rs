@@ -15,22 +15,19 @@ pub async fn run(config_file: Option<&Path>, args: RetryArgs) -> anyhow::Result<
     let mut admin = super::admin(config_file).await?;
     if let Some(id) = &args.id {
         let record = admin.find_job(id, args.queue.as_deref()).await?;
+        let full_id = record.full_id();
         // A job that finished on the fast path has no record to retry; its status says why.
         if let Some(status) = record.status.filter(|s| *s != Status::Dead) {
             bail!(
-                "job {} is {}, not dead: only dead jobs are retried",
-                record.id,
+                "job {full_id} is {}, not dead: only dead jobs are retried",
                 status.as_str()
             );
         }
         match admin.retry(&record.queue, &record.id).await? {
-            RetryReply::Retried => println!("retried {} on {}", record.id, record.queue),
-            RetryReply::Missing => bail!("job {} is gone (its record expired)", record.id),
+            RetryReply::Retried => println!("retried {full_id} on {}", record.queue),
+            RetryReply::Missing => bail!("job {full_id} is gone (its record expired)"),
             RetryReply::NotDead(status) => {
-                bail!(
-                    "job {} is {status}, not dead: only dead jobs are retried",
-                    record.id
-                )
+                bail!("job {full_id} is {status}, not dead: only dead jobs are retried")
             }
         }
         return Ok(());

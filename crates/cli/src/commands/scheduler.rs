@@ -68,7 +68,7 @@ async fn ping(target: &flotilla_proto::RedisTarget) -> Result<(), String> {
             .await?
             .get_multiplexed_async_connection()
             .await?;
-        redis::cmd("PING").query_async::<String>(&mut conn).await
+        flotilla_proto::ping(&mut conn).await
     })
     .await
 }

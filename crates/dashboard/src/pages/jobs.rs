@@ -109,7 +109,7 @@ pub async fn list(
                     @for job in &jobs.jobs {
                         @let base = format!("/actions/jobs/{}/{}", enc(&job.queue), enc(&job.id));
                         tr data-job=(job.id) {
-                            td { a href=(job_href(&job.queue, &job.id)) { code { (job.id) } } }
+                            td { a href=(job_href(&job.queue, &job.id)) { code { (job.full_id()) } } }
                             td { (job.queue) }
                             td { (job.job_type) }
                             td { (word(job.status.as_str())) }
@@ -173,7 +173,7 @@ pub async fn detail(
             }
         }
         dl #record {
-            dt { "Id" } dd { code { (record.id) } }
+            dt { "Id" } dd { code { (record.full_id()) } }
             dt { "Type" } dd { (record.job_type) }
             dt { "Queue" } dd { a href=(format!("/queues/{}", enc(&record.queue))) { (record.queue) } }
             dt { "Status" } dd { (word(status)) }

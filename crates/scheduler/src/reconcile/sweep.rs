@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 
 use flotilla_proto::scripts::{self, Requeue, RequeueMode, RequeueReply};
-use flotilla_proto::{CONSUMER_GROUP, field};
+use flotilla_proto::{RecordPlace, stranded_records};
 
 use super::{FindingKind, Reconciler, Report};
 use crate::SchedulerError;
@@ -137,70 +137,23 @@ impl Reconciler {
         Ok(candidates)
     }
 
-    /// One read of the records' states, then one of their entries: a `running` job's
-    /// entry must be pending, a `pending` job's entry must exist.
+    /// One read of the records' states, then one of their entries.
     async fn stranded_once(
         &mut self,
         queue: &str,
         keys: &[String],
     ) -> Result<Vec<Stranded>, SchedulerError> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut pipe = redis::pipe();
-        for key in keys {
-            pipe.cmd("HMGET")
-                .arg(key)
-                .arg(&[field::STATUS, field::ENTRY, field::ID][..]);
-        }
-        let fields: Vec<(Option<String>, Option<String>, Option<String>)> =
-            pipe.query_async(&mut self.conn).await?;
-        let delayed = self.keys.delayed(queue);
-        let stream = self.keys.stream(queue);
-        let mut checks = Vec::new();
-        let mut pipe = redis::pipe();
-        for (key, (status, entry, id)) in keys.iter().zip(fields) {
-            let entry = entry.unwrap_or_default();
-            match status.as_deref() {
-                Some("scheduled" | "failed") if id.is_some() => {
-                    // ZMSCORE answers an array (of one nil when missing), as the checks
-                    // below expect of their replies.
-                    pipe.cmd("ZMSCORE")
-                        .arg(&delayed)
-                        .arg(id.unwrap_or_default());
-                    checks.push((key.clone(), RequeueMode::OrphanScheduled));
-                }
-                Some("running") if !entry.is_empty() => {
-                    pipe.cmd("XPENDING")
-                        .arg(&stream)
-                        .arg(CONSUMER_GROUP)
-                        .arg(&entry)
-                        .arg(&entry)
-                        .arg(1);
-                    checks.push((key.clone(), RequeueMode::OrphanRunning));
-                }
-                Some("pending") if !entry.is_empty() => {
-                    pipe.cmd("XRANGE").arg(&stream).arg(&entry).arg(&entry);
-                    checks.push((key.clone(), RequeueMode::OrphanPending));
-                }
-                _ => {}
-            }
-        }
-        if checks.is_empty() {
-            return Ok(Vec::new());
-        }
-        let replies: Vec<redis::Value> = pipe.query_async(&mut self.conn).await?;
-        // An empty reply: no pending entry, or no entry at all; a nil score: not delayed.
-        Ok(checks
+        let found = stranded_records(&mut self.conn, &self.keys, queue, keys).await?;
+        Ok(found
             .into_iter()
-            .zip(replies)
-            .filter(|(_, reply)| match reply {
-                redis::Value::Array(items) => {
-                    items.is_empty() || items.iter().all(|i| matches!(i, redis::Value::Nil))
-                }
-                _ => false,
+            .map(|(key, place)| {
+                let mode = match place {
+                    RecordPlace::Running => RequeueMode::OrphanRunning,
+                    RecordPlace::Pending => RequeueMode::OrphanPending,
+                    RecordPlace::Waiting => RequeueMode::OrphanScheduled,
+                };
+                (key, mode)
             })
-            .map(|(check, _)| check)
             .collect())
     }
 }

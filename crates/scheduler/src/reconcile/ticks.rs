@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use flotilla_proto::partition::read_partition_count;
-use flotilla_proto::{field, partition_names};
+use flotilla_proto::{browse, field, partition_names};
 
 use super::{FindingKind, ReconcileConfig, Reconciler, Report};
 use crate::firing::scheduled_job_id;
@@ -67,26 +67,28 @@ impl Reconciler {
         // it fired; counts only grow, so every partition there is now is asked.
         let count = read_partition_count(&mut self.conn, &self.keys, &schedule.queue).await?;
         let partitions = partition_names(&schedule.queue, count);
-        let mut pipe = redis::pipe();
-        for tick in &ticks {
-            for partition in &partitions {
-                pipe.cmd("HMGET")
-                    .arg(
-                        self.keys
-                            .job(partition, &scheduled_job_id(&schedule.name, *tick)),
-                    )
-                    .arg(&[field::STATUS, field::STARTED_AT, field::FINISHED_AT][..]);
+        let ids: Vec<String> = ticks
+            .iter()
+            .map(|tick| scheduled_job_id(&schedule.name, *tick))
+            .collect();
+        let fields = [field::STATUS, field::STARTED_AT, field::FINISHED_AT];
+        // For each tick, the first partition that holds its job's record.
+        let mut found: Vec<(Option<String>, Option<i64>, Option<i64>)> =
+            vec![Default::default(); ids.len()];
+        for partition in &partitions {
+            let records =
+                browse::record_fields(&mut self.conn, &self.keys, partition, &ids, &fields).await?;
+            for (slot, values) in found.iter_mut().zip(records) {
+                let mut values = values.into_iter();
+                let status = values.next().flatten();
+                if slot.0.is_some() || status.is_none() {
+                    continue;
+                }
+                let mut number = || values.next().flatten().and_then(|v| v.parse().ok());
+                *slot = (status, number(), number());
             }
         }
-        let records: Vec<(Option<String>, Option<i64>, Option<i64>)> =
-            pipe.query_async(&mut self.conn).await?;
-        let per_tick = records.chunks(partitions.len()).map(|found| {
-            found
-                .iter()
-                .find(|(status, _, _)| status.is_some())
-                .cloned()
-                .unwrap_or_default()
-        });
+        let per_tick = found.into_iter();
         for (tick, (status, started_at, finished_at)) in ticks.iter().zip(per_tick) {
             let job = TickJob {
                 status,

@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use flotilla_producer::NewJob;
 use flotilla_proto::partition::raise_partition_count;
-use flotilla_proto::{Backoff, Keys, partition_names};
-use redis::streams::StreamInfoGroupsReply;
+use flotilla_proto::{Backoff, Keys, browse, partition_names};
 
 use super::Bench;
 use super::fleet::{FleetSpec, WorkerFleet, WorkerRole};
@@ -259,11 +258,9 @@ async fn set_paused(
     queues: &[&str],
     paused: bool,
 ) -> anyhow::Result<()> {
-    let _: () = redis::cmd(if paused { "SADD" } else { "SREM" })
-        .arg(keys.paused())
-        .arg(queues)
-        .query_async(&mut bench.conn)
-        .await?;
+    for queue in queues {
+        flotilla_proto::consume::set_paused(&mut bench.conn, keys, queue, paused).await?;
+    }
     Ok(())
 }
 
@@ -277,16 +274,8 @@ async fn first_delivery(
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         for queue in streams {
-            let groups: StreamInfoGroupsReply = redis::cmd("XINFO")
-                .arg("GROUPS")
-                .arg(keys.stream(queue))
-                .query_async(&mut bench.conn)
-                .await?;
-            if groups
-                .groups
-                .iter()
-                .any(|g| g.pending > 0 || g.last_delivered_id != "0-0")
-            {
+            let read = browse::last_delivered(&mut bench.conn, keys, queue).await?;
+            if read.is_some_and(|id| id != "0-0") {
                 return Ok(Instant::now());
             }
         }

@@ -108,49 +108,9 @@ impl Bench {
     }
 
     /// Deletes every key of a run's namespace, so the next run's memory figures start
-    /// from the same place. On a cluster, where a SCAN covers the node of its pattern's
-    /// tag, one tag at a time: each listed queue's, then the fleet's.
+    /// from the same place.
     async fn clear(&mut self, keys: &Keys) -> anyhow::Result<()> {
-        if !self.conn.is_cluster() {
-            return self
-                .delete_matching(&format!("{}:*", keys.namespace()))
-                .await;
-        }
-        let mut tags: Vec<String> = redis::cmd("SMEMBERS")
-            .arg(keys.queues())
-            .query_async(&mut self.conn)
-            .await?;
-        tags.push("global".to_owned());
-        for tag in tags {
-            let pattern = format!("{}:{{{tag}}}:*", keys.namespace());
-            self.delete_matching(&pattern).await?;
-        }
-        Ok(())
-    }
-
-    /// Deletes the keys that match `pattern`.
-    async fn delete_matching(&mut self, pattern: &str) -> anyhow::Result<()> {
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, found): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(pattern)
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut self.conn)
-                .await?;
-            if !found.is_empty() {
-                let _: () = redis::cmd("DEL")
-                    .arg(&found)
-                    .query_async(&mut self.conn)
-                    .await?;
-            }
-            if next == 0 {
-                return Ok(());
-            }
-            cursor = next;
-        }
+        Ok(flotilla_proto::wipe_namespace(&mut self.conn, keys).await?)
     }
 
     /// Every job's arguments: `{"pad": "xxx…"}`.
@@ -323,45 +283,10 @@ async fn completed(
 ) -> anyhow::Result<usize> {
     let mut total = 0;
     for queue in queues {
-        let info: redis::RedisResult<redis::Value> = redis::cmd("XINFO")
-            .arg("STREAM")
-            .arg(keys.done(queue))
-            .query_async(conn)
-            .await;
-        let info = match info {
-            Ok(info) => info,
-            // No completion yet: the stream does not exist.
-            Err(e)
-                if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError) =>
-            {
-                continue;
-            }
-            Err(e) => return Err(e.into()),
-        };
-        total += entries_added(&info).unwrap_or(0);
+        let ever = flotilla_proto::completions_ever(conn, keys, queue).await?;
+        total += usize::try_from(ever).unwrap_or(usize::MAX);
     }
     Ok(total)
-}
-
-/// The `entries-added` field of an XINFO STREAM reply.
-fn entries_added(info: &redis::Value) -> Option<usize> {
-    let pairs: Vec<(&redis::Value, &redis::Value)> = match info {
-        redis::Value::Map(map) => map.iter().map(|(k, v)| (k, v)).collect(),
-        redis::Value::Array(items) => items
-            .chunks(2)
-            .filter_map(|pair| match pair {
-                [k, v] => Some((k, v)),
-                _ => None,
-            })
-            .collect(),
-        _ => return None,
-    };
-    pairs.into_iter().find_map(|(k, v)| {
-        let name: String = redis::from_redis_value_ref(k).ok()?;
-        (name == "entries-added")
-            .then(|| redis::from_redis_value_ref::<usize>(v).ok())
-            .flatten()
-    })
 }
 
 /// A progress bar on stderr; hidden when stderr is not a terminal.

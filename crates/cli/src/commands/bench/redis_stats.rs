@@ -33,10 +33,7 @@ pub struct RedisCost {
 impl Meter {
     /// Resets the command statistics and reads CPU and memory.
     pub async fn start(conn: &mut SharedConnection) -> anyhow::Result<Self> {
-        let _: () = redis::cmd("CONFIG")
-            .arg("RESETSTAT")
-            .query_async(conn)
-            .await?;
+        flotilla_proto::reset_stats(conn).await?;
         Ok(Self {
             cpu_usec: cpu_usec(conn).await?,
         })
@@ -93,21 +90,12 @@ fn info_number(text: &str, key: &str, separator: char) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// One INFO section of each server: the one server's, or every primary's of a cluster
-/// (whose client answers with a map of node address to section).
+/// One INFO section of each server (every primary of a cluster).
 async fn info_of_each_primary(
     conn: &mut SharedConnection,
     section: &str,
 ) -> anyhow::Result<Vec<String>> {
-    let reply: redis::Value = redis::cmd("INFO").arg(section).query_async(conn).await?;
-    let texts = match reply {
-        redis::Value::Map(by_node) => by_node
-            .into_iter()
-            .map(|(_, info)| redis::from_redis_value::<String>(info))
-            .collect::<Result<Vec<_>, _>>()?,
-        one => vec![redis::from_redis_value::<String>(one)?],
-    };
-    Ok(texts)
+    Ok(flotilla_proto::info_of_each_primary(conn, section).await?)
 }
 
 /// The servers' CPU time so far (user + system), in µs.

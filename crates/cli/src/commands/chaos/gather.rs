@@ -5,9 +5,8 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use flotilla_proto::SharedConnection;
-use flotilla_proto::{CONSUMER_GROUP, Keys, entry_id_ms, instance_pid};
+use flotilla_proto::{Keys, browse, entry_id_ms, instance_pid};
 use flotilla_scheduler::{ReconcileConfig, Reconciler};
-use redis::streams::{StreamInfoConsumersReply, StreamRangeReply};
 
 use super::ledger::job_key;
 use super::produce::QUEUES;
@@ -24,27 +23,20 @@ async fn read_stream(
     let mut entries = Vec::new();
     let mut start = "-".to_owned();
     loop {
-        let page: StreamRangeReply = redis::cmd("XRANGE")
-            .arg(key)
-            .arg(&start)
-            .arg("+")
-            .arg("COUNT")
-            .arg(PAGE)
-            .query_async(conn)
-            .await?;
-        let len = page.ids.len();
-        for entry in page.ids {
+        let page = browse::stream_range(conn, key, &start, "+", PAGE, false).await?;
+        let len = page.len();
+        for entry in page {
             let fields = entry
-                .map
+                .fields
                 .iter()
                 .filter_map(|(k, v)| {
-                    redis::from_redis_value::<String>(v.clone())
+                    std::str::from_utf8(v)
                         .ok()
-                        .map(|v| (k.clone(), v))
+                        .map(|v| (k.clone(), v.to_owned()))
                 })
                 .collect();
-            start = format!("({}", entry.id);
-            entries.push((entry.id, fields));
+            start = format!("({}", entry.entry_id);
+            entries.push((entry.entry_id, fields));
         }
         if len < PAGE {
             return Ok(entries);
@@ -105,26 +97,15 @@ pub async fn leftovers(conn: &mut SharedConnection, keys: &Keys) -> anyhow::Resu
         .map(|w| w.id)
         .collect();
     for queue in QUEUES {
-        let stream = keys.stream(queue);
         let (length, waiting) = flotilla_proto::queue_depth(conn, keys, queue).await?;
         left.on_streams += length;
         left.scheduled += waiting;
-        let consumers: StreamInfoConsumersReply = match redis::cmd("XINFO")
-            .arg("CONSUMERS")
-            .arg(&stream)
-            .arg(CONSUMER_GROUP)
-            .query_async(conn)
+        // No stream or no group yet: nothing was ever read from this queue.
+        let consumers = flotilla_proto::consume::group_consumers(conn, keys, queue)
             .await
-        {
-            Ok(consumers) => consumers,
-            // No stream or no group yet: nothing was ever read from this queue.
-            Err(e) if e.code() == Some("NOGROUP") || e.to_string().contains("no such key") => {
-                StreamInfoConsumersReply::default()
-            }
-            Err(e) => return Err(e.into()),
-        };
-        for consumer in consumers.consumers {
-            left.running += consumer.pending as u64;
+            .unwrap_or_default();
+        for consumer in consumers {
+            left.running += consumer.pending;
             if !live.contains(&consumer.name) {
                 left.stale_consumers
                     .push(format!("{queue}/{}", consumer.name));

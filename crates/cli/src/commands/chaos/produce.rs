@@ -101,18 +101,14 @@ async fn xadd(
     payload: &serde_json::Value,
     own_id: Option<&str>,
 ) -> anyhow::Result<String> {
-    let mut cmd = redis::cmd("XADD");
-    cmd.arg(keys.stream(queue)).arg("*");
+    let payload = payload.to_string();
+    let mut fields: Vec<(&str, &[u8])> = Vec::new();
     if let Some(id) = own_id {
-        cmd.arg("id").arg(id);
+        fields.push(("id", id.as_bytes()));
     }
-    let entry: String = cmd
-        .arg("type")
-        .arg(job_type)
-        .arg("payload")
-        .arg(payload.to_string())
-        .query_async(conn)
-        .await?;
+    fields.push(("type", job_type.as_bytes()));
+    fields.push(("payload", payload.as_bytes()));
+    let entry = flotilla_proto::add_raw_entry(conn, keys, queue, &fields).await?;
     Ok(own_id.map_or(entry, str::to_owned))
 }
 

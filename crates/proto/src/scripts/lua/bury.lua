@@ -10,7 +10,7 @@ local job, job_id = KEYS[2], ARGV[2]
 -- An id of an entry id's form names a job only while that job's record exists: a record
 -- made for it here would shadow the job that entry id names, so the dead entry is kept
 -- under its own entry id instead.
-if job_id ~= ARGV[1] and is_entry_id(job_id) and redis.call('EXISTS', job) == 0 then
+if job_id ~= ARGV[1] and names_entry(job_id) and redis.call('EXISTS', job) == 0 then
   job, job_id = KEYS[5], ARGV[1]
 end
 if redis.call('EXISTS', job) == 0 then

@@ -36,10 +36,11 @@ for a = 7, #ARGV, 3 do
       else
         word = 'ok'
       end
-    elseif is_entry_id(job_id) then
+    elseif names_entry(job_id) then
       -- The id of a job without one of its own, which its id key names only from its
       -- first retry without a record on (protocol 2.7): a copy that no key names is one
-      -- whose record leads (put back by reconciliation, say).
+      -- whose record leads (put back by reconciliation, say). A full id given as an own
+      -- id goes the same way, and the start refuses it.
       word = 'record'
     elseif held then
       -- Another entry holds the id, unless this one is a copy its record points at (put

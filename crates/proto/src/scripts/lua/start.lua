@@ -36,7 +36,7 @@ local function start_one(job, a)
     -- not take another entry's, or it would shadow that job. (A copy put back by
     -- reconciliation carries one, but its record exists; an entry without an `id` that
     -- waits for its `run_at` is named by its own entry id.)
-    if job_id ~= entry and is_entry_id(job_id) then return {'skipped', 'reserved_id'} end
+    if job_id ~= entry and names_entry(job_id) then return {'skipped', 'reserved_id'} end
     local due = tonumber(ARGV[a + 11]) or 0
     redis.call('HSET', job, 'id', job_id, 'type', raw_type, 'queue', ARGV[a + 9],
       'payload', ARGV[a + 4], 'content_type', ARGV[a + 5], 'attempts', ARGV[a + 12],
