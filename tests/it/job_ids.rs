@@ -2,6 +2,8 @@
 //! entry id, which names the jobs without an id of their own, so no job shadows, loses
 //! or forges another.
 
+use std::collections::HashMap;
+
 use flotilla_producer::{NewJob, ProducerError};
 use flotilla_proto::Status;
 use flotilla_tests::{InProcessWorker, eventually, fast_config};
@@ -17,6 +19,22 @@ async fn future_entry(env: &Env) -> String {
     format!("{}-0", secs * 1000 + 60_000)
 }
 
+/// Adds a raw entry to `default` that gives itself `id`, and waits for it to be
+/// dead-lettered: its entry id, and its dead letter's fields.
+async fn claim_by_raw_entry(env: &Env, id: &str) -> (String, HashMap<String, String>) {
+    let claimer = env
+        .xadd(
+            "default",
+            &[("id", id.as_bytes()), ("type", b"noop"), ("payload", b"{}")],
+        )
+        .await;
+    let dead = eventually(LONG, "the claiming entry to be dead-lettered", || async {
+        env.dead_entries("default").await.into_iter().next()
+    })
+    .await;
+    (claimer, dead)
+}
+
 #[tokio::test]
 async fn an_own_id_of_an_entry_ids_form_is_dead_lettered_and_shadows_nothing() {
     let env = Env::start().await;
@@ -24,20 +42,7 @@ async fn an_own_id_of_an_entry_ids_form_is_dead_lettered_and_shadows_nothing() {
     let future = future_entry(&env).await;
     let ahead = future.as_str();
     // A raw entry claims, as its own id, the entry id another job will have.
-    let claimer = env
-        .xadd(
-            "default",
-            &[
-                ("id", ahead.as_bytes()),
-                ("type", b"noop"),
-                ("payload", b"{}"),
-            ],
-        )
-        .await;
-    let dead = eventually(LONG, "the claiming entry to be dead-lettered", || async {
-        env.dead_entries("default").await.into_iter().next()
-    })
-    .await;
+    let (claimer, dead) = claim_by_raw_entry(&env, ahead).await;
     assert!(
         dead.get("error")
             .is_some_and(|e| e.contains("stream entry id")),
@@ -150,20 +155,7 @@ async fn an_own_id_of_a_full_ids_form_is_refused_and_dead_lettered() {
     // A raw entry giving itself that full id never runs as it: it is dead-lettered under
     // its own entry id.
     let worker = InProcessWorker::start(&env.url(), fast_config(), Registry::with_builtins()).await;
-    let claimer = env
-        .xadd(
-            "default",
-            &[
-                ("id", full.as_bytes()),
-                ("type", b"noop"),
-                ("payload", b"{}"),
-            ],
-        )
-        .await;
-    let dead = eventually(LONG, "the claiming entry to be dead-lettered", || async {
-        env.dead_entries("default").await.into_iter().next()
-    })
-    .await;
+    let (claimer, dead) = claim_by_raw_entry(&env, &full).await;
     assert!(
         dead.get("error").is_some_and(|e| e.contains("full id")),
         "{dead:?}"

@@ -1,8 +1,6 @@
 //! Retrying dead jobs: one by id, or every dead-letter entry that matches a filter, in
 //! pipelined batches.
 
-use std::collections::HashMap;
-
 use flotilla_proto::scripts::{self, Retry, RetryReply};
 use serde::Serialize;
 
@@ -146,15 +144,7 @@ impl Admin {
             let len = page.len();
             for entry in page {
                 start = format!("({}", entry.entry_id);
-                let fields: HashMap<String, String> = entry
-                    .fields
-                    .iter()
-                    .filter_map(|(k, v)| {
-                        std::str::from_utf8(v)
-                            .ok()
-                            .map(|v| (k.clone(), v.to_owned()))
-                    })
-                    .collect();
+                let fields = entry.text_fields();
                 let Some(job_id) = fields.get("id") else {
                     continue;
                 };

@@ -52,6 +52,19 @@ impl EntryFields {
 }
 
 impl StreamEntry {
+    /// The fields that are text, by name (a binary payload, say, is left out): what a
+    /// reader of dead letters or completions looks at.
+    pub fn text_fields(&self) -> std::collections::HashMap<String, String> {
+        self.fields
+            .iter()
+            .filter_map(|(k, v)| {
+                std::str::from_utf8(v)
+                    .ok()
+                    .map(|v| (k.clone(), v.to_owned()))
+            })
+            .collect()
+    }
+
     /// Builds an entry from what the redis crate returns for one stream id.
     pub fn from_stream_id(id: &redis::streams::StreamId) -> Self {
         let fields = id

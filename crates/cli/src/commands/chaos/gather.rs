@@ -26,15 +26,7 @@ async fn read_stream(
         let page = browse::stream_range(conn, key, &start, "+", PAGE, false).await?;
         let len = page.len();
         for entry in page {
-            let fields = entry
-                .fields
-                .iter()
-                .filter_map(|(k, v)| {
-                    std::str::from_utf8(v)
-                        .ok()
-                        .map(|v| (k.clone(), v.to_owned()))
-                })
-                .collect();
+            let fields = entry.text_fields();
             start = format!("({}", entry.entry_id);
             entries.push((entry.entry_id, fields));
         }
