@@ -448,3 +448,60 @@ async fn only_a_leading_replica_repairs_and_only_while_it_leads() {
     shutdown.trigger();
     task.await.expect("joins").expect("runs");
 }
+
+#[tokio::test]
+async fn a_worker_that_reads_again_after_its_heartbeat_lapsed_keeps_what_it_took() {
+    let env = Env::start().await;
+    let id = env.enqueue("noop", json!({})).await;
+    env.create_group("default").await;
+    // A consumer without a live heartbeat (none at all: its hash expired during a long
+    // freeze) that has just read the job, as a worker does the moment it wakes, before
+    // its next beat.
+    env.deliver_to("default", "woken").await;
+    let owner = || async {
+        let pending: Vec<(String, String, u64, u64)> = env
+            .cmd(
+                redis::cmd("XPENDING")
+                    .arg(env.keys.stream("default"))
+                    .arg("workers")
+                    .arg("-")
+                    .arg("+")
+                    .arg(10),
+            )
+            .await;
+        pending
+            .into_iter()
+            .map(|(_, consumer, ..)| consumer)
+            .collect::<Vec<_>>()
+    };
+    let config = ReconcileConfig {
+        worker_timeout: Duration::from_secs(2),
+        ..ReconcileConfig::default()
+    };
+    let mut reconciler = Reconciler::new(env.conn.clone(), env.keys.clone(), config);
+    let not_responding = |report: &flotilla_scheduler::Report| {
+        report
+            .findings
+            .iter()
+            .any(|f| f.kind == FindingKind::WorkerNotResponding && f.subject == "woken")
+    };
+    let report = reconciler.run(true, true).await.expect("report");
+    assert!(!not_responding(&report), "{:?}", report.findings);
+    assert_eq!(
+        owner().await,
+        ["woken"],
+        "the job it just took stays its own"
+    );
+
+    // Reading nothing for the timeout, it is a dead worker: its job is handed on.
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    let report = reconciler.run(true, true).await.expect("report");
+    assert!(not_responding(&report), "{:?}", report.findings);
+    assert!(owner().await.is_empty(), "requeued for a live worker");
+    assert_eq!(
+        env.wait_status("default", &id, Status::Pending, LONG)
+            .await
+            .status,
+        Some(Status::Pending)
+    );
+}

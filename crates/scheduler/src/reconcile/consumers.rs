@@ -43,7 +43,10 @@ impl Reconciler {
     }
 
     /// A consumer whose worker is gone: holding entries, it is a worker that died with
-    /// jobs; idle and empty, it is only clutter.
+    /// jobs; idle and empty, it is only clutter. Either way only once the consumer itself
+    /// has been idle `worker_timeout`: a worker that woke from a freeze after its
+    /// heartbeat lapsed reads at once, before its next beat, and the entries it has just
+    /// taken are its own to run, not a dead worker's to hand on.
     async fn check_gone_consumer(
         &mut self,
         queue: &str,
@@ -52,6 +55,9 @@ impl Reconciler {
         report: &mut Report,
     ) -> Result<(), SchedulerError> {
         let name = &consumer.name;
+        if u128::from(consumer.idle_ms) <= self.config.worker_timeout.as_millis() {
+            return Ok(());
+        }
         if consumer.pending > 0 {
             let mut repaired = false;
             if repair {
@@ -71,7 +77,7 @@ impl Reconciler {
                 true,
                 repaired,
             );
-        } else if u128::from(consumer.idle_ms) > self.config.worker_timeout.as_millis() {
+        } else {
             let repaired = repair && self.forget(queue, name).await?;
             let detail =
                 format!("consumer of queue {queue} with nothing pending and no live worker");

@@ -42,9 +42,12 @@ pub struct ReconcileConfig {
     /// A missing tick younger than this is an open problem (it raises an alert).
     #[serde(with = "humantime_serde")]
     pub missed_window: Duration,
-    /// A consumer that owns nothing and whose worker is not alive is forgotten once idle
-    /// this long. Whether a worker is alive is not a setting: its heartbeat within its own
-    /// lease (`flotilla_proto::is_live`), the rule every process uses.
+    /// A consumer whose worker is not alive is dealt with once idle this long: the
+    /// entries it owns are put back on their stream (and reported), and one that owns
+    /// nothing is forgotten. Whether a worker is alive is not a setting: its heartbeat
+    /// within its own lease (`flotilla_proto::is_live`), the rule every process uses; the
+    /// idle time keeps a worker that woke from a freeze, and reads before it beats again,
+    /// from losing the jobs it has just taken.
     #[serde(with = "humantime_serde")]
     pub worker_timeout: Duration,
     /// Job records examined per queue per periodic pass; the sweep resumes where it
