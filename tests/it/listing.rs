@@ -295,4 +295,32 @@ async fn jobs_delete_leaves_no_trace_and_refuses_a_running_job() {
     assert!(said.contains("deleted b:5-1 from b"), "{said}");
     let shown = flotilla(&env, &["jobs", "show", "5-1"]);
     assert!(shown.contains("queue        a"), "{shown}");
+
+    let once = NewJob::new("noop", &json!({}))
+        .expect("encodes")
+        .id("thumbnail-once")
+        .queue("a");
+    env.producer.enqueue(once).await.expect("enqueues");
+    // An own id is unique within its queue: given to jobs of two queues, it names both,
+    // and the queue decides.
+    for queue in ["a", "b"] {
+        let job = NewJob::new("noop", &json!({}))
+            .expect("encodes")
+            .id("twin")
+            .queue(queue);
+        env.producer.enqueue(job).await.expect("enqueues");
+    }
+    let output = run(&env, &["jobs", "show", "twin"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("several queues")
+            && stderr.contains("twin --queue a")
+            && stderr.contains("twin --queue b"),
+        "{stderr}"
+    );
+    let shown = flotilla(&env, &["jobs", "show", "twin", "--queue", "b"]);
+    assert!(shown.contains("queue        b"), "{shown}");
+    // In one queue alone, it is found without naming the queue.
+    let shown = flotilla(&env, &["jobs", "show", "thumbnail-once"]);
+    assert!(shown.contains("queue        a"), "{shown}");
 }

@@ -40,5 +40,6 @@ mod schedule_views;
 mod scheduler;
 mod sentinel;
 mod tls;
+mod upgrade;
 mod util;
 mod waiting;

@@ -31,8 +31,16 @@ impl Admin {
             };
         }
         let queues = self.streams(queue).await?;
+        // An own id is looked for in every queue at once; an entry id, which names a job
+        // in several places a probe cannot see at once (the stream, the pending list,
+        // `done`), queue by queue.
+        let holding = if flotilla_proto::is_entry_id(id) {
+            queues.clone()
+        } else {
+            flotilla_proto::queues_knowing(&mut self.conn, &self.keys, &queues, id).await?
+        };
         let mut exact = Vec::new();
-        for queue in &queues {
+        for queue in &holding {
             if let Some(record) = self.describe(queue, id).await? {
                 exact.push(record);
             }

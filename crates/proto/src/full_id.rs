@@ -7,7 +7,9 @@
 //! `<queue>:<entry id>`. An own id can take neither form ([`crate::check_job_id`]), so a
 //! full id says by its form where the job is: an exact look-up needs no search.
 
-use crate::is_entry_id;
+use redis::aio::ConnectionLike;
+
+use crate::{Keys, is_entry_id};
 
 /// The full id of job `id` of `queue`: `<queue>:<id>` when `id` is an entry id, else `id`.
 pub fn full_id(queue: &str, id: &str) -> String {
@@ -52,6 +54,51 @@ impl<'a> JobName<'a> {
             _ => Some(name.id),
         }
     }
+}
+
+/// Which of `queues` know job `id` (an own id): those holding its record, its id key, or
+/// its completion in `done_ids`. One round trip whatever the number of queues, so a
+/// look-up of an own id without its queue reads only where the job is.
+pub async fn queues_knowing<C: ConnectionLike>(
+    conn: &mut C,
+    keys: &Keys,
+    queues: &[String],
+    id: &str,
+) -> redis::RedisResult<Vec<String>> {
+    if queues.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut pipe = redis::pipe();
+    for queue in queues {
+        pipe.cmd("EXISTS")
+            .arg(keys.job(queue, id))
+            .arg(keys.id_key(queue, id))
+            .cmd("ZSCORE")
+            .arg(keys.done_ids(queue))
+            .arg(id);
+    }
+    let replies: Vec<(u64, Option<f64>)> =
+        pipe.query_async(conn)
+            .await
+            .map(|flat: Vec<redis::Value>| {
+                flat.chunks(2)
+                    .map(|pair| match pair {
+                        [exists, score] => (
+                            redis::from_redis_value_ref::<u64>(exists).unwrap_or(0),
+                            redis::from_redis_value_ref::<Option<f64>>(score)
+                                .ok()
+                                .flatten(),
+                        ),
+                        _ => (0, None),
+                    })
+                    .collect()
+            })?;
+    Ok(queues
+        .iter()
+        .zip(replies)
+        .filter(|(_, (exists, done))| *exists > 0 || done.is_some())
+        .map(|(queue, _)| queue.clone())
+        .collect())
 }
 
 #[cfg(test)]

@@ -70,7 +70,7 @@ pub use encoding::{ContentType, Payload};
 pub use entry::{EntryFields, FastEntry, StreamEntry};
 pub use error::ProtoError;
 pub use forget::forget_queue;
-pub use full_id::{JobName, full_id};
+pub use full_id::{JobName, full_id, queues_knowing};
 pub use job::Job;
 pub use keys::{CONSUMER_GROUP, DEFAULT_NAMESPACE, Keys};
 pub use leadership::{LeaseState, read_lease};
