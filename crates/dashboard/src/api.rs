@@ -325,7 +325,7 @@ pub async fn schedule_views(state: &AppState) -> Result<Vec<ScheduleView>, ApiEr
         let done = state.schedules.state(&schedule.name).await?;
         views.push(ScheduleView {
             last_tick_ms: done.last_fired_tick(),
-            next_tick_ms: done.upcoming(&schedule),
+            next_tick_ms: schedule.upcoming(&done),
             schedule,
             last_job: done.last_job,
             last_fired_at_ms: done.last_fired_at,

@@ -92,7 +92,7 @@ pub use read_reply::{range_entries, read_reply_entries};
 pub use record::{AttemptError, JobRecord, field, worker_field};
 pub use redact::redact_url;
 pub use schedule_state::{
-    StoredScheduleState, mark_schedule_paused, mark_schedule_resumed, put_schedule_definition,
+    Pause, ScheduleState, mark_schedule_paused, mark_schedule_resumed, put_schedule_definition,
     read_schedule_state, remove_schedule, restart_schedule, schedule_definition,
     schedule_definitions,
 };

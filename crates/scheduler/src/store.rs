@@ -8,7 +8,7 @@ use flotilla_proto::SharedConnection;
 use flotilla_proto::scripts::{self, AdvanceReply, ScheduleAdvance};
 
 use crate::scheduler::server_time_ms;
-use crate::state::{Pause, ScheduleState};
+use crate::state::ScheduleState;
 use crate::{Schedule, SchedulerError};
 
 /// Reads and writes schedule definitions and state.
@@ -116,7 +116,7 @@ impl ScheduleStore {
             // State first: a leader that sees the schedule active must see where it goes on
             // from.
             let state = self.state(name).await?;
-            let pauses = Pause::encode(&state.with_pause_ended(now));
+            let pauses = state.with_pause_ended(now);
             let go_on_from = state.last_tick.unwrap_or(now).max(now);
             flotilla_proto::mark_schedule_resumed(&mut conn, &self.keys, name, go_on_from, &pauses)
                 .await?;
@@ -172,20 +172,7 @@ impl ScheduleStore {
 
     pub async fn state(&self, name: &str) -> Result<ScheduleState, SchedulerError> {
         let mut conn = self.conn.clone();
-        let stored = flotilla_proto::read_schedule_state(&mut conn, &self.keys, name).await?;
-        Ok(ScheduleState {
-            last_tick: stored.last_tick,
-            next_tick: stored.next_tick,
-            last_job: stored.last_job,
-            last_fired_at: stored.last_fired_at,
-            since: stored.since,
-            paused_at: stored.paused_at,
-            pauses: stored
-                .pauses
-                .as_deref()
-                .map(Pause::decode)
-                .unwrap_or_default(),
-        })
+        Ok(flotilla_proto::read_schedule_state(&mut conn, &self.keys, name).await?)
     }
 
     /// Records the last handled tick under the leader's epoch. Returns false if the epoch

@@ -114,7 +114,7 @@ async fn list(store: &ScheduleStore, json: bool) -> anyhow::Result<()> {
                 serde_json::json!({
                     "schedule": s,
                     "last_tick": st.last_fired_tick(),
-                    "next_tick": st.upcoming(s),
+                    "next_tick": s.upcoming(st),
                     "last_job": st.last_job,
                 })
             })
@@ -148,7 +148,7 @@ async fn list(store: &ScheduleStore, json: bool) -> anyhow::Result<()> {
             s.queue,
             if s.paused { "paused" } else { "active" },
             time(st.last_fired_tick()),
-            time(st.upcoming(&s))
+            time(s.upcoming(&st))
         );
     }
     Ok(())
