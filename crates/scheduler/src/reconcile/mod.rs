@@ -6,6 +6,7 @@
 //! stranded jobs go back on their streams and dead consumers are forgotten.
 
 mod consumers;
+mod scan;
 mod streams;
 mod sweep;
 mod ticks;

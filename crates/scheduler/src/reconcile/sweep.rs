@@ -10,9 +10,6 @@ use flotilla_proto::{RecordPlace, stranded_records};
 use super::{FindingKind, Reconciler, Report};
 use crate::SchedulerError;
 
-/// Keys (job records, id keys) fetched per SCAN step.
-const SCAN_COUNT: usize = 500;
-
 /// A record that looks stranded, and how it would be requeued.
 type Stranded = (String, RequeueMode<'static>);
 
@@ -27,40 +24,15 @@ impl Reconciler {
         report: &mut Report,
     ) -> Result<(), SchedulerError> {
         let pattern = format!("{}*", self.keys.job_prefix(queue));
-        let mut cursor = if full {
-            0
-        } else {
-            self.cursors.get(queue).copied().unwrap_or(0)
-        };
-        let mut examined = 0;
-        loop {
-            let (next, keys) = self.scan_page(cursor, &pattern).await?;
-            examined += keys.len();
+        let mut sweep = self.begin_sweep(queue.to_owned(), pattern, full);
+        while let Some(keys) = self.next_page(&mut sweep, report).await? {
             for (key, mode) in self.stranded(queue, &keys).await? {
                 self.handle_stranded(queue, &key, mode, repair, report)
                     .await?;
             }
-            cursor = next;
-            if cursor == 0 {
-                break;
-            }
-            if !full && examined >= self.config.sweep_budget {
-                report.complete_sweep = false;
-                break;
-            }
         }
-        self.cursors.insert(queue.to_owned(), cursor);
-        report.jobs_examined += examined;
+        report.jobs_examined += self.end_sweep(sweep);
         Ok(())
-    }
-
-    /// One SCAN step over the keys matching `pattern`: the next cursor and the keys.
-    pub(super) async fn scan_page(
-        &mut self,
-        cursor: u64,
-        pattern: &str,
-    ) -> Result<(u64, Vec<String>), SchedulerError> {
-        Ok(flotilla_proto::consume::scan_step(&mut self.conn, cursor, pattern, SCAN_COUNT).await?)
     }
 
     /// Reports one stranded job, requeueing it first with repair.

@@ -22,16 +22,8 @@ impl Reconciler {
     ) -> Result<(), SchedulerError> {
         let pattern = self.keys.id_key(queue, "*");
         // A queue name holds no space: this cursor's name is no queue's.
-        let cursor_name = format!("{queue} later");
-        let mut cursor = if full {
-            0
-        } else {
-            self.cursors.get(&cursor_name).copied().unwrap_or(0)
-        };
-        let mut examined = 0;
-        loop {
-            let (next, keys) = self.scan_page(cursor, &pattern).await?;
-            examined += keys.len();
+        let mut sweep = self.begin_sweep(format!("{queue} later"), pattern, full);
+        while let Some(keys) = self.next_page(&mut sweep, report).await? {
             // Read twice, so that a job promoted between two reads is not reported.
             let mut orphans = self.waiting_orphans(queue, &keys).await?;
             if !orphans.is_empty() {
@@ -46,16 +38,8 @@ impl Reconciler {
                 self.handle_stranded(queue, &key, RequeueMode::OrphanWaiting, repair, report)
                     .await?;
             }
-            cursor = next;
-            if cursor == 0 {
-                break;
-            }
-            if !full && examined >= self.config.sweep_budget {
-                report.complete_sweep = false;
-                break;
-            }
         }
-        self.cursors.insert(cursor_name, cursor);
+        self.end_sweep(sweep);
         Ok(())
     }
 
