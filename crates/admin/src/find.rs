@@ -21,45 +21,13 @@ impl Admin {
         if id.trim().is_empty() {
             return Err(AdminError::EmptyId);
         }
-        if let Some(named) = JobName::parse(id).queue {
-            let within = queue.is_none_or(|given| {
-                given == named || flotilla_proto::queue_of_partition(named) == given
-            });
-            return match within {
-                true => self.job(named, id).await,
-                false => Err(AdminError::NoSuchJob(id.to_owned())),
-            };
+        if JobName::parse(id).queue.is_some() {
+            return self.exact_job(id, queue).await;
         }
         let queues = self.streams(queue).await?;
-        // An own id is looked for in every queue at once; an entry id, which names a job
-        // in several places a probe cannot see at once (the stream, the pending list,
-        // `done`), queue by queue.
-        let holding = if flotilla_proto::is_entry_id(id) {
-            queues.clone()
-        } else {
-            flotilla_proto::queues_knowing(&mut self.conn, &self.keys, &queues, id).await?
-        };
-        let mut exact = Vec::new();
-        for queue in &holding {
-            if let Some(record) = self.describe(queue, id).await? {
-                exact.push(record);
-            }
-        }
-        if exact.len() > 1 {
-            return Err(AdminError::InSeveralQueues {
-                id: id.to_owned(),
-                full_ids: exact
-                    .iter()
-                    .map(|r| match r.full_id() {
-                        // The same own id in two queues: the queue tells them apart.
-                        own if own == r.id => format!("{own} --queue {}", r.queue),
-                        full => full,
-                    })
-                    .collect(),
-            });
-        }
-        if let Some(record) = exact.pop() {
-            return Ok(record);
+        match self.exact_in(&queues, id).await {
+            Err(AdminError::NoSuchJob(_)) => {}
+            found => return found,
         }
         // The first characters of a full id, `<queue>:<start of its entry id>`, search
         // that queue alone.
@@ -122,6 +90,65 @@ impl Admin {
                     .collect(),
             }),
         }
+    }
+
+    /// The job this id names exactly, never a search by prefix: a full id
+    /// (`<queue>:<entry id>`) in its one queue, an own id in every queue at once (or in
+    /// `queue`, when given). It costs a few reads, so it is what a page or an API call that
+    /// names a job asks.
+    pub async fn exact_job(
+        &mut self,
+        id: &str,
+        queue: Option<&str>,
+    ) -> Result<JobRecord, AdminError> {
+        if id.trim().is_empty() {
+            return Err(AdminError::EmptyId);
+        }
+        if let Some(named) = JobName::parse(id).queue {
+            let within = queue.is_none_or(|given| {
+                given == named || flotilla_proto::queue_of_partition(named) == given
+            });
+            return match within {
+                true => self.job(named, id).await,
+                false => Err(AdminError::NoSuchJob(id.to_owned())),
+            };
+        }
+        let queues = self.streams(queue).await?;
+        self.exact_in(&queues, id).await
+    }
+
+    /// Job `id` (an own id or a bare entry id) in the one of `queues` that holds it.
+    async fn exact_in(&mut self, queues: &[String], id: &str) -> Result<JobRecord, AdminError> {
+        // An own id is looked for in every queue at once; an entry id, which names a job
+        // in several places a probe cannot see at once (the stream, the pending list,
+        // `done`), queue by queue.
+        let holding = if flotilla_proto::is_entry_id(id) {
+            queues.to_vec()
+        } else {
+            flotilla_proto::queues_knowing(&mut self.conn, &self.keys, queues, id).await?
+        };
+        let mut exact = Vec::new();
+        for queue in &holding {
+            if let Some(record) = self.describe(queue, id).await? {
+                exact.push(record);
+            }
+        }
+        if exact.len() > 1 {
+            return Err(AdminError::InSeveralQueues {
+                id: id.to_owned(),
+                full_ids: exact
+                    .iter()
+                    .map(|r| match r.full_id() {
+                        // The same own id in two queues: the queue tells them apart.
+                        own if own == r.id => format!("{own} --queue {}", r.queue),
+                        full => full,
+                    })
+                    .collect(),
+            });
+        }
+        exact
+            .pop()
+            .ok_or_else(|| AdminError::NoSuchJob(id.to_owned()))
     }
 
     /// The job `id` of `queue`, exactly as named (its id within the queue or its full id),

@@ -40,7 +40,10 @@ pub struct JobQuery {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct JobRow {
     pub queue: String,
+    /// The job's id within its queue: its own id, or its entry id.
     pub id: String,
+    /// The id that names the job in the whole namespace ([`flotilla_proto::full_id`]).
+    pub full_id: String,
     #[serde(rename = "type")]
     pub job_type: String,
     pub status: Status,
@@ -54,13 +57,6 @@ pub struct JobRow {
     pub at_ms: i64,
     /// The last error (failed, dead, cancelled).
     pub error: Option<String>,
-}
-
-impl JobRow {
-    /// The id that names this job in the whole namespace ([`flotilla_proto::full_id`]).
-    pub fn full_id(&self) -> String {
-        flotilla_proto::full_id(&self.queue, &self.id)
-    }
 }
 
 /// One page of a list.
@@ -340,6 +336,7 @@ impl Admin {
                 }
                 let row = JobRow {
                     queue: queue.to_owned(),
+                    full_id: flotilla_proto::full_id(queue, &id),
                     id,
                     job_type: job_type.unwrap_or_default(),
                     status: query.status,
@@ -619,9 +616,11 @@ fn entry_row(queue: &str, entry: &StreamEntry, status: Status, delivered: u32) -
     let spent: u32 = text(entry, field::ATTEMPTS)
         .and_then(|a| a.parse().ok())
         .unwrap_or(0);
+    let id = text(entry, field::ID).unwrap_or_else(|| entry.entry_id.clone());
     JobRow {
         queue: queue.to_owned(),
-        id: text(entry, field::ID).unwrap_or_else(|| entry.entry_id.clone()),
+        full_id: flotilla_proto::full_id(queue, &id),
+        id,
         job_type: text(entry, field::TYPE).unwrap_or_default(),
         status,
         attempts: spent.saturating_add(delivered),

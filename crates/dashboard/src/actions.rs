@@ -56,6 +56,11 @@ pub async fn job(state: &AppState, queue: &str, id: &str) -> Result<JobRecord, A
     Ok(state.admin().job(queue, id).await?)
 }
 
+/// The job a full id or an own id names, exactly: a few reads, never a search by prefix.
+pub async fn job_by_id(state: &AppState, id: &str) -> Result<JobRecord, ApiError> {
+    Ok(state.admin().exact_job(id, None).await?)
+}
+
 pub async fn set_queue_paused(
     state: &AppState,
     actor: &Actor,

@@ -32,6 +32,7 @@ pub fn routes() -> Router<AppState> {
         .route("/queues/{queue}", get(queue))
         .route("/queues/{queue}/{verb}", post(change_queue))
         .route("/jobs", get(jobs))
+        .route("/jobs/{id}", get(job_by_id))
         .route("/jobs/{queue}/{id}", get(job).delete(delete_job))
         .route("/jobs/{queue}/{id}/{verb}", post(change_job))
         .route("/dead/retry", post(retry_dead))
@@ -193,11 +194,35 @@ async fn jobs(
     Ok(Json(state.admin().list_jobs(&query).await?))
 }
 
+/// A job as the API shows it: its record, and the id that names it anywhere.
+#[derive(Debug, Serialize)]
+pub struct JobView {
+    pub full_id: String,
+    #[serde(flatten)]
+    pub record: JobRecord,
+}
+
+impl From<JobRecord> for JobView {
+    fn from(record: JobRecord) -> Self {
+        Self {
+            full_id: record.full_id(),
+            record,
+        }
+    }
+}
+
 async fn job(
     State(state): State<AppState>,
     Path((queue, id)): Path<(String, String)>,
-) -> Result<Json<JobRecord>, ApiError> {
-    Ok(Json(actions::job(&state, &queue, &id).await?))
+) -> Result<Json<JobView>, ApiError> {
+    Ok(Json(actions::job(&state, &queue, &id).await?.into()))
+}
+
+async fn job_by_id(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<JobView>, ApiError> {
+    Ok(Json(actions::job_by_id(&state, &id).await?.into()))
 }
 
 async fn delete_job(

@@ -24,6 +24,7 @@ mod tests {
             "/queues/{queue}/pause",
             "/queues/{queue}/resume",
             "/jobs",
+            "/jobs/{id}",
             "/jobs/{queue}/{id}",
             "/jobs/{queue}/{id}/retry",
             "/jobs/{queue}/{id}/cancel",

@@ -21,14 +21,7 @@ pub async fn run(config_file: Option<&Path>, args: ListArgs) -> anyhow::Result<(
     };
     let page = admin.list_jobs(&query).await?;
     if args.json {
-        // `id` is each job's id within its queue; `full_id` names it anywhere.
-        let mut shown = serde_json::to_value(&page)?;
-        if let Some(jobs) = shown["jobs"].as_array_mut() {
-            for (row, job) in jobs.iter_mut().zip(&page.jobs) {
-                row["full_id"] = job.full_id().into();
-            }
-        }
-        println!("{}", serde_json::to_string_pretty(&shown)?);
+        println!("{}", serde_json::to_string_pretty(&page)?);
         return Ok(());
     }
     print!("{}", table(&page, args.status.as_str()));
@@ -63,7 +56,7 @@ fn row(job: &JobRow) -> Vec<String> {
         .take(ERROR_SHOWN)
         .collect();
     vec![
-        job.full_id(),
+        job.full_id.clone(),
         job.queue.clone(),
         job.job_type.clone(),
         job.status.as_str().to_owned(),

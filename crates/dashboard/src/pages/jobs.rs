@@ -109,7 +109,7 @@ pub async fn list(
                     @for job in &jobs.jobs {
                         @let base = format!("/actions/jobs/{}/{}", enc(&job.queue), enc(&job.id));
                         tr data-job=(job.id) {
-                            td { a href=(job_href(&job.queue, &job.id)) { code { (job.full_id()) } } }
+                            td { a href=(job_href(&job.queue, &job.id)) { code { (job.full_id) } } }
                             td { (job.queue) }
                             td { (job.job_type) }
                             td { (word(job.status.as_str())) }
