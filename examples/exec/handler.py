@@ -5,7 +5,7 @@
 # {"text": "hi"} gives {"upper": "HI", "length": 2, "attempt": 1}. {"fail": "message"} writes
 # the message to stderr and exits 1: a non-zero exit fails the attempt, the job is retried with
 # backoff, and the stderr ends up in the job's error (dead once its attempts are spent).
-# The worker also sets FLOTILLA_JOB_ID, FLOTILLA_JOB_TYPE, FLOTILLA_QUEUE and FLOTILLA_MAX_ATTEMPTS.
+# The worker also sets FLOTILLA_JOB_ID, FLOTILLA_JOB_FULL_ID (the id that names the job anywhere), FLOTILLA_JOB_TYPE, FLOTILLA_QUEUE and FLOTILLA_MAX_ATTEMPTS.
 import json
 import os
 import sys

@@ -113,7 +113,10 @@ async fn the_api_shows_the_fleet_and_changes_it_only_with_the_token() {
     // A full id alone names the job.
     let by_full_id = json_of(&get(&addr, &format!("/api/v1/jobs/{full}")));
     assert_eq!(by_full_id, job);
-    assert_eq!(get(&addr, &format!("/api/v1/jobs/default:{dead}")).status, 404);
+    assert_eq!(
+        get(&addr, &format!("/api/v1/jobs/default:{dead}")).status,
+        404
+    );
     // Its one attempt's error is in the history (`error` adds why it died), and on its page.
     assert_eq!(job["errors"][0]["attempt"], 1, "{job}");
     let attempt_error = job["errors"][0]["error"].as_str().unwrap_or("none");

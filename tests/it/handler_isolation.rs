@@ -60,11 +60,14 @@ inherit_env = ["KEEP_ME"]
         !shown.contains("s3cret"),
         "a secret reached the command: {shown}"
     );
+    let full_id = format!("FLOTILLA_JOB_FULL_ID=default:{id}");
     for passed in [
         "GREETING=hello",
         "KEEP_ME=kept",
         "FLOTILLA_JOB_TYPE=envdump",
         "FLOTILLA_QUEUE=default",
+        &format!("FLOTILLA_JOB_ID={id}"),
+        &full_id,
     ] {
         assert!(
             shown.lines().any(|l| l == passed),

@@ -90,6 +90,7 @@ impl ExecHandler {
             .envs(self.passed_env())
             .envs(&self.env)
             .env("FLOTILLA_JOB_ID", &ctx.id)
+            .env("FLOTILLA_JOB_FULL_ID", ctx.full_id())
             .env("FLOTILLA_JOB_TYPE", &ctx.job_type)
             .env("FLOTILLA_QUEUE", &ctx.queue)
             .env("FLOTILLA_ATTEMPT", ctx.attempt.to_string())

@@ -98,6 +98,7 @@ impl HttpHandler {
             .headers(self.headers.clone())
             .header("content-type", "application/json")
             .header("x-flotilla-job-id", &ctx.id)
+            .header("x-flotilla-job-full-id", ctx.full_id())
             .header("x-flotilla-job-type", &ctx.job_type)
             .header("x-flotilla-attempt", ctx.attempt.to_string())
             .body(body.to_string());
