@@ -111,6 +111,16 @@ async fn every_role_serves_its_part_under_only_its_documented_rule() {
     let producer = Producer::connect(&url("flotilla-producer"))
         .await
         .expect("the producer connects under its rule");
+    // The producer reads back and waits for what it enqueued.
+    let waited = producer
+        .enqueue(NewJob::new("noop", &json!({})).expect("job"))
+        .await
+        .expect("enqueues under the producer's rule");
+    let record = producer
+        .wait(&waited.full_id(), LONG)
+        .await
+        .expect("the producer waits under its rule");
+    assert_eq!(record.status, Some(Status::Completed));
 
     // The appender: plain jobs from the Rust producer, and a raw XADD with an id and a
     // delay as another language writes one; both read back under the same rule.

@@ -32,6 +32,7 @@ mod pause;
 mod prefetch;
 mod priority;
 mod promotion;
+mod read_back;
 mod reconcile;
 mod repair;
 mod resilience;

@@ -30,6 +30,29 @@ pub enum ProducerError {
     },
     #[error(transparent)]
     Script(flotilla_proto::scripts::ScriptError),
+    /// No job has this id: never enqueued, or trimmed by retention since it ended.
+    #[error("no job with id {0}")]
+    NoSuchJob(String),
+    /// An own id given without its queue names jobs in several queues.
+    #[error("job {id} is in several queues ({}): name the queue", queues.join(", "))]
+    InSeveralQueues { id: String, queues: Vec<String> },
+    /// The job did not end within the time given to wait; `status` is where it was last.
+    #[error("job {id} did not end within {waited_ms} ms (last seen {})", status.map_or("nowhere", |s| s.as_str()))]
+    WaitTimedOut {
+        id: String,
+        waited_ms: u64,
+        status: Option<flotilla_proto::Status>,
+    },
+    /// The job ended without a result: it died or was cancelled.
+    #[error("job {id} ended {} without a result: {}", status.as_str(), error.as_deref().unwrap_or("no error recorded"))]
+    Failed {
+        id: String,
+        status: flotilla_proto::Status,
+        error: Option<String>,
+    },
+    /// The job completed, but its result is not of the type asked for.
+    #[error("job {id} completed, but its result does not decode as asked: {reason}")]
+    ResultType { id: String, reason: String },
 }
 
 impl From<flotilla_proto::scripts::ScriptError> for ProducerError {

@@ -1,5 +1,5 @@
 //! The Flotilla producer: enqueue jobs now, at a time or after a delay, in bulk, as
-//! unique jobs, or from typed values.
+//! unique jobs, or from typed values; read them back and wait for them to end.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), flotilla_producer::ProducerError> {
@@ -17,7 +17,10 @@
 //! // With options:
 //! let later = NewJob::typed(&SendEmail { to: "d@e.f".into() })?.delay(Duration::from_secs(30));
 //! let enqueued = producer.enqueue(later).await?;
-//! println!("enqueued {}", enqueued.id);
+//! println!("enqueued {}", enqueued.full_id());
+//! // Read it back now, or wait for it to end (woken by its completion, not by polling):
+//! let now = producer.status(&enqueued.full_id()).await?;
+//! let record = producer.wait(&enqueued.full_id(), Duration::from_secs(60)).await?;
 //! # Ok(()) }
 //! ```
 
@@ -26,9 +29,10 @@ mod fast;
 mod job;
 mod placement;
 mod producer;
+mod read_back;
 
 pub use error::ProducerError;
 pub use flotilla_proto::connect::Replication;
-pub use flotilla_proto::{Job, JobPolicy};
+pub use flotilla_proto::{Job, JobPolicy, JobRecord, Status};
 pub use job::{IntoNewJob, NewJob};
 pub use producer::{Cancelled, Enqueued, Outcome, Producer};

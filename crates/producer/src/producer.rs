@@ -67,9 +67,9 @@ impl Enqueued {
 /// Enqueues jobs. Cheap to clone; clones share one multiplexed connection.
 #[derive(Clone)]
 pub struct Producer {
-    conn: SharedConnection,
-    keys: Keys,
-    policy: JobPolicy,
+    pub(crate) conn: SharedConnection,
+    pub(crate) keys: Keys,
+    pub(crate) policy: JobPolicy,
     /// Replicas that must acknowledge each enqueue, and how long to wait for them.
     replication: Option<Replication>,
     /// Queues this producer has listed in the fleet-wide set, so it lists each once.
@@ -77,7 +77,7 @@ pub struct Producer {
     /// Queue depths seen by fast-path writes, for the length cap.
     depths: DepthGauge,
     /// Which partition of a partitioned queue each job goes to.
-    placement: Arc<Placement>,
+    pub(crate) placement: Arc<Placement>,
 }
 
 impl std::fmt::Debug for Producer {

@@ -22,6 +22,7 @@ pub mod connect;
 pub mod consume;
 mod describe;
 mod encoding;
+mod endings;
 mod entry;
 mod error;
 mod forget;
@@ -67,6 +68,7 @@ pub use describe::{
     DONE_SEARCH_LIMIT, DescribeError, IdKey, describe_job, done_entry_of, fast_ids_with_prefix,
 };
 pub use encoding::{ContentType, Payload};
+pub use endings::{Endings, last_endings, read_endings};
 pub use entry::{EntryFields, FastEntry, StreamEntry};
 pub use error::ProtoError;
 pub use forget::forget_queue;

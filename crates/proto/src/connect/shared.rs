@@ -18,9 +18,11 @@ use super::target::RedisTarget;
 /// failing calls makes one lookup, not one each.
 const LOOKUP_INTERVAL: Duration = Duration::from_millis(250);
 
-/// A cheap-to-clone connection for commands, pipelines and scripts.
+/// A cheap-to-clone connection for commands, pipelines and scripts, and the target it was
+/// made for (none when made from a bare `ConnectionManager`), from which a connection of
+/// its own can be opened for a call that blocks.
 #[derive(Clone)]
-pub struct SharedConnection(Inner);
+pub struct SharedConnection(Inner, Option<Arc<RedisTarget>>);
 
 #[derive(Clone)]
 enum Inner {
@@ -46,7 +48,7 @@ impl std::fmt::Debug for SharedConnection {
 
 impl From<ConnectionManager> for SharedConnection {
     fn from(manager: ConnectionManager) -> Self {
-        Self(Inner::Fixed(manager))
+        Self(Inner::Fixed(manager), None)
     }
 }
 
@@ -63,15 +65,18 @@ impl SharedConnection {
                 cluster_config = cluster_config.set_response_timeout(timeout);
             }
             let conn = client.get_pending_async_connection_with_config(cluster_config);
-            return Ok(Self(Inner::Cluster(conn)));
+            return Ok(Self(Inner::Cluster(conn), Some(Arc::new(target.clone()))));
         }
         if target.follows_primary() {
-            return Ok(Self(Inner::Following(Arc::new(Following {
-                target: target.clone(),
-                config,
-                current: RwLock::new(None),
-                lookup: tokio::sync::Mutex::new(None),
-            }))));
+            return Ok(Self(
+                Inner::Following(Arc::new(Following {
+                    target: target.clone(),
+                    config,
+                    current: RwLock::new(None),
+                    lookup: tokio::sync::Mutex::new(None),
+                })),
+                Some(Arc::new(target.clone())),
+            ));
         }
         let client = target.server_client().ok_or_else(|| {
             RedisError::from((
@@ -79,9 +84,10 @@ impl SharedConnection {
                 "a Sentinel target has no fixed server",
             ))
         })?;
-        Ok(Self(Inner::Fixed(ConnectionManager::new_lazy_with_config(
-            client, config,
-        )?)))
+        Ok(Self(
+            Inner::Fixed(ConnectionManager::new_lazy_with_config(client, config)?),
+            Some(Arc::new(target.clone())),
+        ))
     }
 
     /// A connection to `target`, made now: the error says why Redis cannot be reached.
@@ -97,6 +103,18 @@ impl SharedConnection {
     /// Whether this reaches a Redis Cluster, where a SCAN covers one node only.
     pub fn is_cluster(&self) -> bool {
         matches!(self.0, Inner::Cluster(_))
+    }
+
+    /// A connection of its own to the same Redis (the same server, the primary Sentinel
+    /// names, or the cluster), for a call that blocks up to `block`: a blocking read on
+    /// this shared connection would hold up every call behind it. `None` when this
+    /// connection was made from a bare `ConnectionManager` and knows no target.
+    pub fn dedicated(&self, block: Duration) -> Option<RedisResult<Self>> {
+        let target = self.1.as_ref()?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(5)))
+            .set_response_timeout(Some(block * 2 + Duration::from_secs(5)));
+        Some(Self::lazy(target, config))
     }
 }
 
