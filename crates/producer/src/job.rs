@@ -12,7 +12,7 @@ pub(crate) enum Schedule {
     After(Duration),
 }
 
-/// One job to enqueue. Start with [`NewJob::new`] or `Producer::typed`, then chain options.
+/// One job to enqueue. Start with [`NewJob::new`] or [`NewJob::typed`], then chain options.
 #[derive(Debug, Clone)]
 pub struct NewJob {
     pub(crate) job_type: String,

@@ -33,6 +33,10 @@ mod read_back;
 
 pub use error::ProducerError;
 pub use flotilla_proto::connect::Replication;
-pub use flotilla_proto::{Job, JobPolicy, JobRecord, Status};
+// What a producer's API takes and answers, so a user needs no other crate for it.
+pub use flotilla_proto::{
+    AttemptError, Backoff, Job, JobPolicy, JobRecord, Keys, ProtoError, RedisTarget,
+    SharedConnection, Status, full_id,
+};
 pub use job::{IntoNewJob, NewJob};
 pub use producer::{Cancelled, Enqueued, Outcome, Producer};

@@ -145,7 +145,7 @@ impl Producer {
         self.conn.clone()
     }
 
-    /// Enqueues one job: a typed [`Job`] as it is (`producer.enqueue(&SendEmail { … })`),
+    /// Enqueues one job: a typed [`Job`](crate::Job) as it is (`producer.enqueue(&SendEmail { … })`),
     /// or a [`NewJob`] with options (`NewJob::typed(&email)?.delay(…)`).
     ///
     /// On a partitioned queue the job goes to one partition (by its unique key, else its

@@ -58,7 +58,11 @@ mod worker;
 pub use config::{DEFAULT_PREFETCH, MAX_PREFETCH, QueueWeight, WorkerConfig};
 pub use context::JobContext;
 pub use error::WorkerError;
-pub use flotilla_proto::{Job, Shutdown};
+// What a worker's API takes and answers, so a user needs no other crate for it.
+pub use flotilla_proto::{
+    Backoff, Job, JobPolicy, JobRecord, Keys, Payload, ProtoError, RedisTarget, SharedConnection,
+    Shutdown, Status,
+};
 pub use handler::{Handler, HandlerFuture, HandlerResult};
 pub use handler_error::{BoxError, HandlerError, NextStep, ResultExt};
 pub use metrics::WorkerMetrics;

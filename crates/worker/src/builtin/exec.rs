@@ -25,7 +25,7 @@ pub struct ExecHandler {
     /// Working directory; the worker's own when absent.
     #[serde(default)]
     pub dir: Option<String>,
-    /// Variables set for the command, beside [`BASE_ENV`] and the job's own `FLOTILLA_*`.
+    /// Variables set for the command, beside the base variables (PATH, HOME, LANG and the like) and the job's own `FLOTILLA_*`.
     #[serde(default)]
     pub env: std::collections::BTreeMap<String, String>,
     /// Names of the worker's own variables passed on as they are. Nothing else of the
