@@ -89,6 +89,19 @@ async fn a_producer_reads_a_job_back_and_waits_for_it_to_end() {
         "{waited:?}"
     );
 
+    // A producer in another namespace sees none of these jobs.
+    let elsewhere = Producer::connect(env.url().as_str())
+        .await
+        .expect("connects")
+        .in_namespace("elsewhere")
+        .expect("a name");
+    assert!(elsewhere.status(&full).await.expect("reads").is_none());
+    assert!(elsewhere.status("report-7").await.expect("reads").is_none());
+    assert!(matches!(
+        producer.clone().in_namespace("a b"),
+        Err(ProducerError::Encoding(_))
+    ));
+
     // An id no job has.
     assert!(
         producer

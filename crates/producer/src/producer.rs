@@ -136,6 +136,27 @@ impl Producer {
         Ok(Self::new(conn, Keys::default(), JobPolicy::default()))
     }
 
+    /// The same producer in namespace `namespace` instead (its keys start `<namespace>:`),
+    /// so that services, or tests in one binary, sharing one Redis never see each other's
+    /// jobs: `Producer::connect(url).await?.in_namespace("billing")?`. A name as
+    /// [`flotilla_proto::check_name`] takes it.
+    pub fn in_namespace(self, namespace: &str) -> Result<Self, ProducerError> {
+        flotilla_proto::check_name("namespace", namespace)?;
+        Ok(Self::new(self.conn, Keys::new(namespace), self.policy)
+            .with_replication(self.replication))
+    }
+
+    /// The same producer with `policy` (limits, retention, job defaults) instead.
+    pub fn with_policy(self, policy: JobPolicy) -> Self {
+        Self::new(self.conn, self.keys, policy).with_replication(self.replication)
+    }
+
+    fn with_replication(mut self, replication: Option<Replication>) -> Self {
+        self.replication = replication;
+        self
+    }
+
+    /// The keys of the producer's namespace.
     pub fn keys(&self) -> &Keys {
         &self.keys
     }
