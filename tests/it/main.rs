@@ -4,6 +4,7 @@ mod acl;
 mod api_schema;
 mod bounds;
 mod browser;
+mod cancel_reach;
 mod chaos;
 mod cli;
 mod cluster;

@@ -340,7 +340,7 @@ pub enum JobsCommand {
     /// records and their entries in `done` or the dead-letter stream.
     Purge(PurgeArgs),
     /// Cancel a job that has not finished; a running one is stopped through its
-    /// cancellation token at its worker's next heartbeat.
+    /// cancellation token within a second.
     Cancel {
         /// The job's id, or a prefix that matches only one job.
         id: String,

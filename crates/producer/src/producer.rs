@@ -417,7 +417,7 @@ impl Producer {
     }
 
     /// Cancels a job that has not finished. A pending or scheduled job never runs; a running
-    /// job's worker stops its handler at its next heartbeat and its result is ignored.
+    /// job's worker stops its handler within a second (it watches its queues' cancels) and its result is ignored.
     /// On a partitioned queue every partition is asked, the one the id places it in first.
     pub async fn cancel(&self, queue: &str, id: &str) -> Result<Cancelled, ProducerError> {
         let partitions = self

@@ -1,7 +1,8 @@
 //! The consumer group as workers and reconciliation use it outside the scripts: new
 //! entries (at once, or blocking on a connection of its own), entries reclaimed from gone
 //! owners with their delivery counts, who owns pending entries and how many, the groups a
-//! worker sets up, the paused set, and a worker's leaving the registry.
+//! worker sets up, the paused set, the cancels counters, and a worker's leaving the
+//! registry.
 
 use std::collections::{HashMap, HashSet};
 
@@ -352,6 +353,24 @@ pub async fn leave_registry<C: ConnectionLike + Send>(
 fn entry_order(id: &str) -> (u64, u64) {
     let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
     (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
+}
+
+/// The cancels counters of `queues` ([`Keys::cancels`]), in one round trip (0 where a
+/// queue has none yet).
+pub async fn cancel_counts<C: ConnectionLike + Send>(
+    conn: &mut C,
+    keys: &Keys,
+    queues: &[String],
+) -> redis::RedisResult<Vec<u64>> {
+    if queues.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut pipe = redis::pipe();
+    for queue in queues {
+        pipe.cmd("GET").arg(keys.cancels(queue));
+    }
+    let counts: Vec<Option<u64>> = pipe.query_async(conn).await?;
+    Ok(counts.into_iter().map(Option::unwrap_or_default).collect())
 }
 
 #[cfg(test)]

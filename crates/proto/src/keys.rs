@@ -82,6 +82,12 @@ impl Keys {
         self.queue_key(queue, "done")
     }
 
+    /// How many running jobs of the queue have been cancelled (a counter): a worker
+    /// with jobs in flight reads it often, and looks at once whether one of its own was.
+    pub fn cancels(&self, queue: &str) -> String {
+        self.queue_key(queue, "cancels")
+    }
+
     /// The dead-letter stream.
     pub fn dead(&self, queue: &str) -> String {
         self.queue_key(queue, "dead")

@@ -28,7 +28,9 @@ pub struct JobContext {
     /// The largest result this attempt may return, in bytes of JSON
     /// (`limits.max_result_bytes`); a larger one fails the attempt and never reaches Redis.
     pub max_result_bytes: usize,
-    /// Cancelled when the job is cancelled, its lease is lost, or shutdown's grace ends.
+    /// Cancelled when the job is cancelled (within a second of the cancel), its lease is
+    /// lost, or shutdown's grace ends: a long handler selects on it, or checks it between
+    /// steps.
     pub cancel: CancellationToken,
     /// The job's span: job id, type, queue and attempt.
     pub span: tracing::Span,
@@ -68,9 +70,14 @@ impl JobContext {
     }
 
     /// Records progress (any JSON: a percentage, a step name, counts) on the job record,
-    /// where `flotilla jobs show` and the dashboard read it.
-    /// It is dropped once this attempt's lease is gone (cancelled, reclaimed, finished).
-    pub async fn progress(&self, progress: &serde_json::Value) -> Result<(), ScriptError> {
+    /// where `flotilla jobs show` and the dashboard read it. Answers whether it was
+    /// recorded: `false` once this attempt is no longer the job's (cancelled, reclaimed by
+    /// another worker, finished), when the handler should stop; [`JobContext::cancel`]
+    /// fires then too.
+    pub async fn progress(&self, progress: &serde_json::Value) -> Result<bool, ScriptError> {
+        if self.cancel.is_cancelled() {
+            return Ok(false);
+        }
         let mut conn = self.conn.clone();
         let text = progress.to_string();
         let call = Progress {
@@ -89,6 +96,6 @@ impl JobContext {
             // as an attempt that began with a record is.
             self.delivery.store(0, Ordering::Release);
         }
-        Ok(())
+        Ok(recorded)
     }
 }

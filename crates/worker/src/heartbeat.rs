@@ -21,6 +21,11 @@ use crate::metrics::Outcome;
 /// whose outcome was being written at that moment is not stopped, nor warned about.
 const SETTLE: std::time::Duration = std::time::Duration::from_millis(250);
 
+/// How often a worker with jobs in flight reads the cancels counters of their queues:
+/// when one moved, it beats at once, so a cancel reaches a running handler within a
+/// second whatever the heartbeat interval, for one GET per queue.
+const CANCEL_CHECK: std::time::Duration = std::time::Duration::from_millis(500);
+
 pub(crate) struct Heartbeat {
     pub conn: SharedConnection,
     pub keys: Keys,
@@ -37,19 +42,56 @@ pub(crate) fn now_ms() -> u64 {
 }
 
 impl Heartbeat {
-    /// Beats until `stop` is cancelled.
+    /// Beats until `stop` is cancelled: every interval, and at once when a queue with
+    /// jobs in flight had a running job cancelled.
     pub(crate) async fn run(self, stop: CancellationToken) {
         let mut ticker = tokio::time::interval(self.config.heartbeat_interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut cancel_check = tokio::time::interval(CANCEL_CHECK);
+        cancel_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut cancels_seen: HashMap<String, u64> = HashMap::new();
         loop {
             tokio::select! {
                 _ = ticker.tick() => {}
+                _ = cancel_check.tick() => {
+                    if !self.cancels_moved(&mut cancels_seen).await {
+                        continue;
+                    }
+                }
                 _ = stop.cancelled() => return,
             }
             if let Err(e) = self.beat().await {
                 tracing::warn!("heartbeat failed (will retry): {e}");
             }
         }
+    }
+
+    /// Whether a queue of the jobs in flight had a running job cancelled since it was
+    /// last looked at (or is looked at for the first time).
+    async fn cancels_moved(&self, seen: &mut HashMap<String, u64>) -> bool {
+        let mut queues: Vec<String> = self
+            .inflight
+            .snapshot()
+            .into_iter()
+            .map(|attempt| attempt.queue)
+            .collect();
+        if queues.is_empty() {
+            return false;
+        }
+        queues.sort();
+        queues.dedup();
+        let mut conn = self.conn.clone();
+        let counts =
+            match flotilla_proto::consume::cancel_counts(&mut conn, &self.keys, &queues).await {
+                Ok(counts) => counts,
+                // The next heartbeat looks anyway.
+                Err(_) => return false,
+            };
+        let mut moved = false;
+        for (queue, count) in queues.into_iter().zip(counts) {
+            moved |= seen.insert(queue, count) != Some(count);
+        }
+        moved
     }
 
     pub(crate) async fn beat(&self) -> redis::RedisResult<()> {

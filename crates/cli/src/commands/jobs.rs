@@ -42,7 +42,7 @@ pub async fn cancel(
             let was = was.map_or("?", |s| s.as_str());
             println!("cancelled {} (it was {was})", record.full_id());
             if was == "running" {
-                println!("its worker stops the handler at its next heartbeat");
+                println!("its worker stops the handler within a second");
             }
         }
         Cancelled::AlreadyFinished { status } => println!(

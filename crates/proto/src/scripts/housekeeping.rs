@@ -127,6 +127,7 @@ impl ScriptCall for Cancel<'_> {
             .key(keys.delayed(q))
             .key(keys.index(q, Status::Cancelled))
             .key(keys.later(q))
+            .key(keys.cancels(q))
             .arg(CONSUMER_GROUP)
             .arg(self.retention_ms)
             .arg(self.job_id)

@@ -75,6 +75,7 @@ impl ScriptCall for RemoveQueue<'_> {
             .key(keys.index(q, Status::Completed))
             .key(keys.index(q, Status::Dead))
             .key(keys.index(q, Status::Cancelled))
+            .key(keys.cancels(q))
             .arg(keys.job_prefix(q))
     }
 

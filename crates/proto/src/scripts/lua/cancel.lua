@@ -1,7 +1,8 @@
--- cancel: stop a job that has not finished. A running job's worker learns of it at its
--- next heartbeat and cancels the handler; its later completion is ignored.
+-- cancel: stop a job that has not finished. A running job's worker learns of it within a
+-- second (the cancels counter it watches moves) and cancels the handler; its later
+-- completion is ignored.
 -- KEYS[1] stream   KEYS[2] job record   KEYS[3] delayed set   KEYS[4] cancelled index
--- KEYS[5] later set
+-- KEYS[5] later set   KEYS[6] the queue's cancels counter
 -- ARGV[1] group   ARGV[2] retention ms   ARGV[3] job id   ARGV[4] queue name
 -- A fast-path job (no record: its id is its entry's, or its id key names its entry or
 -- holds it while it waits in `later`) gets a cancelled record built from its entry.
@@ -61,4 +62,5 @@ release_unique(KEYS[2], f[3])
 local retention = tonumber(ARGV[2])
 if retention > 0 then redis.call('PEXPIRE', KEYS[2], retention) end
 index_terminal(KEYS[4], f[3], now, retention)
+if status == 'running' then redis.call('INCR', KEYS[6]) end
 return {'cancelled', status}
