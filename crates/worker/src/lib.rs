@@ -67,4 +67,6 @@ pub use handler::{Handler, HandlerFuture, HandlerResult};
 pub use handler_error::{BoxError, HandlerError, NextStep, ResultExt};
 pub use metrics::WorkerMetrics;
 pub use registry::Registry;
+/// The token [`JobContext::cancel`] is, and [`Shutdown::from_token`] takes.
+pub use tokio_util::sync::CancellationToken;
 pub use worker::{Readiness, Worker};
