@@ -583,3 +583,38 @@ async fn a_typed_job_reaches_a_typed_handler_on_its_own_queue() {
     );
     worker.stop().await;
 }
+
+/// A job type that says how its jobs run.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Thumbnail {
+    image: String,
+}
+
+impl flotilla_producer::Job for Thumbnail {
+    const TYPE: &'static str = "thumbnail";
+    const MAX_ATTEMPTS: Option<u32> = Some(7);
+    const TIMEOUT: Option<Duration> = Some(Duration::from_secs(45));
+
+    fn backoff() -> Option<Backoff> {
+        Some(Backoff::Fixed(Duration::from_millis(250)))
+    }
+}
+
+#[tokio::test]
+async fn a_job_type_sets_its_jobs_attempts_timeout_and_backoff() {
+    let env = Env::start().await;
+    let job = Thumbnail {
+        image: "cat.png".into(),
+    };
+    let as_it_is = env.producer.enqueue(&job).await.expect("enqueues");
+    let record = env.record("default", &as_it_is.id).await.expect("it waits");
+    assert_eq!(record.max_attempts, 7, "{record:?}");
+    assert_eq!(record.timeout_ms, Some(45_000), "{record:?}");
+    assert_eq!(record.backoff.as_deref(), Some("fixed:250"), "{record:?}");
+    // An option set on the enqueue wins over the type's.
+    let twice = NewJob::typed(&job).expect("encodes").max_attempts(2);
+    let id = env.enqueue_job(twice).await;
+    let record = env.record("default", &id).await.expect("it waits");
+    assert_eq!(record.max_attempts, 2, "{record:?}");
+    assert_eq!(record.timeout_ms, Some(45_000), "{record:?}");
+}

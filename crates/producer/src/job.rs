@@ -56,9 +56,20 @@ impl NewJob {
         }
     }
 
-    /// A typed job on its type's queue, ready for options (`delay`, `unique`, …).
+    /// A typed job on its type's queue, with the attempts, timeout and backoff its type
+    /// declares, ready for options (`delay`, `unique`, …; an option set here wins).
     pub fn typed<J: Job>(job: &J) -> Result<Self, ProtoError> {
-        Ok(Self::new(J::TYPE, job)?.queue(J::QUEUE))
+        let mut new = Self::new(J::TYPE, job)?.queue(J::QUEUE);
+        if let Some(attempts) = J::MAX_ATTEMPTS {
+            new = new.max_attempts(attempts);
+        }
+        if let Some(timeout) = J::TIMEOUT {
+            new = new.timeout(timeout);
+        }
+        if let Some(backoff) = J::backoff() {
+            new = new.backoff(backoff);
+        }
+        Ok(new)
     }
 
     pub fn queue(mut self, queue: &str) -> Self {
