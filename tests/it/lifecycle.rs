@@ -618,3 +618,41 @@ async fn a_job_type_sets_its_jobs_attempts_timeout_and_backoff() {
     assert_eq!(record.max_attempts, 2, "{record:?}");
     assert_eq!(record.timeout_ms, Some(45_000), "{record:?}");
 }
+
+/// A handler failing with a `String`, as its docs allow.
+async fn stringly(_args: serde_json::Value, _ctx: JobContext) -> Result<(), String> {
+    Err("the partner said no".to_owned())
+}
+
+/// A handler written with `anyhow`, its error carrying a context.
+async fn with_anyhow(_args: serde_json::Value, _ctx: JobContext) -> anyhow::Result<u32> {
+    use anyhow::Context;
+    let parsed: u32 = "twelve".parse().context("reading the count")?;
+    Ok(parsed)
+}
+
+#[tokio::test]
+async fn handlers_may_fail_with_a_string_or_an_anyhow_error_and_are_retried() {
+    let env = Env::start().await;
+    let mut registry = Registry::new();
+    registry.register_fn("stringly", stringly);
+    registry.register_fn("with_anyhow", with_anyhow);
+    let worker = InProcessWorker::start(&env.url(), fast_config(), registry).await;
+    for (job_type, error) in [
+        ("stringly", "the partner said no"),
+        (
+            "with_anyhow",
+            "reading the count: invalid digit found in string",
+        ),
+    ] {
+        let job = NewJob::new(job_type, &json!({}))
+            .expect("encodes")
+            .max_attempts(2);
+        let id = env.enqueue_job(job).await;
+        let record = env.wait_status("default", &id, Status::Dead, LONG).await;
+        assert_eq!(record.attempts, 2, "{job_type}: retried, as any error is");
+        let said = record.error.unwrap_or_default();
+        assert!(said.starts_with(error), "{job_type}: {said}");
+    }
+    worker.stop().await;
+}

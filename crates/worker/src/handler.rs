@@ -6,7 +6,7 @@ use std::pin::Pin;
 
 use serde::Serialize;
 
-use crate::{HandlerError, JobContext};
+use crate::{HandlerError, IntoHandlerError, JobContext};
 
 /// Success with an optional JSON result, or what to do about the failure.
 pub type HandlerResult = Result<Option<serde_json::Value>, HandlerError>;
@@ -37,9 +37,9 @@ pub(crate) async fn into_handler_result<R, E>(
 ) -> HandlerResult
 where
     R: Serialize,
-    E: Into<HandlerError>,
+    E: IntoHandlerError,
 {
-    let value = answer.await.map_err(Into::into)?;
+    let value = answer.await.map_err(IntoHandlerError::into_handler_error)?;
     match serde_json::to_value(value) {
         Ok(serde_json::Value::Null) => Ok(None),
         Ok(json) => Ok(Some(json)),

@@ -90,6 +90,27 @@ impl fmt::Debug for HandlerError {
     }
 }
 
+/// What a typed handler may fail with: a [`HandlerError`], which says what to do next,
+/// or anything that converts into a [`BoxError`] (any `std::error::Error`, a `String`, a
+/// `&str`, an `anyhow::Error`), which retries after the job's backoff. So a handler may
+/// return `anyhow::Result<T>` or `Result<T, String>` as it is.
+pub trait IntoHandlerError {
+    /// The failure as the worker handles it.
+    fn into_handler_error(self) -> HandlerError;
+}
+
+impl IntoHandlerError for HandlerError {
+    fn into_handler_error(self) -> HandlerError {
+        self
+    }
+}
+
+impl<E: Into<BoxError>> IntoHandlerError for E {
+    fn into_handler_error(self) -> HandlerError {
+        HandlerError::retry(self)
+    }
+}
+
 /// Picks the next step for a failing result: `parse(input).give_up()?`.
 pub trait ResultExt<T> {
     /// Fails for good on error: retrying cannot help.

@@ -64,7 +64,7 @@ pub use flotilla_proto::{
     Shutdown, Status,
 };
 pub use handler::{Handler, HandlerFuture, HandlerResult};
-pub use handler_error::{BoxError, HandlerError, NextStep, ResultExt};
+pub use handler_error::{BoxError, HandlerError, IntoHandlerError, NextStep, ResultExt};
 pub use metrics::WorkerMetrics;
 pub use registry::Registry;
 /// The token [`JobContext::cancel`] is, and [`Shutdown::from_token`] takes.

@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::handler::into_handler_result;
-use crate::{Handler, HandlerError, JobContext};
+use crate::{Handler, HandlerError, IntoHandlerError, JobContext};
 
 /// Job type name → handler.
 #[derive(Clone, Default)]
@@ -65,7 +65,7 @@ impl Registry {
         F: Fn(J, JobContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<R, E>> + Send + 'static,
         R: Serialize,
-        E: Into<HandlerError>,
+        E: IntoHandlerError,
     {
         self.register_fn(J::TYPE, handler)
     }
@@ -78,7 +78,7 @@ impl Registry {
         F: Fn(Args, JobContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<R, E>> + Send + 'static,
         R: Serialize,
-        E: Into<HandlerError>,
+        E: IntoHandlerError,
     {
         let handler = Arc::new(handler);
         self.register(job_type, move |ctx: JobContext| {
