@@ -72,6 +72,7 @@ impl NewJob {
         Ok(new)
     }
 
+    /// The queue it goes to (default `default`, or its type's for a typed job).
     pub fn queue(mut self, queue: &str) -> Self {
         queue.clone_into(&mut self.queue);
         self
@@ -97,6 +98,7 @@ impl NewJob {
         self
     }
 
+    /// How many attempts it gets, the first included (1 to 10 000).
     pub fn max_attempts(mut self, attempts: u32) -> Self {
         self.max_attempts = Some(attempts);
         self
@@ -108,6 +110,7 @@ impl NewJob {
         self
     }
 
+    /// How long to wait between its attempts (else its type's, else the fleet's default).
     pub fn backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = Some(backoff);
         self
@@ -129,6 +132,7 @@ impl NewJob {
         self
     }
 
+    /// Its job type.
     pub fn job_type(&self) -> &str {
         &self.job_type
     }
@@ -137,6 +141,7 @@ impl NewJob {
 /// What [`Producer::enqueue`](crate::Producer::enqueue) takes: a [`NewJob`] with its
 /// options, or a reference to a typed [`Job`] to enqueue as it is.
 pub trait IntoNewJob {
+    /// The job to enqueue, with its options.
     fn into_new_job(self) -> Result<NewJob, ProtoError>;
 }
 

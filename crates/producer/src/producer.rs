@@ -27,10 +27,16 @@ use tracing::Instrument;
 /// What a cancel did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cancelled {
-    /// The job was stopped; `was` is the state it was in.
-    Cancelled { was: Option<Status> },
+    /// The job was stopped.
+    Cancelled {
+        /// The state it was in.
+        was: Option<Status>,
+    },
     /// The job had already finished; nothing changed.
-    AlreadyFinished { status: Option<Status> },
+    AlreadyFinished {
+        /// How it finished.
+        status: Option<Status>,
+    },
     /// No job with that id in that queue.
     NotFound,
 }
@@ -53,6 +59,7 @@ pub struct Enqueued {
     pub id: String,
     /// The queue (or partition) that holds it.
     pub queue: String,
+    /// Whether the job is new, or one that was there already.
     pub outcome: Outcome,
 }
 

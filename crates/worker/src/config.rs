@@ -7,9 +7,13 @@ use flotilla_proto::{DEFAULT_NAMESPACE, JobPolicy};
 use serde::Deserialize;
 
 /// A queue and its share of fetches under weighted priority.
+/// A queue a worker serves, and its share of the worker's reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueWeight {
+    /// The queue's name.
     pub name: String,
+    /// Its weight: a queue of weight 3 is read three times as often as one of weight 1
+    /// while both have work.
     pub weight: u32,
     /// The partitions this worker makes sure the queue has (1: unpartitioned). The fleet
     /// keeps the highest count any worker or operator set, and every worker reads all.
@@ -17,6 +21,7 @@ pub struct QueueWeight {
 }
 
 impl QueueWeight {
+    /// Queue `name`, unpartitioned, with `weight`.
     pub fn new(name: &str, weight: u32) -> Self {
         Self {
             name: name.to_owned(),

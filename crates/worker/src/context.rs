@@ -17,13 +17,17 @@ pub struct JobContext {
     /// The job's id within its queue: its own id, or its entry id (see
     /// [`JobContext::full_id`] for the one unique across queues).
     pub id: String,
+    /// The job's type.
     pub job_type: String,
+    /// The queue (or partition) it was read from.
     pub queue: String,
     /// This attempt's number, from 1.
     pub attempt: u32,
+    /// How many attempts the job gets, this one included.
     pub max_attempts: u32,
     /// How long this attempt may run.
     pub timeout: Duration,
+    /// The job's arguments, as its producer encoded them.
     pub payload: Payload,
     /// The largest result this attempt may return, in bytes of JSON
     /// (`limits.max_result_bytes`); a larger one fails the attempt and never reaches Redis.

@@ -17,6 +17,7 @@ pub type HandlerFuture = Pin<Box<dyn Future<Output = HandlerResult> + Send>>;
 /// Runs one job type, given the whole job. Most handlers are better written as typed
 /// fns and registered with [`Registry::job`](crate::Registry::job).
 pub trait Handler: Send + Sync + 'static {
+    /// Runs one attempt of the job `ctx` describes.
     fn call(&self, ctx: JobContext) -> HandlerFuture;
 }
 

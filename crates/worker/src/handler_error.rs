@@ -54,6 +54,7 @@ impl HandlerError {
         }
     }
 
+    /// What the queue does after this failure.
     pub fn next_step(&self) -> NextStep {
         self.next
     }

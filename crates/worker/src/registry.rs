@@ -26,6 +26,8 @@ impl std::fmt::Debug for Registry {
 }
 
 impl Registry {
+    /// A registry with no handlers ([`Registry::with_builtins`] has `noop`, `sleep` and
+    /// `fail`).
     pub fn new() -> Self {
         Self::default()
     }
@@ -98,10 +100,12 @@ impl Registry {
         self
     }
 
+    /// The handler of `job_type`, if one is registered.
     pub fn get(&self, job_type: &str) -> Option<Arc<dyn Handler>> {
         self.handlers.get(job_type).cloned()
     }
 
+    /// The job types with a handler, sorted.
     pub fn types(&self) -> Vec<String> {
         let mut types: Vec<String> = self.handlers.keys().cloned().collect();
         types.sort();

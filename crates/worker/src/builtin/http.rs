@@ -38,10 +38,22 @@ impl std::fmt::Debug for HttpHandler {
 /// A handler setting that can never work.
 #[derive(Debug, thiserror::Error)]
 pub enum InvalidHttpHandler {
+    /// The URL is not an http:// or https:// URL.
     #[error("url {url:?}: expected an http:// or https:// URL ({reason})")]
-    Url { url: String, reason: String },
+    Url {
+        /// The URL as shown (without credentials or query values).
+        url: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
+    /// A header's name or value cannot be sent.
     #[error("header {name:?}: {reason}")]
-    Header { name: String, reason: String },
+    Header {
+        /// The header's name.
+        name: String,
+        /// Why it cannot be sent.
+        reason: String,
+    },
 }
 
 /// Response body kept in an error message, in characters.
