@@ -26,6 +26,7 @@ mod lifecycle;
 mod listing;
 mod liveness;
 mod malformed;
+mod middleware;
 mod observability;
 mod ops;
 mod own_ids;

@@ -46,6 +46,7 @@ mod heartbeat;
 mod inflight;
 mod lottery;
 mod metrics;
+mod middleware;
 mod node_read;
 mod node_reads;
 mod promoter;
@@ -68,6 +69,7 @@ pub use flotilla_proto::{
 pub use handler::{Handler, HandlerFuture, HandlerResult};
 pub use handler_error::{BoxError, HandlerError, IntoHandlerError, NextStep, ResultExt};
 pub use metrics::WorkerMetrics;
+pub use middleware::{Middleware, Next};
 pub use registry::Registry;
 /// The token [`JobContext::cancel`] is, and [`Shutdown::from_token`] takes.
 pub use tokio_util::sync::CancellationToken;

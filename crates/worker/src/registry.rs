@@ -9,18 +9,32 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::handler::into_handler_result;
-use crate::{Handler, HandlerError, IntoHandlerError, JobContext};
+use crate::middleware::Layered;
+use crate::{Handler, HandlerError, IntoHandlerError, JobContext, Middleware};
 
-/// Job type name → handler.
-#[derive(Clone, Default)]
+/// Job type name → handler, and the middleware that runs around every handler.
+#[derive(Clone)]
 pub struct Registry {
     handlers: HashMap<String, Arc<dyn Handler>>,
+    /// Outermost first. Rebuilt on each [`Registry::around`] (rare), so that handing out a
+    /// handler shares it rather than copying it.
+    middleware: Arc<[Arc<dyn Middleware>]>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self {
+            handlers: HashMap::new(),
+            middleware: Arc::new([]),
+        }
+    }
 }
 
 impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Registry")
             .field("types", &self.types())
+            .field("middleware", &self.middleware.len())
             .finish()
     }
 }
@@ -100,9 +114,31 @@ impl Registry {
         self
     }
 
-    /// The handler of `job_type`, if one is registered.
+    /// Runs `middleware` around every handler of this registry, those registered before
+    /// and after alike. The first added runs outermost: it sees a job first and its answer
+    /// last. See [`Middleware`] for an example.
+    pub fn around(&mut self, middleware: impl Middleware) -> &mut Self {
+        let mut chain: Vec<Arc<dyn Middleware>> = self.middleware.iter().cloned().collect();
+        chain.push(Arc::new(middleware));
+        self.middleware = chain.into();
+        self
+    }
+
+    /// The handler of `job_type`, if one is registered, inside the registry's middleware.
     pub fn get(&self, job_type: &str) -> Option<Arc<dyn Handler>> {
-        self.handlers.get(job_type).cloned()
+        let handler = self.handlers.get(job_type)?;
+        if self.middleware.is_empty() {
+            return Some(Arc::clone(handler));
+        }
+        Some(Arc::new(Layered {
+            chain: Arc::clone(&self.middleware),
+            handler: Arc::clone(handler),
+        }))
+    }
+
+    /// Whether `job_type` has a handler here.
+    pub fn handles(&self, job_type: &str) -> bool {
+        self.handlers.contains_key(job_type)
     }
 
     /// The job types with a handler, sorted.

@@ -63,9 +63,10 @@ impl Shared {
     /// The metrics of `queue` and `job_type`; a type without a handler here is counted
     /// as unknown, so producers cannot grow the series without bound.
     pub(crate) fn series(&self, queue: &str, job_type: &str) -> Arc<JobSeries> {
-        let job_type = match self.registry.get(job_type) {
-            Some(_) => job_type,
-            None => UNKNOWN_TYPE,
+        let job_type = if self.registry.handles(job_type) {
+            job_type
+        } else {
+            UNKNOWN_TYPE
         };
         // Partitions of one queue share its series.
         self.metrics
