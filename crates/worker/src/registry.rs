@@ -1,6 +1,6 @@
 //! The registry: job type name → handler, filled with typed fns or raw handlers.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::sync::Arc;
 
@@ -19,6 +19,8 @@ pub struct Registry {
     /// Outermost first. Rebuilt on each [`Registry::around`] (rare), so that handing out a
     /// handler shares it rather than copying it.
     middleware: Arc<[Arc<dyn Middleware>]>,
+    /// The queues the [`Job`] types registered with [`Registry::job`] name.
+    job_queues: BTreeSet<String>,
 }
 
 impl Default for Registry {
@@ -26,6 +28,7 @@ impl Default for Registry {
         Self {
             handlers: HashMap::new(),
             middleware: Arc::new([]),
+            job_queues: BTreeSet::new(),
         }
     }
 }
@@ -83,6 +86,7 @@ impl Registry {
         R: Serialize,
         E: IntoHandlerError,
     {
+        self.job_queues.insert(J::QUEUE.to_owned());
         self.register_fn(J::TYPE, handler)
     }
 
@@ -134,6 +138,12 @@ impl Registry {
             chain: Arc::clone(&self.middleware),
             handler: Arc::clone(handler),
         }))
+    }
+
+    /// The queues named by the [`Job`] types registered with [`Registry::job`], sorted: a
+    /// worker serving this registry should serve at least these.
+    pub fn job_queues(&self) -> Vec<String> {
+        self.job_queues.iter().cloned().collect()
     }
 
     /// Whether `job_type` has a handler here.
