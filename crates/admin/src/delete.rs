@@ -9,7 +9,9 @@ use crate::{Admin, AdminError, DeadFilter};
 /// A job an operator deleted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Deleted {
+    /// The queue (or partition) it was in.
     pub queue: String,
+    /// Its id within that queue.
     pub id: String,
     /// The status it had.
     pub was: Option<Status>,

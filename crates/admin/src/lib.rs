@@ -15,6 +15,8 @@
 //! # Ok(()) }
 //! ```
 
+#![warn(missing_docs)]
+
 mod delete;
 mod error;
 mod find;
@@ -59,6 +61,9 @@ impl std::fmt::Debug for Admin {
 }
 
 impl Admin {
+    /// A handle on the namespace of `keys`, read and written over `conn`. Jobs that leave
+    /// their attempts, timeout or backoff unset are shown with the built-in defaults
+    /// until [`Admin::with_defaults`] gives the fleet's.
     pub fn new(conn: SharedConnection, keys: Keys) -> Self {
         Self {
             conn,

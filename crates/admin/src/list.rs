@@ -25,12 +25,15 @@ const EXHAUSTED: &str = "$";
 /// Which jobs to list, and where to go on from.
 #[derive(Debug, Clone)]
 pub struct JobQuery {
+    /// The status of the jobs to list.
     pub status: Status,
     /// One queue's; every queue's when `None`.
     pub queue: Option<String>,
+    /// Only jobs of this type; every type's when `None`.
     pub job_type: Option<String>,
     /// Only jobs whose time (see [`JobRow::at_ms`]) is at or after this, ms.
     pub since_ms: Option<i64>,
+    /// Most jobs on the page (0 counts as 1).
     pub limit: usize,
     /// The `next_cursor` of the page before.
     pub cursor: Option<String>,
@@ -39,13 +42,16 @@ pub struct JobQuery {
 /// One job in a list.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct JobRow {
+    /// The queue (or partition) that holds it.
     pub queue: String,
     /// The job's id within its queue: its own id, or its entry id.
     pub id: String,
     /// The id that names the job in the whole namespace ([`flotilla_proto::full_id`]).
     pub full_id: String,
+    /// The job's type; empty when neither its entry nor its record says.
     #[serde(rename = "type")]
     pub job_type: String,
+    /// The status it is listed under.
     pub status: Status,
     /// Attempts started so far; for a running job, counting this one.
     pub attempts: u32,
@@ -62,6 +68,7 @@ pub struct JobRow {
 /// One page of a list.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct JobPage {
+    /// The page's jobs, in list order.
     pub jobs: Vec<JobRow>,
     /// Pass it back for the next page; `None` on the last.
     pub next_cursor: Option<String>,

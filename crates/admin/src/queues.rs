@@ -26,6 +26,7 @@ const MAX_DELAYED_READ: usize = 50_000;
 /// One queue's counts, for `queues stats` and the dashboard.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct QueueStats {
+    /// The queue's name, or the partition's when one partition was asked for.
     pub queue: String,
     /// The partitions the counts add up (1 for a queue that is not partitioned).
     pub partitions: usize,
@@ -39,12 +40,14 @@ pub struct QueueStats {
     pub retrying_estimated: bool,
     /// Workers do not fetch from it while it is paused.
     pub paused: bool,
-    /// Jobs completed in the last hour and day, as the `done` stream still holds them
-    /// (it keeps `retention.completed_max_len` completions at most).
+    /// Jobs completed in the last hour, as the `done` stream still holds them (it keeps
+    /// `retention.completed_max_len` completions at most).
     pub completed_last_hour: u64,
+    /// Jobs completed in the last 24 hours, as the `done` stream still holds them.
     pub completed_last_day: u64,
-    /// Jobs dead-lettered in the last hour and day.
+    /// Jobs dead-lettered in the last hour.
     pub dead_last_hour: u64,
+    /// Jobs dead-lettered in the last 24 hours.
     pub dead_last_day: u64,
 }
 

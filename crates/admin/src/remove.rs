@@ -11,6 +11,7 @@ use crate::{Admin, AdminError};
 /// What a removal took away.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Removed {
+    /// The queue removed.
     pub queue: String,
     /// The partitions (streams) deleted: the queue itself and its `#k` ones.
     pub partitions: Vec<String>,

@@ -34,12 +34,18 @@ pub struct RetryCount {
 /// One dead-letter entry: a job that died, and why.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DeadLetter {
+    /// The queue (or partition) whose dead-letter stream holds it.
     pub queue: String,
+    /// Its entry id in the dead-letter stream, which is also its time of death.
     pub entry_id: String,
+    /// The job's id within its queue.
     pub job_id: String,
+    /// The job's type; empty when the entry does not say.
     #[serde(rename = "type")]
     pub job_type: String,
+    /// Attempts the job had made; 0 when the entry does not say.
     pub attempts: u32,
+    /// The error it died with; empty when the entry does not say.
     pub error: String,
     /// When it died, ms since the Unix epoch.
     pub failed_at_ms: i64,

@@ -18,7 +18,9 @@ const PAGE: usize = 10_000;
 pub struct Minute {
     /// The minute's start, ms since the Unix epoch.
     pub at_ms: i64,
+    /// Jobs completed in the minute, over every queue.
     pub completed: u64,
+    /// Jobs dead-lettered in the minute, over every queue.
     pub dead: u64,
 }
 

@@ -19,15 +19,27 @@ pub enum WorkerState {
 /// One registered worker.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WorkerRow {
+    /// The worker's id.
     pub id: String,
+    /// The host it runs on; empty when its registry hash does not say.
     pub host: String,
+    /// Its process id; `None` when its registry hash does not say.
     pub pid: Option<u32>,
+    /// The version it announces; empty when its registry hash does not say.
     pub version: String,
+    /// The queues it serves, as its registry hash lists them.
     pub queues: Vec<String>,
+    /// How many jobs it runs at once at most; `None` when its registry hash does not say.
     pub concurrency: Option<u32>,
+    /// How many jobs it was running at its last heartbeat; `None` when its registry hash
+    /// does not say.
     pub in_flight: Option<u32>,
+    /// When it started, ms since the Unix epoch; `None` when its registry hash does not
+    /// say.
     pub started_at_ms: Option<i64>,
+    /// Its last heartbeat, ms since the Unix epoch on the server's clock.
     pub last_heartbeat_ms: i64,
+    /// Whether it is beating.
     pub state: WorkerState,
 }
 

@@ -19,6 +19,7 @@ use crate::reconcile::{FindingKind, Report};
 pub struct AlertConfig {
     /// This many dead jobs in a queue within `dlq_window` raise `dlq_growing`.
     pub dlq_threshold: u64,
+    /// How far back dead jobs are counted for `dlq_growing`.
     #[serde(with = "humantime_serde")]
     pub dlq_window: Duration,
     /// A queue whose oldest waiting job is older than this raises `backlog_too_old`.
@@ -55,8 +56,12 @@ fn empty_is_none<'de, D: serde::Deserializer<'de>>(
 /// A raised alert.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Alert {
+    /// What is wrong: `schedule_missed`, `schedule_late`, `worker_not_responding`,
+    /// `dlq_growing`, `backlog_too_old` or `jobs_lost`.
     pub kind: String,
+    /// What it concerns: the schedule, the worker or the queue.
     pub subject: String,
+    /// What is wrong, in words.
     pub message: String,
     /// When it was raised, ms since the epoch.
     pub since: i64,
@@ -65,11 +70,15 @@ pub struct Alert {
 /// One line of alert history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AlertEvent {
+    /// When it happened, ms since the Unix epoch (the time of its history entry).
     pub at: i64,
     /// `raised` or `resolved`.
     pub event: String,
+    /// The alert's kind, as in an [`Alert`].
     pub kind: String,
+    /// What the alert concerns: the schedule, the worker or the queue.
     pub subject: String,
+    /// The alert's message when it was raised.
     pub message: String,
 }
 
@@ -101,6 +110,8 @@ pub struct Alerter {
 }
 
 impl Alerter {
+    /// An alerter for the namespace of `keys`, with these thresholds. A webhook call
+    /// gives up after 5 s.
     pub fn new(conn: SharedConnection, keys: Keys, config: AlertConfig) -> Self {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))

@@ -40,8 +40,10 @@ pub struct SchedulerConfig {
     /// How long the guard against firing a tick twice is kept.
     #[serde(skip)]
     pub fire_guard_ttl: Duration,
+    /// Reconciliation settings: the `[reconcile]` section.
     #[serde(skip)]
     pub reconcile: ReconcileConfig,
+    /// Alert thresholds: the `[alerts]` section.
     #[serde(skip)]
     pub alerts: AlertConfig,
     /// Limits and defaults for the jobs that schedules fire.

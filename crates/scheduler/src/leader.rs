@@ -28,12 +28,19 @@ pub struct Leadership {
 /// Who leads, as `flotilla schedules status` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaderStatus {
+    /// The replica that holds the lease; `None` when no scheduler leads.
     pub holder: Option<String>,
+    /// The fencing epoch: raised at each new leadership, 0 before the first.
     pub epoch: u64,
+    /// How long the lease has left, ms (negative when it has no expiry), while it is
+    /// held; `None` when no scheduler leads.
     pub lease_remaining_ms: Option<i64>,
 }
 
 impl Leadership {
+    /// A claim for `holder` on the lease of the namespace of `keys`: a term lasts `ttl`
+    /// from each acquire or renewal, and acts only while more than `margin` of it remains.
+    /// It leads only once [`Leadership::acquire`] succeeds.
     pub fn new(keys: Keys, holder: String, ttl: Duration, margin: Duration) -> Self {
         Self {
             keys,
@@ -45,6 +52,7 @@ impl Leadership {
         }
     }
 
+    /// The id this replica holds the lease under.
     pub fn holder(&self) -> &str {
         &self.holder
     }

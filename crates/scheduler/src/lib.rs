@@ -10,6 +10,8 @@
 //! # }
 //! ```
 
+#![warn(missing_docs)]
+
 mod alerts;
 mod checks;
 mod config;

@@ -43,7 +43,9 @@ impl Tick {
 /// One queue's state, as the leader's sampler read it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct QueueSample {
+    /// Its counts, summed over its partitions.
     pub state: QueueState,
+    /// Whether it is paused.
     pub paused: bool,
 }
 

@@ -29,6 +29,7 @@ pub enum CatchUp {
 // rolling upgrade. The settings file has its own strict form.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Schedule {
+    /// The schedule's name: 1 to 128 letters, digits, `-`, `_` or `.`.
     pub name: String,
     /// A cron expression: 5 or 6 fields (seconds first), or `@hourly`, `@daily`, ….
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -45,19 +46,26 @@ pub struct Schedule {
     /// The job each tick enqueues.
     #[serde(rename = "type")]
     pub job_type: String,
+    /// The queue each tick's job goes to (`default` when absent).
     #[serde(default = "default_queue")]
     pub queue: String,
+    /// The payload of each tick's job, sent as JSON; null sends an empty object.
     #[serde(default)]
     pub payload: serde_json::Value,
+    /// Attempts each job may make; `None` leaves it to the job defaults.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_attempts: Option<u32>,
     /// Attempt timeout, e.g. `10m`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<String>,
+    /// What happens to ticks missed while no leader ran.
     #[serde(default)]
     pub catch_up: CatchUp,
+    /// How many due ticks one pass considers at most, the most recent ones; older ones
+    /// are dropped. At least 1; 100 when absent.
     #[serde(default = "default_catch_up_limit")]
     pub catch_up_limit: u32,
+    /// Whether the schedule is paused: it fires nothing while it is.
     #[serde(default)]
     pub paused: bool,
     /// `config` for schedules from the settings file (removed when they leave it),
@@ -81,8 +89,11 @@ fn default_source() -> String {
 /// A schedule's timing, checked and ready to compute ticks.
 #[derive(Debug, Clone)]
 pub enum Timing {
+    /// A cron expression, read in a time zone.
     Cron(Box<Cron>, TimeZone),
+    /// Ticks on every multiple of this period since the Unix epoch.
     Every(Duration),
+    /// One tick, at this instant.
     At(Timestamp),
 }
 

@@ -96,6 +96,7 @@ impl Scheduler {
         self.leadership.holder()
     }
 
+    /// The schedules of this replica's namespace: their definitions and state.
     pub fn store(&self) -> &ScheduleStore {
         &self.store
     }

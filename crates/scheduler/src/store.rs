@@ -19,10 +19,12 @@ pub struct ScheduleStore {
 }
 
 impl ScheduleStore {
+    /// A store for the schedules of the namespace of `keys`, read and written over `conn`.
     pub fn new(conn: SharedConnection, keys: Keys) -> Self {
         Self { conn, keys }
     }
 
+    /// The keys of the store's namespace.
     pub fn keys(&self) -> &Keys {
         &self.keys
     }
@@ -56,6 +58,8 @@ impl ScheduleStore {
         Ok((schedules, unreadable))
     }
 
+    /// The schedule named `name`: [`SchedulerError::NoSuchSchedule`] when there is none,
+    /// [`SchedulerError::Corrupt`] when its stored definition cannot be read.
     pub async fn get(&self, name: &str) -> Result<Schedule, SchedulerError> {
         let mut conn = self.conn.clone();
         let json = flotilla_proto::schedule_definition(&mut conn, &self.keys, name).await?;
@@ -170,6 +174,8 @@ impl ScheduleStore {
         Ok(())
     }
 
+    /// The state of the schedule named `name` (last and next tick, last job, pauses); a
+    /// field never written is `None`.
     pub async fn state(&self, name: &str) -> Result<ScheduleState, SchedulerError> {
         let mut conn = self.conn.clone();
         Ok(flotilla_proto::read_schedule_state(&mut conn, &self.keys, name).await?)

@@ -105,6 +105,7 @@ pub enum FindingKind {
 }
 
 impl FindingKind {
+    /// The kind's name in logs and reports, such as `tick_missed`.
     pub fn as_str(self) -> &'static str {
         match self {
             FindingKind::TickMissed => "tick_missed",
@@ -124,25 +125,31 @@ impl FindingKind {
 /// One discrepancy.
 #[derive(Debug, Clone, Serialize)]
 pub struct Finding {
+    /// What kind of discrepancy it is.
     pub kind: FindingKind,
     /// The schedule, job or worker it concerns.
     pub subject: String,
+    /// What was found, in words.
     pub detail: String,
     /// Still a problem now (as opposed to something that went wrong and is over).
     pub open: bool,
+    /// Whether the pass repaired it.
     pub repaired: bool,
 }
 
 /// The result of a pass.
 #[derive(Debug, Default, Serialize)]
 pub struct Report {
+    /// Every discrepancy the pass found.
     pub findings: Vec<Finding>,
+    /// Job records the sweep examined.
     pub jobs_examined: usize,
     /// True when every job record was examined (on demand); periodic passes sweep a part.
     pub complete_sweep: bool,
 }
 
 impl Report {
+    /// How many findings there are of each kind.
     pub fn counts(&self) -> BTreeMap<FindingKind, usize> {
         let mut counts = BTreeMap::new();
         for f in &self.findings {
@@ -199,6 +206,8 @@ pub struct Reconciler {
 }
 
 impl Reconciler {
+    /// A reconciler for the namespace of `keys`, with these thresholds; its first
+    /// periodic sweep starts at the beginning.
     pub fn new(conn: SharedConnection, keys: Keys, config: ReconcileConfig) -> Self {
         let store = ScheduleStore::new(conn.clone(), keys.clone());
         Self {
@@ -210,6 +219,7 @@ impl Reconciler {
         }
     }
 
+    /// The thresholds and windows it checks with.
     pub fn config(&self) -> &ReconcileConfig {
         &self.config
     }
