@@ -5,29 +5,16 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use flotilla_proto::{Backoff, JobPolicy};
 use flotilla_worker::{Registry, Shutdown, Worker, WorkerConfig, WorkerError};
 use tokio::task::JoinHandle;
 
 /// The default job policy with quick retries, so failing jobs move along in a test's time.
-pub fn fast_policy() -> JobPolicy {
-    let mut policy = JobPolicy::default();
-    policy.defaults.backoff = Backoff::Fixed(Duration::from_millis(50));
-    policy
-}
+pub use flotilla::testing::fast_policy;
 
-/// Settings that make leases, heartbeats and retries fast enough for tests.
+/// Settings that make leases, heartbeats and retries fast enough for tests, in the
+/// default namespace (the published harness's, which tests of the library use too).
 pub fn fast_config() -> WorkerConfig {
-    WorkerConfig {
-        concurrency: 4,
-        heartbeat_interval: Duration::from_millis(200),
-        lease_ttl: Duration::from_millis(1500),
-        block_time: Duration::from_millis(200),
-        promote_interval: Duration::from_millis(20),
-        shutdown_grace: Duration::from_secs(2),
-        jobs: fast_policy(),
-        ..WorkerConfig::default()
-    }
+    flotilla::testing::fast_config(&WorkerConfig::default().namespace)
 }
 
 /// Settings for processes whose logs a test reads: JSON lines, read by field.

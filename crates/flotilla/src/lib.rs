@@ -38,17 +38,19 @@
 //! |---|---|---|
 //! | `producer` | yes | [`Producer`], [`NewJob`]: enqueue, read back, wait, cancel |
 //! | `worker` | yes | [`Worker`], [`Registry`], [`JobContext`], [`Middleware`]: serve jobs |
+//! | `exec`, `http` | yes | the worker's built-in `exec` and `http` handlers (any language serves jobs) |
+//! | `otel` | no | trace context carried in jobs, and `telemetry::init`: logs, and spans over OTLP |
 //! | `admin` | no | `admin`: queue stats, listing, retrying and deleting jobs, pausing queues |
 //! | `testing` | no | `testing`: a throwaway `redis-server` and an in-process fleet |
 //!
 //! A service that only enqueues depends on `flotilla` with `default-features = false,
-//! features = ["producer"]` and leaves the worker's handlers and their dependencies out.
+//! features = ["producer"]` and leaves the worker and its handlers' dependencies out.
 
 #![warn(missing_docs)]
 
 // The job model, shared by every side.
 pub use flotilla_proto::{
-    AttemptError, Backoff, Job, JobPolicy, JobRecord, Keys, ProtoError, RedisTarget,
+    AttemptError, Backoff, Job, JobOutput, JobPolicy, JobRecord, Keys, ProtoError, RedisTarget,
     SharedConnection, Shutdown, Status, full_id,
 };
 
@@ -68,5 +70,7 @@ pub use flotilla_worker::{
 #[cfg(feature = "admin")]
 pub use flotilla_admin as admin;
 
+#[cfg(feature = "otel")]
+pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -37,7 +37,7 @@ pub use error::ProducerError;
 pub use flotilla_proto::connect::Replication;
 // What a producer's API takes and answers, so a user needs no other crate for it.
 pub use flotilla_proto::{
-    AttemptError, Backoff, Job, JobPolicy, JobRecord, Keys, ProtoError, RedisTarget,
+    AttemptError, Backoff, Job, JobOutput, JobPolicy, JobRecord, Keys, ProtoError, RedisTarget,
     SharedConnection, Status, full_id,
 };
 pub use job::{IntoNewJob, NewJob};

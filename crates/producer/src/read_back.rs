@@ -115,6 +115,18 @@ impl Producer {
         }
     }
 
+    /// Waits for job `id` of type `J` to complete and decodes its result as the type's
+    /// declared [`JobOutput::Output`](flotilla_proto::JobOutput::Output):
+    /// `producer.wait_output::<Resize>(&enqueued.full_id(), timeout)`. Fails as
+    /// [`Producer::wait_result`] does.
+    pub async fn wait_output<J: flotilla_proto::JobOutput>(
+        &self,
+        id: &str,
+        timeout: Duration,
+    ) -> Result<J::Output, ProducerError> {
+        self.wait_result::<J::Output>(id, timeout).await
+    }
+
     /// Blocks up to `block` for endings in `queue` after `since`, returning early when
     /// one of them is job `id`'s; answers where the streams stand then.
     async fn until_it_ends(

@@ -19,8 +19,11 @@ pub struct StoredAlertEvent {
     pub at: i64,
     /// `raised` or `resolved`.
     pub event: String,
+    /// What kind of alert it is, e.g. `dlq_growing`.
     pub kind: String,
+    /// What it is raised for: a queue, a schedule or a worker, by name.
     pub subject: String,
+    /// The text shown to an operator.
     pub message: String,
 }
 

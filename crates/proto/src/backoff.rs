@@ -14,7 +14,12 @@ pub enum Backoff {
     /// `base × 2^(attempt-1)`, capped, with equal jitter (the delay lands in
     /// `[d/2, d]`, so a fleet that failed together does not retry together):
     /// `exponential:BASE_MS:CAP_MS`.
-    Exponential { base: Duration, cap: Duration },
+    Exponential {
+        /// The delay after the first failed attempt, before jitter.
+        base: Duration,
+        /// The longest delay, before jitter.
+        cap: Duration,
+    },
     /// An explicit delay per retry; the last one repeats: `list:MS,MS,…`.
     List(Vec<Duration>),
 }

@@ -38,9 +38,13 @@ pub async fn stream_range<C: ConnectionLike + Send>(
 /// still holds it (a cancelled job's entry is deleted while pending).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingEntry {
+    /// The stream entry id it is pending for.
     pub entry_id: String,
+    /// The consumer (worker instance) that holds it.
     pub consumer: String,
+    /// How many times the group has delivered it.
     pub deliveries: u64,
+    /// The entry, or `None` when the stream no longer holds it.
     pub entry: Option<StreamEntry>,
 }
 

@@ -14,7 +14,9 @@ use crate::{CONSUMER_GROUP, Keys, StreamEntry, read_reply_entries};
 /// One entry read from a queue's stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueuedEntry {
+    /// The queue (or partition) whose stream it was read from.
     pub queue: String,
+    /// The entry as read.
     pub entry: StreamEntry,
 }
 
@@ -89,7 +91,10 @@ pub fn queued_entries(reply: redis::Value, keys: &Keys, queues: &[&str]) -> Vec<
 /// the stream while pending (lost jobs).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Reclaimed {
+    /// The entries now pending under this consumer.
     pub entries: Vec<StreamEntry>,
+    /// Ids of entries that were pending but are gone from the stream; the group forgets
+    /// them.
     pub deleted: Vec<String>,
 }
 
@@ -176,6 +181,7 @@ pub async fn pending_owners<C: ConnectionLike + Send>(
 /// One consumer of a queue's group, as `XINFO CONSUMERS` tells it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupConsumer {
+    /// Its consumer name (a worker's instance id).
     pub name: String,
     /// Entries delivered to it and not yet acknowledged.
     pub pending: u64,

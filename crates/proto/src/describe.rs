@@ -34,8 +34,10 @@ fn done_search_start(ms: &str) -> String {
 /// A job could not be described.
 #[derive(Debug, thiserror::Error)]
 pub enum DescribeError {
+    /// Redis answered with an error, or could not be reached.
     #[error(transparent)]
     Redis(#[from] redis::RedisError),
+    /// What Redis holds for the job cannot be read as a record.
     #[error(transparent)]
     Proto(#[from] ProtoError),
 }

@@ -20,6 +20,7 @@ pub enum ContentType {
 }
 
 impl ContentType {
+    /// Its name in a record's or entry's `content_type` field: `json` or `msgpack`.
     pub fn as_str(self) -> &'static str {
         match self {
             ContentType::Json => "json",
@@ -49,7 +50,9 @@ impl FromStr for ContentType {
 /// A job's arguments as stored: bytes plus the encoding that reads them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Payload {
+    /// How `bytes` are encoded.
     pub content_type: ContentType,
+    /// The encoded arguments.
     pub bytes: Vec<u8>,
 }
 

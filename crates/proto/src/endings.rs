@@ -10,7 +10,9 @@ use crate::{Keys, field, read_reply_entries};
 /// (`0-0` while it has none).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endings {
+    /// The last entry id of the queue's `done` stream (completions).
     pub done: String,
+    /// The last entry id of the queue's dead-letter stream.
     pub dead: String,
 }
 

@@ -16,7 +16,9 @@ use crate::{
 /// One entry as read from a stream: its id and raw fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamEntry {
+    /// Its stream entry id, `<ms>-<seq>`.
     pub entry_id: String,
+    /// Its fields by name, values as the raw bytes Redis holds.
     pub fields: HashMap<String, Vec<u8>>,
 }
 
@@ -27,9 +29,14 @@ pub struct EntryFields {
     pub job_id: Option<String>,
     /// Present when the entry carries the whole job (a raw XADD).
     pub job_type: Option<String>,
+    /// The job's arguments (empty when the entry names only a job id).
     pub payload: Payload,
+    /// How many attempts the job gets, the first included; `None` when the entry does not
+    /// say.
     pub max_attempts: Option<u32>,
+    /// How long one attempt may run, in ms; `None` when the entry does not say.
     pub timeout_ms: Option<u64>,
+    /// How long to wait between attempts; `None` when the entry does not say.
     pub backoff: Option<Backoff>,
     /// When to run, ms since the Unix epoch: a later time waits in `delayed`.
     pub run_at_ms: Option<u64>,
@@ -297,15 +304,20 @@ impl StreamEntry {
 /// record, and its entry id becomes its job id.
 #[derive(Debug, Clone)]
 pub struct FastEntry<'a> {
+    /// The queue (or partition) whose stream it is added to.
     pub queue: &'a str,
+    /// Its job type.
     pub job_type: &'a str,
+    /// Its arguments; a content type other than JSON is written into the entry.
     pub payload: &'a Payload,
     /// The job's own attempts, timeout and backoff. One it does not set is left out of
     /// the entry, and the worker that runs the job applies its `[defaults]`, as for an
     /// entry from any other producer: every field left out is one less to write, store,
     /// read and parse for each job.
     pub max_attempts: Option<u32>,
+    /// How long one attempt may run, in ms, if the job sets it.
     pub timeout_ms: Option<u64>,
+    /// How long to wait between attempts, if the job sets it.
     pub backoff: Option<&'a Backoff>,
     /// The producer's trace context (`traceparent`, then `tracestate` on a second line);
     /// empty for none.

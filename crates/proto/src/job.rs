@@ -44,3 +44,23 @@ pub trait Job: Serialize + DeserializeOwned + Send + 'static {
         None
     }
 }
+
+/// A [`Job`] whose handler's result has a Rust type, declared once on the job type: a
+/// worker registers a handler that must return it (`Registry::job_with_output`) and a
+/// producer reads it back decoded (`Producer::wait_output`).
+///
+/// ```
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Serialize, Deserialize)] struct Resize { url: String, width: u32 }
+/// # impl flotilla_proto::Job for Resize { const TYPE: &'static str = "resize"; }
+/// #[derive(Serialize, Deserialize)]
+/// struct Resized { bytes: usize }
+///
+/// impl flotilla_proto::JobOutput for Resize {
+///     type Output = Resized;
+/// }
+/// ```
+pub trait JobOutput: Job {
+    /// What a completed job's result decodes into.
+    type Output: Serialize + DeserializeOwned + Send + 'static;
+}

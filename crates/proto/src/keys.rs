@@ -22,12 +22,14 @@ impl Default for Keys {
 }
 
 impl Keys {
+    /// Key names under `namespace`, the first part of every key.
     pub fn new(namespace: impl Into<String>) -> Self {
         Self {
             namespace: namespace.into(),
         }
     }
 
+    /// The namespace every key starts with.
     pub fn namespace(&self) -> &str {
         &self.namespace
     }

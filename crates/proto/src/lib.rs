@@ -13,6 +13,8 @@
 //! assert_eq!(keys.stream("default"), "flotilla:{default}:q");
 //! ```
 
+#![warn(missing_docs)]
+
 mod alert_store;
 mod backoff;
 pub mod browse;
@@ -42,6 +44,7 @@ mod read_reply;
 mod record;
 mod redact;
 mod schedule_state;
+#[allow(missing_docs)]
 pub mod scripts;
 mod shutdown;
 mod status;
@@ -73,7 +76,7 @@ pub use entry::{EntryFields, FastEntry, StreamEntry};
 pub use error::ProtoError;
 pub use forget::forget_queue;
 pub use full_id::{JobName, full_id, queues_knowing};
-pub use job::Job;
+pub use job::{Job, JobOutput};
 pub use keys::{CONSUMER_GROUP, DEFAULT_NAMESPACE, Keys};
 pub use leadership::{LeaseState, read_lease};
 pub use liveness::{DEFAULT_LEASE_MS, WorkerBeat, is_live, live_among, worker_beats};

@@ -24,6 +24,7 @@ pub fn is_live(beat_ms: i64, lease_ms: Option<i64>, now_ms: i64) -> bool {
 /// One registered worker, as its heartbeat left it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkerBeat {
+    /// Its instance id, as the registry names it.
     pub id: String,
     /// Its last heartbeat, ms on the server's clock.
     pub beat_ms: i64,

@@ -62,6 +62,7 @@ impl Default for Retention {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct JobDefaults {
+    /// Attempts a job gets, the first included.
     pub max_attempts: u32,
     /// Attempt timeout.
     #[serde(with = "humantime_serde")]
@@ -89,8 +90,11 @@ fn backoff_from_text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Backo
 /// The three sections together, as producers, workers and the scheduler take them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct JobPolicy {
+    /// The `[limits]` section: sizes checked before anything reaches Redis.
     pub limits: Limits,
+    /// The `[retention]` section: how long finished work is kept.
     pub retention: Retention,
+    /// The `[defaults]` section: what a job that does not say gets.
     pub defaults: JobDefaults,
 }
 

@@ -19,7 +19,9 @@ const STEP: usize = 1_000;
 /// everywhere (then a job not listed may still match).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PrefixMatches {
+    /// The matching job ids, each once, in the order found.
     pub ids: Vec<String>,
+    /// Whether the search spent its budget before it looked everywhere.
     pub incomplete: bool,
 }
 

@@ -8,6 +8,8 @@ use crate::{ContentType, Payload, ProtoError, Status};
 
 /// Field names of the job record and of stream entries.
 pub mod field {
+    /// The job's id within its queue. On an entry, an id of the job's own; without one the
+    /// entry id is the job id.
     pub const ID: &str = "id";
     /// On a retry's entry of a job without an id of its own (protocol 2.7): the job's id,
     /// its first entry's. Not `id`, which only ever names an id of a job's own, so an
@@ -16,37 +18,63 @@ pub mod field {
     /// On an entry the scripts wrote together with the id key naming it (protocol 2.8):
     /// `1`. A worker runs such an entry at its first delivery without claiming the id.
     pub const HELD: &str = "held";
+    /// The job type, which workers dispatch on.
     pub const TYPE: &str = "type";
+    /// The queue (or partition) that holds the job.
     pub const QUEUE: &str = "queue";
+    /// The job's arguments, encoded as `content_type` says; empty means JSON `null`.
     pub const PAYLOAD: &str = "payload";
+    /// How the payload is encoded: `json` (also when missing) or `msgpack`.
     pub const CONTENT_TYPE: &str = "content_type";
+    /// Where the job is in its life: one of the job states, by name.
     pub const STATUS: &str = "status";
+    /// Attempts started so far; on an entry, those spent before the entry was written.
     pub const ATTEMPTS: &str = "attempts";
+    /// Attempts the job gets, the first included.
     pub const MAX_ATTEMPTS: &str = "max_attempts";
+    /// When the job was created, ms since the Unix epoch.
     pub const CREATED_AT: &str = "created_at";
+    /// When the job became or becomes due, ms since the Unix epoch.
     pub const RUN_AT: &str = "run_at";
     /// An entry field only: run this long after the XADD (the entry id's time).
     pub const DELAY: &str = "delay";
     /// An entry field only, refused: a raw XADD cannot hold a unique key atomically.
     pub const UNIQUE: &str = "unique";
+    /// When a failed job's retry is due, ms since the Unix epoch.
     pub const NEXT_RUN_AT: &str = "next_run_at";
+    /// When the current or last attempt started, ms since the Unix epoch.
     pub const STARTED_AT: &str = "started_at";
+    /// When the job ended, ms since the Unix epoch.
     pub const FINISHED_AT: &str = "finished_at";
     /// In a stream entry: milliseconds or a duration with a unit.
     pub const TIMEOUT: &str = "timeout";
     /// In a record: milliseconds.
     pub const TIMEOUT_MS: &str = "timeout_ms";
+    /// The retry policy in its wire form (`fixed:MS`, `exponential:BASE_MS:CAP_MS` or
+    /// `list:MS,MS,…`).
     pub const BACKOFF: &str = "backoff";
+    /// The last error.
     pub const ERROR: &str = "error";
     /// The last attempts' errors, as a JSON array of [`AttemptError`](super::AttemptError).
     pub const ERRORS: &str = "errors";
+    /// The handler's result, as JSON text.
     pub const RESULT: &str = "result";
+    /// The last progress the handler reported, as JSON text.
     pub const PROGRESS: &str = "progress";
+    /// The worker running the job, or the one that last ran it.
     pub const WORKER: &str = "worker";
+    /// The current attempt's lease token: the attempt's outcome counts only while the
+    /// record still holds it.
     pub const LEASE: &str = "lease";
+    /// The id of the stream entry that carries the job now.
     pub const ENTRY: &str = "entry";
+    /// The Redis key of the unique lock the job holds, released when it completes or is
+    /// cancelled.
     pub const UNIQUE_KEY: &str = "unique_key";
+    /// The producer's trace context (`traceparent`, then `tracestate` on a second line); on
+    /// an entry, the older name of `traceparent`.
     pub const TRACE: &str = "trace";
+    /// The protocol version that wrote the record or entry (its major version, `2`).
     pub const VERSION: &str = "v";
 }
 
@@ -76,19 +104,32 @@ pub struct AttemptError {
 /// A job record as read with HGETALL. Times are milliseconds since the Unix epoch.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct JobRecord {
+    /// The job's id within its queue: its own id, or its entry id.
     pub id: String,
+    /// The job type.
     #[serde(rename = "type")]
     pub job_type: String,
+    /// The queue (or partition) that holds it.
     pub queue: String,
+    /// Where the job is in its life; `None` when the hash has no `status`.
     pub status: Option<Status>,
+    /// Attempts started so far.
     pub attempts: u32,
+    /// Attempts allowed; 0 when not known (a job of which only its completion is kept).
     pub max_attempts: u32,
+    /// When the job was created; `None` when not known.
     pub created_at: Option<u64>,
+    /// When the job became, or becomes, due.
     pub run_at: Option<u64>,
+    /// When a failed job's retry is due.
     pub next_run_at: Option<u64>,
+    /// When the current or last attempt started.
     pub started_at: Option<u64>,
+    /// When the job ended; `None` while it has not.
     pub finished_at: Option<u64>,
+    /// How long one attempt may run, in ms.
     pub timeout_ms: Option<u64>,
+    /// The retry policy in its wire form (`fixed:MS`, …); `None` when the hash has none.
     pub backoff: Option<String>,
     /// The last error; `errors` holds each attempt's.
     pub error: Option<String>,
@@ -98,7 +139,10 @@ pub struct JobRecord {
     pub result: Option<serde_json::Value>,
     /// The last progress the handler reported, as JSON.
     pub progress: Option<serde_json::Value>,
+    /// The worker running the job, or the one that last ran it.
     pub worker: Option<String>,
+    /// The payload's encoding as stored (`json` or `msgpack`; empty when the hash does not
+    /// say, which reads as JSON).
     pub content_type: String,
     /// The payload decoded to JSON, or a string saying why it could not be.
     pub payload: serde_json::Value,

@@ -25,7 +25,9 @@ pub struct ScheduleState {
     pub last_tick: Option<i64>,
     /// The next tick as the leader computed it when it last handled one.
     pub next_tick: Option<i64>,
+    /// The id of the last job it fired, `<schedule>@<tick ms>`.
     pub last_job: Option<String>,
+    /// When that job was fired, in ms.
     pub last_fired_at: Option<i64>,
     /// When the scheduler first saw the schedule: no tick before it is expected.
     pub since: Option<i64>,
@@ -72,7 +74,9 @@ impl ScheduleState {
 /// One pause, from when it was paused to when it was resumed (ms).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pause {
+    /// When the schedule was paused, in ms.
     pub from: i64,
+    /// When it was resumed, in ms.
     pub to: i64,
 }
 

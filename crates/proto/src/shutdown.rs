@@ -57,10 +57,12 @@ impl Shutdown {
         shutdown
     }
 
+    /// Starts the shutdown, for every clone (and cancels the token it shares with a host).
     pub fn trigger(&self) {
         self.token.cancel();
     }
 
+    /// Whether shutdown has been requested.
     pub fn is_triggered(&self) -> bool {
         self.token.is_cancelled()
     }

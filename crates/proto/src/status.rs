@@ -26,6 +26,7 @@ pub enum Status {
 }
 
 impl Status {
+    /// Every state, each once.
     pub const ALL: [Status; 7] = [
         Status::Scheduled,
         Status::Pending,
@@ -36,6 +37,7 @@ impl Status {
         Status::Cancelled,
     ];
 
+    /// Its name in a record's `status` field, e.g. `running`.
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Scheduled => "scheduled",

@@ -63,8 +63,8 @@ pub use context::JobContext;
 pub use error::WorkerError;
 // What a worker's API takes and answers, so a user needs no other crate for it.
 pub use flotilla_proto::{
-    Backoff, Job, JobPolicy, JobRecord, Keys, Payload, ProtoError, RedisTarget, SharedConnection,
-    Shutdown, Status,
+    Backoff, Job, JobOutput, JobPolicy, JobRecord, Keys, Payload, ProtoError, RedisTarget,
+    SharedConnection, Shutdown, Status,
 };
 pub use handler::{Handler, HandlerFuture, HandlerResult};
 pub use handler_error::{BoxError, HandlerError, IntoHandlerError, NextStep, ResultExt};

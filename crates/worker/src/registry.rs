@@ -4,7 +4,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::sync::Arc;
 
-use flotilla_proto::Job;
+use flotilla_proto::{Job, JobOutput};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -88,6 +88,18 @@ impl Registry {
     {
         self.job_queues.insert(J::QUEUE.to_owned());
         self.register_fn(J::TYPE, handler)
+    }
+
+    /// Like [`Registry::job`], for a [`JobOutput`] type: the handler must return the
+    /// type's declared output, which producers read back with `Producer::wait_output`.
+    pub fn job_with_output<J, F, Fut, E>(&mut self, handler: F) -> &mut Self
+    where
+        J: JobOutput,
+        F: Fn(J, JobContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<J::Output, E>> + Send + 'static,
+        E: IntoHandlerError,
+    {
+        self.job(handler)
     }
 
     /// Like [`Registry::job`], for a type name not tied to a [`Job`] type (e.g. one

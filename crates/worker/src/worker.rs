@@ -315,6 +315,7 @@ impl Background {
         self.stop.cancel();
         let _ = tokio::join!(self.heartbeat, self.promoter);
         // An exec job stopped at hand-back gets its SIGKILL if it ignores SIGTERM.
+        #[cfg(feature = "exec")]
         crate::builtin::wait_for_ending_groups(crate::builtin::DEFAULT_KILL_GRACE * 2).await;
         if let Err(e) = heartbeat::deregister(&mut conn, &keys, &streams, &worker_id).await {
             tracing::warn!("could not leave the consumer groups cleanly: {e}");

@@ -2,7 +2,9 @@
 
 use std::time::Instant;
 
-use flotilla::{HandlerError, HandlerResult, Job, JobContext, Next, Registry, ResultExt};
+use flotilla::{
+    HandlerError, HandlerResult, Job, JobContext, JobOutput, Next, Registry, ResultExt,
+};
 use serde::{Deserialize, Serialize};
 
 /// Welcome a new user by email.
@@ -18,6 +20,10 @@ impl Job for SendWelcome {
     const TYPE: &'static str = "send_welcome";
     const QUEUE: &'static str = "mail";
     const MAX_ATTEMPTS: Option<u32> = Some(5);
+}
+
+impl JobOutput for SendWelcome {
+    type Output = Sent;
 }
 
 /// What sending a welcome answers.
@@ -58,6 +64,6 @@ pub async fn timed(ctx: JobContext, next: Next) -> HandlerResult {
 /// Every handler of the service, inside its middleware.
 pub fn registry() -> Registry {
     let mut registry = Registry::new();
-    registry.job(send_welcome).around(timed);
+    registry.job_with_output(send_welcome).around(timed);
     registry
 }

@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use flotilla::{Producer, Shutdown, Worker, WorkerConfig};
-use flotilla_example_service::{SendWelcome, Sent, registry};
+use flotilla_example_service::{SendWelcome, registry};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -38,7 +38,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     for id in waiting {
         match producer
-            .wait_result::<Sent>(&id, Duration::from_secs(30))
+            .wait_output::<SendWelcome>(&id, Duration::from_secs(30))
             .await
         {
             Ok(sent) => println!("{id}: sent to {}: {}", sent.to, sent.text),

@@ -17,19 +17,26 @@ fn welcome(name: &str, email: &str) -> SendWelcome {
 #[tokio::test]
 async fn a_welcome_is_sent_and_its_result_read_back() {
     let fleet = TestFleet::start(registry()).await.expect("fleet");
-    let record = fleet
-        .run(&welcome("Ada", "ada@example.com"))
+    let sent: Sent = fleet
+        .output(&welcome("Ada", "ada@example.com"))
         .await
-        .expect("runs");
-    assert_eq!(record.status, Some(Status::Completed));
-    assert_eq!(record.queue, "mail", "the job type's queue");
-    let sent: Sent = serde_json::from_value(record.result.expect("a result")).expect("a Sent");
+        .expect("sent");
     assert_eq!(
         sent,
         Sent {
             to: "ada@example.com".into(),
             text: "Welcome aboard, Ada!".into()
         }
+    );
+    let record = fleet
+        .run(&welcome("Grace", "grace@example.com"))
+        .await
+        .expect("runs");
+    assert_eq!(record.status, Some(Status::Completed));
+    assert_eq!(record.queue, "mail", "the job type's queue");
+    assert_eq!(
+        record.result.expect("a result")["text"],
+        "Welcome aboard, Grace!"
     );
     fleet.stop().await.expect("stops cleanly");
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use flotilla_admin::{Admin, DeadFilter, DeadLetter};
 use flotilla_producer::{IntoNewJob, Producer};
-use flotilla_proto::{Backoff, JobPolicy, JobRecord, Keys, Shutdown};
+use flotilla_proto::{Backoff, JobOutput, JobPolicy, JobRecord, Keys, Shutdown};
 use flotilla_worker::{QueueWeight, Registry, Worker, WorkerConfig, WorkerError};
 use tokio::task::JoinHandle;
 
@@ -151,6 +151,17 @@ impl TestFleet {
     pub async fn run(&self, job: impl IntoNewJob) -> Result<JobRecord, TestError> {
         let enqueued = self.producer.enqueue(job).await?;
         self.wait(&enqueued.full_id(), DEFAULT_WAIT).await
+    }
+
+    /// Enqueues `job` and waits up to [`DEFAULT_WAIT`] for its result, decoded as its
+    /// type's declared output; a job that died or was cancelled is an error naming its
+    /// last error.
+    pub async fn output<J: JobOutput>(&self, job: &J) -> Result<J::Output, TestError> {
+        let enqueued = self.producer.enqueue(job).await?;
+        Ok(self
+            .producer
+            .wait_output::<J>(&enqueued.full_id(), DEFAULT_WAIT)
+            .await?)
     }
 
     /// Waits up to `timeout` for the job `id` (a full id, or an own id) to end, and

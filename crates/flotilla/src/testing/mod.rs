@@ -36,5 +36,5 @@ mod fleet;
 mod redis_server;
 
 pub use error::TestError;
-pub use fleet::{TestFleet, fast_config, fast_policy};
+pub use fleet::{DEFAULT_WAIT, TestFleet, fast_config, fast_policy};
 pub use redis_server::TestRedis;

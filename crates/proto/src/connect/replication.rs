@@ -32,6 +32,7 @@ pub struct Acknowledging {
 }
 
 impl Acknowledging {
+    /// Wraps `inner` so that each write it sends is followed by a `WAIT` as `wait` says.
     pub fn new(inner: SharedConnection, wait: Replication) -> Self {
         Self {
             inner,

@@ -43,14 +43,25 @@ impl TlsFiles {
 /// Why a Redis URL or its TLS files cannot be used. Each message names the setting.
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
+    /// The URL cannot be read as any of the forms in [`URL_FORMS`].
     #[error("redis_url {shown:?} is not a valid Redis URL ({reason}); expected {URL_FORMS}")]
-    Url { shown: String, reason: String },
-    #[error("redis_tls.{key}: cannot read {path} ({reason}); expected a PEM file")]
-    File {
-        key: &'static str,
-        path: String,
+    Url {
+        /// The URL with its password hidden.
+        shown: String,
+        /// What is wrong with it.
         reason: String,
     },
+    /// A TLS file cannot be read, or holds no PEM block.
+    #[error("redis_tls.{key}: cannot read {path} ({reason}); expected a PEM file")]
+    File {
+        /// The `[redis_tls]` setting that names the file, e.g. `ca_file`.
+        key: &'static str,
+        /// The file's path.
+        path: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
+    /// TLS files that do not fit the URL or each other; the message says how.
     #[error("redis_tls: {0}")]
     Tls(String),
 }
@@ -185,6 +196,7 @@ impl RedisTarget {
 
 /// Anything a library's `connect` accepts as where Redis is: a URL or a [`RedisTarget`].
 pub trait ToRedisTarget {
+    /// The target this names; an error when it is a URL that cannot be used.
     fn to_redis_target(&self) -> Result<RedisTarget, TargetError>;
 }
 

@@ -1,16 +1,24 @@
-//! Built-in handlers: `exec` and `http` so any language can serve jobs, and the test
-//! handlers `noop`, `sleep` and `fail` used by tests, the demo and benchmarks.
+//! Built-in handlers: `exec` and `http` so any language can serve jobs (each behind the
+//! cargo feature of its name), and the test handlers `noop`, `sleep` and `fail` used by
+//! tests, the demo and benchmarks.
 
+#[cfg(feature = "exec")]
 mod exec;
+#[cfg(feature = "http")]
 mod http;
+#[cfg(feature = "exec")]
 mod process_group;
 mod testing;
 
+#[cfg(feature = "exec")]
 pub use exec::{DEFAULT_KILL_GRACE, ExecHandler};
+#[cfg(feature = "http")]
 pub use http::{HttpHandler, InvalidHttpHandler};
+#[cfg(feature = "exec")]
 pub(crate) use process_group::wait_for_ending_groups;
 pub(crate) use testing::register_test_handlers;
 
+#[cfg(any(feature = "exec", feature = "http"))]
 /// Turns a handler's output bytes into a JSON result: JSON if it parses, else a string.
 fn output_to_result(bytes: &[u8]) -> Option<serde_json::Value> {
     let text = String::from_utf8_lossy(bytes);
@@ -21,6 +29,7 @@ fn output_to_result(bytes: &[u8]) -> Option<serde_json::Value> {
     Some(serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.to_owned())))
 }
 
+#[cfg(any(feature = "exec", feature = "http"))]
 /// The last `max` characters of `text`, for error messages that must stay short.
 fn tail(text: &str, max: usize) -> String {
     let text = text.trim();
