@@ -172,3 +172,55 @@ fn the_rust_example_worker_serves_its_typed_jobs() {
         run.stderr
     );
 }
+
+/// The lines of `text` that say something, trimmed: what a quote is compared by.
+fn meaningful_lines(text: &str) -> Vec<&str> {
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect()
+}
+
+/// Whether `needle` appears in `haystack` as a run of consecutive lines.
+fn has_run(haystack: &[&str], needle: &[&str]) -> bool {
+    needle.is_empty()
+        || haystack
+            .windows(needle.len())
+            .any(|window| window == needle)
+}
+
+/// The README's Rust blocks are quotes of the example service, which the suite builds and
+/// tests: each block, cut at its `// …` lines, is found piece by piece in one of the
+/// example's files, so a README example cannot stop compiling unnoticed.
+#[test]
+fn every_rust_block_of_the_readme_is_quoted_from_the_example_service() {
+    let root = repo_root();
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let sources: Vec<String> = ["src/lib.rs", "src/main.rs", "tests/service.rs"]
+        .iter()
+        .map(|file| {
+            std::fs::read_to_string(root.join("examples/service").join(file))
+                .unwrap_or_else(|e| panic!("examples/service/{file}: {e}"))
+        })
+        .collect();
+    let sources: Vec<Vec<&str>> = sources.iter().map(|s| meaningful_lines(s)).collect();
+    let blocks: Vec<&str> = readme
+        .split("```rust\n")
+        .skip(1)
+        .map(|rest| rest.split("```").next().unwrap_or(""))
+        .collect();
+    assert!(
+        blocks.len() >= 4,
+        "the README shows the job, producer, handler and test"
+    );
+    for block in blocks {
+        for piece in block.split("// …\n") {
+            let lines = meaningful_lines(piece);
+            assert!(
+                sources.iter().any(|source| has_run(source, &lines)),
+                "this part of a README Rust block is not in examples/service; copy it \
+                 from there again:\n{piece}"
+            );
+        }
+    }
+}

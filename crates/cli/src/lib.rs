@@ -3,6 +3,8 @@
 //! The binary is a thin `main` over this library, so the integration tests can build the
 //! very same program as a binary of their own package.
 
+#![warn(missing_docs)]
+
 mod cli;
 mod commands;
 mod http;

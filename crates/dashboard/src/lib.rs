@@ -3,6 +3,8 @@
 //! document at `/api/v1/openapi.json`) for everything the pages show and do. Both call
 //! the operations library; nothing here reads Redis keys of its own.
 
+#![warn(missing_docs)]
+
 mod actions;
 mod api;
 mod auth;

@@ -26,6 +26,7 @@ pub struct DashboardConfig {
     /// names a reverse proxy or DNS gives it. A request naming any other host is refused,
     /// so a page elsewhere cannot reach it through a name it rebinds to this address.
     pub allowed_hosts: Vec<String>,
+    /// The limits on connections and requests.
     pub limits: ServeLimits,
 }
 
@@ -66,11 +67,13 @@ impl Default for ServeLimits {
 /// A dashboard that could not be set up as asked.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// Reads were to need a token, and none is set.
     #[error(
         "reads need a token, but FLOTILLA_DASHBOARD_TOKEN is not set: set it, or let anyone \
          who reaches the dashboard read (--auth changes, for a loopback address only)"
     )]
     ReadsNeedToken,
+    /// The connection limit was 0.
     #[error("--max-connections must be at least 1")]
     NoConnections,
 }
@@ -100,6 +103,9 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
+    /// The state the pages and the API share: operations through `admin`, cancels
+    /// through `producer`, schedules through `conn`, all in the namespace of `keys`.
+    /// Fails when `config` asks for what cannot be: reads that need a token without one.
     pub fn new(
         admin: Admin,
         producer: Producer,

@@ -17,13 +17,13 @@ pub struct SendWelcome {
 }
 
 impl Job for SendWelcome {
-    const TYPE: &'static str = "send_welcome";
-    const QUEUE: &'static str = "mail";
-    const MAX_ATTEMPTS: Option<u32> = Some(5);
+    const TYPE: &'static str = "send_welcome"; // the name every language knows it by
+    const QUEUE: &'static str = "mail"; // optional, as are these: the default is the fleet's
+    const MAX_ATTEMPTS: Option<u32> = Some(5); // and TIMEOUT, backoff()
 }
 
 impl JobOutput for SendWelcome {
-    type Output = Sent;
+    type Output = Sent; // what its handler returns and `wait_output` decodes
 }
 
 /// What sending a welcome answers.
@@ -42,10 +42,14 @@ pub struct BadAddress(String);
 
 /// Sends one welcome. A malformed address stays malformed: the job gives up at once
 /// rather than retrying.
-pub async fn send_welcome(job: SendWelcome, _ctx: JobContext) -> Result<Sent, HandlerError> {
+pub async fn send_welcome(job: SendWelcome, ctx: JobContext) -> Result<Sent, HandlerError> {
+    // Bad input stays bad: dead-letter now. Any other error (`?` on anything that is an
+    // Error, anyhow's, a String) retries with the job's backoff.
     if !job.email.contains('@') {
         return Err(BadAddress(job.email)).give_up();
     }
+    // Also at hand: ctx.cancel (cancelled within a second of a cancel), ctx.progress(…).
+    tracing::debug!(attempt = ctx.attempt, of = ctx.max_attempts, "writing");
     Ok(Sent {
         text: format!("Welcome aboard, {}!", job.name),
         to: job.email,
@@ -64,6 +68,7 @@ pub async fn timed(ctx: JobContext, next: Next) -> HandlerResult {
 /// Every handler of the service, inside its middleware.
 pub fn registry() -> Registry {
     let mut registry = Registry::new();
-    registry.job_with_output(send_welcome).around(timed);
+    registry.job_with_output(send_welcome); // or .job(f) for any Serialize result
+    registry.around(timed); // middleware, around every handler
     registry
 }

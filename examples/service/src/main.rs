@@ -24,7 +24,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let shutdown = Shutdown::new();
     let serving = tokio::spawn(worker.run(shutdown.clone()));
 
-    let producer = Producer::connect(url.as_str()).await?;
+    let producer = Producer::connect(url.as_str()).await?; // .in_namespace("billing")?
     let mut waiting = Vec::new();
     for arg in std::env::args().skip(1) {
         let Some((name, email)) = arg.split_once('=') else {
@@ -34,9 +34,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             name: name.into(),
             email: email.into(),
         };
-        waiting.push(producer.enqueue(&job).await?.full_id());
+        let enqueued = producer.enqueue(&job).await?; // now, on the type's queue
+        waiting.push(enqueued.full_id()); // the id that names it in every queue
     }
     for id in waiting {
+        // Woken by the job's end, not by polling; a dead job is an error with its reason.
         match producer
             .wait_output::<SendWelcome>(&id, Duration::from_secs(30))
             .await
