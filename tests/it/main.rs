@@ -15,6 +15,7 @@ mod demo;
 mod deploy;
 mod durability;
 mod examples;
+mod facade;
 mod fast_path;
 mod handler_isolation;
 mod handlers;

@@ -48,6 +48,9 @@
 
 #![warn(missing_docs)]
 
+mod client;
+
+pub use client::{Client, ClientError};
 // The job model, shared by every side.
 pub use flotilla_proto::{
     AttemptError, Backoff, Job, JobOutput, JobPolicy, JobRecord, Keys, ProtoError, RedisTarget,

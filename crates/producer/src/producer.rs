@@ -100,7 +100,8 @@ impl std::fmt::Debug for Producer {
 /// not to hold the server for long.
 const BULK_BATCH: usize = 500;
 
-/// How long [`Producer::connect`]'s connection waits for a reply.
+/// How long [`Producer::connect`]'s connection waits for a reply: a bulk pipeline, or a
+/// WAIT for replicas, may take longer than redis-rs's 500 ms default.
 const RESPONSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Producer {
@@ -135,11 +136,7 @@ impl Producer {
     /// namespace and job policy.
     pub async fn connect(target: &(impl ToRedisTarget + ?Sized)) -> Result<Self, ProducerError> {
         let target = target.to_redis_target()?;
-        // A bulk pipeline, or a WAIT for replicas, may take longer than redis-rs's 500 ms
-        // default; a server that is gone still fails the call through its connection.
-        let config =
-            redis::aio::ConnectionManagerConfig::new().set_response_timeout(Some(RESPONSE_TIMEOUT));
-        let conn = SharedConnection::connect(&target, config).await?;
+        let conn = SharedConnection::connect_waiting(&target, RESPONSE_TIMEOUT).await?;
         Ok(Self::new(conn, Keys::default(), JobPolicy::default()))
     }
 

@@ -44,7 +44,6 @@ mod read_reply;
 mod record;
 mod redact;
 mod schedule_state;
-#[allow(missing_docs)]
 pub mod scripts;
 mod shutdown;
 mod status;

@@ -100,6 +100,17 @@ impl SharedConnection {
         Ok(conn)
     }
 
+    /// A connection to `target`, made now, whose calls may take up to `response_timeout`
+    /// (redis-rs's default is 500 ms): for a bulk pipeline or a WAIT for replicas. A
+    /// server that is gone still fails a call through its connection.
+    pub async fn connect_waiting(
+        target: &RedisTarget,
+        response_timeout: Duration,
+    ) -> RedisResult<Self> {
+        let config = ConnectionManagerConfig::new().set_response_timeout(Some(response_timeout));
+        Self::connect(target, config).await
+    }
+
     /// Whether this reaches a Redis Cluster, where a SCAN covers one node only.
     pub fn is_cluster(&self) -> bool {
         matches!(self.0, Inner::Cluster(_))

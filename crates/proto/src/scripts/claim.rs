@@ -10,18 +10,22 @@ use crate::{CONSUMER_GROUP, Keys};
 /// Claim a queue's delivered entries with ids of their own.
 #[derive(Debug, Clone)]
 pub struct Claim<'a> {
+    /// The queue (or partition) that delivered the entries.
     pub queue: &'a str,
     /// This worker's consumer name.
     pub consumer: &'a str,
     /// Entries idle this long or longer (ms) have their idle time reset; 0 resets all.
     pub refresh_idle_ms: u64,
+    /// The delivered entries, each answered in order.
     pub entries: Vec<ClaimEntry<'a>>,
 }
 
 /// One delivered entry.
 #[derive(Debug, Clone, Copy)]
 pub struct ClaimEntry<'a> {
+    /// The stream entry, as delivered to this worker.
     pub entry_id: &'a str,
+    /// The id of the job the entry carries: the first entry to claim it runs it.
     pub job_id: &'a str,
     /// The entry's delivery count when this worker read it.
     pub delivery: u32,

@@ -8,7 +8,9 @@ use crate::{CONSUMER_GROUP, Keys, Status};
 /// Remove one job that is not running.
 #[derive(Debug, Clone)]
 pub struct Delete<'a> {
+    /// The queue (or partition) that holds the job.
     pub queue: &'a str,
+    /// The job to remove: its own id, or its entry id for a job without one.
     pub job_id: &'a str,
     /// Its entry in the dead-letter stream, when it has one.
     pub dead_entry: Option<&'a str>,
@@ -20,7 +22,10 @@ pub struct Delete<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeleteReply {
     /// Gone; it had this status.
-    Deleted { was: Option<Status> },
+    Deleted {
+        /// The status it had; `None` for one this version does not know.
+        was: Option<Status>,
+    },
     /// An attempt is under way: cancel it first.
     Running,
     /// No such job (or retention removed it already).

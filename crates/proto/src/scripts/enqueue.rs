@@ -10,6 +10,7 @@ use crate::{Backoff, Keys, PROTOCOL_VERSION, Payload};
 /// When a new job may run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum When {
+    /// As soon as a worker is free.
     Now,
     /// At this instant, ms since the Unix epoch.
     At(u64),
@@ -31,7 +32,10 @@ impl When {
 /// A unique key held by the new job.
 #[derive(Debug, Clone, Copy)]
 pub struct UniqueLock<'a> {
+    /// The key's name within the queue: while one job holds it, another that names it is
+    /// a duplicate.
     pub key: &'a str,
+    /// How long the key is held at most, in ms.
     pub ttl_ms: u64,
     /// Hold the key for its whole TTL even after the job finishes (scheduled ticks);
     /// otherwise it is released when the job completes or is cancelled.
@@ -41,14 +45,23 @@ pub struct UniqueLock<'a> {
 /// One job to create.
 #[derive(Debug, Clone)]
 pub struct Enqueue<'a> {
+    /// The queue (or partition) it goes to.
     pub queue: &'a str,
+    /// The job's own id; one of a stream entry id's form (`<digits>-<digits>`) is refused.
     pub id: &'a str,
+    /// The job's type, which picks its handler.
     pub job_type: &'a str,
+    /// The encoded arguments, with their content type.
     pub payload: &'a Payload,
+    /// How many attempts it gets, the first included.
     pub max_attempts: u32,
+    /// How long one attempt may run before it is stopped, in ms.
     pub timeout_ms: u64,
+    /// How long to wait between its attempts.
     pub backoff: &'a Backoff,
+    /// When it may first run.
     pub when: When,
+    /// The unique key it holds, if any; a job that holds one gets a record.
     pub unique: Option<UniqueLock<'a>>,
     /// Refuse the job when the queue holds this many (0 = no cap).
     pub max_queue_len: u64,
@@ -59,9 +72,11 @@ pub struct Enqueue<'a> {
 /// What an enqueue did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EnqueueReply {
+    /// The job is new.
     Created,
-    /// Another job holds the unique key: this is its id.
+    /// Another job holds the unique key: nothing was created.
     Duplicate {
+        /// The id of the job that holds the key.
         holder: String,
     },
     /// A job with this id exists already; nothing changed.
@@ -139,12 +154,19 @@ impl ScriptCall for Enqueue<'_> {
 /// One job of an [`EnqueueMany`] batch.
 #[derive(Debug, Clone)]
 pub struct EnqueueItem<'a> {
+    /// The job's own id; one of a stream entry id's form (`<digits>-<digits>`) is refused.
     pub id: &'a str,
+    /// The job's type, which picks its handler.
     pub job_type: &'a str,
+    /// The encoded arguments, with their content type.
     pub payload: &'a Payload,
+    /// How many attempts it gets, the first included.
     pub max_attempts: u32,
+    /// How long one attempt may run before it is stopped, in ms.
     pub timeout_ms: u64,
+    /// How long to wait between its attempts.
     pub backoff: &'a Backoff,
+    /// When it may first run.
     pub when: When,
     /// W3C trace context to carry, empty when none.
     pub trace: &'a str,
@@ -185,9 +207,11 @@ impl EnqueueItem<'_> {
 /// what [`Enqueue`] would give it, and its own reply.
 #[derive(Debug, Clone)]
 pub struct EnqueueMany<'a> {
+    /// The queue (or partition) they go to.
     pub queue: &'a str,
     /// Refuse a job when the queue holds this many (0 = no cap).
     pub max_queue_len: u64,
+    /// The jobs to create, each answered in order.
     pub jobs: Vec<EnqueueItem<'a>>,
 }
 

@@ -13,22 +13,29 @@ use crate::{CONSUMER_GROUP, Keys};
 /// [`FailManyReply::One`] for, go through [`super::Fail`].
 #[derive(Debug, Clone)]
 pub struct FailMany<'a> {
+    /// The queue (or partition) the attempts ran on.
     pub queue: &'a str,
     /// This worker's consumer name.
     pub consumer: &'a str,
+    /// The failed attempts, each answered in order.
     pub items: Vec<FailManyItem<'a>>,
 }
 
 /// One failed attempt of a [`FailMany`] batch.
 #[derive(Debug, Clone)]
 pub struct FailManyItem<'a> {
+    /// The job's id: its own, or its entry id for a job without one.
     pub job_id: &'a str,
+    /// The stream entry that carries the job.
     pub entry_id: &'a str,
     /// The entry's delivery count when the attempt began: it is current while its entry
     /// is pending under this worker at that count.
     pub delivery: u32,
+    /// The number of the attempt that failed, counting from 1.
     pub attempt: u32,
+    /// How long to wait before the retry, at most the longest duration a job may name.
     pub retry_after: Duration,
+    /// The error message, kept with the job's errors so far.
     pub error: &'a str,
 }
 

@@ -13,6 +13,7 @@ use crate::{CONSUMER_GROUP, Keys, Status};
 /// How an attempt's outcome landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FinishReply {
+    /// The outcome is recorded.
     Ok,
     /// The lease is no longer this attempt's (another worker reclaimed the job): dropped.
     Stale,
@@ -41,6 +42,7 @@ impl FinishReply {
 /// Finish a queue's attempts successfully.
 #[derive(Debug, Clone)]
 pub struct Complete<'a> {
+    /// The queue (or partition) the attempts ran on.
     pub queue: &'a str,
     /// This worker's consumer name.
     pub consumer: &'a str,
@@ -48,21 +50,28 @@ pub struct Complete<'a> {
     pub retention_ms: u64,
     /// How many completed records of the queue are kept at most.
     pub max_len: u64,
+    /// The successful attempts, each answered in order.
     pub items: Vec<CompleteItem<'a>>,
 }
 
 /// One successful attempt.
 #[derive(Debug, Clone)]
 pub struct CompleteItem<'a> {
+    /// The job's id: its own, or its entry id for a job without one.
     pub job_id: &'a str,
+    /// The stream entry that delivered the attempt, acknowledged and removed.
     pub entry_id: &'a str,
+    /// The attempt's lease token, which fences an attempt that has a record (not sent
+    /// when `delivery` is above 0).
     pub lease: &'a str,
     /// The result's JSON text, empty for none.
     pub result: &'a str,
     /// For a fast-path attempt (no record), its entry's delivery count when it began;
     /// 0 for an attempt that has a record.
     pub delivery: u32,
+    /// The job's type, written to its `done` entry.
     pub job_type: &'a str,
+    /// This attempt's number, counting from 1, written to its `done` entry.
     pub attempt: u32,
     /// How long the handler ran, in ms.
     pub run_ms: u64,
@@ -127,20 +136,30 @@ impl ScriptCall for Complete<'_> {
 /// End an attempt with an error: retry after a delay, or give up.
 #[derive(Debug, Clone)]
 pub struct Fail<'a> {
+    /// The queue (or partition) the attempt ran on.
     pub queue: &'a str,
+    /// The job's id: its own, or its entry id for a job without one.
     pub job_id: &'a str,
+    /// The stream entry that delivered the attempt.
     pub entry_id: &'a str,
+    /// The attempt's lease token, which fences an attempt that has a record: the failure
+    /// lands only while the record holds it.
     pub lease: &'a str,
+    /// The error message, recorded as the job's last error.
     pub error: &'a str,
     /// `None` gives up now (dead); a delay retries (dead anyway if attempts are spent).
     pub retry_after: Option<Duration>,
+    /// How long a job that goes dead here keeps its record and dead-letter entry, in ms.
     pub dead_retention_ms: u64,
+    /// How many entries the queue's dead-letter stream keeps at most (and as many dead
+    /// records).
     pub dead_max_len: u64,
     /// This worker's consumer name.
     pub consumer: &'a str,
     /// A fast-path attempt's job, which gets its record here, and the delivery count the
     /// attempt is current at.
     pub fast: Option<&'a FastJob>,
+    /// The entry's delivery count when a fast-path attempt began; read only with `fast`.
     pub delivery: u32,
 }
 
@@ -149,15 +168,21 @@ pub struct Fail<'a> {
 pub enum FailReply {
     /// Retrying at this time (ms).
     Retry {
+        /// When the next attempt is due, ms since the Unix epoch on the server's clock.
         due_ms: u64,
     },
+    /// No retry: the job is dead and in the dead-letter queue.
     Dead {
+        /// The error recorded, with a note of the attempts spent when they ran out.
         reason: String,
     },
+    /// As [`FinishReply::Stale`].
     Stale,
     /// As [`FinishReply::Gone`].
     Gone,
+    /// As [`FinishReply::Cancelled`]: the error is dropped.
     Cancelled,
+    /// As [`FinishReply::Missing`].
     Missing,
 }
 
@@ -219,15 +244,21 @@ impl ScriptCall for Fail<'_> {
 /// Return a running job to its stream at shutdown, attempt not charged.
 #[derive(Debug, Clone)]
 pub struct HandBack<'a> {
+    /// The queue (or partition) the attempt runs on.
     pub queue: &'a str,
+    /// The job's id: its own, or its entry id for a job without one.
     pub job_id: &'a str,
+    /// The stream entry that delivered the attempt.
     pub entry_id: &'a str,
+    /// The attempt's lease token, which fences an attempt that has a record: the job goes
+    /// back only while the record holds it.
     pub lease: &'a str,
     /// This worker's consumer name.
     pub consumer: &'a str,
     /// A fast-path attempt's job, which gets its record here, and the delivery count the
     /// attempt is current at.
     pub fast: Option<&'a FastJob>,
+    /// The entry's delivery count when a fast-path attempt began; read only with `fast`.
     pub delivery: u32,
 }
 

@@ -13,7 +13,9 @@ use crate::{CONSUMER_GROUP, Keys, Status};
 /// Move up to `limit` due jobs of a queue from `delayed` onto its stream (rule 7).
 #[derive(Debug, Clone)]
 pub struct Promote<'a> {
+    /// The queue (or partition) whose due jobs move.
     pub queue: &'a str,
+    /// How many due jobs are taken from each of `delayed` and `later` per call at most.
     pub limit: usize,
 }
 
@@ -62,7 +64,9 @@ impl ScriptCall for Promote<'_> {
 /// `handback`, which keeps its job id.
 #[derive(Debug, Clone)]
 pub struct PutBack<'a> {
+    /// The queue (or partition) that delivered the entries.
     pub queue: &'a str,
+    /// This worker's consumer name: only entries still pending under it go back.
     pub consumer: &'a str,
     /// (entry id, job id) of each entry.
     pub entries: Vec<(&'a str, &'a str)>,
@@ -95,7 +99,9 @@ impl ScriptCall for PutBack<'_> {
 /// Cancel a job that has not finished.
 #[derive(Debug, Clone)]
 pub struct Cancel<'a> {
+    /// The queue (or partition) that holds the job.
     pub queue: &'a str,
+    /// The job to cancel: its own id, or its entry id for a job without one.
     pub job_id: &'a str,
     /// How long the cancelled record is kept.
     pub retention_ms: u64,
@@ -106,12 +112,16 @@ pub struct Cancel<'a> {
 pub enum CancelReply {
     /// Stopped; it was in this state.
     Cancelled {
+        /// The status it had; `None` for one this version does not know.
         was: Option<Status>,
     },
     /// It had already finished in this state; nothing changed.
     AlreadyFinished {
+        /// The status it finished in; `None` for one this version does not know.
         status: Option<Status>,
     },
+    /// No record and no entry: it may have completed, which its queue's `done` stream
+    /// would show.
     NotFound,
 }
 
@@ -161,7 +171,9 @@ pub enum RequeueMode<'a> {
     OrphanWaiting,
     /// An entry pending under a consumer whose worker is gone.
     DeadConsumer {
+        /// The consumer name of the worker that is gone.
         consumer: &'a str,
+        /// The entry pending under it.
         entry_id: &'a str,
     },
 }
@@ -169,16 +181,21 @@ pub enum RequeueMode<'a> {
 /// Put a stranded job back on its stream.
 #[derive(Debug, Clone)]
 pub struct Requeue<'a> {
+    /// The queue (or partition) that holds the job.
     pub queue: &'a str,
+    /// The stranded job: its own id, or its entry id for a job without one.
     pub job_id: &'a str,
     /// Recorded as the job's error, so operators see why it ran again.
     pub reason: &'a str,
+    /// How the job was found stranded, which decides how it goes back.
     pub mode: RequeueMode<'a>,
 }
 
 /// What a requeue did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RequeueReply {
+    /// The job is back where it waits to run: on its stream, or in `delayed` or `later`
+    /// when it is due later.
     Requeued,
     /// An entry with no record was added again (a fast-path job keeps its id and is
     /// charged the deliveries it had).
@@ -233,7 +250,9 @@ impl ScriptCall for Requeue<'_> {
 /// Delete a consumer from a queue's group, only if it owns no entries.
 #[derive(Debug, Clone)]
 pub struct ForgetConsumer<'a> {
+    /// The queue (or partition) whose consumer group holds the consumer.
     pub queue: &'a str,
+    /// The consumer to delete: a worker's consumer name.
     pub consumer: &'a str,
 }
 
@@ -257,7 +276,9 @@ impl ScriptCall for ForgetConsumer<'_> {
 /// Put a dead job back on its stream with a fresh set of attempts.
 #[derive(Debug, Clone)]
 pub struct Retry<'a> {
+    /// The queue (or partition) that holds the job.
     pub queue: &'a str,
+    /// The dead job's id.
     pub job_id: &'a str,
     /// Its entry in the dead-letter stream, deleted with the retry; `None` when unknown.
     pub dead_entry: Option<&'a str>,
@@ -266,6 +287,7 @@ pub struct Retry<'a> {
 /// What a retry did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RetryReply {
+    /// Back on its stream with a fresh set of attempts.
     Retried,
     /// No such job (or its record expired).
     Missing,
@@ -300,6 +322,7 @@ impl ScriptCall for Retry<'_> {
 /// Delete finished jobs of one status (`completed` or `dead`) that ended before a cutoff.
 #[derive(Debug, Clone)]
 pub struct Purge<'a> {
+    /// The queue (or partition) whose finished jobs go.
     pub queue: &'a str,
     /// `Completed` or `Dead`.
     pub status: Status,
@@ -312,7 +335,9 @@ pub struct Purge<'a> {
 /// What a purge call did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PurgeReply {
+    /// How many job records were deleted.
     pub records: u64,
+    /// How many entries of the status's stream (`done` or dead-letter) were deleted.
     pub entries: u64,
     /// Ids older than the cutoff still in the index: call again while above 0.
     pub left: u64,

@@ -10,7 +10,9 @@ use crate::Keys;
 /// Take the lease if it is free, or confirm it is ours.
 #[derive(Debug, Clone)]
 pub struct LeaderAcquire<'a> {
+    /// This process's instance id, which the lease names while it leads.
     pub holder: &'a str,
+    /// How long the lease lasts unless renewed, in ms.
     pub ttl_ms: u64,
 }
 
@@ -18,13 +20,22 @@ pub struct LeaderAcquire<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AcquireReply {
     /// Taken now: a new term with a new epoch.
-    Acquired { epoch: u64 },
+    Acquired {
+        /// The new term's fencing epoch.
+        epoch: u64,
+    },
     /// Already ours: extended.
-    Extended { epoch: u64 },
+    Extended {
+        /// The current term's fencing epoch.
+        epoch: u64,
+    },
     /// Someone else leads.
     Held {
+        /// The fencing epoch of the leader's term.
         epoch: u64,
+        /// The leader's instance id.
         holder: String,
+        /// How long its lease has left, in ms.
         remaining_ms: i64,
     },
 }
@@ -64,8 +75,11 @@ impl ScriptCall for LeaderAcquire<'_> {
 /// Extend the lease, only while holder and epoch are still ours.
 #[derive(Debug, Clone)]
 pub struct LeaderRenew<'a> {
+    /// This process's instance id, which the lease names while it leads.
     pub holder: &'a str,
+    /// How long the lease lasts from now unless renewed again, in ms.
     pub ttl_ms: u64,
+    /// The fencing epoch this term began with.
     pub epoch: u64,
 }
 
@@ -91,6 +105,7 @@ impl ScriptCall for LeaderRenew<'_> {
 /// Give the lease up at once, if it is ours.
 #[derive(Debug, Clone)]
 pub struct LeaderRelease<'a> {
+    /// This process's instance id: the lease goes only if it still names it.
     pub holder: &'a str,
 }
 
@@ -113,18 +128,25 @@ impl ScriptCall for LeaderRelease<'_> {
 /// Record a schedule's last handled tick, fenced by the leader's epoch.
 #[derive(Debug, Clone)]
 pub struct ScheduleAdvance<'a> {
+    /// The fencing epoch of this leader's term: nothing is written once a newer one holds.
     pub epoch: u64,
+    /// The schedule's name.
     pub name: &'a str,
+    /// The tick handled, ms since the Unix epoch; it may not be earlier than the one
+    /// recorded.
     pub last_tick_ms: i64,
     /// The job the tick fired, if it fired one.
     pub last_job: Option<&'a str>,
+    /// The schedule's next tick, ms since the Unix epoch; `None` when it has none.
     pub next_tick_ms: Option<i64>,
+    /// When the tick was handled, ms since the Unix epoch.
     pub fired_at_ms: i64,
 }
 
 /// What a schedule advance did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AdvanceReply {
+    /// The tick is recorded.
     Recorded,
     /// A newer leader holds the fencing epoch.
     StaleEpoch,

@@ -48,10 +48,17 @@ pub use streams::{RemoveQueue, ResetReply, ResetStreamId};
 /// A script call failed, or answered something its binding does not understand.
 #[derive(Debug, thiserror::Error)]
 pub enum ScriptError {
+    /// Redis refused the call, or could not be reached.
     #[error(transparent)]
     Redis(#[from] redis::RedisError),
+    /// The script answered something its binding cannot read.
     #[error("script {script} answered {reply}, which this version does not understand")]
-    Reply { script: &'static str, reply: String },
+    Reply {
+        /// The script's name, as its binding's [`ScriptCall::NAME`] gives it.
+        script: &'static str,
+        /// The reply as it came, in its debug form.
+        reply: String,
+    },
 }
 
 impl ScriptError {
@@ -74,6 +81,7 @@ impl ScriptError {
 /// A typed call of one script: its keys and arguments from named fields, its reply as a
 /// type of its own.
 pub trait ScriptCall {
+    /// What one call answers, decoded.
     type Reply;
     /// The script's name, for errors.
     const NAME: &'static str;

@@ -9,16 +9,22 @@ use crate::{CONSUMER_GROUP, Keys, worker_field};
 /// Refresh a worker's in-flight entries of one queue.
 #[derive(Debug, Clone)]
 pub struct Heartbeat<'a> {
+    /// The queue (or partition) the attempts run on.
     pub queue: &'a str,
+    /// This worker's consumer name.
     pub consumer: &'a str,
+    /// The running attempts, each answered in order.
     pub items: Vec<HeartbeatItem<'a>>,
 }
 
 /// One running attempt.
 #[derive(Debug, Clone)]
 pub struct HeartbeatItem<'a> {
+    /// The job's id: its own, or its entry id for a job without one.
     pub job_id: &'a str,
+    /// The stream entry that delivered the attempt, whose idle time is reset.
     pub entry_id: &'a str,
+    /// The attempt's lease token, which fences an attempt that has a record.
     pub lease: &'a str,
     /// A fast-path attempt's delivery count when it began; 0 when it has a record.
     pub delivery: u32,
@@ -27,9 +33,11 @@ pub struct HeartbeatItem<'a> {
 /// What a heartbeat learned about one attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BeatReply {
+    /// Still this worker's: refreshed.
     Ok,
     /// Its lease or entry belongs to another worker now.
     Lost,
+    /// The job was cancelled: its handler should stop.
     Cancelled,
     /// Its record is gone (Redis lost its data, or it was deleted).
     Missing,
@@ -80,13 +88,21 @@ impl ScriptCall for Heartbeat<'_> {
 /// What a worker says about itself in the registry.
 #[derive(Debug, Clone)]
 pub struct WorkerInfo<'a> {
+    /// The worker's instance id (`<host>-<pid>-<random>`), which names its registry entry.
     pub worker_id: &'a str,
+    /// The machine it runs on (the pod name on Kubernetes).
     pub host: &'a str,
+    /// Its process id.
     pub pid: u32,
+    /// The Flotilla version it runs.
     pub version: &'a str,
+    /// The queues it consumes, stored comma-separated.
     pub queues: &'a [&'a str],
+    /// How many jobs it runs at once at most.
     pub concurrency: usize,
+    /// How many jobs it is running now.
     pub in_flight: usize,
+    /// When it started, ms since the Unix epoch on its own clock.
     pub started_at_ms: u64,
     /// How long its entries may go unrefreshed: nobody calls it gone sooner.
     pub lease_ms: u64,
@@ -95,6 +111,7 @@ pub struct WorkerInfo<'a> {
 /// Record a worker's heartbeat on the server's clock.
 #[derive(Debug, Clone)]
 pub struct WorkerBeat<'a> {
+    /// What its registry entry says.
     pub info: WorkerInfo<'a>,
 }
 
@@ -139,15 +156,20 @@ impl ScriptCall for WorkerBeat<'_> {
 /// Record a running attempt's progress while its lease is current.
 #[derive(Debug, Clone)]
 pub struct Progress<'a> {
+    /// The queue (or partition) the attempt runs on.
     pub queue: &'a str,
+    /// The job's id: its own, or its entry id for a job without one.
     pub job_id: &'a str,
+    /// The stream entry that delivered the attempt.
     pub entry_id: &'a str,
+    /// The attempt's lease token: progress is written only while the record holds it.
     pub lease: &'a str,
     /// This worker's consumer name.
     pub consumer: &'a str,
     /// A fast-path attempt's job, which gets its record here, and the delivery count the
     /// attempt is current at.
     pub fast: Option<&'a FastJob>,
+    /// The entry's delivery count when a fast-path attempt began; read only with `fast`.
     pub delivery: u32,
     /// JSON text.
     pub progress: &'a str,

@@ -10,18 +10,26 @@ use crate::{Backoff, CONSUMER_GROUP, EntryFields, Keys, PROTOCOL_VERSION, Status
 /// Begin the attempts of a queue's delivered entries.
 #[derive(Debug, Clone)]
 pub struct Start<'a> {
+    /// The queue (or partition) that delivered the entries.
     pub queue: &'a str,
     /// This worker's consumer name.
     pub consumer: &'a str,
+    /// How long a job that goes dead here (its attempts spent) keeps its record and
+    /// dead-letter entry, in ms.
     pub dead_retention_ms: u64,
+    /// How many entries the queue's dead-letter stream keeps at most (and as many dead
+    /// records).
     pub dead_max_len: u64,
+    /// The delivered entries, each answered in order.
     pub entries: Vec<StartEntry<'a>>,
 }
 
 /// One delivered entry to start.
 #[derive(Debug, Clone)]
 pub struct StartEntry<'a> {
+    /// The stream entry, as delivered to this worker.
     pub entry_id: &'a str,
+    /// The id of the job behind the entry: its own, or the entry id for a job without one.
     pub job_id: &'a str,
     /// The new attempt's lease token.
     pub lease: &'a str,
@@ -32,24 +40,33 @@ pub struct StartEntry<'a> {
 /// A job carried whole by its entry, with defaults filled in for what it leaves out.
 #[derive(Debug, Clone)]
 pub struct RawJob<'a> {
+    /// The job's fields, as decoded from its entry.
     pub fields: &'a EntryFields,
+    /// How many attempts the job gets when its entry names no number.
     pub default_max_attempts: u32,
+    /// How long one attempt may run when its entry names no timeout, in ms.
     pub default_timeout_ms: u64,
+    /// How long to wait between attempts when its entry names no backoff.
     pub default_backoff: &'a Backoff,
 }
 
 /// What `start` did with one entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StartReply {
+    /// The attempt began: run this job.
     Started(StartedJob),
     /// A raw entry whose `run_at` is ahead now waits in `delayed` until this time (ms).
     Scheduled {
+        /// When it is due, ms since the Unix epoch.
         due_ms: u64,
     },
     /// Its attempts were spent (a poison pill): it is dead with this reason.
     Dead {
+        /// The error recorded on the dead job.
         reason: String,
     },
+    /// Not started, for this reason. The entry was acknowledged and removed, unless it is
+    /// [`SkipReason::NotOwner`], [`SkipReason::Orphan`] or [`SkipReason::ReservedId`].
     Skipped(SkipReason),
 }
 
@@ -74,16 +91,22 @@ pub enum SkipReason {
 /// What a started attempt needs to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StartedJob {
+    /// The job's type, which picks its handler.
     pub job_type: String,
+    /// The encoded arguments.
     pub payload: Vec<u8>,
+    /// How the payload is encoded, as the record or entry names its content type.
     pub content_type: String,
+    /// This attempt's number, counting from 1.
     pub attempt: u32,
+    /// How many attempts the job gets, the first included.
     pub max_attempts: u32,
     /// 0 only for a record written before timeouts were required.
     pub timeout_ms: u64,
     /// `None` when the record's text is not a backoff: the worker's default applies.
     /// Kept parsed, so a job on the fast path never formats or parses its backoff.
     pub backoff: Option<Backoff>,
+    /// The W3C trace context the job carries, empty when none.
     pub trace: String,
 }
 
@@ -184,16 +207,23 @@ fn parse_one(value: redis::Value) -> Option<StartReply> {
 /// record of its raw fields for inspection.
 #[derive(Debug, Clone)]
 pub struct Bury<'a> {
+    /// The queue (or partition) that delivered the entry.
     pub queue: &'a str,
+    /// The entry as read from the stream; its record keeps the raw fields.
     pub entry: &'a StreamEntry,
+    /// Why it cannot be run, recorded as the dead job's error.
     pub reason: &'a str,
+    /// How long the dead record and its dead-letter entry are kept, in ms.
     pub dead_retention_ms: u64,
+    /// How many entries the queue's dead-letter stream keeps at most (and as many dead
+    /// records).
     pub dead_max_len: u64,
 }
 
 /// What `bury` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BuryReply {
+    /// Dead-lettered, with a record of its raw fields.
     Buried,
     /// A duplicate entry of a job that moved on: removed, nothing buried.
     Skipped,

@@ -11,6 +11,7 @@ use crate::{Keys, Status};
 /// its newest entry, so `XADD *` works again.
 #[derive(Debug, Clone)]
 pub struct ResetStreamId<'a> {
+    /// The queue (or partition) whose stream is looked at.
     pub queue: &'a str,
     /// The server's clock.
     pub now_ms: i64,
@@ -27,6 +28,7 @@ pub enum ResetReply {
     EntryAhead,
     /// The last id is ahead, and it was only looked at.
     Ahead,
+    /// The stream's last id, and each consumer group's, went back to its newest entry.
     Reset,
 }
 
@@ -57,6 +59,7 @@ impl ScriptCall for ResetStreamId<'_> {
 /// its finished history. Answers false, deleting nothing, while a job waits or runs.
 #[derive(Debug, Clone)]
 pub struct RemoveQueue<'a> {
+    /// The partition to delete, by name (`<queue>` or `<queue>#<n>`).
     pub queue: &'a str,
 }
 
