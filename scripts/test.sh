@@ -5,4 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/ensure-deps.sh
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
-cargo test --workspace --locked "$@"
+cargo test --workspace --locked --features flotilla-tests/external-tools "$@"

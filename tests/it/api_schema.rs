@@ -39,6 +39,10 @@ fn schemathesis(addr: &str, auth: Option<&str>) -> std::process::Output {
     command.output().expect("schemathesis runs")
 }
 
+#[cfg_attr(
+    not(feature = "external-tools"),
+    ignore = "needs tools beyond redis-server: ./scripts/test.sh runs it"
+)]
 #[tokio::test]
 async fn schemathesis_finds_no_server_error_and_no_answer_off_the_document() {
     let env = Env::start().await;

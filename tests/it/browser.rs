@@ -24,6 +24,10 @@ fn chromium() -> PathBuf {
         .expect("chromium is missing: run ./scripts/ensure-deps.sh (the test command does)")
 }
 
+#[cfg_attr(
+    not(feature = "external-tools"),
+    ignore = "needs tools beyond redis-server: ./scripts/test.sh runs it"
+)]
 #[tokio::test]
 async fn an_operator_retries_a_dead_job_and_pauses_a_queue_by_clicking() {
     let env = Env::start().await;

@@ -22,6 +22,10 @@ async fn cluster_connection(url: &str) -> SharedConnection {
         .expect("the cluster answers")
 }
 
+#[cfg_attr(
+    not(feature = "external-tools"),
+    ignore = "needs tools beyond redis-server: ./scripts/test.sh runs it"
+)]
 #[tokio::test(flavor = "multi_thread")]
 async fn the_core_scenarios_pass_on_a_cluster_of_three_primaries_and_three_replicas() {
     let cluster = RedisCluster::start();

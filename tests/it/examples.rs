@@ -88,6 +88,10 @@ fn produce(program: &[&str], url: &str, job_type: &str, payload: &str) -> Run {
     }
 }
 
+#[cfg_attr(
+    not(feature = "external-tools"),
+    ignore = "needs tools beyond redis-server: ./scripts/test.sh runs it"
+)]
 #[test]
 fn every_producer_example_gets_the_result_of_every_handler_example() {
     let (_redis, url) = tcp_redis();
@@ -131,6 +135,10 @@ fn every_producer_example_gets_the_result_of_every_handler_example() {
     assert!(run.stderr.contains("422"), "{}", run.stderr);
 }
 
+#[cfg_attr(
+    not(feature = "external-tools"),
+    ignore = "needs tools beyond redis-server: ./scripts/test.sh runs it"
+)]
 #[test]
 fn the_rust_example_worker_serves_its_typed_jobs() {
     let (_redis, url) = tcp_redis();

@@ -41,7 +41,13 @@ async fn a_client_makes_a_producer_worker_and_admin_that_share_its_namespace() {
     assert_eq!(record.status, Some(Status::Completed));
 
     let mut admin = billing.admin();
-    assert!(admin.queues().await.expect("queues").contains(&"default".to_owned()));
+    assert!(
+        admin
+            .queues()
+            .await
+            .expect("queues")
+            .contains(&"default".to_owned())
+    );
     let row = admin
         .exact_job(&enqueued.full_id(), None)
         .await

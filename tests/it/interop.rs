@@ -62,6 +62,10 @@ fn the_published_scripts_are_the_ones_workers_run() {
     }
 }
 
+#[cfg_attr(
+    not(feature = "external-tools"),
+    ignore = "needs tools beyond redis-server: ./scripts/test.sh runs it"
+)]
 #[test]
 fn the_python_conformance_suite_and_the_python_client_pass_against_a_real_fleet() {
     let (_redis, url) = tcp_redis();
@@ -104,6 +108,10 @@ fn the_python_conformance_suite_and_the_python_client_pass_against_a_real_fleet(
     );
 }
 
+#[cfg_attr(
+    not(feature = "external-tools"),
+    ignore = "needs tools beyond redis-server: ./scripts/test.sh runs it"
+)]
 #[test]
 fn the_node_client_passes_its_tests_against_a_real_fleet() {
     let (_redis, url) = tcp_redis();

@@ -248,6 +248,10 @@ fn monitoring_dir() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/monitoring")
 }
 
+#[cfg_attr(
+    not(feature = "external-tools"),
+    ignore = "needs tools beyond redis-server: ./scripts/test.sh runs it"
+)]
 #[test]
 fn the_alert_rules_pass_promtool_and_their_unit_tests() {
     for args in [
@@ -469,6 +473,10 @@ impl Prometheus {
     }
 }
 
+#[cfg_attr(
+    not(feature = "external-tools"),
+    ignore = "needs tools beyond redis-server: ./scripts/test.sh runs it"
+)]
 #[tokio::test]
 async fn a_real_prometheus_scrapes_a_worker_and_a_scheduler() {
     let env = Env::start().await;
@@ -652,6 +660,10 @@ async fn a_run_span_is_the_child_of_the_enqueue_span_in_another_process() {
     assert_eq!(retry["fields"]["trace_id"], foreign_trace);
 }
 
+#[cfg_attr(
+    not(feature = "external-tools"),
+    ignore = "needs tools beyond redis-server: ./scripts/test.sh runs it"
+)]
 #[tokio::test]
 async fn a_python_producers_traceparent_is_continued_by_the_run() {
     let env = Env::start().await;
