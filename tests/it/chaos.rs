@@ -110,8 +110,22 @@ async fn against_a_running_fleet_it_only_enqueues_watches_and_reports() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("flotilla chaos runs");
-    // The operator's own chaos: a worker dies mid-run; its jobs must still finish.
-    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    // The operator's own chaos: a worker dies mid-run (once the drill's jobs are
+    // completing); its jobs must still finish.
+    flotilla_tests::eventually(
+        crate::util::LONG,
+        "the drill's first completions",
+        || async {
+            let mut completed: u64 = 0;
+            for queue in ["critical", "default", "low"] {
+                completed += env
+                    .cmd::<u64>(redis::cmd("XLEN").arg(env.keys.done(queue)))
+                    .await;
+            }
+            (completed >= 10).then_some(())
+        },
+    )
+    .await;
     doomed.signal("KILL");
     let output = drill.wait_with_output().expect("the drill ends");
     let (printed, verdict) = verdict_of(&output, &report);

@@ -145,8 +145,21 @@ async fn every_tick_is_enqueued_exactly_once_while_leaders_are_killed_and_frozen
             replicas[slot].signal("CONT");
         }
     }
-    // Let the last leader settle, then stop everyone gracefully.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Let the last leader catch up: once a tick due after the chaos has fired, every
+    // earlier one has (a leader fires ticks in order, catching up first). Then stop
+    // everyone gracefully.
+    let chaos_over_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    eventually(LONG, "a tick due after the chaos", || async {
+        let counts = entries_per_job(&env, "chaos").await;
+        counts
+            .keys()
+            .next_back()
+            .filter(|tick| **tick >= chaos_over_ms)
+            .map(|_| ())
+    })
+    .await;
     for replica in &replicas {
         replica.signal("TERM");
     }
