@@ -11,8 +11,8 @@ use flotilla_proto::{FastEntry, JobPolicy, Keys, millis};
 use redis::aio::ConnectionLike;
 
 use crate::ProducerError;
+use crate::enqueued::{Enqueued, Outcome};
 use crate::job::NewJob;
-use crate::producer::{Enqueued, Outcome};
 
 /// Whether `job` can take the fast path.
 pub(crate) fn is_fast(job: &NewJob) -> bool {

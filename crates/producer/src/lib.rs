@@ -26,6 +26,7 @@
 
 #![warn(missing_docs)]
 
+mod enqueued;
 mod error;
 mod fast;
 mod job;
@@ -36,9 +37,10 @@ mod read_back;
 pub use error::ProducerError;
 pub use flotilla_proto::connect::Replication;
 // What a producer's API takes and answers, so a user needs no other crate for it.
+pub use enqueued::{Enqueued, Outcome};
 pub use flotilla_proto::{
     AttemptError, Backoff, Job, JobOutput, JobPolicy, JobRecord, Keys, ProtoError, RedisTarget,
     SharedConnection, Status, full_id,
 };
 pub use job::{IntoNewJob, NewJob};
-pub use producer::{Cancelled, Enqueued, Outcome, Producer};
+pub use producer::{Cancelled, Producer};

@@ -16,6 +16,7 @@ use redis::aio::ConnectionLike;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
+use crate::enqueued::{Enqueued, Outcome};
 use crate::fast::{DepthGauge, enqueue_fast, is_fast};
 use crate::job::Schedule;
 use crate::placement::Placement;
@@ -39,36 +40,6 @@ pub enum Cancelled {
     },
     /// No job with that id in that queue.
     NotFound,
-}
-
-/// What happened to an enqueue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// A new job was created.
-    Created,
-    /// Another job holds the unique key; `id` is that job's.
-    Duplicate,
-    /// A job with this id already exists; nothing was changed.
-    Exists,
-}
-
-/// The result of an enqueue.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Enqueued {
-    /// The job's id within its queue: its own id, or its entry id.
-    pub id: String,
-    /// The queue (or partition) that holds it.
-    pub queue: String,
-    /// Whether the job is new, or one that was there already.
-    pub outcome: Outcome,
-}
-
-impl Enqueued {
-    /// The id that names the job in the whole namespace: its own id, or
-    /// `<queue>:<entry id>` ([`flotilla_proto::full_id`]).
-    pub fn full_id(&self) -> String {
-        flotilla_proto::full_id(&self.queue, &self.id)
-    }
 }
 
 /// Enqueues jobs. Cheap to clone; clones share one multiplexed connection.

@@ -9,7 +9,7 @@ use flotilla_proto::{Keys, QueueState, group_by_queue, read_queue_state};
 
 use crate::SchedulerError;
 use crate::metrics::{QueueSample, SchedulerMetrics};
-use crate::scheduler::server_time_ms;
+use flotilla_proto::server_time_ms;
 
 /// How often the leader samples the fleet.
 pub(crate) const SAMPLE_EVERY: Duration = Duration::from_secs(5);

@@ -197,7 +197,8 @@ impl Scheduler {
         if schedules.is_empty() {
             return Ok(());
         }
-        let now = server_time_ms(&mut self.conn).await?;
+        // The Redis server's clock, so every replica agrees on which ticks are due.
+        let now = flotilla_proto::server_time_ms(&mut self.conn).await?;
         let grace = self.config.misfire_grace.as_millis() as i64;
         for schedule in &schedules {
             // Leadership may lapse during a long pass: check before each schedule.
@@ -380,9 +381,4 @@ impl Default for Timers {
             next_sample: now,
         }
     }
-}
-
-/// The Redis server's clock in ms, so every replica agrees on which ticks are due.
-pub(crate) async fn server_time_ms(conn: &mut SharedConnection) -> Result<i64, SchedulerError> {
-    Ok(flotilla_proto::server_time_ms(conn).await?)
 }

@@ -7,9 +7,9 @@ use flotilla_proto::Keys;
 use flotilla_proto::SharedConnection;
 use flotilla_proto::scripts::{self, AdvanceReply, ScheduleAdvance};
 
-use crate::scheduler::server_time_ms;
 use crate::state::ScheduleState;
 use crate::{Schedule, SchedulerError};
+use flotilla_proto::server_time_ms;
 
 /// Reads and writes schedule definitions and state.
 #[derive(Debug, Clone)]

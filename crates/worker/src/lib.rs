@@ -32,45 +32,29 @@
 #![warn(missing_docs)]
 
 pub mod builtin;
-mod claim;
-mod completer;
 mod config;
-mod connections;
-mod context;
-mod dispatch;
 mod error;
 mod fetch;
 mod handler;
-mod handler_error;
-mod heartbeat;
-mod inflight;
-mod lottery;
 mod metrics;
-mod middleware;
-mod node_read;
-mod node_reads;
 mod promoter;
-mod registry;
-mod runner;
-mod serve;
-mod served;
-mod slots;
-mod start_line;
+mod run;
+mod shared;
 mod worker;
 
 pub use config::{DEFAULT_PREFETCH, MAX_PREFETCH, QueueWeight, WorkerConfig};
-pub use context::JobContext;
 pub use error::WorkerError;
+pub use handler::context::JobContext;
 // What a worker's API takes and answers, so a user needs no other crate for it.
 pub use flotilla_proto::{
     Backoff, Job, JobOutput, JobPolicy, JobRecord, Keys, Payload, ProtoError, RedisTarget,
     SharedConnection, Shutdown, Status,
 };
+pub use handler::error::{BoxError, HandlerError, IntoHandlerError, NextStep, ResultExt};
+pub use handler::middleware::{Middleware, Next};
+pub use handler::registry::Registry;
 pub use handler::{Handler, HandlerFuture, HandlerResult};
-pub use handler_error::{BoxError, HandlerError, IntoHandlerError, NextStep, ResultExt};
 pub use metrics::WorkerMetrics;
-pub use middleware::{Middleware, Next};
-pub use registry::Registry;
 /// The token [`JobContext::cancel`] is, and [`Shutdown::from_token`] takes.
 pub use tokio_util::sync::CancellationToken;
 pub use worker::{Readiness, Worker};

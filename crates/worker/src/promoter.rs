@@ -13,8 +13,8 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::fetch;
-use crate::served::Served;
+use crate::fetch::reads as fetch;
+use crate::fetch::served::Served;
 
 /// Due delayed jobs moved per queue per promotion pass.
 const PROMOTE_BATCH: usize = 1000;

@@ -12,67 +12,21 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::completer::{Completer, Completion};
-use crate::connections::{BlockingReads, shared_connection};
-use crate::fetch;
-use crate::heartbeat::{self, Heartbeat, now_ms};
-use crate::inflight::InFlight;
-use crate::metrics::{JobSeries, UNKNOWN_TYPE, WorkerMetrics};
+use crate::fetch::connections::{BlockingReads, shared_connection};
+use crate::fetch::fetch_loop;
+use crate::fetch::reads as fetch;
+use crate::fetch::served::Served;
+use crate::metrics::WorkerMetrics;
 use crate::promoter::{PromoteWake, Promoter};
-use crate::served::Served;
-use crate::slots::RunPace;
-use crate::{Registry, Shutdown, WorkerConfig, WorkerError, serve};
+use crate::run::completer::Completer;
+use crate::run::heartbeat::{self, Heartbeat, now_ms};
+use crate::run::inflight::InFlight;
+use crate::run::slots::RunPace;
+use crate::shared::Shared;
+use crate::{Registry, Shutdown, WorkerConfig, WorkerError};
 
 /// How long outcome writes may keep retrying after the drain before the worker exits.
 const FINAL_FLUSH: Duration = Duration::from_secs(3);
-
-/// What the fetch loop and the handler tasks share.
-pub(crate) struct Shared {
-    pub conn: SharedConnection,
-    pub keys: Keys,
-    pub config: WorkerConfig,
-    pub registry: Registry,
-    pub worker_id: String,
-    pub inflight: InFlight,
-    pub completions: mpsc::Sender<Completion>,
-    /// Fired when the shutdown grace period ends: running jobs are handed back.
-    pub handback: CancellationToken,
-    pub tracker: TaskTracker,
-    /// How quickly handlers finish: the fetch loop fetches ahead only while they are quick.
-    pub pace: RunPace,
-    /// Held by the batch whose entries are waiting for slots, so batches start in order.
-    pub start_line: Arc<crate::start_line::StartLine>,
-    pub metrics: Arc<WorkerMetrics>,
-    /// The queues served and their partitions.
-    pub served: Arc<Served>,
-    /// Queues paused by operators, read before the first fetch and refreshed by the
-    /// promoter.
-    pub paused: Arc<RwLock<HashSet<String>>>,
-}
-
-impl Shared {
-    /// Whether the queue `stream` belongs to (the queue, or one of its partitions) is
-    /// paused as far as this worker knows.
-    pub(crate) fn is_paused(&self, stream: &str) -> bool {
-        self.paused
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(flotilla_proto::queue_of_partition(stream))
-    }
-
-    /// The metrics of `queue` and `job_type`; a type without a handler here is counted
-    /// as unknown, so producers cannot grow the series without bound.
-    pub(crate) fn series(&self, queue: &str, job_type: &str) -> Arc<JobSeries> {
-        let job_type = if self.registry.handles(job_type) {
-            job_type
-        } else {
-            UNKNOWN_TYPE
-        };
-        // Partitions of one queue share its series.
-        self.metrics
-            .series(flotilla_proto::queue_of_partition(queue), job_type)
-    }
-}
 
 /// A worker process's runtime. Build with [`Worker::connect`], then [`Worker::run`].
 pub struct Worker {
@@ -164,7 +118,7 @@ impl Worker {
             return Ok(());
         };
         let (shared, background) = self.start_background(paused);
-        serve::fetch_loop(&shared, &blocking, &shutdown).await;
+        fetch_loop::fetch_loop(&shared, &blocking, &shutdown).await;
         draining.store(true, Ordering::Release);
         drain(&shared).await;
         background.finish(shared).await;
@@ -230,7 +184,7 @@ impl Worker {
             handback: CancellationToken::new(),
             tracker: TaskTracker::new(),
             pace: RunPace::default(),
-            start_line: crate::start_line::StartLine::new(),
+            start_line: crate::run::start_line::StartLine::new(),
             metrics,
             served,
             paused,

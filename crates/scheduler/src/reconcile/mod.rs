@@ -19,8 +19,8 @@ use flotilla_proto::Keys;
 use flotilla_proto::SharedConnection;
 use serde::{Deserialize, Serialize};
 
-use crate::scheduler::server_time_ms;
 use crate::{ScheduleStore, SchedulerError};
+use flotilla_proto::server_time_ms;
 
 /// Thresholds and windows of a reconciliation pass: the `[reconcile]` settings section.
 #[derive(Debug, Clone, Deserialize)]
@@ -226,7 +226,7 @@ impl Reconciler {
 
     /// The server's clock, ms since the epoch.
     pub async fn now(&mut self) -> Result<i64, SchedulerError> {
-        server_time_ms(&mut self.conn).await
+        Ok(server_time_ms(&mut self.conn).await?)
     }
 
     /// One pass. `full` examines every job record instead of the periodic budget. The

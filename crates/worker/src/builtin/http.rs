@@ -11,7 +11,7 @@ use std::time::Duration;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::handler::HandlerFuture;
-use crate::handler_error::error_chain;
+use crate::handler::error::error_chain;
 use crate::{Handler, HandlerError, JobContext};
 
 /// Where to send a job type's payloads. Build with [`HttpHandler::new`], which checks the

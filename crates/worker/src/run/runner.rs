@@ -11,10 +11,10 @@ use futures::FutureExt;
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument;
 
-use crate::completer::{Completion, Outcome};
-use crate::inflight::Attempt;
 use crate::metrics::Outcome as MetricOutcome;
-use crate::worker::Shared;
+use crate::run::completer::{Completion, Outcome};
+use crate::run::inflight::Attempt;
+use crate::shared::Shared;
 use crate::{HandlerError, JobContext, NextStep};
 
 /// How long a cancelled handler may take to return before it is dropped.

@@ -11,10 +11,10 @@ use flotilla_proto::{SharedConnection, SlotOwners};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::Shutdown;
-use crate::connections::BlockingReads;
-use crate::fetch::FetchError;
-use crate::node_read::{NodeRead, ReadDone};
-use crate::worker::Shared;
+use crate::fetch::connections::BlockingReads;
+use crate::fetch::node_reader::{NodeRead, ReadDone};
+use crate::fetch::reads::FetchError;
+use crate::shared::Shared;
 
 /// How often the slot map is read again, so that waits follow slots that moved.
 const OWNERS_REFRESH: Duration = Duration::from_secs(10);

@@ -10,7 +10,7 @@ use flotilla_proto::consume::{self, QueuedEntry};
 use flotilla_proto::scripts::{self, Promote, ScriptError};
 use flotilla_proto::{Keys, StreamEntry};
 
-use crate::connections::{HeldConnection, HeldConnectionError};
+use crate::fetch::connections::{HeldConnection, HeldConnectionError};
 
 /// An entry and the queue it came from.
 #[derive(Debug)]

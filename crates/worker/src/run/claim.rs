@@ -9,8 +9,8 @@ use std::time::Instant;
 use flotilla_proto::millis;
 use flotilla_proto::scripts::{self, Claim, ClaimEntry, ClaimReply};
 
-use crate::fetch::{self, Fetched, IdClaim};
-use crate::worker::Shared;
+use crate::fetch::reads::{self as fetch, Fetched, IdClaim};
+use crate::shared::Shared;
 
 /// The fetched entries that may go on: those without an id to claim, and those claimed
 /// (marked [`IdClaim::Run`] or [`IdClaim::WithRecord`]), in fetch order. On a Redis error

@@ -14,15 +14,16 @@ use flotilla_proto::{EntryFields, ProtoError, millis, new_lease_token};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use crate::completer::{Completion, Outcome};
-use crate::fetch::{self, Fetched, IdClaim};
-use crate::heartbeat::now_ms;
-use crate::inflight::Attempt;
+use crate::Shutdown;
+use crate::fetch::reads::{self as fetch, Fetched, IdClaim};
 use crate::metrics::{Outcome as MetricOutcome, UNKNOWN_TYPE};
-use crate::runner::run_attempt;
-use crate::start_line::Place;
-use crate::worker::Shared;
-use crate::{Shutdown, claim, slots};
+use crate::run::completer::{Completion, Outcome};
+use crate::run::heartbeat::now_ms;
+use crate::run::inflight::Attempt;
+use crate::run::runner::run_attempt;
+use crate::run::start_line::Place;
+use crate::run::{claim, slots};
+use crate::shared::Shared;
 
 /// An entry to start.
 struct StartPlan {

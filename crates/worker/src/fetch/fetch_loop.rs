@@ -10,13 +10,14 @@ use std::time::{Duration, Instant};
 use flotilla_proto::SharedConnection;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::connections::{BlockingReads, HeldConnection};
-use crate::fetch::{self, FetchError, Fetched};
-use crate::lottery::fetch_order;
-use crate::node_reads::{NodeReads, Room};
-use crate::served::ServedQueue;
-use crate::worker::Shared;
-use crate::{Shutdown, dispatch, slots};
+use crate::Shutdown;
+use crate::fetch::cluster::{NodeReads, Room};
+use crate::fetch::connections::{BlockingReads, HeldConnection};
+use crate::fetch::lottery::fetch_order;
+use crate::fetch::reads::{self as fetch, FetchError, Fetched};
+use crate::fetch::served::ServedQueue;
+use crate::run::{dispatch, slots};
+use crate::shared::Shared;
 
 /// Entries asked for in one read at most, however many slots are free.
 const MAX_FETCH: usize = 256;

@@ -16,9 +16,9 @@ use flotilla_proto::scripts::{
 use tokio::sync::mpsc;
 
 use crate::WorkerConfig;
-use crate::inflight::{Attempt, InFlight};
 use crate::metrics::Outcome as MetricOutcome;
 use crate::promoter::PromoteWake;
+use crate::run::inflight::{Attempt, InFlight};
 
 /// What to record about a finished attempt.
 #[derive(Debug)]

@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::Shutdown;
-use crate::connections::{BlockingReads, HeldConnection};
-use crate::dispatch::{self, Batch};
-use crate::fetch::{self, FetchError};
-use crate::worker::Shared;
+use crate::fetch::connections::{BlockingReads, HeldConnection};
+use crate::fetch::reads::{self as fetch, FetchError};
+use crate::run::dispatch::{self, Batch};
+use crate::shared::Shared;
 
 /// A node read that returned: its node, and whether it brought an entry, or its error.
 pub(crate) struct ReadDone {

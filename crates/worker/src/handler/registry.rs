@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::handler::into_handler_result;
-use crate::middleware::Layered;
+use crate::handler::middleware::Layered;
 use crate::{Handler, HandlerError, IntoHandlerError, JobContext, Middleware};
 
 /// Job type name → handler, and the middleware that runs around every handler.

@@ -14,8 +14,8 @@ use flotilla_proto::scripts::{
 use tokio_util::sync::CancellationToken;
 
 use crate::WorkerConfig;
-use crate::inflight::{Attempt, InFlight};
 use crate::metrics::Outcome;
+use crate::run::inflight::{Attempt, InFlight};
 
 /// How long a heartbeat waits before stopping an attempt it found lost, so that one
 /// whose outcome was being written at that moment is not stopped, nor warned about.

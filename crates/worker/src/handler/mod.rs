@@ -1,5 +1,12 @@
 //! The handler API: what a job type runs and what it may answer. Handlers are plain async
-//! fns of their typed arguments; [`Handler`] is the untyped form the worker calls.
+//! fns of their typed arguments; [`Handler`] is the untyped form the worker calls. Here
+//! too: the job's context (`context`), handler errors (`error`), the registry of handlers
+//! by type (`registry`) and the middleware around them (`middleware`).
+
+pub(crate) mod context;
+pub(crate) mod error;
+pub(crate) mod middleware;
+pub(crate) mod registry;
 
 use std::future::Future;
 use std::pin::Pin;
