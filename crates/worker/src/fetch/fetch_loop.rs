@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use flotilla_proto::SharedConnection;
+use flotilla_proto::{Keys, SharedConnection};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::Shutdown;
@@ -33,49 +33,18 @@ pub(crate) async fn fetch_loop(
 ) {
     let slots = Arc::new(Semaphore::new(shared.config.concurrency));
     let tickets = Arc::new(Semaphore::new(shared.config.prefetch_limit()));
-    let mut counts_raised = false;
-    // The partitions whose consumer groups are set up, by the served set's version.
-    let mut groups_ready_for = None;
-    let mut error_delay = FIRST_ERROR_DELAY;
-    let mut next_reclaim = Instant::now();
-    let mut turn = 0usize;
+    let mut state = LoopState::new();
     let mut conn = shared.conn.clone();
     let mut blocking = HeldConnection::new(blocking_reads.clone());
-    // On a cluster, the blocking wait is one read per node, each a task of its own.
-    let mut node_reads = blocking_reads
-        .is_cluster()
-        .then(|| NodeReads::new(blocking_reads.clone()));
+    let mut waits = Waits::for_reads(blocking_reads);
     while !shutdown.is_triggered() {
-        if !counts_raised {
-            if let Err(e) = shared.served.raise(&mut conn, &shared.keys).await {
-                tracing::warn!(
-                    "cannot read the queues' partitions, retrying in {error_delay:?}: {e}"
-                );
-                back_off(shutdown, &mut error_delay).await;
-                continue;
-            }
-            counts_raised = true;
-        }
-        let version = shared.served.version();
-        if groups_ready_for != Some(version) {
-            let streams = shared.served.streams();
-            let streams: Vec<&str> = streams.iter().map(String::as_str).collect();
-            if let Err(e) = fetch::ensure_groups(&mut conn, &shared.keys, &streams).await {
-                tracing::warn!("cannot set up consumer groups, retrying in {error_delay:?}: {e}");
-                back_off(shutdown, &mut error_delay).await;
-                continue;
-            }
-            groups_ready_for = Some(version);
-        }
-        if let Some(reads) = node_reads.as_mut()
-            && let Err(e) = reads.reap()
-        {
-            after_failed_read(e, &mut groups_ready_for, shutdown, &mut error_delay).await;
-            continue;
-        }
-        let Some((mut permits, mut ahead)) =
-            room_to_fetch(shared, &slots, &tickets, shutdown).await
+        let Some(version) = state
+            .ready_to_read(shared, &mut conn, &mut waits, shutdown)
+            .await
         else {
+            continue;
+        };
+        let Some((permits, ahead)) = room_to_fetch(shared, &slots, &tickets, shutdown).await else {
             return;
         };
         let served = shared.served.current();
@@ -88,18 +57,17 @@ pub(crate) async fn fetch_loop(
             }
             continue;
         }
-        let reclaim_due = Instant::now() >= next_reclaim;
-        if reclaim_due {
-            next_reclaim = Instant::now() + shared.config.heartbeat_interval;
-        }
-        turn = turn.wrapping_add(1);
-        let order = read_order(&served, &active, shared.config.strict_priority, turn);
+        let reclaim_due = state.reclaim_due(shared.config.heartbeat_interval);
+        let order = read_order(
+            &served,
+            &active,
+            shared.config.strict_priority,
+            state.next_turn(),
+        );
         let sent = Instant::now();
         let count = permits.len() + ahead.len();
-        // After one node's read came back empty, only that node's streams need a look.
-        let quiet = node_reads
-            .as_mut()
-            .and_then(|reads| reads.quiet_streams(&shared.keys, &order))
+        let quiet = waits
+            .quiet_streams(&shared.keys, &order)
             .filter(|_| !reclaim_due);
         let fetched = match quiet {
             Some(streams) => {
@@ -107,58 +75,222 @@ pub(crate) async fn fetch_loop(
                 fetch::read_ready(&mut conn, keys, &streams, consumer, count).await
             }
             None => {
-                // On a cluster, a read of its own only while no node read is in flight: it
-                // could queue behind one on the node's connection.
-                let alone = node_reads.as_ref().is_none_or(|reads| !reads.is_waiting());
                 let read = FetchOnce {
                     order: &order,
                     count,
                     reclaim_due,
-                    alone,
+                    alone: waits.may_read_alone(),
                 };
                 fetch_once(shared, &mut blocking, &mut conn, read).await
             }
         };
         let outcome = match fetched {
             Ok(fetched) if !fetched.is_empty() => {
-                let place = (fetched.len() > permits.len()).then(|| shared.start_line.join());
                 let batch = dispatch::Batch {
+                    place: (fetched.len() > permits.len()).then(|| shared.start_line.join()),
                     fetched,
                     permits,
                     ahead,
-                    place,
                     sent,
                 };
-                // Starting runs beside the next read, so a round trip to start one batch
-                // never holds up fetching the next; tracked, so draining waits for it.
-                let (shared_for_start, slots, shutdown) =
-                    (Arc::clone(shared), Arc::clone(&slots), shutdown.clone());
-                shared.tracker.spawn(async move {
-                    dispatch::dispatch(&shared_for_start, batch, &slots, &shutdown).await;
-                });
+                start_dispatch(shared, batch, &slots, shutdown);
                 Ok(())
             }
-            Ok(_) => match node_reads.as_mut() {
-                // Nothing ready on a cluster: wait on every node, each read taking a
-                // ticket (or slot) along for what it delivers.
-                Some(reads) if order.len() > 1 || reads.is_waiting() => {
-                    reads.refresh(&mut conn, version).await;
-                    let room = Room {
-                        permits: &mut permits,
-                        ahead: &mut ahead,
-                        slots: &slots,
-                    };
-                    reads.launch(shared, &order, room, shared.config.block_time, shutdown);
-                    drop((permits, ahead));
-                    reads.wait(shutdown).await
-                }
-                _ => Ok(()),
-            },
+            Ok(_) => {
+                let room = (permits, ahead, &slots);
+                waits
+                    .wait_for_work(shared, &mut conn, version, &order, room, shutdown)
+                    .await
+            }
             Err(e) => Err(e),
         };
+        state.after(outcome, shutdown).await;
+    }
+}
+
+/// Starts a fetched batch beside the next read, so a round trip to start one batch never
+/// holds up fetching the next; tracked, so draining waits for it.
+fn start_dispatch(
+    shared: &Arc<Shared>,
+    batch: dispatch::Batch,
+    slots: &Arc<Semaphore>,
+    shutdown: &Shutdown,
+) {
+    let (shared_for_start, slots, shutdown) =
+        (Arc::clone(shared), Arc::clone(slots), shutdown.clone());
+    shared.tracker.spawn(async move {
+        dispatch::dispatch(&shared_for_start, batch, &slots, &shutdown).await;
+    });
+}
+
+/// What the fetch loop keeps from one fetch to the next.
+struct LoopState {
+    /// The queues' partition counts were raised to this worker's setting.
+    counts_raised: bool,
+    /// The version of the served set whose consumer groups are set up.
+    groups_ready_for: Option<u64>,
+    /// How long the next failure waits.
+    error_delay: Duration,
+    /// When abandoned entries are next looked for.
+    next_reclaim: Instant,
+    /// Fetches so far: each partition of a queue is asked first in turn.
+    turn: usize,
+}
+
+impl LoopState {
+    fn new() -> Self {
+        Self {
+            counts_raised: false,
+            groups_ready_for: None,
+            error_delay: FIRST_ERROR_DELAY,
+            next_reclaim: Instant::now(),
+            turn: 0,
+        }
+    }
+
+    /// Sets up what a read needs (the partition counts, the consumer groups of the served
+    /// set) and reaps finished node reads: the served set's version, or `None` after
+    /// waiting out a failure (the loop then starts over).
+    async fn ready_to_read(
+        &mut self,
+        shared: &Shared,
+        conn: &mut SharedConnection,
+        waits: &mut Waits,
+        shutdown: &Shutdown,
+    ) -> Option<u64> {
+        if !self.counts_raised {
+            if let Err(e) = shared.served.raise(conn, &shared.keys).await {
+                let delay = self.error_delay;
+                tracing::warn!("cannot read the queues' partitions, retrying in {delay:?}: {e}");
+                back_off(shutdown, &mut self.error_delay).await;
+                return None;
+            }
+            self.counts_raised = true;
+        }
+        let version = shared.served.version();
+        if self.groups_ready_for != Some(version) {
+            let streams = shared.served.streams();
+            let streams: Vec<&str> = streams.iter().map(String::as_str).collect();
+            if let Err(e) = fetch::ensure_groups(conn, &shared.keys, &streams).await {
+                let delay = self.error_delay;
+                tracing::warn!("cannot set up consumer groups, retrying in {delay:?}: {e}");
+                back_off(shutdown, &mut self.error_delay).await;
+                return None;
+            }
+            self.groups_ready_for = Some(version);
+        }
+        if let Err(e) = waits.reap() {
+            self.after(Err(e), shutdown).await;
+            return None;
+        }
+        Some(version)
+    }
+
+    /// Whether abandoned entries are due to be looked for; if so, the next look is a
+    /// heartbeat `interval` away.
+    fn reclaim_due(&mut self, interval: Duration) -> bool {
+        let due = Instant::now() >= self.next_reclaim;
+        if due {
+            self.next_reclaim = Instant::now() + interval;
+        }
+        due
+    }
+
+    fn next_turn(&mut self) -> usize {
+        self.turn = self.turn.wrapping_add(1);
+        self.turn
+    }
+
+    /// Takes a fetch's outcome: success resets the backoff; a failure is waited out (see
+    /// [`after_failed_read`]).
+    async fn after(&mut self, outcome: Result<(), FetchError>, shutdown: &Shutdown) {
         match outcome {
-            Ok(()) => error_delay = FIRST_ERROR_DELAY,
-            Err(e) => after_failed_read(e, &mut groups_ready_for, shutdown, &mut error_delay).await,
+            Ok(()) => self.error_delay = FIRST_ERROR_DELAY,
+            Err(e) => {
+                after_failed_read(
+                    e,
+                    &mut self.groups_ready_for,
+                    shutdown,
+                    &mut self.error_delay,
+                )
+                .await
+            }
+        }
+    }
+}
+
+/// How the fetch loop waits when nothing is ready: on one server, with the blocking read
+/// of `fetch_once`; on a Redis Cluster, where a read may not span slots, with one read
+/// per primary, each a task of its own.
+enum Waits {
+    OneServer,
+    /// Boxed: one per worker, and far larger than the other variant.
+    Cluster(Box<NodeReads>),
+}
+
+impl Waits {
+    fn for_reads(blocking_reads: &BlockingReads) -> Self {
+        if blocking_reads.is_cluster() {
+            Self::Cluster(Box::new(NodeReads::new(blocking_reads.clone())))
+        } else {
+            Self::OneServer
+        }
+    }
+
+    /// Collects the node reads that returned; a failed one is the loop's failure.
+    fn reap(&mut self) -> Result<(), FetchError> {
+        match self {
+            Self::OneServer => Ok(()),
+            Self::Cluster(reads) => reads.reap(),
+        }
+    }
+
+    /// After one node's read came back empty, only that node's streams need a look.
+    fn quiet_streams<'a>(&mut self, keys: &Keys, order: &[&'a str]) -> Option<Vec<&'a str>> {
+        match self {
+            Self::OneServer => None,
+            Self::Cluster(reads) => reads.quiet_streams(keys, order),
+        }
+    }
+
+    /// Whether a blocking read of its own may go out: on a cluster only while no node
+    /// read is in flight, as it could queue behind one on the node's connection.
+    fn may_read_alone(&self) -> bool {
+        match self {
+            Self::OneServer => true,
+            Self::Cluster(reads) => !reads.is_waiting(),
+        }
+    }
+
+    /// Nothing was ready. On a cluster, unless the one stream asked was just waited on
+    /// alone, waits on every node, each read taking a ticket (or slot) along for what it
+    /// delivers. On one server the blocking read already waited.
+    async fn wait_for_work(
+        &mut self,
+        shared: &Arc<Shared>,
+        conn: &mut SharedConnection,
+        version: u64,
+        order: &[&str],
+        (mut permits, mut ahead, slots): (
+            Vec<OwnedSemaphorePermit>,
+            Vec<OwnedSemaphorePermit>,
+            &Arc<Semaphore>,
+        ),
+        shutdown: &Shutdown,
+    ) -> Result<(), FetchError> {
+        match self {
+            Self::Cluster(reads) if order.len() > 1 || reads.is_waiting() => {
+                reads.refresh(conn, version).await;
+                let room = Room {
+                    permits: &mut permits,
+                    ahead: &mut ahead,
+                    slots,
+                };
+                reads.launch(shared, order, room, shared.config.block_time, shutdown);
+                drop((permits, ahead));
+                reads.wait(shutdown).await
+            }
+            _ => Ok(()),
         }
     }
 }
