@@ -10,3 +10,4 @@ pub(crate) mod lottery;
 pub(crate) mod node_reader;
 pub(crate) mod reads;
 pub(crate) mod served;
+pub(crate) mod waits;
