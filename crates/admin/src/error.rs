@@ -98,6 +98,12 @@ pub enum AdminError {
     /// The job is running, so it cannot be deleted; names the job's id.
     #[error("job {0} is running: cancel it first, so its worker stops it")]
     Running(String),
+    /// A schedule could not be read, saved or run (no such schedule, an invalid one).
+    #[error(transparent)]
+    Schedule(#[from] flotilla_scheduler::SchedulerError),
+    /// A job could not be cancelled or a schedule's run enqueued.
+    #[error(transparent)]
+    Producer(#[from] flotilla_producer::ProducerError),
     /// A list was asked to start before the Unix epoch.
     #[error("a time to list from must be at or after the Unix epoch")]
     BadSince,

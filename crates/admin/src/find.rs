@@ -169,7 +169,7 @@ impl Admin {
         queue: &str,
         job_id: &str,
     ) -> Result<Option<JobRecord>, AdminError> {
-        let defaults = &self.defaults;
+        let defaults = &self.policy.defaults;
         Ok(
             flotilla_proto::describe_job(&mut self.conn, &self.keys, queue, job_id, defaults)
                 .await?,

@@ -17,6 +17,7 @@
 
 #![warn(missing_docs)]
 
+mod control;
 mod delete;
 mod error;
 mod find;
@@ -29,11 +30,17 @@ mod throughput;
 mod workers;
 
 use flotilla_proto::SharedConnection;
-use flotilla_proto::{JobDefaults, Keys};
+use flotilla_proto::{JobDefaults, JobPolicy, Keys};
 
 pub use delete::Deleted;
+// What the actions owned for other libraries take and answer, so a front end needs no
+// other crate for them.
 pub use error::AdminError;
+pub use flotilla_producer::Cancelled;
 pub use flotilla_proto::scripts::RetryReply;
+pub use flotilla_scheduler::{
+    Alert, AlertEvent, CatchUp, LeaderStatus, Schedule, ScheduleState, SchedulerError, Timing,
+};
 pub use list::{JobPage, JobQuery, JobRow};
 pub use purge::PurgeCount;
 pub use queues::QueueStats;
@@ -47,9 +54,10 @@ pub use workers::{WorkerRow, WorkerState};
 pub struct Admin {
     conn: SharedConnection,
     keys: Keys,
-    /// What a job that leaves its attempts, timeout or backoff unset runs with: shown
-    /// for such jobs, as a worker of this fleet would run them.
-    defaults: JobDefaults,
+    /// The fleet's job policy: its `defaults` are what a job that leaves its attempts,
+    /// timeout or backoff unset runs with (shown for such jobs, as a worker of this fleet
+    /// would run them); its limits and retention apply to what admin enqueues or cancels.
+    policy: JobPolicy,
 }
 
 impl std::fmt::Debug for Admin {
@@ -68,15 +76,27 @@ impl Admin {
         Self {
             conn,
             keys,
-            defaults: JobDefaults::default(),
+            policy: JobPolicy::default(),
         }
     }
 
     /// The fleet's `[defaults]`, for jobs that leave them unset (the built-in ones
     /// otherwise).
     pub fn with_defaults(mut self, defaults: JobDefaults) -> Self {
-        self.defaults = defaults;
+        self.policy.defaults = defaults;
         self
+    }
+
+    /// The fleet's whole job policy: its defaults (as [`Admin::with_defaults`]), and the
+    /// limits and retention that a schedule's manual run and a cancel follow.
+    pub fn with_policy(mut self, policy: JobPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The job policy this handle follows.
+    pub fn policy(&self) -> &JobPolicy {
+        &self.policy
     }
 
     /// The queues the fleet knows: every queue a job was enqueued on, or a worker served.

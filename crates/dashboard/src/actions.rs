@@ -2,8 +2,8 @@
 //! its subject exactly (never by prefix), makes the change through the operations
 //! library, and logs who did what with which outcome.
 
+use flotilla_admin::Cancelled;
 use flotilla_admin::{DeadFilter, RetryCount, RetryReply};
-use flotilla_producer::Cancelled;
 use flotilla_proto::{JobRecord, Status};
 use serde::Serialize;
 
@@ -128,7 +128,7 @@ pub async fn cancel_job(
 ) -> Result<JobChange, ApiError> {
     let result = async {
         job(state, queue, id).await?;
-        match state.producer.cancel(queue, id).await? {
+        match state.admin().cancel(queue, id).await? {
             Cancelled::Cancelled { was } => Ok(JobChange {
                 queue: queue.to_owned(),
                 id: id.to_owned(),
@@ -192,7 +192,7 @@ pub async fn set_schedule_paused(
         "resume schedule"
     };
     let result = async {
-        state.schedules.set_paused(name, paused).await?;
+        state.admin().pause_schedule(name, paused).await?;
         Ok(ScheduleChange {
             schedule: name.to_owned(),
             paused: Some(paused),
@@ -209,9 +209,8 @@ pub async fn trigger_schedule(
     name: &str,
 ) -> Result<ScheduleChange, ApiError> {
     let result = async {
-        let schedule = state.schedules.get(name).await?;
         let now = jiff::Timestamp::now().as_millisecond();
-        let job = flotilla_scheduler::trigger(&state.producer, &schedule, now).await?;
+        let job = state.admin().trigger_schedule(name, now).await?;
         Ok(ScheduleChange {
             schedule: name.to_owned(),
             paused: None,

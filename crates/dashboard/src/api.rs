@@ -9,9 +9,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use flotilla_admin::Schedule;
 use flotilla_admin::{DeadFilter, JobQuery, QueueStats, RetryCount, WorkerRow};
 use flotilla_proto::{JobRecord, Status};
-use flotilla_scheduler::Schedule;
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
@@ -80,7 +80,7 @@ where
 
 /// `200 {"status": "ok"}` while Redis answers, `503` otherwise.
 pub async fn healthz(State(state): State<AppState>) -> Response {
-    match flotilla_proto::ping(&mut state.conn.clone()).await {
+    match state.admin().ping().await {
         Ok(_) => Json(serde_json::json!({"status": "ok"})).into_response(),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -346,8 +346,9 @@ pub struct ScheduleView {
 
 pub async fn schedule_views(state: &AppState) -> Result<Vec<ScheduleView>, ApiError> {
     let mut views = Vec::new();
-    for schedule in state.schedules.list().await? {
-        let done = state.schedules.state(&schedule.name).await?;
+    let admin = state.admin();
+    for schedule in admin.schedules().await? {
+        let done = admin.schedule_state(&schedule.name).await?;
         views.push(ScheduleView {
             last_tick_ms: done.last_fired_tick(),
             next_tick_ms: schedule.upcoming(&done),

@@ -65,6 +65,8 @@ impl From<AdminError> for ApiError {
                 Some(e) => redis_error(e),
                 None => ApiError::Internal(text),
             },
+            AdminError::Schedule(e) => ApiError::from(e),
+            AdminError::Producer(e) => ApiError::Internal(e.to_string()),
             AdminError::Describe(e) => match e {
                 flotilla_proto::DescribeError::Redis(e) => redis_error(&e),
                 flotilla_proto::DescribeError::Proto(e) => ApiError::Internal(e.to_string()),
@@ -79,9 +81,9 @@ impl From<redis::RedisError> for ApiError {
     }
 }
 
-impl From<flotilla_scheduler::SchedulerError> for ApiError {
-    fn from(e: flotilla_scheduler::SchedulerError) -> Self {
-        use flotilla_scheduler::SchedulerError;
+impl From<flotilla_admin::SchedulerError> for ApiError {
+    fn from(e: flotilla_admin::SchedulerError) -> Self {
+        use flotilla_admin::SchedulerError;
         let text = e.to_string();
         match e {
             SchedulerError::Redis(e) => redis_error(&e),
@@ -89,12 +91,6 @@ impl From<flotilla_scheduler::SchedulerError> for ApiError {
             SchedulerError::InvalidSchedule { .. } => ApiError::BadRequest(text),
             _ => ApiError::Internal(text),
         }
-    }
-}
-
-impl From<flotilla_producer::ProducerError> for ApiError {
-    fn from(e: flotilla_producer::ProducerError) -> Self {
-        ApiError::Internal(e.to_string())
     }
 }
 

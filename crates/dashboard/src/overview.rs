@@ -1,7 +1,7 @@
 //! What the overview shows, gathered once for the page and the API alike.
 
+use flotilla_admin::{Alert, AlertEvent};
 use flotilla_admin::{Minute, QueueStats, WorkerRow};
-use flotilla_scheduler::{Alert, AlertEvent, leader_status, list_alerts};
 use serde::Serialize;
 
 use crate::AppState;
@@ -49,7 +49,7 @@ pub async fn overview(state: &AppState) -> Result<Overview, ApiError> {
 }
 
 pub async fn leader(state: &AppState) -> Result<Leader, ApiError> {
-    let status = leader_status(&mut state.conn.clone(), &state.keys).await?;
+    let status = state.admin().leader().await?;
     Ok(Leader {
         holder: status.holder,
         epoch: status.epoch,
@@ -62,5 +62,5 @@ pub async fn alerts(
     state: &AppState,
     recent: usize,
 ) -> Result<(Vec<Alert>, Vec<AlertEvent>), ApiError> {
-    Ok(list_alerts(&mut state.conn.clone(), &state.keys, recent).await?)
+    Ok(state.admin().alerts(recent).await?)
 }

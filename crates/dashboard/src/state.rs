@@ -6,10 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flotilla_admin::Admin;
-use flotilla_producer::Producer;
-use flotilla_proto::Keys;
-use flotilla_proto::SharedConnection;
-use flotilla_scheduler::ScheduleStore;
 
 use crate::auth::{Auth, Reads};
 use crate::flash::Flashes;
@@ -82,10 +78,6 @@ pub enum ConfigError {
 #[derive(Clone)]
 pub struct AppState {
     pub(crate) admin: Admin,
-    pub(crate) producer: Producer,
-    pub(crate) schedules: ScheduleStore,
-    pub(crate) conn: SharedConnection,
-    pub(crate) keys: Keys,
     pub(crate) auth: Arc<Auth>,
     pub(crate) flashes: Arc<Flashes>,
     pub(crate) allowed_hosts: Arc<[String]>,
@@ -95,7 +87,7 @@ pub struct AppState {
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppState")
-            .field("namespace", &self.keys.namespace())
+            .field("namespace", &self.admin.keys().namespace())
             .field("read_only", &self.auth.read_only())
             .field("reads", &self.auth.reads())
             .finish_non_exhaustive()
@@ -103,16 +95,9 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
-    /// The state the pages and the API share: operations through `admin`, cancels
-    /// through `producer`, schedules through `conn`, all in the namespace of `keys`.
-    /// Fails when `config` asks for what cannot be: reads that need a token without one.
-    pub fn new(
-        admin: Admin,
-        producer: Producer,
-        conn: SharedConnection,
-        keys: Keys,
-        config: DashboardConfig,
-    ) -> Result<Self, ConfigError> {
+    /// The state the pages and the API share: every read and action goes through
+    /// `admin`, in its namespace. Fails when `config` asks for what cannot be: reads that need a token without one.
+    pub fn new(admin: Admin, config: DashboardConfig) -> Result<Self, ConfigError> {
         let token = config.token.filter(|t| !t.trim().is_empty());
         if config.reads == Reads::NeedToken && token.is_none() {
             return Err(ConfigError::ReadsNeedToken);
@@ -122,10 +107,6 @@ impl AppState {
         }
         Ok(Self {
             admin,
-            producer,
-            schedules: ScheduleStore::new(conn.clone(), keys.clone()),
-            conn,
-            keys,
             auth: Arc::new(Auth::new(token, config.reads)),
             flashes: Arc::default(),
             allowed_hosts: config.allowed_hosts.into(),

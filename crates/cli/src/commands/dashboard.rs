@@ -16,9 +16,7 @@ pub async fn run(config_file: Option<&Path>, args: DashboardArgs) -> anyhow::Res
     let settings = Settings::load(config_file)?;
     let conn = super::connect_redis(&settings.redis_target()?).await?;
     let keys = Keys::new(settings.namespace.clone());
-    let admin = flotilla_admin::Admin::new(conn.clone(), keys.clone())
-        .with_defaults(settings.defaults.clone());
-    let producer = super::enqueue::connect(&settings).await?;
+    let admin = flotilla_admin::Admin::new(conn, keys).with_policy(settings.job_policy());
     let token = std::env::var(TOKEN_VAR)
         .ok()
         .filter(|t| !t.trim().is_empty());
@@ -43,7 +41,7 @@ pub async fn run(config_file: Option<&Path>, args: DashboardArgs) -> anyhow::Res
             ..ServeLimits::default()
         },
     };
-    let state = AppState::new(admin, producer, conn, keys, config)?;
+    let state = AppState::new(admin, config)?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

@@ -45,7 +45,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let keys = Keys::new(redis.namespace.clone());
     let mut conn = open_connection(&redis.url).await?;
     let producer = Producer::new(conn.clone(), keys.clone(), config.jobs.clone());
-    let dashboard = start_dashboard(&conn, &keys, &producer, args.dashboard).await?;
+    let dashboard = start_dashboard(&conn, &keys, args.dashboard).await?;
     let tracked = enqueue_mix(&producer, &mut conn, &keys).await?;
     println!("\nEnqueued {} jobs; following them:\n", tracked.len());
 
@@ -88,7 +88,6 @@ impl DemoDashboard {
 async fn start_dashboard(
     conn: &SharedConnection,
     keys: &Keys,
-    producer: &Producer,
     listen: std::net::SocketAddr,
 ) -> anyhow::Result<DemoDashboard> {
     let listener = match tokio::net::TcpListener::bind(listen).await {
@@ -109,13 +108,7 @@ async fn start_dashboard(
         reads,
         ..Default::default()
     };
-    let state = flotilla_dashboard::AppState::new(
-        admin,
-        producer.clone(),
-        conn.clone(),
-        keys.clone(),
-        config,
-    )?;
+    let state = flotilla_dashboard::AppState::new(admin, config)?;
     let shutdown = Shutdown::new();
     let stop = shutdown.clone();
     let task = tokio::spawn(flotilla_dashboard::serve(listener, state, async move {

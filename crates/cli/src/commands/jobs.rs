@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::path::Path;
 
 use anyhow::bail;
-use flotilla_producer::{Cancelled, Producer};
+use flotilla_admin::Cancelled;
 use flotilla_proto::{JobRecord, Keys};
 
 use crate::cli::ShowArgs;
@@ -33,11 +33,9 @@ pub async fn cancel(
     let settings = Settings::load(config_file)?;
     let conn = super::connect_redis(&settings.redis_target()?).await?;
     let keys = Keys::new(settings.namespace.clone());
-    let mut admin = flotilla_admin::Admin::new(conn.clone(), keys.clone())
-        .with_defaults(settings.defaults.clone());
+    let mut admin = flotilla_admin::Admin::new(conn, keys).with_policy(settings.job_policy());
     let record = admin.find_job(id, queue).await?;
-    let producer = Producer::new(conn, keys, settings.job_policy());
-    match producer.cancel(&record.queue, &record.id).await? {
+    match admin.cancel(&record.queue, &record.id).await? {
         Cancelled::Cancelled { was } => {
             let was = was.map_or("?", |s| s.as_str());
             println!("cancelled {} (it was {was})", record.full_id());

@@ -117,10 +117,8 @@ pub fn confirm(question: &str) -> anyhow::Result<bool> {
 pub async fn admin(config_file: Option<&std::path::Path>) -> anyhow::Result<flotilla_admin::Admin> {
     let settings = crate::settings::Settings::load(config_file)?;
     let conn = connect_redis(&settings.redis_target()?).await?;
-    Ok(
-        flotilla_admin::Admin::new(conn, Keys::new(settings.namespace))
-            .with_defaults(settings.defaults),
-    )
+    let policy = settings.job_policy();
+    Ok(flotilla_admin::Admin::new(conn, Keys::new(settings.namespace)).with_policy(policy))
 }
 
 /// The wall-clock time `ago` before now, in ms since the Unix epoch, as the `--since`

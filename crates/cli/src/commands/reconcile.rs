@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use flotilla_proto::Keys;
-use flotilla_scheduler::{Reconciler, list_alerts};
+use flotilla_scheduler::Reconciler;
 
 use crate::settings::Settings;
 
@@ -58,10 +58,7 @@ fn still_open(report: &flotilla_scheduler::Report, repair: bool) -> anyhow::Resu
 }
 
 pub async fn alerts(config_file: Option<&Path>, recent: usize, json: bool) -> anyhow::Result<()> {
-    let settings = Settings::load(config_file)?;
-    let mut conn = super::connect_redis(&settings.redis_target()?).await?;
-    let keys = Keys::new(settings.namespace.clone());
-    let (active, history) = list_alerts(&mut conn, &keys, recent).await?;
+    let (active, history) = super::admin(config_file).await?.alerts(recent).await?;
     if json {
         println!(
             "{}",

@@ -4,21 +4,15 @@
 use std::path::Path;
 
 use anyhow::Context;
-use flotilla_proto::Keys;
-use flotilla_scheduler::{CatchUp, Schedule, ScheduleStore, leader_status, trigger};
+use flotilla_admin::{Admin, CatchUp, Schedule};
 
 use crate::cli::{ScheduleArgs, SchedulesCommand};
-use crate::commands::enqueue;
-use crate::settings::Settings;
 
 pub async fn run(config_file: Option<&Path>, command: SchedulesCommand) -> anyhow::Result<()> {
-    let settings = Settings::load(config_file)?;
-    let mut conn = super::connect_redis(&settings.redis_target()?).await?;
-    let keys = Keys::new(settings.namespace.clone());
-    let store = ScheduleStore::new(conn.clone(), keys.clone());
+    let store = super::admin(config_file).await?;
     match command {
         SchedulesCommand::Status => {
-            let status = leader_status(&mut conn, &keys).await?;
+            let status = store.leader().await?;
             match &status.holder {
                 Some(holder) => println!(
                     "leader   {holder}\nepoch    {}\nlease    {} ms left",
@@ -36,7 +30,7 @@ pub async fn run(config_file: Option<&Path>, command: SchedulesCommand) -> anyho
         SchedulesCommand::Add(args) => {
             let mut schedule = from_args(*args)?;
             // Replacing a schedule keeps its paused state; resume is explicit.
-            if let Ok(existing) = store.get(&schedule.name).await {
+            if let Ok(existing) = store.schedule(&schedule.name).await {
                 schedule.paused = existing.paused;
             }
             if let Some(at) = &schedule.at {
@@ -47,30 +41,25 @@ pub async fn run(config_file: Option<&Path>, command: SchedulesCommand) -> anyho
                     "--at {at}: that instant has passed"
                 );
             }
-            store.put(&schedule).await?;
+            store.put_schedule(&schedule).await?;
             println!("schedule {} saved", schedule.name);
         }
         SchedulesCommand::Pause { name } => {
-            store.set_paused(&name, true).await?;
+            store.pause_schedule(&name, true).await?;
             println!("schedule {name} paused");
         }
         SchedulesCommand::Resume { name } => {
-            store.set_paused(&name, false).await?;
+            store.pause_schedule(&name, false).await?;
             println!("schedule {name} resumed");
         }
         SchedulesCommand::Remove { name } => {
-            store.remove(&name).await?;
+            store.remove_schedule(&name).await?;
             println!("schedule {name} removed");
         }
         SchedulesCommand::Trigger { name } => {
-            let schedule = store.get(&name).await?;
-            let producer = enqueue::connect(&settings).await?;
-            let id = trigger(
-                &producer,
-                &schedule,
-                jiff::Timestamp::now().as_millisecond(),
-            )
-            .await?;
+            let id = store
+                .trigger_schedule(&name, jiff::Timestamp::now().as_millisecond())
+                .await?;
             println!("{id}");
         }
     }
@@ -100,11 +89,11 @@ fn from_args(args: ScheduleArgs) -> anyhow::Result<Schedule> {
     Ok(schedule)
 }
 
-async fn list(store: &ScheduleStore, json: bool) -> anyhow::Result<()> {
-    let schedules = store.list().await?;
+async fn list(store: &Admin, json: bool) -> anyhow::Result<()> {
+    let schedules = store.schedules().await?;
     let mut rows = Vec::new();
     for schedule in schedules {
-        let state = store.state(&schedule.name).await?;
+        let state = store.schedule_state(&schedule.name).await?;
         rows.push((schedule, state));
     }
     if json {
