@@ -1,18 +1,11 @@
-//! A `redis-server` child on its own unix socket (`--port 0 --save ""`), killed on drop,
-//! which a test can kill and restart on the same socket.
+//! A `redis-server` child on its own unix socket (the harness's, killed on drop), which a
+//! test can kill, freeze and restart on the same socket, and connections to it.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
-/// One private Redis.
+/// One private Redis: the harness's server, with the tests' own connections beside it.
 #[derive(Debug)]
-pub struct RedisServer {
-    child: Option<Child>,
-    dir: tempfile::TempDir,
-    /// Extra `redis-server` arguments, kept for restarts.
-    extra_args: Vec<String>,
-}
+pub struct RedisServer(flotilla_harness::RedisServer);
 
 impl RedisServer {
     /// Starts a server and waits until it answers PING.
@@ -22,90 +15,43 @@ impl RedisServer {
 
     /// Starts a server with extra arguments, e.g. `["--requirepass", "pw"]`.
     pub fn start_with(extra_args: &[&str]) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir for redis-server");
-        let mut server = Self {
-            child: None,
-            dir,
+        let options = flotilla_harness::RedisOptions {
             extra_args: extra_args.iter().map(|a| (*a).to_owned()).collect(),
+            ..Default::default()
         };
-        server.spawn();
-        server
+        Self(
+            flotilla_harness::RedisServer::start_with(options)
+                .expect("redis-server must be installed (apt-get install redis-server)"),
+        )
     }
 
     /// The unix socket the server listens on (for `redis-cli -s`).
     pub fn socket(&self) -> PathBuf {
-        self.dir.path().join("redis.sock")
+        self.0.socket()
     }
 
     /// A URL every redis client here understands.
     pub fn url(&self) -> String {
-        format!("redis+unix://{}", self.socket().display())
-    }
-
-    fn spawn(&mut self) {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                "0",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--unixsocketperm",
-                "700",
-            ])
-            .arg("--unixsocket")
-            .arg(self.socket())
-            .arg("--dir")
-            .arg(self.dir.path())
-            .args(&self.extra_args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed (apt-get install redis-server)");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            let answered = redis::Client::open(self.url())
-                .and_then(|c| c.get_connection())
-                .and_then(|mut conn| redis::cmd("PING").query::<String>(&mut conn));
-            // A server that wants a password answers too.
-            match answered {
-                Ok(_) => return,
-                Err(e) if e.code() == Some("NOAUTH") => return,
-                Err(_) => {}
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("redis-server did not answer PING within 10 s");
+        self.0.unix_url()
     }
 
     /// Kills the server (SIGKILL): everything in it is gone, as after a crash without
     /// persistence.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let _ = std::fs::remove_file(self.socket());
+        self.0.kill();
     }
 
     /// Sends a signal by name to the server: STOP freezes it like a network partition
     /// (connections hang, nothing is lost), CONT ends the freeze.
     pub fn signal(&self, name: &str) {
-        let pid = self.child.as_ref().expect("server is running").id();
-        let status = Command::new("kill")
-            .arg(format!("-{name}"))
-            .arg(pid.to_string())
-            .status()
-            .expect("kill runs");
-        assert!(status.success(), "kill -{name} redis-server failed");
+        self.0
+            .signal(name)
+            .expect("the signal reaches redis-server");
     }
 
     /// Starts a fresh server on the same socket.
     pub fn restart(&mut self) {
-        self.kill();
-        self.spawn();
+        self.0.restart().expect("redis-server restarts");
     }
 
     /// A plain (blocking) connection for assertions.
@@ -122,12 +68,6 @@ impl RedisServer {
             .await
             .expect("connection to the test redis-server")
             .into()
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill();
     }
 }
 

@@ -1,27 +1,18 @@
-//! A private `redis-server` for the demo, the benchmark and the chaos drill: own port,
-//! no persistence (or, for the drill, an append-only file it can be restarted from),
-//! killed on drop.
+//! A private `redis-server` for the demo, the benchmark and the chaos drill: the harness's,
+//! on its own port, with no persistence (or, for the drill, an append-only file it can be
+//! restarted from), killed on drop; its readiness awaited without blocking the runtime.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
+use flotilla_harness::{RedisOptions, RedisServer};
 
 /// A redis-server child process.
 #[derive(Debug)]
 pub struct LocalRedis {
-    child: Child,
+    server: RedisServer,
     pub url: String,
-    port: u16,
-    cpu: Option<usize>,
-    /// Keep an append-only file, fsynced every second, to restart from.
-    durable: bool,
-    dir: tempfile::TempDir,
 }
-
-const INSTALL_HINT: &str = "install it with `sudo apt-get install redis-server` (Debian, Ubuntu) \
-or `brew install redis` (macOS), or point FLOTILLA_REDIS_URL at a running Redis";
 
 impl LocalRedis {
     pub async fn start() -> anyhow::Result<Self> {
@@ -40,19 +31,15 @@ impl LocalRedis {
     }
 
     async fn start_with(cpu: Option<usize>, durable: bool) -> anyhow::Result<Self> {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .context("cannot find a free local port")?
-            .port();
-        let dir = tempfile::tempdir().context("cannot create a directory for redis-server")?;
-        let child = spawn(port, cpu, durable, dir.path())?;
-        let server = Self {
-            child,
-            url: format!("redis://127.0.0.1:{port}"),
-            port,
+        let server = RedisServer::launch(RedisOptions {
+            tcp: true,
             cpu,
             durable,
-            dir,
+            ..RedisOptions::default()
+        })?;
+        let server = Self {
+            url: server.url(),
+            server,
         };
         server.wait_ready().await?;
         Ok(server)
@@ -60,20 +47,19 @@ impl LocalRedis {
 
     /// Kills the server with SIGKILL, as a crash or the OOM killer would.
     pub fn crash(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.server.kill();
     }
 
     /// Starts the server again on the same port and directory; a durable one loads its
     /// append-only file first.
     pub async fn restart(&mut self) -> anyhow::Result<()> {
-        self.child = spawn(self.port, self.cpu, self.durable, self.dir.path())?;
+        self.server.relaunch()?;
         self.wait_ready().await
     }
 
     async fn wait_ready(&self) -> anyhow::Result<()> {
         let client = redis::Client::open(self.url.as_str())?;
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + flotilla_harness::STARTUP;
         loop {
             if let Ok(mut conn) = client.get_multiplexed_async_connection().await
                 && flotilla_proto::ping(&mut conn).await.is_ok()
@@ -88,50 +74,5 @@ impl LocalRedis {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-    }
-}
-
-/// Runs redis-server on `port` with its files in `dir`.
-fn spawn(
-    port: u16,
-    cpu: Option<usize>,
-    durable: bool,
-    dir: &std::path::Path,
-) -> anyhow::Result<Child> {
-    let mut command = match cpu {
-        Some(cpu) => {
-            let mut c = Command::new("taskset");
-            c.arg("-c").arg(cpu.to_string()).arg("redis-server");
-            c
-        }
-        None => Command::new("redis-server"),
-    };
-    let persistence: &[&str] = if durable {
-        &["--appendonly", "yes", "--appendfsync", "everysec"]
-    } else {
-        &["--appendonly", "no"]
-    };
-    command
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-        ])
-        .args(persistence)
-        .arg("--dir")
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .with_context(|| format!("cannot run redis-server: {INSTALL_HINT}"))
-}
-
-impl Drop for LocalRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
