@@ -2,6 +2,7 @@
 //! mixed priorities with retries, growing backlog, and the bare-stream floor), each with
 //! what it cost Redis and the worker, written as a JSON and a Markdown report.
 
+pub mod args;
 mod drain;
 mod enqueue;
 mod fleet;

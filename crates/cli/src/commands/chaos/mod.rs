@@ -5,6 +5,7 @@
 //! twice, left behind or missed.
 
 mod against;
+pub mod args;
 mod fleet;
 mod gather;
 mod ledger;

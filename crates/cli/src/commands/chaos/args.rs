@@ -1,0 +1,65 @@
+//! `flotilla chaos`'s arguments, and its helper worker role's.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+#[derive(Debug, Args)]
+pub struct ChaosArgs {
+    /// How long the monkey acts; producers enqueue through about 80 % of it.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "60s")]
+    pub duration: Duration,
+
+    /// Worker processes.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub workers: u16,
+
+    /// Scheduler replicas.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=3))]
+    pub schedulers: u16,
+
+    /// Jobs to enqueue over the run, half by raw XADD and half by the Rust producer.
+    #[arg(long, default_value_t = 2000)]
+    pub jobs: usize,
+
+    /// Time between the monkey's actions.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
+    pub kill_every: Duration,
+
+    /// Longest a job's handler runs, in ms; each job draws from 0 to this.
+    #[arg(long, default_value_t = 200)]
+    pub job_ms: u64,
+
+    /// Also kill -9 redis-server once, mid-run, and restart it from its append-only file.
+    #[arg(long)]
+    pub redis_fault: bool,
+
+    /// Seed for the monkey's and the producers' choices, to repeat a run.
+    #[arg(long)]
+    pub seed: Option<u64>,
+
+    /// After the run, how long the fleet may take to finish every job.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "90s")]
+    pub settle: Duration,
+
+    /// Drill an existing Redis and fleet at this URL instead: only enqueue `sleep` jobs,
+    /// watch and report; nothing is started or killed.
+    #[arg(long, value_name = "URL")]
+    pub against: Option<String>,
+
+    /// With --against: the fleet's namespace.
+    #[arg(long, default_value = "flotilla")]
+    pub namespace: String,
+
+    /// Also write the verdict as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ChaosWorkerArgs {
+    /// Directory of the ledger: each worker process appends to its own file there.
+    #[arg(long)]
+    pub ledger: PathBuf,
+}
