@@ -12,6 +12,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use clap::Args;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
@@ -108,4 +109,13 @@ async fn metrics(State(endpoints): State<Endpoints>) -> impl IntoResponse {
             format!("cannot encode the metrics: {e}\n"),
         ),
     }
+}
+
+/// The probe and metrics listener of a long-running process.
+#[derive(Debug, Args)]
+pub struct HttpArgs {
+    /// Serve `/healthz`, `/readyz` and `/metrics` on this address, e.g. `0.0.0.0:9090`.
+    /// Off when not given.
+    #[arg(long, env = "FLOTILLA_HTTP_LISTEN", value_name = "ADDR")]
+    pub http_listen: Option<std::net::SocketAddr>,
 }

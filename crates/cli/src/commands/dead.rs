@@ -1,10 +1,12 @@
 //! `flotilla dead list | show`: the dead-letter queues, newest first.
 
 use std::path::Path;
+use std::time::Duration;
 
+use clap::Subcommand;
 use flotilla_admin::{DeadFilter, DeadLetter};
 
-use crate::cli::DeadCommand;
+use crate::cli::ShowArgs;
 
 /// The error column's width in the table; `dead show` has the whole text.
 const ERROR_SHOWN: usize = 60;
@@ -59,4 +61,28 @@ fn table(letters: &[DeadLetter]) -> String {
         })
         .collect();
     super::table::render(&header, &rows)
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeadCommand {
+    /// The most recent dead jobs, newest first: id, queue, type, attempts, when, error.
+    List {
+        /// Only this queue's.
+        #[arg(long)]
+        queue: Option<String>,
+        /// Only jobs of this type.
+        #[arg(long = "type", value_name = "TYPE")]
+        job_type: Option<String>,
+        /// Only jobs that died within this long, e.g. `1h`.
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        since: Option<Duration>,
+        /// Show at most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One dead job's whole record, with its error.
+    Show(ShowArgs),
 }

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use clap::Args;
 use flotilla_producer::{NewJob, Producer};
 use flotilla_proto::{
     Backoff, ContentType, JobDefaults, JobRecord, Keys, Payload, Status, describe_job,
@@ -15,7 +16,6 @@ use flotilla_scheduler::{Schedule, Scheduler, SchedulerConfig};
 use flotilla_worker::{Registry, Shutdown, Worker, WorkerConfig, WorkerError};
 use serde_json::json;
 
-use crate::cli::DemoArgs;
 use crate::local_redis::LocalRedis;
 
 /// A job the demo follows, and what it is meant to show.
@@ -527,4 +527,22 @@ async fn xadd_raw(
 ) -> anyhow::Result<String> {
     let fields: [(&str, &[u8]); 2] = [("type", job_type.as_bytes()), ("payload", payload)];
     Ok(flotilla_proto::add_raw_entry(conn, keys, "default", &fields).await?)
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Workers to start.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+
+    /// Give up waiting for the jobs after this long.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "60s")]
+    pub timeout: Duration,
+    /// Where the demo's dashboard listens; another free port when this one is taken.
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    pub dashboard: std::net::SocketAddr,
+
+    /// Keep the fleet and the dashboard running after the narrative, until Ctrl-C.
+    #[arg(long)]
+    pub keep_running: bool,
 }

@@ -1,13 +1,14 @@
 //! `flotilla enqueue`: one job from the command line; prints its id.
 
 use std::path::Path;
+use std::time::Duration;
 use std::time::SystemTime;
 
 use anyhow::Context;
+use clap::Args;
 use flotilla_producer::{NewJob, Outcome, Producer};
 use flotilla_proto::{Backoff, ContentType, Keys, Payload};
 
-use crate::cli::EnqueueArgs;
 use crate::settings::Settings;
 
 pub async fn run(config_file: Option<&Path>, args: EnqueueArgs) -> anyhow::Result<()> {
@@ -102,4 +103,56 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<Producer> {
         Keys::new(settings.namespace.clone()),
         settings.job_policy(),
     ))
+}
+
+#[derive(Debug, Args)]
+pub struct EnqueueArgs {
+    /// Job type: the handler name workers dispatch on.
+    #[arg(long = "type", value_name = "TYPE")]
+    pub job_type: String,
+
+    /// Arguments as JSON.
+    #[arg(long, default_value = "{}", value_name = "JSON")]
+    pub payload: String,
+
+    /// Queue to put the job on: one the fleet knows (listed under [queues], or used
+    /// before), unless --create-queue.
+    #[arg(long, default_value = "default")]
+    pub queue: String,
+
+    /// Put the job on a queue the fleet does not know yet, starting it.
+    #[arg(long)]
+    pub create_queue: bool,
+
+    /// Run after this delay, e.g. `30s`, `5m`, `1h 30m`.
+    #[arg(long = "in", value_name = "DURATION", value_parser = humantime::parse_duration, conflicts_with = "at")]
+    pub delay: Option<Duration>,
+
+    /// Run at this RFC 3339 instant, e.g. `2026-12-01T09:00:00Z`.
+    #[arg(long, value_name = "RFC3339")]
+    pub at: Option<String>,
+
+    /// Attempts before the job goes to the dead-letter queue.
+    #[arg(long, value_name = "N")]
+    pub max_attempts: Option<u32>,
+
+    /// Time one attempt may run, e.g. `30s`.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub timeout: Option<Duration>,
+
+    /// Retry backoff: `fixed:MS`, `exponential:BASE_MS:CAP_MS` or `list:MS,MS,…`.
+    #[arg(long, value_name = "POLICY")]
+    pub backoff: Option<String>,
+
+    /// Unique key: while a job holds it, enqueueing another prints the first job's id.
+    #[arg(long, value_name = "KEY")]
+    pub unique: Option<String>,
+
+    /// How long the unique key is held at most.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "1h")]
+    pub unique_for: Duration,
+
+    /// Your own job id (e.g. a UUID): enqueueing the same id twice creates one job.
+    #[arg(long, value_name = "ID")]
+    pub id: Option<String>,
 }

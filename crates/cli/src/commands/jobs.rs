@@ -5,10 +5,11 @@ use std::io::IsTerminal;
 use std::path::Path;
 
 use anyhow::bail;
+use clap::{Args, Subcommand};
 use flotilla_admin::Cancelled;
 use flotilla_proto::{JobRecord, Keys};
 
-use crate::cli::ShowArgs;
+use crate::cli::{ListArgs, PurgeArgs, RetryArgs};
 use crate::settings::Settings;
 
 pub async fn show(config_file: Option<&Path>, args: ShowArgs) -> anyhow::Result<()> {
@@ -134,4 +135,56 @@ pub fn render(r: &JobRecord) -> String {
         line(&format!("raw {name}"), value.clone());
     }
     out
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// List jobs of one status, a page at a time: oldest first for what waits or runs,
+    /// newest first for what has ended.
+    List(ListArgs),
+    /// Show one job by id or by a prefix that matches only one job.
+    Show(ShowArgs),
+    /// Put a dead job back on its queue with a fresh set of attempts, or every dead job
+    /// (`--dead`, narrowed by `--queue`, `--type` and `--since`).
+    Retry(RetryArgs),
+    /// Delete completed or dead jobs that ended longer ago than `--older-than`: their
+    /// records and their entries in `done` or the dead-letter stream.
+    Purge(PurgeArgs),
+    /// Cancel a job that has not finished; a running one is stopped through its
+    /// cancellation token within a second.
+    Cancel {
+        /// The job's id, or a prefix that matches only one job.
+        id: String,
+        /// The queue holding it, when its id is in several (fast-path ids are entry
+        /// ids, unique within one queue only).
+        #[arg(long)]
+        queue: Option<String>,
+    },
+    /// Delete a job that is not running: its record, its place in its queue or list,
+    /// its dead-letter or completion entry, its id key and its unique lock.
+    Delete {
+        /// The job's id, or a prefix that matches only one job.
+        id: String,
+        /// The queue holding it, when its id is in several.
+        #[arg(long)]
+        queue: Option<String>,
+        /// Do not ask first (asked only on a terminal).
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The job id, or a unique prefix of it.
+    pub id: String,
+
+    /// The queue holding it, when its id is in several (fast-path ids are entry ids,
+    /// unique within one queue only).
+    #[arg(long)]
+    pub queue: Option<String>,
+
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
 }

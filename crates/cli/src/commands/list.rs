@@ -1,10 +1,11 @@
 //! `flotilla jobs list`: one page of jobs of one status, with the cursor of the next.
 
 use std::path::Path;
+use std::time::Duration;
 
+use clap::Args;
 use flotilla_admin::{JobPage, JobQuery, JobRow};
-
-use crate::cli::ListArgs;
+use flotilla_proto::Status;
 
 /// The error column's width in the table; `jobs show` has the whole text.
 const ERROR_SHOWN: usize = 50;
@@ -65,4 +66,44 @@ fn row(job: &JobRow) -> Vec<String> {
         job.worker.clone().unwrap_or_else(|| "-".to_owned()),
         first_line,
     ]
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// pending, running, scheduled, failed (awaiting a retry), completed, dead or
+    /// cancelled.
+    #[arg(long, default_value = "pending", value_parser = parse_status)]
+    pub status: Status,
+
+    /// Only this queue's; every queue's, merged by time, when left out.
+    #[arg(long)]
+    pub queue: Option<String>,
+
+    /// Only jobs of this type.
+    #[arg(long = "type", value_name = "TYPE")]
+    pub job_type: Option<String>,
+
+    /// Only jobs enqueued (pending, running), due (scheduled, failed) or ended
+    /// (completed, dead, cancelled) within this long, e.g. `1h`.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub since: Option<Duration>,
+
+    /// Jobs per page.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub limit: u32,
+
+    /// Go on from an earlier page: the cursor it printed.
+    #[arg(long)]
+    pub cursor: Option<String>,
+
+    /// Print JSON (`jobs` and `next_cursor`) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_status(text: &str) -> Result<Status, String> {
+    text.parse::<Status>().map_err(|_| {
+        let all: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
+        format!("expected one of {}", all.join(", "))
+    })
 }

@@ -3,10 +3,10 @@
 
 use std::io::IsTerminal;
 use std::path::Path;
+use std::time::Duration;
 
+use clap::Args;
 use flotilla_proto::Status;
-
-use crate::cli::PurgeArgs;
 
 pub async fn run(config_file: Option<&Path>, args: PurgeArgs) -> anyhow::Result<()> {
     let mut admin = super::admin(config_file).await?;
@@ -45,4 +45,32 @@ pub async fn run(config_file: Option<&Path>, args: PurgeArgs) -> anyhow::Result<
         deleted.entries
     );
     Ok(())
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("which").required(true).args(["completed", "dead"]))]
+pub struct PurgeArgs {
+    /// Purge completed jobs.
+    #[arg(long)]
+    pub completed: bool,
+
+    /// Purge dead jobs.
+    #[arg(long)]
+    pub dead: bool,
+
+    /// Only jobs that ended longer ago than this, e.g. `30d` or `12h`.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub older_than: Duration,
+
+    /// Only this queue's.
+    #[arg(long)]
+    pub queue: Option<String>,
+
+    /// Count what would go, delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Do not ask first (asked only on a terminal).
+    #[arg(long)]
+    pub yes: bool,
 }

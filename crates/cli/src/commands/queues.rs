@@ -6,10 +6,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
+use clap::Subcommand;
 use flotilla_admin::{Admin, QueueStats};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-
-use crate::cli::QueuesCommand;
 
 pub async fn run(config_file: Option<&Path>, command: QueuesCommand) -> anyhow::Result<()> {
     let mut admin = super::admin(config_file).await?;
@@ -164,4 +163,46 @@ fn table(stats: &[QueueStats]) -> String {
         })
         .collect();
     super::table::render_with_states(&header, &rows, header.len() - 1)
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QueuesCommand {
+    /// Per queue: waiting, running, scheduled (delayed or awaiting retry), dead, group
+    /// lag, oldest wait, paused, and completed and dead-lettered in the last hour and day.
+    Stats {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop workers fetching from a queue within a second; what runs finishes, what
+    /// waits stays on the stream.
+    Pause { queue: String },
+    /// Let workers fetch from a paused queue again.
+    Resume { queue: String },
+    /// Split a queue into partitions, `<queue>`, `<queue>#1`, …, each with its own hash
+    /// tag, so one busy queue spreads over the primaries of a Redis Cluster. Producers
+    /// and workers take the new count up within ten seconds. A count can only grow.
+    Partition {
+        queue: String,
+        /// How many partitions: 1 to 1024.
+        count: u16,
+    },
+    /// Remove a queue the fleet no longer uses (a name enqueued by mistake, say): its
+    /// finished and dead jobs go with it. Refused while any job waits, runs or is
+    /// scheduled on it, or a live worker serves it.
+    Remove {
+        queue: String,
+        /// Confirm: its dead and finished jobs are deleted too.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Wait, with a progress bar, until nothing is waiting, scheduled or running on a
+    /// queue. Workers must keep serving it: a paused queue's waiting jobs are never
+    /// fetched, so drain a queue that is not paused (stop its producers instead).
+    Drain {
+        queue: String,
+        /// Give up after this long.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "10m")]
+        timeout: Duration,
+    },
 }

@@ -3,13 +3,13 @@
 
 use std::io::IsTerminal;
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::bail;
+use clap::Args;
 use flotilla_admin::{DeadFilter, RetryReply};
 use flotilla_proto::Status;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-
-use crate::cli::RetryArgs;
 
 pub async fn run(config_file: Option<&Path>, args: RetryArgs) -> anyhow::Result<()> {
     let mut admin = super::admin(config_file).await?;
@@ -79,4 +79,31 @@ fn progress_bar(total: usize) -> ProgressBar {
         bar.set_style(style);
     }
     bar
+}
+
+#[derive(Debug, Args)]
+pub struct RetryArgs {
+    /// The dead job's id, or a prefix that matches only one job.
+    #[arg(required_unless_present = "dead", conflicts_with = "dead")]
+    pub id: Option<String>,
+
+    /// Retry every dead job that matches the filters.
+    #[arg(long)]
+    pub dead: bool,
+
+    /// Only this queue's dead jobs; with an id, the queue holding it.
+    #[arg(long)]
+    pub queue: Option<String>,
+
+    /// Only dead jobs of this type.
+    #[arg(long = "type", value_name = "TYPE", requires = "dead")]
+    pub job_type: Option<String>,
+
+    /// Only jobs that died within this long, e.g. `1h` or `7d`.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "dead")]
+    pub since: Option<Duration>,
+
+    /// Do not ask before retrying many (asked only on a terminal).
+    #[arg(long)]
+    pub yes: bool,
 }

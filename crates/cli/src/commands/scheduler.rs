@@ -3,9 +3,10 @@
 use std::path::Path;
 
 use anyhow::Context;
+use clap::Args;
 use flotilla_scheduler::{ScheduleStore, Scheduler, Shutdown};
 
-use crate::cli::SchedulerArgs;
+use crate::cli::HttpArgs;
 use crate::settings::Settings;
 
 pub async fn run(config_file: Option<&Path>, args: SchedulerArgs) -> anyhow::Result<()> {
@@ -71,4 +72,10 @@ async fn ping(target: &flotilla_proto::RedisTarget) -> Result<(), String> {
         flotilla_proto::ping(&mut conn).await
     })
     .await
+}
+
+#[derive(Debug, Args)]
+pub struct SchedulerArgs {
+    #[command(flatten)]
+    pub http: HttpArgs,
 }

@@ -4,9 +4,8 @@
 use std::path::Path;
 
 use anyhow::Context;
+use clap::{Args, Subcommand};
 use flotilla_admin::{Admin, CatchUp, Schedule};
-
-use crate::cli::{ScheduleArgs, SchedulesCommand};
 
 pub async fn run(config_file: Option<&Path>, command: SchedulesCommand) -> anyhow::Result<()> {
     let store = super::admin(config_file).await?;
@@ -153,4 +152,75 @@ fn time(ms: Option<i64>) -> String {
                     .unwrap_or_default()
             },
         )
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SchedulesCommand {
+    /// Which scheduler leads, its fencing epoch and the lease left.
+    Status,
+    /// Every schedule with its last and next tick.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a schedule, or replace the one with this name.
+    Add(Box<ScheduleArgs>),
+    /// Stop firing a schedule (ticks while paused are not caught up).
+    Pause { name: String },
+    /// Fire a paused schedule again.
+    Resume { name: String },
+    /// Delete a schedule.
+    Remove { name: String },
+    /// Enqueue the schedule's job once, now, outside its timing.
+    Trigger { name: String },
+}
+
+#[derive(Debug, Args)]
+pub struct ScheduleArgs {
+    /// Schedule name: letters, digits, '-', '_' or '.'.
+    pub name: String,
+
+    /// Cron expression (5 or 6 fields, seconds first; L, W, # and @hourly-style aliases).
+    #[arg(long, group = "timing")]
+    pub cron: Option<String>,
+
+    /// Interval, e.g. `30m`; ticks fall on multiples of it since the Unix epoch.
+    #[arg(long, group = "timing")]
+    pub every: Option<String>,
+
+    /// One RFC 3339 instant.
+    #[arg(long, group = "timing")]
+    pub at: Option<String>,
+
+    /// IANA time zone for cron, e.g. `America/New_York` (default UTC).
+    #[arg(long)]
+    pub tz: Option<String>,
+
+    /// Job type to enqueue on each tick.
+    #[arg(long = "type", value_name = "TYPE")]
+    pub job_type: String,
+
+    /// Queue to enqueue on.
+    #[arg(long, default_value = "default")]
+    pub queue: String,
+
+    /// Job arguments as JSON.
+    #[arg(long, value_name = "JSON")]
+    pub payload: Option<String>,
+
+    #[arg(long, value_name = "N")]
+    pub max_attempts: Option<u32>,
+
+    /// Attempt timeout, e.g. `10m`.
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+
+    /// Ticks missed while no scheduler led: skip, latest or all.
+    #[arg(long, default_value = "latest", value_parser = ["skip", "latest", "all"])]
+    pub catch_up: String,
+
+    /// With `--catch-up all`: at most this many missed ticks are fired.
+    #[arg(long, default_value_t = 100)]
+    pub catch_up_limit: u32,
 }

@@ -3,9 +3,10 @@
 use std::path::Path;
 
 use anyhow::{Context, bail};
+use clap::Args;
 use flotilla_worker::{QueueWeight, Registry, Shutdown, Worker};
 
-use crate::cli::WorkerArgs;
+use crate::cli::HttpArgs;
 use crate::settings::Settings;
 
 pub async fn run(config_file: Option<&Path>, args: WorkerArgs) -> anyhow::Result<()> {
@@ -66,4 +67,23 @@ fn parse_queues(specs: &[String]) -> anyhow::Result<Vec<QueueWeight>> {
             }
         })
         .collect()
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Queues to serve, with optional weights: `critical=6,default=3,low=1` or `emails`.
+    /// Overrides the settings file.
+    #[arg(long, value_delimiter = ',', value_name = "QUEUE[=WEIGHT]")]
+    pub queues: Option<Vec<String>>,
+
+    /// Jobs run at once. Overrides the settings file.
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+
+    /// Serve queues strictly by weight instead of by weighted lottery.
+    #[arg(long)]
+    pub strict: bool,
+
+    #[command(flatten)]
+    pub http: HttpArgs,
 }

@@ -2,9 +2,8 @@
 
 use std::path::Path;
 
+use clap::Subcommand;
 use flotilla_admin::{WorkerRow, WorkerState};
-
-use crate::cli::WorkersCommand;
 
 pub async fn run(config_file: Option<&Path>, command: WorkersCommand) -> anyhow::Result<()> {
     let mut admin = super::admin(config_file).await?;
@@ -57,4 +56,15 @@ fn table(workers: &[WorkerRow]) -> String {
         })
         .collect();
     super::table::render_with_states(&header, &rows, header.len() - 1)
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WorkersCommand {
+    /// Every registered worker: id, host, pid, version, queues, jobs in flight, last
+    /// heartbeat and whether it is alive.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
