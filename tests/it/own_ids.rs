@@ -260,6 +260,46 @@ async fn ids_are_remembered_as_long_as_their_completions_by_count_too() {
 }
 
 #[tokio::test]
+async fn an_id_is_remembered_while_its_completion_is_kept_when_done_is_ahead_of_the_clock() {
+    // `done` may hold ids later than the server's clock (a failover to a Redis whose clock
+    // is behind, or a completion appended in a later millisecond than the script read):
+    // then `XADD` numbers completions past the clock, and an id scored by the clock would
+    // be trimmed with completions older than its own.
+    let env = Env::start().await;
+    let ahead_ms = flotilla_proto::server_time_ms(&mut env.conn.clone())
+        .await
+        .expect("time")
+        + 60_000;
+    let _: String = env
+        .cmd(
+            redis::cmd("XADD")
+                .arg(env.keys.done("default"))
+                .arg(format!("{ahead_ms}-0"))
+                .arg("id")
+                .arg("from-the-future"),
+        )
+        .await;
+    let mut config = fast_config();
+    config.jobs.retention.completed_max_len = 2;
+    let worker = InProcessWorker::start(&env.url(), config, Registry::with_builtins()).await;
+    let ids: Vec<String> = (1..=3).map(|n| format!("ahead-{n}")).collect();
+    for id in &ids {
+        env.enqueue_job(NewJob::new("noop", &json!({})).expect("job").id(id))
+            .await;
+        env.wait_status("default", id, Status::Completed, LONG)
+            .await;
+    }
+    worker.stop().await;
+    assert_eq!(done_ids(&env, "default").await, ids[1..]);
+    for id in &ids[1..] {
+        assert!(
+            remembered_done(&env, "default", id).await,
+            "{id} is remembered while its completion is kept"
+        );
+    }
+}
+
+#[tokio::test]
 async fn an_id_is_remembered_while_its_job_waits_fails_and_runs_again() {
     let env = Env::start().await;
     let id = "sync-account-3";

@@ -30,6 +30,8 @@ local replies = {}
 local completed = 0
 local done_entries = {}
 local any_record = false
+-- The id of the batch's last completion in `done`: its time scores the batch's ids.
+local last_done = nil
 
 -- The fast-path entries of the batch still pending under this worker, in one read.
 local owned = owned_in(stream, group, consumer, ARGV[5], ARGV[6], (#ARGV - 7) / 8)
@@ -60,9 +62,9 @@ local function append_done(job_id, entry, a, past)
     local fields = {'id', job_id, 'type', ARGV[a + 5], 'attempts', ARGV[a + 6],
       'worker', consumer, 'run_ms', ARGV[a + 7], 'result', ARGV[a + 4]}
     for _, v in ipairs(past) do fields[#fields + 1] = v end
-    redis.call('XADD', done, '*', unpack(fields))
+    last_done = redis.call('XADD', done, '*', unpack(fields))
   else
-    redis.call('XADD', done, '*', 'id', job_id, 'type', ARGV[a + 5], 'attempts', ARGV[a + 6],
+    last_done = redis.call('XADD', done, '*', 'id', job_id, 'type', ARGV[a + 5], 'attempts', ARGV[a + 6],
       'worker', consumer, 'run_ms', ARGV[a + 7], 'result', ARGV[a + 4])
   end
   if entry ~= '' then done_entries[#done_entries + 1] = entry end
@@ -75,7 +77,9 @@ local id_keys, id_entries, id_names = {}, {}, {}
 
 -- The ids of the batch stop being held by their entries and are remembered as completed:
 -- each id key that names the entry its job completed from goes, and the id joins
--- `done_ids` scored by now, from when its completion is in `done`. A key naming anything
+-- `done_ids` scored by the time of the batch's last completion in `done` (not by `now`:
+-- `XADD` reads the clock again, and may be a millisecond later, so an id scored by `now`
+-- could be trimmed with the completion before its own). A key naming anything
 -- else (an entry that wrote `held` by hand while the id was another job's; a job deleted
 -- while it ran) is left as it is: the id stays with its job. With a retention of 0 the id
 -- is forgotten at once.
@@ -83,11 +87,12 @@ local function remember_ids()
   if #id_keys == 0 then return end
   local held = redis.call('MGET', unpack(id_keys))
   local gone, scored = {}, {}
-  local now_text = tostring(now)
+  local done_ms = last_done and id_parts(last_done) or now
+  local done_text = tostring(done_ms)
   for i, key in ipairs(id_keys) do
     if held[i] == id_entries[i] then
       gone[#gone + 1] = key
-      scored[#scored + 1] = now_text
+      scored[#scored + 1] = done_text
       scored[#scored + 1] = id_names[i]
     end
   end
