@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 # Flotilla's image: the one `flotilla` binary on a distroless base (glibc, CA
 # certificates, no shell, no package manager), as a non-root user. `flotilla` is PID 1,
-# so SIGTERM from Kubernetes reaches it and drains a worker.
+# so SIGTERM from Kubernetes reaches it and drains a worker. It is built without the
+# `harness` feature: no bench, no chaos drill, and none of their helper roles.
 #
 #   docker build -t flotilla:0.1.0 .
 #   docker run --rm flotilla:0.1.0 --version
@@ -15,7 +16,7 @@ WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked --bin flotilla \
+    cargo build --release --locked -p flotilla-cli --no-default-features --bin flotilla \
     && cp target/release/flotilla /usr/local/bin/flotilla
 
 FROM gcr.io/distroless/cc-debian12:nonroot

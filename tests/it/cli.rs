@@ -6,7 +6,7 @@ use flotilla_proto::Status;
 use flotilla_tests::WorkerProcess;
 use serde_json::Value;
 
-use crate::util::{Env, LONG};
+use crate::util::{Env, LONG, SCHEDULER_POLL};
 
 fn flotilla(env: &Env, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_flotilla-it"))
@@ -294,6 +294,8 @@ fn every_subcommand_has_help() {
 
 #[tokio::test]
 async fn schedules_are_managed_from_the_command_line() {
+    // The period of the `pulse` schedule (`--every 1s` below).
+    const PULSE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
     let env = Env::start().await;
     let added = flotilla(
         &env,
@@ -359,9 +361,13 @@ async fn schedules_are_managed_from_the_command_line() {
     );
 
     stdout(&flotilla(&env, &["schedules", "pause", "pulse"]));
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // A pass that read the schedule before the pause has fired what it would: a few of the
+    // scheduler's polls.
+    tokio::time::sleep(6 * SCHEDULER_POLL).await;
     let paused_at = low_len().await;
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    // Proves something does not happen: one and a half periods of the schedule, in which
+    // it would have fired once at least.
+    tokio::time::sleep(PULSE_EVERY * 3 / 2).await;
     assert_eq!(low_len().await, paused_at, "a paused schedule fired");
     stdout(&flotilla(&env, &["schedules", "resume", "pulse"]));
     flotilla_tests::eventually(LONG, "fires after resume", || async {

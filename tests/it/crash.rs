@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use flotilla_producer::NewJob;
 use flotilla_proto::Status;
-use flotilla_tests::{JSON_LOGS, WorkerProcess, eventually};
+use flotilla_tests::{JSON_LOGS, WorkerProcess, eventually, fast_config};
 use serde_json::json;
 
 use crate::util::{Env, LONG};
@@ -91,7 +91,10 @@ async fn a_frozen_worker_that_wakes_up_cannot_overwrite_the_newer_attempt() {
     )
     .await;
     assert_eq!(noticed["fields"]["job"], id.as_str());
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Proves something does not happen: the woken worker's heartbeat and outcome writer act
+    // within a heartbeat interval (the process runs with the settings of `fast_config`);
+    // three of them pass without its late result landing.
+    tokio::time::sleep(3 * fast_config().heartbeat_interval).await;
     let after = env.record("default", &id).await.expect("record");
     assert_eq!(
         after.result,
@@ -226,7 +229,10 @@ async fn a_second_signal_exits_at_once() {
     let id = env.enqueue_with_record("sleep", json!({"ms": 30000})).await;
     env.wait_status("default", &id, Status::Running, LONG).await;
     worker.signal("TERM");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Proves something does not happen: a worker that did not wait for its job would be
+    // gone once its blocking read returned (the process runs with the settings of
+    // `fast_config`); half a read more and it is still draining.
+    tokio::time::sleep(fast_config().block_time * 3 / 2).await;
     assert!(
         !worker.has_exited(),
         "the first signal drains within the 20 s grace"

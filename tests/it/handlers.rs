@@ -56,13 +56,19 @@ async fn exec_feeds_the_payload_on_stdin_and_stores_stdout() {
 
 #[tokio::test]
 async fn exec_kills_the_child_on_timeout() {
+    // How long the child sleeps before it leaves its marker.
+    const CHILD_SLEEPS: Duration = Duration::from_secs(1);
     let env = Env::start().await;
     let dir = tempfile::tempdir().expect("dir");
     let marker = dir.path().join("finished");
     let mut registry = Registry::new();
     registry.register(
         "slow",
-        exec(&format!("sleep 1; touch {}", marker.display())),
+        exec(&format!(
+            "sleep {}; touch {}",
+            CHILD_SLEEPS.as_secs(),
+            marker.display()
+        )),
     );
     let worker = InProcessWorker::start(&env.url(), fast_config(), registry).await;
     let job = NewJob::new("slow", &json!({}))
@@ -77,7 +83,9 @@ async fn exec_kills_the_child_on_timeout() {
             .as_deref()
             .is_some_and(|e| e.contains("timed out"))
     );
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Proves something does not happen: a child left running would have left its marker
+    // by the end of its sleep, which this outlasts by half.
+    tokio::time::sleep(CHILD_SLEEPS * 3 / 2).await;
     assert!(!marker.exists(), "the child outlived its timeout");
     worker.stop().await;
 }

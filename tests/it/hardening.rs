@@ -302,9 +302,11 @@ async fn a_raw_entry_with_run_at_waits_until_then() {
 /// with the way to do it, since a raw XADD cannot hold a unique key atomically.
 #[tokio::test]
 async fn a_raw_entry_with_a_delay_waits_from_its_xadd_and_a_raw_unique_is_refused() {
+    const DELAY_MS: u64 = 1500;
     let env = Env::start().await;
+    let delay = format!("{DELAY_MS}ms").into_bytes();
     let entry = env
-        .xadd("default", &[("type", b"noop"), ("delay", b"1500ms")])
+        .xadd("default", &[("type", b"noop"), ("delay", &delay)])
         .await;
     let refused = env
         .xadd("default", &[("type", b"noop"), ("unique", b"report-7")])
@@ -314,19 +316,21 @@ async fn a_raw_entry_with_a_delay_waits_from_its_xadd_and_a_raw_unique_is_refuse
         .next()
         .and_then(|ms| ms.parse().ok())
         .expect("an entry id");
-    // The worker comes late: the wait still ends 1.5 s after the XADD.
-    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    let due = added_ms + DELAY_MS;
+    // The worker comes late, half-way through the delay: the wait still ends the delay
+    // after the XADD. The time is the point.
+    tokio::time::sleep(Duration::from_millis(DELAY_MS / 2)).await;
     let worker = InProcessWorker::start(&env.url(), fast_config(), Registry::with_builtins()).await;
     let scheduled = env
         .wait_status("default", &entry, Status::Scheduled, LONG)
         .await;
-    assert_eq!(scheduled.run_at, Some(added_ms + 1500));
+    assert_eq!(scheduled.run_at, Some(due));
     let done = env
         .wait_status("default", &entry, Status::Completed, LONG)
         .await;
     assert!(
         done.started_at
-            .is_some_and(|s| (added_ms + 1500..added_ms + 2500).contains(&s)),
+            .is_some_and(|s| (due..due + 1000).contains(&s)),
         "started at {:?}, added at {added_ms}",
         done.started_at
     );
@@ -345,7 +349,8 @@ async fn a_raw_entry_with_a_delay_waits_from_its_xadd_and_a_raw_unique_is_refuse
 async fn the_dead_letter_stream_keeps_what_retention_keeps() {
     let env = Env::start().await;
     let mut config = fast_config();
-    config.jobs.retention.dead = Duration::from_secs(1);
+    let retention = Duration::from_secs(1);
+    config.jobs.retention.dead = retention;
     let worker = InProcessWorker::start(&env.url(), config, Registry::with_builtins()).await;
     let fail = |_: ()| {
         NewJob::new("fail", &json!({"times": -1}))
@@ -354,7 +359,8 @@ async fn the_dead_letter_stream_keeps_what_retention_keeps() {
     };
     let first = env.enqueue_job(fail(())).await;
     env.wait_status("default", &first, Status::Dead, LONG).await;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // The time is the point: the first dead letter grows older than the retention.
+    tokio::time::sleep(retention + Duration::from_millis(100)).await;
     let second = env.enqueue_job(fail(())).await;
     env.wait_status("default", &second, Status::Dead, LONG)
         .await;

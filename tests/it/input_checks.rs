@@ -3,12 +3,10 @@
 //! in settings, crafted list cursors, a bad stored schedule, and an attempt whose entry
 //! was deleted while it ran.
 
-use std::time::Duration;
-
 use flotilla_tests::{WorkerProcess, eventually, free_local_addr, http_request};
 use serde_json::json;
 
-use crate::util::{Env, Fields, LONG};
+use crate::util::{Env, Fields, LONG, SCHEDULER_POLL};
 
 #[tokio::test]
 async fn payloads_with_bytes_left_over_or_nested_too_deep_are_dead_lettered_at_once() {
@@ -115,16 +113,26 @@ async fn a_bad_stored_schedule_is_said_once_not_at_every_poll() {
     )
     .await;
     let scheduler = WorkerProcess::scheduler(&env.url(), &[], None);
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    // The scheduler polls every 50 ms in tests: two seconds is forty passes, which said
-    // it forty times before. Now: once when the settings are synced, once when firing,
-    // once by the first reconciliation.
+    let times_said = |log: &str, name: &str| {
+        log.lines()
+            .filter(|l| l.contains(name) && (l.contains("WARN") || l.contains("ERROR")))
+            .count()
+    };
+    eventually(LONG, "both bad schedules to be named", || async {
+        let log = scheduler.log();
+        ["garbled", "badcron"]
+            .into_iter()
+            .all(|name| times_said(&log, name) > 0)
+            .then_some(())
+    })
+    .await;
+    // Proves something does not happen: the scheduler polls every 50 ms in tests, and forty
+    // passes more said it forty times before. Now: once when the settings are synced, once
+    // when firing, once by the first reconciliation.
+    tokio::time::sleep(40 * SCHEDULER_POLL).await;
     let log = scheduler.log();
     for name in ["garbled", "badcron"] {
-        let said = log
-            .lines()
-            .filter(|l| l.contains(name) && (l.contains("WARN") || l.contains("ERROR")))
-            .count();
+        let said = times_said(&log, name);
         assert!(
             (1..=3).contains(&said),
             "{name} was said {said} times:\n{log}"

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use flotilla_proto::Status;
-use flotilla_tests::{InProcessWorker, fast_config};
+use flotilla_tests::{InProcessWorker, eventually, fast_config};
 use flotilla_worker::Registry;
 use serde_json::json;
 
@@ -46,6 +46,25 @@ async fn owner_of(env: &Env, entry: &str) -> Option<String> {
     pending.into_iter().next().map(|(_, owner, _, _)| owner)
 }
 
+/// How long an entry has been pending without a delivery (XPENDING's idle time), if it is
+/// pending.
+async fn idle_of(env: &Env, entry: &str) -> Option<Duration> {
+    let pending: Vec<(String, String, u64, u64)> = env
+        .cmd(
+            redis::cmd("XPENDING")
+                .arg(env.keys.stream("default"))
+                .arg("workers")
+                .arg(entry)
+                .arg(entry)
+                .arg(1),
+        )
+        .await;
+    pending
+        .into_iter()
+        .next()
+        .map(|(_, _, idle_ms, _)| Duration::from_millis(idle_ms))
+}
+
 #[tokio::test]
 async fn every_process_judges_a_worker_by_the_lease_it_announced() {
     let env = Env::start().await;
@@ -82,9 +101,21 @@ async fn every_process_judges_a_worker_by_the_lease_it_announced() {
 
     // The job's entry is idle past the reclaiming worker's own lease (1.5 s), and so is the
     // slow worker's beat; but its owner is alive by its own lease, so it keeps the job.
-    tokio::time::sleep(Duration::from_millis(1600)).await;
-    let worker = InProcessWorker::start(&env.url(), fast_config(), Registry::with_builtins()).await;
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let config = fast_config();
+    let lease = config.lease_ttl;
+    eventually(LONG, "the entry idle past the lease", || async {
+        idle_of(&env, &job)
+            .await
+            .filter(|idle| *idle > lease)
+            .map(|_| ())
+    })
+    .await;
+    // Proves something does not happen: the worker looks for abandoned entries once a
+    // heartbeat interval, between two blocking reads at worst; over six such passes it
+    // would have taken the job, had it judged the owner by its own lease.
+    let reclaim_pass = config.heartbeat_interval + config.block_time;
+    let worker = InProcessWorker::start(&env.url(), config, Registry::with_builtins()).await;
+    tokio::time::sleep(6 * reclaim_pass).await;
     assert_eq!(
         owner_of(&env, &job).await.as_deref(),
         Some("slow-beater"),

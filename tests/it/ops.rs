@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use flotilla_producer::NewJob;
 use flotilla_proto::Status;
-use flotilla_tests::{WorkerProcess, eventually};
+use flotilla_tests::{WorkerProcess, eventually, fast_config};
 use serde_json::{Value, json};
 
-use crate::util::{Env, LONG};
+use crate::util::{Env, LONG, pause_settle};
 
 /// Runs `flotilla` with `args` against the test's Redis; returns stdout, or panics with
 /// stderr when it fails.
@@ -110,13 +110,22 @@ async fn a_paused_queue_is_not_fetched_from_and_nothing_is_lost() {
         .await;
     let paused = flotilla(&env, &["queues", "pause", "default"]);
     assert!(paused.contains("paused default"), "{paused}");
-    // Fetching stops within a second: what is on the stream then stays there.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Fetching stops: once the pause has reached the worker (and the read it had waiting
+    // has ended) and the jobs it held have finished, or gone back to the stream if fetched
+    // ahead, what is on the stream stays there.
+    let settle = pause_settle(&fast_config());
+    tokio::time::sleep(settle).await;
+    eventually(LONG, "the jobs held at the pause to finish", || async {
+        (stats(&env)["default"]["running"] == 0).then_some(())
+    })
+    .await;
     for _ in 0..5 {
         ids.push(env.enqueue("sleep", json!({"ms": 10})).await);
     }
     let waiting = stats(&env)["default"]["pending"].as_i64();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Proves something does not happen: a worker serving the queue would take the new
+    // entries at its next read; twice the pause's settling time pass without one.
+    tokio::time::sleep(2 * settle).await;
     let default = &stats(&env)["default"];
     assert_eq!(default["paused"], true, "{default}");
     assert_eq!(
@@ -361,7 +370,9 @@ async fn drain_waits_until_a_queue_is_empty_and_says_what_is_left_when_it_gives_
     }
 
     flotilla(&env, &["queues", "pause", "default"]);
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The pause reaches the worker and the read it had waiting ends: the job enqueued next
+    // stays on the stream.
+    tokio::time::sleep(pause_settle(&fast_config())).await;
     env.enqueue("noop", json!({})).await;
     let stuck = run(&env, &["queues", "drain", "default", "--timeout", "1s"]);
     assert!(!stuck.status.success());

@@ -22,6 +22,13 @@ fn slow_reads() -> flotilla_worker::WorkerConfig {
     }
 }
 
+/// Most of a blocking read of [`slow_reads`]: long after a pause has reached the worker (it
+/// rereads the paused set every promote interval, 20 ms), yet within a read it began
+/// before the pause, which may still deliver the entries enqueued next.
+fn most_of_a_read() -> Duration {
+    slow_reads().block_time * 3 / 4
+}
+
 /// A plain job and one with its own id, which take the two ways a worker starts jobs.
 async fn enqueue_both(env: &Env, cycle: usize) -> [String; 2] {
     let plain = env.enqueue("noop", json!({})).await;
@@ -56,11 +63,14 @@ async fn a_paused_queue_runs_nothing_through_every_pause_and_resume() {
         .await;
     for cycle in 0..3 {
         run_flotilla(&url, &[], &["queues", "pause", "default"]);
-        // Within a second of the pause no worker starts a job of it, even one that a read
-        // already waiting on the stream delivers.
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        // Soon after the pause no worker starts a job of it, even one that a read already
+        // waiting on the stream delivers.
+        tokio::time::sleep(most_of_a_read()).await;
         let ids = enqueue_both(&env, cycle).await;
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        // Proves something does not happen: the two waits add up to more than a block
+        // time, so the read that was waiting when the pause came has returned, and what it
+        // brought would have started by now had the pause not held it.
+        tokio::time::sleep(most_of_a_read()).await;
         assert_waiting(&env, &ids, &format!("cycle {cycle}")).await;
         run_flotilla(&url, &[], &["queues", "resume", "default"]);
         for id in &ids {
@@ -80,7 +90,9 @@ async fn a_worker_started_while_its_queue_is_paused_runs_nothing_of_it() {
     let ids = enqueue_both(&env, 0).await;
     run_flotilla(&url, &[], &["queues", "pause", "default"]);
     let worker = InProcessWorker::start(&url, slow_reads(), Registry::with_builtins()).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Proves something does not happen: a worker that fetched before reading the paused set
+    // would take the waiting entries in its first read, at once.
+    tokio::time::sleep(most_of_a_read()).await;
     assert_waiting(&env, &ids, "after the worker started").await;
     // The other queues it serves run as usual meanwhile.
     let low = env

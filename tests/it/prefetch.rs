@@ -12,7 +12,7 @@ use flotilla_tests::{InProcessWorker, eventually, fast_config};
 use flotilla_worker::{JobContext, Registry, WorkerConfig};
 use serde_json::json;
 
-use crate::util::{Env, LONG};
+use crate::util::{Env, LONG, pause_settle};
 
 /// Job ids by the label of the worker that ran them, in the order they started.
 type RunLog = Arc<Mutex<Vec<(String, String)>>>;
@@ -164,7 +164,7 @@ async fn entries_waiting_for_a_slot_at_shutdown_go_back_to_the_stream_at_once() 
     let _: () = env
         .cmd(redis::cmd("SADD").arg(env.keys.paused()).arg("default"))
         .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(pause_settle(&config(1, 4))).await;
     let slow = env.enqueue("slow", json!({})).await;
     let mut waiting = Vec::new();
     for n in 0..3 {

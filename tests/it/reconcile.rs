@@ -404,6 +404,7 @@ async fn only_a_leading_replica_repairs_and_only_while_it_leads() {
         },
         ..SchedulerConfig::default()
     };
+    let (renew_every, reconcile_every) = (config.renew_interval(), config.reconcile.interval);
     let scheduler = Scheduler::connect(&env.url(), config)
         .await
         .expect("scheduler");
@@ -421,7 +422,7 @@ async fn only_a_leading_replica_repairs_and_only_while_it_leads() {
 
     // A standby: ten reconcile intervals pass and nothing is repaired.
     strand_a_pending_job(&env).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    tokio::time::sleep(10 * reconcile_every).await;
     assert_eq!(stream_len(&env).await, 0, "a standby repaired a job");
 
     // The lease is free: this replica leads, and its first pass repairs at once.
@@ -437,9 +438,12 @@ async fn only_a_leading_replica_repairs_and_only_while_it_leads() {
     // The lease is taken away: at its next renewal the replica steps down, and its checks
     // stop with the term.
     env.cmd::<()>(&mut hold_lease(60_000)).await;
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    // Its next renewal is at most a renew interval away (nothing outside shows the step
+    // down): twice that, for a loaded machine.
+    tokio::time::sleep(2 * renew_every).await;
     strand_a_pending_job(&env).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Proves something does not happen: ten reconcile intervals pass and nothing is repaired.
+    tokio::time::sleep(10 * reconcile_every).await;
     assert_eq!(
         stream_len(&env).await,
         1,
@@ -475,8 +479,9 @@ async fn a_worker_that_reads_again_after_its_heartbeat_lapsed_keeps_what_it_took
             .map(|(_, consumer, ..)| consumer)
             .collect::<Vec<_>>()
     };
+    let worker_timeout = Duration::from_secs(2);
     let config = ReconcileConfig {
-        worker_timeout: Duration::from_secs(2),
+        worker_timeout,
         ..ReconcileConfig::default()
     };
     let mut reconciler = Reconciler::new(env.conn.clone(), env.keys.clone(), config);
@@ -494,8 +499,9 @@ async fn a_worker_that_reads_again_after_its_heartbeat_lapsed_keeps_what_it_took
         "the job it just took stays its own"
     );
 
-    // Reading nothing for the timeout, it is a dead worker: its job is handed on.
-    tokio::time::sleep(Duration::from_millis(2200)).await;
+    // Reading nothing for the timeout, it is a dead worker: its job is handed on. The time
+    // is the point: the consumer's idle time (by Redis's clock) must pass the timeout.
+    tokio::time::sleep(worker_timeout + Duration::from_millis(200)).await;
     let report = reconciler.run(true, true).await.expect("report");
     assert!(not_responding(&report), "{:?}", report.findings);
     assert!(owner().await.is_empty(), "requeued for a live worker");

@@ -17,7 +17,10 @@ async fn an_in_process_worker_reconnects_after_redis_restarts() {
     env.wait_status("default", &before, Status::Completed, LONG)
         .await;
     env.redis.kill();
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // The time is the point: gone for a few of the worker's heartbeats and blocking reads,
+    // so that they fail and are retried before the server is back.
+    let config = fast_config();
+    tokio::time::sleep(3 * config.heartbeat_interval.max(config.block_time)).await;
     env.redis.restart();
     env.reconnect().await;
     // The restarted server is empty: no group, no scripts. The worker recreates both.
@@ -36,7 +39,10 @@ async fn a_worker_process_survives_a_redis_restart_without_restarting_itself() {
     env.wait_status("default", &before, Status::Completed, LONG)
         .await;
     env.redis.kill();
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Proves something does not happen: over five of its heartbeats and blocking reads
+    // (the process runs with the settings of `fast_config`), all failing, it stays up.
+    let config = fast_config();
+    tokio::time::sleep(5 * config.heartbeat_interval.max(config.block_time)).await;
     assert!(
         !worker.has_exited(),
         "worker crashed when Redis went away:\n{}",
@@ -59,9 +65,11 @@ async fn an_outcome_reached_while_redis_is_unreachable_is_written_once_it_is_bac
     let worker = InProcessWorker::start(&env.url(), fast_config(), Registry::with_builtins()).await;
     let id = env.enqueue("sleep", json!({"ms": 400})).await;
     env.wait_status("default", &id, Status::Running, LONG).await;
-    // A frozen server: connections hang and time out, but nothing is lost.
+    // A frozen server: connections hang and time out, but nothing is lost. Frozen for two
+    // leases: the job ends meanwhile, its outcome waits, and its entry looks abandoned by
+    // the time the server wakes.
     env.redis.signal("STOP");
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(2 * fast_config().lease_ttl).await;
     env.redis.signal("CONT");
     let record = env
         .wait_status("default", &id, Status::Completed, LONG)

@@ -87,6 +87,9 @@ fn missed(env: &Env, schedule: &str) -> Vec<Value> {
         .collect()
 }
 
+/// The period of the `ticker` schedule below (`--every 1s`).
+const TICK: Duration = Duration::from_secs(1);
+
 #[tokio::test]
 async fn pausing_and_resuming_does_not_hide_the_ticks_missed_before() {
     let env = Env::start().await;
@@ -105,9 +108,9 @@ async fn pausing_and_resuming_does_not_hide_the_ticks_missed_before() {
             "skip",
         ],
     );
-    // No scheduler leads for three seconds: the ticks then are missed, and the leader that
-    // comes skips them (catch-up `skip`).
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // No scheduler leads for three ticks: they are missed, and the leader that comes skips
+    // them (catch-up `skip`). The time is the point: the ticks must come and go unfired.
+    tokio::time::sleep(3 * TICK).await;
     let scheduler = flotilla_tests::FlotillaProcess::scheduler(&env.url(), &[], None);
     flotilla_tests::eventually(LONG, "the leader to fire a tick", || async {
         (!listed(&env)[0]["last_job"].is_null()).then_some(())

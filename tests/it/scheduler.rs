@@ -12,6 +12,9 @@ use crate::util::{Env, LONG};
 /// The lease the test schedulers use (see the support's fast settings).
 const LEASE: Duration = Duration::from_secs(2);
 
+/// The period of [`every_second`]'s schedule.
+const TICK: Duration = Duration::from_secs(1);
+
 fn store(env: &Env) -> ScheduleStore {
     ScheduleStore::new(env.conn.clone(), env.keys.clone())
 }
@@ -231,7 +234,10 @@ async fn a_frozen_ex_leader_fires_nothing_the_new_leader_fired() {
         stepped_down(&first.log()).then_some(())
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Proves something does not happen: over a whole lease (two ticks of the schedule, and
+    // three renewals of the new leader's lease) the ex-leader fires nothing and takes
+    // nothing back.
+    tokio::time::sleep(LEASE).await;
     let counts = entries_per_job(&env, "fenced").await;
     assert!(counts.values().all(|n| *n == 1), "{counts:?}");
     let fired_by_old: BTreeSet<i64> = fired_in_log(&first.log()).into_iter().collect();
@@ -300,9 +306,17 @@ queue = "low"
         .await
         .expect("paused");
     drop(scheduler);
-    let _restarted = FlotillaProcess::scheduler(&url, &[], Some(config));
+    let restarted = FlotillaProcess::scheduler(&url, &[], Some(config));
     wait_for_leader(&env, None).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The killed replica's lease may still name a leader: what the listing below must
+    // follow is the restarted one's sync of its settings file, which it logs.
+    eventually(LONG, "the restarted scheduler's sync", || async {
+        restarted
+            .log()
+            .contains("schedules from the settings file synced")
+            .then_some(())
+    })
+    .await;
     let after = schedules.list().await.expect("list");
     let names: Vec<&str> = after.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["added_at_runtime", "from_file"]);
@@ -351,7 +365,9 @@ async fn resuming_or_retiming_a_schedule_starts_it_from_now() {
     };
     schedules.set_paused("paced", true).await.expect("paused");
     let paused_at = server_ms().await;
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // The time is the point: the pause spans ticks past its first second, which catch-up
+    // `all` would fire on resuming if resuming did not start afresh.
+    tokio::time::sleep(TICK * 5 / 2).await;
     let resumed_at = server_ms().await;
     schedules.set_paused("paced", false).await.expect("resumed");
     // Catch-up `all` would fire the ticks of the pause, in order, before any later one if

@@ -5,6 +5,7 @@ use std::time::Duration;
 use flotilla_producer::{NewJob, Producer};
 use flotilla_proto::{JobRecord, Keys, SharedConnection, Status};
 use flotilla_tests::{RedisServer, eventually, fast_policy, job_record};
+use flotilla_worker::WorkerConfig;
 
 pub struct Env {
     pub redis: RedisServer,
@@ -219,6 +220,19 @@ impl Env {
 }
 
 pub const LONG: Duration = Duration::from_secs(20);
+
+/// How often a `flotilla scheduler` process the support starts polls: its
+/// `FLOTILLA_SCHEDULER__POLL_INTERVAL` in the fast test settings (tests/support/fleet.rs).
+pub const SCHEDULER_POLL: Duration = Duration::from_millis(50);
+
+/// How long a worker with `config` may go on taking a queue's entries after the queue was
+/// paused: it rereads the paused set every promote interval, and a blocking read it began
+/// just before lasts up to a block time. Four times both, for a loaded machine (a CI
+/// runner busy with other tests). Worker processes run with the same settings as
+/// [`flotilla_tests::fast_config`].
+pub fn pause_settle(config: &WorkerConfig) -> Duration {
+    4 * (config.promote_interval + config.block_time)
+}
 
 /// A raw entry's field/value pairs.
 pub type Fields<'a> = &'a [(&'a str, &'a [u8])];

@@ -2,8 +2,10 @@
 //! `flotilla worker` processes (to kill, stop, continue and signal).
 
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
+
+use flotilla_harness::{Launch, Process, Signal, send_signal};
 
 use flotilla_worker::{Registry, Shutdown, Worker, WorkerConfig, WorkerError};
 use tokio::task::JoinHandle;
@@ -64,8 +66,7 @@ impl InProcessWorker {
 /// test can read.
 #[derive(Debug)]
 pub struct FlotillaProcess {
-    child: Child,
-    log: PathBuf,
+    process: Process,
     _dir: tempfile::TempDir,
 }
 
@@ -161,66 +162,41 @@ impl FlotillaProcess {
         config_toml: Option<&str>,
     ) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let log = dir.path().join("worker.log");
-        let log_file = std::fs::File::create(&log).expect("log file");
-        let mut command = Command::new(flotilla_bin());
-        command.args(args);
+        let mut launch = Launch::new(flotilla_bin()).args(args);
         if let Some(toml) = config_toml {
             let path = dir.path().join("flotilla.toml");
             std::fs::write(&path, toml).expect("settings file");
-            command.arg("--config").arg(path);
+            launch = launch.arg("--config").arg(path);
         }
-        command
+        let process = launch
             .envs(FAST_ENV)
             .env("FLOTILLA_REDIS_URL", url)
             .env("RUST_LOG", "info")
-            .env_remove("FLOTILLA_CONFIG");
-        for (name, value) in extra_env {
-            command.env(name, value);
-        }
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log_file)
+            .env_remove("FLOTILLA_CONFIG")
+            .envs(extra_env.iter().copied())
+            .log_to(dir.path().join("worker.log"))
             .spawn()
             .expect("flotilla worker starts");
-        Self {
-            child,
-            log,
-            _dir: dir,
-        }
+        Self { process, _dir: dir }
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.process.pid()
     }
 
-    /// Sends a signal by name (KILL, STOP, CONT, TERM).
+    /// Sends a signal by name (KILL, STOP, CONT, TERM, INT).
     pub fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{name}"))
-            .arg(self.pid().to_string())
-            .status()
-            .expect("kill runs");
-        assert!(status.success(), "kill -{name} {} failed", self.pid());
+        let signal = Signal::named(name).unwrap_or_else(|| panic!("no signal named {name}"));
+        send_signal(self.pid(), signal);
     }
 
     /// Waits for the process to exit, at most `timeout`.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.process.wait_exit(timeout)
     }
 
     pub fn has_exited(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(Some(_)))
+        self.process.has_exited()
     }
 
     /// The lines logged so far that are JSON objects (start the process with
@@ -231,13 +207,6 @@ impl FlotillaProcess {
 
     /// Everything the worker logged so far.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for FlotillaProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.log()
     }
 }

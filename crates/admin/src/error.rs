@@ -115,4 +115,14 @@ pub enum AdminError {
         /// What is wrong with it.
         why: &'static str,
     },
+    /// Fewer workers than awaited registered in time.
+    #[error("only {up} of {wanted} worker processes registered within {} s", within.as_secs())]
+    TooFewWorkers {
+        /// How many were up when the wait ended.
+        up: usize,
+        /// How many were awaited.
+        wanted: usize,
+        /// How long the wait was.
+        within: std::time::Duration,
+    },
 }

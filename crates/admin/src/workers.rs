@@ -51,6 +51,31 @@ impl Admin {
         beats.sort_by(|a, b| b.beat_ms.cmp(&a.beat_ms).then_with(|| a.id.cmp(&b.id)));
         Ok(beats.into_iter().map(row).collect())
     }
+
+    /// Waits until at least `count` workers have registered (alive or not), checking every
+    /// 20 ms, so what follows runs against workers that are up: a rollout's or a drill's
+    /// check. Fails after `within`.
+    pub async fn wait_for_workers(
+        &mut self,
+        count: usize,
+        within: std::time::Duration,
+    ) -> Result<(), AdminError> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let (_, beats) = worker_beats(&mut self.conn, &self.keys).await?;
+            if beats.len() >= count {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(AdminError::TooFewWorkers {
+                    up: beats.len(),
+                    wanted: count,
+                    within,
+                });
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
 }
 
 fn row(beat: WorkerBeat) -> WorkerRow {

@@ -6,8 +6,6 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 
 // Each command's arguments, from beside it.
-pub use crate::commands::bench::args::{BenchArgs, BenchRate, BenchScenario, PickupWorkerArgs};
-pub use crate::commands::chaos::args::{ChaosArgs, ChaosWorkerArgs};
 pub use crate::commands::dashboard::DashboardArgs;
 pub use crate::commands::dead::DeadCommand;
 pub use crate::commands::demo::DemoArgs;
@@ -22,6 +20,10 @@ pub use crate::commands::schedules::SchedulesCommand;
 pub use crate::commands::worker::WorkerArgs;
 pub use crate::commands::workers::WorkersCommand;
 pub use crate::http::HttpArgs;
+#[cfg(feature = "harness")]
+pub use flotilla_bench::{BenchArgs, PickupWorkerArgs};
+#[cfg(feature = "harness")]
+pub use flotilla_chaos::{ChaosArgs, ChaosWorkerArgs};
 
 /// Flotilla: a distributed background-job fleet on Redis Streams.
 ///
@@ -107,16 +109,20 @@ pub enum Command {
     /// Run a demo of the whole fleet on a private redis-server (or FLOTILLA_REDIS_URL).
     Demo(DemoArgs),
     /// Measure jobs/s and Redis time per job on a private redis-server (or FLOTILLA_REDIS_URL).
+    #[cfg(feature = "harness")]
     Bench(BenchArgs),
     /// The latency scenario's worker process, started by `flotilla bench`.
+    #[cfg(feature = "harness")]
     #[command(hide = true)]
     BenchPickupWorker(PickupWorkerArgs),
     /// The pod-killing drill: a local fleet of real processes, a monkey that kills,
     /// freezes and restarts them while producers enqueue, and a verdict on what was
     /// lost, run twice or missed.
+    #[cfg(feature = "harness")]
     Chaos(ChaosArgs),
     /// A `flotilla chaos` worker: `flotilla worker` plus the drill's `chaos` handler,
     /// which records every execution in a ledger file.
+    #[cfg(feature = "harness")]
     #[command(hide = true)]
     ChaosWorker(ChaosWorkerArgs),
 }

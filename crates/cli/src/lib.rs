@@ -8,7 +8,6 @@
 mod cli;
 mod commands;
 mod http;
-mod local_redis;
 mod settings;
 mod telemetry;
 
@@ -85,9 +84,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Dashboard(args) => commands::dashboard::run(config_file, args).await,
         Command::Demo(args) => commands::demo::run(args).await,
-        Command::Bench(args) => commands::bench::run(args).await,
-        Command::BenchPickupWorker(args) => commands::bench::serve_pickups(config_file, args).await,
-        Command::Chaos(args) => commands::chaos::run(args).await,
-        Command::ChaosWorker(args) => commands::chaos::serve_worker(config_file, args).await,
+        #[cfg(feature = "harness")]
+        Command::Bench(args) => flotilla_bench::run(args, this_binary()?).await,
+        #[cfg(feature = "harness")]
+        Command::BenchPickupWorker(args) => commands::roles::serve_pickups(config_file, args).await,
+        #[cfg(feature = "harness")]
+        Command::Chaos(args) => flotilla_chaos::run(args, this_binary()?).await,
+        #[cfg(feature = "harness")]
+        Command::ChaosWorker(args) => commands::roles::serve_chaos(config_file, args).await,
     }
+}
+
+/// This program's own file: the bench and the drill start their worker, scheduler and
+/// helper processes from it.
+#[cfg(feature = "harness")]
+fn this_binary() -> anyhow::Result<std::path::PathBuf> {
+    use anyhow::Context;
+    std::env::current_exe().context("cannot find the flotilla binary to start its roles")
 }

@@ -67,6 +67,7 @@ impl From<AdminError> for ApiError {
             },
             AdminError::Schedule(e) => ApiError::from(e),
             AdminError::Producer(e) => ApiError::Internal(e.to_string()),
+            AdminError::TooFewWorkers { .. } => ApiError::Unavailable(text),
             AdminError::Describe(e) => match e {
                 flotilla_proto::DescribeError::Redis(e) => redis_error(&e),
                 flotilla_proto::DescribeError::Proto(e) => ApiError::Internal(e.to_string()),

@@ -5,23 +5,33 @@
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use crate::process::{Launch, Process, Signal, send_signal};
 
 /// How long a server may take to answer once started.
 pub const STARTUP: Duration = Duration::from_secs(10);
 
-const INSTALL_HINT: &str = "install it (Debian, Ubuntu: apt-get install redis-server; macOS: \
+/// What to do when `program` is missing, for the programs a newcomer may lack.
+fn install_hint(program: &str) -> &'static str {
+    match program {
+        "redis-server" => REDIS_INSTALL_HINT,
+        "taskset" => "; it comes with util-linux (Debian, Ubuntu: apt-get install util-linux)",
+        _ => "",
+    }
+}
+
+const REDIS_INSTALL_HINT: &str = "; install it (Debian, Ubuntu: apt-get install redis-server; macOS: \
 brew install redis) or point the URL setting at a running Redis";
 
 /// Why a server could not be started or steered.
 #[derive(Debug, thiserror::Error)]
 pub enum HarnessError {
     /// `redis-server` (or `taskset`, or `kill`) could not be run.
-    #[error("cannot run {program}: {reason}; {INSTALL_HINT}")]
+    #[error("cannot run {program}: {reason}{}", install_hint(program))]
     Spawn {
         /// The program that would not start.
-        program: &'static str,
+        program: String,
         /// The operating system's reason.
         reason: String,
     },
@@ -49,7 +59,7 @@ pub struct RedisOptions {
 /// One private `redis-server`.
 #[derive(Debug)]
 pub struct RedisServer {
-    child: Option<Child>,
+    child: Option<Process>,
     dir: tempfile::TempDir,
     port: Option<u16>,
     options: RedisOptions,
@@ -114,15 +124,14 @@ impl RedisServer {
 
     /// The server's process id, while it runs.
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
+        self.child.as_ref().map(Process::pid)
     }
 
     /// Kills the server with SIGKILL, as a crash or the OOM killer would: what it held is
     /// gone unless it is durable.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+            child.kill();
         }
         let _ = std::fs::remove_file(self.socket());
     }
@@ -143,21 +152,14 @@ impl RedisServer {
     /// Sends a signal by name: `STOP` freezes the server like a network partition
     /// (connections hang, nothing is lost), `CONT` ends the freeze.
     pub fn signal(&self, name: &str) -> Result<(), HarnessError> {
-        let Some(pid) = self.pid() else {
-            return Err(HarnessError::Setup("the server is not running".into()));
-        };
-        let status = Command::new("kill")
-            .arg(format!("-{name}"))
-            .arg(pid.to_string())
-            .status()
-            .map_err(|e| HarnessError::Spawn {
-                program: "kill",
-                reason: e.to_string(),
-            })?;
-        if status.success() {
-            Ok(())
-        } else {
-            Err(HarnessError::Setup(format!("kill -{name} {pid} failed")))
+        let signal = Signal::named(name)
+            .ok_or_else(|| HarnessError::Setup(format!("no signal named {name}")))?;
+        match self.pid() {
+            Some(pid) => {
+                send_signal(pid, signal);
+                Ok(())
+            }
+            None => Err(HarnessError::Setup("the server is not running".into())),
         }
     }
 
@@ -174,22 +176,28 @@ impl RedisServer {
         Err(HarnessError::NotReady(self.url()))
     }
 
-    fn spawn(&mut self) -> Result<(), HarnessError> {
-        let (program, mut command) = match self.options.cpu {
-            Some(cpu) => {
-                let mut command = Command::new("taskset");
-                command.arg("-c").arg(cpu.to_string()).arg("redis-server");
-                ("taskset", command)
+    /// Waits up to `timeout` until the server answers, without blocking an async runtime.
+    #[cfg(feature = "tokio")]
+    pub async fn ready(&self, timeout: Duration) -> Result<(), HarnessError> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if answers(&self.socket()) {
+                return Ok(());
             }
-            None => ("redis-server", Command::new("redis-server")),
-        };
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Err(HarnessError::NotReady(self.url()))
+    }
+
+    fn spawn(&mut self) -> Result<(), HarnessError> {
         let port = self.port.unwrap_or(0).to_string();
         let persistence: &[&str] = if self.options.durable {
             &["--appendonly", "yes", "--appendfsync", "everysec"]
         } else {
             &["--appendonly", "no"]
         };
-        command
+        let child = Launch::new("redis-server")
+            .pin(self.options.cpu)
             .args(["--port", &port, "--bind", "127.0.0.1", "--save", ""])
             .args(persistence)
             .args(["--unixsocketperm", "700", "--unixsocket"])
@@ -197,12 +205,7 @@ impl RedisServer {
             .arg("--dir")
             .arg(self.dir.path())
             .args(&self.options.extra_args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        let child = command.spawn().map_err(|e| HarnessError::Spawn {
-            program,
-            reason: e.to_string(),
-        })?;
+            .spawn()?;
         self.child = Some(child);
         Ok(())
     }

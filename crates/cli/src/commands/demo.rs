@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
+use flotilla_harness::{RedisOptions, RedisServer, STARTUP};
 use flotilla_producer::{NewJob, Producer};
 use flotilla_proto::{
     Backoff, ContentType, JobDefaults, JobRecord, Keys, Payload, Status, describe_job,
@@ -15,8 +16,6 @@ use flotilla_proto::{RedisTarget, SharedConnection};
 use flotilla_scheduler::{Schedule, Scheduler, SchedulerConfig};
 use flotilla_worker::{Registry, Shutdown, Worker, WorkerConfig, WorkerError};
 use serde_json::json;
-
-use crate::local_redis::LocalRedis;
 
 /// A job the demo follows, and what it is meant to show.
 struct Tracked {
@@ -128,7 +127,7 @@ struct DemoRedis {
     namespace: String,
     /// The private redis-server, if the demo started one; dropping it kills the server,
     /// so it is held until `run` returns.
-    _server: Option<LocalRedis>,
+    _server: Option<RedisServer>,
 }
 
 /// Uses FLOTILLA_REDIS_URL when set, under its own namespace so the demo's keys stay apart
@@ -147,13 +146,15 @@ async fn pick_redis() -> anyhow::Result<DemoRedis> {
             })
         }
         Err(_) => {
-            let server = LocalRedis::start().await?;
-            println!(
-                "Started a private redis-server at {} (no persistence)",
-                server.url
-            );
+            let server = RedisServer::launch(RedisOptions {
+                tcp: true,
+                ..RedisOptions::default()
+            })?;
+            server.ready(STARTUP).await?;
+            let url = server.url();
+            println!("Started a private redis-server at {url} (no persistence)");
             Ok(DemoRedis {
-                url: server.url.clone(),
+                url,
                 namespace: "flotilla".to_owned(),
                 _server: Some(server),
             })

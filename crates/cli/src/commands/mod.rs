@@ -1,7 +1,5 @@
 //! One module per subcommand.
 
-pub mod bench;
-pub mod chaos;
 mod colour;
 pub mod dashboard;
 pub mod dead;
@@ -13,6 +11,8 @@ pub mod purge;
 pub mod queues;
 pub mod reconcile;
 pub mod retry;
+#[cfg(feature = "harness")]
+pub mod roles;
 pub mod scheduler;
 pub mod schedules;
 mod table;
@@ -48,11 +48,6 @@ pub async fn connect_redis(target: &RedisTarget) -> anyhow::Result<SharedConnect
     }
 }
 
-/// [`connect_redis`] for a URL that needs no TLS files (the bench's and the drill's own).
-pub async fn connect_url(url: &str) -> anyhow::Result<SharedConnection> {
-    connect_redis(&RedisTarget::parse(url)?).await
-}
-
 /// A Redis error as one short phrase, without the repetitions the client's own message
 /// carries (a NOAUTH reply used to show three times).
 pub fn describe_redis_error(err: &redis::RedisError) -> String {
@@ -76,27 +71,6 @@ pub fn describe_redis_error(err: &redis::RedisError) -> String {
     let text = err.to_string();
     let first_line = text.lines().next().unwrap_or_default();
     redact_url(first_line)
-}
-
-/// Waits until at least `count` workers have registered under `keys`, so what follows
-/// runs against workers that are up; gives up after 20 s.
-pub async fn wait_for_workers(
-    conn: &mut SharedConnection,
-    keys: &Keys,
-    count: usize,
-) -> anyhow::Result<()> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let (_, beats) = flotilla_proto::worker_beats(conn, keys).await?;
-        let up = beats.len();
-        if up >= count {
-            return Ok(());
-        }
-        if std::time::Instant::now() > deadline {
-            anyhow::bail!("only {up} of {count} worker processes registered within 20 s");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// Asks `question` on the terminal; only `y` or `yes` goes ahead.

@@ -10,14 +10,14 @@ use flotilla_proto::Keys;
 use super::produce::{self, Plan};
 use super::verdict::{self, Evidence};
 use super::{gather, print_verdict};
-use crate::cli::ChaosArgs;
+use crate::args::ChaosArgs;
 
 /// The built-in handler the jobs run.
 const JOB_TYPE: &str = "sleep";
 
 pub async fn run(url: &str, args: &ChaosArgs) -> anyhow::Result<()> {
     let keys = Keys::new(args.namespace.clone());
-    let mut conn = crate::commands::connect_url(url).await?;
+    let mut conn = super::connect(url).await?;
     let seed = args.seed.unwrap_or_else(rand::random);
     println!(
         "chaos against {} (namespace {}): {} `{JOB_TYPE}` jobs over {}; kill what you like",

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+/// What `flotilla bench` runs and where it writes its reports.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// Scenarios to run, in this order.
@@ -79,6 +80,7 @@ pub struct BenchArgs {
     pub timeout: Duration,
 }
 
+/// What the latency scenario's worker process serves.
 #[derive(Debug, Args)]
 pub struct PickupWorkerArgs {
     /// The queue to serve.
@@ -113,7 +115,9 @@ pub enum BenchScenario {
 /// A latency-scenario rate: jobs/s, or half the best drain rate measured.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum BenchRate {
+    /// This many jobs a second.
     PerSecond(u32),
+    /// Half the best drain rate of one worker process measured in this run.
     HalfOfMax,
 }
 

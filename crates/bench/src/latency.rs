@@ -13,7 +13,7 @@ use super::fleet::{FleetSpec, WorkerFleet, WorkerRole};
 use super::pickup::{PICKUP, now_us};
 use super::redis_stats::Meter;
 use super::report::{Latency, Row};
-use crate::cli::BenchRate;
+use crate::args::BenchRate;
 
 /// The worker's concurrency: enough that a slot is always free at the rates measured.
 const CONCURRENCY: usize = 50;
@@ -46,6 +46,7 @@ async fn measure(bench: &mut Bench, per_second: u32, variant: String) -> anyhow:
     // The worker is a process of its own, pinned like the drain's, so that the producer
     // here does not take its CPU.
     let spec = FleetSpec {
+        exe: &bench.flotilla,
         url: &bench.url,
         keys: &keys,
         role: WorkerRole::RecordPickups,

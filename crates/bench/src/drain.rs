@@ -95,6 +95,7 @@ async fn measure_delayed(
     let total = jobs.len();
     let keys = bench.fresh_keys();
     let spec = FleetSpec {
+        exe: &bench.flotilla,
         url: &bench.url,
         keys: &keys,
         role: WorkerRole::Serve,
@@ -204,6 +205,7 @@ impl DrainRun<'_> {
         };
         set_paused(bench, &keys, self.queues, true).await?;
         let spec = FleetSpec {
+            exe: &bench.flotilla,
             url: &bench.url,
             keys: &keys,
             role: WorkerRole::Serve,

@@ -11,12 +11,12 @@ use flotilla_proto::SharedConnection;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
-use rustix::process::Signal;
 use serde::Serialize;
 
-use super::fleet::{Failure, Fleet, Role, signal};
+use flotilla_harness::{RedisServer, STARTUP, Signal, send_signal};
+
+use super::fleet::{Failure, Fleet, Role};
 use super::ledger::now_ms;
-use crate::local_redis::LocalRedis;
 
 /// What the monkey did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -89,7 +89,7 @@ pub struct Outcome {
 /// it has replaced already.
 pub async fn run(
     fleet: &mut Fleet,
-    redis: &mut LocalRedis,
+    redis: &mut RedisServer,
     conn: &mut SharedConnection,
     keys: &Keys,
     plan: &Plan,
@@ -112,10 +112,11 @@ pub async fn run(
         if !crashed_redis && started.elapsed() >= plan.duration / 2 {
             crashed_redis = true;
             outcome.events.push(event(Action::CrashRedis, 0));
-            redis.crash();
+            redis.kill();
             tokio::time::sleep(Duration::from_secs(1)).await;
+            redis.relaunch().context("redis-server did not restart")?;
             redis
-                .restart()
+                .ready(STARTUP)
                 .await
                 .context("redis-server did not restart")?;
             outcome.events.push(event(Action::RestartRedis, 0));
@@ -147,7 +148,7 @@ pub async fn run(
     }
     // The run is over: thaw whoever is still frozen.
     for (pid, _) in frozen.drain() {
-        signal(pid, Signal::CONT);
+        send_signal(pid, Signal::Cont);
     }
     Ok(outcome)
 }
@@ -170,7 +171,7 @@ async fn act(
             let Some(&pid) = workers.choose(rng) else {
                 return Ok(None);
             };
-            fleet.signal(pid, Signal::KILL);
+            fleet.signal(pid, Signal::Kill);
             let done = event(action, pid);
             tokio::time::sleep(RESTART_AFTER).await;
             fleet.spawn(Role::Worker)?;
@@ -183,7 +184,7 @@ async fn act(
             if fleet.role_of(pid) != Some(Role::Scheduler) {
                 return Ok(None);
             }
-            fleet.signal(pid, Signal::KILL);
+            fleet.signal(pid, Signal::Kill);
             let done = event(action, pid);
             tokio::time::sleep(RESTART_AFTER).await;
             fleet.spawn(Role::Scheduler)?;
@@ -197,7 +198,7 @@ async fn act(
             let Some(&pid) = workers.choose(rng) else {
                 return Ok(None);
             };
-            fleet.signal(pid, Signal::STOP);
+            fleet.signal(pid, Signal::Stop);
             Ok(Some(event(action, pid)))
         }
         Action::RestartWorker => {
@@ -206,7 +207,7 @@ async fn act(
             };
             // Surge first, as a Deployment with maxUnavailable 0 does.
             fleet.spawn(Role::Worker)?;
-            fleet.signal(pid, Signal::TERM);
+            fleet.signal(pid, Signal::Term);
             Ok(Some(event(action, pid)))
         }
         Action::CrashRedis | Action::RestartRedis => Ok(None),
@@ -220,7 +221,7 @@ async fn sleep_thawing(frozen: &mut HashMap<u32, Instant>, until: Instant) {
         frozen.retain(|pid, thaw_at| {
             let due = *thaw_at <= now;
             if due {
-                signal(*pid, Signal::CONT);
+                send_signal(*pid, Signal::Cont);
             }
             !due
         });

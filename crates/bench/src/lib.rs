@@ -2,6 +2,8 @@
 //! mixed priorities with retries, growing backlog, and the bare-stream floor), each with
 //! what it cost Redis and the worker, written as a JSON and a Markdown report.
 
+#![warn(missing_docs)]
+
 pub mod args;
 mod drain;
 mod enqueue;
@@ -12,22 +14,25 @@ mod pickup;
 mod redis_stats;
 mod report;
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
+use anyhow::{Context, bail};
+use flotilla_harness::{RedisOptions, RedisServer, STARTUP};
 use flotilla_producer::{NewJob, Producer};
-use flotilla_proto::SharedConnection;
 use flotilla_proto::{JobPolicy, Keys};
+use flotilla_proto::{RedisTarget, SharedConnection};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::cli::{BenchArgs, BenchScenario};
-use crate::local_redis::LocalRedis;
 use report::{Params, Report, Row};
 
-pub use pickup::serve as serve_pickups;
+pub use args::{BenchArgs, BenchRate, BenchScenario, PickupWorkerArgs};
+pub use pickup::{PICKUP, PickupRecorder};
 
-pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    let mut bench = Bench::set_up(args).await?;
+/// Runs the scenarios `args` names and writes the reports. `flotilla` is the binary whose
+/// `worker` and `bench-pickup-worker` roles the worker processes run.
+pub async fn run(args: BenchArgs, flotilla: PathBuf) -> anyhow::Result<()> {
+    let mut bench = Bench::set_up(args, flotilla).await?;
     report::print_heading();
     for scenario in bench.args.scenarios.clone() {
         match scenario {
@@ -46,6 +51,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 /// The Redis the benchmark runs against, what was asked, and the rows so far.
 struct Bench {
     args: BenchArgs,
+    /// The binary the worker processes run.
+    flotilla: PathBuf,
     url: String,
     conn: SharedConnection,
     redis_version: String,
@@ -54,13 +61,13 @@ struct Bench {
     runs: usize,
     rows: Vec<Row>,
     /// The private redis-server, if the bench started one; dropping it kills the server.
-    _server: Option<LocalRedis>,
+    _server: Option<RedisServer>,
 }
 
 impl Bench {
     /// Connects to FLOTILLA_REDIS_URL or starts a private redis-server (pinned to CPU 0
     /// with `--pin`), and says what is measured.
-    async fn set_up(args: BenchArgs) -> anyhow::Result<Self> {
+    async fn set_up(args: BenchArgs, flotilla: PathBuf) -> anyhow::Result<Self> {
         let pinned = args.pin && fleet::can_pin();
         if args.pin && !pinned {
             eprintln!("--pin: taskset is missing or there is only one CPU; running unpinned");
@@ -68,11 +75,26 @@ impl Bench {
         let (url, server) = match std::env::var("FLOTILLA_REDIS_URL") {
             Ok(url) => (url, None),
             Err(_) => {
-                let server = LocalRedis::start_on_cpu(pinned.then_some(0)).await?;
-                (server.url.clone(), Some(server))
+                let server = RedisServer::launch(RedisOptions {
+                    tcp: true,
+                    cpu: pinned.then_some(0),
+                    ..RedisOptions::default()
+                })?;
+                server.ready(STARTUP).await?;
+                (server.url(), Some(server))
             }
         };
-        let mut conn = super::connect_url(&url).await?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(3)))
+            .set_response_timeout(Some(Duration::from_secs(30)));
+        let mut conn = SharedConnection::connect(&RedisTarget::parse(&url)?, config)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot connect to Redis at {}",
+                    flotilla_proto::redact_url(&url)
+                )
+            })?;
         let redis_version = redis_stats::server_version(&mut conn).await?;
         println!(
             "flotilla bench: {} jobs of {} payload bytes, Redis {} at {}{}",
@@ -88,6 +110,7 @@ impl Bench {
         );
         Ok(Self {
             args,
+            flotilla,
             url,
             conn,
             redis_version,

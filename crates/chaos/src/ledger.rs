@@ -12,8 +12,6 @@ use anyhow::Context;
 use flotilla_worker::{HandlerError, JobContext, Registry};
 use serde::Deserialize;
 
-use crate::cli::{ChaosWorkerArgs, WorkerArgs};
-
 /// The job type the drill enqueues and its workers serve.
 pub const JOB_TYPE: &str = "chaos";
 
@@ -66,28 +64,21 @@ struct StepArgs {
     ms: u64,
 }
 
-/// `flotilla chaos-worker`: a worker from the settings, plus the `chaos` handler.
-pub async fn serve_worker(config_file: Option<&Path>, args: ChaosWorkerArgs) -> anyhow::Result<()> {
-    let path = args.ledger.join(format!("{}.ledger", std::process::id()));
+/// This process's ledger file in `dir`, opened for appending: what a `chaos-worker`
+/// process (a worker from its settings plus [`register_ledger`]) writes to.
+pub fn open_ledger(dir: &Path) -> anyhow::Result<Arc<File>> {
+    let path = dir.join(format!("{}.ledger", std::process::id()));
     let file = OpenOptions::new()
         .create(true)
         .append(true)
         .open(&path)
         .with_context(|| format!("cannot open the ledger {}", path.display()))?;
-    let ledger = Arc::new(file);
-    let worker_args = WorkerArgs {
-        queues: None,
-        concurrency: None,
-        strict: false,
-        http: crate::cli::HttpArgs { http_listen: None },
-    };
-    super::super::worker::run_with(config_file, worker_args, move |registry| {
-        register(registry, ledger);
-    })
-    .await
+    Ok(Arc::new(file))
 }
 
-fn register(registry: &mut Registry, ledger: Arc<File>) {
+/// Registers the drill's `chaos` handler, which notes in `ledger` each execution it
+/// begins, finishes or is stopped in.
+pub fn register_ledger(registry: &mut Registry, ledger: Arc<File>) {
     registry.register_fn(JOB_TYPE, move |args: StepArgs, ctx: JobContext| {
         let ledger = Arc::clone(&ledger);
         async move {

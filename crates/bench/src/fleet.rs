@@ -2,14 +2,13 @@
 //! (or, for latency runs, its pickup-recording worker), pinned when asked, with their CPU
 //! time and peak memory read from /proc.
 
-use std::process::Stdio;
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use flotilla_harness::{Launch, Process, Signal};
 use flotilla_proto::Keys;
 use flotilla_proto::SharedConnection;
-use rustix::process::{Pid, Signal, kill_process};
-use tokio::process::{Child, Command};
 
 /// The CPU worker processes are pinned to, with `--pin`; Redis gets CPU 0.
 pub const WORKER_CPU: usize = 1;
@@ -27,6 +26,8 @@ pub enum WorkerRole {
 /// What the worker processes are started with.
 #[derive(Debug, Clone)]
 pub struct FleetSpec<'a> {
+    /// The `flotilla` binary whose roles the processes run.
+    pub exe: &'a Path,
     pub url: &'a str,
     pub keys: &'a Keys,
     pub role: WorkerRole,
@@ -51,35 +52,26 @@ pub struct WorkerFigures {
 /// Running worker processes; dropping the fleet kills any still running.
 #[derive(Debug)]
 pub struct WorkerFleet {
-    children: Vec<Child>,
+    processes: Vec<Process>,
 }
 
 impl WorkerFleet {
     /// Starts the processes and waits until each has registered, so what follows is
     /// timed against workers that are up.
     pub async fn start(spec: &FleetSpec<'_>, conn: &mut SharedConnection) -> anyhow::Result<Self> {
-        let exe = std::env::current_exe().context("cannot find the flotilla binary")?;
-        let pin = spec.pin && can_pin();
-        let mut children = Vec::with_capacity(spec.processes);
+        let pin = (spec.pin && can_pin()).then_some(WORKER_CPU);
+        let mut processes = Vec::with_capacity(spec.processes);
         for _ in 0..spec.processes {
-            let mut command = if pin {
-                let mut c = Command::new("taskset");
-                c.arg("-c").arg(WORKER_CPU.to_string()).arg(&exe);
-                c
-            } else {
-                Command::new(&exe)
-            };
-            match spec.role {
-                WorkerRole::Serve => command.args(["worker", "--queues", spec.queues]),
-                WorkerRole::RecordPickups => {
-                    command.args(["bench-pickup-worker", "--queue", spec.queues])
+            let launch = match spec.role {
+                WorkerRole::Serve => {
+                    Launch::new(spec.exe).args(["worker", "--queues", spec.queues])
                 }
+                WorkerRole::RecordPickups => Launch::new(spec.exe)
+                    .args(["bench-pickup-worker", "--queue", spec.queues])
+                    .keep_stdout(),
             };
-            let stdout = match spec.role {
-                WorkerRole::Serve => Stdio::null(),
-                WorkerRole::RecordPickups => Stdio::piped(),
-            };
-            command
+            let process = launch
+                .pin(pin)
                 .arg("--concurrency")
                 .arg(spec.concurrency.to_string())
                 .env_remove("FLOTILLA_CONFIG")
@@ -94,32 +86,21 @@ impl WorkerFleet {
                     super::completed_max_len(spec.jobs).to_string(),
                 )
                 .env("RUST_LOG", "warn")
-                .stdin(Stdio::null())
-                .stdout(stdout)
-                .kill_on_drop(true);
-            children.push(command.spawn().context("cannot start a worker process")?);
+                .spawn()
+                .context("cannot start a worker process")?;
+            processes.push(process);
         }
-        let fleet = Self { children };
-        crate::commands::wait_for_workers(conn, spec.keys, fleet.children.len()).await?;
+        let fleet = Self { processes };
+        flotilla_admin::Admin::new(conn.clone(), spec.keys.clone())
+            .wait_for_workers(fleet.processes.len(), Duration::from_secs(20))
+            .await?;
         Ok(fleet)
     }
 
     /// CPU time the processes have used so far, user + system, in µs; `None` where /proc
     /// cannot tell.
     pub fn cpu_usec(&self) -> Option<f64> {
-        let ticks_per_s = rustix::param::clock_ticks_per_second() as f64;
-        let mut total = 0.0;
-        for child in &self.children {
-            let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id()?)).ok()?;
-            // Fields after the `(command)`, which may hold spaces: state is the 1st, so
-            // utime (14th of the line) is the 12th and stime the 13th.
-            let after_name = stat.rsplit_once(')')?.1;
-            let fields: Vec<&str> = after_name.split_whitespace().collect();
-            let utime: f64 = fields.get(11)?.parse().ok()?;
-            let stime: f64 = fields.get(12)?.parse().ok()?;
-            total += (utime + stime) / ticks_per_s * 1e6;
-        }
-        Some(total)
+        self.processes.iter().map(Process::cpu_usec).sum()
     }
 
     /// What a row reports of the workers since `cpu_before` (a [`WorkerFleet::cpu_usec`]
@@ -136,43 +117,29 @@ impl WorkerFleet {
 
     /// The largest peak resident set of the processes, in MB (VmHWM).
     pub fn peak_rss_mb(&self) -> Option<f64> {
-        self.children
+        self.processes
             .iter()
-            .filter_map(|child| {
-                let status =
-                    std::fs::read_to_string(format!("/proc/{}/status", child.id()?)).ok()?;
-                let kb: f64 = status
-                    .lines()
-                    .find_map(|l| l.strip_prefix("VmHWM:"))?
-                    .trim()
-                    .trim_end_matches("kB")
-                    .trim()
-                    .parse()
-                    .ok()?;
-                Some(kb / 1024.0)
-            })
+            .filter_map(Process::peak_rss_mb)
             .reduce(f64::max)
     }
 
     /// Stops the processes as an orchestrator would (SIGTERM, then they drain and exit),
     /// and returns what each printed on stdout (nothing for [`WorkerRole::Serve`]).
-    pub async fn stop(self) -> anyhow::Result<Vec<String>> {
-        for child in &self.children {
-            if let Some(pid) = child.id().and_then(|id| Pid::from_raw(id as i32)) {
-                let _ = kill_process(pid, Signal::TERM);
-            }
+    pub async fn stop(mut self) -> anyhow::Result<Vec<String>> {
+        for process in &mut self.processes {
+            process.signal(Signal::Term);
         }
-        let mut printed = Vec::with_capacity(self.children.len());
-        for child in self.children {
-            // A child that outlasts the timeout is dropped, which kills it.
-            let output = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        let mut printed = Vec::with_capacity(self.processes.len());
+        for process in &mut self.processes {
+            // A process that outlasts the wait is killed when the fleet drops.
+            let status = process
+                .exit_within(Duration::from_secs(30))
                 .await
-                .context("a worker process did not stop within 30 s of SIGTERM")?
-                .context("worker process")?;
-            if !output.status.success() {
-                bail!("a worker process ended with {}", output.status);
+                .context("a worker process did not stop within 30 s of SIGTERM")?;
+            if !status.success() {
+                bail!("a worker process ended with {status}");
             }
-            printed.push(String::from_utf8_lossy(&output.stdout).into_owned());
+            printed.push(process.printed());
         }
         Ok(printed)
     }
@@ -180,12 +147,5 @@ impl WorkerFleet {
 
 /// Whether processes can be pinned: `taskset` runs and there is a CPU besides Redis's.
 pub fn can_pin() -> bool {
-    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
-    cpus > WORKER_CPU
-        && std::process::Command::new("taskset")
-            .arg("-V")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
+    flotilla_harness::can_pin(WORKER_CPU)
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+/// How long and how hard `flotilla chaos` drills, or the fleet it watches.
 #[derive(Debug, Args)]
 pub struct ChaosArgs {
     /// How long the monkey acts; producers enqueue through about 80 % of it.
@@ -57,6 +58,8 @@ pub struct ChaosArgs {
     pub json: Option<PathBuf>,
 }
 
+/// `flotilla chaos-worker` (hidden, with the `harness` feature): a worker from the
+/// settings that also serves the drill's `chaos` jobs, noting each in its ledger.
 #[derive(Debug, Args)]
 pub struct ChaosWorkerArgs {
     /// Directory of the ledger: each worker process appends to its own file there.

@@ -1,8 +1,10 @@
-//! `flotilla chaos`: the pod-killing drill as a command. A local fleet of real processes
+//! `flotilla chaos`: the pod-killing drill. A local fleet of real processes
 //! (one redis-server with an append-only file, workers, scheduler replicas), producers
 //! enqueueing throughout, a schedule ticking every second with catch-up `all`, and a
 //! monkey that kills, freezes and rolls processes; then a verdict on what was lost, run
 //! twice, left behind or missed.
+
+#![warn(missing_docs)]
 
 mod against;
 pub mod args;
@@ -13,18 +15,18 @@ mod monkey;
 mod produce;
 mod verdict;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use flotilla_harness::{RedisOptions, RedisServer, STARTUP};
 use flotilla_proto::Keys;
 use flotilla_proto::{RedisTarget, SharedConnection};
 use flotilla_scheduler::scheduled_job_id;
 
-pub use ledger::serve_worker;
+pub use args::{ChaosArgs, ChaosWorkerArgs};
+pub use ledger::{JOB_TYPE, open_ledger, register_ledger};
 
-use crate::cli::ChaosArgs;
-use crate::local_redis::LocalRedis;
 use fleet::{Fleet, FleetPaths, Role};
 use verdict::{Evidence, Verdict};
 
@@ -100,7 +102,10 @@ catch_up_limit = 1000
     )
 }
 
-pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
+/// Runs the drill (or, with `--against`, watches an existing fleet) and fails unless the
+/// verdict passes. `flotilla` is the binary whose `worker`, `scheduler` and `chaos-worker`
+/// roles make up the fleet.
+pub async fn run(args: ChaosArgs, flotilla: PathBuf) -> anyhow::Result<()> {
     if let Some(url) = &args.against {
         return against::run(url, &args).await;
     }
@@ -108,7 +113,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
         .prefix("flotilla-chaos-")
         .tempdir()
         .context("cannot create the drill's directory")?;
-    let passed = match drill(&args, dir.path()).await {
+    let passed = match drill(&args, dir.path(), flotilla).await {
         Ok(verdict) => print_verdict(&verdict, &args),
         Err(e) => Err(e),
     };
@@ -127,11 +132,17 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
 }
 
 /// Runs the drill with its files in `dir` and judges it.
-async fn drill(args: &ChaosArgs, dir: &Path) -> anyhow::Result<Verdict> {
+async fn drill(args: &ChaosArgs, dir: &Path, flotilla: PathBuf) -> anyhow::Result<Verdict> {
     let seed = args.seed.unwrap_or_else(rand::random);
-    let mut redis = LocalRedis::start_durable().await?;
+    let mut redis = RedisServer::launch(RedisOptions {
+        tcp: true,
+        durable: true,
+        ..RedisOptions::default()
+    })?;
+    redis.ready(STARTUP).await?;
+    let redis_url = redis.url();
     let paths = FleetPaths {
-        redis_url: redis.url.clone(),
+        redis_url: redis_url.clone(),
         settings: dir.join("flotilla.toml"),
         ledger: dir.join("ledger"),
         logs: dir.join("logs"),
@@ -139,7 +150,7 @@ async fn drill(args: &ChaosArgs, dir: &Path) -> anyhow::Result<Verdict> {
     std::fs::write(&paths.settings, settings_toml(args.jobs))
         .context("cannot write the fleet's settings")?;
     let keys = Keys::new(NAMESPACE);
-    let mut conn = connect(&redis.url).await?;
+    let mut conn = connect(&redis_url).await?;
     println!(
         "chaos: {} workers, {} schedulers, {} jobs over {}, an action every {}{} (seed {seed})",
         args.workers,
@@ -153,7 +164,7 @@ async fn drill(args: &ChaosArgs, dir: &Path) -> anyhow::Result<Verdict> {
             ""
         },
     );
-    let mut fleet = Fleet::new(paths.clone())?;
+    let mut fleet = Fleet::new(flotilla, paths.clone())?;
     for _ in 0..args.schedulers {
         fleet.spawn(Role::Scheduler)?;
     }
@@ -232,13 +243,19 @@ fn print_verdict(verdict: &Verdict, args: &ChaosArgs) -> anyhow::Result<bool> {
     Ok(verdict.passed)
 }
 
+/// A connection to the drill's Redis (or, with `--against`, the fleet's).
 async fn connect(url: &str) -> anyhow::Result<SharedConnection> {
     let config = redis::aio::ConnectionManagerConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(1)))
         .set_response_timeout(Some(Duration::from_secs(2)));
     SharedConnection::connect(&RedisTarget::parse(url)?, config)
         .await
-        .context("cannot connect to the drill's Redis")
+        .with_context(|| {
+            format!(
+                "cannot connect to Redis at {}",
+                flotilla_proto::redact_url(url)
+            )
+        })
 }
 
 /// Waits until every worker has registered and a scheduler leads.
@@ -247,7 +264,9 @@ async fn wait_until_up(
     keys: &Keys,
     workers: usize,
 ) -> anyhow::Result<()> {
-    crate::commands::wait_for_workers(conn, keys, workers).await?;
+    flotilla_admin::Admin::new(conn.clone(), keys.clone())
+        .wait_for_workers(workers, Duration::from_secs(20))
+        .await?;
     let deadline = Instant::now() + Duration::from_secs(20);
     while flotilla_scheduler::leader_status(conn, keys)
         .await?

@@ -2,11 +2,9 @@
 //! and replaced the way a ReplicaSet would, each logging to its own file.
 
 use std::path::PathBuf;
-use std::process::Stdio;
 
 use anyhow::Context;
-use rustix::process::{Pid, Signal, kill_process};
-use tokio::process::{Child, Command};
+use flotilla_harness::{Launch, Process, Signal};
 
 /// What a fleet member runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,7 +26,7 @@ impl Role {
 struct Member {
     role: Role,
     pid: u32,
-    child: Child,
+    process: Process,
     /// Told to stop (SIGKILL or SIGTERM): its exit is the drill's doing.
     stopping: bool,
 }
@@ -61,8 +59,8 @@ pub struct Fleet {
 }
 
 impl Fleet {
-    pub fn new(paths: FleetPaths) -> anyhow::Result<Self> {
-        let exe = std::env::current_exe().context("cannot find the flotilla binary")?;
+    /// A fleet of `exe`'s roles (the `flotilla` binary), none started yet.
+    pub fn new(exe: PathBuf, paths: FleetPaths) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&paths.ledger)
             .and_then(|()| std::fs::create_dir_all(&paths.logs))
             .context("cannot create the drill's directories")?;
@@ -81,33 +79,26 @@ impl Fleet {
             .paths
             .logs
             .join(format!("{}-{}.log", role.as_str(), self.started));
-        let log = std::fs::File::create(&log_path)
-            .with_context(|| format!("cannot create {}", log_path.display()))?;
-        let mut command = Command::new(&self.exe);
-        match role {
-            Role::Worker => command
+        let launch = match role {
+            Role::Worker => Launch::new(&self.exe)
                 .arg("chaos-worker")
                 .arg("--ledger")
                 .arg(&self.paths.ledger),
-            Role::Scheduler => command.arg("scheduler"),
+            Role::Scheduler => Launch::new(&self.exe).arg("scheduler"),
         };
-        command
+        let process = launch
             .env("FLOTILLA_CONFIG", &self.paths.settings)
             .env("FLOTILLA_REDIS_URL", &self.paths.redis_url)
             .env("RUST_LOG", "warn")
             .env_remove("FLOTILLA_HTTP_LISTEN")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .kill_on_drop(true);
-        let child = command
+            .log_to(&log_path)
             .spawn()
             .with_context(|| format!("cannot start a {}", role.as_str()))?;
-        let pid = child.id().context("a process just started has no pid")?;
+        let pid = process.pid();
         self.members.push(Member {
             role,
             pid,
-            child,
+            process,
             stopping: false,
         });
         Ok(pid)
@@ -117,8 +108,8 @@ impl Fleet {
     /// is not taken for a failure and it is not picked again.
     pub fn signal(&mut self, pid: u32, sig: Signal) {
         if let Some(member) = self.members.iter_mut().find(|m| m.pid == pid) {
-            member.stopping |= sig == Signal::KILL || sig == Signal::TERM;
-            signal(pid, sig);
+            member.stopping |= sig == Signal::Kill || sig == Signal::Term;
+            member.process.signal(sig);
         }
     }
 
@@ -127,7 +118,7 @@ impl Fleet {
         self.members
             .iter_mut()
             .filter(|m| m.role == role && !m.stopping)
-            .filter_map(|m| matches!(m.child.try_wait(), Ok(None)).then_some(m.pid))
+            .filter_map(|m| (!m.process.has_exited()).then_some(m.pid))
             .collect()
     }
 
@@ -135,14 +126,12 @@ impl Fleet {
     /// to (or, told to stop, exited with an error).
     pub fn reap(&mut self) -> Vec<Failure> {
         let mut failures = Vec::new();
-        self.members.retain_mut(|m| match m.child.try_wait() {
-            Ok(Some(status)) => {
-                if let Some(failure) = judge_exit(m, status) {
-                    failures.push(failure);
-                }
+        self.members.retain_mut(|m| match m.process.try_exit() {
+            Some(status) => {
+                failures.extend(judge_exit(m, status));
                 false
             }
-            _ => true,
+            None => true,
         });
         failures
     }
@@ -157,16 +146,17 @@ impl Fleet {
     pub async fn stop(mut self, grace: std::time::Duration) -> Vec<Failure> {
         let mut failures = self.reap();
         for member in &mut self.members {
-            signal(member.pid, Signal::CONT);
-            signal(member.pid, Signal::TERM);
+            member.process.signal(Signal::Cont);
+            member.process.signal(Signal::Term);
             member.stopping = true;
         }
-        let deadline = tokio::time::Instant::now() + grace;
+        let deadline = std::time::Instant::now() + grace;
         for member in &mut self.members {
-            match tokio::time::timeout_at(deadline, member.child.wait()).await {
-                Ok(Ok(status)) => failures.extend(judge_exit(member, status)),
-                _ => {
-                    let _ = member.child.kill().await;
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match member.process.exit_within(left).await {
+                Some(status) => failures.extend(judge_exit(member, status)),
+                None => {
+                    member.process.kill();
                     failures.push(Failure {
                         role: member.role,
                         pid: member.pid,
@@ -185,7 +175,7 @@ fn judge_exit(member: &Member, status: std::process::ExitStatus) -> Option<Failu
     use std::os::unix::process::ExitStatusExt;
     let how = match (status.code(), status.signal()) {
         (Some(0), _) if member.stopping => return None,
-        (None, Some(sig)) if member.stopping && sig == Signal::KILL.as_raw() => return None,
+        (None, Some(sig)) if member.stopping && sig == Signal::Kill.number() => return None,
         (Some(code), _) => format!("exited with code {code}"),
         (None, Some(sig)) => format!("ended by signal {sig}"),
         (None, None) => "ended".to_owned(),
@@ -195,12 +185,4 @@ fn judge_exit(member: &Member, status: std::process::ExitStatus) -> Option<Failu
         pid: member.pid,
         how,
     })
-}
-
-/// Sends `signal` to `pid`; a process that is already gone is no error for the drill.
-pub fn signal(pid: u32, signal: Signal) {
-    let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) else {
-        return;
-    };
-    let _ = kill_process(pid, signal);
 }
