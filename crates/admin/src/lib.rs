@@ -26,6 +26,7 @@ mod purge;
 mod queues;
 mod remove;
 mod retry;
+mod text;
 mod throughput;
 mod workers;
 
@@ -46,6 +47,7 @@ pub use purge::PurgeCount;
 pub use queues::QueueStats;
 pub use remove::Removed;
 pub use retry::{DeadFilter, DeadLetter, RetryCount};
+pub use text::job_text;
 pub use throughput::Minute;
 pub use workers::{WorkerRow, WorkerState};
 

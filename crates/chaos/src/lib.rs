@@ -134,23 +134,9 @@ pub async fn run(args: ChaosArgs, flotilla: PathBuf) -> anyhow::Result<()> {
 /// Runs the drill with its files in `dir` and judges it.
 async fn drill(args: &ChaosArgs, dir: &Path, flotilla: PathBuf) -> anyhow::Result<Verdict> {
     let seed = args.seed.unwrap_or_else(rand::random);
-    let mut redis = RedisServer::launch(RedisOptions {
-        tcp: true,
-        durable: true,
-        ..RedisOptions::default()
-    })?;
-    redis.ready(STARTUP).await?;
-    let redis_url = redis.url();
-    let paths = FleetPaths {
-        redis_url: redis_url.clone(),
-        settings: dir.join("flotilla.toml"),
-        ledger: dir.join("ledger"),
-        logs: dir.join("logs"),
-    };
-    std::fs::write(&paths.settings, settings_toml(args.jobs))
-        .context("cannot write the fleet's settings")?;
+    let (mut redis, paths) = start_redis(args, dir).await?;
     let keys = Keys::new(NAMESPACE);
-    let mut conn = connect(&redis_url).await?;
+    let mut conn = connect(&paths.redis_url).await?;
     println!(
         "chaos: {} workers, {} schedulers, {} jobs over {}, an action every {}{} (seed {seed})",
         args.workers,
@@ -191,14 +177,61 @@ async fn drill(args: &ChaosArgs, dir: &Path, flotilla: PathBuf) -> anyhow::Resul
         crash_redis: args.redis_fault,
         seed,
     };
-    let mut outcome = monkey::run(&mut fleet, &mut redis, &mut conn, &keys, &plan).await?;
+    let outcome = monkey::run(&mut fleet, &mut redis, &mut conn, &keys, &plan).await?;
     let run_ended_ms = ledger::now_ms();
     let produced = producers.await.context("the producers failed")?;
     println!(
         "chaos: the run is over ({} actions); waiting for the fleet to settle",
         outcome.events.len()
     );
-    let expected_ticks = expected_ticks(&conn, &keys, run_ended_ms).await?;
+    let mut evidence = settle_and_gather(
+        args,
+        &mut conn,
+        &keys,
+        fleet,
+        outcome,
+        produced,
+        run_ended_ms,
+    )
+    .await?;
+    // Read once every process has stopped: the ledger then holds every execution.
+    evidence.executions = Some(ledger::read(&paths.ledger)?);
+    Ok(verdict::judge(&evidence))
+}
+
+/// The drill's durable redis-server, and where the fleet finds it, its settings, the
+/// ledger and its logs.
+async fn start_redis(args: &ChaosArgs, dir: &Path) -> anyhow::Result<(RedisServer, FleetPaths)> {
+    let redis = RedisServer::launch(RedisOptions {
+        tcp: true,
+        durable: true,
+        ..RedisOptions::default()
+    })?;
+    redis.ready(STARTUP).await?;
+    let paths = FleetPaths {
+        redis_url: redis.url(),
+        settings: dir.join("flotilla.toml"),
+        ledger: dir.join("ledger"),
+        logs: dir.join("logs"),
+    };
+    std::fs::write(&paths.settings, settings_toml(args.jobs))
+        .context("cannot write the fleet's settings")?;
+    Ok((redis, paths))
+}
+
+/// Once the monkey stopped: waits until every job and due tick has ended, stops the fleet
+/// as a scale-down would, and gathers what the verdict judges (but the ledger, which the
+/// caller reads).
+async fn settle_and_gather(
+    args: &ChaosArgs,
+    conn: &mut SharedConnection,
+    keys: &Keys,
+    mut fleet: Fleet,
+    mut outcome: monkey::Outcome,
+    produced: produce::Produced,
+    run_ended_ms: i64,
+) -> anyhow::Result<Evidence> {
+    let expected_ticks = expected_ticks(conn, keys, run_ended_ms).await?;
     let expected_to_end: Vec<String> = produced
         .jobs
         .iter()
@@ -206,8 +239,8 @@ async fn drill(args: &ChaosArgs, dir: &Path, flotilla: PathBuf) -> anyhow::Resul
         .chain(expected_ticks.iter().cloned())
         .collect();
     let settled = gather::settle(
-        &mut conn,
-        &keys,
+        conn,
+        keys,
         WORKER_TIMEOUT,
         &expected_to_end,
         Instant::now() + args.settle,
@@ -218,19 +251,18 @@ async fn drill(args: &ChaosArgs, dir: &Path, flotilla: PathBuf) -> anyhow::Resul
     outcome
         .failures
         .extend(fleet.stop(Duration::from_secs(10)).await);
-    let evidence = Evidence {
+    Ok(Evidence {
         enqueued: produced.jobs,
         enqueue_retries: produced.retries,
         abandoned: produced.abandoned,
-        executions: Some(ledger::read(&paths.ledger)?),
+        executions: None,
         events: outcome.events,
         failures: outcome.failures,
         completions: settled.completions,
         dead: settled.dead,
         expected_ticks,
         leftovers: settled.leftovers,
-    };
-    Ok(verdict::judge(&evidence))
+    })
 }
 
 /// Prints the verdict and writes its JSON; returns whether it passed.

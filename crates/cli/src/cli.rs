@@ -8,7 +8,6 @@ use clap::{Parser, Subcommand, ValueEnum};
 // Each command's arguments, from beside it.
 pub use crate::commands::dashboard::DashboardArgs;
 pub use crate::commands::dead::DeadCommand;
-pub use crate::commands::demo::DemoArgs;
 pub use crate::commands::enqueue::EnqueueArgs;
 pub use crate::commands::jobs::{JobsCommand, ShowArgs};
 pub use crate::commands::list::ListArgs;
@@ -24,6 +23,7 @@ pub use crate::http::HttpArgs;
 pub use flotilla_bench::{BenchArgs, PickupWorkerArgs};
 #[cfg(feature = "harness")]
 pub use flotilla_chaos::{ChaosArgs, ChaosWorkerArgs};
+pub use flotilla_demo::DemoArgs;
 
 /// Flotilla: a distributed background-job fleet on Redis Streams.
 ///

@@ -83,7 +83,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             commands::reconcile::alerts(config_file, recent, json).await
         }
         Command::Dashboard(args) => commands::dashboard::run(config_file, args).await,
-        Command::Demo(args) => commands::demo::run(args).await,
+        Command::Demo(args) => flotilla_demo::run(args).await,
         #[cfg(feature = "harness")]
         Command::Bench(args) => flotilla_bench::run(args, this_binary()?).await,
         #[cfg(feature = "harness")]

@@ -26,6 +26,7 @@
 
 #![warn(missing_docs)]
 
+mod bulk;
 mod enqueued;
 mod error;
 mod fast;

@@ -4,7 +4,7 @@ use flotilla_proto::millis;
 use std::time::UNIX_EPOCH;
 
 use flotilla_proto::scripts::{
-    self, Cancel, CancelReply, Enqueue, EnqueueMany, EnqueueReply, ScriptError, UniqueLock, When,
+    self, Cancel, CancelReply, Enqueue, EnqueueReply, ScriptError, UniqueLock, When,
 };
 use flotilla_proto::{
     JobPolicy, Keys, Status, check_duration_ms, check_job_id, check_max_attempts, check_name,
@@ -53,7 +53,7 @@ pub struct Producer {
     /// Queues this producer has listed in the fleet-wide set, so it lists each once.
     registered: Arc<Mutex<HashSet<String>>>,
     /// Queue depths seen by fast-path writes, for the length cap.
-    depths: DepthGauge,
+    pub(crate) depths: DepthGauge,
     /// Which partition of a partitioned queue each job goes to.
     pub(crate) placement: Arc<Placement>,
 }
@@ -66,10 +66,6 @@ impl std::fmt::Debug for Producer {
             .finish()
     }
 }
-
-/// Jobs per pipeline in bulk enqueue: large enough to amortise round trips, small enough
-/// not to hold the server for long.
-const BULK_BATCH: usize = 500;
 
 /// How long [`Producer::connect`]'s connection waits for a reply: a bulk pipeline, or a
 /// WAIT for replicas, may take longer than redis-rs's 500 ms default.
@@ -241,156 +237,6 @@ impl Producer {
             .collect())
     }
 
-    async fn write_many<C: ConnectionLike>(
-        &self,
-        conn: &mut C,
-        mut jobs: Vec<NewJob>,
-    ) -> Result<Vec<Result<Enqueued, ProducerError>>, ProducerError> {
-        // A job named to a partition its queue lacks fails alone, like a bad payload.
-        let mut conn_for_counts = self.conn.clone();
-        let mut misplaced = Vec::with_capacity(jobs.len());
-        for job in &mut jobs {
-            misplaced.push(
-                match self
-                    .placement
-                    .place(&mut conn_for_counts, &self.keys, job)
-                    .await
-                {
-                    Ok(()) => None,
-                    Err(invalid @ ProducerError::Invalid(_)) => Some(invalid),
-                    Err(other) => return Err(other),
-                },
-            );
-        }
-        let mut queues: Vec<&str> = jobs
-            .iter()
-            .zip(&misplaced)
-            .filter(|(_, misplaced)| misplaced.is_none())
-            .map(|(job, _)| job.queue.as_str())
-            .collect();
-        queues.sort_unstable();
-        queues.dedup();
-        for queue in queues {
-            self.register_queue(queue).await?;
-        }
-        let mut results = Vec::with_capacity(jobs.len());
-        let mut misplaced = misplaced.into_iter();
-        for batch in jobs.chunks(BULK_BATCH) {
-            let mut slots: Vec<Option<Result<Enqueued, ProducerError>>> =
-                (0..batch.len()).map(|_| None).collect();
-            let checked: Vec<Result<String, ProducerError>> = batch
-                .iter()
-                .map(|job| match misplaced.next().flatten() {
-                    Some(invalid) => Err(invalid),
-                    None => self.check(job),
-                })
-                .collect();
-            // Fast-path jobs, by queue, each queue's in one pipeline.
-            let mut fast: Vec<(&str, Vec<usize>)> = Vec::new();
-            for (i, (job, id)) in batch.iter().zip(&checked).enumerate() {
-                if id.is_ok() && is_fast(job) {
-                    match fast.iter_mut().find(|(q, _)| *q == job.queue) {
-                        Some((_, indices)) => indices.push(i),
-                        None => fast.push((&job.queue, vec![i])),
-                    }
-                }
-            }
-            for (queue, indices) in &fast {
-                let jobs: Vec<&NewJob> = indices.iter().map(|&i| &batch[i]).collect();
-                let written =
-                    enqueue_fast(conn, &self.keys, &self.policy, &self.depths, queue, &jobs)
-                        .await?;
-                for (&i, result) in indices.iter().zip(written) {
-                    slots[i] = Some(result);
-                }
-            }
-            // Jobs without a unique key through one `enqueue_many` call per queue.
-            let mut many: Vec<(&str, Vec<usize>)> = Vec::new();
-            for (i, job) in batch.iter().enumerate() {
-                if checked[i].is_ok() && slots[i].is_none() && job.unique.is_none() {
-                    match many.iter_mut().find(|(q, _)| *q == job.queue) {
-                        Some((_, indices)) => indices.push(i),
-                        None => many.push((&job.queue, vec![i])),
-                    }
-                }
-            }
-            let calls: Vec<EnqueueMany> = many
-                .iter()
-                .map(|(queue, indices)| EnqueueMany {
-                    queue,
-                    max_queue_len: self.policy.limits.max_queue_len,
-                    jobs: indices
-                        .iter()
-                        .filter_map(|&i| {
-                            let id = checked[i].as_ref().ok()?;
-                            Some(self.binding(&batch[i], id).item())
-                        })
-                        .collect(),
-                })
-                .collect();
-            if !calls.is_empty() {
-                let replies = scripts::run_all(conn, &self.keys, &calls).await?;
-                for ((queue, indices), reply) in many.iter().zip(replies) {
-                    // A refusal of the whole call (out of memory, say) fails the bulk, as a
-                    // lost connection does.
-                    let mut per_job = reply?.into_iter();
-                    for &i in indices {
-                        let reply = per_job.next().unwrap_or_else(|| {
-                            Err(ScriptError::Redis(redis::RedisError::from((
-                                redis::ErrorKind::Client,
-                                "enqueue_many returned fewer replies than jobs",
-                            ))))
-                        });
-                        if let Ok(id) = &checked[i] {
-                            slots[i] = Some(outcome(reply, id.clone(), queue));
-                        }
-                    }
-                }
-            }
-            // The rest (unique jobs) through the enqueue script, one call each.
-            let scripted: Vec<usize> = (0..batch.len())
-                .filter(|&i| checked[i].is_ok() && slots[i].is_none() && !is_fast(&batch[i]))
-                .collect();
-            let bindings: Vec<Enqueue> = scripted
-                .iter()
-                .filter_map(|&i| {
-                    checked[i]
-                        .as_ref()
-                        .ok()
-                        .map(|id| self.binding(&batch[i], id))
-                })
-                .collect();
-            let mut replies = if bindings.is_empty() {
-                Vec::new().into_iter()
-            } else {
-                scripts::run_all(conn, &self.keys, &bindings)
-                    .await?
-                    .into_iter()
-            };
-            for &i in &scripted {
-                let reply = replies.next().unwrap_or_else(|| {
-                    Err(ScriptError::Redis(redis::RedisError::from((
-                        redis::ErrorKind::Client,
-                        "pipeline returned fewer replies than commands",
-                    ))))
-                });
-                if let Ok(id) = &checked[i] {
-                    slots[i] = Some(outcome(reply, id.clone(), &batch[i].queue));
-                }
-            }
-            for (slot, id) in slots.into_iter().zip(checked) {
-                results.push(match (slot, id) {
-                    (Some(result), _) => result,
-                    (None, Err(e)) => Err(e),
-                    (None, Ok(_)) => Err(ProducerError::Invalid(
-                        "no reply for the enqueued job".into(),
-                    )),
-                });
-            }
-        }
-        Ok(results)
-    }
-
     /// Cancels a job that has not finished. A pending or scheduled job never runs; a running
     /// job's worker stops its handler within a second (it watches its queues' cancels) and its result is ignored.
     /// On a partitioned queue every partition is asked, the one the id places it in first.
@@ -444,7 +290,7 @@ impl Producer {
 
     /// Records the queue in the fleet-wide set so workers and operators can find it. This
     /// key lives in another cluster slot, so it cannot share the enqueue script.
-    async fn register_queue(&self, queue: &str) -> Result<(), ProducerError> {
+    pub(crate) async fn register_queue(&self, queue: &str) -> Result<(), ProducerError> {
         let listed = |registered: &Mutex<HashSet<String>>| {
             registered
                 .lock()
@@ -464,7 +310,7 @@ impl Producer {
 
     /// Checks a job against the protocol and the limits; returns its id (empty for a
     /// fast-path job, which its entry id names once written).
-    fn check(&self, job: &NewJob) -> Result<String, ProducerError> {
+    pub(crate) fn check(&self, job: &NewJob) -> Result<String, ProducerError> {
         let size = job.payload.bytes.len();
         if size > self.policy.limits.max_payload_bytes {
             return Err(ProducerError::PayloadTooLarge {
@@ -509,7 +355,7 @@ impl Producer {
     }
 
     /// The enqueue call for a checked job.
-    fn binding<'a>(&'a self, job: &'a NewJob, id: &'a str) -> Enqueue<'a> {
+    pub(crate) fn binding<'a>(&'a self, job: &'a NewJob, id: &'a str) -> Enqueue<'a> {
         let when = match job.schedule {
             None => When::Now,
             Some(Schedule::At(t)) => {
@@ -542,7 +388,8 @@ impl Producer {
     }
 }
 
-fn outcome(
+/// A job's enqueue reply as the producer answers it.
+pub(crate) fn outcome(
     reply: Result<EnqueueReply, ScriptError>,
     id: String,
     queue: &str,

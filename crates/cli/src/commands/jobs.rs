@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::bail;
 use clap::{Args, Subcommand};
 use flotilla_admin::Cancelled;
-use flotilla_proto::{JobRecord, Keys};
+use flotilla_proto::Keys;
 
 use crate::cli::{ListArgs, PurgeArgs, RetryArgs};
 use crate::settings::Settings;
@@ -21,7 +21,7 @@ pub async fn show(config_file: Option<&Path>, args: ShowArgs) -> anyhow::Result<
         shown["full_id"] = record.full_id().into();
         println!("{}", serde_json::to_string_pretty(&shown)?);
     } else {
-        print!("{}", render(&record));
+        print!("{}", flotilla_admin::job_text(&record));
     }
     Ok(())
 }
@@ -83,58 +83,6 @@ pub async fn delete(
         deleted.was.map_or("?", |s| s.as_str())
     );
     Ok(())
-}
-
-fn time(ms: Option<u64>) -> String {
-    ms.and_then(|ms| jiff::Timestamp::from_millisecond(ms as i64).ok())
-        .map_or_else(|| "-".to_owned(), |t| t.to_string())
-}
-
-/// A record as text, one field a line.
-pub fn render(r: &JobRecord) -> String {
-    let status = r.status.map_or("unknown", |s| s.as_str());
-    let mut out = String::new();
-    let mut line = |name: &str, value: String| out.push_str(&format!("{name:<12} {value}\n"));
-    line("id", r.full_id());
-    line("type", r.job_type.clone());
-    line("queue", r.queue.clone());
-    line("status", status.to_owned());
-    line("attempts", r.attempts_shown());
-    line("created", time(r.created_at));
-    line("run at", time(r.run_at));
-    if r.next_run_at.is_some() {
-        line("next run", time(r.next_run_at));
-    }
-    line("started", time(r.started_at));
-    line("finished", time(r.finished_at));
-    if let Some(worker) = &r.worker {
-        line("worker", worker.clone());
-    }
-    line("payload", r.payload.to_string());
-    if let Some(progress) = &r.progress {
-        line("progress", progress.to_string());
-    }
-    if let Some(result) = &r.result {
-        line("result", result.to_string());
-    }
-    if let Some(error) = &r.error {
-        line("error", error.clone());
-    }
-    for (i, failed) in r.errors.iter().enumerate() {
-        let name = if i == 0 { "errors" } else { "" };
-        // A multi-line error stays under its own attempt.
-        let error = failed.error.replace('\n', "\n                 ");
-        line(
-            name,
-            format!("#{:<2} {}  {error}", failed.attempt, time(Some(failed.at))),
-        );
-    }
-    let mut raw: Vec<_> = r.raw.iter().collect();
-    raw.sort();
-    for (name, value) in raw {
-        line(&format!("raw {name}"), value.clone());
-    }
-    out
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,7 +3,6 @@
 mod colour;
 pub mod dashboard;
 pub mod dead;
-pub mod demo;
 pub mod enqueue;
 pub mod jobs;
 pub mod list;

@@ -177,74 +177,89 @@ impl Completer {
             }
         }
         for (queue, indices) in retries {
-            let items = indices
-                .iter()
-                .filter_map(|&index| {
-                    let c = &batch[index];
-                    let Outcome::Failed {
-                        error,
-                        delay: Some(delay),
-                    } = &c.outcome
-                    else {
-                        return None;
-                    };
-                    let a = &c.attempt;
-                    Some(FailManyItem {
-                        job_id: &a.job_id,
-                        entry_id: &a.entry_id,
-                        delivery: a.delivery(),
-                        attempt: a.number,
-                        retry_after: *delay,
-                        error,
-                    })
-                })
-                .collect();
-            let fail_many = FailMany {
-                queue,
-                consumer: &self.worker_id,
-                items,
-            };
-            calls.push(OutcomeCall {
-                kind: CallKind::FailMany,
-                covers: indices,
-                cmd: fail_many.call(&self.keys).cmd(),
-            });
+            calls.push(self.fail_many_call(batch, queue, indices));
         }
         for (queue, indices) in completes {
-            let items = indices
-                .iter()
-                .map(|&index| {
-                    let c = &batch[index];
-                    let a = &c.attempt;
-                    CompleteItem {
-                        job_id: &a.job_id,
-                        entry_id: &a.entry_id,
-                        lease: &a.lease,
-                        result: match &c.outcome {
-                            Outcome::Completed(Some(text)) => text.as_str(),
-                            _ => "",
-                        },
-                        delivery: a.delivery(),
-                        job_type: &a.job_type,
-                        attempt: a.number,
-                        run_ms: millis(c.run_time),
-                    }
-                })
-                .collect();
-            let complete = Complete {
-                queue,
-                consumer: &self.worker_id,
-                retention_ms: millis(self.config.jobs.retention.completed),
-                max_len: self.config.jobs.retention.completed_max_len,
-                items,
-            };
-            calls.push(OutcomeCall {
-                kind: CallKind::Complete,
-                covers: indices,
-                cmd: complete.call(&self.keys).cmd(),
-            });
+            calls.push(self.complete_call(batch, queue, indices));
         }
         calls
+    }
+
+    /// One `fail_many` call for the fast-path failures of `queue` at `indices` of `batch`.
+    fn fail_many_call(
+        &self,
+        batch: &[Completion],
+        queue: &str,
+        indices: Vec<usize>,
+    ) -> OutcomeCall {
+        let items = indices
+            .iter()
+            .filter_map(|&index| {
+                let c = &batch[index];
+                let Outcome::Failed {
+                    error,
+                    delay: Some(delay),
+                } = &c.outcome
+                else {
+                    return None;
+                };
+                let a = &c.attempt;
+                Some(FailManyItem {
+                    job_id: &a.job_id,
+                    entry_id: &a.entry_id,
+                    delivery: a.delivery(),
+                    attempt: a.number,
+                    retry_after: *delay,
+                    error,
+                })
+            })
+            .collect();
+        let fail_many = FailMany {
+            queue,
+            consumer: &self.worker_id,
+            items,
+        };
+        OutcomeCall {
+            kind: CallKind::FailMany,
+            cmd: fail_many.call(&self.keys).cmd(),
+            covers: indices,
+        }
+    }
+
+    /// One `complete` call for the successes of `queue` at `indices` of `batch`.
+    fn complete_call(&self, batch: &[Completion], queue: &str, indices: Vec<usize>) -> OutcomeCall {
+        let items = indices
+            .iter()
+            .map(|&index| {
+                let c = &batch[index];
+                let a = &c.attempt;
+                CompleteItem {
+                    job_id: &a.job_id,
+                    entry_id: &a.entry_id,
+                    lease: &a.lease,
+                    result: match &c.outcome {
+                        Outcome::Completed(Some(text)) => text.as_str(),
+                        _ => "",
+                    },
+                    delivery: a.delivery(),
+                    job_type: &a.job_type,
+                    attempt: a.number,
+                    run_ms: millis(c.run_time),
+                }
+            })
+            .collect();
+        let complete = Complete {
+            queue,
+            consumer: &self.worker_id,
+            retention_ms: millis(self.config.jobs.retention.completed),
+            max_len: self.config.jobs.retention.completed_max_len,
+            items,
+        };
+        OutcomeCall {
+            kind: CallKind::Complete,
+            cmd: complete.call(&self.keys).cmd(),
+            covers: indices,
+        }
     }
 
     /// The call for a failure or hand-back; successes are batched by `calls`.

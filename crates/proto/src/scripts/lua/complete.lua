@@ -30,8 +30,6 @@ local replies = {}
 local completed = 0
 local done_entries = {}
 local any_record = false
--- The id of the batch's last completion in `done`: its time scores the batch's ids.
-local last_done = nil
 
 -- The fast-path entries of the batch still pending under this worker, in one read.
 local owned = owned_in(stream, group, consumer, ARGV[5], ARGV[6], (#ARGV - 7) / 8)
@@ -53,46 +51,49 @@ local function past_of(entry)
   return kept
 end
 
--- Appends attempt `a`'s completion to `done` and marks its entry for acknowledgement.
+-- Appends attempt `a`'s completion to `done` and marks its entry for acknowledgement;
+-- returns the completion's id in `done`.
 -- `past` (field/value pairs, may be nil) goes after the fields every completion has, which
 -- keep their places (`id` first, `attempts` third). Without a past, the fields go straight
 -- into the call: no table to build and unpack for each job.
 local function append_done(job_id, entry, a, past)
+  local done_id
   if past then
     local fields = {'id', job_id, 'type', ARGV[a + 5], 'attempts', ARGV[a + 6],
       'worker', consumer, 'run_ms', ARGV[a + 7], 'result', ARGV[a + 4]}
     for _, v in ipairs(past) do fields[#fields + 1] = v end
-    last_done = redis.call('XADD', done, '*', unpack(fields))
+    done_id = redis.call('XADD', done, '*', unpack(fields))
   else
-    last_done = redis.call('XADD', done, '*', 'id', job_id, 'type', ARGV[a + 5], 'attempts', ARGV[a + 6],
+    done_id = redis.call('XADD', done, '*', 'id', job_id, 'type', ARGV[a + 5], 'attempts', ARGV[a + 6],
       'worker', consumer, 'run_ms', ARGV[a + 7], 'result', ARGV[a + 4])
   end
   if entry ~= '' then done_entries[#done_entries + 1] = entry end
   completed = completed + 1
+  return done_id
 end
 
 -- Jobs with an id of their own (or a retried one's) that completed in this batch: their
--- id keys, entries and ids, settled in three calls once the batch is done.
-local id_keys, id_entries, id_names = {}, {}, {}
+-- id keys, entries, ids and completions' ids, settled in three calls once the batch is done.
+local id_keys, id_entries, id_names, id_done = {}, {}, {}, {}
 
 -- The ids of the batch stop being held by their entries and are remembered as completed:
 -- each id key that names the entry its job completed from goes, and the id joins
--- `done_ids` scored by the time of the batch's last completion in `done` (not by `now`:
--- `XADD` reads the clock again, and may be a millisecond later, so an id scored by `now`
--- could be trimmed with the completion before its own). A key naming anything
--- else (an entry that wrote `held` by hand while the id was another job's; a job deleted
--- while it ran) is left as it is: the id stays with its job. With a retention of 0 the id
--- is forgotten at once.
+-- `done_ids` scored by the time of its completion in `done`: readers look for the
+-- completion from that time on, and trimming `done` forgets the ids scored before its
+-- first entry left. (Not by `now`: `XADD` reads the clock again and may number the
+-- completion a millisecond later, or past a clock behind `done`'s last id, and the id would
+-- be forgotten while its completion is kept.) A key naming anything else (an entry that
+-- wrote `held` by hand while the id was another job's; a job deleted while it ran) is left
+-- as it is: the id stays with its job. With a retention of 0 the id is forgotten at once.
 local function remember_ids()
   if #id_keys == 0 then return end
   local held = redis.call('MGET', unpack(id_keys))
   local gone, scored = {}, {}
-  local done_ms = last_done and id_parts(last_done) or now
-  local done_text = tostring(done_ms)
   for i, key in ipairs(id_keys) do
     if held[i] == id_entries[i] then
       gone[#gone + 1] = key
-      scored[#scored + 1] = done_text
+      local done_ms = id_parts(id_done[i] or '')
+      scored[#scored + 1] = tostring(done_ms > 0 and done_ms or now)
       scored[#scored + 1] = id_names[i]
     end
   end
@@ -130,11 +131,12 @@ for a = 8, #ARGV, 8 do
       -- spent before (a retry, a requeued copy): its past is kept with its completion.
       local past = nil
       if ARGV[a + 6] ~= ARGV[a + 2] then past = past_of(entry) end
-      append_done(named, entry, a, past)
+      local done_id = append_done(named, entry, a, past)
       if job_id ~= '' then
         id_keys[#id_keys + 1] = ids .. job_id
         id_entries[#id_entries + 1] = entry
         id_names[#id_names + 1] = job_id
+        id_done[#id_done + 1] = done_id
       end
       replies[#replies + 1] = 'ok'
     elseif was_cancelled(records .. named) then

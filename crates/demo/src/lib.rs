@@ -2,6 +2,8 @@
 //! FLOTILLA_REDIS_URL is set), a few workers, enqueues a mix of jobs and narrates what
 //! happens to each.
 
+#![warn(missing_docs)]
+
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -36,6 +38,8 @@ impl Tracked {
     }
 }
 
+/// Runs the demo: a private redis-server (unless FLOTILLA_REDIS_URL is set), workers, a
+/// scheduler and the dashboard in this process, a mix of jobs, and the story of each.
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let redis = pick_redis().await?;
     let config = worker_config(&redis.namespace);
@@ -341,7 +345,7 @@ async fn print_dead_letters(
         .find(|(_, r)| r.status == Some(Status::Dead) && r.job_type == "fail")
     {
         println!("`flotilla jobs show {}` prints it:\n", job.id);
-        for line in super::jobs::render(record).lines() {
+        for line in flotilla_admin::job_text(record).lines() {
             println!("  {line}");
         }
     }
@@ -530,6 +534,7 @@ async fn xadd_raw(
     Ok(flotilla_proto::add_raw_entry(conn, keys, "default", &fields).await?)
 }
 
+/// How many workers the demo starts, how long it waits, where its dashboard listens.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Workers to start.
