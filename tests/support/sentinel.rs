@@ -1,8 +1,9 @@
 //! A Redis primary with one replica, watched by three sentinels, all on loopback: enough
 //! for Sentinel to agree that the primary is gone and promote the replica.
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use flotilla_harness::{Launch, Process};
 
 use crate::redis_server::query_port;
 use crate::{RedisServer, free_local_addr};
@@ -17,7 +18,8 @@ pub struct SentinelGroup {
     /// Kept for its process; it becomes the primary after a failover.
     _replica: RedisServer,
     replica_port: String,
-    sentinels: Vec<Child>,
+    /// The sentinels, each a harness process killed when dropped.
+    _sentinels: Vec<Process>,
     sentinel_ports: Vec<String>,
     dir: tempfile::TempDir,
 }
@@ -64,11 +66,9 @@ impl SentinelGroup {
                 ),
             )
             .expect("sentinel config");
-            let child = Command::new("redis-server")
+            let child = Launch::new("redis-server")
                 .arg(&conf)
                 .arg("--sentinel")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
                 .spawn()
                 .expect("redis-server runs as a sentinel");
             sentinels.push(child);
@@ -78,7 +78,7 @@ impl SentinelGroup {
             primary: Some(primary),
             _replica: replica,
             replica_port,
-            sentinels,
+            _sentinels: sentinels,
             sentinel_ports,
             dir,
         };
@@ -180,15 +180,6 @@ fn flatten(value: redis::Value, into: &mut Vec<String>) {
             if let Ok(text) = redis::from_redis_value::<String>(other) {
                 into.push(text);
             }
-        }
-    }
-}
-
-impl Drop for SentinelGroup {
-    fn drop(&mut self) {
-        for sentinel in &mut self.sentinels {
-            let _ = sentinel.kill();
-            let _ = sentinel.wait();
         }
     }
 }

@@ -9,16 +9,12 @@ use clap::{Parser, Subcommand, ValueEnum};
 pub use crate::commands::dashboard::DashboardArgs;
 pub use crate::commands::dead::DeadCommand;
 pub use crate::commands::enqueue::EnqueueArgs;
-pub use crate::commands::jobs::{JobsCommand, ShowArgs};
-pub use crate::commands::list::ListArgs;
-pub use crate::commands::purge::PurgeArgs;
+pub use crate::commands::jobs::JobsCommand;
 pub use crate::commands::queues::QueuesCommand;
-pub use crate::commands::retry::RetryArgs;
 pub use crate::commands::scheduler::SchedulerArgs;
 pub use crate::commands::schedules::SchedulesCommand;
 pub use crate::commands::worker::WorkerArgs;
 pub use crate::commands::workers::WorkersCommand;
-pub use crate::http::HttpArgs;
 #[cfg(feature = "harness")]
 pub use flotilla_bench::{BenchArgs, PickupWorkerArgs};
 #[cfg(feature = "harness")]

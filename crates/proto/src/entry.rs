@@ -160,44 +160,74 @@ impl StreamEntry {
         if job_id.is_none() && job_type.is_none() {
             return Err(ProtoError::NoType);
         }
-        let content_type = self
-            .text(field::CONTENT_TYPE)?
-            .unwrap_or("")
-            .parse::<ContentType>()?;
-        let payload = Payload {
-            content_type,
-            bytes: self.fields.get(field::PAYLOAD).cloned().unwrap_or_default(),
-        };
+        let payload = self.payload()?;
         if job_type.is_some() {
             payload.validate(payload_limit)?;
         }
-        let max_attempts = match self.text(field::MAX_ATTEMPTS)? {
-            None => None,
-            Some(text) => Some(match text.trim().parse::<u64>() {
-                Ok(n) => check_max_attempts(n)?,
-                Err(_) => {
-                    return Err(ProtoError::BadField {
-                        field: field::MAX_ATTEMPTS,
-                        value: text.to_owned(),
-                        expected: crate::MAX_ATTEMPTS_RULE,
-                    });
-                }
-            }),
-        };
-        let timeout_ms = match self.text(field::TIMEOUT)? {
-            None => None,
-            Some(text) => Some(check_timeout_ms(parse_duration_ms(text).ok_or_else(
-                || ProtoError::BadField {
-                    field: field::TIMEOUT,
-                    value: text.to_owned(),
-                    expected: "milliseconds, or a number with a unit: 500ms, 30s, 5m, 1h",
-                },
-            )?)?),
-        };
+        // Checked in this order, so an entry with several bad fields names the first.
+        let max_attempts = self.max_attempts()?;
+        let timeout_ms = self.timeout_ms()?;
         let backoff = self
             .text(field::BACKOFF)?
             .map(str::parse::<Backoff>)
             .transpose()?;
+        let run_at_ms = self.run_at_ms()?;
+        self.refuse_unique()?;
+        Ok(EntryFields {
+            job_id,
+            attempts: self.attempts()?,
+            trace: self.trace()?,
+            job_type,
+            payload,
+            max_attempts,
+            timeout_ms,
+            backoff,
+            run_at_ms,
+        })
+    }
+
+    /// The payload with its content type (JSON when none is named).
+    fn payload(&self) -> Result<Payload, ProtoError> {
+        let content_type = self
+            .text(field::CONTENT_TYPE)?
+            .unwrap_or("")
+            .parse::<ContentType>()?;
+        Ok(Payload {
+            content_type,
+            bytes: self.fields.get(field::PAYLOAD).cloned().unwrap_or_default(),
+        })
+    }
+
+    /// `max_attempts`, if given: a whole number within the protocol's bounds.
+    fn max_attempts(&self) -> Result<Option<u32>, ProtoError> {
+        let Some(text) = self.text(field::MAX_ATTEMPTS)? else {
+            return Ok(None);
+        };
+        match text.trim().parse::<u64>() {
+            Ok(n) => Ok(Some(check_max_attempts(n)?)),
+            Err(_) => Err(ProtoError::BadField {
+                field: field::MAX_ATTEMPTS,
+                value: text.to_owned(),
+                expected: crate::MAX_ATTEMPTS_RULE,
+            }),
+        }
+    }
+
+    /// `timeout`, if given: milliseconds, or a number with a unit.
+    fn timeout_ms(&self) -> Result<Option<u64>, ProtoError> {
+        let Some(text) = self.text(field::TIMEOUT)? else {
+            return Ok(None);
+        };
+        let ms = parse_duration_ms(text).ok_or_else(|| ProtoError::BadField {
+            field: field::TIMEOUT,
+            value: text.to_owned(),
+            expected: "milliseconds, or a number with a unit: 500ms, 30s, 5m, 1h",
+        })?;
+        Ok(Some(check_timeout_ms(ms)?))
+    }
+
+    /// When the job may run: its `run_at`, or its `delay` after the XADD; never both.
+    fn run_at_ms(&self) -> Result<Option<u64>, ProtoError> {
         let run_at_ms = match self.text(field::RUN_AT)? {
             None => None,
             Some(text) => Some(crate::check_run_at_ms(
@@ -210,41 +240,50 @@ impl StreamEntry {
                     })?,
             )?),
         };
-        let run_at_ms = match (run_at_ms, self.delay_due_ms()?) {
-            (Some(_), Some(_)) => {
-                return Err(ProtoError::BadField {
-                    field: field::DELAY,
-                    value: "given with run_at".to_owned(),
-                    expected: "either `run_at` or `delay`, not both",
-                });
-            }
-            (run_at, delayed) => run_at.or(delayed),
-        };
-        if let Some(key) = self.fields.get(field::UNIQUE) {
-            // A worker reads an entry after it was added, so a duplicate could already be
-            // queued or running: only the enqueue script holds a unique key atomically.
-            return Err(ProtoError::BadField {
+        match (run_at_ms, self.delay_due_ms()?) {
+            (Some(_), Some(_)) => Err(ProtoError::BadField {
+                field: field::DELAY,
+                value: "given with run_at".to_owned(),
+                expected: "either `run_at` or `delay`, not both",
+            }),
+            (run_at, delayed) => Ok(run_at.or(delayed)),
+        }
+    }
+
+    /// Refuses a `unique` field: a worker reads an entry after it was added, so a duplicate
+    /// could already be queued or running; only the enqueue script holds a unique key
+    /// atomically.
+    fn refuse_unique(&self) -> Result<(), ProtoError> {
+        match self.fields.get(field::UNIQUE) {
+            None => Ok(()),
+            Some(key) => Err(ProtoError::BadField {
                 field: field::UNIQUE,
                 value: String::from_utf8_lossy(key).into_owned(),
                 expected: "no `unique` on a raw entry: enqueue a unique job with the \
                            published script protocol/v2/enqueue.lua",
-            });
+            }),
         }
-        let attempts = match self.text(field::ATTEMPTS)? {
-            None => None,
-            Some(text) => Some(
-                text.trim()
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|&n| n <= crate::MAX_ATTEMPTS)
-                    .ok_or_else(|| ProtoError::BadField {
-                        field: field::ATTEMPTS,
-                        value: text.to_owned(),
-                        expected: "a whole number of attempts already spent",
-                    })?,
-            ),
+    }
+
+    /// `attempts`, if given: attempts already spent (a retry's entry says so).
+    fn attempts(&self) -> Result<Option<u32>, ProtoError> {
+        let Some(text) = self.text(field::ATTEMPTS)? else {
+            return Ok(None);
         };
-        // W3C `traceparent` (and `tracestate`), or the older `trace` field.
+        text.trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|&n| n <= crate::MAX_ATTEMPTS)
+            .map(Some)
+            .ok_or_else(|| ProtoError::BadField {
+                field: field::ATTEMPTS,
+                value: text.to_owned(),
+                expected: "a whole number of attempts already spent",
+            })
+    }
+
+    /// The trace context: W3C `traceparent` (and `tracestate`), or the older `trace` field.
+    fn trace(&self) -> Result<Option<String>, ProtoError> {
         let parent = self
             .text(crate::trace_context::TRACEPARENT)?
             .or(self.text(field::TRACE)?)
@@ -252,18 +291,7 @@ impl StreamEntry {
         let state = self
             .text(crate::trace_context::TRACESTATE)?
             .filter(|t| !t.is_empty());
-        let trace = parent.map(|parent| crate::trace_context::join(parent, state));
-        Ok(EntryFields {
-            job_id,
-            attempts,
-            trace,
-            job_type,
-            payload,
-            max_attempts,
-            timeout_ms,
-            backoff,
-            run_at_ms,
-        })
+        Ok(parent.map(|parent| crate::trace_context::join(parent, state)))
     }
 
     /// When a `delay` entry is due: its entry id's time (the Redis server's clock at the

@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::Subcommand;
 use flotilla_admin::{DeadFilter, DeadLetter};
 
-use crate::cli::ShowArgs;
+use super::jobs::ShowArgs;
 
 /// The error column's width in the table; `dead show` has the whole text.
 const ERROR_SHOWN: usize = 60;

@@ -9,7 +9,9 @@ use clap::{Args, Subcommand};
 use flotilla_admin::Cancelled;
 use flotilla_proto::Keys;
 
-use crate::cli::{ListArgs, PurgeArgs, RetryArgs};
+use super::list::ListArgs;
+use super::purge::PurgeArgs;
+use super::retry::RetryArgs;
 use crate::settings::Settings;
 
 pub async fn show(config_file: Option<&Path>, args: ShowArgs) -> anyhow::Result<()> {

@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::Args;
 use flotilla_scheduler::{ScheduleStore, Scheduler, Shutdown};
 
-use crate::cli::HttpArgs;
+use crate::http::HttpArgs;
 use crate::settings::Settings;
 
 pub async fn run(config_file: Option<&Path>, args: SchedulerArgs) -> anyhow::Result<()> {

@@ -6,7 +6,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use flotilla_worker::{QueueWeight, Registry, Shutdown, Worker};
 
-use crate::cli::HttpArgs;
+use crate::http::HttpArgs;
 use crate::settings::Settings;
 
 pub async fn run(config_file: Option<&Path>, args: WorkerArgs) -> anyhow::Result<()> {
