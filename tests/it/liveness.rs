@@ -31,24 +31,9 @@ async fn register(env: &Env, id: &str, ago: Duration, lease: Duration) {
     .await;
 }
 
-/// The consumer an entry is pending under, if it is pending.
-async fn owner_of(env: &Env, entry: &str) -> Option<String> {
-    let pending: Vec<(String, String, u64, u64)> = env
-        .cmd(
-            redis::cmd("XPENDING")
-                .arg(env.keys.stream("default"))
-                .arg("workers")
-                .arg(entry)
-                .arg(entry)
-                .arg(1),
-        )
-        .await;
-    pending.into_iter().next().map(|(_, owner, _, _)| owner)
-}
-
-/// How long an entry has been pending without a delivery (XPENDING's idle time), if it is
-/// pending.
-async fn idle_of(env: &Env, entry: &str) -> Option<Duration> {
+/// The consumer an entry is pending under and how long it has been without a delivery
+/// (XPENDING's idle time), if it is pending.
+async fn pending_of(env: &Env, entry: &str) -> Option<(String, Duration)> {
     let pending: Vec<(String, String, u64, u64)> = env
         .cmd(
             redis::cmd("XPENDING")
@@ -62,7 +47,17 @@ async fn idle_of(env: &Env, entry: &str) -> Option<Duration> {
     pending
         .into_iter()
         .next()
-        .map(|(_, _, idle_ms, _)| Duration::from_millis(idle_ms))
+        .map(|(_, owner, idle_ms, _)| (owner, Duration::from_millis(idle_ms)))
+}
+
+/// The consumer an entry is pending under, if it is pending.
+async fn owner_of(env: &Env, entry: &str) -> Option<String> {
+    pending_of(env, entry).await.map(|(owner, _)| owner)
+}
+
+/// How long an entry has been pending without a delivery, if it is pending.
+async fn idle_of(env: &Env, entry: &str) -> Option<Duration> {
+    pending_of(env, entry).await.map(|(_, idle)| idle)
 }
 
 #[tokio::test]
