@@ -248,11 +248,8 @@ impl Process {
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(status) = self.try_exit() {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
+            if let Some(ended) = self.exit_by(deadline) {
+                return ended;
             }
             std::thread::sleep(EXIT_POLL);
         }
@@ -263,13 +260,20 @@ impl Process {
     pub async fn exit_within(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(status) = self.try_exit() {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
+            if let Some(ended) = self.exit_by(deadline) {
+                return ended;
             }
             tokio::time::sleep(EXIT_POLL).await;
+        }
+    }
+
+    /// A wait's answer once there is one: its exit status, or `None` past `deadline`;
+    /// nothing while the wait goes on.
+    fn exit_by(&mut self, deadline: Instant) -> Option<Option<ExitStatus>> {
+        match self.try_exit() {
+            Some(status) => Some(Some(status)),
+            None if Instant::now() >= deadline => Some(None),
+            None => None,
         }
     }
 
