@@ -437,7 +437,10 @@ async fn finished_records_are_bounded_by_count_as_well_as_by_age() {
 async fn redis_restarted_empty_is_named_and_the_group_comes_back_at_once() {
     let mut env = Env::start().await;
     let worker = WorkerProcess::start(&env.url(), &[("FLOTILLA_LOG_FORMAT", "json")], None);
-    let id = env.enqueue("sleep", json!({"ms": 3000})).await;
+    // With a record, `running` means the worker began the attempt (a fast-path entry reads
+    // as running once delivered, which may be before its handler starts: a restart then
+    // leaves the worker nothing of its own to notice).
+    let id = env.enqueue_with_record("sleep", json!({"ms": 3000})).await;
     env.wait_status("default", &id, Status::Running, LONG).await;
     env.redis.restart();
     env.reconnect().await;
