@@ -2,6 +2,7 @@
 
 mod acl;
 mod api_schema;
+mod batched_done;
 mod bounds;
 mod browser;
 mod cancel_reach;

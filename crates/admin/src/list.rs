@@ -183,10 +183,20 @@ impl Admin {
             query.status,
             Status::Scheduled | Status::Failed | Status::Cancelled
         );
-        if let Some(position) = from.filter(|p| on_stream && !flotilla_proto::is_entry_id(p)) {
+        // Inside a `done` entry that holds several completions, a position also says how
+        // many of them were shown: `<entry id>~<n>`.
+        let ended = matches!(query.status, Status::Completed | Status::Dead);
+        let valid = |p: &str| match p.split_once('~') {
+            Some((entry, shown)) => {
+                ended && flotilla_proto::is_entry_id(entry) && shown.parse::<usize>().is_ok()
+            }
+            None => flotilla_proto::is_entry_id(p),
+        };
+        if let Some(position) = from.filter(|p| on_stream && !valid(p)) {
             return Err(AdminError::BadCursor {
                 cursor: position.to_owned(),
-                why: "a stream position is an entry id <ms>-<seq>",
+                why: "a stream position is an entry id <ms>-<seq> (or, for ended jobs, \
+                      <ms>-<seq>~<n>)",
             });
         }
         match query.status {
@@ -378,19 +388,47 @@ impl Admin {
             Status::Dead => self.keys.dead(queue),
             _ => self.keys.done(queue),
         };
-        let mut end = from.map_or_else(|| "+".to_owned(), |id| format!("({id}"));
+        // A position is an entry id (go on after it), or `<entry id>~<n>` when a page
+        // ended inside an entry that holds several completions (go on from its n+1th).
+        let (mut end, mut skip) = match from.map(|p| (p, p.split_once('~'))) {
+            None => ("+".to_owned(), None),
+            Some((p, None)) => (format!("({p}"), None),
+            Some((_, Some((entry, shown)))) => (
+                entry.to_owned(),
+                Some((entry.to_owned(), shown.parse::<usize>().unwrap_or(0))),
+            ),
+        };
         let start = query
             .since_ms
             .map_or_else(|| "-".to_owned(), |ms| ms.to_string());
         let mut found = Found::new();
         let mut looked = 0;
         loop {
-            let entries = self.xrange(&stream, &end, &start, STEP, true).await?;
-            let len = entries.len();
+            // Several completions may share an entry (a worker's batch): `len` counts
+            // entries, which is what tells whether the stream had more.
+            let (entries, len) =
+                browse::completions_range(&mut self.conn, &stream, &end, &start, STEP, true)
+                    .await?;
+            let mut shared: HashMap<String, usize> = HashMap::new();
+            for entry in &entries {
+                *shared.entry(entry.entry_id.clone()).or_default() += 1;
+            }
+            let mut nth: Option<(String, usize)> = None;
             for entry in entries {
                 looked += 1;
+                let k = match &nth {
+                    Some((id, k)) if *id == entry.entry_id => k + 1,
+                    _ => 1,
+                };
+                nth = Some((entry.entry_id.clone(), k));
                 end = format!("({}", entry.entry_id);
                 found.looked_to = Some(entry.entry_id.clone());
+                if let Some((id, shown)) = &skip
+                    && *id == entry.entry_id
+                    && k <= *shown
+                {
+                    continue;
+                }
                 let mut row = entry_row(queue, &entry, query.status, 0);
                 if query.status == Status::Dead {
                     row.error = text(&entry, field::ERROR);
@@ -398,9 +436,15 @@ impl Admin {
                     row.worker = text(&entry, field::WORKER);
                 }
                 if matches_type(query, &row) {
-                    found.rows.push((entry.entry_id, row));
+                    let position = if shared.get(&entry.entry_id).copied().unwrap_or(1) > 1 {
+                        format!("{}~{k}", entry.entry_id)
+                    } else {
+                        entry.entry_id
+                    };
+                    found.rows.push((position, row));
                 }
             }
+            skip = None;
             if len < STEP {
                 found.exhausted = true;
                 return Ok(found);
@@ -632,7 +676,13 @@ fn entry_row(queue: &str, entry: &StreamEntry, status: Status, delivered: u32) -
         status,
         attempts: spent.saturating_add(delivered),
         worker: None,
-        at_ms: flotilla_proto::entry_id_ms(&entry.entry_id).unwrap_or(0),
+        // A completion written again (its batch's entry lost another job's) says when
+        // it finished; otherwise its entry's id does.
+        at_ms: text(entry, field::FINISHED_AT)
+            .filter(|_| status == Status::Completed)
+            .and_then(|ms| ms.parse().ok())
+            .or_else(|| flotilla_proto::entry_id_ms(&entry.entry_id))
+            .unwrap_or(0),
         error: None,
     }
 }

@@ -77,15 +77,16 @@ impl Admin {
         let mut end = "+".to_owned();
         loop {
             let since = since_ms.to_string();
-            let ids: Vec<String> =
-                browse::stream_range(&mut self.conn, &done, &end, &since, PAGE, true)
-                    .await?
-                    .into_iter()
-                    .map(|entry| entry.entry_id)
-                    .collect();
+            // One time per completion: an entry may hold a worker's batch of them.
+            let (completions, entries) =
+                browse::completions_range(&mut self.conn, &done, &end, &since, PAGE, true).await?;
+            let ids: Vec<String> = completions
+                .into_iter()
+                .map(|entry| entry.entry_id)
+                .collect();
             times.extend(ids.iter().filter_map(|id| entry_id_ms(id)));
             match ids.last() {
-                Some(last) if ids.len() == PAGE && times.len() < max => {
+                Some(last) if entries == PAGE && times.len() < max => {
                     end = format!("({last}");
                 }
                 _ => return Ok(times),

@@ -128,19 +128,21 @@ async fn measure_delayed(
 }
 
 /// Jobs over three priorities (critical 10 %, default 60 %, low 30 %, interleaved); one
-/// in ten fails its first attempt and is retried after 10 ms.
+/// in ten fails its first attempt and is retried after 10 ms. The same jobs as
+/// `bench/peers`' BullMQ side: priorities repeat every ten jobs, and the failing slot moves
+/// through the ten each round so failures fall on every priority.
 fn mixed_jobs(n: usize, payload: &serde_json::Value) -> anyhow::Result<Vec<NewJob>> {
     let mut failing = payload.clone();
     failing["times"] = serde_json::json!(1);
     (0..n)
         .map(|i| {
-            let queue = match i % 10 {
+            let slot = i % 10;
+            let queue = match slot {
                 0 => "critical",
-                1..=6 => "default",
-                _ => "low",
+                3 | 6 | 9 => "low",
+                _ => "default",
             };
-            // Position 7 is a low job and 0 a critical one: failures fall on both ends.
-            let job = if i % 10 == 7 || (i % 20 == 0) {
+            let job = if slot == (i / 10) % 10 {
                 NewJob::new("fail", &failing)?
             } else {
                 NewJob::new("noop", payload)?
@@ -285,5 +287,23 @@ async fn first_delivery(
             bail!("no worker took a job within 10 s of resuming the queues");
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mixed_fails_one_job_in_ten_on_every_slot_as_the_peer_bench_does() {
+        let jobs = mixed_jobs(1000, &serde_json::json!({})).expect("jobs");
+        let failing: Vec<usize> = (0..jobs.len())
+            .filter(|&i| jobs[i].job_type() == "fail")
+            .collect();
+        assert_eq!(failing.len(), 100);
+        let mut slots: Vec<usize> = failing.iter().map(|i| i % 10).collect();
+        slots.sort_unstable();
+        slots.dedup();
+        assert_eq!(slots, (0..10).collect::<Vec<_>>());
     }
 }

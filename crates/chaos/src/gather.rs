@@ -15,7 +15,8 @@ use super::verdict::{Completion, Leftovers};
 /// Entries read per XRANGE call.
 const PAGE: usize = 5000;
 
-/// Every entry of a stream, page by page, as (entry id, fields).
+/// Every completion of a `done` stream (several may share an entry) or every dead letter,
+/// page by page, as (entry id, fields).
 async fn read_stream(
     conn: &mut SharedConnection,
     key: &str,
@@ -23,8 +24,7 @@ async fn read_stream(
     let mut entries = Vec::new();
     let mut start = "-".to_owned();
     loop {
-        let page = browse::stream_range(conn, key, &start, "+", PAGE, false).await?;
-        let len = page.len();
+        let (page, len) = browse::completions_range(conn, key, &start, "+", PAGE, false).await?;
         for entry in page {
             let fields = entry.text_fields();
             start = format!("({}", entry.entry_id);

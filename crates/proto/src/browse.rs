@@ -5,7 +5,9 @@
 
 use redis::aio::ConnectionLike;
 
-use crate::{CONSUMER_GROUP, Keys, LAST_POSSIBLE_ID, Status, StreamEntry, range_entries};
+use crate::{
+    CONSUMER_GROUP, Keys, LAST_POSSIBLE_ID, Status, StreamEntry, range_completions, range_entries,
+};
 
 /// Up to `count` entries of `stream` (a key) between `first` and `second` (stream range
 /// bounds, `(` for exclusive), newest first when `reverse` (then `first` is the newer).
@@ -17,11 +19,39 @@ pub async fn stream_range<C: ConnectionLike + Send>(
     count: usize,
     reverse: bool,
 ) -> redis::RedisResult<Vec<StreamEntry>> {
+    let reply = range_reply(conn, stream, first, second, count, reverse).await?;
+    Ok(reply.map(range_entries).unwrap_or_default())
+}
+
+/// As [`stream_range`] over a `done` stream: its completions (several to an entry that
+/// holds a worker's batch, each under that entry's id), and how many entries held them,
+/// which is what a caller compares with `count` to know whether more may follow.
+pub async fn completions_range<C: ConnectionLike + Send>(
+    conn: &mut C,
+    stream: &str,
+    first: &str,
+    second: &str,
+    count: usize,
+    reverse: bool,
+) -> redis::RedisResult<(Vec<StreamEntry>, usize)> {
+    let reply = range_reply(conn, stream, first, second, count, reverse).await?;
+    Ok(reply.map(range_completions).unwrap_or_default())
+}
+
+/// The raw XRANGE (or XREVRANGE) reply; `None` for a range past the last possible id.
+async fn range_reply<C: ConnectionLike + Send>(
+    conn: &mut C,
+    stream: &str,
+    first: &str,
+    second: &str,
+    count: usize,
+    reverse: bool,
+) -> redis::RedisResult<Option<redis::Value>> {
     // Nothing lies past the last possible id (one entry added there by hand), and Redis
     // refuses a range that starts after it.
     let past_the_end = format!("({LAST_POSSIBLE_ID}");
     if first == past_the_end || second == past_the_end {
-        return Ok(Vec::new());
+        return Ok(None);
     }
     let reply: redis::Value = redis::cmd(if reverse { "XREVRANGE" } else { "XRANGE" })
         .arg(stream)
@@ -31,7 +61,7 @@ pub async fn stream_range<C: ConnectionLike + Send>(
         .arg(count)
         .query_async(conn)
         .await?;
-    Ok(range_entries(reply))
+    Ok(Some(reply))
 }
 
 /// One entry of the group's pending-entries list, and the entry itself when the stream

@@ -11,7 +11,7 @@ use redis::aio::ConnectionLike;
 use crate::entry::parse_duration_ms;
 use crate::{
     CONSUMER_GROUP, JobDefaults, JobRecord, Keys, ProtoError, Status, StreamEntry, Waiting, field,
-    is_entry_id, range_entries,
+    is_entry_id, range_completions, range_entries,
 };
 
 /// Entries of `done` read per step while looking for a completion.
@@ -129,14 +129,15 @@ async fn from_id_key<C: ConnectionLike>(
             from_stream(conn, keys, queue, entry, Some(job_id), defaults).await
         }
         Some(Some(IdKey::Done(done_id))) => {
-            let done = xrange(conn, &keys.done(queue), done_id, done_id, 1).await?;
+            let (done, _) = done_range(conn, &keys.done(queue), done_id, done_id, 1).await?;
             // A job without an id of its own was created when its id was.
             let created = is_entry_id(job_id).then(|| entry_ms(job_id));
-            match done.first() {
-                Some(entry) if text(&entry.fields, field::ID).as_deref() == Some(job_id) => {
-                    completed(entry, queue, job_id, created)
-                }
-                _ => Ok(None),
+            match done
+                .iter()
+                .find(|entry| text(&entry.fields, field::ID).as_deref() == Some(job_id))
+            {
+                Some(entry) => completed(entry, queue, job_id, created),
+                None => Ok(None),
             }
         }
         _ => Ok(None),
@@ -298,7 +299,8 @@ pub async fn fast_ids_with_prefix<C: ConnectionLike>(
         }
     }
     let done_start = done_search_start(&low);
-    for entry in xrange(conn, &keys.done(queue), &done_start, "+", DONE_STEP).await? {
+    let (done, _) = done_range(conn, &keys.done(queue), &done_start, "+", DONE_STEP).await?;
+    for entry in done {
         if let Some(job) = text(&entry.fields, field::ID)
             && job.starts_with(prefix)
             && is_entry_id(&job)
@@ -422,8 +424,7 @@ pub async fn done_entry_of<C: ConnectionLike>(
     let mut start = done_search_start(from_ms);
     let mut searched = 0;
     while searched < DONE_SEARCH_LIMIT {
-        let mut range = xrange(conn, &done, &start, "+", DONE_STEP).await?;
-        let len = range.len();
+        let (mut range, len) = done_range(conn, &done, &start, "+", DONE_STEP).await?;
         if let Some(at) = range
             .iter()
             .position(|entry| text(&entry.fields, field::ID).as_deref() == Some(job_id))
@@ -461,6 +462,26 @@ async fn xrange<C: ConnectionLike>(
     Ok(range_entries(reply))
 }
 
+/// Up to `count` entries of a `done` stream from `start` to `end`, as their completions
+/// (several to an entry a worker wrote for a batch), and how many entries held them.
+async fn done_range<C: ConnectionLike>(
+    conn: &mut C,
+    stream: &str,
+    start: &str,
+    end: &str,
+    count: usize,
+) -> Result<(Vec<StreamEntry>, usize), redis::RedisError> {
+    let reply: redis::Value = redis::cmd("XRANGE")
+        .arg(stream)
+        .arg(start)
+        .arg(end)
+        .arg("COUNT")
+        .arg(count)
+        .query_async(conn)
+        .await?;
+    Ok(range_completions(reply))
+}
+
 /// The record of a completion read from `done`, of a job enqueued at `created_ms` when
 /// that is known. Its payload is not kept there.
 fn completed(
@@ -469,7 +490,11 @@ fn completed(
     job_id: &str,
     created_ms: Option<u64>,
 ) -> Result<Option<JobRecord>, DescribeError> {
-    let finished = entry_ms(&entry.entry_id);
+    // A completion written again (its batch's entry lost another job's) says when it
+    // finished; otherwise its entry's id does.
+    let finished = text(&entry.fields, field::FINISHED_AT)
+        .and_then(|ms| ms.parse().ok())
+        .unwrap_or_else(|| entry_ms(&entry.entry_id));
     let run_ms: u64 = text(&entry.fields, "run_ms")
         .and_then(|t| t.parse().ok())
         .unwrap_or(0);

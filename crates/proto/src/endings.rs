@@ -4,7 +4,7 @@
 
 use redis::aio::ConnectionLike;
 
-use crate::{Keys, field, read_reply_entries};
+use crate::{Keys, field, read_reply_completions};
 
 /// Where a queue's completions and deaths stand: the last entry id of each stream
 /// (`0-0` while it has none).
@@ -76,7 +76,7 @@ pub async fn read_endings<C: ConnectionLike + Send>(
         .await?;
     let mut after = since.clone();
     let mut ended = Vec::new();
-    for (stream, entries) in read_reply_entries(reply) {
+    for (stream, entries) in read_reply_completions(reply) {
         let Some(last) = entries.last() else {
             continue;
         };

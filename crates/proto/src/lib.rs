@@ -92,7 +92,9 @@ pub use queue_state::{
     read_queue_state,
 };
 pub use raw_entry::add_raw_entry;
-pub use read_reply::{range_entries, read_reply_entries};
+pub use read_reply::{
+    range_completions, range_entries, read_reply_completions, read_reply_entries,
+};
 pub use record::{AttemptError, JobRecord, field, worker_field};
 pub use redact::redact_url;
 pub use schedule_state::{

@@ -5,7 +5,7 @@
 
 use redis::aio::ConnectionLike;
 
-use crate::{Keys, Status, field, range_entries};
+use crate::{Keys, Status, field, range_completions};
 
 /// Ids and entries one search examines in one queue at most: a search that would need
 /// more stops and says so, so that no look-up costs Redis more than this however large
@@ -153,8 +153,9 @@ impl Search<'_> {
                 .arg(STEP)
                 .query_async(conn)
                 .await?;
-            let entries = range_entries(reply);
-            let full = entries.len() == STEP;
+            // A `done` entry may hold several completions; any other entry holds one id.
+            let (entries, held) = range_completions(reply);
+            let full = held == STEP;
             for entry in &entries {
                 if let Some(id) = entry.fields.get(field::ID) {
                     let id = String::from_utf8_lossy(id);

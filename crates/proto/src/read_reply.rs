@@ -12,7 +12,15 @@ use crate::StreamEntry;
 /// reply (nothing to read) is empty. Anything that is not shaped like a stream reply is
 /// skipped rather than guessed at.
 pub fn read_reply_entries(reply: Value) -> Vec<(String, Vec<StreamEntry>)> {
-    let streams = match reply {
+    streams_of(reply)
+        .into_iter()
+        .filter_map(|(key, entries)| Some((text(key)?, range_entries(entries))))
+        .collect()
+}
+
+/// The `[key, entries]` pairs of a read reply, RESP2 or RESP3.
+fn streams_of(reply: Value) -> Vec<(Value, Value)> {
+    match reply {
         Value::Array(items) => items
             .into_iter()
             .filter_map(|item| match item {
@@ -22,11 +30,64 @@ pub fn read_reply_entries(reply: Value) -> Vec<(String, Vec<StreamEntry>)> {
             .collect(),
         Value::Map(pairs) => pairs,
         _ => Vec::new(),
-    };
-    streams
+    }
+}
+
+/// The completions of a `done` stream's XREAD reply, per stream key, in reply order: as
+/// [`read_reply_entries`], but an entry that holds several completions comes back as one
+/// entry per completion (see [`range_completions`]). Any other stream read through here
+/// (a dead-letter stream, whose entries hold one `id`) comes back as it is.
+pub fn read_reply_completions(reply: Value) -> Vec<(String, Vec<StreamEntry>)> {
+    streams_of(reply)
         .into_iter()
-        .filter_map(|(key, entries)| Some((text(key)?, range_entries(entries))))
+        .filter_map(|(key, entries)| Some((text(key)?, range_completions(entries).0)))
         .collect()
+}
+
+/// The completions of an XRANGE or XREVRANGE reply over a `done` stream, in reply order,
+/// and how many entries held them. An entry may hold several completions (protocol 2.10:
+/// a worker's batch in one entry): each is a run of fields that begins with `id`, and
+/// comes back as an entry of its own under the id of the entry that holds it. An entry
+/// written before 2.10 holds one.
+pub fn range_completions(reply: Value) -> (Vec<StreamEntry>, usize) {
+    let Value::Array(entries) = reply else {
+        return (Vec::new(), 0);
+    };
+    let held = entries.len();
+    let completions = entries
+        .into_iter()
+        .filter_map(ordered_entry)
+        .flat_map(|(entry_id, pairs)| split_at_ids(&entry_id, pairs))
+        .collect();
+    (completions, held)
+}
+
+/// An entry's fields in order: names as text, values as the bytes Redis holds.
+type Fields = Vec<(String, Vec<u8>)>;
+
+/// An entry's fields split into completions, one at each `id` field.
+fn split_at_ids(entry_id: &str, pairs: Fields) -> Vec<StreamEntry> {
+    let mut completions: Vec<StreamEntry> = Vec::new();
+    for (name, value) in pairs {
+        let starts_one = name == crate::field::ID || completions.is_empty();
+        if starts_one {
+            completions.push(StreamEntry {
+                entry_id: entry_id.to_owned(),
+                fields: HashMap::new(),
+            });
+        }
+        if let Some(current) = completions.last_mut() {
+            current.fields.insert(name, value);
+        }
+    }
+    if completions.is_empty() {
+        // Deleted while pending: no fields, one entry as `range_entries` gives it.
+        completions.push(StreamEntry {
+            entry_id: entry_id.to_owned(),
+            fields: HashMap::new(),
+        });
+    }
+    completions
 }
 
 /// The entries of an XRANGE reply, or of one stream in a read reply.
@@ -40,6 +101,15 @@ pub fn range_entries(reply: Value) -> Vec<StreamEntry> {
 /// One `[id, [field, value, …]]` pair. An entry deleted while pending reads back with
 /// nil fields: it keeps its id and has none.
 fn entry(value: Value) -> Option<StreamEntry> {
+    let (entry_id, pairs) = ordered_entry(value)?;
+    Some(StreamEntry {
+        entry_id,
+        fields: pairs.into_iter().collect(),
+    })
+}
+
+/// One `[id, [field, value, …]]` pair with its fields in order, names as text.
+fn ordered_entry(value: Value) -> Option<(String, Fields)> {
     let Value::Array(pair) = value else {
         return None;
     };
@@ -49,17 +119,14 @@ fn entry(value: Value) -> Option<StreamEntry> {
         Value::Map(pairs) => pairs.into_iter().flat_map(|(k, v)| [k, v]).collect(),
         _ => Vec::new(),
     };
-    let mut fields = HashMap::with_capacity(flat.len() / 2);
+    let mut fields = Vec::with_capacity(flat.len() / 2);
     let mut flat = flat.into_iter();
     while let (Some(name), Some(value)) = (flat.next(), flat.next()) {
         if let Some(name) = text(name) {
-            fields.insert(name, bytes(value));
+            fields.push((name, bytes(value)));
         }
     }
-    Some(StreamEntry {
-        entry_id: text(id)?,
-        fields,
-    })
+    Some((text(id)?, fields))
 }
 
 fn two(items: Vec<Value>) -> Option<(Value, Value)> {
@@ -122,6 +189,83 @@ mod tests {
         );
         assert_eq!(entries[1].entry_id, "2-0");
         assert!(entries[1].fields.is_empty());
+    }
+
+    fn entry_of(id: &str, flat: &[&str]) -> Value {
+        Value::Array(vec![
+            bulk(id),
+            Value::Array(flat.iter().map(|s| bulk(s)).collect()),
+        ])
+    }
+
+    #[test]
+    fn a_done_entry_holding_a_batch_yields_each_completion_under_its_entry_id() {
+        let reply = Value::Array(vec![
+            entry_of("5-0", &["id", "a", "attempts", "1", "result", "1"]),
+            entry_of(
+                "6-0",
+                &[
+                    "id", "b", "attempts", "2", "errors", "[]", "id", "c", "attempts", "1",
+                ],
+            ),
+        ]);
+        let (completions, entries) = range_completions(reply);
+        assert_eq!(entries, 2);
+        let seen: Vec<(&str, Option<&[u8]>, bool)> = completions
+            .iter()
+            .map(|c| {
+                (
+                    c.entry_id.as_str(),
+                    c.fields.get("id").map(Vec::as_slice),
+                    c.fields.contains_key("errors"),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            vec![
+                ("5-0", Some(&b"a"[..]), false),
+                ("6-0", Some(&b"b"[..]), true),
+                ("6-0", Some(&b"c"[..]), false),
+            ]
+        );
+        assert_eq!(
+            completions[2].fields.get("attempts").map(Vec::as_slice),
+            Some(&b"1"[..])
+        );
+    }
+
+    #[test]
+    fn a_read_of_done_splits_batches_and_leaves_other_streams_as_they_are() {
+        let reply = Value::Array(vec![
+            Value::Array(vec![
+                bulk("done"),
+                Value::Array(vec![entry_of("7-0", &["id", "x", "id", "y"])]),
+            ]),
+            Value::Array(vec![
+                bulk("dead"),
+                Value::Array(vec![entry_of("8-0", &["id", "z", "error", "boom"])]),
+            ]),
+        ]);
+        let streams = read_reply_completions(reply);
+        let ids: Vec<(String, Vec<String>)> = streams
+            .into_iter()
+            .map(|(key, entries)| {
+                let ids = entries
+                    .iter()
+                    .filter_map(|e| e.fields.get("id"))
+                    .map(|id| String::from_utf8_lossy(id).into_owned())
+                    .collect();
+                (key, ids)
+            })
+            .collect();
+        assert_eq!(
+            ids,
+            vec![
+                ("done".to_owned(), vec!["x".to_owned(), "y".to_owned()]),
+                ("dead".to_owned(), vec!["z".to_owned()]),
+            ]
+        );
     }
 
     #[test]

@@ -8,8 +8,21 @@
 -- KEYS[9] later set
 -- ARGV[1] group   ARGV[2] job id   ARGV[3] dead-letter entry id or ''
 -- ARGV[4] done entry id or ''
+-- A `done` entry holding other jobs' completions too (a worker's batch, protocol 2.10)
+-- loses only this job's: the others are written again as a new entry, each with the
+-- `finished_at` its first entry's id said, since the new entry's id is later.
 -- Returns {"deleted", status it had}, {"running"} or {"missing"}.
 local job_id, dead_entry, done_entry = ARGV[2], ARGV[3], ARGV[4]
+
+-- Whether the completion whose `id` field is at `i` of an entry's `fields` already says
+-- when it finished (it was written again before).
+local function has_finished_at(fields, i)
+  for j = i + 2, #fields, 2 do
+    if fields[j] == 'id' then return false end
+    if fields[j] == 'finished_at' then return true end
+  end
+  return false
+end
 local status, entry = unpack(redis.call('HMGET', KEYS[2], 'status', 'entry'))
 local id_key = id_key_of(KEYS[2], job_id)
 if not status then
@@ -45,5 +58,27 @@ redis.call('ZREM', KEYS[3], job_id)
 redis.call('ZREM', KEYS[9], job_id)
 for i = 4, 6 do redis.call('ZREM', KEYS[i], job_id) end
 if dead_entry ~= '' then redis.call('XDEL', KEYS[7], dead_entry) end
-if done_entry ~= '' then redis.call('XDEL', KEYS[8], done_entry) end
+-- This job's completion leaves `done`; the other completions its entry holds are kept.
+local function remove_completion(done, at)
+  local e = redis.call('XRANGE', done, at, at)
+  if #e == 0 then return end
+  local fields, kept, mine, others = e[1][2], {}, false, 0
+  for i = 1, #fields, 2 do
+    if fields[i] == 'id' then
+      mine = fields[i + 1] == job_id
+      if not mine then others = others + 1 end
+    end
+    if not mine then
+      kept[#kept + 1] = fields[i]
+      kept[#kept + 1] = fields[i + 1]
+      if fields[i] == 'id' and not has_finished_at(fields, i) then
+        kept[#kept + 1] = 'finished_at'
+        kept[#kept + 1] = tostring(id_parts(at))
+      end
+    end
+  end
+  redis.call('XDEL', done, at)
+  if others > 0 then redis.call('XADD', done, '*', unpack(kept)) end
+end
+if done_entry ~= '' then remove_completion(KEYS[8], done_entry) end
 return {'deleted', status}
