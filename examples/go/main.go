@@ -160,27 +160,51 @@ func run() int {
 	return 2
 }
 
-// completion is the result of the job's entry in `done`, at or after the millisecond its
-// `done_ids` score names; found is false when that entry is not there.
+// completion is the result of the job's completion in `done`, at or after the
+// millisecond its `done_ids` score names; found is false when it is not there. An entry
+// may hold several completions (a worker's batch), each a run of fields that begins with
+// `id`, so entries are read as Redis sends them: go-redis's XRange makes a map of an
+// entry's fields, which keeps only the last `id`.
 func completion(ctx context.Context, rdb *redis.Client, doneStream, jobID string, sinceMs int64) (string, bool, error) {
 	start := strconv.FormatInt(sinceMs, 10) + "-0"
 	for read := 0; read < donePages; read++ {
-		page, err := rdb.XRangeN(ctx, doneStream, start, "+", donePage).Result()
+		page, err := rdb.Do(ctx, "XRANGE", doneStream, start, "+", "COUNT", donePage).Slice()
 		if err != nil {
 			return "", false, err
 		}
-		for _, entry := range page {
-			if id, _ := entry.Values["id"].(string); id == jobID {
-				result, _ := entry.Values["result"].(string)
+		last := ""
+		for _, raw := range page {
+			entry, ok := raw.([]interface{})
+			if !ok || len(entry) != 2 {
+				continue
+			}
+			last, _ = entry[0].(string)
+			flat, _ := entry[1].([]interface{})
+			if result, found := resultOf(flat, jobID); found {
 				return result, true, nil
 			}
 		}
 		if len(page) < donePage {
 			return "", false, nil
 		}
-		start = "(" + page[len(page)-1].ID // exclusive: on past the last entry read
+		start = "(" + last // exclusive: on past the last entry read
 	}
 	return "", false, nil
+}
+
+// resultOf is the `result` of jobID's completion among an entry's fields, in order.
+func resultOf(flat []interface{}, jobID string) (string, bool) {
+	mine := false
+	for i := 0; i+1 < len(flat); i += 2 {
+		name, _ := flat[i].(string)
+		value, _ := flat[i+1].(string)
+		if name == "id" {
+			mine = value == jobID
+		} else if mine && name == "result" {
+			return value, true
+		}
+	}
+	return "", false
 }
 
 // printResult prints a completed job's result JSON.

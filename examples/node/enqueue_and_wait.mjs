@@ -40,13 +40,27 @@ function field(flat, name) {
   return at >= 0 ? flat[at + 1] : undefined;
 }
 
-/** The job's entry in `done` (flat), at or after the millisecond its `done_ids` score names. */
+/** A `done` entry's completions (each flat): a new one starts at each `id` field. */
+function completionsOf(flat) {
+  const completions = [];
+  for (let i = 0; i + 1 < flat.length; i += 2) {
+    if (flat[i] === "id" || completions.length === 0) completions.push([]);
+    completions[completions.length - 1].push(flat[i], flat[i + 1]);
+  }
+  return completions;
+}
+
+/** The job's completion in `done` (flat), at or after the millisecond its `done_ids` score names. */
 async function completion(doneStream, jobId, sinceMs) {
   let start = `${sinceMs}-0`;
   for (let read = 0; read < DONE_PAGES; read++) {
     const page = await redis.xrange(doneStream, start, "+", "COUNT", DONE_PAGE);
-    const found = page.find(([, flat]) => field(flat, "id") === jobId);
-    if (found) return found[1];
+    // An entry may hold several completions (a worker's batch), each a run of fields
+    // that begins with `id`.
+    for (const [, flat] of page) {
+      const found = completionsOf(flat).find((fields) => field(fields, "id") === jobId);
+      if (found) return found;
+    }
     if (page.length < DONE_PAGE) return null;
     start = `(${page[page.length - 1][0]}`; // exclusive: on past the last entry read
   }

@@ -28,17 +28,31 @@ DONE_PAGES = 10
 
 
 def completion(r: redis.Redis, done_stream: str, job_id: str, since_ms: int) -> dict[bytes, bytes] | None:
-    """The job's entry in `done`, at or after the millisecond its `done_ids` score names."""
+    """The job's completion in `done`, at or after the millisecond its `done_ids` score
+    names. An entry may hold several completions (a worker's batch), each a run of fields
+    that begins with `id`, so entries are read as Redis sends them: redis-py's own reading
+    makes a dict of an entry's fields, which keeps only the last `id`."""
     start = f"{since_ms}-0"
     for _ in range(DONE_PAGES):
-        page = r.xrange(done_stream, start, "+", count=DONE_PAGE)
-        for _, fields in page:
-            if fields.get(b"id") == job_id.encode():
-                return fields
+        page = r.execute_command("XRANGE", done_stream, start, "+", "COUNT", DONE_PAGE)
+        for _, flat in page:
+            for fields in completions_of(flat):
+                if fields.get(b"id") == job_id.encode():
+                    return fields
         if len(page) < DONE_PAGE:
             return None
         start = "(" + page[-1][0].decode()  # exclusive: on past the last entry read
     return None
+
+
+def completions_of(flat: list[bytes]) -> list[dict[bytes, bytes]]:
+    """A `done` entry's completions: a new one starts at each `id` field."""
+    completions: list[dict[bytes, bytes]] = []
+    for name, value in zip(flat[0::2], flat[1::2]):
+        if name == b"id" or not completions:
+            completions.append({})
+        completions[-1][name] = value
+    return completions
 
 
 def main() -> int:
@@ -51,6 +65,8 @@ def main() -> int:
 
     # Replies stay bytes: the id key of a job waiting for a retry holds binary data (below).
     r = redis.Redis.from_url(url)
+    # `done` entries are read as Redis sends them (see `completion`).
+    r.set_response_callback("XRANGE", lambda reply, **_: reply)
     # An id of our own lets us find the job by it; without one the job's id would be its
     # entry id, and its completion would have to be searched for in the queue's `done` stream.
     job_id = str(uuid.uuid4())
@@ -93,8 +109,9 @@ def main() -> int:
                     return 0
             elif state == b"done":
                 done_id = held.removeprefix(b"done ")
-                for _, fields in r.xrange(done_stream, done_id, done_id):
-                    print((fields.get(b"result") or b"null").decode())
+                # A key written by protocol 2.7 names an entry holding one completion.
+                for _, flat in r.execute_command("XRANGE", done_stream, done_id, done_id):
+                    print((completions_of(flat)[0].get(b"result") or b"null").decode())
                     return 0
             elif state in (b"scheduled", b"failed"):
                 status = "failed, its retry waiting" if state == b"failed" else "scheduled"

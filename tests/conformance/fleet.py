@@ -42,6 +42,20 @@ def decoded(fields: Mapping[bytes, bytes]) -> dict[str, str]:
     return {text(k): text(v) for k, v in fields.items()}
 
 
+def pairs_to_dict(flat: list[bytes]) -> dict[bytes, bytes]:
+    return dict(zip(flat[0::2], flat[1::2]))
+
+
+def completions_of(flat: list[bytes]) -> list[dict[bytes, bytes]]:
+    """A `done` entry's completions: a new one starts at each `id` field."""
+    completions: list[dict[bytes, bytes]] = []
+    for name, value in zip(flat[0::2], flat[1::2]):
+        if name == b"id" or not completions:
+            completions.append({})
+        completions[-1][name] = value
+    return completions
+
+
 def next_id(entry_id: str) -> str:
     ms, _, seq = entry_id.partition("-")
     return f"{ms}-{int(seq) + 1}"
@@ -208,14 +222,25 @@ class Fleet:
         found = []
         start = since if since == "-" else f"{since.partition('-')[0]}-0"
         while True:
-            page = self.r.xrange(stream, start, "+", count=500)
-            for entry_id, fields in page:
-                entry = decoded(fields)
-                if entry.get("id") == job_id:
-                    found.append((text(entry_id), entry))
+            page = self._raw_range(stream, start, "+", 500)
+            for entry_id, flat in page:
+                # A `done` entry may hold several completions (a worker's batch), each a
+                # run of fields that begins with `id`; any other entry is one whole.
+                parts = completions_of(flat) if stream.endswith(":done") else [pairs_to_dict(flat)]
+                for fields in parts:
+                    entry = decoded(fields)
+                    if entry.get("id") == job_id:
+                        found.append((text(entry_id), entry))
             if len(page) < 500:
                 return found
             start = next_id(text(page[-1][0]))
+
+    def _raw_range(self, stream: str, start: str, end: str, count: int) -> list[tuple[bytes, list[bytes]]]:
+        """XRANGE as Redis sends it: redis-py makes a dict of an entry's fields, which keeps
+        only the last of each name."""
+        raw = redis.Redis(connection_pool=self.r.connection_pool)
+        raw.set_response_callback("XRANGE", lambda reply, **_: reply)
+        return [(entry_id, flat or []) for entry_id, flat in raw.execute_command("XRANGE", stream, start, end, "COUNT", count) or []]
 
     def stream_entries_for(self, job_id: str, queue: str = "default") -> list[str]:
         """Entries still on a queue's stream that carry `job_id` in their `id` field."""

@@ -139,3 +139,76 @@ async fn every_reader_finds_each_completion_of_an_entry_that_holds_several() {
         .await;
     assert_eq!(remembered, ["batch-a"]);
 }
+
+#[tokio::test]
+async fn a_worker_writes_its_completion_batches_as_entries_and_counts_every_completion() {
+    let env = Env::start().await;
+    let jobs = 300;
+    let mut ids = Vec::new();
+    for _ in 0..jobs {
+        ids.push(env.enqueue("noop", json!(null)).await);
+    }
+    let mut config = flotilla_tests::fast_config();
+    config.concurrency = 50;
+    let worker = flotilla_tests::InProcessWorker::start(
+        &env.url(),
+        config,
+        flotilla_worker::Registry::with_builtins(),
+    )
+    .await;
+    let mut conn = env.conn.clone();
+    flotilla_tests::eventually(crate::util::LONG, "every job completed", || {
+        let mut conn = conn.clone();
+        let keys = env.keys.clone();
+        async move {
+            let ever = flotilla_proto::completions_ever(&mut conn, &keys, "default")
+                .await
+                .ok()?;
+            (ever == jobs as u64).then_some(())
+        }
+    })
+    .await;
+    worker.stop().await;
+
+    // Fewer entries than completions: batches share one.
+    let entries = env.xlen(&env.keys.done("default")).await;
+    assert!(entries < jobs, "{entries} entries for {jobs} completions");
+    let mut completed: Vec<String> = env
+        .completions("default")
+        .await
+        .iter()
+        .filter_map(|c| c.fields.get("id"))
+        .map(|id| String::from_utf8_lossy(id).into_owned())
+        .collect();
+    completed.sort();
+    ids.sort();
+    assert_eq!(completed, ids, "each job's completion once");
+
+    // `done_sizes` names every entry with what it holds; `done_count` keeps the total.
+    let sizes: Vec<String> = env
+        .cmd(
+            redis::cmd("LRANGE")
+                .arg(env.keys.done_sizes("default"))
+                .arg(0)
+                .arg(-1),
+        )
+        .await;
+    assert_eq!(sizes.len(), entries);
+    let held: usize = sizes
+        .iter()
+        .filter_map(|s| s.split_once(' ')?.1.parse::<usize>().ok())
+        .sum();
+    assert_eq!(held, jobs);
+    let kept: usize = env
+        .cmd(
+            redis::cmd("HGET")
+                .arg(env.keys.done_count("default"))
+                .arg("kept"),
+        )
+        .await;
+    assert_eq!(kept, jobs);
+    let ever = flotilla_proto::completions_ever(&mut conn, &env.keys, "default")
+        .await
+        .expect("reads");
+    assert_eq!(ever, jobs as u64);
+}

@@ -116,11 +116,9 @@ async fn against_a_running_fleet_it_only_enqueues_watches_and_reports() {
         crate::util::LONG,
         "the drill's first completions",
         || async {
-            let mut completed: u64 = 0;
+            let mut completed = 0;
             for queue in ["critical", "default", "low"] {
-                completed += env
-                    .cmd::<u64>(redis::cmd("XLEN").arg(env.keys.done(queue)))
-                    .await;
+                completed += env.completions(queue).await.len();
             }
             (completed >= 10).then_some(())
         },

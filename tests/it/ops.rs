@@ -431,7 +431,7 @@ async fn purge_deletes_old_finished_jobs_and_a_dry_run_only_counts() {
         "{counted}"
     );
     assert_eq!(
-        env.xlen(&env.keys.done("default")).await,
+        env.completions("default").await.len(),
         5,
         "a dry run deletes nothing"
     );
@@ -451,7 +451,7 @@ async fn purge_deletes_old_finished_jobs_and_a_dry_run_only_counts() {
         purged.contains("deleted 1 completed job records and 5 stream entries"),
         "{purged}"
     );
-    assert_eq!(env.xlen(&env.keys.done("default")).await, 0);
+    assert_eq!(env.completions("default").await.len(), 0);
     assert!(env.record("default", "nightly-2026-11-24").await.is_none());
     let id_key: Option<String> = env
         .cmd(redis::cmd("GET").arg(env.keys.id_key("default", "hourly-2026-11-24T10")))

@@ -31,10 +31,11 @@ async fn has_record(env: &Env, queue: &str, id: &str) -> bool {
 
 /// The ids of the completions in `queue`'s `done` stream.
 async fn done_ids(env: &Env, queue: &str) -> Vec<String> {
-    env.all_entries(&env.keys.done(queue))
+    env.completions(queue)
         .await
         .iter()
-        .filter_map(|entry| entry.get::<String>("id"))
+        .filter_map(|entry| entry.fields.get("id"))
+        .map(|id| String::from_utf8_lossy(id).into_owned())
         .collect()
 }
 

@@ -54,7 +54,7 @@ fn config(concurrency: usize, prefetch: usize) -> WorkerConfig {
 }
 
 async fn done_count(env: &Env) -> usize {
-    env.xlen(&env.keys.done("default")).await
+    env.completions("default").await.len()
 }
 
 #[tokio::test]

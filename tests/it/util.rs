@@ -147,6 +147,20 @@ impl Env {
     }
 
     /// Every entry of `stream`, in order.
+    /// Every completion `queue`'s `done` stream holds, oldest first: an entry may hold
+    /// several (a worker's batch), each under that entry's id.
+    pub async fn completions(&self, queue: &str) -> Vec<flotilla_proto::StreamEntry> {
+        let reply: redis::Value = self
+            .cmd(
+                redis::cmd("XRANGE")
+                    .arg(self.keys.done(queue))
+                    .arg("-")
+                    .arg("+"),
+            )
+            .await;
+        flotilla_proto::range_completions(reply).0
+    }
+
     pub async fn all_entries(&self, stream: &str) -> Vec<redis::streams::StreamId> {
         let reply: redis::streams::StreamRangeReply = self
             .cmd(redis::cmd("XRANGE").arg(stream).arg("-").arg("+"))

@@ -10,7 +10,7 @@
 // time on, one in `done_ids` from its score on.
 
 import { CONSUMER_GROUP } from "./keys.js";
-import { fromCompletion, fromEntry, fromRecord, fromWaiting, toFields } from "./views.js";
+import { completionsOf, fromCompletion, fromEntry, fromRecord, fromWaiting, toFields } from "./views.js";
 import { parseWaiting } from "./waiting.js";
 
 /** Entries of `done` read per step while looking for a completion. */
@@ -225,7 +225,10 @@ async function atCompletion(redis, keys, queue, id, doneId) {
   );
   const record = recordIn(recordReply);
   if (record !== null) return fromRecord(record, id, queue);
-  const completion = carrying(/** @type {[Buffer, Buffer[]][]} */ (range), id);
+  const entries = /** @type {[Buffer, Buffer[]][]} */ (range);
+  const wanted = Buffer.from(id);
+  const completion =
+    entries.length === 0 ? null : completionsOf(entries[0][1]).find((fields) => fields.get("id")?.equals(wanted));
   return completion ? fromCompletion(completion, id, queue) : null;
 }
 
@@ -350,8 +353,9 @@ async function findCompletion(redis, done, id, fromMs) {
       await redis.xrangeBuffer(done, start, "+", "COUNT", DONE_STEP)
     );
     for (const [, flat] of page) {
-      const fields = toFields(flat);
-      if (fields.get("id")?.equals(wanted)) return fields;
+      // An entry may hold several completions (protocol 2.10: a worker's batch).
+      const found = completionsOf(flat).find((fields) => fields.get("id")?.equals(wanted));
+      if (found) return found;
     }
     if (page.length < DONE_STEP) return null;
     searched += page.length;

@@ -162,6 +162,23 @@ export function toFields(reply) {
 }
 
 /**
+ * The completions a `done` entry holds, from its flat [name, value, ...] reply: one, or
+ * from protocol 2.10 several (a worker's batch), each a run of fields that begins with `id`.
+ * @param {Buffer[]} flat
+ * @returns {Fields[]}
+ */
+export function completionsOf(flat) {
+  /** @type {Fields[]} */
+  const completions = [];
+  for (let i = 0; i + 1 < flat.length; i += 2) {
+    const name = flat[i].toString("utf8");
+    if (completions.length === 0 || name === "id") completions.push(new Map());
+    completions[completions.length - 1].set(name, flat[i + 1]);
+  }
+  return completions;
+}
+
+/**
  * The milliseconds part of a stream entry id (`<ms>-<seq>`): when Redis added it.
  * @param {string} entryId
  * @returns {number | null}

@@ -145,6 +145,29 @@ describe("status on a fleet", { skip: SKIP_WITHOUT_FLEET, concurrency: true }, (
     }
   });
 
+  test("each completion of a done entry holding a batch is found", async () => {
+    const { client, redis } = fleet;
+    const queue = idleQueue();
+    try {
+      // From protocol 2.10 a `done` entry may hold several completions, each a run of
+      // fields that begins with `id`; a job without an id of its own is found from its
+      // enqueue time.
+      const ms = await serverMs(redis);
+      const plain = `${ms - 1000}-0`;
+      const ids = [freshName("node-batch"), freshName("node-batch"), plain];
+      const done = `flotilla:{${queue}}:done`;
+      await redis.xadd(done, `${ms}-0`, ...ids.flatMap((id, n) => completion(id, `{"n":${n}}`)));
+      await redis.zadd(`flotilla:{${queue}}:done_ids`, ms, ids[0], ms, ids[1]);
+      for (const [n, id] of ids.entries()) {
+        const found = await client.status(id, { queue });
+        assert.equal(found?.status, "completed", id);
+        assert.deepEqual(found?.result, { n }, id);
+      }
+    } finally {
+      await dropQueue(redis, queue);
+    }
+  });
+
   test("an id key naming a completion, as protocol 2.7 wrote it, is still read", async () => {
     const { client, redis } = fleet;
     const queue = idleQueue();

@@ -5,7 +5,7 @@ import { describe, test } from "node:test";
 
 import { Keys } from "../lib/keys.js";
 import { isEntryId, parseIdKey } from "../lib/status.js";
-import { fromCompletion, fromEntry, fromRecord, fromWaiting } from "../lib/views.js";
+import { completionsOf, fromCompletion, fromEntry, fromRecord, fromWaiting } from "../lib/views.js";
 import { parseWaiting } from "../lib/waiting.js";
 
 /** @param {Record<string, string | Buffer>} fields */
@@ -245,5 +245,20 @@ describe("an id key", () => {
     assert.equal(new Keys("ns").later("q"), "ns:{q}:later");
     assert.equal(new Keys("flotilla").doneIds("emails"), "flotilla:{emails}:done_ids");
     assert.equal(new Keys("ns").doneIds("q"), "ns:{q}:done_ids");
+  });
+});
+
+describe("a done entry", () => {
+  test("is split into its completions at each id", () => {
+    const flat = ["id", "a", "attempts", "1", "id", "b", "attempts", "2"].map((s) => Buffer.from(s));
+    const completions = completionsOf(flat);
+    assert.deepEqual(
+      completions.map((fields) => [fields.get("id")?.toString(), fields.get("attempts")?.toString()]),
+      [
+        ["a", "1"],
+        ["b", "2"],
+      ],
+    );
+    assert.deepEqual(completionsOf([]), []);
   });
 });

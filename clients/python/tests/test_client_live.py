@@ -170,6 +170,28 @@ def test_a_completed_job_with_an_id_is_found_through_done_ids(
     assert client.status(job_id, idle_queue) is None
 
 
+def test_each_completion_of_a_done_entry_holding_a_batch_is_found(
+    client: Client, connection: redis.Redis, idle_queue: str
+) -> None:
+    # From protocol 2.10 a `done` entry may hold several completions, each a run of fields
+    # that begins with `id`; a job without an id of its own is found from its enqueue time.
+    seconds, _ = connection.time()
+    ms = seconds * 1000
+    plain = f"{ms - 1000}-0"
+    first, second = f"batch-{uuid.uuid4()}", f"batch-{uuid.uuid4()}"
+    done = f"flotilla:{{{idle_queue}}}:done"
+    flat: list[object] = []
+    for n, job_id in enumerate([first, second, plain], start=1):
+        flat += ["id", job_id, "type", "noop", "attempts", n, "worker", "w", "run_ms", 1, "result", f'{{"n":{n}}}']
+    connection.execute_command("XADD", done, f"{ms}-0", *flat)
+    connection.zadd(client.keys.done_ids(idle_queue), {first: ms, second: ms})
+    for n, job_id in enumerate([first, second, plain], start=1):
+        found = client.status(job_id, idle_queue)
+        assert found is not None, job_id
+        assert (found.id, found.status, found.attempts) == (job_id, "completed", n)
+        assert (found.result, found.finished_at) == ({"n": n}, ms)
+
+
 def test_a_protocol_2_7_id_key_naming_a_completion_is_still_read(
     client: Client, connection: redis.Redis, idle_queue: str
 ) -> None:

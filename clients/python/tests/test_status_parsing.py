@@ -8,7 +8,7 @@ import msgpack
 
 from flotilla_client import AttemptError, JobStatus, Keys
 from flotilla_client.lookup import JobPlace, parse_id_key
-from flotilla_client.status import entry_time_ms, from_done, from_entry, from_record, from_waiting
+from flotilla_client.status import completions_of, entry_time_ms, from_done, from_entry, from_record, from_waiting
 from flotilla_client.waiting import Waiting, parse_waiting
 
 RECORD = {
@@ -240,3 +240,13 @@ def test_an_id_key_holds_a_waiting_job() -> None:
 def test_the_later_set_shares_its_queues_hash_tag() -> None:
     assert Keys().later("emails") == "flotilla:{emails}:later"
     assert Keys("ns").later("q") == "ns:{q}:later"
+
+
+def test_a_done_entry_is_split_into_its_completions_at_each_id() -> None:
+    flat = [b"id", b"a", b"attempts", b"1", b"id", b"b", b"attempts", b"2", b"finished_at", b"1700000000000"]
+    completions = completions_of(flat)
+    assert completions == [{b"id": b"a", b"attempts": b"1"}, {b"id": b"b", b"attempts": b"2", b"finished_at": b"1700000000000"}]
+    written_again = from_done("q", "b", "1700000009999-0", completions[1])
+    assert (written_again.attempts, written_again.finished_at) == (2, 1700000000000)
+    assert from_done("q", "a", "1700000009999-0", completions[0]).finished_at == 1700000009999
+    assert completions_of([]) == []

@@ -16,7 +16,8 @@ const PAGE: usize = 5000;
 pub struct PurgeCount {
     /// Job records.
     pub records: u64,
-    /// Entries of `done` or the dead-letter stream (a fast-path completion has only this).
+    /// Completions in `done` (several may share an entry) or dead letters (a fast-path
+    /// completion has only this).
     pub entries: u64,
 }
 
@@ -75,11 +76,13 @@ impl Admin {
         let mut start = "-".to_owned();
         loop {
             let end = format!("({before_ms}-0");
-            let page =
-                browse::stream_range(&mut self.conn, &stream, &start, &end, PAGE, false).await?;
+            // A `done` entry may hold several completions: each counts.
+            let (page, held) =
+                browse::completions_range(&mut self.conn, &stream, &start, &end, PAGE, false)
+                    .await?;
             entries += page.len() as u64;
             match page.last() {
-                Some(last) if page.len() == PAGE => start = format!("({}", last.entry_id),
+                Some(last) if held == PAGE => start = format!("({}", last.entry_id),
                 _ => return Ok(PurgeCount { records, entries }),
             }
         }

@@ -101,6 +101,19 @@ impl Keys {
         self.queue_key(queue, "done_ids")
     }
 
+    /// One element per `done` entry a worker wrote (protocol 2.11), oldest first:
+    /// `<entry id> <completions it holds>`, so that trimming by count need not read them.
+    pub fn done_sizes(&self, queue: &str) -> String {
+        self.queue_key(queue, "done_sizes")
+    }
+
+    /// How many completions `done` holds in the entries `done_sizes` names (`kept`), and
+    /// how many were written beyond one per entry (`extra`: `done`'s `entries-added` plus
+    /// it is every completion ever written).
+    pub fn done_count(&self, queue: &str) -> String {
+        self.queue_key(queue, "done_count")
+    }
+
     /// Recent ids of one status, scored by time in ms.
     pub fn index(&self, queue: &str, status: Status) -> String {
         self.queue_key(queue, &format!("idx:{}", status.as_str()))
@@ -197,6 +210,8 @@ mod tests {
             keys.dead("mail"),
             keys.done("mail"),
             keys.done_ids("mail"),
+            keys.done_sizes("mail"),
+            keys.done_count("mail"),
             keys.later("mail"),
             keys.index("mail", Status::Completed),
             keys.unique("mail", "u1"),

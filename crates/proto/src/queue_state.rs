@@ -167,9 +167,25 @@ async fn first_unread_ms<C: ConnectionLike + Send>(
         .and_then(|entry| crate::entry_id_ms(&entry.id)))
 }
 
-/// How many completions `queue`'s `done` stream has ever taken (its `entries-added`,
-/// which counts them however the stream is trimmed); 0 before the first.
+/// How many completions `queue`'s `done` stream has ever taken, however it is trimmed:
+/// its `entries-added`, plus the completions beyond one an entry held (`done_count`'s
+/// `extra`: protocol 2.11 writes a batch as one entry, a worker before it one entry per
+/// completion); 0 before the first.
 pub async fn completions_ever<C: ConnectionLike + Send>(
+    conn: &mut C,
+    keys: &Keys,
+    queue: &str,
+) -> redis::RedisResult<u64> {
+    let extra: Option<u64> = redis::cmd("HGET")
+        .arg(keys.done_count(queue))
+        .arg("extra")
+        .query_async(conn)
+        .await?;
+    Ok(entries_ever(conn, keys, queue).await? + extra.unwrap_or(0))
+}
+
+/// The `done` stream's `entries-added`: every entry ever appended, trimmed or not.
+async fn entries_ever<C: ConnectionLike + Send>(
     conn: &mut C,
     keys: &Keys,
     queue: &str,

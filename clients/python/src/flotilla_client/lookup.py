@@ -18,7 +18,16 @@ import redis
 from redis.client import NEVER_DECODE
 
 from .keys import CONSUMER_GROUP, Keys
-from .status import JobStatus, RawFields, entry_time_ms, from_done, from_entry, from_record, from_waiting
+from .status import (
+    JobStatus,
+    RawFields,
+    completions_of,
+    entry_time_ms,
+    from_done,
+    from_entry,
+    from_record,
+    from_waiting,
+)
 from .waiting import Waiting, parse_waiting
 
 # How many `done` entries one read returns while looking for a completion.
@@ -212,16 +221,17 @@ def _from_done_ids(connection: redis.Redis, keys: Keys, queue: str, job_id: str)
 
 def _search_done(connection: redis.Redis, keys: Keys, queue: str, job_id: str, from_ms: int) -> JobStatus | None:
     """The completion of `job_id` in `done`, at or after the millisecond `from_ms`, a page
-    at a time, among at most DONE_SEARCH_LIMIT completions: each read costs Redis the same
+    at a time, among at most DONE_SEARCH_LIMIT entries: each read costs Redis the same
     whatever the stream holds."""
     done = keys.done(queue)
     start = f"{from_ms}-0"
     searched = 0
     while searched < DONE_SEARCH_LIMIT:
-        page = _entries(connection, done, start, "+", DONE_PAGE)
-        for done_id, fields in page:
-            if _field(fields, "id") == job_id:
-                return from_done(queue, job_id, done_id, fields)
+        page = _done_entries(connection, done, start, "+", DONE_PAGE)
+        for done_id, completions in page:
+            for fields in completions:
+                if _field(fields, "id") == job_id:
+                    return from_done(queue, job_id, done_id, fields)
         if len(page) < DONE_PAGE:
             return None
         searched += len(page)
@@ -234,10 +244,28 @@ def _completion_at(
 ) -> JobStatus | None:
     """The completion a protocol 2.7 id key (`done <entry id>`) names, read at its id:
     None once retention trimmed it."""
-    entries = _entries(connection, keys.done(queue), done_id, done_id, 1)
-    if not entries or _field(entries[0][1], "id") != job_id:
-        return None
-    return from_done(queue, job_id, done_id, entries[0][1])
+    for _, completions in _done_entries(connection, keys.done(queue), done_id, done_id, 1):
+        for fields in completions:
+            if _field(fields, "id") == job_id:
+                return from_done(queue, job_id, done_id, fields)
+    return None
+
+
+def _done_entries(
+    connection: redis.Redis, stream: str, start: str, end: str, count: int
+) -> list[tuple[str, list[RawFields]]]:
+    """Entries of a `done` stream with their completions: from protocol 2.10 an entry may
+    hold several (a worker's batch), each a run of fields that begins with `id`. The
+    reply is read as Redis sends it, since redis-py turns an entry's fields into a dict,
+    which keeps only the last of each name."""
+    raw = redis.Redis(connection_pool=connection.connection_pool)
+    raw.set_response_callback("XRANGE", _as_sent)
+    reply = raw.execute_command("XRANGE", stream, start, end, "COUNT", count, **{NEVER_DECODE: True})  # type: ignore[no-untyped-call]
+    return [(_text(entry_id), completions_of(flat or [])) for entry_id, flat in reply or []]
+
+
+def _as_sent(reply: Any, **_options: Any) -> Any:
+    return reply
 
 
 def _next_id(entry_id: str) -> str:

@@ -170,9 +170,21 @@ def from_done(queue: str, job_id: str, done_entry_id: str, raw: RawFields) -> Jo
         attempts=_int(f.get("attempts")) or 0,
         result=_json_or_none(f.get("result")),
         created_at=entry_time_ms(job_id),
-        finished_at=entry_time_ms(done_entry_id),
+        # A completion written again (its entry lost another job's) says when it finished.
+        finished_at=_int(f.get("finished_at")) or entry_time_ms(done_entry_id),
         worker=_text(f, "worker") or None,
     )
+
+
+def completions_of(flat: list[Any]) -> list[RawFields]:
+    """The completions a `done` entry holds, from its flat field/value list: one, or from
+    protocol 2.10 several (a worker's batch), each a run of fields that begins with `id`."""
+    completions: list[dict[Any, Any]] = []
+    for name, value in zip(flat[0::2], flat[1::2]):
+        if not completions or _as_bytes(name) == b"id":
+            completions.append({})
+        completions[-1][name] = value
+    return list(completions)
 
 
 def entry_time_ms(entry_id: str) -> int | None:

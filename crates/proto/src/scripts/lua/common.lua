@@ -110,6 +110,38 @@ local function done_ids_of(records)
   return string.sub(records, 1, #records - 4) .. 'done_ids'
 end
 
+-- The queue's `done_sizes` list, from its record prefix (protocol 2.11): one element per
+-- `done` entry a worker wrote, oldest first, "<entry id> <completions it holds>", so that
+-- trimming `done` by count knows what each entry holds without reading it.
+local function done_sizes_of(records)
+  return string.sub(records, 1, #records - 4) .. 'done_sizes'
+end
+
+-- The queue's `done_count` hash, from its record prefix: `kept`, the completions the
+-- entries `done_sizes` names hold, and `extra`, the completions written beyond one per
+-- entry (`done`'s `entries-added` plus it is every completion ever written).
+local function done_count_of(records)
+  return string.sub(records, 1, #records - 4) .. 'done_count'
+end
+
+-- Forgets the `done_sizes` elements of entries up to `last` (a `done` entry id) after
+-- those entries were deleted, taking their completions off `kept`.
+local function forget_done_sizes(records, last)
+  local sizes = done_sizes_of(records)
+  local lms, lseq = id_parts(last)
+  local dropped = 0
+  while true do
+    local head = redis.call('LINDEX', sizes, 0)
+    if not head then break end
+    local id, n = string.match(head, '^(%S+) (%d+)$')
+    local ms, seq = id_parts(id or '')
+    if ms > lms or (ms == lms and seq > lseq) then break end
+    redis.call('LPOP', sizes)
+    dropped = dropped + (tonumber(n) or 0)
+  end
+  if dropped > 0 then redis.call('HINCRBY', done_count_of(records), 'kept', -dropped) end
+end
+
 -- The id key of `job_id`, from its record key.
 local function id_key_of(job_key, job_id)
   return id_prefix_of(job_prefix_of(job_key, job_id)) .. job_id

@@ -1,8 +1,11 @@
 -- complete: finish attempts of one queue successfully, a batch per call, each only while
 -- the attempt is still current (rule 3): its lease matches its record, or, for a job on
 -- the fast path (no record), its entry is pending under this worker with the delivery
--- count the attempt began with. Every completion is appended to the queue's `done`
--- stream, which keeps the most recent ones.
+-- count the attempt began with. The batch's completions are appended to the queue's `done`
+-- stream as one entry (protocol 2.11), each a run of fields that begins with `id`: one
+-- `XADD` for the batch rather than one per job. `done_sizes` notes how many each entry
+-- holds, so that trimming keeps the most recent completions by count without reading
+-- them.
 -- KEYS[1] stream   KEYS[2] completed index   KEYS[3] done stream   KEYS[4] done ids
 -- ARGV[1] group   ARGV[2] consumer   ARGV[3] retention ms of finished jobs
 -- ARGV[4] finished jobs kept at most (0 = no count limit)
@@ -51,49 +54,73 @@ local function past_of(entry)
   return kept
 end
 
--- Appends attempt `a`'s completion to `done` and marks its entry for acknowledgement;
--- returns the completion's id in `done`.
--- `past` (field/value pairs, may be nil) goes after the fields every completion has, which
--- keep their places (`id` first, `attempts` third). Without a past, the fields go straight
--- into the call: no table to build and unpack for each job.
-local function append_done(job_id, entry, a, past)
-  local done_id
-  if past then
-    local fields = {'id', job_id, 'type', ARGV[a + 5], 'attempts', ARGV[a + 6],
-      'worker', consumer, 'run_ms', ARGV[a + 7], 'result', ARGV[a + 4]}
-    for _, v in ipairs(past) do fields[#fields + 1] = v end
-    done_id = redis.call('XADD', done, '*', unpack(fields))
-  else
-    done_id = redis.call('XADD', done, '*', 'id', job_id, 'type', ARGV[a + 5], 'attempts', ARGV[a + 6],
-      'worker', consumer, 'run_ms', ARGV[a + 7], 'result', ARGV[a + 4])
-  end
-  if entry ~= '' then done_entries[#done_entries + 1] = entry end
-  completed = completed + 1
-  return done_id
-end
+-- The completions of the batch not yet written, as one entry's field/value pairs, and
+-- the indices (in the id lists below) of the jobs among them with ids to remember.
+local pending, pending_count, pending_ids = {}, 0, {}
+-- Field/value items an entry may hold: Lua's `unpack` takes at most 8000 values, so a
+-- batch whose completions (with long pasts) hold more is written as several entries.
+local ENTRY_ITEMS = 6000
 
 -- Jobs with an id of their own (or a retried one's) that completed in this batch: their
--- id keys, entries, ids and completions' ids, settled in three calls once the batch is done.
+-- id keys, entries, ids and completions' entry ids in `done`, settled in three calls once
+-- the batch is done.
 local id_keys, id_entries, id_names, id_done = {}, {}, {}, {}
+-- The `done` entries this call wrote, as `done_sizes` elements ("<entry id> <count>").
+local written = {}
+
+-- Writes the completions gathered so far as one `done` entry.
+local function flush()
+  if pending_count == 0 then return end
+  local done_id = redis.call('XADD', done, '*', unpack(pending))
+  written[#written + 1] = done_id .. ' ' .. pending_count
+  for _, i in ipairs(pending_ids) do id_done[i] = done_id end
+  pending, pending_count, pending_ids = {}, 0, {}
+end
+
+-- Adds attempt `a`'s completion to the entry being gathered and marks its stream entry
+-- for acknowledgement. `past` (field/value pairs, may be nil) goes after the fields every
+-- completion has, which keep their places (`id` first, `attempts` third).
+local function append_done(job_id, entry, a, past)
+  local n = #pending
+  pending[n + 1], pending[n + 2] = 'id', job_id
+  pending[n + 3], pending[n + 4] = 'type', ARGV[a + 5]
+  pending[n + 5], pending[n + 6] = 'attempts', ARGV[a + 6]
+  pending[n + 7], pending[n + 8] = 'worker', consumer
+  pending[n + 9], pending[n + 10] = 'run_ms', ARGV[a + 7]
+  pending[n + 11], pending[n + 12] = 'result', ARGV[a + 4]
+  if past then
+    for _, v in ipairs(past) do pending[#pending + 1] = v end
+  end
+  pending_count = pending_count + 1
+  if entry ~= '' then done_entries[#done_entries + 1] = entry end
+  completed = completed + 1
+end
 
 -- The ids of the batch stop being held by their entries and are remembered as completed:
 -- each id key that names the entry its job completed from goes, and the id joins
--- `done_ids` scored by the time of its completion in `done`: readers look for the
--- completion from that time on, and trimming `done` forgets the ids scored before its
--- first entry left. (Not by `now`: `XADD` reads the clock again and may number the
--- completion a millisecond later, or past a clock behind `done`'s last id, and the id would
--- be forgotten while its completion is kept.) A key naming anything else (an entry that
+-- `done_ids` scored by the millisecond of its completion's entry in `done`: readers look
+-- for the completion from that time on, and trimming `done` forgets the ids scored before
+-- its first entry left. (Not by `now`: `XADD` reads the clock again and may number the
+-- entry a millisecond later, or past a clock behind `done`'s last id, and the id would be
+-- forgotten while its completion is kept.) A key naming anything else (an entry that
 -- wrote `held` by hand while the id was another job's; a job deleted while it ran) is left
 -- as it is: the id stays with its job. With a retention of 0 the id is forgotten at once.
 local function remember_ids()
   if #id_keys == 0 then return end
   local held = redis.call('MGET', unpack(id_keys))
   local gone, scored = {}, {}
+  local score_of = {}
   for i, key in ipairs(id_keys) do
     if held[i] == id_entries[i] then
       gone[#gone + 1] = key
-      local done_ms = id_parts(id_done[i] or '')
-      scored[#scored + 1] = tostring(done_ms > 0 and done_ms or now)
+      local done_id = id_done[i] or ''
+      local score = score_of[done_id]
+      if not score then
+        local done_ms = id_parts(done_id)
+        score = tostring(done_ms > 0 and done_ms or now)
+        score_of[done_id] = score
+      end
+      scored[#scored + 1] = score
       scored[#scored + 1] = id_names[i]
     end
   end
@@ -102,22 +129,49 @@ local function remember_ids()
   if retention > 0 then redis.call('ZADD', KEYS[4], unpack(scored)) end
 end
 
--- Keeps `done` to `max` entries (0: no count limit) and to the retention, and
--- `done_ids` to the ids whose completions are still there, so that ids are remembered as
--- long as their completions and memory stays bounded by count as well as by age.
-local function trim_done(max)
-  local trimmed = 0
-  if max ~= '0' then trimmed = redis.call('XTRIM', done, 'MAXLEN', max) end
-  if retention > 0 then
-    trimmed = trimmed + redis.call('XTRIM', done, 'MINID', '~', now - retention)
+-- Notes the entries this call wrote in `done_sizes` and counts their completions in
+-- `done_count`: `kept`, and `extra` (completions beyond one an entry holds, so that the
+-- stream's `entries-added` plus it counts every completion ever); returns `kept`.
+local function note_written()
+  local sizes, counts = done_sizes_of(records), done_count_of(records)
+  redis.call('RPUSH', sizes, unpack(written))
+  redis.call('HINCRBY', counts, 'extra', completed - #written)
+  return redis.call('HINCRBY', counts, 'kept', completed)
+end
+
+-- Keeps `done` to the newest `max` completions (0: no count limit), and at most one
+-- entry's more, and to the retention, dropping whole entries, oldest first, as
+-- `done_sizes` names them; and `done_ids` to the
+-- ids whose completions are still there, so that ids are remembered as long as their
+-- completions and memory stays bounded by count as well as by age. Entries no size names
+-- (written one per completion by a worker before protocol 2.11) go by age.
+local function trim_done(kept, max)
+  local sizes = done_sizes_of(records)
+  local limit = tonumber(max) or 0
+  local cutoff = retention > 0 and now - retention or nil
+  local last, dropped = nil, 0
+  while true do
+    local head = redis.call('LINDEX', sizes, 0)
+    if not head then break end
+    local id, n = string.match(head, '^(%S+) (%d+)$')
+    n = tonumber(n) or 0
+    -- Dropping the oldest entry still leaves the newest `limit` completions.
+    local over = limit > 0 and kept - dropped - n >= limit
+    local old = cutoff ~= nil and id_parts(id or '') < cutoff
+    if not (over or old) then break end
+    redis.call('LPOP', sizes)
+    dropped = dropped + n
+    last = id or last
   end
-  if trimmed == 0 then return end
-  local first = redis.call('XRANGE', done, '-', '+', 'COUNT', 1)[1]
-  if first then
-    redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', '(' .. id_parts(first[1]))
-  else
-    redis.call('DEL', KEYS[4])
-  end
+  if cutoff then redis.call('XTRIM', done, 'MINID', '~', cutoff) end
+  if not last then return end
+  redis.call('HINCRBY', done_count_of(records), 'kept', -dropped)
+  local ms, seq = id_parts(last)
+  redis.call('XTRIM', done, 'MINID', string.format('%d-%d', ms, seq + 1))
+  local first = redis.call('LINDEX', sizes, 0)
+  local keep_from = ms + 1
+  if first then keep_from = id_parts(string.match(first, '^(%S+)') or '') end
+  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', '(' .. string.format('%d', keep_from))
 end
 
 for a = 8, #ARGV, 8 do
@@ -131,13 +185,14 @@ for a = 8, #ARGV, 8 do
       -- spent before (a retry, a requeued copy): its past is kept with its completion.
       local past = nil
       if ARGV[a + 6] ~= ARGV[a + 2] then past = past_of(entry) end
-      local done_id = append_done(named, entry, a, past)
+      append_done(named, entry, a, past)
       if job_id ~= '' then
         id_keys[#id_keys + 1] = ids .. job_id
         id_entries[#id_entries + 1] = entry
         id_names[#id_names + 1] = job_id
-        id_done[#id_done + 1] = done_id
+        pending_ids[#pending_ids + 1] = #id_keys
       end
+      if #pending >= ENTRY_ITEMS then flush() end
       replies[#replies + 1] = 'ok'
     elseif was_cancelled(records .. named) then
       replies[#replies + 1] = 'cancelled'
@@ -161,15 +216,17 @@ for a = 8, #ARGV, 8 do
       redis.call('ZADD', KEYS[2], now, job_id)
       any_record = true
       append_done(job_id, entry, a)
+      if #pending >= ENTRY_ITEMS then flush() end
       replies[#replies + 1] = 'ok'
     end
   end
 end
+flush()
 ack_and_delete_all(stream, group, done_entries)
 remember_ids()
 -- Keep the index, the records and the done stream bounded by age and by count, once per
 -- batch rather than once per completion.
-if completed > 0 then trim_done(max_len) end
+if completed > 0 then trim_done(note_written(), max_len) end
 if any_record then
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - retention)
   trim_finished(KEYS[2], records, 'completed', tonumber(max_len))

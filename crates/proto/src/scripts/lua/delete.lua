@@ -10,7 +10,8 @@
 -- ARGV[4] done entry id or ''
 -- A `done` entry holding other jobs' completions too (a worker's batch, protocol 2.10)
 -- loses only this job's: the others are written again as a new entry, each with the
--- `finished_at` its first entry's id said, since the new entry's id is later.
+-- `finished_at` its first entry's id said, since the new entry's id is later; its size in
+-- `done_sizes` moves with it.
 -- Returns {"deleted", status it had}, {"running"} or {"missing"}.
 local job_id, dead_entry, done_entry = ARGV[2], ARGV[3], ARGV[4]
 
@@ -78,7 +79,13 @@ local function remove_completion(done, at)
     end
   end
   redis.call('XDEL', done, at)
-  if others > 0 then redis.call('XADD', done, '*', unpack(kept)) end
+  local again = others > 0 and redis.call('XADD', done, '*', unpack(kept))
+  -- The entry's size in `done_sizes` (protocol 2.11) follows it.
+  local records = job_prefix_of(KEYS[2], job_id)
+  if redis.call('LREM', done_sizes_of(records), 1, at .. ' ' .. (others + 1)) == 1 then
+    redis.call('HINCRBY', done_count_of(records), 'kept', -1)
+    if again then redis.call('RPUSH', done_sizes_of(records), again .. ' ' .. others) end
+  end
 end
 if done_entry ~= '' then remove_completion(KEYS[8], done_entry) end
 return {'deleted', status}

@@ -15,5 +15,5 @@ for i = 5, 7 do
   for _, id in ipairs(ids) do redis.call('DEL', ARGV[1] .. id) end
 end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8],
-  done_ids_of(ARGV[1]))
+  done_ids_of(ARGV[1]), done_sizes_of(ARGV[1]), done_count_of(ARGV[1]))
 return 'removed'
