@@ -211,4 +211,30 @@ async fn a_worker_writes_its_completion_batches_as_entries_and_counts_every_comp
         .await
         .expect("reads");
     assert_eq!(ever, jobs as u64);
+
+    // Deleting one completed job rewrites its entry without it; the sizes follow.
+    let deleted = format!("default:{}", ids[0]);
+    flotilla(&env, &["jobs", "delete", &deleted, "--yes"]);
+    assert_eq!(env.completions("default").await.len(), jobs - 1);
+    let sizes: Vec<String> = env
+        .cmd(
+            redis::cmd("LRANGE")
+                .arg(env.keys.done_sizes("default"))
+                .arg(0)
+                .arg(-1),
+        )
+        .await;
+    assert_eq!(sizes.len(), env.xlen(&env.keys.done("default")).await);
+    let held: usize = sizes
+        .iter()
+        .filter_map(|s| s.split_once(' ')?.1.parse::<usize>().ok())
+        .sum();
+    let kept: usize = env
+        .cmd(
+            redis::cmd("HGET")
+                .arg(env.keys.done_count("default"))
+                .arg("kept"),
+        )
+        .await;
+    assert_eq!((held, kept), (jobs - 1, jobs - 1));
 }
