@@ -192,19 +192,23 @@ func completion(ctx context.Context, rdb *redis.Client, doneStream, jobID string
 	return "", false, nil
 }
 
-// resultOf is the `result` of jobID's completion among an entry's fields, in order.
-func resultOf(flat []interface{}, jobID string) (string, bool) {
-	mine := false
+// resultOf is the `result` of jobID's completion among an entry's fields, in order;
+// found is false when the entry holds no completion of jobID. A completion without a
+// `result` returned nothing.
+func resultOf(flat []interface{}, jobID string) (result string, found bool) {
 	for i := 0; i+1 < len(flat); i += 2 {
 		name, _ := flat[i].(string)
 		value, _ := flat[i+1].(string)
-		if name == "id" {
-			mine = value == jobID
-		} else if mine && name == "result" {
-			return value, true
+		switch {
+		case name == "id" && found:
+			return result, true // the next completion begins
+		case name == "id":
+			found = value == jobID
+		case found && name == "result":
+			result = value
 		}
 	}
-	return "", false
+	return result, found
 }
 
 // printResult prints a completed job's result JSON.

@@ -43,11 +43,12 @@ function field(flat, name) {
 /** A `done` entry's completions (each flat): a new one starts at each `id` field. */
 function completionsOf(flat) {
   const completions = [];
+  const shared = []; // fields before the first `id`: every completion's
   for (let i = 0; i + 1 < flat.length; i += 2) {
-    if (flat[i] === "id" || completions.length === 0) completions.push([]);
-    completions[completions.length - 1].push(flat[i], flat[i + 1]);
+    if (flat[i] === "id") completions.push([]);
+    (completions.length > 0 ? completions[completions.length - 1] : shared).push(flat[i], flat[i + 1]);
   }
-  return completions;
+  return completions.map((own) => [...own, ...shared]);
 }
 
 /** The job's completion in `done` (flat), at or after the millisecond its `done_ids` score names. */

@@ -50,18 +50,21 @@ done_stream="$namespace:{$queue}:done"
 
 # The result of the job's completion among entries of `done` that redis-cli printed one
 # element a line (each entry's id, then its fields and values in turn); exit status 1 when
-# the job's is not among them. Every completion's first field is `id`, and each has a
-# `result` (empty when the handler returned nothing): from the job's `id`, fields and values
-# are read in pairs up to `result`. An empty result that ended the output is missing from it
-# (command substitution drops trailing newlines): `result` as the last line is that.
+# the job's is not among them. An entry may hold several completions, each beginning with
+# its `id` field; one without `result` returned nothing. From the job's `id`, fields and
+# values are read in pairs up to `result`, or up to the next completion's `id` or the next
+# entry (an empty result is printed then). An empty result that ended the output is
+# missing from it (command substitution drops trailing newlines): `result` as the last
+# line is that.
 result_of() {
   awk -v job="$job_id" '
     done { next }
+    found && (NR - at) % 2 == 1 && ($0 == "id" || $0 ~ /^[0-9]+-[0-9]+$/) { print ""; done = 1; next }
     found && (NR - at) % 2 == 1 { field = $0; next }
     found { if (field == "result") { print; done = 1 }; next }
     prev == "id" && $0 == job { found = 1; at = NR }
     { prev = $0 }
-    END { exit done || (found && field == "result") ? 0 : 1 }'
+    END { if (found && !done) print ""; exit found ? 0 : 1 }'
 }
 # Polls every 0.1 s. Counting polls rather than reading a clock keeps this to plain bash; the
 # wait is FLOTILLA_WAIT_SECONDS plus the time the polls themselves take.

@@ -49,11 +49,12 @@ def pairs_to_dict(flat: list[bytes]) -> dict[bytes, bytes]:
 def completions_of(flat: list[bytes]) -> list[dict[bytes, bytes]]:
     """A `done` entry's completions: a new one starts at each `id` field."""
     completions: list[dict[bytes, bytes]] = []
+    shared: dict[bytes, bytes] = {}  # fields before the first `id`: every completion's
     for name, value in zip(flat[0::2], flat[1::2]):
-        if name == b"id" or not completions:
-            completions.append({})
-        completions[-1][name] = value
-    return completions
+        if name == b"id":
+            completions.append(dict(shared))
+        (completions[-1] if completions else shared)[name] = value
+    return completions if completions or not shared else [shared]
 
 
 def next_id(entry_id: str) -> str:

@@ -134,7 +134,8 @@ export function fromCompletion(completion, id, queue) {
     queue,
     status: "completed",
     type: text(completion, "type"),
-    attempts: count(completion, "attempts") ?? 0,
+    // Left out when it took one attempt (protocol 2.11).
+    attempts: count(completion, "attempts") ?? 1,
     maxAttempts: null,
     result: json(text(completion, "result")),
     error: null,
@@ -163,19 +164,22 @@ export function toFields(reply) {
 
 /**
  * The completions a `done` entry holds, from its flat [name, value, ...] reply: one, or
- * from protocol 2.10 several (a worker's batch), each a run of fields that begins with `id`.
+ * from protocol 2.10 several (a worker's batch), each a run of fields that begins with `id`;
+ * fields before the first `id` are every completion's.
  * @param {Buffer[]} flat
  * @returns {Fields[]}
  */
 export function completionsOf(flat) {
   /** @type {Fields[]} */
   const completions = [];
+  /** @type {Fields} fields before the first `id`: every completion's (its own wins) */
+  const shared = new Map();
   for (let i = 0; i + 1 < flat.length; i += 2) {
     const name = flat[i].toString("utf8");
-    if (completions.length === 0 || name === "id") completions.push(new Map());
-    completions[completions.length - 1].set(name, flat[i + 1]);
+    if (name === "id") completions.push(new Map(shared));
+    (completions.length > 0 ? completions[completions.length - 1] : shared).set(name, flat[i + 1]);
   }
-  return completions;
+  return completions.length > 0 || shared.size === 0 ? completions : [shared];
 }
 
 /**

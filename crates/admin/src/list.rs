@@ -664,9 +664,11 @@ impl Admin {
 /// A row from a stream entry: a job of its own id or of the entry's, with the attempts it
 /// had spent plus `delivered` (a running entry's deliveries).
 fn entry_row(queue: &str, entry: &StreamEntry, status: Status, delivered: u32) -> JobRow {
+    // A completion leaves out `attempts` when it took one; an entry, when none was spent.
+    let unsaid = u32::from(status == Status::Completed);
     let spent: u32 = text(entry, field::ATTEMPTS)
         .and_then(|a| a.parse().ok())
-        .unwrap_or(0);
+        .unwrap_or(unsaid);
     let id = text(entry, field::ID).unwrap_or_else(|| entry.entry_id.clone());
     JobRow {
         queue: queue.to_owned(),

@@ -49,10 +49,11 @@ pub async fn completions(
                 .entry(job_key(queue, id))
                 .or_default()
                 .push(Completion {
+                    // Left out when it took one (protocol 2.11).
                     attempts: fields
                         .get("attempts")
                         .and_then(|a| a.parse().ok())
-                        .unwrap_or_default(),
+                        .unwrap_or(1),
                     pid: fields.get("worker").and_then(|w| instance_pid(w)),
                     at_ms: entry_id_ms(&entry_id).unwrap_or_default(),
                 });

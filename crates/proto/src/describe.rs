@@ -513,6 +513,8 @@ fn completed(
     );
     // A retried job's completion also keeps its first enqueue, attempts allowed and
     // errors.
+    // A completion leaves out `attempts` when it took one (protocol 2.11).
+    set(field::ATTEMPTS, "1".to_owned());
     for name in [
         field::TYPE,
         field::ATTEMPTS,

@@ -47,8 +47,9 @@ pub fn read_reply_completions(reply: Value) -> Vec<(String, Vec<StreamEntry>)> {
 /// The completions of an XRANGE or XREVRANGE reply over a `done` stream, in reply order,
 /// and how many entries held them. An entry may hold several completions (protocol 2.10:
 /// a worker's batch in one entry): each is a run of fields that begins with `id`, and
-/// comes back as an entry of its own under the id of the entry that holds it. An entry
-/// written before 2.10 holds one.
+/// comes back as an entry of its own under the id of the entry that holds it, with the
+/// fields the entry has before its first `id` (every completion's). An entry written
+/// before 2.10 holds one.
 pub fn range_completions(reply: Value) -> (Vec<StreamEntry>, usize) {
     let Value::Array(entries) = reply else {
         return (Vec::new(), 0);
@@ -65,26 +66,34 @@ pub fn range_completions(reply: Value) -> (Vec<StreamEntry>, usize) {
 /// An entry's fields in order: names as text, values as the bytes Redis holds.
 type Fields = Vec<(String, Vec<u8>)>;
 
-/// An entry's fields split into completions, one at each `id` field.
+/// An entry's fields split into completions, one at each `id` field. Fields before the
+/// first `id` belong to every completion of the entry (a worker writes its name there
+/// once for the batch); a completion's own field of the same name wins.
 fn split_at_ids(entry_id: &str, pairs: Fields) -> Vec<StreamEntry> {
+    let mut shared: HashMap<String, Vec<u8>> = HashMap::new();
     let mut completions: Vec<StreamEntry> = Vec::new();
     for (name, value) in pairs {
-        let starts_one = name == crate::field::ID || completions.is_empty();
-        if starts_one {
+        if name == crate::field::ID {
             completions.push(StreamEntry {
                 entry_id: entry_id.to_owned(),
-                fields: HashMap::new(),
+                fields: shared.clone(),
             });
         }
-        if let Some(current) = completions.last_mut() {
-            current.fields.insert(name, value);
+        match completions.last_mut() {
+            Some(current) => {
+                current.fields.insert(name, value);
+            }
+            None => {
+                shared.insert(name, value);
+            }
         }
     }
     if completions.is_empty() {
-        // Deleted while pending: no fields, one entry as `range_entries` gives it.
+        // No `id` (an entry deleted while pending has no fields): one entry, as
+        // `range_entries` gives it.
         completions.push(StreamEntry {
             entry_id: entry_id.to_owned(),
-            fields: HashMap::new(),
+            fields: shared,
         });
     }
     completions
@@ -205,7 +214,8 @@ mod tests {
             entry_of(
                 "6-0",
                 &[
-                    "id", "b", "attempts", "2", "errors", "[]", "id", "c", "attempts", "1",
+                    "worker", "w-1", "id", "b", "attempts", "2", "errors", "[]", "id", "c",
+                    "attempts", "1", "worker", "w-2",
                 ],
             ),
         ]);
@@ -233,6 +243,11 @@ mod tests {
             completions[2].fields.get("attempts").map(Vec::as_slice),
             Some(&b"1"[..])
         );
+        // What comes before the first `id` is every completion's; a completion's own wins.
+        let worker = |c: &StreamEntry| c.fields.get("worker").map(|w| w.to_vec());
+        assert_eq!(worker(&completions[0]), None);
+        assert_eq!(worker(&completions[1]), Some(b"w-1".to_vec()));
+        assert_eq!(worker(&completions[2]), Some(b"w-2".to_vec()));
     }
 
     #[test]

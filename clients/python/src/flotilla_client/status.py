@@ -167,7 +167,8 @@ def from_done(queue: str, job_id: str, done_entry_id: str, raw: RawFields) -> Jo
         queue=queue,
         status="completed",
         type=_text(f, "type") or "",
-        attempts=_int(f.get("attempts")) or 0,
+        # Left out when it took one attempt (protocol 2.11).
+        attempts=_int(f.get("attempts")) or 1,
         result=_json_or_none(f.get("result")),
         created_at=entry_time_ms(job_id),
         # A completion written again (its entry lost another job's) says when it finished.
@@ -178,13 +179,15 @@ def from_done(queue: str, job_id: str, done_entry_id: str, raw: RawFields) -> Jo
 
 def completions_of(flat: list[Any]) -> list[RawFields]:
     """The completions a `done` entry holds, from its flat field/value list: one, or from
-    protocol 2.10 several (a worker's batch), each a run of fields that begins with `id`."""
+    protocol 2.10 several (a worker's batch), each a run of fields that begins with `id`.
+    Fields before the first `id` are every completion's (a completion's own wins)."""
     completions: list[dict[Any, Any]] = []
+    shared: dict[Any, Any] = {}
     for name, value in zip(flat[0::2], flat[1::2]):
-        if not completions or _as_bytes(name) == b"id":
-            completions.append({})
-        completions[-1][name] = value
-    return list(completions)
+        if _as_bytes(name) == b"id":
+            completions.append(dict(shared))
+        (completions[-1] if completions else shared)[name] = value
+    return list(completions) if completions or not shared else [shared]
 
 
 def entry_time_ms(entry_id: str) -> int | None:

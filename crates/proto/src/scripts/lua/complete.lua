@@ -56,7 +56,9 @@ end
 
 -- The completions of the batch not yet written, as one entry's field/value pairs, and
 -- the indices (in the id lists below) of the jobs among them with ids to remember.
-local pending, pending_count, pending_ids = {}, 0, {}
+-- The worker is named once, before the first `id`: what an entry holds there is every
+-- completion's.
+local pending, pending_count, pending_ids = {'worker', consumer}, 0, {}
 -- Field/value items an entry may hold: Lua's `unpack` takes at most 8000 values, so a
 -- batch whose completions (with long pasts) hold more is written as several entries.
 local ENTRY_ITEMS = 6000
@@ -74,20 +76,26 @@ local function flush()
   local done_id = redis.call('XADD', done, '*', unpack(pending))
   written[#written + 1] = done_id .. ' ' .. pending_count
   for _, i in ipairs(pending_ids) do id_done[i] = done_id end
-  pending, pending_count, pending_ids = {}, 0, {}
+  pending, pending_count, pending_ids = {'worker', consumer}, 0, {}
 end
 
 -- Adds attempt `a`'s completion to the entry being gathered and marks its stream entry
--- for acknowledgement. `past` (field/value pairs, may be nil) goes after the fields every
--- completion has, which keep their places (`id` first, `attempts` third).
+-- for acknowledgement: `id` first, then `type`, then `attempts`, `run_ms` and `result`
+-- unless at their defaults (1, 0, none), then `past` (field/value pairs, may be nil).
 local function append_done(job_id, entry, a, past)
   local n = #pending
   pending[n + 1], pending[n + 2] = 'id', job_id
   pending[n + 3], pending[n + 4] = 'type', ARGV[a + 5]
-  pending[n + 5], pending[n + 6] = 'attempts', ARGV[a + 6]
-  pending[n + 7], pending[n + 8] = 'worker', consumer
-  pending[n + 9], pending[n + 10] = 'run_ms', ARGV[a + 7]
-  pending[n + 11], pending[n + 12] = 'result', ARGV[a + 4]
+  -- A field at its default is left out: one attempt, under a millisecond, no result.
+  if ARGV[a + 6] ~= '1' then
+    pending[#pending + 1], pending[#pending + 2] = 'attempts', ARGV[a + 6]
+  end
+  if ARGV[a + 7] ~= '0' then
+    pending[#pending + 1], pending[#pending + 2] = 'run_ms', ARGV[a + 7]
+  end
+  if ARGV[a + 4] ~= '' then
+    pending[#pending + 1], pending[#pending + 2] = 'result', ARGV[a + 4]
+  end
   if past then
     for _, v in ipairs(past) do pending[#pending + 1] = v end
   end
