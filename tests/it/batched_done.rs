@@ -32,6 +32,31 @@ async fn held(env: &Env) -> Vec<(String, Option<String>)> {
         .collect()
 }
 
+/// How many entries `done_sizes` names, the completions it says they hold, and the
+/// completions `done_count` says are kept.
+async fn sizes_and_counts(env: &Env) -> (usize, usize, usize) {
+    let sizes: Vec<String> = env
+        .cmd(
+            redis::cmd("LRANGE")
+                .arg(env.keys.done_sizes("default"))
+                .arg(0)
+                .arg(-1),
+        )
+        .await;
+    let held = sizes
+        .iter()
+        .filter_map(|s| s.split_once(' ')?.1.parse::<usize>().ok())
+        .sum();
+    let kept: usize = env
+        .cmd(
+            redis::cmd("HGET")
+                .arg(env.keys.done_count("default"))
+                .arg("kept"),
+        )
+        .await;
+    (sizes.len(), held, kept)
+}
+
 #[tokio::test]
 async fn every_reader_finds_each_completion_of_an_entry_that_holds_several() {
     let env = Env::start().await;
@@ -185,28 +210,7 @@ async fn a_worker_writes_its_completion_batches_as_entries_and_counts_every_comp
     assert_eq!(completed, ids, "each job's completion once");
 
     // `done_sizes` names every entry with what it holds; `done_count` keeps the total.
-    let sizes: Vec<String> = env
-        .cmd(
-            redis::cmd("LRANGE")
-                .arg(env.keys.done_sizes("default"))
-                .arg(0)
-                .arg(-1),
-        )
-        .await;
-    assert_eq!(sizes.len(), entries);
-    let held: usize = sizes
-        .iter()
-        .filter_map(|s| s.split_once(' ')?.1.parse::<usize>().ok())
-        .sum();
-    assert_eq!(held, jobs);
-    let kept: usize = env
-        .cmd(
-            redis::cmd("HGET")
-                .arg(env.keys.done_count("default"))
-                .arg("kept"),
-        )
-        .await;
-    assert_eq!(kept, jobs);
+    assert_eq!(sizes_and_counts(&env).await, (entries, jobs, jobs));
     let ever = flotilla_proto::completions_ever(&mut conn, &env.keys, "default")
         .await
         .expect("reads");
@@ -216,25 +220,6 @@ async fn a_worker_writes_its_completion_batches_as_entries_and_counts_every_comp
     let deleted = format!("default:{}", ids[0]);
     flotilla(&env, &["jobs", "delete", &deleted, "--yes"]);
     assert_eq!(env.completions("default").await.len(), jobs - 1);
-    let sizes: Vec<String> = env
-        .cmd(
-            redis::cmd("LRANGE")
-                .arg(env.keys.done_sizes("default"))
-                .arg(0)
-                .arg(-1),
-        )
-        .await;
-    assert_eq!(sizes.len(), env.xlen(&env.keys.done("default")).await);
-    let held: usize = sizes
-        .iter()
-        .filter_map(|s| s.split_once(' ')?.1.parse::<usize>().ok())
-        .sum();
-    let kept: usize = env
-        .cmd(
-            redis::cmd("HGET")
-                .arg(env.keys.done_count("default"))
-                .arg("kept"),
-        )
-        .await;
-    assert_eq!((held, kept), (jobs - 1, jobs - 1));
+    let entries = env.xlen(&env.keys.done("default")).await;
+    assert_eq!(sizes_and_counts(&env).await, (entries, jobs - 1, jobs - 1));
 }

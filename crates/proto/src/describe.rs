@@ -451,15 +451,9 @@ async fn xrange<C: ConnectionLike>(
     end: &str,
     count: usize,
 ) -> Result<Vec<StreamEntry>, redis::RedisError> {
-    let reply: redis::Value = redis::cmd("XRANGE")
-        .arg(stream)
-        .arg(start)
-        .arg(end)
-        .arg("COUNT")
-        .arg(count)
-        .query_async(conn)
-        .await?;
-    Ok(range_entries(reply))
+    Ok(range_entries(
+        xrange_reply(conn, stream, start, end, count).await?,
+    ))
 }
 
 /// Up to `count` entries of a `done` stream from `start` to `end`, as their completions
@@ -471,15 +465,26 @@ async fn done_range<C: ConnectionLike>(
     end: &str,
     count: usize,
 ) -> Result<(Vec<StreamEntry>, usize), redis::RedisError> {
-    let reply: redis::Value = redis::cmd("XRANGE")
+    Ok(range_completions(
+        xrange_reply(conn, stream, start, end, count).await?,
+    ))
+}
+
+async fn xrange_reply<C: ConnectionLike>(
+    conn: &mut C,
+    stream: &str,
+    start: &str,
+    end: &str,
+    count: usize,
+) -> Result<redis::Value, redis::RedisError> {
+    redis::cmd("XRANGE")
         .arg(stream)
         .arg(start)
         .arg(end)
         .arg("COUNT")
         .arg(count)
         .query_async(conn)
-        .await?;
-    Ok(range_completions(reply))
+        .await
 }
 
 /// The record of a completion read from `done`, of a job enqueued at `created_ms` when
