@@ -222,4 +222,9 @@ async fn a_worker_writes_its_completion_batches_as_entries_and_counts_every_comp
     assert_eq!(env.completions("default").await.len(), jobs - 1);
     let entries = env.xlen(&env.keys.done("default")).await;
     assert_eq!(sizes_and_counts(&env).await, (entries, jobs - 1, jobs - 1));
+    // Writing the others again adds an entry, not completions: the count ever stays.
+    let ever = flotilla_proto::completions_ever(&mut conn, &env.keys, "default")
+        .await
+        .expect("reads");
+    assert_eq!(ever, jobs as u64);
 }

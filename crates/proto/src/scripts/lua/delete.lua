@@ -84,7 +84,12 @@ local function remove_completion(done, at)
   local records = job_prefix_of(KEYS[2], job_id)
   if redis.call('LREM', done_sizes_of(records), 1, at .. ' ' .. (others + 1)) == 1 then
     redis.call('HINCRBY', done_count_of(records), 'kept', -1)
-    if again then redis.call('RPUSH', done_sizes_of(records), again .. ' ' .. others) end
+    if again then
+      redis.call('RPUSH', done_sizes_of(records), again .. ' ' .. others)
+      -- The new entry holds completions already counted: `entries-added` plus `extra`
+      -- stays the number of completions ever written.
+      redis.call('HINCRBY', done_count_of(records), 'extra', -1)
+    end
   end
 end
 if done_entry ~= '' then remove_completion(KEYS[8], done_entry) end
