@@ -354,6 +354,60 @@ async fn a_bulk_of_ids_and_delays_answers_for_each_job_and_keeps_the_cap() {
     assert!(!has_record(&env, "default", "bulk-3").await, "refused");
 }
 
+/// A bulk call reads what its ids are known as once for the whole batch: an id that
+/// completed (remembered in `done_ids`), one a record holds and one another job of the
+/// same call took are each told it exists, and a refused id disturbs none of the others.
+#[tokio::test]
+async fn a_bulk_of_ids_knows_completed_and_recorded_ids_and_refuses_one_alone() {
+    let env = Env::start().await;
+    let job = |id: &str| NewJob::new("noop", &json!({})).expect("job").id(id);
+    let worker = InProcessWorker::start(&env.url(), fast_config(), Registry::with_builtins()).await;
+    env.enqueue_job(job("finished")).await;
+    env.wait_status("default", "finished", Status::Completed, LONG)
+        .await;
+    worker.stop().await;
+    assert!(env.remembered_done("default", "finished").await);
+    env.enqueue_job(job("recorded").unique("recorded", Duration::from_secs(60)))
+        .await;
+    assert!(has_record(&env, "default", "recorded").await);
+
+    let results = env
+        .producer
+        .enqueue_bulk(vec![
+            job("fresh-1"),
+            job("finished"),
+            job("recorded"),
+            job("7-7"),
+            job("fresh-2").delay(Duration::from_secs(60)),
+            job("fresh-2"),
+            job("fresh-3"),
+        ])
+        .await
+        .expect("bulk");
+    let outcomes: Vec<String> = results
+        .iter()
+        .map(|r| match r {
+            Ok(e) => format!("{:?}", e.outcome),
+            Err(e) if e.to_string().contains("7-7") => "refused".to_owned(),
+            Err(e) => format!("error: {e}"),
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            "Created", "Exists", "Exists", "refused", "Created", "Exists", "Created"
+        ],
+        "{results:?}"
+    );
+    assert_eq!(waiting_count(&env, "default").await, 1, "fresh-2 waits");
+    for id in ["fresh-1", "fresh-3"] {
+        let entry = id_key(&env, "default", id).await.expect("an id key");
+        let entry = String::from_utf8_lossy(&entry);
+        assert!(flotilla_proto::is_entry_id(&entry), "{id}: {entry}");
+    }
+    assert_eq!(id_key(&env, "default", "7-7").await, None, "refused");
+}
+
 #[tokio::test]
 async fn failed_attempts_are_retried_in_one_call_and_one_with_a_record_through_it() {
     let env = Env::start().await;

@@ -180,6 +180,32 @@ local function unpack_waiting(value)
   return state, fields
 end
 
+-- How many items one command of a spread call takes: Lua's `unpack` returns at most about
+-- 8000 values. Even, so that pairs stay together.
+local SPREAD_ITEMS = 6000
+
+-- `command` on `key` (nil: none, the items are keys) with `items` as its further
+-- arguments, in as many calls as `unpack` needs: the replies of a reading command (one per
+-- item, nil as false) joined in order, and the sum of a counting one's.
+local function call_spread(command, key, items)
+  local joined, sum = {}, 0
+  for from = 1, #items, SPREAD_ITEMS do
+    local last = math.min(#items, from + SPREAD_ITEMS - 1)
+    local reply
+    if key then
+      reply = redis.call(command, key, unpack(items, from, last))
+    else
+      reply = redis.call(command, unpack(items, from, last))
+    end
+    if type(reply) == 'table' then
+      for i = 1, #reply do joined[#joined + 1] = reply[i] end
+    elseif type(reply) == 'number' then
+      sum = sum + reply
+    end
+  end
+  return joined, sum
+end
+
 -- Resets the idle time of `entries` (pending under `consumer`) with one XCLAIM that
 -- counts no delivery, so that no reclaimer takes them before their worker's next
 -- heartbeat (rule 4).
@@ -434,6 +460,40 @@ local ENQUEUE_BOUNDS = {{6, MAX_DURATION_MS, 'timeout'}, {8, MAX_RUN_AT_MS, 'run
 local ENTRY_OPTIONS = {{'content_type', 4}, {'max_attempts', 5}, {'timeout', 6},
   {'backoff', 7}, {'trace', 13}}
 
+-- Why the published script refuses the job whose arguments are at `A[o + 1]` to
+-- `A[o + 15]` (the text of its BAD_ARG or BAD_ID error), or nil.
+local function enqueue_refusal(A, o)
+  for _, bound in ipairs(ENQUEUE_BOUNDS) do
+    local value = A[o + bound[1]]
+    -- '0' (not set), the usual value, is within every bound: no number to read.
+    if value ~= '0' and not whole_within(value, bound[2]) then
+      return 'BAD_ARG ' .. bound[3] .. ' ' .. tostring(value) ..
+        ': expected whole milliseconds from 0 to ' .. bound[2]
+    end
+  end
+  local id = A[o + 1]
+  if names_entry(id) then
+    return 'BAD_ID id ' .. id .. ' has the form of a stream entry id ' ..
+      '(<digits>-<digits>) or of the full id of one (<queue>:<digits>-<digits>), which name ' ..
+      'jobs without an id of their own: give the job an id of another form, a UUID say'
+  end
+  return nil
+end
+
+-- The fields of the entry that carries the whole of a job without a record (arguments at
+-- `A[o + 1]` on): its id, type and payload, then each option that is set.
+local function entry_fields_of(A, o)
+  local fields = {'id', A[o + 1], 'type', A[o + 2], 'payload', A[o + 3]}
+  for _, option in ipairs(ENTRY_OPTIONS) do
+    local value = A[o + option[2]]
+    if value ~= '' and value ~= '0' then
+      fields[#fields + 1] = option[1]
+      fields[#fields + 1] = value
+    end
+  end
+  return fields
+end
+
 -- Creates one job (the published `enqueue` script, and `enqueue_many` for a batch of one
 -- queue's jobs): `stream`, `record` and `delayed` are its queue's stream, its record key
 -- and its queue's delayed set; `unique` the unique key it holds, or nil. Its arguments are
@@ -443,18 +503,8 @@ local ENTRY_OPTIONS = {{'content_type', 4}, {'max_attempts', 5}, {'timeout', 6},
 -- BAD_ID, BAD_ARG) the published script answers.
 local function enqueue_job(stream, record, delayed, unique, A, o, batch)
   local id = A[o + 1]
-  for _, bound in ipairs(ENQUEUE_BOUNDS) do
-    local value = A[o + bound[1]]
-    if not whole_within(value, bound[2]) then
-      return 'BAD_ARG ' .. bound[3] .. ' ' .. tostring(value) ..
-        ': expected whole milliseconds from 0 to ' .. bound[2]
-    end
-  end
-  if names_entry(id) then
-    return 'BAD_ID id ' .. id .. ' has the form of a stream entry id ' ..
-      '(<digits>-<digits>) or of the full id of one (<queue>:<digits>-<digits>), which name ' ..
-      'jobs without an id of their own: give the job an id of another form, a UUID say'
-  end
+  local refusal = enqueue_refusal(A, o)
+  if refusal then return refusal end
   if unique then
     local holder = redis.call('GET', unique)
     if holder then return {holder, 'duplicate'} end
@@ -495,14 +545,7 @@ local function enqueue_job(stream, record, delayed, unique, A, o, batch)
 
   if not unique then
     -- The whole job in its entry: a worker runs it as it runs a job without an id.
-    local fields = {'id', id, 'type', A[o + 2], 'payload', A[o + 3]}
-    for _, option in ipairs(ENTRY_OPTIONS) do
-      local value = A[o + option[2]]
-      if value ~= '' and value ~= '0' then
-        fields[#fields + 1] = option[1]
-        fields[#fields + 1] = value
-      end
-    end
+    local fields = entry_fields_of(A, o)
     if due > now then
       -- Waits in `later`, its id key holding the entry it becomes once due. Jobs of one
       -- call share their time and, mostly, their due time: each is printed once.

@@ -16,21 +16,26 @@ local ids_prefix = id_prefix_of(ARGV[1])
 local limit = tonumber(ARGV[2])
 local promoted = 0
 
--- `later` first: one read and one removal for the batch, then per job a read of its id
--- key, the entry, and the key naming it.
+-- `later` first: for the batch one read of the due ids, one removal, one read of their id
+-- keys and one write of the entries they name from then on; per job only its entry.
 local waiting = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, limit)
 if #waiting > 0 then
-  redis.call('ZREM', KEYS[3], unpack(waiting))
-  for _, id in ipairs(waiting) do
-    local key = ids_prefix .. id
-    local _, fields = unpack_waiting(redis.call('GET', key))
+  call_spread('ZREM', KEYS[3], waiting)
+  local keys = {}
+  for i, id in ipairs(waiting) do keys[i] = ids_prefix .. id end
+  local values = call_spread('MGET', nil, keys)
+  local writes = {}
+  for i = 1, #keys do
+    local _, fields = unpack_waiting(values[i])
     if fields then
       fields[#fields + 1] = 'held'
       fields[#fields + 1] = '1'
-      redis.call('SET', key, redis.call('XADD', KEYS[2], '*', unpack(fields)))
+      writes[#writes + 1] = keys[i]
+      writes[#writes + 1] = redis.call('XADD', KEYS[2], '*', unpack(fields))
       promoted = promoted + 1
     end
   end
+  if #writes > 0 then call_spread('MSET', nil, writes) end
 end
 
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, limit)
