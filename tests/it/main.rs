@@ -44,6 +44,7 @@ mod runbook;
 mod schedule_views;
 mod scheduler;
 mod sentinel;
+mod snooze;
 mod tls;
 mod upgrade;
 mod util;

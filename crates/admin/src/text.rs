@@ -21,6 +21,12 @@ pub fn job_text(record: &JobRecord) -> String {
     line("queue", r.queue.clone());
     line("status", status.to_owned());
     line("attempts", r.attempts_shown());
+    if r.snoozes > 0 {
+        line(
+            "snoozed",
+            format!("{} times (not counted as attempts)", r.snoozes),
+        );
+    }
     line("created", time(r.created_at));
     line("run at", time(r.run_at));
     if r.next_run_at.is_some() {

@@ -17,6 +17,9 @@ pub struct Limits {
     pub max_result_bytes: usize,
     /// A queue holding this many jobs (ready plus delayed) refuses new ones; 0 = no cap.
     pub max_queue_len: u64,
+    /// Times a job may be snoozed (its handler said "not yet" without failing); a snooze
+    /// past them counts as a failed attempt, so that no job snoozes forever.
+    pub max_snoozes: u32,
 }
 
 impl Default for Limits {
@@ -25,6 +28,7 @@ impl Default for Limits {
             max_payload_bytes: 512 * 1024,
             max_result_bytes: 64 * 1024,
             max_queue_len: 1_000_000,
+            max_snoozes: 100,
         }
     }
 }
@@ -110,6 +114,9 @@ impl JobPolicy {
         }
         if self.limits.max_result_bytes == 0 {
             return Err("limits.max_result_bytes: expected at least 1 byte (0 would fail every job that returns a result)".into());
+        }
+        if self.limits.max_snoozes == 0 {
+            return Err("limits.max_snoozes: expected at least 1 (a snooze past this many counts as a failed attempt)".into());
         }
         for (key, value) in [
             ("retention.completed", self.retention.completed),

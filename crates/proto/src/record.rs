@@ -30,6 +30,8 @@ pub mod field {
     pub const STATUS: &str = "status";
     /// Attempts started so far; on an entry, those spent before the entry was written.
     pub const ATTEMPTS: &str = "attempts";
+    /// Times the job's handler snoozed it ("not yet"), attempts not counted (2.13).
+    pub const SNOOZES: &str = "snoozes";
     /// Attempts the job gets, the first included.
     pub const MAX_ATTEMPTS: &str = "max_attempts";
     /// When the job was created, ms since the Unix epoch.
@@ -117,6 +119,8 @@ pub struct JobRecord {
     pub attempts: u32,
     /// Attempts allowed; 0 when not known (a job of which only its completion is kept).
     pub max_attempts: u32,
+    /// Times its handler snoozed it ("not yet"), none of them counted as an attempt.
+    pub snoozes: u32,
     /// When the job was created; `None` when not known.
     pub created_at: Option<u64>,
     /// When the job became, or becomes, due.
@@ -208,6 +212,7 @@ impl JobRecord {
         };
         let attempts = number(field::ATTEMPTS).unwrap_or(0) as u32;
         let max_attempts = number(field::MAX_ATTEMPTS).unwrap_or(0) as u32;
+        let snoozes = u32::try_from(number(field::SNOOZES).unwrap_or(0)).unwrap_or(u32::MAX);
         let created_at = number(field::CREATED_AT);
         let run_at = number(field::RUN_AT);
         let next_run_at = number(field::NEXT_RUN_AT);
@@ -229,6 +234,7 @@ impl JobRecord {
             status: text(field::STATUS).map(|s| s.parse()).transpose()?,
             attempts,
             max_attempts,
+            snoozes,
             created_at,
             run_at,
             next_run_at,

@@ -33,6 +33,9 @@ pub(crate) enum Outcome {
     Completed,
     /// Failed; another attempt follows after the backoff.
     Failed,
+    /// Snoozed: the handler said "not yet"; the job runs again after its delay, the
+    /// attempt not counted.
+    Snoozed,
     /// Dead-lettered: attempts spent, the error was final, or a poison pill.
     Dead,
     /// Not finished at shutdown, and handed back for another worker.
@@ -48,12 +51,13 @@ pub(crate) enum Outcome {
 }
 
 impl Outcome {
-    const ALL: [Outcome; 11] = [
+    const ALL: [Outcome; 12] = [
         Outcome::Started,
         Outcome::Reclaimed,
         Outcome::Retried,
         Outcome::Completed,
         Outcome::Failed,
+        Outcome::Snoozed,
         Outcome::Dead,
         Outcome::HandedBack,
         Outcome::Cancelled,
@@ -69,6 +73,7 @@ impl Outcome {
             Outcome::Retried => "retried",
             Outcome::Completed => "completed",
             Outcome::Failed => "failed",
+            Outcome::Snoozed => "snoozed",
             Outcome::Dead => "dead",
             Outcome::HandedBack => "handed_back",
             Outcome::Cancelled => "cancelled",

@@ -48,6 +48,8 @@ pub async fn send_welcome(job: SendWelcome, ctx: JobContext) -> Result<Sent, Han
     if !job.email.contains('@') {
         return Err(BadAddress(job.email)).give_up();
     }
+    // Not an error but "not yet": `Err(HandlerError::snooze(Duration::from_secs(30)))`
+    // runs the job again then without spending an attempt (at most limits.max_snoozes).
     // Also at hand: ctx.cancel (cancelled within a second of a cancel), ctx.progress(…).
     tracing::debug!(attempt = ctx.attempt, of = ctx.max_attempts, "writing");
     Ok(Sent {

@@ -178,6 +178,7 @@ pub async fn detail(
             dt { "Queue" } dd { a href=(format!("/queues/{}", enc(&record.queue))) { (record.queue) } }
             dt { "Status" } dd { (word(status)) }
             dt { "Attempts" } dd { (record.attempts_shown()) }
+            @if record.snoozes > 0 { dt { "Snoozed" } dd { (record.snoozes) " times (not counted as attempts)" } }
             dt { "Created" } dd { (when(record.created_at.map(|t| t as i64))) }
             dt { "Run at" } dd { (when(record.run_at.map(|t| t as i64))) }
             @if record.next_run_at.is_some() { dt { "Next run" } dd { (when(record.next_run_at.map(|t| t as i64))) } }

@@ -161,6 +161,10 @@ pub struct Fail<'a> {
     pub fast: Option<&'a FastJob>,
     /// The entry's delivery count when a fast-path attempt began; read only with `fast`.
     pub delivery: u32,
+    /// For a snooze, the most snoozes a job may take (`limits.max_snoozes`): the attempt
+    /// waits `retry_after` without being counted, unless the job was snoozed that many
+    /// times already. 0 for a failure.
+    pub snooze_limit: u32,
 }
 
 /// What `fail` did.
@@ -169,6 +173,11 @@ pub enum FailReply {
     /// Retrying at this time (ms).
     Retry {
         /// When the next attempt is due, ms since the Unix epoch on the server's clock.
+        due_ms: u64,
+    },
+    /// Snoozed: the attempt was not counted, and the job runs again at this time (ms).
+    Snoozed {
+        /// When it runs again, ms since the Unix epoch on the server's clock.
         due_ms: u64,
     },
     /// No retry: the job is dead and in the dead-letter queue.
@@ -213,7 +222,8 @@ impl ScriptCall for Fail<'_> {
             .arg(self.dead_max_len)
             .arg(self.consumer)
             .arg(self.job_id)
-            .arg(q);
+            .arg(q)
+            .arg(self.snooze_limit);
         fast_args(call, self.delivery, self.fast)
     }
 
@@ -221,14 +231,16 @@ impl ScriptCall for Fail<'_> {
         let bad = || ScriptError::reply(Self::NAME, &value);
         let parts = items(value.clone()).ok_or_else(bad)?;
         let word = parts.first().and_then(text).ok_or_else(bad)?;
+        let due_ms = || {
+            parts
+                .get(1)
+                .and_then(int)
+                .and_then(|n| u64::try_from(n).ok())
+                .ok_or_else(bad)
+        };
         Ok(match word.as_str() {
-            "retry" => FailReply::Retry {
-                due_ms: parts
-                    .get(1)
-                    .and_then(int)
-                    .and_then(|n| u64::try_from(n).ok())
-                    .ok_or_else(bad)?,
-            },
+            "retry" => FailReply::Retry { due_ms: due_ms()? },
+            "snoozed" => FailReply::Snoozed { due_ms: due_ms()? },
             "dead" => FailReply::Dead {
                 reason: parts.get(1).and_then(text).unwrap_or_default(),
             },

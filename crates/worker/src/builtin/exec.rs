@@ -1,5 +1,7 @@
 //! The `exec` handler: runs a command per job, payload as JSON on stdin, stdout as the
-//! result. A non-zero exit fails the attempt. The child gets a clean environment (a few
+//! result. A non-zero exit fails the attempt, except [`SNOOZE_EXIT_CODE`] (75,
+//! `EX_TEMPFAIL`), which snoozes the job: "not yet", the attempt not counted, for the
+//! seconds the command printed on stdout (60 when it printed no number). The child gets a clean environment (a few
 //! harmless variables, the job's own, and what the handler's settings name), so a
 //! worker's secrets never reach a job's output. It leads its own process group, and the
 //! whole group ends with the job, however the job ends: what the command left running in
@@ -16,6 +18,11 @@ use tokio::process::Command;
 use super::process_group::ProcessGroup;
 use crate::handler::HandlerFuture;
 use crate::{Handler, HandlerError, JobContext};
+
+/// The exit status that snoozes a job rather than failing it (`EX_TEMPFAIL` of
+/// sysexits.h): the command says "not yet", and the job runs again after the seconds it
+/// printed on stdout.
+pub const SNOOZE_EXIT_CODE: i32 = 75;
 
 /// How to run a command for a job type.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -151,6 +158,11 @@ impl ExecHandler {
         })?;
         if status.success() {
             return Ok(super::output_to_result(&stdout));
+        }
+        if status.code() == Some(SNOOZE_EXIT_CODE) {
+            return Err(HandlerError::snooze(super::snooze_delay(
+                String::from_utf8_lossy(&stdout).trim(),
+            )));
         }
         let stderr = super::tail(&String::from_utf8_lossy(&stderr), STDERR_TAIL);
         let how = match status.code() {

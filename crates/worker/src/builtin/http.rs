@@ -1,5 +1,7 @@
 //! The `http` handler: POSTs the payload as JSON. 2xx succeeds (the body is the result),
 //! 4xx gives up (except 408 and 429), 5xx and timeouts retry, and Retry-After is honoured.
+//! 425 Too Early snoozes the job ("not yet", the attempt not counted) for its Retry-After
+//! seconds (60 without one).
 //! A request that can never be sent (bad URL or header) gives up at once, and every
 //! error keeps its cause (connection refused, DNS failure, TLS …). Wherever the URL is
 //! shown (errors, logs, the dead-letter queue) its userinfo and query values are hidden,
@@ -13,6 +15,9 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use crate::handler::HandlerFuture;
 use crate::handler::error::error_chain;
 use crate::{Handler, HandlerError, JobContext};
+
+/// The status that snoozes a job rather than failing it: 425 Too Early, "not yet".
+pub const SNOOZE_STATUS: u16 = 425;
 
 /// Where to send a job type's payloads. Build with [`HttpHandler::new`], which checks the
 /// URL and headers, so a bad one is a settings error rather than a failing job.
@@ -151,6 +156,11 @@ impl HttpHandler {
         };
         if status.is_success() {
             return Ok(super::output_to_result(&bytes));
+        }
+        if status.as_u16() == SNOOZE_STATUS {
+            return Err(HandlerError::snooze(
+                retry_after.unwrap_or(super::DEFAULT_SNOOZE),
+            ));
         }
         let message = format!(
             "POST {url} answered {status}: {}",

@@ -11,9 +11,9 @@ mod process_group;
 mod testing;
 
 #[cfg(feature = "exec")]
-pub use exec::{DEFAULT_KILL_GRACE, ExecHandler};
+pub use exec::{DEFAULT_KILL_GRACE, ExecHandler, SNOOZE_EXIT_CODE};
 #[cfg(feature = "http")]
-pub use http::{HttpHandler, InvalidHttpHandler};
+pub use http::{HttpHandler, InvalidHttpHandler, SNOOZE_STATUS};
 #[cfg(feature = "exec")]
 pub(crate) use process_group::wait_for_ending_groups;
 pub(crate) use testing::register_test_handlers;
@@ -27,6 +27,19 @@ fn output_to_result(bytes: &[u8]) -> Option<serde_json::Value> {
         return None;
     }
     Some(serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.to_owned())))
+}
+
+#[cfg(any(feature = "exec", feature = "http"))]
+/// How long an `exec` or `http` handler's snooze lasts when it names no delay.
+const DEFAULT_SNOOZE: std::time::Duration = std::time::Duration::from_secs(60);
+
+#[cfg(feature = "exec")]
+/// The snooze an `exec` command asked for: the whole seconds it printed, else
+/// [`DEFAULT_SNOOZE`].
+fn snooze_delay(printed: &str) -> std::time::Duration {
+    printed
+        .parse::<u64>()
+        .map_or(DEFAULT_SNOOZE, std::time::Duration::from_secs)
 }
 
 #[cfg(any(feature = "exec", feature = "http"))]

@@ -16,6 +16,10 @@ pub enum NextStep {
     RetryAfter(Duration),
     /// Retrying cannot help: dead-letter the job now.
     GiveUp,
+    /// Not a failure: "not yet, run me again after this delay". The attempt is not
+    /// counted and no error is recorded; past `limits.max_snoozes` snoozes of one job, a
+    /// snooze counts as a failed attempt.
+    Snooze(Duration),
 }
 
 /// A failed attempt: the error, its causes, and what to do next.
@@ -45,6 +49,18 @@ impl HandlerError {
     /// Dead-letter the job now: the same input will fail the same way.
     pub fn give_up(error: impl Into<BoxError>) -> Self {
         Self::new(NextStep::GiveUp, error)
+    }
+
+    /// "Not yet": run the job again after `delay` without spending an attempt (a partner
+    /// not ready, a window not open). Not an error: nothing is recorded as one, and the
+    /// job's `snoozes` (shown by `flotilla jobs show`) grows by one. Past
+    /// `limits.max_snoozes` (100) snoozes of one job, a snooze counts as a failed attempt,
+    /// so that nothing snoozes forever.
+    pub fn snooze(delay: Duration) -> Self {
+        Self::new(
+            NextStep::Snooze(delay),
+            format!("snoozed for {}ms", delay.as_millis()),
+        )
     }
 
     fn new(next: NextStep, error: impl Into<BoxError>) -> Self {

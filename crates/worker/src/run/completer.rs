@@ -30,6 +30,9 @@ pub(crate) enum Outcome {
         error: String,
         delay: Option<Duration>,
     },
+    /// The handler said "not yet": run again after `delay`, attempt not charged (unless
+    /// the job took `limits.max_snoozes` snoozes already, when `note` is its error).
+    Snoozed { delay: Duration, note: String },
     /// Not finished at shutdown: back to the stream, attempt not charged.
     HandBack,
     /// The job is no longer ours (cancelled, lease lost): nothing to write.
@@ -67,6 +70,7 @@ impl Outcome {
             Outcome::Completed(_) => "completed",
             Outcome::Failed { delay: Some(_), .. } => "failed",
             Outcome::Failed { delay: None, .. } => "dead",
+            Outcome::Snoozed { .. } => "snoozed",
             Outcome::HandBack => "handed_back",
             Outcome::Abandoned(_) => "stopped",
         }
@@ -164,7 +168,7 @@ impl Completer {
                 None => {
                     if let Some(cmd) = self.single_call(c) {
                         let kind = match c.outcome {
-                            Outcome::Failed { .. } => CallKind::Fail,
+                            Outcome::Failed { .. } | Outcome::Snoozed { .. } => CallKind::Fail,
                             _ => CallKind::HandBack,
                         };
                         calls.push(OutcomeCall {
@@ -267,23 +271,10 @@ impl Completer {
         let a = &c.attempt;
         let keys = &self.keys;
         match &c.outcome {
-            Outcome::Failed { error, delay } => Some(
-                Fail {
-                    queue: &a.queue,
-                    job_id: &a.job_id,
-                    entry_id: &a.entry_id,
-                    lease: &a.lease,
-                    error,
-                    retry_after: *delay,
-                    dead_retention_ms: millis(self.config.jobs.retention.dead),
-                    dead_max_len: self.config.jobs.retention.dead_max_len,
-                    consumer: &self.worker_id,
-                    fast: a.fast.as_deref(),
-                    delivery: a.delivery(),
-                }
-                .call(keys)
-                .cmd(),
-            ),
+            Outcome::Failed { error, delay } => Some(self.fail_call(a, error, *delay, 0)),
+            Outcome::Snoozed { delay, note } => {
+                Some(self.fail_call(a, note, Some(*delay), self.config.jobs.limits.max_snoozes))
+            }
             Outcome::HandBack => Some(
                 HandBack {
                     queue: &a.queue,
@@ -299,6 +290,32 @@ impl Completer {
             ),
             Outcome::Completed(_) | Outcome::Abandoned(_) => None,
         }
+    }
+
+    /// The `fail` call for an attempt that failed (`snooze_limit` 0) or snoozed.
+    fn fail_call(
+        &self,
+        a: &Attempt,
+        error: &str,
+        retry_after: Option<Duration>,
+        snooze_limit: u32,
+    ) -> redis::Cmd {
+        Fail {
+            queue: &a.queue,
+            job_id: &a.job_id,
+            entry_id: &a.entry_id,
+            lease: &a.lease,
+            error,
+            retry_after,
+            dead_retention_ms: millis(self.config.jobs.retention.dead),
+            dead_max_len: self.config.jobs.retention.dead_max_len,
+            consumer: &self.worker_id,
+            fast: a.fast.as_deref(),
+            delivery: a.delivery(),
+            snooze_limit,
+        }
+        .call(&self.keys)
+        .cmd()
     }
 
     fn landed(&self, c: Completion, landed: Landed) {
@@ -317,6 +334,7 @@ impl Completer {
             }
             (Landed::Fail(FailReply::Dead { .. }), _) => MetricOutcome::Dead,
             (Landed::Fail(FailReply::Retry { .. }), _) => MetricOutcome::Failed,
+            (Landed::Fail(FailReply::Snoozed { .. }), _) => MetricOutcome::Snoozed,
             (Landed::Finish(FinishReply::Ok), Outcome::HandBack) => MetricOutcome::HandedBack,
             (Landed::Finish(FinishReply::Ok), _) => MetricOutcome::Completed,
         });
@@ -342,9 +360,19 @@ impl Completer {
             Landed::Fail(FailReply::Dead { reason }) => {
                 tracing::warn!(job = %a.job_id, queue = %a.queue, r#type = %a.job_type, attempt = a.number, trace_id = a.trace_id.as_deref(), error = %reason.escape_debug(), "job is dead")
             }
+            Landed::Fail(FailReply::Snoozed { due_ms }) => {
+                if let Outcome::Snoozed { delay, .. } = &c.outcome
+                    && !delay.is_zero()
+                {
+                    self.promote_wake.at(tokio::time::Instant::now() + *delay);
+                }
+                tracing::info!(job = %a.job_id, queue = %a.queue, r#type = %a.job_type, attempt = a.number, trace_id = a.trace_id.as_deref(), due_ms, "snoozed: runs again then, the attempt not counted")
+            }
             Landed::Fail(FailReply::Retry { due_ms }) => {
                 let (error, delay) = match &c.outcome {
                     Outcome::Failed { error, delay } => (error.as_str(), *delay),
+                    // A snooze past the limit became a failed attempt.
+                    Outcome::Snoozed { note, delay } => (note.as_str(), Some(*delay)),
                     _ => ("", None),
                 };
                 if let Some(delay) = delay.filter(|d| !d.is_zero()) {

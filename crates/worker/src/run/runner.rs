@@ -176,13 +176,19 @@ fn job_context(
     })
 }
 
-/// A failed attempt as the handler asked: retried after the backoff or its own delay, or
-/// failed for good.
+/// A failed attempt as the handler asked: retried after the backoff or its own delay,
+/// failed for good, or snoozed.
 fn failed(failure: &HandlerError, backoff: &Backoff, attempt: u32) -> Outcome {
     let delay = match failure.next_step() {
         NextStep::Retry => Some(backoff.delay_random(attempt)),
         NextStep::RetryAfter(delay) => Some(delay),
         NextStep::GiveUp => None,
+        NextStep::Snooze(delay) => {
+            return Outcome::Snoozed {
+                delay,
+                note: failure.message(),
+            };
+        }
     };
     Outcome::Failed {
         error: failure.message(),

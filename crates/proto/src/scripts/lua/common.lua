@@ -275,24 +275,38 @@ local function note_error(job_key, attempt, at, message)
   redis.call('HSET', job_key, 'errors', with_error(old, attempt, at, message))
 end
 
+-- How many times the entry fields `fields` (field/value pairs) say their job was snoozed.
+local function snoozes_in(fields)
+  for i = 1, #fields, 2 do
+    if fields[i] == 'snoozes' then return tonumber(fields[i + 1]) or 0 end
+  end
+  return 0
+end
+
 -- The retry of a failed fast-path attempt without a record (protocol 2.7): the entry
 -- (`old`, its field/value pairs) rewritten with `attempts` (those spent), `error`, `errors`
 -- (the history, as in a record) and `created_at`, onto the stream at once for a `delay` of
 -- 0 (with `held`: its id key names it), else into `later` with its id key holding it until
 -- due. The caller acknowledges and removes the old entry. Returns when the retry is due.
+-- A `snooze` (protocol 2.13) spends no attempt and records no error: the attempt is not
+-- counted, `snoozes` grows by one, and the job waits as `scheduled` rather than `failed`.
 local function retry_entry(stream, later, id_key, entry, old, job_id, delivery, attempt, delay,
-    message, now)
+    message, now, snooze)
   -- A job without an id of its own is named in `retry_of`: `id` names only ids of a job's
   -- own, and an older worker runs such an entry as a job of its own rather than refuse it.
   local name_field = is_entry_id(job_id) and 'retry_of' or 'id'
-  local fields, errors, created = {name_field, job_id}, nil, nil
+  local fields, errors, created, last_error, snoozes = {name_field, job_id}, nil, nil, nil, 0
   for i = 1, #old, 2 do
     local name = old[i]
     if name == 'errors' then
       errors = old[i + 1]
     elseif name == 'created_at' then
       created = old[i + 1]
-    elseif name ~= 'id' and name ~= 'retry_of' and name ~= 'attempts' and name ~= 'error'
+    elseif name == 'error' then
+      last_error = old[i + 1]
+    elseif name == 'snoozes' then
+      snoozes = tonumber(old[i + 1]) or 0
+    elseif name ~= 'id' and name ~= 'retry_of' and name ~= 'attempts'
         and name ~= 'run_at' and name ~= 'delay' and name ~= 'held' then
       fields[#fields + 1] = name
       fields[#fields + 1] = old[i + 1]
@@ -302,12 +316,22 @@ local function retry_entry(stream, later, id_key, entry, old, job_id, delivery, 
   for n = math.max(1, attempt - delivery + 1), attempt - 1 do
     errors = with_error(errors, n, now, 'attempt ' .. n .. ' interrupted: its worker stopped responding')
   end
-  errors = with_error(errors, attempt, now, message)
-  for _, extra in ipairs({{'attempts', tostring(attempt)},
-      {'error', string.sub(message, 1, ERROR_BYTES_KEPT)}, {'errors', errors},
-      {'created_at', created or tostring(id_parts(entry))}}) do
-    fields[#fields + 1] = extra[1]
-    fields[#fields + 1] = extra[2]
+  local spent = attempt
+  if snooze then
+    spent = attempt - 1
+    snoozes = snoozes + 1
+  else
+    errors = with_error(errors, attempt, now, message)
+    last_error = string.sub(message, 1, ERROR_BYTES_KEPT)
+  end
+  local extras = {{'attempts', tostring(spent)}, {'error', last_error}, {'errors', errors},
+    {'created_at', created or tostring(id_parts(entry))}}
+  if snoozes > 0 then extras[#extras + 1] = {'snoozes', tostring(snoozes)} end
+  for _, extra in ipairs(extras) do
+    if extra[2] then
+      fields[#fields + 1] = extra[1]
+      fields[#fields + 1] = extra[2]
+    end
   end
   if delay == 0 then
     fields[#fields + 1] = 'held'
@@ -320,7 +344,7 @@ local function retry_entry(stream, later, id_key, entry, old, job_id, delivery, 
   fields[#fields + 1] = 'run_at'
   fields[#fields + 1] = tostring(due)
   redis.call('ZADD', later, due, job_id)
-  redis.call('SET', id_key, pack_waiting('failed', fields))
+  redis.call('SET', id_key, pack_waiting(snooze and 'scheduled' or 'failed', fields))
   return due
 end
 
@@ -331,7 +355,7 @@ local function keep_history(job, stream, entry)
   if #e == 0 then return end
   local f = e[1][2]
   for i = 1, #f, 2 do
-    if f[i] == 'errors' or f[i] == 'error' or f[i] == 'created_at' then
+    if f[i] == 'errors' or f[i] == 'error' or f[i] == 'created_at' or f[i] == 'snoozes' then
       redis.call('HSET', job, f[i], f[i + 1])
     end
   end
