@@ -69,6 +69,23 @@ local function pack_waiting(state, fields)
   return state .. ' ' .. cmsgpack.pack(fields)
 end
 
+-- The state and entry fields of an id key's value written by `pack_waiting`; nil for a
+-- value of another form (an entry id, `done <entry id>`) or none.
+local function unpack_waiting(value)
+  if type(value) ~= 'string' then return nil end
+  local space = string.find(value, ' ', 1, true)
+  if not space then return nil end
+  local state = string.sub(value, 1, space - 1)
+  if state ~= 'scheduled' and state ~= 'failed' then return nil end
+  local ok, fields = pcall(cmsgpack.unpack, string.sub(value, space + 1))
+  if not ok or type(fields) ~= 'table' then return nil end
+  return state, fields
+end
+
+-- How long a debounce key outlives the due time of the job it names: long enough that a
+-- promoter running late still finds it, short enough that keys do not pile up.
+local DEBOUNCE_KEY_SLACK_MS = 60000
+
 -- The published enqueue script's bounded arguments (by position), checked for every job.
 local ENQUEUE_BOUNDS = {{6, MAX_DURATION_MS, 'timeout'}, {8, MAX_RUN_AT_MS, 'run at'},
   {9, MAX_DURATION_MS, 'delay'}, {10, MAX_DURATION_MS, 'unique hold'}}
@@ -112,17 +129,56 @@ local function entry_fields_of(A, o)
   return fields
 end
 
+-- Debounce (protocol 2.14): folds a new job into the job `holder` its debounce key names,
+-- when that job still waits for its first run (in `later`, never started): the new job's
+-- fields replace the waiting one's under the waiting one's id, and it becomes due
+-- `debounce.delay` from now, but no later than `debounce.max` after the waiting job was
+-- first enqueued (0: no bound). Returns whether it did.
+local function debounce_into(holder, record, later, debounce, A, o, now)
+  if not redis.call('ZSCORE', later, holder) then return false end
+  local held_key = id_prefix_of(job_prefix_of(record, A[o + 1])) .. holder
+  local state, fields = unpack_waiting(redis.call('GET', held_key))
+  if state ~= 'scheduled' then return false end
+  local created = nil
+  for i = 1, #fields, 2 do
+    -- A job that ran before (a snoozed one) is not folded into: it has begun.
+    if fields[i] == 'attempts' then return false end
+    if fields[i] == 'created_at' then created = tonumber(fields[i + 1]) end
+  end
+  created = created or now
+  local due = now + debounce.delay
+  if debounce.max > 0 then due = math.min(due, created + debounce.max) end
+  local merged = entry_fields_of(A, o)
+  merged[2] = holder
+  merged[#merged + 1] = 'run_at'
+  merged[#merged + 1] = tostring(due)
+  merged[#merged + 1] = 'created_at'
+  merged[#merged + 1] = tostring(created)
+  redis.call('SET', held_key, pack_waiting('scheduled', merged))
+  redis.call('ZADD', later, due, holder)
+  redis.call('SET', debounce.key, holder, 'PX', math.max(due - now, 0) + DEBOUNCE_KEY_SLACK_MS)
+  return true
+end
+
 -- Creates one job (the published `enqueue` script, and `enqueue_many` for a batch of one
 -- queue's jobs): `stream`, `record` and `delayed` are its queue's stream, its record key
 -- and its queue's delayed set; `unique` the unique key it holds, or nil. Its arguments are
 -- the published script's, in its order, at `A[o + 1]` to `A[o + 15]`. `batch` carries what
 -- the jobs of one call share and need read only once (the time, the queue's depth): an
--- empty table at first. Returns {job id, outcome}, or the text of the error (QUEUE_FULL,
--- BAD_ID, BAD_ARG) the published script answers.
-local function enqueue_job(stream, record, delayed, unique, A, o, batch)
+-- empty table at first. `debounce` ({key, delay, max}, or nil) folds it into the waiting
+-- job its key names (see `debounce_into`). Returns {job id, outcome}, or the text of the
+-- error (QUEUE_FULL, BAD_ID, BAD_ARG) the published script answers.
+local function enqueue_job(stream, record, delayed, unique, A, o, batch, debounce)
   local id = A[o + 1]
   local refusal = enqueue_refusal(A, o)
   if refusal then return refusal end
+  if debounce then
+    if not batch.now then batch.now = now_ms() end
+    local holder = redis.call('GET', debounce.key)
+    if holder and debounce_into(holder, record, later_of(delayed), debounce, A, o, batch.now) then
+      return {holder, 'debounced'}
+    end
+  end
   if unique then
     local holder = redis.call('GET', unique)
     if holder then return {holder, 'duplicate'} end
@@ -159,6 +215,8 @@ local function enqueue_job(stream, record, delayed, unique, A, o, batch)
   local due = tonumber(A[o + 8])
   local delay = tonumber(A[o + 9])
   if due == 0 and delay > 0 then due = now + delay end
+  -- A debounced job waits its debounce delay, whatever else it asked.
+  if debounce then due = now + debounce.delay end
   if batch.depth then batch.depth = batch.depth + 1 end
 
   if not unique then
@@ -177,6 +235,9 @@ local function enqueue_job(stream, record, delayed, unique, A, o, batch)
       fields[#fields + 1] = batch.now_text
       redis.call('ZADD', later, batch.due_text, id)
       redis.call('SET', id_key, pack_waiting('scheduled', fields))
+      if debounce then
+        redis.call('SET', debounce.key, id, 'PX', debounce.delay + DEBOUNCE_KEY_SLACK_MS)
+      end
       return {id, 'created'}
     end
     -- `held`: the id key names this entry from the start, so a worker need not claim it.
@@ -219,12 +280,37 @@ end
 -- ARGV[12] queue name   ARGV[13] trace context   ARGV[14] protocol version
 -- ARGV[15] "expiry" to hold the unique key until its TTL runs out, else it is released
 --          when the job completes or is cancelled
--- Returns {job id, "created" | "duplicate" (unique key held) | "exists" (id already known)}.
+-- ARGV[16] debounce delay ms (absent or 0: not debounced; protocol 2.14), and then KEYS[4]
+--          is the debounce key (`<ns>:{<queue>}:debounce:<key>`) rather than a unique key
+-- ARGV[17] debounce max ms (absent or 0: no bound)
+--          A debounced job whose key names a job still waiting for its first run is
+--          folded into it: the waiting job takes the new job's fields (the last enqueue's
+--          payload wins), keeps its id and first enqueue, and becomes due the debounce
+--          delay from now, but no later than the debounce max after its first enqueue.
+--          Otherwise the new job waits its debounce delay and the key names it.
+-- Returns {job id, "created" | "duplicate" (unique key held) | "exists" (id already known)
+-- | "debounced" (folded into the waiting job whose id is returned)}.
 -- Errors with QUEUE_FULL when the queue holds as many jobs as its cap (backpressure),
 -- with BAD_ID when the id has the form of a stream entry id (<digits>-<digits>), which
 -- names the jobs that have no id of their own, and with BAD_ARG when a time or duration is
 -- out of bounds (every client checks before it calls; here again, so that no number the
 -- scripts cannot hold is ever stored).
-local reply = enqueue_job(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV, 0, {})
+local unique, debounce = KEYS[4], nil
+local debounce_delay, debounce_max = ARGV[16] or '0', ARGV[17] or '0'
+if debounce_delay ~= '0' then
+  for _, arg in ipairs({{debounce_delay, 'debounce delay'}, {debounce_max, 'debounce max'}}) do
+    if not whole_within(arg[1], MAX_DURATION_MS) then
+      return redis.error_reply('BAD_ARG ' .. arg[2] .. ' ' .. arg[1] ..
+        ': expected whole milliseconds from 0 to ' .. MAX_DURATION_MS)
+    end
+  end
+  if ARGV[10] ~= '0' or not KEYS[4] then
+    return redis.error_reply('BAD_ARG a debounced job names its debounce key as KEYS[4] ' ..
+      'and holds no unique key')
+  end
+  unique = nil
+  debounce = {key = KEYS[4], delay = tonumber(debounce_delay), max = tonumber(debounce_max)}
+end
+local reply = enqueue_job(KEYS[1], KEYS[2], KEYS[3], unique, ARGV, 0, {}, debounce)
 if type(reply) == 'string' then return redis.error_reply(reply) end
 return reply

@@ -12,6 +12,7 @@ mod cluster;
 mod crash;
 mod dashboard;
 mod dashboard_guard;
+mod debounce;
 mod demo;
 mod deploy;
 mod durability;

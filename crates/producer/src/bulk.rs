@@ -115,8 +115,12 @@ impl Producer {
         checked: &Checked,
         slots: &mut Slots,
     ) -> Result<(), ProducerError> {
-        let left = (0..batch.len())
-            .filter(|&i| checked[i].is_ok() && slots[i].is_none() && batch[i].unique.is_none());
+        let left = (0..batch.len()).filter(|&i| {
+            checked[i].is_ok()
+                && slots[i].is_none()
+                && batch[i].unique.is_none()
+                && batch[i].debounce.is_none()
+        });
         let many = by_queue(batch, left);
         if many.is_empty() {
             return Ok(());

@@ -9,6 +9,9 @@ pub enum Outcome {
     Duplicate,
     /// A job with this id already exists; nothing was changed.
     Exists,
+    /// Folded into the job waiting under the same debounce key; `id` is that job's, and
+    /// it now carries this job's payload.
+    Debounced,
 }
 
 /// The result of an enqueue.

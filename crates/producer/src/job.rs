@@ -26,6 +26,8 @@ pub struct NewJob {
     pub(crate) backoff: Option<Backoff>,
     pub(crate) unique: Option<(String, Duration)>,
     pub(crate) unique_until_expiry: bool,
+    /// Debounce key, delay and bound (`None`: none).
+    pub(crate) debounce: Option<(String, Duration, Option<Duration>)>,
     /// The enqueue span's trace context, set by the producer when tracing is on.
     pub(crate) trace: String,
 }
@@ -52,6 +54,7 @@ impl NewJob {
             backoff: None,
             unique: None,
             unique_until_expiry: false,
+            debounce: None,
             trace: String::new(),
         }
     }
@@ -129,6 +132,30 @@ impl NewJob {
     pub fn unique_until_expiry(mut self, key: &str, ttl: Duration) -> Self {
         self.unique = Some((key.to_owned(), ttl));
         self.unique_until_expiry = true;
+        self
+    }
+
+    /// Debounce: jobs enqueued with the same `key` within `delay` of each other fold into
+    /// one run, `delay` after the last of them, with the last one's payload (the run
+    /// should see the newest state: a search index rebuilt once after a burst of edits
+    /// reads the last edit). The enqueue answers [`crate::Outcome::Debounced`] with the
+    /// waiting job's id for every job folded in. A job that has started no longer takes
+    /// new ones: the next enqueue makes a new job. Bound the wait with
+    /// [`NewJob::debounce_max`]. Not with a unique key; the job waits `delay`, whatever
+    /// [`NewJob::delay`] or [`NewJob::at`] say.
+    pub fn debounce(mut self, key: &str, delay: Duration) -> Self {
+        let max = self.debounce.take().and_then(|(_, _, max)| max);
+        self.debounce = Some((key.to_owned(), delay, max));
+        self
+    }
+
+    /// The longest a debounced job waits after the first enqueue of its key, however
+    /// often the key is enqueued again: a steady stream of enqueues still runs the job at
+    /// least this often. Set after [`NewJob::debounce`].
+    pub fn debounce_max(mut self, max: Duration) -> Self {
+        if let Some((_, _, bound)) = &mut self.debounce {
+            *bound = Some(max);
+        }
         self
     }
 

@@ -4,7 +4,7 @@ use flotilla_proto::millis;
 use std::time::UNIX_EPOCH;
 
 use flotilla_proto::scripts::{
-    self, Cancel, CancelReply, Enqueue, EnqueueReply, ScriptError, UniqueLock, When,
+    self, Cancel, CancelReply, Debounce, Enqueue, EnqueueReply, ScriptError, UniqueLock, When,
 };
 use flotilla_proto::{
     JobPolicy, Keys, Status, check_duration_ms, check_job_id, check_max_attempts, check_name,
@@ -329,6 +329,23 @@ impl Producer {
             check_name("unique key", key)?;
             check_duration_ms("unique key's hold", millis(*hold))?;
         }
+        if let Some((key, delay, max)) = &job.debounce {
+            if job.unique.is_some() {
+                return Err(ProducerError::Invalid(
+                    "a debounced job cannot hold a unique key: debounce already runs one job per burst of its key".into(),
+                ));
+            }
+            check_name("debounce key", key)?;
+            if delay.is_zero() {
+                return Err(ProducerError::Invalid(
+                    "debounce delay: expected at least 1ms".into(),
+                ));
+            }
+            check_duration_ms("debounce delay", millis(*delay))?;
+            if let Some(max) = max {
+                check_duration_ms("debounce max", millis(*max))?;
+            }
+        }
         match job.schedule {
             Some(Schedule::At(t)) if t < UNIX_EPOCH => {
                 return Err(ProducerError::Invalid("run time is before 1970".into()));
@@ -382,6 +399,11 @@ impl Producer {
                 ttl_ms: millis(*ttl),
                 until_expiry: job.unique_until_expiry,
             }),
+            debounce: job.debounce.as_ref().map(|(key, delay, max)| Debounce {
+                key,
+                delay_ms: millis(*delay),
+                max_ms: max.map_or(0, millis),
+            }),
             max_queue_len: self.policy.limits.max_queue_len,
             trace: &job.trace,
         }
@@ -398,6 +420,7 @@ pub(crate) fn outcome(
         EnqueueReply::Created => (id, Outcome::Created),
         EnqueueReply::Exists => (id, Outcome::Exists),
         EnqueueReply::Duplicate { holder } => (holder, Outcome::Duplicate),
+        EnqueueReply::Debounced { into } => (into, Outcome::Debounced),
         EnqueueReply::QueueFull(detail) => return Err(ProducerError::QueueFull(detail)),
     };
     Ok(Enqueued {

@@ -124,6 +124,12 @@ impl Keys {
         self.queue_key(queue, &format!("unique:{unique_key}"))
     }
 
+    /// A debounce key: the id of the job that jobs enqueued with this key fold into
+    /// while it waits for its first run (protocol 2.14).
+    pub fn debounce(&self, queue: &str, debounce_key: &str) -> String {
+        self.queue_key(queue, &format!("debounce:{debounce_key}"))
+    }
+
     /// The set of known queue names.
     pub fn queues(&self) -> String {
         self.global_key("queues")

@@ -332,7 +332,7 @@ impl Scheduler {
                 tracing::info!(schedule = %schedule.name, tick, job = %id, "fired");
                 true
             }
-            Outcome::Duplicate | Outcome::Exists => {
+            Outcome::Duplicate | Outcome::Exists | Outcome::Debounced => {
                 tracing::info!(schedule = %schedule.name, tick, "tick was already fired");
                 false
             }

@@ -63,6 +63,12 @@ pub async fn run(config_file: Option<&Path>, args: EnqueueArgs) -> anyhow::Resul
     if let Some(id) = &args.id {
         job = job.id(id);
     }
+    if let Some(key) = &args.debounce {
+        job = job.debounce(key, args.debounce_delay);
+        if let Some(max) = args.debounce_max {
+            job = job.debounce_max(max);
+        }
+    }
     let enqueued = producer.enqueue(job).await?;
     match enqueued.outcome {
         Outcome::Created => {}
@@ -71,6 +77,11 @@ pub async fn run(config_file: Option<&Path>, args: EnqueueArgs) -> anyhow::Resul
             args.unique.unwrap_or_default()
         ),
         Outcome::Exists => eprintln!("job {} exists already; nothing changed", enqueued.full_id()),
+        Outcome::Debounced => eprintln!(
+            "folded into job {}, which waits under debounce key {:?} and now carries this payload",
+            enqueued.full_id(),
+            args.debounce.unwrap_or_default()
+        ),
     }
     println!("{}", enqueued.full_id());
     if !has_live_worker(&producer, &args.queue).await {
@@ -155,4 +166,17 @@ pub struct EnqueueArgs {
     /// Your own job id (e.g. a UUID): enqueueing the same id twice creates one job.
     #[arg(long, value_name = "ID")]
     pub id: Option<String>,
+
+    /// Debounce key: jobs enqueued with it within --debounce-delay of each other run once,
+    /// after the last of them, with its payload (prints the waiting job's id).
+    #[arg(long, value_name = "KEY", conflicts_with = "unique")]
+    pub debounce: Option<String>,
+
+    /// How long after the last enqueue of the debounce key the job runs.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "5s", requires = "debounce")]
+    pub debounce_delay: Duration,
+
+    /// The longest the job waits after the first enqueue of its debounce key.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "debounce")]
+    pub debounce_max: Option<Duration>,
 }

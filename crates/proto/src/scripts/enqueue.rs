@@ -42,6 +42,18 @@ pub struct UniqueLock<'a> {
     pub until_expiry: bool,
 }
 
+/// How a new job is debounced: jobs enqueued with the same key while one of them waits
+/// for its first run fold into that one (protocol 2.14).
+#[derive(Debug, Clone, Copy)]
+pub struct Debounce<'a> {
+    /// The key's name within the queue.
+    pub key: &'a str,
+    /// How long after the last enqueue of the key the job runs, in ms (at least 1).
+    pub delay_ms: u64,
+    /// How long after the first enqueue the job runs at the latest, in ms (0: no bound).
+    pub max_ms: u64,
+}
+
 /// One job to create.
 #[derive(Debug, Clone)]
 pub struct Enqueue<'a> {
@@ -63,6 +75,8 @@ pub struct Enqueue<'a> {
     pub when: When,
     /// The unique key it holds, if any; a job that holds one gets a record.
     pub unique: Option<UniqueLock<'a>>,
+    /// How it is debounced, if it is (never with a unique key).
+    pub debounce: Option<Debounce<'a>>,
     /// Refuse the job when the queue holds this many (0 = no cap).
     pub max_queue_len: u64,
     /// W3C trace context to carry, empty when none.
@@ -81,6 +95,12 @@ pub enum EnqueueReply {
     },
     /// A job with this id exists already; nothing changed.
     Exists,
+    /// Folded into the job waiting under the same debounce key, which now carries this
+    /// job's fields.
+    Debounced {
+        /// The id of the waiting job.
+        into: String,
+    },
     /// The queue is at its length cap (backpressure): the script's message.
     QueueFull(String),
 }
@@ -113,19 +133,27 @@ impl ScriptCall for Enqueue<'_> {
             .key(keys.delayed(q));
         if let Some(unique) = &self.unique {
             call = call.key(keys.unique(q, unique.key));
+        } else if let Some(debounce) = &self.debounce {
+            call = call.key(keys.debounce(q, debounce.key));
         }
         let hold = if self.unique.is_some_and(|u| u.until_expiry) {
             "expiry"
         } else {
             "finished"
         };
-        self.item().args(
+        let call = self.item().args(
             call,
             self.unique.map_or(0, |u| u.ttl_ms.max(1)),
             self.max_queue_len,
             q,
             hold,
-        )
+        );
+        match &self.debounce {
+            Some(debounce) if self.unique.is_none() => {
+                call.arg(debounce.delay_ms.max(1)).arg(debounce.max_ms)
+            }
+            _ => call,
+        }
     }
 
     fn parse(value: redis::Value) -> Result<EnqueueReply, ScriptError> {
@@ -137,6 +165,9 @@ impl ScriptCall for Enqueue<'_> {
             Some([holder, outcome]) if outcome == "duplicate" => Ok(EnqueueReply::Duplicate {
                 holder: holder.clone(),
             }),
+            Some([into, outcome]) if outcome == "debounced" => {
+                Ok(EnqueueReply::Debounced { into: into.clone() })
+            }
             _ => Err(ScriptError::reply(Self::NAME, &value)),
         }
     }

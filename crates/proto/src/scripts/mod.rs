@@ -30,7 +30,7 @@ use crate::Keys;
 
 pub use claim::{Claim, ClaimEntry, ClaimReply};
 pub use delete::{Delete, DeleteReply};
-pub use enqueue::{Enqueue, EnqueueItem, EnqueueMany, EnqueueReply, UniqueLock, When};
+pub use enqueue::{Debounce, Enqueue, EnqueueItem, EnqueueMany, EnqueueReply, UniqueLock, When};
 pub use fail_many::{FailMany, FailManyItem, FailManyReply};
 pub use fast::FastJob;
 pub use finish::{Complete, CompleteItem, Fail, FailReply, FinishReply, HandBack};

@@ -476,6 +476,10 @@ local function bury(job_key, dead_stream, idx_dead, job_id, reason, now, retenti
 end
 
 
+-- How long a debounce key outlives the due time of the job it names: long enough that a
+-- promoter running late still finds it, short enough that keys do not pile up.
+local DEBOUNCE_KEY_SLACK_MS = 60000
+
 -- The published enqueue script's bounded arguments (by position), checked for every job.
 local ENQUEUE_BOUNDS = {{6, MAX_DURATION_MS, 'timeout'}, {8, MAX_RUN_AT_MS, 'run at'},
   {9, MAX_DURATION_MS, 'delay'}, {10, MAX_DURATION_MS, 'unique hold'}}
@@ -518,17 +522,56 @@ local function entry_fields_of(A, o)
   return fields
 end
 
+-- Debounce (protocol 2.14): folds a new job into the job `holder` its debounce key names,
+-- when that job still waits for its first run (in `later`, never started): the new job's
+-- fields replace the waiting one's under the waiting one's id, and it becomes due
+-- `debounce.delay` from now, but no later than `debounce.max` after the waiting job was
+-- first enqueued (0: no bound). Returns whether it did.
+local function debounce_into(holder, record, later, debounce, A, o, now)
+  if not redis.call('ZSCORE', later, holder) then return false end
+  local held_key = id_prefix_of(job_prefix_of(record, A[o + 1])) .. holder
+  local state, fields = unpack_waiting(redis.call('GET', held_key))
+  if state ~= 'scheduled' then return false end
+  local created = nil
+  for i = 1, #fields, 2 do
+    -- A job that ran before (a snoozed one) is not folded into: it has begun.
+    if fields[i] == 'attempts' then return false end
+    if fields[i] == 'created_at' then created = tonumber(fields[i + 1]) end
+  end
+  created = created or now
+  local due = now + debounce.delay
+  if debounce.max > 0 then due = math.min(due, created + debounce.max) end
+  local merged = entry_fields_of(A, o)
+  merged[2] = holder
+  merged[#merged + 1] = 'run_at'
+  merged[#merged + 1] = tostring(due)
+  merged[#merged + 1] = 'created_at'
+  merged[#merged + 1] = tostring(created)
+  redis.call('SET', held_key, pack_waiting('scheduled', merged))
+  redis.call('ZADD', later, due, holder)
+  redis.call('SET', debounce.key, holder, 'PX', math.max(due - now, 0) + DEBOUNCE_KEY_SLACK_MS)
+  return true
+end
+
 -- Creates one job (the published `enqueue` script, and `enqueue_many` for a batch of one
 -- queue's jobs): `stream`, `record` and `delayed` are its queue's stream, its record key
 -- and its queue's delayed set; `unique` the unique key it holds, or nil. Its arguments are
 -- the published script's, in its order, at `A[o + 1]` to `A[o + 15]`. `batch` carries what
 -- the jobs of one call share and need read only once (the time, the queue's depth): an
--- empty table at first. Returns {job id, outcome}, or the text of the error (QUEUE_FULL,
--- BAD_ID, BAD_ARG) the published script answers.
-local function enqueue_job(stream, record, delayed, unique, A, o, batch)
+-- empty table at first. `debounce` ({key, delay, max}, or nil) folds it into the waiting
+-- job its key names (see `debounce_into`). Returns {job id, outcome}, or the text of the
+-- error (QUEUE_FULL, BAD_ID, BAD_ARG) the published script answers.
+local function enqueue_job(stream, record, delayed, unique, A, o, batch, debounce)
   local id = A[o + 1]
   local refusal = enqueue_refusal(A, o)
   if refusal then return refusal end
+  if debounce then
+    if not batch.now then batch.now = now_ms() end
+    local holder = redis.call('GET', debounce.key)
+    if holder and debounce_into(holder, record, later_of(delayed), debounce, A, o, batch.now) then
+      return {holder, 'debounced'}
+    end
+  end
   if unique then
     local holder = redis.call('GET', unique)
     if holder then return {holder, 'duplicate'} end
@@ -565,6 +608,8 @@ local function enqueue_job(stream, record, delayed, unique, A, o, batch)
   local due = tonumber(A[o + 8])
   local delay = tonumber(A[o + 9])
   if due == 0 and delay > 0 then due = now + delay end
+  -- A debounced job waits its debounce delay, whatever else it asked.
+  if debounce then due = now + debounce.delay end
   if batch.depth then batch.depth = batch.depth + 1 end
 
   if not unique then
@@ -583,6 +628,9 @@ local function enqueue_job(stream, record, delayed, unique, A, o, batch)
       fields[#fields + 1] = batch.now_text
       redis.call('ZADD', later, batch.due_text, id)
       redis.call('SET', id_key, pack_waiting('scheduled', fields))
+      if debounce then
+        redis.call('SET', debounce.key, id, 'PX', debounce.delay + DEBOUNCE_KEY_SLACK_MS)
+      end
       return {id, 'created'}
     end
     -- `held`: the id key names this entry from the start, so a worker need not claim it.

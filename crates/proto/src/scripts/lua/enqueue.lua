@@ -10,12 +10,37 @@
 -- ARGV[12] queue name   ARGV[13] trace context   ARGV[14] protocol version
 -- ARGV[15] "expiry" to hold the unique key until its TTL runs out, else it is released
 --          when the job completes or is cancelled
--- Returns {job id, "created" | "duplicate" (unique key held) | "exists" (id already known)}.
+-- ARGV[16] debounce delay ms (absent or 0: not debounced; protocol 2.14), and then KEYS[4]
+--          is the debounce key (`<ns>:{<queue>}:debounce:<key>`) rather than a unique key
+-- ARGV[17] debounce max ms (absent or 0: no bound)
+--          A debounced job whose key names a job still waiting for its first run is
+--          folded into it: the waiting job takes the new job's fields (the last enqueue's
+--          payload wins), keeps its id and first enqueue, and becomes due the debounce
+--          delay from now, but no later than the debounce max after its first enqueue.
+--          Otherwise the new job waits its debounce delay and the key names it.
+-- Returns {job id, "created" | "duplicate" (unique key held) | "exists" (id already known)
+-- | "debounced" (folded into the waiting job whose id is returned)}.
 -- Errors with QUEUE_FULL when the queue holds as many jobs as its cap (backpressure),
 -- with BAD_ID when the id has the form of a stream entry id (<digits>-<digits>), which
 -- names the jobs that have no id of their own, and with BAD_ARG when a time or duration is
 -- out of bounds (every client checks before it calls; here again, so that no number the
 -- scripts cannot hold is ever stored).
-local reply = enqueue_job(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV, 0, {})
+local unique, debounce = KEYS[4], nil
+local debounce_delay, debounce_max = ARGV[16] or '0', ARGV[17] or '0'
+if debounce_delay ~= '0' then
+  for _, arg in ipairs({{debounce_delay, 'debounce delay'}, {debounce_max, 'debounce max'}}) do
+    if not whole_within(arg[1], MAX_DURATION_MS) then
+      return redis.error_reply('BAD_ARG ' .. arg[2] .. ' ' .. arg[1] ..
+        ': expected whole milliseconds from 0 to ' .. MAX_DURATION_MS)
+    end
+  end
+  if ARGV[10] ~= '0' or not KEYS[4] then
+    return redis.error_reply('BAD_ARG a debounced job names its debounce key as KEYS[4] ' ..
+      'and holds no unique key')
+  end
+  unique = nil
+  debounce = {key = KEYS[4], delay = tonumber(debounce_delay), max = tonumber(debounce_max)}
+end
+local reply = enqueue_job(KEYS[1], KEYS[2], KEYS[3], unique, ARGV, 0, {}, debounce)
 if type(reply) == 'string' then return redis.error_reply(reply) end
 return reply
