@@ -57,6 +57,13 @@ export interface UniqueOptions extends EnqueueOptions {
   holdForTtl?: boolean;
 }
 
+export interface DebounceOptions extends EnqueueOptions {
+  /** Run this long after the last enqueue of the key. */
+  delayMs: number;
+  /** Run no later than this long after the burst's first enqueue. Default: no bound. */
+  maxDelayMs?: number;
+}
+
 export interface StatusOptions {
   /**
    * Default "default", or the queue a full id (`<queue>:<entry id>`) names. Given with a
@@ -130,6 +137,13 @@ export declare class Client {
     payload?: unknown,
     options?: UniqueOptions,
   ): Promise<{ id: string; created: boolean }>;
+  /** Enqueues a job that runs `delayMs` after the last enqueue of `debounceKey`, once per burst; `folded` true: it was folded into the waiting job whose id this is (its payload wins). */
+  enqueueDebounced(
+    debounceKey: string,
+    type: string,
+    payload: unknown,
+    options: DebounceOptions,
+  ): Promise<{ id: string; folded: boolean }>;
 
   /**
    * The job's status, or null when it is nowhere (never enqueued, or trimmed by retention).

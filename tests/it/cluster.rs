@@ -307,6 +307,26 @@ async fn a_queue_of_six_partitions_spreads_over_every_primary() {
         assert_eq!(outcome, flotilla_producer::Outcome::Exists, "order-{i}");
     }
 
+    // A debounce key meets its waiting job whichever partition holds it: one job made,
+    // every later enqueue folded into it.
+    let mut folded = Vec::new();
+    for i in 0..10 {
+        let job = NewJob::new("noop", &json!({ "i": i }))
+            .expect("job")
+            .queue("mail")
+            .debounce("digest", Duration::from_secs(600));
+        let enqueued = producer.enqueue(job).await.expect("enqueue");
+        folded.push((enqueued.outcome, enqueued.queue, enqueued.id));
+    }
+    let first = folded[0].clone();
+    assert_eq!(first.0, flotilla_producer::Outcome::Created);
+    for (outcome, queue, id) in &folded[1..] {
+        assert_eq!(
+            (outcome, queue, id),
+            (&flotilla_producer::Outcome::Debounced, &first.1, &first.2)
+        );
+    }
+
     // The partitions' keys live on all three primaries, and each holds completions.
     let owners: HashSet<String> = partitions
         .iter()

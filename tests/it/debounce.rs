@@ -10,7 +10,7 @@ use flotilla_tests::{InProcessWorker, fast_config};
 use flotilla_worker::{HandlerError, JobContext, Registry};
 use serde_json::json;
 
-use crate::util::{Env, run_flotilla};
+use crate::util::{Env, published_enqueue_of, run_flotilla};
 
 /// What each run of the `index` handler saw: the payload's `n`.
 type Seen = Arc<Mutex<Vec<u64>>>;
@@ -124,39 +124,21 @@ async fn the_cli_and_the_published_script_debounce_too() {
     assert_eq!(first.trim(), again.trim(), "folded into the first");
 
     // From another language: the published script with ARGV[16] and ARGV[17].
-    let source =
-        std::fs::read_to_string(flotilla_tests::repo_root().join("protocol/v2/enqueue.lua"))
-            .expect("the published script");
     let call = |id: &'static str, n: u32| {
-        let source = source.clone();
         let env = &env;
         async move {
-            let reply: Vec<String> = redis::Script::new(&source)
-                .key(env.keys.stream("default"))
-                .key(env.keys.job("default", id))
-                .key(env.keys.delayed("default"))
-                .key(env.keys.debounce("default", "from-go"))
-                .arg(id)
-                .arg("index")
-                .arg(format!(r#"{{"n": {n}}}"#))
-                .arg("json")
-                .arg(3)
-                .arg(1000)
-                .arg("fixed:10")
-                .arg(0)
-                .arg(0)
-                .arg(0)
-                .arg(0)
-                .arg("default")
-                .arg("")
-                .arg(2)
-                .arg("finished")
-                .arg(3_600_000)
-                .arg(7_200_000)
-                .invoke_async(&mut env.conn.clone())
-                .await
-                .expect("the script answers");
-            reply
+            let reply = published_enqueue_of(
+                env,
+                id,
+                "index",
+                &format!(r#"{{"n": {n}}}"#),
+                "0",
+                Some(env.keys.debounce("default", "from-go")),
+                &[3_600_000, 7_200_000],
+            )
+            .await
+            .expect("the script answers");
+            redis::from_redis_value::<Vec<String>>(reply).expect("two words")
         }
     };
     assert_eq!(call("go-1", 1).await, ["go-1", "created"]);

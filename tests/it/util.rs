@@ -383,16 +383,35 @@ pub async fn published_enqueue(
     id: &str,
     run_at: &str,
 ) -> redis::RedisResult<redis::Value> {
+    published_enqueue_of(env, id, "noop", "{}", run_at, None, &[]).await
+}
+
+/// Calls the published enqueue script for a job `id` of `job_type` with a JSON `payload`
+/// and this run-at time, with `KEYS[4]` when given (a unique or debounce key) and `more`
+/// arguments after the fifteen every caller passes.
+pub async fn published_enqueue_of(
+    env: &Env,
+    id: &str,
+    job_type: &str,
+    payload: &str,
+    run_at: &str,
+    key: Option<String>,
+    more: &[u64],
+) -> redis::RedisResult<redis::Value> {
     let source =
         std::fs::read_to_string(flotilla_tests::repo_root().join("protocol/v2/enqueue.lua"))
             .expect("the published script");
-    redis::Script::new(&source)
-        .key(env.keys.stream("default"))
+    let script = redis::Script::new(&source);
+    let mut call = script.prepare_invoke();
+    call.key(env.keys.stream("default"))
         .key(env.keys.job("default", id))
-        .key(env.keys.delayed("default"))
-        .arg(id)
-        .arg("noop")
-        .arg("{}")
+        .key(env.keys.delayed("default"));
+    if let Some(key) = key {
+        call.key(key);
+    }
+    call.arg(id)
+        .arg(job_type)
+        .arg(payload)
         .arg("json")
         .arg(3)
         .arg(1000)
@@ -404,9 +423,11 @@ pub async fn published_enqueue(
         .arg("default")
         .arg("")
         .arg(2)
-        .arg("finished")
-        .invoke_async(&mut env.conn.clone())
-        .await
+        .arg("finished");
+    for value in more {
+        call.arg(*value);
+    }
+    call.invoke_async(&mut env.conn.clone()).await
 }
 
 /// True when the process is gone (or only a zombie waiting to be reaped).

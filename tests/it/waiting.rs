@@ -305,6 +305,24 @@ async fn delayed_records_left_by_protocol_2_6_are_promoted_and_run() {
     .await;
 }
 
+/// Each bulk result as a word: its outcome, `full` for a queue at its cap, or `refused: `
+/// and the id another refusal names.
+fn outcome_words(
+    results: &[Result<flotilla_producer::Enqueued, flotilla_producer::ProducerError>],
+) -> Vec<String> {
+    results
+        .iter()
+        .map(|r| match r {
+            Ok(e) => format!("{:?}", e.outcome),
+            Err(flotilla_producer::ProducerError::QueueFull(_)) => "full".to_owned(),
+            Err(flotilla_producer::ProducerError::Encoding(
+                flotilla_proto::ProtoError::BadField { value, .. },
+            )) => format!("refused: {value}"),
+            Err(e) => format!("error: {e}"),
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn a_bulk_of_ids_and_delays_answers_for_each_job_and_keeps_the_cap() {
     let env = Env::start().await;
@@ -329,14 +347,7 @@ async fn a_bulk_of_ids_and_delays_answers_for_each_job_and_keeps_the_cap() {
         ])
         .await
         .expect("bulk");
-    let outcomes: Vec<String> = results
-        .iter()
-        .map(|r| match r {
-            Ok(e) => format!("{:?}", e.outcome),
-            Err(flotilla_producer::ProducerError::QueueFull(_)) => "full".to_owned(),
-            Err(e) => format!("error: {e}"),
-        })
-        .collect();
+    let outcomes = outcome_words(&results);
     // The jobs without unique keys go in one call, in order: `seen-before`, `bulk-1`,
     // `bulk-2` (waiting) and `bulk-4` fill the queue to its cap of four; the unique job,
     // sent after them, finds it full.
@@ -384,18 +395,17 @@ async fn a_bulk_of_ids_knows_completed_and_recorded_ids_and_refuses_one_alone() 
         ])
         .await
         .expect("bulk");
-    let outcomes: Vec<String> = results
-        .iter()
-        .map(|r| match r {
-            Ok(e) => format!("{:?}", e.outcome),
-            Err(e) if e.to_string().contains("7-7") => "refused".to_owned(),
-            Err(e) => format!("error: {e}"),
-        })
-        .collect();
+    let outcomes = outcome_words(&results);
     assert_eq!(
         outcomes,
         [
-            "Created", "Exists", "Exists", "refused", "Created", "Exists", "Created"
+            "Created",
+            "Exists",
+            "Exists",
+            "refused: 7-7",
+            "Created",
+            "Exists",
+            "Created"
         ],
         "{results:?}"
     );

@@ -35,6 +35,7 @@ const DEFAULT_POLL_MS = 50;
 
 const JOB_OPTIONS = ["queue", "id", "maxAttempts", "timeoutMs", "backoff"];
 const UNIQUE_OPTIONS = [...JOB_OPTIONS, "ttlMs", "delayMs", "holdForTtl"];
+const DEBOUNCE_OPTIONS = [...JOB_OPTIONS, "delayMs", "maxDelayMs"];
 
 /**
  * @typedef {object} ClientOptions
@@ -58,6 +59,13 @@ const UNIQUE_OPTIONS = [...JOB_OPTIONS, "ttlMs", "delayMs", "holdForTtl"];
  *   finishes (default false: released when it completes or is cancelled)
  *
  * @typedef {EnqueueOptions & UniqueOnlyOptions} UniqueOptions
+ *
+ * @typedef {object} DebounceOnlyOptions
+ * @property {number} delayMs run this long after the last enqueue of the key
+ * @property {number} [maxDelayMs] run no later than this long after the burst's first
+ *   enqueue (default: no bound)
+ *
+ * @typedef {EnqueueOptions & DebounceOnlyOptions} DebounceOptions
  *
  * @typedef {object} StatusOptions
  * @property {string} [queue] default "default", or the queue a full id names
@@ -255,6 +263,31 @@ export class Client {
   }
 
   /**
+   * Enqueues a job that runs `delayMs` after the last enqueue of `debounceKey`, once for a
+   * burst: while a job of this key waits for its first run, this one is folded into it
+   * (its payload and options win, the waiting job's id stays), and it runs no later than
+   * `maxDelayMs` after the burst's first enqueue.
+   * @param {string} debounceKey
+   * @param {string} type
+   * @param {unknown} [payload]
+   * @param {DebounceOptions} [options]
+   * @returns {Promise<{ id: string, folded: boolean }>} `folded`: `id` is the waiting job's
+   */
+  async enqueueDebounced(debounceKey, type, payload = null, options = /** @type {DebounceOptions} */ ({ delayMs: 0 })) {
+    const key = checkName("debounceKey", debounceKey);
+    checkOptionNames(options, DEBOUNCE_OPTIONS);
+    const { delayMs, maxDelayMs, ...jobOptions } = options;
+    const debounce = {
+      key,
+      delayMs: checkPositiveMs("delayMs", delayMs),
+      maxMs: maxDelayMs === undefined ? 0 : checkPositiveMs("maxDelayMs", maxDelayMs),
+    };
+    const job = this.#prepare(type, payload, jobOptions, JOB_OPTIONS);
+    const { id, outcome } = await this.#enqueueScripted({ ...job, id: job.id ?? randomUUID(), debounce });
+    return { id, folded: outcome === "debounced" };
+  }
+
+  /**
    * The job's status, or null when it is nowhere (never enqueued, or trimmed by retention).
    * `id` is the job's id within its queue or its full id (`<queue>:<entry id>`, see
    * `fullId`). A full id names its queue, so `queue` may be left out; given, it must be
@@ -353,7 +386,7 @@ export class Client {
   async #enqueueScripted(job) {
     // Every enqueue of one unique key (or else one id) goes to the same partition, so it
     // meets the lock, the id key or the record there.
-    const queue = await this.#placement.place(job.queue, job.unique?.key ?? job.id);
+    const queue = await this.#placement.place(job.queue, job.unique?.key ?? job.debounce?.key ?? job.id);
     const [reply] = await Promise.all([
       runEnqueue(this.#redis, this.#keys, { ...job, queue, maxQueueLen: this.#maxQueueLen }),
       this.#registerQueue(queue),

@@ -59,6 +59,11 @@ export class Keys {
     return `${this.namespace}:{${queue}}:done_ids`;
   }
 
+  /** @param {string} queue @param {string} debounceKey names the job a burst of the key folds into */
+  debounce(queue, debounceKey) {
+    return `${this.namespace}:{${queue}}:debounce:${debounceKey}`;
+  }
+
   /** @param {string} queue @param {string} uniqueKey the lock naming the job that holds it */
   unique(queue, uniqueKey) {
     return `${this.namespace}:{${queue}}:unique:${uniqueKey}`;

@@ -52,6 +52,8 @@ export function defineEnqueue(redis) {
  * @property {number} [runAtMs] ms since the Unix epoch
  * @property {number} [delayMs] on the Redis server's clock
  * @property {{ key: string, ttlMs: number, holdForTtl?: boolean }} [unique]
+ * @property {{ key: string, delayMs: number, maxMs: number }} [debounce] protocol 2.14:
+ *   jobs with one key fold into the one waiting for its first run
  * @property {number} [maxQueueLen] refuse the job when the queue holds this many (ready
  *   plus scheduled); none when left out
  */
@@ -63,13 +65,15 @@ export function defineEnqueue(redis) {
  * @param {import("ioredis").Redis | import("ioredis").Cluster} redis
  * @param {import("./keys.js").Keys} keys
  * @param {ScriptJob} job
- * @returns {Promise<{ id: string, outcome: "created" | "duplicate" | "exists" }>}
+ * @returns {Promise<{ id: string, outcome: "created" | "duplicate" | "exists" | "debounced" }>}
  *   `duplicate`: another job holds the unique key, and `id` is that job's;
- *   `exists`: a job with this id was enqueued before, and nothing changed.
+ *   `exists`: a job with this id was enqueued before, and nothing changed;
+ *   `debounced`: folded into the job waiting under the debounce key, and `id` is that job's.
  */
 export async function runEnqueue(redis, keys, job) {
   const scriptKeys = [keys.stream(job.queue), keys.job(job.queue, job.id), keys.delayed(job.queue)];
   if (job.unique) scriptKeys.push(keys.unique(job.queue, job.unique.key));
+  else if (job.debounce) scriptKeys.push(keys.debounce(job.queue, job.debounce.key));
   const args = [
     job.id,
     job.type,
@@ -88,6 +92,7 @@ export async function runEnqueue(redis, keys, job) {
     PROTOCOL_VERSION,
     job.unique?.holdForTtl ? UNIQUE_HELD_FOR_TTL : UNIQUE_RELEASED_WHEN_FINISHED,
   ];
+  if (job.debounce && !job.unique) args.push(String(job.debounce.delayMs), String(job.debounce.maxMs));
   let reply;
   try {
     reply = await /** @type {any} */ (redis)[COMMAND](scriptKeys.length, ...scriptKeys, ...args);
@@ -98,7 +103,7 @@ export async function runEnqueue(redis, keys, job) {
     throw error;
   }
   const [id, outcome] = /** @type {[string, string]} */ (reply);
-  if (outcome !== "created" && outcome !== "duplicate" && outcome !== "exists") {
+  if (outcome !== "created" && outcome !== "duplicate" && outcome !== "exists" && outcome !== "debounced") {
     throw new Error(`unexpected reply from the enqueue script: ${JSON.stringify(reply)}`);
   }
   return { id, outcome };

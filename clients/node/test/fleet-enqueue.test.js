@@ -142,6 +142,22 @@ describe("enqueue on a fleet", { skip: SKIP_WITHOUT_FLEET, concurrency: true }, 
     await client.wait(third.id, { timeoutMs: 5000 });
   });
 
+  test("a debounce key folds a burst into one job that runs with the last payload", async () => {
+    const { client } = fleet;
+    const key = freshName("node-debounce");
+    const first = await client.enqueueDebounced(key, "noop", { n: 1 }, { delayMs: 400, maxDelayMs: 5000 });
+    const second = await client.enqueueDebounced(key, "noop", { n: 2 }, { delayMs: 400 });
+    assert.equal(first.folded, false);
+    assert.deepEqual(second, { id: first.id, folded: true });
+    const waiting = await client.status(first.id);
+    assert.equal(waiting?.status, "scheduled");
+    assert.deepEqual(waiting?.payload, { n: 2 });
+    assert.equal((await client.wait(first.id, { timeoutMs: 5000 })).status, "completed");
+    const third = await client.enqueueDebounced(key, "noop", { n: 3 }, { delayMs: 100 });
+    assert.equal(third.folded, false);
+    assert.notEqual(third.id, first.id);
+  });
+
   test("a unique job held for its TTL keeps its key after it completes", async () => {
     const { client } = fleet;
     const key = freshName("node-unique-ttl");

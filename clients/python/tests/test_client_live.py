@@ -279,6 +279,21 @@ def test_enqueue_unique_reports_the_holder(client: Client, idle_queue: str) -> N
     assert held is not None and held.status == "scheduled"
 
 
+def test_a_debounce_key_folds_a_burst_into_one_job_with_the_last_payload(client: Client) -> None:
+    key = f"d-{uuid.uuid4()}"
+    first = client.enqueue_debounced(key, "noop", {"n": 1}, delay=0.4, max_delay=5)
+    second = client.enqueue_debounced(key, "noop", {"n": 2}, delay=0.4)
+    assert not first.folded
+    assert (second.id, second.folded) == (first.id, True)
+    waiting = client.status(first.id)
+    assert waiting is not None and waiting.status == "scheduled"
+    assert waiting.payload == {"n": 2}
+    assert client.wait(first.id, timeout=5).status == "completed"
+    # Once it ran, the key makes a new job.
+    third = client.enqueue_debounced(key, "noop", {"n": 3}, delay=0.1)
+    assert not third.folded and third.id != first.id
+
+
 def test_a_unique_key_is_free_again_once_its_job_completes(client: Client) -> None:
     key = f"k-{uuid.uuid4()}"
     first = client.enqueue_unique(key, "noop", ttl=30)

@@ -1,5 +1,5 @@
-//! Which partition of its queue a job goes to: by its unique key, else by its id, so that
-//! every enqueue of one key or id meets the same lock and record; a fast-path job, which
+//! Which partition of its queue a job goes to: by its unique or debounce key, else by its
+//! id, so that every enqueue of one key or id meets the same lock, waiting job and record; a fast-path job, which
 //! has neither, goes to each partition in turn.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -41,8 +41,13 @@ impl Placement {
         if count <= 1 {
             return Ok(());
         }
-        let index = match (&job.unique, &job.id) {
-            (Some((unique_key, _)), _) => partition_for(unique_key, count),
+        // Jobs that share a unique or debounce key share a partition, where that key lives.
+        let key = job.unique.as_ref().map(|(unique_key, _)| unique_key).or(job
+            .debounce
+            .as_ref()
+            .map(|(debounce_key, _, _)| debounce_key));
+        let index = match (key, &job.id) {
+            (Some(key), _) => partition_for(key, count),
             (None, Some(id)) => partition_for(id, count),
             (None, None) => {
                 let turn = self.turn.fetch_add(1, Ordering::Relaxed);

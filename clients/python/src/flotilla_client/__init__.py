@@ -1,6 +1,6 @@
 """Flotilla's Python client: enqueue jobs on a Flotilla fleet over Redis Streams and read their results."""
 
-from .client import DEFAULT_QUEUE, Client, Unique
+from .client import DEFAULT_QUEUE, Client, Debounced, Unique
 from .errors import FlotillaError, InvalidJob, QueueFull, WaitTimeout
 from .ids import full_id, parse_full_id
 from .keys import Keys
@@ -19,6 +19,7 @@ __all__ = [
     "TERMINAL_STATUSES",
     "AttemptError",
     "Client",
+    "Debounced",
     "FlotillaError",
     "InvalidJob",
     "JobStatus",

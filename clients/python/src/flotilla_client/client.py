@@ -38,6 +38,15 @@ class Unique:
 
 
 @dataclass(frozen=True)
+class Debounced:
+    """What `enqueue_debounced` did: `folded` is True when the job was folded into the one
+    waiting under its debounce key, and `id` is then that job's."""
+
+    id: str
+    folded: bool
+
+
+@dataclass(frozen=True)
 class _Options:
     """A job's options, checked."""
 
@@ -194,6 +203,35 @@ class Client:
         )
         return Unique(id=job_id, created=outcome == "created")
 
+    def enqueue_debounced(
+        self,
+        debounce_key: str,
+        job_type: str,
+        payload: object = None,
+        *,
+        delay: float | timedelta,
+        max_delay: float | timedelta | None = None,
+        queue: str = DEFAULT_QUEUE,
+        id: str | None = None,
+        max_attempts: int | None = None,
+        timeout_ms: int | None = None,
+        backoff: str | None = None,
+    ) -> Debounced:
+        """Enqueues a job that runs `delay` (seconds, or a timedelta) after the last enqueue
+        of `debounce_key`, once for a burst: while a job of this key waits for its first
+        run, this one is folded into it (its payload and options win, the waiting job's id
+        stays), and it runs no later than `max_delay` after the burst's first enqueue."""
+        options = self._options(job_type, payload, queue, max_attempts, timeout_ms, backoff)
+        key = validate.check_name("debounce_key", debounce_key)
+        delay_ms = validate.ttl_ms("delay", delay)
+        max_ms = 0 if max_delay is None else validate.ttl_ms("max_delay", max_delay)
+        job_id, outcome = self._enqueue_scripted(
+            options,
+            self._job_id(id),
+            debounce=(key, delay_ms, max_ms),
+        )
+        return Debounced(id=job_id, folded=outcome == "debounced")
+
     def status(self, id: str, queue: str | None = None) -> JobStatus | None:
         """The job as it is now, or None when it is found nowhere: trimmed by retention,
         never enqueued, or a raw entry with an id of its own that no worker has read yet.
@@ -304,10 +342,12 @@ class Client:
         unique_key: str | None = None,
         unique_ttl_ms: int = 0,
         hold_unique_for_ttl: bool = False,
+        debounce: tuple[str, int, int] | None = None,
     ) -> tuple[str, str]:
-        # Every enqueue of one unique key (or else one id) goes to the same partition, so
-        # it meets the lock, the id key or the record there.
-        queue = self._placement.place(options.queue, unique_key if unique_key is not None else job_id)
+        # Every enqueue of one unique or debounce key (or else one id) goes to the same
+        # partition, so it meets the lock, the waiting job, the id key or the record there.
+        placed_by = unique_key if unique_key is not None else debounce[0] if debounce else job_id
+        queue = self._placement.place(options.queue, placed_by)
         self._redis.sadd(self._keys.queues(), queue)
         return self._script.run(
             ScriptJob(
@@ -324,5 +364,8 @@ class Client:
                 unique_ttl_ms=unique_ttl_ms,
                 hold_unique_for_ttl=hold_unique_for_ttl,
                 max_queue_len=self._max_queue_len,
+                debounce_key=debounce[0] if debounce else None,
+                debounce_delay_ms=debounce[1] if debounce else 0,
+                debounce_max_ms=debounce[2] if debounce else 0,
             )
         )

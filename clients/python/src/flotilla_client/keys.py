@@ -60,6 +60,10 @@ class Keys:
         """The lock naming the job that holds a unique key."""
         return f"{self.namespace}:{{{queue}}}:unique:{unique_key}"
 
+    def debounce(self, queue: str, debounce_key: str) -> str:
+        """The id of the job that enqueues with this debounce key fold into while it waits."""
+        return f"{self.namespace}:{{{queue}}}:debounce:{debounce_key}"
+
     def queues(self) -> str:
         """The set of known queue names, which operators' tools list."""
         return f"{self.namespace}:{{global}}:queues"

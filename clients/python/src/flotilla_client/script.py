@@ -27,8 +27,13 @@ _NO_QUEUE_CAP = 0
 _HOLD_FOR_TTL = "expiry"
 _RELEASE_WHEN_FINISHED = "finished"
 
-Outcome = Literal["created", "duplicate", "exists"]
-_OUTCOMES: dict[str, Outcome] = {"created": "created", "duplicate": "duplicate", "exists": "exists"}
+Outcome = Literal["created", "duplicate", "exists", "debounced"]
+_OUTCOMES: dict[str, Outcome] = {
+    "created": "created",
+    "duplicate": "duplicate",
+    "exists": "exists",
+    "debounced": "debounced",
+}
 
 
 # This package, wherever it is installed (or vendored).
@@ -59,6 +64,10 @@ class ScriptJob:
     unique_ttl_ms: int = 0
     hold_unique_for_ttl: bool = False
     max_queue_len: int | None = None
+    # Protocol 2.14: jobs with one debounce key fold into the one waiting for its first run.
+    debounce_key: str | None = None
+    debounce_delay_ms: int = 0
+    debounce_max_ms: int = 0
 
 
 class EnqueueScript:
@@ -75,7 +84,8 @@ class EnqueueScript:
         or in `delayed` when it is due later. Returns the job's id and what happened: `created`; `duplicate` (another
         job holds the unique key, and the id is that job's); `exists` (a job with this id
         was enqueued before, and nothing changed; a completed one counts while `done_ids`
-        remembers it)."""
+        remembers it); `debounced` (folded into the job waiting under the debounce key,
+        whose id this is)."""
         keys = [
             self._keys.stream(job.queue),
             self._keys.job(job.queue, job.id),
@@ -83,6 +93,8 @@ class EnqueueScript:
         ]
         if job.unique_key is not None:
             keys.append(self._keys.unique(job.queue, job.unique_key))
+        elif job.debounce_key is not None:
+            keys.append(self._keys.debounce(job.queue, job.debounce_key))
         args: list[str | int] = [
             job.id,
             job.type,
@@ -101,6 +113,8 @@ class EnqueueScript:
             _PROTOCOL_VERSION,
             _HOLD_FOR_TTL if job.hold_unique_for_ttl else _RELEASE_WHEN_FINISHED,
         ]
+        if job.debounce_key is not None:
+            args += [job.debounce_delay_ms, job.debounce_max_ms]
         try:
             reply = self._script(keys=keys, args=args)
         except redis.ResponseError as e:
