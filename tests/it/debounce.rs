@@ -91,36 +91,24 @@ async fn a_burst_of_one_key_runs_twice_each_with_the_newest_payload() {
 async fn the_cli_and_the_published_script_debounce_too() {
     let env = Env::start().await;
     let url = env.url();
-    let first = run_flotilla(
-        &url,
-        &[],
-        &[
+    let enqueue = |payload: &str| {
+        let args = [
             "enqueue",
             "--type",
             "index",
             "--payload",
-            r#"{"n": 1}"#,
+            payload,
             "--debounce",
             "k",
-            "--debounce-delay",
-            "1h",
-        ],
-    );
-    let again = run_flotilla(
-        &url,
-        &[],
-        &[
-            "enqueue",
-            "--type",
-            "index",
-            "--payload",
-            r#"{"n": 2}"#,
-            "--debounce",
-            "k",
-            "--debounce-delay",
-            "1h",
-        ],
-    );
+        ];
+        run_flotilla(
+            &url,
+            &[],
+            &[&args[..], &["--debounce-delay", "1h"]].concat(),
+        )
+    };
+    let first = enqueue(r#"{"n": 1}"#);
+    let again = enqueue(r#"{"n": 2}"#);
     assert_eq!(first.trim(), again.trim(), "folded into the first");
 
     // From another language: the published script with ARGV[16] and ARGV[17].
