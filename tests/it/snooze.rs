@@ -20,7 +20,7 @@ type Runs = Arc<Mutex<HashMap<String, u32>>>;
 
 /// A registry whose `later` handler snoozes each job `times` times for `delay` (first
 /// reporting progress, which gives the job a record, when its payload asks), then
-/// completes with how many runs it took.
+/// completes with how many runs it took and how many snoozes its context counted.
 fn snoozing(times: u32, delay: Duration, runs: &Runs) -> Registry {
     let mut registry = Registry::with_builtins();
     let runs = Arc::clone(runs);
@@ -39,7 +39,7 @@ fn snoozing(times: u32, delay: Duration, runs: &Runs) -> Registry {
             if run <= times {
                 return Err(HandlerError::snooze(delay));
             }
-            Ok::<_, HandlerError>(json!({"runs": run}))
+            Ok::<_, HandlerError>(json!({"runs": run, "snoozes": ctx.snoozes}))
         }
     });
     registry
@@ -65,7 +65,7 @@ async fn a_job_snoozed_five_times_completes_with_one_attempt_on_every_path() {
             done.attempts, 1,
             "{id}: a snooze is not an attempt: {done:?}"
         );
-        assert_eq!(done.result, Some(json!({"runs": 6})), "{id}");
+        assert_eq!(done.result, Some(json!({"runs": 6, "snoozes": 5})), "{id}");
         assert!(
             done.errors.is_empty(),
             "{id}: a snooze is not an error: {done:?}"

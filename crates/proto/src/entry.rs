@@ -43,6 +43,9 @@ pub struct EntryFields {
     /// Attempts the job spent before this entry was written (a copy put back by
     /// reconciliation carries them).
     pub attempts: Option<u32>,
+    /// Times the job was snoozed before this entry was written (none of them attempts);
+    /// a number that is not a whole one reads as 0, as the scripts read it.
+    pub snoozes: u32,
     /// The producer's trace context, passed on to the run: `traceparent`, then
     /// `tracestate` on a second line when there is one.
     pub trace: Option<String>,
@@ -176,6 +179,12 @@ impl StreamEntry {
         Ok(EntryFields {
             job_id,
             attempts: self.attempts()?,
+            snoozes: self
+                .text(crate::record::field::SNOOZES)
+                .ok()
+                .flatten()
+                .and_then(|text| text.trim().parse().ok())
+                .unwrap_or(0),
             trace: self.trace()?,
             job_type,
             payload,

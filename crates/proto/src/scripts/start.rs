@@ -108,6 +108,8 @@ pub struct StartedJob {
     pub backoff: Option<Backoff>,
     /// The W3C trace context the job carries, empty when none.
     pub trace: String,
+    /// Times the job was snoozed before this attempt (none of them attempts).
+    pub snoozes: u32,
 }
 
 impl ScriptCall for Start<'_> {
@@ -182,6 +184,12 @@ fn parse_one(value: redis::Value) -> Option<StartReply> {
                 .unwrap_or(0),
             backoff: word(7).and_then(|text| text.parse().ok()),
             trace: word(8).unwrap_or_default(),
+            // Protocol 2.13: a snoozed job's count (a start script before it sent none).
+            snoozes: parts
+                .get(9)
+                .and_then(int)
+                .and_then(|n| u32::try_from(n).ok())
+                .unwrap_or(0),
         }),
         "scheduled" => StartReply::Scheduled {
             due_ms: u64::try_from(parts.get(1).and_then(int)?).ok()?,

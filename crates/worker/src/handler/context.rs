@@ -25,6 +25,9 @@ pub struct JobContext {
     pub attempt: u32,
     /// How many attempts the job gets, this one included.
     pub max_attempts: u32,
+    /// How many times the job was snoozed before this attempt
+    /// ([`crate::HandlerError::snooze`]; none of them counted in `attempt`).
+    pub snoozes: u32,
     /// How long this attempt may run.
     pub timeout: Duration,
     /// The job's arguments, as its producer encoded them.

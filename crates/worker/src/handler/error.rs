@@ -53,7 +53,8 @@ impl HandlerError {
 
     /// "Not yet": run the job again after `delay` without spending an attempt (a partner
     /// not ready, a window not open). Not an error: nothing is recorded as one, and the
-    /// job's `snoozes` (shown by `flotilla jobs show`) grows by one. Past
+    /// job's `snoozes` (shown by `flotilla jobs show`, and to the next attempt's handler
+    /// as [`crate::JobContext::snoozes`]) grows by one. Past
     /// `limits.max_snoozes` (100) snoozes of one job, a snooze counts as a failed attempt,
     /// so that nothing snoozes forever.
     pub fn snooze(delay: Duration) -> Self {

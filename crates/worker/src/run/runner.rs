@@ -161,6 +161,7 @@ fn job_context(
         queue: attempt.queue.clone(),
         attempt: started.attempt,
         max_attempts: started.max_attempts,
+        snoozes: started.snoozes,
         timeout,
         payload,
         max_result_bytes: shared.config.jobs.limits.max_result_bytes,

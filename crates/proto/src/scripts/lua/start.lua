@@ -9,7 +9,7 @@
 --   timeout ms, backoff, queue name, protocol version, run at ms (0 = now), attempts
 --   already spent (a copy put back by reconciliation carries them), trace context
 -- Returns one reply per entry: {"started", type, payload, content_type, attempts,
--- max_attempts, timeout_ms, backoff, trace}, {"scheduled", due ms} (a raw entry whose
+-- max_attempts, timeout_ms, backoff, trace, snoozes}, {"scheduled", due ms} (a raw entry whose
 -- run_at is ahead: its record waits in `delayed`), {"dead", reason} (attempts spent:
 -- poison pill) or {"skipped", why}; a skipped entry is acknowledged and removed unless it
 -- is no longer ours ("not_owner"), names no known job ("orphan") or gives a new job an id
@@ -28,7 +28,7 @@ local function start_one(job, a)
 
   -- One read for everything this attempt needs (field order matters below).
   local f = redis.call('HMGET', job, 'status', 'entry', 'worker', 'attempts', 'max_attempts',
-    'type', 'payload', 'content_type', 'timeout_ms', 'backoff', 'trace', 'error')
+    'type', 'payload', 'content_type', 'timeout_ms', 'backoff', 'trace', 'error', 'snoozes')
   if not f[1] then
     -- Names a job that has no record and says nothing to make one from: the caller buries it.
     if raw_type == '' then return {'skipped', 'orphan'} end
@@ -103,7 +103,7 @@ local function start_one(job, a)
   redis.call('HSET', job, 'status', 'running', 'attempts', attempts, 'started_at', now,
     'worker', consumer, 'lease', lease)
   return {'started', f[6] or '', f[7] or '', f[8] or '', tostring(attempts), tostring(max_attempts),
-    f[9] or '0', f[10] or '', f[11] or ''}
+    f[9] or '0', f[10] or '', f[11] or '', f[13] or '0'}
 end
 
 -- Which entries are still ours, in one read for the batch; their idle time is reset in one

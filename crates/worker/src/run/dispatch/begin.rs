@@ -117,6 +117,7 @@ pub(super) async fn begin_fast(
             .unwrap_or_else(|| millis(defaults.timeout)),
         backoff: Some(fields.backoff.unwrap_or_else(|| defaults.backoff.clone())),
         trace: fields.trace.unwrap_or_default(),
+        snoozes: fields.snoozes,
     };
     let entry_id = fetched.entry.entry_id;
     let series = shared.series(&fetched.queue, &started.job_type);
