@@ -108,6 +108,21 @@ async fn every_role_serves_its_part_under_only_its_documented_rule() {
         &[],
         Some("[schedules.tick]\nevery = \"1s\"\ntype = \"noop\"\n"),
     );
+    // A flow limit far above the load: every job of `default` below is admitted, and
+    // its slot given back and renewed, under the worker's rule.
+    run_flotilla(
+        &url("flotilla-operator"),
+        &[],
+        &[
+            "queues",
+            "limit",
+            "default",
+            "--rate",
+            "1000/s",
+            "--concurrency",
+            "50",
+        ],
+    );
     let producer = Producer::connect(&url("flotilla-producer"))
         .await
         .expect("the producer connects under its rule");
@@ -212,6 +227,9 @@ async fn every_role_serves_its_part_under_only_its_documented_rule() {
         &["queues", "pause", "default"],
         &["queues", "resume", "default"],
         &["queues", "partition", "low", "3"],
+        &["queues", "limits"],
+        &["queues", "limit", "low", "--concurrency", "5"],
+        &["queues", "limit", "low", "--clear"],
         &["jobs", "cancel", &far],
         &["jobs", "delete", &far, "--yes"],
         &["jobs", "retry", &jobs.dies],
@@ -392,6 +410,12 @@ async fn no_role_can_do_what_its_rule_leaves_out() {
         &["XADD", "flotilla:{default}:done", "*", "id", "x"],
         &["SADD", "flotilla:{global}:paused", "default"],
         &["HSET", "flotilla:{global}:partitions", "default", "9"],
+        &[
+            "HSET",
+            "flotilla:{global}:limits",
+            "default",
+            "concurrency=1",
+        ],
         &["SMEMBERS", "flotilla:{global}:queues"],
     ];
     let producer: &[&[&str]] = &[
@@ -407,6 +431,13 @@ async fn no_role_can_do_what_its_rule_leaves_out() {
         &["SADD", "flotilla:{global}:paused", "default"],
         &["HSET", "flotilla:{global}:partitions", "default", "9"],
         &["DEL", "flotilla:{global}:workers"],
+        &[
+            "HSET",
+            "flotilla:{global}:limits",
+            "default",
+            "concurrency=1",
+        ],
+        &["DEL", "flotilla:{default}:holds"],
         // A script runs with its caller's rights, not more.
         &[
             "EVAL",
@@ -420,6 +451,13 @@ async fn no_role_can_do_what_its_rule_leaves_out() {
         &["DEL", "flotilla:{global}:schedule:x"],
         &["XADD", "flotilla:{global}:alerts", "*", "a", "b"],
         &["SADD", "flotilla:{global}:paused", "default"],
+        &[
+            "HSET",
+            "flotilla:{global}:limits",
+            "default",
+            "rate=1000000/ms",
+        ],
+        &["HDEL", "flotilla:{global}:limits", "default"],
         &["EVAL", "return 1", "0"],
         &["SCRIPT", "KILL"],
     ];
@@ -428,6 +466,12 @@ async fn no_role_can_do_what_its_rule_leaves_out() {
         &["HSET", "flotilla:{global}:worker:w1", "a", "b"],
         &["DEL", "flotilla:{global}:workers"],
         &["HSET", "flotilla:{global}:partitions", "default", "9"],
+        &[
+            "HSET",
+            "flotilla:{global}:limits",
+            "default",
+            "concurrency=1",
+        ],
         &["EVAL", "return 1", "0"],
         &["SCRIPT", "KILL"],
     ];

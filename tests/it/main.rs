@@ -19,6 +19,7 @@ mod durability;
 mod examples;
 mod facade;
 mod fast_path;
+mod flow_limits;
 mod handler_isolation;
 mod handlers;
 mod hardening;

@@ -24,6 +24,17 @@ pub enum AdminError {
     /// partition count out of range, say).
     #[error(transparent)]
     Proto(#[from] flotilla_proto::ProtoError),
+    /// A flow limit out of bounds.
+    #[error(transparent)]
+    Flow(#[from] flotilla_proto::flow::FlowError),
+    /// A stored flow limit this version cannot read (workers do not serve its queue).
+    #[error("the flow limit of {queue} cannot be read ({why}): set it again, or clear it")]
+    UnreadableLimit {
+        /// The queue.
+        queue: String,
+        /// Why not.
+        why: flotilla_proto::flow::FlowError,
+    },
     /// A partition's name was given where the queue's own name is needed.
     #[error("{0:?} names a partition; give the queue's own name")]
     NotAQueue(String),

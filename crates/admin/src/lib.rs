@@ -21,6 +21,7 @@ mod control;
 mod delete;
 mod error;
 mod find;
+mod limits;
 mod list;
 mod purge;
 mod queues;
@@ -38,10 +39,12 @@ pub use delete::Deleted;
 // other crate for them.
 pub use error::AdminError;
 pub use flotilla_producer::Cancelled;
+pub use flotilla_proto::flow::{QueueLimit, Rate};
 pub use flotilla_proto::scripts::RetryReply;
 pub use flotilla_scheduler::{
     Alert, AlertEvent, CatchUp, LeaderStatus, Schedule, ScheduleState, SchedulerError, Timing,
 };
+pub use limits::LimitUse;
 pub use list::{JobPage, JobQuery, JobRow};
 pub use purge::PurgeCount;
 pub use queues::QueueStats;

@@ -1,4 +1,4 @@
-//! Queue statistics, pausing and resuming a queue, and raising its partition count (and,
+//! Queue statistics (with each queue's flow limit), pausing and resuming a queue, and raising its partition count (and,
 //! on a cluster, telling where the partitions live). A partitioned queue's counts are the
 //! sums over its partitions.
 
@@ -11,7 +11,7 @@ use flotilla_proto::{
 };
 use serde::Serialize;
 
-use crate::{Admin, AdminError};
+use crate::{Admin, AdminError, LimitUse};
 
 /// One hour and one day, in ms.
 const HOUR_MS: i64 = 3_600_000;
@@ -49,6 +49,8 @@ pub struct QueueStats {
     pub dead_last_hour: u64,
     /// Jobs dead-lettered in the last 24 hours.
     pub dead_last_day: u64,
+    /// Its flow limit and the slots of its cap held now, if it has one.
+    pub limit: Option<LimitUse>,
 }
 
 impl Admin {
@@ -57,14 +59,16 @@ impl Admin {
     pub async fn queue_stats(&mut self) -> Result<Vec<QueueStats>, AdminError> {
         let queues = group_by_queue(self.streams(None).await?);
         let paused = self.paused().await?;
+        let limits = self.limits().await?;
         let now = server_time_ms(&mut self.conn).await?;
         let mut stats = Vec::with_capacity(queues.len());
         for (queue, partitions) in queues {
             let is_paused = paused.contains(&queue);
-            stats.push(
-                self.summed_stats(&queue, &partitions, is_paused, now)
-                    .await?,
-            );
+            let mut queue_stats = self
+                .summed_stats(&queue, &partitions, is_paused, now)
+                .await?;
+            queue_stats.limit = limits.iter().find(|l| l.queue == queue).cloned();
+            stats.push(queue_stats);
         }
         Ok(stats)
     }
@@ -79,7 +83,11 @@ impl Admin {
             .iter()
             .any(|q| q == queue_of_partition(queue));
         let now = server_time_ms(&mut self.conn).await?;
-        self.summed_stats(queue, &partitions, paused, now).await
+        let mut stats = self.summed_stats(queue, &partitions, paused, now).await?;
+        if flotilla_proto::split_partition(queue).1 == 0 {
+            stats.limit = self.limit(queue).await?;
+        }
+        Ok(stats)
     }
 
     /// The counts of `partitions` added up, named `queue`.
@@ -138,6 +146,7 @@ impl Admin {
             completed_last_day,
             dead_last_hour,
             dead_last_day,
+            limit: None,
         })
     }
 

@@ -55,7 +55,9 @@ impl From<AdminError> for ApiError {
             | AdminError::Ambiguous { .. }
             | AdminError::SearchStopped { .. }
             | AdminError::Proto(_)
+            | AdminError::Flow(_)
             | AdminError::NotAQueue(_) => ApiError::BadRequest(text),
+            AdminError::UnreadableLimit { .. } => ApiError::Internal(text),
             AdminError::InSeveralQueues { .. }
             | AdminError::Running(_)
             | AdminError::QueueServed { .. }

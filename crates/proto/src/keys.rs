@@ -130,6 +130,28 @@ impl Keys {
         self.queue_key(queue, &format!("debounce:{debounce_key}"))
     }
 
+    /// A rate-limited queue's GCRA state: the µs on the server's clock when its next job
+    /// may start with no burst left (expires once that time has passed by a burst).
+    pub fn rate(&self, queue: &str) -> String {
+        self.queue_key(queue, "rate")
+    }
+
+    /// A concurrency-capped queue's holders: worker id → when its hold's lease ends, ms on
+    /// the server's clock (renewed by its heartbeat, like its entries).
+    pub fn holders(&self, queue: &str) -> String {
+        self.queue_key(queue, "holders")
+    }
+
+    /// A concurrency-capped queue's held slots: worker id → how many it holds.
+    pub fn holds(&self, queue: &str) -> String {
+        self.queue_key(queue, "holds")
+    }
+
+    /// Flow limits: queue name → its limit in the written form of `flow::QueueLimit`.
+    pub fn limits(&self) -> String {
+        self.global_key("limits")
+    }
+
     /// The set of known queue names.
     pub fn queues(&self) -> String {
         self.global_key("queues")

@@ -27,6 +27,7 @@ mod encoding;
 mod endings;
 mod entry;
 mod error;
+pub mod flow;
 mod forget;
 mod full_id;
 mod job;

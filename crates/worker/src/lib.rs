@@ -35,6 +35,7 @@ pub mod builtin;
 mod config;
 mod error;
 mod fetch;
+mod flow;
 mod handler;
 mod metrics;
 mod promoter;

@@ -38,6 +38,9 @@ pub(crate) enum Outcome {
     Snoozed,
     /// Dead-lettered: attempts spent, the error was final, or a poison pill.
     Dead,
+    /// Held back before starting: its queue's rate had no start left, or its cap no
+    /// slot; it starts once one is due.
+    Throttled,
     /// Not finished at shutdown, and handed back for another worker.
     HandedBack,
     /// Cancelled while running.
@@ -51,7 +54,7 @@ pub(crate) enum Outcome {
 }
 
 impl Outcome {
-    const ALL: [Outcome; 12] = [
+    const ALL: [Outcome; 13] = [
         Outcome::Started,
         Outcome::Reclaimed,
         Outcome::Retried,
@@ -59,6 +62,7 @@ impl Outcome {
         Outcome::Failed,
         Outcome::Snoozed,
         Outcome::Dead,
+        Outcome::Throttled,
         Outcome::HandedBack,
         Outcome::Cancelled,
         Outcome::Stale,
@@ -75,6 +79,7 @@ impl Outcome {
             Outcome::Failed => "failed",
             Outcome::Snoozed => "snoozed",
             Outcome::Dead => "dead",
+            Outcome::Throttled => "throttled",
             Outcome::HandedBack => "handed_back",
             Outcome::Cancelled => "cancelled",
             Outcome::Stale => "stale",
@@ -116,6 +121,8 @@ pub struct WorkerMetrics {
     run: HistogramFamily,
     wait: HistogramFamily,
     in_flight: Gauge,
+    /// How long entries were held back by their queue's flow limit, by queue.
+    limit_wait: Family<Labels, Histogram, fn() -> Histogram>,
     /// Queue → type → series.
     series: RwLock<HashMap<String, HashMap<String, Arc<JobSeries>>>>,
 }
@@ -133,6 +140,7 @@ impl Default for WorkerMetrics {
             run: Family::new_with_constructor(seconds_histogram),
             wait: Family::new_with_constructor(seconds_histogram),
             in_flight: Gauge::default(),
+            limit_wait: Family::new_with_constructor(seconds_histogram),
             series: RwLock::default(),
         }
     }
@@ -158,6 +166,12 @@ impl WorkerMetrics {
             "How long jobs waited between entering their stream and starting, by queue and type",
             Unit::Seconds,
             self.wait.clone(),
+        );
+        registry.register_with_unit(
+            "limit_wait",
+            "How long jobs were held back by their queue's rate limit or concurrency cap before starting, by queue",
+            Unit::Seconds,
+            self.limit_wait.clone(),
         );
         registry.register(
             "jobs_in_flight",
@@ -199,6 +213,13 @@ impl WorkerMetrics {
             // A panic elsewhere poisoned the map: the series still count, uncached.
             Err(_) => made,
         }
+    }
+
+    /// Records that an entry of `queue` was held back by its flow limit for `wait`.
+    pub(crate) fn limit_waited(&self, queue: &str, wait: Duration) {
+        self.limit_wait
+            .get_or_create(&vec![("queue", queue.to_owned())])
+            .observe(wait.as_secs_f64());
     }
 
     pub(crate) fn in_flight(&self) -> &Gauge {

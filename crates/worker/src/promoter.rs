@@ -1,5 +1,5 @@
 //! The worker's promoter: moves due delayed jobs and retries onto their streams, and keeps
-//! the paused set and partition counts fresh. It wakes every promote interval, and sooner
+//! the paused set, the flow limits and partition counts fresh. It wakes every promote interval, and sooner
 //! when a job is due sooner: when the last promotion saw one due before the next tick, or
 //! when this worker just scheduled a retry, so that a retry a few milliseconds away does
 //! not wait a whole interval.
@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::fetch::reads as fetch;
 use crate::fetch::served::Served;
+use crate::flow::Flow;
 
 /// Due delayed jobs moved per queue per promotion pass.
 const PROMOTE_BATCH: usize = 1000;
@@ -60,6 +61,7 @@ pub(crate) struct Promoter {
     pub interval: Duration,
     pub served: Arc<Served>,
     pub paused: Arc<RwLock<HashSet<String>>>,
+    pub flow: Arc<Flow>,
     pub wake: Arc<PromoteWake>,
 }
 
@@ -129,9 +131,13 @@ impl Promoter {
         Some(Duration::ZERO)
     }
 
+    /// Reads the paused set and the flow limits again.
     async fn refresh_paused(&mut self) {
         if let Ok(now_paused) = fetch::paused(&mut self.conn, &self.keys).await {
             *self.paused.write().unwrap_or_else(|p| p.into_inner()) = now_paused;
+        }
+        if let Err(e) = self.flow.refresh(&mut self.conn, &self.keys).await {
+            tracing::debug!("reading flow limits failed (will retry): {e}");
         }
     }
 }

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::fetch::served::Served;
+use crate::flow::Flow;
 use crate::metrics::{JobSeries, UNKNOWN_TYPE, WorkerMetrics};
 use crate::run::completer::Completion;
 use crate::run::inflight::InFlight;
@@ -40,6 +41,8 @@ pub(crate) struct Shared {
     /// Queues paused by operators, read before the first fetch and refreshed by the
     /// promoter.
     pub paused: Arc<RwLock<HashSet<String>>>,
+    /// The flow limits of the served queues and what this worker holds of them.
+    pub flow: Arc<Flow>,
 }
 
 impl Shared {

@@ -16,6 +16,8 @@ use crate::fetch::connections::{BlockingReads, shared_connection};
 use crate::fetch::fetch_loop;
 use crate::fetch::reads as fetch;
 use crate::fetch::served::Served;
+use crate::flow::Flow;
+use crate::flow::holds::{GiveBack, Holds};
 use crate::metrics::WorkerMetrics;
 use crate::promoter::{PromoteWake, Promoter};
 use crate::run::completer::Completer;
@@ -113,11 +115,14 @@ impl Worker {
         // A queue paused before this worker started stays paused for it: nothing is
         // fetched until the paused set has been read (a rolling deploy starts workers
         // while operators hold queues).
-        let Some(paused) = read_paused(&mut self.conn.clone(), &self.keys, &shutdown).await else {
+        let (holds, given_back) = Holds::new();
+        let flow = Arc::new(Flow::new(holds));
+        let Some(paused) = read_gates(&mut self.conn.clone(), &self.keys, &flow, &shutdown).await
+        else {
             tracing::info!(worker = %self.id, "stopped before serving");
             return Ok(());
         };
-        let (shared, background) = self.start_background(paused);
+        let (shared, background) = self.start_background(paused, flow, given_back);
         fetch_loop::fetch_loop(&shared, &blocking, &shutdown).await;
         draining.store(true, Ordering::Release);
         drain(&shared).await;
@@ -125,8 +130,14 @@ impl Worker {
         Ok(())
     }
 
-    /// Starts the outcome writer, the heartbeat and the promoter.
-    fn start_background(self, paused: HashSet<String>) -> (Arc<Shared>, Background) {
+    /// Starts the outcome writer, the heartbeat, the promoter and the giving back of
+    /// concurrency slots.
+    fn start_background(
+        self,
+        paused: HashSet<String>,
+        flow: Arc<Flow>,
+        given_back: mpsc::UnboundedReceiver<String>,
+    ) -> (Arc<Shared>, Background) {
         let Worker {
             conn,
             keys,
@@ -155,6 +166,14 @@ impl Worker {
             worker_id: id.clone(),
             inflight: inflight.clone(),
             started_at: now_ms(),
+            flow: Arc::clone(&flow),
+        };
+        let give_back = GiveBack {
+            conn: conn.clone(),
+            keys: keys.clone(),
+            worker_id: id.clone(),
+            lease: config.lease_ttl,
+            flow: Arc::clone(&flow),
         };
         let paused = Arc::new(RwLock::new(paused));
         let served = Arc::new(Served::new(&config.queues));
@@ -164,6 +183,7 @@ impl Worker {
             interval: config.promote_interval,
             served: Arc::clone(&served),
             paused: Arc::clone(&paused),
+            flow: Arc::clone(&flow),
             wake,
         }
         .run(stop.clone());
@@ -171,6 +191,7 @@ impl Worker {
             completer: tokio::spawn(completer.run(rx)),
             heartbeat: tokio::spawn(heartbeat.run(stop.clone())),
             promoter: tokio::spawn(promoter),
+            give_back: tokio::spawn(give_back.run(given_back, stop.clone())),
             stop,
         };
         let shared = Arc::new(Shared {
@@ -188,6 +209,7 @@ impl Worker {
             metrics,
             served,
             paused,
+            flow,
         });
         (shared, background)
     }
@@ -242,7 +264,8 @@ struct Background {
     completer: JoinHandle<()>,
     heartbeat: JoinHandle<()>,
     promoter: JoinHandle<()>,
-    /// Stops the heartbeat and the promoter.
+    give_back: JoinHandle<()>,
+    /// Stops the heartbeat, the promoter and the giving back of slots.
     stop: CancellationToken,
 }
 
@@ -267,7 +290,7 @@ impl Background {
             );
         }
         self.stop.cancel();
-        let _ = tokio::join!(self.heartbeat, self.promoter);
+        let _ = tokio::join!(self.heartbeat, self.promoter, self.give_back);
         // An exec job stopped at hand-back gets its SIGKILL if it ignores SIGTERM.
         #[cfg(feature = "exec")]
         crate::builtin::wait_for_ending_groups(crate::builtin::DEFAULT_KILL_GRACE * 2).await;
@@ -278,19 +301,29 @@ impl Background {
     }
 }
 
-/// The paused set, read until Redis answers; `None` if the worker is told to stop first.
-async fn read_paused(
+/// The paused set and the flow limits (into `flow`), read until Redis answers; `None` if
+/// the worker is told to stop first.
+async fn read_gates(
     conn: &mut SharedConnection,
     keys: &Keys,
+    flow: &Flow,
     shutdown: &Shutdown,
 ) -> Option<HashSet<String>> {
     let mut warned = false;
     loop {
-        match fetch::paused(conn, keys).await {
+        let read = match fetch::paused(conn, keys).await {
+            Ok(paused) => flow
+                .refresh(conn, keys)
+                .await
+                .map(|()| paused)
+                .map_err(Into::into),
+            Err(e) => Err(e),
+        };
+        match read {
             Ok(paused) => return Some(paused),
             Err(e) if !warned => {
                 tracing::warn!(
-                    "cannot read the paused queues yet (will retry before serving): {e}"
+                    "cannot read the paused queues and flow limits yet (will retry before serving): {e}"
                 );
                 warned = true;
             }

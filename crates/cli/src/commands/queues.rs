@@ -1,4 +1,4 @@
-//! `flotilla queues stats | pause | resume | partition | drain`.
+//! `flotilla queues stats | pause | resume | limit | limits | partition | drain | remove`.
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use clap::Subcommand;
-use flotilla_admin::{Admin, QueueStats};
+use flotilla_admin::{Admin, LimitUse, QueueLimit, QueueStats, Rate};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 pub async fn run(config_file: Option<&Path>, command: QueuesCommand) -> anyhow::Result<()> {
@@ -43,6 +43,32 @@ pub async fn run(config_file: Option<&Path>, command: QueuesCommand) -> anyhow::
                 Err(e) => eprintln!("(cannot tell where the partitions live: {e})"),
             }
         }
+        QueuesCommand::Limit {
+            queue,
+            rate,
+            burst,
+            concurrency,
+            clear,
+        } => {
+            let limit = QueueLimit {
+                rate,
+                burst,
+                concurrency,
+            };
+            limit_command(&mut admin, &queue, limit, clear).await?;
+        }
+        QueuesCommand::Limits { json } => {
+            let limits = admin.limits().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&limits)?);
+            } else if limits.is_empty() {
+                println!("no queue has a flow limit");
+            } else {
+                for limit in &limits {
+                    println!("{}: {}", limit.queue, limit_text(limit));
+                }
+            }
+        }
         QueuesCommand::Drain { queue, timeout } => drain(&mut admin, &queue, timeout).await?,
         QueuesCommand::Remove { queue, yes } => {
             if !yes {
@@ -58,6 +84,47 @@ pub async fn run(config_file: Option<&Path>, command: QueuesCommand) -> anyhow::
         }
     }
     Ok(())
+}
+
+/// Sets, clears or shows one queue's flow limit.
+async fn limit_command(
+    admin: &mut Admin,
+    queue: &str,
+    limit: QueueLimit,
+    clear: bool,
+) -> anyhow::Result<()> {
+    if clear {
+        if admin.clear_limit(queue).await? {
+            println!("{queue} has no flow limit now: workers take that up within a second");
+        } else {
+            println!("{queue} had no flow limit");
+        }
+        return Ok(());
+    }
+    if limit.is_empty() && limit.burst.is_none() {
+        match admin.limit(queue).await? {
+            Some(limit) => println!("{queue}: {}", limit_text(&limit)),
+            None => println!("{queue} has no flow limit"),
+        }
+        return Ok(());
+    }
+    admin.set_limit(queue, &limit).await?;
+    println!(
+        "{queue} limited to {limit}, fleet-wide: workers keep to it within a second; remove it with `flotilla queues limit {queue} --clear`"
+    );
+    Ok(())
+}
+
+/// A limit and its use, in a few words: `100/s (burst 10), 2 of 5 running`.
+fn limit_text(limit: &LimitUse) -> String {
+    let mut parts = Vec::new();
+    if let Some(rate) = &limit.rate {
+        parts.push(format!("{rate} (burst {})", limit.burst.unwrap_or(1)));
+    }
+    if let Some(cap) = limit.concurrency {
+        parts.push(format!("{} of {cap} running", limit.slots_held));
+    }
+    parts.join(", ")
 }
 
 /// Where a queue's partitions live on a cluster, and a hint when some primary has none.
@@ -135,6 +202,7 @@ fn table(stats: &[QueueStats]) -> String {
         "DONE 1D",
         "DEAD 1H",
         "DEAD 1D",
+        "LIMIT",
         "STATE",
     ];
     let rows: Vec<Vec<String>> = stats
@@ -158,6 +226,7 @@ fn table(stats: &[QueueStats]) -> String {
                 q.completed_last_day.to_string(),
                 q.dead_last_hour.to_string(),
                 q.dead_last_day.to_string(),
+                q.limit.as_ref().map_or_else(|| "-".to_owned(), limit_text),
                 if q.paused { "paused" } else { "active" }.to_owned(),
             ]
         })
@@ -195,6 +264,33 @@ pub enum QueuesCommand {
         /// Confirm: its dead and finished jobs are deleted too.
         #[arg(long)]
         yes: bool,
+    },
+    /// Limit a queue fleet-wide: how many of its jobs start per interval (`--rate 100/s`,
+    /// with `--burst`) and how many run at once (`--concurrency 5`). The options give the
+    /// whole limit, replacing any; `--clear` removes it; none shows it. Stored in Redis:
+    /// every worker keeps to it within a second, and it survives restarts.
+    Limit {
+        queue: String,
+        /// Jobs started per interval: N/UNIT or N/<number><unit>, unit ms, s, m or h
+        /// (100/s, 5/m, 20/10s).
+        #[arg(long)]
+        rate: Option<Rate>,
+        /// Jobs the rate lets start at once after a quiet spell (default: a tenth of a
+        /// second's worth, at least 1).
+        #[arg(long, requires = "rate")]
+        burst: Option<u32>,
+        /// Jobs running at once across every worker.
+        #[arg(long)]
+        concurrency: Option<u32>,
+        /// Remove the queue's limit.
+        #[arg(long, conflicts_with_all = ["rate", "burst", "concurrency"])]
+        clear: bool,
+    },
+    /// Every queue's flow limit, with the slots of its cap held now.
+    Limits {
+        /// Print JSON instead of lines.
+        #[arg(long)]
+        json: bool,
     },
     /// Wait, with a progress bar, until nothing is waiting, scheduled or running on a
     /// queue. Workers must keep serving it: a paused queue's waiting jobs are never

@@ -15,6 +15,7 @@ mod enqueue;
 mod fail_many;
 mod fast;
 mod finish;
+mod flow;
 mod housekeeping;
 mod leader;
 mod pulse;
@@ -34,6 +35,7 @@ pub use enqueue::{Debounce, Enqueue, EnqueueItem, EnqueueMany, EnqueueReply, Uni
 pub use fail_many::{FailMany, FailManyItem, FailManyReply};
 pub use fast::FastJob;
 pub use finish::{Complete, CompleteItem, Fail, FailReply, FinishReply, HandBack};
+pub use flow::{Admission, Admit, Holds, HoldsReply};
 pub use housekeeping::{
     Cancel, CancelReply, ForgetConsumer, Promote, PromoteReply, Purge, PurgeReply, PutBack,
     Requeue, RequeueMode, RequeueReply, Retry, RetryReply,
@@ -266,14 +268,26 @@ script!(
     "Give the scheduler lease up at once."
 );
 script!(
+    ADMIT,
+    "admit.lua",
+    "Let jobs of a flow-limited queue start within its rate and concurrency cap."
+);
+script!(
+    HOLDS,
+    "holds.lua",
+    "Give back a worker's slots of a capped queue and renew the lease of the rest."
+);
+script!(
     SCHEDULE_ADVANCE,
     "schedule_advance.lua",
     "Record a schedule's last tick, fenced by epoch."
 );
 
 /// Every script, for loading them all at once.
-pub(crate) fn all() -> [&'static Script; 26] {
+pub(crate) fn all() -> [&'static Script; 28] {
     [
+        &ADMIT,
+        &HOLDS,
         &ENQUEUE_MANY,
         &CLAIM,
         &REMOVE_QUEUE,

@@ -3,8 +3,7 @@
 //! blocking wait, one per node on a cluster), ahead of the free slots while handlers
 //! finish quickly, and hand what came back to dispatch, until shutdown.
 
-use std::collections::HashSet;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use flotilla_proto::SharedConnection;
@@ -48,11 +47,11 @@ pub(crate) async fn fetch_loop(
             return;
         };
         let served = shared.served.current();
-        let active = active_queues(&served, &shared.paused);
+        let active = active_queues(&served, shared);
         if active.is_empty() {
             drop(permits);
             tokio::select! {
-                _ = tokio::time::sleep(shared.config.block_time) => {}
+                _ = tokio::time::sleep(wait_time(shared)) => {}
                 _ = shutdown.triggered() => {}
             }
             continue;
@@ -72,7 +71,8 @@ pub(crate) async fn fetch_loop(
         let fetched = match quiet {
             Some(streams) => {
                 let (keys, consumer) = (&shared.keys, &shared.worker_id);
-                fetch::read_ready(&mut conn, keys, &streams, consumer, count).await
+                let size = |stream: &str| shared.flow.read_size(stream, count);
+                fetch::read_ready(&mut conn, keys, &streams, consumer, size).await
             }
             None => {
                 let read = FetchOnce {
@@ -268,12 +268,30 @@ async fn room_to_fetch(
     }
 }
 
-/// Indexes of the served queues that are not paused.
-fn active_queues(served: &[ServedQueue], paused: &RwLock<HashSet<String>>) -> Vec<usize> {
-    let paused = paused.read().unwrap_or_else(|p| p.into_inner());
+/// Indexes of the served queues that are not paused, nor held shut by a flow limit.
+fn active_queues(served: &[ServedQueue], shared: &Shared) -> Vec<usize> {
+    let paused = shared.paused.read().unwrap_or_else(|p| p.into_inner());
+    let now = Instant::now();
     (0..served.len())
-        .filter(|&i| !paused.contains(&served[i].weight.name))
+        .filter(|&i| {
+            let queue = &served[i].weight.name;
+            !paused.contains(queue) && !shared.flow.is_closed(queue, now)
+        })
         .collect()
+}
+
+/// How long a read may wait for work: the block time, but no later than a flow limit's
+/// next start, so a queue held shut is read again when its start is due.
+pub(crate) fn wait_time(shared: &Shared) -> Duration {
+    let now = Instant::now();
+    match shared.flow.reopens_at(now) {
+        Some(at) => shared
+            .config
+            .block_time
+            .min(at - now)
+            .max(Duration::from_millis(1)),
+        None => shared.config.block_time,
+    }
 }
 
 /// The streams to ask, in order: the active queues by lottery (or strictly by weight),
@@ -325,14 +343,14 @@ async fn fetch_once(
         reclaim_due,
         alone,
     } = read;
-    let config = &shared.config;
     if reclaim_due {
         let reclaimed = reclaim_abandoned(shared, conn, order, count).await?;
         if !reclaimed.is_empty() {
             return Ok(reclaimed);
         }
     }
-    let block_ms = config.block_time.as_millis() as u64;
+    let block_ms = wait_time(shared).as_millis() as u64;
+    let size = |stream: &str| shared.flow.read_size(stream, count);
     if let ([only], true) = (order, alone) {
         // A blocking read returns at once what there is: one call where a quiet queue
         // would take two.
@@ -341,12 +359,12 @@ async fn fetch_once(
             &shared.keys,
             &[only],
             &shared.worker_id,
-            count,
+            size(only),
             block_ms,
         )
         .await;
     }
-    let ready = fetch::read_ready(conn, &shared.keys, order, &shared.worker_id, count).await?;
+    let ready = fetch::read_ready(conn, &shared.keys, order, &shared.worker_id, size).await?;
     if !ready.is_empty() {
         return Ok(ready);
     }

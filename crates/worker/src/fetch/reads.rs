@@ -3,6 +3,7 @@
 //! delayed jobs, and consumer-group set-up.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use flotilla_proto::SharedConnection;
@@ -11,6 +12,7 @@ use flotilla_proto::scripts::{self, Promote, ScriptError};
 use flotilla_proto::{Keys, StreamEntry};
 
 use crate::fetch::connections::{HeldConnection, HeldConnectionError};
+use crate::flow::holds::Slot;
 
 /// An entry and the queue it came from.
 #[derive(Debug)]
@@ -22,6 +24,8 @@ pub(crate) struct Fetched {
     pub delivery: u32,
     /// For an entry carrying a job with an id of its own, what claiming the id decided.
     pub id_claim: IdClaim,
+    /// Its slot of its queue's concurrency cap, once admitted (see `flow`).
+    pub slot: Option<Arc<Slot>>,
 }
 
 /// What claiming an entry's own job id decided (see `claim.rs`).
@@ -79,20 +83,22 @@ fn fresh(entries: Vec<QueuedEntry>) -> Vec<Fetched> {
             entry,
             delivery: 1,
             id_claim: IdClaim::None,
+            slot: None,
         })
         .collect()
 }
 
-/// Takes up to `count` new entries from the first queue in `order` that has any.
+/// Takes new entries from the first queue in `order` that has any, up to `size` of it
+/// (what a flow limit lets a read of it take).
 pub(crate) async fn read_ready(
     conn: &mut SharedConnection,
     keys: &Keys,
     order: &[&str],
     consumer: &str,
-    count: usize,
+    size: impl Fn(&str) -> usize,
 ) -> Result<Vec<Fetched>, FetchError> {
     for queue in order {
-        let fetched = consume::read_new(conn, keys, queue, consumer, count).await?;
+        let fetched = consume::read_new(conn, keys, queue, consumer, size(queue)).await?;
         if !fetched.is_empty() {
             return Ok(fresh(fetched));
         }
@@ -158,6 +164,7 @@ pub(crate) async fn reclaim(
                 entry,
                 delivery: u32::try_from(count).unwrap_or(u32::MAX),
                 id_claim: IdClaim::None,
+                slot: None,
             }
         })
         .collect();

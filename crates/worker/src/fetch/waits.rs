@@ -9,6 +9,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::Shutdown;
 use crate::fetch::cluster::{NodeReads, Room};
 use crate::fetch::connections::BlockingReads;
+use crate::fetch::fetch_loop::wait_time;
 use crate::fetch::reads::FetchError;
 use crate::shared::Shared;
 
@@ -83,7 +84,7 @@ impl Waits {
                     ahead: &mut ahead,
                     slots,
                 };
-                reads.launch(shared, order, room, shared.config.block_time, shutdown);
+                reads.launch(shared, order, room, wait_time(shared), shutdown);
                 drop((permits, ahead));
                 reads.wait(shutdown).await
             }

@@ -3,17 +3,19 @@
 //! itself in the worker registry.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use flotilla_proto::Keys;
 use flotilla_proto::SharedConnection;
 use flotilla_proto::scripts::{
-    self, BeatReply, ForgetConsumer, Heartbeat as RefreshEntries, HeartbeatItem, ScriptCall,
-    ScriptError, WorkerBeat, WorkerInfo,
+    self, BeatReply, ForgetConsumer, Heartbeat as RefreshEntries, HeartbeatItem,
+    Holds as HoldsCall, HoldsReply, ScriptCall, ScriptError, WorkerBeat, WorkerInfo,
 };
 use tokio_util::sync::CancellationToken;
 
 use crate::WorkerConfig;
+use crate::flow::Flow;
 use crate::metrics::Outcome;
 use crate::run::inflight::{Attempt, InFlight};
 
@@ -33,6 +35,8 @@ pub(crate) struct Heartbeat {
     pub worker_id: String,
     pub inflight: InFlight,
     pub started_at: u64,
+    /// The capped queues' slots this worker holds, renewed with every beat.
+    pub flow: Arc<Flow>,
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -123,9 +127,23 @@ impl Heartbeat {
                 .cmd()
             })
             .collect();
+        let held_queues = self.flow.holds.held_queues();
+        commands.extend(held_queues.iter().map(|queue| {
+            HoldsCall {
+                queue,
+                worker: &self.worker_id,
+                given_back: 0,
+                lease: self.config.lease_ttl,
+            }
+            .call(&self.keys)
+            .cmd()
+        }));
         commands.push(self.registry_call());
+        let sent = std::time::Instant::now();
         let mut conn = self.conn.clone();
-        let replies = scripts::exec_pipeline(&mut conn, &commands).await?;
+        let mut replies = scripts::exec_pipeline(&mut conn, &commands).await?;
+        let hold_replies = replies.split_off(groups.len());
+        self.stop_over_cap(&held_queues, hold_replies, sent);
         let mut to_stop = Vec::new();
         for ((queue, attempts), reply) in groups.iter().zip(replies) {
             let states = match RefreshEntries::parse_result(reply) {
@@ -174,6 +192,35 @@ impl Heartbeat {
             }
         }
         Ok(())
+    }
+
+    /// Stops the attempts that began before `sent` under a hold the renewal found ended:
+    /// this worker stopped beating for a lease (frozen, say), its slots went to others,
+    /// and its jobs of that queue, reclaimed meanwhile, would run over the cap.
+    fn stop_over_cap(
+        &self,
+        held_queues: &[String],
+        replies: Vec<redis::RedisResult<redis::Value>>,
+        sent: std::time::Instant,
+    ) {
+        for (queue, reply) in held_queues.iter().zip(replies) {
+            match HoldsCall::parse_result(reply) {
+                Ok(HoldsReply::Holding(_)) => {}
+                Ok(HoldsReply::Ended) => {
+                    for attempt in self.inflight.snapshot() {
+                        if attempt.slot.is_some()
+                            && flotilla_proto::queue_of_partition(&attempt.queue) == queue
+                            && attempt.began < sent
+                        {
+                            tracing::warn!(job = %attempt.job_id, queue = %attempt.queue, r#type = %attempt.job_type,
+                                "concurrency slot lost: this worker stopped beating for a lease and its slots went to others; stopping");
+                            attempt.stop(Outcome::Stale);
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(queue = %queue, "could not renew concurrency slots: {e}"),
+            }
+        }
     }
 
     fn registry_call(&self) -> redis::Cmd {

@@ -9,6 +9,7 @@ use std::time::Instant;
 use flotilla_proto::scripts::FastJob;
 use prometheus_client::metrics::gauge::Gauge;
 
+use crate::flow::holds::Slot;
 use crate::metrics::{JobSeries, Outcome};
 
 use tokio_util::sync::CancellationToken;
@@ -42,6 +43,9 @@ pub(crate) struct Attempt {
     pub series: Arc<JobSeries>,
     /// The run's trace id while tracing is on, for the lines written about it after it ran.
     pub trace_id: Option<Arc<str>>,
+    /// Its slot of its queue's concurrency cap: given back when the last clone of the
+    /// attempt is gone, its outcome written.
+    pub slot: Option<Arc<Slot>>,
 }
 
 impl Attempt {

@@ -12,7 +12,7 @@ use flotilla_proto::{ProtoError, millis, new_lease_token};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
-use crate::fetch::reads::{self as fetch};
+use crate::fetch::reads::{self as fetch, Fetched};
 use crate::metrics::Outcome as MetricOutcome;
 use crate::run::completer::{Completion, Outcome};
 use crate::run::heartbeat::now_ms;
@@ -26,23 +26,47 @@ use super::entry_plan::{BuryPlan, FastPlan, StartPlan};
 /// idle time reset: entries that waited for a free slot may have been reclaimed by another
 /// worker meanwhile, and must not run twice.
 pub(super) async fn still_ours(shared: &Shared, plans: Vec<FastPlan>) -> Vec<FastPlan> {
-    let by_queue = fetch::by_queue(plans, |plan| &plan.fetched.queue);
+    still_pending(shared, plans, |plan| {
+        let job = plan.fields.job_id.as_deref();
+        (
+            &plan.fetched,
+            job.unwrap_or(&plan.fetched.entry.entry_id).to_owned(),
+        )
+    })
+    .await
+}
+
+/// The `items` whose entries are still pending under this worker at their delivery
+/// count, their idle time reset (so no reclaimer, this worker's own included, takes them
+/// while they wait); `entry_of` gives an item's entry and its job's id. The others were
+/// taken by another worker meanwhile and are dropped, with a warning.
+pub(crate) async fn still_pending<T>(
+    shared: &Shared,
+    items: Vec<T>,
+    entry_of: impl Fn(&T) -> (&Fetched, String),
+) -> Vec<T> {
+    let by_queue = fetch::by_queue(items, |item| entry_of(item).0.queue.as_str());
+    let job_ids: Vec<Vec<String>> = by_queue
+        .iter()
+        .map(|(_, group)| group.iter().map(|item| entry_of(item).1).collect())
+        .collect();
     let calls: Vec<Heartbeat> = by_queue
         .iter()
-        .map(|(queue, group)| Heartbeat {
+        .zip(&job_ids)
+        .map(|((queue, group), ids)| Heartbeat {
             queue,
             consumer: &shared.worker_id,
             items: group
                 .iter()
-                .map(|plan| HeartbeatItem {
-                    job_id: plan
-                        .fields
-                        .job_id
-                        .as_deref()
-                        .unwrap_or(&plan.fetched.entry.entry_id),
-                    entry_id: &plan.fetched.entry.entry_id,
-                    lease: "",
-                    delivery: plan.fetched.delivery,
+                .zip(ids)
+                .map(|(item, job_id)| {
+                    let fetched = entry_of(item).0;
+                    HeartbeatItem {
+                        job_id,
+                        entry_id: &fetched.entry.entry_id,
+                        lease: "",
+                        delivery: fetched.delivery,
+                    }
                 })
                 .collect(),
         })
@@ -57,18 +81,13 @@ pub(super) async fn still_ours(shared: &Shared, plans: Vec<FastPlan>) -> Vec<Fas
             return Vec::new();
         }
     };
+    drop(calls);
     let mut ours = Vec::new();
-    for ((_, group), reply) in by_queue.into_iter().zip(replies) {
+    for (((queue, group), ids), reply) in by_queue.into_iter().zip(job_ids).zip(replies) {
         let Ok(states) = reply else { continue };
-        for (plan, state) in group.into_iter().zip(states) {
-            let job = plan
-                .fields
-                .job_id
-                .as_deref()
-                .unwrap_or(&plan.fetched.entry.entry_id);
-            let queue = &plan.fetched.queue;
+        for ((item, job), state) in group.into_iter().zip(ids).zip(states) {
             match state {
-                BeatReply::Ok => ours.push(plan),
+                BeatReply::Ok => ours.push(item),
                 // Worth a warning, as when a running job's lease is lost: this worker
                 // stalled for as long as a lease while the job waited for a slot.
                 BeatReply::Lost | BeatReply::Gone => tracing::warn!(
@@ -139,6 +158,7 @@ pub(super) async fn begin_fast(
         stopped_for: Arc::default(),
         series,
         trace_id: None,
+        slot: fetched.slot,
     };
     shared.inflight.insert(attempt_of.clone());
     if attempt > max_attempts {
@@ -234,6 +254,7 @@ pub(super) fn begin(
                 stopped_for: Arc::default(),
                 series,
                 trace_id: None,
+                slot: fetched.slot,
             };
             shared.inflight.insert(attempt.clone());
             count_start(&attempt, fetched.delivery);

@@ -11,6 +11,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::Shutdown;
 use crate::fetch::reads::Fetched;
+use crate::flow::admission;
 use crate::run::start_line::Place;
 use crate::run::{claim, slots};
 use crate::shared::Shared;
@@ -19,7 +20,7 @@ mod begin;
 mod entry_plan;
 mod plan;
 
-use begin::{begin_fast, still_ours};
+use begin::{begin_fast, still_ours, still_pending};
 use plan::{Plans, bury_orphans};
 
 /// One fetch's entries and what lets them run: a slot for each of the first ones, a
@@ -53,7 +54,7 @@ pub(crate) async fn dispatch(
     // call per queue, whether it runs now or waits for a slot.
     let mut fetched = claim::claim_ids(shared, fetched, sent).await;
     let mut waiting = fetched.split_off(permits.len().min(fetched.len()));
-    start(shared, fetched, permits, sent).await;
+    start(shared, fetched, permits, sent, shutdown).await;
     if waiting.is_empty() {
         return;
     }
@@ -77,27 +78,121 @@ pub(crate) async fn dispatch(
         };
         let rest = waiting.split_off(permits.len());
         ahead.truncate(ahead.len().saturating_sub(permits.len()));
-        start(shared, waiting, permits, sent).await;
+        start(shared, waiting, permits, sent, shutdown).await;
         waiting = rest;
     }
 }
 
-/// Starts entries that each have a slot: fast-path ones at once (those with ids of their
-/// own once claimed; the others after confirming they are still this worker's when their
-/// read went out `sent` half a lease ago or more), the rest with one `start` call per queue
-/// for all its entries, and the buries, in one pipeline. An entry of a queue paused since
-/// it was read (a blocking read in flight when the pause came, say) goes back unrun.
+/// Starts entries that each have a slot, once their queues' flow limits let them (see
+/// [`start_admitted`]); entries held back by a limit keep their slots and start from a
+/// task of their own when their queue's next start is due. An entry of a queue paused
+/// since it was read (a blocking read in flight when the pause came, say) goes back unrun.
 async fn start(
     shared: &Arc<Shared>,
     fetched: Vec<Fetched>,
-    permits: Vec<OwnedSemaphorePermit>,
+    mut permits: Vec<OwnedSemaphorePermit>,
     sent: Instant,
+    shutdown: &Shutdown,
 ) {
     let (fetched, paused): (Vec<Fetched>, Vec<Fetched>) = fetched
         .into_iter()
         .partition(|f| !shared.is_paused(&f.queue));
     if !paused.is_empty() {
         put_back_paused(shared, paused).await;
+    }
+    let admitted = admission::admit(shared, fetched).await;
+    if !admitted.held.is_empty() {
+        admission::count_held(shared, &admitted.held);
+        let kept = permits.len().saturating_sub(admitted.held.len());
+        let held_permits = permits.split_off(kept);
+        let (shared, shutdown) = (Arc::clone(shared), shutdown.clone());
+        let held = HeldBack {
+            entries: admitted.held,
+            permits: held_permits,
+            sent,
+            since: Instant::now(),
+        };
+        shared.tracker.clone().spawn(async move {
+            held.start_when_admitted(&shared, admitted.ask_again_in, &shutdown)
+                .await
+        });
+    }
+    start_admitted(shared, admitted.run, permits, sent).await;
+}
+
+/// Entries a flow limit held back, with the slots they keep meanwhile.
+struct HeldBack {
+    entries: Vec<Fetched>,
+    permits: Vec<OwnedSemaphorePermit>,
+    sent: Instant,
+    /// When they were first held back.
+    since: Instant,
+}
+
+impl HeldBack {
+    /// Asks again each time the queue's next start is due and starts what is admitted,
+    /// in order, until none is left; on shutdown hands back what still waits.
+    async fn start_when_admitted(
+        mut self,
+        shared: &Arc<Shared>,
+        wait: std::time::Duration,
+        shutdown: &Shutdown,
+    ) {
+        // Held entries stay pending under this worker: their idle time is reset every
+        // third of a lease, as running jobs' entries are, so no reclaimer takes them.
+        let refresh_every = shared.config.lease_ttl / 3;
+        let mut refreshed = self.sent;
+        let mut ask_at = Instant::now() + wait;
+        while !self.entries.is_empty() {
+            let nap = ask_at
+                .saturating_duration_since(Instant::now())
+                .min(refresh_every);
+            tokio::select! {
+                () = tokio::time::sleep(nap) => {}
+                _ = shutdown.triggered() => {
+                    hand_back_unstarted(shared, self.entries).await;
+                    return;
+                }
+            }
+            if refreshed.elapsed() >= refresh_every {
+                let entries = std::mem::take(&mut self.entries);
+                self.entries = still_pending(shared, entries, |f| (f, f.entry.job_id())).await;
+                self.permits.truncate(self.entries.len());
+                refreshed = Instant::now();
+            }
+            if Instant::now() < ask_at || self.entries.is_empty() {
+                continue;
+            }
+            let admitted = admission::admit(shared, std::mem::take(&mut self.entries)).await;
+            for entry in &admitted.run {
+                shared.metrics.limit_waited(
+                    flotilla_proto::queue_of_partition(&entry.queue),
+                    self.since.elapsed(),
+                );
+            }
+            let rest = self
+                .permits
+                .split_off(admitted.run.len().min(self.permits.len()));
+            let permits = std::mem::replace(&mut self.permits, rest);
+            start_admitted(shared, admitted.run, permits, self.sent).await;
+            self.entries = admitted.held;
+            ask_at = Instant::now() + admitted.ask_again_in;
+        }
+    }
+}
+
+/// Starts entries that each have a slot: fast-path ones at once (those with ids of their
+/// own once claimed; the others after confirming they are still this worker's when their
+/// read went out `sent` half a lease ago or more), the rest with one `start` call per queue
+/// for all its entries, and the buries, in one pipeline.
+async fn start_admitted(
+    shared: &Arc<Shared>,
+    fetched: Vec<Fetched>,
+    permits: Vec<OwnedSemaphorePermit>,
+    sent: Instant,
+) {
+    if fetched.is_empty() {
+        return;
     }
     let mut plans = Plans::new(shared, fetched);
     let mut permits = permits.into_iter();

@@ -1,0 +1,87 @@
+//! A queue's flow limits, set and cleared at runtime (workers take them up within a
+//! promote interval), and read back with what they hold now.
+
+use flotilla_proto::flow::{self, QueueLimit, SetLimitError};
+use flotilla_proto::queue_of_partition;
+use serde::Serialize;
+
+use crate::{Admin, AdminError};
+
+/// A queue's limit, and its use now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LimitUse {
+    /// The queue.
+    pub queue: String,
+    /// Jobs started per interval, written as `100/s`; `None`: no rate.
+    pub rate: Option<String>,
+    /// The burst in force with the rate.
+    pub burst: Option<u32>,
+    /// Jobs running at once, fleet-wide; `None`: no cap.
+    pub concurrency: Option<u32>,
+    /// Slots of the cap held now by live workers (0 without a cap).
+    pub slots_held: u64,
+}
+
+impl LimitUse {
+    fn of(queue: &str, limit: &QueueLimit, slots_held: u64) -> Self {
+        Self {
+            queue: queue.to_owned(),
+            rate: limit.rate.map(|rate| rate.to_string()),
+            burst: limit.rate.map(|_| limit.burst_in_force()),
+            concurrency: limit.concurrency,
+            slots_held,
+        }
+    }
+}
+
+impl Admin {
+    /// Sets `queue`'s limit, replacing any (a partition's name sets its queue's: limits
+    /// hold for the whole queue). The queue need not exist yet, so a limit can be in
+    /// place before the first job.
+    pub async fn set_limit(&mut self, queue: &str, limit: &QueueLimit) -> Result<(), AdminError> {
+        let queue = queue_of_partition(queue);
+        flotilla_proto::check_name("queue", queue)?;
+        flow::set_limit(&mut self.conn, &self.keys, queue, limit, false)
+            .await
+            .map_err(|e| match e {
+                SetLimitError::Flow(e) => AdminError::Flow(e),
+                SetLimitError::Redis(e) => AdminError::Redis(e),
+            })?;
+        Ok(())
+    }
+
+    /// Removes `queue`'s limit; whether it had one.
+    pub async fn clear_limit(&mut self, queue: &str) -> Result<bool, AdminError> {
+        let queue = queue_of_partition(queue);
+        Ok(flow::clear_limit(&mut self.conn, &self.keys, queue).await?)
+    }
+
+    /// Every queue's limit and its use, by queue name; a stored limit this version cannot
+    /// read is an error naming it (workers do not serve that queue).
+    pub async fn limits(&mut self) -> Result<Vec<LimitUse>, AdminError> {
+        let (limits, unreadable) = flow::read_limits(&mut self.conn, &self.keys).await?;
+        if let Some((queue, why)) = unreadable.into_iter().next() {
+            return Err(AdminError::UnreadableLimit { queue, why });
+        }
+        let mut uses = Vec::with_capacity(limits.len());
+        for (queue, limit) in &limits {
+            let held = self.slots_held(queue, limit).await?;
+            uses.push(LimitUse::of(queue, limit, held));
+        }
+        uses.sort_by(|a, b| a.queue.cmp(&b.queue));
+        Ok(uses)
+    }
+
+    /// `queue`'s limit and its use, if it has one.
+    pub async fn limit(&mut self, queue: &str) -> Result<Option<LimitUse>, AdminError> {
+        let queue = queue_of_partition(queue);
+        Ok(self.limits().await?.into_iter().find(|l| l.queue == queue))
+    }
+
+    async fn slots_held(&mut self, queue: &str, limit: &QueueLimit) -> Result<u64, AdminError> {
+        if limit.concurrency.is_none() {
+            return Ok(0);
+        }
+        Ok(flow::slots_held(&mut self.conn, &self.keys, queue).await?)
+    }
+}

@@ -1,0 +1,56 @@
+-- admit: let up to ARGV[2] jobs of a flow-limited queue start now, within its rate and its
+-- concurrency cap; the worker runs that many and holds the rest back until told when.
+-- KEYS[1] rate state (µs)   KEYS[2] holders (worker → lease end, ms)   KEYS[3] holds (worker → slots)
+-- ARGV[1] worker id   ARGV[2] jobs wanted   ARGV[3] rate spacing in µs (0: no rate)
+-- ARGV[4] burst   ARGV[5] concurrency cap (0: none)   ARGV[6] the worker's lease in ms
+-- Returns {admitted, left, wait_ms}: how many may start, how many more could start now
+-- (-1: no bound), and when the rate has none left, ms until its next one (else 0).
+local t = redis.call('TIME')
+local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local now = math.floor(now_us / 1000)
+local admitted = tonumber(ARGV[2])
+local spacing = tonumber(ARGV[3])
+local burst = tonumber(ARGV[4])
+local cap = tonumber(ARGV[5])
+
+-- The cap: a holder whose lease ended (it stopped beating, by the liveness rule) holds
+-- nothing; the slots of the others are in use.
+local free = -1
+if cap > 0 then
+  local ended = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. now)
+  if #ended > 0 then
+    redis.call('HDEL', KEYS[3], unpack(ended))
+    redis.call('ZREM', KEYS[2], unpack(ended))
+  end
+  local used = 0
+  for _, n in ipairs(redis.call('HVALS', KEYS[3])) do used = used + tonumber(n) end
+  free = math.max(cap - used, 0)
+  if free < admitted then admitted = free end
+end
+
+-- The rate, as a GCRA: `tat` is when the next job could start if no burst were left.
+local tat, tokens = 0, -1
+if spacing > 0 then
+  tat = math.max(tonumber(redis.call('GET', KEYS[1]) or 0), now_us)
+  tokens = math.max(math.floor((now_us + burst * spacing - tat) / spacing), 0)
+  if tokens < admitted then admitted = tokens end
+end
+
+if admitted > 0 and cap > 0 then
+  redis.call('HINCRBY', KEYS[3], ARGV[1], admitted)
+  redis.call('ZADD', KEYS[2], now + tonumber(ARGV[6]), ARGV[1])
+end
+local left, wait = -1, 0
+if cap > 0 then left = free - admitted end
+if spacing > 0 then
+  if admitted > 0 then
+    tat = tat + admitted * spacing
+    redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', math.floor((tat - now_us) / 1000) + 1000)
+  end
+  local more = tokens - admitted
+  if left < 0 or more < left then left = more end
+  if more == 0 then
+    wait = math.max(math.ceil((tat - (burst - 1) * spacing - now_us) / 1000), 1)
+  end
+end
+return {admitted, left, wait}

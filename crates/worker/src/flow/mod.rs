@@ -1,0 +1,166 @@
+//! Flow limits as this worker keeps to them: the limits it last read, the queues it does
+//! not fetch from until a start is due again (their gates), and how many entries a read
+//! of a limited queue may take. Asking before a limited queue's jobs start is
+//! `admission`; holding and giving back a capped queue's slots is `holds`.
+
+pub(crate) mod admission;
+pub(crate) mod holds;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant};
+
+use flotilla_proto::flow::QueueLimit;
+use flotilla_proto::scripts::Admission;
+use flotilla_proto::{Keys, SharedConnection, queue_of_partition};
+
+use holds::Holds;
+
+/// How soon a queue at its concurrency cap is asked again: a slot frees when a job of
+/// another worker ends, which nothing announces (this worker's own are heard at once).
+pub(crate) const CAP_RECHECK: Duration = Duration::from_millis(100);
+
+/// What this worker knows of one limited queue beyond its limit.
+#[derive(Debug, Clone, Copy, Default)]
+struct Gate {
+    /// Not fetched from until then: its rate had no start left, or its cap no slot.
+    closed_until: Option<Instant>,
+    /// How many more could start when last asked (`None`: not asked yet, or unbounded).
+    allowance: Option<usize>,
+}
+
+/// The limits and gates of the served queues.
+#[derive(Debug)]
+pub(crate) struct Flow {
+    /// Queue name → its limit, as last read.
+    limits: RwLock<HashMap<String, QueueLimit>>,
+    /// Queues whose stored limit this version cannot read: not served, as a limit
+    /// half obeyed is no limit.
+    unreadable: RwLock<HashSet<String>>,
+    gates: Mutex<HashMap<String, Gate>>,
+    /// The capped queues' slots this worker holds.
+    pub holds: Arc<Holds>,
+}
+
+impl Flow {
+    pub(crate) fn new(holds: Arc<Holds>) -> Self {
+        Self {
+            limits: RwLock::default(),
+            unreadable: RwLock::default(),
+            gates: Mutex::default(),
+            holds,
+        }
+    }
+
+    fn gates(&self) -> MutexGuard<'_, HashMap<String, Gate>> {
+        self.gates.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Reads the stored limits: a queue whose limit changed is asked afresh; one whose
+    /// stored limit this version cannot read is not served until it can be (said once).
+    pub(crate) async fn refresh(
+        &self,
+        conn: &mut SharedConnection,
+        keys: &Keys,
+    ) -> redis::RedisResult<()> {
+        let (limits, unreadable) = flotilla_proto::flow::read_limits(conn, keys).await?;
+        let unreadable_now: HashSet<String> = unreadable.iter().map(|(q, _)| q.clone()).collect();
+        let mut known_unreadable = self.unreadable.write().unwrap_or_else(|p| p.into_inner());
+        for (queue, why) in &unreadable {
+            if !known_unreadable.contains(queue) {
+                tracing::error!(queue = %queue, "not serving the queue: its flow limit cannot be read ({why}); set it again with `flotilla queues limit`");
+            }
+        }
+        *known_unreadable = unreadable_now;
+        drop(known_unreadable);
+        let mut known = self.limits.write().unwrap_or_else(|p| p.into_inner());
+        if *known != limits {
+            self.gates()
+                .retain(|queue, _| known.get(queue) == limits.get(queue));
+            *known = limits;
+        }
+        Ok(())
+    }
+
+    /// The limit of the queue `stream` belongs to, if it has one.
+    pub(crate) fn limit_of(&self, stream: &str) -> Option<QueueLimit> {
+        let limits = self.limits.read().unwrap_or_else(|p| p.into_inner());
+        if limits.is_empty() {
+            return None;
+        }
+        limits.get(queue_of_partition(stream)).copied()
+    }
+
+    /// Whether `queue` is not to be fetched from now: its gate is closed, or its stored
+    /// limit cannot be read.
+    pub(crate) fn is_closed(&self, queue: &str, now: Instant) -> bool {
+        if self
+            .unreadable
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(queue)
+        {
+            return true;
+        }
+        self.gates()
+            .get(queue)
+            .and_then(|gate| gate.closed_until)
+            .is_some_and(|until| until > now)
+    }
+
+    /// How many entries a read of `stream` may take when `count` are wanted: for a
+    /// limited queue, no more than could start when it was last asked (before it was
+    /// asked, its cap or its burst), so that a read seldom takes what must wait.
+    pub(crate) fn read_size(&self, stream: &str, count: usize) -> usize {
+        let Some(limit) = self.limit_of(stream) else {
+            return count;
+        };
+        let gate = self
+            .gates()
+            .get(queue_of_partition(stream))
+            .copied()
+            .unwrap_or_default();
+        let burst = limit.burst_in_force() as usize;
+        let first_guess = match (limit.rate, limit.concurrency) {
+            (Some(_), Some(cap)) => burst.min(cap as usize),
+            (Some(_), None) => burst,
+            (None, Some(cap)) => cap as usize,
+            (None, None) => count,
+        };
+        count.min(gate.allowance.unwrap_or(first_guess)).max(1)
+    }
+
+    /// When the first closed gate opens again, if any is closed.
+    pub(crate) fn reopens_at(&self, now: Instant) -> Option<Instant> {
+        self.gates()
+            .values()
+            .filter_map(|gate| gate.closed_until)
+            .filter(|&until| until > now)
+            .min()
+    }
+
+    /// Learns from an admission of `queue`: with nothing left, its gate closes until the
+    /// next start is due (or, at a cap, for a moment); otherwise reads take what is left.
+    pub(crate) fn admitted(&self, queue: &str, admission: &Admission) -> Option<Duration> {
+        let mut gates = self.gates();
+        let gate = gates.entry(queue.to_owned()).or_default();
+        if admission.left == Some(0) {
+            let wait = admission.next_in.unwrap_or(CAP_RECHECK);
+            gate.closed_until = Some(Instant::now() + wait);
+            gate.allowance = Some(1);
+            Some(wait)
+        } else {
+            gate.closed_until = None;
+            gate.allowance = admission.left;
+            None
+        }
+    }
+
+    /// Opens `queue`'s gate: this worker just gave back slots of it.
+    pub(crate) fn reopen(&self, queue: &str) {
+        if let Some(gate) = self.gates().get_mut(queue) {
+            gate.closed_until = None;
+            gate.allowance = None;
+        }
+    }
+}

@@ -1,0 +1,289 @@
+//! Flow limits, fleet-wide: a queue's rate holds in every second across several
+//! workers, its concurrency cap is never exceeded, the slots of a killed worker come
+//! back by the liveness rule, and operators set, read and clear limits at runtime.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use flotilla_producer::NewJob;
+use flotilla_proto::Status;
+use flotilla_proto::flow::{self, QueueLimit};
+use flotilla_tests::{InProcessWorker, WorkerProcess, eventually, fast_config};
+use flotilla_worker::{JobContext, Registry};
+use serde_json::json;
+
+use crate::util::{Env, LONG, run_flotilla};
+
+/// Sets `default`'s limit as an operator would.
+async fn limit_default(env: &Env, limit: QueueLimit) {
+    flow::set_limit(&mut env.conn.clone(), &env.keys, "default", &limit, false)
+        .await
+        .expect("limit set");
+}
+
+/// Enqueues `count` jobs of `job_type` on `default` in one bulk call; their ids.
+async fn enqueue_many(env: &Env, job_type: &str, count: usize) -> Vec<String> {
+    let jobs = (0..count)
+        .map(|i| NewJob::new(job_type, &json!({ "i": i })).expect("job"))
+        .collect();
+    env.producer
+        .enqueue_bulk(jobs)
+        .await
+        .expect("bulk enqueue")
+        .into_iter()
+        .map(|r| r.expect("enqueued").id)
+        .collect()
+}
+
+/// The most starts in any window of `width` beginning at a start.
+fn busiest_window(starts: &[Instant], width: Duration) -> usize {
+    let mut sorted = starts.to_vec();
+    sorted.sort();
+    (0..sorted.len())
+        .map(|i| {
+            sorted[i..]
+                .iter()
+                .take_while(|&&t| t < sorted[i] + width)
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_rate_limit_holds_in_every_second_across_four_workers() {
+    let env = Env::start().await;
+    // Set through the CLI: what an operator types is what the fleet keeps to.
+    let said = run_flotilla(
+        &env.url(),
+        &[],
+        &[
+            "queues", "limit", "default", "--rate", "20/s", "--burst", "2",
+        ],
+    );
+    assert!(said.contains("limited to rate 20/s (burst 2)"), "{said}");
+    let starts: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let mut registry = Registry::new();
+    let recorded = Arc::clone(&starts);
+    registry.register_fn("tick", move |_: serde_json::Value, _: JobContext| {
+        recorded.lock().expect("lock").push(Instant::now());
+        async { Ok::<_, flotilla_worker::HandlerError>(json!(null)) }
+    });
+    enqueue_many(&env, "tick", 200).await;
+    let mut workers = Vec::new();
+    for _ in 0..4 {
+        let config = flotilla_worker::WorkerConfig {
+            concurrency: 20,
+            ..fast_config()
+        };
+        workers.push(InProcessWorker::start(&env.url(), config, registry.clone()).await);
+    }
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    for worker in workers {
+        worker.stop().await;
+    }
+    let starts = starts.lock().expect("lock").clone();
+    let busiest = busiest_window(&starts, Duration::from_secs(1));
+    assert!(
+        busiest <= 20 + 2,
+        "{busiest} jobs started within one second: over the rate (20/s) and burst (2)"
+    );
+    // Four workers of twenty slots would run the 200 jobs in a blink; the rate spreads
+    // them out, and still lets through about what it allows.
+    let first = starts.iter().min().copied().expect("some started");
+    let in_three_seconds = starts
+        .iter()
+        .filter(|&&t| t < first + Duration::from_secs(3))
+        .count();
+    assert!(
+        (45..=62).contains(&in_three_seconds),
+        "{in_three_seconds} jobs started in the first three seconds at 20/s (burst 2)"
+    );
+}
+
+/// A registry whose `capped` handler runs for `run_for` and records the most handlers
+/// running at once.
+fn counting_registry(
+    running: &Arc<AtomicUsize>,
+    most: &Arc<AtomicUsize>,
+    run_for: Duration,
+) -> Registry {
+    let mut registry = Registry::new();
+    let (running, most) = (Arc::clone(running), Arc::clone(most));
+    registry.register_fn("capped", move |_: serde_json::Value, _: JobContext| {
+        let (running, most) = (Arc::clone(&running), Arc::clone(&most));
+        async move {
+            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+            most.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(run_for).await;
+            running.fetch_sub(1, Ordering::SeqCst);
+            Ok::<_, flotilla_worker::HandlerError>(json!(null))
+        }
+    });
+    registry
+}
+
+#[tokio::test]
+async fn a_concurrency_cap_is_never_exceeded_across_four_workers() {
+    let env = Env::start().await;
+    limit_default(
+        &env,
+        QueueLimit {
+            concurrency: Some(3),
+            ..QueueLimit::default()
+        },
+    )
+    .await;
+    let (running, most) = (Arc::default(), Arc::default());
+    let registry = counting_registry(&running, &most, Duration::from_millis(40));
+    let ids = enqueue_many(&env, "capped", 60).await;
+    let mut workers = Vec::new();
+    for _ in 0..4 {
+        let config = flotilla_worker::WorkerConfig {
+            concurrency: 20,
+            ..fast_config()
+        };
+        workers.push(InProcessWorker::start(&env.url(), config, registry.clone()).await);
+    }
+    let started = Instant::now();
+    for id in &ids {
+        env.wait_status("default", id, Status::Completed, LONG)
+            .await;
+    }
+    let took = started.elapsed();
+    for worker in workers {
+        worker.stop().await;
+    }
+    let most = most.load(Ordering::SeqCst);
+    assert_eq!(most, 3, "at most three ran at once, and the cap was used");
+    // 60 jobs of 40 ms three at a time take 0.8 s of running; the slots must not idle
+    // for long between jobs (a cap that is free costs little).
+    assert!(took < Duration::from_secs(8), "took {took:?}");
+    let held = flow::slots_held(&mut env.conn.clone(), &env.keys, "default")
+        .await
+        .expect("read");
+    assert_eq!(held, 0, "every slot was given back");
+}
+
+#[tokio::test]
+async fn the_slots_of_a_killed_worker_come_back_after_its_lease() {
+    let env = Env::start().await;
+    limit_default(
+        &env,
+        QueueLimit {
+            concurrency: Some(1),
+            ..QueueLimit::default()
+        },
+    )
+    .await;
+    let mut doomed = WorkerProcess::start(&env.url(), &[], None);
+    let long = env.enqueue("sleep", json!({"ms": 1000})).await;
+    env.wait_status("default", &long, Status::Running, LONG)
+        .await;
+    eventually(LONG, "the running job to hold the only slot", || async {
+        let held = flow::slots_held(&mut env.conn.clone(), &env.keys, "default")
+            .await
+            .ok()?;
+        (held == 1).then_some(())
+    })
+    .await;
+    doomed.signal("KILL");
+    doomed.wait_exit(LONG);
+    let after = env.enqueue("noop", json!({})).await;
+    // The dead worker's hold ends with its lease: its job is reclaimed and run again,
+    // then the next one runs; a leaked slot would leave both waiting for ever.
+    let worker = InProcessWorker::start(&env.url(), fast_config(), Registry::with_builtins()).await;
+    let reclaimed = env
+        .wait_status("default", &long, Status::Completed, LONG)
+        .await;
+    assert_eq!(reclaimed.attempts, 2, "run again after its worker died");
+    env.wait_status("default", &after, Status::Completed, LONG)
+        .await;
+    eventually(LONG, "every slot given back", || async {
+        let held = flow::slots_held(&mut env.conn.clone(), &env.keys, "default")
+            .await
+            .ok()?;
+        (held == 0).then_some(())
+    })
+    .await;
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn operators_set_read_and_clear_a_limit_at_runtime() {
+    let env = Env::start().await;
+    let (running, most) = (Arc::default(), Arc::default());
+    let registry = counting_registry(&running, &most, Duration::from_millis(300));
+    let config = flotilla_worker::WorkerConfig {
+        concurrency: 10,
+        ..fast_config()
+    };
+    let worker = InProcessWorker::start(&env.url(), config, registry).await;
+    let said = run_flotilla(
+        &env.url(),
+        &[],
+        &["queues", "limit", "default", "--concurrency", "1"],
+    );
+    assert!(said.contains("limited to concurrency 1"), "{said}");
+    // Taken up within a second by a running worker.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let ids = enqueue_many(&env, "capped", 4).await;
+    eventually(LONG, "the limit listed with its one slot held", || async {
+        let listed = run_flotilla(&env.url(), &[], &["queues", "limits", "--json"]);
+        let listed: serde_json::Value = serde_json::from_str(&listed).ok()?;
+        (listed[0]["queue"] == "default"
+            && listed[0]["concurrency"] == 1
+            && listed[0]["slots_held"] == 1)
+            .then_some(())
+    })
+    .await;
+    let stats = run_flotilla(&env.url(), &[], &["queues", "stats"]);
+    assert!(stats.contains("1 of 1 running"), "{stats}");
+    for id in &ids {
+        env.wait_status("default", id, Status::Completed, LONG)
+            .await;
+    }
+    assert_eq!(most.load(Ordering::SeqCst), 1, "one at a time");
+    // Cleared: the next jobs run side by side.
+    let said = run_flotilla(&env.url(), &[], &["queues", "limit", "default", "--clear"]);
+    assert!(said.contains("has no flow limit now"), "{said}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let ids = enqueue_many(&env, "capped", 4).await;
+    for id in &ids {
+        env.wait_status("default", id, Status::Completed, LONG)
+            .await;
+    }
+    assert!(most.load(Ordering::SeqCst) > 1, "no cap after --clear");
+    let shown = run_flotilla(&env.url(), &[], &["queues", "limit", "default"]);
+    assert!(shown.contains("default has no flow limit"), "{shown}");
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn a_bad_limit_is_refused_with_the_form_it_needs() {
+    let env = Env::start().await;
+    for (args, expected) in [
+        (vec!["--rate", "100/d"], "expected N/UNIT"),
+        (vec!["--rate", "0/s"], "expected N/UNIT"),
+        (
+            vec!["--concurrency", "0"],
+            "concurrency 0: expected a whole number from 1",
+        ),
+    ] {
+        let output = std::process::Command::new(flotilla_tests::flotilla_bin())
+            .args(["queues", "limit", "default"])
+            .args(&args)
+            .env("FLOTILLA_REDIS_URL", env.url())
+            .env_remove("FLOTILLA_CONFIG")
+            .output()
+            .expect("runs");
+        let said = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?} was accepted");
+        assert!(said.contains(expected), "{args:?}: {said}");
+    }
+    let (limits, _) = flow::read_limits(&mut env.conn.clone(), &env.keys)
+        .await
+        .expect("read");
+    assert!(limits.is_empty(), "nothing stored: {limits:?}");
+}
