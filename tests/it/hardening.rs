@@ -508,6 +508,11 @@ async fn quiet_surprises_are_now_said() {
     assert!(String::from_utf8_lossy(&refused.stderr).contains("still holds jobs"));
     let stream = env.keys.stream("nosuchqueue");
     env.cmd::<()>(redis::cmd("DEL").arg(&stream)).await;
+    assert!(
+        run(&["queues", "limit", "nosuchqueue", "--concurrency", "2"])
+            .status
+            .success()
+    );
     let removed = run(&["queues", "remove", "nosuchqueue", "--yes"]);
     assert!(
         removed.status.success(),
@@ -519,6 +524,14 @@ async fn quiet_surprises_are_now_said() {
         !known.iter().any(|q| q == "nosuchqueue"),
         "still listed: {known:?}"
     );
+    let limited: bool = env
+        .cmd(
+            redis::cmd("HEXISTS")
+                .arg(env.keys.limits())
+                .arg("nosuchqueue"),
+        )
+        .await;
+    assert!(!limited, "its flow limit outlived it");
     let worker = InProcessWorker::start(&env.url(), fast_config(), Registry::with_builtins()).await;
     let served = eventually(LONG, "the worker to register", || async {
         let output = run(&["enqueue", "--type", "noop"]);

@@ -20,7 +20,7 @@ pub struct Removed {
 impl Admin {
     /// Removes `queue` (every partition of it) from the fleet: its streams, delayed set,
     /// completions, dead jobs and indexes, and its name from the known queues, the paused
-    /// set and the partition counts. Refused while a live worker serves it, or while any
+    /// set, the flow limits and the partition counts. Refused while a live worker serves it, or while any
     /// job waits, runs or is scheduled on it.
     pub async fn remove_queue(&mut self, queue: &str) -> Result<Removed, AdminError> {
         if flotilla_proto::split_partition(queue).1 != 0 {

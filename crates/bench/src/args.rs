@@ -34,6 +34,13 @@ pub struct BenchArgs {
     #[arg(long)]
     pub ids: bool,
 
+    /// Give each queue of the drain, mixed, backlog and delayed scenarios a flow limit far
+    /// above the load (a rate of 1000000/s with a burst of 100000, and a concurrency cap of
+    /// 100000), so that what keeping to limits costs shows; the rows' variants end in
+    /// `+limited`.
+    #[arg(long)]
+    pub limited: bool,
+
     /// Padding in each job's payload: `{"pad": "xxx…"}` with this many `x`.
     #[arg(long, default_value_t = 100)]
     pub payload_bytes: usize,

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use flotilla_producer::NewJob;
+use flotilla_proto::flow::{QueueLimit, Rate, set_limit};
 use flotilla_proto::partition::raise_partition_count;
 use flotilla_proto::{Backoff, Keys, browse, partition_names};
 
@@ -14,6 +15,17 @@ use super::Bench;
 use super::fleet::{FleetSpec, WorkerFleet, WorkerRole};
 use super::redis_stats::{Meter, used_memory};
 use super::report::Row;
+
+/// The flow limit `--limited` gives each queue: far above any load this machine makes,
+/// so the run measures what keeping to a limit costs, never the limit itself.
+const FAR_ABOVE_THE_LOAD: QueueLimit = QueueLimit {
+    rate: Some(Rate {
+        count: 1_000_000,
+        per: Duration::from_secs(1),
+    }),
+    burst: Some(100_000),
+    concurrency: Some(100_000),
+};
 
 /// Concurrency of the one worker process in `mixed` and `backlog`.
 const SINGLE_WORKER_CONCURRENCY: usize = 50;
@@ -94,6 +106,16 @@ async fn measure_delayed(
 ) -> anyhow::Result<Row> {
     let total = jobs.len();
     let keys = bench.fresh_keys();
+    if bench.args.limited {
+        set_limit(
+            &mut bench.conn,
+            &keys,
+            "default",
+            &FAR_ABOVE_THE_LOAD,
+            false,
+        )
+        .await?;
+    }
     let spec = FleetSpec {
         exe: &bench.flotilla,
         url: &bench.url,
@@ -199,6 +221,9 @@ impl DrainRun<'_> {
         for queue in self.queues {
             raise_partition_count(&mut bench.conn, &keys, queue, partitions).await?;
             streams.extend(partition_names(queue, partitions));
+            if bench.args.limited {
+                set_limit(&mut bench.conn, &keys, queue, &FAR_ABOVE_THE_LOAD, false).await?;
+            }
         }
         let streams: Vec<&str> = streams.iter().map(String::as_str).collect();
         let queue_spec = match self.queues {

@@ -164,12 +164,14 @@ impl Bench {
 
     /// A row's variant, marked when the jobs carry ids of their own.
     fn variant(&self, variant: impl Into<String>) -> String {
-        let variant = variant.into();
+        let mut variant = variant.into();
         if self.args.ids {
-            format!("{variant}+ids")
-        } else {
-            variant
+            variant.push_str("+ids");
         }
+        if self.args.limited {
+            variant.push_str("+limited");
+        }
+        variant
     }
 
     /// `n` jobs for the drain and backlog scenarios: no-ops, or `sleep` jobs of

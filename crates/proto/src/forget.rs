@@ -1,5 +1,6 @@
-//! Forgetting a queue: its name leaves the fleet's list of queues, the paused set and the
-//! partition counts, so no tool lists it, no alert watches it and no worker reads it.
+//! Forgetting a queue: its name leaves the fleet's list of queues, the paused set, the
+//! flow limits and the partition counts, so no tool lists it, no alert watches it and no
+//! worker reads it; its rate and slots go too.
 //! The caller has deleted its streams first (`remove_queue.lua`).
 
 use redis::aio::ConnectionLike;
@@ -26,6 +27,15 @@ pub async fn forget_queue<C: ConnectionLike>(
         .cmd("HDEL")
         .arg(keys.partitions())
         .arg(queue)
+        .ignore()
+        .cmd("HDEL")
+        .arg(keys.limits())
+        .arg(queue)
+        .ignore()
+        .cmd("DEL")
+        .arg(keys.rate(queue))
+        .arg(keys.holders(queue))
+        .arg(keys.holds(queue))
         .ignore();
     pipe.query_async(conn).await
 }
