@@ -106,7 +106,9 @@ async fn every_role_serves_its_part_under_only_its_documented_rule() {
     let scheduler = FlotillaProcess::scheduler(
         &url("flotilla-scheduler"),
         &[],
-        Some("[schedules.tick]\nevery = \"1s\"\ntype = \"noop\"\n"),
+        Some(
+            "[schedules.tick]\nevery = \"1s\"\ntype = \"noop\"\n\n[flow.critical]\nconcurrency = 40\n",
+        ),
     );
     // A flow limit far above the load: every job of `default` below is admitted, and
     // its slot given back and renewed, under the worker's rule.
@@ -472,6 +474,7 @@ async fn no_role_can_do_what_its_rule_leaves_out() {
             "default",
             "concurrency=1",
         ],
+        &["HDEL", "flotilla:{global}:limits", "default"],
         &["EVAL", "return 1", "0"],
         &["SCRIPT", "KILL"],
     ];

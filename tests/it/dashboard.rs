@@ -171,6 +171,33 @@ async fn the_api_shows_the_fleet_and_changes_it_only_with_the_token() {
     );
     assert_eq!(not_dead.status, 409, "{}", not_dead.body);
 
+    // A queue's flow limit shows in the API and on its page.
+    assert_eq!(
+        json_of(&get(&addr, "/api/v1/queues/default"))["limit"],
+        json!(null)
+    );
+    let limit = flotilla_proto::flow::QueueLimit {
+        rate: Some("50/s".parse().expect("a rate")),
+        burst: None,
+        concurrency: Some(4),
+    };
+    flotilla_proto::flow::set_limit(&mut env.conn.clone(), &env.keys, "default", &limit, false)
+        .await
+        .expect("limit set");
+    let shown = json_of(&get(&addr, "/api/v1/queues/default"));
+    assert_eq!(
+        shown["limit"],
+        json!({"queue": "default", "rate": "50/s", "burst": 5, "concurrency": 4, "slots_held": 0}),
+        "{shown}"
+    );
+    let page = get(&addr, "/queues/default");
+    assert!(
+        page.body
+            .contains("Flow limit, fleet-wide: 50/s (burst 5), 0 of 4 running"),
+        "{}",
+        page.body
+    );
+
     let paused = post(&addr, "/api/v1/queues/default/pause", &auth, "");
     assert_eq!(json_of(&paused)["paused"], true, "{}", paused.body);
     assert_eq!(

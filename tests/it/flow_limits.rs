@@ -287,3 +287,44 @@ async fn a_bad_limit_is_refused_with_the_form_it_needs() {
         .expect("read");
     assert!(limits.is_empty(), "nothing stored: {limits:?}");
 }
+
+#[tokio::test]
+async fn the_settings_file_gives_queues_without_a_limit_theirs() {
+    let env = Env::start().await;
+    // An operator's runtime limit on `low` stays; `default` has none and gets the file's.
+    let low = QueueLimit {
+        concurrency: Some(7),
+        ..QueueLimit::default()
+    };
+    flow::set_limit(&mut env.conn.clone(), &env.keys, "low", &low, false)
+        .await
+        .expect("limit set");
+    let settings = "[flow.default]\nrate = \"10/s\"\nburst = 3\n\n[flow.low]\nconcurrency = 2\n";
+    let _scheduler = flotilla_tests::FlotillaProcess::scheduler(&env.url(), &[], Some(settings));
+    let limits = eventually(LONG, "the settings file's limit written", || async {
+        let (limits, _) = flow::read_limits(&mut env.conn.clone(), &env.keys)
+            .await
+            .ok()?;
+        limits.contains_key("default").then_some(limits)
+    })
+    .await;
+    assert_eq!(limits["default"].encode(), "rate=10/s burst=3");
+    assert_eq!(limits["low"], low, "the runtime limit stays");
+
+    // A bad limit in the file stops the process before it starts, naming key and form.
+    let mut refused = flotilla_tests::FlotillaProcess::scheduler(
+        &env.url(),
+        &[],
+        Some("[flow.default]\nrate = \"10/d\"\n"),
+    );
+    assert!(
+        refused
+            .wait_exit(LONG)
+            .is_some_and(|status| !status.success())
+    );
+    let said = refused.log();
+    assert!(
+        said.contains("flow.default") && said.contains("expected N/UNIT"),
+        "{said}"
+    );
+}

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
+use flotilla_proto::flow::{FlowError, QueueLimit};
 use flotilla_proto::{JobDefaults, JobPolicy, Limits, RedisTarget, Retention, TlsFiles};
 use flotilla_scheduler::{AlertConfig, CatchUp, ReconcileConfig, Schedule, SchedulerConfig};
 use flotilla_worker::builtin::{ExecHandler, HttpHandler};
@@ -45,6 +46,34 @@ pub struct Settings {
     pub alerts: AlertConfig,
     /// Schedule name → definition.
     pub schedules: BTreeMap<String, ScheduleSettings>,
+    /// Queue name → its flow limit, written to Redis by the scheduler at start where the
+    /// queue has none (one set at runtime wins, as for schedules).
+    pub flow: BTreeMap<String, FlowSettings>,
+}
+
+/// One `[flow.<queue>]` table.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlowSettings {
+    /// Jobs started per interval, fleet-wide: `100/s`, `5/m`, `20/10s`.
+    pub rate: Option<String>,
+    /// Jobs the rate lets start at once after a quiet spell.
+    pub burst: Option<u32>,
+    /// Jobs running at once, fleet-wide.
+    pub concurrency: Option<u32>,
+}
+
+impl FlowSettings {
+    /// The limit these settings give, checked.
+    pub fn limit(&self) -> Result<QueueLimit, FlowError> {
+        let limit = QueueLimit {
+            rate: self.rate.as_deref().map(str::parse).transpose()?,
+            burst: self.burst,
+            concurrency: self.concurrency,
+        };
+        limit.check()?;
+        Ok(limit)
+    }
 }
 
 /// One `[schedules.<name>]` table.
@@ -117,12 +146,13 @@ impl Default for Settings {
             reconcile: ReconcileConfig::default(),
             alerts: AlertConfig::default(),
             schedules: BTreeMap::new(),
+            flow: BTreeMap::new(),
         }
     }
 }
 
 /// Top-level keys an environment variable may set; others (FLOTILLA_CONFIG, …) are flags.
-const ENV_KEYS: [&str; 15] = [
+const ENV_KEYS: [&str; 16] = [
     "redis_url",
     "redis_url_file",
     "redis_tls",
@@ -138,6 +168,7 @@ const ENV_KEYS: [&str; 15] = [
     "schedules",
     "reconcile",
     "alerts",
+    "flow",
 ];
 
 impl Settings {
@@ -186,6 +217,12 @@ impl Settings {
         self.handler_registry()
             .with_context(|| format!("invalid settings in {origin}"))?;
         self.scheduler_config().validate().map_err(invalid)?;
+        for (queue, flow) in &self.flow {
+            flotilla_proto::check_name("queue", queue)
+                .map_err(|e| invalid(format!("flow.{queue}: {e}")))?;
+            flow.limit()
+                .map_err(|e| invalid(format!("flow.{queue}: {e}")))?;
+        }
         for schedule in self.schedule_definitions() {
             schedule.validate().map_err(|e| {
                 invalid(format!(

@@ -29,8 +29,41 @@ pub async fn run(config_file: Option<&Path>, args: SchedulerArgs) -> anyhow::Res
         crate::http::serve(addr, registry, ready).await?;
     }
     sync_until_done(scheduler.store(), &settings, &shutdown).await?;
+    seed_limits(&target, &settings).await;
     scheduler.run(shutdown).await?;
     Ok(())
+}
+
+/// Writes the settings file's flow limits to Redis for the queues that have none: one
+/// an operator set (or cleared and set again) at runtime stays. A failure is said and
+/// left: the queues stay as they are, and the next start tries again.
+async fn seed_limits(target: &flotilla_proto::RedisTarget, settings: &Settings) {
+    if settings.flow.is_empty() {
+        return;
+    }
+    let keys = flotilla_proto::Keys::new(&settings.namespace);
+    let mut conn = match super::connect_redis(target).await {
+        Ok(conn) => conn,
+        Err(e) => {
+            tracing::warn!("flow limits from the settings file not written: {e:#}");
+            return;
+        }
+    };
+    for (queue, flow) in &settings.flow {
+        // Checked when the settings were loaded.
+        let Ok(limit) = flow.limit() else { continue };
+        match flotilla_proto::flow::set_limit(&mut conn, &keys, queue, &limit, true).await {
+            Ok(true) => {
+                tracing::info!(queue = %queue, limit = %limit, "flow limit from the settings file written")
+            }
+            Ok(false) => {
+                tracing::info!(queue = %queue, "flow limit in the settings file not written: the queue has one set at runtime (see `flotilla queues limit`)")
+            }
+            Err(e) => {
+                tracing::warn!(queue = %queue, "flow limit from the settings file not written: {e}")
+            }
+        }
+    }
 }
 
 /// Writes the settings file's schedules to Redis, retrying while Redis is unreachable.

@@ -1,5 +1,5 @@
-//! One queue: its counts, links to its jobs by status, and pause, resume and "retry every
-//! dead job" for it.
+//! One queue: its counts, its flow limit, links to its jobs by status, and pause, resume
+//! and "retry every dead job" for it.
 
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
@@ -52,6 +52,22 @@ pub async fn page(
         p {
             "Consumer-group lag " (stats.state.lag) "; the oldest waiting job has waited "
             (format!("{:.1}", stats.state.oldest_pending_age)) " s."
+        }
+        p #limit {
+            @match &stats.limit {
+                Some(limit) => {
+                    "Flow limit, fleet-wide: "
+                    @if let Some(rate) = &limit.rate {
+                        (rate) " (burst " (limit.burst.unwrap_or(1)) ")"
+                        @if limit.concurrency.is_some() { ", " }
+                    }
+                    @if let Some(cap) = limit.concurrency {
+                        (limit.slots_held) " of " (cap) " running"
+                    }
+                    " (" code { "flotilla queues limit " (queue) } ")."
+                }
+                None => { "No flow limit (" code { "flotilla queues limit " (queue) " --rate 100/s --concurrency 5" } ")." }
+            }
         }
         @if stats.state.dead > 0 {
             form.inline method="post" action="/actions/dead/retry" {

@@ -38,6 +38,10 @@ pub(crate) struct Flow {
     /// half obeyed is no limit.
     unreadable: RwLock<HashSet<String>>,
     gates: Mutex<HashMap<String, Gate>>,
+    /// Queue → entries this worker holds back for its limit: while there are any, the
+    /// queue is not read (its held entries are asked for again instead), so a worker
+    /// never piles up entries it cannot start.
+    held: Mutex<HashMap<String, usize>>,
     /// The capped queues' slots this worker holds.
     pub holds: Arc<Holds>,
 }
@@ -48,6 +52,7 @@ impl Flow {
             limits: RwLock::default(),
             unreadable: RwLock::default(),
             gates: Mutex::default(),
+            held: Mutex::default(),
             holds,
         }
     }
@@ -102,10 +107,27 @@ impl Flow {
         {
             return true;
         }
+        if self.held().get(queue).is_some_and(|&n| n > 0) {
+            return true;
+        }
         self.gates()
             .get(queue)
             .and_then(|gate| gate.closed_until)
             .is_some_and(|until| until > now)
+    }
+
+    fn held(&self) -> MutexGuard<'_, HashMap<String, usize>> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Counts `n` more entries of `queue` held back (or, negative, fewer).
+    pub(crate) fn count_held(&self, queue: &str, n: isize) {
+        let mut held = self.held();
+        let count = held.entry(queue.to_owned()).or_default();
+        *count = count.saturating_add_signed(n);
+        if *count == 0 {
+            held.remove(queue);
+        }
     }
 
     /// How many entries a read of `stream` may take when `count` are wanted: for a
@@ -130,12 +152,15 @@ impl Flow {
         count.min(gate.allowance.unwrap_or(first_guess)).max(1)
     }
 
-    /// When the first closed gate opens again, if any is closed.
+    /// When the first closed gate may open again, if any is closed: its next start, or,
+    /// for a queue whose held entries are being asked for, a cap's recheck away.
     pub(crate) fn reopens_at(&self, now: Instant) -> Option<Instant> {
+        let held = (!self.held().is_empty()).then(|| now + CAP_RECHECK);
         self.gates()
             .values()
             .filter_map(|gate| gate.closed_until)
             .filter(|&until| until > now)
+            .chain(held)
             .min()
     }
 

@@ -18,9 +18,11 @@ use crate::shared::Shared;
 
 mod begin;
 mod entry_plan;
+mod held_back;
 mod plan;
 
-use begin::{begin_fast, still_ours, still_pending};
+use begin::{begin_fast, still_ours};
+use held_back::HeldBack;
 use plan::{Plans, bury_orphans};
 
 /// One fetch's entries and what lets them run: a slot for each of the first ones, a
@@ -105,13 +107,8 @@ async fn start(
         admission::count_held(shared, &admitted.held);
         let kept = permits.len().saturating_sub(admitted.held.len());
         let held_permits = permits.split_off(kept);
+        let held = HeldBack::new(shared, admitted.held, held_permits, sent);
         let (shared, shutdown) = (Arc::clone(shared), shutdown.clone());
-        let held = HeldBack {
-            entries: admitted.held,
-            permits: held_permits,
-            sent,
-            since: Instant::now(),
-        };
         shared.tracker.clone().spawn(async move {
             held.start_when_admitted(&shared, admitted.ask_again_in, &shutdown)
                 .await
@@ -120,72 +117,11 @@ async fn start(
     start_admitted(shared, admitted.run, permits, sent).await;
 }
 
-/// Entries a flow limit held back, with the slots they keep meanwhile.
-struct HeldBack {
-    entries: Vec<Fetched>,
-    permits: Vec<OwnedSemaphorePermit>,
-    sent: Instant,
-    /// When they were first held back.
-    since: Instant,
-}
-
-impl HeldBack {
-    /// Asks again each time the queue's next start is due and starts what is admitted,
-    /// in order, until none is left; on shutdown hands back what still waits.
-    async fn start_when_admitted(
-        mut self,
-        shared: &Arc<Shared>,
-        wait: std::time::Duration,
-        shutdown: &Shutdown,
-    ) {
-        // Held entries stay pending under this worker: their idle time is reset every
-        // third of a lease, as running jobs' entries are, so no reclaimer takes them.
-        let refresh_every = shared.config.lease_ttl / 3;
-        let mut refreshed = self.sent;
-        let mut ask_at = Instant::now() + wait;
-        while !self.entries.is_empty() {
-            let nap = ask_at
-                .saturating_duration_since(Instant::now())
-                .min(refresh_every);
-            tokio::select! {
-                () = tokio::time::sleep(nap) => {}
-                _ = shutdown.triggered() => {
-                    hand_back_unstarted(shared, self.entries).await;
-                    return;
-                }
-            }
-            if refreshed.elapsed() >= refresh_every {
-                let entries = std::mem::take(&mut self.entries);
-                self.entries = still_pending(shared, entries, |f| (f, f.entry.job_id())).await;
-                self.permits.truncate(self.entries.len());
-                refreshed = Instant::now();
-            }
-            if Instant::now() < ask_at || self.entries.is_empty() {
-                continue;
-            }
-            let admitted = admission::admit(shared, std::mem::take(&mut self.entries)).await;
-            for entry in &admitted.run {
-                shared.metrics.limit_waited(
-                    flotilla_proto::queue_of_partition(&entry.queue),
-                    self.since.elapsed(),
-                );
-            }
-            let rest = self
-                .permits
-                .split_off(admitted.run.len().min(self.permits.len()));
-            let permits = std::mem::replace(&mut self.permits, rest);
-            start_admitted(shared, admitted.run, permits, self.sent).await;
-            self.entries = admitted.held;
-            ask_at = Instant::now() + admitted.ask_again_in;
-        }
-    }
-}
-
 /// Starts entries that each have a slot: fast-path ones at once (those with ids of their
 /// own once claimed; the others after confirming they are still this worker's when their
 /// read went out `sent` half a lease ago or more), the rest with one `start` call per queue
 /// for all its entries, and the buries, in one pipeline.
-async fn start_admitted(
+pub(super) async fn start_admitted(
     shared: &Arc<Shared>,
     fetched: Vec<Fetched>,
     permits: Vec<OwnedSemaphorePermit>,
@@ -220,7 +156,7 @@ async fn start_admitted(
 
 /// Hands back fast-path entries that never got a slot before shutdown (attempt not
 /// charged); entries with records stay pending for reclaim, as after a crash.
-async fn hand_back_unstarted(shared: &Arc<Shared>, entries: Vec<Fetched>) {
+pub(super) async fn hand_back_unstarted(shared: &Arc<Shared>, entries: Vec<Fetched>) {
     let mut plans = Plans::new(shared, entries);
     let left = plans.batches.iter().map(|(_, b)| b.len()).sum::<usize>() + plans.buries.len();
     if left > 0 {
