@@ -36,6 +36,15 @@ async fn enqueue_many(env: &Env, job_type: &str, count: usize) -> Vec<String> {
         .collect()
 }
 
+/// Waits until every job of `default` has completed (a completion deletes its entry).
+async fn wait_drained(env: &Env) {
+    let stream = env.keys.stream("default");
+    eventually(LONG, "every job of default to complete", || async {
+        (env.xlen(&stream).await == 0).then_some(())
+    })
+    .await;
+}
+
 /// The most starts in any window of `width` beginning at a start.
 fn busiest_window(starts: &[Instant], width: Duration) -> usize {
     let mut sorted = starts.to_vec();
@@ -326,5 +335,95 @@ async fn the_settings_file_gives_queues_without_a_limit_theirs() {
     assert!(
         said.contains("flow.default") && said.contains("expected N/UNIT"),
         "{said}"
+    );
+}
+
+#[tokio::test]
+async fn spare_slots_never_take_a_cap_past_its_size_and_all_go_back() {
+    let env = Env::start().await;
+    // Four workers of ten against a cap of 25: early admissions find the cap far from
+    // reached and give spares (each worker keeps the slots of its ended jobs); later
+    // ones do not. Either way no more than 25 run at once.
+    limit_default(
+        &env,
+        QueueLimit {
+            concurrency: Some(25),
+            ..QueueLimit::default()
+        },
+    )
+    .await;
+    let (running, most) = (Arc::default(), Arc::default());
+    let registry = counting_registry(&running, &most, Duration::from_millis(20));
+    enqueue_many(&env, "capped", 600).await;
+    let mut workers = Vec::new();
+    for _ in 0..4 {
+        let config = flotilla_worker::WorkerConfig {
+            concurrency: 10,
+            ..fast_config()
+        };
+        workers.push(InProcessWorker::start(&env.url(), config, registry.clone()).await);
+    }
+    wait_drained(&env).await;
+    let most = most.load(Ordering::SeqCst);
+    assert!(
+        (20..=25).contains(&most),
+        "{most} ran at once under a cap of 25"
+    );
+    // Spare slots unused for a moment go back while the workers still run.
+    eventually(LONG, "every spare slot given back", || async {
+        let held = flow::slots_held(&mut env.conn.clone(), &env.keys, "default")
+            .await
+            .ok()?;
+        (held == 0).then_some(())
+    })
+    .await;
+    for worker in workers {
+        worker.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn spare_starts_keep_a_busy_rate_within_its_bound() {
+    let env = Env::start().await;
+    // A rate of 1000/s with a burst of 100, far from spent at first: workers take spare
+    // starts, used within 10 ms, so no second sees more than 1000 + 100 + 10.
+    limit_default(
+        &env,
+        QueueLimit {
+            rate: Some("1000/s".parse().expect("a rate")),
+            burst: Some(100),
+            concurrency: None,
+        },
+    )
+    .await;
+    let starts: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let mut registry = Registry::new();
+    let recorded = Arc::clone(&starts);
+    registry.register_fn("tick", move |_: serde_json::Value, _: JobContext| {
+        recorded.lock().expect("lock").push(Instant::now());
+        async { Ok::<_, flotilla_worker::HandlerError>(json!(null)) }
+    });
+    enqueue_many(&env, "tick", 2500).await;
+    let mut workers = Vec::new();
+    for _ in 0..4 {
+        let config = flotilla_worker::WorkerConfig {
+            concurrency: 20,
+            ..fast_config()
+        };
+        workers.push(InProcessWorker::start(&env.url(), config, registry.clone()).await);
+    }
+    wait_drained(&env).await;
+    for worker in workers {
+        worker.stop().await;
+    }
+    let starts = starts.lock().expect("lock").clone();
+    let busiest = busiest_window(&starts, Duration::from_secs(1));
+    assert!(
+        busiest <= 1000 + 100 + 10,
+        "{busiest} jobs started within one second at 1000/s (burst 100)"
+    );
+    assert!(
+        busiest >= 900,
+        "the rate was used: {busiest} in the busiest second"
     );
 }

@@ -1,12 +1,15 @@
-//! Asking before jobs of flow-limited queues start: one `admit` call per limited queue of
-//! a batch, all in one pipeline. What is admitted runs (with its cap slot, if the queue
-//! has a cap); the rest of the queue's entries are held back, in order, until its next
-//! start is due. Entries of queues without limits pass untouched, with no call.
+//! Asking before jobs of flow-limited queues start. Each limited queue's entries of a
+//! batch first use the spare starts this worker holds (see `Flow::take_spare`); the rest
+//! are asked for with one `admit` call per queue, all in one pipeline, which also asks
+//! for spares while the limit is far from reached. What is admitted runs (with its cap
+//! slot, if the queue has a cap); the rest of the queue's entries are held back, in
+//! order, until its next start is due. Entries of queues without limits pass untouched.
 
 use std::time::Duration;
 
+use flotilla_proto::flow::QueueLimit;
 use flotilla_proto::queue_of_partition;
-use flotilla_proto::scripts::{self, Admission, Admit};
+use flotilla_proto::scripts::{self, Admit};
 
 use crate::fetch::reads::{Fetched, by_queue};
 use crate::metrics::{Outcome, UNKNOWN_TYPE};
@@ -16,6 +19,8 @@ use super::CAP_RECHECK;
 
 /// How long entries are held back after an admission failed (Redis away, say).
 const AFTER_FAILURE: Duration = Duration::from_secs(1);
+/// The most spare starts one admission asks for.
+const MAX_SPARE: usize = 256;
 
 /// What may start now and what waits.
 #[derive(Debug, Default)]
@@ -26,6 +31,13 @@ pub(crate) struct Admitted {
     pub held: Vec<Fetched>,
     /// When to ask again for the held ones.
     pub ask_again_in: Duration,
+}
+
+/// One limited queue's entries of a batch, by their place in it.
+struct Group {
+    queue: String,
+    limit: QueueLimit,
+    entries: Vec<(usize, Fetched)>,
 }
 
 /// Splits `fetched` into what may start now and what waits for its queue's limit.
@@ -41,66 +53,25 @@ pub(crate) async fn admit(shared: &Shared, fetched: Vec<Fetched>) -> Admitted {
     let (limited, mut run): (Vec<_>, Vec<_>) = tagged
         .into_iter()
         .partition(|(_, f)| flow.limit_of(&f.queue).is_some());
-    let groups = by_queue(limited, |(_, f)| queue_of_partition(&f.queue));
-    let limits: Vec<_> = groups
-        .iter()
-        .map(|(queue, _)| flow.limit_of(queue).unwrap_or_default())
-        .collect();
-    let calls: Vec<Admit> = groups
-        .iter()
-        .zip(&limits)
-        .map(|((queue, entries), limit)| Admit {
-            queue,
-            limit,
-            worker: &shared.worker_id,
-            wanted: entries.len(),
-            lease: shared.config.lease_ttl,
-        })
-        .collect();
-    let mut conn = shared.conn.clone();
-    let replies = scripts::run_all(&mut conn, &shared.keys, &calls).await;
-    drop(calls);
+    // Spare starts first: entries they cover run with no call.
+    let mut groups = Vec::new();
+    for (queue, mut entries) in by_queue(limited, |(_, f)| queue_of_partition(&f.queue)) {
+        let limit = flow.limit_of(&queue).unwrap_or_default();
+        let (spared, slots) = flow.take_spare(&queue, &limit, entries.len());
+        let rest = entries.split_off(spared.min(entries.len()));
+        run.extend(with_slots(entries, slots, limit.concurrency.is_some()));
+        if !rest.is_empty() {
+            groups.push(Group {
+                queue,
+                limit,
+                entries: rest,
+            });
+        }
+    }
     let mut held = Vec::new();
     let mut ask_again_in: Option<Duration> = None;
-    let mut sooner = |wait: Duration| {
-        ask_again_in = Some(ask_again_in.map_or(wait, |w| w.min(wait)));
-    };
-    match replies {
-        Ok(replies) => {
-            for (((queue, mut entries), limit), reply) in
-                groups.into_iter().zip(limits).zip(replies)
-            {
-                let admission = match reply {
-                    Ok(admission) => admission,
-                    Err(e) => {
-                        tracing::warn!(queue = %queue, "could not ask the queue's flow limit (its jobs wait): {e}");
-                        sooner(AFTER_FAILURE);
-                        held.extend(entries);
-                        continue;
-                    }
-                };
-                let waiting = entries.split_off(admission.admitted.min(entries.len()));
-                give_slots(
-                    shared,
-                    &queue,
-                    &mut entries,
-                    admission,
-                    limit.concurrency.is_some(),
-                );
-                if let Some(wait) = flow.admitted(&queue, &admission) {
-                    sooner(wait);
-                } else if !waiting.is_empty() {
-                    sooner(CAP_RECHECK);
-                }
-                run.extend(entries);
-                held.extend(waiting);
-            }
-        }
-        Err(e) => {
-            tracing::warn!("could not ask the queues' flow limits (their jobs wait): {e}");
-            sooner(AFTER_FAILURE);
-            held.extend(groups.into_iter().flat_map(|(_, entries)| entries));
-        }
+    if !groups.is_empty() {
+        ask_redis(shared, groups, &mut run, &mut held, &mut ask_again_in).await;
     }
     run.sort_by_key(|(index, _)| *index);
     held.sort_by_key(|(index, _)| *index);
@@ -111,22 +82,83 @@ pub(crate) async fn admit(shared: &Shared, fetched: Vec<Fetched>) -> Admitted {
     }
 }
 
-/// Hands each admitted entry of a capped queue its slot. A slot the admission gave
-/// beyond the entries (it never does) goes back at once.
-fn give_slots(
+/// Asks `admit` for each group's entries, in one pipeline: the admitted ones go to `run`,
+/// the others to `held`, and `ask_again_in` becomes the soonest a held one may start.
+async fn ask_redis(
     shared: &Shared,
-    queue: &str,
-    entries: &mut [(usize, Fetched)],
-    admission: Admission,
-    capped: bool,
+    groups: Vec<Group>,
+    run: &mut Vec<(usize, Fetched)>,
+    held: &mut Vec<(usize, Fetched)>,
+    ask_again_in: &mut Option<Duration>,
 ) {
-    if !capped || admission.admitted == 0 {
-        return;
+    let flow = &shared.flow;
+    let spare = shared.config.concurrency.min(MAX_SPARE);
+    let calls: Vec<Admit> = groups
+        .iter()
+        .map(|group| Admit {
+            queue: &group.queue,
+            limit: &group.limit,
+            worker: &shared.worker_id,
+            wanted: group.entries.len(),
+            lease: shared.config.lease_ttl,
+            spare,
+        })
+        .collect();
+    let mut conn = shared.conn.clone();
+    let replies = scripts::run_all(&mut conn, &shared.keys, &calls).await;
+    drop(calls);
+    let mut sooner = |wait: Duration| {
+        *ask_again_in = Some(ask_again_in.map_or(wait, |w| w.min(wait)));
+    };
+    let replies = match replies {
+        Ok(replies) => replies,
+        Err(e) => {
+            tracing::warn!("could not ask the queues' flow limits (their jobs wait): {e}");
+            sooner(AFTER_FAILURE);
+            held.extend(groups.into_iter().flat_map(|group| group.entries));
+            return;
+        }
+    };
+    for (group, reply) in groups.into_iter().zip(replies) {
+        let Group {
+            queue,
+            limit,
+            mut entries,
+        } = group;
+        let admission = match reply {
+            Ok(admission) => admission,
+            Err(e) => {
+                tracing::warn!(queue = %queue, "could not ask the queue's flow limit (its jobs wait): {e}");
+                sooner(AFTER_FAILURE);
+                held.extend(entries);
+                continue;
+            }
+        };
+        let waiting = entries.split_off(admission.admitted.min(entries.len()));
+        let slots = flow.took(&queue, &limit, &admission);
+        run.extend(with_slots(entries, slots, limit.concurrency.is_some()));
+        if let Some(wait) = flow.admitted(&queue, &admission) {
+            sooner(wait);
+        } else if !waiting.is_empty() {
+            sooner(CAP_RECHECK);
+        }
+        held.extend(waiting);
     }
-    let slots = shared.flow.holds.took(queue, admission.admitted);
-    for ((_, entry), slot) in entries.iter_mut().zip(slots) {
-        entry.slot = Some(slot);
-    }
+}
+
+/// The entries, each with its cap slot when the queue has a cap.
+fn with_slots(
+    entries: Vec<(usize, Fetched)>,
+    slots: Vec<std::sync::Arc<super::holds::Slot>>,
+    capped: bool,
+) -> impl Iterator<Item = (usize, Fetched)> {
+    let mut slots = slots.into_iter();
+    entries.into_iter().map(move |(index, mut entry)| {
+        if capped {
+            entry.slot = slots.next();
+        }
+        (index, entry)
+    })
 }
 
 /// Counts entries held back, as the `throttled` outcome of their queue and type.

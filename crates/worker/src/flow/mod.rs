@@ -14,11 +14,16 @@ use flotilla_proto::flow::QueueLimit;
 use flotilla_proto::scripts::Admission;
 use flotilla_proto::{Keys, SharedConnection, queue_of_partition};
 
-use holds::Holds;
+use holds::{Holds, Slot};
 
 /// How soon a queue at its concurrency cap is asked again: a slot frees when a job of
 /// another worker ends, which nothing announces (this worker's own are heard at once).
 pub(crate) const CAP_RECHECK: Duration = Duration::from_millis(100);
+
+/// How long spare starts of a rate may be used after they were given: a start used later
+/// than given shifts by at most this, so no window sees more than the rate, the burst and
+/// this long's worth of the rate (spares are given only while the rate is far from spent).
+pub(crate) const SPARE_STARTS_FOR: Duration = Duration::from_millis(10);
 
 /// What this worker knows of one limited queue beyond its limit.
 #[derive(Debug, Clone, Copy, Default)]
@@ -42,6 +47,8 @@ pub(crate) struct Flow {
     /// queue is not read (its held entries are asked for again instead), so a worker
     /// never piles up entries it cannot start.
     held: Mutex<HashMap<String, usize>>,
+    /// Queue → spare starts of its rate this worker may still use, and until when.
+    spare_starts: Mutex<HashMap<String, (usize, Instant)>>,
     /// The capped queues' slots this worker holds.
     pub holds: Arc<Holds>,
 }
@@ -53,6 +60,7 @@ impl Flow {
             unreadable: RwLock::default(),
             gates: Mutex::default(),
             held: Mutex::default(),
+            spare_starts: Mutex::default(),
             holds,
         }
     }
@@ -80,8 +88,13 @@ impl Flow {
         drop(known_unreadable);
         let mut known = self.limits.write().unwrap_or_else(|p| p.into_inner());
         if *known != limits {
-            self.gates()
-                .retain(|queue, _| known.get(queue) == limits.get(queue));
+            for queue in known.keys().chain(limits.keys()) {
+                if known.get(queue) != limits.get(queue) {
+                    self.gates().remove(queue);
+                    self.spare_starts().remove(queue);
+                    self.holds.stop_keeping(queue);
+                }
+            }
             *known = limits;
         }
         Ok(())
@@ -179,6 +192,72 @@ impl Flow {
             gate.allowance = admission.left;
             None
         }
+    }
+
+    fn spare_starts(&self) -> MutexGuard<'_, HashMap<String, (usize, Instant)>> {
+        self.spare_starts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes what this worker holds spare for up to `n` jobs of `queue` about to start: a
+    /// start of its rate each (while they last, [`SPARE_STARTS_FOR`]) and a slot of its
+    /// cap each. Returns how many are covered, and their slots when the queue has a cap.
+    pub(crate) fn take_spare(
+        &self,
+        queue: &str,
+        limit: &QueueLimit,
+        n: usize,
+    ) -> (usize, Vec<Arc<Slot>>) {
+        let mut starts = self.spare_starts();
+        let mut covered = n;
+        if limit.rate.is_some() {
+            covered = match starts.get(queue) {
+                Some(&(count, until)) if until > Instant::now() => covered.min(count),
+                _ => 0,
+            };
+        }
+        if covered == 0 {
+            return (0, Vec::new());
+        }
+        let slots = if limit.concurrency.is_some() {
+            let slots = self.holds.take_spare(queue, covered);
+            covered = slots.len();
+            slots
+        } else {
+            Vec::new()
+        };
+        if limit.rate.is_some()
+            && let Some((count, _)) = starts.get_mut(queue)
+        {
+            *count -= covered;
+        }
+        (covered, slots)
+    }
+
+    /// Takes what an admission of `queue` gave: the slots of the admitted jobs (when the
+    /// queue has a cap), and its spares, kept for this worker's next jobs.
+    pub(crate) fn took(
+        &self,
+        queue: &str,
+        limit: &QueueLimit,
+        admission: &Admission,
+    ) -> Vec<Arc<Slot>> {
+        if limit.rate.is_some() && admission.spare > 0 {
+            let until = Instant::now() + SPARE_STARTS_FOR;
+            let mut starts = self.spare_starts();
+            let entry = starts.entry(queue.to_owned()).or_insert((0, until));
+            if entry.1 <= Instant::now() {
+                entry.0 = 0;
+            }
+            *entry = (entry.0 + admission.spare, until);
+        }
+        if limit.concurrency.is_none() {
+            return Vec::new();
+        }
+        // Slots of ended jobs are kept while the cap is far from reached, which is when
+        // the admission gives spares.
+        let keep = admission.spare > 0;
+        self.holds
+            .took(queue, admission.admitted, admission.spare, keep)
     }
 
     /// Opens `queue`'s gate: this worker just gave back slots of it.

@@ -207,6 +207,7 @@ impl Heartbeat {
             match HoldsCall::parse_result(reply) {
                 Ok(HoldsReply::Holding(_)) => {}
                 Ok(HoldsReply::Ended) => {
+                    self.flow.holds.hold_ended(queue);
                     for attempt in self.inflight.snapshot() {
                         if attempt.slot.is_some()
                             && flotilla_proto::queue_of_partition(&attempt.queue) == queue
