@@ -116,7 +116,7 @@ impl Worker {
         // fetched until the paused set has been read (a rolling deploy starts workers
         // while operators hold queues).
         let (holds, given_back) = Holds::new();
-        let flow = Arc::new(Flow::new(holds));
+        let flow = Arc::new(Flow::new(holds, self.config.concurrency));
         let Some(paused) = read_gates(&mut self.conn.clone(), &self.keys, &flow, &shutdown).await
         else {
             tracing::info!(worker = %self.id, "stopped before serving");

@@ -22,9 +22,11 @@ pub struct Admit<'a> {
     pub wanted: usize,
     /// Its lease: a hold not renewed for this long ends, as its entries may be reclaimed.
     pub lease: Duration,
-    /// Spare starts it would take beyond `wanted` for its next jobs (each a start of the
-    /// rate and a slot of the cap), given only while twice as many would be left.
-    pub spare: usize,
+    /// Spare starts of the rate it would take beyond `wanted`, for its next jobs; given
+    /// only while twice as many would be left.
+    pub spare_starts: usize,
+    /// Spare slots of the cap it would take beyond `wanted`, likewise.
+    pub spare_slots: usize,
 }
 
 /// What an admission allows.
@@ -32,9 +34,11 @@ pub struct Admit<'a> {
 pub struct Admission {
     /// Jobs that may start now (their slots now held by the worker).
     pub admitted: usize,
-    /// Spare starts granted beyond them, the worker's to use for its next jobs (their
-    /// slots held by it too).
-    pub spare: usize,
+    /// Spare starts of the rate granted beyond them, the worker's to use for its next
+    /// jobs.
+    pub spare_starts: usize,
+    /// Spare slots of the cap granted beyond them, held by the worker for its next jobs.
+    pub spare_slots: usize,
     /// How many more could start now; `None` when nothing bounds it.
     pub left: Option<usize>,
     /// When the rate has none left: how long until its next start.
@@ -58,7 +62,8 @@ impl ScriptCall for Admit<'_> {
             .arg(self.limit.burst_in_force())
             .arg(self.limit.concurrency.unwrap_or(0))
             .arg(crate::millis(self.lease))
-            .arg(self.spare)
+            .arg(self.spare_starts)
+            .arg(self.spare_slots)
     }
 
     fn parse(value: redis::Value) -> Result<Admission, ScriptError> {
@@ -68,12 +73,14 @@ impl ScriptCall for Admit<'_> {
             None => None,
         }
         .ok_or_else(|| bad(&value))?;
-        let [admitted, spare, left, wait_ms] = numbers[..] else {
+        let [admitted, spare_starts, spare_slots, left, wait_ms] = numbers[..] else {
             return Err(bad(&value));
         };
+        let count = |n: i64| usize::try_from(n).map_err(|_| bad(&value));
         Ok(Admission {
-            admitted: usize::try_from(admitted).map_err(|_| bad(&value))?,
-            spare: usize::try_from(spare).map_err(|_| bad(&value))?,
+            admitted: count(admitted)?,
+            spare_starts: count(spare_starts)?,
+            spare_slots: count(spare_slots)?,
             left: usize::try_from(left).ok(),
             next_in: (wait_ms > 0).then(|| Duration::from_millis(wait_ms.unsigned_abs())),
         })

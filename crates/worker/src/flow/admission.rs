@@ -20,7 +20,7 @@ use super::CAP_RECHECK;
 /// How long entries are held back after an admission failed (Redis away, say).
 const AFTER_FAILURE: Duration = Duration::from_secs(1);
 /// The most spare starts one admission asks for.
-const MAX_SPARE: usize = 256;
+const MAX_SPARE: usize = 512;
 
 /// What may start now and what waits.
 #[derive(Debug, Default)]
@@ -92,7 +92,9 @@ async fn ask_redis(
     ask_again_in: &mut Option<Duration>,
 ) {
     let flow = &shared.flow;
-    let spare = shared.config.concurrency.min(MAX_SPARE);
+    // Spares for about two batches' worth of slots: starts always (they last 10 ms), slots
+    // only up to what this worker does not hold spare already.
+    let spare = (2 * shared.config.concurrency).min(MAX_SPARE);
     let calls: Vec<Admit> = groups
         .iter()
         .map(|group| Admit {
@@ -101,7 +103,8 @@ async fn ask_redis(
             worker: &shared.worker_id,
             wanted: group.entries.len(),
             lease: shared.config.lease_ttl,
-            spare,
+            spare_starts: spare,
+            spare_slots: spare.saturating_sub(flow.holds.spare(&group.queue)),
         })
         .collect();
     let mut conn = shared.conn.clone();

@@ -118,6 +118,11 @@ impl Holds {
         self.slots(queue, taken)
     }
 
+    /// How many spare slots of `queue` this worker holds.
+    pub(crate) fn spare(&self, queue: &str) -> usize {
+        self.counts().get(queue).map_or(0, |held| held.spare)
+    }
+
     /// A job of `queue` ended: its slot is kept as a spare, or given back.
     fn job_ended(&self, queue: &str) {
         let mut counts = self.counts();

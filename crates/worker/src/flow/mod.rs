@@ -51,11 +51,16 @@ pub(crate) struct Flow {
     spare_starts: Mutex<HashMap<String, (usize, Instant)>>,
     /// The capped queues' slots this worker holds.
     pub holds: Arc<Holds>,
+    /// The worker's concurrency: it keeps spare slots only while the cap has twice that
+    /// left.
+    concurrency: usize,
 }
 
 impl Flow {
-    pub(crate) fn new(holds: Arc<Holds>) -> Self {
+    /// The flow state of a worker running `concurrency` jobs at once.
+    pub(crate) fn new(holds: Arc<Holds>, concurrency: usize) -> Self {
         Self {
+            concurrency,
             limits: RwLock::default(),
             unreadable: RwLock::default(),
             gates: Mutex::default(),
@@ -241,23 +246,25 @@ impl Flow {
         limit: &QueueLimit,
         admission: &Admission,
     ) -> Vec<Arc<Slot>> {
-        if limit.rate.is_some() && admission.spare > 0 {
+        if limit.rate.is_some() && admission.spare_starts > 0 {
             let until = Instant::now() + SPARE_STARTS_FOR;
             let mut starts = self.spare_starts();
             let entry = starts.entry(queue.to_owned()).or_insert((0, until));
             if entry.1 <= Instant::now() {
                 entry.0 = 0;
             }
-            *entry = (entry.0 + admission.spare, until);
+            *entry = (entry.0 + admission.spare_starts, until);
         }
         if limit.concurrency.is_none() {
             return Vec::new();
         }
-        // Slots of ended jobs are kept while the cap is far from reached, which is when
-        // the admission gives spares.
-        let keep = admission.spare > 0;
+        // Slots of ended jobs are kept while the cap is far from reached: while twice a
+        // worker's concurrency is left after this admission.
+        let keep = admission
+            .left
+            .is_none_or(|left| left >= 2 * self.concurrency);
         self.holds
-            .took(queue, admission.admitted, admission.spare, keep)
+            .took(queue, admission.admitted, admission.spare_slots, keep)
     }
 
     /// Opens `queue`'s gate: this worker just gave back slots of it.

@@ -3,11 +3,11 @@
 -- KEYS[1] rate state (µs)   KEYS[2] holders (worker → lease end, ms)   KEYS[3] holds (worker → slots)
 -- ARGV[1] worker id   ARGV[2] jobs wanted   ARGV[3] rate spacing in µs (0: no rate)
 -- ARGV[4] burst   ARGV[5] concurrency cap (0: none)   ARGV[6] the worker's lease in ms
--- ARGV[7] spare starts wanted beyond them (given only while twice as many would be left)
--- Returns {admitted, spare, left, wait_ms}: how many may start, how many spare starts
--- (each a start of the rate and a slot of the cap) the worker may use for its next jobs,
--- how many more could start now (-1: no bound), and when the rate has none left, ms
--- until its next one (else 0).
+-- ARGV[7] spare starts of the rate wanted beyond them   ARGV[8] spare slots of the cap
+-- wanted beyond them (each given only while twice as many would be left)
+-- Returns {admitted, spare starts, spare slots, left, wait_ms}: how many may start, the
+-- spares the worker may use for its next jobs, how many more could start now (-1: no
+-- bound), and when the rate has none left, ms until its next one (else 0).
 local t = redis.call('TIME')
 local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local now = math.floor(now_us / 1000)
@@ -15,7 +15,8 @@ local admitted = tonumber(ARGV[2])
 local spacing = tonumber(ARGV[3])
 local burst = tonumber(ARGV[4])
 local cap = tonumber(ARGV[5])
-local spare_wanted = tonumber(ARGV[7] or 0)
+local starts_wanted = spacing > 0 and tonumber(ARGV[7] or 0) or 0
+local slots_wanted = cap > 0 and tonumber(ARGV[8] or 0) or 0
 
 -- The cap: a holder whose lease ended (it stopped beating, by the liveness rule) holds
 -- nothing; the slots of the others are in use.
@@ -40,31 +41,30 @@ if spacing > 0 then
   if tokens < admitted then admitted = tokens end
 end
 
--- Spare starts, for the worker's next jobs, only while the limit is far from reached.
-local spare = 0
-if spare_wanted > 0 then
-  local avail = math.huge
-  if cap > 0 then avail = free end
-  if spacing > 0 and tokens < avail then avail = tokens end
-  if avail - admitted >= 2 * spare_wanted then spare = spare_wanted end
+-- Spares, for the worker's next jobs, only while the limit is far from reached.
+local spare_starts, spare_slots = 0, 0
+if starts_wanted > 0 and tokens - admitted >= 2 * starts_wanted then
+  if cap == 0 or free - admitted >= 2 * starts_wanted then spare_starts = starts_wanted end
 end
-local taken = admitted + spare
+if slots_wanted > 0 and free - admitted >= 2 * slots_wanted then spare_slots = slots_wanted end
 
-if taken > 0 and cap > 0 then
-  redis.call('HINCRBY', KEYS[3], ARGV[1], taken)
+local slots_taken = admitted + spare_slots
+if slots_taken > 0 then
+  redis.call('HINCRBY', KEYS[3], ARGV[1], slots_taken)
   redis.call('ZADD', KEYS[2], now + tonumber(ARGV[6]), ARGV[1])
 end
 local left, wait = -1, 0
-if cap > 0 then left = free - taken end
+if cap > 0 then left = free - slots_taken end
 if spacing > 0 then
-  if taken > 0 then
-    tat = tat + taken * spacing
+  local starts_taken = admitted + spare_starts
+  if starts_taken > 0 then
+    tat = tat + starts_taken * spacing
     redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', math.floor((tat - now_us) / 1000) + 1000)
   end
-  local more = tokens - taken
+  local more = tokens - starts_taken
   if left < 0 or more < left then left = more end
   if more == 0 then
     wait = math.max(math.ceil((tat - (burst - 1) * spacing - now_us) / 1000), 1)
   end
 end
-return {admitted, spare, left, wait}
+return {admitted, spare_starts, spare_slots, left, wait}
