@@ -92,19 +92,19 @@ async fn ask_redis(
     ask_again_in: &mut Option<Duration>,
 ) {
     let flow = &shared.flow;
-    // Spares for about two batches' worth of slots: starts always (they last 10 ms), slots
-    // only up to what this worker does not hold spare already.
-    let spare = (2 * shared.config.concurrency).min(MAX_SPARE);
     let calls: Vec<Admit> = groups
         .iter()
-        .map(|group| Admit {
-            queue: &group.queue,
-            limit: &group.limit,
-            worker: &shared.worker_id,
-            wanted: group.entries.len(),
-            lease: shared.config.lease_ttl,
-            spare_starts: spare,
-            spare_slots: spare.saturating_sub(flow.holds.spare(&group.queue)),
+        .map(|group| {
+            let (spare_starts, spare_slots) = spares_to_ask(shared, group);
+            Admit {
+                queue: &group.queue,
+                limit: &group.limit,
+                worker: &shared.worker_id,
+                wanted: group.entries.len(),
+                lease: shared.config.lease_ttl,
+                spare_starts,
+                spare_slots,
+            }
         })
         .collect();
     let mut conn = shared.conn.clone();
@@ -147,6 +147,21 @@ async fn ask_redis(
         }
         held.extend(waiting);
     }
+}
+
+/// The spares to ask for with an admission of `group`'s queue (given only while twice as
+/// many are left): starts, which last 10 ms, up to a quarter of the burst; slots, which
+/// stay until unused, up to twice the worker's concurrency or a quarter of the cap, less
+/// those it holds spare already.
+fn spares_to_ask(shared: &Shared, group: &Group) -> (usize, usize) {
+    let starts = (group.limit.burst_in_force() as usize / 4).min(MAX_SPARE);
+    let slots = group.limit.concurrency.map_or(0, |cap| {
+        (2 * shared.config.concurrency)
+            .min(cap as usize / 4)
+            .min(MAX_SPARE)
+            .saturating_sub(shared.flow.holds.spare(&group.queue))
+    });
+    (starts, slots)
 }
 
 /// The entries, each with its cap slot when the queue has a cap.
