@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use flotilla_producer::NewJob;
 use flotilla_proto::Status;
 use flotilla_proto::flow::{self, QueueLimit};
-use flotilla_tests::{InProcessWorker, WorkerProcess, eventually, fast_config};
+use flotilla_tests::{
+    InProcessWorker, WorkerProcess, eventually, fast_config, free_local_addr, http_get,
+};
 use flotilla_worker::{JobContext, Registry};
 use serde_json::json;
 
@@ -428,4 +430,118 @@ async fn spare_starts_keep_a_busy_rate_within_its_bound() {
         busiest >= 900,
         "the rate was used: {busiest} in the busiest second"
     );
+}
+
+#[tokio::test]
+async fn a_frozen_worker_that_wakes_gives_up_the_slot_that_went_to_another() {
+    let env = Env::start().await;
+    limit_default(
+        &env,
+        QueueLimit {
+            concurrency: Some(1),
+            ..QueueLimit::default()
+        },
+    )
+    .await;
+    let frozen = WorkerProcess::start(&env.url(), flotilla_tests::JSON_LOGS, None);
+    let job = env.enqueue("sleep", json!({"ms": 2500})).await;
+    let first = env
+        .wait_status("default", &job, Status::Running, LONG)
+        .await;
+    eventually(LONG, "the running job to hold the only slot", || async {
+        let held = flow::slots_held(&mut env.conn.clone(), &env.keys, "default")
+            .await
+            .ok()?;
+        (held == 1).then_some(())
+    })
+    .await;
+    frozen.signal("STOP");
+    // Past its lease the frozen worker counts as gone: another takes the job over, and
+    // its slot with it.
+    let other = InProcessWorker::start(&env.url(), fast_config(), Registry::with_builtins()).await;
+    eventually(LONG, "the job taken over by the other worker", || async {
+        env.record("default", &job)
+            .await
+            .filter(|r| r.worker.is_some() && r.worker != first.worker)
+    })
+    .await;
+    frozen.signal("CONT");
+    // Woken, it finds its hold ended and stops its run rather than run past the cap.
+    eventually(LONG, "the woken worker to give up its run", || async {
+        frozen
+            .json_logs()
+            .iter()
+            .any(|line| {
+                line["fields"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("concurrency slot lost"))
+            })
+            .then_some(())
+    })
+    .await;
+    let done = env
+        .wait_status("default", &job, Status::Completed, LONG)
+        .await;
+    assert_ne!(done.worker, first.worker, "completed by the other worker");
+    eventually(LONG, "every slot given back", || async {
+        let held = flow::slots_held(&mut env.conn.clone(), &env.keys, "default")
+            .await
+            .ok()?;
+        (held == 0).then_some(())
+    })
+    .await;
+    other.stop().await;
+}
+
+#[tokio::test]
+async fn metrics_show_a_limit_reached_and_the_jobs_it_held_back() {
+    let env = Env::start().await;
+    limit_default(
+        &env,
+        QueueLimit {
+            concurrency: Some(1),
+            ..QueueLimit::default()
+        },
+    )
+    .await;
+    // Two workers read the queue at once while one job may run: one of them holds its
+    // entry back until the other's job ends.
+    let addrs = [free_local_addr(), free_local_addr()];
+    let workers: Vec<_> = addrs
+        .iter()
+        .map(|addr| WorkerProcess::start(&env.url(), &[("FLOTILLA_HTTP_LISTEN", addr)], None))
+        .collect();
+    let mut ids = Vec::new();
+    for _ in 0..6 {
+        ids.push(env.enqueue("sleep", json!({"ms": 150})).await);
+    }
+    for id in &ids {
+        env.wait_status("default", id, Status::Completed, LONG)
+            .await;
+    }
+    let sum = |name: &str| {
+        addrs
+            .iter()
+            .map(|addr| {
+                let (status, body) = http_get(addr, "/metrics").expect("metrics answer");
+                assert_eq!(status, 200);
+                body.lines()
+                    .filter(|line| line.starts_with(name))
+                    .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
+                    .sum::<f64>()
+            })
+            .sum::<f64>()
+    };
+    assert!(
+        sum(r#"flotilla_limit_reached_total{queue="default"}"#) >= 5.0,
+        "each of the six jobs took the only slot"
+    );
+    let held = sum(r#"flotilla_jobs_total{queue="default",type="sleep",outcome="throttled"}"#);
+    let waits = sum(r#"flotilla_limit_wait_seconds_count{queue="default"}"#);
+    assert!(held >= 1.0, "no entry was held back: {held}");
+    assert!(
+        waits >= 1.0 && waits <= held,
+        "{waits} waits for {held} held back"
+    );
+    drop(workers);
 }

@@ -123,6 +123,8 @@ pub struct WorkerMetrics {
     in_flight: Gauge,
     /// How long entries were held back by their queue's flow limit, by queue.
     limit_wait: Family<Labels, Histogram, fn() -> Histogram>,
+    /// Times an admission found a queue's flow limit reached, by queue.
+    limit_reached: Family<Labels, Counter>,
     /// Queue → type → series.
     series: RwLock<HashMap<String, HashMap<String, Arc<JobSeries>>>>,
 }
@@ -141,6 +143,7 @@ impl Default for WorkerMetrics {
             wait: Family::new_with_constructor(seconds_histogram),
             in_flight: Gauge::default(),
             limit_wait: Family::new_with_constructor(seconds_histogram),
+            limit_reached: Family::default(),
             series: RwLock::default(),
         }
     }
@@ -172,6 +175,11 @@ impl WorkerMetrics {
             "How long jobs were held back by their queue's rate limit or concurrency cap before starting, by queue",
             Unit::Seconds,
             self.limit_wait.clone(),
+        );
+        registry.register(
+            "limit_reached",
+            "Times this worker found a queue's rate limit or concurrency cap reached and stopped reading the queue until its next start, by queue",
+            self.limit_reached.clone(),
         );
         registry.register(
             "jobs_in_flight",
@@ -220,6 +228,13 @@ impl WorkerMetrics {
         self.limit_wait
             .get_or_create(&vec![("queue", queue.to_owned())])
             .observe(wait.as_secs_f64());
+    }
+
+    /// Records that an admission found `queue`'s flow limit reached.
+    pub(crate) fn limit_reached(&self, queue: &str) {
+        self.limit_reached
+            .get_or_create(&vec![("queue", queue.to_owned())])
+            .inc();
     }
 
     pub(crate) fn in_flight(&self) -> &Gauge {

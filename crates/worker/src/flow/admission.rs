@@ -141,6 +141,7 @@ async fn ask_redis(
         let slots = flow.took(&queue, &limit, &admission);
         run.extend(with_slots(entries, slots, limit.concurrency.is_some()));
         if let Some(wait) = flow.admitted(&queue, &admission) {
+            shared.metrics.limit_reached(&queue);
             sooner(wait);
         } else if !waiting.is_empty() {
             sooner(CAP_RECHECK);
