@@ -36,6 +36,13 @@ pub struct ChaosArgs {
     #[arg(long)]
     pub redis_fault: bool,
 
+    /// Cap every queue of the drill at this many jobs running at once, fleet-wide (a flow
+    /// limit, as `flotilla queues limit <queue> --concurrency N` sets): nothing may be lost
+    /// or run twice under a cap either, and its slots must come back from the workers the
+    /// monkey kills and freezes.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub cap: Option<u32>,
+
     /// Seed for the monkey's and the producers' choices, to repeat a run.
     #[arg(long)]
     pub seed: Option<u64>,

@@ -131,6 +131,19 @@ pub async fn run(args: ChaosArgs, flotilla: PathBuf) -> anyhow::Result<()> {
     }
 }
 
+/// Caps each of the drill's queues at `cap` jobs running at once, before any worker starts.
+async fn cap_every_queue(conn: &mut SharedConnection, keys: &Keys, cap: u32) -> anyhow::Result<()> {
+    let limit = flotilla_proto::flow::QueueLimit {
+        concurrency: Some(cap),
+        ..Default::default()
+    };
+    for queue in ["critical", "default", "low"] {
+        flotilla_proto::flow::set_limit(conn, keys, queue, &limit, false).await?;
+    }
+    println!("chaos: every queue capped at {cap} jobs running at once, fleet-wide");
+    Ok(())
+}
+
 /// Runs the drill with its files in `dir` and judges it.
 async fn drill(args: &ChaosArgs, dir: &Path, flotilla: PathBuf) -> anyhow::Result<Verdict> {
     let seed = args.seed.unwrap_or_else(rand::random);
@@ -150,6 +163,9 @@ async fn drill(args: &ChaosArgs, dir: &Path, flotilla: PathBuf) -> anyhow::Resul
             ""
         },
     );
+    if let Some(cap) = args.cap {
+        cap_every_queue(&mut conn, &keys, cap).await?;
+    }
     let mut fleet = Fleet::new(flotilla, paths.clone())?;
     for _ in 0..args.schedulers {
         fleet.spawn(Role::Scheduler)?;
