@@ -59,8 +59,14 @@ impl Admin {
     /// Every queue's limit and its use, by queue name; a stored limit this version cannot
     /// read is an error naming it (workers do not serve that queue).
     pub async fn limits(&mut self) -> Result<Vec<LimitUse>, AdminError> {
+        self.limit_uses(true).await
+    }
+
+    /// Every readable limit and its use; with `strict`, a stored limit this version cannot
+    /// read is an error, else it is left out (the queue stats show the others).
+    pub(crate) async fn limit_uses(&mut self, strict: bool) -> Result<Vec<LimitUse>, AdminError> {
         let (limits, unreadable) = flow::read_limits(&mut self.conn, &self.keys).await?;
-        if let Some((queue, why)) = unreadable.into_iter().next() {
+        if let Some((queue, why)) = unreadable.into_iter().next().filter(|_| strict) {
             return Err(AdminError::UnreadableLimit { queue, why });
         }
         let mut uses = Vec::with_capacity(limits.len());
@@ -75,7 +81,8 @@ impl Admin {
     /// `queue`'s limit and its use, if it has one.
     pub async fn limit(&mut self, queue: &str) -> Result<Option<LimitUse>, AdminError> {
         let queue = queue_of_partition(queue);
-        Ok(self.limits().await?.into_iter().find(|l| l.queue == queue))
+        let uses = self.limit_uses(false).await?;
+        Ok(uses.into_iter().find(|l| l.queue == queue))
     }
 
     async fn slots_held(&mut self, queue: &str, limit: &QueueLimit) -> Result<u64, AdminError> {

@@ -59,7 +59,7 @@ impl Admin {
     pub async fn queue_stats(&mut self) -> Result<Vec<QueueStats>, AdminError> {
         let queues = group_by_queue(self.streams(None).await?);
         let paused = self.paused().await?;
-        let limits = self.limits().await?;
+        let limits = self.limit_uses(false).await?;
         let now = server_time_ms(&mut self.conn).await?;
         let mut stats = Vec::with_capacity(queues.len());
         for (queue, partitions) in queues {

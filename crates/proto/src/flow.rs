@@ -37,9 +37,12 @@ pub struct Rate {
 }
 
 impl Rate {
-    /// The time one job's start uses up: the interval over the count, in µs (at least 1).
+    /// The time one job's start uses up: the interval over the count, in µs, rounded up
+    /// (at least 1), so a rate is never allowed faster than it was set.
     pub fn spacing_us(&self) -> u64 {
-        (self.per.as_micros() as u64 / u64::from(self.count.max(1))).max(1)
+        (self.per.as_micros() as u64)
+            .div_ceil(u64::from(self.count.max(1)))
+            .max(1)
     }
 
     /// The burst a rate gets when none is given: a tenth of a second's worth of jobs, at

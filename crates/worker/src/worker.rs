@@ -136,7 +136,7 @@ impl Worker {
         self,
         paused: HashSet<String>,
         flow: Arc<Flow>,
-        given_back: mpsc::UnboundedReceiver<String>,
+        given_back: mpsc::UnboundedReceiver<(String, u64)>,
     ) -> (Arc<Shared>, Background) {
         let Worker {
             conn,

@@ -27,6 +27,13 @@ pub struct Admit<'a> {
     pub spare_starts: usize,
     /// Spare slots of the cap it would take beyond `wanted`, likewise.
     pub spare_slots: usize,
+    /// The slots of the cap it believes it holds: with its hold gone from Redis, the
+    /// admission answers that the hold ended rather than start a new one beside jobs
+    /// still running under the old.
+    pub believed: usize,
+    /// How many of the `wanted` jobs start in slots it holds already (spares of its own),
+    /// so the cap is not asked for them.
+    pub covered: usize,
 }
 
 /// What an admission allows.
@@ -39,6 +46,9 @@ pub struct Admission {
     pub spare_starts: usize,
     /// Spare slots of the cap granted beyond them, held by the worker for its next jobs.
     pub spare_slots: usize,
+    /// The worker's hold had ended (it stopped beating for a lease, and its slots went to
+    /// others): nothing was admitted, and its jobs under that hold run over the cap.
+    pub hold_ended: bool,
     /// How many more could start now; `None` when nothing bounds it.
     pub left: Option<usize>,
     /// When the rate has none left: how long until its next start.
@@ -64,6 +74,8 @@ impl ScriptCall for Admit<'_> {
             .arg(crate::millis(self.lease))
             .arg(self.spare_starts)
             .arg(self.spare_slots)
+            .arg(self.believed)
+            .arg(self.covered)
     }
 
     fn parse(value: redis::Value) -> Result<Admission, ScriptError> {
@@ -73,7 +85,7 @@ impl ScriptCall for Admit<'_> {
             None => None,
         }
         .ok_or_else(|| bad(&value))?;
-        let [admitted, spare_starts, spare_slots, left, wait_ms] = numbers[..] else {
+        let [admitted, spare_starts, spare_slots, left, wait_ms, ended] = numbers[..] else {
             return Err(bad(&value));
         };
         let count = |n: i64| usize::try_from(n).map_err(|_| bad(&value));
@@ -81,6 +93,7 @@ impl ScriptCall for Admit<'_> {
             admitted: count(admitted)?,
             spare_starts: count(spare_starts)?,
             spare_slots: count(spare_slots)?,
+            hold_ended: ended == 1,
             left: usize::try_from(left).ok(),
             next_in: (wait_ms > 0).then(|| Duration::from_millis(wait_ms.unsigned_abs())),
         })

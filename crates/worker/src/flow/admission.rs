@@ -5,6 +5,7 @@
 //! slot, if the queue has a cap); the rest of the queue's entries are held back, in
 //! order, until its next start is due. Entries of queues without limits pass untouched.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use flotilla_proto::flow::QueueLimit;
@@ -16,6 +17,7 @@ use crate::metrics::{Outcome, UNKNOWN_TYPE};
 use crate::shared::Shared;
 
 use super::CAP_RECHECK;
+use super::holds::Slot;
 
 /// How long entries are held back after an admission failed (Redis away, say).
 const AFTER_FAILURE: Duration = Duration::from_secs(1);
@@ -38,6 +40,9 @@ struct Group {
     queue: String,
     limit: QueueLimit,
     entries: Vec<(usize, Fetched)>,
+    /// Spare slots of the worker's own taken for the first of them (a capped queue whose
+    /// rate must still be asked): the cap is not asked for those.
+    own_slots: Vec<Arc<Slot>>,
 }
 
 /// Splits `fetched` into what may start now and what waits for its queue's limit.
@@ -61,10 +66,16 @@ pub(crate) async fn admit(shared: &Shared, fetched: Vec<Fetched>) -> Admitted {
         let rest = entries.split_off(spared.min(entries.len()));
         run.extend(with_slots(entries, slots, limit.concurrency.is_some()));
         if !rest.is_empty() {
+            let own_slots = if limit.concurrency.is_some() {
+                flow.holds.take_spare(&queue, rest.len())
+            } else {
+                Vec::new()
+            };
             groups.push(Group {
                 queue,
                 limit,
                 entries: rest,
+                own_slots,
             });
         }
     }
@@ -104,6 +115,8 @@ async fn ask_redis(
                 lease: shared.config.lease_ttl,
                 spare_starts,
                 spare_slots,
+                believed: flow.holds.held(&group.queue),
+                covered: group.own_slots.len(),
             }
         })
         .collect();
@@ -127,6 +140,7 @@ async fn ask_redis(
             queue,
             limit,
             mut entries,
+            mut own_slots,
         } = group;
         let admission = match reply {
             Ok(admission) => admission,
@@ -137,8 +151,23 @@ async fn ask_redis(
                 continue;
             }
         };
+        if admission.hold_ended {
+            // Frozen for a lease, this worker lost its hold: its jobs under it are stopped
+            // by the heartbeat, and these wait for a slot of a new hold.
+            tracing::warn!(queue = %queue, "concurrency slots lost: this worker stopped beating for a lease and its slots went to others");
+            flow.holds.hold_ended(&queue);
+            sooner(CAP_RECHECK);
+            held.extend(entries);
+            continue;
+        }
         let waiting = entries.split_off(admission.admitted.min(entries.len()));
-        let slots = flow.took(&queue, &limit, &admission);
+        // Its own spare slots first, then those the admission gave; own slots left over
+        // go back to its spares as they drop.
+        let from_own = own_slots.len().min(entries.len());
+        let rest_own = own_slots.split_off(from_own);
+        drop(rest_own);
+        let mut slots = own_slots;
+        slots.extend(flow.took(&queue, &limit, &admission, entries.len() - from_own));
         run.extend(with_slots(entries, slots, limit.concurrency.is_some()));
         if let Some(wait) = flow.admitted(&queue, &admission) {
             shared.metrics.limit_reached(&queue);
@@ -168,7 +197,7 @@ fn spares_to_ask(shared: &Shared, group: &Group) -> (usize, usize) {
 /// The entries, each with its cap slot when the queue has a cap.
 fn with_slots(
     entries: Vec<(usize, Fetched)>,
-    slots: Vec<std::sync::Arc<super::holds::Slot>>,
+    slots: Vec<Arc<Slot>>,
     capped: bool,
 ) -> impl Iterator<Item = (usize, Fetched)> {
     let mut slots = slots.into_iter();

@@ -2,12 +2,18 @@
 //! back once the job's last trace here is gone (its outcome written, or its entry handed
 //! back or dropped), in batches by [`GiveBack`]; the heartbeat renews the rest. While the
 //! cap is far from reached, a worker keeps the slots of ended jobs (and spares its
-//! admission gave) for its next jobs, and gives back those unused for a moment: a cap far
-//! above the load then costs almost no Redis call per job.
+//! admission gave) for its next jobs, and gives back those it did not need for a moment:
+//! a cap far above the load then costs almost no Redis call per job.
+//!
+//! A hold has a generation. When Redis says a hold ended (the worker stopped beating for
+//! a lease and others took its slots), the worker forgets it whole: the slots of its
+//! jobs are of an old generation, give nothing back to a newer hold, and the heartbeat
+//! stops the jobs that run under them.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use flotilla_proto::scripts::{self, Holds as HoldsCall, HoldsReply};
 use flotilla_proto::{Keys, SharedConnection};
@@ -16,50 +22,71 @@ use tokio_util::sync::CancellationToken;
 
 use super::Flow;
 
-/// How long a spare slot may go unused before it goes back to the queue.
+/// How often spare slots that were not needed go back: those left unused through a
+/// whole period.
 pub(crate) const SPARE_LINGER: Duration = Duration::from_millis(50);
 
 /// Slots held, by queue, and the way back for those given up.
 #[derive(Debug)]
 pub(crate) struct Holds {
     counts: Mutex<HashMap<String, Held>>,
-    given_back: mpsc::UnboundedSender<String>,
+    given_back: mpsc::UnboundedSender<(String, u64)>,
+    /// The generation the next hold gets.
+    next_generation: AtomicU64,
+    /// Told when a hold ended, so the heartbeat stops the jobs under it at once rather
+    /// than at its next beat.
+    pub lost: tokio::sync::Notify,
 }
 
-/// This worker's slots of one queue.
+/// This worker's hold of one queue's slots.
 #[derive(Debug, Clone, Copy)]
 struct Held {
+    generation: u64,
     /// Slots its hold in Redis counts: the spare ones and those of its jobs.
     slots: usize,
     /// Slots held for its next jobs (admitted as spares, or kept from jobs that ended).
     spare: usize,
+    /// The fewest spare slots since the last give-back: that many were not needed.
+    unneeded: usize,
     /// Whether a slot of an ended job is kept as a spare: the last admission found the
     /// cap far from reached. Otherwise it goes back at once.
     keep: bool,
-    /// When a spare slot was last taken or kept.
-    touched: Instant,
 }
 
 /// One job's slot in a capped queue: given back (or kept as a spare) when dropped.
 #[derive(Debug)]
 pub(crate) struct Slot {
     queue: String,
+    generation: u64,
     holds: Arc<Holds>,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.holds.job_ended(&self.queue);
+        self.holds.job_ended(&self.queue, self.generation);
+    }
+}
+
+impl Slot {
+    /// Whether the hold this slot belongs to is still this worker's: a job whose slot's
+    /// hold ended runs over the cap.
+    pub(crate) fn is_current(&self) -> bool {
+        self.holds
+            .counts()
+            .get(&self.queue)
+            .is_some_and(|held| held.generation == self.generation)
     }
 }
 
 impl Holds {
     /// The holds, and what `GiveBack` reads the slots given back from.
-    pub(crate) fn new() -> (Arc<Self>, mpsc::UnboundedReceiver<String>) {
+    pub(crate) fn new() -> (Arc<Self>, mpsc::UnboundedReceiver<(String, u64)>) {
         let (given_back, rx) = mpsc::unbounded_channel();
         let holds = Self {
             counts: Mutex::default(),
             given_back,
+            next_generation: AtomicU64::new(1),
+            lost: tokio::sync::Notify::new(),
         };
         (Arc::new(holds), rx)
     }
@@ -68,11 +95,12 @@ impl Holds {
         self.counts.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn slots(self: &Arc<Self>, queue: &str, n: usize) -> Vec<Arc<Slot>> {
+    fn slots(self: &Arc<Self>, queue: &str, generation: u64, n: usize) -> Vec<Arc<Slot>> {
         (0..n)
             .map(|_| {
                 Arc::new(Slot {
                     queue: queue.to_owned(),
+                    generation,
                     holds: Arc::clone(self),
                 })
             })
@@ -88,34 +116,35 @@ impl Holds {
         spare: usize,
         keep: bool,
     ) -> Vec<Arc<Slot>> {
-        {
+        let generation = {
             let mut counts = self.counts();
-            let held = counts.entry(queue.to_owned()).or_insert(Held {
+            let held = counts.entry(queue.to_owned()).or_insert_with(|| Held {
+                generation: self.next_generation.fetch_add(1, Ordering::Relaxed),
                 slots: 0,
                 spare: 0,
+                unneeded: 0,
                 keep,
-                touched: Instant::now(),
             });
             held.slots += n + spare;
             held.spare += spare;
             held.keep = keep;
-            held.touched = Instant::now();
-        }
-        self.slots(queue, n)
+            held.generation
+        };
+        self.slots(queue, generation, n)
     }
 
     /// Up to `n` of the spare slots of `queue`, for jobs about to start.
     pub(crate) fn take_spare(self: &Arc<Self>, queue: &str, n: usize) -> Vec<Arc<Slot>> {
-        let taken = match self.counts().get_mut(queue) {
+        let (taken, generation) = match self.counts().get_mut(queue) {
             Some(held) => {
                 let taken = n.min(held.spare);
                 held.spare -= taken;
-                held.touched = Instant::now();
-                taken
+                held.unneeded = held.unneeded.min(held.spare);
+                (taken, held.generation)
             }
-            None => 0,
+            None => (0, 0),
         };
-        self.slots(queue, taken)
+        self.slots(queue, generation, taken)
     }
 
     /// How many spare slots of `queue` this worker holds.
@@ -123,49 +152,57 @@ impl Holds {
         self.counts().get(queue).map_or(0, |held| held.spare)
     }
 
-    /// A job of `queue` ended: its slot is kept as a spare, or given back.
-    fn job_ended(&self, queue: &str) {
+    /// How many slots of `queue` this worker's hold counts, as far as it knows.
+    pub(crate) fn held(&self, queue: &str) -> usize {
+        self.counts().get(queue).map_or(0, |held| held.slots)
+    }
+
+    /// A job of `queue` ended: its slot is kept as a spare, or given back. A slot of a
+    /// hold that ended gives nothing back: Redis forgot that hold.
+    fn job_ended(&self, queue: &str, generation: u64) {
         let mut counts = self.counts();
-        let Some(held) = counts.get_mut(queue) else {
+        let Some(held) = counts.get_mut(queue).filter(|h| h.generation == generation) else {
             return;
         };
         if held.keep {
             held.spare += 1;
-            held.touched = Instant::now();
             return;
         }
+        // The hold stays known at zero slots, with its generation, so that this slot's
+        // give-back still counts if the worker takes slots again before it is sent.
         held.slots = held.slots.saturating_sub(1);
-        if held.slots == 0 {
-            counts.remove(queue);
-        }
         drop(counts);
         // The loop is gone only after the worker stopped; the lease frees the slot then.
-        let _ = self.given_back.send(queue.to_owned());
+        let _ = self.given_back.send((queue.to_owned(), generation));
     }
 
-    /// Takes out the spare slots to give back: those unused for `linger`, every one of a
-    /// queue whose cap is near, or, with `all`, every one.
-    fn spare_to_give_back(&self, linger: Duration, all: bool) -> Vec<(String, usize)> {
+    /// Takes out the spare slots to give back: those not needed since the last call,
+    /// every one of a queue whose cap is near, or, with `all`, every one.
+    fn spare_to_give_back(&self, all: bool) -> Vec<((String, u64), usize)> {
         let mut counts = self.counts();
         let mut back = Vec::new();
         for (queue, held) in counts.iter_mut() {
-            if held.spare > 0 && (all || !held.keep || held.touched.elapsed() >= linger) {
-                back.push((queue.clone(), held.spare));
-                held.slots = held.slots.saturating_sub(held.spare);
-                held.spare = 0;
+            let n = if all || !held.keep {
+                held.spare
+            } else {
+                held.unneeded.min(held.spare)
+            };
+            if n > 0 {
+                back.push(((queue.clone(), held.generation), n));
+                held.slots = held.slots.saturating_sub(n);
+                held.spare -= n;
             }
+            held.unneeded = held.spare;
         }
-        counts.retain(|_, held| held.slots > 0);
         back
     }
 
-    /// The renewal found this worker's hold of `queue` ended: its spare slots went with
-    /// it (its jobs' slots are given back as they end, to no effect).
+    /// Redis said this worker's hold of `queue` ended (it stopped beating for a lease and
+    /// its slots went to others): the hold is forgotten, with its spares; its jobs' slots
+    /// are of an old generation from now on.
     pub(crate) fn hold_ended(&self, queue: &str) {
-        if let Some(held) = self.counts().get_mut(queue) {
-            held.slots = held.slots.saturating_sub(held.spare);
-            held.spare = 0;
-            held.keep = false;
+        if self.counts().remove(queue).is_some() {
+            self.lost.notify_one();
         }
     }
 
@@ -177,9 +214,20 @@ impl Holds {
         }
     }
 
+    /// Whether `generation` is the hold of `queue` this worker has now.
+    fn is_current(&self, queue: &str, generation: u64) -> bool {
+        self.counts()
+            .get(queue)
+            .is_some_and(|held| held.generation == generation)
+    }
+
     /// The queues this worker holds slots of now, for the heartbeat to renew.
     pub(crate) fn held_queues(&self) -> Vec<String> {
-        self.counts().keys().cloned().collect()
+        self.counts()
+            .iter()
+            .filter(|(_, held)| held.slots > 0)
+            .map(|(queue, _)| queue.clone())
+            .collect()
     }
 }
 
@@ -194,36 +242,40 @@ pub(crate) struct GiveBack {
 
 impl GiveBack {
     /// Gives slots back as their jobs end, those of a moment in one call per queue, and
-    /// spare slots once unused for [`SPARE_LINGER`]; opens each queue's gate for this
-    /// worker's next read. Runs until `stop`, then gives back what is left. A call that
-    /// fails is not retried: the lease frees the slots.
+    /// every [`SPARE_LINGER`] the spare slots not needed through it; opens each queue's
+    /// gate for this worker's next read. A give-back that fails is tried again with the
+    /// next. Runs until `stop`, then gives back what is left.
     pub(crate) async fn run(
         self,
-        mut rx: mpsc::UnboundedReceiver<String>,
+        mut rx: mpsc::UnboundedReceiver<(String, u64)>,
         stop: CancellationToken,
     ) {
         let mut linger = tokio::time::interval(SPARE_LINGER);
         linger.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Slots to give back, by queue and the generation of the hold they belong to.
+        let mut batch: HashMap<(String, u64), usize> = HashMap::new();
         loop {
-            let mut batch: HashMap<String, usize> = HashMap::new();
+            let mut lingered = false;
             tokio::select! {
                 first = rx.recv() => {
-                    if let Some(queue) = first {
-                        *batch.entry(queue).or_default() += 1;
+                    if let Some(slot) = first {
+                        *batch.entry(slot).or_default() += 1;
                     }
                 }
-                _ = linger.tick() => {}
+                _ = linger.tick() => lingered = true,
                 () = stop.cancelled() => {}
             }
-            while let Ok(queue) = rx.try_recv() {
-                *batch.entry(queue).or_default() += 1;
+            while let Ok(slot) = rx.try_recv() {
+                *batch.entry(slot).or_default() += 1;
             }
             let stopping = stop.is_cancelled();
-            for (queue, spare) in self.flow.holds.spare_to_give_back(SPARE_LINGER, stopping) {
-                *batch.entry(queue).or_default() += spare;
+            if lingered || stopping {
+                for (slot, spare) in self.flow.holds.spare_to_give_back(stopping) {
+                    *batch.entry(slot).or_default() += spare;
+                }
             }
             if !batch.is_empty() {
-                self.send(batch).await;
+                batch = self.send(batch).await;
             }
             if stopping {
                 return;
@@ -231,34 +283,50 @@ impl GiveBack {
         }
     }
 
-    async fn send(&self, batch: HashMap<String, usize>) {
-        let calls: Vec<HoldsCall> = batch
+    /// Gives back `batch`; answers what could not be, to try again. Slots of a hold that
+    /// ended meanwhile are dropped: Redis forgot that hold, and a newer one must not lose
+    /// them.
+    async fn send(
+        &self,
+        mut batch: HashMap<(String, u64), usize>,
+    ) -> HashMap<(String, u64), usize> {
+        let holds = &self.flow.holds;
+        batch.retain(|(queue, generation), _| holds.is_current(queue, *generation));
+        let calls: Vec<(u64, HoldsCall)> = batch
             .iter()
-            .map(|(queue, &given_back)| HoldsCall {
-                queue,
-                worker: &self.worker_id,
-                given_back,
-                lease: self.lease,
+            .map(|((queue, generation), &given_back)| {
+                let call = HoldsCall {
+                    queue,
+                    worker: &self.worker_id,
+                    given_back,
+                    lease: self.lease,
+                };
+                (*generation, call)
             })
             .collect();
+        let (generations, calls): (Vec<u64>, Vec<HoldsCall>) = calls.into_iter().unzip();
         let mut conn = self.conn.clone();
-        match scripts::run_all(&mut conn, &self.keys, &calls).await {
-            Ok(replies) => {
-                for (call, reply) in calls.iter().zip(replies) {
-                    match reply {
-                        Ok(HoldsReply::Holding(_)) => self.flow.reopen(call.queue),
-                        Ok(HoldsReply::Ended) => {
-                            self.flow.holds.hold_ended(call.queue);
-                            self.flow.reopen(call.queue);
-                        }
-                        Err(e) => tracing::warn!(queue = %call.queue,
-                            "could not give back concurrency slots (their lease frees them): {e}"),
-                    }
+        let replies = match scripts::run_all(&mut conn, &self.keys, &calls).await {
+            Ok(replies) => replies,
+            Err(e) => {
+                tracing::warn!("could not give back concurrency slots (will try again): {e}");
+                return batch;
+            }
+        };
+        let mut failed = HashMap::new();
+        for ((call, generation), reply) in calls.iter().zip(generations).zip(replies) {
+            match reply {
+                Ok(HoldsReply::Holding(_)) => self.flow.reopen(call.queue),
+                Ok(HoldsReply::Ended) => {
+                    self.flow.holds.hold_ended(call.queue);
+                    self.flow.reopen(call.queue);
+                }
+                Err(e) => {
+                    tracing::warn!(queue = %call.queue, "could not give back concurrency slots (will try again): {e}");
+                    failed.insert((call.queue.to_owned(), generation), call.given_back);
                 }
             }
-            Err(e) => tracing::warn!(
-                "could not give back concurrency slots (their lease frees them): {e}"
-            ),
         }
+        failed
     }
 }

@@ -54,6 +54,9 @@ pub(crate) struct Flow {
     /// The worker's concurrency: it keeps spare slots only while the cap has twice that
     /// left.
     concurrency: usize,
+    /// Wakes entries held back when they may start sooner than they were told: a limit
+    /// changed, or this worker gave back a slot.
+    pub changed: tokio::sync::Notify,
 }
 
 impl Flow {
@@ -61,6 +64,7 @@ impl Flow {
     pub(crate) fn new(holds: Arc<Holds>, concurrency: usize) -> Self {
         Self {
             concurrency,
+            changed: tokio::sync::Notify::new(),
             limits: RwLock::default(),
             unreadable: RwLock::default(),
             gates: Mutex::default(),
@@ -101,6 +105,7 @@ impl Flow {
                 }
             }
             *known = limits;
+            self.changed.notify_waiters();
         }
         Ok(())
     }
@@ -149,25 +154,21 @@ impl Flow {
     }
 
     /// How many entries a read of `stream` may take when `count` are wanted: for a
-    /// limited queue, no more than could start when it was last asked (before it was
-    /// asked, its cap or its burst), so that a read seldom takes what must wait.
+    /// limited queue, no more than could start when it was last asked, so that a read
+    /// seldom takes what must wait.
     pub(crate) fn read_size(&self, stream: &str, count: usize) -> usize {
-        let Some(limit) = self.limit_of(stream) else {
+        if self.limit_of(stream).is_none() {
             return count;
-        };
-        let gate = self
+        }
+        // Before the first admission (or after this worker gave back a slot), one entry:
+        // a read never takes a batch it would hold back, keeping its local slots from
+        // other queues.
+        let allowance = self
             .gates()
             .get(queue_of_partition(stream))
-            .copied()
-            .unwrap_or_default();
-        let burst = limit.burst_in_force() as usize;
-        let first_guess = match (limit.rate, limit.concurrency) {
-            (Some(_), Some(cap)) => burst.min(cap as usize),
-            (Some(_), None) => burst,
-            (None, Some(cap)) => cap as usize,
-            (None, None) => count,
-        };
-        count.min(gate.allowance.unwrap_or(first_guess)).max(1)
+            .and_then(|gate| gate.allowance)
+            .unwrap_or(1);
+        count.min(allowance).max(1)
     }
 
     /// When the first closed gate may open again, if any is closed: its next start, or,
@@ -238,22 +239,21 @@ impl Flow {
         (covered, slots)
     }
 
-    /// Takes what an admission of `queue` gave: the slots of the admitted jobs (when the
-    /// queue has a cap), and its spares, kept for this worker's next jobs.
+    /// Takes what an admission of `queue` gave: `new_slots` slots for admitted jobs (when
+    /// the queue has a cap), and its spares, kept for this worker's next jobs. Spare
+    /// starts replace any left from before, so none is used later than
+    /// [`SPARE_STARTS_FOR`] after it was given.
     pub(crate) fn took(
         &self,
         queue: &str,
         limit: &QueueLimit,
         admission: &Admission,
+        new_slots: usize,
     ) -> Vec<Arc<Slot>> {
         if limit.rate.is_some() && admission.spare_starts > 0 {
             let until = Instant::now() + SPARE_STARTS_FOR;
-            let mut starts = self.spare_starts();
-            let entry = starts.entry(queue.to_owned()).or_insert((0, until));
-            if entry.1 <= Instant::now() {
-                entry.0 = 0;
-            }
-            *entry = (entry.0 + admission.spare_starts, until);
+            self.spare_starts()
+                .insert(queue.to_owned(), (admission.spare_starts, until));
         }
         if limit.concurrency.is_none() {
             return Vec::new();
@@ -264,11 +264,12 @@ impl Flow {
             .left
             .is_none_or(|left| left >= 2 * self.concurrency);
         self.holds
-            .took(queue, admission.admitted, admission.spare_slots, keep)
+            .took(queue, new_slots, admission.spare_slots, keep)
     }
 
     /// Opens `queue`'s gate: this worker just gave back slots of it.
     pub(crate) fn reopen(&self, queue: &str) {
+        self.changed.notify_waiters();
         if let Some(gate) = self.gates().get_mut(queue) {
             gate.closed_until = None;
             gate.allowance = None;

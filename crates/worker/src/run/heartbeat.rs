@@ -62,6 +62,8 @@ impl Heartbeat {
                         continue;
                     }
                 }
+                // A hold of concurrency slots ended: stop the jobs under it now.
+                () = self.flow.holds.lost.notified() => {}
                 _ = stop.cancelled() => return,
             }
             if let Err(e) = self.beat().await {
@@ -139,11 +141,10 @@ impl Heartbeat {
             .cmd()
         }));
         commands.push(self.registry_call());
-        let sent = std::time::Instant::now();
         let mut conn = self.conn.clone();
         let mut replies = scripts::exec_pipeline(&mut conn, &commands).await?;
         let hold_replies = replies.split_off(groups.len());
-        self.stop_over_cap(&held_queues, hold_replies, sent);
+        self.stop_over_cap(&held_queues, hold_replies);
         let mut to_stop = Vec::new();
         for ((queue, attempts), reply) in groups.iter().zip(replies) {
             let states = match RefreshEntries::parse_result(reply) {
@@ -194,32 +195,27 @@ impl Heartbeat {
         Ok(())
     }
 
-    /// Stops the attempts that began before `sent` under a hold the renewal found ended:
-    /// this worker stopped beating for a lease (frozen, say), its slots went to others,
-    /// and its jobs of that queue, reclaimed meanwhile, would run over the cap.
+    /// Takes the renewals' replies, then stops every attempt whose slot belongs to a hold
+    /// that ended (found by a renewal, a give-back or an admission): this worker stopped
+    /// beating for a lease (frozen, say), its slots went to others, and its jobs under
+    /// that hold, reclaimed meanwhile, would run over the cap.
     fn stop_over_cap(
         &self,
         held_queues: &[String],
         replies: Vec<redis::RedisResult<redis::Value>>,
-        sent: std::time::Instant,
     ) {
         for (queue, reply) in held_queues.iter().zip(replies) {
             match HoldsCall::parse_result(reply) {
                 Ok(HoldsReply::Holding(_)) => {}
-                Ok(HoldsReply::Ended) => {
-                    self.flow.holds.hold_ended(queue);
-                    for attempt in self.inflight.snapshot() {
-                        if attempt.slot.is_some()
-                            && flotilla_proto::queue_of_partition(&attempt.queue) == queue
-                            && attempt.began < sent
-                        {
-                            tracing::warn!(job = %attempt.job_id, queue = %attempt.queue, r#type = %attempt.job_type,
-                                "concurrency slot lost: this worker stopped beating for a lease and its slots went to others; stopping");
-                            attempt.stop(Outcome::Stale);
-                        }
-                    }
-                }
+                Ok(HoldsReply::Ended) => self.flow.holds.hold_ended(queue),
                 Err(e) => tracing::warn!(queue = %queue, "could not renew concurrency slots: {e}"),
+            }
+        }
+        for attempt in self.inflight.snapshot() {
+            if attempt.slot.as_ref().is_some_and(|slot| !slot.is_current()) {
+                tracing::warn!(job = %attempt.job_id, queue = %attempt.queue, r#type = %attempt.job_type,
+                    "concurrency slot lost: this worker stopped beating for a lease and its slots went to others; stopping");
+                attempt.stop(Outcome::Stale);
             }
         }
     }

@@ -15,7 +15,7 @@ use crate::flow::{Flow, admission};
 use crate::shared::Shared;
 
 use super::begin::still_pending;
-use super::{hand_back_unstarted, start_admitted};
+use super::{hand_back_unstarted, put_back_paused, start_admitted};
 
 /// Held entries, in order, with their slots.
 pub(super) struct HeldBack {
@@ -95,12 +95,26 @@ impl HeldBack {
             let nap = ask_at
                 .saturating_duration_since(Instant::now())
                 .min(refresh_every);
+            let changed = self.flow.changed.notified();
             tokio::select! {
                 () = tokio::time::sleep(nap) => {}
+                // A limit changed, or this worker gave back a slot: ask at once.
+                () = changed => ask_at = Instant::now(),
                 _ = shutdown.triggered() => {
                     hand_back_unstarted(shared, std::mem::take(&mut self.entries)).await;
                     return;
                 }
+            }
+            // Paused while they waited: back to the stream, unrun, as a fetched entry of
+            // a paused queue goes.
+            let (paused, waiting): (Vec<Fetched>, Vec<Fetched>) = std::mem::take(&mut self.entries)
+                .into_iter()
+                .partition(|f| shared.is_paused(&f.queue));
+            self.entries = waiting;
+            if !paused.is_empty() {
+                self.permits.truncate(self.entries.len());
+                self.count();
+                put_back_paused(shared, paused).await;
             }
             if refreshed.elapsed() >= refresh_every {
                 let entries = std::mem::take(&mut self.entries);

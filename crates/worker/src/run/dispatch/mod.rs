@@ -173,7 +173,7 @@ pub(super) async fn hand_back_unstarted(shared: &Arc<Shared>, entries: Vec<Fetch
 /// Returns entries of paused queues unrun and uncharged: fast-path ones through
 /// `handback` (which keeps their job id), the others with one `putback` call per queue.
 /// Malformed ones are dead-lettered as they would be anyway.
-async fn put_back_paused(shared: &Arc<Shared>, entries: Vec<Fetched>) {
+pub(super) async fn put_back_paused(shared: &Arc<Shared>, entries: Vec<Fetched>) {
     let mut plans = Plans::new(shared, entries);
     for plan in std::mem::take(&mut plans.fast) {
         begin_fast(shared, plan, None).await;
