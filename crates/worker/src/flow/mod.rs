@@ -160,9 +160,8 @@ impl Flow {
         if self.limit_of(stream).is_none() {
             return count;
         }
-        // Before the first admission (or after this worker gave back a slot), one entry:
-        // a read never takes a batch it would hold back, keeping its local slots from
-        // other queues.
+        // Before the first admission, one entry: a read never takes a batch it would hold
+        // back, keeping its local slots from other queues.
         let allowance = self
             .gates()
             .get(queue_of_partition(stream))
@@ -270,9 +269,10 @@ impl Flow {
     /// Opens `queue`'s gate: this worker just gave back slots of it.
     pub(crate) fn reopen(&self, queue: &str) {
         self.changed.notify_waiters();
+        // The gate opens; reads keep to what the last admission said could start (one
+        // entry, if it found the limit reached), and the next admission says more.
         if let Some(gate) = self.gates().get_mut(queue) {
             gate.closed_until = None;
-            gate.allowance = None;
         }
     }
 }
