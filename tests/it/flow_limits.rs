@@ -24,6 +24,61 @@ async fn limit_default(env: &Env, limit: QueueLimit) {
         .expect("limit set");
 }
 
+/// Caps `default` at `cap` jobs running at once.
+async fn cap_default(env: &Env, cap: u32) {
+    let limit = QueueLimit {
+        concurrency: Some(cap),
+        ..QueueLimit::default()
+    };
+    limit_default(env, limit).await;
+}
+
+/// Starts `count` in-process workers of `concurrency` slots each.
+async fn start_workers(
+    env: &Env,
+    count: usize,
+    concurrency: usize,
+    registry: &Registry,
+) -> Vec<InProcessWorker> {
+    let mut workers = Vec::new();
+    for _ in 0..count {
+        let config = flotilla_worker::WorkerConfig {
+            concurrency,
+            ..fast_config()
+        };
+        workers.push(InProcessWorker::start(&env.url(), config, registry.clone()).await);
+    }
+    workers
+}
+
+async fn stop_all(workers: Vec<InProcessWorker>) {
+    for worker in workers {
+        worker.stop().await;
+    }
+}
+
+/// Waits until live workers hold `held` slots of `default`'s cap.
+async fn wait_slots_held(env: &Env, held: u64, what: &str) {
+    eventually(LONG, what, || async {
+        let now = flow::slots_held(&mut env.conn.clone(), &env.keys, "default")
+            .await
+            .ok()?;
+        (now == held).then_some(())
+    })
+    .await;
+}
+
+/// A registry whose `tick` handler notes when each job started.
+fn ticking(starts: &Arc<Mutex<Vec<Instant>>>) -> Registry {
+    let mut registry = Registry::new();
+    let recorded = Arc::clone(starts);
+    registry.register_fn("tick", move |_: serde_json::Value, _: JobContext| {
+        recorded.lock().expect("lock").push(Instant::now());
+        async { Ok::<_, flotilla_worker::HandlerError>(json!(null)) }
+    });
+    registry
+}
+
 /// Enqueues `count` jobs of `job_type` on `default` in one bulk call; their ids.
 async fn enqueue_many(env: &Env, job_type: &str, count: usize) -> Vec<String> {
     let jobs = (0..count)
@@ -73,25 +128,11 @@ async fn a_rate_limit_holds_in_every_second_across_four_workers() {
     );
     assert!(said.contains("limited to rate 100/s (burst 10)"), "{said}");
     let starts: Arc<Mutex<Vec<Instant>>> = Arc::default();
-    let mut registry = Registry::new();
-    let recorded = Arc::clone(&starts);
-    registry.register_fn("tick", move |_: serde_json::Value, _: JobContext| {
-        recorded.lock().expect("lock").push(Instant::now());
-        async { Ok::<_, flotilla_worker::HandlerError>(json!(null)) }
-    });
+    let registry = ticking(&starts);
     enqueue_many(&env, "tick", 1500).await;
-    let mut workers = Vec::new();
-    for _ in 0..4 {
-        let config = flotilla_worker::WorkerConfig {
-            concurrency: 20,
-            ..fast_config()
-        };
-        workers.push(InProcessWorker::start(&env.url(), config, registry.clone()).await);
-    }
+    let workers = start_workers(&env, 4, 20, &registry).await;
     tokio::time::sleep(Duration::from_millis(10_500)).await;
-    for worker in workers {
-        worker.stop().await;
-    }
+    stop_all(workers).await;
     let starts = starts.lock().expect("lock").clone();
     let busiest = busiest_window(&starts, Duration::from_secs(1));
     assert!(
@@ -140,34 +181,18 @@ fn counting_registry(
 #[tokio::test]
 async fn a_concurrency_cap_is_never_exceeded_across_four_workers() {
     let env = Env::start().await;
-    limit_default(
-        &env,
-        QueueLimit {
-            concurrency: Some(3),
-            ..QueueLimit::default()
-        },
-    )
-    .await;
+    cap_default(&env, 3).await;
     let (running, most) = (Arc::default(), Arc::default());
     let registry = counting_registry(&running, &most, Duration::from_millis(40));
     let ids = enqueue_many(&env, "capped", 60).await;
-    let mut workers = Vec::new();
-    for _ in 0..4 {
-        let config = flotilla_worker::WorkerConfig {
-            concurrency: 20,
-            ..fast_config()
-        };
-        workers.push(InProcessWorker::start(&env.url(), config, registry.clone()).await);
-    }
+    let workers = start_workers(&env, 4, 20, &registry).await;
     let started = Instant::now();
     for id in &ids {
         env.wait_status("default", id, Status::Completed, LONG)
             .await;
     }
     let took = started.elapsed();
-    for worker in workers {
-        worker.stop().await;
-    }
+    stop_all(workers).await;
     let most = most.load(Ordering::SeqCst);
     assert_eq!(most, 3, "at most three ran at once, and the cap was used");
     // 60 jobs of 40 ms three at a time take 0.8 s of running; the slots must not idle
@@ -182,25 +207,12 @@ async fn a_concurrency_cap_is_never_exceeded_across_four_workers() {
 #[tokio::test]
 async fn the_slots_of_a_killed_worker_come_back_after_its_lease() {
     let env = Env::start().await;
-    limit_default(
-        &env,
-        QueueLimit {
-            concurrency: Some(1),
-            ..QueueLimit::default()
-        },
-    )
-    .await;
+    cap_default(&env, 1).await;
     let mut doomed = WorkerProcess::start(&env.url(), &[], None);
     let long = env.enqueue("sleep", json!({"ms": 1000})).await;
     env.wait_status("default", &long, Status::Running, LONG)
         .await;
-    eventually(LONG, "the running job to hold the only slot", || async {
-        let held = flow::slots_held(&mut env.conn.clone(), &env.keys, "default")
-            .await
-            .ok()?;
-        (held == 1).then_some(())
-    })
-    .await;
+    wait_slots_held(&env, 1, "the running job to hold the only slot").await;
     doomed.signal("KILL");
     doomed.wait_exit(LONG);
     let after = env.enqueue("noop", json!({})).await;
@@ -213,13 +225,7 @@ async fn the_slots_of_a_killed_worker_come_back_after_its_lease() {
     assert_eq!(reclaimed.attempts, 2, "run again after its worker died");
     env.wait_status("default", &after, Status::Completed, LONG)
         .await;
-    eventually(LONG, "every slot given back", || async {
-        let held = flow::slots_held(&mut env.conn.clone(), &env.keys, "default")
-            .await
-            .ok()?;
-        (held == 0).then_some(())
-    })
-    .await;
+    wait_slots_held(&env, 0, "every slot given back").await;
     worker.stop().await;
 }
 
@@ -348,25 +354,11 @@ async fn spare_slots_never_take_a_cap_past_its_size_and_all_go_back() {
     // Four workers of ten against a cap of 25: early admissions find the cap far from
     // reached and give spares (each worker keeps the slots of its ended jobs); later
     // ones do not. Either way no more than 25 run at once.
-    limit_default(
-        &env,
-        QueueLimit {
-            concurrency: Some(25),
-            ..QueueLimit::default()
-        },
-    )
-    .await;
+    cap_default(&env, 25).await;
     let (running, most) = (Arc::default(), Arc::default());
     let registry = counting_registry(&running, &most, Duration::from_millis(20));
     enqueue_many(&env, "capped", 600).await;
-    let mut workers = Vec::new();
-    for _ in 0..4 {
-        let config = flotilla_worker::WorkerConfig {
-            concurrency: 10,
-            ..fast_config()
-        };
-        workers.push(InProcessWorker::start(&env.url(), config, registry.clone()).await);
-    }
+    let workers = start_workers(&env, 4, 10, &registry).await;
     wait_drained(&env).await;
     let most = most.load(Ordering::SeqCst);
     assert!(
@@ -374,16 +366,8 @@ async fn spare_slots_never_take_a_cap_past_its_size_and_all_go_back() {
         "{most} ran at once under a cap of 25"
     );
     // Spare slots unused for a moment go back while the workers still run.
-    eventually(LONG, "every spare slot given back", || async {
-        let held = flow::slots_held(&mut env.conn.clone(), &env.keys, "default")
-            .await
-            .ok()?;
-        (held == 0).then_some(())
-    })
-    .await;
-    for worker in workers {
-        worker.stop().await;
-    }
+    wait_slots_held(&env, 0, "every spare slot given back").await;
+    stop_all(workers).await;
 }
 
 #[tokio::test]
@@ -401,25 +385,11 @@ async fn spare_starts_keep_a_busy_rate_within_its_bound() {
     )
     .await;
     let starts: Arc<Mutex<Vec<Instant>>> = Arc::default();
-    let mut registry = Registry::new();
-    let recorded = Arc::clone(&starts);
-    registry.register_fn("tick", move |_: serde_json::Value, _: JobContext| {
-        recorded.lock().expect("lock").push(Instant::now());
-        async { Ok::<_, flotilla_worker::HandlerError>(json!(null)) }
-    });
+    let registry = ticking(&starts);
     enqueue_many(&env, "tick", 2500).await;
-    let mut workers = Vec::new();
-    for _ in 0..4 {
-        let config = flotilla_worker::WorkerConfig {
-            concurrency: 20,
-            ..fast_config()
-        };
-        workers.push(InProcessWorker::start(&env.url(), config, registry.clone()).await);
-    }
+    let workers = start_workers(&env, 4, 20, &registry).await;
     wait_drained(&env).await;
-    for worker in workers {
-        worker.stop().await;
-    }
+    stop_all(workers).await;
     let starts = starts.lock().expect("lock").clone();
     let busiest = busiest_window(&starts, Duration::from_secs(1));
     assert!(
@@ -435,26 +405,13 @@ async fn spare_starts_keep_a_busy_rate_within_its_bound() {
 #[tokio::test]
 async fn a_frozen_worker_that_wakes_gives_up_the_slot_that_went_to_another() {
     let env = Env::start().await;
-    limit_default(
-        &env,
-        QueueLimit {
-            concurrency: Some(1),
-            ..QueueLimit::default()
-        },
-    )
-    .await;
+    cap_default(&env, 1).await;
     let frozen = WorkerProcess::start(&env.url(), flotilla_tests::JSON_LOGS, None);
     let job = env.enqueue("sleep", json!({"ms": 2500})).await;
     let first = env
         .wait_status("default", &job, Status::Running, LONG)
         .await;
-    eventually(LONG, "the running job to hold the only slot", || async {
-        let held = flow::slots_held(&mut env.conn.clone(), &env.keys, "default")
-            .await
-            .ok()?;
-        (held == 1).then_some(())
-    })
-    .await;
+    wait_slots_held(&env, 1, "the running job to hold the only slot").await;
     frozen.signal("STOP");
     // Past its lease the frozen worker counts as gone: another takes the job over, and
     // its slot with it.
@@ -483,27 +440,14 @@ async fn a_frozen_worker_that_wakes_gives_up_the_slot_that_went_to_another() {
         .wait_status("default", &job, Status::Completed, LONG)
         .await;
     assert_ne!(done.worker, first.worker, "completed by the other worker");
-    eventually(LONG, "every slot given back", || async {
-        let held = flow::slots_held(&mut env.conn.clone(), &env.keys, "default")
-            .await
-            .ok()?;
-        (held == 0).then_some(())
-    })
-    .await;
+    wait_slots_held(&env, 0, "every slot given back").await;
     other.stop().await;
 }
 
 #[tokio::test]
 async fn metrics_show_a_limit_reached_and_the_jobs_it_held_back() {
     let env = Env::start().await;
-    limit_default(
-        &env,
-        QueueLimit {
-            concurrency: Some(1),
-            ..QueueLimit::default()
-        },
-    )
-    .await;
+    cap_default(&env, 1).await;
     // Two workers read the queue at once while one job may run: one of them holds its
     // entry back until the other's job ends.
     let addrs = [free_local_addr(), free_local_addr()];
