@@ -210,7 +210,7 @@ fn with_slots(
 }
 
 /// Counts entries held back, as the `throttled` outcome of their queue and type.
-pub(crate) fn count_held(shared: &Shared, held: &[Fetched]) {
+pub(crate) fn count_throttled(shared: &Shared, held: &[Fetched]) {
     for entry in held {
         let job_type = entry
             .entry

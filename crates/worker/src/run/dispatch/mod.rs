@@ -104,7 +104,7 @@ async fn start(
     }
     let admitted = admission::admit(shared, fetched).await;
     if !admitted.held.is_empty() {
-        admission::count_held(shared, &admitted.held);
+        admission::count_throttled(shared, &admitted.held);
         let kept = permits.len().saturating_sub(admitted.held.len());
         let held_permits = permits.split_off(kept);
         let held = HeldBack::new(shared, admitted.held, held_permits, sent);
