@@ -10,10 +10,12 @@ export type StatusName =
   | "completed"
   | "failed"
   | "dead"
-  | "cancelled";
+  | "cancelled"
+  /** Not started by its `expiresAt` (protocol 2.16): ended without running. */
+  | "expired";
 
 /** The states a job stays in without an operator: what `wait` waits for. */
-export declare const TERMINAL_STATUSES: readonly ["completed", "dead", "cancelled"];
+export declare const TERMINAL_STATUSES: readonly ["completed", "dead", "cancelled", "expired"];
 
 export interface ClientOptions {
   /** Prefix of every key. Default "flotilla". */
@@ -46,10 +48,18 @@ export interface EnqueueOptions {
   timeoutMs?: number;
   /** `fixed:MS`, `exponential:BASE_MS:CAP_MS` or `list:MS,MS,...`. Default `exponential:1000:600000`. */
   backoff?: string;
+  /**
+   * Never start the job later than this long from now (by this process's clock), at least
+   * 1 ms: not started by then (its queue paused or backed up, its retry due later), it ends
+   * as `expired`, unrun; one already running finishes. Default: it never expires.
+   */
+  expiresInMs?: number;
+  /** As `expiresInMs`, at this time: ms since the Unix epoch, at most 32503680000000 (the year 3000). Give one or the other. */
+  expiresAtMs?: number;
 }
 
 export interface UniqueOptions extends EnqueueOptions {
-  /** How long the key is held at most; unless `holdForTtl`, it is released earlier when the job completes or is cancelled. Default 3600000 (an hour). */
+  /** How long the key is held at most; unless `holdForTtl`, it is released earlier when the job completes, is cancelled or expires. Default 3600000 (an hour). */
   ttlMs?: number;
   /** Run this long from now, on the Redis server's clock. */
   delayMs?: number;
@@ -110,6 +120,8 @@ export interface JobStatus {
   runAt: number | null;
   /** When a `failed` job's retry is due, ms since the Unix epoch; null in any other state. */
   nextRunAt: number | null;
+  /** When the job may no longer start, ms since the Unix epoch, where its record, entry or waiting entry says so; null when it never expires, or nothing kept says (a completion). */
+  expiresAt: number | null;
 }
 
 export declare class Client {
@@ -150,7 +162,7 @@ export declare class Client {
    * `id` is the job's id within its queue or its full id.
    */
   status(id: string, options?: StatusOptions): Promise<JobStatus | null>;
-  /** Resolves once the job is completed, dead or cancelled (a `scheduled` or `failed` job is waited for); rejects with WaitTimeoutError after `timeoutMs`. */
+  /** Resolves once the job is completed, dead, cancelled or expired (a `scheduled` or `failed` job is waited for); rejects with WaitTimeoutError after `timeoutMs`. */
   wait(id: string, options?: WaitOptions): Promise<JobStatus>;
 }
 
@@ -171,7 +183,7 @@ export declare class FlotillaError extends Error {}
 /** A job or option the protocol refuses, caught before anything is written. */
 export declare class InvalidJobError extends FlotillaError {
   constructor(field: string, reason: string, value?: unknown);
-  /** The argument or option at fault: "type", "queue", "id", "uniqueKey", "payload", "maxAttempts", … */
+  /** The argument or option at fault: "type", "queue", "id", "uniqueKey", "payload", "maxAttempts", "expiresInMs", … */
   readonly field: string;
 }
 

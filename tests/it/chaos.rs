@@ -92,6 +92,54 @@ fn a_short_drill_loses_nothing_and_says_so() {
     );
 }
 
+#[test]
+fn under_chaos_a_concurrency_cap_is_never_exceeded_and_no_slot_leaks() {
+    let dir = tempfile::tempdir().expect("dir");
+    let report = dir.path().join("verdict.json");
+    let output = Command::new(env!("CARGO_BIN_EXE_flotilla-it"))
+        .args(["chaos", "--duration", "30s", "--workers", "4"])
+        .args([
+            "--jobs",
+            "600",
+            "--job-ms",
+            "800",
+            "--kill-every",
+            "2s",
+            "--cap",
+            "3",
+        ])
+        .arg("--json")
+        .arg(&report)
+        .env_remove("FLOTILLA_CONFIG")
+        .env_remove("FLOTILLA_REDIS_URL")
+        .output()
+        .expect("flotilla chaos runs");
+    let (printed, verdict) = verdict_of(&output, &report);
+    let at = |path: &str| verdict.pointer(path).cloned().unwrap_or(Value::Null);
+    assert_eq!(at("/passed"), Value::Bool(true), "{printed}");
+    assert_eq!(at("/jobs/completed"), 600, "{printed}");
+    assert_eq!(at("/jobs/lost"), 0, "{printed}");
+    // Counted outside Redis, from the handlers' own ledger: never more than three of a
+    // queue's jobs at once, and the cap was reached (the check had something to hold).
+    assert_eq!(at("/cap/moments_over_cap"), 0, "{printed}");
+    let most = at("/cap/most_at_once");
+    let most: Vec<u64> = most
+        .as_object()
+        .map(|m| m.values().filter_map(Value::as_u64).collect())
+        .unwrap_or_default();
+    assert!(!most.is_empty(), "{printed}");
+    assert!(most.iter().all(|&n| n <= 3), "{printed}");
+    assert!(most.contains(&3), "the cap was never reached: {printed}");
+    // Killed and frozen workers' slots came back: nothing is held once all is done.
+    assert_eq!(at("/leftovers/slots_held"), 0, "{printed}");
+    for action in ["freeze worker", "kill worker"] {
+        assert!(
+            at(&format!("/monkey/{action}")).as_u64() >= Some(1),
+            "no {action} in {printed}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn against_a_running_fleet_it_only_enqueues_watches_and_reports() {
     let env = crate::util::Env::start().await;

@@ -17,6 +17,7 @@ mod demo;
 mod deploy;
 mod durability;
 mod examples;
+mod expiry;
 mod facade;
 mod fast_path;
 mod flow_limits;

@@ -20,6 +20,7 @@ import {
   checkPositiveMs,
   checkTimeoutMs,
   encodePayload,
+  toExpiresAtMs,
   toRunAtMs,
 } from "./validate.js";
 import { waitUntilTerminal } from "./wait.js";
@@ -33,7 +34,7 @@ const DEFAULT_UNIQUE_TTL_MS = 3_600_000;
 const DEFAULT_WAIT_TIMEOUT_MS = 30_000;
 const DEFAULT_POLL_MS = 50;
 
-const JOB_OPTIONS = ["queue", "id", "maxAttempts", "timeoutMs", "backoff"];
+const JOB_OPTIONS = ["queue", "id", "maxAttempts", "timeoutMs", "backoff", "expiresInMs", "expiresAtMs"];
 const UNIQUE_OPTIONS = [...JOB_OPTIONS, "ttlMs", "delayMs", "holdForTtl"];
 const DEBOUNCE_OPTIONS = [...JOB_OPTIONS, "delayMs", "maxDelayMs"];
 
@@ -51,12 +52,16 @@ const DEBOUNCE_OPTIONS = [...JOB_OPTIONS, "delayMs", "maxDelayMs"];
  * @property {number} [maxAttempts] 1 to 10000
  * @property {number} [timeoutMs] how long one attempt may run, at least 1 ms
  * @property {string} [backoff] `fixed:MS`, `exponential:BASE_MS:CAP_MS` or `list:MS,MS,...`
+ * @property {number} [expiresInMs] never start the job later than this long from now (by
+ *   this process's clock), at least 1 ms: not started by then, it ends as `expired`, unrun
+ * @property {number} [expiresAtMs] as `expiresInMs`, at this time (ms since the Unix
+ *   epoch); give one or the other
  *
  * @typedef {object} UniqueOnlyOptions
  * @property {number} [ttlMs] how long the key is held at most (default an hour)
  * @property {number} [delayMs] run this long from now, on the Redis server's clock
  * @property {boolean} [holdForTtl] keep the key for the whole TTL, even after the job
- *   finishes (default false: released when it completes or is cancelled)
+ *   finishes (default false: released when it completes, is cancelled or expires)
  *
  * @typedef {EnqueueOptions & UniqueOnlyOptions} UniqueOptions
  *
@@ -78,6 +83,7 @@ const DEBOUNCE_OPTIONS = [...JOB_OPTIONS, "delayMs", "maxDelayMs"];
  * @property {number} [maxAttempts]
  * @property {number} [timeoutMs]
  * @property {string} [backoff]
+ * @property {number} [expiresAtMs] when the job may no longer start, ms since the Unix epoch
  *
  * @typedef {object} WaitOptions
  * @property {string} [queue] default "default", or the queue a full id names
@@ -187,6 +193,9 @@ export class Client {
    * The id returned is the job's id within its queue: an entry id (fast path) is unique
    * there only, and `fullId(queue, id)` gives the id that names the job anywhere
    * (`<queue>:<entry id>`; an id of the job's own is its full id as it is).
+   * With `expiresInMs` or `expiresAtMs` the job may no longer start after that time: one
+   * not started by then (its queue paused or backed up, its retry due later) ends as
+   * `expired`, unrun; one already running finishes. Every enqueue takes them.
    * @param {string} type
    * @param {unknown} [payload] anything JSON-serializable
    * @param {EnqueueOptions} [options]
@@ -236,7 +245,7 @@ export class Client {
 
   /**
    * Enqueues a job unless another holds `uniqueKey` in its queue. The key is held until
-   * the job completes or is cancelled, or `ttlMs` passes, whichever is first; with
+   * the job completes, is cancelled or expires, or `ttlMs` passes, whichever is first; with
    * `holdForTtl`, for the whole TTL.
    * @param {string} uniqueKey
    * @param {string} type
@@ -304,9 +313,9 @@ export class Client {
   }
 
   /**
-   * Waits until the job is completed, dead or cancelled, and returns that status: a job
-   * that is `scheduled`, or `failed` with a retry due, is waited for. `id` and `queue` are
-   * as `status` takes them: a full id may stand without its queue.
+   * Waits until the job is completed, dead, cancelled or expired, and returns that status:
+   * a job that is `scheduled`, or `failed` with a retry due, is waited for. `id` and
+   * `queue` are as `status` takes them: a full id may stand without its queue.
    * @param {string} id
    * @param {WaitOptions} [options]
    * @returns {Promise<import("./views.js").JobStatus>}
@@ -353,6 +362,10 @@ export class Client {
       maxAttempts: options.maxAttempts === undefined ? undefined : checkMaxAttempts(options.maxAttempts),
       timeoutMs: options.timeoutMs === undefined ? undefined : checkTimeoutMs(options.timeoutMs),
       backoff: options.backoff === undefined ? undefined : checkBackoff(options.backoff),
+      // On this process's clock: the protocol takes an expiry as a time, not a duration, on
+      // the fast path and through the script alike, so nothing on the server's side can
+      // count it from the enqueue.
+      expiresAtMs: toExpiresAtMs(options.expiresInMs, options.expiresAtMs, Date.now()),
     };
   }
 
@@ -367,6 +380,7 @@ export class Client {
     if (job.maxAttempts !== undefined) fields.push("max_attempts", String(job.maxAttempts));
     if (job.timeoutMs !== undefined) fields.push("timeout", String(job.timeoutMs));
     if (job.backoff !== undefined) fields.push("backoff", job.backoff);
+    if (job.expiresAtMs !== undefined) fields.push("expires_at", String(job.expiresAtMs));
     const queue = await this.#placement.place(job.queue, undefined);
     if (this.#maxQueueLen !== undefined) await this.#checkDepth(queue, this.#maxQueueLen);
     const [id] = await Promise.all([

@@ -24,10 +24,12 @@ const PROTOCOL_VERSION = "2";
 const NO_QUEUE_CAP = 0;
 // This client carries no trace context.
 const NO_TRACE = "";
-// How long a unique key is held: until the job completes or is cancelled (or the TTL runs
+// How long a unique key is held: until the job completes, is cancelled or expires (or the TTL runs
 // out first), or for the whole TTL whatever the job does.
 const UNIQUE_RELEASED_WHEN_FINISHED = "finished";
 const UNIQUE_HELD_FOR_TTL = "expiry";
+// ARGV[16] and ARGV[17], the debounce delay and max: 0 says the job is not debounced.
+const NOT_DEBOUNCED = "0";
 
 /**
  * Makes the script a command of the connection: ioredis sends EVALSHA and falls back to
@@ -56,6 +58,8 @@ export function defineEnqueue(redis) {
  *   jobs with one key fold into the one waiting for its first run
  * @property {number} [maxQueueLen] refuse the job when the queue holds this many (ready
  *   plus scheduled); none when left out
+ * @property {number} [expiresAtMs] protocol 2.16: when the job may no longer start, ms
+ *   since the Unix epoch; never when left out
  */
 
 /**
@@ -93,6 +97,10 @@ export async function runEnqueue(redis, keys, job) {
     job.unique?.holdForTtl ? UNIQUE_HELD_FOR_TTL : UNIQUE_RELEASED_WHEN_FINISHED,
   ];
   if (job.debounce && !job.unique) args.push(String(job.debounce.delayMs), String(job.debounce.maxMs));
+  // The expiry is ARGV[18]: the two before it say "not debounced".
+  else if (job.expiresAtMs !== undefined) args.push(NOT_DEBOUNCED, NOT_DEBOUNCED);
+  // Left out when the job never expires, as a script before 2.16 was called.
+  if (job.expiresAtMs !== undefined) args.push(String(job.expiresAtMs));
   let reply;
   try {
     reply = await /** @type {any} */ (redis)[COMMAND](scriptKeys.length, ...scriptKeys, ...args);

@@ -16,6 +16,7 @@ export const MAX_ATTEMPTS = 10000;
 export const MAX_RUN_AT_MS = 32503680000000;
 export const MAX_DURATION_MS = 315360000000;
 const DURATION_RULE = "at most 315360000000 ms (ten years)";
+const EXPIRES_AT_RULE = `whole milliseconds since the Unix epoch, from 1 to ${MAX_RUN_AT_MS} (the year 3000)`;
 
 const NAME_RULE = "1-256 printable characters without spaces, braces or control characters";
 export const JOB_ID_RULE =
@@ -156,6 +157,39 @@ export function toRunAtMs(when) {
     );
   }
   return ms;
+}
+
+/**
+ * When a job may no longer start, ms since the Unix epoch: `expiresAtMs` as given, or
+ * `expiresInMs` (at least 1 ms: 0 would expire the job as it is written) after `nowMs`;
+ * undefined when neither is given. Both at once are refused rather than one silently
+ * winning, and so is 0 as a time, which the protocol reads as "never".
+ * @param {unknown} expiresInMs
+ * @param {unknown} expiresAtMs
+ * @param {number} nowMs
+ * @returns {number | undefined}
+ */
+export function toExpiresAtMs(expiresInMs, expiresAtMs, nowMs) {
+  if (expiresInMs !== undefined && expiresAtMs !== undefined) {
+    throw new InvalidJobError("expiresAtMs", "not together with expiresInMs: give one or the other");
+  }
+  if (expiresAtMs !== undefined) {
+    if (
+      typeof expiresAtMs !== "number" ||
+      !Number.isSafeInteger(expiresAtMs) ||
+      expiresAtMs < 1 ||
+      expiresAtMs > MAX_RUN_AT_MS
+    ) {
+      throw new InvalidJobError("expiresAtMs", EXPIRES_AT_RULE, expiresAtMs);
+    }
+    return expiresAtMs;
+  }
+  if (expiresInMs === undefined) return undefined;
+  const at = nowMs + checkPositiveMs("expiresInMs", expiresInMs);
+  if (at > MAX_RUN_AT_MS) {
+    throw new InvalidJobError("expiresInMs", `an expiry not after the year 3000 (${MAX_RUN_AT_MS} ms)`, expiresInMs);
+  }
+  return at;
 }
 
 /**

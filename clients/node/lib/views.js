@@ -1,7 +1,7 @@
 // Turns what Redis keeps of a job (its record, its stream entry, its completion, or the entry a job waiting in `later` becomes) into one status shape.
 
 /**
- * @typedef {"scheduled" | "pending" | "running" | "completed" | "failed" | "dead" | "cancelled"} StatusName
+ * @typedef {"scheduled" | "pending" | "running" | "completed" | "failed" | "dead" | "cancelled" | "expired"} StatusName
  *
  * @typedef {object} AttemptError
  * @property {number} attempt which attempt, counting from 1
@@ -25,6 +25,10 @@
  *   which has `nextRunAt`)
  * @property {number | null} nextRunAt when a failed job's retry is due; null in any other
  *   state
+ * @property {number | null} expiresAt when the job may no longer start (protocol 2.16), ms
+ *   since the Unix epoch, where its record, entry or waiting entry says so: not started by
+ *   then, it ends as `expired`; null when it never expires, or nothing kept says (a
+ *   completion)
  */
 
 /** @typedef {Map<string, Buffer>} Fields a hash's or a stream entry's fields */
@@ -52,6 +56,7 @@ export function fromRecord(record, id, queue) {
     // A record keeps the field after its retry went ahead: it means something only while
     // the retry waits.
     nextRunAt: text(record, "status") === "failed" ? count(record, "next_run_at") : null,
+    expiresAt: expiry(record),
   };
 }
 
@@ -85,6 +90,7 @@ export function fromEntry(entry, id, queue, deliveries, entryId = id) {
     // was enqueued; any other was due when it was added.
     runAt: count(entry, "run_at") ?? count(entry, "created_at") ?? entryTimeMs(entryId),
     nextRunAt: null,
+    expiresAt: expiry(entry),
   };
 }
 
@@ -117,6 +123,7 @@ export function fromWaiting(waiting, id, queue, dueMs) {
     payload: payload(fields),
     runAt: state === "failed" ? null : due,
     nextRunAt: state === "failed" ? due : null,
+    expiresAt: expiry(fields),
   };
 }
 
@@ -143,6 +150,7 @@ export function fromCompletion(completion, id, queue) {
     payload: null,
     runAt: null,
     nextRunAt: null,
+    expiresAt: null,
   };
 }
 
@@ -204,6 +212,15 @@ function count(fields, name) {
   if (value === null || value === "") return null;
   const n = Number(value);
   return Number.isFinite(n) ? n : null;
+}
+
+/**
+ * When the job may no longer start; 0 means "never" wherever the protocol takes an expiry.
+ * @param {Fields} fields
+ * @returns {number | null}
+ */
+function expiry(fields) {
+  return count(fields, "expires_at") || null;
 }
 
 /**

@@ -6,9 +6,10 @@ import { WaitTimeoutError } from "./errors.js";
 
 /**
  * States a job stays in without an operator: `failed` is not among them (its retry is due),
- * and a dead job moves again only when an operator retries it.
+ * and a dead job moves again only when an operator retries it. `expired` (protocol 2.16):
+ * not started by its `expires_at`, it ended without running.
  */
-export const TERMINAL_STATUSES = Object.freeze(["completed", "dead", "cancelled"]);
+export const TERMINAL_STATUSES = Object.freeze(["completed", "dead", "cancelled", "expired"]);
 
 /**
  * @param {() => Promise<import("./views.js").JobStatus | null>} readStatus

@@ -67,6 +67,7 @@ describe("enqueue on a fleet", { skip: SKIP_WITHOUT_FLEET, concurrency: true }, 
       payload: { n: 1 },
       runAt: Number(plain.split("-")[0]),
       nextRunAt: null,
+      expiresAt: null,
     });
     assert.equal((await client.status(set, { queue: idle }))?.maxAttempts, 5);
   });

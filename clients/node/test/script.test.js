@@ -124,3 +124,22 @@ test("other script errors pass through as they are", async () => {
   });
   await assert.rejects(runEnqueue(connection, keys, { queue: "q", id: "j", type: "t", payload: "1" }), /NOSCRIPT or worse/);
 });
+
+test("an expiry is ARGV[18], after a debounce delay and max of 0", async () => {
+  const connection = scriptConnection(() => ["j", "created"]);
+  await runEnqueue(connection, keys, { queue: "q", id: "j", type: "t", payload: "1", expiresAtMs: 1_900_000_000_000 });
+  const args = connection.calls[0].slice(4);
+  assert.equal(args.length, 18);
+  assert.deepEqual(args.slice(15), ["0", "0", "1900000000000"]);
+});
+
+test("a debounced job keeps its delay and max before its expiry, and no expiry leaves ARGV[18] out", async () => {
+  const connection = scriptConnection(() => ["j", "created"]);
+  const debounce = { key: "doc-7", delayMs: 400, maxMs: 5000 };
+  const job = { queue: "q", id: "j", type: "t", payload: "1", debounce };
+  await runEnqueue(connection, keys, { ...job, expiresAtMs: 1_900_000_000_000 });
+  await runEnqueue(connection, keys, job);
+  assert.equal(connection.calls[0][4], "flotilla:{q}:debounce:doc-7");
+  assert.deepEqual(connection.calls[0].slice(5 + 15), ["400", "5000", "1900000000000"]);
+  assert.deepEqual(connection.calls[1].slice(5 + 15), ["400", "5000"]);
+});

@@ -11,7 +11,9 @@ import {
   checkMaxAttempts,
   checkName,
   checkTimeoutMs,
+  MAX_RUN_AT_MS,
   encodePayload,
+  toExpiresAtMs,
   toRunAtMs,
 } from "../lib/validate.js";
 
@@ -179,7 +181,49 @@ describe("numbers and policies", () => {
     await refusedFor(client.enqueueUnique("k", "noop", {}, { delayMs: -5 }), "delayMs");
     // @ts-expect-error: a flag, not a duration
     await refusedFor(client.enqueueUnique("k", "noop", {}, { holdForTtl: 1000 }), "holdForTtl");
+    await refusedFor(client.enqueue("noop", {}, { expiresInMs: 0 }), "expiresInMs");
+    await refusedFor(client.enqueue("noop", {}, { id: "own", expiresAtMs: 0 }), "expiresAtMs");
+    await refusedFor(client.enqueueIn(5, "noop", {}, { expiresInMs: 1.5 }), "expiresInMs");
+    await refusedFor(client.enqueueAt(1_900_000_000_000, "noop", {}, { expiresAtMs: MAX_RUN_AT_MS + 1 }), "expiresAtMs");
+    await refusedFor(client.enqueueUnique("k", "noop", {}, { expiresInMs: -1 }), "expiresInMs");
+    // @ts-expect-error: ms since the epoch, not a Date
+    await refusedFor(client.enqueueDebounced("k", "noop", {}, { delayMs: 5, expiresAtMs: new Date() }), "expiresAtMs");
+    await refusedFor(client.enqueue("noop", {}, { expiresInMs: 1000, expiresAtMs: 1_900_000_000_000 }), "expiresAtMs");
     assert.deepEqual(connection.calls, []);
+  });
+
+  test("an expiry is a time, counted from this process's clock for expiresInMs", () => {
+    const now = 1_700_000_000_000;
+    assert.equal(toExpiresAtMs(undefined, undefined, now), undefined, "no expiry: the job never expires");
+    assert.equal(toExpiresAtMs(60_000, undefined, now), 1_700_000_060_000);
+    assert.equal(toExpiresAtMs(undefined, 1_800_000_000_000, now), 1_800_000_000_000);
+    assert.equal(toExpiresAtMs(undefined, 1, now), 1, "a time already past is the caller's to give");
+    assert.equal(toExpiresAtMs(undefined, MAX_RUN_AT_MS, now), MAX_RUN_AT_MS);
+    assert.equal(toExpiresAtMs(1, undefined, MAX_RUN_AT_MS - 1), MAX_RUN_AT_MS);
+  });
+
+  test("an expiry is refused naming its option and the form it takes", () => {
+    const now = 1_700_000_000_000;
+    for (const value of [0, -1, 1.5, "60000", Infinity, null, 315_360_000_001]) {
+      assert.throws(() => toExpiresAtMs(value, undefined, now), {
+        field: "expiresInMs",
+        message: /^invalid expiresInMs: a whole number of milliseconds, at least 1 and at most 315360000000 ms/,
+      });
+    }
+    for (const value of [0, -1, MAX_RUN_AT_MS + 1, 1.7e12 + 0.5, "1900000000000", new Date(), null]) {
+      assert.throws(() => toExpiresAtMs(undefined, value, now), {
+        field: "expiresAtMs",
+        message: /^invalid expiresAtMs: whole milliseconds since the Unix epoch, from 1 to 32503680000000 \(the year 3000\)/,
+      });
+    }
+    assert.throws(() => toExpiresAtMs(2, undefined, MAX_RUN_AT_MS - 1), {
+      field: "expiresInMs",
+      message: /not after the year 3000/,
+    });
+    assert.throws(() => toExpiresAtMs(1000, 1_900_000_000_000, now), {
+      field: "expiresAtMs",
+      message: /not together with expiresInMs/,
+    });
   });
 
   test("a misspelt option is refused, not ignored", async () => {

@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
+import { TERMINAL_STATUSES } from "../index.js";
 import { Keys } from "../lib/keys.js";
 import { isEntryId, parseIdKey } from "../lib/status.js";
 import { completionsOf, fromCompletion, fromEntry, fromRecord, fromWaiting } from "../lib/views.js";
@@ -27,6 +28,7 @@ describe("a record", () => {
         errors: '[{"attempt":1,"at":5,"error":"one"},{"attempt":2,"at":6,"error":"two"}]',
         run_at: "4",
         next_run_at: "7",
+        expires_at: "9",
       }),
       "job-1",
       "default",
@@ -48,6 +50,7 @@ describe("a record", () => {
       runAt: 4,
       // A retry no longer waits once the job is dead.
       nextRunAt: null,
+      expiresAt: 9,
     });
   });
 
@@ -149,6 +152,7 @@ describe("a job waiting in later", () => {
         max_attempts: "4",
         run_at: "1732300060000",
         created_at: "1732300000000",
+        expires_at: "1732300090000",
       }),
     );
     assert.ok(waiting !== null);
@@ -165,6 +169,7 @@ describe("a job waiting in later", () => {
       payload: { day: 1 },
       runAt: 1732300060000,
       nextRunAt: null,
+      expiresAt: 1732300090000,
     });
     // Promoted since its key was read: the entry's own `run_at` tells when it was due.
     assert.equal(fromWaiting(waiting, "report-7", "default", null).runAt, 1732300060000);
@@ -260,5 +265,43 @@ describe("a done entry", () => {
       ],
     );
     assert.deepEqual(completionsOf([]), []);
+  });
+});
+
+describe("an expiry (protocol 2.16)", () => {
+  test("an expired job's record reads as a state of its own, which wait stops at", () => {
+    const status = fromRecord(
+      fieldsOf({
+        status: "expired",
+        type: "render",
+        attempts: "0",
+        created_at: "1732300000000",
+        expires_at: "1732300060000",
+        finished_at: "1732300060004",
+      }),
+      "report-7",
+      "default",
+    );
+    assert.equal(status.status, "expired");
+    assert.equal(status.attempts, 0);
+    assert.equal(status.expiresAt, 1732300060000);
+    assert.ok(TERMINAL_STATUSES.includes(status.status));
+    assert.deepEqual(TERMINAL_STATUSES, ["completed", "dead", "cancelled", "expired"]);
+  });
+
+  test("is read from a record, an entry or a waiting entry, and is null where none is kept", () => {
+    const at = "1732300060000";
+    const waiting = parseWaiting(packed("scheduled", { id: "j", type: "noop", expires_at: at }));
+    assert.ok(waiting !== null);
+    for (const status of [
+      fromRecord(fieldsOf({ status: "pending", expires_at: at }), "j", "q"),
+      fromEntry(fieldsOf({ type: "noop", expires_at: at }), "1-0", "q", null),
+      fromWaiting(waiting, "j", "q", 1732300030000),
+    ]) {
+      assert.equal(status.expiresAt, 1732300060000, status.status);
+    }
+    assert.equal(fromRecord(fieldsOf({ status: "pending" }), "j", "q").expiresAt, null, "it never expires");
+    assert.equal(fromRecord(fieldsOf({ status: "pending", expires_at: "0" }), "j", "q").expiresAt, null, "0: never");
+    assert.equal(fromCompletion(fieldsOf({ id: "1-0", type: "noop" }), "1-0", "q").expiresAt, null);
   });
 });

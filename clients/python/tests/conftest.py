@@ -15,6 +15,10 @@ from flotilla_client import Client
 # How long a freshly started worker may take to register.
 WORKER_STARTUP_SECONDS = 20.0
 
+# Longer than a worker's blocking read (200 ms in the test settings) plus its refresh of
+# the paused set (20 ms): after this no read that began before the pause is still open.
+PAUSE_SETTLE_SECONDS = 0.5
+
 
 def connect(url: str, decode_responses: bool = False) -> redis.Redis:
     # Flotilla's settings spell a unix socket redis+unix://; redis-py spells it unix://.
@@ -61,3 +65,16 @@ def idle_queue(connection: redis.Redis) -> Iterator[str]:
     connection.srem("flotilla:{global}:queues", queue)
     for key in connection.scan_iter(match=f"flotilla:{{{queue}}}:*"):
         connection.delete(key)
+
+
+@pytest.fixture
+def paused_low(connection: redis.Redis) -> Iterator[str]:
+    """The queue `low`, which the worker serves, paused (the worker reads none of its
+    jobs) until the test resumes it or ends."""
+    paused = "flotilla:{global}:paused"
+    connection.sadd(paused, "low")
+    time.sleep(PAUSE_SETTLE_SECONDS)
+    try:
+        yield "low"
+    finally:
+        connection.srem(paused, "low")

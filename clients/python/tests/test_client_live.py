@@ -294,6 +294,66 @@ def test_a_debounce_key_folds_a_burst_into_one_job_with_the_last_payload(client:
     assert not third.folded and third.id != first.id
 
 
+def test_an_expiry_is_written_with_the_job_whichever_way_it_is_enqueued(
+    client: Client, connection: redis.Redis, idle_queue: str
+) -> None:
+    at = 1_900_000_000_000
+    fast = client.enqueue("noop", queue=idle_queue, expires_at_ms=at)
+    ((_, fields),) = connection.xrange(client.keys.stream(idle_queue), fast, fast)
+    assert fields[b"expires_at"] == str(at).encode(), "the fast path's entry carries it"
+    own = client.enqueue("noop", queue=idle_queue, id=f"own-{uuid.uuid4()}", expires_at_ms=at)
+    later = client.enqueue_in(60, "noop", queue=idle_queue, expires_at_ms=at)
+    held = client.enqueue_unique(f"k-{uuid.uuid4()}", "noop", queue=idle_queue, expires_at_ms=at).id
+    assert connection.hget(client.keys.job(idle_queue, held), "expires_at") == str(at).encode(), "its record"
+    waiting = connection.get(client.keys.id_key(idle_queue, later))
+    assert waiting is not None and waiting.startswith(b"scheduled ")
+    for job_id, status in [(fast, "pending"), (own, "pending"), (later, "scheduled"), (held, "pending")]:
+        found = client.status(job_id, idle_queue)
+        assert found is not None and (found.status, found.expires_at) == (status, at), job_id
+    # From now, by the client's clock.
+    before = time.time_ns() // 1_000_000
+    soon = client.enqueue("noop", queue=idle_queue, expires_in_ms=60_000)
+    after = time.time_ns() // 1_000_000
+    found = client.status(soon, idle_queue)
+    assert found is not None and found.expires_at is not None
+    assert before + 60_000 <= found.expires_at <= after + 60_000
+
+
+def test_jobs_not_started_by_their_expiry_end_expired_without_running(
+    client: Client, connection: redis.Redis, paused_low: str
+) -> None:
+    queue = paused_low
+    key = f"k-{uuid.uuid4()}"
+    expiring = [
+        client.enqueue("noop", queue=queue, expires_in_ms=300),
+        client.enqueue("noop", queue=queue, id=f"own-{uuid.uuid4()}", expires_in_ms=300),
+        client.enqueue_in(0.1, "noop", queue=queue, expires_in_ms=300),
+        client.enqueue_unique(key, "noop", queue=queue, expires_in_ms=300).id,
+    ]
+    # The same with an expiry far ahead runs as usual.
+    lasting = client.enqueue("noop", queue=queue, id=f"own-{uuid.uuid4()}", expires_in_ms=60_000)
+    time.sleep(0.6)
+    connection.srem("flotilla:{global}:paused", queue)
+    assert client.wait(lasting, queue, timeout=5).status == "completed"
+    for job_id in expiring:
+        ended = client.wait(job_id, queue, timeout=5)
+        assert (ended.status, ended.attempts) == ("expired", 0), ended
+        assert ended.finished and ended.expires_at is not None and ended.finished_at is not None
+        assert ended.finished_at >= ended.expires_at, "not before its time"
+        assert connection.zscore(f"flotilla:{{{queue}}}:idx:expired", job_id) is not None
+        assert not connection.hexists(client.keys.job(queue, job_id), "started_at"), "it never ran"
+    assert not connection.exists(client.keys.unique(queue, key)), "an expired job lets go of its unique key"
+
+
+def test_a_retry_due_after_the_expiry_expires_instead_of_running(client: Client) -> None:
+    # The first attempt fails; its retry would be due after the expiry.
+    job_id = client.enqueue("fail", {"times": 1}, id=f"late-{uuid.uuid4()}", backoff="fixed:1500", expires_in_ms=1000)
+    ended = client.wait(job_id, timeout=5)
+    assert (ended.status, ended.attempts) == ("expired", 1), ended
+    assert ended.error is not None and ended.error.startswith("planned failure on attempt 1")
+    assert ended.result is None
+
+
 def test_a_unique_key_is_free_again_once_its_job_completes(client: Client) -> None:
     key = f"k-{uuid.uuid4()}"
     first = client.enqueue_unique(key, "noop", ttl=30)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 
 import msgpack
+import pytest
+import redis
 
-from flotilla_client import AttemptError, JobStatus, Keys
+from flotilla_client import TERMINAL_STATUSES, AttemptError, Client, JobStatus, Keys
 from flotilla_client.lookup import JobPlace, parse_id_key
 from flotilla_client.status import completions_of, entry_time_ms, from_done, from_entry, from_record, from_waiting
 from flotilla_client.waiting import Waiting, parse_waiting
@@ -250,3 +252,51 @@ def test_a_done_entry_is_split_into_its_completions_at_each_id() -> None:
     assert (written_again.attempts, written_again.finished_at) == (2, 1700000000000)
     assert from_done("q", "a", "1700000009999-0", completions[0]).finished_at == 1700000009999
     assert completions_of([]) == []
+
+
+def test_an_expired_job_is_finished() -> None:
+    # What a worker leaves of a job not started by its `expires_at` (protocol 2.16).
+    expired = from_record(
+        "default",
+        "report-7",
+        {
+            b"status": b"expired",
+            b"type": b"render",
+            b"attempts": b"0",
+            b"created_at": b"1700000000000",
+            b"expires_at": b"1700000060000",
+            b"finished_at": b"1700000060004",
+        },
+    )
+    assert (expired.status, expired.attempts) == ("expired", 0)
+    assert (expired.expires_at, expired.finished_at) == (1_700_000_060_000, 1_700_000_060_004)
+    assert expired.finished
+    assert TERMINAL_STATUSES == {"completed", "dead", "cancelled", "expired"}
+
+
+def test_wait_stops_at_expired(monkeypatch: pytest.MonkeyPatch) -> None:
+    client = Client(redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2))
+    expired = from_record("default", "j", {b"status": b"expired", b"expires_at": b"1700000060000"})
+    monkeypatch.setattr(client, "status", lambda id, queue=None: expired)
+    assert client.wait("j", timeout=0.5) is expired
+
+
+def test_an_expiry_reads_from_a_record_an_entry_or_a_waiting_entry() -> None:
+    at = b"1700000060000"
+    record = from_record("default", "j", {b"status": b"pending", b"expires_at": at})
+    entry = from_entry("default", "1700000000000-0", {b"type": b"noop", b"expires_at": at}, None)
+    waiting = parse_waiting(packed("scheduled", {"id": b"j", "type": b"noop", "expires_at": at}))
+    assert waiting is not None
+    later = from_waiting("default", "j", waiting, 1_700_000_030_000)
+    for status in (record, entry, later):
+        assert status.expires_at == 1_700_000_060_000
+        assert not status.finished
+
+
+def test_no_expiry_reads_as_none() -> None:
+    # Left out, it never expires; 0 says the same, as the script takes it.
+    assert from_record("default", "j", {b"status": b"pending"}).expires_at is None
+    assert from_record("default", "j", {b"status": b"pending", b"expires_at": b"0"}).expires_at is None
+    assert from_entry("default", "1-0", {b"type": b"noop", b"expires_at": b"soon"}, None).expires_at is None
+    done = from_done("default", "1-0", "2-0", {b"id": b"1-0", b"type": b"noop"})
+    assert done.expires_at is None, "a completion keeps no expiry"

@@ -172,6 +172,13 @@ def test_max_payload_bytes_is_the_clients_limit() -> None:
         (lambda c: c.enqueue_unique("a key", "noop"), "unique_key"),
         (lambda c: c.enqueue_unique("k", "noop", ttl=0), "ttl"),
         (lambda c: c.enqueue_unique("k", "noop", delay=timedelta(seconds=-1)), "delay"),
+        (lambda c: c.enqueue("noop", expires_in_ms=0), "expires_in_ms"),
+        (lambda c: c.enqueue("noop", id="own", expires_at_ms=0), "expires_at_ms"),
+        (lambda c: c.enqueue_in(5, "noop", expires_in_ms=-1), "expires_in_ms"),
+        (lambda c: c.enqueue_at(1_900_000_000_000, "noop", expires_at_ms=32_503_680_000_001), "expires_at_ms"),
+        (lambda c: c.enqueue_unique("k", "noop", expires_in_ms=1.5), "expires_in_ms"),
+        (lambda c: c.enqueue_debounced("k", "noop", delay=1, expires_at_ms="soon"), "expires_at_ms"),
+        (lambda c: c.enqueue("noop", expires_in_ms=1000, expires_at_ms=1_900_000_000_000), "expires_at_ms"),
         (lambda c: c.status("x y"), "id"),
         (lambda c: c.status("1-0", queue=""), "queue"),
     ],
@@ -209,3 +216,42 @@ def test_run_times_are_ms_since_the_epoch() -> None:
 def test_unique_ttls_are_positive_milliseconds() -> None:
     assert validate.ttl_ms("ttl", 3600) == 3_600_000
     assert validate.ttl_ms("ttl", timedelta(seconds=0.0005)) == 1
+
+
+@pytest.mark.parametrize("value", [0, -1, 1.5, "60000", True, None, 315_360_000_001])
+def test_bad_expiries_in_ms_are_refused(value: Any) -> None:
+    with pytest.raises(InvalidJob) as refused:
+        validate.check_expires_in_ms(value)
+    assert str(refused.value).startswith("invalid expires_in_ms: a whole number of milliseconds, at least 1")
+
+
+@pytest.mark.parametrize("value", [0, -1, 32_503_680_000_001, 1.7e12, "1900000000000", False, None])
+def test_bad_expiry_times_are_refused(value: Any) -> None:
+    with pytest.raises(InvalidJob) as refused:
+        validate.check_expires_at_ms(value)
+    assert str(refused.value).startswith(
+        "invalid expires_at_ms: whole milliseconds since the Unix epoch, from 1 to 32503680000000 (the year 3000)"
+    )
+
+
+def test_an_expiry_is_a_time_counted_from_the_clients_clock() -> None:
+    now = 1_700_000_000_000
+    assert validate.expiry_ms(None, None, now) is None, "no expiry: the job never expires"
+    assert validate.expiry_ms(60_000, None, now) == 1_700_000_060_000
+    assert validate.expiry_ms(None, 1_800_000_000_000, now) == 1_800_000_000_000
+    assert validate.expiry_ms(None, 1, now) == 1, "a time already past is the caller's to give"
+    assert validate.expiry_ms(None, validate.MAX_RUN_AT_MS, now) == validate.MAX_RUN_AT_MS
+    assert validate.expiry_ms(validate.MAX_DURATION_MS, None, now) == now + validate.MAX_DURATION_MS
+
+
+def test_an_expiry_may_not_end_after_the_year_3000() -> None:
+    with pytest.raises(InvalidJob, match="not after the year 3000") as refused:
+        validate.expiry_ms(2, None, validate.MAX_RUN_AT_MS - 1)
+    assert refused.value.field == "expires_in_ms"
+    assert validate.expiry_ms(1, None, validate.MAX_RUN_AT_MS - 1) == validate.MAX_RUN_AT_MS
+
+
+def test_an_expiry_is_given_one_way_only() -> None:
+    with pytest.raises(InvalidJob, match="not together with expires_in_ms") as refused:
+        validate.expiry_ms(1000, 1_900_000_000_000, 1_700_000_000_000)
+    assert refused.value.field == "expires_at_ms"

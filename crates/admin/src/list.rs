@@ -59,7 +59,7 @@ pub struct JobRow {
     pub worker: Option<String>,
     /// The time the list is ordered by, ms since the Unix epoch: when it was enqueued
     /// (pending, running), when it is due (scheduled, failed), when it ended (completed,
-    /// dead, cancelled).
+    /// dead, cancelled, expired).
     pub at_ms: i64,
     /// The last error (failed, dead, cancelled).
     pub error: Option<String>,
@@ -76,7 +76,10 @@ pub struct JobPage {
 
 /// Whether a status lists newest first (what has ended) or oldest first (what waits).
 fn newest_first(status: Status) -> bool {
-    matches!(status, Status::Completed | Status::Dead | Status::Cancelled)
+    matches!(
+        status,
+        Status::Completed | Status::Dead | Status::Cancelled | Status::Expired
+    )
 }
 
 /// A job's status, type, attempts and last error, from its record.
@@ -181,7 +184,7 @@ impl Admin {
     ) -> Result<Found, AdminError> {
         let on_stream = !matches!(
             query.status,
-            Status::Scheduled | Status::Failed | Status::Cancelled
+            Status::Scheduled | Status::Failed | Status::Cancelled | Status::Expired
         );
         // Inside a `done` entry that holds several completions, a position also says how
         // many of them were shown: `<entry id>~<n>`.
@@ -202,7 +205,7 @@ impl Admin {
         match query.status {
             Status::Pending => self.look_pending(queue, query, from, want).await,
             Status::Running => self.look_running(queue, query, from, want).await,
-            Status::Scheduled | Status::Failed | Status::Cancelled => {
+            Status::Scheduled | Status::Failed | Status::Cancelled | Status::Expired => {
                 self.look_scored(queue, query, from, want).await
             }
             Status::Completed | Status::Dead => {
@@ -322,10 +325,10 @@ impl Admin {
         want: usize,
     ) -> Result<Found, AdminError> {
         let reverse = newest_first(query.status);
-        // Cancelled ids have their index; waiting jobs are in `delayed` (with records) and
-        // `later` (without).
-        let sets = if query.status == Status::Cancelled {
-            vec![(self.keys.index(queue, Status::Cancelled), true)]
+        // Cancelled and expired ids have their indexes; waiting jobs are in `delayed` (with
+        // records) and `later` (without).
+        let sets = if matches!(query.status, Status::Cancelled | Status::Expired) {
+            vec![(self.keys.index(queue, query.status), true)]
         } else {
             vec![
                 (self.keys.delayed(queue), true),

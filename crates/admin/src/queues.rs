@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use flotilla_proto::partition::{raise_partition_count, read_partition_count};
 use flotilla_proto::{
-    QueueState, Status, browse, dead_since, group_by_queue, queue_of_partition, read_queue_state,
-    server_time_ms, waiting_states,
+    QueueState, Status, browse, dead_since, ended_since, group_by_queue, queue_of_partition,
+    read_queue_state, server_time_ms, waiting_states,
 };
 use serde::Serialize;
 
@@ -49,6 +49,11 @@ pub struct QueueStats {
     pub dead_last_hour: u64,
     /// Jobs dead-lettered in the last 24 hours.
     pub dead_last_day: u64,
+    /// Jobs that expired unrun in the last hour (their `expires_at` came first).
+    pub expired_last_hour: u64,
+    /// Jobs that expired unrun in the last 24 hours, as their index still holds them
+    /// (`retention.completed`, at most `retention.completed_max_len`).
+    pub expired_last_day: u64,
     /// Its flow limit and the slots of its cap held now, if it has one.
     pub limit: Option<LimitUse>,
 }
@@ -135,6 +140,11 @@ impl Admin {
         let (completed_last_hour, completed_last_day) = self.completed_since(&queue, now).await?;
         let dead_last_hour = dead_since(&mut self.conn, &self.keys, &queue, now - HOUR_MS).await?;
         let dead_last_day = dead_since(&mut self.conn, &self.keys, &queue, now - DAY_MS).await?;
+        let (conn, keys) = (&mut self.conn, &self.keys);
+        let expired_last_hour =
+            ended_since(conn, keys, &queue, Status::Expired, now - HOUR_MS).await?;
+        let expired_last_day =
+            ended_since(conn, keys, &queue, Status::Expired, now - DAY_MS).await?;
         Ok(QueueStats {
             queue,
             partitions: 1,
@@ -146,6 +156,8 @@ impl Admin {
             completed_last_day,
             dead_last_hour,
             dead_last_day,
+            expired_last_hour,
+            expired_last_day,
             limit: None,
         })
     }
@@ -303,5 +315,7 @@ impl QueueStats {
         self.completed_last_day += other.completed_last_day;
         self.dead_last_hour += other.dead_last_hour;
         self.dead_last_day += other.dead_last_day;
+        self.expired_last_hour += other.expired_last_hour;
+        self.expired_last_day += other.expired_last_day;
     }
 }

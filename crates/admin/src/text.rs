@@ -32,6 +32,9 @@ pub fn job_text(record: &JobRecord) -> String {
     if r.next_run_at.is_some() {
         line("next run", time(r.next_run_at));
     }
+    if r.expires_at.is_some() {
+        line("expires", time(r.expires_at));
+    }
     line("started", time(r.started_at));
     line("finished", time(r.finished_at));
     if let Some(worker) = &r.worker {

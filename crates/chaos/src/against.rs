@@ -66,6 +66,7 @@ pub async fn run(url: &str, args: &ChaosArgs) -> anyhow::Result<()> {
         expected_ticks: Vec::new(),
         // Other work may be on this fleet's streams: what is left is not the drill's.
         leftovers: verdict::Leftovers::default(),
+        cap: None,
     };
     let verdict = verdict::judge(&evidence);
     if !print_verdict(&verdict, args)? {

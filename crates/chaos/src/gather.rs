@@ -104,6 +104,7 @@ pub async fn leftovers(conn: &mut SharedConnection, keys: &Keys) -> anyhow::Resu
                     .push(format!("{queue}/{}", consumer.name));
             }
         }
+        left.slots_held += flotilla_proto::flow::slots_held(conn, keys, queue).await?;
     }
     Ok(left)
 }
@@ -133,6 +134,7 @@ pub async fn settle(
                 let left = &settled.leftovers;
                 let quiet = left.on_streams == 0
                     && left.running == 0
+                    && left.slots_held == 0
                     && left.scheduled == 0
                     && left.stale_consumers.is_empty();
                 let all_ended = expected.iter().all(|key| {

@@ -8,6 +8,7 @@
 
 mod against;
 pub mod args;
+mod cap_check;
 mod fleet;
 mod gather;
 mod ledger;
@@ -278,6 +279,7 @@ async fn settle_and_gather(
         dead: settled.dead,
         expected_ticks,
         leftovers: settled.leftovers,
+        cap: args.cap,
     })
 }
 

@@ -26,8 +26,10 @@ pub enum Action {
     KillWorker,
     /// SIGKILL the leading scheduler; a new replica starts half a second later.
     KillLeader,
-    /// SIGSTOP a worker for longer than its lease, then SIGCONT it.
+    /// SIGSTOP a worker for longer than its lease, then SIGCONT it …
     FreezeWorker,
+    /// … the SIGCONT, logged so that the cap's proof knows when it ran again.
+    ThawWorker,
     /// SIGTERM a worker after starting its replacement: a rolling restart.
     RestartWorker,
     /// SIGKILL redis-server …
@@ -42,6 +44,7 @@ impl Action {
             Action::KillWorker => "kill worker",
             Action::KillLeader => "kill leader",
             Action::FreezeWorker => "freeze worker",
+            Action::ThawWorker => "thaw worker",
             Action::RestartWorker => "rolling restart",
             Action::CrashRedis => "crash redis",
             Action::RestartRedis => "restart redis",
@@ -50,7 +53,10 @@ impl Action {
 
     /// Whether the process it hit stopped running its jobs (and they run again).
     pub fn interrupts_jobs(self) -> bool {
-        !matches!(self, Action::KillLeader | Action::RestartRedis)
+        !matches!(
+            self,
+            Action::KillLeader | Action::RestartRedis | Action::ThawWorker
+        )
     }
 }
 
@@ -104,7 +110,7 @@ pub async fn run(
     let mut round = 0usize;
     loop {
         let next = started + plan.every.mul_f64((round + 1) as f64);
-        sleep_thawing(&mut frozen, next.min(deadline)).await;
+        sleep_thawing(&mut frozen, next.min(deadline), &mut outcome.events).await;
         if Instant::now() >= deadline {
             break;
         }
@@ -149,6 +155,7 @@ pub async fn run(
     // The run is over: thaw whoever is still frozen.
     for (pid, _) in frozen.drain() {
         send_signal(pid, Signal::Cont);
+        outcome.events.push(event(Action::ThawWorker, pid));
     }
     Ok(outcome)
 }
@@ -210,18 +217,24 @@ async fn act(
             fleet.signal(pid, Signal::Term);
             Ok(Some(event(action, pid)))
         }
-        Action::CrashRedis | Action::RestartRedis => Ok(None),
+        Action::CrashRedis | Action::RestartRedis | Action::ThawWorker => Ok(None),
     }
 }
 
-/// Sleeps until `until`, thawing frozen workers whose time has come on the way.
-async fn sleep_thawing(frozen: &mut HashMap<u32, Instant>, until: Instant) {
+/// Sleeps until `until`, thawing frozen workers whose time has come on the way (each
+/// thaw logged in `events`).
+async fn sleep_thawing(
+    frozen: &mut HashMap<u32, Instant>,
+    until: Instant,
+    events: &mut Vec<Event>,
+) {
     loop {
         let now = Instant::now();
         frozen.retain(|pid, thaw_at| {
             let due = *thaw_at <= now;
             if due {
                 send_signal(*pid, Signal::Cont);
+                events.push(event(Action::ThawWorker, *pid));
             }
             !due
         });

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
+use super::cap_check::CapCheck;
 use super::fleet::Failure;
 use super::ledger::{Execution, Mark, job_key};
 use super::monkey::{Action, Event};
@@ -32,6 +33,9 @@ pub struct Leftovers {
     pub stale_consumers: Vec<String>,
     /// Open findings of a full reconciliation pass.
     pub reconcile_open: Vec<String>,
+    /// Slots of the queues' concurrency caps that live workers hold with nothing left to
+    /// run: a leak, had it lasted.
+    pub slots_held: u64,
 }
 
 impl Leftovers {
@@ -41,6 +45,7 @@ impl Leftovers {
             && self.scheduled == 0
             && self.stale_consumers.is_empty()
             && self.reconcile_open.is_empty()
+            && self.slots_held == 0
     }
 }
 
@@ -63,6 +68,8 @@ pub struct Evidence {
     /// `<queue>/<id>` of each tick due within the run.
     pub expected_ticks: Vec<String>,
     pub leftovers: Leftovers,
+    /// The cap every queue had (`--cap`), whose keeping the ledger proves.
+    pub cap: Option<u32>,
 }
 
 /// The ids shown in a verdict when there are more.
@@ -80,6 +87,8 @@ pub struct Verdict {
     /// Processes that exited without being told to, or did not drain when told.
     pub process_failures: Vec<String>,
     pub redis_fault: Option<RedisFault>,
+    /// How many jobs of each capped queue ran at once, by the ledger.
+    pub cap: Option<CapCheck>,
 }
 
 #[derive(Debug, Serialize)]
@@ -179,7 +188,12 @@ pub fn judge(evidence: &Evidence) -> Verdict {
         .iter()
         .map(|f| format!("{} {} {}", f.role.as_str(), f.pid, f.how))
         .collect();
+    let cap = evidence
+        .cap
+        .zip(evidence.executions.as_deref())
+        .map(|(cap, ledger)| super::cap_check::check(cap, ledger, &evidence.events));
     let passed = losses == 0
+        && cap.as_ref().is_none_or(CapCheck::held)
         && unexpected == 0
         && executions.unexplained == 0
         && executions.zombie_completions == 0
@@ -197,6 +211,7 @@ pub fn judge(evidence: &Evidence) -> Verdict {
         monkey,
         process_failures,
         redis_fault,
+        cap,
     }
 }
 
@@ -558,6 +573,25 @@ impl Verdict {
             "open reconciliation findings",
             l.reconcile_open.len().to_string(),
         );
+        row("cap slots held when idle", l.slots_held.to_string());
+        if let Some(c) = &self.cap {
+            let most: Vec<String> = c
+                .most_at_once
+                .iter()
+                .map(|(queue, n)| format!("{queue} {n}"))
+                .collect();
+            row(
+                &format!("cap {}: most running at once", c.cap),
+                format!("{}  ({} runs)", most.join(", "), c.runs),
+            );
+            row("  moments over the cap", c.moments_over_cap.to_string());
+            if self.redis_fault.is_some() {
+                row(
+                    "    after the Redis crash (not judged)",
+                    c.moments_over_cap_after_crash.to_string(),
+                );
+            }
+        }
         for (action, n) in &self.monkey {
             row(&format!("monkey: {action}"), n.to_string());
         }
@@ -588,6 +622,14 @@ impl Verdict {
             ("missing ticks", &self.ticks.missing_ids),
             ("stale consumers", &self.leftovers.stale_consumers),
             ("open findings", &self.leftovers.reconcile_open),
+            (
+                "over the cap",
+                &self
+                    .cap
+                    .as_ref()
+                    .map(|c| c.over_cap.clone())
+                    .unwrap_or_default(),
+            ),
             ("process failures", &self.process_failures),
         ] {
             if !ids.is_empty() {

@@ -67,12 +67,12 @@ pub enum ProducerError {
         /// The job's state when the wait gave up (`None`: found nowhere).
         status: Option<flotilla_proto::Status>,
     },
-    /// The job ended without a result: it died or was cancelled.
+    /// The job ended without a result: it died, was cancelled or expired.
     #[error("job {id} ended {} without a result: {}", status.as_str(), error.as_deref().unwrap_or("no error recorded"))]
     Failed {
         /// The id as given.
         id: String,
-        /// How it ended: dead or cancelled.
+        /// How it ended: dead, cancelled or expired.
         status: flotilla_proto::Status,
         /// Its last error, if any was recorded.
         error: Option<String>,

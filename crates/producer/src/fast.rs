@@ -144,6 +144,7 @@ fn entry(job: &NewJob) -> FastEntry<'_> {
         timeout_ms: job.timeout.map(millis),
         backoff: job.backoff.as_ref(),
         trace: &job.trace,
+        expires_at_ms: job.expires_at_ms(),
     }
 }
 

@@ -28,6 +28,8 @@ pub struct NewJob {
     pub(crate) unique_until_expiry: bool,
     /// Debounce key, delay and bound (`None`: none).
     pub(crate) debounce: Option<(String, Duration, Option<Duration>)>,
+    /// When it may no longer start (`None`: never).
+    pub(crate) expiry: Option<Schedule>,
     /// The enqueue span's trace context, set by the producer when tracing is on.
     pub(crate) trace: String,
 }
@@ -55,6 +57,7 @@ impl NewJob {
             unique: None,
             unique_until_expiry: false,
             debounce: None,
+            expiry: None,
             trace: String::new(),
         }
     }
@@ -120,7 +123,7 @@ impl NewJob {
     }
 
     /// Enqueue only if no job holds `key` in this queue; the lock lasts `ttl`, or until the
-    /// job completes or is cancelled. A second enqueue returns the first job's id.
+    /// job completes, is cancelled or expires. A second enqueue returns the first job's id.
     pub fn unique(mut self, key: &str, ttl: Duration) -> Self {
         self.unique = Some((key.to_owned(), ttl));
         self
@@ -157,6 +160,37 @@ impl NewJob {
             *bound = Some(max);
         }
         self
+    }
+
+    /// Never start it at or after `when`: a job not started by then (its queue was
+    /// paused, backed up or throttled; its retry fell due later) ends as `expired`,
+    /// without running, and is listed and counted as such. A job already running then
+    /// finishes. One choice with [`NewJob::expires_in`]: the later call replaces the
+    /// earlier. Judged on the Redis server's clock when an attempt would start (a worker
+    /// whose own clock runs behind may start a job up to its lag late).
+    pub fn expires_at(mut self, when: SystemTime) -> Self {
+        self.expiry = Some(Schedule::At(when));
+        self
+    }
+
+    /// Never start it later than `ttl` after it is enqueued (by this process's clock):
+    /// as [`NewJob::expires_at`].
+    pub fn expires_in(mut self, ttl: Duration) -> Self {
+        self.expiry = Some(Schedule::After(ttl));
+        self
+    }
+
+    /// When it may no longer start, ms since the Unix epoch, counted from now for
+    /// [`NewJob::expires_in`]; `None` when it never expires.
+    pub(crate) fn expires_at_ms(&self) -> Option<u64> {
+        let at = match self.expiry? {
+            Schedule::At(t) => t,
+            Schedule::After(ttl) => SystemTime::now() + ttl,
+        };
+        Some(flotilla_proto::millis(
+            at.duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap_or_default(),
+        ))
     }
 
     /// Its job type.

@@ -7,8 +7,8 @@ use flotilla_proto::scripts::{
     self, Cancel, CancelReply, Debounce, Enqueue, EnqueueReply, ScriptError, UniqueLock, When,
 };
 use flotilla_proto::{
-    JobPolicy, Keys, Status, check_duration_ms, check_job_id, check_max_attempts, check_name,
-    check_run_at_ms, check_timeout_ms, field, new_job_id,
+    JobPolicy, Keys, Status, check_duration_ms, check_expires_at_ms, check_job_id,
+    check_max_attempts, check_name, check_run_at_ms, check_timeout_ms, field, new_job_id,
 };
 use flotilla_proto::{SharedConnection, ToRedisTarget};
 use redis::aio::ConnectionLike;
@@ -361,6 +361,23 @@ impl Producer {
         if let Some(backoff) = &job.backoff {
             backoff.check()?;
         }
+        match job.expiry {
+            Some(Schedule::At(t)) if t <= UNIX_EPOCH => {
+                return Err(ProducerError::Invalid("expiry is not after 1970".into()));
+            }
+            Some(Schedule::At(t)) => {
+                check_expires_at_ms(millis(t.duration_since(UNIX_EPOCH).unwrap_or_default()))?;
+            }
+            Some(Schedule::After(ttl)) if ttl.is_zero() => {
+                return Err(ProducerError::Invalid(
+                    "expires in: expected at least 1ms".into(),
+                ));
+            }
+            Some(Schedule::After(ttl)) => {
+                check_duration_ms("expires in", millis(ttl))?;
+            }
+            None => {}
+        }
         // A fast-path job is named by the entry id its XADD returns: no id is made for it.
         let id = match &job.id {
             Some(id) => id.clone(),
@@ -406,6 +423,7 @@ impl Producer {
             }),
             max_queue_len: self.policy.limits.max_queue_len,
             trace: &job.trace,
+            expires_at_ms: job.expires_at_ms().unwrap_or(0),
         }
     }
 }

@@ -47,11 +47,11 @@ impl Producer {
             })
     }
 
-    /// Waits until job `id` (as [`Producer::status`] takes it) has ended (completed, dead
-    /// or cancelled) and answers its record then; [`ProducerError::WaitTimedOut`] after
-    /// `timeout`. A job waiting for its time, or to be retried, is waited for. The wait
-    /// holds a connection of its own and wakes as soon as the job's completion or death
-    /// is written; a cancel is seen within a second.
+    /// Waits until job `id` (as [`Producer::status`] takes it) has ended (completed, dead,
+    /// cancelled or expired) and answers its record then; [`ProducerError::WaitTimedOut`]
+    /// after `timeout`. A job waiting for its time, or to be retried, is waited for. The
+    /// wait holds a connection of its own and wakes as soon as the job's completion or
+    /// death is written; a cancel or an expiry is seen within a second.
     pub async fn wait(&self, id: &str, timeout: Duration) -> Result<JobRecord, ProducerError> {
         let queue = self.locate(id).await?;
         let local = JobName::within(id, &queue).unwrap_or(id).to_owned();
@@ -91,8 +91,8 @@ impl Producer {
         }
     }
 
-    /// Waits for job `id` to complete and decodes its result as `T`; a job that died or
-    /// was cancelled is [`ProducerError::Failed`], with its last error.
+    /// Waits for job `id` to complete and decodes its result as `T`; a job that died, was
+    /// cancelled or expired is [`ProducerError::Failed`], with its last error.
     pub async fn wait_result<T: DeserializeOwned>(
         &self,
         id: &str,

@@ -134,8 +134,21 @@ pub async fn dead_since<C: ConnectionLike>(
     queue: &str,
     since_ms: i64,
 ) -> redis::RedisResult<u64> {
+    ended_since(conn, keys, queue, Status::Dead, since_ms).await
+}
+
+/// How many jobs of `queue` ended in `status` since `since_ms`, as its index of that
+/// status still holds them (dead, cancelled and expired jobs, and completed ones that
+/// have records).
+pub async fn ended_since<C: ConnectionLike>(
+    conn: &mut C,
+    keys: &Keys,
+    queue: &str,
+    status: Status,
+    since_ms: i64,
+) -> redis::RedisResult<u64> {
     redis::cmd("ZCOUNT")
-        .arg(keys.index(queue, Status::Dead))
+        .arg(keys.index(queue, status))
         .arg(since_ms)
         .arg("+inf")
         .query_async(conn)

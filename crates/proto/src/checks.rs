@@ -144,6 +144,23 @@ pub fn check_run_at_ms(ms: u64) -> Result<u64, ProtoError> {
     Ok(ms)
 }
 
+/// Checks a time a job expires at (`expires_at`, protocol 2.16): at most
+/// [`MAX_RUN_AT_MS`], as a run time.
+pub fn check_expires_at_ms(ms: u64) -> Result<u64, ProtoError> {
+    if ms > MAX_RUN_AT_MS {
+        return Err(ProtoError::BadField {
+            field: crate::field::EXPIRES_AT,
+            value: ms.to_string(),
+            expected: EXPIRES_AT_RULE,
+        });
+    }
+    Ok(ms)
+}
+
+/// What an `expires_at` must be.
+pub(crate) const EXPIRES_AT_RULE: &str =
+    "milliseconds since the Unix epoch, at most 32503680000000 (the year 3000)";
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -193,6 +193,7 @@ async fn from_later<C: ConnectionLike>(
         field::ERRORS,
         field::CREATED_AT,
         field::RUN_AT,
+        field::EXPIRES_AT,
     ];
     let mut hash: HashMap<String, Vec<u8>> = waiting
         .fields
@@ -359,6 +360,7 @@ async fn from_stream<C: ConnectionLike>(
                 field::BACKOFF,
                 field::ERROR,
                 field::ERRORS,
+                field::EXPIRES_AT,
             ]
             .contains(&name.as_str())
         })

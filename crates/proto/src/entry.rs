@@ -2,7 +2,7 @@
 //!
 //! An entry carries either a job id (`id`; its record holds the rest) or the whole job
 //! (`type`, `payload`, and optionally `content_type`, `max_attempts`, `timeout`,
-//! `backoff`, `run_at` or `delay`, `attempts`, `traceparent`). An entry with the whole job and no `id` is
+//! `backoff`, `run_at` or `delay`, `expires_at`, `attempts`, `traceparent`). An entry with the whole job and no `id` is
 //! on the fast path: its job id is its entry id and it has no record unless it fails, is
 //! handed back, reports progress or is cancelled.
 
@@ -40,6 +40,9 @@ pub struct EntryFields {
     pub backoff: Option<Backoff>,
     /// When to run, ms since the Unix epoch: a later time waits in `delayed`.
     pub run_at_ms: Option<u64>,
+    /// Never start at or after this time, ms since the Unix epoch: the job ends as
+    /// `expired` instead (protocol 2.16).
+    pub expires_at_ms: Option<u64>,
     /// Attempts the job spent before this entry was written (a copy put back by
     /// reconciliation carries them).
     pub attempts: Option<u32>,
@@ -58,6 +61,11 @@ impl EntryFields {
     /// that names only a job id, or waits for its time.
     pub fn is_fast(&self, now_ms: u64) -> bool {
         self.job_type.is_some() && self.run_at_ms.is_none_or(|due| due <= now_ms)
+    }
+
+    /// Whether the job may no longer start at `now_ms`: its `expires_at` has come.
+    pub fn has_expired(&self, now_ms: u64) -> bool {
+        self.expires_at_ms.is_some_and(|at| at <= now_ms)
     }
 }
 
@@ -128,6 +136,19 @@ impl StreamEntry {
         check_name(field::ID, id).is_ok().then_some(id)
     }
 
+    /// Whether the whole job this entry carries (it has a `type`) may no longer start at
+    /// `now_ms`: its `expires_at` has come (0 is never). An `expires_at` that does not
+    /// read as a time is not an expiry: decoding the entry refuses it.
+    pub fn has_expired(&self, now_ms: u64) -> bool {
+        self.fields.contains_key(field::TYPE)
+            && self
+                .fields
+                .get(field::EXPIRES_AT)
+                .and_then(|at| std::str::from_utf8(at).ok())
+                .and_then(|at| at.trim().parse::<u64>().ok())
+                .is_some_and(|at| at > 0 && at <= now_ms)
+    }
+
     /// Whether a script wrote this entry together with the id key naming it (`held`), so
     /// that at its first delivery it runs without a claim: no other entry can hold its
     /// id. A producer that writes `held` by hand skips the duplicate check, but never
@@ -175,6 +196,7 @@ impl StreamEntry {
             .map(str::parse::<Backoff>)
             .transpose()?;
         let run_at_ms = self.run_at_ms()?;
+        let expires_at_ms = self.expires_at_ms()?;
         self.refuse_unique()?;
         Ok(EntryFields {
             job_id,
@@ -192,6 +214,7 @@ impl StreamEntry {
             timeout_ms,
             backoff,
             run_at_ms,
+            expires_at_ms,
         })
     }
 
@@ -257,6 +280,23 @@ impl StreamEntry {
             }),
             (run_at, delayed) => Ok(run_at.or(delayed)),
         }
+    }
+
+    /// `expires_at`, if given: milliseconds since the Unix epoch, within the bound of a
+    /// run time; 0 is never, as the scripts read it.
+    fn expires_at_ms(&self) -> Result<Option<u64>, ProtoError> {
+        let Some(text) = self.text(field::EXPIRES_AT)? else {
+            return Ok(None);
+        };
+        let ms = text
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| ProtoError::BadField {
+                field: field::EXPIRES_AT,
+                value: text.to_owned(),
+                expected: crate::checks::EXPIRES_AT_RULE,
+            })?;
+        Ok(Some(crate::check_expires_at_ms(ms)?).filter(|&at| at > 0))
     }
 
     /// Refuses a `unique` field: a worker reads an entry after it was added, so a duplicate
@@ -359,6 +399,8 @@ pub struct FastEntry<'a> {
     /// The producer's trace context (`traceparent`, then `tracestate` on a second line);
     /// empty for none.
     pub trace: &'a str,
+    /// When the job may no longer start, ms since the Unix epoch, if it expires.
+    pub expires_at_ms: Option<u64>,
 }
 
 impl FastEntry<'_> {
@@ -388,6 +430,9 @@ impl FastEntry<'_> {
         }
         if let Some(backoff) = self.backoff {
             cmd.arg(field::BACKOFF).arg(backoff.to_string());
+        }
+        if let Some(expires_at_ms) = self.expires_at_ms {
+            cmd.arg(field::EXPIRES_AT).arg(expires_at_ms);
         }
         let (parent, state) = crate::trace_context::split(self.trace);
         if let Some(parent) = parent {
@@ -452,6 +497,18 @@ mod tests {
     }
 
     #[test]
+    fn a_job_expires_at_its_time_and_not_before() {
+        let fields = entry(&[("type", b"t"), ("expires_at", b"1700000000000")])
+            .decode(1024)
+            .expect("decodes");
+        assert_eq!(fields.expires_at_ms, Some(1_700_000_000_000));
+        assert!(!fields.has_expired(1_699_999_999_999));
+        assert!(fields.has_expired(1_700_000_000_000));
+        let forever = entry(&[("type", b"t")]).decode(1024).expect("decodes");
+        assert!(!forever.has_expired(u64::MAX));
+    }
+
+    #[test]
     fn a_whole_job_naming_an_id_is_on_the_fast_path_once_claimed() {
         let own = entry(&[("id", b"order-7"), ("type", b"t")]);
         assert!(own.decode(1024).expect("decodes").is_fast(0));
@@ -476,7 +533,7 @@ mod tests {
     #[test]
     fn bad_entries_name_their_problem() {
         type Fields<'a> = &'a [(&'a str, &'a [u8])];
-        let cases: [(Fields, &str); 13] = [
+        let cases: [(Fields, &str); 15] = [
             (&[("payload", b"{}")], "neither"),
             (&[("type", b"t"), ("payload", b"{oops")], "json"),
             (
@@ -509,6 +566,14 @@ mod tests {
                 "not both",
             ),
             (&[("type", b"t"), ("unique", b"k")], "published script"),
+            (
+                &[("type", b"t"), ("expires_at", b"10m")],
+                "since the Unix epoch",
+            ),
+            (
+                &[("type", b"t"), ("expires_at", b"99999999999999999")],
+                "the year 3000",
+            ),
         ];
         for (fields, needle) in cases {
             let err = entry(fields).decode(1024).expect_err("refused").to_string();

@@ -54,14 +54,14 @@ mod waiting;
 mod wipe;
 
 pub use alert_store::{
-    ALERT_HISTORY_KEPT, StoredAlertEvent, active_alerts, alert_history, dead_since, raise_alert,
-    resolve_alert,
+    ALERT_HISTORY_KEPT, StoredAlertEvent, active_alerts, alert_history, dead_since, ended_since,
+    raise_alert, resolve_alert,
 };
 pub use backoff::Backoff;
 pub use checks::{
     DURATION_RULE, JOB_ID_RULE, MAX_ATTEMPTS, MAX_ATTEMPTS_RULE, MAX_DURATION_MS, MAX_ID_AHEAD_MS,
-    MAX_RUN_AT_MS, NAME_RULE, check_duration_ms, check_job_id, check_max_attempts, check_name,
-    check_run_at_ms, check_timeout_ms, is_entry_id, names_entry,
+    MAX_RUN_AT_MS, NAME_RULE, check_duration_ms, check_expires_at_ms, check_job_id,
+    check_max_attempts, check_name, check_run_at_ms, check_timeout_ms, is_entry_id, names_entry,
 };
 pub use clock::server_time_ms;
 pub use connect::{

@@ -27,7 +27,7 @@ pub struct PrefixMatches {
 
 /// The ids of `queue`'s jobs that have a record and start with `prefix`, up to `limit`:
 /// those waiting for a time (`delayed`), those finished within retention (the indexes of
-/// completed, dead and cancelled ids), those completed with an id of their own but no
+/// completed, dead, cancelled and expired ids), those completed with an id of their own but no
 /// record (`done_ids`, and `done` for those a 2.7 worker completed) and those on the
 /// stream by their own id (pending or running).
 /// Fast-path jobs named by their entry ids are found by [`crate::fast_ids_with_prefix`].
@@ -50,6 +50,7 @@ pub async fn record_ids_with_prefix<C: ConnectionLike>(
         keys.index(queue, Status::Dead),
         keys.index(queue, Status::Completed),
         keys.index(queue, Status::Cancelled),
+        keys.index(queue, Status::Expired),
         keys.done_ids(queue),
     ];
     for set in &sets {

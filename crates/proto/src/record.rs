@@ -38,6 +38,9 @@ pub mod field {
     pub const CREATED_AT: &str = "created_at";
     /// When the job became or becomes due, ms since the Unix epoch.
     pub const RUN_AT: &str = "run_at";
+    /// Never start the job at or after this time, ms since the Unix epoch (2.16): a job
+    /// not started by then ends as `expired`.
+    pub const EXPIRES_AT: &str = "expires_at";
     /// An entry field only: run this long after the XADD (the entry id's time).
     pub const DELAY: &str = "delay";
     /// An entry field only, refused: a raw XADD cannot hold a unique key atomically.
@@ -127,6 +130,8 @@ pub struct JobRecord {
     pub run_at: Option<u64>,
     /// When a failed job's retry is due.
     pub next_run_at: Option<u64>,
+    /// When the job expires if it has not started by then.
+    pub expires_at: Option<u64>,
     /// When the current or last attempt started.
     pub started_at: Option<u64>,
     /// When the job ended; `None` while it has not.
@@ -216,6 +221,7 @@ impl JobRecord {
         let created_at = number(field::CREATED_AT);
         let run_at = number(field::RUN_AT);
         let next_run_at = number(field::NEXT_RUN_AT);
+        let expires_at = number(field::EXPIRES_AT);
         let started_at = number(field::STARTED_AT);
         let finished_at = number(field::FINISHED_AT);
         let timeout_ms = number(field::TIMEOUT_MS);
@@ -238,6 +244,7 @@ impl JobRecord {
             created_at,
             run_at,
             next_run_at,
+            expires_at,
             started_at,
             finished_at,
             timeout_ms,

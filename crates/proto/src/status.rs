@@ -23,11 +23,13 @@ pub enum Status {
     Dead,
     /// Cancelled before it finished.
     Cancelled,
+    /// Not started before its `expires_at`: ended without running.
+    Expired,
 }
 
 impl Status {
     /// Every state, each once.
-    pub const ALL: [Status; 7] = [
+    pub const ALL: [Status; 8] = [
         Status::Scheduled,
         Status::Pending,
         Status::Running,
@@ -35,6 +37,7 @@ impl Status {
         Status::Failed,
         Status::Dead,
         Status::Cancelled,
+        Status::Expired,
     ];
 
     /// Its name in a record's `status` field, e.g. `running`.
@@ -47,12 +50,16 @@ impl Status {
             Status::Failed => "failed",
             Status::Dead => "dead",
             Status::Cancelled => "cancelled",
+            Status::Expired => "expired",
         }
     }
 
     /// True when nothing more will happen to the job.
     pub fn is_terminal(self) -> bool {
-        matches!(self, Status::Completed | Status::Dead | Status::Cancelled)
+        matches!(
+            self,
+            Status::Completed | Status::Dead | Status::Cancelled | Status::Expired
+        )
     }
 }
 

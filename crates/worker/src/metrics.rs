@@ -41,6 +41,8 @@ pub(crate) enum Outcome {
     /// Held back before starting: its queue's rate had no start left, or its cap no
     /// slot; it starts once one is due.
     Throttled,
+    /// Not started before its `expires_at`: ended as `expired`, unrun.
+    Expired,
     /// Not finished at shutdown, and handed back for another worker.
     HandedBack,
     /// Cancelled while running.
@@ -54,7 +56,7 @@ pub(crate) enum Outcome {
 }
 
 impl Outcome {
-    const ALL: [Outcome; 13] = [
+    const ALL: [Outcome; 14] = [
         Outcome::Started,
         Outcome::Reclaimed,
         Outcome::Retried,
@@ -63,6 +65,7 @@ impl Outcome {
         Outcome::Snoozed,
         Outcome::Dead,
         Outcome::Throttled,
+        Outcome::Expired,
         Outcome::HandedBack,
         Outcome::Cancelled,
         Outcome::Stale,
@@ -80,6 +83,7 @@ impl Outcome {
             Outcome::Snoozed => "snoozed",
             Outcome::Dead => "dead",
             Outcome::Throttled => "throttled",
+            Outcome::Expired => "expired",
             Outcome::HandedBack => "handed_back",
             Outcome::Cancelled => "cancelled",
             Outcome::Stale => "stale",

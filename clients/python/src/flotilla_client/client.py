@@ -56,6 +56,8 @@ class _Options:
     max_attempts: int | None
     timeout_ms: int | None
     backoff: str | None
+    # When the job may no longer start, ms since the Unix epoch; None: never.
+    expires_at_ms: int | None
 
 
 class Client:
@@ -113,6 +115,8 @@ class Client:
         max_attempts: int | None = None,
         timeout_ms: int | None = None,
         backoff: str | None = None,
+        expires_in_ms: int | None = None,
+        expires_at_ms: int | None = None,
     ) -> str:
         """Enqueues a job to run now and returns its id. Without `id` it takes the fast
         path: one XADD carrying the whole job, whose entry id is the job id; fields left
@@ -124,8 +128,15 @@ class Client:
 
         The id returned is the job's id within `queue`: an entry id (fast path) is unique
         there only, and `full_id(queue, id)` gives the id that names the job anywhere
-        (`<queue>:<entry id>`; an id of the job's own is its full id as it is)."""
-        options = self._options(job_type, payload, queue, max_attempts, timeout_ms, backoff)
+        (`<queue>:<entry id>`; an id of the job's own is its full id as it is).
+
+        `expires_in_ms` (from now, by this process's clock) or `expires_at_ms` (ms since
+        the Unix epoch) is when the job may no longer start: one not started by then (its
+        queue paused or backed up, its retry due later) ends as `expired`, unrun; one
+        already running finishes. The other enqueue methods take them too."""
+        options = self._options(
+            job_type, payload, queue, max_attempts, timeout_ms, backoff, expires_in_ms, expires_at_ms
+        )
         if id is None and not self._placement.is_split(options.queue):
             return self._enqueue_fast(options)
         # On a queue of several partitions a job gets an id of its own: entry ids are per
@@ -144,11 +155,15 @@ class Client:
         max_attempts: int | None = None,
         timeout_ms: int | None = None,
         backoff: str | None = None,
+        expires_in_ms: int | None = None,
+        expires_at_ms: int | None = None,
     ) -> str:
         """Enqueues a job to run after `delay` (seconds, or a timedelta), measured on the
         Redis server's clock. Returns its id (a new UUID unless given). Until then it has no
         record: its id waits in the queue's `later` set and its id key holds the job."""
-        options = self._options(job_type, payload, queue, max_attempts, timeout_ms, backoff)
+        options = self._options(
+            job_type, payload, queue, max_attempts, timeout_ms, backoff, expires_in_ms, expires_at_ms
+        )
         wait_ms = validate.delay_ms("delay", delay)
         return self._enqueue_scripted(options, self._job_id(id), delay_ms=wait_ms)[0]
 
@@ -163,11 +178,15 @@ class Client:
         max_attempts: int | None = None,
         timeout_ms: int | None = None,
         backoff: str | None = None,
+        expires_in_ms: int | None = None,
+        expires_at_ms: int | None = None,
     ) -> str:
         """Enqueues a job to run no earlier than `when` (an aware datetime, or milliseconds
         since the Unix epoch); a time in the past runs now. Returns its id. It waits as
         `enqueue_in`'s job does."""
-        options = self._options(job_type, payload, queue, max_attempts, timeout_ms, backoff)
+        options = self._options(
+            job_type, payload, queue, max_attempts, timeout_ms, backoff, expires_in_ms, expires_at_ms
+        )
         due_ms = validate.run_at_ms(when)
         return self._enqueue_scripted(options, self._job_id(id), run_at_ms=due_ms)[0]
 
@@ -184,12 +203,16 @@ class Client:
         max_attempts: int | None = None,
         timeout_ms: int | None = None,
         backoff: str | None = None,
+        expires_in_ms: int | None = None,
+        expires_at_ms: int | None = None,
         hold_for_ttl: bool = False,
     ) -> Unique:
         """Enqueues a job unless another job of the queue holds `unique_key`. The key is
         held for `ttl` (seconds, or a timedelta) and released when the job completes or is
         cancelled, or kept for the whole TTL with `hold_for_ttl`."""
-        options = self._options(job_type, payload, queue, max_attempts, timeout_ms, backoff)
+        options = self._options(
+            job_type, payload, queue, max_attempts, timeout_ms, backoff, expires_in_ms, expires_at_ms
+        )
         key = validate.check_name("unique_key", unique_key)
         lock_ms = validate.ttl_ms("ttl", ttl)
         wait_ms = 0 if delay is None else validate.delay_ms("delay", delay)
@@ -216,12 +239,16 @@ class Client:
         max_attempts: int | None = None,
         timeout_ms: int | None = None,
         backoff: str | None = None,
+        expires_in_ms: int | None = None,
+        expires_at_ms: int | None = None,
     ) -> Debounced:
         """Enqueues a job that runs `delay` (seconds, or a timedelta) after the last enqueue
         of `debounce_key`, once for a burst: while a job of this key waits for its first
         run, this one is folded into it (its payload and options win, the waiting job's id
         stays), and it runs no later than `max_delay` after the burst's first enqueue."""
-        options = self._options(job_type, payload, queue, max_attempts, timeout_ms, backoff)
+        options = self._options(
+            job_type, payload, queue, max_attempts, timeout_ms, backoff, expires_in_ms, expires_at_ms
+        )
         key = validate.check_name("debounce_key", debounce_key)
         delay_ms = validate.ttl_ms("delay", delay)
         max_ms = 0 if max_delay is None else validate.ttl_ms("max_delay", max_delay)
@@ -265,10 +292,10 @@ class Client:
         timeout: float = 30.0,
         poll_interval: float = 0.05,
     ) -> JobStatus:
-        """Polls until the job is completed, dead or cancelled, and returns it: a job that
-        is `scheduled`, or `failed` with a retry due, is waited for. Raises WaitTimeout (a
-        TimeoutError) carrying the last status seen when time runs out. `id` and `queue`
-        are as `status` takes them: a full id may stand without its queue."""
+        """Polls until the job is completed, dead, cancelled or expired, and returns it: a
+        job that is `scheduled`, or `failed` with a retry due, is waited for. Raises
+        WaitTimeout (a TimeoutError) carrying the last status seen when time runs out. `id`
+        and `queue` are as `status` takes them: a full id may stand without its queue."""
         deadline = time.monotonic() + timeout
         while True:
             last = self.status(id, queue)
@@ -287,6 +314,8 @@ class Client:
         max_attempts: int | None,
         timeout_ms: int | None,
         backoff: str | None,
+        expires_in_ms: int | None,
+        expires_at_ms: int | None,
     ) -> _Options:
         return _Options(
             queue=validate.check_name("queue", queue),
@@ -295,6 +324,10 @@ class Client:
             max_attempts=None if max_attempts is None else validate.check_max_attempts(max_attempts),
             timeout_ms=None if timeout_ms is None else validate.check_timeout_ms(timeout_ms),
             backoff=None if backoff is None else validate.check_backoff(backoff),
+            # On this process's clock: the protocol takes an expiry as a time, not a
+            # duration, on the fast path and through the script alike, so nothing on the
+            # server's side can count it from the enqueue.
+            expires_at_ms=validate.expiry_ms(expires_in_ms, expires_at_ms, time.time_ns() // 1_000_000),
         )
 
     @staticmethod
@@ -311,6 +344,8 @@ class Client:
             fields["timeout"] = options.timeout_ms
         if options.backoff is not None:
             fields["backoff"] = options.backoff
+        if options.expires_at_ms is not None:
+            fields["expires_at"] = options.expires_at_ms
         queue = self._placement.place(options.queue, None)
         if self._max_queue_len is not None:
             self._check_depth(queue, self._max_queue_len)
@@ -358,6 +393,7 @@ class Client:
                 max_attempts=options.max_attempts,
                 timeout_ms=options.timeout_ms,
                 backoff=options.backoff,
+                expires_at_ms=options.expires_at_ms,
                 run_at_ms=run_at_ms,
                 delay_ms=delay_ms,
                 unique_key=unique_key,

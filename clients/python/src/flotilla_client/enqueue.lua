@@ -96,8 +96,13 @@ local ENTRY_OPTIONS = {{'content_type', 4}, {'max_attempts', 5}, {'timeout', 6},
   {'backoff', 7}, {'trace', 13}}
 
 -- Why the published script refuses the job whose arguments are at `A[o + 1]` to
--- `A[o + 15]` (the text of its BAD_ARG or BAD_ID error), or nil.
-local function enqueue_refusal(A, o)
+-- `A[o + 15]`, expiring at `expires` (ms, '0' for never), or nil: the text of its BAD_ARG
+-- or BAD_ID error.
+local function enqueue_refusal(A, o, expires)
+  if expires ~= '0' and not whole_within(expires, MAX_RUN_AT_MS) then
+    return 'BAD_ARG expires at ' .. tostring(expires) ..
+      ': expected whole milliseconds since the Unix epoch, at most ' .. MAX_RUN_AT_MS
+  end
   for _, bound in ipairs(ENQUEUE_BOUNDS) do
     local value = A[o + bound[1]]
     -- '0' (not set), the usual value, is within every bound: no number to read.
@@ -116,8 +121,9 @@ local function enqueue_refusal(A, o)
 end
 
 -- The fields of the entry that carries the whole of a job without a record (arguments at
--- `A[o + 1]` on): its id, type and payload, then each option that is set.
-local function entry_fields_of(A, o)
+-- `A[o + 1]` on, expiring at `expires`): its id, type and payload, then each option that
+-- is set.
+local function entry_fields_of(A, o, expires)
   local fields = {'id', A[o + 1], 'type', A[o + 2], 'payload', A[o + 3]}
   for _, option in ipairs(ENTRY_OPTIONS) do
     local value = A[o + option[2]]
@@ -125,6 +131,10 @@ local function entry_fields_of(A, o)
       fields[#fields + 1] = option[1]
       fields[#fields + 1] = value
     end
+  end
+  if expires ~= '0' then
+    fields[#fields + 1] = 'expires_at'
+    fields[#fields + 1] = expires
   end
   return fields
 end
@@ -134,7 +144,7 @@ end
 -- fields replace the waiting one's under the waiting one's id, and it becomes due
 -- `debounce.delay` from now, but no later than `debounce.max` after the waiting job was
 -- first enqueued (0: no bound). Returns whether it did.
-local function debounce_into(holder, record, later, debounce, A, o, now)
+local function debounce_into(holder, record, later, debounce, A, o, now, expires)
   if not redis.call('ZSCORE', later, holder) then return false end
   local held_key = id_prefix_of(job_prefix_of(record, A[o + 1])) .. holder
   local state, fields = unpack_waiting(redis.call('GET', held_key))
@@ -148,7 +158,7 @@ local function debounce_into(holder, record, later, debounce, A, o, now)
   created = created or now
   local due = now + debounce.delay
   if debounce.max > 0 then due = math.min(due, created + debounce.max) end
-  local merged = entry_fields_of(A, o)
+  local merged = entry_fields_of(A, o, expires)
   merged[2] = holder
   merged[#merged + 1] = 'run_at'
   merged[#merged + 1] = tostring(due)
@@ -166,16 +176,18 @@ end
 -- the published script's, in its order, at `A[o + 1]` to `A[o + 15]`. `batch` carries what
 -- the jobs of one call share and need read only once (the time, the queue's depth): an
 -- empty table at first. `debounce` ({key, delay, max}, or nil) folds it into the waiting
--- job its key names (see `debounce_into`). Returns {job id, outcome}, or the text of the
--- error (QUEUE_FULL, BAD_ID, BAD_ARG) the published script answers.
-local function enqueue_job(stream, record, delayed, unique, A, o, batch, debounce)
+-- job its key names (see `debounce_into`). `expires` is when the job may no longer start
+-- (ms since the epoch; '0': never). Returns {job id, outcome}, or the text of the error
+-- (QUEUE_FULL, BAD_ID, BAD_ARG) the published script answers.
+local function enqueue_job(stream, record, delayed, unique, A, o, batch, debounce, expires)
   local id = A[o + 1]
-  local refusal = enqueue_refusal(A, o)
+  local refusal = enqueue_refusal(A, o, expires)
   if refusal then return refusal end
   if debounce then
     if not batch.now then batch.now = now_ms() end
     local holder = redis.call('GET', debounce.key)
-    if holder and debounce_into(holder, record, later_of(delayed), debounce, A, o, batch.now) then
+    if holder and debounce_into(holder, record, later_of(delayed), debounce, A, o, batch.now,
+        expires) then
       return {holder, 'debounced'}
     end
   end
@@ -221,7 +233,7 @@ local function enqueue_job(stream, record, delayed, unique, A, o, batch, debounc
 
   if not unique then
     -- The whole job in its entry: a worker runs it as it runs a job without an id.
-    local fields = entry_fields_of(A, o)
+    local fields = entry_fields_of(A, o, expires)
     if due > now then
       -- Waits in `later`, its id key holding the entry it becomes once due. Jobs of one
       -- call share their time and, mostly, their due time: each is printed once.
@@ -253,6 +265,7 @@ local function enqueue_job(stream, record, delayed, unique, A, o, batch, debounc
     'payload', A[o + 3], 'content_type', A[o + 4], 'attempts', 0, 'max_attempts', A[o + 5],
     'timeout_ms', A[o + 6], 'backoff', A[o + 7], 'created_at', now, 'v', A[o + 14])
   if A[o + 13] ~= '' then redis.call('HSET', record, 'trace', A[o + 13]) end
+  if expires ~= '0' then redis.call('HSET', record, 'expires_at', expires) end
   if unique then
     redis.call('SET', unique, id, 'PX', A[o + 10])
     if A[o + 15] ~= 'expiry' then redis.call('HSET', record, 'unique_key', unique) end
@@ -288,6 +301,8 @@ end
 --          payload wins), keeps its id and first enqueue, and becomes due the debounce
 --          delay from now, but no later than the debounce max after its first enqueue.
 --          Otherwise the new job waits its debounce delay and the key names it.
+-- ARGV[18] when the job may no longer start, ms since the Unix epoch (absent or 0: never;
+--          protocol 2.16): a job not started by then ends as `expired` without running
 -- Returns {job id, "created" | "duplicate" (unique key held) | "exists" (id already known)
 -- | "debounced" (folded into the waiting job whose id is returned)}.
 -- Errors with QUEUE_FULL when the queue holds as many jobs as its cap (backpressure),
@@ -311,6 +326,7 @@ if debounce_delay ~= '0' then
   unique = nil
   debounce = {key = KEYS[4], delay = tonumber(debounce_delay), max = tonumber(debounce_max)}
 end
-local reply = enqueue_job(KEYS[1], KEYS[2], KEYS[3], unique, ARGV, 0, {}, debounce)
+local reply = enqueue_job(KEYS[1], KEYS[2], KEYS[3], unique, ARGV, 0, {}, debounce,
+  ARGV[18] or '0')
 if type(reply) == 'string' then return redis.error_reply(reply) end
 return reply

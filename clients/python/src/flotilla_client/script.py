@@ -23,9 +23,11 @@ _NO_TRACE = ""
 # 0 means "no cap" to the script.
 _NO_QUEUE_CAP = 0
 # ARGV[15]: "expiry" keeps a unique key for its whole TTL; anything else releases it when
-# the job completes or is cancelled.
+# the job completes, is cancelled or expires.
 _HOLD_FOR_TTL = "expiry"
 _RELEASE_WHEN_FINISHED = "finished"
+# ARGV[16] and ARGV[17], the debounce delay and max: 0 says the job is not debounced.
+_NOT_DEBOUNCED = 0
 
 Outcome = Literal["created", "duplicate", "exists", "debounced"]
 _OUTCOMES: dict[str, Outcome] = {
@@ -56,6 +58,8 @@ class ScriptJob:
     max_attempts: int | None = None
     timeout_ms: int | None = None
     backoff: str | None = None
+    # Protocol 2.16: when the job may no longer start, ms since the Unix epoch; None: never.
+    expires_at_ms: int | None = None
     # Milliseconds since the Unix epoch; None runs now (or after `delay_ms`).
     run_at_ms: int | None = None
     # Measured on the Redis server's clock, so producers with skewed clocks agree.
@@ -115,6 +119,12 @@ class EnqueueScript:
         ]
         if job.debounce_key is not None:
             args += [job.debounce_delay_ms, job.debounce_max_ms]
+        elif job.expires_at_ms is not None:
+            # The expiry is ARGV[18]: the two before it say "not debounced".
+            args += [_NOT_DEBOUNCED, _NOT_DEBOUNCED]
+        if job.expires_at_ms is not None:
+            # Left out when the job never expires, as a script before 2.16 was called.
+            args.append(job.expires_at_ms)
         try:
             reply = self._script(keys=keys, args=args)
         except redis.ResponseError as e:

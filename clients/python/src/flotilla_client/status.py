@@ -10,8 +10,9 @@ from typing import Any
 from . import ids
 from .waiting import Waiting
 
-# The states a job does not leave by itself.
-TERMINAL_STATUSES = frozenset({"completed", "dead", "cancelled"})
+# The states a job does not leave by itself. `expired` (protocol 2.16): not started by its
+# `expires_at`, it ended without running.
+TERMINAL_STATUSES = frozenset({"completed", "dead", "cancelled", "expired"})
 
 # Content types whose payload is JSON text (an entry that names none holds JSON).
 _JSON_CONTENT_TYPES = frozenset({"", "json", "application/json"})
@@ -56,6 +57,10 @@ class JobStatus:
     run_at: int | None = None
     # When a failed job's retry is due; None in any other state.
     next_run_at: int | None = None
+    # When the job may no longer start (protocol 2.16), where its record, entry or waiting
+    # entry says so: not started by then, it ends as `expired`. None: it never expires, or
+    # nothing kept says (a completion).
+    expires_at: int | None = None
 
     @property
     def finished(self) -> bool:
@@ -90,6 +95,7 @@ def from_record(queue: str, job_id: str, raw: RawFields) -> JobStatus:
         # A record keeps the field after its retry went ahead: it means something only
         # while the retry waits.
         next_run_at=_int(f.get("next_run_at")) if _text(f, "status") == "failed" else None,
+        expires_at=_expiry(f),
     )
 
 
@@ -126,6 +132,7 @@ def from_entry(
         worker=delivery[0] if delivery else None,
         # An entry promoted from waiting carries the time it was due.
         run_at=_int(f.get("run_at")) or created,
+        expires_at=_expiry(f),
     )
 
 
@@ -153,6 +160,7 @@ def from_waiting(queue: str, job_id: str, waiting: Waiting, due_ms: int | None) 
         created_at=_int(f.get("created_at")) or entry_time_ms(job_id),
         run_at=None if failed else due,
         next_run_at=due if failed else None,
+        expires_at=_expiry(f),
     )
 
 
@@ -215,6 +223,11 @@ def _int(value: bytes | None) -> int | None:
         return int(value) if value else None
     except ValueError:
         return None
+
+
+def _expiry(fields: dict[str, bytes]) -> int | None:
+    # 0 means "never" wherever the protocol takes an expiry.
+    return _int(fields.get("expires_at")) or None
 
 
 def _json_or_none(value: bytes | None) -> Any:

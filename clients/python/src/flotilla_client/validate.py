@@ -32,6 +32,7 @@ JOB_ID_RULE = (
     "stream entry id and the full id of one, which name the jobs that have no id of their own"
 )
 MAX_ATTEMPTS_RULE = f"a whole number from 1 to {MAX_ATTEMPTS}"
+EXPIRES_AT_RULE = f"whole milliseconds since the Unix epoch, from 1 to {MAX_RUN_AT_MS} (the year 3000)"
 BACKOFF_RULE = (
     "fixed:MS, exponential:BASE_MS:CAP_MS or list:MS,MS,... "
     "(whole milliseconds, each at most 315360000000: ten years)"
@@ -101,6 +102,39 @@ def check_timeout_ms(value: object) -> int:
     if number is None or not 1 <= number <= MAX_DURATION_MS:
         raise InvalidJob("timeout_ms", f"a whole number of milliseconds, at least 1 and {DURATION_RULE}", value)
     return number
+
+
+def check_expires_in_ms(value: object) -> int:
+    """How long from now a job may still start. Zero is refused: the job would expire as
+    it is written."""
+    number = _whole_number(value)
+    if number is None or not 1 <= number <= MAX_DURATION_MS:
+        raise InvalidJob("expires_in_ms", f"a whole number of milliseconds, at least 1 and {DURATION_RULE}", value)
+    return number
+
+
+def check_expires_at_ms(value: object) -> int:
+    """When a job may no longer start. 0 is refused: the protocol reads it as "never"."""
+    number = _whole_number(value)
+    if number is None or not 1 <= number <= MAX_RUN_AT_MS:
+        raise InvalidJob("expires_at_ms", EXPIRES_AT_RULE, value)
+    return number
+
+
+def expiry_ms(expires_in_ms: object, expires_at_ms: object, now_ms: int) -> int | None:
+    """When a job may no longer start, ms since the Unix epoch: `expires_at_ms` as given,
+    or `expires_in_ms` after `now_ms`; None when neither is given. Both at once are
+    refused rather than one silently winning."""
+    if expires_in_ms is not None and expires_at_ms is not None:
+        raise InvalidJob("expires_at_ms", "not together with expires_in_ms: give one or the other")
+    if expires_at_ms is not None:
+        return check_expires_at_ms(expires_at_ms)
+    if expires_in_ms is None:
+        return None
+    at = now_ms + check_expires_in_ms(expires_in_ms)
+    if at > MAX_RUN_AT_MS:
+        raise InvalidJob("expires_in_ms", f"an expiry not after the year 3000 ({MAX_RUN_AT_MS} ms)", expires_in_ms)
+    return at
 
 
 def check_backoff(value: object) -> str:

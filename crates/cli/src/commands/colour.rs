@@ -16,7 +16,7 @@ fn code(state: &str) -> Option<&'static str> {
         "dead" | "failed" | "silent" => Some("31"),
         "running" | "paused" => Some("33"),
         "scheduled" => Some("36"),
-        "cancelled" => Some("2"),
+        "cancelled" | "expired" => Some("2"),
         _ => None,
     }
 }

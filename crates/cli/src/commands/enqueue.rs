@@ -69,6 +69,9 @@ pub async fn run(config_file: Option<&Path>, args: EnqueueArgs) -> anyhow::Resul
             job = job.debounce_max(max);
         }
     }
+    if let Some(ttl) = args.expires_in {
+        job = job.expires_in(ttl);
+    }
     let enqueued = producer.enqueue(job).await?;
     match enqueued.outcome {
         Outcome::Created => {}
@@ -179,4 +182,9 @@ pub struct EnqueueArgs {
     /// The longest the job waits after the first enqueue of its debounce key.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "debounce")]
     pub debounce_max: Option<Duration>,
+
+    /// Never start the job later than this after now, e.g. `10m`: not started by then
+    /// (its queue paused, backed up or throttled), it ends as `expired`, unrun.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub expires_in: Option<Duration>,
 }

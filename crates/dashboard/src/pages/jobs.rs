@@ -142,7 +142,7 @@ fn time_heading(status: Status) -> &'static str {
     match status {
         Status::Pending | Status::Running => "Enqueued",
         Status::Scheduled | Status::Failed => "Due",
-        Status::Completed | Status::Dead | Status::Cancelled => "Ended",
+        Status::Completed | Status::Dead | Status::Cancelled | Status::Expired => "Ended",
     }
 }
 
@@ -182,6 +182,7 @@ pub async fn detail(
             dt { "Created" } dd { (when(record.created_at.map(|t| t as i64))) }
             dt { "Run at" } dd { (when(record.run_at.map(|t| t as i64))) }
             @if record.next_run_at.is_some() { dt { "Next run" } dd { (when(record.next_run_at.map(|t| t as i64))) } }
+            @if record.expires_at.is_some() { dt { "Expires" } dd { (when(record.expires_at.map(|t| t as i64))) } }
             dt { "Started" } dd { (when(record.started_at.map(|t| t as i64))) }
             dt { "Finished" } dd { (when(record.finished_at.map(|t| t as i64))) }
             dt { "Worker" } dd { (record.worker.as_deref().unwrap_or("-")) }

@@ -25,7 +25,7 @@ th{background:#eef0f4;font-weight:600}td.n{text-align:right;font-variant-numeric
 .ro{background:#fff4d6;border:1px solid #e8c65a}.flash{background:#e3f5e6;border:1px solid #7cc08a}
 .err{background:#fde4e4;border:1px solid #e08a8a}
 .s-completed,.s-alive{color:#17813a}.s-dead,.s-failed,.s-silent{color:#c62828}
-.s-running,.s-paused{color:#a86b00}.s-scheduled{color:#00769e}.s-cancelled{color:#7a7f8a}
+.s-running,.s-paused{color:#a86b00}.s-scheduled{color:#00769e}.s-cancelled,.s-expired{color:#7a7f8a}
 form.inline{display:inline;margin:0}button{cursor:pointer;font:inherit;padding:.15em .6em}
 button.danger{color:#c62828}pre{background:#fff;border:1px solid #e3e6ec;padding:.6em;overflow:auto;max-height:24em}
 .filters{display:flex;gap:.6em;flex-wrap:wrap;align-items:end;margin-bottom:1em}

@@ -47,6 +47,8 @@ pub async fn page(
                 tr { td { a href=(format!("/jobs?status=completed&queue={}", enc(&queue))) { (word("completed")) } " (last hour / day)" }
                      td.n { (stats.completed_last_hour) " / " (stats.completed_last_day) } }
                 tr { td { a href=(format!("/jobs?status=cancelled&queue={}", enc(&queue))) { (word(Status::Cancelled.as_str())) } } td.n { "-" } }
+                tr { td { a href=(format!("/jobs?status=expired&queue={}", enc(&queue))) { (word(Status::Expired.as_str())) } " (last hour / day)" }
+                     td.n { (stats.expired_last_hour) " / " (stats.expired_last_day) } }
             }
         }
         p {

@@ -48,6 +48,7 @@ impl ScriptCall for Delete<'_> {
             .key(keys.dead(q))
             .key(keys.done(q))
             .key(keys.later(q))
+            .key(keys.index(q, Status::Expired))
             .arg(CONSUMER_GROUP)
             .arg(self.job_id)
             .arg(self.dead_entry.unwrap_or(""))

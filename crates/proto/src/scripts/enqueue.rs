@@ -38,7 +38,7 @@ pub struct UniqueLock<'a> {
     /// How long the key is held at most, in ms.
     pub ttl_ms: u64,
     /// Hold the key for its whole TTL even after the job finishes (scheduled ticks);
-    /// otherwise it is released when the job completes or is cancelled.
+    /// otherwise it is released when the job completes, is cancelled or expires.
     pub until_expiry: bool,
 }
 
@@ -81,6 +81,8 @@ pub struct Enqueue<'a> {
     pub max_queue_len: u64,
     /// W3C trace context to carry, empty when none.
     pub trace: &'a str,
+    /// When the job may no longer start, ms since the Unix epoch (0: never).
+    pub expires_at_ms: u64,
 }
 
 /// What an enqueue did.
@@ -117,6 +119,7 @@ impl<'a> Enqueue<'a> {
             backoff: self.backoff,
             when: self.when,
             trace: self.trace,
+            expires_at_ms: self.expires_at_ms,
         }
     }
 }
@@ -148,11 +151,18 @@ impl ScriptCall for Enqueue<'_> {
             q,
             hold,
         );
-        match &self.debounce {
+        let call = match &self.debounce {
             Some(debounce) if self.unique.is_none() => {
                 call.arg(debounce.delay_ms.max(1)).arg(debounce.max_ms)
             }
+            _ if self.expires_at_ms > 0 => call.arg(0).arg(0),
             _ => call,
+        };
+        // ARGV[18], left out when the job never expires (a call before 2.16 had none).
+        if self.expires_at_ms > 0 {
+            call.arg(self.expires_at_ms)
+        } else {
+            call
         }
     }
 
@@ -201,6 +211,9 @@ pub struct EnqueueItem<'a> {
     pub when: When,
     /// W3C trace context to carry, empty when none.
     pub trace: &'a str,
+    /// When the job may no longer start, ms since the Unix epoch (0: never); a job not
+    /// started by then ends as `expired`.
+    pub expires_at_ms: u64,
 }
 
 impl EnqueueItem<'_> {
@@ -257,9 +270,12 @@ impl ScriptCall for EnqueueMany<'_> {
             .key(keys.stream(q))
             .key(keys.delayed(q))
             .arg(keys.job_prefix(q));
-        // Each job's arguments are the published script's, in its order.
+        // Each job's arguments are the published script's first 15, in its order, then
+        // its expiry (its ARGV[18]).
         for job in &self.jobs {
-            call = job.args(call, 0, self.max_queue_len, q, "");
+            call = job
+                .args(call, 0, self.max_queue_len, q, "")
+                .arg(job.expires_at_ms);
         }
         call
     }

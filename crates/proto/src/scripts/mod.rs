@@ -12,6 +12,7 @@ mod assemble;
 mod claim;
 mod delete;
 mod enqueue;
+mod expire;
 mod fail_many;
 mod fast;
 mod finish;
@@ -32,6 +33,7 @@ use crate::Keys;
 pub use claim::{Claim, ClaimEntry, ClaimReply};
 pub use delete::{Delete, DeleteReply};
 pub use enqueue::{Debounce, Enqueue, EnqueueItem, EnqueueMany, EnqueueReply, UniqueLock, When};
+pub use expire::{Expire, ExpireReply};
 pub use fail_many::{FailMany, FailManyItem, FailManyReply};
 pub use fast::FastJob;
 pub use finish::{Complete, CompleteItem, Fail, FailReply, FinishReply, HandBack};
@@ -233,6 +235,11 @@ script!(
     "Send an undecodable entry straight to the dead-letter queue."
 );
 script!(
+    EXPIRE,
+    "expire.lua",
+    "End a delivered fast-path job that may no longer start as expired, unrun."
+);
+script!(
     WORKER_BEAT,
     "worker_beat.lua",
     "Record a worker's heartbeat on the server's clock."
@@ -284,8 +291,9 @@ script!(
 );
 
 /// Every script, for loading them all at once.
-pub(crate) fn all() -> [&'static Script; 28] {
+pub(crate) fn all() -> [&'static Script; 29] {
     [
+        &EXPIRE,
         &ADMIT,
         &HOLDS,
         &ENQUEUE_MANY,

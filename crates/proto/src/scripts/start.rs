@@ -20,6 +20,10 @@ pub struct Start<'a> {
     /// How many entries the queue's dead-letter stream keeps at most (and as many dead
     /// records).
     pub dead_max_len: u64,
+    /// How long the record of a job that expires here is kept, in ms (as completed ones).
+    pub expired_retention_ms: u64,
+    /// How many expired records the queue keeps at most (as completed ones; 0: no limit).
+    pub expired_max_len: u64,
     /// The delivered entries, each answered in order.
     pub entries: Vec<StartEntry<'a>>,
 }
@@ -64,6 +68,13 @@ pub enum StartReply {
     Dead {
         /// The error recorded on the dead job.
         reason: String,
+    },
+    /// Its `expires_at` had come: it ended as `expired` without starting.
+    Expired {
+        /// When it expired, ms since the Unix epoch.
+        at_ms: u64,
+        /// Its job type, for the count of expired jobs.
+        job_type: String,
     },
     /// Not started, for this reason. The entry was acknowledged and removed, unless it is
     /// [`SkipReason::NotOwner`], [`SkipReason::Orphan`] or [`SkipReason::ReservedId`].
@@ -126,7 +137,9 @@ impl ScriptCall for Start<'_> {
             .arg(CONSUMER_GROUP)
             .arg(self.consumer)
             .arg(self.dead_retention_ms)
-            .arg(self.dead_max_len);
+            .arg(self.dead_max_len)
+            .arg(self.expired_retention_ms)
+            .arg(self.expired_max_len);
         for entry in &self.entries {
             call = call
                 .key(keys.job(q, entry.job_id))
@@ -134,7 +147,7 @@ impl ScriptCall for Start<'_> {
                 .arg(entry.job_id)
                 .arg(entry.lease);
             call = match &entry.raw {
-                None => call.arg(&["", "", "", "", "", "", "", "", "", "0", ""][..]),
+                None => call.arg(&["", "", "", "", "", "", "", "", "", "0", "", "0"][..]),
                 Some(raw) => {
                     let f = raw.fields;
                     call.arg(f.job_type.as_deref().unwrap_or_default())
@@ -153,6 +166,7 @@ impl ScriptCall for Start<'_> {
                         .arg(f.run_at_ms.unwrap_or(0))
                         .arg(f.attempts.unwrap_or(0))
                         .arg(f.trace.as_deref().unwrap_or_default())
+                        .arg(f.expires_at_ms.unwrap_or(0))
                 }
             };
         }
@@ -196,6 +210,10 @@ fn parse_one(value: redis::Value) -> Option<StartReply> {
         },
         "dead" => StartReply::Dead {
             reason: word(1).unwrap_or_default(),
+        },
+        "expired" => StartReply::Expired {
+            at_ms: u64::try_from(parts.get(1).and_then(int)?).ok()?,
+            job_type: word(2).unwrap_or_default(),
         },
         "skipped" => StartReply::Skipped(match word(1).unwrap_or_default().as_str() {
             "not_owner" => SkipReason::NotOwner,

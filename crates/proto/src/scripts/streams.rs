@@ -79,6 +79,7 @@ impl ScriptCall for RemoveQueue<'_> {
             .key(keys.index(q, Status::Dead))
             .key(keys.index(q, Status::Cancelled))
             .key(keys.cancels(q))
+            .key(keys.index(q, Status::Expired))
             .arg(keys.job_prefix(q))
     }
 

@@ -32,7 +32,7 @@ end
 -- started it, then died), the job ends here, dead with the reason; otherwise the entry is
 -- a duplicate of a job that moved on.
 local f = redis.call('HMGET', job, 'status', 'entry')
-if f[2] == ARGV[1] and f[1] ~= 'completed' and f[1] ~= 'dead' and f[1] ~= 'cancelled' then
+if f[2] == ARGV[1] and not is_final(f[1]) then
   bury(job, KEYS[3], KEYS[4], job_id, ARGV[4], now, tonumber(ARGV[5]), tonumber(ARGV[6]))
   ack_and_delete(KEYS[1], ARGV[3], ARGV[1])
   return 'buried'

@@ -47,7 +47,7 @@ if not status then
   status = was
   f = {was, entry, job_id}
 end
-if status == 'completed' or status == 'dead' or status == 'cancelled' then
+if is_final(status) then
   return {'finished', status}
 end
 local now = now_ms()

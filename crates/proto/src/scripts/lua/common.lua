@@ -26,6 +26,12 @@ local function ack_and_delete(stream, group, entry)
   end
 end
 
+-- Whether a record's status is final: nothing more happens to the job.
+local function is_final(status)
+  return status == 'completed' or status == 'dead' or status == 'cancelled' or
+    status == 'expired'
+end
+
 -- Release a unique-job lock, but only if this job still holds it.
 local function release_unique(job_key, job_id)
   local unique_key = redis.call('HGET', job_key, 'unique_key')
@@ -348,14 +354,15 @@ local function retry_entry(stream, later, id_key, entry, old, job_id, delivery, 
   return due
 end
 
--- Copies what a retry's entry says of the job's past (its first enqueue, its errors) to
--- its record.
+-- Copies what an entry says of the job beyond what its worker passes (a retry's first
+-- enqueue and errors, a snoozed job's count, when it expires) to its record.
 local function keep_history(job, stream, entry)
   local e = redis.call('XRANGE', stream, entry, entry)
   if #e == 0 then return end
   local f = e[1][2]
   for i = 1, #f, 2 do
-    if f[i] == 'errors' or f[i] == 'error' or f[i] == 'created_at' or f[i] == 'snoozes' then
+    if f[i] == 'errors' or f[i] == 'error' or f[i] == 'created_at' or f[i] == 'snoozes'
+        or f[i] == 'expires_at' then
       redis.call('HSET', job, f[i], f[i + 1])
     end
   end
@@ -385,8 +392,9 @@ local function adopt(job, job_id, queue, stream, group, consumer, entry, lease, 
     'backoff', ARGV[at + 7], 'created_at', created, 'run_at', created,
     'started_at', ARGV[at + 9], 'entry', entry, 'worker', consumer, 'lease', lease, 'v', 2)
   if ARGV[at + 8] ~= '' then redis.call('HSET', job, 'trace', ARGV[at + 8]) end
-  -- A retry's entry carries the job's history (protocol 2.7): the record takes it over.
-  if tonumber(ARGV[at + 4]) ~= delivery then keep_history(job, stream, entry) end
+  -- A retry's entry carries the job's history (protocol 2.7), and any entry may carry its
+  -- snoozes and expiry: the record takes them over.
+  keep_history(job, stream, entry)
   forget_id_key(job, job_id)
   -- Each delivery before this one was an attempt whose worker stopped responding: nothing
   -- was written then, so the history learns of them here.
@@ -418,7 +426,7 @@ local function record_from_entry(job, job_id, queue, entry, fields, extra)
     'payload', e['payload'] or '', 'content_type', e['content_type'] or '',
     'attempts', (tonumber(e['attempts']) or 0) + extra, 'created_at', created,
     'run_at', e['run_at'] or created, 'entry', entry, 'v', e['v'] or '1')
-  for _, name in ipairs({'max_attempts', 'backoff', 'error', 'errors'}) do
+  for _, name in ipairs({'max_attempts', 'backoff', 'error', 'errors', 'expires_at'}) do
     if e[name] and e[name] ~= '' then redis.call('HSET', job, name, e[name]) end
   end
   -- The record keeps the trace context as one value: traceparent, then tracestate on a
@@ -455,6 +463,30 @@ local function trim_finished(idx_key, job_prefix, status, max_len)
 end
 
 
+-- Another status's index of the same queue, from one index's key (`…:idx:<status>`).
+local function index_for(idx_key, status)
+  return (string.gsub(idx_key, 'idx:%a+$', 'idx:' .. status))
+end
+
+-- Whether a job whose record or entry says `expires_at` may no longer start at `now`
+-- (protocol 2.16; absent, empty or 0: it never expires).
+local function has_expired(expires_at, now)
+  local at = tonumber(expires_at)
+  return at ~= nil and at > 0 and at <= now
+end
+
+-- End a job that may no longer start as `expired`: its record says when, its unique key
+-- is released, and the expired index lists it, kept as long and as many as completed
+-- records (`retention` ms, `max_len`), so a backlog that expires at once stays bounded.
+local function expire_job(job_key, idx_expired, job_id, now, retention, max_len)
+  forget_id_key(job_key, job_id)
+  redis.call('HSET', job_key, 'status', 'expired', 'finished_at', now)
+  redis.call('HDEL', job_key, 'lease', 'next_run_at')
+  release_unique(job_key, job_id)
+  if retention > 0 then redis.call('PEXPIRE', job_key, retention) end
+  index_terminal(idx_expired, job_id, now, retention)
+  trim_finished(idx_expired, job_prefix_of(job_key, job_id), 'expired', max_len)
+end
 
 -- Move a job to the dead-letter queue: record, DLQ stream entry, index, expiry.
 local function bury(job_key, dead_stream, idx_dead, job_id, reason, now, retention, dead_max_len)
@@ -489,8 +521,13 @@ local ENTRY_OPTIONS = {{'content_type', 4}, {'max_attempts', 5}, {'timeout', 6},
   {'backoff', 7}, {'trace', 13}}
 
 -- Why the published script refuses the job whose arguments are at `A[o + 1]` to
--- `A[o + 15]` (the text of its BAD_ARG or BAD_ID error), or nil.
-local function enqueue_refusal(A, o)
+-- `A[o + 15]`, expiring at `expires` (ms, '0' for never), or nil: the text of its BAD_ARG
+-- or BAD_ID error.
+local function enqueue_refusal(A, o, expires)
+  if expires ~= '0' and not whole_within(expires, MAX_RUN_AT_MS) then
+    return 'BAD_ARG expires at ' .. tostring(expires) ..
+      ': expected whole milliseconds since the Unix epoch, at most ' .. MAX_RUN_AT_MS
+  end
   for _, bound in ipairs(ENQUEUE_BOUNDS) do
     local value = A[o + bound[1]]
     -- '0' (not set), the usual value, is within every bound: no number to read.
@@ -509,8 +546,9 @@ local function enqueue_refusal(A, o)
 end
 
 -- The fields of the entry that carries the whole of a job without a record (arguments at
--- `A[o + 1]` on): its id, type and payload, then each option that is set.
-local function entry_fields_of(A, o)
+-- `A[o + 1]` on, expiring at `expires`): its id, type and payload, then each option that
+-- is set.
+local function entry_fields_of(A, o, expires)
   local fields = {'id', A[o + 1], 'type', A[o + 2], 'payload', A[o + 3]}
   for _, option in ipairs(ENTRY_OPTIONS) do
     local value = A[o + option[2]]
@@ -518,6 +556,10 @@ local function entry_fields_of(A, o)
       fields[#fields + 1] = option[1]
       fields[#fields + 1] = value
     end
+  end
+  if expires ~= '0' then
+    fields[#fields + 1] = 'expires_at'
+    fields[#fields + 1] = expires
   end
   return fields
 end
@@ -527,7 +569,7 @@ end
 -- fields replace the waiting one's under the waiting one's id, and it becomes due
 -- `debounce.delay` from now, but no later than `debounce.max` after the waiting job was
 -- first enqueued (0: no bound). Returns whether it did.
-local function debounce_into(holder, record, later, debounce, A, o, now)
+local function debounce_into(holder, record, later, debounce, A, o, now, expires)
   if not redis.call('ZSCORE', later, holder) then return false end
   local held_key = id_prefix_of(job_prefix_of(record, A[o + 1])) .. holder
   local state, fields = unpack_waiting(redis.call('GET', held_key))
@@ -541,7 +583,7 @@ local function debounce_into(holder, record, later, debounce, A, o, now)
   created = created or now
   local due = now + debounce.delay
   if debounce.max > 0 then due = math.min(due, created + debounce.max) end
-  local merged = entry_fields_of(A, o)
+  local merged = entry_fields_of(A, o, expires)
   merged[2] = holder
   merged[#merged + 1] = 'run_at'
   merged[#merged + 1] = tostring(due)
@@ -559,16 +601,18 @@ end
 -- the published script's, in its order, at `A[o + 1]` to `A[o + 15]`. `batch` carries what
 -- the jobs of one call share and need read only once (the time, the queue's depth): an
 -- empty table at first. `debounce` ({key, delay, max}, or nil) folds it into the waiting
--- job its key names (see `debounce_into`). Returns {job id, outcome}, or the text of the
--- error (QUEUE_FULL, BAD_ID, BAD_ARG) the published script answers.
-local function enqueue_job(stream, record, delayed, unique, A, o, batch, debounce)
+-- job its key names (see `debounce_into`). `expires` is when the job may no longer start
+-- (ms since the epoch; '0': never). Returns {job id, outcome}, or the text of the error
+-- (QUEUE_FULL, BAD_ID, BAD_ARG) the published script answers.
+local function enqueue_job(stream, record, delayed, unique, A, o, batch, debounce, expires)
   local id = A[o + 1]
-  local refusal = enqueue_refusal(A, o)
+  local refusal = enqueue_refusal(A, o, expires)
   if refusal then return refusal end
   if debounce then
     if not batch.now then batch.now = now_ms() end
     local holder = redis.call('GET', debounce.key)
-    if holder and debounce_into(holder, record, later_of(delayed), debounce, A, o, batch.now) then
+    if holder and debounce_into(holder, record, later_of(delayed), debounce, A, o, batch.now,
+        expires) then
       return {holder, 'debounced'}
     end
   end
@@ -614,7 +658,7 @@ local function enqueue_job(stream, record, delayed, unique, A, o, batch, debounc
 
   if not unique then
     -- The whole job in its entry: a worker runs it as it runs a job without an id.
-    local fields = entry_fields_of(A, o)
+    local fields = entry_fields_of(A, o, expires)
     if due > now then
       -- Waits in `later`, its id key holding the entry it becomes once due. Jobs of one
       -- call share their time and, mostly, their due time: each is printed once.
@@ -646,6 +690,7 @@ local function enqueue_job(stream, record, delayed, unique, A, o, batch, debounc
     'payload', A[o + 3], 'content_type', A[o + 4], 'attempts', 0, 'max_attempts', A[o + 5],
     'timeout_ms', A[o + 6], 'backoff', A[o + 7], 'created_at', now, 'v', A[o + 14])
   if A[o + 13] ~= '' then redis.call('HSET', record, 'trace', A[o + 13]) end
+  if expires ~= '0' then redis.call('HSET', record, 'expires_at', expires) end
   if unique then
     redis.call('SET', unique, id, 'PX', A[o + 10])
     if A[o + 15] ~= 'expiry' then redis.call('HSET', record, 'unique_key', unique) end

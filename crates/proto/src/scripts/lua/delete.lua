@@ -5,7 +5,7 @@
 -- or its place in `done_ids`, goes too, so the id may be used again.
 -- KEYS[1] stream   KEYS[2] job record   KEYS[3] delayed set   KEYS[4] completed index
 -- KEYS[5] dead index   KEYS[6] cancelled index   KEYS[7] dead stream   KEYS[8] done stream
--- KEYS[9] later set
+-- KEYS[9] later set   KEYS[10] expired index
 -- ARGV[1] group   ARGV[2] job id   ARGV[3] dead-letter entry id or ''
 -- ARGV[4] done entry id or ''
 -- A `done` entry holding other jobs' completions too (a worker's batch, protocol 2.10)
@@ -57,7 +57,7 @@ redis.call('DEL', KEYS[2], id_key)
 redis.call('ZREM', done_ids_of(job_prefix_of(KEYS[2], job_id)), job_id)
 redis.call('ZREM', KEYS[3], job_id)
 redis.call('ZREM', KEYS[9], job_id)
-for i = 4, 6 do redis.call('ZREM', KEYS[i], job_id) end
+for _, i in ipairs({4, 5, 6, 10}) do redis.call('ZREM', KEYS[i], job_id) end
 if dead_entry ~= '' then redis.call('XDEL', KEYS[7], dead_entry) end
 -- This job's completion leaves `done`; the other completions its entry holds are kept.
 local function remove_completion(done, at)

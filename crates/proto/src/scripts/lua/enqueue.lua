@@ -18,6 +18,8 @@
 --          payload wins), keeps its id and first enqueue, and becomes due the debounce
 --          delay from now, but no later than the debounce max after its first enqueue.
 --          Otherwise the new job waits its debounce delay and the key names it.
+-- ARGV[18] when the job may no longer start, ms since the Unix epoch (absent or 0: never;
+--          protocol 2.16): a job not started by then ends as `expired` without running
 -- Returns {job id, "created" | "duplicate" (unique key held) | "exists" (id already known)
 -- | "debounced" (folded into the waiting job whose id is returned)}.
 -- Errors with QUEUE_FULL when the queue holds as many jobs as its cap (backpressure),
@@ -41,6 +43,7 @@ if debounce_delay ~= '0' then
   unique = nil
   debounce = {key = KEYS[4], delay = tonumber(debounce_delay), max = tonumber(debounce_max)}
 end
-local reply = enqueue_job(KEYS[1], KEYS[2], KEYS[3], unique, ARGV, 0, {}, debounce)
+local reply = enqueue_job(KEYS[1], KEYS[2], KEYS[3], unique, ARGV, 0, {}, debounce,
+  ARGV[18] or '0')
 if type(reply) == 'string' then return redis.error_reply(reply) end
 return reply

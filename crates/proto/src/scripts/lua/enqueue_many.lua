@@ -8,9 +8,10 @@
 -- KEYS[1] stream   KEYS[2] delayed set
 -- ARGV[1] the queue's record key prefix (a record key is the prefix and the job id; it
 -- shares the declared keys' hash tag, as id keys do)
--- then 15 values per job, from ARGV[2 + 15*(i-1)]: the published script's arguments
--- (job id, type, payload, content type, max attempts, timeout ms, backoff, run at, delay
--- ms, unique ttl (0), queue length cap, queue name, trace context, protocol version, '').
+-- then 16 values per job, from ARGV[2 + 16*(i-1)]: the published script's first 15
+-- arguments (job id, type, payload, content type, max attempts, timeout ms, backoff, run
+-- at, delay ms, unique ttl (0), queue length cap, queue name, trace context, protocol
+-- version, ''), then when it expires (its ARGV[18]: ms since the epoch, 0 for never).
 -- Returns one reply per job: "created", "exists", or the error the published script
 -- would answer (QUEUE_FULL …, BAD_ID …, BAD_ARG …).
 local stream, records = KEYS[1], ARGV[1]
@@ -20,8 +21,8 @@ local replies = {}
 -- The jobs the checks of their arguments let through: their argument offsets, ids, id
 -- keys and record keys, and their places among the replies.
 local offsets, ids, id_keys, record_keys, places = {}, {}, {}, {}, {}
-for o = 1, #ARGV - 1, 15 do
-  local refusal = enqueue_refusal(ARGV, o)
+for o = 1, #ARGV - 1, 16 do
+  local refusal = enqueue_refusal(ARGV, o, ARGV[o + 16])
   replies[#replies + 1] = refusal or false
   if not refusal then
     local id = ARGV[o + 1]
@@ -73,7 +74,7 @@ for i, o in ipairs(offsets) do
       local due = tonumber(ARGV[o + 8])
       local delay = tonumber(ARGV[o + 9])
       if due == 0 and delay > 0 then due = now + delay end
-      local fields = entry_fields_of(ARGV, o)
+      local fields = entry_fields_of(ARGV, o, ARGV[o + 16])
       if due > now then
         -- Waits in `later`, its id key holding the entry it becomes once due. Jobs of one
         -- call mostly share their due time: each is printed once.

@@ -44,13 +44,15 @@ local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, limit)
 -- the record's status.
 local function whole_entry(job, id)
   local f = redis.call('HMGET', job, 'status', 'fast', 'attempts', 'type', 'payload',
-    'content_type', 'max_attempts', 'timeout_ms', 'backoff', 'trace', 'run_at', 'snoozes')
+    'content_type', 'max_attempts', 'timeout_ms', 'backoff', 'trace', 'run_at', 'snoozes',
+    'expires_at')
   if f[1] ~= 'scheduled' or f[2] ~= '1' or (tonumber(f[3]) or 0) ~= 0 or is_entry_id(id) then
     return nil, f[1]
   end
   local fields = {'id', id, 'type', f[4] or '', 'payload', f[5] or '', 'held', '1'}
   for _, extra in ipairs({{'content_type', f[6]}, {'max_attempts', f[7]}, {'timeout', f[8]},
-      {'backoff', f[9]}, {'trace', f[10]}, {'run_at', f[11]}, {'snoozes', f[12]}}) do
+      {'backoff', f[9]}, {'trace', f[10]}, {'run_at', f[11]}, {'snoozes', f[12]},
+      {'expires_at', f[13]}}) do
     if extra[2] and extra[2] ~= '' and extra[2] ~= '0' then
       fields[#fields + 1] = extra[1]
       fields[#fields + 1] = extra[2]

@@ -3,19 +3,24 @@
 -- KEYS[1] stream   KEYS[2] dead stream   KEYS[3] dead index   KEYS[4] delayed set
 -- KEYS[4+i] job record of entry i
 -- ARGV[1] group   ARGV[2] consumer   ARGV[3] dead retention ms   ARGV[4] dead stream max length
--- then 14 values per entry i, from ARGV[5 + 14*(i-1)]:
+-- ARGV[5] expired retention ms   ARGV[6] expired records kept at most (0: no count limit)
+-- then 15 values per entry i, from ARGV[7 + 15*(i-1)]:
 --   entry id, job id, lease token, and for an entry XADDed by hand with no record yet
 --   (type non-empty) the record's fields: type, payload, content type, max attempts,
 --   timeout ms, backoff, queue name, protocol version, run at ms (0 = now), attempts
---   already spent (a copy put back by reconciliation carries them), trace context
+--   already spent (a copy put back by reconciliation carries them), trace context,
+--   expires at ms (0 = never)
 -- Returns one reply per entry: {"started", type, payload, content_type, attempts,
 -- max_attempts, timeout_ms, backoff, trace, snoozes}, {"scheduled", due ms} (a raw entry whose
 -- run_at is ahead: its record waits in `delayed`), {"dead", reason} (attempts spent:
--- poison pill) or {"skipped", why}; a skipped entry is acknowledged and removed unless it
+-- poison pill), {"expired", expires at ms, type} (its `expires_at` had come: it ended without
+-- starting, in the queue's expired index) or {"skipped", why}; a skipped entry is acknowledged and removed unless it
 -- is no longer ours ("not_owner"), names no known job ("orphan") or gives a new job an id
 -- of a stream entry id's form ("reserved_id"): those two are left for the caller to bury.
 local stream, group, consumer = KEYS[1], ARGV[1], ARGV[2]
 local dead_retention, dead_max_len = tonumber(ARGV[3]), tonumber(ARGV[4])
+local expired_retention, expired_max_len = tonumber(ARGV[5]), tonumber(ARGV[6])
+local idx_expired = index_for(KEYS[3], 'expired')
 local now = now_ms()
 -- Entry id → delivery count for the batch's entries still pending under this consumer;
 -- filled below, before any entry starts.
@@ -28,7 +33,8 @@ local function start_one(job, a)
 
   -- One read for everything this attempt needs (field order matters below).
   local f = redis.call('HMGET', job, 'status', 'entry', 'worker', 'attempts', 'max_attempts',
-    'type', 'payload', 'content_type', 'timeout_ms', 'backoff', 'trace', 'error', 'snoozes')
+    'type', 'payload', 'content_type', 'timeout_ms', 'backoff', 'trace', 'error', 'snoozes',
+    'expires_at')
   if not f[1] then
     -- Names a job that has no record and says nothing to make one from: the caller buries it.
     if raw_type == '' then return {'skipped', 'orphan'} end
@@ -44,6 +50,13 @@ local function start_one(job, a)
       'created_at', now, 'run_at', math.max(due, now), 'entry', entry, 'v', ARGV[a + 10])
     local trace = ARGV[a + 13]
     if trace ~= '' then redis.call('HSET', job, 'trace', trace) end
+    local expires = ARGV[a + 14]
+    if expires ~= '0' then redis.call('HSET', job, 'expires_at', expires) end
+    if has_expired(expires, now) then
+      expire_job(job, idx_expired, job_id, now, expired_retention, expired_max_len)
+      ack_and_delete(stream, group, entry)
+      return {'expired', tostring(tonumber(expires)), raw_type}
+    end
     if due > now then
       -- A producer in another language asked for later: wait in `delayed` like any
       -- scheduled job; promotion puts it back on the stream when due.
@@ -65,7 +78,7 @@ local function start_one(job, a)
       ack_and_delete(stream, group, entry)
       return {'skipped', 'duplicate'}
     end
-    if status == 'completed' or status == 'dead' or status == 'cancelled' then
+    if is_final(status) then
       ack_and_delete(stream, group, entry)
       return {'skipped', status}
     end
@@ -86,6 +99,13 @@ local function start_one(job, a)
         ' stopped responding'
       redis.call('HSET', job, 'error', f[12])
       note_error(job, f[4], now, f[12])
+    end
+    -- No attempt starts once the job expired: not a first one, a retry, nor the rerun of
+    -- one whose worker stopped responding.
+    if has_expired(f[14], now) then
+      expire_job(job, idx_expired, job_id, now, expired_retention, expired_max_len)
+      ack_and_delete(stream, group, entry)
+      return {'expired', tostring(tonumber(f[14])), f[6] or ''}
     end
   end
 
@@ -110,7 +130,7 @@ end
 -- XCLAIM, as they may have waited for a free slot, so that no reclaimer takes them before
 -- this worker's first heartbeat (rule 4).
 local entries = {}
-for i = 5, #KEYS do entries[#entries + 1] = ARGV[5 + 14 * (i - 5)] end
+for i = 5, #KEYS do entries[#entries + 1] = ARGV[7 + 15 * (i - 5)] end
 owned = owned_by(stream, group, consumer, entries)
 local mine = {}
 for _, e in ipairs(entries) do if owned[e] then mine[#mine + 1] = e end end
@@ -118,6 +138,6 @@ reset_idle(stream, group, consumer, mine)
 
 local replies = {}
 for i = 5, #KEYS do
-  replies[#replies + 1] = start_one(KEYS[i], 5 + 14 * (i - 5))
+  replies[#replies + 1] = start_one(KEYS[i], 7 + 15 * (i - 5))
 end
 return replies

@@ -277,6 +277,13 @@ pub(super) fn begin(
             tracing::warn!(job = %job_id, queue = %fetched.queue, reason = %reason.escape_debug(), "poison pill dead-lettered");
             None
         }
+        StartReply::Expired { at_ms, job_type } => {
+            shared
+                .series(&fetched.queue, &job_type)
+                .count(MetricOutcome::Expired);
+            tracing::info!(job = %job_id, queue = %fetched.queue, expired_at_ms = at_ms, "job expired before it could start: not run");
+            None
+        }
         // The reasons PROTOCOL.md gives, as for every malformed entry.
         StartReply::Skipped(SkipReason::Orphan) => Some(BuryPlan {
             reason: format!("malformed entry: {}", ProtoError::NoType),

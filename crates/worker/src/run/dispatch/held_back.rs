@@ -15,7 +15,7 @@ use crate::flow::{Flow, admission};
 use crate::shared::Shared;
 
 use super::begin::still_pending;
-use super::{hand_back_unstarted, put_back_paused, start_admitted};
+use super::{expiry, hand_back_unstarted, put_back_paused, start_admitted};
 
 /// Held entries, in order, with their slots.
 pub(super) struct HeldBack {
@@ -124,6 +124,18 @@ impl HeldBack {
                 refreshed = Instant::now();
             }
             if Instant::now() < ask_at || self.entries.is_empty() {
+                continue;
+            }
+            // Expired while they waited: ended, unrun, asking the limit for nothing.
+            let (mut waiting, expired) =
+                expiry::split_expired(shared, std::mem::take(&mut self.entries));
+            if !expired.is_empty() {
+                waiting.extend(expiry::end_expired(shared, expired).await);
+                self.permits.truncate(waiting.len());
+            }
+            self.entries = waiting;
+            self.count();
+            if self.entries.is_empty() {
                 continue;
             }
             let admitted = admission::admit(shared, std::mem::take(&mut self.entries)).await;

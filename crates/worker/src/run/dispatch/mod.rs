@@ -18,6 +18,7 @@ use crate::shared::Shared;
 
 mod begin;
 mod entry_plan;
+mod expiry;
 mod held_back;
 mod plan;
 
@@ -88,7 +89,8 @@ pub(crate) async fn dispatch(
 /// Starts entries that each have a slot, once their queues' flow limits let them (see
 /// [`start_admitted`]); entries held back by a limit keep their slots and start from a
 /// task of their own when their queue's next start is due. An entry of a queue paused
-/// since it was read (a blocking read in flight when the pause came, say) goes back unrun.
+/// since it was read (a blocking read in flight when the pause came, say) goes back unrun;
+/// one whose job expired ends so, unrun, asking no limit.
 async fn start(
     shared: &Arc<Shared>,
     fetched: Vec<Fetched>,
@@ -102,6 +104,8 @@ async fn start(
     if !paused.is_empty() {
         put_back_paused(shared, paused).await;
     }
+    let (mut fetched, expired) = expiry::split_expired(shared, fetched);
+    fetched.extend(expiry::end_expired(shared, expired).await);
     let admitted = admission::admit(shared, fetched).await;
     if !admitted.held.is_empty() {
         admission::count_throttled(shared, &admitted.held);

@@ -220,6 +220,8 @@ impl Shared {
             consumer: &self.worker_id,
             dead_retention_ms: millis(config.jobs.retention.dead),
             dead_max_len: config.jobs.retention.dead_max_len,
+            expired_retention_ms: millis(config.jobs.retention.completed),
+            expired_max_len: config.jobs.retention.completed_max_len,
             entries: plans
                 .iter()
                 .map(|plan| StartEntry {

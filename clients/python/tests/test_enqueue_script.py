@@ -1,0 +1,59 @@
+"""The keys and arguments the client passes to the published enqueue script; no Redis needed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flotilla_client import Keys
+from flotilla_client.script import EnqueueScript, ScriptJob
+
+
+class RecordingConnection:
+    """Stands in for a connection: the script it registers records each call and answers
+    as the script does when it creates the job."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[list[str], list[Any]]] = []
+
+    def register_script(self, _source: str) -> Any:
+        def run(keys: list[str], args: list[Any]) -> list[bytes]:
+            self.calls.append((keys, args))
+            return [str(args[0]).encode(), b"created"]
+
+        return run
+
+
+def run(job: ScriptJob) -> tuple[list[str], list[Any]]:
+    connection = RecordingConnection()
+    script = EnqueueScript(connection, Keys())  # type: ignore[arg-type]
+    assert script.run(job) == (job.id, "created")
+    (call,) = connection.calls
+    return call
+
+
+def job(**options: Any) -> ScriptJob:
+    return ScriptJob(queue="default", id="job-1", type="noop", payload="null", **options)
+
+
+def test_a_job_without_expiry_or_debounce_passes_the_first_15_arguments() -> None:
+    keys, args = run(job())
+    assert keys == ["flotilla:{default}:q", "flotilla:{default}:job:job-1", "flotilla:{default}:delayed"]
+    assert args == [
+        "job-1", "noop", "null", "json", 3, 1_800_000, "exponential:1000:600000",
+        0, 0, 0, 0, "default", "", "2", "finished",
+    ]
+
+
+def test_an_expiry_is_argv_18_after_a_debounce_delay_and_max_of_0() -> None:
+    _, args = run(job(expires_at_ms=1_900_000_000_000))
+    assert len(args) == 18
+    assert args[15:] == [0, 0, 1_900_000_000_000]
+
+
+def test_a_debounced_job_keeps_its_delay_and_max_before_its_expiry() -> None:
+    debounced = job(debounce_key="doc-7", debounce_delay_ms=400, debounce_max_ms=5000, expires_at_ms=1_900_000_000_000)
+    keys, args = run(debounced)
+    assert keys[3] == "flotilla:{default}:debounce:doc-7"
+    assert args[15:] == [400, 5000, 1_900_000_000_000]
+    _, plain = run(job(debounce_key="doc-7", debounce_delay_ms=400))
+    assert plain[15:] == [400, 0], "no expiry: ARGV[18] is left out"
