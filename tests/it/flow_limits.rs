@@ -487,5 +487,27 @@ async fn metrics_show_a_limit_reached_and_the_jobs_it_held_back() {
         waits >= 1.0 && waits <= held,
         "{waits} waits for {held} held back"
     );
+    // Redis keeps the count too, for the dashboard and `queues stats`, as the metric
+    // counts it (written in the background: it may trail the metric a moment).
+    let tallied = || {
+        let stats = run_flotilla(&env.url(), &[], &["queues", "stats", "--json"]);
+        let stats: Vec<serde_json::Value> = serde_json::from_str(&stats).expect("json");
+        stats
+            .iter()
+            .find(|q| q["queue"] == json!("default"))
+            .map(|q| {
+                (
+                    q["throttled_last_hour"].clone(),
+                    q["throttled_last_day"].clone(),
+                )
+            })
+    };
+    let deadline = Instant::now() + LONG;
+    while tallied().and_then(|(hour, _)| hour.as_f64()) != Some(held) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (hour, day) = tallied().expect("default's stats");
+    assert_eq!(hour.as_f64(), Some(held), "throttled in the last hour");
+    assert_eq!(day.as_f64(), Some(held), "throttled in the last day");
     drop(workers);
 }

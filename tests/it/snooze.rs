@@ -80,6 +80,15 @@ async fn a_job_snoozed_five_times_completes_with_one_attempt_on_every_path() {
     assert_eq!(record.snoozes, 5, "{record:?}");
     let shown = crate::util::run_flotilla(&env.url(), &[], &["jobs", "show", &recorded]);
     assert!(shown.contains("snoozed      5 times"), "{shown}");
+    // Fifteen snoozes in all, tallied for the dashboard and `queues stats`.
+    let stats = crate::util::run_flotilla(&env.url(), &[], &["queues", "stats", "--json"]);
+    let stats: Vec<serde_json::Value> = serde_json::from_str(&stats).expect("json");
+    let default = stats
+        .iter()
+        .find(|q| q["queue"] == json!("default"))
+        .expect("default's stats");
+    assert_eq!(default["snoozed_last_hour"], json!(15), "{default}");
+    assert_eq!(default["snoozed_last_day"], json!(15), "{default}");
     worker.stop().await;
 }
 

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use flotilla_proto::partition::{raise_partition_count, read_partition_count};
+use flotilla_proto::tally::{self, Tally};
 use flotilla_proto::{
     QueueState, Status, browse, dead_since, ended_since, group_by_queue, queue_of_partition,
     read_queue_state, server_time_ms, waiting_states,
@@ -54,6 +55,14 @@ pub struct QueueStats {
     /// Jobs that expired unrun in the last 24 hours, as their index still holds them
     /// (`retention.completed`, at most `retention.completed_max_len`).
     pub expired_last_day: u64,
+    /// Starts its flow limit held back in the last hour (once per fetch of a job).
+    pub throttled_last_hour: u64,
+    /// Starts its flow limit held back in the last 24 hours.
+    pub throttled_last_day: u64,
+    /// Snoozes its handlers asked for in the last hour.
+    pub snoozed_last_hour: u64,
+    /// Snoozes its handlers asked for in the last 24 hours.
+    pub snoozed_last_day: u64,
     /// Its flow limit and the slots of its cap held now, if it has one.
     pub limit: Option<LimitUse>,
 }
@@ -145,6 +154,9 @@ impl Admin {
             ended_since(conn, keys, &queue, Status::Expired, now - HOUR_MS).await?;
         let expired_last_day =
             ended_since(conn, keys, &queue, Status::Expired, now - DAY_MS).await?;
+        let at = u64::try_from(now).unwrap_or(0);
+        let throttled = tally::recent(conn, keys, &queue, Tally::Throttled, at).await?;
+        let snoozed = tally::recent(conn, keys, &queue, Tally::Snoozed, at).await?;
         Ok(QueueStats {
             queue,
             partitions: 1,
@@ -158,6 +170,10 @@ impl Admin {
             dead_last_day,
             expired_last_hour,
             expired_last_day,
+            throttled_last_hour: throttled.last_hour,
+            throttled_last_day: throttled.last_day,
+            snoozed_last_hour: snoozed.last_hour,
+            snoozed_last_day: snoozed.last_day,
             limit: None,
         })
     }
@@ -317,5 +333,9 @@ impl QueueStats {
         self.dead_last_day += other.dead_last_day;
         self.expired_last_hour += other.expired_last_hour;
         self.expired_last_day += other.expired_last_day;
+        self.throttled_last_hour += other.throttled_last_hour;
+        self.throttled_last_day += other.throttled_last_day;
+        self.snoozed_last_hour += other.snoozed_last_hour;
+        self.snoozed_last_day += other.snoozed_last_day;
     }
 }

@@ -147,6 +147,12 @@ impl Keys {
         self.queue_key(queue, "holds")
     }
 
+    /// A queue's tallies of one hour (hours since the Unix epoch): kind → count, and
+    /// `<kind>:<minute of the hour>` → count (see `tally`).
+    pub fn tally(&self, queue: &str, hour: u64) -> String {
+        self.queue_key(queue, &format!("tally:{hour}"))
+    }
+
     /// Flow limits: queue name → its limit in the written form of `flow::QueueLimit`.
     pub fn limits(&self) -> String {
         self.global_key("limits")

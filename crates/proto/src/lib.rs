@@ -49,6 +49,7 @@ pub mod scripts;
 mod shutdown;
 mod status;
 mod stranded;
+pub mod tally;
 pub mod trace_context;
 mod waiting;
 mod wipe;

@@ -41,6 +41,7 @@ mod metrics;
 mod promoter;
 mod run;
 mod shared;
+mod tallies;
 mod worker;
 
 pub use config::{DEFAULT_PREFETCH, MAX_PREFETCH, QueueWeight, WorkerConfig};

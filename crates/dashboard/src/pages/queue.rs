@@ -49,6 +49,10 @@ pub async fn page(
                 tr { td { a href=(format!("/jobs?status=cancelled&queue={}", enc(&queue))) { (word(Status::Cancelled.as_str())) } } td.n { "-" } }
                 tr { td { a href=(format!("/jobs?status=expired&queue={}", enc(&queue))) { (word(Status::Expired.as_str())) } " (last hour / day)" }
                      td.n { (stats.expired_last_hour) " / " (stats.expired_last_day) } }
+                tr { td { "throttled by its flow limit (last hour / day)" }
+                     td.n { (stats.throttled_last_hour) " / " (stats.throttled_last_day) } }
+                tr { td { "snoozed (last hour / day)" }
+                     td.n { (stats.snoozed_last_hour) " / " (stats.snoozed_last_day) } }
             }
         }
         p {

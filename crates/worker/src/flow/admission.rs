@@ -11,6 +11,7 @@ use std::time::Duration;
 use flotilla_proto::flow::QueueLimit;
 use flotilla_proto::queue_of_partition;
 use flotilla_proto::scripts::{self, Admit};
+use flotilla_proto::tally::Tally;
 
 use crate::fetch::reads::{Fetched, by_queue};
 use crate::metrics::{Outcome, UNKNOWN_TYPE};
@@ -211,6 +212,10 @@ fn with_slots(
 
 /// Counts entries held back, as the `throttled` outcome of their queue and type.
 pub(crate) fn count_throttled(shared: &Shared, held: &[Fetched]) {
+    for (queue, entries) in by_queue(held, |f| f.queue.as_str()) {
+        let n = entries.len() as u64;
+        crate::tallies::note(&shared.conn, &shared.keys, &queue, Tally::Throttled, n);
+    }
     for entry in held {
         let job_type = entry
             .entry

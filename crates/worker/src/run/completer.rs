@@ -13,6 +13,7 @@ use flotilla_proto::scripts::{
     self, Complete, CompleteItem, Fail, FailMany, FailManyItem, FailManyReply, FailReply,
     FinishReply, HandBack, ScriptCall, ScriptError,
 };
+use flotilla_proto::tally::Tally;
 use tokio::sync::mpsc;
 
 use crate::WorkerConfig;
@@ -361,6 +362,7 @@ impl Completer {
                 tracing::warn!(job = %a.job_id, queue = %a.queue, r#type = %a.job_type, attempt = a.number, trace_id = a.trace_id.as_deref(), error = %reason.escape_debug(), "job is dead")
             }
             Landed::Fail(FailReply::Snoozed { due_ms }) => {
+                crate::tallies::note(&self.conn, &self.keys, &a.queue, Tally::Snoozed, 1);
                 if let Outcome::Snoozed { delay, .. } = &c.outcome
                     && !delay.is_zero()
                 {
