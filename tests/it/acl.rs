@@ -123,6 +123,8 @@ async fn every_role_serves_its_part_under_only_its_documented_rule() {
             "1000/s",
             "--concurrency",
             "50",
+            "--group-concurrency",
+            "1",
         ],
     );
     let producer = Producer::connect(&url("flotilla-producer"))
@@ -205,6 +207,17 @@ async fn every_role_serves_its_part_under_only_its_documented_rule() {
     }
     env.wait_status("default", &unique, Status::Completed, LONG)
         .await;
+    // Jobs of one group: one let through, the others wait their turn and follow as each
+    // completes, under the producer's, worker's and scheduler's rules.
+    let mut grouped = Vec::new();
+    for _ in 0..3 {
+        let job = NewJob::new("noop", &json!({})).expect("job").group("acl-g");
+        grouped.push(producer.enqueue(job).await.expect("a grouped enqueue").id);
+    }
+    for id in &grouped {
+        env.wait_status("default", id, Status::Completed, LONG)
+            .await;
+    }
     wait_schedule_ran(&env.conn, &env.keys, "tick").await;
     let partitioned = NewJob::new("noop", &json!({})).expect("job").queue("low");
     let partitioned = producer

@@ -381,6 +381,7 @@ async fn spare_starts_keep_a_busy_rate_within_its_bound() {
             rate: Some("1000/s".parse().expect("a rate")),
             burst: Some(100),
             concurrency: None,
+            group_concurrency: None,
         },
     )
     .await;

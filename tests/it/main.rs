@@ -21,6 +21,7 @@ mod expiry;
 mod facade;
 mod fast_path;
 mod flow_limits;
+mod groups;
 mod handler_isolation;
 mod handlers;
 mod hardening;

@@ -20,16 +20,22 @@ pub struct LimitUse {
     pub concurrency: Option<u32>,
     /// Slots of the cap held now by live workers (0 without a cap).
     pub slots_held: u64,
+    /// Jobs of one group let through to run at once; `None`: groups are not limited.
+    pub group_concurrency: Option<u32>,
+    /// Groups with jobs waiting their turn now, over every partition.
+    pub groups_waiting: u64,
 }
 
 impl LimitUse {
-    fn of(queue: &str, limit: &QueueLimit, slots_held: u64) -> Self {
+    fn of(queue: &str, limit: &QueueLimit, slots_held: u64, groups_waiting: u64) -> Self {
         Self {
             queue: queue.to_owned(),
             rate: limit.rate.map(|rate| rate.to_string()),
             burst: limit.rate.map(|_| limit.burst_in_force()),
             concurrency: limit.concurrency,
             slots_held,
+            group_concurrency: limit.group_concurrency,
+            groups_waiting,
         }
     }
 }
@@ -72,7 +78,11 @@ impl Admin {
         let mut uses = Vec::with_capacity(limits.len());
         for (queue, limit) in &limits {
             let held = self.slots_held(queue, limit).await?;
-            uses.push(LimitUse::of(queue, limit, held));
+            let waiting = match limit.group_concurrency {
+                Some(_) => flow::groups_waiting(&mut self.conn, &self.keys, queue).await?,
+                None => 0,
+            };
+            uses.push(LimitUse::of(queue, limit, held, waiting));
         }
         uses.sort_by(|a, b| a.queue.cmp(&b.queue));
         Ok(uses)

@@ -20,6 +20,9 @@ pub fn job_text(record: &JobRecord) -> String {
     line("type", r.job_type.clone());
     line("queue", r.queue.clone());
     line("status", status.to_owned());
+    if let Some(group) = &r.group {
+        line("group", group.clone());
+    }
     line("attempts", r.attempts_shown());
     if r.snoozes > 0 {
         line(

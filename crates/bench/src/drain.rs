@@ -25,6 +25,7 @@ const FAR_ABOVE_THE_LOAD: QueueLimit = QueueLimit {
     }),
     burst: Some(100_000),
     concurrency: Some(100_000),
+    group_concurrency: None,
 };
 
 /// Concurrency of the one worker process in `mixed` and `backlog`.

@@ -61,6 +61,8 @@ pub struct FlowSettings {
     pub burst: Option<u32>,
     /// Jobs running at once, fleet-wide.
     pub concurrency: Option<u32>,
+    /// Jobs of one group let through to run at once.
+    pub group_concurrency: Option<u32>,
 }
 
 impl FlowSettings {
@@ -70,6 +72,7 @@ impl FlowSettings {
             rate: self.rate.as_deref().map(str::parse).transpose()?,
             burst: self.burst,
             concurrency: self.concurrency,
+            group_concurrency: self.group_concurrency,
         };
         limit.check()?;
         Ok(limit)

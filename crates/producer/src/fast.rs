@@ -16,7 +16,11 @@ use crate::job::NewJob;
 
 /// Whether `job` can take the fast path.
 pub(crate) fn is_fast(job: &NewJob) -> bool {
-    job.id.is_none() && job.schedule.is_none() && job.unique.is_none() && job.debounce.is_none()
+    job.id.is_none()
+        && job.schedule.is_none()
+        && job.unique.is_none()
+        && job.debounce.is_none()
+        && job.group.is_none()
 }
 
 /// How long a depth read stays good for deciding that a queue is far from its cap.

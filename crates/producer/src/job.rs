@@ -30,6 +30,8 @@ pub struct NewJob {
     pub(crate) debounce: Option<(String, Duration, Option<Duration>)>,
     /// When it may no longer start (`None`: never).
     pub(crate) expiry: Option<Schedule>,
+    /// Its group (`None`: none).
+    pub(crate) group: Option<String>,
     /// The enqueue span's trace context, set by the producer when tracing is on.
     pub(crate) trace: String,
 }
@@ -58,6 +60,7 @@ impl NewJob {
             unique_until_expiry: false,
             debounce: None,
             expiry: None,
+            group: None,
             trace: String::new(),
         }
     }
@@ -191,6 +194,17 @@ impl NewJob {
             at.duration_since(SystemTime::UNIX_EPOCH)
                 .unwrap_or_default(),
         ))
+    }
+
+    /// Puts it in a group (a tenant, an account, an API key). Where its queue limits each
+    /// group (`flotilla queues limit <queue> --group-concurrency N`), at most N jobs of a
+    /// group are let through to run at once and the others wait their group's turn, so a
+    /// group with a long backlog never holds back another's jobs and groups take turns;
+    /// elsewhere the group is only a label. A job of a group runs now (no time of its own)
+    /// and holds no unique or debounce key; it gets an id of its own if it has none.
+    pub fn group(mut self, group: &str) -> Self {
+        self.group = Some(group.to_owned());
+        self
     }
 
     /// Its job type.

@@ -41,11 +41,17 @@ impl Placement {
         if count <= 1 {
             return Ok(());
         }
-        // Jobs that share a unique or debounce key share a partition, where that key lives.
-        let key = job.unique.as_ref().map(|(unique_key, _)| unique_key).or(job
-            .debounce
+        // Jobs that share a unique or debounce key, or a group, share a partition, where
+        // that key (or the group's line and window) lives.
+        let key = job
+            .unique
             .as_ref()
-            .map(|(debounce_key, _, _)| debounce_key));
+            .map(|(unique_key, _)| unique_key)
+            .or(job
+                .debounce
+                .as_ref()
+                .map(|(debounce_key, _, _)| debounce_key))
+            .or(job.group.as_ref());
         let index = match (key, &job.id) {
             (Some(key), _) => partition_for(key, count),
             (None, Some(id)) => partition_for(id, count),

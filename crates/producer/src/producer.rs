@@ -378,6 +378,15 @@ impl Producer {
             }
             None => {}
         }
+        if let Some(group) = &job.group {
+            check_name(field::GROUP, group)?;
+            if job.schedule.is_some() || job.unique.is_some() || job.debounce.is_some() {
+                return Err(ProducerError::Invalid(format!(
+                    "group {group}: a job of a group runs now, with no unique or debounce key \
+                     (a time, a unique key or a debounce with a group is not supported yet)"
+                )));
+            }
+        }
         // A fast-path job is named by the entry id its XADD returns: no id is made for it.
         let id = match &job.id {
             Some(id) => id.clone(),
@@ -424,6 +433,7 @@ impl Producer {
             max_queue_len: self.policy.limits.max_queue_len,
             trace: &job.trace,
             expires_at_ms: job.expires_at_ms().unwrap_or(0),
+            group: job.group.as_deref().unwrap_or_default(),
         }
     }
 }

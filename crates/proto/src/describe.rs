@@ -194,6 +194,7 @@ async fn from_later<C: ConnectionLike>(
         field::CREATED_AT,
         field::RUN_AT,
         field::EXPIRES_AT,
+        field::GROUP,
     ];
     let mut hash: HashMap<String, Vec<u8>> = waiting
         .fields
@@ -361,6 +362,7 @@ async fn from_stream<C: ConnectionLike>(
                 field::ERROR,
                 field::ERRORS,
                 field::EXPIRES_AT,
+                field::GROUP,
             ]
             .contains(&name.as_str())
         })

@@ -43,6 +43,8 @@ pub struct EntryFields {
     /// Never start at or after this time, ms since the Unix epoch: the job ends as
     /// `expired` instead (protocol 2.16).
     pub expires_at_ms: Option<u64>,
+    /// Its group (protocol 2.17), when it has one.
+    pub group: Option<String>,
     /// Attempts the job spent before this entry was written (a copy put back by
     /// reconciliation carries them).
     pub attempts: Option<u32>,
@@ -197,6 +199,7 @@ impl StreamEntry {
             .transpose()?;
         let run_at_ms = self.run_at_ms()?;
         let expires_at_ms = self.expires_at_ms()?;
+        let group = self.group()?;
         self.refuse_unique()?;
         Ok(EntryFields {
             job_id,
@@ -215,6 +218,7 @@ impl StreamEntry {
             backoff,
             run_at_ms,
             expires_at_ms,
+            group,
         })
     }
 
@@ -297,6 +301,13 @@ impl StreamEntry {
                 expected: crate::checks::EXPIRES_AT_RULE,
             })?;
         Ok(Some(crate::check_expires_at_ms(ms)?).filter(|&at| at > 0))
+    }
+
+    /// `group`, if given: a name. Only the published script keeps a group's turn (it
+    /// writes the entry once the group's window has room); on a raw XADD the field is
+    /// carried but the job runs when read.
+    fn group(&self) -> Result<Option<String>, ProtoError> {
+        self.name(field::GROUP)
     }
 
     /// Refuses a `unique` field: a worker reads an entry after it was added, so a duplicate

@@ -113,12 +113,21 @@ pub struct QueueLimit {
     pub burst: Option<u32>,
     /// Jobs running at once, fleet-wide.
     pub concurrency: Option<u32>,
+    /// Jobs of one group let through to run at once (protocol 2.17): the others wait
+    /// their group's turn, outside the stream.
+    pub group_concurrency: Option<u32>,
 }
 
 impl QueueLimit {
     /// Whether it limits anything.
     pub fn is_empty(&self) -> bool {
-        self.rate.is_none() && self.concurrency.is_none()
+        !self.limits_starts() && self.group_concurrency.is_none()
+    }
+
+    /// Whether a worker asks it before starting a job (it has a rate or a cap); a limit on
+    /// groups alone is kept where jobs are enqueued and let through.
+    pub fn limits_starts(&self) -> bool {
+        self.rate.is_some() || self.concurrency.is_some()
     }
 
     /// The burst in force: the one given, else the rate's default; 0 without a rate.
@@ -138,7 +147,11 @@ impl QueueLimit {
         if self.is_empty() {
             return Err(FlowError::Empty);
         }
-        for (part, value) in [("burst", self.burst), ("concurrency", self.concurrency)] {
+        for (part, value) in [
+            ("burst", self.burst),
+            ("concurrency", self.concurrency),
+            ("group concurrency", self.group_concurrency),
+        ] {
             if let Some(value) = value
                 && !(1..=MAX_FLOW_COUNT).contains(&value)
             {
@@ -160,6 +173,9 @@ impl QueueLimit {
         if let Some(concurrency) = self.concurrency {
             parts.push(format!("concurrency={concurrency}"));
         }
+        if let Some(per_group) = self.group_concurrency {
+            parts.push(format!("group_concurrency={per_group}"));
+        }
         parts.join(" ")
     }
 
@@ -180,6 +196,7 @@ impl QueueLimit {
                 "rate" => limit.rate = Some(value.parse()?),
                 "burst" => limit.burst = Some(count()?),
                 "concurrency" => limit.concurrency = Some(count()?),
+                "group_concurrency" => limit.group_concurrency = Some(count()?),
                 _ => return Err(FlowError::Stored(text.to_owned())),
             }
         }
@@ -197,6 +214,9 @@ impl fmt::Display for QueueLimit {
         if let Some(concurrency) = self.concurrency {
             parts.push(format!("concurrency {concurrency}"));
         }
+        if let Some(per_group) = self.group_concurrency {
+            parts.push(format!("concurrency {per_group} per group"));
+        }
         f.write_str(&parts.join(", "))
     }
 }
@@ -210,7 +230,7 @@ pub enum FlowError {
     /// A burst or cap out of bounds.
     #[error("{part} {value}: expected {FLOW_COUNT_RULE}")]
     Count {
-        /// `burst` or `concurrency`.
+        /// `burst`, `concurrency` or `group concurrency`.
         part: &'static str,
         /// What was given.
         value: u32,
@@ -219,10 +239,12 @@ pub enum FlowError {
     #[error("a burst needs a rate")]
     BurstWithoutRate,
     /// Nothing to limit.
-    #[error("a limit needs a rate or a concurrency")]
+    #[error("a limit needs a rate, a concurrency or a group concurrency")]
     Empty,
     /// A stored limit this version cannot read.
-    #[error("stored limit {0:?}: expected parts rate=N/UNIT, burst=N and concurrency=N")]
+    #[error(
+        "stored limit {0:?}: expected parts rate=N/UNIT, burst=N, concurrency=N and group_concurrency=N"
+    )]
     Stored(String),
 }
 
@@ -266,7 +288,45 @@ pub async fn set_limit<C: ConnectionLike + Send>(
         .arg(limit.encode())
         .query_async(conn)
         .await?;
+    if written || !only_if_unset {
+        set_group_window(conn, keys, queue, limit.group_concurrency).await?;
+    }
     Ok(written || !only_if_unset)
+}
+
+/// How many groups of `queue` have jobs waiting their turn, over every partition.
+pub async fn groups_waiting<C: ConnectionLike + Send>(
+    conn: &mut C,
+    keys: &Keys,
+    queue: &str,
+) -> redis::RedisResult<u64> {
+    let count = crate::partition::read_partition_count(conn, keys, queue).await?;
+    let mut pipe = redis::pipe();
+    for index in 0..count {
+        pipe.zcard(keys.groups(&crate::partition::partition_name(queue, index)));
+    }
+    let counts: Vec<u64> = pipe.query_async(conn).await?;
+    Ok(counts.into_iter().sum())
+}
+
+/// Writes (or, with `None`, removes) the group window where the queue's scripts read it:
+/// each partition's `group_limit` (the scripts of one partition see only its hash tag).
+async fn set_group_window<C: ConnectionLike + Send>(
+    conn: &mut C,
+    keys: &Keys,
+    queue: &str,
+    window: Option<u32>,
+) -> redis::RedisResult<()> {
+    let count = crate::partition::read_partition_count(conn, keys, queue).await?;
+    let mut pipe = redis::pipe();
+    for index in 0..count {
+        let key = keys.group_limit(&crate::partition::partition_name(queue, index));
+        match window {
+            Some(window) => pipe.hset(key, "concurrency", window).ignore(),
+            None => pipe.hdel(key, "concurrency").ignore(),
+        };
+    }
+    pipe.query_async(conn).await
 }
 
 /// Removes `queue`'s limit; returns whether there was one. What its slots and rate still
@@ -276,11 +336,13 @@ pub async fn clear_limit<C: ConnectionLike + Send>(
     keys: &Keys,
     queue: &str,
 ) -> redis::RedisResult<bool> {
-    redis::cmd("HDEL")
+    let had: bool = redis::cmd("HDEL")
         .arg(keys.limits())
         .arg(queue)
         .query_async(conn)
-        .await
+        .await?;
+    set_group_window(conn, keys, queue, None).await?;
+    Ok(had)
 }
 
 /// Why a limit was not set.
@@ -361,8 +423,16 @@ mod tests {
             rate: Some("100/s".parse().expect("a rate")),
             burst: Some(20),
             concurrency: Some(5),
+            group_concurrency: None,
         };
         assert_eq!(limit.encode(), "rate=100/s burst=20 concurrency=5");
+        let per_group = QueueLimit::decode("group_concurrency=1").expect("reads");
+        assert_eq!(per_group.group_concurrency, Some(1));
+        assert!(
+            !per_group.limits_starts(),
+            "kept where jobs are let through"
+        );
+        assert_eq!(per_group.encode(), "group_concurrency=1");
         assert_eq!(QueueLimit::decode(&limit.encode()), Ok(limit));
         assert!(QueueLimit::decode("rate=100/s colour=red").is_err());
         assert!(QueueLimit::decode("").is_err());

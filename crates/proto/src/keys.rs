@@ -147,6 +147,27 @@ impl Keys {
         self.queue_key(queue, "holds")
     }
 
+    /// A queue's limit on each of its groups (protocol 2.17): `concurrency` → how many jobs
+    /// of one group may be let through to its stream at once.
+    pub fn group_limit(&self, queue: &str) -> String {
+        self.queue_key(queue, "group_limit")
+    }
+
+    /// The groups of a queue that have jobs waiting their turn, by when they began to wait.
+    pub fn groups(&self, queue: &str) -> String {
+        self.queue_key(queue, "groups")
+    }
+
+    /// The ids of a group's jobs waiting their turn, oldest first.
+    pub fn group_line(&self, queue: &str, group: &str) -> String {
+        self.queue_key(queue, &format!("group:{group}"))
+    }
+
+    /// The ids of a group's jobs let through and not yet ended.
+    pub fn group_flight(&self, queue: &str, group: &str) -> String {
+        self.queue_key(queue, &format!("group_flight:{group}"))
+    }
+
     /// A queue's tallies of one hour (hours since the Unix epoch): kind → count, and
     /// `<kind>:<minute of the hour>` → count (see `tally`).
     pub fn tally(&self, queue: &str, hour: u64) -> String {

@@ -41,6 +41,9 @@ pub mod field {
     /// Never start the job at or after this time, ms since the Unix epoch (2.16): a job
     /// not started by then ends as `expired`.
     pub const EXPIRES_AT: &str = "expires_at";
+    /// The job's group (2.17): a tenant, an account. Where its queue limits how many jobs
+    /// of each group run at once, it waits its group's turn.
+    pub const GROUP: &str = "group";
     /// An entry field only: run this long after the XADD (the entry id's time).
     pub const DELAY: &str = "delay";
     /// An entry field only, refused: a raw XADD cannot hold a unique key atomically.
@@ -132,6 +135,8 @@ pub struct JobRecord {
     pub next_run_at: Option<u64>,
     /// When the job expires if it has not started by then.
     pub expires_at: Option<u64>,
+    /// Its group, if it has one.
+    pub group: Option<String>,
     /// When the current or last attempt started.
     pub started_at: Option<u64>,
     /// When the job ended; `None` while it has not.
@@ -245,6 +250,7 @@ impl JobRecord {
             run_at,
             next_run_at,
             expires_at,
+            group: text(field::GROUP).filter(|s| !s.is_empty()),
             started_at,
             finished_at,
             timeout_ms,

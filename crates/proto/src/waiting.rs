@@ -28,6 +28,8 @@ impl Waiting {
         let status = match &value[..space] {
             b"scheduled" => Status::Scheduled,
             b"failed" => Status::Failed,
+            // Waiting its group's turn (protocol 2.17): ready, outside the stream.
+            b"grouped" => Status::Pending,
             _ => return None,
         };
         let mut rest = &value[space + 1..];

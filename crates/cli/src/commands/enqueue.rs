@@ -72,6 +72,9 @@ pub async fn run(config_file: Option<&Path>, args: EnqueueArgs) -> anyhow::Resul
     if let Some(ttl) = args.expires_in {
         job = job.expires_in(ttl);
     }
+    if let Some(group) = &args.group {
+        job = job.group(group);
+    }
     let enqueued = producer.enqueue(job).await?;
     match enqueued.outcome {
         Outcome::Created => {}
@@ -187,4 +190,9 @@ pub struct EnqueueArgs {
     /// (its queue paused, backed up or throttled), it ends as `expired`, unrun.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub expires_in: Option<Duration>,
+
+    /// The job's group (a tenant, an account): where the queue limits each group
+    /// (`queues limit --group-concurrency N`), it waits its group's turn.
+    #[arg(long, value_name = "GROUP", conflicts_with_all = ["unique", "debounce", "delay", "at"])]
+    pub group: Option<String>,
 }

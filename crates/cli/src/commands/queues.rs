@@ -48,12 +48,22 @@ pub async fn run(config_file: Option<&Path>, command: QueuesCommand) -> anyhow::
             rate,
             burst,
             concurrency,
+            group_concurrency,
+            per_group,
             clear,
         } => {
-            let limit = QueueLimit {
-                rate,
-                burst,
-                concurrency,
+            let limit = if per_group {
+                QueueLimit {
+                    group_concurrency: concurrency,
+                    ..QueueLimit::default()
+                }
+            } else {
+                QueueLimit {
+                    rate,
+                    burst,
+                    concurrency,
+                    group_concurrency,
+                }
             };
             limit_command(&mut admin, &queue, limit, clear).await?;
         }
@@ -123,6 +133,12 @@ fn limit_text(limit: &LimitUse) -> String {
     }
     if let Some(cap) = limit.concurrency {
         parts.push(format!("{} of {cap} running", limit.slots_held));
+    }
+    if let Some(per_group) = limit.group_concurrency {
+        parts.push(format!(
+            "{per_group} per group ({} groups waiting their turn)",
+            limit.groups_waiting
+        ));
     }
     parts.join(", ")
 }
@@ -282,8 +298,17 @@ pub enum QueuesCommand {
         /// Jobs running at once across every worker.
         #[arg(long)]
         concurrency: Option<u32>,
+        /// Jobs of one group (a job's `--group`: a tenant, an account) let through to run
+        /// at once; the group's others wait their turn, so groups take turns and a long
+        /// backlog in one never holds back the others (1: one at a time per group).
+        #[arg(long, value_name = "N")]
+        group_concurrency: Option<u32>,
+        /// Make `--concurrency` hold per group: `--per-group --concurrency 1` is
+        /// `--group-concurrency 1` (a rate per group is not supported yet).
+        #[arg(long, requires = "concurrency", conflicts_with_all = ["group_concurrency", "rate", "burst"])]
+        per_group: bool,
         /// Remove the queue's limit.
-        #[arg(long, conflicts_with_all = ["rate", "burst", "concurrency"])]
+        #[arg(long, conflicts_with_all = ["rate", "burst", "concurrency", "group_concurrency"])]
         clear: bool,
     },
     /// Every queue's flow limit, with the slots of its cap held now.

@@ -177,6 +177,7 @@ pub async fn detail(
             dt { "Type" } dd { (record.job_type) }
             dt { "Queue" } dd { a href=(format!("/queues/{}", enc(&record.queue))) { (record.queue) } }
             dt { "Status" } dd { (word(status)) }
+            @if let Some(group) = &record.group { dt { "Group" } dd { (group) } }
             dt { "Attempts" } dd { (record.attempts_shown()) }
             @if record.snoozes > 0 { dt { "Snoozed" } dd { (record.snoozes) " times (not counted as attempts)" } }
             dt { "Created" } dd { (when(record.created_at.map(|t| t as i64))) }

@@ -70,6 +70,10 @@ pub async fn page(
                     @if let Some(cap) = limit.concurrency {
                         (limit.slots_held) " of " (cap) " running"
                     }
+                    @if let Some(per_group) = limit.group_concurrency {
+                        @if limit.rate.is_some() || limit.concurrency.is_some() { ", " }
+                        (per_group) " per group, " (limit.groups_waiting) " groups waiting their turn"
+                    }
                     " (" code { "flotilla queues limit " (queue) } ")."
                 }
                 None => { "No flow limit (" code { "flotilla queues limit " (queue) " --rate 100/s --concurrency 5" } ")." }

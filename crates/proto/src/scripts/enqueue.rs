@@ -83,6 +83,8 @@ pub struct Enqueue<'a> {
     pub trace: &'a str,
     /// When the job may no longer start, ms since the Unix epoch (0: never).
     pub expires_at_ms: u64,
+    /// Its group, empty for none.
+    pub group: &'a str,
 }
 
 /// What an enqueue did.
@@ -120,6 +122,7 @@ impl<'a> Enqueue<'a> {
             when: self.when,
             trace: self.trace,
             expires_at_ms: self.expires_at_ms,
+            group: self.group,
         }
     }
 }
@@ -151,18 +154,20 @@ impl ScriptCall for Enqueue<'_> {
             q,
             hold,
         );
+        let more = self.expires_at_ms > 0 || !self.group.is_empty();
         let call = match &self.debounce {
             Some(debounce) if self.unique.is_none() => {
                 call.arg(debounce.delay_ms.max(1)).arg(debounce.max_ms)
             }
-            _ if self.expires_at_ms > 0 => call.arg(0).arg(0),
+            _ if more => call.arg(0).arg(0),
             _ => call,
         };
-        // ARGV[18], left out when the job never expires (a call before 2.16 had none).
-        if self.expires_at_ms > 0 {
-            call.arg(self.expires_at_ms)
-        } else {
-            call
+        // ARGV[18] and ARGV[19], left out when the job never expires and has no group (a
+        // call before 2.16 had neither).
+        match (self.expires_at_ms > 0, self.group.is_empty()) {
+            (false, true) => call,
+            (_, true) => call.arg(self.expires_at_ms),
+            (_, false) => call.arg(self.expires_at_ms).arg(self.group),
         }
     }
 
@@ -214,6 +219,9 @@ pub struct EnqueueItem<'a> {
     /// When the job may no longer start, ms since the Unix epoch (0: never); a job not
     /// started by then ends as `expired`.
     pub expires_at_ms: u64,
+    /// Its group (protocol 2.17), empty for none: where the queue limits how many jobs
+    /// of each group run at once, it waits its group's turn.
+    pub group: &'a str,
 }
 
 impl EnqueueItem<'_> {
@@ -271,11 +279,12 @@ impl ScriptCall for EnqueueMany<'_> {
             .key(keys.delayed(q))
             .arg(keys.job_prefix(q));
         // Each job's arguments are the published script's first 15, in its order, then
-        // its expiry (its ARGV[18]).
+        // its expiry and group (its ARGV[18] and ARGV[19]).
         for job in &self.jobs {
             call = job
                 .args(call, 0, self.max_queue_len, q, "")
-                .arg(job.expires_at_ms);
+                .arg(job.expires_at_ms)
+                .arg(job.group);
         }
         call
     }

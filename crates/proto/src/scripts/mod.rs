@@ -17,6 +17,7 @@ mod fail_many;
 mod fast;
 mod finish;
 mod flow;
+mod groups;
 mod housekeeping;
 mod leader;
 mod pulse;
@@ -38,6 +39,7 @@ pub use fail_many::{FailMany, FailManyItem, FailManyReply};
 pub use fast::FastJob;
 pub use finish::{Complete, CompleteItem, Fail, FailReply, FinishReply, HandBack};
 pub use flow::{Admission, Admit, Holds, HoldsReply};
+pub use groups::ReleaseGroups;
 pub use housekeeping::{
     Cancel, CancelReply, ForgetConsumer, Promote, PromoteReply, Purge, PurgeReply, PutBack,
     Requeue, RequeueMode, RequeueReply, Retry, RetryReply,
@@ -235,6 +237,11 @@ script!(
     "Send an undecodable entry straight to the dead-letter queue."
 );
 script!(
+    RELEASE_GROUPS,
+    "release_groups.lua",
+    "Give back completed grouped jobs' places and let their groups' next jobs through."
+);
+script!(
     EXPIRE,
     "expire.lua",
     "End a delivered fast-path job that may no longer start as expired, unrun."
@@ -291,8 +298,9 @@ script!(
 );
 
 /// Every script, for loading them all at once.
-pub(crate) fn all() -> [&'static Script; 29] {
+pub(crate) fn all() -> [&'static Script; 30] {
     [
+        &RELEASE_GROUPS,
         &EXPIRE,
         &ADMIT,
         &HOLDS,

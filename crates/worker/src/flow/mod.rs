@@ -85,7 +85,9 @@ impl Flow {
         conn: &mut SharedConnection,
         keys: &Keys,
     ) -> redis::RedisResult<()> {
-        let (limits, unreadable) = flotilla_proto::flow::read_limits(conn, keys).await?;
+        let (mut limits, unreadable) = flotilla_proto::flow::read_limits(conn, keys).await?;
+        // A limit on groups alone is kept where jobs are enqueued and let through.
+        limits.retain(|_, limit| limit.limits_starts());
         let unreadable_now: HashSet<String> = unreadable.iter().map(|(q, _)| q.clone()).collect();
         let mut known_unreadable = self.unreadable.write().unwrap_or_else(|p| p.into_inner());
         for (queue, why) in &unreadable {

@@ -11,7 +11,7 @@ use flotilla_proto::Keys;
 use flotilla_proto::SharedConnection;
 use flotilla_proto::scripts::{
     self, Complete, CompleteItem, Fail, FailMany, FailManyItem, FailManyReply, FailReply,
-    FinishReply, HandBack, ScriptCall, ScriptError,
+    FinishReply, HandBack, ReleaseGroups, ScriptCall, ScriptError,
 };
 use flotilla_proto::tally::Tally;
 use tokio::sync::mpsc;
@@ -383,6 +383,10 @@ impl Completer {
                 tracing::info!(job = %a.job_id, queue = %a.queue, r#type = %a.job_type, attempt = a.number, trace_id = a.trace_id.as_deref(), due_ms, error = %error.escape_debug(), "attempt failed, will retry")
             }
             Landed::Finish(FinishReply::Ok) => match c.outcome {
+                Outcome::Completed(_) if a.group.is_some() => {
+                    self.release_group(a);
+                    tracing::debug!(job = %a.job_id, queue = %a.queue, r#type = %a.job_type, attempt = a.number, trace_id = a.trace_id.as_deref(), "completed")
+                }
                 Outcome::HandBack => {
                     tracing::info!(job = %a.job_id, queue = %a.queue, r#type = %a.job_type, attempt = a.number, trace_id = a.trace_id.as_deref(), "handed back for another worker")
                 }
@@ -392,6 +396,26 @@ impl Completer {
             },
         }
         self.inflight.remove(&a.lease);
+    }
+}
+
+impl Completer {
+    /// Gives a completed grouped job's place back and lets its group's next job through,
+    /// in the background: a release that fails costs only time, as the next promote pass
+    /// finds the job ended.
+    fn release_group(&self, a: &Attempt) {
+        let Some(group) = a.group.clone() else { return };
+        let (mut conn, keys) = (self.conn.clone(), self.keys.clone());
+        let (queue, job_id) = (a.queue.clone(), a.job_id.clone());
+        tokio::spawn(async move {
+            let call = ReleaseGroups {
+                queue: &queue,
+                released: vec![(&group, &job_id)],
+            };
+            if let Err(e) = scripts::run(&mut conn, &keys, &call).await {
+                tracing::debug!(%queue, %group, "could not release a group's place (the next promote pass will): {e}");
+            }
+        });
     }
 }
 

@@ -46,6 +46,9 @@ pub(crate) struct Attempt {
     /// Its slot of its queue's concurrency cap: given back when the last clone of the
     /// attempt is gone, its outcome written.
     pub slot: Option<Arc<Slot>>,
+    /// Its group, for a fast-path job that has one: once it completes, its place is
+    /// given back and its group's next job let through.
+    pub group: Option<Arc<str>>,
 }
 
 impl Attempt {

@@ -23,6 +23,15 @@ if not status then
   end
 end
 if not status then
+  -- Waiting its group's turn: its record is built from the entry it would have become.
+  local fields = leave_group_line(KEYS[2], ARGV[3])
+  if fields then
+    record_from_entry(KEYS[2], ARGV[3], ARGV[4], '', fields, 0)
+    status = 'pending'
+    f = {'pending', '', ARGV[3]}
+  end
+end
+if not status then
   local job_id = ARGV[3]
   local entry = job_id
   local held = redis.call('GET', id_key_of(KEYS[2], job_id))

@@ -186,6 +186,100 @@ local function unpack_waiting(value)
   return state, fields
 end
 
+-- Groups (protocol 2.17). A queue whose `group_limit` hash names a `concurrency` lets at
+-- most that many jobs of each group (a job's `group` field: a tenant, an account) through
+-- to its stream at once: the others wait their turn, each group in a list of its own, so
+-- a group with a long backlog never holds back another's jobs by more than its own few,
+-- and groups take turns. A job let through stays in its group's `flight` set until it
+-- ends for good (completed, dead, cancelled, expired, deleted); a retry or a hand-back
+-- keeps its place. The keys, from the queue's record prefix (`<ns>:{<queue>}:job:`):
+-- `group_limit` (hash), `group:<g>` (list of waiting ids), `group_flight:<g>` (set of ids
+-- let through), `groups` (sorted set of groups with waiting jobs, by when they began to
+-- wait). A waiting grouped job's id key holds `grouped ` and its packed entry.
+-- How many waiting groups a promote pass looks at, and how many jobs of one group a call
+-- lets through at most (a group no longer limited empties its line a batch at a time).
+local GROUPS_PER_PASS = 64
+local GROUP_FILL_MOST = 1000
+
+local function queue_prefix_of(records)
+  return string.sub(records, 1, #records - 4)
+end
+
+-- The fields of an id key's value for a job waiting its group's turn; nil for any other.
+local function unpack_grouped(value)
+  if type(value) ~= 'string' or string.sub(value, 1, 8) ~= 'grouped ' then return nil end
+  local ok, fields = pcall(cmsgpack.unpack, string.sub(value, 9))
+  if not ok or type(fields) ~= 'table' then return nil end
+  return fields
+end
+
+-- Takes a job that waits its group's turn out of its group's line (a cancel, a delete);
+-- returns its entry fields, or nil when the id key holds no such job.
+local function leave_group_line(job_key, job_id)
+  local fields = unpack_grouped(redis.call('GET', id_key_of(job_key, job_id)))
+  if not fields then return nil end
+  local qp = queue_prefix_of(job_prefix_of(job_key, job_id))
+  for i = 1, #fields - 1, 2 do
+    if fields[i] == 'group' then
+      local line = qp .. 'group:' .. fields[i + 1]
+      redis.call('LREM', line, 1, job_id)
+      if redis.call('LLEN', line) == 0 then redis.call('ZREM', qp .. 'groups', fields[i + 1]) end
+    end
+  end
+  return fields
+end
+
+-- How many jobs of a group may be let through at once: nil when groups are not limited.
+local function group_window(qp)
+  local n = tonumber(redis.call('HGET', qp .. 'group_limit', 'concurrency'))
+  if n and n >= 1 then return n end
+  return nil
+end
+
+-- Whether job `id` has not ended for good: its id key names or holds it, or its record
+-- says a status that is not final.
+local function job_lives(qp, id)
+  if redis.call('EXISTS', qp .. 'id:' .. id) == 1 then return true end
+  local status = redis.call('HGET', qp .. 'job:' .. id, 'status')
+  return status ~= false and status ~= nil and status ~= 'completed' and status ~= 'dead'
+    and status ~= 'cancelled' and status ~= 'expired'
+end
+
+-- Drops from a group's flight the jobs that ended (a completion, a death or a cancel
+-- that did not say so itself); returns how many are still let through.
+local function group_prune(qp, group)
+  local flight = qp .. 'group_flight:' .. group
+  for _, id in ipairs(redis.call('SMEMBERS', flight)) do
+    if not job_lives(qp, id) then redis.call('SREM', flight, id) end
+  end
+  return redis.call('SCARD', flight)
+end
+
+-- Lets a group's waiting jobs through to `stream`, oldest first, while its window has
+-- room (all of them, up to `most`, once groups are no longer limited); returns how many.
+local function group_fill(qp, stream, group, most)
+  local list, flight = qp .. 'group:' .. group, qp .. 'group_flight:' .. group
+  local window = group_window(qp)
+  local moved = 0
+  while moved < most do
+    if window and redis.call('SCARD', flight) >= window then break end
+    local id = redis.call('LPOP', list)
+    if not id then break end
+    local id_key = qp .. 'id:' .. id
+    local fields = unpack_grouped(redis.call('GET', id_key))
+    -- A job cancelled or deleted while it waited left its id behind: skip it.
+    if fields then
+      fields[#fields + 1] = 'held'
+      fields[#fields + 1] = '1'
+      redis.call('SET', id_key, redis.call('XADD', stream, '*', unpack(fields)))
+      if window then redis.call('SADD', flight, id) end
+      moved = moved + 1
+    end
+  end
+  if redis.call('LLEN', list) == 0 then redis.call('ZREM', qp .. 'groups', group) end
+  return moved
+end
+
 -- How many items one command of a spread call takes: Lua's `unpack` returns at most about
 -- 8000 values. Even, so that pairs stay together.
 local SPREAD_ITEMS = 6000
@@ -362,7 +456,7 @@ local function keep_history(job, stream, entry)
   local f = e[1][2]
   for i = 1, #f, 2 do
     if f[i] == 'errors' or f[i] == 'error' or f[i] == 'created_at' or f[i] == 'snoozes'
-        or f[i] == 'expires_at' then
+        or f[i] == 'expires_at' or f[i] == 'group' then
       redis.call('HSET', job, f[i], f[i + 1])
     end
   end
@@ -426,7 +520,7 @@ local function record_from_entry(job, job_id, queue, entry, fields, extra)
     'payload', e['payload'] or '', 'content_type', e['content_type'] or '',
     'attempts', (tonumber(e['attempts']) or 0) + extra, 'created_at', created,
     'run_at', e['run_at'] or created, 'entry', entry, 'v', e['v'] or '1')
-  for _, name in ipairs({'max_attempts', 'backoff', 'error', 'errors', 'expires_at'}) do
+  for _, name in ipairs({'max_attempts', 'backoff', 'error', 'errors', 'expires_at', 'group'}) do
     if e[name] and e[name] ~= '' then redis.call('HSET', job, name, e[name]) end
   end
   -- The record keeps the trace context as one value: traceparent, then tracestate on a
@@ -521,12 +615,16 @@ local ENTRY_OPTIONS = {{'content_type', 4}, {'max_attempts', 5}, {'timeout', 6},
   {'backoff', 7}, {'trace', 13}}
 
 -- Why the published script refuses the job whose arguments are at `A[o + 1]` to
--- `A[o + 15]`, expiring at `expires` (ms, '0' for never), or nil: the text of its BAD_ARG
--- or BAD_ID error.
-local function enqueue_refusal(A, o, expires)
+-- `A[o + 15]`, expiring at `expires` (ms, '0' for never), of `group` ('' for none), or
+-- nil: the text of its BAD_ARG or BAD_ID error.
+local function enqueue_refusal(A, o, expires, group)
   if expires ~= '0' and not whole_within(expires, MAX_RUN_AT_MS) then
     return 'BAD_ARG expires at ' .. tostring(expires) ..
       ': expected whole milliseconds since the Unix epoch, at most ' .. MAX_RUN_AT_MS
+  end
+  if group ~= '' and (A[o + 8] ~= '0' or A[o + 9] ~= '0' or A[o + 10] ~= '0') then
+    return 'BAD_ARG group ' .. group .. ': a job of a group runs now, with no unique key ' ..
+      '(a time or a unique key with a group is not supported yet)'
   end
   for _, bound in ipairs(ENQUEUE_BOUNDS) do
     local value = A[o + bound[1]]
@@ -546,10 +644,14 @@ local function enqueue_refusal(A, o, expires)
 end
 
 -- The fields of the entry that carries the whole of a job without a record (arguments at
--- `A[o + 1]` on, expiring at `expires`): its id, type and payload, then each option that
--- is set.
-local function entry_fields_of(A, o, expires)
+-- `A[o + 1]` on, expiring at `expires`, of `group`): its id, type and payload, then each
+-- option that is set.
+local function entry_fields_of(A, o, expires, group)
   local fields = {'id', A[o + 1], 'type', A[o + 2], 'payload', A[o + 3]}
+  if group and group ~= '' then
+    fields[#fields + 1] = 'group'
+    fields[#fields + 1] = group
+  end
   for _, option in ipairs(ENTRY_OPTIONS) do
     local value = A[o + option[2]]
     if value ~= '' and value ~= '0' then
@@ -595,6 +697,25 @@ local function debounce_into(holder, record, later, debounce, A, o, now, expires
   return true
 end
 
+-- Puts a new job of `group` in its group's line when the group has as many jobs let
+-- through as the queue allows, or already has jobs waiting (they go first); else counts
+-- it as let through. Returns whether it waits.
+local function enqueue_grouped(record, id, id_key, group, fields, now)
+  local qp = queue_prefix_of(job_prefix_of(record, id))
+  local window = group_window(qp)
+  if not window then return false end
+  local list, flight = qp .. 'group:' .. group, qp .. 'group_flight:' .. group
+  if redis.call('LLEN', list) == 0 and (redis.call('SCARD', flight) < window
+      or group_prune(qp, group) < window) then
+    redis.call('SADD', flight, id)
+    return false
+  end
+  redis.call('SET', id_key, 'grouped ' .. cmsgpack.pack(fields))
+  redis.call('RPUSH', list, id)
+  redis.call('ZADD', qp .. 'groups', 'NX', now, group)
+  return true
+end
+
 -- Creates one job (the published `enqueue` script, and `enqueue_many` for a batch of one
 -- queue's jobs): `stream`, `record` and `delayed` are its queue's stream, its record key
 -- and its queue's delayed set; `unique` the unique key it holds, or nil. Its arguments are
@@ -602,11 +723,17 @@ end
 -- the jobs of one call share and need read only once (the time, the queue's depth): an
 -- empty table at first. `debounce` ({key, delay, max}, or nil) folds it into the waiting
 -- job its key names (see `debounce_into`). `expires` is when the job may no longer start
--- (ms since the epoch; '0': never). Returns {job id, outcome}, or the text of the error
--- (QUEUE_FULL, BAD_ID, BAD_ARG) the published script answers.
-local function enqueue_job(stream, record, delayed, unique, A, o, batch, debounce, expires)
+-- (ms since the epoch; '0': never); `group` its group ('': none), whose turn it waits for
+-- when the group has as many jobs let through as the queue allows (see `group_fill`).
+-- Returns {job id, outcome}, or the text of the error (QUEUE_FULL, BAD_ID, BAD_ARG) the
+-- published script answers.
+local function enqueue_job(stream, record, delayed, unique, A, o, batch, debounce, expires,
+    group)
   local id = A[o + 1]
-  local refusal = enqueue_refusal(A, o, expires)
+  local refusal = enqueue_refusal(A, o, expires, group)
+  if not refusal and group ~= '' and debounce then
+    refusal = 'BAD_ARG group ' .. group .. ': a debounced job cannot have a group yet'
+  end
   if refusal then return refusal end
   if debounce then
     if not batch.now then batch.now = now_ms() end
@@ -658,7 +785,10 @@ local function enqueue_job(stream, record, delayed, unique, A, o, batch, debounc
 
   if not unique then
     -- The whole job in its entry: a worker runs it as it runs a job without an id.
-    local fields = entry_fields_of(A, o, expires)
+    local fields = entry_fields_of(A, o, expires, group)
+    if group ~= '' and enqueue_grouped(record, id, id_key, group, fields, now) then
+      return {id, 'created'}
+    end
     if due > now then
       -- Waits in `later`, its id key holding the entry it becomes once due. Jobs of one
       -- call share their time and, mostly, their due time: each is printed once.

@@ -35,6 +35,8 @@ if not status then
   local waiting = unpack_waiting(held)
   if waiting then
     status = waiting
+  elseif leave_group_line(KEYS[2], job_id) then
+    status = 'pending'
   elseif is_entry_id(at) and #redis.call('XRANGE', KEYS[1], at, at) > 0 then
     status, entry = 'pending', at
   end

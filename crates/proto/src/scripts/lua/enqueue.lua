@@ -20,6 +20,10 @@
 --          Otherwise the new job waits its debounce delay and the key names it.
 -- ARGV[18] when the job may no longer start, ms since the Unix epoch (absent or 0: never;
 --          protocol 2.16): a job not started by then ends as `expired` without running
+-- ARGV[19] the job's group (absent or empty: none; protocol 2.17): where the queue limits
+--          how many jobs of each group run at once, a job whose group has that many let
+--          through waits its turn in the group's line (see `group_fill`); it runs now
+--          and holds no unique key
 -- Returns {job id, "created" | "duplicate" (unique key held) | "exists" (id already known)
 -- | "debounced" (folded into the waiting job whose id is returned)}.
 -- Errors with QUEUE_FULL when the queue holds as many jobs as its cap (backpressure),
@@ -44,6 +48,6 @@ if debounce_delay ~= '0' then
   debounce = {key = KEYS[4], delay = tonumber(debounce_delay), max = tonumber(debounce_max)}
 end
 local reply = enqueue_job(KEYS[1], KEYS[2], KEYS[3], unique, ARGV, 0, {}, debounce,
-  ARGV[18] or '0')
+  ARGV[18] or '0', ARGV[19] or '')
 if type(reply) == 'string' then return redis.error_reply(reply) end
 return reply

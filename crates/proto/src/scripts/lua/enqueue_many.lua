@@ -8,10 +8,11 @@
 -- KEYS[1] stream   KEYS[2] delayed set
 -- ARGV[1] the queue's record key prefix (a record key is the prefix and the job id; it
 -- shares the declared keys' hash tag, as id keys do)
--- then 16 values per job, from ARGV[2 + 16*(i-1)]: the published script's first 15
+-- then 17 values per job, from ARGV[2 + 17*(i-1)]: the published script's first 15
 -- arguments (job id, type, payload, content type, max attempts, timeout ms, backoff, run
 -- at, delay ms, unique ttl (0), queue length cap, queue name, trace context, protocol
--- version, ''), then when it expires (its ARGV[18]: ms since the epoch, 0 for never).
+-- version, ''), then when it expires (its ARGV[18]: ms since the epoch, 0 for never) and
+-- its group (its ARGV[19]: '' for none).
 -- Returns one reply per job: "created", "exists", or the error the published script
 -- would answer (QUEUE_FULL …, BAD_ID …, BAD_ARG …).
 local stream, records = KEYS[1], ARGV[1]
@@ -21,8 +22,8 @@ local replies = {}
 -- The jobs the checks of their arguments let through: their argument offsets, ids, id
 -- keys and record keys, and their places among the replies.
 local offsets, ids, id_keys, record_keys, places = {}, {}, {}, {}, {}
-for o = 1, #ARGV - 1, 16 do
-  local refusal = enqueue_refusal(ARGV, o, ARGV[o + 16])
+for o = 1, #ARGV - 1, 17 do
+  local refusal = enqueue_refusal(ARGV, o, ARGV[o + 16], ARGV[o + 17])
   replies[#replies + 1] = refusal or false
   if not refusal then
     local id = ARGV[o + 1]
@@ -74,8 +75,11 @@ for i, o in ipairs(offsets) do
       local due = tonumber(ARGV[o + 8])
       local delay = tonumber(ARGV[o + 9])
       if due == 0 and delay > 0 then due = now + delay end
-      local fields = entry_fields_of(ARGV, o, ARGV[o + 16])
-      if due > now then
+      local group = ARGV[o + 17]
+      local fields = entry_fields_of(ARGV, o, ARGV[o + 16], group)
+      if group ~= '' and enqueue_grouped(record_keys[i], id, id_keys[i], group, fields, now) then
+        -- Waits its group's turn (its id key written there).
+      elseif due > now then
         -- Waits in `later`, its id key holding the entry it becomes once due. Jobs of one
         -- call mostly share their due time: each is printed once.
         local due_text = due_text_of[due]
@@ -95,8 +99,15 @@ for i, o in ipairs(offsets) do
         -- `held`: the id key names this entry from the start, so a worker need not claim it.
         fields[#fields + 1] = 'held'
         fields[#fields + 1] = '1'
-        writes[#writes + 1] = id_keys[i]
-        writes[#writes + 1] = redis.call('XADD', stream, '*', unpack(fields))
+        local entry = redis.call('XADD', stream, '*', unpack(fields))
+        if group ~= '' then
+          -- Let through: its id key is written now, as its group's next job of this call
+          -- judges whether it still lives by it.
+          redis.call('SET', id_keys[i], entry)
+        else
+          writes[#writes + 1] = id_keys[i]
+          writes[#writes + 1] = entry
+        end
       end
       created[id] = true
       replies[place] = 'created'

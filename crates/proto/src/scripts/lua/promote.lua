@@ -9,6 +9,7 @@
 -- to its stream as that entry, and its id key names the entry from then on.
 -- KEYS[1] delayed set   KEYS[2] stream   KEYS[3] later set
 -- ARGV[1] job key prefix (same hash tag as KEYS)   ARGV[2] batch limit (of each set)
+-- Then looks at the queue's waiting groups (see `group_fill`).
 -- Returns {the number of jobs promoted, ms until the next job left waiting is due (-1:
 -- none)}.
 local now = now_ms()
@@ -76,6 +77,17 @@ for _, id in ipairs(ids) do
       promoted = promoted + 1
     end
   end
+end
+
+-- Groups (protocol 2.17): the groups that have waited longest let through what their
+-- windows have room for, once pruned of jobs that ended without releasing their place
+-- (a death, a cancel, an expiry, a completion whose worker died before it released).
+local qp = queue_prefix_of(ARGV[1])
+for _, group in ipairs(redis.call('ZRANGE', qp .. 'groups', 0, GROUPS_PER_PASS - 1)) do
+  group_prune(qp, group)
+  group_fill(qp, KEYS[2], group, GROUP_FILL_MOST)
+  -- One that still waits goes behind the others for the next pass.
+  redis.call('ZADD', qp .. 'groups', 'XX', now, group)
 end
 
 -- How long until the next job left in either set is due, on the server's clock, so that

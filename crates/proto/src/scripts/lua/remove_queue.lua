@@ -8,7 +8,8 @@
 -- ARGV[1] the queue's record key prefix (same hash tag)
 -- Returns "removed", or "busy" with nothing deleted.
 if redis.call('XLEN', KEYS[1]) > 0 or redis.call('ZCARD', KEYS[2]) > 0
-    or redis.call('ZCARD', later_of(KEYS[2])) > 0 then
+    or redis.call('ZCARD', later_of(KEYS[2])) > 0
+    or redis.call('ZCARD', queue_prefix_of(ARGV[1]) .. 'groups') > 0 then
   return 'busy'
 end
 for _, i in ipairs({5, 6, 7, 9}) do

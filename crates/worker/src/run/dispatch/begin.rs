@@ -159,6 +159,7 @@ pub(super) async fn begin_fast(
         series,
         trace_id: None,
         slot: fetched.slot,
+        group: fields.group.map(Arc::from),
     };
     shared.inflight.insert(attempt_of.clone());
     if attempt > max_attempts {
@@ -255,6 +256,9 @@ pub(super) fn begin(
                 series,
                 trace_id: None,
                 slot: fetched.slot,
+                // A job with a record gives its group's place back when a promote pass
+                // finds it ended.
+                group: None,
             };
             shared.inflight.insert(attempt.clone());
             count_start(&attempt, fetched.delivery);

@@ -1,0 +1,219 @@
+//! Groups: with `--group-concurrency 1`, a group with a long backlog runs one job at a
+//! time and never holds back another group's jobs; a job waiting its group's turn can be
+//! read, cancelled and deleted; a group's place comes back when its job dies, and clearing
+//! the limit lets every waiting job through.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use flotilla_producer::NewJob;
+use flotilla_proto::Status;
+use flotilla_tests::{InProcessWorker, fast_config};
+use flotilla_worker::{HandlerError, JobContext, Registry};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::util::{Env, LONG, run_flotilla};
+
+/// What the handlers saw: per group, how many of its jobs ran at once at most and how many
+/// ran; per job, when it started.
+#[derive(Default)]
+struct Seen {
+    running: HashMap<String, usize>,
+    most_at_once: HashMap<String, usize>,
+    ran: HashMap<String, usize>,
+    started: HashMap<String, Instant>,
+}
+
+type Shared = Arc<Mutex<Seen>>;
+
+#[derive(Deserialize)]
+struct Work {
+    group: String,
+    ms: u64,
+    #[serde(default)]
+    fail: bool,
+}
+
+/// A registry whose `work` handler notes, outside Redis, how many jobs of its group run at
+/// once, sleeps `ms`, and fails for good when asked.
+fn watching(seen: &Shared) -> Registry {
+    let mut registry = Registry::with_builtins();
+    let seen = Arc::clone(seen);
+    registry.register_fn("work", move |work: Work, ctx: JobContext| {
+        let seen = Arc::clone(&seen);
+        async move {
+            {
+                let mut s = seen.lock().expect("lock");
+                let running = s.running.entry(work.group.clone()).or_default();
+                *running += 1;
+                let now = *running;
+                let most = s.most_at_once.entry(work.group.clone()).or_default();
+                *most = (*most).max(now);
+                *s.ran.entry(work.group.clone()).or_default() += 1;
+                s.started.insert(ctx.id.clone(), Instant::now());
+            }
+            tokio::time::sleep(Duration::from_millis(work.ms)).await;
+            *seen
+                .lock()
+                .expect("lock")
+                .running
+                .entry(work.group.clone())
+                .or_default() -= 1;
+            if work.fail {
+                return Err(HandlerError::give_up("failed for good"));
+            }
+            Ok::<_, HandlerError>(())
+        }
+    });
+    registry
+}
+
+fn work(group: &str, ms: u64) -> NewJob {
+    NewJob::new("work", &json!({"group": group, "ms": ms}))
+        .expect("job")
+        .group(group)
+}
+
+async fn enqueue_all(env: &Env, jobs: Vec<NewJob>) -> Vec<String> {
+    let mut ids = Vec::new();
+    for batch in jobs.chunks(1000) {
+        for result in env
+            .producer
+            .enqueue_bulk(batch.to_vec())
+            .await
+            .expect("enqueue")
+        {
+            ids.push(result.expect("enqueued").id);
+        }
+    }
+    ids
+}
+
+#[tokio::test]
+async fn a_backlogged_group_runs_one_at_a_time_and_holds_back_no_other_group() {
+    let env = Env::start().await;
+    let url = env.url();
+    run_flotilla(
+        &url,
+        &[],
+        &["queues", "limit", "default", "--group-concurrency", "1"],
+    );
+    let seen = Shared::default();
+    // One group's backlog first, then two thousand groups of one job each.
+    enqueue_all(&env, (0..20_000).map(|_| work("big", 2)).collect()).await;
+    let small_from = Instant::now();
+    let small = enqueue_all(
+        &env,
+        (0..2_000).map(|i| work(&format!("small-{i}"), 0)).collect(),
+    )
+    .await;
+    let enqueued = Instant::now();
+    let workers = [
+        InProcessWorker::start(&url, fast_config(), watching(&seen)).await,
+        InProcessWorker::start(&url, fast_config(), watching(&seen)).await,
+    ];
+    for id in &small {
+        env.wait_status("default", id, Status::Completed, LONG)
+            .await;
+    }
+    // Some of the backlog ran meanwhile, one at a time.
+    let deadline = Instant::now() + LONG;
+    while seen
+        .lock()
+        .expect("lock")
+        .ran
+        .get("big")
+        .copied()
+        .unwrap_or(0)
+        < 20
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for worker in workers {
+        worker.stop().await;
+    }
+    let s = seen.lock().expect("lock");
+    assert_eq!(
+        s.most_at_once.get("big"),
+        Some(&1),
+        "the big group ran two at once"
+    );
+    assert!(
+        s.ran.get("big").copied().unwrap_or(0) >= 20,
+        "the backlog moved"
+    );
+    // Every small group's job started within a second of its enqueue (the workers
+    // started once all were enqueued: counted from then).
+    let late: Vec<Duration> = small
+        .iter()
+        .filter_map(|id| s.started.get(id))
+        .map(|at| at.saturating_duration_since(enqueued))
+        .filter(|waited| *waited > Duration::from_secs(1))
+        .collect();
+    assert!(
+        late.is_empty(),
+        "{} small jobs waited over a second behind the backlog (enqueued in {:?})",
+        late.len(),
+        enqueued - small_from
+    );
+    let limits = run_flotilla(&url, &[], &["queues", "limits"]);
+    assert!(limits.contains("1 per group"), "{limits}");
+}
+
+#[tokio::test]
+async fn a_job_waiting_its_turn_is_read_cancelled_and_deleted_and_a_dead_one_gives_its_place_back()
+{
+    let env = Env::start().await;
+    let url = env.url();
+    run_flotilla(
+        &url,
+        &[],
+        &["queues", "limit", "default", "--group-concurrency", "1"],
+    );
+    let seen = Shared::default();
+    // The first job dies; its place comes back on a promote pass, as nothing else says so.
+    let first = env
+        .enqueue_job(
+            NewJob::new("work", &json!({"group": "t", "ms": 50, "fail": true}))
+                .expect("job")
+                .group("t")
+                .max_attempts(1),
+        )
+        .await;
+    let waiting = enqueue_all(&env, (0..4).map(|_| work("t", 10)).collect()).await;
+    let shown = run_flotilla(&url, &[], &["jobs", "show", &waiting[0]]);
+    assert!(shown.contains("pending"), "{shown}");
+    run_flotilla(&url, &[], &["jobs", "cancel", &waiting[1]]);
+    run_flotilla(&url, &[], &["jobs", "delete", &waiting[2]]);
+    let worker = InProcessWorker::start(&url, fast_config(), watching(&seen)).await;
+    env.wait_status("default", &first, Status::Dead, LONG).await;
+    for id in [&waiting[0], &waiting[3]] {
+        env.wait_status("default", id, Status::Completed, LONG)
+            .await;
+    }
+    let cancelled = env.record("default", &waiting[1]).await.expect("a record");
+    assert_eq!(cancelled.status, Some(Status::Cancelled));
+    assert!(
+        env.record("default", &waiting[2]).await.is_none(),
+        "deleted"
+    );
+    assert_eq!(seen.lock().expect("lock").ran.get("t"), Some(&3));
+    // Clearing the limit lets a whole line through at once.
+    let line = enqueue_all(&env, (0..5).map(|_| work("u", 300)).collect()).await;
+    let started = Instant::now();
+    run_flotilla(&url, &[], &["queues", "limit", "default", "--clear"]);
+    for id in &line {
+        env.wait_status("default", id, Status::Completed, LONG)
+            .await;
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(1400),
+        "once cleared, the group's jobs ran side by side: {:?}",
+        started.elapsed()
+    );
+    assert!(seen.lock().expect("lock").most_at_once.get("u") > Some(&1));
+    worker.stop().await;
+}
