@@ -101,10 +101,15 @@ local function group_window(qp)
   return nil
 end
 
--- Whether job `id` has not ended for good: its id key names or holds it, or its record
--- says a status that is not final.
+-- Whether job `id` has not ended for good: its id key holds it while it waits, or names
+-- an entry still on the stream, or its record says a status that is not final. (An id
+-- key naming an entry that is gone, deleted by hand or trimmed, holds no place.)
 local function job_lives(qp, id)
-  if redis.call('EXISTS', qp .. 'id:' .. id) == 1 then return true end
+  local held = redis.call('GET', qp .. 'id:' .. id)
+  if held then
+    if not is_entry_id(held) then return string.sub(held, 1, 5) ~= 'done ' end
+    if #redis.call('XRANGE', qp .. 'q', held, held) > 0 then return true end
+  end
   local status = redis.call('HGET', qp .. 'job:' .. id, 'status')
   return status ~= false and status ~= nil and status ~= 'completed' and status ~= 'dead'
     and status ~= 'cancelled' and status ~= 'expired'
@@ -165,6 +170,10 @@ local function enqueue_refusal(A, o, expires, group)
   if expires ~= '0' and not whole_within(expires, MAX_RUN_AT_MS) then
     return 'BAD_ARG expires at ' .. tostring(expires) ..
       ': expected whole milliseconds since the Unix epoch, at most ' .. MAX_RUN_AT_MS
+  end
+  if group ~= '' and (#group > 256 or string.find(group, '[%s{}%c]')) then
+    return 'BAD_ARG group ' .. group .. ': expected a name: 1-256 printable characters ' ..
+      'without spaces, braces or control characters'
   end
   if group ~= '' and (A[o + 8] ~= '0' or A[o + 9] ~= '0' or A[o + 10] ~= '0') then
     return 'BAD_ARG group ' .. group .. ': a job of a group runs now, with no unique key ' ..
@@ -254,6 +263,9 @@ local function enqueue_grouped(record, id, id_key, group, fields, now)
     redis.call('SADD', flight, id)
     return false
   end
+  -- When it was enqueued travels with it, as a job waiting in `later`'s does.
+  fields[#fields + 1] = 'created_at'
+  fields[#fields + 1] = tostring(now)
   redis.call('SET', id_key, 'grouped ' .. cmsgpack.pack(fields))
   redis.call('RPUSH', list, id)
   redis.call('ZADD', qp .. 'groups', 'NX', now, group)

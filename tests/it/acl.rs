@@ -218,6 +218,19 @@ async fn every_role_serves_its_part_under_only_its_documented_rule() {
         env.wait_status("default", id, Status::Completed, LONG)
             .await;
     }
+    // A job waiting its group's turn is cancelled under the producer's rule.
+    let slow = NewJob::new("sleep", &json!({"ms": 1000}))
+        .expect("job")
+        .group("acl-h");
+    producer.enqueue(slow).await.expect("a grouped enqueue");
+    let behind = NewJob::new("noop", &json!({})).expect("job").group("acl-h");
+    let behind = producer.enqueue(behind).await.expect("a grouped enqueue");
+    producer
+        .cancel("default", &behind.id)
+        .await
+        .expect("cancels a job waiting its turn under the producer's rule");
+    let cancelled = env.record("default", &behind.id).await.expect("a record");
+    assert_eq!(cancelled.status, Some(Status::Cancelled));
     wait_schedule_ran(&env.conn, &env.keys, "tick").await;
     let partitioned = NewJob::new("noop", &json!({})).expect("job").queue("low");
     let partitioned = producer

@@ -91,18 +91,38 @@ async fn enqueue_all(env: &Env, jobs: Vec<NewJob>) -> Vec<String> {
     ids
 }
 
-#[tokio::test]
-async fn a_backlogged_group_runs_one_at_a_time_and_holds_back_no_other_group() {
+/// A private Redis whose `default` queue lets one job of each group through at a time
+/// (`--per-group --concurrency 1`, the same as `--group-concurrency 1`), and its URL.
+async fn one_job_per_group() -> (Env, String) {
     let env = Env::start().await;
     let url = env.url();
-    run_flotilla(
-        &url,
-        &[],
-        &["queues", "limit", "default", "--group-concurrency", "1"],
-    );
+    let limit = [
+        "queues",
+        "limit",
+        "default",
+        "--per-group",
+        "--concurrency",
+        "1",
+    ];
+    run_flotilla(&url, &[], &limit);
+    (env, url)
+}
+
+/// The big group's backlog: 20 000 jobs, or `FLOTILLA_GROUPS_BACKLOG` (50 000 for the
+/// whole scenario, in a release build).
+fn backlog() -> usize {
+    std::env::var("FLOTILLA_GROUPS_BACKLOG")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(20_000)
+}
+
+#[tokio::test]
+async fn a_backlogged_group_runs_one_at_a_time_and_holds_back_no_other_group() {
+    let (env, url) = one_job_per_group().await;
     let seen = Shared::default();
     // One group's backlog first, then two thousand groups of one job each.
-    enqueue_all(&env, (0..20_000).map(|_| work("big", 2)).collect()).await;
+    enqueue_all(&env, (0..backlog()).map(|_| work("big", 2)).collect()).await;
     let small_from = Instant::now();
     let small = enqueue_all(
         &env,
@@ -166,13 +186,7 @@ async fn a_backlogged_group_runs_one_at_a_time_and_holds_back_no_other_group() {
 #[tokio::test]
 async fn a_job_waiting_its_turn_is_read_cancelled_and_deleted_and_a_dead_one_gives_its_place_back()
 {
-    let env = Env::start().await;
-    let url = env.url();
-    run_flotilla(
-        &url,
-        &[],
-        &["queues", "limit", "default", "--group-concurrency", "1"],
-    );
+    let (env, url) = one_job_per_group().await;
     let seen = Shared::default();
     // The first job dies; its place comes back on a promote pass, as nothing else says so.
     let first = env
@@ -216,4 +230,45 @@ async fn a_job_waiting_its_turn_is_read_cancelled_and_deleted_and_a_dead_one_giv
     );
     assert!(seen.lock().expect("lock").most_at_once.get("u") > Some(&1));
     worker.stop().await;
+}
+
+#[tokio::test]
+async fn a_place_held_by_an_entry_deleted_by_hand_comes_back_and_new_partitions_keep_the_window() {
+    let (env, url) = one_job_per_group().await;
+    let first = env.enqueue_job(work("d", 10)).await;
+    let next = env.enqueue_job(work("d", 10)).await;
+    // The first job's entry is deleted by hand before any worker reads it: its id key
+    // names an entry that is gone, and it holds its group's place no more.
+    let entry: String = env
+        .cmd(redis::cmd("GET").arg(env.keys.id_key("default", &first)))
+        .await;
+    env.cmd::<()>(
+        redis::cmd("XDEL")
+            .arg(env.keys.stream("default"))
+            .arg(&entry),
+    )
+    .await;
+    let seen = Shared::default();
+    let worker = InProcessWorker::start(&url, fast_config(), watching(&seen)).await;
+    env.wait_status("default", &next, Status::Completed, LONG)
+        .await;
+    worker.stop().await;
+
+    // Partitions added later read the queue's window as the first ones do.
+    run_flotilla(
+        &url,
+        &[],
+        &["queues", "limit", "mail", "--group-concurrency", "2"],
+    );
+    run_flotilla(&url, &[], &["queues", "partition", "mail", "3"]);
+    for partition in ["mail", "mail#1", "mail#2"] {
+        let window: Option<u32> = env
+            .cmd(
+                redis::cmd("HGET")
+                    .arg(env.keys.group_limit(partition))
+                    .arg("concurrency"),
+            )
+            .await;
+        assert_eq!(window, Some(2), "{partition}");
+    }
 }

@@ -277,7 +277,10 @@ impl Admin {
         let names = flotilla_proto::partition_names(queue, count);
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         flotilla_proto::list_queues(&mut self.conn, &self.keys, &names).await?;
-        Ok(raise_partition_count(&mut self.conn, &self.keys, queue, count).await?)
+        let raised = raise_partition_count(&mut self.conn, &self.keys, queue, count).await?;
+        // The new partitions keep the queue's group window (their scripts read their own).
+        flotilla_proto::flow::sync_group_window(&mut self.conn, &self.keys, queue).await?;
+        Ok(raised)
     }
 
     /// On a Redis Cluster, where `queue`'s partitions live: how many on each primary,

@@ -309,6 +309,27 @@ pub async fn groups_waiting<C: ConnectionLike + Send>(
     Ok(counts.into_iter().sum())
 }
 
+/// Writes `queue`'s stored group window to every partition it has now: after its
+/// partition count rose, the new partitions' scripts see it too.
+pub async fn sync_group_window<C: ConnectionLike + Send>(
+    conn: &mut C,
+    keys: &Keys,
+    queue: &str,
+) -> redis::RedisResult<()> {
+    let stored: Option<String> = redis::cmd("HGET")
+        .arg(keys.limits())
+        .arg(queue)
+        .query_async(conn)
+        .await?;
+    let window = stored
+        .and_then(|text| QueueLimit::decode(&text).ok())
+        .and_then(|limit| limit.group_concurrency);
+    match window {
+        Some(_) => set_group_window(conn, keys, queue, window).await,
+        None => Ok(()),
+    }
+}
+
 /// Writes (or, with `None`, removes) the group window where the queue's scripts read it:
 /// each partition's `group_limit` (the scripts of one partition see only its hash tag).
 async fn set_group_window<C: ConnectionLike + Send>(

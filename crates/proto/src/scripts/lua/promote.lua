@@ -83,8 +83,12 @@ end
 -- windows have room for, once pruned of jobs that ended without releasing their place
 -- (a death, a cancel, an expiry, a completion whose worker died before it released).
 local qp = queue_prefix_of(ARGV[1])
+local window = group_window(qp)
 for _, group in ipairs(redis.call('ZRANGE', qp .. 'groups', 0, GROUPS_PER_PASS - 1)) do
-  group_prune(qp, group)
+  -- Asking whether each job let through still lives is needed only when none has room.
+  if window and redis.call('SCARD', qp .. 'group_flight:' .. group) >= window then
+    group_prune(qp, group)
+  end
   group_fill(qp, KEYS[2], group, GROUP_FILL_MOST)
   -- One that still waits goes behind the others for the next pass.
   redis.call('ZADD', qp .. 'groups', 'XX', now, group)

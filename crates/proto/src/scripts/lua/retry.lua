@@ -16,4 +16,11 @@ redis.call('HDEL', KEYS[2], 'lease', 'worker', 'started_at', 'finished_at', 'nex
 redis.call('PERSIST', KEYS[2])
 redis.call('ZREM', KEYS[3], ARGV[1])
 if ARGV[2] ~= '' then redis.call('XDEL', KEYS[4], ARGV[2]) end
+-- A job of a group runs at once, but counts in its group's window again while it lives
+-- (protocol 2.17), so the group's next jobs wait for it.
+local group = redis.call('HGET', KEYS[2], 'group')
+if group and group ~= '' then
+  local qp = queue_prefix_of(job_prefix_of(KEYS[2], ARGV[1]))
+  if group_window(qp) then redis.call('SADD', qp .. 'group_flight:' .. group, ARGV[1]) end
+end
 return 'retried'
