@@ -58,6 +58,15 @@ export interface EnqueueOptions {
   expiresAtMs?: number;
 }
 
+export interface GroupOptions extends EnqueueOptions {
+  /**
+   * `enqueue` only: the job's group (a name). Where the queue's limit says
+   * `group_concurrency=N`, at most N jobs of a group run at once; the rest wait their turn,
+   * reported `pending`. A job of a group runs now, with no unique or debounce key.
+   */
+  group?: string;
+}
+
 export interface UniqueOptions extends EnqueueOptions {
   /** How long the key is held at most; unless `holdForTtl`, it is released earlier when the job completes, is cancelled or expires. Default 3600000 (an hour). */
   ttlMs?: number;
@@ -137,7 +146,7 @@ export declare class Client {
    * (one XADD; the entry id is the job id, unique within the queue only: `fullId(queue, id)`
    * names the job anywhere).
    */
-  enqueue(type: string, payload?: unknown, options?: EnqueueOptions): Promise<string>;
+  enqueue(type: string, payload?: unknown, options?: GroupOptions): Promise<string>;
   /** Enqueues a job to run `delayMs` from now, on the Redis server's clock. */
   enqueueIn(delayMs: number, type: string, payload?: unknown, options?: EnqueueOptions): Promise<string>;
   /** Enqueues a job to run no earlier than `when` (a Date or ms since the Unix epoch); a past time runs now. */

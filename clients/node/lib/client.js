@@ -35,6 +35,8 @@ const DEFAULT_WAIT_TIMEOUT_MS = 30_000;
 const DEFAULT_POLL_MS = 50;
 
 const JOB_OPTIONS = ["queue", "id", "maxAttempts", "timeoutMs", "backoff", "expiresInMs", "expiresAtMs"];
+/** Only `enqueue` takes a group: a job of a group runs now, with no unique or debounce key. */
+const ENQUEUE_OPTIONS = [...JOB_OPTIONS, "group"];
 const UNIQUE_OPTIONS = [...JOB_OPTIONS, "ttlMs", "delayMs", "holdForTtl"];
 const DEBOUNCE_OPTIONS = [...JOB_OPTIONS, "delayMs", "maxDelayMs"];
 
@@ -56,6 +58,9 @@ const DEBOUNCE_OPTIONS = [...JOB_OPTIONS, "delayMs", "maxDelayMs"];
  *   this process's clock), at least 1 ms: not started by then, it ends as `expired`, unrun
  * @property {number} [expiresAtMs] as `expiresInMs`, at this time (ms since the Unix
  *   epoch); give one or the other
+ * @property {string} [group] `enqueue` only: the job's group (a name); where the queue's
+ *   limit says `group_concurrency=N`, at most N jobs of a group run at once and the rest
+ *   wait their turn (reported `pending`)
  *
  * @typedef {object} UniqueOnlyOptions
  * @property {number} [ttlMs] how long the key is held at most (default an hour)
@@ -196,13 +201,24 @@ export class Client {
    * With `expiresInMs` or `expiresAtMs` the job may no longer start after that time: one
    * not started by then (its queue paused or backed up, its retry due later) ends as
    * `expired`, unrun; one already running finishes. Every enqueue takes them.
+   * With `group` the job is one of a group: where the queue's limit says
+   * `group_concurrency=N`, at most N jobs of a group run at once, and the rest wait their
+   * turn (reported `pending`). A job of a group goes through the script, with a random
+   * UUID unless `id` is given; the other enqueues take no group, since a job of a group
+   * runs now, with no unique or debounce key.
    * @param {string} type
    * @param {unknown} [payload] anything JSON-serializable
    * @param {EnqueueOptions} [options]
    * @returns {Promise<string>} the job id within its queue
    */
   async enqueue(type, payload = null, options = {}) {
-    const job = this.#prepare(type, payload, options, JOB_OPTIONS);
+    checkOptionNames(options, ENQUEUE_OPTIONS);
+    const { group, ...jobOptions } = options;
+    const job = this.#prepare(type, payload, jobOptions, JOB_OPTIONS);
+    if (group !== undefined) {
+      const { id } = await this.#enqueueScripted({ ...job, id: job.id ?? randomUUID(), group: checkName("group", group) });
+      return id;
+    }
     if (job.id === undefined && !(await this.#placement.isSplit(job.queue))) return this.#enqueueFast(job);
     // On a queue of several partitions a job gets an id of its own: entry ids are per
     // stream, so two partitions may hand out the same one, and `status` could not tell the
@@ -398,9 +414,10 @@ export class Client {
    * @returns {ReturnType<typeof runEnqueue>}
    */
   async #enqueueScripted(job) {
-    // Every enqueue of one unique key (or else one id) goes to the same partition, so it
-    // meets the lock, the id key or the record there.
-    const queue = await this.#placement.place(job.queue, job.unique?.key ?? job.debounce?.key ?? job.id);
+    // Every enqueue of one unique or debounce key (else one group, else one id) goes to the
+    // same partition, so it meets the lock, the waiting job, the group's window, the id key
+    // or the record there.
+    const queue = await this.#placement.place(job.queue, job.unique?.key ?? job.debounce?.key ?? job.group ?? job.id);
     const [reply] = await Promise.all([
       runEnqueue(this.#redis, this.#keys, { ...job, queue, maxQueueLen: this.#maxQueueLen }),
       this.#registerQueue(queue),

@@ -2,7 +2,7 @@
 
 import { readFileSync } from "node:fs";
 
-import { QueueFullError } from "./errors.js";
+import { InvalidJobError, QueueFullError } from "./errors.js";
 
 /** The script's text, read once: it must stay byte-identical to protocol/v2/enqueue.lua. */
 export const ENQUEUE_LUA = readFileSync(new URL("../enqueue.lua", import.meta.url), "utf8");
@@ -30,6 +30,8 @@ const UNIQUE_RELEASED_WHEN_FINISHED = "finished";
 const UNIQUE_HELD_FOR_TTL = "expiry";
 // ARGV[16] and ARGV[17], the debounce delay and max: 0 says the job is not debounced.
 const NOT_DEBOUNCED = "0";
+/** ARGV[18], the expiry: 0 says the job never expires. */
+const NEVER_EXPIRES = "0";
 
 /**
  * Makes the script a command of the connection: ioredis sends EVALSHA and falls back to
@@ -60,7 +62,31 @@ export function defineEnqueue(redis) {
  *   plus scheduled); none when left out
  * @property {number} [expiresAtMs] protocol 2.16: when the job may no longer start, ms
  *   since the Unix epoch; never when left out
+ * @property {string} [group] protocol 2.17: where the queue limits how many jobs of a group
+ *   run at once, a job whose group has that many let through waits its turn; it runs now,
+ *   with no unique or debounce key
  */
+
+/**
+ * A job of a group runs now, with no unique or debounce key: the script refuses the rest,
+ * and so does the client, naming the option at fault.
+ * @param {ScriptJob} job
+ */
+function checkGroup(job) {
+  if (job.group === undefined) return;
+  /** @type {[string, boolean][]} */
+  const conflicts = [
+    ["runAtMs", job.runAtMs !== undefined],
+    ["delayMs", (job.delayMs ?? 0) !== 0],
+    ["uniqueKey", job.unique !== undefined],
+    ["debounceKey", job.debounce !== undefined],
+  ];
+  for (const [option, given] of conflicts) {
+    if (given) {
+      throw new InvalidJobError(option, "not with a group: a job of a group runs now, with no unique or debounce key");
+    }
+  }
+}
 
 /**
  * Puts the job on its stream, as one entry carrying it with an id key remembering its id (a
@@ -75,6 +101,7 @@ export function defineEnqueue(redis) {
  *   `debounced`: folded into the job waiting under the debounce key, and `id` is that job's.
  */
 export async function runEnqueue(redis, keys, job) {
+  checkGroup(job);
   const scriptKeys = [keys.stream(job.queue), keys.job(job.queue, job.id), keys.delayed(job.queue)];
   if (job.unique) scriptKeys.push(keys.unique(job.queue, job.unique.key));
   else if (job.debounce) scriptKeys.push(keys.debounce(job.queue, job.debounce.key));
@@ -98,9 +125,12 @@ export async function runEnqueue(redis, keys, job) {
   ];
   if (job.debounce && !job.unique) args.push(String(job.debounce.delayMs), String(job.debounce.maxMs));
   // The expiry is ARGV[18]: the two before it say "not debounced".
-  else if (job.expiresAtMs !== undefined) args.push(NOT_DEBOUNCED, NOT_DEBOUNCED);
+  else if (job.expiresAtMs !== undefined || job.group !== undefined) args.push(NOT_DEBOUNCED, NOT_DEBOUNCED);
   // Left out when the job never expires, as a script before 2.16 was called.
   if (job.expiresAtMs !== undefined) args.push(String(job.expiresAtMs));
+  else if (job.group !== undefined) args.push(NEVER_EXPIRES);
+  // ARGV[19]; left out for a job of no group, as a script before 2.17 was called.
+  if (job.group !== undefined) args.push(job.group);
   let reply;
   try {
     reply = await /** @type {any} */ (redis)[COMMAND](scriptKeys.length, ...scriptKeys, ...args);

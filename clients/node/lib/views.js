@@ -113,7 +113,9 @@ export function fromWaiting(waiting, id, queue, dueMs) {
   return {
     id,
     queue,
-    status: state,
+    // A job waiting its group's turn (protocol 2.17) is due now: pending, like a job on
+    // the stream no worker has taken yet.
+    status: state === "grouped" ? "pending" : state,
     type: text(fields, "type"),
     attempts: count(fields, "attempts") ?? 0,
     maxAttempts: count(fields, "max_attempts"),

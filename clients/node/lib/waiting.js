@@ -7,8 +7,12 @@
 // anything else is not a waiting job's value, and the lookup goes on as for an unknown id
 // key rather than reading a wrong job.
 
-/** The states a job waits in without a record, as its id key spells them. */
-const WAITING_STATES = new Set(["scheduled", "failed"]);
+/**
+ * The states a job waits in without a record, as its id key spells them. `grouped`
+ * (protocol 2.17): the job waits its group's turn, in the group's line rather than `later`;
+ * it is reported `pending`.
+ */
+const WAITING_STATES = new Set(["scheduled", "failed", "grouped"]);
 
 /**
  * Length bytes after a string's marker: str 8/16/32, and bin 8/16/32, which a packer may
@@ -25,7 +29,7 @@ const LENGTH_BYTES = new Map([
 
 /**
  * @typedef {object} Waiting a job waiting in `later`
- * @property {"scheduled" | "failed"} state
+ * @property {"scheduled" | "failed" | "grouped"} state
  * @property {Map<string, Buffer>} fields the fields of the entry it becomes
  */
 
@@ -54,7 +58,7 @@ export function parseWaiting(value) {
     }
     fields.set(name, items[i + 1]);
   }
-  return { state: /** @type {"scheduled" | "failed"} */ (state), fields };
+  return { state: /** @type {"scheduled" | "failed" | "grouped"} */ (state), fields };
 }
 
 /**

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { QueueFullError } from "../index.js";
+import { InvalidJobError, QueueFullError } from "../index.js";
 import { Keys } from "../lib/keys.js";
 import { defineEnqueue, runEnqueue } from "../lib/script.js";
 
@@ -142,4 +142,35 @@ test("a debounced job keeps its delay and max before its expiry, and no expiry l
   assert.equal(connection.calls[0][4], "flotilla:{q}:debounce:doc-7");
   assert.deepEqual(connection.calls[0].slice(5 + 15), ["400", "5000", "1900000000000"]);
   assert.deepEqual(connection.calls[1].slice(5 + 15), ["400", "5000"]);
+});
+
+test("a group is ARGV[19], after debounce and expiry of 0, or after an expiry", async () => {
+  const connection = scriptConnection(() => ["j", "created"]);
+  const job = { queue: "q", id: "j", type: "t", payload: "1", group: "account-42" };
+  await runEnqueue(connection, keys, job);
+  await runEnqueue(connection, keys, { ...job, expiresAtMs: 1_900_000_000_000 });
+  assert.equal(connection.calls[0][0], 3, "a job of a group names no key of its own");
+  assert.deepEqual(connection.calls[0].slice(4 + 15), ["0", "0", "0", "account-42"]);
+  assert.deepEqual(connection.calls[1].slice(4 + 15), ["0", "0", "1900000000000", "account-42"]);
+});
+
+test("a job of a group that would not run now is refused before the script", async () => {
+  const connection = scriptConnection(() => ["j", "created"]);
+  const job = { queue: "q", id: "j", type: "t", payload: "1", group: "g" };
+  /** @type {[object, string][]} */
+  const cases = [
+    [{ runAtMs: 1_900_000_000_000 }, "runAtMs"],
+    [{ delayMs: 1000 }, "delayMs"],
+    [{ unique: { key: "k", ttlMs: 1000 } }, "uniqueKey"],
+    [{ debounce: { key: "k", delayMs: 400, maxMs: 0 } }, "debounceKey"],
+  ];
+  for (const [options, field] of cases) {
+    await assert.rejects(runEnqueue(connection, keys, { ...job, ...options }), (error) => {
+      assert.ok(error instanceof InvalidJobError);
+      assert.equal(error.field, field);
+      assert.match(error.message, /not with a group/);
+      return true;
+    });
+  }
+  assert.deepEqual(connection.calls, []);
 });

@@ -189,6 +189,14 @@ describe("numbers and policies", () => {
     // @ts-expect-error: ms since the epoch, not a Date
     await refusedFor(client.enqueueDebounced("k", "noop", {}, { delayMs: 5, expiresAtMs: new Date() }), "expiresAtMs");
     await refusedFor(client.enqueue("noop", {}, { expiresInMs: 1000, expiresAtMs: 1_900_000_000_000 }), "expiresAtMs");
+    await refusedFor(client.enqueue("noop", {}, { group: "" }), "group");
+    await refusedFor(client.enqueue("noop", {}, { group: "a group" }), "group");
+    await refusedFor(client.enqueue("noop", {}, { group: "a{b}" }), "group");
+    await refusedFor(client.enqueue("noop", {}, { group: "x".repeat(257) }), "group");
+    // @ts-expect-error: a job of a group runs now, so only enqueue takes one
+    await refusedFor(client.enqueueIn(5, "noop", {}, { group: "g" }), "group");
+    // @ts-expect-error: as above
+    await refusedFor(client.enqueueUnique("k", "noop", {}, { group: "g" }), "group");
     assert.deepEqual(connection.calls, []);
   });
 

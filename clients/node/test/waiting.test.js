@@ -87,7 +87,7 @@ describe("a waiting job's id key", () => {
     Buffer.concat([Buffer.from(`${state} `), b([0x90 | items.length]), ...items.map(fixstr)]);
 
   test("gives its state and the fields of the entry it becomes", () => {
-    for (const state of ["scheduled", "failed"]) {
+    for (const state of ["scheduled", "failed", "grouped"]) {
       const waiting = parseWaiting(value(state, ["id", "job-1", "type", "render", "payload", b([0x81, 0xa1, 0x61, 0x01])]));
       assert.ok(waiting !== null);
       assert.equal(waiting.state, state);

@@ -319,6 +319,26 @@ def test_an_expiry_is_written_with_the_job_whichever_way_it_is_enqueued(
     assert before + 60_000 <= found.expires_at <= after + 60_000
 
 
+def test_jobs_of_a_group_wait_their_turn_and_all_complete(client: Client, connection: redis.Redis) -> None:
+    # One job of a group at a time on `default`: only jobs of a group heed the limit, so
+    # the other tests' jobs run as before. The tests run one after another.
+    limit = "flotilla:{default}:group_limit"
+    connection.hset(limit, "concurrency", 1)
+    try:
+        group = f"g-{uuid.uuid4().hex[:12]}"
+        first = client.enqueue("sleep", {"ms": 500}, group=group)
+        second = client.enqueue("sleep", {"ms": 10}, group=group)
+        third = client.enqueue("sleep", {"ms": 10}, group=group, id=f"own-{uuid.uuid4()}")
+        held = connection.get(client.keys.id_key("default", second))
+        assert held is not None and held.startswith(b"grouped "), held
+        waiting = client.status(second)
+        assert waiting is not None and (waiting.status, waiting.group) == ("pending", group)
+        for job_id in [first, second, third]:
+            assert client.wait(job_id, timeout=10).status == "completed", job_id
+    finally:
+        connection.hdel(limit, "concurrency")
+
+
 def test_jobs_not_started_by_their_expiry_end_expired_without_running(
     client: Client, connection: redis.Redis, paused_low: str
 ) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flotilla_client import Keys
+import pytest
+
+from flotilla_client import InvalidJob, Keys
 from flotilla_client.script import EnqueueScript, ScriptJob
 
 
@@ -57,3 +59,33 @@ def test_a_debounced_job_keeps_its_delay_and_max_before_its_expiry() -> None:
     assert args[15:] == [400, 5000, 1_900_000_000_000]
     _, plain = run(job(debounce_key="doc-7", debounce_delay_ms=400))
     assert plain[15:] == [400, 0], "no expiry: ARGV[18] is left out"
+
+
+def test_a_group_is_argv_19_after_debounce_and_expiry_of_0() -> None:
+    keys, args = run(job(group="account-42"))
+    assert len(keys) == 3, "a job of a group names no key of its own"
+    assert args[15:] == [0, 0, 0, "account-42"]
+
+
+def test_a_group_follows_an_expiry() -> None:
+    _, args = run(job(group="account-42", expires_at_ms=1_900_000_000_000))
+    assert args[15:] == [0, 0, 1_900_000_000_000, "account-42"]
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"run_at_ms": 1_900_000_000_000}, "run_at_ms"),
+        ({"delay_ms": 1000}, "delay_ms"),
+        ({"unique_key": "k", "unique_ttl_ms": 1000}, "unique_key"),
+        ({"debounce_key": "k", "debounce_delay_ms": 400}, "debounce_key"),
+    ],
+)
+def test_a_job_of_a_group_that_would_not_run_now_is_refused(options: dict[str, Any], field: str) -> None:
+    connection = RecordingConnection()
+    script = EnqueueScript(connection, Keys())  # type: ignore[arg-type]
+    with pytest.raises(InvalidJob) as refused:
+        script.run(job(group="g", **options))
+    assert refused.value.field == field
+    assert "not with a group" in str(refused.value)
+    assert connection.calls == []

@@ -228,6 +228,27 @@ def test_a_failed_job_waiting_for_its_retry_without_a_record() -> None:
     assert not status.finished
 
 
+def test_a_job_waiting_its_groups_turn_is_pending() -> None:
+    waiting = parse_id_key(
+        packed(
+            "grouped",
+            {"id": b"sync-1", "type": b"sync", "payload": b'{"a": 1}', "group": b"account-42", "created_at": b"1700000000000"},
+        )
+    )
+    assert isinstance(waiting, Waiting) and waiting.state == "grouped"
+    status = from_waiting("default", "sync-1", waiting, None)
+    assert (status.status, status.type, status.group, status.payload) == ("pending", "sync", "account-42", {"a": 1})
+    assert (status.created_at, status.run_at, status.next_run_at) == (1_700_000_000_000, None, None)
+    assert not status.finished
+
+
+def test_a_record_and_an_entry_name_their_group() -> None:
+    fields = {b"id": b"sync-1", b"type": b"sync", b"payload": b"null", b"group": b"account-42"}
+    assert from_record("default", "sync-1", {**fields, b"status": b"running"}).group == "account-42"
+    assert from_entry("default", "1700000000000-0", fields, None, "sync-1").group == "account-42"
+    assert from_entry("default", "1700000000000-0", {b"type": b"noop"}, None).group is None
+
+
 def test_an_id_key_holds_a_waiting_job() -> None:
     value = packed("scheduled", {"id": b"a", "type": b"t", "payload": b"\xff"})
     held = parse_id_key(value)

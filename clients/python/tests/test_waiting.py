@@ -76,7 +76,7 @@ def test_malformed_or_truncated_input_is_no_array_of_strings(packed: bytes) -> N
 
 def test_a_waiting_value_gives_its_state_and_fields() -> None:
     fields = [b"id", b"job-1", b"type", b"render", b"payload", b"\x81\xa1a\x01", b"run_at", b"1700000060000"]
-    for state in ["scheduled", "failed"]:
+    for state in ["scheduled", "failed", "grouped"]:
         waiting = parse_waiting(state.encode() + b" " + msgpack.packb(fields))
         assert waiting == Waiting(
             state=state,

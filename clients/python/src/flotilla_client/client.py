@@ -117,6 +117,7 @@ class Client:
         backoff: str | None = None,
         expires_in_ms: int | None = None,
         expires_at_ms: int | None = None,
+        group: str | None = None,
     ) -> str:
         """Enqueues a job to run now and returns its id. Without `id` it takes the fast
         path: one XADD carrying the whole job, whose entry id is the job id; fields left
@@ -133,10 +134,19 @@ class Client:
         `expires_in_ms` (from now, by this process's clock) or `expires_at_ms` (ms since
         the Unix epoch) is when the job may no longer start: one not started by then (its
         queue paused or backed up, its retry due later) ends as `expired`, unrun; one
-        already running finishes. The other enqueue methods take them too."""
+        already running finishes. The other enqueue methods take them too.
+
+        `group` (a name) makes the job one of a group: where the queue's limit says
+        `group_concurrency=N`, at most N jobs of a group run at once, and the rest wait
+        their turn (reported `pending`). A job of a group goes through the script, with a
+        new UUID unless `id` is given; the other enqueue methods take no group, since a job
+        of a group runs now, with no unique or debounce key."""
         options = self._options(
             job_type, payload, queue, max_attempts, timeout_ms, backoff, expires_in_ms, expires_at_ms
         )
+        job_group = None if group is None else validate.check_name("group", group)
+        if job_group is not None:
+            return self._enqueue_scripted(options, self._job_id(id), group=job_group)[0]
         if id is None and not self._placement.is_split(options.queue):
             return self._enqueue_fast(options)
         # On a queue of several partitions a job gets an id of its own: entry ids are per
@@ -378,10 +388,14 @@ class Client:
         unique_ttl_ms: int = 0,
         hold_unique_for_ttl: bool = False,
         debounce: tuple[str, int, int] | None = None,
+        group: str | None = None,
     ) -> tuple[str, str]:
-        # Every enqueue of one unique or debounce key (or else one id) goes to the same
-        # partition, so it meets the lock, the waiting job, the id key or the record there.
-        placed_by = unique_key if unique_key is not None else debounce[0] if debounce else job_id
+        # Every enqueue of one unique or debounce key (else one group, else one id) goes to
+        # the same partition, so it meets the lock, the waiting job, the group's window, the
+        # id key or the record there.
+        placed_by = (
+            unique_key if unique_key is not None else debounce[0] if debounce else group if group is not None else job_id
+        )
         queue = self._placement.place(options.queue, placed_by)
         self._redis.sadd(self._keys.queues(), queue)
         return self._script.run(
@@ -403,5 +417,6 @@ class Client:
                 debounce_key=debounce[0] if debounce else None,
                 debounce_delay_ms=debounce[1] if debounce else 0,
                 debounce_max_ms=debounce[2] if debounce else 0,
+                group=group,
             )
         )

@@ -1,5 +1,5 @@
 """Which partition of its queue a job goes to, by the rule of docs/PROTOCOL.md
-("Partitioned queues"): by its unique key, else by its id."""
+("Partitioned queues"): by its unique or debounce key, else by its group, else by its id."""
 
 from __future__ import annotations
 
@@ -91,7 +91,7 @@ class Placement:
         return split_partition(queue)[1] == 0 and self.count(queue) > 1
 
     def place(self, queue: str, key: str | None) -> str:
-        """The partition of `queue` a job goes to: by `key` (its unique key or id); a job
+        """The partition of `queue` a job goes to: by `key` (its unique or debounce key, group or id); a job
         without one (only a fast-path job, which the client sends to a queue of one
         partition) stays in the queue itself. A partition's own name stays as it is when
         the queue has that partition; past the count it is refused, since no worker reads

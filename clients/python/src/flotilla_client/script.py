@@ -8,7 +8,7 @@ from typing import Literal
 
 import redis
 
-from .errors import QueueFull
+from .errors import InvalidJob, QueueFull
 from .keys import Keys
 
 # What the script writes for an option the job leaves out: the protocol's defaults.
@@ -28,6 +28,8 @@ _HOLD_FOR_TTL = "expiry"
 _RELEASE_WHEN_FINISHED = "finished"
 # ARGV[16] and ARGV[17], the debounce delay and max: 0 says the job is not debounced.
 _NOT_DEBOUNCED = 0
+# ARGV[18], the expiry: 0 says the job never expires.
+_NEVER_EXPIRES = 0
 
 Outcome = Literal["created", "duplicate", "exists", "debounced"]
 _OUTCOMES: dict[str, Outcome] = {
@@ -72,6 +74,10 @@ class ScriptJob:
     debounce_key: str | None = None
     debounce_delay_ms: int = 0
     debounce_max_ms: int = 0
+    # Protocol 2.17: where the queue limits how many jobs of a group run at once, a job
+    # whose group has that many let through waits its turn. It runs now: no time, no
+    # unique or debounce key.
+    group: str | None = None
 
 
 class EnqueueScript:
@@ -90,6 +96,7 @@ class EnqueueScript:
         was enqueued before, and nothing changed; a completed one counts while `done_ids`
         remembers it); `debounced` (folded into the job waiting under the debounce key,
         whose id this is)."""
+        _check_group(job)
         keys = [
             self._keys.stream(job.queue),
             self._keys.job(job.queue, job.id),
@@ -119,12 +126,17 @@ class EnqueueScript:
         ]
         if job.debounce_key is not None:
             args += [job.debounce_delay_ms, job.debounce_max_ms]
-        elif job.expires_at_ms is not None:
+        elif job.expires_at_ms is not None or job.group is not None:
             # The expiry is ARGV[18]: the two before it say "not debounced".
             args += [_NOT_DEBOUNCED, _NOT_DEBOUNCED]
         if job.expires_at_ms is not None:
             # Left out when the job never expires, as a script before 2.16 was called.
             args.append(job.expires_at_ms)
+        elif job.group is not None:
+            args.append(_NEVER_EXPIRES)
+        if job.group is not None:
+            # ARGV[19]; left out for a job of no group, as a script before 2.17 was called.
+            args.append(job.group)
         try:
             reply = self._script(keys=keys, args=args)
         except redis.ResponseError as e:
@@ -132,6 +144,21 @@ class EnqueueScript:
                 raise QueueFull(job.queue, str(e)) from None
             raise
         return _parse_reply(reply)
+
+
+def _check_group(job: ScriptJob) -> None:
+    """A job of a group runs now, with no unique or debounce key: the script refuses the
+    rest, and so does the client, naming the option at fault."""
+    if job.group is None:
+        return
+    for option, given in [
+        ("run_at_ms", job.run_at_ms is not None),
+        ("delay_ms", job.delay_ms != 0),
+        ("unique_key", job.unique_key is not None),
+        ("debounce_key", job.debounce_key is not None),
+    ]:
+        if given:
+            raise InvalidJob(option, "not with a group: a job of a group runs now, with no unique or debounce key")
 
 
 def _text(value: object) -> str:

@@ -61,6 +61,8 @@ class JobStatus:
     # entry says so: not started by then, it ends as `expired`. None: it never expires, or
     # nothing kept says (a completion).
     expires_at: int | None = None
+    # The job's group (protocol 2.17), where its record, entry or waiting entry says so.
+    group: str | None = None
 
     @property
     def finished(self) -> bool:
@@ -96,6 +98,7 @@ def from_record(queue: str, job_id: str, raw: RawFields) -> JobStatus:
         # while the retry waits.
         next_run_at=_int(f.get("next_run_at")) if _text(f, "status") == "failed" else None,
         expires_at=_expiry(f),
+        group=_text(f, "group") or None,
     )
 
 
@@ -133,24 +136,28 @@ def from_entry(
         # An entry promoted from waiting carries the time it was due.
         run_at=_int(f.get("run_at")) or created,
         expires_at=_expiry(f),
+        group=_text(f, "group") or None,
     )
 
 
 def from_waiting(queue: str, job_id: str, waiting: Waiting, due_ms: int | None) -> JobStatus:
     """A job waiting in `later` without a record, from the entry its id key holds and its
     score there (`due_ms`, None once it left the set, or when the connection's user may
-    not read scores): `scheduled` until its first run is due, or `failed` until its retry
-    is. The entry carries what a record would: the
+    not read scores): `scheduled` until its first run is due, `failed` until its retry
+    is, or `pending` while it waits its group's turn (its id key says `grouped`). The entry carries what a record would: the
     attempts spent, the last error and each attempt's, when the job was enqueued."""
     f = _fields(waiting.fields)
     failed = waiting.state == "failed"
+    # A job waiting its group's turn (protocol 2.17) is not in `later`: it is due now,
+    # and pending like a job on the stream no worker has taken yet.
+    grouped = waiting.state == "grouped"
     # The set's score is when a worker will take the job; the entry's `run_at` was
     # written with it and tells the same once the job has left the set.
     due = due_ms if due_ms is not None else _int(f.get("run_at"))
     return JobStatus(
         id=job_id,
         queue=queue,
-        status=waiting.state,
+        status="pending" if grouped else waiting.state,
         type=_text(f, "type") or "",
         attempts=_int(f.get("attempts")) or 0,
         max_attempts=_int(f.get("max_attempts")),
@@ -161,6 +168,7 @@ def from_waiting(queue: str, job_id: str, waiting: Waiting, due_ms: int | None) 
         run_at=None if failed else due,
         next_run_at=due if failed else None,
         expires_at=_expiry(f),
+        group=_text(f, "group") or None,
     )
 
 

@@ -1,6 +1,7 @@
 """What an id key holds while its job waits in the queue's `later` set without a record.
 
-The value is the job's state (`scheduled`: its first run waits; `failed`: a retry waits),
+The value is the job's state (`scheduled`: its first run waits; `failed`: a retry waits;
+`grouped`: it waits its group's turn, protocol 2.17),
 one space, then the stream entry the job becomes once due, as one MessagePack array of
 strings: field, value, field, value, and so on. The enqueue and fail scripts write it
 with Redis's `cmsgpack.pack`, so only arrays and strings (or byte strings) are read here;
@@ -12,8 +13,10 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-# The states a job waits in without a record, as its id key spells them.
-WAITING_STATES = frozenset({"scheduled", "failed"})
+# The states a job waits in without a record, as its id key spells them. `grouped`
+# (protocol 2.17): the job waits its group's turn, in the group's line rather than `later`;
+# it is reported `pending`.
+WAITING_STATES = frozenset({"scheduled", "failed", "grouped"})
 
 # Array headers: fixarray holds up to 15 items in the marker itself; array16 and array32
 # give the count in the next 2 or 4 bytes (big-endian).
