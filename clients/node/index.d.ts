@@ -61,7 +61,8 @@ export interface EnqueueOptions {
 export interface GroupOptions extends EnqueueOptions {
   /**
    * `enqueue` only: the job's group (a name). Where the queue's limit says
-   * `group_concurrency=N`, at most N jobs of a group run at once; the rest wait their turn,
+   * `group_concurrency=N`, at most N jobs of a group run at once, and where it says
+   * `group_rate=10/s`, at most that many start per interval; the rest wait their turn,
    * reported `pending`. A job of a group runs now, with no unique or debounce key.
    */
   group?: string;

@@ -125,6 +125,10 @@ async fn every_role_serves_its_part_under_only_its_documented_rule() {
             "50",
             "--group-concurrency",
             "1",
+            "--group-rate",
+            "20/s",
+            "--group-burst",
+            "1",
         ],
     );
     let producer = Producer::connect(&url("flotilla-producer"))
@@ -207,8 +211,9 @@ async fn every_role_serves_its_part_under_only_its_documented_rule() {
     }
     env.wait_status("default", &unique, Status::Completed, LONG)
         .await;
-    // Jobs of one group: one let through, the others wait their turn and follow as each
-    // completes, under the producer's, worker's and scheduler's rules.
+    // Jobs of one group: one let through, the others wait their turn (of the window and
+    // of the group's rate) and follow as each completes and each turn comes, under the
+    // producer's, worker's and scheduler's rules.
     let mut grouped = Vec::new();
     for _ in 0..3 {
         let job = NewJob::new("noop", &json!({})).expect("job").group("acl-g");

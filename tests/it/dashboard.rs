@@ -180,7 +180,7 @@ async fn the_api_shows_the_fleet_and_changes_it_only_with_the_token() {
         rate: Some("50/s".parse().expect("a rate")),
         burst: None,
         concurrency: Some(4),
-        group_concurrency: None,
+        ..Default::default()
     };
     flotilla_proto::flow::set_limit(&mut env.conn.clone(), &env.keys, "default", &limit, false)
         .await
@@ -190,7 +190,8 @@ async fn the_api_shows_the_fleet_and_changes_it_only_with_the_token() {
         shown["limit"],
         json!({
             "queue": "default", "rate": "50/s", "burst": 5, "concurrency": 4, "slots_held": 0,
-            "group_concurrency": null, "groups_waiting": 0
+            "group_concurrency": null, "group_rate": null, "group_burst": null,
+            "groups_waiting": 0
         }),
         "{shown}"
     );

@@ -318,16 +318,28 @@ async fn the_settings_file_gives_queues_without_a_limit_theirs() {
     flow::set_limit(&mut env.conn.clone(), &env.keys, "low", &low, false)
         .await
         .expect("limit set");
-    let settings = "[flow.default]\nrate = \"10/s\"\nburst = 3\n\n[flow.low]\nconcurrency = 2\n";
+    let settings = "[flow.default]\nrate = \"10/s\"\nburst = 3\n\n[flow.low]\nconcurrency = 2\n\n\
+                    [flow.mail]\ngroup_rate = \"5/s\"\ngroup_burst = 2\n";
     let _scheduler = flotilla_tests::FlotillaProcess::scheduler(&env.url(), &[], Some(settings));
     let limits = eventually(LONG, "the settings file's limit written", || async {
         let (limits, _) = flow::read_limits(&mut env.conn.clone(), &env.keys)
             .await
             .ok()?;
-        limits.contains_key("default").then_some(limits)
+        (limits.contains_key("default") && limits.contains_key("mail")).then_some(limits)
     })
     .await;
     assert_eq!(limits["default"].encode(), "rate=10/s burst=3");
+    assert_eq!(limits["mail"].encode(), "group_rate=5/s group_burst=2");
+    // Where the scripts read a rate per group: its spacing in µs, and its burst.
+    let stored: Vec<Option<u64>> = env
+        .cmd(
+            redis::cmd("HMGET")
+                .arg(env.keys.group_limit("mail"))
+                .arg("rate_spacing_us")
+                .arg("rate_burst"),
+        )
+        .await;
+    assert_eq!(stored, vec![Some(200_000), Some(2)]);
     assert_eq!(limits["low"], low, "the runtime limit stays");
 
     // A bad limit in the file stops the process before it starts, naming key and form.
@@ -380,8 +392,7 @@ async fn spare_starts_keep_a_busy_rate_within_its_bound() {
         QueueLimit {
             rate: Some("1000/s".parse().expect("a rate")),
             burst: Some(100),
-            concurrency: None,
-            group_concurrency: None,
+            ..QueueLimit::default()
         },
     )
     .await;

@@ -1,7 +1,8 @@
 //! Groups: with `--group-concurrency 1`, a group with a long backlog runs one job at a
 //! time and never holds back another group's jobs; a job waiting its group's turn can be
-//! read, cancelled and deleted; a group's place comes back when its job dies, and clearing
-//! the limit lets every waiting job through.
+//! read, cancelled and deleted; a group's place comes back when its job dies, partitions
+//! added later get the window, and clearing the limit lets every waiting job through. With `--per-group --rate`, each group's jobs,
+//! retries included, start no faster than the rate while other groups go on.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -9,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use flotilla_producer::NewJob;
 use flotilla_proto::Status;
-use flotilla_tests::{InProcessWorker, fast_config};
-use flotilla_worker::{HandlerError, JobContext, Registry};
+use flotilla_tests::{InProcessWorker, eventually, fast_config};
+use flotilla_worker::{HandlerError, JobContext, Registry, WorkerConfig};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -180,7 +181,7 @@ async fn a_backlogged_group_runs_one_at_a_time_and_holds_back_no_other_group() {
         enqueued - small_from
     );
     let limits = run_flotilla(&url, &[], &["queues", "limits"]);
-    assert!(limits.contains("1 per group"), "{limits}");
+    assert!(limits.contains("1 at once per group"), "{limits}");
 }
 
 #[tokio::test]
@@ -271,4 +272,138 @@ async fn a_place_held_by_an_entry_deleted_by_hand_comes_back_and_new_partitions_
             .await;
         assert_eq!(window, Some(2), "{partition}");
     }
+    // A count raised by a worker's own settings (a worker may not write the group limits):
+    // the scheduler's leader writes them to the new partition.
+    flotilla_proto::partition::raise_partition_count(&mut env.conn.clone(), &env.keys, "mail", 4)
+        .await
+        .expect("raised");
+    let _scheduler = flotilla_tests::FlotillaProcess::scheduler(&url, &[], None);
+    let key = env.keys.group_limit("mail#3");
+    eventually(LONG, "the new partition's window written", || async {
+        let window: Option<u32> = redis::cmd("HGET")
+            .arg(&key)
+            .arg("concurrency")
+            .query_async(&mut env.conn.clone())
+            .await
+            .ok()?;
+        (window == Some(2)).then_some(())
+    })
+    .await;
+}
+
+/// When each group's jobs started, as the handlers saw them.
+type Starts = Arc<Mutex<HashMap<String, Vec<Instant>>>>;
+
+#[derive(Deserialize)]
+struct Tick {
+    group: String,
+    #[serde(default)]
+    fail_first: bool,
+}
+
+/// A registry whose `tick` handler notes when a job of its group started, and fails the
+/// first attempt of a job that asks, to be retried a millisecond later.
+fn ticking(starts: &Starts) -> Registry {
+    let mut registry = Registry::with_builtins();
+    let starts = Arc::clone(starts);
+    registry.register_fn("tick", move |tick: Tick, ctx: JobContext| {
+        let starts = Arc::clone(&starts);
+        async move {
+            starts
+                .lock()
+                .expect("lock")
+                .entry(tick.group)
+                .or_default()
+                .push(Instant::now());
+            if tick.fail_first && ctx.attempt == 1 {
+                return Err(HandlerError::retry_after(
+                    "first attempt fails",
+                    Duration::from_millis(1),
+                ));
+            }
+            Ok::<_, HandlerError>(())
+        }
+    });
+    registry
+}
+
+fn tick(group: &str, fail_first: bool) -> NewJob {
+    NewJob::new("tick", &json!({"group": group, "fail_first": fail_first}))
+        .expect("job")
+        .group(group)
+}
+
+#[tokio::test]
+async fn a_rate_per_group_spaces_each_groups_starts_retries_included_and_holds_back_no_other() {
+    let env = Env::start().await;
+    let url = env.url();
+    let limit = [
+        "queues",
+        "limit",
+        "default",
+        "--per-group",
+        "--rate",
+        "10/s",
+        "--burst",
+        "2",
+    ];
+    run_flotilla(&url, &[], &limit);
+    // Two groups of 20 jobs, one whose 8 jobs each fail once (16 starts), one of a single
+    // job: each group's starts are spaced 100 ms apart after a burst of two.
+    let mut jobs: Vec<NewJob> = Vec::new();
+    for _ in 0..20 {
+        jobs.push(tick("a", false));
+        jobs.push(tick("b", false));
+    }
+    jobs.extend((0..8).map(|_| tick("r", true)));
+    jobs.push(tick("one", false));
+    let ids = enqueue_all(&env, jobs).await;
+    // Promote passes a second apart: a group's next turn wakes the promoters sooner.
+    let config = WorkerConfig {
+        promote_interval: Duration::from_secs(1),
+        ..fast_config()
+    };
+    let starts = Starts::default();
+    let began = Instant::now();
+    let workers = [
+        InProcessWorker::start(&url, config.clone(), ticking(&starts)).await,
+        InProcessWorker::start(&url, config, ticking(&starts)).await,
+    ];
+    for id in &ids {
+        env.wait_status("default", id, Status::Completed, LONG)
+            .await;
+    }
+    let took = began.elapsed();
+    for worker in workers {
+        worker.stop().await;
+    }
+    let starts = starts.lock().expect("lock");
+    // GCRA: n starts of a group take at least (n - burst) spacings; a start is seen a
+    // little after its job was let through, so each gap gets 60 ms of slack.
+    let spacing = Duration::from_millis(100);
+    let slack = Duration::from_millis(60);
+    for (group, count) in [("a", 20), ("b", 20), ("r", 16), ("one", 1)] {
+        let seen = starts.get(group).map(Vec::as_slice).unwrap_or_default();
+        assert_eq!(seen.len(), count, "starts of group {group}");
+        let mut sorted = seen.to_vec();
+        sorted.sort();
+        for i in 0..sorted.len() {
+            for j in i + 2..sorted.len() {
+                let least = spacing * (j - i - 1) as u32;
+                assert!(
+                    sorted[j] - sorted[i] + slack >= least,
+                    "group {group}: starts {i} to {j} came {:?} apart, the rate allows no less than {least:?}",
+                    sorted[j] - sorted[i]
+                );
+            }
+        }
+    }
+    // The groups went side by side, each at its own rate, and their turns came when due
+    // rather than at the one-second promote passes (those would take about ten seconds).
+    assert!(
+        took < Duration::from_millis(4500),
+        "the groups took {took:?}: one held back another, or turns waited for promote passes"
+    );
+    let limits = run_flotilla(&url, &[], &["queues", "limits"]);
+    assert!(limits.contains("10/s per group (burst 2)"), "{limits}");
 }

@@ -394,6 +394,7 @@ async fn the_scripts_mark_the_entries_whose_id_key_names_them_and_a_hand_made_ma
         &flotilla_proto::scripts::Promote {
             queue: "default",
             limit: 10,
+            recheck: Duration::from_millis(250),
         },
     )
     .await

@@ -59,8 +59,9 @@ const DEBOUNCE_OPTIONS = [...JOB_OPTIONS, "delayMs", "maxDelayMs"];
  * @property {number} [expiresAtMs] as `expiresInMs`, at this time (ms since the Unix
  *   epoch); give one or the other
  * @property {string} [group] `enqueue` only: the job's group (a name); where the queue's
- *   limit says `group_concurrency=N`, at most N jobs of a group run at once and the rest
- *   wait their turn (reported `pending`)
+ *   limit says `group_concurrency=N`, at most N jobs of a group run at once, where it
+ *   says `group_rate=10/s`, at most that many start per interval, and the rest wait their
+ *   turn (reported `pending`)
  *
  * @typedef {object} UniqueOnlyOptions
  * @property {number} [ttlMs] how long the key is held at most (default an hour)
@@ -202,7 +203,8 @@ export class Client {
    * not started by then (its queue paused or backed up, its retry due later) ends as
    * `expired`, unrun; one already running finishes. Every enqueue takes them.
    * With `group` the job is one of a group: where the queue's limit says
-   * `group_concurrency=N`, at most N jobs of a group run at once, and the rest wait their
+   * `group_concurrency=N`, at most N jobs of a group run at once, where it says
+   * `group_rate=10/s`, at most that many start per interval, and the rest wait their
    * turn (reported `pending`). A job of a group goes through the script, with a random
    * UUID unless `id` is given; the other enqueues take no group, since a job of a group
    * runs now, with no unique or debounce key.

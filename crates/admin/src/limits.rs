@@ -20,8 +20,13 @@ pub struct LimitUse {
     pub concurrency: Option<u32>,
     /// Slots of the cap held now by live workers (0 without a cap).
     pub slots_held: u64,
-    /// Jobs of one group let through to run at once; `None`: groups are not limited.
+    /// Jobs of one group let through to run at once; `None`: no window per group.
     pub group_concurrency: Option<u32>,
+    /// Jobs of one group let through per interval, written as `10/s`; `None`: no rate
+    /// per group.
+    pub group_rate: Option<String>,
+    /// The burst in force with the group rate.
+    pub group_burst: Option<u32>,
     /// Groups with jobs waiting their turn now, over every partition.
     pub groups_waiting: u64,
 }
@@ -35,6 +40,8 @@ impl LimitUse {
             concurrency: limit.concurrency,
             slots_held,
             group_concurrency: limit.group_concurrency,
+            group_rate: limit.group_rate.map(|rate| rate.to_string()),
+            group_burst: limit.group_rate.map(|_| limit.group_burst_in_force()),
             groups_waiting,
         }
     }
@@ -78,9 +85,9 @@ impl Admin {
         let mut uses = Vec::with_capacity(limits.len());
         for (queue, limit) in &limits {
             let held = self.slots_held(queue, limit).await?;
-            let waiting = match limit.group_concurrency {
-                Some(_) => flow::groups_waiting(&mut self.conn, &self.keys, queue).await?,
-                None => 0,
+            let waiting = match limit.limits_groups() {
+                true => flow::groups_waiting(&mut self.conn, &self.keys, queue).await?,
+                false => 0,
             };
             uses.push(LimitUse::of(queue, limit, held, waiting));
         }

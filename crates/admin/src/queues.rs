@@ -279,7 +279,7 @@ impl Admin {
         flotilla_proto::list_queues(&mut self.conn, &self.keys, &names).await?;
         let raised = raise_partition_count(&mut self.conn, &self.keys, queue, count).await?;
         // The new partitions keep the queue's group window (their scripts read their own).
-        flotilla_proto::flow::sync_group_window(&mut self.conn, &self.keys, queue).await?;
+        flotilla_proto::flow::sync_group_limit(&mut self.conn, &self.keys, queue).await?;
         Ok(raised)
     }
 

@@ -26,6 +26,8 @@ const FAR_ABOVE_THE_LOAD: QueueLimit = QueueLimit {
     burst: Some(100_000),
     concurrency: Some(100_000),
     group_concurrency: None,
+    group_rate: None,
+    group_burst: None,
 };
 
 /// Concurrency of the one worker process in `mixed` and `backlog`.

@@ -63,6 +63,10 @@ pub struct FlowSettings {
     pub concurrency: Option<u32>,
     /// Jobs of one group let through to run at once.
     pub group_concurrency: Option<u32>,
+    /// Jobs of one group let through to run per interval: `10/s`.
+    pub group_rate: Option<String>,
+    /// Jobs of one group the group rate lets through at once after a quiet spell.
+    pub group_burst: Option<u32>,
 }
 
 impl FlowSettings {
@@ -73,6 +77,8 @@ impl FlowSettings {
             burst: self.burst,
             concurrency: self.concurrency,
             group_concurrency: self.group_concurrency,
+            group_rate: self.group_rate.as_deref().map(str::parse).transpose()?,
+            group_burst: self.group_burst,
         };
         limit.check()?;
         Ok(limit)

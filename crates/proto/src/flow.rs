@@ -1,5 +1,6 @@
 //! Flow limits of a queue, fleet-wide: a rate (jobs started per interval, with a burst)
-//! and a concurrency cap (jobs running at once). This module is their written form, the
+//! and a concurrency cap (jobs running at once), and the same two per group (jobs of one
+//! group let through to run per interval and at once). This module is their written form, the
 //! `limits` hash they live in (one field per queue, so an operator sets one at runtime
 //! and every worker reads it within a promote interval), and what a queue's slots hold.
 //!
@@ -116,16 +117,28 @@ pub struct QueueLimit {
     /// Jobs of one group let through to run at once (protocol 2.17): the others wait
     /// their group's turn, outside the stream.
     pub group_concurrency: Option<u32>,
+    /// Jobs of one group let through to run per interval (protocol 2.18): the others wait
+    /// their group's next turn, outside the stream.
+    pub group_rate: Option<Rate>,
+    /// Jobs of one group the group rate lets through at once after a quiet spell (its
+    /// default when `None`: [`Rate::default_burst`]).
+    pub group_burst: Option<u32>,
 }
 
 impl QueueLimit {
     /// Whether it limits anything.
     pub fn is_empty(&self) -> bool {
-        !self.limits_starts() && self.group_concurrency.is_none()
+        !self.limits_starts() && !self.limits_groups()
+    }
+
+    /// Whether it limits the jobs of each group (a window or a rate per group), which is
+    /// kept where jobs of groups are enqueued and let through to the stream.
+    pub fn limits_groups(&self) -> bool {
+        self.group_concurrency.is_some() || self.group_rate.is_some()
     }
 
     /// Whether a worker asks it before starting a job (it has a rate or a cap); a limit on
-    /// groups alone is kept where jobs are enqueued and let through.
+    /// groups is kept where jobs are enqueued and let through.
     pub fn limits_starts(&self) -> bool {
         self.rate.is_some() || self.concurrency.is_some()
     }
@@ -139,10 +152,23 @@ impl QueueLimit {
         }
     }
 
+    /// The group burst in force: the one given, else the group rate's default; 0 without
+    /// a group rate.
+    pub fn group_burst_in_force(&self) -> u32 {
+        match (self.group_rate, self.group_burst) {
+            (None, _) => 0,
+            (Some(_), Some(burst)) => burst,
+            (Some(rate), None) => rate.default_burst(),
+        }
+    }
+
     /// Checks the parts against their bounds; the error names the part.
     pub fn check(&self) -> Result<(), FlowError> {
         if self.burst.is_some() && self.rate.is_none() {
             return Err(FlowError::BurstWithoutRate);
+        }
+        if self.group_burst.is_some() && self.group_rate.is_none() {
+            return Err(FlowError::GroupBurstWithoutRate);
         }
         if self.is_empty() {
             return Err(FlowError::Empty);
@@ -151,6 +177,7 @@ impl QueueLimit {
             ("burst", self.burst),
             ("concurrency", self.concurrency),
             ("group concurrency", self.group_concurrency),
+            ("group burst", self.group_burst),
         ] {
             if let Some(value) = value
                 && !(1..=MAX_FLOW_COUNT).contains(&value)
@@ -176,6 +203,12 @@ impl QueueLimit {
         if let Some(per_group) = self.group_concurrency {
             parts.push(format!("group_concurrency={per_group}"));
         }
+        if let Some(rate) = self.group_rate {
+            parts.push(format!("group_rate={rate}"));
+        }
+        if let Some(burst) = self.group_burst {
+            parts.push(format!("group_burst={burst}"));
+        }
         parts.join(" ")
     }
 
@@ -197,6 +230,8 @@ impl QueueLimit {
                 "burst" => limit.burst = Some(count()?),
                 "concurrency" => limit.concurrency = Some(count()?),
                 "group_concurrency" => limit.group_concurrency = Some(count()?),
+                "group_rate" => limit.group_rate = Some(value.parse()?),
+                "group_burst" => limit.group_burst = Some(count()?),
                 _ => return Err(FlowError::Stored(text.to_owned())),
             }
         }
@@ -217,6 +252,12 @@ impl fmt::Display for QueueLimit {
         if let Some(per_group) = self.group_concurrency {
             parts.push(format!("concurrency {per_group} per group"));
         }
+        if let Some(rate) = self.group_rate {
+            parts.push(format!(
+                "rate {rate} per group (burst {})",
+                self.group_burst_in_force()
+            ));
+        }
         f.write_str(&parts.join(", "))
     }
 }
@@ -230,7 +271,7 @@ pub enum FlowError {
     /// A burst or cap out of bounds.
     #[error("{part} {value}: expected {FLOW_COUNT_RULE}")]
     Count {
-        /// `burst`, `concurrency` or `group concurrency`.
+        /// `burst`, `concurrency`, `group concurrency` or `group burst`.
         part: &'static str,
         /// What was given.
         value: u32,
@@ -238,12 +279,15 @@ pub enum FlowError {
     /// A burst given without a rate.
     #[error("a burst needs a rate")]
     BurstWithoutRate,
+    /// A group burst given without a group rate.
+    #[error("a group burst needs a group rate")]
+    GroupBurstWithoutRate,
     /// Nothing to limit.
-    #[error("a limit needs a rate, a concurrency or a group concurrency")]
+    #[error("a limit needs a rate or a concurrency, for the queue or per group")]
     Empty,
     /// A stored limit this version cannot read.
     #[error(
-        "stored limit {0:?}: expected parts rate=N/UNIT, burst=N, concurrency=N and group_concurrency=N"
+        "stored limit {0:?}: expected parts rate=N/UNIT, burst=N, concurrency=N, group_concurrency=N, group_rate=N/UNIT and group_burst=N"
     )]
     Stored(String),
 }
@@ -289,7 +333,7 @@ pub async fn set_limit<C: ConnectionLike + Send>(
         .query_async(conn)
         .await?;
     if written || !only_if_unset {
-        set_group_window(conn, keys, queue, limit.group_concurrency).await?;
+        set_group_limit(conn, keys, queue, Some(limit)).await?;
     }
     Ok(written || !only_if_unset)
 }
@@ -309,9 +353,9 @@ pub async fn groups_waiting<C: ConnectionLike + Send>(
     Ok(counts.into_iter().sum())
 }
 
-/// Writes `queue`'s stored group window to every partition it has now: after its
+/// Writes `queue`'s stored group limit to every partition it has now: after its
 /// partition count rose, the new partitions' scripts see it too.
-pub async fn sync_group_window<C: ConnectionLike + Send>(
+pub async fn sync_group_limit<C: ConnectionLike + Send>(
     conn: &mut C,
     keys: &Keys,
     queue: &str,
@@ -321,31 +365,71 @@ pub async fn sync_group_window<C: ConnectionLike + Send>(
         .arg(queue)
         .query_async(conn)
         .await?;
-    let window = stored
-        .and_then(|text| QueueLimit::decode(&text).ok())
-        .and_then(|limit| limit.group_concurrency);
-    match window {
-        Some(_) => set_group_window(conn, keys, queue, window).await,
-        None => Ok(()),
+    let limit = stored.and_then(|text| QueueLimit::decode(&text).ok());
+    match limit {
+        Some(limit) if limit.limits_groups() => {
+            set_group_limit(conn, keys, queue, Some(&limit)).await
+        }
+        _ => Ok(()),
     }
 }
 
-/// Writes (or, with `None`, removes) the group window where the queue's scripts read it:
-/// each partition's `group_limit` (the scripts of one partition see only its hash tag).
-async fn set_group_window<C: ConnectionLike + Send>(
+/// Writes every queue's stored group limit to every partition it has now (what the
+/// scheduler's leader does every few seconds: a worker that raised a queue's partition
+/// count from its own settings may not write them).
+pub async fn sync_group_limits<C: ConnectionLike + Send>(
+    conn: &mut C,
+    keys: &Keys,
+) -> redis::RedisResult<()> {
+    let (limits, _) = read_limits(conn, keys).await?;
+    for (queue, limit) in &limits {
+        if limit.limits_groups() {
+            set_group_limit(conn, keys, queue, Some(limit)).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The fields of a partition's `group_limit` hash, where its scripts read the limits per
+/// group: the window, and the group rate as a GCRA's spacing (µs) and burst.
+const GROUP_LIMIT_FIELDS: [&str; 3] = ["concurrency", "rate_spacing_us", "rate_burst"];
+
+/// Writes (or, with `None`, removes) the limits per group where the queue's scripts read
+/// them: each partition's `group_limit` (the scripts of one partition see only its hash
+/// tag).
+async fn set_group_limit<C: ConnectionLike + Send>(
     conn: &mut C,
     keys: &Keys,
     queue: &str,
-    window: Option<u32>,
+    limit: Option<&QueueLimit>,
 ) -> redis::RedisResult<()> {
     let count = crate::partition::read_partition_count(conn, keys, queue).await?;
+    let mut fields: Vec<(&str, u64)> = Vec::new();
+    if let Some(limit) = limit {
+        if let Some(window) = limit.group_concurrency {
+            fields.push(("concurrency", u64::from(window)));
+        }
+        if let Some(rate) = limit.group_rate {
+            fields.push(("rate_spacing_us", rate.spacing_us()));
+            fields.push(("rate_burst", u64::from(limit.group_burst_in_force())));
+        }
+    }
+    // The parts kept are overwritten and only the others removed, so that a script never
+    // sees a limit missing between two writes.
+    let gone: Vec<&str> = GROUP_LIMIT_FIELDS
+        .into_iter()
+        .filter(|name| fields.iter().all(|(kept, _)| kept != name))
+        .collect();
     let mut pipe = redis::pipe();
     for index in 0..count {
         let key = keys.group_limit(&crate::partition::partition_name(queue, index));
-        match window {
-            Some(window) => pipe.hset(key, "concurrency", window).ignore(),
-            None => pipe.hdel(key, "concurrency").ignore(),
-        };
+        if !fields.is_empty() {
+            // HSET with pairs (HMSET is deprecated, and left out of the roles' rules).
+            pipe.cmd("HSET").arg(&key).arg(&fields).ignore();
+        }
+        if !gone.is_empty() {
+            pipe.hdel(&key, &gone).ignore();
+        }
     }
     pipe.query_async(conn).await
 }
@@ -362,7 +446,7 @@ pub async fn clear_limit<C: ConnectionLike + Send>(
         .arg(queue)
         .query_async(conn)
         .await?;
-    set_group_window(conn, keys, queue, None).await?;
+    set_group_limit(conn, keys, queue, None).await?;
     Ok(had)
 }
 
@@ -444,7 +528,7 @@ mod tests {
             rate: Some("100/s".parse().expect("a rate")),
             burst: Some(20),
             concurrency: Some(5),
-            group_concurrency: None,
+            ..QueueLimit::default()
         };
         assert_eq!(limit.encode(), "rate=100/s burst=20 concurrency=5");
         let per_group = QueueLimit::decode("group_concurrency=1").expect("reads");
@@ -462,5 +546,15 @@ mod tests {
             Err(FlowError::BurstWithoutRate)
         );
         assert!(QueueLimit::decode("concurrency=0").is_err());
+        let group_rate = QueueLimit::decode("group_rate=10/s group_burst=3").expect("reads");
+        assert_eq!(group_rate.group_rate, Some("10/s".parse().expect("a rate")));
+        assert_eq!(group_rate.group_burst_in_force(), 3);
+        assert!(group_rate.limits_groups() && !group_rate.limits_starts());
+        assert_eq!(group_rate.encode(), "group_rate=10/s group_burst=3");
+        assert_eq!(
+            QueueLimit::decode("group_burst=3"),
+            Err(FlowError::GroupBurstWithoutRate)
+        );
+        assert!(QueueLimit::decode("group_rate=10/s group_burst=0").is_err());
     }
 }

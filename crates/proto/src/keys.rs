@@ -148,12 +148,14 @@ impl Keys {
     }
 
     /// A queue's limit on each of its groups (protocol 2.17): `concurrency` → how many jobs
-    /// of one group may be let through to its stream at once.
+    /// of one group may be let through to its stream at once; `rate_spacing_us` and
+    /// `rate_burst` (2.18) → how fast.
     pub fn group_limit(&self, queue: &str) -> String {
         self.queue_key(queue, "group_limit")
     }
 
-    /// The groups of a queue that have jobs waiting their turn, by when they began to wait.
+    /// The groups of a queue that have jobs waiting their turn, by when a promote pass
+    /// should look at them next.
     pub fn groups(&self, queue: &str) -> String {
         self.queue_key(queue, "groups")
     }
@@ -166,6 +168,12 @@ impl Keys {
     /// The ids of a group's jobs let through and not yet ended.
     pub fn group_flight(&self, queue: &str, group: &str) -> String {
         self.queue_key(queue, &format!("group_flight:{group}"))
+    }
+
+    /// A group's rate state (protocol 2.18): when its next turn would be due with no burst
+    /// left, µs since the epoch; expires once spent.
+    pub fn group_rate(&self, queue: &str, group: &str) -> String {
+        self.queue_key(queue, &format!("group_rate:{group}"))
     }
 
     /// A queue's tallies of one hour (hours since the Unix epoch): kind → count, and

@@ -180,6 +180,12 @@ impl Scheduler {
             if let Err(e) = sample(&mut self.conn, &self.keys, &self.metrics).await {
                 tracing::warn!("sampling the queues for metrics failed (will retry): {e}");
             }
+            // Partitions a worker's settings added since get their queue's group limits.
+            if let Err(e) =
+                flotilla_proto::flow::sync_group_limits(&mut self.conn, &self.keys).await
+            {
+                tracing::warn!("writing group limits to new partitions failed (will retry): {e}");
+            }
         }
         Ok(())
     }
@@ -348,6 +354,7 @@ impl Scheduler {
             .map(|queue| Promote {
                 queue,
                 limit: PROMOTE_BATCH,
+                recheck: self.config.promote_interval,
             })
             .collect();
         let moved: HashMap<&String, u64> = queues

@@ -113,7 +113,15 @@ impl Promoter {
         let streams = self.served.streams();
         let streams: Vec<&str> = streams.iter().map(String::as_str).collect();
         for _ in 0..MAX_PROMOTE_ROUNDS {
-            match fetch::promote(&mut self.conn, &self.keys, &streams, PROMOTE_BATCH).await {
+            match fetch::promote(
+                &mut self.conn,
+                &self.keys,
+                &streams,
+                PROMOTE_BATCH,
+                self.interval,
+            )
+            .await
+            {
                 Ok((moved, due_in)) => {
                     if moved > 0 {
                         tracing::debug!(moved, "promoted due jobs");

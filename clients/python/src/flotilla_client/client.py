@@ -137,8 +137,9 @@ class Client:
         already running finishes. The other enqueue methods take them too.
 
         `group` (a name) makes the job one of a group: where the queue's limit says
-        `group_concurrency=N`, at most N jobs of a group run at once, and the rest wait
-        their turn (reported `pending`). A job of a group goes through the script, with a
+        `group_concurrency=N`, at most N jobs of a group run at once, and where it says
+        `group_rate=10/s`, at most that many start per interval; the rest wait their turn
+        (reported `pending`). A job of a group goes through the script, with a
         new UUID unless `id` is given; the other enqueue methods take no group, since a job
         of a group runs now, with no unique or debounce key."""
         options = self._options(

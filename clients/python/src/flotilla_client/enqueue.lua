@@ -17,6 +17,12 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- Redis server time in microseconds (what a rate's spacing counts in).
+local function now_us()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+
 -- Whether `id` has the form of a stream entry id (<digits>-<digits>). Such an id names a
 -- job without an id of its own (its entry's); no producer may give it to a job, so the two
 -- kinds of id never share a name.
@@ -101,6 +107,27 @@ local function group_window(qp)
   return nil
 end
 
+-- The rate each group's jobs are let through at, {spacing µs, burst}: nil for none.
+local function group_rate(qp)
+  local r = redis.call('HMGET', qp .. 'group_limit', 'rate_spacing_us', 'rate_burst')
+  local spacing, burst = tonumber(r[1]), tonumber(r[2])
+  if spacing and spacing >= 1 and burst and burst >= 1 then return {spacing, burst} end
+  return nil
+end
+
+-- Takes one turn of `group`'s rate at `now` (µs): 0 when taken, else the ms until the
+-- next turn is due (none is taken).
+local function group_turn(qp, group, rate, now)
+  local key = qp .. 'group_rate:' .. group
+  local spacing, burst = rate[1], rate[2]
+  local tat = math.max(tonumber(redis.call('GET', key)) or 0, now)
+  local ahead = tat - (burst - 1) * spacing - now
+  if ahead > 0 then return math.max(math.ceil(ahead / 1000), 1) end
+  tat = tat + spacing
+  redis.call('SET', key, string.format('%.0f', tat), 'PX', math.floor((tat - now) / 1000) + 1000)
+  return 0
+end
+
 -- Whether job `id` has not ended for good: its id key holds it while it waits, or names
 -- an entry still on the stream, or its record says a status that is not final. (An id
 -- key naming an entry that is gone, deleted by hand or trimmed, holds no place.)
@@ -125,12 +152,19 @@ local function group_prune(qp, group)
   return redis.call('SCARD', flight)
 end
 
+-- How long a group that waits for room in its window stays out of promote passes (its
+-- completions let it through at once; a pass is the backstop), unless a caller says.
+local GROUP_RECHECK_MS = 250
+
 -- Lets a group's waiting jobs through to `stream`, oldest first, while its window has
--- room (all of them, up to `most`, once groups are no longer limited); returns how many.
-local function group_fill(qp, stream, group, most)
+-- room and its rate a turn (all of them, up to `most`, once groups are no longer
+-- limited); returns how many. A group still waiting is scored in `groups` for when a
+-- promote pass should look again: its rate's next turn, else `recheck` ms from now.
+local function group_fill(qp, stream, group, most, recheck)
   local list, flight = qp .. 'group:' .. group, qp .. 'group_flight:' .. group
-  local window = group_window(qp)
-  local moved = 0
+  local window, rate = group_window(qp), group_rate(qp)
+  local now = rate and now_us()
+  local moved, wait = 0, 0
   while moved < most do
     if window and redis.call('SCARD', flight) >= window then break end
     local id = redis.call('LPOP', list)
@@ -139,6 +173,11 @@ local function group_fill(qp, stream, group, most)
     local fields = unpack_grouped(redis.call('GET', id_key))
     -- A job cancelled or deleted while it waited left its id behind: skip it.
     if fields then
+      if rate then wait = group_turn(qp, group, rate, now) end
+      if wait > 0 then
+        redis.call('LPUSH', list, id)
+        break
+      end
       fields[#fields + 1] = 'held'
       fields[#fields + 1] = '1'
       redis.call('SET', id_key, redis.call('XADD', stream, '*', unpack(fields)))
@@ -146,7 +185,13 @@ local function group_fill(qp, stream, group, most)
       moved = moved + 1
     end
   end
-  if redis.call('LLEN', list) == 0 then redis.call('ZREM', qp .. 'groups', group) end
+  if redis.call('LLEN', list) == 0 then
+    redis.call('ZREM', qp .. 'groups', group)
+  else
+    local at = (now and math.floor(now / 1000) or now_ms()) +
+      (wait > 0 and wait or (recheck or GROUP_RECHECK_MS))
+    redis.call('ZADD', qp .. 'groups', 'XX', at, group)
+  end
   return moved
 end
 
@@ -251,24 +296,28 @@ local function debounce_into(holder, record, later, debounce, A, o, now, expires
 end
 
 -- Puts a new job of `group` in its group's line when the group has as many jobs let
--- through as the queue allows, or already has jobs waiting (they go first); else counts
--- it as let through. Returns whether it waits.
+-- through as the queue allows, or no turn of its rate left, or already has jobs waiting
+-- (they go first); else counts it as let through. Returns whether it waits.
 local function enqueue_grouped(record, id, id_key, group, fields, now)
   local qp = queue_prefix_of(job_prefix_of(record, id))
-  local window = group_window(qp)
-  if not window then return false end
+  local window, rate = group_window(qp), group_rate(qp)
+  if not window and not rate then return false end
   local list, flight = qp .. 'group:' .. group, qp .. 'group_flight:' .. group
-  if redis.call('LLEN', list) == 0 and (redis.call('SCARD', flight) < window
+  local wait = 0
+  if redis.call('LLEN', list) == 0 and (not window or redis.call('SCARD', flight) < window
       or group_prune(qp, group) < window) then
-    redis.call('SADD', flight, id)
-    return false
+    if rate then wait = group_turn(qp, group, rate, now_us()) end
+    if wait == 0 then
+      if window then redis.call('SADD', flight, id) end
+      return false
+    end
   end
   -- When it was enqueued travels with it, as a job waiting in `later`'s does.
   fields[#fields + 1] = 'created_at'
   fields[#fields + 1] = tostring(now)
   redis.call('SET', id_key, 'grouped ' .. cmsgpack.pack(fields))
   redis.call('RPUSH', list, id)
-  redis.call('ZADD', qp .. 'groups', 'NX', now, group)
+  redis.call('ZADD', qp .. 'groups', 'NX', now + wait, group)
   return true
 end
 

@@ -49,12 +49,21 @@ pub async fn run(config_file: Option<&Path>, command: QueuesCommand) -> anyhow::
             burst,
             concurrency,
             group_concurrency,
+            group_rate,
+            group_burst,
             per_group,
             clear,
         } => {
             let limit = if per_group {
+                if rate.is_none() && concurrency.is_none() {
+                    anyhow::bail!(
+                        "--per-group makes --rate, --burst and --concurrency hold per group: give one of --rate and --concurrency"
+                    );
+                }
                 QueueLimit {
                     group_concurrency: concurrency,
+                    group_rate: rate,
+                    group_burst: burst,
                     ..QueueLimit::default()
                 }
             } else {
@@ -63,6 +72,8 @@ pub async fn run(config_file: Option<&Path>, command: QueuesCommand) -> anyhow::
                     burst,
                     concurrency,
                     group_concurrency,
+                    group_rate,
+                    group_burst,
                 }
             };
             limit_command(&mut admin, &queue, limit, clear).await?;
@@ -135,8 +146,17 @@ fn limit_text(limit: &LimitUse) -> String {
         parts.push(format!("{} of {cap} running", limit.slots_held));
     }
     if let Some(per_group) = limit.group_concurrency {
+        parts.push(format!("{per_group} at once per group"));
+    }
+    if let Some(rate) = &limit.group_rate {
         parts.push(format!(
-            "{per_group} per group ({} groups waiting their turn)",
+            "{rate} per group (burst {})",
+            limit.group_burst.unwrap_or(1)
+        ));
+    }
+    if limit.group_concurrency.is_some() || limit.group_rate.is_some() {
+        parts.push(format!(
+            "{} groups waiting their turn",
             limit.groups_waiting
         ));
     }
@@ -303,12 +323,21 @@ pub enum QueuesCommand {
         /// backlog in one never holds back the others (1: one at a time per group).
         #[arg(long, value_name = "N")]
         group_concurrency: Option<u32>,
-        /// Make `--concurrency` hold per group: `--per-group --concurrency 1` is
-        /// `--group-concurrency 1` (a rate per group is not supported yet).
-        #[arg(long, requires = "concurrency", conflicts_with_all = ["group_concurrency", "rate", "burst"])]
+        /// Jobs of one group let through to run per interval, written as `--rate` (10/s):
+        /// a group out of turns waits for its next one, the others go on.
+        #[arg(long, value_name = "RATE")]
+        group_rate: Option<Rate>,
+        /// Jobs of one group the group rate lets through at once after a quiet spell
+        /// (default: a tenth of a second's worth, at least 1).
+        #[arg(long, value_name = "N", requires = "group_rate")]
+        group_burst: Option<u32>,
+        /// Make `--rate`, `--burst` and `--concurrency` hold per group:
+        /// `--per-group --concurrency 1` is `--group-concurrency 1`, `--per-group --rate
+        /// 10/s` is `--group-rate 10/s`.
+        #[arg(long, conflicts_with_all = ["group_concurrency", "group_rate", "group_burst"])]
         per_group: bool,
         /// Remove the queue's limit.
-        #[arg(long, conflicts_with_all = ["rate", "burst", "concurrency", "group_concurrency"])]
+        #[arg(long, conflicts_with_all = ["rate", "burst", "concurrency", "group_concurrency", "group_rate", "group_burst", "per_group"])]
         clear: bool,
     },
     /// Every queue's flow limit, with the slots of its cap held now.

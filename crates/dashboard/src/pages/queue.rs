@@ -72,7 +72,14 @@ pub async fn page(
                     }
                     @if let Some(per_group) = limit.group_concurrency {
                         @if limit.rate.is_some() || limit.concurrency.is_some() { ", " }
-                        (per_group) " per group, " (limit.groups_waiting) " groups waiting their turn"
+                        (per_group) " at once per group"
+                    }
+                    @if let Some(rate) = &limit.group_rate {
+                        @if limit.rate.is_some() || limit.concurrency.is_some() || limit.group_concurrency.is_some() { ", " }
+                        (rate) " per group (burst " (limit.group_burst.unwrap_or(1)) ")"
+                    }
+                    @if limit.group_concurrency.is_some() || limit.group_rate.is_some() {
+                        ", " (limit.groups_waiting) " groups waiting their turn"
                     }
                     " (" code { "flotilla queues limit " (queue) } ")."
                 }

@@ -17,6 +17,9 @@ pub struct Promote<'a> {
     pub queue: &'a str,
     /// How many due jobs are taken from each of `delayed` and `later` per call at most.
     pub limit: usize,
+    /// How long a group that waits for room in its window stays out of later calls (a
+    /// completion in it lets it through at once): the caller's pass interval.
+    pub recheck: Duration,
 }
 
 /// What one `promote` call did.
@@ -39,6 +42,7 @@ impl ScriptCall for Promote<'_> {
             .key(keys.later(self.queue))
             .arg(keys.job_prefix(self.queue))
             .arg(self.limit)
+            .arg(self.recheck.as_millis().max(1) as u64)
     }
 
     fn parse(value: redis::Value) -> Result<PromoteReply, ScriptError> {

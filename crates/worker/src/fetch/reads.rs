@@ -201,12 +201,14 @@ pub(crate) async fn promote(
     keys: &Keys,
     queues: &[&str],
     batch: usize,
+    interval: Duration,
 ) -> Result<(u64, Option<Duration>), FetchError> {
     let calls: Vec<Promote> = queues
         .iter()
         .map(|queue| Promote {
             queue,
             limit: batch,
+            recheck: interval,
         })
         .collect();
     let (mut moved, mut next_due) = (0, None::<Duration>);

@@ -9,13 +9,27 @@
 -- to its stream as that entry, and its id key names the entry from then on.
 -- KEYS[1] delayed set   KEYS[2] stream   KEYS[3] later set
 -- ARGV[1] job key prefix (same hash tag as KEYS)   ARGV[2] batch limit (of each set)
--- Then looks at the queue's waiting groups (see `group_fill`).
+-- ARGV[3] optional: ms until a group that waits for room in its window is looked at
+-- again (the caller's pass interval; default 250)
+-- Then looks at the queue's waiting groups that are due (see `group_fill`). A job of a
+-- group whose queue limits each group's rate (protocol 2.18) takes a turn of it as it
+-- comes due, or waits in its set for its group's next turn.
 -- Returns {the number of jobs promoted, ms until the next job left waiting is due (-1:
 -- none)}.
 local now = now_ms()
 local ids_prefix = id_prefix_of(ARGV[1])
 local limit = tonumber(ARGV[2])
+local recheck = tonumber(ARGV[3])
+local qp = queue_prefix_of(ARGV[1])
 local promoted = 0
+
+-- The group of a job's entry fields, or nil.
+local function group_in(fields)
+  for i = 1, #fields - 1, 2 do
+    if fields[i] == 'group' then return fields[i + 1] end
+  end
+  return nil
+end
 
 -- `later` first: for the batch one read of the due ids, one removal, one read of their id
 -- keys and one write of the entries they name from then on; per job only its entry.
@@ -28,6 +42,9 @@ if #waiting > 0 then
   local writes = {}
   for i = 1, #keys do
     local _, fields = unpack_waiting(values[i])
+    if fields and group_turn_for_due(qp, group_in(fields), KEYS[3], waiting[i]) > 0 then
+      fields = nil
+    end
     if fields then
       fields[#fields + 1] = 'held'
       fields[#fields + 1] = '1'
@@ -46,9 +63,9 @@ local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, limit)
 local function whole_entry(job, id)
   local f = redis.call('HMGET', job, 'status', 'fast', 'attempts', 'type', 'payload',
     'content_type', 'max_attempts', 'timeout_ms', 'backoff', 'trace', 'run_at', 'snoozes',
-    'expires_at')
+    'expires_at', 'group')
   if f[1] ~= 'scheduled' or f[2] ~= '1' or (tonumber(f[3]) or 0) ~= 0 or is_entry_id(id) then
-    return nil, f[1]
+    return nil, f[1], f[14]
   end
   local fields = {'id', id, 'type', f[4] or '', 'payload', f[5] or '', 'held', '1'}
   for _, extra in ipairs({{'content_type', f[6]}, {'max_attempts', f[7]}, {'timeout', f[8]},
@@ -59,13 +76,17 @@ local function whole_entry(job, id)
       fields[#fields + 1] = extra[2]
     end
   end
-  return fields, f[1]
+  return fields, f[1], f[14]
 end
 
 for _, id in ipairs(ids) do
   if redis.call('ZREM', KEYS[1], id) == 1 then
     local job = ARGV[1] .. id
-    local whole, status = whole_entry(job, id)
+    local whole, status, group = whole_entry(job, id)
+    if (whole or status == 'scheduled' or status == 'failed')
+        and group_turn_for_due(qp, group, KEYS[1], id) > 0 then
+      whole, status = nil, nil
+    end
     if whole then
       local entry = redis.call('XADD', KEYS[2], '*', unpack(whole))
       redis.call('SET', ids_prefix .. id, entry)
@@ -79,25 +100,25 @@ for _, id in ipairs(ids) do
   end
 end
 
--- Groups (protocol 2.17): the groups that have waited longest let through what their
--- windows have room for, once pruned of jobs that ended without releasing their place
--- (a death, a cancel, an expiry, a completion whose worker died before it released).
-local qp = queue_prefix_of(ARGV[1])
+-- Groups (protocol 2.17): the due groups that have waited longest let through what their
+-- windows have room for and their rates allow, once pruned of jobs that ended without
+-- releasing their place (a death, a cancel, an expiry, a completion whose worker died
+-- before it released). One that still waits is scored for its next look (see
+-- `group_fill`), behind the others.
 local window = group_window(qp)
-for _, group in ipairs(redis.call('ZRANGE', qp .. 'groups', 0, GROUPS_PER_PASS - 1)) do
+for _, group in ipairs(redis.call('ZRANGEBYSCORE', qp .. 'groups', '-inf', now,
+    'LIMIT', 0, GROUPS_PER_PASS)) do
   -- Asking whether each job let through still lives is needed only when none has room.
   if window and redis.call('SCARD', qp .. 'group_flight:' .. group) >= window then
     group_prune(qp, group)
   end
-  group_fill(qp, KEYS[2], group, GROUP_FILL_MOST)
-  -- One that still waits goes behind the others for the next pass.
-  redis.call('ZADD', qp .. 'groups', 'XX', now, group)
+  group_fill(qp, KEYS[2], group, GROUP_FILL_MOST, recheck)
 end
 
--- How long until the next job left in either set is due, on the server's clock, so that
--- a promoter may wake then rather than at its next tick.
+-- How long until the next job left in either set, or the next waiting group, is due, on
+-- the server's clock, so that a promoter may wake then rather than at its next tick.
 local next_due = false
-for _, set in ipairs({KEYS[3], KEYS[1]}) do
+for _, set in ipairs({KEYS[3], KEYS[1], qp .. 'groups'}) do
   local first = redis.call('ZRANGE', set, 0, 0, 'WITHSCORES')
   local due = first[2] and tonumber(first[2])
   if due and (not next_due or due < next_due) then next_due = due end
