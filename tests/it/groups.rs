@@ -201,8 +201,30 @@ async fn a_job_waiting_its_turn_is_read_cancelled_and_deleted_and_a_dead_one_giv
     let waiting = enqueue_all(&env, (0..4).map(|_| work("t", 10)).collect()).await;
     let shown = run_flotilla(&url, &[], &["jobs", "show", &waiting[0]]);
     assert!(shown.contains("pending"), "{shown}");
+    // The jobs waiting their turn count in the queue's depth and as pending.
+    let depth = |env: &Env| {
+        let (mut conn, keys) = (env.conn.clone(), env.keys.clone());
+        async move {
+            flotilla_proto::queue_depth(&mut conn, &keys, "default")
+                .await
+                .expect("depth")
+        }
+    };
+    assert_eq!(depth(&env).await, (1, 4));
     run_flotilla(&url, &[], &["jobs", "cancel", &waiting[1]]);
     run_flotilla(&url, &[], &["jobs", "delete", &waiting[2]]);
+    assert_eq!(
+        depth(&env).await,
+        (1, 2),
+        "a cancel and a delete leave the line"
+    );
+    let stats = run_flotilla(&url, &[], &["queues", "stats", "--json"]);
+    let stats: serde_json::Value = serde_json::from_str(&stats).expect("JSON");
+    let default = stats
+        .as_array()
+        .and_then(|queues| queues.iter().find(|q| q["queue"] == "default"))
+        .unwrap_or_else(|| panic!("default in {stats}"));
+    assert_eq!(default["pending"], 3, "{default}");
     let worker = InProcessWorker::start(&url, fast_config(), watching(&seen)).await;
     env.wait_status("default", &first, Status::Dead, LONG).await;
     for id in [&waiting[0], &waiting[3]] {
@@ -230,6 +252,11 @@ async fn a_job_waiting_its_turn_is_read_cancelled_and_deleted_and_a_dead_one_giv
         started.elapsed()
     );
     assert!(seen.lock().expect("lock").most_at_once.get("u") > Some(&1));
+    assert_eq!(
+        depth(&env).await,
+        (0, 0),
+        "every line counted out as it emptied"
+    );
     worker.stop().await;
 }
 
@@ -289,6 +316,52 @@ async fn a_place_held_by_an_entry_deleted_by_hand_comes_back_and_new_partitions_
         (window == Some(2)).then_some(())
     })
     .await;
+}
+
+#[tokio::test]
+async fn a_job_of_a_group_with_a_time_or_a_debounce_waits_its_groups_turn_when_its_time_comes() {
+    let (env, url) = one_job_per_group().await;
+    let seen = Shared::default();
+    // The first job holds the group's one place for 800 ms; one due 100 ms on, and a
+    // debounced one (three enqueues folded into one, 150 ms on), wait their turn behind it.
+    let first = env.enqueue_job(work("t", 800)).await;
+    let later = env
+        .enqueue_job(work("t", 10).delay(Duration::from_millis(100)))
+        .await;
+    let mut debounced = Vec::new();
+    for ms in [11, 12, 13] {
+        let job = work("t", ms).debounce("t-edits", Duration::from_millis(150));
+        debounced.push(env.enqueue_job(job).await);
+    }
+    assert!(
+        debounced.iter().all(|id| *id == debounced[0]),
+        "folded into one job: {debounced:?}"
+    );
+    let worker = InProcessWorker::start(&url, fast_config(), watching(&seen)).await;
+    for id in [&first, &later, &debounced[0]] {
+        env.wait_status("default", id, Status::Completed, LONG)
+            .await;
+    }
+    worker.stop().await;
+    let s = seen.lock().expect("lock");
+    assert_eq!(
+        s.ran.get("t"),
+        Some(&3),
+        "one run each, the debounced one once"
+    );
+    assert_eq!(
+        s.most_at_once.get("t"),
+        Some(&1),
+        "two of the group ran at once"
+    );
+    let first_started = s.started[&first];
+    for id in [&later, &debounced[0]] {
+        let waited = s.started[id].saturating_duration_since(first_started);
+        assert!(
+            waited >= Duration::from_millis(790),
+            "{id} started {waited:?} after the first, which held the group's place for 800 ms"
+        );
+    }
 }
 
 /// When each group's jobs started, as the handlers saw them.

@@ -200,8 +200,9 @@ impl NewJob {
     /// group (`flotilla queues limit <queue> --group-concurrency N`), at most N jobs of a
     /// group are let through to run at once and the others wait their group's turn, so a
     /// group with a long backlog never holds back another's jobs and groups take turns;
-    /// elsewhere the group is only a label. A job of a group runs now (no time of its own)
-    /// and holds no unique or debounce key; it gets an id of its own if it has none.
+    /// elsewhere the group is only a label. A job of a group with a time (or a debounce)
+    /// waits its group's turn once its time comes. It holds no unique key, and gets an id
+    /// of its own if it has none.
     pub fn group(mut self, group: &str) -> Self {
         self.group = Some(group.to_owned());
         self

@@ -380,10 +380,10 @@ impl Producer {
         }
         if let Some(group) = &job.group {
             check_name(field::GROUP, group)?;
-            if job.schedule.is_some() || job.unique.is_some() || job.debounce.is_some() {
+            if job.unique.is_some() {
                 return Err(ProducerError::Invalid(format!(
-                    "group {group}: a job of a group runs now, with no unique or debounce key \
-                     (a time, a unique key or a debounce with a group is not supported yet)"
+                    "group {group}: a job of a group holds no unique key \
+                     (a unique key with a group is not supported yet)"
                 )));
             }
         }

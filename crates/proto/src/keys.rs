@@ -170,6 +170,12 @@ impl Keys {
         self.queue_key(queue, &format!("group_flight:{group}"))
     }
 
+    /// How many jobs of a queue wait their group's turn, over all its groups' lines
+    /// (protocol 2.18): counted into its depth.
+    pub fn grouped(&self, queue: &str) -> String {
+        self.queue_key(queue, "grouped")
+    }
+
     /// A group's rate state (protocol 2.18): when its next turn would be due with no burst
     /// left, µs since the epoch; expires once spent.
     pub fn group_rate(&self, queue: &str, group: &str) -> String {

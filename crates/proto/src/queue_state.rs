@@ -14,12 +14,13 @@ pub const LAST_POSSIBLE_ID: &str = "18446744073709551615-18446744073709551615";
 /// One queue's counts, read at one moment.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct QueueState {
-    /// Entries on the stream no worker has read yet: the stream's length less the
-    /// entries read and unfinished, exact because finished entries are deleted.
+    /// Jobs ready to run and not yet read: entries on the stream no worker has read (the
+    /// stream's length less the entries read and unfinished, exact because finished
+    /// entries are deleted), and jobs waiting their group's turn.
     pub pending: i64,
     /// The consumer group's lag as Redis itself reports it (what an autoscaler reading
-    /// `XINFO GROUPS` sees); `pending` where Redis cannot tell, after deletions past the
-    /// group's last read.
+    /// `XINFO GROUPS` sees); the unread entries where Redis cannot tell, after deletions
+    /// past the group's last read.
     pub lag: i64,
     /// Entries read by a worker and not yet finished.
     pub running: i64,
@@ -52,7 +53,7 @@ pub async fn read_queue_state<C: ConnectionLike + Send>(
     now_ms: i64,
 ) -> redis::RedisResult<QueueState> {
     let stream = keys.stream(queue);
-    let (length, delayed, later, dead): (i64, i64, i64, i64) = redis::pipe()
+    let (length, delayed, later, dead, grouped): (i64, i64, i64, i64, Option<i64>) = redis::pipe()
         .cmd("XLEN")
         .arg(&stream)
         .cmd("ZCARD")
@@ -61,6 +62,8 @@ pub async fn read_queue_state<C: ConnectionLike + Send>(
         .arg(keys.later(queue))
         .cmd("XLEN")
         .arg(keys.dead(queue))
+        .cmd("GET")
+        .arg(keys.grouped(queue))
         .query_async(conn)
         .await?;
     let group = workers_group(conn, &stream).await;
@@ -75,10 +78,11 @@ pub async fn read_queue_state<C: ConnectionLike + Send>(
     let oldest_pending_age = first_unread_ms(conn, &stream, last_read)
         .await?
         .map_or(0.0, |ms| (now_ms - ms).max(0) as f64 / 1000.0);
-    let pending = (length - running).max(0);
+    let on_stream = (length - running).max(0);
     Ok(QueueState {
-        pending,
-        lag: redis_lag.unwrap_or(pending),
+        // A job waiting its group's turn is pending: ready, outside the stream.
+        pending: on_stream + grouped.unwrap_or(0).max(0),
+        lag: redis_lag.unwrap_or(on_stream),
         running,
         scheduled: delayed + later,
         dead,

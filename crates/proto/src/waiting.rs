@@ -130,23 +130,37 @@ pub async fn missing_from_later<C: ConnectionLike>(
 }
 
 /// Adds to `pipe` the reads of `queue`'s depth: its stream's length, then the jobs waiting
-/// with records (`delayed`) and without (`later`); [`depth_of`] adds them up.
+/// with records (`delayed`) and without (`later`), and those waiting their group's turn
+/// (`grouped`); [`depth_of`] adds them up.
 pub fn depth_reads(pipe: &mut redis::Pipeline, keys: &Keys, queue: &str) {
     pipe.cmd("XLEN")
         .arg(keys.stream(queue))
         .cmd("ZCARD")
         .arg(keys.delayed(queue))
         .cmd("ZCARD")
-        .arg(keys.later(queue));
+        .arg(keys.later(queue))
+        .cmd("GET")
+        .arg(keys.grouped(queue));
 }
 
-/// The depth from the three replies of [`depth_reads`]: (on the stream, waiting).
+/// The depth from the four replies of [`depth_reads`]: (on the stream, waiting).
 pub fn depth_of(replies: &[redis::Value]) -> Option<(u64, u64)> {
-    let [len, delayed, later] = replies else {
+    let [len, delayed, later, grouped] = replies else {
         return None;
     };
     let count = |v: &redis::Value| redis::from_redis_value::<u64>(v.clone()).ok();
-    Some((count(len)?, count(delayed)? + count(later)?))
+    Some((
+        count(len)?,
+        count(delayed)? + count(later)? + grouped_of(grouped),
+    ))
+}
+
+/// The `grouped` counter's value: none (no group ever waited) or below zero reads as 0.
+fn grouped_of(value: &redis::Value) -> u64 {
+    redis::from_redis_value::<Option<i64>>(value.clone())
+        .ok()
+        .flatten()
+        .map_or(0, |n| n.max(0) as u64)
 }
 
 /// `queue`'s depth, read in one round trip: (on the stream, waiting for a time).
@@ -157,8 +171,13 @@ pub async fn queue_depth<C: ConnectionLike>(
 ) -> redis::RedisResult<(u64, u64)> {
     let mut pipe = redis::pipe();
     depth_reads(&mut pipe, keys, queue);
-    let (len, delayed, later): (u64, u64, u64) = pipe.query_async(conn).await?;
-    Ok((len, delayed + later))
+    let replies: Vec<redis::Value> = pipe.query_async(conn).await?;
+    depth_of(&replies).ok_or_else(|| {
+        redis::RedisError::from((
+            redis::ErrorKind::Parse,
+            "a queue's depth: unexpected replies",
+        ))
+    })
 }
 
 /// One string (or byte string) of a MessagePack array, advancing `rest` past it.

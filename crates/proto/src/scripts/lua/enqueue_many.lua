@@ -62,6 +62,7 @@ for i, o in ipairs(offsets) do
     local cap = tonumber(ARGV[o + 11])
     if cap > 0 and not depth then
       depth = redis.call('XLEN', stream) + redis.call('ZCARD', KEYS[2]) + redis.call('ZCARD', later)
+        + grouped_count(stream)
     end
     if cap > 0 and depth >= cap then
       replies[place] = 'QUEUE_FULL queue ' .. ARGV[o + 12] .. ' holds ' .. depth ..
@@ -77,8 +78,11 @@ for i, o in ipairs(offsets) do
       if due == 0 and delay > 0 then due = now + delay end
       local group = ARGV[o + 17]
       local fields = entry_fields_of(ARGV, o, ARGV[o + 16], group)
-      if group ~= '' and enqueue_grouped(record_keys[i], id, id_keys[i], group, fields, now) then
-        -- Waits its group's turn (its id key written there).
+      if group ~= '' and due <= now and wait_group_turn(
+          queue_prefix_of(job_prefix_of(record_keys[i], id)), id, id_keys[i], group, fields,
+          now) then
+        -- Waits its group's turn (its id key written there); one with a time takes its
+        -- turn when its time comes (promote).
       elseif due > now then
         -- Waits in `later`, its id key holding the entry it becomes once due. Jobs of one
         -- call mostly share their due time: each is printed once.

@@ -6,7 +6,8 @@
 -- job, and its id key names the entry, as for a job enqueued to run now. Any other job
 -- (a retry, a unique job) goes on with its record.
 -- A job waiting in `later` (no record: its id key holds the entry it becomes) is added
--- to its stream as that entry, and its id key names the entry from then on.
+-- to its stream as that entry, and its id key names the entry from then on; a job of a
+-- group whose time came waits its group's turn first, as a new one does.
 -- KEYS[1] delayed set   KEYS[2] stream   KEYS[3] later set
 -- ARGV[1] job key prefix (same hash tag as KEYS)   ARGV[2] batch limit (of each set)
 -- ARGV[3] optional: ms until a group that waits for room in its window is looked at
@@ -23,12 +24,15 @@ local recheck = tonumber(ARGV[3])
 local qp = queue_prefix_of(ARGV[1])
 local promoted = 0
 
--- The group of a job's entry fields, or nil.
+-- The group of a job's entry fields (nil for none), and whether it ran before (a retry
+-- or a snooze: its entry counts its `attempts`).
 local function group_in(fields)
+  local group, ran = nil, false
   for i = 1, #fields - 1, 2 do
-    if fields[i] == 'group' then return fields[i + 1] end
+    if fields[i] == 'group' and fields[i + 1] ~= '' then group = fields[i + 1] end
+    if fields[i] == 'attempts' then ran = true end
   end
-  return nil
+  return group, ran
 end
 
 -- `later` first: for the batch one read of the due ids, one removal, one read of their id
@@ -42,7 +46,13 @@ if #waiting > 0 then
   local writes = {}
   for i = 1, #keys do
     local _, fields = unpack_waiting(values[i])
-    if fields and group_turn_for_due(qp, group_in(fields), KEYS[3], waiting[i]) > 0 then
+    local group, ran = nil, false
+    if fields then group, ran = group_in(fields) end
+    if group and ran then
+      -- A retry or a snooze keeps its place in its group; a rate gives it a turn first.
+      if group_turn_for_due(qp, group, KEYS[3], waiting[i]) > 0 then fields = nil end
+    elseif group and wait_group_turn(qp, waiting[i], keys[i], group, fields, now) then
+      -- Its time came: now it waits its group's turn, as a new job does.
       fields = nil
     end
     if fields then

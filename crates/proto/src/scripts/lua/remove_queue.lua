@@ -17,7 +17,7 @@ for _, i in ipairs({5, 6, 7, 9}) do
   for _, id in ipairs(ids) do redis.call('DEL', ARGV[1] .. id) end
 end
 -- A queue made again under this name starts without the old one's group window.
-redis.call('DEL', queue_prefix_of(ARGV[1]) .. 'group_limit')
+redis.call('DEL', queue_prefix_of(ARGV[1]) .. 'group_limit', queue_prefix_of(ARGV[1]) .. 'grouped')
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9],
   done_ids_of(ARGV[1]), done_sizes_of(ARGV[1]), done_count_of(ARGV[1]))
 return 'removed'
