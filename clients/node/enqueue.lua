@@ -100,6 +100,12 @@ local function unpack_grouped(value)
   return fields
 end
 
+-- How many jobs of the queue whose stream is `stream` wait their group's turn.
+local function grouped_count(stream)
+  return math.max(tonumber(redis.call('GET', string.sub(stream, 1, #stream - 1) .. 'grouped'))
+    or 0, 0)
+end
+
 -- How many jobs of a group may be let through at once: nil when groups are not limited.
 local function group_window(qp)
   local n = tonumber(redis.call('HGET', qp .. 'group_limit', 'concurrency'))
@@ -113,6 +119,17 @@ local function group_rate(qp)
   local spacing, burst = tonumber(r[1]), tonumber(r[2])
   if spacing and spacing >= 1 and burst and burst >= 1 then return {spacing, burst} end
   return nil
+end
+
+-- The group limits of the queue whose prefix is `qp`, {window, rate}, read once per
+-- `cache` (a table a script keeps for its call).
+local function group_limits(cache, qp)
+  local limits = cache[qp]
+  if not limits then
+    limits = {group_window(qp), group_rate(qp)}
+    cache[qp] = limits
+  end
+  return limits
 end
 
 -- Takes one turn of `group`'s rate at `now` (µs): 0 when taken, else the ms until the
@@ -160,15 +177,23 @@ local GROUP_RECHECK_MS = 250
 -- room and its rate a turn (all of them, up to `most`, once groups are no longer
 -- limited); returns how many. A group still waiting is scored in `groups` for when a
 -- promote pass should look again: its rate's next turn, else `recheck` ms from now.
-local function group_fill(qp, stream, group, most, recheck)
+-- `limits` ({window, rate}, as `group_window` and `group_rate` read them) saves a caller
+-- that fills many groups reading them for each; nil reads them.
+local function group_fill(qp, stream, group, most, recheck, limits)
   local list, flight = qp .. 'group:' .. group, qp .. 'group_flight:' .. group
-  local window, rate = group_window(qp), group_rate(qp)
+  local window, rate
+  if limits then
+    window, rate = limits[1], limits[2]
+  else
+    window, rate = group_window(qp), group_rate(qp)
+  end
   local now = rate and now_us()
-  local moved, wait = 0, 0
+  local moved, wait, popped = 0, 0, 0
   while moved < most do
     if window and redis.call('SCARD', flight) >= window then break end
     local id = redis.call('LPOP', list)
     if not id then break end
+    popped = popped + 1
     local id_key = qp .. 'id:' .. id
     local fields = unpack_grouped(redis.call('GET', id_key))
     -- A job cancelled or deleted while it waited left its id behind: skip it.
@@ -176,6 +201,7 @@ local function group_fill(qp, stream, group, most, recheck)
       if rate then wait = group_turn(qp, group, rate, now) end
       if wait > 0 then
         redis.call('LPUSH', list, id)
+        popped = popped - 1
         break
       end
       fields[#fields + 1] = 'held'
@@ -185,6 +211,7 @@ local function group_fill(qp, stream, group, most, recheck)
       moved = moved + 1
     end
   end
+  if popped > 0 then redis.call('INCRBY', qp .. 'grouped', -popped) end
   if redis.call('LLEN', list) == 0 then
     redis.call('ZREM', qp .. 'groups', group)
   else
@@ -220,9 +247,9 @@ local function enqueue_refusal(A, o, expires, group)
     return 'BAD_ARG group ' .. group .. ': expected a name: 1-256 printable characters ' ..
       'without spaces, braces or control characters'
   end
-  if group ~= '' and (A[o + 8] ~= '0' or A[o + 9] ~= '0' or A[o + 10] ~= '0') then
-    return 'BAD_ARG group ' .. group .. ': a job of a group runs now, with no unique key ' ..
-      '(a time or a unique key with a group is not supported yet)'
+  if group ~= '' and A[o + 10] ~= '0' then
+    return 'BAD_ARG group ' .. group .. ': a job of a group holds no unique key ' ..
+      '(a unique key with a group is not supported yet)'
   end
   for _, bound in ipairs(ENQUEUE_BOUNDS) do
     local value = A[o + bound[1]]
@@ -269,7 +296,7 @@ end
 -- fields replace the waiting one's under the waiting one's id, and it becomes due
 -- `debounce.delay` from now, but no later than `debounce.max` after the waiting job was
 -- first enqueued (0: no bound). Returns whether it did.
-local function debounce_into(holder, record, later, debounce, A, o, now, expires)
+local function debounce_into(holder, record, later, debounce, A, o, now, expires, group)
   if not redis.call('ZSCORE', later, holder) then return false end
   local held_key = id_prefix_of(job_prefix_of(record, A[o + 1])) .. holder
   local state, fields = unpack_waiting(redis.call('GET', held_key))
@@ -283,7 +310,7 @@ local function debounce_into(holder, record, later, debounce, A, o, now, expires
   created = created or now
   local due = now + debounce.delay
   if debounce.max > 0 then due = math.min(due, created + debounce.max) end
-  local merged = entry_fields_of(A, o, expires)
+  local merged = entry_fields_of(A, o, expires, group)
   merged[2] = holder
   merged[#merged + 1] = 'run_at'
   merged[#merged + 1] = tostring(due)
@@ -295,12 +322,13 @@ local function debounce_into(holder, record, later, debounce, A, o, now, expires
   return true
 end
 
--- Puts a new job of `group` in its group's line when the group has as many jobs let
--- through as the queue allows, or no turn of its rate left, or already has jobs waiting
--- (they go first); else counts it as let through. Returns whether it waits.
-local function enqueue_grouped(record, id, id_key, group, fields, now)
-  local qp = queue_prefix_of(job_prefix_of(record, id))
-  local window, rate = group_window(qp), group_rate(qp)
+-- Puts a job of `group` that is to run now for the first time (a new one, or one whose
+-- time came) in its group's line when the group has as many jobs let through as the
+-- queue allows, or no turn of its rate left, or already has jobs waiting (they go
+-- first); else counts it as let through. `qp` is its queue's prefix (`<ns>:{<queue>}:`),
+-- `limits` its group limits (see `group_limits`). Returns whether it waits.
+local function wait_group_turn(qp, id, id_key, group, fields, now, limits)
+  local window, rate = limits[1], limits[2]
   if not window and not rate then return false end
   local list, flight = qp .. 'group:' .. group, qp .. 'group_flight:' .. group
   local wait = 0
@@ -312,11 +340,19 @@ local function enqueue_grouped(record, id, id_key, group, fields, now)
       return false
     end
   end
-  -- When it was enqueued travels with it, as a job waiting in `later`'s does.
-  fields[#fields + 1] = 'created_at'
-  fields[#fields + 1] = tostring(now)
+  -- When it was enqueued travels with it, as a job waiting in `later`'s does (one that
+  -- waited there has it already).
+  local created = false
+  for i = 1, #fields - 1, 2 do
+    if fields[i] == 'created_at' then created = true end
+  end
+  if not created then
+    fields[#fields + 1] = 'created_at'
+    fields[#fields + 1] = tostring(now)
+  end
   redis.call('SET', id_key, 'grouped ' .. cmsgpack.pack(fields))
   redis.call('RPUSH', list, id)
+  redis.call('INCRBY', qp .. 'grouped', 1)
   redis.call('ZADD', qp .. 'groups', 'NX', now + wait, group)
   return true
 end
@@ -329,22 +365,20 @@ end
 -- empty table at first. `debounce` ({key, delay, max}, or nil) folds it into the waiting
 -- job its key names (see `debounce_into`). `expires` is when the job may no longer start
 -- (ms since the epoch; '0': never); `group` its group ('': none), whose turn it waits for
--- when the group has as many jobs let through as the queue allows (see `group_fill`).
+-- when the group has as many jobs let through as the queue allows (see `group_fill`), at
+-- once or, with a time, when its time comes.
 -- Returns {job id, outcome}, or the text of the error (QUEUE_FULL, BAD_ID, BAD_ARG) the
 -- published script answers.
 local function enqueue_job(stream, record, delayed, unique, A, o, batch, debounce, expires,
     group)
   local id = A[o + 1]
   local refusal = enqueue_refusal(A, o, expires, group)
-  if not refusal and group ~= '' and debounce then
-    refusal = 'BAD_ARG group ' .. group .. ': a debounced job cannot have a group yet'
-  end
   if refusal then return refusal end
   if debounce then
     if not batch.now then batch.now = now_ms() end
     local holder = redis.call('GET', debounce.key)
     if holder and debounce_into(holder, record, later_of(delayed), debounce, A, o, batch.now,
-        expires) then
+        expires, group) then
       return {holder, 'debounced'}
     end
   end
@@ -368,7 +402,7 @@ local function enqueue_job(stream, record, delayed, unique, A, o, batch, debounc
   if cap > 0 then
     if not batch.depth then
       batch.depth = redis.call('XLEN', stream) + redis.call('ZCARD', delayed) +
-        redis.call('ZCARD', later)
+        redis.call('ZCARD', later) + grouped_count(stream)
     end
     if batch.depth >= cap then
       return 'QUEUE_FULL queue ' .. A[o + 12] .. ' holds ' .. batch.depth ..
@@ -391,7 +425,11 @@ local function enqueue_job(stream, record, delayed, unique, A, o, batch, debounc
   if not unique then
     -- The whole job in its entry: a worker runs it as it runs a job without an id.
     local fields = entry_fields_of(A, o, expires, group)
-    if group ~= '' and enqueue_grouped(record, id, id_key, group, fields, now) then
+    -- A job of a group with a time takes its group's turn when its time comes (promote).
+    local qp = group ~= '' and due <= now and queue_prefix_of(job_prefix_of(record, id))
+    if qp then batch.group_limits = batch.group_limits or {} end
+    if qp and wait_group_turn(qp, id, id_key, group, fields, now,
+        group_limits(batch.group_limits, qp)) then
       return {id, 'created'}
     end
     if due > now then

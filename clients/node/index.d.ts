@@ -60,10 +60,11 @@ export interface EnqueueOptions {
 
 export interface GroupOptions extends EnqueueOptions {
   /**
-   * `enqueue` only: the job's group (a name). Where the queue's limit says
-   * `group_concurrency=N`, at most N jobs of a group run at once, and where it says
-   * `group_rate=10/s`, at most that many start per interval; the rest wait their turn,
-   * reported `pending`. A job of a group runs now, with no unique or debounce key.
+   * The job's group (a name). Where the queue's limit says `group_concurrency=N`, at most
+   * N jobs of a group run at once, and where it says `group_rate=10/s`, at most that many
+   * start per interval; the rest wait their turn, reported `pending`. A job with a time
+   * or a debounce (`enqueueIn`, `enqueueAt`, `enqueueDebounced`) waits its group's turn
+   * once its time comes. `enqueueUnique` takes none: a job of a group holds no unique key.
    */
   group?: string;
 }
@@ -77,7 +78,7 @@ export interface UniqueOptions extends EnqueueOptions {
   holdForTtl?: boolean;
 }
 
-export interface DebounceOptions extends EnqueueOptions {
+export interface DebounceOptions extends GroupOptions {
   /** Run this long after the last enqueue of the key. */
   delayMs: number;
   /** Run no later than this long after the burst's first enqueue. Default: no bound. */
@@ -132,6 +133,8 @@ export interface JobStatus {
   nextRunAt: number | null;
   /** When the job may no longer start, ms since the Unix epoch, where its record, entry or waiting entry says so; null when it never expires, or nothing kept says (a completion). */
   expiresAt: number | null;
+  /** The job's group (protocol 2.17), where its record, entry or waiting entry says so; null for a job of no group, or where nothing kept says (a completion). */
+  group: string | null;
 }
 
 export declare class Client {
@@ -148,10 +151,10 @@ export declare class Client {
    * names the job anywhere).
    */
   enqueue(type: string, payload?: unknown, options?: GroupOptions): Promise<string>;
-  /** Enqueues a job to run `delayMs` from now, on the Redis server's clock. */
-  enqueueIn(delayMs: number, type: string, payload?: unknown, options?: EnqueueOptions): Promise<string>;
-  /** Enqueues a job to run no earlier than `when` (a Date or ms since the Unix epoch); a past time runs now. */
-  enqueueAt(when: Date | number, type: string, payload?: unknown, options?: EnqueueOptions): Promise<string>;
+  /** Enqueues a job to run `delayMs` from now, on the Redis server's clock; with `group`, it then waits its group's turn. */
+  enqueueIn(delayMs: number, type: string, payload?: unknown, options?: GroupOptions): Promise<string>;
+  /** Enqueues a job to run no earlier than `when` (a Date or ms since the Unix epoch); a past time runs now. With `group`, it then waits its group's turn. */
+  enqueueAt(when: Date | number, type: string, payload?: unknown, options?: GroupOptions): Promise<string>;
   /** Enqueues a job unless another holds `uniqueKey` in its queue; then `created` is false and `id` is the holder's. */
   enqueueUnique(
     uniqueKey: string,
@@ -159,7 +162,7 @@ export declare class Client {
     payload?: unknown,
     options?: UniqueOptions,
   ): Promise<{ id: string; created: boolean }>;
-  /** Enqueues a job that runs `delayMs` after the last enqueue of `debounceKey`, once per burst; `folded` true: it was folded into the waiting job whose id this is (its payload wins). */
+  /** Enqueues a job that runs `delayMs` after the last enqueue of `debounceKey`, once per burst; `folded` true: it was folded into the waiting job whose id this is (its payload and group win). */
   enqueueDebounced(
     debounceKey: string,
     type: string,

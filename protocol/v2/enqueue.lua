@@ -121,6 +121,17 @@ local function group_rate(qp)
   return nil
 end
 
+-- The group limits of the queue whose prefix is `qp`, {window, rate}, read once per
+-- `cache` (a table a script keeps for its call).
+local function group_limits(cache, qp)
+  local limits = cache[qp]
+  if not limits then
+    limits = {group_window(qp), group_rate(qp)}
+    cache[qp] = limits
+  end
+  return limits
+end
+
 -- Takes one turn of `group`'s rate at `now` (µs): 0 when taken, else the ms until the
 -- next turn is due (none is taken).
 local function group_turn(qp, group, rate, now)
@@ -166,9 +177,16 @@ local GROUP_RECHECK_MS = 250
 -- room and its rate a turn (all of them, up to `most`, once groups are no longer
 -- limited); returns how many. A group still waiting is scored in `groups` for when a
 -- promote pass should look again: its rate's next turn, else `recheck` ms from now.
-local function group_fill(qp, stream, group, most, recheck)
+-- `limits` ({window, rate}, as `group_window` and `group_rate` read them) saves a caller
+-- that fills many groups reading them for each; nil reads them.
+local function group_fill(qp, stream, group, most, recheck, limits)
   local list, flight = qp .. 'group:' .. group, qp .. 'group_flight:' .. group
-  local window, rate = group_window(qp), group_rate(qp)
+  local window, rate
+  if limits then
+    window, rate = limits[1], limits[2]
+  else
+    window, rate = group_window(qp), group_rate(qp)
+  end
   local now = rate and now_us()
   local moved, wait, popped = 0, 0, 0
   while moved < most do
@@ -307,10 +325,10 @@ end
 -- Puts a job of `group` that is to run now for the first time (a new one, or one whose
 -- time came) in its group's line when the group has as many jobs let through as the
 -- queue allows, or no turn of its rate left, or already has jobs waiting (they go
--- first); else counts it as let through. `qp` is its queue's prefix (`<ns>:{<queue>}:`).
--- Returns whether it waits.
-local function wait_group_turn(qp, id, id_key, group, fields, now)
-  local window, rate = group_window(qp), group_rate(qp)
+-- first); else counts it as let through. `qp` is its queue's prefix (`<ns>:{<queue>}:`),
+-- `limits` its group limits (see `group_limits`). Returns whether it waits.
+local function wait_group_turn(qp, id, id_key, group, fields, now, limits)
+  local window, rate = limits[1], limits[2]
   if not window and not rate then return false end
   local list, flight = qp .. 'group:' .. group, qp .. 'group_flight:' .. group
   local wait = 0
@@ -408,9 +426,10 @@ local function enqueue_job(stream, record, delayed, unique, A, o, batch, debounc
     -- The whole job in its entry: a worker runs it as it runs a job without an id.
     local fields = entry_fields_of(A, o, expires, group)
     -- A job of a group with a time takes its group's turn when its time comes (promote).
-    if group ~= '' and due <= now
-        and wait_group_turn(queue_prefix_of(job_prefix_of(record, id)), id, id_key, group,
-          fields, now) then
+    local qp = group ~= '' and due <= now and queue_prefix_of(job_prefix_of(record, id))
+    if qp then batch.group_limits = batch.group_limits or {} end
+    if qp and wait_group_turn(qp, id, id_key, group, fields, now,
+        group_limits(batch.group_limits, qp)) then
       return {id, 'created'}
     end
     if due > now then

@@ -50,7 +50,12 @@ fn a_short_drill_loses_nothing_and_says_so() {
     assert_eq!(at("/passed"), Value::Bool(true), "{printed}");
     assert_eq!(at("/jobs/enqueued"), 2000, "{printed}");
     // Everything enqueued finished; the drill's jobs never fail, so none is dead.
-    assert_eq!(at("/jobs/completed"), 2000, "{printed}");
+    assert_eq!(
+        at("/jobs/completed"),
+        2000,
+        "dead: {}\n{printed}",
+        at("/jobs/dead_reasons")
+    );
     assert_eq!(at("/jobs/lost"), 0, "{printed}");
     assert_eq!(at("/executions/zombie_completions"), 0, "{printed}");
     assert_eq!(at("/executions/unexplained"), 0, "{printed}");
@@ -93,7 +98,7 @@ fn a_short_drill_loses_nothing_and_says_so() {
 }
 
 #[test]
-fn under_chaos_a_concurrency_cap_is_never_exceeded_and_no_slot_leaks() {
+fn under_chaos_a_concurrency_cap_and_a_window_per_group_are_never_exceeded_and_no_slot_leaks() {
     let dir = tempfile::tempdir().expect("dir");
     let report = dir.path().join("verdict.json");
     let output = Command::new(env!("CARGO_BIN_EXE_flotilla-it"))
@@ -107,6 +112,10 @@ fn under_chaos_a_concurrency_cap_is_never_exceeded_and_no_slot_leaks() {
             "2s",
             "--cap",
             "3",
+            "--group-cap",
+            "1",
+            "--groups",
+            "8",
         ])
         .arg("--json")
         .arg(&report)
@@ -117,7 +126,12 @@ fn under_chaos_a_concurrency_cap_is_never_exceeded_and_no_slot_leaks() {
     let (printed, verdict) = verdict_of(&output, &report);
     let at = |path: &str| verdict.pointer(path).cloned().unwrap_or(Value::Null);
     assert_eq!(at("/passed"), Value::Bool(true), "{printed}");
-    assert_eq!(at("/jobs/completed"), 600, "{printed}");
+    assert_eq!(
+        at("/jobs/completed"),
+        600,
+        "dead: {}\n{printed}",
+        at("/jobs/dead_reasons")
+    );
     assert_eq!(at("/jobs/lost"), 0, "{printed}");
     // Counted outside Redis, from the handlers' own ledger: never more than three of a
     // queue's jobs at once, and the cap was reached (the check had something to hold).
@@ -130,6 +144,16 @@ fn under_chaos_a_concurrency_cap_is_never_exceeded_and_no_slot_leaks() {
     assert!(!most.is_empty(), "{printed}");
     assert!(most.iter().all(|&n| n <= 3), "{printed}");
     assert!(most.contains(&3), "the cap was never reached: {printed}");
+    // The producer's jobs, in eight groups of each queue at one job at a time: no group
+    // ever ran two at once, though workers died holding its place.
+    assert_eq!(at("/group_cap/moments_over_cap"), 0, "{printed}");
+    let per_group = at("/group_cap/most_at_once");
+    let per_group: Vec<u64> = per_group
+        .as_object()
+        .map(|m| m.values().filter_map(Value::as_u64).collect())
+        .unwrap_or_default();
+    assert!(per_group.len() >= 8, "{printed}");
+    assert!(per_group.iter().all(|&n| n == 1), "{printed}");
     // Killed and frozen workers' slots came back: nothing is held once all is done.
     assert_eq!(at("/leftovers/slots_held"), 0, "{printed}");
     for action in ["freeze worker", "kill worker"] {

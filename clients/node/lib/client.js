@@ -35,10 +35,13 @@ const DEFAULT_WAIT_TIMEOUT_MS = 30_000;
 const DEFAULT_POLL_MS = 50;
 
 const JOB_OPTIONS = ["queue", "id", "maxAttempts", "timeoutMs", "backoff", "expiresInMs", "expiresAtMs"];
-/** Only `enqueue` takes a group: a job of a group runs now, with no unique or debounce key. */
+/**
+ * A job of a group may wait for a time or a debounce first (protocol 2.18), so every
+ * enqueue but `enqueueUnique` takes a group: a job of a group holds no unique key.
+ */
 const ENQUEUE_OPTIONS = [...JOB_OPTIONS, "group"];
 const UNIQUE_OPTIONS = [...JOB_OPTIONS, "ttlMs", "delayMs", "holdForTtl"];
-const DEBOUNCE_OPTIONS = [...JOB_OPTIONS, "delayMs", "maxDelayMs"];
+const DEBOUNCE_OPTIONS = [...ENQUEUE_OPTIONS, "delayMs", "maxDelayMs"];
 
 /**
  * @typedef {object} ClientOptions
@@ -48,7 +51,7 @@ const DEBOUNCE_OPTIONS = [...JOB_OPTIONS, "delayMs", "maxDelayMs"];
  * @property {number} [maxQueueLen] cap on each queue's depth (ready plus scheduled jobs):
  *   an enqueue beyond it throws QueueFullError. None by default
  *
- * @typedef {object} EnqueueOptions
+ * @typedef {object} JobOptions what every enqueue takes
  * @property {string} [queue] default "default"
  * @property {string} [id] the job's own id; same id twice is the same job, run once
  * @property {number} [maxAttempts] 1 to 10000
@@ -58,10 +61,15 @@ const DEBOUNCE_OPTIONS = [...JOB_OPTIONS, "delayMs", "maxDelayMs"];
  *   this process's clock), at least 1 ms: not started by then, it ends as `expired`, unrun
  * @property {number} [expiresAtMs] as `expiresInMs`, at this time (ms since the Unix
  *   epoch); give one or the other
- * @property {string} [group] `enqueue` only: the job's group (a name); where the queue's
- *   limit says `group_concurrency=N`, at most N jobs of a group run at once, where it
- *   says `group_rate=10/s`, at most that many start per interval, and the rest wait their
- *   turn (reported `pending`)
+ *
+ * @typedef {object} GroupOption
+ * @property {string} [group] the job's group (a name); where the queue's limit says
+ *   `group_concurrency=N`, at most N jobs of a group run at once, where it says
+ *   `group_rate=10/s`, at most that many start per interval, and the rest wait their
+ *   turn (reported `pending`); a job with a time or a debounce waits its group's turn
+ *   once its time comes. Not for `enqueueUnique`: a job of a group holds no unique key
+ *
+ * @typedef {JobOptions & GroupOption} EnqueueOptions
  *
  * @typedef {object} UniqueOnlyOptions
  * @property {number} [ttlMs] how long the key is held at most (default an hour)
@@ -69,7 +77,7 @@ const DEBOUNCE_OPTIONS = [...JOB_OPTIONS, "delayMs", "maxDelayMs"];
  * @property {boolean} [holdForTtl] keep the key for the whole TTL, even after the job
  *   finishes (default false: released when it completes, is cancelled or expires)
  *
- * @typedef {EnqueueOptions & UniqueOnlyOptions} UniqueOptions
+ * @typedef {JobOptions & UniqueOnlyOptions} UniqueOptions
  *
  * @typedef {object} DebounceOnlyOptions
  * @property {number} delayMs run this long after the last enqueue of the key
@@ -114,6 +122,15 @@ function locate(given, queue) {
     return { queue: name.queue, id: name.id };
   }
   return null;
+}
+
+/**
+ * A job's group as written: checked, or undefined for a job of no group.
+ * @param {unknown} group
+ * @returns {string | undefined}
+ */
+function groupOf(group) {
+  return group === undefined ? undefined : checkName("group", group);
 }
 
 export class Client {
@@ -206,8 +223,9 @@ export class Client {
    * `group_concurrency=N`, at most N jobs of a group run at once, where it says
    * `group_rate=10/s`, at most that many start per interval, and the rest wait their
    * turn (reported `pending`). A job of a group goes through the script, with a random
-   * UUID unless `id` is given; the other enqueues take no group, since a job of a group
-   * runs now, with no unique or debounce key.
+   * UUID unless `id` is given. `enqueueIn`, `enqueueAt` and `enqueueDebounced` take a
+   * group too: their job waits for its time and then waits its group's turn as a new one
+   * does. A job of a group holds no unique key, so `enqueueUnique` takes none.
    * @param {string} type
    * @param {unknown} [payload] anything JSON-serializable
    * @param {EnqueueOptions} [options]
@@ -218,7 +236,7 @@ export class Client {
     const { group, ...jobOptions } = options;
     const job = this.#prepare(type, payload, jobOptions, JOB_OPTIONS);
     if (group !== undefined) {
-      const { id } = await this.#enqueueScripted({ ...job, id: job.id ?? randomUUID(), group: checkName("group", group) });
+      const { id } = await this.#enqueueScripted({ ...job, id: job.id ?? randomUUID(), group: groupOf(group) });
       return id;
     }
     if (job.id === undefined && !(await this.#placement.isSplit(job.queue))) return this.#enqueueFast(job);
@@ -232,6 +250,8 @@ export class Client {
   /**
    * Enqueues a job to run `delayMs` from now, on the Redis server's clock. Until then it has
    * no record: its id waits in the queue's `later` set and its id key holds the job.
+   * With `group` (see `enqueue`), once its time comes the job waits its group's turn as a
+   * new one does (reported `pending`).
    * @param {number} delayMs
    * @param {string} type
    * @param {unknown} [payload]
@@ -240,14 +260,21 @@ export class Client {
    */
   async enqueueIn(delayMs, type, payload = null, options = {}) {
     const delay = checkDelayMs("delayMs", delayMs);
-    const job = this.#prepare(type, payload, options, JOB_OPTIONS);
-    const { id } = await this.#enqueueScripted({ ...job, id: job.id ?? randomUUID(), delayMs: delay });
+    checkOptionNames(options, ENQUEUE_OPTIONS);
+    const { group, ...jobOptions } = options;
+    const job = this.#prepare(type, payload, jobOptions, JOB_OPTIONS);
+    const { id } = await this.#enqueueScripted({
+      ...job,
+      id: job.id ?? randomUUID(),
+      delayMs: delay,
+      group: groupOf(group),
+    });
     return id;
   }
 
   /**
    * Enqueues a job to run no earlier than `when`; a time in the past runs now. It waits as
-   * `enqueueIn`'s job does.
+   * `enqueueIn`'s job does, with `group` too.
    * @param {Date | number} when a Date, or milliseconds since the Unix epoch
    * @param {string} type
    * @param {unknown} [payload]
@@ -256,8 +283,10 @@ export class Client {
    */
   async enqueueAt(when, type, payload = null, options = {}) {
     const runAtMs = toRunAtMs(when);
-    const job = this.#prepare(type, payload, options, JOB_OPTIONS);
-    const { id } = await this.#enqueueScripted({ ...job, id: job.id ?? randomUUID(), runAtMs });
+    checkOptionNames(options, ENQUEUE_OPTIONS);
+    const { group, ...jobOptions } = options;
+    const job = this.#prepare(type, payload, jobOptions, JOB_OPTIONS);
+    const { id } = await this.#enqueueScripted({ ...job, id: job.id ?? randomUUID(), runAtMs, group: groupOf(group) });
     return id;
   }
 
@@ -294,6 +323,9 @@ export class Client {
    * burst: while a job of this key waits for its first run, this one is folded into it
    * (its payload and options win, the waiting job's id stays), and it runs no later than
    * `maxDelayMs` after the burst's first enqueue.
+   * With `group` (see `enqueue`), once its time comes the job waits its group's turn as a
+   * new one does. A job folded into the waiting one brings its group (or none), as it
+   * brings its payload.
    * @param {string} debounceKey
    * @param {string} type
    * @param {unknown} [payload]
@@ -303,14 +335,19 @@ export class Client {
   async enqueueDebounced(debounceKey, type, payload = null, options = /** @type {DebounceOptions} */ ({ delayMs: 0 })) {
     const key = checkName("debounceKey", debounceKey);
     checkOptionNames(options, DEBOUNCE_OPTIONS);
-    const { delayMs, maxDelayMs, ...jobOptions } = options;
+    const { delayMs, maxDelayMs, group, ...jobOptions } = options;
     const debounce = {
       key,
       delayMs: checkPositiveMs("delayMs", delayMs),
       maxMs: maxDelayMs === undefined ? 0 : checkPositiveMs("maxDelayMs", maxDelayMs),
     };
     const job = this.#prepare(type, payload, jobOptions, JOB_OPTIONS);
-    const { id, outcome } = await this.#enqueueScripted({ ...job, id: job.id ?? randomUUID(), debounce });
+    const { id, outcome } = await this.#enqueueScripted({
+      ...job,
+      id: job.id ?? randomUUID(),
+      debounce,
+      group: groupOf(group),
+    });
     return { id, folded: outcome === "debounced" };
   }
 
@@ -366,7 +403,7 @@ export class Client {
    * Checks a job's arguments and options; returns them in the form written.
    * @param {unknown} type
    * @param {unknown} payload
-   * @param {EnqueueOptions} options
+   * @param {JobOptions} options
    * @param {readonly string[]} known
    * @returns {PreparedJob}
    */
@@ -416,10 +453,11 @@ export class Client {
    * @returns {ReturnType<typeof runEnqueue>}
    */
   async #enqueueScripted(job) {
-    // Every enqueue of one unique or debounce key (else one group, else one id) goes to the
-    // same partition, so it meets the lock, the waiting job, the group's window, the id key
-    // or the record there.
-    const queue = await this.#placement.place(job.queue, job.unique?.key ?? job.debounce?.key ?? job.group ?? job.id);
+    // Every enqueue of one unique key, group or debounce key (else one id) goes to the same
+    // partition, so it meets the lock, the group's line and window, the waiting job, the id
+    // key or the record there. A group comes before a debounce key: a debounced job of a
+    // group waits its turn in its group's partition.
+    const queue = await this.#placement.place(job.queue, job.unique?.key ?? job.group ?? job.debounce?.key ?? job.id);
     const [reply] = await Promise.all([
       runEnqueue(this.#redis, this.#keys, { ...job, queue, maxQueueLen: this.#maxQueueLen }),
       this.#registerQueue(queue),
@@ -434,13 +472,15 @@ export class Client {
    * @param {number} cap
    */
   async #checkDepth(queue, cap) {
-    // Jobs waiting for a time are in `delayed` (with a record) or `later` (without).
-    const [ready, scheduled, later] = await Promise.all([
+    // Jobs waiting for a time are in `delayed` (with a record) or `later` (without); jobs
+    // waiting their group's turn are counted in `grouped` (none: 0).
+    const [ready, scheduled, later, grouped] = await Promise.all([
       this.#redis.xlen(this.#keys.stream(queue)),
       this.#redis.zcard(this.#keys.delayed(queue)),
       this.#redis.zcard(this.#keys.later(queue)),
+      this.#redis.get(this.#keys.grouped(queue)),
     ]);
-    const depth = ready + scheduled + later;
+    const depth = ready + scheduled + later + Math.max(Number(grouped ?? 0) || 0, 0);
     if (depth >= cap) {
       throw new QueueFullError(queue, `QUEUE_FULL queue ${queue} holds ${depth} jobs, its limit is ${cap}`);
     }

@@ -37,6 +37,11 @@ export class Keys {
     return `${this.namespace}:{${queue}}:delayed`;
   }
 
+  /** @param {string} queue how many jobs wait their group's turn (protocol 2.18): part of the depth */
+  grouped(queue) {
+    return `${this.namespace}:{${queue}}:grouped`;
+  }
+
   /**
    * @param {string} queue ids of jobs waiting for their time or a retry without a record,
    * scored by due time; each one's id key holds the job

@@ -63,28 +63,18 @@ export function defineEnqueue(redis) {
  * @property {number} [expiresAtMs] protocol 2.16: when the job may no longer start, ms
  *   since the Unix epoch; never when left out
  * @property {string} [group] protocol 2.17: where the queue limits how many jobs of a group
- *   run at once, a job whose group has that many let through waits its turn; it runs now,
- *   with no unique or debounce key
+ *   run at once (or, since 2.18, how fast), a job whose group has no room waits its turn;
+ *   one with a time takes its turn when its time comes. It holds no unique key
  */
 
 /**
- * A job of a group runs now, with no unique or debounce key: the script refuses the rest,
- * and so does the client, naming the option at fault.
+ * A job of a group holds no unique key: the script refuses one, and so does the client,
+ * naming the option at fault.
  * @param {ScriptJob} job
  */
 function checkGroup(job) {
-  if (job.group === undefined) return;
-  /** @type {[string, boolean][]} */
-  const conflicts = [
-    ["runAtMs", job.runAtMs !== undefined],
-    ["delayMs", (job.delayMs ?? 0) !== 0],
-    ["uniqueKey", job.unique !== undefined],
-    ["debounceKey", job.debounce !== undefined],
-  ];
-  for (const [option, given] of conflicts) {
-    if (given) {
-      throw new InvalidJobError(option, "not with a group: a job of a group runs now, with no unique or debounce key");
-    }
+  if (job.group !== undefined && job.unique !== undefined) {
+    throw new InvalidJobError("uniqueKey", "not with a group: a job of a group holds no unique key");
   }
 }
 

@@ -29,6 +29,9 @@
  *   since the Unix epoch, where its record, entry or waiting entry says so: not started by
  *   then, it ends as `expired`; null when it never expires, or nothing kept says (a
  *   completion)
+ * @property {string | null} group the job's group (protocol 2.17), where its record, entry
+ *   or waiting entry says so; null for a job of no group, or where nothing kept says (a
+ *   completion)
  */
 
 /** @typedef {Map<string, Buffer>} Fields a hash's or a stream entry's fields */
@@ -57,6 +60,7 @@ export function fromRecord(record, id, queue) {
     // the retry waits.
     nextRunAt: text(record, "status") === "failed" ? count(record, "next_run_at") : null,
     expiresAt: expiry(record),
+    group: text(record, "group") || null,
   };
 }
 
@@ -91,6 +95,7 @@ export function fromEntry(entry, id, queue, deliveries, entryId = id) {
     runAt: count(entry, "run_at") ?? count(entry, "created_at") ?? entryTimeMs(entryId),
     nextRunAt: null,
     expiresAt: expiry(entry),
+    group: text(entry, "group") || null,
   };
 }
 
@@ -126,6 +131,7 @@ export function fromWaiting(waiting, id, queue, dueMs) {
     runAt: state === "failed" ? null : due,
     nextRunAt: state === "failed" ? due : null,
     expiresAt: expiry(fields),
+    group: text(fields, "group") || null,
   };
 }
 
@@ -153,6 +159,7 @@ export function fromCompletion(completion, id, queue) {
     runAt: null,
     nextRunAt: null,
     expiresAt: null,
+    group: null,
   };
 }
 

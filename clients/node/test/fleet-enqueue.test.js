@@ -68,6 +68,7 @@ describe("enqueue on a fleet", { skip: SKIP_WITHOUT_FLEET, concurrency: true }, 
       runAt: Number(plain.split("-")[0]),
       nextRunAt: null,
       expiresAt: null,
+      group: null,
     });
     assert.equal((await client.status(set, { queue: idle }))?.maxAttempts, 5);
   });

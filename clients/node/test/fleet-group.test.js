@@ -1,9 +1,9 @@
-// Jobs of a group on a real fleet: with the queue's group window at 1 they wait their turn, pending, and all complete.
+// Jobs of a group on a real fleet: with the queue's group window at 1 they wait their turn, pending (those with a time or a debounce once it comes), and all complete.
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
-import { SKIP_WITHOUT_FLEET, freshName, useFleet } from "../test-support/fleet.js";
+import { SKIP_WITHOUT_FLEET, eventually, freshName, useFleet } from "../test-support/fleet.js";
 
 describe("groups on a fleet", { skip: SKIP_WITHOUT_FLEET }, () => {
   const fleet = useFleet();
@@ -21,8 +21,46 @@ describe("groups on a fleet", { skip: SKIP_WITHOUT_FLEET }, () => {
       const third = await client.enqueue("sleep", { ms: 10 }, { group, id: freshName("node-grouped") });
       const held = await redis.getBuffer(`flotilla:{default}:id:${second}`);
       assert.ok(held !== null && held.subarray(0, 8).toString() === "grouped ", String(held));
-      assert.equal((await client.status(second))?.status, "pending");
+      const waiting = await client.status(second);
+      assert.deepEqual([waiting?.status, waiting?.group], ["pending", group]);
       for (const id of [first, second, third]) {
+        assert.equal((await client.wait(id, { timeoutMs: 10_000 })).status, "completed", id);
+      }
+    } finally {
+      await redis.hdel(limit, "concurrency");
+    }
+  });
+
+  test("a job of a group with a time or a debounce waits its group's turn once due", async () => {
+    const { client, redis } = fleet;
+    // As above: one job of a group at a time on `default`.
+    const limit = "flotilla:{default}:group_limit";
+    await redis.hset(limit, "concurrency", "1");
+    try {
+      const group = freshName("node-group");
+      const first = await client.enqueue("sleep", { ms: 1500 }, { group });
+      const started = await eventually(() => client.status(first), (status) => status?.status === "running", 5000);
+      assert.equal(started?.status, "running");
+      const [seconds, micros] = await redis.time();
+      const due = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) + 200;
+      const delayed = await client.enqueueIn(200, "sleep", { ms: 10 }, { group });
+      const timed = await client.enqueueAt(due, "sleep", { ms: 10 }, { group, id: freshName("node-grouped-at") });
+      const debounced = await client.enqueueDebounced(freshName("node-debounce"), "sleep", { ms: 10 }, { delayMs: 200, group });
+      const later = [delayed, timed, debounced.id];
+      for (const id of later) {
+        const scheduled = await client.status(id);
+        assert.deepEqual([scheduled?.status, scheduled?.group], ["scheduled", group], id);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      // Due while the first still runs, each waits its group's turn, as a new job does.
+      for (const id of later) {
+        const held = await redis.getBuffer(`flotilla:{default}:id:${id}`);
+        assert.ok(held !== null && held.subarray(0, 8).toString() === "grouped ", `${id}: ${held}`);
+        const waiting = await client.status(id);
+        assert.deepEqual([waiting?.status, waiting?.group], ["pending", group], id);
+      }
+      assert.equal((await client.status(first))?.status, "running", "the group's turn is still taken");
+      for (const id of [first, ...later]) {
         assert.equal((await client.wait(id, { timeoutMs: 10_000 })).status, "completed", id);
       }
     } finally {

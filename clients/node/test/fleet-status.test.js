@@ -136,6 +136,7 @@ describe("status on a fleet", { skip: SKIP_WITHOUT_FLEET, concurrency: true }, (
         runAt: null,
         nextRunAt: null,
         expiresAt: null,
+        group: null,
       });
       assert.deepEqual(await client.wait(id, { queue, timeoutMs: 1000 }), found);
       // Gone from `done_ids` (its completion trimmed), it is found nowhere.

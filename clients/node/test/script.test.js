@@ -3,12 +3,14 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { InvalidJobError, QueueFullError } from "../index.js";
+import { Client, InvalidJobError, QueueFullError } from "../index.js";
 import { Keys } from "../lib/keys.js";
 import { defineEnqueue, runEnqueue } from "../lib/script.js";
 
 /**
- * A connection whose enqueue command records its arguments and answers with `reply`.
+ * A connection whose enqueue command records its arguments and answers with `reply`. Every
+ * queue has one partition, and naming a queue among the known ones does nothing, so a
+ * client can run on it too.
  * @param {(args: string[]) => unknown} reply
  */
 function scriptConnection(reply) {
@@ -24,6 +26,9 @@ function scriptConnection(reply) {
         return reply(/** @type {string[]} */ (args));
       };
     },
+    /** @param {string} _hash @param {string} _field */
+    hget: async (_hash, _field) => null,
+    sadd: async () => 0,
   };
   // Only the commands the client uses are there; it is typed as a connection for the calls.
   const typed = /** @type {typeof connection & import("ioredis").Redis} */ (/** @type {unknown} */ (connection));
@@ -154,16 +159,55 @@ test("a group is ARGV[19], after debounce and expiry of 0, or after an expiry", 
   assert.deepEqual(connection.calls[1].slice(4 + 15), ["0", "0", "1900000000000", "account-42"]);
 });
 
-test("a job of a group that would not run now is refused before the script", async () => {
+test("a job of a group keeps its time (ARGV[8] or ARGV[9]) and passes its group as ARGV[19]", async () => {
+  // Protocol 2.18: it waits for its time in `later`, then its group's turn.
+  const connection = scriptConnection(() => ["j", "created"]);
+  const job = { queue: "q", id: "j", type: "t", payload: "1", group: "account-42" };
+  await runEnqueue(connection, keys, { ...job, delayMs: 100 });
+  await runEnqueue(connection, keys, { ...job, runAtMs: 1_900_000_000_000 });
+  const [delayed, timed] = connection.calls.map((call) => call.slice(4));
+  assert.deepEqual(delayed.slice(7, 9), ["0", "100"]);
+  assert.deepEqual(delayed.slice(15), ["0", "0", "0", "account-42"]);
+  assert.deepEqual(timed.slice(7, 9), ["1900000000000", "0"]);
+  assert.deepEqual(timed.slice(15), ["0", "0", "0", "account-42"]);
+});
+
+test("a debounced job of a group passes its group after its delay, max and expiry", async () => {
+  const connection = scriptConnection(() => ["j", "created"]);
+  const debounce = { key: "doc-7", delayMs: 400, maxMs: 5000 };
+  const job = { queue: "q", id: "j", type: "t", payload: "1", debounce, group: "account-42" };
+  await runEnqueue(connection, keys, job);
+  await runEnqueue(connection, keys, { ...job, expiresAtMs: 1_900_000_000_000 });
+  assert.equal(connection.calls[0][4], "flotilla:{q}:debounce:doc-7");
+  assert.deepEqual(connection.calls[0].slice(5 + 15), ["400", "5000", "0", "account-42"]);
+  assert.deepEqual(connection.calls[1].slice(5 + 15), ["400", "5000", "1900000000000", "account-42"]);
+});
+
+test("the client passes a group with a delay, a time or a debounce key", async () => {
+  /** The script's arguments (ARGV) of a recorded call: they follow the key count and the keys. @param {unknown[]} call */
+  const argv = (call) => call.slice(1 + Number(call[0]));
+  const connection = scriptConnection((args) => [argv(args)[0], "created"]);
+  const client = new Client(connection);
+  const group = "account-42";
+  const delayed = await client.enqueueIn(100, "noop", null, { group });
+  const timed = await client.enqueueAt(1_900_000_000_000, "noop", null, { id: "at-1", group });
+  const debounced = await client.enqueueDebounced("doc-7", "noop", null, { delayMs: 400, group });
+  const [inArgs, atArgs, debounceArgs] = connection.calls.map(argv);
+  assert.deepEqual([inArgs[0], inArgs[8]], [delayed, "100"]);
+  assert.deepEqual([timed, atArgs[0], atArgs[7]], ["at-1", "at-1", "1900000000000"]);
+  assert.deepEqual(debounced, { id: debounceArgs[0], folded: false });
+  assert.equal(connection.calls[2][4], "flotilla:{default}:debounce:doc-7");
+  for (const args of [inArgs, atArgs, debounceArgs]) assert.equal(args[18], group, String(args));
+  // Without a group nothing changes: ARGV[19] is left out.
+  await client.enqueueIn(100, "noop");
+  assert.equal(argv(connection.calls[3]).length, 15);
+});
+
+test("a job of a group with a unique key is refused before the script", async () => {
   const connection = scriptConnection(() => ["j", "created"]);
   const job = { queue: "q", id: "j", type: "t", payload: "1", group: "g" };
   /** @type {[object, string][]} */
-  const cases = [
-    [{ runAtMs: 1_900_000_000_000 }, "runAtMs"],
-    [{ delayMs: 1000 }, "delayMs"],
-    [{ unique: { key: "k", ttlMs: 1000 } }, "uniqueKey"],
-    [{ debounce: { key: "k", delayMs: 400, maxMs: 0 } }, "debounceKey"],
-  ];
+  const cases = [[{ unique: { key: "k", ttlMs: 1000 } }, "uniqueKey"]];
   for (const [options, field] of cases) {
     await assert.rejects(runEnqueue(connection, keys, { ...job, ...options }), (error) => {
       assert.ok(error instanceof InvalidJobError);

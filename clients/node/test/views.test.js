@@ -51,6 +51,7 @@ describe("a record", () => {
       // A retry no longer waits once the job is dead.
       nextRunAt: null,
       expiresAt: 9,
+      group: null,
     });
   });
 
@@ -170,6 +171,7 @@ describe("a job waiting in later", () => {
       runAt: 1732300060000,
       nextRunAt: null,
       expiresAt: 1732300090000,
+      group: null,
     });
     // Promoted since its key was read: the entry's own `run_at` tells when it was due.
     assert.equal(fromWaiting(waiting, "report-7", "default", null).runAt, 1732300060000);
@@ -303,5 +305,38 @@ describe("an expiry (protocol 2.16)", () => {
     assert.equal(fromRecord(fieldsOf({ status: "pending" }), "j", "q").expiresAt, null, "it never expires");
     assert.equal(fromRecord(fieldsOf({ status: "pending", expires_at: "0" }), "j", "q").expiresAt, null, "0: never");
     assert.equal(fromCompletion(fieldsOf({ id: "1-0", type: "noop" }), "1-0", "q").expiresAt, null);
+  });
+});
+
+describe("a group (protocol 2.17)", () => {
+  test("is read from a record, an entry or a waiting entry, and is null where none is kept", () => {
+    const fields = { id: "sync-1", type: "sync", payload: "null", group: "account-42" };
+    const waiting = parseWaiting(packed("scheduled", { ...fields, run_at: "1732300060000" }));
+    assert.ok(waiting !== null);
+    for (const status of [
+      fromRecord(fieldsOf({ ...fields, status: "running" }), "sync-1", "q"),
+      fromEntry(fieldsOf(fields), "sync-1", "q", null, "1732300000000-0"),
+      fromWaiting(waiting, "sync-1", "q", 1732300060000),
+    ]) {
+      assert.equal(status.group, "account-42", status.status);
+    }
+    assert.equal(fromEntry(fieldsOf({ type: "noop" }), "1-0", "q", null).group, null, "a job of no group");
+    assert.equal(fromRecord(fieldsOf({ status: "pending", group: "" }), "j", "q").group, null);
+    assert.equal(fromCompletion(fieldsOf({ id: "1-0", type: "noop" }), "1-0", "q").group, null);
+  });
+
+  test("a job waiting its group's turn is pending, with its group", () => {
+    const waiting = parseWaiting(
+      packed("grouped", {
+        id: "sync-1",
+        type: "sync",
+        payload: '{"a":1}',
+        group: "account-42",
+        created_at: "1700000000000",
+      }),
+    );
+    assert.ok(waiting !== null && waiting.state === "grouped");
+    const status = fromWaiting(waiting, "sync-1", "default", null);
+    assert.deepEqual([status.status, status.type, status.group, status.payload], ["pending", "sync", "account-42", { a: 1 }]);
   });
 });

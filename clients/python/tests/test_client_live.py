@@ -339,6 +339,39 @@ def test_jobs_of_a_group_wait_their_turn_and_all_complete(client: Client, connec
         connection.hdel(limit, "concurrency")
 
 
+def test_a_job_of_a_group_with_a_time_or_a_debounce_waits_its_groups_turn_once_due(
+    client: Client, connection: redis.Redis
+) -> None:
+    # As above: one job of a group at a time on `default`.
+    limit = "flotilla:{default}:group_limit"
+    connection.hset(limit, "concurrency", 1)
+    try:
+        group = f"g-{uuid.uuid4().hex[:12]}"
+        first = client.enqueue("sleep", {"ms": 1500}, group=group)
+        eventually_status(client, first, "running")
+        seconds, micros = connection.time()
+        due = seconds * 1000 + micros // 1000 + 200
+        delayed = client.enqueue_in(0.2, "sleep", {"ms": 10}, group=group)
+        timed = client.enqueue_at(due, "sleep", {"ms": 10}, group=group, id=f"at-{uuid.uuid4()}")
+        debounced = client.enqueue_debounced(f"d-{uuid.uuid4()}", "sleep", {"ms": 10}, delay=0.2, group=group)
+        for job_id in [delayed, timed, debounced.id]:
+            scheduled = client.status(job_id)
+            assert scheduled is not None and (scheduled.status, scheduled.group) == ("scheduled", group), job_id
+        time.sleep(0.6)
+        # Due while the first still runs, each waits its group's turn, as a new job does.
+        for job_id in [delayed, timed, debounced.id]:
+            held = connection.get(client.keys.id_key("default", job_id))
+            assert isinstance(held, bytes) and held.startswith(b"grouped "), (job_id, held)
+            waiting = client.status(job_id)
+            assert waiting is not None and (waiting.status, waiting.group) == ("pending", group), job_id
+        running = client.status(first)
+        assert running is not None and running.status == "running", "the group's turn is still taken"
+        for job_id in [first, delayed, timed, debounced.id]:
+            assert client.wait(job_id, timeout=10).status == "completed", job_id
+    finally:
+        connection.hdel(limit, "concurrency")
+
+
 def test_jobs_not_started_by_their_expiry_end_expired_without_running(
     client: Client, connection: redis.Redis, paused_low: str
 ) -> None:

@@ -6,13 +6,14 @@ from typing import Any
 
 import pytest
 
-from flotilla_client import InvalidJob, Keys
+from flotilla_client import Client, InvalidJob, Keys
 from flotilla_client.script import EnqueueScript, ScriptJob
 
 
 class RecordingConnection:
     """Stands in for a connection: the script it registers records each call and answers
-    as the script does when it creates the job."""
+    as the script does when it creates the job. Every queue has one partition, and naming
+    a queue among the known ones is a no-op, so a client can run on it too."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[list[str], list[Any]]] = []
@@ -23,6 +24,12 @@ class RecordingConnection:
             return [str(args[0]).encode(), b"created"]
 
         return run
+
+    def hget(self, _name: str, _key: str) -> None:
+        return None
+
+    def sadd(self, _name: str, *_values: str) -> int:
+        return 0
 
 
 def run(job: ScriptJob) -> tuple[list[str], list[Any]]:
@@ -72,16 +79,57 @@ def test_a_group_follows_an_expiry() -> None:
     assert args[15:] == [0, 0, 1_900_000_000_000, "account-42"]
 
 
+def test_a_job_of_a_group_keeps_its_time_and_passes_its_group_as_argv_19() -> None:
+    # Protocol 2.18: it waits for its time in `later`, then its group's turn.
+    _, delayed = run(job(group="account-42", delay_ms=100))
+    assert delayed[7:9] == [0, 100]
+    assert delayed[15:] == [0, 0, 0, "account-42"]
+    _, timed = run(job(group="account-42", run_at_ms=1_900_000_000_000))
+    assert timed[7:9] == [1_900_000_000_000, 0]
+    assert timed[15:] == [0, 0, 0, "account-42"]
+
+
+def test_a_debounced_job_of_a_group_passes_its_group_after_its_delay_max_and_expiry() -> None:
+    keys, args = run(job(group="account-42", debounce_key="doc-7", debounce_delay_ms=400, debounce_max_ms=5000))
+    assert keys[3] == "flotilla:{default}:debounce:doc-7"
+    assert args[15:] == [400, 5000, 0, "account-42"]
+    _, expiring = run(job(group="account-42", debounce_key="doc-7", debounce_delay_ms=400, expires_at_ms=1_900_000_000_000))
+    assert expiring[15:] == [400, 0, 1_900_000_000_000, "account-42"]
+
+
+def test_the_client_passes_a_group_with_a_delay_a_time_or_a_debounce_key() -> None:
+    connection = RecordingConnection()
+    client = Client(connection)  # type: ignore[arg-type]
+    delayed = client.enqueue_in(0.1, "noop", group="account-42")
+    timed = client.enqueue_at(1_900_000_000_000, "noop", id="at-1", group="account-42")
+    debounced = client.enqueue_debounced("doc-7", "noop", delay=0.4, group="account-42")
+    (_, in_args), (_, at_args), (debounce_keys, debounce_args) = connection.calls
+    assert in_args[0] == delayed and in_args[8] == 100
+    assert timed == at_args[0] == "at-1" and at_args[7] == 1_900_000_000_000
+    assert debounce_args[0] == debounced.id and not debounced.folded
+    assert debounce_keys[3] == "flotilla:{default}:debounce:doc-7"
+    for args in [in_args, at_args, debounce_args]:
+        assert args[18] == "account-42", args
+    # Without a group nothing changes: ARGV[19] is left out.
+    client.enqueue_in(0.1, "noop")
+    assert len(connection.calls[-1][1]) == 15
+
+
+def test_the_unique_enqueue_takes_no_group() -> None:
+    connection = RecordingConnection()
+    client = Client(connection)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        client.enqueue_unique("k", "noop", group="account-42")  # type: ignore[call-arg]
+    assert connection.calls == []
+
+
 @pytest.mark.parametrize(
     ("options", "field"),
     [
-        ({"run_at_ms": 1_900_000_000_000}, "run_at_ms"),
-        ({"delay_ms": 1000}, "delay_ms"),
         ({"unique_key": "k", "unique_ttl_ms": 1000}, "unique_key"),
-        ({"debounce_key": "k", "debounce_delay_ms": 400}, "debounce_key"),
     ],
 )
-def test_a_job_of_a_group_that_would_not_run_now_is_refused(options: dict[str, Any], field: str) -> None:
+def test_a_job_of_a_group_with_a_unique_key_is_refused(options: dict[str, Any], field: str) -> None:
     connection = RecordingConnection()
     script = EnqueueScript(connection, Keys())  # type: ignore[arg-type]
     with pytest.raises(InvalidJob) as refused:

@@ -41,6 +41,13 @@ pub struct BenchArgs {
     #[arg(long)]
     pub limited: bool,
 
+    /// Put the jobs of the enqueue, drain, mixed, backlog and delayed scenarios in this
+    /// many groups (in turn), and let each queue's groups through a window far above the
+    /// load (100000 jobs of a group at once), so that what keeping groups costs shows; the
+    /// rows' variants end in `+groupsN`.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub groups: Option<u32>,
+
     /// Padding in each job's payload: `{"pad": "xxx…"}` with this many `x`.
     #[arg(long, default_value_t = 100)]
     pub payload_bytes: usize,

@@ -30,6 +30,23 @@ const FAR_ABOVE_THE_LOAD: QueueLimit = QueueLimit {
     group_burst: None,
 };
 
+/// The window per group `--groups` gives each queue: far above the load, as above.
+const GROUP_WINDOW_FAR_ABOVE_THE_LOAD: u32 = 100_000;
+
+/// The limit a run gives each queue: far above the load with `--limited`, and a window
+/// per group far above it with `--groups`; `None` for neither.
+fn limit_of(bench: &Bench) -> Option<QueueLimit> {
+    let mut limit = if bench.args.limited {
+        FAR_ABOVE_THE_LOAD
+    } else {
+        QueueLimit::default()
+    };
+    if bench.args.groups.is_some() {
+        limit.group_concurrency = Some(GROUP_WINDOW_FAR_ABOVE_THE_LOAD);
+    }
+    (!limit.is_empty()).then_some(limit)
+}
+
 /// Concurrency of the one worker process in `mixed` and `backlog`.
 const SINGLE_WORKER_CONCURRENCY: usize = 50;
 
@@ -109,15 +126,8 @@ async fn measure_delayed(
 ) -> anyhow::Result<Row> {
     let total = jobs.len();
     let keys = bench.fresh_keys();
-    if bench.args.limited {
-        set_limit(
-            &mut bench.conn,
-            &keys,
-            "default",
-            &FAR_ABOVE_THE_LOAD,
-            false,
-        )
-        .await?;
+    if let Some(limit) = limit_of(bench) {
+        set_limit(&mut bench.conn, &keys, "default", &limit, false).await?;
     }
     let spec = FleetSpec {
         exe: &bench.flotilla,
@@ -224,8 +234,8 @@ impl DrainRun<'_> {
         for queue in self.queues {
             raise_partition_count(&mut bench.conn, &keys, queue, partitions).await?;
             streams.extend(partition_names(queue, partitions));
-            if bench.args.limited {
-                set_limit(&mut bench.conn, &keys, queue, &FAR_ABOVE_THE_LOAD, false).await?;
+            if let Some(limit) = limit_of(bench) {
+                set_limit(&mut bench.conn, &keys, queue, &limit, false).await?;
             }
         }
         let streams: Vec<&str> = streams.iter().map(String::as_str).collect();

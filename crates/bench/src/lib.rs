@@ -153,12 +153,23 @@ impl Bench {
 
     /// `jobs`, each with an id of its own when `--ids` asks for them.
     fn identified(&self, jobs: Vec<NewJob>) -> Vec<NewJob> {
-        if !self.args.ids {
+        let (ids, groups) = (self.args.ids, self.args.groups);
+        if !ids && groups.is_none() {
             return jobs;
         }
         jobs.into_iter()
             .enumerate()
-            .map(|(i, job)| job.id(&format!("bench-{i}")))
+            .map(|(i, job)| {
+                let job = if ids {
+                    job.id(&format!("bench-{i}"))
+                } else {
+                    job
+                };
+                match groups {
+                    Some(groups) => job.group(&format!("g{}", i as u64 % u64::from(groups))),
+                    None => job,
+                }
+            })
             .collect()
     }
 
@@ -170,6 +181,9 @@ impl Bench {
         }
         if self.args.limited {
             variant.push_str("+limited");
+        }
+        if let Some(groups) = self.args.groups {
+            variant.push_str(&format!("+groups{groups}"));
         }
         variant
     }

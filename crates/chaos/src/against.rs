@@ -35,6 +35,7 @@ pub async fn run(url: &str, args: &ChaosArgs) -> anyhow::Result<()> {
             job_ms: args.job_ms,
             job_type: JOB_TYPE,
             seed,
+            groups: None,
         },
     )
     .await;
@@ -67,6 +68,7 @@ pub async fn run(url: &str, args: &ChaosArgs) -> anyhow::Result<()> {
         // Other work may be on this fleet's streams: what is left is not the drill's.
         leftovers: verdict::Leftovers::default(),
         cap: None,
+        group_cap: None,
     };
     let verdict = verdict::judge(&evidence);
     if !print_verdict(&verdict, args)? {

@@ -43,6 +43,17 @@ pub struct ChaosArgs {
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub cap: Option<u32>,
 
+    /// Put the jobs the Rust producer enqueues in groups (`--groups` of them) and let at
+    /// most this many of each group run at once (a window per group, as `flotilla queues
+    /// limit <queue> --group-concurrency N` sets): the ledger must show no group over it,
+    /// and no job may be left waiting its group's turn.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub group_cap: Option<u32>,
+
+    /// How many groups the jobs are spread over, with `--group-cap`.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub groups: u32,
+
     /// Seed for the monkey's and the producers' choices, to repeat a run.
     #[arg(long)]
     pub seed: Option<u64>,

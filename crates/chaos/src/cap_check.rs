@@ -1,5 +1,6 @@
 //! The concurrency cap's proof: from the ledger's begin and end lines, how many of a
-//! capped queue's jobs ran at once, at every moment of the drill, counted outside Redis.
+//! capped queue's jobs (or of one group's, under a window per group) ran at once, at
+//! every moment of the drill, counted outside Redis.
 //!
 //! A run lasts from its handler's `B` line to the first `F` or `S` line of the same
 //! attempt and process after it, or to the SIGKILL of its process. A frozen process runs
@@ -30,16 +31,18 @@ const SHOWN: usize = 10;
 /// What the ledger says of the cap.
 #[derive(Debug, Clone, Serialize)]
 pub struct CapCheck {
-    /// The cap every queue had.
+    /// The cap every queue (or every group) had.
     pub cap: u32,
-    /// Per queue, the most of its jobs that ran at once.
+    /// What the cap held for: `queue`, or `group` (`<queue>/<group>`).
+    pub per: &'static str,
+    /// Per queue (or group), the most of its jobs that ran at once.
     pub most_at_once: BTreeMap<String, usize>,
-    /// How many times a queue went over its cap (a start that made it so), before any
-    /// Redis crash.
+    /// How many times a queue (or group) went over its cap (a start that made it so),
+    /// before any Redis crash.
     pub moments_over_cap: usize,
     /// … and after a Redis crash, which may have lost the holds of its last second.
     pub moments_over_cap_after_crash: usize,
-    /// The first of them, as `<queue> at <ms>: <n> running`.
+    /// The first of them, as `<queue or group> at <ms>: <n> running`.
     pub over_cap: Vec<String>,
     /// Runs counted.
     pub runs: usize,
@@ -57,6 +60,20 @@ impl CapCheck {
 
 /// Counts, from the ledger and the monkey's log, how many jobs of each queue ran at once.
 pub fn check(cap: u32, executions: &[Execution], events: &[Event]) -> CapCheck {
+    check_by(cap, executions, events, "queue", |job| {
+        job.split('/').next().map(str::to_owned)
+    })
+}
+
+/// Counts, from the ledger and the monkey's log, how many jobs of each bucket ran at
+/// once: `bucket_of` names a job's (`<queue>/<id>`) bucket, `None` for one in none.
+pub fn check_by(
+    cap: u32,
+    executions: &[Execution],
+    events: &[Event],
+    per: &'static str,
+    bucket_of: impl Fn(&str) -> Option<String>,
+) -> CapCheck {
     let kills = kill_times(events);
     let asleep = frozen_windows(events);
     let crashed_at = events
@@ -71,12 +88,14 @@ pub fn check(cap: u32, executions: &[Execution], events: &[Event]) -> CapCheck {
             .or_default()
             .push(e.at_ms);
     }
-    // Per queue: (time, +1 for a start, -1 for an end), ends first at the same time.
-    let mut steps: BTreeMap<&str, Vec<(i64, i32)>> = BTreeMap::new();
+    // Per bucket: (time, +1 for a start, -1 for an end), ends first at the same time.
+    let mut steps: BTreeMap<String, Vec<(i64, i32)>> = BTreeMap::new();
     let mut runs = 0;
     let mut unended = 0;
     for began in executions.iter().filter(|e| e.mark == Mark::Began) {
-        let queue = began.job.split('/').next().unwrap_or_default();
+        let Some(bucket) = bucket_of(&began.job) else {
+            continue;
+        };
         let key = (began.job.as_str(), began.attempt, began.pid);
         let end = match ends.get(&key).and_then(|e| first_after(e, began.at_ms)) {
             Some(end) => end,
@@ -101,7 +120,7 @@ pub fn check(cap: u32, executions: &[Execution], events: &[Event]) -> CapCheck {
             .filter(|&(froze, _)| began.at_ms <= froze)
             .collect();
         for (from, to) in awake_parts(began.at_ms, end, &windows) {
-            let queue_steps = steps.entry(queue).or_default();
+            let queue_steps = steps.entry(bucket.clone()).or_default();
             queue_steps.push((from, 1));
             queue_steps.push((to, -1));
         }
@@ -127,10 +146,11 @@ pub fn check(cap: u32, executions: &[Execution], events: &[Event]) -> CapCheck {
                 }
             }
         }
-        most_at_once.insert(queue.to_owned(), usize::try_from(most).unwrap_or(0));
+        most_at_once.insert(queue, usize::try_from(most).unwrap_or(0));
     }
     CapCheck {
         cap,
+        per,
         most_at_once,
         moments_over_cap,
         moments_over_cap_after_crash,

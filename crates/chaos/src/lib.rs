@@ -132,16 +132,28 @@ pub async fn run(args: ChaosArgs, flotilla: PathBuf) -> anyhow::Result<()> {
     }
 }
 
-/// Caps each of the drill's queues at `cap` jobs running at once, before any worker starts.
-async fn cap_every_queue(conn: &mut SharedConnection, keys: &Keys, cap: u32) -> anyhow::Result<()> {
+/// Caps each of the drill's queues at `cap` jobs running at once, and each group at
+/// `group_cap`, before any worker starts.
+async fn cap_every_queue(
+    conn: &mut SharedConnection,
+    keys: &Keys,
+    cap: Option<u32>,
+    group_cap: Option<u32>,
+) -> anyhow::Result<()> {
     let limit = flotilla_proto::flow::QueueLimit {
-        concurrency: Some(cap),
+        concurrency: cap,
+        group_concurrency: group_cap,
         ..Default::default()
     };
     for queue in ["critical", "default", "low"] {
         flotilla_proto::flow::set_limit(conn, keys, queue, &limit, false).await?;
     }
-    println!("chaos: every queue capped at {cap} jobs running at once, fleet-wide");
+    if let Some(cap) = cap {
+        println!("chaos: every queue capped at {cap} jobs running at once, fleet-wide");
+    }
+    if let Some(cap) = group_cap {
+        println!("chaos: every group capped at {cap} jobs running at once, fleet-wide");
+    }
     Ok(())
 }
 
@@ -164,8 +176,8 @@ async fn drill(args: &ChaosArgs, dir: &Path, flotilla: PathBuf) -> anyhow::Resul
             ""
         },
     );
-    if let Some(cap) = args.cap {
-        cap_every_queue(&mut conn, &keys, cap).await?;
+    if args.cap.is_some() || args.group_cap.is_some() {
+        cap_every_queue(&mut conn, &keys, args.cap, args.group_cap).await?;
     }
     let mut fleet = Fleet::new(flotilla, paths.clone())?;
     for _ in 0..args.schedulers {
@@ -185,6 +197,7 @@ async fn drill(args: &ChaosArgs, dir: &Path, flotilla: PathBuf) -> anyhow::Resul
             job_ms: args.job_ms,
             job_type: ledger::JOB_TYPE,
             seed,
+            groups: args.group_cap.map(|_| args.groups),
         },
     ));
     let plan = monkey::Plan {
@@ -280,6 +293,7 @@ async fn settle_and_gather(
         expected_ticks,
         leftovers: settled.leftovers,
         cap: args.cap,
+        group_cap: args.group_cap,
     })
 }
 

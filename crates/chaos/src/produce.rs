@@ -19,6 +19,8 @@ pub const QUEUES: [&str; 3] = ["critical", "default", "low"];
 pub struct Enqueued {
     pub id: String,
     pub queue: &'static str,
+    /// Its group, when it has one.
+    pub group: Option<String>,
     /// When the enqueue succeeded, in wall-clock milliseconds.
     pub at_ms: i64,
 }
@@ -43,6 +45,8 @@ pub struct Plan {
     /// The job type the handlers are registered under.
     pub job_type: &'static str,
     pub seed: u64,
+    /// How many groups the producer's jobs are spread over; none without.
+    pub groups: Option<u32>,
 }
 
 pub async fn run(conn: SharedConnection, keys: Keys, plan: Plan) -> Produced {
@@ -64,16 +68,33 @@ pub async fn run(conn: SharedConnection, keys: Keys, plan: Plan) -> Produced {
         // One job in eight (through the producer) waits a little first, in `later`, so
         // promotion is under fire too.
         let delay = (n % 8 == 3).then(|| Duration::from_millis(rng.random_range(0..=3000)));
+        // A raw XADD's group would be carried but not kept to: only the producer's jobs
+        // get one.
+        let group = plan
+            .groups
+            .filter(|_| !by_raw_xadd)
+            .map(|groups| format!("g{}", rng.random_range(0..groups)));
         loop {
             let attempt = if by_raw_xadd {
                 xadd(&mut raw, &keys, queue, plan.job_type, &payload, own_id).await
             } else {
-                enqueue(&producer, queue, plan.job_type, &payload, own_id, delay).await
+                let how = How {
+                    own_id,
+                    delay,
+                    group: group.as_deref(),
+                };
+                enqueue(&producer, queue, plan.job_type, &payload, how).await
             };
             match attempt {
                 Ok(id) => {
                     let at_ms = super::ledger::now_ms();
-                    produced.jobs.push(Enqueued { id, queue, at_ms });
+                    let group = group.clone();
+                    produced.jobs.push(Enqueued {
+                        id,
+                        queue,
+                        group,
+                        at_ms,
+                    });
                     break;
                 }
                 Err(e) if Instant::now() < give_up_at => {
@@ -112,20 +133,29 @@ async fn xadd(
     Ok(own_id.map_or(entry, str::to_owned))
 }
 
+/// What a job enqueued by the producer has besides its type and payload.
+struct How<'a> {
+    own_id: Option<&'a str>,
+    delay: Option<Duration>,
+    group: Option<&'a str>,
+}
+
 async fn enqueue(
     producer: &Producer,
     queue: &str,
     job_type: &str,
     payload: &serde_json::Value,
-    own_id: Option<&str>,
-    delay: Option<Duration>,
+    how: How<'_>,
 ) -> anyhow::Result<String> {
     let mut job = NewJob::new(job_type, payload)?.queue(queue);
-    if let Some(id) = own_id {
+    if let Some(id) = how.own_id {
         job = job.id(id);
     }
-    if let Some(delay) = delay {
+    if let Some(delay) = how.delay {
         job = job.delay(delay);
+    }
+    if let Some(group) = how.group {
+        job = job.group(group);
     }
     Ok(producer.enqueue(job).await?.id)
 }

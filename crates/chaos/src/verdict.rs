@@ -70,6 +70,8 @@ pub struct Evidence {
     pub leftovers: Leftovers,
     /// The cap every queue had (`--cap`), whose keeping the ledger proves.
     pub cap: Option<u32>,
+    /// The cap every group had (`--group-cap`), likewise.
+    pub group_cap: Option<u32>,
 }
 
 /// The ids shown in a verdict when there are more.
@@ -89,6 +91,8 @@ pub struct Verdict {
     pub redis_fault: Option<RedisFault>,
     /// How many jobs of each capped queue ran at once, by the ledger.
     pub cap: Option<CapCheck>,
+    /// How many jobs of each group ran at once, by the ledger.
+    pub group_cap: Option<CapCheck>,
 }
 
 #[derive(Debug, Serialize)]
@@ -192,8 +196,28 @@ pub fn judge(evidence: &Evidence) -> Verdict {
         .cap
         .zip(evidence.executions.as_deref())
         .map(|(cap, ledger)| super::cap_check::check(cap, ledger, &evidence.events));
+    let group_of: HashMap<String, String> = evidence
+        .enqueued
+        .iter()
+        .filter_map(|job| {
+            let group = job.group.as_ref()?;
+            Some((
+                job_key(job.queue, &job.id),
+                format!("{}/{group}", job.queue),
+            ))
+        })
+        .collect();
+    let group_cap = evidence
+        .group_cap
+        .zip(evidence.executions.as_deref())
+        .map(|(cap, ledger)| {
+            super::cap_check::check_by(cap, ledger, &evidence.events, "group", |job| {
+                group_of.get(job).cloned()
+            })
+        });
     let passed = losses == 0
         && cap.as_ref().is_none_or(CapCheck::held)
+        && group_cap.as_ref().is_none_or(CapCheck::held)
         && unexpected == 0
         && executions.unexplained == 0
         && executions.zombie_completions == 0
@@ -212,6 +236,7 @@ pub fn judge(evidence: &Evidence) -> Verdict {
         process_failures,
         redis_fault,
         cap,
+        group_cap,
     }
 }
 
@@ -574,15 +599,24 @@ impl Verdict {
             l.reconcile_open.len().to_string(),
         );
         row("cap slots held when idle", l.slots_held.to_string());
-        if let Some(c) = &self.cap {
-            let most: Vec<String> = c
-                .most_at_once
-                .iter()
-                .map(|(queue, n)| format!("{queue} {n}"))
-                .collect();
+        for c in [&self.cap, &self.group_cap].into_iter().flatten() {
+            // Per group, the groups are many: the most of any tells.
+            let most = match c.per {
+                "queue" => c
+                    .most_at_once
+                    .iter()
+                    .map(|(queue, n)| format!("{queue} {n}"))
+                    .collect::<Vec<String>>()
+                    .join(", "),
+                _ => format!(
+                    "at most {} in any of {} groups",
+                    c.most_at_once.values().max().copied().unwrap_or(0),
+                    c.most_at_once.len()
+                ),
+            };
             row(
-                &format!("cap {}: most running at once", c.cap),
-                format!("{}  ({} runs)", most.join(", "), c.runs),
+                &format!("{} cap {}: most running at once", c.per, c.cap),
+                format!("{most}  ({} runs)", c.runs),
             );
             row("  moments over the cap", c.moments_over_cap.to_string());
             if self.redis_fault.is_some() {
@@ -626,6 +660,14 @@ impl Verdict {
                 "over the cap",
                 &self
                     .cap
+                    .as_ref()
+                    .map(|c| c.over_cap.clone())
+                    .unwrap_or_default(),
+            ),
+            (
+                "over a group's cap",
+                &self
+                    .group_cap
                     .as_ref()
                     .map(|c| c.over_cap.clone())
                     .unwrap_or_default(),

@@ -1,6 +1,7 @@
-//! Which partition of its queue a job goes to: by its unique or debounce key, else by its
-//! id, so that every enqueue of one key or id meets the same lock, waiting job and record; a fast-path job, which
-//! has neither, goes to each partition in turn.
+//! Which partition of its queue a job goes to: by its unique key, group or debounce key,
+//! else by its id, so that every enqueue of one key, group or id meets the same lock,
+//! group line, waiting job and record; a fast-path job, which has none, goes to each
+//! partition in turn.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -41,17 +42,18 @@ impl Placement {
         if count <= 1 {
             return Ok(());
         }
-        // Jobs that share a unique or debounce key, or a group, share a partition, where
-        // that key (or the group's line and window) lives.
+        // Jobs that share a unique key, a group or a debounce key share a partition, where
+        // that key (or the group's line and window) lives. A group comes before a debounce
+        // key: a debounced job of a group waits its turn in its group's partition.
         let key = job
             .unique
             .as_ref()
             .map(|(unique_key, _)| unique_key)
+            .or(job.group.as_ref())
             .or(job
                 .debounce
                 .as_ref()
-                .map(|(debounce_key, _, _)| debounce_key))
-            .or(job.group.as_ref());
+                .map(|(debounce_key, _, _)| debounce_key));
         let index = match (key, &job.id) {
             (Some(key), _) => partition_for(key, count),
             (None, Some(id)) => partition_for(id, count),

@@ -129,6 +129,9 @@ pub async fn missing_from_later<C: ConnectionLike>(
     Ok(scores.into_iter().map(|s| s.is_none()).collect())
 }
 
+/// How many replies [`depth_reads`] adds to a pipeline.
+pub const DEPTH_READS: usize = 4;
+
 /// Adds to `pipe` the reads of `queue`'s depth: its stream's length, then the jobs waiting
 /// with records (`delayed`) and without (`later`), and those waiting their group's turn
 /// (`grouped`); [`depth_of`] adds them up.
@@ -228,8 +231,8 @@ pub async fn add_entries<C: ConnectionLike>(
     }
     let mut replies: Vec<redis::Value> = pipe.query_async(conn).await?;
     let depth = if read_depth {
-        // The last three replies are the depth reads.
-        let depth = replies.split_off(replies.len().saturating_sub(3));
+        // The last replies are the depth reads.
+        let depth = replies.split_off(replies.len().saturating_sub(DEPTH_READS));
         depth_of(&depth)
     } else {
         None

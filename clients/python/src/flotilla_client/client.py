@@ -140,12 +140,14 @@ class Client:
         `group_concurrency=N`, at most N jobs of a group run at once, and where it says
         `group_rate=10/s`, at most that many start per interval; the rest wait their turn
         (reported `pending`). A job of a group goes through the script, with a
-        new UUID unless `id` is given; the other enqueue methods take no group, since a job
-        of a group runs now, with no unique or debounce key."""
+        new UUID unless `id` is given. `enqueue_in`, `enqueue_at` and `enqueue_debounced`
+        take a group too: their job waits for its time and then waits its group's turn as
+        a new one does. A job of a group holds no unique key, so `enqueue_unique` takes
+        none."""
         options = self._options(
             job_type, payload, queue, max_attempts, timeout_ms, backoff, expires_in_ms, expires_at_ms
         )
-        job_group = None if group is None else validate.check_name("group", group)
+        job_group = self._group(group)
         if job_group is not None:
             return self._enqueue_scripted(options, self._job_id(id), group=job_group)[0]
         if id is None and not self._placement.is_split(options.queue):
@@ -168,15 +170,20 @@ class Client:
         backoff: str | None = None,
         expires_in_ms: int | None = None,
         expires_at_ms: int | None = None,
+        group: str | None = None,
     ) -> str:
         """Enqueues a job to run after `delay` (seconds, or a timedelta), measured on the
         Redis server's clock. Returns its id (a new UUID unless given). Until then it has no
-        record: its id waits in the queue's `later` set and its id key holds the job."""
+        record: its id waits in the queue's `later` set and its id key holds the job.
+
+        With `group` (see `enqueue`), once its time comes the job waits its group's turn
+        as a new one does (reported `pending`)."""
         options = self._options(
             job_type, payload, queue, max_attempts, timeout_ms, backoff, expires_in_ms, expires_at_ms
         )
         wait_ms = validate.delay_ms("delay", delay)
-        return self._enqueue_scripted(options, self._job_id(id), delay_ms=wait_ms)[0]
+        job_group = self._group(group)
+        return self._enqueue_scripted(options, self._job_id(id), delay_ms=wait_ms, group=job_group)[0]
 
     def enqueue_at(
         self,
@@ -191,15 +198,17 @@ class Client:
         backoff: str | None = None,
         expires_in_ms: int | None = None,
         expires_at_ms: int | None = None,
+        group: str | None = None,
     ) -> str:
         """Enqueues a job to run no earlier than `when` (an aware datetime, or milliseconds
         since the Unix epoch); a time in the past runs now. Returns its id. It waits as
-        `enqueue_in`'s job does."""
+        `enqueue_in`'s job does, with `group` too."""
         options = self._options(
             job_type, payload, queue, max_attempts, timeout_ms, backoff, expires_in_ms, expires_at_ms
         )
         due_ms = validate.run_at_ms(when)
-        return self._enqueue_scripted(options, self._job_id(id), run_at_ms=due_ms)[0]
+        job_group = self._group(group)
+        return self._enqueue_scripted(options, self._job_id(id), run_at_ms=due_ms, group=job_group)[0]
 
     def enqueue_unique(
         self,
@@ -252,21 +261,28 @@ class Client:
         backoff: str | None = None,
         expires_in_ms: int | None = None,
         expires_at_ms: int | None = None,
+        group: str | None = None,
     ) -> Debounced:
         """Enqueues a job that runs `delay` (seconds, or a timedelta) after the last enqueue
         of `debounce_key`, once for a burst: while a job of this key waits for its first
         run, this one is folded into it (its payload and options win, the waiting job's id
-        stays), and it runs no later than `max_delay` after the burst's first enqueue."""
+        stays), and it runs no later than `max_delay` after the burst's first enqueue.
+
+        With `group` (see `enqueue`), once its time comes the job waits its group's turn
+        as a new one does. A job folded into the waiting one brings its group (or none),
+        as it brings its payload."""
         options = self._options(
             job_type, payload, queue, max_attempts, timeout_ms, backoff, expires_in_ms, expires_at_ms
         )
         key = validate.check_name("debounce_key", debounce_key)
         delay_ms = validate.ttl_ms("delay", delay)
         max_ms = 0 if max_delay is None else validate.ttl_ms("max_delay", max_delay)
+        job_group = self._group(group)
         job_id, outcome = self._enqueue_scripted(
             options,
             self._job_id(id),
             debounce=(key, delay_ms, max_ms),
+            group=job_group,
         )
         return Debounced(id=job_id, folded=outcome == "debounced")
 
@@ -342,6 +358,10 @@ class Client:
         )
 
     @staticmethod
+    def _group(group: str | None) -> str | None:
+        return None if group is None else validate.check_name("group", group)
+
+    @staticmethod
     def _job_id(id: str | None) -> str:
         return str(uuid.uuid4()) if id is None else validate.check_job_id(id)
 
@@ -370,11 +390,13 @@ class Client:
     def _check_depth(self, queue: str, cap: int) -> None:
         pipe = self._redis.pipeline(transaction=False)
         pipe.xlen(self._keys.stream(queue))
-        # Jobs waiting for a time are in `delayed` (with a record) or `later` (without).
+        # Jobs waiting for a time are in `delayed` (with a record) or `later` (without);
+        # jobs waiting their group's turn are counted in `grouped` (none: 0).
         pipe.zcard(self._keys.delayed(queue))
         pipe.zcard(self._keys.later(queue))
-        ready, scheduled, later = pipe.execute()
-        depth = int(ready) + int(scheduled) + int(later)
+        pipe.get(self._keys.grouped(queue))
+        ready, scheduled, later, grouped = pipe.execute()
+        depth = int(ready) + int(scheduled) + int(later) + max(int(grouped or 0), 0)
         if depth >= cap:
             raise QueueFull(queue, f"QUEUE_FULL queue {queue} holds {depth} jobs, its limit is {cap}")
 
@@ -391,11 +413,12 @@ class Client:
         debounce: tuple[str, int, int] | None = None,
         group: str | None = None,
     ) -> tuple[str, str]:
-        # Every enqueue of one unique or debounce key (else one group, else one id) goes to
-        # the same partition, so it meets the lock, the waiting job, the group's window, the
-        # id key or the record there.
+        # Every enqueue of one unique key, group or debounce key (else one id) goes to the
+        # same partition, so it meets the lock, the group's line and window, the waiting
+        # job, the id key or the record there. A group comes before a debounce key: a
+        # debounced job of a group waits its turn in its group's partition.
         placed_by = (
-            unique_key if unique_key is not None else debounce[0] if debounce else group if group is not None else job_id
+            unique_key if unique_key is not None else group if group is not None else debounce[0] if debounce else job_id
         )
         queue = self._placement.place(options.queue, placed_by)
         self._redis.sadd(self._keys.queues(), queue)

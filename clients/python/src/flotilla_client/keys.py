@@ -37,6 +37,10 @@ class Keys:
         """Scheduled jobs and retries, scored by due time."""
         return f"{self.namespace}:{{{queue}}}:delayed"
 
+    def grouped(self, queue: str) -> str:
+        """How many jobs wait their group's turn (protocol 2.18): part of the depth."""
+        return f"{self.namespace}:{{{queue}}}:grouped"
+
     def later(self, queue: str) -> str:
         """Ids of jobs waiting for their time or a retry without a record, scored by due
         time; each one's id key holds the job."""

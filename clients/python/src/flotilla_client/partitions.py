@@ -1,5 +1,5 @@
 """Which partition of its queue a job goes to, by the rule of docs/PROTOCOL.md
-("Partitioned queues"): by its unique or debounce key, else by its group, else by its id."""
+("Partitioned queues"): by its unique key, else its group, else its debounce key, else its id."""
 
 from __future__ import annotations
 

@@ -74,9 +74,9 @@ class ScriptJob:
     debounce_key: str | None = None
     debounce_delay_ms: int = 0
     debounce_max_ms: int = 0
-    # Protocol 2.17: where the queue limits how many jobs of a group run at once, a job
-    # whose group has that many let through waits its turn. It runs now: no time, no
-    # unique or debounce key.
+    # Protocol 2.17: where the queue limits how many jobs of a group run at once (or, since
+    # 2.18, how fast), a job whose group has no room waits its turn; one with a time takes
+    # its turn when its time comes. It holds no unique key.
     group: str | None = None
 
 
@@ -147,18 +147,10 @@ class EnqueueScript:
 
 
 def _check_group(job: ScriptJob) -> None:
-    """A job of a group runs now, with no unique or debounce key: the script refuses the
-    rest, and so does the client, naming the option at fault."""
-    if job.group is None:
-        return
-    for option, given in [
-        ("run_at_ms", job.run_at_ms is not None),
-        ("delay_ms", job.delay_ms != 0),
-        ("unique_key", job.unique_key is not None),
-        ("debounce_key", job.debounce_key is not None),
-    ]:
-        if given:
-            raise InvalidJob(option, "not with a group: a job of a group runs now, with no unique or debounce key")
+    """A job of a group holds no unique key: the script refuses one, and so does the
+    client, naming the option at fault."""
+    if job.group is not None and job.unique_key is not None:
+        raise InvalidJob("unique_key", "not with a group: a job of a group holds no unique key")
 
 
 def _text(value: object) -> str:

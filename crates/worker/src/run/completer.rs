@@ -3,7 +3,7 @@
 //! until it lands or its lease is gone.
 
 use flotilla_proto::millis;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -100,6 +100,8 @@ impl Completer {
         let mut delay = Duration::from_millis(50);
         // Failures a batched retry handed on to `fail`, by lease.
         let mut singles = HashSet::new();
+        // Completed jobs of groups, whose places go back once the batch is written.
+        let mut releases = Vec::new();
         while !to_write.is_empty() {
             let calls = self.calls(&to_write, &singles);
             let commands: Vec<redis::Cmd> = calls.iter().map(|call| call.cmd.clone()).collect();
@@ -121,7 +123,9 @@ impl Completer {
                                     singles.insert(completion.attempt.lease.clone());
                                     retry.push(completion);
                                 }
-                                Ok(Answer::Landed(landed)) => self.landed(completion, landed),
+                                Ok(Answer::Landed(landed)) => {
+                                    self.landed(completion, landed, &mut releases)
+                                }
                                 Err(e) => {
                                     tracing::warn!(job = %completion.attempt.job_id, "outcome not recorded, will retry: {e}");
                                     failed = true;
@@ -144,6 +148,7 @@ impl Completer {
                 delay = (delay * 2).min(Duration::from_secs(2));
             }
         }
+        self.release_groups(releases);
     }
 
     /// The script calls for a batch: one `complete` per queue for all its successes, one
@@ -319,7 +324,7 @@ impl Completer {
         .cmd()
     }
 
-    fn landed(&self, c: Completion, landed: Landed) {
+    fn landed(&self, c: Completion, landed: Landed, releases: &mut Vec<GroupRelease>) {
         let a = &c.attempt;
         a.series.count(match (&landed, &c.outcome) {
             (Landed::Finish(FinishReply::Missing) | Landed::Fail(FailReply::Missing), _) => {
@@ -384,7 +389,13 @@ impl Completer {
             }
             Landed::Finish(FinishReply::Ok) => match c.outcome {
                 Outcome::Completed(_) if a.group.is_some() => {
-                    self.release_group(a);
+                    if let Some(group) = &a.group {
+                        releases.push(GroupRelease {
+                            queue: a.queue.clone(),
+                            group: group.to_string(),
+                            job_id: a.job_id.to_string(),
+                        });
+                    }
                     tracing::debug!(job = %a.job_id, queue = %a.queue, r#type = %a.job_type, attempt = a.number, trace_id = a.trace_id.as_deref(), "completed")
                 }
                 Outcome::HandBack => {
@@ -399,23 +410,40 @@ impl Completer {
     }
 }
 
+/// A completed job of a group, whose place in its group's window goes back.
+struct GroupRelease {
+    queue: String,
+    group: String,
+    job_id: String,
+}
+
 impl Completer {
-    /// Gives a completed grouped job's place back and lets its group's next job through,
-    /// in the background: a release that fails costs only time, as the next promote pass
-    /// finds the job ended.
-    fn release_group(&self, a: &Attempt) {
-        let Some(group) = a.group.clone() else { return };
-        let (mut conn, keys) = (self.conn.clone(), self.keys.clone());
-        let (queue, job_id) = (a.queue.clone(), a.job_id.clone());
-        tokio::spawn(async move {
-            let call = ReleaseGroups {
-                queue: &queue,
-                released: vec![(&group, &job_id)],
-            };
-            if let Err(e) = scripts::run(&mut conn, &keys, &call).await {
-                tracing::debug!(%queue, %group, "could not release a group's place (the next promote pass will): {e}");
-            }
-        });
+    /// Gives the places of a batch's completed grouped jobs back and lets their groups'
+    /// next jobs through, one call per queue, in the background: a release that fails
+    /// costs only time, as the next promote pass finds the jobs ended.
+    fn release_groups(&self, releases: Vec<GroupRelease>) {
+        let mut by_queue: HashMap<String, Vec<(String, String)>> = HashMap::new();
+        for release in releases {
+            by_queue
+                .entry(release.queue)
+                .or_default()
+                .push((release.group, release.job_id));
+        }
+        for (queue, released) in by_queue {
+            let (mut conn, keys) = (self.conn.clone(), self.keys.clone());
+            tokio::spawn(async move {
+                let call = ReleaseGroups {
+                    queue: &queue,
+                    released: released
+                        .iter()
+                        .map(|(group, id)| (group.as_str(), id.as_str()))
+                        .collect(),
+                };
+                if let Err(e) = scripts::run(&mut conn, &keys, &call).await {
+                    tracing::debug!(%queue, jobs = released.len(), "could not release groups' places (the next promote pass will): {e}");
+                }
+            });
+        }
     }
 }
 

@@ -18,6 +18,8 @@
 local stream, records = KEYS[1], ARGV[1]
 local ids_prefix = id_prefix_of(records)
 local replies = {}
+-- The queue's group limits, read once for the call (see `group_limits`).
+local limits_cache = {}
 
 -- The jobs the checks of their arguments let through: their argument offsets, ids, id
 -- keys and record keys, and their places among the replies.
@@ -78,9 +80,9 @@ for i, o in ipairs(offsets) do
       if due == 0 and delay > 0 then due = now + delay end
       local group = ARGV[o + 17]
       local fields = entry_fields_of(ARGV, o, ARGV[o + 16], group)
-      if group ~= '' and due <= now and wait_group_turn(
-          queue_prefix_of(job_prefix_of(record_keys[i], id)), id, id_keys[i], group, fields,
-          now) then
+      local qp = group ~= '' and due <= now and queue_prefix_of(job_prefix_of(record_keys[i], id))
+      if qp and wait_group_turn(qp, id, id_keys[i], group, fields, now,
+          group_limits(limits_cache, qp)) then
         -- Waits its group's turn (its id key written there); one with a time takes its
         -- turn when its time comes (promote).
       elseif due > now then

@@ -22,6 +22,7 @@ local ids_prefix = id_prefix_of(ARGV[1])
 local limit = tonumber(ARGV[2])
 local recheck = tonumber(ARGV[3])
 local qp = queue_prefix_of(ARGV[1])
+local limits_cache = {}
 local promoted = 0
 
 -- The group of a job's entry fields (nil for none), and whether it ran before (a retry
@@ -51,7 +52,8 @@ if #waiting > 0 then
     if group and ran then
       -- A retry or a snooze keeps its place in its group; a rate gives it a turn first.
       if group_turn_for_due(qp, group, KEYS[3], waiting[i]) > 0 then fields = nil end
-    elseif group and wait_group_turn(qp, waiting[i], keys[i], group, fields, now) then
+    elseif group and wait_group_turn(qp, waiting[i], keys[i], group, fields, now,
+        group_limits(limits_cache, qp)) then
       -- Its time came: now it waits its group's turn, as a new job does.
       fields = nil
     end
@@ -115,14 +117,15 @@ end
 -- releasing their place (a death, a cancel, an expiry, a completion whose worker died
 -- before it released). One that still waits is scored for its next look (see
 -- `group_fill`), behind the others.
-local window = group_window(qp)
-for _, group in ipairs(redis.call('ZRANGEBYSCORE', qp .. 'groups', '-inf', now,
-    'LIMIT', 0, GROUPS_PER_PASS)) do
+local due_groups = redis.call('ZRANGEBYSCORE', qp .. 'groups', '-inf', now, 'LIMIT', 0,
+  GROUPS_PER_PASS)
+local limits = #due_groups > 0 and {group_window(qp), group_rate(qp)} or nil
+for _, group in ipairs(due_groups) do
   -- Asking whether each job let through still lives is needed only when none has room.
-  if window and redis.call('SCARD', qp .. 'group_flight:' .. group) >= window then
+  if limits[1] and redis.call('SCARD', qp .. 'group_flight:' .. group) >= limits[1] then
     group_prune(qp, group)
   end
-  group_fill(qp, KEYS[2], group, GROUP_FILL_MOST, recheck)
+  group_fill(qp, KEYS[2], group, GROUP_FILL_MOST, recheck, limits)
 end
 
 -- How long until the next job left in either set, or the next waiting group, is due, on

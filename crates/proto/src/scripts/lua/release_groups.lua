@@ -8,8 +8,13 @@
 -- Returns how many jobs it let through.
 local stream, qp = KEYS[1], queue_prefix_of(ARGV[1])
 local moved = 0
+-- Read once for the call; a group with no line has nothing to let through.
+local limits = nil
 for i = 2, #ARGV - 1, 2 do
   redis.call('SREM', qp .. 'group_flight:' .. ARGV[i], ARGV[i + 1])
-  moved = moved + group_fill(qp, stream, ARGV[i], GROUP_FILL_MOST)
+  if redis.call('LLEN', qp .. 'group:' .. ARGV[i]) > 0 then
+    limits = limits or {group_window(qp), group_rate(qp)}
+    moved = moved + group_fill(qp, stream, ARGV[i], GROUP_FILL_MOST, nil, limits)
+  end
 end
 return moved
