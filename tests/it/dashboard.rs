@@ -191,7 +191,7 @@ async fn the_api_shows_the_fleet_and_changes_it_only_with_the_token() {
         json!({
             "queue": "default", "rate": "50/s", "burst": 5, "concurrency": 4, "slots_held": 0,
             "group_concurrency": null, "group_rate": null, "group_burst": null,
-            "groups_waiting": 0
+            "groups_waiting": 0, "busiest_groups": []
         }),
         "{shown}"
     );

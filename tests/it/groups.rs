@@ -182,6 +182,20 @@ async fn a_backlogged_group_runs_one_at_a_time_and_holds_back_no_other_group() {
     );
     let limits = run_flotilla(&url, &[], &["queues", "limits"]);
     assert!(limits.contains("1 at once per group"), "{limits}");
+    // The operator sees which group waits: the backlog's, its place taken by one job.
+    assert!(limits.contains("most waiting: big ("), "{limits}");
+    let limits = run_flotilla(&url, &[], &["queues", "limits", "--json"]);
+    let limits: serde_json::Value = serde_json::from_str(&limits).expect("JSON");
+    let busiest = &limits[0]["busiest_groups"];
+    assert_eq!(busiest[0]["group"], "big", "{limits}");
+    let ran = s.ran.get("big").copied().unwrap_or(0) as u64;
+    let waiting = busiest[0]["waiting"].as_u64().unwrap_or(0);
+    assert!(
+        waiting + ran + 1 >= backlog() as u64 && waiting + ran <= backlog() as u64,
+        "{waiting} waiting after {ran} ran of {}: {limits}",
+        backlog()
+    );
+    assert!(busiest[0]["let_through"].as_u64() <= Some(1), "{limits}");
 }
 
 #[tokio::test]

@@ -44,7 +44,7 @@ pub use flotilla_proto::scripts::RetryReply;
 pub use flotilla_scheduler::{
     Alert, AlertEvent, CatchUp, LeaderStatus, Schedule, ScheduleState, SchedulerError, Timing,
 };
-pub use limits::LimitUse;
+pub use limits::{BUSIEST_GROUPS_SHOWN, LimitUse};
 pub use list::{JobPage, JobQuery, JobRow};
 pub use purge::PurgeCount;
 pub use queues::QueueStats;

@@ -1,7 +1,7 @@
 //! A queue's flow limits, set and cleared at runtime (workers take them up within a
 //! promote interval), and read back with what they hold now.
 
-use flotilla_proto::flow::{self, QueueLimit, SetLimitError};
+use flotilla_proto::flow::{self, GroupUse, QueueLimit, SetLimitError};
 use flotilla_proto::queue_of_partition;
 use serde::Serialize;
 
@@ -29,10 +29,22 @@ pub struct LimitUse {
     pub group_burst: Option<u32>,
     /// Groups with jobs waiting their turn now, over every partition.
     pub groups_waiting: u64,
+    /// The groups with the most jobs waiting their turn, most first: at most
+    /// [`BUSIEST_GROUPS_SHOWN`], among the 100 of each partition due for a look soonest.
+    pub busiest_groups: Vec<GroupUse>,
 }
 
+/// How many of a queue's busiest groups its limit's use shows.
+pub const BUSIEST_GROUPS_SHOWN: usize = 10;
+
 impl LimitUse {
-    fn of(queue: &str, limit: &QueueLimit, slots_held: u64, groups_waiting: u64) -> Self {
+    fn of(
+        queue: &str,
+        limit: &QueueLimit,
+        slots_held: u64,
+        groups_waiting: u64,
+        busiest_groups: Vec<GroupUse>,
+    ) -> Self {
         Self {
             queue: queue.to_owned(),
             rate: limit.rate.map(|rate| rate.to_string()),
@@ -43,6 +55,7 @@ impl LimitUse {
             group_rate: limit.group_rate.map(|rate| rate.to_string()),
             group_burst: limit.group_rate.map(|_| limit.group_burst_in_force()),
             groups_waiting,
+            busiest_groups,
         }
     }
 }
@@ -85,11 +98,15 @@ impl Admin {
         let mut uses = Vec::with_capacity(limits.len());
         for (queue, limit) in &limits {
             let held = self.slots_held(queue, limit).await?;
-            let waiting = match limit.limits_groups() {
-                true => flow::groups_waiting(&mut self.conn, &self.keys, queue).await?,
-                false => 0,
+            let (waiting, busiest) = match limit.limits_groups() {
+                true => (
+                    flow::groups_waiting(&mut self.conn, &self.keys, queue).await?,
+                    flow::busiest_groups(&mut self.conn, &self.keys, queue, BUSIEST_GROUPS_SHOWN)
+                        .await?,
+                ),
+                false => (0, Vec::new()),
             };
-            uses.push(LimitUse::of(queue, limit, held, waiting));
+            uses.push(LimitUse::of(queue, limit, held, waiting, busiest));
         }
         uses.sort_by(|a, b| a.queue.cmp(&b.queue));
         Ok(uses)

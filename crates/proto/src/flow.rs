@@ -374,6 +374,69 @@ pub async fn sync_group_limit<C: ConnectionLike + Send>(
     }
 }
 
+/// How many of a partition's waiting groups [`busiest_groups`] looks at: the ones that
+/// have waited longest for a look.
+pub const GROUPS_EXAMINED: usize = 100;
+
+/// One group waiting its turn, and its use of its limits now.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct GroupUse {
+    /// The group's name.
+    pub group: String,
+    /// Its jobs waiting their turn.
+    pub waiting: u64,
+    /// Its jobs let through and not known to have ended (those that ended without giving
+    /// their place back are dropped at the next look).
+    pub let_through: u64,
+}
+
+/// The `most` groups of `queue` with the most jobs waiting their turn, most first, among
+/// the [`GROUPS_EXAMINED`] of each partition due for a look soonest: one `ZRANGE`, then
+/// one `LLEN` and one `SCARD` per group, a pipeline per partition.
+pub async fn busiest_groups<C: ConnectionLike + Send>(
+    conn: &mut C,
+    keys: &Keys,
+    queue: &str,
+    most: usize,
+) -> redis::RedisResult<Vec<GroupUse>> {
+    let count = crate::partition::read_partition_count(conn, keys, queue).await?;
+    let mut uses = Vec::new();
+    for index in 0..count {
+        let partition = crate::partition::partition_name(queue, index);
+        let groups: Vec<String> = redis::cmd("ZRANGE")
+            .arg(keys.groups(&partition))
+            .arg(0)
+            .arg(GROUPS_EXAMINED - 1)
+            .query_async(conn)
+            .await?;
+        if groups.is_empty() {
+            continue;
+        }
+        let mut pipe = redis::pipe();
+        for group in &groups {
+            pipe.llen(keys.group_line(&partition, group))
+                .scard(keys.group_flight(&partition, group));
+        }
+        let counts: Vec<u64> = pipe.query_async(conn).await?;
+        for (group, pair) in groups.into_iter().zip(counts.chunks(2)) {
+            if let [waiting, let_through] = pair {
+                uses.push(GroupUse {
+                    group,
+                    waiting: *waiting,
+                    let_through: *let_through,
+                });
+            }
+        }
+    }
+    uses.sort_by(|a, b| {
+        b.waiting
+            .cmp(&a.waiting)
+            .then_with(|| a.group.cmp(&b.group))
+    });
+    uses.truncate(most);
+    Ok(uses)
+}
+
 /// Writes every queue's stored group limit to every partition it has now (what the
 /// scheduler's leader does every few seconds: a worker that raised a queue's partition
 /// count from its own settings may not write them).

@@ -160,7 +160,23 @@ fn limit_text(limit: &LimitUse) -> String {
             limit.groups_waiting
         ));
     }
-    parts.join(", ")
+    let mut text = parts.join(", ");
+    // The few groups with the longest lines, the ones an operator asks about.
+    let busiest: Vec<String> = limit
+        .busiest_groups
+        .iter()
+        .take(3)
+        .map(|g| {
+            format!(
+                "{} ({} waiting, {} let through)",
+                g.group, g.waiting, g.let_through
+            )
+        })
+        .collect();
+    if !busiest.is_empty() {
+        text.push_str(&format!("; most waiting: {}", busiest.join(", ")));
+    }
+    text
 }
 
 /// Where a queue's partitions live on a cluster, and a hint when some primary has none.

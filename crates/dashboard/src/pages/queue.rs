@@ -86,6 +86,17 @@ pub async fn page(
                 None => { "No flow limit (" code { "flotilla queues limit " (queue) " --rate 100/s --concurrency 5" } ")." }
             }
         }
+        @if let Some(limit) = stats.limit.as_ref().filter(|l| !l.busiest_groups.is_empty()) {
+            table #groups {
+                caption { "Groups with the most jobs waiting their turn" }
+                thead { tr { th { "group" } th.n { "waiting" } th.n { "let through" } } }
+                tbody {
+                    @for g in &limit.busiest_groups {
+                        tr { td { code { (g.group) } } td.n { (g.waiting) } td.n { (g.let_through) } }
+                    }
+                }
+            }
+        }
         @if stats.state.dead > 0 {
             form.inline method="post" action="/actions/dead/retry" {
                 @if let Some(viewer) = chrome.viewer.as_ref().filter(|_| !chrome.read_only) {
