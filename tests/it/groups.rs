@@ -378,6 +378,35 @@ async fn a_job_of_a_group_with_a_time_or_a_debounce_waits_its_groups_turn_when_i
     }
 }
 
+#[tokio::test]
+async fn a_job_of_a_group_that_dies_gives_its_place_to_the_next_at_once() {
+    let (env, url) = one_job_per_group().await;
+    let seen = Shared::default();
+    // Promote passes ten seconds apart: only the death itself lets the next job through
+    // in time.
+    let config = WorkerConfig {
+        promote_interval: Duration::from_secs(10),
+        ..fast_config()
+    };
+    let dies = NewJob::new("work", &json!({"group": "d", "ms": 10, "fail": true}))
+        .expect("job")
+        .group("d")
+        .max_attempts(1);
+    let dies = env.enqueue_job(dies).await;
+    let next = env.enqueue_job(work("d", 10)).await;
+    let worker = InProcessWorker::start(&url, config, watching(&seen)).await;
+    env.wait_status("default", &dies, Status::Dead, LONG).await;
+    let died = Instant::now();
+    env.wait_status("default", &next, Status::Completed, LONG)
+        .await;
+    worker.stop().await;
+    assert!(
+        died.elapsed() < Duration::from_secs(3),
+        "the next job of the group waited {:?} after the first died",
+        died.elapsed()
+    );
+}
+
 /// When each group's jobs started, as the handlers saw them.
 type Starts = Arc<Mutex<HashMap<String, Vec<Instant>>>>;
 

@@ -671,8 +671,22 @@ end
 -- End a job that may no longer start as `expired`: its record says when, its unique key
 -- is released, and the expired index lists it, kept as long and as many as completed
 -- records (`retention` ms, `max_len`), so a backlog that expires at once stays bounded.
+-- Gives back the place a job of a group held as it ends for good some other way than a
+-- completion (dead, expired), and lets its group's next jobs through at once rather than
+-- at the next promote pass that finds it ended. Its group is its record's.
+local function leave_group(job_key, job_id)
+  local group = redis.call('HGET', job_key, 'group')
+  if not group or group == '' then return end
+  local qp = queue_prefix_of(job_prefix_of(job_key, job_id))
+  if redis.call('SREM', qp .. 'group_flight:' .. group, job_id) == 1
+      and redis.call('LLEN', qp .. 'group:' .. group) > 0 then
+    group_fill(qp, qp .. 'q', group, GROUP_FILL_MOST)
+  end
+end
+
 local function expire_job(job_key, idx_expired, job_id, now, retention, max_len)
   forget_id_key(job_key, job_id)
+  leave_group(job_key, job_id)
   redis.call('HSET', job_key, 'status', 'expired', 'finished_at', now)
   redis.call('HDEL', job_key, 'lease', 'next_run_at')
   release_unique(job_key, job_id)
@@ -684,6 +698,7 @@ end
 -- Move a job to the dead-letter queue: record, DLQ stream entry, index, expiry.
 local function bury(job_key, dead_stream, idx_dead, job_id, reason, now, retention, dead_max_len)
   forget_id_key(job_key, job_id)
+  leave_group(job_key, job_id)
   redis.call('HSET', job_key, 'status', 'dead', 'error', reason, 'finished_at', now)
   redis.call('HDEL', job_key, 'lease', 'next_run_at')
   local f = redis.call('HMGET', job_key, 'type', 'queue', 'attempts')
