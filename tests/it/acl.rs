@@ -172,6 +172,24 @@ async fn every_role_serves_its_part_under_only_its_documented_rule() {
         .query_async(&mut appender_conn)
         .await
         .expect("a raw XADD under the appender's rule");
+    // Two jobs of one group by a raw XADD: the worker puts them through their group's
+    // gate (one at a time per group), under its rule.
+    let mut raw_grouped = Vec::new();
+    for _ in 0..2 {
+        let entry: String = redis::cmd("XADD")
+            .arg(env.keys.stream("default"))
+            .arg("*")
+            .arg("type")
+            .arg("sleep")
+            .arg("payload")
+            .arg(r#"{"ms": 100}"#)
+            .arg("group")
+            .arg("acl-raw-g")
+            .query_async(&mut appender_conn)
+            .await
+            .expect("a raw XADD of a job of a group under the appender's rule");
+        raw_grouped.push(entry);
+    }
 
     let jobs = CoreJobs::enqueue(&producer).await;
     let unique = producer
@@ -194,6 +212,10 @@ async fn every_role_serves_its_part_under_only_its_documented_rule() {
         .id;
 
     jobs.wait_done(&env.conn, &env.keys).await;
+    for id in &raw_grouped {
+        env.wait_status("default", id, Status::Completed, LONG)
+            .await;
+    }
     for id in [plain.as_str(), "acl-raw"] {
         env.wait_status("default", id, Status::Completed, LONG)
             .await;

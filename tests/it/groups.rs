@@ -407,6 +407,49 @@ async fn a_job_of_a_group_that_dies_gives_its_place_to_the_next_at_once() {
     );
 }
 
+#[tokio::test]
+async fn jobs_of_a_group_added_by_a_raw_xadd_wait_their_turn_too() {
+    let (env, url) = one_job_per_group().await;
+    let seen = Shared::default();
+    // Four jobs of one group by a raw XADD, as another language adds them, two with ids of
+    // their own: no script kept their group's turn, so workers put them through it.
+    let payload = json!({"group": "raw", "ms": 150}).to_string();
+    let mut ids = Vec::new();
+    for n in 0..4 {
+        let own = format!("raw-{n}");
+        let mut fields: Vec<(&str, &[u8])> = Vec::new();
+        if n % 2 == 0 {
+            fields.push(("id", own.as_bytes()));
+        }
+        fields.push(("type", b"work"));
+        fields.push(("payload", payload.as_bytes()));
+        fields.push(("group", b"raw"));
+        let entry =
+            flotilla_proto::add_raw_entry(&mut env.conn.clone(), &env.keys, "default", &fields)
+                .await
+                .expect("xadd");
+        ids.push(if n % 2 == 0 { own } else { entry });
+    }
+    let workers = [
+        InProcessWorker::start(&url, fast_config(), watching(&seen)).await,
+        InProcessWorker::start(&url, fast_config(), watching(&seen)).await,
+    ];
+    for id in &ids {
+        env.wait_status("default", id, Status::Completed, LONG)
+            .await;
+    }
+    for worker in workers {
+        worker.stop().await;
+    }
+    let s = seen.lock().expect("lock");
+    assert_eq!(s.ran.get("raw"), Some(&4), "each ran once");
+    assert_eq!(
+        s.most_at_once.get("raw"),
+        Some(&1),
+        "two of the group ran at once"
+    );
+}
+
 /// When each group's jobs started, as the handlers saw them.
 type Starts = Arc<Mutex<HashMap<String, Vec<Instant>>>>;
 

@@ -39,7 +39,7 @@ pub use fail_many::{FailMany, FailManyItem, FailManyReply};
 pub use fast::FastJob;
 pub use finish::{Complete, CompleteItem, Fail, FailReply, FinishReply, HandBack};
 pub use flow::{Admission, Admit, Holds, HoldsReply};
-pub use groups::ReleaseGroups;
+pub use groups::{GateReply, GroupGate, ReleaseGroups};
 pub use housekeeping::{
     Cancel, CancelReply, ForgetConsumer, Promote, PromoteReply, Purge, PurgeReply, PutBack,
     Requeue, RequeueMode, RequeueReply, Retry, RetryReply,
@@ -242,6 +242,11 @@ script!(
     "Give back completed grouped jobs' places and let their groups' next jobs through."
 );
 script!(
+    GROUP_GATE,
+    "group_gate.lua",
+    "Let a job of a group that skipped its group's gate run, or put it in its group's line."
+);
+script!(
     EXPIRE,
     "expire.lua",
     "End a delivered fast-path job that may no longer start as expired, unrun."
@@ -298,8 +303,9 @@ script!(
 );
 
 /// Every script, for loading them all at once.
-pub(crate) fn all() -> [&'static Script; 30] {
+pub(crate) fn all() -> [&'static Script; 31] {
     [
+        &GROUP_GATE,
         &RELEASE_GROUPS,
         &EXPIRE,
         &ADMIT,

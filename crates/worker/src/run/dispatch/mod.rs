@@ -19,6 +19,7 @@ use crate::shared::Shared;
 mod begin;
 mod entry_plan;
 mod expiry;
+mod group_gate;
 mod held_back;
 mod plan;
 
@@ -106,6 +107,7 @@ async fn start(
     }
     let (mut fetched, expired) = expiry::split_expired(shared, fetched);
     fetched.extend(expiry::end_expired(shared, expired).await);
+    let fetched = group_gate::pass_gates(shared, fetched).await;
     let admitted = admission::admit(shared, fetched).await;
     if !admitted.held.is_empty() {
         admission::count_throttled(shared, &admitted.held);
