@@ -144,8 +144,9 @@ fn under_chaos_a_concurrency_cap_and_a_window_per_group_are_never_exceeded_and_n
     assert!(!most.is_empty(), "{printed}");
     assert!(most.iter().all(|&n| n <= 3), "{printed}");
     assert!(most.contains(&3), "the cap was never reached: {printed}");
-    // The producer's jobs, in eight groups of each queue at one job at a time: no group
-    // ever ran two at once, though workers died holding its place.
+    // The jobs, in eight groups of each queue at one job at a time (the raw XADDs' put
+    // through their groups' gates by the workers): no group ever ran two at once, though
+    // workers died holding its place.
     assert_eq!(at("/group_cap/moments_over_cap"), 0, "{printed}");
     let per_group = at("/group_cap/most_at_once");
     let per_group: Vec<u64> = per_group

@@ -418,7 +418,8 @@ async fn jobs_of_a_group_added_by_a_raw_xadd_wait_their_turn_too() {
     for n in 0..4 {
         let own = format!("raw-{n}");
         let mut fields: Vec<(&str, &[u8])> = Vec::new();
-        if n % 2 == 0 {
+        // The first named by its entry (no id key), so its place is judged by its entry.
+        if n % 2 == 1 {
             fields.push(("id", own.as_bytes()));
         }
         fields.push(("type", b"work"));
@@ -428,7 +429,7 @@ async fn jobs_of_a_group_added_by_a_raw_xadd_wait_their_turn_too() {
             flotilla_proto::add_raw_entry(&mut env.conn.clone(), &env.keys, "default", &fields)
                 .await
                 .expect("xadd");
-        ids.push(if n % 2 == 0 { own } else { entry });
+        ids.push(if n % 2 == 1 { own } else { entry });
     }
     let workers = [
         InProcessWorker::start(&url, fast_config(), watching(&seen)).await,

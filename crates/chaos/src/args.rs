@@ -43,8 +43,8 @@ pub struct ChaosArgs {
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub cap: Option<u32>,
 
-    /// Put the jobs the Rust producer enqueues in groups (`--groups` of them) and let at
-    /// most this many of each group run at once (a window per group, as `flotilla queues
+    /// Put the jobs in groups (`--groups` of them; the raw XADDs' too, which the workers
+    /// put through their groups' gates) and let at most this many of each group run at once (a window per group, as `flotilla queues
     /// limit <queue> --group-concurrency N` sets): the ledger must show no group over it,
     /// and no job may be left waiting its group's turn.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]

@@ -68,15 +68,19 @@ pub async fn run(conn: SharedConnection, keys: Keys, plan: Plan) -> Produced {
         // One job in eight (through the producer) waits a little first, in `later`, so
         // promotion is under fire too.
         let delay = (n % 8 == 3).then(|| Duration::from_millis(rng.random_range(0..=3000)));
-        // A raw XADD's group would be carried but not kept to: only the producer's jobs
-        // get one.
+        // Raw XADDs' groups are kept by the workers that read them, the producer's by its
+        // script.
         let group = plan
             .groups
-            .filter(|_| !by_raw_xadd)
             .map(|groups| format!("g{}", rng.random_range(0..groups)));
         loop {
             let attempt = if by_raw_xadd {
-                xadd(&mut raw, &keys, queue, plan.job_type, &payload, own_id).await
+                let how = How {
+                    own_id,
+                    delay: None,
+                    group: group.as_deref(),
+                };
+                xadd(&mut raw, &keys, queue, plan.job_type, &payload, how).await
             } else {
                 let how = How {
                     own_id,
@@ -113,24 +117,28 @@ pub async fn run(conn: SharedConnection, keys: Keys, plan: Plan) -> Produced {
     produced
 }
 
-/// Adds a job by a raw XADD; its id is `own_id` when given, else its entry id.
+/// Adds a job by a raw XADD (its delay is not used); its id is `own_id` when given, else
+/// its entry id.
 async fn xadd(
     conn: &mut SharedConnection,
     keys: &Keys,
     queue: &str,
     job_type: &str,
     payload: &serde_json::Value,
-    own_id: Option<&str>,
+    how: How<'_>,
 ) -> anyhow::Result<String> {
     let payload = payload.to_string();
     let mut fields: Vec<(&str, &[u8])> = Vec::new();
-    if let Some(id) = own_id {
+    if let Some(id) = how.own_id {
         fields.push(("id", id.as_bytes()));
     }
     fields.push(("type", job_type.as_bytes()));
     fields.push(("payload", payload.as_bytes()));
+    if let Some(group) = how.group {
+        fields.push(("group", group.as_bytes()));
+    }
     let entry = flotilla_proto::add_raw_entry(conn, keys, queue, &fields).await?;
-    Ok(own_id.map_or(entry, str::to_owned))
+    Ok(how.own_id.map_or(entry, str::to_owned))
 }
 
 /// What a job enqueued by the producer has besides its type and payload.

@@ -310,6 +310,9 @@ local function job_lives(qp, id)
   if held then
     if not is_entry_id(held) then return string.sub(held, 1, 5) ~= 'done ' end
     if #redis.call('XRANGE', qp .. 'q', held, held) > 0 then return true end
+  elseif is_entry_id(id) and #redis.call('XRANGE', qp .. 'q', id, id) > 0 then
+    -- Named by its entry, from a raw XADD, with no id key: it lives while its entry does.
+    return true
   end
   local status = redis.call('HGET', qp .. 'job:' .. id, 'status')
   return status ~= false and status ~= nil and status ~= 'completed' and status ~= 'dead'
