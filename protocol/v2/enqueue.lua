@@ -325,6 +325,15 @@ local function debounce_into(holder, record, later, debounce, A, o, now, expires
   return true
 end
 
+-- Adds `created_at` (`at`, ms) to entry `fields` unless they carry one already.
+local function with_created_at(fields, at)
+  for i = 1, #fields - 1, 2 do
+    if fields[i] == 'created_at' then return end
+  end
+  fields[#fields + 1] = 'created_at'
+  fields[#fields + 1] = tostring(at)
+end
+
 -- Puts a job of `group` that is to run now for the first time (a new one, or one whose
 -- time came) in its group's line when the group has as many jobs let through as the
 -- queue allows, or no turn of its rate left, or already has jobs waiting (they go
@@ -345,14 +354,7 @@ local function wait_group_turn(qp, id, id_key, group, fields, now, limits)
   end
   -- When it was enqueued travels with it, as a job waiting in `later`'s does (one that
   -- waited there has it already).
-  local created = false
-  for i = 1, #fields - 1, 2 do
-    if fields[i] == 'created_at' then created = true end
-  end
-  if not created then
-    fields[#fields + 1] = 'created_at'
-    fields[#fields + 1] = tostring(now)
-  end
+  with_created_at(fields, now)
   redis.call('SET', id_key, 'grouped ' .. cmsgpack.pack(fields))
   redis.call('RPUSH', list, id)
   redis.call('INCRBY', qp .. 'grouped', 1)

@@ -38,15 +38,8 @@ if not named then
   table.insert(fields, 1, job_id)
   table.insert(fields, 1, 'retry_of')
 end
--- It was enqueued when its entry was added (`wait_group_turn` keeps a time it carries).
-local created = false
-for i = 1, #fields - 1, 2 do
-  if fields[i] == 'created_at' then created = true end
-end
-if not created then
-  fields[#fields + 1] = 'created_at'
-  fields[#fields + 1] = tostring(id_parts(entry))
-end
+-- It was enqueued when its entry was added.
+with_created_at(fields, id_parts(entry))
 if not wait_group_turn(qp, job_id, id_key, group, fields, now_ms(), limits) then
   return 'go'
 end
