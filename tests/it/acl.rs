@@ -472,6 +472,16 @@ async fn no_role_can_do_what_its_rule_leaves_out() {
             "concurrency=1",
         ],
         &["SMEMBERS", "flotilla:{global}:queues"],
+        // Groups' lines, places, windows and rates are the scripts' to move.
+        &["INCRBY", "flotilla:{default}:grouped", "-5"],
+        &["SET", "flotilla:{default}:group_rate:g", "0"],
+        &[
+            "HSET",
+            "flotilla:{default}:group_limit",
+            "concurrency",
+            "99",
+        ],
+        &["SREM", "flotilla:{default}:group_flight:g", "x"],
     ];
     let producer: &[&[&str]] = &[
         &["DEL", "flotilla:{default}:delayed"],
@@ -493,6 +503,15 @@ async fn no_role_can_do_what_its_rule_leaves_out() {
             "concurrency=1",
         ],
         &["DEL", "flotilla:{default}:holds"],
+        // A group's window is the operators' to set, and its state the scripts' to keep.
+        &[
+            "HSET",
+            "flotilla:{default}:group_limit",
+            "concurrency",
+            "99",
+        ],
+        &["DEL", "flotilla:{default}:group_rate:g"],
+        &["DEL", "flotilla:{default}:grouped"],
         // A script runs with its caller's rights, not more.
         &[
             "EVAL",
@@ -513,6 +532,12 @@ async fn no_role_can_do_what_its_rule_leaves_out() {
             "rate=1000000/ms",
         ],
         &["HDEL", "flotilla:{global}:limits", "default"],
+        &[
+            "HSET",
+            "flotilla:{default}:group_limit",
+            "concurrency",
+            "99",
+        ],
         &["EVAL", "return 1", "0"],
         &["SCRIPT", "KILL"],
     ];
