@@ -207,9 +207,18 @@ local function group_fill(qp, stream, group, most, recheck, limits)
         popped = popped - 1
         break
       end
-      fields[#fields + 1] = 'held'
-      fields[#fields + 1] = '1'
-      redis.call('SET', id_key, redis.call('XADD', stream, '*', unpack(fields)))
+      local record = qp .. 'job:' .. id
+      if redis.call('EXISTS', record) == 1 then
+        -- A job with a record (a unique one): its entry names it, and its group, so that
+        -- its completion gives its place back.
+        redis.call('HSET', record, 'entry',
+          redis.call('XADD', stream, '*', 'id', id, 'group', group))
+        redis.call('DEL', id_key)
+      else
+        fields[#fields + 1] = 'held'
+        fields[#fields + 1] = '1'
+        redis.call('SET', id_key, redis.call('XADD', stream, '*', unpack(fields)))
+      end
       if window then redis.call('SADD', flight, id) end
       moved = moved + 1
     end
@@ -250,9 +259,9 @@ local function enqueue_refusal(A, o, expires, group)
     return 'BAD_ARG group ' .. group .. ': expected a name: 1-256 printable characters ' ..
       'without spaces, braces or control characters'
   end
-  if group ~= '' and A[o + 10] ~= '0' then
-    return 'BAD_ARG group ' .. group .. ': a job of a group holds no unique key ' ..
-      '(a unique key with a group is not supported yet)'
+  if group ~= '' and A[o + 10] ~= '0' and (A[o + 8] ~= '0' or A[o + 9] ~= '0') then
+    return 'BAD_ARG group ' .. group .. ': a unique job of a group runs now ' ..
+      '(a time with a unique key and a group is not supported yet)'
   end
   for _, bound in ipairs(ENQUEUE_BOUNDS) do
     local value = A[o + bound[1]]
@@ -477,10 +486,24 @@ local function enqueue_job(stream, record, delayed, unique, A, o, batch, debounc
   if due > now then
     redis.call('ZADD', delayed, due, id)
     redis.call('HSET', record, 'status', 'scheduled', 'run_at', due)
-  else
-    local entry = redis.call('XADD', stream, '*', 'id', id)
-    redis.call('HSET', record, 'status', 'pending', 'run_at', now, 'entry', entry)
+    return {id, 'created'}
   end
+  if group ~= '' then
+    -- A unique job of a group: its record waits `pending`, with no entry, while its id
+    -- waits in its group's line (see `group_fill`).
+    redis.call('HSET', record, 'group', group)
+    local qp = queue_prefix_of(job_prefix_of(record, id))
+    batch.group_limits = batch.group_limits or {}
+    if wait_group_turn(qp, id, id_key, group, {'id', id, 'group', group}, now,
+        group_limits(batch.group_limits, qp)) then
+      redis.call('HSET', record, 'status', 'pending', 'run_at', now)
+      return {id, 'created'}
+    end
+  end
+  local fields = {'id', id}
+  if group ~= '' then fields = {'id', id, 'group', group} end
+  local entry = redis.call('XADD', stream, '*', unpack(fields))
+  redis.call('HSET', record, 'status', 'pending', 'run_at', now, 'entry', entry)
   return {id, 'created'}
 end
 

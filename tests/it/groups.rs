@@ -451,6 +451,71 @@ async fn jobs_of_a_group_added_by_a_raw_xadd_wait_their_turn_too() {
     );
 }
 
+#[tokio::test]
+async fn a_unique_job_of_a_group_waits_its_turn_holding_its_key() {
+    let (env, url) = one_job_per_group().await;
+    let seen = Shared::default();
+    let unique = |key: &str, ms: u64| work("u", ms).unique(key, Duration::from_secs(60));
+    let first = env.enqueue_job(unique("u-1", 400)).await;
+    let second = env.enqueue_job(unique("u-2", 10)).await;
+    let third = env.enqueue_job(unique("u-3", 10)).await;
+    // Waiting its turn, a unique job holds its key and reads as pending.
+    let again = env
+        .producer
+        .enqueue(unique("u-2", 10))
+        .await
+        .expect("enqueue");
+    assert_eq!(again.outcome, flotilla_producer::Outcome::Duplicate);
+    assert_eq!(again.id, second);
+    let waiting = env.record("default", &second).await.expect("a record");
+    assert_eq!(waiting.status, Some(Status::Pending));
+    // The first is on the stream, the other two in their group's line, not on the stream.
+    let (mut conn, keys) = (env.conn.clone(), env.keys.clone());
+    let depth = flotilla_proto::queue_depth(&mut conn, &keys, "default")
+        .await
+        .expect("depth");
+    assert_eq!(depth, (1, 2));
+    // A cancel takes it out of its line and gives its key back.
+    run_flotilla(&url, &[], &["jobs", "cancel", &third]);
+    let fresh = env
+        .producer
+        .enqueue(unique("u-3", 10))
+        .await
+        .expect("enqueue");
+    assert_eq!(fresh.outcome, flotilla_producer::Outcome::Created);
+    // A time with a unique key and a group is refused, naming why.
+    let refused = env
+        .producer
+        .enqueue(unique("u-4", 10).delay(Duration::from_secs(1)))
+        .await;
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("not supported yet")),
+        "{refused:?}"
+    );
+    let worker = InProcessWorker::start(&url, fast_config(), watching(&seen)).await;
+    for id in [&first, &second, &fresh.id] {
+        env.wait_status("default", id, Status::Completed, LONG)
+            .await;
+    }
+    let cancelled = env.record("default", &third).await.expect("a record");
+    assert_eq!(cancelled.status, Some(Status::Cancelled));
+    worker.stop().await;
+    let s = seen.lock().expect("lock");
+    assert_eq!(s.ran.get("u"), Some(&3), "the cancelled one never ran");
+    assert_eq!(
+        s.most_at_once.get("u"),
+        Some(&1),
+        "two of the group ran at once"
+    );
+    drop(s);
+    let depth = flotilla_proto::queue_depth(&mut conn, &keys, "default")
+        .await
+        .expect("depth");
+    assert_eq!(depth, (0, 0), "nothing left in the line");
+}
+
 /// When each group's jobs started, as the handlers saw them.
 type Starts = Arc<Mutex<HashMap<String, Vec<Instant>>>>;
 

@@ -380,10 +380,10 @@ impl Producer {
         }
         if let Some(group) = &job.group {
             check_name(field::GROUP, group)?;
-            if job.unique.is_some() {
+            if job.unique.is_some() && job.schedule.is_some() {
                 return Err(ProducerError::Invalid(format!(
-                    "group {group}: a job of a group holds no unique key \
-                     (a unique key with a group is not supported yet)"
+                    "group {group}: a unique job of a group runs now \
+                     (a time with a unique key and a group is not supported yet)"
                 )));
             }
         }

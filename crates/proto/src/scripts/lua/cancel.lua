@@ -62,8 +62,11 @@ end
 local now = now_ms()
 if status == 'scheduled' or status == 'failed' then
   redis.call('ZREM', KEYS[3], f[3])
-else
+elseif f[2] and f[2] ~= '' then
   ack_and_delete(KEYS[1], ARGV[1], f[2])
+elseif leave_group_line(KEYS[2], f[3]) then
+  -- A job with a record waiting its group's turn (a unique one) has no entry yet.
+  redis.call('DEL', id_key_of(KEYS[2], f[3]))
 end
 redis.call('HSET', KEYS[2], 'status', 'cancelled', 'finished_at', now)
 redis.call('HDEL', KEYS[2], 'next_run_at')

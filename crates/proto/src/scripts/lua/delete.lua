@@ -48,6 +48,10 @@ end
 if not status and dead_entry ~= '' then status = 'dead' end
 if not status then return {'missing'} end
 if status == 'running' then return {'running'} end
+if status == 'pending' and (not entry or entry == '') then
+  -- A job with a record waiting its group's turn (a unique one) leaves its line.
+  leave_group_line(KEYS[2], job_id)
+end
 if entry and entry ~= '' then
   -- Read by a worker and not yet finished: it is starting, so it counts as running.
   local pel = redis.pcall('XPENDING', KEYS[1], ARGV[1], entry, entry, 1)
