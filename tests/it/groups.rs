@@ -502,6 +502,10 @@ async fn a_unique_job_of_a_group_waits_its_turn_holding_its_key() {
     let cancelled = env.record("default", &third).await.expect("a record");
     assert_eq!(cancelled.status, Some(Status::Cancelled));
     worker.stop().await;
+    let depth = flotilla_proto::queue_depth(&mut conn, &keys, "default")
+        .await
+        .expect("depth");
+    assert_eq!(depth, (0, 0), "nothing left in the line");
     let s = seen.lock().expect("lock");
     assert_eq!(s.ran.get("u"), Some(&3), "the cancelled one never ran");
     assert_eq!(
@@ -509,11 +513,6 @@ async fn a_unique_job_of_a_group_waits_its_turn_holding_its_key() {
         Some(&1),
         "two of the group ran at once"
     );
-    drop(s);
-    let depth = flotilla_proto::queue_depth(&mut conn, &keys, "default")
-        .await
-        .expect("depth");
-    assert_eq!(depth, (0, 0), "nothing left in the line");
 }
 
 /// When each group's jobs started, as the handlers saw them.
