@@ -456,7 +456,7 @@ async fn a_unique_job_of_a_group_waits_its_turn_holding_its_key() {
     let (env, url) = one_job_per_group().await;
     let seen = Shared::default();
     let unique = |key: &str, ms: u64| work("u", ms).unique(key, Duration::from_secs(60));
-    let first = env.enqueue_job(unique("u-1", 400)).await;
+    let first = env.enqueue_job(unique("u-1", 1500)).await;
     let second = env.enqueue_job(unique("u-2", 10)).await;
     let third = env.enqueue_job(unique("u-3", 10)).await;
     // Waiting its turn, a unique job holds its key and reads as pending.
@@ -483,19 +483,27 @@ async fn a_unique_job_of_a_group_waits_its_turn_holding_its_key() {
         .await
         .expect("enqueue");
     assert_eq!(fresh.outcome, flotilla_producer::Outcome::Created);
-    // A time with a unique key and a group is refused, naming why.
-    let refused = env
-        .producer
-        .enqueue(unique("u-4", 10).delay(Duration::from_secs(1)))
+    // One with a time waits for it, then for its group's turn, its record the while.
+    let later = env
+        .enqueue_job(unique("u-4", 10).delay(Duration::from_millis(100)))
         .await;
-    assert!(
-        refused
-            .as_ref()
-            .is_err_and(|e| e.to_string().contains("not supported yet")),
-        "{refused:?}"
-    );
     let worker = InProcessWorker::start(&url, fast_config(), watching(&seen)).await;
-    for id in [&first, &second, &fresh.id] {
+    // Due while the first still runs, it waits in its group's line, not on the stream.
+    let due = eventually(LONG, "the job with a time to come due", || async {
+        let record = env.record("default", &later).await?;
+        (record.status != Some(Status::Scheduled)).then_some(record)
+    })
+    .await;
+    assert_eq!(due.status, Some(Status::Pending));
+    let entry: Option<String> = env
+        .cmd(
+            redis::cmd("HGET")
+                .arg(env.keys.job("default", &later))
+                .arg("entry"),
+        )
+        .await;
+    assert_eq!(entry, None, "on the stream already");
+    for id in [&first, &second, &fresh.id, &later] {
         env.wait_status("default", id, Status::Completed, LONG)
             .await;
     }
@@ -507,7 +515,7 @@ async fn a_unique_job_of_a_group_waits_its_turn_holding_its_key() {
         .expect("depth");
     assert_eq!(depth, (0, 0), "nothing left in the line");
     let s = seen.lock().expect("lock");
-    assert_eq!(s.ran.get("u"), Some(&3), "the cancelled one never ran");
+    assert_eq!(s.ran.get("u"), Some(&4), "the cancelled one never ran");
     assert_eq!(
         s.most_at_once.get("u"),
         Some(&1),

@@ -201,8 +201,8 @@ impl NewJob {
     /// group are let through to run at once and the others wait their group's turn, so a
     /// group with a long backlog never holds back another's jobs and groups take turns;
     /// elsewhere the group is only a label. A job of a group with a time (or a debounce)
-    /// waits its group's turn once its time comes; one with a unique key runs now (no
-    /// time). It gets an id of its own if it has none.
+    /// waits its group's turn once its time comes. It gets an id of its own if it has
+    /// none.
     pub fn group(mut self, group: &str) -> Self {
         self.group = Some(group.to_owned());
         self

@@ -380,12 +380,6 @@ impl Producer {
         }
         if let Some(group) = &job.group {
             check_name(field::GROUP, group)?;
-            if job.unique.is_some() && job.schedule.is_some() {
-                return Err(ProducerError::Invalid(format!(
-                    "group {group}: a unique job of a group runs now \
-                     (a time with a unique key and a group is not supported yet)"
-                )));
-            }
         }
         // A fast-path job is named by the entry id its XADD returns: no id is made for it.
         let id = match &job.id {

@@ -25,6 +25,8 @@ for i = 1, #fields - 1, 2 do
 end
 job_id = job_id or entry
 if not group then return 'go' end
+-- A job with a record went through its gate in the scripts that wrote its entry.
+if redis.call('EXISTS', records .. job_id) == 1 then return 'go' end
 local qp = queue_prefix_of(records)
 if redis.call('SISMEMBER', qp .. 'group_flight:' .. group, job_id) == 1 then return 'go' end
 local limits = group_limits({}, qp)

@@ -95,7 +95,18 @@ for _, id in ipairs(ids) do
   if redis.call('ZREM', KEYS[1], id) == 1 then
     local job = ARGV[1] .. id
     local whole, status, group = whole_entry(job, id)
-    if (whole or status == 'scheduled' or status == 'failed')
+    if group == '' then group = nil end
+    if group and not whole and status == 'scheduled'
+        and redis.call('SISMEMBER', qp .. 'group_flight:' .. group, id) == 0 then
+      -- A job of a group with a record whose time came (a unique one) and that holds no
+      -- place yet: it waits its group's turn as a new one does, its record `pending`
+      -- with no entry meanwhile (see `group_fill`).
+      if wait_group_turn(qp, id, ids_prefix .. id, group, {'id', id, 'group', group}, now,
+          group_limits(limits_cache, qp)) then
+        redis.call('HSET', job, 'status', 'pending')
+        status = nil
+      end
+    elseif (whole or status == 'scheduled' or status == 'failed')
         and group_turn_for_due(qp, group, KEYS[1], id) > 0 then
       whole, status = nil, nil
     end
@@ -105,7 +116,9 @@ for _, id in ipairs(ids) do
       redis.call('DEL', job)
       promoted = promoted + 1
     elseif status == 'scheduled' or status == 'failed' then
-      local entry = redis.call('XADD', KEYS[2], '*', 'id', id)
+      -- A job of a group names it, so that its completion gives its place back.
+      local entry = group and redis.call('XADD', KEYS[2], '*', 'id', id, 'group', group)
+        or redis.call('XADD', KEYS[2], '*', 'id', id)
       redis.call('HSET', job, 'status', 'pending', 'entry', entry)
       promoted = promoted + 1
     end
