@@ -132,7 +132,7 @@ end
 -- `group_fill`), behind the others.
 local due_groups = redis.call('ZRANGEBYSCORE', qp .. 'groups', '-inf', now, 'LIMIT', 0,
   GROUPS_PER_PASS)
-local limits = #due_groups > 0 and {group_window(qp), group_rate(qp)} or nil
+local limits = #due_groups > 0 and group_limits(limits_cache, qp) or nil
 for _, group in ipairs(due_groups) do
   -- Asking whether each job let through still lives is needed only when none has room.
   if limits[1] and redis.call('SCARD', qp .. 'group_flight:' .. group) >= limits[1] then
