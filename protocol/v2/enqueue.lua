@@ -529,8 +529,9 @@ end
 --          protocol 2.16): a job not started by then ends as `expired` without running
 -- ARGV[19] the job's group (absent or empty: none; protocol 2.17): where the queue limits
 --          how many jobs of each group run at once, a job whose group has that many let
---          through waits its turn in the group's line (see `group_fill`); it runs now
---          and holds no unique key
+--          through waits its turn in the group's line (see `group_fill`); with a time
+--          it takes its turn when its time comes (promote); with a unique key its record
+--          waits `pending`, with no entry, while it waits its turn
 -- Returns {job id, "created" | "duplicate" (unique key held) | "exists" (id already known)
 -- | "debounced" (folded into the waiting job whose id is returned)}.
 -- Errors with QUEUE_FULL when the queue holds as many jobs as its cap (backpressure),

@@ -1,6 +1,6 @@
-//! Which partition of its queue a job goes to: by its unique key, group or debounce key,
-//! else by its id, so that every enqueue of one key, group or id meets the same lock,
-//! group line, waiting job and record; a fast-path job, which has none, goes to each
+//! Which partition of its queue a job goes to: by its group, unique key or debounce key,
+//! else by its id, so that every enqueue of one group, key or id meets the same group
+//! line, lock, waiting job and record; a fast-path job, which has none, goes to each
 //! partition in turn.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -42,14 +42,14 @@ impl Placement {
         if count <= 1 {
             return Ok(());
         }
-        // Jobs that share a unique key, a group or a debounce key share a partition, where
-        // that key (or the group's line and window) lives. A group comes before a debounce
-        // key: a debounced job of a group waits its turn in its group's partition.
+        // Jobs that share a group, a unique key or a debounce key share a partition, where
+        // the group's line and window (or that key) live. A group comes first: a unique or
+        // debounced job of a group waits its turn in its group's partition, and its key
+        // is unique there.
         let key = job
-            .unique
+            .group
             .as_ref()
-            .map(|(unique_key, _)| unique_key)
-            .or(job.group.as_ref())
+            .or(job.unique.as_ref().map(|(unique_key, _)| unique_key))
             .or(job
                 .debounce
                 .as_ref()
