@@ -259,10 +259,6 @@ local function enqueue_refusal(A, o, expires, group)
     return 'BAD_ARG group ' .. group .. ': expected a name: 1-256 printable characters ' ..
       'without spaces, braces or control characters'
   end
-  if group ~= '' and A[o + 10] ~= '0' and (A[o + 8] ~= '0' or A[o + 9] ~= '0') then
-    return 'BAD_ARG group ' .. group .. ': a unique job of a group runs now ' ..
-      '(a time with a unique key and a group is not supported yet)'
-  end
   for _, bound in ipairs(ENQUEUE_BOUNDS) do
     local value = A[o + bound[1]]
     -- '0' (not set), the usual value, is within every bound: no number to read.
@@ -483,15 +479,17 @@ local function enqueue_job(stream, record, delayed, unique, A, o, batch, debounc
     if A[o + 15] ~= 'expiry' then redis.call('HSET', record, 'unique_key', unique) end
   end
 
+  -- A unique job of a group: its record names its group. One with a time takes its
+  -- group's turn when its time comes (promote).
+  if group ~= '' then redis.call('HSET', record, 'group', group) end
   if due > now then
     redis.call('ZADD', delayed, due, id)
     redis.call('HSET', record, 'status', 'scheduled', 'run_at', due)
     return {id, 'created'}
   end
   if group ~= '' then
-    -- A unique job of a group: its record waits `pending`, with no entry, while its id
-    -- waits in its group's line (see `group_fill`).
-    redis.call('HSET', record, 'group', group)
+    -- Its record waits `pending`, with no entry, while its id waits in its group's line
+    -- (see `group_fill`).
     local qp = queue_prefix_of(job_prefix_of(record, id))
     batch.group_limits = batch.group_limits or {}
     if wait_group_turn(qp, id, id_key, group, {'id', id, 'group', group}, now,
@@ -531,8 +529,9 @@ end
 --          protocol 2.16): a job not started by then ends as `expired` without running
 -- ARGV[19] the job's group (absent or empty: none; protocol 2.17): where the queue limits
 --          how many jobs of each group run at once, a job whose group has that many let
---          through waits its turn in the group's line (see `group_fill`); it runs now
---          and holds no unique key
+--          through waits its turn in the group's line (see `group_fill`); with a time
+--          it takes its turn when its time comes (promote); with a unique key its record
+--          waits `pending`, with no entry, while it waits its turn
 -- Returns {job id, "created" | "duplicate" (unique key held) | "exists" (id already known)
 -- | "debounced" (folded into the waiting job whose id is returned)}.
 -- Errors with QUEUE_FULL when the queue holds as many jobs as its cap (backpressure),

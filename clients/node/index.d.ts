@@ -64,15 +64,16 @@ export interface GroupOptions extends EnqueueOptions {
    * N jobs of a group run at once, and where it says `group_rate=10/s`, at most that many
    * start per interval; the rest wait their turn, reported `pending`. A job with a time
    * or a debounce (`enqueueIn`, `enqueueAt`, `enqueueDebounced`) waits its group's turn
-   * once its time comes. `enqueueUnique` takes none: a job of a group holds no unique key.
+   * once its time comes. A unique job of a group (`enqueueUnique`) holds its key while it
+   * waits its turn; with `delayMs` it waits for its time first, then for its turn.
    */
   group?: string;
 }
 
-export interface UniqueOptions extends EnqueueOptions {
+export interface UniqueOptions extends GroupOptions {
   /** How long the key is held at most; unless `holdForTtl`, it is released earlier when the job completes, is cancelled or expires. Default 3600000 (an hour). */
   ttlMs?: number;
-  /** Run this long from now, on the Redis server's clock. */
+  /** Run this long from now, on the Redis server's clock. With `group`, the job then waits its group's turn, holding its key. */
   delayMs?: number;
   /** Keep the key for the whole TTL, even after the job finishes. Default false. */
   holdForTtl?: boolean;
@@ -155,7 +156,7 @@ export declare class Client {
   enqueueIn(delayMs: number, type: string, payload?: unknown, options?: GroupOptions): Promise<string>;
   /** Enqueues a job to run no earlier than `when` (a Date or ms since the Unix epoch); a past time runs now. With `group`, it then waits its group's turn. */
   enqueueAt(when: Date | number, type: string, payload?: unknown, options?: GroupOptions): Promise<string>;
-  /** Enqueues a job unless another holds `uniqueKey` in its queue; then `created` is false and `id` is the holder's. */
+  /** Enqueues a job unless another holds `uniqueKey` in its queue; then `created` is false and `id` is the holder's. With `group`, it holds the key while it waits its group's turn; with `delayMs` it waits for its time first, then for its turn. */
   enqueueUnique(
     uniqueKey: string,
     type: string,

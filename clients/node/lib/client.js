@@ -36,11 +36,11 @@ const DEFAULT_POLL_MS = 50;
 
 const JOB_OPTIONS = ["queue", "id", "maxAttempts", "timeoutMs", "backoff", "expiresInMs", "expiresAtMs"];
 /**
- * A job of a group may wait for a time or a debounce first (protocol 2.18), so every
- * enqueue but `enqueueUnique` takes a group: a job of a group holds no unique key.
+ * A job of a group may wait for a time or a debounce first, or hold a unique key (protocol
+ * 2.18), so every enqueue takes a group.
  */
 const ENQUEUE_OPTIONS = [...JOB_OPTIONS, "group"];
-const UNIQUE_OPTIONS = [...JOB_OPTIONS, "ttlMs", "delayMs", "holdForTtl"];
+const UNIQUE_OPTIONS = [...ENQUEUE_OPTIONS, "ttlMs", "delayMs", "holdForTtl"];
 const DEBOUNCE_OPTIONS = [...ENQUEUE_OPTIONS, "delayMs", "maxDelayMs"];
 
 /**
@@ -67,17 +67,19 @@ const DEBOUNCE_OPTIONS = [...ENQUEUE_OPTIONS, "delayMs", "maxDelayMs"];
  *   `group_concurrency=N`, at most N jobs of a group run at once, where it says
  *   `group_rate=10/s`, at most that many start per interval, and the rest wait their
  *   turn (reported `pending`); a job with a time or a debounce waits its group's turn
- *   once its time comes. Not for `enqueueUnique`: a job of a group holds no unique key
+ *   once its time comes. A unique job of a group (`enqueueUnique`) holds its key while it
+ *   waits its turn; with `delayMs` it waits for its time first, then for its turn
  *
  * @typedef {JobOptions & GroupOption} EnqueueOptions
  *
  * @typedef {object} UniqueOnlyOptions
  * @property {number} [ttlMs] how long the key is held at most (default an hour)
- * @property {number} [delayMs] run this long from now, on the Redis server's clock
+ * @property {number} [delayMs] run this long from now, on the Redis server's clock; with a
+ *   group, the job then waits its group's turn, holding its key
  * @property {boolean} [holdForTtl] keep the key for the whole TTL, even after the job
  *   finishes (default false: released when it completes, is cancelled or expires)
  *
- * @typedef {JobOptions & UniqueOnlyOptions} UniqueOptions
+ * @typedef {EnqueueOptions & UniqueOnlyOptions} UniqueOptions
  *
  * @typedef {object} DebounceOnlyOptions
  * @property {number} delayMs run this long after the last enqueue of the key
@@ -225,7 +227,8 @@ export class Client {
    * turn (reported `pending`). A job of a group goes through the script, with a random
    * UUID unless `id` is given. `enqueueIn`, `enqueueAt` and `enqueueDebounced` take a
    * group too: their job waits for its time and then waits its group's turn as a new one
-   * does. A job of a group holds no unique key, so `enqueueUnique` takes none.
+   * does. So does `enqueueUnique`: a unique job of a group holds its key while it waits
+   * its group's turn; with `delayMs` it waits for its time first, then for its turn.
    * @param {string} type
    * @param {unknown} [payload] anything JSON-serializable
    * @param {EnqueueOptions} [options]
@@ -294,6 +297,9 @@ export class Client {
    * Enqueues a job unless another holds `uniqueKey` in its queue. The key is held until
    * the job completes, is cancelled or expires, or `ttlMs` passes, whichever is first; with
    * `holdForTtl`, for the whole TTL.
+   * With `group` (see `enqueue`) the job holds its key while it waits its group's turn
+   * (reported `pending`), so a unique enqueue of the same key meanwhile answers its id;
+   * with `delayMs` it waits for its time first (reported `scheduled`), then for its turn.
    * @param {string} uniqueKey
    * @param {string} type
    * @param {unknown} [payload]
@@ -304,16 +310,18 @@ export class Client {
   async enqueueUnique(uniqueKey, type, payload = null, options = {}) {
     const key = checkName("uniqueKey", uniqueKey);
     checkOptionNames(options, UNIQUE_OPTIONS);
-    const { ttlMs = DEFAULT_UNIQUE_TTL_MS, delayMs, holdForTtl = false, ...jobOptions } = options;
+    const { ttlMs = DEFAULT_UNIQUE_TTL_MS, delayMs, holdForTtl = false, group, ...jobOptions } = options;
     if (typeof holdForTtl !== "boolean") throw new InvalidJobError("holdForTtl", "true or false", holdForTtl);
     const unique = { key, ttlMs: checkPositiveMs("ttlMs", ttlMs), holdForTtl };
     const delay = delayMs === undefined ? undefined : checkDelayMs("delayMs", delayMs);
+    const jobGroup = groupOf(group);
     const job = this.#prepare(type, payload, jobOptions, JOB_OPTIONS);
     const { id, outcome } = await this.#enqueueScripted({
       ...job,
       id: job.id ?? randomUUID(),
       unique,
       delayMs: delay,
+      group: jobGroup,
     });
     return { id, created: outcome === "created" };
   }
@@ -453,11 +461,11 @@ export class Client {
    * @returns {ReturnType<typeof runEnqueue>}
    */
   async #enqueueScripted(job) {
-    // Every enqueue of one unique key, group or debounce key (else one id) goes to the same
-    // partition, so it meets the lock, the group's line and window, the waiting job, the id
-    // key or the record there. A group comes before a debounce key: a debounced job of a
-    // group waits its turn in its group's partition.
-    const queue = await this.#placement.place(job.queue, job.unique?.key ?? job.group ?? job.debounce?.key ?? job.id);
+    // Every enqueue of one group, unique key or debounce key (else one id) goes to the same
+    // partition, so it meets the group's line and window, the lock, the waiting job, the id
+    // key or the record there. A group comes first: a unique or debounced job of a group
+    // waits its turn in its group's partition, and its key is unique there.
+    const queue = await this.#placement.place(job.queue, job.group ?? job.unique?.key ?? job.debounce?.key ?? job.id);
     const [reply] = await Promise.all([
       runEnqueue(this.#redis, this.#keys, { ...job, queue, maxQueueLen: this.#maxQueueLen }),
       this.#registerQueue(queue),

@@ -1,5 +1,5 @@
 // Which partition of its queue a job goes to, by the rule of PROTOCOL.md ("Partitioned
-// queues"): by its unique key, else by its id.
+// queues"): by its group, else its unique or debounce key, else its id.
 
 import { InvalidJobError } from "./errors.js";
 
@@ -37,7 +37,7 @@ export function parseCount(stored) {
 }
 
 /**
- * The partition a unique key or an id places its job in, of `count`.
+ * The partition a group, a key or an id places its job in, of `count`.
  * @param {string} key
  * @param {number} count
  */
@@ -105,10 +105,10 @@ export class Placement {
   }
 
   /**
-   * The partition of `queue` a job goes to: by `key` (its unique key or id); a job without
-   * one (only a fast-path job, which the client sends to a queue of one partition) stays
-   * in the queue itself. A partition's own name stays as it is when the queue has that
-   * partition; past the count it is refused, since no worker reads it.
+   * The partition of `queue` a job goes to: by `key` (its group, unique or debounce key,
+   * or id); a job without one (only a fast-path job, which the client sends to a queue of
+   * one partition) stays in the queue itself. A partition's own name stays as it is when
+   * the queue has that partition; past the count it is refused, since no worker reads it.
    * @param {string} queue
    * @param {string | undefined} key
    */

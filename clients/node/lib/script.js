@@ -2,7 +2,7 @@
 
 import { readFileSync } from "node:fs";
 
-import { InvalidJobError, QueueFullError } from "./errors.js";
+import { QueueFullError } from "./errors.js";
 
 /** The script's text, read once: it must stay byte-identical to protocol/v2/enqueue.lua. */
 export const ENQUEUE_LUA = readFileSync(new URL("../enqueue.lua", import.meta.url), "utf8");
@@ -64,24 +64,16 @@ export function defineEnqueue(redis) {
  *   since the Unix epoch; never when left out
  * @property {string} [group] protocol 2.17: where the queue limits how many jobs of a group
  *   run at once (or, since 2.18, how fast), a job whose group has no room waits its turn;
- *   one with a time takes its turn when its time comes. It holds no unique key
+ *   one with a time takes its turn when its time comes. Since 2.18 it may hold a unique
+ *   key: it holds it while it waits its group's turn; with a time it waits for its time
+ *   first, then for its turn
  */
-
-/**
- * A job of a group holds no unique key: the script refuses one, and so does the client,
- * naming the option at fault.
- * @param {ScriptJob} job
- */
-function checkGroup(job) {
-  if (job.group !== undefined && job.unique !== undefined) {
-    throw new InvalidJobError("uniqueKey", "not with a group: a job of a group holds no unique key");
-  }
-}
 
 /**
  * Puts the job on its stream, as one entry carrying it with an id key remembering its id (a
  * job to run now with no unique key), or writes its record and puts it on its stream, or in
- * `delayed` when it is due later.
+ * `delayed` when it is due later (a unique job of a group waiting its group's turn, once
+ * its time has come, has its record `pending`, with no entry, until let through).
  * @param {import("ioredis").Redis | import("ioredis").Cluster} redis
  * @param {import("./keys.js").Keys} keys
  * @param {ScriptJob} job
@@ -91,7 +83,6 @@ function checkGroup(job) {
  *   `debounced`: folded into the job waiting under the debounce key, and `id` is that job's.
  */
 export async function runEnqueue(redis, keys, job) {
-  checkGroup(job);
   const scriptKeys = [keys.stream(job.queue), keys.job(job.queue, job.id), keys.delayed(job.queue)];
   if (job.unique) scriptKeys.push(keys.unique(job.queue, job.unique.key));
   else if (job.debounce) scriptKeys.push(keys.debounce(job.queue, job.debounce.key));

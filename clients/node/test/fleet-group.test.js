@@ -1,8 +1,9 @@
-// Jobs of a group on a real fleet: with the queue's group window at 1 they wait their turn, pending (those with a time or a debounce once it comes), and all complete.
+// Jobs of a group on a real fleet: with the queue's group window at 1 they wait their turn, pending (those with a time or a debounce once it comes; a unique one holding its key, with a time or not), and all complete.
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
+import { parseWaiting } from "../lib/waiting.js";
 import { SKIP_WITHOUT_FLEET, eventually, freshName, useFleet } from "../test-support/fleet.js";
 
 describe("groups on a fleet", { skip: SKIP_WITHOUT_FLEET }, () => {
@@ -63,6 +64,76 @@ describe("groups on a fleet", { skip: SKIP_WITHOUT_FLEET }, () => {
       for (const id of [first, ...later]) {
         assert.equal((await client.wait(id, { timeoutMs: 10_000 })).status, "completed", id);
       }
+    } finally {
+      await redis.hdel(limit, "concurrency");
+    }
+  });
+
+  test("a unique job of a group waits its turn holding its key", async () => {
+    const { client, redis } = fleet;
+    // As above: one job of a group at a time on `default`.
+    const limit = "flotilla:{default}:group_limit";
+    await redis.hset(limit, "concurrency", "1");
+    try {
+      const group = freshName("node-group");
+      const key = freshName("node-unique");
+      const first = await client.enqueue("sleep", { ms: 1500 }, { group });
+      const unique = await client.enqueueUnique(key, "sleep", { ms: 10 }, { group });
+      assert.equal(unique.created, true);
+      // Its record waits `pending` with no entry, and its id key holds its place in line.
+      const waiting = await client.status(unique.id);
+      assert.deepEqual([waiting?.status, waiting?.group], ["pending", group]);
+      assert.equal(await redis.hget(`flotilla:{default}:job:${unique.id}`, "entry"), null);
+      const held = await redis.getBuffer(`flotilla:{default}:id:${unique.id}`);
+      assert.ok(held !== null, "its id key is there");
+      const line = parseWaiting(held);
+      assert.equal(line?.state, "grouped", String(held));
+      assert.deepEqual([...(line?.fields.keys() ?? [])], ["id", "group", "created_at"]);
+      assert.equal(line?.fields.get("id")?.toString(), unique.id);
+      assert.equal(line?.fields.get("group")?.toString(), group);
+      assert.match(line?.fields.get("created_at")?.toString() ?? "", /^\d+$/);
+      // It holds its key while it waits: the same key answers its id.
+      const again = await client.enqueueUnique(key, "sleep", { ms: 10 }, { group });
+      assert.deepEqual(again, { id: unique.id, created: false });
+      assert.equal((await client.wait(first, { timeoutMs: 10_000 })).status, "completed");
+      assert.equal((await client.wait(unique.id, { timeoutMs: 10_000 })).status, "completed");
+    } finally {
+      await redis.hdel(limit, "concurrency");
+    }
+  });
+
+  test("a unique job of a group with a delay waits its time, then its turn, holding its key", async () => {
+    const { client, redis } = fleet;
+    // As above: one job of a group at a time on `default`.
+    const limit = "flotilla:{default}:group_limit";
+    await redis.hset(limit, "concurrency", "1");
+    try {
+      const group = freshName("node-group");
+      const key = freshName("node-unique");
+      const first = await client.enqueue("sleep", { ms: 1500 }, { group });
+      const started = await eventually(() => client.status(first), (status) => status?.status === "running", 5000);
+      assert.equal(started?.status, "running");
+      const unique = await client.enqueueUnique(key, "sleep", { ms: 10 }, { group, delayMs: 200 });
+      assert.equal(unique.created, true);
+      const scheduled = await client.status(unique.id);
+      assert.deepEqual([scheduled?.status, scheduled?.group], ["scheduled", group]);
+      assert.notEqual(await redis.zscore("flotilla:{default}:delayed", unique.id), null);
+      // It holds its key while it waits for its time.
+      assert.deepEqual(await client.enqueueUnique(key, "sleep", { ms: 10 }, { group, delayMs: 200 }), {
+        id: unique.id,
+        created: false,
+      });
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      // Due while the first still runs, it waits its group's turn as a new one does, still
+      // holding its key.
+      const waiting = await client.status(unique.id);
+      assert.deepEqual([waiting?.status, waiting?.group], ["pending", group]);
+      const held = await redis.getBuffer(`flotilla:{default}:id:${unique.id}`);
+      assert.ok(held !== null && held.subarray(0, 8).toString() === "grouped ", String(held));
+      assert.deepEqual(await client.enqueueUnique(key, "sleep", { ms: 10 }, { group }), { id: unique.id, created: false });
+      assert.equal((await client.status(first))?.status, "running", "the group's turn is still taken");
+      assert.equal((await client.wait(first, { timeoutMs: 10_000 })).status, "completed");
+      assert.equal((await client.wait(unique.id, { timeoutMs: 10_000 })).status, "completed");
     } finally {
       await redis.hdel(limit, "concurrency");
     }

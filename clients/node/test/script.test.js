@@ -3,17 +3,19 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { Client, InvalidJobError, QueueFullError } from "../index.js";
+import { Client, QueueFullError } from "../index.js";
 import { Keys } from "../lib/keys.js";
+import { partitionFor, partitionName } from "../lib/partitions.js";
 import { defineEnqueue, runEnqueue } from "../lib/script.js";
 
 /**
  * A connection whose enqueue command records its arguments and answers with `reply`. Every
- * queue has one partition, and naming a queue among the known ones does nothing, so a
- * client can run on it too.
+ * queue has one partition unless `partitions` says how many, and naming a queue among the
+ * known ones does nothing, so a client can run on it too.
  * @param {(args: string[]) => unknown} reply
+ * @param {string | null} [partitions]
  */
-function scriptConnection(reply) {
+function scriptConnection(reply, partitions = null) {
   /** @type {unknown[][]} */
   const calls = [];
   const connection = {
@@ -27,7 +29,7 @@ function scriptConnection(reply) {
       };
     },
     /** @param {string} _hash @param {string} _field */
-    hget: async (_hash, _field) => null,
+    hget: async (_hash, _field) => partitions,
     sadd: async () => 0,
   };
   // Only the commands the client uses are there; it is typed as a connection for the calls.
@@ -203,18 +205,67 @@ test("the client passes a group with a delay, a time or a debounce key", async (
   assert.equal(argv(connection.calls[3]).length, 15);
 });
 
-test("a job of a group with a unique key is refused before the script", async () => {
+test("a unique job of a group passes its key and its group as ARGV[19]", async () => {
+  // Protocol 2.18: it keeps a record, `pending` with no entry while it waits its turn.
   const connection = scriptConnection(() => ["j", "created"]);
-  const job = { queue: "q", id: "j", type: "t", payload: "1", group: "g" };
-  /** @type {[object, string][]} */
-  const cases = [[{ unique: { key: "k", ttlMs: 1000 } }, "uniqueKey"]];
-  for (const [options, field] of cases) {
-    await assert.rejects(runEnqueue(connection, keys, { ...job, ...options }), (error) => {
-      assert.ok(error instanceof InvalidJobError);
-      assert.equal(error.field, field);
-      assert.match(error.message, /not with a group/);
-      return true;
-    });
+  const job = { queue: "q", id: "j", type: "t", payload: "1", group: "account-42" };
+  await runEnqueue(connection, keys, { ...job, unique: { key: "k", ttlMs: 1000 } });
+  const [call] = connection.calls;
+  assert.equal(call[0], 4);
+  assert.equal(call[4], "flotilla:{q}:unique:k");
+  const args = call.slice(5);
+  assert.deepEqual(args.slice(7, 10), ["0", "0", "1000"]);
+  assert.deepEqual(args.slice(15), ["0", "0", "0", "account-42"]);
+});
+
+test("a unique job of a group passes its time, its key and its group", async () => {
+  // Protocol 2.18: it waits in `delayed`, `scheduled`, then its group's turn, holding its key.
+  const connection = scriptConnection(() => ["j", "created"]);
+  const job = { queue: "q", id: "j", type: "t", payload: "1", group: "account-42", unique: { key: "k", ttlMs: 1000 } };
+  await runEnqueue(connection, keys, { ...job, delayMs: 100 });
+  await runEnqueue(connection, keys, { ...job, runAtMs: 1_900_000_000_000 });
+  const [delayed, timed] = connection.calls;
+  for (const call of [delayed, timed]) {
+    assert.equal(call[4], "flotilla:{q}:unique:k");
+    assert.deepEqual(call.slice(5 + 15), ["0", "0", "0", "account-42"]);
   }
-  assert.deepEqual(connection.calls, []);
+  assert.deepEqual(delayed.slice(5 + 7, 5 + 10), ["0", "100", "1000"]);
+  assert.deepEqual(timed.slice(5 + 7, 5 + 10), ["1900000000000", "0", "1000"]);
+});
+
+test("the client passes a unique job's group, with or without a delay", async () => {
+  /** The script's arguments (ARGV) of a recorded call: they follow the key count and the keys. @param {unknown[]} call */
+  const argv = (call) => call.slice(1 + Number(call[0]));
+  const connection = scriptConnection((args) => [argv(args)[0], "created"]);
+  const client = new Client(connection);
+  const held = await client.enqueueUnique("k", "noop", null, { group: "account-42" });
+  const later = await client.enqueueUnique("k", "noop", null, { group: "account-42", delayMs: 5, holdForTtl: true });
+  const [heldArgs, laterArgs] = connection.calls.map(argv);
+  assert.deepEqual(held, { id: heldArgs[0], created: true });
+  assert.deepEqual(later, { id: laterArgs[0], created: true });
+  for (const call of connection.calls) assert.equal(call[4], "flotilla:{default}:unique:k");
+  assert.deepEqual(heldArgs.slice(7, 10), ["0", "0", "3600000"]);
+  assert.deepEqual(heldArgs.slice(15), ["0", "0", "0", "account-42"]);
+  assert.deepEqual(laterArgs.slice(7, 10), ["0", "5", "3600000"]);
+  assert.equal(laterArgs[14], "expiry");
+  assert.deepEqual(laterArgs.slice(15), ["0", "0", "0", "account-42"]);
+});
+
+test("a unique job of a group is placed by its group", async () => {
+  // Its group's line and window are in its group's partition, so its key lives there too.
+  const [group, key] = ["account-42", "k"];
+  const [byGroup, byKey] = [partitionFor(group, 4), partitionFor(key, 4)];
+  assert.notEqual(byGroup, byKey, "the two would place it apart");
+  /** The script's arguments (ARGV) of a recorded call: they follow the key count and the keys. @param {unknown[]} call */
+  const argv = (call) => call.slice(1 + Number(call[0]));
+  const connection = scriptConnection((args) => [argv(args)[0], "created"], "4");
+  const client = new Client(connection);
+  await client.enqueueUnique(key, "noop", null, { group, delayMs: 5 });
+  const queue = partitionName("default", byGroup);
+  assert.equal(connection.calls[0][1], keys.stream(queue));
+  assert.equal(connection.calls[0][4], keys.unique(queue, key));
+  assert.equal(argv(connection.calls[0])[11], queue);
+  // Without a group, its key places it.
+  await client.enqueueUnique(key, "noop", null, { delayMs: 5 });
+  assert.equal(connection.calls[1][1], keys.stream(partitionName("default", byKey)));
 });

@@ -196,8 +196,7 @@ describe("numbers and policies", () => {
     await refusedFor(client.enqueueIn(5, "noop", {}, { group: "a group" }), "group");
     await refusedFor(client.enqueueAt(1_900_000_000_000, "noop", {}, { group: "" }), "group");
     await refusedFor(client.enqueueDebounced("k", "noop", {}, { delayMs: 5, group: "a{b}" }), "group");
-    // @ts-expect-error: a job of a group holds no unique key, so enqueueUnique takes no group
-    await refusedFor(client.enqueueUnique("k", "noop", {}, { group: "g" }), "group");
+    await refusedFor(client.enqueueUnique("k", "noop", {}, { group: "a group" }), "group");
     assert.deepEqual(connection.calls, []);
   });
 

@@ -372,6 +372,71 @@ def test_a_job_of_a_group_with_a_time_or_a_debounce_waits_its_groups_turn_once_d
         connection.hdel(limit, "concurrency")
 
 
+def test_a_unique_job_of_a_group_waits_its_turn_holding_its_key(client: Client, connection: redis.Redis) -> None:
+    # As above: one job of a group at a time on `default`.
+    limit = "flotilla:{default}:group_limit"
+    connection.hset(limit, "concurrency", 1)
+    try:
+        group = f"g-{uuid.uuid4().hex[:12]}"
+        key = f"k-{uuid.uuid4()}"
+        first = client.enqueue("sleep", {"ms": 1500}, group=group)
+        unique = client.enqueue_unique(key, "sleep", {"ms": 10}, group=group)
+        assert unique.created
+        # Its record waits `pending` with no entry, and its id key holds its place in line.
+        waiting = client.status(unique.id)
+        assert waiting is not None and (waiting.status, waiting.group) == ("pending", group)
+        record = client.keys.job("default", unique.id)
+        assert connection.hget(record, "entry") is None
+        held = connection.get(client.keys.id_key("default", unique.id))
+        assert isinstance(held, bytes) and held.startswith(b"grouped "), held
+        fields = msgpack.unpackb(held[len(b"grouped ") :], raw=False)
+        assert fields[:4] == ["id", unique.id, "group", group], fields
+        assert fields[4] == "created_at" and fields[5].isdigit() and len(fields) == 6, fields
+        # It holds its key while it waits: the same key answers its id.
+        again = client.enqueue_unique(key, "sleep", {"ms": 10}, group=group)
+        assert again == Unique(id=unique.id, created=False)
+        assert client.wait(first, timeout=10).status == "completed"
+        assert client.wait(unique.id, timeout=10).status == "completed"
+    finally:
+        connection.hdel(limit, "concurrency")
+
+
+def test_a_unique_job_of_a_group_with_a_delay_waits_its_time_then_its_turn_holding_its_key(
+    client: Client, connection: redis.Redis
+) -> None:
+    # As above: one job of a group at a time on `default`.
+    limit = "flotilla:{default}:group_limit"
+    connection.hset(limit, "concurrency", 1)
+    try:
+        group = f"g-{uuid.uuid4().hex[:12]}"
+        key = f"k-{uuid.uuid4()}"
+        first = client.enqueue("sleep", {"ms": 1500}, group=group)
+        eventually_status(client, first, "running")
+        unique = client.enqueue_unique(key, "sleep", {"ms": 10}, delay=0.2, group=group)
+        assert unique.created
+        scheduled = client.status(unique.id)
+        assert scheduled is not None and (scheduled.status, scheduled.group) == ("scheduled", group)
+        assert connection.zscore(client.keys.delayed("default"), unique.id) is not None
+        # It holds its key while it waits for its time.
+        again = client.enqueue_unique(key, "sleep", {"ms": 10}, delay=0.2, group=group)
+        assert again == Unique(id=unique.id, created=False)
+        time.sleep(0.6)
+        # Due while the first still runs, it waits its group's turn as a new one does,
+        # still holding its key.
+        waiting = client.status(unique.id)
+        assert waiting is not None and (waiting.status, waiting.group) == ("pending", group)
+        held = connection.get(client.keys.id_key("default", unique.id))
+        assert isinstance(held, bytes) and held.startswith(b"grouped "), held
+        again = client.enqueue_unique(key, "sleep", {"ms": 10}, group=group)
+        assert again == Unique(id=unique.id, created=False)
+        running = client.status(first)
+        assert running is not None and running.status == "running", "the group's turn is still taken"
+        assert client.wait(first, timeout=10).status == "completed"
+        assert client.wait(unique.id, timeout=10).status == "completed"
+    finally:
+        connection.hdel(limit, "concurrency")
+
+
 def test_jobs_not_started_by_their_expiry_end_expired_without_running(
     client: Client, connection: redis.Redis, paused_low: str
 ) -> None:

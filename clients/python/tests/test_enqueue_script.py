@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from flotilla_client import Client, InvalidJob, Keys
+from flotilla_client import Client, Keys
+from flotilla_client.partitions import partition_for, partition_name
 from flotilla_client.script import EnqueueScript, ScriptJob
 
 
@@ -115,25 +116,73 @@ def test_the_client_passes_a_group_with_a_delay_a_time_or_a_debounce_key() -> No
     assert len(connection.calls[-1][1]) == 15
 
 
-def test_the_unique_enqueue_takes_no_group() -> None:
+def test_the_unique_enqueue_passes_its_group_as_argv_19() -> None:
     connection = RecordingConnection()
     client = Client(connection)  # type: ignore[arg-type]
-    with pytest.raises(TypeError):
-        client.enqueue_unique("k", "noop", group="account-42")  # type: ignore[call-arg]
-    assert connection.calls == []
+    held = client.enqueue_unique("k", "noop", group="account-42")
+    ((keys, args),) = connection.calls
+    assert held.id == args[0] and held.created
+    assert keys[3] == "flotilla:{default}:unique:k"
+    assert args[7:10] == [0, 0, 3_600_000], "it runs now, holding its key"
+    assert args[15:] == [0, 0, 0, "account-42"]
+
+
+def test_the_unique_enqueue_passes_a_delay_with_a_group() -> None:
+    # Protocol 2.18: it waits for its time in `delayed`, then its group's turn.
+    connection = RecordingConnection()
+    client = Client(connection)  # type: ignore[arg-type]
+    held = client.enqueue_unique("k", "noop", delay=5, group="account-42", hold_for_ttl=True)
+    ((keys, args),) = connection.calls
+    assert held.id == args[0] and held.created
+    assert keys[3] == "flotilla:{default}:unique:k"
+    assert args[7:10] == [0, 5000, 3_600_000]
+    assert args[14] == "expiry"
+    assert args[15:] == [0, 0, 0, "account-42"]
+
+
+class PartitionedConnection(RecordingConnection):
+    """As RecordingConnection, with every queue split into four partitions."""
+
+    def hget(self, _name: str, _key: str) -> bytes:  # type: ignore[override]
+        return b"4"
+
+
+def test_a_unique_job_of_a_group_is_placed_by_its_group() -> None:
+    # Its group's line and window are in its group's partition, so its key lives there too.
+    group, key = "account-42", "k"
+    by_group, by_key = partition_for(group, 4), partition_for(key, 4)
+    assert by_group != by_key, "the two would place it apart"
+    connection = PartitionedConnection()
+    client = Client(connection)  # type: ignore[arg-type]
+    client.enqueue_unique(key, "noop", delay=5, group=group)
+    ((keys, args),) = connection.calls
+    queue = partition_name("default", by_group)
+    assert keys[0] == Keys().stream(queue)
+    assert keys[3] == Keys().unique(queue, key)
+    assert args[11] == queue
+    # Without a group, its key places it.
+    client.enqueue_unique(key, "noop", delay=5)
+    assert connection.calls[-1][0][0] == Keys().stream(partition_name("default", by_key))
+
+
+def test_a_unique_job_of_a_group_passes_its_key_and_group() -> None:
+    # Protocol 2.18: it keeps a record, `pending` with no entry while it waits its turn.
+    keys, args = run(job(group="account-42", unique_key="k", unique_ttl_ms=1000))
+    assert keys[3] == "flotilla:{default}:unique:k"
+    assert args[9] == 1000
+    assert args[15:] == [0, 0, 0, "account-42"]
 
 
 @pytest.mark.parametrize(
-    ("options", "field"),
+    ("options", "time"),
     [
-        ({"unique_key": "k", "unique_ttl_ms": 1000}, "unique_key"),
+        ({"delay_ms": 100}, [0, 100]),
+        ({"run_at_ms": 1_900_000_000_000}, [1_900_000_000_000, 0]),
     ],
 )
-def test_a_job_of_a_group_with_a_unique_key_is_refused(options: dict[str, Any], field: str) -> None:
-    connection = RecordingConnection()
-    script = EnqueueScript(connection, Keys())  # type: ignore[arg-type]
-    with pytest.raises(InvalidJob) as refused:
-        script.run(job(group="g", **options))
-    assert refused.value.field == field
-    assert "not with a group" in str(refused.value)
-    assert connection.calls == []
+def test_a_unique_job_of_a_group_passes_its_time_key_and_group(options: dict[str, Any], time: list[int]) -> None:
+    # Protocol 2.18: it waits in `delayed`, `scheduled`, then its group's turn, holding its key.
+    keys, args = run(job(group="account-42", unique_key="k", unique_ttl_ms=1000, **options))
+    assert keys[3] == "flotilla:{default}:unique:k"
+    assert args[7:10] == [*time, 1000]
+    assert args[15:] == [0, 0, 0, "account-42"]

@@ -186,6 +186,7 @@ def test_max_payload_bytes_is_the_clients_limit() -> None:
         (lambda c: c.enqueue_in(5, "noop", group="a group"), "group"),
         (lambda c: c.enqueue_at(1_900_000_000_000, "noop", group=""), "group"),
         (lambda c: c.enqueue_debounced("k", "noop", delay=1, group="a{b}"), "group"),
+        (lambda c: c.enqueue_unique("k", "noop", group="a group"), "group"),
         (lambda c: c.status("x y"), "id"),
         (lambda c: c.status("1-0", queue=""), "queue"),
     ],

@@ -142,8 +142,9 @@ class Client:
         (reported `pending`). A job of a group goes through the script, with a
         new UUID unless `id` is given. `enqueue_in`, `enqueue_at` and `enqueue_debounced`
         take a group too: their job waits for its time and then waits its group's turn as
-        a new one does. A job of a group holds no unique key, so `enqueue_unique` takes
-        none."""
+        a new one does. So does `enqueue_unique`: a unique job of a group holds its key
+        while it waits its group's turn; with a `delay` it waits for its time first, then
+        for its turn."""
         options = self._options(
             job_type, payload, queue, max_attempts, timeout_ms, backoff, expires_in_ms, expires_at_ms
         )
@@ -226,16 +227,23 @@ class Client:
         expires_in_ms: int | None = None,
         expires_at_ms: int | None = None,
         hold_for_ttl: bool = False,
+        group: str | None = None,
     ) -> Unique:
         """Enqueues a job unless another job of the queue holds `unique_key`. The key is
         held for `ttl` (seconds, or a timedelta) and released when the job completes or is
-        cancelled, or kept for the whole TTL with `hold_for_ttl`."""
+        cancelled, or kept for the whole TTL with `hold_for_ttl`.
+
+        With `group` (see `enqueue`) the job holds its key while it waits its group's turn
+        (reported `pending`), so a unique enqueue of the same key meanwhile answers its id;
+        with a `delay` it waits for its time first (reported `scheduled`), then for its
+        turn."""
         options = self._options(
             job_type, payload, queue, max_attempts, timeout_ms, backoff, expires_in_ms, expires_at_ms
         )
         key = validate.check_name("unique_key", unique_key)
         lock_ms = validate.ttl_ms("ttl", ttl)
         wait_ms = 0 if delay is None else validate.delay_ms("delay", delay)
+        job_group = self._group(group)
         job_id, outcome = self._enqueue_scripted(
             options,
             self._job_id(id),
@@ -243,6 +251,7 @@ class Client:
             unique_key=key,
             unique_ttl_ms=lock_ms,
             hold_unique_for_ttl=hold_for_ttl,
+            group=job_group,
         )
         return Unique(id=job_id, created=outcome == "created")
 
@@ -413,12 +422,13 @@ class Client:
         debounce: tuple[str, int, int] | None = None,
         group: str | None = None,
     ) -> tuple[str, str]:
-        # Every enqueue of one unique key, group or debounce key (else one id) goes to the
-        # same partition, so it meets the lock, the group's line and window, the waiting
-        # job, the id key or the record there. A group comes before a debounce key: a
-        # debounced job of a group waits its turn in its group's partition.
+        # Every enqueue of one group, unique key or debounce key (else one id) goes to the
+        # same partition, so it meets the group's line and window, the lock, the waiting
+        # job, the id key or the record there. A group comes first: a unique or debounced
+        # job of a group waits its turn in its group's partition, and its key is unique
+        # there.
         placed_by = (
-            unique_key if unique_key is not None else group if group is not None else debounce[0] if debounce else job_id
+            group if group is not None else unique_key if unique_key is not None else debounce[0] if debounce else job_id
         )
         queue = self._placement.place(options.queue, placed_by)
         self._redis.sadd(self._keys.queues(), queue)

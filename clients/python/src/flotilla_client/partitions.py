@@ -1,5 +1,5 @@
 """Which partition of its queue a job goes to, by the rule of docs/PROTOCOL.md
-("Partitioned queues"): by its unique key, else its group, else its debounce key, else its id."""
+("Partitioned queues"): by its group, else its unique key, else its debounce key, else its id."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def parse_count(stored: object) -> int:
 
 
 def partition_for(key: str, count: int) -> int:
-    """The partition a unique key or an id places its job in, of `count`."""
+    """The partition a group, a key or an id places its job in, of `count`."""
     return fnv1a(key) % count if count > 1 else 0
 
 
@@ -91,11 +91,11 @@ class Placement:
         return split_partition(queue)[1] == 0 and self.count(queue) > 1
 
     def place(self, queue: str, key: str | None) -> str:
-        """The partition of `queue` a job goes to: by `key` (its unique or debounce key, group or id); a job
-        without one (only a fast-path job, which the client sends to a queue of one
-        partition) stays in the queue itself. A partition's own name stays as it is when
-        the queue has that partition; past the count it is refused, since no worker reads
-        it."""
+        """The partition of `queue` a job goes to: by `key` (its group, unique or debounce
+        key, or id); a job without one (only a fast-path job, which the client sends to a
+        queue of one partition) stays in the queue itself. A partition's own name stays as
+        it is when the queue has that partition; past the count it is refused, since no
+        worker reads it."""
         logical, named = split_partition(queue)
         count = self.count(logical)
         if named:

@@ -8,7 +8,7 @@ from typing import Literal
 
 import redis
 
-from .errors import InvalidJob, QueueFull
+from .errors import QueueFull
 from .keys import Keys
 
 # What the script writes for an option the job leaves out: the protocol's defaults.
@@ -76,7 +76,8 @@ class ScriptJob:
     debounce_max_ms: int = 0
     # Protocol 2.17: where the queue limits how many jobs of a group run at once (or, since
     # 2.18, how fast), a job whose group has no room waits its turn; one with a time takes
-    # its turn when its time comes. It holds no unique key.
+    # its turn when its time comes. Since 2.18 it may hold a unique key: it holds it while
+    # it waits its group's turn; with a time it waits for its time first, then for its turn.
     group: str | None = None
 
 
@@ -91,12 +92,13 @@ class EnqueueScript:
     def run(self, job: ScriptJob) -> tuple[str, Outcome]:
         """Puts the job on its stream: as one entry carrying it, with an id key remembering
         its id, when it runs now and holds no unique key; else with a record, on the stream
-        or in `delayed` when it is due later. Returns the job's id and what happened: `created`; `duplicate` (another
+        or in `delayed` when it is due later (a unique job of a group waiting its group's
+        turn, once its time has come, has its record `pending`, with no entry, until let
+        through). Returns the job's id and what happened: `created`; `duplicate` (another
         job holds the unique key, and the id is that job's); `exists` (a job with this id
         was enqueued before, and nothing changed; a completed one counts while `done_ids`
         remembers it); `debounced` (folded into the job waiting under the debounce key,
         whose id this is)."""
-        _check_group(job)
         keys = [
             self._keys.stream(job.queue),
             self._keys.job(job.queue, job.id),
@@ -144,13 +146,6 @@ class EnqueueScript:
                 raise QueueFull(job.queue, str(e)) from None
             raise
         return _parse_reply(reply)
-
-
-def _check_group(job: ScriptJob) -> None:
-    """A job of a group holds no unique key: the script refuses one, and so does the
-    client, naming the option at fault."""
-    if job.group is not None and job.unique_key is not None:
-        raise InvalidJob("unique_key", "not with a group: a job of a group holds no unique key")
 
 
 def _text(value: object) -> str:
