@@ -6,16 +6,29 @@ import { describe, test } from "node:test";
 import { parseWaiting } from "../lib/waiting.js";
 import { SKIP_WITHOUT_FLEET, eventually, freshName, useFleet } from "../test-support/fleet.js";
 
+/**
+ * Runs `body` while `default` lets one job of each group through at a time, then lifts
+ * the window: only jobs of a group heed it, and no other test enqueues one, so tests
+ * running beside these are not affected.
+ * @param {import("ioredis").Redis} redis
+ * @param {() => Promise<void>} body
+ */
+async function oneAtATimePerGroup(redis, body) {
+  const limit = "flotilla:{default}:group_limit";
+  await redis.hset(limit, "concurrency", "1");
+  try {
+    await body();
+  } finally {
+    await redis.hdel(limit, "concurrency");
+  }
+}
+
 describe("groups on a fleet", { skip: SKIP_WITHOUT_FLEET }, () => {
   const fleet = useFleet();
 
   test("jobs of a group wait their turn and all complete", async () => {
     const { client, redis } = fleet;
-    // One job of a group at a time on `default`: only jobs of a group heed the limit, and
-    // no other test enqueues one, so tests running beside this one are not affected.
-    const limit = "flotilla:{default}:group_limit";
-    await redis.hset(limit, "concurrency", "1");
-    try {
+    await oneAtATimePerGroup(redis, async () => {
       const group = freshName("node-group");
       const first = await client.enqueue("sleep", { ms: 500 }, { group });
       const second = await client.enqueue("sleep", { ms: 10 }, { group });
@@ -27,17 +40,12 @@ describe("groups on a fleet", { skip: SKIP_WITHOUT_FLEET }, () => {
       for (const id of [first, second, third]) {
         assert.equal((await client.wait(id, { timeoutMs: 10_000 })).status, "completed", id);
       }
-    } finally {
-      await redis.hdel(limit, "concurrency");
-    }
+    });
   });
 
   test("a job of a group with a time or a debounce waits its group's turn once due", async () => {
     const { client, redis } = fleet;
-    // As above: one job of a group at a time on `default`.
-    const limit = "flotilla:{default}:group_limit";
-    await redis.hset(limit, "concurrency", "1");
-    try {
+    await oneAtATimePerGroup(redis, async () => {
       const group = freshName("node-group");
       const first = await client.enqueue("sleep", { ms: 1500 }, { group });
       const started = await eventually(() => client.status(first), (status) => status?.status === "running", 5000);
@@ -64,17 +72,12 @@ describe("groups on a fleet", { skip: SKIP_WITHOUT_FLEET }, () => {
       for (const id of [first, ...later]) {
         assert.equal((await client.wait(id, { timeoutMs: 10_000 })).status, "completed", id);
       }
-    } finally {
-      await redis.hdel(limit, "concurrency");
-    }
+    });
   });
 
   test("a unique job of a group waits its turn holding its key", async () => {
     const { client, redis } = fleet;
-    // As above: one job of a group at a time on `default`.
-    const limit = "flotilla:{default}:group_limit";
-    await redis.hset(limit, "concurrency", "1");
-    try {
+    await oneAtATimePerGroup(redis, async () => {
       const group = freshName("node-group");
       const key = freshName("node-unique");
       const first = await client.enqueue("sleep", { ms: 1500 }, { group });
@@ -97,17 +100,12 @@ describe("groups on a fleet", { skip: SKIP_WITHOUT_FLEET }, () => {
       assert.deepEqual(again, { id: unique.id, created: false });
       assert.equal((await client.wait(first, { timeoutMs: 10_000 })).status, "completed");
       assert.equal((await client.wait(unique.id, { timeoutMs: 10_000 })).status, "completed");
-    } finally {
-      await redis.hdel(limit, "concurrency");
-    }
+    });
   });
 
   test("a unique job of a group with a delay waits its time, then its turn, holding its key", async () => {
     const { client, redis } = fleet;
-    // As above: one job of a group at a time on `default`.
-    const limit = "flotilla:{default}:group_limit";
-    await redis.hset(limit, "concurrency", "1");
-    try {
+    await oneAtATimePerGroup(redis, async () => {
       const group = freshName("node-group");
       const key = freshName("node-unique");
       const first = await client.enqueue("sleep", { ms: 1500 }, { group });
@@ -122,20 +120,18 @@ describe("groups on a fleet", { skip: SKIP_WITHOUT_FLEET }, () => {
       assert.deepEqual(await client.enqueueUnique(key, "sleep", { ms: 10 }, { group, delayMs: 200 }), {
         id: unique.id,
         created: false,
-      });
-      await new Promise((resolve) => setTimeout(resolve, 600));
-      // Due while the first still runs, it waits its group's turn as a new one does, still
-      // holding its key.
-      const waiting = await client.status(unique.id);
-      assert.deepEqual([waiting?.status, waiting?.group], ["pending", group]);
-      const held = await redis.getBuffer(`flotilla:{default}:id:${unique.id}`);
-      assert.ok(held !== null && held.subarray(0, 8).toString() === "grouped ", String(held));
-      assert.deepEqual(await client.enqueueUnique(key, "sleep", { ms: 10 }, { group }), { id: unique.id, created: false });
-      assert.equal((await client.status(first))?.status, "running", "the group's turn is still taken");
-      assert.equal((await client.wait(first, { timeoutMs: 10_000 })).status, "completed");
-      assert.equal((await client.wait(unique.id, { timeoutMs: 10_000 })).status, "completed");
-    } finally {
-      await redis.hdel(limit, "concurrency");
-    }
+    });
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    // Due while the first still runs, it waits its group's turn as a new one does, still
+    // holding its key.
+    const waiting = await client.status(unique.id);
+    assert.deepEqual([waiting?.status, waiting?.group], ["pending", group]);
+    const held = await redis.getBuffer(`flotilla:{default}:id:${unique.id}`);
+    assert.ok(held !== null && held.subarray(0, 8).toString() === "grouped ", String(held));
+    assert.deepEqual(await client.enqueueUnique(key, "sleep", { ms: 10 }, { group }), { id: unique.id, created: false });
+    assert.equal((await client.status(first))?.status, "running", "the group's turn is still taken");
+    assert.equal((await client.wait(first, { timeoutMs: 10_000 })).status, "completed");
+    assert.equal((await client.wait(unique.id, { timeoutMs: 10_000 })).status, "completed");
+    });
   });
 });

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import timedelta
 
 import msgpack
@@ -319,122 +320,111 @@ def test_an_expiry_is_written_with_the_job_whichever_way_it_is_enqueued(
     assert before + 60_000 <= found.expires_at <= after + 60_000
 
 
-def test_jobs_of_a_group_wait_their_turn_and_all_complete(client: Client, connection: redis.Redis) -> None:
-    # One job of a group at a time on `default`: only jobs of a group heed the limit, so
-    # the other tests' jobs run as before. The tests run one after another.
+@pytest.fixture
+def one_at_a_time_per_group(connection: redis.Redis) -> Iterator[None]:
+    """`default` lets one job of each group through at a time for the test: only jobs of a
+    group heed it, so the other tests' jobs run as before (the tests run one after another)."""
     limit = "flotilla:{default}:group_limit"
     connection.hset(limit, "concurrency", 1)
-    try:
-        group = f"g-{uuid.uuid4().hex[:12]}"
-        first = client.enqueue("sleep", {"ms": 500}, group=group)
-        second = client.enqueue("sleep", {"ms": 10}, group=group)
-        third = client.enqueue("sleep", {"ms": 10}, group=group, id=f"own-{uuid.uuid4()}")
-        held = connection.get(client.keys.id_key("default", second))
-        assert held is not None and held.startswith(b"grouped "), held
-        waiting = client.status(second)
-        assert waiting is not None and (waiting.status, waiting.group) == ("pending", group)
-        for job_id in [first, second, third]:
-            assert client.wait(job_id, timeout=10).status == "completed", job_id
-    finally:
-        connection.hdel(limit, "concurrency")
+    yield
+    connection.hdel(limit, "concurrency")
 
 
+@pytest.mark.usefixtures("one_at_a_time_per_group")
+def test_jobs_of_a_group_wait_their_turn_and_all_complete(client: Client, connection: redis.Redis) -> None:
+    group = f"g-{uuid.uuid4().hex[:12]}"
+    first = client.enqueue("sleep", {"ms": 500}, group=group)
+    second = client.enqueue("sleep", {"ms": 10}, group=group)
+    third = client.enqueue("sleep", {"ms": 10}, group=group, id=f"own-{uuid.uuid4()}")
+    held = connection.get(client.keys.id_key("default", second))
+    assert held is not None and held.startswith(b"grouped "), held
+    waiting = client.status(second)
+    assert waiting is not None and (waiting.status, waiting.group) == ("pending", group)
+    for job_id in [first, second, third]:
+        assert client.wait(job_id, timeout=10).status == "completed", job_id
+
+
+@pytest.mark.usefixtures("one_at_a_time_per_group")
 def test_a_job_of_a_group_with_a_time_or_a_debounce_waits_its_groups_turn_once_due(
     client: Client, connection: redis.Redis
 ) -> None:
-    # As above: one job of a group at a time on `default`.
-    limit = "flotilla:{default}:group_limit"
-    connection.hset(limit, "concurrency", 1)
-    try:
-        group = f"g-{uuid.uuid4().hex[:12]}"
-        first = client.enqueue("sleep", {"ms": 1500}, group=group)
-        eventually_status(client, first, "running")
-        seconds, micros = connection.time()
-        due = seconds * 1000 + micros // 1000 + 200
-        delayed = client.enqueue_in(0.2, "sleep", {"ms": 10}, group=group)
-        timed = client.enqueue_at(due, "sleep", {"ms": 10}, group=group, id=f"at-{uuid.uuid4()}")
-        debounced = client.enqueue_debounced(f"d-{uuid.uuid4()}", "sleep", {"ms": 10}, delay=0.2, group=group)
-        for job_id in [delayed, timed, debounced.id]:
-            scheduled = client.status(job_id)
-            assert scheduled is not None and (scheduled.status, scheduled.group) == ("scheduled", group), job_id
-        time.sleep(0.6)
-        # Due while the first still runs, each waits its group's turn, as a new job does.
-        for job_id in [delayed, timed, debounced.id]:
-            held = connection.get(client.keys.id_key("default", job_id))
-            assert isinstance(held, bytes) and held.startswith(b"grouped "), (job_id, held)
-            waiting = client.status(job_id)
-            assert waiting is not None and (waiting.status, waiting.group) == ("pending", group), job_id
-        running = client.status(first)
-        assert running is not None and running.status == "running", "the group's turn is still taken"
-        for job_id in [first, delayed, timed, debounced.id]:
-            assert client.wait(job_id, timeout=10).status == "completed", job_id
-    finally:
-        connection.hdel(limit, "concurrency")
+    group = f"g-{uuid.uuid4().hex[:12]}"
+    first = client.enqueue("sleep", {"ms": 1500}, group=group)
+    eventually_status(client, first, "running")
+    seconds, micros = connection.time()
+    due = seconds * 1000 + micros // 1000 + 200
+    delayed = client.enqueue_in(0.2, "sleep", {"ms": 10}, group=group)
+    timed = client.enqueue_at(due, "sleep", {"ms": 10}, group=group, id=f"at-{uuid.uuid4()}")
+    debounced = client.enqueue_debounced(f"d-{uuid.uuid4()}", "sleep", {"ms": 10}, delay=0.2, group=group)
+    for job_id in [delayed, timed, debounced.id]:
+        scheduled = client.status(job_id)
+        assert scheduled is not None and (scheduled.status, scheduled.group) == ("scheduled", group), job_id
+    time.sleep(0.6)
+    # Due while the first still runs, each waits its group's turn, as a new job does.
+    for job_id in [delayed, timed, debounced.id]:
+        held = connection.get(client.keys.id_key("default", job_id))
+        assert isinstance(held, bytes) and held.startswith(b"grouped "), (job_id, held)
+        waiting = client.status(job_id)
+        assert waiting is not None and (waiting.status, waiting.group) == ("pending", group), job_id
+    running = client.status(first)
+    assert running is not None and running.status == "running", "the group's turn is still taken"
+    for job_id in [first, delayed, timed, debounced.id]:
+        assert client.wait(job_id, timeout=10).status == "completed", job_id
 
 
+@pytest.mark.usefixtures("one_at_a_time_per_group")
 def test_a_unique_job_of_a_group_waits_its_turn_holding_its_key(client: Client, connection: redis.Redis) -> None:
-    # As above: one job of a group at a time on `default`.
-    limit = "flotilla:{default}:group_limit"
-    connection.hset(limit, "concurrency", 1)
-    try:
-        group = f"g-{uuid.uuid4().hex[:12]}"
-        key = f"k-{uuid.uuid4()}"
-        first = client.enqueue("sleep", {"ms": 1500}, group=group)
-        unique = client.enqueue_unique(key, "sleep", {"ms": 10}, group=group)
-        assert unique.created
-        # Its record waits `pending` with no entry, and its id key holds its place in line.
-        waiting = client.status(unique.id)
-        assert waiting is not None and (waiting.status, waiting.group) == ("pending", group)
-        record = client.keys.job("default", unique.id)
-        assert connection.hget(record, "entry") is None
-        held = connection.get(client.keys.id_key("default", unique.id))
-        assert isinstance(held, bytes) and held.startswith(b"grouped "), held
-        fields = msgpack.unpackb(held[len(b"grouped ") :], raw=False)
-        assert fields[:4] == ["id", unique.id, "group", group], fields
-        assert fields[4] == "created_at" and fields[5].isdigit() and len(fields) == 6, fields
-        # It holds its key while it waits: the same key answers its id.
-        again = client.enqueue_unique(key, "sleep", {"ms": 10}, group=group)
-        assert again == Unique(id=unique.id, created=False)
-        assert client.wait(first, timeout=10).status == "completed"
-        assert client.wait(unique.id, timeout=10).status == "completed"
-    finally:
-        connection.hdel(limit, "concurrency")
+    group = f"g-{uuid.uuid4().hex[:12]}"
+    key = f"k-{uuid.uuid4()}"
+    first = client.enqueue("sleep", {"ms": 1500}, group=group)
+    unique = client.enqueue_unique(key, "sleep", {"ms": 10}, group=group)
+    assert unique.created
+    # Its record waits `pending` with no entry, and its id key holds its place in line.
+    waiting = client.status(unique.id)
+    assert waiting is not None and (waiting.status, waiting.group) == ("pending", group)
+    record = client.keys.job("default", unique.id)
+    assert connection.hget(record, "entry") is None
+    held = connection.get(client.keys.id_key("default", unique.id))
+    assert isinstance(held, bytes) and held.startswith(b"grouped "), held
+    fields = msgpack.unpackb(held[len(b"grouped ") :], raw=False)
+    assert fields[:4] == ["id", unique.id, "group", group], fields
+    assert fields[4] == "created_at" and fields[5].isdigit() and len(fields) == 6, fields
+    # It holds its key while it waits: the same key answers its id.
+    again = client.enqueue_unique(key, "sleep", {"ms": 10}, group=group)
+    assert again == Unique(id=unique.id, created=False)
+    assert client.wait(first, timeout=10).status == "completed"
+    assert client.wait(unique.id, timeout=10).status == "completed"
 
 
+@pytest.mark.usefixtures("one_at_a_time_per_group")
 def test_a_unique_job_of_a_group_with_a_delay_waits_its_time_then_its_turn_holding_its_key(
     client: Client, connection: redis.Redis
 ) -> None:
-    # As above: one job of a group at a time on `default`.
-    limit = "flotilla:{default}:group_limit"
-    connection.hset(limit, "concurrency", 1)
-    try:
-        group = f"g-{uuid.uuid4().hex[:12]}"
-        key = f"k-{uuid.uuid4()}"
-        first = client.enqueue("sleep", {"ms": 1500}, group=group)
-        eventually_status(client, first, "running")
-        unique = client.enqueue_unique(key, "sleep", {"ms": 10}, delay=0.2, group=group)
-        assert unique.created
-        scheduled = client.status(unique.id)
-        assert scheduled is not None and (scheduled.status, scheduled.group) == ("scheduled", group)
-        assert connection.zscore(client.keys.delayed("default"), unique.id) is not None
-        # It holds its key while it waits for its time.
-        again = client.enqueue_unique(key, "sleep", {"ms": 10}, delay=0.2, group=group)
-        assert again == Unique(id=unique.id, created=False)
-        time.sleep(0.6)
-        # Due while the first still runs, it waits its group's turn as a new one does,
-        # still holding its key.
-        waiting = client.status(unique.id)
-        assert waiting is not None and (waiting.status, waiting.group) == ("pending", group)
-        held = connection.get(client.keys.id_key("default", unique.id))
-        assert isinstance(held, bytes) and held.startswith(b"grouped "), held
-        again = client.enqueue_unique(key, "sleep", {"ms": 10}, group=group)
-        assert again == Unique(id=unique.id, created=False)
-        running = client.status(first)
-        assert running is not None and running.status == "running", "the group's turn is still taken"
-        assert client.wait(first, timeout=10).status == "completed"
-        assert client.wait(unique.id, timeout=10).status == "completed"
-    finally:
-        connection.hdel(limit, "concurrency")
+    group = f"g-{uuid.uuid4().hex[:12]}"
+    key = f"k-{uuid.uuid4()}"
+    first = client.enqueue("sleep", {"ms": 1500}, group=group)
+    eventually_status(client, first, "running")
+    unique = client.enqueue_unique(key, "sleep", {"ms": 10}, delay=0.2, group=group)
+    assert unique.created
+    scheduled = client.status(unique.id)
+    assert scheduled is not None and (scheduled.status, scheduled.group) == ("scheduled", group)
+    assert connection.zscore(client.keys.delayed("default"), unique.id) is not None
+    # It holds its key while it waits for its time.
+    again = client.enqueue_unique(key, "sleep", {"ms": 10}, delay=0.2, group=group)
+    assert again == Unique(id=unique.id, created=False)
+    time.sleep(0.6)
+    # Due while the first still runs, it waits its group's turn as a new one does,
+    # still holding its key.
+    waiting = client.status(unique.id)
+    assert waiting is not None and (waiting.status, waiting.group) == ("pending", group)
+    held = connection.get(client.keys.id_key("default", unique.id))
+    assert isinstance(held, bytes) and held.startswith(b"grouped "), held
+    again = client.enqueue_unique(key, "sleep", {"ms": 10}, group=group)
+    assert again == Unique(id=unique.id, created=False)
+    running = client.status(first)
+    assert running is not None and running.status == "running", "the group's turn is still taken"
+    assert client.wait(first, timeout=10).status == "completed"
+    assert client.wait(unique.id, timeout=10).status == "completed"
 
 
 def test_jobs_not_started_by_their_expiry_end_expired_without_running(
