@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use flotilla_producer::{NewJob, Producer};
+use flotilla_producer::{Flow, NewJob, OnParentEnd, Parent, Producer};
 use flotilla_proto::Status;
 use flotilla_tests::{
     FlotillaProcess, WorkerProcess, free_local_addr, http_get, http_request, repo_root,
@@ -210,8 +210,40 @@ async fn every_role_serves_its_part_under_only_its_documented_rule() {
         .await
         .expect("a job for later")
         .id;
+    // A flow (a → b), and jobs waiting for `far`: the operator's cancel of `far` below
+    // cancels the first, and the second, which waits for the first under `run`, runs.
+    let mut flow = Flow::new();
+    let a = flow
+        .add(NewJob::new("noop", &json!({})).expect("job"))
+        .expect("a");
+    let b = flow
+        .add(NewJob::new("noop", &json!({})).expect("job").after(a))
+        .expect("b");
+    producer
+        .enqueue_flow(flow)
+        .await
+        .expect("a flow under the producer's rule");
+    let after_far = producer
+        .enqueue(
+            NewJob::new("noop", &json!({}))
+                .expect("job")
+                .after(Parent::new("default", &far)),
+        )
+        .await
+        .expect("a job waiting for another under the producer's rule");
+    let runs_anyway = producer
+        .enqueue(
+            NewJob::new("noop", &json!({}))
+                .expect("job")
+                .after(Parent::from(&after_far).on_end(OnParentEnd::Run)),
+        )
+        .await
+        .expect("a job waiting under `run`")
+        .id;
 
     jobs.wait_done(&env.conn, &env.keys).await;
+    env.wait_status("default", b.id(), Status::Completed, LONG)
+        .await;
     for id in &raw_grouped {
         env.wait_status("default", id, Status::Completed, LONG)
             .await;
@@ -288,6 +320,16 @@ async fn every_role_serves_its_part_under_only_its_documented_rule() {
         &["jobs", "cancel", &far],
         &["jobs", "delete", &far, "--yes"],
         &["jobs", "retry", &jobs.dies],
+    ] {
+        run_flotilla(&operator_url, &[], args);
+    }
+    env.wait_status("default", &after_far.id, Status::Cancelled, LONG)
+        .await;
+    env.wait_status("default", &runs_anyway, Status::Completed, LONG)
+        .await;
+    run_flotilla(
+        &operator_url,
+        &[],
         &[
             "jobs",
             "purge",
@@ -296,9 +338,7 @@ async fn every_role_serves_its_part_under_only_its_documented_rule() {
             "0s",
             "--yes",
         ],
-    ] {
-        run_flotilla(&operator_url, &[], args);
-    }
+    );
     // A producer cancels the jobs it enqueued, from the command line too.
     let to_cancel = producer
         .enqueue(
@@ -309,6 +349,34 @@ async fn every_role_serves_its_part_under_only_its_documented_rule() {
         .await
         .expect("a job to cancel")
         .id;
+    // A job waiting for it is cancelled first, and deleted by the operator.
+    let waiting = producer
+        .enqueue(
+            NewJob::new("noop", &json!({}))
+                .expect("job")
+                .after(Parent::new("default", &to_cancel)),
+        )
+        .await
+        .expect("a job waiting")
+        .id;
+    producer
+        .cancel("default", &waiting)
+        .await
+        .expect("cancels a waiting job under the producer's rule");
+    let deleted_waiting = producer
+        .enqueue(
+            NewJob::new("noop", &json!({}))
+                .expect("job")
+                .after(Parent::new("default", &to_cancel)),
+        )
+        .await
+        .expect("a job waiting")
+        .id;
+    run_flotilla(
+        &operator_url,
+        &[],
+        &["jobs", "delete", &deleted_waiting, "--yes"],
+    );
     run_flotilla(
         &url("flotilla-producer"),
         &[],

@@ -53,3 +53,4 @@ mod tls;
 mod upgrade;
 mod util;
 mod waiting;
+mod workflows;

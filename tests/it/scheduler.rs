@@ -192,9 +192,13 @@ async fn every_tick_is_enqueued_exactly_once_while_leaders_are_killed_and_frozen
         missing.len()
     );
     assert!(kills + freezes >= 5, "too little chaos to prove anything");
+    // A leader logs a tick once Redis has taken it, so a SIGKILL between the two loses
+    // that one line: each kill may hide at most the tick it was firing, no more.
+    let logged_set: BTreeSet<i64> = logged.iter().copied().collect();
+    let unlogged: Vec<_> = fired.difference(&logged_set).collect();
     assert!(
-        logged.len() >= fired.len(),
-        "every created tick is in some log ({} logged)",
+        unlogged.len() <= kills,
+        "every created tick is in some log but at most one per kill ({} logged, unlogged {unlogged:?})",
         logged.len()
     );
     assert!(expected.len() >= 30, "the window spans the chaos");

@@ -184,7 +184,11 @@ impl Admin {
     ) -> Result<Found, AdminError> {
         let on_stream = !matches!(
             query.status,
-            Status::Scheduled | Status::Failed | Status::Cancelled | Status::Expired
+            Status::Waiting
+                | Status::Scheduled
+                | Status::Failed
+                | Status::Cancelled
+                | Status::Expired
         );
         // Inside a `done` entry that holds several completions, a position also says how
         // many of them were shown: `<entry id>~<n>`.
@@ -205,9 +209,11 @@ impl Admin {
         match query.status {
             Status::Pending => self.look_pending(queue, query, from, want).await,
             Status::Running => self.look_running(queue, query, from, want).await,
-            Status::Scheduled | Status::Failed | Status::Cancelled | Status::Expired => {
-                self.look_scored(queue, query, from, want).await
-            }
+            Status::Waiting
+            | Status::Scheduled
+            | Status::Failed
+            | Status::Cancelled
+            | Status::Expired => self.look_scored(queue, query, from, want).await,
             Status::Completed | Status::Dead => {
                 self.look_ended_stream(queue, query, from, want).await
             }
@@ -329,6 +335,9 @@ impl Admin {
         // records) and `later` (without).
         let sets = if matches!(query.status, Status::Cancelled | Status::Expired) {
             vec![(self.keys.index(queue, query.status), true)]
+        } else if query.status == Status::Waiting {
+            // Jobs waiting for their parents, by when they were created.
+            vec![(self.keys.waiting(queue), false)]
         } else {
             vec![
                 (self.keys.delayed(queue), true),
@@ -342,7 +351,11 @@ impl Admin {
             let (members, exhausted) = self
                 .scored_merged(&sets, after.as_ref(), query.since_ms, reverse)
                 .await?;
-            let records = self.waiting_fields(queue, &members).await?;
+            let records = if query.status == Status::Waiting {
+                self.dependency_fields(queue, &members).await?
+            } else {
+                self.waiting_fields(queue, &members).await?
+            };
             let members = members.into_iter().map(|(id, score, _)| (id, score));
             for ((id, score), (status, job_type, attempts, error)) in
                 members.into_iter().zip(records)
@@ -505,6 +518,28 @@ impl Admin {
 
     /// Status, type, attempts and last error of waiting or cancelled jobs: from each one's
     /// record, or, in `later`, from the entry its id key holds.
+    /// The type of each job waiting for its parents, from its `deps` hash; a member whose
+    /// hash is gone (let go since) has no status.
+    async fn dependency_fields(
+        &mut self,
+        queue: &str,
+        members: &[(String, i64, bool)],
+    ) -> Result<Vec<RecordFields>, AdminError> {
+        let ids: Vec<String> = members.iter().map(|m| m.0.clone()).collect();
+        let types =
+            flotilla_proto::dependencies::waiting_types(&mut self.conn, &self.keys, queue, &ids)
+                .await?;
+        Ok(types
+            .into_iter()
+            .map(|job_type| {
+                let status = job_type
+                    .as_ref()
+                    .map(|_| Status::Waiting.as_str().to_owned());
+                (status, job_type, Some(0), None)
+            })
+            .collect())
+    }
+
     async fn waiting_fields(
         &mut self,
         queue: &str,

@@ -36,6 +36,10 @@ impl Producer {
                 .iter()
                 .map(|job| match misplaced.next().flatten() {
                     Some(invalid) => Err(invalid),
+                    None if !job.parents.is_empty() => Err(ProducerError::Invalid(
+                        "a job that waits for parents is enqueued alone or in a flow, not in bulk"
+                            .into(),
+                    )),
                     None => self.check(job),
                 })
                 .collect();

@@ -12,6 +12,8 @@ pub enum Outcome {
     /// Folded into the job waiting under the same debounce key; `id` is that job's, and
     /// it now carries this job's payload.
     Debounced,
+    /// A new job that waits for its parents (protocol 2.19) before it runs.
+    Waiting,
 }
 
 /// The result of an enqueue.

@@ -21,6 +21,7 @@ pub(crate) fn is_fast(job: &NewJob) -> bool {
         && job.unique.is_none()
         && job.debounce.is_none()
         && job.group.is_none()
+        && job.parents.is_empty()
 }
 
 /// How long a depth read stays good for deciding that a queue is far from its cap.

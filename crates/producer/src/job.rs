@@ -5,6 +5,8 @@ use std::time::{Duration, SystemTime};
 use flotilla_proto::{Backoff, ContentType, Job, Payload, ProtoError};
 use serde::Serialize;
 
+use crate::flows::Parent;
+
 /// When a job may run, if not now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Schedule {
@@ -34,6 +36,8 @@ pub struct NewJob {
     pub(crate) group: Option<String>,
     /// The enqueue span's trace context, set by the producer when tracing is on.
     pub(crate) trace: String,
+    /// The jobs it waits for (protocol 2.19).
+    pub(crate) parents: Vec<Parent>,
 }
 
 impl NewJob {
@@ -62,6 +66,7 @@ impl NewJob {
             expiry: None,
             group: None,
             trace: String::new(),
+            parents: Vec::new(),
         }
     }
 
@@ -205,6 +210,16 @@ impl NewJob {
     /// none.
     pub fn group(mut self, group: &str) -> Self {
         self.group = Some(group.to_owned());
+        self
+    }
+
+    /// Waits for `parent` (a job enqueued before, or another job of the same
+    /// [`crate::Flow`]) to complete before it runs; call again for each parent. Its handler
+    /// reads the parents' results ([`flotilla_proto::dependencies`]). A delay or time
+    /// counts from when its last parent is done. It gets an id of its own if it has none,
+    /// and holds no unique or debounce key.
+    pub fn after(mut self, parent: impl Into<Parent>) -> Self {
+        self.parents.push(parent.into());
         self
     }
 

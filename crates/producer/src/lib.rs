@@ -30,6 +30,7 @@ mod bulk;
 mod enqueued;
 mod error;
 mod fast;
+mod flows;
 mod job;
 mod placement;
 mod producer;
@@ -43,5 +44,6 @@ pub use flotilla_proto::{
     AttemptError, Backoff, Job, JobOutput, JobPolicy, JobRecord, Keys, ProtoError, RedisTarget,
     SharedConnection, Status, full_id,
 };
+pub use flows::{Flow, OnParentEnd, Parent};
 pub use job::{IntoNewJob, NewJob};
 pub use producer::{Cancelled, Producer};

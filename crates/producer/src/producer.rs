@@ -165,6 +165,15 @@ impl Producer {
     }
 
     async fn enqueue_one(&self, job: NewJob) -> Result<Enqueued, ProducerError> {
+        if !job.parents.is_empty() {
+            // A job that waits for others is a flow of one.
+            let mut flow = crate::Flow::new();
+            flow.add(job)?;
+            let mut created = self.enqueue_flow(flow).await?;
+            return created
+                .pop()
+                .ok_or_else(|| ProducerError::Invalid("no reply for the enqueued job".into()));
+        }
         let Some(wait) = self.replication else {
             return self.write_one(&mut self.conn.clone(), job).await;
         };

@@ -155,7 +155,7 @@ impl Producer {
 
     /// The queue job `id` is in: the one a full id names, or the one of the known queues
     /// that knows an own id.
-    async fn locate(&self, id: &str) -> Result<String, ProducerError> {
+    pub(crate) async fn locate(&self, id: &str) -> Result<String, ProducerError> {
         if let Some(queue) = JobName::parse(id).queue {
             return Ok(queue.to_owned());
         }

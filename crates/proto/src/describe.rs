@@ -121,6 +121,9 @@ async fn from_id_key<C: ConnectionLike>(
     let Some(held) = held else {
         return from_done_ids(conn, keys, queue, job_id).await;
     };
+    if held == b"waiting" {
+        return from_deps(conn, keys, queue, job_id, defaults).await;
+    }
     if let Some(waiting) = Waiting::parse(&held) {
         return from_later(conn, keys, queue, job_id, &waiting, defaults).await;
     }
@@ -142,6 +145,55 @@ async fn from_id_key<C: ConnectionLike>(
         }
         _ => Ok(None),
     }
+}
+
+/// A job waiting for its parents (protocol 2.19), from its `deps` hash: the enqueue
+/// arguments it was given (the published script's, packed), and when it was created.
+async fn from_deps<C: ConnectionLike>(
+    conn: &mut C,
+    keys: &Keys,
+    queue: &str,
+    job_id: &str,
+    defaults: &JobDefaults,
+) -> Result<Option<JobRecord>, DescribeError> {
+    let (packed, created): (Option<Vec<u8>>, Option<String>) = redis::cmd("HMGET")
+        .arg(keys.deps(queue, job_id))
+        .arg("job")
+        .arg("created_at")
+        .query_async(conn)
+        .await?;
+    let Some(args) = packed.as_deref().and_then(crate::waiting::unpack_strings) else {
+        return Ok(None);
+    };
+    let arg = |at: usize| args.get(at).cloned().unwrap_or_default();
+    let mut hash: HashMap<String, Vec<u8>> = HashMap::from([
+        (field::ID.to_owned(), job_id.as_bytes().to_vec()),
+        (field::TYPE.to_owned(), arg(1)),
+        (field::PAYLOAD.to_owned(), arg(2)),
+        (field::CONTENT_TYPE.to_owned(), arg(3)),
+        (field::QUEUE.to_owned(), queue.as_bytes().to_vec()),
+        (
+            field::STATUS.to_owned(),
+            Status::Waiting.as_str().as_bytes().to_vec(),
+        ),
+        (field::ATTEMPTS.to_owned(), b"0".to_vec()),
+    ]);
+    // A count, timeout or backoff left at 0 or empty takes the worker's default.
+    for (name, at) in [
+        (field::MAX_ATTEMPTS, 4),
+        (field::TIMEOUT_MS, 5),
+        (field::BACKOFF, 6),
+    ] {
+        let value = arg(at);
+        if !value.is_empty() && value != b"0" {
+            hash.insert(name.to_owned(), value);
+        }
+    }
+    if let Some(created) = created {
+        hash.insert(field::CREATED_AT.to_owned(), created.into_bytes());
+    }
+    fill_defaults(&mut hash, defaults);
+    Ok(JobRecord::from_hash(&hash)?)
 }
 
 /// A job that completed without a record, remembered in `done_ids` with the time from

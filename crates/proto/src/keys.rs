@@ -176,6 +176,31 @@ impl Keys {
         self.queue_key(queue, "grouped")
     }
 
+    /// What a job waiting for its parents waits for (protocol 2.19, a hash): `left`,
+    /// `edges`, `blocked`, its packed enqueue arguments, and per parent `o:<queue> <id>`
+    /// (how it ended) and `r:<queue> <id>` (its result); kept a while after the job was
+    /// let go, for its handler to read.
+    pub fn deps(&self, queue: &str, id: &str) -> String {
+        self.queue_key(queue, &format!("deps:{id}"))
+    }
+
+    /// Jobs of a queue waiting for their parents (protocol 2.19): ids scored by when
+    /// they were created.
+    pub fn waiting(&self, queue: &str) -> String {
+        self.queue_key(queue, "waiting")
+    }
+
+    /// The edges from a job to the jobs waiting for it (protocol 2.19, a list of
+    /// `<policy> <child's queue> <child's id>`).
+    pub fn hook(&self, queue: &str, id: &str) -> String {
+        self.queue_key(queue, &format!("hook:{id}"))
+    }
+
+    /// Ids of a queue's jobs that other jobs wait for (protocol 2.19).
+    pub fn hooked(&self, queue: &str) -> String {
+        self.queue_key(queue, "hooked")
+    }
+
     /// A group's rate state (protocol 2.18): when its next turn would be due with no burst
     /// left, µs since the epoch; expires once spent.
     pub fn group_rate(&self, queue: &str, group: &str) -> String {

@@ -22,6 +22,7 @@ mod checks;
 mod clock;
 pub mod connect;
 pub mod consume;
+pub mod dependencies;
 mod describe;
 mod encoding;
 mod endings;

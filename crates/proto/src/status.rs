@@ -9,6 +9,8 @@ use crate::ProtoError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
+    /// Waiting for its parents to end (protocol 2.19): on no stream yet.
+    Waiting,
     /// Waiting in `delayed` for its run time.
     Scheduled,
     /// On its stream, ready to run.
@@ -29,7 +31,8 @@ pub enum Status {
 
 impl Status {
     /// Every state, each once.
-    pub const ALL: [Status; 8] = [
+    pub const ALL: [Status; 9] = [
+        Status::Waiting,
         Status::Scheduled,
         Status::Pending,
         Status::Running,
@@ -43,6 +46,7 @@ impl Status {
     /// Its name in a record's `status` field, e.g. `running`.
     pub fn as_str(self) -> &'static str {
         match self {
+            Status::Waiting => "waiting",
             Status::Scheduled => "scheduled",
             Status::Pending => "pending",
             Status::Running => "running",

@@ -184,6 +184,17 @@ pub async fn queue_depth<C: ConnectionLike>(
 }
 
 /// One string (or byte string) of a MessagePack array, advancing `rest` past it.
+/// The strings of a MessagePack array of strings (as Lua's `cmsgpack.pack` writes a list
+/// of them); `None` for anything else.
+pub(crate) fn unpack_strings(value: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let mut rest = value;
+    let len = rmp::decode::read_array_len(&mut rest).ok()?;
+    let strings = (0..len)
+        .map(|_| read_bytes(&mut rest))
+        .collect::<Option<Vec<_>>>()?;
+    rest.is_empty().then_some(strings)
+}
+
 fn read_bytes(rest: &mut &[u8]) -> Option<Vec<u8>> {
     let len = match rmp::decode::read_marker(rest).ok()? {
         Marker::FixStr(n) => usize::from(n),

@@ -334,7 +334,7 @@ impl Scheduler {
             .unique_until_expiry(&guard, self.config.fire_guard_ttl);
         let enqueued = self.producer.enqueue(job).await?;
         let created = match enqueued.outcome {
-            Outcome::Created => {
+            Outcome::Created | Outcome::Waiting => {
                 tracing::info!(schedule = %schedule.name, tick, job = %id, "fired");
                 true
             }

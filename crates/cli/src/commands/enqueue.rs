@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use anyhow::Context;
 use clap::Args;
-use flotilla_producer::{NewJob, Outcome, Producer};
+use flotilla_producer::{NewJob, OnParentEnd, Outcome, Producer};
 use flotilla_proto::{Backoff, ContentType, Keys, Payload};
 
 use crate::settings::Settings;
@@ -75,9 +75,23 @@ pub async fn run(config_file: Option<&Path>, args: EnqueueArgs) -> anyhow::Resul
     if let Some(group) = &args.group {
         job = job.group(group);
     }
+    if !args.after.is_empty() {
+        let on_end: OnParentEnd = args
+            .on_parent_end
+            .parse()
+            .map_err(|e| anyhow::anyhow!("--on-parent-end: {e}"))?;
+        for given in &args.after {
+            let parent = producer
+                .parent(given)
+                .await
+                .with_context(|| format!("--after {given}"))?;
+            job = job.after(parent.on_end(on_end));
+        }
+    }
     let enqueued = producer.enqueue(job).await?;
     match enqueued.outcome {
         Outcome::Created => {}
+        Outcome::Waiting => eprintln!("waits for {} to complete first", args.after.join(", ")),
         Outcome::Duplicate => eprintln!(
             "a job holding unique key {:?} exists already",
             args.unique.unwrap_or_default()
@@ -195,4 +209,20 @@ pub struct EnqueueArgs {
     /// (`queues limit --group-concurrency N`), it waits its group's turn.
     #[arg(long, value_name = "GROUP", conflicts_with_all = ["unique", "debounce", "delay", "at"])]
     pub group: Option<String>,
+
+    /// Run only once these jobs (full ids, comma-separated, of any queue) have completed;
+    /// a delay or time counts from then. The job reads their results.
+    #[arg(long, value_name = "ID[,ID…]", value_delimiter = ',', conflicts_with_all = ["unique", "debounce"])]
+    pub after: Vec<String>,
+
+    /// What the job does if one of its --after jobs ends without completing (dead,
+    /// cancelled, expired, deleted): `cancel` (end cancelled, unrun), `run` (run anyway)
+    /// or `wait` (wait until an operator's retry of the dead job completes).
+    #[arg(
+        long,
+        value_name = "POLICY",
+        default_value = "cancel",
+        requires = "after"
+    )]
+    pub on_parent_end: String,
 }

@@ -140,7 +140,7 @@ pub async fn list(
 
 fn time_heading(status: Status) -> &'static str {
     match status {
-        Status::Pending | Status::Running => "Enqueued",
+        Status::Waiting | Status::Pending | Status::Running => "Enqueued",
         Status::Scheduled | Status::Failed => "Due",
         Status::Completed | Status::Dead | Status::Cancelled | Status::Expired => "Ended",
     }

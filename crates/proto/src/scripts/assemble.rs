@@ -168,6 +168,10 @@ mod tests {
         );
         let complete = assemble(common, include_str!("lua/complete.lua"));
         assert!(complete.contains("local function owned_in"));
-        assert!(!complete.contains("local function enqueue_job"));
+        // A completion may let waiting children go (enqueued as the enqueue script
+        // would), but never retries or buries.
+        assert!(complete.contains("local function settle_dependents"));
+        assert!(!complete.contains("local function retry_entry"));
+        assert!(!complete.contains("local function bury"));
     }
 }

@@ -228,7 +228,7 @@ impl EnqueueItem<'_> {
     /// Appends the published script's 15 arguments for this job to `call`: its own,
     /// then the unique key's hold (ms, 0: none), the queue's cap and name, its trace
     /// context, the protocol version and whether the unique key is held to its expiry.
-    fn args(
+    pub(super) fn args(
         &self,
         call: Call,
         unique_ms: u64,

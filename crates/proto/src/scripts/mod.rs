@@ -11,6 +11,7 @@
 mod assemble;
 mod claim;
 mod delete;
+mod deps;
 mod enqueue;
 mod expire;
 mod fail_many;
@@ -33,6 +34,7 @@ use crate::Keys;
 
 pub use claim::{Claim, ClaimEntry, ClaimReply};
 pub use delete::{Delete, DeleteReply};
+pub use deps::{EnqueueFlow, FlowItem, FlowParent, FlowReply, OnParentEnd};
 pub use enqueue::{Debounce, Enqueue, EnqueueItem, EnqueueMany, EnqueueReply, UniqueLock, When};
 pub use expire::{Expire, ExpireReply};
 pub use fail_many::{FailMany, FailManyItem, FailManyReply};
@@ -302,9 +304,16 @@ script!(
     "Record a schedule's last tick, fenced by epoch."
 );
 
+script!(
+    ENQUEUE_FLOW,
+    "enqueue_flow.lua",
+    "Create a flow of jobs that wait for their parents, all of it or none."
+);
+
 /// Every script, for loading them all at once.
-pub(crate) fn all() -> [&'static Script; 31] {
+pub(crate) fn all() -> [&'static Script; 32] {
     [
+        &ENQUEUE_FLOW,
         &GROUP_GATE,
         &RELEASE_GROUPS,
         &EXPIRE,

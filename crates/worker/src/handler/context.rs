@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use flotilla_proto::SharedConnection;
+use flotilla_proto::dependencies::Dependencies;
 use flotilla_proto::scripts::{self, FastJob, Progress, ScriptError};
 use flotilla_proto::{Keys, Payload, ProtoError};
 use serde::de::DeserializeOwned;
@@ -104,5 +105,14 @@ impl JobContext {
             self.delivery.store(0, Ordering::Release);
         }
         Ok(recorded)
+    }
+
+    /// What this job waited for (protocol 2.19): each parent, how it ended and its result
+    /// (`deps.result_of("fetch-1")` decodes one as JSON). `None` for a job enqueued
+    /// without parents, or whose record of them was let go (a week after it was).
+    pub async fn dependencies(&self) -> Result<Option<Dependencies>, redis::RedisError> {
+        let mut conn = self.conn.clone();
+        flotilla_proto::dependencies::dependencies(&mut conn, &self.keys, &self.queue, &self.id)
+            .await
     }
 }

@@ -6,10 +6,22 @@
 -- ARGV[1] group   ARGV[2] retention ms   ARGV[3] job id   ARGV[4] queue name
 -- A fast-path job (no record: its id is its entry's, or its id key names its entry or
 -- holds it while it waits in `later`) gets a cancelled record built from its entry.
+-- A job waiting for its parents ends without running; jobs that wait for the cancelled job
+-- hear of it as of any end (see `settle_dependents`).
 -- Returns {"cancelled", previous status}, {"finished", status} or {"missing"} (no record
 -- and no entry: it may have completed, which the caller looks up in `done`).
 local f = redis.call('HMGET', KEYS[2], 'status', 'entry', 'id')
 local status = f[1]
+local qp = queue_prefix_of(job_prefix_of(KEYS[2], ARGV[3]))
+if not status and redis.call('GET', id_key_of(KEYS[2], ARGV[3])) == 'waiting' then
+  -- Waiting for its parents (protocol 2.19): it ends without running, and so do the jobs
+  -- that wait for it under a `cancel` edge.
+  local now, retention = now_ms(), tonumber(ARGV[2])
+  end_waiting(qp, ARGV[3], 'cancelled', 'cancelled while waiting for its parents', now,
+    retention)
+  settle_dependents(qp, ARGV[3], 'cancelled', nil, now, retention)
+  return {'cancelled', 'waiting'}
+end
 if not status then
   local job_id = ARGV[3]
   local held = redis.call('GET', id_key_of(KEYS[2], job_id))
@@ -75,4 +87,5 @@ local retention = tonumber(ARGV[2])
 if retention > 0 then redis.call('PEXPIRE', KEYS[2], retention) end
 index_terminal(KEYS[4], f[3], now, retention)
 if status == 'running' then redis.call('INCR', KEYS[6]) end
+settle_dependents(qp, f[3], 'cancelled', nil, now, retention)
 return {'cancelled', status}

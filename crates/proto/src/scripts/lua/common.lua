@@ -680,9 +680,6 @@ local function has_expired(expires_at, now)
   return at ~= nil and at > 0 and at <= now
 end
 
--- End a job that may no longer start as `expired`: its record says when, its unique key
--- is released, and the expired index lists it, kept as long and as many as completed
--- records (`retention` ms, `max_len`), so a backlog that expires at once stays bounded.
 -- Gives back the place a job of a group held as it ends for good some other way than a
 -- completion (dead, expired), and lets its group's next jobs through at once rather than
 -- at the next promote pass that finds it ended. Its group is its record's.
@@ -694,37 +691,6 @@ local function leave_group(job_key, job_id)
       and redis.call('LLEN', qp .. 'group:' .. group) > 0 then
     group_fill(qp, qp .. 'q', group, GROUP_FILL_MOST)
   end
-end
-
-local function expire_job(job_key, idx_expired, job_id, now, retention, max_len)
-  forget_id_key(job_key, job_id)
-  leave_group(job_key, job_id)
-  redis.call('HSET', job_key, 'status', 'expired', 'finished_at', now)
-  redis.call('HDEL', job_key, 'lease', 'next_run_at')
-  release_unique(job_key, job_id)
-  if retention > 0 then redis.call('PEXPIRE', job_key, retention) end
-  index_terminal(idx_expired, job_id, now, retention)
-  trim_finished(idx_expired, job_prefix_of(job_key, job_id), 'expired', max_len)
-end
-
--- Move a job to the dead-letter queue: record, DLQ stream entry, index, expiry.
-local function bury(job_key, dead_stream, idx_dead, job_id, reason, now, retention, dead_max_len)
-  forget_id_key(job_key, job_id)
-  leave_group(job_key, job_id)
-  redis.call('HSET', job_key, 'status', 'dead', 'error', reason, 'finished_at', now)
-  redis.call('HDEL', job_key, 'lease', 'next_run_at')
-  local f = redis.call('HMGET', job_key, 'type', 'queue', 'attempts')
-  redis.call('XADD', dead_stream, 'MAXLEN', '~', dead_max_len, '*',
-    'id', job_id, 'type', f[1] or '', 'queue', f[2] or '', 'attempts', f[3] or '0',
-    'error', reason, 'failed_at', now)
-  if retention > 0 then
-    redis.call('PEXPIRE', job_key, retention)
-    -- The DLQ stream keeps what the records keep: entries older than the retention go.
-    redis.call('XTRIM', dead_stream, 'MINID', now - retention)
-  end
-  index_terminal(idx_dead, job_id, now, retention)
-  -- The dead-letter stream keeps `dead_max_len` entries; the records keep as many.
-  trim_finished(idx_dead, job_prefix_of(job_key, job_id), 'dead', dead_max_len)
 end
 
 
@@ -997,3 +963,170 @@ local function enqueue_job(stream, record, delayed, unique, A, o, batch, debounc
   redis.call('HSET', record, 'status', 'pending', 'run_at', now, 'entry', entry)
   return {id, 'created'}
 end
+
+-- Dependencies (protocol 2.19). A job may wait for other jobs, its parents, to end first.
+-- It waits outside every stream: its id key holds `waiting`, its id is in its queue's
+-- `waiting` set (scored by when it was created), and its `deps:<id>` hash says what it
+-- waits for: `left` (parents not yet done), `edges` (how many it has), `blocked` (parents
+-- that ended without completing under a `wait` edge), `job` (its enqueue arguments, the
+-- published script's, packed), `created_at`, and per parent `o:<queue> <id>` (how it
+-- ended) and `r:<queue> <id>` (its result). A parent's edges are in its queue's
+-- `hook:<id>` list, one element `<policy> <child's queue> <child's id>` each, and its id in
+-- the queue's `hooked` set. Every script that ends a job for good (complete, dead,
+-- expired, cancelled, deleted) settles its edges in the same call (see
+-- `settle_dependents`): nothing sits between a parent's end and its children's turn, so
+-- nothing can be lost between them. On Redis Cluster a flow's queues share one hash slot.
+-- How long a child's `deps` hash is kept once it was let go, so its handler can read its
+-- parents' results (ms).
+local DEPS_KEPT_MS = 604800000
+
+-- A queue's key prefix (`<ns>:{<queue>}:`) from the namespace and its name.
+local function queue_prefix(ns, queue)
+  return ns .. ':{' .. queue .. '}:'
+end
+
+-- The namespace and the queue's name of a queue's key prefix.
+local function queue_parts(qp)
+  return string.match(qp, '^(.*):{([^{}]*)}:$')
+end
+
+-- The record a job that never ran gets as it ends waiting (cancelled because a parent
+-- died, say), built from its enqueue arguments `A`.
+local function waiting_record(cqp, cid, A, created, status, reason, now, retention)
+  local record = cqp .. 'job:' .. cid
+  redis.call('HSET', record, 'id', cid, 'type', A[2], 'queue', A[12], 'payload', A[3],
+    'content_type', A[4], 'attempts', 0, 'max_attempts', A[5], 'timeout_ms', A[6],
+    'backoff', A[7], 'created_at', created or now, 'v', A[14], 'status', status,
+    'error', reason, 'finished_at', now)
+  if retention > 0 then redis.call('PEXPIRE', record, retention) end
+  index_terminal(cqp .. 'idx:' .. status, cid, now, retention)
+end
+
+-- Ends a job waiting for its parents without running it (`status`: `cancelled`), its
+-- reason in its record. Returns whether it was waiting.
+local function end_waiting(cqp, cid, status, reason, now, retention)
+  local deps = cqp .. 'deps:' .. cid
+  local f = redis.call('HMGET', deps, 'job', 'created_at')
+  if not f[1] then return false end
+  waiting_record(cqp, cid, cmsgpack.unpack(f[1]), f[2], status, reason, now, retention)
+  -- One key per DEL: a role's rule may let it delete some of a queue's keys only.
+  redis.call('DEL', deps)
+  redis.call('DEL', cqp .. 'id:' .. cid)
+  redis.call('ZREM', cqp .. 'waiting', cid)
+  return true
+end
+
+-- Lets a job whose parents are all done go: it is enqueued as its arguments say (a delay
+-- counts from now), whatever its queue's length cap, and its `deps` hash stays a while
+-- for its handler to read.
+local function release_waiting(cqp, cid, now)
+  local deps = cqp .. 'deps:' .. cid
+  local packed = redis.call('HGET', deps, 'job')
+  if not packed then return end
+  local A = cmsgpack.unpack(packed)
+  redis.call('DEL', cqp .. 'id:' .. cid)
+  redis.call('ZREM', cqp .. 'waiting', cid)
+  redis.call('HDEL', deps, 'left', 'job', 'blocked')
+  redis.call('HSET', deps, 'released_at', now)
+  redis.call('PEXPIRE', deps, DEPS_KEPT_MS)
+  A[11] = '0'
+  local reply = enqueue_job(cqp .. 'q', cqp .. 'job:' .. cid, cqp .. 'delayed', nil, A, 0, {},
+    nil, A[18] or '0', A[19] or '')
+  -- Checked when the flow was created, so never refused; were it, it would end visibly.
+  if type(reply) == 'string' then
+    waiting_record(cqp, cid, A, redis.call('HGET', deps, 'created_at'), 'cancelled',
+      'could not be enqueued: ' .. reply, now, DEPS_KEPT_MS)
+  end
+end
+
+-- Tells the children of job `id` of the queue whose prefix is `qp` how it ended
+-- (`outcome`: `completed`, `dead`, `expired`, `cancelled`, `deleted`; `result` its
+-- result or nil). A completion counts for every child, and so does any end for a child
+-- whose edge says `run`; under `wait` the child stays, blocked, until an operator's retry
+-- of the parent completes (its edge is kept; a parent deleted can never complete, and its
+-- child is cancelled); under `cancel` (the default) the child ends
+-- `cancelled`, and its own children hear of it in turn. A child whose last parent is
+-- done is enqueued at once. Each edge is told once: a completion is noted with `HSETNX`.
+local function settle_dependents(qp, id, outcome, result, now, retention)
+  if redis.call('SISMEMBER', qp .. 'hooked', id) == 0 then return end
+  local todo = {{qp, id, outcome, result}}
+  while #todo > 0 do
+    local p = table.remove(todo)
+    local pqp, pid, pout, pres = p[1], p[2], p[3], p[4]
+    local hook = pqp .. 'hook:' .. pid
+    local ns, pq = queue_parts(pqp)
+    local ref = pq .. ' ' .. pid
+    local kept = {}
+    for _, edge in ipairs(redis.call('LRANGE', hook, 0, -1)) do
+      local policy, cq, cid = string.match(edge, '^(%S+) (%S+) (%S+)$')
+      local cqp = policy and queue_prefix(ns, cq)
+      local deps = cqp and cqp .. 'deps:' .. cid
+      if deps and redis.call('HEXISTS', deps, 'left') == 1 then
+        if pout == 'completed' or policy == 'run' then
+          if redis.call('HSETNX', deps, 'o:' .. ref, pout) == 1 then
+            if pres and pres ~= '' then redis.call('HSET', deps, 'r:' .. ref, pres) end
+            if redis.call('HDEL', deps, 'b:' .. ref) == 1 then
+              redis.call('HINCRBY', deps, 'blocked', -1)
+            end
+            if redis.call('HINCRBY', deps, 'left', -1) <= 0 then
+              release_waiting(cqp, cid, now)
+            end
+          end
+        elseif policy == 'wait' and pout ~= 'deleted' then
+          if redis.call('HSETNX', deps, 'b:' .. ref, pout) == 1 then
+            redis.call('HINCRBY', deps, 'blocked', 1)
+          end
+          kept[#kept + 1] = edge
+        elseif end_waiting(cqp, cid, 'cancelled', 'parent ' .. ref .. ' ' .. pout, now,
+            retention) and redis.call('SISMEMBER', cqp .. 'hooked', cid) == 1 then
+          todo[#todo + 1] = {cqp, cid, 'cancelled', nil}
+        end
+      end
+    end
+    redis.call('DEL', hook)
+    if #kept > 0 then
+      redis.call('RPUSH', hook, unpack(kept))
+    else
+      redis.call('SREM', pqp .. 'hooked', pid)
+    end
+  end
+end
+
+-- End a job that may no longer start as `expired`: its record says when, its unique key
+-- is released, and the expired index lists it, kept as long and as many as completed
+-- records (`retention` ms, `max_len`), so a backlog that expires at once stays bounded.
+local function expire_job(job_key, idx_expired, job_id, now, retention, max_len)
+  forget_id_key(job_key, job_id)
+  leave_group(job_key, job_id)
+  redis.call('HSET', job_key, 'status', 'expired', 'finished_at', now)
+  redis.call('HDEL', job_key, 'lease', 'next_run_at')
+  release_unique(job_key, job_id)
+  if retention > 0 then redis.call('PEXPIRE', job_key, retention) end
+  index_terminal(idx_expired, job_id, now, retention)
+  trim_finished(idx_expired, job_prefix_of(job_key, job_id), 'expired', max_len)
+  settle_dependents(queue_prefix_of(job_prefix_of(job_key, job_id)), job_id, 'expired', nil,
+    now, retention)
+end
+
+-- Move a job to the dead-letter queue: record, DLQ stream entry, index, expiry.
+local function bury(job_key, dead_stream, idx_dead, job_id, reason, now, retention, dead_max_len)
+  forget_id_key(job_key, job_id)
+  leave_group(job_key, job_id)
+  redis.call('HSET', job_key, 'status', 'dead', 'error', reason, 'finished_at', now)
+  redis.call('HDEL', job_key, 'lease', 'next_run_at')
+  local f = redis.call('HMGET', job_key, 'type', 'queue', 'attempts')
+  redis.call('XADD', dead_stream, 'MAXLEN', '~', dead_max_len, '*',
+    'id', job_id, 'type', f[1] or '', 'queue', f[2] or '', 'attempts', f[3] or '0',
+    'error', reason, 'failed_at', now)
+  if retention > 0 then
+    redis.call('PEXPIRE', job_key, retention)
+    -- The DLQ stream keeps what the records keep: entries older than the retention go.
+    redis.call('XTRIM', dead_stream, 'MINID', now - retention)
+  end
+  index_terminal(idx_dead, job_id, now, retention)
+  -- The dead-letter stream keeps `dead_max_len` entries; the records keep as many.
+  trim_finished(idx_dead, job_prefix_of(job_key, job_id), 'dead', dead_max_len)
+  settle_dependents(queue_prefix_of(job_prefix_of(job_key, job_id)), job_id, 'dead', nil,
+    now, retention)
+end
+

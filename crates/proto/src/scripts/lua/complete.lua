@@ -37,6 +37,11 @@ local any_record = false
 -- The fast-path entries of the batch still pending under this worker, in one read.
 local owned = owned_in(stream, group, consumer, ARGV[5], ARGV[6], (#ARGV - 7) / 8)
 local ids = id_prefix_of(records)
+-- Jobs of the batch that other jobs wait for (protocol 2.19), told once the batch is
+-- written: one look at the queue's `hooked` set when none does.
+local qp = queue_prefix_of(records)
+local any_hooked = redis.call('SCARD', qp .. 'hooked') > 0
+local ended = {}
 
 -- What a retried job's entry says of its past (its first enqueue, its attempts allowed,
 -- its errors), to keep in its completion: without a record, nothing else remembers it.
@@ -102,6 +107,7 @@ local function append_done(job_id, entry, a, past)
   pending_count = pending_count + 1
   if entry ~= '' then done_entries[#done_entries + 1] = entry end
   completed = completed + 1
+  if any_hooked then ended[#ended + 1] = {job_id, ARGV[a + 4]} end
 end
 
 -- The ids of the batch stop being held by their entries and are remembered as completed:
@@ -238,5 +244,8 @@ if completed > 0 then trim_done(note_written(), max_len) end
 if any_record then
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - retention)
   trim_finished(KEYS[2], records, 'completed', tonumber(max_len))
+end
+for _, job in ipairs(ended) do
+  settle_dependents(qp, job[1], 'completed', job[2], now, retention)
 end
 return table.concat(replies, ' ')

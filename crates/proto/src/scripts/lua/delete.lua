@@ -8,6 +8,8 @@
 -- KEYS[9] later set   KEYS[10] expired index
 -- ARGV[1] group   ARGV[2] job id   ARGV[3] dead-letter entry id or ''
 -- ARGV[4] done entry id or ''
+-- ARGV[5] how long the records of jobs cancelled because this one was deleted are kept,
+--         ms (protocol 2.19; absent: a day)
 -- A `done` entry holding other jobs' completions too (a worker's batch, protocol 2.10)
 -- loses only this job's: the others are written again as a new entry, each with the
 -- `finished_at` its first entry's id said, since the new entry's id is later; its size in
@@ -26,6 +28,17 @@ local function has_finished_at(fields, i)
 end
 local status, entry = unpack(redis.call('HMGET', KEYS[2], 'status', 'entry'))
 local id_key = id_key_of(KEYS[2], job_id)
+local qp = queue_prefix_of(job_prefix_of(KEYS[2], job_id))
+local retention = tonumber(ARGV[5]) or 86400000
+if not status and redis.call('GET', id_key) == 'waiting' then
+  -- Waiting for its parents (protocol 2.19): it goes with its dependencies, and the jobs
+  -- that wait for it hear of it.
+  redis.call('DEL', id_key)
+  redis.call('DEL', qp .. 'deps:' .. job_id)
+  redis.call('ZREM', qp .. 'waiting', job_id)
+  settle_dependents(qp, job_id, 'deleted', nil, now_ms(), retention)
+  return {'deleted', 'waiting'}
+end
 if not status then
   -- A fast-path job has no record: its entry is its id, or its id key names it or holds
   -- it while it waits in `later`.
@@ -99,4 +112,5 @@ local function remove_completion(done, at)
   end
 end
 if done_entry ~= '' then remove_completion(KEYS[8], done_entry) end
+settle_dependents(qp, job_id, 'deleted', nil, now_ms(), retention)
 return {'deleted', status}

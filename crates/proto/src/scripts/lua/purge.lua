@@ -17,6 +17,11 @@ for _, id in ipairs(ids) do
   if redis.call('HGET', key, 'status') == status then
     redis.call('DEL', key)
     records = records + 1
+    -- A dead job whose children wait for an operator's retry of it (protocol 2.19) can
+    -- no longer be retried: they hear it was deleted.
+    if status == 'dead' then
+      settle_dependents(queue_prefix_of(prefix), id, 'deleted', nil, now_ms(), 86400000)
+    end
   end
   redis.call('ZREM', KEYS[1], id)
 end

@@ -1,0 +1,350 @@
+//! Workflows: jobs that wait for other jobs. A flow is created whole or not at all; a job
+//! runs only after every parent completed and reads their results; a parent's death
+//! cancels its children (and theirs), runs them anyway, or blocks them until an
+//! operator's retry of it completes, as each edge says.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use flotilla_producer::{Flow, NewJob, OnParentEnd, Outcome, Parent};
+use flotilla_proto::Status;
+use flotilla_tests::{InProcessWorker, fast_config};
+use flotilla_worker::{HandlerError, JobContext, Registry};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::util::{Env, LONG, run_flotilla};
+
+/// When each job's handler started and ended, by id.
+#[derive(Default)]
+struct Runs {
+    started: HashMap<String, Instant>,
+    ended: HashMap<String, Instant>,
+    /// The parents' results each job read, by job id.
+    read: HashMap<String, serde_json::Value>,
+}
+
+type Shared = Arc<Mutex<Runs>>;
+
+#[derive(Deserialize)]
+struct Step {
+    /// What the handler returns.
+    value: i64,
+    /// How long it works, ms.
+    #[serde(default)]
+    ms: u64,
+    /// Fail for good while this flag (shared by the test) is up.
+    #[serde(default)]
+    fail: bool,
+}
+
+/// A registry whose `step` handler notes when it ran, reads its parents' results (their
+/// sum is added to its own value), and fails for good while asked to and `failing` is up.
+fn stepping(runs: &Shared, failing: &Arc<Mutex<bool>>) -> Registry {
+    let mut registry = Registry::with_builtins();
+    let (runs, failing) = (Arc::clone(runs), Arc::clone(failing));
+    registry.register_fn("step", move |step: Step, ctx: JobContext| {
+        let (runs, failing) = (Arc::clone(&runs), Arc::clone(&failing));
+        async move {
+            runs.lock()
+                .expect("lock")
+                .started
+                .insert(ctx.id.clone(), Instant::now());
+            let deps = ctx.dependencies().await.map_err(HandlerError::retry)?;
+            let mut sum = step.value;
+            if let Some(deps) = &deps {
+                for parent in &deps.parents {
+                    sum += deps
+                        .result_of(&parent.id)
+                        .and_then(|v| v.as_i64())
+                        .unwrap_or(0);
+                }
+                let read: serde_json::Map<String, serde_json::Value> = deps
+                    .parents
+                    .iter()
+                    .map(|p| {
+                        (
+                            p.id.clone(),
+                            json!({"outcome": p.outcome, "result": p.result}),
+                        )
+                    })
+                    .collect();
+                runs.lock()
+                    .expect("lock")
+                    .read
+                    .insert(ctx.id.clone(), read.into());
+            }
+            tokio::time::sleep(Duration::from_millis(step.ms)).await;
+            runs.lock()
+                .expect("lock")
+                .ended
+                .insert(ctx.id.clone(), Instant::now());
+            if step.fail && *failing.lock().expect("lock") {
+                return Err(HandlerError::give_up("asked to fail"));
+            }
+            Ok::<_, HandlerError>(sum)
+        }
+    });
+    registry
+}
+
+fn step(id: &str, value: i64, ms: u64) -> NewJob {
+    NewJob::new("step", &json!({"value": value, "ms": ms}))
+        .expect("job")
+        .id(id)
+}
+
+fn failing_step(id: &str) -> NewJob {
+    NewJob::new("step", &json!({"value": 0, "fail": true}))
+        .expect("job")
+        .id(id)
+}
+
+#[tokio::test]
+async fn a_diamond_runs_each_job_after_all_its_parents_and_the_last_reads_their_results() {
+    let env = Env::start().await;
+    let runs = Shared::default();
+    let failing = Arc::new(Mutex::new(false));
+    // a → (b, c) → d, with b on another queue and c slower than b; e waits for d and for
+    // a job enqueued before the flow.
+    let before = env.enqueue_job(step("before", 100, 0)).await;
+    let mut flow = Flow::new();
+    let a = flow.add(step("a", 1, 0)).expect("a");
+    let b = flow
+        .add(step("b", 10, 0).queue("low").after(a.clone()))
+        .expect("b");
+    let c = flow.add(step("c", 20, 300).after(a.clone())).expect("c");
+    let d = flow.add(step("d", 0, 0).after(b).after(c)).expect("d");
+    flow.add(
+        step("e", 0, 0)
+            .after(d)
+            .after(Parent::new("default", &before)),
+    )
+    .expect("e");
+    let created = env.producer.enqueue_flow(flow).await.expect("flow");
+    let outcomes: Vec<Outcome> = created.iter().map(|e| e.outcome).collect();
+    assert_eq!(
+        outcomes,
+        [
+            Outcome::Created,
+            Outcome::Waiting,
+            Outcome::Waiting,
+            Outcome::Waiting,
+            Outcome::Waiting
+        ]
+    );
+    assert_eq!(created[1].queue, "low");
+    // Waiting is a state of its own, readable before any worker runs.
+    let d_before = env.record("default", "d").await.expect("d readable");
+    assert_eq!(d_before.status, Some(Status::Waiting));
+
+    let worker = InProcessWorker::start(&env.url(), fast_config(), stepping(&runs, &failing)).await;
+    let e = env
+        .wait_status("default", "e", Status::Completed, LONG)
+        .await;
+    worker.stop().await;
+
+    let r = runs.lock().expect("lock");
+    let after = |child: &str, parent: &str| {
+        assert!(
+            r.started[child] >= r.ended[parent],
+            "{child} started before its parent {parent} ended"
+        );
+    };
+    after("b", "a");
+    after("c", "a");
+    after("d", "b");
+    after("d", "c");
+    after("e", "d");
+    after("e", "before");
+    // d = 0 + b (10 + a 1) + c (20 + a 1); e = d 32 + before 100.
+    assert_eq!(e.result, Some(json!(132)), "{:?}", r.read.get("e"));
+    assert_eq!(r.read["d"]["b"]["outcome"], "completed");
+    assert_eq!(r.read["d"]["c"]["result"], "21");
+}
+
+#[tokio::test]
+async fn a_dead_parent_cancels_its_children_by_default_runs_them_under_run_and_blocks_them_under_wait()
+ {
+    let env = Env::start().await;
+    let url = env.url();
+    let runs = Shared::default();
+    let failing = Arc::new(Mutex::new(true));
+    let mut flow = Flow::new();
+    let p = flow.add(failing_step("p")).expect("p");
+    let cancelled = flow
+        .add(step("cancelled", 1, 0).after(p.clone()))
+        .expect("cancelled");
+    flow.add(step("grandchild", 1, 0).after(cancelled))
+        .expect("grandchild");
+    flow.add(step("anyway", 5, 0).after(p.clone().on_end(OnParentEnd::Run)))
+        .expect("anyway");
+    flow.add(step("blocked", 7, 0).after(p.on_end(OnParentEnd::Wait)))
+        .expect("blocked");
+    env.producer.enqueue_flow(flow).await.expect("flow");
+
+    let worker = InProcessWorker::start(&url, fast_config(), stepping(&runs, &failing)).await;
+    env.wait_status("default", "p", Status::Dead, LONG).await;
+    let anyway = env
+        .wait_status("default", "anyway", Status::Completed, LONG)
+        .await;
+    assert_eq!(anyway.result, Some(json!(5)), "a dead parent adds nothing");
+    let cancelled = env
+        .wait_status("default", "cancelled", Status::Cancelled, LONG)
+        .await;
+    assert_eq!(cancelled.error.as_deref(), Some("parent default p dead"));
+    let grandchild = env
+        .wait_status("default", "grandchild", Status::Cancelled, LONG)
+        .await;
+    assert_eq!(
+        grandchild.error.as_deref(),
+        Some("parent default cancelled cancelled")
+    );
+    // Blocked, not lost: it waits, and says for what.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        env.record("default", "blocked")
+            .await
+            .and_then(|r| r.status),
+        Some(Status::Waiting)
+    );
+    let shown = run_flotilla(&url, &[], &["jobs", "show", "blocked"]);
+    assert!(shown.contains("waiting"), "{shown}");
+
+    // The operator fixes the cause and retries the dead parent: the blocked child runs.
+    *failing.lock().expect("lock") = false;
+    run_flotilla(&url, &[], &["jobs", "retry", "p", "--queue", "default"]);
+    let blocked = env
+        .wait_status("default", "blocked", Status::Completed, LONG)
+        .await;
+    worker.stop().await;
+    assert_eq!(blocked.result, Some(json!(7)));
+    let r = runs.lock().expect("lock");
+    assert!(!r.started.contains_key("cancelled") && !r.started.contains_key("grandchild"));
+    assert!(r.started["blocked"] >= r.ended["p"]);
+}
+
+/// Every key of the namespace, to tell that a refused flow wrote nothing.
+async fn all_keys(env: &Env) -> Vec<String> {
+    let mut keys: Vec<String> = env.cmd(redis::cmd("KEYS").arg("*")).await;
+    keys.sort();
+    keys
+}
+
+#[tokio::test]
+async fn a_bad_flow_is_refused_with_its_reason_and_writes_nothing() {
+    let env = Env::start().await;
+    env.enqueue_job(step("taken", 1, 0)).await;
+    let dead = env.enqueue_job(step("dead", 1, 0).max_attempts(1)).await;
+    run_flotilla(
+        &env.url(),
+        &[],
+        &["jobs", "cancel", &dead, "--queue", "default"],
+    );
+    let before = all_keys(&env).await;
+
+    let refused = |flow: Flow, why: &'static str| {
+        let env = &env;
+        async move {
+            let error = env.producer.enqueue_flow(flow).await.expect_err("refused");
+            assert!(error.to_string().contains(why), "{error} (wanted {why:?})");
+        }
+    };
+    // A cycle: x → y → z → x.
+    let mut flow = Flow::new();
+    flow.add(step("x", 0, 0).after(Parent::new("default", "z")))
+        .expect("x");
+    flow.add(step("y", 0, 0).after(Parent::new("default", "x")))
+        .expect("y");
+    flow.add(step("z", 0, 0).after(Parent::new("default", "y")))
+        .expect("z");
+    refused(flow, "cycle").await;
+    // A parent nobody enqueued.
+    let mut flow = Flow::new();
+    flow.add(step("orphan", 0, 0).after(Parent::new("default", "nobody")))
+        .expect("orphan");
+    refused(flow, "parent nobody is not known").await;
+    // An id taken.
+    let mut flow = Flow::new();
+    flow.add(step("taken", 0, 0)).expect("taken");
+    refused(flow, "taken").await;
+    // A parent that ended without completing, under `cancel`.
+    let mut flow = Flow::new();
+    flow.add(step("late", 0, 0).after(Parent::new("default", &dead)))
+        .expect("late");
+    refused(flow, "already ended cancelled").await;
+    // One id twice.
+    let mut flow = Flow::new();
+    flow.add(step("twice", 0, 0)).expect("twice");
+    flow.add(step("twice", 0, 0)).expect("twice");
+    refused(flow, "twice").await;
+    // Too many jobs.
+    let mut flow = Flow::new();
+    for i in 0..20_001 {
+        flow.add(step(&format!("j{i}"), 0, 0)).expect("job");
+    }
+    refused(flow, "1 to 20000 jobs").await;
+
+    assert_eq!(
+        all_keys(&env).await,
+        before,
+        "a refused flow wrote something"
+    );
+}
+
+#[tokio::test]
+async fn a_job_enqueued_after_others_from_the_command_line_waits_and_its_cancel_reaches_its_children()
+ {
+    let env = Env::start().await;
+    let url = env.url();
+    let parent = run_flotilla(
+        &url,
+        &[],
+        &["enqueue", "--type", "noop", "--id", "parent", "--in", "1h"],
+    );
+    assert_eq!(parent.trim(), "parent");
+    let child = run_flotilla(
+        &url,
+        &[],
+        &[
+            "enqueue", "--type", "noop", "--id", "child", "--after", "parent",
+        ],
+    );
+    assert_eq!(child.trim(), "child");
+    let grandchild = run_flotilla(
+        &url,
+        &[],
+        &[
+            "enqueue",
+            "--type",
+            "noop",
+            "--id",
+            "grandchild",
+            "--after",
+            "child",
+            "--on-parent-end",
+            "run",
+        ],
+    );
+    assert_eq!(grandchild.trim(), "grandchild");
+    let listed = run_flotilla(&url, &[], &["jobs", "list", "--status", "waiting"]);
+    assert!(
+        listed.contains("child") && listed.contains("grandchild"),
+        "{listed}"
+    );
+    // The child is cancelled while it waits: its own child runs anyway, as its edge says.
+    run_flotilla(
+        &url,
+        &[],
+        &["jobs", "cancel", "child", "--queue", "default"],
+    );
+    let worker = InProcessWorker::start(&url, fast_config(), Registry::with_builtins()).await;
+    env.wait_status("default", "grandchild", Status::Completed, LONG)
+        .await;
+    worker.stop().await;
+    assert_eq!(
+        env.record("default", "child").await.and_then(|r| r.status),
+        Some(Status::Cancelled)
+    );
+}
