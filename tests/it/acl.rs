@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use flotilla_producer::{Flow, NewJob, OnParentEnd, Parent, Producer};
+use flotilla_producer::{Batch, Flow, NewJob, OnParentEnd, Parent, Producer};
 use flotilla_proto::Status;
 use flotilla_tests::{
     FlotillaProcess, WorkerProcess, free_local_addr, http_get, http_request, repo_root,
@@ -223,6 +223,21 @@ async fn every_role_serves_its_part_under_only_its_documented_rule() {
         .enqueue_flow(flow)
         .await
         .expect("a flow under the producer's rule");
+    // A batch: its members complete under the worker's rule, which fires its callback.
+    let mut batch = Batch::new("acl-batch").on_complete(
+        NewJob::new("noop", &json!({}))
+            .expect("job")
+            .id("acl-batch-done"),
+    );
+    for _ in 0..3 {
+        batch
+            .add(NewJob::new("noop", &json!({})).expect("job"))
+            .expect("a member");
+    }
+    producer
+        .enqueue_batch(batch)
+        .await
+        .expect("a batch under the producer's rule");
     let after_far = producer
         .enqueue(
             NewJob::new("noop", &json!({}))
@@ -243,6 +258,8 @@ async fn every_role_serves_its_part_under_only_its_documented_rule() {
 
     jobs.wait_done(&env.conn, &env.keys).await;
     env.wait_status("default", b.id(), Status::Completed, LONG)
+        .await;
+    env.wait_status("default", "acl-batch-done", Status::Completed, LONG)
         .await;
     for id in &raw_grouped {
         env.wait_status("default", id, Status::Completed, LONG)
@@ -320,6 +337,8 @@ async fn every_role_serves_its_part_under_only_its_documented_rule() {
         &["jobs", "cancel", &far],
         &["jobs", "delete", &far, "--yes"],
         &["jobs", "retry", &jobs.dies],
+        &["batches", "show", "acl-batch"],
+        &["jobs", "list", "--status", "waiting"],
     ] {
         run_flotilla(&operator_url, &[], args);
     }

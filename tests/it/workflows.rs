@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use flotilla_producer::{Flow, NewJob, OnParentEnd, Outcome, Parent};
+use flotilla_producer::{Batch, Flow, NewJob, OnParentEnd, Outcome, Parent};
 use flotilla_proto::Status;
 use flotilla_tests::{InProcessWorker, fast_config};
 use flotilla_worker::{HandlerError, JobContext, Registry};
@@ -23,6 +23,8 @@ struct Runs {
     ended: HashMap<String, Instant>,
     /// The parents' results each job read, by job id.
     read: HashMap<String, serde_json::Value>,
+    /// Each run of a `note` job (a batch's callback): its id and when.
+    noted: Vec<(String, Instant)>,
 }
 
 type Shared = Arc<Mutex<Runs>>;
@@ -43,6 +45,7 @@ struct Step {
 /// sum is added to its own value), and fails for good while asked to and `failing` is up.
 fn stepping(runs: &Shared, failing: &Arc<Mutex<bool>>) -> Registry {
     let mut registry = Registry::with_builtins();
+    let for_notes = Arc::clone(runs);
     let (runs, failing) = (Arc::clone(runs), Arc::clone(failing));
     registry.register_fn("step", move |step: Step, ctx: JobContext| {
         let (runs, failing) = (Arc::clone(&runs), Arc::clone(&failing));
@@ -84,6 +87,17 @@ fn stepping(runs: &Shared, failing: &Arc<Mutex<bool>>) -> Registry {
                 return Err(HandlerError::give_up("asked to fail"));
             }
             Ok::<_, HandlerError>(sum)
+        }
+    });
+    let runs = for_notes;
+    registry.register_fn("note", move |_: serde_json::Value, ctx: JobContext| {
+        let runs = Arc::clone(&runs);
+        async move {
+            runs.lock()
+                .expect("lock")
+                .noted
+                .push((ctx.id.clone(), Instant::now()));
+            Ok::<_, HandlerError>(())
         }
     });
     registry
@@ -346,5 +360,211 @@ async fn a_job_enqueued_after_others_from_the_command_line_waits_and_its_cancel_
     assert_eq!(
         env.record("default", "child").await.and_then(|r| r.status),
         Some(Status::Cancelled)
+    );
+}
+
+fn note(id: &str) -> NewJob {
+    NewJob::new("note", &json!({})).expect("job").id(id)
+}
+
+/// How many times each callback ran, and the last time any job of `members` ended.
+fn callbacks_ran(runs: &Shared) -> HashMap<String, usize> {
+    let mut ran = HashMap::new();
+    for (id, _) in &runs.lock().expect("lock").noted {
+        *ran.entry(id.clone()).or_default() += 1;
+    }
+    ran
+}
+
+#[tokio::test]
+async fn a_batch_runs_its_success_and_complete_callbacks_once_after_its_last_job() {
+    let env = Env::start().await;
+    let url = env.url();
+    let runs = Shared::default();
+    let failing = Arc::new(Mutex::new(false));
+    let mut batch = Batch::new("import")
+        .on_success(note("import-ok"))
+        .on_complete(note("import-done"))
+        .on_death(note("import-died"));
+    for i in 0..200 {
+        batch
+            .add(step(&format!("row-{i}"), i, (i % 7) as u64))
+            .expect("job");
+    }
+    let counts = env.producer.enqueue_batch(batch).await.expect("batch");
+    assert_eq!(
+        (counts.total, counts.pending, counts.sealed),
+        (200, 200, true)
+    );
+    let workers = [
+        InProcessWorker::start(&url, fast_config(), stepping(&runs, &failing)).await,
+        InProcessWorker::start(&url, fast_config(), stepping(&runs, &failing)).await,
+    ];
+    env.wait_status("default", "import-ok", Status::Completed, LONG)
+        .await;
+    env.wait_status("default", "import-done", Status::Completed, LONG)
+        .await;
+    // No job died: the death callback is cancelled, and says why.
+    let died = env
+        .wait_status("default", "import-died", Status::Cancelled, LONG)
+        .await;
+    assert_eq!(died.error.as_deref(), Some("no job of the batch died"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for worker in workers {
+        worker.stop().await;
+    }
+    let ran = callbacks_ran(&runs);
+    assert_eq!(ran.get("import-ok"), Some(&1), "{ran:?}");
+    assert_eq!(ran.get("import-done"), Some(&1), "{ran:?}");
+    {
+        let r = runs.lock().expect("lock");
+        let last_row = r.ended.values().max().copied().expect("rows ran");
+        assert_eq!(r.ended.len(), 200, "every row ran once");
+        for (id, at) in &r.noted {
+            assert!(
+                *at >= last_row,
+                "{id} ran before the last job of its batch ended"
+            );
+        }
+    }
+    let state = env
+        .producer
+        .batch("default", "import")
+        .await
+        .expect("read")
+        .expect("the batch");
+    assert_eq!(
+        (
+            state.counts.completed,
+            state.counts.pending,
+            state.counts.dead
+        ),
+        (200, 0, 0)
+    );
+    let shown = run_flotilla(&url, &[], &["batches", "show", "import"]);
+    assert!(
+        shown.contains("200 jobs, 0 pending, 200 completed")
+            && shown.contains("on success: job import-ok (default) fired"),
+        "{shown}"
+    );
+}
+
+#[tokio::test]
+async fn a_death_in_a_batch_runs_its_death_callback_at_once_and_its_success_after_a_retry_completes()
+ {
+    let env = Env::start().await;
+    let url = env.url();
+    let runs = Shared::default();
+    let failing = Arc::new(Mutex::new(true));
+    let mut batch = Batch::new("nightly")
+        .on_success(note("nightly-ok"))
+        .on_complete(note("nightly-done"))
+        .on_death(note("nightly-died"))
+        .keep_open();
+    batch.add(step("n-1", 1, 0)).expect("job");
+    batch.add(failing_step("n-bad")).expect("job");
+    env.producer.enqueue_batch(batch).await.expect("batch");
+    let worker = InProcessWorker::start(&url, fast_config(), stepping(&runs, &failing)).await;
+    env.wait_status("default", "nightly-died", Status::Completed, LONG)
+        .await;
+    env.wait_status("default", "n-1", Status::Completed, LONG)
+        .await;
+    // Open: its complete callback waits for the seal, whatever has ended.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        env.record("default", "nightly-done")
+            .await
+            .and_then(|r| r.status),
+        Some(Status::Waiting)
+    );
+    env.producer
+        .add_to_batch("default", "nightly", vec![step("n-2", 2, 0)], true)
+        .await
+        .expect("added and sealed");
+    env.wait_status("default", "nightly-done", Status::Completed, LONG)
+        .await;
+    // A job is dead: success waits, since a retry may still complete it.
+    assert_eq!(
+        env.record("default", "nightly-ok")
+            .await
+            .and_then(|r| r.status),
+        Some(Status::Waiting)
+    );
+    let shown = run_flotilla(
+        &url,
+        &[],
+        &["batches", "show", "nightly", "--queue", "default"],
+    );
+    assert!(shown.contains("dead: default n-bad"), "{shown}");
+    *failing.lock().expect("lock") = false;
+    run_flotilla(&url, &[], &["jobs", "retry", "n-bad", "--queue", "default"]);
+    env.wait_status("default", "nightly-ok", Status::Completed, LONG)
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    worker.stop().await;
+    let ran = callbacks_ran(&runs);
+    for callback in ["nightly-ok", "nightly-done", "nightly-died"] {
+        assert_eq!(ran.get(callback), Some(&1), "{callback}: {ran:?}");
+    }
+    // Adding to a sealed batch is refused.
+    let refused = env
+        .producer
+        .add_to_batch("default", "nightly", vec![step("n-3", 3, 0)], false)
+        .await
+        .expect_err("sealed");
+    assert!(refused.to_string().contains("sealed"), "{refused}");
+}
+
+#[tokio::test]
+async fn a_flow_from_a_json_file_is_shown_with_what_each_job_waits_for() {
+    let env = Env::start().await;
+    let url = env.url();
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("flow.json");
+    std::fs::write(
+        &file,
+        json!({
+            "id": "report-7",
+            "jobs": [
+                {"id": "extract", "type": "noop"},
+                {"id": "transform", "type": "noop", "queue": "low", "after": ["extract"]},
+                {"id": "load", "type": "noop", "after": [{"id": "transform", "on_end": "run"}],
+                 "delay": "10m"}
+            ]
+        })
+        .to_string(),
+    )
+    .expect("written");
+    let printed = run_flotilla(&url, &[], &["flows", "add", file.to_str().expect("path")]);
+    assert_eq!(printed.trim(), "report-7");
+    let shown = run_flotilla(&url, &[], &["flows", "show", "report-7"]);
+    assert!(shown.contains("3 jobs; 1 pending, 2 waiting"), "{shown}");
+    assert!(
+        shown.contains("after transform (low), if it fails: run; not ended"),
+        "{shown}"
+    );
+    assert!(shown.contains("job load (default) waits for it"), "{shown}");
+    let worker = InProcessWorker::start(&url, fast_config(), Registry::with_builtins()).await;
+    // `load` waits its ten minutes once `transform` is done.
+    env.wait_status("default", "load", Status::Scheduled, LONG)
+        .await;
+    worker.stop().await;
+    let shown = run_flotilla(&url, &[], &["flows", "show", "report-7", "--json"]);
+    let view: serde_json::Value = serde_json::from_str(&shown).expect("JSON");
+    assert_eq!(view["counts"]["completed"], 2, "{view}");
+    assert_eq!(view["counts"]["scheduled"], 1, "{view}");
+    // A description that names an unknown field is refused before anything is written.
+    std::fs::write(&file, r#"{"jobs": [{"type": "noop", "retries": 3}]}"#).expect("written");
+    let refused = std::process::Command::new(flotilla_tests::flotilla_bin())
+        .args(["flows", "add", file.to_str().expect("path")])
+        .env("FLOTILLA_REDIS_URL", &url)
+        .env_remove("FLOTILLA_CONFIG")
+        .output()
+        .expect("runs");
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("unknown field `retries`"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
     );
 }

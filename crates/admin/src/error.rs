@@ -50,6 +50,24 @@ pub enum AdminError {
         /// The partition count asked for.
         wanted: u16,
     },
+    /// No flow, or no batch, has this id in any known queue.
+    #[error("no {kind} {id:?} in any queue (a finished one is forgotten a week after it ended)")]
+    NoSuch {
+        /// `flow` or `batch`.
+        kind: &'static str,
+        /// The id as given.
+        id: String,
+    },
+    /// A flow or batch id names one in more than one queue.
+    #[error("{kind} {id:?} is in several queues ({}): name the queue", queues.join(", "))]
+    SeveralQueues {
+        /// `flow` or `batch`.
+        kind: &'static str,
+        /// The id as given.
+        id: String,
+        /// The queues holding one.
+        queues: Vec<String>,
+    },
     /// An empty (or blank) job id was given.
     #[error("give a job id, or the first characters of one (an empty prefix matches every job)")]
     EmptyId,

@@ -30,6 +30,7 @@ mod retry;
 mod text;
 mod throughput;
 mod workers;
+mod workflows;
 
 use flotilla_proto::SharedConnection;
 use flotilla_proto::{JobDefaults, JobPolicy, Keys};
@@ -53,6 +54,7 @@ pub use retry::{DeadFilter, DeadLetter, RetryCount};
 pub use text::job_text;
 pub use throughput::Minute;
 pub use workers::{WorkerRow, WorkerState};
+pub use workflows::{FLOW_JOBS_SHOWN, FlowJob, FlowView};
 
 /// A handle on one namespace of one Redis, for operations.
 #[derive(Clone)]

@@ -15,6 +15,7 @@ pub use crate::commands::scheduler::SchedulerArgs;
 pub use crate::commands::schedules::SchedulesCommand;
 pub use crate::commands::worker::WorkerArgs;
 pub use crate::commands::workers::WorkersCommand;
+pub use crate::commands::workflows::{BatchesCommand, FlowsCommand};
 #[cfg(feature = "harness")]
 pub use flotilla_bench::{BenchArgs, PickupWorkerArgs};
 #[cfg(feature = "harness")]
@@ -74,6 +75,16 @@ pub enum Command {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Flows of jobs that wait for other jobs: create one from JSON, show one.
+    Flows {
+        #[command(subcommand)]
+        command: FlowsCommand,
+    },
+    /// Batches of jobs with callbacks: show one's counts and callbacks.
+    Batches {
+        #[command(subcommand)]
+        command: BatchesCommand,
     },
     /// Per-queue counts; pause and resume queues.
     Queues {

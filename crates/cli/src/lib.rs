@@ -79,6 +79,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Queues { command } => commands::queues::run(config_file, command).await,
         Command::Workers { command } => commands::workers::run(config_file, command).await,
+        Command::Flows { command } => commands::workflows::flows(config_file, command).await,
+        Command::Batches { command } => commands::workflows::batches(config_file, command).await,
         Command::Alerts { recent, json } => {
             commands::reconcile::alerts(config_file, recent, json).await
         }

@@ -48,7 +48,9 @@ impl From<AdminError> for ApiError {
         let text = e.to_string();
         match e {
             AdminError::Redis(e) => redis_error(&e),
-            AdminError::UnknownQueue { .. } | AdminError::NoSuchJob(_) => ApiError::NotFound(text),
+            AdminError::UnknownQueue { .. }
+            | AdminError::NoSuchJob(_)
+            | AdminError::NoSuch { .. } => ApiError::NotFound(text),
             AdminError::EmptyId
             | AdminError::BadSince
             | AdminError::BadCursor { .. }
@@ -59,6 +61,7 @@ impl From<AdminError> for ApiError {
             | AdminError::NotAQueue(_) => ApiError::BadRequest(text),
             AdminError::UnreadableLimit { .. } => ApiError::Internal(text),
             AdminError::InSeveralQueues { .. }
+            | AdminError::SeveralQueues { .. }
             | AdminError::Running(_)
             | AdminError::QueueServed { .. }
             | AdminError::QueueNotEmpty(_)

@@ -75,15 +75,45 @@ impl From<&Enqueued> for Parent {
 /// producer.enqueue_flow(flow).await?;
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Flow {
+    id: String,
     jobs: Vec<NewJob>,
 }
 
+impl Default for Flow {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Flow {
-    /// An empty flow.
+    /// An empty flow with an id of its own (a UUID), under which `flotilla flows show`
+    /// lists its jobs for a week.
     pub fn new() -> Self {
-        Self::default()
+        Self::with_id(&flotilla_proto::new_job_id())
+    }
+
+    /// An empty flow named `id` (a name, not yet used by another flow of its first job's
+    /// queue).
+    pub fn with_id(id: &str) -> Self {
+        Self {
+            id: id.to_owned(),
+            jobs: Vec::new(),
+        }
+    }
+
+    /// A flow of one job waiting for jobs enqueued before: listed under no id.
+    pub(crate) fn unnamed() -> Self {
+        Self {
+            id: String::new(),
+            jobs: Vec::new(),
+        }
+    }
+
+    /// The flow's id.
+    pub fn id(&self) -> &str {
+        &self.id
     }
 
     /// Adds a job (its parents named with [`NewJob::after`]: jobs of this flow, or jobs
@@ -123,6 +153,9 @@ impl Producer {
         let mut jobs = flow.jobs;
         if jobs.is_empty() {
             return Ok(Vec::new());
+        }
+        if !flow.id.is_empty() {
+            flotilla_proto::check_name("flow id", &flow.id)?;
         }
         let mut ids = Vec::with_capacity(jobs.len());
         for job in &mut jobs {
@@ -181,7 +214,10 @@ impl Producer {
         let replies = scripts::run(
             &mut self.conn.clone(),
             &self.keys,
-            &EnqueueFlow { jobs: items },
+            &EnqueueFlow {
+                id: &flow.id,
+                jobs: items,
+            },
         )
         .await
         .map_err(flow_refusal)?;
@@ -252,7 +288,7 @@ impl Producer {
     }
 
     /// A job of a flow as the enqueue script's arguments take it.
-    fn flow_item<'a>(&'a self, job: &'a NewJob, id: &'a str) -> EnqueueItem<'a> {
+    pub(crate) fn flow_item<'a>(&'a self, job: &'a NewJob, id: &'a str) -> EnqueueItem<'a> {
         let when = match job.schedule {
             None => When::Now,
             Some(Schedule::At(t)) => {

@@ -26,6 +26,7 @@
 
 #![warn(missing_docs)]
 
+mod batches;
 mod bulk;
 mod enqueued;
 mod error;
@@ -39,7 +40,10 @@ mod read_back;
 pub use error::ProducerError;
 pub use flotilla_proto::connect::Replication;
 // What a producer's API takes and answers, so a user needs no other crate for it.
+pub use batches::{BATCH_CALL_JOBS, Batch};
 pub use enqueued::{Enqueued, Outcome};
+pub use flotilla_proto::dependencies::{BatchCallback, BatchState, Dependencies, ParentState};
+pub use flotilla_proto::scripts::{BatchCounts, CallbackKind};
 pub use flotilla_proto::{
     AttemptError, Backoff, Job, JobOutput, JobPolicy, JobRecord, Keys, ProtoError, RedisTarget,
     SharedConnection, Status, full_id,

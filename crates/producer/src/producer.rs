@@ -167,7 +167,7 @@ impl Producer {
     async fn enqueue_one(&self, job: NewJob) -> Result<Enqueued, ProducerError> {
         if !job.parents.is_empty() {
             // A job that waits for others is a flow of one.
-            let mut flow = crate::Flow::new();
+            let mut flow = crate::Flow::unnamed();
             flow.add(job)?;
             let mut created = self.enqueue_flow(flow).await?;
             return created

@@ -1,11 +1,13 @@
 //! Reading what jobs wait for (protocol 2.19): a job's parents and how each ended, with
-//! their results, from its `deps` hash; and the jobs of a queue that wait.
+//! their results, from its `deps` hash; the jobs of a queue that wait; and a batch's
+//! counts and callbacks.
 
 use std::collections::HashMap;
 
 use redis::aio::ConnectionLike;
 
 use crate::Keys;
+use crate::scripts::{BatchCounts, CallbackKind};
 
 /// How one parent of a job stands, as the job's `deps` hash says.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -24,9 +26,37 @@ pub struct ParentState {
     pub blocked: bool,
 }
 
+/// An edge between two jobs: the other job, and what the waiting one does if its
+/// parent ends without completing (`cancel`, `run`, `wait`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Edge {
+    /// `cancel`, `run` or `wait` (`batch` for a job's edge to its batch).
+    pub policy: String,
+    /// The other job's queue (or partition; the batch's queue for a batch).
+    pub queue: String,
+    /// The other job's id (the batch's id for a batch).
+    pub id: String,
+}
+
+impl Edge {
+    /// Reads `<policy> <queue> <id>`.
+    fn parse(text: &str) -> Option<Self> {
+        let mut parts = text.splitn(3, ' ');
+        Some(Self {
+            policy: parts.next()?.to_owned(),
+            queue: parts.next()?.to_owned(),
+            id: parts.next()?.to_owned(),
+        })
+    }
+}
+
 /// What a job waits (or waited) for.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
 pub struct Dependencies {
+    /// Every parent it was created with, and each edge's policy.
+    pub edges_in: Vec<Edge>,
+    /// The flow it was created in (`<queue> <flow id>`), if it was named.
+    pub flow: Option<String>,
     /// Its parents that ended, and those blocking it, by queue and id.
     pub parents: Vec<ParentState>,
     /// How many parents it has.
@@ -99,7 +129,12 @@ pub async fn dependencies<C: ConnectionLike + Send>(
     }
     let mut parents: Vec<ParentState> = parents.into_values().collect();
     parents.sort_by(|a, b| (&a.queue, &a.id).cmp(&(&b.queue, &b.id)));
+    let edges_in = text("parents")
+        .map(|lines| lines.lines().filter_map(Edge::parse).collect())
+        .unwrap_or_default();
     Ok(Some(Dependencies {
+        edges_in,
+        flow: text("flow"),
         parents,
         edges: number("edges").map_or(0, |n| n.max(0) as u64),
         left: number("left").map(|n| n.max(0) as u64),
@@ -142,4 +177,176 @@ pub async fn waiting_count<C: ConnectionLike + Send>(
         .arg(keys.waiting(queue))
         .query_async(conn)
         .await
+}
+
+/// One callback of a batch.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BatchCallback {
+    /// When it runs: `success`, `complete` or `death`.
+    pub kind: String,
+    /// Its job's queue.
+    pub queue: String,
+    /// Its job's id.
+    pub id: String,
+    /// `fired` (enqueued), `dropped` (cancelled: its condition can no longer hold), or
+    /// `None` while it waits.
+    pub decided: Option<String>,
+}
+
+/// A batch as its hash says.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BatchState {
+    /// Its queue.
+    pub queue: String,
+    /// Its id.
+    pub id: String,
+    /// Its jobs' counts, and whether it is sealed.
+    #[serde(flatten)]
+    pub counts: BatchCounts,
+    /// When it was opened (ms).
+    pub created_at_ms: Option<i64>,
+    /// When its last job ended after it was sealed (ms).
+    pub finished_at_ms: Option<i64>,
+    /// Its callbacks.
+    pub callbacks: Vec<BatchCallback>,
+    /// Its dead jobs (`<queue> <id>`), which an operator's retry may still complete.
+    pub dead_jobs: Vec<String>,
+}
+
+/// Batch `id` of `queue`, or `None` when there is none (never opened, or forgotten a
+/// week after it finished).
+pub async fn batch_state<C: ConnectionLike + Send>(
+    conn: &mut C,
+    keys: &Keys,
+    queue: &str,
+    id: &str,
+) -> redis::RedisResult<Option<BatchState>> {
+    let fields: HashMap<String, String> = redis::cmd("HGETALL")
+        .arg(keys.batch(queue, id))
+        .query_async(conn)
+        .await?;
+    if fields.is_empty() {
+        return Ok(None);
+    }
+    let count = |name: &str| {
+        fields
+            .get(name)
+            .and_then(|v| v.parse::<i64>().ok())
+            .map_or(0, |n| n.max(0) as u64)
+    };
+    let time = |name: &str| fields.get(name).and_then(|v| v.parse::<i64>().ok());
+    let callbacks = [
+        CallbackKind::Success,
+        CallbackKind::Complete,
+        CallbackKind::Death,
+    ]
+    .into_iter()
+    .filter_map(|kind| {
+        let (queue, id) = fields.get(&format!("cb:{kind}"))?.split_once(' ')?;
+        Some(BatchCallback {
+            kind: kind.as_str().to_owned(),
+            queue: queue.to_owned(),
+            id: id.to_owned(),
+            decided: fields.get(&format!("done:{kind}")).cloned(),
+        })
+    })
+    .collect();
+    let mut dead_jobs: Vec<String> = fields
+        .keys()
+        .filter_map(|name| name.strip_prefix("m:").map(str::to_owned))
+        .collect();
+    dead_jobs.sort();
+    Ok(Some(BatchState {
+        queue: queue.to_owned(),
+        id: id.to_owned(),
+        counts: BatchCounts {
+            total: count("total"),
+            pending: count("pending"),
+            completed: count("completed"),
+            dead: count("dead"),
+            ended: count("ended"),
+            sealed: fields.get("sealed").map(String::as_str) == Some("1"),
+        },
+        created_at_ms: time("created_at"),
+        finished_at_ms: time("finished_at"),
+        callbacks,
+        dead_jobs,
+    }))
+}
+
+/// The edges from job `id` of `queue` to the jobs (and batches) that wait for it; empty
+/// once it ended and told them (a `wait` edge stays while it is dead).
+pub async fn edges_out<C: ConnectionLike + Send>(
+    conn: &mut C,
+    keys: &Keys,
+    queue: &str,
+    id: &str,
+) -> redis::RedisResult<Vec<Edge>> {
+    let edges: Vec<String> = redis::cmd("LRANGE")
+        .arg(keys.hook(queue, id))
+        .arg(0)
+        .arg(-1)
+        .query_async(conn)
+        .await?;
+    Ok(edges.iter().filter_map(|e| Edge::parse(e)).collect())
+}
+
+/// The jobs of flow `id`, listed in `queue` (its first job's), as `(queue, id)`, at most
+/// `max` of them, with how many it holds; `None` when no such flow is listed there (never
+/// created, or forgotten a week after).
+pub async fn flow_jobs<C: ConnectionLike + Send>(
+    conn: &mut C,
+    keys: &Keys,
+    queue: &str,
+    id: &str,
+    max: usize,
+) -> redis::RedisResult<Option<(Vec<(String, String)>, u64)>> {
+    let key = keys.flow(queue, id);
+    let (members, total): (Vec<String>, u64) = redis::pipe()
+        .cmd("LRANGE")
+        .arg(&key)
+        .arg(0)
+        .arg(max.saturating_sub(1))
+        .cmd("LLEN")
+        .arg(&key)
+        .query_async(conn)
+        .await?;
+    if total == 0 {
+        return Ok(None);
+    }
+    let members = members
+        .iter()
+        .filter_map(|m| m.split_once(' '))
+        .map(|(q, i)| (q.to_owned(), i.to_owned()))
+        .collect();
+    Ok(Some((members, total)))
+}
+
+/// Which of `queues` hold flow `id` (`flows`: `true`) or batch `id` (`false`).
+pub async fn queues_holding<C: ConnectionLike + Send>(
+    conn: &mut C,
+    keys: &Keys,
+    queues: &[String],
+    id: &str,
+    flows: bool,
+) -> redis::RedisResult<Vec<String>> {
+    if queues.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut pipe = redis::pipe();
+    for queue in queues {
+        let key = if flows {
+            keys.flow(queue, id)
+        } else {
+            keys.batch(queue, id)
+        };
+        pipe.cmd("EXISTS").arg(key);
+    }
+    let found: Vec<u64> = pipe.query_async(conn).await?;
+    Ok(queues
+        .iter()
+        .zip(found)
+        .filter(|(_, n)| *n > 0)
+        .map(|(q, _)| q.clone())
+        .collect())
 }

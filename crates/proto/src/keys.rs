@@ -196,6 +196,16 @@ impl Keys {
         self.queue_key(queue, &format!("hook:{id}"))
     }
 
+    /// A named flow's jobs, `<queue> <id>` each (protocol 2.19, a list kept a week).
+    pub fn flow(&self, queue: &str, id: &str) -> String {
+        self.queue_key(queue, &format!("flow:{id}"))
+    }
+
+    /// A batch's counts and callbacks (protocol 2.19, a hash).
+    pub fn batch(&self, queue: &str, id: &str) -> String {
+        self.queue_key(queue, &format!("batch:{id}"))
+    }
+
     /// Ids of a queue's jobs that other jobs wait for (protocol 2.19).
     pub fn hooked(&self, queue: &str) -> String {
         self.queue_key(queue, "hooked")

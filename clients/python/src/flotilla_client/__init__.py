@@ -1,9 +1,11 @@
 """Flotilla's Python client: enqueue jobs on a Flotilla fleet over Redis Streams and read their results."""
 
-from .client import DEFAULT_QUEUE, Client, Debounced, Unique
+from .client import Client, Debounced, Unique
+from .dependencies import Dependencies, ParentState
 from .errors import FlotillaError, InvalidJob, QueueFull, WaitTimeout
+from .flows import Enqueued, FlowJob, Parent, ParentRef, Policy, flow_script_text
 from .ids import full_id, parse_full_id
-from .keys import Keys
+from .keys import DEFAULT_QUEUE, Keys
 from .script import DEFAULT_BACKOFF, DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT_MS, script_text
 from .status import TERMINAL_STATUSES, AttemptError, JobStatus
 from .validate import DEFAULT_MAX_PAYLOAD_BYTES
@@ -20,13 +22,21 @@ __all__ = [
     "AttemptError",
     "Client",
     "Debounced",
+    "Dependencies",
+    "Enqueued",
     "FlotillaError",
+    "FlowJob",
     "InvalidJob",
     "JobStatus",
     "Keys",
+    "Parent",
+    "ParentRef",
+    "ParentState",
+    "Policy",
     "QueueFull",
     "Unique",
     "WaitTimeout",
+    "flow_script_text",
     "full_id",
     "parse_full_id",
     "script_text",

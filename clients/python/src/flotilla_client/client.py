@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -11,21 +12,27 @@ from redis import Redis
 from redis.typing import EncodableT, FieldT
 
 from . import validate
-from .errors import QueueFull, WaitTimeout
+from .dependencies import Dependencies
+from .errors import InvalidJob, QueueFull, WaitTimeout
+from .flows import DEFAULT_POLICY, Enqueued, FlowItem, FlowJob, FlowScript, Parent, ParentRef, check_policy
 from .ids import parse_full_id
-from .keys import DEFAULT_NAMESPACE, Keys
-from .lookup import find_job
+from .keys import DEFAULT_NAMESPACE, DEFAULT_QUEUE, Keys
+from .lookup import find_dependencies, find_job
 from .partitions import Placement, split_partition
 from .script import EnqueueScript, ScriptJob
 from .status import JobStatus
-
-DEFAULT_QUEUE = "default"
 
 # How long a unique key is held when the caller does not say: an hour.
 DEFAULT_UNIQUE_TTL_SECONDS = 3600.0
 
 # The URL scheme Flotilla's own settings use for a unix socket; redis-py spells it unix://.
 _UNIX_SCHEME = "redis+unix://"
+
+# Why a job that waits for other jobs cannot take a unique or debounce key.
+_NO_KEY_AFTER = (
+    "not with a unique or debounce key: a job that waits for other jobs holds neither "
+    "(enqueue it with enqueue, enqueue_in or enqueue_at)"
+)
 
 
 @dataclass(frozen=True)
@@ -81,6 +88,7 @@ class Client:
         self._max_payload_bytes = validate.check_max_payload_bytes(max_payload_bytes)
         self._max_queue_len = None if max_queue_len is None else validate.check_max_queue_len(max_queue_len)
         self._script = EnqueueScript(redis, self._keys)
+        self._flow_script = FlowScript(redis, self._keys)
         self._placement = Placement(redis, self._keys)
 
     @classmethod
@@ -118,6 +126,7 @@ class Client:
         expires_in_ms: int | None = None,
         expires_at_ms: int | None = None,
         group: str | None = None,
+        after: Sequence[ParentRef] | None = None,
     ) -> str:
         """Enqueues a job to run now and returns its id. Without `id` it takes the fast
         path: one XADD carrying the whole job, whose entry id is the job id; fields left
@@ -144,11 +153,27 @@ class Client:
         take a group too: their job waits for its time and then waits its group's turn as
         a new one does. So does `enqueue_unique`: a unique job of a group holds its key
         while it waits its group's turn; with a `delay` it waits for its time first, then
-        for its turn."""
+        for its turn.
+
+        `after` (protocol 2.19) names jobs enqueued before, in any queue, that this one
+        waits for: a Parent(queue, id, policy), a `(queue, id)` or `(queue, id, policy)`
+        tuple, an Enqueued, or an id as `status` takes it (a full id names its queue, any
+        other id is of "default"). The job waits (reported `waiting`) until each has
+        completed, then is enqueued as it would have been now, and its handler reads their
+        results. If a parent ends without completing, `policy` says what the job does:
+        `cancel` (the default: it ends cancelled, unrun), `run` (it runs anyway) or `wait`
+        (it waits for an operator's retry of the dead parent). It goes through the flow
+        script, with a new UUID unless `id` is given; an id taken already, a parent not
+        known or already ended under `cancel` raise InvalidJob with the script's reason,
+        and nothing is written. `enqueue_in` and `enqueue_at` take `after` too: their delay
+        or time counts from when the last parent is done. See `enqueue_flow` for many jobs
+        with edges between them."""
         options = self._options(
             job_type, payload, queue, max_attempts, timeout_ms, backoff, expires_in_ms, expires_at_ms
         )
         job_group = self._group(group)
+        if after:
+            return self._enqueue_after(options, self._job_id(id), after, group=job_group)
         if job_group is not None:
             return self._enqueue_scripted(options, self._job_id(id), group=job_group)[0]
         if id is None and not self._placement.is_split(options.queue):
@@ -172,18 +197,22 @@ class Client:
         expires_in_ms: int | None = None,
         expires_at_ms: int | None = None,
         group: str | None = None,
+        after: Sequence[ParentRef] | None = None,
     ) -> str:
         """Enqueues a job to run after `delay` (seconds, or a timedelta), measured on the
         Redis server's clock. Returns its id (a new UUID unless given). Until then it has no
         record: its id waits in the queue's `later` set and its id key holds the job.
 
         With `group` (see `enqueue`), once its time comes the job waits its group's turn
-        as a new one does (reported `pending`)."""
+        as a new one does (reported `pending`). With `after` (see `enqueue`), the delay
+        counts from when its last parent is done."""
         options = self._options(
             job_type, payload, queue, max_attempts, timeout_ms, backoff, expires_in_ms, expires_at_ms
         )
         wait_ms = validate.delay_ms("delay", delay)
         job_group = self._group(group)
+        if after:
+            return self._enqueue_after(options, self._job_id(id), after, delay_ms=wait_ms, group=job_group)
         return self._enqueue_scripted(options, self._job_id(id), delay_ms=wait_ms, group=job_group)[0]
 
     def enqueue_at(
@@ -200,15 +229,19 @@ class Client:
         expires_in_ms: int | None = None,
         expires_at_ms: int | None = None,
         group: str | None = None,
+        after: Sequence[ParentRef] | None = None,
     ) -> str:
         """Enqueues a job to run no earlier than `when` (an aware datetime, or milliseconds
         since the Unix epoch); a time in the past runs now. Returns its id. It waits as
-        `enqueue_in`'s job does, with `group` too."""
+        `enqueue_in`'s job does, with `group` too. With `after` (see `enqueue`) it runs no
+        earlier than `when` nor before its last parent is done."""
         options = self._options(
             job_type, payload, queue, max_attempts, timeout_ms, backoff, expires_in_ms, expires_at_ms
         )
         due_ms = validate.run_at_ms(when)
         job_group = self._group(group)
+        if after:
+            return self._enqueue_after(options, self._job_id(id), after, run_at_ms=due_ms, group=job_group)
         return self._enqueue_scripted(options, self._job_id(id), run_at_ms=due_ms, group=job_group)[0]
 
     def enqueue_unique(
@@ -228,6 +261,7 @@ class Client:
         expires_at_ms: int | None = None,
         hold_for_ttl: bool = False,
         group: str | None = None,
+        after: None = None,
     ) -> Unique:
         """Enqueues a job unless another job of the queue holds `unique_key`. The key is
         held for `ttl` (seconds, or a timedelta) and released when the job completes or is
@@ -236,7 +270,11 @@ class Client:
         With `group` (see `enqueue`) the job holds its key while it waits its group's turn
         (reported `pending`), so a unique enqueue of the same key meanwhile answers its id;
         with a `delay` it waits for its time first (reported `scheduled`), then for its
-        turn."""
+        turn.
+
+        A unique job waits for no other job: `after` is refused (InvalidJob)."""
+        if after is not None:
+            raise InvalidJob("after", _NO_KEY_AFTER)
         options = self._options(
             job_type, payload, queue, max_attempts, timeout_ms, backoff, expires_in_ms, expires_at_ms
         )
@@ -271,6 +309,7 @@ class Client:
         expires_in_ms: int | None = None,
         expires_at_ms: int | None = None,
         group: str | None = None,
+        after: None = None,
     ) -> Debounced:
         """Enqueues a job that runs `delay` (seconds, or a timedelta) after the last enqueue
         of `debounce_key`, once for a burst: while a job of this key waits for its first
@@ -279,7 +318,11 @@ class Client:
 
         With `group` (see `enqueue`), once its time comes the job waits its group's turn
         as a new one does. A job folded into the waiting one brings its group (or none),
-        as it brings its payload."""
+        as it brings its payload.
+
+        A debounced job waits for no other job: `after` is refused (InvalidJob)."""
+        if after is not None:
+            raise InvalidJob("after", _NO_KEY_AFTER)
         options = self._options(
             job_type, payload, queue, max_attempts, timeout_ms, backoff, expires_in_ms, expires_at_ms
         )
@@ -302,23 +345,110 @@ class Client:
         `id` is the job's id within `queue` or its full id (`<queue>:<entry id>`, see
         `full_id`). A full id names its queue, so `queue` may be left out; given, it must
         be that queue (or the queue that partition belongs to), else the job is not in it
-        and the answer is None. Left out with any other id, `queue` is "default"."""
-        given = validate.check_name("id", id)
-        named, job_id = parse_full_id(given)
-        if queue is not None:
-            validate.check_name("queue", queue)
-        if named is None:
-            where = DEFAULT_QUEUE if queue is None else queue
-        elif queue is None or queue == named or split_partition(named)[0] == queue:
-            # The full id names the very queue (or partition) the job was written to.
-            where = named
-        else:
+        and the answer is None. Left out with any other id, `queue` is "default".
+
+        A job waiting for its parents (see `enqueue`'s `after`) is `waiting`, with the
+        type, payload and options it was given and when it was created."""
+        located = self._locate(id, queue)
+        if located is None:
             return None
+        where, job_id = located
         # A partitioned queue's job is in one of its partitions: its id names the likeliest.
         for partition in self._placement.candidates(where, job_id):
             found = find_job(self._redis, self._keys, partition, job_id)
             if found is not None:
                 return found
+        return None
+
+    def dependencies(self, id: str, queue: str | None = None) -> Dependencies | None:
+        """What a job that waits (or waited) for other jobs waits for, from its `deps` hash
+        (protocol 2.19): how many parents it has (`edges`) and still waits for (`left`,
+        None once it was let go), and each parent that ended, with how (`outcome`) and its
+        result (decoded JSON) when it completed with one; `blocked` for one that died
+        under a `wait` edge. None when the job never had parents, was cancelled while it
+        waited, or was let go over a week ago (the hash is kept that long for its handler
+        to read). `id` and `queue` are as `status` takes them."""
+        located = self._locate(id, queue)
+        if located is None:
+            return None
+        where, job_id = located
+        for partition in self._placement.candidates(where, job_id):
+            found = find_dependencies(self._redis, self._keys, partition, job_id)
+            if found is not None:
+                return found
+        return None
+
+    def enqueue_flow(self, jobs: Sequence[FlowJob]) -> list[Enqueued]:
+        """Creates a flow (protocol 2.19): jobs that wait for other jobs, their parents,
+        in one script call. Each FlowJob names its parents in `after`: jobs of this flow
+        (by id, in any order) or jobs enqueued before, in any queue, each with what the job
+        does if that parent ends without completing (`cancel`, the default; `run`;
+        `wait`). Everything is checked first, then written, so the whole flow exists or
+        none of it does: a cycle, a parent not known, a parent already ended under
+        `cancel`, an id twice or taken, or a job the enqueue script would refuse raise
+        InvalidJob with the script's reason, and nothing is written.
+
+        Answers each job, in order: its id (a new UUID unless given), the queue (or
+        partition) it is in, and `created` (it waits for nothing still running, so it
+        was enqueued at once) or `waiting` (reported `waiting` by `status` until its last
+        parent is done; then it is enqueued as it would have been then, its delay or time
+        counting from that moment). A flow is let in whatever its queues' length caps. On
+        a queue split into partitions each job goes to the partition its group (else its
+        id) names, and its children name that partition."""
+        if isinstance(jobs, (str, bytes)) or not isinstance(jobs, Sequence):
+            raise InvalidJob("jobs", "a list of FlowJob", jobs)
+        if not jobs:
+            return []
+        given: list[tuple[FlowJob, _Options, str, str | None]] = []
+        for job in jobs:
+            if not isinstance(job, FlowJob):
+                raise InvalidJob("jobs", "a list of FlowJob", job)
+            options = self._options(
+                job.type,
+                job.payload,
+                job.queue,
+                job.max_attempts,
+                job.timeout_ms,
+                job.backoff,
+                job.expires_in_ms,
+                job.expires_at_ms,
+            )
+            given.append((job, options, self._job_id(job.id), self._group(job.group)))
+        # The partition each job goes to, by the queue it was given and its id: its
+        # children in the flow name it by those.
+        placed: dict[tuple[str, str], str] = {}
+        queues_of: dict[str, set[str]] = {}
+        for _, options, job_id, group in given:
+            placed[(options.queue, job_id)] = self._placement.place(options.queue, group if group is not None else job_id)
+            queues_of.setdefault(job_id, set()).add(options.queue)
+        items = []
+        for job, options, job_id, group in given:
+            delay_ms = 0 if job.delay is None else validate.delay_ms("delay", job.delay)
+            if job.run_at is not None and job.delay is not None:
+                raise InvalidJob("run_at", "not together with delay: give one or the other")
+            run_at_ms = None if job.run_at is None else validate.run_at_ms(job.run_at)
+            parents = self._parents(job.after, queues_of)
+            items.append(
+                FlowItem(
+                    job=self._flow_job(options, job_id, placed[(options.queue, job_id)], run_at_ms, delay_ms, group),
+                    parents=[self._parent_partition(parent, placed) for parent in parents],
+                )
+            )
+        return self._run_flow(items, "flow")
+
+    def _locate(self, id: str, queue: str | None) -> tuple[str, str] | None:
+        """Where the job `id` (an id within a queue, or a full id) is looked for, with
+        `queue` as the caller gave it: the queue or partition and the id within it, or
+        None when a full id names another queue than `queue`."""
+        given = validate.check_name("id", id)
+        named, job_id = parse_full_id(given)
+        if queue is not None:
+            validate.check_name("queue", queue)
+        if named is None:
+            return DEFAULT_QUEUE if queue is None else queue, job_id
+        if queue is None or queue == named or split_partition(named)[0] == queue:
+            # The full id names the very queue (or partition) the job was written to.
+            return named, job_id
         return None
 
     def wait(
@@ -373,6 +503,120 @@ class Client:
     @staticmethod
     def _job_id(id: str | None) -> str:
         return str(uuid.uuid4()) if id is None else validate.check_job_id(id)
+
+    def _enqueue_after(
+        self,
+        options: _Options,
+        job_id: str,
+        after: Sequence[ParentRef],
+        *,
+        run_at_ms: int | None = None,
+        delay_ms: int = 0,
+        group: str | None = None,
+    ) -> str:
+        """A job that waits for jobs enqueued before: a flow of one."""
+        parents = [self._parent_partition(parent, {}) for parent in self._parents(after, {})]
+        queue = self._placement.place(options.queue, group if group is not None else job_id)
+        job = self._flow_job(options, job_id, queue, run_at_ms, delay_ms, group)
+        return self._run_flow([FlowItem(job=job, parents=parents)], "after")[0].id
+
+    def _flow_job(
+        self,
+        options: _Options,
+        job_id: str,
+        queue: str,
+        run_at_ms: int | None,
+        delay_ms: int,
+        group: str | None,
+    ) -> ScriptJob:
+        """A job of a flow as the flow script takes it: placed in `queue`, with no unique
+        or debounce key and no queue cap (a flow is let in whole)."""
+        return ScriptJob(
+            queue=queue,
+            id=job_id,
+            type=options.type,
+            payload=options.payload,
+            max_attempts=options.max_attempts,
+            timeout_ms=options.timeout_ms,
+            backoff=options.backoff,
+            expires_at_ms=options.expires_at_ms,
+            run_at_ms=run_at_ms,
+            delay_ms=delay_ms,
+            group=group,
+        )
+
+    def _run_flow(self, items: list[FlowItem], refused_field: str) -> list[Enqueued]:
+        # The queues are named first, so tools list them by the time their jobs are there.
+        pipe = self._redis.pipeline(transaction=False)
+        for queue in dict.fromkeys(item.job.queue for item in items):
+            pipe.sadd(self._keys.queues(), queue)
+        pipe.execute()
+        outcomes = self._flow_script.run(items, refused_field)
+        return [Enqueued(id=item.job.id, queue=item.job.queue, outcome=outcome) for item, outcome in zip(items, outcomes)]
+
+    @staticmethod
+    def _parents(after: object, flow_ids: dict[str, set[str]]) -> list[Parent]:
+        """The parents `after` names, checked, by the queue each was given in. A string
+        names the job of the flow with that id (`flow_ids`: id -> the queues of the flow's
+        jobs with it), else a job as `status` takes its id."""
+        if isinstance(after, (str, bytes, Parent, Enqueued)) or not isinstance(after, Sequence):
+            raise InvalidJob("after", "a list of parents: Parent, (queue, id), (queue, id, policy), Enqueued or id", after)
+        parents = []
+        for ref in after:
+            queue: object
+            parent_id: object
+            policy: object = DEFAULT_POLICY
+            if isinstance(ref, Parent):
+                queue, parent_id, policy = ref.queue, ref.id, ref.policy
+            elif isinstance(ref, Enqueued):
+                queue, parent_id = ref.queue, ref.id
+            elif isinstance(ref, tuple) and len(ref) in (2, 3):
+                queue, parent_id = ref[0], ref[1]
+                if len(ref) == 3:
+                    policy = ref[2]
+            elif isinstance(ref, str):
+                in_flow = flow_ids.get(ref, set())
+                if len(in_flow) > 1:
+                    raise InvalidJob("after", "names jobs of the flow in two queues: give (queue, id)", ref)
+                if in_flow:
+                    queue, parent_id = next(iter(in_flow)), ref
+                else:
+                    named, parent_id = parse_full_id(ref)
+                    queue = DEFAULT_QUEUE if named is None else named
+            else:
+                raise InvalidJob("after", "a Parent, (queue, id), (queue, id, policy), Enqueued or id", ref)
+            parents.append(
+                Parent(
+                    queue=validate.check_name("after", queue),
+                    id=validate.check_name("after", parent_id),
+                    policy=check_policy(policy),
+                )
+            )
+        return parents
+
+    def _parent_partition(self, parent: Parent, placed: dict[tuple[str, str], str]) -> Parent:
+        """The parent named by the partition that holds it: a job of the flow where it was
+        placed, a job enqueued before in the partition of its queue that knows its id."""
+        partition = placed.get((parent.queue, parent.id))
+        if partition is None:
+            partition = self._partition_knowing(parent.queue, parent.id)
+        return Parent(queue=partition, id=parent.id, policy=parent.policy)
+
+    def _partition_knowing(self, queue: str, job_id: str) -> str:
+        """The partition of `queue` that knows job `job_id` (by its record, its id key or
+        `done_ids`): the queue itself when it has one partition, or is a partition."""
+        if split_partition(queue)[1] or self._placement.count(queue) <= 1:
+            return queue
+        candidates = self._placement.candidates(queue, job_id)
+        pipe = self._redis.pipeline(transaction=False)
+        for partition in candidates:
+            pipe.exists(self._keys.job(partition, job_id), self._keys.id_key(partition, job_id))
+            pipe.zscore(self._keys.done_ids(partition), job_id)
+        replies = pipe.execute()
+        for partition, exists, done in zip(candidates, replies[0::2], replies[1::2]):
+            if exists or done is not None:
+                return partition
+        raise InvalidJob("after", f"parent {job_id} is not known in any partition of queue {queue}")
 
     def _enqueue_fast(self, options: _Options) -> str:
         # Only what the job sets of its own, as the Rust producer writes it: the workers'

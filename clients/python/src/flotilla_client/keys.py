@@ -9,6 +9,9 @@ CONSUMER_GROUP = "workers"
 
 DEFAULT_NAMESPACE = "flotilla"
 
+# The queue a job goes to, and is looked for in, when none is named.
+DEFAULT_QUEUE = "default"
+
 
 @dataclass(frozen=True)
 class Keys:
@@ -28,9 +31,10 @@ class Keys:
     def id_key(self, queue: str, job_id: str) -> str:
         """Where a job with an id of its own (or one retried, under its entry id) but no
         record is: the entry id of the stream entry carrying it while it waits or runs,
-        or, while it waits in `later`, its state and the entry it becomes (binary). Once
-        the job completed the key is gone and `done_ids` remembers the id (a key written
-        by protocol 2.7 holds `done <done entry id>` until it expires)."""
+        or, while it waits in `later`, its state and the entry it becomes (binary), or
+        `waiting` while it waits for its parents (protocol 2.19). Once the job completed
+        the key is gone and `done_ids` remembers the id (a key written by protocol 2.7
+        holds `done <done entry id>` until it expires)."""
         return f"{self.namespace}:{{{queue}}}:id:{job_id}"
 
     def delayed(self, queue: str) -> str:
@@ -59,6 +63,18 @@ class Keys:
     def dead(self, queue: str) -> str:
         """The dead-letter stream."""
         return f"{self.namespace}:{{{queue}}}:dead"
+
+    def deps(self, queue: str, job_id: str) -> str:
+        """What a job that waits for other jobs waits for (protocol 2.19): a hash of `left`,
+        `edges`, `blocked`, `type`, `created_at`, `job` (its enqueue arguments, packed), and
+        per parent that ended `o:<queue> <id>` (how) and `r:<queue> <id>` (its result);
+        kept a week once the job was let go, for its handler to read."""
+        return f"{self.namespace}:{{{queue}}}:deps:{job_id}"
+
+    def waiting(self, queue: str) -> str:
+        """Ids of the queue's jobs waiting for their parents (protocol 2.19), scored by when
+        they were created."""
+        return f"{self.namespace}:{{{queue}}}:waiting"
 
     def unique(self, queue: str, unique_key: str) -> str:
         """The lock naming the job that holds a unique key."""

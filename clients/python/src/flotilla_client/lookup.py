@@ -6,29 +6,33 @@ holding the whole job while it waits in `later` for its time or a retry. Once it
 its key is gone and the queue's `done_ids` set holds the id, scored by the millisecond
 from which its completion is in `done` (a key written by protocol 2.7 names the completion
 instead: `done <entry id>`). A fast-path job retried without a record gets an id key too,
-under its entry id. Only a completion is searched for: a fast-path job's from its enqueue
+under its entry id. A job waiting for its parents (protocol 2.19) has an id key holding
+`waiting`, and what it was given is in its `deps` hash. Only a completion is searched for: a fast-path job's from its enqueue
 time on, one in `done_ids` from its score on.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, NamedTuple, cast
 
 import redis
 from redis.client import NEVER_DECODE
 
+from .dependencies import Dependencies, parse_dependencies
 from .keys import CONSUMER_GROUP, Keys
 from .status import (
     JobStatus,
     RawFields,
     completions_of,
     entry_time_ms,
+    from_deps,
     from_done,
     from_entry,
     from_record,
     from_waiting,
 )
-from .waiting import Waiting, parse_waiting
+from .waiting import Waiting, parse_waiting, unpack_strings
 
 # How many `done` entries one read returns while looking for a completion.
 DONE_PAGE = 500
@@ -44,6 +48,16 @@ class JobPlace(NamedTuple):
 
     completed: bool
     entry_id: str
+
+
+@dataclass(frozen=True)
+class ForParents:
+    """An id key holding `waiting` (protocol 2.19): its job waits for its parents, on no
+    stream, and what it was given is in its `deps` hash."""
+
+
+# What an id key holds while its job waits for its parents.
+_FOR_PARENTS = b"waiting"
 
 
 def find_job(connection: redis.Redis, keys: Keys, queue: str, job_id: str) -> JobStatus | None:
@@ -72,15 +86,24 @@ def find_job(connection: redis.Redis, keys: Keys, queue: str, job_id: str) -> Jo
     return from_record(queue, job_id, record) if record else None
 
 
-def parse_id_key(value: str | bytes) -> JobPlace | Waiting | None:
+def find_dependencies(connection: redis.Redis, keys: Keys, queue: str, job_id: str) -> Dependencies | None:
+    """What job `job_id` of `queue` waits or waited for, from its `deps` hash (protocol
+    2.19); None when the hash is not there."""
+    # Read as bytes: a parent's result may be any text, and `job` is MessagePack.
+    return parse_dependencies(cast(RawFields, _raw(connection, "HGETALL", keys.deps(queue, job_id)) or {}))
+
+
+def parse_id_key(value: str | bytes) -> JobPlace | Waiting | ForParents | None:
     """What an id key holds: the entry id of the stream entry carrying the job while it
     waits or runs, or, while the job waits in `later`, its state and the entry it becomes
-    (binary: read the key as bytes). A key written by protocol 2.7 for a completed job
+    (binary: read the key as bytes), or `waiting` while it waits for its parents. A key written by protocol 2.7 for a completed job
     holds `done <done entry id>` until it expires, and is still read (a rolling upgrade);
     from 2.8 on the key goes at completion and `done_ids` remembers the id. A value of
     another form is None, so that the lookup falls back on the record rather than reading
     a wrong entry."""
     raw = value if isinstance(value, bytes) else value.encode("utf-8", "surrogateescape")
+    if raw == _FOR_PARENTS:
+        return ForParents()
     waiting = parse_waiting(raw)
     if waiting is not None:
         return waiting
@@ -114,29 +137,33 @@ def _by_id_key(connection: redis.Redis, keys: Keys, queue: str, job_id: str) -> 
     own, or one whose id is its entry id once it was retried."""
     held = _id_key(connection, keys, queue, job_id)
     found = _at(connection, keys, queue, job_id, held)
-    if found is None and isinstance(held, JobPlace) and not held.completed:
+    if found is None and (isinstance(held, JobPlace) and not held.completed or isinstance(held, ForParents)):
         # The entry left the stream after the key was read: the key says where the job
         # went (`later` when a retry waits; completed, most likely, when it is gone and
         # `done_ids` has the id), unless it failed for good or was cancelled and has a
-        # record, which is read next. That is followed once.
+        # record, which is read next. That is followed once. So is a job that waited for
+        # its parents and was let go meanwhile (its key then names its entry, or it
+        # waits in `later`).
         moved = _id_key(connection, keys, queue, job_id)
         if moved != held:
             found = _at(connection, keys, queue, job_id, moved)
     return found
 
 
-def _id_key(connection: redis.Redis, keys: Keys, queue: str, job_id: str) -> JobPlace | Waiting | None:
+def _id_key(connection: redis.Redis, keys: Keys, queue: str, job_id: str) -> JobPlace | Waiting | ForParents | None:
     # Read as bytes: a waiting job's value is MessagePack, whose payload need not be text.
     value = _raw(connection, "GET", keys.id_key(queue, job_id))
     return None if value is None else parse_id_key(cast(bytes, value))
 
 
 def _at(
-    connection: redis.Redis, keys: Keys, queue: str, job_id: str, held: JobPlace | Waiting | None
+    connection: redis.Redis, keys: Keys, queue: str, job_id: str, held: JobPlace | Waiting | ForParents | None
 ) -> JobStatus | None:
     if held is None:
         # No key (or one of no known form): the job completed, if `done_ids` has it.
         return _from_done_ids(connection, keys, queue, job_id)
+    if isinstance(held, ForParents):
+        return _from_deps(connection, keys, queue, job_id)
     if isinstance(held, Waiting):
         return _from_later(connection, keys, queue, job_id, held)
     if held.completed:
@@ -156,6 +183,15 @@ def _from_later(connection: redis.Redis, keys: Keys, queue: str, job_id: str, wa
     # Scores are whole milliseconds, which a double holds exactly.
     due = None if score is None else int(float(_text(score)))
     return from_waiting(queue, job_id, waiting, due)
+
+
+def _from_deps(connection: redis.Redis, keys: Keys, queue: str, job_id: str) -> JobStatus | None:
+    """A job waiting for its parents, from what its `deps` hash says it was given. None
+    once it was let go (its `job` field goes then) or cancelled (the hash goes): its id
+    key or its record says where it is."""
+    packed, created = _raw(connection, "HMGET", keys.deps(queue, job_id), "job", "created_at")
+    args = None if packed is None else unpack_strings(cast(bytes, packed))
+    return None if args is None else from_deps(queue, job_id, args, cast("bytes | None", created))
 
 
 def _from_stream(

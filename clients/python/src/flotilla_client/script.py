@@ -30,6 +30,8 @@ _RELEASE_WHEN_FINISHED = "finished"
 _NOT_DEBOUNCED = 0
 # ARGV[18], the expiry: 0 says the job never expires.
 _NEVER_EXPIRES = 0
+# ARGV[19], the group: empty says the job is of no group.
+_NO_GROUP = ""
 
 Outcome = Literal["created", "duplicate", "exists", "debounced"]
 _OUTCOMES: dict[str, Outcome] = {
@@ -108,24 +110,7 @@ class EnqueueScript:
             keys.append(self._keys.unique(job.queue, job.unique_key))
         elif job.debounce_key is not None:
             keys.append(self._keys.debounce(job.queue, job.debounce_key))
-        args: list[str | int] = [
-            job.id,
-            job.type,
-            job.payload,
-            _CONTENT_TYPE,
-            job.max_attempts if job.max_attempts is not None else DEFAULT_MAX_ATTEMPTS,
-            job.timeout_ms if job.timeout_ms is not None else DEFAULT_TIMEOUT_MS,
-            job.backoff if job.backoff is not None else DEFAULT_BACKOFF,
-            # 0 means "not set" to the script, so the epoch itself goes as 1 ms after it.
-            0 if job.run_at_ms is None else max(job.run_at_ms, 1),
-            job.delay_ms,
-            job.unique_ttl_ms,
-            job.max_queue_len if job.max_queue_len is not None else _NO_QUEUE_CAP,
-            job.queue,
-            _NO_TRACE,
-            _PROTOCOL_VERSION,
-            _HOLD_FOR_TTL if job.hold_unique_for_ttl else _RELEASE_WHEN_FINISHED,
-        ]
+        args = _leading_args(job)
         if job.debounce_key is not None:
             args += [job.debounce_delay_ms, job.debounce_max_ms]
         elif job.expires_at_ms is not None or job.group is not None:
@@ -146,6 +131,40 @@ class EnqueueScript:
                 raise QueueFull(job.queue, str(e)) from None
             raise
         return _parse_reply(reply)
+
+
+def _leading_args(job: ScriptJob) -> list[str | int]:
+    """ARGV[1] to ARGV[15], which every call passes."""
+    return [
+        job.id,
+        job.type,
+        job.payload,
+        _CONTENT_TYPE,
+        job.max_attempts if job.max_attempts is not None else DEFAULT_MAX_ATTEMPTS,
+        job.timeout_ms if job.timeout_ms is not None else DEFAULT_TIMEOUT_MS,
+        job.backoff if job.backoff is not None else DEFAULT_BACKOFF,
+        # 0 means "not set" to the script, so the epoch itself goes as 1 ms after it.
+        0 if job.run_at_ms is None else max(job.run_at_ms, 1),
+        job.delay_ms,
+        job.unique_ttl_ms,
+        job.max_queue_len if job.max_queue_len is not None else _NO_QUEUE_CAP,
+        job.queue,
+        _NO_TRACE,
+        _PROTOCOL_VERSION,
+        _HOLD_FOR_TTL if job.hold_unique_for_ttl else _RELEASE_WHEN_FINISHED,
+    ]
+
+
+def all_args(job: ScriptJob) -> list[str | int]:
+    """All 19 of the script's arguments, none left out, as the flow script takes each of
+    its jobs (protocol 2.19): `0` or empty for what the job does not set."""
+    return [
+        *_leading_args(job),
+        job.debounce_delay_ms if job.debounce_key is not None else _NOT_DEBOUNCED,
+        job.debounce_max_ms if job.debounce_key is not None else _NOT_DEBOUNCED,
+        job.expires_at_ms if job.expires_at_ms is not None else _NEVER_EXPIRES,
+        job.group if job.group is not None else _NO_GROUP,
+    ]
 
 
 def _text(value: object) -> str:

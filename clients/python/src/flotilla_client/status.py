@@ -1,4 +1,4 @@
-"""What a job looks like to a caller (JobStatus), built from a record, a stream entry, a completion, or the entry a job waiting in `later` becomes."""
+"""What a job looks like to a caller (JobStatus), built from a record, a stream entry, a completion, the entry a job waiting in `later` becomes, or what a job waiting for its parents was given."""
 
 from __future__ import annotations
 
@@ -35,7 +35,10 @@ class AttemptError:
 @dataclass(frozen=True)
 class JobStatus:
     """A job as last seen. `result` and `payload` are decoded JSON (a payload in another
-    encoding, such as msgpack, stays bytes); times are ms since the Unix epoch."""
+    encoding, such as msgpack, stays bytes); times are ms since the Unix epoch. `status`
+    is one of the protocol's states: `waiting` (for its parents, protocol 2.19),
+    `scheduled`, `pending`, `running`, `completed`, `failed`, `dead`, `cancelled`,
+    `expired`."""
 
     id: str
     queue: str
@@ -169,6 +172,33 @@ def from_waiting(queue: str, job_id: str, waiting: Waiting, due_ms: int | None) 
         next_run_at=due if failed else None,
         expires_at=_expiry(f),
         group=_text(f, "group") or None,
+    )
+
+
+def from_deps(queue: str, job_id: str, args: list[bytes], created_at: bytes | None) -> JobStatus:
+    """A job waiting for its parents (protocol 2.19), from its `deps` hash: `args` are the
+    enqueue script's arguments it was given (its `job` field, unpacked: id, type, payload,
+    content type, max attempts, ..., expires at, group), `created_at` when the flow
+    was created. It is on no stream yet, so it has no due time: a delay counts from when
+    its last parent is done."""
+
+    def arg(position: int) -> bytes:
+        # ARGV[position] of the enqueue script, 1-based as the protocol numbers them.
+        return args[position - 1] if len(args) >= position else b""
+
+    content_type = arg(4).decode("utf-8", "replace")
+    return JobStatus(
+        id=job_id,
+        queue=queue,
+        status="waiting",
+        type=arg(2).decode("utf-8", "replace"),
+        attempts=0,
+        # 0 would leave it to the worker's default.
+        max_attempts=_int(arg(5)) or None,
+        payload=_payload(arg(3), content_type),
+        created_at=_int(created_at),
+        expires_at=_int(arg(18)) or None,
+        group=arg(19).decode("utf-8", "replace") or None,
     )
 
 

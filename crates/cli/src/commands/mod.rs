@@ -17,6 +17,7 @@ pub mod schedules;
 mod table;
 pub mod worker;
 pub mod workers;
+pub mod workflows;
 
 use std::time::Duration;
 

@@ -89,6 +89,9 @@ pub enum FlowReply {
 /// `BAD_ARG`, `BAD_ID`), its text naming the job.
 #[derive(Debug, Clone)]
 pub struct EnqueueFlow<'a> {
+    /// The flow's id (a name), under which its jobs are listed for a week; empty for
+    /// none.
+    pub id: &'a str,
     /// The jobs, parents before or after their children in any order.
     pub jobs: Vec<FlowItem<'a>>,
 }
@@ -103,7 +106,8 @@ impl ScriptCall for EnqueueFlow<'_> {
         let mut call = Call::new(&ENQUEUE_FLOW)
             .key(keys.stream(first))
             .arg(keys.namespace())
-            .arg(self.jobs.len());
+            .arg(self.jobs.len())
+            .arg(self.id);
         for item in &self.jobs {
             call = item
                 .job

@@ -9,6 +9,7 @@
 //! script's arguments by position or matches its reply words.
 
 mod assemble;
+mod batch;
 mod claim;
 mod delete;
 mod deps;
@@ -32,6 +33,7 @@ use redis::Script;
 
 use crate::Keys;
 
+pub use batch::{BatchCall, BatchCounts, BatchMode, CallbackKind};
 pub use claim::{Claim, ClaimEntry, ClaimReply};
 pub use delete::{Delete, DeleteReply};
 pub use deps::{EnqueueFlow, FlowItem, FlowParent, FlowReply, OnParentEnd};
@@ -149,7 +151,11 @@ macro_rules! script {
 /// clients), so a producer that EVALs it does exactly what the Rust producer does. Tests
 /// keep the copies identical.
 pub fn published() -> Vec<(&'static str, String)> {
-    vec![("enqueue.lua", source!("enqueue.lua"))]
+    vec![
+        ("enqueue.lua", source!("enqueue.lua")),
+        ("enqueue_flow.lua", source!("enqueue_flow.lua")),
+        ("batch.lua", source!("batch.lua")),
+    ]
 }
 
 script!(
@@ -310,9 +316,16 @@ script!(
     "Create a flow of jobs that wait for their parents, all of it or none."
 );
 
+script!(
+    BATCH,
+    "batch.lua",
+    "Open a batch of jobs with callbacks, add jobs to an open one, or seal it."
+);
+
 /// Every script, for loading them all at once.
-pub(crate) fn all() -> [&'static Script; 32] {
+pub(crate) fn all() -> [&'static Script; 33] {
     [
+        &BATCH,
         &ENQUEUE_FLOW,
         &GROUP_GATE,
         &RELEASE_GROUPS,

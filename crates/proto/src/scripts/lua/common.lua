@@ -1039,6 +1039,77 @@ local function release_waiting(cqp, cid, now)
   end
 end
 
+-- Batches (protocol 2.19). A batch is a set of jobs whose ends are counted in its hash,
+-- `batch:<id>` of its queue: `total`, `pending` (not yet ended), `completed`, `dead` (dead,
+-- and so still able to complete after an operator's retry), `ended` (cancelled, expired
+-- or deleted: over for good), `sealed` (`1` once no job may be added), `created_at`, and
+-- per dead job `m:<queue> <id>`. Its callbacks are jobs waiting as a job waits for its
+-- parents (`cb:<kind>` names each, `<queue> <id>`), let go or cancelled once each:
+-- `done:<kind>` says which happened. A member's edge to its batch is
+-- `batch <batch's queue> <batch id>` in its `hook:<id>` list.
+-- Lets the batch's callback of `kind` go (`fire`) or cancels it with `reason`, once.
+local function batch_callback(key, kind, fire, reason, now, retention)
+  local at = redis.call('HGET', key, 'cb:' .. kind)
+  if not at then return end
+  if redis.call('HSETNX', key, 'done:' .. kind, fire and 'fired' or 'dropped') == 0 then return end
+  local cq, cid = string.match(at, '^(%S+) (%S+)$')
+  local ns = queue_parts(string.match(key, '^(.*:{[^{}]*}:)batch:'))
+  local cqp = queue_prefix(ns, cq)
+  if fire then
+    release_waiting(cqp, cid, now)
+  else
+    end_waiting(cqp, cid, 'cancelled', reason, now, retention)
+  end
+end
+
+-- Fires or cancels what the batch's counts now decide, once it is sealed: `complete` when
+-- no job is pending; `success` when every job completed, cancelled once one ended for
+-- good; `death` cancelled when every job ended and none died. A finished batch whose
+-- callbacks are all decided is kept a week more, then forgotten.
+local function batch_settled(key, now, retention)
+  local f = redis.call('HMGET', key, 'sealed', 'total', 'pending', 'completed', 'dead', 'ended')
+  if f[1] ~= '1' then return end
+  local total, pending = tonumber(f[2]) or 0, tonumber(f[3]) or 0
+  local completed, dead, ended = tonumber(f[4]) or 0, tonumber(f[5]) or 0, tonumber(f[6]) or 0
+  if pending > 0 then return end
+  redis.call('HSETNX', key, 'finished_at', now)
+  batch_callback(key, 'complete', true, nil, now, retention)
+  if dead + ended == 0 then
+    batch_callback(key, 'death', false, 'no job of the batch died', now, retention)
+  end
+  if completed >= total then
+    batch_callback(key, 'success', true, nil, now, retention)
+  elseif ended > 0 then
+    batch_callback(key, 'success', false, 'a job of the batch ended without completing', now,
+      retention)
+  end
+  if dead == 0 then redis.call('PEXPIRE', key, DEPS_KEPT_MS) end
+end
+
+-- Counts the end of the batch member `ref` (`<queue> <id>`) of the batch `id` of the
+-- queue whose prefix is `bqp`, and fires what that decides (the `death` callback at the
+-- first end without a completion). Returns whether the member's edge stays: a dead
+-- member may yet complete after an operator's retry, and is counted again then.
+local function batch_told(bqp, id, ref, outcome, now, retention)
+  local key = bqp .. 'batch:' .. id
+  if redis.call('EXISTS', key) == 0 then return false end
+  local was_dead = redis.call('HDEL', key, 'm:' .. ref) == 1
+  redis.call('HINCRBY', key, was_dead and 'dead' or 'pending', -1)
+  local stays = false
+  if outcome == 'completed' then
+    redis.call('HINCRBY', key, 'completed', 1)
+  elseif outcome == 'dead' then
+    redis.call('HSET', key, 'm:' .. ref, 'dead')
+    redis.call('HINCRBY', key, 'dead', 1)
+    stays = true
+  else
+    redis.call('HINCRBY', key, 'ended', 1)
+  end
+  if outcome ~= 'completed' then batch_callback(key, 'death', true, nil, now, retention) end
+  batch_settled(key, now, retention)
+  return stays
+end
+
 -- Tells the children of job `id` of the queue whose prefix is `qp` how it ended
 -- (`outcome`: `completed`, `dead`, `expired`, `cancelled`, `deleted`; `result` its
 -- result or nil). A completion counts for every child, and so does any end for a child
@@ -1047,6 +1118,7 @@ end
 -- child is cancelled); under `cancel` (the default) the child ends
 -- `cancelled`, and its own children hear of it in turn. A child whose last parent is
 -- done is enqueued at once. Each edge is told once: a completion is noted with `HSETNX`.
+-- An edge to a batch counts the end in the batch (see `batch_told`).
 local function settle_dependents(qp, id, outcome, result, now, retention)
   if redis.call('SISMEMBER', qp .. 'hooked', id) == 0 then return end
   local todo = {{qp, id, outcome, result}}
@@ -1060,8 +1132,10 @@ local function settle_dependents(qp, id, outcome, result, now, retention)
     for _, edge in ipairs(redis.call('LRANGE', hook, 0, -1)) do
       local policy, cq, cid = string.match(edge, '^(%S+) (%S+) (%S+)$')
       local cqp = policy and queue_prefix(ns, cq)
-      local deps = cqp and cqp .. 'deps:' .. cid
-      if deps and redis.call('HEXISTS', deps, 'left') == 1 then
+      local deps = cqp and policy ~= 'batch' and cqp .. 'deps:' .. cid
+      if policy == 'batch' then
+        if batch_told(cqp, cid, ref, pout, now, retention) then kept[#kept + 1] = edge end
+      elseif deps and redis.call('HEXISTS', deps, 'left') == 1 then
         if pout == 'completed' or policy == 'run' then
           if redis.call('HSETNX', deps, 'o:' .. ref, pout) == 1 then
             if pres and pres ~= '' then redis.call('HSET', deps, 'r:' .. ref, pres) end

@@ -7,7 +7,9 @@
 -- done. A flow is let in whatever its queues' length caps: it is one unit. On Redis
 -- Cluster every queue of a flow, and of its parents, must hash to one slot.
 -- KEYS[1] the stream of the flow's first job (where a cluster client sends the call)
--- ARGV[1] the namespace   ARGV[2] how many jobs
+-- ARGV[1] the namespace   ARGV[2] how many jobs   ARGV[3] the flow's id (a name; empty for
+-- none): the flow's jobs are listed under it in `flow:<id>` of the first job's queue for a
+-- week, for `flotilla flows show`, and each waiting job's `deps` names it
 -- then per job: the published `enqueue` script's arguments 1 to 19 (id, type, payload,
 -- content type, max attempts, timeout ms, backoff, run at, delay ms, unique hold (must be
 -- 0), queue length cap (ignored), queue, trace context, protocol version, unique mode
@@ -16,7 +18,8 @@
 -- ends without completing: `cancel` (end as cancelled, the default), `run` (run anyway)
 -- or `wait` (wait until an operator's retry of the parent completes; a parent already
 -- ended must be dead for this).
--- Returns one word per job, in order: `created` (enqueued now) or `waiting`.
+-- Returns one word per job, in order: `created` (enqueued now) or `waiting`. A waiting
+-- job's `deps` also names its parents (`parents`: one `<policy> <queue> <id>` a line).
 -- Errors (nothing written): BAD_FLOW (its reason: a cycle, an unknown parent, a parent
 -- already ended under `cancel`, an id twice, an id already taken, a bad name or policy,
 -- too many jobs or edges), and BAD_ARG or BAD_ID as `enqueue` answers them, naming the job.
@@ -25,7 +28,7 @@ local MAX_FLOW_EDGES = 200000
 local ARGS_PER_JOB = 19
 local POLICIES = {cancel = true, run = true, wait = true}
 
-local ns, count = ARGV[1], tonumber(ARGV[2])
+local ns, count, flow_id = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 if not count or count < 1 or count > MAX_FLOW_JOBS or count % 1 ~= 0 then
   return redis.error_reply('BAD_FLOW a flow holds 1 to ' .. MAX_FLOW_JOBS .. ' jobs, not ' ..
     tostring(ARGV[2]))
@@ -61,7 +64,7 @@ end
 
 -- Read the jobs and their edges.
 local jobs, index_of, edges_total = {}, {}, 0
-local at = 3
+local at = 4
 for j = 1, count do
   local A = {}
   for i = 1, ARGS_PER_JOB do A[i] = ARGV[at + i - 1] end
@@ -85,6 +88,12 @@ for j = 1, count do
 end
 if at ~= #ARGV + 1 then
   return refuse('the arguments do not match the job count ' .. count)
+end
+
+if flow_id ~= '' and not is_name(flow_id) then return refuse('bad flow id') end
+local flow_key = flow_id ~= '' and queue_prefix(ns, jobs[1].queue) .. 'flow:' .. flow_id
+if flow_key and redis.call('EXISTS', flow_key) == 1 then
+  return refuse('flow ' .. flow_id .. ' exists already')
 end
 
 -- Check every job on its own, and that no id is taken.
@@ -202,8 +211,14 @@ for j, job in ipairs(jobs) do
         redis.call('SADD', pqp .. 'hooked', p.id)
       end
     end
+    local named = {}
+    for _, p in ipairs(job.parents) do
+      named[#named + 1] = p.policy .. ' ' .. p.queue .. ' ' .. p.id
+    end
     redis.call('HSET', deps, 'left', left, 'edges', #job.parents, 'blocked', blocked,
-      'job', cmsgpack.pack(A), 'type', A[2], 'created_at', now)
+      'job', cmsgpack.pack(A), 'type', A[2], 'created_at', now,
+      'parents', table.concat(named, '\n'))
+    if flow_key then redis.call('HSET', deps, 'flow', jobs[1].queue .. ' ' .. flow_id) end
     redis.call('SET', job.qp .. 'id:' .. job.id, 'waiting')
     redis.call('ZADD', job.qp .. 'waiting', now, job.id)
     if left == 0 then
@@ -227,4 +242,17 @@ for j, job in ipairs(jobs) do
   end
 end
 for _, j in ipairs(release) do release_waiting(jobs[j].qp, jobs[j].id, now) end
+if flow_key then
+  -- The flow's jobs, each `<queue> <id>`, in the order given.
+  local members = {}
+  for _, job in ipairs(jobs) do
+    members[#members + 1] = job.queue .. ' ' .. job.id
+    if #members >= 5000 then
+      redis.call('RPUSH', flow_key, unpack(members))
+      members = {}
+    end
+  end
+  if #members > 0 then redis.call('RPUSH', flow_key, unpack(members)) end
+  redis.call('PEXPIRE', flow_key, DEPS_KEPT_MS)
+end
 return replies
