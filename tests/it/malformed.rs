@@ -386,6 +386,36 @@ async fn the_protocol_documents_published_script_example_works_as_written() {
     worker.stop().await;
 }
 
+/// The protocol's flow example (a diamond through the published flow script), run as
+/// written: one word per job, and the last job runs after its parents.
+#[tokio::test]
+async fn the_protocol_documents_flow_example_works_as_written() {
+    let env = Env::start().await;
+    let script = first_sh_block_after(
+        "docs/PROTOCOL.md",
+        "### Jobs that wait for other jobs: the published flow script",
+    );
+    let stdout = run_documented(&env, &script).await;
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        ["created", "waiting", "waiting", "waiting"],
+        "{stdout}"
+    );
+    let worker = InProcessWorker::start(&env.url(), fast_config(), Registry::with_builtins()).await;
+    env.wait_status("default", "d", Status::Completed, LONG)
+        .await;
+    worker.stop().await;
+    let flow: Vec<String> = env
+        .cmd(
+            redis::cmd("LRANGE")
+                .arg(env.keys.flow("default", "diamond"))
+                .arg(0)
+                .arg(-1),
+        )
+        .await;
+    assert_eq!(flow.len(), 4, "{flow:?}");
+}
+
 /// The README's one-line redis-cli enqueue, run as written: its reply is the job's id, and
 /// the job completes.
 #[tokio::test]

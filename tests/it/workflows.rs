@@ -568,3 +568,95 @@ async fn a_flow_from_a_json_file_is_shown_with_what_each_job_waits_for() {
         String::from_utf8_lossy(&refused.stderr)
     );
 }
+
+#[tokio::test]
+async fn an_end_lost_with_redis_data_is_found_and_told_by_reconciliation() {
+    let env = Env::start().await;
+    let url = env.url();
+    let runs = Shared::default();
+    let failing = Arc::new(Mutex::new(true));
+    // A parent whose edge to its child is lost (as a write Redis did not persist would
+    // lose it), and a batch whose dead job's record is gone before a retry.
+    let mut flow = Flow::new();
+    let parent = flow.add(step("lost-parent", 1, 0)).expect("parent");
+    flow.add(step("lost-child", 1, 0).after(parent))
+        .expect("child");
+    env.producer.enqueue_flow(flow).await.expect("flow");
+    env.cmd::<()>(redis::cmd("DEL").arg(env.keys.hook("default", "lost-parent")))
+        .await;
+    let mut batch = Batch::new("lossy")
+        .on_complete(note("lossy-done"))
+        .on_success(note("lossy-ok"));
+    batch.add(step("lossy-1", 1, 0)).expect("job");
+    batch.add(failing_step("lossy-bad")).expect("job");
+    env.producer.enqueue_batch(batch).await.expect("batch");
+    let worker = InProcessWorker::start(&url, fast_config(), stepping(&runs, &failing)).await;
+    env.wait_status("default", "lost-parent", Status::Completed, LONG)
+        .await;
+    env.wait_status("default", "lossy-done", Status::Completed, LONG)
+        .await;
+    env.cmd::<()>(redis::cmd("DEL").arg(env.keys.job("default", "lossy-bad")))
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        env.record("default", "lost-child")
+            .await
+            .and_then(|r| r.status),
+        Some(Status::Waiting),
+        "the child was never told"
+    );
+    // Found (older than the worker timeout: the check leaves a just-ended parent alone).
+    let settings = [("FLOTILLA_RECONCILE__WORKER_TIMEOUT", "0s")];
+    // It exits non-zero while findings are open; its report is on stdout either way.
+    let report = reconcile_report(&url, &settings, false);
+    let report: serde_json::Value = serde_json::from_str(&report).expect("JSON");
+    let kinds: Vec<&str> = report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter_map(|f| f["kind"].as_str())
+        .collect();
+    assert!(kinds.contains(&"waiting_untold"), "{report}");
+    assert!(kinds.contains(&"batch_undecided"), "{report}");
+    assert_eq!(
+        env.record("default", "lost-child")
+            .await
+            .and_then(|r| r.status),
+        Some(Status::Waiting),
+        "a look without --repair changes nothing"
+    );
+    reconcile_report(&url, &settings, true);
+    env.wait_status("default", "lost-child", Status::Completed, LONG)
+        .await;
+    // The dead job is gone for good: success can never come, and says why.
+    let ok = env
+        .wait_status("default", "lossy-ok", Status::Cancelled, LONG)
+        .await;
+    assert_eq!(
+        ok.error.as_deref(),
+        Some("a job of the batch ended without completing")
+    );
+    worker.stop().await;
+    let report = run_flotilla(&url, &settings, &["reconcile", "--json"]);
+    assert!(
+        !report.contains("waiting_untold") && !report.contains("batch_undecided"),
+        "{report}"
+    );
+}
+
+/// `flotilla reconcile --json` (with `--repair` when asked): its report, whatever its exit
+/// code says.
+fn reconcile_report(url: &str, settings: &[(&str, &str)], repair: bool) -> String {
+    let mut args = vec!["reconcile", "--json"];
+    if repair {
+        args.push("--repair");
+    }
+    let output = std::process::Command::new(flotilla_tests::flotilla_bin())
+        .args(&args)
+        .env("FLOTILLA_REDIS_URL", url)
+        .envs(settings.iter().copied())
+        .env_remove("FLOTILLA_CONFIG")
+        .output()
+        .expect("flotilla runs");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}

@@ -350,3 +350,23 @@ pub async fn queues_holding<C: ConnectionLike + Send>(
         .map(|(q, _)| q.clone())
         .collect())
 }
+
+/// Up to `max` ids of jobs of `queue` waiting for their parents since before `before_ms`,
+/// oldest first.
+pub async fn waiting_before<C: ConnectionLike + Send>(
+    conn: &mut C,
+    keys: &Keys,
+    queue: &str,
+    before_ms: i64,
+    max: usize,
+) -> redis::RedisResult<Vec<String>> {
+    redis::cmd("ZRANGEBYSCORE")
+        .arg(keys.waiting(queue))
+        .arg("-inf")
+        .arg(format!("({before_ms}"))
+        .arg("LIMIT")
+        .arg(0)
+        .arg(max)
+        .query_async(conn)
+        .await
+}

@@ -1,12 +1,13 @@
 //! The `enqueue_flow` binding: create jobs that wait for other jobs (protocol 2.19), the
-//! whole flow in one call or none of it.
+//! whole flow in one call or none of it; and `repair_deps`, which finds (and tells) an end
+//! no script told a waiting job or a batch.
 
 use std::fmt;
 use std::str::FromStr;
 
 use super::enqueue::EnqueueItem;
 use super::reply::{items, text};
-use super::{Call, ENQUEUE_FLOW, ScriptCall, ScriptError};
+use super::{Call, ENQUEUE_FLOW, REPAIR_DEPS, ScriptCall, ScriptError};
 use crate::Keys;
 
 /// What a job does when one of its parents ends without completing (dead, cancelled,
@@ -139,5 +140,56 @@ impl ScriptCall for EnqueueFlow<'_> {
                 _ => Err(ScriptError::reply(Self::NAME, &value)),
             })
             .collect()
+    }
+}
+
+/// What `repair_deps` looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RepairTarget {
+    /// A job waiting for its parents.
+    Job,
+    /// A batch.
+    Batch,
+}
+
+/// Look at one waiting job or one batch for an end no script told it; with `repair`,
+/// tell it now. Answers one text per finding (see the script's header): `untold …`,
+/// `gone …`, `unhooked …`, `undecided …`.
+#[derive(Debug, Clone)]
+pub struct RepairDeps<'a> {
+    /// The queue (or partition) of the job or batch.
+    pub queue: &'a str,
+    /// A waiting job or a batch.
+    pub target: RepairTarget,
+    /// Its id.
+    pub id: &'a str,
+    /// Repair what it finds.
+    pub repair: bool,
+    /// How long the records of jobs a repair cancels are kept, ms.
+    pub retention_ms: u64,
+}
+
+impl ScriptCall for RepairDeps<'_> {
+    type Reply = Vec<String>;
+    const NAME: &'static str = "repair_deps";
+
+    fn call(&self, keys: &Keys) -> Call {
+        Call::new(&REPAIR_DEPS)
+            .key(keys.stream(self.queue))
+            .arg(keys.namespace())
+            .arg(self.queue)
+            .arg(match self.target {
+                RepairTarget::Job => "job",
+                RepairTarget::Batch => "batch",
+            })
+            .arg(self.id)
+            .arg(if self.repair { "repair" } else { "" })
+            .arg(self.retention_ms)
+    }
+
+    fn parse(value: redis::Value) -> Result<Self::Reply, ScriptError> {
+        items(value.clone())
+            .map(|items| items.iter().filter_map(text).collect())
+            .ok_or_else(|| ScriptError::reply(Self::NAME, &value))
     }
 }

@@ -36,7 +36,9 @@ use crate::Keys;
 pub use batch::{BatchCall, BatchCounts, BatchMode, CallbackKind};
 pub use claim::{Claim, ClaimEntry, ClaimReply};
 pub use delete::{Delete, DeleteReply};
-pub use deps::{EnqueueFlow, FlowItem, FlowParent, FlowReply, OnParentEnd};
+pub use deps::{
+    EnqueueFlow, FlowItem, FlowParent, FlowReply, OnParentEnd, RepairDeps, RepairTarget,
+};
 pub use enqueue::{Debounce, Enqueue, EnqueueItem, EnqueueMany, EnqueueReply, UniqueLock, When};
 pub use expire::{Expire, ExpireReply};
 pub use fail_many::{FailMany, FailManyItem, FailManyReply};
@@ -322,9 +324,16 @@ script!(
     "Open a batch of jobs with callbacks, add jobs to an open one, or seal it."
 );
 
+script!(
+    REPAIR_DEPS,
+    "repair_deps.lua",
+    "Look at a waiting job or a batch for an end no script told it, and tell it."
+);
+
 /// Every script, for loading them all at once.
-pub(crate) fn all() -> [&'static Script; 33] {
+pub(crate) fn all() -> [&'static Script; 34] {
     [
+        &REPAIR_DEPS,
         &BATCH,
         &ENQUEUE_FLOW,
         &GROUP_GATE,

@@ -6,6 +6,7 @@
 //! stranded jobs go back on their streams and dead consumers are forgotten.
 
 mod consumers;
+mod dependencies;
 mod scan;
 mod streams;
 mod sweep;
@@ -102,6 +103,12 @@ pub enum FindingKind {
     StaleConsumer,
     /// A queue's stream whose last id is far ahead of the clock, so producers are refused.
     StreamIdAhead,
+    /// A job waiting for its parents that one of them ended without telling (or that
+    /// waits for a parent known no more).
+    WaitingUntold,
+    /// A batch whose callback was due and neither fired nor was cancelled, or one of
+    /// whose dead jobs is known no more.
+    BatchUndecided,
 }
 
 impl FindingKind {
@@ -118,6 +125,8 @@ impl FindingKind {
             FindingKind::WorkerNotResponding => "worker_not_responding",
             FindingKind::StaleConsumer => "stale_consumer",
             FindingKind::StreamIdAhead => "stream_id_ahead",
+            FindingKind::WaitingUntold => "waiting_untold",
+            FindingKind::BatchUndecided => "batch_undecided",
         }
     }
 }
@@ -244,6 +253,8 @@ impl Reconciler {
                 .await?;
             self.sweep(queue, repair, full, &mut report).await?;
             self.sweep_waiting(queue, repair, full, &mut report).await?;
+            self.check_dependencies(queue, now, repair, full, &mut report)
+                .await?;
         }
         Ok(report)
     }

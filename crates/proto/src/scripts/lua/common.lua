@@ -1110,6 +1110,36 @@ local function batch_told(bqp, id, ref, outcome, now, retention)
   return stays
 end
 
+-- Tells child `cid` of the queue whose prefix is `cqp`, waiting under `policy`, that its
+-- parent `ref` (`<queue> <id>`) ended (`pout`, with result `pres` or nil). A child it
+-- cancels is added to `todo`, for its own children to be told. Returns whether the edge
+-- stays (a `wait` edge of a dead parent, which a retry may still complete).
+local function tell_child(cqp, cid, policy, ref, pout, pres, now, retention, todo)
+  local deps = cqp .. 'deps:' .. cid
+  if redis.call('HEXISTS', deps, 'left') == 0 then return false end
+  if pout == 'completed' or policy == 'run' then
+    if redis.call('HSETNX', deps, 'o:' .. ref, pout) == 1 then
+      if pres and pres ~= '' then redis.call('HSET', deps, 'r:' .. ref, pres) end
+      if redis.call('HDEL', deps, 'b:' .. ref) == 1 then
+        redis.call('HINCRBY', deps, 'blocked', -1)
+      end
+      if redis.call('HINCRBY', deps, 'left', -1) <= 0 then release_waiting(cqp, cid, now) end
+    end
+    return false
+  end
+  if policy == 'wait' and pout ~= 'deleted' then
+    if redis.call('HSETNX', deps, 'b:' .. ref, pout) == 1 then
+      redis.call('HINCRBY', deps, 'blocked', 1)
+    end
+    return true
+  end
+  if end_waiting(cqp, cid, 'cancelled', 'parent ' .. ref .. ' ' .. pout, now, retention) and
+      redis.call('SISMEMBER', cqp .. 'hooked', cid) == 1 then
+    todo[#todo + 1] = {cqp, cid, 'cancelled', nil}
+  end
+  return false
+end
+
 -- Tells the children of job `id` of the queue whose prefix is `qp` how it ended
 -- (`outcome`: `completed`, `dead`, `expired`, `cancelled`, `deleted`; `result` its
 -- result or nil). A completion counts for every child, and so does any end for a child
@@ -1131,31 +1161,14 @@ local function settle_dependents(qp, id, outcome, result, now, retention)
     local kept = {}
     for _, edge in ipairs(redis.call('LRANGE', hook, 0, -1)) do
       local policy, cq, cid = string.match(edge, '^(%S+) (%S+) (%S+)$')
-      local cqp = policy and queue_prefix(ns, cq)
-      local deps = cqp and policy ~= 'batch' and cqp .. 'deps:' .. cid
+      local stays = false
       if policy == 'batch' then
-        if batch_told(cqp, cid, ref, pout, now, retention) then kept[#kept + 1] = edge end
-      elseif deps and redis.call('HEXISTS', deps, 'left') == 1 then
-        if pout == 'completed' or policy == 'run' then
-          if redis.call('HSETNX', deps, 'o:' .. ref, pout) == 1 then
-            if pres and pres ~= '' then redis.call('HSET', deps, 'r:' .. ref, pres) end
-            if redis.call('HDEL', deps, 'b:' .. ref) == 1 then
-              redis.call('HINCRBY', deps, 'blocked', -1)
-            end
-            if redis.call('HINCRBY', deps, 'left', -1) <= 0 then
-              release_waiting(cqp, cid, now)
-            end
-          end
-        elseif policy == 'wait' and pout ~= 'deleted' then
-          if redis.call('HSETNX', deps, 'b:' .. ref, pout) == 1 then
-            redis.call('HINCRBY', deps, 'blocked', 1)
-          end
-          kept[#kept + 1] = edge
-        elseif end_waiting(cqp, cid, 'cancelled', 'parent ' .. ref .. ' ' .. pout, now,
-            retention) and redis.call('SISMEMBER', cqp .. 'hooked', cid) == 1 then
-          todo[#todo + 1] = {cqp, cid, 'cancelled', nil}
-        end
+        stays = batch_told(queue_prefix(ns, cq), cid, ref, pout, now, retention)
+      elseif policy then
+        stays = tell_child(queue_prefix(ns, cq), cid, policy, ref, pout, pres, now, retention,
+          todo)
       end
+      if stays then kept[#kept + 1] = edge end
     end
     redis.call('DEL', hook)
     if #kept > 0 then
@@ -1164,6 +1177,25 @@ local function settle_dependents(qp, id, outcome, result, now, retention)
       redis.call('SREM', pqp .. 'hooked', pid)
     end
   end
+end
+
+-- How a job stands, by what its queue keeps (prefix `qp`): `live` (not ended),
+-- `completed` (with its result when its record keeps one), its end (`dead`,
+-- `cancelled`, `expired`), or nil (not known: never enqueued, or forgotten).
+local function job_state(qp, id)
+  local f = redis.call('HMGET', qp .. 'job:' .. id, 'status', 'result')
+  if f[1] then
+    if is_final(f[1]) then return f[1], f[2] end
+    return 'live'
+  end
+  local held = redis.call('GET', qp .. 'id:' .. id)
+  if held then
+    if string.sub(held, 1, 5) == 'done ' then return 'completed' end
+    return 'live'
+  end
+  if redis.call('ZSCORE', qp .. 'done_ids', id) then return 'completed' end
+  if is_entry_id(id) and #redis.call('XRANGE', qp .. 'q', id, id) > 0 then return 'live' end
+  return nil
 end
 
 -- End a job that may no longer start as `expired`: its record says when, its unique key

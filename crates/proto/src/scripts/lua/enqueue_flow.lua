@@ -44,24 +44,6 @@ local function is_name(text)
     not string.find(text, '[%s{}%c]')
 end
 
--- How a job outside the flow stands: `live` (not ended), `completed` (with its result
--- when its record keeps one), its end (`dead`, `cancelled`, `expired`), or nil (unknown).
-local function job_state(qp, id)
-  local f = redis.call('HMGET', qp .. 'job:' .. id, 'status', 'result')
-  if f[1] then
-    if is_final(f[1]) then return f[1], f[2] end
-    return 'live'
-  end
-  local held = redis.call('GET', qp .. 'id:' .. id)
-  if held then
-    if string.sub(held, 1, 5) == 'done ' then return 'completed' end
-    return 'live'
-  end
-  if redis.call('ZSCORE', qp .. 'done_ids', id) then return 'completed' end
-  if is_entry_id(id) and #redis.call('XRANGE', qp .. 'q', id, id) > 0 then return 'live' end
-  return nil
-end
-
 -- Read the jobs and their edges.
 local jobs, index_of, edges_total = {}, {}, 0
 local at = 4
