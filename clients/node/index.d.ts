@@ -4,6 +4,8 @@ import type { Cluster, Redis } from "ioredis";
 
 /** A job's state, as PROTOCOL.md's "States" lists them. */
 export type StatusName =
+  /** Waiting for its parents to end (protocol 2.19): on no stream yet. */
+  | "waiting"
   | "scheduled"
   | "pending"
   | "running"
@@ -70,7 +72,109 @@ export interface GroupOptions extends EnqueueOptions {
   group?: string;
 }
 
+/** What a job does if a parent ends without completing (dead, cancelled, expired, deleted). */
+export type Policy = "cancel" | "run" | "wait";
+
+/** A job another job waits for (protocol 2.19). */
+export interface ParentObject {
+  /**
+   * Its queue (or partition). Default "default", or the queue a full id names; in a flow,
+   * the queue of the flow's job with this id.
+   */
+  queue?: string;
+  id: string;
+  /**
+   * `cancel` (the default: the waiting job ends cancelled, unrun), `run` (it runs anyway)
+   * or `wait` (it waits until an operator's retry of the dead parent completes).
+   */
+  policy?: Policy;
+}
+
+/**
+ * A parent: an object (an `Enqueued` from an earlier flow is one), or an id: of a job of
+ * the same flow, else as `status` takes it (a full id names its queue, any other is of
+ * "default").
+ */
+export type Parent = ParentObject | Enqueued | string;
+
+export interface AfterOptions extends GroupOptions {
+  /**
+   * Jobs enqueued before (protocol 2.19), in any queue, that this one waits for: it waits
+   * (reported `waiting`) until each has completed, then is enqueued as it would have been
+   * then (a delay counting from that moment). It goes through the flow script, with a
+   * random UUID unless `id` is given; an id taken, a parent not known or already ended
+   * under `cancel` reject with InvalidJobError, and nothing is written.
+   */
+  after?: Parent[];
+}
+
+/** One job of a flow. */
+export interface FlowJob extends AfterOptions {
+  type: string;
+  /** Anything JSON-serializable. */
+  payload?: unknown;
+  /** Run this long after its last parent is done. */
+  delayMs?: number;
+  /** Run no earlier than this (a Date or ms since the Unix epoch), nor before its last parent is done. Give `delayMs` or `runAt`, not both. */
+  runAt?: Date | number;
+}
+
+export interface FlowOptions {
+  /**
+   * The flow's id, a name (a random UUID by default): its jobs are listed under it in its
+   * first job's queue for a week (`flotilla flows show`); an id already listed there is
+   * refused.
+   */
+  flowId?: string;
+}
+
+/** A job of a flow as it was created. */
+export interface Enqueued {
+  id: string;
+  /** The queue (or partition) it is in. */
+  queue: string;
+  /** `created`: it waits for nothing still running, so it was enqueued at once; `waiting`: for its parents. */
+  outcome: "created" | "waiting";
+}
+
+/** One parent of a job, as the job's `deps` hash says it stands. */
+export interface ParentState {
+  /** Its queue (or partition). */
+  queue: string;
+  id: string;
+  /** The edge's policy; null where the hash does not say. */
+  policy: Policy | null;
+  /** How it ended (`completed`, `dead`, `cancelled`, `expired`, `deleted`); null while it has not. */
+  outcome: string | null;
+  /** Its result (parsed JSON) when it completed with one, else null. */
+  result: unknown;
+  /** It died, and the job waits for an operator's retry of it (a `wait` edge). */
+  blocked: boolean;
+}
+
+/** What a job waits or waited for (protocol 2.19). */
+export interface Dependencies {
+  /** How many parents it has. */
+  edges: number;
+  /** How many it still waits for; null once it was let go. */
+  left: number | null;
+  /** Whether it still waits for its parents. */
+  waiting: boolean;
+  /** How many of its parents died under a `wait` edge. */
+  blocked: number;
+  /** Each parent, in the order given, with its policy and how it ended. */
+  parents: ParentState[];
+  /** When it was let go (ms since the Unix epoch), once it was. */
+  releasedAt: number | null;
+  /** The named flow it was created in. */
+  flowId: string | null;
+  /** The queue (its flow's first job's) that lists that flow's jobs. */
+  flowQueue: string | null;
+}
+
 export interface UniqueOptions extends GroupOptions {
+  /** Refused: a unique job waits for no other job. */
+  after?: never;
   /** How long the key is held at most; unless `holdForTtl`, it is released earlier when the job completes, is cancelled or expires. Default 3600000 (an hour). */
   ttlMs?: number;
   /** Run this long from now, on the Redis server's clock. With `group`, the job then waits its group's turn, holding its key. */
@@ -80,6 +184,8 @@ export interface UniqueOptions extends GroupOptions {
 }
 
 export interface DebounceOptions extends GroupOptions {
+  /** Refused: a debounced job waits for no other job. */
+  after?: never;
   /** Run this long after the last enqueue of the key. */
   delayMs: number;
   /** Run no later than this long after the burst's first enqueue. Default: no bound. */
@@ -151,11 +257,11 @@ export declare class Client {
    * (one XADD; the entry id is the job id, unique within the queue only: `fullId(queue, id)`
    * names the job anywhere).
    */
-  enqueue(type: string, payload?: unknown, options?: GroupOptions): Promise<string>;
-  /** Enqueues a job to run `delayMs` from now, on the Redis server's clock; with `group`, it then waits its group's turn. */
-  enqueueIn(delayMs: number, type: string, payload?: unknown, options?: GroupOptions): Promise<string>;
-  /** Enqueues a job to run no earlier than `when` (a Date or ms since the Unix epoch); a past time runs now. With `group`, it then waits its group's turn. */
-  enqueueAt(when: Date | number, type: string, payload?: unknown, options?: GroupOptions): Promise<string>;
+  enqueue(type: string, payload?: unknown, options?: AfterOptions): Promise<string>;
+  /** Enqueues a job to run `delayMs` from now, on the Redis server's clock; with `group`, it then waits its group's turn; with `after`, the delay counts from when its last parent is done. */
+  enqueueIn(delayMs: number, type: string, payload?: unknown, options?: AfterOptions): Promise<string>;
+  /** Enqueues a job to run no earlier than `when` (a Date or ms since the Unix epoch); a past time runs now. With `group`, it then waits its group's turn; with `after`, it runs no earlier than its last parent is done. */
+  enqueueAt(when: Date | number, type: string, payload?: unknown, options?: AfterOptions): Promise<string>;
   /** Enqueues a job unless another holds `uniqueKey` in its queue; then `created` is false and `id` is the holder's. With `group`, it holds the key while it waits its group's turn; with `delayMs` it waits for its time first, then for its turn. */
   enqueueUnique(
     uniqueKey: string,
@@ -176,8 +282,24 @@ export declare class Client {
    * `id` is the job's id within its queue or its full id.
    */
   status(id: string, options?: StatusOptions): Promise<JobStatus | null>;
-  /** Resolves once the job is completed, dead, cancelled or expired (a `scheduled` or `failed` job is waited for); rejects with WaitTimeoutError after `timeoutMs`. */
+  /** Resolves once the job is completed, dead, cancelled or expired (a `waiting`, `scheduled` or `failed` job is waited for); rejects with WaitTimeoutError after `timeoutMs`. */
   wait(id: string, options?: WaitOptions): Promise<JobStatus>;
+
+  /**
+   * Creates a flow (protocol 2.19): jobs that wait for other jobs (of the flow, by id, or
+   * enqueued before), in one script call; all of it or nothing. A cycle, a parent not
+   * known or already ended under `cancel`, an id twice or taken, or a bad job rejects with
+   * InvalidJobError carrying the script's reason (`BAD_FLOW …`, `BAD_ARG …`, `BAD_ID …`).
+   * Resolves to each job, in order: its id (a random UUID unless given), its queue (or
+   * partition) and whether it was `created` or is `waiting`.
+   */
+  enqueueFlow(jobs: FlowJob[], options?: FlowOptions): Promise<Enqueued[]>;
+  /**
+   * What a job that waits (or waited) for other jobs waits for, from its `deps` hash; null
+   * when it never had parents, was cancelled while it waited, or was let go over a week
+   * ago. `id` is the job's id within its queue or its full id.
+   */
+  dependencies(id: string, options?: StatusOptions): Promise<Dependencies | null>;
 }
 
 /**

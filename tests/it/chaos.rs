@@ -1,6 +1,7 @@
 //! `flotilla chaos` as users run it: a short drill on its own fleet of real processes,
 //! with workers killed, frozen and rolled, the leader killed and Redis crashed, ends in a
-//! verdict of nothing lost, no zombie completion, every tick fired once.
+//! verdict of nothing lost, no zombie completion, every tick fired once, flows run in
+//! order and every batch's callback fired once.
 
 use std::process::Command;
 
@@ -38,6 +39,10 @@ fn a_short_drill_loses_nothing_and_says_so() {
             "--kill-every",
             "2s",
             "--redis-fault",
+            "--flows",
+            "100",
+            "--batches",
+            "20",
             "--json",
         ])
         .arg(&report)
@@ -48,11 +53,19 @@ fn a_short_drill_loses_nothing_and_says_so() {
     let (printed, verdict) = verdict_of(&output, &report);
     let at = |path: &str| verdict.pointer(path).cloned().unwrap_or(Value::Null);
     assert_eq!(at("/passed"), Value::Bool(true), "{printed}");
-    assert_eq!(at("/jobs/enqueued"), 2000, "{printed}");
+    // 2000 jobs, 100 flows of 10, 20 batches of 50 and their callbacks.
+    let enqueued = 2000 + 100 * 10 + 20 * 51;
+    assert_eq!(at("/jobs/enqueued"), enqueued, "{printed}");
+    // Flows ran in order, callbacks fired once each after their batch, nothing waits.
+    assert_eq!(at("/workflows/flows"), 100, "{printed}");
+    assert_eq!(at("/workflows/early_starts"), 0, "{printed}");
+    assert_eq!(at("/workflows/callbacks_early"), 0, "{printed}");
+    assert_eq!(at("/workflows/callbacks_fired"), 20, "{printed}");
+    assert_eq!(at("/workflows/waiting_left"), 0, "{printed}");
     // Everything enqueued finished; the drill's jobs never fail, so none is dead.
     assert_eq!(
         at("/jobs/completed"),
-        2000,
+        enqueued,
         "dead: {}\n{printed}",
         at("/jobs/dead_reasons")
     );

@@ -51,6 +51,24 @@ async fn the_runbooks_read_only_commands_run_as_written() {
     let dead = env.enqueue_job(unhandled("ghost").queue("critical")).await;
     env.wait_status("critical", &dead, Status::Dead, LONG).await;
     env.leave_waiting(2).await;
+    // The flow and the batch the runbook names.
+    let mut flow = flotilla_producer::Flow::with_id("nightly-42");
+    let first = flow
+        .add(flotilla_producer::NewJob::new("noop", &serde_json::json!({})).expect("job"))
+        .expect("a job");
+    flow.add(
+        flotilla_producer::NewJob::new("noop", &serde_json::json!({}))
+            .expect("job")
+            .delay(std::time::Duration::from_secs(600))
+            .after(first),
+    )
+    .expect("a job");
+    env.producer.enqueue_flow(flow).await.expect("the flow");
+    let mut batch = flotilla_producer::Batch::new("import-42");
+    batch
+        .add(flotilla_producer::NewJob::new("noop", &serde_json::json!({})).expect("job"))
+        .expect("a job");
+    env.producer.enqueue_batch(batch).await.expect("the batch");
 
     for command in &commands {
         let words: Vec<&str> = command.split_whitespace().collect();

@@ -5,11 +5,12 @@ import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
 
 import { InvalidJobError, QueueFullError } from "./errors.js";
+import { DEFAULT_POLICY, UNNAMED, checkPolicy, defineEnqueueFlow, runEnqueueFlow } from "./flows.js";
 import { Keys } from "./keys.js";
 import { parseFullId } from "./ids.js";
 import { Placement, splitPartition } from "./partitions.js";
 import { defineEnqueue, runEnqueue } from "./script.js";
-import { findJob } from "./status.js";
+import { findDependencies, findJob } from "./status.js";
 import {
   checkBackoff,
   checkDelayMs,
@@ -39,9 +40,19 @@ const JOB_OPTIONS = ["queue", "id", "maxAttempts", "timeoutMs", "backoff", "expi
  * A job of a group may wait for a time or a debounce first, or hold a unique key (protocol
  * 2.18), so every enqueue takes a group.
  */
-const ENQUEUE_OPTIONS = [...JOB_OPTIONS, "group"];
-const UNIQUE_OPTIONS = [...ENQUEUE_OPTIONS, "ttlMs", "delayMs", "holdForTtl"];
-const DEBOUNCE_OPTIONS = [...ENQUEUE_OPTIONS, "delayMs", "maxDelayMs"];
+const GROUP_OPTIONS = [...JOB_OPTIONS, "group"];
+/** A job that waits for other jobs (protocol 2.19) runs now, or after a delay or at a time. */
+const ENQUEUE_OPTIONS = [...GROUP_OPTIONS, "after"];
+// A unique or debounced job waits for no other job: `after` is refused with its reason.
+const UNIQUE_OPTIONS = [...GROUP_OPTIONS, "after", "ttlMs", "delayMs", "holdForTtl"];
+const DEBOUNCE_OPTIONS = [...GROUP_OPTIONS, "after", "delayMs", "maxDelayMs"];
+/** What a job of a flow takes, besides its type and payload. */
+const FLOW_JOB_OPTIONS = ["type", "payload", ...ENQUEUE_OPTIONS, "delayMs", "runAt"];
+const FLOW_OPTIONS = ["flowId"];
+/** Why a job that waits for other jobs cannot take a unique or debounce key. */
+const NO_KEY_AFTER =
+  "not with a unique or debounce key: a job that waits for other jobs holds neither " +
+  "(enqueue it with enqueue, enqueueIn or enqueueAt)";
 
 /**
  * @typedef {object} ClientOptions
@@ -70,7 +81,42 @@ const DEBOUNCE_OPTIONS = [...ENQUEUE_OPTIONS, "delayMs", "maxDelayMs"];
  *   once its time comes. A unique job of a group (`enqueueUnique`) holds its key while it
  *   waits its turn; with `delayMs` it waits for its time first, then for its turn
  *
- * @typedef {JobOptions & GroupOption} EnqueueOptions
+ * @typedef {object} ParentObject a job another job waits for
+ * @property {string} [queue] its queue (or partition); default "default", or the queue a
+ *   full id names (in a flow, the queue of the flow's job of that id)
+ * @property {string} id
+ * @property {"cancel" | "run" | "wait"} [policy] what the waiting job does if this one ends
+ *   without completing: `cancel` (the default: it ends cancelled, unrun), `run` (it runs
+ *   anyway) or `wait` (it waits for an operator's retry of the dead parent)
+ *
+ * @typedef {ParentObject | string} Parent a parent object, or an id: of a job of the same
+ *   flow, else as `status` takes it (a full id names its queue, any other is of "default")
+ *
+ * @typedef {object} AfterOption
+ * @property {Parent[]} [after] jobs enqueued before (protocol 2.19), in any queue, that
+ *   this one waits for: it waits (reported `waiting`) until each has completed, then is
+ *   enqueued as it would have been then (a delay counting from that moment)
+ *
+ * @typedef {JobOptions & GroupOption & AfterOption} EnqueueOptions
+ *
+ * @typedef {object} FlowJobOnly
+ * @property {string} type
+ * @property {unknown} [payload] anything JSON-serializable
+ * @property {number} [delayMs] run this long after its last parent is done
+ * @property {Date | number} [runAt] run no earlier than this (and not before its last
+ *   parent is done)
+ *
+ * @typedef {EnqueueOptions & FlowJobOnly} FlowJob one job of a flow
+ *
+ * @typedef {object} FlowOptions
+ * @property {string} [flowId] the flow's id, a name (a random UUID by default): its jobs
+ *   are listed under it in its first job's queue for a week (`flotilla flows show`)
+ *
+ * @typedef {object} Enqueued a job of a flow as it was created
+ * @property {string} id
+ * @property {string} queue the queue (or partition) it is in
+ * @property {"created" | "waiting"} outcome `created`: it waits for nothing still running,
+ *   so it was enqueued at once; `waiting`: for its parents
  *
  * @typedef {object} UniqueOnlyOptions
  * @property {number} [ttlMs] how long the key is held at most (default an hour)
@@ -135,6 +181,64 @@ function groupOf(group) {
   return group === undefined ? undefined : checkName("group", group);
 }
 
+/**
+ * Whether `after` names any parent: a job with none is enqueued as any other.
+ * @param {unknown} after
+ * @returns {boolean}
+ */
+function hasParents(after) {
+  if (after === undefined) return false;
+  if (!Array.isArray(after)) {
+    throw new InvalidJobError("after", "an array of parents: { queue, id, policy } or ids", after);
+  }
+  return after.length > 0;
+}
+
+/**
+ * `<queue> <id>`, as the protocol names a job of another queue.
+ * @param {string} queue
+ * @param {string} id
+ */
+function reference(queue, id) {
+  return `${queue} ${id}`;
+}
+
+/**
+ * The parents `after` names, checked, by the queue each was given in. A string names the
+ * job of the flow with that id (`flowIds`: id -> the queues of the flow's jobs with it), else
+ * a job as `status` takes its id; so does an object without `queue`.
+ * @param {unknown} after
+ * @param {Map<string, Set<string>>} flowIds
+ * @returns {import("./flows.js").FlowParent[]}
+ */
+function parentsOf(after, flowIds) {
+  if (!Array.isArray(after)) {
+    throw new InvalidJobError("after", "an array of parents: { queue, id, policy } or ids", after);
+  }
+  return after.map((given) => {
+    const named = typeof given === "string" ? { id: given } : given;
+    if (named === null || typeof named !== "object" || Array.isArray(named)) {
+      throw new InvalidJobError("after", "a parent: { queue, id, policy } or an id", given);
+    }
+    // An `outcome` is an Enqueued's, which names the job it answered for.
+    checkOptionNames(named, ["queue", "id", "policy", "outcome"]);
+    let id = checkName("after", named.id);
+    let queue = named.queue;
+    if (queue === undefined) {
+      const inFlow = flowIds.get(id) ?? new Set();
+      if (inFlow.size > 1) throw new InvalidJobError("after", "names jobs of the flow in two queues: give its queue", id);
+      if (inFlow.size === 1) {
+        queue = [...inFlow][0];
+      } else {
+        const full = parseFullId(id);
+        queue = full.queue ?? DEFAULT_QUEUE;
+        id = full.id;
+      }
+    }
+    return { queue: checkName("after", queue), id, policy: checkPolicy(named.policy ?? DEFAULT_POLICY) };
+  });
+}
+
 export class Client {
   /** @type {import("ioredis").Redis | import("ioredis").Cluster} */
   #redis;
@@ -183,6 +287,7 @@ export class Client {
     this.#maxQueueLen = maxQueueLen;
     this.#placement = new Placement(redis, this.#keys);
     defineEnqueue(redis);
+    defineEnqueueFlow(redis);
   }
 
   /**
@@ -229,6 +334,17 @@ export class Client {
    * group too: their job waits for its time and then waits its group's turn as a new one
    * does. So does `enqueueUnique`: a unique job of a group holds its key while it waits
    * its group's turn; with `delayMs` it waits for its time first, then for its turn.
+   * With `after` (protocol 2.19) the job waits for jobs enqueued before, in any queue: each
+   * a `{ queue, id, policy }` (or an id as `status` takes it: a full id names its queue,
+   * any other is of "default"). It waits (reported `waiting`) until each has completed,
+   * then is enqueued as it would have been now, and its handler reads their results. If a
+   * parent ends without completing, `policy` says what the job does: `cancel` (the
+   * default: it ends cancelled, unrun), `run` (it runs anyway) or `wait` (it waits for an
+   * operator's retry of the dead parent). It goes through the flow script, with a random
+   * UUID unless `id` is given; an id taken already, a parent not known or already ended
+   * under `cancel` throw InvalidJobError with the script's reason, and nothing is written.
+   * `enqueueIn` and `enqueueAt` take `after` too: their delay or time counts from when the
+   * last parent is done. See `enqueueFlow` for many jobs with edges between them.
    * @param {string} type
    * @param {unknown} [payload] anything JSON-serializable
    * @param {EnqueueOptions} [options]
@@ -236,8 +352,9 @@ export class Client {
    */
   async enqueue(type, payload = null, options = {}) {
     checkOptionNames(options, ENQUEUE_OPTIONS);
-    const { group, ...jobOptions } = options;
+    const { group, after, ...jobOptions } = options;
     const job = this.#prepare(type, payload, jobOptions, JOB_OPTIONS);
+    if (hasParents(after)) return this.#enqueueAfter({ ...job, group: groupOf(group) }, after);
     if (group !== undefined) {
       const { id } = await this.#enqueueScripted({ ...job, id: job.id ?? randomUUID(), group: groupOf(group) });
       return id;
@@ -254,7 +371,8 @@ export class Client {
    * Enqueues a job to run `delayMs` from now, on the Redis server's clock. Until then it has
    * no record: its id waits in the queue's `later` set and its id key holds the job.
    * With `group` (see `enqueue`), once its time comes the job waits its group's turn as a
-   * new one does (reported `pending`).
+   * new one does (reported `pending`). With `after` (see `enqueue`), the delay counts from
+   * when its last parent is done.
    * @param {number} delayMs
    * @param {string} type
    * @param {unknown} [payload]
@@ -264,8 +382,9 @@ export class Client {
   async enqueueIn(delayMs, type, payload = null, options = {}) {
     const delay = checkDelayMs("delayMs", delayMs);
     checkOptionNames(options, ENQUEUE_OPTIONS);
-    const { group, ...jobOptions } = options;
+    const { group, after, ...jobOptions } = options;
     const job = this.#prepare(type, payload, jobOptions, JOB_OPTIONS);
+    if (hasParents(after)) return this.#enqueueAfter({ ...job, delayMs: delay, group: groupOf(group) }, after);
     const { id } = await this.#enqueueScripted({
       ...job,
       id: job.id ?? randomUUID(),
@@ -277,7 +396,8 @@ export class Client {
 
   /**
    * Enqueues a job to run no earlier than `when`; a time in the past runs now. It waits as
-   * `enqueueIn`'s job does, with `group` too.
+   * `enqueueIn`'s job does, with `group` too. With `after` (see `enqueue`) it runs no earlier
+   * than `when` nor before its last parent is done.
    * @param {Date | number} when a Date, or milliseconds since the Unix epoch
    * @param {string} type
    * @param {unknown} [payload]
@@ -287,8 +407,9 @@ export class Client {
   async enqueueAt(when, type, payload = null, options = {}) {
     const runAtMs = toRunAtMs(when);
     checkOptionNames(options, ENQUEUE_OPTIONS);
-    const { group, ...jobOptions } = options;
+    const { group, after, ...jobOptions } = options;
     const job = this.#prepare(type, payload, jobOptions, JOB_OPTIONS);
+    if (hasParents(after)) return this.#enqueueAfter({ ...job, runAtMs, group: groupOf(group) }, after);
     const { id } = await this.#enqueueScripted({ ...job, id: job.id ?? randomUUID(), runAtMs, group: groupOf(group) });
     return id;
   }
@@ -300,6 +421,7 @@ export class Client {
    * With `group` (see `enqueue`) the job holds its key while it waits its group's turn
    * (reported `pending`), so a unique enqueue of the same key meanwhile answers its id;
    * with `delayMs` it waits for its time first (reported `scheduled`), then for its turn.
+   * A unique job waits for no other job: `after` is refused (InvalidJobError).
    * @param {string} uniqueKey
    * @param {string} type
    * @param {unknown} [payload]
@@ -310,7 +432,9 @@ export class Client {
   async enqueueUnique(uniqueKey, type, payload = null, options = {}) {
     const key = checkName("uniqueKey", uniqueKey);
     checkOptionNames(options, UNIQUE_OPTIONS);
-    const { ttlMs = DEFAULT_UNIQUE_TTL_MS, delayMs, holdForTtl = false, group, ...jobOptions } = options;
+    const { ttlMs = DEFAULT_UNIQUE_TTL_MS, delayMs, holdForTtl = false, group, after, ...jobOptions } =
+      /** @type {UniqueOptions & { after?: unknown }} */ (options);
+    if (after !== undefined) throw new InvalidJobError("after", NO_KEY_AFTER);
     if (typeof holdForTtl !== "boolean") throw new InvalidJobError("holdForTtl", "true or false", holdForTtl);
     const unique = { key, ttlMs: checkPositiveMs("ttlMs", ttlMs), holdForTtl };
     const delay = delayMs === undefined ? undefined : checkDelayMs("delayMs", delayMs);
@@ -333,7 +457,8 @@ export class Client {
    * `maxDelayMs` after the burst's first enqueue.
    * With `group` (see `enqueue`), once its time comes the job waits its group's turn as a
    * new one does. A job folded into the waiting one brings its group (or none), as it
-   * brings its payload.
+   * brings its payload. A debounced job waits for no other job: `after` is refused
+   * (InvalidJobError).
    * @param {string} debounceKey
    * @param {string} type
    * @param {unknown} [payload]
@@ -343,7 +468,10 @@ export class Client {
   async enqueueDebounced(debounceKey, type, payload = null, options = /** @type {DebounceOptions} */ ({ delayMs: 0 })) {
     const key = checkName("debounceKey", debounceKey);
     checkOptionNames(options, DEBOUNCE_OPTIONS);
-    const { delayMs, maxDelayMs, group, ...jobOptions } = options;
+    const { delayMs, maxDelayMs, group, after, ...jobOptions } = /** @type {DebounceOptions & { after?: unknown }} */ (
+      options
+    );
+    if (after !== undefined) throw new InvalidJobError("after", NO_KEY_AFTER);
     const debounce = {
       key,
       delayMs: checkPositiveMs("delayMs", delayMs),
@@ -365,6 +493,8 @@ export class Client {
    * `fullId`). A full id names its queue, so `queue` may be left out; given, it must be
    * that queue (or the queue that partition belongs to), else the job is not in it and the
    * answer is null. Left out with any other id, `queue` is "default".
+   * A job waiting for its parents (see `enqueue`'s `after`) is `waiting`, with the type,
+   * payload and options it was given.
    * @param {string} id
    * @param {StatusOptions} [options]
    * @returns {Promise<import("./views.js").JobStatus | null>}
@@ -376,9 +506,103 @@ export class Client {
   }
 
   /**
+   * What a job that waits (or waited) for other jobs waits for, from its `deps` hash
+   * (protocol 2.19): how many parents it has (`edges`) and still waits for (`left`, null
+   * once it was let go), and each parent with its policy, how it ended (`outcome`, null
+   * while it has not) and its result (parsed JSON) when it completed with one; `blocked`
+   * for one that died under a `wait` edge. Null when the job never had parents, was
+   * cancelled while it waited, or was let go over a week ago (the hash is kept that long
+   * for its handler to read). `id` and `queue` are as `status` takes them.
+   * @param {string} id
+   * @param {StatusOptions} [options]
+   * @returns {Promise<import("./dependencies.js").Dependencies | null>}
+   */
+  async dependencies(id, options = {}) {
+    checkOptionNames(options, ["queue"]);
+    const where = locate(id, options.queue);
+    if (where === null) return null;
+    for (const partition of await this.#placement.candidates(where.queue, where.id)) {
+      const found = await findDependencies(this.#redis, this.#keys, partition, where.id);
+      if (found !== null) return found;
+    }
+    return null;
+  }
+
+  /**
+   * Creates a flow (protocol 2.19): jobs that wait for other jobs, their parents, in one
+   * script call. Each job (`{ type, payload, id, queue, after, ...options }`, with
+   * `delayMs` or `runAt`) names its parents in `after`: jobs of this flow (by id, in any
+   * order) or jobs enqueued before, in any queue, each with what the job does if that
+   * parent ends without completing (`cancel`, the default; `run`; `wait`). Everything is
+   * checked first, then written, so the whole flow exists or none of it does: a cycle, a
+   * parent not known, a parent already ended under `cancel`, an id twice or taken, or a
+   * job the enqueue script would refuse throw InvalidJobError with the script's reason,
+   * and nothing is written.
+   *
+   * Resolves to each job, in order: its id (a random UUID unless given), the queue (or
+   * partition) it is in, and `created` (it waits for nothing still running, so it was
+   * enqueued at once) or `waiting` (reported `waiting` by `status` until its last parent is
+   * done; then it is enqueued as it would have been then, its delay or time counting from
+   * that moment). A flow is let in whatever its queues' length caps. On a queue split into
+   * partitions each job goes to the partition its group (else its id) names, and its
+   * children name that partition. The flow's jobs are listed under `flowId` (a random UUID
+   * when left out) in its first job's queue for a week, for `flotilla flows show`; a flow
+   * id already listed there is refused.
+   * @param {FlowJob[]} jobs
+   * @param {FlowOptions} [options]
+   * @returns {Promise<Enqueued[]>}
+   */
+  async enqueueFlow(jobs, options = {}) {
+    if (!Array.isArray(jobs)) throw new InvalidJobError("jobs", "an array of jobs", jobs);
+    checkOptionNames(options, FLOW_OPTIONS);
+    const flowId = options.flowId === undefined ? randomUUID() : checkName("flowId", options.flowId);
+    if (jobs.length === 0) return [];
+    const given = jobs.map((described) => {
+      if (described === null || typeof described !== "object") {
+        throw new InvalidJobError("jobs", "an array of jobs: { type, payload, id, queue, after, ... }", described);
+      }
+      if ("uniqueKey" in described || "debounceKey" in described) throw new InvalidJobError("after", NO_KEY_AFTER);
+      checkOptionNames(described, FLOW_JOB_OPTIONS);
+      const { type, payload = null, group, after, delayMs, runAt, ...jobOptions } = described;
+      if (delayMs !== undefined && runAt !== undefined) {
+        throw new InvalidJobError("runAt", "not together with delayMs: give one or the other");
+      }
+      const job = this.#prepare(type, payload, jobOptions, JOB_OPTIONS);
+      return {
+        job: {
+          ...job,
+          id: job.id ?? randomUUID(),
+          group: groupOf(group),
+          delayMs: delayMs === undefined ? undefined : checkDelayMs("delayMs", delayMs),
+          runAtMs: runAt === undefined ? undefined : toRunAtMs(runAt),
+        },
+        after,
+      };
+    });
+    // The partition each job goes to, by the queue it was given and its id: its children
+    // in the flow name it by those.
+    /** @type {Map<string, string>} */
+    const placed = new Map();
+    /** @type {Map<string, Set<string>>} */
+    const queuesOf = new Map();
+    for (const { job } of given) {
+      placed.set(reference(job.queue, job.id), await this.#placement.place(job.queue, job.group ?? job.id));
+      queuesOf.set(job.id, (queuesOf.get(job.id) ?? new Set()).add(job.queue));
+    }
+    const items = [];
+    for (const { job, after } of given) {
+      const parents = [];
+      for (const parent of parentsOf(after ?? [], queuesOf)) parents.push(await this.#parentPartition(parent, placed));
+      items.push({ job: { ...job, queue: /** @type {string} */ (placed.get(reference(job.queue, job.id))) }, parents });
+    }
+    return this.#runFlow(items, flowId, "flow");
+  }
+
+  /**
    * Waits until the job is completed, dead, cancelled or expired, and returns that status:
-   * a job that is `scheduled`, or `failed` with a retry due, is waited for. `id` and
-   * `queue` are as `status` takes them: a full id may stand without its queue.
+   * a job that is `waiting` (for its parents), `scheduled`, or `failed` with a retry due,
+   * is waited for. `id` and `queue` are as `status` takes them: a full id may stand
+   * without its queue.
    * @param {string} id
    * @param {WaitOptions} [options]
    * @returns {Promise<import("./views.js").JobStatus>}
@@ -430,6 +654,70 @@ export class Client {
       // count it from the enqueue.
       expiresAtMs: toExpiresAtMs(options.expiresInMs, options.expiresAtMs, Date.now()),
     };
+  }
+
+  /**
+   * A job that waits for jobs enqueued before: a flow of one.
+   * @param {PreparedJob & { group?: string, delayMs?: number, runAtMs?: number }} prepared
+   * @param {unknown} after
+   * @returns {Promise<string>} the job id
+   */
+  async #enqueueAfter(prepared, after) {
+    const parents = [];
+    for (const parent of parentsOf(after, new Map())) parents.push(await this.#parentPartition(parent, new Map()));
+    const id = prepared.id ?? randomUUID();
+    const queue = await this.#placement.place(prepared.queue, prepared.group ?? id);
+    const [created] = await this.#runFlow([{ job: { ...prepared, id, queue }, parents }], UNNAMED, "after");
+    return created.id;
+  }
+
+  /**
+   * Runs the flow script, the queues named first among the known ones.
+   * @param {import("./flows.js").FlowItem[]} items
+   * @param {string} flowId
+   * @param {string} refusedField
+   * @returns {Promise<Enqueued[]>}
+   */
+  async #runFlow(items, flowId, refusedField) {
+    // The queues are named first, so tools list them by the time their jobs are there.
+    await Promise.all([...new Set(items.map((item) => item.job.queue))].map((queue) => this.#registerQueue(queue)));
+    const outcomes = await runEnqueueFlow(this.#redis, this.#keys, items, flowId, refusedField);
+    return items.map(({ job }, i) => ({ id: job.id, queue: job.queue, outcome: outcomes[i] }));
+  }
+
+  /**
+   * The parent named by the partition that holds it: a job of the flow where it was placed,
+   * a job enqueued before in the partition of its queue that knows its id.
+   * @param {import("./flows.js").FlowParent} parent
+   * @param {Map<string, string>} placed
+   * @returns {Promise<import("./flows.js").FlowParent>}
+   */
+  async #parentPartition(parent, placed) {
+    const queue = placed.get(reference(parent.queue, parent.id)) ?? (await this.#partitionKnowing(parent.queue, parent.id));
+    return { ...parent, queue };
+  }
+
+  /**
+   * The partition of `queue` that knows job `id` (by its record, its id key or `done_ids`):
+   * the queue itself when it has one partition, or is a partition.
+   * @param {string} queue
+   * @param {string} id
+   */
+  async #partitionKnowing(queue, id) {
+    if (splitPartition(queue)[1] !== 0 || (await this.#placement.count(queue)) <= 1) return queue;
+    const candidates = await this.#placement.candidates(queue, id);
+    const known = await Promise.all(
+      candidates.map(async (partition) => {
+        const [exists, done] = await Promise.all([
+          this.#redis.exists(this.#keys.job(partition, id), this.#keys.idKey(partition, id)),
+          this.#redis.zscore(this.#keys.doneIds(partition), id),
+        ]);
+        return exists > 0 || done !== null;
+      }),
+    );
+    const at = known.indexOf(true);
+    if (at < 0) throw new InvalidJobError("after", `parent ${id} is not known in any partition of queue ${queue}`);
+    return candidates[at];
   }
 
   /**

@@ -25,8 +25,9 @@ export class Keys {
    * @param {string} queue @param {string} id where a job with an id of its own (or one
    * retried, under its entry id) but no record is: the id of the stream entry carrying it
    * while it waits or runs, or, while it waits in `later`, its state and the entry it
-   * becomes (binary). Once the job completed the key is gone and `doneIds` remembers the
-   * id (a key written by protocol 2.7 holds `done <done entry id>` until it expires)
+   * becomes (binary), or `waiting` while it waits for its parents (protocol 2.19). Once
+   * the job completed the key is gone and `doneIds` remembers the id (a key written by
+   * protocol 2.7 holds `done <done entry id>` until it expires)
    */
   idKey(queue, id) {
     return `${this.namespace}:{${queue}}:id:${id}`;
@@ -62,6 +63,25 @@ export class Keys {
    */
   doneIds(queue) {
     return `${this.namespace}:{${queue}}:done_ids`;
+  }
+
+  /**
+   * @param {string} queue @param {string} id what a job that waits for other jobs waits for
+   * (protocol 2.19): a hash of `left`, `edges`, `blocked`, `type`, `created_at`, `job` (its
+   * enqueue arguments, packed), `parents`, `flow`, and per parent that ended `o:<queue> <id>`
+   * (how) and `r:<queue> <id>` (its result); kept a week once the job was let go, for its
+   * handler to read
+   */
+  deps(queue, id) {
+    return `${this.namespace}:{${queue}}:deps:${id}`;
+  }
+
+  /**
+   * @param {string} queue ids of the queue's jobs waiting for their parents (protocol 2.19),
+   * scored by when they were created
+   */
+  waiting(queue) {
+    return `${this.namespace}:{${queue}}:waiting`;
   }
 
   /** @param {string} queue @param {string} debounceKey names the job a burst of the key folds into */

@@ -32,6 +32,8 @@ const UNIQUE_HELD_FOR_TTL = "expiry";
 const NOT_DEBOUNCED = "0";
 /** ARGV[18], the expiry: 0 says the job never expires. */
 const NEVER_EXPIRES = "0";
+/** ARGV[19], the group: empty says the job is of no group. */
+const NO_GROUP = "";
 
 /**
  * Makes the script a command of the connection: ioredis sends EVALSHA and falls back to
@@ -70,23 +72,12 @@ export function defineEnqueue(redis) {
  */
 
 /**
- * Puts the job on its stream, as one entry carrying it with an id key remembering its id (a
- * job to run now with no unique key), or writes its record and puts it on its stream, or in
- * `delayed` when it is due later (a unique job of a group waiting its group's turn, once
- * its time has come, has its record `pending`, with no entry, until let through).
- * @param {import("ioredis").Redis | import("ioredis").Cluster} redis
- * @param {import("./keys.js").Keys} keys
+ * ARGV[1] to ARGV[15], which every call passes.
  * @param {ScriptJob} job
- * @returns {Promise<{ id: string, outcome: "created" | "duplicate" | "exists" | "debounced" }>}
- *   `duplicate`: another job holds the unique key, and `id` is that job's;
- *   `exists`: a job with this id was enqueued before, and nothing changed;
- *   `debounced`: folded into the job waiting under the debounce key, and `id` is that job's.
+ * @returns {string[]}
  */
-export async function runEnqueue(redis, keys, job) {
-  const scriptKeys = [keys.stream(job.queue), keys.job(job.queue, job.id), keys.delayed(job.queue)];
-  if (job.unique) scriptKeys.push(keys.unique(job.queue, job.unique.key));
-  else if (job.debounce) scriptKeys.push(keys.debounce(job.queue, job.debounce.key));
-  const args = [
+function leadingArgs(job) {
+  return [
     job.id,
     job.type,
     job.payload,
@@ -104,6 +95,42 @@ export async function runEnqueue(redis, keys, job) {
     PROTOCOL_VERSION,
     job.unique?.holdForTtl ? UNIQUE_HELD_FOR_TTL : UNIQUE_RELEASED_WHEN_FINISHED,
   ];
+}
+
+/**
+ * All 19 of the script's arguments, none left out, as the flow script takes each of its
+ * jobs (protocol 2.19): `0` or empty for what the job does not set.
+ * @param {ScriptJob} job
+ * @returns {string[]}
+ */
+export function allArgs(job) {
+  return [
+    ...leadingArgs(job),
+    job.debounce ? String(job.debounce.delayMs) : NOT_DEBOUNCED,
+    job.debounce ? String(job.debounce.maxMs) : NOT_DEBOUNCED,
+    job.expiresAtMs === undefined ? NEVER_EXPIRES : String(job.expiresAtMs),
+    job.group ?? NO_GROUP,
+  ];
+}
+
+/**
+ * Puts the job on its stream, as one entry carrying it with an id key remembering its id (a
+ * job to run now with no unique key), or writes its record and puts it on its stream, or in
+ * `delayed` when it is due later (a unique job of a group waiting its group's turn, once
+ * its time has come, has its record `pending`, with no entry, until let through).
+ * @param {import("ioredis").Redis | import("ioredis").Cluster} redis
+ * @param {import("./keys.js").Keys} keys
+ * @param {ScriptJob} job
+ * @returns {Promise<{ id: string, outcome: "created" | "duplicate" | "exists" | "debounced" }>}
+ *   `duplicate`: another job holds the unique key, and `id` is that job's;
+ *   `exists`: a job with this id was enqueued before, and nothing changed;
+ *   `debounced`: folded into the job waiting under the debounce key, and `id` is that job's.
+ */
+export async function runEnqueue(redis, keys, job) {
+  const scriptKeys = [keys.stream(job.queue), keys.job(job.queue, job.id), keys.delayed(job.queue)];
+  if (job.unique) scriptKeys.push(keys.unique(job.queue, job.unique.key));
+  else if (job.debounce) scriptKeys.push(keys.debounce(job.queue, job.debounce.key));
+  const args = leadingArgs(job);
   if (job.debounce && !job.unique) args.push(String(job.debounce.delayMs), String(job.debounce.maxMs));
   // The expiry is ARGV[18]: the two before it say "not debounced".
   else if (job.expiresAtMs !== undefined || job.group !== undefined) args.push(NOT_DEBOUNCED, NOT_DEBOUNCED);

@@ -7,11 +7,16 @@
 // which its completion is in `done` (a key written by protocol 2.7 names the completion
 // instead: `done <entry id>`). A fast-path job retried without a record gets an id key too,
 // under its entry id. Only a completion is searched for: a fast-path job's from its enqueue
-// time on, one in `done_ids` from its score on.
+// time on, one in `done_ids` from its score on. A job waiting for its parents (protocol
+// 2.19) has an id key holding `waiting`, and what it was given is in its `deps` hash.
 
+import { parseDependencies } from "./dependencies.js";
 import { CONSUMER_GROUP } from "./keys.js";
-import { completionsOf, fromCompletion, fromEntry, fromRecord, fromWaiting, toFields } from "./views.js";
-import { parseWaiting } from "./waiting.js";
+import { completionsOf, fromCompletion, fromDeps, fromEntry, fromRecord, fromWaiting, toFields } from "./views.js";
+import { parseWaiting, unpackStrings } from "./waiting.js";
+
+/** What an id key holds while its job waits for its parents. */
+const FOR_PARENTS = "waiting";
 
 /** Entries of `done` read per step while looking for a completion. */
 const DONE_STEP = 500;
@@ -40,22 +45,27 @@ export function isEntryId(id) {
  *   stream (its completion, the form protocol 2.7 wrote) rather than of its stream (the
  *   entry carrying it)
  * @property {string} entryId
+ *
+ * @typedef {object} ForParents an id key holding `waiting` (protocol 2.19): its job waits for
+ *   its parents, on no stream, and what it was given is in its `deps` hash
+ * @property {true} forParents
  */
 
 /**
  * What an id key holds: the id of the stream entry carrying its job while the job waits or
  * runs, or, while the job waits in `later`, its state and the entry it becomes (binary:
- * read the key as a Buffer). A key written by protocol 2.7 for a completed job holds
+ * read the key as a Buffer), or `waiting` while it waits for its parents. A key written by protocol 2.7 for a completed job holds
  * `done <done entry id>` until it expires, and is still read (a rolling upgrade); from 2.8
  * on the key goes at completion and `done_ids` remembers the id. A value of another form is
  * null, so that the lookup goes by the record and `done_ids` rather than reading a wrong
  * entry.
  * @param {Buffer | string | null} value
- * @returns {JobPlace | import("./waiting.js").Waiting | null}
+ * @returns {JobPlace | import("./waiting.js").Waiting | ForParents | null}
  */
 export function parseIdKey(value) {
   if (value === null) return null;
   const raw = Buffer.isBuffer(value) ? value : Buffer.from(value);
+  if (raw.equals(Buffer.from(FOR_PARENTS))) return { forParents: true };
   const waiting = parseWaiting(raw);
   if (waiting !== null) return waiting;
   const text = raw.toString("utf8");
@@ -152,20 +162,21 @@ async function findByIdKey(redis, keys, queue, id) {
 }
 
 /**
- * Job `id` where its id key says it is: waiting in `later`, on a stream entry, or
- * completed (a 2.7 key naming its completion). Without a key, it completed if `done_ids`
- * has it.
+ * Job `id` where its id key says it is: waiting in `later`, waiting for its parents, on a
+ * stream entry, or completed (a 2.7 key naming its completion). Without a key, it
+ * completed if `done_ids` has it.
  *
  * @param {import("ioredis").Redis | import("ioredis").Cluster} redis
  * @param {import("./keys.js").Keys} keys
  * @param {string} queue
  * @param {string} id
- * @param {JobPlace | import("./waiting.js").Waiting | null} held
+ * @param {JobPlace | import("./waiting.js").Waiting | ForParents | null} held
  * @param {boolean} [follow] see `atEntry`
  * @returns {Promise<import("./views.js").JobStatus | null>}
  */
 async function atHeld(redis, keys, queue, id, held, follow = true) {
   if (held === null) return atDoneIds(redis, keys, queue, id);
+  if ("forParents" in held) return atDeps(redis, keys, queue, id, follow);
   if ("state" in held) return fromWaiting(held, id, queue, await dueIn(redis, keys.later(queue), id));
   return held.completed
     ? atCompletion(redis, keys, queue, id, held.entryId)
@@ -204,8 +215,53 @@ async function atEntry(redis, keys, queue, id, entryId, follow = true) {
   const held = parseIdKey(/** @type {Buffer | null} */ (value));
   // A key naming this entry still, or another entry once one was followed, leaves the job
   // nowhere; anywhere else it is read.
-  const stuck = held !== null && !("state" in held) && !held.completed && (!follow || held.entryId === entryId);
+  const stuck =
+    held !== null && "entryId" in held && !held.completed && (!follow || held.entryId === entryId);
   return stuck ? null : atHeld(redis, keys, queue, id, held, false);
+}
+
+/**
+ * Job `id` waiting for its parents, from what its `deps` hash says it was given; read with
+ * its record and its id key in one MULTI. A job let go since its key was read has its key
+ * name its entry (or hold it waiting in `later`), which is followed once, when `follow`;
+ * one cancelled meanwhile has a record.
+ *
+ * @param {import("ioredis").Redis | import("ioredis").Cluster} redis
+ * @param {import("./keys.js").Keys} keys
+ * @param {string} queue
+ * @param {string} id
+ * @param {boolean} follow
+ * @returns {Promise<import("./views.js").JobStatus | null>}
+ */
+async function atDeps(redis, keys, queue, id, follow) {
+  const [recordReply, packed, value] = await transaction(
+    redis
+      .multi()
+      .hgetallBuffer(keys.job(queue, id))
+      .hgetBuffer(keys.deps(queue, id), "job")
+      .getBuffer(keys.idKey(queue, id)),
+  );
+  const record = recordIn(recordReply);
+  if (record !== null) return fromRecord(record, id, queue);
+  const args = packed === null ? null : unpackStrings(/** @type {Buffer} */ (packed));
+  if (args !== null) return fromDeps(args, id, queue);
+  const held = parseIdKey(/** @type {Buffer | null} */ (value));
+  const stuck = held !== null && "forParents" in held;
+  return stuck || !follow ? null : atHeld(redis, keys, queue, id, held, false);
+}
+
+/**
+ * What job `id` of `queue` waits or waited for, from its `deps` hash (protocol 2.19); null
+ * when the hash is not there.
+ * @param {import("ioredis").Redis | import("ioredis").Cluster} redis
+ * @param {import("./keys.js").Keys} keys
+ * @param {string} queue
+ * @param {string} id
+ * @returns {Promise<import("./dependencies.js").Dependencies | null>}
+ */
+export async function findDependencies(redis, keys, queue, id) {
+  // Read as Buffers: a parent's result may be any text, and `job` is MessagePack.
+  return parseDependencies(await redis.hgetallBuffer(keys.deps(queue, id)));
 }
 
 /**

@@ -1,7 +1,7 @@
-// Turns what Redis keeps of a job (its record, its stream entry, its completion, or the entry a job waiting in `later` becomes) into one status shape.
+// Turns what Redis keeps of a job (its record, its stream entry, its completion, the entry a job waiting in `later` becomes, or what a job waiting for its parents was given) into one status shape.
 
 /**
- * @typedef {"scheduled" | "pending" | "running" | "completed" | "failed" | "dead" | "cancelled" | "expired"} StatusName
+ * @typedef {"waiting" | "scheduled" | "pending" | "running" | "completed" | "failed" | "dead" | "cancelled" | "expired"} StatusName
  *
  * @typedef {object} AttemptError
  * @property {number} attempt which attempt, counting from 1
@@ -130,6 +130,48 @@ export function fromWaiting(waiting, id, queue, dueMs) {
     payload: payload(fields),
     runAt: state === "failed" ? null : due,
     nextRunAt: state === "failed" ? due : null,
+    expiresAt: expiry(fields),
+    group: text(fields, "group") || null,
+  };
+}
+
+/**
+ * A job waiting for its parents (protocol 2.19), from its `deps` hash: `args` are the
+ * enqueue script's arguments it was given (its `job` field, unpacked: id, type, payload,
+ * content type, max attempts, ..., expires at, group). It is on no stream yet, so it has
+ * no due time: a delay counts from when its last parent is done.
+ * @param {Buffer[]} args
+ * @param {string} id
+ * @param {string} queue
+ * @returns {JobStatus}
+ */
+export function fromDeps(args, id, queue) {
+  // ARGV[position] of the enqueue script, 1-based as the protocol numbers them.
+  /** @param {number} position */
+  const arg = (position) => args[position - 1] ?? Buffer.alloc(0);
+  /** @type {Fields} */
+  const fields = new Map([
+    ["type", arg(2)],
+    ["payload", arg(3)],
+    ["content_type", arg(4)],
+    ["max_attempts", arg(5)],
+    ["expires_at", arg(18)],
+    ["group", arg(19)],
+  ]);
+  return {
+    id,
+    queue,
+    status: "waiting",
+    type: text(fields, "type"),
+    attempts: 0,
+    // 0 would leave it to the worker's default.
+    maxAttempts: count(fields, "max_attempts") || null,
+    result: null,
+    error: null,
+    errors: [],
+    payload: payload(fields),
+    runAt: null,
+    nextRunAt: null,
     expiresAt: expiry(fields),
     group: text(fields, "group") || null,
   };

@@ -1,9 +1,10 @@
-// Checks that the bundled enqueue.lua is byte for byte the published protocol/v2/enqueue.lua.
+// Checks that the bundled enqueue.lua and enqueue_flow.lua are byte for byte the published protocol/v2 scripts.
 
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { test } from "node:test";
 
+import { ENQUEUE_FLOW_LUA } from "../lib/flows.js";
 import { ENQUEUE_LUA } from "../lib/script.js";
 
 const bundled = new URL("../enqueue.lua", import.meta.url);
@@ -20,4 +21,20 @@ test("the client runs the bundled script as it is", () => {
   assert.equal(ENQUEUE_LUA, readFileSync(bundled, "utf8"));
   // The helpers it uses come first, the enqueue script itself last.
   assert.match(ENQUEUE_LUA, /\n-- enqueue: put a job[^]*enqueue_job\(KEYS\[1\]/);
+});
+
+const bundledFlow = new URL("../enqueue_flow.lua", import.meta.url);
+const publishedFlow = new URL("../../../protocol/v2/enqueue_flow.lua", import.meta.url);
+
+test("enqueue_flow.lua is an exact copy of protocol/v2/enqueue_flow.lua", { skip: outsideRepository }, () => {
+  assert.ok(
+    readFileSync(bundledFlow).equals(readFileSync(publishedFlow)),
+    "copy protocol/v2/enqueue_flow.lua over clients/node/enqueue_flow.lua",
+  );
+});
+
+test("the client runs the bundled flow script as it is", () => {
+  assert.equal(ENQUEUE_FLOW_LUA, readFileSync(bundledFlow, "utf8"));
+  // The helpers it uses come first, the flow script itself last.
+  assert.match(ENQUEUE_FLOW_LUA, /\n-- enqueue_flow: create a flow[^]*return replies\n$/);
 });

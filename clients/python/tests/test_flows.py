@@ -84,7 +84,7 @@ class RecordingPipeline:
 
 def parent_counts(args: list[Any]) -> list[int]:
     """How many parents each job of a flow call has, read from its arguments."""
-    counts, at = [], 2
+    counts, at = [], 3
     for _ in range(args[1]):
         at += 19
         counts.append(args[at])
@@ -95,7 +95,7 @@ def parent_counts(args: list[Any]) -> list[int]:
 
 def jobs_of(args: list[Any]) -> list[tuple[list[Any], list[list[Any]]]]:
     """Each job's 19 enqueue arguments and its parents, from a flow call's arguments."""
-    jobs, at = [], 2
+    jobs, at = [], 3
     for _ in range(args[1]):
         job = args[at : at + 19]
         count = args[at + 19]
@@ -130,6 +130,7 @@ def test_a_diamond_is_one_call_with_every_job_and_its_parents_in_order() -> None
     ((keys, args),) = connection.calls
     assert keys == ["flotilla:{default}:q"], "the call goes where its first job's stream is"
     assert args[:2] == ["flotilla", 4]
+    assert str(uuid.UUID(args[2])) == args[2], "a flow is named by a new UUID"
     jobs = jobs_of(args)
     assert jobs[0][0] == ["a", "fetch", '{"n":1}', *PLAIN[1:], "default", *UNSET_TAIL]
     assert jobs[3][0] == ["d", "merge", *PLAIN, "default", *UNSET_TAIL]
@@ -175,6 +176,17 @@ def test_every_option_of_a_job_of_a_flow_is_passed_and_its_time_counts_from_its_
     assert connection.queues == ["low", "default"]
 
 
+def test_a_flow_is_named_as_asked() -> None:
+    connection = RecordingConnection()
+    client = flow_client(connection)
+    client.enqueue_flow([FlowJob("noop")], flow_id="nightly-2024-05-01")
+    assert connection.calls[0][1][2] == "nightly-2024-05-01"
+    with pytest.raises(InvalidJob) as refused:
+        client.enqueue_flow([FlowJob("noop")], flow_id="a b")
+    assert refused.value.field == "flow_id"
+    assert len(connection.calls) == 1
+
+
 def test_a_job_of_a_flow_without_an_id_gets_a_uuid() -> None:
     connection = RecordingConnection()
     (created,) = flow_client(connection).enqueue_flow([FlowJob("noop")])
@@ -189,6 +201,7 @@ def test_enqueue_after_is_a_flow_of_one() -> None:
     ((keys, args),) = connection.calls
     ((job, parents),) = jobs_of(args)
     assert keys == ["flotilla:{default}:q"] and str(uuid.UUID(job_id)) == job_id
+    assert args[:3] == ["flotilla", 1, ""], "a flow of one is not named"
     assert job[:3] == [job_id, "noop", '{"a":1}']
     assert parents == [["default", "p1", "cancel"], ["low", "p2", "cancel"], ["mail", "1-0", "cancel"]]
 
@@ -375,20 +388,33 @@ def test_a_deps_hash_reads_as_its_parents_and_counts() -> None:
             b"r:default a": b'{"rows": 7}',
             b"b:low b": b"dead",
             b"o:default c": b"cancelled",
+            b"parents": b"cancel default a\nwait low b\nrun default c\ncancel default e",
+            b"flow": b"default nightly-7",
         }
     )
     assert waiting is not None and waiting.waiting
     assert (waiting.edges, waiting.left, waiting.blocked, waiting.released_at) == (3, 1, 1, None)
-    assert [(p.queue, p.id, p.outcome, p.result, p.blocked) for p in waiting.parents] == [
-        ("default", "a", "completed", {"rows": 7}, False),
-        ("default", "c", "cancelled", None, False),
-        ("low", "b", "dead", None, True),
+    assert (waiting.flow_id, waiting.flow_queue) == ("nightly-7", "default")
+    assert [(p.queue, p.id, p.policy, p.outcome, p.result, p.blocked) for p in waiting.parents] == [
+        ("default", "a", "cancel", "completed", {"rows": 7}, False),
+        ("low", "b", "wait", "dead", None, True),
+        ("default", "c", "run", "cancelled", None, False),
+        ("default", "e", "cancel", None, None, False),
     ]
     assert waiting.result_of("a") == {"rows": 7}
     assert waiting.result_of("a", queue="low") is None
+    # A hash that does not list its parents names those that ended, by queue and id.
     released = parse_dependencies(
-        {"edges": "1", "released_at": "1700000000500", "o:default a": "completed", "r:default a": "not json"}
+        {
+            "edges": "2",
+            "released_at": "1700000000500",
+            "o:low z": "completed",
+            "o:default a": "completed",
+            "r:default a": "not json",
+        }
     )
     assert released is not None and not released.waiting
     assert (released.left, released.released_at, released.result_of("a")) == (None, 1_700_000_000_500, "not json")
+    assert [(p.queue, p.id, p.policy) for p in released.parents] == [("default", "a", None), ("low", "z", None)]
+    assert (released.flow_id, released.flow_queue) == (None, None)
     assert parse_dependencies({}) is None

@@ -27,13 +27,15 @@ def queue_keys(connection: redis.Redis, queue: str) -> list[bytes]:
 
 def test_a_diamonds_last_job_runs_only_after_both_its_parents_completed(client: Client) -> None:
     a, b, c, d = (named(step) for step in "abcd")
+    flow = named("diamond")
     created = client.enqueue_flow(
         [
             FlowJob("sleep", {"ms": 50}, id=a),
             FlowJob("sleep", {"ms": 800}, id=b, after=[a]),
             FlowJob("sleep", {"ms": 20}, id=c, after=[a]),
             FlowJob("noop", id=d, after=[b, c]),
-        ]
+        ],
+        flow_id=flow,
     )
     assert [(job.id, job.queue, job.outcome) for job in created] == [
         (a, "default", "created"),
@@ -49,22 +51,26 @@ def test_a_diamonds_last_job_runs_only_after_both_its_parents_completed(client: 
     assert waiting_d is not None and waiting_d.status == "waiting", waiting_d
     deps = client.dependencies(d)
     assert deps is not None and deps.waiting
-    assert (deps.edges, deps.left) == (2, 1)
-    assert [(p.id, p.outcome, p.result) for p in deps.parents] == [(c, "completed", {"slept_ms": 20})]
+    assert (deps.edges, deps.left, deps.flow_id, deps.flow_queue) == (2, 1, flow, "default")
+    assert [(p.id, p.policy, p.outcome, p.result) for p in deps.parents] == [
+        (b, "cancel", None, None),
+        (c, "cancel", "completed", {"slept_ms": 20}),
+    ]
 
     done_d = finished(client, d)
     done_a, done_b = finished(client, a), finished(client, b)
     assert done_b.finished_at is not None and done_c.finished_at is not None and done_a.finished_at is not None
     # Completions are entries of the queue's `done` stream, in the order they were written.
     assert done_a.finished_at <= done_c.finished_at <= done_b.finished_at <= (done_d.finished_at or 0)
+    # Each child was let go by its last parent's completion, in the script that wrote it,
+    # and holds what its parents ended with.
     for child in (b, c):
         released = client.dependencies(child)
-        assert released is not None and released.released_at is not None
-        assert released.released_at >= done_a.finished_at
-    # `d` was let go by `b`'s completion, with both results.
+        assert released is not None and released.released_at is not None and not released.waiting
+        assert [(p.id, p.outcome, p.result) for p in released.parents] == [(a, "completed", {"slept_ms": 50})]
     after = client.dependencies(d)
     assert after is not None and not after.waiting
-    assert after.released_at is not None and done_b.finished_at <= after.released_at <= (done_d.finished_at or 0)
+    assert after.released_at is not None and after.released_at <= (done_d.finished_at or 0)
     assert {p.id: (p.outcome, p.result) for p in after.parents} == {
         b: ("completed", {"slept_ms": 800}),
         c: ("completed", {"slept_ms": 20}),
@@ -85,8 +91,11 @@ def test_a_job_after_existing_jobs_waits_for_them(client: Client, connection: re
     parents = [finished(client, own), finished(client, fast)]
     assert all(done.finished_at >= (p.finished_at or 0) for p in parents if done.finished_at is not None)
     deps = client.dependencies(child)
-    assert deps is not None
-    assert {p.id: p.result for p in deps.parents} == {own: {"slept_ms": 300}, fast: {"slept_ms": 200}}
+    assert deps is not None and deps.flow_id is None, "a job enqueued after others is in no named flow"
+    assert [(p.queue, p.id, p.result) for p in deps.parents] == [
+        ("default", own, {"slept_ms": 300}),
+        ("default", fast, {"slept_ms": 200}),
+    ]
     assert connection.zscore(client.keys.waiting("default"), child) is None
 
     # A delay counts from when the last parent is done, and a parent that completed
@@ -124,7 +133,8 @@ def test_a_waiting_job_reads_as_waiting_until_its_parent_ends(
     assert still.value.last_status is not None and still.value.last_status.status == "waiting"
     deps = client.dependencies(child, idle_queue)
     assert deps is not None and deps.waiting
-    assert (deps.edges, deps.left, deps.blocked, deps.parents) == (1, 1, 0, [])
+    assert (deps.edges, deps.left, deps.blocked) == (1, 1, 0)
+    assert [(p.queue, p.id, p.policy, p.outcome) for p in deps.parents] == [(idle_queue, parent, "run", None)]
     assert connection.lrange(f"flotilla:{{{idle_queue}}}:hook:{parent}", 0, -1) == [
         f"run {idle_queue} {child}".encode()
     ]
@@ -133,11 +143,11 @@ def test_a_waiting_job_reads_as_waiting_until_its_parent_ends(
 
 
 def test_a_dead_parent_cancels_its_child_by_default_and_runs_it_under_run(client: Client) -> None:
-    parent = client.enqueue("fail", {"times": -1}, id=named("doomed"), max_attempts=1)
-    cancelled, anyway = named("cancelled"), named("anyway")
+    parent, cancelled, anyway = named("doomed"), named("cancelled"), named("anyway")
     client.enqueue_flow(
         [
-            FlowJob("noop", id=cancelled, after=[("default", parent)]),
+            FlowJob("fail", {"times": -1}, id=parent, max_attempts=1),
+            FlowJob("noop", id=cancelled, after=[parent]),
             FlowJob("noop", id=anyway, after=[("default", parent, "run")]),
         ]
     )
@@ -146,7 +156,7 @@ def test_a_dead_parent_cancels_its_child_by_default_and_runs_it_under_run(client
     assert (gone.status, gone.attempts, gone.error) == ("cancelled", 0, f"parent default {parent} dead")
     assert client.wait(anyway, timeout=10).status == "completed"
     deps = client.dependencies(anyway)
-    assert deps is not None and [(p.id, p.outcome) for p in deps.parents] == [(parent, "dead")]
+    assert deps is not None and [(p.id, p.policy, p.outcome) for p in deps.parents] == [(parent, "run", "dead")]
 
 
 def test_a_cycle_is_refused_and_nothing_is_written(client: Client, connection: redis.Redis, idle_queue: str) -> None:

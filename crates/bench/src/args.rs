@@ -124,6 +124,9 @@ pub enum BenchScenario {
     Delayed,
     /// Bare stream commands: the floor any stream queue pays.
     Floor,
+    /// A fan-in of `--jobs` parents into one child and a batch of `--jobs` jobs with a
+    /// callback, against plain jobs of the same count.
+    Workflows,
 }
 
 /// A latency-scenario rate: jobs/s, or half the best drain rate measured.

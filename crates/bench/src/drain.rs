@@ -48,7 +48,7 @@ fn limit_of(bench: &Bench) -> Option<QueueLimit> {
 }
 
 /// Concurrency of the one worker process in `mixed` and `backlog`.
-const SINGLE_WORKER_CONCURRENCY: usize = 50;
+pub(super) const SINGLE_WORKER_CONCURRENCY: usize = 50;
 
 pub(super) async fn run_drain(bench: &mut Bench) -> anyhow::Result<()> {
     for processes in bench.args.workers.clone() {
@@ -192,15 +192,15 @@ fn mixed_jobs(n: usize, payload: &serde_json::Value) -> anyhow::Result<Vec<NewJo
 
 /// One timed drain: the backlog is laid down while the queues are paused and the worker
 /// processes wait, and the clock runs from the first delivery to the last completion.
-struct DrainRun<'a> {
-    scenario: &'static str,
-    variant: String,
-    queues: &'a [&'a str],
-    processes: usize,
-    concurrency: usize,
+pub(super) struct DrainRun<'a> {
+    pub(super) scenario: &'static str,
+    pub(super) variant: String,
+    pub(super) queues: &'a [&'a str],
+    pub(super) processes: usize,
+    pub(super) concurrency: usize,
 }
 
-struct DrainOutcome {
+pub(super) struct DrainOutcome {
     row: Row,
     /// Memory the backlog took, per job, before any ran.
     pending_bytes_per_job: f64,
@@ -209,13 +209,13 @@ struct DrainOutcome {
 }
 
 /// Which memory figure a row reports as bytes per job.
-enum Memory {
+pub(super) enum Memory {
     Pending,
     Retained,
 }
 
 impl DrainOutcome {
-    fn row_with(self, memory: Memory) -> Row {
+    pub(super) fn row_with(self, memory: Memory) -> Row {
         let mut row = self.row;
         row.redis_bytes_per_job = Some(match memory {
             Memory::Pending => self.pending_bytes_per_job,
@@ -225,9 +225,36 @@ impl DrainOutcome {
     }
 }
 
+/// What a drain lays down before the clock starts.
+pub(super) enum Backlog {
+    /// Jobs enqueued in bulk.
+    Jobs(Vec<NewJob>),
+    /// One flow, created in one call; `total` jobs in all.
+    Flow(flotilla_producer::Flow, usize),
+    /// One batch (its callback counted in `total`).
+    Batch(flotilla_producer::Batch, usize),
+}
+
+impl Backlog {
+    fn total(&self) -> usize {
+        match self {
+            Backlog::Jobs(jobs) => jobs.len(),
+            Backlog::Flow(_, total) | Backlog::Batch(_, total) => *total,
+        }
+    }
+}
+
 impl DrainRun<'_> {
     async fn measure(&self, bench: &mut Bench, jobs: Vec<NewJob>) -> anyhow::Result<DrainOutcome> {
-        let total = jobs.len();
+        self.measure_backlog(bench, Backlog::Jobs(jobs)).await
+    }
+
+    pub(super) async fn measure_backlog(
+        &self,
+        bench: &mut Bench,
+        backlog: Backlog,
+    ) -> anyhow::Result<DrainOutcome> {
+        let total = backlog.total();
         let keys = bench.fresh_keys();
         let partitions = bench.args.partitions;
         let mut streams = Vec::new();
@@ -260,7 +287,15 @@ impl DrainRun<'_> {
         // any blocking read it began before) so that none takes a job of the backlog early.
         tokio::time::sleep(Duration::from_millis(250)).await;
         let memory_before = used_memory(&mut bench.conn).await?;
-        bench.prefill(&keys, jobs).await?;
+        match backlog {
+            Backlog::Jobs(jobs) => bench.prefill(&keys, jobs).await?,
+            Backlog::Flow(flow, _) => {
+                bench.producer(&keys).enqueue_flow(flow).await?;
+            }
+            Backlog::Batch(batch, _) => {
+                bench.producer(&keys).enqueue_batch(batch).await?;
+            }
+        }
         let memory_pending = used_memory(&mut bench.conn).await?;
 
         let meter = Meter::start(&mut bench.conn).await?;

@@ -13,6 +13,7 @@ mod latency;
 mod pickup;
 mod redis_stats;
 mod report;
+mod workflows;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -43,6 +44,7 @@ pub async fn run(args: BenchArgs, flotilla: PathBuf) -> anyhow::Result<()> {
             BenchScenario::Backlog => drain::run_backlog(&mut bench).await?,
             BenchScenario::Delayed => drain::run_delayed(&mut bench).await?,
             BenchScenario::Floor => floor::run(&mut bench).await?,
+            BenchScenario::Workflows => workflows::run(&mut bench).await?,
         }
     }
     bench.finish().await

@@ -69,6 +69,7 @@ pub async fn run(url: &str, args: &ChaosArgs) -> anyhow::Result<()> {
         leftovers: verdict::Leftovers::default(),
         cap: None,
         group_cap: None,
+        workflows: None,
     };
     let verdict = verdict::judge(&evidence);
     if !print_verdict(&verdict, args)? {

@@ -54,6 +54,22 @@ pub struct ChaosArgs {
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub groups: u32,
 
+    /// Also create this many flows of ten jobs each (a → b, c → d → six more, over the
+    /// three queues) while the monkey acts: no job may begin before its parents finished,
+    /// and none may be left waiting.
+    #[arg(long, default_value_t = 0)]
+    pub flows: usize,
+
+    /// Also create this many batches (`--batch-size` jobs each, with a `complete`
+    /// callback) while the monkey acts: each callback must run once, after its batch's
+    /// last job finished.
+    #[arg(long, default_value_t = 0)]
+    pub batches: usize,
+
+    /// Jobs in each batch, with `--batches`.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=20_000))]
+    pub batch_size: u64,
+
     /// Seed for the monkey's and the producers' choices, to repeat a run.
     #[arg(long)]
     pub seed: Option<u64>,

@@ -15,6 +15,7 @@ mod ledger;
 mod monkey;
 mod produce;
 mod verdict;
+mod workflows;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -200,6 +201,19 @@ async fn drill(args: &ChaosArgs, dir: &Path, flotilla: PathBuf) -> anyhow::Resul
             groups: args.group_cap.map(|_| args.groups),
         },
     ));
+    let workflows = tokio::spawn(workflows::run(
+        conn.clone(),
+        keys.clone(),
+        workflows::Plan {
+            flows: args.flows,
+            batches: args.batches,
+            batch_size: usize::try_from(args.batch_size).unwrap_or(50),
+            over: args.duration.mul_f64(0.8),
+            job_ms: args.job_ms,
+            job_type: ledger::JOB_TYPE,
+            seed,
+        },
+    ));
     let plan = monkey::Plan {
         duration: args.duration,
         every: args.kill_every,
@@ -209,7 +223,13 @@ async fn drill(args: &ChaosArgs, dir: &Path, flotilla: PathBuf) -> anyhow::Resul
     };
     let outcome = monkey::run(&mut fleet, &mut redis, &mut conn, &keys, &plan).await?;
     let run_ended_ms = ledger::now_ms();
-    let produced = producers.await.context("the producers failed")?;
+    let mut produced = producers.await.context("the producers failed")?;
+    let made = workflows
+        .await
+        .context("the flows' and batches' producer failed")?;
+    produced.jobs.extend(made.jobs.iter().cloned());
+    produced.retries += made.retries;
+    produced.abandoned += made.abandoned;
     println!(
         "chaos: the run is over ({} actions); waiting for the fleet to settle",
         outcome.events.len()
@@ -224,6 +244,10 @@ async fn drill(args: &ChaosArgs, dir: &Path, flotilla: PathBuf) -> anyhow::Resul
         run_ended_ms,
     )
     .await?;
+    if args.flows + args.batches > 0 {
+        let (fired, waiting) = workflows::read_state(&mut conn, &keys, &made).await?;
+        evidence.workflows = Some((made, fired, waiting));
+    }
     // Read once every process has stopped: the ledger then holds every execution.
     evidence.executions = Some(ledger::read(&paths.ledger)?);
     Ok(verdict::judge(&evidence))
@@ -294,6 +318,7 @@ async fn settle_and_gather(
         leftovers: settled.leftovers,
         cap: args.cap,
         group_cap: args.group_cap,
+        workflows: None,
     })
 }
 

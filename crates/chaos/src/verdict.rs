@@ -72,6 +72,9 @@ pub struct Evidence {
     pub cap: Option<u32>,
     /// The cap every group had (`--group-cap`), likewise.
     pub group_cap: Option<u32>,
+    /// The flows and batches made (`--flows`, `--batches`), with how many batches' callbacks
+    /// fired and how many jobs were left waiting once the fleet settled.
+    pub workflows: Option<(super::workflows::Made, usize, u64)>,
 }
 
 /// The ids shown in a verdict when there are more.
@@ -93,6 +96,8 @@ pub struct Verdict {
     pub cap: Option<CapCheck>,
     /// How many jobs of each group ran at once, by the ledger.
     pub group_cap: Option<CapCheck>,
+    /// Flows and batches: order, callbacks, nothing left waiting.
+    pub workflows: Option<super::workflows::WorkflowCheck>,
 }
 
 #[derive(Debug, Serialize)]
@@ -215,7 +220,17 @@ pub fn judge(evidence: &Evidence) -> Verdict {
                 group_of.get(job).cloned()
             })
         });
+    let workflows = evidence
+        .workflows
+        .as_ref()
+        .zip(evidence.executions.as_deref())
+        .map(|((made, fired, waiting), ledger)| {
+            super::workflows::check(made, ledger, &evidence.dead, *fired, *waiting)
+        });
     let passed = losses == 0
+        && workflows
+            .as_ref()
+            .is_none_or(super::workflows::WorkflowCheck::held)
         && cap.as_ref().is_none_or(CapCheck::held)
         && group_cap.as_ref().is_none_or(CapCheck::held)
         && unexpected == 0
@@ -237,6 +252,7 @@ pub fn judge(evidence: &Evidence) -> Verdict {
         redis_fault,
         cap,
         group_cap,
+        workflows,
     }
 }
 
@@ -626,6 +642,25 @@ impl Verdict {
                 );
             }
         }
+        if let Some(w) = &self.workflows {
+            row(
+                "flows / batches",
+                format!("{} of 10 jobs / {} with a callback", w.flows, w.batches),
+            );
+            row(
+                "  jobs begun before a parent finished",
+                w.early_starts.to_string(),
+            );
+            row(
+                "  callbacks begun before their last job finished",
+                w.callbacks_early.to_string(),
+            );
+            row(
+                "  callbacks fired (once each)",
+                format!("{} of {}", w.callbacks_fired, w.batches),
+            );
+            row("  left waiting", w.waiting_left.to_string());
+        }
         for (action, n) in &self.monkey {
             row(&format!("monkey: {action}"), n.to_string());
         }
@@ -673,6 +708,14 @@ impl Verdict {
                     .unwrap_or_default(),
             ),
             ("process failures", &self.process_failures),
+            (
+                "begun before a parent finished",
+                &self
+                    .workflows
+                    .as_ref()
+                    .map(|w| w.early_ids.clone())
+                    .unwrap_or_default(),
+            ),
         ] {
             if !ids.is_empty() {
                 text.push_str(&format!("{label}: {}\n", ids.join(", ")));

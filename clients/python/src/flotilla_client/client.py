@@ -14,7 +14,7 @@ from redis.typing import EncodableT, FieldT
 from . import validate
 from .dependencies import Dependencies
 from .errors import InvalidJob, QueueFull, WaitTimeout
-from .flows import DEFAULT_POLICY, Enqueued, FlowItem, FlowJob, FlowScript, Parent, ParentRef, check_policy
+from .flows import DEFAULT_POLICY, UNNAMED, Enqueued, FlowItem, FlowJob, FlowScript, Parent, ParentRef, check_policy
 from .ids import parse_full_id
 from .keys import DEFAULT_NAMESPACE, DEFAULT_QUEUE, Keys
 from .lookup import find_dependencies, find_job
@@ -378,7 +378,7 @@ class Client:
                 return found
         return None
 
-    def enqueue_flow(self, jobs: Sequence[FlowJob]) -> list[Enqueued]:
+    def enqueue_flow(self, jobs: Sequence[FlowJob], *, flow_id: str | None = None) -> list[Enqueued]:
         """Creates a flow (protocol 2.19): jobs that wait for other jobs, their parents,
         in one script call. Each FlowJob names its parents in `after`: jobs of this flow
         (by id, in any order) or jobs enqueued before, in any queue, each with what the job
@@ -394,9 +394,14 @@ class Client:
         parent is done; then it is enqueued as it would have been then, its delay or time
         counting from that moment). A flow is let in whatever its queues' length caps. On
         a queue split into partitions each job goes to the partition its group (else its
-        id) names, and its children name that partition."""
+        id) names, and its children name that partition.
+
+        The flow's jobs are listed under `flow_id` (a name; a new UUID when left out) in
+        its first job's queue for a week, for `flotilla flows show`, and each waiting
+        job's dependencies name it; a flow id already listed there is refused."""
         if isinstance(jobs, (str, bytes)) or not isinstance(jobs, Sequence):
             raise InvalidJob("jobs", "a list of FlowJob", jobs)
+        flow = str(uuid.uuid4()) if flow_id is None else validate.check_name("flow_id", flow_id)
         if not jobs:
             return []
         given: list[tuple[FlowJob, _Options, str, str | None]] = []
@@ -434,7 +439,7 @@ class Client:
                     parents=[self._parent_partition(parent, placed) for parent in parents],
                 )
             )
-        return self._run_flow(items, "flow")
+        return self._run_flow(items, flow, "flow")
 
     def _locate(self, id: str, queue: str | None) -> tuple[str, str] | None:
         """Where the job `id` (an id within a queue, or a full id) is looked for, with
@@ -459,9 +464,10 @@ class Client:
         poll_interval: float = 0.05,
     ) -> JobStatus:
         """Polls until the job is completed, dead, cancelled or expired, and returns it: a
-        job that is `scheduled`, or `failed` with a retry due, is waited for. Raises
-        WaitTimeout (a TimeoutError) carrying the last status seen when time runs out. `id`
-        and `queue` are as `status` takes them: a full id may stand without its queue."""
+        job that is `waiting` (for its parents), `scheduled`, or `failed` with a retry due,
+        is waited for. Raises WaitTimeout (a TimeoutError) carrying the last status seen
+        when time runs out. `id` and `queue` are as `status` takes them: a full id may
+        stand without its queue."""
         deadline = time.monotonic() + timeout
         while True:
             last = self.status(id, queue)
@@ -518,7 +524,7 @@ class Client:
         parents = [self._parent_partition(parent, {}) for parent in self._parents(after, {})]
         queue = self._placement.place(options.queue, group if group is not None else job_id)
         job = self._flow_job(options, job_id, queue, run_at_ms, delay_ms, group)
-        return self._run_flow([FlowItem(job=job, parents=parents)], "after")[0].id
+        return self._run_flow([FlowItem(job=job, parents=parents)], UNNAMED, "after")[0].id
 
     def _flow_job(
         self,
@@ -545,13 +551,13 @@ class Client:
             group=group,
         )
 
-    def _run_flow(self, items: list[FlowItem], refused_field: str) -> list[Enqueued]:
+    def _run_flow(self, items: list[FlowItem], flow_id: str, refused_field: str) -> list[Enqueued]:
         # The queues are named first, so tools list them by the time their jobs are there.
         pipe = self._redis.pipeline(transaction=False)
         for queue in dict.fromkeys(item.job.queue for item in items):
             pipe.sadd(self._keys.queues(), queue)
         pipe.execute()
-        outcomes = self._flow_script.run(items, refused_field)
+        outcomes = self._flow_script.run(items, flow_id, refused_field)
         return [Enqueued(id=item.job.id, queue=item.job.queue, outcome=outcome) for item, outcome in zip(items, outcomes)]
 
     @staticmethod

@@ -1,13 +1,14 @@
 """What a job waits (or waited) for (protocol 2.19), read from its `deps` hash.
 
-The hash `<ns>:{<queue>}:deps:<id>` holds `edges` (how many parents the job has), while it
-waits `left` (parents still to wait for) and `blocked` (parents that died under a `wait`
-edge), `type`, `created_at`, `job` (its enqueue arguments, packed), and, per parent that
-ended, `o:<queue> <id>` (how: `completed`, `dead`, `cancelled`, `expired`, `deleted`) with
-`r:<queue> <id>` (its result, JSON text, when it completed with one); a parent that died
-under `wait` is `b:<queue> <id>` while the job waits for an operator's retry of it. Once
-the job was let go, `left`, `blocked` and `job` go, `released_at` says when, and the hash
-is kept a week for the job's handler to read.
+The hash `<ns>:{<queue>}:deps:<id>` holds `edges` (how many parents the job has),
+`parents` (each one, `<policy> <queue> <id>` a line), `flow` (`<queue> <flow id>`, when its
+flow was named), while it waits `left` (parents still to wait for) and `blocked` (parents
+that died under a `wait` edge), `type`, `created_at`, `job` (its enqueue arguments,
+packed), and, per parent that ended, `o:<queue> <id>` (how: `completed`, `dead`,
+`cancelled`, `expired`, `deleted`) with `r:<queue> <id>` (its result, JSON text, when it
+completed with one); a parent that died under `wait` is `b:<queue> <id>` while the job
+waits for an operator's retry of it. Once the job was let go, `left`, `blocked` and `job`
+go, `released_at` says when, and the hash is kept a week for the job's handler to read.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ class ParentState:
 
     queue: str
     id: str
+    # What the job does if this parent ends without completing (`cancel`, `run`,
+    # `wait`); None where the hash does not say.
+    policy: str | None = None
     # How it ended (`completed`, `dead`, `cancelled`, `expired`, `deleted`); None while
     # it has not.
     outcome: str | None = None
@@ -35,8 +39,10 @@ class ParentState:
 
 @dataclass(frozen=True)
 class Dependencies:
-    """What a job waits or waited for. `parents` lists the parents that ended (and those
-    that block it), by queue and id; a parent still running appears once it ends."""
+    """What a job waits or waited for. `parents` lists each parent, in the order it was
+    given, with its policy and how it ended (`outcome` None while it has not), then any
+    other parent the hash names: a hash written without its list of parents names only
+    those that ended (or block the job)."""
 
     edges: int
     # How many parents it still waits for; None once it was let go.
@@ -46,6 +52,10 @@ class Dependencies:
     blocked: int = 0
     # When it was let go (ms since the Unix epoch), once it was.
     released_at: int | None = None
+    # The flow it was created in, when that flow was named: its id, and the queue (its
+    # first job's) that lists its jobs.
+    flow_id: str | None = None
+    flow_queue: str | None = None
 
     @property
     def waiting(self) -> bool:
@@ -68,6 +78,12 @@ def parse_dependencies(raw: RawFields) -> Dependencies | None:
     if not fields:
         return None
     parents: dict[tuple[str, str], dict[str, Any]] = {}
+    # The parents in the order they were given, each with its policy.
+    for line in fields.get("parents", b"").decode("utf-8", "replace").splitlines():
+        policy, _, reference = line.partition(" ")
+        queue, space, parent_id = reference.partition(" ")
+        if space:
+            parents.setdefault((queue, parent_id), {})["policy"] = policy
     for name, value in fields.items():
         kind, colon, reference = name.partition(":")
         queue, space, parent_id = reference.partition(" ")
@@ -81,22 +97,31 @@ def parse_dependencies(raw: RawFields) -> Dependencies | None:
         else:
             parent["blocked"] = True
             parent.setdefault("blocked_by", value.decode("utf-8", "replace"))
-    states = [
-        ParentState(
-            queue=queue,
-            id=parent_id,
-            # A blocking parent has not completed: how it ended is what blocks.
-            outcome=seen.get("outcome", seen.get("blocked_by")),
-            result=seen.get("result"),
-            blocked=seen.get("blocked", False),
+    # Those the list names first, as given; any other after them, by queue and id.
+    listed = [reference for reference, seen in parents.items() if "policy" in seen]
+    order = listed + sorted(reference for reference, seen in parents.items() if "policy" not in seen)
+    states = []
+    for queue, parent_id in order:
+        seen = parents[(queue, parent_id)]
+        states.append(
+            ParentState(
+                queue=queue,
+                id=parent_id,
+                policy=seen.get("policy"),
+                # A blocking parent has not completed: how it ended is what blocks.
+                outcome=seen.get("outcome", seen.get("blocked_by")),
+                result=seen.get("result"),
+                blocked=seen.get("blocked", False),
+            )
         )
-        for (queue, parent_id), seen in sorted(parents.items())
-    ]
     left = _int(fields.get("left"))
+    flow_queue, space, flow_id = fields.get("flow", b"").decode("utf-8", "replace").partition(" ")
     return Dependencies(
         edges=max(_int(fields.get("edges")) or 0, 0),
         left=None if "left" not in fields else max(left or 0, 0),
         parents=states,
         blocked=max(_int(fields.get("blocked")) or 0, 0),
         released_at=_int(fields.get("released_at")),
+        flow_id=flow_id if space else None,
+        flow_queue=flow_queue if space else None,
     )

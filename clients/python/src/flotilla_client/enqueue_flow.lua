@@ -503,6 +503,25 @@ local function release_waiting(cqp, cid, now)
   end
 end
 
+-- How a job stands, by what its queue keeps (prefix `qp`): `live` (not ended),
+-- `completed` (with its result when its record keeps one), its end (`dead`,
+-- `cancelled`, `expired`), or nil (not known: never enqueued, or forgotten).
+local function job_state(qp, id)
+  local f = redis.call('HMGET', qp .. 'job:' .. id, 'status', 'result')
+  if f[1] then
+    if is_final(f[1]) then return f[1], f[2] end
+    return 'live'
+  end
+  local held = redis.call('GET', qp .. 'id:' .. id)
+  if held then
+    if string.sub(held, 1, 5) == 'done ' then return 'completed' end
+    return 'live'
+  end
+  if redis.call('ZSCORE', qp .. 'done_ids', id) then return 'completed' end
+  if is_entry_id(id) and #redis.call('XRANGE', qp .. 'q', id, id) > 0 then return 'live' end
+  return nil
+end
+
 -- enqueue_flow: create a flow (protocol 2.19): jobs that may wait for other jobs, their
 -- parents, in the flow or already enqueued, as a graph without cycles (a job may have
 -- several parents and several children). All of it is checked before anything is
@@ -547,24 +566,6 @@ end
 local function is_name(text)
   return type(text) == 'string' and #text >= 1 and #text <= 256 and
     not string.find(text, '[%s{}%c]')
-end
-
--- How a job outside the flow stands: `live` (not ended), `completed` (with its result
--- when its record keeps one), its end (`dead`, `cancelled`, `expired`), or nil (unknown).
-local function job_state(qp, id)
-  local f = redis.call('HMGET', qp .. 'job:' .. id, 'status', 'result')
-  if f[1] then
-    if is_final(f[1]) then return f[1], f[2] end
-    return 'live'
-  end
-  local held = redis.call('GET', qp .. 'id:' .. id)
-  if held then
-    if string.sub(held, 1, 5) == 'done ' then return 'completed' end
-    return 'live'
-  end
-  if redis.call('ZSCORE', qp .. 'done_ids', id) then return 'completed' end
-  if is_entry_id(id) and #redis.call('XRANGE', qp .. 'q', id, id) > 0 then return 'live' end
-  return nil
 end
 
 -- Read the jobs and their edges.

@@ -4,8 +4,9 @@ A job may wait for other jobs, its *parents*, to end before it runs. A *flow* of
 (any graph without cycles: a job may have several parents and several children) is
 created by one call of the script: everything is checked first (every job as the enqueue
 script checks it, every parent known, no cycle, no id twice or taken), then written, so
-the whole flow exists or none of it does. A job that waits for jobs enqueued before is a
-flow of one.
+the whole flow exists or none of it does. A flow has an id of its own, under which its
+jobs are listed (`flow:<id>` of its first job's queue) for a week, for `flotilla flows
+show`. A job that waits for jobs enqueued before is a flow of one, listed under none.
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ def check_policy(value: object) -> Policy:
         raise InvalidJob("after", "a policy of cancel, run or wait", value)
     return policy
 
+
+# ARGV[3], the flow's id: empty lists the flow under none (a job that waits for jobs
+# enqueued before is a flow of one, and is not named).
+UNNAMED = ""
 
 # What the script answers for each job: enqueued at once, or waiting for its parents.
 FlowOutcome = Literal["created", "waiting"]
@@ -130,13 +135,14 @@ class FlowScript:
         self._keys = keys
         self._script = connection.register_script(flow_script_text())
 
-    def run(self, items: Sequence[FlowItem], refused_field: str = "flow") -> list[FlowOutcome]:
-        """Creates the flow; answers each job's outcome, in order. A refusal raises
-        InvalidJob naming `refused_field`, with the script's reason (`BAD_FLOW`: a cycle,
-        a parent not known, a parent already ended under `cancel`, an id twice or taken,
-        too many jobs or edges; `BAD_ARG` or `BAD_ID`: a job the enqueue script would
-        refuse); nothing was written."""
-        args: list[str | int] = [self._keys.namespace, len(items)]
+    def run(self, items: Sequence[FlowItem], flow_id: str = UNNAMED, refused_field: str = "flow") -> list[FlowOutcome]:
+        """Creates the flow, listed under `flow_id` (empty: under none); answers each
+        job's outcome, in order. A refusal raises InvalidJob naming `refused_field`, with
+        the script's reason (`BAD_FLOW`: a cycle, a parent not known, a parent already
+        ended under `cancel`, an id twice or taken, a flow id taken, too many jobs or
+        edges; `BAD_ARG` or `BAD_ID`: a job the enqueue script would refuse); nothing was
+        written."""
+        args: list[str | int] = [self._keys.namespace, len(items), flow_id]
         for item in items:
             args += all_args(item.job)
             args.append(len(item.parents))

@@ -7,8 +7,8 @@ its key is gone and the queue's `done_ids` set holds the id, scored by the milli
 from which its completion is in `done` (a key written by protocol 2.7 names the completion
 instead: `done <entry id>`). A fast-path job retried without a record gets an id key too,
 under its entry id. A job waiting for its parents (protocol 2.19) has an id key holding
-`waiting`, and what it was given is in its `deps` hash. Only a completion is searched for: a fast-path job's from its enqueue
-time on, one in `done_ids` from its score on.
+`waiting`, and what it was given is in its `deps` hash. Only a completion is searched
+for: a fast-path job's from its enqueue time on, one in `done_ids` from its score on.
 """
 
 from __future__ import annotations
@@ -96,11 +96,11 @@ def find_dependencies(connection: redis.Redis, keys: Keys, queue: str, job_id: s
 def parse_id_key(value: str | bytes) -> JobPlace | Waiting | ForParents | None:
     """What an id key holds: the entry id of the stream entry carrying the job while it
     waits or runs, or, while the job waits in `later`, its state and the entry it becomes
-    (binary: read the key as bytes), or `waiting` while it waits for its parents. A key written by protocol 2.7 for a completed job
-    holds `done <done entry id>` until it expires, and is still read (a rolling upgrade);
-    from 2.8 on the key goes at completion and `done_ids` remembers the id. A value of
-    another form is None, so that the lookup falls back on the record rather than reading
-    a wrong entry."""
+    (binary: read the key as bytes), or `waiting` while it waits for its parents. A key
+    written by protocol 2.7 for a completed job holds `done <done entry id>` until it
+    expires, and is still read (a rolling upgrade); from 2.8 on the key goes at completion
+    and `done_ids` remembers the id. A value of another form is None, so that the lookup
+    falls back on the record rather than reading a wrong entry."""
     raw = value if isinstance(value, bytes) else value.encode("utf-8", "surrogateescape")
     if raw == _FOR_PARENTS:
         return ForParents()
