@@ -441,6 +441,19 @@ async fn a_batch_runs_its_success_and_complete_callbacks_once_after_its_last_job
         ),
         (200, 0, 0)
     );
+    let listen = flotilla_tests::free_local_addr();
+    let _dashboard = flotilla_tests::FlotillaProcess::dashboard(&url, &listen, None);
+    let (status, body) = flotilla_tests::http_get(&listen, "/batches/import").expect("answers");
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("import-ok") && body.contains("fired"),
+        "{body}"
+    );
+    let (status, body) =
+        flotilla_tests::http_get(&listen, "/api/v1/batches/import?queue=default").expect("answers");
+    assert_eq!(status, 200, "{body}");
+    let api: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(api["completed"], 200, "{api}");
     let shown = run_flotilla(&url, &[], &["batches", "show", "import"]);
     assert!(
         shown.contains("200 jobs, 0 pending, 200 completed")
@@ -544,6 +557,32 @@ async fn a_flow_from_a_json_file_is_shown_with_what_each_job_waits_for() {
         "{shown}"
     );
     assert!(shown.contains("job load (default) waits for it"), "{shown}");
+    // The dashboard shows the flow, and on a job's page what it waits for.
+    let listen = flotilla_tests::free_local_addr();
+    let dashboard = flotilla_tests::FlotillaProcess::dashboard(&url, &listen, None);
+    let page = |path: &str| {
+        let (status, body) = flotilla_tests::http_get(&listen, path).expect("answers");
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body
+    };
+    let flow_page = page("/flows/report-7");
+    assert!(
+        flow_page.contains("3 jobs") && flow_page.contains("/jobs/low/transform"),
+        "{flow_page}"
+    );
+    let load_page = page("/jobs/default/load");
+    assert!(
+        load_page.contains("Waits for")
+            && load_page.contains("1 of 1 left")
+            && load_page.contains("if it fails: run"),
+        "{load_page}"
+    );
+    let api: serde_json::Value =
+        serde_json::from_str(&page("/api/v1/flows/report-7")).expect("JSON");
+    assert_eq!(api["total"], 3, "{api}");
+    let (status, _) = flotilla_tests::http_get(&listen, "/api/v1/flows/nope").expect("answers");
+    assert_eq!(status, 404);
+    drop(dashboard);
     let worker = InProcessWorker::start(&url, fast_config(), Registry::with_builtins()).await;
     // `load` waits its ten minutes once `transform` is done.
     env.wait_status("default", "load", Status::Scheduled, LONG)

@@ -40,6 +40,9 @@ pub use delete::Deleted;
 // other crate for them.
 pub use error::AdminError;
 pub use flotilla_producer::Cancelled;
+pub use flotilla_proto::dependencies::{
+    BatchCallback, BatchState, Dependencies, Edge, ParentState,
+};
 pub use flotilla_proto::flow::{QueueLimit, Rate};
 pub use flotilla_proto::scripts::RetryReply;
 pub use flotilla_scheduler::{

@@ -95,6 +95,18 @@ impl Admin {
         })
     }
 
+    /// What job `id` of `queue` waits (or waited) for, and the edges from it to the jobs
+    /// and batches that wait for it.
+    pub async fn job_edges(
+        &mut self,
+        queue: &str,
+        id: &str,
+    ) -> Result<(Option<dependencies::Dependencies>, Vec<Edge>), AdminError> {
+        let deps = dependencies::dependencies(&mut self.conn, &self.keys, queue, id).await?;
+        let out = edges_out(&mut self.conn, &self.keys, queue, id).await?;
+        Ok((deps, out))
+    }
+
     /// Batch `id` of `queue`, or of whichever known queue holds it.
     pub async fn batch(&mut self, id: &str, queue: Option<&str>) -> Result<BatchState, AdminError> {
         let queue = match queue {

@@ -40,6 +40,30 @@ pub fn routes() -> Router<AppState> {
         .route("/schedules", get(schedules))
         .route("/schedules/{name}/{verb}", post(change_schedule))
         .route("/alerts", get(alerts))
+        .route("/flows/{id}", get(flow))
+        .route("/batches/{id}", get(batch))
+}
+
+async fn flow(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<flotilla_admin::FlowView>, ApiError> {
+    Ok(Json(state.admin().flow(&id).await?))
+}
+
+/// Where a batch lives, when the caller knows.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct BatchParams {
+    pub queue: Option<String>,
+}
+
+async fn batch(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(params): Query<BatchParams>,
+) -> Result<Json<flotilla_admin::BatchState>, ApiError> {
+    let queue = params.queue.filter(|q| !q.is_empty());
+    Ok(Json(state.admin().batch(&id, queue.as_deref()).await?))
 }
 
 /// A path's parameters; one that cannot be read is a JSON 400 like every other error.

@@ -35,6 +35,8 @@ mod tests {
             "/schedules/{name}/resume",
             "/schedules/{name}/trigger",
             "/alerts",
+            "/flows/{id}",
+            "/batches/{id}",
         ] {
             assert!(paths.contains_key(route), "{route} is not documented");
         }

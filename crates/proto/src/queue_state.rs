@@ -26,6 +26,8 @@ pub struct QueueState {
     pub running: i64,
     /// Jobs waiting for their time: delayed, and failed ones waiting to retry.
     pub scheduled: i64,
+    /// Jobs waiting for their parents to end (protocol 2.19), on no stream yet.
+    pub waiting: i64,
     /// Entries in the dead-letter stream.
     pub dead: i64,
     /// How long the oldest unread entry has waited, in seconds; 0 when none.
@@ -40,6 +42,7 @@ impl QueueState {
         self.lag += other.lag;
         self.running += other.running;
         self.scheduled += other.scheduled;
+        self.waiting += other.waiting;
         self.dead += other.dead;
         self.oldest_pending_age = self.oldest_pending_age.max(other.oldest_pending_age);
     }
@@ -53,19 +56,22 @@ pub async fn read_queue_state<C: ConnectionLike + Send>(
     now_ms: i64,
 ) -> redis::RedisResult<QueueState> {
     let stream = keys.stream(queue);
-    let (length, delayed, later, dead, grouped): (i64, i64, i64, i64, Option<i64>) = redis::pipe()
-        .cmd("XLEN")
-        .arg(&stream)
-        .cmd("ZCARD")
-        .arg(keys.delayed(queue))
-        .cmd("ZCARD")
-        .arg(keys.later(queue))
-        .cmd("XLEN")
-        .arg(keys.dead(queue))
-        .cmd("GET")
-        .arg(keys.grouped(queue))
-        .query_async(conn)
-        .await?;
+    let (length, delayed, later, dead, grouped, waiting): (i64, i64, i64, i64, Option<i64>, i64) =
+        redis::pipe()
+            .cmd("XLEN")
+            .arg(&stream)
+            .cmd("ZCARD")
+            .arg(keys.delayed(queue))
+            .cmd("ZCARD")
+            .arg(keys.later(queue))
+            .cmd("XLEN")
+            .arg(keys.dead(queue))
+            .cmd("GET")
+            .arg(keys.grouped(queue))
+            .cmd("ZCARD")
+            .arg(keys.waiting(queue))
+            .query_async(conn)
+            .await?;
     let group = workers_group(conn, &stream).await;
     let (running, last_read, redis_lag) = match &group {
         Some(group) => (
@@ -85,6 +91,7 @@ pub async fn read_queue_state<C: ConnectionLike + Send>(
         lag: redis_lag.unwrap_or(on_stream),
         running,
         scheduled: delayed + later,
+        waiting,
         dead,
         oldest_pending_age,
     })

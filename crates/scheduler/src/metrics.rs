@@ -60,6 +60,7 @@ pub struct SchedulerMetrics {
     lag: Family<Labels, Gauge>,
     running: Family<Labels, Gauge>,
     scheduled: Family<Labels, Gauge>,
+    waiting: Family<Labels, Gauge>,
     dead: Family<Labels, Gauge>,
     oldest_pending_age: Family<Labels, SecondsGauge>,
     paused: Family<Labels, Gauge>,
@@ -112,6 +113,11 @@ impl SchedulerMetrics {
                 "queue_scheduled",
                 "Jobs waiting for their time (delayed, retrying), sampled by the leader",
                 &self.scheduled,
+            ),
+            (
+                "queue_waiting",
+                "Jobs waiting for their parents to end, sampled by the leader",
+                &self.waiting,
             ),
             (
                 "queue_dead",
@@ -178,12 +184,13 @@ impl SchedulerMetrics {
     }
 
     /// The per-queue gauges that hold counts.
-    fn queue_counts(&self) -> [&Family<Labels, Gauge>; 6] {
+    fn queue_counts(&self) -> [&Family<Labels, Gauge>; 7] {
         [
             &self.pending,
             &self.lag,
             &self.running,
             &self.scheduled,
+            &self.waiting,
             &self.dead,
             &self.paused,
         ]
@@ -213,6 +220,7 @@ impl SchedulerMetrics {
                 state.lag,
                 state.running,
                 state.scheduled,
+                state.waiting,
                 state.dead,
                 i64::from(sample.paused),
             ];

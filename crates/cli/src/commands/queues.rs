@@ -211,7 +211,7 @@ async fn drain(admin: &mut Admin, queue: &str, timeout: Duration) -> anyhow::Res
     let mut most = 0;
     loop {
         let state = admin.queue_stat(queue).await?.state;
-        let left = (state.pending + state.running + state.scheduled).max(0) as u64;
+        let left = (state.pending + state.running + state.scheduled + state.waiting).max(0) as u64;
         most = most.max(left);
         bar.set_length(most);
         bar.set_position(most - left);

@@ -153,6 +153,7 @@ pub async fn detail(
     Query(flash): Query<Flash>,
 ) -> Result<Markup, PageError> {
     let record = crate::actions::job(&state, &queue, &id).await?;
+    let (deps, waited_on_by) = state.admin().job_edges(&queue, &id).await?;
     let here = job_href(&queue, &id);
     // A finished job's page does not change: only a live one refreshes.
     let live = !record.status.is_some_and(Status::is_terminal);
@@ -189,6 +190,30 @@ pub async fn detail(
             dt { "Worker" } dd { (record.worker.as_deref().unwrap_or("-")) }
             dt { "Timeout" } dd { (record.timeout_ms.map_or("-".to_owned(), |t| format!("{t} ms"))) }
             dt { "Backoff" } dd { (record.backoff.as_deref().unwrap_or("-")) }
+        }
+        @if let Some(deps) = &deps {
+            h2 { "Waits for" }
+            p #waits {
+                @if let Some(flow) = &deps.flow {
+                    @if let Some((_, flow_id)) = flow.split_once(' ') {
+                        "Part of flow " a href=(format!("/flows/{}", enc(flow_id))) { (flow_id) } ". "
+                    }
+                }
+                (super::workflows::waits_for(&flotilla_admin::FlowJob {
+                    queue: queue.clone(),
+                    id: id.clone(),
+                    status: None,
+                    job_type: None,
+                    waits_for: deps.edges_in.clone(),
+                    parents_ended: deps.parents.clone(),
+                    left: deps.left,
+                    waited_on_by: Vec::new(),
+                }))
+            }
+        }
+        @if !waited_on_by.is_empty() {
+            h2 { "Waited on by" }
+            p #waited { (super::workflows::edges(&waited_on_by)) }
         }
         @if let Some(error) = &record.error { h2 { "Last error" } pre #error { (error) } }
         @if !record.errors.is_empty() {

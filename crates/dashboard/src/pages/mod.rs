@@ -7,6 +7,7 @@ mod jobs;
 mod layout;
 mod overview;
 mod queue;
+mod workflows;
 
 use axum::Router;
 use axum::http::HeaderMap;
@@ -25,6 +26,8 @@ pub fn routes() -> Router<AppState> {
         .route("/schedules", get(fleet::schedules))
         .route("/workers", get(fleet::workers))
         .route("/alerts", get(fleet::alerts))
+        .route("/flows/{id}", get(workflows::flow))
+        .route("/batches/{id}", get(workflows::batch))
         .route("/login", get(forms::login_page).post(forms::sign_in))
         .route("/logout", post(forms::sign_out))
         .route("/actions/queues/{queue}/{verb}", post(forms::queue_action))

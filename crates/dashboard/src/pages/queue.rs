@@ -23,6 +23,7 @@ pub async fn page(
         ("pending", stats.state.pending),
         ("running", stats.state.running),
         ("scheduled", stats.state.scheduled),
+        ("waiting for parents", stats.state.waiting),
         ("failed", stats.retrying),
         ("dead", stats.state.dead),
     ];

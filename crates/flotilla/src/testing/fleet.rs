@@ -200,11 +200,20 @@ impl TestFleet {
                 .queue_stats()
                 .await?
                 .into_iter()
-                .filter(|q| q.state.pending + q.state.running + q.state.scheduled + q.retrying > 0)
+                .filter(|q| {
+                    q.state.pending + q.state.running + q.state.scheduled + q.state.waiting
+                        + q.retrying
+                        > 0
+                })
                 .map(|q| {
                     format!(
-                        "{}: {} waiting, {} running, {} scheduled, {} retrying",
-                        q.queue, q.state.pending, q.state.running, q.state.scheduled, q.retrying
+                        "{}: {} waiting, {} running, {} scheduled, {} retrying, {} waiting for parents",
+                        q.queue,
+                        q.state.pending,
+                        q.state.running,
+                        q.state.scheduled,
+                        q.retrying,
+                        q.state.waiting
                     )
                 })
                 .collect();
