@@ -1110,17 +1110,23 @@ local function batch_told(bqp, id, ref, outcome, now, retention)
   return stays
 end
 
+-- How many of a job's edges out (children and batches waiting for it) one `LPOP` takes:
+-- a job's edges are taken in one call up to this many, in more beyond.
+local EDGES_PER_POP = 100000
+
 -- Tells child `cid` of the queue whose prefix is `cqp`, waiting under `policy`, that its
 -- parent `ref` (`<queue> <id>`) ended (`pout`, with result `pres` or nil). A child it
 -- cancels is added to `todo`, for its own children to be told. Returns whether the edge
 -- stays (a `wait` edge of a dead parent, which a retry may still complete).
 local function tell_child(cqp, cid, policy, ref, pout, pres, now, retention, todo)
   local deps = cqp .. 'deps:' .. cid
-  if redis.call('HEXISTS', deps, 'left') == 0 then return false end
+  local state = redis.call('HMGET', deps, 'left', 'blocked')
+  if not state[1] then return false end
   if pout == 'completed' or policy == 'run' then
     if redis.call('HSETNX', deps, 'o:' .. ref, pout) == 1 then
       if pres and pres ~= '' then redis.call('HSET', deps, 'r:' .. ref, pres) end
-      if redis.call('HDEL', deps, 'b:' .. ref) == 1 then
+      -- Only a child some parent blocks (a `wait` edge of a dead parent) looks further.
+      if (tonumber(state[2]) or 0) > 0 and redis.call('HDEL', deps, 'b:' .. ref) == 1 then
         redis.call('HINCRBY', deps, 'blocked', -1)
       end
       if redis.call('HINCRBY', deps, 'left', -1) <= 0 then release_waiting(cqp, cid, now) end
@@ -1150,16 +1156,27 @@ end
 -- done is enqueued at once. Each edge is told once: a completion is noted with `HSETNX`.
 -- An edge to a batch counts the end in the batch (see `batch_told`).
 local function settle_dependents(qp, id, outcome, result, now, retention)
-  if redis.call('SISMEMBER', qp .. 'hooked', id) == 0 then return end
   local todo = {{qp, id, outcome, result}}
   while #todo > 0 do
     local p = table.remove(todo)
     local pqp, pid, pout, pres = p[1], p[2], p[3], p[4]
+    -- Taken out of `hooked` and its edges taken whole (`LPOP` with a count empties and
+    -- deletes the list in one command); what stays is put back below.
+    local edges = {}
+    if redis.call('SREM', pqp .. 'hooked', pid) == 1 then
+      edges = redis.call('LPOP', pqp .. 'hook:' .. pid, EDGES_PER_POP)
+      if type(edges) ~= 'table' then edges = {} end
+      while #edges % EDGES_PER_POP == 0 and #edges > 0 do
+        local more = redis.call('LPOP', pqp .. 'hook:' .. pid, EDGES_PER_POP)
+        if type(more) ~= 'table' then break end
+        for _, edge in ipairs(more) do edges[#edges + 1] = edge end
+      end
+    end
     local hook = pqp .. 'hook:' .. pid
     local ns, pq = queue_parts(pqp)
     local ref = pq .. ' ' .. pid
     local kept = {}
-    for _, edge in ipairs(redis.call('LRANGE', hook, 0, -1)) do
+    for _, edge in ipairs(edges) do
       local policy, cq, cid = string.match(edge, '^(%S+) (%S+) (%S+)$')
       local stays = false
       if policy == 'batch' then
@@ -1170,11 +1187,9 @@ local function settle_dependents(qp, id, outcome, result, now, retention)
       end
       if stays then kept[#kept + 1] = edge end
     end
-    redis.call('DEL', hook)
     if #kept > 0 then
       redis.call('RPUSH', hook, unpack(kept))
-    else
-      redis.call('SREM', pqp .. 'hooked', pid)
+      redis.call('SADD', pqp .. 'hooked', pid)
     end
   end
 end

@@ -58,6 +58,7 @@ if kind == 'job' then
         if repair then
           if hooked then
             -- The parent's end never told any of its children: tell them all.
+            redis.call('SADD', pqp .. 'hooked', pid)
             settle_dependents(pqp, pid, state, result, now, retention)
           else
             local todo = {}
