@@ -50,6 +50,34 @@ async fn schemathesis_finds_no_server_error_and_no_answer_off_the_document() {
     let dead = env.enqueue_job(unhandled("ghost").queue("critical")).await;
     env.wait_status("critical", &dead, Status::Dead, LONG).await;
     env.leave_waiting(3).await;
+    // The flow and the batch the document's examples name, so that their pages answer
+    // 200 with real bodies: a job waiting for a parent held back ten minutes, and a batch
+    // with a callback still waiting.
+    let mut flow = flotilla_producer::Flow::with_id("schema-flow");
+    let parent = flow
+        .add(
+            flotilla_producer::NewJob::new("noop", &serde_json::json!({}))
+                .expect("job")
+                .delay(Duration::from_secs(600)),
+        )
+        .expect("a parent");
+    flow.add(
+        flotilla_producer::NewJob::new("noop", &serde_json::json!({}))
+            .expect("job")
+            .after(parent),
+    )
+    .expect("a child");
+    env.producer.enqueue_flow(flow).await.expect("the flow");
+    let mut batch = flotilla_producer::Batch::new("schema-batch")
+        .on_complete(flotilla_producer::NewJob::new("noop", &serde_json::json!({})).expect("job"));
+    batch
+        .add(
+            flotilla_producer::NewJob::new("noop", &serde_json::json!({}))
+                .expect("job")
+                .delay(Duration::from_secs(600)),
+        )
+        .expect("a job");
+    env.producer.enqueue_batch(batch).await.expect("the batch");
     let addr = free_local_addr();
     let dashboard = WorkerProcess::dashboard(&env.url(), &addr, Some(TOKEN));
     for auth in [None, Some(TOKEN)] {
@@ -61,7 +89,7 @@ async fn schemathesis_finds_no_server_error_and_no_answer_off_the_document() {
             auth.is_some(),
             String::from_utf8_lossy(&output.stderr)
         );
-        assert!(stdout.contains("Tested: 18"), "{stdout}");
+        assert!(stdout.contains("Tested: 20"), "{stdout}");
     }
     // Still serving, and no request made it log a failure of its own.
     tokio::time::sleep(Duration::from_millis(100)).await;

@@ -225,6 +225,12 @@ async fn a_dead_parent_cancels_its_children_by_default_runs_them_under_run_and_b
     );
     let shown = run_flotilla(&url, &[], &["jobs", "show", "blocked"]);
     assert!(shown.contains("waiting"), "{shown}");
+    assert!(
+        shown.contains(
+            "p (default): died: blocked until a retry of it completes; if it fails: wait"
+        ),
+        "{shown}"
+    );
 
     // The operator fixes the cause and retries the dead parent: the blocked child runs.
     *failing.lock().expect("lock") = false;

@@ -24,8 +24,55 @@ pub async fn show(config_file: Option<&Path>, args: ShowArgs) -> anyhow::Result<
         println!("{}", serde_json::to_string_pretty(&shown)?);
     } else {
         print!("{}", flotilla_admin::job_text(&record));
+        let (deps, waited_on_by) = admin.job_edges(&record.queue, &record.id).await?;
+        print!("{}", edges_text(deps.as_ref(), &waited_on_by));
     }
     Ok(())
+}
+
+/// What a job waits for (each parent, how it ended, what it does if the parent fails)
+/// and the jobs and batches that wait for it; nothing for a job with neither.
+fn edges_text(
+    deps: Option<&flotilla_admin::Dependencies>,
+    waited_on_by: &[flotilla_admin::Edge],
+) -> String {
+    let mut out = String::new();
+    if let Some(deps) = deps {
+        match deps.left {
+            Some(left) => out.push_str(&format!(
+                "waits for:   {left} of {} parents\n",
+                deps.edges_in.len()
+            )),
+            None => out.push_str("waited for:\n"),
+        }
+        for edge in &deps.edges_in {
+            let ended = deps
+                .parents
+                .iter()
+                .find(|p| p.queue == edge.queue && p.id == edge.id);
+            let state = match ended {
+                Some(p) if p.blocked => "died: blocked until a retry of it completes".to_owned(),
+                Some(p) => p.outcome.clone().unwrap_or_default(),
+                None => "not ended".to_owned(),
+            };
+            out.push_str(&format!(
+                "  {} ({}): {state}; if it fails: {}\n",
+                edge.id, edge.queue, edge.policy
+            ));
+        }
+    }
+    for edge in waited_on_by {
+        let what = if edge.policy == "batch" {
+            "batch"
+        } else {
+            "job"
+        };
+        out.push_str(&format!(
+            "waited on by {what} {} ({})\n",
+            edge.id, edge.queue
+        ));
+    }
+    out
 }
 
 pub async fn cancel(
