@@ -563,6 +563,31 @@ local function batch_settled(key, now, retention)
   if dead == 0 then redis.call('PEXPIRE', key, DEPS_KEPT_MS) end
 end
 
+-- Whether `text` is a name: 1-256 printable bytes without spaces, braces or controls.
+local function is_name(text)
+  return type(text) == 'string' and #text >= 1 and #text <= 256 and
+    not string.find(text, '[%s{}%c]')
+end
+
+-- Why a job of a flow or a batch (its arguments `A`, the published enqueue script's) is
+-- refused, as the whole error's text (`BAD_FLOW …`, `BAD_BATCH …`, `BAD_ARG …`, `BAD_ID …`,
+-- naming the job; `code` is the flow's or batch's own word), or nil.
+local function member_refusal(A, code)
+  if not is_name(A[12]) or not is_name(A[1]) or not is_name(A[2]) then
+    return code .. ' job ' .. tostring(A[1]) .. ': bad queue name, id or type'
+  end
+  local refusal = enqueue_refusal(A, 0, A[18] or '0', A[19] or '')
+  if refusal then
+    local word, rest = string.match(refusal, '^(%S+) (.*)$')
+    return word .. ' job ' .. A[1] .. ': ' .. rest
+  end
+  if A[10] ~= '0' or A[16] ~= '0' or A[17] ~= '0' then
+    return code .. ' job ' .. A[1] .. ': holds a unique or debounce key, which a job of a ' ..
+      'flow or batch may not'
+  end
+  return nil
+end
+
 -- batch: open a batch, add jobs to an open one, or seal it (protocol 2.19). A batch counts
 -- its jobs' ends (see "Batches" in common.lua) and lets its callbacks go once each, when
 -- what they wait for holds: `complete` once every job ended, `success` once every job
@@ -589,10 +614,6 @@ local KINDS = {success = true, complete = true, death = true}
 local ns, queue, id, mode, seal = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5] == 'seal'
 local function refuse(text)
   return redis.error_reply('BAD_BATCH ' .. text)
-end
-local function is_name(text)
-  return type(text) == 'string' and #text >= 1 and #text <= 256 and
-    not string.find(text, '[%s{}%c]')
 end
 if not is_name(queue) or not is_name(id) then return refuse('bad queue name or batch id') end
 local bqp = queue_prefix(ns, queue)
@@ -631,17 +652,8 @@ local function read_jobs(count, kinded)
     for i = 1, ARGS_PER_JOB do A[i] = ARGV[at + i - 1] end
     at = at + ARGS_PER_JOB
     if A[ARGS_PER_JOB] == nil then return nil, 'a job is cut short' end
-    if not is_name(A[12]) or not is_name(A[1]) or not is_name(A[2]) then
-      return nil, 'job ' .. tostring(A[1]) .. ': bad queue name, id or type'
-    end
-    local refusal = enqueue_refusal(A, 0, A[18] or '0', A[19] or '')
-    if refusal then
-      local code, rest = string.match(refusal, '^(%S+) (.*)$')
-      return nil, rest, code .. ' job ' .. A[1] .. ': ' .. rest
-    end
-    if A[10] ~= '0' or A[16] ~= '0' or A[17] ~= '0' then
-      return nil, 'job ' .. A[1] .. ': a job of a batch holds no unique or debounce key'
-    end
+    local refusal = member_refusal(A, 'BAD_BATCH')
+    if refusal then return nil, refusal, refusal end
     if seen[A[1]] then return nil, 'job id ' .. A[1] .. ' is in the call twice' end
     seen[A[1]] = true
     local qp = queue_prefix(ns, A[12])

@@ -3,15 +3,13 @@
 //! enqueued before.
 
 use std::collections::HashMap;
-use std::time::UNIX_EPOCH;
 
 use flotilla_proto::connect::key_slot;
 use flotilla_proto::scripts::{
-    self, EnqueueFlow, EnqueueItem, FlowItem, FlowParent, FlowReply, ScriptError, When,
+    self, EnqueueFlow, EnqueueItem, FlowItem, FlowParent, FlowReply, ScriptError,
 };
 use flotilla_proto::{millis, queues_knowing, split_partition};
 
-use crate::job::Schedule;
 use crate::{Enqueued, IntoNewJob, NewJob, Outcome, Producer, ProducerError};
 
 pub use flotilla_proto::scripts::OnParentEnd;
@@ -289,13 +287,7 @@ impl Producer {
 
     /// A job of a flow as the enqueue script's arguments take it.
     pub(crate) fn flow_item<'a>(&'a self, job: &'a NewJob, id: &'a str) -> EnqueueItem<'a> {
-        let when = match job.schedule {
-            None => When::Now,
-            Some(Schedule::At(t)) => {
-                When::At(millis(t.duration_since(UNIX_EPOCH).unwrap_or_default()))
-            }
-            Some(Schedule::After(d)) => When::After(millis(d)),
-        };
+        let when = crate::producer::when_of(job);
         EnqueueItem {
             id,
             job_type: &job.job_type,

@@ -402,13 +402,7 @@ impl Producer {
 
     /// The enqueue call for a checked job.
     pub(crate) fn binding<'a>(&'a self, job: &'a NewJob, id: &'a str) -> Enqueue<'a> {
-        let when = match job.schedule {
-            None => When::Now,
-            Some(Schedule::At(t)) => {
-                When::At(millis(t.duration_since(UNIX_EPOCH).unwrap_or_default()))
-            }
-            Some(Schedule::After(d)) => When::After(millis(d)),
-        };
+        let when = when_of(job);
         Enqueue {
             queue: &job.queue,
             id,
@@ -438,6 +432,15 @@ impl Producer {
             expires_at_ms: job.expires_at_ms().unwrap_or(0),
             group: job.group.as_deref().unwrap_or_default(),
         }
+    }
+}
+
+/// When a job may first run, as the enqueue script takes it.
+pub(crate) fn when_of(job: &NewJob) -> When {
+    match job.schedule {
+        None => When::Now,
+        Some(Schedule::At(t)) => When::At(millis(t.duration_since(UNIX_EPOCH).unwrap_or_default())),
+        Some(Schedule::After(d)) => When::After(millis(d)),
     }
 }
 

@@ -25,10 +25,6 @@ local ns, queue, id, mode, seal = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5] ==
 local function refuse(text)
   return redis.error_reply('BAD_BATCH ' .. text)
 end
-local function is_name(text)
-  return type(text) == 'string' and #text >= 1 and #text <= 256 and
-    not string.find(text, '[%s{}%c]')
-end
 if not is_name(queue) or not is_name(id) then return refuse('bad queue name or batch id') end
 local bqp = queue_prefix(ns, queue)
 local key = bqp .. 'batch:' .. id
@@ -66,17 +62,8 @@ local function read_jobs(count, kinded)
     for i = 1, ARGS_PER_JOB do A[i] = ARGV[at + i - 1] end
     at = at + ARGS_PER_JOB
     if A[ARGS_PER_JOB] == nil then return nil, 'a job is cut short' end
-    if not is_name(A[12]) or not is_name(A[1]) or not is_name(A[2]) then
-      return nil, 'job ' .. tostring(A[1]) .. ': bad queue name, id or type'
-    end
-    local refusal = enqueue_refusal(A, 0, A[18] or '0', A[19] or '')
-    if refusal then
-      local code, rest = string.match(refusal, '^(%S+) (.*)$')
-      return nil, rest, code .. ' job ' .. A[1] .. ': ' .. rest
-    end
-    if A[10] ~= '0' or A[16] ~= '0' or A[17] ~= '0' then
-      return nil, 'job ' .. A[1] .. ': a job of a batch holds no unique or debounce key'
-    end
+    local refusal = member_refusal(A, 'BAD_BATCH')
+    if refusal then return nil, refusal, refusal end
     if seen[A[1]] then return nil, 'job id ' .. A[1] .. ' is in the call twice' end
     seen[A[1]] = true
     local qp = queue_prefix(ns, A[12])

@@ -1110,6 +1110,31 @@ local function batch_told(bqp, id, ref, outcome, now, retention)
   return stays
 end
 
+-- Whether `text` is a name: 1-256 printable bytes without spaces, braces or controls.
+local function is_name(text)
+  return type(text) == 'string' and #text >= 1 and #text <= 256 and
+    not string.find(text, '[%s{}%c]')
+end
+
+-- Why a job of a flow or a batch (its arguments `A`, the published enqueue script's) is
+-- refused, as the whole error's text (`BAD_FLOW …`, `BAD_BATCH …`, `BAD_ARG …`, `BAD_ID …`,
+-- naming the job; `code` is the flow's or batch's own word), or nil.
+local function member_refusal(A, code)
+  if not is_name(A[12]) or not is_name(A[1]) or not is_name(A[2]) then
+    return code .. ' job ' .. tostring(A[1]) .. ': bad queue name, id or type'
+  end
+  local refusal = enqueue_refusal(A, 0, A[18] or '0', A[19] or '')
+  if refusal then
+    local word, rest = string.match(refusal, '^(%S+) (.*)$')
+    return word .. ' job ' .. A[1] .. ': ' .. rest
+  end
+  if A[10] ~= '0' or A[16] ~= '0' or A[17] ~= '0' then
+    return code .. ' job ' .. A[1] .. ': holds a unique or debounce key, which a job of a ' ..
+      'flow or batch may not'
+  end
+  return nil
+end
+
 -- How many of a job's edges out (children and batches waiting for it) one `LPOP` takes:
 -- a job's edges are taken in one call up to this many, in more beyond.
 local EDGES_PER_POP = 100000

@@ -38,12 +38,6 @@ local function refuse(text)
   return redis.error_reply('BAD_FLOW ' .. text)
 end
 
--- Whether `text` is a name: 1-256 printable bytes without spaces, braces or controls.
-local function is_name(text)
-  return type(text) == 'string' and #text >= 1 and #text <= 256 and
-    not string.find(text, '[%s{}%c]')
-end
-
 -- Read the jobs and their edges.
 local jobs, index_of, edges_total = {}, {}, 0
 local at = 4
@@ -80,18 +74,8 @@ end
 
 -- Check every job on its own, and that no id is taken.
 for j, job in ipairs(jobs) do
-  local A = job.A
-  if not is_name(job.queue) then return refuse('job ' .. j .. ': bad queue name') end
-  if not is_name(job.id) then return refuse('job ' .. j .. ': bad id') end
-  if not is_name(A[2]) then return refuse('job ' .. job.id .. ': bad type') end
-  local refusal = enqueue_refusal(A, 0, A[18] or '0', A[19] or '')
-  if refusal then
-    local code, rest = string.match(refusal, '^(%S+) (.*)$')
-    return redis.error_reply(code .. ' job ' .. job.id .. ': ' .. rest)
-  end
-  if A[10] ~= '0' or A[16] ~= '0' or A[17] ~= '0' then
-    return refuse('job ' .. job.id .. ': a job of a flow holds no unique or debounce key')
-  end
+  local refusal = member_refusal(job.A, 'BAD_FLOW')
+  if refusal then return redis.error_reply(refusal) end
   if index_of[job.id] then return refuse('job id ' .. job.id .. ' is in the flow twice') end
   index_of[job.id] = j
   job.qp = queue_prefix(ns, job.queue)
