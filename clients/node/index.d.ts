@@ -137,6 +137,90 @@ export interface Enqueued {
   outcome: "created" | "waiting";
 }
 
+/** One job of a batch, or one of its callbacks (protocol 2.19). */
+export interface BatchJob extends GroupOptions {
+  type: string;
+  /** Anything JSON-serializable. */
+  payload?: unknown;
+  /** Run this long after its enqueue (a callback's: after it fires). */
+  delayMs?: number;
+  /** Run no earlier than this (a Date or ms since the Unix epoch). Give `delayMs` or `runAt`, not both. */
+  runAt?: Date | number;
+  /** A job of a batch waits for no other job: given, it is refused (InvalidJobError). */
+  after?: never;
+}
+
+/** A batch callback's kind: `success`, `complete` or `death`. */
+export type CallbackKind = "success" | "complete" | "death";
+
+export interface BatchOptions {
+  /** Where the batch's counts live (default "default"), and the queue of its jobs and callbacks that name none. */
+  queue?: string;
+  /** Enqueued once every job of the sealed batch completed (its id `<batch id>.on_success` unless given). */
+  onSuccess?: BatchJob;
+  /** Enqueued once every job of the sealed batch ended, however (its id `<batch id>.on_complete` unless given). */
+  onComplete?: BatchJob;
+  /** Enqueued at the first job that ends without completing (its id `<batch id>.on_death` unless given). */
+  onDeath?: BatchJob;
+  /** Leave it open: add jobs with `addToBatch`, then `sealBatch`; its `success` and `complete` callbacks wait for the seal. */
+  keepOpen?: boolean;
+}
+
+export interface BatchQueueOptions {
+  /** The batch's queue (default "default"). */
+  queue?: string;
+}
+
+export interface AddToBatchOptions {
+  /** The batch's queue (default "default"), and the queue of its jobs that name none. */
+  queue?: string;
+  /** Seal the batch after these jobs. */
+  seal?: boolean;
+}
+
+/** A batch's counts, as the batch script answers them after a call. */
+export interface BatchCounts {
+  total: number;
+  /** Jobs not yet ended. */
+  pending: number;
+  completed: number;
+  /** Dead, and so still able to complete after an operator's retry. */
+  dead: number;
+  /** Cancelled, expired or deleted: over for good. */
+  ended: number;
+  /** No job may be added. */
+  sealed: boolean;
+}
+
+/** One of a batch's callbacks. */
+export interface BatchCallback {
+  kind: CallbackKind;
+  /** The queue (or partition) of the job enqueued when it fires. */
+  queue: string;
+  id: string;
+  /** `fired`, `dropped` (cancelled: its condition can no longer hold), or null while undecided. */
+  decided: "fired" | "dropped" | null;
+}
+
+/** A job of a batch. */
+export interface BatchMember {
+  queue: string;
+  id: string;
+}
+
+/** A batch as its hash says it stands. */
+export interface Batch extends BatchCounts {
+  id: string;
+  queue: string;
+  /** When it was opened, ms since the Unix epoch. */
+  createdAt: number | null;
+  /** When every job of the sealed batch had ended, ms since the Unix epoch; null until then. */
+  finishedAt: number | null;
+  callbacks: BatchCallback[];
+  /** Its dead jobs (each may still complete after an operator's retry). */
+  deadJobs: BatchMember[];
+}
+
 /** One parent of a job, as the job's `deps` hash says it stands. */
 export interface ParentState {
   /** Its queue (or partition). */
@@ -300,6 +384,21 @@ export declare class Client {
    * ago. `id` is the job's id within its queue or its full id.
    */
   dependencies(id: string, options?: StatusOptions): Promise<Dependencies | null>;
+
+  /**
+   * Creates a batch (protocol 2.19): jobs whose ends are counted, with up to three
+   * callbacks enqueued once each when their condition holds; sealed unless `keepOpen`. Up
+   * to 20 000 jobs go in one call, more in several (opened unsealed, the last call sealing).
+   * A batch id in use, an id twice or taken, or a bad job rejects with InvalidJobError
+   * carrying the script's reason (`BAD_BATCH …`, `BAD_ARG …`, `BAD_ID …`), nothing written.
+   */
+  enqueueBatch(batchId: string, jobs: BatchJob[], options?: BatchOptions): Promise<BatchCounts>;
+  /** Adds jobs to the open batch, sealing it after them with `seal`; a batch not known or sealed rejects with InvalidJobError. */
+  addToBatch(batchId: string, jobs: BatchJob[], options?: AddToBatchOptions): Promise<BatchCounts>;
+  /** Seals the open batch: no job may be added, and its `success` and `complete` callbacks fire once its jobs have ended. Sealing a sealed batch changes nothing. */
+  sealBatch(batchId: string, options?: BatchQueueOptions): Promise<BatchCounts>;
+  /** The batch as it stands, from its hash; null when there is none (never opened, or forgotten a week after it finished). */
+  batch(batchId: string, options?: BatchQueueOptions): Promise<Batch | null>;
 }
 
 /**

@@ -4,6 +4,7 @@ import { randomUUID } from "node:crypto";
 
 import { Redis } from "ioredis";
 
+import { MAX_CALL_JOBS, defineBatch, parseBatch, runBatch } from "./batches.js";
 import { InvalidJobError, QueueFullError } from "./errors.js";
 import { DEFAULT_POLICY, UNNAMED, checkPolicy, defineEnqueueFlow, runEnqueueFlow } from "./flows.js";
 import { Keys } from "./keys.js";
@@ -49,6 +50,20 @@ const DEBOUNCE_OPTIONS = [...GROUP_OPTIONS, "after", "delayMs", "maxDelayMs"];
 /** What a job of a flow takes, besides its type and payload. */
 const FLOW_JOB_OPTIONS = ["type", "payload", ...ENQUEUE_OPTIONS, "delayMs", "runAt"];
 const FLOW_OPTIONS = ["flowId"];
+/** What a job of a batch (or a callback) takes: a flow's job's options, without `after`. */
+const BATCH_JOB_OPTIONS = FLOW_JOB_OPTIONS.filter((name) => name !== "after");
+const BATCH_OPTIONS = ["queue", "onSuccess", "onComplete", "onDeath", "keepOpen"];
+const ADD_TO_BATCH_OPTIONS = ["queue", "seal"];
+/** Each callback option and the kind the script calls it, in the order they are passed. */
+const CALLBACK_OPTIONS = /** @type {const} */ ([
+  ["onSuccess", "success"],
+  ["onComplete", "complete"],
+  ["onDeath", "death"],
+]);
+/** Why a job of a batch cannot wait for other jobs or hold a key. */
+const NO_AFTER_IN_BATCH =
+  "not in a batch: a job of a batch waits for no other job and holds no unique or debounce key " +
+  "(enqueue it with enqueueFlow, or give a batch callback instead)";
 /** Why a job that waits for other jobs cannot take a unique or debounce key. */
 const NO_KEY_AFTER =
   "not with a unique or debounce key: a job that waits for other jobs holds neither " +
@@ -117,6 +132,30 @@ const NO_KEY_AFTER =
  * @property {string} queue the queue (or partition) it is in
  * @property {"created" | "waiting"} outcome `created`: it waits for nothing still running,
  *   so it was enqueued at once; `waiting`: for its parents
+ *
+ * @typedef {object} BatchJobOnly
+ * @property {string} type
+ * @property {unknown} [payload] anything JSON-serializable
+ * @property {number} [delayMs] run this long after its enqueue (a callback's: after it fires)
+ * @property {Date | number} [runAt] run no earlier than this
+ *
+ * @typedef {JobOptions & GroupOption & BatchJobOnly} BatchJob one job of a batch, or a
+ *   callback; without `queue`, in the batch's queue
+ *
+ * @typedef {object} BatchOptions
+ * @property {string} [queue] where the batch's counts live (default "default"), and the
+ *   queue of its jobs and callbacks that name none
+ * @property {BatchJob} [onSuccess] enqueued once every job of the sealed batch completed
+ * @property {BatchJob} [onComplete] enqueued once every job of the sealed batch ended
+ * @property {BatchJob} [onDeath] enqueued at the first job that ends without completing
+ * @property {boolean} [keepOpen] leave it open: add jobs with `addToBatch`, then `sealBatch`
+ *
+ * @typedef {object} BatchQueueOptions
+ * @property {string} [queue] the batch's queue (default "default")
+ *
+ * @typedef {object} AddToBatchOptions
+ * @property {string} [queue] the batch's queue (default "default")
+ * @property {boolean} [seal] seal it after these jobs
  *
  * @typedef {object} UniqueOnlyOptions
  * @property {number} [ttlMs] how long the key is held at most (default an hour)
@@ -239,6 +278,19 @@ function parentsOf(after, flowIds) {
   });
 }
 
+/**
+ * The jobs of each call of the batch script: at most 20 000 each, and one call (maybe of
+ * none) at least.
+ * @template T
+ * @param {T[]} members
+ * @returns {T[][]}
+ */
+function batchChunks(members) {
+  const chunks = [];
+  for (let at = 0; at < members.length; at += MAX_CALL_JOBS) chunks.push(members.slice(at, at + MAX_CALL_JOBS));
+  return chunks.length > 0 ? chunks : [[]];
+}
+
 export class Client {
   /** @type {import("ioredis").Redis | import("ioredis").Cluster} */
   #redis;
@@ -288,6 +340,7 @@ export class Client {
     this.#placement = new Placement(redis, this.#keys);
     defineEnqueue(redis);
     defineEnqueueFlow(redis);
+    defineBatch(redis);
   }
 
   /**
@@ -599,6 +652,110 @@ export class Client {
   }
 
   /**
+   * Creates batch `batchId` (a name, unique in its queue, where its counts live; protocol
+   * 2.19): its jobs, whose ends it counts, and up to three callbacks, each a job enqueued
+   * once when its condition holds: `onSuccess` once every job completed, `onComplete` once
+   * every job ended however, `onDeath` at the first job that ends without completing. Until
+   * then a callback is `waiting`; it is cancelled once its condition can no longer hold. The
+   * batch is sealed (no job may be added) unless `keepOpen`: then add jobs with `addToBatch`
+   * and seal it with `sealBatch`; its `success` and `complete` callbacks wait for the seal.
+   *
+   * Jobs and callbacks are `{ type, payload, id, queue, ...options }`, with `delayMs` or
+   * `runAt`: a job without an id gets a random UUID, a callback without one
+   * `<batch id>.on_<kind>`; one without a queue goes to the batch's. A job of a batch holds no
+   * unique or debounce key and waits for no other job. Up to 20 000 jobs go in one script
+   * call, checked whole before anything is written; more are sent in several calls (the
+   * batch opened unsealed with the first 20 000, sealed by the last), so a process that stops
+   * between them leaves the batch open. A batch id in use, an id twice or taken, or a job the
+   * enqueue script would refuse throw InvalidJobError with the script's reason. Resolves to
+   * the batch's counts.
+   * @param {string} batchId
+   * @param {BatchJob[]} jobs
+   * @param {BatchOptions} [options]
+   * @returns {Promise<import("./batches.js").BatchCounts>}
+   */
+  async enqueueBatch(batchId, jobs, options = {}) {
+    checkOptionNames(options, BATCH_OPTIONS);
+    const name = checkName("batchId", batchId);
+    const queue = checkName("queue", options.queue ?? DEFAULT_QUEUE);
+    const members = await this.#batchMembers(jobs, queue);
+    /** @type {import("./batches.js").BatchCall["callbacks"]} */
+    const callbacks = [];
+    for (const [option, kind] of CALLBACK_OPTIONS) {
+      const given = options[option];
+      if (given !== undefined) {
+        callbacks.push({ kind, job: await this.#batchMember(given, queue, option, `${name}.on_${kind}`) });
+      }
+    }
+    const chunks = batchChunks(members);
+    /** @type {import("./batches.js").BatchCall[]} */
+    const calls = chunks.map((chunk, n) => ({
+      mode: n === 0 ? "open" : "add",
+      seal: options.keepOpen !== true && n === chunks.length - 1,
+      callbacks: n === 0 ? callbacks : [],
+      jobs: chunk,
+    }));
+    return this.#runBatch(name, queue, calls, callbacks.map(({ job }) => job));
+  }
+
+  /**
+   * Adds jobs (as `enqueueBatch` takes them) to the open batch `batchId`, sealing it after
+   * them when `seal`. More than 20 000 jobs are sent in several calls, the last sealing. A
+   * batch not known or sealed, an id twice or taken, or a job the enqueue script would refuse
+   * throw InvalidJobError with the script's reason. Resolves to the batch's counts.
+   * @param {string} batchId
+   * @param {BatchJob[]} jobs
+   * @param {AddToBatchOptions} [options]
+   * @returns {Promise<import("./batches.js").BatchCounts>}
+   */
+  async addToBatch(batchId, jobs, options = {}) {
+    checkOptionNames(options, ADD_TO_BATCH_OPTIONS);
+    const name = checkName("batchId", batchId);
+    const queue = checkName("queue", options.queue ?? DEFAULT_QUEUE);
+    const chunks = batchChunks(await this.#batchMembers(jobs, queue));
+    /** @type {import("./batches.js").BatchCall[]} */
+    const calls = chunks.map((chunk, n) => ({
+      mode: "add",
+      seal: options.seal === true && n === chunks.length - 1,
+      callbacks: [],
+      jobs: chunk,
+    }));
+    return this.#runBatch(name, queue, calls, []);
+  }
+
+  /**
+   * Seals the open batch `batchId`: no job may be added from now on, and its `success` and
+   * `complete` callbacks fire once its jobs have ended (at once when they all have). Sealing
+   * a sealed batch changes nothing. A batch not known throws InvalidJobError. Resolves to
+   * the batch's counts.
+   * @param {string} batchId
+   * @param {BatchQueueOptions} [options]
+   * @returns {Promise<import("./batches.js").BatchCounts>}
+   */
+  async sealBatch(batchId, options = {}) {
+    checkOptionNames(options, ["queue"]);
+    const name = checkName("batchId", batchId);
+    const queue = checkName("queue", options.queue ?? DEFAULT_QUEUE);
+    return this.#runBatch(name, queue, [{ mode: "seal", seal: true, callbacks: [], jobs: [] }], []);
+  }
+
+  /**
+   * Batch `batchId` as it stands (`HGETALL` of its hash): its counts, whether it is sealed,
+   * when it was created and finished, its callbacks (each `fired`, `dropped` or null while
+   * undecided) and its dead jobs. Null when there is none: never opened, or forgotten a week
+   * after it finished.
+   * @param {string} batchId
+   * @param {BatchQueueOptions} [options]
+   * @returns {Promise<import("./batches.js").Batch | null>}
+   */
+  async batch(batchId, options = {}) {
+    checkOptionNames(options, ["queue"]);
+    const name = checkName("batchId", batchId);
+    const queue = checkName("queue", options.queue ?? DEFAULT_QUEUE);
+    return parseBatch(name, queue, await this.#redis.hgetall(this.#keys.batch(queue, name)));
+  }
+
+  /**
    * Waits until the job is completed, dead, cancelled or expired, and returns that status:
    * a job that is `waiting` (for its parents), `scheduled`, or `failed` with a retry due,
    * is waited for. `id` and `queue` are as `status` takes them: a full id may stand
@@ -683,6 +840,80 @@ export class Client {
     await Promise.all([...new Set(items.map((item) => item.job.queue))].map((queue) => this.#registerQueue(queue)));
     const outcomes = await runEnqueueFlow(this.#redis, this.#keys, items, flowId, refusedField);
     return items.map(({ job }, i) => ({ id: job.id, queue: job.queue, outcome: outcomes[i] }));
+  }
+
+  /**
+   * The jobs of a batch, checked and placed. Sent in several calls, an id twice is refused
+   * before the first.
+   * @param {unknown} jobs
+   * @param {string} queue the batch's queue
+   * @returns {Promise<import("./script.js").ScriptJob[]>}
+   */
+  async #batchMembers(jobs, queue) {
+    if (!Array.isArray(jobs)) throw new InvalidJobError("jobs", "an array of jobs", jobs);
+    const members = [];
+    for (const job of jobs) members.push(await this.#batchMember(job, queue, "jobs", undefined));
+    if (members.length > MAX_CALL_JOBS) {
+      const seen = new Set();
+      for (const member of members) {
+        const ref = reference(member.queue, member.id);
+        if (seen.has(ref)) throw new InvalidJobError("jobs", `job id ${member.id} is in the batch twice`);
+        seen.add(ref);
+      }
+    }
+    return members;
+  }
+
+  /**
+   * A job of a batch (or a callback, `defaultId` its id unless given) checked and placed: in
+   * its queue (else the batch's), the partition its group (else its id) names.
+   * @param {unknown} described
+   * @param {string} queue
+   * @param {string} field
+   * @param {string | undefined} defaultId
+   * @returns {Promise<import("./script.js").ScriptJob>}
+   */
+  async #batchMember(described, queue, field, defaultId) {
+    if (described === null || typeof described !== "object" || Array.isArray(described)) {
+      throw new InvalidJobError(field, "a job: { type, payload, id, queue, ... }", described);
+    }
+    if ("after" in described || "uniqueKey" in described || "debounceKey" in described) {
+      throw new InvalidJobError("after" in described ? "after" : field, NO_AFTER_IN_BATCH);
+    }
+    checkOptionNames(described, BATCH_JOB_OPTIONS);
+    const { type, payload = null, group, delayMs, runAt, ...jobOptions } = /** @type {BatchJob} */ (described);
+    if (delayMs !== undefined && runAt !== undefined) {
+      throw new InvalidJobError("runAt", "not together with delayMs: give one or the other");
+    }
+    const job = this.#prepare(type, payload, { ...jobOptions, queue: jobOptions.queue ?? queue }, JOB_OPTIONS);
+    const id = job.id ?? (defaultId === undefined ? randomUUID() : checkJobId(defaultId));
+    const jobGroup = groupOf(group);
+    return {
+      ...job,
+      id,
+      queue: await this.#placement.place(job.queue, jobGroup ?? id),
+      group: jobGroup,
+      delayMs: delayMs === undefined ? undefined : checkDelayMs("delayMs", delayMs),
+      runAtMs: runAt === undefined ? undefined : toRunAtMs(runAt),
+    };
+  }
+
+  /**
+   * Runs the batch script's calls in turn, the queues named first among the known ones.
+   * @param {string} batchId
+   * @param {string} queue
+   * @param {import("./batches.js").BatchCall[]} calls
+   * @param {import("./script.js").ScriptJob[]} callbacks
+   * @returns {Promise<import("./batches.js").BatchCounts>}
+   */
+  async #runBatch(batchId, queue, calls, callbacks) {
+    // The queues are named first, so tools list them (and find the batch) by the time its
+    // jobs are there.
+    const named = new Set([queue, ...callbacks.map((job) => job.queue), ...calls.flatMap((call) => call.jobs.map((job) => job.queue))]);
+    await Promise.all([...named].map((name) => this.#registerQueue(name)));
+    let counts = await runBatch(this.#redis, this.#keys, queue, batchId, calls[0]);
+    for (const call of calls.slice(1)) counts = await runBatch(this.#redis, this.#keys, queue, batchId, call);
+    return counts;
   }
 
   /**

@@ -94,8 +94,10 @@ export async function runEnqueueFlow(redis, keys, items, flowId, refusedField) {
   }
   let reply;
   try {
-    // The call goes where its first job's stream is (a cluster client routes by it).
-    reply = await /** @type {any} */ (redis)[COMMAND](1, keys.stream(items[0].job.queue), ...args);
+    // The call goes where its first job's stream is (a cluster client routes by it). The
+    // arguments go as one array, which ioredis flattens: spread, a flow of 20 000 jobs
+    // would overflow the call stack.
+    reply = await /** @type {any} */ (redis)[COMMAND](1, keys.stream(items[0].job.queue), args);
   } catch (error) {
     if (error instanceof Error && REFUSALS.some((code) => error.message.startsWith(`${code} `))) {
       throw new InvalidJobError(refusedField, error.message);

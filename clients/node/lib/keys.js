@@ -89,6 +89,17 @@ export class Keys {
     return `${this.namespace}:{${queue}}:debounce:${debounceKey}`;
   }
 
+  /**
+   * @param {string} queue
+   * @param {string} batchId
+   * A batch's counts, callbacks and dead jobs (protocol 2.19): a hash of `total`, `pending`,
+   * `completed`, `dead`, `ended`, `sealed`, `created_at`, `finished_at`, `cb:<kind>` and
+   * `done:<kind>` per callback, and `m:<queue> <id>` per dead job
+   */
+  batch(queue, batchId) {
+    return `${this.namespace}:{${queue}}:batch:${batchId}`;
+  }
+
   /** @param {string} queue @param {string} uniqueKey the lock naming the job that holds it */
   unique(queue, uniqueKey) {
     return `${this.namespace}:{${queue}}:unique:${uniqueKey}`;

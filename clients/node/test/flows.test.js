@@ -39,7 +39,9 @@ function flowConnection({ partitions = 1, refusal } = {}) {
     /** @param {string} name */
     defineCommand(name) {
       // @ts-ignore: the command is added the way ioredis adds it
-      connection[name] = async (/** @type {string[]} */ ...args) => {
+      connection[name] = async (/** @type {any[]} */ ...given) => {
+        // ioredis flattens an array argument into its elements, as this does.
+        const args = /** @type {string[]} */ (given.flat());
         if (name !== "flotillaEnqueueFlowV2") {
           enqueueCalls.push(args);
           return [args[4], "created"];

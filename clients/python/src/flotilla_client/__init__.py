@@ -1,5 +1,6 @@
 """Flotilla's Python client: enqueue jobs on a Flotilla fleet over Redis Streams and read their results."""
 
+from .batches import Batch, BatchCallback, BatchCounts, BatchJob, BatchMember, CallbackKind, batch_script_text
 from .client import Client, Debounced, Unique
 from .dependencies import Dependencies, ParentState
 from .errors import FlotillaError, InvalidJob, QueueFull, WaitTimeout
@@ -20,6 +21,12 @@ __all__ = [
     "DEFAULT_TIMEOUT_MS",
     "TERMINAL_STATUSES",
     "AttemptError",
+    "Batch",
+    "BatchCallback",
+    "BatchCounts",
+    "BatchJob",
+    "BatchMember",
+    "CallbackKind",
     "Client",
     "Debounced",
     "Dependencies",
@@ -36,6 +43,7 @@ __all__ = [
     "QueueFull",
     "Unique",
     "WaitTimeout",
+    "batch_script_text",
     "flow_script_text",
     "full_id",
     "parse_full_id",

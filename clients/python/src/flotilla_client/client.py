@@ -7,11 +7,13 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Union
 
 from redis import Redis
 from redis.typing import EncodableT, FieldT
 
 from . import validate
+from .batches import MAX_CALL_JOBS, Batch, BatchCall, BatchCounts, BatchJob, BatchScript, CallbackKind, parse_batch
 from .dependencies import Dependencies
 from .errors import InvalidJob, QueueFull, WaitTimeout
 from .flows import DEFAULT_POLICY, UNNAMED, Enqueued, FlowItem, FlowJob, FlowScript, Parent, ParentRef, check_policy
@@ -33,6 +35,15 @@ _NO_KEY_AFTER = (
     "not with a unique or debounce key: a job that waits for other jobs holds neither "
     "(enqueue it with enqueue, enqueue_in or enqueue_at)"
 )
+
+# Why a job of a batch cannot wait for other jobs.
+_NO_AFTER_IN_BATCH = (
+    "not in a batch: a job of a batch waits for no other job and holds no unique or debounce key "
+    "(enqueue it with enqueue_flow, or give a batch callback instead)"
+)
+
+# A job of a batch, or a callback, as a caller may give it.
+BatchJobLike = Union[BatchJob, FlowJob]
 
 
 @dataclass(frozen=True)
@@ -89,6 +100,7 @@ class Client:
         self._max_queue_len = None if max_queue_len is None else validate.check_max_queue_len(max_queue_len)
         self._script = EnqueueScript(redis, self._keys)
         self._flow_script = FlowScript(redis, self._keys)
+        self._batch_script = BatchScript(redis, self._keys)
         self._placement = Placement(redis, self._keys)
 
     @classmethod
@@ -440,6 +452,149 @@ class Client:
                 )
             )
         return self._run_flow(items, flow, "flow")
+
+    def enqueue_batch(
+        self,
+        batch_id: str,
+        jobs: Sequence[BatchJobLike],
+        queue: str = DEFAULT_QUEUE,
+        on_success: BatchJobLike | None = None,
+        on_complete: BatchJobLike | None = None,
+        on_death: BatchJobLike | None = None,
+        keep_open: bool = False,
+    ) -> BatchCounts:
+        """Creates batch `batch_id` (a name, unique in `queue`, where its counts live; protocol
+        2.19): its jobs, whose ends it counts, and up to three callbacks, each a job enqueued
+        once when its condition holds: `on_success` once every job completed, `on_complete`
+        once every job ended however, `on_death` at the first job that ends without
+        completing. Until then a callback is `waiting`; it is cancelled once its condition
+        can no longer hold. The batch is sealed (no job may be added) unless `keep_open`:
+        then add jobs with `add_to_batch` and seal it with `seal_batch`; its `success` and
+        `complete` callbacks wait for the seal.
+
+        Jobs and callbacks are BatchJob (or FlowJob without `after`): a job without an id
+        gets a new UUID, a callback without one `<batch id>.on_<kind>`; one without a queue
+        goes to `queue`. A job of a batch holds no unique or debounce key and waits for no
+        other job. Up to 20 000 jobs go in one script call, checked whole before anything is
+        written; more are sent in several calls (the batch opened unsealed with the first
+        20 000, sealed by the last), so a process that stops between them leaves the batch
+        open. A batch id in use, an id twice or taken, or a job the enqueue script would
+        refuse raise InvalidJob with the script's reason. Returns the batch's counts."""
+        name = validate.check_name("batch_id", batch_id)
+        where = validate.check_name("queue", queue)
+        members = self._batch_members(jobs, where)
+        callbacks: list[tuple[CallbackKind, ScriptJob]] = []
+        given: tuple[tuple[CallbackKind, BatchJobLike | None], ...] = (
+            ("success", on_success),
+            ("complete", on_complete),
+            ("death", on_death),
+        )
+        for kind, callback in given:
+            if callback is not None:
+                callbacks.append((kind, self._batch_member(callback, where, f"on_{kind}", f"{name}.on_{kind}")))
+        chunks = self._batch_chunks(members)
+        calls = [BatchCall(mode="open", seal=False, callbacks=callbacks, jobs=chunks[0])]
+        calls += [BatchCall(mode="add", seal=False, callbacks=(), jobs=chunk) for chunk in chunks[1:]]
+        if not keep_open:
+            calls[-1] = BatchCall(mode=calls[-1].mode, seal=True, callbacks=calls[-1].callbacks, jobs=calls[-1].jobs)
+        return self._run_batch(name, where, calls, [job for _, job in callbacks])
+
+    def add_to_batch(
+        self,
+        batch_id: str,
+        jobs: Sequence[BatchJobLike],
+        queue: str = DEFAULT_QUEUE,
+        seal: bool = False,
+    ) -> BatchCounts:
+        """Adds jobs (as `enqueue_batch` takes them) to the open batch `batch_id` of `queue`,
+        sealing it after them when `seal`. More than 20 000 jobs are sent in several calls,
+        the last sealing. A batch not known or sealed, an id twice or taken, or a job the
+        enqueue script would refuse raise InvalidJob with the script's reason. Returns the
+        batch's counts."""
+        name = validate.check_name("batch_id", batch_id)
+        where = validate.check_name("queue", queue)
+        chunks = self._batch_chunks(self._batch_members(jobs, where))
+        calls = [
+            BatchCall(mode="add", seal=seal and n == len(chunks) - 1, callbacks=(), jobs=chunk)
+            for n, chunk in enumerate(chunks)
+        ]
+        return self._run_batch(name, where, calls, [])
+
+    def seal_batch(self, batch_id: str, queue: str = DEFAULT_QUEUE) -> BatchCounts:
+        """Seals the open batch `batch_id` of `queue`: no job may be added from now on, and
+        its `success` and `complete` callbacks fire once its jobs have ended (at once when
+        they all have). Sealing a sealed batch changes nothing. A batch not known raises
+        InvalidJob. Returns the batch's counts."""
+        name = validate.check_name("batch_id", batch_id)
+        where = validate.check_name("queue", queue)
+        return self._run_batch(name, where, [BatchCall(mode="seal", seal=True, callbacks=(), jobs=())], [])
+
+    def batch(self, batch_id: str, queue: str = DEFAULT_QUEUE) -> Batch | None:
+        """Batch `batch_id` of `queue` as it stands (`HGETALL` of its hash): its counts,
+        whether it is sealed, when it was created and finished, its callbacks (each with
+        `fired`, `dropped` or None while undecided) and its dead jobs. None when there is
+        none: never opened, or forgotten a week after it finished."""
+        name = validate.check_name("batch_id", batch_id)
+        where = validate.check_name("queue", queue)
+        return parse_batch(name, where, self._redis.hgetall(self._keys.batch(where, name)))
+
+    def _batch_members(self, jobs: object, queue: str) -> list[ScriptJob]:
+        if isinstance(jobs, (str, bytes)) or not isinstance(jobs, Sequence):
+            raise InvalidJob("jobs", "a list of BatchJob", jobs)
+        members = [self._batch_member(job, queue, "jobs", None) for job in jobs]
+        # Several calls are checked one by one: an id twice is refused before the first.
+        if len(members) > MAX_CALL_JOBS:
+            seen: set[tuple[str, str]] = set()
+            for member in members:
+                if (member.queue, member.id) in seen:
+                    raise InvalidJob("jobs", f"job id {member.id} is in the batch twice")
+                seen.add((member.queue, member.id))
+        return members
+
+    def _batch_member(self, job: object, queue: str, field: str, default_id: str | None) -> ScriptJob:
+        """A job of a batch (or a callback, `default_id` its id unless given) checked and
+        placed: in its queue (else the batch's), the partition its group (else its id)
+        names."""
+        if not isinstance(job, (BatchJob, FlowJob)):
+            raise InvalidJob(field, "a BatchJob", job)
+        if isinstance(job, FlowJob) and job.after:
+            raise InvalidJob("after", _NO_AFTER_IN_BATCH)
+        options = self._options(
+            job.type,
+            job.payload,
+            queue if job.queue is None else job.queue,
+            job.max_attempts,
+            job.timeout_ms,
+            job.backoff,
+            job.expires_in_ms,
+            job.expires_at_ms,
+        )
+        job_id = self._job_id(job.id if job.id is not None else default_id)
+        group = self._group(job.group)
+        delay_ms = 0 if job.delay is None else validate.delay_ms("delay", job.delay)
+        if job.run_at is not None and job.delay is not None:
+            raise InvalidJob("run_at", "not together with delay: give one or the other")
+        run_at_ms = None if job.run_at is None else validate.run_at_ms(job.run_at)
+        placed = self._placement.place(options.queue, group if group is not None else job_id)
+        return self._flow_job(options, job_id, placed, run_at_ms, delay_ms, group)
+
+    @staticmethod
+    def _batch_chunks(members: list[ScriptJob]) -> list[list[ScriptJob]]:
+        """The jobs of each call: at most 20 000 each, and one call (maybe of none) at least."""
+        return [members[at : at + MAX_CALL_JOBS] for at in range(0, len(members), MAX_CALL_JOBS)] or [[]]
+
+    def _run_batch(self, batch_id: str, queue: str, calls: list[BatchCall], callbacks: list[ScriptJob]) -> BatchCounts:
+        # The queues are named first, so tools list them (and find the batch) by the time
+        # its jobs are there.
+        pipe = self._redis.pipeline(transaction=False)
+        named = [queue, *(job.queue for job in callbacks), *(job.queue for call in calls for job in call.jobs)]
+        for name in dict.fromkeys(named):
+            pipe.sadd(self._keys.queues(), name)
+        pipe.execute()
+        counts = self._batch_script.run(queue, batch_id, calls[0])
+        for call in calls[1:]:
+            counts = self._batch_script.run(queue, batch_id, call)
+        return counts
 
     def _locate(self, id: str, queue: str | None) -> tuple[str, str] | None:
         """Where the job `id` (an id within a queue, or a full id) is looked for, with

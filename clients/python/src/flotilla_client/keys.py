@@ -76,6 +76,12 @@ class Keys:
         they were created."""
         return f"{self.namespace}:{{{queue}}}:waiting"
 
+    def batch(self, queue: str, batch_id: str) -> str:
+        """A batch's counts, callbacks and dead jobs (protocol 2.19): a hash of `total`,
+        `pending`, `completed`, `dead`, `ended`, `sealed`, `created_at`, `finished_at`,
+        `cb:<kind>` and `done:<kind>` per callback, and `m:<queue> <id>` per dead job."""
+        return f"{self.namespace}:{{{queue}}}:batch:{batch_id}"
+
     def unique(self, queue: str, unique_key: str) -> str:
         """The lock naming the job that holds a unique key."""
         return f"{self.namespace}:{{{queue}}}:unique:{unique_key}"
