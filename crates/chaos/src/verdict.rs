@@ -345,6 +345,25 @@ fn interruption<'a>(execution: &Execution, next_ms: i64, events: &'a [Event]) ->
     })
 }
 
+/// A run that began after a later attempt of its job had begun elsewhere: its worker had
+/// begun the attempt, was frozen before the handler's first line, and ran it once thawed
+/// (its outcome is refused: the entry is another's). Explained by that thaw, when one of
+/// its worker's came between the later attempt's start and this run's.
+fn stale_after_thaw<'a>(
+    earlier: &Execution,
+    stale: &Execution,
+    events: &'a [Event],
+) -> Option<&'a Event> {
+    if stale.attempt >= earlier.attempt {
+        return None;
+    }
+    events.iter().find(|event| {
+        event.action == Action::ThawWorker
+            && event.pid == stale.pid
+            && (earlier.at_ms - SIGNAL_LAG_MS..=stale.at_ms + SIGNAL_LAG_MS).contains(&event.at_ms)
+    })
+}
+
 fn count_executions(
     evidence: &Evidence,
     began: &HashMap<&str, Vec<&Execution>>,
@@ -360,7 +379,12 @@ fn count_executions(
         let causes: Option<Vec<&str>> = runs
             .windows(2)
             .map(|pair| {
-                interruption(pair[0], pair[1].at_ms, &evidence.events).map(|e| e.action.as_str())
+                interruption(pair[0], pair[1].at_ms, &evidence.events)
+                    .map(|e| e.action.as_str())
+                    .or_else(|| {
+                        stale_after_thaw(pair[0], pair[1], &evidence.events)
+                            .map(|_| "freeze worker")
+                    })
             })
             .collect();
         match causes {
@@ -752,5 +776,25 @@ mod tests {
         // Another worker's job, or one begun long after, is not explained by it.
         assert!(interruption(&began(8, 1_001), 5_000, &events).is_none());
         assert!(interruption(&began(7, 1_200), 5_000, &events).is_none());
+    }
+
+    #[test]
+    fn an_earlier_attempt_run_after_a_thaw_is_explained_by_it() {
+        let attempt = |n: u32, pid: u32, at_ms: i64| Execution {
+            attempt: n,
+            ..began(pid, at_ms)
+        };
+        let thaw = Event {
+            action: Action::ThawWorker,
+            pid: 7,
+            at_ms: 3_000,
+        };
+        let events = [thaw];
+        // Attempt 2 ran elsewhere at 2 000; the frozen worker ran attempt 1 once thawed.
+        assert!(stale_after_thaw(&attempt(2, 8, 2_000), &attempt(1, 7, 3_010), &events).is_some());
+        // Not without a thaw of its worker in between, nor for a later attempt.
+        assert!(stale_after_thaw(&attempt(2, 8, 2_000), &attempt(1, 9, 3_010), &events).is_none());
+        assert!(stale_after_thaw(&attempt(2, 8, 3_500), &attempt(1, 7, 4_000), &events).is_none());
+        assert!(stale_after_thaw(&attempt(1, 8, 2_000), &attempt(2, 7, 3_010), &events).is_none());
     }
 }
